@@ -1,0 +1,33 @@
+# t2i: `make demo` and `make test` work on a fresh machine with only Python installed.
+PYTHON ?= python3
+VENV ?= .venv
+# A CPU machine must not pull gigabytes of CUDA wheels: install torch first, from this spec.
+# Override for a GPU box, e.g. make TORCH_SPEC=torch TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cu124
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo test weights bench clean-outputs
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_INDEX)
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/t2i generate "a red bird"
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Train the shipped default model from scratch on the procedural world (see weights/README.md).
+weights: install
+	$(BIN)/python bench/make_weights.py
+
+bench: install
+	$(BIN)/python bench/bench_decode.py

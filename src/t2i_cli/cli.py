@@ -1,0 +1,186 @@
+"""The t2i command line: the only home of Typer, Rich, printing and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from t2i_cli import __version__
+from t2i_cli.errors import T2IError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="t2i: a small, hackable DALL-E. Text -> BPE -> transformer -> dVAE codes -> PNG.")
+data_app = typer.Typer(no_args_is_help=True, help="Write or preview training data.")
+app.add_typer(data_app, name="data")
+
+out = Console()
+err = Console(stderr=True)
+STATE = {"debug": False}
+MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
+REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+
+
+def default_weights() -> Path:
+    """--weights default: $T2I_WEIGHTS, else the weights folder shipped with the repository."""
+    return Path(os.environ.get("T2I_WEIGHTS") or REPO_WEIGHTS)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    STATE["debug"] = debug
+    if version:
+        out.print(f"t2i {__version__}")
+        raise typer.Exit(0)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn T2IError (and Ctrl-C) into one red line and an exit code; --debug re-raises."""
+    try:
+        yield
+    except T2IError as e:
+        if STATE["debug"]:
+            raise
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code)
+    except KeyboardInterrupt:
+        if STATE["debug"]:
+            raise
+        err.print("[yellow]interrupted[/yellow]: finished files are kept; nothing partial was written")
+        raise typer.Exit(130)
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as e:  # a bug: one line, with how to see more
+        if STATE["debug"]:
+            raise
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def warn(msg: str) -> None:
+    """One yellow warning line on stderr."""
+    err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
+
+
+def progress_bar(quiet: bool, unit: str = "tokens") -> Progress:
+    """A Rich progress bar with count, rate and ETA; silent when quiet or stderr is not a terminal."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err,
+                    disable=quiet or not err.is_terminal, transient=False)
+
+
+def rate_text(task, unit: str) -> str:
+    """'123 tokens/s' from a Rich task's measured speed."""
+    return f"{task.speed:,.0f} {unit}/s" if task.speed else ""
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="What to draw, e.g. \"a red bird\"."),
+    n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N})."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature (> 0)."),
+    top_k: int = typer.Option(0, "--top-k", help="Keep the k most likely codes (0 = off)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
+    guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (>= 0; 1 = off)."),
+    candidates: int = typer.Option(0, "--candidates", help="Draw this many and keep the best by CLIP score."),
+    keep: int = typer.Option(1, "--keep", help="With --candidates: how many of the best to write."),
+    out_dir: Path = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
+) -> None:
+    """Draw images for PROMPT and write them as PNGs with their provenance."""
+    with user_errors():
+        if not prompt.strip():
+            raise UsageError("the prompt is empty; give a description such as \"a red bird\"")
+        if not 1 <= n <= MAX_N:
+            raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
+        if candidates and not 1 <= keep <= candidates <= MAX_N:
+            raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, got {candidates}, {keep}")
+        from t2i_cli.sampling import SamplingConfig
+
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
+        sampling.validate()
+        paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
+                          weights or default_weights(), device, grid, quiet)
+        for p in paths:
+            out.print(str(p), highlight=False, soft_wrap=True)
+
+
+def _load_pipeline(weights: Path, device: str, need_clip: bool = False):
+    """Load TextToImage, saying plainly when no trained weights are shipped."""
+    from t2i_cli.pipeline import TextToImage
+
+    if weights == REPO_WEIGHTS and not (weights / "transformer.safetensors").is_file():
+        raise T2IError(f"no trained weights are shipped in {weights} yet; run `make weights` to train them "
+                       "or pass --weights DIR")
+    return TextToImage.from_folder(weights, device, need_clip=need_clip)
+
+
+def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path, weights: Path,
+              device: str, grid: bool, quiet: bool) -> list[Path]:
+    """Sample (and optionally rerank) images, writing each batch as soon as it is decoded."""
+    from t2i_cli.outputs import prepare_folder, provenance, write_image, write_sheet
+
+    pipe = _load_pipeline(weights, device, need_clip=keep is not None)
+    sampling.validate(pipe.bundle.transformer.cfg.image_vocab)
+    enc = pipe.encode(prompt)
+    if not quiet and enc.n_dropped:
+        warn(f"the prompt is longer than {pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
+    if not quiet and enc.unknown_words:
+        warn(f"the model never saw these words in training and may ignore them: {', '.join(enc.unknown_words)}")
+    prepare_folder(out_dir)
+    total = n * pipe.bundle.transformer.cfg.n_image
+    paths: list[Path] = []
+    results = []
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("decoding", total=total, rate="")
+        tick = lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens"))
+        for batch in pipe.batches(prompt, n, seed, sampling, tick):
+            if keep is None:  # write at once, so Ctrl-C keeps every finished image
+                paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, pipe.bundle.identity)) for g in batch]
+            results += batch
+    if keep is not None:
+        results = pipe.rerank(results, keep)
+        paths = [write_image(g, out_dir, provenance(g, seed, n, sampling, pipe.bundle.identity)) for g in results]
+    if grid:
+        paths.append(write_sheet(results, out_dir, provenance(results[0], seed, n, sampling, pipe.bundle.identity)))
+    return paths
+
+
+@app.command()
+def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to describe."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Print a weights folder's configs, parameter counts and hashes."""
+    with user_errors():
+        from t2i_cli.weights import folder_info
+
+        data = folder_info(weights or default_weights())
+        if as_json:
+            out.print_json(json.dumps(data))
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{data['folder']}  (identity {data['identity']})")
+        for col in ("model", "parameters", "sha256", "config"):
+            table.add_column(col, overflow="fold")
+        for name, m in data["models"].items():
+            table.add_row(name, f"{m.get('parameters', 0):,}", m["sha256"][:16], json.dumps(m.get("config", {})))
+        out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

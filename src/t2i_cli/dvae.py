@@ -1,0 +1,122 @@
+"""The DALL-E discrete VAE at small scale: images <-> a grid of codes, trained with Gumbel-softmax."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class DVAEConfig:
+    """Shape of a dVAE; the code grid is image_size // downsample cells on a side."""
+
+    image_size: int = 64  # pixels on a side of the square RGB input
+    downsample: int = 4  # pixels per code cell on a side; a power of two
+    n_codes: int = 512  # K, the codebook size
+    n_hid: int = 64  # channels at full resolution; doubled at each halving, up to 4x
+    code_dim: int = 128  # width of a code's embedding fed to the decoder
+    n_res: int = 1  # residual blocks per resolution level
+
+    @property
+    def grid(self) -> int:
+        """Codes on a side of the grid."""
+        return self.image_size // self.downsample
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block with two 3x3 convolutions."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.silu(self.conv1(F.silu(x))))
+
+
+def _widths(cfg: DVAEConfig) -> list[int]:
+    """Channel width at each resolution level, full resolution first."""
+    n_levels = int(math.log2(cfg.downsample))
+    return [cfg.n_hid * min(2**i, 4) for i in range(n_levels + 1)]
+
+
+class Encoder(nn.Module):
+    """Image (B, 3, H, W) in [0, 1] -> logits over K codes per cell (B, K, h, w)."""
+
+    def __init__(self, cfg: DVAEConfig):
+        super().__init__()
+        w = _widths(cfg)
+        layers: list[nn.Module] = [nn.Conv2d(3, w[0], 3, padding=1)]
+        for i in range(len(w)):
+            layers += [ResBlock(w[i]) for _ in range(cfg.n_res)]
+            if i + 1 < len(w):
+                layers.append(nn.Conv2d(w[i], w[i + 1], 4, stride=2, padding=1))
+        layers += [nn.SiLU(), nn.Conv2d(w[-1], cfg.n_codes, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2 - 1)
+
+
+class Decoder(nn.Module):
+    """Code embeddings (B, code_dim, h, w) -> image (B, 3, H, W) in [0, 1]."""
+
+    def __init__(self, cfg: DVAEConfig):
+        super().__init__()
+        w = _widths(cfg)[::-1]
+        layers: list[nn.Module] = [nn.Conv2d(cfg.code_dim, w[0], 1)]
+        for i in range(len(w)):
+            layers += [ResBlock(w[i]) for _ in range(cfg.n_res)]
+            if i + 1 < len(w):
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w[i], w[i + 1], 3, padding=1)]
+        layers += [nn.SiLU(), nn.Conv2d(w[-1], 3, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(z))
+
+
+class DVAE(nn.Module):
+    """Encoder, codebook and decoder; training relaxes the code choice with Gumbel-softmax."""
+
+    def __init__(self, cfg: DVAEConfig):
+        super().__init__()
+        assert cfg.downsample >= 2 and cfg.downsample & (cfg.downsample - 1) == 0, "downsample must be a power of two"
+        assert cfg.image_size % cfg.downsample == 0, "image_size must be a multiple of downsample"
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.codebook = nn.Embedding(cfg.n_codes, cfg.code_dim)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, images: torch.Tensor, tau: float = 1.0, kl_weight: float = 0.0,
+                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Reconstruct images through a Gumbel-softmax relaxed code choice; returns (recon, loss, parts)."""
+        logits = self.encoder(images)  # (B, K, h, w)
+        soft = F.gumbel_softmax(logits, tau=tau, dim=1)  # (B, K, h, w), rows sum to 1
+        z = torch.einsum("bkhw,kd->bdhw", soft, self.codebook.weight)  # (B, code_dim, h, w)
+        recon = self.decoder(z)  # (B, 3, H, W)
+        # L1 is the negative log-likelihood of a Laplace distribution (DALL-E used a logit-Laplace);
+        # unlike MSE it does not average a sharp edge into a blur, which matters for flat clip-art.
+        rec = (recon.float() - images.float()).abs().mean()
+        log_q = F.log_softmax(logits.float(), dim=1)
+        # KL(q || uniform) per cell = sum q log q + log K, averaged over cells and batch.
+        kl = (log_q.exp() * log_q).sum(dim=1).mean() + math.log(self.cfg.n_codes)
+        return recon, rec + kl_weight * kl, {"recon_l1": rec.detach(), "kl": kl.detach()}
+
+    def code_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Encoder logits (B, K, h, w)."""
+        return self.encoder(images)
+
+    def codes_from_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, H, W) in [0, 1] -> most likely codes (B, h, w)."""
+        return self.encoder(images).argmax(dim=1)
+
+    def image_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (B, h, w) -> images (B, 3, H, W) in [0, 1]."""
+        z = self.codebook(codes).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
+        return self.decoder(z)

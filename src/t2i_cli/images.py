@@ -1,0 +1,118 @@
+"""Tensor <-> PIL conversion, loading user images safely, contact sheets and PNG text chunks."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+
+from t2i_cli.errors import DataError
+from t2i_cli.files import atomic_write_bytes
+
+# Pillow's own decompression-bomb limit (about 89 megapixels warns, twice that raises); we make the
+# warning an error too, so a bomb is refused before it is decoded.
+Image.MAX_IMAGE_PIXELS = 89_478_485
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+
+
+def load_rgb(path: Path, side: int) -> Image.Image:
+    """Open an image file as RGB, resize its short side to `side` and centre-crop it square."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                img = im.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"cannot read image {path}: {e}") from e
+    return square(img, side)
+
+
+def square(img: Image.Image, side: int) -> Image.Image:
+    """Resize the short side to `side` (Lanczos) and centre-crop to side x side."""
+    w, h = img.size
+    scale = side / min(w, h)
+    nw, nh = max(side, round(w * scale)), max(side, round(h * scale))
+    img = img.resize((nw, nh), Image.LANCZOS)
+    left, top = (nw - side) // 2, (nh - side) // 2
+    return img.crop((left, top, left + side, top + side))
+
+
+def tensor_from_image(img: Image.Image) -> torch.Tensor:
+    """PIL RGB image -> float tensor (3, H, W) in [0, 1]."""
+    data = torch.frombuffer(bytearray(img.convert("RGB").tobytes()), dtype=torch.uint8)
+    return data.view(img.height, img.width, 3).permute(2, 0, 1).float() / 255.0
+
+
+def image_from_tensor(x: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) in [0, 1] -> PIL RGB image (values clamped)."""
+    x = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().cpu()
+    return Image.frombytes("RGB", (x.shape[1], x.shape[0]), bytes(x.numpy().tobytes()))
+
+
+def contact_sheet(images: list[Image.Image], labels: list[str] | None = None, columns: int = 4,
+                  label_height: int = 24) -> Image.Image:
+    """Lay images out in a grid, each with an optional label line beneath (wrapped to two lines)."""
+    if not images:
+        raise ValueError("contact_sheet needs at least one image")
+    w, h = images[0].size
+    cols = min(columns, len(images))
+    rows = (len(images) + cols - 1) // cols
+    lh = label_height if labels else 0
+    sheet = Image.new("RGB", (cols * (w + 4) + 4, rows * (h + lh + 4) + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for i, img in enumerate(images):
+        x, y = 4 + (i % cols) * (w + 4), 4 + (i // cols) * (h + lh + 4)
+        sheet.paste(img.convert("RGB").resize((w, h)), (x, y))
+        if labels:
+            _draw_label(draw, font, labels[i], x, y + h + 1, w)
+    return sheet
+
+
+def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, width: int) -> None:
+    """Draw text in up to two lines that fit `width` pixels."""
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        trial = f"{line} {word}".strip()
+        if draw.textlength(trial, font=font) <= width or not line:
+            line = trial
+        else:
+            lines.append(line)
+            line = word
+    lines.append(line)
+    for k, ln in enumerate(lines[:2]):
+        draw.text((x, y + 11 * k), ln, fill=(20, 20, 20), font=font)
+
+
+def _escape(value: str) -> str:
+    """Make a metadata value safe for a PNG iTXt chunk: no NULs or other control characters."""
+    return "".join(ch if ch in "\n\t" or ord(ch) >= 32 else f"\\x{ord(ch):02x}" for ch in str(value))
+
+
+def encode_png(img: Image.Image, text: dict[str, str] | None = None) -> bytes:
+    """PNG bytes of img with `text` stored as (UTF-8) iTXt chunks."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(_escape(key)[:79], _escape(value))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def save_png(img: Image.Image, path: Path, text: dict[str, str] | None = None) -> Path:
+    """Write img as PNG atomically, with `text` stored as text chunks."""
+    return atomic_write_bytes(Path(path), encode_png(img, text))
+
+
+def read_png_text(path: Path) -> dict[str, str]:
+    """The text chunks of a PNG file ({} if it has none); raises DataError if it is not an image."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read image {path}: {e}") from e

@@ -1,0 +1,101 @@
+"""TextToImage: the one place where tokenizer, transformer, dVAE and CLIP meet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from t2i_cli.errors import UsageError
+from t2i_cli.sampling import SamplingConfig, generate_codes
+from t2i_cli.tokenizer import Encoded
+from t2i_cli.weights import Bundle, load_folder
+
+MAX_BATCH = 16  # images decoded together; bounds memory whatever --n is
+
+
+@dataclass
+class Generated:
+    """One generated image and how it was made."""
+
+    image: torch.Tensor  # (3, H, W) in [0, 1]
+    prompt: str  # the prompt as the user gave it
+    index: int  # position among the images drawn for this prompt and seed
+    codes: torch.Tensor  # (h, w) dVAE codes
+    score: float | None = None  # CLIP score, when reranked
+    rank: int | None = None  # 1 = best, when reranked
+    extra: dict[str, str] = field(default_factory=dict)  # anything else worth recording
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without one is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+class TextToImage:
+    """Load a weights folder once, then turn prompts into images."""
+
+    def __init__(self, bundle: Bundle, device: torch.device):
+        self.bundle = bundle
+        self.device = device
+
+    @classmethod
+    def from_folder(cls, folder: Path, device: str = "auto", need_clip: bool = False) -> "TextToImage":
+        """Load every model of a weights folder onto a device."""
+        dev = resolve_device(device)
+        return cls(load_folder(folder, dev, need_clip=need_clip), dev)
+
+    @property
+    def text_len(self) -> int:
+        return self.bundle.transformer.cfg.text_len
+
+    def encode(self, prompt: str) -> Encoded:
+        """Tokenize a prompt to the model's text length (callers warn about drops and unknown words)."""
+        return self.bundle.tokenizer.encode(prompt, self.text_len)
+
+    def __call__(self, prompt: str, n: int = 1, seed: int = 0, sampling: SamplingConfig = SamplingConfig(),
+                 progress: Callable[[int], None] | None = None) -> list[Generated]:
+        """Draw n images for one prompt; the same seed and settings give the same images."""
+        return [g for batch in self.batches(prompt, n, seed, sampling, progress) for g in batch]
+
+    def batches(self, prompt: str, n: int, seed: int, sampling: SamplingConfig,
+                progress: Callable[[int], None] | None = None) -> Iterator[list[Generated]]:
+        """Yield the n images in batches of at most MAX_BATCH, so callers can save each batch at once."""
+        sampling.validate(self.bundle.transformer.cfg.image_vocab)
+        cfg = self.bundle.transformer.cfg
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        ids = torch.tensor(self.encode(prompt).ids, device=self.device)
+        empty = torch.tensor(self.bundle.tokenizer.empty(self.text_len), device=self.device)
+        for start in range(0, n, MAX_BATCH):
+            b = min(MAX_BATCH, n - start)
+            tick = (lambda k, d=start * cfg.n_image, b=b: progress(d + k * b)) if progress else None
+            with torch.inference_mode():
+                codes = generate_codes(self.bundle.transformer, ids.expand(b, -1), empty, sampling, gen, tick)
+                grid = codes.view(b, cfg.image_side, cfg.image_side)  # (b, h, w)
+                images = self.bundle.dvae.image_from_codes(grid).float().cpu()  # (b, 3, H, W)
+            yield [Generated(images[i], prompt, start + i, grid[i].cpu()) for i in range(b)]
+
+    @torch.inference_mode()
+    def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
+        """CLIP scores (B,) of images (B, 3, H, W) against one prompt."""
+        clip = self.bundle.clip
+        if clip is None:
+            raise UsageError(f"{self.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
+        ids = torch.tensor([self.bundle.tokenizer.encode(prompt, clip.cfg.text_len).ids], device=self.device)
+        return clip.score(images.to(self.device), ids).float().cpu()
+
+    def rerank(self, results: list[Generated], keep: int) -> list[Generated]:
+        """Score results against their prompt and return the best `keep`, with score and rank set."""
+        scores = self.score(torch.stack([r.image for r in results]), results[0].prompt)
+        order = torch.argsort(scores, descending=True).tolist()
+        for rank, i in enumerate(order, start=1):
+            results[i].score, results[i].rank = float(scores[i]), rank
+        return [results[i] for i in order[:keep]]

@@ -1,0 +1,92 @@
+"""SamplingConfig and the decode loop: temperature, top-k, top-p, classifier-free guidance, KV cache."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from t2i_cli.errors import UsageError
+from t2i_cli.transformer import KVCache, Transformer
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How image codes are drawn from the transformer's logits."""
+
+    temperature: float = 1.0  # divides the logits; below 1 is more conservative
+    top_k: int = 0  # keep only the k most likely codes; 0 keeps all
+    top_p: float = 1.0  # keep the smallest set of codes whose probability reaches p; 1 keeps all
+    guidance: float = 1.0  # classifier-free guidance scale; 1 is the prompt alone, 0 ignores it
+    use_cache: bool = True  # reuse keys and values between steps (False recomputes; for tests/benchmarks)
+
+    def validate(self, vocab: int | None = None) -> None:
+        """Raise UsageError naming the first out-of-range setting."""
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise UsageError(f"--temperature must be a positive number, got {self.temperature}; try 1.0")
+        if self.top_k < 0 or (vocab is not None and self.top_k > vocab):
+            limit = f"0..{vocab}" if vocab is not None else "0 or more"
+            raise UsageError(f"--top-k must be in {limit} (0 = off), got {self.top_k}")
+        if not (0 < self.top_p <= 1):
+            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}; 1 turns it off")
+        if not (self.guidance >= 0 and math.isfinite(self.guidance)):
+            raise UsageError(f"--guidance must be 0 or more, got {self.guidance}; 1 turns it off")
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Set every logit below the k-th largest in its row to -inf (k <= 0 keeps all)."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely logits whose probability mass reaches p; -inf the rest."""
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits.float(), dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs  # probability of the codes ranked above each one
+    drop_sorted = mass_before >= p  # the top code always stays (its mass_before is 0)
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance (min-dalle's supercondition): uncond + scale * (cond - uncond)."""
+    return uncond + scale * (cond - uncond)
+
+
+def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
+    """Draw one code per row from logits (B, V) after temperature, top-k and top-p."""
+    logits = logits.float() / cfg.temperature
+    logits = top_p_filter(top_k_filter(logits, cfg.top_k), cfg.top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+
+
+@torch.inference_mode()
+def generate_codes(model: Transformer, text: torch.Tensor, empty: torch.Tensor, cfg: SamplingConfig,
+                   generator: torch.Generator, progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Sample image codes (B, n_image) for prompts text (B, T); empty (T,) is the unconditional prompt."""
+    B, n_image = text.shape[0], model.cfg.n_image
+    use_guidance = cfg.guidance != 1.0
+    if use_guidance:  # one batch holds the prompts and as many empty prompts
+        text = torch.cat([text, empty.to(text.device).expand(B, -1)], dim=0)  # (2B, T)
+    rows = text.shape[0]
+    cache = KVCache(model.cfg, rows, text.device, next(model.parameters()).dtype) if cfg.use_cache else None
+    codes = torch.empty(rows, 0, dtype=torch.long, device=text.device)  # (rows, n) grows to n_image
+    for i in range(n_image):
+        logits = model.image_logits(text, codes, cache)  # (rows, V)
+        if use_guidance:
+            logits = guide(logits[:B], logits[B:], cfg.guidance)
+        nxt = sample_next(logits, cfg, generator)  # (B,)
+        if use_guidance:
+            nxt = nxt.repeat(2)
+        codes = torch.cat([codes, nxt[:, None]], dim=1)
+        if progress is not None:
+            progress(i + 1)
+    return codes[:B]

@@ -1,0 +1,89 @@
+"""TextTokenizer: lowercase BPE (the tokenizers library) with DALL-E's per-position padding tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+UNK = "[UNK]"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One prompt as text_len token ids, with what was lost on the way."""
+
+    ids: list[int]  # text_len ids; padding position p holds id n_bpe + p
+    n_dropped: int  # BPE tokens cut off because the prompt was longer than text_len
+    unknown_words: list[str]  # words the tokenizer has no single token for (likely unseen in training)
+
+
+class TextTokenizer:
+    """BPE over lowercased text; padding position p gets its own id (n_bpe + p) so the model knows where text ends."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        self.n_bpe = tokenizer.get_vocab_size()
+        self.unk_id = tokenizer.token_to_id(UNK)
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 1024, min_frequency: int = 1) -> "TextTokenizer":
+        """Train a BPE tokenizer on an iterable of captions."""
+        tok = Tokenizer(models.BPE(unk_token=UNK))
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                      special_tokens=[UNK], show_progress=False)
+        tok.train_from_iterator(texts, trainer=trainer)
+        return cls(tok)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TextTokenizer":
+        """Load from the tokenizers library's own JSON string."""
+        return cls(Tokenizer.from_str(text))
+
+    @classmethod
+    def from_file(cls, path: Path) -> "TextTokenizer":
+        """Load a tokenizer.json file."""
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def to_json(self) -> str:
+        """The tokenizers library's own JSON for this tokenizer."""
+        return self.tokenizer.to_str()
+
+    def vocab_size(self, text_len: int) -> int:
+        """Ids the transformer's text embedding needs: BPE tokens plus one padding id per position."""
+        return self.n_bpe + text_len
+
+    def encode(self, text: str, text_len: int) -> Encoded:
+        """Encode text to exactly text_len ids: truncate (counting the drop), then pad per position."""
+        enc = self.tokenizer.encode(text)
+        ids = list(enc.ids)
+        n_dropped = max(0, len(ids) - text_len)
+        ids = ids[:text_len]
+        ids += [self.n_bpe + p for p in range(len(ids), text_len)]
+        return Encoded(ids=ids, n_dropped=n_dropped, unknown_words=self._unknown_words(text, enc))
+
+    def empty(self, text_len: int) -> list[int]:
+        """The ids of the empty prompt (all padding): the unconditional input for guidance."""
+        return [self.n_bpe + p for p in range(text_len)]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text from ids, padding ids ignored."""
+        return self.tokenizer.decode([i for i in ids if i < self.n_bpe])
+
+    def _unknown_words(self, text: str, enc) -> list[str]:
+        """Words that became [UNK] or were split into several pieces (a trained word is one piece)."""
+        pieces: dict[int, list[int]] = {}
+        for word_index, token_id in zip(enc.word_ids, enc.ids):
+            if word_index is not None:
+                pieces.setdefault(word_index, []).append(token_id)
+        words = []
+        for word_index, ids in pieces.items():
+            if len(ids) > 1 or self.unk_id in ids:
+                start, end = enc.word_to_chars(word_index)
+                if text[start:end] not in words:
+                    words.append(text[start:end])
+        return words

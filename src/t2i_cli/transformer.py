@@ -1,0 +1,159 @@
+"""Decoder-only transformer over [text ; image codes], with a KV cache for incremental decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Shape of the transformer; the sequence is text_len text tokens then image_side**2 image codes."""
+
+    text_vocab: int  # BPE tokens plus one padding id per text position
+    text_len: int  # text tokens per prompt (padded or truncated to this)
+    image_vocab: int  # dVAE codebook size
+    image_side: int  # image codes on a side of the grid
+    n_layer: int = 6  # transformer blocks
+    n_head: int = 6  # attention heads per block
+    n_embd: int = 192  # residual stream width
+    dropout: float = 0.0  # dropout on attention output and MLP
+    text_loss_weight: float = 1 / 8  # DALL-E weights the text loss 1/8 and the image loss 7/8
+
+    @property
+    def n_image(self) -> int:
+        """Image codes per image."""
+        return self.image_side**2
+
+    @property
+    def block_size(self) -> int:
+        """Longest input the model sees: all text and all image codes but the last."""
+        return self.text_len + self.n_image - 1
+
+
+class KVCache:
+    """Preallocated keys and values for every layer, filled as decoding moves along the sequence."""
+
+    def __init__(self, cfg: TransformerConfig, batch: int, device: torch.device, dtype: torch.dtype):
+        shape = (cfg.n_layer, batch, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, H, T, D)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # positions filled so far
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal attention through scaled_dot_product_attention; optionally reads/writes a KV cache."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        assert cfg.n_embd % cfg.n_head == 0, "n_embd must be a multiple of n_head"
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        start = 0
+        if cache is not None:
+            start = cache.length
+            cache.k[layer, :, :, start:start + T] = k
+            cache.v[layer, :, :, start:start + T] = v
+            k, v = cache.k[layer, :, :, :start + T], cache.v[layer, :, :, :start + T]
+        # A single new query sees every cached key, so it needs no mask; a prefill from 0 is plain causal.
+        assert T == 1 or start == 0, "multi-token steps are supported only from an empty cache"
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: attention then MLP, each added to the residual stream."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.n_embd)
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(approximate="tanh"),
+                                 nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout))
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class Transformer(nn.Module):
+    """Text and image tokens in one causal sequence, with separate embeddings and output heads for each."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.text_emb = nn.Embedding(cfg.text_vocab, cfg.n_embd)
+        self.text_pos = nn.Embedding(cfg.text_len, cfg.n_embd)
+        self.image_emb = nn.Embedding(cfg.image_vocab, cfg.n_embd)
+        self.row_emb = nn.Embedding(cfg.image_side, cfg.n_embd)  # 2-D position: row ...
+        self.col_emb = nn.Embedding(cfg.image_side, cfg.n_embd)  # ... plus column
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.text_head = nn.Linear(cfg.n_embd, cfg.text_vocab, bias=False)
+        self.image_head = nn.Linear(cfg.n_embd, cfg.image_vocab, bias=False)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def embed_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Text ids (B, T) -> embeddings (B, T, C) at positions 0..T-1."""
+        pos = torch.arange(text.shape[1], device=text.device)
+        return self.text_emb(text) + self.text_pos(pos)
+
+    def embed_image(self, image: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Image codes (B, N) at grid indices start..start+N-1 -> embeddings (B, N, C)."""
+        idx = torch.arange(start, start + image.shape[1], device=image.device)
+        side = self.cfg.image_side
+        return self.image_emb(image) + self.row_emb(idx // side) + self.col_emb(idx % side)
+
+    def hidden(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Run the blocks over embeddings (B, T, C), extending the cache if given."""
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.length += x.shape[1]
+        return self.ln_f(x)
+
+    def forward(self, text: torch.Tensor, image: torch.Tensor,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text (B, T) and image codes (B, N) -> (image logits (B, N, V), weighted loss)."""
+        cfg = self.cfg
+        x = torch.cat([self.embed_text(text), self.embed_image(image[:, :-1])], dim=1)  # (B, T+N-1, C)
+        h = self.hidden(x)
+        text_logits = self.text_head(h[:, : cfg.text_len - 1])  # position t predicts text t+1
+        image_logits = self.image_head(h[:, cfg.text_len - 1:])  # last text position predicts image 0
+        text_loss = F.cross_entropy(text_logits.float().reshape(-1, cfg.text_vocab), text[:, 1:].reshape(-1))
+        image_loss = F.cross_entropy(image_logits.float().reshape(-1, cfg.image_vocab), image.reshape(-1))
+        loss = cfg.text_loss_weight * text_loss + (1 - cfg.text_loss_weight) * image_loss
+        return image_logits, loss
+
+    def image_logits(self, text: torch.Tensor, image: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits (B, V) for the next image code given text (B, T) and the codes so far (B, n).
+
+        With a cache, pass only what the cache has not seen: the text (and no codes) first, then one
+        code per call. Without one, pass the full text and every code so far (full recompute).
+        """
+        if cache is None or cache.length == 0:
+            x = self.embed_text(text)
+            if image.shape[1] > 0:
+                x = torch.cat([x, self.embed_image(image)], dim=1)
+        else:
+            x = self.embed_image(image[:, -1:], start=cache.length - self.cfg.text_len)
+        return self.image_head(self.hidden(x, cache)[:, -1])

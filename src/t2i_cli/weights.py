@@ -1,0 +1,169 @@
+"""The only reader and writer of safetensors: models carry their config and a format version inside."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as st_save
+
+from t2i_cli.clip import Clip, ClipConfig
+from t2i_cli.dvae import DVAE, DVAEConfig
+from t2i_cli.errors import WeightsError
+from t2i_cli.files import atomic_write_bytes
+from t2i_cli.tokenizer import TextTokenizer
+from t2i_cli.transformer import Transformer, TransformerConfig
+
+FORMAT = "t2i/1"
+MODELS: dict[str, tuple[type[nn.Module], type]] = {
+    "dvae": (DVAE, DVAEConfig),
+    "transformer": (Transformer, TransformerConfig),
+    "clip": (Clip, ClipConfig),
+}
+FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors")
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write tensors and string metadata to a safetensors file atomically."""
+    data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    return atomic_write_bytes(Path(path), st_save(data, metadata=metadata))
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read every tensor and the metadata of a safetensors file; never unpickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path} does not exist; check the path (or run `make weights` / `t2i export`)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"{path} is not a readable safetensors file ({e}); re-export or re-download it") from e
+
+
+def save_model(model: nn.Module, path: Path, kind: str, half: bool = False) -> Path:
+    """Save a model's parameters with its config and the format version (fp16 storage if half)."""
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "kind": kind, "config": json.dumps(dataclasses.asdict(model.cfg))}
+    return save_tensors(path, state, meta)
+
+
+def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.Module:
+    """Build a model of `kind` from a file's own config and load its parameters with strict checks."""
+    model_cls, config_cls = MODELS[kind]
+    tensors, meta = load_tensors(path)
+    if meta.get("format") != FORMAT or meta.get("kind") != kind:
+        raise WeightsError(f"{path} is not a t2i {kind} file (format {meta.get('format')!r}, kind "
+                           f"{meta.get('kind')!r}); expected format {FORMAT!r}, kind {kind!r}")
+    try:
+        cfg = config_cls(**json.loads(meta["config"]))
+        model = model_cls(cfg)
+    except (KeyError, TypeError, ValueError, AssertionError) as e:
+        raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
+    check_state(model, tensors, path)
+    model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in tensors.items()})
+    return model.to(device).eval()
+
+
+def check_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise WeightsError unless tensors has exactly the model's names and shapes."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    wrong = [f"{k} {tuple(tensors[k].shape)} != {expected[k]}" for k in expected
+             if k in tensors and tuple(tensors[k].shape) != expected[k]]
+    if missing or extra or wrong:
+        detail = "; ".join(filter(None, [
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(extra[:3])}" if extra else "",
+            f"shape {', '.join(wrong[:3])}" if wrong else ""]))
+        raise WeightsError(f"{path} does not match its model ({detail}); it belongs to another model or config")
+
+
+@dataclass
+class Bundle:
+    """A loaded weights folder: everything TextToImage needs."""
+
+    folder: Path  # where it was loaded from
+    tokenizer: TextTokenizer  # prompt -> ids
+    dvae: DVAE  # codes <-> pixels
+    transformer: Transformer  # text -> codes
+    clip: Clip | None  # optional reranker
+    identity: str  # short hash of the folder's files
+
+
+def folder_hash(folder: Path) -> str:
+    """A short sha256 over the weights files present in folder (name and content)."""
+    h = hashlib.sha256()
+    for name in FILES:
+        p = Path(folder) / name
+        if p.is_file():
+            h.update(name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def load_tokenizer(path: Path) -> TextTokenizer:
+    """Load tokenizer.json with a clear error if it is missing or broken."""
+    if not Path(path).is_file():
+        raise WeightsError(f"{path} does not exist; a weights folder needs tokenizer.json")
+    try:
+        return TextTokenizer.from_file(path)
+    except Exception as e:  # the tokenizers library raises a bare Exception on bad JSON
+        raise WeightsError(f"{path} is not a valid tokenizer file ({e}); re-export the weights folder") from e
+
+
+def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False) -> Bundle:
+    """Load tokenizer, dVAE, transformer and (if present) CLIP from a folder, checking they fit together."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
+    for name in FILES[:3] + (FILES[3:] if need_clip else ()):
+        if not (folder / name).is_file():
+            raise WeightsError(f"{folder} has no {name}; it is not a complete t2i weights folder")
+    tok = load_tokenizer(folder / "tokenizer.json")
+    dvae = load_model(folder / "dvae.safetensors", "dvae", device)
+    tr = load_model(folder / "transformer.safetensors", "transformer", device)
+    clip = load_model(folder / "clip.safetensors", "clip", device) if (folder / "clip.safetensors").is_file() else None
+    check_compatible(tok, dvae, tr, clip, folder)
+    return Bundle(folder, tok, dvae, tr, clip, folder_hash(folder))
+
+
+def check_compatible(tok: TextTokenizer, dvae: DVAE, tr: Transformer, clip: Clip | None, folder: Path) -> None:
+    """Raise WeightsError if the parts of a folder were not trained together."""
+    tc = tr.cfg
+    problems = []
+    if tok.vocab_size(tc.text_len) != tc.text_vocab:
+        problems.append(f"tokenizer has {tok.n_bpe} tokens but the transformer expects {tc.text_vocab - tc.text_len}")
+    if dvae.cfg.n_codes != tc.image_vocab or dvae.cfg.grid != tc.image_side:
+        problems.append(f"dVAE makes {dvae.cfg.grid}x{dvae.cfg.grid} grids of {dvae.cfg.n_codes} codes, the "
+                        f"transformer expects {tc.image_side}x{tc.image_side} of {tc.image_vocab}")
+    if clip is not None and (clip.cfg.n_pad_start != tok.n_bpe or clip.cfg.image_size != dvae.cfg.image_size):
+        problems.append("the CLIP model was trained with another tokenizer or image size")
+    if problems:
+        raise WeightsError(f"{folder}: parts do not fit together: {'; '.join(problems)}")
+
+
+def config_dict(model: nn.Module) -> dict[str, Any]:
+    """A model's config as a plain dict (for `t2i info`)."""
+    return dataclasses.asdict(model.cfg)
+
+
+def folder_info(folder: Path) -> dict[str, Any]:
+    """Configs, parameter counts and hashes of every file in a weights folder (for `t2i info`)."""
+    bundle = load_folder(folder)
+    models: dict[str, Any] = {}
+    for name, model in (("dvae", bundle.dvae), ("transformer", bundle.transformer), ("clip", bundle.clip)):
+        if model is not None:
+            models[name] = {"parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(model),
+                            "sha256": hashlib.sha256((folder / f"{name}.safetensors").read_bytes()).hexdigest()}
+    models["tokenizer"] = {"parameters": 0, "config": {"bpe_vocab": bundle.tokenizer.n_bpe},
+                           "sha256": hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()}
+    return {"folder": str(folder), "identity": bundle.identity, "models": models}

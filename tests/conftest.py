@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny models built in the test, under fixed seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from t2i_cli.clip import Clip, ClipConfig
+from t2i_cli.dvae import DVAE, DVAEConfig
+from t2i_cli.tokenizer import TextTokenizer
+from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.weights import save_model
+
+TINY_CAPTIONS = ["a red bird", "a blue fish on the left", "two green cats", "a big yellow star at night",
+                 "a small purple heart on a white background", "a red car above a blue house"]
+TEXT_LEN = 12
+
+
+def build_tiny_folder(folder: Path, seed: int = 0, with_clip: bool = True) -> Path:
+    """Write a complete random-weights folder (tokenizer, dVAE, transformer, CLIP) that loads and runs."""
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = TextTokenizer.train(TINY_CAPTIONS * 5, vocab_size=120)
+    (folder / "tokenizer.json").write_text(tok.to_json())
+    dcfg = DVAEConfig(image_size=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)
+    save_model(DVAE(dcfg), folder / "dvae.safetensors", "dvae")
+    tcfg = TransformerConfig(text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN, image_vocab=32,
+                             image_side=dcfg.grid, n_layer=2, n_head=2, n_embd=32)
+    save_model(Transformer(tcfg), folder / "transformer.safetensors", "transformer")
+    if with_clip:
+        ccfg = ClipConfig(image_size=16, text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN,
+                          n_pad_start=tok.n_bpe, n_hid=8, n_embd=32, n_layer=1, n_head=2, embed_dim=16)
+        save_model(Clip(ccfg), folder / "clip.safetensors", "clip")
+    return folder
+
+
+@pytest.fixture
+def tiny_weights(tmp_path: Path) -> Path:
+    """A tiny random weights folder in a temporary directory."""
+    return build_tiny_folder(tmp_path / "weights")
