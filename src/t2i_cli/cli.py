@@ -181,6 +181,107 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
         out.print(table)
 
 
+@app.command()
+def train(
+    stage: Optional[str] = typer.Option(None, "--stage", help="tokenizer, dvae, transformer or clip."),
+    data: str = typer.Option("world:train", "--data", help="world[:split], a folder of image+.txt pairs, or a .jsonl manifest."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run folder (checkpoints, metrics, samples)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    preset: str = typer.Option("default", "--preset", help="tiny (tests) or default (the shipped model)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Image side in pixels."),
+    text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary."),
+    model: list[str] = typer.Option([], "--model", help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable)."),
+    dvae: Optional[str] = typer.Option(None, "--dvae", help="Transformer stage: dVAE file, run or weights folder."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Transformer/CLIP: tokenizer.json, run or weights folder."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
+    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids (0 = end only)."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between metrics.jsonl lines."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train one stage; every N steps a checkpoint, metrics.jsonl, samples and loss.png go to the run folder."""
+    with user_errors():
+        from t2i_cli.train import TrainConfig, read_run_config
+
+        if resume is not None:
+            cfg, run_dir = read_run_config(resume), resume
+        else:
+            if stage is None or out_dir is None:
+                raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
+            cfg, run_dir = _train_config(stage, data, preset, locals()), out_dir
+        summary = _run_training(cfg, run_dir, resume is not None, dvae, tokenizer, device, quiet)
+        out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", highlight=False, soft_wrap=True)
+        out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)", highlight=False)
+
+
+def _train_config(stage: str, data: str, preset: str, opts: dict):
+    """Build a TrainConfig from the preset and the command-line overrides."""
+    from t2i_cli.stages import apply_preset, model_config_fields
+    from t2i_cli.train import STAGES, TrainConfig
+
+    if stage not in STAGES:
+        raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    model_over: dict = {}
+    for item in opts["model"]:
+        key, sep, value = item.partition("=")
+        if not sep or stage == "tokenizer" or key not in model_config_fields(stage):
+            raise UsageError(f"--model {item!r}: expected KEY=VALUE with KEY a {stage} config field")
+        model_over[key] = json.loads(value) if value.replace(".", "", 1).lstrip("-").isdigit() else value
+    names = ("steps", "batch_size", "lr", "image_size", "text_len", "vocab_size", "seed", "precision",
+             "ckpt_every", "sample_every", "log_every")
+    over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over}
+    if stage == "transformer" and opts["image_size"] is None and opts["dvae"]:
+        from t2i_cli.stages import dvae_image_size
+
+        over["image_size"] = dvae_image_size(opts["dvae"])  # the transformer sees what its dVAE encodes
+    fields = apply_preset(stage, preset, over)
+    for key in ("steps", "batch_size", "image_size", "text_len", "ckpt_every", "log_every"):
+        if key in fields and fields[key] is not None and fields[key] < 1:
+            raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {fields[key]}")
+    if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
+        raise UsageError(f"--precision must be auto, bf16 or fp32, got {fields['precision']!r}")
+    return TrainConfig(stage=stage, data=data, **fields)
+
+
+def _run_training(cfg, run_dir: Path, resume: bool, dvae, tokenizer, device: str, quiet: bool) -> dict:
+    """Run a stage under a progress bar showing loss, rate and ETA."""
+    from t2i_cli.stages import run_stage
+
+    with progress_bar(quiet or os.environ.get("RANK", "0") != "0") as bar:
+        task = bar.add_task(f"train {cfg.stage}", total=cfg.steps, rate="")
+
+        def tick(step: int, metrics: dict) -> None:
+            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "recon_l1", "perplexity", "batch_top1"))
+            bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
+
+        summary = run_stage(cfg, run_dir, resume, tick, dvae, tokenizer, device)
+    if summary.get("skipped") and not quiet:
+        warn(summary["skipped"])
+    summary.pop("skipped", None)
+    return summary
+
+
+@app.command()
+def export(runs: list[Path] = typer.Argument(..., help="Run folders (tokenizer, dvae, transformer, clip)."),
+           to: Path = typer.Option(..., "--to", help="Weights folder to write."),
+           half: bool = typer.Option(False, "--half", help="Store float tensors as fp16 (half the size)."),
+           force: bool = typer.Option(False, "--force", help="Replace files already in the folder.")) -> None:
+    """Write the models of one or more run folders into a weights folder that `generate --weights` loads."""
+    with user_errors():
+        from t2i_cli.train import export_run
+
+        for run in runs:
+            for path in export_run(run, to, half=half, force=force):
+                out.print(str(path), highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -17,9 +17,9 @@ class DVAEConfig:
     image_size: int = 64  # pixels on a side of the square RGB input
     downsample: int = 4  # pixels per code cell on a side; a power of two
     n_codes: int = 512  # K, the codebook size
-    n_hid: int = 64  # channels at full resolution; doubled at each halving, up to 4x
+    n_hid: int = 32  # channels at full resolution; doubled at each halving, up to 4x
     code_dim: int = 128  # width of a code's embedding fed to the decoder
-    n_res: int = 1  # residual blocks per resolution level
+    n_res: int = 2  # residual blocks per resolution level below full resolution
 
     @property
     def grid(self) -> int:
@@ -53,7 +53,8 @@ class Encoder(nn.Module):
         w = _widths(cfg)
         layers: list[nn.Module] = [nn.Conv2d(3, w[0], 3, padding=1)]
         for i in range(len(w)):
-            layers += [ResBlock(w[i]) for _ in range(cfg.n_res)]
+            # No residual blocks at full resolution: they would cost most of the compute for little gain.
+            layers += [ResBlock(w[i]) for _ in range(cfg.n_res if i > 0 else 0)]
             if i + 1 < len(w):
                 layers.append(nn.Conv2d(w[i], w[i + 1], 4, stride=2, padding=1))
         layers += [nn.SiLU(), nn.Conv2d(w[-1], cfg.n_codes, 1)]
@@ -71,7 +72,7 @@ class Decoder(nn.Module):
         w = _widths(cfg)[::-1]
         layers: list[nn.Module] = [nn.Conv2d(cfg.code_dim, w[0], 1)]
         for i in range(len(w)):
-            layers += [ResBlock(w[i]) for _ in range(cfg.n_res)]
+            layers += [ResBlock(w[i]) for _ in range(cfg.n_res if i + 1 < len(w) else 0)]
             if i + 1 < len(w):
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w[i], w[i + 1], 3, padding=1)]
         layers += [nn.SiLU(), nn.Conv2d(w[-1], 3, 3, padding=1)]

@@ -116,3 +116,24 @@ def read_png_text(path: Path) -> dict[str, str]:
             return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
+
+
+def line_plot(points: list[tuple[float, float]], title: str = "", size: tuple[int, int] = (480, 300)) -> Image.Image:
+    """A minimal line chart of (x, y) points (log-free, auto-scaled), for loss curves."""
+    w, h = size
+    img = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    left, right, top, bottom = 50, w - 10, 20, h - 25
+    sx = (right - left) / max(x1 - x0, 1e-9)
+    sy = (bottom - top) / max(y1 - y0, 1e-9)
+    draw.rectangle((left, top, right, bottom), outline=(160, 160, 160))
+    draw.line([(left + (x - x0) * sx, bottom - (y - y0) * sy) for x, y in points], fill=(40, 90, 220), width=2)
+    draw.text((left, 4), title, fill=(0, 0, 0), font=font)
+    draw.text((4, top), f"{y1:.3g}", fill=(0, 0, 0), font=font)
+    draw.text((4, bottom - 10), f"{y0:.3g}", fill=(0, 0, 0), font=font)
+    draw.text((left, bottom + 6), f"{x0:g}", fill=(0, 0, 0), font=font)
+    draw.text((right - 40, bottom + 6), f"{x1:g}", fill=(0, 0, 0), font=font)
+    return img

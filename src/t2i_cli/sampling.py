@@ -78,15 +78,15 @@ def generate_codes(model: Transformer, text: torch.Tensor, empty: torch.Tensor, 
         text = torch.cat([text, empty.to(text.device).expand(B, -1)], dim=0)  # (2B, T)
     rows = text.shape[0]
     cache = KVCache(model.cfg, rows, text.device, next(model.parameters()).dtype) if cfg.use_cache else None
-    codes = torch.empty(rows, 0, dtype=torch.long, device=text.device)  # (rows, n) grows to n_image
+    codes = torch.zeros(rows, n_image, dtype=torch.long, device=text.device)  # (rows, N), filled left to right
     for i in range(n_image):
-        logits = model.image_logits(text, codes, cache)  # (rows, V)
+        logits = model.image_logits(text, codes[:, :i], cache)  # (rows, V)
         if use_guidance:
             logits = guide(logits[:B], logits[B:], cfg.guidance)
         nxt = sample_next(logits, cfg, generator)  # (B,)
+        codes[:B, i] = nxt
         if use_guidance:
-            nxt = nxt.repeat(2)
-        codes = torch.cat([codes, nxt[:, None]], dim=1)
+            codes[B:, i] = nxt
         if progress is not None:
             progress(i + 1)
     return codes[:B]

@@ -1,0 +1,206 @@
+"""Datasets behind one interface: a folder of image + .txt pairs, a JSONL manifest, or the procedural world."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch.utils.data import Dataset
+
+from t2i_cli import images, world
+from t2i_cli.errors import DataError
+from t2i_cli.files import atomic_write_bytes, atomic_write_json
+
+SOURCE_HELP = "a folder of image + same-name .txt caption pairs, a .jsonl manifest, or world[:train|val|heldout]"
+
+
+class CaptionDataset(Dataset):
+    """Images with captions: dataset[i] -> (image (3, side, side) floats in [0, 1], caption)."""
+
+    side: int  # images are side x side pixels
+    skipped: dict[str, int]  # why files were left out when the source opened, and how many
+    epoch: int = 0  # set by the trainer; picks among several captions of one image
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        raise NotImplementedError
+
+    def captions_at(self, i: int) -> list[str]:
+        """Every caption of item i, without loading its image."""
+        raise NotImplementedError
+
+    def skipped_message(self) -> str | None:
+        """One line for the CLI about what was left out, or None when nothing was."""
+        if not self.skipped:
+            return None
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+        return f"skipped {sum(self.skipped.values())} item(s) ({reasons}); using {len(self)}"
+
+
+class WorldDataset(CaptionDataset):
+    """Scenes 0..size-1 of a world split, rendered on the fly; index i is scene i, so samplers just work."""
+
+    def __init__(self, split: str, side: int, size: int, jitter: bool = True):
+        if split not in world.SPLITS:
+            raise DataError(f"unknown world split {split!r}; use world, world:train, world:val or world:heldout")
+        self.split, self.side, self.size, self.jitter, self.skipped = split, side, size, jitter, {}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        if not 0 <= i < self.size:
+            raise IndexError(i)
+        img, caption, _ = world.scene(self.split, i, self.side, self.jitter)
+        return images.tensor_from_image(img), caption
+
+    def captions_at(self, i: int) -> list[str]:
+        return [world.scene_caption(self.split, i)[0]]
+
+
+class PairDataset(CaptionDataset):
+    """Image files with their captions, checked once when the source opened."""
+
+    def __init__(self, pairs: list[tuple[Path, list[str]]], side: int, skipped: dict[str, int]):
+        self.pairs, self.side, self.skipped = pairs, side, skipped
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        path, lines = self.pairs[i]
+        # Cycle through an image's captions across epochs, so each is seen and the choice is reproducible.
+        return images.tensor_from_image(images.load_rgb(path, self.side)), lines[(i + self.epoch) % len(lines)]
+
+    def captions_at(self, i: int) -> list[str]:
+        return list(self.pairs[i][1])
+
+
+def open_source(source: str, side: int, *, world_size: int = 100_000) -> CaptionDataset:
+    """Open a data source by name: world[:split], a folder of image/.txt pairs, or a .jsonl manifest."""
+    if source == "world" or source.startswith("world:"):
+        return WorldDataset(source.partition(":")[2] or "train", side, world_size)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")
+    if path.is_dir():
+        pairs, skipped = _scan_folder(path)
+        looked_for = f"images ({', '.join(images.IMAGE_SUFFIXES)}) with a same-name .txt caption under {path}"
+    elif path.suffix.lower() == ".jsonl":
+        pairs, skipped = _scan_manifest(path)
+        looked_for = f'lines {{"image": path, "caption": text}} in {path}'
+    else:
+        raise DataError(f"cannot use {path} as a data source; give {SOURCE_HELP}")
+    usable: list[tuple[Path, list[str]]] = []
+    for image, lines in pairs:
+        if not lines:
+            skipped["empty caption"] += 1
+        elif not image.is_file():
+            skipped["missing image"] += 1
+        elif _is_readable(image):
+            usable.append((image, lines))
+        else:
+            skipped["unreadable image"] += 1
+    if not usable:
+        found = f" (found only: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))})" if skipped else ""
+        raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")
+    return PairDataset(usable, side, dict(skipped))
+
+
+def _is_readable(path: Path) -> bool:
+    """Whether the image decodes (the full decode also catches truncated files)."""
+    try:
+        images.load_rgb(path, 8)
+    except DataError:
+        return False
+    return True
+
+
+def _caption_lines(text: str) -> list[str]:
+    """The non-empty lines of a caption text, each one caption."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
+    """(image, captions) for every image under folder (recursively) that has a same-stem .txt file."""
+    pairs, skipped = [], Counter()
+    for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in images.IMAGE_SUFFIXES and p.is_file()):
+        txt = image.with_suffix(".txt")
+        if not txt.is_file():
+            skipped["image without .txt caption"] += 1
+            continue
+        try:
+            pairs.append((image, _caption_lines(txt.read_text(encoding="utf-8"))))
+        except (OSError, UnicodeDecodeError):
+            skipped["unreadable caption"] += 1
+    return pairs, skipped
+
+
+def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
+    """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest."""
+    pairs, skipped = [], Counter()
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read manifest {manifest}: {e}") from e
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            caption = row["caption"]
+            captions = [caption] if isinstance(caption, str) else list(caption)
+            pairs.append((manifest.parent / str(row["image"]), [c.strip() for c in captions if str(c).strip()]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            skipped["bad manifest line"] += 1
+    return pairs, skipped
+
+
+def captions(dataset: CaptionDataset, limit: int | None = None) -> Iterator[str]:
+    """Every caption of the dataset, in order, without loading images (for tokenizer training)."""
+    n = 0
+    for i in range(len(dataset)):
+        for caption in dataset.captions_at(i):
+            if limit is not None and n >= limit:
+                return
+            n += 1
+            yield caption
+
+
+def write_world(split: str, n: int, side: int, out: Path,
+                progress: Callable[[int], None] | None = None) -> int:
+    """Write scenes 0..n-1 of a world split as NAME.png, NAME.txt and NAME.json (spec); returns n."""
+    if split not in world.SPLITS:
+        raise DataError(f"unknown world split {split!r}; use one of {', '.join(world.SPLITS)}")
+    out = Path(out)
+    names = [f"{split}-{i:06d}" for i in range(n)]
+    clash = next((out / f"{name}{ext}" for name in names for ext in (".png", ".txt", ".json")
+                  if (out / f"{name}{ext}").exists()), None)
+    if clash is not None:  # checked before writing anything, so a refused run leaves the folder as it was
+        raise DataError(f"{clash} already exists; choose an empty folder with --out")
+    for i, name in enumerate(names):
+        img, caption, spec = world.scene(split, i, side)
+        images.save_png(img, out / f"{name}.png", {"caption": caption})
+        atomic_write_bytes(out / f"{name}.txt", (caption + "\n").encode())
+        atomic_write_json(out / f"{name}.json",
+                          {"caption": caption, "split": split, "index": i, "side": side, "spec": spec.to_dict()})
+        if progress is not None:
+            progress(i + 1)
+    return n
+
+
+def preview(source: str, out: Path, n: int = 16, side: int = 128) -> Path:
+    """Write a contact sheet of the first n items of a source, captions beneath; returns its path."""
+    dataset = open_source(source, side, world_size=max(n, 1))
+    count = min(n, len(dataset))
+    items = [dataset[i] for i in range(count)]
+    sheet = images.contact_sheet([images.image_from_tensor(x) for x, _ in items], [c for _, c in items])
+    out = Path(out)
+    if out.is_dir():
+        out = out / "preview.png"
+    return images.save_png(sheet, out, {"source": source})

@@ -1,0 +1,264 @@
+"""The four training stages: what each one builds, what its loss is, and what samples it draws."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from t2i_cli.clip import Clip, ClipConfig
+from t2i_cli.dvae import DVAE, DVAEConfig
+from t2i_cli.errors import UsageError
+from t2i_cli.files import atomic_write_bytes
+from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot
+from t2i_cli.sampling import SamplingConfig, generate_codes
+from t2i_cli.tokenizer import TextTokenizer
+from t2i_cli.train import Dist, TrainConfig
+from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.weights import load_model, load_tokenizer, save_model
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Small enough for a test to run a few steps in about a second.
+    "tiny": {
+        "tokenizer": {"vocab_size": 128, "tokenizer_captions": 2000},
+        "dvae": {"image_size": 16, "batch_size": 8, "model": {"n_codes": 64, "n_hid": 8, "code_dim": 16, "n_res": 1}},
+        "transformer": {"image_size": 16, "batch_size": 8, "text_len": 12, "model": {"n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "clip": {"image_size": 16, "batch_size": 8, "text_len": 12, "model": {"n_hid": 8, "n_embd": 32, "n_layer": 1, "n_head": 2,
+                                                            "embed_dim": 16}},
+    },
+    # The shipped default model (weights/README.md): sizes chosen by measurement on a 2-core CPU.
+    "default": {
+        "tokenizer": {"vocab_size": 512},
+        "dvae": {"steps": 3000, "batch_size": 32, "lr": 2e-3, "model": {"n_codes": 512, "n_hid": 32, "code_dim": 64}},
+        "transformer": {"steps": 6000, "batch_size": 32, "lr": 1e-3,
+                        "model": {"n_layer": 6, "n_head": 8, "n_embd": 256}},
+        "clip": {"steps": 1500, "batch_size": 64, "lr": 1e-3, "model": {}},
+    },
+}
+
+
+def _sample_captions(dataset, n: int) -> list[str]:
+    """The first n captions of a source: the fixed prompts of every sample grid."""
+    return [dataset[i][1] for i in range(min(n, len(dataset)))]
+
+
+def _write_png(path: Path, img) -> None:
+    atomic_write_bytes(path, encode_png(img))
+
+
+def write_curve(run_dir: Path, history: list[tuple[int, float]]) -> None:
+    """loss.png: the training loss against the step."""
+    if len(history) >= 2:
+        _write_png(Path(run_dir) / "loss.png", line_plot(history, title="training loss"))
+
+
+def codebook_usage(codes: torch.Tensor, n_codes: int) -> dict[str, float]:
+    """Perplexity of the code histogram and the share of codes used at least once."""
+    counts = torch.bincount(codes.flatten(), minlength=n_codes).float()
+    p = counts / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return {"perplexity": float(entropy.exp()), "codes_used": float((counts > 0).float().mean())}
+
+
+class DVAEStage:
+    """Gumbel-softmax dVAE: temperature annealed 1 -> tau_end (cosine), KL weight ramped up from 0."""
+
+    kind = "dvae"
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool):
+        mcfg = DVAEConfig(image_size=cfg.image_size, **cfg.model)
+        self.cfg, self.dataset, self.procedural = cfg, dataset, procedural
+        torch.manual_seed(cfg.seed)
+        self.model = DVAE(mcfg).to(dd.device)
+        self.fixed = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))])  # (8, 3, H, W)
+
+    def schedule(self, step: int) -> tuple[float, float]:
+        """(Gumbel temperature, KL weight) at a step."""
+        t = min(1.0, step / max(1, self.cfg.steps - 1))
+        tau = self.cfg.tau_end + (1 - self.cfg.tau_end) * 0.5 * (1 + math.cos(math.pi * t))
+        kl = self.cfg.kl_max * min(1.0, step / max(1, self.cfg.kl_warmup * self.cfg.steps))
+        return tau, kl
+
+    def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
+        tau, kl_weight = self.schedule(step)
+        _, loss, parts = model(images, tau=tau, kl_weight=kl_weight)
+        metrics = {k: float(v) for k, v in parts.items()} | {"tau": tau}
+        if step % self.cfg.log_every == self.cfg.log_every - 1:
+            with torch.no_grad():
+                metrics |= codebook_usage(self.model.codes_from_image(images), self.model.cfg.n_codes)
+        return loss, metrics
+
+    @torch.no_grad()
+    def write_samples(self, run_dir: Path, step: int, history) -> None:
+        self.model.eval()
+        x = self.fixed.to(next(self.model.parameters()).device)
+        recon = self.model.image_from_codes(self.model.codes_from_image(x)).float().cpu()
+        self.model.train()
+        pics = [image_from_tensor(t) for pair in zip(self.fixed, recon) for t in pair]
+        labels = [s for _ in range(len(self.fixed)) for s in ("input", "codes")]
+        _write_png(Path(run_dir) / "samples" / f"step-{step:06d}.png", contact_sheet(pics, labels, columns=4, label_height=12))
+        write_curve(run_dir, history)
+
+
+class TransformerStage:
+    """[text ; dVAE codes] language modelling, dropping cond_drop of the captions for guidance."""
+
+    kind = "transformer"
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool):
+        self.cfg, self.dataset, self.procedural, self.device = cfg, dataset, procedural, dd.device
+        self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
+        self.dvae = load_model(Path(run_dir) / "dvae.safetensors", "dvae", dd.device)
+        if self.dvae.cfg.image_size != cfg.image_size:
+            raise UsageError(f"the dVAE was trained on {self.dvae.cfg.image_size} px images, not {cfg.image_size}; "
+                             f"pass --image-size {self.dvae.cfg.image_size}")
+        mcfg = TransformerConfig(text_vocab=self.tok.vocab_size(cfg.text_len), text_len=cfg.text_len,
+                                 image_vocab=self.dvae.cfg.n_codes, image_side=self.dvae.cfg.grid, **cfg.model)
+        torch.manual_seed(cfg.seed)
+        self.model = Transformer(mcfg).to(dd.device)
+        self.empty = torch.tensor(self.tok.empty(cfg.text_len))
+        self.prompts = _sample_captions(dataset, 4)
+
+    def encode_text(self, captions: list[str]) -> torch.Tensor:
+        return torch.tensor([self.tok.encode(c, self.cfg.text_len).ids for c in captions])  # (B, T)
+
+    def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
+        with torch.no_grad():
+            codes = self.dvae.codes_from_image(images).flatten(1)  # (B, N)
+        text = self.encode_text(captions)
+        drop = torch.rand(len(captions)) < self.cfg.cond_drop  # the global RNG is seeded per step
+        text[drop] = self.empty
+        _, loss = model(text.to(self.device), codes)
+        return loss, {}
+
+    @torch.no_grad()
+    def write_samples(self, run_dir: Path, step: int, history) -> None:
+        self.model.eval()
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        text = self.encode_text(self.prompts).to(self.device)
+        codes = generate_codes(self.model, text, self.empty, SamplingConfig(top_k=32), gen)
+        side = self.model.cfg.image_side
+        images = self.dvae.image_from_codes(codes.view(-1, side, side)).float().cpu()
+        self.model.train()
+        sheet = contact_sheet([image_from_tensor(t) for t in images], self.prompts, columns=4)
+        _write_png(Path(run_dir) / "samples" / f"step-{step:06d}.png", sheet)
+        write_curve(run_dir, history)
+
+
+class ClipStage:
+    """Symmetric contrastive loss between image and caption embeddings."""
+
+    kind = "clip"
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool):
+        self.cfg, self.dataset, self.procedural, self.device = cfg, dataset, procedural, dd.device
+        self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
+        mcfg = ClipConfig(image_size=cfg.image_size, text_vocab=self.tok.vocab_size(cfg.text_len),
+                          text_len=cfg.text_len, n_pad_start=self.tok.n_bpe, **cfg.model)
+        torch.manual_seed(cfg.seed)
+        self.model = Clip(mcfg).to(dd.device)
+
+    def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
+        text = torch.tensor([self.tok.encode(c, self.cfg.text_len).ids for c in captions], device=self.device)
+        logits, loss = model(images, text)
+        acc = (logits.argmax(1) == torch.arange(len(captions), device=logits.device)).float().mean()
+        return loss, {"batch_top1": float(acc)}
+
+    def write_samples(self, run_dir: Path, step: int, history) -> None:
+        write_curve(run_dir, history)
+
+
+STAGE_CLASSES = {"dvae": DVAEStage, "transformer": TransformerStage, "clip": ClipStage}
+
+
+def apply_preset(stage: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig fields for a stage: the preset's, then the user's overrides (model fields merged)."""
+    if preset not in PRESETS:
+        raise UsageError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    fields = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[preset].get(stage, {}).items()}
+    model = dict(fields.pop("model", {}))
+    model.update(overrides.pop("model", {}) or {})
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    fields["model"] = model
+    return fields
+
+
+def prepare_run(cfg: TrainConfig, run_dir: Path, dvae: str | None, tokenizer: str | None) -> None:
+    """Copy the stage's dependencies into the run folder, so the run (and its export) stands alone."""
+    run_dir = Path(run_dir)
+    for name, src, needed in (("tokenizer.json", tokenizer, cfg.stage in ("transformer", "clip")),
+                              ("dvae.safetensors", dvae, cfg.stage == "transformer")):
+        if not needed:
+            continue
+        path = _resolve(src, name)
+        if path is None:
+            flag = "--" + name.split(".")[0]
+            raise UsageError(f"the {cfg.stage} stage needs {flag} PATH (a {name} file, a run folder or a weights folder)")
+        shutil.copyfile(path, run_dir / name)
+
+
+def dvae_image_size(src: str) -> int:
+    """The image size a dVAE (file, run or weights folder) was trained at."""
+    return load_model(_resolve(src, "dvae.safetensors"), "dvae").cfg.image_size
+
+
+def _resolve(src: str | None, name: str) -> Path | None:
+    """A dependency given as the file itself or as a folder (run or weights) that holds it."""
+    if not src:
+        return None
+    p = Path(src)
+    if p.is_dir():
+        p = p / name
+    if not p.is_file():
+        raise UsageError(f"{p} does not exist; pass the {name} file or a folder that holds it")
+    return p
+
+
+def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset) -> dict[str, Any]:
+    """Learn the BPE vocabulary from the source's captions; writes run_dir/tokenizer.json."""
+    from t2i_cli.data import captions
+
+    tok = TextTokenizer.train(captions(dataset, limit=cfg.tokenizer_captions), vocab_size=cfg.vocab_size)
+    atomic_write_bytes(Path(run_dir) / "tokenizer.json", tok.to_json().encode())
+    return {"vocab": tok.n_bpe}
+
+
+def model_config_fields(stage: str) -> set[str]:
+    """The model config fields a stage accepts as overrides."""
+    cls = {"dvae": DVAEConfig, "transformer": TransformerConfig, "clip": ClipConfig}[stage]
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None, dvae: str | None = None,
+              tokenizer: str | None = None, device: str = "auto") -> dict[str, Any]:
+    """Start (or resume) one stage in run_dir; under torchrun every process calls this."""
+    import torch.distributed as dist
+
+    from t2i_cli.data import open_source
+    from t2i_cli.files import atomic_write_json
+    from t2i_cli.train import setup_distributed, train_loop
+
+    if cfg.stage not in ("tokenizer", *STAGE_CLASSES):
+        raise UsageError(f"--stage must be tokenizer, dvae, transformer or clip, got {cfg.stage!r}")
+    dd = setup_distributed(device)
+    run_dir = Path(run_dir)
+    if not resume and dd.is_main:
+        if (run_dir / "train_config.json").exists():
+            raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        prepare_run(cfg, run_dir, dvae, tokenizer)
+        atomic_write_json(run_dir / "train_config.json", cfg.to_json())
+    if dd.world > 1:
+        dist.barrier()
+    # A world source streams fresh scenes: make it large enough that no run repeats one.
+    dataset = open_source(cfg.data, cfg.image_size, world_size=2**31 - 1)
+    summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
+    if cfg.stage == "tokenizer":
+        return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
+    stage = STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"))
+    return summary | train_loop(stage, cfg, run_dir, dd, progress)

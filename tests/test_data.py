@@ -1,0 +1,173 @@
+"""Data sources: the world, folders of image + .txt pairs, JSONL manifests, skipping bad files, writing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from t2i_cli import data, world
+from t2i_cli.errors import DataError
+from t2i_cli.world import SceneSpec
+
+
+def make_image(path: Path, colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (40, 30)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def make_pair(folder: Path, stem: str, caption: str, **kw) -> Path:
+    image = make_image(folder / f"{stem}.png", **kw)
+    (folder / f"{stem}.txt").write_text(caption)
+    return image
+
+
+@pytest.fixture
+def messy_folder(tmp_path: Path) -> Path:
+    """Three good pairs (one in a subfolder, one with three captions) and three bad ones."""
+    folder = tmp_path / "pics"
+    make_pair(folder, "a", "a red square\n")
+    make_pair(folder / "sub", "b", "a green square", colour=(30, 200, 30))
+    make_pair(folder, "c", "first caption\n\n  second caption  \nthird caption\n", colour=(30, 30, 200))
+    make_pair(folder, "empty", "  \n\n")  # empty caption
+    (folder / "corrupt.png").write_bytes(b"this is not a png at all")
+    (folder / "corrupt.txt").write_text("a corrupt image")
+    full = make_image(tmp_path / "full.png", size=(64, 64)).read_bytes()
+    (folder / "truncated.png").write_bytes(full[: len(full) // 2])
+    (folder / "truncated.txt").write_text("a truncated image")
+    return folder
+
+
+# ----------------------------------------------------------------------------- the world
+def test_world_source_renders_scenes_by_index():
+    ds = data.open_source("world:val", 32, world_size=10)
+    assert len(ds) == 10 and ds.skipped == {} and ds.skipped_message() is None
+    x, caption = ds[3]
+    img, expected_caption, _ = world.scene("val", 3, 32)
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert caption == expected_caption
+    assert torch.equal(x, torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255)
+    assert data.open_source("world", 32, world_size=4)[0][1] == world.scene("train", 0, 32)[1]
+    with pytest.raises(IndexError):
+        ds[10]
+    images, captions = next(iter(DataLoader(ds, batch_size=4)))
+    assert images.shape == (4, 3, 32, 32) and len(captions) == 4
+
+
+def test_unknown_world_split_is_a_data_error():
+    with pytest.raises(DataError, match="world:val"):
+        data.open_source("world:test", 32)
+
+
+def test_world_captions_need_no_rendering(monkeypatch):
+    ds = data.open_source("world:heldout", 32, world_size=50)
+    monkeypatch.setattr(world, "render", lambda *a, **k: pytest.fail("captions() rendered an image"))
+    caps = list(data.captions(ds))
+    assert caps == [world.scene_caption("heldout", i)[0] for i in range(50)]
+    assert list(data.captions(ds, limit=7)) == caps[:7]
+
+
+# ----------------------------------------------------------------------------- folders and manifests
+def test_folder_skips_bad_files_and_reports_them(messy_folder):
+    ds = data.open_source(str(messy_folder), 16)
+    assert len(ds) == 3
+    assert ds.skipped == {"unreadable image": 2, "empty caption": 1}
+    message = ds.skipped_message()
+    assert "2 unreadable image" in message and "1 empty caption" in message and "\n" not in message
+    for i in range(len(ds)):
+        x, caption = ds[i]
+        assert x.shape == (3, 16, 16) and caption
+    assert ds[0][1] == "a red square" and ds[0][0][0].mean() > 0.7  # files in sorted order, each its own image
+    assert ds[2][1] == "a green square" and ds[2][0][1].mean() > 0.7  # found in the subfolder
+
+
+def test_multi_line_captions_pick_one_per_epoch(messy_folder):
+    ds = data.open_source(str(messy_folder), 16)
+    index = next(i for i in range(len(ds)) if len(ds.captions_at(i)) == 3)
+    seen = set()
+    for epoch in range(3):
+        ds.epoch = epoch
+        seen.add(ds[index][1])
+        assert ds[index][1] == ds[index][1]  # deterministic within an epoch
+    assert seen == {"first caption", "second caption", "third caption"}
+    assert sorted(data.captions(ds)) == sorted(["a red square", "a green square", "first caption",
+                                                "second caption", "third caption"])
+
+
+def test_images_are_resized_on_the_short_side_and_centre_cropped(tmp_path):
+    img = Image.new("RGB", (60, 20), (255, 0, 0))
+    img.paste((0, 0, 255), (20, 0, 40, 20))  # a blue middle third: the centre crop of a 3:1 image
+    img.save(tmp_path / "wide.png")
+    (tmp_path / "wide.txt").write_text("a blue square")
+    x, _ = data.open_source(str(tmp_path), 12)[0]
+    assert x.shape == (3, 12, 12) and x[2].mean() > 0.9 and x[0].mean() < 0.1
+
+
+def test_jsonl_manifest_with_relative_paths(tmp_path):
+    make_image(tmp_path / "imgs" / "one.png")
+    make_image(tmp_path / "imgs" / "two.jpg", colour=(0, 0, 250))
+    lines = [json.dumps({"image": "imgs/one.png", "caption": "a red square"}),
+             json.dumps({"image": "imgs/two.jpg", "caption": "a blue square"}),
+             json.dumps({"image": "imgs/missing.png", "caption": "nothing here"}),
+             json.dumps({"image": "imgs/one.png", "caption": ""}),
+             "{not json", ""]
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("\n".join(lines))
+    ds = data.open_source(str(manifest), 8)
+    assert [ds[i][1] for i in range(len(ds))] == ["a red square", "a blue square"]
+    assert ds.skipped == {"missing image": 1, "empty caption": 1, "bad manifest line": 1}
+    assert ds[1][0][2].mean() > 0.9
+
+
+@pytest.mark.parametrize("make", ["empty folder", "only bad files", "missing path", "not a source"])
+def test_sources_with_nothing_usable_raise_data_error(tmp_path, make):
+    if make == "empty folder":
+        source, pattern = tmp_path, "no usable image-caption pairs"
+    elif make == "only bad files":
+        make_pair(tmp_path, "x", "")
+        source, pattern = tmp_path, "1 empty caption"
+    elif make == "missing path":
+        source, pattern = tmp_path / "nope", "does not exist"
+    else:
+        (tmp_path / "notes.csv").write_text("a,b")
+        source, pattern = tmp_path / "notes.csv", "cannot use"
+    with pytest.raises(DataError, match=pattern) as info:
+        data.open_source(str(source), 16)
+    assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- writing
+def test_write_world_writes_three_files_per_scene_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "world"
+    ticks: list[int] = []
+    assert data.write_world("heldout", 3, 32, out, progress=ticks.append) == 3
+    assert ticks == [1, 2, 3]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"heldout-{i:06d}{ext}" for i in range(3) for ext in (".png", ".txt", ".json"))
+    for i in range(3):
+        img, caption, spec = world.scene("heldout", i, 32)
+        stem = out / f"heldout-{i:06d}"
+        assert (stem.with_suffix(".txt")).read_text().strip() == caption
+        meta = json.loads(stem.with_suffix(".json").read_text())
+        assert SceneSpec.from_dict(meta) == spec and meta["caption"] == caption
+        assert Image.open(stem.with_suffix(".png")).tobytes() == img.tobytes()
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(DataError, match="already exists"):
+        data.write_world("heldout", 5, 32, out)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing written or replaced
+    ds = data.open_source(str(out), 32)  # the written folder is itself a data source
+    assert len(ds) == 3 and ds[0][1] == world.scene("heldout", 0, 32)[1]
+
+
+def test_preview_writes_one_contact_sheet(tmp_path, messy_folder):
+    path = data.preview("world", tmp_path / "sheet.png", n=6, side=32)
+    assert path == tmp_path / "sheet.png" and Image.open(path).size[0] > 3 * 32
+    path = data.preview(str(messy_folder), tmp_path, n=16, side=32)
+    assert path == tmp_path / "preview.png" and path.is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary files left

@@ -1,0 +1,155 @@
+"""dVAE: shapes, code ranges, the KL term against a hand computation, and that training reduces the loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from t2i_cli.dvae import DVAE, DVAEConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+CFG = DVAEConfig(image_size=8, downsample=2, n_codes=16, n_hid=8, code_dim=8)
+
+
+def tiny(seed: int = 0, cfg: DVAEConfig = CFG) -> DVAE:
+    torch.manual_seed(seed)
+    return DVAE(cfg)
+
+
+def batch(seed: int = 1, b: int = 2, side: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, side, side, generator=g)
+
+
+def zero_logit_layer(model: DVAE) -> torch.nn.Conv2d:
+    """Zero the encoder's last 1x1 conv, so its bias alone sets every cell's logits."""
+    last = model.encoder.net[-1]
+    assert isinstance(last, torch.nn.Conv2d) and last.out_channels == model.cfg.n_codes
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    return last
+
+
+@pytest.mark.parametrize("cfg", [CFG, DVAEConfig(image_size=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)])
+def test_shapes(cfg):
+    model = tiny(cfg=cfg).eval()
+    side = cfg.image_size
+    assert cfg.grid == side // cfg.downsample
+    x = batch(side=side, b=3)
+    g = cfg.grid
+    assert model.code_logits(x).shape == (3, cfg.n_codes, g, g)
+    codes = model.codes_from_image(x)
+    assert codes.shape == (3, g, g)
+    assert model.image_from_codes(codes).shape == (3, 3, side, side)
+    recon, loss, parts = model(x)
+    assert recon.shape == x.shape
+    assert loss.ndim == 0 and set(parts) == {"recon_l1", "kl"}
+
+
+def test_invalid_configs_are_refused():
+    with pytest.raises(AssertionError):
+        DVAE(DVAEConfig(image_size=12, downsample=3, n_codes=4, n_hid=4, code_dim=4))
+    with pytest.raises(AssertionError):
+        DVAE(DVAEConfig(image_size=10, downsample=4, n_codes=4, n_hid=4, code_dim=4))
+
+
+def test_codes_from_image_are_ints_in_range_and_the_argmax():
+    model = tiny().eval()
+    x = batch(b=4)
+    codes = model.codes_from_image(x)
+    assert codes.dtype == torch.long
+    assert int(codes.min()) >= 0 and int(codes.max()) < CFG.n_codes
+    assert torch.equal(codes, model.code_logits(x).argmax(dim=1))
+    assert torch.equal(codes, model.codes_from_image(x))  # no randomness at inference
+
+
+def test_image_from_codes_in_unit_range():
+    model = tiny().eval()
+    g = CFG.grid
+    codes = torch.stack([torch.zeros(g, g, dtype=torch.long), torch.full((g, g), CFG.n_codes - 1),
+                         torch.arange(g * g).view(g, g) % CFG.n_codes])
+    with torch.no_grad():
+        model.codebook.weight.mul_(50)  # large embeddings push the decoder towards saturation
+        img = model.image_from_codes(codes)
+    assert img.shape == (3, 3, CFG.image_size, CFG.image_size)
+    assert torch.isfinite(img).all()
+    assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0
+
+
+def test_kl_is_zero_for_uniform_logits():
+    model = tiny()
+    zero_logit_layer(model)
+    torch.manual_seed(3)
+    _, loss, parts = model(batch(), kl_weight=1.0)
+    assert abs(float(parts["kl"])) < 1e-6
+    assert math.isclose(loss.item(), float(parts["recon_l1"]), abs_tol=1e-6)
+
+
+def test_kl_matches_a_hand_computation():
+    model = tiny()
+    last = zero_logit_layer(model)
+    bias = torch.linspace(-2.0, 3.0, CFG.n_codes)
+    with torch.no_grad():
+        last.bias.copy_(bias)
+    q = torch.softmax(bias.double(), dim=0)
+    expected = float((q * q.log()).sum() + math.log(CFG.n_codes))  # KL(q || uniform), the same in every cell
+    assert expected > 0.1
+    torch.manual_seed(3)
+    _, loss, parts = model(batch(), kl_weight=0.25)
+    assert math.isclose(float(parts["kl"]), expected, rel_tol=1e-4)
+    assert math.isclose(loss.item(), float(parts["recon_l1"]) + 0.25 * expected, rel_tol=1e-4)
+
+
+def test_kl_is_positive_for_a_random_encoder():
+    model = tiny()
+    torch.manual_seed(3)
+    _, _, parts = model(batch())
+    assert float(parts["kl"]) > 0
+
+
+def test_recon_part_is_the_l1_of_the_returned_reconstruction():
+    model = tiny()
+    x = batch()
+    torch.manual_seed(3)
+    recon, loss, parts = model(x, kl_weight=0.0)
+    assert math.isclose(float(parts["recon_l1"]), (recon - x).abs().mean().item(), rel_tol=1e-6)
+    assert math.isclose(loss.item(), float(parts["recon_l1"]), rel_tol=1e-6)
+
+
+def eval_loss(model: DVAE, x: torch.Tensor) -> float:
+    """Mean reconstruction L1 over a few fixed Gumbel draws."""
+    total = 0.0
+    with torch.no_grad():
+        for s in range(3):
+            torch.manual_seed(100 + s)
+            total += float(model(x, tau=1.0)[2]["recon_l1"])
+    return total / 3
+
+
+def test_a_few_optimizer_steps_reduce_reconstruction_loss():
+    model = tiny(seed=5)
+    # flat-coloured "clip art": each image one colour, so a few steps can fit it
+    colours = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.2, 0.9], [0.95, 0.9, 0.1], [0.1, 0.8, 0.2]])
+    x = colours[:, :, None, None].expand(-1, -1, CFG.image_size, CFG.image_size).contiguous()
+    before = eval_loss(model, x)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    torch.manual_seed(7)
+    for _ in range(15):
+        _, loss, _ = model(x, tau=1.0, kl_weight=0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = eval_loss(model, x)
+    assert after < 0.7 * before, (before, after)

@@ -1,0 +1,243 @@
+"""Sampling: the filters on hand-computed cases, guidance, validation, and the decode loop (cache == no cache)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from t2i_cli.errors import UsageError
+from t2i_cli.sampling import SamplingConfig, generate_codes, guide, sample_next, top_k_filter, top_p_filter
+from t2i_cli.transformer import Transformer, TransformerConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+NEG = float("-inf")
+CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, image_side=3, n_layer=2, n_head=2, n_embd=32)
+
+
+def kept(logits: torch.Tensor) -> list[int]:
+    """Indices of a single row that were not set to -inf."""
+    return [i for i, v in enumerate(logits.reshape(-1).tolist()) if v != NEG]
+
+
+# ---- top-k ---------------------------------------------------------------------------------------------
+
+def test_top_k_hand_computed():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
+    out = top_k_filter(logits, 2)
+    assert kept(out) == [1, 2]
+    assert out[0, 1] == 3.0 and out[0, 2] == 2.0  # kept values untouched
+    assert kept(top_k_filter(logits, 1)) == [1]
+    assert kept(top_k_filter(logits, 3)) == [0, 1, 2]
+
+
+def test_top_k_off_and_rows_independent():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0], [5.0, -1.0, 0.5, 4.0]])
+    assert torch.equal(top_k_filter(logits, 0), logits)
+    assert torch.equal(top_k_filter(logits, 4), logits)
+    out = top_k_filter(logits, 2)
+    assert kept(out[0]) == [1, 2] and kept(out[1]) == [0, 3]
+
+
+# ---- top-p: "keep the smallest set of most likely codes whose mass reaches p" ---------------------------
+
+PROBS = [0.5, 0.3, 0.15, 0.05]
+
+
+@pytest.mark.parametrize("p, expected", [
+    (0.5, [0]),            # 0.5 alone reaches 0.5
+    (0.7, [0, 1]),         # 0.5 < 0.7 <= 0.8
+    (0.8, [0, 1]),         # 0.5 + 0.3 = 0.8 reaches 0.8 exactly: the third is not needed
+    (0.81, [0, 1, 2]),     # 0.8 < 0.81 <= 0.95
+    (0.95, [0, 1, 2]),
+    (0.96, [0, 1, 2, 3]),
+    (1.0, [0, 1, 2, 3]),
+])
+def test_top_p_hand_computed(p, expected):
+    logits = torch.tensor([PROBS]).log()
+    out = top_p_filter(logits, p)
+    assert kept(out) == expected
+    assert torch.equal(out[0, expected], logits[0, expected])
+
+
+def test_top_p_with_exact_binary_probabilities():
+    logits = torch.tensor([[0.5, 0.25, 0.125, 0.125]]).log()
+    assert kept(top_p_filter(logits, 0.75)) == [0, 1]
+    assert kept(top_p_filter(logits, 0.76)) == [0, 1, 2]
+
+
+def test_top_p_works_on_unsorted_rows_independently():
+    # the same distribution permuted, and a second row of a different shape
+    logits = torch.tensor([[0.05, 0.5, 0.15, 0.3], [0.1, 0.1, 0.1, 0.7]]).log()
+    out = top_p_filter(logits, 0.7)
+    assert kept(out[0]) == [1, 3]
+    assert kept(out[1]) == [3]
+
+
+@pytest.mark.parametrize("p", [1e-9, 0.01])
+def test_top_token_always_kept(p):
+    logits = torch.tensor([[0.0, 0.1, 5.0, 0.2], [2.0, 1.999, 0.0, 0.0]])
+    out = top_p_filter(logits, p)
+    assert kept(out[0]) == [2] and kept(out[1]) == [0]
+
+
+# ---- temperature and sampling ----------------------------------------------------------------------------
+
+def test_temperature_divides_logits_before_sampling():
+    logits = torch.randn(64, 10, generator=torch.Generator().manual_seed(0))
+    for t in (0.5, 2.0):
+        a = sample_next(logits, SamplingConfig(temperature=t), torch.Generator().manual_seed(1))
+        b = sample_next(logits / t, SamplingConfig(temperature=1.0), torch.Generator().manual_seed(1))
+        assert torch.equal(a, b)
+
+
+def test_low_temperature_concentrates_on_the_top_code():
+    logits = torch.tensor([[1.0, 2.0, 0.5, 1.5]]).expand(2000, -1)
+    cold = sample_next(logits, SamplingConfig(temperature=0.01), torch.Generator().manual_seed(0))
+    assert bool((cold == 1).all())
+    shares = {}
+    for t in (0.5, 4.0):
+        draws = sample_next(logits, SamplingConfig(temperature=t), torch.Generator().manual_seed(0))
+        shares[t] = float((draws == 1).float().mean())
+        expected = float(torch.softmax(logits[0] / t, dim=0)[1])  # 0.644 at 0.5, 0.299 at 4.0
+        assert abs(shares[t] - expected) < 0.04, (t, shares[t], expected)
+    assert shares[0.5] > shares[4.0] + 0.25
+
+
+def test_sample_next_respects_top_k_and_top_p():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]]).expand(500, -1)
+    draws = sample_next(logits, SamplingConfig(top_k=2), torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) == {1, 2}
+    draws = sample_next(torch.tensor([PROBS]).log().expand(500, -1), SamplingConfig(top_p=0.7),
+                        torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) == {0, 1}
+
+
+def test_guide_formula():
+    cond = torch.tensor([[1.0, -2.0, 0.5]])
+    uncond = torch.tensor([[0.0, 1.0, 0.5]])
+    assert torch.equal(guide(cond, uncond, 0.0), uncond)
+    assert torch.equal(guide(cond, uncond, 1.0), cond)
+    torch.testing.assert_close(guide(cond, uncond, 3.0), torch.tensor([[3.0, -8.0, 0.5]]))
+
+
+# ---- validation ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, flag", [
+    ({"temperature": 0.0}, "--temperature"),
+    ({"temperature": -1.0}, "--temperature"),
+    ({"temperature": math.nan}, "--temperature"),
+    ({"temperature": math.inf}, "--temperature"),
+    ({"top_k": -1}, "--top-k"),
+    ({"top_k": 17}, "--top-k"),
+    ({"top_p": 0.0}, "--top-p"),
+    ({"top_p": 1.5}, "--top-p"),
+    ({"top_p": math.nan}, "--top-p"),
+    ({"guidance": -1.0}, "--guidance"),
+    ({"guidance": math.nan}, "--guidance"),
+])
+def test_validate_rejects(kwargs, flag):
+    with pytest.raises(UsageError, match=flag):
+        SamplingConfig(**kwargs).validate(vocab=16)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"top_k": 16}, {"top_k": 0}, {"top_p": 1.0}, {"top_p": 0.01},
+                                    {"guidance": 0.0}, {"guidance": 7.5}, {"temperature": 0.01}])
+def test_validate_accepts(kwargs):
+    SamplingConfig(**kwargs).validate(vocab=16)
+
+
+def test_validate_without_vocab_accepts_any_nonnegative_top_k():
+    SamplingConfig(top_k=10_000).validate()
+    with pytest.raises(UsageError):
+        SamplingConfig(top_k=-1).validate()
+
+
+# ---- the decode loop ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model() -> Transformer:
+    torch.manual_seed(0)
+    m = Transformer(CFG).eval()
+    with torch.no_grad():  # spread the logits so different texts and seeds really differ
+        for p in m.parameters():
+            if p.ndim > 1:
+                p.mul_(10)
+    return m
+
+
+def prompts(b: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    text = torch.randint(0, 15, (b, CFG.text_len), generator=torch.Generator().manual_seed(4))
+    empty = torch.arange(15, 15 + CFG.text_len)  # per-position padding ids
+    return text, empty
+
+
+def codes(model, cfg: SamplingConfig, seed: int = 0, b: int = 3) -> torch.Tensor:
+    text, empty = prompts(b)
+    return generate_codes(model, text, empty, cfg, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("guidance", [1.0, 0.0, 3.0])
+@pytest.mark.parametrize("extra", [{}, {"top_k": 5, "top_p": 0.9, "temperature": 0.8}])
+def test_cache_and_no_cache_give_identical_codes(model, guidance, extra):
+    cached = codes(model, SamplingConfig(guidance=guidance, use_cache=True, **extra), seed=11)
+    full = codes(model, SamplingConfig(guidance=guidance, use_cache=False, **extra), seed=11)
+    assert cached.shape == (3, CFG.n_image) and cached.dtype == torch.long
+    assert int(cached.min()) >= 0 and int(cached.max()) < CFG.image_vocab
+    assert torch.equal(cached, full)
+
+
+def test_same_seed_same_codes_different_seed_different_codes(model):
+    cfg = SamplingConfig()
+    a, b, c = codes(model, cfg, seed=1), codes(model, cfg, seed=1), codes(model, cfg, seed=2)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert not torch.equal(a[0], a[1])  # rows of a batch draw their own codes
+
+
+def greedy(model: Transformer, text: torch.Tensor, empty: torch.Tensor, guidance: float) -> torch.Tensor:
+    """An independent greedy loop: full recompute each step, argmax of the (guided) logits."""
+    out = torch.empty(text.shape[0], 0, dtype=torch.long)
+    uncond_text = empty.expand(text.shape[0], -1)
+    with torch.no_grad():
+        for _ in range(CFG.n_image):
+            logits = model.image_logits(text, out)
+            if guidance != 1.0:
+                uncond = model.image_logits(uncond_text, out)
+                logits = uncond + guidance * (logits - uncond)
+            out = torch.cat([out, logits.argmax(dim=-1, keepdim=True)], dim=1)
+    return out
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.5])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_top_k_1_is_greedy(model, guidance, use_cache):
+    text, empty = prompts()
+    expected = greedy(model, text, empty, guidance)
+    for seed in (0, 1):
+        got = generate_codes(model, text, empty, SamplingConfig(top_k=1, guidance=guidance, use_cache=use_cache),
+                             torch.Generator().manual_seed(seed))
+        assert torch.equal(got, expected)
+
+
+def test_guidance_changes_the_codes(model):
+    a = codes(model, SamplingConfig(top_k=1, guidance=1.0))
+    b = codes(model, SamplingConfig(top_k=1, guidance=4.0))
+    assert not torch.equal(a, b)
+
+
+def test_progress_reports_every_step(model):
+    seen: list[int] = []
+    text, empty = prompts(1)
+    generate_codes(model, text, empty, SamplingConfig(), torch.Generator().manual_seed(0), seen.append)
+    assert seen == list(range(1, CFG.n_image + 1))

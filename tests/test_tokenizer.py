@@ -1,0 +1,102 @@
+"""TextTokenizer: fixed-length encoding, per-position padding, truncation, unknown words, JSON round trip."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from t2i_cli.tokenizer import TextTokenizer
+
+CAPTIONS = ["a red bird", "a blue fish on the left", "two green cats", "a big yellow star at night",
+            "a small purple heart on a white background", "a red car above a blue house"]
+TEXT_LEN = 12
+
+
+@pytest.fixture(scope="module")
+def tok() -> TextTokenizer:
+    return TextTokenizer.train(CAPTIONS * 5, vocab_size=120)
+
+
+def n_real(tok: TextTokenizer, ids: list[int]) -> int:
+    return sum(i < tok.n_bpe for i in ids)
+
+
+def test_encode_gives_exactly_text_len_ids(tok):
+    for text in CAPTIONS + ["", "a", " ".join(CAPTIONS)]:
+        for text_len in (1, 5, TEXT_LEN, 40):
+            assert len(tok.encode(text, text_len).ids) == text_len
+
+
+def test_padding_position_p_gets_id_n_bpe_plus_p(tok):
+    enc = tok.encode("a red bird", TEXT_LEN)
+    k = n_real(tok, enc.ids)
+    assert k == 3  # "a", "red", "bird" are each one trained token
+    assert enc.ids[k:] == [tok.n_bpe + p for p in range(k, TEXT_LEN)]
+    assert len(set(enc.ids[k:])) == TEXT_LEN - k  # one distinct id per position
+    assert all(i < tok.vocab_size(TEXT_LEN) for i in enc.ids)
+    assert tok.vocab_size(TEXT_LEN) == tok.n_bpe + TEXT_LEN
+
+
+def test_empty_prompt_is_all_padding_and_matches_empty(tok):
+    assert tok.encode("", TEXT_LEN).ids == tok.empty(TEXT_LEN) == [tok.n_bpe + p for p in range(TEXT_LEN)]
+
+
+def test_truncation_counts_dropped_tokens(tok):
+    text = " ".join(["a red bird"] * 6)  # 18 single-token words
+    enc = tok.encode(text, TEXT_LEN)
+    assert enc.n_dropped == 18 - TEXT_LEN
+    assert n_real(tok, enc.ids) == TEXT_LEN
+    assert enc.ids == tok.encode(text, 40).ids[:TEXT_LEN]
+    assert tok.encode("a red bird", TEXT_LEN).n_dropped == 0
+    assert tok.encode(text, 18).n_dropped == 0
+
+
+def test_lowercasing(tok):
+    assert tok.encode("A RED Bird", TEXT_LEN).ids == tok.encode("a red bird", TEXT_LEN).ids
+    assert tok.encode("A RED Bird", TEXT_LEN).unknown_words == []
+
+
+@pytest.mark.parametrize("caption", CAPTIONS)
+def test_decode_round_trip_of_trained_captions(tok, caption):
+    enc = tok.encode(caption, 40)
+    assert enc.n_dropped == 0
+    assert tok.decode(enc.ids) == caption
+
+
+def test_unknown_words_are_reported(tok):
+    enc = tok.encode("a zebra bird", TEXT_LEN)
+    assert enc.unknown_words == ["zebra"]
+    enc = tok.encode("a \U0001F426 bird", TEXT_LEN)
+    assert enc.unknown_words == ["\U0001F426"]
+    # the word is reported as the user typed it, not lowercased
+    assert tok.encode("a red Zebra", TEXT_LEN).unknown_words == ["Zebra"]
+
+
+def test_known_words_are_not_reported(tok):
+    for caption in CAPTIONS:
+        assert tok.encode(caption, 40).unknown_words == []
+
+
+def test_json_round_trip_gives_identical_ids(tok):
+    again = TextTokenizer.from_json(tok.to_json())
+    assert again.n_bpe == tok.n_bpe
+    for text in CAPTIONS + ["A zebra \U0001F426 ON the LEFT", ""]:
+        a, b = tok.encode(text, TEXT_LEN), again.encode(text, TEXT_LEN)
+        assert a == b
+
+
+def test_from_file(tok, tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(tok.to_json(), encoding="utf-8")
+    assert TextTokenizer.from_file(path).encode("two green cats", TEXT_LEN) == tok.encode("two green cats", TEXT_LEN)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(), text_len=st.integers(min_value=1, max_value=16))
+def test_arbitrary_text_never_crashes(tok, text, text_len):
+    enc = tok.encode(text, text_len)
+    assert len(enc.ids) == text_len
+    assert all(0 <= i < tok.vocab_size(text_len) for i in enc.ids)
+    assert enc.n_dropped >= 0
+    assert all(isinstance(w, str) and w for w in enc.unknown_words)

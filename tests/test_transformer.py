@@ -1,0 +1,181 @@
+"""Transformer: shapes, the weighted loss, causality, KV cache == full recompute, 2-D position embeddings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from t2i_cli.transformer import KVCache, Transformer, TransformerConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, image_side=3, n_layer=2, n_head=2, n_embd=32,
+                        text_loss_weight=0.3)
+
+
+def tiny(cfg: TransformerConfig = CFG, seed: int = 0) -> Transformer:
+    torch.manual_seed(seed)
+    model = Transformer(cfg).eval()
+    with torch.no_grad():  # the 0.02-std init makes every logit almost equal; spread them so changes show
+        for p in model.parameters():
+            if p.ndim > 1:
+                p.mul_(10)
+    return model
+
+
+def inputs(b: int = 2, seed: int = 1, cfg: TransformerConfig = CFG) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    text = torch.randint(0, cfg.text_vocab, (b, cfg.text_len), generator=g)
+    image = torch.randint(0, cfg.image_vocab, (b, cfg.n_image), generator=g)
+    return text, image
+
+
+def test_forward_shapes():
+    model = tiny()
+    text, image = inputs(b=3)
+    logits, loss = model(text, image)
+    assert CFG.block_size == CFG.text_len + CFG.n_image - 1
+    assert logits.shape == (3, CFG.n_image, CFG.image_vocab)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_loss_is_the_weighted_sum_of_text_and_image_cross_entropy():
+    model = tiny()
+    text, image = inputs(b=3)
+    with torch.no_grad():
+        logits, loss = model(text, image)
+        x = torch.cat([model.embed_text(text), model.embed_image(image[:, :-1])], dim=1)
+        h = model.hidden(x)
+    T = CFG.text_len
+    assert h.shape == (3, T + CFG.n_image - 1, CFG.n_embd)
+    text_logits = model.text_head(h[:, : T - 1])  # position t predicts text t+1
+    image_logits = model.image_head(h[:, T - 1:])  # last text position predicts image code 0
+    torch.testing.assert_close(logits, image_logits)
+    text_ce = F.cross_entropy(text_logits.reshape(-1, CFG.text_vocab), text[:, 1:].reshape(-1))
+    image_ce = F.cross_entropy(logits.reshape(-1, CFG.image_vocab), image.reshape(-1))
+    assert abs(text_ce - image_ce) > 0.05  # otherwise any weighting would pass
+    w = CFG.text_loss_weight
+    torch.testing.assert_close(loss, w * text_ce + (1 - w) * image_ce, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("w", [0.0, 1.0])
+def test_loss_weight_extremes_select_one_term(w):
+    cfg = TransformerConfig(**{**CFG.__dict__, "text_loss_weight": w})
+    model = tiny(cfg)
+    text, image = inputs()
+    with torch.no_grad():
+        logits, loss = model(text, image)
+        if w == 0.0:
+            expected = F.cross_entropy(logits.reshape(-1, cfg.image_vocab), image.reshape(-1))
+        else:
+            h = model.hidden(torch.cat([model.embed_text(text), model.embed_image(image[:, :-1])], dim=1))
+            tl = model.text_head(h[:, : cfg.text_len - 1])
+            expected = F.cross_entropy(tl.reshape(-1, cfg.text_vocab), text[:, 1:].reshape(-1))
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("j", [0, 4, CFG.n_image - 2])
+def test_changing_image_code_j_leaves_logits_up_to_j_unchanged(j):
+    model = tiny()
+    text, image = inputs()
+    changed = image.clone()
+    changed[:, j] = (changed[:, j] + 1) % CFG.image_vocab
+    with torch.no_grad():
+        a, _ = model(text, image)
+        b, _ = model(text, changed)
+    # logits i predict code i from codes < i: positions 0..j never see code j
+    torch.testing.assert_close(a[:, : j + 1], b[:, : j + 1], rtol=0, atol=1e-6)
+    assert not torch.allclose(a[:, j + 1], b[:, j + 1], atol=1e-4)  # the next position does see it
+
+
+def test_last_image_code_is_never_an_input():
+    model = tiny()
+    text, image = inputs()
+    changed = image.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % CFG.image_vocab
+    with torch.no_grad():
+        torch.testing.assert_close(model(text, image)[0], model(text, changed)[0], rtol=0, atol=0)
+
+
+def test_changing_the_text_changes_every_image_logit():
+    model = tiny()
+    text, image = inputs()
+    other = text.clone()
+    other[:, 0] = (other[:, 0] + 1) % CFG.text_vocab
+    with torch.no_grad():
+        a, _ = model(text, image)
+        b, _ = model(other, image)
+    diff = (a - b).abs().amax(dim=-1)  # (B, N)
+    assert bool((diff > 1e-4).all())
+
+
+def test_full_recompute_image_logits_match_forward():
+    model = tiny()
+    text, image = inputs()
+    with torch.no_grad():
+        full, _ = model(text, image)
+        for i in range(CFG.n_image):
+            step = model.image_logits(text, image[:, :i])
+            torch.testing.assert_close(step, full[:, i], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_cached_incremental_logits_equal_full_recompute(b):
+    model = tiny()
+    text, image = inputs(b=b)
+    cache = KVCache(CFG, b, torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        for i in range(CFG.n_image):
+            cached = model.image_logits(text, image[:, :i], cache)
+            full = model.image_logits(text, image[:, :i])
+            assert cache.length == CFG.text_len + i
+            torch.testing.assert_close(cached, full, rtol=0, atol=1e-5)
+    assert cache.length == CFG.block_size
+
+
+def test_row_embeddings_are_used_at_the_right_positions():
+    model = tiny()
+    text, image = inputs()
+    side = CFG.image_side
+    with torch.no_grad():
+        before, _ = model(text, image)
+        # a random (not constant: LayerNorm removes a constant shift) change to grid row 1 (indices side..2*side-1)
+        model.row_emb.weight[1] += torch.randn(CFG.n_embd, generator=torch.Generator().manual_seed(2))
+        after, _ = model(text, image)
+    # logits i see input codes 0..i-1; the first code of row 1 is index `side`, seen from logits side+1 on
+    torch.testing.assert_close(before[:, : side + 1], after[:, : side + 1], rtol=0, atol=1e-6)
+    assert not torch.allclose(before[:, side + 1:], after[:, side + 1:], atol=1e-4)
+
+
+def test_col_embeddings_are_used_at_the_right_positions():
+    model = tiny()
+    text, image = inputs()
+    with torch.no_grad():
+        before, _ = model(text, image)
+        # column 2 first occurs at grid index 2
+        model.col_emb.weight[2] += torch.randn(CFG.n_embd, generator=torch.Generator().manual_seed(2))
+        after, _ = model(text, image)
+    torch.testing.assert_close(before[:, :3], after[:, :3], rtol=0, atol=1e-6)
+    assert not torch.allclose(before[:, 3], after[:, 3], atol=1e-4)
+
+
+def test_2d_position_is_row_plus_column():
+    model = tiny()
+    codes = torch.zeros(1, CFG.n_image, dtype=torch.long)
+    with torch.no_grad():
+        emb = model.embed_image(codes)[0]  # (N, C)
+        side = CFG.image_side
+        for k in range(CFG.n_image):
+            expected = model.image_emb.weight[0] + model.row_emb.weight[k // side] + model.col_emb.weight[k % side]
+            torch.testing.assert_close(emb[k], expected)
+        # an offset start gives the same embedding as the same index in a full sequence
+        torch.testing.assert_close(model.embed_image(codes[:, :2], start=4)[0], emb[4:6])
