@@ -239,8 +239,6 @@ def test_info_missing_folder(tmp_path):
     assert_clean_error(run("info", "--weights", tmp_path / "nothing"), 1)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG cli.py _root: --version is a plain callback option, so `t2i --version` "
-                   "with no command stops at click's 'Missing command' (exit 2) before the callback runs")
 def test_version():
     r = run("--version")
     assert r.exit_code == 0 and __version__ in r.stdout

@@ -126,8 +126,6 @@ def test_unusable_config_is_refused(tmp_path):
         load_model(path, "dvae")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG weights.py load_model: a negative dimension in the config raises a raw "
-                   "RuntimeError from torch (only KeyError/TypeError/ValueError/AssertionError become WeightsError)")
 def test_negative_dimension_in_config_is_refused(tmp_path):
     meta = {"format": FORMAT, "kind": "dvae", "config": json.dumps({**DCFG.__dict__, "n_codes": -1})}
     path = save_tensors(tmp_path / "neg.safetensors", build("dvae").state_dict(), meta)

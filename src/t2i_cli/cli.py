@@ -28,18 +28,28 @@ MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this 
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
+class SAMPLING_DEFAULTS:
+    """generate's and eval's sampling defaults (kept here so `t2i --help` need not import torch)."""
+
+    temperature, top_k, top_p, guidance = 1.0, 0, 1.0, 1.0
+
+
 def default_weights() -> Path:
     """--weights default: $T2I_WEIGHTS, else the weights folder shipped with the repository."""
     return Path(os.environ.get("T2I_WEIGHTS") or REPO_WEIGHTS)
 
 
-@app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    STATE["debug"] = debug
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         out.print(f"t2i {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+          version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    STATE["debug"] = debug
 
 
 @contextmanager
@@ -89,10 +99,10 @@ def generate(
     prompt: str = typer.Argument(..., help="What to draw, e.g. \"a red bird\"."),
     n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N})."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature (> 0)."),
-    top_k: int = typer.Option(0, "--top-k", help="Keep the k most likely codes (0 = off)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
-    guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (>= 0; 1 = off)."),
+    temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature", help="Softmax temperature (> 0)."),
+    top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off)."),
+    top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
+    guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance", help="Classifier-free guidance scale (>= 0; 1 = off)."),
     candidates: int = typer.Option(0, "--candidates", help="Draw this many and keep the best by CLIP score."),
     keep: int = typer.Option(1, "--keep", help="With --candidates: how many of the best to write."),
     out_dir: Path = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files."),
@@ -217,6 +227,8 @@ def train(
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
             cfg, run_dir = _train_config(stage, data, preset, locals()), out_dir
         summary = _run_training(cfg, run_dir, resume is not None, dvae, tokenizer, device, quiet)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+            return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", highlight=False, soft_wrap=True)
         out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)", highlight=False)
 
@@ -280,6 +292,152 @@ def export(runs: list[Path] = typer.Argument(..., help="Run folders (tokenizer, 
         for run in runs:
             for path in export_run(run, to, half=half, force=force):
                 out.print(str(path), highlight=False)
+
+
+@data_app.command("world")
+def data_world(split: str = typer.Option("train", "--split", help="train, val or heldout."),
+               n: int = typer.Option(1000, "--n", help="Scenes to write."),
+               size: int = typer.Option(128, "--size", help="Image side in pixels."),
+               out_dir: Path = typer.Option(..., "--out", help="Folder for NAME.png, NAME.txt and NAME.json."),
+               quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+    """Write scenes of the procedural world as image + caption + spec files."""
+    with user_errors():
+        from t2i_cli.data import write_world
+
+        if n < 1 or size < 16:
+            raise UsageError(f"--n must be at least 1 and --size at least 16, got {n} and {size}")
+        with progress_bar(quiet) as bar:
+            task = bar.add_task("rendering", total=n, rate="")
+            count = write_world(split, n, size, out_dir,
+                                lambda k: bar.update(task, completed=k, rate=rate_text(bar.tasks[task], "images")))
+        out.print(f"wrote {count} scenes to {out_dir}", highlight=False)
+
+
+@data_app.command("preview")
+def data_preview(source: str = typer.Argument("world:train", help="world[:split], a folder, or a .jsonl manifest."),
+                 out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
+                 n: int = typer.Option(16, "--n", help="Samples on the sheet."),
+                 size: int = typer.Option(128, "--size", help="Image side in pixels.")) -> None:
+    """Write one contact sheet of captioned samples from a data source."""
+    with user_errors():
+        from t2i_cli.data import open_source, preview
+
+        if not 1 <= n <= 256:
+            raise UsageError(f"--n must be between 1 and 256, got {n}")
+        skipped = open_source(source, size, world_size=n).skipped_message()
+        if skipped:
+            warn(skipped)
+        out.print(f"wrote {preview(source, out_path, n=n, side=size)}", highlight=False)
+
+
+@app.command()
+def rerank(folder: Path = typer.Argument(..., help="Folder of images (PNG files from `t2i generate` carry their prompt)."),
+           prompt: Optional[str] = typer.Option(None, "--prompt", help="Score every image against this prompt instead."),
+           top: int = typer.Option(0, "--top", help="Write a contact sheet of the best K per prompt."),
+           link_best: bool = typer.Option(False, "--link-best", help="Copy the best --top K into FOLDER/best/."),
+           explain: bool = typer.Option(False, "--explain", help="Show how much each word of the prompt adds to the top score."),
+           weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder with clip.safetensors."),
+           device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+    """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
+    with user_errors():
+        from t2i_cli import rerank as rr
+
+        if top < 0 or (link_best and top < 1):
+            raise UsageError("--top must be 0 or more, and --link-best needs --top K with K >= 1")
+        if prompt is not None and not prompt.strip():
+            raise UsageError("--prompt is empty; give the text the images should match")
+        pipe = _load_pipeline(weights or default_weights(), device, need_clip=True)
+        ranked, skipped = rr.rank_folder(pipe, folder, prompt)
+        if skipped:
+            warn("skipped " + ", ".join(f"{v} {k}" for k, v in skipped.items()))
+        _print_ranking(ranked)
+        out.print(f"wrote {rr.write_ranking(folder, ranked)}", highlight=False)
+        if top:
+            out.print(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_size)}", highlight=False)
+        if link_best:
+            out.print(f"copied {len(rr.link_best(folder, ranked, top))} files into {folder / 'best'}", highlight=False)
+        if explain:
+            best = ranked[0]
+            from t2i_cli.images import load_rgb, tensor_from_image
+
+            image = tensor_from_image(load_rgb(best.path, pipe.bundle.clip.cfg.image_size))
+            out.print(f"word contributions to the score of {best.path.name} (drop when the word is removed):")
+            for word, delta in rr.explain(pipe, image, best.prompt):
+                out.print(f"  {word:>12} {delta:+.4f}", highlight=False)
+
+
+def _print_ranking(ranked) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for col in ("rank", "score", "file", "prompt"):
+        table.add_column(col)
+    for r in ranked:
+        table.add_row(str(r.rank), f"{r.score:.4f}", r.path.name, r.prompt)
+    out.print(table)
+
+
+@app.command("eval")
+def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to evaluate."),
+             n: int = typer.Option(50, "--n", help="Prompts per task."),
+             seed: int = typer.Option(0, "--seed", help="Seed of the prompt sets and of sampling."),
+             candidates: int = typer.Option(1, "--candidates", help="Draw N per prompt and keep CLIP's best."),
+             temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature"),
+             top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k"),
+             top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p"),
+             guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance"),
+             judge_path: Optional[Path] = typer.Option(None, "--judge", help="Judge classifier (default: judge.safetensors of the weights folder, else the shipped one)."),
+             json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
+             device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+    """Score a model on the procedural world, GenEval-style, with an independent judge."""
+    with user_errors():
+        from t2i_cli import evaluate as ev
+        from t2i_cli.sampling import SamplingConfig
+
+        if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
+            raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
+        sampling.validate()
+        folder = weights or default_weights()
+        pipe = _load_pipeline(folder, device, need_clip=candidates > 1)
+        judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
+                                         if p.is_file()), folder / "judge.safetensors")
+        judge = ev.load_judge(judge_file)
+        side = pipe.bundle.dvae.cfg.image_size
+        with progress_bar(quiet, "prompts") as bar:
+            task = bar.add_task("judge check", total=len(ev.TASKS) * max(n, 50), rate="")
+            tick = lambda name, i, total: bar.update(task, advance=1, description=f"judge {name}")
+            validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=tick)
+            dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
+            task = bar.add_task("generate", total=len(ev.TASKS) * n, rate="")
+            tick = lambda name, i, total: bar.update(task, advance=1, description=f"eval {name}")
+            result = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=tick)
+        result |= {"judge_validation": validation, "dvae": dvae, "weights": pipe.bundle.identity,
+                   "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
+        _print_eval(result)
+        if json_path is not None:
+            from t2i_cli.files import atomic_write_json
+
+            atomic_write_json(json_path, result)
+            out.print(f"wrote {json_path}", highlight=False)
+
+
+def _print_eval(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"t2i eval — weights {result['weights']}, {result['n_per_task']} prompts per task, "
+                        f"candidates {result['candidates']}")
+    for col in ("task", "accuracy", "checks", "judge agrees with real renders", "judge rejects wrong renders"):
+        table.add_column(col)
+    for name, r in result["tasks"].items():
+        v = result["judge_validation"][name]
+        checks = " ".join(f"{c}={x:.2f}" for c, x in r["checks"].items())
+        table.add_row(name, f"{r['accuracy']:.1%}", checks, f"{v['agreement']:.1%}", f"{v['rejects_wrong']:.1%}")
+    out.print(table)
+    d = result["dvae"]
+    out.print(f"overall {result['overall']:.1%}; dVAE on val: PSNR {d['psnr']:.2f} dB, code perplexity "
+              f"{d['perplexity']:.1f}, codes used {d.get('codes_used', 0):.0%}; {result['seconds']:.0f} s", highlight=False)
 
 
 def main() -> None:

@@ -34,10 +34,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The shipped default model (weights/README.md): sizes chosen by measurement on a 2-core CPU.
     "default": {
         "tokenizer": {"vocab_size": 512},
-        "dvae": {"steps": 3000, "batch_size": 32, "lr": 2e-3, "model": {"n_codes": 512, "n_hid": 32, "code_dim": 64}},
-        "transformer": {"steps": 6000, "batch_size": 32, "lr": 1e-3,
-                        "model": {"n_layer": 6, "n_head": 8, "n_embd": 256}},
-        "clip": {"steps": 1500, "batch_size": 64, "lr": 1e-3, "model": {}},
+        "dvae": {"steps": 1200, "batch_size": 32, "lr": 1e-3, "kl_max": 1e-2, "kl_warmup": 0.1,
+                 "model": {"downsample": 8, "n_codes": 512, "n_hid": 32, "code_dim": 64}},
+        "transformer": {"steps": 3000, "batch_size": 32, "lr": 1e-3,
+                        "model": {"n_layer": 6, "n_head": 6, "n_embd": 192}},
+        "clip": {"steps": 800, "batch_size": 64, "lr": 1e-3, "model": {}},
     },
 }
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,7 +222,13 @@ class StepBatches(torch.utils.data.Dataset):
 def make_loader(batches: StepBatches, start: int, num_workers: int) -> torch.utils.data.DataLoader:
     """Load steps start..steps-1 in order, with worker processes rendering ahead of the training step."""
     return torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, batches.cfg.steps),
-                                       num_workers=num_workers, prefetch_factor=4 if num_workers else None)
+                                       num_workers=num_workers, prefetch_factor=4 if num_workers else None,
+                                       worker_init_fn=_ignore_sigint if num_workers else None)
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    """Ctrl-C reaches the whole process group: workers ignore it so the main process can checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Interrupted(T2IError):
@@ -246,6 +253,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             save_checkpoint(ckpt, model, opt, cfg, done, stage.kind)
             save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind)
 
+    previous = _stop_on_sigterm()
     try:
         for step, (images, captions) in zip(range(start, cfg.steps), make_loader(batches, start, cfg.num_workers)):
             torch.manual_seed(step_seed(cfg, step, dd.rank))
@@ -270,10 +278,26 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     except KeyboardInterrupt:
         checkpoint()
         raise Interrupted(f"interrupted at step {done}; checkpoint saved. Resume with: t2i train --resume {run_dir}")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     checkpoint()
     if dd.is_main:
         stage.write_samples(run_dir, done, logger.history)
     return {"step": done, **metrics}
+
+
+def _stop_on_sigterm():
+    """Treat SIGTERM (a scheduler's pre-emption, `kill`) like Ctrl-C: checkpoint, then stop."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> float:

@@ -17,6 +17,7 @@ from safetensors.torch import save as st_save
 from t2i_cli.clip import Clip, ClipConfig
 from t2i_cli.dvae import DVAE, DVAEConfig
 from t2i_cli.errors import WeightsError
+from t2i_cli.judge import JudgeConfig, ObjectClassifier
 from t2i_cli.files import atomic_write_bytes
 from t2i_cli.tokenizer import TextTokenizer
 from t2i_cli.transformer import Transformer, TransformerConfig
@@ -26,6 +27,7 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "dvae": (DVAE, DVAEConfig),
     "transformer": (Transformer, TransformerConfig),
     "clip": (Clip, ClipConfig),
+    "judge": (ObjectClassifier, JudgeConfig),  # evaluation only; never part of a generating model
 }
 FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors")
 
@@ -64,10 +66,11 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.
                            f"{meta.get('kind')!r}); expected format {FORMAT!r}, kind {kind!r}")
     try:
         cfg = config_cls(**json.loads(meta["config"]))
+        with torch.device("meta"):  # shapes only: a hostile config cannot make us allocate memory
+            check_state(model_cls(cfg), tensors, path)
         model = model_cls(cfg)
-    except (KeyError, TypeError, ValueError, AssertionError) as e:
+    except (KeyError, TypeError, ValueError, AssertionError, RuntimeError) as e:
         raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
-    check_state(model, tensors, path)
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in tensors.items()})
     return model.to(device).eval()
 

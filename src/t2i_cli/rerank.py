@@ -1,0 +1,98 @@
+"""Score a folder of images against their prompts with CLIP and order them, best first."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from t2i_cli.errors import DataError
+from t2i_cli.files import atomic_write_json, claim_path, write_new
+from t2i_cli.images import IMAGE_SUFFIXES, contact_sheet, encode_png, load_rgb, read_png_text, tensor_from_image
+from t2i_cli.pipeline import TextToImage
+
+
+@dataclass
+class Ranked:
+    """One scored image."""
+
+    path: Path  # the input file (never modified)
+    prompt: str  # the prompt it was scored against
+    score: float  # CLIP cosine similarity
+    rank: int = 0  # 1 = best within its prompt
+
+
+def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Path, str, torch.Tensor]], Counter]:
+    """Images of a folder with their prompt (PNG text chunk, or the given one); skipped files are counted."""
+    if not Path(folder).is_dir():
+        raise DataError(f"{folder} is not a folder; give the folder of images to rank")
+    items, skipped = [], Counter()
+    for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            if path.name != "ranking.json":
+                skipped["not an image"] += 1
+            continue
+        try:
+            text = prompt or (read_png_text(path).get("prompt") if path.suffix.lower() == ".png" else None)
+            if not text or not text.strip():
+                skipped["no prompt (pass --prompt)"] += 1
+                continue
+            items.append((path, text, tensor_from_image(load_rgb(path, side))))
+        except DataError:
+            skipped["unreadable image"] += 1
+    return items, skipped
+
+
+def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None) -> tuple[list[Ranked], Counter]:
+    """Score every image against its prompt; ranks are within each prompt, best first."""
+    clip = pipe.bundle.clip
+    if clip is None:
+        raise DataError(f"{pipe.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
+    items, skipped = collect(folder, prompt, clip.cfg.image_size)
+    if not items:
+        raise DataError(f"nothing to rank in {folder}: no readable image with a prompt"
+                        + (f" ({', '.join(f'{v} {k}' for k, v in skipped.items())})" if skipped else ""))
+    ranked: list[Ranked] = []
+    for text in dict.fromkeys(t for _, t, _ in items):
+        group = [(p, x) for p, t, x in items if t == text]
+        scores = pipe.score(torch.stack([x for _, x in group]), text)
+        order = torch.argsort(scores, descending=True).tolist()
+        ranked += [Ranked(group[i][0], text, float(scores[i]), r) for r, i in enumerate(order, start=1)]
+    return ranked, skipped
+
+
+def write_ranking(folder: Path, ranked: list[Ranked]) -> Path:
+    """DIR/ranking.json, atomically."""
+    rows = [{"rank": r.rank, "score": round(r.score, 6), "file": r.path.name, "prompt": r.prompt} for r in ranked]
+    return atomic_write_json(Path(folder) / "ranking.json", rows)
+
+
+def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Path:
+    """A contact sheet of the best k per prompt with their scores, as a new PNG in folder."""
+    best = [r for r in ranked if r.rank <= k]
+    sheet = contact_sheet([load_rgb(r.path, side) for r in best], [f"#{r.rank} {r.score:.3f}" for r in best],
+                          columns=max(1, min(k, 8)), label_height=14)
+    data = encode_png(sheet, {"ranking": "top-k contact sheet"})
+    return write_new(folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data))
+
+
+def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
+    """Copy the best k per prompt into DIR/best/ under new names (never overwriting)."""
+    out = []
+    (Path(folder) / "best").mkdir(exist_ok=True)
+    for r in (r for r in ranked if r.rank <= k):
+        target = claim_path(Path(folder) / "best", r.path.stem, r.path.suffix)
+        shutil.copyfile(r.path, target)
+        out.append(target)
+    return out
+
+
+def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, float]]:
+    """Each word's contribution: the drop in score when that word is removed from the prompt."""
+    words = prompt.split()
+    variants = [prompt] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
+    scores = torch.cat([pipe.score(image[None], v) for v in variants])
+    return [(w, float(scores[0] - scores[i + 1])) for i, w in enumerate(words)]

@@ -1,0 +1,184 @@
+"""Training: every stage runs and exports, resume is bitwise exact, torchrun works, crashes lose nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from t2i_cli.cli import app
+from t2i_cli.pipeline import TextToImage
+from t2i_cli.train import CHECKPOINT, TrainConfig
+from t2i_cli.weights import load_tensors
+
+runner = CliRunner()
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Deterministic and fast on a shared 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def t2i(*args: str) -> None:
+    """Run a t2i command in-process and fail with its output if it fails."""
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + (result.stderr if hasattr(result, "stderr") else "")
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> Path:
+    """Tokenizer, dVAE, transformer and CLIP run folders from the tiny preset (a few steps each)."""
+    root = tmp_path_factory.mktemp("runs")
+    torch.set_num_threads(1)
+    common = ["--preset", "tiny", "--workers", "0", "-q", "--log-every", "2"]
+    t2i("train", "--stage", "tokenizer", "--out", root / "tok", *common)
+    t2i("train", "--stage", "dvae", "--steps", "6", "--ckpt-every", "3", "--out", root / "dvae", *common)
+    t2i("train", "--stage", "transformer", "--steps", "6", "--dvae", root / "dvae", "--tokenizer", root / "tok",
+        "--out", root / "tr", *common)
+    t2i("train", "--stage", "clip", "--steps", "4", "--tokenizer", root / "tok", "--out", root / "clip", *common)
+    return root
+
+
+def test_every_stage_writes_its_run_folder(tiny_runs: Path):
+    assert (tiny_runs / "tok" / "tokenizer.json").is_file()
+    for stage in ("dvae", "tr", "clip"):
+        run = tiny_runs / stage
+        assert (run / CHECKPOINT).is_file() and (run / "loss.png").is_file()
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert lines[-1]["step"] == TrainConfig(**json.loads((run / "train_config.json").read_text())).steps
+        assert all(x["loss"] == x["loss"] for x in lines)  # no NaN
+    assert list((tiny_runs / "dvae" / "samples").glob("step-*.png"))
+    dvae_lines = [json.loads(x) for x in (tiny_runs / "dvae" / "metrics.jsonl").read_text().splitlines()]
+    assert any("perplexity" in x and x["perplexity"] >= 1 for x in dvae_lines)
+
+
+def test_export_writes_a_folder_that_generates(tiny_runs: Path, tmp_path: Path):
+    weights = tmp_path / "w"
+    t2i("export", tiny_runs / "tr", tiny_runs / "clip", "--to", weights, "--half")
+    assert sorted(p.name for p in weights.iterdir()) == ["clip.safetensors", "dvae.safetensors", "tokenizer.json",
+                                                        "transformer.safetensors"]
+    tensors, _ = load_tensors(weights / "transformer.safetensors")
+    assert all(v.dtype == torch.float16 for v in tensors.values() if v.is_floating_point())
+    pipe = TextToImage.from_folder(weights, "cpu", need_clip=True)
+    images = pipe("a red bird", n=2, seed=0)
+    assert images[0].image.shape == (3, 16, 16)
+    # exporting again refuses to overwrite unless forced
+    result = runner.invoke(app, ["export", str(tiny_runs / "tr"), "--to", str(weights)])
+    assert result.exit_code == 2 and "already exists" in result.output + getattr(result, "stderr", "")
+
+
+def test_same_config_gives_bitwise_identical_parameters(tmp_path: Path):
+    """Two runs of one config agree bit for bit: randomness comes only from (seed, step, rank)."""
+    common = ["--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--steps", "5"]
+    t2i("train", *common, "--out", tmp_path / "a")
+    t2i("train", *common, "--out", tmp_path / "b")
+    t2i("train", *common, "--seed", "1", "--out", tmp_path / "c")
+    a, _ = load_tensors(tmp_path / "a" / CHECKPOINT)
+    b, _ = load_tensors(tmp_path / "b" / CHECKPOINT)
+    c, _ = load_tensors(tmp_path / "c" / CHECKPOINT)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_interrupt_then_resume_matches_uninterrupted(tmp_path: Path, monkeypatch):
+    common = ["--stage", "transformer", "--preset", "tiny", "--workers", "0", "-q", "--ckpt-every", "100"]
+    root = tmp_path
+    t2i("train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", root / "tok")
+    t2i("train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "0", "-q", "--out", root / "dvae")
+    deps = ["--dvae", root / "dvae", "--tokenizer", root / "tok"]
+    t2i("train", *common, *deps, "--steps", "8", "--out", root / "full")
+
+    import t2i_cli.train as train_mod
+
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def interrupting_step(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:  # Ctrl-C arrives during step 5
+            raise KeyboardInterrupt
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", interrupting_step)
+    result = runner.invoke(app, ["train", *common, *map(str, deps), "--steps", "8", "--out", str(root / "cut")])
+    assert result.exit_code == 130
+    assert "--resume" in result.output + getattr(result, "stderr", "")
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    _, meta = load_tensors(root / "cut" / CHECKPOINT)
+    assert meta["step"] == "4"
+    t2i("train", "--resume", root / "cut", "-q")
+    full, _ = load_tensors(root / "full" / CHECKPOINT)
+    cut, _ = load_tensors(root / "cut" / CHECKPOINT)
+    assert set(full) == set(cut)
+    assert all(torch.equal(full[k], cut[k]) for k in full), "resumed run differs from the uninterrupted one"
+    steps = [json.loads(x)["step"] for x in (root / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # no duplicated metric lines after the resume
+    assert train_mod.CHECKPOINT == CHECKPOINT
+
+
+def test_new_run_refuses_an_existing_run_folder(tiny_runs: Path):
+    result = runner.invoke(app, ["train", "--stage", "dvae", "--preset", "tiny", "--out", str(tiny_runs / "dvae")])
+    assert result.exit_code == 2
+    assert "--resume" in result.output + getattr(result, "stderr", "")
+
+
+def test_torchrun_two_processes_on_gloo(tiny_runs: Path, tmp_path: Path):
+    """dVAE and transformer stages under a 2-process torchrun: complete, one checkpoint, rank 0 writes."""
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    for stage, extra in (("dvae", []), ("transformer", ["--dvae", str(tiny_runs / "dvae"),
+                                                       "--tokenizer", str(tiny_runs / "tok")])):
+        out = tmp_path / stage
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "t2i_cli", "train", "--stage", stage, "--preset", "tiny", "--steps", "4", "--workers", "0",
+               "--device", "cpu", "-q", "--out", str(out), *extra]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert [p.name for p in out.glob("*.safetensors") if p.name == CHECKPOINT] == [CHECKPOINT]
+        _, meta = load_tensors(out / CHECKPOINT)
+        assert meta["step"] == "4"
+        assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def test_sigkill_during_checkpoint_write_keeps_the_previous_one(tiny_runs: Path, tmp_path: Path):
+    """Kill a process while it writes a checkpoint: the old checkpoint must still load."""
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = run / CHECKPOINT
+    ckpt.write_bytes((tiny_runs / "dvae" / CHECKPOINT).read_bytes())
+    before = ckpt.read_bytes()
+    script = f"""
+import sys, time
+sys.path.insert(0, {SRC!r})
+import t2i_cli.files as files
+from pathlib import Path
+from t2i_cli.weights import load_tensors, save_tensors
+tensors, meta = load_tensors(Path({str(ckpt)!r}))
+real = Path.write_bytes
+def slow_write(self, data):
+    with open(self, "wb") as f:
+        f.write(data[: len(data) // 2]); f.flush()
+        print("writing", flush=True)
+        time.sleep(60)
+        f.write(data[len(data) // 2:])
+Path.write_bytes = slow_write
+save_tensors(Path({str(ckpt)!r}), {{k: v + 1 for k, v in tensors.items()}}, meta)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert ckpt.read_bytes() == before
+    tensors, meta = load_tensors(ckpt)
+    assert int(meta["step"]) >= 1 and tensors
