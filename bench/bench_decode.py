@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -36,11 +37,20 @@ import torch.nn.functional as F
 
 from t2i_cli.sampling import SamplingConfig, generate_codes, sample_next
 from t2i_cli.transformer import KVCache, Transformer, TransformerConfig
+from t2i_cli.weights import load_model
 
-CFG = TransformerConfig(text_vocab=536, text_len=24, image_vocab=512, image_side=16, n_layer=6, n_head=8, n_embd=256)
+def default_config() -> TransformerConfig:
+    """The shipped model's config (weights/transformer.safetensors), else the default preset's shape."""
+    path = Path(__file__).resolve().parents[1] / "weights" / "transformer.safetensors"
+    if path.is_file():
+        return load_model(path, "transformer").cfg
+    return TransformerConfig(text_vocab=202, text_len=24, image_vocab=512, image_side=8, n_layer=6, n_head=6, n_embd=192)
+
+
+CFG = default_config()
 TOP_K, TOP_P = 32, 0.95
 SAMPLING = SamplingConfig(top_k=TOP_K, top_p=TOP_P, guidance=1.0, use_cache=True)
-N = CFG.n_image  # codes per image: 256
+N = CFG.n_image  # codes per image
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -21,8 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 data_app = typer.Typer(no_args_is_help=True, help="Write or preview training data.")
 app.add_typer(data_app, name="data")
 
-out = Console()
-err = Console(stderr=True)
+# markup=False: prompts, paths and PNG text are user data and must never be read as Rich markup.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 STATE = {"debug": False}
 MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -60,26 +61,37 @@ def user_errors() -> Iterator[None]:
     except T2IError as e:
         if STATE["debug"]:
             raise
-        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        say("error", "red", str(e))
         raise typer.Exit(e.exit_code)
     except KeyboardInterrupt:
         if STATE["debug"]:
             raise
-        err.print("[yellow]interrupted[/yellow]: finished files are kept; nothing partial was written")
+        say("interrupted", "yellow", "finished files are kept; nothing partial was written")
         raise typer.Exit(130)
     except (typer.Exit, typer.Abort):
         raise
     except Exception as e:  # a bug: one line, with how to see more
         if STATE["debug"]:
             raise
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e} (rerun with --debug for the traceback)",
-                  highlight=False, soft_wrap=True)
+        say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
         raise typer.Exit(1)
+
+
+def clean(text: str) -> str:
+    """User text made safe for a terminal: control characters (ESC, BEL, ...) shown as escapes."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in str(text))
+
+
+def say(label: str, colour: str, msg: str) -> None:
+    """One coloured 'label: message' line on stderr; the message is never read as markup."""
+    from rich.text import Text
+
+    err.print(Text.assemble((f"{label}:", colour), " ", clean(msg)), soft_wrap=True)
 
 
 def warn(msg: str) -> None:
     """One yellow warning line on stderr."""
-    err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
+    say("warning", "yellow", msg)
 
 
 def progress_bar(quiet: bool, unit: str = "tokens") -> Progress:
@@ -126,7 +138,7 @@ def generate(
         paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
                           weights or default_weights(), device, grid, quiet)
         for p in paths:
-            out.print(str(p), highlight=False, soft_wrap=True)
+            out.print(clean(str(p)), soft_wrap=True)
 
 
 def _load_pipeline(weights: Path, device: str, need_clip: bool = False):
@@ -229,8 +241,8 @@ def train(
         summary = _run_training(cfg, run_dir, resume is not None, dvae, tokenizer, device, quiet)
         if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
             return
-        out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", highlight=False, soft_wrap=True)
-        out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)", highlight=False)
+        out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
+        out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)")
 
 
 def _train_config(stage: str, data: str, preset: str, opts: dict):
@@ -291,7 +303,7 @@ def export(runs: list[Path] = typer.Argument(..., help="Run folders (tokenizer, 
 
         for run in runs:
             for path in export_run(run, to, half=half, force=force):
-                out.print(str(path), highlight=False)
+                out.print(str(path))
 
 
 @data_app.command("world")
@@ -310,7 +322,7 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
             task = bar.add_task("rendering", total=n, rate="")
             count = write_world(split, n, size, out_dir,
                                 lambda k: bar.update(task, completed=k, rate=rate_text(bar.tasks[task], "images")))
-        out.print(f"wrote {count} scenes to {out_dir}", highlight=False)
+        out.print(f"wrote {count} scenes to {out_dir}")
 
 
 @data_app.command("preview")
@@ -327,7 +339,7 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
         skipped = open_source(source, size, world_size=n).skipped_message()
         if skipped:
             warn(skipped)
-        out.print(f"wrote {preview(source, out_path, n=n, side=size)}", highlight=False)
+        out.print(f"wrote {preview(source, out_path, n=n, side=size)}")
 
 
 @app.command()
@@ -351,19 +363,19 @@ def rerank(folder: Path = typer.Argument(..., help="Folder of images (PNG files 
         if skipped:
             warn("skipped " + ", ".join(f"{v} {k}" for k, v in skipped.items()))
         _print_ranking(ranked)
-        out.print(f"wrote {rr.write_ranking(folder, ranked)}", highlight=False)
+        out.print(f"wrote {rr.write_ranking(folder, ranked)}")
         if top:
-            out.print(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_size)}", highlight=False)
+            out.print(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_size)}")
         if link_best:
-            out.print(f"copied {len(rr.link_best(folder, ranked, top))} files into {folder / 'best'}", highlight=False)
+            out.print(f"copied {len(rr.link_best(folder, ranked, top))} files into {folder / 'best'}")
         if explain:
             best = ranked[0]
             from t2i_cli.images import load_rgb, tensor_from_image
 
             image = tensor_from_image(load_rgb(best.path, pipe.bundle.clip.cfg.image_size))
-            out.print(f"word contributions to the score of {best.path.name} (drop when the word is removed):")
+            out.print(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
             for word, delta in rr.explain(pipe, image, best.prompt):
-                out.print(f"  {word:>12} {delta:+.4f}", highlight=False)
+                out.print(f"  {clean(word):>12} {delta:+.4f}")
 
 
 def _print_ranking(ranked) -> None:
@@ -373,7 +385,7 @@ def _print_ranking(ranked) -> None:
     for col in ("rank", "score", "file", "prompt"):
         table.add_column(col)
     for r in ranked:
-        table.add_row(str(r.rank), f"{r.score:.4f}", r.path.name, r.prompt)
+        table.add_row(str(r.rank), f"{r.score:.4f}", clean(r.path.name), clean(r.prompt))
     out.print(table)
 
 
@@ -420,7 +432,7 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
             from t2i_cli.files import atomic_write_json
 
             atomic_write_json(json_path, result)
-            out.print(f"wrote {json_path}", highlight=False)
+            out.print(f"wrote {json_path}")
 
 
 def _print_eval(result: dict) -> None:
@@ -437,7 +449,7 @@ def _print_eval(result: dict) -> None:
     out.print(table)
     d = result["dvae"]
     out.print(f"overall {result['overall']:.1%}; dVAE on val: PSNR {d['psnr']:.2f} dB, code perplexity "
-              f"{d['perplexity']:.1f}, codes used {d.get('codes_used', 0):.0%}; {result['seconds']:.0f} s", highlight=False)
+              f"{d['perplexity']:.1f}, codes used {d.get('codes_used', 0):.0%}; {result['seconds']:.0f} s")
 
 
 def main() -> None:

@@ -111,10 +111,12 @@ def save_png(img: Image.Image, path: Path, text: dict[str, str] | None = None) -
 def read_png_text(path: Path) -> dict[str, str]:
     """The text chunks of a PNG file ({} if it has none); raises DataError if it is not an image."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
 
 

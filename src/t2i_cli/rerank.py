@@ -31,9 +31,10 @@ def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Pat
         raise DataError(f"{folder} is not a folder; give the folder of images to rank")
     items, skipped = [], Counter()
     for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+        if path.name == "ranking.json" or path.name.startswith("ranking-top-"):
+            continue  # what an earlier rerank wrote is not an input
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            if path.name != "ranking.json":
-                skipped["not an image"] += 1
+            skipped["not an image"] += 1
             continue
         try:
             text = prompt or (read_png_text(path).get("prompt") if path.suffix.lower() == ".png" else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,15 +23,16 @@ class SamplingConfig:
 
     def validate(self, vocab: int | None = None) -> None:
         """Raise UsageError naming the first out-of-range setting."""
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise UsageError(f"--temperature must be a positive number, got {self.temperature}; try 1.0")
+        # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.
+        if not (1e-3 <= self.temperature <= 100):
+            raise UsageError(f"--temperature must be between 0.001 and 100, got {self.temperature}; try 1.0")
         if self.top_k < 0 or (vocab is not None and self.top_k > vocab):
             limit = f"0..{vocab}" if vocab is not None else "0 or more"
             raise UsageError(f"--top-k must be in {limit} (0 = off), got {self.top_k}")
         if not (0 < self.top_p <= 1):
             raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}; 1 turns it off")
-        if not (self.guidance >= 0 and math.isfinite(self.guidance)):
-            raise UsageError(f"--guidance must be 0 or more, got {self.guidance}; 1 turns it off")
+        if not (0 <= self.guidance <= 100):
+            raise UsageError(f"--guidance must be between 0 and 100, got {self.guidance}; 1 turns it off")
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -50,7 +50,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     probs = torch.softmax(sorted_logits.float(), dim=-1)
     mass_before = probs.cumsum(dim=-1) - probs  # probability of the codes ranked above each one
-    drop_sorted = mass_before >= p  # the top code always stays (its mass_before is 0)
+    drop_sorted = mass_before >= p
+    drop_sorted[..., 0] = False  # the top code always stays, even for a p that rounds to 0 in float32
     drop = drop_sorted.scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 

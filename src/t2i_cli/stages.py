@@ -38,7 +38,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                  "model": {"downsample": 8, "n_codes": 512, "n_hid": 32, "code_dim": 64}},
         "transformer": {"steps": 3000, "batch_size": 32, "lr": 1e-3,
                         "model": {"n_layer": 6, "n_head": 6, "n_embd": 192}},
-        "clip": {"steps": 800, "batch_size": 64, "lr": 1e-3, "model": {}},
+        "clip": {"steps": 500, "batch_size": 64, "lr": 1e-3, "model": {}},
     },
 }
 

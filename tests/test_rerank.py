@@ -1,0 +1,321 @@
+"""`t2i rerank DIR`: CLIP scores per prompt, ranking.json, contact sheet, best/ copies, --explain, clean errors.
+
+A tiny CLIP is trained inside the test (a few seconds on one thread) to tell "a red circle" from
+"a blue circle" on solid-colour images, so "matching images rank first" is checked on a model that knows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageFile, PngImagePlugin
+from typer.testing import CliRunner
+
+from conftest import TEXT_LEN, build_tiny_folder
+from t2i_cli.cli import app
+from t2i_cli.clip import Clip, ClipConfig
+from t2i_cli.images import read_png_text, tensor_from_image
+from t2i_cli.weights import load_tokenizer, save_model
+
+RED, BLUE = "a red circle", "a blue circle"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr
+    runner = CliRunner(mix_stderr=False)
+except TypeError:
+    runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def colour_image(rgb: tuple[int, int, int], side: int = 16) -> Image.Image:
+    return Image.new("RGB", (side, side), rgb)
+
+
+def red_shade(g: torch.Generator) -> tuple[int, int, int]:
+    r = torch.randint(170, 256, (1,), generator=g).item()
+    return r, *torch.randint(0, 70, (2,), generator=g).tolist()
+
+
+def blue_shade(g: torch.Generator) -> tuple[int, int, int]:
+    b = torch.randint(170, 256, (1,), generator=g).item()
+    return *torch.randint(0, 70, (2,), generator=g).tolist(), b
+
+
+def train_colour_clip(tok, steps: int = 150) -> Clip:
+    """A tiny CLIP trained contrastively on red vs blue solid images with their captions."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    cfg = ClipConfig(image_size=16, text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN, n_pad_start=tok.n_bpe,
+                     n_hid=8, n_embd=32, n_layer=1, n_head=2, embed_dim=16)
+    clip = Clip(cfg)
+    text = torch.tensor([tok.encode(RED, TEXT_LEN).ids, tok.encode(BLUE, TEXT_LEN).ids])  # (2, T)
+    opt = torch.optim.Adam(clip.parameters(), lr=3e-3)
+    for _ in range(steps):
+        images = torch.stack([tensor_from_image(colour_image(red_shade(g))), tensor_from_image(colour_image(blue_shade(g)))])
+        _, loss = clip(images, text)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    clip.eval()
+    with torch.no_grad():  # it learned the task: each colour scores higher with its own caption
+        red, blue = tensor_from_image(colour_image((230, 20, 20))), tensor_from_image(colour_image((20, 20, 230)))
+        s = clip.score(torch.stack([red, red, blue, blue]), text[[0, 1, 0, 1]])
+    assert s[0] > s[1] + 0.2 and s[3] > s[2] + 0.2, s
+    return clip
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """The tiny folder with its random CLIP replaced by one that tells red from blue (same tokenizer)."""
+    folder = build_tiny_folder(tmp_path_factory.mktemp("rerank") / "weights")
+    tok = load_tokenizer(folder / "tokenizer.json")
+    save_model(train_colour_clip(tok), folder / "clip.safetensors", "clip")
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """sha256 of every file under folder, by relative path."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_only_new_outputs(before: dict[str, str], after: dict[str, str]) -> None:
+    """Inputs byte-identical; the only new entries are ranking.json, best/* and ranking-top-*.png."""
+    assert {k: after.get(k) for k in before} == before
+    new = set(after) - set(before)
+    assert all(k == "ranking.json" or k.startswith("best/") or
+               (k.startswith("ranking-top-") and k.endswith(".png")) for k in new), new
+    assert not [k for k in after if k.endswith(".tmp") or Path(k).name.startswith(".")]
+
+
+def ranking(folder: Path) -> list[dict]:
+    return json.loads((folder / "ranking.json").read_text())
+
+
+@pytest.fixture
+def colour_folder(tmp_path) -> Path:
+    """3 red and 3 blue 16x16 PNGs, interleaved by name so file order says nothing about colour."""
+    folder = tmp_path / "colours"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for i in range(6):
+        colour = red_shade(g) if i % 2 else blue_shade(g)
+        colour_image(colour).save(folder / f"img-{i}.png")
+    return folder
+
+
+REDS = {"img-1.png", "img-3.png", "img-5.png"}
+
+
+# ---------------------------------------------------------------------------------------------- ranking
+def test_ranks_per_prompt_writes_ranking_json_and_touches_no_input(weights, tmp_path):
+    folder = tmp_path / "mixed"
+    for prompt, n in (("a red bird", 3), ("two green cats", 2)):
+        r = run("generate", prompt, "--weights", weights, "--out", folder, "--n", n, "--device", "cpu", "-q")
+        assert r.exit_code == 0, r.stderr
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "corrupt.png").write_bytes(os.urandom(500))
+    colour_image((10, 200, 10)).save(folder / "no-prompt.png")
+    before = snapshot(folder)
+
+    r = run("rerank", folder, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert_only_new_outputs(before, snapshot(folder))
+    rows = ranking(folder)
+    assert len(rows) == 5 and {row["file"] for row in rows} == {k for k in before if k.startswith(("a-red", "two"))}
+    for prompt, k in (("a red bird", 3), ("two green cats", 2)):
+        group = [row for row in rows if row["prompt"] == prompt]
+        assert sorted(row["rank"] for row in group) == list(range(1, k + 1))
+        by_rank = sorted(group, key=lambda row: row["rank"])
+        assert [row["score"] for row in by_rank] == sorted((row["score"] for row in group), reverse=True)
+        assert all(read_png_text(folder / row["file"])["prompt"] == prompt for row in group)
+    warnings = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:"), r.stderr
+    for reason in ("1 not an image", "1 unreadable image", "1 no prompt"):
+        assert reason in warnings[0], warnings[0]
+    assert "ranking.json" in r.stdout
+
+
+def test_ranks_matching_images_first(weights, colour_folder):
+    before = snapshot(colour_folder)
+    r = run("rerank", colour_folder, "--prompt", RED, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert r.stderr.strip() == ""  # nothing skipped, nothing to warn about
+    rows = ranking(colour_folder)
+    assert [row["rank"] for row in rows] == list(range(1, 7)) and {row["prompt"] for row in rows} == {RED}
+    assert {row["file"] for row in rows if row["rank"] <= 3} == REDS
+    assert_only_new_outputs(before, snapshot(colour_folder))
+
+    r = run("rerank", colour_folder, "--prompt", BLUE, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    assert {row["file"] for row in ranking(colour_folder) if row["rank"] <= 3} == {f"img-{i}.png" for i in (0, 2, 4)}
+
+
+def test_top_and_link_best_write_a_sheet_and_copies_without_touching_inputs(weights, colour_folder):
+    before = snapshot(colour_folder)
+    r = run("rerank", colour_folder, "--prompt", RED, "--top", 2, "--link-best", "--weights", weights,
+            "--device", "cpu")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    after = snapshot(colour_folder)
+    assert_only_new_outputs(before, after)
+    sheets = sorted(colour_folder.glob("ranking-top-*.png"))
+    assert len(sheets) == 1
+    with Image.open(sheets[0]) as sheet:
+        sheet.load()
+        assert sheet.width > 2 * 16  # two images side by side
+    best = sorted((colour_folder / "best").iterdir())
+    assert len(best) == 2
+    top2 = [row["file"] for row in sorted(ranking(colour_folder), key=lambda row: row["rank"])[:2]]
+    assert set(top2) <= REDS
+    copied = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in best)
+    assert copied == sorted(before[name] for name in top2)  # exact copies of the two best inputs
+
+
+def test_a_second_rerank_does_not_rank_its_own_outputs(weights, colour_folder):
+    for _ in range(2):
+        r = run("rerank", colour_folder, "--prompt", RED, "--top", 2, "--weights", weights, "--device", "cpu")
+        assert r.exit_code == 0, r.stderr
+    assert {row["file"] for row in ranking(colour_folder)} == {f"img-{i}.png" for i in range(6)}
+    assert "skipped" not in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- --explain
+def test_explain_prints_one_line_per_prompt_word(weights, colour_folder):
+    prompt = "a red circle at night"
+    r = run("rerank", colour_folder, "--prompt", prompt, "--explain", "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    lines = r.stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("word contributions"))
+    best = min(ranking(colour_folder), key=lambda row: row["rank"])["file"]
+    assert best in lines[start]
+    contributions = lines[start + 1:]
+    assert len(contributions) == len(prompt.split())
+    assert [ln.split()[0] for ln in contributions] == prompt.split()
+    assert all(ln.split()[1][0] in "+-" and float(ln.split()[1]) == float(ln.split()[1]) for ln in contributions)
+
+
+# ---------------------------------------------------------------------------------------------- failures
+def assert_clean_error(r, code: int = 1) -> str:
+    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
+    assert isinstance(r.exception, SystemExit), repr(r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("contents", ["empty", "only non-images"])
+def test_nothing_to_rank(weights, tmp_path, contents):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    if contents == "only non-images":
+        (folder / "readme.txt").write_text("hello")
+        (folder / "data.json").write_text("{}")
+        (folder / "broken.png").write_bytes(b"not a png")
+    before = snapshot(folder)
+    line = assert_clean_error(run("rerank", folder, "--weights", weights, "--device", "cpu"))
+    assert "nothing to rank" in line
+    assert snapshot(folder) == before  # no ranking.json either
+
+
+def test_missing_folder(weights, tmp_path):
+    line = assert_clean_error(run("rerank", tmp_path / "nowhere", "--weights", weights, "--device", "cpu"))
+    assert "nowhere" in line
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_weights_without_clip(tmp_path):
+    folder = build_tiny_folder(tmp_path / "no-clip", with_clip=False)
+    images = tmp_path / "images"
+    images.mkdir()
+    colour_image((200, 0, 0)).save(images / "x.png")
+    line = assert_clean_error(run("rerank", images, "--prompt", RED, "--weights", folder, "--device", "cpu"))
+    assert "clip.safetensors" in line
+
+
+# ---------------------------------------------------------------------------------------------- hostile inputs
+def bomb_png(path: Path, side: int) -> Path:
+    """A small PNG whose header claims side x side 1-bit pixels, with a prompt chunk after the image data."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + (side + 7) // 8)
+    idat = b"".join(comp.compress(row * 256) for _ in range(side // 256)) + comp.compress(row * (side % 256))
+    idat += comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+                     + chunk(b"tEXt", b"prompt\x00" + RED.encode()) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture
+def decode_spy(monkeypatch) -> list[tuple[int, int]]:
+    """Sizes of every image Pillow decodes while the test runs."""
+    sizes: list[tuple[int, int]] = []
+    real = ImageFile.ImageFile.load
+
+    def load(self):
+        sizes.append(self.size)
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return sizes
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("side", [
+    20000,  # 400 Mpx: over twice Pillow's limit, refused when opened
+    10000,  # 100 Mpx: under the hard limit, refused by the warning turned error
+])
+def test_decompression_bomb_in_a_rerank_folder_is_skipped_and_never_decoded(weights, colour_folder, decode_spy,
+                                                                              side):
+    bomb_png(colour_folder / "bomb.png", side)
+    for i in range(6):  # give the generated-style images their prompt, so only the bomb is odd
+        path = colour_folder / f"img-{i}.png"
+        with Image.open(path) as im:
+            im.load()
+            info = PngImagePlugin.PngInfo()
+            info.add_text("prompt", RED)
+            im.save(path, pnginfo=info)
+    before = snapshot(colour_folder)
+    decode_spy.clear()
+    r = run("rerank", colour_folder, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert "1 unreadable image" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert len(ranking(colour_folder)) == 6
+    assert_only_new_outputs(before, snapshot(colour_folder))
+    assert all(w * h < 10_000_000 for w, h in decode_spy), decode_spy
+
+
+@pytest.mark.parametrize("prompt", ["a [/x] bird", "a red \x1b[2J\x1b]0;owned\x07 circle"])
+def test_hostile_prompt_chunks_are_printed_harmlessly(weights, tmp_path, prompt):
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", prompt)
+    colour_image((200, 20, 20)).save(folder / "x.png", pnginfo=info)
+    r = run("rerank", folder, "--explain", "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0 and isinstance(r.exception, (SystemExit, type(None))), (r.stderr, r.exception)
+    assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout + r.stderr
+    assert ranking(folder)[0]["prompt"] == prompt  # ranking.json keeps the prompt exactly (JSON escapes it)
