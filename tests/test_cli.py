@@ -251,3 +251,12 @@ def test_python_m_help_runs_without_torch():
     r = subprocess.run([sys.executable, "-c", "import sys, t2i_cli.cli; print('torch' in sys.modules)"],
                        capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "False", "importing the CLI must not import torch (t2i --help stays instant)"
+
+
+def test_cli_sampling_defaults_match_the_library():
+    from t2i_cli.cli import SAMPLING_DEFAULTS
+    from t2i_cli.sampling import SamplingConfig
+
+    lib = SamplingConfig()
+    assert (SAMPLING_DEFAULTS.temperature, SAMPLING_DEFAULTS.top_k, SAMPLING_DEFAULTS.top_p,
+            SAMPLING_DEFAULTS.guidance) == (lib.temperature, lib.top_k, lib.top_p, lib.guidance)

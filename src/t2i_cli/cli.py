@@ -32,7 +32,7 @@ REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 class SAMPLING_DEFAULTS:
     """generate's and eval's sampling defaults (kept here so `t2i --help` need not import torch)."""
 
-    temperature, top_k, top_p, guidance = 1.0, 0, 1.0, 1.0
+    temperature, top_k, top_p, guidance = 1.0, 0, 1.0, 3.0
 
 
 def default_weights() -> Path:
@@ -449,7 +449,7 @@ def _print_eval(result: dict) -> None:
     out.print(table)
     d = result["dvae"]
     out.print(f"overall {result['overall']:.1%}; dVAE on val: PSNR {d['psnr']:.2f} dB, code perplexity "
-              f"{d['perplexity']:.1f}, codes used {d.get('codes_used', 0):.0%}; {result['seconds']:.0f} s")
+              f"{d['perplexity']:.1f}, {d['codes_used']} distinct codes used; {result['seconds']:.0f} s")
 
 
 def main() -> None:

@@ -13,6 +13,15 @@ from typing import Any, Callable
 from t2i_cli.errors import OutputError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Call write(tmp) on a temporary file beside path, fsync it, then rename it onto path."""
     path = Path(path)
@@ -24,6 +33,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())

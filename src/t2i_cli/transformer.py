@@ -155,5 +155,29 @@ class Transformer(nn.Module):
             if image.shape[1] > 0:
                 x = torch.cat([x, self.embed_image(image)], dim=1)
         else:
-            x = self.embed_image(image[:, -1:], start=cache.length - self.cfg.text_len)
+            return self.decode_step(image[:, -1], cache)
         return self.image_head(self.hidden(x, cache)[:, -1])
+
+    def decode_step(self, code: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Append one code (B,) at the cache's position; logits (B, V) for the next one.
+
+        The arithmetic of hidden() for a single token, written with torch.nn.functional on the
+        parameters: at batch 1 the per-token cost of nn.Module calls and reshapes was larger than the
+        matrix work (bench/bench_decode.py). Equality with the full forward is tested.
+        """
+        cfg, t = self.cfg, cache.length
+        B, C, H = code.shape[0], cfg.n_embd, cfg.n_head
+        j = t - cfg.text_len  # grid index of this code
+        x = self.image_emb.weight[code] + self.row_emb.weight[j // cfg.image_side] + self.col_emb.weight[j % cfg.image_side]
+        for i, blk in enumerate(self.blocks):  # x: (B, C)
+            ln1, ln2, attn, fc, proj = blk.ln1, blk.ln2, blk.attn, blk.mlp[0], blk.mlp[2]
+            qkv = F.linear(F.layer_norm(x, (C,), ln1.weight, ln1.bias, ln1.eps), attn.qkv.weight, attn.qkv.bias)
+            q, k, v = qkv.view(B, 3, H, C // H).unbind(1)  # each (B, H, D)
+            cache.k[i, :, :, t] = k
+            cache.v[i, :, :, t] = v
+            y = F.scaled_dot_product_attention(q.unsqueeze(2), cache.k[i, :, :, :t + 1], cache.v[i, :, :, :t + 1])
+            x = x + F.linear(y.reshape(B, C), attn.proj.weight, attn.proj.bias)
+            h = F.linear(F.layer_norm(x, (C,), ln2.weight, ln2.bias, ln2.eps), fc.weight, fc.bias)
+            x = x + F.linear(F.gelu(h, approximate="tanh"), proj.weight, proj.bias)
+        cache.length = t + 1
+        return F.linear(F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps), self.image_head.weight)
