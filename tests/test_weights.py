@@ -133,6 +133,19 @@ def test_negative_dimension_in_config_is_refused(tmp_path):
         load_model(path, "dvae")
 
 
+def test_huge_dimension_in_config_is_refused_before_allocating(tmp_path, monkeypatch):
+    """A hostile config (n_hid = 2**30) must be refused without building the model."""
+    import t2i_cli.weights as weights_mod
+
+    meta = {"format": FORMAT, "kind": "dvae", "config": json.dumps({**DCFG.__dict__, "n_hid": 2**30})}
+    path = save_tensors(tmp_path / "huge.safetensors", build("dvae").state_dict(), meta)
+    built = []
+    monkeypatch.setitem(weights_mod.MODELS, "dvae", (lambda cfg: built.append(cfg), DVAEConfig))
+    with pytest.raises(WeightsError, match="above"):
+        load_model(path, "dvae")
+    assert built == []
+
+
 def test_truncated_file_is_refused(tmp_path):
     path = save_model(build("dvae"), tmp_path / "dvae.safetensors", "dvae")
     data = path.read_bytes()
