@@ -23,6 +23,9 @@ STAGES = [
     ("transformer", ["train", "--stage", "transformer", "--data", "world:train", "--sample-every", "250",
                      "--dvae", str(RUNS / "dvae"), "--tokenizer", str(RUNS / "tokenizer")]),
     ("clip", ["train", "--stage", "clip", "--data", "world:train", "--tokenizer", str(RUNS / "tokenizer")]),
+    # The decoder alone, on the frozen encoder's codes: sharper images, and the transformer stays valid.
+    ("dvae-decoder", ["train", "--stage", "dvae", "--finetune-decoder", "--dvae", str(RUNS / "dvae"),
+                      "--steps", "1000", "--lr", "5e-4", "--sample-every", "250", "--data", "world:train"]),
 ]
 
 
@@ -56,7 +59,9 @@ def main() -> None:
         timings[stage] = timings.get(stage, 0.0) + time.time() - start
         RUNS.mkdir(parents=True, exist_ok=True)
         timings_path.write_text(json.dumps(timings, indent=2))
-    run(["export", str(RUNS / "transformer"), str(RUNS / "clip"), "--to", "weights", "--half", "--force"])
+    # The fine-tuned decoder's dvae.safetensors is exported last, replacing the transformer run's copy.
+    run(["export", str(RUNS / "transformer"), str(RUNS / "clip"), str(RUNS / "dvae-decoder"), "--to", "weights",
+         "--half", "--force"])
     if not (ROOT / "weights" / "judge.safetensors").is_file():  # the eval's independent judge
         print("+ python bench/validate_judge.py weights/judge.safetensors", flush=True)
         subprocess.run([sys.executable, str(ROOT / "bench" / "validate_judge.py"), "weights/judge.safetensors"],

@@ -182,3 +182,17 @@ save_tensors(Path({str(ckpt)!r}), {{k: v + 1 for k, v in tensors.items()}}, meta
     assert ckpt.read_bytes() == before
     tensors, meta = load_tensors(ckpt)
     assert int(meta["step"]) >= 1 and tensors
+
+
+def test_finetune_decoder_keeps_every_code(tiny_runs: Path, tmp_path: Path):
+    """--finetune-decoder changes the decoder only: the encoder and codebook, hence every code, stay."""
+    t2i("train", "--stage", "dvae", "--preset", "tiny", "--finetune-decoder", "--dvae", tiny_runs / "dvae",
+        "--steps", "4", "--workers", "0", "-q", "--out", tmp_path / "ft")
+    before, _ = load_tensors(tiny_runs / "dvae" / "dvae.safetensors")
+    after, _ = load_tensors(tmp_path / "ft" / "dvae.safetensors")
+    assert set(before) == set(after)
+    frozen = [k for k in before if k.startswith(("encoder.", "codebook."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    result = runner.invoke(app, ["train", "--stage", "transformer", "--finetune-decoder", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2

@@ -217,7 +217,8 @@ def train(
     text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary."),
     model: list[str] = typer.Option([], "--model", help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable)."),
-    dvae: Optional[str] = typer.Option(None, "--dvae", help="Transformer stage: dVAE file, run or weights folder."),
+    dvae: Optional[str] = typer.Option(None, "--dvae", help="Transformer stage (or --finetune-decoder): dVAE file, run or weights folder."),
+    finetune_decoder: bool = typer.Option(False, "--finetune-decoder", help="dVAE stage: train only the decoder of --dvae (its codes do not change, so a transformer trained on them stays valid)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Transformer/CLIP: tokenizer.json, run or weights folder."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
@@ -261,6 +262,13 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
     names = ("steps", "batch_size", "lr", "image_size", "text_len", "vocab_size", "seed", "precision",
              "ckpt_every", "sample_every", "log_every")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over}
+    if opts["finetune_decoder"]:
+        if stage != "dvae" or not opts["dvae"]:
+            raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH (the dVAE to start from)")
+        from t2i_cli.stages import dvae_image_size
+
+        over |= {"finetune_decoder": True, "image_size": dvae_image_size(opts["dvae"]), "warmup": 0,
+                 "kl_max": 0.0}
     if stage == "transformer" and opts["image_size"] is None and opts["dvae"]:
         from t2i_cli.stages import dvae_image_size
 

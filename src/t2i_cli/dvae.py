@@ -94,12 +94,19 @@ class DVAE(nn.Module):
         self.codebook = nn.Embedding(cfg.n_codes, cfg.code_dim)
         self.decoder = Decoder(cfg)
 
-    def forward(self, images: torch.Tensor, tau: float = 1.0, kl_weight: float = 0.0,
+    def forward(self, images: torch.Tensor, tau: float = 1.0, kl_weight: float = 0.0, hard: bool = False,
                 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstruct images through a Gumbel-softmax relaxed code choice; returns (recon, loss, parts)."""
+        """Reconstruct images through a Gumbel-softmax relaxed code choice; returns (recon, loss, parts).
+
+        hard=True decodes the argmax codes, exactly as at inference: gradients then reach only the
+        decoder (and codebook), which is how a trained decoder is fine-tuned without changing any code.
+        """
         logits = self.encoder(images)  # (B, K, h, w)
-        soft = F.gumbel_softmax(logits, tau=tau, dim=1)  # (B, K, h, w), rows sum to 1
-        z = torch.einsum("bkhw,kd->bdhw", soft, self.codebook.weight)  # (B, code_dim, h, w)
+        if hard:
+            z = self.codebook(logits.argmax(dim=1)).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
+        else:
+            soft = F.gumbel_softmax(logits, tau=tau, dim=1)  # (B, K, h, w), rows sum to 1
+            z = torch.einsum("bkhw,kd->bdhw", soft, self.codebook.weight)  # (B, code_dim, h, w)
         recon = self.decoder(z)  # (B, 3, H, W)
         # L1 is the negative log-likelihood of a Laplace distribution (DALL-E used a logit-Laplace);
         # unlike MSE it does not average a sharp edge into a blur, which matters for flat clip-art.

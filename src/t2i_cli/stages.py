@@ -72,10 +72,14 @@ class DVAEStage:
     kind = "dvae"
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool):
-        mcfg = DVAEConfig(image_size=cfg.image_size, **cfg.model)
         self.cfg, self.dataset, self.procedural = cfg, dataset, procedural
         torch.manual_seed(cfg.seed)
-        self.model = DVAE(mcfg).to(dd.device)
+        if cfg.finetune_decoder:  # start from a trained dVAE; its encoder and codebook stay frozen
+            self.model = load_model(Path(run_dir) / "dvae_init.safetensors", "dvae", dd.device).train()
+            for p in (*self.model.encoder.parameters(), *self.model.codebook.parameters()):
+                p.requires_grad_(False)
+        else:
+            self.model = DVAE(DVAEConfig(image_size=cfg.image_size, **cfg.model)).to(dd.device)
         self.fixed = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))])  # (8, 3, H, W)
 
     def schedule(self, step: int) -> tuple[float, float]:
@@ -87,7 +91,7 @@ class DVAEStage:
 
     def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
         tau, kl_weight = self.schedule(step)
-        _, loss, parts = model(images, tau=tau, kl_weight=kl_weight)
+        _, loss, parts = model(images, tau=tau, kl_weight=kl_weight, hard=self.cfg.finetune_decoder)
         metrics = {k: float(v) for k, v in parts.items()} | {"tau": tau}
         if step % self.cfg.log_every == self.cfg.log_every - 1:
             with torch.no_grad():
@@ -192,15 +196,16 @@ def apply_preset(stage: str, preset: str, overrides: dict[str, Any]) -> dict[str
 def prepare_run(cfg: TrainConfig, run_dir: Path, dvae: str | None, tokenizer: str | None) -> None:
     """Copy the stage's dependencies into the run folder, so the run (and its export) stands alone."""
     run_dir = Path(run_dir)
+    finetune = cfg.stage == "dvae" and cfg.finetune_decoder
     for name, src, needed in (("tokenizer.json", tokenizer, cfg.stage in ("transformer", "clip")),
-                              ("dvae.safetensors", dvae, cfg.stage == "transformer")):
+                              ("dvae.safetensors", dvae, cfg.stage == "transformer" or finetune)):
         if not needed:
             continue
         path = _resolve(src, name)
         if path is None:
             flag = "--" + name.split(".")[0]
             raise UsageError(f"the {cfg.stage} stage needs {flag} PATH (a {name} file, a run folder or a weights folder)")
-        shutil.copyfile(path, run_dir / name)
+        shutil.copyfile(path, run_dir / ("dvae_init.safetensors" if finetune else name))
 
 
 def dvae_image_size(src: str) -> int:
@@ -261,5 +266,13 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
     if cfg.stage == "tokenizer":
         return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
-    stage = STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"))
-    return summary | train_loop(stage, cfg, run_dir, dd, progress)
+    try:
+        stage = STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"))
+        summary |= train_loop(stage, cfg, run_dir, dd, progress)
+        if dd.world > 1:
+            dist.barrier()  # every rank waits for rank 0's last checkpoint before the group goes away
+        return summary
+    finally:
+        # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
+        if dd.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -59,6 +59,7 @@ class TrainConfig:
     tau_end: float = 1 / 16  # dVAE: Gumbel-softmax temperature annealed from 1 to this (cosine)
     kl_max: float = 1e-3  # dVAE: weight of KL(q || uniform), ramped up from 0
     kl_warmup: float = 0.3  # dVAE: share of steps over which the KL weight ramps up
+    finetune_decoder: bool = False  # dVAE: train only the decoder of --dvae on its argmax codes
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""
