@@ -22,8 +22,8 @@ data_app = typer.Typer(no_args_is_help=True, help="Write or preview training dat
 app.add_typer(data_app, name="data")
 
 # markup=False: prompts, paths and PNG text are user data and must never be read as Rich markup.
-out = Console(markup=False)
-err = Console(stderr=True, markup=False)
+out = Console(markup=False, highlight=False, soft_wrap=True)  # paths are never broken across lines
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 STATE = {"debug": False}
 MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
