@@ -344,10 +344,10 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
 
         if not 1 <= n <= 256:
             raise UsageError(f"--n must be between 1 and 256, got {n}")
-        skipped = open_source(source, size, world_size=n).skipped_message()
-        if skipped:
-            warn(skipped)
-        out.print(f"wrote {preview(source, out_path, n=n, side=size)}")
+        dataset = open_source(source, size, world_size=n)
+        if dataset.skipped_message():
+            warn(dataset.skipped_message())
+        out.print(f"wrote {preview(source, out_path, n=n, side=size, dataset=dataset)}")
 
 
 @app.command()

@@ -194,9 +194,12 @@ def write_world(split: str, n: int, side: int, out: Path,
     return n
 
 
-def preview(source: str, out: Path, n: int = 16, side: int = 128) -> Path:
-    """Write a contact sheet of the first n items of a source, captions beneath; returns its path."""
-    dataset = open_source(source, side, world_size=max(n, 1))
+def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: CaptionDataset | None = None) -> Path:
+    """Write a contact sheet of the first n items of a source, captions beneath; returns its path.
+
+    Pass `dataset` when the caller has already opened the source (opening a folder reads every image)."""
+    if dataset is None:
+        dataset = open_source(source, side, world_size=max(n, 1))
     count = min(n, len(dataset))
     items = [dataset[i] for i in range(count)]
     sheet = images.contact_sheet([images.image_from_tensor(x) for x, _ in items], [c for _, c in items])
