@@ -60,7 +60,7 @@ def test_round_trip_gives_identical_state(kind, tmp_path):
         assert b[k].dtype == a[k].dtype, k
         assert torch.equal(a[k], b[k]), k
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
+        meta = json.loads(f.metadata()["t2i"])  # all t2i metadata is one sorted JSON object
     assert meta["format"] == FORMAT and meta["kind"] == kind
     assert json.loads(meta["config"]) == model.cfg.__dict__
 
@@ -270,3 +270,17 @@ def test_folder_hash_changes_when_a_file_changes(tiny_weights, tmp_path):
     assert folder_hash(tiny_weights) != h
     (copy / "clip.safetensors").unlink()
     assert folder_hash(copy) not in (h, folder_hash(tiny_weights))
+
+
+def test_the_same_model_gives_the_same_bytes_in_every_process(tmp_path):
+    """The weights' identity is a hash of the files, so saving must not depend on hash-map order."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from t2i_cli.dvae import DVAE, DVAEConfig; from t2i_cli.weights import save_model;"
+            "torch.manual_seed(0); save_model(DVAE(DVAEConfig(image_size=16, downsample=4, n_codes=8, n_hid=4,"
+            "code_dim=4)), sys.argv[1], 'dvae')")
+    paths = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for p in paths:
+        subprocess.run([sys.executable, "-c", code, str(p)], check=True)
+    assert paths[0].read_bytes() == paths[1].read_bytes() == paths[2].read_bytes()

@@ -23,6 +23,7 @@ from t2i_cli.tokenizer import TextTokenizer
 from t2i_cli.transformer import Transformer, TransformerConfig
 
 FORMAT = "t2i/1"
+META_KEY = "t2i"  # the one __metadata__ key: a JSON object of format, kind, config (and checkpoint state)
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "dvae": (DVAE, DVAEConfig),
     "transformer": (Transformer, TransformerConfig),
@@ -35,8 +36,10 @@ FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """Write tensors and string metadata to a safetensors file atomically."""
-    data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    return atomic_write_bytes(Path(path), st_save(data, metadata=metadata))
+    # The safetensors library writes metadata keys in a random (hash map) order, so all of ours travel
+    # as one sorted JSON string: the same model always gives the same bytes, hence the same identity.
+    data = {k: tensors[k].detach().contiguous().cpu() for k in sorted(tensors)}
+    return atomic_write_bytes(Path(path), st_save(data, metadata={META_KEY: json.dumps(metadata, sort_keys=True)}))
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -46,9 +49,16 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise WeightsError(f"{path} does not exist; check the path (or run `make weights` / `t2i export`)")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            tensors, raw = {k: f.get_tensor(k) for k in sorted(f.keys())}, dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise WeightsError(f"{path} is not a readable safetensors file ({e}); re-export or re-download it") from e
+    try:
+        meta = json.loads(raw[META_KEY]) if META_KEY in raw else raw
+    except ValueError as e:
+        raise WeightsError(f"{path} has unreadable t2i metadata ({e}); re-export it") from e
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise WeightsError(f"{path} has unreadable t2i metadata; re-export it")
+    return tensors, meta
 
 
 def save_model(model: nn.Module, path: Path, kind: str, half: bool = False) -> Path:
