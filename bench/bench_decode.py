@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import os
 import platform
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Callable
 

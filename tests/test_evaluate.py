@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from t2i_cli import evaluate as ev
+from t2i_cli import segment as seg
 from t2i_cli import weights, world
 from t2i_cli.dvae import DVAE, DVAEConfig
 from t2i_cli.judge import JudgeConfig, ObjectClassifier
@@ -49,7 +50,7 @@ def test_components_counts_blobs_and_keeps_diagonals_together():
     mask[0, 0] = mask[1, 1] = True  # diagonal neighbours: one 8-connected blob
     mask[5:7, 5:8] = True
     mask[0, 6] = True
-    lab = ev.components(mask)
+    lab = seg.components(mask)
     assert len(np.unique(lab[mask])) == 3 and (lab[~mask] == -1).all() and lab[0, 0] == lab[1, 1]
 
 

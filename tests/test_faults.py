@@ -29,7 +29,7 @@ from PIL import Image, ImageFile
 from typer.testing import CliRunner
 
 from conftest import build_tiny_folder
-from t2i_cli import files, pipeline
+from t2i_cli import pipeline
 from t2i_cli.cli import app
 from t2i_cli.files import safe_stem
 from t2i_cli.images import read_png_text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -231,7 +230,7 @@ def train(
 ) -> None:
     """Train one stage; every N steps a checkpoint, metrics.jsonl, samples and loss.png go to the run folder."""
     with user_errors():
-        from t2i_cli.train import TrainConfig, read_run_config
+        from t2i_cli.train import read_run_config
 
         if resume is not None:
             cfg, run_dir = read_run_config(resume), resume

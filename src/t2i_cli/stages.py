@@ -20,7 +20,7 @@ from t2i_cli.sampling import SamplingConfig, generate_codes
 from t2i_cli.tokenizer import TextTokenizer
 from t2i_cli.train import Dist, TrainConfig
 from t2i_cli.transformer import Transformer, TransformerConfig
-from t2i_cli.weights import load_model, load_tokenizer, save_model
+from t2i_cli.weights import load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Small enough for a test to run a few steps in about a second.

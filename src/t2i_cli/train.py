@@ -22,7 +22,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from t2i_cli.errors import T2IError, UsageError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json
+from t2i_cli.files import atomic_write_bytes
 from t2i_cli.weights import FORMAT, load_tensors, save_model, save_tensors
 
 STAGES = ("tokenizer", "dvae", "transformer", "clip")
