@@ -40,3 +40,12 @@ def build_tiny_folder(folder: Path, seed: int = 0, with_clip: bool = True) -> Pa
 def tiny_weights(tmp_path: Path) -> Path:
     """A tiny random weights folder in a temporary directory."""
     return build_tiny_folder(tmp_path / "weights")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tiny models run fastest on one thread, and CI's two cores are shared with other work."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -20,15 +20,6 @@ from t2i_cli.images import read_png_text
 from t2i_cli.weights import folder_hash
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 # click >= 8.2 keeps stderr apart from stdout by default (and has no mix_stderr); older clicks need asking.
 try:
     runner = CliRunner(mix_stderr=False)

@@ -10,15 +10,6 @@ import torch
 from t2i_cli.dvae import DVAE, DVAEConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 CFG = DVAEConfig(image_size=8, downsample=2, n_codes=16, n_hid=8, code_dim=8)
 
 

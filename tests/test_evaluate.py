@@ -31,13 +31,6 @@ def regions_of(spec: SceneSpec, side: int = 64, seed: int = 1) -> tuple[list[ev.
     return ev.segment(np.asarray(img), spec.background), masks
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on two shared cores run several times faster on one thread; restored afterwards."""
-    with ev.torch_threads(1):
-        yield
-
-
 @pytest.fixture(scope="module")
 def judge() -> ev.Judge:
     """A small judge for clean renders, trained once for this module (about 8 s on two busy cores)."""

@@ -22,7 +22,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
@@ -39,15 +38,6 @@ from t2i_cli.weights import load_tensors, save_model, save_tensors
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "t2i_cli"
 IMAGE_VOCAB = 32  # the tiny model's codebook (conftest.build_tiny_folder)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr

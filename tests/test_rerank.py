@@ -27,15 +27,6 @@ from t2i_cli.weights import load_tokenizer, save_model
 RED, BLUE = "a red circle", "a blue circle"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr
     runner = CliRunner(mix_stderr=False)
 except TypeError:

@@ -12,15 +12,6 @@ from t2i_cli.sampling import SamplingConfig, generate_codes, guide, sample_next,
 from t2i_cli.transformer import Transformer, TransformerConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 NEG = float("-inf")
 CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, image_side=3, n_layer=2, n_head=2, n_embd=32)
 

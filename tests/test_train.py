@@ -22,15 +22,6 @@ runner = CliRunner()
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Deterministic and fast on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def t2i(*args: str) -> None:
     """Run a t2i command in-process and fail with its output if it fails."""
     result = runner.invoke(app, [str(a) for a in args])

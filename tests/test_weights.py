@@ -21,15 +21,6 @@ from t2i_cli.weights import (FORMAT, folder_hash, load_folder, load_model, load_
                              save_tensors)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and the machine's cores are shared with other work."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 DCFG = DVAEConfig(image_size=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)
 TCFG = TransformerConfig(text_vocab=30, text_len=6, image_vocab=32, image_side=4, n_layer=1, n_head=2, n_embd=16)
 CCFG = ClipConfig(image_size=16, text_vocab=30, text_len=6, n_pad_start=24, n_hid=8, n_embd=16, n_layer=1,
