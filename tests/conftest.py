@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import ImageFile
 
 from t2i_cli.clip import Clip, ClipConfig
 from t2i_cli.dvae import DVAE, DVAEConfig
@@ -49,3 +52,33 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def bomb_png(path: Path, side: int, prompt: str | None = None) -> Path:
+    """A small PNG whose header claims side x side 1-bit pixels (its data really decodes to that), with an
+    optional `prompt` text chunk after the image data."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + (side + 7) // 8)
+    idat = b"".join(comp.compress(row * 256) for _ in range(side // 256)) + comp.compress(row * (side % 256))
+    idat += comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    text = chunk(b"tEXt", b"prompt\x00" + prompt.encode()) if prompt is not None else b""
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + text + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture
+def decode_spy(monkeypatch) -> list[tuple[int, int]]:
+    """Sizes of every image Pillow decodes while the test runs."""
+    sizes: list[tuple[int, int]] = []
+    real = ImageFile.ImageFile.load
+
+    def load(self):
+        sizes.append(self.size)
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return sizes

@@ -16,18 +16,16 @@ import pickle
 import re
 import shutil
 import stat
-import struct
 import tempfile
-import zlib
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageFile
+from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import build_tiny_folder
+from conftest import bomb_png, build_tiny_folder
 from t2i_cli import pipeline
 from t2i_cli.cli import app
 from t2i_cli.files import safe_stem
@@ -361,35 +359,6 @@ def test_ctrl_c_while_decoding_the_second_batch(weights, tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- data folders
-def bomb_png(path: Path, side: int) -> Path:
-    """A small PNG whose header claims side x side 1-bit pixels (and whose data really decodes to that)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    comp = zlib.compressobj(9)
-    row = b"\x00" * (1 + (side + 7) // 8)
-    block = row * 256
-    idat = b"".join(comp.compress(block) for _ in range(side // 256)) + comp.compress(row * (side % 256))
-    idat += comp.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-    return path
-
-
-@pytest.fixture
-def decode_spy(monkeypatch) -> list[tuple[int, int]]:
-    """Sizes of every image Pillow decodes while the test runs."""
-    sizes: list[tuple[int, int]] = []
-    real = ImageFile.ImageFile.load
-
-    def load(self):
-        sizes.append(self.size)
-        return real(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
-    return sizes
-
-
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_data_preview_skips_non_images_truncated_images_and_bombs(tmp_path, decode_spy):
     folder = tmp_path / "data"

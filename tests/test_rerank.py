@@ -9,16 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image, ImageFile, PngImagePlugin
+from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
-from conftest import TEXT_LEN, build_tiny_folder
+from conftest import TEXT_LEN, bomb_png, build_tiny_folder
 from t2i_cli.cli import app
 from t2i_cli.clip import Clip, ClipConfig
 from t2i_cli.images import read_png_text, tensor_from_image
@@ -244,35 +242,6 @@ def test_weights_without_clip(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- hostile inputs
-def bomb_png(path: Path, side: int) -> Path:
-    """A small PNG whose header claims side x side 1-bit pixels, with a prompt chunk after the image data."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    comp = zlib.compressobj(9)
-    row = b"\x00" * (1 + (side + 7) // 8)
-    idat = b"".join(comp.compress(row * 256) for _ in range(side // 256)) + comp.compress(row * (side % 256))
-    idat += comp.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
-                     + chunk(b"tEXt", b"prompt\x00" + RED.encode()) + chunk(b"IEND", b""))
-    return path
-
-
-@pytest.fixture
-def decode_spy(monkeypatch) -> list[tuple[int, int]]:
-    """Sizes of every image Pillow decodes while the test runs."""
-    sizes: list[tuple[int, int]] = []
-    real = ImageFile.ImageFile.load
-
-    def load(self):
-        sizes.append(self.size)
-        return real(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
-    return sizes
-
-
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 @pytest.mark.parametrize("side", [
     20000,  # 400 Mpx: over twice Pillow's limit, refused when opened
@@ -280,7 +249,7 @@ def decode_spy(monkeypatch) -> list[tuple[int, int]]:
 ])
 def test_decompression_bomb_in_a_rerank_folder_is_skipped_and_never_decoded(weights, colour_folder, decode_spy,
                                                                               side):
-    bomb_png(colour_folder / "bomb.png", side)
+    bomb_png(colour_folder / "bomb.png", side, prompt=RED)
     for i in range(6):  # give the generated-style images their prompt, so only the bomb is odd
         path = colour_folder / f"img-{i}.png"
         with Image.open(path) as im:
