@@ -48,6 +48,11 @@ def _sample_captions(dataset, n: int) -> list[str]:
     return [dataset[i][1] for i in range(min(n, len(dataset)))]
 
 
+def encode_captions(tok: TextTokenizer, captions: list[str], text_len: int) -> torch.Tensor:
+    """Captions -> text ids (B, text_len), as the transformer and CLIP stages train on them."""
+    return torch.tensor([tok.encode(c, text_len).ids for c in captions])
+
+
 def _write_png(path: Path, img) -> None:
     atomic_write_bytes(path, encode_png(img))
 
@@ -130,7 +135,7 @@ class TransformerStage:
         self.prompts = _sample_captions(dataset, 4)
 
     def encode_text(self, captions: list[str]) -> torch.Tensor:
-        return torch.tensor([self.tok.encode(c, self.cfg.text_len).ids for c in captions])  # (B, T)
+        return encode_captions(self.tok, captions, self.cfg.text_len)
 
     def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
         with torch.no_grad():
@@ -169,7 +174,7 @@ class ClipStage:
         self.model = Clip(mcfg).to(dd.device)
 
     def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
-        text = torch.tensor([self.tok.encode(c, self.cfg.text_len).ids for c in captions], device=self.device)
+        text = encode_captions(self.tok, captions, self.cfg.text_len).to(self.device)
         logits, loss = model(images, text)
         acc = (logits.argmax(1) == torch.arange(len(captions), device=logits.device)).float().mean()
         return loss, {"batch_top1": float(acc)}
