@@ -1,32 +1,49 @@
-"""`make weights`: train every stage of the default model from scratch, evaluate it, write weights/.
+"""`make weights`: train every stage of a model from scratch, evaluate it, write weights/.
 
 Each stage is one `t2i` command (printed before it runs, so the model card's recipe is exact), run in
-runs/default/<stage>. A stage whose run folder already finished is skipped; an unfinished one resumes.
-Wall time per stage goes to runs/default/timings.json for the model card.
+RUNS/<stage>. A stage whose run folder already finished is skipped; an unfinished one resumes. Wall time
+per stage goes to RUNS/timings.json for the model card.
+
+    python bench/make_weights.py                       # the CPU recipe: preset default, one stage at a time
+    python bench/make_weights.py --preset large --device cuda --workers 11 --side-workers 4 --parallel \
+        --budget dvae=300 --budget transformer=720     # the GPU recipe of the shipped weights
+
+--parallel trains CLIP beside the dVAE and the decoder fine-tune beside the transformer (each needs only
+what is already trained); --side-workers is the DataLoader workers of those side stages. --budget
+STAGE=SECONDS first runs a short probe of that stage and sets its steps to what fits the seconds at the
+measured rate (rounded down to 100; the printed command carries the explicit --steps).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "runs" / "default"
 T2I = [sys.executable, "-m", "t2i_cli"]
+PROBE_STEPS = 150
+FT_STEPS = {"default": ("1000", "5e-4"), "large": ("3000", "5e-4")}
 
-STAGES = [
-    ("tokenizer", ["train", "--stage", "tokenizer", "--data", "world:train"]),
-    ("dvae", ["train", "--stage", "dvae", "--data", "world:train", "--sample-every", "250"]),
-    ("transformer", ["train", "--stage", "transformer", "--data", "world:train", "--sample-every", "250",
-                     "--dvae", str(RUNS / "dvae"), "--tokenizer", str(RUNS / "tokenizer")]),
-    ("clip", ["train", "--stage", "clip", "--data", "world:train", "--tokenizer", str(RUNS / "tokenizer")]),
-    # The decoder alone, on the frozen encoder's codes: sharper images, and the transformer stays valid.
-    ("dvae-decoder", ["train", "--stage", "dvae", "--finetune-decoder", "--dvae", str(RUNS / "dvae"),
-                      "--steps", "1000", "--lr", "5e-4", "--sample-every", "250", "--data", "world:train"]),
-]
+
+def stage_args(runs: Path, preset: str) -> dict[str, list[str]]:
+    """The t2i train arguments of each stage (without --out, --device, --workers)."""
+    ft_steps, ft_lr = FT_STEPS.get(preset, FT_STEPS["default"])
+    common = ["--data", "world:train", "--preset", preset]
+    return {
+        "tokenizer": ["train", "--stage", "tokenizer", *common],
+        "dvae": ["train", "--stage", "dvae", *common, "--sample-every", "500"],
+        "transformer": ["train", "--stage", "transformer", *common, "--sample-every", "1000",
+                        "--dvae", str(runs / "dvae"), "--tokenizer", str(runs / "tokenizer")],
+        "clip": ["train", "--stage", "clip", *common, "--tokenizer", str(runs / "tokenizer")],
+        # The decoder alone, on the frozen encoder's codes: sharper images, and the transformer stays valid.
+        "dvae-decoder": ["train", "--stage", "dvae", "--finetune-decoder", "--dvae", str(runs / "dvae"),
+                         "--steps", ft_steps, "--lr", ft_lr, "--sample-every", "500", *common],
+    }
 
 
 def finished(run: Path, stage: str) -> bool:
@@ -40,33 +57,101 @@ def finished(run: Path, stage: str) -> bool:
     return last["step"] >= json.loads(cfg_path.read_text())["steps"]
 
 
-def run(args: list[str]) -> None:
-    """Run one t2i command, echoing it."""
+def start(args: list[str], log: Path | None = None) -> subprocess.Popen:
+    """Start one t2i command, echoing it; its output goes to log when given."""
     print("+ t2i " + " ".join(args), flush=True)
-    subprocess.run(T2I + args, check=True, cwd=ROOT)
+    out = open(log, "a") if log else None
+    return subprocess.Popen(T2I + args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if out else None)
+
+
+def wait(proc: subprocess.Popen, what: str) -> None:
+    if proc.wait() != 0:
+        raise SystemExit(f"make_weights: {what} failed (exit {proc.returncode})")
+
+
+def probe_rate(args: list[str], probe_dir: Path, extra: list[str]) -> float:
+    """Steps per second of a stage, from a short run's metrics.jsonl timestamps (first logged row on)."""
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    wait(start(args + extra + ["--steps", str(PROBE_STEPS), "--log-every", "25", "--sample-every", "0",
+                               "--ckpt-every", str(PROBE_STEPS), "--out", str(probe_dir), "--quiet"]), "probe")
+    rows = [json.loads(x) for x in (probe_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    rate = (rows[-1]["step"] - rows[0]["step"]) / max(1e-6, rows[-1]["time"] - rows[0]["time"])
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    return rate
 
 
 def main() -> None:
-    timings_path = RUNS / "timings.json"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--runs", type=Path, default=None, help="run folders (default runs/PRESET)")
+    ap.add_argument("--to", type=Path, default=ROOT / "weights", help="weights folder to export to")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=1, help="DataLoader workers of the main stages")
+    ap.add_argument("--side-workers", type=int, default=1, help="DataLoader workers of the side stages")
+    ap.add_argument("--parallel", action="store_true", help="CLIP beside the dVAE, decoder fine-tune beside the transformer")
+    ap.add_argument("--budget", action="append", default=[], help="STAGE=SECONDS: set that stage's steps by a probe")
+    ap.add_argument("--no-eval", action="store_true", help="export, but do not run t2i eval")
+    opts = ap.parse_args()
+    runs = opts.runs or ROOT / "runs" / opts.preset
+    runs.mkdir(parents=True, exist_ok=True)
+    budgets = {k: float(v) for k, v in (b.split("=", 1) for b in opts.budget)}
+    args = stage_args(runs, opts.preset)
+    timings_path = runs / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    for stage, args in STAGES:
-        out = RUNS / stage
+
+    def launch(stage: str, workers: int) -> tuple[str, subprocess.Popen, float] | None:
+        out = runs / stage
         if finished(out, stage):
             print(f"= {stage}: already trained in {out}", flush=True)
-            continue
-        start = time.time()
-        run(["train", "--resume", str(out)] if (out / "train_config.json").is_file() else args + ["--out", str(out)])
-        timings[stage] = timings.get(stage, 0.0) + time.time() - start
-        RUNS.mkdir(parents=True, exist_ok=True)
+            return None
+        extra = [] if stage == "tokenizer" else ["--device", opts.device, "--workers", str(workers), "--quiet"]
+        if (out / "train_config.json").is_file():
+            cmd = ["train", "--resume", str(out), *extra[:2], "--quiet"] if extra else ["train", "--resume", str(out)]
+        else:
+            cmd = args[stage] + extra
+            if stage in budgets:
+                rate = probe_rate(args[stage], runs / f"probe-{stage}", extra)
+                steps = max(100, int(rate * budgets[stage] * 0.9) // 100 * 100)
+                print(f"= {stage}: probe {rate:.2f} steps/s -> {steps} steps for {budgets[stage]:.0f} s", flush=True)
+                cmd += ["--steps", str(steps)]
+            cmd += ["--out", str(out)]
+        log = runs / f"{stage}.log" if opts.parallel else None
+        return stage, start(cmd, log), time.time()
+
+    def finish(job) -> None:
+        if job is None:
+            return
+        stage, proc, t0 = job
+        wait(proc, stage)
+        timings[stage] = timings.get(stage, 0.0) + time.time() - t0
         timings_path.write_text(json.dumps(timings, indent=2))
+        print(f"= {stage}: done in {time.time() - t0:.0f} s", flush=True)
+
+    finish(launch("tokenizer", 0))
+    if opts.parallel:
+        side = launch("clip", opts.side_workers)
+        finish(launch("dvae", opts.workers))
+        side2 = launch("dvae-decoder", opts.side_workers)
+        finish(launch("transformer", opts.workers))
+        finish(side)
+        finish(side2)
+    else:
+        for stage in ("dvae", "transformer", "clip", "dvae-decoder"):
+            finish(launch(stage, opts.workers))
     # The fine-tuned decoder's dvae.safetensors is exported last, replacing the transformer run's copy.
-    run(["export", str(RUNS / "transformer"), str(RUNS / "clip"), str(RUNS / "dvae-decoder"), "--to", "weights",
-         "--half", "--force"])
-    if not (ROOT / "weights" / "judge.safetensors").is_file():  # the eval's independent judge
-        print("+ python bench/validate_judge.py weights/judge.safetensors", flush=True)
-        subprocess.run([sys.executable, str(ROOT / "bench" / "validate_judge.py"), "weights/judge.safetensors"],
-                       check=True, cwd=ROOT)
-    run(["eval", "--weights", "weights", "--json", "weights/eval.json"])
+    export = ["export", str(runs / "transformer"), str(runs / "clip"), str(runs / "dvae-decoder"), "--to", str(opts.to),
+              "--half", "--force"]
+    wait(start(export), "export")
+    if not (opts.to / "judge.safetensors").is_file():  # the eval's independent judge
+        shipped = ROOT / "weights" / "judge.safetensors"
+        if shipped.is_file() and opts.to.resolve() != (ROOT / "weights").resolve():
+            shutil.copyfile(shipped, opts.to / "judge.safetensors")
+        else:
+            print(f"+ python bench/validate_judge.py {opts.to}/judge.safetensors", flush=True)
+            subprocess.run([sys.executable, str(ROOT / "bench" / "validate_judge.py"), str(opts.to / "judge.safetensors")],
+                           check=True, cwd=ROOT)
+    if not opts.no_eval:
+        wait(start(["eval", "--weights", str(opts.to), "--json", str(opts.to / "eval.json")]), "eval")
     print(f"stage wall times (s): {json.dumps(timings)}")
 
 
