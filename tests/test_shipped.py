@@ -17,6 +17,14 @@ pytestmark = pytest.mark.skipif(not (WEIGHTS / "transformer.safetensors").is_fil
                                 reason="no trained weights are shipped yet (make weights)")
 
 
+def read_png_size(path: Path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.size[0] == im.size[1]
+        return im.size[0]
+
+
 def _generate_red_bird(tmp_path: Path):
     """`t2i generate "a red bird" --seed 0` with the shipped weights: (image tensor, judge, spec)."""
     result = CliRunner().invoke(app, ["generate", "a red bird", "--seed", "0", "--out", str(tmp_path), "--quiet",
@@ -26,7 +34,8 @@ def _generate_red_bird(tmp_path: Path):
     assert len(paths) == 1 and paths[0].is_file()
     assert read_png_text(paths[0])["prompt"] == "a red bird"
     judge = load_judge(WEIGHTS / "judge.safetensors")
-    return tensor_from_image(load_rgb(paths[0], 64)), judge, world.parse_prompt("a red bird")
+    side = read_png_size(paths[0])  # judged at the model's own resolution
+    return tensor_from_image(load_rgb(paths[0], side)), judge, world.parse_prompt("a red bird")
 
 
 def test_shipped_weights_draw_one_red_object(tmp_path: Path):

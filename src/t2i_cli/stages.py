@@ -40,13 +40,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                         "model": {"n_layer": 6, "n_head": 6, "n_embd": 192}},
         "clip": {"steps": 500, "batch_size": 64, "lr": 1e-3, "model": {}},
     },
-    # 128 px native, 16x16 codes, an 8-layer transformer: sized for one GPU (weights/README.md). The
-    # step counts are what fits about 20 minutes of an H100; `make weights` there may set them by a probe.
+    # The shipped model (weights/README.md): 128 px native, 16x16 codes, an 8-layer transformer, sized for
+    # one GPU. The step counts are what a throughput probe fitted into about 20 minutes of an H100.
     "large": {
         "tokenizer": {"vocab_size": 512},
-        "dvae": {"image_size": 128, "steps": 8000, "batch_size": 64, "lr": 1e-3, "kl_max": 1e-2, "kl_warmup": 0.1,
+        "dvae": {"image_size": 128, "steps": 5600, "batch_size": 64, "lr": 1e-3, "kl_max": 1e-2, "kl_warmup": 0.1,
                  "model": {"downsample": 8, "n_codes": 512, "n_hid": 48, "code_dim": 64}},
-        "transformer": {"image_size": 128, "steps": 10000, "batch_size": 128, "lr": 6e-4, "warmup": 500,
+        "transformer": {"image_size": 128, "steps": 5600, "batch_size": 128, "lr": 6e-4, "warmup": 500,
                         "model": {"n_layer": 8, "n_head": 8, "n_embd": 384}},
         "clip": {"image_size": 128, "steps": 2000, "batch_size": 128, "lr": 1e-3, "model": {}},
     },
