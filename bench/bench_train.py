@@ -1,8 +1,8 @@
 """Training throughput per stage, fp32 against bf16 autocast, side by side in one run; prints markdown.
 
-    .venv/bin/python bench/bench_train.py [--steps 6] [--reps 5] [--device cpu|cuda]
+    .venv/bin/python bench/bench_train.py [--steps 6] [--reps 5] [--device cpu|cuda] [--preset default|large]
 
-Each stage trains the default preset's model on a fixed batch of world renders (data loading is not
+Each stage trains the preset's model (at its batch size and image size) on a fixed batch of world renders (data loading is not
 timed: in training it runs in a DataLoader worker, off the critical path). For each precision: one
 warm-up step, then the median over --reps timings of --steps optimizer steps. dVAE and CLIP report
 images/s; the transformer reports tokens/s (text + image tokens per sample, as trained).
@@ -35,12 +35,13 @@ def batch(size: int, n: int) -> torch.Tensor:
     return torch.stack([ds[i][0] for i in range(n)])
 
 
-def setups(device: torch.device):
-    """(stage, model, step closure, items per step, unit) for each stage at the default preset's size."""
-    p = PRESETS["default"]
+def setups(device: torch.device, preset: str):
+    """(stage, model, step closure, items per step, unit) for each stage at the preset's size."""
+    p = PRESETS[preset]
     dv = p["dvae"]
-    dcfg = DVAEConfig(image_size=64, **dv["model"])
-    imgs = batch(64, dv["batch_size"]).to(device)
+    side = dv.get("image_size", 64)
+    dcfg = DVAEConfig(image_size=side, **dv["model"])
+    imgs = batch(side, dv["batch_size"]).to(device)
     dvae = DVAE(dcfg).to(device)
     yield "dvae", dvae, lambda: dvae(imgs, tau=0.5, kl_weight=0.01)[1], dv["batch_size"], "images/s"
 
@@ -55,8 +56,8 @@ def setups(device: torch.device):
     yield "transformer", model, lambda: model(text, codes)[1], tokens, "tokens/s"
 
     cl = p["clip"]
-    ccfg = ClipConfig(image_size=64, text_vocab=N_BPE + TEXT_LEN, text_len=TEXT_LEN, n_pad_start=N_BPE, **cl["model"])
-    cimgs = batch(64, cl["batch_size"]).to(device)
+    ccfg = ClipConfig(image_size=side, text_vocab=N_BPE + TEXT_LEN, text_len=TEXT_LEN, n_pad_start=N_BPE, **cl["model"])
+    cimgs = batch(side, cl["batch_size"]).to(device)
     ctext = torch.randint(0, N_BPE, (cl["batch_size"], TEXT_LEN), generator=g).to(device)
     clip = Clip(ccfg).to(device)
     yield "clip", clip, lambda: clip(cimgs, ctext)[1], cl["batch_size"], "images/s"
@@ -93,21 +94,22 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--preset", default="default", choices=[k for k in PRESETS if k != "tiny"])
     args = ap.parse_args()
     device = torch.device(args.device)
     print(f"- date {datetime.datetime.now().isoformat(timespec='seconds')}; {platform.platform()}; "
           f"{os.cpu_count()} CPUs; torch {torch.__version__}; {torch.get_num_threads()} threads; device {device}; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"- median of {args.reps} timings of {args.steps} steps each, after one warm-up step; default preset sizes\n")
-    print("| stage | batch | fp32 | bf16 autocast | bf16 / fp32 |")
-    print("|---|---:|---:|---:|---:|")
-    for name, model, loss_fn, items, unit in setups(device):
+    print(f"- median of {args.reps} timings of {args.steps} steps each, after one warm-up step; {args.preset} preset sizes\n")
+    print("| stage | batch | fp32 | bf16 autocast | bf16 / fp32 | bf16 s/step |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, model, loss_fn, items, unit in setups(device, args.preset):
         rates = {}
         for precision in ("fp32", "bf16"):  # interleaved per stage, same process, same batch
             sec = statistics.median(time_steps(model, loss_fn, device, precision, args.steps, args.reps))
             rates[precision] = items / sec
         print(f"| {name} | {items} {unit.split('/')[0]} | {rates['fp32']:,.0f} {unit} | {rates['bf16']:,.0f} {unit} "
-              f"| {rates['bf16'] / rates['fp32']:.2f}x |", flush=True)
+              f"| {rates['bf16'] / rates['fp32']:.2f}x | {items / rates['bf16']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
