@@ -6,7 +6,7 @@ per stage goes to RUNS/timings.json for the model card.
 
     python bench/make_weights.py                       # the CPU recipe: preset default, one stage at a time
     python bench/make_weights.py --preset large --device cuda --workers 11 --side-workers 4 --parallel \
-        --budget dvae=300 --budget transformer=720     # the GPU recipe of the shipped weights
+        --budget dvae=270 --budget transformer=690     # how the shipped weights were trained
 
 --parallel trains CLIP beside the dVAE and the decoder fine-tune beside the transformer (each needs only
 what is already trained); --side-workers is the DataLoader workers of those side stages. --budget
@@ -73,7 +73,7 @@ def probe_rate(args: list[str], probe_dir: Path, extra: list[str]) -> float:
     """Steps per second of a stage, from a short run's metrics.jsonl timestamps (first logged row on)."""
     shutil.rmtree(probe_dir, ignore_errors=True)
     wait(start(args + extra + ["--steps", str(PROBE_STEPS), "--log-every", "25", "--sample-every", "0",
-                               "--ckpt-every", str(PROBE_STEPS), "--out", str(probe_dir), "--quiet"]), "probe")
+                               "--ckpt-every", str(PROBE_STEPS), "--out", str(probe_dir)]), "probe")
     rows = [json.loads(x) for x in (probe_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
     rate = (rows[-1]["step"] - rows[0]["step"]) / max(1e-6, rows[-1]["time"] - rows[0]["time"])
     shutil.rmtree(probe_dir, ignore_errors=True)
@@ -104,10 +104,11 @@ def main() -> None:
         if finished(out, stage):
             print(f"= {stage}: already trained in {out}", flush=True)
             return None
-        extra = [] if stage == "tokenizer" else ["--device", opts.device, "--workers", str(workers), "--quiet"]
-        if (out / "train_config.json").is_file():
-            cmd = ["train", "--resume", str(out), *extra[:2], "--quiet"] if extra else ["train", "--resume", str(out)]
+        run_opts = [] if stage == "tokenizer" else ["--device", opts.device, "--quiet"]
+        if (out / "train_config.json").is_file():  # a resumed run keeps its own config, workers included
+            cmd = ["train", "--resume", str(out), *run_opts]
         else:
+            extra = run_opts + (["--workers", str(workers)] if run_opts else [])
             cmd = args[stage] + extra
             if stage in budgets:
                 rate = probe_rate(args[stage], runs / f"probe-{stage}", extra)
