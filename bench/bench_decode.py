@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i_cli.sampling import SamplingConfig, generate_codes, sample_next
-from t2i_cli.transformer import KVCache, Transformer, TransformerConfig
+from t2i_cli.models.transformer import KVCache, Transformer, TransformerConfig
 from t2i_cli.weights import load_model
 
 def default_config() -> TransformerConfig:

@@ -19,12 +19,12 @@ import time
 
 import torch
 
-from t2i_cli.clip import Clip, ClipConfig
+from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.data import open_source
-from t2i_cli.dvae import DVAE, DVAEConfig
+from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.stages import PRESETS
 from t2i_cli.train import TrainConfig, make_optimizer
-from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.models.transformer import Transformer, TransformerConfig
 
 TEXT_LEN, N_BPE = 24, 178  # the default tokenizer's size (weights/tokenizer.json)
 

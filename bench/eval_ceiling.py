@@ -13,7 +13,8 @@ import argparse
 import numpy as np
 import torch
 
-from t2i_cli import evaluate as ev
+from t2i_cli.world import judge as jd
+from t2i_cli.world import tasks
 from t2i_cli import world
 from t2i_cli.images import tensor_from_image
 from t2i_cli.weights import load_model
@@ -26,12 +27,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     dvae = load_model(f"{args.weights}/dvae.safetensors", "dvae")
-    judge = ev.load_judge(f"{args.weights}/judge.safetensors")
+    judge = jd.load_judge(f"{args.weights}/judge.safetensors")
     side = dvae.cfg.image_size
     print("| task | judge on real renders | judge on dVAE reconstructions |\n|---|---:|---:|")
-    for task in ev.TASKS:
+    for task in tasks.TASKS:
         real = recon = 0
-        for i, (_, spec) in enumerate(ev.task_prompts(task, args.n, args.seed)):
+        for i, (_, spec) in enumerate(tasks.task_prompts(task, args.n, args.seed)):
             img = world.render(spec, i, side)
             real += judge.passes(task, np.asarray(img), spec)
             with torch.inference_mode():

@@ -17,8 +17,12 @@ from pathlib import Path
 
 import torch
 
-from t2i_cli import evaluate, weights
-from t2i_cli.judge import JudgeConfig
+from t2i_cli import weights
+from t2i_cli.world import evaluate as ev
+from t2i_cli.world import judge as jd
+from t2i_cli.world import judge_training as jt
+from t2i_cli.world import tasks
+from t2i_cli.models.classifier import JudgeConfig
 
 THRESHOLD = 0.98
 
@@ -34,30 +38,29 @@ def main() -> int:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    model = evaluate.train_judge(steps=args.steps, seed=args.seed, side=64, n_images=args.images)
+    model = jt.train_judge(steps=args.steps, seed=args.seed, side=64, n_images=args.images)
     train_s = time.perf_counter() - t0
-    evaluate.register_judge()
     weights.save_model(model, args.out, "judge")
     n_params = sum(p.numel() for p in model.parameters())
     print(f"judge: {n_params} parameters, {JudgeConfig()}; trained in {train_s:.1f} s "
           f"({args.steps} steps, {args.images} renders, torch {torch.__version__}); saved to {args.out}")
 
-    judge = evaluate.load_judge(args.out)
+    judge = jd.load_judge(args.out)
     runs = {"64": (64, False), "128": (128, False), "64 degraded": (64, True)}
     results = {}
     for name, (side, degraded) in runs.items():
         t0 = time.perf_counter()
-        results[name] = evaluate.validate_judge(judge, args.n, args.val_seed, side, is_degraded=degraded)
+        results[name] = ev.validate_judge(judge, args.n, args.val_seed, side, is_degraded=degraded)
         print(f"validated {name} px: {args.n} prompts x 7 tasks x (right + wrong) in {time.perf_counter() - t0:.1f} s")
 
     print(f"\n{'':<20}" + "".join(f"{name + ' px':>22}" for name in runs))
     print(f"{'task':<20}" + f"{'agree':>12}{'reject':>10}" * len(runs))
-    for task in evaluate.TASKS:
+    for task in tasks.TASKS:
         cells = "".join(f"{results[n][task]['agreement']:>12.3f}{results[n][task]['rejects_wrong']:>10.3f}"
                         for n in runs)
         print(f"{task:<20}{cells}")
     ok = all(r[t][k] >= THRESHOLD for name, r in results.items() if "degraded" not in name
-             for t in evaluate.TASKS for k in ("agreement", "rejects_wrong"))
+             for t in tasks.TASKS for k in ("agreement", "rejects_wrong"))
     print(f"\nclean renders at 64 and 128 px: every task {'>=' if ok else 'NOT all >='} {THRESHOLD:.0%} "
           f"on agreement and rejects_wrong")
     return 0 if ok else 1

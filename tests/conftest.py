@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import ImageFile
 
-from t2i_cli.clip import Clip, ClipConfig
-from t2i_cli.dvae import DVAE, DVAEConfig
-from t2i_cli.tokenizer import TextTokenizer
-from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.models.clip import Clip, ClipConfig
+from t2i_cli.models.dvae import DVAE, DVAEConfig
+from t2i_cli.models.tokenizer import TextTokenizer
+from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.weights import save_model
 
 TINY_CAPTIONS = ["a red bird", "a blue fish on the left", "two green cats", "a big yellow star at night",

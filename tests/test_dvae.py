@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from t2i_cli.dvae import DVAE, DVAEConfig
+from t2i_cli.models.dvae import DVAE, DVAEConfig
 
 
 CFG = DVAEConfig(image_size=8, downsample=2, n_codes=16, n_hid=8, code_dim=8)

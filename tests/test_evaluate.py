@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from t2i_cli import evaluate as ev
-from t2i_cli import segment as seg
+from t2i_cli.world import evaluate as ev
+from t2i_cli.world import judge as jd
+from t2i_cli.world import judge_training as jt
+from t2i_cli.world import segment as seg
+from t2i_cli.world import tasks
 from t2i_cli import weights, world
-from t2i_cli.dvae import DVAE, DVAEConfig
-from t2i_cli.judge import JudgeConfig, ObjectClassifier
+from t2i_cli.models.dvae import DVAE, DVAEConfig
+from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.pipeline import Generated, TextToImage
 from t2i_cli.sampling import SamplingConfig
 from t2i_cli.world import ObjectSpec, SceneSpec
@@ -26,15 +29,15 @@ def one(kind: str, colour: str, size: str = "medium", position: str | None = Non
     return SceneSpec((ObjectSpec(kind, colour, size, position),), **kw)
 
 
-def regions_of(spec: SceneSpec, side: int = 64, seed: int = 1) -> tuple[list[ev.Region], list[np.ndarray]]:
+def regions_of(spec: SceneSpec, side: int = 64, seed: int = 1) -> tuple[list[seg.Region], list[np.ndarray]]:
     img, masks = world.render_with_masks(spec, seed, side)
-    return ev.segment(np.asarray(img), spec.background), masks
+    return seg.segment(np.asarray(img), spec.background), masks
 
 
 @pytest.fixture(scope="module")
-def judge() -> ev.Judge:
+def judge() -> jd.Judge:
     """A small judge for clean renders, trained once for this module (about 8 s on two busy cores)."""
-    return ev.Judge(ev.train_judge(steps=300, seed=0, side=64, n_images=400, batch=32, cfg=SMALL, is_robust=False))
+    return jd.Judge(jt.train_judge(steps=300, seed=0, side=64, n_images=400, batch=32, cfg=SMALL, is_robust=False))
 
 
 # ----------------------------------------------------------------------------- segmentation
@@ -71,39 +74,39 @@ def test_segment_counts_copies_and_ignores_bare_backgrounds():
         assert [r.colour for r in regions] == [colour] * count
     for bg in (None, "grass", "night", "yellow"):
         bare = np.asarray(world.render(one("circle", "red", background=bg), 0, 64))
-        plate = ev.background_plate(bare, bg).round().astype(np.uint8)
-        assert ev.segment(plate, bg) == []
+        plate = seg.background_plate(bare, bg).round().astype(np.uint8)
+        assert seg.segment(plate, bg) == []
 
 
 # ----------------------------------------------------------------------------- the checks (no classifier)
-def detection(kind: str, colour: str, x: float, y: float) -> ev.Detection:
+def detection(kind: str, colour: str, x: float, y: float) -> jd.Detection:
     mask = np.zeros((8, 8), bool)
-    return ev.Detection(ev.Region(colour, mask, 10, (x, y), (0, 0, 1, 1)), kind, 0.9)
+    return jd.Detection(seg.Region(colour, mask, 10, (x, y), (0, 0, 1, 1)), kind, 0.9)
 
 
 def test_checks_follow_the_spec():
     red_cat_left = detection("cat", "red", 0.2, 0.5)
-    assert ev.judge_checks([red_cat_left], one("cat", "red", "small", "left")) == {
+    assert jd.judge_checks([red_cat_left], one("cat", "red", "small", "left")) == {
         "object": True, "colour": True, "position": True}
-    assert ev.judge_checks([red_cat_left], one("cat", "blue", "small", "top"))["colour"] is False
-    assert ev.judge_checks([red_cat_left], one("cat", "red", "small", "top"))["position"] is False
+    assert jd.judge_checks([red_cat_left], one("cat", "blue", "small", "top"))["colour"] is False
+    assert jd.judge_checks([red_cat_left], one("cat", "red", "small", "top"))["position"] is False
     two = [detection("bird", "red", 0.2, 0.3), detection("bird", "red", 0.7, 0.3)]
-    assert ev.judge_checks(two, one("bird", "red", count=2))["count"]
-    assert not ev.judge_checks(two, one("bird", "red", count=3))["count"]
-    assert not ev.judge_checks(two[:1] + [detection("bird", "blue", .7, .3)], one("bird", "red", count=2))["count"]
+    assert jd.judge_checks(two, one("bird", "red", count=2))["count"]
+    assert not jd.judge_checks(two, one("bird", "red", count=3))["count"]
+    assert not jd.judge_checks(two[:1] + [detection("bird", "blue", .7, .3)], one("bird", "red", count=2))["count"]
     pair = [detection("car", "blue", 0.5, 0.2), detection("tree", "green", 0.5, 0.8)]
     spec = SceneSpec((ObjectSpec("car", "blue", "medium"), ObjectSpec("tree", "green", "medium")), relation="above")
-    assert ev.judge_checks(pair, spec) == {"object": True, "both": True, "attribution": True, "position": True}
+    assert jd.judge_checks(pair, spec) == {"object": True, "both": True, "attribution": True, "position": True}
     swapped = SceneSpec((ObjectSpec("car", "green", "medium"), ObjectSpec("tree", "blue", "medium")), relation="below")
-    assert ev.judge_checks(pair, swapped) == {"object": True, "both": True, "attribution": False, "position": False}
-    assert ev.judge_checks(pair[:1], spec)["both"] is False
+    assert jd.judge_checks(pair, swapped) == {"object": True, "both": True, "attribution": False, "position": False}
+    assert jd.judge_checks(pair[:1], spec)["both"] is False
 
 
 # ----------------------------------------------------------------------------- prompt sets
 def test_task_prompts_are_deterministic_grammatical_and_hold_out_only_heldout():
-    for task in ev.TASKS:
-        prompts = ev.task_prompts(task, 40, seed=3)
-        assert prompts == ev.task_prompts(task, 40, seed=3) and prompts != ev.task_prompts(task, 40, seed=4)
+    for task in tasks.TASKS:
+        prompts = tasks.task_prompts(task, 40, seed=3)
+        assert prompts == tasks.task_prompts(task, 40, seed=3) and prompts != tasks.task_prompts(task, 40, seed=4)
         for prompt, spec in prompts:
             assert world.parse_prompt(prompt) == spec, prompt
             assert not (spec.background is None and any(o.colour == "white" for o in spec.objects))
@@ -111,40 +114,39 @@ def test_task_prompts_are_deterministic_grammatical_and_hold_out_only_heldout():
             held = (spec.pairs() | bg_pairs) & world.HELDOUT_PAIRS
             assert bool(held) == (task == "heldout"), (task, prompt)
     with pytest.raises(ValueError, match="unknown task"):
-        ev.task_prompts("nope", 1, 0)
+        tasks.task_prompts("nope", 1, 0)
 
 
 def test_wrong_specs_differ_in_what_the_task_judges():
     rng = random.Random(0)
-    for task in ev.TASKS:
-        for _, spec in ev.task_prompts(task, 12, seed=0):
-            assert ev.wrong_spec(task, spec, rng) != spec
+    for task in tasks.TASKS:
+        for _, spec in tasks.task_prompts(task, 12, seed=0):
+            assert tasks.wrong_spec(task, spec, rng) != spec
 
 
 # ----------------------------------------------------------------------------- the trained judge
 def test_judge_accepts_real_renders_and_rejects_wrong_ones(judge):
     result = ev.validate_judge(judge, n_per_task=6, seed=5, side=64)
-    assert set(result) == set(ev.TASKS)
+    assert set(result) == set(tasks.TASKS)
     for task, r in result.items():
         assert r["agreement"] >= 5 / 6 and r["rejects_wrong"] >= 5 / 6, (task, r)
 
 
 def test_a_judge_that_always_says_yes_fails_validation():
-    class YesJudge(ev.Judge):
+    class YesJudge(jd.Judge):
         def check(self, image, spec):
-            return {c: True for checks in ev.TASK_CHECKS.values() for c in checks}
+            return {c: True for checks in tasks.TASK_CHECKS.values() for c in checks}
 
     result = ev.validate_judge(YesJudge(ObjectClassifier(SMALL)), n_per_task=3, seed=0, side=64)
     assert all(r["agreement"] == 1.0 and r["rejects_wrong"] == 0.0 for r in result.values())
 
 
 def test_judge_saves_loads_and_trains_deterministically(tmp_path: Path, judge):
-    a = ev.train_judge(steps=3, seed=7, side=64, n_images=6, cfg=SMALL)
-    b = ev.train_judge(steps=3, seed=7, side=64, n_images=6, cfg=SMALL)
+    a = jt.train_judge(steps=3, seed=7, side=64, n_images=6, cfg=SMALL)
+    b = jt.train_judge(steps=3, seed=7, side=64, n_images=6, cfg=SMALL)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    ev.register_judge()
     weights.save_model(judge.classifier, tmp_path / "judge.safetensors", "judge")
-    loaded = ev.load_judge(tmp_path / "judge.safetensors")
+    loaded = jd.load_judge(tmp_path / "judge.safetensors")
     assert loaded.classifier.cfg == SMALL
     crops = torch.rand(5, 3, SMALL.crop, SMALL.crop)
     with torch.no_grad():
@@ -169,17 +171,17 @@ def test_eval_loop_scores_a_perfect_model_high(judge):
     seen = []
     result = ev.evaluate_model(RenderingPipe(), judge, n_per_task=4, seed=2, candidates=2,
                                progress=lambda task, done, total: seen.append((task, done, total)))
-    assert set(result["tasks"]) == set(ev.TASKS) and len(seen) == 4 * len(ev.TASKS)
+    assert set(result["tasks"]) == set(tasks.TASKS) and len(seen) == 4 * len(tasks.TASKS)
     for task, r in result["tasks"].items():
         assert r["n"] == 4 and r["accuracy"] >= 0.75, (task, r)
-        assert set(r["checks"]) == set(ev.TASK_CHECKS[task])
+        assert set(r["checks"]) == set(tasks.TASK_CHECKS[task])
     assert result["overall"] >= 0.85
 
 
 def test_eval_runs_end_to_end_on_a_tiny_random_model(tiny_weights: Path, judge):
     pipe = TextToImage.from_folder(tiny_weights, device="cpu")
     result = ev.evaluate_model(pipe, judge, n_per_task=1, seed=0, candidates=2)
-    assert set(result["tasks"]) == set(ev.TASKS) and result["candidates"] == 2
+    assert set(result["tasks"]) == set(tasks.TASKS) and result["candidates"] == 2
     for r in result["tasks"].values():
         assert 0.0 <= r["accuracy"] <= 1.0 and r["n"] == 1 and r["passed"] in (0, 1)
     assert 0.0 <= result["overall"] <= 1.0 and result["seconds"] > 0

@@ -30,8 +30,8 @@ from t2i_cli import pipeline
 from t2i_cli.cli import app
 from t2i_cli.files import safe_stem
 from t2i_cli.images import read_png_text
-from t2i_cli.tokenizer import TextTokenizer
-from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.models.tokenizer import TextTokenizer
+from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.weights import load_tensors, save_model, save_tensors
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "t2i_cli"

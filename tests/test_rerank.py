@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from conftest import TEXT_LEN, bomb_png, build_tiny_folder
 from t2i_cli.cli import app
-from t2i_cli.clip import Clip, ClipConfig
+from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.images import read_png_text, tensor_from_image
 from t2i_cli.weights import load_tokenizer, save_model
 

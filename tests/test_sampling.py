@@ -9,7 +9,7 @@ import torch
 
 from t2i_cli.errors import UsageError
 from t2i_cli.sampling import SamplingConfig, generate_codes, guide, sample_next, top_k_filter, top_p_filter
-from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.models.transformer import Transformer, TransformerConfig
 
 
 NEG = float("-inf")

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from t2i_cli import world
 from t2i_cli.cli import app
-from t2i_cli.evaluate import load_judge
+from t2i_cli.world.judge import load_judge
 from t2i_cli.images import load_rgb, read_png_text, tensor_from_image
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from t2i_cli.tokenizer import TextTokenizer
+from t2i_cli.models.tokenizer import TextTokenizer
 
 CAPTIONS = ["a red bird", "a blue fish on the left", "two green cats", "a big yellow star at night",
             "a small purple heart on a white background", "a red car above a blue house"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from t2i_cli.transformer import KVCache, Transformer, TransformerConfig
+from t2i_cli.models.transformer import KVCache, Transformer, TransformerConfig
 
 
 CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, image_side=3, n_layer=2, n_head=2, n_embd=32,

@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from t2i_cli.clip import Clip, ClipConfig
-from t2i_cli.dvae import DVAE, DVAEConfig
+from t2i_cli.models.clip import Clip, ClipConfig
+from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.errors import WeightsError
-from t2i_cli.tokenizer import TextTokenizer
-from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.models.tokenizer import TextTokenizer
+from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.weights import (FORMAT, folder_hash, load_folder, load_model, load_tensors, save_model,
                              save_tensors)
 
@@ -268,7 +268,7 @@ def test_the_same_model_gives_the_same_bytes_in_every_process(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, torch; from t2i_cli.dvae import DVAE, DVAEConfig; from t2i_cli.weights import save_model;"
+    code = ("import sys, torch; from t2i_cli.models.dvae import DVAE, DVAEConfig; from t2i_cli.weights import save_model;"
             "torch.manual_seed(0); save_model(DVAE(DVAEConfig(image_size=16, downsample=4, n_codes=8, n_hid=4,"
             "code_dim=4)), sys.argv[1], 'dvae')")
     paths = [tmp_path / f"{i}.safetensors" for i in range(3)]

@@ -411,7 +411,9 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Score a model on the procedural world, GenEval-style, with an independent judge."""
     with user_errors():
-        from t2i_cli import evaluate as ev
+        from t2i_cli.world import evaluate as ev
+        from t2i_cli.world import judge as jd
+        from t2i_cli.world import tasks
         from t2i_cli.sampling import SamplingConfig
 
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
@@ -422,14 +424,14 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
-        judge = ev.load_judge(judge_file)
+        judge = jd.load_judge(judge_file)
         side = pipe.bundle.dvae.cfg.image_size
         with progress_bar(quiet, "prompts") as bar:
-            task = bar.add_task("judge check", total=len(ev.TASKS) * max(n, 50), rate="")
+            task = bar.add_task("judge check", total=len(tasks.TASKS) * max(n, 50), rate="")
             tick = lambda name, i, total: bar.update(task, advance=1, description=f"judge {name}")
             validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=tick)
             dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
-            task = bar.add_task("generate", total=len(ev.TASKS) * n, rate="")
+            task = bar.add_task("generate", total=len(tasks.TASKS) * n, rate="")
             tick = lambda name, i, total: bar.update(task, advance=1, description=f"eval {name}")
             result = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=tick)
         result |= {"judge_validation": validation, "dvae": dvae, "weights": pipe.bundle.identity,

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from t2i_cli.errors import UsageError
-from t2i_cli.transformer import KVCache, Transformer
+from t2i_cli.models.transformer import KVCache, Transformer
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from t2i_cli.clip import Clip, ClipConfig
-from t2i_cli.dvae import DVAE, DVAEConfig
+from t2i_cli.models.clip import Clip, ClipConfig
+from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_bytes
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot
 from t2i_cli.sampling import SamplingConfig, generate_codes
-from t2i_cli.tokenizer import TextTokenizer
+from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.train import Dist, TrainConfig
-from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.weights import load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

@@ -14,13 +14,13 @@ import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from t2i_cli.clip import Clip, ClipConfig
-from t2i_cli.dvae import DVAE, DVAEConfig
+from t2i_cli.models.clip import Clip, ClipConfig
+from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.errors import WeightsError
-from t2i_cli.judge import JudgeConfig, ObjectClassifier
+from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.files import atomic_write_bytes
-from t2i_cli.tokenizer import TextTokenizer
-from t2i_cli.transformer import Transformer, TransformerConfig
+from t2i_cli.models.tokenizer import TextTokenizer
+from t2i_cli.models.transformer import Transformer, TransformerConfig
 
 FORMAT = "t2i/1"
 META_KEY = "t2i"  # the one __metadata__ key: a JSON object of format, kind, config (and checkpoint state)

@@ -1,284 +1,24 @@
-"""The procedural clip-art world: scene specs, splits, the caption grammar and the renderer (WORLD.md)."""
+"""The procedural clip-art renderer: a scene spec drawn at any side, with per-object masks on demand."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-Colour = tuple[int, int, int]
-COLOURS: dict[str, Colour] = {
-    "red": (220, 40, 40), "orange": (245, 140, 30), "yellow": (245, 215, 40), "green": (50, 170, 60),
-    "blue": (40, 90, 220), "purple": (140, 60, 190), "pink": (245, 130, 190), "brown": (130, 80, 40),
-    "black": (25, 25, 25), "white": (250, 250, 250), "gray": (128, 128, 128),
-}
-OBJECTS: tuple[str, ...] = ("circle", "square", "triangle", "star", "heart", "bird", "fish", "cat", "tree",
-                            "house", "car", "flower")
-# Colour-object pairs that no train or val scene contains, in any object, caption or background.
-HELDOUT_PAIRS: frozenset[tuple[str, str]] = frozenset({
-    ("purple", "bird"), ("orange", "fish"), ("pink", "tree"), ("green", "car"), ("yellow", "heart"),
-    ("brown", "star"), ("blue", "cat"), ("gray", "house"),
-})
-BACKGROUNDS: dict[str, Colour] = {"sky": (150, 200, 240), "night": (20, 25, 60), "grass": (100, 180, 80)}
-POSITIONS: tuple[str, ...] = ("left", "right", "top", "bottom", "top left", "top right", "bottom left", "bottom right")
-SIZES: dict[str, float] = {"small": 0.30, "medium": 0.45, "big": 0.65}  # object extent as a fraction of the side
-RELATIONS: tuple[str, ...] = ("above", "below", "left of", "right of", "and")
-SPLITS: tuple[str, ...] = ("train", "val", "heldout")
+from t2i_cli.world.spec import BACKGROUNDS, COLOURS, PAPER, POSITION_CELLS, SIZES, Colour, ObjectSpec, SceneSpec
 
-PAPER = (245, 243, 238)  # the unspecified background
 OUTLINE = (30, 30, 30)
 # Secondary parts: fixed dark or neutral colours, none of them a palette colour except brown (the trunk).
 DARK, LIGHT, GLASS = (45, 45, 45), (212, 212, 204), (170, 196, 214)
 BEAK, NOSE, DOOR = (92, 82, 72), (96, 64, 64), (92, 62, 42)
 TRUNK, CENTRE, STEM = COLOURS["brown"], (104, 70, 36), (78, 98, 64)
-# Special backgrounds an object of this colour would vanish into.
-_CLASHES = {"night": {"black"}, "grass": {"green"}}
 
 
-@dataclass(frozen=True)
-class ObjectSpec:
-    """One object phrase: what, which colour, how big, where."""
-
-    kind: str  # one of OBJECTS
-    colour: str  # one of COLOURS
-    size: str  # "small" | "medium" | "big"
-    position: str | None = None  # one of POSITIONS; None = centre
-
-    def __post_init__(self) -> None:
-        if self.kind not in OBJECTS or self.colour not in COLOURS or self.size not in SIZES:
-            raise ValueError(f"unknown object {self.size} {self.colour} {self.kind}")
-        if self.position is not None and self.position not in POSITIONS:
-            raise ValueError(f"unknown position {self.position!r}")
-
-
-@dataclass(frozen=True)
-class SceneSpec:
-    """A whole scene: one object (maybe repeated) or two objects in a relation, on a background."""
-
-    objects: tuple[ObjectSpec, ...]  # one or two objects
-    count: int = 1  # copies of objects[0] when > 1 (2-4)
-    relation: str | None = None  # one of RELATIONS when there are two objects
-    background: str | None = None  # a colour name, "sky", "night", "grass"; None = plain off-white
-
-    def __post_init__(self) -> None:
-        if len(self.objects) not in (1, 2) or (len(self.objects) == 2) != (self.relation in RELATIONS):
-            raise ValueError("a scene has one object, or two objects and a relation")
-        if not 1 <= self.count <= 4 or (self.count > 1 and len(self.objects) > 1):
-            raise ValueError("count must be 1-4, and 1 for two-object scenes")
-        if self.background is not None and self.background not in COLOURS and self.background not in BACKGROUNDS:
-            raise ValueError(f"unknown background {self.background!r}")
-
-    def pairs(self) -> set[tuple[str, str]]:
-        """The (colour, kind) pairs the scene shows."""
-        return {(o.colour, o.kind) for o in self.objects}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict."""
-        return {"objects": [{"kind": o.kind, "colour": o.colour, "size": o.size, "position": o.position}
-                            for o in self.objects],
-                "count": self.count, "relation": self.relation, "background": self.background}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SceneSpec":
-        """Inverse of to_dict; also accepts the {"spec": ...} files that data.write_world writes."""
-        d = d.get("spec", d)
-        objects = tuple(ObjectSpec(o["kind"], o["colour"], o.get("size", "medium"), o.get("position"))
-                        for o in d["objects"])
-        return cls(objects, int(d.get("count", 1)), d.get("relation"), d.get("background"))
-
-
-# ----------------------------------------------------------------------------- splits and sampling
-# Scene mix: 55% one object (sizes 30/40/30 small/medium/big; 45% of the non-big ones get a position),
-# 15% counts of 2-4 copies, 30% two objects in a relation. Backgrounds: 55% plain, 30% a colour,
-# 15% sky/night/grass (70/20/10 in count and two-object scenes, which are busier already).
-_ALL_PAIRS = tuple((c, k) for k in OBJECTS for c in COLOURS)
-_TRAIN_PAIRS = tuple(p for p in _ALL_PAIRS if p not in HELDOUT_PAIRS)
-_HELDOUT_LIST = tuple(sorted(HELDOUT_PAIRS))
-_SPLIT_IDS = {"train": 0, "val": 1, "heldout": 2}
-
-
-def scene_seed(split: str, index: int) -> int:
-    """The seed of scene `index` of `split`: a hash of "split:index" whose low two bits name the split,
-    so the seed streams of train, val and heldout are disjoint by construction."""
-    if split not in _SPLIT_IDS:
-        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    digest = hashlib.sha256(f"{split}:{index}".encode()).digest()
-    return (int.from_bytes(digest[:8], "big") >> 2 << 2) | _SPLIT_IDS[split]
-
-
-def sample_spec(rng: random.Random, split: str) -> SceneSpec:
-    """Draw a scene spec for a split: train/val never hold a held-out pair, heldout always does."""
-    if split not in _SPLIT_IDS:
-        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    first = rng.choice(_HELDOUT_LIST) if split == "heldout" else rng.choice(_TRAIN_PAIRS)
-    r = rng.random()
-    if r < 0.55:
-        size = rng.choices(("small", "medium", "big"), (0.3, 0.4, 0.3))[0]
-        position = rng.choice(POSITIONS) if size != "big" and rng.random() < 0.45 else None
-        objects, count, relation, plain = (ObjectSpec(first[1], first[0], size, position),), 1, None, 0.55
-    elif r < 0.70:
-        objects, count, relation, plain = (ObjectSpec(first[1], first[0], "medium"),), rng.choice((2, 3, 4)), None, 0.7
-    else:
-        pool = _ALL_PAIRS if split == "heldout" else _TRAIN_PAIRS
-        second = rng.choice([p for p in pool if p[1] != first[1]])
-        a, b = (first, second) if rng.random() < 0.5 else (second, first)
-        sizes = [rng.choices(("small", "medium"), (0.35, 0.65))[0] for _ in range(2)]
-        objects = (ObjectSpec(a[1], a[0], sizes[0]), ObjectSpec(b[1], b[0], sizes[1]))
-        count, relation, plain = 1, rng.choice(RELATIONS), 0.7
-    return SceneSpec(objects, count, relation, _sample_background(rng, objects, split, plain))
-
-
-def _sample_background(rng: random.Random, objects: tuple[ObjectSpec, ...], split: str, plain: float) -> str | None:
-    """None, a colour no object has (and, outside heldout, none that pairs with an object as held out), or a special."""
-    r = rng.random()
-    colours, kinds = {o.colour for o in objects}, {o.kind for o in objects}
-    if r < plain:
-        return None
-    if r < plain + (1 - plain) * 2 / 3:
-        options = [c for c in COLOURS if c not in colours
-                   and (split == "heldout" or not any((c, k) in HELDOUT_PAIRS for k in kinds))]
-    else:
-        options = [b for b in BACKGROUNDS if not colours & _CLASHES.get(b, set())]
-    return rng.choice(options) if options else None
-
-
-# ----------------------------------------------------------------------------- captions
-_PREFIXES = ("", "a picture of ", "an image of ", "a drawing of ", "an illustration of ")
-_PREFIX_WEIGHTS = (0.4, 0.15, 0.15, 0.15, 0.15)
-_SIZE_WORDS = {"small": ("small", "tiny"), "medium": ("",), "big": ("big", "large")}
-_COUNT_WORDS = {2: "two", 3: "three", 4: "four"}
-_POSITION_PHRASES = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom",
-                     **{p: f"in the {p} corner" for p in POSITIONS if " " in p}}
-_RELATION_PHRASES = {"above": "above", "below": "below", "left of": "to the left of",
-                     "right of": "to the right of", "and": "and"}
-_SPECIAL_PHRASES = {"sky": "in the sky", "night": "at night", "grass": "on the grass"}
-
-
-def plural(kind: str) -> str:
-    """The plural noun of an object ("fish" stays "fish")."""
-    return kind if kind == "fish" else kind + "s"
-
-
-def _with_article(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
-
-
-def _noun_phrase(obj: ObjectSpec, rng: random.Random, count: int = 1) -> str:
-    """ "[size] colour noun", plural when count > 1, without an article."""
-    size = rng.choice(_SIZE_WORDS[obj.size])
-    noun = plural(obj.kind) if count > 1 else obj.kind
-    return " ".join(w for w in (size, obj.colour, noun) if w)
-
-
-def caption_for(spec: SceneSpec, rng: random.Random) -> str:
-    """A lowercase caption for the spec, from one of several paraphrase templates."""
-    obj, bg = spec.objects[0], spec.background
-    is_terse = spec.relation is None and bg in COLOURS and rng.random() < 0.3  # "red bird, blue background"
-    if spec.relation is not None:
-        a, b = (_with_article(_noun_phrase(o, rng)) for o in spec.objects)
-        core = f"{a} {_RELATION_PHRASES[spec.relation]} {b}"
-    elif spec.count > 1:
-        core = f"{_COUNT_WORDS[spec.count]} {_noun_phrase(obj, rng, spec.count)}"
-    else:
-        core = _noun_phrase(obj, rng) + (f" {_POSITION_PHRASES[obj.position]}" if obj.position else "")
-        core = core if is_terse else _with_article(core)
-    if is_terse:
-        return f"{core}, {bg} background"
-    prefix = rng.choices(_PREFIXES, _PREFIX_WEIGHTS)[0]
-    if bg in COLOURS:
-        core += f" on {_with_article(bg)} background"
-    elif bg is not None:
-        core += f" {_SPECIAL_PHRASES[bg]}"
-    return prefix + core
-
-
-def vocabulary_words() -> set[str]:
-    """Every word the caption grammar can emit."""
-    phrases = [*_PREFIXES, *_POSITION_PHRASES.values(), *_RELATION_PHRASES.values(), *_SPECIAL_PHRASES.values(),
-               *COLOURS, *OBJECTS, *map(plural, OBJECTS), *_COUNT_WORDS.values(), "a an on background"]
-    phrases += [w for words in _SIZE_WORDS.values() for w in words]
-    return {w for p in phrases for w in p.split()}
-
-
-# ----------------------------------------------------------------------------- parsing
-_NOUNS = {**{k: (k, False) for k in OBJECTS}, **{plural(k): (k, True) for k in OBJECTS}, "fishes": ("fish", True)}
-_SIZE_OF = {"small": "small", "tiny": "small", "little": "small", "big": "big", "large": "big", "huge": "big",
-            "medium": "medium"}
-_COUNT_OF = {"a": 1, "an": 1, "one": 1, "1": 1, "two": 2, "2": 2, "three": 3, "3": 3, "four": 4, "4": 4}
-_PREFIX_RE = re.compile(r"^(?:(?:a|an|the)\s+)?(?:picture|image|drawing|illustration|photo|painting|cartoon|sketch"
-                        r"|render|rendering)\s+of\s+")
-_BG_RE = re.compile(r"(?:,\s*|\s+(?:on|with|against)\s+(?:an?\s+|the\s+)?|\s+)(\w+)\s+background$")
-_SPECIAL_RE = re.compile(r"\s+(in the sky|at night|on (?:the )?grass)$")
-_POS_RE = re.compile(r"\s+(?:on the (left|right)|(?:at|on) the (top|bottom)"
-                     r"|in the (top|bottom) (left|right)(?: corner)?)$")
-_REL_RE = re.compile(r"\s+(above|below|to the left of|to the right of|left of|right of|and|next to|beside)\s+")
-_REL_OF = {"to the left of": "left of", "to the right of": "right of", "next to": "and", "beside": "and"}
-
-
-def parse_prompt(text: str) -> SceneSpec | None:
-    """Best-effort parse of a caption or simple prompt into a spec; None when it is not understood."""
-    t = re.sub(r"[^a-z0-9, ]+", " ", text.lower().replace("grey", "gray").replace("-", " "))
-    t = re.sub(r"\s*,\s*", ", ", re.sub(r"\s+", " ", t)).strip(" ,")
-    t = _PREFIX_RE.sub("", t)
-    background = None
-    if m := _SPECIAL_RE.search(t):
-        background, t = {"in the sky": "sky", "at night": "night"}.get(m.group(1), "grass"), t[:m.start()]
-    elif (m := _BG_RE.search(t)) and m.group(1) in COLOURS:
-        background, t = m.group(1), t[:m.start()]
-    position = None
-    if m := _POS_RE.search(t):
-        position, t = " ".join(g for g in m.groups() if g), t[:m.start()]
-    parts = _REL_RE.split(t, maxsplit=1)
-    try:
-        if len(parts) == 3:
-            (a, ca), (b, cb) = _parse_object(parts[0]), _parse_object(parts[2])
-            if ca != 1 or cb != 1:
-                return None
-            return SceneSpec((a, b), 1, _REL_OF.get(parts[1], parts[1]), background)
-        obj, count = _parse_object(parts[0], position)
-        return SceneSpec((obj,), count, None, background)
-    except ValueError:
-        return None
-
-
-def _parse_object(phrase: str, position: str | None = None) -> tuple[ObjectSpec, int]:
-    """ "[a|two] [size] colour noun" -> (ObjectSpec, count); ValueError when it is not that."""
-    words = phrase.replace(",", " ").split()
-    count = _COUNT_OF.get(words[0], 0) if words else 0
-    words = words[1:] if count else words
-    size = "medium"
-    if words and words[0] in _SIZE_OF:
-        size, words = _SIZE_OF[words[0]], words[1:]
-    if len(words) != 2 or words[0] not in COLOURS or words[1] not in _NOUNS:
-        raise ValueError(phrase)
-    kind, is_plural = _NOUNS[words[1]]
-    if is_plural and kind != "fish" and count < 2:  # "red birds" says neither how many nor one
-        raise ValueError(phrase)
-    count = count or 1
-    return ObjectSpec(kind, words[0], size, position), count
-
-
-# ----------------------------------------------------------------------------- scenes
-def scene_caption(split: str, index: int) -> tuple[str, SceneSpec]:
-    """The caption and spec of scene `index` of `split`, without rendering it."""
-    rng = random.Random(scene_seed(split, index))
-    spec = sample_spec(rng, split)
-    return caption_for(spec, rng), spec
-
-
-def scene(split: str, index: int, side: int, jitter: bool = True) -> tuple[Image.Image, str, SceneSpec]:
-    """Scene `index` of `split` at `side` pixels: (image, caption, spec), a pure function of the inputs."""
-    caption, spec = scene_caption(split, index)
-    return render(spec, scene_seed(split, index), side, jitter), caption, spec
-
-
-# ----------------------------------------------------------------------------- rendering
 @dataclass(frozen=True)
 class _Placed:
     """One object instance laid out on the canvas (coordinates as fractions of the side)."""
@@ -347,7 +87,7 @@ def _layout(spec: SceneSpec, rng: random.Random) -> list[_Placed]:
     if spec.count > 1:
         return [_in_box(obj, cell, rng) for cell in rng.choice(_COUNT_CELLS[spec.count])]
     s = SIZES[obj.size]
-    col, row = _POSITION_CELLS.get(obj.position, (1, 1))
+    col, row = POSITION_CELLS.get(obj.position, (1, 1))
     return [_Placed(obj.kind, obj.colour, _in_third(col, s / 2, rng), _in_third(row, s / 2, rng), s,
                     rng.random() < 0.5)]
 
@@ -371,8 +111,7 @@ def _in_box(obj: ObjectSpec, box: tuple[float, float, float, float], rng: random
     return _Placed(obj.kind, obj.colour, x, y, s, rng.random() < 0.5)
 
 
-_POSITION_CELLS = {"left": (0, 1), "right": (2, 1), "top": (1, 0), "bottom": (1, 2), "top left": (0, 0),
-                   "top right": (2, 0), "bottom left": (0, 2), "bottom right": (2, 2)}
+# Boxes (x0, y0, x1, y1) that relations and counts place objects in.
 _TOP, _BOTTOM = (0.15, 0.0, 0.85, 0.5), (0.15, 0.5, 0.85, 1.0)
 _LEFT, _RIGHT = (0.0, 0.15, 0.5, 0.85), (0.5, 0.15, 1.0, 0.85)
 _RELATION_CELLS = {"above": (_TOP, _BOTTOM), "below": (_BOTTOM, _TOP), "left of": (_LEFT, _RIGHT),

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2i_cli import world
+from t2i_cli.world.spec import BACKGROUNDS, COLOURS, PAPER
 
-PALETTE_NAMES: tuple[str, ...] = tuple(world.COLOURS)
-_PALETTE = np.array([world.COLOURS[c] for c in PALETTE_NAMES], dtype=np.float32)  # (11, 3)
+PALETTE_NAMES: tuple[str, ...] = tuple(COLOURS)
+_PALETTE = np.array([COLOURS[c] for c in PALETTE_NAMES], dtype=np.float32)  # (11, 3)
 COLOUR_TOL = 90.0  # a pixel further than this from every palette colour has no colour
 BG_TOL = 36.0  # a pixel nearer than this to the (estimated) background is background ...
 BG_TOL_MAX = 60.0  # ... or up to this much where the background is noisy (generated images)
@@ -87,9 +87,9 @@ def _background_refs(img: np.ndarray, background: str | None) -> tuple[list[np.n
     slightly-off backgrounds), else the nominal value; the tolerance widens with the border's noise."""
     h = img.shape[0]
     if background == "grass":
-        nominal = [(world.BACKGROUNDS["sky"], slice(0, h // 2 - 2)), (world.BACKGROUNDS["grass"], slice(h // 2 + 2, h))]
+        nominal = [(BACKGROUNDS["sky"], slice(0, h // 2 - 2)), (BACKGROUNDS["grass"], slice(h // 2 + 2, h))]
     else:
-        rgb = world.PAPER if background is None else world.COLOURS.get(background) or world.BACKGROUNDS[background]
+        rgb = PAPER if background is None else COLOURS.get(background) or BACKGROUNDS[background]
         nominal = [(rgb, slice(0, h))]
     refs, spread = [], [0.0]
     for rgb, rows in nominal:
@@ -189,7 +189,7 @@ def segment(image: np.ndarray, background: str | None) -> list[Region]:
     for k in np.unique(labels[fg]):
         if k >= 0:
             interior[erode(labels == k) & fg] = k
-    skip = PALETTE_NAMES.index(background) if background in world.COLOURS else -1
+    skip = PALETTE_NAMES.index(background) if background in COLOURS else -1
     regions = []
     ids, counts = np.unique(lab[lab >= 0], return_counts=True)
     for cid, area in zip(ids, counts):

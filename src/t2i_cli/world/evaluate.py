@@ -1,0 +1,95 @@
+"""`t2i eval`: scoring a model on the world's GenEval-style tasks with the independent judge, checking the
+judge itself on real renders, and a dVAE's reconstruction of val scenes."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from t2i_cli.sampling import SamplingConfig
+from t2i_cli.world.judge import Judge
+from t2i_cli.world.judge_training import degrade
+from t2i_cli.world.render import render
+from t2i_cli.world.segment import as_uint8
+from t2i_cli.world.spec import SceneSpec
+from t2i_cli.world.splits import scene
+from t2i_cli.world.tasks import TASK_CHECKS, TASKS, image_seed, task_prompts, wrong_spec
+
+
+def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degraded: bool = False,
+                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict[str, float]]:
+    """On real renders of each task's prompts (degraded like decoded images when asked): how often the judge
+    agrees with the spec ("agreement"), and how often it says no to a render of a scene that differs in
+    what the task judges ("rejects_wrong"); a judge that always says yes scores 0 on the second."""
+    def draw(spec: SceneSpec, s: int) -> np.ndarray:
+        img = np.asarray(render(spec, s, side, jitter=True))
+        return degrade(img, random.Random(s)) if is_degraded else img
+
+    out = {}
+    for task in TASKS:
+        rng, agree, reject = random.Random(f"t2i-eval-wrong:{task}:{seed}"), 0, 0
+        for i, (_, spec) in enumerate(task_prompts(task, n_per_task, seed)):
+            s = image_seed(seed, task, i)
+            agree += judge.passes(task, draw(spec, s), spec)
+            reject += not judge.passes(task, draw(wrong_spec(task, spec, rng), s), spec)
+            if progress is not None:
+                progress(task, i + 1, n_per_task)
+        out[task] = {"agreement": agree / max(1, n_per_task), "rejects_wrong": reject / max(1, n_per_task)}
+    return out
+
+
+# ----------------------------------------------------------------------------- scoring a model
+def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
+                   candidates: int = 1, progress: Callable[[str, int, int], None] | None = None,
+                   tasks: tuple[str, ...] = TASKS) -> dict[str, Any]:
+    """Generate each task's prompts with a TextToImage pipeline (with candidates > 1, draw that many per
+    prompt and keep CLIP's favourite) and score them with the judge: per-task accuracy, counts, timing."""
+    if candidates < 1:
+        raise ValueError(f"candidates must be 1 or more, got {candidates}")
+    start, results = time.perf_counter(), {}
+    for task in tasks:
+        t0, passed, checks = time.perf_counter(), 0, {c: 0 for c in TASK_CHECKS[task]}
+        prompts = task_prompts(task, n_per_task, seed)
+        for i, (prompt, spec) in enumerate(prompts):
+            drawn = pipe(prompt, n=candidates, seed=image_seed(seed, task, i), sampling=sampling)
+            best = pipe.rerank(drawn, 1)[0] if candidates > 1 else drawn[0]
+            got = judge.check(best.image, spec)
+            for c in checks:
+                checks[c] += got.get(c, False)
+            passed += all(got.get(c, False) for c in checks)
+            if progress is not None:
+                progress(task, i + 1, len(prompts))
+        n = max(1, len(prompts))
+        results[task] = {"accuracy": passed / n, "passed": passed, "n": len(prompts),
+                         "checks": {c: k / n for c, k in checks.items()}, "seconds": time.perf_counter() - t0}
+    seconds = time.perf_counter() - start
+    images = sum(r["n"] for r in results.values()) * candidates
+    return {"tasks": results, "overall": sum(r["accuracy"] for r in results.values()) / max(1, len(results)),
+            "n_per_task": n_per_task, "seed": seed, "candidates": candidates, "seconds": seconds,
+            "images_per_second": images / seconds if seconds > 0 else 0.0}
+
+
+@torch.inference_mode()
+def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, float]:
+    """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
+    distinct codes) of a dVAE on n world `val` scenes at its own image size."""
+    side, device = dvae.cfg.image_size, next(dvae.parameters()).device
+    counts = torch.zeros(dvae.cfg.n_codes, dtype=torch.long)
+    psnrs: list[torch.Tensor] = []
+    for lo in range(0, n, batch):
+        imgs = [scene("val", seed * 1_000_003 + i, side)[0] for i in range(lo, min(n, lo + batch))]
+        x = torch.stack([torch.from_numpy(as_uint8(im).copy()).permute(2, 0, 1) for im in imgs]).float() / 255
+        codes = dvae.codes_from_image(x.to(device))  # (B, h, w)
+        recon = dvae.image_from_codes(codes).float().clamp(0, 1).cpu()  # (B, 3, H, W)
+        mse = ((recon - x) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+        psnrs.append(10 * torch.log10(1 / mse))
+        counts += torch.bincount(codes.flatten().cpu(), minlength=dvae.cfg.n_codes)
+    p = counts.float() / counts.sum().clamp_min(1)
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return {"psnr": float(torch.cat(psnrs).mean()) if psnrs else float("nan"), "perplexity": float(entropy.exp()),
+            "codes_used": int((counts > 0).sum()), "n": n}
+

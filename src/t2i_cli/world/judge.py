@@ -1,0 +1,119 @@
+"""The independent judge of `t2i eval`: it reads an image against a scene spec.
+
+It is neither the model under test nor the CLIP reranker. It segments an image into objects by colour
+(knowing the prompt's background; segment.py) and names each object with a small CNN trained on renders
+(models.classifier.ObjectClassifier, trained by judge_training.train_judge). Colour, position and count
+come from the segmentation, the kind from the classifier; where a position or relation puts an object
+is the world's own rule (spec.in_position, spec.in_relation).
+
+What each task judges (tasks.TASK_CHECKS): single_object the kind only (GenEval's split); colours and heldout
+kind and colour; position a single object's centroid in the named third or corner cell, or for
+"a above/below/left of/right of b" the two objects' centroids in that order; counting exactly n regions
+of the kind and colour; two_objects both kinds; colour_attribution both kinds, each in its own colour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from t2i_cli import weights
+from t2i_cli.models.classifier import ObjectClassifier
+from t2i_cli.world.segment import Region, as_uint8, background_plate, crop_region, segment
+from t2i_cli.world.spec import OBJECTS, ObjectSpec, SceneSpec, in_position, in_relation
+from t2i_cli.world.tasks import TASK_CHECKS
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block on n torch CPU threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class Detection:
+    """A segmented region and the object kind the classifier sees in it."""
+
+    region: Region  # where, how big, which colour
+    kind: str  # one of spec.OBJECTS
+    confidence: float  # the classifier's probability for kind
+
+
+def _pair_exists(first: list[Detection], second: list[Detection], relation: str = "and") -> bool:
+    """Two different detections, one from each list, placed as the relation says."""
+    return any(a is not b and in_relation(a.region.centroid, b.region.centroid, relation)
+               for a in first for b in second)
+
+
+def judge_checks(detections: list[Detection], spec: SceneSpec) -> dict[str, bool]:
+    """Every check that applies to the spec, from what was detected (see TASK_CHECKS for which count)."""
+    def of_kind(o: ObjectSpec) -> list[Detection]:
+        return [d for d in detections if d.kind == o.kind]
+
+    def exact(o: ObjectSpec) -> list[Detection]:
+        return [d for d in of_kind(o) if d.region.colour == o.colour]
+
+    first = spec.objects[0]
+    checks = {"object": bool(of_kind(first))}
+    if spec.relation is not None:
+        a, b = spec.objects
+        checks["both"] = _pair_exists(of_kind(a), of_kind(b))
+        checks["attribution"] = _pair_exists(exact(a), exact(b))
+        if spec.relation != "and":
+            checks["position"] = _pair_exists(of_kind(a), of_kind(b), spec.relation)
+    elif spec.count > 1:
+        checks["colour"] = checks["object"] and all(d.region.colour == first.colour for d in of_kind(first))
+        checks["count"] = len(exact(first)) == spec.count
+    else:
+        checks["colour"] = bool(exact(first))
+        if first.position is not None:
+            checks["position"] = any(in_position(d.region.centroid, first.position)
+                                     for d in exact(first) or of_kind(first))
+    return checks
+
+
+class Judge:
+    """Reads an image against a scene spec: colour segmentation for colour, position and count, the
+    object classifier on each region's crop for the kind. Independent of the model under test and of CLIP."""
+
+    def __init__(self, classifier: ObjectClassifier):
+        self.classifier = classifier.eval()
+
+    @torch.inference_mode()
+    def detect(self, image: Any, background: str | None) -> list[Detection]:
+        """The objects of an image (uint8 array, PIL image or (3, H, W) tensor), largest first."""
+        img = as_uint8(image)
+        regions = segment(img, background)
+        if not regions:
+            return []
+        plate = background_plate(img, background)
+        crops = torch.stack([crop_region(img, r, plate, self.classifier.cfg.crop) for r in regions])
+        device = next(self.classifier.parameters()).device
+        with torch_threads(1):  # a few 32 px crops: threads only cost, most of all on shared cores
+            probs = self.classifier(crops.to(device)).float().softmax(-1).cpu()  # (R, n_classes)
+        conf, idx = probs.max(-1)
+        return [Detection(r, OBJECTS[int(i)], float(c)) for r, i, c in zip(regions, idx, conf)]
+
+    def check(self, image: Any, spec: SceneSpec) -> dict[str, bool]:
+        """Which of the spec's checks the image satisfies."""
+        return judge_checks(self.detect(image, spec.background), spec)
+
+    def passes(self, task: str, image: Any, spec: SceneSpec) -> bool:
+        """Whether the image passes a task: every check the task judges holds."""
+        checks = self.check(image, spec)
+        return all(checks.get(c, False) for c in TASK_CHECKS[task])
+
+
+
+def load_judge(path: Path, device: str | torch.device = "cpu") -> Judge:
+    """A Judge around the classifier saved at path (weights.save_model(model, path, "judge"))."""
+    return Judge(weights.load_model(path, "judge", device))  # type: ignore[arg-type]
