@@ -42,7 +42,7 @@ def default_config() -> TransformerConfig:
     path = Path(__file__).resolve().parents[1] / "weights" / "transformer.safetensors"
     if path.is_file():
         return load_model(path, "transformer").cfg
-    return TransformerConfig(text_vocab=202, text_len=24, image_vocab=512, image_side=8, n_layer=6, n_head=6, n_embd=192)
+    return TransformerConfig(text_vocab=202, text_len=24, image_vocab=512, grid=8, n_layer=6, n_head=6, n_embd=192)
 
 
 CFG = default_config()
@@ -152,7 +152,7 @@ class LeanDecoder:
         tr = (lambda w: w.t().contiguous()) if pretransposed else (lambda w: w)
         idx = torch.arange(N)
         cast = (lambda t: t.detach().to(dtype))
-        self.pos = cast(model.row_emb.weight[idx // c.image_side] + model.col_emb.weight[idx % c.image_side])
+        self.pos = cast(model.row_emb.weight[idx // c.grid] + model.col_emb.weight[idx % c.grid])
         self.emb = cast(model.image_emb.weight)
         self.layers = [(cast(b.ln1.weight), cast(b.ln1.bias), tr(cast(b.attn.qkv.weight)), cast(b.attn.qkv.bias),
                         tr(cast(b.attn.proj.weight)), cast(b.attn.proj.bias), cast(b.ln2.weight), cast(b.ln2.bias),

@@ -31,7 +31,7 @@ TEXT_LEN, N_BPE = 24, 178  # the default tokenizer's size (weights/tokenizer.jso
 
 def batch(size: int, n: int) -> torch.Tensor:
     """n world renders at size px (3, size, size) in [0, 1], stacked."""
-    ds = open_source("world:train", size, world_size=n)
+    ds = open_source("world:train", size, n_scenes=n)
     return torch.stack([ds[i][0] for i in range(n)])
 
 
@@ -39,15 +39,15 @@ def setups(device: torch.device, preset: str):
     """(stage, model, step closure, items per step, unit) for each stage at the preset's size."""
     p = PRESETS[preset]
     dv = p["dvae"]
-    side = dv.get("image_size", 64)
-    dcfg = DVAEConfig(image_size=side, **dv["model"])
+    side = dv.get("image_side", 64)
+    dcfg = DVAEConfig(image_side=side, **dv["model"])
     imgs = batch(side, dv["batch_size"]).to(device)
     dvae = DVAE(dcfg).to(device)
     yield "dvae", dvae, lambda: dvae(imgs, tau=0.5, kl_weight=0.01)[1], dv["batch_size"], "images/s"
 
     tr = p["transformer"]
     tcfg = TransformerConfig(text_vocab=N_BPE + TEXT_LEN, text_len=TEXT_LEN, image_vocab=dcfg.n_codes,
-                             image_side=dcfg.grid, **tr["model"])
+                             grid=dcfg.grid, **tr["model"])
     g = torch.Generator().manual_seed(0)
     text = torch.randint(0, N_BPE, (tr["batch_size"], TEXT_LEN), generator=g).to(device)
     codes = torch.randint(0, dcfg.n_codes, (tr["batch_size"], tcfg.n_image), generator=g).to(device)
@@ -56,7 +56,7 @@ def setups(device: torch.device, preset: str):
     yield "transformer", model, lambda: model(text, codes)[1], tokens, "tokens/s"
 
     cl = p["clip"]
-    ccfg = ClipConfig(image_size=side, text_vocab=N_BPE + TEXT_LEN, text_len=TEXT_LEN, n_pad_start=N_BPE, **cl["model"])
+    ccfg = ClipConfig(image_side=side, text_vocab=N_BPE + TEXT_LEN, text_len=TEXT_LEN, n_pad_start=N_BPE, **cl["model"])
     cimgs = batch(side, cl["batch_size"]).to(device)
     ctext = torch.randint(0, N_BPE, (cl["batch_size"], TEXT_LEN), generator=g).to(device)
     clip = Clip(ccfg).to(device)

@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     bundle = load_folder(args.weights, need_clip=True)
     clip, tok = bundle.clip, bundle.tokenizer
-    ds = open_source("world:val", clip.cfg.image_size, world_size=args.candidates * args.rounds)
+    ds = open_source("world:val", clip.cfg.image_side, n_scenes=args.candidates * args.rounds)
     accs = []
     for r in range(args.rounds):
         items = [ds[r * args.candidates + i] for i in range(args.candidates)]

@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     dvae = load_model(f"{args.weights}/dvae.safetensors", "dvae")
     judge = jd.load_judge(f"{args.weights}/judge.safetensors")
-    side = dvae.cfg.image_size
+    side = dvae.cfg.image_side
     print("| task | judge on real renders | judge on dVAE reconstructions |\n|---|---:|---:|")
     for task in tasks.TASKS:
         real = recon = 0

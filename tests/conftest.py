@@ -27,13 +27,13 @@ def build_tiny_folder(folder: Path, seed: int = 0, with_clip: bool = True) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     tok = TextTokenizer.train(TINY_CAPTIONS * 5, vocab_size=120)
     (folder / "tokenizer.json").write_text(tok.to_json())
-    dcfg = DVAEConfig(image_size=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)
+    dcfg = DVAEConfig(image_side=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)
     save_model(DVAE(dcfg), folder / "dvae.safetensors", "dvae")
     tcfg = TransformerConfig(text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN, image_vocab=32,
-                             image_side=dcfg.grid, n_layer=2, n_head=2, n_embd=32)
+                             grid=dcfg.grid, n_layer=2, n_head=2, n_embd=32)
     save_model(Transformer(tcfg), folder / "transformer.safetensors", "transformer")
     if with_clip:
-        ccfg = ClipConfig(image_size=16, text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN,
+        ccfg = ClipConfig(image_side=16, text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN,
                           n_pad_start=tok.n_bpe, n_hid=8, n_embd=32, n_layer=1, n_head=2, embed_dim=16)
         save_model(Clip(ccfg), folder / "clip.safetensors", "clip")
     return folder

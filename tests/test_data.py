@@ -46,14 +46,14 @@ def messy_folder(tmp_path: Path) -> Path:
 
 # ----------------------------------------------------------------------------- the world
 def test_world_source_renders_scenes_by_index():
-    ds = data.open_source("world:val", 32, world_size=10)
+    ds = data.open_source("world:val", 32, n_scenes=10)
     assert len(ds) == 10 and ds.skipped == {} and ds.skipped_message() is None
     x, caption = ds[3]
     img, expected_caption, _ = world.scene("val", 3, 32)
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert caption == expected_caption
     assert torch.equal(x, torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255)
-    assert data.open_source("world", 32, world_size=4)[0][1] == world.scene("train", 0, 32)[1]
+    assert data.open_source("world", 32, n_scenes=4)[0][1] == world.scene("train", 0, 32)[1]
     with pytest.raises(IndexError):
         ds[10]
     images, captions = next(iter(DataLoader(ds, batch_size=4)))
@@ -66,7 +66,7 @@ def test_unknown_world_split_is_a_data_error():
 
 
 def test_world_captions_need_no_rendering(monkeypatch):
-    ds = data.open_source("world:heldout", 32, world_size=50)
+    ds = data.open_source("world:heldout", 32, n_scenes=50)
     monkeypatch.setattr(world, "render", lambda *a, **k: pytest.fail("captions() rendered an image"))
     caps = list(data.captions(ds))
     assert caps == [world.scene_caption("heldout", i)[0] for i in range(50)]

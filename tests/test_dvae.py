@@ -10,7 +10,7 @@ import torch
 from t2i_cli.models.dvae import DVAE, DVAEConfig
 
 
-CFG = DVAEConfig(image_size=8, downsample=2, n_codes=16, n_hid=8, code_dim=8)
+CFG = DVAEConfig(image_side=8, downsample=2, n_codes=16, n_hid=8, code_dim=8)
 
 
 def tiny(seed: int = 0, cfg: DVAEConfig = CFG) -> DVAE:
@@ -33,10 +33,10 @@ def zero_logit_layer(model: DVAE) -> torch.nn.Conv2d:
     return last
 
 
-@pytest.mark.parametrize("cfg", [CFG, DVAEConfig(image_size=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)])
+@pytest.mark.parametrize("cfg", [CFG, DVAEConfig(image_side=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)])
 def test_shapes(cfg):
     model = tiny(cfg=cfg).eval()
-    side = cfg.image_size
+    side = cfg.image_side
     assert cfg.grid == side // cfg.downsample
     x = batch(side=side, b=3)
     g = cfg.grid
@@ -51,9 +51,9 @@ def test_shapes(cfg):
 
 def test_invalid_configs_are_refused():
     with pytest.raises(AssertionError):
-        DVAE(DVAEConfig(image_size=12, downsample=3, n_codes=4, n_hid=4, code_dim=4))
+        DVAE(DVAEConfig(image_side=12, downsample=3, n_codes=4, n_hid=4, code_dim=4))
     with pytest.raises(AssertionError):
-        DVAE(DVAEConfig(image_size=10, downsample=4, n_codes=4, n_hid=4, code_dim=4))
+        DVAE(DVAEConfig(image_side=10, downsample=4, n_codes=4, n_hid=4, code_dim=4))
 
 
 def test_codes_from_image_are_ints_in_range_and_the_argmax():
@@ -74,7 +74,7 @@ def test_image_from_codes_in_unit_range():
     with torch.no_grad():
         model.codebook.weight.mul_(50)  # large embeddings push the decoder towards saturation
         img = model.image_from_codes(codes)
-    assert img.shape == (3, 3, CFG.image_size, CFG.image_size)
+    assert img.shape == (3, 3, CFG.image_side, CFG.image_side)
     assert torch.isfinite(img).all()
     assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0
 
@@ -133,7 +133,7 @@ def test_a_few_optimizer_steps_reduce_reconstruction_loss():
     model = tiny(seed=5)
     # flat-coloured "clip art": each image one colour, so a few steps can fit it
     colours = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.2, 0.9], [0.95, 0.9, 0.1], [0.1, 0.8, 0.2]])
-    x = colours[:, :, None, None].expand(-1, -1, CFG.image_size, CFG.image_size).contiguous()
+    x = colours[:, :, None, None].expand(-1, -1, CFG.image_side, CFG.image_side).contiguous()
     before = eval_loss(model, x)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     torch.manual_seed(7)

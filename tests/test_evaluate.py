@@ -192,6 +192,6 @@ def test_eval_runs_end_to_end_on_a_tiny_random_model(tiny_weights: Path, judge):
 
 def test_dvae_metrics_are_deterministic_and_see_the_dvae_size():
     torch.manual_seed(0)
-    dvae = DVAE(DVAEConfig(image_size=32, downsample=4, n_codes=16, n_hid=8, code_dim=8)).eval()
+    dvae = DVAE(DVAEConfig(image_side=32, downsample=4, n_codes=16, n_hid=8, code_dim=8)).eval()
     a, b = ev.dvae_metrics(dvae, n=5, seed=1), ev.dvae_metrics(dvae, n=5, seed=1)
     assert a == b and a["n"] == 5

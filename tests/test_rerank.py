@@ -53,7 +53,7 @@ def train_colour_clip(tok, steps: int = 150) -> Clip:
     """A tiny CLIP trained contrastively on red vs blue solid images with their captions."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    cfg = ClipConfig(image_size=16, text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN, n_pad_start=tok.n_bpe,
+    cfg = ClipConfig(image_side=16, text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN, n_pad_start=tok.n_bpe,
                      n_hid=8, n_embd=32, n_layer=1, n_head=2, embed_dim=16)
     clip = Clip(cfg)
     text = torch.tensor([tok.encode(RED, TEXT_LEN).ids, tok.encode(BLUE, TEXT_LEN).ids])  # (2, T)

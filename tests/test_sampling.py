@@ -13,7 +13,7 @@ from t2i_cli.models.transformer import Transformer, TransformerConfig
 
 
 NEG = float("-inf")
-CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, image_side=3, n_layer=2, n_head=2, n_embd=32)
+CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32)
 
 
 def kept(logits: torch.Tensor) -> list[int]:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from t2i_cli.models.transformer import KVCache, Transformer, TransformerConfig
 
 
-CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, image_side=3, n_layer=2, n_head=2, n_embd=32,
+CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32,
                         text_loss_weight=0.3)
 
 
@@ -136,7 +136,7 @@ def test_cached_incremental_logits_equal_full_recompute(b):
 def test_row_embeddings_are_used_at_the_right_positions():
     model = tiny()
     text, image = inputs()
-    side = CFG.image_side
+    side = CFG.grid
     with torch.no_grad():
         before, _ = model(text, image)
         # a random (not constant: LayerNorm removes a constant shift) change to grid row 1 (indices side..2*side-1)
@@ -164,7 +164,7 @@ def test_2d_position_is_row_plus_column():
     codes = torch.zeros(1, CFG.n_image, dtype=torch.long)
     with torch.no_grad():
         emb = model.embed_image(codes)[0]  # (N, C)
-        side = CFG.image_side
+        side = CFG.grid
         for k in range(CFG.n_image):
             expected = model.image_emb.weight[0] + model.row_emb.weight[k // side] + model.col_emb.weight[k % side]
             torch.testing.assert_close(emb[k], expected)

@@ -21,9 +21,9 @@ from t2i_cli.weights import (FORMAT, folder_hash, load_folder, load_model, load_
                              save_tensors)
 
 
-DCFG = DVAEConfig(image_size=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)
-TCFG = TransformerConfig(text_vocab=30, text_len=6, image_vocab=32, image_side=4, n_layer=1, n_head=2, n_embd=16)
-CCFG = ClipConfig(image_size=16, text_vocab=30, text_len=6, n_pad_start=24, n_hid=8, n_embd=16, n_layer=1,
+DCFG = DVAEConfig(image_side=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)
+TCFG = TransformerConfig(text_vocab=30, text_len=6, image_vocab=32, grid=4, n_layer=1, n_head=2, n_embd=16)
+CCFG = ClipConfig(image_side=16, text_vocab=30, text_len=6, n_pad_start=24, n_hid=8, n_embd=16, n_layer=1,
                   n_head=2, embed_dim=8)
 BUILDERS = {"dvae": lambda: DVAE(DCFG), "transformer": lambda: Transformer(TCFG), "clip": lambda: Clip(CCFG)}
 
@@ -243,7 +243,7 @@ def test_tokenizer_that_does_not_match_the_transformer(tiny_weights):
 
 def test_dvae_that_does_not_match_the_transformer(tiny_weights):
     (tiny_weights / "clip.safetensors").unlink()
-    save_model(DVAE(DVAEConfig(image_size=16, downsample=4, n_codes=64, n_hid=8, code_dim=8)),
+    save_model(DVAE(DVAEConfig(image_side=16, downsample=4, n_codes=64, n_hid=8, code_dim=8)),
                tiny_weights / "dvae.safetensors", "dvae")
     with pytest.raises(WeightsError, match="dVAE makes 4x4 grids of 64 codes"):
         load_folder(tiny_weights)
@@ -269,7 +269,7 @@ def test_the_same_model_gives_the_same_bytes_in_every_process(tmp_path):
     import sys
 
     code = ("import sys, torch; from t2i_cli.models.dvae import DVAE, DVAEConfig; from t2i_cli.weights import save_model;"
-            "torch.manual_seed(0); save_model(DVAE(DVAEConfig(image_size=16, downsample=4, n_codes=8, n_hid=4,"
+            "torch.manual_seed(0); save_model(DVAE(DVAEConfig(image_side=16, downsample=4, n_codes=8, n_hid=4,"
             "code_dim=4)), sys.argv[1], 'dvae')")
     paths = [tmp_path / f"{i}.safetensors" for i in range(3)]
     for p in paths:

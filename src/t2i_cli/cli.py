@@ -212,7 +212,7 @@ def train(
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Image side in pixels."),
+    image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size", help="Image side in pixels (--image-size: the old name)."),
     text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary."),
     model: list[str] = typer.Option([], "--model", help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable)."),
@@ -258,22 +258,22 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
         if not sep or stage == "tokenizer" or key not in model_config_fields(stage):
             raise UsageError(f"--model {item!r}: expected KEY=VALUE with KEY a {stage} config field")
         model_over[key] = json.loads(value) if value.replace(".", "", 1).lstrip("-").isdigit() else value
-    names = ("steps", "batch_size", "lr", "image_size", "text_len", "vocab_size", "seed", "precision",
+    names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
              "ckpt_every", "sample_every", "log_every")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over}
     if opts["finetune_decoder"]:
         if stage != "dvae" or not opts["dvae"]:
             raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH (the dVAE to start from)")
-        from t2i_cli.stages import dvae_image_size
+        from t2i_cli.stages import dvae_image_side
 
-        over |= {"finetune_decoder": True, "image_size": dvae_image_size(opts["dvae"]), "warmup": 0,
+        over |= {"finetune_decoder": True, "image_side": dvae_image_side(opts["dvae"]), "warmup": 0,
                  "kl_max": 0.0}
-    if stage == "transformer" and opts["image_size"] is None and opts["dvae"]:
-        from t2i_cli.stages import dvae_image_size
+    if stage == "transformer" and opts["image_side"] is None and opts["dvae"]:
+        from t2i_cli.stages import dvae_image_side
 
-        over["image_size"] = dvae_image_size(opts["dvae"])  # the transformer sees what its dVAE encodes
+        over["image_side"] = dvae_image_side(opts["dvae"])  # the transformer sees what its dVAE encodes
     fields = apply_preset(stage, preset, over)
-    for key in ("steps", "batch_size", "image_size", "text_len", "ckpt_every", "log_every"):
+    for key in ("steps", "batch_size", "image_side", "text_len", "ckpt_every", "log_every"):
         if key in fields and fields[key] is not None and fields[key] < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {fields[key]}")
     if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
@@ -316,18 +316,18 @@ def export(runs: list[Path] = typer.Argument(..., help="Run folders (tokenizer, 
 @data_app.command("world")
 def data_world(split: str = typer.Option("train", "--split", help="train, val or heldout."),
                n: int = typer.Option(1000, "--n", help="Scenes to write."),
-               size: int = typer.Option(128, "--size", help="Image side in pixels."),
+               side: int = typer.Option(128, "--side", "--size", help="Image side in pixels (--size: the old name)."),
                out_dir: Path = typer.Option(..., "--out", help="Folder for NAME.png, NAME.txt and NAME.json."),
                quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Write scenes of the procedural world as image + caption + spec files."""
     with user_errors():
         from t2i_cli.data import write_world
 
-        if n < 1 or size < 16:
-            raise UsageError(f"--n must be at least 1 and --size at least 16, got {n} and {size}")
+        if n < 1 or side < 16:
+            raise UsageError(f"--n must be at least 1 and --side at least 16, got {n} and {side}")
         with progress_bar(quiet) as bar:
             task = bar.add_task("rendering", total=n, rate="")
-            count = write_world(split, n, size, out_dir,
+            count = write_world(split, n, side, out_dir,
                                 lambda k: bar.update(task, completed=k, rate=rate_text(bar.tasks[task], "images")))
         out.print(f"wrote {count} scenes to {out_dir}")
 
@@ -336,17 +336,17 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
 def data_preview(source: str = typer.Argument("world:train", help="world[:split], a folder, or a .jsonl manifest."),
                  out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
                  n: int = typer.Option(16, "--n", help="Samples on the sheet."),
-                 size: int = typer.Option(128, "--size", help="Image side in pixels.")) -> None:
+                 side: int = typer.Option(128, "--side", "--size", help="Image side in pixels (--size: the old name).")) -> None:
     """Write one contact sheet of captioned samples from a data source."""
     with user_errors():
         from t2i_cli.data import open_source, preview
 
         if not 1 <= n <= 256:
             raise UsageError(f"--n must be between 1 and 256, got {n}")
-        dataset = open_source(source, size, world_size=n)
+        dataset = open_source(source, side, n_scenes=n)
         if dataset.skipped_message():
             warn(dataset.skipped_message())
-        out.print(f"wrote {preview(source, out_path, n=n, side=size, dataset=dataset)}")
+        out.print(f"wrote {preview(source, out_path, n=n, side=side, dataset=dataset)}")
 
 
 @app.command()
@@ -372,14 +372,14 @@ def rerank(folder: Path = typer.Argument(..., help="Folder of images (PNG files 
         _print_ranking(ranked)
         out.print(f"wrote {rr.write_ranking(folder, ranked)}")
         if top:
-            out.print(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_size)}")
+            out.print(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side)}")
         if link_best:
             out.print(f"copied {len(rr.link_best(folder, ranked, top))} files into {folder / 'best'}")
         if explain:
             best = ranked[0]
             from t2i_cli.images import load_rgb, tensor_from_image
 
-            image = tensor_from_image(load_rgb(best.path, pipe.bundle.clip.cfg.image_size))
+            image = tensor_from_image(load_rgb(best.path, pipe.bundle.clip.cfg.image_side))
             out.print(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
             for word, delta in rr.explain(pipe, image, best.prompt):
                 out.print(f"  {clean(word):>12} {delta:+.4f}")
@@ -425,7 +425,7 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
-        side = pipe.bundle.dvae.cfg.image_size
+        side = pipe.bundle.dvae.cfg.image_side
         with progress_bar(quiet, "prompts") as bar:
             task = bar.add_task("judge check", total=len(tasks.TASKS) * max(n, 50), rate="")
             tick = lambda name, i, total: bar.update(task, advance=1, description=f"judge {name}")

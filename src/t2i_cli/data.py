@@ -43,18 +43,18 @@ class CaptionDataset(Dataset):
 
 
 class WorldDataset(CaptionDataset):
-    """Scenes 0..size-1 of a world split, rendered on the fly; index i is scene i, so samplers just work."""
+    """Scenes 0..n_scenes-1 of a world split, rendered on the fly; index i is scene i, so samplers just work."""
 
-    def __init__(self, split: str, side: int, size: int, jitter: bool = True):
+    def __init__(self, split: str, side: int, n_scenes: int, jitter: bool = True):
         if split not in world.SPLITS:
             raise DataError(f"unknown world split {split!r}; use world, world:train, world:val or world:heldout")
-        self.split, self.side, self.size, self.jitter, self.skipped = split, side, size, jitter, {}
+        self.split, self.side, self.n_scenes, self.jitter, self.skipped = split, side, n_scenes, jitter, {}
 
     def __len__(self) -> int:
-        return self.size
+        return self.n_scenes
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
-        if not 0 <= i < self.size:
+        if not 0 <= i < self.n_scenes:
             raise IndexError(i)
         img, caption, _ = world.scene(self.split, i, self.side, self.jitter)
         return images.tensor_from_image(img), caption
@@ -81,10 +81,11 @@ class PairDataset(CaptionDataset):
         return list(self.pairs[i][1])
 
 
-def open_source(source: str, side: int, *, world_size: int = 100_000) -> CaptionDataset:
-    """Open a data source by name: world[:split], a folder of image/.txt pairs, or a .jsonl manifest."""
+def open_source(source: str, side: int, *, n_scenes: int = 100_000) -> CaptionDataset:
+    """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
+    .jsonl manifest; images are side x side pixels."""
     if source == "world" or source.startswith("world:"):
-        return WorldDataset(source.partition(":")[2] or "train", side, world_size)
+        return WorldDataset(source.partition(":")[2] or "train", side, n_scenes)
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")
@@ -199,7 +200,7 @@ def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: Capti
 
     Pass `dataset` when the caller has already opened the source (opening a folder reads every image)."""
     if dataset is None:
-        dataset = open_source(source, side, world_size=max(n, 1))
+        dataset = open_source(source, side, n_scenes=max(n, 1))
     count = min(n, len(dataset))
     items = [dataset[i] for i in range(count)]
     sheet = images.contact_sheet([images.image_from_tensor(x) for x, _ in items], [c for _, c in items])

@@ -79,7 +79,7 @@ class TextToImage:
             tick = (lambda k, d=start * cfg.n_image, b=b: progress(d + k * b)) if progress else None
             with torch.inference_mode():
                 codes = generate_codes(self.bundle.transformer, ids.expand(b, -1), empty, sampling, gen, tick)
-                grid = codes.view(b, cfg.image_side, cfg.image_side)  # (b, h, w)
+                grid = codes.view(b, cfg.grid, cfg.grid)  # (b, h, w)
                 images = self.bundle.dvae.image_from_codes(grid).float().cpu()  # (b, 3, H, W)
             yield [Generated(images[i], prompt, start + i, grid[i].cpu()) for i in range(b)]
 

@@ -52,7 +52,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None) -> t
     clip = pipe.bundle.clip
     if clip is None:
         raise DataError(f"{pipe.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
-    items, skipped = collect(folder, prompt, clip.cfg.image_size)
+    items, skipped = collect(folder, prompt, clip.cfg.image_side)
     if not items:
         raise DataError(f"nothing to rank in {folder}: no readable image with a prompt"
                         + (f" ({', '.join(f'{v} {k}' for k, v in skipped.items())})" if skipped else ""))

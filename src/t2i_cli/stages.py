@@ -26,9 +26,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Small enough for a test to run a few steps in about a second.
     "tiny": {
         "tokenizer": {"vocab_size": 128, "tokenizer_captions": 2000},
-        "dvae": {"image_size": 16, "batch_size": 8, "model": {"n_codes": 64, "n_hid": 8, "code_dim": 16, "n_res": 1}},
-        "transformer": {"image_size": 16, "batch_size": 8, "text_len": 12, "model": {"n_layer": 2, "n_head": 2, "n_embd": 32}},
-        "clip": {"image_size": 16, "batch_size": 8, "text_len": 12, "model": {"n_hid": 8, "n_embd": 32, "n_layer": 1, "n_head": 2,
+        "dvae": {"image_side": 16, "batch_size": 8, "model": {"n_codes": 64, "n_hid": 8, "code_dim": 16, "n_res": 1}},
+        "transformer": {"image_side": 16, "batch_size": 8, "text_len": 12, "model": {"n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "clip": {"image_side": 16, "batch_size": 8, "text_len": 12, "model": {"n_hid": 8, "n_embd": 32, "n_layer": 1, "n_head": 2,
                                                             "embed_dim": 16}},
     },
     # The shipped default model (weights/README.md): sizes chosen by measurement on a 2-core CPU.
@@ -44,11 +44,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # one GPU. The step counts are what a throughput probe fitted into about 20 minutes of an H100.
     "large": {
         "tokenizer": {"vocab_size": 512},
-        "dvae": {"image_size": 128, "steps": 5600, "batch_size": 64, "lr": 1e-3, "kl_max": 1e-2, "kl_warmup": 0.1,
+        "dvae": {"image_side": 128, "steps": 5600, "batch_size": 64, "lr": 1e-3, "kl_max": 1e-2, "kl_warmup": 0.1,
                  "model": {"downsample": 8, "n_codes": 512, "n_hid": 48, "code_dim": 64}},
-        "transformer": {"image_size": 128, "steps": 5600, "batch_size": 128, "lr": 6e-4, "warmup": 500,
+        "transformer": {"image_side": 128, "steps": 5600, "batch_size": 128, "lr": 6e-4, "warmup": 500,
                         "model": {"n_layer": 8, "n_head": 8, "n_embd": 384}},
-        "clip": {"image_size": 128, "steps": 2000, "batch_size": 128, "lr": 1e-3, "model": {}},
+        "clip": {"image_side": 128, "steps": 2000, "batch_size": 128, "lr": 1e-3, "model": {}},
     },
 }
 
@@ -94,7 +94,7 @@ class DVAEStage:
             for p in (*self.model.encoder.parameters(), *self.model.codebook.parameters()):
                 p.requires_grad_(False)
         else:
-            self.model = DVAE(DVAEConfig(image_size=cfg.image_size, **cfg.model)).to(dd.device)
+            self.model = DVAE(DVAEConfig(image_side=cfg.image_side, **cfg.model)).to(dd.device)
         self.fixed = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))])  # (8, 3, H, W)
 
     def schedule(self, step: int) -> tuple[float, float]:
@@ -134,11 +134,11 @@ class TransformerStage:
         self.cfg, self.dataset, self.procedural, self.device = cfg, dataset, procedural, dd.device
         self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
         self.dvae = load_model(Path(run_dir) / "dvae.safetensors", "dvae", dd.device)
-        if self.dvae.cfg.image_size != cfg.image_size:
-            raise UsageError(f"the dVAE was trained on {self.dvae.cfg.image_size} px images, not {cfg.image_size}; "
-                             f"pass --image-size {self.dvae.cfg.image_size}")
+        if self.dvae.cfg.image_side != cfg.image_side:
+            raise UsageError(f"the dVAE was trained on {self.dvae.cfg.image_side} px images, not {cfg.image_side}; "
+                             f"pass --image-side {self.dvae.cfg.image_side}")
         mcfg = TransformerConfig(text_vocab=self.tok.vocab_size(cfg.text_len), text_len=cfg.text_len,
-                                 image_vocab=self.dvae.cfg.n_codes, image_side=self.dvae.cfg.grid, **cfg.model)
+                                 image_vocab=self.dvae.cfg.n_codes, grid=self.dvae.cfg.grid, **cfg.model)
         torch.manual_seed(cfg.seed)
         self.model = Transformer(mcfg).to(dd.device)
         self.empty = torch.tensor(self.tok.empty(cfg.text_len))
@@ -162,8 +162,8 @@ class TransformerStage:
         gen = torch.Generator(device=self.device).manual_seed(0)
         text = self.encode_text(self.prompts).to(self.device)
         codes = generate_codes(self.model, text, self.empty, SamplingConfig(top_k=32), gen)
-        side = self.model.cfg.image_side
-        images = self.dvae.image_from_codes(codes.view(-1, side, side)).float().cpu()
+        g = self.model.cfg.grid
+        images = self.dvae.image_from_codes(codes.view(-1, g, g)).float().cpu()
         self.model.train()
         sheet = contact_sheet([image_from_tensor(t) for t in images], self.prompts, columns=4)
         _write_png(Path(run_dir) / "samples" / f"step-{step:06d}.png", sheet)
@@ -178,7 +178,7 @@ class ClipStage:
     def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool):
         self.cfg, self.dataset, self.procedural, self.device = cfg, dataset, procedural, dd.device
         self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
-        mcfg = ClipConfig(image_size=cfg.image_size, text_vocab=self.tok.vocab_size(cfg.text_len),
+        mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=self.tok.vocab_size(cfg.text_len),
                           text_len=cfg.text_len, n_pad_start=self.tok.n_bpe, **cfg.model)
         torch.manual_seed(cfg.seed)
         self.model = Clip(mcfg).to(dd.device)
@@ -223,9 +223,9 @@ def prepare_run(cfg: TrainConfig, run_dir: Path, dvae: str | None, tokenizer: st
         shutil.copyfile(path, run_dir / ("dvae_init.safetensors" if finetune else name))
 
 
-def dvae_image_size(src: str) -> int:
+def dvae_image_side(src: str) -> int:
     """The image size a dVAE (file, run or weights folder) was trained at."""
-    return load_model(_resolve(src, "dvae.safetensors"), "dvae").cfg.image_size
+    return load_model(_resolve(src, "dvae.safetensors"), "dvae").cfg.image_side
 
 
 def _resolve(src: str | None, name: str) -> Path | None:
@@ -274,20 +274,20 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         run_dir.mkdir(parents=True, exist_ok=True)
         prepare_run(cfg, run_dir, dvae, tokenizer)
         atomic_write_json(run_dir / "train_config.json", cfg.to_json())
-    if dd.world > 1:
+    if dd.n_procs > 1:
         dist.barrier()
     # A world source streams fresh scenes: make it large enough that no run repeats one.
-    dataset = open_source(cfg.data, cfg.image_size, world_size=2**31 - 1)
+    dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**31 - 1)
     summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
     if cfg.stage == "tokenizer":
         return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
     try:
         stage = STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"))
         summary |= train_loop(stage, cfg, run_dir, dd, progress)
-        if dd.world > 1:
+        if dd.n_procs > 1:
             dist.barrier()  # every rank waits for rank 0's last checkpoint before the group goes away
         return summary
     finally:
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
-        if dd.world > 1 and dist.is_initialized():
+        if dd.n_procs > 1 and dist.is_initialized():
             dist.destroy_process_group()

@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from t2i_cli.errors import T2IError, UsageError
 from t2i_cli.files import atomic_write_bytes
-from t2i_cli.weights import FORMAT, load_tensors, save_model, save_tensors
+from t2i_cli.weights import FORMAT, load_tensors, save_model, save_tensors, upgrade_config
 
 STAGES = ("tokenizer", "dvae", "transformer", "clip")
 CHECKPOINT = "checkpoint.safetensors"
@@ -48,7 +48,7 @@ class TrainConfig:
     log_every: int = 25  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between sample grids and loss-curve PNGs (0 = only at the end)
     ckpt_every: int = 250  # steps between checkpoints (and always at exit)
-    image_size: int = 64  # pixels on a side
+    image_side: int = 64  # pixels on a side
     model: dict[str, Any] = field(default_factory=dict)  # the stage's model config fields
     dvae: str = ""  # transformer stage: the dVAE file it encodes images with (copied into the run)
     tokenizer: str = ""  # transformer and clip stages: the tokenizer.json (copied into the run)
@@ -71,7 +71,7 @@ class Dist:
     """Where this process sits in a torchrun job (a single process is rank 0 of 1)."""
 
     rank: int = 0
-    world: int = 1
+    n_procs: int = 1  # processes in the job (torchrun's WORLD_SIZE)
     device: torch.device = torch.device("cpu")
 
     @property
@@ -82,8 +82,8 @@ class Dist:
 def setup_distributed(device: str = "auto") -> Dist:
     """Join the torchrun process group if launched by torchrun: gloo on CPU, nccl on CUDA."""
     use_cuda = torch.cuda.is_available() and device != "cpu"
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+    n_procs = int(os.environ.get("WORLD_SIZE", "1"))
+    if n_procs == 1:
         return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
@@ -91,7 +91,7 @@ def setup_distributed(device: str = "auto") -> Dist:
     dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
-    return Dist(rank, world, dev)
+    return Dist(rank, n_procs, dev)
 
 
 def step_seed(cfg: TrainConfig, step: int, rank: int) -> int:
@@ -156,7 +156,7 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / "train_config.json"
     if not path.is_file():
         raise UsageError(f"{run_dir} is not a t2i run folder (no train_config.json); check the --resume path")
-    return TrainConfig(**json.loads(path.read_text()))
+    return TrainConfig(**upgrade_config("train", json.loads(path.read_text())))
 
 
 class Logger:
@@ -192,11 +192,11 @@ class StepBatches(torch.utils.data.Dataset):
     same whatever the number of processes; each epoch of a finite source is a seeded permutation.
     """
 
-    def __init__(self, dataset, cfg: TrainConfig, rank: int, world: int, procedural: bool):
-        if cfg.batch_size % world:
-            raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
+    def __init__(self, dataset, cfg: TrainConfig, rank: int, n_procs: int, procedural: bool):
+        if cfg.batch_size % n_procs:
+            raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {n_procs} processes")
         self.dataset, self.cfg, self.rank, self.procedural = dataset, cfg, rank, procedural
-        self.per_rank = cfg.batch_size // world
+        self.per_rank = cfg.batch_size // n_procs
         self._perm: tuple[int, torch.Tensor] | None = None  # (epoch, permutation) cache
 
     def __len__(self) -> int:
@@ -241,12 +241,12 @@ class Interrupted(T2IError):
 def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progress | None = None) -> dict:
     """Run (or resume) the optimizer steps of a model stage; checkpoints atomically, also on Ctrl-C."""
     model = stage.model
-    wrapped = nn.parallel.DistributedDataParallel(model) if dd.world > 1 else model
+    wrapped = nn.parallel.DistributedDataParallel(model) if dd.n_procs > 1 else model
     opt = make_optimizer(model, cfg)
     ckpt = Path(run_dir) / CHECKPOINT
     start = load_checkpoint(ckpt, model, opt)[0] if ckpt.is_file() else 0
     logger = Logger(run_dir, dd.is_main, start)
-    batches = StepBatches(stage.dataset, cfg, dd.rank, dd.world, stage.procedural)
+    batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
 
     def checkpoint() -> None:
@@ -303,10 +303,10 @@ def _stop_on_sigterm():
 
 def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> float:
     """The mean of a scalar over every process (itself when alone)."""
-    if dd.world > 1:
+    if dd.n_procs > 1:
         x = x.clone()
         dist.all_reduce(x)
-        x /= dd.world
+        x /= dd.n_procs
     return float(x)
 
 

@@ -32,6 +32,18 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
 }
 MAX_DIM = 1 << 20  # largest config integer a file may carry (vocabularies, widths, sizes)
 FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors")
+# Config fields renamed since files were first written, per kind (old name -> new), so older files (the
+# shipped weights among them) load unchanged: `side` is always pixels, a code grid's side is `grid`.
+RENAMED_FIELDS: dict[str, dict[str, str]] = {
+    "dvae": {"image_size": "image_side"}, "clip": {"image_size": "image_side"},
+    "transformer": {"image_side": "grid"}, "train": {"image_size": "image_side"},
+}
+
+
+def upgrade_config(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A config dict of a kind read from a file, with fields of an older name given their current name."""
+    renamed = RENAMED_FIELDS.get(kind, {})
+    return {renamed.get(k, k): v for k, v in fields.items()}
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
@@ -76,7 +88,7 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.
         raise WeightsError(f"{path} is not a t2i {kind} file (format {meta.get('format')!r}, kind "
                            f"{meta.get('kind')!r}); expected format {FORMAT!r}, kind {kind!r}")
     try:
-        cfg = config_cls(**json.loads(meta["config"]))
+        cfg = config_cls(**upgrade_config(kind, json.loads(meta["config"])))
         # A cheap bound before anything is allocated: no sane t2i model has a dimension this large.
         # (Building on the meta device would check shapes without allocating, but costs ~1.4 s of imports.)
         if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in dataclasses.asdict(cfg).values()):
@@ -159,10 +171,10 @@ def check_compatible(tok: TextTokenizer, dvae: DVAE, tr: Transformer, clip: Clip
     problems = []
     if tok.vocab_size(tc.text_len) != tc.text_vocab:
         problems.append(f"tokenizer has {tok.n_bpe} tokens but the transformer expects {tc.text_vocab - tc.text_len}")
-    if dvae.cfg.n_codes != tc.image_vocab or dvae.cfg.grid != tc.image_side:
+    if dvae.cfg.n_codes != tc.image_vocab or dvae.cfg.grid != tc.grid:
         problems.append(f"dVAE makes {dvae.cfg.grid}x{dvae.cfg.grid} grids of {dvae.cfg.n_codes} codes, the "
-                        f"transformer expects {tc.image_side}x{tc.image_side} of {tc.image_vocab}")
-    if clip is not None and (clip.cfg.n_pad_start != tok.n_bpe or clip.cfg.image_size != dvae.cfg.image_size):
+                        f"transformer expects {tc.grid}x{tc.grid} of {tc.image_vocab}")
+    if clip is not None and (clip.cfg.n_pad_start != tok.n_bpe or clip.cfg.image_side != dvae.cfg.image_side):
         problems.append("the CLIP model was trained with another tokenizer or image size")
     if problems:
         raise WeightsError(f"{folder}: parts do not fit together: {'; '.join(problems)}")

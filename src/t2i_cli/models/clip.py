@@ -14,7 +14,7 @@ import torch.nn.functional as F
 class ClipConfig:
     """Shape of the CLIP scorer."""
 
-    image_size: int = 64  # pixels on a side of the input image
+    image_side: int = 64  # pixels on a side of the input image
     text_vocab: int = 1024  # BPE tokens plus one padding id per text position
     text_len: int = 24  # text tokens per caption
     n_pad_start: int = 1000  # ids at or above this are padding (the tokenizer's n_bpe)

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class DVAEConfig:
-    """Shape of a dVAE; the code grid is image_size // downsample cells on a side."""
+    """Shape of a dVAE; the code grid is image_side // downsample cells on a side."""
 
-    image_size: int = 64  # pixels on a side of the square RGB input
+    image_side: int = 64  # pixels on a side of the square RGB input
     downsample: int = 4  # pixels per code cell on a side; a power of two
     n_codes: int = 512  # K, the codebook size
     n_hid: int = 32  # channels at full resolution; doubled at each halving, up to 4x
@@ -24,7 +24,7 @@ class DVAEConfig:
     @property
     def grid(self) -> int:
         """Codes on a side of the grid."""
-        return self.image_size // self.downsample
+        return self.image_side // self.downsample
 
 
 class ResBlock(nn.Module):
@@ -88,7 +88,7 @@ class DVAE(nn.Module):
     def __init__(self, cfg: DVAEConfig):
         super().__init__()
         assert cfg.downsample >= 2 and cfg.downsample & (cfg.downsample - 1) == 0, "downsample must be a power of two"
-        assert cfg.image_size % cfg.downsample == 0, "image_size must be a multiple of downsample"
+        assert cfg.image_side % cfg.downsample == 0, "image_side must be a multiple of downsample"
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.codebook = nn.Embedding(cfg.n_codes, cfg.code_dim)

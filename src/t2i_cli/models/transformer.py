@@ -11,12 +11,12 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Shape of the transformer; the sequence is text_len text tokens then image_side**2 image codes."""
+    """Shape of the transformer; the sequence is text_len text tokens then grid**2 image codes."""
 
     text_vocab: int  # BPE tokens plus one padding id per text position
     text_len: int  # text tokens per prompt (padded or truncated to this)
     image_vocab: int  # dVAE codebook size
-    image_side: int  # image codes on a side of the grid
+    grid: int  # image codes on a side of the grid
     n_layer: int = 6  # transformer blocks
     n_head: int = 6  # attention heads per block
     n_embd: int = 192  # residual stream width
@@ -26,7 +26,7 @@ class TransformerConfig:
     @property
     def n_image(self) -> int:
         """Image codes per image."""
-        return self.image_side**2
+        return self.grid**2
 
     @property
     def block_size(self) -> int:
@@ -97,8 +97,8 @@ class Transformer(nn.Module):
         self.text_emb = nn.Embedding(cfg.text_vocab, cfg.n_embd)
         self.text_pos = nn.Embedding(cfg.text_len, cfg.n_embd)
         self.image_emb = nn.Embedding(cfg.image_vocab, cfg.n_embd)
-        self.row_emb = nn.Embedding(cfg.image_side, cfg.n_embd)  # 2-D position: row ...
-        self.col_emb = nn.Embedding(cfg.image_side, cfg.n_embd)  # ... plus column
+        self.row_emb = nn.Embedding(cfg.grid, cfg.n_embd)  # 2-D position: row ...
+        self.col_emb = nn.Embedding(cfg.grid, cfg.n_embd)  # ... plus column
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.text_head = nn.Linear(cfg.n_embd, cfg.text_vocab, bias=False)
@@ -120,8 +120,8 @@ class Transformer(nn.Module):
     def embed_image(self, image: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Image codes (B, N) at grid indices start..start+N-1 -> embeddings (B, N, C)."""
         idx = torch.arange(start, start + image.shape[1], device=image.device)
-        side = self.cfg.image_side
-        return self.image_emb(image) + self.row_emb(idx // side) + self.col_emb(idx % side)
+        g = self.cfg.grid
+        return self.image_emb(image) + self.row_emb(idx // g) + self.col_emb(idx % g)
 
     def hidden(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Run the blocks over embeddings (B, T, C), extending the cache if given."""
@@ -168,7 +168,7 @@ class Transformer(nn.Module):
         cfg, t = self.cfg, cache.length
         B, C, H = code.shape[0], cfg.n_embd, cfg.n_head
         j = t - cfg.text_len  # grid index of this code
-        x = self.image_emb.weight[code] + self.row_emb.weight[j // cfg.image_side] + self.col_emb.weight[j % cfg.image_side]
+        x = self.image_emb.weight[code] + self.row_emb.weight[j // cfg.grid] + self.col_emb.weight[j % cfg.grid]
         for i, blk in enumerate(self.blocks):  # x: (B, C)
             ln1, ln2, attn, fc, proj = blk.ln1, blk.ln2, blk.attn, blk.mlp[0], blk.mlp[2]
             qkv = F.linear(F.layer_norm(x, (C,), ln1.weight, ln1.bias, ln1.eps), attn.qkv.weight, attn.qkv.bias)

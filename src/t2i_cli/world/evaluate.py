@@ -77,7 +77,7 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
 def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, float]:
     """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
     distinct codes) of a dVAE on n world `val` scenes at its own image size."""
-    side, device = dvae.cfg.image_size, next(dvae.parameters()).device
+    side, device = dvae.cfg.image_side, next(dvae.parameters()).device
     counts = torch.zeros(dvae.cfg.n_codes, dtype=torch.long)
     psnrs: list[torch.Tensor] = []
     for lo in range(0, n, batch):
