@@ -54,6 +54,11 @@ def one_thread():
     torch.set_num_threads(old)
 
 
+def pairs(spec) -> set[tuple[str, str]]:
+    """The (colour, kind) pairs a world scene spec shows."""
+    return {(o.colour, o.kind) for o in spec.objects}
+
+
 def bomb_png(path: Path, side: int, prompt: str | None = None) -> Path:
     """A small PNG whose header claims side x side 1-bit pixels (its data really decodes to that), with an
     optional `prompt` text chunk after the image data."""

@@ -251,3 +251,30 @@ def test_cli_sampling_defaults_match_the_library():
     lib = SamplingConfig()
     assert (SAMPLING_DEFAULTS.temperature, SAMPLING_DEFAULTS.top_k, SAMPLING_DEFAULTS.top_p,
             SAMPLING_DEFAULTS.guidance) == (lib.temperature, lib.top_k, lib.top_p, lib.guidance)
+
+
+def test_generate_encodes_the_prompt_and_checks_the_settings_once(tiny_weights, tmp_path, monkeypatch):
+    """--n 20 spans two decode batches (MAX_BATCH 16), yet the prompt is tokenized once and the sampling
+    settings are checked against the model once per `generate` call."""
+    from t2i_cli.models.tokenizer import TextTokenizer
+    from t2i_cli.pipeline import MAX_BATCH
+    from t2i_cli.sampling import SamplingConfig
+
+    calls = {"encode": 0, "check": 0}
+    real_encode, real_check = TextTokenizer.encode, SamplingConfig.check_vocab
+
+    def encode(self, text, text_len):
+        calls["encode"] += 1
+        return real_encode(self, text, text_len)
+
+    def check(self, vocab):
+        calls["check"] += 1
+        return real_check(self, vocab)
+
+    monkeypatch.setattr(TextTokenizer, "encode", encode)
+    monkeypatch.setattr(SamplingConfig, "check_vocab", check)
+    assert MAX_BATCH < 20
+    r = generate(tiny_weights, tmp_path / "o", "--n", "20", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert len(pngs(tmp_path / "o")) == 20
+    assert calls == {"encode": 1, "check": 1}

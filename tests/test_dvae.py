@@ -40,7 +40,7 @@ def test_shapes(cfg):
     assert cfg.grid == side // cfg.downsample
     x = batch(side=side, b=3)
     g = cfg.grid
-    assert model.code_logits(x).shape == (3, cfg.n_codes, g, g)
+    assert model.encoder(x).shape == (3, cfg.n_codes, g, g)
     codes = model.codes_from_image(x)
     assert codes.shape == (3, g, g)
     assert model.image_from_codes(codes).shape == (3, 3, side, side)
@@ -50,9 +50,9 @@ def test_shapes(cfg):
 
 
 def test_invalid_configs_are_refused():
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="power of two"):
         DVAE(DVAEConfig(image_side=12, downsample=3, n_codes=4, n_hid=4, code_dim=4))
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="multiple of downsample"):
         DVAE(DVAEConfig(image_side=10, downsample=4, n_codes=4, n_hid=4, code_dim=4))
 
 
@@ -62,7 +62,7 @@ def test_codes_from_image_are_ints_in_range_and_the_argmax():
     codes = model.codes_from_image(x)
     assert codes.dtype == torch.long
     assert int(codes.min()) >= 0 and int(codes.max()) < CFG.n_codes
-    assert torch.equal(codes, model.code_logits(x).argmax(dim=1))
+    assert torch.equal(codes, model.encoder(x).argmax(dim=1))
     assert torch.equal(codes, model.codes_from_image(x))  # no randomness at inference
 
 

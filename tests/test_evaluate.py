@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import pairs
 from t2i_cli.world import evaluate as ev
 from t2i_cli.world import judge as jd
 from t2i_cli.world import judge_training as jt
@@ -111,7 +112,7 @@ def test_task_prompts_are_deterministic_grammatical_and_hold_out_only_heldout():
             assert world.parse_prompt(prompt) == spec, prompt
             assert not (spec.background is None and any(o.colour == "white" for o in spec.objects))
             bg_pairs = {(spec.background, o.kind) for o in spec.objects}
-            held = (spec.pairs() | bg_pairs) & world.HELDOUT_PAIRS
+            held = (pairs(spec) | bg_pairs) & world.HELDOUT_PAIRS
             assert bool(held) == (task == "heldout"), (task, prompt)
     with pytest.raises(ValueError, match="unknown task"):
         tasks.task_prompts("nope", 1, 0)
@@ -160,8 +161,8 @@ class RenderingPipe:
     def __call__(self, prompt, n=1, seed=0, sampling=SamplingConfig()):
         spec = world.parse_prompt(prompt)
         images = [world.render(spec, seed + i, 64) for i in range(n)]
-        return [Generated(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255, prompt, i,
-                          torch.zeros(1, 1)) for i, im in enumerate(images)]
+        return [Generated(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255, prompt, i)
+                for i, im in enumerate(images)]
 
     def rerank(self, results, keep):
         return results[:keep]

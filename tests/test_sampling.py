@@ -139,19 +139,19 @@ def test_guide_formula():
 ])
 def test_validate_rejects(kwargs, flag):
     with pytest.raises(UsageError, match=flag):
-        SamplingConfig(**kwargs).validate(vocab=16)
+        SamplingConfig(**kwargs).check_vocab(16)
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"top_k": 16}, {"top_k": 0}, {"top_p": 1.0}, {"top_p": 0.01},
                                     {"guidance": 0.0}, {"guidance": 7.5}, {"temperature": 0.01}])
 def test_validate_accepts(kwargs):
-    SamplingConfig(**kwargs).validate(vocab=16)
+    SamplingConfig(**kwargs).check_vocab(16)
 
 
-def test_validate_without_vocab_accepts_any_nonnegative_top_k():
-    SamplingConfig(top_k=10_000).validate()
+def test_config_without_vocab_accepts_any_nonnegative_top_k():
+    SamplingConfig(top_k=10_000)  # bounded by the codebook only once a model is known (check_vocab)
     with pytest.raises(UsageError):
-        SamplingConfig(top_k=-1).validate()
+        SamplingConfig(top_k=-1)
 
 
 # ---- the decode loop ---------------------------------------------------------------------------------------

@@ -117,6 +117,19 @@ def test_unusable_config_is_refused(tmp_path):
         load_model(path, "dvae")
 
 
+@pytest.mark.parametrize("kind, renamed", [("dvae", {"image_side": "image_size"}), ("clip", {"image_side": "image_size"}),
+                                           ("transformer", {"grid": "image_side"})])
+def test_files_with_the_old_config_field_names_still_load(kind, renamed, tmp_path):
+    """Files written before `side` meant only pixels (the shipped weights among them) load unchanged."""
+    model = build(kind)
+    old = {renamed.get(k, k): v for k, v in model.cfg.__dict__.items()}
+    meta = {"format": FORMAT, "kind": kind, "config": json.dumps(old)}
+    path = save_tensors(tmp_path / f"{kind}.safetensors", model.state_dict(), meta)
+    loaded = load_model(path, kind)
+    assert loaded.cfg == model.cfg
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
 def test_negative_dimension_in_config_is_refused(tmp_path):
     meta = {"format": FORMAT, "kind": "dvae", "config": json.dumps({**DCFG.__dict__, "n_codes": -1})}
     path = save_tensors(tmp_path / "neg.safetensors", build("dvae").state_dict(), meta)

@@ -10,6 +10,7 @@ from collections import deque
 import numpy as np
 import pytest
 
+from conftest import pairs
 from t2i_cli import world
 from t2i_cli.world import COLOURS, HELDOUT_PAIRS, OBJECTS, POSITIONS, ObjectSpec, SceneSpec
 
@@ -109,15 +110,15 @@ def heldout_phrase(caption: str) -> bool:
 def test_train_and_val_never_show_a_heldout_pair(splits):
     for split in ("train", "val"):
         for caption, spec in splits[split]:
-            assert not spec.pairs() & HELDOUT_PAIRS, (split, spec)
+            assert not pairs(spec) & HELDOUT_PAIRS, (split, spec)
             assert not any((spec.background, o.kind) in HELDOUT_PAIRS for o in spec.objects)
             assert not heldout_phrase(caption), caption
 
 
 def test_every_heldout_scene_has_a_heldout_pair(splits):
     for caption, spec in splits["heldout"]:
-        assert spec.pairs() & HELDOUT_PAIRS and heldout_phrase(caption), caption
-    assert {p for _, spec in splits["heldout"] for p in spec.pairs()} >= HELDOUT_PAIRS
+        assert pairs(spec) & HELDOUT_PAIRS and heldout_phrase(caption), caption
+    assert {p for _, spec in splits["heldout"] for p in pairs(spec)} >= HELDOUT_PAIRS
 
 
 def test_split_seeds_are_disjoint():

@@ -133,7 +133,6 @@ def generate(
         from t2i_cli.sampling import SamplingConfig
 
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
-        sampling.validate()
         paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
                           weights or default_weights(), device, grid, quiet)
         for p in paths:
@@ -156,8 +155,8 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
     from t2i_cli.outputs import prepare_folder, provenance, write_image, write_sheet
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None)
-    sampling.validate(pipe.bundle.transformer.cfg.image_vocab)
-    enc = pipe.encode(prompt)
+    request = pipe.request(prompt, sampling)  # the prompt is encoded, and the settings checked, once
+    enc = request.encoded
     if not quiet and enc.n_dropped:
         warn(f"the prompt is longer than {pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
     if not quiet and enc.unknown_words:
@@ -169,7 +168,7 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
     with progress_bar(quiet) as bar:
         task = bar.add_task("decoding", total=total, rate="")
         tick = lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens"))
-        for batch in pipe.batches(prompt, n, seed, sampling, tick):
+        for batch in pipe.batches(request, n, seed, tick):
             if keep is None:  # write at once, so Ctrl-C keeps every finished image
                 paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, pipe.bundle.identity)) for g in batch]
             results += batch
@@ -238,7 +237,7 @@ def train(
             if stage is None or out_dir is None:
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
             cfg, run_dir = _train_config(stage, data, preset, locals()), out_dir
-        summary = _run_training(cfg, run_dir, resume is not None, dvae, tokenizer, device, quiet)
+        summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
         if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
             return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
@@ -260,7 +259,8 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
         model_over[key] = json.loads(value) if value.replace(".", "", 1).lstrip("-").isdigit() else value
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
              "ckpt_every", "sample_every", "log_every")
-    over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over}
+    over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
+                                          "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
     if opts["finetune_decoder"]:
         if stage != "dvae" or not opts["dvae"]:
             raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH (the dVAE to start from)")
@@ -281,7 +281,7 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
     return TrainConfig(stage=stage, data=data, **fields)
 
 
-def _run_training(cfg, run_dir: Path, resume: bool, dvae, tokenizer, device: str, quiet: bool) -> dict:
+def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) -> dict:
     """Run a stage under a progress bar showing loss, rate and ETA."""
     from t2i_cli.stages import run_stage
 
@@ -292,7 +292,7 @@ def _run_training(cfg, run_dir: Path, resume: bool, dvae, tokenizer, device: str
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "recon_l1", "perplexity", "batch_top1"))
             bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
 
-        summary = run_stage(cfg, run_dir, resume, tick, dvae, tokenizer, device)
+        summary = run_stage(cfg, run_dir, resume, tick, device)
     if summary.get("skipped") and not quiet:
         warn(summary["skipped"])
     summary.pop("skipped", None)
@@ -419,7 +419,6 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
-        sampling.validate()
         folder = weights or default_weights()
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -23,10 +23,17 @@ class Generated:
     image: torch.Tensor  # (3, H, W) in [0, 1]
     prompt: str  # the prompt as the user gave it
     index: int  # position among the images drawn for this prompt and seed
-    codes: torch.Tensor  # (h, w) dVAE codes
     score: float | None = None  # CLIP score, when reranked
     rank: int | None = None  # 1 = best, when reranked
-    extra: dict[str, str] = field(default_factory=dict)  # anything else worth recording
+
+
+@dataclass(frozen=True)
+class Request:
+    """A prompt encoded once and sampling settings checked once against the model (TextToImage.request)."""
+
+    prompt: str  # the prompt as the user gave it
+    encoded: Encoded  # its token ids, and what was dropped or unknown (callers warn about those)
+    sampling: SamplingConfig  # valid for this model's codebook
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,31 +64,30 @@ class TextToImage:
     def text_len(self) -> int:
         return self.bundle.transformer.cfg.text_len
 
-    def encode(self, prompt: str) -> Encoded:
-        """Tokenize a prompt to the model's text length (callers warn about drops and unknown words)."""
-        return self.bundle.tokenizer.encode(prompt, self.text_len)
+    def request(self, prompt: str, sampling: SamplingConfig = SamplingConfig()) -> Request:
+        """Encode a prompt to the model's text length and check the sampling settings against the model."""
+        sampling.check_vocab(self.bundle.transformer.cfg.image_vocab)
+        return Request(prompt, self.bundle.tokenizer.encode(prompt, self.text_len), sampling)
 
     def __call__(self, prompt: str, n: int = 1, seed: int = 0, sampling: SamplingConfig = SamplingConfig(),
                  progress: Callable[[int], None] | None = None) -> list[Generated]:
         """Draw n images for one prompt; the same seed and settings give the same images."""
-        return [g for batch in self.batches(prompt, n, seed, sampling, progress) for g in batch]
+        return [g for batch in self.batches(self.request(prompt, sampling), n, seed, progress) for g in batch]
 
-    def batches(self, prompt: str, n: int, seed: int, sampling: SamplingConfig,
+    def batches(self, request: Request, n: int, seed: int,
                 progress: Callable[[int], None] | None = None) -> Iterator[list[Generated]]:
         """Yield the n images in batches of at most MAX_BATCH, so callers can save each batch at once."""
-        sampling.validate(self.bundle.transformer.cfg.image_vocab)
         cfg = self.bundle.transformer.cfg
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        ids = torch.tensor(self.encode(prompt).ids, device=self.device)
+        ids = torch.tensor(request.encoded.ids, device=self.device)
         empty = torch.tensor(self.bundle.tokenizer.empty(self.text_len), device=self.device)
         for start in range(0, n, MAX_BATCH):
             b = min(MAX_BATCH, n - start)
             tick = (lambda k, d=start * cfg.n_image, b=b: progress(d + k * b)) if progress else None
             with torch.inference_mode():
-                codes = generate_codes(self.bundle.transformer, ids.expand(b, -1), empty, sampling, gen, tick)
-                grid = codes.view(b, cfg.grid, cfg.grid)  # (b, h, w)
-                images = self.bundle.dvae.image_from_codes(grid).float().cpu()  # (b, 3, H, W)
-            yield [Generated(images[i], prompt, start + i, grid[i].cpu()) for i in range(b)]
+                codes = generate_codes(self.bundle.transformer, ids.expand(b, -1), empty, request.sampling, gen, tick)
+                images = self.bundle.dvae.image_from_codes(codes.view(b, cfg.grid, cfg.grid)).float().cpu()
+            yield [Generated(images[i], request.prompt, start + i) for i in range(b)]
 
     @torch.inference_mode()
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:

@@ -21,18 +21,22 @@ class SamplingConfig:
     guidance: float = 3.0  # classifier-free guidance scale; 1 is the prompt alone, 0 ignores it (3 measured best)
     use_cache: bool = True  # reuse keys and values between steps (False recomputes; for tests/benchmarks)
 
-    def validate(self, vocab: int | None = None) -> None:
-        """Raise UsageError naming the first out-of-range setting."""
+    def __post_init__(self) -> None:
+        """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
         # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.
         if not (1e-3 <= self.temperature <= 100):
             raise UsageError(f"--temperature must be between 0.001 and 100, got {self.temperature}; try 1.0")
-        if self.top_k < 0 or (vocab is not None and self.top_k > vocab):
-            limit = f"0..{vocab}" if vocab is not None else "0 or more"
-            raise UsageError(f"--top-k must be in {limit} (0 = off), got {self.top_k}")
+        if self.top_k < 0:
+            raise UsageError(f"--top-k must be 0 or more (0 = off), got {self.top_k}")
         if not (0 < self.top_p <= 1):
             raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}; 1 turns it off")
         if not (0 <= self.guidance <= 100):
             raise UsageError(f"--guidance must be between 0 and 100, got {self.guidance}; 1 turns it off")
+
+    def check_vocab(self, vocab: int) -> None:
+        """Raise UsageError when top-k asks for more codes than the model's codebook has."""
+        if self.top_k > vocab:
+            raise UsageError(f"--top-k must be in 0..{vocab} (0 = off), got {self.top_k}")
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -94,7 +94,7 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.
         if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in dataclasses.asdict(cfg).values()):
             raise ValueError(f"a dimension is negative or above {MAX_DIM}")
         model = model_cls(cfg)
-    except (KeyError, TypeError, ValueError, AssertionError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
     check_state(model, tensors, path)
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in tensors.items()})
@@ -175,7 +175,7 @@ def check_compatible(tok: TextTokenizer, dvae: DVAE, tr: Transformer, clip: Clip
         problems.append(f"dVAE makes {dvae.cfg.grid}x{dvae.cfg.grid} grids of {dvae.cfg.n_codes} codes, the "
                         f"transformer expects {tc.grid}x{tc.grid} of {tc.image_vocab}")
     if clip is not None and (clip.cfg.n_pad_start != tok.n_bpe or clip.cfg.image_side != dvae.cfg.image_side):
-        problems.append("the CLIP model was trained with another tokenizer or image size")
+        problems.append("the CLIP model was trained with another tokenizer or image side")
     if problems:
         raise WeightsError(f"{folder}: parts do not fit together: {'; '.join(problems)}")
 

@@ -36,7 +36,8 @@ class ObjectClassifier(nn.Module):
 
     def __init__(self, cfg: JudgeConfig):
         super().__init__()
-        assert cfg.crop % 2 ** len(cfg.widths) == 0, "crop must be divisible by 2 ** len(widths)"
+        if cfg.crop % 2 ** len(cfg.widths):
+            raise ValueError(f"crop {cfg.crop} must be divisible by 2 ** len(widths) = {2 ** len(cfg.widths)}")
         self.cfg = cfg
         chans = (3, *cfg.widths)
         self.features = nn.Sequential(*[_stage(a, b) for a, b in zip(chans, chans[1:])])

@@ -87,8 +87,10 @@ class DVAE(nn.Module):
 
     def __init__(self, cfg: DVAEConfig):
         super().__init__()
-        assert cfg.downsample >= 2 and cfg.downsample & (cfg.downsample - 1) == 0, "downsample must be a power of two"
-        assert cfg.image_side % cfg.downsample == 0, "image_side must be a multiple of downsample"
+        if cfg.downsample < 2 or cfg.downsample & (cfg.downsample - 1):
+            raise ValueError(f"downsample must be a power of two, at least 2, got {cfg.downsample}")
+        if cfg.image_side % cfg.downsample:
+            raise ValueError(f"image_side {cfg.image_side} must be a multiple of downsample {cfg.downsample}")
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.codebook = nn.Embedding(cfg.n_codes, cfg.code_dim)
@@ -115,10 +117,6 @@ class DVAE(nn.Module):
         # KL(q || uniform) per cell = sum q log q + log K, averaged over cells and batch.
         kl = (log_q.exp() * log_q).sum(dim=1).mean() + math.log(self.cfg.n_codes)
         return recon, rec + kl_weight * kl, {"recon_l1": rec.detach(), "kl": kl.detach()}
-
-    def code_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Encoder logits (B, K, h, w)."""
-        return self.encoder(images)
 
     def codes_from_image(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] -> most likely codes (B, h, w)."""

@@ -49,7 +49,8 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        assert cfg.n_embd % cfg.n_head == 0, "n_embd must be a multiple of n_head"
+        if cfg.n_head < 1 or cfg.n_embd % cfg.n_head:
+            raise ValueError(f"n_embd {cfg.n_embd} must be a multiple of n_head {cfg.n_head}")
         self.n_head = cfg.n_head
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
@@ -62,11 +63,12 @@ class CausalSelfAttention(nn.Module):
         start = 0
         if cache is not None:
             start = cache.length
+            if T > 1 and start > 0:
+                raise ValueError("multi-token steps are supported only from an empty cache")
             cache.k[layer, :, :, start:start + T] = k
             cache.v[layer, :, :, start:start + T] = v
             k, v = cache.k[layer, :, :, :start + T], cache.v[layer, :, :, :start + T]
         # A single new query sees every cached key, so it needs no mask; a prefill from 0 is plain causal.
-        assert T == 1 or start == 0, "multi-token steps are supported only from an empty cache"
         y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))

@@ -76,7 +76,7 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
 @torch.inference_mode()
 def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, float]:
     """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
-    distinct codes) of a dVAE on n world `val` scenes at its own image size."""
+    distinct codes) of a dVAE on n world `val` scenes at its own image side."""
     side, device = dvae.cfg.image_side, next(dvae.parameters()).device
     counts = torch.zeros(dvae.cfg.n_codes, dtype=torch.long)
     psnrs: list[torch.Tensor] = []

@@ -76,10 +76,6 @@ class SceneSpec:
         if self.background is not None and self.background not in COLOURS and self.background not in BACKGROUNDS:
             raise ValueError(f"unknown background {self.background!r}")
 
-    def pairs(self) -> set[tuple[str, str]]:
-        """The (colour, kind) pairs the scene shows."""
-        return {(o.colour, o.kind) for o in self.objects}
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
         return {"objects": [{"kind": o.kind, "colour": o.colour, "size": o.size, "position": o.position}
@@ -88,7 +84,7 @@ class SceneSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SceneSpec":
-        """Inverse of to_dict; also accepts the {"spec": ...} files that data.write_world writes."""
+        """Inverse of to_dict; also reads the NAME.json files `t2i data world` writes ({"spec": ...})."""
         d = d.get("spec", d)
         objects = tuple(ObjectSpec(o["kind"], o["colour"], o.get("size", "medium"), o.get("position"))
                         for o in d["objects"])
