@@ -8,7 +8,7 @@ TORCH_INDEX ?=
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test weights weights-gpu bench clean-outputs
+.PHONY: install demo lint test weights weights-gpu bench
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/t2i generate "a red bird"
+
+# ruff's rule set and why: pyproject.toml [tool.ruff.lint].
+lint: install
+	$(BIN)/ruff check src tests bench
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

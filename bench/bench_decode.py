@@ -33,9 +33,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from t2i_cli.sampling import SamplingConfig, generate_codes, sample_next
 from t2i_cli.models.transformer import KVCache, Transformer, TransformerConfig
+from t2i_cli.sampling import SamplingConfig, generate_codes, sample_next
 from t2i_cli.weights import load_model
+
 
 def default_config() -> TransformerConfig:
     """The shipped model's config (weights/transformer.safetensors), else the default preset's shape."""
@@ -151,7 +152,10 @@ class LeanDecoder:
         self.lin = (lambda x, w, b: torch.addmm(b, x, w)) if pretransposed else F.linear
         tr = (lambda w: w.t().contiguous()) if pretransposed else (lambda w: w)
         idx = torch.arange(N)
-        cast = (lambda t: t.detach().to(dtype))
+
+        def cast(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to(dtype)
+
         self.pos = cast(model.row_emb.weight[idx // c.grid] + model.col_emb.weight[idx % c.grid])
         self.emb = cast(model.image_emb.weight)
         self.layers = [(cast(b.ln1.weight), cast(b.ln1.bias), tr(cast(b.attn.qkv.weight)), cast(b.attn.qkv.bias),
@@ -180,12 +184,12 @@ class LeanDecoder:
             if i:
                 t = cache.length
                 x = self.emb[codes[:, i - 1]] + self.pos[i - 1]  # (B, C)
-                for l, (g1, b1, wqkv, bqkv, wp, bp, g2, b2, w1, bb1, w2, bb2) in enumerate(self.layers):
+                for li, (g1, b1, wqkv, bqkv, wp, bp, g2, b2, w1, bb1, w2, bb2) in enumerate(self.layers):
                     q, k, v = lin(F.layer_norm(x, (C,), g1, b1), wqkv, bqkv).view(B, 3, H, D).unbind(1)
-                    cache.k[l, :, :, t] = k
-                    cache.v[l, :, :, t] = v
-                    y = F.scaled_dot_product_attention(q.unsqueeze(2), cache.k[l, :, :, :t + 1],
-                                                       cache.v[l, :, :, :t + 1])
+                    cache.k[li, :, :, t] = k
+                    cache.v[li, :, :, t] = v
+                    y = F.scaled_dot_product_attention(q.unsqueeze(2), cache.k[li, :, :, :t + 1],
+                                                       cache.v[li, :, :, :t + 1])
                     x = x + lin(y.reshape(B, C), wp, bp)
                     h = F.gelu(lin(F.layer_norm(x, (C,), g2, b2), w1, bb1), approximate="tanh")
                     x = x + lin(h, w2, bb2)
@@ -227,11 +231,11 @@ def compiled_step_decoder(model: Transformer) -> Callable[[torch.Tensor, torch.G
 
     def step(x: torch.Tensor, K: torch.Tensor, V: torch.Tensor, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
-        for l, (g1, b1, wqkv, bqkv, wp, bp, g2, b2, w1, bb1, w2, bb2) in enumerate(lean.layers):
+        for li, (g1, b1, wqkv, bqkv, wp, bp, g2, b2, w1, bb1, w2, bb2) in enumerate(lean.layers):
             q, k, v = F.linear(F.layer_norm(x, (C,), g1, b1), wqkv, bqkv).view(B, 3, H, D).unbind(1)
-            K[l].index_copy_(2, t, k.unsqueeze(2))
-            V[l].index_copy_(2, t, v.unsqueeze(2))
-            y = F.scaled_dot_product_attention(q.unsqueeze(2), K[l], V[l], attn_mask=mask)
+            K[li].index_copy_(2, t, k.unsqueeze(2))
+            V[li].index_copy_(2, t, v.unsqueeze(2))
+            y = F.scaled_dot_product_attention(q.unsqueeze(2), K[li], V[li], attn_mask=mask)
             x = x + F.linear(y.reshape(B, C), wp, bp)
             x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (C,), g2, b2), w1, bb1), approximate="tanh"), w2, bb2)
         return F.linear(F.layer_norm(x, (C,), *lean.lnf), lean.head)
@@ -315,7 +319,7 @@ def hf_gpt2(batch_sizes: tuple[int, ...], reps: int) -> dict[int, list[float]] |
         ids, _ = prompt(b)
         mask = torch.ones_like(ids)
 
-        def run() -> None:
+        def run(ids=ids, mask=mask, b=b) -> None:
             torch.manual_seed(0)
             with torch.inference_mode():
                 y = hf.generate(ids, attention_mask=mask, max_new_tokens=N, min_new_tokens=N, do_sample=True,
@@ -408,7 +412,8 @@ def main() -> None:
     lean, lean_t = LeanDecoder(model), LeanDecoder(model, pretransposed=True)
     lean16 = LeanDecoder(model, torch.bfloat16)
     variants: list[tuple[str, Callable[[], object], str]] = [
-        ("generate_codes as in src (baseline; its decode_step is already functional)", lambda: generate_codes(model, text1, empty1, SAMPLING, gen()), "-"),
+        ("generate_codes as in src (baseline; its decode_step is already functional)",
+         lambda: generate_codes(model, text1, empty1, SAMPLING, gen()), "-"),
         ("A: + fused sampler (top-p on the 32 top-k survivors, no full sort)",
          lambda: loop_fused_sampler(model, text1, gen()), "check"),
         ("B: A + functional step (F.* on extracted weights, no nn.Module calls, position table)",
@@ -420,7 +425,7 @@ def main() -> None:
         ("matmul only, addmm on transposed weights", matmul_only(model, pretransposed=True), "-"),
     ]
     sames = []
-    for name, fn, chk in variants:  # first call: warm-up and the same-codes check
+    for _name, fn, chk in variants:  # first call: warm-up and the same-codes check
         out = fn()
         if chk == "check":
             sames.append("yes" if torch.equal(out, ref) else "NO")
@@ -430,9 +435,10 @@ def main() -> None:
             sames.append("-")
     times: list[list[float]] = [[] for _ in variants]
     for _ in range(reps):
-        for j, (name, fn, chk) in enumerate(variants):
+        for j, (_name, fn, _chk) in enumerate(variants):
             times[j] += timed(fn, 1)
-    protos: list[tuple[str, list[float], str]] = [(v[0], t, sm) for v, t, sm in zip(variants, times, sames)]
+    protos: list[tuple[str, list[float], str]] = [(v[0], t, sm)
+                                                  for v, t, sm in zip(variants, times, sames, strict=True)]
     if args.other_threads:  # slow when the machine is loaded (measured 27-48 ms/token with 2 threads)
         other = 2 if args.threads == 1 else 1
         torch.set_num_threads(other)

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_train.py [--steps 6] [--reps 5] [--device cpu|cuda] [--preset default|large]
 
-Each stage trains the preset's model (at its batch size and image size) on a fixed batch of world renders (data loading is not
-timed: in training it runs in a DataLoader worker, off the critical path). For each precision: one
+Each stage trains the preset's model (at its batch size and image size) on a fixed batch of world renders (data loading
+is not timed: in training it runs in a DataLoader worker, off the critical path). For each precision: one
 warm-up step, then the median over --reps timings of --steps optimizer steps. dVAE and CLIP report
 images/s; the transformer reports tokens/s (text + image tokens per sample, as trained).
 """
@@ -19,12 +19,12 @@ import time
 
 import torch
 
-from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.data import open_source
+from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
+from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.stages import PRESETS
 from t2i_cli.train import TrainConfig, make_optimizer
-from t2i_cli.models.transformer import Transformer, TransformerConfig
 
 TEXT_LEN, N_BPE = 24, 178  # the default tokenizer's size (weights/tokenizer.json)
 
@@ -100,7 +100,8 @@ def main() -> None:
     print(f"- date {datetime.datetime.now().isoformat(timespec='seconds')}; {platform.platform()}; "
           f"{os.cpu_count()} CPUs; torch {torch.__version__}; {torch.get_num_threads()} threads; device {device}; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"- median of {args.reps} timings of {args.steps} steps each, after one warm-up step; {args.preset} preset sizes\n")
+    print(f"- median of {args.reps} timings of {args.steps} steps each, after one warm-up step; "
+          f"{args.preset} preset sizes\n")
     print("| stage | batch | fp32 | bf16 autocast | bf16 / fp32 | bf16 s/step |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, model, loss_fn, items, unit in setups(device, args.preset):

@@ -13,11 +13,11 @@ import argparse
 import numpy as np
 import torch
 
-from t2i_cli.world import judge as jd
-from t2i_cli.world import tasks
 from t2i_cli import world
 from t2i_cli.images import tensor_from_image
 from t2i_cli.weights import load_model
+from t2i_cli.world import judge as jd
+from t2i_cli.world import tasks
 
 
 def main() -> None:

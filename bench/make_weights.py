@@ -88,7 +88,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=1, help="DataLoader workers of the main stages")
     ap.add_argument("--side-workers", type=int, default=1, help="DataLoader workers of the side stages")
-    ap.add_argument("--parallel", action="store_true", help="CLIP beside the dVAE, decoder fine-tune beside the transformer")
+    ap.add_argument("--parallel", action="store_true",
+                    help="CLIP beside the dVAE, decoder fine-tune beside the transformer")
     ap.add_argument("--budget", action="append", default=[], help="STAGE=SECONDS: set that stage's steps by a probe")
     ap.add_argument("--no-eval", action="store_true", help="export, but do not run t2i eval")
     opts = ap.parse_args()
@@ -149,7 +150,8 @@ def main() -> None:
             shutil.copyfile(shipped, opts.to / "judge.safetensors")
         else:
             print(f"+ python bench/validate_judge.py {opts.to}/judge.safetensors", flush=True)
-            subprocess.run([sys.executable, str(ROOT / "bench" / "validate_judge.py"), str(opts.to / "judge.safetensors")],
+            subprocess.run([sys.executable, str(ROOT / "bench" / "validate_judge.py"),
+                            str(opts.to / "judge.safetensors")],
                            check=True, cwd=ROOT)
     if not opts.no_eval:
         wait(start(["eval", "--weights", str(opts.to), "--json", str(opts.to / "eval.json")]), "eval")

@@ -10,7 +10,8 @@ import random
 from pathlib import Path
 
 from t2i_cli import images, world
-from t2i_cli.world import ObjectSpec as O, SceneSpec as S
+from t2i_cli.world import ObjectSpec as O
+from t2i_cli.world import SceneSpec as S
 
 # One scene per object, then counts, relations and the backgrounds, so the sheet shows the whole world.
 SHOWCASE = [

@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from t2i_cli import weights
+from t2i_cli.models.classifier import JudgeConfig
 from t2i_cli.world import evaluate as ev
 from t2i_cli.world import judge as jd
 from t2i_cli.world import judge_training as jt
 from t2i_cli.world import tasks
-from t2i_cli.models.classifier import JudgeConfig
 
 THRESHOLD = 0.98
 

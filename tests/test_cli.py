@@ -19,7 +19,6 @@ from t2i_cli.errors import WeightsError
 from t2i_cli.images import read_png_text
 from t2i_cli.weights import folder_hash
 
-
 # click >= 8.2 keeps stderr apart from stdout by default (and has no mix_stderr); older clicks need asking.
 try:
     runner = CliRunner(mix_stderr=False)

@@ -171,3 +171,25 @@ def test_preview_writes_one_contact_sheet(tmp_path, messy_folder):
     path = data.preview(str(messy_folder), tmp_path, n=16, side=32)
     assert path == tmp_path / "preview.png" and path.is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary files left
+
+
+def test_data_world_command_takes_the_side_in_pixels_and_still_reads_the_old_flag(tmp_path):
+    from typer.testing import CliRunner
+
+    from t2i_cli.cli import app
+
+    runner = CliRunner()
+    new = runner.invoke(app, ["data", "world", "--split", "val", "--n", "2", "--side", "24", "--out",
+                              str(tmp_path / "new"), "--quiet"])
+    old = runner.invoke(app, ["data", "world", "--split", "val", "--n", "2", "--size", "24", "--out",
+                              str(tmp_path / "old"), "--quiet"])
+    assert new.exit_code == 0 and old.exit_code == 0, new.output + old.output
+    for name in ("val-000000.png", "val-000001.png"):
+        assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "old" / name).read_bytes()
+        with Image.open(tmp_path / "new" / name) as im:
+            assert im.size == (24, 24)
+    expected = world.scene("val", 1, 24)[0]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "new" / "val-000001.png").convert("RGB")),
+                          np.asarray(expected))
+    bad = runner.invoke(app, ["data", "world", "--n", "1", "--side", "8", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "--side" in bad.output

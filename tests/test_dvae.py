@@ -9,7 +9,6 @@ import torch
 
 from t2i_cli.models.dvae import DVAE, DVAEConfig
 
-
 CFG = DVAEConfig(image_side=8, downsample=2, n_codes=16, n_hid=8, code_dim=8)
 
 

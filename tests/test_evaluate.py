@@ -11,17 +11,16 @@ import pytest
 import torch
 
 from conftest import pairs
+from t2i_cli import weights, world
+from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
+from t2i_cli.models.dvae import DVAE, DVAEConfig
+from t2i_cli.pipeline import Generated, TextToImage
+from t2i_cli.sampling import SamplingConfig
+from t2i_cli.world import ObjectSpec, SceneSpec, tasks
 from t2i_cli.world import evaluate as ev
 from t2i_cli.world import judge as jd
 from t2i_cli.world import judge_training as jt
 from t2i_cli.world import segment as seg
-from t2i_cli.world import tasks
-from t2i_cli import weights, world
-from t2i_cli.models.dvae import DVAE, DVAEConfig
-from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
-from t2i_cli.pipeline import Generated, TextToImage
-from t2i_cli.sampling import SamplingConfig
-from t2i_cli.world import ObjectSpec, SceneSpec
 
 SMALL = JudgeConfig(crop=24, widths=(16, 32, 32))  # with is_robust=False, a clean-render judge in seconds
 
@@ -60,7 +59,7 @@ def test_segment_finds_colour_and_centroid_of_each_object(side):
     for spec in cases:
         regions, masks = regions_of(spec, side)
         assert len(regions) == len(masks), spec
-        for obj, mask in zip(spec.objects, masks):
+        for obj, mask in zip(spec.objects, masks, strict=True):
             r = max(regions, key=lambda r: (r.mask & mask).sum())
             ys, xs = np.nonzero(mask)
             assert r.colour == obj.colour, (spec, r.colour)
@@ -145,7 +144,7 @@ def test_a_judge_that_always_says_yes_fails_validation():
 def test_judge_saves_loads_and_trains_deterministically(tmp_path: Path, judge):
     a = jt.train_judge(steps=3, seed=7, side=64, n_images=6, cfg=SMALL)
     b = jt.train_judge(steps=3, seed=7, side=64, n_images=6, cfg=SMALL)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     weights.save_model(judge.classifier, tmp_path / "judge.safetensors", "judge")
     loaded = jd.load_judge(tmp_path / "judge.safetensors")
     assert loaded.classifier.cfg == SMALL

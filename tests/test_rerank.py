@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from conftest import TEXT_LEN, bomb_png, build_tiny_folder
 from t2i_cli.cli import app
-from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.images import read_png_text, tensor_from_image
+from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.weights import load_tokenizer, save_model
 
 RED, BLUE = "a red circle", "a blue circle"
@@ -59,7 +59,8 @@ def train_colour_clip(tok, steps: int = 150) -> Clip:
     text = torch.tensor([tok.encode(RED, TEXT_LEN).ids, tok.encode(BLUE, TEXT_LEN).ids])  # (2, T)
     opt = torch.optim.Adam(clip.parameters(), lr=3e-3)
     for _ in range(steps):
-        images = torch.stack([tensor_from_image(colour_image(red_shade(g))), tensor_from_image(colour_image(blue_shade(g)))])
+        images = torch.stack([tensor_from_image(colour_image(red_shade(g))),
+                              tensor_from_image(colour_image(blue_shade(g)))])
         _, loss = clip(images, text)
         opt.zero_grad()
         loss.backward()

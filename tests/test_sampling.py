@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from t2i_cli.errors import UsageError
-from t2i_cli.sampling import SamplingConfig, generate_codes, guide, sample_next, top_k_filter, top_p_filter
 from t2i_cli.models.transformer import Transformer, TransformerConfig
-
+from t2i_cli.sampling import SamplingConfig, generate_codes, guide, sample_next, top_k_filter, top_p_filter
 
 NEG = float("-inf")
 CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32)

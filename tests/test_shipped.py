@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from t2i_cli import world
 from t2i_cli.cli import app
-from t2i_cli.world.judge import load_judge
 from t2i_cli.images import load_rgb, read_png_text, tensor_from_image
+from t2i_cli.world.judge import load_judge
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 pytestmark = pytest.mark.skipif(not (WEIGHTS / "transformer.safetensors").is_file(),

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from t2i_cli.models.transformer import KVCache, Transformer, TransformerConfig
 
-
 CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32,
                         text_loss_weight=0.3)
 

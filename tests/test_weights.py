@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import random
 import pickle
+import random
 import shutil
 from pathlib import Path
 
@@ -12,14 +12,12 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from t2i_cli.errors import WeightsError
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
-from t2i_cli.errors import WeightsError
 from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
-from t2i_cli.weights import (FORMAT, folder_hash, load_folder, load_model, load_tensors, save_model,
-                             save_tensors)
-
+from t2i_cli.weights import FORMAT, folder_hash, load_folder, load_model, load_tensors, save_model, save_tensors
 
 DCFG = DVAEConfig(image_side=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)
 TCFG = TransformerConfig(text_vocab=30, text_len=6, image_vocab=32, grid=4, n_layer=1, n_head=2, n_embd=16)
@@ -117,7 +115,8 @@ def test_unusable_config_is_refused(tmp_path):
         load_model(path, "dvae")
 
 
-@pytest.mark.parametrize("kind, renamed", [("dvae", {"image_side": "image_size"}), ("clip", {"image_side": "image_size"}),
+@pytest.mark.parametrize("kind, renamed", [("dvae", {"image_side": "image_size"}),
+                                           ("clip", {"image_side": "image_size"}),
                                            ("transformer", {"grid": "image_side"})])
 def test_files_with_the_old_config_field_names_still_load(kind, renamed, tmp_path):
     """Files written before `side` meant only pixels (the shipped weights among them) load unchanged."""
@@ -127,7 +126,8 @@ def test_files_with_the_old_config_field_names_still_load(kind, renamed, tmp_pat
     path = save_tensors(tmp_path / f"{kind}.safetensors", model.state_dict(), meta)
     loaded = load_model(path, kind)
     assert loaded.cfg == model.cfg
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True))
 
 
 def test_negative_dimension_in_config_is_refused(tmp_path):
@@ -281,7 +281,8 @@ def test_the_same_model_gives_the_same_bytes_in_every_process(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, torch; from t2i_cli.models.dvae import DVAE, DVAEConfig; from t2i_cli.weights import save_model;"
+    code = ("import sys, torch; from t2i_cli.models.dvae import DVAE, DVAEConfig; "
+            "from t2i_cli.weights import save_model;"
             "torch.manual_seed(0); save_model(DVAE(DVAEConfig(image_side=16, downsample=4, n_codes=8, n_hid=4,"
             "code_dim=4)), sys.argv[1], 'dvae')")
     paths = [tmp_path / f"{i}.safetensors" for i in range(3)]

@@ -25,7 +25,7 @@ def components(mask: np.ndarray) -> int:
     """Number of 4-connected components of a boolean mask (a plain BFS: scipy is not a dependency)."""
     seen = np.zeros_like(mask)
     n = 0
-    for y, x in zip(*np.nonzero(mask)):
+    for y, x in zip(*np.nonzero(mask), strict=True):
         if seen[y, x]:
             continue
         n += 1

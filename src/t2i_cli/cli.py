@@ -61,19 +61,19 @@ def user_errors() -> Iterator[None]:
         if STATE["debug"]:
             raise
         say("error", "red", str(e))
-        raise typer.Exit(e.exit_code)
+        raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         if STATE["debug"]:
             raise
         say("interrupted", "yellow", "finished files are kept; nothing partial was written")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as e:  # a bug: one line, with how to see more
         if STATE["debug"]:
             raise
         say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 def clean(text: str) -> str:
@@ -110,14 +110,17 @@ def generate(
     prompt: str = typer.Argument(..., help="What to draw, e.g. \"a red bird\"."),
     n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N})."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
-    temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature", help="Softmax temperature (> 0)."),
+    temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
+                                      help="Softmax temperature (> 0)."),
     top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off)."),
     top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
-    guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance", help="Classifier-free guidance scale (>= 0; 1 = off)."),
+    guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
+                                   help="Classifier-free guidance scale (>= 0; 1 = off)."),
     candidates: int = typer.Option(0, "--candidates", help="Draw this many and keep the best by CLIP score."),
     keep: int = typer.Option(1, "--keep", help="With --candidates: how many of the best to write."),
     out_dir: Path = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
+    weights: Optional[Path] = typer.Option(None, "--weights",
+                                           help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
@@ -129,7 +132,8 @@ def generate(
         if not 1 <= n <= MAX_N:
             raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
         if candidates and not 1 <= keep <= candidates <= MAX_N:
-            raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, got {candidates}, {keep}")
+            raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
+                             f"got {candidates}, {keep}")
         from t2i_cli.sampling import SamplingConfig
 
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
@@ -167,10 +171,14 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
     results = []
     with progress_bar(quiet) as bar:
         task = bar.add_task("decoding", total=total, rate="")
-        tick = lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens"))
+
+        def tick(done: int) -> None:
+            bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens"))
+
         for batch in pipe.batches(request, n, seed, tick):
             if keep is None:  # write at once, so Ctrl-C keeps every finished image
-                paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, pipe.bundle.identity)) for g in batch]
+                paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, pipe.bundle.identity))
+                          for g in batch]
             results += batch
     if keep is not None:
         results = pipe.rerank(results, keep)
@@ -204,25 +212,36 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
 @app.command()
 def train(
     stage: Optional[str] = typer.Option(None, "--stage", help="tokenizer, dvae, transformer or clip."),
-    data: str = typer.Option("world:train", "--data", help="world[:split], a folder of image+.txt pairs, or a .jsonl manifest."),
+    data: str = typer.Option("world:train", "--data",
+                             help="world[:split], a folder of image+.txt pairs, or a .jsonl manifest."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run folder (checkpoints, metrics, samples)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
-    preset: str = typer.Option("default", "--preset", help="tiny (tests), default (64 px, fits 2 h of a 2-core CPU) or large (the shipped 128 px model; a GPU)."),
+    preset: str = typer.Option("default", "--preset",
+                               help="tiny (tests), default (64 px, fits 2 h of a 2-core CPU) "
+                                    "or large (the shipped 128 px model; a GPU)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
-    image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size", help="Image side in pixels (--image-size: the old name)."),
+    image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size",
+                                             help="Image side in pixels (--image-size: the old name)."),
     text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary."),
-    model: list[str] = typer.Option([], "--model", help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable)."),
-    dvae: Optional[str] = typer.Option(None, "--dvae", help="Transformer stage (or --finetune-decoder): dVAE file, run or weights folder."),
-    finetune_decoder: bool = typer.Option(False, "--finetune-decoder", help="dVAE stage: train only the decoder of --dvae (its codes do not change, so a transformer trained on them stays valid)."),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Transformer/CLIP: tokenizer.json, run or weights folder."),
+    model: list[str] = typer.Option([], "--model",
+                                    help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable)."),
+    dvae: Optional[str] = typer.Option(None, "--dvae",
+                                       help="Transformer stage (or --finetune-decoder): "
+                                            "dVAE file, run or weights folder."),
+    finetune_decoder: bool = typer.Option(False, "--finetune-decoder",
+                                          help="dVAE stage: train only the decoder of --dvae (its codes do not "
+                                               "change, so a transformer trained on them stays valid)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
+                                            help="Transformer/CLIP: tokenizer.json, run or weights folder."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints."),
-    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids (0 = end only)."),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every",
+                                               help="Steps between sample grids (0 = end only)."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between metrics.jsonl lines."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -263,7 +282,8 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
                                           "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
     if opts["finetune_decoder"]:
         if stage != "dvae" or not opts["dvae"]:
-            raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH (the dVAE to start from)")
+            raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH "
+                             "(the dVAE to start from)")
         from t2i_cli.stages import dvae_image_side
 
         over |= {"finetune_decoder": True, "image_side": dvae_image_side(opts["dvae"]), "warmup": 0,
@@ -289,7 +309,8 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
         task = bar.add_task(f"train {cfg.stage}", total=cfg.steps, rate="")
 
         def tick(step: int, metrics: dict) -> None:
-            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "recon_l1", "perplexity", "batch_top1"))
+            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+                             if k in ("loss", "recon_l1", "perplexity", "batch_top1"))
             bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
 
         summary = run_stage(cfg, run_dir, resume, tick, device)
@@ -336,7 +357,8 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
 def data_preview(source: str = typer.Argument("world:train", help="world[:split], a folder, or a .jsonl manifest."),
                  out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
                  n: int = typer.Option(16, "--n", help="Samples on the sheet."),
-                 side: int = typer.Option(128, "--side", "--size", help="Image side in pixels (--size: the old name).")) -> None:
+                 side: int = typer.Option(128, "--side", "--size",
+                                          help="Image side in pixels (--size: the old name).")) -> None:
     """Write one contact sheet of captioned samples from a data source."""
     with user_errors():
         from t2i_cli.data import open_source, preview
@@ -350,11 +372,14 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
 
 
 @app.command()
-def rerank(folder: Path = typer.Argument(..., help="Folder of images (PNG files from `t2i generate` carry their prompt)."),
-           prompt: Optional[str] = typer.Option(None, "--prompt", help="Score every image against this prompt instead."),
+def rerank(folder: Path = typer.Argument(...,
+                                         help="Folder of images (PNG files from `t2i generate` carry their prompt)."),
+           prompt: Optional[str] = typer.Option(None, "--prompt",
+                                                help="Score every image against this prompt instead."),
            top: int = typer.Option(0, "--top", help="Write a contact sheet of the best K per prompt."),
            link_best: bool = typer.Option(False, "--link-best", help="Copy the best --top K into FOLDER/best/."),
-           explain: bool = typer.Option(False, "--explain", help="Show how much each word of the prompt adds to the top score."),
+           explain: bool = typer.Option(False, "--explain",
+                                        help="Show how much each word of the prompt adds to the top score."),
            weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder with clip.safetensors."),
            device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
@@ -405,16 +430,18 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
              top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k"),
              top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p"),
              guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance"),
-             judge_path: Optional[Path] = typer.Option(None, "--judge", help="Judge classifier (default: judge.safetensors of the weights folder, else the shipped one)."),
+             judge_path: Optional[Path] = typer.Option(None, "--judge",
+                                                       help="Judge classifier (default: judge.safetensors of the "
+                                                            "weights folder, else the shipped one)."),
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Score a model on the procedural world, GenEval-style, with an independent judge."""
     with user_errors():
+        from t2i_cli.sampling import SamplingConfig
         from t2i_cli.world import evaluate as ev
         from t2i_cli.world import judge as jd
         from t2i_cli.world import tasks
-        from t2i_cli.sampling import SamplingConfig
 
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
@@ -426,13 +453,19 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
         judge = jd.load_judge(judge_file)
         side = pipe.bundle.dvae.cfg.image_side
         with progress_bar(quiet, "prompts") as bar:
-            task = bar.add_task("judge check", total=len(tasks.TASKS) * max(n, 50), rate="")
-            tick = lambda name, i, total: bar.update(task, advance=1, description=f"judge {name}")
-            validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=tick)
+            checking = bar.add_task("judge check", total=len(tasks.TASKS) * max(n, 50), rate="")
+            generating = bar.add_task("generate", total=len(tasks.TASKS) * n, rate="", start=False)
+
+            def judged(name: str, i: int, total: int) -> None:
+                bar.update(checking, advance=1, description=f"judge {name}")
+
+            def generated(name: str, i: int, total: int) -> None:
+                bar.update(generating, advance=1, description=f"eval {name}")
+
+            validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=judged)
             dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
-            task = bar.add_task("generate", total=len(tasks.TASKS) * n, rate="")
-            tick = lambda name, i, total: bar.update(task, advance=1, description=f"eval {name}")
-            result = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=tick)
+            bar.start_task(generating)
+            result = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated)
         result |= {"judge_validation": validation, "dvae": dvae, "weights": pipe.bundle.identity,
                    "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
         _print_eval(result)

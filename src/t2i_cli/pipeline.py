@@ -9,8 +9,8 @@ from typing import Callable, Iterator
 import torch
 
 from t2i_cli.errors import UsageError
-from t2i_cli.sampling import SamplingConfig, generate_codes
 from t2i_cli.models.tokenizer import Encoded
+from t2i_cli.sampling import SamplingConfig, generate_codes
 from t2i_cli.weights import Bundle, load_folder
 
 MAX_BATCH = 16  # images decoded together; bounds memory whatever --n is

@@ -11,15 +11,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from t2i_cli.models.clip import Clip, ClipConfig
-from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_bytes
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot
-from t2i_cli.sampling import SamplingConfig, generate_codes
+from t2i_cli.models.clip import Clip, ClipConfig
+from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.models.tokenizer import TextTokenizer
-from t2i_cli.train import Dist, TrainConfig
 from t2i_cli.models.transformer import Transformer, TransformerConfig
+from t2i_cli.sampling import SamplingConfig, generate_codes
+from t2i_cli.train import Dist, TrainConfig
 from t2i_cli.weights import load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -27,9 +27,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "tokenizer": {"vocab_size": 128, "tokenizer_captions": 2000},
         "dvae": {"image_side": 16, "batch_size": 8, "model": {"n_codes": 64, "n_hid": 8, "code_dim": 16, "n_res": 1}},
-        "transformer": {"image_side": 16, "batch_size": 8, "text_len": 12, "model": {"n_layer": 2, "n_head": 2, "n_embd": 32}},
-        "clip": {"image_side": 16, "batch_size": 8, "text_len": 12, "model": {"n_hid": 8, "n_embd": 32, "n_layer": 1, "n_head": 2,
-                                                            "embed_dim": 16}},
+        "transformer": {"image_side": 16, "batch_size": 8, "text_len": 12,
+                        "model": {"n_layer": 2, "n_head": 2, "n_embd": 32}},
+        "clip": {"image_side": 16, "batch_size": 8, "text_len": 12,
+                 "model": {"n_hid": 8, "n_embd": 32, "n_layer": 1, "n_head": 2, "embed_dim": 16}},
     },
     # The CPU recipe (`make weights`, 64 px, about 2 hours on 2 cores; 35% on `t2i eval`): sizes chosen by
     # measurement on a 2-core CPU. Not the shipped model, which is `large`.
@@ -120,9 +121,10 @@ class DVAEStage:
         x = self.fixed.to(next(self.model.parameters()).device)
         recon = self.model.image_from_codes(self.model.codes_from_image(x)).float().cpu()
         self.model.train()
-        pics = [image_from_tensor(t) for pair in zip(self.fixed, recon) for t in pair]
+        pics = [image_from_tensor(t) for pair in zip(self.fixed, recon, strict=True) for t in pair]
         labels = [s for _ in range(len(self.fixed)) for s in ("input", "codes")]
-        _write_png(Path(run_dir) / "samples" / f"step-{step:06d}.png", contact_sheet(pics, labels, columns=4, label_height=12))
+        _write_png(Path(run_dir) / "samples" / f"step-{step:06d}.png",
+                   contact_sheet(pics, labels, columns=4, label_height=12))
         write_curve(run_dir, history)
 
 
@@ -221,7 +223,8 @@ def prepare_run(cfg: TrainConfig, run_dir: Path) -> None:
         path = _resolve(src, name)
         if path is None:
             flag = "--" + name.split(".")[0]
-            raise UsageError(f"the {cfg.stage} stage needs {flag} PATH (a {name} file, a run folder or a weights folder)")
+            raise UsageError(f"the {cfg.stage} stage needs {flag} PATH "
+                             f"(a {name} file, a run folder or a weights folder)")
         shutil.copyfile(path, run_dir / ("dvae_init.safetensors" if finetune else name))
 
 
@@ -272,7 +275,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     run_dir = Path(run_dir)
     if not resume and dd.is_main:
         if (run_dir / "train_config.json").exists():
-            raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
+            raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                             f"or pick another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         prepare_run(cfg, run_dir)
         atomic_write_json(run_dir / "train_config.json", cfg.to_json())

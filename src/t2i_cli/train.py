@@ -256,7 +256,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
 
     previous = _stop_on_sigterm()
     try:
-        for step, (images, captions) in zip(range(start, cfg.steps), make_loader(batches, start, cfg.num_workers)):
+        for step, (images, captions) in zip(range(start, cfg.steps), make_loader(batches, start, cfg.num_workers),
+                                            strict=True):
             torch.manual_seed(step_seed(cfg, step, dd.rank))
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step)
@@ -278,7 +279,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 progress(done, metrics)
     except KeyboardInterrupt:
         checkpoint()
-        raise Interrupted(f"interrupted at step {done}; checkpoint saved. Resume with: t2i train --resume {run_dir}")
+        raise Interrupted(f"interrupted at step {done}; checkpoint saved. "
+                          f"Resume with: t2i train --resume {run_dir}") from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

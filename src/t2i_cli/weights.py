@@ -14,11 +14,11 @@ import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
+from t2i_cli.errors import WeightsError
+from t2i_cli.files import atomic_write_bytes
+from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
-from t2i_cli.errors import WeightsError
-from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
-from t2i_cli.files import atomic_write_bytes
 from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 

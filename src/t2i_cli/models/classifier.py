@@ -1,7 +1,7 @@
 """The evaluation judge's object classifier: a tiny CNN that names the object in a square crop.
 
-It is trained on crops of procedural-world renders (evaluate.train_judge), never on the model under test
-or on CLIP, so `t2i eval` scores generations with an independent detector.
+It is trained on crops of procedural-world renders (world.judge_training.train_judge), never on the model
+under test or on CLIP, so `t2i eval` scores generations with an independent detector.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class JudgeConfig:
 
     crop: int = 32  # side of the square crop fed to the network, in pixels
     widths: tuple[int, ...] = (16, 32, 64, 64)  # channels of each stage; each stage halves the resolution
-    n_classes: int = 12  # object kinds (world.OBJECTS, in order)
+    n_classes: int = 12  # object kinds (world.spec.OBJECTS, in order)
 
     def __post_init__(self) -> None:
         # weights.load_model rebuilds the config from JSON, which turns the tuple into a list.
@@ -40,7 +40,7 @@ class ObjectClassifier(nn.Module):
             raise ValueError(f"crop {cfg.crop} must be divisible by 2 ** len(widths) = {2 ** len(cfg.widths)}")
         self.cfg = cfg
         chans = (3, *cfg.widths)
-        self.features = nn.Sequential(*[_stage(a, b) for a, b in zip(chans, chans[1:])])
+        self.features = nn.Sequential(*[_stage(a, b) for a, b in zip(chans, chans[1:], strict=False)])
         self.head = nn.Linear(cfg.widths[-1], cfg.n_classes)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:

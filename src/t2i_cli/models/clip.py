@@ -33,7 +33,7 @@ class ImageEncoder(nn.Module):
         w = cfg.n_hid
         chans = [3, w, 2 * w, 4 * w, 4 * w]
         layers: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:]):
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(), nn.MaxPool2d(2)]
         self.net = nn.Sequential(*layers)
         self.proj = nn.Linear(chans[-1] * 2, cfg.embed_dim)

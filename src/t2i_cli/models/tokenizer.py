@@ -77,7 +77,7 @@ class TextTokenizer:
     def _unknown_words(self, text: str, enc) -> list[str]:
         """Words that became [UNK] or were split into several pieces (a trained word is one piece)."""
         pieces: dict[int, list[int]] = {}
-        for word_index, token_id in zip(enc.word_ids, enc.ids):
+        for word_index, token_id in zip(enc.word_ids, enc.ids, strict=True):
             if word_index is not None:
                 pieces.setdefault(word_index, []).append(token_id)
         words = []

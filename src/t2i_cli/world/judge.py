@@ -101,7 +101,7 @@ class Judge:
         with torch_threads(1):  # a few 32 px crops: threads only cost, most of all on shared cores
             probs = self.classifier(crops.to(device)).float().softmax(-1).cpu()  # (R, n_classes)
         conf, idx = probs.max(-1)
-        return [Detection(r, OBJECTS[int(i)], float(c)) for r, i, c in zip(regions, idx, conf)]
+        return [Detection(r, OBJECTS[int(i)], float(c)) for r, i, c in zip(regions, idx, conf, strict=True)]
 
     def check(self, image: Any, spec: SceneSpec) -> dict[str, bool]:
         """Which of the spec's checks the image satisfies."""

@@ -82,7 +82,7 @@ def _layout(spec: SceneSpec, rng: random.Random) -> list[_Placed]:
         cells = _RELATION_CELLS[spec.relation]
         if spec.relation == "and" and rng.random() < 0.5:  # "a and b" is side by side, either order
             cells = cells[::-1]
-        return [_in_box(o, cell, rng) for o, cell in zip(spec.objects, cells)]
+        return [_in_box(o, cell, rng) for o, cell in zip(spec.objects, cells, strict=True)]
     obj = spec.objects[0]
     if spec.count > 1:
         return [_in_box(obj, cell, rng) for cell in rng.choice(_COUNT_CELLS[spec.count])]
@@ -182,7 +182,8 @@ class _Pen:
                 self.oval(*part, fill, outline=False)
 
 
-def _ellipse_pts(x: float, y: float, rx: float, ry: float, degrees: float = 0.0, n: int = 20) -> list[tuple[float, float]]:
+def _ellipse_pts(x: float, y: float, rx: float, ry: float, degrees: float = 0.0,
+                 n: int = 20) -> list[tuple[float, float]]:
     """A rotated ellipse as a polygon (ImageDraw only draws axis-aligned ones)."""
     ca, sa = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
     pts = [(rx * math.cos(t), ry * math.sin(t)) for t in (2 * math.pi * k / n for k in range(n))]
@@ -217,7 +218,7 @@ def _rect(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float
 def _star_pts() -> list[tuple[float, float]]:
     """Five points, outer radius 0.5, centred on its bounding box."""
     pts = [(r * math.sin(math.pi * k / 5), -r * math.cos(math.pi * k / 5))
-           for k, r in zip(range(10), [0.5, 0.21] * 5)]
+           for k, r in zip(range(10), [0.5, 0.21] * 5, strict=True)]
     dy = (0.5 - 0.5 * math.cos(math.pi / 5)) / 2
     return [(x, y + dy) for x, y in pts]
 

@@ -147,7 +147,7 @@ def object_labels(fg: np.ndarray, solid: np.ndarray, is_dark_background: bool) -
         fg, solid = fg | erode(dilate(fg)), solid | erode(dilate(solid))
     lab = _grow(components(erode(fg) & solid), fg)
     ids, areas = np.unique(lab[lab >= 0], return_counts=True)
-    area = dict(zip(ids.tolist(), areas.tolist()))
+    area = dict(zip(ids.tolist(), areas.tolist(), strict=True))
     for cid in sorted(area, key=area.get):  # smallest first, so a part joins its object, not another part
         touching = np.unique(lab[dilate(lab == cid) & (lab >= 0) & (lab != cid)])
         if len(touching):
@@ -192,7 +192,7 @@ def segment(image: np.ndarray, background: str | None) -> list[Region]:
     skip = PALETTE_NAMES.index(background) if background in COLOURS else -1
     regions = []
     ids, counts = np.unique(lab[lab >= 0], return_counts=True)
-    for cid, area in zip(ids, counts):
+    for cid, area in zip(ids, counts, strict=True):
         if area < MIN_AREA * h * w:
             continue
         mask = lab == cid

@@ -125,7 +125,8 @@ def position_centre(position: str) -> tuple[float, float]:
 def in_position(centroid: tuple[float, float], position: str) -> bool:
     """Whether a centroid (x, y as fractions of the side) lies in the third or corner cell a position names."""
     col, row = POSITION_CELLS[position]
-    return all(cell == 1 or (v < 1 / 3 if cell == 0 else v > 2 / 3) for cell, v in ((col, centroid[0]), (row, centroid[1])))
+    return all(cell == 1 or (v < 1 / 3 if cell == 0 else v > 2 / 3)
+               for cell, v in ((col, centroid[0]), (row, centroid[1])))
 
 
 def in_relation(a: tuple[float, float], b: tuple[float, float], relation: str) -> bool:
