@@ -3,7 +3,7 @@
     cli       the command line: Typer, Rich, printing, exit codes
     product   pipeline, outputs, rerank, data, train, stages: the tool around the models
     world     t2i_cli.world.*: the procedural world, its judge and its evaluation
-    core      weights, sampling, images, files, errors
+    core      weights, sampling, devices, images, files, errors
     models    t2i_cli.models.*: torch (and tokenizers) only, no other t2i module
 
 A module may import t2i modules of its own tier or a lower one, never a higher one, and the whole graph is
@@ -26,7 +26,7 @@ TIER_OF = {
     "t2i_cli": "models",  # the package root holds only __version__
     "t2i_cli.__main__": "cli", "t2i_cli.cli": "cli",
     **{f"t2i_cli.{m}": "product" for m in ("pipeline", "outputs", "rerank", "data", "train", "stages")},
-    **{f"t2i_cli.{m}": "core" for m in ("weights", "sampling", "images", "files", "errors")},
+    **{f"t2i_cli.{m}": "core" for m in ("weights", "sampling", "devices", "images", "files", "errors")},
 }
 
 

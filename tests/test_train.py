@@ -34,7 +34,7 @@ def tiny_runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     torch.set_num_threads(1)
     common = ["--preset", "tiny", "--workers", "0", "-q", "--log-every", "2"]
-    t2i("train", "--stage", "tokenizer", "--out", root / "tok", *common)
+    t2i("train", "--stage", "tokenizer", "--out", root / "tok", "--preset", "tiny", "-q")
     t2i("train", "--stage", "dvae", "--steps", "6", "--ckpt-every", "3", "--out", root / "dvae", *common)
     t2i("train", "--stage", "transformer", "--steps", "6", "--dvae", root / "dvae", "--tokenizer", root / "tok",
         "--out", root / "tr", *common)

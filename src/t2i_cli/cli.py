@@ -25,6 +25,7 @@ out = Console(markup=False, highlight=False, soft_wrap=True)  # paths are never 
 err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 STATE = {"debug": False}
 MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
+MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
@@ -211,6 +212,7 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
 
 @app.command()
 def train(
+    ctx: typer.Context,
     stage: Optional[str] = typer.Option(None, "--stage", help="tokenizer, dvae, transformer or clip."),
     data: str = typer.Option("world:train", "--data",
                              help="world[:split], a folder of image+.txt pairs, or a .jsonl manifest."),
@@ -219,7 +221,9 @@ def train(
     preset: str = typer.Option("default", "--preset",
                                help="tiny (tests), default (64 px, fits 2 h of a 2-core CPU) "
                                     "or large (the shipped 128 px model; a GPU)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps."),
+    steps: Optional[int] = typer.Option(None, "--steps",
+                                        help="Optimizer steps (with --resume: a new, larger total that extends "
+                                             "the run)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
     image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size",
@@ -248,13 +252,15 @@ def train(
 ) -> None:
     """Train one stage; every N steps a checkpoint, metrics.jsonl, samples and loss.png go to the run folder."""
     with user_errors():
-        from t2i_cli.train import read_run_config
-
+        given = given_options(ctx)
+        if seed is not None:
+            check_seed(seed)
         if resume is not None:
-            cfg, run_dir = read_run_config(resume), resume
+            cfg, run_dir = _resume_config(resume, given, ctx.params), resume
         else:
             if stage is None or out_dir is None:
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
+            _refuse_foreign_options(stage, given)
             cfg, run_dir = _train_config(stage, data, preset, locals()), out_dir
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
         if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
@@ -263,19 +269,79 @@ def train(
         out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)")
 
 
+# Options a resumed run can honour: the rest are the run's own settings, fixed when it started.
+RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "log_every", "device", "quiet"}
+# Options that only some stages use (any other stage would silently ignore them, so it refuses them).
+STAGE_OPTIONS = {
+    "vocab_size": ("tokenizer",), "dvae": ("transformer", "dvae"), "tokenizer": ("transformer", "clip"),
+    "finetune_decoder": ("dvae",), "model": ("dvae", "transformer", "clip"),
+    "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
+    **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
+                                                     "ckpt_every", "sample_every", "log_every")},
+}
+
+
+def given_options(ctx: typer.Context) -> set[str]:
+    """The parameters the user set on the command line (not left at their default)."""
+    # By the enum member's name: typer may carry its own copy of click's ParameterSource.
+    return {name for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+
+
+def flag(name: str) -> str:
+    """--the-flag of a parameter name."""
+    return "--" + name.replace("_", "-")
+
+
+def check_seed(seed: int) -> None:
+    """Seeds are 0..2**63-1 (what a torch.Generator takes), refused as a usage error before anything runs."""
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+
+
+def _refuse_foreign_options(stage: str, given: set[str]) -> None:
+    """A new run of a stage refuses options that the stage would not use."""
+    for name in sorted(given):
+        if name in STAGE_OPTIONS and stage not in STAGE_OPTIONS[name]:
+            raise UsageError(f"{flag(name)} does not apply to the {stage} stage (only to "
+                             f"{', '.join(STAGE_OPTIONS[name])}); leave it out")
+
+
+def _resume_config(run_dir: Path, given: set[str], params: dict):
+    """The saved config of a run, with what a resume may change: a larger --steps extends the schedule,
+    logging and checkpoint cadence and workers may change; any other option is refused, never ignored."""
+    from dataclasses import replace
+
+    from t2i_cli.train import read_run_config
+
+    refused = sorted(given - RESUME_OPTIONS)
+    if refused:
+        raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot change a run that has started; "
+                         f"--resume keeps its settings (only --steps, --workers, --ckpt-every, --sample-every, "
+                         f"--log-every, --device and --quiet apply)")
+    cfg = read_run_config(run_dir)
+    _refuse_foreign_options(cfg.stage, given)
+    changes = {"num_workers" if k == "workers" else k: params[k]
+               for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every") if k in given}
+    for key in ("steps", "ckpt_every", "log_every"):
+        if key in changes and changes[key] < 1:
+            raise UsageError(f"{flag(key)} must be at least 1, got {changes[key]}")
+    if changes.get("num_workers", 0) < 0 or changes.get("sample_every", 0) < 0:
+        raise UsageError("--workers and --sample-every must be 0 or more")
+    if "steps" in changes and changes["steps"] < cfg.steps:
+        raise UsageError(f"--steps {changes['steps']} is fewer than the run's {cfg.steps}; with --resume, "
+                         f"--steps is a new total that extends the run")
+    return replace(cfg, **changes)
+
+
 def _train_config(stage: str, data: str, preset: str, opts: dict):
     """Build a TrainConfig from the preset and the command-line overrides."""
-    from t2i_cli.stages import apply_preset, model_config_fields
+    from t2i_cli.stages import apply_preset, parse_model_overrides
     from t2i_cli.train import STAGES, TrainConfig
 
     if stage not in STAGES:
         raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
-    model_over: dict = {}
-    for item in opts["model"]:
-        key, sep, value = item.partition("=")
-        if not sep or stage == "tokenizer" or key not in model_config_fields(stage):
-            raise UsageError(f"--model {item!r}: expected KEY=VALUE with KEY a {stage} config field")
-        model_over[key] = json.loads(value) if value.replace(".", "", 1).lstrip("-").isdigit() else value
+    model_over = parse_model_overrides(stage, opts["model"])
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
              "ckpt_every", "sample_every", "log_every")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
@@ -293,9 +359,12 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
 
         over["image_side"] = dvae_image_side(opts["dvae"])  # the transformer sees what its dVAE encodes
     fields = apply_preset(stage, preset, over)
-    for key in ("steps", "batch_size", "image_side", "text_len", "ckpt_every", "log_every"):
+    for key in ("steps", "batch_size", "image_side", "text_len", "ckpt_every", "log_every", "vocab_size"):
         if key in fields and fields[key] is not None and fields[key] < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {fields[key]}")
+    for key in ("num_workers", "sample_every"):
+        if fields.get(key) is not None and fields[key] < 0:
+            raise UsageError(f"{flag('workers' if key == 'num_workers' else key)} must be 0 or more, got {fields[key]}")
     if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
         raise UsageError(f"--precision must be auto, bf16 or fp32, got {fields['precision']!r}")
     return TrainConfig(stage=stage, data=data, **fields)

@@ -8,6 +8,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from t2i_cli.devices import resolve_device
 from t2i_cli.errors import UsageError
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.sampling import SamplingConfig, generate_codes
@@ -34,17 +35,6 @@ class Request:
     prompt: str  # the prompt as the user gave it
     encoded: Encoded  # its token ids, and what was dropped or unknown (callers warn about those)
     sampling: SamplingConfig  # valid for this model's codebook
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA without one is a usage error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
 
 
 class TextToImage:

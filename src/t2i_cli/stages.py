@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.sampling import SamplingConfig, generate_codes
 from t2i_cli.train import Dist, TrainConfig
-from t2i_cli.weights import load_model, load_tokenizer
+from t2i_cli.weights import check_budget, load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Small enough for a test to run a few steps in about a second.
@@ -96,7 +97,9 @@ class DVAEStage:
             for p in (*self.model.encoder.parameters(), *self.model.codebook.parameters()):
                 p.requires_grad_(False)
         else:
-            self.model = DVAE(DVAEConfig(image_side=cfg.image_side, **cfg.model)).to(dd.device)
+            mcfg = DVAEConfig(image_side=cfg.image_side, **cfg.model)
+            check_budget(mcfg)
+            self.model = DVAE(mcfg).to(dd.device)
         self.fixed = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))])  # (8, 3, H, W)
 
     def schedule(self, step: int) -> tuple[float, float]:
@@ -142,6 +145,7 @@ class TransformerStage:
                              f"pass --image-side {self.dvae.cfg.image_side}")
         mcfg = TransformerConfig(text_vocab=self.tok.vocab_size(cfg.text_len), text_len=cfg.text_len,
                                  image_vocab=self.dvae.cfg.n_codes, grid=self.dvae.cfg.grid, **cfg.model)
+        check_budget(mcfg)
         torch.manual_seed(cfg.seed)
         self.model = Transformer(mcfg).to(dd.device)
         self.empty = torch.tensor(self.tok.empty(cfg.text_len))
@@ -183,6 +187,7 @@ class ClipStage:
         self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
         mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=self.tok.vocab_size(cfg.text_len),
                           text_len=cfg.text_len, n_pad_start=self.tok.n_bpe, **cfg.model)
+        check_budget(mcfg)
         torch.manual_seed(cfg.seed)
         self.model = Clip(mcfg).to(dd.device)
 
@@ -211,11 +216,11 @@ def apply_preset(stage: str, preset: str, overrides: dict[str, Any]) -> dict[str
     return fields
 
 
-def prepare_run(cfg: TrainConfig, run_dir: Path) -> None:
-    """Copy the stage's dependencies (cfg.dvae, cfg.tokenizer) into the run folder, so the run (and its
-    export) stands alone."""
-    run_dir = Path(run_dir)
+def dependencies(cfg: TrainConfig) -> list[tuple[Path, str]]:
+    """(source file, name in the run folder) of what the stage needs copied in (cfg.dvae, cfg.tokenizer);
+    a missing one is a usage error, found before anything is written."""
     finetune = cfg.stage == "dvae" and cfg.finetune_decoder
+    deps = []
     for name, src, needed in (("tokenizer.json", cfg.tokenizer, cfg.stage in ("transformer", "clip")),
                               ("dvae.safetensors", cfg.dvae, cfg.stage == "transformer" or finetune)):
         if not needed:
@@ -225,7 +230,27 @@ def prepare_run(cfg: TrainConfig, run_dir: Path) -> None:
             flag = "--" + name.split(".")[0]
             raise UsageError(f"the {cfg.stage} stage needs {flag} PATH "
                              f"(a {name} file, a run folder or a weights folder)")
-        shutil.copyfile(path, run_dir / ("dvae_init.safetensors" if finetune else name))
+        deps.append((path, "dvae_init.safetensors" if finetune else name))
+    return deps
+
+
+def start_folder(run_dir: Path, deps: list[tuple[Path, str]]) -> list[Path]:
+    """Create the run folder and copy the dependencies in, so the run (and its export) stands alone;
+    returns what was created, for undo_start."""
+    created = [] if run_dir.exists() else [run_dir]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for src, name in deps:
+        created.append(atomic_write_bytes(run_dir / name, Path(src).read_bytes()))
+    return created
+
+
+def undo_start(created: list[Path]) -> None:
+    """Remove what start_folder created: a start that failed leaves nothing that blocks a retry."""
+    for path in reversed(created):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def dvae_image_side(src: str) -> int:
@@ -254,41 +279,98 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset) -> dict[str, Any]:
     return {"vocab": tok.n_bpe}
 
 
+MODEL_CONFIGS = {"dvae": DVAEConfig, "transformer": TransformerConfig, "clip": ClipConfig}
+# Model config fields a stage derives from its data and dependencies, with the option that sets them.
+DERIVED_FIELDS = {
+    "dvae": {"image_side": "--image-side"},
+    "transformer": {"text_vocab": "--tokenizer", "text_len": "--text-len", "image_vocab": "--dvae", "grid": "--dvae"},
+    "clip": {"image_side": "--image-side", "text_vocab": "--tokenizer", "text_len": "--text-len",
+             "n_pad_start": "--tokenizer"},
+}
+
+
 def model_config_fields(stage: str) -> set[str]:
-    """The model config fields a stage accepts as overrides."""
-    cls = {"dvae": DVAEConfig, "transformer": TransformerConfig, "clip": ClipConfig}[stage]
-    return {f.name for f in dataclasses.fields(cls)}
+    """The model config fields a stage accepts as --model overrides (not those it derives)."""
+    return {f.name for f in dataclasses.fields(MODEL_CONFIGS[stage])} - set(DERIVED_FIELDS[stage])
+
+
+def parse_model_overrides(stage: str, items: list[str]) -> dict[str, Any]:
+    """--model KEY=VALUE items parsed by their field's type; a wrong key or value is a usage error naming it."""
+    if items and stage not in MODEL_CONFIGS:
+        raise UsageError(f"--model does not apply to the {stage} stage")
+    types = typing.get_type_hints(MODEL_CONFIGS[stage]) if items else {}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if key in DERIVED_FIELDS[stage]:
+            raise UsageError(f"--model {key}: the {stage} stage sets it (use {DERIVED_FIELDS[stage][key]})")
+        if not sep or key not in model_config_fields(stage):
+            raise UsageError(f"--model {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(sorted(model_config_fields(stage)))}")
+        out[key] = _parse_typed(key, text.strip(), types[key])
+    return out
+
+
+def _parse_typed(key: str, text: str, kind: Any) -> Any:
+    """text as a value of a config field's type (int, float, or a tuple of ints), else a usage error."""
+    try:
+        if kind is int:
+            return int(text)
+        if kind is float:
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(text)
+            return value
+        if typing.get_origin(kind) is tuple:
+            return tuple(int(v) for v in text.strip("()[]").split(",") if v.strip())
+    except ValueError:
+        pass
+    else:
+        raise UsageError(f"--model {key}: fields of type {kind} cannot be set from the command line")
+    name = {int: "an integer", float: "a finite number"}.get(kind, "integers separated by commas")
+    raise UsageError(f"--model {key}={text!r}: {key} takes {name}")
 
 
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
               device: str = "auto") -> dict[str, Any]:
-    """Start (or resume) one stage in run_dir; under torchrun every process calls this."""
+    """Start (or resume) one stage in run_dir; under torchrun every process calls this.
+
+    A folder becomes a run (train_config.json) only once its stage is built and training starts: a start
+    that fails (no usable data, a missing dependency, an unbuildable model) leaves nothing behind."""
     import torch.distributed as dist
 
     from t2i_cli.data import open_source
     from t2i_cli.files import atomic_write_json
-    from t2i_cli.train import setup_distributed, train_loop
+    from t2i_cli.train import RUN_CONFIG, clean_stale_temporaries, setup_distributed, sync_model_file, train_loop
 
     if cfg.stage not in ("tokenizer", *STAGE_CLASSES):
         raise UsageError(f"--stage must be tokenizer, dvae, transformer or clip, got {cfg.stage!r}")
     dd = setup_distributed(device)
     run_dir = Path(run_dir)
-    if not resume and dd.is_main:
-        if (run_dir / "train_config.json").exists():
+    try:
+        if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                              f"or pick another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        prepare_run(cfg, run_dir)
-        atomic_write_json(run_dir / "train_config.json", cfg.to_json())
-    if dd.n_procs > 1:
-        dist.barrier()
-    # A world source streams fresh scenes: make it large enough that no run repeats one.
-    dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**31 - 1)
-    summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
-    if cfg.stage == "tokenizer":
-        return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
-    try:
-        stage = STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"))
+        deps = [] if resume else dependencies(cfg)
+        # A world source streams fresh scenes: make it large enough that no run repeats one.
+        dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**31 - 1)
+        created = start_folder(run_dir, deps) if not resume and dd.is_main else []
+        if dd.is_main and resume:
+            clean_stale_temporaries(run_dir)
+            if cfg.stage != "tokenizer":
+                sync_model_file(run_dir, cfg.stage)
+        if dd.n_procs > 1:
+            dist.barrier()
+        try:
+            stage = _build_stage(cfg, run_dir, dd, dataset) if cfg.stage != "tokenizer" else None
+            if dd.is_main:  # from here the folder is a run (a resume records an extended schedule)
+                atomic_write_json(run_dir / RUN_CONFIG, cfg.to_json())
+        except BaseException:
+            undo_start(created)
+            raise
+        summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
+        if stage is None:
+            return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
         summary |= train_loop(stage, cfg, run_dir, dd, progress)
         if dd.n_procs > 1:
             dist.barrier()  # every rank waits for rank 0's last checkpoint before the group goes away
@@ -297,3 +379,12 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
         if dd.n_procs > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _build_stage(cfg: TrainConfig, run_dir: Path, dd: Dist, dataset):
+    """The stage object, its model checked against the size budget first; settings that cannot build a
+    model are a usage error."""
+    try:
+        return STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"))
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"cannot build the {cfg.stage} model from these settings: {e}") from e

@@ -21,12 +21,14 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from t2i_cli.errors import T2IError, UsageError
+from t2i_cli.devices import resolve_device
+from t2i_cli.errors import T2IError, UsageError, WeightsError
 from t2i_cli.files import atomic_write_bytes
-from t2i_cli.weights import FORMAT, load_tensors, save_model, save_tensors, upgrade_config
+from t2i_cli.weights import FORMAT, load_tensors, read_metadata, save_model, save_tensors, upgrade_config
 
 STAGES = ("tokenizer", "dvae", "transformer", "clip")
 CHECKPOINT = "checkpoint.safetensors"
+RUN_CONFIG = "train_config.json"  # its presence makes a folder a run
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,9 @@ class Dist:
 
 
 def setup_distributed(device: str = "auto") -> Dist:
-    """Join the torchrun process group if launched by torchrun: gloo on CPU, nccl on CUDA."""
-    use_cuda = torch.cuda.is_available() and device != "cpu"
+    """Join the torchrun process group if launched by torchrun: gloo on CPU, nccl on CUDA. The device is
+    resolved like every other command's (--device cuda without a GPU is refused, never a silent CPU run)."""
+    use_cuda = resolve_device(device).type == "cuda"
     n_procs = int(os.environ.get("WORLD_SIZE", "1"))
     if n_procs == 1:
         return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
@@ -153,9 +156,9 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) ->
 
 def read_run_config(run_dir: Path) -> TrainConfig:
     """The TrainConfig saved in a run folder (for --resume)."""
-    path = Path(run_dir) / "train_config.json"
+    path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
-        raise UsageError(f"{run_dir} is not a t2i run folder (no train_config.json); check the --resume path")
+        raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); check the --resume path")
     return TrainConfig(**upgrade_config("train", json.loads(path.read_text())))
 
 
@@ -252,7 +255,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     def checkpoint() -> None:
         if dd.is_main:  # the model alone too, so other stages and `t2i export` can use the run folder
             save_checkpoint(ckpt, model, opt, cfg, done, stage.kind)
-            save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind)
+            # Both carry the step: a kill between the two writes is repaired by sync_model_file.
+            save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind, step=done)
 
     previous = _stop_on_sigterm()
     try:
@@ -312,10 +316,40 @@ def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> float:
     return float(x)
 
 
+def clean_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Remove the temporary files (.NAME.XXXX.tmp) that a killed write left in a run folder."""
+    stale = [p for folder in (run_dir, run_dir / "samples") if folder.is_dir()
+             for p in folder.glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def sync_model_file(run_dir: Path, kind: str) -> bool:
+    """Make RUN/KIND.safetensors hold the checkpoint's model when a kill left them at different steps (the
+    checkpoint is written first); returns whether it was rewritten."""
+    ckpt, path = Path(run_dir) / CHECKPOINT, Path(run_dir) / f"{kind}.safetensors"
+    if not ckpt.is_file():
+        return False
+    step = read_metadata(ckpt).get("step")
+    if path.is_file():
+        try:
+            if read_metadata(path).get("step") == step:
+                return False
+        except WeightsError:
+            pass  # unreadable: rewrite it from the checkpoint
+    tensors, meta = load_tensors(ckpt)
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    save_tensors(path, state, {"format": FORMAT, "kind": kind, "config": meta["config"], "step": meta["step"]})
+    return True
+
+
 def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False) -> list[Path]:
     """Copy the trained model of a run folder (and the tokenizer/dVAE it depends on) into a weights folder."""
     run_dir, to = Path(run_dir), Path(to)
     cfg = read_run_config(run_dir)
+    if cfg.stage != "tokenizer":
+        sync_model_file(run_dir, cfg.stage)
     names = ["tokenizer.json", "dvae.safetensors", f"{cfg.stage}.safetensors"]
     sources = [run_dir / name for name in dict.fromkeys(names) if (run_dir / name).is_file()]
     if cfg.stage != "tokenizer" and not (run_dir / f"{cfg.stage}.safetensors").is_file():

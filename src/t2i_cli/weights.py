@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,10 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "clip": (Clip, ClipConfig),
     "judge": (ObjectClassifier, JudgeConfig),  # evaluation only; never part of a generating model
 }
-MAX_DIM = 1 << 20  # largest config integer a file may carry (vocabularies, widths, sizes)
+MAX_DIM = 1 << 20  # largest config integer a file may carry (vocabularies, widths, sides)
+MAX_PARAMS = 1 << 30  # most state elements a model may have (4 GiB in fp32)
+MAX_ACTIVATION_BYTES = 1 << 30  # most fp32 activations one image (or one decoded sequence) may need
+MAX_UNBACKED = 1 << 24  # a config may describe more elements than its file holds only up to this (then refused)
 FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors")
 # Config fields renamed since files were first written, per kind (old name -> new), so older files (the
 # shipped weights among them) load unchanged: `side` is always pixels, a code grid's side is `grid`.
@@ -54,15 +58,31 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     return atomic_write_bytes(Path(path), st_save(data, metadata={META_KEY: json.dumps(metadata, sort_keys=True)}))
 
 
-def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read every tensor and the metadata of a safetensors file; never unpickles."""
+@dataclass(frozen=True)
+class Header:
+    """What a safetensors file declares, read without loading any tensor."""
+
+    shapes: dict[str, tuple[int, ...]]  # tensor name -> shape
+    meta: dict[str, str]  # t2i metadata (format, kind, config, ...)
+
+    @property
+    def numel(self) -> int:
+        """Elements of every tensor together (the file really holds them: safetensors checks the sizes)."""
+        return sum(math.prod(s) for s in self.shapes.values())
+
+
+def _open(path: Path, with_tensors: bool) -> tuple[Header, dict[str, torch.Tensor]]:
+    """The header (and, if asked, every tensor) of a safetensors file; never unpickles."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path} does not exist; check the path (or run `make weights` / `t2i export`)")
     try:
         with safe_open(str(path), framework="pt") as f:
-            tensors, raw = {k: f.get_tensor(k) for k in sorted(f.keys())}, dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            names = sorted(f.keys())
+            shapes = {k: tuple(int(d) for d in f.get_slice(k).get_shape()) for k in names}
+            tensors = {k: f.get_tensor(k) for k in names} if with_tensors else {}
+            raw = dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
         raise WeightsError(f"{path} is not a readable safetensors file ({e}); re-export or re-download it") from e
     try:
         meta = json.loads(raw[META_KEY]) if META_KEY in raw else raw
@@ -70,44 +90,89 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise WeightsError(f"{path} has unreadable t2i metadata ({e}); re-export it") from e
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise WeightsError(f"{path} has unreadable t2i metadata; re-export it")
-    return tensors, meta
+    return Header(shapes, meta), tensors
 
 
-def save_model(model: nn.Module, path: Path, kind: str, half: bool = False) -> Path:
-    """Save a model's parameters with its config and the format version (fp16 storage if half)."""
+def read_header(path: Path) -> Header:
+    """Tensor names, shapes and metadata of a safetensors file, without loading a tensor."""
+    return _open(path, with_tensors=False)[0]
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The t2i metadata of a safetensors file, without loading a tensor."""
+    return read_header(path).meta
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read every tensor and the metadata of a safetensors file; never unpickles."""
+    header, tensors = _open(path, with_tensors=True)
+    return tensors, header.meta
+
+
+def check_budget(cfg: Any, file_numel: int | None = None) -> None:
+    """Raise ValueError when a model config is bigger than t2i builds: more than MAX_PARAMS elements, more
+    than MAX_ACTIVATION_BYTES of activations per image, or (for a file) other than the tensors it holds.
+    Computed from the config alone, before anything is allocated."""
+    ints = [v for v in dataclasses.asdict(cfg).values() if isinstance(v, int)]
+    ints += [x for v in dataclasses.asdict(cfg).values() if isinstance(v, (list, tuple)) for x in v]
+    if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in ints):
+        raise ValueError(f"a dimension is negative or above {MAX_DIM}")
+    numel, act = cfg.state_numel(), cfg.activation_bytes()
+    if numel > MAX_PARAMS:
+        raise ValueError(f"the model would have {numel:,} parameters, above the limit of {MAX_PARAMS:,}")
+    if act > MAX_ACTIVATION_BYTES:
+        raise ValueError(f"one image would need {act / 2**20:,.0f} MiB of activations, above the limit of "
+                         f"{MAX_ACTIVATION_BYTES // 2**20:,} MiB")
+    if file_numel is not None and numel != file_numel:
+        raise ValueError(f"the config describes {numel:,} parameters but the file holds {file_numel:,}")
+
+
+def save_model(model: nn.Module, path: Path, kind: str, half: bool = False, step: int | None = None) -> Path:
+    """Save a model's parameters with its config and the format version (fp16 storage if half); a run's
+    model file also records the training step it holds."""
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "kind": kind, "config": json.dumps(dataclasses.asdict(model.cfg))}
+    if step is not None:
+        meta["step"] = str(step)
     return save_tensors(path, state, meta)
 
 
 def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.Module:
-    """Build a model of `kind` from a file's own config and load its parameters with strict checks."""
+    """Build a model of `kind` from a file's own config and load its parameters with strict checks.
+
+    Everything is checked from the header before the model is built: the format and kind, every config
+    dimension, the parameter count and activation memory the config implies (against the limits and
+    against the tensors the file really holds), and every tensor's name and shape."""
     model_cls, config_cls = MODELS[kind]
-    tensors, meta = load_tensors(path)
+    header = read_header(path)
+    meta = header.meta
     if meta.get("format") != FORMAT or meta.get("kind") != kind:
         raise WeightsError(f"{path} is not a t2i {kind} file (format {meta.get('format')!r}, kind "
                            f"{meta.get('kind')!r}); expected format {FORMAT!r}, kind {kind!r}")
     try:
         cfg = config_cls(**upgrade_config(kind, json.loads(meta["config"])))
-        # A cheap bound before anything is allocated: no sane t2i model has a dimension this large.
-        # (Building on the meta device would check shapes without allocating, but costs ~1.4 s of imports.)
-        if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in dataclasses.asdict(cfg).values()):
-            raise ValueError(f"a dimension is negative or above {MAX_DIM}")
+        check_budget(cfg)
+        # Checked before building: what is allocated is bounded by the file's own tensors (or a small model,
+        # built only to name the missing and unexpected tensors below).
+        if cfg.state_numel() > max(header.numel, MAX_UNBACKED):
+            raise WeightsError(f"{path} does not match its model (shape: its config describes "
+                               f"{cfg.state_numel():,} parameters, its tensors hold {header.numel:,}); "
+                               f"it belongs to another model or config")
         model = model_cls(cfg)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
         raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
-    check_state(model, tensors, path)
+    check_state(model, header.shapes, path)
+    tensors, _ = load_tensors(path)
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in tensors.items()})
     return model.to(device).eval()
 
 
-def check_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Raise WeightsError unless tensors has exactly the model's names and shapes."""
+def check_state(model: nn.Module, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    """Raise WeightsError unless a file's tensors (name -> shape) are exactly the model's."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    wrong = [f"{k} {tuple(tensors[k].shape)} != {expected[k]}" for k in expected
-             if k in tensors and tuple(tensors[k].shape) != expected[k]]
+    missing = sorted(set(expected) - set(shapes))
+    extra = sorted(set(shapes) - set(expected))
+    wrong = [f"{k} {shapes[k]} != {expected[k]}" for k in expected if k in shapes and shapes[k] != expected[k]]
     if missing or extra or wrong:
         detail = "; ".join(filter(None, [
             f"missing {', '.join(missing[:3])}" if missing else "",

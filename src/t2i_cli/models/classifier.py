@@ -24,6 +24,16 @@ class JudgeConfig:
         # weights.load_model rebuilds the config from JSON, which turns the tuple into a list.
         object.__setattr__(self, "widths", tuple(self.widths))
 
+    def state_numel(self) -> int:
+        """Elements of the model's state_dict, computed without building it (tested against the model)."""
+        chans = (3, *self.widths)
+        stages = sum(a * b * 9 + 4 * b + 1 for a, b in zip(chans, chans[1:], strict=False))  # conv, BatchNorm
+        return stages + self.widths[-1] * self.n_classes + self.n_classes
+
+    def activation_bytes(self) -> int:
+        """A bound on the fp32 activations of classifying one crop."""
+        return 4 * 4 * (self.widths[0] if self.widths else 3) * self.crop**2
+
 
 def _stage(c_in: int, c_out: int) -> nn.Sequential:
     """conv-BN-ReLU, then 2x2 max-pool."""

@@ -24,6 +24,19 @@ class ClipConfig:
     n_head: int = 4  # text encoder attention heads
     embed_dim: int = 128  # shared embedding space
 
+    def state_numel(self) -> int:
+        """Elements of the model's state_dict, computed without building it (tested against the model)."""
+        w, d = self.n_hid, self.n_embd
+        chans = [3, w, 2 * w, 4 * w, 4 * w]
+        image = sum(a * b * 9 + b + 2 * b for a, b in zip(chans, chans[1:], strict=False))  # conv + GroupNorm
+        image += 8 * w * self.embed_dim + self.embed_dim
+        text = (self.text_vocab + self.text_len) * d + self.n_layer * (12 * d * d + 13 * d) + 2 * d
+        return image + text + d * self.embed_dim + self.embed_dim + 1  # text projection, logit scale
+
+    def activation_bytes(self) -> int:
+        """A bound on the fp32 activations of scoring one image (the widest full-resolution maps)."""
+        return 4 * 4 * self.n_hid * self.image_side**2
+
 
 class ImageEncoder(nn.Module):
     """Image (B, 3, H, W) in [0, 1] -> embedding (B, embed_dim)."""

@@ -26,6 +26,30 @@ class DVAEConfig:
         """Codes on a side of the grid."""
         return self.image_side // self.downsample
 
+    def state_numel(self) -> int:
+        """Elements of the model's state_dict, computed without building it (tested against the model)."""
+        w = _widths(self)
+        enc = _conv(3, w[0], 3) + sum(self.n_res * _res(c) for c in w[1:]) \
+            + sum(_conv(a, b, 4) for a, b in zip(w, w[1:], strict=False)) + _conv(w[-1], self.n_codes, 1)
+        r = w[::-1]
+        dec = _conv(self.code_dim, r[0], 1) + sum(self.n_res * _res(c) for c in r[:-1]) \
+            + sum(_conv(a, b, 3) for a, b in zip(r, r[1:], strict=False)) + _conv(r[-1], 3, 3)
+        return enc + self.n_codes * self.code_dim + dec
+
+    def activation_bytes(self) -> int:
+        """A bound on the fp32 activations of decoding one image (the widest full-resolution maps)."""
+        return 4 * 4 * _widths(self)[0] * self.image_side**2
+
+
+def _conv(c_in: int, c_out: int, k: int) -> int:
+    """Parameters of a k x k convolution with bias."""
+    return c_in * c_out * k * k + c_out
+
+
+def _res(ch: int) -> int:
+    """Parameters of a ResBlock."""
+    return 2 * _conv(ch, ch, 3)
+
 
 class ResBlock(nn.Module):
     """Pre-activation residual block with two 3x3 convolutions."""
@@ -41,7 +65,7 @@ class ResBlock(nn.Module):
 
 def _widths(cfg: DVAEConfig) -> list[int]:
     """Channel width at each resolution level, full resolution first."""
-    n_levels = int(math.log2(cfg.downsample))
+    n_levels = max(0, int(math.log2(max(1, cfg.downsample))))
     return [cfg.n_hid * min(2**i, 4) for i in range(n_levels + 1)]
 
 

@@ -33,6 +33,16 @@ class TransformerConfig:
         """Longest input the model sees: all text and all image codes but the last."""
         return self.text_len + self.n_image - 1
 
+    def state_numel(self) -> int:
+        """Elements of the model's state_dict, computed without building it (tested against the model)."""
+        c = self.n_embd
+        embeddings = (2 * self.text_vocab + self.text_len + 2 * self.image_vocab + 2 * self.grid) * c
+        return embeddings + self.n_layer * (12 * c * c + 13 * c) + 2 * c  # blocks, final LayerNorm
+
+    def activation_bytes(self) -> int:
+        """The fp32 decode state of one sequence: its KV cache, which grows to the whole block."""
+        return 4 * 2 * self.n_layer * self.block_size * self.n_embd
+
 
 class KVCache:
     """Preallocated keys and values for every layer, filled as decoding moves along the sequence."""
