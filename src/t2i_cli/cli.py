@@ -108,6 +108,7 @@ def rate_text(task, unit: str) -> str:
 
 @app.command()
 def generate(
+    ctx: typer.Context,
     prompt: str = typer.Argument(..., help="What to draw, e.g. \"a red bird\"."),
     n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N})."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
@@ -132,9 +133,15 @@ def generate(
             raise UsageError("the prompt is empty; give a description such as \"a red bird\"")
         if not 1 <= n <= MAX_N:
             raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
+        check_seed(seed)
+        given = given_options(ctx)
         if candidates and not 1 <= keep <= candidates <= MAX_N:
             raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
                              f"got {candidates}, {keep}")
+        if "keep" in given and not candidates:
+            raise UsageError("--keep needs --candidates N (draw N, keep the best --keep); leave it out otherwise")
+        if "n" in given and candidates:
+            raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
         from t2i_cli.sampling import SamplingConfig
 
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
@@ -157,7 +164,7 @@ def _load_pipeline(weights: Path, device: str, need_clip: bool = False):
 def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path, weights: Path,
               device: str, grid: bool, quiet: bool) -> list[Path]:
     """Sample (and optionally rerank) images, writing each batch as soon as it is decoded."""
-    from t2i_cli.outputs import prepare_folder, provenance, write_image, write_sheet
+    from t2i_cli.outputs import prepare_folder
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None)
     request = pipe.request(prompt, sampling)  # the prompt is encoded, and the settings checked, once
@@ -166,7 +173,22 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
         warn(f"the prompt is longer than {pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
     if not quiet and enc.unknown_words:
         warn(f"the model never saw these words in training and may ignore them: {', '.join(enc.unknown_words)}")
+    is_new_folder = not out_dir.exists()
     prepare_folder(out_dir)
+    try:
+        return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet)
+    except BaseException:
+        if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
+        raise
+
+
+def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_dir: Path, grid: bool,
+                    quiet: bool) -> list[Path]:
+    """Decode in batches under a progress bar, writing each image as soon as it is final."""
+    from t2i_cli.outputs import provenance, write_image, write_sheet
+
+    sampling = request.sampling
     total = n * pipe.bundle.transformer.cfg.n_image
     paths: list[Path] = []
     results = []
@@ -461,8 +483,12 @@ def rerank(folder: Path = typer.Argument(...,
             raise UsageError("--prompt is empty; give the text the images should match")
         pipe = _load_pipeline(weights or default_weights(), device, need_clip=True)
         ranked, skipped = rr.rank_folder(pipe, folder, prompt)
+        cut = skipped.pop(rr.CUT, 0)
         if skipped:
             warn("skipped " + ", ".join(f"{v} {k}" for k, v in skipped.items()))
+        if cut:
+            warn(f"{cut} prompt(s) read from PNG text were longer than {rr.MAX_PROMPT_CHARS:,} characters; "
+                 f"each was cut to its first {rr.MAX_PROMPT_CHARS:,}")
         _print_ranking(ranked)
         out.print(f"wrote {rr.write_ranking(folder, ranked)}")
         if top:
@@ -480,14 +506,12 @@ def rerank(folder: Path = typer.Argument(...,
 
 
 def _print_ranking(ranked) -> None:
-    from rich.table import Table
-
-    table = Table()
-    for col in ("rank", "score", "file", "prompt"):
-        table.add_column(col)
-    for r in ranked:
-        table.add_row(str(r.rank), f"{r.score:.4f}", clean(r.path.name), clean(r.prompt))
-    out.print(table)
+    """One block per prompt (the prompt once, as a heading), then rank, score and the whole file name."""
+    for i, prompt in enumerate(dict.fromkeys(r.prompt for r in ranked)):
+        out.print(("\n" if i else "") + f"prompt: {clean(prompt)}", soft_wrap=True)
+        out.print("  rank   score  file")
+        for r in (r for r in ranked if r.prompt == prompt):
+            out.print(f"  {r.rank:>4}  {r.score:.4f}  {clean(r.path.name)}", soft_wrap=True)
 
 
 @app.command("eval")
@@ -512,6 +536,7 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
         from t2i_cli.world import judge as jd
         from t2i_cli.world import tasks
 
+        check_seed(seed)
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)

@@ -13,6 +13,8 @@ from t2i_cli.images import contact_sheet, encode_png, image_from_tensor
 from t2i_cli.pipeline import Generated
 from t2i_cli.sampling import SamplingConfig
 
+SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (its value says which kind)
+
 
 def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identity: str) -> dict[str, str]:
     """The PNG text chunks that let anyone (and `t2i rerank`) know and reproduce an image."""
@@ -47,5 +49,5 @@ def write_sheet(results: list[Generated], folder: Path, meta: dict[str, str]) ->
     """Write one contact sheet of every image as a new PNG."""
     labels = [f"#{g.index}" + (f" {g.score:.3f}" if g.score is not None else "") for g in results]
     sheet = contact_sheet([image_from_tensor(g.image) for g in results], labels, columns=4, label_height=14)
-    data = encode_png(sheet, meta)
+    data = encode_png(sheet, {**meta, SHEET_KEY: "grid"})  # marked, so `t2i rerank` never ranks it
     return write_new(folder, safe_stem(results[0].prompt) + "-grid", ".png", lambda tmp: tmp.write_bytes(data))

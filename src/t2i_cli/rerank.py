@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -12,7 +13,12 @@ import torch
 from t2i_cli.errors import DataError
 from t2i_cli.files import atomic_write_json, claim_path, write_new
 from t2i_cli.images import IMAGE_SUFFIXES, contact_sheet, encode_png, load_rgb, read_png_text, tensor_from_image
+from t2i_cli.outputs import SHEET_KEY
 from t2i_cli.pipeline import TextToImage
+
+MAX_PROMPT_CHARS = 1000  # a prompt read from a file is cut to this many characters (prompts are ~10 words)
+CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut
+_LEGACY_GRID = re.compile(r"-grid-\d{3}$")  # grids written before sheets were marked
 
 
 @dataclass
@@ -37,10 +43,17 @@ def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Pat
             skipped["not an image"] += 1
             continue
         try:
-            text = prompt or (read_png_text(path).get("prompt") if path.suffix.lower() == ".png" else None)
+            chunks = read_png_text(path) if path.suffix.lower() == ".png" else {}
+            if SHEET_KEY in chunks or ("t2i" in chunks and _LEGACY_GRID.search(path.stem)):
+                skipped["contact sheet t2i wrote"] += 1
+                continue
+            text = prompt or chunks.get("prompt")
             if not text or not text.strip():
                 skipped["no prompt (pass --prompt)"] += 1
                 continue
+            if len(text) > MAX_PROMPT_CHARS:
+                text = text[:MAX_PROMPT_CHARS]
+                skipped[CUT] += 1
             items.append((path, text, tensor_from_image(load_rgb(path, side))))
         except DataError:
             skipped["unreadable image"] += 1
@@ -54,8 +67,9 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None) -> t
         raise DataError(f"{pipe.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
     items, skipped = collect(folder, prompt, clip.cfg.image_side)
     if not items:
+        left_out = {k: v for k, v in skipped.items() if k != CUT}
         raise DataError(f"nothing to rank in {folder}: no readable image with a prompt"
-                        + (f" ({', '.join(f'{v} {k}' for k, v in skipped.items())})" if skipped else ""))
+                        + (f" ({', '.join(f'{v} {k}' for k, v in left_out.items())})" if left_out else ""))
     ranked: list[Ranked] = []
     for text in dict.fromkeys(t for _, t, _ in items):
         group = [(p, x) for p, t, x in items if t == text]
@@ -76,7 +90,7 @@ def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Pa
     best = [r for r in ranked if r.rank <= k]
     sheet = contact_sheet([load_rgb(r.path, side) for r in best], [f"#{r.rank} {r.score:.3f}" for r in best],
                           columns=max(1, min(k, 8)), label_height=14)
-    data = encode_png(sheet, {"ranking": "top-k contact sheet"})
+    data = encode_png(sheet, {"ranking": "top-k contact sheet", SHEET_KEY: "ranking"})
     return write_new(folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data))
 
 

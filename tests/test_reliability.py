@@ -1,0 +1,366 @@
+"""Hostile files, failed runs and silent options, through the CLI: each case exits 2 (bad command line) or 1,
+prints one line, leaves no stray file or folder, and stays within a memory bound where that applies."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import build_tiny_folder
+from t2i_cli.cli import app
+from t2i_cli.errors import WeightsError
+from t2i_cli.images import encode_png, read_png_text
+from t2i_cli.models.transformer import Transformer, TransformerConfig
+from t2i_cli.train import CHECKPOINT, RUN_CONFIG
+from t2i_cli.weights import FORMAT, load_model, load_tensors, read_metadata, save_model, save_tensors
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr
+    runner = CliRunner(mix_stderr=False)
+except TypeError:
+    runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_failure(r, code: int) -> str:
+    """Exit code, exactly one 'error:' line on stderr, no traceback; returns the line."""
+    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
+    assert isinstance(r.exception, SystemExit), repr(r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return build_tiny_folder(tmp_path_factory.mktemp("reliability") / "weights")
+
+
+TINY = ["--preset", "tiny", "--workers", "0", "-q", "--log-every", "1", "--device", "cpu"]
+
+
+# ------------------------------------------------------------------------------------------ hostile weights
+def hostile_transformer(path: Path, n_layer: int = 4000, n_embd: int = 4096) -> Path:
+    """A 1 KB transformer file whose metadata declares a model of n_layer layers of width n_embd."""
+    cfg = {"text_vocab": 20, "text_len": 4, "image_vocab": 8, "grid": 2, "n_layer": n_layer, "n_head": 8,
+           "n_embd": n_embd}
+    return save_tensors(path, {"text_emb.weight": torch.zeros(4, 4)},
+                        {"format": FORMAT, "kind": "transformer", "config": json.dumps(cfg)})
+
+
+def test_a_huge_declared_model_is_refused_by_info_within_a_memory_bound(weights, tmp_path):
+    """4,000 layers of width 4,096 in a 1 KB file: refused from the config alone (it grew past 12 GB before)."""
+    folder = Path(shutil.copytree(weights, tmp_path / "w"))
+    hostile_transformer(folder / "transformer.safetensors")
+    assert (folder / "transformer.safetensors").stat().st_size < 2048
+    code = ("import resource, sys\nfrom t2i_cli.cli import app\n"
+            "try:\n    app([\"info\", \"--weights\", sys.argv[1]])\nexcept SystemExit as e:\n"
+            "    print('exit', e.code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(SRC)})
+    exit_line = r.stdout.strip().splitlines()[-1].split()
+    assert exit_line[:2] == ["exit", "1"], r.stdout + r.stderr
+    assert int(exit_line[2]) < 1500, f"peak RSS {exit_line[2]} MB"  # torch alone is ~300 MB
+    assert "parameters" in r.stderr and "limit" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_config_larger_than_its_tensors_is_refused_before_building(tmp_path, monkeypatch):
+    """Within the limits but bigger than what the file holds: refused before any model is built."""
+    path = hostile_transformer(tmp_path / "t.safetensors", n_layer=40, n_embd=512)
+    built = []
+    monkeypatch.setattr(Transformer, "__init__", lambda self, cfg: built.append(cfg))
+    with pytest.raises(WeightsError, match="does not match its model"):
+        load_model(path, "transformer")
+    assert built == []
+
+
+@pytest.mark.parametrize("kind, cfg", [
+    ("transformer", TransformerConfig(text_vocab=20, text_len=4, image_vocab=8, grid=2, n_layer=64, n_head=2,
+                                      n_embd=64)),
+])
+def test_state_numel_and_activations_match_the_real_model(kind, cfg):
+    from t2i_cli.models.transformer import KVCache
+
+    model = Transformer(cfg)
+    assert cfg.state_numel() == sum(v.numel() for v in model.state_dict().values())
+    cache = KVCache(cfg, 1, torch.device("cpu"), torch.float32)
+    assert cfg.activation_bytes() == (cache.k.numel() + cache.v.numel()) * 4
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                       max_size=3), max_leaves=8)
+def _real_states() -> dict[str, dict[str, torch.Tensor]]:
+    from t2i_cli.models.clip import Clip, ClipConfig
+    from t2i_cli.models.dvae import DVAE, DVAEConfig
+
+    return {"dvae": DVAE(DVAEConfig(image_side=8, downsample=2, n_codes=8, n_hid=4, code_dim=4)).state_dict(),
+            "transformer": Transformer(TransformerConfig(text_vocab=10, text_len=3, image_vocab=8, grid=2, n_layer=1,
+                                                         n_head=2, n_embd=8)).state_dict(),
+            "clip": Clip(ClipConfig(image_side=16, text_vocab=10, text_len=3, n_pad_start=7, n_hid=8, n_embd=8,
+                                    n_layer=1, n_head=2, embed_dim=4)).state_dict()}
+
+
+REAL_STATES = _real_states()
+FIELDS = ["text_vocab", "text_len", "image_vocab", "grid", "n_layer", "n_head", "n_embd", "dropout", "image_side",
+          "downsample", "n_codes", "n_hid", "code_dim", "n_res", "image_size"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["dvae", "transformer", "clip"]),
+       config=st.dictionaries(st.sampled_from(FIELDS), st.integers(-5, 2**40) | JSON_VALUES, max_size=9),
+       extra_meta=st.dictionaries(st.sampled_from(["format", "kind", "config", "step", "x"]), st.text(max_size=20),
+                                  max_size=2),
+       shapes=st.none() | st.lists(st.lists(st.integers(0, 64), max_size=3), max_size=4),
+       raw_config=st.booleans())
+def test_fuzzed_metadata_and_headers_load_or_raise_our_error_within_a_memory_bound(
+        tmp_path, kind, config, extra_meta, shapes, raw_config):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    meta = {"format": FORMAT, "kind": kind, "config": json.dumps(config) if not raw_config else str(config)}
+    meta.update(extra_meta)
+    if shapes is None:  # a real tiny model's tensors under the fuzzed config
+        tensors = dict(REAL_STATES[kind])
+    else:
+        tensors = {f"t{i}": torch.zeros(tuple(s)) for i, s in enumerate(shapes)}
+    path = save_tensors(tmp_path / "f.safetensors", tensors, meta)
+    try:
+        load_model(path, kind)
+    except WeightsError:
+        pass
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300 * 1024  # KiB: < 300 MB more
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.binary(min_size=0, max_size=64), length=st.integers(0, 2**64 - 1))
+def test_fuzzed_header_bytes_raise_our_error(tmp_path, junk, length):
+    path = tmp_path / "h.safetensors"
+    path.write_bytes(length.to_bytes(8, "little") + junk)
+    with pytest.raises(WeightsError):
+        load_model(path, "dvae")
+
+
+# ------------------------------------------------------------------------------------------------- seeds
+@pytest.mark.parametrize("seed", ["99999999999999999999", "-1", str(2**63)])
+def test_out_of_range_seed_is_a_usage_error_and_makes_no_folder(weights, tmp_path, seed):
+    out = tmp_path / "out"
+    line = one_line_failure(run("generate", "a red bird", "--weights", weights, "--out", out, "--seed", seed), 2)
+    assert "--seed" in line and not out.exists()
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "run", "--seed", seed, *TINY), 2)
+    assert "--seed" in line and not (tmp_path / "run").exists()
+
+
+def test_the_largest_seed_works(weights, tmp_path):
+    r = run("generate", "a red bird", "--weights", weights, "--out", tmp_path / "o", "--seed", str(2**63 - 1))
+    assert r.exit_code == 0, r.stderr
+
+
+def test_a_failing_generate_leaves_no_empty_output_folder(weights, tmp_path, monkeypatch):
+    from t2i_cli import outputs
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "encode_png", broken)
+    out = tmp_path / "new" / "out"
+    r = run("generate", "a red bird", "--weights", weights, "--out", out)
+    assert r.exit_code == 1 and not out.exists()
+
+
+# -------------------------------------------------------------------------------------- options audit
+@pytest.mark.parametrize("args, named", [
+    (["--keep", "2"], "--keep"),
+    (["--n", "3", "--candidates", "4"], "--candidates"),
+])
+def test_generate_refuses_options_it_would_ignore(weights, tmp_path, args, named):
+    out = tmp_path / "out"
+    line = one_line_failure(run("generate", "a red bird", "--weights", weights, "--out", out, *args), 2)
+    assert named in line and not out.exists()
+
+
+@pytest.mark.parametrize("model, named", [
+    ("n_hid=abc", "n_hid takes an integer"), ("n_hid=1.5", "n_hid takes an integer"),
+    ("image_side=32", "--image-side"), ("nope=1", "n_hid"), ("n_hid", "KEY=VALUE"),
+])
+def test_model_values_are_parsed_by_type_and_wrong_ones_are_usage_errors(tmp_path, model, named):
+    out = tmp_path / "run"
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", out, "--model", model, *TINY), 2)
+    assert named in line and not out.exists()
+
+
+def test_an_unbuildable_model_is_a_usage_error_and_leaves_no_run(tmp_path):
+    out = tmp_path / "run"
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", out, "--model", "downsample=3", *TINY), 2)
+    assert "power of two" in line and not out.exists()
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", out, "--model", "n_hid=100000", *TINY), 2)
+    assert "limit" in line and not out.exists()
+
+
+@pytest.mark.parametrize("stage, args, named", [
+    ("dvae", ["--vocab-size", "64"], "--vocab-size"),
+    ("tokenizer", ["--steps", "3"], "--steps"),
+    ("clip", ["--dvae", "x"], "--dvae"),
+])
+def test_train_refuses_options_its_stage_would_ignore(tmp_path, stage, args, named):
+    out = tmp_path / "run"
+    line = one_line_failure(run("train", "--stage", stage, "--out", out, "--preset", "tiny", *args), 2)
+    assert named in line and "does not apply" in line and not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_train_on_cuda_without_a_gpu_is_refused_like_generate(weights, tmp_path):
+    out = tmp_path / "run"
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", out, "--preset", "tiny", "--device", "cuda"), 2)
+    assert "--device cpu" in line and not out.exists()
+    line = one_line_failure(run("generate", "a bird", "--weights", weights, "--out", out, "--device", "cuda"), 2)
+    assert "--device cpu" in line
+
+
+# ------------------------------------------------------------------------------------- failed starts
+def test_a_failed_first_run_leaves_nothing_and_the_retry_simply_works(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "run"
+    args = ["train", "--stage", "dvae", "--data", data, "--out", out, "--steps", "2", *TINY]
+    line = one_line_failure(run(*args), 1)
+    assert "no usable image-caption pairs" in line and not out.exists()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (60 * i, 90, 200)).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(f"picture {i}\n")
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    assert (out / RUN_CONFIG).is_file() and (out / "dvae.safetensors").is_file()
+
+
+def test_a_missing_dependency_leaves_no_run_folder(tmp_path):
+    out = tmp_path / "run"
+    line = one_line_failure(run("train", "--stage", "transformer", "--out", out, *TINY), 2)
+    assert "needs --tokenizer PATH" in line and not out.exists()
+
+
+def test_a_failed_start_in_an_existing_folder_keeps_what_was_there(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["train", "--stage", "dvae", "--data", tmp_path / "nothing-here", "--out", out, *TINY]
+    one_line_failure(run(*args), 1)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+# ----------------------------------------------------------------------------------------------- resume
+@pytest.fixture
+def four_step_run(tmp_path) -> Path:
+    out = tmp_path / "run"
+    r = run("train", "--stage", "dvae", "--steps", "4", "--ckpt-every", "2", "--out", out, *TINY)
+    assert r.exit_code == 0, r.stderr
+    return out
+
+
+def steps_logged(run_dir: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_with_more_steps_extends_the_run(four_step_run):
+    r = run("train", "--resume", four_step_run, "--steps", "6", "-q", "--workers", "0")
+    assert r.exit_code == 0, r.stderr
+    assert read_metadata(four_step_run / CHECKPOINT)["step"] == "6"
+    assert read_metadata(four_step_run / "dvae.safetensors")["step"] == "6"
+    assert steps_logged(four_step_run) == [1, 2, 3, 4, 5, 6]
+    assert json.loads((four_step_run / RUN_CONFIG).read_text())["steps"] == 6
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--steps", "3"], "fewer"),
+    (["--lr", "0.1"], "--lr"),
+    (["--preset", "large"], "--preset"),
+    (["--data", "world:val"], "--data"),
+    (["--model", "n_hid=4"], "--model"),
+])
+def test_resume_refuses_what_it_cannot_honour(four_step_run, args, named):
+    before = (four_step_run / CHECKPOINT).read_bytes()
+    line = one_line_failure(run("train", "--resume", four_step_run, *args), 2)
+    assert named in line
+    assert (four_step_run / CHECKPOINT).read_bytes() == before
+
+
+def test_after_a_kill_between_the_two_writes_resume_and_export_repair_the_pair(four_step_run, tmp_path):
+    """A kill can leave a temporary file and a model file older than the checkpoint (the checkpoint is
+    written first): export and resume take the checkpoint's model, and a resume removes the temporary."""
+    ckpt_model = {k[len("model."):]: v for k, v in load_tensors(four_step_run / CHECKPOINT)[0].items()
+                  if k.startswith("model.")}
+    model = load_model(four_step_run / "dvae.safetensors", "dvae")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    save_model(model, four_step_run / "dvae.safetensors", "dvae", step=2)  # an older step's model
+    stale = four_step_run / ".checkpoint.safetensors.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+
+    r = run("export", four_step_run, "--to", tmp_path / "w")
+    assert r.exit_code == 0, r.stderr
+    exported, _ = load_tensors(tmp_path / "w" / "dvae.safetensors")
+    assert all(torch.equal(exported[k], v) for k, v in ckpt_model.items())
+
+    save_model(model, four_step_run / "dvae.safetensors", "dvae", step=2)
+    r = run("train", "--resume", four_step_run, "-q", "--workers", "0")
+    assert r.exit_code == 0, r.stderr
+    assert not stale.exists()
+    model_step = read_metadata(four_step_run / "dvae.safetensors")["step"]
+    assert model_step == read_metadata(four_step_run / CHECKPOINT)["step"] == "4"
+
+
+# ----------------------------------------------------------------------------------------------- rerank
+def test_rerank_bounds_prompts_read_from_png_text(weights, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    huge = "a red bird " * 200_000  # 2.2 MB
+    (folder / "big.png").write_bytes(encode_png(Image.new("RGB", (16, 16), (200, 30, 30)), {"prompt": huge}))
+    r = run("rerank", folder, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    assert len(r.stdout) < 5_000 and len(r.stderr) < 1_000
+    assert "1,000 characters" in r.stderr
+    assert (folder / "ranking.json").stat().st_size < 5_000
+
+
+def test_rerank_never_ranks_a_grid_and_prints_whole_names_grouped_by_prompt(weights, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    long_prompt = "a small purple heart on a white background above a red car"
+    r = run("generate", long_prompt, "--weights", weights, "--out", out, "--n", "3", "--grid")
+    assert r.exit_code == 0, r.stderr
+    grids = list(out.glob("*-grid-*.png"))
+    assert len(grids) == 1 and read_png_text(grids[0])["t2i_sheet"] == "grid"
+    monkeypatch.setenv("COLUMNS", "80")
+    r = run("rerank", out, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    ranked = json.loads((out / "ranking.json").read_text())
+    assert len(ranked) == 3 and all("-grid-" not in row["file"] for row in ranked)
+    assert "1 contact sheet t2i wrote" in r.stderr
+    assert r.stdout.count(long_prompt) == 1  # the prompt once, as the group's heading
+    for row in ranked:
+        assert row["file"] in r.stdout  # every name whole, never cut
+
+
+# ------------------------------------------------------------------------------------------- python -O
+def test_config_validation_survives_python_dash_O():
+    code = ("from t2i_cli.models.dvae import DVAE, DVAEConfig\n"
+            "try:\n    DVAE(DVAEConfig(image_side=12, downsample=3))\n"
+            "except ValueError as e:\n    print('refused', e)\n")
+    r = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert r.stdout.startswith("refused") and "power of two" in r.stdout, r.stdout + r.stderr
