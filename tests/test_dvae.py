@@ -45,7 +45,7 @@ def test_shapes(cfg):
     assert model.image_from_codes(codes).shape == (3, 3, side, side)
     recon, loss, parts = model(x)
     assert recon.shape == x.shape
-    assert loss.ndim == 0 and set(parts) == {"recon_l1", "kl"}
+    assert loss.ndim == 0 and set(parts) == {"recon_l1", "recon", "kl", "out_std"}
 
 
 def test_invalid_configs_are_refused():

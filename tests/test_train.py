@@ -44,12 +44,19 @@ def tiny_runs(tmp_path_factory) -> Path:
 
 def test_every_stage_writes_its_run_folder(tiny_runs: Path):
     assert (tiny_runs / "tok" / "tokenizer.json").is_file()
+    val_keys = {"dvae": {"val_psnr", "val_perplexity", "val_codes_used"}, "tr": {"val_bits_per_code"},
+                "clip": {"val_top1"}}
     for stage in ("dvae", "tr", "clip"):
         run = tiny_runs / stage
         assert (run / CHECKPOINT).is_file() and (run / "loss.png").is_file()
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-        assert lines[-1]["step"] == TrainConfig(**json.loads((run / "train_config.json").read_text())).steps
-        assert all(x["loss"] == x["loss"] for x in lines)  # no NaN
+        steps = TrainConfig(**json.loads((run / "train_config.json").read_text())).steps
+        train = [x for x in lines if "loss" in x]
+        assert train[-1]["step"] == steps
+        assert all(x["loss"] == x["loss"] for x in train)  # no NaN
+        # validation on world:val at the end of the run (the world keeps its own val split)
+        (last_val,) = [x for x in lines if "val_loss" in x and x["step"] == steps]
+        assert val_keys[stage] <= set(last_val) and last_val["val_loss"] == last_val["val_loss"]
     assert list((tiny_runs / "dvae" / "samples").glob("step-*.png"))
     dvae_lines = [json.loads(x) for x in (tiny_runs / "dvae" / "metrics.jsonl").read_text().splitlines()]
     assert any("perplexity" in x and x["perplexity"] >= 1 for x in dvae_lines)
@@ -114,8 +121,10 @@ def test_interrupt_then_resume_matches_uninterrupted(tmp_path: Path, monkeypatch
     cut, _ = load_tensors(root / "cut" / CHECKPOINT)
     assert set(full) == set(cut)
     assert all(torch.equal(full[k], cut[k]) for k in full), "resumed run differs from the uninterrupted one"
-    steps = [json.loads(x)["step"] for x in (root / "cut" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (root / "cut" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
     assert steps == sorted(set(steps))  # no duplicated metric lines after the resume
+    assert [r["step"] for r in rows if "val_loss" in r] == [8]
     assert train_mod.CHECKPOINT == CHECKPOINT
 
 

@@ -260,6 +260,9 @@ def train(
     finetune_decoder: bool = typer.Option(False, "--finetune-decoder",
                                           help="dVAE stage: train only the decoder of --dvae (its codes do not "
                                                "change, so a transformer trained on them stays valid)."),
+    recon_loss: Optional[str] = typer.Option(None, "--recon-loss",
+                                             help="dVAE: reconstruction loss, l1, mse or logit_laplace "
+                                                  "(DALL-E's; see docs/own-data.md)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
                                             help="Transformer/CLIP: tokenizer.json, run or weights folder."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
@@ -296,7 +299,7 @@ RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "l
 # Options that only some stages use (any other stage would silently ignore them, so it refuses them).
 STAGE_OPTIONS = {
     "vocab_size": ("tokenizer",), "dvae": ("transformer", "dvae"), "tokenizer": ("transformer", "clip"),
-    "finetune_decoder": ("dvae",), "model": ("dvae", "transformer", "clip"),
+    "finetune_decoder": ("dvae",), "recon_loss": ("dvae",), "model": ("dvae", "transformer", "clip"),
     "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
     **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
                                                      "ckpt_every", "sample_every", "log_every")},
@@ -365,21 +368,22 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
         raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
     model_over = parse_model_overrides(stage, opts["model"])
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
-             "ckpt_every", "sample_every", "log_every")
+             "ckpt_every", "sample_every", "log_every", "recon_loss")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
                                           "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
     if opts["finetune_decoder"]:
         if stage != "dvae" or not opts["dvae"]:
             raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH "
                              "(the dVAE to start from)")
-        from t2i_cli.stages import dvae_image_side
+        from t2i_cli.stages import dvae_config
 
-        over |= {"finetune_decoder": True, "image_side": dvae_image_side(opts["dvae"]), "warmup": 0,
-                 "kl_max": 0.0}
+        start = dvae_config(opts["dvae"])  # the decoder keeps its own pixel mapping, hence its loss
+        over |= {"finetune_decoder": True, "image_side": start.image_side, "warmup": 0, "kl_max": 0.0,
+                 "recon_loss": opts["recon_loss"] or ("logit_laplace" if start.pixel_eps > 0 else "l1")}
     if stage == "transformer" and opts["image_side"] is None and opts["dvae"]:
-        from t2i_cli.stages import dvae_image_side
+        from t2i_cli.stages import dvae_config
 
-        over["image_side"] = dvae_image_side(opts["dvae"])  # the transformer sees what its dVAE encodes
+        over["image_side"] = dvae_config(opts["dvae"]).image_side  # the transformer sees what its dVAE encodes
     fields = apply_preset(stage, preset, over)
     for key in ("steps", "batch_size", "image_side", "text_len", "ckpt_every", "log_every", "vocab_size"):
         if key in fields and fields[key] is not None and fields[key] < 1:
@@ -387,6 +391,8 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
     for key in ("num_workers", "sample_every"):
         if fields.get(key) is not None and fields[key] < 0:
             raise UsageError(f"{flag('workers' if key == 'num_workers' else key)} must be 0 or more, got {fields[key]}")
+    if fields.get("recon_loss", "l1") not in ("l1", "mse", "logit_laplace"):
+        raise UsageError(f"--recon-loss must be l1, mse or logit_laplace, got {fields['recon_loss']!r}")
     if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
         raise UsageError(f"--precision must be auto, bf16 or fp32, got {fields['precision']!r}")
     return TrainConfig(stage=stage, data=data, **fields)
@@ -404,7 +410,11 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
                              if k in ("loss", "recon_l1", "perplexity", "batch_top1"))
             bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
 
-        summary = run_stage(cfg, run_dir, resume, tick, device)
+        def warned(text: str) -> None:
+            if not quiet:
+                bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
+
+        summary = run_stage(cfg, run_dir, resume, tick, device, warned)
     if summary.get("skipped") and not quiet:
         warn(summary["skipped"])
     summary.pop("skipped", None)

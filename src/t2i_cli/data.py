@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -81,11 +82,41 @@ class PairDataset(CaptionDataset):
         return list(self.pairs[i][1])
 
 
-def open_source(source: str, side: int, *, n_scenes: int = 100_000) -> CaptionDataset:
+VAL_FRACTION = 0.05  # share of a folder or manifest held out for validation (at least one image)
+PARTS = ("all", "train", "val")
+
+
+def is_val(name: str, fraction: float) -> bool:
+    """Whether a file belongs to the validation split: a hash of its name, so the split is stable as a folder
+    grows (a new file never moves an old one)."""
+    h = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / 2**64
+    return h < fraction
+
+
+def split_pairs(pairs: list[tuple[Path, list[str]]], root: Path, fraction: float, part: str,
+                ) -> list[tuple[Path, list[str]]]:
+    """The train or val part of a folder's or manifest's pairs (by is_val on the path below root). With no
+    file hashed into val, the one whose hash is smallest is val, so a split of two or more is never empty."""
+    if part == "all" or fraction <= 0 or len(pairs) < 2:
+        return pairs if part != "val" else []
+    names = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p, _ in pairs]
+    val = {i for i, n in enumerate(names) if is_val(n, fraction)}
+    if not val:
+        val = {min(range(len(names)), key=lambda i: hashlib.sha256(names[i].encode()).digest())}
+    return [pair for i, pair in enumerate(pairs) if (i in val) == (part == "val")]
+
+
+def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
+                val_fraction: float = VAL_FRACTION) -> CaptionDataset:
     """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
-    .jsonl manifest; images are side x side pixels."""
+    .jsonl manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
+    split (val_fraction of the files by a hash of their names); the world has its own splits, so its "val"
+    part is world:val."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     if source == "world" or source.startswith("world:"):
-        return WorldDataset(source.partition(":")[2] or "train", side, n_scenes)
+        split = "val" if part == "val" else source.partition(":")[2] or "train"
+        return WorldDataset(split, side, n_scenes)
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")
@@ -98,6 +129,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000) -> CaptionDa
     else:
         raise DataError(f"cannot use {path} as a data source; give {SOURCE_HELP}")
     usable: list[tuple[Path, list[str]]] = []
+    pairs = split_pairs(pairs, path.parent if path.is_file() else path, val_fraction, part)
     for image, lines in pairs:
         if not lines:
             skipped["empty caption"] += 1
@@ -107,6 +139,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000) -> CaptionDa
             usable.append((image, lines))
         else:
             skipped["unreadable image"] += 1
+    if not usable and part == "val":
+        return PairDataset([], side, dict(skipped))
     if not usable:
         found = f" (found only: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))})" if skipped else ""
         raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")

@@ -16,6 +16,7 @@ from t2i_cli.files import atomic_write_bytes
 # warning an error too, so a bomb is refused before it is decoded.
 Image.MAX_IMAGE_PIXELS = 89_478_485
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 
 def load_rgb(path: Path, side: int) -> Image.Image:
@@ -25,10 +26,25 @@ def load_rgb(path: Path, side: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
-                img = im.convert("RGB")
+                img = to_rgb(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
     return square(img, side)
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """Any mode as 8-bit RGB: transparency (RGBA, LA, palette with a transparent index) is composited on
+    `background` (what a plain convert("RGB") would show is the colour stored under alpha 0, usually
+    black), and 16- or 32-bit greyscale is scaled to 8 bits rather than clipped."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        lo, hi = im.getextrema() if im.mode in ("I", "F") else (0, 65535)
+        scale = 255.0 / max(1.0, float(hi) if hi > 255 else 255.0)
+        im = im.convert("F").point(lambda v: v * scale).convert("L")
+    if im.mode == "P" and "transparency" in im.info or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        plate = Image.new("RGBA", rgba.size, (*background, 255))
+        return Image.alpha_composite(plate, rgba).convert("RGB")
+    return im.convert("RGB")
 
 
 def square(img: Image.Image, side: int) -> Image.Image:
@@ -120,19 +136,31 @@ def read_png_text(path: Path) -> dict[str, str]:
         raise DataError(f"cannot read image {path}: {e}") from e
 
 
-def line_plot(points: list[tuple[float, float]], title: str = "", size: tuple[int, int] = (480, 300)) -> Image.Image:
-    """A minimal line chart of (x, y) points (log-free, auto-scaled), for loss curves."""
+PLOT_COLOURS = ((40, 90, 220), (220, 100, 30), (40, 160, 70))
+
+
+def line_plot(series: dict[str, list[tuple[float, float]]], title: str = "",
+              size: tuple[int, int] = (480, 300)) -> Image.Image:
+    """A minimal line chart of named series of (x, y) points (auto-scaled to all of them), for loss curves."""
     w, h = size
     img = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default()
+    points = [p for pts in series.values() for p in pts]
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     left, right, top, bottom = 50, w - 10, 20, h - 25
     sx = (right - left) / max(x1 - x0, 1e-9)
     sy = (bottom - top) / max(y1 - y0, 1e-9)
     draw.rectangle((left, top, right, bottom), outline=(160, 160, 160))
-    draw.line([(left + (x - x0) * sx, bottom - (y - y0) * sy) for x, y in points], fill=(40, 90, 220), width=2)
+    for k, (name, pts) in enumerate(series.items()):
+        colour = PLOT_COLOURS[k % len(PLOT_COLOURS)]
+        xy = [(left + (x - x0) * sx, bottom - (y - y0) * sy) for x, y in pts]
+        if len(xy) >= 2:
+            draw.line(xy, fill=colour, width=2)
+        for x, y in xy if len(xy) < 2 else ():
+            draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
+        draw.text((right - 90, top + 4 + 12 * k), name, fill=colour, font=font)
     draw.text((left, 4), title, fill=(0, 0, 0), font=font)
     draw.text((4, top), f"{y1:.3g}", fill=(0, 0, 0), font=font)
     draw.text((4, bottom - 10), f"{y0:.3g}", fill=(0, 0, 0), font=font)

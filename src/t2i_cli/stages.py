@@ -7,7 +7,7 @@ import math
 import shutil
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
@@ -70,10 +70,22 @@ def _write_png(path: Path, img) -> None:
     atomic_write_bytes(path, encode_png(img))
 
 
-def write_curve(run_dir: Path, history: list[tuple[int, float]]) -> None:
-    """loss.png: the training loss against the step."""
+def write_curve(run_dir: Path, history: list[tuple[int, float]], val_history: list[tuple[int, float]]) -> None:
+    """loss.png: the training loss, and the validation loss where there is one, against the step."""
     if len(history) >= 2:
-        _write_png(Path(run_dir) / "loss.png", line_plot(history, title="training loss"))
+        series = {"training": history} | ({"validation": val_history} if val_history else {})
+        _write_png(Path(run_dir) / "loss.png", line_plot(series, title="loss"))
+
+
+VAL_N = 64  # validation images per evaluation (the first of the val split): bounded cost per sample grid
+
+
+def val_batches(val, batch: int) -> Iterator[tuple[torch.Tensor, list[str]]]:
+    """The first VAL_N items of a validation dataset in batches: (images (B, 3, H, W), captions)."""
+    n = min(VAL_N, len(val))
+    for lo in range(0, n, batch):
+        items = [val[i] for i in range(lo, min(n, lo + batch))]
+        yield torch.stack([x for x, _ in items]), [c for _, c in items]
 
 
 def codebook_usage(codes: torch.Tensor, n_codes: int) -> dict[str, float]:
@@ -89,18 +101,21 @@ class DVAEStage:
 
     kind = "dvae"
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool):
-        self.cfg, self.dataset, self.procedural = cfg, dataset, procedural
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool, val=None):
+        self.cfg, self.dataset, self.procedural, self.val = cfg, dataset, procedural, val
         torch.manual_seed(cfg.seed)
         if cfg.finetune_decoder:  # start from a trained dVAE; its encoder and codebook stay frozen
             self.model = load_model(Path(run_dir) / "dvae_init.safetensors", "dvae", dd.device).train()
             for p in (*self.model.encoder.parameters(), *self.model.codebook.parameters()):
                 p.requires_grad_(False)
         else:
-            mcfg = DVAEConfig(image_side=cfg.image_side, **cfg.model)
+            # The logit-Laplace loss models pixels mapped into [eps, 1 - eps]; DALL-E's eps is 0.1.
+            fields = {"pixel_eps": 0.1} if cfg.recon_loss == "logit_laplace" else {}
+            mcfg = DVAEConfig(image_side=cfg.image_side, **(fields | cfg.model))
             check_budget(mcfg)
             self.model = DVAE(mcfg).to(dd.device)
-        self.fixed = torch.stack([dataset[i][0] for i in range(min(8, len(dataset)))])  # (8, 3, H, W)
+        shown = val if val is not None and len(val) else dataset  # samples reconstruct val images
+        self.fixed = torch.stack([shown[i][0] for i in range(min(8, len(shown)))])  # (8, 3, H, W)
 
     def schedule(self, step: int) -> tuple[float, float]:
         """(Gumbel temperature, KL weight) at a step."""
@@ -111,7 +126,8 @@ class DVAEStage:
 
     def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
         tau, kl_weight = self.schedule(step)
-        _, loss, parts = model(images, tau=tau, kl_weight=kl_weight, hard=self.cfg.finetune_decoder)
+        _, loss, parts = model(images, tau=tau, kl_weight=kl_weight, hard=self.cfg.finetune_decoder,
+                               loss=self.cfg.recon_loss)
         metrics = {k: float(v) for k, v in parts.items()} | {"tau": tau}
         if step % self.cfg.log_every == self.cfg.log_every - 1:
             with torch.no_grad():
@@ -119,7 +135,23 @@ class DVAEStage:
         return loss, metrics
 
     @torch.no_grad()
-    def write_samples(self, run_dir: Path, step: int, history) -> None:
+    def validate(self) -> dict[str, float]:
+        """On the val split, as at inference (argmax codes): L1 (the val loss), PSNR and codebook use."""
+        self.model.eval()
+        device, l1, psnr, codes = next(self.model.parameters()).device, [], [], []
+        for x, _ in val_batches(self.val, 32):
+            c = self.model.codes_from_image(x.to(device))
+            recon = self.model.image_from_codes(c).float().cpu()
+            l1.append((recon - x).abs().mean(dim=(1, 2, 3)))
+            psnr.append(10 * torch.log10(1 / ((recon - x) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)))
+            codes.append(c.flatten().cpu())
+        self.model.train()
+        usage = codebook_usage(torch.cat(codes), self.model.cfg.n_codes)
+        return {"val_loss": float(torch.cat(l1).mean()), "val_psnr": float(torch.cat(psnr).mean()),
+                "val_perplexity": usage["perplexity"], "val_codes_used": usage["codes_used"]}
+
+    @torch.no_grad()
+    def write_samples(self, run_dir: Path, step: int, history, val_history=()) -> None:
         self.model.eval()
         x = self.fixed.to(next(self.model.parameters()).device)
         recon = self.model.image_from_codes(self.model.codes_from_image(x)).float().cpu()
@@ -128,7 +160,7 @@ class DVAEStage:
         labels = [s for _ in range(len(self.fixed)) for s in ("input", "codes")]
         _write_png(Path(run_dir) / "samples" / f"step-{step:06d}.png",
                    contact_sheet(pics, labels, columns=4, label_height=12))
-        write_curve(run_dir, history)
+        write_curve(run_dir, history, list(val_history))
 
 
 class TransformerStage:
@@ -136,8 +168,8 @@ class TransformerStage:
 
     kind = "transformer"
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool):
-        self.cfg, self.dataset, self.procedural, self.device = cfg, dataset, procedural, dd.device
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool, val=None):
+        self.cfg, self.dataset, self.procedural, self.device, self.val = cfg, dataset, procedural, dd.device, val
         self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
         self.dvae = load_model(Path(run_dir) / "dvae.safetensors", "dvae", dd.device)
         if self.dvae.cfg.image_side != cfg.image_side:
@@ -149,7 +181,7 @@ class TransformerStage:
         torch.manual_seed(cfg.seed)
         self.model = Transformer(mcfg).to(dd.device)
         self.empty = torch.tensor(self.tok.empty(cfg.text_len))
-        self.prompts = _sample_captions(dataset, 4)
+        self.prompts = _sample_captions(val if val is not None and len(val) else dataset, 4)  # val captions
 
     def encode_text(self, captions: list[str]) -> torch.Tensor:
         return encode_captions(self.tok, captions, self.cfg.text_len)
@@ -164,7 +196,21 @@ class TransformerStage:
         return loss, {}
 
     @torch.no_grad()
-    def write_samples(self, run_dir: Path, step: int, history) -> None:
+    def validate(self) -> dict[str, float]:
+        """On the val split: the training loss without caption dropout, and the image codes' cross-entropy in
+        bits per code."""
+        self.model.eval()
+        losses, bits, n = 0.0, 0.0, 0
+        for x, captions in val_batches(self.val, 32):
+            codes = self.dvae.codes_from_image(x.to(self.device)).flatten(1)  # (B, N)
+            logits, loss = self.model(self.encode_text(captions).to(self.device), codes)
+            ce = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), codes.reshape(-1))
+            losses, bits, n = losses + float(loss) * len(x), bits + float(ce) / math.log(2) * len(x), n + len(x)
+        self.model.train()
+        return {"val_loss": losses / n, "val_bits_per_code": bits / n}
+
+    @torch.no_grad()
+    def write_samples(self, run_dir: Path, step: int, history, val_history=()) -> None:
         self.model.eval()
         gen = torch.Generator(device=self.device).manual_seed(0)
         text = self.encode_text(self.prompts).to(self.device)
@@ -174,7 +220,7 @@ class TransformerStage:
         self.model.train()
         sheet = contact_sheet([image_from_tensor(t) for t in images], self.prompts, columns=4)
         _write_png(Path(run_dir) / "samples" / f"step-{step:06d}.png", sheet)
-        write_curve(run_dir, history)
+        write_curve(run_dir, history, list(val_history))
 
 
 class ClipStage:
@@ -182,8 +228,8 @@ class ClipStage:
 
     kind = "clip"
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool):
-        self.cfg, self.dataset, self.procedural, self.device = cfg, dataset, procedural, dd.device
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool, val=None):
+        self.cfg, self.dataset, self.procedural, self.device, self.val = cfg, dataset, procedural, dd.device, val
         self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
         mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=self.tok.vocab_size(cfg.text_len),
                           text_len=cfg.text_len, n_pad_start=self.tok.n_bpe, **cfg.model)
@@ -197,8 +243,19 @@ class ClipStage:
         acc = (logits.argmax(1) == torch.arange(len(captions), device=logits.device)).float().mean()
         return loss, {"batch_top1": float(acc)}
 
-    def write_samples(self, run_dir: Path, step: int, history) -> None:
-        write_curve(run_dir, history)
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """On the val split (one batch of up to VAL_N): the contrastive loss and image-to-caption top-1."""
+        self.model.eval()
+        x, captions = next(val_batches(self.val, VAL_N))
+        logits, loss = self.model(x.to(self.device), encode_captions(self.tok, captions, self.cfg.text_len)
+                                  .to(self.device))
+        top1 = (logits.argmax(1) == torch.arange(len(captions), device=logits.device)).float().mean()
+        self.model.train()
+        return {"val_loss": float(loss), "val_top1": float(top1)}
+
+    def write_samples(self, run_dir: Path, step: int, history, val_history=()) -> None:
+        write_curve(run_dir, history, list(val_history))
 
 
 STAGE_CLASSES = {"dvae": DVAEStage, "transformer": TransformerStage, "clip": ClipStage}
@@ -253,9 +310,9 @@ def undo_start(created: list[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
-def dvae_image_side(src: str) -> int:
-    """The image side (pixels) a dVAE (file, run or weights folder) was trained at."""
-    return load_model(_resolve(src, "dvae.safetensors"), "dvae").cfg.image_side
+def dvae_config(src: str) -> DVAEConfig:
+    """The config of a dVAE given as a file, run or weights folder."""
+    return load_model(_resolve(src, "dvae.safetensors"), "dvae").cfg
 
 
 def _resolve(src: str | None, name: str) -> Path | None:
@@ -332,7 +389,7 @@ def _parse_typed(key: str, text: str, kind: Any) -> Any:
 
 
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
-              device: str = "auto") -> dict[str, Any]:
+              device: str = "auto", warn=None) -> dict[str, Any]:
     """Start (or resume) one stage in run_dir; under torchrun every process calls this.
 
     A folder becomes a run (train_config.json) only once its stage is built and training starts: a start
@@ -353,7 +410,9 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                              f"or pick another --out")
         deps = [] if resume else dependencies(cfg)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
-        dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**31 - 1)
+        dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**31 - 1, part="train",
+                              val_fraction=cfg.val_fraction)
+        val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val", val_fraction=cfg.val_fraction)
         created = start_folder(run_dir, deps) if not resume and dd.is_main else []
         if dd.is_main and resume:
             clean_stale_temporaries(run_dir)
@@ -362,7 +421,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if dd.n_procs > 1:
             dist.barrier()
         try:
-            stage = _build_stage(cfg, run_dir, dd, dataset) if cfg.stage != "tokenizer" else None
+            stage = _build_stage(cfg, run_dir, dd, dataset, val) if cfg.stage != "tokenizer" else None
             if dd.is_main:  # from here the folder is a run (a resume records an extended schedule)
                 atomic_write_json(run_dir / RUN_CONFIG, cfg.to_json())
         except BaseException:
@@ -371,7 +430,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
         if stage is None:
             return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
-        summary |= train_loop(stage, cfg, run_dir, dd, progress)
+        summary |= train_loop(stage, cfg, run_dir, dd, progress, warn)
         if dd.n_procs > 1:
             dist.barrier()  # every rank waits for rank 0's last checkpoint before the group goes away
         return summary
@@ -381,10 +440,10 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             dist.destroy_process_group()
 
 
-def _build_stage(cfg: TrainConfig, run_dir: Path, dd: Dist, dataset):
+def _build_stage(cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, val):
     """The stage object, its model checked against the size budget first; settings that cannot build a
     model are a usage error."""
     try:
-        return STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"))
+        return STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"), val)
     except (ValueError, TypeError) as e:
         raise UsageError(f"cannot build the {cfg.stage} model from these settings: {e}") from e

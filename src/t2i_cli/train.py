@@ -62,6 +62,8 @@ class TrainConfig:
     kl_max: float = 1e-3  # dVAE: weight of KL(q || uniform), ramped up from 0
     kl_warmup: float = 0.3  # dVAE: share of steps over which the KL weight ramps up
     finetune_decoder: bool = False  # dVAE: train only the decoder of --dvae on its argmax codes
+    recon_loss: str = "l1"  # dVAE: reconstruction term, one of models.dvae.RECON_LOSSES
+    val_fraction: float = 0.05  # share of a folder or manifest held out for validation (world: world:val)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""
@@ -174,18 +176,57 @@ class Logger:
             rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
             rows = [r for r in rows if r["step"] <= start]
             atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode())
-            self.history = [(r["step"], r["loss"]) for r in rows]
+            self.history = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+            self.val_history = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+        else:
+            self.val_history: list[tuple[int, float]] = []
 
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        """Append one metrics line."""
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Append one metrics line (training metrics, validation metrics "val_*", or a "warning")."""
         if not self.is_main:
             return
-        self.history.append((step, metrics["loss"]))
+        if "loss" in metrics:
+            self.history.append((step, metrics["loss"]))
+        if "val_loss" in metrics:
+            self.val_history.append((step, metrics["val_loss"]))
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": step, "time": round(time.time(), 3), **metrics}) + "\n")
 
 
+class Watchdog:
+    """Notices when training has stopped learning and says so once per symptom, naming what to try."""
+
+    PATIENCE = 8  # logged losses that must all agree to four digits before the loss counts as stuck
+
+    def __init__(self, warmup_steps: int):
+        self.warmup_steps, self.seen, self.losses = warmup_steps, set(), []
+
+    def check(self, step: int, metrics: dict[str, float]) -> list[str]:
+        """New warnings for the metrics logged at a step."""
+        found = {}
+        self.losses.append(metrics.get("loss", math.nan))
+        if step > self.warmup_steps:
+            if metrics.get("kl", 1.0) < 0.01:
+                found["kl"] = (f"step {step}: the dVAE's codes carry almost no information (KL to the uniform prior "
+                               f"{metrics['kl']:.4f} nats: posterior collapse); try --recon-loss logit_laplace")
+            if metrics.get("out_std", 1.0) < 1e-3:
+                found["constant"] = (f"step {step}: the decoder draws the same image whatever the input (spread "
+                                     f"{metrics['out_std']:.1e}); try --recon-loss logit_laplace or a lower --lr")
+            if metrics.get("perplexity", 100.0) < 2.0:
+                found["codebook"] = (f"step {step}: codebook perplexity {metrics['perplexity']:.2f}: nearly every "
+                                     f"cell uses one code; try --recon-loss logit_laplace or a lower --lr")
+        recent = self.losses[-self.PATIENCE:]
+        if len(recent) == self.PATIENCE and all(math.isfinite(v) for v in recent) \
+                and max(recent) - min(recent) <= 1e-4 * max(abs(sum(recent) / len(recent)), 1e-8):
+            found["stuck"] = (f"step {step}: the loss has not moved in {self.PATIENCE} logs ({recent[-1]:.4g}); "
+                              f"check the data, or try another --lr")
+        new = [text for key, text in found.items() if key not in self.seen]
+        self.seen |= set(found)
+        return new
+
+
 Progress = Callable[[int, dict[str, float]], None]
+Warn = Callable[[str], None]
 
 
 class StepBatches(torch.utils.data.Dataset):
@@ -241,8 +282,11 @@ class Interrupted(T2IError):
     exit_code = 130
 
 
-def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progress | None = None) -> dict:
-    """Run (or resume) the optimizer steps of a model stage; checkpoints atomically, also on Ctrl-C."""
+def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progress | None = None,
+               warn: Warn | None = None) -> dict:
+    """Run (or resume) the optimizer steps of a model stage; checkpoints atomically, also on Ctrl-C. Watches
+    itself: a symptom of training that has stopped learning is logged as a "warning" line and passed to
+    warn once; validation metrics ("val_*") are logged with every sample grid and at the end."""
     model = stage.model
     wrapped = nn.parallel.DistributedDataParallel(model) if dd.n_procs > 1 else model
     opt = make_optimizer(model, cfg)
@@ -251,6 +295,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     logger = Logger(run_dir, dd.is_main, start)
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
+    watchdog = Watchdog(warmup_steps=max(50, cfg.steps // 10))  # a fresh model's codes carry little yet
+
+    def samples_and_validation() -> None:
+        if getattr(stage, "val", None) is not None and len(stage.val):
+            logger.log(done, stage.validate())
+        stage.write_samples(run_dir, done, logger.history, logger.val_history)
 
     def checkpoint() -> None:
         if dd.is_main:  # the model alone too, so other stages and `t2i export` can use the run folder
@@ -275,10 +325,14 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             metrics = {"loss": _mean_over_ranks(loss.detach(), dd), **metrics, "lr": lr_at(cfg, step)}
             if done % cfg.log_every == 0 or done == cfg.steps:
                 logger.log(done, metrics)
+                for text in watchdog.check(done, metrics) if dd.is_main else ():
+                    logger.log(done, {"warning": text})
+                    if warn is not None:
+                        warn(text)
             if done % cfg.ckpt_every == 0 and done < cfg.steps:
                 checkpoint()
             if dd.is_main and cfg.sample_every and done % cfg.sample_every == 0:
-                stage.write_samples(run_dir, done, logger.history)
+                samples_and_validation()
             if progress:
                 progress(done, metrics)
     except KeyboardInterrupt:
@@ -289,8 +343,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     checkpoint()
-    if dd.is_main:
-        stage.write_samples(run_dir, done, logger.history)
+    if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
+        samples_and_validation()
     return {"step": done, **metrics}
 
 

@@ -20,6 +20,7 @@ class DVAEConfig:
     n_hid: int = 32  # channels at full resolution; doubled at each halving, up to 4x
     code_dim: int = 128  # width of a code's embedding fed to the decoder
     n_res: int = 2  # residual blocks per resolution level below full resolution
+    pixel_eps: float = 0.0  # > 0: the decoder's logits model pixels mapped into [eps, 1 - eps] (logit-Laplace)
 
     @property
     def grid(self) -> int:
@@ -89,7 +90,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Code embeddings (B, code_dim, h, w) -> image (B, 3, H, W) in [0, 1]."""
+    """Code embeddings (B, code_dim, h, w) -> pixel logits (B, 3, H, W); DVAE.pixels maps them to [0, 1]."""
 
     def __init__(self, cfg: DVAEConfig):
         super().__init__()
@@ -103,7 +104,10 @@ class Decoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(z))
+        return self.net(z)
+
+
+RECON_LOSSES = ("l1", "mse", "logit_laplace")
 
 
 class DVAE(nn.Module):
@@ -120,27 +124,53 @@ class DVAE(nn.Module):
         self.codebook = nn.Embedding(cfg.n_codes, cfg.code_dim)
         self.decoder = Decoder(cfg)
 
+    def pixels(self, logits: torch.Tensor) -> torch.Tensor:
+        """Decoder logits -> image in [0, 1]: a sigmoid, undoing the [eps, 1 - eps] mapping when there is one."""
+        x = torch.sigmoid(logits)
+        eps = self.cfg.pixel_eps
+        return x if eps <= 0 else ((x - eps) / (1 - 2 * eps)).clamp(0, 1)
+
     def forward(self, images: torch.Tensor, tau: float = 1.0, kl_weight: float = 0.0, hard: bool = False,
-                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+                loss: str = "l1") -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Reconstruct images through a Gumbel-softmax relaxed code choice; returns (recon, loss, parts).
 
         hard=True decodes the argmax codes, exactly as at inference: gradients then reach only the
         decoder (and codebook), which is how a trained decoder is fine-tuned without changing any code.
+        loss is the reconstruction term (RECON_LOSSES):
+        - "l1": |x - sigmoid(logits)|, a Laplace likelihood on pixels. Sharp on flat clip-art, but on pictures
+          that are mostly one saturated colour (white backgrounds) L1 pushes the logits of those pixels
+          without bound, the sigmoid saturates, its gradient vanishes and the decoder's output freezes into
+          a constant image (posterior collapse; measured in docs/own-data.md).
+        - "mse": (x - sigmoid(logits))^2, whose gradient fades as a pixel nears its target: no runaway logits.
+        - "logit_laplace": DALL-E's logit-Laplace with a fixed scale, |logit(eps + (1 - 2 eps) x) - logits|:
+          targets are finite logits, so nothing saturates, and the L1 keeps edges sharp. Needs pixel_eps > 0.
         """
+        if loss not in RECON_LOSSES:
+            raise ValueError(f"unknown reconstruction loss {loss!r}; use one of {', '.join(RECON_LOSSES)}")
+        if loss == "logit_laplace" and self.cfg.pixel_eps <= 0:
+            raise ValueError("the logit_laplace loss needs a dVAE with pixel_eps > 0")
         logits = self.encoder(images)  # (B, K, h, w)
         if hard:
             z = self.codebook(logits.argmax(dim=1)).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
         else:
             soft = F.gumbel_softmax(logits, tau=tau, dim=1)  # (B, K, h, w), rows sum to 1
             z = torch.einsum("bkhw,kd->bdhw", soft, self.codebook.weight)  # (B, code_dim, h, w)
-        recon = self.decoder(z)  # (B, 3, H, W)
-        # L1 is the negative log-likelihood of a Laplace distribution (DALL-E used a logit-Laplace);
-        # unlike MSE it does not average a sharp edge into a blur, which matters for flat clip-art.
-        rec = (recon.float() - images.float()).abs().mean()
+        out = self.decoder(z).float()  # (B, 3, H, W) logits
+        recon, x = self.pixels(out), images.float()
+        l1 = (recon - x).abs().mean()
+        if loss == "l1":
+            rec = l1
+        elif loss == "mse":
+            rec = ((recon - x) ** 2).mean()
+        else:
+            eps = self.cfg.pixel_eps
+            rec = (torch.logit(eps + (1 - 2 * eps) * x) - out).abs().mean()
         log_q = F.log_softmax(logits.float(), dim=1)
         # KL(q || uniform) per cell = sum q log q + log K, averaged over cells and batch.
         kl = (log_q.exp() * log_q).sum(dim=1).mean() + math.log(self.cfg.n_codes)
-        return recon, rec + kl_weight * kl, {"recon_l1": rec.detach(), "kl": kl.detach()}
+        parts = {"recon_l1": l1.detach(), "recon": rec.detach(), "kl": kl.detach(),
+                 "out_std": recon.detach().std(dim=0).mean()}  # spread across the batch: 0 = a constant image
+        return recon, rec + kl_weight * kl, parts
 
     def codes_from_image(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] -> most likely codes (B, h, w)."""
@@ -149,4 +179,4 @@ class DVAE(nn.Module):
     def image_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, h, w) -> images (B, 3, H, W) in [0, 1]."""
         z = self.codebook(codes).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
-        return self.decoder(z)
+        return self.pixels(self.decoder(z))
