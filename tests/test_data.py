@@ -193,3 +193,59 @@ def test_data_world_command_takes_the_side_in_pixels_and_still_reads_the_old_fla
                           np.asarray(expected))
     bad = runner.invoke(app, ["data", "world", "--n", "1", "--side", "8", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "--side" in bad.output
+
+
+def test_val_split_is_a_stable_hash_of_file_names_and_survives_new_files(tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(60):
+        make_pair(folder, f"img{i:03d}", f"caption {i}")
+    val = {p.name for p, _ in data.open_source(str(folder), 8, part="val").pairs}
+    train = {p.name for p, _ in data.open_source(str(folder), 8, part="train").pairs}
+    assert val and not val & train and len(val | train) == 60
+    assert val == {f"img{i:03d}.png" for i in range(60) if data.is_val(f"img{i:03d}.png", data.VAL_FRACTION)}
+    for i in range(60, 120):  # the folder grows: no old file changes side
+        make_pair(folder, f"img{i:03d}", f"caption {i}")
+    val2 = {p.name for p, _ in data.open_source(str(folder), 8, part="val").pairs}
+    train2 = {p.name for p, _ in data.open_source(str(folder), 8, part="train").pairs}
+    assert val <= val2 and train <= train2 and len(val2) >= len(val)
+    assert 0.01 <= len(val2) / 120 <= 0.12  # about 5%
+
+
+def test_val_split_of_a_small_folder_holds_at_least_one_image(tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    make_pair(folder, "a", "one")
+    make_pair(folder, "b", "two")
+    val = data.open_source(str(folder), 8, part="val")
+    train = data.open_source(str(folder), 8, part="train")
+    assert len(val) == 1 and len(train) == 1 and val.pairs[0][0] != train.pairs[0][0]
+    assert data.open_source("world:train", 8, part="val", n_scenes=3)[0][1] == world.scene("val", 0, 8)[1]
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "I;16", "L", "CMYK"])
+def test_any_image_mode_loads_as_rgb_with_transparency_on_white(tmp_path, mode):
+    from t2i_cli.images import load_rgb
+
+    if mode == "RGBA":  # a red disc on a fully transparent background stored as black
+        im = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+        im.paste((220, 20, 20, 255), (4, 4, 12, 12))
+    elif mode == "LA":
+        im = Image.new("LA", (16, 16), (0, 0))
+    elif mode == "P":
+        im = Image.new("P", (16, 16), 0)
+        im.putpalette([0, 0, 0] * 256)
+        im.info["transparency"] = 0
+    elif mode == "I;16":
+        im = Image.new("I;16", (16, 16), 65535 // 2)
+    else:
+        im = Image.new(mode, (16, 16))
+    im.save(tmp_path / "x.png" if mode != "CMYK" else tmp_path / "x.jpg")
+    rgb = np.asarray(load_rgb(next(tmp_path.glob("x.*")), 16))
+    assert rgb.shape == (16, 16, 3)
+    if mode in ("RGBA", "LA", "P"):
+        assert (rgb[0, 0] == 255).all()  # transparent -> white, not the black stored under alpha 0
+    if mode == "RGBA":
+        assert tuple(rgb[8, 8]) == (220, 20, 20)
+    if mode == "I;16":
+        assert 120 <= rgb[0, 0, 0] <= 135  # scaled from 16 bits, not clipped to white

@@ -143,3 +143,54 @@ def test_a_few_optimizer_steps_reduce_reconstruction_loss():
         opt.step()
     after = eval_loss(model, x)
     assert after < 0.7 * before, (before, after)
+
+
+def white_background_pictures(g: torch.Generator, n: int, side: int = 16) -> torch.Tensor:
+    """Mostly white pictures with one coloured square each, like icons and emoji (B, 3, side, side)."""
+    x = torch.ones(n, 3, side, side)
+    for i in range(n):
+        s = int(torch.randint(4, 9, (1,), generator=g))
+        x0, y0 = torch.randint(0, side - s, (2,), generator=g).tolist()
+        x[i, :, y0:y0 + s, x0:x0 + s] = torch.rand(3, 1, 1, generator=g)
+    return x
+
+
+def train_on_white(loss: str, steps: int = 200) -> tuple[float, float]:
+    """(output spread across images, PSNR) of argmax reconstructions after training a tiny dVAE with loss."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    cfg = DVAEConfig(image_side=16, downsample=4, n_codes=32, n_hid=16, code_dim=16, n_res=1,
+                     pixel_eps=0.1 if loss == "logit_laplace" else 0.0)
+    model = DVAE(cfg)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    for _ in range(steps):
+        _, total, _ = model(white_background_pictures(g, 16), tau=1.0, kl_weight=0.0, loss=loss)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    x = white_background_pictures(torch.Generator().manual_seed(99), 64)
+    with torch.no_grad():
+        recon = model.image_from_codes(model.codes_from_image(x))
+    return float(recon.std(dim=0).mean()), float(10 * torch.log10(1 / ((recon - x) ** 2).mean()))
+
+
+def test_l1_collapses_on_white_backgrounds_and_logit_laplace_does_not():
+    """The failure users met on real icons, in miniature: with L1 on sigmoid pixels the decoder's output
+    freezes into one constant image (the sigmoid saturates towards the white background); DALL-E's
+    logit-Laplace on pixels mapped into [eps, 1 - eps] keeps learning."""
+    l1_spread, l1_psnr = train_on_white("l1")
+    ll_spread, ll_psnr = train_on_white("logit_laplace")
+    assert l1_spread < 1e-3  # the collapse: the same image whatever the input
+    assert ll_spread > 0.05 and ll_psnr > l1_psnr + 2
+
+
+def test_logit_laplace_needs_pixel_eps_and_pixels_map_back_into_0_1():
+    with pytest.raises(ValueError, match="pixel_eps"):
+        tiny()(batch(), loss="logit_laplace")
+    with pytest.raises(ValueError, match="unknown reconstruction loss"):
+        tiny()(batch(), loss="l2")
+    model = DVAE(DVAEConfig(image_side=8, downsample=2, n_codes=16, n_hid=8, code_dim=8, pixel_eps=0.1))
+    logits = torch.tensor([-20.0, torch.logit(torch.tensor(0.1)).item(), 0.0, 20.0])
+    assert torch.allclose(model.pixels(logits), torch.tensor([0.0, 0.0, 0.5, 1.0]), atol=1e-6)
+    plain = tiny()
+    assert torch.equal(plain.pixels(logits), torch.sigmoid(logits))  # pixel_eps 0: the shipped models' sigmoid

@@ -365,3 +365,44 @@ def test_config_validation_survives_python_dash_O():
     r = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(SRC)})
     assert r.stdout.startswith("refused") and "power of two" in r.stdout, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------------------------- watchdog
+def test_watchdog_names_each_symptom_once_after_the_warmup():
+    from t2i_cli.train import Watchdog
+
+    dog = Watchdog(warmup_steps=50)
+    healthy = {"loss": 0.2, "kl": 0.5, "out_std": 0.1, "perplexity": 120.0}
+    assert dog.check(25, {**healthy, "kl": 0.001}) == []  # a fresh model's codes carry little: no alarm yet
+    assert dog.check(75, healthy) == []
+    new = dog.check(100, {"loss": 0.19, "kl": 0.002, "out_std": 0.0, "perplexity": 1.3})
+    assert len(new) == 3 and any("posterior collapse" in w for w in new)
+    assert any("same image" in w for w in new) and any("perplexity 1.30" in w for w in new)
+    assert dog.check(125, {"loss": 0.18, "kl": 0.001, "out_std": 0.0, "perplexity": 1.2}) == []  # said once
+    stuck = Watchdog(warmup_steps=0)
+    said = [w for step in range(1, 10) for w in stuck.check(step, {"loss": 0.25})]
+    assert len(said) == 1 and "has not moved in 8 logs" in said[0]
+
+
+def test_a_collapsed_run_warns_on_stderr_and_in_metrics(tmp_path, monkeypatch):
+    """Through the CLI: a dVAE whose decoder output never varies is reported once, in one line, and logged."""
+    from t2i_cli.models.dvae import DVAE
+
+    real = DVAE.forward
+
+    def frozen(self, *a, **k):
+        recon, loss, parts = real(self, *a, **k)
+        return recon, loss, {**parts, "out_std": torch.tensor(0.0)}
+
+    monkeypatch.setattr(DVAE, "forward", frozen)
+    monkeypatch.setattr("t2i_cli.train.Watchdog.__init__",
+                        lambda self, warmup_steps: (setattr(self, "warmup_steps", 2), setattr(self, "seen", set()),
+                                                    setattr(self, "losses", [])) and None)
+    out = tmp_path / "run"
+    r = run("train", "--stage", "dvae", "--steps", "5", "--out", out, "--preset", "tiny", "--workers", "0",
+            "--log-every", "1", "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in (r.stdout + r.stderr).splitlines() if "same image whatever the input" in ln]
+    assert len(said) == 1 and said[0].startswith("warning:")
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "warning" in r and "same image" in r["warning"]] == [3]
