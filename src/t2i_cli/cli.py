@@ -235,7 +235,9 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
 @app.command()
 def train(
     ctx: typer.Context,
-    stage: Optional[str] = typer.Option(None, "--stage", help="tokenizer, dvae, transformer or clip."),
+    stage: Optional[str] = typer.Option(None, "--stage",
+                                        help="tokenizer, dvae, transformer, clip, or all (every stage in order "
+                                             "in one run folder, then export to RUN/weights)."),
     data: str = typer.Option("world:train", "--data",
                              help="world[:split], a folder of image+.txt pairs, or a .jsonl manifest."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run folder (checkpoints, metrics, samples)."),
@@ -243,17 +245,19 @@ def train(
     preset: str = typer.Option("default", "--preset",
                                help="tiny (tests), default (64 px, fits 2 h of a 2-core CPU) "
                                     "or large (the shipped 128 px model; a GPU)."),
-    steps: Optional[int] = typer.Option(None, "--steps",
+    steps: Optional[str] = typer.Option(None, "--steps",
                                         help="Optimizer steps (with --resume: a new, larger total that extends "
-                                             "the run)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+                                             "the run; with --stage all: N for every stage or dvae=N,clip=M)."),
+    batch_size: Optional[str] = typer.Option(None, "--batch-size",
+                                             help="Global batch size (--stage all: N or dvae=N,...)."),
+    lr: Optional[str] = typer.Option(None, "--lr", help="Peak learning rate (--stage all: X or dvae=X,...)."),
     image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size",
                                              help="Image side in pixels (--image-size: the old name)."),
     text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary."),
     model: list[str] = typer.Option([], "--model",
-                                    help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable)."),
+                                    help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable; "
+                                         "--stage all: STAGE.KEY=VALUE, or KEY=VALUE for every stage that has KEY)."),
     dvae: Optional[str] = typer.Option(None, "--dvae",
                                        help="Transformer stage (or --finetune-decoder): "
                                             "dVAE file, run or weights folder."),
@@ -280,6 +284,9 @@ def train(
         given = given_options(ctx)
         if seed is not None:
             check_seed(seed)
+        if stage == "all" or (resume is not None and _is_whole_run(resume)):
+            _train_all(resume or out_dir, given, ctx.params, resume is not None, device, quiet)
+            return
         if resume is not None:
             cfg, run_dir = _resume_config(resume, given, ctx.params), resume
         else:
@@ -292,6 +299,107 @@ def train(
             return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
         out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)")
+
+
+def _is_whole_run(run_dir: Path) -> bool:
+    from t2i_cli.recipe import is_whole_run
+
+    return is_whole_run(run_dir)
+
+
+# What a --stage all run records (and a repeated command must match); the rest only steer this process.
+WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
+                      "model", "recon_loss", "seed", "precision", "ckpt_every", "sample_every", "log_every")
+
+
+def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: bool, device: str,
+               quiet: bool) -> None:
+    """--stage all: every stage in order under one progress display, resumable, exported to RUN/weights."""
+    from t2i_cli.recipe import ORDER, plan_settings, train_all
+
+    if run_dir is None:
+        raise UsageError("--stage all needs --out RUN (or --resume RUN to continue one)")
+    refused = sorted(given & {"dvae", "tokenizer", "finetune_decoder"})
+    if refused:
+        raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot be used with --stage all: it trains its "
+                         f"own tokenizer and dVAE")
+    if resume and given - RESUME_OPTIONS - {"resume"} - {"stage"}:
+        raise UsageError(f"{', '.join(flag(n) for n in sorted(given - RESUME_OPTIONS - {'stage'}))} cannot "
+                         f"change a run that has started; --resume keeps its settings")
+    settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS if k in given or k in ("data", "preset")}
+    settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
+    for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
+        _per_stage(name, settings.get(name), "dvae")
+    make = lambda stage, root: _stage_config_of_all(stage, root, settings, params)  # noqa: E731
+    for stage in ORDER:
+        if not (run_dir / stage / "train_config.json").is_file():
+            make(stage, run_dir)  # every stage's settings are checked before the first one trains
+    from t2i_cli.train import read_run_config
+
+    def steps_of(s: str) -> int:
+        started = (run_dir / s / "train_config.json").is_file()
+        return (read_run_config(run_dir / s) if started else make(s, run_dir)).steps if s != "tokenizer" else 0
+
+    totals = {s: steps_of(s) for s in ORDER}
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("train all", total=sum(totals.values()) or 1, rate="")
+
+        def tick(stage: str, step: int, metrics: dict) -> None:
+            done = sum(totals[s] for s in ORDER[:ORDER.index(stage)]) + step
+            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "recon_l1", "batch_top1"))
+            bar.update(task, completed=done, description=f"train all: {stage} {step}/{totals[stage]}",
+                       rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
+
+        def warned(text: str) -> None:
+            if not quiet:
+                bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
+
+        summary = train_all(run_dir, settings, make, device, tick, warned)
+    out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
+    out.print(f"weights: {summary['weights']}  (t2i generate PROMPT --weights {summary['weights']})")
+
+
+def _per_stage(name: str, value: Optional[str], stage: str):
+    """The value of a per-stage option for one stage: "N" for every stage, or "dvae=N,clip=M"."""
+    if value is None:
+        return None
+    cast = float if name == "lr" else int
+    items = [v.strip() for v in str(value).split(",") if v.strip()]
+    table: dict[str, str] = {}
+    for item in items:
+        key, sep, v = item.rpartition("=")
+        key = key.strip() if sep else "*"
+        if key not in ("*", "dvae", "transformer", "clip"):
+            raise UsageError(f"{flag(name)} {value!r}: per-stage values are dvae=, transformer= or clip=")
+        table[key] = v.strip()
+    text = table.get(stage, table.get("*"))
+    try:
+        return None if text is None else cast(text)
+    except ValueError:
+        raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number") from None
+
+
+def _stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
+    """The TrainConfig of one stage of a --stage all run, from the run's settings."""
+    opts = {k: settings.get(k) for k in WHOLE_RUN_SETTINGS} | {"workers": params["workers"], "finetune_decoder": False}
+    for name in ("steps", "batch_size", "lr"):
+        opts[name] = _per_stage(name, settings.get(name), stage)
+    models = [m for m in settings.get("model") or []]
+    mine = [m.split(".", 1)[1] for m in models if m.split("=", 1)[0].startswith(f"{stage}.")]
+    if stage != "tokenizer":
+        from t2i_cli.stages import model_config_fields
+
+        fields = model_config_fields(stage)
+        mine += [m for m in models if "." not in m.split("=", 1)[0] and m.split("=", 1)[0] in fields]
+    opts["model"] = mine
+    for name, stages in STAGE_OPTIONS.items():  # an option belongs only to the stages that use it
+        if name in opts and stage not in stages and name not in ("model",):
+            opts[name] = None
+    if stage == "transformer" and opts["image_side"] is None:  # what the run's own dVAE is trained at
+        opts["image_side"] = _stage_config_of_all("dvae", root, settings, params).image_side
+    opts["dvae"] = str(root / "dvae") if stage == "transformer" else None
+    opts["tokenizer"] = str(root / "tokenizer") if stage in ("transformer", "clip") else None
+    return _train_config(stage, settings.get("data", "world:train"), settings.get("preset", "default"), opts)
 
 
 # Options a resumed run can honour: the rest are the run's own settings, fixed when it started.
@@ -348,6 +456,8 @@ def _resume_config(run_dir: Path, given: set[str], params: dict):
     _refuse_foreign_options(cfg.stage, given)
     changes = {"num_workers" if k == "workers" else k: params[k]
                for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every") if k in given}
+    if "steps" in changes:
+        changes["steps"] = _per_stage("steps", changes["steps"], cfg.stage)
     for key in ("steps", "ckpt_every", "log_every"):
         if key in changes and changes[key] < 1:
             raise UsageError(f"{flag(key)} must be at least 1, got {changes[key]}")
@@ -365,8 +475,14 @@ def _train_config(stage: str, data: str, preset: str, opts: dict):
     from t2i_cli.train import STAGES, TrainConfig
 
     if stage not in STAGES:
-        raise UsageError(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {stage!r}")
     model_over = parse_model_overrides(stage, opts["model"])
+    opts = dict(opts)
+    for name in ("steps", "batch_size", "lr"):
+        if isinstance(opts.get(name), str):
+            if "=" in opts[name] or "," in opts[name]:
+                raise UsageError(f"{flag(name)} {opts[name]!r}: per-stage values belong to --stage all")
+            opts[name] = _per_stage(name, opts[name], stage)
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
              "ckpt_every", "sample_every", "log_every", "recon_loss")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,

@@ -161,7 +161,10 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
         raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); check the --resume path")
-    return TrainConfig(**upgrade_config("train", json.loads(path.read_text())))
+    try:
+        return TrainConfig(**upgrade_config("train", json.loads(path.read_text())))
+    except (ValueError, TypeError, OSError) as e:
+        raise UsageError(f"{path} is not a readable run config ({e}); the run cannot be resumed") from e
 
 
 class Logger:

@@ -46,6 +46,8 @@ RENAMED_FIELDS: dict[str, dict[str, str]] = {
 
 def upgrade_config(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
     """A config dict of a kind read from a file, with fields of an older name given their current name."""
+    if not isinstance(fields, dict):
+        raise TypeError(f"a config is a JSON object, not {type(fields).__name__}")
     renamed = RENAMED_FIELDS.get(kind, {})
     return {renamed.get(k, k): v for k, v in fields.items()}
 

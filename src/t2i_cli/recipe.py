@@ -1,0 +1,100 @@
+"""`t2i train --stage all`: every stage in order in one run folder, resumable stage by stage, then export.
+
+RUN/tokenizer, RUN/dvae, RUN/transformer and RUN/clip are ordinary run folders (each can be inspected,
+resumed or exported on its own); RUN/all.json records the settings of the whole run, so running the same
+command again, or `t2i train --resume RUN`, continues where it stopped: finished stages are skipped, a
+stage that was interrupted resumes exactly, the next ones start. The trained models are then exported to
+RUN/weights, ready for `t2i generate --weights RUN/weights`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from t2i_cli.errors import UsageError
+from t2i_cli.files import atomic_write_json
+from t2i_cli.stages import run_stage
+from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, TrainConfig, export_run, read_run_config
+from t2i_cli.weights import read_metadata
+
+PLAN = "all.json"  # its presence makes a folder a whole run
+ORDER = STAGES  # tokenizer, dvae, transformer, clip: each needs only those before it
+
+
+def is_whole_run(run_dir: Path) -> bool:
+    """Whether a folder holds a `--stage all` run."""
+    return (Path(run_dir) / PLAN).is_file()
+
+
+def stage_done(sub: Path, cfg: TrainConfig) -> bool:
+    """Whether a stage's run folder holds its final model."""
+    if cfg.stage == "tokenizer":
+        return (sub / "tokenizer.json").is_file()
+    ckpt = sub / CHECKPOINT
+    return ckpt.is_file() and read_metadata(ckpt).get("step") == str(cfg.steps)
+
+
+def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a whole run: those recorded in RUN/all.json, which a repeated command must match."""
+    path = Path(run_dir) / PLAN
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        if settings and recorded != settings:
+            changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+            raise UsageError(f"{run_dir} holds a --stage all run with other settings ({', '.join(changed)}); "
+                             f"continue it with --resume {run_dir} or pick another --out")
+        return recorded
+    if not settings:
+        raise UsageError(f"{run_dir} is not a --stage all run (no {PLAN}); check the --resume path")
+    return settings
+
+
+def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
+              device: str, progress: Callable[[str, int, dict], None] | None = None,
+              warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run (or continue) every stage, then export RUN/weights; make_config(stage, run_dir) builds a stage's
+    config (its dependencies point at the earlier stages' folders)."""
+    run_dir = Path(run_dir)
+    settings = plan_settings(run_dir, settings)
+    is_new_dir = not run_dir.exists()
+    try:
+        summary = _stages(run_dir, settings, make_config, device, progress, warn)
+    except BaseException:
+        if not any((run_dir / s / RUN_CONFIG).is_file() for s in ORDER):  # nothing started: leave nothing
+            (run_dir / PLAN).unlink(missing_ok=True)
+            if is_new_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        raise
+    weights = run_dir / "weights"
+    for stage in ORDER:
+        export_run(run_dir / stage, weights, force=True)  # the run's own export folder: refreshed
+    summary["weights"] = str(weights)
+    return summary
+
+
+def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
+            device: str, progress, warn) -> dict[str, Any]:
+    """Run, resume or skip each stage in order."""
+    summary: dict[str, Any] = {}
+    for stage in ORDER:
+        sub = run_dir / stage
+        started = (sub / RUN_CONFIG).is_file()
+        cfg = read_run_config(sub) if started else make_config(stage, run_dir)
+        if not started and not (run_dir / PLAN).is_file():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / PLAN, settings)  # from here the folder is a whole run
+        if stage_done(sub, cfg):
+            summary[stage] = "done before"
+            continue
+
+        def tick(step: int, metrics: dict, stage: str = stage) -> None:
+            if progress is not None:
+                progress(stage, step, metrics)
+
+        result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn)
+        summary[stage] = {k: v for k, v in result.items() if k != "skipped"}
+        if result.get("skipped") and warn is not None:
+            warn(f"{stage}: {result['skipped']}")
+    return summary

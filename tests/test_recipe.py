@@ -1,0 +1,126 @@
+"""`t2i train --stage all`: every stage in one run folder, exported to RUN/weights, resumable stage by stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from t2i_cli.cli import app
+
+try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr
+    runner = CliRunner(mix_stderr=False)
+except TypeError:
+    runner = CliRunner()
+
+ALL = ["train", "--stage", "all", "--preset", "tiny", "--steps", "4,clip=3", "--workers", "0", "-q",
+       "--device", "cpu", "--log-every", "1"]
+FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors")
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def weights_of(run_dir: Path) -> dict[str, bytes]:
+    return {name: (run_dir / "weights" / name).read_bytes() for name in FILES}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("all") / "run"
+    r = run(*ALL, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    return out
+
+
+def test_one_command_trains_every_stage_and_exports_weights_that_generate(uninterrupted, tmp_path):
+    for stage in ("tokenizer", "dvae", "transformer", "clip"):
+        assert (uninterrupted / stage / "train_config.json").is_file()
+    steps = {s: json.loads((uninterrupted / s / "train_config.json").read_text())["steps"]
+             for s in ("dvae", "transformer", "clip")}
+    assert steps == {"dvae": 4, "transformer": 4, "clip": 3}  # --steps 4,clip=3: per-stage values
+    r = run("generate", "a red bird", "--weights", uninterrupted / "weights", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.stderr
+    again = run(*ALL, "--out", uninterrupted)  # the same command again: nothing left to do
+    assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
+
+
+@pytest.mark.parametrize("cut_at", [3, 6])  # inside the dVAE stage; inside the transformer, after the dVAE
+def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_path, monkeypatch, cut_at):
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def interrupting_step(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == cut_at:
+            raise KeyboardInterrupt
+        return real_step(self, *a, **k)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(torch.optim.AdamW, "step", interrupting_step)
+    r = run(*ALL, "--out", out)
+    assert r.exit_code == 130, r.stderr
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    assert not (out / "weights").exists()
+    r = run("train", "--resume", out, "-q", "--workers", "0")  # or the same command again
+    assert r.exit_code == 0, r.stderr
+    assert weights_of(out) == weights_of(uninterrupted)
+
+
+def test_interrupt_between_stages_then_the_same_command_continues(uninterrupted, tmp_path, monkeypatch):
+    import t2i_cli.recipe as recipe
+
+    real = recipe.run_stage
+
+    def stop_before_clip(cfg, sub, **kw):
+        if cfg.stage == "clip":
+            raise KeyboardInterrupt
+        return real(cfg, sub, **kw)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(recipe, "run_stage", stop_before_clip)
+    assert run(*ALL, "--out", out).exit_code == 130
+    monkeypatch.setattr(recipe, "run_stage", real)
+    r = run(*ALL, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.count("done before") == 3
+    assert weights_of(out) == weights_of(uninterrupted)
+
+
+def test_a_repeated_command_with_other_settings_is_refused(uninterrupted):
+    before = weights_of(uninterrupted)
+    r = run("train", "--stage", "all", "--preset", "tiny", "--steps", "5", "--out", uninterrupted)
+    assert r.exit_code == 2 and "other settings (" in r.stderr and "steps)" in r.stderr
+    assert weights_of(uninterrupted) == before
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--dvae", "x"], "--dvae"), (["--steps", "dvae=x"], "not a number"), (["--steps", "vae=3"], "per-stage"),
+    (["--model", "n_hid=abc"], "n_hid takes an integer"),
+])
+def test_bad_whole_run_options_are_refused_before_anything_runs(tmp_path, args, named):
+    out = tmp_path / "run"
+    r = run("train", "--stage", "all", "--preset", "tiny", "--out", out, *args)
+    assert r.exit_code == 2 and named in r.stderr, r.stderr
+    assert not out.exists()
+
+
+def test_a_failed_first_stage_leaves_nothing_and_the_retry_works(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "run"
+    args = [*ALL, "--data", data, "--out", out]
+    r = run(*args)
+    assert r.exit_code == 1 and "no usable image-caption pairs" in r.stderr
+    assert not out.exists()
+    for i in range(4):
+        Image.new("RGBA", (24, 20), (50 * i, 100, 200, 255)).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(f"a picture number {i}\n")
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    assert all((out / "weights" / name).is_file() for name in FILES)
