@@ -124,3 +124,33 @@ def test_a_failed_first_stage_leaves_nothing_and_the_retry_works(tmp_path):
     r = run(*args)
     assert r.exit_code == 0, r.stderr
     assert all((out / "weights" / name).is_file() for name in FILES)
+
+
+def test_frechet_distance_is_zero_for_one_set_and_grows_with_a_shift():
+    from t2i_cli.data_eval import frechet_distance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(400, 6, generator=g)
+    assert abs(frechet_distance(a, a)) < 1e-6
+    shifted = frechet_distance(a, a + torch.tensor([2.0, 0, 0, 0, 0, 0]))
+    assert abs(shifted - 4.0) < 1e-6  # same covariance: the squared distance of the means
+    assert frechet_distance(a, 3 * a) > 10  # a wider spread counts too
+
+
+def test_eval_data_on_a_folder_prints_a_table_and_writes_json(uninterrupted, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(40):
+        Image.new("RGBA", (20, 20), (6 * i, 100, 255 - 6 * i, 255 if i % 2 else 0)).save(data / f"p{i:02d}.png")
+        (data / f"p{i:02d}.txt").write_text(f"a picture number {i}\n")
+    out = tmp_path / "eval.json"
+    r = run("eval", "--data", data, "--weights", uninterrupted / "weights", "--n", "4", "--json", out,
+            "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["n"] == min(4, result["val_size"]) and result["val_size"] >= 1
+    assert result["dvae"]["psnr"] > 0 and result["transformer"]["bits_per_code"] > 0
+    assert {"score_generated", "score_real", "frechet_distance"} <= set(result["clip"])
+    assert "bits per code" in r.stdout and "not comparable with published FID" in r.stdout
+    bad = run("eval", "--data", data, "--weights", uninterrupted / "weights", "--candidates", "4")
+    assert bad.exit_code == 2 and "--candidates" in bad.stderr

@@ -641,8 +641,12 @@ def _print_ranking(ranked) -> None:
 
 
 @app.command("eval")
-def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to evaluate."),
-             n: int = typer.Option(50, "--n", help="Prompts per task."),
+def eval_cmd(ctx: typer.Context,
+             weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to evaluate."),
+             data: Optional[str] = typer.Option(None, "--data",
+                                                help="Evaluate on this data source's validation split instead of "
+                                                     "the world's tasks (a folder, a .jsonl manifest, world)."),
+             n: int = typer.Option(50, "--n", help="Prompts per task (--data: val captions to generate)."),
              seed: int = typer.Option(0, "--seed", help="Seed of the prompt sets and of sampling."),
              candidates: int = typer.Option(1, "--candidates", help="Draw N per prompt and keep CLIP's best."),
              temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature"),
@@ -655,7 +659,8 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
-    """Score a model on the procedural world, GenEval-style, with an independent judge."""
+    """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
+    validation split of any data (dVAE PSNR, bits per code, CLIP score and Frechet distance)."""
     with user_errors():
         from t2i_cli.sampling import SamplingConfig
         from t2i_cli.world import evaluate as ev
@@ -667,6 +672,13 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
         folder = weights or default_weights()
+        if data is not None:
+            refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
+            if refused:
+                raise UsageError(f"{', '.join(flag('judge' if r == 'judge_path' else r) for r in refused)} "
+                                 f"belong to the world's tasks, not to --data")
+            _eval_data(folder, data, n, seed, sampling, json_path, device, quiet)
+            return
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
@@ -694,6 +706,49 @@ def eval_cmd(weights: Optional[Path] = typer.Option(None, "--weights", help="Wei
 
             atomic_write_json(json_path, result)
             out.print(f"wrote {json_path}")
+
+
+def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,
+               quiet: bool) -> None:
+    """t2i eval --data: the val split of any data source, as a table and optionally JSON."""
+    from rich.table import Table
+
+    from t2i_cli.data_eval import evaluate_data
+
+    pipe = _load_pipeline(folder, device)
+    with progress_bar(quiet, "images") as bar:
+        task = bar.add_task("eval", total=n, rate="")
+
+        def tick(what: str, i: int, total: int) -> None:
+            bar.update(task, completed=i, total=total, description=what,
+                       rate=rate_text(bar.tasks[task], "images"))
+
+        result = evaluate_data(pipe, data, n, seed, sampling, tick)
+    result |= {"weights": pipe.bundle.identity,
+               "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
+    table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "
+                        f"{result['val_size']} val images")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    d, t = result["dvae"], result["transformer"]
+    table.add_row("dVAE PSNR (dB, argmax codes)", f"{d['psnr']:.2f}")
+    table.add_row("dVAE codebook perplexity", f"{d['perplexity']:.1f}")
+    table.add_row("dVAE codes used", f"{d['codes_used']}")
+    table.add_row("transformer val bits per code", f"{t['bits_per_code']:.3f}")
+    if "clip" in result:
+        c = result["clip"]
+        table.add_row("CLIP score, generated vs caption", f"{c['score_generated']:.4f}")
+        table.add_row("CLIP score, real vs caption", f"{c['score_real']:.4f}")
+        table.add_row("Frechet distance, CLIP image space*", f"{c['frechet_distance']:.4f}")
+    out.print(table)
+    out.print("* t2i's own CLIP embeddings: compares models on the same data, not comparable with published FID.")
+    if "clip" not in result:
+        warn(f"{folder} has no clip.safetensors: no CLIP score or Frechet distance")
+    if json_path is not None:
+        from t2i_cli.files import atomic_write_json
+
+        atomic_write_json(json_path, result)
+        out.print(f"wrote {json_path}")
 
 
 def _print_eval(result: dict) -> None:
