@@ -154,3 +154,21 @@ def test_eval_data_on_a_folder_prints_a_table_and_writes_json(uninterrupted, tmp
     assert "bits per code" in r.stdout and "not comparable with published FID" in r.stdout
     bad = run("eval", "--data", data, "--weights", uninterrupted / "weights", "--candidates", "4")
     assert bad.exit_code == 2 and "--candidates" in bad.stderr
+
+
+def test_captions_longer_than_the_text_length_are_counted_in_one_warning(uninterrupted, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (40 * i, 90, 90)).save(data / f"{i}.png")
+        words = "a very long caption with many many words " * (3 if i < 2 else 0)
+        (data / f"{i}.txt").write_text(f"{words}picture {i}\n")
+    r = run("train", "--stage", "clip", "--data", data, "--tokenizer", uninterrupted / "tokenizer", "--out",
+            tmp_path / "clip", "--preset", "tiny", "--steps", "2", "--workers", "0", "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    from t2i_cli.data import open_source
+
+    train = open_source(str(data), 16, part="train")
+    expected = sum("very long" in c for i in range(len(train)) for c in train.captions_at(i))  # val is apart
+    said = [ln for ln in r.stderr.splitlines() if "longer than the text length" in ln]
+    assert expected >= 1 and len(said) == 1 and said[0].startswith(f"warning: {expected} caption(s)"), r.stderr

@@ -428,6 +428,10 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             undo_start(created)
             raise
         summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
+        cut = long_captions(stage, dataset) if stage is not None and dd.is_main and not resume else 0
+        if cut and warn is not None:
+            warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
+                 f"raise --text-len to keep them whole")
         if stage is None:
             return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
         summary |= train_loop(stage, cfg, run_dir, dd, progress, warn)
@@ -438,6 +442,18 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
         if dd.n_procs > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def long_captions(stage, dataset) -> int:
+    """How many captions of a folder or manifest the stage's tokenizer cuts at its text length (0 for the
+    world, whose captions are short by construction, and for stages without text)."""
+    from t2i_cli.data import PairDataset
+
+    tok = getattr(stage, "tok", None)
+    if tok is None or not isinstance(dataset, PairDataset):
+        return 0
+    return sum(tok.encode(c, stage.cfg.text_len).n_dropped > 0 for i in range(len(dataset))
+               for c in dataset.captions_at(i))
 
 
 def _build_stage(cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, val):
