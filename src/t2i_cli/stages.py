@@ -100,6 +100,7 @@ class DVAEStage:
     """Gumbel-softmax dVAE: temperature annealed 1 -> tau_end (cosine), KL weight ramped up from 0."""
 
     kind = "dvae"
+    curve = "recon_l1"  # loss.png draws pixel L1, the scale of val_loss, whatever the training loss
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool, val=None):
         self.cfg, self.dataset, self.procedural, self.val = cfg, dataset, procedural, val

@@ -170,16 +170,16 @@ def read_run_config(run_dir: Path) -> TrainConfig:
 class Logger:
     """metrics.jsonl lines and an in-memory loss history for the loss-curve PNG (main process only)."""
 
-    def __init__(self, run_dir: Path, is_main: bool, start: int = 0):
+    def __init__(self, run_dir: Path, is_main: bool, start: int = 0, curve: str = "loss"):
         self.path = Path(run_dir) / "metrics.jsonl"
-        self.is_main = is_main
+        self.is_main, self.curve = is_main, curve  # curve: the training metric drawn beside val_loss
         self.history: list[tuple[int, float]] = []
         if is_main and self.path.is_file():
             # A resumed run replays the steps after its checkpoint: drop their old lines.
             rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
             rows = [r for r in rows if r["step"] <= start]
             atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode())
-            self.history = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+            self.history = [(r["step"], r.get(curve, r["loss"])) for r in rows if "loss" in r]
             self.val_history = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
         else:
             self.val_history: list[tuple[int, float]] = []
@@ -189,7 +189,7 @@ class Logger:
         if not self.is_main:
             return
         if "loss" in metrics:
-            self.history.append((step, metrics["loss"]))
+            self.history.append((step, metrics.get(self.curve, metrics["loss"])))
         if "val_loss" in metrics:
             self.val_history.append((step, metrics["val_loss"]))
         with open(self.path, "a") as f:
@@ -295,7 +295,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     opt = make_optimizer(model, cfg)
     ckpt = Path(run_dir) / CHECKPOINT
     start = load_checkpoint(ckpt, model, opt)[0] if ckpt.is_file() else 0
-    logger = Logger(run_dir, dd.is_main, start)
+    logger = Logger(run_dir, dd.is_main, start, getattr(stage, "curve", "loss"))
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
     watchdog = Watchdog(warmup_steps=max(50, cfg.steps // 10))  # a fresh model's codes carry little yet
