@@ -27,7 +27,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Small enough for a test to run a few steps in about a second.
     "tiny": {
         "tokenizer": {"vocab_size": 128, "tokenizer_captions": 2000},
-        "dvae": {"image_side": 16, "batch_size": 8, "model": {"n_codes": 64, "n_hid": 8, "code_dim": 16, "n_res": 1}},
+        "dvae": {"image_side": 16, "batch_size": 8, "recon_loss": "logit_laplace",
+                 "model": {"n_codes": 64, "n_hid": 8, "code_dim": 16, "n_res": 1}},
         "transformer": {"image_side": 16, "batch_size": 8, "text_len": 12,
                         "model": {"n_layer": 2, "n_head": 2, "n_embd": 32}},
         "clip": {"image_side": 16, "batch_size": 8, "text_len": 12,
@@ -37,17 +38,23 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # measurement on a 2-core CPU. Not the shipped model, which is `large`.
     "default": {
         "tokenizer": {"vocab_size": 512},
+        # logit_laplace: DALL-E's likelihood; L1 collapses on pictures with white backgrounds, and on the world
+        # logit_laplace also measured 1 dB better at 400 steps (BENCHMARKS.md, docs/own-data.md).
         "dvae": {"steps": 1200, "batch_size": 32, "lr": 1e-3, "kl_max": 1e-2, "kl_warmup": 0.1,
+                 "recon_loss": "logit_laplace",
                  "model": {"downsample": 8, "n_codes": 512, "n_hid": 32, "code_dim": 64}},
         "transformer": {"steps": 3000, "batch_size": 32, "lr": 1e-3,
                         "model": {"n_layer": 6, "n_head": 6, "n_embd": 192}},
         "clip": {"steps": 500, "batch_size": 64, "lr": 1e-3, "model": {}},
     },
     # The shipped model (weights/README.md): 128 px native, 16x16 codes, an 8-layer transformer, sized for
-    # one GPU. The step counts are what a throughput probe fitted into about 20 minutes of an H100.
+    # one GPU. The step counts are what a throughput probe fitted into about 20 minutes of an H100. Its dVAE
+    # was trained with L1 (world renders only), kept so that `make weights-gpu` reproduces it; for user data
+    # pass --recon-loss logit_laplace (not yet measured at this size).
     "large": {
         "tokenizer": {"vocab_size": 512},
         "dvae": {"image_side": 128, "steps": 5600, "batch_size": 64, "lr": 1e-3, "kl_max": 1e-2, "kl_warmup": 0.1,
+                 "recon_loss": "l1",
                  "model": {"downsample": 8, "n_codes": 512, "n_hid": 48, "code_dim": 64}},
         "transformer": {"image_side": 128, "steps": 5600, "batch_size": 128, "lr": 6e-4, "warmup": 500,
                         "model": {"n_layer": 8, "n_head": 8, "n_embd": 384}},
