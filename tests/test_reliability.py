@@ -406,3 +406,14 @@ def test_a_collapsed_run_warns_on_stderr_and_in_metrics(tmp_path, monkeypatch):
     assert len(said) == 1 and said[0].startswith("warning:")
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "warning" in r and "same image" in r["warning"]] == [3]
+
+
+def test_watchdog_calls_a_validation_loss_that_rises_twice_overfitting():
+    from t2i_cli.train import Watchdog
+
+    dog = Watchdog(warmup_steps=0)
+    assert dog.check_val(500, [(500, 3.5)]) == []
+    assert dog.check_val(1000, [(500, 3.5), (1000, 3.4), (1500, 3.6)]) == []  # one rise is noise
+    said = dog.check_val(2000, [(500, 3.5), (1000, 3.4), (1500, 3.6), (2000, 5.4)])
+    assert len(said) == 1 and "memorising" in said[0]
+    assert dog.check_val(2500, [(1500, 3.6), (2000, 5.4), (2500, 6.5)]) == []  # said once

@@ -223,6 +223,19 @@ class Watchdog:
                 and max(recent) - min(recent) <= 1e-4 * max(abs(sum(recent) / len(recent)), 1e-8):
             found["stuck"] = (f"step {step}: the loss has not moved in {self.PATIENCE} logs ({recent[-1]:.4g}); "
                               f"check the data, or try another --lr")
+        return self._new(found)
+
+    def check_val(self, step: int, history: list[tuple[int, float]]) -> list[str]:
+        """New warnings from the validation losses so far: rising twice in a row is overfitting."""
+        found = {}
+        v = [loss for _, loss in history[-3:]]
+        if len(v) == 3 and v[0] < v[1] < v[2]:
+            found["overfit"] = (f"step {step}: the validation loss rose twice in a row ({v[0]:.4g} -> {v[2]:.4g}) "
+                                f"while training went on: the model is memorising its data; fewer --steps or "
+                                f"more pictures")
+        return self._new(found)
+
+    def _new(self, found: dict[str, str]) -> list[str]:
         new = [text for key, text in found.items() if key not in self.seen]
         self.seen |= set(found)
         return new
@@ -303,6 +316,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     def samples_and_validation() -> None:
         if getattr(stage, "val", None) is not None and len(stage.val):
             logger.log(done, stage.validate())
+            for text in watchdog.check_val(done, logger.val_history):
+                logger.log(done, {"warning": text})
+                if warn is not None:
+                    warn(text)
         stage.write_samples(run_dir, done, logger.history, logger.val_history)
 
     def checkpoint() -> None:
