@@ -9,12 +9,26 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import ImageFile
+from typer.testing import CliRunner
 
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.weights import save_model
+
+try:  # click >= 8.2 keeps stderr apart from stdout by default (and has no mix_stderr); older clicks need asking
+    RUNNER = CliRunner(mix_stderr=False)
+except TypeError:
+    RUNNER = CliRunner()
+
+
+def run(*args):
+    """Run a t2i command in-process (Typer's CliRunner); stdout and stderr apart."""
+    from t2i_cli.cli import app
+
+    return RUNNER.invoke(app, [str(a) for a in args])
+
 
 TINY_CAPTIONS = ["a red bird", "a blue fish on the left", "two green cats", "a big yellow star at night",
                  "a small purple heart on a white background", "a red car above a blue house"]

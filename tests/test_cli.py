@@ -11,23 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
+from conftest import run
 from t2i_cli import __version__
-from t2i_cli.cli import app
 from t2i_cli.errors import WeightsError
 from t2i_cli.images import read_png_text
 from t2i_cli.weights import folder_hash
-
-# click >= 8.2 keeps stderr apart from stdout by default (and has no mix_stderr); older clicks need asking.
-try:
-    runner = CliRunner(mix_stderr=False)
-except TypeError:
-    runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def generate(weights: Path, out: Path, *extra, prompt: str = "a red bird"):

@@ -23,11 +23,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from typer.testing import CliRunner
 
-from conftest import bomb_png, build_tiny_folder
+from conftest import bomb_png, build_tiny_folder, run
 from t2i_cli import pipeline
-from t2i_cli.cli import app
 from t2i_cli.files import safe_stem
 from t2i_cli.images import read_png_text
 from t2i_cli.models.tokenizer import TextTokenizer
@@ -38,10 +36,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "t2i_cli"
 IMAGE_VOCAB = 32  # the tiny model's codebook (conftest.build_tiny_folder)
 
 
-try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr
-    runner = CliRunner(mix_stderr=False)
-except TypeError:
-    runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +49,6 @@ def own_weights(weights, tmp_path) -> Path:
     """A private copy of the tiny folder, for tests that damage it."""
     return Path(shutil.copytree(weights, tmp_path / "own-weights"))
 
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def generate(weights: Path, out: Path, *extra, prompt: str = "a red bird"):

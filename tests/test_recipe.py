@@ -8,22 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
-from t2i_cli.cli import app
-
-try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr
-    runner = CliRunner(mix_stderr=False)
-except TypeError:
-    runner = CliRunner()
+from conftest import run
 
 ALL = ["train", "--stage", "all", "--preset", "tiny", "--steps", "4,clip=3", "--workers", "0", "-q",
        "--device", "cpu", "--log-every", "1"]
 FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors")
 
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def weights_of(run_dir: Path) -> dict[str, bytes]:

@@ -15,10 +15,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from typer.testing import CliRunner
 
-from conftest import build_tiny_folder
-from t2i_cli.cli import app
+from conftest import build_tiny_folder, run
 from t2i_cli.errors import WeightsError
 from t2i_cli.images import encode_png, read_png_text
 from t2i_cli.models.transformer import Transformer, TransformerConfig
@@ -27,14 +25,7 @@ from t2i_cli.weights import FORMAT, load_model, load_tensors, read_metadata, sav
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr
-    runner = CliRunner(mix_stderr=False)
-except TypeError:
-    runner = CliRunner()
 
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def one_line_failure(r, code: int) -> str:

@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image, PngImagePlugin
-from typer.testing import CliRunner
 
-from conftest import TEXT_LEN, bomb_png, build_tiny_folder
-from t2i_cli.cli import app
+from conftest import TEXT_LEN, bomb_png, build_tiny_folder, run
 from t2i_cli.images import read_png_text, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.weights import load_tokenizer, save_model
@@ -25,14 +23,7 @@ from t2i_cli.weights import load_tokenizer, save_model
 RED, BLUE = "a red circle", "a blue circle"
 
 
-try:  # click >= 8.2 keeps stderr apart by default and has no mix_stderr
-    runner = CliRunner(mix_stderr=False)
-except TypeError:
-    runner = CliRunner()
 
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def colour_image(rgb: tuple[int, int, int], side: int = 16) -> Image.Image:
