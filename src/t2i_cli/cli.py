@@ -14,6 +14,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 
 from t2i_cli import __version__
 from t2i_cli.errors import T2IError, UsageError
+from t2i_cli.train_options import (
+    RESUME_OPTIONS,
+    WHOLE_RUN_SETTINGS,
+    flag,
+    is_whole_run,
+    per_stage,
+    refuse_foreign_options,
+    resume_config,
+    stage_config_of_all,
+    train_config,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="t2i: a small, hackable DALL-E. Text -> BPE -> transformer -> dVAE codes -> PNG.")
@@ -284,32 +295,21 @@ def train(
         given = given_options(ctx)
         if seed is not None:
             check_seed(seed)
-        if stage == "all" or (resume is not None and _is_whole_run(resume)):
+        if stage == "all" or (resume is not None and is_whole_run(resume)):
             _train_all(resume or out_dir, given, ctx.params, resume is not None, device, quiet)
             return
         if resume is not None:
-            cfg, run_dir = _resume_config(resume, given, ctx.params), resume
+            cfg, run_dir = resume_config(resume, given, ctx.params), resume
         else:
             if stage is None or out_dir is None:
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
-            _refuse_foreign_options(stage, given)
-            cfg, run_dir = _train_config(stage, data, preset, locals()), out_dir
+            refuse_foreign_options(stage, given)
+            cfg, run_dir = train_config(stage, data, preset, locals()), out_dir
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
         if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
             return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
         out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)")
-
-
-def _is_whole_run(run_dir: Path) -> bool:
-    from t2i_cli.recipe import is_whole_run
-
-    return is_whole_run(run_dir)
-
-
-# What a --stage all run records (and a repeated command must match); the rest only steer this process.
-WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
-                      "model", "recon_loss", "seed", "precision", "ckpt_every", "sample_every", "log_every")
 
 
 def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: bool, device: str,
@@ -329,8 +329,8 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS if k in given or k in ("data", "preset")}
     settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
-        _per_stage(name, settings.get(name), "dvae")
-    make = lambda stage, root: _stage_config_of_all(stage, root, settings, params)  # noqa: E731
+        per_stage(name, settings.get(name), "dvae")
+    make = lambda stage, root: stage_config_of_all(stage, root, settings, params)  # noqa: E731
     for stage in ORDER:
         if not (run_dir / stage / "train_config.json").is_file():
             make(stage, run_dir)  # every stage's settings are checked before the first one trains
@@ -359,61 +359,6 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     out.print(f"weights: {summary['weights']}  (t2i generate PROMPT --weights {summary['weights']})")
 
 
-def _per_stage(name: str, value: Optional[str], stage: str):
-    """The value of a per-stage option for one stage: "N" for every stage, or "dvae=N,clip=M"."""
-    if value is None:
-        return None
-    cast = float if name == "lr" else int
-    items = [v.strip() for v in str(value).split(",") if v.strip()]
-    table: dict[str, str] = {}
-    for item in items:
-        key, sep, v = item.rpartition("=")
-        key = key.strip() if sep else "*"
-        if key not in ("*", "dvae", "transformer", "clip"):
-            raise UsageError(f"{flag(name)} {value!r}: per-stage values are dvae=, transformer= or clip=")
-        table[key] = v.strip()
-    text = table.get(stage, table.get("*"))
-    try:
-        return None if text is None else cast(text)
-    except ValueError:
-        raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number") from None
-
-
-def _stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
-    """The TrainConfig of one stage of a --stage all run, from the run's settings."""
-    opts = {k: settings.get(k) for k in WHOLE_RUN_SETTINGS} | {"workers": params["workers"], "finetune_decoder": False}
-    for name in ("steps", "batch_size", "lr"):
-        opts[name] = _per_stage(name, settings.get(name), stage)
-    models = [m for m in settings.get("model") or []]
-    mine = [m.split(".", 1)[1] for m in models if m.split("=", 1)[0].startswith(f"{stage}.")]
-    if stage != "tokenizer":
-        from t2i_cli.stages import model_config_fields
-
-        fields = model_config_fields(stage)
-        mine += [m for m in models if "." not in m.split("=", 1)[0] and m.split("=", 1)[0] in fields]
-    opts["model"] = mine
-    for name, stages in STAGE_OPTIONS.items():  # an option belongs only to the stages that use it
-        if name in opts and stage not in stages and name not in ("model",):
-            opts[name] = None
-    if stage == "transformer" and opts["image_side"] is None:  # what the run's own dVAE is trained at
-        opts["image_side"] = _stage_config_of_all("dvae", root, settings, params).image_side
-    opts["dvae"] = str(root / "dvae") if stage == "transformer" else None
-    opts["tokenizer"] = str(root / "tokenizer") if stage in ("transformer", "clip") else None
-    return _train_config(stage, settings.get("data", "world:train"), settings.get("preset", "default"), opts)
-
-
-# Options a resumed run can honour: the rest are the run's own settings, fixed when it started.
-RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "log_every", "device", "quiet"}
-# Options that only some stages use (any other stage would silently ignore them, so it refuses them).
-STAGE_OPTIONS = {
-    "vocab_size": ("tokenizer",), "dvae": ("transformer", "dvae"), "tokenizer": ("transformer", "clip"),
-    "finetune_decoder": ("dvae",), "recon_loss": ("dvae",), "model": ("dvae", "transformer", "clip"),
-    "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
-    **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
-                                                     "ckpt_every", "sample_every", "log_every")},
-}
-
-
 def given_options(ctx: typer.Context) -> set[str]:
     """The parameters the user set on the command line (not left at their default)."""
     # By the enum member's name: typer may carry its own copy of click's ParameterSource.
@@ -421,97 +366,10 @@ def given_options(ctx: typer.Context) -> set[str]:
             if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
 
 
-def flag(name: str) -> str:
-    """--the-flag of a parameter name."""
-    return "--" + name.replace("_", "-")
-
-
 def check_seed(seed: int) -> None:
     """Seeds are 0..2**63-1 (what a torch.Generator takes), refused as a usage error before anything runs."""
     if not 0 <= seed <= MAX_SEED:
         raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
-
-
-def _refuse_foreign_options(stage: str, given: set[str]) -> None:
-    """A new run of a stage refuses options that the stage would not use."""
-    for name in sorted(given):
-        if name in STAGE_OPTIONS and stage not in STAGE_OPTIONS[name]:
-            raise UsageError(f"{flag(name)} does not apply to the {stage} stage (only to "
-                             f"{', '.join(STAGE_OPTIONS[name])}); leave it out")
-
-
-def _resume_config(run_dir: Path, given: set[str], params: dict):
-    """The saved config of a run, with what a resume may change: a larger --steps extends the schedule,
-    logging and checkpoint cadence and workers may change; any other option is refused, never ignored."""
-    from dataclasses import replace
-
-    from t2i_cli.train import read_run_config
-
-    refused = sorted(given - RESUME_OPTIONS)
-    if refused:
-        raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot change a run that has started; "
-                         f"--resume keeps its settings (only --steps, --workers, --ckpt-every, --sample-every, "
-                         f"--log-every, --device and --quiet apply)")
-    cfg = read_run_config(run_dir)
-    _refuse_foreign_options(cfg.stage, given)
-    changes = {"num_workers" if k == "workers" else k: params[k]
-               for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every") if k in given}
-    if "steps" in changes:
-        changes["steps"] = _per_stage("steps", changes["steps"], cfg.stage)
-    for key in ("steps", "ckpt_every", "log_every"):
-        if key in changes and changes[key] < 1:
-            raise UsageError(f"{flag(key)} must be at least 1, got {changes[key]}")
-    if changes.get("num_workers", 0) < 0 or changes.get("sample_every", 0) < 0:
-        raise UsageError("--workers and --sample-every must be 0 or more")
-    if "steps" in changes and changes["steps"] < cfg.steps:
-        raise UsageError(f"--steps {changes['steps']} is fewer than the run's {cfg.steps}; with --resume, "
-                         f"--steps is a new total that extends the run")
-    return replace(cfg, **changes)
-
-
-def _train_config(stage: str, data: str, preset: str, opts: dict):
-    """Build a TrainConfig from the preset and the command-line overrides."""
-    from t2i_cli.stages import apply_preset, parse_model_overrides
-    from t2i_cli.train import STAGES, TrainConfig
-
-    if stage not in STAGES:
-        raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {stage!r}")
-    model_over = parse_model_overrides(stage, opts["model"])
-    opts = dict(opts)
-    for name in ("steps", "batch_size", "lr"):
-        if isinstance(opts.get(name), str):
-            if "=" in opts[name] or "," in opts[name]:
-                raise UsageError(f"{flag(name)} {opts[name]!r}: per-stage values belong to --stage all")
-            opts[name] = _per_stage(name, opts[name], stage)
-    names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
-             "ckpt_every", "sample_every", "log_every", "recon_loss")
-    over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
-                                          "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
-    if opts["finetune_decoder"]:
-        if stage != "dvae" or not opts["dvae"]:
-            raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH "
-                             "(the dVAE to start from)")
-        from t2i_cli.stages import dvae_config
-
-        start = dvae_config(opts["dvae"])  # the decoder keeps its own pixel mapping, hence its loss
-        over |= {"finetune_decoder": True, "image_side": start.image_side, "warmup": 0, "kl_max": 0.0,
-                 "recon_loss": opts["recon_loss"] or ("logit_laplace" if start.pixel_eps > 0 else "l1")}
-    if stage == "transformer" and opts["image_side"] is None and opts["dvae"]:
-        from t2i_cli.stages import dvae_config
-
-        over["image_side"] = dvae_config(opts["dvae"]).image_side  # the transformer sees what its dVAE encodes
-    fields = apply_preset(stage, preset, over)
-    for key in ("steps", "batch_size", "image_side", "text_len", "ckpt_every", "log_every", "vocab_size"):
-        if key in fields and fields[key] is not None and fields[key] < 1:
-            raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {fields[key]}")
-    for key in ("num_workers", "sample_every"):
-        if fields.get(key) is not None and fields[key] < 0:
-            raise UsageError(f"{flag('workers' if key == 'num_workers' else key)} must be 0 or more, got {fields[key]}")
-    if fields.get("recon_loss", "l1") not in ("l1", "mse", "logit_laplace"):
-        raise UsageError(f"--recon-loss must be l1, mse or logit_laplace, got {fields['recon_loss']!r}")
-    if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
-        raise UsageError(f"--precision must be auto, bf16 or fp32, got {fields['precision']!r}")
-    return TrainConfig(stage=stage, data=data, **fields)
 
 
 def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) -> dict:

@@ -1,0 +1,166 @@
+"""What `t2i train` options mean: a stage's TrainConfig from the preset and the command line, the options
+each stage uses (the rest are refused, never ignored), what a resumed run may change, and the per-stage
+values of `--stage all`. No printing and no Typer here (cli.py parses and reports); imports of torch-backed
+modules happen inside the functions, so `t2i --help` stays torch-free.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from t2i_cli.errors import UsageError
+
+
+def is_whole_run(run_dir: Path) -> bool:
+    """Whether a folder holds a `--stage all` run."""
+    from t2i_cli.recipe import is_whole_run as recipe_is_whole_run
+
+    return recipe_is_whole_run(run_dir)
+
+
+# What a --stage all run records (and a repeated command must match); the rest only steer this process.
+WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
+                      "model", "recon_loss", "seed", "precision", "ckpt_every", "sample_every", "log_every")
+
+
+def per_stage(name: str, value: Optional[str], stage: str):
+    """The value of a per-stage option for one stage: "N" for every stage, or "dvae=N,clip=M"."""
+    if value is None:
+        return None
+    cast = float if name == "lr" else int
+    items = [v.strip() for v in str(value).split(",") if v.strip()]
+    table: dict[str, str] = {}
+    for item in items:
+        key, sep, v = item.rpartition("=")
+        key = key.strip() if sep else "*"
+        if key not in ("*", "dvae", "transformer", "clip"):
+            raise UsageError(f"{flag(name)} {value!r}: per-stage values are dvae=, transformer= or clip=")
+        table[key] = v.strip()
+    text = table.get(stage, table.get("*"))
+    try:
+        return None if text is None else cast(text)
+    except ValueError:
+        raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number") from None
+
+
+def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
+    """The TrainConfig of one stage of a --stage all run, from the run's settings."""
+    opts = {k: settings.get(k) for k in WHOLE_RUN_SETTINGS} | {"workers": params["workers"], "finetune_decoder": False}
+    for name in ("steps", "batch_size", "lr"):
+        opts[name] = per_stage(name, settings.get(name), stage)
+    models = [m for m in settings.get("model") or []]
+    mine = [m.split(".", 1)[1] for m in models if m.split("=", 1)[0].startswith(f"{stage}.")]
+    if stage != "tokenizer":
+        from t2i_cli.stages import model_config_fields
+
+        fields = model_config_fields(stage)
+        mine += [m for m in models if "." not in m.split("=", 1)[0] and m.split("=", 1)[0] in fields]
+    opts["model"] = mine
+    for name, stages in STAGE_OPTIONS.items():  # an option belongs only to the stages that use it
+        if name in opts and stage not in stages and name not in ("model",):
+            opts[name] = None
+    if stage == "transformer" and opts["image_side"] is None:  # what the run's own dVAE is trained at
+        opts["image_side"] = stage_config_of_all("dvae", root, settings, params).image_side
+    opts["dvae"] = str(root / "dvae") if stage == "transformer" else None
+    opts["tokenizer"] = str(root / "tokenizer") if stage in ("transformer", "clip") else None
+    return train_config(stage, settings.get("data", "world:train"), settings.get("preset", "default"), opts)
+
+
+# Options a resumed run can honour: the rest are the run's own settings, fixed when it started.
+RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "log_every", "device", "quiet"}
+# Options that only some stages use (any other stage would silently ignore them, so it refuses them).
+STAGE_OPTIONS = {
+    "vocab_size": ("tokenizer",), "dvae": ("transformer", "dvae"), "tokenizer": ("transformer", "clip"),
+    "finetune_decoder": ("dvae",), "recon_loss": ("dvae",), "model": ("dvae", "transformer", "clip"),
+    "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
+    **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
+                                                     "ckpt_every", "sample_every", "log_every")},
+}
+
+
+def flag(name: str) -> str:
+    """--the-flag of a parameter name."""
+    return "--" + name.replace("_", "-")
+
+
+def refuse_foreign_options(stage: str, given: set[str]) -> None:
+    """A new run of a stage refuses options that the stage would not use."""
+    for name in sorted(given):
+        if name in STAGE_OPTIONS and stage not in STAGE_OPTIONS[name]:
+            raise UsageError(f"{flag(name)} does not apply to the {stage} stage (only to "
+                             f"{', '.join(STAGE_OPTIONS[name])}); leave it out")
+
+
+def resume_config(run_dir: Path, given: set[str], params: dict):
+    """The saved config of a run, with what a resume may change: a larger --steps extends the schedule,
+    logging and checkpoint cadence and workers may change; any other option is refused, never ignored."""
+    from dataclasses import replace
+
+    from t2i_cli.train import read_run_config
+
+    refused = sorted(given - RESUME_OPTIONS)
+    if refused:
+        raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot change a run that has started; "
+                         f"--resume keeps its settings (only --steps, --workers, --ckpt-every, --sample-every, "
+                         f"--log-every, --device and --quiet apply)")
+    cfg = read_run_config(run_dir)
+    refuse_foreign_options(cfg.stage, given)
+    changes = {"num_workers" if k == "workers" else k: params[k]
+               for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every") if k in given}
+    if "steps" in changes:
+        changes["steps"] = per_stage("steps", changes["steps"], cfg.stage)
+    for key in ("steps", "ckpt_every", "log_every"):
+        if key in changes and changes[key] < 1:
+            raise UsageError(f"{flag(key)} must be at least 1, got {changes[key]}")
+    if changes.get("num_workers", 0) < 0 or changes.get("sample_every", 0) < 0:
+        raise UsageError("--workers and --sample-every must be 0 or more")
+    if "steps" in changes and changes["steps"] < cfg.steps:
+        raise UsageError(f"--steps {changes['steps']} is fewer than the run's {cfg.steps}; with --resume, "
+                         f"--steps is a new total that extends the run")
+    return replace(cfg, **changes)
+
+
+def train_config(stage: str, data: str, preset: str, opts: dict):
+    """Build a TrainConfig from the preset and the command-line overrides."""
+    from t2i_cli.stages import apply_preset, parse_model_overrides
+    from t2i_cli.train import STAGES, TrainConfig
+
+    if stage not in STAGES:
+        raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {stage!r}")
+    model_over = parse_model_overrides(stage, opts["model"])
+    opts = dict(opts)
+    for name in ("steps", "batch_size", "lr"):
+        if isinstance(opts.get(name), str):
+            if "=" in opts[name] or "," in opts[name]:
+                raise UsageError(f"{flag(name)} {opts[name]!r}: per-stage values belong to --stage all")
+            opts[name] = per_stage(name, opts[name], stage)
+    names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
+             "ckpt_every", "sample_every", "log_every", "recon_loss")
+    over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
+                                          "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
+    if opts["finetune_decoder"]:
+        if stage != "dvae" or not opts["dvae"]:
+            raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH "
+                             "(the dVAE to start from)")
+        from t2i_cli.stages import dvae_config
+
+        start = dvae_config(opts["dvae"])  # the decoder keeps its own pixel mapping, hence its loss
+        over |= {"finetune_decoder": True, "image_side": start.image_side, "warmup": 0, "kl_max": 0.0,
+                 "recon_loss": opts["recon_loss"] or ("logit_laplace" if start.pixel_eps > 0 else "l1")}
+    if stage == "transformer" and opts["image_side"] is None and opts["dvae"]:
+        from t2i_cli.stages import dvae_config
+
+        over["image_side"] = dvae_config(opts["dvae"]).image_side  # the transformer sees what its dVAE encodes
+    fields = apply_preset(stage, preset, over)
+    for key in ("steps", "batch_size", "image_side", "text_len", "ckpt_every", "log_every", "vocab_size"):
+        if key in fields and fields[key] is not None and fields[key] < 1:
+            raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {fields[key]}")
+    for key in ("num_workers", "sample_every"):
+        if fields.get(key) is not None and fields[key] < 0:
+            raise UsageError(f"{flag('workers' if key == 'num_workers' else key)} must be 0 or more, got {fields[key]}")
+    if fields.get("recon_loss", "l1") not in ("l1", "mse", "logit_laplace"):
+        raise UsageError(f"--recon-loss must be l1, mse or logit_laplace, got {fields['recon_loss']!r}")
+    if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
+        raise UsageError(f"--precision must be auto, bf16 or fp32, got {fields['precision']!r}")
+    return TrainConfig(stage=stage, data=data, **fields)
