@@ -386,9 +386,7 @@ def test_a_collapsed_run_warns_on_stderr_and_in_metrics(tmp_path, monkeypatch):
         return recon, loss, {**parts, "out_std": torch.tensor(0.0)}
 
     monkeypatch.setattr(DVAE, "forward", frozen)
-    monkeypatch.setattr("t2i_cli.train.Watchdog.__init__",
-                        lambda self, warmup_steps: (setattr(self, "warmup_steps", 2), setattr(self, "seen", set()),
-                                                    setattr(self, "losses", [])) and None)
+    monkeypatch.setattr("t2i_cli.train.WATCHDOG_WARMUP", 2)
     out = tmp_path / "run"
     r = run("train", "--stage", "dvae", "--steps", "5", "--out", out, "--preset", "tiny", "--workers", "0",
             "--log-every", "1", "--device", "cpu")

@@ -330,17 +330,13 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")
-    make = lambda stage, root: stage_config_of_all(stage, root, settings, params)  # noqa: E731
-    for stage in ORDER:
-        if not (run_dir / stage / "train_config.json").is_file():
-            make(stage, run_dir)  # every stage's settings are checked before the first one trains
     from t2i_cli.train import read_run_config
 
-    def steps_of(s: str) -> int:
-        started = (run_dir / s / "train_config.json").is_file()
-        return (read_run_config(run_dir / s) if started else make(s, run_dir)).steps if s != "tokenizer" else 0
-
-    totals = {s: steps_of(s) for s in ORDER}
+    # Every stage's config, built (and so checked) once, before the first stage trains.
+    configs = {s: read_run_config(run_dir / s) if (run_dir / s / "train_config.json").is_file()
+               else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
+    make = lambda stage, root: configs[stage]  # noqa: E731
+    totals = {s: 0 if s == "tokenizer" else configs[s].steps for s in ORDER}
     with progress_bar(quiet) as bar:
         task = bar.add_task("train all", total=sum(totals.values()) or 1, rate="")
 

@@ -18,6 +18,7 @@ import torch
 
 from t2i_cli.data import CaptionDataset, open_source
 from t2i_cli.errors import DataError
+from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.sampling import SamplingConfig
 
@@ -55,19 +56,15 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     real = torch.stack([x for x, _ in items])
     result: dict[str, Any] = {"source": source, "n": count, "val_size": len(val), "seed": seed}
 
-    codes, psnr = [], []
+    codes, psnrs = [], []
     for lo in range(0, count, 32):
         x = real[lo:lo + 32].to(pipe.device)
         c = b.dvae.codes_from_image(x)
-        recon = b.dvae.image_from_codes(c).float().clamp(0, 1)
-        psnr.append(10 * torch.log10(1 / ((recon - x) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)).cpu())
+        psnrs.append(psnr(b.dvae.image_from_codes(c), x).cpu())
         codes.append(c.flatten(1).cpu())
     flat = torch.cat(codes)
-    hist = torch.bincount(flat.flatten(), minlength=b.dvae.cfg.n_codes).double()
-    p = hist / hist.sum()
-    result["dvae"] = {"psnr": float(torch.cat(psnr).mean()),
-                      "perplexity": float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())),
-                      "codes_used": int((hist > 0).sum())}
+    perplexity, used = code_usage(flat, b.dvae.cfg.n_codes)
+    result["dvae"] = {"psnr": float(torch.cat(psnrs).mean()), "perplexity": perplexity, "codes_used": used}
 
     bits = 0.0
     for lo in range(0, count, 32):

@@ -16,7 +16,8 @@ from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_bytes
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot
 from t2i_cli.models.clip import Clip, ClipConfig
-from t2i_cli.models.dvae import DVAE, DVAEConfig
+from t2i_cli.models.dvae import DVAE, DVAEConfig, code_usage
+from t2i_cli.models.dvae import psnr as dvae_psnr
 from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.sampling import SamplingConfig, generate_codes
@@ -97,10 +98,8 @@ def val_batches(val, batch: int) -> Iterator[tuple[torch.Tensor, list[str]]]:
 
 def codebook_usage(codes: torch.Tensor, n_codes: int) -> dict[str, float]:
     """Perplexity of the code histogram and the share of codes used at least once."""
-    counts = torch.bincount(codes.flatten(), minlength=n_codes).float()
-    p = counts / counts.sum()
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return {"perplexity": float(entropy.exp()), "codes_used": float((counts > 0).float().mean())}
+    perplexity, used = code_usage(codes, n_codes)
+    return {"perplexity": perplexity, "codes_used": used / n_codes}
 
 
 class DVAEStage:
@@ -151,7 +150,7 @@ class DVAEStage:
             c = self.model.codes_from_image(x.to(device))
             recon = self.model.image_from_codes(c).float().cpu()
             l1.append((recon - x).abs().mean(dim=(1, 2, 3)))
-            psnr.append(10 * torch.log10(1 / ((recon - x) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)))
+            psnr.append(dvae_psnr(recon, x))
             codes.append(c.flatten().cpu())
         self.model.train()
         usage = codebook_usage(torch.cat(codes), self.model.cfg.n_codes)

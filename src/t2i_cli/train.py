@@ -29,6 +29,7 @@ from t2i_cli.weights import FORMAT, load_tensors, read_metadata, save_model, sav
 STAGES = ("tokenizer", "dvae", "transformer", "clip")
 CHECKPOINT = "checkpoint.safetensors"
 RUN_CONFIG = "train_config.json"  # its presence makes a folder a run
+WATCHDOG_WARMUP = 50  # steps before the watchdog judges the codes: a fresh model's carry little yet
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     logger = Logger(run_dir, dd.is_main, start, getattr(stage, "curve", "loss"))
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
-    watchdog = Watchdog(warmup_steps=max(50, cfg.steps // 10))  # a fresh model's codes carry little yet
+    watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10))
 
     def samples_and_validation() -> None:
         if getattr(stage, "val", None) is not None and len(stage.val):

@@ -42,6 +42,20 @@ class DVAEConfig:
         return 4 * 4 * _widths(self)[0] * self.image_side**2
 
 
+def psnr(recon: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB (B,) of reconstructions against images, both (B, 3, H, W) in [0, 1]."""
+    mse = ((recon.float() - images.float()) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+def code_usage(codes: torch.Tensor, n_codes: int) -> tuple[float, int]:
+    """(Perplexity of the code histogram, distinct codes used) of any tensor of codes."""
+    counts = torch.bincount(codes.flatten().cpu(), minlength=n_codes).float()
+    p = counts / counts.sum().clamp_min(1)
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return float(entropy.exp()), int((counts > 0).sum())
+
+
 def _conv(c_in: int, c_out: int, k: int) -> int:
     """Parameters of a k x k convolution with bias."""
     return c_in * c_out * k * k + c_out

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.sampling import SamplingConfig
 from t2i_cli.world.judge import Judge
 from t2i_cli.world.judge_training import degrade
@@ -78,18 +79,17 @@ def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, flo
     """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
     distinct codes) of a dVAE on n world `val` scenes at its own image side."""
     side, device = dvae.cfg.image_side, next(dvae.parameters()).device
-    counts = torch.zeros(dvae.cfg.n_codes, dtype=torch.long)
+    codes_seen: list[torch.Tensor] = []
     psnrs: list[torch.Tensor] = []
     for lo in range(0, n, batch):
         imgs = [scene("val", seed * 1_000_003 + i, side)[0] for i in range(lo, min(n, lo + batch))]
         x = torch.stack([torch.from_numpy(as_uint8(im).copy()).permute(2, 0, 1) for im in imgs]).float() / 255
         codes = dvae.codes_from_image(x.to(device))  # (B, h, w)
         recon = dvae.image_from_codes(codes).float().clamp(0, 1).cpu()  # (B, 3, H, W)
-        mse = ((recon - x) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-        psnrs.append(10 * torch.log10(1 / mse))
-        counts += torch.bincount(codes.flatten().cpu(), minlength=dvae.cfg.n_codes)
-    p = counts.float() / counts.sum().clamp_min(1)
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return {"psnr": float(torch.cat(psnrs).mean()) if psnrs else float("nan"), "perplexity": float(entropy.exp()),
-            "codes_used": int((counts > 0).sum()), "n": n}
+        psnrs.append(psnr(recon, x))
+        codes_seen.append(codes.flatten().cpu())
+    perplexity, used = code_usage(torch.cat(codes_seen) if codes_seen else torch.zeros(0, dtype=torch.long),
+                                  dvae.cfg.n_codes)
+    return {"psnr": float(torch.cat(psnrs).mean()) if psnrs else float("nan"), "perplexity": perplexity,
+            "codes_used": used, "n": n}
 
