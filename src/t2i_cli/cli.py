@@ -120,7 +120,7 @@ def rate_text(task, unit: str) -> str:
 @app.command()
 def generate(
     ctx: typer.Context,
-    prompt: str = typer.Argument(..., help="What to draw, e.g. \"a red bird\"."),
+    prompt: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a red bird\" (not with --from)."),
     n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N})."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
     temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
@@ -129,6 +129,20 @@ def generate(
     top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
     guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
                                    help="Classifier-free guidance scale (>= 0; 1 = off)."),
+    negative: Optional[str] = typer.Option(None, "--negative",
+                                           help="Guidance pushes away from this text instead of the empty prompt."),
+    image: Optional[Path] = typer.Option(None, "--image",
+                                         help="Start from this picture: keep its top rows (--keep-top) or "
+                                              "what --mask leaves, and draw the rest."),
+    keep_top: float = typer.Option(0.5, "--keep-top", help="With --image: the share of code rows kept, in (0, 1)."),
+    mask: Optional[Path] = typer.Option(None, "--mask",
+                                        help="With --image: inpaint; the light pixels (> 127) of MASK are redrawn."),
+    redraws: int = typer.Option(1, "--redraws",
+                                help="With --mask: draw each image K times and keep the one whose redrawn "
+                                     "region fits the kept codes best."),
+    from_png: Optional[Path] = typer.Option(None, "--from",
+                                            help="Redraw a PNG that t2i made, from the settings it records "
+                                                 "(with --image/--mask if it was made from them)."),
     candidates: int = typer.Option(0, "--candidates", help="Draw this many and keep the best by CLIP score."),
     keep: int = typer.Option(1, "--keep", help="With --candidates: how many of the best to write."),
     out_dir: Path = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files."),
@@ -138,28 +152,59 @@ def generate(
     grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
 ) -> None:
-    """Draw images for PROMPT and write them as PNGs with their provenance."""
+    """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
-        if not prompt.strip():
-            raise UsageError("the prompt is empty; give a description such as \"a red bird\"")
-        if not 1 <= n <= MAX_N:
-            raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
-        check_seed(seed)
         given = given_options(ctx)
-        if candidates and not 1 <= keep <= candidates <= MAX_N:
-            raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
-                             f"got {candidates}, {keep}")
-        if "keep" in given and not candidates:
-            raise UsageError("--keep needs --candidates N (draw N, keep the best --keep); leave it out otherwise")
-        if "n" in given and candidates:
-            raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
-        from t2i_cli.sampling import SamplingConfig
+        if from_png is not None:
+            fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "negative", "keep_top",
+                                    "redraws", "candidates", "keep", "grid"})
+            if prompt is not None or fixed:
+                named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
+                raise UsageError(f"--from takes every setting from the PNG; leave out {', '.join(named)}")
+            paths = [_redraw(from_png, image, mask, out_dir, weights or default_weights(), device, quiet)]
+        else:
+            if prompt is None or not prompt.strip():
+                raise UsageError("the prompt is empty; give a description such as \"a red bird\"")
+            if not 1 <= n <= MAX_N:
+                raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
+            check_seed(seed)
+            if candidates and not 1 <= keep <= candidates <= MAX_N:
+                raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
+                                 f"got {candidates}, {keep}")
+            if "keep" in given and not candidates:
+                raise UsageError("--keep needs --candidates N (draw N, keep the best --keep); leave it out otherwise")
+            if "n" in given and candidates:
+                raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
+            spec = _image_spec(image, mask, keep_top, redraws, given)
+            from t2i_cli.sampling import SamplingConfig
 
-        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
-        paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
-                          weights or default_weights(), device, grid, quiet)
+            sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
+            paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
+                              weights or default_weights(), device, grid, quiet, negative=negative, spec=spec)
         for p in paths:
             out.print(clean(str(p)), soft_wrap=True)
+
+
+def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, redraws: int,
+                given: set[str]) -> Optional[dict]:
+    """The image prompt generate was asked for (image_prompt.build's arguments), or None; checks the flags."""
+    if image is None:
+        if given & {"mask", "keep_top", "redraws"}:
+            raise UsageError(f"{flag(sorted(given & {'mask', 'keep_top', 'redraws'})[0])} needs --image SRC "
+                             "(the picture to start from)")
+        return None
+    from t2i_cli.image_prompt import MAX_REDRAWS, check_keep_top
+
+    if mask is not None and "keep_top" in given:
+        raise UsageError("--keep-top and --mask both say what to keep of --image; use one")
+    if mask is None and "redraws" in given:
+        raise UsageError("--redraws belongs to --mask (it picks the redrawn region that fits the kept codes)")
+    if not 1 <= redraws <= MAX_REDRAWS:
+        raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {redraws}")
+    if mask is None:
+        check_keep_top(keep_top)
+        return {"image": image, "keep_top": keep_top}
+    return {"image": image, "mask": mask, "redraws": redraws}
 
 
 def _load_pipeline(weights: Path, device: str, need_clip: bool = False):
@@ -172,22 +217,35 @@ def _load_pipeline(weights: Path, device: str, need_clip: bool = False):
     return TextToImage.from_folder(weights, device, need_clip=need_clip)
 
 
+def _warn_encoding(pipe, enc, what: str, quiet: bool) -> None:
+    """Warn about words a prompt loses: cut off at the text length, or never seen in training."""
+    if not quiet and enc.n_dropped:
+        warn(f"{what} is longer than {pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
+    if not quiet and enc.unknown_words:
+        warn(f"the model never saw these words of {what} in training and may ignore them: "
+             f"{', '.join(enc.unknown_words)}")
+
+
 def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path, weights: Path,
-              device: str, grid: bool, quiet: bool) -> list[Path]:
+              device: str, grid: bool, quiet: bool, negative: Optional[str] = None, spec: Optional[dict] = None,
+              stem: Optional[str] = None) -> list[Path]:
     """Sample (and optionally rerank) images, writing each batch as soon as it is decoded."""
     from t2i_cli.outputs import prepare_folder
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None)
-    request = pipe.request(prompt, sampling)  # the prompt is encoded, and the settings checked, once
-    enc = request.encoded
-    if not quiet and enc.n_dropped:
-        warn(f"the prompt is longer than {pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
-    if not quiet and enc.unknown_words:
-        warn(f"the model never saw these words in training and may ignore them: {', '.join(enc.unknown_words)}")
+    request = pipe.request(prompt, sampling, negative)  # the prompts are encoded, and the settings checked, once
+    _warn_encoding(pipe, request.encoded, "the prompt", quiet)
+    if request.negative_encoded is not None:
+        _warn_encoding(pipe, request.negative_encoded, "the negative prompt", quiet)
+    image = None
+    if spec is not None:
+        from t2i_cli.image_prompt import build
+
+        image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
     is_new_folder = not out_dir.exists()
     prepare_folder(out_dir)
     try:
-        return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet)
+        return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet, image, stem)
     except BaseException:
         if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
@@ -195,11 +253,11 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
 
 
 def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_dir: Path, grid: bool,
-                    quiet: bool) -> list[Path]:
+                    quiet: bool, image=None, stem: Optional[str] = None) -> list[Path]:
     """Decode in batches under a progress bar, writing each image as soon as it is final."""
-    from t2i_cli.outputs import provenance, write_image, write_sheet
+    from t2i_cli.outputs import made_from, provenance, write_image, write_sheet
 
-    sampling = request.sampling
+    sampling, extra, identity = request.sampling, made_from(request, image), pipe.bundle.identity
     total = n * pipe.bundle.transformer.cfg.n_image
     paths: list[Path] = []
     results = []
@@ -209,17 +267,109 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
         def tick(done: int) -> None:
             bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens"))
 
-        for batch in pipe.batches(request, n, seed, tick):
+        for batch in pipe.batches(request, n, seed, tick, image):
             if keep is None:  # write at once, so Ctrl-C keeps every finished image
-                paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, pipe.bundle.identity))
+                paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra), stem)
                           for g in batch]
             results += batch
     if keep is not None:
         results = pipe.rerank(results, keep)
-        paths = [write_image(g, out_dir, provenance(g, seed, n, sampling, pipe.bundle.identity)) for g in results]
+        paths = [write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra), stem) for g in results]
     if grid:
-        paths.append(write_sheet(results, out_dir, provenance(results[0], seed, n, sampling, pipe.bundle.identity)))
+        paths.append(write_sheet(results, out_dir, provenance(results[0], seed, n, sampling, identity, extra)))
     return paths
+
+
+def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir: Path, weights: Path,
+            device: str, quiet: bool) -> Path:
+    """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
+    import re
+
+    from t2i_cli.image_prompt import build, file_sha256
+    from t2i_cli.outputs import made_from, prepare_folder, provenance, recorded_settings, write_image
+
+    rec = recorded_settings(from_png)
+    if rec.image_mode is None and (image is not None or mask is not None):
+        raise UsageError(f"{from_png} was drawn from its prompt alone; leave out --image and --mask")
+    spec = None
+    if rec.image_mode is not None:
+        needs = "--image SRC" + (" --mask MASK" if rec.image_mode == "inpaint" else "")
+        if image is None or (rec.image_mode == "inpaint") != (mask is not None):
+            raise UsageError(f"{from_png} was drawn from an image prompt ({rec.image_mode}); "
+                             f"redraw it with --from {from_png} {needs}")
+        if file_sha256(image) != rec.image_sha256:
+            raise UsageError(f"{image} is not the source {from_png} was drawn from (its sha256 differs)")
+        if mask is not None and file_sha256(mask) != rec.mask_sha256:
+            raise UsageError(f"{mask} is not the mask {from_png} was drawn with (its sha256 differs)")
+        spec = {"image": image, "keep_top": rec.keep_top, "mask": mask, "strength": rec.strength,
+                "redraws": rec.redraws}
+    pipe = _load_pipeline(weights, device)
+    if not quiet and rec.weights and rec.weights != pipe.bundle.identity:
+        warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "
+             "the image will differ (pass the --weights it was made with)")
+    if not quiet and rec.version and rec.version != __version__:
+        warn(f"{from_png} was drawn by t2i {rec.version}, this is {__version__}: the pixels may differ")
+    request = pipe.request(rec.prompt, rec.sampling, rec.negative)
+    prompt_image = build(pipe.bundle.dvae, **spec) if spec is not None else None
+    prepare_folder(out_dir)
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("decoding", total=pipe.bundle.transformer.cfg.n_image, rate="")
+        g = pipe.redraw(request, rec.n, rec.seed, rec.index, prompt_image,
+                        lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens")))
+    meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity, made_from(request, prompt_image))
+    return write_image(g, out_dir, meta, re.sub(r"-\d{3,}$", "", from_png.stem) or None)
+
+
+@app.command()
+def vary(
+    ctx: typer.Context,
+    source: Path = typer.Argument(..., help="The picture to vary (any size or mode)."),
+    strength: float = typer.Option(0.5, "--strength",
+                                   help="How far to move, in (0, 1]: the share of code cells redrawn."),
+    prompt: Optional[str] = typer.Option(None, "--prompt",
+                                         help="What the picture shows (default: the prompt in its PNG text, "
+                                              "else the empty prompt)."),
+    negative: Optional[str] = typer.Option(None, "--negative",
+                                           help="Guidance pushes away from this text instead of the empty prompt."),
+    n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N})."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
+    temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
+                                      help="Softmax temperature (> 0)."),
+    top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off)."),
+    top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
+    guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
+                                   help="Classifier-free guidance scale (>= 0; 1 = off)."),
+    out_dir: Path = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files."),
+    weights: Optional[Path] = typer.Option(None, "--weights",
+                                           help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
+) -> None:
+    """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
+    with user_errors():
+        from t2i_cli.files import safe_stem
+        from t2i_cli.image_prompt import check_strength
+        from t2i_cli.images import read_png_text
+
+        if not 1 <= n <= MAX_N:
+            raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
+        check_seed(seed)
+        check_strength(strength)
+        if prompt is None:  # the prompt a t2i PNG (or any PNG with a "prompt" text chunk) was made from
+            text = read_png_text(source) if source.suffix.lower() == ".png" and source.is_file() else {}
+            prompt = text.get("prompt", "")[:1000]
+            if not quiet:
+                say("prompt", "cyan", f"{prompt!r} (from {source.name})" if prompt else
+                    "none found in the picture; drawing from the empty prompt (set one with --prompt)")
+        from t2i_cli.sampling import SamplingConfig
+
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
+        paths = _generate(prompt, n, None, seed, sampling, out_dir, weights or default_weights(), device, grid,
+                          quiet, negative=negative, spec={"image": source, "strength": strength},
+                          stem=f"{safe_stem(source.stem)}-vary")
+        for p in paths:
+            out.print(clean(str(p)), soft_wrap=True)
 
 
 @app.command()

@@ -32,6 +32,27 @@ def load_rgb(path: Path, side: int) -> Image.Image:
     return square(img, side)
 
 
+def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
+    """An inpainting mask as (grid, grid) bools: a cell is True when any pixel of it is light (> 127 after
+    greyscale). The mask is centre-cropped square like an image prompt (load_rgb), then each cell covers
+    its share of the crop's pixels, so no pixel is lost to resampling."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                grey = to_rgb(im).convert("L")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"cannot read mask {path}: {e}") from e
+    w, h = grey.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    light = torch.frombuffer(bytearray(grey.crop((left, top, left + s, top + s)).tobytes()), dtype=torch.uint8)
+    light = light.view(s, s) > 127
+    bounds = [(r * s // grid, max(r * s // grid + 1, -(-(r + 1) * s // grid))) for r in range(grid)]
+    return torch.tensor([[bool(light[y0:y1, x0:x1].any()) for x0, x1 in bounds] for y0, y1 in bounds])
+
+
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
     """Any mode as 8-bit RGB: transparency (RGBA, LA, palette with a transparent index) is composited on
     `background` (what a plain convert("RGB") would show is the colour stored under alpha 0, usually

@@ -3,29 +3,107 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from t2i_cli import __version__
-from t2i_cli.errors import OutputError
+from t2i_cli.errors import DataError, OutputError, T2IError
 from t2i_cli.files import safe_stem, write_new
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor
 from t2i_cli.pipeline import Generated
 from t2i_cli.sampling import SamplingConfig
 
+MAX_RECORDED_N = 256  # the largest --n (cli.MAX_N): a PNG cannot ask --from for more work than a command could
 SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (its value says which kind)
 
 
-def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identity: str) -> dict[str, str]:
-    """The PNG text chunks that let anyone (and `t2i rerank`) know and reproduce an image."""
+def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identity: str,
+               made_from: dict[str, str] | None = None) -> dict[str, str]:
+    """The PNG text chunks that let anyone (and `t2i rerank`, `t2i generate --from`) know and reproduce an
+    image; made_from adds what else it was drawn from (a negative prompt, an image prompt's hashes)."""
     settings = {k: v for k, v in asdict(sampling).items() if k != "use_cache"}
     meta = {"prompt": g.prompt, "seed": str(seed), "n": str(n), "index": str(g.index),
-            **{k: str(v) for k, v in settings.items()}, "weights": identity, "t2i_version": __version__,
-            "software": f"t2i {__version__}"}
+            **{k: str(v) for k, v in settings.items()}, **(made_from or {}), "weights": identity,
+            "t2i_version": __version__, "software": f"t2i {__version__}"}
     if g.score is not None:
         meta.update(clip_score=f"{g.score:.6f}", clip_rank=str(g.rank))
     meta["t2i"] = json.dumps({k: meta[k] for k in sorted(meta)}, sort_keys=True)
     return meta
+
+
+def made_from(request, image=None) -> dict[str, str]:
+    """What an output was drawn from besides its prompt, seed and sampling settings."""
+    meta = {"negative": request.negative} if request.negative is not None else {}
+    return meta | (image.provenance() if image is not None else {})
+
+
+def read_provenance(path: Path) -> dict[str, str]:
+    """The settings a t2i PNG records (its `t2i` text chunk); DataError when it has none."""
+    from t2i_cli.images import read_png_text
+
+    text = read_png_text(path)
+    try:
+        meta = json.loads(text["t2i"])
+    except (KeyError, ValueError):
+        raise DataError(f"{path} carries no t2i settings (it was not written by `t2i generate` or "
+                        "`t2i vary`); --from needs one of their PNGs") from None
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?")
+    if text.get(SHEET_KEY):
+        raise DataError(f"{path} is a contact sheet; pass --from one of the images it shows")
+    return meta
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The settings a t2i PNG was drawn with, parsed and checked (`generate --from`)."""
+
+    prompt: str
+    seed: int
+    n: int
+    index: int
+    sampling: SamplingConfig
+    weights: str  # the identity of the weights folder that drew it
+    version: str
+    negative: str | None = None
+    image_mode: str | None = None  # complete, inpaint or vary, for an image prompt
+    image_sha256: str | None = None
+    mask_sha256: str | None = None
+    keep_top: float | None = None
+    strength: float | None = None
+    redraws: int = 1
+
+
+def recorded_settings(path: Path) -> Recorded:
+    """Parse what a t2i PNG records; DataError naming the first setting that is missing or invalid."""
+    meta = read_provenance(path)
+
+    def get(key: str, kind, default=None, required: bool = True):
+        if key not in meta:
+            if required:
+                raise DataError(f"{path}: its t2i settings have no {key!r}; --from cannot redraw it")
+            return default
+        try:
+            return kind(meta[key])
+        except ValueError:
+            raise DataError(f"{path}: its t2i setting {key}={meta[key][:40]!r} is not valid") from None
+
+    try:
+        sampling = SamplingConfig(temperature=get("temperature", float), top_k=get("top_k", int),
+                                  top_p=get("top_p", float), guidance=get("guidance", float))
+    except T2IError as e:
+        raise DataError(f"{path}: its recorded sampling settings are out of range ({e})") from None
+    rec = Recorded(prompt=get("prompt", str), seed=get("seed", int), n=get("n", int), index=get("index", int),
+                   sampling=sampling, weights=get("weights", str, "", False),
+                   version=get("t2i_version", str, "", False), negative=get("negative", str, None, False),
+                   image_mode=get("image_mode", str, None, False), image_sha256=get("image_sha256", str, None, False),
+                   mask_sha256=get("mask_sha256", str, None, False), keep_top=get("keep_top", float, None, False),
+                   strength=get("strength", float, None, False), redraws=get("redraws", int, 1, False))
+    if not (0 <= rec.index < rec.n <= MAX_RECORDED_N) or not 0 <= rec.seed < 2**63:
+        raise DataError(f"{path}: its recorded seed, n or index is out of range")
+    if rec.image_mode is not None and (rec.image_mode not in ("complete", "inpaint", "vary") or not rec.image_sha256):
+        raise DataError(f"{path}: its recorded image prompt is incomplete (mode {rec.image_mode!r})")
+    return rec
 
 
 def prepare_folder(folder: Path) -> Path:
@@ -39,10 +117,10 @@ def prepare_folder(folder: Path) -> Path:
     return folder
 
 
-def write_image(g: Generated, folder: Path, meta: dict[str, str]) -> Path:
-    """Write one generated image as a new PNG named after its prompt; never overwrites."""
+def write_image(g: Generated, folder: Path, meta: dict[str, str], stem: str | None = None) -> Path:
+    """Write one generated image as a new PNG named after its prompt (or stem); never overwrites."""
     data = encode_png(image_from_tensor(g.image), meta)
-    return write_new(folder, safe_stem(g.prompt), ".png", lambda tmp: tmp.write_bytes(data))
+    return write_new(folder, stem or safe_stem(g.prompt), ".png", lambda tmp: tmp.write_bytes(data))
 
 
 def write_sheet(results: list[Generated], folder: Path, meta: dict[str, str]) -> Path:

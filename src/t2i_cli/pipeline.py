@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
 from t2i_cli.devices import resolve_device
 from t2i_cli.errors import UsageError
 from t2i_cli.models.tokenizer import Encoded
-from t2i_cli.sampling import SamplingConfig, generate_codes
+from t2i_cli.sampling import SamplingConfig, draw_codes
 from t2i_cli.weights import Bundle, load_folder
 
-MAX_BATCH = 16  # images decoded together; bounds memory whatever --n is
+if TYPE_CHECKING:
+    from t2i_cli.image_prompt import ImagePrompt
+
+MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
+
+
+def batch_seed(seed: int, start: int) -> int:
+    """The generator seed of the batch whose first image has index `start`: each batch draws from its own
+    generator, so `--from` redraws one image by decoding only its batch."""
+    return seed if start == 0 else (seed * 1_000_003 + start) % 2**63
 
 
 @dataclass
@@ -26,6 +35,7 @@ class Generated:
     index: int  # position among the images drawn for this prompt and seed
     score: float | None = None  # CLIP score, when reranked
     rank: int | None = None  # 1 = best, when reranked
+    fit: float | None = None  # image prompts: mean log-probability (nats) of the kept codes after a drawn one
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class Request:
     prompt: str  # the prompt as the user gave it
     encoded: Encoded  # its token ids, and what was dropped or unknown (callers warn about those)
     sampling: SamplingConfig  # valid for this model's codebook
+    negative: str | None = None  # what guidance pushes away from instead of the empty prompt
+    negative_encoded: Encoded | None = None
 
 
 class TextToImage:
@@ -54,30 +66,76 @@ class TextToImage:
     def text_len(self) -> int:
         return self.bundle.transformer.cfg.text_len
 
-    def request(self, prompt: str, sampling: SamplingConfig = SamplingConfig()) -> Request:
-        """Encode a prompt to the model's text length and check the sampling settings against the model."""
+    def request(self, prompt: str, sampling: SamplingConfig = SamplingConfig(), negative: str | None = None,
+                ) -> Request:
+        """Encode a prompt (and a negative prompt) to the model's text length and check the sampling settings
+        against the model."""
         sampling.check_vocab(self.bundle.transformer.cfg.image_vocab)
-        return Request(prompt, self.bundle.tokenizer.encode(prompt, self.text_len), sampling)
+        neg = None
+        if negative is not None:
+            if not negative.strip():
+                raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
+            if sampling.guidance == 1.0:
+                raise UsageError("--negative works through guidance, which --guidance 1 turns off; "
+                                 "use a guidance above 1 (default 3)")
+            neg = self.bundle.tokenizer.encode(negative, self.text_len)
+        return Request(prompt, self.bundle.tokenizer.encode(prompt, self.text_len), sampling, negative, neg)
 
     def __call__(self, prompt: str, n: int = 1, seed: int = 0, sampling: SamplingConfig = SamplingConfig(),
                  progress: Callable[[int], None] | None = None) -> list[Generated]:
         """Draw n images for one prompt; the same seed and settings give the same images."""
         return [g for batch in self.batches(self.request(prompt, sampling), n, seed, progress) for g in batch]
 
-    def batches(self, request: Request, n: int, seed: int,
-                progress: Callable[[int], None] | None = None) -> Iterator[list[Generated]]:
-        """Yield the n images in batches of at most MAX_BATCH, so callers can save each batch at once."""
+    @staticmethod
+    def per_batch(image: ImagePrompt | None = None) -> int:
+        """Images per batch: MAX_BATCH rows, each image taking `redraws` of them."""
+        return max(1, MAX_BATCH // (image.redraws if image is not None else 1))
+
+    def batches(self, request: Request, n: int, seed: int, progress: Callable[[int], None] | None = None,
+                image: ImagePrompt | None = None) -> Iterator[list[Generated]]:
+        """Yield the n images in batches of at most MAX_BATCH rows, so callers can save each batch at once."""
+        per = self.per_batch(image)
+        for start in range(0, n, per):
+            b = min(per, n - start)
+            tick = (lambda k, d=start * self.bundle.transformer.cfg.n_image, b=b: progress(d + k * b)) \
+                if progress else None
+            yield self._batch(request, start, b, seed, image, tick)
+
+    def redraw(self, request: Request, n: int, seed: int, index: int, image: ImagePrompt | None = None,
+               progress: Callable[[int], None] | None = None) -> Generated:
+        """Image `index` of the n drawn with this seed, decoding only its batch (the same pixels)."""
+        if not 0 <= index < n:
+            raise UsageError(f"index {index} is not among the {n} images drawn")
+        per = self.per_batch(image)
+        start = index // per * per
+        return self._batch(request, start, min(per, n - start), seed, image, progress)[index - start]
+
+    def _batch(self, request: Request, start: int, b: int, seed: int, image: ImagePrompt | None,
+               progress: Callable[[int], None] | None) -> list[Generated]:
+        """Images start..start+b-1: one decode of b (times redraws) rows from the batch's own generator."""
         cfg = self.bundle.transformer.cfg
-        gen = torch.Generator(device=self.device).manual_seed(seed)
+        gen = torch.Generator(device=self.device).manual_seed(batch_seed(seed, start))
         ids = torch.tensor(request.encoded.ids, device=self.device)
-        empty = torch.tensor(self.bundle.tokenizer.empty(self.text_len), device=self.device)
-        for start in range(0, n, MAX_BATCH):
-            b = min(MAX_BATCH, n - start)
-            tick = (lambda k, d=start * cfg.n_image, b=b: progress(d + k * b)) if progress else None
-            with torch.inference_mode():
-                codes = generate_codes(self.bundle.transformer, ids.expand(b, -1), empty, request.sampling, gen, tick)
-                images = self.bundle.dvae.image_from_codes(codes.view(b, cfg.grid, cfg.grid)).float().cpu()
-            yield [Generated(images[i], request.prompt, start + i) for i in range(b)]
+        neg = request.negative_encoded
+        uncond = torch.tensor(neg.ids if neg else self.bundle.tokenizer.empty(self.text_len), device=self.device)
+        k = image.redraws if image is not None else 1
+        known = keep = None
+        if image is not None:
+            keep = image.keep_masks(b, gen).repeat_interleave(k, dim=0)  # (b * k, N)
+            known = image.codes.to(self.device).view(1, -1).expand(b * k, -1)
+        with torch.inference_mode():
+            codes, logprob = draw_codes(self.bundle.transformer, ids.expand(b * k, -1), uncond, request.sampling,
+                                        gen, progress, known, keep)
+            fit = None
+            if image is not None:
+                follow = _kept_after_drawn(keep).clamp(min=1)  # (b * k,) kept codes the log-probability sums over
+                fit = (logprob / follow).view(b, k)
+                best = fit.argmax(dim=1)  # the first of equal fits
+                codes = codes.view(b, k, -1)[torch.arange(b), best]
+                fit = fit[torch.arange(b), best].tolist()
+            images = self.bundle.dvae.image_from_codes(codes.view(b, cfg.grid, cfg.grid)).float().cpu()
+        return [Generated(images[i], request.prompt, start + i, fit=None if fit is None else fit[i])
+                for i in range(b)]
 
     @torch.inference_mode()
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
@@ -95,3 +153,9 @@ class TextToImage:
         for rank, i in enumerate(order, start=1):
             results[i].score, results[i].rank = float(scores[i]), rank
         return [results[i] for i in order[:keep]]
+
+
+def _kept_after_drawn(keep: torch.Tensor) -> torch.Tensor:
+    """Per row of keep (R, N): how many kept positions come after the row's first drawn one."""
+    drawn_before = (~keep).int().cumsum(dim=1) > 0
+    return (keep & drawn_before).sum(dim=1)

@@ -77,21 +77,59 @@ def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Gene
 def generate_codes(model: Transformer, text: torch.Tensor, empty: torch.Tensor, cfg: SamplingConfig,
                    generator: torch.Generator, progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """Sample image codes (B, n_image) for prompts text (B, T); empty (T,) is the unconditional prompt."""
+    return draw_codes(model, text, empty, cfg, generator, progress)[0]
+
+
+@torch.inference_mode()
+def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg: SamplingConfig,
+               generator: torch.Generator, progress: Callable[[int], None] | None = None,
+               known: torch.Tensor | None = None, keep: torch.Tensor | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw image codes (B, n_image) for prompts text (B, T) in raster order.
+
+    uncond (T,) is what guidance pushes away from: the empty prompt, or a negative prompt. An image
+    prompt is known (B, N) codes and keep (B, N) bools: a kept position takes its known code instead of a
+    draw (the model still reads it, so what follows is conditioned on it). The leading run of positions
+    kept in every row is read in one pass. Also returns, per row, the log-probability (nats, under the
+    guided distribution at temperature 1) of the kept codes that come after the row's first drawn code:
+    how well what was drawn fits what was kept after it (0 when nothing kept follows a draw).
+    """
     B, n_image = text.shape[0], model.cfg.n_image
+    device = text.device
+    prompted = keep is not None
+    if prompted and (known is None or known.shape != (B, n_image) or keep.shape != (B, n_image)):
+        raise ValueError(f"known and keep must both be ({B}, {n_image})")
     use_guidance = cfg.guidance != 1.0
-    if use_guidance:  # one batch holds the prompts and as many empty prompts
-        text = torch.cat([text, empty.to(text.device).expand(B, -1)], dim=0)  # (2B, T)
+    if use_guidance:  # one batch holds the prompts and as many unconditional (or negative) prompts
+        text = torch.cat([text, uncond.to(device).expand(B, -1)], dim=0)  # (2B, T)
     rows = text.shape[0]
-    cache = KVCache(model.cfg, rows, text.device, next(model.parameters()).dtype) if cfg.use_cache else None
-    codes = torch.zeros(rows, n_image, dtype=torch.long, device=text.device)  # (rows, N), filled left to right
-    for i in range(n_image):
-        logits = model.image_logits(text, codes[:, :i], cache)  # (rows, V)
+    cache = KVCache(model.cfg, rows, device, next(model.parameters()).dtype) if cfg.use_cache else None
+    codes = torch.zeros(rows, n_image, dtype=torch.long, device=device)  # (rows, N), filled left to right
+    kept_logprob = torch.zeros(B, dtype=torch.float32, device=device)
+    start = 0
+    if prompted:
+        drawn_yet = torch.zeros(B, dtype=torch.bool, device=device)  # whether a row has drawn a code so far
+        all_kept = keep.all(dim=0)
+        start = n_image if bool(all_kept.all()) else int(all_kept.int().argmin())  # kept in every row
+        codes[:, :start] = known[:, :start].repeat(rows // B, 1)
+    for i in range(start, n_image):
+        logits = model.image_logits(text, codes[:, :i], cache)  # (rows, V); the first call reads text + kept run
         if use_guidance:
             logits = guide(logits[:B], logits[B:], cfg.guidance)
-        nxt = sample_next(logits, cfg, generator)  # (B,)
+        if not prompted:
+            nxt = sample_next(logits, cfg, generator)  # (B,)
+        else:
+            keep_i = keep[:, i]
+            nxt = known[:, i] if bool(keep_i.all()) else torch.where(keep_i, known[:, i],
+                                                                      sample_next(logits, cfg, generator))
+            scored = keep_i & drawn_yet
+            if bool(scored.any()):
+                logp = torch.log_softmax(logits.float(), dim=-1).gather(1, known[:, i:i + 1]).squeeze(1)
+                kept_logprob += torch.where(scored, logp, torch.zeros_like(logp))
+            drawn_yet |= ~keep_i
         codes[:B, i] = nxt
         if use_guidance:
             codes[B:, i] = nxt
         if progress is not None:
             progress(i + 1)
-    return codes[:B]
+    return codes[:B], kept_logprob

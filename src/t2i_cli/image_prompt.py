@@ -1,0 +1,153 @@
+"""Image prompts: a set of dVAE codes that the sampler keeps instead of drawing.
+
+Three kinds, all drawn by the same raster-order decoder (sampling.draw_codes):
+- complete (`generate --image SRC --keep-top F`): the top rows of SRC's codes are kept, the rest drawn;
+- inpaint (`generate --image SRC --mask MASK`): cells marked by MASK are drawn, the others kept; with
+  `--redraws K` each image is drawn K times and the one under which the model finds the kept codes after
+  the redrawn region most likely is kept (a raster-order model cannot see those codes while it draws);
+- vary (`t2i vary SRC --strength S`): a share S of the cells, chosen at random per image, is redrawn.
+
+Every output records what it was made from (source and mask hashes, F, S, K) in its PNG text, so
+`generate --from PNG --image SRC` can redraw it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from t2i_cli.errors import DataError, UsageError
+from t2i_cli.images import load_mask_cells, load_rgb, tensor_from_image
+
+MODES = ("complete", "inpaint", "vary")
+MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (how outputs name their source image and mask)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}; check the path") from e
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImagePrompt:
+    """What the sampler keeps of a source image, and how it was chosen."""
+
+    mode: str  # complete, inpaint or vary
+    codes: torch.Tensor  # (N,) the source image's dVAE codes, raster order
+    image_sha256: str  # of the source file's bytes
+    keep: torch.Tensor | None = None  # (N,) bools, True = kept (complete, inpaint); vary draws its own per image
+    keep_top: float | None = None  # complete: the share of code rows kept
+    mask_sha256: str | None = None  # inpaint: of the mask file's bytes
+    strength: float | None = None  # vary: the share of cells redrawn
+    redraws: int = 1  # draws per image; the best fit to the kept codes is kept
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if (self.keep is None) != (self.mode == "vary"):
+            raise ValueError("complete and inpaint keep a fixed set of cells; vary draws them per image")
+        if not 1 <= self.redraws <= MAX_REDRAWS:
+            raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {self.redraws}")
+
+    @property
+    def n_redrawn(self) -> int:
+        """Cells drawn per image."""
+        if self.keep is not None:
+            return int((~self.keep).sum())
+        return redrawn_cells(self.codes.numel(), self.strength)
+
+    def keep_masks(self, b: int, generator: torch.Generator) -> torch.Tensor:
+        """(b, N) bools for b images: the fixed set, or for vary n_redrawn random cells per image drawn
+        from the batch's generator (so the same seed redraws the same cells)."""
+        n = self.codes.numel()
+        if self.keep is not None:
+            return self.keep.view(1, n).expand(b, n).to(generator.device)
+        keep = torch.ones(b, n, dtype=torch.bool, device=generator.device)
+        for row in keep:
+            row[torch.randperm(n, generator=generator, device=generator.device)[: self.n_redrawn]] = False
+        return keep
+
+    def provenance(self) -> dict[str, str]:
+        """The PNG text that names what an output was made from."""
+        meta = {"image_mode": self.mode, "image_sha256": self.image_sha256}
+        if self.keep_top is not None:
+            meta["keep_top"] = repr(self.keep_top)
+        if self.mask_sha256 is not None:
+            meta["mask_sha256"] = self.mask_sha256
+        if self.strength is not None:
+            meta["strength"] = repr(self.strength)
+        if self.mode == "inpaint":
+            meta["redraws"] = str(self.redraws)
+        return meta
+
+
+def redrawn_cells(n: int, strength: float) -> int:
+    """Cells a variation of strength S redraws: round(S * N), at least one."""
+    return max(1, min(n, round(strength * n)))
+
+
+def check_keep_top(keep_top: float) -> None:
+    if not 0 < keep_top < 1:
+        raise UsageError(f"--keep-top must be between 0 and 1 (the share of rows kept), got {keep_top}")
+
+
+def check_strength(strength: float) -> None:
+    if not 0 < strength <= 1:
+        raise UsageError(f"--strength must be in (0, 1] (1 redraws every cell), got {strength}")
+
+
+def keep_top_cells(grid: int, keep_top: float) -> torch.Tensor:
+    """(grid * grid,) bools keeping the top round(F * grid) rows, at least 1 and at most grid - 1."""
+    check_keep_top(keep_top)
+    rows = max(1, min(grid - 1, round(keep_top * grid)))
+    keep = torch.zeros(grid, grid, dtype=torch.bool)
+    keep[:rows] = True
+    return keep.flatten()
+
+
+@torch.inference_mode()
+def source_codes(dvae, path: Path) -> torch.Tensor:
+    """SRC encoded by the dVAE, resized and cropped like training data: codes (N,)."""
+    x = tensor_from_image(load_rgb(path, dvae.cfg.image_side)).unsqueeze(0)
+    return dvae.codes_from_image(x.to(next(dvae.parameters()).device)).flatten().cpu()
+
+
+def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = None,
+          strength: float | None = None, redraws: int = 1) -> ImagePrompt:
+    """The image prompt for SRC and one of keep_top, mask or strength (checked here, once)."""
+    if sum(x is not None for x in (keep_top, mask, strength)) != 1:
+        raise UsageError("an image prompt takes one of --keep-top, --mask or --strength")
+    if keep_top is not None:
+        check_keep_top(keep_top)
+    if strength is not None:
+        check_strength(strength)
+    if mask is None and redraws != 1:
+        raise UsageError("--redraws belongs to --mask (it picks the redrawn region that fits the kept codes)")
+    digest = file_sha256(image)
+    grid = dvae.cfg.grid
+    keep = None
+    if mask is not None:
+        mask_digest = file_sha256(mask)
+        keep = ~load_mask_cells(mask, grid).flatten()
+        if bool(keep.all()):
+            raise UsageError(f"the mask {mask} marks nothing to redraw (no pixel above 127); "
+                             "paint the region to redraw white")
+        if not bool(keep.any()):
+            raise UsageError(f"the mask {mask} marks the whole image; leave out --image and --mask to draw "
+                             "a new one, or paint only the region to redraw white")
+    codes = source_codes(dvae, image)
+    if mask is not None:
+        return ImagePrompt("inpaint", codes, digest, keep=keep, mask_sha256=mask_digest, redraws=redraws)
+    if keep_top is not None:
+        return ImagePrompt("complete", codes, digest, keep=keep_top_cells(grid, keep_top), keep_top=keep_top)
+    return ImagePrompt("vary", codes, digest, strength=strength)
