@@ -328,7 +328,7 @@ def test_failure_while_writing_the_second_png_keeps_the_first_and_leaves_nothing
 def test_ctrl_c_while_decoding_the_second_batch(weights, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "MAX_BATCH", 1)
     expected = _reference(weights, tmp_path, "--n", "3")
-    real = pipeline.generate_codes
+    real = pipeline.draw_codes
     calls = []
 
     def interrupt_second(*a, **k):
@@ -337,7 +337,7 @@ def test_ctrl_c_while_decoding_the_second_batch(weights, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(pipeline, "generate_codes", interrupt_second)
+    monkeypatch.setattr(pipeline, "draw_codes", interrupt_second)
     out = tmp_path / "out"
     r = generate(weights, out, "--n", "3", "--seed", "4")
     line = assert_clean_failure(r, 130, prefix="interrupted")

@@ -1,0 +1,274 @@
+"""Image prompts: kept codes stay, marked cells are drawn, the fit score, negative guidance, strength,
+masks, `--from` reproduction and bad inputs, on tiny models built here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run
+from t2i_cli.errors import UsageError
+from t2i_cli.image_prompt import ImagePrompt, keep_top_cells, redrawn_cells
+from t2i_cli.images import load_mask_cells
+from t2i_cli.models.transformer import Transformer, TransformerConfig
+from t2i_cli.pipeline import TextToImage, batch_seed
+from t2i_cli.sampling import SamplingConfig, draw_codes, generate_codes, guide
+
+CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=4, n_layer=2, n_head=2, n_embd=32)
+
+
+def model() -> Transformer:
+    torch.manual_seed(0)
+    return Transformer(CFG).eval()
+
+
+def prompts(b: int = 3):
+    g = torch.Generator().manual_seed(1)
+    text = torch.randint(0, 15, (b, CFG.text_len), generator=g)
+    known = torch.randint(0, CFG.image_vocab, (b, CFG.n_image), generator=g)
+    keep = torch.rand(b, CFG.n_image, generator=g) < 0.5
+    keep[:, :3] = True  # a leading run kept in every row: read in one pass
+    return text, torch.full((CFG.text_len,), 19), known, keep
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_kept_codes_are_never_changed_and_marked_cells_are_drawn(guidance, use_cache):
+    text, empty, known, keep = prompts()
+    cfg = SamplingConfig(guidance=guidance, use_cache=use_cache)
+    codes, _ = draw_codes(model(), text, empty, cfg, torch.Generator().manual_seed(0), known=known, keep=keep)
+    assert torch.equal(codes[keep], known[keep])
+    assert (codes[~keep] != known[~keep]).float().mean() > 0.6  # 16 codes: a draw repeats its source 1 in 16
+
+
+def test_cache_and_recompute_agree_with_an_image_prompt():
+    text, empty, known, keep = prompts()
+    a = draw_codes(model(), text, empty, SamplingConfig(), torch.Generator().manual_seed(4), known=known, keep=keep)
+    b = draw_codes(model(), text, empty, SamplingConfig(use_cache=False), torch.Generator().manual_seed(4),
+                   known=known, keep=keep)
+    assert torch.equal(a[0], b[0])
+    assert torch.allclose(a[1], b[1], atol=1e-4)
+
+
+def test_no_image_prompt_is_plain_decoding_bit_for_bit():
+    text, empty, known, _ = prompts()
+    plain = generate_codes(model(), text, empty, SamplingConfig(), torch.Generator().manual_seed(2))
+    none_kept = torch.zeros_like(known, dtype=torch.bool)
+    codes, logprob = draw_codes(model(), text, empty, SamplingConfig(), torch.Generator().manual_seed(2),
+                                known=known, keep=none_kept)
+    assert torch.equal(plain, codes)
+    assert torch.equal(logprob, torch.zeros(3))  # nothing kept, nothing scored
+
+
+def test_fit_is_the_log_probability_of_the_kept_codes_after_the_first_draw():
+    text, empty, known, keep = prompts()
+    m = model()
+    codes, logprob = draw_codes(m, text, empty, SamplingConfig(guidance=1.0), torch.Generator().manual_seed(0),
+                                known=known, keep=keep)
+    with torch.no_grad():
+        logits, _ = m(text, codes)  # (B, N, V): position i's logits given everything before it
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(2, codes.unsqueeze(-1)).squeeze(-1)
+    after_draw = (~keep).int().cumsum(dim=1) > 0
+    expected = (logp * (keep & after_draw)).sum(dim=1)
+    assert (keep & after_draw).sum() > 0
+    assert torch.allclose(logprob, expected, atol=1e-4)
+
+
+def test_negative_guidance_equals_the_formula():
+    """Greedy decoding (top-k 1) with a negative prompt picks argmax(neg + s * (cond - neg)) at every step."""
+    m, s = model(), 2.5
+    text, _, _, _ = prompts(2)
+    negative = torch.tensor([7, 8, 9, 19, 19])
+    cfg = SamplingConfig(guidance=s, top_k=1)
+    codes, _ = draw_codes(m, text, negative, cfg, torch.Generator().manual_seed(0))
+    expected = torch.zeros(2, CFG.n_image, dtype=torch.long)
+    with torch.no_grad():
+        for i in range(CFG.n_image):
+            cond = m.image_logits(text, expected[:, :i])
+            neg = m.image_logits(negative.expand(2, -1), expected[:, :i])
+            expected[:, i] = (neg + s * (cond - neg)).argmax(dim=-1)
+            assert torch.allclose(guide(cond, neg, s), neg + s * (cond - neg))
+    assert torch.equal(codes, expected)
+    plain, _ = draw_codes(m, text, torch.full((5,), 19), cfg, torch.Generator().manual_seed(0))
+    assert not torch.equal(plain, codes)  # pushing away from another text changes what is drawn
+
+
+def test_keep_top_cells():
+    keep = keep_top_cells(4, 0.5).view(4, 4)
+    assert keep[:2].all() and not keep[2:].any()
+    assert keep_top_cells(4, 0.01).view(4, 4).sum() == 4  # at least one row
+    assert keep_top_cells(4, 0.99).view(4, 4).sum() == 12  # at least one row drawn
+    for bad in (0.0, 1.0, -0.5, 1.5):
+        with pytest.raises(UsageError, match="--keep-top"):
+            keep_top_cells(4, bad)
+
+
+def test_mask_cells_mark_any_light_pixel_of_a_centre_crop(tmp_path):
+    m = Image.new("L", (30, 10), 0)  # a 10 x 10 centre crop: columns 10..19
+    m.putpixel((10, 0), 200)  # crop (0, 0): cell (0, 0) of a 4 x 4 grid
+    m.putpixel((19, 9), 128)  # crop (9, 9): the last cell
+    m.putpixel((15, 5), 127)  # not light: 127 is not above 127
+    m.putpixel((2, 5), 255)  # outside the crop
+    m.save(tmp_path / "m.png")
+    cells = load_mask_cells(tmp_path / "m.png", 4)
+    assert cells.shape == (4, 4)
+    assert cells.nonzero().tolist() == [[0, 0], [3, 3]]
+
+
+def test_variation_strength_redraws_that_many_cells_and_moves_further(tiny_weights):
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    n_codes = pipe.bundle.transformer.cfg.n_image
+    source = torch.randint(0, pipe.bundle.dvae.cfg.n_codes, (n_codes,), generator=torch.Generator().manual_seed(3))
+    changed = []
+    for s in (0.125, 0.5, 1.0):
+        image = ImagePrompt("vary", source, "0" * 64, strength=s)
+        keep = image.keep_masks(6, torch.Generator().manual_seed(0))
+        assert (~keep).sum(dim=1).tolist() == [redrawn_cells(n_codes, s)] * 6
+        assert s == 1.0 or len({tuple(k.tolist()) for k in keep}) > 1  # each image redraws its own cells
+        request = pipe.request("a red bird")
+        gen = torch.Generator().manual_seed(batch_seed(0, 0))
+        keep = image.keep_masks(6, gen)
+        codes, _ = draw_codes(pipe.bundle.transformer, torch.tensor(request.encoded.ids).expand(6, -1),
+                              torch.tensor(pipe.bundle.tokenizer.empty(pipe.text_len)), request.sampling, gen,
+                              known=source.expand(6, -1), keep=keep)
+        assert torch.equal(codes[keep], source.expand(6, -1)[keep])
+        changed.append(float((codes != source).float().mean()))
+    assert changed[0] < changed[1] < changed[2]
+
+
+def test_redraws_keep_the_best_fit(tiny_weights):
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    n_codes = pipe.bundle.transformer.cfg.n_image
+    source = torch.randint(0, pipe.bundle.dvae.cfg.n_codes, (n_codes,), generator=torch.Generator().manual_seed(3))
+    keep = torch.ones(n_codes, dtype=torch.bool)
+    keep[5:7] = False  # two cells in the second row: kept codes follow them
+    fits = {}
+    for k in (1, 4):
+        image = ImagePrompt("inpaint", source, "0" * 64, keep=keep, mask_sha256="1" * 64, redraws=k)
+        batches = pipe.batches(pipe.request("a red bird"), 3, 0, None, image)
+        fits[k] = [g.fit for batch in batches for g in batch]
+    assert all(math.isfinite(f) and f < 0 for f in fits[1] + fits[4])
+    assert sum(fits[4]) / 3 > sum(fits[1]) / 3  # the best of 4 fits the kept codes better than one draw
+
+
+# ---- the command line ---------------------------------------------------------------------------------
+
+def source_png(tmp_path: Path, name: str = "src.png") -> Path:
+    path = tmp_path / name
+    Image.new("RGB", (40, 30), (200, 40, 40)).save(path)
+    return path
+
+
+def mask_png(tmp_path: Path, box=(20, 0, 40, 40), name: str = "mask.png") -> Path:
+    path = tmp_path / name
+    m = Image.new("L", (40, 40), 0)
+    if box:
+        m.paste(255, box)
+    m.save(path)
+    return path
+
+
+def pixels(path: Path) -> bytes:
+    with Image.open(path) as im:
+        return im.convert("RGB").tobytes()
+
+
+def test_from_reproduces_a_plain_image_alone_in_a_later_batch(tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    r = run("generate", "a red bird", "--n", 20, "--seed", 5, "--weights", tiny_weights, "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    first = out / "a-red-bird-017.png"  # in the second batch of 16
+    r = run("generate", "--from", first, "--weights", tiny_weights, "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert Path(r.stdout.strip()) == out / "a-red-bird-020.png"
+    assert Path(r.stdout.strip()).read_bytes() == first.read_bytes()
+
+
+@pytest.mark.parametrize("how", [["--keep-top", "0.25"], ["--mask", "MASK", "--redraws", "3"], ["vary"]])
+def test_image_prompt_outputs_record_their_sources_and_redraw_the_same_pixels(tiny_weights, tmp_path, how):
+    src, mask = source_png(tmp_path), mask_png(tmp_path)
+    out = tmp_path / "out"
+    if how[0] == "vary":
+        r = run("vary", src, "--prompt", "a red bird", "--strength", 0.4, "--n", 3, "--negative", "a blue fish",
+                "--weights", tiny_weights, "--out", out, "-q")
+    else:
+        args = [mask if a == "MASK" else a for a in how]
+        r = run("generate", "a red bird", "--image", src, *args, "--n", 3, "--weights", tiny_weights,
+                "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    made = [Path(p) for p in r.stdout.split()]
+    assert len(made) == 3
+    with Image.open(made[2]) as im:
+        meta = json.loads(im.text["t2i"])
+    assert meta["image_sha256"] == __import__("hashlib").sha256(src.read_bytes()).hexdigest()
+    assert meta["image_mode"] == {"vary": "vary", "--keep-top": "complete", "--mask": "inpaint"}[how[0]]
+    if how[0] == "--mask":
+        assert meta["mask_sha256"] == __import__("hashlib").sha256(mask.read_bytes()).hexdigest()
+        assert meta["redraws"] == "3"
+    if how[0] == "vary":
+        assert meta["strength"] == "0.4" and meta["negative"] == "a blue fish"
+    again = ["--mask", mask] if how[0] == "--mask" else []
+    r = run("generate", "--from", made[2], "--image", src, *again, "--weights", tiny_weights, "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert pixels(Path(r.stdout.strip())) == pixels(made[2])
+    assert pixels(made[0]) != pixels(made[2])
+    # the wrong source, or none, is refused with one line
+    other = source_png(tmp_path, "other.png")
+    Image.new("RGB", (40, 30), (10, 40, 200)).save(other)
+    for args, says in (([], "redraw it with --from"), (["--image", other, *again], "sha256 differs")):
+        r = run("generate", "--from", made[2], *args, "--weights", tiny_weights, "--out", out, "-q")
+        assert r.exit_code == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    r = run("generate", "two green cats", "--weights", tiny_weights, "--out", out, "-q")
+    made = Path(r.stdout.strip())
+    r = run("vary", made, "--n", 1, "--weights", tiny_weights, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert "'two green cats'" in r.stderr
+    with Image.open(r.stdout.strip()) as im:
+        assert im.text["prompt"] == "two green cats" and im.text["image_mode"] == "vary"
+
+
+BAD = [
+    (["generate", "a cat", "--image", "NOTIMG"], 1, "cannot read image"),
+    (["generate", "a cat", "--image", "MISSING"], 1, "cannot read"),
+    (["generate", "a cat", "--image", "SRC", "--mask", "NOTIMG"], 1, "cannot read mask"),
+    (["generate", "a cat", "--image", "SRC", "--mask", "EMPTY"], 2, "marks nothing"),
+    (["generate", "a cat", "--image", "SRC", "--mask", "FULL"], 2, "marks the whole image"),
+    (["generate", "a cat", "--image", "SRC", "--keep-top", "1.5"], 2, "--keep-top"),
+    (["generate", "a cat", "--image", "SRC", "--keep-top", "0"], 2, "--keep-top"),
+    (["generate", "a cat", "--image", "SRC", "--mask", "MASK", "--keep-top", "0.5"], 2, "use one"),
+    (["generate", "a cat", "--image", "SRC", "--redraws", "2"], 2, "--redraws belongs to --mask"),
+    (["generate", "a cat", "--image", "SRC", "--mask", "MASK", "--redraws", "0"], 2, "--redraws"),
+    (["generate", "a cat", "--mask", "MASK"], 2, "needs --image"),
+    (["generate", "a cat", "--keep-top", "0.3"], 2, "needs --image"),
+    (["generate", "a cat", "--negative", "a dog", "--guidance", "1"], 2, "--guidance 1"),
+    (["generate", "a cat", "--negative", " "], 2, "--negative is empty"),
+    (["generate", "--from", "SRC"], 1, "carries no t2i settings"),
+    (["generate", "--from", "NOTIMG"], 1, "cannot read image"),
+    (["generate", "--from", "SRC", "--seed", "3"], 2, "leave out --seed"),
+    (["generate", "a cat", "--from", "SRC"], 2, "leave out PROMPT"),
+    (["vary", "SRC", "--strength", "0"], 2, "--strength"),
+    (["vary", "SRC", "--strength", "1.5"], 2, "--strength"),
+    (["vary", "NOTIMG", "--prompt", "a cat"], 1, "cannot read image"),
+]
+
+
+@pytest.mark.parametrize("args,code,says", BAD)
+def test_bad_image_prompt_inputs_exit_with_one_line_and_no_folder(tiny_weights, tmp_path, args, code, says):
+    files = {"SRC": source_png(tmp_path), "MASK": mask_png(tmp_path), "EMPTY": mask_png(tmp_path, None, "e.png"),
+             "FULL": mask_png(tmp_path, (0, 0, 40, 40), "f.png"), "MISSING": tmp_path / "missing.png"}
+    files["NOTIMG"] = tmp_path / "notes.png"
+    files["NOTIMG"].write_text("not a picture")
+    out = tmp_path / "out"
+    r = run(*[files.get(a, a) for a in args], "--weights", tiny_weights, "--out", out)
+    assert r.exit_code == code, (r.stdout, r.stderr)
+    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not out.exists()
