@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +16,8 @@ from typer.testing import CliRunner
 
 from t2i_cli.cli import app
 from t2i_cli.pipeline import TextToImage
-from t2i_cli.train import CHECKPOINT, TrainConfig
-from t2i_cli.weights import load_tensors
+from t2i_cli.train import BEST, CHECKPOINT, TrainConfig, export_run, exported_model
+from t2i_cli.weights import load_tensors, read_metadata, save_tensors
 
 runner = CliRunner()
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -196,3 +197,40 @@ def test_finetune_decoder_keeps_every_code(tiny_runs: Path, tmp_path: Path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     result = runner.invoke(app, ["train", "--stage", "transformer", "--finetune-decoder", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
+
+
+def test_transformer_run_keeps_its_lowest_validation_model_and_export_picks_it_only_after_overfitting(
+        tiny_runs: Path, tmp_path: Path):
+    run = tmp_path / "tr"
+    t2i("train", "--stage", "transformer", "--steps", "8", "--sample-every", "2", "--dvae", tiny_runs / "dvae",
+        "--tokenizer", tiny_runs / "tok", "--out", run, "--preset", "tiny", "--workers", "0", "-q")
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    assert [s for s, _ in val] == [2, 4, 6, 8]
+    low_step = min(val, key=lambda sv: (sv[1], -sv[0]))[0]
+    assert read_metadata(run / BEST)["step"] == str(low_step)  # written at the lowest validation loss
+    final = run / "transformer.safetensors"
+    # validation fell to the end (or rose less than the margin): the final model is exported
+    if val[-1][1] <= min(v for _, v in val) * 1.02:
+        assert exported_model(run, "transformer") == (final, None)
+    # a run whose validation rose 50% after step 4 (overfitting) exports its step-4 model, and says so
+    fake = tmp_path / "overfit"
+    shutil.copytree(run, fake)
+    lines = [r for r in rows if "val_loss" not in r]
+    lines += [{"step": s, "val_loss": v} for s, v in ((2, 3.0), (4, 2.0), (6, 2.5), (8, 3.0))]
+    (fake / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    shutil.copy(run / "transformer.safetensors", fake / BEST)
+    tensors, meta = load_tensors(fake / BEST)
+    save_tensors(fake / BEST, tensors, {**meta, "step": "4"})
+    chosen, why = exported_model(fake, "transformer")
+    assert chosen == fake / BEST and "step-4" in why and "overfitted" in why
+    notes = []
+    export_run(fake, tmp_path / "w", note=notes.append)
+    assert (tmp_path / "w" / "transformer.safetensors").read_bytes() == (fake / BEST).read_bytes()
+    assert len(notes) == 1
+    # within the margin: the final one
+    lines[-1]["val_loss"] = 2.03
+    (fake / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert exported_model(fake, "transformer") == (fake / "transformer.safetensors", None)
+    # a dVAE run never exports another step (the transformer was trained on its final codes)
+    assert exported_model(tiny_runs / "dvae", "dvae") == (tiny_runs / "dvae" / "dvae.safetensors", None)

@@ -551,7 +551,7 @@ def export(runs: list[Path] = typer.Argument(..., help="Run folders (tokenizer, 
         from t2i_cli.train import export_run
 
         for run in runs:
-            for path in export_run(run, to, half=half, force=force):
+            for path in export_run(run, to, half=half, force=force, note=warn):
                 out.print(str(path))
 
 

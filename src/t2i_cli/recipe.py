@@ -69,7 +69,7 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
         raise
     weights = run_dir / "weights"
     for stage in ORDER:
-        export_run(run_dir / stage, weights, force=True)  # the run's own export folder: refreshed
+        export_run(run_dir / stage, weights, force=True, note=warn)  # the run's own export folder: refreshed
     summary["weights"] = str(weights)
     return summary
 

@@ -30,6 +30,9 @@ STAGES = ("tokenizer", "dvae", "transformer", "clip")
 CHECKPOINT = "checkpoint.safetensors"
 RUN_CONFIG = "train_config.json"  # its presence makes a folder a run
 WATCHDOG_WARMUP = 50  # steps before the watchdog judges the codes: a fresh model's carry little yet
+BEST = "best.safetensors"  # transformer and CLIP runs: the model at the lowest validation loss so far
+BEST_STAGES = ("transformer", "clip")  # no later stage is trained on their output, so export may pick any step
+OVERFIT_MARGIN = 0.02  # export the best model when the final validation loss is this much (relative) worse
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     def samples_and_validation() -> None:
         if getattr(stage, "val", None) is not None and len(stage.val):
             logger.log(done, stage.validate())
+            if stage.kind in BEST_STAGES and logger.val_history[-1][1] <= min(v for _, v in logger.val_history):
+                save_model(model, Path(run_dir) / BEST, stage.kind, step=done)  # the lowest validation loss yet
             for text in watchdog.check_val(done, logger.val_history):
                 logger.log(done, {"warning": text})
                 if warn is not None:
@@ -419,8 +424,48 @@ def sync_model_file(run_dir: Path, kind: str) -> bool:
     return True
 
 
-def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False) -> list[Path]:
-    """Copy the trained model of a run folder (and the tokenizer/dVAE it depends on) into a weights folder."""
+def exported_model(run_dir: Path, stage: str) -> tuple[Path, str | None]:
+    """The model file a run exports, and why when it is not the final one: a transformer or CLIP run whose
+    final validation loss is more than OVERFIT_MARGIN above its lowest exports the model at the lowest
+    (it had overfitted; written at that validation as best.safetensors)."""
+    final = Path(run_dir) / f"{stage}.safetensors"
+    best = Path(run_dir) / BEST
+    metrics = Path(run_dir) / "metrics.jsonl"
+    if stage not in BEST_STAGES or not best.is_file() or not metrics.is_file():
+        return final, None
+    val = [(r["step"], r["val_loss"]) for r in _read_jsonl(metrics) if "val_loss" in r]
+    if not val:
+        return final, None
+    low_step, low = min(val, key=lambda sv: (sv[1], -sv[0]))  # ties: the later, as written
+    last_step, last = val[-1]
+    try:
+        best_step = int(read_metadata(best).get("step", -1))
+    except (WeightsError, ValueError):
+        return final, None
+    if best_step != low_step or low_step == last_step or last <= low * (1 + OVERFIT_MARGIN):
+        return final, None
+    return best, (f"exported the step-{low_step} {stage} (validation loss {low:.4g}), not the final step-{last_step} "
+                  f"one ({last:.4g}): validation rose after step {low_step}, the model overfitted; train on more "
+                  f"pictures, or for fewer --steps")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """The JSON lines of a file that parse as objects (a line cut by a kill is skipped)."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False,
+               note: Callable[[str], None] | None = None) -> list[Path]:
+    """Copy the trained model of a run folder (and the tokenizer/dVAE it depends on) into a weights folder;
+    note() hears when the exported model is not the final one (exported_model)."""
     run_dir, to = Path(run_dir), Path(to)
     cfg = read_run_config(run_dir)
     if cfg.stage != "tokenizer":
@@ -429,9 +474,14 @@ def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False)
     sources = [run_dir / name for name in dict.fromkeys(names) if (run_dir / name).is_file()]
     if cfg.stage != "tokenizer" and not (run_dir / f"{cfg.stage}.safetensors").is_file():
         raise UsageError(f"{run_dir} has no trained {cfg.stage} model yet; train it first")
+    chosen, why = exported_model(run_dir, cfg.stage) if cfg.stage != "tokenizer" else (None, None)
+    if why and note is not None:
+        note(why)
     written: list[Path] = []
     for src in sources:
         target = to / src.name
+        if chosen is not None and src.name == f"{cfg.stage}.safetensors":
+            src = chosen
         if src.suffix == ".safetensors" and half:
             tensors, meta = load_tensors(src)
             data = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
