@@ -137,9 +137,9 @@ def generate(
     keep_top: float = typer.Option(0.5, "--keep-top", help="With --image: the share of code rows kept, in (0, 1)."),
     mask: Optional[Path] = typer.Option(None, "--mask",
                                         help="With --image: inpaint; the light pixels (> 127) of MASK are redrawn."),
-    redraws: int = typer.Option(1, "--redraws",
+    redraws: int = typer.Option(4, "--redraws",
                                 help="With --mask: draw each image K times and keep the one whose redrawn "
-                                     "region fits the kept codes best."),
+                                     "region fits the kept codes best (1 = off, K times faster)."),
     from_png: Optional[Path] = typer.Option(None, "--from",
                                             help="Redraw a PNG that t2i made, from the settings it records "
                                                  "(with --image/--mask if it was made from them)."),
