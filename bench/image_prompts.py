@@ -139,10 +139,11 @@ def main() -> None:
                     got = [g for b in pipe.batches(pipe.request(p), 3, seed, None, image) for g in b]
                     sheet_pics += [images.image_from_tensor(g.image) for g in got]
                     sheet_labels += [label] * 3
-    table = {k: (statistics.mean(v), len(v)) for k, v in rows.items()}
+    # quality: the mean over images; time: the median over the runs (one run = --n images of one source and seed)
+    table = {k: ((statistics.median if "seconds" in k else statistics.mean)(v), len(v)) for k, v in rows.items()}
     print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} weights={args.weights} n={args.n} "
           f"seeds={args.seeds} sources={len(SOURCES)} ({time.time() - t0:.0f} s)")
-    print("| measure | mean | images |")
+    print("| measure | mean (time: median) | images (time: runs) |")
     print("|---|---:|---:|")
     for k, (mean, count) in table.items():
         print(f"| {k} | {mean:.2f} | {count} |")
