@@ -14,7 +14,7 @@ from conftest import pairs
 from t2i_cli import weights, world
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.dvae import DVAE, DVAEConfig
-from t2i_cli.pipeline import Generated, TextToImage
+from t2i_cli.pipeline import Generated, Request, TextToImage
 from t2i_cli.sampling import SamplingConfig
 from t2i_cli.world import ObjectSpec, SceneSpec, tasks
 from t2i_cli.world import evaluate as ev
@@ -166,6 +166,12 @@ class RenderingPipe:
     def rerank(self, results, keep):
         return results[:keep]
 
+    def request(self, prompt, sampling=SamplingConfig()):
+        return Request(prompt, None, sampling)
+
+    def draw_each(self, requests, seeds):
+        return [self(r.prompt, 1, s, r.sampling)[0] for r, s in zip(requests, seeds, strict=True)]
+
 
 def test_eval_loop_scores_a_perfect_model_high(judge):
     seen = []
@@ -176,6 +182,19 @@ def test_eval_loop_scores_a_perfect_model_high(judge):
         assert r["n"] == 4 and r["accuracy"] >= 0.75, (task, r)
         assert set(r["checks"]) == set(tasks.TASK_CHECKS[task])
     assert result["overall"] >= 0.85
+    one = ev.evaluate_model(RenderingPipe(), judge, n_per_task=4, seed=2, candidates=1)
+    assert one["overall"] >= 0.85 and all(r["n"] == 4 for r in one["tasks"].values())
+
+
+def test_eval_batches_prompts_and_gives_the_images_of_one_prompt_at_a_time(tiny_weights: Path, judge):
+    """Scoring 1 candidate decodes many prompts together; each draws what it would alone (its own seed)."""
+    pipe = TextToImage.from_folder(tiny_weights, device="cpu")
+    prompts = [p for p, _ in tasks.task_prompts("two_objects", 5, 0)]
+    seeds = [tasks.image_seed(0, "two_objects", i) for i in range(5)]
+    together = pipe.draw_each([pipe.request(p) for p in prompts], seeds)
+    for g, p, s in zip(together, prompts, seeds, strict=True):
+        alone = pipe(p, n=1, seed=s)[0]
+        assert torch.allclose(g.image, alone.image, atol=1e-6) and g.prompt == p
 
 
 def test_eval_runs_end_to_end_on_a_tiny_random_model(tiny_weights: Path, judge):

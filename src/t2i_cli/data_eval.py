@@ -19,7 +19,7 @@ import torch
 from t2i_cli.data import CaptionDataset, open_source
 from t2i_cli.errors import DataError
 from t2i_cli.models.dvae import code_usage, psnr
-from t2i_cli.pipeline import TextToImage
+from t2i_cli.pipeline import MAX_BATCH, TextToImage
 from t2i_cli.sampling import SamplingConfig
 
 
@@ -77,10 +77,12 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     result["transformer"] = {"bits_per_code": bits / flat.numel()}
 
     generated = []
-    for i, (_, caption) in enumerate(items):
-        generated.append(pipe(caption, n=1, seed=seed + i, sampling=sampling)[0].image)
+    for lo in range(0, count, MAX_BATCH):  # many captions in one decode, each from its own seed
+        part = items[lo:lo + MAX_BATCH]
+        drawn = pipe.draw_each([pipe.request(c, sampling) for _, c in part], [seed + lo + i for i in range(len(part))])
+        generated += [g.image for g in drawn]
         if progress is not None:
-            progress("generate", i + 1, count)
+            progress("generate", lo + len(part), count)
     fake = torch.stack(generated)
     if b.clip is not None:
         side = b.clip.cfg.image_side

@@ -101,6 +101,28 @@ class TextToImage:
                 if progress else None
             yield self._batch(request, start, b, seed, image, tick)
 
+    def draw_each(self, requests: list[Request], seeds: list[int]) -> list[Generated]:
+        """One image per request, request i drawn from its own generator seeded with seeds[i], decoded
+        MAX_BATCH rows at a time: image i is the image of `batches(requests[i], 1, seeds[i])` (up to the
+        float rounding of a larger matrix product), for many prompts at the cost of a batch."""
+        if len(requests) != len(seeds):
+            raise ValueError(f"{len(requests)} requests but {len(seeds)} seeds")
+        if len({r.sampling for r in requests}) > 1:
+            raise ValueError("draw_each needs one sampling setting for every request")
+        cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
+        out: list[Generated] = []
+        for lo in range(0, len(requests), MAX_BATCH):
+            part = requests[lo:lo + MAX_BATCH]
+            gens = [torch.Generator(device=self.device).manual_seed(batch_seed(s, 0)) for s in seeds[lo:lo + MAX_BATCH]]
+            ids = torch.tensor([r.encoded.ids for r in part], device=self.device)
+            uncond = torch.tensor([r.negative_encoded.ids if r.negative_encoded else empty for r in part],
+                                  device=self.device)
+            with torch.inference_mode():
+                codes, _ = draw_codes(self.bundle.transformer, ids, uncond, part[0].sampling, gens)
+                images = self.bundle.dvae.image_from_codes(codes.view(len(part), cfg.grid, cfg.grid)).float().cpu()
+            out += [Generated(images[i], r.prompt, 0) for i, r in enumerate(part)]
+        return out
+
     def redraw(self, request: Request, n: int, seed: int, index: int, image: ImagePrompt | None = None,
                progress: Callable[[int], None] | None = None) -> Generated:
         """Image `index` of the n drawn with this seed, decoding only its batch (the same pixels)."""

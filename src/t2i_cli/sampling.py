@@ -65,12 +65,20 @@ def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tenso
     return uncond + scale * (cond - uncond)
 
 
-def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
-    """Draw one code per row from logits (B, V) after temperature, top-k and top-p."""
+Generators = torch.Generator | list[torch.Generator]  # one for the batch, or one per row
+
+
+def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: Generators) -> torch.Tensor:
+    """Draw one code per row from logits (B, V) after temperature, top-k and top-p. With a list of
+    generators, row r draws from generator[r] alone (as it would in a batch of its own)."""
     logits = logits.float() / cfg.temperature
     logits = top_p_filter(top_k_filter(logits, cfg.top_k), cfg.top_p)
     probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+    if isinstance(generator, torch.Generator):
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+    if len(generator) != probs.shape[0]:
+        raise ValueError(f"{len(generator)} generators for {probs.shape[0]} rows")
+    return torch.cat([torch.multinomial(probs[r:r + 1], 1, generator=g) for r, g in enumerate(generator)]).squeeze(-1)
 
 
 @torch.inference_mode()
@@ -82,12 +90,13 @@ def generate_codes(model: Transformer, text: torch.Tensor, empty: torch.Tensor, 
 
 @torch.inference_mode()
 def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg: SamplingConfig,
-               generator: torch.Generator, progress: Callable[[int], None] | None = None,
+               generator: Generators, progress: Callable[[int], None] | None = None,
                known: torch.Tensor | None = None, keep: torch.Tensor | None = None,
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw image codes (B, n_image) for prompts text (B, T) in raster order.
 
-    uncond (T,) is what guidance pushes away from: the empty prompt, or a negative prompt. An image
+    uncond (T,) or (B, T) is what guidance pushes away from: the empty prompt, or a negative prompt; a list
+    of generators gives each row its own random stream (sample_next). An image
     prompt is known (B, N) codes and keep (B, N) bools: a kept position takes its known code instead of a
     draw (the model still reads it, so what follows is conditioned on it). The leading run of positions
     kept in every row is read in one pass. Also returns, per row, the log-probability (nats, under the

@@ -44,6 +44,8 @@ def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degra
 
 
 # ----------------------------------------------------------------------------- scoring a model
+EVAL_BATCH = 16  # prompts decoded together when each gets one image (each keeps its own seed's generator)
+
 def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
                    candidates: int = 1, progress: Callable[[str, int, int], None] | None = None,
                    tasks: tuple[str, ...] = TASKS) -> dict[str, Any]:
@@ -55,15 +57,21 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     for task in tasks:
         t0, passed, checks = time.perf_counter(), 0, {c: 0 for c in TASK_CHECKS[task]}
         prompts = task_prompts(task, n_per_task, seed)
-        for i, (prompt, spec) in enumerate(prompts):
-            drawn = pipe(prompt, n=candidates, seed=image_seed(seed, task, i), sampling=sampling)
-            best = pipe.rerank(drawn, 1)[0] if candidates > 1 else drawn[0]
-            got = judge.check(best.image, spec)
-            for c in checks:
-                checks[c] += got.get(c, False)
-            passed += all(got.get(c, False) for c in checks)
+        step = EVAL_BATCH if candidates == 1 else 1  # one image per prompt: many prompts share a decode
+        for lo in range(0, len(prompts), step):
+            part = prompts[lo:lo + step]
+            seeds = [image_seed(seed, task, i) for i in range(lo, lo + len(part))]
+            if candidates == 1:
+                best = pipe.draw_each([pipe.request(p, sampling) for p, _ in part], seeds)
+            else:
+                best = [pipe.rerank(pipe(part[0][0], n=candidates, seed=seeds[0], sampling=sampling), 1)[0]]
+            for g, (_, spec) in zip(best, part, strict=True):
+                got = judge.check(g.image, spec)
+                for c in checks:
+                    checks[c] += got.get(c, False)
+                passed += all(got.get(c, False) for c in checks)
             if progress is not None:
-                progress(task, i + 1, len(prompts))
+                progress(task, lo + len(part), len(prompts))
         n = max(1, len(prompts))
         results[task] = {"accuracy": passed / n, "passed": passed, "n": len(prompts),
                          "checks": {c: k / n for c, k in checks.items()}, "seconds": time.perf_counter() - t0}
