@@ -164,9 +164,10 @@ def source_png(tmp_path: Path, name: str = "src.png") -> Path:
     return path
 
 
-def mask_png(tmp_path: Path, box=(20, 0, 40, 40), name: str = "mask.png") -> Path:
+def mask_png(tmp_path: Path, box=(20, 0, 40, 40), name: str = "mask.png", size=(40, 30)) -> Path:
+    """A mask the shape of source_png (or of size), light inside box."""
     path = tmp_path / name
-    m = Image.new("L", (40, 40), 0)
+    m = Image.new("L", size, 0)
     if box:
         m.paste(255, box)
     m.save(path)
@@ -272,3 +273,67 @@ def test_bad_image_prompt_inputs_exit_with_one_line_and_no_folder(tiny_weights, 
     assert r.exit_code == code, (r.stdout, r.stderr)
     assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_later_batches_never_repeat_another_seeds_images(tiny_weights):
+    """Each batch has its own generator; none of them is another seed's first batch."""
+    from t2i_cli.pipeline import MAX_BATCH
+
+    seeds = {batch_seed(s, start) for s in range(64) for start in range(0, 4 * MAX_BATCH, MAX_BATCH)}
+    assert len(seeds) == 64 * 4
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    later = pipe("a red bird", n=MAX_BATCH + 1, seed=0)[MAX_BATCH]
+    assert not torch.equal(later.image, pipe("a red bird", n=1, seed=MAX_BATCH)[0].image)
+
+
+def test_from_redraws_an_inpainting_of_a_later_batch(tiny_weights, tmp_path):
+    """--redraws 4 puts 4 images in a batch of 16 rows: image 5 is in the second batch."""
+    src, mask = source_png(tmp_path, "square.png"), mask_png(tmp_path, (0, 10, 40, 20), size=(40, 40))
+    Image.new("RGB", (40, 40), (30, 160, 60)).save(src)
+    out = tmp_path / "out"
+    r = run("generate", "a red bird", "--image", src, "--mask", mask, "--n", 6, "--seed", 9, "--weights",
+            tiny_weights, "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    made = [Path(p) for p in r.stdout.split()]
+    r = run("generate", "--from", made[5], "--image", src, "--mask", mask, "--weights", tiny_weights, "--out", out)
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    assert Path(r.stdout.strip()).read_bytes() == made[5].read_bytes()
+    with Image.open(made[5]) as im:
+        assert im.text["device"] == "cpu" and im.text["redraws"] == "4"
+
+
+def test_redraws_need_kept_cells_after_the_region(tiny_weights, tmp_path):
+    src = tmp_path / "square.png"
+    Image.new("RGB", (40, 40), (30, 160, 60)).save(src)
+    bottom = mask_png(tmp_path, (0, 30, 40, 40), "bottom.png", (40, 40))  # the last row: no kept cell follows it
+    out = tmp_path / "out"
+    r = run("generate", "a cat", "--image", src, "--mask", bottom, "--redraws", 3, "--weights", tiny_weights,
+            "--out", out)
+    assert r.exit_code == 2 and "--redraws 1" in r.stderr and not out.exists()
+    r = run("generate", "a cat", "--image", src, "--mask", bottom, "--weights", tiny_weights, "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    with Image.open(r.stdout.strip()) as im:
+        assert im.text["redraws"] == "1"  # the default, dropped to what it can do, and recorded so
+
+
+def test_mask_of_another_shape_is_refused_and_transparent_mask_pixels_are_black(tiny_weights, tmp_path):
+    src = tmp_path / "wide.png"
+    Image.new("RGB", (80, 40), (30, 160, 60)).save(src)
+    square = mask_png(tmp_path)
+    r = run("generate", "a cat", "--image", src, "--mask", square, "--weights", tiny_weights, "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "shapes differ" in r.stderr
+    strokes = Image.new("RGBA", (8, 8), (255, 255, 255, 0))  # white, but transparent: not marked
+    strokes.putpixel((0, 0), (255, 255, 255, 255))
+    strokes.save(tmp_path / "strokes.png")
+    assert load_mask_cells(tmp_path / "strokes.png", 4).nonzero().tolist() == [[0, 0]]
+
+
+def test_mask_cells_are_disjoint_when_the_crop_is_not_a_multiple_of_the_grid(tmp_path):
+    m = Image.new("L", (10, 10), 0)
+    m.putpixel((5, 5), 255)  # 10 px over 4 cells: starts 0, 2, 5, 7; pixel 5 is in cell 2 only
+    m.save(tmp_path / "m.png")
+    assert load_mask_cells(tmp_path / "m.png", 4).nonzero().tolist() == [[2, 2]]
+    tiny = Image.new("L", (2, 2), 0)
+    tiny.putpixel((1, 1), 255)  # a crop smaller than the grid: each pixel covers two cells
+    tiny.save(tmp_path / "t.png")
+    assert load_mask_cells(tmp_path / "t.png", 4).nonzero().tolist() == [[2, 2], [2, 3], [3, 2], [3, 3]]

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from t2i_cli import __version__
-from t2i_cli.errors import T2IError, UsageError
+from t2i_cli.errors import DataError, T2IError, UsageError
 from t2i_cli.train_options import (
     RESUME_OPTIONS,
     WHOLE_RUN_SETTINGS,
@@ -204,7 +204,7 @@ def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, re
     if mask is None:
         check_keep_top(keep_top)
         return {"image": image, "keep_top": keep_top}
-    return {"image": image, "mask": mask, "redraws": redraws}
+    return {"image": image, "mask": mask, "redraws": redraws, "redraws_given": "redraws" in given}
 
 
 def _load_pipeline(weights: Path, device: str, need_clip: bool = False):
@@ -258,6 +258,7 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
     from t2i_cli.outputs import made_from, provenance, write_image, write_sheet
 
     sampling, extra, identity = request.sampling, made_from(request, image), pipe.bundle.identity
+    dev = pipe.device.type
     total = n * pipe.bundle.transformer.cfg.n_image
     paths: list[Path] = []
     results = []
@@ -269,14 +270,14 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
 
         for batch in pipe.batches(request, n, seed, tick, image):
             if keep is None:  # write at once, so Ctrl-C keeps every finished image
-                paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra), stem)
+                paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra, dev), stem)
                           for g in batch]
             results += batch
     if keep is not None:
         results = pipe.rerank(results, keep)
-        paths = [write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra), stem) for g in results]
+        paths = [write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra, dev), stem) for g in results]
     if grid:
-        paths.append(write_sheet(results, out_dir, provenance(results[0], seed, n, sampling, identity, extra)))
+        paths.append(write_sheet(results, out_dir, provenance(results[0], seed, n, sampling, identity, extra, dev)))
     return paths
 
 
@@ -285,6 +286,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
     """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
     import re
 
+    from t2i_cli.files import safe_stem
     from t2i_cli.image_prompt import build, file_sha256
     from t2i_cli.outputs import made_from, prepare_folder, provenance, recorded_settings, write_image
 
@@ -303,6 +305,9 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
             raise UsageError(f"{mask} is not the mask {from_png} was drawn with (its sha256 differs)")
         spec = {"image": image, "keep_top": rec.keep_top, "mask": mask, "strength": rec.strength,
                 "redraws": rec.redraws}
+        if sum(v is not None for v in (rec.keep_top, mask, rec.strength)) != 1:
+            raise DataError(f"{from_png}: its recorded image prompt ({rec.image_mode}) lacks its keep_top or "
+                            "strength; was it edited?")
     pipe = _load_pipeline(weights, device)
     if not quiet and rec.weights and rec.weights != pipe.bundle.identity:
         warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "
@@ -311,13 +316,23 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         warn(f"{from_png} was drawn by t2i {rec.version}, this is {__version__}: the pixels may differ")
     request = pipe.request(rec.prompt, rec.sampling, rec.negative)
     prompt_image = build(pipe.bundle.dvae, **spec) if spec is not None else None
+    if not quiet and rec.device and rec.device != pipe.device.type:
+        warn(f"{from_png} was drawn on {rec.device}, this runs on {pipe.device.type}: the pixels will differ "
+             f"(pass --device {rec.device} where there is one)")
+    is_new_folder = not out_dir.exists()
     prepare_folder(out_dir)
-    with progress_bar(quiet) as bar:
-        task = bar.add_task("decoding", total=pipe.bundle.transformer.cfg.n_image, rate="")
-        g = pipe.redraw(request, rec.n, rec.seed, rec.index, prompt_image,
-                        lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens")))
-    meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity, made_from(request, prompt_image))
-    return write_image(g, out_dir, meta, re.sub(r"-\d{3,}$", "", from_png.stem) or None)
+    try:
+        with progress_bar(quiet) as bar:
+            task = bar.add_task("decoding", total=pipe.bundle.transformer.cfg.n_image, rate="")
+            g = pipe.redraw(request, rec.n, rec.seed, rec.index, prompt_image,
+                            lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens")))
+        meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity, made_from(request, prompt_image),
+                          pipe.device.type)
+        return write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem)))
+    except BaseException:
+        if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
 
 
 @app.command()

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from t2i_cli.errors import DataError, UsageError
-from t2i_cli.images import load_mask_cells, load_rgb, tensor_from_image
+from t2i_cli.images import image_size, load_mask_cells, load_rgb, tensor_from_image
 
 MODES = ("complete", "inpaint", "vary")
 MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
@@ -123,8 +123,10 @@ def source_codes(dvae, path: Path) -> torch.Tensor:
 
 
 def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = None,
-          strength: float | None = None, redraws: int = 1) -> ImagePrompt:
-    """The image prompt for SRC and one of keep_top, mask or strength (checked here, once)."""
+          strength: float | None = None, redraws: int = 1, redraws_given: bool = True) -> ImagePrompt:
+    """The image prompt for SRC and one of keep_top, mask or strength (checked here, once). Redraws are
+    compared by the kept codes that follow the region: when none does, a default is dropped to 1 and a
+    redraws_given one is refused."""
     if sum(x is not None for x in (keep_top, mask, strength)) != 1:
         raise UsageError("an image prompt takes one of --keep-top, --mask or --strength")
     if keep_top is not None:
@@ -138,6 +140,10 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
     keep = None
     if mask is not None:
         mask_digest = file_sha256(mask)
+        (w, h), (mw, mh) = image_size(image), image_size(mask, "mask")
+        if abs(w * mh - h * mw) > 0.01 * max(w * mh, h * mw):
+            raise UsageError(f"the mask {mask} is {mw}x{mh} and the image {image} is {w}x{h}: their shapes differ, "
+                             "so the mask would not cover the same picture; draw the mask at the image's size")
         keep = ~load_mask_cells(mask, grid).flatten()
         if bool(keep.all()):
             raise UsageError(f"the mask {mask} marks nothing to redraw (no pixel above 127); "
@@ -145,6 +151,11 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
         if not bool(keep.any()):
             raise UsageError(f"the mask {mask} marks the whole image; leave out --image and --mask to draw "
                              "a new one, or paint only the region to redraw white")
+    if mask is not None and redraws > 1 and not bool(keep[int((~keep).int().argmax()):].any()):
+        if redraws_given:
+            raise UsageError("--redraws compares how well each draw fits the kept cells after the masked region, "
+                             "and this mask keeps none after it; use --redraws 1")
+        redraws = 1
     codes = source_codes(dvae, image)
     if mask is not None:
         return ImagePrompt("inpaint", codes, digest, keep=keep, mask_sha256=mask_digest, redraws=redraws)

@@ -34,14 +34,15 @@ def load_rgb(path: Path, side: int) -> Image.Image:
 
 def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
     """An inpainting mask as (grid, grid) bools: a cell is True when any pixel of it is light (> 127 after
-    greyscale). The mask is centre-cropped square like an image prompt (load_rgb), then each cell covers
-    its share of the crop's pixels, so no pixel is lost to resampling."""
+    greyscale; transparent pixels count as black, so strokes on a transparent layer mark what they cover).
+    The mask is centre-cropped square like an image prompt (load_rgb), then each crop pixel belongs to
+    exactly one cell, so no pixel is lost to resampling."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
-                grey = to_rgb(im).convert("L")
+                grey = to_rgb(im, background=(0, 0, 0)).convert("L")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read mask {path}: {e}") from e
     w, h = grey.size
@@ -49,8 +50,18 @@ def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
     left, top = (w - s) // 2, (h - s) // 2
     light = torch.frombuffer(bytearray(grey.crop((left, top, left + s, top + s)).tobytes()), dtype=torch.uint8)
     light = light.view(s, s) > 127
-    bounds = [(r * s // grid, max(r * s // grid + 1, -(-(r + 1) * s // grid))) for r in range(grid)]
+    starts = [min(r * s // grid, s - 1) for r in range(grid + 1)]  # a crop smaller than the grid repeats pixels
+    bounds = [(starts[r], max(starts[r] + 1, (r + 1) * s // grid)) for r in range(grid)]
     return torch.tensor([[bool(light[y0:y1, x0:x1].any()) for x0, x1 in bounds] for y0, y1 in bounds])
+
+
+def image_size(path: Path, what: str = "image") -> tuple[int, int]:
+    """(width, height) of an image file, read from its header (errors name it as `what`)."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read {what} {path}: {e}") from e
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:

@@ -18,12 +18,14 @@ SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (it
 
 
 def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identity: str,
-               made_from: dict[str, str] | None = None) -> dict[str, str]:
+               made_from: dict[str, str] | None = None, device: str | None = None) -> dict[str, str]:
     """The PNG text chunks that let anyone (and `t2i rerank`, `t2i generate --from`) know and reproduce an
-    image; made_from adds what else it was drawn from (a negative prompt, an image prompt's hashes)."""
+    image; made_from adds what else it was drawn from (a negative prompt, an image prompt's hashes), device
+    the kind of device that drew it (cpu and cuda draw different random streams)."""
     settings = {k: v for k, v in asdict(sampling).items() if k != "use_cache"}
     meta = {"prompt": g.prompt, "seed": str(seed), "n": str(n), "index": str(g.index),
-            **{k: str(v) for k, v in settings.items()}, **(made_from or {}), "weights": identity,
+            **{k: str(v) for k, v in settings.items()}, **(made_from or {}),
+            **({"device": device} if device else {}), "weights": identity,
             "t2i_version": __version__, "software": f"t2i {__version__}"}
     if g.score is not None:
         meta.update(clip_score=f"{g.score:.6f}", clip_rank=str(g.rank))
@@ -65,6 +67,7 @@ class Recorded:
     sampling: SamplingConfig
     weights: str  # the identity of the weights folder that drew it
     version: str
+    device: str = ""  # cpu or cuda ("" when not recorded)
     negative: str | None = None
     image_mode: str | None = None  # complete, inpaint or vary, for an image prompt
     image_sha256: str | None = None
@@ -95,7 +98,8 @@ def recorded_settings(path: Path) -> Recorded:
         raise DataError(f"{path}: its recorded sampling settings are out of range ({e})") from None
     rec = Recorded(prompt=get("prompt", str), seed=get("seed", int), n=get("n", int), index=get("index", int),
                    sampling=sampling, weights=get("weights", str, "", False),
-                   version=get("t2i_version", str, "", False), negative=get("negative", str, None, False),
+                   version=get("t2i_version", str, "", False), device=get("device", str, "", False),
+                   negative=get("negative", str, None, False),
                    image_mode=get("image_mode", str, None, False), image_sha256=get("image_sha256", str, None, False),
                    mask_sha256=get("mask_sha256", str, None, False), keep_top=get("keep_top", float, None, False),
                    strength=get("strength", float, None, False), redraws=get("redraws", int, 1, False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -23,7 +24,10 @@ MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
 def batch_seed(seed: int, start: int) -> int:
     """The generator seed of the batch whose first image has index `start`: each batch draws from its own
     generator, so `--from` redraws one image by decoding only its batch."""
-    return seed if start == 0 else (seed * 1_000_003 + start) % 2**63
+    if start == 0:
+        return seed
+    digest = hashlib.sha256(f"t2i-batch:{seed}:{start}".encode()).digest()  # no (seed, start) lands on another seed
+    return int.from_bytes(digest[:8], "big") % 2**63
 
 
 @dataclass
