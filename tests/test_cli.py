@@ -266,3 +266,23 @@ def test_generate_encodes_the_prompt_and_checks_the_settings_once(tiny_weights, 
     assert r.exit_code == 0, r.output
     assert len(pngs(tmp_path / "o")) == 20
     assert calls == {"encode": 1, "check": 1}
+
+
+@pytest.mark.parametrize("command", [["generate", "a red bird"], ["vary", "SRC"], ["rerank", "OUT"],
+                                     ["eval", "--n", "1"]])
+def test_threads_sets_torchs_thread_count_or_is_refused(tiny_weights, tmp_path, command):
+    import torch
+
+    out = tmp_path / "out"
+    made = run("generate", "a red bird", "--weights", tiny_weights, "--out", out, "-q")
+    args = [{"SRC": made.stdout.strip(), "OUT": out}.get(a, a) for a in command]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        to = ["--out", out] if command[0] in ("generate", "vary") else []
+        r = run(*args, "--threads", 1, "--weights", tiny_weights, *to)
+        assert torch.get_num_threads() == 1, r.stderr
+    finally:
+        torch.set_num_threads(before)
+    r = run(*args, "--threads", 0, "--weights", tiny_weights)
+    assert r.exit_code == 2 and "--threads must be between 1 and" in r.stderr

@@ -37,6 +37,8 @@ err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 STATE = {"debug": False}
 MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
 MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
+MAX_THREADS = 256  # largest --threads
+THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
@@ -117,6 +119,17 @@ def rate_text(task, unit: str) -> str:
     return f"{task.speed:,.0f} {unit}/s" if task.speed else ""
 
 
+def use_threads(threads: Optional[int]) -> None:
+    """--threads: torch's intra-op thread count for this command (None leaves torch's choice)."""
+    if threads is None:
+        return
+    if not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 @app.command()
 def generate(
     ctx: typer.Context,
@@ -149,11 +162,13 @@ def generate(
     weights: Optional[Path] = typer.Option(None, "--weights",
                                            help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
 ) -> None:
     """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
+        use_threads(threads)
         given = given_options(ctx)
         if from_png is not None:
             fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "negative", "keep_top",
@@ -358,11 +373,13 @@ def vary(
     weights: Optional[Path] = typer.Option(None, "--weights",
                                            help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
+        use_threads(threads)
         from t2i_cli.files import safe_stem
         from t2i_cli.image_prompt import check_strength
         from t2i_cli.images import read_png_text
@@ -617,9 +634,11 @@ def rerank(folder: Path = typer.Argument(...,
            explain: bool = typer.Option(False, "--explain",
                                         help="Show how much each word of the prompt adds to the top score."),
            weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder with clip.safetensors."),
-           device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+           device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+           threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP)) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
+        use_threads(threads)
         from t2i_cli import rerank as rr
 
         if top < 0 or (link_best and top < 1):
@@ -677,10 +696,12 @@ def eval_cmd(ctx: typer.Context,
                                                             "weights folder, else the shipped one)."),
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+             threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
     validation split of any data (dVAE PSNR, bits per code, CLIP score and Frechet distance)."""
     with user_errors():
+        use_threads(threads)
         from t2i_cli.sampling import SamplingConfig
         from t2i_cli.world import evaluate as ev
         from t2i_cli.world import judge as jd
