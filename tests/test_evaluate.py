@@ -214,3 +214,33 @@ def test_dvae_metrics_are_deterministic_and_see_the_dvae_size():
     dvae = DVAE(DVAEConfig(image_side=32, downsample=4, n_codes=16, n_hid=8, code_dim=8)).eval()
     a, b = ev.dvae_metrics(dvae, n=5, seed=1), ev.dvae_metrics(dvae, n=5, seed=1)
     assert a == b and a["n"] == 5
+
+
+# ----------------------------------------------------------------------------- failure breakdown
+def det(kind: str, colour: str, x: float = 0.5, y: float = 0.5) -> jd.Detection:
+    region = seg.Region(colour, np.zeros((1, 1), bool), 1, (x, y), (0, 0, 1, 1))
+    return jd.Detection(region, kind, 0.9)
+
+
+RED_BIRD_ABOVE_BLUE_FISH = SceneSpec((ObjectSpec("bird", "red", "medium"), ObjectSpec("fish", "blue", "medium")),
+                                     relation="above")
+
+
+@pytest.mark.parametrize("found,kind", [
+    ([det("bird", "red", y=0.2), det("fish", "blue", y=0.8)], None),
+    ([det("bird", "red", y=0.2), det("fish", "blue", y=0.8), det("cat", "green")], None),  # extras pass
+    ([det("cat", "green")], "both missing"),
+    ([], "both missing"),
+    ([det("bird", "red"), det("car", "blue")], "wrong class"),  # a blue thing, but not a fish
+    ([det("bird", "red"), det("car", "green")], "object missing"),
+    ([det("bird", "blue", y=0.2), det("fish", "red", y=0.8)], "colours swapped"),
+    ([det("bird", "red", y=0.2), det("fish", "green", y=0.8)], "wrong colour"),
+    ([det("bird", "blue", y=0.2), det("fish", "blue", y=0.8)], "wrong colour"),  # one colour for both
+    ([det("bird", "red", y=0.8), det("fish", "blue", y=0.2)], "wrong relation"),
+])
+def test_failure_kind(found, kind):
+    assert jd.failure_kind(found, RED_BIRD_ABOVE_BLUE_FISH) == kind
+    checks = jd.judge_checks(found, RED_BIRD_ABOVE_BLUE_FISH)
+    assert (kind is None) == (checks["attribution"] and checks["position"])  # a failure exactly when it fails
+    with pytest.raises(ValueError):
+        jd.failure_kind(found, SceneSpec((ObjectSpec("bird", "red", "medium"),)))

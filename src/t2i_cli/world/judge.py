@@ -81,6 +81,35 @@ def judge_checks(detections: list[Detection], spec: SceneSpec) -> dict[str, bool
     return checks
 
 
+FAILURES = ("both missing", "object missing", "wrong class", "colours swapped", "wrong colour", "wrong relation")
+
+
+def failure_kind(detections: list[Detection], spec: SceneSpec) -> str | None:
+    """Why an image fails a two-object spec, as the judge sees it (None when the pair is right): both
+    kinds missing; one missing (a detection of its colour with another kind is a wrong class, else the
+    object is missing); both there but the colours swapped between them, or otherwise wrong; colours
+    right but the relation wrong. Which failure comes first is that order."""
+    if spec.relation is None or len(spec.objects) != 2:
+        raise ValueError("failure_kind reads two-object specs")
+    a, b = spec.objects
+    kinds = {d.kind for d in detections}
+    missing = [o for o in (a, b) if o.kind not in kinds]
+    if len(missing) == 2:
+        return "both missing"
+    if missing:
+        o = missing[0]
+        return "wrong class" if any(d.region.colour == o.colour and d.kind != o.kind for d in detections) \
+            else "object missing"
+    checks = judge_checks(detections, spec)
+    if not checks["attribution"]:
+        colours = {o.kind: {d.region.colour for d in detections if d.kind == o.kind} for o in (a, b)}
+        swapped = a.kind != b.kind and b.colour in colours[a.kind] and a.colour in colours[b.kind]
+        return "colours swapped" if swapped else "wrong colour"
+    if not checks.get("position", True):
+        return "wrong relation"
+    return None
+
+
 class Judge:
     """Reads an image against a scene spec: colour segmentation for colour, position and count, the
     object classifier on each region's crop for the kind. Independent of the model under test and of CLIP."""
