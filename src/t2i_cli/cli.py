@@ -39,6 +39,7 @@ MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this 
 MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
+PRECISION_HELP = "The transformer's weights at inference: fp32 or bf16 (half the bytes per code)."
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
@@ -162,6 +163,7 @@ def generate(
     weights: Optional[Path] = typer.Option(None, "--weights",
                                            help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
@@ -172,7 +174,7 @@ def generate(
         given = given_options(ctx)
         if from_png is not None:
             fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "negative", "keep_top",
-                                    "redraws", "candidates", "keep", "grid"})
+                                    "redraws", "candidates", "keep", "grid", "precision"})
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
                 raise UsageError(f"--from takes every setting from the PNG; leave out {', '.join(named)}")
@@ -195,7 +197,8 @@ def generate(
 
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
             paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
-                              weights or default_weights(), device, grid, quiet, negative=negative, spec=spec)
+                              weights or default_weights(), device, grid, quiet, negative=negative, spec=spec,
+                              precision=precision)
         for p in paths:
             out.print(clean(str(p)), soft_wrap=True)
 
@@ -222,14 +225,14 @@ def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, re
     return {"image": image, "mask": mask, "redraws": redraws, "redraws_given": "redraws" in given}
 
 
-def _load_pipeline(weights: Path, device: str, need_clip: bool = False):
+def _load_pipeline(weights: Path, device: str, need_clip: bool = False, precision: str = "fp32"):
     """Load TextToImage, saying plainly when no trained weights are shipped."""
     from t2i_cli.pipeline import TextToImage
 
     if weights == REPO_WEIGHTS and not (weights / "transformer.safetensors").is_file():
         raise T2IError(f"no trained weights are shipped in {weights} yet; run `make weights` to train them "
                        "or pass --weights DIR")
-    return TextToImage.from_folder(weights, device, need_clip=need_clip)
+    return TextToImage.from_folder(weights, device, need_clip=need_clip, precision=precision)
 
 
 def _warn_encoding(pipe, enc, what: str, quiet: bool) -> None:
@@ -243,11 +246,11 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool) -> None:
 
 def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path, weights: Path,
               device: str, grid: bool, quiet: bool, negative: Optional[str] = None, spec: Optional[dict] = None,
-              stem: Optional[str] = None) -> list[Path]:
+              stem: Optional[str] = None, precision: str = "fp32") -> list[Path]:
     """Sample (and optionally rerank) images, writing each batch as soon as it is decoded."""
     from t2i_cli.outputs import prepare_folder
 
-    pipe = _load_pipeline(weights, device, need_clip=keep is not None)
+    pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     request = pipe.request(prompt, sampling, negative)  # the prompts are encoded, and the settings checked, once
     _warn_encoding(pipe, request.encoded, "the prompt", quiet)
     if request.negative_encoded is not None:
@@ -272,7 +275,7 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
     """Decode in batches under a progress bar, writing each image as soon as it is final."""
     from t2i_cli.outputs import made_from, provenance, write_image, write_sheet
 
-    sampling, extra, identity = request.sampling, made_from(request, image), pipe.bundle.identity
+    sampling, extra, identity = request.sampling, made_from(request, image, pipe.precision), pipe.bundle.identity
     dev = pipe.device.type
     total = n * pipe.bundle.transformer.cfg.n_image
     paths: list[Path] = []
@@ -323,7 +326,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         if sum(v is not None for v in (rec.keep_top, mask, rec.strength)) != 1:
             raise DataError(f"{from_png}: its recorded image prompt ({rec.image_mode}) lacks its keep_top or "
                             "strength; was it edited?")
-    pipe = _load_pipeline(weights, device)
+    pipe = _load_pipeline(weights, device, precision=rec.precision)
     if not quiet and rec.weights and rec.weights != pipe.bundle.identity:
         warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "
              "the image will differ (pass the --weights it was made with)")
@@ -341,8 +344,8 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
             task = bar.add_task("decoding", total=pipe.bundle.transformer.cfg.n_image, rate="")
             g = pipe.redraw(request, rec.n, rec.seed, rec.index, prompt_image,
                             lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens")))
-        meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity, made_from(request, prompt_image),
-                          pipe.device.type)
+        meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity,
+                          made_from(request, prompt_image, pipe.precision), pipe.device.type)
         return write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem)))
     except BaseException:
         if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
@@ -373,6 +376,7 @@ def vary(
     weights: Optional[Path] = typer.Option(None, "--weights",
                                            help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
@@ -399,7 +403,7 @@ def vary(
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
         paths = _generate(prompt, n, None, seed, sampling, out_dir, weights or default_weights(), device, grid,
                           quiet, negative=negative, spec={"image": source, "strength": strength},
-                          stem=f"{safe_stem(source.stem)}-vary")
+                          stem=f"{safe_stem(source.stem)}-vary", precision=precision)
         for p in paths:
             out.print(clean(str(p)), soft_wrap=True)
 
@@ -696,6 +700,7 @@ def eval_cmd(ctx: typer.Context,
                                                             "weights folder, else the shipped one)."),
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
              threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
@@ -717,9 +722,9 @@ def eval_cmd(ctx: typer.Context,
             if refused:
                 raise UsageError(f"{', '.join(flag('judge' if r == 'judge_path' else r) for r in refused)} "
                                  f"belong to the world's tasks, not to --data")
-            _eval_data(folder, data, n, seed, sampling, json_path, device, quiet)
+            _eval_data(folder, data, n, seed, sampling, json_path, device, quiet, precision)
             return
-        pipe = _load_pipeline(folder, device, need_clip=candidates > 1)
+        pipe = _load_pipeline(folder, device, need_clip=candidates > 1, precision=precision)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
@@ -739,7 +744,7 @@ def eval_cmd(ctx: typer.Context,
             bar.start_task(generating)
             result = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated)
         result |= {"judge_validation": validation, "dvae": dvae, "weights": pipe.bundle.identity,
-                   "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
+                   "precision": precision, "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
         _print_eval(result)
         if json_path is not None:
             from t2i_cli.files import atomic_write_json
@@ -749,13 +754,13 @@ def eval_cmd(ctx: typer.Context,
 
 
 def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,
-               quiet: bool) -> None:
+               quiet: bool, precision: str = "fp32") -> None:
     """t2i eval --data: the val split of any data source, as a table and optionally JSON."""
     from rich.table import Table
 
     from t2i_cli.data_eval import evaluate_data
 
-    pipe = _load_pipeline(folder, device)
+    pipe = _load_pipeline(folder, device, precision=precision)
     with progress_bar(quiet, "images") as bar:
         task = bar.add_task("eval", total=n, rate="")
 
@@ -764,7 +769,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
                        rate=rate_text(bar.tasks[task], "images"))
 
         result = evaluate_data(pipe, data, n, seed, sampling, tick)
-    result |= {"weights": pipe.bundle.identity,
+    result |= {"weights": pipe.bundle.identity, "precision": precision,
                "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "
                         f"{result['val_size']} val images")

@@ -33,9 +33,11 @@ def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identi
     return meta
 
 
-def made_from(request, image=None) -> dict[str, str]:
-    """What an output was drawn from besides its prompt, seed and sampling settings."""
+def made_from(request, image=None, precision: str = "fp32") -> dict[str, str]:
+    """What an output was drawn from besides its prompt, seed and sampling settings (the transformer's
+    precision only when it is not fp32, so fp32 outputs keep their bytes)."""
     meta = {"negative": request.negative} if request.negative is not None else {}
+    meta |= {"precision": precision} if precision != "fp32" else {}
     return meta | (image.provenance() if image is not None else {})
 
 
@@ -68,6 +70,7 @@ class Recorded:
     weights: str  # the identity of the weights folder that drew it
     version: str
     device: str = ""  # cpu or cuda ("" when not recorded)
+    precision: str = "fp32"  # the transformer's weights (recorded when not fp32)
     negative: str | None = None
     image_mode: str | None = None  # complete, inpaint or vary, for an image prompt
     image_sha256: str | None = None
@@ -99,6 +102,7 @@ def recorded_settings(path: Path) -> Recorded:
     rec = Recorded(prompt=get("prompt", str), seed=get("seed", int), n=get("n", int), index=get("index", int),
                    sampling=sampling, weights=get("weights", str, "", False),
                    version=get("t2i_version", str, "", False), device=get("device", str, "", False),
+                   precision=get("precision", str, "fp32", False),
                    negative=get("negative", str, None, False),
                    image_mode=get("image_mode", str, None, False), image_sha256=get("image_sha256", str, None, False),
                    mask_sha256=get("mask_sha256", str, None, False), keep_top=get("keep_top", float, None, False),

@@ -18,6 +18,7 @@ from t2i_cli.weights import Bundle, load_folder
 if TYPE_CHECKING:
     from t2i_cli.image_prompt import ImagePrompt
 
+PRECISIONS = ("fp32", "bf16")  # the transformer's inference weights (bf16: half the bytes streamed per code)
 MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
 
 
@@ -59,12 +60,21 @@ class TextToImage:
     def __init__(self, bundle: Bundle, device: torch.device):
         self.bundle = bundle
         self.device = device
+        self.precision = "fp32"  # of the transformer's weights (from_folder's precision)
 
     @classmethod
-    def from_folder(cls, folder: Path, device: str = "auto", need_clip: bool = False) -> "TextToImage":
-        """Load every model of a weights folder onto a device."""
+    def from_folder(cls, folder: Path, device: str = "auto", need_clip: bool = False,
+                    precision: str = "fp32") -> "TextToImage":
+        """Load every model of a weights folder onto a device; precision bf16 casts the transformer (the
+        decode loop's weights) to bfloat16 at load; the dVAE and CLIP stay fp32."""
+        if precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         dev = resolve_device(device)
-        return cls(load_folder(folder, dev, need_clip=need_clip), dev)
+        pipe = cls(load_folder(folder, dev, need_clip=need_clip), dev)
+        pipe.precision = precision
+        if precision == "bf16":
+            pipe.bundle.transformer.to(torch.bfloat16)
+        return pipe
 
     @property
     def text_len(self) -> int:
