@@ -1,0 +1,44 @@
+"""Decode speed of the shipped transformer in fp32 and bf16 (`--precision`), side by side in one process:
+`TextToImage(prompt, n)` wall time (decode + dVAE), alternating formats, median of --reps runs.
+
+Usage: PYTHONPATH=src python bench/precision.py [--weights weights] [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from t2i_cli.pipeline import TextToImage
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default="weights")
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    pipes = {p: TextToImage.from_folder(Path(args.weights), "cpu", precision=p) for p in ("fp32", "bf16")}
+    print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}, reps {args.reps}")
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.reps):
+        for n in (1, 16):
+            for name, pipe in pipes.items():
+                t = time.perf_counter()
+                pipe("a red bird", n=n, seed=0)
+                times.setdefault((name, n), []).append(time.perf_counter() - t)
+    print("| n | fp32 s | bf16 s | fp32 / bf16 |")
+    print("|---:|---:|---:|---:|")
+    for n in (1, 16):
+        a, b = statistics.median(times[("fp32", n)]), statistics.median(times[("bf16", n)])
+        print(f"| {n} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
