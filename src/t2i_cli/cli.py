@@ -49,6 +49,26 @@ class SAMPLING_DEFAULTS:
     temperature, top_k, top_p, guidance = 1.0, 0, 1.0, 3.0
 
 
+# Options generate and vary share (the same OptionInfo serves both commands).
+DRAW_SEED = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images.")
+DRAW_TEMPERATURE = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
+                                help="Softmax temperature (> 0).")
+DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off).")
+DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).")
+DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
+                             help="Classifier-free guidance scale (>= 0; 1 = off).")
+DRAW_NEGATIVE = typer.Option(None, "--negative",
+                             help="Guidance pushes away from this text instead of the empty prompt.")
+DRAW_OUT_DIR = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files.")
+DRAW_WEIGHTS = typer.Option(None, "--weights",
+                            help="Weights folder (default: $T2I_WEIGHTS or the shipped one).")
+DRAW_DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+DRAW_PRECISION = typer.Option("fp32", "--precision", help=PRECISION_HELP)
+DRAW_THREADS = typer.Option(None, "--threads", help=THREADS_HELP)
+DRAW_GRID = typer.Option(False, "--grid", help="Also write one contact sheet of all images.")
+DRAW_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths.")
+
+
 def default_weights() -> Path:
     """--weights default: $T2I_WEIGHTS, else the weights folder shipped with the repository."""
     return Path(os.environ.get("T2I_WEIGHTS") or REPO_WEIGHTS)
@@ -136,15 +156,12 @@ def generate(
     ctx: typer.Context,
     prompt: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a red bird\" (not with --from)."),
     n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N})."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
-    temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
-                                      help="Softmax temperature (> 0)."),
-    top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off)."),
-    top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
-    guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
-                                   help="Classifier-free guidance scale (>= 0; 1 = off)."),
-    negative: Optional[str] = typer.Option(None, "--negative",
-                                           help="Guidance pushes away from this text instead of the empty prompt."),
+    seed: int = DRAW_SEED,
+    temperature: float = DRAW_TEMPERATURE,
+    top_k: int = DRAW_TOP_K,
+    top_p: float = DRAW_TOP_P,
+    guidance: float = DRAW_GUIDANCE,
+    negative: Optional[str] = DRAW_NEGATIVE,
     image: Optional[Path] = typer.Option(None, "--image",
                                          help="Start from this picture: keep its top rows (--keep-top) or "
                                               "what --mask leaves, and draw the rest."),
@@ -159,14 +176,13 @@ def generate(
                                                  "(with --image/--mask if it was made from them)."),
     candidates: int = typer.Option(0, "--candidates", help="Draw this many and keep the best by CLIP score."),
     keep: int = typer.Option(1, "--keep", help="With --candidates: how many of the best to write."),
-    out_dir: Path = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files."),
-    weights: Optional[Path] = typer.Option(None, "--weights",
-                                           help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
-    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
-    grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
+    out_dir: Path = DRAW_OUT_DIR,
+    weights: Optional[Path] = DRAW_WEIGHTS,
+    device: str = DRAW_DEVICE,
+    precision: str = DRAW_PRECISION,
+    threads: Optional[int] = DRAW_THREADS,
+    grid: bool = DRAW_GRID,
+    quiet: bool = DRAW_QUIET,
 ) -> None:
     """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
@@ -362,24 +378,20 @@ def vary(
     prompt: Optional[str] = typer.Option(None, "--prompt",
                                          help="What the picture shows (default: the prompt in its PNG text, "
                                               "else the empty prompt)."),
-    negative: Optional[str] = typer.Option(None, "--negative",
-                                           help="Guidance pushes away from this text instead of the empty prompt."),
+    negative: Optional[str] = DRAW_NEGATIVE,
     n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N})."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images."),
-    temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
-                                      help="Softmax temperature (> 0)."),
-    top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off)."),
-    top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off)."),
-    guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
-                                   help="Classifier-free guidance scale (>= 0; 1 = off)."),
-    out_dir: Path = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files."),
-    weights: Optional[Path] = typer.Option(None, "--weights",
-                                           help="Weights folder (default: $T2I_WEIGHTS or the shipped one)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
-    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
-    grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of all images."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths."),
+    seed: int = DRAW_SEED,
+    temperature: float = DRAW_TEMPERATURE,
+    top_k: int = DRAW_TOP_K,
+    top_p: float = DRAW_TOP_P,
+    guidance: float = DRAW_GUIDANCE,
+    out_dir: Path = DRAW_OUT_DIR,
+    weights: Optional[Path] = DRAW_WEIGHTS,
+    device: str = DRAW_DEVICE,
+    precision: str = DRAW_PRECISION,
+    threads: Optional[int] = DRAW_THREADS,
+    grid: bool = DRAW_GRID,
+    quiet: bool = DRAW_QUIET,
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
