@@ -478,6 +478,10 @@ def train(
                                                   "(DALL-E's; see docs/own-data.md)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
                                             help="Transformer/CLIP: tokenizer.json, run or weights folder."),
+    hard_negatives: Optional[bool] = typer.Option(None, "--hard-negatives/--no-hard-negatives",
+                                                  help="CLIP on the world: pair every scene with a twin changed "
+                                                       "in one thing its caption says (colours swapped, relation "
+                                                       "flipped, count off, object replaced or left out)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
@@ -648,7 +652,9 @@ def rerank(folder: Path = typer.Argument(...,
            top: int = typer.Option(0, "--top", help="Write a contact sheet of the best K per prompt."),
            link_best: bool = typer.Option(False, "--link-best", help="Copy the best --top K into FOLDER/best/."),
            explain: bool = typer.Option(False, "--explain",
-                                        help="Show how much each word of the prompt adds to the top score."),
+                                        help="Show how much each word of the prompt adds to the top score and, "
+                                             "with a word-region CLIP, draw where each word looks in the best "
+                                             "image (FOLDER/explain-NAME-NNN.png)."),
            weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder with clip.safetensors."),
            device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
            threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP)) -> None:
@@ -683,6 +689,13 @@ def rerank(folder: Path = typer.Argument(...,
             out.print(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
             for word, delta in rr.explain(pipe, image, best.prompt):
                 out.print(f"  {clean(word):>12} {delta:+.4f}")
+            if pipe.bundle.clip.cfg.word_region:
+                maps = rr.explain_maps(pipe, image, best.prompt)
+                out.print(f"wrote {rr.write_explain(folder, best.path.stem, image, maps)} (where each word looks; "
+                          f"beside each word, the cosine of the word and what it attends to)")
+            else:
+                warn("this CLIP has no word-region head, so --explain shows no attention maps "
+                     "(train one with --model word_region=true)")
 
 
 def _print_ranking(ranked) -> None:

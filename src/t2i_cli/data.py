@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from t2i_cli import images, world
-from t2i_cli.errors import DataError
+from t2i_cli.errors import DataError, UsageError
 from t2i_cli.files import atomic_write_bytes, atomic_write_json
 
 SOURCE_HELP = "a folder of image + same-name .txt caption pairs, a .jsonl manifest, or world[:train|val|heldout]"
@@ -44,24 +44,37 @@ class CaptionDataset(Dataset):
 
 
 class WorldDataset(CaptionDataset):
-    """Scenes 0..n_scenes-1 of a world split, rendered on the fly; index i is scene i, so samplers just work."""
+    """Scenes 0..n_scenes-1 of a world split, rendered on the fly; index i is scene i, so samplers just work.
 
-    def __init__(self, split: str, side: int, n_scenes: int, jitter: bool = True):
+    With twins, index 2i is scene i and index 2i + 1 its hard negative (world.negatives: the same scene
+    changed in one thing its caption says), so a batch that starts at an even position holds both."""
+
+    def __init__(self, split: str, side: int, n_scenes: int, jitter: bool = True, twins: bool = False):
         if split not in world.SPLITS:
             raise DataError(f"unknown world split {split!r}; use world, world:train, world:val or world:heldout")
         self.split, self.side, self.n_scenes, self.jitter, self.skipped = split, side, n_scenes, jitter, {}
+        self.twins = twins
 
     def __len__(self) -> int:
-        return self.n_scenes
+        return self.n_scenes * 2 if self.twins else self.n_scenes
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
-        if not 0 <= i < self.n_scenes:
+        if not 0 <= i < len(self):
             raise IndexError(i)
-        img, caption, _ = world.scene(self.split, i, self.side, self.jitter)
+        if self.twins and i % 2:
+            from t2i_cli.world.negatives import twin_scene
+
+            img, caption, _, _ = twin_scene(self.split, i // 2, self.side, self.jitter)
+        else:
+            img, caption, _ = world.scene(self.split, i // 2 if self.twins else i, self.side, self.jitter)
         return images.tensor_from_image(img), caption
 
     def captions_at(self, i: int) -> list[str]:
-        return [world.scene_caption(self.split, i)[0]]
+        if self.twins and i % 2:
+            from t2i_cli.world.negatives import twin_caption
+
+            return [twin_caption(self.split, i // 2)[0]]
+        return [world.scene_caption(self.split, i // 2 if self.twins else i)[0]]
 
 
 class PairDataset(CaptionDataset):
@@ -107,16 +120,19 @@ def split_pairs(pairs: list[tuple[Path, list[str]]], root: Path, fraction: float
 
 
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
-                val_fraction: float = VAL_FRACTION) -> CaptionDataset:
+                val_fraction: float = VAL_FRACTION, twins: bool = False) -> CaptionDataset:
     """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
     .jsonl manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
     split (val_fraction of the files by a hash of their names); the world has its own splits, so its "val"
-    part is world:val."""
+    part is world:val. twins (world only) pairs every scene with its hard negative (WorldDataset)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     if source == "world" or source.startswith("world:"):
         split = "val" if part == "val" else source.partition(":")[2] or "train"
-        return WorldDataset(split, side, n_scenes)
+        return WorldDataset(split, side, n_scenes, twins=twins)
+    if twins:
+        raise UsageError("--hard-negatives needs --data world: it changes the scene a caption describes, and a "
+                         "folder of pictures has no scenes to change; leave it out")
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")

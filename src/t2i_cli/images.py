@@ -121,6 +121,21 @@ def contact_sheet(images: list[Image.Image], labels: list[str] | None = None, co
     return sheet
 
 
+def attention_strip(image: torch.Tensor, maps: list[tuple[str, torch.Tensor]], side: int = 128) -> Image.Image:
+    """A captioned strip: the image (3, H, W) in [0, 1], then one panel per (label, map (h, w) >= 0) where
+    what the map weighs most stays bright and the rest is dimmed."""
+    import torch.nn.functional as F
+
+    base = F.interpolate(image[None].float(), size=(side, side), mode="bilinear", align_corners=False)[0]
+    panels, labels = [image_from_tensor(base.clamp(0, 1))], ["image"]
+    for label, attn in maps:
+        heat = F.interpolate(attn[None, None].float(), size=(side, side), mode="bilinear", align_corners=False)[0]
+        heat = heat / heat.max().clamp(min=1e-8)
+        panels.append(image_from_tensor((base * (0.15 + 0.85 * heat)).clamp(0, 1)))
+        labels.append(label)
+    return contact_sheet(panels, labels, columns=len(panels), label_height=26)
+
+
 def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, width: int) -> None:
     """Draw text in up to two lines that fit `width` pixels."""
     words, lines, line = text.split(), [], ""

@@ -10,9 +10,17 @@ from pathlib import Path
 
 import torch
 
-from t2i_cli.errors import DataError
+from t2i_cli.errors import DataError, UsageError
 from t2i_cli.files import atomic_write_json, claim_path, write_new
-from t2i_cli.images import IMAGE_SUFFIXES, contact_sheet, encode_png, load_rgb, read_png_text, tensor_from_image
+from t2i_cli.images import (
+    IMAGE_SUFFIXES,
+    attention_strip,
+    contact_sheet,
+    encode_png,
+    load_rgb,
+    read_png_text,
+    tensor_from_image,
+)
 from t2i_cli.outputs import SHEET_KEY
 from t2i_cli.pipeline import TextToImage
 
@@ -103,6 +111,29 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
         shutil.copyfile(r.path, target)
         out.append(target)
     return out
+
+
+def explain_maps(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, torch.Tensor, float]]:
+    """For each word of the prompt: (word, where it looks: its attention over the image's regions (h, w),
+    averaged over the word's tokens, and how well it matched: the cosine between the word and what it
+    attended to). Needs a CLIP with a word-region head."""
+    clip, tok = pipe.bundle.clip, pipe.bundle.tokenizer
+    if clip is None or not clip.cfg.word_region:
+        raise UsageError(f"{pipe.bundle.folder}'s CLIP has no word-region head, so it cannot show where each word "
+                         f"looks; rerank with a CLIP trained with --model word_region=true")
+    ids = torch.tensor(tok.encode(prompt, clip.cfg.text_len).ids, device=pipe.device)
+    with torch.inference_mode():
+        attn, match = clip.word_attention(image.to(pipe.device), ids)
+    return [(word, attn[pos].float().mean(0).cpu(), float(match[pos].float().mean()))
+            for word, pos in tok.words(prompt, clip.cfg.text_len)]
+
+
+def write_explain(folder: Path, name: str, image: torch.Tensor, maps: list[tuple[str, torch.Tensor, float]]) -> Path:
+    """FOLDER/explain-<name>-NNN.png, a new file: the image, then one panel per word (images.attention_strip),
+    marked as a sheet so that rerank does not score it."""
+    strip = attention_strip(image, [(f"{w} {m:+.2f}", a) for w, a, m in maps])
+    data = encode_png(strip, {"explain": name, SHEET_KEY: "explain"})
+    return write_new(folder, f"explain-{name}", ".png", lambda tmp: tmp.write_bytes(data))
 
 
 def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, float]]:

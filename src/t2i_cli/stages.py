@@ -230,6 +230,34 @@ class TransformerStage:
         write_curve(run_dir, history, list(val_history))
 
 
+VAL_HARD_N = 32  # world val scenes whose hard-negative twins a CLIP validation scores
+
+
+@torch.no_grad()
+def hard_negative_accuracy(model: Clip, tok: TextTokenizer, text_len: int, side: int, indices, device,
+                           split: str = "val") -> dict[str, Any]:
+    """How often a scorer prefers a world scene to its hard-negative twin (world.negatives), as a reranker
+    must: for the scene's caption, the scene's image scores higher than the twin's image. Per kind of
+    twin, and overall (ties count as failures)."""
+    from t2i_cli.data import WorldDataset
+    from t2i_cli.world.negatives import twin_caption
+
+    data = WorldDataset(split, side, max(indices) + 1 if len(indices) else 1, twins=True)
+
+    wins: dict[str, list[bool]] = {}
+    for lo in range(0, len(indices), 32):
+        part = list(indices)[lo:lo + 32]
+        real = torch.stack([data[2 * i][0] for i in part]).to(device)
+        twin = torch.stack([data[2 * i + 1][0] for i in part]).to(device)
+        text = encode_captions(tok, [data.captions_at(2 * i)[0] for i in part], text_len).to(device)
+        better = (model.score(real, text) > model.score(twin, text)).tolist()
+        for i, b in zip(part, better, strict=True):
+            wins.setdefault(twin_caption(split, i)[2], []).append(bool(b))
+    every = [b for v in wins.values() for b in v]
+    return {"accuracy": sum(every) / max(1, len(every)), "n": len(every),
+            "kinds": {k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in sorted(wins.items())}}
+
+
 class ClipStage:
     """Symmetric contrastive loss between image and caption embeddings."""
 
@@ -258,8 +286,12 @@ class ClipStage:
         logits, loss = self.model(x.to(self.device), encode_captions(self.tok, captions, self.cfg.text_len)
                                   .to(self.device))
         top1 = (logits.argmax(1) == torch.arange(len(captions), device=logits.device)).float().mean()
+        out = {"val_loss": float(loss), "val_top1": float(top1)}
+        if getattr(self.val, "split", None) == "val":  # the world: how often it tells a scene from its twin
+            out["val_hard"] = hard_negative_accuracy(self.model, self.tok, self.cfg.text_len, self.cfg.image_side,
+                                                     range(VAL_HARD_N), self.device)["accuracy"]
         self.model.train()
-        return {"val_loss": float(loss), "val_top1": float(top1)}
+        return out
 
     def write_samples(self, run_dir: Path, step: int, history, val_history=()) -> None:
         write_curve(run_dir, history, list(val_history))
@@ -376,8 +408,12 @@ def parse_model_overrides(stage: str, items: list[str]) -> dict[str, Any]:
 
 
 def _parse_typed(key: str, text: str, kind: Any) -> Any:
-    """text as a value of a config field's type (int, float, or a tuple of ints), else a usage error."""
+    """text as a value of a config field's type (bool, int, float, or a tuple of ints), else a usage error."""
     try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
         if kind is int:
             return int(text)
         if kind is float:
@@ -391,7 +427,8 @@ def _parse_typed(key: str, text: str, kind: Any) -> Any:
         pass
     else:
         raise UsageError(f"--model {key}: fields of type {kind} cannot be set from the command line")
-    name = {int: "an integer", float: "a finite number"}.get(kind, "integers separated by commas")
+    name = {bool: "true or false", int: "an integer", float: "a finite number"}.get(kind,
+                                                                                  "integers separated by commas")
     raise UsageError(f"--model {key}={text!r}: {key} takes {name}")
 
 
@@ -417,8 +454,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                              f"or pick another --out")
         deps = [] if resume else dependencies(cfg)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
-        dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**31 - 1, part="train",
-                              val_fraction=cfg.val_fraction)
+        dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
+                              val_fraction=cfg.val_fraction, twins=cfg.hard_negatives)
         val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val", val_fraction=cfg.val_fraction)
         created = start_folder(run_dir, deps) if not resume and dd.is_main else []
         if dd.is_main and resume:

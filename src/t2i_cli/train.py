@@ -68,6 +68,7 @@ class TrainConfig:
     finetune_decoder: bool = False  # dVAE: train only the decoder of --dvae on its argmax codes
     recon_loss: str = "l1"  # dVAE: reconstruction term, one of models.dvae.RECON_LOSSES
     val_fraction: float = 0.05  # share of a folder or manifest held out for validation (world: world:val)
+    hard_negatives: bool = False  # clip stage on the world: every scene comes with its hard-negative twin
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""

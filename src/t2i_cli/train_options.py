@@ -21,7 +21,8 @@ def is_whole_run(run_dir: Path) -> bool:
 
 # What a --stage all run records (and a repeated command must match); the rest only steer this process.
 WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
-                      "model", "recon_loss", "seed", "precision", "ckpt_every", "sample_every", "log_every")
+                      "model", "recon_loss", "hard_negatives", "seed", "precision", "ckpt_every", "sample_every",
+                      "log_every")
 
 
 def per_stage(name: str, value: Optional[str], stage: str):
@@ -72,7 +73,8 @@ RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "l
 # Options that only some stages use (any other stage would silently ignore them, so it refuses them).
 STAGE_OPTIONS = {
     "vocab_size": ("tokenizer",), "dvae": ("transformer", "dvae"), "tokenizer": ("transformer", "clip"),
-    "finetune_decoder": ("dvae",), "recon_loss": ("dvae",), "model": ("dvae", "transformer", "clip"),
+    "finetune_decoder": ("dvae",), "recon_loss": ("dvae",), "hard_negatives": ("clip",),
+    "model": ("dvae", "transformer", "clip"),
     "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
     **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
                                                      "ckpt_every", "sample_every", "log_every")},
@@ -136,7 +138,7 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
                 raise UsageError(f"{flag(name)} {opts[name]!r}: per-stage values belong to --stage all")
             opts[name] = per_stage(name, opts[name], stage)
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
-             "ckpt_every", "sample_every", "log_every", "recon_loss")
+             "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
                                           "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
     if opts["finetune_decoder"]:
@@ -159,6 +161,13 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
     for key in ("num_workers", "sample_every"):
         if fields.get(key) is not None and fields[key] < 0:
             raise UsageError(f"{flag('workers' if key == 'num_workers' else key)} must be 0 or more, got {fields[key]}")
+    if fields.get("hard_negatives"):
+        if not (data == "world" or data.startswith("world:")):
+            raise UsageError("--hard-negatives needs --data world: it changes the scene a caption describes, "
+                             "and a folder of pictures has no scenes to change; leave it out")
+        if fields.get("batch_size", 2) % 2:
+            raise UsageError(f"--hard-negatives pairs every scene with its twin in the batch: --batch-size must "
+                             f"be even, got {fields['batch_size']}")
     if fields.get("recon_loss", "l1") not in ("l1", "mse", "logit_laplace"):
         raise UsageError(f"--recon-loss must be l1, mse or logit_laplace, got {fields['recon_loss']!r}")
     if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):

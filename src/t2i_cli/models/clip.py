@@ -1,4 +1,10 @@
-"""A small CLIP: an image encoder and a text encoder trained with a symmetric contrastive loss."""
+"""A small CLIP: an image encoder and a text encoder trained with a symmetric contrastive loss.
+
+With `word_region` (DAMSM-style, after AttnGAN), the image encoder also keeps a map of region features (its
+feature map at 1/8 of the side) and the text encoder its per-token features; each token attends over the
+regions, and the cosine between the token and what it attended to, averaged over the prompt's tokens, is
+added to the sentence-level cosine. A sentence embedding can say "red, blue, bird, car" and still not
+know which colour is whose; a word that must find its own region cannot."""
 
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ class ClipConfig:
     n_layer: int = 2  # text encoder transformer layers
     n_head: int = 4  # text encoder attention heads
     embed_dim: int = 128  # shared embedding space
+    word_region: bool = False  # add the DAMSM-style word-region score (region and word projections)
+    attn_sharpness: float = 5.0  # word-region: softmax temperature of a word's attention over regions
 
     def state_numel(self) -> int:
         """Elements of the model's state_dict, computed without building it (tested against the model)."""
@@ -31,7 +39,12 @@ class ClipConfig:
         image = sum(a * b * 9 + b + 2 * b for a, b in zip(chans, chans[1:], strict=False))  # conv + GroupNorm
         image += 8 * w * self.embed_dim + self.embed_dim
         text = (self.text_vocab + self.text_len) * d + self.n_layer * (12 * d * d + 13 * d) + 2 * d
-        return image + text + d * self.embed_dim + self.embed_dim + 1  # text projection, logit scale
+        heads = (4 * w + 1) * self.embed_dim + (d + 1) * self.embed_dim if self.word_region else 0
+        return image + text + d * self.embed_dim + self.embed_dim + 1 + heads  # text projection, logit scale
+
+    def regions(self) -> int:
+        """Region features per image of the word-region score (its feature map at 1/8 of the side)."""
+        return (self.image_side // 8) ** 2
 
     def activation_bytes(self) -> int:
         """A bound on the fp32 activations of scoring one image (the widest full-resolution maps)."""
@@ -50,11 +63,18 @@ class ImageEncoder(nn.Module):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(), nn.MaxPool2d(2)]
         self.net = nn.Sequential(*layers)
         self.proj = nn.Linear(chans[-1] * 2, cfg.embed_dim)
+        self.region_proj = nn.Conv2d(chans[-2], cfg.embed_dim, 1) if cfg.word_region else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.net(x * 2 - 1)  # (B, C, H/16, W/16)
+        return self.features(x)[0]
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(embedding (B, D), region features (B, R, D) or None): regions are the map at 1/8 of the side."""
+        h = self.net[:12](x * 2 - 1)  # three blocks: (B, 4w, H/8, W/8)
+        regions = self.region_proj(h).flatten(2).transpose(1, 2) if self.region_proj is not None else None
+        h = self.net[12:](h)  # (B, C, H/16, W/16)
         # Mean and max pooling: mean sees colour mass, max sees a small object anywhere.
-        return self.proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+        return self.proj(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)), regions
 
 
 class TextEncoder(nn.Module):
@@ -70,14 +90,20 @@ class TextEncoder(nn.Module):
         self.layers = nn.TransformerEncoder(layer, cfg.n_layer, enable_nested_tensor=False)
         self.ln = nn.LayerNorm(cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.embed_dim)
+        self.word_proj = nn.Linear(cfg.n_embd, cfg.embed_dim) if cfg.word_region else None
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
+        return self.features(text)[0]
+
+    def features(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(embedding (B, D), word features (B, T, D) or None, real-token mask (B, T))."""
         is_pad = text >= self.cfg.n_pad_start  # (B, T)
         is_pad[:, 0] = False  # an empty caption still pools over one position
         pos = torch.arange(text.shape[1], device=text.device)
         h = self.layers(self.tok(text) + self.pos(pos), src_key_padding_mask=is_pad)  # (B, T, C)
         keep = (~is_pad).unsqueeze(-1).float()
-        return self.proj(self.ln((h * keep).sum(1) / keep.sum(1)))
+        words = self.word_proj(self.ln(h)) if self.word_proj is not None else None
+        return self.proj(self.ln((h * keep).sum(1) / keep.sum(1))), words, ~is_pad
 
 
 class Clip(nn.Module):
@@ -90,19 +116,68 @@ class Clip(nn.Module):
         self.text_encoder = TextEncoder(cfg)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
+    def fit_side(self, images: torch.Tensor) -> torch.Tensor:
+        """Images at another side than the model's are resized to it (area average when shrinking)."""
+        side = self.cfg.image_side
+        if images.shape[-1] == side and images.shape[-2] == side:
+            return images
+        return F.interpolate(images, size=(side, side), mode="area" if images.shape[-1] > side else "bilinear")
+
     def embed(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit-length embeddings (B, D) for images and texts."""
+        images = self.fit_side(images)
         return F.normalize(self.image_encoder(images), dim=-1), F.normalize(self.text_encoder(text), dim=-1)
+
+    def pair_scores(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Scores (Bi, Bt) of every image against every text: the sentence cosine, plus (word_region) the
+        word-region score; each lies in [-1, 1], so the sum lies in [-2, 2]."""
+        img, regions = self.image_encoder.features(self.fit_side(images))
+        txt, words, real = self.text_encoder.features(text)
+        scores = F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t()
+        if regions is not None and words is not None:
+            scores = scores + word_region_scores(regions, words, real, self.cfg.attn_sharpness)
+        return scores
 
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, 3, H, W) and their captions (B, T) -> (logits (B, B), symmetric contrastive loss)."""
-        img, txt = self.embed(images, text)
-        logits = self.logit_scale.exp().clamp(max=100) * img @ txt.t()  # (B, B): image i vs text j
+        logits = self.logit_scale.exp().clamp(max=100) * self.pair_scores(images, text)  # image i vs text j
         target = torch.arange(len(images), device=images.device)
         loss = (F.cross_entropy(logits.float(), target) + F.cross_entropy(logits.float().t(), target)) / 2
         return logits, loss
 
     def score(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity (B,) of each image with its own text (text may be (1, T), broadcast)."""
-        img, txt = self.embed(images, text)
-        return (img * txt).sum(-1)
+        """Score (B,) of each image with its own text (text may be (1, T), broadcast): the cosine similarity
+        of the embeddings, plus the word-region score when the model has one."""
+        if not self.cfg.word_region:
+            img, txt = self.embed(images, text)
+            return (img * txt).sum(-1)
+        if len(text) == 1:
+            return self.pair_scores(images, text)[:, 0]
+        return torch.stack([self.pair_scores(images[i:i + 1], text[i:i + 1])[0, 0] for i in range(len(images))])
+
+    @torch.no_grad()
+    def word_attention(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image (3, H, W) and one text (T,): each token's attention over the regions (T, h, w) and its
+        word-region cosine (T,) (padding tokens included; the caller keeps the real ones)."""
+        if not self.cfg.word_region:
+            raise ValueError("this CLIP has no word-region head (train it with --model word_region=true)")
+        _, regions = self.image_encoder.features(self.fit_side(image[None]))
+        _, words, _ = self.text_encoder.features(text[None])
+        r, w = F.normalize(regions[0], dim=-1), F.normalize(words[0], dim=-1)  # (R, D), (T, D)
+        attn = torch.softmax(self.cfg.attn_sharpness * w @ r.t(), dim=-1)  # (T, R)
+        side = int(round(math.sqrt(r.shape[0])))
+        return attn.view(-1, side, side), F.cosine_similarity(attn @ r, w, dim=-1)
+
+
+def word_region_scores(regions: torch.Tensor, words: torch.Tensor, real: torch.Tensor,
+                       sharpness: float) -> torch.Tensor:
+    """DAMSM's word-region match for every image-text pair: regions (Bi, R, D), words (Bt, T, D), real
+    (Bt, T) -> (Bi, Bt). Each word attends over an image's regions (softmax of sharpness x cosine); its
+    score is the cosine between the word and the attention-weighted region; a pair's score is the mean over
+    the text's real tokens (a mean, not DAMSM's soft maximum, so that one unmatched word counts)."""
+    r, w = F.normalize(regions, dim=-1), F.normalize(words, dim=-1)
+    sim = torch.einsum("jtd,ird->ijtr", w, r)  # (Bi, Bt, T, R)
+    context = torch.einsum("ijtr,ird->ijtd", torch.softmax(sharpness * sim, dim=-1), r)  # (Bi, Bt, T, D)
+    cos = F.cosine_similarity(context, w.unsqueeze(0), dim=-1)  # (Bi, Bt, T)
+    keep = real.float().unsqueeze(0)  # (1, Bt, T)
+    return (cos * keep).sum(-1) / keep.sum(-1).clamp(min=1)

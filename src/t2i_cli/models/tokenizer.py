@@ -66,6 +66,20 @@ class TextTokenizer:
         ids += [self.n_bpe + p for p in range(len(ids), text_len)]
         return Encoded(ids=ids, n_dropped=n_dropped, unknown_words=self._unknown_words(text, enc))
 
+    def words(self, text: str, text_len: int) -> list[tuple[str, list[int]]]:
+        """The prompt's words, each with the positions of its tokens among the first text_len (a word cut off
+        by text_len is left out), in order."""
+        enc = self.tokenizer.encode(text)
+        spans: dict[int, list[int]] = {}
+        for pos, word_index in enumerate(enc.word_ids[:text_len]):
+            if word_index is not None:
+                spans.setdefault(word_index, []).append(pos)
+        out = []
+        for word_index, positions in spans.items():
+            start, end = enc.word_to_chars(word_index)
+            out.append((text[start:end], positions))
+        return out
+
     def empty(self, text_len: int) -> list[int]:
         """The ids of the empty prompt (all padding): the unconditional input for guidance."""
         return [self.n_bpe + p for p in range(text_len)]

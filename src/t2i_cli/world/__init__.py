@@ -8,6 +8,7 @@
     judge           the independent judge: segmentation + object classifier -> checks per scene spec
     judge_training  training the judge's classifier on renders
     tasks           the GenEval-style task prompt sets, and wrong scenes that the judge must reject
+    negatives       hard negatives: a scene changed in one thing its caption says (reranker training)
     evaluate        scoring: a model on the tasks, the judge on real renders, a dVAE on val scenes
 
 `from t2i_cli import world` gives the scene API below; the judge and the evaluation (torch) are imported
