@@ -195,16 +195,20 @@ def test_same_seed_same_codes_different_seed_different_codes(model):
     assert not torch.equal(a[0], a[1])  # rows of a batch draw their own codes
 
 
-def greedy(model: Transformer, text: torch.Tensor, empty: torch.Tensor, guidance: float) -> torch.Tensor:
-    """An independent greedy loop: full recompute each step, argmax of the (guided) logits."""
+def greedy(model: Transformer, text: torch.Tensor, empty: torch.Tensor, guidance: float,
+           start: float | None = None) -> torch.Tensor:
+    """An independent greedy loop: full recompute each step, argmax of the (guided) logits; with start, the
+    scale of step i is start + (guidance - start) * i / (N - 1)."""
     out = torch.empty(text.shape[0], 0, dtype=torch.long)
     uncond_text = empty.expand(text.shape[0], -1)
+    n = CFG.n_image
     with torch.no_grad():
-        for _ in range(CFG.n_image):
+        for i in range(n):
+            scale = guidance if start is None else start + (guidance - start) * i / (n - 1)
             logits = model.image_logits(text, out)
-            if guidance != 1.0:
+            if guidance != 1.0 or start is not None:
                 uncond = model.image_logits(uncond_text, out)
-                logits = uncond + guidance * (logits - uncond)
+                logits = uncond + scale * (logits - uncond)
             out = torch.cat([out, logits.argmax(dim=-1, keepdim=True)], dim=1)
     return out
 
@@ -218,6 +222,24 @@ def test_top_k_1_is_greedy(model, guidance, use_cache):
         got = generate_codes(model, text, empty, SamplingConfig(top_k=1, guidance=guidance, use_cache=use_cache),
                              torch.Generator().manual_seed(seed))
         assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("start,end", [(6.0, 2.0), (1.0, 3.0), (3.0, 1.0)])
+def test_a_guidance_schedule_moves_linearly_from_start_to_end(model, start, end):
+    text, empty = prompts()
+    expected = greedy(model, text, empty, end, start)
+    got = generate_codes(model, text, empty, SamplingConfig(top_k=1, guidance=end, guidance_start=start),
+                         torch.Generator().manual_seed(0))
+    assert torch.equal(got, expected)
+    assert not torch.equal(got, greedy(model, text, empty, end))  # the schedule is not the constant end scale
+
+
+def test_a_schedule_that_starts_where_it_ends_is_the_constant_scale(model):
+    for seed in (0, 3):
+        assert torch.equal(codes(model, SamplingConfig(guidance=2.0, guidance_start=2.0), seed),
+                           codes(model, SamplingConfig(guidance=2.0), seed))
+    with pytest.raises(UsageError, match="--guidance-start"):
+        SamplingConfig(guidance_start=-1.0)
 
 
 def test_guidance_changes_the_codes(model):

@@ -89,7 +89,7 @@ class TextToImage:
         if negative is not None:
             if not negative.strip():
                 raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
-            if sampling.guidance == 1.0:
+            if not sampling.guided:
                 raise UsageError("--negative works through guidance, which --guidance 1 turns off; "
                                  "use a guidance above 1 (default 3)")
             neg = self.bundle.tokenizer.encode(negative, self.text_len)

@@ -20,6 +20,8 @@ class SamplingConfig:
     top_p: float = 1.0  # keep the smallest set of codes whose probability reaches p; 1 keeps all
     guidance: float = 3.0  # classifier-free guidance scale; 1 is the prompt alone, 0 ignores it (3 measured best)
     use_cache: bool = True  # reuse keys and values between steps (False recomputes; for tests/benchmarks)
+    guidance_start: float | None = None  # guidance at the first code, moving linearly to `guidance` at the last
+    # (None: constant). A schedule, not a different cost: every step still runs one batch.
 
     def __post_init__(self) -> None:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
@@ -32,6 +34,19 @@ class SamplingConfig:
             raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}; 1 turns it off")
         if not (0 <= self.guidance <= 100):
             raise UsageError(f"--guidance must be between 0 and 100, got {self.guidance}; 1 turns it off")
+        if self.guidance_start is not None and not (0 <= self.guidance_start <= 100):
+            raise UsageError(f"--guidance-start must be between 0 and 100, got {self.guidance_start}")
+
+    def guidance_at(self, i: int, n: int) -> float:
+        """The guidance scale of code i of n."""
+        if self.guidance_start is None or n < 2:
+            return self.guidance
+        return self.guidance_start + (self.guidance - self.guidance_start) * i / (n - 1)
+
+    @property
+    def guided(self) -> bool:
+        """Whether any step is guided (so each step runs the unconditional rows too)."""
+        return self.guidance != 1.0 or self.guidance_start not in (None, 1.0)
 
     def check_vocab(self, vocab: int) -> None:
         """Raise UsageError when top-k asks for more codes than the model's codebook has."""
@@ -108,7 +123,7 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
     prompted = keep is not None
     if prompted and (known is None or known.shape != (B, n_image) or keep.shape != (B, n_image)):
         raise ValueError(f"known and keep must both be ({B}, {n_image})")
-    use_guidance = cfg.guidance != 1.0
+    use_guidance = cfg.guided
     if use_guidance:  # one batch holds the prompts and as many unconditional (or negative) prompts
         text = torch.cat([text, uncond.to(device).expand(B, -1)], dim=0)  # (2B, T)
     rows = text.shape[0]
@@ -124,7 +139,7 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
     for i in range(start, n_image):
         logits = model.image_logits(text, codes[:, :i], cache)  # (rows, V); the first call reads text + kept run
         if use_guidance:
-            logits = guide(logits[:B], logits[B:], cfg.guidance)
+            logits = guide(logits[:B], logits[B:], cfg.guidance_at(i, n_image))
         if not prompted:
             nxt = sample_next(logits, cfg, generator)  # (B,)
         else:

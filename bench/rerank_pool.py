@@ -1,0 +1,89 @@
+"""Compare rerankers on a candidate pool (bench/candidate_pool.py) and on world hard negatives.
+
+For each CLIP file given: (1) `t2i eval` accuracy per task when the reranker keeps its favourite of the first
+K candidates (K = 1 is the first candidate, unranked), beside the oracle (any of the first K passes);
+(2) its retrieval accuracy on hard negatives: for N world val scenes, how often the scene's image scores
+higher than its twin's image (world.negatives) for the scene's caption, per kind of twin.
+
+Usage: PYTHONPATH=src python bench/rerank_pool.py --pool /tmp/pool/pool-seed0 --clip weights/clip.safetensors \
+           RUN/clip.safetensors [--names shipped new] [--ks 1 2 4 8] [--hard 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from t2i_cli.stages import hard_negative_accuracy
+from t2i_cli.weights import load_model, load_tokenizer
+
+
+@torch.inference_mode()
+def pool_scores(clip, tok, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    """Scores (P, K) of every candidate against its prompt."""
+    out = []
+    for p in range(len(prompts)):
+        ids = torch.tensor([tok.encode(prompts[p], clip.cfg.text_len).ids])
+        out.append(clip.score(images[p].float() / 255, ids))
+    return torch.stack(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pool", type=Path, required=True, help="OUT/pool-seedS (without suffix)")
+    ap.add_argument("--clip", type=Path, nargs="+", required=True)
+    ap.add_argument("--names", nargs="+")
+    ap.add_argument("--tokenizer", type=Path, default=Path("weights/tokenizer.json"))
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--hard", type=int, default=500, help="val scenes for the hard-negative retrieval accuracy")
+    args = ap.parse_args()
+    names = args.names or [p.parent.name for p in args.clip]
+    t0 = time.time()
+    tensors = load_file(str(args.pool) + ".safetensors")
+    meta = json.loads(Path(str(args.pool) + ".json").read_text())
+    images, passed = tensors["images"], tensors["passed"]
+    rows, tok = meta["rows"], load_tokenizer(args.tokenizer)
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} pool {args.pool.name} (weights {meta['weights']}, "
+          f"seed {meta['seed']}, {len(rows)} prompts x {meta['k']} candidates)")
+    table: dict[str, dict[str, float]] = {}
+    for k in args.ks:
+        table[f"oracle@{k}"] = {t: float(passed[[i for i, r in enumerate(rows) if r["task"] == t], :k].any(1)
+                                         .float().mean()) for t in tasks}
+    hard = {}
+    for name, path in zip(names, args.clip, strict=True):
+        clip = load_model(path, "clip")
+        scores = pool_scores(clip, tok, images, [r["prompt"] for r in rows])
+        for k in args.ks:
+            best = scores[:, :k].argmax(1)
+            got = passed[torch.arange(len(rows)), best].float()
+            table[f"{name}@{k}"] = {t: float(got[[i for i, r in enumerate(rows) if r["task"] == t]].mean())
+                                    for t in tasks}
+        if args.hard:
+            hard[name] = hard_negative_accuracy(clip, tok, clip.cfg.text_len, clip.cfg.image_side, range(args.hard),
+                                                "cpu")
+    print("\n| reranker @ K | " + " | ".join(tasks) + " | overall |")
+    print("|---|" + "---:|" * (len(tasks) + 1))
+    for key, accs in sorted(table.items(), key=lambda kv: (int(kv[0].split("@")[1]), kv[0])):
+        print(f"| {key} | " + " | ".join(f"{100 * accs[t]:.0f}%" for t in tasks)
+              + f" | {100 * sum(accs.values()) / len(accs):.1f}% |")
+    if hard:
+        kinds = sorted({k for h in hard.values() for k in h["kinds"]})
+        print(f"\nHard-negative retrieval on {args.hard} world val scenes (the scene's image scores above its twin's "
+              f"for the scene's caption):\n")
+        print("| reranker | " + " | ".join(kinds) + " | all |")
+        print("|---|" + "---:|" * (len(kinds) + 1))
+        for name, h in hard.items():
+            print(f"| {name} | " + " | ".join(f"{100 * h['kinds'][k]['accuracy']:.1f}% (n={h['kinds'][k]['n']})"
+                                              for k in kinds) + f" | {100 * h['accuracy']:.1f}% |")
+    print(f"\n({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
