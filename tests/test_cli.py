@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run
+from conftest import build_tiny_folder, run
 from t2i_cli import __version__
 from t2i_cli.errors import WeightsError
 from t2i_cli.images import read_png_text
@@ -105,6 +105,63 @@ def test_candidates_keep_writes_the_best_with_ranks(tiny_weights, tmp_path):
     assert [m["clip_rank"] for m in by_rank] == ["1", "2"]
     assert float(by_rank[0]["clip_score"]) >= float(by_rank[1]["clip_score"])
     assert all(m["n"] == "4" for m in metas)
+
+
+def test_a_plain_prompt_draws_the_best_of_the_default_candidates(tiny_weights, tmp_path):
+    import torch
+
+    from t2i_cli.cli import DEFAULT_CANDIDATES
+    from t2i_cli.images import load_rgb, tensor_from_image
+    from t2i_cli.pipeline import TextToImage
+
+    assert DEFAULT_CANDIDATES == 4
+    r = generate(tiny_weights, tmp_path / "auto", "--seed", "5")
+    assert r.exit_code == 0, r.output
+    [png] = pngs(tmp_path / "auto")
+    meta = read_png_text(png)
+    assert meta["n"] == "4" and meta["clip_rank"] == "1"
+    pipe = TextToImage.from_folder(tiny_weights, "cpu", need_clip=True)
+    drawn = pipe("a red bird", n=4, seed=5)
+    best = pipe.rerank(drawn, 1)[0]
+    assert meta["index"] == str(best.index)
+    scores = [float(pipe.score(g.image[None], "a red bird")) for g in drawn]
+    assert float(meta["clip_score"]) == pytest.approx(max(scores), abs=1e-5)
+    side = best.image.shape[-1]
+    written = tensor_from_image(load_rgb(png, side))
+    assert torch.allclose(written, best.image.clamp(0, 1), atol=1 / 255 + 1e-6)  # the pixels of the best
+    # --from redraws the kept candidate: index among the 4 drawn
+    again = run("generate", "--from", png, "--weights", tiny_weights, "--out", tmp_path / "again", "--device", "cpu")
+    assert again.exit_code == 0, again.output
+    from PIL import Image
+
+    with Image.open(png) as a, Image.open(pngs(tmp_path / "again")[0]) as b:
+        assert a.tobytes() == b.tobytes()
+
+
+def test_candidates_1_n_and_image_prompts_turn_the_default_off(tiny_weights, tmp_path):
+    one = generate(tiny_weights, tmp_path / "one", "--candidates", "1", "--seed", "5")
+    assert one.exit_code == 0, one.output
+    [png] = pngs(tmp_path / "one")
+    meta = read_png_text(png)
+    assert meta["n"] == "1" and meta["index"] == "0" and "clip_score" not in meta
+    two = generate(tiny_weights, tmp_path / "two", "--n", "2", "--seed", "5")
+    assert two.exit_code == 0 and len(pngs(tmp_path / "two")) == 2
+    assert all("clip_score" not in read_png_text(p) and read_png_text(p)["n"] == "2" for p in pngs(tmp_path / "two"))
+    img = generate(tiny_weights, tmp_path / "img", "--image", png, "--seed", "5")
+    assert img.exit_code == 0, img.output
+    assert [read_png_text(p)["n"] for p in pngs(tmp_path / "img")] == ["1"]
+
+
+def test_weights_without_a_clip_draw_one_image_and_say_so(tmp_path):
+    folder = build_tiny_folder(tmp_path / "noclip", with_clip=False)
+    r = generate(folder, tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert "no clip.safetensors" in r.stderr and "best of 4" in r.stderr
+    assert [read_png_text(p)["n"] for p in pngs(tmp_path / "o")] == ["1"]
+    quiet = generate(folder, tmp_path / "q", "--candidates", "1")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    explicit = generate(folder, tmp_path / "e", "--candidates", "2")
+    assert explicit.exit_code != 0 and "clip" in explicit.stderr.lower()
 
 
 BAD_INPUTS = [
@@ -286,3 +343,15 @@ def test_threads_sets_torchs_thread_count_or_is_refused(tiny_weights, tmp_path, 
         torch.set_num_threads(before)
     r = run(*args, "--threads", 0, "--weights", tiny_weights)
     assert r.exit_code == 2 and "--threads must be between 1 and" in r.stderr
+
+
+def test_eval_draws_the_default_candidates_when_the_weights_have_a_clip(tiny_weights, tmp_path):
+    import json
+
+    r = run("eval", "--n", "1", "--weights", tiny_weights, "--json", tmp_path / "a.json", "-q")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert json.loads((tmp_path / "a.json").read_text())["candidates"] == 4
+    folder = build_tiny_folder(tmp_path / "noclip", with_clip=False)
+    r = run("eval", "--n", "1", "--weights", folder, "--json", tmp_path / "b.json", "-q")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert json.loads((tmp_path / "b.json").read_text())["candidates"] == 1

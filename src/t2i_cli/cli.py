@@ -36,6 +36,9 @@ out = Console(markup=False, highlight=False, soft_wrap=True)  # paths are never 
 err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 STATE = {"debug": False}
 MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
+# Candidates a plain `generate PROMPT` (no --n, no image prompt) and `t2i eval` draw and rerank with the
+# weights' CLIP, keeping the best (BENCHMARKS.md: the accuracy it buys against its cost); 1 = off.
+DEFAULT_CANDIDATES = 4
 MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
@@ -174,7 +177,10 @@ def generate(
     from_png: Optional[Path] = typer.Option(None, "--from",
                                             help="Redraw a PNG that t2i made, from the settings it records "
                                                  "(with --image/--mask if it was made from them)."),
-    candidates: int = typer.Option(0, "--candidates", help="Draw this many and keep the best by CLIP score."),
+    candidates: Optional[int] = typer.Option(None, "--candidates",
+                                             help=f"Draw this many and keep the best by CLIP score (default "
+                                                  f"{DEFAULT_CANDIDATES} when the weights have a CLIP and neither "
+                                                  f"--n nor an image prompt is given; 1 = off)."),
     keep: int = typer.Option(1, "--keep", help="With --candidates: how many of the best to write."),
     out_dir: Path = DRAW_OUT_DIR,
     weights: Optional[Path] = DRAW_WEIGHTS,
@@ -201,20 +207,24 @@ def generate(
             if not 1 <= n <= MAX_N:
                 raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
             check_seed(seed)
-            if candidates and not 1 <= keep <= candidates <= MAX_N:
+            if candidates is not None and not 1 <= keep <= candidates <= MAX_N:
                 raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
                                  f"got {candidates}, {keep}")
-            if "keep" in given and not candidates:
+            if "keep" in given and candidates is None:
                 raise UsageError("--keep needs --candidates N (draw N, keep the best --keep); leave it out otherwise")
-            if "n" in given and candidates:
+            if "n" in given and candidates is not None:
                 raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
             spec = _image_spec(image, mask, keep_top, redraws, given)
+            # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
+            auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1
+            if candidates == 1:
+                candidates = None  # one draw, nothing to rerank: no CLIP needed
             from t2i_cli.sampling import SamplingConfig
 
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
             paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
                               weights or default_weights(), device, grid, quiet, negative=negative, spec=spec,
-                              precision=precision)
+                              precision=precision, auto_candidates=auto)
         for p in paths:
             out.print(clean(str(p)), soft_wrap=True)
 
@@ -262,11 +272,17 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool) -> None:
 
 def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path, weights: Path,
               device: str, grid: bool, quiet: bool, negative: Optional[str] = None, spec: Optional[dict] = None,
-              stem: Optional[str] = None, precision: str = "fp32") -> list[Path]:
-    """Sample (and optionally rerank) images, writing each batch as soon as it is decoded."""
+              stem: Optional[str] = None, precision: str = "fp32", auto_candidates: bool = False) -> list[Path]:
+    """Sample (and optionally rerank) images, writing each batch as soon as it is decoded; auto_candidates
+    draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP."""
     from t2i_cli.outputs import prepare_folder
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
+    if auto_candidates and pipe.bundle.clip is not None:
+        n, keep = DEFAULT_CANDIDATES, 1
+    elif auto_candidates and not quiet:
+        warn(f"{weights} has no clip.safetensors, so this draws one image, not the best of {DEFAULT_CANDIDATES} "
+             f"(--candidates 1 asks for one and silences this)")
     request = pipe.request(prompt, sampling, negative)  # the prompts are encoded, and the settings checked, once
     _warn_encoding(pipe, request.encoded, "the prompt", quiet)
     if request.negative_encoded is not None:
@@ -715,7 +731,10 @@ def eval_cmd(ctx: typer.Context,
                                                      "the world's tasks (a folder, a .jsonl manifest, world)."),
              n: int = typer.Option(50, "--n", help="Prompts per task (--data: val captions to generate)."),
              seed: int = typer.Option(0, "--seed", help="Seed of the prompt sets and of sampling."),
-             candidates: int = typer.Option(1, "--candidates", help="Draw N per prompt and keep CLIP's best."),
+             candidates: Optional[int] = typer.Option(None, "--candidates",
+                                                      help=f"Draw N per prompt and keep CLIP's best (default "
+                                                           f"{DEFAULT_CANDIDATES}, as generate, when the weights "
+                                                           f"have a CLIP; 1 = off)."),
              temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature"),
              top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k"),
              top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p"),
@@ -738,10 +757,12 @@ def eval_cmd(ctx: typer.Context,
         from t2i_cli.world import tasks
 
         check_seed(seed)
+        folder = weights or default_weights()
+        if candidates is None:
+            candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
-        folder = weights or default_weights()
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:

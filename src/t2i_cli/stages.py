@@ -230,7 +230,7 @@ class TransformerStage:
         write_curve(run_dir, history, list(val_history))
 
 
-VAL_HARD_N = 32  # world val scenes whose hard-negative twins a CLIP validation scores
+VAL_HARD_N = 128  # world val scenes whose hard-negative twins a CLIP validation scores
 
 
 @torch.no_grad()

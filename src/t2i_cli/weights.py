@@ -241,8 +241,10 @@ def check_compatible(tok: TextTokenizer, dvae: DVAE, tr: Transformer, clip: Clip
     if dvae.cfg.n_codes != tc.image_vocab or dvae.cfg.grid != tc.grid:
         problems.append(f"dVAE makes {dvae.cfg.grid}x{dvae.cfg.grid} grids of {dvae.cfg.n_codes} codes, the "
                         f"transformer expects {tc.grid}x{tc.grid} of {tc.image_vocab}")
-    if clip is not None and (clip.cfg.n_pad_start != tok.n_bpe or clip.cfg.image_side != dvae.cfg.image_side):
-        problems.append("the CLIP model was trained with another tokenizer or image side")
+    # (A CLIP of another image side is fine: Clip.score resizes the images it is given to its own side.)
+    if clip is not None and (clip.cfg.n_pad_start != tok.n_bpe
+                             or clip.cfg.text_vocab != tok.vocab_size(clip.cfg.text_len)):
+        problems.append("the CLIP model was trained with another tokenizer")
     if problems:
         raise WeightsError(f"{folder}: parts do not fit together: {'; '.join(problems)}")
 
