@@ -2,8 +2,9 @@
 
 For each CLIP file given: (1) `t2i eval` accuracy per task when the reranker keeps its favourite of the first
 K candidates (K = 1 is the first candidate, unranked), beside the oracle (any of the first K passes);
-(2) its retrieval accuracy on hard negatives: for N world val scenes, how often the scene's image scores
-higher than its twin's image (world.negatives) for the scene's caption, per kind of twin.
+(2) its retrieval accuracy on hard negatives: for N world val scenes of each kind of twin (the first val
+scenes whose twin is of that kind), how often the scene's image scores higher than its twin's image
+(world.negatives) for the scene's caption.
 
 Usage: PYTHONPATH=src python bench/rerank_pool.py --pool /tmp/pool/pool-seed0 --clip weights/clip.safetensors \
            RUN/clip.safetensors [--names shipped new] [--ks 1 2 4 8] [--hard 500]
@@ -22,6 +23,7 @@ from safetensors.torch import load_file
 
 from t2i_cli.stages import hard_negative_accuracy
 from t2i_cli.weights import load_model, load_tokenizer
+from t2i_cli.world.negatives import NEGATIVE_KINDS, twin_caption
 
 
 @torch.inference_mode()
@@ -41,7 +43,7 @@ def main() -> None:
     ap.add_argument("--names", nargs="+")
     ap.add_argument("--tokenizer", type=Path, default=Path("weights/tokenizer.json"))
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--hard", type=int, default=500, help="val scenes for the hard-negative retrieval accuracy")
+    ap.add_argument("--hard", type=int, default=200, help="val scenes per kind of twin (retrieval accuracy)")
     args = ap.parse_args()
     names = args.names or [p.parent.name for p in args.clip]
     t0 = time.time()
@@ -56,7 +58,14 @@ def main() -> None:
     for k in args.ks:
         table[f"oracle@{k}"] = {t: float(passed[[i for i, r in enumerate(rows) if r["task"] == t], :k].any(1)
                                          .float().mean()) for t in tasks}
-    hard = {}
+    hard, by_kind = {}, {}
+    i = 0
+    while args.hard and (len(by_kind) < len(NEGATIVE_KINDS) or min(map(len, by_kind.values())) < args.hard):
+        kind = twin_caption("val", i)[2]
+        if len(by_kind.setdefault(kind, [])) < args.hard:
+            by_kind[kind].append(i)
+        i += 1
+    hard_indices = sorted(j for v in by_kind.values() for j in v)
     for name, path in zip(names, args.clip, strict=True):
         clip = load_model(path, "clip")
         scores = pool_scores(clip, tok, images, [r["prompt"] for r in rows])
@@ -66,7 +75,7 @@ def main() -> None:
             table[f"{name}@{k}"] = {t: float(got[[i for i, r in enumerate(rows) if r["task"] == t]].mean())
                                     for t in tasks}
         if args.hard:
-            hard[name] = hard_negative_accuracy(clip, tok, clip.cfg.text_len, clip.cfg.image_side, range(args.hard),
+            hard[name] = hard_negative_accuracy(clip, tok, clip.cfg.text_len, clip.cfg.image_side, hard_indices,
                                                 "cpu")
     print("\n| reranker @ K | " + " | ".join(tasks) + " | overall |")
     print("|---|" + "---:|" * (len(tasks) + 1))
@@ -75,8 +84,8 @@ def main() -> None:
               + f" | {100 * sum(accs.values()) / len(accs):.1f}% |")
     if hard:
         kinds = sorted({k for h in hard.values() for k in h["kinds"]})
-        print(f"\nHard-negative retrieval on {args.hard} world val scenes (the scene's image scores above its twin's "
-              f"for the scene's caption):\n")
+        print(f"\nHard-negative retrieval, {args.hard} world val scenes per kind of twin (the scene's image scores "
+              f"above its twin's for the scene's caption):\n")
         print("| reranker | " + " | ".join(kinds) + " | all |")
         print("|---|" + "---:|" * (len(kinds) + 1))
         for name, h in hard.items():
