@@ -339,23 +339,24 @@ def test_mask_cells_are_disjoint_when_the_crop_is_not_a_multiple_of_the_grid(tmp
     assert load_mask_cells(tmp_path / "t.png", 4).nonzero().tolist() == [[2, 2], [2, 3], [3, 2], [3, 3]]
 
 
-def test_bf16_precision_is_recorded_and_redrawn_and_fp32_is_unchanged(tiny_weights, tmp_path):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_precision_is_recorded_and_redrawn_and_fp32_is_unchanged(tiny_weights, tmp_path, precision):
     plain = run("generate", "a red bird", "--n", 2, "--weights", tiny_weights, "--out", tmp_path / "a", "-q")
     fp32 = run("generate", "a red bird", "--n", 2, "--precision", "fp32", "--weights", tiny_weights,
                "--out", tmp_path / "b", "-q")
     assert [Path(p).read_bytes() for p in plain.stdout.split()] == [Path(p).read_bytes() for p in fp32.stdout.split()]
     with Image.open(plain.stdout.split()[0]) as im:
         assert "precision" not in im.text
-    half = run("generate", "a red bird", "--n", 2, "--precision", "bf16", "--weights", tiny_weights,
+    half = run("generate", "a red bird", "--n", 2, "--precision", precision, "--weights", tiny_weights,
                "--out", tmp_path / "c", "-q")
     assert half.exit_code == 0, half.stderr
     made = Path(half.stdout.split()[1])
     with Image.open(made) as im:
-        assert im.text["precision"] == "bf16" and im.size == (16, 16)
+        assert im.text["precision"] == precision and im.size == (16, 16)
     again = run("generate", "--from", made, "--weights", tiny_weights, "--out", tmp_path / "c", "-q")
     assert again.exit_code == 0, again.stderr
     assert pixels(Path(again.stdout.strip())) == pixels(made)
-    for args, says in ((["generate", "a cat", "--precision", "int8"], "--precision must be one of fp32, bf16"),
+    for args, says in ((["generate", "a cat", "--precision", "fp8"], "--precision must be one of fp32, bf16, int8"),
                        (["generate", "--from", made, "--precision", "fp32"], "leave out --precision")):
         r = run(*args, "--weights", tiny_weights, "--out", tmp_path / "d")
         assert r.exit_code == 2 and says in r.stderr, r.stderr

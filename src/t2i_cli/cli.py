@@ -42,7 +42,8 @@ DEFAULT_CANDIDATES = 4
 MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
-PRECISION_HELP = "The transformer's weights at inference: fp32 or bf16 (half the bytes per code)."
+PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code) or int8 (a quarter; "
+                  "CPU only).")
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 

@@ -18,7 +18,9 @@ from t2i_cli.weights import Bundle, load_folder
 if TYPE_CHECKING:
     from t2i_cli.image_prompt import ImagePrompt
 
-PRECISIONS = ("fp32", "bf16")  # the transformer's inference weights (bf16: half the bytes streamed per code)
+# The transformer's inference weights: bf16 streams half the bytes per code, int8 (weight-only, one scale per
+# output channel, bf16 activations; CPU only) a quarter.
+PRECISIONS = ("fp32", "bf16", "int8")
 MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
 
 
@@ -66,14 +68,22 @@ class TextToImage:
     def from_folder(cls, folder: Path, device: str = "auto", need_clip: bool = False,
                     precision: str = "fp32") -> "TextToImage":
         """Load every model of a weights folder onto a device; precision bf16 casts the transformer (the
-        decode loop's weights) to bfloat16 at load; the dVAE and CLIP stay fp32."""
+        decode loop's weights) to bfloat16 at load, int8 quantises its linear layers (models.transformer.
+        quantize_int8); the dVAE and CLIP stay fp32."""
         if precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         dev = resolve_device(device)
+        if precision == "int8" and dev.type != "cpu":
+            raise UsageError("--precision int8 runs on the CPU only (its kernel is PyTorch's CPU int8 matmul); "
+                             "use bf16 on a GPU")
         pipe = cls(load_folder(folder, dev, need_clip=need_clip), dev)
         pipe.precision = precision
         if precision == "bf16":
             pipe.bundle.transformer.to(torch.bfloat16)
+        elif precision == "int8":
+            from t2i_cli.models.transformer import quantize_int8
+
+            quantize_int8(pipe.bundle.transformer)
         return pipe
 
     @property

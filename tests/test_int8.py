@@ -1,0 +1,69 @@
+"""--precision int8: weight-only int8 linear layers (one scale per output channel) for the decode loop.
+
+The quantised layer equals its dequantised weights' matmul (up to bf16 rounding), every weight lies
+within half a step of its original, an int8 transformer decodes valid codes with cache and without and
+its logits stay close to fp32, and quantising leaves fp32 decoding untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from t2i_cli.models.transformer import Int8Linear, Transformer, TransformerConfig, quantize_int8
+from t2i_cli.sampling import SamplingConfig, generate_codes
+
+CFG = TransformerConfig(text_vocab=40, text_len=6, image_vocab=24, grid=4, n_layer=2, n_head=2, n_embd=32)
+
+
+def test_int8_linear_is_the_matmul_of_its_dequantised_weights():
+    torch.manual_seed(0)
+    lin = nn.Linear(64, 48)
+    q = Int8Linear(lin)
+    assert q.qweight.dtype == torch.int8 and q.scales.shape == (48,)
+    deq = q.qweight.float() * q.scales.float()[:, None]
+    step = q.scales.float()[:, None]
+    assert bool(((deq - lin.weight).abs() <= step / 2 + 1e-6 + lin.weight.abs() * 2 ** -8).all())
+    assert int(q.qweight.abs().amax(dim=1).min()) == 127  # each channel uses the whole range
+    x = torch.randn(5, 3, 64)
+    want = F.linear(x.bfloat16().float(), deq, q.bias.float())
+    got = q(x).float()
+    assert got.shape == (5, 3, 48)
+    torch.testing.assert_close(got, want, atol=0.03, rtol=0.02)
+    torch.testing.assert_close(got, lin(x), atol=0.05, rtol=0.05)  # and close to the fp32 layer
+
+
+def spread(model: Transformer) -> Transformer:
+    with torch.no_grad():  # larger logits, so that a wrong layer would show
+        for p in model.parameters():
+            if p.ndim > 1:
+                p.mul_(5)
+    return model.eval()
+
+
+def test_an_int8_transformer_decodes_valid_codes_close_to_fp32_and_fp32_is_untouched():
+    torch.manual_seed(0)
+    fp32 = spread(Transformer(CFG))
+    before = {k: v.clone() for k, v in fp32.state_dict().items()}
+    text = torch.randint(0, 34, (3, CFG.text_len), generator=torch.Generator().manual_seed(1))
+    empty = torch.arange(34, 40)
+    codes32 = generate_codes(fp32, text, empty, SamplingConfig(), torch.Generator().manual_seed(2))
+    int8 = quantize_int8(copy.deepcopy(fp32))
+    assert all(torch.equal(v, fp32.state_dict()[k]) for k, v in before.items())  # the original is unchanged
+    assert torch.equal(generate_codes(fp32, text, empty, SamplingConfig(), torch.Generator().manual_seed(2)), codes32)
+    assert isinstance(int8.blocks[0].attn.qkv, Int8Linear) and int8.text_emb.weight.dtype == torch.bfloat16
+    for use_cache in (True, False):
+        codes = generate_codes(int8, text, empty, SamplingConfig(use_cache=use_cache),
+                               torch.Generator().manual_seed(2))
+        assert codes.shape == (3, CFG.n_image) and codes.dtype == torch.long
+        assert int(codes.min()) >= 0 and int(codes.max()) < CFG.image_vocab
+    # Teacher-forced on the fp32 codes, the int8 logits stay close (bf16 activations, 8-bit weights).
+    with torch.no_grad():
+        want = fp32(text, codes32)[0]
+        got = int8(text, codes32)[0].float()
+    probs_want, probs_got = want.softmax(-1), got.softmax(-1)
+    assert float((probs_want - probs_got).abs().sum(-1).mean()) < 0.15  # mean total variation x 2
+    assert float((want.argmax(-1) == got.argmax(-1)).float().mean()) > 0.85
