@@ -356,7 +356,8 @@ def test_precision_is_recorded_and_redrawn_and_fp32_is_unchanged(tiny_weights, t
     again = run("generate", "--from", made, "--weights", tiny_weights, "--out", tmp_path / "c", "-q")
     assert again.exit_code == 0, again.stderr
     assert pixels(Path(again.stdout.strip())) == pixels(made)
-    for args, says in ((["generate", "a cat", "--precision", "fp8"], "--precision must be one of fp32, bf16, int8"),
+    for args, says in ((["generate", "a cat", "--precision", "fp8"],
+                        "--precision must be one of auto, fp32, bf16, int8"),
                        (["generate", "--from", made, "--precision", "fp32"], "leave out --precision")):
         r = run(*args, "--weights", tiny_weights, "--out", tmp_path / "d")
         assert r.exit_code == 2 and says in r.stderr, r.stderr

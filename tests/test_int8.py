@@ -67,3 +67,20 @@ def test_an_int8_transformer_decodes_valid_codes_close_to_fp32_and_fp32_is_untou
     probs_want, probs_got = want.softmax(-1), got.softmax(-1)
     assert float((probs_want - probs_got).abs().sum(-1).mean()) < 0.15  # mean total variation x 2
     assert float((want.argmax(-1) == got.argmax(-1)).float().mean()) > 0.85
+
+
+def test_precision_auto_is_int8_on_the_cpu_and_is_recorded_as_such(tiny_weights, tmp_path):
+    from PIL import Image
+
+    from conftest import run
+    from t2i_cli.pipeline import TextToImage
+
+    assert TextToImage.from_folder(tiny_weights, "cpu", precision="auto").precision == "int8"
+    auto = run("generate", "a red bird", "--n", 2, "--precision", "auto", "--weights", tiny_weights,
+               "--out", tmp_path / "a", "-q")
+    int8 = run("generate", "a red bird", "--n", 2, "--precision", "int8", "--weights", tiny_weights,
+               "--out", tmp_path / "b", "-q")
+    assert auto.exit_code == 0 and int8.exit_code == 0, (auto.stderr, int8.stderr)
+    for a, b in zip(auto.stdout.split(), int8.stdout.split(), strict=True):
+        with Image.open(a) as x, Image.open(b) as y:
+            assert x.text["precision"] == "int8" and x.tobytes() == y.tobytes()
