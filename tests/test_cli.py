@@ -355,3 +355,20 @@ def test_eval_draws_the_default_candidates_when_the_weights_have_a_clip(tiny_wei
     r = run("eval", "--n", "1", "--weights", folder, "--json", tmp_path / "b.json", "-q")
     assert r.exit_code == 0, (r.stderr, r.exception)
     assert json.loads((tmp_path / "b.json").read_text())["candidates"] == 1
+
+
+def test_guidance_start_is_honoured_recorded_and_redrawn(tiny_weights, tmp_path):
+    from PIL import Image
+
+    plain = generate(tiny_weights, tmp_path / "a", "--n", "2", "--seed", "4")
+    ramp = generate(tiny_weights, tmp_path / "b", "--n", "2", "--seed", "4", "--guidance-start", "1")
+    assert plain.exit_code == 0 and ramp.exit_code == 0, (plain.stderr, ramp.stderr)
+    a, b = pngs(tmp_path / "a"), pngs(tmp_path / "b")
+    assert "guidance_start" not in read_png_text(a[0]) and read_png_text(b[0])["guidance_start"] == "1.0"
+    # (What the schedule does to the codes is tested in test_sampling against an independent greedy loop.)
+    again = run("generate", "--from", b[1], "--weights", tiny_weights, "--out", tmp_path / "c", "--device", "cpu")
+    assert again.exit_code == 0, again.stderr
+    with Image.open(b[1]) as x, Image.open(pngs(tmp_path / "c")[0]) as y:
+        assert x.tobytes() == y.tobytes()
+    bad = generate(tiny_weights, tmp_path / "d", "--guidance-start", "-2")
+    assert bad.exit_code == 2 and "--guidance-start" in bad.stderr and not (tmp_path / "d").exists()

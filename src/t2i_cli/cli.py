@@ -61,6 +61,9 @@ DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k m
 DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).")
 DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
                              help="Classifier-free guidance scale (>= 0; 1 = off).")
+DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
+                                   help="Guidance at the first code, moving linearly to --guidance at the last "
+                                        "(default: constant).")
 DRAW_NEGATIVE = typer.Option(None, "--negative",
                              help="Guidance pushes away from this text instead of the empty prompt.")
 DRAW_OUT_DIR = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files.")
@@ -165,6 +168,7 @@ def generate(
     top_k: int = DRAW_TOP_K,
     top_p: float = DRAW_TOP_P,
     guidance: float = DRAW_GUIDANCE,
+    guidance_start: Optional[float] = DRAW_GUIDANCE_START,
     negative: Optional[str] = DRAW_NEGATIVE,
     image: Optional[Path] = typer.Option(None, "--image",
                                          help="Start from this picture: keep its top rows (--keep-top) or "
@@ -196,7 +200,8 @@ def generate(
         use_threads(threads)
         given = given_options(ctx)
         if from_png is not None:
-            fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "negative", "keep_top",
+            fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "guidance_start",
+                                    "negative", "keep_top",
                                     "redraws", "candidates", "keep", "grid", "precision"})
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
@@ -222,7 +227,8 @@ def generate(
                 candidates = None  # one draw, nothing to rerank: no CLIP needed
             from t2i_cli.sampling import SamplingConfig
 
-            sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
+            sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
+                                      guidance_start=guidance_start)
             paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
                               weights or default_weights(), device, grid, quiet, negative=negative, spec=spec,
                               precision=precision, auto_candidates=auto)
@@ -402,6 +408,7 @@ def vary(
     top_k: int = DRAW_TOP_K,
     top_p: float = DRAW_TOP_P,
     guidance: float = DRAW_GUIDANCE,
+    guidance_start: Optional[float] = DRAW_GUIDANCE_START,
     out_dir: Path = DRAW_OUT_DIR,
     weights: Optional[Path] = DRAW_WEIGHTS,
     device: str = DRAW_DEVICE,
@@ -429,7 +436,8 @@ def vary(
                     "none found in the picture; drawing from the empty prompt (set one with --prompt)")
         from t2i_cli.sampling import SamplingConfig
 
-        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
+                                      guidance_start=guidance_start)
         paths = _generate(prompt, n, None, seed, sampling, out_dir, weights or default_weights(), device, grid,
                           quiet, negative=negative, spec={"image": source, "strength": strength},
                           stem=f"{safe_stem(source.stem)}-vary", precision=precision)
@@ -740,6 +748,9 @@ def eval_cmd(ctx: typer.Context,
              top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k"),
              top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p"),
              guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance"),
+             guidance_start: Optional[float] = typer.Option(None, "--guidance-start",
+                                                            help="Guidance at the first code, moving linearly "
+                                                                 "to --guidance at the last."),
              judge_path: Optional[Path] = typer.Option(None, "--judge",
                                                        help="Judge classifier (default: judge.safetensors of the "
                                                             "weights folder, else the shipped one)."),
@@ -763,7 +774,8 @@ def eval_cmd(ctx: typer.Context,
             candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
-        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
+                                      guidance_start=guidance_start)
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:
