@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_bytes
-from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot
+from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig, code_usage
 from t2i_cli.models.dvae import psnr as dvae_psnr
@@ -239,20 +239,21 @@ def hard_negative_accuracy(model: Clip, tok: TextTokenizer, text_len: int, side:
     """How often a scorer prefers a world scene to its hard-negative twin (world.negatives), as a reranker
     must: for the scene's caption, the scene's image scores higher than the twin's image. Per kind of
     twin, and overall (ties count as failures)."""
-    from t2i_cli.data import WorldDataset
-    from t2i_cli.world.negatives import twin_caption
-
-    data = WorldDataset(split, side, max(indices) + 1 if len(indices) else 1, twins=True)
+    from t2i_cli.world.negatives import twin_scene
+    from t2i_cli.world.splits import scene
 
     wins: dict[str, list[bool]] = {}
+    indices = list(indices)
     for lo in range(0, len(indices), 32):
-        part = list(indices)[lo:lo + 32]
-        real = torch.stack([data[2 * i][0] for i in part]).to(device)
-        twin = torch.stack([data[2 * i + 1][0] for i in part]).to(device)
-        text = encode_captions(tok, [data.captions_at(2 * i)[0] for i in part], text_len).to(device)
+        part = indices[lo:lo + 32]
+        scenes = [scene(split, i, side) for i in part]  # (image, caption, spec)
+        twins = [twin_scene(split, i, side) for i in part]  # (image, caption, spec, kind)
+        real = torch.stack([tensor_from_image(s[0]) for s in scenes]).to(device)
+        twin = torch.stack([tensor_from_image(t[0]) for t in twins]).to(device)
+        text = encode_captions(tok, [s[1] for s in scenes], text_len).to(device)
         better = (model.score(real, text) > model.score(twin, text)).tolist()
-        for i, b in zip(part, better, strict=True):
-            wins.setdefault(twin_caption(split, i)[2], []).append(bool(b))
+        for t, b in zip(twins, better, strict=True):
+            wins.setdefault(t[3], []).append(bool(b))
     every = [b for v in wins.values() for b in v]
     return {"accuracy": sum(every) / max(1, len(every)), "n": len(every),
             "kinds": {k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in sorted(wins.items())}}
