@@ -169,15 +169,16 @@ class RenderingPipe:
     def request(self, prompt, sampling=SamplingConfig()):
         return Request(prompt, None, sampling)
 
-    def draw_each(self, requests, seeds):
-        return [self(r.prompt, 1, s, r.sampling)[0] for r, s in zip(requests, seeds, strict=True)]
+    def draw_each(self, requests, seeds, n=1):
+        return [g for r, s in zip(requests, seeds, strict=True) for g in self(r.prompt, n, s, r.sampling)]
 
 
 def test_eval_loop_scores_a_perfect_model_high(judge):
     seen = []
     result = ev.evaluate_model(RenderingPipe(), judge, n_per_task=4, seed=2, candidates=2,
                                progress=lambda task, done, total: seen.append((task, done, total)))
-    assert set(result["tasks"]) == set(tasks.TASKS) and len(seen) == 4 * len(tasks.TASKS)
+    assert set(result["tasks"]) == set(tasks.TASKS)
+    assert {(t, 4, 4) for t in tasks.TASKS} <= set(seen)  # progress reaches every task's end
     for task, r in result["tasks"].items():
         assert r["n"] == 4 and r["accuracy"] >= 0.75, (task, r)
         assert set(r["checks"]) == set(tasks.TASK_CHECKS[task])
@@ -195,6 +196,23 @@ def test_eval_batches_prompts_and_gives_the_images_of_one_prompt_at_a_time(tiny_
     for g, p, s in zip(together, prompts, seeds, strict=True):
         alone = pipe(p, n=1, seed=s)[0]
         assert torch.allclose(g.image, alone.image, atol=1e-6) and g.prompt == p
+
+
+def test_candidates_of_many_prompts_decoded_together_are_those_each_prompt_draws_alone(tiny_weights: Path):
+    """With candidates, eval decodes several prompts' candidates in one batch; prompt i's n candidates share
+    its generator as they would in `pipe(prompt, n)`, so they are the same images, in the same order."""
+    pipe = TextToImage.from_folder(tiny_weights, device="cpu")
+    prompts = [p for p, _ in tasks.task_prompts("colour_attribution", 5, 1)]
+    seeds = [tasks.image_seed(1, "colour_attribution", i) for i in range(5)]
+    together = pipe.draw_each([pipe.request(p) for p in prompts], seeds, n=3)  # 15 rows: two decodes (16 // 3 = 5)
+    assert len(together) == 15
+    for i, (p, s) in enumerate(zip(prompts, seeds, strict=True)):
+        alone = pipe(p, n=3, seed=s)
+        for j, g in enumerate(together[3 * i:3 * i + 3]):
+            assert torch.allclose(g.image, alone[j].image, atol=1e-6) and (g.prompt, g.index) == (p, j)
+    assert not torch.allclose(together[0].image, together[1].image)  # candidates differ from each other
+    with pytest.raises(ValueError):
+        pipe.draw_each([pipe.request(prompts[0])], [0], n=17)
 
 
 def test_eval_runs_end_to_end_on_a_tiny_random_model(tiny_weights: Path, judge):

@@ -131,26 +131,32 @@ class TextToImage:
                 if progress else None
             yield self._batch(request, start, b, seed, image, tick)
 
-    def draw_each(self, requests: list[Request], seeds: list[int]) -> list[Generated]:
-        """One image per request, request i drawn from its own generator seeded with seeds[i], decoded
-        MAX_BATCH rows at a time: image i is the image of `batches(requests[i], 1, seeds[i])` (up to the
-        float rounding of a larger matrix product), for many prompts at the cost of a batch."""
+    def draw_each(self, requests: list[Request], seeds: list[int], n: int = 1) -> list[Generated]:
+        """n images per request (request-major), request i's drawn from one generator seeded with seeds[i],
+        decoded MAX_BATCH rows at a time: the images of request i are those of `batches(requests[i], n,
+        seeds[i])` (up to the float rounding of a larger matrix product), for many prompts at the cost of a
+        batch. (One generator serving a request's n rows draws what it draws for the n rows of a batch of
+        their own: torch.multinomial on (n, V) consumes the stream row after row; tested.)"""
         if len(requests) != len(seeds):
             raise ValueError(f"{len(requests)} requests but {len(seeds)} seeds")
         if len({r.sampling for r in requests}) > 1:
             raise ValueError("draw_each needs one sampling setting for every request")
+        if not 1 <= n <= MAX_BATCH:
+            raise ValueError(f"draw_each draws 1..{MAX_BATCH} images per request, got {n}")
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
         out: list[Generated] = []
-        for lo in range(0, len(requests), MAX_BATCH):
-            part = requests[lo:lo + MAX_BATCH]
-            gens = [torch.Generator(device=self.device).manual_seed(batch_seed(s, 0)) for s in seeds[lo:lo + MAX_BATCH]]
-            ids = torch.tensor([r.encoded.ids for r in part], device=self.device)
-            uncond = torch.tensor([r.negative_encoded.ids if r.negative_encoded else empty for r in part],
-                                  device=self.device)
+        per = MAX_BATCH // n  # requests per decode
+        for lo in range(0, len(requests), per):
+            part = requests[lo:lo + per]
+            gens = [g for s in seeds[lo:lo + per]
+                    for g in [torch.Generator(device=self.device).manual_seed(batch_seed(s, 0))] * n]
+            ids = torch.tensor([r.encoded.ids for r in part for _ in range(n)], device=self.device)
+            uncond = torch.tensor([r.negative_encoded.ids if r.negative_encoded else empty
+                                   for r in part for _ in range(n)], device=self.device)
             with torch.inference_mode():
                 codes, _ = draw_codes(self.bundle.transformer, ids, uncond, part[0].sampling, gens)
-                images = self.bundle.dvae.image_from_codes(codes.view(len(part), cfg.grid, cfg.grid)).float().cpu()
-            out += [Generated(images[i], r.prompt, 0) for i, r in enumerate(part)]
+                images = self.bundle.dvae.image_from_codes(codes.view(len(gens), cfg.grid, cfg.grid)).float().cpu()
+            out += [Generated(images[i * n + j], r.prompt, j) for i, r in enumerate(part) for j in range(n)]
         return out
 
     def redraw(self, request: Request, n: int, seed: int, index: int, image: ImagePrompt | None = None,

@@ -44,7 +44,7 @@ def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degra
 
 
 # ----------------------------------------------------------------------------- scoring a model
-EVAL_BATCH = 16  # prompts decoded together when each gets one image (each keeps its own seed's generator)
+EVAL_BATCH = 16  # images decoded together: prompts x candidates (each prompt keeps its own seed's generator)
 
 def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
                    candidates: int = 1, progress: Callable[[str, int, int], None] | None = None,
@@ -57,12 +57,15 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     for task in tasks:
         t0, passed, checks = time.perf_counter(), 0, {c: 0 for c in TASK_CHECKS[task]}
         prompts = task_prompts(task, n_per_task, seed)
-        step = EVAL_BATCH if candidates == 1 else 1  # one image per prompt: many prompts share a decode
+        step = max(1, EVAL_BATCH // candidates)  # prompts that share a decode (candidates rows each)
         for lo in range(0, len(prompts), step):
             part = prompts[lo:lo + step]
             seeds = [image_seed(seed, task, i) for i in range(lo, lo + len(part))]
             if candidates == 1:
                 best = pipe.draw_each([pipe.request(p, sampling) for p, _ in part], seeds)
+            elif candidates <= EVAL_BATCH:  # each prompt's candidates are those `pipe(prompt, n=candidates)` draws
+                drawn = pipe.draw_each([pipe.request(p, sampling) for p, _ in part], seeds, n=candidates)
+                best = [pipe.rerank(drawn[i * candidates:(i + 1) * candidates], 1)[0] for i in range(len(part))]
             else:
                 best = [pipe.rerank(pipe(part[0][0], n=candidates, seed=seeds[0], sampling=sampling), 1)[0]]
             for g, (_, spec) in zip(best, part, strict=True):
