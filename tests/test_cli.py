@@ -372,3 +372,22 @@ def test_guidance_start_is_honoured_recorded_and_redrawn(tiny_weights, tmp_path)
         assert x.tobytes() == y.tobytes()
     bad = generate(tiny_weights, tmp_path / "d", "--guidance-start", "-2")
     assert bad.exit_code == 2 and "--guidance-start" in bad.stderr and not (tmp_path / "d").exists()
+
+
+def test_jacobi_is_honoured_recorded_and_redrawn(tiny_weights, tmp_path):
+    from PIL import Image
+
+    plain = generate(tiny_weights, tmp_path / "a", "--n", "2", "--seed", "4")
+    fast = generate(tiny_weights, tmp_path / "b", "--n", "2", "--seed", "4", "--jacobi", "4")
+    assert plain.exit_code == 0 and fast.exit_code == 0, (plain.stderr, fast.stderr)
+    a, b = pngs(tmp_path / "a"), pngs(tmp_path / "b")
+    assert "jacobi" not in read_png_text(a[0]) and read_png_text(b[0])["jacobi"] == "4"
+    with Image.open(a[0]) as x, Image.open(b[0]) as y:
+        assert x.tobytes() != y.tobytes()  # the same distribution, other draws
+    again = run("generate", "--from", b[1], "--weights", tiny_weights, "--out", tmp_path / "c", "--device", "cpu")
+    assert again.exit_code == 0, again.stderr
+    with Image.open(b[1]) as x, Image.open(pngs(tmp_path / "c")[0]) as y:
+        assert x.tobytes() == y.tobytes()
+    for extra in (["--jacobi", "-1"], ["--jacobi", "65"], ["--jacobi", "2", "--image", str(b[0])]):
+        bad = generate(tiny_weights, tmp_path / "d", *extra)
+        assert bad.exit_code == 2 and "--jacobi" in bad.stderr and not (tmp_path / "d").exists(), bad.stderr

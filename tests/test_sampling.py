@@ -9,7 +9,7 @@ import torch
 
 from t2i_cli.errors import UsageError
 from t2i_cli.models.transformer import Transformer, TransformerConfig
-from t2i_cli.sampling import SamplingConfig, generate_codes, guide, sample_next, top_k_filter, top_p_filter
+from t2i_cli.sampling import SamplingConfig, draw_codes, generate_codes, guide, sample_next, top_k_filter, top_p_filter
 
 NEG = float("-inf")
 CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32)
@@ -253,3 +253,74 @@ def test_progress_reports_every_step(model):
     text, empty = prompts(1)
     generate_codes(model, text, empty, SamplingConfig(), torch.Generator().manual_seed(0), seen.append)
     assert seen == list(range(1, CFG.n_image + 1))
+
+
+# ---- speculative Jacobi decoding ------------------------------------------------------------------------
+
+def jacobi_codes(model, cfg: SamplingConfig, b: int, seed: int = 0) -> tuple[torch.Tensor, int]:
+    text, empty = prompts(1)
+    stats: dict = {}
+    got, _ = draw_codes(model, text.expand(b, -1), empty, cfg, torch.Generator().manual_seed(seed), stats=stats)
+    return got, stats["passes"]
+
+
+def position_histograms(codes: torch.Tensor) -> torch.Tensor:
+    """(N, V): how often each code is drawn at each position, as a share of the rows."""
+    return torch.stack([torch.bincount(codes[:, i], minlength=CFG.image_vocab) for i in range(codes.shape[1])]
+                       ).float() / codes.shape[0]
+
+
+@pytest.mark.parametrize("extra", [{"guidance": 1.0}, {"guidance": 3.0, "top_k": 6, "temperature": 0.9}])
+def test_jacobi_draws_what_plain_decoding_draws(model, extra):
+    """The speculative test keeps the model's distribution: over 3,000 draws of one prompt, Jacobi decoding's
+    histograms of each position's code and of each pair of neighbouring codes (what a wrong prefix would
+    break) are as far from plain decoding's as a second plain run is (sampling noise), and it copies the
+    code to its left as often as plain decoding does (a decoder that kept every copied draft would not)."""
+    rows = 3000
+    plain, plain_passes = jacobi_codes(model, SamplingConfig(**extra), rows, seed=0)
+    again, _ = jacobi_codes(model, SamplingConfig(**extra), rows, seed=2)
+    fast, fast_passes = jacobi_codes(model, SamplingConfig(jacobi=4, **extra), rows, seed=1)
+    assert plain_passes == CFG.n_image and fast_passes <= CFG.n_image  # a batch moves at its slowest row
+    assert int(fast.min()) >= 0 and int(fast.max()) < CFG.image_vocab
+
+    def tv(a: torch.Tensor, b: torch.Tensor, bins: int) -> float:
+        return 0.5 * float((torch.bincount(a, minlength=bins) - torch.bincount(b, minlength=bins)).abs().sum()) / rows
+
+    pair = lambda c, i: c[:, i] * CFG.image_vocab + c[:, i + 1]  # noqa: E731
+    for i in range(CFG.n_image - 1):
+        noise = tv(pair(plain, i), pair(again, i), CFG.image_vocab ** 2)
+        assert tv(pair(plain, i), pair(fast, i), CFG.image_vocab ** 2) < noise + 0.04, i
+        noise = tv(plain[:, i], again[:, i], CFG.image_vocab)
+        assert tv(plain[:, i], fast[:, i], CFG.image_vocab) < noise + 0.03, i
+    copies = lambda c: float((c[:, 1:] == c[:, :-1]).float().mean())  # noqa: E731
+    assert abs(copies(fast) - copies(plain)) < abs(copies(again) - copies(plain)) + 0.02
+
+
+def test_a_wider_window_takes_fewer_passes_and_the_same_seed_the_same_codes(model):
+    cfg = SamplingConfig(top_k=2, guidance=2.0)  # peaked: drafts are often right
+    passes = [jacobi_codes(model, SamplingConfig(top_k=2, guidance=2.0, jacobi=w), 64)[1] for w in (1, 4, 8)]
+    assert CFG.n_image > passes[0] >= passes[1] >= passes[2] >= 1
+    a, b, c = (jacobi_codes(model, SamplingConfig(jacobi=4), 4, seed=s)[0] for s in (5, 5, 6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    greedy_plain = jacobi_codes(model, SamplingConfig(top_k=1, guidance=2.0), 2)[0]
+    for w in (1, 3, 8):  # greedy drafts are either the argmax or refused: Jacobi greedy is plain greedy
+        assert torch.equal(jacobi_codes(model, SamplingConfig(top_k=1, guidance=2.0, jacobi=w), 2)[0], greedy_plain)
+    assert cfg.jacobi == 0
+    alone = [jacobi_codes(model, SamplingConfig(jacobi=4), 1, seed=s)[1] for s in range(20)]
+    assert sum(alone) < 20 * CFG.n_image  # sampling at temperature 1, one row: fewer passes than codes
+
+
+def test_jacobi_reports_progress_and_is_refused_with_an_image_prompt(model):
+    text, empty = prompts(1)
+    seen: list[int] = []
+    generate_codes(model, text, empty, SamplingConfig(jacobi=3), torch.Generator().manual_seed(0), seen.append)
+    assert seen == sorted(seen) and seen[-1] == CFG.n_image and len(seen) < CFG.n_image
+    keep = torch.zeros(1, CFG.n_image, dtype=torch.bool)
+    keep[:, :3] = True
+    with pytest.raises(UsageError, match="--jacobi"):
+        draw_codes(model, text, empty, SamplingConfig(jacobi=3), torch.Generator(),
+                   known=torch.zeros(1, CFG.n_image, dtype=torch.long), keep=keep)
+    with pytest.raises(UsageError, match="--jacobi"):
+        SamplingConfig(jacobi=-1)
+    with pytest.raises(UsageError, match="--jacobi"):
+        SamplingConfig(jacobi=65)

@@ -132,6 +132,26 @@ def test_cached_incremental_logits_equal_full_recompute(b):
     assert cache.length == CFG.block_size
 
 
+@pytest.mark.parametrize("start,width", [(0, 3), (2, 4), (5, CFG.n_image - 6)])
+def test_a_window_after_cached_codes_gives_the_full_forward_logits(start, width):
+    """window_logits reads several codes after a filled cache (a causal mask offset by the cache length):
+    its logits are those of the full forward at the same positions, and a later window may overwrite it."""
+    model = tiny()
+    text, image = inputs(b=2)
+    cache = KVCache(CFG, 2, torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        full, _ = model(text, image)  # full[:, i] predicts code i
+        model.image_logits(text, image[:, :start], cache)  # text and codes 0..start-1
+        got = model.window_logits(image[:, start:start + width], start, cache)
+        torch.testing.assert_close(got, full[:, start + 1:start + width + 1], rtol=0, atol=1e-5)
+        assert cache.length == CFG.text_len + start + width
+        cache.length = CFG.text_len + start + 1  # keep one code of the window, read the rest again
+        again = model.window_logits(image[:, start + 1:start + width], start + 1, cache)
+        torch.testing.assert_close(again, full[:, start + 2:start + width + 1], rtol=0, atol=1e-5)
+        with pytest.raises(ValueError, match="cache"):
+            model.window_logits(image[:, :2], 0, cache)
+
+
 def test_row_embeddings_are_used_at_the_right_positions():
     model = tiny()
     text, image = inputs()

@@ -64,6 +64,9 @@ DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
                                    help="Guidance at the first code, moving linearly to --guidance at the last "
                                         "(default: constant).")
+JACOBI_HELP = ("Speculative Jacobi decoding: check up to N drafted codes in each forward pass (0 = one code per "
+               "pass). Same distribution as plain decoding, other images; fewer passes (see BENCHMARKS.md).")
+DRAW_JACOBI = typer.Option(0, "--jacobi", help=JACOBI_HELP)
 DRAW_NEGATIVE = typer.Option(None, "--negative",
                              help="Guidance pushes away from this text instead of the empty prompt.")
 DRAW_OUT_DIR = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files.")
@@ -169,6 +172,7 @@ def generate(
     top_p: float = DRAW_TOP_P,
     guidance: float = DRAW_GUIDANCE,
     guidance_start: Optional[float] = DRAW_GUIDANCE_START,
+    jacobi: int = DRAW_JACOBI,
     negative: Optional[str] = DRAW_NEGATIVE,
     image: Optional[Path] = typer.Option(None, "--image",
                                          help="Start from this picture: keep its top rows (--keep-top) or "
@@ -201,7 +205,7 @@ def generate(
         given = given_options(ctx)
         if from_png is not None:
             fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "guidance_start",
-                                    "negative", "keep_top",
+                                    "jacobi", "negative", "keep_top",
                                     "redraws", "candidates", "keep", "grid", "precision"})
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
@@ -221,6 +225,9 @@ def generate(
             if "n" in given and candidates is not None:
                 raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
             spec = _image_spec(image, mask, keep_top, redraws, given)
+            if spec is not None and jacobi:
+                raise UsageError("--jacobi does not combine with --image (an image prompt decodes in raster "
+                                 "order around the kept codes); leave one of them out")
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
             auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1
             if candidates == 1:
@@ -228,7 +235,7 @@ def generate(
             from t2i_cli.sampling import SamplingConfig
 
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                      guidance_start=guidance_start)
+                                      guidance_start=guidance_start, jacobi=jacobi)
             paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
                               weights or default_weights(), device, grid, quiet, negative=negative, spec=spec,
                               precision=precision, auto_candidates=auto)
@@ -751,6 +758,7 @@ def eval_cmd(ctx: typer.Context,
              guidance_start: Optional[float] = typer.Option(None, "--guidance-start",
                                                             help="Guidance at the first code, moving linearly "
                                                                  "to --guidance at the last."),
+             jacobi: int = typer.Option(0, "--jacobi", help=JACOBI_HELP),
              judge_path: Optional[Path] = typer.Option(None, "--judge",
                                                        help="Judge classifier (default: judge.safetensors of the "
                                                             "weights folder, else the shipped one)."),
@@ -775,7 +783,7 @@ def eval_cmd(ctx: typer.Context,
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                      guidance_start=guidance_start)
+                                      guidance_start=guidance_start, jacobi=jacobi)
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:
@@ -795,8 +803,8 @@ def eval_cmd(ctx: typer.Context,
             def judged(name: str, i: int, total: int) -> None:
                 bar.update(checking, advance=1, description=f"judge {name}")
 
-            def generated(name: str, i: int, total: int) -> None:
-                bar.update(generating, advance=1, description=f"eval {name}")
+            def generated(name: str, i: int, total: int) -> None:  # i of the task's prompts are done
+                bar.update(generating, completed=tasks.TASKS.index(name) * n + i, description=f"eval {name}")
 
             validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=judged)
             dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)

@@ -22,7 +22,9 @@ def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identi
     """The PNG text chunks that let anyone (and `t2i rerank`, `t2i generate --from`) know and reproduce an
     image; made_from adds what else it was drawn from (a negative prompt, an image prompt's hashes), device
     the kind of device that drew it (cpu and cuda draw different random streams)."""
-    settings = {k: v for k, v in asdict(sampling).items() if k != "use_cache" and v is not None}
+    # jacobi only when on, so outputs of plain decoding keep their bytes
+    settings = {k: v for k, v in asdict(sampling).items()
+                if k != "use_cache" and v is not None and not (k == "jacobi" and v == 0)}
     meta = {"prompt": g.prompt, "seed": str(seed), "n": str(n), "index": str(g.index),
             **{k: str(v) for k, v in settings.items()}, **(made_from or {}),
             **({"device": device} if device else {}), "weights": identity,
@@ -97,7 +99,8 @@ def recorded_settings(path: Path) -> Recorded:
     try:
         sampling = SamplingConfig(temperature=get("temperature", float), top_k=get("top_k", int),
                                   top_p=get("top_p", float), guidance=get("guidance", float),
-                                  guidance_start=get("guidance_start", float, None, False))
+                                  guidance_start=get("guidance_start", float, None, False),
+                                  jacobi=get("jacobi", int, 0, False))
     except T2IError as e:
         raise DataError(f"{path}: its recorded sampling settings are out of range ({e})") from None
     rec = Recorded(prompt=get("prompt", str), seed=get("seed", int), n=get("n", int), index=get("index", int),

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from t2i_cli.errors import UsageError
 from t2i_cli.models.transformer import KVCache, Transformer
+
+MAX_JACOBI = 64  # largest --jacobi window
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class SamplingConfig:
     use_cache: bool = True  # reuse keys and values between steps (False recomputes; for tests/benchmarks)
     guidance_start: float | None = None  # guidance at the first code, moving linearly to `guidance` at the last
     # (None: constant). A schedule, not a different cost: every step still runs one batch.
+    jacobi: int = 0  # speculative Jacobi decoding: drafted codes checked per forward pass (0: one code per pass)
 
     def __post_init__(self) -> None:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
@@ -36,6 +40,8 @@ class SamplingConfig:
             raise UsageError(f"--guidance must be between 0 and 100, got {self.guidance}; 1 turns it off")
         if self.guidance_start is not None and not (0 <= self.guidance_start <= 100):
             raise UsageError(f"--guidance-start must be between 0 and 100, got {self.guidance_start}")
+        if not (0 <= self.jacobi <= MAX_JACOBI):
+            raise UsageError(f"--jacobi must be in 0..{MAX_JACOBI} (0 = off), got {self.jacobi}")
 
     def guidance_at(self, i: int, n: int) -> float:
         """The guidance scale of code i of n."""
@@ -103,10 +109,99 @@ def generate_codes(model: Transformer, text: torch.Tensor, empty: torch.Tensor, 
     return draw_codes(model, text, empty, cfg, generator, progress)[0]
 
 
+def _uniform(generator: Generators, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Uniform [0, 1) numbers of shape (B, ...): from one generator, or row r from generator[r]."""
+    if isinstance(generator, torch.Generator):
+        return torch.rand(shape, generator=generator, device=device)
+    return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in generator])
+
+
+def _draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """One index per distribution of probs (B, ..., V) (unnormalised weights allowed) -> (B, ...)."""
+    flat = probs.reshape(-1, probs.shape[-1])
+    if isinstance(generator, torch.Generator):
+        return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+    per_row = flat.shape[0] // len(generator)
+    return torch.cat([torch.multinomial(flat[r * per_row:(r + 1) * per_row], 1, generator=g)
+                      for r, g in enumerate(generator)]).view(probs.shape[:-1])
+
+
+def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, first: int, n_image: int) -> torch.Tensor:
+    """The sampling distributions (B, W, V) of codes first..first+W-1 from window logits (rows, W, V): guidance
+    (at each code's own scale), temperature, top-k and top-p, as sample_next applies them to one code."""
+    if cfg.guided:
+        scale = torch.tensor([cfg.guidance_at(first + w, n_image) for w in range(logits.shape[1])],
+                             device=logits.device).view(1, -1, 1)
+        logits = guide(logits[:B].float(), logits[B:].float(), scale)
+    logits = top_p_filter(top_k_filter(logits.float() / cfg.temperature, cfg.top_k), cfg.top_p)
+    return torch.softmax(logits, dim=-1)
+
+
+def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingConfig, generator: Generators,
+                  progress: Callable[[int], None] | None, stats: dict | None) -> torch.Tensor:
+    """Speculative Jacobi decoding (Teng et al. 2024, "Accelerating auto-regressive text-to-image generation
+    with training-free speculative Jacobi decoding"): each forward pass reads a window of cfg.jacobi drafted
+    codes after the last final one and checks the drafts in order with the speculative-sampling test (keep
+    draft d, drawn from q, with probability min(1, p(d) / q(d)) under the model's p given the final codes;
+    at the first refusal draw from max(0, p - q), renormalised). Every code is then distributed as plain
+    decoding would draw it, and each pass makes at least one code final. A draft is the code above it (or
+    to its left on the first row) with q one-hot, until a pass has seen its position; then it is drawn from
+    that pass's p (its Jacobi iterate). text (rows, T) holds the prompts then, when guided, the unconditional
+    rows."""
+    mc, device = model.cfg, text.device
+    N, V, W = mc.n_image, mc.image_vocab, cfg.jacobi
+    rows = text.shape[0]
+    cache = KVCache(mc, rows, device, next(model.parameters()).dtype)
+    codes = torch.zeros(B, N, dtype=torch.long, device=device)  # final codes, then drafts
+    q = torch.zeros(B, W + 1, V, dtype=torch.float32, device=device)  # what the drafts at base.. were drawn from
+    logits = model.image_logits(text, torch.zeros(rows, 0, dtype=torch.long, device=device), cache)
+    codes[:, 0] = _draw(_window_probs(logits[:, None], B, cfg, 0, N)[:, 0], generator)
+    final = torch.ones(B, dtype=torch.long, device=device)  # codes 0..final-1 of each row are final
+    drafted, passes, base = 1, 1, 1  # positions below `drafted` hold a final code or a draft
+    rows_at = torch.arange(B, device=device)
+    while (n := int(final.min())) < N:
+        hi = min(n + W, N - 1)  # the last code this pass gives a distribution for
+        if n > base:  # slide q along to the window's new start
+            q = torch.cat([q[:, n - base:], q.new_zeros(B, min(n - base, W + 1), V)], dim=1)
+            base = n
+        for j in range(drafted, hi + 1):
+            codes[:, j] = codes[:, j - mc.grid] if j >= mc.grid else codes[:, j - 1]
+            q[:, j - n] = F.one_hot(codes[:, j], V).float()
+        drafted = max(drafted, hi + 1)
+        window = codes[:, n - 1:hi]  # inputs: the last final code of the slowest row, then drafts
+        cache.length = mc.text_len + n - 1  # what is cached is final in every row
+        logits = model.window_logits(window.repeat(rows // B, 1), n - 1, cache)  # (rows, T, V)
+        p = _window_probs(logits, B, cfg, n, N)  # (B, T, V) for codes n..hi
+        T = p.shape[1]
+        d, pos = codes[:, n:hi + 1], torch.arange(n, hi + 1, device=device)
+        p_d = p.gather(-1, d[..., None]).squeeze(-1)
+        q_d = q[:, :T].gather(-1, d[..., None]).squeeze(-1)
+        u = _uniform(generator, (B, T), device)
+        refused = (u * q_d >= p_d) & (pos[None] >= final[:, None])  # a row's final codes are not tested again
+        any_refused = refused.any(dim=1)
+        first = torch.where(any_refused, refused.int().argmax(dim=1), torch.full_like(final, T))  # window index
+        at = first.clamp(max=T - 1)
+        residual = (p[rows_at, at] - q[rows_at, at]).clamp(min=0)
+        residual = torch.where(residual.sum(-1, keepdim=True) > 0, residual, p[rows_at, at])
+        fix = _draw(residual, generator)  # (B,): the refused position's code, for rows with a refusal
+        redraft = _draw(p, generator)  # (B, T): the next Jacobi iterate of the codes after a refusal
+        after = torch.arange(T, device=device)[None] > first[:, None]
+        codes[:, n:hi + 1] = torch.where(after, redraft, d)
+        q[:, :T] = torch.where(after[..., None], p, q[:, :T])
+        codes[rows_at, n + at] = torch.where(any_refused, fix, codes[rows_at, n + at])
+        final = torch.maximum(final, n + torch.where(any_refused, first + 1, torch.full_like(first, T)))
+        passes += 1
+        if progress is not None:
+            progress(int(final.min()))
+    if stats is not None:
+        stats["passes"] = passes
+    return codes
+
+
 @torch.inference_mode()
 def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg: SamplingConfig,
                generator: Generators, progress: Callable[[int], None] | None = None,
-               known: torch.Tensor | None = None, keep: torch.Tensor | None = None,
+               known: torch.Tensor | None = None, keep: torch.Tensor | None = None, stats: dict | None = None,
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw image codes (B, n_image) for prompts text (B, T) in raster order.
 
@@ -116,7 +211,9 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
     draw (the model still reads it, so what follows is conditioned on it). The leading run of positions
     kept in every row is read in one pass. Also returns, per row, the log-probability (nats, under the
     guided distribution at temperature 1) of the kept codes that come after the row's first drawn code:
-    how well what was drawn fits what was kept after it (0 when nothing kept follows a draw).
+    how well what was drawn fits what was kept after it (0 when nothing kept follows a draw). With
+    cfg.jacobi, codes come from speculative Jacobi decoding (_jacobi_codes; no image prompt). stats, if
+    given, receives "passes": the transformer's forward passes.
     """
     B, n_image = text.shape[0], model.cfg.n_image
     device = text.device
@@ -126,6 +223,12 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
     use_guidance = cfg.guided
     if use_guidance:  # one batch holds the prompts and as many unconditional (or negative) prompts
         text = torch.cat([text, uncond.to(device).expand(B, -1)], dim=0)  # (2B, T)
+    if cfg.jacobi:
+        if prompted:
+            raise UsageError("--jacobi does not combine with an image prompt; leave one of them out")
+        if not cfg.use_cache:
+            raise ValueError("Jacobi decoding needs the KV cache")
+        return _jacobi_codes(model, text, B, cfg, generator, progress, stats), torch.zeros(B, device=device)
     rows = text.shape[0]
     cache = KVCache(model.cfg, rows, device, next(model.parameters()).dtype) if cfg.use_cache else None
     codes = torch.zeros(rows, n_image, dtype=torch.long, device=device)  # (rows, N), filled left to right
@@ -156,4 +259,6 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
             codes[B:, i] = nxt
         if progress is not None:
             progress(i + 1)
+    if stats is not None:
+        stats["passes"] = n_image - start
     return codes[:B], kept_logprob

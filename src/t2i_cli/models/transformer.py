@@ -112,16 +112,16 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        start = 0
+        start, mask = 0, None
         if cache is not None:
             start = cache.length
-            if T > 1 and start > 0:
-                raise ValueError("multi-token steps are supported only from an empty cache")
             cache.k[layer, :, :, start:start + T] = k
             cache.v[layer, :, :, start:start + T] = v
             k, v = cache.k[layer, :, :, :start + T], cache.v[layer, :, :, :start + T]
+            if T > 1 and start > 0:  # a window after cached positions: query i sees keys 0..start+i
+                mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
         # A single new query sees every cached key, so it needs no mask; a prefill from 0 is plain causal.
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=T > 1 and mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -211,6 +211,16 @@ class Transformer(nn.Module):
         else:
             return self.decode_step(image[:, -1], cache)
         return self.image_head(self.hidden(x, cache)[:, -1])
+
+    def window_logits(self, codes: torch.Tensor, start: int, cache: KVCache) -> torch.Tensor:
+        """Codes (B, W) at grid indices start..start+W-1, read after what the cache holds (the text and the
+        codes before `start`) -> logits (B, W, V) for the codes at start+1..start+W. The window's keys and
+        values are written to the cache and its length advanced by W; a caller that rejects part of the
+        window sets `cache.length` back (what lies beyond the length is overwritten later)."""
+        if cache.length != self.cfg.text_len + start:
+            raise ValueError(f"the cache holds {cache.length} positions; a window at code {start} needs "
+                             f"{self.cfg.text_len + start}")
+        return self.image_head(self.hidden(self.embed_image(codes, start), cache))
 
     def decode_step(self, code: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Append one code (B,) at the cache's position; logits (B, V) for the next one.
