@@ -391,3 +391,22 @@ def test_jacobi_is_honoured_recorded_and_redrawn(tiny_weights, tmp_path):
     for extra in (["--jacobi", "-1"], ["--jacobi", "65"], ["--jacobi", "2", "--image", str(b[0])]):
         bad = generate(tiny_weights, tmp_path / "d", *extra)
         assert bad.exit_code == 2 and "--jacobi" in bad.stderr and not (tmp_path / "d").exists(), bad.stderr
+
+
+def test_a_process_that_generates_ends_at_once_with_its_output_flushed_and_its_exit_code(tiny_weights, tmp_path):
+    """`t2i generate` as its own process (main() skips the interpreter's teardown with os._exit): the PNG is
+    whole, the path reaches stdout, and a bad input still exits 2 with its one line on stderr."""
+    from PIL import Image
+
+    cmd = [sys.executable, "-m", "t2i_cli", "generate", "a red bird", "--weights", str(tiny_weights),
+           "--out", str(tmp_path / "out"), "--candidates", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (path,) = pngs(tmp_path / "out")
+    assert r.stdout.strip() == str(path)
+    with Image.open(path) as im:
+        im.load()
+        assert im.size[0] > 0
+    bad = subprocess.run(cmd[:-2] + ["--top-p", "2"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--top-p" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.stdout == "" and pngs(tmp_path / "out") == [path]

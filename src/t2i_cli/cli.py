@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -150,6 +151,12 @@ def rate_text(task, unit: str) -> str:
     return f"{task.speed:,.0f} {unit}/s" if task.speed else ""
 
 
+def start_inference(threads: Optional[int]) -> None:
+    """The start of generate, vary, rerank and eval: --threads, and (main) no interpreter teardown after."""
+    use_threads(threads)
+    STATE["fast_exit"] = True
+
+
 def use_threads(threads: Optional[int]) -> None:
     """--threads: torch's intra-op thread count for this command (None leaves torch's choice)."""
     if threads is None:
@@ -201,7 +208,7 @@ def generate(
 ) -> None:
     """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
-        use_threads(threads)
+        start_inference(threads)
         given = given_options(ctx)
         if from_png is not None:
             fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "guidance_start",
@@ -426,7 +433,7 @@ def vary(
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
-        use_threads(threads)
+        start_inference(threads)
         from t2i_cli.files import safe_stem
         from t2i_cli.image_prompt import check_strength
         from t2i_cli.images import read_png_text
@@ -692,7 +699,7 @@ def rerank(folder: Path = typer.Argument(...,
            threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP)) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
-        use_threads(threads)
+        start_inference(threads)
         from t2i_cli import rerank as rr
 
         if top < 0 or (link_best and top < 1):
@@ -770,7 +777,7 @@ def eval_cmd(ctx: typer.Context,
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
     validation split of any data (dVAE PSNR, bits per code, CLIP score and Frechet distance)."""
     with user_errors():
-        use_threads(threads)
+        start_inference(threads)
         from t2i_cli.sampling import SamplingConfig
         from t2i_cli.world import evaluate as ev
         from t2i_cli.world import judge as jd
@@ -881,5 +888,19 @@ def _print_eval(result: dict) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. An inference command (generate, vary, rerank, eval) that has run ends the
+    process with os._exit once stdout and stderr are flushed: tearing down an interpreter that imported
+    torch takes ~0.45 s on a 2-core machine (BENCHMARKS.md, cold start), and these commands leave nothing
+    for it to do (every file is written to a temporary name and renamed before the command returns; no
+    child processes). Other commands, and errors raised with --debug, exit the usual way."""
+    try:
+        app()
+    except SystemExit as e:
+        if not STATE.get("fast_exit"):
+            raise
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
@@ -160,13 +161,36 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.
             raise WeightsError(f"{path} does not match its model (shape: its config describes "
                                f"{cfg.state_numel():,} parameters, its tensors hold {header.numel:,}); "
                                f"it belongs to another model or config")
-        model = model_cls(cfg)
+        with skipped_init():  # every parameter is then read from the file (check_state: all of them)
+            model = model_cls(cfg)
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
         raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
     check_state(model, header.shapes, path)
     tensors, _ = load_tensors(path)
-    model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in tensors.items()})
+    state = model.state_dict()
+    # assign: the module takes the converted tensors themselves (its own, never initialised, are dropped
+    # untouched), instead of copying each into memory it would first have to fault in.
+    model.load_state_dict({k: v.to(state[k].dtype) for k, v in tensors.items()}, assign=True)
     return model.to(device).eval()
+
+
+INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_",
+                  "xavier_normal_", "zeros_", "ones_", "constant_", "orthogonal_")
+
+
+@contextlib.contextmanager
+def skipped_init() -> Iterator[None]:
+    """Build modules without drawing their random initial weights (torch.nn.init's functions do nothing
+    inside), for a model whose every tensor is loaded right after: a tenth of a second of a cold start
+    (BENCHMARKS.md). Its tensors hold whatever memory they got until then."""
+    saved = {name: getattr(nn.init, name) for name in INIT_FUNCTIONS}
+    try:
+        for name in INIT_FUNCTIONS:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
 
 
 def check_state(model: nn.Module, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
