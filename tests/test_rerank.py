@@ -151,6 +151,22 @@ def test_ranks_matching_images_first(weights, colour_folder):
     assert {row["file"] for row in ranking(colour_folder) if row["rank"] <= 3} == {f"img-{i}.png" for i in (0, 2, 4)}
 
 
+def test_precision_bf16_runs_the_clip_in_bf16_and_ranks_as_fp32_does(weights, colour_folder):
+    """rerank --precision bf16 casts the CLIP; the same reds come first, with scores close to fp32's;
+    int8 (the transformer's format) is refused with one line."""
+    r = run("rerank", colour_folder, "--prompt", RED, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    fp32 = {row["file"]: row["score"] for row in ranking(colour_folder)}
+    r = run("rerank", colour_folder, "--prompt", RED, "--weights", weights, "--device", "cpu", "--precision", "bf16")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    rows = ranking(colour_folder)
+    assert {row["file"] for row in rows if row["rank"] <= 3} == REDS
+    bf16 = {row["file"]: row["score"] for row in rows}
+    assert bf16 != fp32 and all(abs(bf16[k] - fp32[k]) < 0.05 for k in fp32)  # other arithmetic, same ranking
+    r = run("rerank", colour_folder, "--prompt", RED, "--weights", weights, "--precision", "int8")
+    assert r.exit_code == 2 and "int8 quantises the transformer" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_top_and_link_best_write_a_sheet_and_copies_without_touching_inputs(weights, colour_folder):
     before = snapshot(colour_folder)
     r = run("rerank", colour_folder, "--prompt", RED, "--top", 2, "--link-best", "--weights", weights,

@@ -272,14 +272,16 @@ def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, re
     return {"image": image, "mask": mask, "redraws": redraws, "redraws_given": "redraws" in given}
 
 
-def _load_pipeline(weights: Path, device: str, need_clip: bool = False, precision: str = "fp32"):
+def _load_pipeline(weights: Path, device: str, need_clip: bool = False, precision: str = "fp32",
+                   clip_precision: str = "fp32"):
     """Load TextToImage, saying plainly when no trained weights are shipped."""
     from t2i_cli.pipeline import TextToImage
 
     if weights == REPO_WEIGHTS and not (weights / "transformer.safetensors").is_file():
         raise T2IError(f"no trained weights are shipped in {weights} yet; run `make weights` to train them "
                        "or pass --weights DIR")
-    return TextToImage.from_folder(weights, device, need_clip=need_clip, precision=precision)
+    return TextToImage.from_folder(weights, device, need_clip=need_clip, precision=precision,
+                                   clip_precision=clip_precision)
 
 
 def _warn_encoding(pipe, enc, what: str, quiet: bool) -> None:
@@ -696,6 +698,8 @@ def rerank(folder: Path = typer.Argument(...,
                                              "image (FOLDER/explain-NAME-NNN.png)."),
            weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder with clip.safetensors."),
            device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+           precision: str = typer.Option("fp32", "--precision",
+                                         help="The CLIP's weights: fp32, bf16 or auto (measured in BENCHMARKS.md)."),
            threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP)) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
@@ -706,7 +710,7 @@ def rerank(folder: Path = typer.Argument(...,
             raise UsageError("--top must be 0 or more, and --link-best needs --top K with K >= 1")
         if prompt is not None and not prompt.strip():
             raise UsageError("--prompt is empty; give the text the images should match")
-        pipe = _load_pipeline(weights or default_weights(), device, need_clip=True)
+        pipe = _load_pipeline(weights or default_weights(), device, need_clip=True, clip_precision=precision)
         ranked, skipped = rr.rank_folder(pipe, folder, prompt)
         cut = skipped.pop(rr.CUT, 0)
         if skipped:

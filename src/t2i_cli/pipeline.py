@@ -25,6 +25,10 @@ PRECISIONS = ("fp32", "bf16", "int8")
 # (BENCHMARKS.md: int8 on the CPU, 78.6 / 77.1% against 75.7 / 75.4%, 4.0x fp32 for one image); on a GPU,
 # where no other format was measured, fp32.
 AUTO_PRECISION = {"cpu": "int8"}
+# `t2i rerank --precision` is the CLIP's: fp32 or bf16 (its work is convolutions; int8 covers only the
+# transformer's linear layers). auto: see BENCHMARKS.md, "rerank --precision".
+CLIP_PRECISIONS = ("fp32", "bf16")
+AUTO_CLIP_PRECISION: dict[str, str] = {}
 MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
 
 
@@ -70,13 +74,18 @@ class TextToImage:
 
     @classmethod
     def from_folder(cls, folder: Path, device: str = "auto", need_clip: bool = False,
-                    precision: str = "fp32") -> "TextToImage":
+                    precision: str = "fp32", clip_precision: str = "fp32") -> "TextToImage":
         """Load every model of a weights folder onto a device; precision bf16 casts the transformer (the
         decode loop's weights) to bfloat16 at load, int8 quantises its linear layers (models.transformer.
-        quantize_int8); the dVAE and CLIP stay fp32."""
+        quantize_int8); the dVAE stays fp32; clip_precision bf16 casts the CLIP (`rerank --precision`)."""
         if precision not in (*PRECISIONS, "auto"):
             raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
+        if clip_precision not in (*CLIP_PRECISIONS, "auto"):
+            hint = "; int8 quantises the transformer, which rerank does not run" if clip_precision == "int8" else ""
+            raise UsageError(f"--precision of the CLIP must be auto, fp32 or bf16, got {clip_precision!r}{hint}")
         dev = resolve_device(device)
+        if clip_precision == "auto":
+            clip_precision = AUTO_CLIP_PRECISION.get(dev.type, "fp32")
         if precision == "auto":
             precision = AUTO_PRECISION.get(dev.type, "fp32")
         if precision == "int8" and dev.type != "cpu":
@@ -90,6 +99,8 @@ class TextToImage:
             from t2i_cli.models.transformer import quantize_int8
 
             quantize_int8(pipe.bundle.transformer)
+        if clip_precision == "bf16" and pipe.bundle.clip is not None:
+            pipe.bundle.clip.to(torch.bfloat16)
         return pipe
 
     @property

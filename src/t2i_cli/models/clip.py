@@ -103,7 +103,8 @@ class TextEncoder(nn.Module):
         h = self.layers(self.tok(text) + self.pos(pos), src_key_padding_mask=is_pad)  # (B, T, C)
         keep = (~is_pad).unsqueeze(-1).float()
         words = self.word_proj(self.ln(h)) if self.word_proj is not None else None
-        return self.proj(self.ln((h * keep).sum(1) / keep.sum(1))), words, ~is_pad
+        pooled = ((h * keep).sum(1) / keep.sum(1)).to(self.ln.weight.dtype)  # (a no-op unless cast to bf16)
+        return self.proj(self.ln(pooled)), words, ~is_pad
 
 
 class Clip(nn.Module):
@@ -147,7 +148,11 @@ class Clip(nn.Module):
 
     def score(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Score (B,) of each image with its own text (text may be (1, T), broadcast): the cosine similarity
-        of the embeddings, plus the word-region score when the model has one."""
+        of the embeddings, plus the word-region score when the model has one. A model cast to bf16 scores
+        bf16 images (the images are cast to its dtype); scores are float32."""
+        return self._score(images.to(self.logit_scale.dtype), text).float()
+
+    def _score(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         if not self.cfg.word_region:
             img, txt = self.embed(images, text)
             return (img * txt).sum(-1)
@@ -161,12 +166,12 @@ class Clip(nn.Module):
         word-region cosine (T,) (padding tokens included; the caller keeps the real ones)."""
         if not self.cfg.word_region:
             raise ValueError("this CLIP has no word-region head (train it with --model word_region=true)")
-        _, regions = self.image_encoder.features(self.fit_side(image[None]))
+        _, regions = self.image_encoder.features(self.fit_side(image[None].to(self.logit_scale.dtype)))
         _, words, _ = self.text_encoder.features(text[None])
         r, w = F.normalize(regions[0], dim=-1), F.normalize(words[0], dim=-1)  # (R, D), (T, D)
         attn = torch.softmax(self.cfg.attn_sharpness * w @ r.t(), dim=-1)  # (T, R)
         side = int(round(math.sqrt(r.shape[0])))
-        return attn.view(-1, side, side), F.cosine_similarity(attn @ r, w, dim=-1)
+        return attn.float().view(-1, side, side), F.cosine_similarity(attn @ r, w, dim=-1).float()
 
 
 def word_region_scores(regions: torch.Tensor, words: torch.Tensor, real: torch.Tensor,
