@@ -55,9 +55,8 @@ def test_an_int8_transformer_decodes_valid_codes_close_to_fp32_and_fp32_is_untou
     assert all(torch.equal(v, fp32.state_dict()[k]) for k, v in before.items())  # the original is unchanged
     assert torch.equal(generate_codes(fp32, text, empty, SamplingConfig(), torch.Generator().manual_seed(2)), codes32)
     assert isinstance(int8.blocks[0].attn.qkv, Int8Linear) and int8.text_emb.weight.dtype == torch.bfloat16
-    for use_cache in (True, False):
-        codes = generate_codes(int8, text, empty, SamplingConfig(use_cache=use_cache),
-                               torch.Generator().manual_seed(2))
+    for extra in ({"use_cache": True}, {"use_cache": False}, {"jacobi": 5}):  # Jacobi: windows through Int8Linear
+        codes = generate_codes(int8, text, empty, SamplingConfig(**extra), torch.Generator().manual_seed(2))
         assert codes.shape == (3, CFG.n_image) and codes.dtype == torch.long
         assert int(codes.min()) >= 0 and int(codes.max()) < CFG.image_vocab
     # Teacher-forced on the fp32 codes, the int8 logits stay close (bf16 activations, 8-bit weights).
