@@ -5,6 +5,7 @@
 # Uses the weights the CLI would use ($T2I_WEIGHTS, else the shipped folder); exits 1 when there are none.
 #   bench/bench_cold_generate.sh
 #   T2I_WEIGHTS=/tmp/tinyw RUNS=3 bench/bench_cold_generate.sh
+#   ARGS="--candidates 1 --precision bf16 --jacobi 16" bench/bench_cold_generate.sh   # other settings
 set -u
 cd "$(dirname "$0")/.." || exit 1
 RUNS=${RUNS:-5}
@@ -30,7 +31,8 @@ walls=()
 rss_max_kb=0
 for i in $(seq "$RUNS"); do
     out=$(mktemp -d "$work/out.XXXX")
-    if ! "$TIME" -v -o "$work/time.$i" "$T2I" generate "a red bird" --seed 0 --out "$out" --quiet \
+    # shellcheck disable=SC2086  # ARGS is a list of options, split on purpose
+    if ! "$TIME" -v -o "$work/time.$i" "$T2I" generate "a red bird" --seed 0 --out "$out" --quiet ${ARGS:-} \
             >"$work/stdout.$i" 2>"$work/stderr.$i"; then
         if grep -qi "weights" "$work/stderr.$i"; then
             echo "error: t2i generate found no usable weights, so there is nothing to time:" >&2
@@ -55,5 +57,5 @@ done
 
 median=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2}')
 weights=${T2I_WEIGHTS:-weights (shipped)}
-echo "t2i generate \"a red bird\" --seed 0 --quiet, weights: $weights, $RUNS runs, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "t2i generate \"a red bird\" --seed 0 --quiet ${ARGS:-}, weights: $weights, $RUNS runs, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'median wall: %s s; max resident: %.0f MB\n' "$median" "$(awk -v k="$rss_max_kb" 'BEGIN {print k / 1024}')"
