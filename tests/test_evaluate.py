@@ -211,6 +211,11 @@ def test_candidates_of_many_prompts_decoded_together_are_those_each_prompt_draws
         for j, g in enumerate(together[3 * i:3 * i + 3]):
             assert torch.allclose(g.image, alone[j].image, atol=1e-6) and (g.prompt, g.index) == (p, j)
     assert not torch.allclose(together[0].image, together[1].image)  # candidates differ from each other
+    jacobi = SamplingConfig(jacobi=3)  # a Jacobi batch moves at its slowest row: each request decodes alone
+    together = pipe.draw_each([pipe.request(p, jacobi) for p in prompts[:3]], seeds[:3], n=2)
+    for i, (p, s) in enumerate(zip(prompts[:3], seeds[:3], strict=True)):
+        alone = pipe(p, n=2, seed=s, sampling=jacobi)
+        assert all(torch.equal(g.image, a.image) for g, a in zip(together[2 * i:2 * i + 2], alone, strict=True))
     with pytest.raises(ValueError):
         pipe.draw_each([pipe.request(prompts[0])], [0], n=17)
 

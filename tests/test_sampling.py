@@ -104,6 +104,17 @@ def test_low_temperature_concentrates_on_the_top_code():
     assert shares[0.5] > shares[4.0] + 0.25
 
 
+def test_rows_sharing_a_generator_draw_as_one_batch_of_their_own():
+    """A list of generators may repeat one for consecutive rows (a prompt's candidates): those rows draw in
+    one call, exactly as the same rows would from that generator alone."""
+    logits = torch.randn(5, 12, generator=torch.Generator().manual_seed(0)) * 3
+    g, h = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    got = sample_next(logits, SamplingConfig(), [g, g, g, h, h])
+    want_g = sample_next(logits[:3], SamplingConfig(), torch.Generator().manual_seed(1))
+    want_h = sample_next(logits[3:], SamplingConfig(), torch.Generator().manual_seed(2))
+    assert torch.equal(got, torch.cat([want_g, want_h]))
+
+
 def test_sample_next_respects_top_k_and_top_p():
     logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]]).expand(500, -1)
     draws = sample_next(logits, SamplingConfig(top_k=2), torch.Generator().manual_seed(0))

@@ -54,6 +54,21 @@ def test_round_trip_gives_identical_state(kind, tmp_path):
     assert json.loads(meta["config"]) == model.cfg.__dict__
 
 
+@pytest.mark.parametrize("half", [False, True])
+def test_a_loaded_model_owns_its_memory_when_its_file_is_overwritten_in_place(half, tmp_path):
+    """Loading assigns the file's tensors to the model (no random init, no second copy); they must not stay
+    views of the file's memory map: another model copied over the file (as `cp` does) leaves it as it was."""
+    path = save_model(build("transformer", seed=0), tmp_path / "t.safetensors", "transformer", half=half)
+    loaded = load_model(path, "transformer")
+    before = {k: v.clone() for k, v in loaded.state_dict().items()}
+    other = save_model(build("transformer", seed=1), tmp_path / "other.safetensors", "transformer", half=half)
+    with open(path, "r+b") as f:  # same size, same header: rewrite the bytes in place
+        f.write(other.read_bytes())
+    assert all(torch.equal(v, before[k]) for k, v in loaded.state_dict().items())
+    again = load_model(path, "transformer").state_dict()
+    assert not torch.equal(again["blocks.0.attn.qkv.weight"], before["blocks.0.attn.qkv.weight"])
+
+
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_half_round_trip_is_fp16_close_and_loads_as_fp32(kind, tmp_path):
     model = build(kind)

@@ -65,8 +65,9 @@ DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
                                    help="Guidance at the first code, moving linearly to --guidance at the last "
                                         "(default: constant).")
-JACOBI_HELP = ("Speculative Jacobi decoding: check up to N drafted codes in each forward pass (0 = one code per "
-               "pass). Same distribution as plain decoding, other images; fewer passes (see BENCHMARKS.md).")
+JACOBI_HELP = ("Speculative Jacobi decoding: each forward pass reads N drafted codes and keeps those (and one more) "
+               "the model would have drawn (0 = one code per pass). Same distribution as plain decoding, other "
+               "images; fewer passes (see BENCHMARKS.md).")
 DRAW_JACOBI = typer.Option(0, "--jacobi", help=JACOBI_HELP)
 DRAW_NEGATIVE = typer.Option(None, "--negative",
                              help="Guidance pushes away from this text instead of the empty prompt.")

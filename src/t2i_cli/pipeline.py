@@ -146,8 +146,8 @@ class TextToImage:
         """n images per request (request-major), request i's drawn from one generator seeded with seeds[i],
         decoded MAX_BATCH rows at a time: the images of request i are those of `batches(requests[i], n,
         seeds[i])` (up to the float rounding of a larger matrix product), for many prompts at the cost of a
-        batch. (One generator serving a request's n rows draws what it draws for the n rows of a batch of
-        their own: torch.multinomial on (n, V) consumes the stream row after row; tested.)"""
+        batch. (A request's n rows share its generator and draw in one call, as in a batch of their own:
+        sampling._runs; tested.)"""
         if len(requests) != len(seeds):
             raise ValueError(f"{len(requests)} requests but {len(seeds)} seeds")
         if len({r.sampling for r in requests}) > 1:
@@ -156,7 +156,10 @@ class TextToImage:
             raise ValueError(f"draw_each draws 1..{MAX_BATCH} images per request, got {n}")
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
         out: list[Generated] = []
-        per = MAX_BATCH // n  # requests per decode
+        # Requests per decode. Jacobi decoding moves a batch at its slowest row, so how much of a row's
+        # random stream a pass uses depends on the other rows: one request per decode keeps its images those
+        # of `batches(request, n, seed)` (and costs no more: Jacobi pays at small batches).
+        per = 1 if requests and requests[0].sampling.jacobi else MAX_BATCH // n
         for lo in range(0, len(requests), per):
             part = requests[lo:lo + per]
             gens = [g for s in seeds[lo:lo + per]

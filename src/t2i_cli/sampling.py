@@ -99,7 +99,20 @@ def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: Generators
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
     if len(generator) != probs.shape[0]:
         raise ValueError(f"{len(generator)} generators for {probs.shape[0]} rows")
-    return torch.cat([torch.multinomial(probs[r:r + 1], 1, generator=g) for r, g in enumerate(generator)]).squeeze(-1)
+    return torch.cat([torch.multinomial(probs[lo:hi], 1, generator=g) for g, lo, hi in _runs(generator)]).squeeze(-1)
+
+
+def _runs(generators: list[torch.Generator]) -> list[tuple[torch.Generator, int, int]]:
+    """Consecutive rows that share one generator, as (generator, first row, end): each run draws in one call,
+    as its rows would in a batch of their own (on any device, not only where a call over (n, V) happens
+    to consume the stream as n calls over (1, V) do)."""
+    runs: list[tuple[torch.Generator, int, int]] = []
+    for r, g in enumerate(generators):
+        if runs and runs[-1][0] is g:
+            runs[-1] = (g, runs[-1][1], r + 1)
+        else:
+            runs.append((g, r, r + 1))
+    return runs
 
 
 @torch.inference_mode()
@@ -113,7 +126,7 @@ def _uniform(generator: Generators, shape: tuple[int, ...], device: torch.device
     """Uniform [0, 1) numbers of shape (B, ...): from one generator, or row r from generator[r]."""
     if isinstance(generator, torch.Generator):
         return torch.rand(shape, generator=generator, device=device)
-    return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in generator])
+    return torch.cat([torch.rand((hi - lo, *shape[1:]), generator=g, device=device) for g, lo, hi in _runs(generator)])
 
 
 def _draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
@@ -122,8 +135,8 @@ def _draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
     if isinstance(generator, torch.Generator):
         return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
     per_row = flat.shape[0] // len(generator)
-    return torch.cat([torch.multinomial(flat[r * per_row:(r + 1) * per_row], 1, generator=g)
-                      for r, g in enumerate(generator)]).view(probs.shape[:-1])
+    return torch.cat([torch.multinomial(flat[lo * per_row:hi * per_row], 1, generator=g)
+                      for g, lo, hi in _runs(generator)]).view(probs.shape[:-1])
 
 
 def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, first: int, n_image: int) -> torch.Tensor:

@@ -169,8 +169,10 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.
     tensors, _ = load_tensors(path)
     state = model.state_dict()
     # assign: the module takes the converted tensors themselves (its own, never initialised, are dropped
-    # untouched), instead of copying each into memory it would first have to fault in.
-    model.load_state_dict({k: v.to(state[k].dtype) for k, v in tensors.items()}, assign=True)
+    # untouched), instead of copying each into memory it would first have to fault in. copy: a tensor of
+    # the model's dtype would otherwise stay a view of the file's memory map (a file copied over it later
+    # would change the loaded model).
+    model.load_state_dict({k: v.to(state[k].dtype, copy=True) for k, v in tensors.items()}, assign=True)
     return model.to(device).eval()
 
 
@@ -182,7 +184,8 @@ INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "k
 def skipped_init() -> Iterator[None]:
     """Build modules without drawing their random initial weights (torch.nn.init's functions do nothing
     inside), for a model whose every tensor is loaded right after: a tenth of a second of a cold start
-    (BENCHMARKS.md). Its tensors hold whatever memory they got until then."""
+    (BENCHMARKS.md). Its tensors hold whatever memory they got until then. Not thread-safe: it swaps
+    torch.nn.init's functions for the whole process while a model is built (t2i builds models on one thread)."""
     saved = {name: getattr(nn.init, name) for name in INIT_FUNCTIONS}
     try:
         for name in INIT_FUNCTIONS:

@@ -127,13 +127,20 @@ class Clip(nn.Module):
     def embed(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit-length embeddings (B, D) for images and texts."""
         images = self.fit_side(images)
-        return F.normalize(self.image_encoder(images), dim=-1), F.normalize(self.text_encoder(text), dim=-1)
+        img, txt = self.image_encoder(images), self.text_encoder(text)
+        if self.logit_scale.dtype != torch.float32:  # compared in float32, as in pair_scores
+            img, txt = img.float(), txt.float()
+        return F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
 
     def pair_scores(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Scores (Bi, Bt) of every image against every text: the sentence cosine, plus (word_region) the
         word-region score; each lies in [-1, 1], so the sum lies in [-2, 2]."""
         img, regions = self.image_encoder.features(self.fit_side(images))
         txt, words, real = self.text_encoder.features(text)
+        if self.logit_scale.dtype != torch.float32:  # a CLIP cast to bf16 (rerank --precision): its features
+            # are compared in float32, or close scores round to ties (training's autocast is left as it was)
+            img, txt = img.float(), txt.float()
+            regions, words = (None if t is None else t.float() for t in (regions, words))
         scores = F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t()
         if regions is not None and words is not None:
             scores = scores + word_region_scores(regions, words, real, self.cfg.attn_sharpness)
