@@ -28,7 +28,7 @@ AUTO_PRECISION = {"cpu": "int8"}
 # `t2i rerank --precision` is the CLIP's: fp32 or bf16 (its work is convolutions; int8 covers only the
 # transformer's linear layers). auto: see BENCHMARKS.md, "rerank --precision".
 CLIP_PRECISIONS = ("fp32", "bf16")
-AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 2x fp32, the same hard-negative accuracy (BENCHMARKS.md)
+AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32, the same hard-negative accuracy (BENCHMARKS.md)
 MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
 
 
