@@ -357,40 +357,30 @@ def test_eval_draws_the_default_candidates_when_the_weights_have_a_clip(tiny_wei
     assert json.loads((tmp_path / "b.json").read_text())["candidates"] == 1
 
 
-def test_guidance_start_is_honoured_recorded_and_redrawn(tiny_weights, tmp_path):
+@pytest.mark.parametrize("flag,value,recorded,differs,bad", [
+    ("--guidance-start", "1", "1.0", False, [["-2"]]),  # (what a schedule does to the codes: test_sampling)
+    ("--jacobi", "4", "4", True, [["-1"], ["65"], ["2", "--image", "SRC"]]),  # same distribution, other draws
+])
+def test_a_sampling_option_is_honoured_recorded_and_redrawn(tiny_weights, tmp_path, flag, value, recorded, differs,
+                                                            bad):
     from PIL import Image
 
+    key = flag[2:].replace("-", "_")
     plain = generate(tiny_weights, tmp_path / "a", "--n", "2", "--seed", "4")
-    ramp = generate(tiny_weights, tmp_path / "b", "--n", "2", "--seed", "4", "--guidance-start", "1")
-    assert plain.exit_code == 0 and ramp.exit_code == 0, (plain.stderr, ramp.stderr)
+    other = generate(tiny_weights, tmp_path / "b", "--n", "2", "--seed", "4", flag, value)
+    assert plain.exit_code == 0 and other.exit_code == 0, (plain.stderr, other.stderr)
     a, b = pngs(tmp_path / "a"), pngs(tmp_path / "b")
-    assert "guidance_start" not in read_png_text(a[0]) and read_png_text(b[0])["guidance_start"] == "1.0"
-    # (What the schedule does to the codes is tested in test_sampling against an independent greedy loop.)
+    assert key not in read_png_text(a[0]) and read_png_text(b[0])[key] == recorded
+    if differs:
+        with Image.open(a[0]) as x, Image.open(b[0]) as y:
+            assert x.tobytes() != y.tobytes()
     again = run("generate", "--from", b[1], "--weights", tiny_weights, "--out", tmp_path / "c", "--device", "cpu")
     assert again.exit_code == 0, again.stderr
     with Image.open(b[1]) as x, Image.open(pngs(tmp_path / "c")[0]) as y:
         assert x.tobytes() == y.tobytes()
-    bad = generate(tiny_weights, tmp_path / "d", "--guidance-start", "-2")
-    assert bad.exit_code == 2 and "--guidance-start" in bad.stderr and not (tmp_path / "d").exists()
-
-
-def test_jacobi_is_honoured_recorded_and_redrawn(tiny_weights, tmp_path):
-    from PIL import Image
-
-    plain = generate(tiny_weights, tmp_path / "a", "--n", "2", "--seed", "4")
-    fast = generate(tiny_weights, tmp_path / "b", "--n", "2", "--seed", "4", "--jacobi", "4")
-    assert plain.exit_code == 0 and fast.exit_code == 0, (plain.stderr, fast.stderr)
-    a, b = pngs(tmp_path / "a"), pngs(tmp_path / "b")
-    assert "jacobi" not in read_png_text(a[0]) and read_png_text(b[0])["jacobi"] == "4"
-    with Image.open(a[0]) as x, Image.open(b[0]) as y:
-        assert x.tobytes() != y.tobytes()  # the same distribution, other draws
-    again = run("generate", "--from", b[1], "--weights", tiny_weights, "--out", tmp_path / "c", "--device", "cpu")
-    assert again.exit_code == 0, again.stderr
-    with Image.open(b[1]) as x, Image.open(pngs(tmp_path / "c")[0]) as y:
-        assert x.tobytes() == y.tobytes()
-    for extra in (["--jacobi", "-1"], ["--jacobi", "65"], ["--jacobi", "2", "--image", str(b[0])]):
-        bad = generate(tiny_weights, tmp_path / "d", *extra)
-        assert bad.exit_code == 2 and "--jacobi" in bad.stderr and not (tmp_path / "d").exists(), bad.stderr
+    for extra in bad:
+        r = generate(tiny_weights, tmp_path / "d", flag, *[str(b[0]) if e == "SRC" else e for e in extra])
+        assert r.exit_code == 2 and flag in r.stderr and not (tmp_path / "d").exists(), r.stderr
 
 
 def test_a_process_that_generates_ends_at_once_with_its_output_flushed_and_its_exit_code(tiny_weights, tmp_path):
