@@ -65,10 +65,10 @@ DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
                                    help="Guidance at the first code, moving linearly to --guidance at the last "
                                         "(default: constant).")
-JACOBI_HELP = ("Speculative Jacobi decoding: each forward pass reads N drafted codes and keeps those (and one more) "
-               "the model would have drawn (0 = one code per pass). Same distribution as plain decoding, other "
-               "images; fewer passes (see BENCHMARKS.md).")
-DRAW_JACOBI = typer.Option(0, "--jacobi", help=JACOBI_HELP)
+DRAW_JACOBI = typer.Option(0, "--jacobi", help=(
+    "Speculative Jacobi decoding: each forward pass reads N drafted codes and keeps those (and one more) "
+    "the model would have drawn (0 = one code per pass). Same distribution as plain decoding, other "
+    "images; fewer passes (see BENCHMARKS.md)."))
 DRAW_NEGATIVE = typer.Option(None, "--negative",
                              help="Guidance pushes away from this text instead of the empty prompt.")
 DRAW_OUT_DIR = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files.")
@@ -243,7 +243,7 @@ def generate(
             from t2i_cli.sampling import SamplingConfig
 
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                      guidance_start=guidance_start, jacobi=jacobi)
+                                  guidance_start=guidance_start, jacobi=jacobi)
             paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
                               weights or default_weights(), device, grid, quiet, negative=negative, spec=spec,
                               precision=precision, auto_candidates=auto)
@@ -454,7 +454,7 @@ def vary(
         from t2i_cli.sampling import SamplingConfig
 
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                      guidance_start=guidance_start)
+                                  guidance_start=guidance_start)
         paths = _generate(prompt, n, None, seed, sampling, out_dir, weights or default_weights(), device, grid,
                           quiet, negative=negative, spec={"image": source, "strength": strength},
                           stem=f"{safe_stem(source.stem)}-vary", precision=precision)
@@ -767,10 +767,8 @@ def eval_cmd(ctx: typer.Context,
              top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k"),
              top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p"),
              guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance"),
-             guidance_start: Optional[float] = typer.Option(None, "--guidance-start",
-                                                            help="Guidance at the first code, moving linearly "
-                                                                 "to --guidance at the last."),
-             jacobi: int = typer.Option(0, "--jacobi", help=JACOBI_HELP),
+             guidance_start: Optional[float] = DRAW_GUIDANCE_START,
+             jacobi: int = DRAW_JACOBI,
              judge_path: Optional[Path] = typer.Option(None, "--judge",
                                                        help="Judge classifier (default: judge.safetensors of the "
                                                             "weights folder, else the shipped one)."),
@@ -795,7 +793,7 @@ def eval_cmd(ctx: typer.Context,
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                      guidance_start=guidance_start, jacobi=jacobi)
+                                  guidance_start=guidance_start, jacobi=jacobi)
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:
