@@ -103,7 +103,8 @@ def codebook_usage(codes: torch.Tensor, n_codes: int) -> dict[str, float]:
 
 
 class DVAEStage:
-    """Gumbel-softmax dVAE: temperature annealed 1 -> tau_end (cosine), KL weight ramped up from 0."""
+    """The dVAE. Gumbel-softmax: temperature annealed 1 -> tau_end (cosine), KL weight ramped up from 0. FSQ
+    (--model fsq_levels=...): no temperature and no KL, the reconstruction loss alone."""
 
     kind = "dvae"
     curve = "recon_l1"  # loss.png draws pixel L1, the scale of val_loss, whatever the training loss
@@ -135,7 +136,7 @@ class DVAEStage:
         tau, kl_weight = self.schedule(step)
         _, loss, parts = model(images, tau=tau, kl_weight=kl_weight, hard=self.cfg.finetune_decoder,
                                loss=self.cfg.recon_loss)
-        metrics = {k: float(v) for k, v in parts.items()} | {"tau": tau}
+        metrics = {k: float(v) for k, v in parts.items()} | ({} if self.model.cfg.fsq_levels else {"tau": tau})
         if step % self.cfg.log_every == self.cfg.log_every - 1:
             with torch.no_grad():
                 metrics |= codebook_usage(self.model.codes_from_image(images), self.model.cfg.n_codes)

@@ -1,4 +1,12 @@
-"""The DALL-E discrete VAE at small scale: images <-> a grid of codes, trained with Gumbel-softmax."""
+"""The DALL-E discrete VAE at small scale: images <-> a grid of codes.
+
+Two bottlenecks choose a cell's code. DALL-E's: the encoder scores all K codes, training relaxes the choice
+with Gumbel-softmax (temperature annealed, KL to the uniform prior) and inference takes the argmax, whose
+code indexes a learned codebook. Finite scalar quantisation (FSQ, Mentzer et al. 2023; `fsq_levels`): the
+encoder emits one number per level count, each is bounded and rounded to one of its levels (the gradient
+passes the rounding straight through), and the code is their mixed-radix index; training and inference
+decode the same rounded values, and every code is reachable by construction.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +29,24 @@ class DVAEConfig:
     code_dim: int = 128  # width of a code's embedding fed to the decoder
     n_res: int = 2  # residual blocks per resolution level below full resolution
     pixel_eps: float = 0.0  # > 0: the decoder's logits model pixels mapped into [eps, 1 - eps] (logit-Laplace)
+    fsq_levels: tuple[int, ...] = ()  # non-empty: FSQ with these levels per channel; n_codes is their product
+
+    def __post_init__(self):
+        levels = self.fsq_levels
+        if not isinstance(levels, (list, tuple)) or any(type(v) is not int for v in levels):
+            raise ValueError(f"fsq_levels takes a list of integers, got {levels!r}")
+        object.__setattr__(self, "fsq_levels", tuple(levels))  # a JSON file gives a list
+        if levels:
+            if not 1 <= len(levels) <= 8 or any(not 2 <= v <= 64 for v in levels):
+                raise ValueError(f"fsq_levels takes 1 to 8 level counts, each 2 to 64, got {tuple(levels)}")
+            if math.prod(levels) != self.n_codes:
+                raise ValueError(f"n_codes must be the product of fsq_levels {tuple(levels)}, "
+                                 f"{math.prod(levels)}; got {self.n_codes}")
+
+    @property
+    def code_channels(self) -> int:
+        """Channels the encoder emits per cell: one score per code (Gumbel), one value per level count (FSQ)."""
+        return len(self.fsq_levels) if self.fsq_levels else self.n_codes
 
     @property
     def grid(self) -> int:
@@ -31,11 +57,12 @@ class DVAEConfig:
         """Elements of the model's state_dict, computed without building it (tested against the model)."""
         w = _widths(self)
         enc = _conv(3, w[0], 3) + sum(self.n_res * _res(c) for c in w[1:]) \
-            + sum(_conv(a, b, 4) for a, b in zip(w, w[1:], strict=False)) + _conv(w[-1], self.n_codes, 1)
+            + sum(_conv(a, b, 4) for a, b in zip(w, w[1:], strict=False)) + _conv(w[-1], self.code_channels, 1)
         r = w[::-1]
         dec = _conv(self.code_dim, r[0], 1) + sum(self.n_res * _res(c) for c in r[:-1]) \
             + sum(_conv(a, b, 3) for a, b in zip(r, r[1:], strict=False)) + _conv(r[-1], 3, 3)
-        return enc + self.n_codes * self.code_dim + dec
+        book = _conv(len(self.fsq_levels), self.code_dim, 1) if self.fsq_levels else self.n_codes * self.code_dim
+        return enc + book + dec
 
     def activation_bytes(self) -> int:
         """A bound on the fp32 activations of decoding one image (the widest full-resolution maps)."""
@@ -85,7 +112,7 @@ def _widths(cfg: DVAEConfig) -> list[int]:
 
 
 class Encoder(nn.Module):
-    """Image (B, 3, H, W) in [0, 1] -> logits over K codes per cell (B, K, h, w)."""
+    """Image (B, 3, H, W) in [0, 1] -> per cell, logits over K codes (B, K, h, w), or FSQ's values (B, d, h, w)."""
 
     def __init__(self, cfg: DVAEConfig):
         super().__init__()
@@ -96,7 +123,7 @@ class Encoder(nn.Module):
             layers += [ResBlock(w[i]) for _ in range(cfg.n_res if i > 0 else 0)]
             if i + 1 < len(w):
                 layers.append(nn.Conv2d(w[i], w[i + 1], 4, stride=2, padding=1))
-        layers += [nn.SiLU(), nn.Conv2d(w[-1], cfg.n_codes, 1)]
+        layers += [nn.SiLU(), nn.Conv2d(w[-1], cfg.code_channels, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,8 +151,47 @@ class Decoder(nn.Module):
 RECON_LOSSES = ("l1", "mse", "logit_laplace")
 
 
+class FSQ(nn.Module):
+    """Finite scalar quantisation: values (B, d, h, w) -> one of levels[i] values per channel, and code indices.
+
+    Channel i is bounded by a shifted tanh to about (-L/2, L/2), rounded to an integer (L values: -L//2 ..
+    (L-1)//2) and scaled by 1/(L//2) into [-1, 1]; the rounding passes gradients straight through. The code of
+    a cell is the mixed-radix number of its digits (integer + L//2), so K = prod(levels) codes.
+    """
+
+    def __init__(self, levels: tuple[int, ...]):
+        super().__init__()
+        lv = torch.tensor(levels, dtype=torch.float64)
+        basis = torch.cumprod(torch.tensor((1, *levels[:-1]), dtype=torch.long), 0)
+        half_l = (lv - 1) * (1 + 1e-3) / 2
+        offset = (lv % 2 == 0).double() * 0.5
+        # Buffers, not parameters, and not saved: everything follows from the config's levels.
+        for name, value in (("levels", lv.long()), ("basis", basis), ("half_l", half_l.float()),
+                            ("offset", offset.float()), ("shift", torch.atanh(offset / half_l).float()),
+                            ("half_width", (lv.long() // 2).float())):
+            self.register_buffer(name, value.view(1, -1, 1, 1), persistent=False)
+
+    def _integers(self, z: torch.Tensor) -> torch.Tensor:
+        bounded = torch.tanh(z.float() + self.shift) * self.half_l - self.offset
+        return bounded + (bounded.round() - bounded).detach()  # round, gradient straight through
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Encoder values (B, d, h, w) -> quantised values in [-1, 1], differentiable (straight through)."""
+        return self._integers(z) / self.half_width
+
+    def codes(self, z: torch.Tensor) -> torch.Tensor:
+        """Encoder values (B, d, h, w) -> code indices (B, h, w)."""
+        digits = self._integers(z).detach().round().long() + self.half_width.long()
+        return (digits * self.basis).sum(dim=1)
+
+    def values(self, codes: torch.Tensor) -> torch.Tensor:
+        """Code indices (B, h, w) -> quantised values (B, d, h, w) in [-1, 1]: the inverse of codes()."""
+        digits = (codes.unsqueeze(1) // self.basis) % self.levels
+        return (digits - self.half_width.long()).float() / self.half_width
+
+
 class DVAE(nn.Module):
-    """Encoder, codebook and decoder; training relaxes the code choice with Gumbel-softmax."""
+    """Encoder, bottleneck (Gumbel-softmax over a codebook, or FSQ) and decoder."""
 
     def __init__(self, cfg: DVAEConfig):
         super().__init__()
@@ -135,7 +201,10 @@ class DVAE(nn.Module):
             raise ValueError(f"image_side {cfg.image_side} must be a multiple of downsample {cfg.downsample}")
         self.cfg = cfg
         self.encoder = Encoder(cfg)
-        self.codebook = nn.Embedding(cfg.n_codes, cfg.code_dim)
+        # Gumbel: a learned embedding per code. FSQ: the quantised values, projected to code_dim.
+        self.fsq = FSQ(cfg.fsq_levels) if cfg.fsq_levels else None
+        self.codebook = (nn.Conv2d(len(cfg.fsq_levels), cfg.code_dim, 1) if cfg.fsq_levels
+                         else nn.Embedding(cfg.n_codes, cfg.code_dim))
         self.decoder = Decoder(cfg)
 
     def pixels(self, logits: torch.Tensor) -> torch.Tensor:
@@ -146,7 +215,9 @@ class DVAE(nn.Module):
 
     def forward(self, images: torch.Tensor, tau: float = 1.0, kl_weight: float = 0.0, hard: bool = False,
                 loss: str = "l1") -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstruct images through a Gumbel-softmax relaxed code choice; returns (recon, loss, parts).
+        """Reconstruct images through a Gumbel-softmax relaxed code choice (or FSQ); returns (recon, loss, parts).
+
+        FSQ ignores tau, kl_weight and hard (its codes are always hard) and reports no KL.
 
         hard=True decodes the argmax codes, exactly as at inference: gradients then reach only the
         decoder (and codebook), which is how a trained decoder is fine-tuned without changing any code.
@@ -163,8 +234,10 @@ class DVAE(nn.Module):
             raise ValueError(f"unknown reconstruction loss {loss!r}; use one of {', '.join(RECON_LOSSES)}")
         if loss == "logit_laplace" and self.cfg.pixel_eps <= 0:
             raise ValueError("the logit_laplace loss needs a dVAE with pixel_eps > 0")
-        logits = self.encoder(images)  # (B, K, h, w)
-        if hard:
+        logits = self.encoder(images)  # (B, K, h, w), or FSQ's values (B, d, h, w)
+        if self.fsq is not None:
+            z = self.codebook(self.fsq(logits))  # (B, code_dim, h, w)
+        elif hard:
             z = self.codebook(logits.argmax(dim=1)).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
         else:
             soft = F.gumbel_softmax(logits, tau=tau, dim=1)  # (B, K, h, w), rows sum to 1
@@ -179,18 +252,24 @@ class DVAE(nn.Module):
         else:
             eps = self.cfg.pixel_eps
             rec = (torch.logit(eps + (1 - 2 * eps) * x) - out).abs().mean()
+        parts = {"recon_l1": l1.detach(), "recon": rec.detach(),
+                 "out_std": recon.detach().std(dim=0).mean()}  # spread across the batch: 0 = a constant image
+        if self.fsq is not None:
+            return recon, rec, parts
         log_q = F.log_softmax(logits.float(), dim=1)
         # KL(q || uniform) per cell = sum q log q + log K, averaged over cells and batch.
         kl = (log_q.exp() * log_q).sum(dim=1).mean() + math.log(self.cfg.n_codes)
-        parts = {"recon_l1": l1.detach(), "recon": rec.detach(), "kl": kl.detach(),
-                 "out_std": recon.detach().std(dim=0).mean()}  # spread across the batch: 0 = a constant image
-        return recon, rec + kl_weight * kl, parts
+        return recon, rec + kl_weight * kl, parts | {"kl": kl.detach()}
 
     def codes_from_image(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] -> most likely codes (B, h, w)."""
-        return self.encoder(images).argmax(dim=1)
+        out = self.encoder(images)
+        return self.fsq.codes(out) if self.fsq is not None else out.argmax(dim=1)
 
     def image_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, h, w) -> images (B, 3, H, W) in [0, 1]."""
-        z = self.codebook(codes).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
+        if self.fsq is not None:
+            z = self.codebook(self.fsq.values(codes).to(self.codebook.weight.dtype))
+        else:
+            z = self.codebook(codes).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
         return self.pixels(self.decoder(z))
