@@ -106,14 +106,21 @@ def test_fsq_configs_are_checked_and_survive_a_file(tmp_path):
         assert torch.equal(loaded.codes_from_image(x), model.codes_from_image(x))
 
 
-def test_train_with_fsq_from_the_command_line(tmp_path):
-    out = tmp_path / "run"
-    r = run("train", "--stage", "dvae", "--out", out, "--steps", "4", "--model", "fsq_levels=4,4,4", *TINY)
-    assert r.exit_code == 0, r.output + r.stderr
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    trained = [row for row in rows if "loss" in row]
-    assert trained and all("kl" not in row and "tau" not in row for row in trained)
-    assert load_model(out / "dvae.safetensors", "dvae").cfg.fsq_levels == (4, 4, 4)
+def test_the_presets_train_fsq_and_gumbel_softmax_is_one_option_away(tmp_path):
+    """The tiny preset (like default) trains FSQ: no KL and no temperature are logged; an empty
+    --model fsq_levels= trains DALL-E's Gumbel-softmax codebook, which logs both."""
+    rows = {}
+    for name, extra in (("fsq", []), ("gumbel", ["--model", "fsq_levels=", "--model", "n_codes=64"])):
+        out = tmp_path / name
+        r = run("train", "--stage", "dvae", "--out", out, "--steps", "4", *extra, *TINY)
+        assert r.exit_code == 0, r.output + r.stderr
+        rows[name] = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+                      if '"loss"' in line]
+        assert len(rows[name]) == 4
+    assert all("kl" not in row and "tau" not in row for row in rows["fsq"])
+    assert all("kl" in row and "tau" in row for row in rows["gumbel"])
+    assert load_model(tmp_path / "fsq" / "dvae.safetensors", "dvae").cfg.fsq_levels == (4, 4, 4)
+    assert load_model(tmp_path / "gumbel" / "dvae.safetensors", "dvae").cfg.fsq_levels == ()
     line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "bad", "--model",
                                 "fsq_levels=4,4", *TINY), 2)
     assert "product of fsq_levels" in line and not (tmp_path / "bad").exists()

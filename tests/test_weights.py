@@ -51,7 +51,8 @@ def test_round_trip_gives_identical_state(kind, tmp_path):
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["t2i"])  # all t2i metadata is one sorted JSON object
     assert meta["format"] == FORMAT and meta["kind"] == kind
-    assert json.loads(meta["config"]) == model.cfg.__dict__
+    assert json.loads(meta["config"]) == json.loads(json.dumps(model.cfg.__dict__))  # tuples are JSON lists
+    assert type(model.cfg)(**json.loads(meta["config"])) == model.cfg
 
 
 @pytest.mark.parametrize("half", [False, True])
