@@ -7,6 +7,8 @@ codebook perplexity and codes used, the decoder's output spread on the last trai
 warnings and the wall time.
 
 Usage: python bench/dvae_losses.py --data world:train /tmp/emoji --losses l1 mse logit_laplace --steps 400
+(the default preset's dVAE is FSQ since 2026-12-02; BENCHMARKS.md's table, with Gumbel-softmax, is
+`... --steps 400 -- --model fsq_levels= --model n_codes=512`)
 (/tmp/emoji: python bench/make_emoji_folder.py /tmp/emoji)
 """
 
@@ -14,31 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def train(data: str, loss: str, steps: int, out: Path, extra: list[str]) -> dict:
-    """Run one training and return its last validation line, its last training line and its warnings."""
-    cmd = [sys.executable, "-m", "t2i_cli", "train", "--stage", "dvae", "--preset", "default", "--data", data,
-           "--recon-loss", loss, "--steps", str(steps), "--sample-every", str(steps), "--log-every", "25",
-           "--out", str(out), "-q", *extra]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr}")
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    val = [row for row in rows if "val_psnr" in row][-1]
-    last = [row for row in rows if "loss" in row][-1]
-    warnings = [row["warning"] for row in rows if "warning" in row]
-    return {"val": val, "last": last, "warnings": warnings, "seconds": seconds}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dvae_variants import fresh_run_dir, train  # noqa: E402  (the real `t2i train` command, and its folder)
 
 
 def main() -> int:
@@ -54,12 +37,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
             for loss in args.losses:
-                name = f"{Path(data).name or data}-{loss}".replace(":", "-")
-                out = (args.keep or Path(tmp)) / name
-                if out.exists():
-                    shutil.rmtree(out)
-                res = train(data, loss, args.steps, out, args.extra)
-                v, last = res["val"], res["last"]
+                out = fresh_run_dir(args.keep or Path(tmp), data, loss)
+                res = train(data, args.steps, out, ["--recon-loss", loss, *args.extra], args.steps)
+                v, last = res["val"][-1], res["last"]
                 row = {"data": data, "loss": loss, "steps": args.steps, "val_psnr": v["val_psnr"],
                        "val_l1": v["val_loss"], "val_perplexity": v["val_perplexity"],
                        "val_codes_used": v["val_codes_used"], "train_kl": last.get("kl"),
@@ -71,8 +51,9 @@ def main() -> int:
           "output spread (last) | watchdog | wall (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
+        kl = '-' if r['train_kl'] is None else f"{r['train_kl']:.4f}"  # FSQ has no KL
         print(f"| {r['data']} | {r['loss']} | {r['steps']} | {r['val_psnr']:.2f} | {r['val_l1']:.4f} | "
-              f"{r['val_perplexity']:.1f} | {r['val_codes_used']:.0%} | {r['train_kl']:.4f} | "
+              f"{r['val_perplexity']:.1f} | {r['val_codes_used']:.0%} | {kl} | "
               f"{r['train_out_std']:.4f} | {len(r['warnings'])} warning(s) | {r['seconds']:.0f} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -43,6 +43,14 @@ def train(data: str, steps: int, out: Path, extra: list[str], val_every: int) ->
             "command": shlex.join(["t2i", *cmd[3:]])}
 
 
+def fresh_run_dir(root: Path, data: str, name: str) -> Path:
+    """root/DATA-NAME for one run, emptied of an earlier run's files."""
+    out = root / f"{Path(data).name or data}-{name}".replace(":", "-")
+    if out.exists():
+        shutil.rmtree(out)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["world:train"])
@@ -60,9 +68,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
             for name, extra in variants:
-                out = (args.keep or Path(tmp)) / f"{Path(data).name or data}-{name}".replace(":", "-")
-                if out.exists():
-                    shutil.rmtree(out)
+                out = fresh_run_dir(args.keep or Path(tmp), data, name)
                 res = train(data, args.steps, out, extra, args.val_every or args.steps)
                 v = res["val"][-1]
                 row = {"data": data, "variant": name, "command": res["command"],
