@@ -42,7 +42,7 @@ def test_quantised_values_are_the_codes_values_and_the_gradient_passes_straight_
     # the gradient of the bounded value (tanh), not the zero gradient of rounding
     expected = (1 - torch.tanh(z.detach() + fsq.shift) ** 2) * fsq.half_l / fsq.half_width
     assert torch.allclose(z.grad, expected, atol=1e-6)
-    assert float(z.grad.abs().min()) >= 0 and float(z.grad.abs().sum()) > 0
+    assert float(z.grad.abs().sum()) > 0
 
 
 def test_an_fsq_dvae_decodes_at_inference_exactly_what_it_trains_on():
