@@ -15,12 +15,18 @@ measured rate (rounded down to 100; the printed command carries the explicit --s
 skips the CLIP stage and exports that reranker instead: the CLIP stage is the same for every preset, so a
 reranker this recipe already trained (the shipped weights/clip.safetensors, on the same tokenizer) saves
 its 13 minutes of CPU; the tokenizer file must be byte for byte the one it was trained with.
+--stage-args "STAGE=ARGS" appends t2i train arguments to one stage's command, e.g. the recipe with the
+Gumbel-softmax dVAE instead of FSQ (BENCHMARKS.md "The CPU recipe: FSQ against Gumbel-softmax"):
+
+    python bench/make_weights.py --runs /tmp/gumbel --to /tmp/gumbel/weights --clip weights/clip.safetensors \
+        --stage-args "dvae=--model fsq_levels= --model n_codes=512"
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -100,11 +106,18 @@ def main() -> None:
     ap.add_argument("--budget", action="append", default=[], help="STAGE=SECONDS: set that stage's steps by a probe")
     ap.add_argument("--no-eval", action="store_true", help="export, but do not run t2i eval")
     ap.add_argument("--clip", type=Path, help="export this trained CLIP instead of training one (same tokenizer)")
+    ap.add_argument("--stage-args", action="append", default=[],
+                    help="STAGE=ARGS: more t2i train arguments for one stage (shell-quoted)")
     opts = ap.parse_args()
     runs = opts.runs or ROOT / "runs" / opts.preset
     runs.mkdir(parents=True, exist_ok=True)
     budgets = {k: float(v) for k, v in (b.split("=", 1) for b in opts.budget)}
     args = stage_args(runs, opts.preset)
+    for item in opts.stage_args:
+        stage, sep, more = item.partition("=")
+        if not sep or stage not in args:
+            raise SystemExit(f"make_weights: --stage-args {item!r}: expected STAGE=ARGS with STAGE in {sorted(args)}")
+        args[stage] += shlex.split(more)
     timings_path = runs / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -315,6 +317,40 @@ def test_after_a_kill_between_the_two_writes_resume_and_export_repair_the_pair(f
     assert not stale.exists()
     model_step = read_metadata(four_step_run / "dvae.safetensors")["step"]
     assert model_step == read_metadata(four_step_run / CHECKPOINT)["step"] == "4"
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
+def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tmp_path):
+    """`kill -- -PGID` reaches the DataLoader workers too: the run still checkpoints, exits 130 with its
+    one line (a worker killed first used to end it in an internal error with no checkpoint)."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "t2i_cli", "train", "--stage", "dvae", "--preset", "tiny", "--data", "world:train",
+           "--workers", "2", "--steps", "100000", "--log-every", "1", "--ckpt-every", "100000",
+           "--sample-every", "0", "-q", "--device", "cpu", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "metrics.jsonl").is_file() and len(steps_logged(out)) >= 3):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the run did not start: {proc.communicate(timeout=10)}")
+            time.sleep(0.2)
+        # The workers first (as when they win the race), then the whole group.
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        workers = children.read_text().split() if children.is_file() else []
+        for pid in workers:
+            os.kill(int(pid), signal.SIGTERM)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "internal error" not in err and "checkpoint saved" in err, err
+    step = int(read_metadata(out / CHECKPOINT)["step"])
+    assert step >= 3
+    assert read_metadata(out / "dvae.safetensors")["step"] == str(step)
 
 
 # ----------------------------------------------------------------------------------------------- rerank

@@ -289,12 +289,15 @@ def make_loader(batches: StepBatches, start: int, num_workers: int) -> torch.uti
     """Load steps start..steps-1 in order, with worker processes rendering ahead of the training step."""
     return torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, batches.cfg.steps),
                                        num_workers=num_workers, prefetch_factor=4 if num_workers else None,
-                                       worker_init_fn=_ignore_sigint if num_workers else None)
+                                       worker_init_fn=_ignore_stop_signals if num_workers else None)
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    """Ctrl-C reaches the whole process group: workers ignore it so the main process can checkpoint."""
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Ctrl-C (SIGINT) and `kill -- -PGID` (SIGTERM) reach the whole process group: workers ignore both so
+    the main process can checkpoint (a worker killed first made the run end in DataLoader's "worker killed"
+    error with no checkpoint). They still end with the loader, and on their own if the main process dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class Interrupted(T2IError):
