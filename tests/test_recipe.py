@@ -163,3 +163,24 @@ def test_captions_longer_than_the_text_length_are_counted_in_one_warning(uninter
     expected = sum("very long" in c for i in range(len(train)) for c in train.captions_at(i))  # val is apart
     said = [ln for ln in r.stderr.splitlines() if "longer than the text length" in ln]
     assert expected >= 1 and len(said) == 1 and said[0].startswith(f"warning: {expected} caption(s)"), r.stderr
+
+
+def test_a_folder_smaller_than_a_batch_trains_with_one_warning(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        Image.new("RGB", (16, 16), (60 * i, 90, 90)).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(f"picture {i}\n")
+    r = run("train", "--stage", "dvae", "--data", data, "--out", tmp_path / "run", "--preset", "tiny",
+            "--steps", "2", "--workers", "0", "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    from t2i_cli.data import open_source
+
+    n = len(open_source(str(data), 16, part="train"))
+    said = [ln for ln in r.stderr.splitlines() if "fewer than a batch" in ln]
+    assert 1 <= n < 8 and said == [f"warning: {n} training picture(s), fewer than a batch of 8: every batch repeats "
+                                   "them; add pictures or lower --batch-size"], r.stderr
+    assert (tmp_path / "run" / "dvae.safetensors").is_file()
+    big = run("train", "--stage", "dvae", "--data", data, "--out", tmp_path / "run2", "--preset", "tiny",
+              "--steps", "2", "--workers", "0", "--device", "cpu", "--batch-size", str(n))
+    assert big.exit_code == 0 and "fewer than a batch" not in big.stderr, big.stderr

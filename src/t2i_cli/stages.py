@@ -481,6 +481,9 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if cut and warn is not None:
             warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
                  f"raise --text-len to keep them whole")
+        if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
+            warn(f"{len(dataset)} training picture(s), fewer than a batch of {cfg.batch_size}: every batch repeats "
+                 f"them; add pictures or lower --batch-size")
         if stage is None:
             return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
         summary |= train_loop(stage, cfg, run_dir, dd, progress, warn)
