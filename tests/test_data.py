@@ -30,7 +30,7 @@ def make_pair(folder: Path, stem: str, caption: str, **kw) -> Path:
 
 @pytest.fixture
 def messy_folder(tmp_path: Path) -> Path:
-    """Three good pairs (one in a subfolder, one with three captions) and three bad ones."""
+    """Three good pairs (one in a subfolder, one with three captions), three bad ones and a lone caption."""
     folder = tmp_path / "pics"
     make_pair(folder, "a", "a red square\n")
     make_pair(folder / "sub", "b", "a green square", colour=(30, 200, 30))
@@ -41,6 +41,7 @@ def messy_folder(tmp_path: Path) -> Path:
     full = make_image(tmp_path / "full.png", size=(64, 64)).read_bytes()
     (folder / "truncated.png").write_bytes(full[: len(full) // 2])
     (folder / "truncated.txt").write_text("a truncated image")
+    (folder / "sub" / "orphan.txt").write_text("a caption whose image is missing")
     return folder
 
 
@@ -77,9 +78,10 @@ def test_world_captions_need_no_rendering(monkeypatch):
 def test_folder_skips_bad_files_and_reports_them(messy_folder):
     ds = data.open_source(str(messy_folder), 16)
     assert len(ds) == 3
-    assert ds.skipped == {"unreadable image": 2, "empty caption": 1}
+    assert ds.skipped == {"unreadable image": 2, "empty caption": 1, ".txt caption without image": 1}
     message = ds.skipped_message()
     assert "2 unreadable image" in message and "1 empty caption" in message and "\n" not in message
+    assert "1 .txt caption without image" in message
     for i in range(len(ds)):
         x, caption = ds[i]
         assert x.shape == (3, 16, 16) and caption

@@ -180,7 +180,8 @@ def _caption_lines(text: str) -> list[str]:
 def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file."""
     pairs, skipped = [], Counter()
-    for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in images.IMAGE_SUFFIXES and p.is_file()):
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = image.with_suffix(".txt")
         if not txt.is_file():
             skipped["image without .txt caption"] += 1
@@ -189,6 +190,10 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
             pairs.append((image, _caption_lines(txt.read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError):
             skipped["unreadable caption"] += 1
+    stems = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
+    orphans = sum(p.suffix == ".txt" and p.with_suffix("") not in stems for p in files)
+    if orphans:
+        skipped[".txt caption without image"] += orphans
     return pairs, skipped
 
 
