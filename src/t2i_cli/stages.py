@@ -35,8 +35,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "clip": {"image_side": 16, "batch_size": 8, "text_len": 12,
                  "model": {"n_hid": 8, "n_embd": 32, "n_layer": 1, "n_head": 2, "embed_dim": 16}},
     },
-    # The CPU recipe (`make weights`, 64 px, about 2 hours on 2 cores; 35% on `t2i eval`): sizes chosen by
-    # measurement on a 2-core CPU. Not the shipped model, which is `large`.
+    # The CPU recipe (`make weights`, 64 px, about an hour on 2 cores; 44% on `t2i eval` at the default best of
+    # 4): sizes chosen by measurement on a 2-core CPU. Not the shipped model, which is `large`.
     "default": {
         "tokenizer": {"vocab_size": 512},
         # logit_laplace: DALL-E's likelihood; L1 collapses on pictures with white backgrounds, and on the world
@@ -44,7 +44,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # FSQ with 1,000 codes (8x5x5x5) instead of a Gumbel-softmax codebook of 512: +1.9 dB on real pictures
         # at 400 steps, +0.9 dB at 1,200, and better on the world too (BENCHMARKS.md "The dVAE's bottleneck").
         # 2,400 steps: the dVAE is still improving at 1,200 on real pictures (docs/own-data.md).
-        "dvae": {"steps": 2400, "batch_size": 32, "lr": 1e-3, "recon_loss": "logit_laplace",
+        # kl_max, kl_warmup: the Gumbel-softmax codebook's (`--model fsq_levels=`); FSQ has no KL term.
+        "dvae": {"steps": 2400, "batch_size": 32, "lr": 1e-3, "recon_loss": "logit_laplace", "kl_max": 1e-2,
+                 "kl_warmup": 0.1,
                  "model": {"downsample": 8, "n_codes": 1000, "fsq_levels": (8, 5, 5, 5), "n_hid": 32,
                            "code_dim": 64}},
         "transformer": {"steps": 3000, "batch_size": 32, "lr": 1e-3,
