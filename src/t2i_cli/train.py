@@ -293,11 +293,13 @@ def make_loader(batches: StepBatches, start: int, num_workers: int) -> torch.uti
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:
-    """Ctrl-C (SIGINT) and `kill -- -PGID` (SIGTERM) reach the whole process group: workers ignore both so
-    the main process can checkpoint (a worker killed first made the run end in DataLoader's "worker killed"
-    error with no checkpoint). They still end with the loader, and on their own if the main process dies."""
+    """Ctrl-C (SIGINT) and `kill -- -PGID` (SIGTERM) reach the whole process group: each worker leaves it, so
+    only the main process gets them and checkpoints (a worker killed first made the run end in DataLoader's
+    "worker killed" error with no checkpoint). The loader's own terminate() still ends a worker, and a worker
+    ends on its own if the main process dies (DataLoader's watchdog)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
 
 
 class Interrupted(T2IError):
