@@ -293,6 +293,31 @@ def test_resume_refuses_what_it_cannot_honour(four_step_run, args, named):
     assert (four_step_run / CHECKPOINT).read_bytes() == before
 
 
+@pytest.mark.parametrize("field, value, named", [
+    ("batch_size", "32", "--batch-size"), ("num_workers", 10_000, "--workers"), ("steps", True, "--steps"),
+    ("lr", float("nan"), "--lr"), ("kl_warmup", 7.0, "--kl-warmup"),
+])
+def test_resume_checks_the_run_config_it_reads(four_step_run, field, value, named):
+    """train_config.json is read back with the command line's checks: a wrong type or a value out of range
+    (10,000 worker processes) is one line, not a crash or an unbounded start."""
+    path = four_step_run / RUN_CONFIG
+    path.write_text(json.dumps(json.loads(path.read_text()) | {field: value}))
+    line = one_line_failure(run("train", "--resume", four_step_run, "--steps", "6"), 2)
+    assert named.lstrip("-").replace("-", "_") in line.replace("-", "_") and "cannot be resumed" in line
+
+
+def test_resume_survives_a_cut_metrics_line_and_refuses_a_damaged_checkpoint(four_step_run, tmp_path):
+    with open(four_step_run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "loss": 0.')  # a kill mid-line
+    r = run("train", "--resume", four_step_run, "--steps", "6", "-q", "--workers", "0")
+    assert r.exit_code == 0, r.stderr
+    assert steps_logged(four_step_run) == [1, 2, 3, 4, 5, 6]
+    tensors, meta = load_tensors(four_step_run / CHECKPOINT)
+    save_tensors(four_step_run / CHECKPOINT, tensors, {k: v for k, v in meta.items() if k != "param_groups"})
+    line = one_line_failure(run("train", "--resume", four_step_run, "--steps", "8"), 1)
+    assert "optimizer state" in line and "start a new run" in line
+
+
 def test_after_a_kill_between_the_two_writes_resume_and_export_repair_the_pair(four_step_run, tmp_path):
     """A kill can leave a temporary file and a model file older than the checkpoint (the checkpoint is
     written first): export and resume take the checkpoint's model, and a resume removes the temporary."""

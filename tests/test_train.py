@@ -199,6 +199,27 @@ def test_finetune_decoder_keeps_every_code(tiny_runs: Path, tmp_path: Path):
     assert result.exit_code == 2
 
 
+def test_finetune_decoder_refuses_what_it_would_ignore_or_cannot_do(tiny_runs: Path, tmp_path: Path):
+    """Options a decoder fine-tune would drop are refused, as is a loss its dVAE's pixels do not fit, and
+    --dvae on the dvae stage without --finetune-decoder: one line, exit 2, no run folder."""
+    l1 = tmp_path / "l1"
+    t2i("train", "--stage", "dvae", "--preset", "tiny", "--recon-loss", "l1", "--steps", "1", "--workers", "0",
+        "-q", "--out", l1)
+    base = ["train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "0", "-q"]
+    ft = [*base, "--finetune-decoder", "--dvae", str(tiny_runs / "dvae")]
+    cases = [([*ft, "--model", "n_hid=4"], "--model"), ([*ft, "--image-side", "32"], "--image-side"),
+             ([*base, "--finetune-decoder", "--dvae", str(l1), "--recon-loss", "logit_laplace"], "logit_laplace"),
+             ([*base, "--dvae", str(tiny_runs / "dvae")], "--finetune-decoder")]
+    for args, named in cases:
+        out = tmp_path / "x"
+        result = runner.invoke(app, [*args, "--out", str(out)])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and named in lines[0], (args, result.stderr)
+        assert not out.exists()
+    t2i(*base, "--finetune-decoder", "--dvae", l1, "--out", tmp_path / "ok")  # its own loss (l1) works
+    assert json.loads((tmp_path / "ok" / "train_config.json").read_text())["recon_loss"] == "l1"
+
+
 def test_transformer_run_keeps_its_lowest_validation_model_and_export_picks_it_only_after_overfitting(
         tiny_runs: Path, tmp_path: Path):
     run = tmp_path / "tr"

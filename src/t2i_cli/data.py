@@ -191,7 +191,7 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
         except (OSError, UnicodeDecodeError):
             skipped["unreadable caption"] += 1
     stems = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
-    orphans = sum(p.suffix == ".txt" and p.with_suffix("") not in stems for p in files)
+    orphans = sum(p.suffix.lower() == ".txt" and p.with_suffix("") not in stems for p in files)
     if orphans:
         skipped[".txt caption without image"] += orphans
     return pairs, skipped

@@ -35,6 +35,17 @@ BEST_STAGES = ("transformer", "clip")  # no later stage is trained on their outp
 OVERFIT_MARGIN = 0.02  # export the best model when the final validation loss is this much (relative) worse
 
 
+# What a run may ask for (the command line and a run folder's train_config.json alike); float fields not
+# named here must be finite and 0 or more.
+CONFIG_LIMITS: dict[str, tuple[float, float]] = {
+    "steps": (1, 10**9), "batch_size": (1, 65_536), "warmup": (0, 10**9), "seed": (0, 2**63 - 1),
+    "num_workers": (0, 64), "log_every": (1, 10**9), "sample_every": (0, 10**9), "ckpt_every": (1, 10**9),
+    "image_side": (1, 4096), "text_len": (1, 4096), "vocab_size": (1, 1_048_576),
+    "tokenizer_captions": (1, 10**8), "lr_min_ratio": (0.0, 1.0), "cond_drop": (0.0, 1.0), "tau_end": (1e-6, 1.0),
+    "kl_warmup": (0.0, 1.0), "val_fraction": (0.0, 0.5),
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run; saved in the run folder so --resume needs nothing else."""
@@ -73,6 +84,24 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""
         return dataclasses.asdict(self)
+
+    def check(self, name: Callable[[str], str] = str) -> None:
+        """Raise ValueError, naming the field as name(field) does, for a value of the wrong type or outside
+        CONFIG_LIMITS: a config read back from a run folder can ask for no more than the command line can."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
+            kind = (int, float) if isinstance(default, float) else type(default)
+            if not isinstance(value, kind) or (isinstance(value, bool) and not isinstance(default, bool)):
+                raise ValueError(f"{name(f.name)} must be {type(default).__name__}, got {value!r}")
+            lo, hi = CONFIG_LIMITS.get(f.name, (None, None))
+            if isinstance(default, float):
+                if not math.isfinite(value):
+                    raise ValueError(f"{name(f.name)} must be a finite number, got {value!r}")
+                lo, hi = (0.0, math.inf) if lo is None else (lo, hi)
+            if lo is not None and not lo <= value <= hi:
+                raise ValueError(f"{name(f.name)} must be between {lo} and {hi}, got {value!r}")
 
 
 @dataclass
@@ -152,13 +181,20 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) ->
         model.load_state_dict(model_state)
     except RuntimeError as e:
         raise T2IError(f"{path} does not match this run's model ({str(e).splitlines()[0]}); start a new run") from e
-    optim_state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, pid, key = k.split(".", 2)
-            optim_state.setdefault(int(pid), {})[key] = v
-    opt.load_state_dict({"state": optim_state, "param_groups": json.loads(meta["param_groups"])})
-    return int(meta["step"]), json.loads(meta.get("extra", "{}"))
+    try:
+        optim_state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, pid, key = k.split(".", 2)
+                optim_state.setdefault(int(pid), {})[key] = v
+        opt.load_state_dict({"state": optim_state, "param_groups": json.loads(meta["param_groups"])})
+        step, extra = int(meta["step"]), json.loads(meta.get("extra", "{}"))
+    except (KeyError, ValueError, TypeError) as e:
+        raise T2IError(f"{path}: its optimizer state or step does not fit this run ({type(e).__name__}: {e}); "
+                       f"start a new run") from e
+    if step < 0 or not isinstance(extra, dict):
+        raise T2IError(f"{path}: step {step} or its extra data is not valid; start a new run")
+    return step, extra
 
 
 def read_run_config(run_dir: Path) -> TrainConfig:
@@ -167,7 +203,9 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     if not path.is_file():
         raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); check the --resume path")
     try:
-        return TrainConfig(**upgrade_config("train", json.loads(path.read_text())))
+        cfg = TrainConfig(**upgrade_config("train", json.loads(path.read_text())))
+        cfg.check()
+        return cfg
     except (ValueError, TypeError, OSError) as e:
         raise UsageError(f"{path} is not a readable run config ({e}); the run cannot be resumed") from e
 
@@ -181,8 +219,8 @@ class Logger:
         self.history: list[tuple[int, float]] = []
         if is_main and self.path.is_file():
             # A resumed run replays the steps after its checkpoint: drop their old lines.
-            rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-            rows = [r for r in rows if r["step"] <= start]
+            # Lines cut by a kill, or without a step, are dropped too.
+            rows = [r for r in _read_jsonl(self.path) if isinstance(r.get("step"), int) and r["step"] <= start]
             atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode())
             self.history = [(r["step"], r.get(curve, r["loss"])) for r in rows if "loss" in r]
             self.val_history = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]

@@ -120,7 +120,16 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     if "steps" in changes and changes["steps"] < cfg.steps:
         raise UsageError(f"--steps {changes['steps']} is fewer than the run's {cfg.steps}; with --resume, "
                          f"--steps is a new total that extends the run")
-    return replace(cfg, **changes)
+    return checked(replace(cfg, **changes))
+
+
+def checked(cfg):
+    """cfg, once TrainConfig.check finds every value of the right type and within its bounds."""
+    try:
+        cfg.check(lambda name: flag("workers" if name == "num_workers" else name))
+    except ValueError as e:
+        raise UsageError(f"{e}; choose a value in range") from None
+    return cfg
 
 
 def train_config(stage: str, data: str, preset: str, opts: dict):
@@ -148,8 +157,20 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
         from t2i_cli.stages import dvae_config
 
         start = dvae_config(opts["dvae"])  # the decoder keeps its own pixel mapping, hence its loss
+        if model_over:
+            raise UsageError("--model does not apply with --finetune-decoder: the decoder keeps the --dvae "
+                             "model's architecture; leave it out")
+        if opts["image_side"] is not None and opts["image_side"] != start.image_side:
+            raise UsageError(f"--image-side {opts['image_side']}: --finetune-decoder trains at the --dvae model's "
+                             f"{start.image_side} px; leave it out")
+        if opts["recon_loss"] == "logit_laplace" and start.pixel_eps <= 0:
+            raise UsageError("--recon-loss logit_laplace needs a dVAE trained with it (pixels mapped into "
+                             "[eps, 1 - eps]); this --dvae was not: use l1 or mse, or leave it out")
         over |= {"finetune_decoder": True, "image_side": start.image_side, "warmup": 0, "kl_max": 0.0,
                  "recon_loss": opts["recon_loss"] or ("logit_laplace" if start.pixel_eps > 0 else "l1")}
+    elif stage == "dvae" and opts["dvae"]:
+        raise UsageError("--dvae on the dvae stage is the model a --finetune-decoder run starts from: add "
+                         "--finetune-decoder, or leave --dvae out to train a new dVAE")
     if stage == "transformer" and opts["image_side"] is None and opts["dvae"]:
         from t2i_cli.stages import dvae_config
 
@@ -172,4 +193,4 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
         raise UsageError(f"--recon-loss must be l1, mse or logit_laplace, got {fields['recon_loss']!r}")
     if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
         raise UsageError(f"--precision must be auto, bf16 or fp32, got {fields['precision']!r}")
-    return TrainConfig(stage=stage, data=data, **fields)
+    return checked(TrainConfig(stage=stage, data=data, **fields))
