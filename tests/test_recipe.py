@@ -184,3 +184,14 @@ def test_a_folder_smaller_than_a_batch_trains_with_one_warning(tmp_path):
     big = run("train", "--stage", "dvae", "--data", data, "--out", tmp_path / "run2", "--preset", "tiny",
               "--steps", "2", "--workers", "0", "--device", "cpu", "--batch-size", str(n))
     assert big.exit_code == 0 and "fewer than a batch" not in big.stderr, big.stderr
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_a_damaged_plan_file_is_one_line(tmp_path, content):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "all.json").write_text(content)
+    r = run(*ALL, "--out", out)
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "all.json" in lines[0] and "new --out" in lines[0], r.stderr
+    assert (out / "all.json").read_text() == content

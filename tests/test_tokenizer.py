@@ -86,6 +86,21 @@ def test_json_round_trip_gives_identical_ids(tok):
         assert a == b
 
 
+def test_padding_and_truncation_in_a_file_are_turned_off(tok):
+    """A tokenizer.json may carry the library's padding (a fixed length of a million ids would be allocated
+    per prompt) and truncation (which would hide dropped tokens): loading ignores both."""
+    import json
+
+    spec = json.loads(tok.to_json())
+    spec["padding"] = {"strategy": {"Fixed": 1_000_000}, "direction": "Right", "pad_to_multiple_of": None,
+                       "pad_id": 0, "pad_type_id": 0, "pad_token": "[UNK]"}
+    spec["truncation"] = {"direction": "Right", "max_length": 2, "strategy": "LongestFirst", "stride": 0}
+    hostile = TextTokenizer.from_json(json.dumps(spec))
+    for text in CAPTIONS[:3] + ["a very long caption " * 10]:
+        assert hostile.encode(text, TEXT_LEN) == tok.encode(text, TEXT_LEN)
+    assert len(hostile.tokenizer.encode("a red bird").ids) < 10
+
+
 def test_from_file(tok, tmp_path):
     path = tmp_path / "tokenizer.json"
     path.write_text(tok.to_json(), encoding="utf-8")

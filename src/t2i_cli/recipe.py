@@ -40,7 +40,12 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings of a whole run: those recorded in RUN/all.json, which a repeated command must match."""
     path = Path(run_dir) / PLAN
     if path.is_file():
-        recorded = json.loads(path.read_text())
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{path} is not readable ({e}); start the run again in a new --out") from e
+        if not isinstance(recorded, dict):
+            raise UsageError(f"{path} does not hold a run's settings; start the run again in a new --out")
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             raise UsageError(f"{run_dir} holds a --stage all run with other settings ({', '.join(changed)}); "

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from t2i_cli.errors import DataError, UsageError
-from t2i_cli.files import atomic_write_json, claim_path, write_new
+from t2i_cli.files import atomic_write_json, write_new
 from t2i_cli.images import (
     IMAGE_SUFFIXES,
     attention_strip,
@@ -107,9 +107,8 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
     out = []
     (Path(folder) / "best").mkdir(exist_ok=True)
     for r in (r for r in ranked if r.rank <= k):
-        target = claim_path(Path(folder) / "best", r.path.stem, r.path.suffix)
-        shutil.copyfile(r.path, target)
-        out.append(target)
+        out.append(write_new(Path(folder) / "best", r.path.stem, r.path.suffix,
+                             lambda tmp, src=r.path: shutil.copyfile(src, tmp)))
     return out
 
 

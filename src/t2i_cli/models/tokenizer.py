@@ -41,8 +41,13 @@ class TextTokenizer:
 
     @classmethod
     def from_json(cls, text: str) -> "TextTokenizer":
-        """Load from the tokenizers library's own JSON string."""
-        return cls(Tokenizer.from_str(text))
+        """Load from the tokenizers library's own JSON string. Padding and truncation that a file may carry
+        are turned off: t2i pads and cuts to its own text length (and a fixed padding length read from a
+        file would allocate that many ids per prompt)."""
+        tok = Tokenizer.from_str(text)
+        tok.no_padding()
+        tok.no_truncation()
+        return cls(tok)
 
     @classmethod
     def from_file(cls, path: Path) -> "TextTokenizer":
