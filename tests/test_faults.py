@@ -325,6 +325,35 @@ def test_failure_while_writing_the_second_png_keeps_the_first_and_leaves_nothing
     assert sorted(p.name for p in out.iterdir()) == ["a-red-bird-000.png"]
 
 
+def test_a_new_file_gets_its_name_only_once_complete_and_never_takes_a_used_one(tmp_path, monkeypatch):
+    """write_new never shows an empty or partial file under a final name (a kill -9 mid-write leaves
+    only a hidden temporary), takes the next free name, and falls back to reserving a name where the file
+    system has no hard links."""
+    from t2i_cli.files import write_new
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "pic-000.png").write_bytes(b"the user's own file")
+    seen = []
+
+    def write(tmp: Path) -> None:
+        seen.append(sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")))
+        tmp.write_bytes(b"new picture")
+
+    assert write_new(folder, "pic", ".png", write) == folder / "pic-001.png"
+    assert seen == [["pic-000.png"]]  # no name was taken while the file was being written
+    assert (folder / "pic-000.png").read_bytes() == b"the user's own file"
+    assert (folder / "pic-001.png").read_bytes() == b"new picture"
+
+    def no_links(*a):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    assert write_new(folder, "pic", ".png", write) == folder / "pic-002.png"
+    assert (folder / "pic-002.png").read_bytes() == b"new picture"
+    assert sorted(p.name for p in folder.iterdir()) == ["pic-000.png", "pic-001.png", "pic-002.png"]
+
+
 def test_ctrl_c_while_decoding_the_second_batch(weights, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "MAX_BATCH", 1)
     expected = _reference(weights, tmp_path, "--n", "3")

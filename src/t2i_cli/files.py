@@ -22,9 +22,8 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a temporary file beside path, fsync it, then rename it onto path."""
-    path = Path(path)
+def _finished_temporary(path: Path, write: Callable[[Path], None]) -> Path:
+    """A new temporary file beside path, filled by write(tmp) and fsynced; removed again on any failure."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,8 +36,21 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException as e:  # also KeyboardInterrupt: never leave the temporary file behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {e.strerror or e}; free space or choose another folder") from e
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call write(tmp) on a temporary file beside path, fsync it, then rename it onto path."""
+    path = Path(path)
+    tmp = _finished_temporary(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise OutputError(f"cannot write {path}: {e.strerror or e}; free space or choose another folder") from e
@@ -63,28 +75,43 @@ def safe_stem(text: str, max_len: int = 48) -> str:
     return stem or "image"
 
 
-def claim_path(folder: Path, stem: str, suffix: str) -> Path:
-    """Reserve a new file folder/stem-NNN.suffix that did not exist (O_EXCL), so nothing is overwritten."""
+MAX_NAMES = 100_000  # stem-000 .. stem-99999
+
+
+def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None]) -> Path:
+    """Write a new file folder/stem-NNN.suffix, never overwriting one: write(tmp) fills a temporary file,
+    which is then hard-linked under the first free name (the link fails if the name exists, so two writers
+    never share one) and removed. No crash leaves a half-written or empty file under a final name. Where
+    the file system has no hard links the name is reserved first (O_EXCL), then the file renamed onto it."""
     folder = Path(folder)
-    for i in range(100_000):
+    tmp = _finished_temporary(folder / f"{stem}{suffix}", write)  # hidden, unique, complete
+    try:
+        for i in range(MAX_NAMES):
+            path = folder / f"{stem}-{i:03d}{suffix}"
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here (e.g. FAT, some network shares)
+                path = _claim(folder, stem, suffix)
+                os.replace(tmp, path)
+                return path
+            return path
+        raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder with --out")
+    except OSError as e:
+        raise OutputError(f"cannot write to {folder}: {e.strerror}; choose a writable folder with --out") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _claim(folder: Path, stem: str, suffix: str) -> Path:
+    """Reserve a new file folder/stem-NNN.suffix that did not exist (O_EXCL), so nothing is overwritten."""
+    for i in range(MAX_NAMES):
         path = folder / f"{stem}-{i:03d}{suffix}"
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             continue
-        except OSError as e:
-            raise OutputError(f"cannot write to {folder}: {e.strerror}; choose a writable folder with --out") from e
         os.close(fd)
         return path
     raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder with --out")
-
-
-def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None]) -> Path:
-    """Write a new file folder/stem-NNN.suffix atomically; on any failure leave nothing behind."""
-    path = claim_path(folder, stem, suffix)
-    try:
-        atomic_write(path, write)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
