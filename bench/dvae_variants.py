@@ -7,7 +7,7 @@ every validation, codebook perplexity and codes used, the watchdog's warnings, a
 
 Usage:
   python bench/dvae_variants.py --data /tmp/emoji --steps 400 \\
-      --variant gumbel= --variant fsq512="--model fsq_levels=8,8,8"
+      --variant fsq1000= --variant gumbel512="--model fsq_levels= --model n_codes=512"
 (/tmp/emoji: python bench/make_emoji_folder.py /tmp/emoji)
 """
 
