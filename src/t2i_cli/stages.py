@@ -43,7 +43,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # logit_laplace also measured 1 dB better at 400 steps (BENCHMARKS.md, docs/own-data.md).
         # FSQ with 1,000 codes (8x5x5x5) instead of a Gumbel-softmax codebook of 512: +1.9 dB on real pictures
         # at 400 steps, +0.9 dB at 1,200, and better on the world too (BENCHMARKS.md "The dVAE's bottleneck").
-        # 2,400 steps: the dVAE is still improving at 1,200 on real pictures (docs/own-data.md).
+        # 2,400 steps: the dVAE is still improving at 1,200 on real pictures (docs/own-data.md). The world recipe
+        # (bench/make_weights.py) pins the Gumbel-softmax codebook of 512: better whole models on the world.
         # kl_max, kl_warmup: the Gumbel-softmax codebook's (`--model fsq_levels=`); FSQ has no KL term.
         "dvae": {"steps": 2400, "batch_size": 32, "lr": 1e-3, "recon_loss": "logit_laplace", "kl_max": 1e-2,
                  "kl_warmup": 0.1,
