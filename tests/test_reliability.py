@@ -446,8 +446,10 @@ def test_watchdog_names_each_symptom_once_after_the_warmup():
     assert len(said) == 1 and "has not moved in 8 logs" in said[0]
 
 
-def test_a_collapsed_run_warns_on_stderr_and_in_metrics(tmp_path, monkeypatch):
-    """Through the CLI: a dVAE whose decoder output never varies is reported once, in one line, and logged."""
+@pytest.mark.parametrize("quiet", [[], ["-q"]], ids=["progress", "quiet"])
+def test_a_collapsed_run_warns_on_stderr_and_in_metrics(tmp_path, monkeypatch, quiet):
+    """Through the CLI: a dVAE whose decoder output never varies is reported once, in one line, and logged;
+    `-q` hides the progress bar, not the warning."""
     from t2i_cli.models.dvae import DVAE
 
     real = DVAE.forward
@@ -460,7 +462,7 @@ def test_a_collapsed_run_warns_on_stderr_and_in_metrics(tmp_path, monkeypatch):
     monkeypatch.setattr("t2i_cli.train.WATCHDOG_WARMUP", 2)
     out = tmp_path / "run"
     r = run("train", "--stage", "dvae", "--steps", "5", "--out", out, "--preset", "tiny", "--workers", "0",
-            "--log-every", "1", "--device", "cpu")
+            "--log-every", "1", "--device", "cpu", *quiet)
     assert r.exit_code == 0, r.stderr
     said = [ln for ln in (r.stdout + r.stderr).splitlines() if "same image whatever the input" in ln]
     assert len(said) == 1 and said[0].startswith("warning:")

@@ -532,7 +532,8 @@ def train(
                                                help="Steps between sample grids (0 = end only)."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between metrics.jsonl lines."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="No progress bar (warnings still print: they say when training stops learning)."),
 ) -> None:
     """Train one stage; every N steps a checkpoint, metrics.jsonl, samples and loss.png go to the run folder."""
     with user_errors():
@@ -591,8 +592,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                        rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
 
         def warned(text: str) -> None:
-            if not quiet:
-                bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
+            bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
         summary = train_all(run_dir, settings, make, device, tick, warned)
     out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
@@ -625,11 +625,10 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
             bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
 
         def warned(text: str) -> None:
-            if not quiet:
-                bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
+            bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
         summary = run_stage(cfg, run_dir, resume, tick, device, warned)
-    if summary.get("skipped") and not quiet:
+    if summary.get("skipped"):
         warn(summary["skipped"])
     summary.pop("skipped", None)
     return summary
