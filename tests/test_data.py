@@ -42,6 +42,8 @@ def messy_folder(tmp_path: Path) -> Path:
     (folder / "truncated.png").write_bytes(full[: len(full) // 2])
     (folder / "truncated.txt").write_text("a truncated image")
     (folder / "sub" / "orphan.txt").write_text("a caption whose image is missing")
+    (folder / "sub" / "a.txt").write_text("a.png is in the folder above, not beside it")
+    (folder / "LONE.TXT").write_text("upper-case suffix, no image")
     return folder
 
 
@@ -78,10 +80,10 @@ def test_world_captions_need_no_rendering(monkeypatch):
 def test_folder_skips_bad_files_and_reports_them(messy_folder):
     ds = data.open_source(str(messy_folder), 16)
     assert len(ds) == 3
-    assert ds.skipped == {"unreadable image": 2, "empty caption": 1, ".txt caption without image": 1}
+    assert ds.skipped == {"unreadable image": 2, "empty caption": 1, ".txt caption without image": 3}
     message = ds.skipped_message()
     assert "2 unreadable image" in message and "1 empty caption" in message and "\n" not in message
-    assert "1 .txt caption without image" in message
+    assert "3 .txt caption without image" in message
     for i in range(len(ds)):
         x, caption = ds[i]
         assert x.shape == (3, 16, 16) and caption

@@ -294,8 +294,8 @@ def test_resume_refuses_what_it_cannot_honour(four_step_run, args, named):
 
 
 @pytest.mark.parametrize("field, value, named", [
-    ("batch_size", "32", "--batch-size"), ("num_workers", 10_000, "--workers"), ("steps", True, "--steps"),
-    ("lr", float("nan"), "--lr"), ("kl_warmup", 7.0, "--kl-warmup"),
+    ("batch_size", "32", "--batch-size"), ("num_workers", 65, "--workers"), ("batch_size", 65_537, "--batch-size"),
+    ("steps", True, "--steps"), ("lr", float("nan"), "--lr"), ("kl_warmup", 7.0, "--kl-warmup"),
 ])
 def test_resume_checks_the_run_config_it_reads(four_step_run, field, value, named):
     """train_config.json is read back with the command line's checks: a wrong type or a value out of range
@@ -306,16 +306,34 @@ def test_resume_checks_the_run_config_it_reads(four_step_run, field, value, name
     assert named.lstrip("-").replace("-", "_") in line.replace("-", "_") and "cannot be resumed" in line
 
 
-def test_resume_survives_a_cut_metrics_line_and_refuses_a_damaged_checkpoint(four_step_run, tmp_path):
+def test_the_command_line_gets_the_same_limits(four_step_run, tmp_path):
+    line = one_line_failure(run("train", "--stage", "dvae", "--preset", "tiny", "--workers", "65",
+                                "--out", tmp_path / "new"), 2)
+    assert "--workers must be between 0 and 64" in line and not (tmp_path / "new").exists()
+    before = (four_step_run / RUN_CONFIG).read_bytes()
+    line = one_line_failure(run("train", "--resume", four_step_run, "--workers", "65"), 2)
+    assert "--workers must be between 0 and 64" in line and (four_step_run / RUN_CONFIG).read_bytes() == before
+
+
+def test_resume_survives_a_cut_metrics_line(four_step_run):
     with open(four_step_run / "metrics.jsonl", "a") as f:
         f.write('{"step": 4, "loss": 0.')  # a kill mid-line
     r = run("train", "--resume", four_step_run, "--steps", "6", "-q", "--workers", "0")
     assert r.exit_code == 0, r.stderr
     assert steps_logged(four_step_run) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("damage, named", [({"param_groups": None}, "optimizer state"),
+                                           ({"param_groups": "{"}, "optimizer state"),
+                                           ({"step": "-1"}, "not valid")])
+def test_resume_refuses_a_damaged_checkpoint_in_one_line(four_step_run, damage, named):
     tensors, meta = load_tensors(four_step_run / CHECKPOINT)
-    save_tensors(four_step_run / CHECKPOINT, tensors, {k: v for k, v in meta.items() if k != "param_groups"})
+    meta = {k: v for k, v in (meta | damage).items() if v is not None}
+    save_tensors(four_step_run / CHECKPOINT, tensors, meta)
+    before = (four_step_run / CHECKPOINT).read_bytes()
     line = one_line_failure(run("train", "--resume", four_step_run, "--steps", "8"), 1)
-    assert "optimizer state" in line and "start a new run" in line
+    assert named in line and "start a new run" in line
+    assert (four_step_run / CHECKPOINT).read_bytes() == before
 
 
 def test_after_a_kill_between_the_two_writes_resume_and_export_repair_the_pair(four_step_run, tmp_path):
@@ -344,48 +362,66 @@ def test_after_a_kill_between_the_two_writes_resume_and_export_repair_the_pair(f
     assert model_step == read_metadata(four_step_run / CHECKPOINT)["step"] == "4"
 
 
-@pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or not hasattr(os, "killpg"),
+                    reason="needs Linux /proc and process groups")
 def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tmp_path):
     """`kill -- -PGID` must not reach the DataLoader workers: the run checkpoints and exits 130 with its one
     line (a worker killed first used to end it in an internal error with no checkpoint)."""
+    import multiprocessing
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("finds the workers as the run's children, as the fork start method makes them")
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "t2i_cli", "train", "--stage", "dvae", "--preset", "tiny", "--data", "world:train",
            "--workers", "2", "--steps", "100000", "--log-every", "1", "--ckpt-every", "100000",
            "--sample-every", "0", "-q", "--device", "cpu", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(SRC)})
-    try:
-        deadline = time.monotonic() + 120
-        while not ((out / "metrics.jsonl").is_file() and len(steps_logged(out)) >= 3):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the run did not start: {proc.communicate(timeout=10)}")
-            time.sleep(0.2)
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-        workers = [int(p) for p in children.read_text().split()] if children.is_file() else []
-        assert len(workers) == 2 or not children.is_file(), workers
-        assert all(os.getpgid(pid) != proc.pid for pid in workers)  # the workers left the group
-        os.killpg(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    log = tmp_path / "stderr.txt"
+    workers: list[tuple[int, str]] = []
+    with open(log, "w") as err_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": str(SRC)})
+        try:
+            deadline = time.monotonic() + 120
+            while not ((out / "metrics.jsonl").is_file() and len(steps_logged(out)) >= 3):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"the run did not start: {log.read_text()}")
+                time.sleep(0.2)
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            if not children.is_file():
+                pytest.skip("this kernel does not list a process's children")
+            workers = [(int(p), started(int(p))) for p in children.read_text().split()]
+            assert len(workers) == 2, workers
+            assert all(os.getpgid(pid) != proc.pid for pid, _ in workers)  # the workers left the group
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=120)
+        except BaseException:
+            for pid, when in workers:  # a failed test leaves no worker behind
+                if started(pid) == when:
+                    os.kill(pid, signal.SIGKILL)
+            raise
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+    err = log.read_text()
     assert proc.returncode == 130, err
     assert "internal error" not in err and "checkpoint saved" in err, err
     step = int(read_metadata(out / CHECKPOINT)["step"])
     assert step >= 3
     assert read_metadata(out / "dvae.safetensors")["step"] == str(step)
     deadline = time.monotonic() + 60  # and the workers ended with the run
-    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(started(pid) == when for pid, when in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not any(running(pid) for pid in workers)
+    assert not any(started(pid) == when for pid, when in workers)
 
 
-def running(pid: int) -> bool:
-    """Whether a process exists and is not a zombie (a container's init may not reap orphans)."""
+def started(pid: int) -> str:
+    """A live process's start time (so a reused pid is not mistaken for it); "" once it is gone or a zombie."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return ""
+    return "" if fields[0] == "Z" else fields[19]
 
 
 # ----------------------------------------------------------------------------------------------- rerank

@@ -87,12 +87,12 @@ def test_json_round_trip_gives_identical_ids(tok):
 
 
 def test_padding_and_truncation_in_a_file_are_turned_off(tok):
-    """A tokenizer.json may carry the library's padding (a fixed length of a million ids would be allocated
-    per prompt) and truncation (which would hide dropped tokens): loading ignores both."""
+    """A tokenizer.json may carry the library's padding (a fixed length of N ids would be allocated per
+    prompt, whatever N the file says) and truncation (which would hide dropped tokens): loading ignores both."""
     import json
 
     spec = json.loads(tok.to_json())
-    spec["padding"] = {"strategy": {"Fixed": 1_000_000}, "direction": "Right", "pad_to_multiple_of": None,
+    spec["padding"] = {"strategy": {"Fixed": 1000}, "direction": "Right", "pad_to_multiple_of": None,
                        "pad_id": 0, "pad_type_id": 0, "pad_token": "[UNK]"}
     spec["truncation"] = {"direction": "Right", "max_length": 2, "strategy": "LongestFirst", "stride": 0}
     hostile = TextTokenizer.from_json(json.dumps(spec))
