@@ -94,7 +94,11 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
                 continue
             except OSError:  # no hard links here (e.g. FAT, some network shares)
                 path = _claim(folder, stem, suffix)
-                os.replace(tmp, path)
+                try:
+                    os.replace(tmp, path)
+                except BaseException:
+                    path.unlink(missing_ok=True)  # the reserved, still empty name
+                    raise
                 return path
             return path
         raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder with --out")
