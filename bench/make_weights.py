@@ -16,11 +16,11 @@ skips the CLIP stage and exports that reranker instead: the CLIP stage is the sa
 reranker this recipe already trained (the shipped weights/clip.safetensors, on the same tokenizer) saves
 its 13 minutes of CPU; the tokenizer file must be byte for byte the one it was trained with.
 --stage-args "STAGE=ARGS" appends t2i train arguments to one stage's command (a later --model wins), e.g.
-the recipe with the default preset's FSQ dVAE instead of the Gumbel-softmax codebook it pins
-(BENCHMARKS.md "The CPU recipe: FSQ against Gumbel-softmax"):
+the recipe with the FSQ dVAE the default preset trains on a folder, instead of the Gumbel-softmax codebook it
+trains on the world (BENCHMARKS.md "The CPU recipe: FSQ against Gumbel-softmax"):
 
     python bench/make_weights.py --runs /tmp/fsq --to /tmp/fsq/weights --clip weights/clip.safetensors \
-        --stage-args "dvae=--model fsq_levels=8,5,5,5 --model n_codes=1000"
+        --stage-args "dvae=--model fsq_levels=8,5,5,5"
 """
 
 from __future__ import annotations
@@ -46,11 +46,10 @@ def stage_args(runs: Path, preset: str) -> dict[str, list[str]]:
     common = ["--data", "world:train", "--preset", preset]
     return {
         "tokenizer": ["train", "--stage", "tokenizer", *common],
-        # The world recipe pins DALL-E's Gumbel-softmax codebook of 512 (the default preset's dVAE is FSQ, better
-        # on real pictures): in the same recipe, FSQ's better dVAE gave a lower `t2i eval` on both seeds
+        # On the world the default preset's dVAE is DALL-E's Gumbel-softmax codebook of 512 (stages.ON_WORLD; on a
+        # folder it is FSQ): in the same recipe, FSQ's better dVAE gave a lower `t2i eval` on both seeds
         # (BENCHMARKS.md "The CPU recipe: FSQ against Gumbel-softmax").
-        "dvae": ["train", "--stage", "dvae", *common, "--sample-every", "500",
-                 *(["--model", "fsq_levels=", "--model", "n_codes=512"] if preset == "default" else [])],
+        "dvae": ["train", "--stage", "dvae", *common, "--sample-every", "500"],
         "transformer": ["train", "--stage", "transformer", *common, "--sample-every", "1000",
                         "--dvae", str(runs / "dvae"), "--tokenizer", str(runs / "tokenizer")],
         # The reranker (the same for every preset): a word-region CLIP at 64 px trained against hard

@@ -9,6 +9,7 @@ import torch
 
 from conftest import run
 from t2i_cli.models.dvae import DVAE, FSQ, DVAEConfig, psnr
+from t2i_cli.stages import apply_preset
 from t2i_cli.weights import load_model, save_model
 from test_dvae import white_background_pictures
 from test_reliability import TINY, one_line_failure
@@ -122,5 +123,26 @@ def test_the_presets_train_fsq_and_gumbel_softmax_is_one_option_away(tmp_path):
     assert load_model(tmp_path / "fsq" / "dvae.safetensors", "dvae").cfg.fsq_levels == (4, 4, 4)
     assert load_model(tmp_path / "gumbel" / "dvae.safetensors", "dvae").cfg.fsq_levels == ()
     line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "bad", "--model",
-                                "fsq_levels=4,4", *TINY), 2)
+                                "fsq_levels=4,4", "--model", "n_codes=64", *TINY), 2)
     assert "product of fsq_levels" in line and not (tmp_path / "bad").exists()
+    # Levels without a size: the size is their product.
+    r = run("train", "--stage", "dvae", "--out", tmp_path / "fsq16", "--steps", "1", "--model", "fsq_levels=4,4",
+            *TINY)
+    assert r.exit_code == 0, r.output + r.stderr
+    assert load_model(tmp_path / "fsq16" / "dvae.safetensors", "dvae").cfg.n_codes == 16
+
+
+def test_the_default_preset_picks_the_bottleneck_by_data():
+    """On a folder the default preset's dVAE is FSQ (8x5x5x5); on the world it is the Gumbel-softmax codebook
+    of 512 (ON_WORLD; the measured choice); a user's --model wins over both."""
+    folder = apply_preset("dvae", "default", {}, "/some/pictures")["model"]
+    assert folder["fsq_levels"] == (8, 5, 5, 5) and folder["n_codes"] == 1000
+    for world in ("world", "world:train", "world:val"):
+        model = apply_preset("dvae", "default", {}, world)["model"]
+        assert model["fsq_levels"] == () and model["n_codes"] == 512
+        assert model["n_hid"] == folder["n_hid"]  # only the bottleneck changes
+    fsq = apply_preset("dvae", "default", {"model": {"fsq_levels": (8, 5, 5, 5)}}, "world:train")["model"]
+    assert fsq["fsq_levels"] == (8, 5, 5, 5) and fsq["n_codes"] == 1000
+    assert apply_preset("transformer", "default", {}, "world:train") == apply_preset("transformer", "default", {},
+                                                                                     "/some/pictures")
+    assert apply_preset("dvae", "large", {}, "world")["model"]["n_codes"] == 512

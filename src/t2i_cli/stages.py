@@ -43,8 +43,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # logit_laplace also measured 1 dB better at 400 steps (BENCHMARKS.md, docs/own-data.md).
         # FSQ with 1,000 codes (8x5x5x5) instead of a Gumbel-softmax codebook of 512: +1.9 dB on real pictures
         # at 400 steps, +0.9 dB at 1,200, and better on the world too (BENCHMARKS.md "The dVAE's bottleneck").
-        # 2,400 steps: the dVAE is still improving at 1,200 on real pictures (docs/own-data.md). The world recipe
-        # (bench/make_weights.py) pins the Gumbel-softmax codebook of 512: better whole models on the world.
+        # 2,400 steps: the dVAE is still improving at 1,200 on real pictures (docs/own-data.md). On the world the
+        # preset trains the Gumbel-softmax codebook of 512 instead (ON_WORLD below).
         # kl_max, kl_warmup: the Gumbel-softmax codebook's (`--model fsq_levels=`); FSQ has no KL term.
         "dvae": {"steps": 2400, "batch_size": 32, "lr": 1e-3, "recon_loss": "logit_laplace", "kl_max": 1e-2,
                  "kl_warmup": 0.1,
@@ -308,13 +308,36 @@ class ClipStage:
 STAGE_CLASSES = {"dvae": DVAEStage, "transformer": TransformerStage, "clip": ClipStage}
 
 
-def apply_preset(stage: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """TrainConfig fields for a stage: the preset's, then the user's overrides (model fields merged)."""
+# What a preset changes when --data is the procedural world. The default preset's dVAE on the world is DALL-E's
+# Gumbel-softmax codebook of 512, not FSQ: in the same CPU recipe side by side, FSQ's dVAE was better (+0.7 dB)
+# but the whole model on it scored 2-9 points lower on every `t2i eval` (its 1,000 codes are harder for the
+# transformer to predict: 2.60 against 1.88 val bits per code), while on real pictures FSQ is what reaches
+# 22 dB (BENCHMARKS.md "The CPU recipe: FSQ against Gumbel-softmax", docs/own-data.md).
+ON_WORLD: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {"dvae": {"model": {"fsq_levels": (), "n_codes": 512}}},
+}
+
+
+def is_world(data: str) -> bool:
+    """Whether a --data source is the procedural world (world, world:train, world:val)."""
+    return data == "world" or data.startswith("world:")
+
+
+def apply_preset(stage: str, preset: str, overrides: dict[str, Any], data: str = "") -> dict[str, Any]:
+    """TrainConfig fields for a stage: the preset's (with its ON_WORLD changes when data is the world), then the
+    user's overrides (model fields merged)."""
     if preset not in PRESETS:
         raise UsageError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     fields = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[preset].get(stage, {}).items()}
     model = dict(fields.pop("model", {}))
-    model.update(overrides.pop("model", {}) or {})
+    if is_world(data):
+        world = dict(ON_WORLD.get(preset, {}).get(stage, {}))
+        model.update(world.pop("model", {}))
+        fields.update(world)
+    mine = overrides.pop("model", {}) or {}
+    model.update(mine)
+    if stage == "dvae" and mine.get("fsq_levels") and "n_codes" not in mine:
+        model["n_codes"] = math.prod(mine["fsq_levels"])  # FSQ's codebook size is the product of its levels
     fields.update({k: v for k, v in overrides.items() if v is not None})
     fields["model"] = model
     return fields

@@ -134,7 +134,7 @@ def checked(cfg):
 
 def train_config(stage: str, data: str, preset: str, opts: dict):
     """Build a TrainConfig from the preset and the command-line overrides."""
-    from t2i_cli.stages import apply_preset, parse_model_overrides
+    from t2i_cli.stages import apply_preset, is_world, parse_model_overrides
     from t2i_cli.train import STAGES, TrainConfig
 
     if stage not in STAGES:
@@ -175,7 +175,7 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
         from t2i_cli.stages import dvae_config
 
         over["image_side"] = dvae_config(opts["dvae"]).image_side  # the transformer sees what its dVAE encodes
-    fields = apply_preset(stage, preset, over)
+    fields = apply_preset(stage, preset, over, data)
     for key in ("steps", "batch_size", "image_side", "text_len", "ckpt_every", "log_every", "vocab_size"):
         if key in fields and fields[key] is not None and fields[key] < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {fields[key]}")
@@ -183,7 +183,7 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
         if fields.get(key) is not None and fields[key] < 0:
             raise UsageError(f"{flag('workers' if key == 'num_workers' else key)} must be 0 or more, got {fields[key]}")
     if fields.get("hard_negatives"):
-        if not (data == "world" or data.startswith("world:")):
+        if not is_world(data):
             raise UsageError("--hard-negatives needs --data world: it changes the scene a caption describes, "
                              "and a folder of pictures has no scenes to change; leave it out")
         if fields.get("batch_size", 2) % 2:
