@@ -7,7 +7,8 @@ highest among the first K'"; at K' = K it equals what `t2i eval --candidates K` 
 (The first K' of K are not the images `--candidates K'` draws, whose batch is smaller: same distribution,
 other draws.)
 
-Writes OUT/pool-seed{S}.safetensors (images uint8 (P, K, 3, H, W), passed (P, K)) and OUT/pool-seed{S}.json
+Writes OUT/pool-seed{S}.safetensors (images uint8 (P, K, 3, H, W), passed (P, K), the image codes int32 (P, K, N))
+and OUT/pool-seed{S}.json
 (tasks, prompts, specs), read by bench/rerank_pool.py.
 
 Usage: PYTHONPATH=src python bench/candidate_pool.py --out /tmp/pool [--weights weights] [--n 50] [--k 8] [--seed 0]
@@ -42,18 +43,20 @@ def main() -> None:
     t0 = time.time()
     pipe = TextToImage.from_folder(Path(args.weights), "cpu")
     judge = load_judge(Path(args.weights) / "judge.safetensors")
-    images, passed, rows = [], [], []
+    images, passed, codes, rows = [], [], [], []
     for task in args.tasks:
         for i, (prompt, spec) in enumerate(task_prompts(task, args.n, args.seed)):
             gens = pipe(prompt, n=args.k, seed=image_seed(args.seed, task, i))
             images.append(torch.stack([(g.image.clamp(0, 1) * 255).round().to(torch.uint8) for g in gens]))
             passed.append(torch.tensor([judge.passes(task, g.image, spec) for g in gens]))
+            codes.append(torch.stack([g.codes.to(torch.int32) for g in gens]))
             rows.append({"task": task, "i": i, "prompt": prompt, "spec": spec.to_dict()})
         done = [p for p, r in zip(passed, rows, strict=True) if r["task"] == task]
         print(f"{task}: first {sum(bool(p[0]) for p in done)}/{len(done)}, any "
               f"{sum(bool(p.any()) for p in done)}/{len(done)} ({time.time() - t0:.0f} s)", flush=True)
     stem = args.out / f"pool-seed{args.seed}"
-    save_file({"images": torch.stack(images).contiguous(), "passed": torch.stack(passed).contiguous()},
+    save_file({"images": torch.stack(images).contiguous(), "passed": torch.stack(passed).contiguous(),
+               "codes": torch.stack(codes).contiguous()},
               str(stem) + ".safetensors")
     meta = {"weights": pipe.bundle.identity, "seed": args.seed, "k": args.k, "n": args.n, "rows": rows,
             "checks": {t: list(TASK_CHECKS[t]) for t in args.tasks}, "machine": platform.node(),

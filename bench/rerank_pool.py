@@ -6,8 +6,13 @@ K candidates (K = 1 is the first candidate, unranked), beside the oracle (any of
 scenes whose twin is of that kind), how often the scene's image scores higher than its twin's image
 (world.negatives) for the scene's caption.
 
+With --generator WEIGHTS (a pool that kept its codes), also the generator's own scores of each candidate's codes,
+teacher-forced: "lik" = log p(codes | prompt), "pmi" = log p(codes | prompt) - log p(codes | empty prompt) (the
+pointwise mutual information of image and prompt under the transformer, in nats; the implicit classifier that
+classifier-free guidance steers by), and the first CLIP plus w * pmi / N for each --pmi-weights w (N codes).
+
 Usage: PYTHONPATH=src python bench/rerank_pool.py --pool /tmp/pool/pool-seed0 --clip weights/clip.safetensors \
-           RUN/clip.safetensors [--names shipped new] [--ks 1 2 4 8] [--hard 500]
+           RUN/clip.safetensors [--names shipped new] [--ks 1 2 4 8] [--hard 500] [--generator weights]
 """
 
 from __future__ import annotations
@@ -36,6 +41,25 @@ def pool_scores(clip, tok, images: torch.Tensor, prompts: list[str]) -> torch.Te
     return torch.stack(out)
 
 
+@torch.inference_mode()
+def generator_scores(folder: Path, codes: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(codes | prompt), log p(codes | empty prompt)), each (P, K) in nats, under the folder's transformer."""
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling import SamplingConfig
+
+    pipe = TextToImage.from_folder(folder, "cpu")
+    model = pipe.bundle.transformer
+    empty = torch.tensor(pipe.bundle.tokenizer.empty(pipe.text_len))
+    cond, uncond = [], []
+    for p, prompt in enumerate(prompts):
+        c = codes[p].long()  # (K, N)
+        ids = torch.tensor(pipe.request(prompt, SamplingConfig()).encoded.ids)
+        for text, out in ((ids, cond), (empty, uncond)):
+            logits, _ = model(text.expand(len(c), -1), c)
+            out.append(torch.log_softmax(logits.float(), -1).gather(-1, c[..., None])[..., 0].sum(1))
+    return torch.stack(cond), torch.stack(uncond)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pool", type=Path, required=True, help="OUT/pool-seedS (without suffix)")
@@ -44,6 +68,8 @@ def main() -> None:
     ap.add_argument("--tokenizer", type=Path, default=Path("weights/tokenizer.json"))
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--hard", type=int, default=200, help="val scenes per kind of twin (retrieval accuracy)")
+    ap.add_argument("--generator", type=Path, help="weights folder whose transformer scores the pool's codes")
+    ap.add_argument("--pmi-weights", type=float, nargs="+", default=[0.5, 1, 2, 4])
     args = ap.parse_args()
     names = args.names or [p.parent.name for p in args.clip]
     t0 = time.time()
@@ -66,17 +92,31 @@ def main() -> None:
             by_kind[kind].append(i)
         i += 1
     hard_indices = sorted(j for v in by_kind.values() for j in v)
-    for name, path in zip(names, args.clip, strict=True):
-        clip = load_model(path, "clip")
-        scores = pool_scores(clip, tok, images, [r["prompt"] for r in rows])
+    def record(name: str, scores: torch.Tensor) -> None:
         for k in args.ks:
             best = scores[:, :k].argmax(1)
             got = passed[torch.arange(len(rows)), best].float()
             table[f"{name}@{k}"] = {t: float(got[[i for i, r in enumerate(rows) if r["task"] == t]].mean())
                                     for t in tasks}
+
+    first_clip = None
+    for name, path in zip(names, args.clip, strict=True):
+        clip = load_model(path, "clip")
+        scores = pool_scores(clip, tok, images, [r["prompt"] for r in rows])
+        first_clip = scores if first_clip is None else first_clip
+        record(name, scores)
         if args.hard:
             hard[name] = hard_negative_accuracy(clip, tok, clip.cfg.text_len, clip.cfg.image_side, hard_indices,
                                                 "cpu")
+    if args.generator:
+        if "codes" not in tensors:
+            raise SystemExit(f"{args.pool}: this pool has no codes (made before candidate_pool.py kept them)")
+        cond, uncond = generator_scores(args.generator, tensors["codes"], [r["prompt"] for r in rows])
+        pmi = cond - uncond
+        record("lik", cond)
+        record("pmi", pmi)
+        for w in args.pmi_weights:
+            record(f"{names[0]}+{w:g}pmi", first_clip + w * pmi / tensors["codes"].shape[-1])
     print("\n| reranker @ K | " + " | ".join(tasks) + " | overall |")
     print("|---|" + "---:|" * (len(tasks) + 1))
     for key, accs in sorted(table.items(), key=lambda kv: (int(kv[0].split("@")[1]), kv[0])):

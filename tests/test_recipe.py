@@ -196,3 +196,18 @@ def test_a_damaged_plan_file_is_one_line(tmp_path, content):
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and "all.json" in lines[0] and "new --out" in lines[0], r.stderr
     assert (out / "all.json").read_text() == content
+
+
+def test_the_whole_run_with_q_still_warns_about_a_small_folder(tmp_path):
+    """`--stage all -q` hides the progress display, not the warnings: each model stage says the folder is
+    smaller than its batch."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        Image.new("RGB", (16, 16), (60 * i, 90, 90)).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(f"picture {i}\n")
+    r = run(*ALL, "--data", data, "--out", tmp_path / "run")  # ALL has -q
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "fewer than a batch" in ln]
+    assert len(said) == 3 and all(ln.startswith("warning: ") for ln in said), r.stderr
+    assert (tmp_path / "run" / "weights" / "transformer.safetensors").is_file()

@@ -51,6 +51,7 @@ class Generated:
     score: float | None = None  # CLIP score, when reranked
     rank: int | None = None  # 1 = best, when reranked
     fit: float | None = None  # image prompts: mean log-probability (nats) of the kept codes after a drawn one
+    codes: torch.Tensor | None = None  # (grid * grid,) the image codes it was decoded from
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,9 @@ class TextToImage:
             with torch.inference_mode():
                 codes, _ = draw_codes(self.bundle.transformer, ids, uncond, part[0].sampling, gens)
                 images = self.bundle.dvae.image_from_codes(codes.view(len(gens), cfg.grid, cfg.grid)).float().cpu()
-            out += [Generated(images[i * n + j], r.prompt, j) for i, r in enumerate(part) for j in range(n)]
+            codes = codes.cpu()
+            out += [Generated(images[i * n + j], r.prompt, j, codes=codes[i * n + j]) for i, r in enumerate(part)
+                    for j in range(n)]
         return out
 
     def redraw(self, request: Request, n: int, seed: int, index: int, image: ImagePrompt | None = None,
@@ -206,7 +209,8 @@ class TextToImage:
                 codes = codes.view(b, k, -1)[torch.arange(b), best]
                 fit = fit[torch.arange(b), best].tolist()
             images = self.bundle.dvae.image_from_codes(codes.view(b, cfg.grid, cfg.grid)).float().cpu()
-        return [Generated(images[i], request.prompt, start + i, fit=None if fit is None else fit[i])
+        codes = codes.reshape(b, -1).cpu()
+        return [Generated(images[i], request.prompt, start + i, fit=None if fit is None else fit[i], codes=codes[i])
                 for i in range(b)]
 
     @torch.inference_mode()
