@@ -8,7 +8,7 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from t2i_cli.errors import OutputError
 
@@ -37,11 +37,16 @@ def _finished_temporary(path: Path, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
     except BaseException as e:  # also KeyboardInterrupt: never leave the temporary file behind
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise OutputError(f"cannot write {path}: {e.strerror or e}; free space or choose another folder") from e
-        raise
+        _discard(tmp, path, e)
     return tmp
+
+
+def _discard(tmp: Path, path: Path, e: BaseException) -> NoReturn:
+    """Remove the temporary file of a failed write of path and raise: an OSError as one OutputError line."""
+    tmp.unlink(missing_ok=True)
+    if isinstance(e, OSError):
+        raise OutputError(f"cannot write {path}: {e.strerror or e}; free space or choose another folder") from e
+    raise e
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -51,10 +56,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     try:
         os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise OutputError(f"cannot write {path}: {e.strerror or e}; free space or choose another folder") from e
-        raise
+        _discard(tmp, path, e)
     return path
 
 
