@@ -268,3 +268,41 @@ def test_train_refuses_what_hard_negatives_cannot_honour(tmp_path, args, needle)
     r = run("train", *args, *extra, "--preset", "tiny", "--out", tmp_path / "run", "-q")
     assert r.exit_code == 2 and needle in r.stderr, (r.exit_code, r.stderr)
     assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_clip_run_can_start_from_a_trained_clip_at_another_side(tmp_path):
+    """--init: the new run keeps the trained CLIP's architecture and weights (here at twice its side) and
+    trains on from them; it resumes; what it cannot honour is one line and leaves no run folder."""
+    run("train", "--stage", "tokenizer", "--preset", "tiny", "--out", tmp_path / "tok", "-q")
+    clip = ["--stage", "clip", "--preset", "tiny", "--tokenizer", tmp_path / "tok", "-q", "--workers", "0"]
+    r = run("train", *clip, "--out", tmp_path / "a", "--steps", "3", "--model", "word_region=true", "--model",
+            "n_hid=16")
+    assert r.exit_code == 0, r.stderr
+    a = load_model(tmp_path / "a" / "clip.safetensors", "clip")
+    r = run("train", *clip, "--out", tmp_path / "b", "--steps", "1", "--lr", "1e-9", "--init", tmp_path / "a",
+            "--image-side", "32")
+    assert r.exit_code == 0, r.stderr
+    b = load_model(tmp_path / "b" / "clip.safetensors", "clip")
+    assert b.cfg == dataclasses.replace(a.cfg, image_side=32)  # n_hid=16 and the word-region head came along
+    fresh = Clip(b.cfg)
+    for name, t in b.state_dict().items():  # one step at lr 1e-9: still the trained weights, not a new init
+        assert torch.allclose(t, a.state_dict()[name], atol=1e-5), name
+    assert any(not torch.allclose(t, fresh.state_dict()[n], atol=1e-3) for n, t in b.state_dict().items())
+    cfg = json.loads((tmp_path / "b" / "train_config.json").read_text())
+    assert cfg["init"] == str(tmp_path / "a") and cfg["image_side"] == 32
+    assert (tmp_path / "b" / "clip_init.safetensors").is_file()
+    r = run("train", "--resume", tmp_path / "b", "--steps", "2", "-q", "--workers", "0")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((tmp_path / "b" / "train_config.json").read_text())["steps"] == 2
+    run("train", "--stage", "tokenizer", "--preset", "tiny", "--vocab-size", "100", "--out", tmp_path / "tok2", "-q")
+    for args, needle in ((("--init", tmp_path / "a", "--model", "n_hid=8"), "--model does not apply with --init"),
+                         (("--init", tmp_path / "a", "--text-len", "20"), "reads 12 tokens"),
+                         (("--init", tmp_path / "nothing"), "does not exist"),
+                         (("--init", tmp_path / "a", "--tokenizer", tmp_path / "tok2"), "another tokenizer")):
+        r = run("train", *clip, "--out", tmp_path / "bad", *args)
+        assert r.exit_code == 2 and needle in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and not (tmp_path / "bad").exists()
+    for args, needle in ((("--stage", "dvae", "--init", tmp_path / "a"), "does not apply to the dvae stage"),
+                         (("--stage", "all", "--init", tmp_path / "a"), "cannot be used with --stage all")):
+        r = run("train", *args, "--preset", "tiny", "--out", tmp_path / "bad", "-q")
+        assert r.exit_code == 2 and needle in r.stderr, (args, r.stderr)

@@ -520,6 +520,10 @@ def train(
                                                   "(DALL-E's; see docs/own-data.md)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
                                             help="Transformer/CLIP: tokenizer.json, run or weights folder."),
+    init: Optional[str] = typer.Option(None, "--init",
+                                       help="CLIP stage: start from a trained CLIP's weights (clip.safetensors, "
+                                            "run or weights folder; its architecture and text length are kept, "
+                                            "--image-side may change; needs the --tokenizer it was trained with)."),
     hard_negatives: Optional[bool] = typer.Option(None, "--hard-negatives/--no-hard-negatives",
                                                   help="CLIP on the world: pair every scene with a twin changed "
                                                        "in one thing its caption says (colours swapped, relation "
@@ -564,10 +568,10 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
 
     if run_dir is None:
         raise UsageError("--stage all needs --out RUN (or --resume RUN to continue one)")
-    refused = sorted(given & {"dvae", "tokenizer", "finetune_decoder"})
+    refused = sorted(given & {"dvae", "tokenizer", "finetune_decoder", "init"})
     if refused:
         raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot be used with --stage all: it trains its "
-                         f"own tokenizer and dVAE")
+                         f"own tokenizer and dVAE, and every model from scratch")
     if resume and given - RESUME_OPTIONS - {"resume"} - {"stage"}:
         raise UsageError(f"{', '.join(flag(n) for n in sorted(given - RESUME_OPTIONS - {'stage'}))} cannot "
                          f"change a run that has started; --resume keeps its settings")

@@ -279,6 +279,12 @@ class ClipStage:
         check_budget(mcfg)
         torch.manual_seed(cfg.seed)
         self.model = Clip(mcfg).to(dd.device)
+        if cfg.init:  # start from a trained CLIP (its architecture is mcfg's: train_options.train_config)
+            start = load_model(Path(run_dir) / CLIP_INIT, "clip")
+            if (start.cfg.text_vocab, start.cfg.n_pad_start) != (mcfg.text_vocab, mcfg.n_pad_start):
+                raise UsageError(f"--init {cfg.init}: that CLIP reads another tokenizer's ids ({start.cfg.text_vocab} "
+                                 f"ids, not {mcfg.text_vocab}); pass the --tokenizer it was trained with")
+            self.model.load_state_dict(start.state_dict())
 
     def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
         text = encode_captions(self.tok, captions, self.cfg.text_len).to(self.device)
@@ -358,7 +364,17 @@ def dependencies(cfg: TrainConfig) -> list[tuple[Path, str]]:
             raise UsageError(f"the {cfg.stage} stage needs {flag} PATH "
                              f"(a {name} file, a run folder or a weights folder)")
         deps.append((path, "dvae_init.safetensors" if finetune else name))
+    if cfg.stage == "clip" and cfg.init:
+        deps.append((_resolve(cfg.init, "clip.safetensors"), CLIP_INIT))
     return deps
+
+
+CLIP_INIT = "clip_init.safetensors"  # in a clip run started with --init: the weights it started from
+
+
+def clip_config(src: str) -> ClipConfig:
+    """The config of a CLIP given as a file, run or weights folder."""
+    return load_model(_resolve(src, "clip.safetensors"), "clip").cfg
 
 
 def start_folder(run_dir: Path, deps: list[tuple[Path, str]]) -> list[Path]:

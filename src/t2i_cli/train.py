@@ -69,6 +69,7 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # the stage's model config fields
     dvae: str = ""  # transformer stage (and finetune_decoder): the dVAE it starts from, as given (copied into the run)
     tokenizer: str = ""  # transformer and clip stages: the tokenizer.json, as given (copied into the run)
+    init: str = ""  # clip stage: the trained CLIP whose weights it starts from, as given (copied into the run)
     text_len: int = 24  # text tokens per caption (transformer and clip)
     vocab_size: int = 512  # tokenizer stage: BPE vocabulary size
     tokenizer_captions: int = 50_000  # tokenizer stage: captions to learn from

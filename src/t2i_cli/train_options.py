@@ -47,7 +47,8 @@ def per_stage(name: str, value: Optional[str], stage: str):
 
 def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
     """The TrainConfig of one stage of a --stage all run, from the run's settings."""
-    opts = {k: settings.get(k) for k in WHOLE_RUN_SETTINGS} | {"workers": params["workers"], "finetune_decoder": False}
+    opts = {k: settings.get(k) for k in WHOLE_RUN_SETTINGS} | {"workers": params["workers"], "finetune_decoder": False,
+                                                               "init": None}
     for name in ("steps", "batch_size", "lr"):
         opts[name] = per_stage(name, settings.get(name), stage)
     models = [m for m in settings.get("model") or []]
@@ -73,7 +74,7 @@ RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "l
 # Options that only some stages use (any other stage would silently ignore them, so it refuses them).
 STAGE_OPTIONS = {
     "vocab_size": ("tokenizer",), "dvae": ("transformer", "dvae"), "tokenizer": ("transformer", "clip"),
-    "finetune_decoder": ("dvae",), "recon_loss": ("dvae",), "hard_negatives": ("clip",),
+    "finetune_decoder": ("dvae",), "recon_loss": ("dvae",), "hard_negatives": ("clip",), "init": ("clip",),
     "model": ("dvae", "transformer", "clip"),
     "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
     **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
@@ -150,6 +151,23 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
              "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
                                           "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
+    if opts.get("init"):
+        from dataclasses import asdict
+
+        from t2i_cli.stages import clip_config
+
+        start = clip_config(opts["init"])  # a missing or unreadable file is one line, before anything is made
+        if model_over:
+            raise UsageError("--model does not apply with --init: the CLIP keeps the --init model's architecture; "
+                             "leave it out")
+        if opts["text_len"] is not None and opts["text_len"] != start.text_len:
+            raise UsageError(f"--text-len {opts['text_len']}: the --init CLIP reads {start.text_len} tokens; "
+                             f"leave it out")
+        derived = ("image_side", "text_vocab", "text_len", "n_pad_start")  # the run's own (--image-side may differ)
+        over |= {"init": opts["init"], "text_len": start.text_len,
+                 "model": {k: v for k, v in asdict(start).items() if k not in derived}}
+        if opts["image_side"] is None:
+            over["image_side"] = start.image_side
     if opts["finetune_decoder"]:
         if stage != "dvae" or not opts["dvae"]:
             raise UsageError("--finetune-decoder belongs to --stage dvae and needs --dvae PATH "
