@@ -23,7 +23,7 @@ from t2i_cli.data import open_source
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.models.transformer import Transformer, TransformerConfig
-from t2i_cli.stages import PRESETS
+from t2i_cli.stages import PRESETS, apply_preset
 from t2i_cli.train import TrainConfig, make_optimizer
 
 TEXT_LEN, N_BPE = 24, 178  # the default tokenizer's size (weights/tokenizer.json)
@@ -40,7 +40,7 @@ def setups(device: torch.device, preset: str):
     p = PRESETS[preset]
     dv = p["dvae"]
     side = dv.get("image_side", 64)
-    dcfg = DVAEConfig(image_side=side, **dv["model"])
+    dcfg = DVAEConfig(image_side=side, **apply_preset("dvae", preset, {}, "world:train")["model"])  # as on the world
     imgs = batch(side, dv["batch_size"]).to(device)
     dvae = DVAE(dcfg).to(device)
     yield "dvae", dvae, lambda: dvae(imgs, tau=0.5, kl_weight=0.01)[1], dv["batch_size"], "images/s"

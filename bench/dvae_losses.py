@@ -7,8 +7,9 @@ codebook perplexity and codes used, the decoder's output spread on the last trai
 warnings and the wall time.
 
 Usage: python bench/dvae_losses.py --data world:train /tmp/emoji --losses l1 mse logit_laplace --steps 400
-(the default preset's dVAE is FSQ since 2026-12-02; BENCHMARKS.md's table, with Gumbel-softmax, is
-`... --steps 400 -- --model fsq_levels= --model n_codes=512`)
+(the default preset's dVAE is FSQ on a folder and Gumbel-softmax 512 on the world since 2026-12-02, so give the
+bottleneck to compare both on the same one: BENCHMARKS.md's table, with Gumbel-softmax, is
+`... --steps 400 -- --model fsq_levels= --model n_codes=512`; with FSQ, `-- --model fsq_levels=8,5,5,5`)
 (/tmp/emoji: python bench/make_emoji_folder.py /tmp/emoji)
 """
 

@@ -7,7 +7,8 @@ every validation, codebook perplexity and codes used, the watchdog's warnings, a
 
 Usage:
   python bench/dvae_variants.py --data /tmp/emoji --steps 400 \\
-      --variant fsq1000= --variant gumbel512="--model fsq_levels= --model n_codes=512"
+      --variant fsq1000="--model fsq_levels=8,5,5,5" --variant gumbel512="--model fsq_levels= --model n_codes=512"
+(name the bottleneck: the default preset's own dVAE is FSQ on a folder and Gumbel-softmax 512 on the world)
 (/tmp/emoji: python bench/make_emoji_folder.py /tmp/emoji)
 """
 

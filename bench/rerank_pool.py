@@ -42,12 +42,15 @@ def pool_scores(clip, tok, images: torch.Tensor, prompts: list[str]) -> torch.Te
 
 
 @torch.inference_mode()
-def generator_scores(folder: Path, codes: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def generator_scores(folder: Path, codes: torch.Tensor, prompts: list[str], identity: str,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p(codes | prompt), log p(codes | empty prompt)), each (P, K) in nats, under the folder's transformer."""
     from t2i_cli.pipeline import TextToImage
     from t2i_cli.sampling import SamplingConfig
 
     pipe = TextToImage.from_folder(folder, "cpu")
+    if pipe.bundle.identity != identity:
+        raise SystemExit(f"--generator {folder} is weights {pipe.bundle.identity}; the pool was drawn by {identity}")
     model = pipe.bundle.transformer
     empty = torch.tensor(pipe.bundle.tokenizer.empty(pipe.text_len))
     cond, uncond = [], []
@@ -111,7 +114,7 @@ def main() -> None:
     if args.generator:
         if "codes" not in tensors:
             raise SystemExit(f"{args.pool}: this pool has no codes (made before candidate_pool.py kept them)")
-        cond, uncond = generator_scores(args.generator, tensors["codes"], [r["prompt"] for r in rows])
+        cond, uncond = generator_scores(args.generator, tensors["codes"], [r["prompt"] for r in rows], meta["weights"])
         pmi = cond - uncond
         record("lik", cond)
         record("pmi", pmi)

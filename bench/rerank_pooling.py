@@ -70,6 +70,8 @@ def main() -> None:
     passed, rows = tensors["passed"], meta["rows"]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     clip, tok = load_model(args.clip, "clip"), load_tokenizer(args.tokenizer)
+    if not clip.cfg.word_region:
+        raise SystemExit(f"{args.clip} has no word-region head: there are no per-word scores to pool")
     sentence, words = parts(clip, tok, tensors["images"], [r["prompt"] for r in rows])
     settings = {"sentence + mean (shipped)": sentence + pooled(words, "mean"), "sentence": sentence,
                 "mean": pooled(words, "mean"), "sentence + min": sentence + pooled(words, "min"),

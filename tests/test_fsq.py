@@ -146,3 +146,21 @@ def test_the_default_preset_picks_the_bottleneck_by_data():
     assert apply_preset("transformer", "default", {}, "world:train") == apply_preset("transformer", "default", {},
                                                                                      "/some/pictures")
     assert apply_preset("dvae", "large", {}, "world")["model"]["n_codes"] == 512
+
+
+def test_the_data_source_reaches_the_preset_on_every_path(tmp_path):
+    """The single-stage command line and `--stage all` both hand --data to the preset: a world run's dVAE is
+    the Gumbel-softmax codebook, a folder's FSQ."""
+    from t2i_cli.train_options import stage_config_of_all
+
+    for data, levels, codes in (("world:train", (), 512), (str(tmp_path), (8, 5, 5, 5), 1000)):
+        cfg = stage_config_of_all("dvae", tmp_path, {"data": data, "preset": "default"}, {"workers": 0})
+        assert (tuple(cfg.model["fsq_levels"]), cfg.model["n_codes"]) == (levels, codes), data
+    out = tmp_path / "world-run"
+    r = run("train", "--stage", "dvae", "--data", "world:train", "--preset", "default", "--steps", "1",
+            "--image-side", "16", "--batch-size", "2", "--sample-every", "0", "--workers", "0", "-q",
+            "--device", "cpu", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    saved = json.loads((out / "train_config.json").read_text())["model"]
+    assert (saved["fsq_levels"], saved["n_codes"]) == ([], 512)
+    assert load_model(out / "dvae.safetensors", "dvae").cfg.fsq_levels == ()

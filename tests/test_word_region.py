@@ -295,10 +295,16 @@ def test_a_clip_run_can_start_from_a_trained_clip_at_another_side(tmp_path):
     assert r.exit_code == 0, r.stderr
     assert json.loads((tmp_path / "b" / "train_config.json").read_text())["steps"] == 2
     run("train", "--stage", "tokenizer", "--preset", "tiny", "--vocab-size", "100", "--out", tmp_path / "tok2", "-q")
+    lone = tmp_path / "lone" / "clip.safetensors"  # the CLIP file alone: only its vocabulary size can be checked
+    lone.parent.mkdir()
+    lone.write_bytes((tmp_path / "a" / "clip.safetensors").read_bytes())
     for args, needle in ((("--init", tmp_path / "a", "--model", "n_hid=8"), "--model does not apply with --init"),
                          (("--init", tmp_path / "a", "--text-len", "20"), "reads 12 tokens"),
                          (("--init", tmp_path / "nothing"), "does not exist"),
-                         (("--init", tmp_path / "a", "--tokenizer", tmp_path / "tok2"), "another tokenizer")):
+                         (("--init", ""), "--init needs a path"),
+                         (("--init", tmp_path / "a", "--tokenizer", tmp_path / "tok2"),
+                          "trained with another tokenizer"),
+                         (("--init", lone, "--tokenizer", tmp_path / "tok2"), "another tokenizer's ids")):
         r = run("train", *clip, "--out", tmp_path / "bad", *args)
         assert r.exit_code == 2 and needle in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr and not (tmp_path / "bad").exists()

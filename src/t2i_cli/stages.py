@@ -329,7 +329,7 @@ def is_world(data: str) -> bool:
     return data == "world" or data.startswith("world:")
 
 
-def apply_preset(stage: str, preset: str, overrides: dict[str, Any], data: str = "") -> dict[str, Any]:
+def apply_preset(stage: str, preset: str, overrides: dict[str, Any], data: str) -> dict[str, Any]:
     """TrainConfig fields for a stage: the preset's (with its ON_WORLD changes when data is the world), then the
     user's overrides (model fields merged)."""
     if preset not in PRESETS:
@@ -554,6 +554,6 @@ def _build_stage(cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, val):
     """The stage object, its model checked against the size budget first; settings that cannot build a
     model are a usage error."""
     try:
-        return STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, cfg.data.startswith("world"), val)
+        return STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, is_world(cfg.data), val)
     except (ValueError, TypeError) as e:
         raise UsageError(f"cannot build the {cfg.stage} model from these settings: {e}") from e

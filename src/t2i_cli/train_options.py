@@ -133,6 +133,23 @@ def checked(cfg):
     return cfg
 
 
+def same_tokenizer(init: str, tokenizer: str | None) -> None:
+    """Refuse --tokenizer when the tokenizer.json beside the --init CLIP (in its run or weights folder) is
+    another: the CLIP's text embeddings are indexed by its own tokenizer's ids. (Without one beside it, the
+    clip stage still checks the vocabulary size.)"""
+    if not tokenizer:
+        return  # the clip stage's own "needs --tokenizer" line follows
+    beside = Path(init) / "tokenizer.json" if Path(init).is_dir() else Path(init).parent / "tokenizer.json"
+    given = Path(tokenizer) / "tokenizer.json" if Path(tokenizer).is_dir() else Path(tokenizer)
+    if not (beside.is_file() and given.is_file()):
+        return
+    size = beside.stat().st_size
+    differ = size != given.stat().st_size or (size <= 64 << 20 and beside.read_bytes() != given.read_bytes())
+    if differ:
+        raise UsageError(f"--init {init} was trained with another tokenizer ({beside}) than --tokenizer {tokenizer}; "
+                         f"pass --tokenizer {beside.parent}")
+
+
 def train_config(stage: str, data: str, preset: str, opts: dict):
     """Build a TrainConfig from the preset and the command-line overrides."""
     from t2i_cli.stages import apply_preset, is_world, parse_model_overrides
@@ -151,12 +168,15 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
              "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
                                           "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
-    if opts.get("init"):
+    if opts.get("init") is not None:
         from dataclasses import asdict
 
         from t2i_cli.stages import clip_config
 
+        if not str(opts["init"]).strip():
+            raise UsageError("--init needs a path: a clip.safetensors file, or a run or weights folder with one")
         start = clip_config(opts["init"])  # a missing or unreadable file is one line, before anything is made
+        same_tokenizer(opts["init"], opts["tokenizer"])
         if model_over:
             raise UsageError("--model does not apply with --init: the CLIP keeps the --init model's architecture; "
                              "leave it out")
