@@ -1,6 +1,6 @@
 """Where one warm `t2i generate` spends its time: torch profiler over one call on the shipped weights.
 
-    PYTHONPATH=src .venv/bin/python bench/profile_generate.py [--threads 2] [--weights weights] [--n 1]
+    PYTHONPATH=src .venv/bin/python bench/profile_generate.py [--threads 2] [--weights weights] [--n 1] [--rows 12]
 
 Prints the wall time of the call, the dVAE decode alone, and the top ops by self CPU time.
 """
@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--weights", type=Path, default=Path(__file__).resolve().parents[1] / "weights")
     ap.add_argument("--n", type=int, default=1, help="images per call (one batch up to 16)")
+    ap.add_argument("--rows", type=int, default=12, help="ops listed")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pipe = TextToImage.from_folder(args.weights, "cpu")
@@ -36,7 +37,7 @@ def main() -> None:
         print(f"dVAE decode of one image: {time.perf_counter() - t0:.3f} s")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         pipe("a red bird", n=args.n, seed=0)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
 
 if __name__ == "__main__":
