@@ -211,3 +211,18 @@ def test_the_whole_run_with_q_still_warns_about_a_small_folder(tmp_path):
     said = [ln for ln in r.stderr.splitlines() if "fewer than a batch" in ln]
     assert len(said) == 3 and all(ln.startswith("warning: ") for ln in said), r.stderr
     assert (tmp_path / "run" / "weights" / "transformer.safetensors").is_file()
+
+
+def test_a_stage_stopped_early_is_done_when_the_whole_run_is_repeated(tmp_path, monkeypatch):
+    from t2i_cli.stages import DVAEStage
+
+    losses = iter([1.0, 1.1, 1.2, 1.3])
+    monkeypatch.setattr(DVAEStage, "validate", lambda self: {"val_loss": next(losses)})
+    args = [*ALL, "--sample-every", "1", "--patience", "1", "--out", tmp_path / "run"]
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    assert "step 2: the validation loss has not improved" in r.stderr
+    assert json.loads((tmp_path / "run" / "dvae" / "train_config.json").read_text())["steps"] == 2
+    assert json.loads((tmp_path / "run" / "transformer" / "train_config.json").read_text())["patience"] == 1
+    again = run(*args)
+    assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr

@@ -515,3 +515,44 @@ def test_watchdog_calls_a_validation_loss_that_rises_twice_overfitting():
     said = dog.check_val(2000, [(500, 3.5), (1000, 3.4), (1500, 3.6), (2000, 5.4)])
     assert len(said) == 1 and "memorising" in said[0]
     assert dog.check_val(2500, [(1500, 3.6), (2000, 5.4), (2500, 6.5)]) == []  # said once
+
+
+def test_stalled_needs_patience_validations_without_a_new_best():
+    from t2i_cli.train import stalled
+
+    hist = lambda *v: [(i * 10, x) for i, x in enumerate(v)]  # noqa: E731
+    assert not stalled(hist(1.0, 0.9), 2)  # not enough validations yet
+    assert not stalled(hist(1.0, 0.9, 1.1), 2)  # one without a new best
+    assert stalled(hist(1.0, 0.9, 1.1, 1.2), 2)
+    assert not stalled(hist(1.0, 0.9, 1.1, 0.8), 2)  # a new best resets it
+    assert not stalled(hist(1.0, 0.9, 0.9), 1)  # equal to the best is not worse
+    assert stalled(hist(1.0, 0.9, 0.95), 1)
+
+
+def test_patience_stops_a_run_whose_validation_loss_stopped_improving(tmp_path, monkeypatch):
+    """--patience N: after N validations without a new best the run stops, says so once, records it, and is
+    finished at that step (a resume has nothing to do); without --sample-every it is refused."""
+    from t2i_cli.stages import DVAEStage
+
+    losses = iter([1.0, 0.9, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6])
+    monkeypatch.setattr(DVAEStage, "validate", lambda self: {"val_loss": next(losses)})
+    out = tmp_path / "run"
+    args = ["--preset", "tiny", "--workers", "0", "--device", "cpu", "--log-every", "1"]
+    r = run("train", "--stage", "dvae", "--steps", "8", "--sample-every", "1", "--patience", "2", "--out", out,
+            "-q", *args)
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "stopping early" in ln]
+    assert len(said) == 1 and "step 4:" in said[0] and "step 2's 0.9" in said[0], r.stderr
+    assert json.loads((out / "train_config.json").read_text())["steps"] == 4
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows if "early_stop" in x] == [4] and max(x["step"] for x in rows) == 4
+    again = run("train", "--resume", out, "-q", "--workers", "0")
+    assert again.exit_code == 0 and "stopping early" not in again.stderr, again.stderr
+    assert json.loads((out / "train_config.json").read_text())["steps"] == 4
+    for extra, needle in ((["--sample-every", "0"], "give --sample-every"), (["--patience", "-1"], "patience")):
+        bad = run("train", "--stage", "dvae", "--steps", "8", "--patience", "2", *extra, "--out", tmp_path / "bad",
+                  *args)
+        assert bad.exit_code == 2 and needle in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad").exists()
+    tok = run("train", "--stage", "tokenizer", "--patience", "2", "--preset", "tiny", "--out", tmp_path / "tok")
+    assert tok.exit_code == 2 and "does not apply to the tokenizer stage" in tok.stderr

@@ -535,6 +535,10 @@ def train(
     sample_every: Optional[int] = typer.Option(None, "--sample-every",
                                                help="Steps between sample grids (0 = end only)."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between metrics.jsonl lines."),
+    patience: Optional[int] = typer.Option(None, "--patience",
+                                           help="Stop when the validation loss (measured every --sample-every "
+                                                "steps) has not improved for N validations in a row; 0 never "
+                                                "(the default). The run then ends at that step."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q",
                                help="No progress bar (warnings still print: they say when training stops learning)."),

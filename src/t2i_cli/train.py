@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from t2i_cli.devices import resolve_device
 from t2i_cli.errors import T2IError, UsageError, WeightsError
-from t2i_cli.files import atomic_write_bytes
+from t2i_cli.files import atomic_write_bytes, atomic_write_json
 from t2i_cli.weights import FORMAT, load_tensors, read_metadata, save_model, save_tensors, upgrade_config
 
 STAGES = ("tokenizer", "dvae", "transformer", "clip")
@@ -42,7 +42,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "num_workers": (0, 64), "log_every": (1, 10**9), "sample_every": (0, 10**9), "ckpt_every": (1, 10**9),
     "image_side": (1, 4096), "text_len": (1, 4096), "vocab_size": (1, 1_048_576),
     "tokenizer_captions": (1, 10**8), "lr_min_ratio": (0.0, 1.0), "cond_drop": (0.0, 1.0), "tau_end": (1e-6, 1.0),
-    "kl_warmup": (0.0, 1.0), "val_fraction": (0.0, 0.5),
+    "kl_warmup": (0.0, 1.0), "val_fraction": (0.0, 0.5), "patience": (0, 10**6),
 }
 
 
@@ -81,6 +81,9 @@ class TrainConfig:
     recon_loss: str = "l1"  # dVAE: reconstruction term, one of models.dvae.RECON_LOSSES
     val_fraction: float = 0.05  # share of a folder or manifest held out for validation (world: world:val)
     hard_negatives: bool = False  # clip stage on the world: every scene comes with its hard-negative twin
+    # Stop once the validation loss has not improved on its best for this many validations in a row (0: never);
+    # the run's steps then become the step it stopped at, so it is finished.
+    patience: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""
@@ -402,8 +405,23 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                         warn(text)
             if done % cfg.ckpt_every == 0 and done < cfg.steps:
                 checkpoint()
-            if dd.is_main and cfg.sample_every and done % cfg.sample_every == 0:
-                samples_and_validation()
+            if cfg.sample_every and done % cfg.sample_every == 0:
+                if dd.is_main:
+                    samples_and_validation()
+                if cfg.patience and _on_every_rank(dd.is_main and stalled(logger.val_history, cfg.patience), dd):
+                    best_step, best = min(logger.val_history, key=lambda sv: sv[1])
+                    text = (f"step {done}: the validation loss has not improved on step {best_step}'s {best:.4g} for "
+                            f"{cfg.patience} validation(s): stopping early (--patience {cfg.patience}); the run "
+                            f"ends here")
+                    logger.log(done, {"early_stop": text})
+                    if warn is not None and dd.is_main:
+                        warn(text)
+                    cfg = dataclasses.replace(cfg, steps=done)  # finished: a resume or a repeated --stage all
+                    if dd.is_main:  # sees a complete run (and the checkpoint below records it too)
+                        atomic_write_json(Path(run_dir) / RUN_CONFIG, cfg.to_json())
+                    if progress:
+                        progress(done, metrics)
+                    break
             if progress:
                 progress(done, metrics)
     except KeyboardInterrupt:
@@ -417,6 +435,23 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
         samples_and_validation()
     return {"step": done, **metrics}
+
+
+def stalled(val_history: list[tuple[int, float]], patience: int) -> bool:
+    """Whether the last `patience` validation losses are all above the best one before them."""
+    if len(val_history) <= patience:
+        return False
+    losses = [v for _, v in val_history]
+    return min(losses[-patience:]) > min(losses[:-patience])
+
+
+def _on_every_rank(flag: bool, dd: Dist) -> bool:
+    """Rank 0's flag, on every process (validation runs on rank 0 alone)."""
+    if dd.n_procs > 1:
+        t = torch.tensor([int(flag)], device=dd.device)
+        dist.broadcast(t, src=0)
+        return bool(t.item())
+    return flag
 
 
 def _stop_on_sigterm():

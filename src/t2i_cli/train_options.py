@@ -22,7 +22,7 @@ def is_whole_run(run_dir: Path) -> bool:
 # What a --stage all run records (and a repeated command must match); the rest only steer this process.
 WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
                       "model", "recon_loss", "hard_negatives", "seed", "precision", "ckpt_every", "sample_every",
-                      "log_every")
+                      "log_every", "patience")
 
 
 def per_stage(name: str, value: Optional[str], stage: str):
@@ -78,7 +78,7 @@ STAGE_OPTIONS = {
     "model": ("dvae", "transformer", "clip"),
     "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
     **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
-                                                     "ckpt_every", "sample_every", "log_every")},
+                                                     "ckpt_every", "sample_every", "log_every", "patience")},
 }
 
 
@@ -130,6 +130,9 @@ def checked(cfg):
         cfg.check(lambda name: flag("workers" if name == "num_workers" else name))
     except ValueError as e:
         raise UsageError(f"{e}; choose a value in range") from None
+    if cfg.patience and not cfg.sample_every:
+        raise UsageError(f"--patience {cfg.patience} watches the validation loss, which is measured every "
+                         f"--sample-every steps: give --sample-every N (not 0)")
     return cfg
 
 
@@ -165,7 +168,7 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
                 raise UsageError(f"{flag(name)} {opts[name]!r}: per-stage values belong to --stage all")
             opts[name] = per_stage(name, opts[name], stage)
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
-             "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives")
+             "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives", "patience")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
                                           "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
     if opts.get("init") is not None:
