@@ -278,8 +278,8 @@ class Watchdog:
         v = [loss for _, loss in history[-3:]]
         if len(v) == 3 and v[0] < v[1] < v[2]:
             found["overfit"] = (f"step {step}: the validation loss rose twice in a row ({v[0]:.4g} -> {v[2]:.4g}) "
-                                f"while training went on: the model is memorising its data; fewer --steps or "
-                                f"more pictures")
+                                f"while training went on: the model is memorising its data; fewer --steps (or "
+                                f"--patience 2, which stops such a run) or more pictures")
         return self._new(found)
 
     def _new(self, found: dict[str, str]) -> list[str]:
