@@ -226,3 +226,9 @@ def test_a_stage_stopped_early_is_done_when_the_whole_run_is_repeated(tmp_path, 
     assert json.loads((tmp_path / "run" / "transformer" / "train_config.json").read_text())["patience"] == 1
     again = run(*args)
     assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
+
+
+def test_a_whole_run_refuses_on_resume_what_it_would_ignore(uninterrupted):
+    for extra in (["--steps", "9"], ["--patience", "2"], ["--sample-every", "3"]):
+        r = run("train", "--resume", uninterrupted, "-q", *extra)
+        assert r.exit_code == 2 and "cannot change a whole run" in r.stderr and "--resume" in r.stderr, r.stderr

@@ -526,6 +526,7 @@ def test_stalled_needs_patience_validations_without_a_new_best():
     assert stalled(hist(1.0, 0.9, 1.1, 1.2), 2)
     assert not stalled(hist(1.0, 0.9, 1.1, 0.8), 2)  # a new best resets it
     assert not stalled(hist(1.0, 0.9, 0.9), 1)  # equal to the best is not worse
+    assert stalled(hist(1.0, 0.9, float("nan")), 1)  # a diverged (NaN) loss is no better
     assert stalled(hist(1.0, 0.9, 0.95), 1)
 
 
@@ -549,6 +550,11 @@ def test_patience_stops_a_run_whose_validation_loss_stopped_improving(tmp_path, 
     again = run("train", "--resume", out, "-q", "--workers", "0")
     assert again.exit_code == 0 and "stopping early" not in again.stderr, again.stderr
     assert json.loads((out / "train_config.json").read_text())["steps"] == 4
+    # Extending it: the earlier validations still count, so a resume may switch patience off (0) or change it.
+    longer = run("train", "--resume", out, "--steps", "6", "--patience", "0", "-q", "--workers", "0")
+    assert longer.exit_code == 0 and "stopping early" not in longer.stderr, longer.stderr
+    assert json.loads((out / "train_config.json").read_text())["steps"] == 6
+    assert json.loads((out / "train_config.json").read_text())["patience"] == 0
     for extra, needle in ((["--sample-every", "0"], "give --sample-every"), (["--patience", "-1"], "patience")):
         bad = run("train", "--stage", "dvae", "--steps", "8", "--patience", "2", *extra, "--out", tmp_path / "bad",
                   *args)

@@ -255,3 +255,28 @@ def test_transformer_run_keeps_its_lowest_validation_model_and_export_picks_it_o
     assert exported_model(fake, "transformer") == (fake / "transformer.safetensors", None)
     # a dVAE run never exports another step (the transformer was trained on its final codes)
     assert exported_model(tiny_runs / "dvae", "dvae") == (tiny_runs / "dvae" / "dvae.safetensors", None)
+
+
+def test_torchrun_stops_early_on_every_process(tmp_path: Path):
+    """--patience under a 2-process torchrun: rank 0 validates and decides, every rank stops at that step."""
+    script = tmp_path / "patient.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {SRC!r})
+from t2i_cli.stages import DVAEStage
+losses = iter([1.0, 0.9, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6])
+DVAEStage.validate = lambda self: {{"val_loss": next(losses)}}
+from t2i_cli.cli import main
+sys.argv = ["t2i", *sys.argv[1:]]
+main()
+""")
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           "train", "--stage", "dvae", "--preset", "tiny", "--steps", "8", "--sample-every", "1", "--patience", "2",
+           "--workers", "0", "--device", "cpu", "-q", "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("stopping early") == 1, proc.stderr[-3000:]
+    _, meta = load_tensors(out / CHECKPOINT)
+    assert meta["step"] == "4" and json.loads((out / "train_config.json").read_text())["steps"] == 4

@@ -16,7 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError
 from t2i_cli.train_options import (
-    RESUME_OPTIONS,
     WHOLE_RUN_SETTINGS,
     flag,
     is_whole_run,
@@ -576,9 +575,11 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     if refused:
         raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot be used with --stage all: it trains its "
                          f"own tokenizer and dVAE, and every model from scratch")
-    if resume and given - RESUME_OPTIONS - {"resume"} - {"stage"}:
-        raise UsageError(f"{', '.join(flag(n) for n in sorted(given - RESUME_OPTIONS - {'stage'}))} cannot "
-                         f"change a run that has started; --resume keeps its settings")
+    steering = {"resume", "stage", "workers", "device", "quiet"}  # what a whole run's resume honours
+    if resume and given - steering:
+        raise UsageError(f"{', '.join(flag(n) for n in sorted(given - steering))} cannot change a whole run that has "
+                         f"started; --resume keeps its settings (to extend or change one stage, resume its folder: "
+                         f"t2i train --resume {run_dir}/STAGE --steps N)")
     settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS if k in given or k in ("data", "preset")}
     settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
@@ -588,12 +589,22 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     # Every stage's config, built (and so checked) once, before the first stage trains.
     configs = {s: read_run_config(run_dir / s) if (run_dir / s / "train_config.json").is_file()
                else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
+    if "workers" in given:  # steers this process: a started stage resumes with it too
+        from dataclasses import replace
+
+        from t2i_cli.train_options import checked
+
+        configs = {s: c if s == "tokenizer" else checked(replace(c, num_workers=params["workers"]))
+                   for s, c in configs.items()}
     make = lambda stage, root: configs[stage]  # noqa: E731
     totals = {s: 0 if s == "tokenizer" else configs[s].steps for s in ORDER}
     with progress_bar(quiet) as bar:
         task = bar.add_task("train all", total=sum(totals.values()) or 1, rate="")
 
         def tick(stage: str, step: int, metrics: dict) -> None:
+            if "steps" in metrics:  # the stage stopped early (--patience): it is this long now
+                totals[stage] = int(metrics["steps"])
+                bar.update(task, total=sum(totals.values()) or 1)
             done = sum(totals[s] for s in ORDER[:ORDER.index(stage)]) + step
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "recon_l1", "batch_top1"))
             bar.update(task, completed=done, description=f"train all: {stage} {step}/{totals[stage]}",
@@ -628,6 +639,8 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
         task = bar.add_task(f"train {cfg.stage}", total=cfg.steps, rate="")
 
         def tick(step: int, metrics: dict) -> None:
+            if "steps" in metrics:  # stopped early (--patience): the run is this long now
+                bar.update(task, total=int(metrics["steps"]))
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
                              if k in ("loss", "recon_l1", "perplexity", "batch_top1"))
             bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")

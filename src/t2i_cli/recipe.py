@@ -16,7 +16,7 @@ from typing import Any, Callable
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json
 from t2i_cli.stages import run_stage
-from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, TrainConfig, export_run, read_run_config
+from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, TrainConfig, export_run
 from t2i_cli.weights import read_metadata
 
 PLAN = "all.json"  # its presence makes a folder a whole run
@@ -59,8 +59,9 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
 def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
               device: str, progress: Callable[[str, int, dict], None] | None = None,
               warn: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or continue) every stage, then export RUN/weights; make_config(stage, run_dir) builds a stage's
-    config (its dependencies point at the earlier stages' folders)."""
+    """Run (or continue) every stage, then export RUN/weights; make_config(stage, run_dir) gives a stage's
+    config: a started stage's own (read back from its folder), else a new one whose dependencies point at
+    the earlier stages' folders."""
     run_dir = Path(run_dir)
     settings = plan_settings(run_dir, settings)
     is_new_dir = not run_dir.exists()
@@ -86,7 +87,7 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
     for stage in ORDER:
         sub = run_dir / stage
         started = (sub / RUN_CONFIG).is_file()
-        cfg = read_run_config(sub) if started else make_config(stage, run_dir)
+        cfg = make_config(stage, run_dir)
         if not started and not (run_dir / PLAN).is_file():
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(run_dir / PLAN, settings)  # from here the folder is a whole run

@@ -248,8 +248,8 @@ class Watchdog:
 
     PATIENCE = 8  # logged losses that must all agree to four digits before the loss counts as stuck
 
-    def __init__(self, warmup_steps: int):
-        self.warmup_steps, self.seen, self.losses = warmup_steps, set(), []
+    def __init__(self, warmup_steps: int, patience: int = 0):
+        self.warmup_steps, self.seen, self.losses, self.patience = warmup_steps, set(), [], patience
 
     def check(self, step: int, metrics: dict[str, float]) -> list[str]:
         """New warnings for the metrics logged at a step."""
@@ -278,8 +278,9 @@ class Watchdog:
         v = [loss for _, loss in history[-3:]]
         if len(v) == 3 and v[0] < v[1] < v[2]:
             found["overfit"] = (f"step {step}: the validation loss rose twice in a row ({v[0]:.4g} -> {v[2]:.4g}) "
-                                f"while training went on: the model is memorising its data; fewer --steps (or "
-                                f"--patience 2, which stops such a run) or more pictures")
+                                f"while training went on: the model is memorising its data; fewer --steps "
+                                + ("" if self.patience else "(or --patience 2, which stops such a run) ")
+                                + "or more pictures")
         return self._new(found)
 
     def _new(self, found: dict[str, str]) -> list[str]:
@@ -363,7 +364,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     logger = Logger(run_dir, dd.is_main, start, getattr(stage, "curve", "loss"))
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
-    watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10))
+    watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10), patience=cfg.patience)
 
     def samples_and_validation() -> None:
         if getattr(stage, "val", None) is not None and len(stage.val):
@@ -409,18 +410,20 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 if dd.is_main:
                     samples_and_validation()
                 if cfg.patience and _on_every_rank(dd.is_main and stalled(logger.val_history, cfg.patience), dd):
-                    best_step, best = min(logger.val_history, key=lambda sv: sv[1])
-                    text = (f"step {done}: the validation loss has not improved on step {best_step}'s {best:.4g} for "
-                            f"{cfg.patience} validation(s): stopping early (--patience {cfg.patience}); the run "
-                            f"ends here")
-                    logger.log(done, {"early_stop": text})
-                    if warn is not None and dd.is_main:
-                        warn(text)
                     cfg = dataclasses.replace(cfg, steps=done)  # finished: a resume or a repeated --stage all
                     if dd.is_main:  # sees a complete run (and the checkpoint below records it too)
+                        best_step, best = min(logger.val_history, key=lambda sv: sv[1])
+                        text = (f"step {done}: the validation loss has not improved on step {best_step}'s {best:.4g} "
+                                f"for {cfg.patience} validation(s): stopping early (--patience {cfg.patience}); "
+                                f"the run ends here")
+                        if done % cfg.log_every:
+                            logger.log(done, metrics)  # the last step's training loss, as at a planned end
+                        logger.log(done, {"early_stop": text})
+                        if warn is not None:
+                            warn(text)
                         atomic_write_json(Path(run_dir) / RUN_CONFIG, cfg.to_json())
                     if progress:
-                        progress(done, metrics)
+                        progress(done, {**metrics, "steps": done})  # "steps": the run's new length
                     break
             if progress:
                 progress(done, metrics)
@@ -438,11 +441,15 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
 
 
 def stalled(val_history: list[tuple[int, float]], patience: int) -> bool:
-    """Whether the last `patience` validation losses are all above the best one before them."""
+    """Whether none of the last `patience` validation losses is at or below the best one before them (a NaN
+    loss counts as no better)."""
     if len(val_history) <= patience:
         return False
-    losses = [v for _, v in val_history]
-    return min(losses[-patience:]) > min(losses[:-patience])
+    earlier = [v for _, v in val_history[:-patience] if not math.isnan(v)]
+    if not earlier:
+        return False
+    best = min(earlier)
+    return not any(v <= best for _, v in val_history[-patience:])
 
 
 def _on_every_rank(flag: bool, dd: Dist) -> bool:

@@ -70,7 +70,8 @@ def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
 
 
 # Options a resumed run can honour: the rest are the run's own settings, fixed when it started.
-RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "log_every", "device", "quiet"}
+RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "log_every", "device", "quiet",
+                  "patience"}
 # Options that only some stages use (any other stage would silently ignore them, so it refuses them).
 STAGE_OPTIONS = {
     "vocab_size": ("tokenizer",), "dvae": ("transformer", "dvae"), "tokenizer": ("transformer", "clip"),
@@ -106,11 +107,11 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     if refused:
         raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot change a run that has started; "
                          f"--resume keeps its settings (only --steps, --workers, --ckpt-every, --sample-every, "
-                         f"--log-every, --device and --quiet apply)")
+                         f"--log-every, --patience, --device and --quiet apply)")
     cfg = read_run_config(run_dir)
     refuse_foreign_options(cfg.stage, given)
     changes = {"num_workers" if k == "workers" else k: params[k]
-               for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every") if k in given}
+               for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every", "patience") if k in given}
     if "steps" in changes:
         changes["steps"] = per_stage("steps", changes["steps"], cfg.stage)
     for key in ("steps", "ckpt_every", "log_every"):
