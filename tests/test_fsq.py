@@ -143,8 +143,11 @@ def test_the_default_preset_picks_the_bottleneck_by_data():
         assert model["n_hid"] == folder["n_hid"]  # only the bottleneck changes
     fsq = apply_preset("dvae", "default", {"model": {"fsq_levels": (8, 5, 5, 5)}}, "world:train")["model"]
     assert fsq["fsq_levels"] == (8, 5, 5, 5) and fsq["n_codes"] == 1000
-    assert apply_preset("transformer", "default", {}, "world:train") == apply_preset("transformer", "default", {},
-                                                                                     "/some/pictures")
+    # A folder's transformer stops once it memorises (--patience 2; the world's streamed data keeps none).
+    assert "patience" not in apply_preset("transformer", "default", {}, "world:train")
+    assert apply_preset("transformer", "default", {}, "/some/pictures")["patience"] == 2
+    assert apply_preset("transformer", "default", {"patience": 0}, "/some/pictures")["patience"] == 0
+    assert "patience" not in apply_preset("dvae", "default", {}, "/some/pictures")
     assert apply_preset("dvae", "large", {}, "world")["model"]["n_codes"] == 512
 
 
@@ -156,6 +159,11 @@ def test_the_data_source_reaches_the_preset_on_every_path(tmp_path):
     for data, levels, codes in (("world:train", (), 512), (str(tmp_path), (8, 5, 5, 5), 1000)):
         cfg = stage_config_of_all("dvae", tmp_path, {"data": data, "preset": "default"}, {"workers": 0})
         assert (tuple(cfg.model["fsq_levels"]), cfg.model["n_codes"]) == (levels, codes), data
+    folder = {"data": str(tmp_path), "preset": "default"}
+    assert stage_config_of_all("transformer", tmp_path, folder, {"workers": 0}).patience == 2
+    assert stage_config_of_all("transformer", tmp_path, {**folder, "sample_every": 0}, {"workers": 0}).patience == 0
+    assert stage_config_of_all("transformer", tmp_path, {"data": "world", "preset": "default"},
+                               {"workers": 0}).patience == 0
     out = tmp_path / "world-run"
     r = run("train", "--stage", "dvae", "--data", "world:train", "--preset", "default", "--steps", "1",
             "--image-side", "16", "--batch-size", "2", "--sample-every", "0", "--workers", "0", "-q",

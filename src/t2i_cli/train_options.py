@@ -133,7 +133,7 @@ def checked(cfg):
         raise UsageError(f"{e}; choose a value in range") from None
     if cfg.patience and not cfg.sample_every:
         raise UsageError(f"--patience {cfg.patience} watches the validation loss, which is measured every "
-                         f"--sample-every steps: give --sample-every N (not 0)")
+                         f"--sample-every steps: give --sample-every N (not 0), or --patience 0")
     return cfg
 
 
@@ -218,6 +218,8 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
 
         over["image_side"] = dvae_config(opts["dvae"]).image_side  # the transformer sees what its dVAE encodes
     fields = apply_preset(stage, preset, over, data)
+    if fields.get("patience") and fields.get("sample_every") == 0 and opts.get("patience") is None:
+        fields["patience"] = 0  # the preset's patience needs validations; asking for none turns it off
     for key in ("steps", "batch_size", "image_side", "text_len", "ckpt_every", "log_every", "vocab_size"):
         if key in fields and fields[key] is not None and fields[key] < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {fields[key]}")
