@@ -17,6 +17,7 @@ from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
+    checked,
     flag,
     is_whole_run,
     per_stage,
@@ -591,8 +592,6 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
     if "workers" in given:  # steers this process: a started stage resumes with it too
         from dataclasses import replace
-
-        from t2i_cli.train_options import checked
 
         configs = {s: c if s == "tokenizer" else checked(replace(c, num_workers=params["workers"]))
                    for s, c in configs.items()}

@@ -154,6 +154,16 @@ def same_tokenizer(init: str, tokenizer: str | None) -> None:
                          f"pass --tokenizer {beside.parent}")
 
 
+def keeps_architecture(option: str, why: str, model_over: dict, *pinned: tuple) -> None:
+    """A run that starts from a trained model (--init, --finetune-decoder) keeps its architecture: --model is
+    refused, and so is each pinned (flag, value given, the model's value, why) whose given value differs."""
+    if model_over:
+        raise UsageError(f"--model does not apply with {option}: {why}; leave it out")
+    for name, given, kept, reason in pinned:
+        if given is not None and given != kept:
+            raise UsageError(f"{name} {given}: {reason}; leave it out")
+
+
 def train_config(stage: str, data: str, preset: str, opts: dict):
     """Build a TrainConfig from the preset and the command-line overrides."""
     from t2i_cli.stages import apply_preset, is_world, parse_model_overrides
@@ -181,12 +191,9 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
             raise UsageError("--init needs a path: a clip.safetensors file, or a run or weights folder with one")
         start = clip_config(opts["init"])  # a missing or unreadable file is one line, before anything is made
         same_tokenizer(opts["init"], opts["tokenizer"])
-        if model_over:
-            raise UsageError("--model does not apply with --init: the CLIP keeps the --init model's architecture; "
-                             "leave it out")
-        if opts["text_len"] is not None and opts["text_len"] != start.text_len:
-            raise UsageError(f"--text-len {opts['text_len']}: the --init CLIP reads {start.text_len} tokens; "
-                             f"leave it out")
+        keeps_architecture("--init", "the CLIP keeps the --init model's architecture", model_over,
+                           ("--text-len", opts["text_len"], start.text_len,
+                            f"the --init CLIP reads {start.text_len} tokens"))
         derived = ("image_side", "text_vocab", "text_len", "n_pad_start")  # the run's own (--image-side may differ)
         over |= {"init": opts["init"], "text_len": start.text_len,
                  "model": {k: v for k, v in asdict(start).items() if k not in derived}}
@@ -199,12 +206,9 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
         from t2i_cli.stages import dvae_config
 
         start = dvae_config(opts["dvae"])  # the decoder keeps its own pixel mapping, hence its loss
-        if model_over:
-            raise UsageError("--model does not apply with --finetune-decoder: the decoder keeps the --dvae "
-                             "model's architecture; leave it out")
-        if opts["image_side"] is not None and opts["image_side"] != start.image_side:
-            raise UsageError(f"--image-side {opts['image_side']}: --finetune-decoder trains at the --dvae model's "
-                             f"{start.image_side} px; leave it out")
+        keeps_architecture("--finetune-decoder", "the decoder keeps the --dvae model's architecture", model_over,
+                           ("--image-side", opts["image_side"], start.image_side,
+                            f"--finetune-decoder trains at the --dvae model's {start.image_side} px"))
         if opts["recon_loss"] == "logit_laplace" and start.pixel_eps <= 0:
             raise UsageError("--recon-loss logit_laplace needs a dVAE trained with it (pixels mapped into "
                              "[eps, 1 - eps]); this --dvae was not: use l1 or mse, or leave it out")
