@@ -189,3 +189,25 @@ def test_2d_position_is_row_plus_column():
             torch.testing.assert_close(emb[k], expected)
         # an offset start gives the same embedding as the same index in a full sequence
         torch.testing.assert_close(model.embed_image(codes[:, :2], start=4)[0], emb[4:6])
+
+
+def test_a_bf16_model_on_the_cpu_attends_over_an_fp32_cache_and_decodes_what_its_forward_gives():
+    """On the CPU a bf16 model's KV cache is fp32 (PyTorch's attention over bf16 is slower there): q, k and
+    v are cast into it and the attention's output back to bf16; one code at a time and a window both give
+    the logits of the model's own full forward, up to bf16 rounding."""
+    fp32 = tiny()
+    assert KVCache.for_model(fp32, 2, torch.device("cpu")).k.dtype == torch.float32
+    model = tiny().to(torch.bfloat16)
+    text, image = inputs(b=2)
+    cache = KVCache.for_model(model, 2, torch.device("cpu"))
+    assert cache.k.dtype == cache.v.dtype == torch.float32 and cache.k.shape[1] == 2
+    with torch.no_grad():
+        full = model(text, image)[0].float()  # full[:, i] predicts code i; no cache, all in bf16
+        scale = float(full.abs().max())
+        for i in range(4):
+            step = model.image_logits(text, image[:, :i], cache)
+            assert step.dtype == torch.bfloat16
+            torch.testing.assert_close(step.float(), full[:, i], rtol=0, atol=0.03 * scale)
+        window = model.window_logits(image[:, 3:7], 3, cache).float()
+        torch.testing.assert_close(window, full[:, 4:8], rtol=0, atol=0.03 * scale)
+        assert float(cache.k[:, :, :, CFG.text_len + 6].abs().sum()) > 0  # the window's keys went in

@@ -77,8 +77,9 @@ class TextToImage:
     def from_folder(cls, folder: Path, device: str = "auto", need_clip: bool = False,
                     precision: str = "fp32", clip_precision: str = "fp32") -> "TextToImage":
         """Load every model of a weights folder onto a device; precision bf16 casts the transformer (the
-        decode loop's weights) to bfloat16 at load, int8 quantises its linear layers (models.transformer.
-        quantize_int8); the dVAE stays fp32; clip_precision bf16 casts the CLIP (`rerank --precision`)."""
+        decode loop's weights) to bfloat16 at load (on the CPU with oneDNN-packed linear layers, models.
+        transformer.pack_bf16), int8 quantises its linear layers (models.transformer.quantize_int8); the
+        dVAE stays fp32; clip_precision bf16 casts the CLIP (`rerank --precision`)."""
         if precision not in (*PRECISIONS, "auto"):
             raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
         if clip_precision not in (*CLIP_PRECISIONS, "auto"):
@@ -94,7 +95,11 @@ class TextToImage:
                              "use bf16 on a GPU")
         pipe = cls(load_folder(folder, dev, need_clip=need_clip), dev)
         pipe.precision = precision
-        if precision == "bf16":
+        if precision == "bf16" and dev.type == "cpu":
+            from t2i_cli.models.transformer import pack_bf16
+
+            pack_bf16(pipe.bundle.transformer)
+        elif precision == "bf16":
             pipe.bundle.transformer.to(torch.bfloat16)
         elif precision == "int8":
             from t2i_cli.models.transformer import quantize_int8

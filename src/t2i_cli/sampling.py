@@ -164,7 +164,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     mc, device = model.cfg, text.device
     N, V, W = mc.n_image, mc.image_vocab, cfg.jacobi
     rows = text.shape[0]
-    cache = KVCache(mc, rows, device, next(model.parameters()).dtype)
+    cache = KVCache.for_model(model, rows, device)
     codes = torch.zeros(B, N, dtype=torch.long, device=device)  # final codes, then drafts
     q = torch.zeros(B, W + 1, V, dtype=torch.float32, device=device)  # what the drafts at base.. were drawn from
     logits = model.image_logits(text, torch.zeros(rows, 0, dtype=torch.long, device=device), cache)
@@ -243,7 +243,7 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
             raise ValueError("Jacobi decoding needs the KV cache")
         return _jacobi_codes(model, text, B, cfg, generator, progress, stats), torch.zeros(B, device=device)
     rows = text.shape[0]
-    cache = KVCache(model.cfg, rows, device, next(model.parameters()).dtype) if cfg.use_cache else None
+    cache = KVCache.for_model(model, rows, device) if cfg.use_cache else None
     codes = torch.zeros(rows, n_image, dtype=torch.long, device=device)  # (rows, N), filled left to right
     kept_logprob = torch.zeros(B, dtype=torch.float32, device=device)
     start = 0

@@ -53,6 +53,17 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled so far
 
+    @classmethod
+    def for_model(cls, model: "Transformer", batch: int, device: torch.device) -> "KVCache":
+        """A cache in the dtype attention runs fastest in for this model and device: the model's own, but fp32
+        for a bf16 (or int8, whose activations are bf16) model on the CPU, where PyTorch's attention over a
+        bf16 cache is several times slower than over an fp32 one (BENCHMARKS.md, "The KV cache of bf16
+        and int8 on the CPU"); q, k and v are then cast to fp32 and the attention's output back."""
+        dtype = next(model.parameters()).dtype
+        if torch.device(device).type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+            dtype = torch.float32
+        return cls(model.cfg, batch, device, dtype)
+
 
 class Int8Linear(nn.Module):
     """A linear layer for inference with int8 weights, one bf16 scale per output channel (weight-only
@@ -77,23 +88,61 @@ class Int8Linear(nn.Module):
         return y.view(*shape[:-1], self.out_features)
 
 
+class PackedLinear(nn.Module):
+    """A bf16 linear layer for CPU inference whose weight oneDNN has reordered once, at load, into its own
+    blocked layout (`torch.ops.mkldnn._reorder_linear_weight`), instead of on every call: the same
+    products as F.linear in bf16 (tested bit for bit), faster per decode step (BENCHMARKS.md, "Packed bf16
+    weights"). The packed weight is an opaque oneDNN tensor, not a parameter: the layer cannot be trained,
+    moved or saved."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        w = linear.weight.detach().to(torch.bfloat16)
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(w)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+
+
+def can_pack_bf16() -> bool:
+    """Whether this PyTorch has the oneDNN kernels PackedLinear needs (CPU builds with mkldnn do)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
 def linear(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """m(x) for an nn.Linear or an Int8Linear, without nn.Module call overhead for the former."""
-    if isinstance(m, Int8Linear):
-        return m(x)
-    return F.linear(x, m.weight, m.bias)
+    """m(x) for an nn.Linear, an Int8Linear or a PackedLinear, without nn.Module call overhead for the first."""
+    if isinstance(m, nn.Linear):
+        return F.linear(x, m.weight, m.bias)
+    return m(x)
+
+
+def _replace_linears(model: "Transformer", layer: type[nn.Module]) -> None:
+    """Every linear layer of the blocks and the image head (what the decode loop streams) -> layer(it)."""
+    for block in model.blocks:
+        block.attn.qkv = layer(block.attn.qkv)
+        block.attn.proj = layer(block.attn.proj)
+        block.mlp[0] = layer(block.mlp[0])
+        block.mlp[2] = layer(block.mlp[2])
+    model.image_head = layer(model.image_head)
 
 
 def quantize_int8(model: "Transformer") -> "Transformer":
     """Cast a transformer for int8 inference in place: every linear layer of the blocks and the image head
     becomes an Int8Linear; the rest (embeddings, norms) becomes bf16. Training is not supported after."""
-    for block in model.blocks:
-        block.attn.qkv = Int8Linear(block.attn.qkv)
-        block.attn.proj = Int8Linear(block.attn.proj)
-        block.mlp[0] = Int8Linear(block.mlp[0])
-        block.mlp[2] = Int8Linear(block.mlp[2])
-    model.image_head = Int8Linear(model.image_head)
+    _replace_linears(model, Int8Linear)
     return model.to(torch.bfloat16)  # buffers of int8 stay int8 (to() casts floating point only)
+
+
+def pack_bf16(model: "Transformer") -> "Transformer":
+    """Cast a transformer for bf16 inference on the CPU in place: bf16 throughout, and the decode loop's
+    linear layers become PackedLinear where this PyTorch can (can_pack_bf16). Training is not supported
+    after."""
+    model.to(torch.bfloat16)
+    if can_pack_bf16():
+        _replace_linears(model, PackedLinear)
+    return model
 
 
 class CausalSelfAttention(nn.Module):
@@ -118,12 +167,13 @@ class CausalSelfAttention(nn.Module):
             cache.k[layer, :, :, start:start + T] = k
             cache.v[layer, :, :, start:start + T] = v
             k, v = cache.k[layer, :, :, :start + T], cache.v[layer, :, :, :start + T]
+            q = q.to(k.dtype)
             if T > 1 and start > 0:  # a window after cached positions: query i sees keys 0..start+i
                 mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
         # A single new query sees every cached key, so it needs no mask; a prefill from 0 is plain causal.
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=T > 1 and mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.proj(y.transpose(1, 2).reshape(B, T, C).to(x.dtype))
 
 
 class Block(nn.Module):
@@ -239,8 +289,9 @@ class Transformer(nn.Module):
             q, k, v = qkv.view(B, 3, H, C // H).unbind(1)  # each (B, H, D)
             cache.k[i, :, :, t] = k
             cache.v[i, :, :, t] = v
-            y = F.scaled_dot_product_attention(q.unsqueeze(2), cache.k[i, :, :, :t + 1], cache.v[i, :, :, :t + 1])
-            x = x + linear(attn.proj, y.reshape(B, C))
+            y = F.scaled_dot_product_attention(q.unsqueeze(2).to(cache.k.dtype), cache.k[i, :, :, :t + 1],
+                                               cache.v[i, :, :, :t + 1])
+            x = x + linear(attn.proj, y.reshape(B, C).to(x.dtype))
             h = linear(fc, F.layer_norm(x, (C,), ln2.weight, ln2.bias, ln2.eps))
             x = x + linear(proj, F.gelu(h, approximate="tanh"))
         cache.length = t + 1
