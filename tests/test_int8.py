@@ -68,18 +68,31 @@ def test_an_int8_transformer_decodes_valid_codes_close_to_fp32_and_fp32_is_untou
     assert float((want.argmax(-1) == got.argmax(-1)).float().mean()) > 0.85
 
 
-def test_precision_auto_is_int8_on_the_cpu_and_is_recorded_as_such(tiny_weights, tmp_path):
+def test_precision_auto_is_bf16_on_the_cpu_and_is_recorded_as_such(tiny_weights, tmp_path, monkeypatch):
     from PIL import Image
 
+    import t2i_cli.pipeline as pipeline
     from conftest import run
     from t2i_cli.pipeline import TextToImage
 
-    assert TextToImage.from_folder(tiny_weights, "cpu", precision="auto").precision == "int8"
+    monkeypatch.setattr(pipeline, "native_bf16", lambda: True)  # as on the machine the choice was measured
+
+    assert TextToImage.from_folder(tiny_weights, "cpu", precision="auto").precision == "bf16"
     auto = run("generate", "a red bird", "--n", 2, "--precision", "auto", "--weights", tiny_weights,
                "--out", tmp_path / "a", "-q")
-    int8 = run("generate", "a red bird", "--n", 2, "--precision", "int8", "--weights", tiny_weights,
+    bf16 = run("generate", "a red bird", "--n", 2, "--precision", "bf16", "--weights", tiny_weights,
                "--out", tmp_path / "b", "-q")
-    assert auto.exit_code == 0 and int8.exit_code == 0, (auto.stderr, int8.stderr)
-    for a, b in zip(auto.stdout.split(), int8.stdout.split(), strict=True):
+    assert auto.exit_code == 0 and bf16.exit_code == 0, (auto.stderr, bf16.stderr)
+    for a, b in zip(auto.stdout.split(), bf16.stdout.split(), strict=True):
         with Image.open(a) as x, Image.open(b) as y:
-            assert x.text["precision"] == "int8" and x.tobytes() == y.tobytes()
+            assert x.text["precision"] == "bf16" and x.tobytes() == y.tobytes()
+
+
+def test_precision_auto_is_fp32_on_a_cpu_without_native_bf16(monkeypatch):
+    import t2i_cli.pipeline as pipeline
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(pipeline, "native_bf16", lambda: False)
+    assert pipeline.auto_precision(cpu) == "fp32"
+    monkeypatch.setattr(pipeline, "native_bf16", lambda: True)
+    assert pipeline.auto_precision(cpu) == "bf16" and pipeline.auto_precision(torch.device("cuda")) == "fp32"

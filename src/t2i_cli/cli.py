@@ -44,7 +44,8 @@ MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
 PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code), int8 (a quarter; "
-                  "CPU only) or auto (the fastest that scores as fp32 does: int8 on a CPU, fp32 on a GPU).")
+                  "CPU only) or auto (the fastest that scores as fp32 does: bf16 on a CPU with native bf16, else "
+                  "fp32).")
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 

@@ -22,9 +22,25 @@ if TYPE_CHECKING:
 # output channel, bf16 activations; CPU only) a quarter.
 PRECISIONS = ("fp32", "bf16", "int8")
 # --precision auto: the fastest format whose `t2i eval` overall stays within 1 point of fp32 on both seeds
-# (BENCHMARKS.md: int8 on the CPU, 78.6 / 77.1% against 75.7 / 75.4%, 4.0x fp32 for one image); on a GPU,
-# where no other format was measured, fp32.
-AUTO_PRECISION = {"cpu": "int8"}
+# (BENCHMARKS.md, "The KV cache of bf16 and int8 on the CPU"): bf16 on the CPU, 75.7 / 76.3% against
+# 75.7 / 75.4%, faster than int8 at the default best of 4, at 16 images and with --jacobi (int8 is faster
+# only for one image without Jacobi, 0.63 against 0.76 s); on a GPU, where no other format was measured, fp32.
+# Measured on a CPU with AVX-512 BF16; one without native bf16 arithmetic emulates it, so there auto is fp32.
+AUTO_PRECISION = {"cpu": "bf16"}
+
+
+def auto_precision(device: torch.device) -> str:
+    """What --precision auto means on this device (AUTO_PRECISION, fp32 on a CPU without native bf16)."""
+    precision = AUTO_PRECISION.get(device.type, "fp32")
+    if device.type == "cpu" and precision == "bf16" and not native_bf16():
+        return "fp32"
+    return precision
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bf16 dot products (AVX-512 BF16, or AMX, which implies it)."""
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private: absent means unknown, so no
+    return bool(check()) if check is not None else False
 # `t2i rerank --precision` is the CLIP's: fp32 or bf16 (its work is convolutions; int8 covers only the
 # transformer's linear layers). auto: see BENCHMARKS.md, "rerank --precision".
 CLIP_PRECISIONS = ("fp32", "bf16")
@@ -89,7 +105,7 @@ class TextToImage:
         if clip_precision == "auto":
             clip_precision = AUTO_CLIP_PRECISION.get(dev.type, "fp32")
         if precision == "auto":
-            precision = AUTO_PRECISION.get(dev.type, "fp32")
+            precision = auto_precision(dev)
         if precision == "int8" and dev.type != "cpu":
             raise UsageError("--precision int8 runs on the CPU only (its kernel is PyTorch's CPU int8 matmul); "
                              "use bf16 on a GPU")
