@@ -33,7 +33,9 @@ def test_a_packed_linear_gives_the_bf16_products_bit_for_bit(bias):
         got = packed(x)
         assert got.shape == (*shape[:-1], 48) and got.dtype == torch.bfloat16
         assert torch.equal(got, F.linear(x, w, b))
-    assert not any(t.layout == torch._mkldnn for t in packed.state_dict().values())  # the packed weight is not state
+    for refused in (lambda: packed.state_dict(), lambda: packed.float(), lambda: packed.to(torch.float32)):
+        with pytest.raises(RuntimeError, match="packed for bf16"):  # never half a cast, never a weight left out
+            refused()
 
 
 def test_a_packed_transformer_draws_the_codes_of_the_plain_bf16_one():
@@ -54,3 +56,16 @@ def test_a_packed_transformer_draws_the_codes_of_the_plain_bf16_one():
         got = generate_codes(packed, text, empty, SamplingConfig(**extra), torch.Generator().manual_seed(2))
         assert torch.equal(got, want), extra
         assert int(got.min()) >= 0 and int(got.max()) < CFG.image_vocab
+
+
+def test_without_onednn_bf16_a_transformer_stays_plain_bf16(monkeypatch):
+    """On a CPU whose oneDNN has no bf16 path (AVX2 only) pack_bf16 casts and does not pack, so bf16 still runs."""
+    import t2i_cli.models.transformer as transformer
+
+    monkeypatch.setattr(transformer, "can_pack_bf16", lambda: False)
+    torch.manual_seed(0)
+    model = pack_bf16(Transformer(CFG).eval())
+    assert isinstance(model.blocks[0].attn.qkv, nn.Linear) and model.blocks[0].attn.qkv.weight.dtype == torch.bfloat16
+    text = torch.randint(0, 34, (2, CFG.text_len), generator=torch.Generator().manual_seed(1))
+    codes = generate_codes(model, text, torch.arange(34, 40), SamplingConfig(), torch.Generator().manual_seed(2))
+    assert codes.shape == (2, CFG.n_image) and int(codes.max()) < CFG.image_vocab

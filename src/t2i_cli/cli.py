@@ -44,8 +44,8 @@ MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
 PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code), int8 (a quarter; "
-                  "CPU only) or auto (the fastest that scores as fp32 does: bf16 on a CPU with native bf16, else "
-                  "fp32).")
+                  "CPU only) or auto (the fastest that scores as fp32 does at one draw: bf16 on a CPU with native "
+                  "bf16, else fp32).")
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
@@ -841,7 +841,8 @@ def eval_cmd(ctx: typer.Context,
             bar.start_task(generating)
             result = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated)
         result |= {"judge_validation": validation, "dvae": dvae, "weights": pipe.bundle.identity,
-                   "precision": precision, "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
+                   "precision": pipe.precision,
+                   "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
         _print_eval(result)
         if json_path is not None:
             from t2i_cli.files import atomic_write_json
@@ -866,7 +867,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
                        rate=rate_text(bar.tasks[task], "images"))
 
         result = evaluate_data(pipe, data, n, seed, sampling, tick)
-    result |= {"weights": pipe.bundle.identity, "precision": precision,
+    result |= {"weights": pipe.bundle.identity, "precision": pipe.precision,
                "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "
                         f"{result['val_size']} val images")

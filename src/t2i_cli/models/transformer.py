@@ -93,7 +93,7 @@ class PackedLinear(nn.Module):
     blocked layout (`torch.ops.mkldnn._reorder_linear_weight`), instead of on every call: the same
     products as F.linear in bf16 (tested bit for bit), faster per decode step (BENCHMARKS.md, "Packed bf16
     weights"). The packed weight is an opaque oneDNN tensor, not a parameter: the layer cannot be trained,
-    moved or saved."""
+    moved, cast or saved, and says so instead of doing half of it."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
@@ -105,10 +105,18 @@ class PackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
 
+    def _apply(self, fn, recurse=True):  # .to(), .float(), .cuda(): the packed weight would not follow
+        raise RuntimeError("a transformer packed for bf16 CPU inference cannot be moved or cast; load it again")
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):  # state_dict() would leave the weight out
+        raise RuntimeError("a transformer packed for bf16 CPU inference cannot be saved; save the model it came from")
+
 
 def can_pack_bf16() -> bool:
-    """Whether this PyTorch has the oneDNN kernels PackedLinear needs (CPU builds with mkldnn do)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    """Whether PackedLinear runs here: this PyTorch has oneDNN's linear kernels and this CPU has what their bf16
+    path needs (AVX-512 BW/VL/DQ or AVX-NE-CONVERT; an AVX2-only CPU has not, and keeps plain bf16)."""
+    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
 
 
 def linear(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
