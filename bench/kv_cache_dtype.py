@@ -8,18 +8,13 @@ Usage: PYTHONPATH=src python bench/kv_cache_dtype.py [--weights weights] [--reps
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import statistics
-import time
+import sys
 from pathlib import Path
 
-import torch
-
-from t2i_cli.models.transformer import KVCache
-from t2i_cli.pipeline import TextToImage
-from t2i_cli.sampling import SamplingConfig
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from precision import alternating_medians, decode_args, print_header  # noqa: E402  (the shared timing loop)
+from t2i_cli.models.transformer import KVCache  # noqa: E402
+from t2i_cli.pipeline import TextToImage  # noqa: E402
 
 FOR_MODEL = KVCache.for_model  # t2i's: fp32 for a bf16 model on the CPU
 
@@ -31,35 +26,27 @@ def model_dtype_cache(cls, model, batch, device):  # the cache in the model's dt
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default="weights")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 16])
-    ap.add_argument("--jacobi", type=int, nargs="+", default=[0])
+    ap = decode_args(__doc__)
     ap.add_argument("--precision", nargs="+", default=["bf16", "int8"])
     args = ap.parse_args()
     pipes = {p: TextToImage.from_folder(Path(args.weights), "cpu", precision=p) for p in args.precision}
-    print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}, reps {args.reps}")
+    print_header(args.reps)
     caches = {"model dtype": model_dtype_cache, "fp32": classmethod(FOR_MODEL.__func__)}
-    times: dict[tuple, list[float]] = {}
-    for rep in range(args.reps + 1):  # the first round warms up and is not counted
-        for n in args.n:
-            for j in args.jacobi:
-                for name, pipe in pipes.items():
-                    for cache, make in caches.items():
-                        KVCache.for_model = make
-                        t = time.perf_counter()
-                        pipe("a red bird", n=n, seed=0, sampling=SamplingConfig(jacobi=j))
-                        if rep:
-                            times.setdefault((name, n, j, cache), []).append(time.perf_counter() - t)
+
+    def use(make):
+        def prepare() -> None:
+            KVCache.for_model = make
+        return prepare
+
+    variants = {(name, cache): (pipe, use(make)) for name, pipe in pipes.items() for cache, make in caches.items()}
+    median = alternating_medians(variants, args.n, args.jacobi, args.reps, warm_up=True)
     KVCache.for_model = classmethod(FOR_MODEL.__func__)
     print("| precision | n | --jacobi | cache in the model's dtype (s) | fp32 cache (s) | speed-up |")
     print("|---|---:|---:|---:|---:|---:|")
     for n in args.n:
         for j in args.jacobi:
             for name in pipes:
-                a, b = (statistics.median(times[(name, n, j, c)]) for c in caches)
+                a, b = (median[((name, c), n, j)] for c in caches)
                 print(f"| {name} | {n} | {j or 'off'} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
 
 
