@@ -28,6 +28,12 @@ PRECISIONS = ("fp32", "bf16", "int8")
 # Measured on a CPU with AVX-512 BF16; one without native bf16 arithmetic emulates it, so there auto is fp32.
 AUTO_PRECISION = {"cpu": "bf16"}
 
+# `t2i rerank --precision` is the CLIP's: fp32 or bf16 (its work is convolutions; int8 covers only the
+# transformer's linear layers). auto: see BENCHMARKS.md, "rerank --precision".
+CLIP_PRECISIONS = ("fp32", "bf16")
+AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32, the same hard-negative accuracy (BENCHMARKS.md)
+MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
+
 
 def auto_precision(device: torch.device) -> str:
     """What --precision auto means on this device (AUTO_PRECISION, fp32 on a CPU without native bf16)."""
@@ -41,11 +47,6 @@ def native_bf16() -> bool:
     """Whether this CPU has bf16 dot products (AVX-512 BF16, or AMX, which implies it)."""
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private: absent means unknown, so no
     return bool(check()) if check is not None else False
-# `t2i rerank --precision` is the CLIP's: fp32 or bf16 (its work is convolutions; int8 covers only the
-# transformer's linear layers). auto: see BENCHMARKS.md, "rerank --precision".
-CLIP_PRECISIONS = ("fp32", "bf16")
-AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32, the same hard-negative accuracy (BENCHMARKS.md)
-MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
 
 
 def batch_seed(seed: int, start: int) -> int:
