@@ -2,12 +2,13 @@
 layout is drawn) or a lower temperature help compositions?
 
 Each setting is run through the eval's own code (world.evaluate.evaluate_model: the same prompts, image
-seeds and judge as `t2i eval`, one candidate), on the tasks and seeds given. A setting is
+seeds and judge as `t2i eval`, one candidate unless --candidates), on the tasks and seeds given. A setting is
 "guidance=G" (constant), "guidance=G,start=S" (S at the first code, moving linearly to G at the last), with
 optional ",temperature=T" or ",top_k=K".
 
 Usage: PYTHONPATH=src python bench/sampling_schedules.py [--weights weights] [--n 50] [--seeds 0 1]
-           [--tasks two_objects colour_attribution counting] --settings guidance=3 guidance=3,start=6 ...
+           [--tasks two_objects colour_attribution counting] [--candidates 1]
+           --settings guidance=3 guidance=3,start=6 ...
 """
 
 from __future__ import annotations
@@ -42,18 +43,19 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--tasks", nargs="+", default=["two_objects", "colour_attribution", "counting"])
     ap.add_argument("--settings", nargs="+", required=True)
+    ap.add_argument("--candidates", type=int, default=1, help="draw N per prompt, keep the reranker's pick")
     args = ap.parse_args()
     t0 = time.time()
-    pipe = TextToImage.from_folder(Path(args.weights), "cpu")
+    pipe = TextToImage.from_folder(Path(args.weights), "cpu", need_clip=args.candidates > 1)
     judge = load_judge(Path(args.weights) / "judge.safetensors")
     print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} weights={pipe.bundle.identity} n={args.n} "
-          f"seeds={args.seeds}")
+          f"seeds={args.seeds} candidates={args.candidates}")
     print("| setting | seed | " + " | ".join(args.tasks) + " | mean | seconds |")
     print("|---|---|" + "---:|" * (len(args.tasks) + 2))
     for setting in args.settings:
         sampling = parse(setting)
         for seed in args.seeds:
-            r = evaluate_model(pipe, judge, args.n, seed, sampling, tasks=tuple(args.tasks))
+            r = evaluate_model(pipe, judge, args.n, seed, sampling, args.candidates, tasks=tuple(args.tasks))
             accs = [r["tasks"][t]["accuracy"] for t in args.tasks]
             print(f"| {setting} | {seed} | " + " | ".join(f"{100 * a:.0f}%" for a in accs)
                   + f" | {100 * sum(accs) / len(accs):.1f}% | {r['seconds']:.0f} |", flush=True)
