@@ -88,11 +88,11 @@ def test_precision_auto_is_bf16_on_the_cpu_and_is_recorded_as_such(tiny_weights,
             assert x.text["precision"] == "bf16" and x.tobytes() == y.tobytes()
 
 
-def test_precision_auto_is_fp32_on_a_cpu_without_native_bf16(monkeypatch):
+def test_precision_auto_is_int8_on_a_cpu_without_native_bf16(monkeypatch):
     import t2i_cli.pipeline as pipeline
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(pipeline, "native_bf16", lambda: False)
-    assert pipeline.auto_precision(cpu) == "fp32"
+    assert pipeline.auto_precision(cpu) == "int8"
     monkeypatch.setattr(pipeline, "native_bf16", lambda: True)
     assert pipeline.auto_precision(cpu) == "bf16" and pipeline.auto_precision(torch.device("cuda")) == "fp32"

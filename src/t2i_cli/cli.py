@@ -45,7 +45,7 @@ MAX_THREADS = 256  # largest --threads
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
 PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code), int8 (a quarter; "
                   "CPU only) or auto (the fastest that scores as fp32 does at one draw: bf16 on a CPU with native "
-                  "bf16, else fp32).")
+                  "bf16, else int8; fp32 on a GPU).")
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 

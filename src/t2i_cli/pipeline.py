@@ -25,7 +25,9 @@ PRECISIONS = ("fp32", "bf16", "int8")
 # (BENCHMARKS.md, "The KV cache of bf16 and int8 on the CPU"): bf16 on the CPU, 75.7 / 76.3% against
 # 75.7 / 75.4%, faster than int8 at the default best of 4, at 16 images and with --jacobi (int8 is faster
 # only for one image without Jacobi, 0.63 against 0.76 s); on a GPU, where no other format was measured, fp32.
-# Measured on a CPU with AVX-512 BF16; one without native bf16 arithmetic emulates it, so there auto is fp32.
+# Measured on a CPU with AVX-512 BF16. One without native bf16 arithmetic (AVX2 only) emulates it: there int8
+# (bf16 activations, a quarter of the weight bytes) is the fastest, 2.3x / 1.6x / 1.1x fp32 at 1 / 4 / 16
+# images, and plain bf16 the slowest at 4 and 16 (BENCHMARKS.md, "--precision on a CPU without native bf16").
 AUTO_PRECISION = {"cpu": "bf16"}
 
 # `t2i rerank --precision` is the CLIP's: fp32 or bf16 (its work is convolutions; int8 covers only the
@@ -36,10 +38,10 @@ MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
 
 
 def auto_precision(device: torch.device) -> str:
-    """What --precision auto means on this device (AUTO_PRECISION, fp32 on a CPU without native bf16)."""
+    """What --precision auto means on this device (AUTO_PRECISION; int8 on a CPU without native bf16)."""
     precision = AUTO_PRECISION.get(device.type, "fp32")
     if device.type == "cpu" and precision == "bf16" and not native_bf16():
-        return "fp32"
+        return "int8"
     return precision
 
 
