@@ -96,3 +96,14 @@ def test_precision_auto_is_int8_on_a_cpu_without_native_bf16(monkeypatch):
     assert pipeline.auto_precision(cpu) == "int8"
     monkeypatch.setattr(pipeline, "native_bf16", lambda: True)
     assert pipeline.auto_precision(cpu) == "bf16" and pipeline.auto_precision(torch.device("cuda")) == "fp32"
+
+
+def test_rerank_precision_auto_is_fp32_on_a_cpu_without_native_bf16(monkeypatch, tiny_weights):
+    import t2i_cli.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "native_bf16", lambda: False)
+    pipe = pipeline.TextToImage.from_folder(tiny_weights, "cpu", need_clip=True, clip_precision="auto")
+    assert next(pipe.bundle.clip.parameters()).dtype == torch.float32
+    monkeypatch.setattr(pipeline, "native_bf16", lambda: True)
+    pipe = pipeline.TextToImage.from_folder(tiny_weights, "cpu", need_clip=True, clip_precision="auto")
+    assert next(pipe.bundle.clip.parameters()).dtype == torch.bfloat16

@@ -107,6 +107,8 @@ class TextToImage:
         dev = resolve_device(device)
         if clip_precision == "auto":
             clip_precision = AUTO_CLIP_PRECISION.get(dev.type, "fp32")
+            if dev.type == "cpu" and clip_precision == "bf16" and not native_bf16():
+                clip_precision = "fp32"  # emulated bf16 convolutions: 14.6x slower than fp32 (BENCHMARKS.md)
         if precision == "auto":
             precision = auto_precision(dev)
         if precision == "int8" and dev.type != "cpu":
