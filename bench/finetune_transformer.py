@@ -8,8 +8,10 @@ ordinary mix (so 0.4 gives 58% two-object scenes, 33% single objects, 9% counts)
 transformer stage's: AdamW (0.9, 0.95) with its weight decay, gradient clipping at 1, 10% of captions
 replaced by the empty prompt (for classifier-free guidance), the weights folder's tokenizer and dVAE
 (whose encoder made the original codes: the decoder fine-tune kept it). lr: linear warm-up over 20
-steps to LR, then cosine to LR / 10. Checkpoints every 50 steps and at the end, fp16 (as `t2i export
---half`), to OUT/transformer-STEP.safetensors; put one into a copy of the weights folder to evaluate it.
+steps to LR, then cosine to LR / 10 (train.lr_at's schedule, except that its decay runs one step behind
+this one's; kept so that this reproduces the recorded run). Checkpoints every 50 steps and at the end, fp16
+(as `t2i export --half`), to OUT/transformer-STEP.safetensors; put one into a copy of the weights folder to
+evaluate it.
 
 Usage: PYTHONPATH=src python bench/finetune_transformer.py --out /tmp/ft/a [--weights weights] [--steps 260]
            [--lr 1e-4] [--share 0.4] [--batch 32] [--threads 2]
@@ -53,7 +55,8 @@ def main() -> None:
     model = load_model(weights / "transformer.safetensors", "transformer").float().train()
     text_len = model.cfg.text_len
     empty = torch.tensor(tok.empty(text_len))
-    opt = make_optimizer(model, TrainConfig(stage="transformer", data="world:train", lr=args.lr))
+    cfg = TrainConfig(stage="transformer", data="world:train", lr=args.lr)  # its weight decay, cond_drop, grad_clip
+    opt = make_optimizer(model, cfg)
     torch.manual_seed(0)
     rng = random.Random(0)
     nxt = list(STREAMS)
@@ -84,10 +87,10 @@ def main() -> None:
         with torch.no_grad():
             codes = dvae.codes_from_image(torch.stack(images)).flatten(1)
         text = encode_captions(tok, captions, text_len)
-        text[torch.rand(args.batch) < 0.1] = empty
+        text[torch.rand(args.batch) < cfg.cond_drop] = empty
         _, loss = model(text, codes)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         print(f"step {step} lr {lr:.2e} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)

@@ -33,15 +33,27 @@ AUTO_PRECISION = {"cpu": "bf16"}
 # `t2i rerank --precision` is the CLIP's: fp32 or bf16 (its work is convolutions; int8 covers only the
 # transformer's linear layers). auto: see BENCHMARKS.md, "rerank --precision".
 CLIP_PRECISIONS = ("fp32", "bf16")
-AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32, the same hard-negative accuracy (BENCHMARKS.md)
+AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32 with native bf16, the same hard-negative accuracy (BENCHMARKS.md)
 MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
 
 
 def auto_precision(device: torch.device) -> str:
     """What --precision auto means on this device (AUTO_PRECISION; int8 on a CPU without native bf16)."""
-    precision = AUTO_PRECISION.get(device.type, "fp32")
+    return _auto(AUTO_PRECISION, device, without_native_bf16="int8")
+
+
+def auto_clip_precision(device: torch.device) -> str:
+    """What `rerank --precision auto` means on this device (AUTO_CLIP_PRECISION; fp32 on a CPU without native
+    bf16, where emulated bf16 convolutions took 14.6x as long as fp32, BENCHMARKS.md)."""
+    return _auto(AUTO_CLIP_PRECISION, device, without_native_bf16="fp32")
+
+
+def _auto(table: dict[str, str], device: torch.device, without_native_bf16: str) -> str:
+    """The table's format for this device type (fp32 where it has none); a CPU bf16 entry becomes
+    without_native_bf16 on a CPU that would only emulate bf16."""
+    precision = table.get(device.type, "fp32")
     if device.type == "cpu" and precision == "bf16" and not native_bf16():
-        return "int8"
+        return without_native_bf16
     return precision
 
 
@@ -106,9 +118,7 @@ class TextToImage:
             raise UsageError(f"--precision of the CLIP must be auto, fp32 or bf16, got {clip_precision!r}{hint}")
         dev = resolve_device(device)
         if clip_precision == "auto":
-            clip_precision = AUTO_CLIP_PRECISION.get(dev.type, "fp32")
-            if dev.type == "cpu" and clip_precision == "bf16" and not native_bf16():
-                clip_precision = "fp32"  # emulated bf16 convolutions: 14.6x slower than fp32 (BENCHMARKS.md)
+            clip_precision = auto_clip_precision(dev)
         if precision == "auto":
             precision = auto_precision(dev)
         if precision == "int8" and dev.type != "cpu":
