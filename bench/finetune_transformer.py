@@ -13,8 +13,14 @@ this one's; kept so that this reproduces the recorded run). Checkpoints every 50
 (as `t2i export --half`), to OUT/transformer-STEP.safetensors; put one into a copy of the weights folder to
 evaluate it.
 
+--counts C changes the mix: a share C of each batch is drawn from count scenes only, SHARE from two-object
+scenes only, and the rest from single-object scenes only (so the two-object share comes from single
+objects, and counts keep C; the ordinary mix has 15%). --init starts from another transformer file (a
+checkpoint of an earlier run) instead of the weights folder's; --first-index moves the unseen index streams
+so that a second run does not reuse the scenes of the first.
+
 Usage: PYTHONPATH=src python bench/finetune_transformer.py --out /tmp/ft/a [--weights weights] [--steps 260]
-           [--lr 1e-4] [--share 0.4] [--batch 32] [--threads 2]
+           [--lr 1e-4] [--share 0.4] [--counts C] [--init FILE] [--first-index 20000000] [--batch 32] [--threads 2]
 """
 
 from __future__ import annotations
@@ -34,7 +40,13 @@ from t2i_cli.weights import load_model, load_tokenizer, save_model
 from t2i_cli.world.splits import scene, scene_caption
 
 WARMUP = 20
-STREAMS = (20_000_000, 40_000_000)  # unseen world:train indices: the ordinary mix; two-object scenes
+STREAM_GAP = 20_000_000  # unseen world:train indices from --first-index: the ordinary mix (or single objects),
+# two-object scenes, count scenes, each stream STREAM_GAP apart
+
+
+def kind_of(spec) -> int:
+    """The stream a scene belongs to: 0 single object, 1 two objects, 2 a count."""
+    return 1 if len(spec.objects) == 2 else 2 if spec.count > 1 else 0
 
 
 def main() -> None:
@@ -44,30 +56,43 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=260)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--share", type=float, default=0.4, help="share of each batch drawn from two-object scenes only")
+    ap.add_argument("--counts", type=float, default=None,
+                    help="share drawn from count scenes only; the rest then from single objects only")
+    ap.add_argument("--init", default=None, help="transformer file to start from (default: the weights folder's)")
+    ap.add_argument("--first-index", type=int, default=20_000_000, help="first unseen world:train index")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if not 0 <= args.share + (args.counts or 0) <= 1:
+        ap.error("--share plus --counts must lie in [0, 1]")
     torch.set_num_threads(args.threads)
     weights, out = Path(args.weights), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(weights / "tokenizer.json")
     dvae = load_model(weights / "dvae.safetensors", "dvae").eval()
-    model = load_model(weights / "transformer.safetensors", "transformer").float().train()
+    start = Path(args.init) if args.init else weights / "transformer.safetensors"
+    model = load_model(start, "transformer").float().train()
     text_len = model.cfg.text_len
     empty = torch.tensor(tok.empty(text_len))
     cfg = TrainConfig(stage="transformer", data="world:train", lr=args.lr)  # its weight decay, cond_drop, grad_clip
     opt = make_optimizer(model, cfg)
     torch.manual_seed(0)
     rng = random.Random(0)
-    nxt = list(STREAMS)
+    nxt = [args.first_index + k * STREAM_GAP for k in range(3)]
+
+    def take(kind: int) -> int:
+        while True:
+            i = nxt[kind]
+            nxt[kind] += 1
+            if kind_of(scene_caption("train", i)[1]) == kind:
+                return i
 
     def draw() -> int:
-        if rng.random() < args.share:
-            while True:
-                i = nxt[1]
-                nxt[1] += 1
-                if len(scene_caption("train", i)[1].objects) == 2:
-                    return i
+        u = rng.random()
+        if u < args.share:
+            return take(1)
+        if args.counts is not None:
+            return take(2) if u < args.share + args.counts else take(0)
         nxt[0] += 1
         return nxt[0] - 1
 
