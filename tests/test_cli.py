@@ -357,6 +357,33 @@ def test_eval_draws_the_default_candidates_when_the_weights_have_a_clip(tiny_wei
     assert json.loads((tmp_path / "b.json").read_text())["candidates"] == 1
 
 
+def test_eval_scores_several_seeds_in_one_run_as_each_alone(tiny_weights, tmp_path):
+    """--seed 0 --seed 1: each seed's run is the run `--seed S` makes alone (same accuracies, same judge and
+    dVAE numbers), the JSON keeps both and their mean; a repeated seed, or several with --data, is refused."""
+    both, alone = tmp_path / "both.json", tmp_path / "alone.json"
+    common = ["eval", "--n", "2", "--candidates", "1", "--weights", tiny_weights, "-q"]
+    r = run(*common, "--seed", "0", "--seed", "1", "--json", both)
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert "seed 0" in r.stdout and "seed 1" in r.stdout and "mean" in r.stdout
+    assert run(*common, "--seed", "1", "--json", alone).exit_code == 0
+    got, one = json.loads(both.read_text()), json.loads(alone.read_text())
+    assert got["seeds"] == [0, 1] and [x["seed"] for x in got["runs"]] == [0, 1]
+    second = got["runs"][1]
+    for key in ("tasks", "judge_validation", "dvae", "overall"):
+        if key == "tasks":
+            assert {t: v["passed"] for t, v in second[key].items()} == {t: v["passed"] for t, v in one[key].items()}
+        else:
+            assert second[key] == one[key], key
+    for name, task in got["tasks"].items():
+        pair = [x["tasks"][name]["accuracy"] for x in got["runs"]]
+        assert task["by_seed"] == pair and task["accuracy"] == pytest.approx(sum(pair) / 2)
+    assert got["overall"] == pytest.approx((got["runs"][0]["overall"] + got["runs"][1]["overall"]) / 2)
+    for bad, says in ([["--seed", "1", "--seed", "1"], "give each seed once"],
+                      [["--seed", "0", "--seed", "1", "--data", "world"], "one --seed at a time"]):
+        r = run("eval", "--n", "2", "--weights", tiny_weights, *bad)
+        assert r.exit_code == 2 and says in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("flag,value,recorded,differs,bad", [
     ("--guidance-start", "1", "1.0", False, [["-2"]]),  # (what a schedule does to the codes: test_sampling)
     ("--jacobi", "4", "4", True, [["-1"], ["65"], ["2", "--image", "SRC"]]),  # same distribution, other draws

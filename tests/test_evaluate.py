@@ -267,3 +267,24 @@ def test_failure_kind(found, kind):
     assert (kind is None) == (checks["attribution"] and checks["position"])  # a failure exactly when it fails
     with pytest.raises(ValueError):
         jd.failure_kind(found, SceneSpec((ObjectSpec("bird", "red", "medium"),)))
+
+
+def test_across_seeds_means_each_task_and_refuses_runs_that_are_not_one_evaluation():
+    def run(seed: int, acc: dict, **over) -> dict:
+        base = {"seed": seed, "weights": "w", "n_per_task": 2, "candidates": 1, "precision": "fp32",
+                "sampling": {"guidance": 3.0}, "seconds": 1.5,
+                "tasks": {t: {"accuracy": a} for t, a in acc.items()}, "overall": sum(acc.values()) / len(acc)}
+        return base | over
+
+    from t2i_cli.world import evaluate as ev
+
+    a, b = run(0, {"colours": 1.0, "counting": 0.5}), run(3, {"colours": 0.5, "counting": 0.0})
+    got = ev.across_seeds([a, b])
+    assert got["seeds"] == [0, 3] and got["runs"] == [a, b] and got["seconds"] == 3.0
+    assert got["tasks"] == {"colours": {"accuracy": 0.75, "by_seed": [1.0, 0.5]},
+                            "counting": {"accuracy": 0.25, "by_seed": [0.5, 0.0]}}
+    assert got["overall"] == pytest.approx(0.5)
+    for bad in ([a], [a, run(0, {"colours": 1.0, "counting": 1.0})], [a, run(1, {"colours": 1.0}, weights="v")],
+                [a, run(1, {"colours": 1.0}, candidates=4)]):
+        with pytest.raises(ValueError):
+            ev.across_seeds(bad)

@@ -42,6 +42,7 @@ MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this 
 DEFAULT_CANDIDATES = 4
 MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
+MAX_EVAL_SEEDS = 16  # most --seed of one `t2i eval`
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
 PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code), int8 (a quarter; "
                   "CPU only) or auto (the fastest that scores as fp32 does at one draw: bf16 on a CPU with native "
@@ -778,7 +779,10 @@ def eval_cmd(ctx: typer.Context,
                                                 help="Evaluate on this data source's validation split instead of "
                                                      "the world's tasks (a folder, a .jsonl manifest, world)."),
              n: int = typer.Option(50, "--n", help="Prompts per task (--data: val captions to generate)."),
-             seed: int = typer.Option(0, "--seed", help="Seed of the prompt sets and of sampling."),
+             seeds: list[int] = typer.Option([0], "--seed",
+                                             help="Seed of the prompt sets and of sampling; repeat it to score "
+                                                  "several seeds in one run (--seed 0 --seed 1: one table each, "
+                                                  "then their mean). [default: 0]", show_default=False),
              candidates: Optional[int] = typer.Option(None, "--candidates",
                                                       help=f"Draw N per prompt and keep CLIP's best (default "
                                                            f"{DEFAULT_CANDIDATES}, as generate, when the weights "
@@ -806,7 +810,10 @@ def eval_cmd(ctx: typer.Context,
         from t2i_cli.world import judge as jd
         from t2i_cli.world import tasks
 
-        check_seed(seed)
+        for seed in seeds:
+            check_seed(seed)
+        if len(set(seeds)) != len(seeds) or len(seeds) > MAX_EVAL_SEEDS:
+            raise UsageError(f"--seed: give each seed once, at most {MAX_EVAL_SEEDS} of them")
         folder = weights or default_weights()
         if candidates is None:
             candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
@@ -819,31 +826,43 @@ def eval_cmd(ctx: typer.Context,
             if refused:
                 raise UsageError(f"{', '.join(flag('judge' if r == 'judge_path' else r) for r in refused)} "
                                  f"belong to the world's tasks, not to --data")
-            _eval_data(folder, data, n, seed, sampling, json_path, device, quiet, precision)
+            if len(seeds) > 1:
+                raise UsageError("--data scores one --seed at a time")
+            _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision)
             return
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1, precision=precision)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
         side = pipe.bundle.dvae.cfg.image_side
+        runs = []
         with progress_bar(quiet, "prompts") as bar:
-            checking = bar.add_task("judge check", total=len(tasks.TASKS) * max(n, 50), rate="")
-            generating = bar.add_task("generate", total=len(tasks.TASKS) * n, rate="", start=False)
+            per_seed = len(tasks.TASKS) * n
+            checking = bar.add_task("judge check", total=len(seeds) * len(tasks.TASKS) * max(n, 50), rate="")
+            generating = bar.add_task("generate", total=len(seeds) * per_seed, rate="", start=False)
+            for k, seed in enumerate(seeds):
+                tag = f"seed {seed} " if len(seeds) > 1 else ""
 
-            def judged(name: str, i: int, total: int) -> None:
-                bar.update(checking, advance=1, description=f"judge {name}")
+                def judged(name: str, i: int, total: int, tag: str = tag) -> None:
+                    bar.update(checking, advance=1, description=f"judge {tag}{name}")
 
-            def generated(name: str, i: int, total: int) -> None:  # i of the task's prompts are done
-                bar.update(generating, completed=tasks.TASKS.index(name) * n + i, description=f"eval {name}")
+                def generated(name: str, i: int, total: int, tag: str = tag, done: int = k * per_seed) -> None:
+                    bar.update(generating, completed=done + tasks.TASKS.index(name) * n + i,
+                               description=f"eval {tag}{name}")
 
-            validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=judged)
-            dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
-            bar.start_task(generating)
-            result = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated)
-        result |= {"judge_validation": validation, "dvae": dvae, "weights": pipe.bundle.identity,
-                   "precision": pipe.precision,
-                   "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
-        _print_eval(result)
+                validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=judged)
+                dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
+                bar.start_task(generating)
+                run = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated)
+                run |= {"judge_validation": validation, "dvae": dvae, "weights": pipe.bundle.identity,
+                        "precision": pipe.precision,
+                        "sampling": {key: v for key, v in sampling.__dict__.items() if key != "use_cache"}}
+                runs.append(run)
+        for run in runs:
+            _print_eval(run)
+        result = runs[0] if len(runs) == 1 else ev.across_seeds(runs)
+        if len(runs) > 1:
+            _print_seeds(result)
         if json_path is not None:
             from t2i_cli.files import atomic_write_json
 
@@ -894,11 +913,27 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
         out.print(f"wrote {json_path}")
 
 
+def _print_seeds(result: dict) -> None:
+    """The per-task accuracy of each seed of a several-seed `t2i eval`, and their mean."""
+    from rich.table import Table
+
+    table = Table(title=f"t2i eval — weights {result['weights']}, seeds {', '.join(map(str, result['seeds']))}")
+    table.add_column("task")
+    for seed in result["seeds"]:
+        table.add_column(f"seed {seed}", justify="right")
+    table.add_column("mean", justify="right")
+    for name, r in result["tasks"].items():
+        table.add_row(name, *(f"{a:.1%}" for a in r["by_seed"]), f"{r['accuracy']:.1%}")
+    table.add_row("overall", *(f"{run['overall']:.1%}" for run in result["runs"]), f"{result['overall']:.1%}")
+    out.print(table)
+
+
 def _print_eval(result: dict) -> None:
     from rich.table import Table
 
+    seed = f", seed {result['seed']}" if "seed" in result else ""
     table = Table(title=f"t2i eval — weights {result['weights']}, {result['n_per_task']} prompts per task, "
-                        f"candidates {result['candidates']}")
+                        f"candidates {result['candidates']}{seed}")
     for col in ("task", "accuracy", "checks", "judge agrees with real renders", "judge rejects wrong renders"):
         table.add_column(col)
     for name, r in result["tasks"].items():

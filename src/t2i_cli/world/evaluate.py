@@ -85,6 +85,27 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
             "images_per_second": images / seconds if seconds > 0 else 0.0}
 
 
+def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several seeds' `evaluate_model` results (with the eval's own fields: weights, precision, sampling) as
+    one: every run kept whole under "runs", each task's accuracy per seed ("by_seed") and their mean, and the
+    mean overall. The runs must share what makes them comparable (weights, prompts per task, candidates,
+    precision, sampling) and differ in seed."""
+    if len(runs) < 2:
+        raise ValueError(f"across_seeds needs two runs or more, got {len(runs)}")
+    shared = ("weights", "n_per_task", "candidates", "precision", "sampling")
+    for key in shared:
+        if any(run[key] != runs[0][key] for run in runs):
+            raise ValueError(f"the runs differ in {key}: not one evaluation at several seeds")
+    seeds = [run["seed"] for run in runs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the runs repeat a seed: {seeds}")
+    tasks = {name: {"accuracy": sum(run["tasks"][name]["accuracy"] for run in runs) / len(runs),
+                    "by_seed": [run["tasks"][name]["accuracy"] for run in runs]} for name in runs[0]["tasks"]}
+    return {"seeds": seeds, "tasks": tasks, "overall": sum(run["overall"] for run in runs) / len(runs),
+            **{key: runs[0][key] for key in shared}, "seconds": sum(run["seconds"] for run in runs),
+            "runs": runs}
+
+
 @torch.inference_mode()
 def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, float]:
     """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
