@@ -779,10 +779,10 @@ def eval_cmd(ctx: typer.Context,
                                                 help="Evaluate on this data source's validation split instead of "
                                                      "the world's tasks (a folder, a .jsonl manifest, world)."),
              n: int = typer.Option(50, "--n", help="Prompts per task (--data: val captions to generate)."),
-             seeds: list[int] = typer.Option([0], "--seed",
-                                             help="Seed of the prompt sets and of sampling; repeat it to score "
-                                                  "several seeds in one run (--seed 0 --seed 1: one table each, "
-                                                  "then their mean). [default: 0]", show_default=False),
+             seeds: list[int] = typer.Option([0], "--seed", metavar="<int>",
+                                             help="Seed of the prompt sets and of sampling (default 0); repeat it "
+                                                  "to score several seeds in one run (--seed 0 --seed 1: one "
+                                                  "table each, then their mean).", show_default=False),
              candidates: Optional[int] = typer.Option(None, "--candidates",
                                                       help=f"Draw N per prompt and keep CLIP's best (default "
                                                            f"{DEFAULT_CANDIDATES}, as generate, when the weights "
