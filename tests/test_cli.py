@@ -368,6 +368,8 @@ def test_eval_scores_several_seeds_in_one_run_as_each_alone(tiny_weights, tmp_pa
     assert run(*common, "--seed", "1", "--json", alone).exit_code == 0
     got, one = json.loads(both.read_text()), json.loads(alone.read_text())
     assert got["seeds"] == [0, 1] and [x["seed"] for x in got["runs"]] == [0, 1]
+    assert "runs" not in one and "seeds" not in one and one["seed"] == 1  # one seed: the JSON it always was
+    assert got["runs"][0]["dvae"] != got["runs"][1]["dvae"]  # two seeds really ran (other val scenes)
     second = got["runs"][1]
     for key in ("tasks", "judge_validation", "dvae", "overall"):
         if key == "tasks":
@@ -378,7 +380,9 @@ def test_eval_scores_several_seeds_in_one_run_as_each_alone(tiny_weights, tmp_pa
         pair = [x["tasks"][name]["accuracy"] for x in got["runs"]]
         assert task["by_seed"] == pair and task["accuracy"] == pytest.approx(sum(pair) / 2)
     assert got["overall"] == pytest.approx((got["runs"][0]["overall"] + got["runs"][1]["overall"]) / 2)
-    for bad, says in ([["--seed", "1", "--seed", "1"], "give each seed once"],
+    for bad, says in ([["--seed", "1", "--seed", "1"], "--seed 1 is given twice"],
+                      [[x for seed in range(17) for x in ("--seed", str(seed))], "at most 16 seeds"],
+                      [["--seed", "0", "--seed", "-1"], "--seed must be between 0 and"],
                       [["--seed", "0", "--seed", "1", "--data", "world"], "one --seed at a time"]):
         r = run("eval", "--n", "2", "--weights", tiny_weights, *bad)
         assert r.exit_code == 2 and says in r.stderr, r.stderr

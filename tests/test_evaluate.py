@@ -285,6 +285,6 @@ def test_across_seeds_means_each_task_and_refuses_runs_that_are_not_one_evaluati
                             "counting": {"accuracy": 0.25, "by_seed": [0.5, 0.0]}}
     assert got["overall"] == pytest.approx(0.5)
     for bad in ([a], [a, run(0, {"colours": 1.0, "counting": 1.0})], [a, run(1, {"colours": 1.0}, weights="v")],
-                [a, run(1, {"colours": 1.0}, candidates=4)]):
+                [a, run(1, {"colours": 1.0}, candidates=4)], [a, run(1, {"colours": 1.0})]):
         with pytest.raises(ValueError):
             ev.across_seeds(bad)

@@ -782,7 +782,8 @@ def eval_cmd(ctx: typer.Context,
              seeds: list[int] = typer.Option([0], "--seed", metavar="<int>",
                                              help="Seed of the prompt sets and of sampling (default 0); repeat it "
                                                   "to score several seeds in one run (--seed 0 --seed 1: one "
-                                                  "table each, then their mean).", show_default=False),
+                                                  f"table each, then their mean; at most {MAX_EVAL_SEEDS}, "
+                                                  "one with --data).", show_default=False),
              candidates: Optional[int] = typer.Option(None, "--candidates",
                                                       help=f"Draw N per prompt and keep CLIP's best (default "
                                                            f"{DEFAULT_CANDIDATES}, as generate, when the weights "
@@ -812,8 +813,11 @@ def eval_cmd(ctx: typer.Context,
 
         for seed in seeds:
             check_seed(seed)
-        if len(set(seeds)) != len(seeds) or len(seeds) > MAX_EVAL_SEEDS:
-            raise UsageError(f"--seed: give each seed once, at most {MAX_EVAL_SEEDS} of them")
+        twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if twice:
+            raise UsageError(f"--seed {twice[0]} is given twice: give each seed once")
+        if len(seeds) > MAX_EVAL_SEEDS:
+            raise UsageError(f"--seed: at most {MAX_EVAL_SEEDS} seeds in one run, got {len(seeds)}")
         folder = weights or default_weights()
         if candidates is None:
             candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1

@@ -96,6 +96,8 @@ def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for key in shared:
         if any(run[key] != runs[0][key] for run in runs):
             raise ValueError(f"the runs differ in {key}: not one evaluation at several seeds")
+    if any(run["tasks"].keys() != runs[0]["tasks"].keys() for run in runs):
+        raise ValueError("the runs scored different tasks: not one evaluation at several seeds")
     seeds = [run["seed"] for run in runs]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"the runs repeat a seed: {seeds}")
