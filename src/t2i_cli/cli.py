@@ -813,11 +813,11 @@ def eval_cmd(ctx: typer.Context,
 
         for seed in seeds:
             check_seed(seed)
+        if len(seeds) > MAX_EVAL_SEEDS:
+            raise UsageError(f"--seed: at most {MAX_EVAL_SEEDS} seeds in one run, got {len(seeds)}")
         twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
         if twice:
             raise UsageError(f"--seed {twice[0]} is given twice: give each seed once")
-        if len(seeds) > MAX_EVAL_SEEDS:
-            raise UsageError(f"--seed: at most {MAX_EVAL_SEEDS} seeds in one run, got {len(seeds)}")
         folder = weights or default_weights()
         if candidates is None:
             candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
@@ -839,6 +839,7 @@ def eval_cmd(ctx: typer.Context,
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
         side = pipe.bundle.dvae.cfg.image_side
+        record = _eval_record(pipe, sampling)
         runs = []
         with progress_bar(quiet, "prompts") as bar:
             per_seed = len(tasks.TASKS) * n
@@ -858,10 +859,7 @@ def eval_cmd(ctx: typer.Context,
                 dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
                 bar.start_task(generating)
                 run = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated)
-                run |= {"judge_validation": validation, "dvae": dvae, "weights": pipe.bundle.identity,
-                        "precision": pipe.precision,
-                        "sampling": {key: v for key, v in sampling.__dict__.items() if key != "use_cache"}}
-                runs.append(run)
+                runs.append(run | {"judge_validation": validation, "dvae": dvae} | record)
         for run in runs:
             _print_eval(run)
         result = runs[0] if len(runs) == 1 else ev.across_seeds(runs)
@@ -890,8 +888,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
                        rate=rate_text(bar.tasks[task], "images"))
 
         result = evaluate_data(pipe, data, n, seed, sampling, tick)
-    result |= {"weights": pipe.bundle.identity, "precision": pipe.precision,
-               "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
+    result |= _eval_record(pipe, sampling)
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "
                         f"{result['val_size']} val images")
     table.add_column("measure")
@@ -917,6 +914,12 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
         out.print(f"wrote {json_path}")
 
 
+def _eval_record(pipe, sampling) -> dict:
+    """What an eval's JSON records of the model and settings it ran: weights identity, precision, sampling."""
+    return {"weights": pipe.bundle.identity, "precision": pipe.precision,
+            "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
+
+
 def _print_seeds(result: dict) -> None:
     """The per-task accuracy of each seed of a several-seed `t2i eval`, and their mean."""
     from rich.table import Table
@@ -935,9 +938,8 @@ def _print_seeds(result: dict) -> None:
 def _print_eval(result: dict) -> None:
     from rich.table import Table
 
-    seed = f", seed {result['seed']}" if "seed" in result else ""
     table = Table(title=f"t2i eval — weights {result['weights']}, {result['n_per_task']} prompts per task, "
-                        f"candidates {result['candidates']}{seed}")
+                        f"candidates {result['candidates']}, seed {result['seed']}")
     for col in ("task", "accuracy", "checks", "judge agrees with real renders", "judge rejects wrong renders"):
         table.add_column(col)
     for name, r in result["tasks"].items():
