@@ -23,9 +23,10 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=Path(__file__).resolve().parents[1] / "weights")
     ap.add_argument("--n", type=int, default=1, help="images per call (one batch up to 16)")
     ap.add_argument("--rows", type=int, default=12, help="ops listed")
+    ap.add_argument("--precision", default="fp32", help="auto, fp32, bf16 or int8 (the transformer)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = TextToImage.from_folder(args.weights, "cpu")
+    pipe = TextToImage.from_folder(args.weights, "cpu", precision=args.precision)
     pipe("a red bird", n=args.n, seed=0)  # warm-up
     t0 = time.perf_counter()
     pipe("a red bird", n=args.n, seed=0)

@@ -35,11 +35,13 @@ TINY_CAPTIONS = ["a red bird", "a blue fish on the left", "two green cats", "a b
 TEXT_LEN = 12
 
 
-def build_tiny_folder(folder: Path, seed: int = 0, with_clip: bool = True) -> Path:
-    """Write a complete random-weights folder (tokenizer, dVAE, transformer, CLIP) that loads and runs."""
+def build_tiny_folder(folder: Path, seed: int = 0, with_clip: bool = True, captions: list[str] = TINY_CAPTIONS,
+                      ) -> Path:
+    """Write a complete random-weights folder (tokenizer trained on captions, dVAE, transformer, CLIP) that
+    loads and runs."""
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    tok = TextTokenizer.train(TINY_CAPTIONS * 5, vocab_size=120)
+    tok = TextTokenizer.train(captions * 5, vocab_size=120)
     (folder / "tokenizer.json").write_text(tok.to_json())
     dcfg = DVAEConfig(image_side=16, downsample=4, n_codes=32, n_hid=8, code_dim=8)
     save_model(DVAE(dcfg), folder / "dvae.safetensors", "dvae")

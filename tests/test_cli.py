@@ -295,7 +295,8 @@ def test_cli_sampling_defaults_match_the_library():
 
     lib = SamplingConfig()
     assert (SAMPLING_DEFAULTS.temperature, SAMPLING_DEFAULTS.top_k, SAMPLING_DEFAULTS.top_p,
-            SAMPLING_DEFAULTS.guidance) == (lib.temperature, lib.top_k, lib.top_p, lib.guidance)
+            SAMPLING_DEFAULTS.guidance, SAMPLING_DEFAULTS.regional) == (lib.temperature, lib.top_k, lib.top_p,
+                                                                        lib.guidance, lib.regional)
 
 
 def test_generate_encodes_the_prompt_and_checks_the_settings_once(tiny_weights, tmp_path, monkeypatch):
@@ -431,3 +432,44 @@ def test_a_process_that_generates_ends_at_once_with_its_output_flushed_and_its_e
     bad = subprocess.run(cmd[:-2] + ["--top-p", "2"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--top-p" in bad.stderr and "Traceback" not in bad.stderr
     assert bad.stdout == "" and pngs(tmp_path / "out") == [path]
+
+
+def test_regional_guidance_draws_two_object_prompts_records_its_regions_and_redraws(tmp_path):
+    """--regional changes the images of a two-object prompt, records its weight and region prompts, and --from
+    redraws them; a one-object prompt, or a model whose tokenizer lacks a region prompt's words, draws exactly
+    as without it (and records nothing); a bad weight is one line and exit 2."""
+    from PIL import Image
+
+    from conftest import TINY_CAPTIONS, build_tiny_folder
+
+    weights = build_tiny_folder(tmp_path / "w", captions=TINY_CAPTIONS + ["a pink tree on the right and a cat"])
+    two = "a red bird and a blue fish"
+
+    def draw(out: str, prompt: str, *extra: str, folder: Path = weights) -> Path:
+        r = generate(folder, tmp_path / out, "--n", "1", "--seed", "5", *extra, prompt=prompt)
+        assert r.exit_code == 0, r.stderr
+        return pngs(tmp_path / out)[0]
+
+    def pixels(path: Path) -> bytes:
+        with Image.open(path) as im:
+            return im.tobytes()
+
+    off, on = draw("off", two, "--regional", "0"), draw("on", two, "--regional", "2.5")
+    meta = read_png_text(on)
+    assert meta["regional"] == "2.5" and "regional" not in read_png_text(off)
+    assert json.loads(meta["regions"]) == [["a red bird on the left", "left"], ["a blue fish on the right", "right"]]
+    assert pixels(on) != pixels(off)
+    again = run("generate", "--from", on, "--weights", weights, "--out", tmp_path / "again", "--device", "cpu")
+    assert again.exit_code == 0, again.stderr
+    assert pixels(pngs(tmp_path / "again")[0]) == pixels(on)
+    one_off, one_on = draw("one-off", "a red bird", "--regional", "0"), draw("one-on", "a red bird", "--regional", "2")
+    assert pixels(one_on) == pixels(one_off) and "regional" not in read_png_text(one_on)
+    plain_tok = build_tiny_folder(tmp_path / "plain")  # its tokenizer never saw "right"
+    p_off = draw("p-off", two, "--regional", "0", folder=plain_tok)
+    p_on = draw("p-on", two, "--regional", "2", folder=plain_tok)
+    assert pixels(p_on) == pixels(p_off) and "regions" not in read_png_text(p_on)
+    for bad in ("-1", "101"):
+        r = generate(weights, tmp_path / "bad", "--regional", bad, prompt=two)
+        assert r.exit_code == 2 and "--regional" in r.stderr and "Traceback" not in r.stderr
+    r = run("generate", "--from", on, "--regional", "1", "--weights", weights, "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "--regional" in r.stderr

@@ -9,7 +9,17 @@ import torch
 
 from t2i_cli.errors import UsageError
 from t2i_cli.models.transformer import Transformer, TransformerConfig
-from t2i_cli.sampling import SamplingConfig, draw_codes, generate_codes, guide, sample_next, top_k_filter, top_p_filter
+from t2i_cli.sampling import (
+    Regions,
+    SamplingConfig,
+    draw_codes,
+    generate_codes,
+    guide,
+    region_mask,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
 
 NEG = float("-inf")
 CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32)
@@ -335,3 +345,81 @@ def test_jacobi_reports_progress_and_is_refused_with_an_image_prompt(model):
         SamplingConfig(jacobi=-1)
     with pytest.raises(UsageError, match="--jacobi"):
         SamplingConfig(jacobi=65)
+
+
+# ---- regional guidance -------------------------------------------------------------------------------------
+
+def test_region_masks_cover_their_half_of_the_raster_grid():
+    left, right, top, bottom = (region_mask(p, 4).view(4, 4) for p in ("left", "right", "top", "bottom"))
+    assert torch.equal(left[:, :2], torch.ones(4, 2)) and torch.equal(left[:, 2:], torch.zeros(4, 2))
+    assert torch.equal(left + right, torch.ones(4, 4)) and torch.equal(top + bottom, torch.ones(4, 4))
+    assert torch.equal(top, left.T) and torch.equal(bottom, right.T)
+    assert region_mask("left", 3).view(3, 3)[:, 0].tolist() == [1, 1, 1] and region_mask("left", 3).sum() == 3
+    with pytest.raises(ValueError, match="left, right, top, bottom"):
+        region_mask("centre", 4)
+
+
+def region_setup(b: int = 3) -> tuple[torch.Tensor, torch.Tensor, Regions]:
+    """Prompts, the empty prompt, and two regions per row: other prompts, on the left and right halves."""
+    text, empty = prompts(b)
+    subs = torch.randint(0, 15, (2, b, CFG.text_len), generator=torch.Generator().manual_seed(9))
+    masks = torch.stack([region_mask("left", CFG.grid), region_mask("right", CFG.grid)])[:, None].expand(2, b, -1)
+    return text, empty, Regions(subs, masks.clone())
+
+
+def greedy_regional(model: Transformer, text, empty, regions: Regions, guidance: float, weight: float):
+    """An independent greedy loop: full recompute of every prompt each step, argmax of
+    u + guidance (c - u) + weight sum_r mask_r (s_r - u)."""
+    out = torch.empty(text.shape[0], 0, dtype=torch.long)
+    with torch.no_grad():
+        for i in range(CFG.n_image):
+            c = model.image_logits(text, out)
+            u = model.image_logits(empty.expand(text.shape[0], -1), out)
+            logits = u + guidance * (c - u)
+            for r in range(regions.ids.shape[0]):
+                logits = logits + weight * regions.masks[r, :, i:i + 1] * (model.image_logits(regions.ids[r], out) - u)
+            out = torch.cat([out, logits.argmax(dim=-1, keepdim=True)], dim=1)
+    return out
+
+
+@pytest.mark.parametrize("extra", [{}, {"use_cache": False}, {"jacobi": 3}])
+def test_regional_guidance_adds_each_regions_prompt_in_its_own_half(model, extra):
+    text, empty, regions = region_setup()
+    expected = greedy_regional(model, text, empty, regions, 2.0, 4.0)
+    cfg = SamplingConfig(top_k=1, guidance=2.0, regional=4.0, **extra)
+    got, _ = draw_codes(model, text, empty, cfg, torch.Generator().manual_seed(0), regions=regions)
+    assert torch.equal(got, expected)
+    plain = generate_codes(model, text, empty, SamplingConfig(top_k=1, guidance=2.0), torch.Generator())
+    assert not torch.equal(got, plain)  # the regions changed the picture
+    right = Regions(regions.ids[1:], regions.masks[1:])  # ... and a region speaks only in its own half:
+    got, _ = draw_codes(model, text, empty, cfg, torch.Generator().manual_seed(0), regions=right)
+    assert torch.equal(got, greedy_regional(model, text, empty, right, 2.0, 4.0))
+    assert torch.equal(got[:, 0], plain[:, 0])  # code 0 is in the left column, outside the right half
+
+
+def test_regional_guidance_at_weight_zero_or_with_empty_masks_decodes_as_before(model):
+    """Sampling (not greedy), same seed: a weight of 0, no regions, or regions whose masks are all zero draw
+    exactly the codes of plain guidance."""
+    text, empty, regions = region_setup()
+    plain = generate_codes(model, text, empty, SamplingConfig(), torch.Generator().manual_seed(3))
+    for cfg, reg in ((SamplingConfig(regional=0.0), regions), (SamplingConfig(regional=2.0), None),
+                     (SamplingConfig(regional=2.0), Regions(regions.ids, torch.zeros_like(regions.masks)))):
+        got, _ = draw_codes(model, text, empty, cfg, torch.Generator().manual_seed(3), regions=reg)
+        assert torch.equal(got, plain)
+    # a region that is the prompt itself over the whole grid is guidance raised by the weight
+    whole = Regions(text[None], torch.ones(1, 3, CFG.n_image))
+    raised = generate_codes(model, text, empty, SamplingConfig(top_k=1, guidance=3.5), torch.Generator())
+    got, _ = draw_codes(model, text, empty, SamplingConfig(top_k=1, guidance=2.0, regional=1.5),
+                        torch.Generator(), regions=whole)
+    assert torch.equal(got, raised)
+
+
+def test_regions_must_match_the_batch(model):
+    text, empty, regions = region_setup(3)
+    with pytest.raises(ValueError, match="regions for"):
+        draw_codes(model, text[:2], empty, SamplingConfig(regional=1.0), torch.Generator(), regions=regions)
+    with pytest.raises(ValueError, match="ids"):
+        Regions(regions.ids[0], regions.masks)
+    assert Regions(regions.ids, regions.masks).expand(2).ids.shape == (2, 6, CFG.text_len)
+    with pytest.raises(UsageError, match="--regional"):
+        SamplingConfig(regional=-1.0)

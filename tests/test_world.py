@@ -13,6 +13,7 @@ import pytest
 from conftest import pairs
 from t2i_cli import world
 from t2i_cli.world import COLOURS, HELDOUT_PAIRS, OBJECTS, POSITIONS, ObjectSpec, SceneSpec
+from t2i_cli.world.captions import parse_prompt, region_prompts
 
 N_SPLIT = 3000  # scenes per split checked for the held-out rules (specs and captions only; no rendering)
 
@@ -256,3 +257,27 @@ def test_spec_round_trips_through_json():
 
 def test_plural_nouns():
     assert world.plural("fish") == "fish" and world.plural("bird") == "birds" and world.plural("house") == "houses"
+
+
+@pytest.mark.parametrize("prompt,expected", [
+    ("a drawing of a small white tree and a red heart on an orange background",
+     [("a small white tree on the left on an orange background", "left"),
+      ("a red heart on the right on an orange background", "right")]),
+    ("a tiny red star above a big gray tree in the sky",
+     [("a small red star at the top in the sky", "top"), ("a big gray tree at the bottom in the sky", "bottom")]),
+    ("an orange car to the right of a blue fish", [("an orange car on the right", "right"),
+                                                    ("a blue fish on the left", "left")]),
+    ("A red bird below a green cat, white background", [("a red bird at the bottom on a white background", "bottom"),
+                                                        ("a green cat at the top on a white background", "top")]),
+])
+def test_region_prompts_place_each_object_where_the_world_draws_it(prompt, expected):
+    assert region_prompts(prompt) == expected
+    for text, place in expected:  # each is a one-object caption of the grammar, at the place it names
+        spec = parse_prompt(text)
+        assert spec is not None and spec.relation is None and spec.objects[0].position == place
+
+
+@pytest.mark.parametrize("prompt", ["a red bird", "two red birds", "a red bird on the left", "a dog and a cat",
+                                    "a red bird and two blue fish", ""])
+def test_region_prompts_are_none_for_anything_but_two_objects(prompt):
+    assert region_prompts(prompt) is None

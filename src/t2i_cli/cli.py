@@ -53,7 +53,7 @@ REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 class SAMPLING_DEFAULTS:
     """generate's and eval's sampling defaults (kept here so `t2i --help` need not import torch)."""
 
-    temperature, top_k, top_p, guidance = 1.0, 0, 1.0, 3.0
+    temperature, top_k, top_p, guidance, regional = 1.0, 0, 1.0, 3.0, 0.0
 
 
 # Options generate and vary share (the same OptionInfo serves both commands).
@@ -71,6 +71,10 @@ DRAW_JACOBI = typer.Option(0, "--jacobi", help=(
     "Speculative Jacobi decoding: each forward pass reads N drafted codes and keeps those (and one more) "
     "the model would have drawn (0 = one code per pass). Same distribution as plain decoding, other "
     "images; fewer passes (see BENCHMARKS.md)."))
+DRAW_REGIONAL = typer.Option(SAMPLING_DEFAULTS.regional, "--regional", help=(
+    "Regional guidance for two objects in the world's grammar (\"a red bird and a blue fish\", \"... above "
+    "...\"): each object's own phrase also guides the half of the picture it belongs in, with this weight "
+    "(0 = off; 2 more rows per image)."))
 DRAW_NEGATIVE = typer.Option(None, "--negative",
                              help="Guidance pushes away from this text instead of the empty prompt.")
 DRAW_OUT_DIR = typer.Option(Path("outputs"), "--out", help="Folder for the PNG files.")
@@ -183,6 +187,7 @@ def generate(
     guidance: float = DRAW_GUIDANCE,
     guidance_start: Optional[float] = DRAW_GUIDANCE_START,
     jacobi: int = DRAW_JACOBI,
+    regional: float = DRAW_REGIONAL,
     negative: Optional[str] = DRAW_NEGATIVE,
     image: Optional[Path] = typer.Option(None, "--image",
                                          help="Start from this picture: keep its top rows (--keep-top) or "
@@ -215,7 +220,7 @@ def generate(
         given = given_options(ctx)
         if from_png is not None:
             fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "guidance_start",
-                                    "jacobi", "negative", "keep_top",
+                                    "jacobi", "regional", "negative", "keep_top",
                                     "redraws", "candidates", "keep", "grid", "precision"})
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
@@ -245,7 +250,7 @@ def generate(
             from t2i_cli.sampling import SamplingConfig
 
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start, jacobi=jacobi)
+                                  guidance_start=guidance_start, jacobi=jacobi, regional=regional)
             paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
                               weights or default_weights(), device, grid, quiet, negative=negative, spec=spec,
                               precision=precision, auto_candidates=auto)
@@ -428,6 +433,7 @@ def vary(
     top_p: float = DRAW_TOP_P,
     guidance: float = DRAW_GUIDANCE,
     guidance_start: Optional[float] = DRAW_GUIDANCE_START,
+    regional: float = DRAW_REGIONAL,
     out_dir: Path = DRAW_OUT_DIR,
     weights: Optional[Path] = DRAW_WEIGHTS,
     device: str = DRAW_DEVICE,
@@ -456,7 +462,7 @@ def vary(
         from t2i_cli.sampling import SamplingConfig
 
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start)
+                                  guidance_start=guidance_start, regional=regional)
         paths = _generate(prompt, n, None, seed, sampling, out_dir, weights or default_weights(), device, grid,
                           quiet, negative=negative, spec={"image": source, "strength": strength},
                           stem=f"{safe_stem(source.stem)}-vary", precision=precision)
@@ -794,6 +800,7 @@ def eval_cmd(ctx: typer.Context,
              guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance"),
              guidance_start: Optional[float] = DRAW_GUIDANCE_START,
              jacobi: int = DRAW_JACOBI,
+             regional: float = DRAW_REGIONAL,
              judge_path: Optional[Path] = typer.Option(None, "--judge",
                                                        help="Judge classifier (default: judge.safetensors of the "
                                                             "weights folder, else the shipped one)."),
@@ -824,7 +831,7 @@ def eval_cmd(ctx: typer.Context,
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
             raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start, jacobi=jacobi)
+                                  guidance_start=guidance_start, jacobi=jacobi, regional=regional)
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:

@@ -22,9 +22,10 @@ def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identi
     """The PNG text chunks that let anyone (and `t2i rerank`, `t2i generate --from`) know and reproduce an
     image; made_from adds what else it was drawn from (a negative prompt, an image prompt's hashes), device
     the kind of device that drew it (cpu and cuda draw different random streams)."""
-    # jacobi only when on, so outputs of plain decoding keep their bytes
+    # jacobi only when on, so outputs of plain decoding keep their bytes; regional with the regions it drew
+    # (made_from), since a prompt without them draws the same images at any weight
     settings = {k: v for k, v in asdict(sampling).items()
-                if k != "use_cache" and v is not None and not (k == "jacobi" and v == 0)}
+                if k not in ("use_cache", "regional") and v is not None and not (k == "jacobi" and v == 0)}
     meta = {"prompt": g.prompt, "seed": str(seed), "n": str(n), "index": str(g.index),
             **{k: str(v) for k, v in settings.items()}, **(made_from or {}),
             **({"device": device} if device else {}), "weights": identity,
@@ -37,8 +38,12 @@ def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identi
 
 def made_from(request, image=None, precision: str = "fp32") -> dict[str, str]:
     """What an output was drawn from besides its prompt, seed and sampling settings (the transformer's
-    precision only when it is not fp32, so fp32 outputs keep their bytes)."""
+    precision only when it is not fp32, so fp32 outputs keep their bytes; regional guidance's weight and region
+    prompts when it drew with them)."""
     meta = {"negative": request.negative} if request.negative is not None else {}
+    if request.regions:
+        meta |= {"regional": str(request.sampling.regional),
+                 "regions": json.dumps([list(r) for r in request.regions])}
     meta |= {"precision": precision} if precision != "fp32" else {}
     return meta | (image.provenance() if image is not None else {})
 
@@ -100,7 +105,8 @@ def recorded_settings(path: Path) -> Recorded:
         sampling = SamplingConfig(temperature=get("temperature", float), top_k=get("top_k", int),
                                   top_p=get("top_p", float), guidance=get("guidance", float),
                                   guidance_start=get("guidance_start", float, None, False),
-                                  jacobi=get("jacobi", int, 0, False))
+                                  jacobi=get("jacobi", int, 0, False),
+                                  regional=get("regional", float, 0.0, False))
     except T2IError as e:
         raise DataError(f"{path}: its recorded sampling settings are out of range ({e})") from None
     rec = Recorded(prompt=get("prompt", str), seed=get("seed", int), n=get("n", int), index=get("index", int),

@@ -12,8 +12,9 @@ import torch
 from t2i_cli.devices import resolve_device
 from t2i_cli.errors import UsageError
 from t2i_cli.models.tokenizer import Encoded
-from t2i_cli.sampling import SamplingConfig, draw_codes
+from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, region_mask
 from t2i_cli.weights import Bundle, load_folder
+from t2i_cli.world.captions import region_prompts
 
 if TYPE_CHECKING:
     from t2i_cli.image_prompt import ImagePrompt
@@ -94,6 +95,8 @@ class Request:
     sampling: SamplingConfig  # valid for this model's codebook
     negative: str | None = None  # what guidance pushes away from instead of the empty prompt
     negative_encoded: Encoded | None = None
+    regions: tuple[tuple[str, str], ...] = ()  # regional guidance: (region prompt, place) for each object
+    regions_encoded: tuple[Encoded, ...] = ()
 
 
 class TextToImage:
@@ -157,7 +160,30 @@ class TextToImage:
                 raise UsageError("--negative works through guidance, which --guidance 1 turns off; "
                                  "use a guidance above 1 (default 3)")
             neg = self.bundle.tokenizer.encode(negative, self.text_len)
-        return Request(prompt, self.bundle.tokenizer.encode(prompt, self.text_len), sampling, negative, neg)
+        regions: tuple[tuple[str, str], ...] = ()
+        encoded: tuple[Encoded, ...] = ()
+        if sampling.regional > 0 and (found := region_prompts(prompt)):
+            # Only where the model reads every word of each region prompt whole (not a folder trained on other
+            # captions, which may not know "left"): otherwise the prompt decodes without regions.
+            enc = tuple(self.bundle.tokenizer.encode(text, self.text_len) for text, _ in found)
+            if not any(e.n_dropped or e.unknown_words for e in enc):
+                regions, encoded = tuple(found), enc
+        return Request(prompt, self.bundle.tokenizer.encode(prompt, self.text_len), sampling, negative, neg,
+                       regions, encoded)
+
+    def _regions(self, requests: list[Request], k: int) -> Regions | None:
+        """Regional guidance for the rows of requests, k rows each (None when no request has regions): a
+        request without them repeats its own prompt under a zero mask."""
+        R = max(len(r.regions) for r in requests)
+        if R == 0:
+            return None
+        grid, n_image = self.bundle.transformer.cfg.grid, self.bundle.transformer.cfg.n_image
+        ids = [[r.regions_encoded[j].ids if j < len(r.regions) else r.encoded.ids for r in requests]
+               for j in range(R)]
+        masks = [[region_mask(r.regions[j][1], grid) if j < len(r.regions) else torch.zeros(n_image)
+                  for r in requests] for j in range(R)]
+        return Regions(torch.tensor(ids, device=self.device), torch.stack([torch.stack(m) for m in masks])
+                       .to(self.device)).expand(k)
 
     def __call__(self, prompt: str, n: int = 1, seed: int = 0, sampling: SamplingConfig = SamplingConfig(),
                  progress: Callable[[int], None] | None = None) -> list[Generated]:
@@ -205,7 +231,8 @@ class TextToImage:
             uncond = torch.tensor([r.negative_encoded.ids if r.negative_encoded else empty
                                    for r in part for _ in range(n)], device=self.device)
             with torch.inference_mode():
-                codes, _ = draw_codes(self.bundle.transformer, ids, uncond, part[0].sampling, gens)
+                codes, _ = draw_codes(self.bundle.transformer, ids, uncond, part[0].sampling, gens,
+                                      regions=self._regions(part, n))
                 images = self.bundle.dvae.image_from_codes(codes.view(len(gens), cfg.grid, cfg.grid)).float().cpu()
             codes = codes.cpu()
             out += [Generated(images[i * n + j], r.prompt, j, codes=codes[i * n + j]) for i, r in enumerate(part)
@@ -236,7 +263,7 @@ class TextToImage:
             known = image.codes.to(self.device).view(1, -1).expand(b * k, -1)
         with torch.inference_mode():
             codes, logprob = draw_codes(self.bundle.transformer, ids.expand(b * k, -1), uncond, request.sampling,
-                                        gen, progress, known, keep)
+                                        gen, progress, known, keep, regions=self._regions([request], b * k))
             fit = None
             if image is not None:
                 follow = _kept_after_drawn(keep).clamp(min=1)  # (b * k,) kept codes the log-probability sums over

@@ -12,6 +12,7 @@ from t2i_cli.errors import UsageError
 from t2i_cli.models.transformer import KVCache, Transformer
 
 MAX_JACOBI = 64  # largest --jacobi window
+PLACES = ("left", "right", "top", "bottom")  # the halves of the grid a region of regional guidance covers
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class SamplingConfig:
     guidance_start: float | None = None  # guidance at the first code, moving linearly to `guidance` at the last
     # (None: constant). A schedule, not a different cost: every step still runs one batch.
     jacobi: int = 0  # speculative Jacobi decoding: drafted codes checked per forward pass (0: one code per pass)
+    regional: float = 0.0  # regional guidance: the weight of each region's own prompt in its half of the grid
+    # (Regions; 0 turns it off)
 
     def __post_init__(self) -> None:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
@@ -40,6 +43,8 @@ class SamplingConfig:
             raise UsageError(f"--guidance must be between 0 and 100, got {self.guidance}; 1 turns it off")
         if self.guidance_start is not None and not (0 <= self.guidance_start <= 100):
             raise UsageError(f"--guidance-start must be between 0 and 100, got {self.guidance_start}")
+        if not (0 <= self.regional <= 100):
+            raise UsageError(f"--regional must be between 0 and 100, got {self.regional}; 0 turns it off")
         if not (0 <= self.jacobi <= MAX_JACOBI):
             raise UsageError(f"--jacobi must be in 0..{MAX_JACOBI} (0 = off), got {self.jacobi}")
 
@@ -84,6 +89,49 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """Classifier-free guidance (min-dalle's supercondition): uncond + scale * (cond - uncond)."""
     return uncond + scale * (cond - uncond)
+
+
+def region_mask(place: str, grid: int) -> torch.Tensor:
+    """(grid * grid,) float: 1 at the codes of the raster grid's half `place` (left, right, top, bottom), else 0."""
+    if place not in PLACES:
+        raise ValueError(f"a region is one of {', '.join(PLACES)}, got {place!r}")
+    line = torch.arange(grid) < grid // 2 if place in ("left", "top") else torch.arange(grid) >= grid // 2
+    rows, cols = (torch.ones(grid, dtype=torch.bool), line) if place in ("left", "right") else \
+        (line, torch.ones(grid, dtype=torch.bool))
+    return (rows[:, None] & cols[None, :]).reshape(-1).float()
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Regional guidance: R more prompts per row, each guiding only its own codes. With u, c and s_r the logits
+    under the unconditional prompt, the prompt and region r's prompt, a code's logits are
+
+        u + guidance * (c - u) + regional * sum_r mask_r * (s_r - u)
+
+    (classifier-free guidance plus a product of experts in which each extra expert speaks only in its region:
+    outside it, "a red bird on the left" would ask for background where the other object goes). A row with
+    fewer regions than R repeats its prompt with a zero mask. The batch grows from 2 to 2 + R rows per image."""
+
+    ids: torch.Tensor  # (R, B, T) region r's prompt for each row
+    masks: torch.Tensor  # (R, B, N) float: 1 where region r's prompt guides code n of that row
+
+    def __post_init__(self) -> None:
+        if self.ids.dim() != 3 or self.masks.dim() != 3 or self.ids.shape[:2] != self.masks.shape[:2]:
+            raise ValueError(f"regions need ids (R, B, T) and masks (R, B, N), got {tuple(self.ids.shape)} and "
+                             f"{tuple(self.masks.shape)}")
+
+    def expand(self, k: int) -> "Regions":
+        """Each row's regions for k rows in a row (as ids.repeat_interleave(k) does to prompts)."""
+        return Regions(self.ids.repeat_interleave(k, dim=1), self.masks.repeat_interleave(k, dim=1))
+
+
+def _regional(logits: torch.Tensor, B: int, masks: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * sum_r mask_r * (s_r - u) for logits (rows, W, V) laid out [prompts, region 0 .. R-1, uncond]
+    (B rows each) and masks (R, B, W) of the W positions: (B, W, V)."""
+    R = masks.shape[0]
+    u = logits[-B:].float()
+    s = logits[B:B * (R + 1)].float().view(R, B, *logits.shape[1:])
+    return weight * (masks[..., None] * (s - u)).sum(0)
 
 
 Generators = torch.Generator | list[torch.Generator]  # one for the batch, or one per row
@@ -139,19 +187,26 @@ def _draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
                       for g, lo, hi in _runs(generator)]).view(probs.shape[:-1])
 
 
-def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, first: int, n_image: int) -> torch.Tensor:
+def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, first: int, n_image: int,
+                  regions: Regions | None = None) -> torch.Tensor:
     """The sampling distributions (B, W, V) of codes first..first+W-1 from window logits (rows, W, V): guidance
-    (at each code's own scale), temperature, top-k and top-p, as sample_next applies them to one code."""
-    if cfg.guided:
-        scale = torch.tensor([cfg.guidance_at(first + w, n_image) for w in range(logits.shape[1])],
+    (at each code's own scale) and regional guidance, temperature, top-k and top-p, as sample_next applies
+    them to one code."""
+    if cfg.guided or regions is not None:
+        W = logits.shape[1]
+        scale = torch.tensor([cfg.guidance_at(first + w, n_image) for w in range(W)],
                              device=logits.device).view(1, -1, 1)
-        logits = guide(logits[:B].float(), logits[B:].float(), scale)
+        guided = guide(logits[:B].float(), logits[-B:].float(), scale)
+        if regions is not None:
+            guided = guided + _regional(logits, B, regions.masks[:, :, first:first + W], cfg.regional)
+        logits = guided
     logits = top_p_filter(top_k_filter(logits.float() / cfg.temperature, cfg.top_k), cfg.top_p)
     return torch.softmax(logits, dim=-1)
 
 
 def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingConfig, generator: Generators,
-                  progress: Callable[[int], None] | None, stats: dict | None) -> torch.Tensor:
+                  progress: Callable[[int], None] | None, stats: dict | None,
+                  regions: Regions | None = None) -> torch.Tensor:
     """Speculative Jacobi decoding (Teng et al. 2024, "Accelerating auto-regressive text-to-image generation
     with training-free speculative Jacobi decoding"): each forward pass reads a window of cfg.jacobi drafted
     codes after the last final one and checks the drafts in order with the speculative-sampling test (keep
@@ -160,7 +215,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     decoding would draw it, and each pass makes at least one code final. A draft is the code above it (or
     to its left on the first row) with q one-hot, until a pass has seen its position; then it is drawn from
     that pass's p (its Jacobi iterate). text (rows, T) holds the prompts then, when guided, the unconditional
-    rows."""
+    rows (and before them, with regions, the region rows)."""
     mc, device = model.cfg, text.device
     N, V, W = mc.n_image, mc.image_vocab, cfg.jacobi
     rows = text.shape[0]
@@ -168,7 +223,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     codes = torch.zeros(B, N, dtype=torch.long, device=device)  # final codes, then drafts
     q = torch.zeros(B, W + 1, V, dtype=torch.float32, device=device)  # what the drafts at base.. were drawn from
     logits = model.image_logits(text, torch.zeros(rows, 0, dtype=torch.long, device=device), cache)
-    codes[:, 0] = _draw(_window_probs(logits[:, None], B, cfg, 0, N)[:, 0], generator)
+    codes[:, 0] = _draw(_window_probs(logits[:, None], B, cfg, 0, N, regions)[:, 0], generator)
     final = torch.ones(B, dtype=torch.long, device=device)  # codes 0..final-1 of each row are final
     drafted, passes, base = 1, 1, 1  # positions below `drafted` hold a final code or a draft
     rows_at = torch.arange(B, device=device)
@@ -184,7 +239,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
         window = codes[:, n - 1:hi]  # inputs: the last final code of the slowest row, then drafts
         cache.length = mc.text_len + n - 1  # what is cached is final in every row
         logits = model.window_logits(window.repeat(rows // B, 1), n - 1, cache)  # (rows, T, V)
-        p = _window_probs(logits, B, cfg, n, N)  # (B, T, V) for codes n..hi
+        p = _window_probs(logits, B, cfg, n, N, regions)  # (B, T, V) for codes n..hi
         T = p.shape[1]
         d, pos = codes[:, n:hi + 1], torch.arange(n, hi + 1, device=device)
         p_d = p.gather(-1, d[..., None]).squeeze(-1)
@@ -215,7 +270,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
 def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg: SamplingConfig,
                generator: Generators, progress: Callable[[int], None] | None = None,
                known: torch.Tensor | None = None, keep: torch.Tensor | None = None, stats: dict | None = None,
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               regions: Regions | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw image codes (B, n_image) for prompts text (B, T) in raster order.
 
     uncond (T,) or (B, T) is what guidance pushes away from: the empty prompt, or a negative prompt; a list
@@ -226,22 +281,32 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
     guided distribution at temperature 1) of the kept codes that come after the row's first drawn code:
     how well what was drawn fits what was kept after it (0 when nothing kept follows a draw). With
     cfg.jacobi, codes come from speculative Jacobi decoding (_jacobi_codes; no image prompt). stats, if
-    given, receives "passes": the transformer's forward passes.
+    given, receives "passes": the transformer's forward passes. regions (for rows of text), with
+    cfg.regional above 0, adds regional guidance (Regions); None or a weight of 0 decodes without it.
     """
     B, n_image = text.shape[0], model.cfg.n_image
     device = text.device
     prompted = keep is not None
     if prompted and (known is None or known.shape != (B, n_image) or keep.shape != (B, n_image)):
         raise ValueError(f"known and keep must both be ({B}, {n_image})")
-    use_guidance = cfg.guided
-    if use_guidance:  # one batch holds the prompts and as many unconditional (or negative) prompts
-        text = torch.cat([text, uncond.to(device).expand(B, -1)], dim=0)  # (2B, T)
+    if regions is not None and (cfg.regional == 0 or regions.ids.shape[0] == 0):
+        regions = None
+    if regions is not None:
+        if regions.ids.shape[1:] != text.shape or regions.masks.shape[2] != n_image:
+            raise ValueError(f"regions for {tuple(regions.ids.shape[1:])} prompts and {regions.masks.shape[2]} "
+                             f"codes, but the batch is {tuple(text.shape)} and the model draws {n_image}")
+        regions = Regions(regions.ids.to(device), regions.masks.to(device))
+    use_guidance = cfg.guided or regions is not None
+    if use_guidance:  # one batch holds the prompts, any region prompts, and as many unconditional (or negative)
+        extra = [] if regions is None else [regions.ids.flatten(0, 1)]
+        text = torch.cat([text, *extra, uncond.to(device).expand(B, -1)], dim=0)  # (2B, T), or ((2 + R) B, T)
     if cfg.jacobi:
         if prompted:
             raise UsageError("--jacobi does not combine with an image prompt; leave one of them out")
         if not cfg.use_cache:
             raise ValueError("Jacobi decoding needs the KV cache")
-        return _jacobi_codes(model, text, B, cfg, generator, progress, stats), torch.zeros(B, device=device)
+        return (_jacobi_codes(model, text, B, cfg, generator, progress, stats, regions),
+                torch.zeros(B, device=device))
     rows = text.shape[0]
     cache = KVCache.for_model(model, rows, device) if cfg.use_cache else None
     codes = torch.zeros(rows, n_image, dtype=torch.long, device=device)  # (rows, N), filled left to right
@@ -254,7 +319,10 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
         codes[:, :start] = known[:, :start].repeat(rows // B, 1)
     for i in range(start, n_image):
         logits = model.image_logits(text, codes[:, :i], cache)  # (rows, V); the first call reads text + kept run
-        if use_guidance:
+        if regions is not None:  # the region rows sit between the prompts and the unconditional rows
+            logits = guide(logits[:B].float(), logits[-B:].float(), cfg.guidance_at(i, n_image)) + _regional(
+                logits[:, None], B, regions.masks[:, :, i:i + 1], cfg.regional)[:, 0]
+        elif use_guidance:
             logits = guide(logits[:B], logits[B:], cfg.guidance_at(i, n_image))
         if not prompted:
             nxt = sample_next(logits, cfg, generator)  # (B,)
@@ -267,9 +335,7 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
                 logp = torch.log_softmax(logits.float(), dim=-1).gather(1, known[:, i:i + 1]).squeeze(1)
                 kept_logprob += torch.where(scored, logp, torch.zeros_like(logp))
             drawn_yet |= ~keep_i
-        codes[:B, i] = nxt
-        if use_guidance:
-            codes[B:, i] = nxt
+        codes[:, i] = nxt.repeat(rows // B)  # every row of an image reads the code it drew
         if progress is not None:
             progress(i + 1)
     if stats is not None:

@@ -16,6 +16,10 @@ _POSITION_PHRASES = {"left": "on the left", "right": "on the right", "top": "at 
 _RELATION_PHRASES = {"above": "above", "below": "below", "left of": "to the left of",
                      "right of": "to the right of", "and": "and"}
 _SPECIAL_PHRASES = {"sky": "in the sky", "night": "at night", "grass": "on the grass"}
+# Where each object of a relation is drawn, as halves of the picture (render._RELATION_CELLS; "and" is side by
+# side in either order, so a on the left): the regions of regional guidance.
+_RELATION_PLACES = {"and": ("left", "right"), "left of": ("left", "right"), "right of": ("right", "left"),
+                    "above": ("top", "bottom"), "below": ("bottom", "top")}
 
 
 def plural(kind: str) -> str:
@@ -62,6 +66,26 @@ def vocabulary_words() -> set[str]:
                *COLOURS, *OBJECTS, *map(plural, OBJECTS), *_COUNT_WORDS.values(), "a an on background"]
     phrases += [w for words in _SIZE_WORDS.values() for w in words]
     return {w for p in phrases for w in p.split()}
+
+
+def region_prompts(prompt: str) -> list[tuple[str, str]] | None:
+    """For a prompt of two objects in a relation ("a red bird and a small blue fish"), each object's own
+    caption in the half where the world draws it, with the background: [("a red bird on the left", "left"),
+    ("a small blue fish on the right", "right")] (regional guidance, sampling.Regions). None for any other
+    prompt (one object, a count, or not the world's grammar)."""
+    spec = parse_prompt(prompt)
+    if spec is None or spec.relation is None:
+        return None
+    out = []
+    for obj, place in zip(spec.objects, _RELATION_PLACES[spec.relation], strict=True):
+        words = " ".join(w for w in ({"small": "small", "big": "big"}.get(obj.size, ""), obj.colour, obj.kind) if w)
+        text = f"{_with_article(words)} {_POSITION_PHRASES[place]}"
+        if spec.background in COLOURS:
+            text += f" on {_with_article(spec.background)} background"
+        elif spec.background is not None:
+            text += f" {_SPECIAL_PHRASES[spec.background]}"
+        out.append((text, place))
+    return out
 
 
 # ----------------------------------------------------------------------------- parsing
