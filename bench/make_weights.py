@@ -1,4 +1,4 @@
-"""`make weights`: train every stage of a model from scratch, evaluate it, write weights/.
+"""`make weights`: train every stage of a model from scratch, evaluate it (both eval seeds), write weights/.
 
 Each stage is one `t2i` command (printed before it runs, so the model card's recipe is exact), run in
 RUNS/<stage>. A stage whose run folder already finished is skipped; an unfinished one resumes. Wall time
@@ -189,7 +189,9 @@ def main() -> None:
                             str(opts.to / "judge.safetensors")],
                            check=True, cwd=ROOT)
     if not opts.no_eval:
-        wait(start(["eval", "--weights", str(opts.to), "--json", str(opts.to / "eval.json")]), "eval")
+        # both eval seeds in one run, as the shipped weights' eval.json (the card's tables need both)
+        wait(start(["eval", "--weights", str(opts.to), "--seed", "0", "--seed", "1", "--json",
+                    str(opts.to / "eval.json")]), "eval")
     print(f"stage wall times (s): {json.dumps(timings)}")
 
 

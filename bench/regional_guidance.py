@@ -11,8 +11,12 @@ the product's own code.
 Each setting runs through the eval's own code (world.evaluate.evaluate_model: the same prompts, image seeds
 and judge as `t2i eval`), on the tasks and seeds given, one candidate unless --candidates.
 
+--unicode-names instead counts how many captions of the emoji folder (bench/make_emoji_folder.py: the Unicode
+names of its code-point blocks, no font needed) regional guidance applies to.
+
 Usage: PYTHONPATH=src python bench/regional_guidance.py [--weights weights] [--n 50] [--seeds 0 1]
            [--tasks two_objects colour_attribution] [--candidates 1] [--guidance 3] --regional 0 1 2
+       PYTHONPATH=src python bench/regional_guidance.py --unicode-names
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+import unicodedata
 from pathlib import Path
 
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.sampling import SamplingConfig
+from t2i_cli.world.captions import region_prompts
 from t2i_cli.world.evaluate import evaluate_model
 from t2i_cli.world.judge import load_judge
 
@@ -39,7 +45,16 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--candidates", type=int, default=1, help="draw N per prompt, keep the reranker's pick")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--unicode-names", action="store_true", help="count the emoji captions that get regions")
     args = ap.parse_args()
+    if args.unicode_names:
+        from make_emoji_folder import BLOCKS
+
+        names = [n.lower() for lo, hi in BLOCKS for c in range(lo, hi + 1) if (n := unicodedata.name(chr(c), ""))]
+        hits = [n for n in names if region_prompts(n)]
+        print(f"{len(names)} Unicode names in the emoji folder's blocks, {sum(' and ' in n for n in names)} with "
+              f"'and'; regional guidance applies to {len(hits)}{': ' + ', '.join(hits[:10]) if hits else ''}")
+        return
     t0 = time.time()
     pipe = TextToImage.from_folder(Path(args.weights), "cpu", need_clip=args.candidates > 1,
                                    precision=args.precision)

@@ -53,7 +53,7 @@ REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 class SAMPLING_DEFAULTS:
     """generate's and eval's sampling defaults (kept here so `t2i --help` need not import torch)."""
 
-    temperature, top_k, top_p, guidance, regional = 1.0, 0, 1.0, 3.0, 0.0
+    temperature, top_k, top_p, guidance, regional = 1.0, 0, 1.0, 3.0, 2.0
 
 
 # Options generate and vary share (the same OptionInfo serves both commands).

@@ -27,8 +27,8 @@ class SamplingConfig:
     guidance_start: float | None = None  # guidance at the first code, moving linearly to `guidance` at the last
     # (None: constant). A schedule, not a different cost: every step still runs one batch.
     jacobi: int = 0  # speculative Jacobi decoding: drafted codes checked per forward pass (0: one code per pass)
-    regional: float = 0.0  # regional guidance: the weight of each region's own prompt in its half of the grid
-    # (Regions; 0 turns it off)
+    regional: float = 2.0  # regional guidance: the weight of each region's own prompt in its half of the grid
+    # (Regions; 0 turns it off; 2 measured best, BENCHMARKS.md "Regional guidance")
 
     def __post_init__(self) -> None:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
