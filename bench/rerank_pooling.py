@@ -57,6 +57,23 @@ def pooled(words: list[torch.Tensor], how: str) -> torch.Tensor:
     return torch.stack(out)
 
 
+def print_accuracy_table(label: str, settings: dict[str, torch.Tensor], passed: torch.Tensor, rows: list[dict],
+                         ks: list[int]) -> None:
+    """A markdown table: per task, how often the candidate each setting's scores (P, K) rank first among the
+    first k passes the judge, for each k, then the oracle (any of the first k passes)."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    of_task = {t: [i for i, r in enumerate(rows) if r["task"] == t] for t in tasks}
+    print(f"\n| {label} @ K | " + " | ".join(tasks) + " | mean |")
+    print("|---|" + "---:|" * (len(tasks) + 1))
+    for k in ks:
+        for name, scores in [*settings.items(), ("oracle", None)]:
+            got = (passed[:, :k].any(1) if scores is None
+                   else passed[torch.arange(len(rows)), scores[:, :k].argmax(1)]).float()
+            accs = {t: float(got[of_task[t]].mean()) for t in tasks}
+            print(f"| {name} @ {k} | " + " | ".join(f"{100 * accs[t]:.0f}%" for t in tasks)
+                  + f" | {100 * sum(accs.values()) / len(accs):.1f}% |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pool", type=Path, required=True, help="OUT/pool-seedS (without suffix)")
@@ -68,7 +85,6 @@ def main() -> None:
     tensors = load_file(str(args.pool) + ".safetensors")
     meta = json.loads(Path(str(args.pool) + ".json").read_text())
     passed, rows = tensors["passed"], meta["rows"]
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
     clip, tok = load_model(args.clip, "clip"), load_tokenizer(args.tokenizer)
     if not clip.cfg.word_region:
         raise SystemExit(f"{args.clip} has no word-region head: there are no per-word scores to pool")
@@ -80,19 +96,7 @@ def main() -> None:
         settings[f"sentence + softmin{g}"] = sentence + pooled(words, f"softmin{g}")
     print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} pool {args.pool.name} (weights {meta['weights']}, "
           f"seed {meta['seed']}, {len(rows)} prompts x {meta['k']} candidates) clip {args.clip}")
-    print("\n| pooling @ K | " + " | ".join(tasks) + " | mean |")
-    print("|---|" + "---:|" * (len(tasks) + 1))
-    for k in args.ks:
-        oracle = {t: float(passed[[i for i, r in enumerate(rows) if r["task"] == t], :k].any(1).float().mean())
-                  for t in tasks}
-        for name, scores in [*settings.items(), ("oracle", None)]:
-            if scores is None:
-                accs = oracle
-            else:
-                got = passed[torch.arange(len(rows)), scores[:, :k].argmax(1)].float()
-                accs = {t: float(got[[i for i, r in enumerate(rows) if r["task"] == t]].mean()) for t in tasks}
-            print(f"| {name} @ {k} | " + " | ".join(f"{100 * accs[t]:.0f}%" for t in tasks)
-                  + f" | {100 * sum(accs.values()) / len(accs):.1f}% |")
+    print_accuracy_table("pooling", settings, passed, rows, args.ks)
     print(f"\n({time.time() - t0:.0f} s)")
 
 

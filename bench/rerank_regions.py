@@ -23,6 +23,7 @@ import argparse
 import json
 import platform
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rerank_pooling import print_accuracy_table  # noqa: E402  (the shared accuracy table)
 from t2i_cli.weights import load_model, load_tokenizer
 from t2i_cli.world.captions import region_prompts
 
@@ -86,11 +89,11 @@ def main() -> None:
     tensors = load_file(str(args.pool) + ".safetensors")
     meta = json.loads(Path(str(args.pool) + ".json").read_text())
     passed, rows = tensors["passed"], meta["rows"]
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
     clip, tok = load_model(args.clip, "clip"), load_tokenizer(args.tokenizer)
     parts = region_scores(clip, tok, tensors["images"], [r["prompt"] for r in rows])
     shipped = parts["shipped"]
-    settings = {"shipped": shipped}
+    # all-equal scores rank the first candidate first (argmax keeps the first of ties)
+    settings = {"first candidate": torch.zeros_like(shipped), "shipped": shipped}
     for name in ("crops mean", "crops min", "places mean", "places min"):
         extra = parts[name]
         has = ~extra.isnan()
@@ -99,20 +102,7 @@ def main() -> None:
         settings[f"{name} alone"] = torch.where(has, extra, shipped)
     print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} pool {args.pool.name} (weights {meta['weights']}, "
           f"seed {meta['seed']}, {len(rows)} prompts x {meta['k']} candidates) clip {args.clip}")
-    print("\n| reranker @ K | " + " | ".join(tasks) + " | mean |")
-    print("|---|" + "---:|" * (len(tasks) + 1))
-    for k in args.ks:
-        for name, scores in [("first candidate", None), *settings.items(), ("oracle", None)]:
-            sel = [i for i in range(len(rows))]
-            if name == "oracle":
-                got = passed[sel, :k].any(1).float()
-            elif scores is None:
-                got = passed[sel, 0].float()
-            else:
-                got = passed[torch.arange(len(rows)), scores[:, :k].argmax(1)].float()
-            accs = {t: float(got[[i for i, r in enumerate(rows) if r["task"] == t]].mean()) for t in tasks}
-            print(f"| {name} @ {k} | " + " | ".join(f"{100 * accs[t]:.0f}%" for t in tasks)
-                  + f" | {100 * sum(accs.values()) / len(accs):.1f}% |")
+    print_accuracy_table("reranker", settings, passed, rows, args.ks)
     print(f"\n({time.time() - t0:.0f} s)")
 
 
