@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import run
+from t2i_cli import pipeline
 from t2i_cli.errors import UsageError
 from t2i_cli.image_prompt import ImagePrompt, keep_top_cells, redrawn_cells
 from t2i_cli.images import load_mask_cells
@@ -342,11 +343,16 @@ def test_mask_cells_are_disjoint_when_the_crop_is_not_a_multiple_of_the_grid(tmp
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_precision_is_recorded_and_redrawn_and_fp32_is_unchanged(tiny_weights, tmp_path, precision):
     plain = run("generate", "a red bird", "--n", 2, "--weights", tiny_weights, "--out", tmp_path / "a", "-q")
-    fp32 = run("generate", "a red bird", "--n", 2, "--precision", "fp32", "--weights", tiny_weights,
+    auto = run("generate", "a red bird", "--n", 2, "--precision", "auto", "--weights", tiny_weights,
                "--out", tmp_path / "b", "-q")
-    assert [Path(p).read_bytes() for p in plain.stdout.split()] == [Path(p).read_bytes() for p in fp32.stdout.split()]
+    # The default is auto, and a PNG records what auto chose on this machine (bf16 or int8 on a CPU).
+    assert [Path(p).read_bytes() for p in plain.stdout.split()] == [Path(p).read_bytes() for p in auto.stdout.split()]
     with Image.open(plain.stdout.split()[0]) as im:
-        assert "precision" not in im.text
+        assert im.text["precision"] == pipeline.auto_precision(torch.device("cpu"))
+    fp32 = run("generate", "a red bird", "--n", 2, "--precision", "fp32", "--weights", tiny_weights,
+               "--out", tmp_path / "e", "-q")
+    with Image.open(fp32.stdout.split()[0]) as im:
+        assert "precision" not in im.text  # fp32 records nothing, so its bytes are those of earlier versions
     half = run("generate", "a red bird", "--n", 2, "--precision", precision, "--weights", tiny_weights,
                "--out", tmp_path / "c", "-q")
     assert half.exit_code == 0, half.stderr

@@ -45,8 +45,8 @@ MAX_THREADS = 256  # largest --threads
 MAX_EVAL_SEEDS = 16  # most --seed of one `t2i eval`
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
 PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code), int8 (a quarter; "
-                  "CPU only) or auto (the fastest that scores as fp32 does at one draw: bf16 on a CPU with native "
-                  "bf16, else int8; fp32 on a GPU).")
+                  "CPU only) or auto, the default (the fastest whose `t2i eval` is within a point of fp32's: bf16 "
+                  "on a CPU with native bf16, else int8; fp32 on a GPU).")
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
@@ -81,7 +81,7 @@ DRAW_OUT_DIR = typer.Option(Path("outputs"), "--out", help="Folder for the PNG f
 DRAW_WEIGHTS = typer.Option(None, "--weights",
                             help="Weights folder (default: $T2I_WEIGHTS or the shipped one).")
 DRAW_DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
-DRAW_PRECISION = typer.Option("fp32", "--precision", help=PRECISION_HELP)
+DRAW_PRECISION = typer.Option("auto", "--precision", help=PRECISION_HELP)
 DRAW_THREADS = typer.Option(None, "--threads", help=THREADS_HELP)
 DRAW_GRID = typer.Option(False, "--grid", help="Also write one contact sheet of all images.")
 DRAW_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths.")
@@ -806,7 +806,7 @@ def eval_cmd(ctx: typer.Context,
                                                             "weights folder, else the shipped one)."),
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+             precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
              threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
