@@ -5,8 +5,9 @@ splits ("a red bird and a blue fish": "a red bird on the left", "a blue fish on 
 world.captions.region_prompts), this also scores each object on its own, two ways, with the same CLIP (no
 retraining):
 
-- "crops": each object's half of the picture (the box the world draws it in, render._RELATION_CELLS),
-  padded to a square with its edge pixels, against the object's caption without its place ("a red bird");
+- "crops": each object's half of the picture (the box the world draws it in, pipeline.crop_place),
+  padded to a square with its edge pixels, against the object's caption without its place ("a red bird",
+  world.captions.object_prompts; `t2i`'s reranker adds pipeline.CROP_SCORE_WEIGHT x their mean);
   the object is then ~1.4x larger in the reranker's 64 px input than in the whole picture;
 - "places": the whole picture against each region prompt, place included ("a red bird on the left").
 
@@ -22,35 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rerank_pooling import print_accuracy_table  # noqa: E402  (the shared accuracy table)
+from t2i_cli.pipeline import crop_place
 from t2i_cli.weights import load_model, load_tokenizer
-from t2i_cli.world.captions import region_prompts
-
-# The boxes (x0, y0, x1, y1), as fractions of the picture, that the world draws a relation's objects in.
-BOXES = {"left": (0.0, 0.15, 0.5, 0.85), "right": (0.5, 0.15, 1.0, 0.85),
-         "top": (0.15, 0.0, 0.85, 0.5), "bottom": (0.15, 0.5, 0.85, 1.0)}
-PLACE_RE = re.compile(r" (?:on the (?:left|right)|at the (?:top|bottom))")
-
-
-def crop(images: torch.Tensor, place: str) -> torch.Tensor:
-    """(K, 3, H, W) -> each picture's box of that place, padded to a square with its edge pixels."""
-    H, W = images.shape[-2:]
-    x0, y0, x1, y1 = BOXES[place]
-    box = images[..., round(y0 * H):round(y1 * H), round(x0 * W):round(x1 * W)]
-    h, w = box.shape[-2:]
-    side = max(h, w)
-    pad = ((side - w) // 2, side - w - (side - w) // 2, (side - h) // 2, side - h - (side - h) // 2)
-    return F.pad(box, pad, mode="replicate")
+from t2i_cli.world.captions import object_prompts, region_prompts
 
 
 @torch.inference_mode()
@@ -67,10 +51,10 @@ def region_scores(clip, tok, images: torch.Tensor, prompts: list[str]) -> dict[s
     for p, prompt in enumerate(prompts):
         x = images[p].float() / 255
         shipped[p] = clip.score(x, ids(prompt))
-        regions = region_prompts(prompt)
+        regions, objects = region_prompts(prompt), object_prompts(prompt)
         if not regions:
             continue
-        crops = torch.stack([clip.score(crop(x, place), ids(PLACE_RE.sub("", text))) for text, place in regions])
+        crops = torch.stack([clip.score(crop_place(x, place), ids(text)) for text, place in objects])
         places = torch.stack([clip.score(x, ids(text)) for text, _ in regions])
         out["crops mean"][p], out["crops min"][p] = crops.mean(0), crops.amin(0)
         out["places mean"][p], out["places min"][p] = places.mean(0), places.amin(0)

@@ -16,8 +16,10 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from conftest import TEXT_LEN, bomb_png, build_tiny_folder, run
+from t2i_cli import pipeline
 from t2i_cli.images import read_png_text, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
+from t2i_cli.pipeline import TextToImage
 from t2i_cli.weights import load_tokenizer, save_model
 
 RED, BLUE = "a red circle", "a blue circle"
@@ -149,6 +151,44 @@ def test_ranks_matching_images_first(weights, colour_folder):
     r = run("rerank", colour_folder, "--prompt", BLUE, "--weights", weights, "--device", "cpu")
     assert r.exit_code == 0, r.stderr
     assert {row["file"] for row in ranking(colour_folder) if row["rank"] <= 3} == {f"img-{i}.png" for i in (0, 2, 4)}
+
+
+def halves(left: tuple[int, int, int], right: tuple[int, int, int], side: int = 16) -> torch.Tensor:
+    """(3, side, side): one colour on the left half, another on the right."""
+    x = torch.empty(3, side, side)
+    x[:, :, :side // 2] = torch.tensor(left).view(3, 1, 1) / 255
+    x[:, :, side // 2:] = torch.tensor(right).view(3, 1, 1) / 255
+    return x
+
+
+def test_two_object_prompts_add_each_objects_crop_score_and_tell_swapped_colours_apart(weights):
+    """For "a red circle and a blue circle" the score adds CROP_SCORE_WEIGHT x the mean of the left half's
+    score against "a red circle" and the right half's against "a blue circle": the picture with the colours
+    where the prompt puts them gains, its colour-swapped twin loses. Other prompts keep the sentence score."""
+    pipe = TextToImage.from_folder(weights, "cpu", need_clip=True)
+    clip, tok = pipe.bundle.clip, pipe.bundle.tokenizer
+    red, blue = (230, 20, 20), (20, 20, 230)
+    images = torch.stack([halves(red, blue), halves(blue, red)])
+
+    def sentence(text: str) -> torch.Tensor:
+        return clip.score(images, torch.tensor([tok.encode(text, clip.cfg.text_len).ids]))
+
+    with torch.inference_mode():
+        got, plain = pipe.score(images, "a red circle and a blue circle"), sentence("a red circle and a blue circle")
+        crop_term = (got - plain) / pipeline.CROP_SCORE_WEIGHT
+        assert crop_term[0] > crop_term[1] + 0.2, crop_term  # red left, blue right: both crops match
+        assert got[0] > got[1], got  # so the reranker keeps the right layout
+        assert torch.equal(pipe.score(images, RED), sentence(RED))  # one object: no regions, the sentence score
+
+
+def test_crop_place_is_the_objects_box_padded_square_with_its_edge_pixels():
+    x = torch.arange(20 * 20, dtype=torch.float32).view(1, 1, 20, 20).expand(2, 3, 20, 20)
+    left = pipeline.crop_place(x, "left")  # box x 0..10, y 3..17: 10 wide, 14 tall -> 14 x 14
+    assert left.shape == (2, 3, 14, 14)
+    assert torch.equal(left[..., 2:12], x[..., 3:17, 0:10])
+    assert torch.equal(left[..., 0], x[..., 3:17, 0]) and torch.equal(left[..., 13], x[..., 3:17, 9])
+    top = pipeline.crop_place(x, "top")  # x 3..17, y 0..10
+    assert top.shape == (2, 3, 14, 14) and torch.equal(top[..., 2:12, :], x[..., 0:10, 3:17])
 
 
 def test_precision_bf16_runs_the_clip_in_bf16_and_ranks_as_fp32_does(weights, colour_folder):

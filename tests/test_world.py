@@ -13,7 +13,7 @@ import pytest
 from conftest import pairs
 from t2i_cli import world
 from t2i_cli.world import COLOURS, HELDOUT_PAIRS, OBJECTS, POSITIONS, ObjectSpec, SceneSpec
-from t2i_cli.world.captions import parse_prompt, region_prompts
+from t2i_cli.world.captions import object_prompts, parse_prompt, region_prompts
 
 N_SPLIT = 3000  # scenes per split checked for the held-out rules (specs and captions only; no rendering)
 
@@ -275,6 +275,14 @@ def test_region_prompts_place_each_object_where_the_world_draws_it(prompt, expec
     for text, place in expected:  # each is a one-object caption of the grammar, at the place it names
         spec = parse_prompt(text)
         assert spec is not None and spec.relation is None and spec.objects[0].position == place
+
+
+def test_object_prompts_are_the_region_prompts_without_their_place():
+    assert object_prompts("a tiny red star above a big gray tree in the sky") == [
+        ("a small red star in the sky", "top"), ("a big gray tree in the sky", "bottom")]
+    assert object_prompts("an orange car to the right of a blue fish, white background") == [
+        ("an orange car on a white background", "right"), ("a blue fish on a white background", "left")]
+    assert object_prompts("two red birds") is None
 
 
 @pytest.mark.parametrize("prompt", ["a red bird", "two red birds", "a red bird on the left", "a dog and a cat",

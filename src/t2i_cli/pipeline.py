@@ -14,7 +14,7 @@ from t2i_cli.errors import UsageError
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, region_mask
 from t2i_cli.weights import Bundle, load_folder
-from t2i_cli.world.captions import region_prompts
+from t2i_cli.world.captions import object_prompts, region_prompts
 
 if TYPE_CHECKING:
     from t2i_cli.image_prompt import ImagePrompt
@@ -36,6 +36,10 @@ AUTO_PRECISION = {"cpu": "bf16"}
 CLIP_PRECISIONS = ("fp32", "bf16")
 AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32 with native bf16, the same hard-negative accuracy (BENCHMARKS.md)
 MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
+# The reranker's score of a two-object prompt in the world's grammar adds this times the mean of each object's
+# crop score: the CLIP's score of the half of the picture the object belongs in against the object's own
+# caption (world.captions.object_prompts). BENCHMARKS.md, "Reranking by regions".
+CROP_SCORE_WEIGHT = 0.5
 
 
 def auto_precision(device: torch.device) -> str:
@@ -278,12 +282,22 @@ class TextToImage:
 
     @torch.inference_mode()
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
-        """CLIP scores (B,) of images (B, 3, H, W) against one prompt."""
+        """CLIP scores (B,) of images (B, 3, H, W) against one prompt; for two objects in the world's grammar,
+        plus CROP_SCORE_WEIGHT x the mean of the objects' crop scores."""
         clip = self.bundle.clip
         if clip is None:
             raise UsageError(f"{self.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
-        ids = torch.tensor([self.bundle.tokenizer.encode(prompt, clip.cfg.text_len).ids], device=self.device)
-        return clip.score(images.to(self.device), ids).float().cpu()
+        images = images.to(self.device)
+
+        def against(x: torch.Tensor, text: str) -> torch.Tensor:
+            ids = torch.tensor([self.bundle.tokenizer.encode(text, clip.cfg.text_len).ids], device=self.device)
+            return clip.score(x, ids).float().cpu()
+
+        scores = against(images, prompt)
+        if CROP_SCORE_WEIGHT and (objects := object_prompts(prompt)):
+            crops = torch.stack([against(crop_place(images, place), text) for text, place in objects])
+            scores = scores + CROP_SCORE_WEIGHT * crops.mean(0)
+        return scores
 
     def rerank(self, results: list[Generated], keep: int) -> list[Generated]:
         """Score results against their prompt and return the best `keep`, with score and rank set."""
@@ -292,6 +306,20 @@ class TextToImage:
         for rank, i in enumerate(order, start=1):
             results[i].score, results[i].rank = float(scores[i]), rank
         return [results[i] for i in order[:keep]]
+
+
+def crop_place(images: torch.Tensor, place: str) -> torch.Tensor:
+    """(B, 3, H, W) -> the box the world draws an object of that place in (left, right, top, bottom;
+    world.render.PLACE_BOXES), padded to a square with its edge pixels."""
+    from t2i_cli.world.render import PLACE_BOXES
+
+    H, W = images.shape[-2:]
+    x0, y0, x1, y1 = PLACE_BOXES[place]
+    box = images[..., round(y0 * H):round(y1 * H), round(x0 * W):round(x1 * W)]
+    h, w = box.shape[-2:]
+    side = max(h, w)
+    pad = ((side - w) // 2, side - w - (side - w) // 2, (side - h) // 2, side - h - (side - h) // 2)
+    return torch.nn.functional.pad(box, pad, mode="replicate")
 
 
 def _kept_after_drawn(keep: torch.Tensor) -> torch.Tensor:

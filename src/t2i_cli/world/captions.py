@@ -73,13 +73,24 @@ def region_prompts(prompt: str) -> list[tuple[str, str]] | None:
     caption in the half where the world draws it, with the background: [("a red bird on the left", "left"),
     ("a small blue fish on the right", "right")] (regional guidance, sampling.Regions). None for any other
     prompt (one object, a count, or not the world's grammar)."""
+    return _regions(prompt, with_place=True)
+
+
+def object_prompts(prompt: str) -> list[tuple[str, str]] | None:
+    """region_prompts without the place in the text (the background stays): [("a red bird", "left"),
+    ("a small blue fish", "right")], what each object's half of the picture shows on its own (the reranker's
+    crop scores, pipeline.TextToImage.score)."""
+    return _regions(prompt, with_place=False)
+
+
+def _regions(prompt: str, with_place: bool) -> list[tuple[str, str]] | None:
     spec = parse_prompt(prompt)
     if spec is None or spec.relation is None:
         return None
     out = []
     for obj, place in zip(spec.objects, _RELATION_PLACES[spec.relation], strict=True):
         words = " ".join(w for w in ({"small": "small", "big": "big"}.get(obj.size, ""), obj.colour, obj.kind) if w)
-        text = f"{_with_article(words)} {_POSITION_PHRASES[place]}"
+        text = _with_article(words) + (f" {_POSITION_PHRASES[place]}" if with_place else "")
         if spec.background in COLOURS:
             text += f" on {_with_article(spec.background)} background"
         elif spec.background is not None:

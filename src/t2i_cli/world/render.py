@@ -114,6 +114,7 @@ def _in_box(obj: ObjectSpec, box: tuple[float, float, float, float], rng: random
 # Boxes (x0, y0, x1, y1) that relations and counts place objects in.
 _TOP, _BOTTOM = (0.15, 0.0, 0.85, 0.5), (0.15, 0.5, 0.85, 1.0)
 _LEFT, _RIGHT = (0.0, 0.15, 0.5, 0.85), (0.5, 0.15, 1.0, 0.85)
+PLACE_BOXES = {"left": _LEFT, "right": _RIGHT, "top": _TOP, "bottom": _BOTTOM}  # region_prompts' places
 _RELATION_CELLS = {"above": (_TOP, _BOTTOM), "below": (_BOTTOM, _TOP), "left of": (_LEFT, _RIGHT),
                    "right of": (_RIGHT, _LEFT), "and": (_LEFT, _RIGHT)}
 _QUADS = ((0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.5, 1.0, 1.0))
