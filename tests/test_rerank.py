@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, PngImagePlugin
 
-from conftest import TEXT_LEN, bomb_png, build_tiny_folder, run
+from conftest import TEXT_LEN, TINY_CAPTIONS, bomb_png, build_tiny_folder, run
 from t2i_cli import pipeline
 from t2i_cli.images import read_png_text, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
@@ -161,24 +161,31 @@ def halves(left: tuple[int, int, int], right: tuple[int, int, int], side: int = 
     return x
 
 
-def test_two_object_prompts_add_each_objects_crop_score_and_tell_swapped_colours_apart(weights):
+def test_two_object_prompts_add_each_objects_crop_score_and_tell_swapped_colours_apart(weights, tmp_path):
     """For "a red circle and a blue circle" the score adds CROP_SCORE_WEIGHT x the mean of the left half's
     score against "a red circle" and the right half's against "a blue circle": the picture with the colours
-    where the prompt puts them gains, its colour-swapped twin loses. Other prompts keep the sentence score."""
-    pipe = TextToImage.from_folder(weights, "cpu", need_clip=True)
-    clip, tok = pipe.bundle.clip, pipe.bundle.tokenizer
+    where the prompt puts them gains, its colour-swapped twin loses. Other prompts, and a tokenizer that does
+    not read every word of the objects' captions whole, keep the sentence score."""
+    two = "a red circle and a blue circle"
+    folder = build_tiny_folder(tmp_path / "w", captions=[*TINY_CAPTIONS, two, RED, BLUE])  # knows "circle", "and"
+    save_model(train_colour_clip(load_tokenizer(folder / "tokenizer.json")), folder / "clip.safetensors", "clip")
     red, blue = (230, 20, 20), (20, 20, 230)
     images = torch.stack([halves(red, blue), halves(blue, red)])
 
-    def sentence(text: str) -> torch.Tensor:
+    def sentence(pipe: TextToImage, text: str) -> torch.Tensor:
+        clip, tok = pipe.bundle.clip, pipe.bundle.tokenizer
         return clip.score(images, torch.tensor([tok.encode(text, clip.cfg.text_len).ids]))
 
+    pipe = TextToImage.from_folder(folder, "cpu", need_clip=True)
     with torch.inference_mode():
-        got, plain = pipe.score(images, "a red circle and a blue circle"), sentence("a red circle and a blue circle")
-        crop_term = (got - plain) / pipeline.CROP_SCORE_WEIGHT
+        got = pipe.score(images, two)
+        crop_term = (got - sentence(pipe, two)) / pipeline.CROP_SCORE_WEIGHT
         assert crop_term[0] > crop_term[1] + 0.2, crop_term  # red left, blue right: both crops match
         assert got[0] > got[1], got  # so the reranker keeps the right layout
-        assert torch.equal(pipe.score(images, RED), sentence(RED))  # one object: no regions, the sentence score
+        assert torch.equal(pipe.score(images, RED), sentence(pipe, RED))  # one object: the sentence score
+        other = TextToImage.from_folder(weights, "cpu", need_clip=True)  # its tokenizer splits "circle", "and"
+        assert other.bundle.tokenizer.encode(two, 16).unknown_words
+        assert torch.equal(other.score(images, two), sentence(other, two))
 
 
 def test_crop_place_is_the_objects_box_padded_square_with_its_edge_pixels():

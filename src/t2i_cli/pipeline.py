@@ -289,14 +289,18 @@ class TextToImage:
             raise UsageError(f"{self.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
         images = images.to(self.device)
 
-        def against(x: torch.Tensor, text: str) -> torch.Tensor:
-            ids = torch.tensor([self.bundle.tokenizer.encode(text, clip.cfg.text_len).ids], device=self.device)
-            return clip.score(x, ids).float().cpu()
+        def against(x: torch.Tensor, text: Encoded) -> torch.Tensor:
+            return clip.score(x, torch.tensor([text.ids], device=self.device)).float().cpu()
 
-        scores = against(images, prompt)
+        tokenizer, text_len = self.bundle.tokenizer, clip.cfg.text_len
+        scores = against(images, tokenizer.encode(prompt, text_len))
         if CROP_SCORE_WEIGHT and (objects := object_prompts(prompt)):
-            crops = torch.stack([against(crop_place(images, place), text) for text, place in objects])
-            scores = scores + CROP_SCORE_WEIGHT * crops.mean(0)
+            # As regional guidance: only where the CLIP reads every word of each object's caption whole.
+            enc = [tokenizer.encode(text, text_len) for text, _ in objects]
+            if not any(e.n_dropped or e.unknown_words for e in enc):
+                crops = torch.stack([against(crop_place(images, place), e)
+                                     for e, (_, place) in zip(enc, objects, strict=True)])
+                scores = scores + CROP_SCORE_WEIGHT * crops.mean(0)
         return scores
 
     def rerank(self, results: list[Generated], keep: int) -> list[Generated]:
