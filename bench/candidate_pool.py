@@ -23,11 +23,22 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.world.judge import load_judge
 from t2i_cli.world.tasks import TASK_CHECKS, TASKS, image_seed, task_prompts
+
+
+def load_pool(stem: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and the JSON of a pool this script wrote (stem: OUT/pool-seedS, without suffix)."""
+    return load_file(str(stem) + ".safetensors"), json.loads(Path(str(stem) + ".json").read_text())
+
+
+def pool_header(stem: Path, meta: dict) -> str:
+    """The first line the pool readers print: machine, date and what the pool holds."""
+    return (f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} pool {stem.name} (weights {meta['weights']}, "
+            f"seed {meta['seed']}, {len(meta['rows'])} prompts x {meta['k']} candidates)")
 
 
 def main() -> None:

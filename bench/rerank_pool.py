@@ -18,14 +18,12 @@ Usage: PYTHONPATH=src python bench/rerank_pool.py --pool /tmp/pool/pool-seed0 --
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
+from candidate_pool import load_pool, pool_header  # the pool's reader (bench/ is the script's folder)
 from t2i_cli.stages import hard_negative_accuracy
 from t2i_cli.weights import load_model, load_tokenizer
 from t2i_cli.world.negatives import NEGATIVE_KINDS, twin_caption
@@ -76,13 +74,11 @@ def main() -> None:
     args = ap.parse_args()
     names = args.names or [p.parent.name for p in args.clip]
     t0 = time.time()
-    tensors = load_file(str(args.pool) + ".safetensors")
-    meta = json.loads(Path(str(args.pool) + ".json").read_text())
+    tensors, meta = load_pool(args.pool)
     images, passed = tensors["images"], tensors["passed"]
     rows, tok = meta["rows"], load_tokenizer(args.tokenizer)
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} pool {args.pool.name} (weights {meta['weights']}, "
-          f"seed {meta['seed']}, {len(rows)} prompts x {meta['k']} candidates)")
+    print(pool_header(args.pool, meta))
     table: dict[str, dict[str, float]] = {}
     for k in args.ks:
         table[f"oracle@{k}"] = {t: float(passed[[i for i, r in enumerate(rows) if r["task"] == t], :k].any(1)

@@ -13,15 +13,13 @@ Usage: PYTHONPATH=src python bench/rerank_pooling.py --pool /tmp/pool4/pool-seed
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
+from candidate_pool import load_pool, pool_header  # the pool's reader (bench/ is the script's folder)
 from t2i_cli.weights import load_model, load_tokenizer
 
 
@@ -82,8 +80,7 @@ def main() -> None:
     ap.add_argument("--ks", type=int, nargs="+", default=[4])
     args = ap.parse_args()
     t0 = time.time()
-    tensors = load_file(str(args.pool) + ".safetensors")
-    meta = json.loads(Path(str(args.pool) + ".json").read_text())
+    tensors, meta = load_pool(args.pool)
     passed, rows = tensors["passed"], meta["rows"]
     clip, tok = load_model(args.clip, "clip"), load_tokenizer(args.tokenizer)
     if not clip.cfg.word_region:
@@ -94,8 +91,7 @@ def main() -> None:
                 "sentence + mean + min": sentence + pooled(words, "mean") + pooled(words, "min")}
     for g in (5, 10, 20):
         settings[f"sentence + softmin{g}"] = sentence + pooled(words, f"softmin{g}")
-    print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} pool {args.pool.name} (weights {meta['weights']}, "
-          f"seed {meta['seed']}, {len(rows)} prompts x {meta['k']} candidates) clip {args.clip}")
+    print(f"{pool_header(args.pool, meta)} clip {args.clip}")
     print_accuracy_table("pooling", settings, passed, rows, args.ks)
     print(f"\n({time.time() - t0:.0f} s)")
 

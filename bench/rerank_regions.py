@@ -21,16 +21,14 @@ Usage: PYTHONPATH=src python bench/rerank_regions.py --pool /tmp/pool8r/pool-see
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from candidate_pool import load_pool, pool_header  # noqa: E402  (the pool's reader)
 from rerank_pooling import print_accuracy_table  # noqa: E402  (the shared accuracy table)
 from t2i_cli.pipeline import crop_place
 from t2i_cli.weights import load_model, load_tokenizer
@@ -70,8 +68,7 @@ def main() -> None:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5, 1, 2, 4])
     args = ap.parse_args()
     t0 = time.time()
-    tensors = load_file(str(args.pool) + ".safetensors")
-    meta = json.loads(Path(str(args.pool) + ".json").read_text())
+    tensors, meta = load_pool(args.pool)
     passed, rows = tensors["passed"], meta["rows"]
     clip, tok = load_model(args.clip, "clip"), load_tokenizer(args.tokenizer)
     parts = region_scores(clip, tok, tensors["images"], [r["prompt"] for r in rows])
@@ -84,8 +81,7 @@ def main() -> None:
         for w in args.weights:
             settings[f"shipped + {w:g} x {name}"] = torch.where(has, shipped + w * extra, shipped)
         settings[f"{name} alone"] = torch.where(has, extra, shipped)
-    print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} pool {args.pool.name} (weights {meta['weights']}, "
-          f"seed {meta['seed']}, {len(rows)} prompts x {meta['k']} candidates) clip {args.clip}")
+    print(f"{pool_header(args.pool, meta)} clip {args.clip}")
     print_accuracy_table("reranker", settings, passed, rows, args.ks)
     print(f"\n({time.time() - t0:.0f} s)")
 
