@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from t2i_cli.models import transformer
 from t2i_cli.models.transformer import KVCache, Transformer, TransformerConfig
 
 CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32,
@@ -191,16 +192,20 @@ def test_2d_position_is_row_plus_column():
         torch.testing.assert_close(model.embed_image(codes[:, :2], start=4)[0], emb[4:6])
 
 
-def test_a_bf16_model_on_the_cpu_attends_over_an_fp32_cache_and_decodes_what_its_forward_gives():
-    """On the CPU a bf16 model's KV cache is fp32 (PyTorch's attention over bf16 is slower there): q, k and
-    v are cast into it and the attention's output back to bf16; one code at a time and a window both give
-    the logits of the model's own full forward, up to bf16 rounding."""
+@pytest.mark.parametrize("amx", [False, True])
+def test_a_bf16_model_on_the_cpu_decodes_what_its_forward_gives_over_the_cache_of_its_cpu(monkeypatch, amx):
+    """On a CPU without AMX a bf16 model's KV cache is fp32 (PyTorch's attention over bf16 converts there and
+    is slower): q, k and v are cast into it and the attention's output back to bf16. With AMX the cache is
+    bf16. Either way one code at a time and a window give the logits of the model's own full forward, up to
+    bf16 rounding; an fp32 model's cache is fp32 on any CPU."""
+    monkeypatch.setattr(transformer, "amx_tiles", lambda: amx)
     fp32 = tiny()
     assert KVCache.for_model(fp32, 2, torch.device("cpu")).k.dtype == torch.float32
     model = tiny().to(torch.bfloat16)
     text, image = inputs(b=2)
     cache = KVCache.for_model(model, 2, torch.device("cpu"))
-    assert cache.k.dtype == cache.v.dtype == torch.float32 and cache.k.shape[1] == 2
+    want = torch.bfloat16 if amx else torch.float32
+    assert cache.k.dtype == cache.v.dtype == want and cache.k.shape[1] == 2
     with torch.no_grad():
         full = model(text, image)[0].float()  # full[:, i] predicts code i; no cache, all in bf16
         scale = float(full.abs().max())

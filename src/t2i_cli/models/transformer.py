@@ -56,13 +56,22 @@ class KVCache:
     @classmethod
     def for_model(cls, model: "Transformer", batch: int, device: torch.device) -> "KVCache":
         """A cache in the dtype attention runs fastest in for this model and device: the model's own, but fp32
-        for a bf16 (or int8, whose activations are bf16) model on the CPU, where PyTorch's attention over a
-        bf16 cache is several times slower than over an fp32 one (BENCHMARKS.md, "The KV cache of bf16
-        and int8 on the CPU"); q, k and v are then cast to fp32 and the attention's output back."""
+        for a bf16 (or int8, whose activations are bf16) model on a CPU without AMX tiles, where PyTorch's
+        attention over a bf16 cache converts instead of streaming half the bytes and is several times slower
+        than over an fp32 one (BENCHMARKS.md, "The KV cache of bf16 and int8 on the CPU"); q, k and v are
+        then cast to fp32 and the attention's output back. With AMX the bf16 attention kernel is the faster
+        one at every batch ("A bf16 KV cache where the CPU has AMX")."""
         dtype = next(model.parameters()).dtype
         if torch.device(device).type == "cpu" and dtype in (torch.bfloat16, torch.float16):
-            dtype = torch.float32
+            if dtype == torch.float16 or not amx_tiles():
+                dtype = torch.float32
         return cls(model.cfg, batch, device, dtype)
+
+
+def amx_tiles() -> bool:
+    """Whether this CPU has AMX tiles (and this PyTorch says so), which PyTorch's bf16 CPU attention uses."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: absent means unknown, so no
+    return bool(check()) if check is not None else False
 
 
 class Int8Linear(nn.Module):
