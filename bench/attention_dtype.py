@@ -16,6 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from t2i_cli.models.transformer import amx_tiles
+
 
 def per_call_ms(f, reps: int) -> float:
     for _ in range(10):
@@ -36,7 +38,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=200)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    amx = amx_tiles()
     print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} torch {torch.__version__}, {args.threads} threads, "
           f"AMX tiles: {amx}, reps {args.reps}")
     print("| cached positions | rows | sdpa fp32 | by hand fp32 | sdpa bf16 | by hand bf16 | sdpa fp32 / bf16 |")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from t2i_cli.devices import resolve_device
+from t2i_cli.devices import cpu_says, resolve_device
 from t2i_cli.errors import UsageError
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, region_mask
@@ -64,8 +64,7 @@ def _auto(table: dict[str, str], device: torch.device, without_native_bf16: str)
 
 def native_bf16() -> bool:
     """Whether this CPU has bf16 dot products (AVX-512 BF16, or AMX, which implies it)."""
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private: absent means unknown, so no
-    return bool(check()) if check is not None else False
+    return cpu_says("_is_avx512_bf16_supported")
 
 
 def batch_seed(seed: int, start: int) -> int:

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from t2i_cli.devices import cpu_says
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -70,8 +72,7 @@ class KVCache:
 
 def amx_tiles() -> bool:
     """Whether this CPU has AMX tiles (and this PyTorch says so), which PyTorch's bf16 CPU attention uses."""
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: absent means unknown, so no
-    return bool(check()) if check is not None else False
+    return cpu_says("_is_amx_tile_supported")
 
 
 class Int8Linear(nn.Module):
