@@ -18,10 +18,3 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
     return torch.device(name)
-
-
-def cpu_says(check: str) -> bool:
-    """What one of torch.cpu's private feature checks (`_is_avx512_bf16_supported`, `_is_amx_tile_supported`)
-    says about this CPU; a PyTorch without the check means unknown, so no."""
-    found = getattr(torch.cpu, check, None)
-    return bool(found()) if found is not None else False

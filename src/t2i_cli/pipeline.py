@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from t2i_cli.devices import cpu_says, resolve_device
+from t2i_cli.devices import resolve_device
 from t2i_cli.errors import UsageError
 from t2i_cli.models.tokenizer import Encoded
+from t2i_cli.models.transformer import cpu_says
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, region_mask
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts

@@ -8,8 +8,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from t2i_cli.devices import cpu_says
-
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -68,6 +66,13 @@ class KVCache:
             if dtype == torch.float16 or not amx_tiles():
                 dtype = torch.float32
         return cls(model.cfg, batch, device, dtype)
+
+
+def cpu_says(check: str) -> bool:
+    """What one of torch.cpu's private feature checks (`_is_avx512_bf16_supported`, `_is_amx_tile_supported`)
+    says about this CPU; a PyTorch without the check means unknown, so no."""
+    found = getattr(torch.cpu, check, None)
+    return bool(found()) if found is not None else False
 
 
 def amx_tiles() -> bool:
