@@ -52,14 +52,23 @@ def draw(font: ImageFont.FreeTypeFont, ch: str, side: int) -> Image.Image:
     return square.resize((side, side), Image.LANCZOS)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def folder_args(doc: str, side: int, source: str, default: Path, package: str) -> argparse.Namespace | None:
+    """The arguments of a script that builds a picture folder from a system package (this one and
+    make_icon_folder.py): OUT, --side and --SOURCE; None, with a line naming the package, if SOURCE is missing."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("out", type=Path)
-    ap.add_argument("--side", type=int, default=128)
-    ap.add_argument("--font", type=Path, default=FONT)
+    ap.add_argument("--side", type=int, default=side)
+    ap.add_argument(f"--{source}", type=Path, default=default)
     args = ap.parse_args()
-    if not args.font.is_file():
-        print(f"{args.font} not found: apt-get install fonts-noto-color-emoji", file=sys.stderr)
+    if not getattr(args, source).exists():
+        print(f"{getattr(args, source)} not found: apt-get install {package}", file=sys.stderr)
+        return None
+    return args
+
+
+def main() -> int:
+    args = folder_args(__doc__, 128, "font", FONT, "fonts-noto-color-emoji")
+    if args is None:
         return 1
     font = ImageFont.truetype(str(args.font), NATIVE)
     args.out.mkdir(parents=True, exist_ok=True)
