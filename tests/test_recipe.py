@@ -147,6 +147,42 @@ def test_eval_data_on_a_folder_prints_a_table_and_writes_json(uninterrupted, tmp
     assert bad.exit_code == 2 and "--candidates" in bad.stderr
 
 
+def test_eval_data_draws_several_images_per_caption_each_scored_against_its_own(uninterrupted, tmp_path):
+    from t2i_cli.data_eval import evaluate_data
+    from t2i_cli.pipeline import TextToImage
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(160):  # a val split (5% by name) of several
+        Image.new("RGB", (20, 20), (i, 250 - i, (37 * i) % 256)).save(data / f"p{i:03d}.png")
+        (data / f"p{i:03d}.txt").write_text(f"{['red', 'blue', 'green'][i % 3]} thing {i}\n")
+    pipe = TextToImage.from_folder(uninterrupted / "weights", "cpu")
+    drawn = []
+    draw_each = pipe.draw_each
+    pipe.draw_each = lambda requests, seeds, n=1: drawn.append(out := draw_each(requests, seeds, n)) or out
+    plain = evaluate_data(pipe, str(data), 5, seed=3)
+    assert evaluate_data(pipe, str(data), 5, seed=3, draws=1) | {"seconds": 0} == plain | {"seconds": 0}
+    drawn.clear()
+    three = evaluate_data(pipe, str(data), 5, seed=3, draws=3)
+    images = [g for part in drawn for g in part]
+    count = three["n"]
+    assert count >= 3 and three["draws"] == 3 and len(images) == 3 * count
+    assert [g.prompt for g in images] == [g.prompt for g in images[::3] for _ in range(3)]  # caption-major
+    clip, tok = pipe.bundle.clip, pipe.bundle.tokenizer
+    with torch.inference_mode():
+        fake, txt = clip.embed(torch.stack([g.image for g in images]),
+                               torch.tensor([tok.encode(g.prompt, clip.cfg.text_len).ids for g in images]))
+    assert abs(three["clip"]["score_generated"] - float((fake * txt).sum(-1).mean())) < 1e-5
+    assert three["clip"]["score_real"] == plain["clip"]["score_real"]
+    assert three["clip"]["frechet_distance"] != plain["clip"]["frechet_distance"]  # 3x the generated set
+    with pytest.raises(ValueError, match="draws"):
+        evaluate_data(pipe, str(data), 5, seed=3, draws=17)
+    weights = uninterrupted / "weights"
+    for args in (["--data", data, "--draws", "0"], ["--data", data, "--n", "1000", "--draws", "11"], ["--draws", "2"]):
+        bad = run("eval", "--weights", weights, *args, "-q")
+        assert bad.exit_code == 2 and "--draws" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
 def test_captions_longer_than_the_text_length_are_counted_in_one_warning(uninterrupted, tmp_path):
     data = tmp_path / "data"
     data.mkdir()

@@ -2,8 +2,8 @@
 
 - dVAE: reconstruction PSNR from argmax codes (as at inference) and codebook use on the val images;
 - transformer: cross-entropy of the val images' codes given their captions, in bits per code;
-- generation: one image per val caption (seeded); CLIP scores of the generated images and of the real
-  ones against the same captions, and a Frechet distance between the two sets in CLIP's image-embedding
+- generation: one image per val caption (seeded), or `draws` of them; CLIP scores of the generated images and
+  of the real ones against the same captions, and a Frechet distance between the two sets in CLIP's image-embedding
   space. That distance uses t2i's own small CLIP, so it is NOT comparable with published FID numbers
   (Inception features, 50,000 images); it compares models on the same data and CLIP only.
 """
@@ -44,8 +44,11 @@ def _val(source: str, side: int) -> CaptionDataset:
 
 @torch.inference_mode()
 def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
-                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Every measurement above on the val split of source, n val captions for generation."""
+                  progress: Callable[[str, int, int], None] | None = None, draws: int = 1) -> dict[str, Any]:
+    """Every measurement above on the val split of source, n val captions for generation, `draws` images drawn
+    for each (1..MAX_BATCH; a small split's CLIP score and Frechet distance are steadier with more)."""
+    if not 1 <= draws <= MAX_BATCH:
+        raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {draws}")
     start = time.perf_counter()
     b = pipe.bundle
     val = _val(source, b.dvae.cfg.image_side)
@@ -54,7 +57,7 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     if progress is not None:
         progress("val images", count, count)
     real = torch.stack([x for x, _ in items])
-    result: dict[str, Any] = {"source": source, "n": count, "val_size": len(val), "seed": seed}
+    result: dict[str, Any] = {"source": source, "n": count, "val_size": len(val), "seed": seed, "draws": draws}
 
     codes, psnrs = [], []
     for lo in range(0, count, 32):
@@ -76,13 +79,14 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
         bits += float(ce) / math.log(2)
     result["transformer"] = {"bits_per_code": bits / flat.numel()}
 
-    generated = []
-    for lo in range(0, count, MAX_BATCH):  # many captions in one decode, each from its own seed
-        part = items[lo:lo + MAX_BATCH]
-        drawn = pipe.draw_each([pipe.request(c, sampling) for _, c in part], [seed + lo + i for i in range(len(part))])
-        generated += [g.image for g in drawn]
+    generated, per = [], MAX_BATCH // draws
+    for lo in range(0, count, per):  # many captions in one decode, each from its own seed
+        part = items[lo:lo + per]
+        drawn = pipe.draw_each([pipe.request(c, sampling) for _, c in part], [seed + lo + i for i in range(len(part))],
+                               draws)
+        generated += [g.image for g in drawn]  # caption-major: caption i's draws at i * draws ...
         if progress is not None:
-            progress("generate", lo + len(part), count)
+            progress("generate", (lo + len(part)) * draws, count * draws)
     fake = torch.stack(generated)
     if b.clip is not None:
         side = b.clip.cfg.image_side
@@ -92,7 +96,8 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
         text = torch.tensor([b.tokenizer.encode(c, b.clip.cfg.text_len).ids for _, c in items], device=pipe.device)
         real_img, txt = b.clip.embed(real_c, text)
         fake_img, _ = b.clip.embed(fake_c, text)
-        result["clip"] = {"score_generated": float((fake_img * txt).sum(-1).mean()),
+        fake_txt = txt.repeat_interleave(draws, dim=0)  # each generated image against its own caption
+        result["clip"] = {"score_generated": float((fake_img * fake_txt).sum(-1).mean()),
                           "score_real": float((real_img * txt).sum(-1).mean()),
                           "frechet_distance": frechet_distance(real_img.cpu(), fake_img.cpu())
                           if count >= 2 else float("nan")}
