@@ -194,3 +194,23 @@ def test_logit_laplace_needs_pixel_eps_and_pixels_map_back_into_0_1():
     assert torch.allclose(model.pixels(logits), torch.tensor([0.0, 0.0, 0.5, 1.0]), atol=1e-6)
     plain = tiny()
     assert torch.equal(plain.pixels(logits), torch.sigmoid(logits))  # pixel_eps 0: the shipped models' sigmoid
+
+
+@pytest.mark.parametrize("cfg", [
+    DVAEConfig(image_side=16, downsample=4, n_codes=32, n_hid=8, code_dim=8),
+    DVAEConfig(image_side=16, downsample=4, n_codes=45, n_hid=8, code_dim=8, fsq_levels=(5, 3, 3))])
+def test_a_bf16_decoder_draws_the_fp32_pictures_within_its_rounding_and_leaves_the_encoder_alone(cfg):
+    model = tiny(cfg=cfg).eval()
+    x = batch(b=3, side=cfg.image_side)
+    with torch.no_grad():
+        codes = model.codes_from_image(x)
+        want = model.image_from_codes(codes)
+        model.decode_in(torch.bfloat16)
+        assert model.decoder.net[0].weight.dtype == torch.bfloat16
+        assert next(model.codebook.parameters()).dtype == torch.bfloat16
+        assert next(model.encoder.parameters()).dtype == torch.float32
+        assert torch.equal(model.codes_from_image(x), codes)  # image prompts' codes do not move
+        got = model.image_from_codes(codes)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    diff = (got - want).abs()
+    assert 0 < float(diff.max()) < 0.02 and float(diff.mean()) < 0.004  # bf16 is not fp32, but within 5/255

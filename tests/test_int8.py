@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -107,3 +108,21 @@ def test_rerank_precision_auto_is_fp32_on_a_cpu_without_native_bf16(monkeypatch,
     monkeypatch.setattr(pipeline, "native_bf16", lambda: True)
     pipe = pipeline.TextToImage.from_folder(tiny_weights, "cpu", need_clip=True, clip_precision="auto")
     assert next(pipe.bundle.clip.parameters()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_the_dvae_decoder_follows_a_bf16_or_int8_transformer_on_a_cpu_with_native_bf16(precision, monkeypatch,
+                                                                                        tiny_weights):
+    import t2i_cli.pipeline as pipeline
+
+    for native in (True, False):
+        monkeypatch.setattr(pipeline, "native_bf16", lambda native=native: native)
+        pipe = pipeline.TextToImage.from_folder(tiny_weights, "cpu", precision=precision)
+        want = "bf16" if native and precision != "fp32" else "fp32"
+        dvae = pipe.bundle.dvae
+        assert pipe.decoder_precision == want
+        assert dvae.decoder.net[0].weight.dtype == (torch.bfloat16 if want == "bf16" else torch.float32)
+        assert next(dvae.encoder.parameters()).dtype == torch.float32
+        images = pipe("a red bird", n=2, seed=0)
+        assert all(g.image.dtype == torch.float32 and 0 <= float(g.image.min()) <= float(g.image.max()) <= 1
+                   for g in images)

@@ -47,7 +47,8 @@ MAX_DRAWS = 16  # most --draws of `t2i eval --data`: one decode batch of one cap
 THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
 PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code), int8 (a quarter; "
                   "CPU only) or auto, the default (the fastest whose `t2i eval` is within a point of fp32's: bf16 "
-                  "on a CPU with native bf16, else int8; fp32 on a GPU).")
+                  "on a CPU with native bf16, else int8; fp32 on a GPU). With bf16 or int8 on a CPU with native "
+                  "bf16 the dVAE decodes in bf16 too.")
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 

@@ -110,14 +110,18 @@ class TextToImage:
         self.bundle = bundle
         self.device = device
         self.precision = "fp32"  # of the transformer's weights (from_folder's precision)
+        self.decoder_precision = "fp32"  # of the dVAE's decoder (bf16 beside a bf16 or int8 transformer on a CPU
+        # with native bf16)
 
     @classmethod
     def from_folder(cls, folder: Path, device: str = "auto", need_clip: bool = False,
                     precision: str = "fp32", clip_precision: str = "fp32") -> "TextToImage":
         """Load every model of a weights folder onto a device; precision bf16 casts the transformer (the
         decode loop's weights) to bfloat16 at load (on the CPU with oneDNN-packed linear layers, models.
-        transformer.pack_bf16), int8 quantises its linear layers (models.transformer.quantize_int8); the
-        dVAE stays fp32; clip_precision bf16 casts the CLIP (`rerank --precision`)."""
+        transformer.pack_bf16), int8 quantises its linear layers (models.transformer.quantize_int8). With
+        either, on a CPU with native bf16 the dVAE's decoder runs in bf16 too (DVAE.decode_in; 5x faster with
+        AMX, BENCHMARKS.md "The dVAE decoder in bf16"); fp32 keeps every model in fp32, and the dVAE's encoder
+        always is. clip_precision bf16 casts the CLIP (`rerank --precision`)."""
         if precision not in (*PRECISIONS, "auto"):
             raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
         if clip_precision not in (*CLIP_PRECISIONS, "auto"):
@@ -143,6 +147,9 @@ class TextToImage:
             from t2i_cli.models.transformer import quantize_int8
 
             quantize_int8(pipe.bundle.transformer)
+        if precision in ("bf16", "int8") and dev.type == "cpu" and native_bf16():
+            pipe.bundle.dvae.decode_in(torch.bfloat16)
+            pipe.decoder_precision = "bf16"
         if clip_precision == "bf16" and pipe.bundle.clip is not None:
             pipe.bundle.clip.to(torch.bfloat16)
         return pipe

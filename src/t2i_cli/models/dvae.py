@@ -267,9 +267,18 @@ class DVAE(nn.Module):
         return self.fsq.codes(out) if self.fsq is not None else out.argmax(dim=1)
 
     def image_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes (B, h, w) -> images (B, 3, H, W) in [0, 1]."""
+        """Codes (B, h, w) -> images (B, 3, H, W) in [0, 1], float32 (whatever dtype the decoder runs in)."""
         if self.fsq is not None:
             z = self.codebook(self.fsq.values(codes).to(self.codebook.weight.dtype))
         else:
             z = self.codebook(codes).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
-        return self.pixels(self.decoder(z))
+        logits = self.decoder(z)
+        return self.pixels(logits if logits.dtype == torch.float32 else logits.float())
+
+    def decode_in(self, dtype: torch.dtype) -> "DVAE":
+        """Cast the half that turns codes into pixels (codebook and decoder) to dtype, for inference; the
+        encoder keeps its own (image prompts' codes do not move). The last sigmoid stays float32, so a bf16
+        decoder's pixels are not rounded to bf16's 8 bits on top of its own error."""
+        self.codebook.to(dtype)
+        self.decoder.to(dtype)
+        return self
