@@ -120,7 +120,7 @@ def test_a_plain_prompt_draws_the_best_of_the_default_candidates(tiny_weights, t
     [png] = pngs(tmp_path / "auto")
     meta = read_png_text(png)
     assert meta["n"] == "4" and meta["clip_rank"] == "1"
-    pipe = TextToImage.from_folder(tiny_weights, "cpu", need_clip=True)
+    pipe = TextToImage.from_folder(tiny_weights, "cpu", need_clip=True, precision="auto")  # as generate
     drawn = pipe("a red bird", n=4, seed=5)
     best = pipe.rerank(drawn, 1)[0]
     assert meta["index"] == str(best.index)
