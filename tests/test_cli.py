@@ -346,6 +346,69 @@ def test_threads_sets_torchs_thread_count_or_is_refused(tiny_weights, tmp_path, 
     assert r.exit_code == 2 and "--threads must be between 1 and" in r.stderr
 
 
+def test_without_threads_a_busy_machine_gets_one_thread_less_per_running_task(tiny_weights, tmp_path, monkeypatch):
+    import torch
+
+    import t2i_cli.cli as cli
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        for busy, want in ((0, 3), (1, 2), (2, 1), (5, 1)):
+            torch.set_num_threads(3)
+            monkeypatch.setattr(cli, "other_running_tasks", lambda busy=busy: busy)
+            r = generate(tiny_weights, tmp_path / f"o{busy}", "-q")
+            assert r.exit_code == 0, r.output
+            assert torch.get_num_threads() == want, busy
+        torch.set_num_threads(3)
+        r = generate(tiny_weights, tmp_path / "given", "-q", "--threads", "2")  # --threads is taken as given
+        assert r.exit_code == 0 and torch.get_num_threads() == 2
+        torch.set_num_threads(3)
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # so is the user's OMP_NUM_THREADS
+        r = generate(tiny_weights, tmp_path / "omp", "-q")
+        assert r.exit_code == 0 and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_running_tasks_are_read_from_proc_stat_less_this_one(tmp_path):
+    from t2i_cli.cli import other_running_tasks
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3\nintr 5\nprocs_running 4\nprocs_blocked 0\n")
+    assert other_running_tasks(stat=str(stat)) == 3
+    stat.write_text("cpu  1 2 3\nprocs_running 1\n")
+    assert other_running_tasks(stat=str(stat)) == 0
+    assert other_running_tasks(stat=str(tmp_path / "missing")) == 0  # not Linux: nothing known, nothing changed
+    stat.write_text("procs_running many\n")
+    assert other_running_tasks(stat=str(stat)) == 0
+
+
+def test_inference_bounds_openmp_spinning_unless_the_user_chose(monkeypatch):
+    import os
+    import sys
+
+    import t2i_cli.cli as cli
+
+    for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "T2I_OMP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delitem(sys.modules, "torch")  # as in a fresh process, where libgomp has not loaded yet
+    cli.bound_spinning()
+    assert os.environ["GOMP_SPINCOUNT"] == cli.SPIN_COUNT
+    for own in ({"GOMP_SPINCOUNT": "7"}, {"OMP_WAIT_POLICY": "PASSIVE"}, {"T2I_OMP": "keep"}):
+        monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+        for k, v in own.items():
+            monkeypatch.setenv(k, v)
+        cli.bound_spinning()
+        assert os.environ.get("GOMP_SPINCOUNT") == own.get("GOMP_SPINCOUNT"), own
+        for k in own:
+            monkeypatch.delenv(k, raising=False)
+    monkeypatch.undo()  # torch back in sys.modules: once it is loaded, setting the variable would change nothing
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    cli.bound_spinning()
+    assert "GOMP_SPINCOUNT" not in os.environ
+
+
 def test_eval_draws_the_default_candidates_when_the_weights_have_a_clip(tiny_weights, tmp_path):
     import json
 

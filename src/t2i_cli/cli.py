@@ -44,7 +44,9 @@ MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
 MAX_EVAL_SEEDS = 16  # most --seed of one `t2i eval`
 MAX_DRAWS = 16  # most --draws of `t2i eval --data`: one decode batch of one caption (pipeline.MAX_BATCH)
-THREADS_HELP = "CPU threads for torch (default: torch's own choice, one per core)."
+THREADS_HELP = ("CPU threads for torch (default: torch's own choice, one per core, less one per task already "
+                "running on the machine when the command starts).")
+SPIN_COUNT = "10000"  # GOMP_SPINCOUNT for inference unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (busy_machine.sh)
 PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code), int8 (a quarter; "
                   "CPU only) or auto, the default (the fastest whose `t2i eval` is within a point of fp32's: bf16 "
                   "on a CPU with native bf16, else int8; fp32 on a GPU). With bf16 or int8 on a CPU with native "
@@ -161,19 +163,61 @@ def rate_text(task, unit: str) -> str:
 
 
 def start_inference(threads: Optional[int]) -> None:
-    """The start of generate, vary, rerank and eval: --threads, and (main) no interpreter teardown after."""
+    """The start of generate, vary, rerank and eval: OpenMP's spinning bounded, --threads, and (main) no
+    interpreter teardown after."""
+    bound_spinning()
     use_threads(threads)
     STATE["fast_exit"] = True
 
 
-def use_threads(threads: Optional[int]) -> None:
-    """--threads: torch's intra-op thread count for this command (None leaves torch's choice)."""
-    if threads is None:
+def bound_spinning() -> None:
+    """Between parallel regions libgomp's threads spin, by default 300,000 times, before they sleep. Alone that
+    is what makes a decode step's many small ops fast; beside another busy process (a second t2i, a training
+    run) the spinning threads take the cores the working ones need, and a cold generate took 4-20x as long
+    (BENCHMARKS.md "A busy machine"). GOMP_SPINCOUNT=10000 keeps the speed alone and bounds that loss. Set
+    before torch is imported (libgomp reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT of the
+    user's own, or T2I_OMP=keep, leave libgomp as it is."""
+    env = os.environ
+    if env.get("T2I_OMP") == "keep" or "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env or "torch" in sys.modules:
         return
-    if not 1 <= threads <= MAX_THREADS:
+    env["GOMP_SPINCOUNT"] = SPIN_COUNT
+
+
+def other_running_tasks(looks: int = 3, stat: str = "/proc/stat") -> int:
+    """Tasks running or ready to run on this machine besides this process (Linux's /proc/stat procs_running,
+    less this one), the least of a few looks a millisecond apart so that a passing blip does not count; 0
+    where /proc/stat cannot be read."""
+    import time
+
+    seen = []
+    for k in range(looks):
+        try:
+            with open(stat) as f:
+                line = next((x for x in f if x.startswith("procs_running ")), "")
+            seen.append(max(0, int(line.split()[1]) - 1))
+        except (OSError, ValueError, IndexError):
+            return 0
+        if k + 1 < looks:
+            time.sleep(0.001)
+    return min(seen)
+
+
+def use_threads(threads: Optional[int]) -> None:
+    """--threads: torch's intra-op thread count for this command. None: torch's own choice (one per core, or
+    OMP_NUM_THREADS), less one per other task running when the command starts (not with OMP_NUM_THREADS set),
+    at least 1: two processes that each run a thread per core on the same cores wait on each other at every
+    op (BENCHMARKS.md "A busy machine")."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
         raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
+    if threads is None and "OMP_NUM_THREADS" in os.environ:  # the user's own choice stands
+        return
     import torch
 
+    if threads is None:
+        busy = other_running_tasks()
+        if busy:
+            torch.set_num_threads(max(1, torch.get_num_threads() - busy))
+        return
     torch.set_num_threads(threads)
 
 
