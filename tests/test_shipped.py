@@ -89,3 +89,24 @@ def test_shipped_weights_inpaint_keeps_the_rest_and_redraw_from_the_png(tmp_path
     assert again.exit_code == 0, again.output
     with Image.open(made) as a, Image.open(again.stdout.strip()) as b:
         assert a.tobytes() == b.tobytes()
+
+
+def test_same_seed_same_bytes_whatever_the_thread_count(tmp_path: Path):
+    """Without --threads, t2i takes one thread less per task already running (cli.use_threads), so the
+    bytes of a seed must not depend on the thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            out = tmp_path / str(threads)
+            result = CliRunner().invoke(app, ["generate", "a red bird and a blue fish", "--n", "2", "--seed", "3",
+                                              "--quiet", "--threads", str(threads), "--out", str(out),
+                                              "--weights", str(WEIGHTS)])
+            assert result.exit_code == 0, result.output
+            assert torch.get_num_threads() == threads
+            runs.append([Path(line).read_bytes() for line in result.stdout.split()])
+    finally:
+        torch.set_num_threads(before)
+    assert len(runs[0]) == 2 and runs[0] == runs[1]
