@@ -173,7 +173,7 @@ def start_inference(threads: Optional[int]) -> None:
 def bound_spinning() -> None:
     """Between parallel regions libgomp's threads spin, by default 300,000 times, before they sleep. Alone that
     is what makes a decode step's many small ops fast; beside another busy process (a second t2i, a training
-    run) the spinning threads take the cores the working ones need, and a cold generate took 4-20x as long
+    run) the spinning threads take the cores the working ones need, and a cold generate took 4-22x as long
     (BENCHMARKS.md "A busy machine"). GOMP_SPINCOUNT=10000 keeps the speed alone and bounds that loss. Set
     before torch is imported (libgomp reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT of the
     user's own, or T2I_OMP=keep, leave libgomp as it is."""
