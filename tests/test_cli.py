@@ -409,6 +409,17 @@ def test_inference_bounds_openmp_spinning_unless_the_user_chose(monkeypatch):
     assert "GOMP_SPINCOUNT" not in os.environ
 
 
+@pytest.mark.parametrize("command", [["generate", "a red bird", "--n", "0"], ["eval", "--n", "0"],
+                                     ["train", "--stage", "nonsense"]])
+def test_every_command_that_runs_torch_for_long_bounds_openmp_spinning_first(command, monkeypatch):
+    import t2i_cli.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "bound_spinning", lambda: calls.append(True))
+    r = run(*command)
+    assert r.exit_code != 0 and calls == [True]  # before the options are checked (and before torch loads)
+
+
 def test_eval_draws_the_default_candidates_when_the_weights_have_a_clip(tiny_weights, tmp_path):
     import json
 

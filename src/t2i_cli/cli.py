@@ -163,8 +163,8 @@ def rate_text(task, unit: str) -> str:
 
 
 def start_inference(threads: Optional[int]) -> None:
-    """The start of generate, vary, rerank and eval: OpenMP's spinning bounded, --threads, and (main) no
-    interpreter teardown after."""
+    """The start of generate, vary, rerank and eval: OpenMP's spinning bounded (train bounds it too), --threads,
+    and (main) no interpreter teardown after."""
     bound_spinning()
     use_threads(threads)
     STATE["fast_exit"] = True
@@ -598,6 +598,7 @@ def train(
                                help="No progress bar (warnings still print: they say when training stops learning)."),
 ) -> None:
     """Train one stage; every N steps a checkpoint, metrics.jsonl, samples and loss.png go to the run folder."""
+    bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
     with user_errors():
         given = given_options(ctx)
         if seed is not None:
