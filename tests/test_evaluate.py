@@ -169,7 +169,7 @@ class RenderingPipe:
     def request(self, prompt, sampling=SamplingConfig()):
         return Request(prompt, None, sampling)
 
-    def draw_each(self, requests, seeds, n=1):
+    def draw_each(self, requests, seeds, n=1, batch=16):
         return [g for r, s in zip(requests, seeds, strict=True) for g in self(r.prompt, n, s, r.sampling)]
 
 
@@ -218,6 +218,24 @@ def test_candidates_of_many_prompts_decoded_together_are_those_each_prompt_draws
         assert all(torch.equal(g.image, a.image) for g, a in zip(together[2 * i:2 * i + 2], alone, strict=True))
     with pytest.raises(ValueError):
         pipe.draw_each([pipe.request(prompts[0])], [0], n=17)
+
+
+def test_eval_decodes_32_images_at_a_time_where_their_state_is_small_and_draws_the_same(tiny_weights: Path,
+                                                                                         monkeypatch):
+    pipe = TextToImage.from_folder(tiny_weights, device="cpu")
+    assert ev.decode_batch(pipe) == 32
+    monkeypatch.setattr(ev, "DECODE_MEMORY", 4 * 32 * pipe.bundle.transformer.cfg.activation_bytes() - 1)
+    assert ev.decode_batch(pipe) == ev.EVAL_BATCH == 16  # a model whose 32 images would not fit: 16, as before
+    prompts = [p for p, _ in tasks.task_prompts("two_objects", 10, 0)]
+    seeds = [tasks.image_seed(0, "two_objects", i) for i in range(10)]
+    requests = [pipe.request(p) for p in prompts]
+    by16 = pipe.draw_each(requests, seeds, n=3)  # 5 prompts a decode
+    by32 = pipe.draw_each(requests, seeds, n=3, batch=32)  # 10 prompts a decode
+    assert len(by16) == len(by32) == 30
+    assert all(torch.equal(a.codes, b.codes) and (a.prompt, a.index) == (b.prompt, b.index)
+               for a, b in zip(by16, by32, strict=True))
+    with pytest.raises(ValueError, match="1..32 images at a time"):
+        pipe.draw_each(requests[:1], seeds[:1], batch=33)
 
 
 def test_eval_runs_end_to_end_on_a_tiny_random_model(tiny_weights: Path, judge):

@@ -37,6 +37,7 @@ AUTO_PRECISION = {"cpu": "bf16"}
 CLIP_PRECISIONS = ("fp32", "bf16")
 AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32 with native bf16, the same hard-negative accuracy (BENCHMARKS.md)
 MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
+MAX_EVAL_BATCH = 32  # images `t2i eval` may decode together (world.evaluate.decode_batch; 1.19x faster than 16)
 # The reranker's score of a two-object prompt in the world's grammar adds this times the mean of each object's
 # crop score: the CLIP's score of the half of the picture the object belongs in against the object's own
 # caption (world.captions.object_prompts). BENCHMARKS.md, "Reranking by regions".
@@ -223,12 +224,15 @@ class TextToImage:
                 if progress else None
             yield self._batch(request, start, b, seed, image, tick)
 
-    def draw_each(self, requests: list[Request], seeds: list[int], n: int = 1) -> list[Generated]:
+    def draw_each(self, requests: list[Request], seeds: list[int], n: int = 1, batch: int = MAX_BATCH,
+                  ) -> list[Generated]:
         """n images per request (request-major), request i's drawn from one generator seeded with seeds[i],
-        decoded MAX_BATCH rows at a time: the images of request i are those of `batches(requests[i], n,
-        seeds[i])` (up to the float rounding of a larger matrix product), for many prompts at the cost of a
-        batch. (A request's n rows share its generator and draw in one call, as in a batch of their own:
-        sampling._runs; tested.)"""
+        decoded `batch` images (MAX_BATCH by default; up to MAX_EVAL_BATCH) at a time: the images of request i
+        are those of `batches(requests[i], n, seeds[i])` (up to the float rounding of a larger matrix
+        product), for many prompts at the cost of a batch. (A request's n rows share its generator and draw in
+        one call, as in a batch of their own: sampling._runs; tested.)"""
+        if not 1 <= batch <= MAX_EVAL_BATCH:
+            raise ValueError(f"draw_each decodes 1..{MAX_EVAL_BATCH} images at a time, got {batch}")
         if len(requests) != len(seeds):
             raise ValueError(f"{len(requests)} requests but {len(seeds)} seeds")
         if len({r.sampling for r in requests}) > 1:
@@ -240,7 +244,7 @@ class TextToImage:
         # Requests per decode. Jacobi decoding moves a batch at its slowest row, so how much of a row's
         # random stream a pass uses depends on the other rows: one request per decode keeps its images those
         # of `batches(request, n, seed)` (and costs no more: Jacobi pays at small batches).
-        per = 1 if requests and requests[0].sampling.jacobi else MAX_BATCH // n
+        per = 1 if requests and requests[0].sampling.jacobi else max(1, batch // n)
         for lo in range(0, len(requests), per):
             part = requests[lo:lo + per]
             gens = [g for s in seeds[lo:lo + per]
