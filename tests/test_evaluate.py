@@ -222,8 +222,10 @@ def test_candidates_of_many_prompts_decoded_together_are_those_each_prompt_draws
 
 def test_eval_decodes_32_images_at_a_time_where_their_state_is_small_and_draws_the_same(tiny_weights: Path,
                                                                                          monkeypatch):
+    from t2i_cli.pipeline import MAX_EVAL_BATCH
+
     pipe = TextToImage.from_folder(tiny_weights, device="cpu")
-    assert ev.decode_batch(pipe) == 32
+    assert ev.decode_batch(pipe) == ev.LARGE_EVAL_BATCH == 32 <= MAX_EVAL_BATCH  # draw_each takes it
     monkeypatch.setattr(ev, "DECODE_MEMORY", 4 * 32 * pipe.bundle.transformer.cfg.activation_bytes() - 1)
     assert ev.decode_batch(pipe) == ev.EVAL_BATCH == 16  # a model whose 32 images would not fit: 16, as before
     prompts = [p for p, _ in tasks.task_prompts("two_objects", 10, 0)]

@@ -37,7 +37,7 @@ AUTO_PRECISION = {"cpu": "bf16"}
 CLIP_PRECISIONS = ("fp32", "bf16")
 AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32 with native bf16, the same hard-negative accuracy (BENCHMARKS.md)
 MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
-MAX_EVAL_BATCH = 32  # images `t2i eval` may decode together (world.evaluate.decode_batch; 1.19x faster than 16)
+MAX_EVAL_BATCH = 32  # images `t2i eval` may decode together (world.evaluate.decode_batch; 1.12x faster than 16)
 # The reranker's score of a two-object prompt in the world's grammar adds this times the mean of each object's
 # crop score: the CLIP's score of the half of the picture the object belongs in against the object's own
 # caption (world.captions.object_prompts). BENCHMARKS.md, "Reranking by regions".

@@ -45,19 +45,18 @@ def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degra
 
 # ----------------------------------------------------------------------------- scoring a model
 EVAL_BATCH = 16  # images decoded together: prompts x candidates (each prompt keeps its own seed's generator) ...
-DECODE_MEMORY = 1 << 30  # ... or twice as many where their decode state stays under this (decode_batch)
+LARGE_EVAL_BATCH = 32  # ... or this many (at most pipeline.MAX_EVAL_BATCH, tested) where their decode state
+DECODE_MEMORY = 1 << 30  # stays under this (decode_batch)
 
 
 def decode_batch(pipe: Any) -> int:
-    """Images `t2i eval` decodes together: MAX_EVAL_BATCH (32; 1.19x faster than 16 on the shipped model,
+    """Images `t2i eval` decodes together: LARGE_EVAL_BATCH (32; 1.12x faster than 16 on the shipped model,
     BENCHMARKS.md, the same codes) where 4 rows per image (guidance and two region prompts) of the model's
     fp32 decode state fit in DECODE_MEMORY, else EVAL_BATCH (16), as before."""
-    from t2i_cli.pipeline import MAX_EVAL_BATCH
-
     cfg = getattr(getattr(getattr(pipe, "bundle", None), "transformer", None), "cfg", None)
-    if cfg is None or 4 * MAX_EVAL_BATCH * cfg.activation_bytes() > DECODE_MEMORY:
+    if cfg is None or 4 * LARGE_EVAL_BATCH * cfg.activation_bytes() > DECODE_MEMORY:
         return EVAL_BATCH
-    return MAX_EVAL_BATCH
+    return LARGE_EVAL_BATCH
 
 
 def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
