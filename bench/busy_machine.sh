@@ -49,6 +49,6 @@ runs = {}
 for line in open(sys.argv[1]):
     kind, setting, _, _, *rest = line.split()
     runs.setdefault((kind, setting), []).extend(float(x) for x in rest)
-for (kind, setting), ts in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+for (kind, setting), ts in sorted(runs.items()):
     print(f"{kind:5s} {setting:24s} median {statistics.median(ts):.2f} s over {len(ts)} processes")
 PY

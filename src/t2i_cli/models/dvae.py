@@ -272,8 +272,7 @@ class DVAE(nn.Module):
             z = self.codebook(self.fsq.values(codes).to(self.codebook.weight.dtype))
         else:
             z = self.codebook(codes).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
-        logits = self.decoder(z)
-        return self.pixels(logits if logits.dtype == torch.float32 else logits.float())
+        return self.pixels(self.decoder(z).float())  # .float() is the tensor itself when it already is
 
     def decode_in(self, dtype: torch.dtype) -> "DVAE":
         """Cast the half that turns codes into pixels (codebook and decoder) to dtype, for inference; the
