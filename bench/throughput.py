@@ -4,7 +4,8 @@ which loads the shipped weights at --precision, warms up once per size, then tim
 Median over every timed call of every round.
 
 Usage: PYTHONPATH=src .venv/bin/python bench/throughput.py [--old REV] [--n 1 4 16] [--rounds 3] [--reps 3]
-       [--precision auto] [--prompt "a red bird"] [--threads 2]
+       [--precision auto] [--prompt "a red bird"] [--threads 2] [--jacobi 0 8]
+(--jacobi: each window in turn, 0 = plain decoding; each size is timed with each window)
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ CHILD = r"""
 import json, sys, time
 import torch
 from t2i_cli.pipeline import TextToImage
+from t2i_cli.sampling import SamplingConfig
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 pipe = TextToImage.from_folder(args["weights"], "cpu", precision=args["precision"])
 out = {}
 for n in args["n"]:
-    pipe(args["prompt"], n=n, seed=0)  # warm-up: oneDNN primitives, allocator
-    times = []
-    for r in range(args["reps"]):
-        t0 = time.perf_counter()
-        pipe(args["prompt"], n=n, seed=r + 1)
-        times.append(time.perf_counter() - t0)
-    out[n] = times
+    for w in args["jacobi"]:
+        sampling = SamplingConfig(jacobi=w)
+        pipe(args["prompt"], n=n, seed=0, sampling=sampling)  # warm-up: oneDNN primitives, allocator
+        times = []
+        for r in range(args["reps"]):
+            t0 = time.perf_counter()
+            pipe(args["prompt"], n=n, seed=r + 1, sampling=sampling)
+            times.append(time.perf_counter() - t0)
+        out[f"{n} {w}"] = times
 print(json.dumps(out))
 """
 
@@ -51,10 +55,11 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--prompt", default="a red bird")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--jacobi", type=int, nargs="+", default=[0], help="--jacobi windows to time (0: plain)")
     ap.add_argument("--weights", default=str(ROOT / "weights"))
     args = ap.parse_args()
     child = {"n": args.n, "reps": args.reps, "precision": args.precision, "prompt": args.prompt,
-             "threads": args.threads, "weights": args.weights}
+             "threads": args.threads, "weights": args.weights, "jacobi": args.jacobi}
     with tempfile.TemporaryDirectory() as work:
         builds = {"new": ROOT / "src"}
         if args.old:
@@ -62,7 +67,8 @@ def main() -> None:
                            check=True, capture_output=True)
             builds = {"old": Path(work) / "old" / "src", **builds}
         try:
-            times: dict[str, dict[int, list[float]]] = {b: {n: [] for n in args.n} for b in builds}
+            keys = [f"{n} {w}" for n in args.n for w in args.jacobi]
+            times: dict[str, dict[str, list[float]]] = {b: {k: [] for k in keys} for b in builds}
             head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                   text=True).stdout.strip()
             print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} CPUs, "
@@ -74,19 +80,20 @@ def main() -> None:
                     env = {**os.environ, "PYTHONPATH": str(src)}
                     res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(child)], env=env, check=True,
                                          capture_output=True, text=True)
-                    for n, ts in json.loads(res.stdout.strip().splitlines()[-1]).items():
-                        times[name][int(n)] += ts
+                    for key, ts in json.loads(res.stdout.strip().splitlines()[-1]).items():
+                        times[name][key] += ts
         finally:
             if args.old:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", f"{work}/old"],
                                capture_output=True)
-    print("| n | " + " | ".join(f"{b} s per call | {b} images/s" for b in builds)
+    print("| n | --jacobi | " + " | ".join(f"{b} s per call | {b} images/s" for b in builds)
           + (" | old / new |" if args.old else " |"))
-    print("|---:|" + "---:|---:|" * len(builds) + ("---:|" if args.old else ""))
-    for n in args.n:
-        med = {b: statistics.median(times[b][n]) for b in builds}
+    print("|---:|---:|" + "---:|---:|" * len(builds) + ("---:|" if args.old else ""))
+    for key in keys:
+        n = int(key.split()[0])
+        med = {b: statistics.median(times[b][key]) for b in builds}
         cells = " | ".join(f"{med[b]:.3f} | {n / med[b]:.2f}" for b in builds)
-        print(f"| {n} | {cells}" + (f" | {med['old'] / med['new']:.2f}x |" if args.old else " |"))
+        print(f"| {n} | {key.split()[1]} | {cells}" + (f" | {med['old'] / med['new']:.2f}x |" if args.old else " |"))
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def test_a_packed_transformer_is_as_close_to_fp32_as_plain_bf16_on_every_path():
         assert (torch.stack(steps, 1).float() - full["packed"]).abs().max() < 0.05
         cache = KVCache.for_model(packed, 3, torch.device("cpu"))
         first = packed.image_logits(text, codes[:, :0], cache)
-        window = packed.window_logits(codes[:, :CFG.n_image - 1], 0, cache)
+        window = packed.ragged_window_logits(codes[:, :CFG.n_image - 1], torch.zeros(3, dtype=torch.long), cache)
         assert (torch.cat([first[:, None], window], 1).float() - full["packed"]).abs().max() < 0.05
 
 

@@ -133,24 +133,37 @@ def test_cached_incremental_logits_equal_full_recompute(b):
     assert cache.length == CFG.block_size
 
 
-@pytest.mark.parametrize("start,width", [(0, 3), (2, 4), (5, CFG.n_image - 6)])
-def test_a_window_after_cached_codes_gives_the_full_forward_logits(start, width):
-    """window_logits reads several codes after a filled cache (a causal mask offset by the cache length):
-    its logits are those of the full forward at the same positions, and a later window may overwrite it."""
+@pytest.mark.parametrize("width", [1, 3, 4])
+def test_ragged_windows_give_each_row_the_full_forward_logits_at_its_own_place(width):
+    """ragged_window_logits reads, for each row, several codes after its own first starts[r] cached codes
+    (the mask lets query t of row r see keys up to its own position): every row's logits are those of the
+    full forward at its positions, whatever the cache holds past them; windows running past the grid give
+    padding there and the right logits before it; a later window may overwrite an earlier one."""
     model = tiny()
-    text, image = inputs(b=2)
-    cache = KVCache(CFG, 2, torch.device("cpu"), torch.float32)
+    text, image = inputs(b=4)
+    starts = torch.tensor([0, 2, 5, CFG.n_image - 2])  # the last row's window runs past the grid for width > 2
+    cache = KVCache(CFG, 4, torch.device("cpu"), torch.float32, slack=width)
     with torch.no_grad():
         full, _ = model(text, image)  # full[:, i] predicts code i
-        model.image_logits(text, image[:, :start], cache)  # text and codes 0..start-1
-        got = model.window_logits(image[:, start:start + width], start, cache)
-        torch.testing.assert_close(got, full[:, start + 1:start + width + 1], rtol=0, atol=1e-5)
-        assert cache.length == CFG.text_len + start + width
-        cache.length = CFG.text_len + start + 1  # keep one code of the window, read the rest again
-        again = model.window_logits(image[:, start + 1:start + width], start + 1, cache)
-        torch.testing.assert_close(again, full[:, start + 2:start + width + 1], rtol=0, atol=1e-5)
-        with pytest.raises(ValueError, match="cache"):
-            model.window_logits(image[:, :2], 0, cache)
+        model.image_logits(text, image, cache)  # text and every code: rows hold more than their windows' past
+        padded = torch.cat([image, torch.zeros(4, width, dtype=torch.long)], dim=1)
+        window = torch.stack([padded[r, s:s + width] for r, s in enumerate(starts.tolist())])
+        got = model.ragged_window_logits(window, starts, cache)
+        assert got.shape == (4, width, CFG.image_vocab)
+        for r, s in enumerate(starts.tolist()):
+            n = min(width, CFG.n_image - 1 - s)  # positions whose next code is on the grid
+            torch.testing.assert_close(got[r, :n], full[r, s + 1:s + 1 + n], rtol=0, atol=1e-5)
+        back = starts.clamp(min=1) - 1  # one code back: read again over what the last window wrote
+        window = torch.stack([padded[r, s:s + width] for r, s in enumerate(back.tolist())])
+        again = model.ragged_window_logits(window, back, cache)
+        for r, s in enumerate(back.tolist()):
+            n = min(width, CFG.n_image - 1 - s)
+            torch.testing.assert_close(again[r, :n], full[r, s + 1:s + 1 + n], rtol=0, atol=1e-5)
+        assert cache.ragged is None and cache.length == CFG.block_size + 1  # length: the prefill's alone
+        with pytest.raises(ValueError, match="slack"):
+            model.ragged_window_logits(window, torch.full_like(back, CFG.n_image), cache)
+        with pytest.raises(ValueError, match="one start"):
+            model.ragged_window_logits(window, back[:2], cache)
 
 
 def test_row_embeddings_are_used_at_the_right_positions():
@@ -213,6 +226,6 @@ def test_a_bf16_model_on_the_cpu_decodes_what_its_forward_gives_over_the_cache_o
             step = model.image_logits(text, image[:, :i], cache)
             assert step.dtype == torch.bfloat16
             torch.testing.assert_close(step.float(), full[:, i], rtol=0, atol=0.03 * scale)
-        window = model.window_logits(image[:, 3:7], 3, cache).float()
+        window = model.ragged_window_logits(image[:, 3:7], torch.tensor([3, 3]), cache).float()
         torch.testing.assert_close(window, full[:, 4:8], rtol=0, atol=0.03 * scale)
         assert float(cache.k[:, :, :, CFG.text_len + 6].abs().sum()) > 0  # the window's keys went in

@@ -241,10 +241,9 @@ class TextToImage:
             raise ValueError(f"draw_each draws 1..{MAX_BATCH} images per request, got {n}")
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
         out: list[Generated] = []
-        # Requests per decode. Jacobi decoding moves a batch at its slowest row, so how much of a row's
-        # random stream a pass uses depends on the other rows: one request per decode keeps its images those
-        # of `batches(request, n, seed)` (and costs no more: Jacobi pays at small batches).
-        per = 1 if requests and requests[0].sampling.jacobi else max(1, batch // n)
+        # Requests per decode (with Jacobi decoding too: each image moves at its own pace and a request's rows
+        # draw from its own generator alone, sampling._jacobi_codes).
+        per = max(1, batch // n)
         for lo in range(0, len(requests), per):
             part = requests[lo:lo + per]
             gens = [g for s in seeds[lo:lo + per]

@@ -178,92 +178,143 @@ def _uniform(generator: Generators, shape: tuple[int, ...], device: torch.device
 
 
 def _draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
-    """One index per distribution of probs (B, ..., V) (unnormalised weights allowed) -> (B, ...)."""
-    flat = probs.reshape(-1, probs.shape[-1])
-    if isinstance(generator, torch.Generator):
-        return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
-    per_row = flat.shape[0] // len(generator)
-    return torch.cat([torch.multinomial(flat[lo * per_row:hi * per_row], 1, generator=g)
-                      for g, lo, hi in _runs(generator)]).view(probs.shape[:-1])
+    """One index per distribution of probs (B, ..., V) (unnormalised weights allowed) -> (B, ...), by the
+    inverse of each distribution's cumulative sum at a uniform draw (one per distribution; a code of weight 0
+    is never drawn). torch.multinomial draws an exponential per code, which over a window's (B, T, V) costs
+    several times more."""
+    cdf = probs.float().cumsum(-1)
+    total = cdf[..., -1:]
+    u = _uniform(generator, tuple(probs.shape[:-1]), probs.device)[..., None] * total
+    idx = torch.searchsorted(cdf, u, right=True).squeeze(-1)  # the first code whose cumulative sum passes u
+    past = idx >= probs.shape[-1]  # u rounded up to the total: the last code of nonzero weight
+    if bool(past.any()):
+        last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(-1)
+        idx = torch.where(past, last, idx)
+    return idx
 
 
-def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, first: int, n_image: int,
+def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, pos: torch.Tensor, n_image: int,
                   regions: Regions | None = None) -> torch.Tensor:
-    """The sampling distributions (B, W, V) of codes first..first+W-1 from window logits (rows, W, V): guidance
-    (at each code's own scale) and regional guidance, temperature, top-k and top-p, as sample_next applies
-    them to one code."""
+    """The sampling distributions (B, W, V) of the codes at grid indices pos (B, W) from window logits (rows,
+    W, V): guidance (at each code's own scale) and regional guidance, temperature, top-k and top-p, as
+    sample_next applies them to one code. Indices at or past n_image (padding) take the last code's scale
+    and no regional guidance."""
     if cfg.guided or regions is not None:
-        W = logits.shape[1]
-        scale = torch.tensor([cfg.guidance_at(first + w, n_image) for w in range(W)],
-                             device=logits.device).view(1, -1, 1)
+        scales = torch.tensor([cfg.guidance_at(i, n_image) for i in range(n_image)], device=logits.device)
+        scale = scales[pos.clamp(max=n_image - 1)][..., None]  # (B, W, 1)
         guided = guide(logits[:B].float(), logits[-B:].float(), scale)
         if regions is not None:
-            guided = guided + _regional(logits, B, regions.masks[:, :, first:first + W], cfg.regional)
+            masks = F.pad(regions.masks, (0, int(pos.max()) + 1 - n_image)) if int(pos.max()) >= n_image \
+                else regions.masks
+            at = masks.gather(2, pos[None].expand(masks.shape[0], -1, -1))  # (R, B, W)
+            guided = guided + _regional(logits, B, at, cfg.regional)
         logits = guided
     logits = top_p_filter(top_k_filter(logits.float() / cfg.temperature, cfg.top_k), cfg.top_p)
     return torch.softmax(logits, dim=-1)
+
+
+def _pick(generator: Generators, keep: torch.Tensor) -> Generators:
+    """The generators of the rows still kept (keep (B,) bools), for a decode that drops finished rows."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    return [g for g, k in zip(generator, keep.tolist(), strict=True) if k]
 
 
 def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingConfig, generator: Generators,
                   progress: Callable[[int], None] | None, stats: dict | None,
                   regions: Regions | None = None) -> torch.Tensor:
     """Speculative Jacobi decoding (Teng et al. 2024, "Accelerating auto-regressive text-to-image generation
-    with training-free speculative Jacobi decoding"): each forward pass reads a window of cfg.jacobi drafted
-    codes after the last final one and checks the drafts in order with the speculative-sampling test (keep
-    draft d, drawn from q, with probability min(1, p(d) / q(d)) under the model's p given the final codes;
-    at the first refusal draw from max(0, p - q), renormalised). Every code is then distributed as plain
-    decoding would draw it, and each pass makes at least one code final. A draft is the code above it (or
-    to its left on the first row) with q one-hot, until a pass has seen its position; then it is drawn from
-    that pass's p (its Jacobi iterate). text (rows, T) holds the prompts then, when guided, the unconditional
-    rows (and before them, with regions, the region rows)."""
+    with training-free speculative Jacobi decoding"): each forward pass reads, for every image, a window of
+    W = cfg.jacobi drafted codes after its last final one, and checks the W + 1 drafts it gives a
+    distribution for in order with the speculative-sampling test (keep draft d, drawn from q, with
+    probability min(1, p(d) / q(d)) under the model's p given the final codes; at the first refusal draw from
+    max(0, p - q), renormalised). Every code is then distributed as plain decoding would draw it, and each
+    pass makes at least one code of every image final. A draft is the code above it (or to its left on the
+    first row) with q one-hot, until a pass has seen its position; then it is drawn from that pass's p (its
+    Jacobi iterate). Each image's window starts at its own place (the cache is ragged: Transformer.
+    ragged_window_logits), so an image moves at its own pace, and its draws depend on its own rows alone (a
+    list of generators: on its own generator; the same codes as decoded alone, up to the rounding of a larger
+    product); an image whose codes are all final leaves the batch. text (rows, T) holds the prompts then,
+    when guided, the unconditional rows (and before them, with regions, the region rows)."""
     mc, device = model.cfg, text.device
     N, V, W = mc.n_image, mc.image_vocab, cfg.jacobi
+    T = W + 1  # inputs per pass and row: the last final code and W drafts; distributions for T codes
     rows = text.shape[0]
-    cache = KVCache.for_model(model, rows, device)
-    codes = torch.zeros(B, N, dtype=torch.long, device=device)  # final codes, then drafts
-    q = torch.zeros(B, W + 1, V, dtype=torch.float32, device=device)  # what the drafts at base.. were drawn from
+    per = rows // B  # rows per image: the prompt, any regions, the unconditional prompt
+    cache = KVCache.for_model(model, rows, device, slack=T)
+    codes = torch.zeros(B, N + T, dtype=torch.long, device=device)  # final codes, then drafts, then padding
+    q = torch.zeros(B, N + T, V, dtype=torch.float32, device=device)  # what each draft was drawn from
     logits = model.image_logits(text, torch.zeros(rows, 0, dtype=torch.long, device=device), cache)
-    codes[:, 0] = _draw(_window_probs(logits[:, None], B, cfg, 0, N, regions)[:, 0], generator)
-    final = torch.ones(B, dtype=torch.long, device=device)  # codes 0..final-1 of each row are final
-    drafted, passes, base = 1, 1, 1  # positions below `drafted` hold a final code or a draft
-    rows_at = torch.arange(B, device=device)
-    while (n := int(final.min())) < N:
-        hi = min(n + W, N - 1)  # the last code this pass gives a distribution for
-        if n > base:  # slide q along to the window's new start
-            q = torch.cat([q[:, n - base:], q.new_zeros(B, min(n - base, W + 1), V)], dim=1)
-            base = n
-        for j in range(drafted, hi + 1):
-            codes[:, j] = codes[:, j - mc.grid] if j >= mc.grid else codes[:, j - 1]
-            q[:, j - n] = F.one_hot(codes[:, j], V).float()
-        drafted = max(drafted, hi + 1)
-        window = codes[:, n - 1:hi]  # inputs: the last final code of the slowest row, then drafts
-        cache.length = mc.text_len + n - 1  # what is cached is final in every row
-        logits = model.window_logits(window.repeat(rows // B, 1), n - 1, cache)  # (rows, T, V)
-        p = _window_probs(logits, B, cfg, n, N, regions)  # (B, T, V) for codes n..hi
-        T = p.shape[1]
-        d, pos = codes[:, n:hi + 1], torch.arange(n, hi + 1, device=device)
-        p_d = p.gather(-1, d[..., None]).squeeze(-1)
-        q_d = q[:, :T].gather(-1, d[..., None]).squeeze(-1)
-        u = _uniform(generator, (B, T), device)
-        refused = (u * q_d >= p_d) & (pos[None] >= final[:, None])  # a row's final codes are not tested again
-        any_refused = refused.any(dim=1)
-        first = torch.where(any_refused, refused.int().argmax(dim=1), torch.full_like(final, T))  # window index
-        at = first.clamp(max=T - 1)
-        residual = (p[rows_at, at] - q[rows_at, at]).clamp(min=0)
-        residual = torch.where(residual.sum(-1, keepdim=True) > 0, residual, p[rows_at, at])
-        fix = _draw(residual, generator)  # (B,): the refused position's code, for rows with a refusal
-        redraft = _draw(p, generator)  # (B, T): the next Jacobi iterate of the codes after a refusal
-        after = torch.arange(T, device=device)[None] > first[:, None]
-        codes[:, n:hi + 1] = torch.where(after, redraft, d)
-        q[:, :T] = torch.where(after[..., None], p, q[:, :T])
-        codes[rows_at, n + at] = torch.where(any_refused, fix, codes[rows_at, n + at])
-        final = torch.maximum(final, n + torch.where(any_refused, first + 1, torch.full_like(first, T)))
+    zero = torch.zeros(B, 1, dtype=torch.long, device=device)
+    codes[:, 0] = _draw(_window_probs(logits[:, None], B, cfg, zero, N, regions)[:, 0], generator)
+    final = torch.ones(B, dtype=torch.long, device=device)  # codes 0..final-1 of each image are final
+    drafted = torch.ones(B, dtype=torch.long, device=device)  # positions below hold a final code or a draft
+    alive = torch.arange(B, device=device)  # which image each row of codes is
+    out = torch.zeros(B, N, dtype=torch.long, device=device)
+    passes, offsets = 1, torch.arange(T, device=device)
+    while True:
+        done = final >= N
+        if int(done.sum()) >= max(1, B // 4):  # finished images leave the batch, and their rows the cache (a
+            # copy of it: not for every image; until then a finished row rides along, reading padding)
+            out[alive[done]] = codes[done, :N]
+            keep = ~done
+            if not bool(keep.any()):
+                break
+            idx = keep.nonzero().squeeze(1)
+            cache.keep_rows((idx[None] + B * torch.arange(per, device=device)[:, None]).reshape(-1))
+            codes, q, final, drafted, alive = codes[idx], q[idx], final[idx], drafted[idx], alive[idx]
+            generator = _pick(generator, keep)
+            if regions is not None:
+                regions = Regions(regions.ids[:, idx], regions.masks[:, idx])
+            B, done = idx.shape[0], done[idx]
+        pos = final[:, None] + offsets  # (B, T): the codes this pass gives a distribution for
+        rows_at = torch.arange(B, device=device)
+        for w in range(max(0, int((drafted - final).min())), T):  # drafts for positions no pass has seen
+            j = final + w
+            new = (j >= drafted) & (j < N)
+            if not bool(new.any()):
+                continue
+            src = torch.where(j >= mc.grid, j - mc.grid, j - 1)
+            code = torch.where(new, codes[rows_at, src], codes[rows_at, j])
+            codes[rows_at, j] = code
+            q[rows_at, j] = torch.where(new[:, None], F.one_hot(code, V).float(), q[rows_at, j])
+        drafted = torch.maximum(drafted, (final + T).clamp(max=N))
+        window = codes.gather(1, pos - 1)  # inputs: the last final code, then drafts
+        logits = model.ragged_window_logits(window.repeat(per, 1), (final - 1).repeat(per), cache)  # (rows, T, V)
+        p = _window_probs(logits, B, cfg, pos, N, regions)  # (B, T, V) for codes final..final+T-1
         passes += 1
+        # The test, on the images still drawing: a finished one riding along draws nothing, so what an image
+        # draws does not depend on when others finish.
+        act = None if not bool(done.any()) else (~done).nonzero().squeeze(1)
+        at_rows = rows_at if act is None else act
+        gen = generator if act is None else _pick(generator, ~done)
+        p, pos, fin = (p, pos, final) if act is None else (p[act], pos[act], final[act])
+        d = codes[at_rows[:, None], pos]
+        q_w = q[at_rows[:, None], pos]  # (b, T, V)
+        p_d = p.gather(-1, d[..., None]).squeeze(-1)
+        q_d = q_w.gather(-1, d[..., None]).squeeze(-1)
+        u = _uniform(gen, tuple(pos.shape), device)
+        valid = pos < N
+        refused = (u * q_d >= p_d) & valid
+        any_refused = refused.any(dim=1)
+        first = torch.where(any_refused, refused.int().argmax(dim=1), valid.sum(dim=1))  # window index
+        at = first.clamp(max=T - 1)
+        sub = torch.arange(pos.shape[0], device=device)
+        residual = (p[sub, at] - q_w[sub, at]).clamp(min=0)
+        residual = torch.where(residual.sum(-1, keepdim=True) > 0, residual, p[sub, at])
+        fix = _draw(residual, gen)  # (b,): the refused position's code, for rows with a refusal
+        redraft = _draw(p, gen)  # (b, T): the next Jacobi iterate of the codes after a refusal
+        after = offsets[None] > first[:, None]
+        d = torch.where(after, redraft, d)
+        d[sub, at] = torch.where(any_refused, fix, d[sub, at])
+        codes[at_rows[:, None], pos] = d
+        q[at_rows[:, None], pos] = torch.where(after[..., None], p, q_w)
+        final[at_rows] = fin + torch.where(any_refused, first + 1, first)
         if progress is not None:
             progress(int(final.min()))
     if stats is not None:
         stats["passes"] = passes
-    return codes
+    return out
 
 
 @torch.inference_mode()

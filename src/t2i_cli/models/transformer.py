@@ -47,14 +47,21 @@ class TransformerConfig:
 class KVCache:
     """Preallocated keys and values for every layer, filled as decoding moves along the sequence."""
 
-    def __init__(self, cfg: TransformerConfig, batch: int, device: torch.device, dtype: torch.dtype):
-        shape = (cfg.n_layer, batch, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+    def __init__(self, cfg: TransformerConfig, batch: int, device: torch.device, dtype: torch.dtype, slack: int = 0):
+        if not 0 <= slack <= cfg.n_image:
+            raise ValueError(f"a KV cache's slack is 0..{cfg.n_image} positions, got {slack}")
+        shape = (cfg.n_layer, batch, cfg.n_head, cfg.block_size + slack, cfg.n_embd // cfg.n_head)
         self.k = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, H, T, D)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.length = 0  # positions filled so far
+        self.length = 0  # positions filled so far (every row alike)
+        self.ragged: Ragged | None = None  # set: each row reads its own window (Transformer.ragged_window_logits)
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Keep only these rows (a 1-D index) of the cache, in this order: a decode that drops finished rows."""
+        self.k, self.v = self.k.index_select(1, rows), self.v.index_select(1, rows)
 
     @classmethod
-    def for_model(cls, model: "Transformer", batch: int, device: torch.device) -> "KVCache":
+    def for_model(cls, model: "Transformer", batch: int, device: torch.device, slack: int = 0) -> "KVCache":
         """A cache in the dtype attention runs fastest in for this model and device: the model's own, but fp32
         for a bf16 (or int8, whose activations are bf16) model on a CPU without AMX tiles, where PyTorch's
         attention over a bf16 cache converts instead of streaming half the bytes and is several times slower
@@ -65,7 +72,25 @@ class KVCache:
         if torch.device(device).type == "cpu" and dtype in (torch.bfloat16, torch.float16):
             if dtype == torch.float16 or not amx_tiles():
                 dtype = torch.float32
-        return cls(model.cfg, batch, device, dtype)
+        return cls(model.cfg, batch, device, dtype, slack)
+
+
+class Ragged:
+    """A window of T positions per row that starts at each row's own cache position (row r's first key goes
+    at offsets[r]): where each row writes its keys and values, how far any row reads, and the additive mask
+    by which query t of row r sees keys 0..offsets[r] + t alone. Built once per pass and read by every layer."""
+
+    def __init__(self, offsets: torch.Tensor, width: int, heads: int, room: int, dtype: torch.dtype):
+        B, dev = offsets.shape[0], offsets.device
+        self.pos = offsets[:, None] + torch.arange(width, device=dev)  # (B, T): where each key goes
+        # ... as rows of one layer's cache (B, H, room, D) seen as (B * H * room, D), in the order of the
+        # window's keys (B, H, T, D): one index_copy_ per layer writes them
+        self.flat = ((torch.arange(B, device=dev)[:, None, None] * heads + torch.arange(heads, device=dev)[:, None])
+                     * room + self.pos[:, None]).reshape(-1)
+        self.end = int(self.pos.max()) + 1  # keys any row reads
+        seen = torch.arange(self.end, device=offsets.device)[None, None] <= self.pos[:, :, None]  # (B, T, end)
+        self.mask = torch.zeros(seen.shape, dtype=dtype, device=offsets.device).masked_fill_(
+            ~seen, float("-inf"))[:, None]  # (B, 1, T, end)
 
 
 def cpu_says(check: str) -> bool:
@@ -197,17 +222,25 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        start, mask = 0, None
+        start = 0
+        if cache is not None and cache.ragged is not None:  # each row's window at its own position
+            r = cache.ragged
+            D = C // self.n_head
+            cache.k[layer].view(-1, D).index_copy_(0, r.flat, k.reshape(-1, D).to(cache.k.dtype))
+            cache.v[layer].view(-1, D).index_copy_(0, r.flat, v.reshape(-1, D).to(cache.v.dtype))
+            k, v = cache.k[layer, :, :, :r.end], cache.v[layer, :, :, :r.end]
+            y = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=r.mask)
+            return self.proj(y.transpose(1, 2).reshape(B, T, C).to(x.dtype))
         if cache is not None:
             start = cache.length
             cache.k[layer, :, :, start:start + T] = k
             cache.v[layer, :, :, start:start + T] = v
             k, v = cache.k[layer, :, :, :start + T], cache.v[layer, :, :, :start + T]
             q = q.to(k.dtype)
-            if T > 1 and start > 0:  # a window after cached positions: query i sees keys 0..start+i
-                mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            if T > 1 and start > 0:  # windows after cached positions go through Transformer.ragged_window_logits
+                raise ValueError("a cache holding positions reads one code at a time, or ragged windows")
         # A single new query sees every cached key, so it needs no mask; a prefill from 0 is plain causal.
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=T > 1 and mask is None,
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C).to(x.dtype))
 
@@ -269,7 +302,7 @@ class Transformer(nn.Module):
         """Run the blocks over embeddings (B, T, C), extending the cache if given."""
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
-        if cache is not None:
+        if cache is not None and cache.ragged is None:
             cache.length += x.shape[1]
         return self.ln_f(x)
 
@@ -300,15 +333,26 @@ class Transformer(nn.Module):
             return self.decode_step(image[:, -1], cache)
         return self.image_head(self.hidden(x, cache)[:, -1])
 
-    def window_logits(self, codes: torch.Tensor, start: int, cache: KVCache) -> torch.Tensor:
-        """Codes (B, W) at grid indices start..start+W-1, read after what the cache holds (the text and the
-        codes before `start`) -> logits (B, W, V) for the codes at start+1..start+W. The window's keys and
-        values are written to the cache and its length advanced by W; a caller that rejects part of the
-        window sets `cache.length` back (what lies beyond the length is overwritten later)."""
-        if cache.length != self.cfg.text_len + start:
-            raise ValueError(f"the cache holds {cache.length} positions; a window at code {start} needs "
-                             f"{self.cfg.text_len + start}")
-        return self.image_head(self.hidden(self.embed_image(codes, start), cache))
+    def ragged_window_logits(self, codes: torch.Tensor, starts: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Codes (B, W) of row r at grid indices starts[r]..starts[r]+W-1, each row read after its own first
+        text_len + starts[r] cached positions (rows at different places of the image) -> logits (B, W, V) for
+        the codes after each. Indices past the grid are padding: they read the last position's embedding, and
+        what they give is to be ignored (keys at or past text_len + n_image need the cache's slack). Writes
+        each row's window to the cache; `cache.length` is not used or moved."""
+        B, W = codes.shape
+        if starts.shape != (B,) or int(starts.min()) < 0:
+            raise ValueError(f"ragged windows need one start (0 or more) per row, got {tuple(starts.shape)}")
+        if int(starts.max()) + W + self.cfg.text_len > cache.k.shape[3]:
+            raise ValueError(f"a window of {W} at code {int(starts.max())} passes the cache's "
+                             f"{cache.k.shape[3]} positions; make it with more slack")
+        idx = (starts[:, None] + torch.arange(W, device=codes.device)).clamp(max=self.cfg.n_image - 1)
+        g = self.cfg.grid
+        x = self.image_emb(codes) + self.row_emb(idx // g) + self.col_emb(idx % g)
+        cache.ragged = Ragged(starts + self.cfg.text_len, W, self.cfg.n_head, cache.k.shape[3], cache.k.dtype)
+        try:
+            return self.image_head(self.hidden(x, cache))
+        finally:
+            cache.ragged = None
 
     def decode_step(self, code: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Append one code (B,) at the cache's position; logits (B, V) for the next one.
