@@ -82,15 +82,18 @@ class Ragged:
 
     def __init__(self, offsets: torch.Tensor, width: int, heads: int, room: int, dtype: torch.dtype):
         B, dev = offsets.shape[0], offsets.device
+        lo, hi = (int(o) for o in torch.aminmax(offsets))
+        self.end = hi + width  # keys any row reads
+        self.start = lo if lo == hi else None  # every row at one place (one image): plain slices do
         self.pos = offsets[:, None] + torch.arange(width, device=dev)  # (B, T): where each key goes
         # ... as rows of one layer's cache (B, H, room, D) seen as (B * H * room, D), in the order of the
         # window's keys (B, H, T, D): one index_copy_ per layer writes them
-        self.flat = ((torch.arange(B, device=dev)[:, None, None] * heads + torch.arange(heads, device=dev)[:, None])
-                     * room + self.pos[:, None]).reshape(-1)
-        self.end = int(self.pos.max()) + 1  # keys any row reads
-        seen = torch.arange(self.end, device=offsets.device)[None, None] <= self.pos[:, :, None]  # (B, T, end)
-        self.mask = torch.zeros(seen.shape, dtype=dtype, device=offsets.device).masked_fill_(
-            ~seen, float("-inf"))[:, None]  # (B, 1, T, end)
+        self.flat = None if self.start is not None else (
+            (torch.arange(B, device=dev)[:, None, None] * heads + torch.arange(heads, device=dev)[:, None]) * room
+            + self.pos[:, None]).reshape(-1)
+        pos = self.pos[:1] if self.start is not None else self.pos  # (B or 1, T)
+        seen = torch.arange(self.end, device=dev)[None, None] <= pos[:, :, None]  # (B or 1, T, end)
+        self.mask = torch.zeros(seen.shape, dtype=dtype, device=dev).masked_fill_(~seen, float("-inf"))[:, None]
 
 
 def cpu_says(check: str) -> bool:
@@ -225,9 +228,13 @@ class CausalSelfAttention(nn.Module):
         start = 0
         if cache is not None and cache.ragged is not None:  # each row's window at its own position
             r = cache.ragged
-            D = C // self.n_head
-            cache.k[layer].view(-1, D).index_copy_(0, r.flat, k.reshape(-1, D).to(cache.k.dtype))
-            cache.v[layer].view(-1, D).index_copy_(0, r.flat, v.reshape(-1, D).to(cache.v.dtype))
+            if r.start is not None:
+                cache.k[layer, :, :, r.start:r.start + T] = k
+                cache.v[layer, :, :, r.start:r.start + T] = v
+            else:
+                D = C // self.n_head
+                cache.k[layer].view(-1, D).index_copy_(0, r.flat, k.reshape(-1, D).to(cache.k.dtype))
+                cache.v[layer].view(-1, D).index_copy_(0, r.flat, v.reshape(-1, D).to(cache.v.dtype))
             k, v = cache.k[layer, :, :, :r.end], cache.v[layer, :, :, :r.end]
             y = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=r.mask)
             return self.proj(y.transpose(1, 2).reshape(B, T, C).to(x.dtype))
