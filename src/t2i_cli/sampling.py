@@ -193,20 +193,15 @@ def _draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
     return idx
 
 
-def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, pos: torch.Tensor, n_image: int,
+def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, pos: torch.Tensor, scales: torch.Tensor,
                   regions: Regions | None = None) -> torch.Tensor:
     """The sampling distributions (B, W, V) of the codes at grid indices pos (B, W) from window logits (rows,
-    W, V): guidance (at each code's own scale) and regional guidance, temperature, top-k and top-p, as
-    sample_next applies them to one code. Indices at or past n_image (padding) take the last code's scale
-    and no regional guidance."""
+    W, V): guidance (at each code's own scale, scales[pos]) and regional guidance (regions' masks at pos),
+    temperature, top-k and top-p, as sample_next applies them to one code."""
     if cfg.guided or regions is not None:
-        scales = torch.tensor([cfg.guidance_at(i, n_image) for i in range(n_image)], device=logits.device)
-        scale = scales[pos.clamp(max=n_image - 1)][..., None]  # (B, W, 1)
-        guided = guide(logits[:B].float(), logits[-B:].float(), scale)
+        guided = guide(logits[:B].float(), logits[-B:].float(), scales[pos][..., None])
         if regions is not None:
-            masks = F.pad(regions.masks, (0, int(pos.max()) + 1 - n_image)) if int(pos.max()) >= n_image \
-                else regions.masks
-            at = masks.gather(2, pos[None].expand(masks.shape[0], -1, -1))  # (R, B, W)
+            at = regions.masks.gather(2, pos[None].expand(regions.masks.shape[0], -1, -1))  # (R, B, W)
             guided = guided + _regional(logits, B, at, cfg.regional)
         logits = guided
     logits = top_p_filter(top_k_filter(logits.float() / cfg.temperature, cfg.top_k), cfg.top_p)
@@ -242,11 +237,16 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     rows = text.shape[0]
     per = rows // B  # rows per image: the prompt, any regions, the unconditional prompt
     cache = KVCache.for_model(model, rows, device, slack=T)
+    # Each code's guidance scale, and the region masks, over the grid and the padding past it (the last
+    # code's scale; no region there): what a window reads at its positions
+    scales = torch.tensor([cfg.guidance_at(min(i, N - 1), N) for i in range(N + T)], device=device)
+    if regions is not None:
+        regions = Regions(regions.ids, F.pad(regions.masks, (0, T)))
     codes = torch.zeros(B, N + T, dtype=torch.long, device=device)  # final codes, then drafts, then padding
     q = torch.zeros(B, N + T, V, dtype=torch.float32, device=device)  # what each draft was drawn from
     logits = model.image_logits(text, torch.zeros(rows, 0, dtype=torch.long, device=device), cache)
     zero = torch.zeros(B, 1, dtype=torch.long, device=device)
-    codes[:, 0] = _draw(_window_probs(logits[:, None], B, cfg, zero, N, regions)[:, 0], generator)
+    codes[:, 0] = _draw(_window_probs(logits[:, None], B, cfg, zero, scales, regions)[:, 0], generator)
     final = torch.ones(B, dtype=torch.long, device=device)  # codes 0..final-1 of each image are final
     drafted = torch.ones(B, dtype=torch.long, device=device)  # positions below hold a final code or a draft
     alive = torch.arange(B, device=device)  # which image each row of codes is
@@ -281,7 +281,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
         drafted = torch.maximum(drafted, (final + T).clamp(max=N))
         window = codes.gather(1, pos - 1)  # inputs: the last final code, then drafts
         logits = model.ragged_window_logits(window.repeat(per, 1), (final - 1).repeat(per), cache)  # (rows, T, V)
-        p = _window_probs(logits, B, cfg, pos, N, regions)  # (B, T, V) for codes final..final+T-1
+        p = _window_probs(logits, B, cfg, pos, scales, regions)  # (B, T, V) for codes final..final+T-1
         passes += 1
         # The test, on the images still drawing: a finished one riding along draws nothing, so what an image
         # draws does not depend on when others finish.
