@@ -28,6 +28,10 @@ MEASURES = (("CLIP score generated", lambda d: d["clip"]["score_generated"]),
             ("seconds", lambda d: d["seconds"]))
 
 
+def sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -58,7 +62,6 @@ def main() -> None:
         a, b = ([get(d) for d in got[k]] for k in ("A", "B"))
         diff = [y - x for x, y in zip(a, b, strict=True)]
         se = statistics.stdev(diff) / len(diff) ** 0.5 if len(diff) > 1 else float("nan")
-        sd = (lambda v: statistics.stdev(v) if len(v) > 1 else float("nan"))
         print(f"| {label} | {statistics.mean(a):.4f} ({sd(a):.4f}) | {statistics.mean(b):.4f} ({sd(b):.4f}) | "
               f"{statistics.mean(diff):+.4f} ({se:.4f}) |")
     for label, get in MEASURES[:2]:
