@@ -325,7 +325,8 @@ def test_a_wider_window_takes_fewer_passes_and_the_same_seed_the_same_codes(mode
     a, b, c = (jacobi_codes(model, SamplingConfig(jacobi=4), 4, seed=s)[0] for s in (5, 5, 6))
     assert torch.equal(a, b) and not torch.equal(a, c)
     greedy_plain = jacobi_codes(model, SamplingConfig(top_k=1, guidance=2.0), 2)[0]
-    for w in (1, 3, 8):  # greedy drafts are either the argmax or refused: Jacobi greedy is plain greedy
+    for w in (1, 3, 8, CFG.n_image, 64):  # greedy drafts are either the argmax or refused: Jacobi greedy is plain
+        # greedy (a window as wide as the grid, or wider, reads every code after the last final one)
         assert torch.equal(jacobi_codes(model, SamplingConfig(top_k=1, guidance=2.0, jacobi=w), 2)[0], greedy_plain)
     assert cfg.jacobi == 0
     alone = [jacobi_codes(model, SamplingConfig(jacobi=4), 1, seed=s)[1] for s in range(20)]
@@ -353,6 +354,20 @@ def test_jacobi_images_of_a_batch_draw_what_each_draws_alone(model):
         assert torch.equal(together[pair], alone), i
         passes.append(alone_stats["passes"])
     assert len(set(passes)) > 1 and stats["passes"] == max(passes)  # they finish at different passes
+
+
+def test_draws_follow_the_weights_and_never_take_a_code_of_weight_zero(monkeypatch):
+    """sampling._draw, the inverse of the cumulative sum at a uniform draw: frequencies follow unnormalised
+    weights, and a draw at either end of [0, 1] (rounding) still lands on a code of nonzero weight."""
+    from t2i_cli import sampling
+
+    weights = torch.tensor([0.0, 2.0, 0.0, 1.0, 1.0, 0.0])
+    got = sampling._draw(weights.expand(20000, -1), torch.Generator().manual_seed(0))
+    share = torch.bincount(got, minlength=6).float() / 20000
+    assert share[[0, 2, 5]].sum() == 0 and torch.allclose(share, weights / 4, atol=0.015)
+    for u in (0.0, 1.0):  # the bottom (past the leading zero) and the total itself (past the last nonzero)
+        monkeypatch.setattr(sampling, "_uniform", lambda g, shape, device, u=u: torch.full(shape, u))
+        assert sampling._draw(weights[None], torch.Generator()).tolist() == [1 if u == 0.0 else 4]
 
 
 def test_jacobi_reports_progress_and_is_refused_with_an_image_prompt(model):

@@ -185,11 +185,15 @@ def _draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
     cdf = probs.float().cumsum(-1)
     total = cdf[..., -1:]
     u = _uniform(generator, tuple(probs.shape[:-1]), probs.device)[..., None] * total
-    idx = torch.searchsorted(cdf, u, right=True).squeeze(-1)  # the first code whose cumulative sum passes u
-    past = idx >= probs.shape[-1]  # u rounded up to the total: the last code of nonzero weight
-    if bool(past.any()):
-        last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(-1)
-        idx = torch.where(past, last, idx)
+    V = probs.shape[-1]
+    idx = torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=V - 1)  # the first code passing u
+    # Rounding can land on a code of weight 0: u rounded up to the total, or (a GPU's parallel cumsum) a sum
+    # that grows by an ulp over a zero. Such a draw takes the next code of nonzero weight, else the last one.
+    bad = probs.gather(-1, idx[..., None]).squeeze(-1) <= 0
+    if bool(bad.any()):
+        later = (probs > 0) & (torch.arange(V, device=probs.device) >= idx[..., None])
+        last = V - 1 - (probs.flip(-1) > 0).int().argmax(-1)
+        idx = torch.where(bad, torch.where(later.any(-1), later.int().argmax(-1), last), idx)
     return idx
 
 
@@ -224,15 +228,17 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     distribution for in order with the speculative-sampling test (keep draft d, drawn from q, with
     probability min(1, p(d) / q(d)) under the model's p given the final codes; at the first refusal draw from
     max(0, p - q), renormalised). Every code is then distributed as plain decoding would draw it, and each
-    pass makes at least one code of every image final. A draft is the code above it (or to its left on the
+    pass makes at least one code of every image still drawing final. A draft is the code above it (or to its left on the
     first row) with q one-hot, until a pass has seen its position; then it is drawn from that pass's p (its
     Jacobi iterate). Each image's window starts at its own place (the cache is ragged: Transformer.
     ragged_window_logits), so an image moves at its own pace, and its draws depend on its own rows alone (a
     list of generators: on its own generator; the same codes as decoded alone, up to the rounding of a larger
-    product); an image whose codes are all final leaves the batch. text (rows, T) holds the prompts then,
-    when guided, the unconditional rows (and before them, with regions, the region rows)."""
+    product). An image whose codes are all final draws nothing more, and leaves the batch (its rows the KV
+    cache) once a quarter of the batch has finished. A window wider than the grid reads N - 1 drafts. text
+    (rows, T) holds the prompts then, when guided, the unconditional rows (and before them, with regions, the
+    region rows)."""
     mc, device = model.cfg, text.device
-    N, V, W = mc.n_image, mc.image_vocab, cfg.jacobi
+    N, V, W = mc.n_image, mc.image_vocab, min(cfg.jacobi, mc.n_image - 1)
     T = W + 1  # inputs per pass and row: the last final code and W drafts; distributions for T codes
     rows = text.shape[0]
     per = rows // B  # rows per image: the prompt, any regions, the unconditional prompt
