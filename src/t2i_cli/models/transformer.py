@@ -345,8 +345,8 @@ class Transformer(nn.Module):
         text_len + starts[r] cached positions (rows at different places of the image) -> logits (B, W, V) for
         the codes after each. Indices past the grid are padding: they read the last position's embedding, and
         what they give is to be ignored (a window that reads code n_image - 1 or beyond writes keys at
-        text_len + n_image - 1 and past, the cache's slack). Writes
-        each row's window to the cache; `cache.length` is not used or moved."""
+        text_len + n_image - 1 and past, the cache's slack). Writes each row's window to the cache;
+        `cache.length` is not used or moved."""
         B, W = codes.shape
         if starts.shape != (B,) or int(starts.min()) < 0:
             raise ValueError(f"ragged windows need one start (0 or more) per row, got {tuple(starts.shape)}")
