@@ -225,9 +225,11 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        start = 0
+        # A single new query sees every cached key, so it needs no mask; a prefill from 0 is plain causal; a
+        # ragged window's rows each see keys up to their own positions (Ragged.mask).
+        mask = None
         if cache is not None and cache.ragged is not None:  # each row's window at its own position
-            r = cache.ragged
+            r, mask = cache.ragged, cache.ragged.mask
             if r.start is not None:
                 cache.k[layer, :, :, r.start:r.start + T] = k
                 cache.v[layer, :, :, r.start:r.start + T] = v
@@ -236,18 +238,14 @@ class CausalSelfAttention(nn.Module):
                 cache.k[layer].view(-1, D).index_copy_(0, r.flat, k.reshape(-1, D).to(cache.k.dtype))
                 cache.v[layer].view(-1, D).index_copy_(0, r.flat, v.reshape(-1, D).to(cache.v.dtype))
             k, v = cache.k[layer, :, :, :r.end], cache.v[layer, :, :, :r.end]
-            y = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=r.mask)
-            return self.proj(y.transpose(1, 2).reshape(B, T, C).to(x.dtype))
-        if cache is not None:
+        elif cache is not None:
             start = cache.length
+            if T > 1 and start > 0:  # windows after cached positions go through Transformer.ragged_window_logits
+                raise ValueError("a cache holding positions reads one code at a time, or ragged windows")
             cache.k[layer, :, :, start:start + T] = k
             cache.v[layer, :, :, start:start + T] = v
             k, v = cache.k[layer, :, :, :start + T], cache.v[layer, :, :, :start + T]
-            q = q.to(k.dtype)
-            if T > 1 and start > 0:  # windows after cached positions go through Transformer.ragged_window_logits
-                raise ValueError("a cache holding positions reads one code at a time, or ragged windows")
-        # A single new query sees every cached key, so it needs no mask; a prefill from 0 is plain causal.
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
+        y = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=mask, is_causal=T > 1 and mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C).to(x.dtype))
 
