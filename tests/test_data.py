@@ -199,6 +199,40 @@ def test_data_world_command_takes_the_side_in_pixels_and_still_reads_the_old_fla
     assert bad.exit_code == 2 and "--side" in bad.output
 
 
+@pytest.mark.parametrize("args", [("world", "--n", "1000000000000"), ("world", "--n", "1", "--side", "100000"),
+                                  ("preview", "world", "--n", "1", "--side", "100000"),
+                                  ("preview", "world", "--n", "1", "--side", "0"),
+                                  ("preview", "world", "--n", "257")])
+def test_data_refuses_counts_and_sides_it_cannot_render_within_a_bound(tmp_path, args):
+    from typer.testing import CliRunner
+
+    from t2i_cli.cli import app
+
+    r = CliRunner().invoke(app, ["data", *args, "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "--n must be between 1 and" in r.output and "--side between 16 and 4096" in r.output
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_data_preview_replaces_an_existing_file_only_with_force(tmp_path):
+    from typer.testing import CliRunner
+
+    from t2i_cli.cli import app
+
+    runner = CliRunner()
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"the user's own file")
+    r = runner.invoke(app, ["data", "preview", "world:val", "--n", "2", "--side", "16", "--out", str(mine)])
+    assert r.exit_code == 2 and "already exists; pass --force" in r.output
+    assert mine.read_bytes() == b"the user's own file"
+    (tmp_path / "preview.png").write_bytes(b"also mine")  # a folder --out writes FOLDER/preview.png: same rule
+    r = runner.invoke(app, ["data", "preview", "world:val", "--n", "2", "--side", "16", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and (tmp_path / "preview.png").read_bytes() == b"also mine"
+    r = runner.invoke(app, ["data", "preview", "world:val", "--n", "2", "--side", "16", "--out", str(mine), "--force"])
+    assert r.exit_code == 0, r.output
+    with Image.open(mine) as im:
+        assert im.format == "PNG"
+
+
 def test_val_split_is_a_stable_hash_of_file_names_and_survives_new_files(tmp_path):
     folder = tmp_path / "pics"
     folder.mkdir()

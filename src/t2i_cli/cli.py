@@ -731,10 +731,9 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
                quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Write scenes of the procedural world as image + caption + spec files."""
     with user_errors():
-        from t2i_cli.data import write_world
+        from t2i_cli.data import check_world_size, write_world
 
-        if n < 1 or side < 16:
-            raise UsageError(f"--n must be at least 1 and --side at least 16, got {n} and {side}")
+        check_world_size(n, side)
         with progress_bar(quiet) as bar:
             task = bar.add_task("rendering", total=n, rate="")
             count = write_world(split, n, side, out_dir,
@@ -747,17 +746,18 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
                  out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
                  n: int = typer.Option(16, "--n", help="Samples on the sheet."),
                  side: int = typer.Option(128, "--side", "--size",
-                                          help="Image side in pixels (--size: the old name).")) -> None:
+                                          help="Image side in pixels (--size: the old name)."),
+                 force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists.")) -> None:
     """Write one contact sheet of captioned samples from a data source."""
     with user_errors():
-        from t2i_cli.data import open_source, preview
+        from t2i_cli.data import check_world_size, open_source, preview, preview_path
 
-        if not 1 <= n <= 256:
-            raise UsageError(f"--n must be between 1 and 256, got {n}")
+        check_world_size(n, side, max_n=256)
+        target = preview_path(out_path, force)
         dataset = open_source(source, side, n_scenes=n)
         if dataset.skipped_message():
             warn(dataset.skipped_message())
-        out.print(f"wrote {preview(source, out_path, n=n, side=side, dataset=dataset)}")
+        out.print(f"wrote {preview(source, target, n=n, side=side, dataset=dataset)}")
 
 
 @app.command()

@@ -228,11 +228,23 @@ def captions(dataset: CaptionDataset, limit: int | None = None) -> Iterator[str]
             yield caption
 
 
+MAX_WORLD_SCENES = 1_000_000  # `t2i data world --n` (file names: 6 digits)
+MAX_SIDE = 4096  # pixels on a side of a rendered scene or sheet tile (as train's --image-side)
+
+
+def check_world_size(n: int, side: int, max_n: int = MAX_WORLD_SCENES) -> None:
+    """Refuse a scene count or side t2i cannot render within a bound."""
+    if not 1 <= n <= max_n or not 16 <= side <= MAX_SIDE:
+        raise UsageError(f"--n must be between 1 and {max_n:,} and --side between 16 and {MAX_SIDE}, "
+                         f"got {n} and {side}")
+
+
 def write_world(split: str, n: int, side: int, out: Path,
                 progress: Callable[[int], None] | None = None) -> int:
     """Write scenes 0..n-1 of a world split as NAME.png, NAME.txt and NAME.json (spec); returns n."""
     if split not in world.SPLITS:
         raise DataError(f"unknown world split {split!r}; use one of {', '.join(world.SPLITS)}")
+    check_world_size(n, side)
     out = Path(out)
     names = [f"{split}-{i:06d}" for i in range(n)]
     clash = next((out / f"{name}{ext}" for name in names for ext in (".png", ".txt", ".json")
@@ -250,10 +262,23 @@ def write_world(split: str, n: int, side: int, out: Path,
     return n
 
 
+def preview_path(out: Path, force: bool = False) -> Path:
+    """Where `t2i data preview --out OUT` writes: OUT, or OUT/preview.png for a folder; refuses a file that
+    exists unless force (nothing a user made is replaced unasked)."""
+    out = Path(out)
+    if out.is_dir():
+        out = out / "preview.png"
+    if not force and (out.exists() or out.is_symlink()):
+        raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out")
+    return out
+
+
 def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: CaptionDataset | None = None) -> Path:
-    """Write a contact sheet of the first n items of a source, captions beneath; returns its path.
+    """Write a contact sheet of the first n items of a source, captions beneath, to out (a file, or a folder
+    for out/preview.png; callers check preview_path first); returns its path.
 
     Pass `dataset` when the caller has already opened the source (opening a folder reads every image)."""
+    check_world_size(n, side, max_n=256)
     if dataset is None:
         dataset = open_source(source, side, n_scenes=max(n, 1))
     count = min(n, len(dataset))
