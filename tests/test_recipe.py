@@ -93,6 +93,9 @@ def test_a_repeated_command_with_other_settings_is_refused(uninterrupted):
 @pytest.mark.parametrize("args, named", [
     (["--dvae", "x"], "--dvae"), (["--steps", "dvae=x"], "not a number"), (["--steps", "vae=3"], "per-stage"),
     (["--model", "n_hid=abc"], "n_hid takes an integer"),
+    (["--model", "bogus=1"], "no stage's model has that setting"),
+    (["--model", "transfomer.n_layer=4"], "'transfomer' is not a stage with a model"),
+    (["--model", "tokenizer.vocab_size=4"], "'tokenizer' is not a stage with a model"),
 ])
 def test_bad_whole_run_options_are_refused_before_anything_runs(tmp_path, args, named):
     out = tmp_path / "run"
@@ -268,3 +271,25 @@ def test_a_whole_run_refuses_on_resume_what_it_would_ignore(uninterrupted):
     for extra in (["--steps", "9"], ["--patience", "2"], ["--sample-every", "3"]):
         r = run("train", "--resume", uninterrupted, "-q", *extra)
         assert r.exit_code == 2 and "cannot change a whole run" in r.stderr and "--resume" in r.stderr, r.stderr
+
+
+def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.jsonl").write_text("my own notes\n")
+    (mine / "dvae.safetensors").write_bytes(b"my own model")
+    args = ["train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "0", "-q", "--device", "cpu"]
+    r = run(*args, "--out", mine)
+    assert r.exit_code == 2 and "holds other files; pick a new or empty folder" in r.stderr, r.stderr
+    assert (mine / "metrics.jsonl").read_text() == "my own notes\n"
+    assert (mine / "dvae.safetensors").read_bytes() == b"my own model"
+    assert sorted(p.name for p in mine.iterdir()) == ["dvae.safetensors", "metrics.jsonl"]
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    r = run(*args, "--out", afile)
+    assert r.exit_code == 2 and "is a file" in r.stderr and afile.read_text() == "mine"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run(*args, "--out", empty)  # an empty folder is as good as a new one
+    assert r.exit_code == 0, r.stderr
+    assert (empty / "dvae.safetensors").is_file()

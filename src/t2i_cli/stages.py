@@ -506,6 +506,11 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                              f"or pick another --out")
+        if not resume and (run_dir.exists() or run_dir.is_symlink()):  # a new run writes only into a new folder
+            if not run_dir.is_dir():
+                raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
+            if any(run_dir.iterdir()):  # a run would replace files of these names: nothing is lost unasked
+                raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder")
         deps = [] if resume else dependencies(cfg)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
         dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",

@@ -45,6 +45,22 @@ def per_stage(name: str, value: Optional[str], stage: str):
         raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number") from None
 
 
+def _check_models_of_all(models: list[str]) -> None:
+    """Refuse a --model item of a --stage all run that no stage would take: a prefix that names no stage with
+    a model (dvae., transformer., clip.), or a key without one that is no stage's field. (Each stage checks the
+    values of the items it takes.)"""
+    from t2i_cli.stages import MODEL_CONFIGS, model_config_fields
+
+    for item in models:
+        key = item.split("=", 1)[0]
+        stage, dot, field = key.rpartition(".")
+        if dot and stage not in MODEL_CONFIGS:
+            raise UsageError(f"--model {key}: {stage!r} is not a stage with a model; use "
+                             f"{', '.join(f'{s}.KEY' for s in MODEL_CONFIGS)} or a KEY of any of them")
+        if not dot and not any(key in model_config_fields(s) for s in MODEL_CONFIGS):
+            raise UsageError(f"--model {key}: no stage's model has that setting; see `t2i train --help`")
+
+
 def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
     """The TrainConfig of one stage of a --stage all run, from the run's settings."""
     opts = {k: settings.get(k) for k in WHOLE_RUN_SETTINGS} | {"workers": params["workers"], "finetune_decoder": False,
@@ -52,6 +68,7 @@ def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
     for name in ("steps", "batch_size", "lr"):
         opts[name] = per_stage(name, settings.get(name), stage)
     models = [m for m in settings.get("model") or []]
+    _check_models_of_all(models)
     mine = [m.split(".", 1)[1] for m in models if m.split("=", 1)[0].startswith(f"{stage}.")]
     if stage != "tokenizer":
         from t2i_cli.stages import model_config_fields
