@@ -287,3 +287,27 @@ def test_any_image_mode_loads_as_rgb_with_transparency_on_white(tmp_path, mode):
         assert tuple(rgb[8, 8]) == (220, 20, 20)
     if mode == "I;16":
         assert 120 <= rgb[0, 0, 0] <= 135  # scaled from 16 bits, not clipped to white
+
+
+def test_a_world_source_names_a_real_split_and_eval_data_scores_the_split_named():
+    from t2i_cli.data_eval import _val
+    from t2i_cli.errors import DataError
+
+    for part in ("all", "train", "val"):
+        with pytest.raises(DataError, match="unknown world split 'bogus'"):
+            data.open_source("world:bogus", 16, part=part)
+    assert data.open_source("world:train", 16, part="val").split == "val"  # training's validation: world:val
+    assert _val("world:heldout", 16).split == "heldout"  # t2i eval --data world:heldout: what it says
+    assert _val("world:train", 16).split == "train" and _val("world", 16).split == "val"
+
+
+def test_eval_refuses_a_json_path_it_cannot_write_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from t2i_cli.cli import app
+
+    runner = CliRunner()
+    for bad, needle in ((tmp_path, "is a folder; give a file name"),
+                        (tmp_path / "missing" / "r.json", "is not a folder; create it")):
+        r = runner.invoke(app, ["eval", "--weights", str(tmp_path / "no-weights"), "--json", str(bad)])
+        assert r.exit_code == 2 and needle in r.output, r.output  # refused before the weights are even looked at

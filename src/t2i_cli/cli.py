@@ -876,6 +876,10 @@ def eval_cmd(ctx: typer.Context,
         twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
         if twice:
             raise UsageError(f"--seed {twice[0]} is given twice: give each seed once")
+        if json_path is not None:  # before minutes of work, not after
+            from t2i_cli.files import check_output_file
+
+            check_output_file(json_path, "--json")
         folder = weights or default_weights()
         if candidates is None:
             candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
@@ -953,8 +957,9 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
 
         result = evaluate_data(pipe, data, n, seed, sampling, tick, draws)
     result |= _eval_record(pipe, sampling)
+    split = data.partition(":")[2] if data.startswith("world:") else "val"
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "
-                        f"{result['val_size']} val images" + (f", {draws} draws each" if draws > 1 else ""))
+                        f"{result['val_size']} {split} images" + (f", {draws} draws each" if draws > 1 else ""))
     table.add_column("measure")
     table.add_column("value", justify="right")
     d, t = result["dvae"], result["transformer"]

@@ -128,7 +128,10 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     if source == "world" or source.startswith("world:"):
-        split = "val" if part == "val" else source.partition(":")[2] or "train"
+        named = source.partition(":")[2]
+        if source != "world" and named not in world.SPLITS:
+            raise DataError(f"unknown world split {named!r}; use world, world:train, world:val or world:heldout")
+        split = "val" if part == "val" else named or "train"
         return WorldDataset(split, side, n_scenes, twins=twins)
     if twins:
         raise UsageError("--hard-negatives needs --data world: it changes the scene a caption describes, and a "

@@ -36,7 +36,9 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _val(source: str, side: int) -> CaptionDataset:
-    val = open_source(source, side, part="val", n_scenes=10_000)
+    """The val split of a folder or manifest; of the world, the split a name gives (world:heldout), else val."""
+    named_split = source.startswith("world:")
+    val = open_source(source, side, part="all" if named_split else "val", n_scenes=10_000)
     if not len(val):
         raise DataError(f"{source} has no validation split (it needs at least two images); add images")
     return val

@@ -10,7 +10,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
-from t2i_cli.errors import OutputError
+from t2i_cli.errors import OutputError, UsageError
 
 
 def _read_umask() -> int:
@@ -68,6 +68,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 def atomic_write_json(path: Path, obj: Any) -> Path:
     """Write obj as indented JSON to path atomically."""
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def check_output_file(path: Path, flag: str) -> Path:
+    """Refuse, before any work, a path an output file cannot be written to: a folder, or one whose parent is
+    not an existing, writable folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is not a folder; create it or choose another path")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: {parent} cannot be written to; choose another path")
+    return path
 
 
 def safe_stem(text: str, max_len: int = 48) -> str:
