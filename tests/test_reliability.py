@@ -249,11 +249,13 @@ def test_a_missing_dependency_leaves_no_run_folder(tmp_path):
 
 def test_a_failed_start_in_an_existing_folder_keeps_what_was_there(tmp_path):
     out = tmp_path / "mine"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
+    out.mkdir()  # empty: a run may start here; this one fails on its data and leaves the folder empty
     args = ["train", "--stage", "dvae", "--data", tmp_path / "nothing-here", "--out", out, *TINY]
     one_line_failure(run(*args), 1)
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert out.is_dir() and list(out.iterdir()) == []
+    (out / "notes.txt").write_text("mine")  # a folder of other files is refused before anything starts
+    one_line_failure(run(*args), 2)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
 
 
 # ----------------------------------------------------------------------------------------------- resume
