@@ -506,7 +506,9 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                              f"or pick another --out")
-        if not resume and (run_dir.exists() or run_dir.is_symlink()):  # a new run writes only into a new folder
+        # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
+        # may look after it has copied the run's dependencies in).
+        if not resume and dd.is_main and (run_dir.exists() or run_dir.is_symlink()):
             if not run_dir.is_dir():
                 raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
             if any(run_dir.iterdir()):  # a run would replace files of these names: nothing is lost unasked
