@@ -78,6 +78,23 @@ def test_export_writes_a_folder_that_generates(tiny_runs: Path, tmp_path: Path):
     assert result.exit_code == 2 and "already exists" in result.output + getattr(result, "stderr", "")
 
 
+def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp_path: Path):
+    t2i("train", "--stage", "tokenizer", "--preset", "tiny", "--vocab-size", "60", "-q", "--out", tmp_path / "tok2")
+    other = tmp_path / "w"
+    result = runner.invoke(app, ["export", str(tmp_path / "tok2"), str(tiny_runs / "dvae"), str(tiny_runs / "tr"),
+                                 "--to", str(other)])
+    assert result.exit_code == 2 and "differ; pass --force" in result.output + getattr(result, "stderr", "")
+    assert not other.exists() or list(other.iterdir()) == []  # nothing written, not even the dVAE
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "transformer.safetensors").write_bytes(b"my own file")
+    result = runner.invoke(app, ["export", str(tiny_runs / "tr"), "--to", str(mine)])
+    assert result.exit_code == 2 and sorted(p.name for p in mine.iterdir()) == ["transformer.safetensors"]
+    t2i("export", tmp_path / "tok2", tiny_runs / "tr", "--to", other, "--force")  # the later run's files
+    assert (other / "tokenizer.json").read_bytes() == (tiny_runs / "tr" / "tokenizer.json").read_bytes()
+    assert TextToImage.from_folder(other, "cpu")("a red bird", n=1, seed=0)[0].image.shape == (3, 16, 16)
+
+
 def test_same_config_gives_bitwise_identical_parameters(tmp_path: Path):
     """Two runs of one config agree bit for bit: randomness comes only from (seed, step, rank)."""
     common = ["--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--steps", "5"]

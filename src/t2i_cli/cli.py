@@ -716,11 +716,10 @@ def export(runs: list[Path] = typer.Argument(..., help="Run folders (tokenizer, 
            force: bool = typer.Option(False, "--force", help="Replace files already in the folder.")) -> None:
     """Write the models of one or more run folders into a weights folder that `generate --weights` loads."""
     with user_errors():
-        from t2i_cli.train import export_run
+        from t2i_cli.train import export_runs
 
-        for run in runs:
-            for path in export_run(run, to, half=half, force=force, note=warn):
-                out.print(str(path))
+        for path in export_runs(runs, to, half=half, force=force, note=warn):
+            out.print(str(path))
 
 
 @data_app.command("world")

@@ -553,33 +553,48 @@ def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False,
                note: Callable[[str], None] | None = None) -> list[Path]:
     """Copy the trained model of a run folder (and the tokenizer/dVAE it depends on) into a weights folder;
     note() hears when the exported model is not the final one (exported_model)."""
-    run_dir, to = Path(run_dir), Path(to)
-    cfg = read_run_config(run_dir)
-    if cfg.stage != "tokenizer":
-        sync_model_file(run_dir, cfg.stage)
-    names = ["tokenizer.json", "dvae.safetensors", f"{cfg.stage}.safetensors"]
-    sources = [run_dir / name for name in dict.fromkeys(names) if (run_dir / name).is_file()]
-    if cfg.stage != "tokenizer" and not (run_dir / f"{cfg.stage}.safetensors").is_file():
-        raise UsageError(f"{run_dir} has no trained {cfg.stage} model yet; train it first")
-    chosen, why = exported_model(run_dir, cfg.stage) if cfg.stage != "tokenizer" else (None, None)
-    if why and note is not None:
-        note(why)
-    written: list[Path] = []
-    for src in sources:
-        target = to / src.name
-        if chosen is not None and src.name == f"{cfg.stage}.safetensors":
-            src = chosen
+    return export_runs([run_dir], to, half, force, note)
+
+
+def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool = False,
+                note: Callable[[str], None] | None = None) -> list[Path]:
+    """export_run of several runs into one folder, every conflict checked before the first file is written:
+    without force, a file two runs would write with different contents, or one already in the folder with
+    other contents; with force the later run's file is written. Returns the files written."""
+    to = Path(to)
+    planned: dict[str, Path] = {}  # target name -> source file
+    for run_dir in map(Path, run_dirs):
+        cfg = read_run_config(run_dir)
+        if cfg.stage != "tokenizer":
+            sync_model_file(run_dir, cfg.stage)
+        names = ["tokenizer.json", "dvae.safetensors", f"{cfg.stage}.safetensors"]
+        if cfg.stage != "tokenizer" and not (run_dir / f"{cfg.stage}.safetensors").is_file():
+            raise UsageError(f"{run_dir} has no trained {cfg.stage} model yet; train it first")
+        chosen, why = exported_model(run_dir, cfg.stage) if cfg.stage != "tokenizer" else (None, None)
+        if why and note is not None:
+            note(why)
+        for name in dict.fromkeys(names):
+            src = chosen if chosen is not None and name == f"{cfg.stage}.safetensors" else run_dir / name
+            if not src.is_file():
+                continue
+            if name in planned and not force and planned[name].read_bytes() != src.read_bytes():
+                raise UsageError(f"{planned[name]} and {src} differ; pass --force to export the later run's "
+                                 f"(as for a dVAE whose decoder was fine-tuned) or export runs that fit together")
+            planned[name] = src  # with force, the later run's file
+    writes = []
+    for name, src in planned.items():
+        target = to / name
         if src.suffix == ".safetensors" and half:
             tensors, meta = load_tensors(src)
             data = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
         else:
             data, meta = None, None
         if target.is_file() and data is None and target.read_bytes() == src.read_bytes():
-            continue  # the same dependency exported from another run
+            continue  # already there
         _refuse_overwrite(target, force)
-        written.append(save_tensors(target, data, meta) if data is not None
-                       else atomic_write_bytes(target, src.read_bytes()))
-    return written
+        writes.append((target, src, data, meta))
+    return [save_tensors(target, data, meta) if data is not None else atomic_write_bytes(target, src.read_bytes())
+            for target, src, data, meta in writes]
 
 
 def _refuse_overwrite(path: Path, force: bool) -> None:
