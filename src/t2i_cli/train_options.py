@@ -102,7 +102,7 @@ STAGE_OPTIONS = {
 
 def flag(name: str) -> str:
     """--the-flag of a parameter name."""
-    return "--" + name.replace("_", "-")
+    return {"out_dir": "--out", "json_path": "--json", "judge_path": "--judge"}.get(name, "--" + name.replace("_", "-"))
 
 
 def refuse_foreign_options(stage: str, given: set[str]) -> None:
