@@ -293,3 +293,18 @@ def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path):
     r = run(*args, "--out", empty)  # an empty folder is as good as a new one
     assert r.exit_code == 0, r.stderr
     assert (empty / "dvae.safetensors").is_file()
+
+
+@pytest.mark.parametrize("stage", ["dvae", "clip"])
+def test_a_zero_size_is_refused_and_leaves_no_run_folder(tmp_path, stage):
+    out = tmp_path / "run"
+    args = ["train", "--stage", stage, "--preset", "tiny", "--steps", "2", "--workers", "0", "-q", "--device", "cpu"]
+    if stage == "clip":
+        r = run("train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", tmp_path / "tok")
+        assert r.exit_code == 0, r.stderr
+        args += ["--tokenizer", tmp_path / "tok"]
+    r = run(*args, "--model", "n_hid=0", "--out", out)
+    assert r.exit_code == 2 and "n_hid is 0; a size must be at least 1" in r.stderr, r.stderr
+    assert not out.exists()
+    r = run(*args, "--model", "n_hid=8", "--out", out)  # the corrected command starts where the refused one did
+    assert r.exit_code == 0, r.stderr

@@ -131,6 +131,18 @@ def test_unusable_config_is_refused(tmp_path):
         load_model(path, "dvae")
 
 
+@pytest.mark.parametrize("kind, change, named", [("dvae", {"pixel_eps": float("nan")}, "pixel_eps is nan"),
+                                                  ("clip", {"attn_sharpness": float("inf")}, "attn_sharpness is inf"),
+                                                  ("clip", {"image_side": 0}, "image_side is 0"),
+                                                  ("transformer", {"n_embd": 0}, "n_embd is 0")])
+def test_a_config_with_a_non_finite_setting_or_a_zero_size_is_refused_at_load(kind, change, named, tmp_path):
+    model = build(kind)
+    meta = {"format": FORMAT, "kind": kind, "config": json.dumps({**model.cfg.__dict__, **change})}
+    path = save_tensors(tmp_path / f"{kind}.safetensors", model.state_dict(), meta)
+    with pytest.raises(WeightsError, match=named):
+        load_model(path, kind)
+
+
 @pytest.mark.parametrize("kind, renamed", [("dvae", {"image_side": "image_size"}),
                                            ("clip", {"image_side": "image_size"}),
                                            ("transformer", {"grid": "image_side"})])

@@ -112,10 +112,20 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, header.meta
 
 
+# Config fields that count something a model is built of: none of them may be 0 (a width of 0 fails deep in torch).
+SIZES = frozenset({"n_hid", "n_embd", "n_head", "n_layer", "code_dim", "n_codes", "embed_dim", "downsample",
+                   "image_side", "crop", "grid", "text_len", "text_vocab", "image_vocab"})
+
+
 def check_budget(cfg: Any, file_numel: int | None = None) -> None:
     """Raise ValueError when a model config is bigger than t2i builds: more than MAX_PARAMS elements, more
     than MAX_ACTIVATION_BYTES of activations per image, or (for a file) other than the tensors it holds.
     Computed from the config alone, before anything is allocated."""
+    for key, v in dataclasses.asdict(cfg).items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{key} is {v}, not a finite number")
+        if key in SIZES and isinstance(v, int) and v < 1:
+            raise ValueError(f"{key} is {v}; a size must be at least 1")
     ints = [v for v in dataclasses.asdict(cfg).values() if isinstance(v, int)]
     ints += [x for v in dataclasses.asdict(cfg).values() if isinstance(v, (list, tuple)) for x in v]
     if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in ints):
