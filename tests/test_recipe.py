@@ -148,6 +148,10 @@ def test_eval_data_on_a_folder_prints_a_table_and_writes_json(uninterrupted, tmp
     assert "bits per code" in r.stdout and "not comparable with published FID" in r.stdout
     bad = run("eval", "--data", data, "--weights", uninterrupted / "weights", "--candidates", "4")
     assert bad.exit_code == 2 and "--candidates" in bad.stderr
+    one = tmp_path / "one.json"  # one image has no covariance: no Frechet distance, said so, never NaN
+    r = run("eval", "--data", data, "--weights", uninterrupted / "weights", "--n", "1", "--json", one, "-q")
+    assert r.exit_code == 0 and "needs --n 2 or more" in r.stdout, r.stderr
+    assert "NaN" not in one.read_text() and json.loads(one.read_text())["clip"]["frechet_distance"] is None
 
 
 def test_eval_data_draws_several_images_per_caption_each_scored_against_its_own(uninterrupted, tmp_path):

@@ -970,7 +970,9 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
         c = result["clip"]
         table.add_row("CLIP score, generated vs caption", f"{c['score_generated']:.4f}")
         table.add_row("CLIP score, real vs caption", f"{c['score_real']:.4f}")
-        table.add_row("Frechet distance, CLIP image space*", f"{c['frechet_distance']:.4f}")
+        fd = c["frechet_distance"]
+        table.add_row("Frechet distance, CLIP image space*",
+                      "needs --n 2 or more" if fd is None else f"{fd:.4f}")
     out.print(table)
     out.print("* t2i's own CLIP embeddings: compares models on the same data, not comparable with published FID.")
     if "clip" not in result:

@@ -102,6 +102,6 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
         result["clip"] = {"score_generated": float((fake_img * fake_txt).sum(-1).mean()),
                           "score_real": float((real_img * txt).sum(-1).mean()),
                           "frechet_distance": frechet_distance(real_img.cpu(), fake_img.cpu())
-                          if count >= 2 else float("nan")}
+                          if count >= 2 else None}  # a covariance needs two images: not measured (JSON null)
     result["seconds"] = time.perf_counter() - start
     return result
