@@ -102,12 +102,18 @@ def region_scores(clip, tok, images: torch.Tensor, prompts: list[str], tight: bo
     return {"shipped": shipped, **out}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def pool_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a script that scores one pool with one CLIP: --pool, --clip, --tokenizer, --ks."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pool", type=Path, required=True, help="OUT/pool-seedS (without suffix)")
     ap.add_argument("--clip", type=Path, default=Path("weights/clip.safetensors"))
     ap.add_argument("--tokenizer", type=Path, default=Path("weights/tokenizer.json"))
     ap.add_argument("--ks", type=int, nargs="+", default=[4, 8])
+    return ap
+
+
+def main() -> None:
+    ap = pool_parser(__doc__)
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5, 1, 2, 4])
     ap.add_argument("--tight", action="store_true", help="also the tight crops around each object")
     args = ap.parse_args()

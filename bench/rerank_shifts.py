@@ -13,7 +13,6 @@ Usage: PYTHONPATH=src python bench/rerank_shifts.py --pool /tmp/p8/pool-seed1 [-
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from candidate_pool import load_pool, pool_header  # noqa: E402  (the pool's reader)
 from rerank_pooling import print_accuracy_table  # noqa: E402  (the shared accuracy table)
-from rerank_regions import region_scores  # noqa: E402  (the shipped score, and its crop part)
+from rerank_regions import pool_parser, region_scores  # noqa: E402  (options; the shipped score and its crops)
 from t2i_cli.pipeline import CROP_SCORE_WEIGHT
 from t2i_cli.weights import load_model, load_tokenizer
 
@@ -48,12 +47,7 @@ def shifted(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pool", type=Path, required=True, help="OUT/pool-seedS (without suffix)")
-    ap.add_argument("--clip", type=Path, default=Path("weights/clip.safetensors"))
-    ap.add_argument("--tokenizer", type=Path, default=Path("weights/tokenizer.json"))
-    ap.add_argument("--ks", type=int, nargs="+", default=[4, 8])
-    args = ap.parse_args()
+    args = pool_parser(__doc__).parse_args()
     t0 = time.time()
     tensors, meta = load_pool(args.pool)
     passed, rows = tensors["passed"], meta["rows"]

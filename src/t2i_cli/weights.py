@@ -119,15 +119,17 @@ SIZES = frozenset({"n_hid", "n_embd", "n_head", "n_layer", "code_dim", "n_codes"
 
 def check_budget(cfg: Any, file_numel: int | None = None) -> None:
     """Raise ValueError when a model config is bigger than t2i builds: more than MAX_PARAMS elements, more
-    than MAX_ACTIVATION_BYTES of activations per image, or (for a file) other than the tensors it holds.
-    Computed from the config alone, before anything is allocated."""
-    for key, v in dataclasses.asdict(cfg).items():
+    than MAX_ACTIVATION_BYTES of activations per image, or (for a file) other than the tensors it holds; or
+    when a setting is NaN or infinite, or one of SIZES is below 1. Computed from the config alone, before
+    anything is allocated."""
+    fields = dataclasses.asdict(cfg)
+    for key, v in fields.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{key} is {v}, not a finite number")
         if key in SIZES and isinstance(v, int) and v < 1:
             raise ValueError(f"{key} is {v}; a size must be at least 1")
-    ints = [v for v in dataclasses.asdict(cfg).values() if isinstance(v, int)]
-    ints += [x for v in dataclasses.asdict(cfg).values() if isinstance(v, (list, tuple)) for x in v]
+    ints = [v for v in fields.values() if isinstance(v, int)]
+    ints += [x for v in fields.values() if isinstance(v, (list, tuple)) for x in v]
     if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in ints):
         raise ValueError(f"a dimension is negative or above {MAX_DIM}")
     numel, act = cfg.state_numel(), cfg.activation_bytes()
