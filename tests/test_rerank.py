@@ -242,6 +242,42 @@ def test_a_second_rerank_does_not_rank_its_own_outputs(weights, colour_folder):
     assert "skipped" not in r.stderr
 
 
+@pytest.mark.parametrize("own", ['{"my": "notes"}\n', "[1, 2, 3]\n", "not json", '[{"file": "x.png"}]\n'])
+def test_a_ranking_json_t2i_did_not_write_is_replaced_only_with_force(weights, colour_folder, own):
+    (colour_folder / "ranking.json").write_text(own)
+    before = snapshot(colour_folder)
+    line = assert_clean_error(run("rerank", colour_folder, "--prompt", RED, "--top", 2, "--link-best",
+                                  "--weights", weights, "--device", "cpu"), code=2)
+    assert "ranking.json exists and is not a ranking t2i wrote" in line and "--force" in line, line
+    assert snapshot(colour_folder) == before  # refused before anything was written: no sheet, no best/
+    r = run("rerank", colour_folder, "--prompt", RED, "--weights", weights, "--device", "cpu", "--force")
+    assert r.exit_code == 0, r.stderr
+    assert {row["file"] for row in ranking(colour_folder)} == {f"img-{i}.png" for i in range(6)}
+    r = run("rerank", colour_folder, "--prompt", BLUE, "--weights", weights, "--device", "cpu")  # t2i's own: replaced
+    assert r.exit_code == 0, r.stderr
+    assert {row["file"] for row in ranking(colour_folder) if row["rank"] <= 3}.isdisjoint(REDS)
+
+
+def test_a_ranking_json_folder_is_refused_even_with_force(weights, colour_folder):
+    (colour_folder / "ranking.json").mkdir()
+    for extra in ([], ["--force"]):
+        line = assert_clean_error(run("rerank", colour_folder, "--prompt", RED, "--weights", weights, *extra), code=2)
+        assert "ranking.json is a folder" in line
+    assert (colour_folder / "ranking.json").is_dir()
+
+
+def test_link_best_refuses_a_file_named_best_before_writing_anything(weights, colour_folder):
+    (colour_folder / "best").write_text("my own file")
+    before = snapshot(colour_folder)
+    for extra in ([], ["--force"]):  # --force replaces a ranking.json, never a file of the user's
+        line = assert_clean_error(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--link-best",
+                                      "--weights", weights, "--device", "cpu", *extra), code=2)
+        assert "best is a file" in line and "move or rename it" in line, line
+        assert snapshot(colour_folder) == before  # no ranking.json, no sheet, the file untouched
+    r = run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr  # without --link-best the file is in nobody's way
+
+
 # ---------------------------------------------------------------------------------------------- --explain
 def test_explain_prints_one_line_per_prompt_word(weights, colour_folder):
     prompt = "a red circle at night"

@@ -774,7 +774,10 @@ def rerank(folder: Path = typer.Argument(...,
            device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
            precision: str = typer.Option("fp32", "--precision",
                                          help="The CLIP's weights: fp32, bf16 or auto (measured in BENCHMARKS.md)."),
-           threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP)) -> None:
+           threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+           force: bool = typer.Option(False, "--force",
+                                      help="Replace a FOLDER/ranking.json that is not a ranking t2i wrote (one "
+                                           "it wrote is always replaced).")) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
         start_inference(threads)
@@ -784,6 +787,7 @@ def rerank(folder: Path = typer.Argument(...,
             raise UsageError("--top must be 0 or more, and --link-best needs --top K with K >= 1")
         if prompt is not None and not prompt.strip():
             raise UsageError("--prompt is empty; give the text the images should match")
+        rr.check_outputs(folder, link_best, force)  # before any work, and before anything is written
         pipe = _load_pipeline(weights or default_weights(), device, need_clip=True, clip_precision=precision)
         ranked, skipped = rr.rank_folder(pipe, folder, prompt)
         cut = skipped.pop(rr.CUT, 0)
@@ -797,7 +801,7 @@ def rerank(folder: Path = typer.Argument(...,
         if top:
             out.print(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side)}")
         if link_best:
-            out.print(f"copied {len(rr.link_best(folder, ranked, top))} files into {folder / 'best'}")
+            out.print(f"copied {len(rr.link_best(folder, ranked, top))} files into {folder / rr.BEST}")
         if explain:
             best = ranked[0]
             from t2i_cli.images import load_rgb, tensor_from_image

@@ -84,6 +84,32 @@ def check_output_file(path: Path, flag: str) -> Path:
     return path
 
 
+MAX_OWN_JSON = 64 << 20  # a JSON file t2i wrote is read to recognise it only up to this size
+
+
+def is_own_json(path: Path, looks_like: Callable[[Any], bool]) -> bool:
+    """Whether path is a JSON file that looks_like (given its parsed content) recognises as what t2i writes
+    there; a file that cannot be read, is not JSON or is larger than MAX_OWN_JSON is not."""
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_OWN_JSON:
+            return False
+        return bool(looks_like(json.loads(path.read_bytes())))
+    except (OSError, ValueError, RecursionError):
+        return False
+
+
+def check_replaceable(path: Path, looks_like: Callable[[Any], bool], named: str, what: str, force: bool) -> Path:
+    """Refuse (a UsageError naming the path as `named`) to replace a file t2i did not write: an existing path is
+    replaced only when it is a JSON file looks_like recognises as `what`, or with --force; a folder never."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{named} is a folder; move it away or choose another path")
+    if force or not (path.exists() or path.is_symlink()) or is_own_json(path, looks_like):
+        return path
+    raise UsageError(f"{named} exists and is not {what}; move it away, or add --force to replace it")
+
+
 def safe_stem(text: str, max_len: int = 48) -> str:
     """A file-name stem from free text: ASCII letters, digits and dashes only, bounded length."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from t2i_cli.errors import DataError, UsageError
-from t2i_cli.files import atomic_write_json, write_new
+from t2i_cli.errors import DataError, OutputError, UsageError
+from t2i_cli.files import atomic_write_json, check_replaceable, write_new
 from t2i_cli.images import (
     IMAGE_SUFFIXES,
     attention_strip,
@@ -26,6 +26,9 @@ from t2i_cli.pipeline import TextToImage
 
 MAX_PROMPT_CHARS = 1000  # a prompt read from a file is cut to this many characters (prompts are ~10 words)
 CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut
+RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
+RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows
+BEST = "best"  # the folder link_best copies into
 _LEGACY_GRID = re.compile(r"-grid-\d{3}$")  # grids written before sheets were marked
 
 
@@ -45,7 +48,7 @@ def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Pat
         raise DataError(f"{folder} is not a folder; give the folder of images to rank")
     items, skipped = [], Counter()
     for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
-        if path.name == "ranking.json" or path.name.startswith("ranking-top-"):
+        if path.name == RANKING or path.name.startswith("ranking-top-"):
             continue  # what an earlier rerank wrote is not an input
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             skipped["not an image"] += 1
@@ -87,10 +90,27 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None) -> t
     return ranked, skipped
 
 
+def is_ranking(obj: object) -> bool:
+    """Whether parsed JSON is a ranking write_ranking wrote: a list of rows of exactly RANKING_KEYS."""
+    return isinstance(obj, list) and all(isinstance(row, dict) and set(row) == RANKING_KEYS for row in obj)
+
+
+def check_outputs(folder: Path, link_best: bool, force: bool = False) -> None:
+    """Before any work or write, refuse what a rerank would otherwise overwrite or fail on halfway: a
+    FOLDER/ranking.json that is not a ranking t2i wrote (replaced only with force), and, with --link-best, a
+    FOLDER/best that is not a folder (a file of the user's is never replaced, not even with force)."""
+    folder = Path(folder)
+    check_replaceable(folder / RANKING, is_ranking, str(folder / RANKING), "a ranking t2i wrote", force)
+    best = folder / BEST
+    if link_best and (best.exists() or best.is_symlink()) and not best.is_dir():
+        raise UsageError(f"{best} is a file; --link-best copies the best images into a folder of that name and "
+                         f"never replaces your file: move or rename it")
+
+
 def write_ranking(folder: Path, ranked: list[Ranked]) -> Path:
-    """DIR/ranking.json, atomically."""
+    """DIR/ranking.json, atomically (check_outputs first: it replaces only a ranking t2i wrote)."""
     rows = [{"rank": r.rank, "score": round(r.score, 6), "file": r.path.name, "prompt": r.prompt} for r in ranked]
-    return atomic_write_json(Path(folder) / "ranking.json", rows)
+    return atomic_write_json(Path(folder) / RANKING, rows)
 
 
 def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Path:
@@ -103,11 +123,16 @@ def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Pa
 
 
 def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
-    """Copy the best k per prompt into DIR/best/ under new names (never overwriting)."""
+    """Copy the best k per prompt into DIR/best/ under new names (never overwriting; check_outputs first
+    refuses a DIR/best that is a file)."""
     out = []
-    (Path(folder) / "best").mkdir(exist_ok=True)
+    best = Path(folder) / BEST
+    try:
+        best.mkdir(exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
     for r in (r for r in ranked if r.rank <= k):
-        out.append(write_new(Path(folder) / "best", r.path.stem, r.path.suffix,
+        out.append(write_new(best, r.path.stem, r.path.suffix,
                              lambda tmp, src=r.path: shutil.copyfile(src, tmp)))
     return out
 
