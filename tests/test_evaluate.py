@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import pairs
+from conftest import pairs, run
 from t2i_cli import weights, world
+from t2i_cli.errors import WeightsError
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.pipeline import Generated, Request, TextToImage
@@ -151,6 +153,30 @@ def test_judge_saves_loads_and_trains_deterministically(tmp_path: Path, judge):
     crops = torch.rand(5, 3, SMALL.crop, SMALL.crop)
     with torch.no_grad():
         assert torch.allclose(loaded.classifier(crops), judge.classifier(crops))
+
+
+def test_a_judge_of_other_object_kinds_is_refused_at_load(tmp_path: Path):
+    torch.manual_seed(0)
+    path = weights.save_model(ObjectClassifier(JudgeConfig(crop=16, widths=(4,), n_classes=len(world.OBJECTS) + 1)),
+                              tmp_path / "judge.safetensors", "judge")
+    with pytest.raises(WeightsError, match=f"tells {len(world.OBJECTS) + 1} object kinds apart, the world has "
+                                           f"{len(world.OBJECTS)}; it is not a judge of this world"):
+        jd.load_judge(path)
+
+
+@pytest.mark.parametrize("change, named", [({"widths": []}, "widths takes a non-empty list of integers"),
+                                           ({"crop": 16.0}, "crop is 16.0, not an integer")])
+def test_eval_with_a_judge_whose_config_is_malformed_is_one_line(tiny_weights: Path, tmp_path: Path, change, named):
+    """`widths: []` was an internal error (IndexError) and a float crop one only once the judge ran."""
+    torch.manual_seed(0)
+    model = ObjectClassifier(JudgeConfig(crop=16, widths=(4, 8)))
+    meta = {"format": weights.FORMAT, "kind": "judge", "config": json.dumps({**model.cfg.__dict__, **change})}
+    bad = weights.save_tensors(tmp_path / "judge.safetensors", model.state_dict(), meta)
+    r = run("eval", "--weights", tiny_weights, "--judge", bad, "--n", 1, "--candidates", 1, "-q")
+    assert r.exit_code == 1, (r.stdout, r.stderr, r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
 
 
 # ----------------------------------------------------------------------------- the eval loop

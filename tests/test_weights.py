@@ -143,6 +143,43 @@ def test_a_config_with_a_non_finite_setting_or_a_zero_size_is_refused_at_load(ki
         load_model(path, kind)
 
 
+@pytest.mark.parametrize("change, named", [
+    ({"widths": []}, r"widths takes a non-empty list of integers.*got \[\]"),
+    ({"widths": None}, "widths takes a non-empty list"),
+    ({"widths": 8}, "widths takes a non-empty list"),
+    ({"widths": [8.5, 8]}, "widths takes a non-empty list"),
+    ({"widths": [[4], 8]}, "widths takes a non-empty list"),
+    ({"widths": [0, 8]}, r"widths is \[0, 8\]; a size must be at least 1"),
+    ({"crop": 16.0}, "crop is 16.0, not an integer"),
+    ({"n_classes": True}, "n_classes is true, not an integer"),
+    ({"n_classes": "12"}, 'n_classes is "12", not an integer'),
+])
+def test_a_judge_config_with_a_malformed_field_is_refused_at_load(change, named, tmp_path):
+    """A judge file's config is JSON anyone can edit: `widths: []` failed with an IndexError, a float crop only
+    when the judge ran; each is one WeightsError naming the field, before the model is built."""
+    from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
+
+    cfg = JudgeConfig(crop=16, widths=(4, 8))
+    model = ObjectClassifier(cfg)
+    assert load_model(save_model(model, tmp_path / "ok.safetensors", "judge"), "judge").cfg == cfg
+    meta = {"format": FORMAT, "kind": "judge", "config": json.dumps({**cfg.__dict__, **change})}
+    path = save_tensors(tmp_path / "judge.safetensors", model.state_dict(), meta)
+    with pytest.raises(WeightsError, match=f"judge.safetensors carries an unusable judge config .*{named}"):
+        load_model(path, "judge")
+
+
+@pytest.mark.parametrize("kind, change, named", [("dvae", {"n_hid": 8.0}, "n_hid is 8.0, not an integer"),
+                                                  ("clip", {"word_region": 1}, "word_region is 1, not true or false"),
+                                                  ("transformer", {"dropout": "0"}, 'dropout is "0", not a number'),
+                                                  ("dvae", {"fsq_levels": [4.0, 8]}, "fsq_levels takes a list")])
+def test_a_config_field_of_the_wrong_type_is_refused_at_load(kind, change, named, tmp_path):
+    model = build(kind)
+    meta = {"format": FORMAT, "kind": kind, "config": json.dumps({**model.cfg.__dict__, **change})}
+    path = save_tensors(tmp_path / f"{kind}.safetensors", model.state_dict(), meta)
+    with pytest.raises(WeightsError, match=named):
+        load_model(path, kind)
+
+
 @pytest.mark.parametrize("kind, renamed", [("dvae", {"image_side": "image_size"}),
                                            ("clip", {"image_side": "image_size"}),
                                            ("transformer", {"grid": "image_side"})])

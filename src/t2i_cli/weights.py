@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -114,20 +115,21 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 # Config fields that count something a model is built of: none of them may be 0 (a width of 0 fails deep in torch).
 SIZES = frozenset({"n_hid", "n_embd", "n_head", "n_layer", "code_dim", "n_codes", "embed_dim", "downsample",
-                   "image_side", "crop", "grid", "text_len", "text_vocab", "image_vocab"})
+                   "image_side", "crop", "grid", "text_len", "text_vocab", "image_vocab", "n_classes", "widths"})
 
 
 def check_budget(cfg: Any, file_numel: int | None = None) -> None:
     """Raise ValueError when a model config is bigger than t2i builds: more than MAX_PARAMS elements, more
     than MAX_ACTIVATION_BYTES of activations per image, or (for a file) other than the tensors it holds; or
     when a setting is NaN or infinite, or one of SIZES is below 1. Computed from the config alone, before
-    anything is allocated."""
+    anything is allocated. Every field must first be of its declared type (check_types)."""
+    check_types(cfg)
     fields = dataclasses.asdict(cfg)
     for key, v in fields.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{key} is {v}, not a finite number")
-        if key in SIZES and isinstance(v, int) and v < 1:
-            raise ValueError(f"{key} is {v}; a size must be at least 1")
+        if key in SIZES and any(x < 1 for x in (v if isinstance(v, (list, tuple)) else [v])):
+            raise ValueError(f"{key} is {json.dumps(v)}; a size must be at least 1")
     ints = [v for v in fields.values() if isinstance(v, int)]
     ints += [x for v in fields.values() if isinstance(v, (list, tuple)) for x in v]
     if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in ints):
@@ -140,6 +142,28 @@ def check_budget(cfg: Any, file_numel: int | None = None) -> None:
                          f"{MAX_ACTIVATION_BYTES // 2**20:,} MiB")
     if file_numel is not None and numel != file_numel:
         raise ValueError(f"the config describes {numel:,} parameters but the file holds {file_numel:,}")
+
+
+def check_types(cfg: Any) -> None:
+    """Raise ValueError unless every field of a model config holds a value of its declared type: an int field
+    an integer (not a bool, not 32.0), a float field a number, a bool field true or false, a tuple[int, ...]
+    field a list of integers. A config read from a file is JSON anyone can edit; a wrong type would otherwise
+    fail deep in torch, or only when the model runs."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        kind, v = hints[f.name], getattr(cfg, f.name)
+        if kind is bool:
+            ok, want = isinstance(v, bool), "true or false"
+        elif kind is int:
+            ok, want = type(v) is int, "an integer"
+        elif kind is float:
+            ok, want = type(v) in (int, float), "a number"
+        elif typing.get_origin(kind) is tuple:
+            ok, want = isinstance(v, (list, tuple)) and all(type(x) is int for x in v), "a list of integers"
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{f.name} is {json.dumps(v, default=repr)}, not {want}")
 
 
 def save_model(model: nn.Module, path: Path, kind: str, half: bool = False, step: int | None = None) -> Path:

@@ -21,8 +21,11 @@ class JudgeConfig:
     n_classes: int = 12  # object kinds (world.spec.OBJECTS, in order)
 
     def __post_init__(self) -> None:
+        widths = self.widths
+        if not isinstance(widths, (list, tuple)) or not widths or any(type(w) is not int for w in widths):
+            raise ValueError(f"widths takes a non-empty list of integers (channels per stage), got {widths!r}")
         # weights.load_model rebuilds the config from JSON, which turns the tuple into a list.
-        object.__setattr__(self, "widths", tuple(self.widths))
+        object.__setattr__(self, "widths", tuple(widths))
 
     def state_numel(self) -> int:
         """Elements of the model's state_dict, computed without building it (tested against the model)."""

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import torch
 
 from t2i_cli import weights
+from t2i_cli.errors import WeightsError
 from t2i_cli.models.classifier import ObjectClassifier
 from t2i_cli.world.segment import Region, as_uint8, background_plate, crop_region, segment
 from t2i_cli.world.spec import OBJECTS, ObjectSpec, SceneSpec, in_position, in_relation
@@ -144,5 +145,12 @@ class Judge:
 
 
 def load_judge(path: Path, device: str | torch.device = "cpu") -> Judge:
-    """A Judge around the classifier saved at path (weights.save_model(model, path, "judge"))."""
-    return Judge(weights.load_model(path, "judge", device))  # type: ignore[arg-type]
+    """A Judge around the classifier saved at path (weights.save_model(model, path, "judge")). Its config is
+    checked at load as every model's is (weights.load_model: types, sizes, the tensors it holds); a judge
+    must also name exactly the world's object kinds."""
+    classifier = weights.load_model(path, "judge", device)
+    if classifier.cfg.n_classes != len(OBJECTS):
+        raise WeightsError(f"{path} tells {classifier.cfg.n_classes} object kinds apart, the world has "
+                           f"{len(OBJECTS)}; it is not a judge of this world (leave --judge out for the "
+                           f"shipped one)")
+    return Judge(classifier)  # type: ignore[arg-type]
