@@ -311,3 +311,38 @@ def test_eval_refuses_a_json_path_it_cannot_write_before_any_work(tmp_path):
                         (tmp_path / "missing" / "r.json", "is not a folder; create it")):
         r = runner.invoke(app, ["eval", "--weights", str(tmp_path / "no-weights"), "--json", str(bad)])
         assert r.exit_code == 2 and needle in r.output, r.output  # refused before the weights are even looked at
+
+
+@pytest.mark.parametrize("own", ["my notes\n", '{"overall": 0.9}\n', "[]\n", '{"tasks": {}}\n'])
+def test_eval_json_is_refused_on_a_file_that_is_not_an_eval_result_unless_forced(tmp_path, own):
+    from conftest import run
+
+    notes = tmp_path / "notes.json"
+    notes.write_text(own)
+    r = run("eval", "--weights", tmp_path / "no-weights", "--json", notes)
+    assert r.exit_code == 2, (r.stderr, r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "notes.json exists and is not the JSON of a t2i eval" in lines[0], r.stderr
+    assert "--force" in lines[0] and notes.read_text() == own  # refused before the weights are even looked at
+    r = run("eval", "--weights", tmp_path / "no-weights", "--force")
+    assert r.exit_code == 2 and "--force replaces the --json file" in r.stderr, r.stderr
+
+
+def test_eval_json_replaces_an_earlier_eval_result_or_any_file_with_force(tiny_weights, tmp_path):
+    from conftest import run
+
+    path = tmp_path / "eval.json"
+    path.write_text("my notes\n")
+    common = ["eval", "--weights", tiny_weights, "--n", "1", "--candidates", "1", "-q", "--json", path]
+    r = run(*common, "--force")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert json.loads(path.read_text())["seed"] == 0
+    r = run(*common, "--seed", "1")  # weights/eval.json is refreshed this way: no --force needed
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert json.loads(path.read_text())["seed"] == 1
+    data_json = tmp_path / "data.json"
+    for seed in ("0", "1"):  # --data's results are an eval's JSON too
+        r = run("eval", "--data", "world", "--weights", tiny_weights, "--n", "2", "--seed", seed, "-q",
+                "--json", data_json)
+        assert r.exit_code == 0, (r.stderr, r.exception)
+        assert json.loads(data_json.read_text())["seed"] == int(seed)

@@ -858,7 +858,11 @@ def eval_cmd(ctx: typer.Context,
              judge_path: Optional[Path] = typer.Option(None, "--judge",
                                                        help="Judge classifier (default: judge.safetensors of the "
                                                             "weights folder, else the shipped one)."),
-             json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
+             json_path: Optional[Path] = typer.Option(None, "--json",
+                                                      help="Also write the results here (an existing file only "
+                                                           "if it is the JSON of a t2i eval, or with --force)."),
+             force: bool = typer.Option(False, "--force",
+                                        help="With --json: replace the file even if it is not a t2i eval's."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
              precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
              threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
@@ -879,10 +883,13 @@ def eval_cmd(ctx: typer.Context,
         twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
         if twice:
             raise UsageError(f"--seed {twice[0]} is given twice: give each seed once")
+        if force and json_path is None:
+            raise UsageError("--force replaces the --json file; give --json FILE or leave --force out")
         if json_path is not None:  # before minutes of work, not after
             from t2i_cli.files import check_output_file
 
             check_output_file(json_path, "--json")
+            _check_eval_json(json_path, force)
         folder = weights or default_weights()
         if candidates is None:
             candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
@@ -900,7 +907,7 @@ def eval_cmd(ctx: typer.Context,
             if not 1 <= draws <= MAX_DRAWS or n * draws > 10_000:
                 raise UsageError(f"--draws must be in 1..{MAX_DRAWS}, with --n x --draws at most 10000; got "
                                  f"--draws {draws} and --n {n}")
-            _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws)
+            _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws, force)
             return
         if "draws" in given_options(ctx):
             raise UsageError("--draws belongs to --data (images per val caption); the world's tasks draw "
@@ -937,14 +944,35 @@ def eval_cmd(ctx: typer.Context,
         if len(runs) > 1:
             _print_seeds(result)
         if json_path is not None:
-            from t2i_cli.files import atomic_write_json
+            _write_eval_json(json_path, result, force)
 
-            atomic_write_json(json_path, result)
-            out.print(f"wrote {json_path}")
+
+def _is_eval_json(obj) -> bool:
+    """Whether parsed JSON is what `t2i eval --json` writes: the world's tasks (tasks, overall) or --data's
+    measures (dvae, transformer, val_size)."""
+    return isinstance(obj, dict) and ({"tasks", "overall"} <= obj.keys()
+                                      or {"dvae", "transformer", "val_size"} <= obj.keys())
+
+
+def _check_eval_json(path: Path, force: bool) -> None:
+    """eval --json replaces an existing file only when it is a t2i eval's JSON (weights/eval.json is refreshed
+    that way), or with --force."""
+    from t2i_cli.files import check_replaceable
+
+    check_replaceable(path, _is_eval_json, f"--json {path}", "the JSON of a t2i eval", force)
+
+
+def _write_eval_json(path: Path, result: dict, force: bool) -> None:
+    """The results, atomically; checked again first (minutes have passed since the start)."""
+    from t2i_cli.files import atomic_write_json
+
+    _check_eval_json(path, force)
+    atomic_write_json(path, result)
+    out.print(f"wrote {path}")
 
 
 def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,
-               quiet: bool, precision: str = "fp32", draws: int = 1) -> None:
+               quiet: bool, precision: str = "fp32", draws: int = 1, force: bool = False) -> None:
     """t2i eval --data: the val split of any data source, as a table and optionally JSON."""
     from rich.table import Table
 
@@ -982,10 +1010,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     if "clip" not in result:
         warn(f"{folder} has no clip.safetensors: no CLIP score or Frechet distance")
     if json_path is not None:
-        from t2i_cli.files import atomic_write_json
-
-        atomic_write_json(json_path, result)
-        out.print(f"wrote {json_path}")
+        _write_eval_json(json_path, result, force)
 
 
 def _eval_record(pipe, sampling) -> dict:
