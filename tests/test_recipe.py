@@ -96,12 +96,33 @@ def test_a_repeated_command_with_other_settings_is_refused(uninterrupted):
     (["--model", "bogus=1"], "no stage's model has that setting"),
     (["--model", "transfomer.n_layer=4"], "'transfomer' is not a stage with a model"),
     (["--model", "tokenizer.vocab_size=4"], "'tokenizer' is not a stage with a model"),
+    (["--steps", "dvae=2,dvae=3"], "--steps 'dvae=2,dvae=3': dvae= is given twice"),
+    (["--steps", "2,clip=4,3"], "a value for every stage is given twice"),
+    (["--lr", "clip=1e-3,transformer=1e-3,clip=2e-3"], "clip= is given twice"),
+    (["--batch-size", "transformer=4, transformer=4"], "transformer= is given twice"),
+    (["--model", "n_hid=8", "--model", "n_hid=16"], "--model n_hid is given twice"),
+    (["--model", "dvae.n_hid=8", "--model", "dvae.n_hid=16"], "--model dvae.n_hid is given twice"),
+    (["--lr", "clip=0"], "--lr must be above 0"),
+    (["--lr", "nan"], "--lr must be a finite number"),
 ])
 def test_bad_whole_run_options_are_refused_before_anything_runs(tmp_path, args, named):
     out = tmp_path / "run"
     r = run("train", "--stage", "all", "--preset", "tiny", "--out", out, *args)
     assert r.exit_code == 2 and named in r.stderr, r.stderr
-    assert not out.exists()
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_stages_own_model_setting_wins_over_the_one_for_every_stage(tmp_path):
+    """--model n_hid=8 --model dvae.n_hid=12: the dVAE gets 12 and the CLIP 8 (as --steps 5,dvae=3 gives the
+    dVAE 3); neither is silently dropped for the order they came in."""
+    from t2i_cli.train_options import stage_config_of_all
+
+    for models in (["n_hid=8", "dvae.n_hid=12"], ["dvae.n_hid=12", "n_hid=8"]):
+        settings = {"data": "world", "preset": "tiny", "model": models, "steps": "5,dvae=3"}
+        dvae = stage_config_of_all("dvae", tmp_path, settings, {"workers": 0})
+        clip = stage_config_of_all("clip", tmp_path, settings, {"workers": 0})
+        assert (dvae.model["n_hid"], clip.model["n_hid"]) == (12, 8), models
+        assert (dvae.steps, clip.steps) == (3, 5)
 
 
 def test_a_failed_first_stage_leaves_nothing_and_the_retry_works(tmp_path):

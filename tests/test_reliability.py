@@ -197,6 +197,18 @@ def test_model_values_are_parsed_by_type_and_wrong_ones_are_usage_errors(tmp_pat
     assert named in line and not out.exists()
 
 
+@pytest.mark.parametrize("args, named", [
+    (["--model", "n_hid=8", "--model", "n_hid=16"], "--model n_hid is given twice"),  # the last was taken
+    (["--lr", "0"], "--lr must be above 0 and at most 1, got 0.0"),  # accepted, trained nothing
+    (["--lr", "-0.001"], "--lr must be above 0"), (["--lr", "2"], "at most 1, got 2.0"),
+    (["--lr", "nan"], "--lr must be a finite number"), (["--lr", "-inf"], "--lr must be a finite number"),
+])
+def test_train_refuses_a_setting_given_twice_or_a_learning_rate_that_cannot_train(tmp_path, args, named):
+    out = tmp_path / "run"
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", out, *args, *TINY), 2)
+    assert named in line and not out.exists()
+
+
 def test_an_unbuildable_model_is_a_usage_error_and_leaves_no_run(tmp_path):
     out = tmp_path / "run"
     line = one_line_failure(run("train", "--stage", "dvae", "--out", out, "--model", "downsample=3", *TINY), 2)
@@ -298,6 +310,7 @@ def test_resume_refuses_what_it_cannot_honour(four_step_run, args, named):
 @pytest.mark.parametrize("field, value, named", [
     ("batch_size", "32", "--batch-size"), ("num_workers", 65, "--workers"), ("batch_size", 65_537, "--batch-size"),
     ("steps", True, "--steps"), ("lr", float("nan"), "--lr"), ("kl_warmup", 7.0, "--kl-warmup"),
+    ("lr", 0.0, "--lr"), ("grad_clip", 0, "grad_clip"), ("weight_decay", -0.5, "weight_decay"),
 ])
 def test_resume_checks_the_run_config_it_reads(four_step_run, field, value, named):
     """train_config.json is read back with the command line's checks: a wrong type or a value out of range

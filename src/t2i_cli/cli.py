@@ -555,14 +555,16 @@ def train(
                                              "the run; with --stage all: N for every stage or dvae=N,clip=M)."),
     batch_size: Optional[str] = typer.Option(None, "--batch-size",
                                              help="Global batch size (--stage all: N or dvae=N,...)."),
-    lr: Optional[str] = typer.Option(None, "--lr", help="Peak learning rate (--stage all: X or dvae=X,...)."),
+    lr: Optional[str] = typer.Option(None, "--lr", help="Peak learning rate, above 0 and at most 1 (--stage all: "
+                                                        "X or dvae=X,...)."),
     image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size",
                                              help="Image side in pixels (--image-size: the old name)."),
     text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary."),
     model: list[str] = typer.Option([], "--model",
                                     help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable; "
-                                         "--stage all: STAGE.KEY=VALUE, or KEY=VALUE for every stage that has KEY)."),
+                                         "--stage all: STAGE.KEY=VALUE, or KEY=VALUE for every stage that has KEY, "
+                                         "which a STAGE.KEY overrides for its stage)."),
     dvae: Optional[str] = typer.Option(None, "--dvae",
                                        help="Transformer stage (or --finetune-decoder): "
                                             "dVAE file, run or weights folder."),

@@ -452,6 +452,8 @@ def parse_model_overrides(stage: str, items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
+        if key in out:
+            raise UsageError(f"--model {key} is given twice; give each setting once")
         if key in DERIVED_FIELDS[stage]:
             raise UsageError(f"--model {key}: the {stage} stage sets it (use {DERIVED_FIELDS[stage][key]})")
         if not sep or key not in model_config_fields(stage):

@@ -36,14 +36,15 @@ OVERFIT_MARGIN = 0.02  # export the best model when the final validation loss is
 
 
 # What a run may ask for (the command line and a run folder's train_config.json alike); float fields not
-# named here must be finite and 0 or more.
+# named here must be finite and 0 or more, those in POSITIVE above 0.
 CONFIG_LIMITS: dict[str, tuple[float, float]] = {
-    "steps": (1, 10**9), "batch_size": (1, 65_536), "warmup": (0, 10**9), "seed": (0, 2**63 - 1),
+    "lr": (0.0, 1.0), "steps": (1, 10**9), "batch_size": (1, 65_536), "warmup": (0, 10**9), "seed": (0, 2**63 - 1),
     "num_workers": (0, 64), "log_every": (1, 10**9), "sample_every": (0, 10**9), "ckpt_every": (1, 10**9),
     "image_side": (1, 4096), "text_len": (1, 4096), "vocab_size": (1, 1_048_576),
     "tokenizer_captions": (1, 10**8), "lr_min_ratio": (0.0, 1.0), "cond_drop": (0.0, 1.0), "tau_end": (1e-6, 1.0),
     "kl_warmup": (0.0, 1.0), "val_fraction": (0.0, 0.5), "patience": (0, 10**6),
 }
+POSITIVE = frozenset({"lr", "grad_clip"})  # at 0 a run would train nothing (no step, or every gradient cut to 0)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class TrainConfig:
                 if not math.isfinite(value):
                     raise ValueError(f"{name(f.name)} must be a finite number, got {value!r}")
                 lo, hi = (0.0, math.inf) if lo is None else (lo, hi)
+                if f.name in POSITIVE and not (0 < value <= hi):
+                    raise ValueError(f"{name(f.name)} must be above 0" + (f" and at most {hi:g}" if hi < math.inf
+                                                                          else "") + f", got {value!r}")
             if lo is not None and not lo <= value <= hi:
                 raise ValueError(f"{name(f.name)} must be between {lo} and {hi}, got {value!r}")
 

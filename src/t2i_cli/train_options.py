@@ -26,7 +26,8 @@ WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side
 
 
 def per_stage(name: str, value: Optional[str], stage: str):
-    """The value of a per-stage option for one stage: "N" for every stage, or "dvae=N,clip=M"."""
+    """The value of a per-stage option for one stage: "N" for every stage, or "dvae=N,clip=M" (a stage's own
+    value wins over the N for every stage); a stage, or N, given twice is refused, never the last one taken."""
     if value is None:
         return None
     cast = float if name == "lr" else int
@@ -37,6 +38,10 @@ def per_stage(name: str, value: Optional[str], stage: str):
         key = key.strip() if sep else "*"
         if key not in ("*", "dvae", "transformer", "clip"):
             raise UsageError(f"{flag(name)} {value!r}: per-stage values are dvae=, transformer= or clip=")
+        if key in table:
+            twice = "a value for every stage" if key == "*" else f"{key}="
+            raise UsageError(f"{flag(name)} {value!r}: {twice} is given twice; give one N for every stage "
+                             f"and at most one STAGE=N each")
         table[key] = v.strip()
     text = table.get(stage, table.get("*"))
     try:
@@ -51,6 +56,10 @@ def _check_models_of_all(models: list[str]) -> None:
     values of the items it takes.)"""
     from t2i_cli.stages import MODEL_CONFIGS, model_config_fields
 
+    keys = [item.split("=", 1)[0] for item in models]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:
+        raise UsageError(f"--model {twice} is given twice; give each setting once")
     for item in models:
         key = item.split("=", 1)[0]
         stage, dot, field = key.rpartition(".")
@@ -73,8 +82,10 @@ def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
     if stage != "tokenizer":
         from t2i_cli.stages import model_config_fields
 
-        fields = model_config_fields(stage)
-        mine += [m for m in models if "." not in m.split("=", 1)[0] and m.split("=", 1)[0] in fields]
+        fields, own = model_config_fields(stage), {m.split("=", 1)[0] for m in mine}
+        # KEY=VALUE for every stage that has KEY; this stage's own STAGE.KEY=VALUE wins over it (as --steps N,dvae=M)
+        mine += [m for m in models if "." not in m.split("=", 1)[0] and m.split("=", 1)[0] in fields
+                 and m.split("=", 1)[0] not in own]
     opts["model"] = mine
     for name, stages in STAGE_OPTIONS.items():  # an option belongs only to the stages that use it
         if name in opts and stage not in stages and name not in ("model",):
