@@ -289,6 +289,38 @@ def test_python_m_help_runs_without_torch():
     assert r.stdout.strip() == "False", "importing the CLI must not import torch (t2i --help stays instant)"
 
 
+@pytest.mark.parametrize("args, says", [
+    (["generate", "--bogus"], "No such option: --bogus"),
+    (["generate", "a red bird", "--n", "abc"], "Invalid value for '--n'"),
+    (["export"], "Missing argument"),
+    (["bogus"], "No such command 'bogus'"),
+    (["data", "bogus"], "No such command 'bogus'"),
+    (["generate", "a red bird", "--device"], "'--device' requires an argument"),
+])
+def test_a_command_line_click_cannot_parse_is_one_error_line_and_exit_2(args, says):
+    """Click's own parse errors were a framed five-line box; now one line like every other refusal."""
+    r = run(*args)
+    assert r.exit_code == 2, (r.stdout, r.stderr, r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], r.stderr
+    assert "╭" not in r.stderr and "Usage:" not in r.stderr and r.stdout == ""
+    if args[0] == "generate" and "--bogus" in args:
+        assert lines[0].endswith("; see 'root generate --help'")  # CliRunner's program name is "root"
+
+
+def test_the_console_script_prints_one_line_for_a_parse_error_and_help_without_arguments():
+    command = [sys.executable, "-c", "import sys; sys.argv[0] = 't2i'; from t2i_cli.cli import main; main()"]
+    r = subprocess.run([*command, "generate", "--bogus"], capture_output=True, text=True, timeout=60)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and r.stdout == "" and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: No such option: --bogus") and lines[0].endswith("see 't2i generate --help'")
+    r = subprocess.run(command, capture_output=True, text=True, timeout=60)  # no arguments: the help
+    assert r.returncode == 2 and "Usage: t2i" in r.stdout and "generate" in r.stdout and "error" not in r.stderr
+    for flag in ("--help", "--version"):
+        r = subprocess.run([*command, flag], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stdout.strip() and r.stderr == "", (flag, r.stderr)
+
+
 def test_cli_sampling_defaults_match_the_library():
     from t2i_cli.cli import SAMPLING_DEFAULTS
     from t2i_cli.sampling import SamplingConfig

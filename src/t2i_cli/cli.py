@@ -12,6 +12,7 @@ from typing import Iterator, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from typer.core import TyperGroup
 
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError
@@ -27,7 +28,38 @@ from t2i_cli.train_options import (
     train_config,
 )
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# Click's own exception classes, found through typer's public BadParameter: typer >= 0.2x carries its own copy
+# of click, older ones use click itself.
+CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OneLineErrors(TyperGroup):
+    """The t2i group: a command line Click cannot parse (an unknown option or command, a missing argument, `--n
+    abc`) is one 'error:' line on stderr naming the problem and the --help to read, exit 2, as every other
+    error is; not Click's framed usage box. `t2i` alone still prints the help; --help and --version exit 0."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except CLICK_ERROR as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # the help (Rich has already printed it)
+                text = e.format_message()
+                if text:
+                    out.print(text)
+                sys.exit(e.exit_code)
+            message = " ".join(e.format_message().split()).rstrip(".")
+            ctx = getattr(e, "ctx", None)
+            say("error", "red", message + (f"; see '{ctx.command_path} --help'" if ctx is not None else ""))
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            say("error", "red", "aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)  # a typer.Exit(code) comes back as its code
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
                   help="t2i: a small, hackable DALL-E. Text -> BPE -> transformer -> dVAE codes -> PNG.")
 data_app = typer.Typer(no_args_is_help=True, help="Write or preview training data.")
 app.add_typer(data_app, name="data")
