@@ -278,6 +278,21 @@ def test_link_best_refuses_a_file_named_best_before_writing_anything(weights, co
     assert r.exit_code == 0, r.stderr  # without --link-best the file is in nobody's way
 
 
+def test_a_write_error_of_rerank_names_no_out_option(weights, colour_folder, monkeypatch):
+    """rerank writes into FOLDER: an error there must not say "choose another folder with --out" (it has none)."""
+    import t2i_cli.files as files
+
+    monkeypatch.setattr(files, "MAX_NAMES", 1)
+    (colour_folder / "ranking-top-000.png").write_bytes(b"taken")
+    line = assert_clean_error(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--weights", weights))
+    assert "holds too many files named ranking-top-*; choose another folder" in line and "--out" not in line, line
+    out = colour_folder / "gen"
+    out.mkdir()
+    (out / "a-red-circle-000.png").write_bytes(b"taken")
+    line = assert_clean_error(run("generate", RED, "--weights", weights, "--out", out, "--candidates", 1, "-q"))
+    assert line.endswith("choose another folder with --out"), line  # generate's folder is its --out
+
+
 # ---------------------------------------------------------------------------------------------- --explain
 def test_explain_prints_one_line_per_prompt_word(weights, colour_folder):
     prompt = "a red circle at night"

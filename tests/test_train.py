@@ -95,6 +95,25 @@ def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp
     assert TextToImage.from_folder(other, "cpu")("a red bird", n=1, seed=0)[0].image.shape == (3, 16, 16)
 
 
+def test_export_of_a_folder_that_is_no_run_names_exports_own_argument(tiny_runs: Path, tmp_path: Path):
+    """It said "check the --resume path", an option export does not have."""
+    from conftest import run
+
+    empty, whole = tmp_path / "empty", tmp_path / "whole"
+    empty.mkdir()
+    whole.mkdir()
+    (whole / "all.json").write_text("{}")
+    for runs, says in (([tmp_path / "nope"], "nope does not exist; give export the folders of `t2i train` runs"),
+                       ([tiny_runs / "dvae", empty], "empty is not a t2i run folder (no train_config.json); give "
+                                                     "export the folders of `t2i train` runs"),
+                       ([whole], f"is a --stage all run, whose models are already exported to {whole / 'weights'}; "
+                                 f"export its stage folders instead")):
+        r = run("export", *runs, "--to", tmp_path / "w")
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and says in lines[0], r.stderr
+        assert "--resume" not in lines[0] and not (tmp_path / "w").exists()
+
+
 def test_same_config_gives_bitwise_identical_parameters(tmp_path: Path):
     """Two runs of one config agree bit for bit: randomness comes only from (seed, step, rank)."""
     common = ["--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--steps", "5"]

@@ -752,6 +752,10 @@ def export(runs: list[Path] = typer.Argument(..., help="Run folders (tokenizer, 
     with user_errors():
         from t2i_cli.train import export_runs
 
+        whole = next((r for r in runs if is_whole_run(r)), None)
+        if whole is not None:
+            raise UsageError(f"{whole} is a --stage all run, whose models are already exported to {whole / 'weights'}; "
+                             f"export its stage folders instead ({whole / 'dvae'} {whole / 'transformer'} ...)")
         for path in export_runs(runs, to, half=half, force=force, note=warn):
             out.print(str(path))
 

@@ -120,12 +120,14 @@ def safe_stem(text: str, max_len: int = 48) -> str:
 MAX_NAMES = 100_000  # stem-000 .. stem-99999
 
 
-def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None]) -> Path:
+def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None], option: str = "--out") -> Path:
     """Write a new file folder/stem-NNN.suffix, never overwriting one: write(tmp) fills a temporary file,
     which is then hard-linked under the first free name (the link fails if the name exists, so two writers
     never share one) and removed. No crash leaves a half-written or empty file under a final name. Where
-    the file system has no hard links the name is reserved first (O_EXCL), then the file renamed onto it."""
+    the file system has no hard links the name is reserved first (O_EXCL), then the file renamed onto it.
+    option is the command-line option that chose the folder (its errors name it); "" when none did."""
     folder = Path(folder)
+    where = f" with {option}" if option else ""
     tmp = _finished_temporary(folder / f"{stem}{suffix}", write)  # hidden, unique, complete
     try:
         for i in range(MAX_NAMES):
@@ -135,7 +137,7 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
             except FileExistsError:
                 continue
             except OSError:  # no hard links here (e.g. FAT, some network shares)
-                path = _claim(folder, stem, suffix)
+                path = _claim(folder, stem, suffix, where)
                 try:
                     os.replace(tmp, path)
                 except BaseException:
@@ -143,14 +145,14 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
                     raise
                 return path
             return path
-        raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder with --out")
+        raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder{where}")
     except OSError as e:
-        raise OutputError(f"cannot write to {folder}: {e.strerror}; choose a writable folder with --out") from e
+        raise OutputError(f"cannot write to {folder}: {e.strerror}; choose a writable folder{where}") from e
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _claim(folder: Path, stem: str, suffix: str) -> Path:
+def _claim(folder: Path, stem: str, suffix: str, where: str = " with --out") -> Path:
     """Reserve a new file folder/stem-NNN.suffix that did not exist (O_EXCL), so nothing is overwritten."""
     for i in range(MAX_NAMES):
         path = folder / f"{stem}-{i:03d}{suffix}"
@@ -160,4 +162,4 @@ def _claim(folder: Path, stem: str, suffix: str) -> Path:
             continue
         os.close(fd)
         return path
-    raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder with --out")
+    raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder{where}")

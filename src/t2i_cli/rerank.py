@@ -119,7 +119,7 @@ def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Pa
     sheet = contact_sheet([load_rgb(r.path, side) for r in best], [f"#{r.rank} {r.score:.3f}" for r in best],
                           columns=max(1, min(k, 8)), label_height=14)
     data = encode_png(sheet, {"ranking": "top-k contact sheet", SHEET_KEY: "ranking"})
-    return write_new(folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data))
+    return write_new(folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data), option="")
 
 
 def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
@@ -133,7 +133,7 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
     for r in (r for r in ranked if r.rank <= k):
         out.append(write_new(best, r.path.stem, r.path.suffix,
-                             lambda tmp, src=r.path: shutil.copyfile(src, tmp)))
+                             lambda tmp, src=r.path: shutil.copyfile(src, tmp), option=""))
     return out
 
 
@@ -157,7 +157,7 @@ def write_explain(folder: Path, name: str, image: torch.Tensor, maps: list[tuple
     marked as a sheet so that rerank does not score it."""
     strip = attention_strip(image, [(f"{w} {m:+.2f}", a) for w, a, m in maps])
     data = encode_png(strip, {"explain": name, SHEET_KEY: "explain"})
-    return write_new(folder, f"explain-{name}", ".png", lambda tmp: tmp.write_bytes(data))
+    return write_new(folder, f"explain-{name}", ".png", lambda tmp: tmp.write_bytes(data), option="")
 
 
 def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, float]]:

@@ -205,11 +205,14 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) ->
     return step, extra
 
 
-def read_run_config(run_dir: Path) -> TrainConfig:
-    """The TrainConfig saved in a run folder (for --resume)."""
+def read_run_config(run_dir: Path, fix: str = "check the --resume path") -> TrainConfig:
+    """The TrainConfig saved in a run folder (for --resume, and export); fix says what to do when run_dir is
+    not a run folder, in the words of the command that was given it."""
     path = Path(run_dir) / RUN_CONFIG
+    if not Path(run_dir).exists():
+        raise UsageError(f"{run_dir} does not exist; {fix}")
     if not path.is_file():
-        raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); check the --resume path")
+        raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); {fix}")
     try:
         cfg = TrainConfig(**upgrade_config("train", json.loads(path.read_text())))
         cfg.check()
@@ -568,7 +571,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     to = Path(to)
     planned: dict[str, Path] = {}  # target name -> source file
     for run_dir in map(Path, run_dirs):
-        cfg = read_run_config(run_dir)
+        cfg = read_run_config(run_dir, "give export the folders of `t2i train` runs")
         if cfg.stage != "tokenizer":
             sync_model_file(run_dir, cfg.stage)
         names = ["tokenizer.json", "dvae.safetensors", f"{cfg.stage}.safetensors"]
