@@ -212,6 +212,46 @@ def test_missing_weights_folder(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.parametrize("command", [["generate", "a red bird"], ["vary", "SRC", "--prompt", "a red bird"],
+                                     ["rerank", "OUT"], ["eval", "--n", "1"], ["info"]])
+def test_weights_that_is_a_file_says_it_takes_a_folder(tiny_weights, tmp_path, command):
+    """It said the folder "does not exist"."""
+    from PIL import Image
+
+    src = tmp_path / "src.png"
+    Image.new("RGB", (16, 16), (200, 0, 0)).save(src)
+    args = [{"SRC": src, "OUT": tmp_path}.get(a, a) for a in command]
+    file = tiny_weights / "dvae.safetensors"
+    r = run(*args, "--weights", file, *(["--out", tmp_path / "o"] if command[0] in ("generate", "vary") else []))
+    assert_clean_error(r, 1)
+    assert f"--weights {file} is a file; --weights takes a weights folder such as {tiny_weights}, which holds " \
+           "it" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_weights_folder_from_t2i_weights_is_named_as_such(tiny_weights, tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for env, says in ((tmp_path / "nope", f"weights folder {tmp_path / 'nope'} (from T2I_WEIGHTS) does not exist; "
+                                          f"set T2I_WEIGHTS to a weights folder, or unset it"),
+                      (tiny_weights / "clip.safetensors", f"T2I_WEIGHTS {tiny_weights / 'clip.safetensors'} is a "
+                                                          f"file; T2I_WEIGHTS takes a weights folder"),
+                      (empty, f"{empty} has no tokenizer.json; it is not a complete t2i weights folder "
+                              f"(T2I_WEIGHTS={empty} chose this folder; unset it to use the shipped weights)")):
+        monkeypatch.setenv("T2I_WEIGHTS", str(env))
+        for command in (["generate", "a red bird", "--out", out], ["info"]):
+            r = run(*command)
+            assert_clean_error(r, 1)
+            assert says in r.stderr, r.stderr
+    r = run("generate", "a red bird", "--out", out, "--weights", empty)  # --weights wins, and is named as given
+    assert_clean_error(r, 1)
+    assert "T2I_WEIGHTS" not in r.stderr and "has no tokenizer.json" in r.stderr
+    monkeypatch.setenv("T2I_WEIGHTS", str(tiny_weights))
+    assert run("generate", "a red bird", "--out", out, "-q").exit_code == 0
+    assert len(pngs(out)) == 1
+
+
 def test_debug_shows_the_traceback(tmp_path):
     r = run("--debug", "generate", "a red bird", "--weights", tmp_path / "no-weights-here", "--out", tmp_path / "o")
     assert r.exit_code != 0

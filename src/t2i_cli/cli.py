@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from typer.core import TyperGroup
 
 from t2i_cli import __version__
-from t2i_cli.errors import DataError, T2IError, UsageError
+from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     checked,
@@ -128,6 +128,27 @@ def default_weights() -> Path:
     return Path(os.environ.get("T2I_WEIGHTS") or REPO_WEIGHTS)
 
 
+def weights_folder(given: Optional[Path]) -> Path:
+    """The weights folder a command loads: --weights, else $T2I_WEIGHTS, else the shipped one. A file given
+    for it is refused naming where it came from and that it takes a folder; so is a T2I_WEIGHTS folder that does
+    not exist, and any later error about a folder T2I_WEIGHTS chose says so (user_errors)."""
+    env = os.environ.get("T2I_WEIGHTS")
+    if given is not None:
+        folder, named = Path(given), "--weights"
+    elif env:
+        folder, named = Path(env), "T2I_WEIGHTS"
+        STATE["weights_env"] = str(folder)
+    else:
+        return REPO_WEIGHTS
+    if folder.is_file():
+        holder = f" such as {folder.parent}, which holds it" if (folder.parent / "tokenizer.json").is_file() else ""
+        raise WeightsError(f"{named} {folder} is a file; {named} takes a weights folder{holder}")
+    if named == "T2I_WEIGHTS" and not folder.exists():
+        raise WeightsError(f"weights folder {folder} (from T2I_WEIGHTS) does not exist; set T2I_WEIGHTS to a "
+                           f"weights folder, or unset it to use the shipped one")
+    return folder
+
+
 def _print_version(value: bool) -> None:
     if value:
         out.print(f"t2i {__version__}")
@@ -139,6 +160,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
           version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     STATE["debug"] = debug
+    STATE["weights_env"] = None  # set by weights_folder when T2I_WEIGHTS chose the weights folder
 
 
 @contextmanager
@@ -149,7 +171,10 @@ def user_errors() -> Iterator[None]:
     except T2IError as e:
         if STATE["debug"]:
             raise
-        say("error", "red", str(e))
+        env, msg = STATE.get("weights_env"), str(e)
+        if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
+            msg += f" (T2I_WEIGHTS={env} chose this folder; unset it to use the shipped weights)"
+        say("error", "red", msg)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         if STATE["debug"]:
@@ -303,7 +328,7 @@ def generate(
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
                 raise UsageError(f"--from takes every setting from the PNG; leave out {', '.join(named)}")
-            paths = [_redraw(from_png, image, mask, out_dir, weights or default_weights(), device, quiet)]
+            paths = [_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet)]
         else:
             if prompt is None or not prompt.strip():
                 raise UsageError("the prompt is empty; give a description such as \"a red bird\"")
@@ -330,7 +355,7 @@ def generate(
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
                                   guidance_start=guidance_start, jacobi=jacobi, regional=regional)
             paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
-                              weights or default_weights(), device, grid, quiet, negative=negative, spec=spec,
+                              weights_folder(weights), device, grid, quiet, negative=negative, spec=spec,
                               precision=precision, auto_candidates=auto)
         for p in paths:
             out.print(clean(str(p)), soft_wrap=True)
@@ -541,7 +566,7 @@ def vary(
 
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
                                   guidance_start=guidance_start, regional=regional)
-        paths = _generate(prompt, n, None, seed, sampling, out_dir, weights or default_weights(), device, grid,
+        paths = _generate(prompt, n, None, seed, sampling, out_dir, weights_folder(weights), device, grid,
                           quiet, negative=negative, spec={"image": source, "strength": strength},
                           stem=f"{safe_stem(source.stem)}-vary", precision=precision)
         for p in paths:
@@ -555,7 +580,7 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
     with user_errors():
         from t2i_cli.weights import folder_info
 
-        data = folder_info(weights or default_weights())
+        data = folder_info(weights_folder(weights))
         if as_json:
             out.print_json(json.dumps(data))
             return
@@ -826,7 +851,7 @@ def rerank(folder: Path = typer.Argument(...,
         if prompt is not None and not prompt.strip():
             raise UsageError("--prompt is empty; give the text the images should match")
         rr.check_outputs(folder, link_best, force)  # before any work, and before anything is written
-        pipe = _load_pipeline(weights or default_weights(), device, need_clip=True, clip_precision=precision)
+        pipe = _load_pipeline(weights_folder(weights), device, need_clip=True, clip_precision=precision)
         ranked, skipped = rr.rank_folder(pipe, folder, prompt)
         cut = skipped.pop(rr.CUT, 0)
         if skipped:
@@ -928,7 +953,7 @@ def eval_cmd(ctx: typer.Context,
 
             check_output_file(json_path, "--json")
             _check_eval_json(json_path, force)
-        folder = weights or default_weights()
+        folder = weights_folder(weights)
         if candidates is None:
             candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
         if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:

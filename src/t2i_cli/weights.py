@@ -300,6 +300,8 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
     casts holds load_model's cast per model ("dvae", "transformer", "clip")."""
     casts = casts or {}
     folder = Path(folder)
+    if folder.is_file():
+        raise WeightsError(f"{folder} is a file, not a weights folder; pass --weights with the folder that holds it")
     if not folder.is_dir():
         raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
     for name in FILES[:3] + (FILES[3:] if need_clip else ()):
