@@ -227,6 +227,47 @@ def test_image_prompt_outputs_record_their_sources_and_redraw_the_same_pixels(ti
         assert r.exit_code == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def edited_png(src: Path, dst: Path, **changes: str) -> Path:
+    """A copy of a t2i PNG whose recorded settings (its `t2i` text chunk) are changed as given."""
+    from PIL import PngImagePlugin
+
+    with Image.open(src) as im:
+        im.load()
+        text = dict(im.text)
+        text["t2i"] = json.dumps(json.loads(text["t2i"]) | changes, sort_keys=True)
+        info = PngImagePlugin.PngInfo()
+        for k, v in text.items():
+            info.add_text(k, v)
+        im.save(dst, pnginfo=info)
+    return dst
+
+
+@pytest.mark.parametrize("how, changes, says", [
+    ([], {"precision": "fp64"}, "its t2i setting precision='fp64' is not one t2i writes (fp32, bf16, int8)"),
+    ([], {"precision": "auto"}, "its t2i setting precision='auto' is not one t2i writes"),
+    ([], {"device": "tpu"}, "its t2i setting device='tpu' is not one t2i writes (cpu, cuda)"),
+    ([], {"jacobi": "999"}, "a t2i setting it records is out of range (jacobi must be in 0..64"),
+    (["--keep-top", "0.25"], {"keep_top": "2"}, "out of range (keep_top must be between 0 and 1"),
+    (["--mask", "MASK"], {"redraws": "0"}, "out of range (redraws must be in 1..16, got 0)"),
+])
+def test_from_a_png_whose_settings_were_edited_blames_the_png_not_a_flag(tiny_weights, tmp_path, how, changes, says):
+    """An edited precision said "--precision must be one of ..." (exit 2), a flag --from does not even take."""
+    src, mask = source_png(tmp_path), mask_png(tmp_path)
+    prompt = ["--image", src, *[mask if a == "MASK" else a for a in how]] if how else []
+    r = run("generate", "a red bird", *prompt, "--weights", tiny_weights, "--out", tmp_path / "out", "-q")
+    assert r.exit_code == 0, r.stderr
+    made = Path(r.stdout.strip())
+    bad = edited_png(made, tmp_path / "bad.png", **changes)
+    again = ["--image", src, *(["--mask", mask] if "--mask" in how else [])] if how else []
+    r = run("generate", "--from", bad, *again, "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: {bad}: ") and says in lines[0] and "was the PNG edited?" in lines[0], lines
+    assert f"--{next(iter(changes)).replace('_', '-')}" not in lines[0] and not (tmp_path / "o").exists()
+    r = run("generate", "--from", made, *again, "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
+    assert r.exit_code == 0, r.stderr  # the PNG as t2i wrote it redraws
+
+
 def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
     out = tmp_path / "out"
     r = run("generate", "two green cats", "--weights", tiny_weights, "--out", out, "-q")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from t2i_cli import __version__
 from t2i_cli.errors import DataError, OutputError, T2IError
 from t2i_cli.files import safe_stem, write_new
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor
-from t2i_cli.pipeline import Generated
+from t2i_cli.pipeline import PRECISIONS, Generated
 from t2i_cli.sampling import SamplingConfig
 
 MAX_RECORDED_N = 256  # the largest --n (cli.MAX_N): a PNG cannot ask --from for more work than a command could
@@ -87,9 +88,19 @@ class Recorded:
     redraws: int = 1
 
 
+EDITED = "was the PNG edited? --from redraws only the settings t2i wrote"
+
+
 def recorded_settings(path: Path) -> Recorded:
-    """Parse what a t2i PNG records; DataError naming the first setting that is missing or invalid."""
+    """Parse what a t2i PNG records; DataError naming the first setting that is missing or invalid (as the
+    PNG's setting, never as a command-line option: --from takes none of them from the command line)."""
+    from t2i_cli.image_prompt import MAX_REDRAWS, check_keep_top, check_strength
+
     meta = read_provenance(path)
+
+    def out_of_range(e: T2IError) -> DataError:
+        detail = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(e))  # --top-k -> top_k
+        return DataError(f"{path}: a t2i setting it records is out of range ({detail}); {EDITED}")
 
     def get(key: str, kind, default=None, required: bool = True):
         if key not in meta:
@@ -99,7 +110,7 @@ def recorded_settings(path: Path) -> Recorded:
         try:
             return kind(meta[key])
         except ValueError:
-            raise DataError(f"{path}: its t2i setting {key}={meta[key][:40]!r} is not valid") from None
+            raise DataError(f"{path}: its t2i setting {key}={meta[key][:40]!r} is not valid; {EDITED}") from None
 
     try:
         sampling = SamplingConfig(temperature=get("temperature", float), top_k=get("top_k", int),
@@ -108,7 +119,7 @@ def recorded_settings(path: Path) -> Recorded:
                                   jacobi=get("jacobi", int, 0, False),
                                   regional=get("regional", float, 0.0, False))
     except T2IError as e:
-        raise DataError(f"{path}: its recorded sampling settings are out of range ({e})") from None
+        raise out_of_range(e) from None
     rec = Recorded(prompt=get("prompt", str), seed=get("seed", int), n=get("n", int), index=get("index", int),
                    sampling=sampling, weights=get("weights", str, "", False),
                    version=get("t2i_version", str, "", False), device=get("device", str, "", False),
@@ -121,6 +132,19 @@ def recorded_settings(path: Path) -> Recorded:
         raise DataError(f"{path}: its recorded seed, n or index is out of range")
     if rec.image_mode is not None and (rec.image_mode not in ("complete", "inpaint", "vary") or not rec.image_sha256):
         raise DataError(f"{path}: its recorded image prompt is incomplete (mode {rec.image_mode!r})")
+    for key, value, known in (("precision", rec.precision, PRECISIONS), ("device", rec.device, ("", "cpu", "cuda"))):
+        if value not in known:
+            raise DataError(f"{path}: its t2i setting {key}={value[:40]!r} is not one t2i writes "
+                            f"({', '.join(k for k in known if k)}); {EDITED}")
+    try:
+        if rec.keep_top is not None:
+            check_keep_top(rec.keep_top)
+        if rec.strength is not None:
+            check_strength(rec.strength)
+        if not 1 <= rec.redraws <= MAX_REDRAWS:
+            raise DataError(f"--redraws must be in 1..{MAX_REDRAWS}, got {rec.redraws}")
+    except T2IError as e:
+        raise out_of_range(e) from None
     return rec
 
 
