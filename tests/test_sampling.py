@@ -291,17 +291,34 @@ def position_histograms(codes: torch.Tensor) -> torch.Tensor:
                        ).float() / codes.shape[0]
 
 
+@pytest.mark.parametrize("narrow", [None, "all", "some"])
 @pytest.mark.parametrize("extra", [{"guidance": 1.0}, {"guidance": 3.0, "top_k": 6, "temperature": 0.9}])
-def test_jacobi_draws_what_plain_decoding_draws(model, extra):
+def test_jacobi_draws_what_plain_decoding_draws(model, extra, narrow, monkeypatch):
     """The speculative test keeps the model's distribution: over 3,000 draws of one prompt, Jacobi decoding's
     histograms of each position's code and of each pair of neighbouring codes (what a wrong prefix would
     break) are as far from plain decoding's as a second plain run is (sampling noise), and it copies the
-    code to its left as often as plain decoding does (a decoder that kept every copied draft would not)."""
+    code to its left as often as plain decoding does (a decoder that kept every copied draft would not).
+    So too when images narrow their windows to one code after two passes (every image, or the slow ones)."""
+    from t2i_cli import sampling
+
+    if narrow:  # after 2 passes: every image narrows (rate 100), or those with under 5 codes final (rate 2.5)
+        monkeypatch.setattr(sampling, "JACOBI_CHECK", 2)
+        monkeypatch.setattr(sampling, "JACOBI_MIN_RATE", 100.0 if narrow == "all" else 2.5)
     rows = 3000
     plain, plain_passes = jacobi_codes(model, SamplingConfig(**extra), rows, seed=0)
     again, _ = jacobi_codes(model, SamplingConfig(**extra), rows, seed=2)
-    fast, fast_passes = jacobi_codes(model, SamplingConfig(jacobi=4, **extra), rows, seed=1)
+    stats: dict = {}
+    text, empty = prompts(1)
+    fast, _ = draw_codes(model, text.expand(rows, -1), empty, SamplingConfig(jacobi=4, **extra),
+                         torch.Generator().manual_seed(1), stats=stats)
+    fast_passes = stats["passes"]
     assert plain_passes == CFG.n_image and fast_passes <= CFG.n_image  # a batch moves at its slowest row
+    if narrow == "all":
+        assert stats["narrowed"] > 0.9 * rows  # all but those done within two passes
+    elif narrow == "some":
+        assert 0.05 * rows < stats["narrowed"] < 0.95 * rows
+    else:
+        assert stats["narrowed"] == 0
     assert int(fast.min()) >= 0 and int(fast.max()) < CFG.image_vocab
 
     def tv(a: torch.Tensor, b: torch.Tensor, bins: int) -> float:
@@ -333,19 +350,27 @@ def test_a_wider_window_takes_fewer_passes_and_the_same_seed_the_same_codes(mode
     assert sum(alone) < 20 * CFG.n_image  # sampling at temperature 1, one row: fewer passes than codes
 
 
-def test_jacobi_images_of_a_batch_draw_what_each_draws_alone(model):
+@pytest.mark.parametrize("narrow", [False, True])
+def test_jacobi_images_of_a_batch_draw_what_each_draws_alone(model, narrow, monkeypatch):
     """Each image's window moves at its own pace: decoded together (4 requests of 2 images, each request's
     pair on one generator, as t2i eval batches them; with regions, four rows per image; images that finish
     leave the batch while others still draw), every request's codes are those it draws alone, and the batch
-    takes as many passes as its slowest request."""
+    takes as many passes as its slowest request. So too when some images narrow their windows to one code
+    (those with under 3 codes final after 2 passes): a narrowed image draws the same codes whether the
+    pass is as wide as another image's window or one code wide."""
+    from t2i_cli import sampling
+
+    if narrow:
+        monkeypatch.setattr(sampling, "JACOBI_CHECK", 2)
+        monkeypatch.setattr(sampling, "JACOBI_MIN_RATE", 1.5)
     b = 8
     text, empty, regions = region_setup(b)
-    cfg = SamplingConfig(jacobi=2, regional=2.0)
+    cfg = SamplingConfig(jacobi=3, regional=2.0)
     gens = [torch.Generator().manual_seed(20 + i) for i in range(b // 2)]
     stats: dict = {}
     together, _ = draw_codes(model, text, empty, cfg, [g for g in gens for _ in range(2)], regions=regions,
                              stats=stats)
-    passes = []
+    passes, narrowed = [], []
     for i in range(b // 2):
         pair, alone_stats = slice(2 * i, 2 * i + 2), {}
         g = torch.Generator().manual_seed(20 + i)
@@ -353,7 +378,11 @@ def test_jacobi_images_of_a_batch_draw_what_each_draws_alone(model):
                               regions=Regions(regions.ids[:, pair], regions.masks[:, pair]))
         assert torch.equal(together[pair], alone), i
         passes.append(alone_stats["passes"])
+        narrowed.append(alone_stats["narrowed"])
     assert len(set(passes)) > 1 and stats["passes"] == max(passes)  # they finish at different passes
+    assert stats["narrowed"] == sum(narrowed)
+    if narrow:  # some requests narrowed both images, some neither: passes of both widths were compared
+        assert 0 in narrowed and 2 in narrowed, narrowed
 
 
 def test_draws_follow_the_weights_and_never_take_a_code_of_weight_zero(monkeypatch):

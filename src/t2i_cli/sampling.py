@@ -12,6 +12,13 @@ from t2i_cli.errors import UsageError
 from t2i_cli.models.transformer import KVCache, Transformer
 
 MAX_JACOBI = 64  # largest --jacobi window
+# An image whose drafts the model rarely keeps gains nothing from a window and pays for it (a pass of 17 codes
+# costs 1.3-3x a step): after JACOBI_CHECK window passes, an image that has made fewer than JACOBI_MIN_RATE codes
+# final per pass reads one code per pass from then on. The shipped model's images made 22-137 codes final in
+# their first 16 passes (5% under 38), a model trained on 363 icons' 16-24 (BENCHMARKS.md, "Jacobi by
+# default"). The decision rests on the image's own codes, so what it draws depends on its own rows alone.
+JACOBI_CHECK = 16
+JACOBI_MIN_RATE = 1.75
 PLACES = ("left", "right", "top", "bottom")  # the halves of the grid a region of regional guidance covers
 
 
@@ -177,14 +184,16 @@ def _uniform(generator: Generators, shape: tuple[int, ...], device: torch.device
     return torch.cat([torch.rand((hi - lo, *shape[1:]), generator=g, device=device) for g, lo, hi in _runs(generator)])
 
 
-def _draw(probs: torch.Tensor, generator: Generators) -> torch.Tensor:
+def _draw(probs: torch.Tensor, generator: Generators, u: torch.Tensor | None = None) -> torch.Tensor:
     """One index per distribution of probs (B, ..., V) (unnormalised weights allowed) -> (B, ...), by the
-    inverse of each distribution's cumulative sum at a uniform draw (one per distribution; a code of weight 0
-    is never drawn). torch.multinomial draws an exponential per code, which over a window's (B, T, V) costs
-    several times more."""
+    inverse of each distribution's cumulative sum at a uniform draw (one per distribution, from generator or
+    given as u (B, ...); a code of weight 0 is never drawn). torch.multinomial draws an exponential per code,
+    which over a window's (B, T, V) costs several times more."""
     cdf = probs.float().cumsum(-1)
     total = cdf[..., -1:]
-    u = _uniform(generator, tuple(probs.shape[:-1]), probs.device)[..., None] * total
+    if u is None:
+        u = _uniform(generator, tuple(probs.shape[:-1]), probs.device)
+    u = u[..., None] * total
     V = probs.shape[-1]
     idx = torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=V - 1)  # the first code passing u
     # Rounding can land on a code of weight 0: u rounded up to the total, or (a GPU's parallel cumsum) a sum
@@ -234,9 +243,13 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     ragged_window_logits), so an image moves at its own pace, and its draws depend on its own rows alone (a
     list of generators: on its own generator; the same codes as decoded alone, up to the rounding of a larger
     product). An image whose codes are all final draws nothing more, and leaves the batch (its rows the KV
-    cache) once a quarter of the batch has finished. A window wider than the grid reads N - 1 drafts. text
-    (rows, T) holds the prompts then, when guided, the unconditional rows (and before them, with regions, the
-    region rows)."""
+    cache) once a quarter of the batch has finished. An image that made fewer than JACOBI_MIN_RATE codes final
+    per pass in its first JACOBI_CHECK passes narrows its window to its next code (the distribution is kept:
+    that is the test with no drafts after the first); once every image drawing has, a pass reads one code per
+    row. Each pass draws W + 1 uniforms per row for the test and W + 1 for the iterates whatever the window's
+    width, so an image's stream does not depend on the others'. A window wider than the grid reads N - 1
+    drafts. text (rows, T) holds the prompts then, when guided, the unconditional rows (and before them, with
+    regions, the region rows). stats, if given, receives "passes" and "narrowed" (images that narrowed)."""
     mc, device = model.cfg, text.device
     N, V, W = mc.n_image, mc.image_vocab, min(cfg.jacobi, mc.n_image - 1)
     T = W + 1  # inputs per pass and row: the last final code and W drafts; distributions for T codes
@@ -257,7 +270,9 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     drafted = torch.ones(B, dtype=torch.long, device=device)  # positions below hold a final code or a draft
     alive = torch.arange(B, device=device)  # which image each row of codes is
     out = torch.zeros(B, N, dtype=torch.long, device=device)
-    passes, offsets = 1, torch.arange(T, device=device)
+    passes, all_offsets = 1, torch.arange(T, device=device)
+    width = torch.full((B,), T, dtype=torch.long, device=device)  # positions of its window an image reads
+    narrowed = 0
     while True:
         done = final >= N
         if int(done.sum()) >= max(1, B // 4):  # finished images leave the batch, and their rows the cache (a
@@ -268,23 +283,30 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
                 break
             idx = keep.nonzero().squeeze(1)
             cache.keep_rows((idx[None] + B * torch.arange(per, device=device)[:, None]).reshape(-1))
-            codes, q, final, drafted, alive = codes[idx], q[idx], final[idx], drafted[idx], alive[idx]
+            codes, q, final, drafted, alive, width = (codes[idx], q[idx], final[idx], drafted[idx], alive[idx],
+                                                      width[idx])
             generator = _pick(generator, keep)
             if regions is not None:
                 regions = Regions(regions.ids[:, idx], regions.masks[:, idx])
             B, done = idx.shape[0], done[idx]
-        pos = final[:, None] + offsets  # (B, T): the codes this pass gives a distribution for
+        if passes == 1 + JACOBI_CHECK:  # each image's pace over its first window passes (its own codes alone)
+            slow = (final - 1 < JACOBI_MIN_RATE * JACOBI_CHECK) & ~done & (width > 1)
+            narrowed += int(slow.sum())
+            width = torch.where(slow, torch.ones_like(width), width)
+        t_now = int(width[~done].max()) if bool((~done).any()) else 1  # this pass's window: the widest drawing
+        offsets = all_offsets[:t_now]
+        pos = final[:, None] + offsets  # (B, t_now): the codes this pass gives a distribution for
         rows_at = torch.arange(B, device=device)
-        for w in range(max(0, int((drafted - final).min())), T):  # drafts for positions no pass has seen
+        for w in range(max(0, int((drafted - final).min())), t_now):  # drafts for positions no pass has seen
             j = final + w
-            new = (j >= drafted) & (j < N)
+            new = (j >= drafted) & (j < N) & (w < width)
             if not bool(new.any()):
                 continue
             src = torch.where(j >= mc.grid, j - mc.grid, j - 1)
             code = torch.where(new, codes[rows_at, src], codes[rows_at, j])
             codes[rows_at, j] = code
             q[rows_at, j] = torch.where(new[:, None], F.one_hot(code, V).float(), q[rows_at, j])
-        drafted = torch.maximum(drafted, (final + T).clamp(max=N))
+        drafted = torch.maximum(drafted, (final + width).clamp(max=N))
         window = codes.gather(1, pos - 1)  # inputs: the last final code, then drafts
         logits = model.ragged_window_logits(window.repeat(per, 1), (final - 1).repeat(per), cache)  # (rows, T, V)
         p = _window_probs(logits, B, cfg, pos, scales, regions)  # (B, T, V) for codes final..final+T-1
@@ -294,23 +316,24 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
         act = None if not bool(done.any()) else (~done).nonzero().squeeze(1)
         at_rows = rows_at if act is None else act
         gen = generator if act is None else _pick(generator, ~done)
-        p, pos, fin = (p, pos, final) if act is None else (p[act], pos[act], final[act])
+        p, pos, fin, wid = (p, pos, final, width) if act is None else (p[act], pos[act], final[act], width[act])
         d = codes[at_rows[:, None], pos]
         q_w = q[at_rows[:, None], pos]  # (b, T, V)
         p_d = p.gather(-1, d[..., None]).squeeze(-1)
         q_d = q_w.gather(-1, d[..., None]).squeeze(-1)
-        u = _uniform(gen, tuple(pos.shape), device)
-        valid = pos < N
+        u = _uniform(gen, (pos.shape[0], T), device)[:, :t_now]
+        valid = (pos < N) & (offsets[None] < wid[:, None])
         refused = (u * q_d >= p_d) & valid
         any_refused = refused.any(dim=1)
         first = torch.where(any_refused, refused.int().argmax(dim=1), valid.sum(dim=1))  # window index
-        at = first.clamp(max=T - 1)
+        at = first.clamp(max=t_now - 1)
         sub = torch.arange(pos.shape[0], device=device)
         residual = (p[sub, at] - q_w[sub, at]).clamp(min=0)
         residual = torch.where(residual.sum(-1, keepdim=True) > 0, residual, p[sub, at])
         fix = _draw(residual, gen)  # (b,): the refused position's code, for rows with a refusal
-        redraft = _draw(p, gen)  # (b, T): the next Jacobi iterate of the codes after a refusal
-        after = offsets[None] > first[:, None]
+        u_iterate = _uniform(gen, (pos.shape[0], T), device)[:, :t_now]
+        redraft = _draw(p, gen, u_iterate)  # (b, t_now): the next Jacobi iterate of the codes after a refusal
+        after = (offsets[None] > first[:, None]) & valid
         d = torch.where(after, redraft, d)
         d[sub, at] = torch.where(any_refused, fix, d[sub, at])
         codes[at_rows[:, None], pos] = d
@@ -319,7 +342,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
         if progress is not None:
             progress(int(final.min()))
     if stats is not None:
-        stats["passes"] = passes
+        stats["passes"], stats["narrowed"] = passes, narrowed
     return out
 
 
