@@ -317,6 +317,7 @@ def test_jacobi_draws_what_plain_decoding_draws(model, extra, narrow, monkeypatc
         assert stats["narrowed"] > 0.9 * rows  # all but those done within two passes
     elif narrow == "some":
         assert 0.05 * rows < stats["narrowed"] < 0.95 * rows
+        assert stats["narrowed"] == sum(pace < 5 for pace in stats["paces"])  # codes final after 2 passes
     else:
         assert stats["narrowed"] == 0
     assert int(fast.min()) >= 0 and int(fast.max()) < CFG.image_vocab

@@ -14,9 +14,10 @@ from t2i_cli.models.transformer import KVCache, Transformer
 MAX_JACOBI = 64  # largest --jacobi window
 # An image whose drafts the model rarely keeps gains nothing from a window and pays for it (a pass of 17 codes
 # costs 1.3-3x a step): after JACOBI_CHECK window passes, an image that has made fewer than JACOBI_MIN_RATE codes
-# final per pass reads one code per pass from then on. The shipped model's images made 22-137 codes final in
-# their first 16 passes (5% under 38), a model trained on 363 icons' 16-24 (BENCHMARKS.md, "Jacobi by
-# default"). The decision rests on the image's own codes, so what it draws depends on its own rows alone.
+# final per pass reads one code per pass from then on. In their first 16 passes the shipped model's images made
+# 19-150 codes final (2 of 280 under 28), a model trained on 363 icons' 16-29 (277 of 280 under 28;
+# bench/jacobi_pace.py, BENCHMARKS.md "Jacobi by default?"). The decision rests on the image's own codes, so
+# what it draws depends on its own rows alone.
 JACOBI_CHECK = 16
 JACOBI_MIN_RATE = 1.75
 PLACES = ("left", "right", "top", "bottom")  # the halves of the grid a region of regional guidance covers
@@ -249,7 +250,8 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     row. Each pass draws W + 1 uniforms per row for the test and W + 1 for the iterates whatever the window's
     width, so an image's stream does not depend on the others'. A window wider than the grid reads N - 1
     drafts. text (rows, T) holds the prompts then, when guided, the unconditional rows (and before them, with
-    regions, the region rows). stats, if given, receives "passes" and "narrowed" (images that narrowed)."""
+    regions, the region rows). stats, if given, receives "passes", "narrowed" (images that narrowed) and, once
+    the check is reached, "paces" (the codes each image still drawing had made final by then)."""
     mc, device = model.cfg, text.device
     N, V, W = mc.n_image, mc.image_vocab, min(cfg.jacobi, mc.n_image - 1)
     T = W + 1  # inputs per pass and row: the last final code and W drafts; distributions for T codes
@@ -292,6 +294,8 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
         if passes == 1 + JACOBI_CHECK:  # each image's pace over its first window passes (its own codes alone)
             slow = (final - 1 < JACOBI_MIN_RATE * JACOBI_CHECK) & ~done & (width > 1)
             narrowed += int(slow.sum())
+            if stats is not None:  # each image's codes made final by its first JACOBI_CHECK window passes
+                stats["paces"] = (final[~done] - 1).tolist()
             width = torch.where(slow, torch.ones_like(width), width)
         t_now = int(width[~done].max()) if bool((~done).any()) else 1  # this pass's window: the widest drawing
         offsets = all_offsets[:t_now]
