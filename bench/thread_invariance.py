@@ -5,9 +5,11 @@
    --trials draws). A product whose reduction oneDNN splits across threads for some shapes sums in another
    order there, and the bytes differ by an ulp or so.
 2. End to end: the codes TextToImage draws for a few prompts, --n and --jacobi settings at 1 and 2 threads.
+3. With --shapes IN x OUT ...: the same as 1 for oneDNN-packed bf16 layers of other shapes, random weights
+   (what other model sizes would multiply); then nothing else runs.
 
 Usage: PYTHONPATH=src python bench/thread_invariance.py [--weights weights] [--precision auto fp32]
-       [--max-rows 600] [--trials 3]
+       [--max-rows 600] [--trials 3] [--shapes 768x192 2048x512]
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from t2i_cli.models.transformer import linear
+from t2i_cli.models.transformer import PackedLinear, linear
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.sampling import SamplingConfig
 
@@ -61,9 +64,18 @@ def main() -> None:
     ap.add_argument("--precision", nargs="+", default=["auto", "fp32"])
     ap.add_argument("--max-rows", type=int, default=600)
     ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--shapes", nargs="*", default=[], help="IN x OUT of random packed bf16 layers, e.g. 768x192")
     args = ap.parse_args()
     print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} torch {torch.__version__}, load "
           f"{os.getloadavg()[0]:.2f}, rows 1..{args.max_rows}, {args.trials} random inputs per row count")
+    if args.shapes:
+        torch.manual_seed(0)
+        print("| packed bf16 layer, random weights | rows where 1 and 2 threads differ |\n|---|---|")
+        for shape in args.shapes:
+            k, n = (int(v) for v in shape.lower().split("x"))
+            layer = PackedLinear(nn.Linear(k, n))
+            print(f"| {k} x {n} | {ranges(layer_rows(layer, k, torch.bfloat16, args.max_rows, args.trials))} |")
+        return
     for precision in args.precision:
         pipe = TextToImage.from_folder(args.weights, "cpu", precision=precision)
         model = pipe.bundle.transformer
