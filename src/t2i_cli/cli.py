@@ -171,6 +171,8 @@ def user_errors() -> Iterator[None]:
     except T2IError as e:
         if STATE["debug"]:
             raise
+        if getattr(e, "every_rank", False) and os.environ.get("RANK", "0") != "0":
+            raise typer.Exit(e.exit_code) from None  # every torchrun process stopped alike: rank 0 says why
         env, msg = STATE.get("weights_env"), str(e)
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
             msg += f" (T2I_WEIGHTS={env} chose this folder; unset it to use the shipped weights)"

@@ -143,7 +143,8 @@ class DVAEStage:
         _, loss, parts = model(images, tau=tau, kl_weight=kl_weight, hard=self.cfg.finetune_decoder,
                                loss=self.cfg.recon_loss)
         metrics = {k: float(v) for k, v in parts.items()} | ({} if self.model.cfg.fsq_levels else {"tau": tau})
-        if step % self.cfg.log_every == self.cfg.log_every - 1:
+        # Not of a diverged step (NaN latents make no codes): train_loop stops the run on its loss instead.
+        if step % self.cfg.log_every == self.cfg.log_every - 1 and bool(torch.isfinite(loss)):
             with torch.no_grad():
                 metrics |= codebook_usage(self.model.codes_from_image(images), self.model.cfg.n_codes)
         return loss, metrics

@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -358,11 +359,41 @@ class Interrupted(T2IError):
     exit_code = 130
 
 
+class Diverged(T2IError):
+    """Training stopped at a step whose loss or gradient norm was NaN or infinite, before that step changed
+    the model; the last checkpoint is kept. Every process of a torchrun job raises it at the same step."""
+
+    every_rank = True  # the same error on every process: only rank 0 reports it
+
+
+def _number(x: float) -> str:
+    return f"{x:.4g}" if math.isfinite(x) else str(x)  # nan, inf, -inf
+
+
+def diverged_message(run_dir: Path, cfg: TrainConfig, step: int, what: str, saved: int | None) -> str:
+    """The one line that stops a diverged run: where, what was kept, and what to change. (A --resume with the
+    same settings would replay the same steps into the same divergence: resumption is exact.)"""
+    lower = f"lower --lr (this run's is {cfg.lr:g}) in a new run"
+    if saved is None:
+        return (f"training diverged at step {step} ({what}) before its first checkpoint (--ckpt-every "
+                f"{cfg.ckpt_every}), so there is no model to keep; {lower}")
+    return (f"training diverged at step {step} ({what}); the last checkpoint (step {saved}) is kept in {run_dir}, "
+            f"and t2i export can use it; to train further, {lower} (--resume would replay the same steps)")
+
+
+def all_finite(model: nn.Module) -> bool:
+    """Whether every floating-point tensor of a model (parameters and buffers) is finite."""
+    flags = [torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
 def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progress | None = None,
                warn: Warn | None = None) -> dict:
     """Run (or resume) the optimizer steps of a model stage; checkpoints atomically, also on Ctrl-C. Watches
     itself: a symptom of training that has stopped learning is logged as a "warning" line and passed to
-    warn once; validation metrics ("val_*") are logged with every sample grid and at the end."""
+    warn once; validation metrics ("val_*") are logged with every sample grid and at the end. A step whose loss
+    or gradient norm is NaN or infinite (on any process) raises Diverged before it changes the model, on every
+    process at once; the checkpoint on disk is kept."""
     model = stage.model
     wrapped = nn.parallel.DistributedDataParallel(model) if dd.n_procs > 1 else model
     opt = make_optimizer(model, cfg)
@@ -371,6 +402,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     logger = Logger(run_dir, dd.is_main, start, getattr(stage, "curve", "loss"))
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
+    saved = start if ckpt.is_file() else None  # the step of the checkpoint on disk
     watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10), patience=cfg.patience)
 
     def samples_and_validation() -> None:
@@ -385,10 +417,21 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         stage.write_samples(run_dir, done, logger.history, logger.val_history)
 
     def checkpoint() -> None:
+        nonlocal saved
+        # Never a NaN model over a good checkpoint. The weights are the same on every process, so every
+        # process decides alike (a step's loss and gradient norm are checked first: this is a backstop).
+        if not all_finite(model):
+            stop(done, "NaN or infinite weights")
         if dd.is_main:  # the model alone too, so other stages and `t2i export` can use the run folder
             save_checkpoint(ckpt, model, opt, cfg, done, stage.kind)
             # Both carry the step: a kill between the two writes is repaired by sync_model_file.
             save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind, step=done)
+        saved = done
+
+    def stop(step: int, what: str) -> typing.NoReturn:
+        text = diverged_message(run_dir, cfg, step, what, saved)
+        logger.log(step, {"diverged": text})  # main process only; a resume drops it with the steps after `saved`
+        raise Diverged(text)
 
     previous = _stop_on_sigterm()
     try:
@@ -401,10 +444,17 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 loss, metrics = stage.loss(wrapped, images.to(dd.device), captions, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            # One reduction for both: a NaN or infinity on any process makes the mean non-finite on every
+            # process, so all of them stop at this step together, before opt.step() could spread it.
+            mean_loss, mean_norm = _mean_over_ranks(torch.stack([loss.detach().float(), norm.float()]), dd)
+            if not math.isfinite(mean_loss):
+                stop(step + 1, f"loss {_number(mean_loss)}")
+            if not math.isfinite(mean_norm):  # a finite loss whose gradient is not
+                stop(step + 1, f"loss {mean_loss:.4g}, gradient norm {_number(mean_norm)}")
             opt.step()
             done = step + 1
-            metrics = {"loss": _mean_over_ranks(loss.detach(), dd), **metrics, "lr": lr_at(cfg, step)}
+            metrics = {"loss": mean_loss, **metrics, "lr": lr_at(cfg, step)}
             if done % cfg.log_every == 0 or done == cfg.steps:
                 logger.log(done, metrics)
                 for text in watchdog.check(done, metrics) if dd.is_main else ():
@@ -481,13 +531,13 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, handler)
 
 
-def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> float:
-    """The mean of a scalar over every process (itself when alone)."""
+def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> list[float]:
+    """The mean of each value of a 1-d tensor over every process (itself when alone), in one reduction."""
     if dd.n_procs > 1:
         x = x.clone()
         dist.all_reduce(x)
         x /= dd.n_procs
-    return float(x)
+    return x.tolist()
 
 
 def clean_stale_temporaries(run_dir: Path) -> list[Path]:
