@@ -155,6 +155,22 @@ def test_weights_that_turn_nan_are_never_checkpointed(tmp_path, monkeypatch):
     assert finite_checkpoint(out, "dvae") == 2
 
 
+def test_export_refuses_a_model_with_nan_weights(tmp_path, monkeypatch):
+    """A run that diverged before t2i stopped such runs holds NaN weights: export names the file, writes nothing."""
+    out = tmp_path / "run"
+    r = run("train", "--stage", "dvae", "--steps", "2", "--out", out, *TINY)
+    assert r.exit_code == 0, r.stderr
+    from t2i_cli.weights import save_tensors
+
+    tensors, meta = load_tensors(out / "dvae.safetensors")
+    name = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
+    tensors[name][...] = float("nan")
+    save_tensors(out / "dvae.safetensors", tensors, meta)
+    line = one_line_failure(run("export", out, "--to", tmp_path / "weights"), 1)
+    assert f"{out / 'dvae.safetensors'} holds NaN or infinite weights" in line and name in line, line
+    assert not (tmp_path / "weights").exists()
+
+
 def test_torchrun_stops_every_process_when_one_diverges(tmp_path: Path):
     """Only rank 1's loss turns NaN: both processes stop at that step on their own (none hangs, none is killed
     by torchrun), rank 0 alone says why, and the checkpoint before it is kept."""

@@ -638,6 +638,9 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
                 raise UsageError(f"{planned[name]} and {src} differ; pass --force to export the later run's "
                                  f"(as for a dVAE whose decoder was fine-tuned) or export runs that fit together")
             planned[name] = src  # with force, the later run's file
+    for src in planned.values():
+        if src.suffix == ".safetensors":
+            _refuse_non_finite(src)
     writes = []
     for name, src in planned.items():
         target = to / name
@@ -652,6 +655,16 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         writes.append((target, src, data, meta))
     return [save_tensors(target, data, meta) if data is not None else atomic_write_bytes(target, src.read_bytes())
             for target, src, data, meta in writes]
+
+
+def _refuse_non_finite(path: Path) -> None:
+    """A model with NaN or infinite weights (a run that diverged before t2i stopped such runs) is not exported:
+    it would draw blank or noisy pictures, or fail inside sampling."""
+    tensors, _ = load_tensors(path)
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"{path} holds NaN or infinite weights ({len(bad)} tensor(s), e.g. {bad[0]}): its training "
+                           f"diverged; train it again with a lower --lr (nothing was exported)")
 
 
 def _refuse_overwrite(path: Path, force: bool) -> None:
