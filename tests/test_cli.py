@@ -619,3 +619,19 @@ def test_regional_guidance_draws_two_object_prompts_records_its_regions_and_redr
         assert r.exit_code == 2 and "--regional" in r.stderr and "Traceback" not in r.stderr
     r = run("generate", "--from", on, "--regional", "1", "--weights", weights, "--out", tmp_path / "x")
     assert r.exit_code == 2 and "--regional" in r.stderr
+
+
+def test_generate_with_nan_weights_is_one_line(tmp_path):
+    """A weights folder whose transformer holds a NaN (a diverged run exported before t2i refused those) is one
+    error line naming the file, exit 1, not an internal error from inside sampling."""
+    from t2i_cli.weights import load_tensors, save_tensors
+
+    folder = build_tiny_folder(tmp_path / "w")
+    tensors, meta = load_tensors(folder / "transformer.safetensors")
+    name = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_tensors(folder / "transformer.safetensors", tensors, meta)
+    r = run("generate", "a red bird", "--weights", folder, "--out", tmp_path / "o", "--candidates", "1")
+    assert r.exit_code == 1
+    assert r.stderr.count("\n") == 1 and "NaN or infinite weights" in r.stderr and "transformer.safetensors" in r.stderr
+    assert "Traceback" not in r.output and not (tmp_path / "o").exists()

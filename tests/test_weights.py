@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -53,6 +54,25 @@ def test_round_trip_gives_identical_state(kind, tmp_path):
     assert meta["format"] == FORMAT and meta["kind"] == kind
     assert json.loads(meta["config"]) == json.loads(json.dumps(model.cfg.__dict__))  # tuples are JSON lists
     assert type(model.cfg)(**json.loads(meta["config"])) == model.cfg
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), float("-inf")])
+def test_a_file_with_nan_or_infinite_weights_is_refused_at_load(kind, poison, tmp_path):
+    """A diverged run's or a damaged file's weights would draw black or noisy pictures (or fail in sampling):
+    one NaN or infinity in any floating tensor, fp32 or fp16, is refused, naming the tensor; the clean file loads."""
+    model = build(kind)
+    state = model.state_dict()
+    name = sorted(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)[-1]
+    for half in (False, True):
+        clean = save_model(model, tmp_path / f"clean-{half}.safetensors", kind, half=half)
+        tensors, meta = load_tensors(clean)
+        tensors[name] = tensors[name].clone()
+        tensors[name].view(-1)[1] = poison
+        bad = save_tensors(tmp_path / f"bad-{half}.safetensors", tensors, meta)
+        with pytest.raises(WeightsError, match=rf"NaN or infinite weights \(1 tensor\(s\), e\.g\. {re.escape(name)}\)"):
+            load_model(bad, kind)
+        load_model(clean, kind)
 
 
 @pytest.mark.parametrize("half", [False, True])

@@ -25,7 +25,7 @@ import torch.nn as nn
 from t2i_cli.devices import resolve_device
 from t2i_cli.errors import T2IError, UsageError, WeightsError
 from t2i_cli.files import atomic_write_bytes, atomic_write_json
-from t2i_cli.weights import FORMAT, load_tensors, read_metadata, save_model, save_tensors, upgrade_config
+from t2i_cli.weights import FORMAT, load_tensors, non_finite, read_metadata, save_model, save_tensors, upgrade_config
 
 STAGES = ("tokenizer", "dvae", "transformer", "clip")
 CHECKPOINT = "checkpoint.safetensors"
@@ -660,8 +660,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
 def _refuse_non_finite(path: Path) -> None:
     """A model with NaN or infinite weights (a run that diverged before t2i stopped such runs) is not exported:
     it would draw blank or noisy pictures, or fail inside sampling."""
-    tensors, _ = load_tensors(path)
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = non_finite(load_tensors(path)[0])
     if bad:
         raise WeightsError(f"{path} holds NaN or infinite weights ({len(bad)} tensor(s), e.g. {bad[0]}): its training "
                            f"diverged; train it again with a lower --lr (nothing was exported)")
