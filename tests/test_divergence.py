@@ -70,6 +70,7 @@ def test_a_dvae_run_that_diverges_stops_at_that_step_and_keeps_its_last_checkpoi
                                 *TINY), 1)
     assert "training diverged at step 4 (loss nan)" in line, line
     assert f"the last checkpoint (step 2) is kept in {out}" in line and "--lr (this run's is 0.001)" in line, line
+    assert line.endswith(f"t2i train --resume {out} --lr 0.0001"), line
     assert finite_checkpoint(out, "dvae") == 2
     rows = metrics(out)
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
@@ -78,9 +79,10 @@ def test_a_dvae_run_that_diverges_stops_at_that_step_and_keeps_its_last_checkpoi
     # The same settings replay the same steps, as the line says, and stop alike without touching the checkpoint.
     again = one_line_failure(run("train", "--resume", out, "-q", "--workers", "0"), 1)
     assert again == line and (out / CHECKPOINT).read_bytes() == before
-    monkeypatch.undo()  # whatever made the NaN is gone: the run resumes from step 2 and finishes
-    r = run("train", "--resume", out, "-q", "--workers", "0")
+    monkeypatch.undo()  # whatever made the NaN is gone: the command the line gives resumes from step 2
+    r = run("train", "--resume", out, "--lr", "0.0001", "-q", "--workers", "0")
     assert r.exit_code == 0, r.stderr
+    assert json.loads((out / "train_config.json").read_text())["lr"] == 0.0001
     assert finite_checkpoint(out, "dvae") == 8
     rows = metrics(out)
     assert [r["step"] for r in rows if "loss" in r] == list(range(1, 9))

@@ -293,9 +293,28 @@ def test_resume_with_more_steps_extends_the_run(four_step_run):
     assert json.loads((four_step_run / RUN_CONFIG).read_text())["steps"] == 6
 
 
+def test_resume_with_a_new_lr_sets_the_peak_of_the_steps_to_come(four_step_run):
+    """A run goes on from its checkpoint at another --lr (what a diverged run needs): the steps after it follow
+    the schedule of the new peak, the run's config records it, and the steps before keep their logged rates."""
+    before = [r["lr"] for r in map(json.loads, (four_step_run / "metrics.jsonl").read_text().splitlines())
+              if "lr" in r]
+    old = json.loads((four_step_run / RUN_CONFIG).read_text())["lr"]
+    r = run("train", "--resume", four_step_run, "--steps", "6", "--lr", str(old / 10), "-q", "--workers", "0")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((four_step_run / RUN_CONFIG).read_text())["lr"] == pytest.approx(old / 10)
+    rows = [r for r in map(json.loads, (four_step_run / "metrics.jsonl").read_text().splitlines()) if "lr" in r]
+    assert [r["lr"] for r in rows[:4]] == before and steps_logged(four_step_run) == [1, 2, 3, 4, 5, 6]
+    from t2i_cli.train import TrainConfig, lr_at
+
+    cfg = TrainConfig(**json.loads((four_step_run / RUN_CONFIG).read_text()))
+    assert [r["lr"] for r in rows[4:]] == [pytest.approx(lr_at(cfg, s)) for s in (4, 5)]
+    assert all(r["lr"] <= old / 10 for r in rows[4:])
+
+
 @pytest.mark.parametrize("args, named", [
     (["--steps", "3"], "fewer"),
-    (["--lr", "0.1"], "--lr"),
+    (["--lr", "0"], "--lr must be above 0"),
+    (["--lr", "transformer=0.1"], "has no value for this dvae run"),
     (["--preset", "large"], "--preset"),
     (["--data", "world:val"], "--data"),
     (["--model", "n_hid=4"], "--model"),

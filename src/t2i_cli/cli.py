@@ -615,7 +615,8 @@ def train(
     batch_size: Optional[str] = typer.Option(None, "--batch-size",
                                              help="Global batch size (--stage all: N or dvae=N,...)."),
     lr: Optional[str] = typer.Option(None, "--lr", help="Peak learning rate, above 0 and at most 1 (--stage all: "
-                                                        "X or dvae=X,...)."),
+                                                        "X or dvae=X,...; with --resume: the peak for the steps "
+                                                        "still to come)."),
     image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size",
                                              help="Image side in pixels (--image-size: the old name)."),
     text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption."),

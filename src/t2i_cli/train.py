@@ -372,13 +372,15 @@ def _number(x: float) -> str:
 
 def diverged_message(run_dir: Path, cfg: TrainConfig, step: int, what: str, saved: int | None) -> str:
     """The one line that stops a diverged run: where, what was kept, and what to change. (A --resume with the
-    same settings would replay the same steps into the same divergence: resumption is exact.)"""
-    lower = f"lower --lr (this run's is {cfg.lr:g}) in a new run"
+    same settings would replay the same steps into the same divergence, since resumption is exact: it takes a
+    lower --lr.)"""
     if saved is None:
         return (f"training diverged at step {step} ({what}) before its first checkpoint (--ckpt-every "
-                f"{cfg.ckpt_every}), so there is no model to keep; {lower}")
+                f"{cfg.ckpt_every}), so there is no model to keep; start again with a lower --lr (this run's is "
+                f"{cfg.lr:g}) in a new run")
     return (f"training diverged at step {step} ({what}); the last checkpoint (step {saved}) is kept in {run_dir}, "
-            f"and t2i export can use it; to train further, {lower} (--resume would replay the same steps)")
+            f"and t2i export can use it; to go on from it, resume with a lower --lr (this run's is {cfg.lr:g}): "
+            f"t2i train --resume {run_dir} --lr {cfg.lr / 10:g}")
 
 
 def all_finite(model: nn.Module) -> bool:

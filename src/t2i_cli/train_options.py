@@ -98,7 +98,7 @@ def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
 
 
 # Options a resumed run can honour: the rest are the run's own settings, fixed when it started.
-RESUME_OPTIONS = {"resume", "steps", "workers", "ckpt_every", "sample_every", "log_every", "device", "quiet",
+RESUME_OPTIONS = {"resume", "steps", "lr", "workers", "ckpt_every", "sample_every", "log_every", "device", "quiet",
                   "patience"}
 # Options that only some stages use (any other stage would silently ignore them, so it refuses them).
 STAGE_OPTIONS = {
@@ -125,8 +125,10 @@ def refuse_foreign_options(stage: str, given: set[str]) -> None:
 
 
 def resume_config(run_dir: Path, given: set[str], params: dict):
-    """The saved config of a run, with what a resume may change: a larger --steps extends the schedule,
-    logging and checkpoint cadence and workers may change; any other option is refused, never ignored."""
+    """The saved config of a run, with what a resume may change: a larger --steps extends the schedule, --lr
+    sets the peak of the schedule for the steps still to come (a run that diverged goes on from its last
+    checkpoint at a lower one), logging and checkpoint cadence and workers may change; any other option is
+    refused, never ignored."""
     from dataclasses import replace
 
     from t2i_cli.train import read_run_config
@@ -134,14 +136,18 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     refused = sorted(given - RESUME_OPTIONS)
     if refused:
         raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot change a run that has started; "
-                         f"--resume keeps its settings (only --steps, --workers, --ckpt-every, --sample-every, "
-                         f"--log-every, --patience, --device and --quiet apply)")
+                         f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
+                         f"--sample-every, --log-every, --patience, --device and --quiet apply)")
     cfg = read_run_config(run_dir)
     refuse_foreign_options(cfg.stage, given)
     changes = {"num_workers" if k == "workers" else k: params[k]
                for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every", "patience") if k in given}
     if "steps" in changes:
         changes["steps"] = per_stage("steps", changes["steps"], cfg.stage)
+    if "lr" in given:
+        changes["lr"] = per_stage("lr", params["lr"], cfg.stage)
+        if changes["lr"] is None:  # --lr dvae=X when resuming a transformer run
+            raise UsageError(f"--lr {params['lr']!r} has no value for this {cfg.stage} run; give --lr X")
     for key in ("steps", "ckpt_every", "log_every"):
         if key in changes and changes[key] < 1:
             raise UsageError(f"{flag(key)} must be at least 1, got {changes[key]}")
