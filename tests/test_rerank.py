@@ -384,3 +384,55 @@ def test_hostile_prompt_chunks_are_printed_harmlessly(weights, tmp_path, prompt)
     assert r.exit_code == 0 and isinstance(r.exception, (SystemExit, type(None))), (r.stderr, r.exception)
     assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout + r.stderr
     assert ranking(folder)[0]["prompt"] == prompt  # ranking.json keeps the prompt exactly (JSON escapes it)
+
+
+def second_clip(folder: Path, seed: int, text_len: int = TEXT_LEN) -> Path:
+    """Write another random CLIP of the tiny folder's shape as folder/clip-2.safetensors."""
+    from t2i_cli.models.tokenizer import TextTokenizer
+    from t2i_cli.weights import save_model
+
+    tok = TextTokenizer.from_json((folder / "tokenizer.json").read_text())
+    torch.manual_seed(seed)
+    cfg = ClipConfig(image_side=16, text_vocab=tok.vocab_size(text_len), text_len=text_len, n_pad_start=tok.n_bpe,
+                     n_hid=8, n_embd=32, n_layer=1, n_head=2, embed_dim=16)
+    return save_model(Clip(cfg), folder / "clip-2.safetensors", "clip")
+
+
+def test_a_second_reranker_is_averaged_with_the_first(tmp_path):
+    """With clip-2.safetensors beside clip.safetensors, the score is the mean of the two CLIPs' scores (each
+    with its crop scores, for a two-object prompt), the folder's identity changes, and `t2i info` lists it."""
+    import shutil
+
+    from t2i_cli.pipeline import TextToImage
+
+    one = build_tiny_folder(tmp_path / "one")
+    two = tmp_path / "two"
+    shutil.copytree(one, two)
+    second_clip(two, seed=7)
+    alone = tmp_path / "alone"  # the second CLIP as the only one
+    shutil.copytree(one, alone)
+    shutil.copyfile(two / "clip-2.safetensors", alone / "clip.safetensors")
+    images = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    for prompt in ("a red bird", "a red bird and a blue fish"):  # the second has crop scores
+        a, b, both = (TextToImage.from_folder(f, "cpu", need_clip=True).score(images, prompt)
+                      for f in (one, alone, two))
+        assert torch.allclose(both, (a + b) / 2, atol=1e-6), prompt
+        assert not torch.allclose(a, b)  # two different rerankers, so the mean is not either one
+    from t2i_cli.weights import folder_hash
+
+    assert folder_hash(one) != folder_hash(two)
+    r = run("info", "--weights", two)
+    assert r.exit_code == 0 and "clip-2" in r.stdout
+
+
+@pytest.mark.parametrize("case, named", [("no first", "has a clip-2.safetensors but no clip.safetensors"),
+                                         ("other text length", "the two rerankers must read prompts alike")])
+def test_a_second_reranker_that_cannot_pair_is_refused(tmp_path, case, named):
+    folder = build_tiny_folder(tmp_path / "w")
+    if case == "no first":
+        second_clip(folder, seed=1)
+        (folder / "clip.safetensors").unlink()
+    else:
+        second_clip(folder, seed=1, text_len=TEXT_LEN - 2)
+    r = run("generate", "a red bird", "--weights", folder, "--out", tmp_path / "o", "--n", "1")
+    assert r.exit_code == 1 and named in r.stderr and "Traceback" not in r.output

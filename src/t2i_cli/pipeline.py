@@ -158,8 +158,9 @@ class TextToImage:
         if bf16_decoder:
             pipe.bundle.dvae.decode_in(torch.bfloat16)
             pipe.decoder_precision = "bf16"
-        if clip_precision == "bf16" and pipe.bundle.clip is not None:
-            pipe.bundle.clip.to(torch.bfloat16)
+        if clip_precision == "bf16":
+            for clip in pipe.bundle.clips:
+                clip.to(torch.bfloat16)
         return pipe
 
     @property
@@ -300,14 +301,16 @@ class TextToImage:
     @torch.inference_mode()
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
         """CLIP scores (B,) of images (B, 3, H, W) against one prompt; for two objects in the world's grammar,
-        plus CROP_SCORE_WEIGHT x the mean of the objects' crop scores."""
+        plus CROP_SCORE_WEIGHT x the mean of the objects' crop scores. With a second reranker in the folder
+        (weights.SECOND_CLIP), the mean of the two CLIPs' scores."""
         clip = self.bundle.clip
         if clip is None:
             raise UsageError(f"{self.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
         images = images.to(self.device)
 
         def against(x: torch.Tensor, text: Encoded) -> torch.Tensor:
-            return clip.score(x, torch.tensor([text.ids], device=self.device)).float().cpu()
+            ids = torch.tensor([text.ids], device=self.device)
+            return torch.stack([c.score(x, ids).float().cpu() for c in self.bundle.clips]).mean(0)
 
         tokenizer, text_len = self.bundle.tokenizer, clip.cfg.text_len
         scores = against(images, tokenizer.encode(prompt, text_len))

@@ -38,6 +38,9 @@ MAX_PARAMS = 1 << 30  # most state elements a model may have (4 GiB in fp32)
 MAX_ACTIVATION_BYTES = 1 << 30  # most fp32 activations one image (or one decoded sequence) may need
 MAX_UNBACKED = 1 << 24  # a config may describe more elements than its file holds only up to this (then refused)
 FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors")
+# A second reranker beside clip.safetensors (optional): reranking averages the two CLIPs' scores, an ensemble
+# of one recipe trained from another seed (BENCHMARKS.md "Two rerankers").
+SECOND_CLIP = "clip-2.safetensors"
 # Config fields renamed since files were first written, per kind (old name -> new), so older files (the
 # shipped weights among them) load unchanged: `side` is always pixels, a code grid's side is `grid`.
 RENAMED_FIELDS: dict[str, dict[str, str]] = {
@@ -286,12 +289,17 @@ class Bundle:
     transformer: Transformer  # text -> codes
     clip: Clip | None  # optional reranker
     identity: str  # short hash of the folder's files
+    clips: tuple[Clip, ...] = ()  # every reranker: clip, and SECOND_CLIP when the folder has one
+
+    def __post_init__(self) -> None:
+        if not self.clips and self.clip is not None:
+            self.clips = (self.clip,)
 
 
 def folder_hash(folder: Path) -> str:
     """A short sha256 over the weights files present in folder (name and content)."""
     h = hashlib.sha256()
-    for name in FILES:
+    for name in (*FILES, SECOND_CLIP):
         p = Path(folder) / name
         if p.is_file():
             h.update(name.encode())
@@ -330,7 +338,21 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
     clip = (load_model(folder / "clip.safetensors", "clip", device, casts.get("clip"))
             if (folder / "clip.safetensors").is_file() else None)
     check_compatible(tok, dvae, tr, clip, folder)
-    return Bundle(folder, tok, dvae, tr, clip, folder_hash(folder))
+    clips = () if clip is None else (clip,)
+    if (folder / SECOND_CLIP).is_file():
+        if clip is None:
+            raise WeightsError(f"{folder} has a {SECOND_CLIP} but no clip.safetensors; a second reranker is "
+                               f"averaged with the first: add clip.safetensors or remove {SECOND_CLIP}")
+        second = load_model(folder / SECOND_CLIP, "clip", device, casts.get("clip"))
+        try:
+            check_compatible(tok, dvae, tr, second, folder)
+        except WeightsError as e:
+            raise WeightsError(f"{e} ({SECOND_CLIP})") from None
+        if second.cfg.text_len != clip.cfg.text_len:
+            raise WeightsError(f"{folder}: {SECOND_CLIP} reads {second.cfg.text_len} tokens, clip.safetensors "
+                               f"{clip.cfg.text_len}; the two rerankers must read prompts alike")
+        clips = (clip, second)
+    return Bundle(folder, tok, dvae, tr, clip, folder_hash(folder), clips)
 
 
 def check_compatible(tok: TextTokenizer, dvae: DVAE, tr: Transformer, clip: Clip | None, folder: Path) -> None:
@@ -359,7 +381,9 @@ def folder_info(folder: Path) -> dict[str, Any]:
     """Configs, parameter counts and hashes of every file in a weights folder (for `t2i info`)."""
     bundle = load_folder(folder)
     models: dict[str, Any] = {}
-    for name, model in (("dvae", bundle.dvae), ("transformer", bundle.transformer), ("clip", bundle.clip)):
+    parts = [("dvae", bundle.dvae), ("transformer", bundle.transformer), ("clip", bundle.clip)]
+    parts += [("clip-2", c) for c in bundle.clips[1:]]
+    for name, model in parts:
         if model is not None:
             models[name] = {"parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(model),
                             "sha256": hashlib.sha256((folder / f"{name}.safetensors").read_bytes()).hexdigest()}
