@@ -13,11 +13,11 @@ from t2i_cli.models.transformer import KVCache, Transformer
 
 MAX_JACOBI = 64  # largest --jacobi window
 # An image whose drafts the model rarely keeps gains nothing from a window and pays for it (a pass of 17 codes
-# costs 1.3-3x a step): after JACOBI_CHECK window passes, an image that has made fewer than JACOBI_MIN_RATE codes
-# final per pass reads one code per pass from then on. In their first 16 passes the shipped model's images made
-# 19-150 codes final (2 of 280 under 28), a model trained on 363 icons' 16-29 (277 of 280 under 28;
-# bench/jacobi_pace.py, BENCHMARKS.md "Jacobi by default?"). The decision rests on the image's own codes, so
-# what it draws depends on its own rows alone.
+# for 32 rows costs 3x a step: BENCHMARKS.md): after JACOBI_CHECK window passes, an image that has made fewer
+# than JACOBI_MIN_RATE codes final per pass reads one code per pass from then on. In their first 16 passes the
+# shipped model's images made 19-150 codes final (2 of 280 under 28), a model trained on 363 icons' 16-29 (277
+# of 280 under 28; bench/jacobi_pace.py, BENCHMARKS.md "Jacobi by default?"). The decision rests on the image's
+# own codes, so what it draws depends on its own rows alone.
 JACOBI_CHECK = 16
 JACOBI_MIN_RATE = 1.75
 PLACES = ("left", "right", "top", "bottom")  # the halves of the grid a region of regional guidance covers
