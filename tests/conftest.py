@@ -30,6 +30,17 @@ def run(*args):
     return RUNNER.invoke(app, [str(a) for a in args])
 
 
+def one_line_failure(r, code: int = 1) -> str:
+    """A refused command (Typer's CliRunner result): exit code, exactly one 'error:' line on stderr, no
+    traceback; returns the line."""
+    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
+    assert isinstance(r.exception, SystemExit), repr(r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    return lines[0]
+
+
 TINY_CAPTIONS = ["a red bird", "a blue fish on the left", "two green cats", "a big yellow star at night",
                  "a small purple heart on a white background", "a red car above a blue house"]
 TEXT_LEN = 12

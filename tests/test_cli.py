@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import build_tiny_folder, run
+from conftest import build_tiny_folder, one_line_failure, run
 from t2i_cli import __version__
 from t2i_cli.errors import WeightsError
 from t2i_cli.images import read_png_text
@@ -182,24 +182,15 @@ BAD_INPUTS = [
 def test_bad_inputs_exit_cleanly_and_write_nothing(tiny_weights, tmp_path, args, code):
     out = tmp_path / "out"
     r = run(*args, "--weights", tiny_weights, "--out", out)
-    assert_clean_error(r, code)
+    one_line_failure(r, code)
     assert not out.exists() or not any(out.rglob("*"))
-
-
-def assert_clean_error(r, code: int) -> None:
-    assert r.exit_code == code, (r.exit_code, r.output)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("error:"), r.stderr
-    assert "Traceback" not in r.output
-    assert isinstance(r.exception, SystemExit)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_device_cuda_without_cuda(tiny_weights, tmp_path):
     out = tmp_path / "out"
     r = run("generate", "a red bird", "--weights", tiny_weights, "--out", out, "--device", "cuda")
-    assert_clean_error(r, 2)
+    one_line_failure(r, 2)
     assert "cuda" in r.stderr.lower()
     assert not out.exists() or not any(out.iterdir())
 
@@ -207,7 +198,7 @@ def test_device_cuda_without_cuda(tiny_weights, tmp_path):
 def test_missing_weights_folder(tmp_path):
     out = tmp_path / "out"
     r = run("generate", "a red bird", "--weights", tmp_path / "no-weights-here", "--out", out)
-    assert_clean_error(r, 1)
+    one_line_failure(r, 1)
     assert "no-weights-here" in r.stderr
     assert not out.exists() or not any(out.iterdir())
 
@@ -223,7 +214,7 @@ def test_weights_that_is_a_file_says_it_takes_a_folder(tiny_weights, tmp_path, c
     args = [{"SRC": src, "OUT": tmp_path}.get(a, a) for a in command]
     file = tiny_weights / "dvae.safetensors"
     r = run(*args, "--weights", file, *(["--out", tmp_path / "o"] if command[0] in ("generate", "vary") else []))
-    assert_clean_error(r, 1)
+    one_line_failure(r, 1)
     assert f"--weights {file} is a file; --weights takes a weights folder such as {tiny_weights}, which holds " \
            "it" in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()
@@ -242,10 +233,10 @@ def test_a_weights_folder_from_t2i_weights_is_named_as_such(tiny_weights, tmp_pa
         monkeypatch.setenv("T2I_WEIGHTS", str(env))
         for command in (["generate", "a red bird", "--out", out], ["info"]):
             r = run(*command)
-            assert_clean_error(r, 1)
+            one_line_failure(r, 1)
             assert says in r.stderr, r.stderr
     r = run("generate", "a red bird", "--out", out, "--weights", empty)  # --weights wins, and is named as given
-    assert_clean_error(r, 1)
+    one_line_failure(r, 1)
     assert "T2I_WEIGHTS" not in r.stderr and "has no tokenizer.json" in r.stderr
     monkeypatch.setenv("T2I_WEIGHTS", str(tiny_weights))
     assert run("generate", "a red bird", "--out", out, "-q").exit_code == 0
@@ -259,7 +250,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in "".join(traceback.format_exception(*r.exc_info))
     # and the flag does not stick to the next run
     r = run("generate", "a red bird", "--weights", tmp_path / "no-weights-here", "--out", tmp_path / "o")
-    assert_clean_error(r, 1)
+    one_line_failure(r, 1)
 
 
 @pytest.mark.parametrize("prompt", ["../../etc/passwd", "a/b\\c", "/", ".."])
@@ -307,12 +298,12 @@ def test_out_that_is_a_file(tiny_weights, tmp_path):
     target = tmp_path / "taken"
     target.write_text("keep me")
     r = generate(tiny_weights, target)
-    assert_clean_error(r, 1)
+    one_line_failure(r, 1)
     assert target.read_text() == "keep me"
 
 
 def test_info_missing_folder(tmp_path):
-    assert_clean_error(run("info", "--weights", tmp_path / "nothing"), 1)
+    one_line_failure(run("info", "--weights", tmp_path / "nothing"), 1)
 
 
 def test_version():

@@ -13,22 +13,12 @@ from pathlib import Path
 
 import torch
 
-from conftest import build_tiny_folder, run
+from conftest import build_tiny_folder, one_line_failure, run
 from t2i_cli.train import CHECKPOINT, StepBatches
 from t2i_cli.weights import load_model, load_tensors, read_metadata
 
 TINY = ["--preset", "tiny", "--workers", "0", "-q", "--log-every", "1", "--device", "cpu"]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def one_line_failure(r, code: int) -> str:
-    """Exit code, exactly one 'error:' line on stderr, no traceback; returns the line."""
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
-    assert isinstance(r.exception, SystemExit), repr(r.exception)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
-    assert "Traceback" not in r.stdout + r.stderr
-    return lines[0]
 
 
 def finite_checkpoint(run_dir: Path, kind: str) -> int:

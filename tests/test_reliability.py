@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import build_tiny_folder, run
+from conftest import build_tiny_folder, one_line_failure, run
 from t2i_cli.errors import WeightsError
 from t2i_cli.images import encode_png, read_png_text
 from t2i_cli.models.transformer import Transformer, TransformerConfig
@@ -26,17 +26,6 @@ from t2i_cli.train import CHECKPOINT, RUN_CONFIG
 from t2i_cli.weights import FORMAT, load_model, load_tensors, read_metadata, save_model, save_tensors
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-
-
-def one_line_failure(r, code: int) -> str:
-    """Exit code, exactly one 'error:' line on stderr, no traceback; returns the line."""
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
-    assert isinstance(r.exception, SystemExit), repr(r.exception)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

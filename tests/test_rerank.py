@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, PngImagePlugin
 
-from conftest import TEXT_LEN, TINY_CAPTIONS, bomb_png, build_tiny_folder, run
+from conftest import TEXT_LEN, TINY_CAPTIONS, bomb_png, build_tiny_folder, one_line_failure, run
 from t2i_cli import pipeline
 from t2i_cli.images import read_png_text, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
@@ -23,9 +23,6 @@ from t2i_cli.pipeline import TextToImage
 from t2i_cli.weights import load_tokenizer, save_model
 
 RED, BLUE = "a red circle", "a blue circle"
-
-
-
 
 
 def colour_image(rgb: tuple[int, int, int], side: int = 16) -> Image.Image:
@@ -246,8 +243,8 @@ def test_a_second_rerank_does_not_rank_its_own_outputs(weights, colour_folder):
 def test_a_ranking_json_t2i_did_not_write_is_replaced_only_with_force(weights, colour_folder, own):
     (colour_folder / "ranking.json").write_text(own)
     before = snapshot(colour_folder)
-    line = assert_clean_error(run("rerank", colour_folder, "--prompt", RED, "--top", 2, "--link-best",
-                                  "--weights", weights, "--device", "cpu"), code=2)
+    line = one_line_failure(run("rerank", colour_folder, "--prompt", RED, "--top", 2, "--link-best",
+                                "--weights", weights, "--device", "cpu"), code=2)
     assert "ranking.json exists and is not a ranking t2i wrote" in line and "--force" in line, line
     assert snapshot(colour_folder) == before  # refused before anything was written: no sheet, no best/
     r = run("rerank", colour_folder, "--prompt", RED, "--weights", weights, "--device", "cpu", "--force")
@@ -261,7 +258,7 @@ def test_a_ranking_json_t2i_did_not_write_is_replaced_only_with_force(weights, c
 def test_a_ranking_json_folder_is_refused_even_with_force(weights, colour_folder):
     (colour_folder / "ranking.json").mkdir()
     for extra in ([], ["--force"]):
-        line = assert_clean_error(run("rerank", colour_folder, "--prompt", RED, "--weights", weights, *extra), code=2)
+        line = one_line_failure(run("rerank", colour_folder, "--prompt", RED, "--weights", weights, *extra), code=2)
         assert "ranking.json is a folder" in line
     assert (colour_folder / "ranking.json").is_dir()
 
@@ -270,8 +267,8 @@ def test_link_best_refuses_a_file_named_best_before_writing_anything(weights, co
     (colour_folder / "best").write_text("my own file")
     before = snapshot(colour_folder)
     for extra in ([], ["--force"]):  # --force replaces a ranking.json, never a file of the user's
-        line = assert_clean_error(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--link-best",
-                                      "--weights", weights, "--device", "cpu", *extra), code=2)
+        line = one_line_failure(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--link-best",
+                                    "--weights", weights, "--device", "cpu", *extra), code=2)
         assert "best is a file" in line and "move or rename it" in line, line
         assert snapshot(colour_folder) == before  # no ranking.json, no sheet, the file untouched
     r = run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--weights", weights, "--device", "cpu")
@@ -284,12 +281,12 @@ def test_a_write_error_of_rerank_names_no_out_option(weights, colour_folder, mon
 
     monkeypatch.setattr(files, "MAX_NAMES", 1)
     (colour_folder / "ranking-top-000.png").write_bytes(b"taken")
-    line = assert_clean_error(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--weights", weights))
+    line = one_line_failure(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--weights", weights))
     assert "holds too many files named ranking-top-*; choose another folder" in line and "--out" not in line, line
     out = colour_folder / "gen"
     out.mkdir()
     (out / "a-red-circle-000.png").write_bytes(b"taken")
-    line = assert_clean_error(run("generate", RED, "--weights", weights, "--out", out, "--candidates", 1, "-q"))
+    line = one_line_failure(run("generate", RED, "--weights", weights, "--out", out, "--candidates", 1, "-q"))
     assert line.endswith("choose another folder with --out"), line  # generate's folder is its --out
 
 
@@ -309,13 +306,6 @@ def test_explain_prints_one_line_per_prompt_word(weights, colour_folder):
 
 
 # ---------------------------------------------------------------------------------------------- failures
-def assert_clean_error(r, code: int = 1) -> str:
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
-    assert isinstance(r.exception, SystemExit), repr(r.exception)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
-    assert "Traceback" not in r.stdout + r.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("contents", ["empty", "only non-images"])
@@ -327,13 +317,13 @@ def test_nothing_to_rank(weights, tmp_path, contents):
         (folder / "data.json").write_text("{}")
         (folder / "broken.png").write_bytes(b"not a png")
     before = snapshot(folder)
-    line = assert_clean_error(run("rerank", folder, "--weights", weights, "--device", "cpu"))
+    line = one_line_failure(run("rerank", folder, "--weights", weights, "--device", "cpu"))
     assert "nothing to rank" in line
     assert snapshot(folder) == before  # no ranking.json either
 
 
 def test_missing_folder(weights, tmp_path):
-    line = assert_clean_error(run("rerank", tmp_path / "nowhere", "--weights", weights, "--device", "cpu"))
+    line = one_line_failure(run("rerank", tmp_path / "nowhere", "--weights", weights, "--device", "cpu"))
     assert "nowhere" in line
     assert not (tmp_path / "nowhere").exists()
 
@@ -343,7 +333,7 @@ def test_weights_without_clip(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     colour_image((200, 0, 0)).save(images / "x.png")
-    line = assert_clean_error(run("rerank", images, "--prompt", RED, "--weights", folder, "--device", "cpu"))
+    line = one_line_failure(run("rerank", images, "--prompt", RED, "--weights", folder, "--device", "cpu"))
     assert "clip.safetensors" in line
 
 
