@@ -383,12 +383,6 @@ def diverged_message(run_dir: Path, cfg: TrainConfig, step: int, what: str, save
             f"t2i train --resume {run_dir} --lr {cfg.lr / 10:g}")
 
 
-def all_finite(model: nn.Module) -> bool:
-    """Whether every floating-point tensor of a model (parameters and buffers) is finite."""
-    flags = [torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()]
-    return bool(torch.stack(flags).all()) if flags else True
-
-
 def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progress | None = None,
                warn: Warn | None = None) -> dict:
     """Run (or resume) the optimizer steps of a model stage; checkpoints atomically, also on Ctrl-C. Watches
@@ -422,7 +416,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         nonlocal saved
         # Never a NaN model over a good checkpoint. The weights are the same on every process, so every
         # process decides alike (a step's loss and gradient norm are checked first: this is a backstop).
-        if not all_finite(model):
+        if non_finite(model.state_dict()):
             stop(done, "NaN or infinite weights")
         if dd.is_main:  # the model alone too, so other stages and `t2i export` can use the run folder
             save_checkpoint(ckpt, model, opt, cfg, done, stage.kind)

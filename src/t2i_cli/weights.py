@@ -118,9 +118,9 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
     """Names of the floating tensors holding a NaN or an infinity. One float32 sum per tensor (a NaN or an
-    infinity makes it NaN or infinite; fp16 or bf16 values cannot overflow it), then a closer look only when a
-    sum says so: cheaper than isfinite() over every tensor (a cold generate: BENCHMARKS.md, "The finiteness
-    check")."""
+    infinity makes it NaN or infinite; fp16 or bf16 values cannot overflow it, and where large fp32 ones do,
+    the closer look decides), then a closer look only when a sum says so: cheaper than isfinite() over every
+    tensor (a cold generate: BENCHMARKS.md, "The finiteness check"). Load and training's checkpoints use it."""
     names = [k for k, v in tensors.items() if v.is_floating_point() and v.numel()]
     if not names:
         return []
