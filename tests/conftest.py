@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -28,6 +31,31 @@ def run(*args):
     from t2i_cli.cli import app
 
     return RUNNER.invoke(app, [str(a) for a in args])
+
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def torchrun_t2i(tmp_path: Path, patch: str, *args: str) -> subprocess.CompletedProcess:
+    """`t2i train ARGS` (tiny preset, CPU, gloo) under a 2-process torchrun, each process first running `patch`
+    (Python source: monkeypatches of t2i); each process's exit code is written to tmp_path/exit-RANK."""
+    script = tmp_path / "patched_t2i.py"
+    script.write_text(f"""
+import os, sys
+sys.path.insert(0, {SRC!r})
+{patch}
+from t2i_cli.cli import main
+sys.argv = ["t2i", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    open(os.path.join({str(tmp_path)!r}, "exit-" + os.environ["RANK"]), "w").write(str(e.code))
+    raise
+""")
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           "train", "--preset", "tiny", "--workers", "0", "--device", "cpu", "-q", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def one_line_failure(r, code: int = 1) -> str:

@@ -6,19 +6,15 @@ tiny preset at --lr 1 does not diverge: clipped AdamW steps stay bounded)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
-from conftest import build_tiny_folder, one_line_failure, run
+from conftest import build_tiny_folder, one_line_failure, run, torchrun_t2i
 from t2i_cli.train import CHECKPOINT, StepBatches
 from t2i_cli.weights import load_model, load_tensors, read_metadata
 
 TINY = ["--preset", "tiny", "--workers", "0", "-q", "--log-every", "1", "--device", "cpu"]
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def finite_checkpoint(run_dir: Path, kind: str) -> int:
@@ -166,30 +162,17 @@ def test_export_refuses_a_model_with_nan_weights(tmp_path, monkeypatch):
 def test_torchrun_stops_every_process_when_one_diverges(tmp_path: Path):
     """Only rank 1's loss turns NaN: both processes stop at that step on their own (none hangs, none is killed
     by torchrun), rank 0 alone says why, and the checkpoint before it is kept."""
-    script = tmp_path / "diverge.py"
-    script.write_text(f"""
-import os, sys
-sys.path.insert(0, {SRC!r})
+    patch = """
 from t2i_cli.stages import DVAEStage
 real = DVAEStage.loss
 def loss(self, model, images, captions, step):
     value, parts = real(self, model, images, captions, step)
     return (value * float("nan") if step >= 3 and os.environ["RANK"] == "1" else value), parts
 DVAEStage.loss = loss
-from t2i_cli.cli import main
-sys.argv = ["t2i", *sys.argv[1:]]
-try:
-    main()
-except SystemExit as e:
-    open(os.path.join({str(tmp_path)!r}, "exit-" + os.environ["RANK"]), "w").write(str(e.code))
-    raise
-""")
+"""
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           "train", "--stage", "dvae", "--preset", "tiny", "--steps", "8", "--ckpt-every", "2", "--log-every", "1",
-           "--workers", "0", "--device", "cpu", "-q", "--out", str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--ckpt-every", "2", "--log-every", "1",
+                        "--out", str(out))
     assert proc.returncode != 0
     assert [(tmp_path / f"exit-{r}").read_text() for r in (0, 1)] == ["1", "1"], proc.stderr[-3000:]
     said = [ln for ln in proc.stderr.splitlines() if "training diverged" in ln]

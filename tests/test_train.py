@@ -14,13 +14,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import SRC, torchrun_t2i
 from t2i_cli.cli import app
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.train import BEST, CHECKPOINT, TrainConfig, export_run, exported_model
 from t2i_cli.weights import load_tensors, read_metadata, save_tensors
 
 runner = CliRunner()
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def t2i(*args: str) -> None:
@@ -295,24 +295,38 @@ def test_transformer_run_keeps_its_lowest_validation_model_and_export_picks_it_o
 
 def test_torchrun_stops_early_on_every_process(tmp_path: Path):
     """--patience under a 2-process torchrun: rank 0 validates and decides, every rank stops at that step."""
-    script = tmp_path / "patient.py"
-    script.write_text(f"""
-import sys
-sys.path.insert(0, {SRC!r})
+    patch = """
 from t2i_cli.stages import DVAEStage
 losses = iter([1.0, 0.9, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6])
-DVAEStage.validate = lambda self: {{"val_loss": next(losses)}}
-from t2i_cli.cli import main
-sys.argv = ["t2i", *sys.argv[1:]]
-main()
-""")
+DVAEStage.validate = lambda self: {"val_loss": next(losses)}
+"""
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           "train", "--stage", "dvae", "--preset", "tiny", "--steps", "8", "--sample-every", "1", "--patience", "2",
-           "--workers", "0", "--device", "cpu", "-q", "--out", str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--sample-every", "1", "--patience", "2",
+                        "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("stopping early") == 1, proc.stderr[-3000:]
     _, meta = load_tensors(out / CHECKPOINT)
     assert meta["step"] == "4" and json.loads((out / "train_config.json").read_text())["steps"] == 4
+
+
+def test_torchrun_interrupt_is_said_once_and_every_process_checkpoints_and_stops(tmp_path: Path):
+    """Ctrl-C reaches every torchrun process (torchrun forwards it): each stops with exit 130 after the step,
+    the checkpoint holds that step, and one line (rank 0's) says how to resume, not one per process."""
+    patch = """
+from t2i_cli.stages import DVAEStage
+real = DVAEStage.loss
+def loss(self, model, images, captions, step):
+    if step == 3:
+        raise KeyboardInterrupt
+    return real(self, model, images, captions, step)
+DVAEStage.loss = loss
+"""
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--out", str(out))
+    assert proc.returncode != 0
+    assert [(tmp_path / f"exit-{r}").read_text() for r in (0, 1)] == ["130", "130"], proc.stderr[-3000:]
+    said = [ln for ln in proc.stderr.splitlines() if "interrupted" in ln]
+    assert said == [f"error: interrupted at step 3; checkpoint saved. Resume with: t2i train --resume {out}"], \
+        proc.stderr[-3000:]
+    _, meta = load_tensors(out / CHECKPOINT)
+    assert meta["step"] == "3"

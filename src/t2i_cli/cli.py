@@ -181,6 +181,8 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         if STATE["debug"]:
             raise
+        if os.environ.get("RANK", "0") != "0":  # Ctrl-C reaches every torchrun process: rank 0 says it
+            raise typer.Exit(130) from None
         say("interrupted", "yellow", "finished files are kept; nothing partial was written")
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):

@@ -354,9 +354,11 @@ def _ignore_stop_signals(_worker_id: int) -> None:
 
 
 class Interrupted(T2IError):
-    """Training stopped by Ctrl-C after writing a checkpoint."""
+    """Training stopped by Ctrl-C (or SIGTERM) after writing a checkpoint. Under torchrun every process gets
+    the signal and stops alike: rank 0 alone says so."""
 
     exit_code = 130
+    every_rank = True
 
 
 class Diverged(T2IError):
