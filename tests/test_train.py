@@ -171,6 +171,15 @@ def test_new_run_refuses_an_existing_run_folder(tiny_runs: Path):
     assert "--resume" in result.output + getattr(result, "stderr", "")
 
 
+@pytest.mark.parametrize("more", [[], ["--out", "OUT"], ["--resume", "OUT"]])
+def test_an_unknown_stage_is_named_whatever_else_is_missing(tmp_path: Path, more: list[str]):
+    """`--stage dave` (a typo) is the error, not the missing --out it was given without."""
+    from conftest import one_line_failure, run
+
+    line = one_line_failure(run("train", "--stage", "dave", *(str(tmp_path) if a == "OUT" else a for a in more)), 2)
+    assert line == "error: --stage must be one of tokenizer, dvae, transformer, clip or all, got 'dave'"
+
+
 def test_torchrun_two_processes_on_gloo(tiny_runs: Path, tmp_path: Path):
     """dVAE and transformer stages under a 2-process torchrun: complete, one checkpoint, rank 0 writes."""
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}

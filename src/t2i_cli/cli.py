@@ -18,6 +18,7 @@ from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
+    check_stage,
     checked,
     flag,
     is_whole_run,
@@ -667,6 +668,7 @@ def train(
         given = given_options(ctx)
         if seed is not None:
             check_seed(seed)
+        check_stage(stage)
         if stage == "all" or (resume is not None and is_whole_run(resume)):
             _train_all(resume or out_dir, given, ctx.params, resume is not None, device, quiet)
             return

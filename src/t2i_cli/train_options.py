@@ -198,13 +198,20 @@ def keeps_architecture(option: str, why: str, model_over: dict, *pinned: tuple) 
             raise UsageError(f"{name} {given}: {reason}; leave it out")
 
 
+def check_stage(stage: str | None) -> None:
+    """--stage names a stage or all (or is not given)."""
+    from t2i_cli.train import STAGES
+
+    if stage is not None and stage not in (*STAGES, "all"):
+        raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {stage!r}")
+
+
 def train_config(stage: str, data: str, preset: str, opts: dict):
     """Build a TrainConfig from the preset and the command-line overrides."""
     from t2i_cli.stages import apply_preset, is_world, parse_model_overrides
-    from t2i_cli.train import STAGES, TrainConfig
+    from t2i_cli.train import TrainConfig
 
-    if stage not in STAGES:
-        raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {stage!r}")
+    check_stage(stage)
     model_over = parse_model_overrides(stage, opts["model"])
     opts = dict(opts)
     for name in ("steps", "batch_size", "lr"):
