@@ -11,16 +11,19 @@ per stage goes to RUNS/timings.json for the model card.
 --parallel trains CLIP beside the dVAE and the decoder fine-tune beside the transformer (each needs only
 what is already trained); --side-workers is the DataLoader workers of those side stages. --budget
 STAGE=SECONDS first runs a short probe of that stage and sets its steps to what fits the seconds at the
-measured rate (rounded down to 100; the printed command carries the explicit --steps). --clip FILE
-skips the CLIP stage and exports that reranker instead: the CLIP stage is the same for every preset, so a
-reranker this recipe already trained (the shipped weights/clip.safetensors, on the same tokenizer) saves
-its 13 minutes of CPU; the tokenizer file must be byte for byte the one it was trained with.
+measured rate (rounded down to 100; the printed command carries the explicit --steps). The recipe trains
+two rerankers, the CLIP stage and the same command from seed 1 (stage clip-2), and exports both (the second as
+clip-2.safetensors, averaged with the first); --clips 1 trains and exports the first alone. --clip FILE,
+given once per reranker, skips the CLIP stages and exports those rerankers instead: the CLIP stage is the
+same for every preset, so rerankers this recipe already trained (the shipped weights/clip.safetensors and
+clip-2.safetensors, on the same tokenizer) save 13-18 minutes of CPU each; the tokenizer file must be byte
+for byte the one they were trained with.
 --stage-args "STAGE=ARGS" appends t2i train arguments to one stage's command (a later --model wins), e.g.
 the recipe with the FSQ dVAE the default preset trains on a folder, instead of the Gumbel-softmax codebook it
 trains on the world (BENCHMARKS.md "The CPU recipe: FSQ against Gumbel-softmax"):
 
     python bench/make_weights.py --runs /tmp/fsq --to /tmp/fsq/weights --clip weights/clip.safetensors \
-        --stage-args "dvae=--model fsq_levels=8,5,5,5"
+        --clip weights/clip-2.safetensors --stage-args "dvae=--model fsq_levels=8,5,5,5"
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ def stage_args(runs: Path, preset: str) -> dict[str, list[str]]:
         "clip": ["train", "--stage", "clip", *common, "--tokenizer", str(runs / "tokenizer"), "--image-side", "64",
                  "--hard-negatives", "--model", "word_region=true", "--steps", "2400", "--batch-size", "64",
                  "--sample-every", "400"],
+        # The second reranker: the same, from another seed; reranking averages the two (weights/README.md).
+        "clip-2": ["train", "--stage", "clip", *common, "--tokenizer", str(runs / "tokenizer"), "--image-side",
+                   "64", "--hard-negatives", "--model", "word_region=true", "--steps", "2400", "--batch-size", "64",
+                   "--sample-every", "400", "--seed", "1"],
         # The decoder alone, on the frozen encoder's codes: sharper images, and the transformer stays valid.
         "dvae-decoder": ["train", "--stage", "dvae", "--finetune-decoder", "--dvae", str(runs / "dvae"),
                          "--steps", ft_steps, "--lr", ft_lr, "--sample-every", "500", *common],
@@ -109,7 +116,9 @@ def main() -> None:
                     help="CLIP beside the dVAE, decoder fine-tune beside the transformer")
     ap.add_argument("--budget", action="append", default=[], help="STAGE=SECONDS: set that stage's steps by a probe")
     ap.add_argument("--no-eval", action="store_true", help="export, but do not run t2i eval")
-    ap.add_argument("--clip", type=Path, help="export this trained CLIP instead of training one (same tokenizer)")
+    ap.add_argument("--clips", type=int, choices=(1, 2), default=2, help="rerankers to train and export")
+    ap.add_argument("--clip", type=Path, action="append", default=[],
+                    help="export this trained CLIP instead of training one (same tokenizer); once per reranker")
     ap.add_argument("--stage-args", action="append", default=[],
                     help="STAGE=ARGS: more t2i train arguments for one stage (shell-quoted)")
     opts = ap.parse_args()
@@ -155,30 +164,36 @@ def main() -> None:
         print(f"= {stage}: done in {time.time() - t0:.0f} s", flush=True)
 
     finish(launch("tokenizer", 0))
-    if opts.clip is not None:
+    clip_stages = ["clip", "clip-2"][:opts.clips]
+    if opts.clip and len(opts.clip) != opts.clips:
+        raise SystemExit(f"make_weights: give --clip once per reranker ({opts.clips}), or not at all")
+    for file in opts.clip:
         tokenizer = runs / "tokenizer" / "tokenizer.json"
-        beside = opts.clip.parent / "tokenizer.json"
+        beside = file.parent / "tokenizer.json"
         if not beside.is_file() or beside.read_bytes() != tokenizer.read_bytes():
-            raise SystemExit(f"make_weights: --clip {opts.clip} was not trained on {tokenizer} ({beside} differs)")
+            raise SystemExit(f"make_weights: --clip {file} was not trained on {tokenizer} ({beside} differs)")
+    train_clips = [] if opts.clip else clip_stages
     if opts.parallel:
-        side = launch("clip", opts.side_workers) if opts.clip is None else None
+        side = launch("clip", opts.side_workers) if train_clips else None
         finish(launch("dvae", opts.workers))
         side2 = launch("dvae-decoder", opts.side_workers)
-        finish(launch("transformer", opts.workers))
+        main_job = launch("transformer", opts.workers)
         finish(side)
+        side3 = launch("clip-2", opts.side_workers) if "clip-2" in train_clips else None  # once the first is done
+        finish(main_job)
         finish(side2)
+        finish(side3)
     else:
-        for stage in ("dvae", "transformer", "clip", "dvae-decoder"):
-            if stage != "clip" or opts.clip is None:
-                finish(launch(stage, opts.workers))
-    # The fine-tuned decoder's dvae.safetensors is exported last, replacing the transformer run's copy.
-    clip_run = [str(runs / "clip")] if opts.clip is None else []
-    export = ["export", str(runs / "transformer"), *clip_run, str(runs / "dvae-decoder"), "--to", str(opts.to),
-              "--half", "--force"]
+        for stage in ("dvae", "transformer", *train_clips, "dvae-decoder"):
+            finish(launch(stage, opts.workers))
+    # The fine-tuned decoder's dvae.safetensors is exported last, replacing the transformer run's copy; a second
+    # CLIP run becomes clip-2.safetensors.
+    export = ["export", str(runs / "transformer"), *(str(runs / c) for c in train_clips), str(runs / "dvae-decoder"),
+              "--to", str(opts.to), "--half", "--force"]
     wait(start(export), "export")
-    if opts.clip is not None:
-        print(f"+ cp {opts.clip} {opts.to / 'clip.safetensors'}", flush=True)
-        shutil.copyfile(opts.clip, opts.to / "clip.safetensors")
+    for file, name in zip(opts.clip, ("clip.safetensors", "clip-2.safetensors")[:len(opts.clip)], strict=True):
+        print(f"+ cp {file} {opts.to / name}", flush=True)
+        shutil.copyfile(file, opts.to / name)
     if not (opts.to / "judge.safetensors").is_file():  # the eval's independent judge
         shipped = ROOT / "weights" / "judge.safetensors"
         if shipped.is_file() and opts.to.resolve() != (ROOT / "weights").resolve():

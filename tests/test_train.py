@@ -78,6 +78,37 @@ def test_export_writes_a_folder_that_generates(tiny_runs: Path, tmp_path: Path):
     assert result.exit_code == 2 and "already exists" in result.output + getattr(result, "stderr", "")
 
 
+def test_export_of_two_clip_runs_writes_the_second_reranker(tiny_runs: Path, tmp_path: Path):
+    """The shipped folder's second reranker comes from a second CLIP run (another seed): export writes it as
+    clip-2.safetensors, which loading averages with the first; a third CLIP run, or one that reads prompts at
+    another length, is refused before anything is written."""
+    from conftest import one_line_failure, run
+
+    common = ["--preset", "tiny", "--workers", "0", "-q", "--steps", "4", "--tokenizer", tiny_runs / "tok"]
+    t2i("train", "--stage", "clip", "--seed", "1", "--out", tmp_path / "clip-s1", *common)
+    weights = tmp_path / "w"
+    t2i("export", tiny_runs / "tr", tiny_runs / "clip", tmp_path / "clip-s1", "--to", weights)
+    assert (weights / "clip.safetensors").read_bytes() == (tiny_runs / "clip" / "clip.safetensors").read_bytes()
+    assert (weights / "clip-2.safetensors").read_bytes() == (tmp_path / "clip-s1" / "clip.safetensors").read_bytes()
+    pipe = TextToImage.from_folder(weights, "cpu", need_clip=True)
+    first, second = pipe.bundle.clips
+    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+    line = one_line_failure(run("export", tiny_runs / "clip", tmp_path / "clip-s1", tiny_runs / "clip",
+                                "--to", tmp_path / "three"), 2)
+    assert "3 CLIP runs given" in line and "two rerankers at most" in line, line
+    t2i("train", "--stage", "clip", "--text-len", "10", "--out", tmp_path / "clip-short", *common)
+    line = one_line_failure(run("export", tiny_runs / "clip", tmp_path / "clip-short", "--to", tmp_path / "short"), 2)
+    assert "read 12 and 10 prompt tokens" in line, line
+    assert not (tmp_path / "three").exists() and not (tmp_path / "short").exists()
+
+    # one CLIP exported over a folder with a second reranker: it stays, and export says so
+    r = run("export", tmp_path / "clip-s1", "--to", weights, "--force")
+    assert r.exit_code == 0, r.stderr
+    assert "clip-2.safetensors is kept" in r.stderr
+    assert (weights / "clip.safetensors").read_bytes() == (tmp_path / "clip-s1" / "clip.safetensors").read_bytes()
+
+
 def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp_path: Path):
     t2i("train", "--stage", "tokenizer", "--preset", "tiny", "--vocab-size", "60", "-q", "--out", tmp_path / "tok2")
     other = tmp_path / "w"

@@ -25,7 +25,16 @@ import torch.nn as nn
 from t2i_cli.devices import resolve_device
 from t2i_cli.errors import T2IError, UsageError, WeightsError
 from t2i_cli.files import atomic_write_bytes, atomic_write_json
-from t2i_cli.weights import FORMAT, load_tensors, non_finite, read_metadata, save_model, save_tensors, upgrade_config
+from t2i_cli.weights import (
+    FORMAT,
+    SECOND_CLIP,
+    load_tensors,
+    non_finite,
+    read_metadata,
+    save_model,
+    save_tensors,
+    upgrade_config,
+)
 
 STAGES = ("tokenizer", "dvae", "transformer", "clip")
 CHECKPOINT = "checkpoint.safetensors"
@@ -618,24 +627,42 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     other contents; with force the later run's file is written. Returns the files written."""
     to = Path(to)
     planned: dict[str, Path] = {}  # target name -> source file
+    clip_runs: list[Path] = []
     for run_dir in map(Path, run_dirs):
         cfg = read_run_config(run_dir, "give export the folders of `t2i train` runs")
         if cfg.stage != "tokenizer":
             sync_model_file(run_dir, cfg.stage)
-        names = ["tokenizer.json", "dvae.safetensors", f"{cfg.stage}.safetensors"]
+        model_name = f"{cfg.stage}.safetensors"
+        if cfg.stage == "clip":  # a second CLIP run is the second reranker, averaged with the first
+            clip_runs.append(run_dir)
+            if len(clip_runs) > 2:
+                raise UsageError(f"{len(clip_runs)} CLIP runs given ({', '.join(map(str, clip_runs))}); a weights "
+                                 f"folder holds two rerankers at most (clip.safetensors and {SECOND_CLIP})")
+            model_name = "clip.safetensors" if len(clip_runs) == 1 else SECOND_CLIP
+        names = ["tokenizer.json", "dvae.safetensors", model_name]
         if cfg.stage != "tokenizer" and not (run_dir / f"{cfg.stage}.safetensors").is_file():
             raise UsageError(f"{run_dir} has no trained {cfg.stage} model yet; train it first")
         chosen, why = exported_model(run_dir, cfg.stage) if cfg.stage != "tokenizer" else (None, None)
         if why and note is not None:
             note(why)
         for name in dict.fromkeys(names):
-            src = chosen if chosen is not None and name == f"{cfg.stage}.safetensors" else run_dir / name
+            src = (chosen if chosen is not None else run_dir / f"{cfg.stage}.safetensors") if name == model_name \
+                else run_dir / name
             if not src.is_file():
                 continue
             if name in planned and not force and planned[name].read_bytes() != src.read_bytes():
                 raise UsageError(f"{planned[name]} and {src} differ; pass --force to export the later run's "
                                  f"(as for a dVAE whose decoder was fine-tuned) or export runs that fit together")
             planned[name] = src  # with force, the later run's file
+    if len(clip_runs) == 2:
+        lens = [json.loads(read_metadata(planned[n])["config"])["text_len"] for n in ("clip.safetensors", SECOND_CLIP)]
+        if lens[0] != lens[1]:
+            raise UsageError(f"the CLIP runs {clip_runs[0]} and {clip_runs[1]} read {lens[0]} and {lens[1]} prompt "
+                             f"tokens; the two rerankers of a folder must read prompts alike (train them with one "
+                             f"--text-len)")
+    elif clip_runs and (to / SECOND_CLIP).is_file() and note is not None:
+        note(f"{to / SECOND_CLIP} is kept and will be averaged with the exported clip.safetensors; remove it if it "
+             f"belonged to the reranker this export replaces")
     for src in planned.values():
         if src.suffix == ".safetensors":
             _refuse_non_finite(src)
