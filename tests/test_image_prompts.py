@@ -247,6 +247,8 @@ def edited_png(src: Path, dst: Path, **changes: str) -> Path:
     ([], {"precision": "auto"}, "its t2i setting precision='auto' is not one t2i writes"),
     ([], {"device": "tpu"}, "its t2i setting device='tpu' is not one t2i writes (cpu, cuda)"),
     ([], {"jacobi": "999"}, "a t2i setting it records is out of range (jacobi must be in 0..64"),
+    ([], {"top_k": "99999"}, "out of range (top_k must be in 0..32 (0 = off), got 99999)"),  # the model's codes
+    ([], {"temperature": "abc"}, "its t2i setting temperature='abc' is not valid; was the PNG edited?"),
     (["--keep-top", "0.25"], {"keep_top": "2"}, "out of range (keep_top must be between 0 and 1"),
     (["--mask", "MASK"], {"redraws": "0"}, "out of range (redraws must be in 1..16, got 0)"),
 ])
@@ -263,6 +265,7 @@ def test_from_a_png_whose_settings_were_edited_blames_the_png_not_a_flag(tiny_we
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 1 and len(lines) == 1, r.stderr
     assert lines[0].startswith(f"error: {bad}: ") and says in lines[0] and "was the PNG edited?" in lines[0], lines
+    assert lines[0].count("was the PNG edited?") == 1 and lines[0].count(str(bad)) == 1, lines  # said once
     assert f"--{next(iter(changes)).replace('_', '-')}" not in lines[0] and not (tmp_path / "o").exists()
     r = run("generate", "--from", made, *again, "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0, r.stderr  # the PNG as t2i wrote it redraws

@@ -477,7 +477,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
 
     from t2i_cli.files import safe_stem
     from t2i_cli.image_prompt import build, file_sha256
-    from t2i_cli.outputs import made_from, prepare_folder, provenance, recorded_settings, write_image
+    from t2i_cli.outputs import edited_setting, made_from, prepare_folder, provenance, recorded_settings, write_image
 
     rec = recorded_settings(from_png)
     if rec.image_mode is None and (image is not None or mask is not None):
@@ -498,6 +498,10 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
             raise DataError(f"{from_png}: its recorded image prompt ({rec.image_mode}) lacks its keep_top or "
                             "strength; was it edited?")
     pipe = _load_pipeline(weights, device, precision=rec.precision)
+    try:  # a top_k the model's codebook cannot give is the PNG's setting, not a --top-k given here
+        rec.sampling.check_vocab(pipe.bundle.transformer.cfg.image_vocab)
+    except T2IError as e:
+        raise edited_setting(from_png, e) from None
     if not quiet and rec.weights and rec.weights != pipe.bundle.identity:
         warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "
              "the image will differ (pass the --weights it was made with)")

@@ -91,16 +91,19 @@ class Recorded:
 EDITED = "was the PNG edited? --from redraws only the settings t2i wrote"
 
 
+def edited_setting(path: Path, e: T2IError) -> DataError:
+    """A recorded setting that a check refused (its message names the command-line flag), as the PNG's setting:
+    --from takes none of them from the command line."""
+    detail = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(e))  # --top-k -> top_k
+    return DataError(f"{path}: a t2i setting it records is out of range ({detail}); {EDITED}")
+
+
 def recorded_settings(path: Path) -> Recorded:
     """Parse what a t2i PNG records; DataError naming the first setting that is missing or invalid (as the
     PNG's setting, never as a command-line option: --from takes none of them from the command line)."""
     from t2i_cli.image_prompt import MAX_REDRAWS, check_keep_top, check_strength
 
     meta = read_provenance(path)
-
-    def out_of_range(e: T2IError) -> DataError:
-        detail = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(e))  # --top-k -> top_k
-        return DataError(f"{path}: a t2i setting it records is out of range ({detail}); {EDITED}")
 
     def get(key: str, kind, default=None, required: bool = True):
         if key not in meta:
@@ -112,14 +115,13 @@ def recorded_settings(path: Path) -> Recorded:
         except ValueError:
             raise DataError(f"{path}: its t2i setting {key}={meta[key][:40]!r} is not valid; {EDITED}") from None
 
-    try:
-        sampling = SamplingConfig(temperature=get("temperature", float), top_k=get("top_k", int),
-                                  top_p=get("top_p", float), guidance=get("guidance", float),
-                                  guidance_start=get("guidance_start", float, None, False),
-                                  jacobi=get("jacobi", int, 0, False),
-                                  regional=get("regional", float, 0.0, False))
+    values = dict(temperature=get("temperature", float), top_k=get("top_k", int), top_p=get("top_p", float),
+                  guidance=get("guidance", float), guidance_start=get("guidance_start", float, None, False),
+                  jacobi=get("jacobi", int, 0, False), regional=get("regional", float, 0.0, False))
+    try:  # read first, then checked: a value that does not parse is named as such, not as out of range
+        sampling = SamplingConfig(**values)
     except T2IError as e:
-        raise out_of_range(e) from None
+        raise edited_setting(path, e) from None
     rec = Recorded(prompt=get("prompt", str), seed=get("seed", int), n=get("n", int), index=get("index", int),
                    sampling=sampling, weights=get("weights", str, "", False),
                    version=get("t2i_version", str, "", False), device=get("device", str, "", False),
@@ -144,7 +146,7 @@ def recorded_settings(path: Path) -> Recorded:
         if not 1 <= rec.redraws <= MAX_REDRAWS:
             raise DataError(f"--redraws must be in 1..{MAX_REDRAWS}, got {rec.redraws}")
     except T2IError as e:
-        raise out_of_range(e) from None
+        raise edited_setting(path, e) from None
     return rec
 
 
