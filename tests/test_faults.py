@@ -523,3 +523,35 @@ def test_safe_stem_is_always_a_plain_bounded_name(text):
     stem = safe_stem(text)
     assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", stem) and len(stem) <= 48
     assert Path(f"{stem}-000.png").name == f"{stem}-000.png" and ".." not in stem
+
+
+
+@pytest.mark.parametrize("at", [1, 2])
+def test_sigterm_while_decoding_stops_like_ctrl_c(weights, tmp_path, monkeypatch, at):
+    """`timeout`/`kill` sends SIGTERM: the images finished before it are kept, a new output folder with none is
+    removed, and one line says so, exit 130 (Python's default ended the process silently, mid-batch, and left
+    the new folder empty)."""
+    import signal
+
+    monkeypatch.setattr(pipeline, "MAX_BATCH", 1)
+    expected = _reference(weights, tmp_path, "--n", "3")
+    real, calls = pipeline.draw_codes, []
+
+    def terminate(*a, **k):
+        calls.append(1)
+        if len(calls) == at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipeline, "draw_codes", terminate)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "out"
+    try:
+        r = generate(weights, out, "--n", "3", "--seed", "4")
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert "kept" in assert_clean_failure(r, 130, prefix="interrupted")
+    if at == 1:
+        assert not out.exists()
+    else:
+        assert [p.read_bytes() for p in pngs(out)] == expected[:1] and leftovers(out) == []

@@ -230,6 +230,18 @@ def start_inference(threads: Optional[int]) -> None:
     bound_spinning()
     use_threads(threads)
     STATE["fast_exit"] = True
+    stop_on_sigterm()
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (`kill`, `timeout`, a scheduler) stops an inference command as Ctrl-C does: the files finished so
+    far are kept, nothing partial stays, one line says so (exit 130). Python's default would end the process
+    silently, mid-write, leaving a new output folder empty."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def bound_spinning() -> None:
