@@ -73,7 +73,11 @@ def test_export_writes_a_folder_that_generates(tiny_runs: Path, tmp_path: Path):
     pipe = TextToImage.from_folder(weights, "cpu", need_clip=True)
     images = pipe("a red bird", n=2, seed=0)
     assert images[0].image.shape == (3, 16, 16)
-    # exporting again refuses to overwrite unless forced
+    # the same export again writes nothing and succeeds (it was refused with --half); another version of a file
+    # (here fp32 instead of fp16) is refused unless forced
+    again = runner.invoke(app, ["export", str(tiny_runs / "tr"), str(tiny_runs / "clip"), "--to", str(weights),
+                                "--half"])
+    assert again.exit_code == 0 and again.stdout == "", again.output
     result = runner.invoke(app, ["export", str(tiny_runs / "tr"), "--to", str(weights)])
     assert result.exit_code == 2 and "already exists" in result.output + getattr(result, "stderr", "")
 

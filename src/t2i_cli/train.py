@@ -33,6 +33,7 @@ from t2i_cli.weights import (
     read_metadata,
     save_model,
     save_tensors,
+    tensor_bytes,
     upgrade_config,
 )
 
@@ -671,15 +672,14 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         target = to / name
         if src.suffix == ".safetensors" and half:
             tensors, meta = load_tensors(src)
-            data = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+            data = tensor_bytes({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, meta)
         else:
-            data, meta = None, None
-        if target.is_file() and data is None and target.read_bytes() == src.read_bytes():
-            continue  # already there
+            data = src.read_bytes()
+        if target.is_file() and target.read_bytes() == data:
+            continue  # already there (the same export again)
         _refuse_overwrite(target, force)
-        writes.append((target, src, data, meta))
-    return [save_tensors(target, data, meta) if data is not None else atomic_write_bytes(target, src.read_bytes())
-            for target, src, data, meta in writes]
+        writes.append((target, data))
+    return [atomic_write_bytes(target, data) for target, data in writes]
 
 
 def _refuse_non_finite(path: Path) -> None:

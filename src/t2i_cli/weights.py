@@ -57,12 +57,17 @@ def upgrade_config(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {renamed.get(k, k): v for k, v in fields.items()}
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    """Write tensors and string metadata to a safetensors file atomically."""
+def tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors file of these tensors and string metadata."""
     # The safetensors library writes metadata keys in a random (hash map) order, so all of ours travel
     # as one sorted JSON string: the same model always gives the same bytes, hence the same identity.
     data = {k: tensors[k].detach().contiguous().cpu() for k in sorted(tensors)}
-    return atomic_write_bytes(Path(path), st_save(data, metadata={META_KEY: json.dumps(metadata, sort_keys=True)}))
+    return st_save(data, metadata={META_KEY: json.dumps(metadata, sort_keys=True)})
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write tensors and string metadata to a safetensors file atomically."""
+    return atomic_write_bytes(Path(path), tensor_bytes(tensors, metadata))
 
 
 @dataclass(frozen=True)
