@@ -223,12 +223,48 @@ def test_top_and_link_best_write_a_sheet_and_copies_without_touching_inputs(weig
     with Image.open(sheets[0]) as sheet:
         sheet.load()
         assert sheet.width > 2 * 16  # two images side by side
-    best = sorted((colour_folder / "best").iterdir())
+    best = pictures(colour_folder / "best")
     assert len(best) == 2
     top2 = [row["file"] for row in sorted(ranking(colour_folder), key=lambda row: row["rank"])[:2]]
     assert set(top2) <= REDS
     copied = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in best)
     assert copied == sorted(before[name] for name in top2)  # exact copies of the two best inputs
+
+
+def pictures(folder: Path) -> list[Path]:
+    """The files of a best/ folder but t2i's record of what it copied there."""
+    return sorted(p for p in folder.iterdir() if p.name != "t2i-copies.json")
+
+
+def test_a_later_link_best_makes_best_this_rankings_and_keeps_the_users_files(weights, colour_folder):
+    """--top 2 then --top 1: best/ held three pictures (the old two and a second copy of the first); now it
+    holds the one best picture, under the name it had, and what the user put or changed there stays."""
+    def rerank(top: int) -> None:
+        r = run("rerank", colour_folder, "--prompt", RED, "--top", top, "--link-best", "--weights", weights)
+        assert r.exit_code == 0, r.stderr
+
+    def sha(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    rerank(2)
+    first = pictures(colour_folder / "best")
+    ranked = [row["file"] for row in sorted(ranking(colour_folder), key=lambda row: row["rank"])]
+    (colour_folder / "best" / "mine.txt").write_text("my notes")
+    rerank(2)
+    assert pictures(colour_folder / "best") == sorted([*first, colour_folder / "best" / "mine.txt"])  # no copies
+    rerank(1)
+    (kept,) = (p for p in pictures(colour_folder / "best") if p.suffix == ".png")
+    assert kept in first and sha(kept) == sha(colour_folder / ranked[0])
+    assert (colour_folder / "best" / "mine.txt").read_text() == "my notes"
+    with Image.open(kept) as im:  # a copy the user changed is theirs now: a new ranking leaves it
+        im.convert("L").save(kept)
+    rerank(1)
+    pngs = [p for p in pictures(colour_folder / "best") if p.suffix == ".png"]
+    assert len(pngs) == 2 and kept in pngs and sha(colour_folder / ranked[0]) in {sha(p) for p in pngs}
+    (colour_folder / "best" / "t2i-copies.json").write_text('{"my": "own file"}')  # not t2i's record: refused
+    line = one_line_failure(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--link-best",
+                                "--weights", weights), code=2)
+    assert "t2i-copies.json exists and is not the record of t2i's copies" in line, line
 
 
 def test_a_second_rerank_does_not_rank_its_own_outputs(weights, colour_folder):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 from collections import Counter
@@ -95,6 +97,15 @@ def is_ranking(obj: object) -> bool:
     return isinstance(obj, list) and all(isinstance(row, dict) and set(row) == RANKING_KEYS for row in obj)
 
 
+BEST_RECORD = "t2i-copies.json"  # in DIR/best/: the copies t2i made there and their sha256
+
+
+def is_record(obj: object) -> bool:
+    """Whether parsed JSON is the BEST_RECORD link_best wrote: file name -> sha256."""
+    return isinstance(obj, dict) and all(isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)
+                                         for k, v in obj.items())
+
+
 def check_outputs(folder: Path, link_best: bool, force: bool = False) -> None:
     """Before any work or write, refuse what a rerank would otherwise overwrite or fail on halfway: a
     FOLDER/ranking.json that is not a ranking t2i wrote (replaced only with force), and, with --link-best, a
@@ -105,6 +116,8 @@ def check_outputs(folder: Path, link_best: bool, force: bool = False) -> None:
     if link_best and (best.exists() or best.is_symlink()) and not best.is_dir():
         raise UsageError(f"{best} is a file; --link-best copies the best images into a folder of that name and "
                          f"never replaces your file: move or rename it")
+    if link_best and best.is_dir():
+        check_replaceable(best / BEST_RECORD, is_record, str(best / BEST_RECORD), "the record of t2i's copies", force)
 
 
 def write_ranking(folder: Path, ranked: list[Ranked]) -> Path:
@@ -123,18 +136,36 @@ def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Pa
 
 
 def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
-    """Copy the best k per prompt into DIR/best/ under new names (never overwriting; check_outputs first
-    refuses a DIR/best that is a file)."""
-    out = []
+    """DIR/best/ holds copies of the best k per prompt, new names (never overwriting; check_outputs first
+    refuses a DIR/best that is a file). A later --link-best makes best/ this ranking's: a copy t2i made there
+    before (BEST_RECORD) that is no longer among the best is removed unless it was changed since, one that
+    still is stays, and no picture is copied twice. Anything else in best/ is the user's and stays."""
     best = Path(folder) / BEST
     try:
         best.mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
-    for r in (r for r in ranked if r.rank <= k):
-        out.append(write_new(best, r.path.stem, r.path.suffix,
-                             lambda tmp, src=r.path: shutil.copyfile(src, tmp), option=""))
-    return out
+    digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
+    wanted = {digest(r.path): r.path for r in ranked if r.rank <= k}
+    try:  # check_outputs let only t2i's own record (or, with --force, anything) stand here
+        with open(best / BEST_RECORD, "rb") as f:
+            made = json.loads(f.read(1 << 22))  # bounded: a record of 4 MB is tens of thousands of copies
+        made = made if is_record(made) else {}
+    except (OSError, ValueError):
+        made = {}
+    have: dict[str, Path] = {}
+    for name, h in made.items():
+        path = best / Path(name).name
+        if path.is_file() and not path.is_symlink() and digest(path) == h:  # t2i's copy, unchanged
+            if h in wanted and h not in have:
+                have[h] = path
+            else:
+                path.unlink()
+    for h, src in wanted.items():
+        if h not in have:
+            have[h] = write_new(best, src.stem, src.suffix, lambda tmp, src=src: shutil.copyfile(src, tmp), option="")
+    atomic_write_json(best / BEST_RECORD, {path.name: h for h, path in sorted(have.items(), key=lambda x: x[1])})
+    return [have[h] for h in wanted]
 
 
 def explain_maps(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, torch.Tensor, float]]:
