@@ -417,8 +417,8 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool) -> None:
     if not quiet and enc.n_dropped:
         warn(f"{what} is longer than {pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
     if not quiet and enc.unknown_words:
-        warn(f"the model never saw these words of {what} in training and may ignore them: "
-             f"{', '.join(enc.unknown_words)}")
+        warn(f"these words of {what} are not in the tokenizer's vocabulary (each is several tokens or unknown: the "
+             f"model saw them rarely or never in training) and may be ignored: {', '.join(enc.unknown_words)}")
 
 
 def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path, weights: Path,
