@@ -304,6 +304,7 @@ BAD = [
     (["vary", "SRC", "--strength", "0"], 2, "--strength"),
     (["vary", "SRC", "--strength", "1.5"], 2, "--strength"),
     (["vary", "NOTIMG", "--prompt", "a cat"], 1, "cannot read image"),
+    (["vary", "MISSING"], 1, "cannot read"),  # said alone: the "prompt: none found" line came first
 ]
 
 

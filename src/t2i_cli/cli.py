@@ -570,13 +570,14 @@ def vary(
     with user_errors():
         start_inference(threads)
         from t2i_cli.files import safe_stem
-        from t2i_cli.image_prompt import check_strength
+        from t2i_cli.image_prompt import check_strength, file_sha256
         from t2i_cli.images import read_png_text
 
         if not 1 <= n <= MAX_N:
             raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
         check_seed(seed)
         check_strength(strength)
+        file_sha256(source)  # a missing or unreadable SOURCE is said first, before the prompt line
         if prompt is None:  # the prompt a t2i PNG (or any PNG with a "prompt" text chunk) was made from
             text = read_png_text(source) if source.suffix.lower() == ".png" and source.is_file() else {}
             prompt = text.get("prompt", "")[:1000]
