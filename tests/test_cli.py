@@ -483,6 +483,13 @@ def test_every_command_that_runs_torch_for_long_bounds_openmp_spinning_first(com
     assert r.exit_code != 0 and calls == [True]  # before the options are checked (and before torch loads)
 
 
+@pytest.mark.parametrize("args, says", [(["--n", "0"], "--n must be in 1..10000, got 0"),
+                                        (["--candidates", "0"], "--candidates must be in 1..256, got 0")])
+def test_eval_names_the_count_it_refuses(tiny_weights, args, says):
+    """It said "--n must be in 1..10000 and --candidates in 1..256" for either, naming no value."""
+    assert one_line_failure(run("eval", *args, "--weights", tiny_weights), 2) == f"error: {says}"
+
+
 def test_eval_draws_the_default_candidates_when_the_weights_have_a_clip(tiny_weights, tmp_path):
     import json
 

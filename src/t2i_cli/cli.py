@@ -933,10 +933,10 @@ def eval_cmd(ctx: typer.Context,
                                                       help=f"Draw N per prompt and keep CLIP's best (default "
                                                            f"{DEFAULT_CANDIDATES}, as generate, when the weights "
                                                            f"have a CLIP; 1 = off)."),
-             temperature: float = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature"),
-             top_k: int = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k"),
-             top_p: float = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p"),
-             guidance: float = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance"),
+             temperature: float = DRAW_TEMPERATURE,
+             top_k: int = DRAW_TOP_K,
+             top_p: float = DRAW_TOP_P,
+             guidance: float = DRAW_GUIDANCE,
              guidance_start: Optional[float] = DRAW_GUIDANCE_START,
              jacobi: int = DRAW_JACOBI,
              regional: float = DRAW_REGIONAL,
@@ -982,8 +982,10 @@ def eval_cmd(ctx: typer.Context,
         folder = weights_folder(weights)
         if candidates is None:
             candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
-        if not 1 <= n <= 10_000 or not 1 <= candidates <= MAX_N:
-            raise UsageError(f"--n must be in 1..10000 and --candidates in 1..{MAX_N}")
+        if not 1 <= n <= 10_000:
+            raise UsageError(f"--n must be in 1..10000, got {n}")
+        if not 1 <= candidates <= MAX_N:
+            raise UsageError(f"--candidates must be in 1..{MAX_N}, got {candidates}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
                                   guidance_start=guidance_start, jacobi=jacobi, regional=regional)
         if data is not None:
@@ -1137,7 +1139,8 @@ def _print_eval(result: dict) -> None:
     out.print(table)
     d = result["dvae"]
     out.print(f"overall {result['overall']:.1%}; dVAE on val: PSNR {d['psnr']:.2f} dB, code perplexity "
-              f"{d['perplexity']:.1f}, {d['codes_used']} distinct codes used; {result['seconds']:.0f} s")
+              f"{d['perplexity']:.1f}, {d['codes_used']} distinct codes used; drawing and judging took "
+              f"{result['seconds']:.0f} s")
 
 
 def main() -> None:
