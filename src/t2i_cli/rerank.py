@@ -145,7 +145,9 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
         best.mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
-    digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
     wanted = {digest(r.path): r.path for r in ranked if r.rank <= k}
     try:  # check_outputs let only t2i's own record (or, with --force, anything) stand here
         with open(best / BEST_RECORD, "rb") as f:
