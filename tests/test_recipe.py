@@ -313,11 +313,37 @@ def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path):
     afile.write_text("mine")
     r = run(*args, "--out", afile)
     assert r.exit_code == 2 and "is a file" in r.stderr and afile.read_text() == "mine"
+    r = run(*args, "--out", afile / "sub")
+    assert r.exit_code == 2 and f"is inside {afile}, which is a file" in r.stderr, r.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     r = run(*args, "--out", empty)  # an empty folder is as good as a new one
     assert r.exit_code == 0, r.stderr
     assert (empty / "dvae.safetensors").is_file()
+
+
+def test_a_new_whole_run_refuses_a_folder_of_other_files_or_a_file_before_writing(tmp_path):
+    """--stage all writes only into a new or empty folder, or one holding its own earlier run (all.json);
+    a folder of the user's files, a file, or a path inside a file is one line and exit 2, nothing written."""
+    mine = tmp_path / "mine"
+    (mine / "weights").mkdir(parents=True)
+    (mine / "weights" / "tokenizer.json").write_text("MY OWN TOKENIZER")
+    (mine / "notes.txt").write_text("notes")
+    r = run(*ALL, "--out", mine)
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.stderr
+    assert "holds other files; pick a new or empty folder" in lines[0], r.stderr
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*")) == ["notes.txt", "weights",
+                                                                          "weights/tokenizer.json"]
+    assert (mine / "weights" / "tokenizer.json").read_text() == "MY OWN TOKENIZER"
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for out, said in ((afile, f"--out {afile} is a file; pick a folder to create"),
+                      (afile / "sub", f"is inside {afile}, which is a file; pick a folder to create")):
+        r = run(*ALL, "--out", out)
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and said in lines[0], r.stderr
+        assert afile.read_text() == "mine"
 
 
 @pytest.mark.parametrize("stage", ["dvae", "clip"])

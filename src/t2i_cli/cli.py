@@ -689,10 +689,12 @@ def train(
 def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: bool, device: str,
                quiet: bool) -> None:
     """--stage all: every stage in order under one progress display, resumable, exported to RUN/weights."""
-    from t2i_cli.recipe import ORDER, plan_settings, train_all
+    from t2i_cli.recipe import ORDER, check_whole_run_folder, plan_settings, train_all
 
     if run_dir is None:
         raise UsageError("--stage all needs --out RUN (or --resume RUN to continue one)")
+    if not resume:  # first, as a single stage does: nothing of the user's is ever written over
+        check_whole_run_folder(run_dir)
     refused = sorted(given & {"dvae", "tokenizer", "finetune_decoder", "init"})
     if refused:
         raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot be used with --stage all: it trains its "

@@ -385,6 +385,23 @@ def clip_config(src: str) -> ClipConfig:
     return load_model(_resolve(src, "clip.safetensors"), "clip").cfg
 
 
+def check_new_folder(run_dir: Path, keep_going: str = "") -> None:
+    """Refuse an --out that a new run cannot use: a file, a path inside a file, or a folder that already holds
+    files (a run would replace files of those names: nothing a user made is lost unasked). keep_going ends
+    the folder's message (how to continue a run of one's own there)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() or run_dir.is_symlink():
+        if not run_dir.is_dir():
+            raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
+        if any(run_dir.iterdir()):
+            raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder"
+                             f"{keep_going}")
+        return
+    blocker = next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UsageError(f"--out {run_dir} is inside {blocker}, which is a file; pick a folder to create")
+
+
 def start_folder(run_dir: Path, deps: list[tuple[Path, str]]) -> list[Path]:
     """Create the run folder and copy the dependencies in, so the run (and its export) stands alone;
     returns what was created, for undo_start."""
@@ -511,11 +528,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                              f"or pick another --out")
         # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
         # may look after it has copied the run's dependencies in).
-        if not resume and dd.is_main and (run_dir.exists() or run_dir.is_symlink()):
-            if not run_dir.is_dir():
-                raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
-            if any(run_dir.iterdir()):  # a run would replace files of these names: nothing is lost unasked
-                raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder")
+        if not resume and dd.is_main:
+            check_new_folder(run_dir)
         deps = [] if resume else dependencies(cfg)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
         dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
