@@ -92,7 +92,8 @@ def test_export_of_two_clip_runs_writes_the_second_reranker(tiny_runs: Path, tmp
     assert (weights / "clip-2.safetensors").read_bytes() == (tmp_path / "clip-s1" / "clip.safetensors").read_bytes()
     pipe = TextToImage.from_folder(weights, "cpu", need_clip=True)
     first, second = pipe.bundle.clips
-    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    assert not all(torch.equal(a, b) for a, b in pairs)
 
     line = one_line_failure(run("export", tiny_runs / "clip", tmp_path / "clip-s1", tiny_runs / "clip",
                                 "--to", tmp_path / "three"), 2)
