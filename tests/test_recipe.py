@@ -41,8 +41,10 @@ def test_one_command_trains_every_stage_and_exports_weights_that_generate(uninte
     assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
 
 
-@pytest.mark.parametrize("cut_at", [3, 6])  # inside the dVAE stage; inside the transformer, after the dVAE
-def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_path, monkeypatch, cut_at):
+# Inside the dVAE stage (its third step: two done); inside the transformer (its second), after the dVAE's 4.
+@pytest.mark.parametrize("cut_at, stage, done", [(3, "dvae", 2), (6, "transformer", 1)])
+def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_path, monkeypatch, cut_at, stage,
+                                                           done):
     real_step = torch.optim.AdamW.step
     calls = {"n": 0}
 
@@ -56,9 +58,13 @@ def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_pa
     monkeypatch.setattr(torch.optim.AdamW, "step", interrupting_step)
     r = run(*ALL, "--out", out)
     assert r.exit_code == 130, r.stderr
+    # The command that goes on is the whole run's: a stage's own --resume RUN/STAGE would finish that stage alone.
+    assert r.stderr.strip().splitlines() == [
+        f"error: interrupted in the {stage} stage at step {done}; checkpoint saved; finished stages are kept. "
+        f"Resume with: t2i train --resume {out} (or the same command again)"], r.stderr
     monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
     assert not (out / "weights").exists()
-    r = run("train", "--resume", out, "-q", "--workers", "0")  # or the same command again
+    r = run("train", "--resume", out, "-q", "--workers", "0")  # as the message says
     assert r.exit_code == 0, r.stderr
     assert weights_of(out) == weights_of(uninterrupted)
 
@@ -75,7 +81,10 @@ def test_interrupt_between_stages_then_the_same_command_continues(uninterrupted,
 
     out = tmp_path / "run"
     monkeypatch.setattr(recipe, "run_stage", stop_before_clip)
-    assert run(*ALL, "--out", out).exit_code == 130
+    r = run(*ALL, "--out", out)
+    assert r.exit_code == 130 and r.stderr.strip().splitlines() == [
+        f"error: interrupted; finished stages are kept. Resume with: t2i train --resume {out} "
+        "(or the same command again)"], r.stderr
     monkeypatch.setattr(recipe, "run_stage", real)
     r = run(*ALL, "--out", out)
     assert r.exit_code == 0, r.stderr

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json
 from t2i_cli.stages import check_new_folder, run_stage
-from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, TrainConfig, export_run
+from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, export_run
 from t2i_cli.weights import read_metadata
 
 PLAN = "all.json"  # its presence makes a folder a whole run
@@ -77,17 +77,33 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     is_new_dir = not run_dir.exists()
     try:
         summary = _stages(run_dir, settings, make_config, device, progress, warn)
-    except BaseException:
+    except BaseException as e:
         if not any((run_dir / s / RUN_CONFIG).is_file() for s in ORDER):  # nothing started: leave nothing
             (run_dir / PLAN).unlink(missing_ok=True)
             if is_new_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
                 run_dir.rmdir()
+        elif isinstance(e, (Interrupted, KeyboardInterrupt)):
+            raise _interrupted(run_dir, e) from None
         raise
     weights = run_dir / "weights"
-    for stage in ORDER:
-        export_run(run_dir / stage, weights, force=True, note=warn)  # the run's own export folder: refreshed
+    try:
+        for stage in ORDER:
+            export_run(run_dir / stage, weights, force=True, note=warn)  # the run's own export folder: refreshed
+    except KeyboardInterrupt:
+        raise _interrupted(run_dir, None) from None
     summary["weights"] = str(weights)
     return summary
+
+
+def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
+    """Ctrl-C in a whole run: the command to go on is the whole run's (a stage's own --resume would finish
+    that stage alone)."""
+    where = ""
+    if isinstance(e, Interrupted) and e.step is not None:
+        stage = next((s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file()), None)
+        where = f" in the {stage} stage at step {e.step}; checkpoint saved" if stage else f" at step {e.step}"
+    return Interrupted(f"interrupted{where}; finished stages are kept. Resume with: t2i train --resume {run_dir} "
+                       f"(or the same command again)")
 
 
 def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
