@@ -305,6 +305,12 @@ def test_a_whole_run_refuses_on_resume_what_it_would_ignore(uninterrupted):
     for extra in (["--steps", "9"], ["--patience", "2"], ["--sample-every", "3"]):
         r = run("train", "--resume", uninterrupted, "-q", *extra)
         assert r.exit_code == 2 and "cannot change a whole run" in r.stderr and "--resume" in r.stderr, r.stderr
+    r = run("train", "--resume", uninterrupted, "-q", "--stage", "all")  # its own stage: only said again
+    assert r.exit_code == 0 and r.stdout.count("done before") == 4, r.stderr
+    r = run("train", "--resume", uninterrupted, "-q", "--stage", "dvae")  # was silently the whole run
+    assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
+        f"error: --stage dvae: {uninterrupted} is a --stage all run; leave --stage out to continue it, or resume "
+        f"that stage's folder alone: t2i train --resume {uninterrupted / 'dvae'}"], r.stderr
 
 
 def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path):

@@ -669,7 +669,7 @@ def train(
         if seed is not None:
             check_seed(seed)
         check_stage(stage)
-        if stage == "all" or (resume is not None and is_whole_run(resume)):
+        if (stage == "all" and resume is None) or (resume is not None and is_whole_run(resume)):
             _train_all(resume or out_dir, given, ctx.params, resume is not None, device, quiet)
             return
         if resume is not None:
@@ -699,6 +699,10 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     if refused:
         raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot be used with --stage all: it trains its "
                          f"own tokenizer and dVAE, and every model from scratch")
+    if resume and params["stage"] not in (None, "all"):  # --stage all, the run's own, is accepted
+        raise UsageError(f"--stage {params['stage']}: {run_dir} is a --stage all run; leave --stage out to "
+                         f"continue it, or resume that stage's folder alone: t2i train --resume "
+                         f"{run_dir / params['stage']}")
     steering = {"resume", "stage", "workers", "device", "quiet"}  # what a whole run's resume honours
     if resume and given - steering:
         raise UsageError(f"{', '.join(flag(n) for n in sorted(given - steering))} cannot change a whole run that has "
