@@ -260,6 +260,41 @@ def test_a_folder_smaller_than_a_batch_trains_with_one_warning(tmp_path):
     assert big.exit_code == 0 and "fewer than a batch" not in big.stderr, big.stderr
 
 
+def test_a_run_validates_on_a_usable_picture_and_says_when_it_has_none(tmp_path):
+    """An unreadable file is left out before the split: a folder whose only val file was a fake PNG still
+    validates (on a good picture: val_* lines in metrics.jsonl); with one usable picture nothing can be held out,
+    and one warning says so, with what it means for --patience."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in (1, 2, 3):
+        Image.new("RGB", (16, 16), (60 * i, 90, 90)).save(data / f"good{i}.png")
+        (data / f"good{i}.txt").write_text(f"picture {i}\n")
+    (data / "fake.png").write_bytes(b"not a png")  # its name hashes into the val split
+    (data / "fake.txt").write_text("a fake one\n")
+    args = ["train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "0", "-q", "--device", "cpu",
+            "--sample-every", "1", "--data", data]
+
+    def metrics(run_dir: Path) -> list[dict]:
+        return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    r = run(*args, "--out", tmp_path / "three")
+    assert r.exit_code == 0, r.stderr
+    assert [row["step"] for row in metrics(tmp_path / "three") if "val_loss" in row] == [1, 2]
+    assert ("warning: skipped 1 item(s) (1 unreadable image); using 2 (1 more held out for validation)"
+            in r.stderr.splitlines()), r.stderr
+    assert "no validation" not in r.stderr
+    for name in ("good2", "good3"):
+        (data / f"{name}.png").unlink()
+        (data / f"{name}.txt").unlink()
+    r = run(*args, "--patience", "1", "--out", tmp_path / "one")
+    assert r.exit_code == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if "no validation" in line]
+    assert said == [f"warning: no validation pictures: {data} has 1 usable picture(s), and one is held out for "
+                    "validation only from two or more; this run logs no val_* metrics, and --patience 1 cannot stop "
+                    "it early (it counts validations); add pictures"], r.stderr
+    assert not any(key.startswith("val_") for row in metrics(tmp_path / "one") for key in row)
+
+
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
 def test_a_damaged_plan_file_is_one_line(tmp_path, content):
     out = tmp_path / "run"

@@ -557,6 +557,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
             warn(f"{len(dataset)} training picture(s), fewer than a batch of {cfg.batch_size}: every batch repeats "
                  f"them; add pictures or lower --batch-size")
+        if stage is not None and dd.is_main and not len(val) and warn is not None:
+            warn(no_validation(cfg, len(dataset)))
         if stage is None:
             return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
         summary |= train_loop(stage, cfg, run_dir, dd, progress, warn)
@@ -567,6 +569,14 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
         if dd.n_procs > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def no_validation(cfg: TrainConfig, n_train: int) -> str:
+    """The one warning of a run whose validation split is empty (a folder or manifest with one usable picture:
+    a split holds one out only from two): nothing is validated, so nothing that needs validation happens."""
+    stop = (f", and --patience {cfg.patience} cannot stop it early (it counts validations)" if cfg.patience else "")
+    return (f"no validation pictures: {cfg.data} has {n_train} usable picture(s), and one is held out for "
+            f"validation only from two or more; this run logs no val_* metrics{stop}; add pictures")
 
 
 def long_captions(stage, dataset) -> int:
