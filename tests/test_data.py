@@ -250,6 +250,36 @@ def test_val_split_is_a_stable_hash_of_file_names_and_survives_new_files(tmp_pat
     assert 0.01 <= len(val2) / 120 <= 0.12  # about 5%
 
 
+def test_files_that_do_not_load_are_left_out_before_the_split_and_counted_in_every_part(tmp_path):
+    """Three good pairs, a fake PNG (whose name hashes into val) and a truncated one, each with a caption: every
+    part counts both unreadable files, as `data preview` (part all) does, and val holds a good image (the
+    split used to be made first: val held only the fake, so it was empty, and train counted one file)."""
+    folder = tmp_path / "pics"
+    for i in (1, 2, 3):
+        make_pair(folder, f"good{i}", f"picture {i}")
+    (folder / "fake.png").write_bytes(b"not a png")
+    (folder / "fake.txt").write_text("a fake one")
+    full = make_image(tmp_path / "full.png", size=(64, 64)).read_bytes()
+    (folder / "truncated.png").write_bytes(full[: len(full) // 2])
+    (folder / "truncated.txt").write_text("a truncated one")
+    assert data.is_val("fake.png", data.VAL_FRACTION) and not data.is_val("good2.png", data.VAL_FRACTION)
+    parts = {part: data.open_source(str(folder), 8, part=part) for part in data.PARTS}
+    assert {part: ds.skipped for part, ds in parts.items()} == {part: {"unreadable image": 2} for part in data.PARTS}
+    assert [p.name for p, _ in parts["val"].pairs] == ["good2.png"]  # the smallest hash of the usable three
+    assert [p.name for p, _ in parts["train"].pairs] == ["good1.png", "good3.png"]
+    assert parts["all"].skipped_message() == "skipped 2 item(s) (2 unreadable image); using 3"
+    assert parts["train"].skipped_message() == ("skipped 2 item(s) (2 unreadable image); using 2 "
+                                                "(1 more held out for validation)")
+    # A manifest naming a missing image: the same, counted as missing.
+    (folder / "fake.png").unlink()
+    manifest = folder / "pictures.jsonl"
+    manifest.write_text("".join(json.dumps({"image": f"{n}.png", "caption": n}) + "\n"
+                                for n in ("good1", "good2", "good3", "fake")))
+    parts = {part: data.open_source(str(manifest), 8, part=part) for part in data.PARTS}
+    assert {part: ds.skipped for part, ds in parts.items()} == {part: {"missing image": 1} for part in data.PARTS}
+    assert [p.name for p, _ in parts["val"].pairs] == ["good2.png"]
+
+
 def test_val_split_of_a_small_folder_holds_at_least_one_image(tmp_path):
     folder = tmp_path / "two"
     folder.mkdir()

@@ -41,8 +41,10 @@ def test_one_command_trains_every_stage_and_exports_weights_that_generate(uninte
     assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
 
 
-@pytest.mark.parametrize("cut_at", [3, 6])  # inside the dVAE stage; inside the transformer, after the dVAE
-def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_path, monkeypatch, cut_at):
+# Inside the dVAE stage (its third step: two done); inside the transformer (its second), after the dVAE's 4.
+@pytest.mark.parametrize("cut_at, stage, done", [(3, "dvae", 2), (6, "transformer", 1)])
+def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_path, monkeypatch, cut_at, stage,
+                                                           done):
     real_step = torch.optim.AdamW.step
     calls = {"n": 0}
 
@@ -56,9 +58,13 @@ def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_pa
     monkeypatch.setattr(torch.optim.AdamW, "step", interrupting_step)
     r = run(*ALL, "--out", out)
     assert r.exit_code == 130, r.stderr
+    # The command that goes on is the whole run's: a stage's own --resume RUN/STAGE would finish that stage alone.
+    assert r.stderr.strip().splitlines() == [
+        f"error: interrupted in the {stage} stage at step {done}; checkpoint saved; finished stages are kept. "
+        f"Resume with: t2i train --resume {out} (or the same command again)"], r.stderr
     monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
     assert not (out / "weights").exists()
-    r = run("train", "--resume", out, "-q", "--workers", "0")  # or the same command again
+    r = run("train", "--resume", out, "-q", "--workers", "0")  # as the message says
     assert r.exit_code == 0, r.stderr
     assert weights_of(out) == weights_of(uninterrupted)
 
@@ -75,7 +81,10 @@ def test_interrupt_between_stages_then_the_same_command_continues(uninterrupted,
 
     out = tmp_path / "run"
     monkeypatch.setattr(recipe, "run_stage", stop_before_clip)
-    assert run(*ALL, "--out", out).exit_code == 130
+    r = run(*ALL, "--out", out)
+    assert r.exit_code == 130 and r.stderr.strip().splitlines() == [
+        f"error: interrupted; finished stages are kept. Resume with: t2i train --resume {out} "
+        "(or the same command again)"], r.stderr
     monkeypatch.setattr(recipe, "run_stage", real)
     r = run(*ALL, "--out", out)
     assert r.exit_code == 0, r.stderr
@@ -251,6 +260,41 @@ def test_a_folder_smaller_than_a_batch_trains_with_one_warning(tmp_path):
     assert big.exit_code == 0 and "fewer than a batch" not in big.stderr, big.stderr
 
 
+def test_a_run_validates_on_a_usable_picture_and_says_when_it_has_none(tmp_path):
+    """An unreadable file is left out before the split: a folder whose only val file was a fake PNG still
+    validates (on a good picture: val_* lines in metrics.jsonl); with one usable picture nothing can be held out,
+    and one warning says so, with what it means for --patience."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in (1, 2, 3):
+        Image.new("RGB", (16, 16), (60 * i, 90, 90)).save(data / f"good{i}.png")
+        (data / f"good{i}.txt").write_text(f"picture {i}\n")
+    (data / "fake.png").write_bytes(b"not a png")  # its name hashes into the val split
+    (data / "fake.txt").write_text("a fake one\n")
+    args = ["train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "0", "-q", "--device", "cpu",
+            "--sample-every", "1", "--data", data]
+
+    def metrics(run_dir: Path) -> list[dict]:
+        return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    r = run(*args, "--out", tmp_path / "three")
+    assert r.exit_code == 0, r.stderr
+    assert [row["step"] for row in metrics(tmp_path / "three") if "val_loss" in row] == [1, 2]
+    assert ("warning: skipped 1 item(s) (1 unreadable image); using 2 (1 more held out for validation)"
+            in r.stderr.splitlines()), r.stderr
+    assert "no validation" not in r.stderr
+    for name in ("good2", "good3"):
+        (data / f"{name}.png").unlink()
+        (data / f"{name}.txt").unlink()
+    r = run(*args, "--patience", "1", "--out", tmp_path / "one")
+    assert r.exit_code == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if "no validation" in line]
+    assert said == [f"warning: no validation pictures: {data} has 1 usable picture(s), and one is held out for "
+                    "validation only from two or more; this run logs no val_* metrics, and --patience 1 cannot stop "
+                    "it early (it counts validations); add pictures"], r.stderr
+    assert not any(key.startswith("val_") for row in metrics(tmp_path / "one") for key in row)
+
+
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
 def test_a_damaged_plan_file_is_one_line(tmp_path, content):
     out = tmp_path / "run"
@@ -296,6 +340,12 @@ def test_a_whole_run_refuses_on_resume_what_it_would_ignore(uninterrupted):
     for extra in (["--steps", "9"], ["--patience", "2"], ["--sample-every", "3"]):
         r = run("train", "--resume", uninterrupted, "-q", *extra)
         assert r.exit_code == 2 and "cannot change a whole run" in r.stderr and "--resume" in r.stderr, r.stderr
+    r = run("train", "--resume", uninterrupted, "-q", "--stage", "all")  # its own stage: only said again
+    assert r.exit_code == 0 and r.stdout.count("done before") == 4, r.stderr
+    r = run("train", "--resume", uninterrupted, "-q", "--stage", "dvae")  # was silently the whole run
+    assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
+        f"error: --stage dvae: {uninterrupted} is a --stage all run; leave --stage out to continue it, or resume "
+        f"that stage's folder alone: t2i train --resume {uninterrupted / 'dvae'}"], r.stderr
 
 
 def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path):
@@ -313,11 +363,37 @@ def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path):
     afile.write_text("mine")
     r = run(*args, "--out", afile)
     assert r.exit_code == 2 and "is a file" in r.stderr and afile.read_text() == "mine"
+    r = run(*args, "--out", afile / "sub")
+    assert r.exit_code == 2 and f"is inside {afile}, which is a file" in r.stderr, r.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     r = run(*args, "--out", empty)  # an empty folder is as good as a new one
     assert r.exit_code == 0, r.stderr
     assert (empty / "dvae.safetensors").is_file()
+
+
+def test_a_new_whole_run_refuses_a_folder_of_other_files_or_a_file_before_writing(tmp_path):
+    """--stage all writes only into a new or empty folder, or one holding its own earlier run (all.json);
+    a folder of the user's files, a file, or a path inside a file is one line and exit 2, nothing written."""
+    mine = tmp_path / "mine"
+    (mine / "weights").mkdir(parents=True)
+    (mine / "weights" / "tokenizer.json").write_text("MY OWN TOKENIZER")
+    (mine / "notes.txt").write_text("notes")
+    r = run(*ALL, "--out", mine)
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.stderr
+    assert "holds other files; pick a new or empty folder" in lines[0], r.stderr
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*")) == ["notes.txt", "weights",
+                                                                          "weights/tokenizer.json"]
+    assert (mine / "weights" / "tokenizer.json").read_text() == "MY OWN TOKENIZER"
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for out, said in ((afile, f"--out {afile} is a file; pick a folder to create"),
+                      (afile / "sub", f"is inside {afile}, which is a file; pick a folder to create")):
+        r = run(*ALL, "--out", out)
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and said in lines[0], r.stderr
+        assert afile.read_text() == "mine"
 
 
 @pytest.mark.parametrize("stage", ["dvae", "clip"])

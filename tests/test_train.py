@@ -207,6 +207,23 @@ def test_new_run_refuses_an_existing_run_folder(tiny_runs: Path):
     assert "--resume" in result.output + getattr(result, "stderr", "")
 
 
+def test_resume_takes_the_runs_own_stage_and_names_another(tmp_path: Path):
+    """`--resume RUN --stage dvae` of a dVAE run only says its stage again: it resumes; another stage (or all)
+    is one line naming the run's stage."""
+    from conftest import one_line_failure, run
+
+    out = tmp_path / "dvae"
+    steer = ["--workers", "0", "-q", "--device", "cpu"]
+    t2i("train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--out", out, *steer)
+    t2i("train", "--resume", out, "--stage", "dvae", "--steps", "3", *steer)
+    assert read_metadata(out / CHECKPOINT)["step"] == "3"
+    for other in ("clip", "all"):
+        line = one_line_failure(run("train", "--resume", out, "--stage", other, "--steps", "4", *steer), 2)
+        assert line == f"error: --stage {other}: {out} is a dvae run; leave --stage out (or give --stage dvae) " \
+                       "to continue it"
+    assert read_metadata(out / CHECKPOINT)["step"] == "3"
+
+
 @pytest.mark.parametrize("more", [[], ["--out", "OUT"], ["--resume", "OUT"]])
 def test_an_unknown_stage_is_named_whatever_else_is_missing(tmp_path: Path, more: list[str]):
     """`--stage dave` (a typo) is the error, not the missing --out it was given without."""

@@ -686,7 +686,7 @@ def train(
         if seed is not None:
             check_seed(seed)
         check_stage(stage)
-        if stage == "all" or (resume is not None and is_whole_run(resume)):
+        if (stage == "all" and resume is None) or (resume is not None and is_whole_run(resume)):
             _train_all(resume or out_dir, given, ctx.params, resume is not None, device, quiet)
             return
         if resume is not None:
@@ -706,14 +706,20 @@ def train(
 def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: bool, device: str,
                quiet: bool) -> None:
     """--stage all: every stage in order under one progress display, resumable, exported to RUN/weights."""
-    from t2i_cli.recipe import ORDER, plan_settings, train_all
+    from t2i_cli.recipe import ORDER, check_whole_run_folder, plan_settings, train_all
 
     if run_dir is None:
         raise UsageError("--stage all needs --out RUN (or --resume RUN to continue one)")
+    if not resume:  # first, as a single stage does: nothing of the user's is ever written over
+        check_whole_run_folder(run_dir)
     refused = sorted(given & {"dvae", "tokenizer", "finetune_decoder", "init"})
     if refused:
         raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot be used with --stage all: it trains its "
                          f"own tokenizer and dVAE, and every model from scratch")
+    if resume and params["stage"] not in (None, "all"):  # --stage all, the run's own, is accepted
+        raise UsageError(f"--stage {params['stage']}: {run_dir} is a --stage all run; leave --stage out to "
+                         f"continue it, or resume that stage's folder alone: t2i train --resume "
+                         f"{run_dir / params['stage']}")
     steering = {"resume", "stage", "workers", "device", "quiet"}  # what a whole run's resume honours
     if resume and given - steering:
         raise UsageError(f"{', '.join(flag(n) for n in sorted(given - steering))} cannot change a whole run that has "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -35,12 +36,15 @@ class CaptionDataset(Dataset):
         """Every caption of item i, without loading its image."""
         raise NotImplementedError
 
+    held_out: int = 0  # usable items of the source in its other part (the train part: those kept for validation)
+
     def skipped_message(self) -> str | None:
-        """One line for the CLI about what was left out, or None when nothing was."""
+        """One line for the CLI about what was left out of the whole source, or None when nothing was."""
         if not self.skipped:
             return None
         reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
-        return f"skipped {sum(self.skipped.values())} item(s) ({reasons}); using {len(self)}"
+        kept = f" ({self.held_out} more held out for validation)" if self.held_out else ""
+        return f"skipped {sum(self.skipped.values())} item(s) ({reasons}); using {len(self)}{kept}"
 
 
 class WorldDataset(CaptionDataset):
@@ -80,8 +84,8 @@ class WorldDataset(CaptionDataset):
 class PairDataset(CaptionDataset):
     """Image files with their captions, checked once when the source opened."""
 
-    def __init__(self, pairs: list[tuple[Path, list[str]]], side: int, skipped: dict[str, int]):
-        self.pairs, self.side, self.skipped = pairs, side, skipped
+    def __init__(self, pairs: list[tuple[Path, list[str]]], side: int, skipped: dict[str, int], held_out: int = 0):
+        self.pairs, self.side, self.skipped, self.held_out = pairs, side, skipped, held_out
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -147,8 +151,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         looked_for = f'lines {{"image": path, "caption": text}} in {path}'
     else:
         raise DataError(f"cannot use {path} as a data source; give {SOURCE_HELP}")
+    # Every pair is checked before the split, so the split holds only usable pairs (a val part is never left
+    # empty by files that do not load) and the counts are the whole source's, whichever part is opened.
     usable: list[tuple[Path, list[str]]] = []
-    pairs = split_pairs(pairs, path.parent if path.is_file() else path, val_fraction, part)
     for image, lines in pairs:
         if not lines:
             skipped["empty caption"] += 1
@@ -158,18 +163,28 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             usable.append((image, lines))
         else:
             skipped["unreadable image"] += 1
-    if not usable and part == "val":
-        return PairDataset([], side, dict(skipped))
     if not usable:
         found = f" (found only: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))})" if skipped else ""
         raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")
-    return PairDataset(usable, side, dict(skipped))
+    chosen = split_pairs(usable, path.parent if path.is_file() else path, val_fraction, part)
+    return PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0)
 
 
 def _is_readable(path: Path) -> bool:
-    """Whether the image decodes (the full decode also catches truncated files)."""
+    """Whether the image decodes (the full decode also catches truncated files); remembered for the file as it
+    is (path, size, modification time), so the train and val parts of a source, and every stage of a whole run,
+    decode each image once."""
     try:
-        images.load_rgb(path, 8)
+        st = path.stat()
+    except OSError:
+        return False
+    return _decodes(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _decodes(path: str, size: int, mtime_ns: int) -> bool:
+    try:
+        images.load_rgb(Path(path), 8)
     except DataError:
         return False
     return True

@@ -10,13 +10,14 @@ RUN/weights, ready for `t2i generate --weights RUN/weights`.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json
-from t2i_cli.stages import run_stage
-from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, TrainConfig, export_run
+from t2i_cli.stages import check_new_folder, run_stage
+from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, export_run
 from t2i_cli.weights import read_metadata
 
 PLAN = "all.json"  # its presence makes a folder a whole run
@@ -26,6 +27,14 @@ ORDER = STAGES  # tokenizer, dvae, transformer, clip: each needs only those befo
 def is_whole_run(run_dir: Path) -> bool:
     """Whether a folder holds a `--stage all` run."""
     return (Path(run_dir) / PLAN).is_file()
+
+
+def check_whole_run_folder(run_dir: Path) -> None:
+    """A whole run starts only in a new or empty folder, or continues in one that holds its own earlier run
+    (RUN/all.json); anything else is refused before a file is written (by rank 0 under torchrun: the others
+    may look after it has started the folder)."""
+    if not is_whole_run(run_dir) and os.environ.get("RANK", "0") == "0":
+        check_new_folder(run_dir, keep_going=" (a folder of an earlier --stage all run continues it)")
 
 
 def stage_done(sub: Path, cfg: TrainConfig) -> bool:
@@ -63,21 +72,38 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     config: a started stage's own (read back from its folder), else a new one whose dependencies point at
     the earlier stages' folders."""
     run_dir = Path(run_dir)
+    check_whole_run_folder(run_dir)
     settings = plan_settings(run_dir, settings)
     is_new_dir = not run_dir.exists()
     try:
         summary = _stages(run_dir, settings, make_config, device, progress, warn)
-    except BaseException:
+    except BaseException as e:
         if not any((run_dir / s / RUN_CONFIG).is_file() for s in ORDER):  # nothing started: leave nothing
             (run_dir / PLAN).unlink(missing_ok=True)
             if is_new_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
                 run_dir.rmdir()
+        elif isinstance(e, (Interrupted, KeyboardInterrupt)):
+            raise _interrupted(run_dir, e) from None
         raise
     weights = run_dir / "weights"
-    for stage in ORDER:
-        export_run(run_dir / stage, weights, force=True, note=warn)  # the run's own export folder: refreshed
+    try:
+        for stage in ORDER:
+            export_run(run_dir / stage, weights, force=True, note=warn)  # the run's own export folder: refreshed
+    except KeyboardInterrupt:
+        raise _interrupted(run_dir, None) from None
     summary["weights"] = str(weights)
     return summary
+
+
+def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
+    """Ctrl-C in a whole run: the command to go on is the whole run's (a stage's own --resume would finish
+    that stage alone)."""
+    where = ""
+    if isinstance(e, Interrupted) and e.step is not None:
+        stage = next((s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file()), None)
+        where = f" in the {stage} stage at step {e.step}; checkpoint saved" if stage else f" at step {e.step}"
+    return Interrupted(f"interrupted{where}; finished stages are kept. Resume with: t2i train --resume {run_dir} "
+                       f"(or the same command again)")
 
 
 def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],

@@ -385,6 +385,23 @@ def clip_config(src: str) -> ClipConfig:
     return load_model(_resolve(src, "clip.safetensors"), "clip").cfg
 
 
+def check_new_folder(run_dir: Path, keep_going: str = "") -> None:
+    """Refuse an --out that a new run cannot use: a file, a path inside a file, or a folder that already holds
+    files (a run would replace files of those names: nothing a user made is lost unasked). keep_going ends
+    the folder's message (how to continue a run of one's own there)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() or run_dir.is_symlink():
+        if not run_dir.is_dir():
+            raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
+        if any(run_dir.iterdir()):
+            raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder"
+                             f"{keep_going}")
+        return
+    blocker = next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UsageError(f"--out {run_dir} is inside {blocker}, which is a file; pick a folder to create")
+
+
 def start_folder(run_dir: Path, deps: list[tuple[Path, str]]) -> list[Path]:
     """Create the run folder and copy the dependencies in, so the run (and its export) stands alone;
     returns what was created, for undo_start."""
@@ -511,11 +528,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                              f"or pick another --out")
         # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
         # may look after it has copied the run's dependencies in).
-        if not resume and dd.is_main and (run_dir.exists() or run_dir.is_symlink()):
-            if not run_dir.is_dir():
-                raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
-            if any(run_dir.iterdir()):  # a run would replace files of these names: nothing is lost unasked
-                raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder")
+        if not resume and dd.is_main:
+            check_new_folder(run_dir)
         deps = [] if resume else dependencies(cfg)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
         dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
@@ -543,6 +557,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
             warn(f"{len(dataset)} training picture(s), fewer than a batch of {cfg.batch_size}: every batch repeats "
                  f"them; add pictures or lower --batch-size")
+        if stage is not None and dd.is_main and not len(val) and warn is not None:
+            warn(no_validation(cfg, len(dataset)))
         if stage is None:
             return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
         summary |= train_loop(stage, cfg, run_dir, dd, progress, warn)
@@ -553,6 +569,14 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
         if dd.n_procs > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def no_validation(cfg: TrainConfig, n_train: int) -> str:
+    """The one warning of a run whose validation split is empty (a folder or manifest with one usable picture:
+    a split holds one out only from two): nothing is validated, so nothing that needs validation happens."""
+    stop = (f", and --patience {cfg.patience} cannot stop it early (it counts validations)" if cfg.patience else "")
+    return (f"no validation pictures: {cfg.data} has {n_train} usable picture(s), and one is held out for "
+            f"validation only from two or more; this run logs no val_* metrics{stop}; add pictures")
 
 
 def long_captions(stage, dataset) -> int:

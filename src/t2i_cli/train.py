@@ -370,6 +370,10 @@ class Interrupted(T2IError):
     exit_code = 130
     every_rank = True
 
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step  # the step checkpointed (None: stopped outside a stage's steps)
+
 
 class Diverged(T2IError):
     """Training stopped at a step whose loss or gradient norm was NaN or infinite, before that step changed
@@ -495,7 +499,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     except KeyboardInterrupt:
         checkpoint()
         raise Interrupted(f"interrupted at step {done}; checkpoint saved. "
-                          f"Resume with: t2i train --resume {run_dir}") from None
+                          f"Resume with: t2i train --resume {run_dir}", step=done) from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

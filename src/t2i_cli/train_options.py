@@ -133,12 +133,16 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
 
     from t2i_cli.train import read_run_config
 
-    refused = sorted(given - RESUME_OPTIONS)
+    refused = sorted(given - RESUME_OPTIONS - {"stage"})
     if refused:
         raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot change a run that has started; "
                          f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
                          f"--sample-every, --log-every, --patience, --device and --quiet apply)")
     cfg = read_run_config(run_dir)
+    if "stage" in given and params["stage"] != cfg.stage:  # the run's own stage is only said again
+        raise UsageError(f"--stage {params['stage']}: {run_dir} is a {cfg.stage} run; leave --stage out "
+                         f"(or give --stage {cfg.stage}) to continue it")
+    given = given - {"stage"}
     refuse_foreign_options(cfg.stage, given)
     changes = {"num_workers" if k == "workers" else k: params[k]
                for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every", "patience") if k in given}
