@@ -321,7 +321,8 @@ def test_python_m_help_runs_without_torch():
 
 
 @pytest.mark.parametrize("args, says", [
-    (["generate", "--bogus"], "No such option: --bogus"),
+    (["generate", "--bogus"], "No such option: --bogus; see"),  # not "(Possible options: --out)"
+    (["generate", "--seeed", "3"], "No such option: --seeed (Possible options: --seed); see"),
     (["generate", "a red bird", "--n", "abc"], "Invalid value for '--n'"),
     (["export"], "Missing argument"),
     (["bogus"], "No such command 'bogus'"),

@@ -50,6 +50,12 @@ class OneLineErrors(TyperGroup):
                 if text:
                     out.print(text)
                 sys.exit(e.exit_code)
+            possible = getattr(e, "possibilities", None)
+            if possible and getattr(e, "option_name", None):  # Click compares with the dashes: --bogus ~ --out
+                import difflib
+
+                name = e.option_name.lstrip("-")
+                e.possibilities = [p for p in possible if difflib.get_close_matches(name, [p.lstrip("-")], 1, 0.6)]
             message = " ".join(e.format_message().split()).rstrip(".")
             ctx = getattr(e, "ctx", None)
             say("error", "red", message + (f"; see '{ctx.command_path} --help'" if ctx is not None else ""))
