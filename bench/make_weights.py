@@ -191,6 +191,10 @@ def main() -> None:
     export = ["export", str(runs / "transformer"), *(str(runs / c) for c in train_clips), str(runs / "dvae-decoder"),
               "--to", str(opts.to), "--half", "--force"]
     wait(start(export), "export")
+    stale = opts.to / "clip-2.safetensors"
+    if opts.clips == 1 and stale.is_file():  # an earlier recipe's second reranker would be averaged with this one
+        print(f"+ rm {stale}", flush=True)
+        stale.unlink()
     for file, name in zip(opts.clip, ("clip.safetensors", "clip-2.safetensors")[:len(opts.clip)], strict=True):
         print(f"+ cp {file} {opts.to / name}", flush=True)
         shutil.copyfile(file, opts.to / name)
