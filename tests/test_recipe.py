@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run
+from conftest import run, torchrun_t2i
 
 ALL = ["train", "--stage", "all", "--preset", "tiny", "--steps", "4,clip=3", "--workers", "0", "-q",
        "--device", "cpu", "--log-every", "1"]
@@ -409,3 +409,15 @@ def test_a_zero_size_is_refused_and_leaves_no_run_folder(tmp_path, stage):
     assert not out.exists()
     r = run(*args, "--model", "n_hid=8", "--out", out)  # the corrected command starts where the refused one did
     assert r.exit_code == 0, r.stderr
+
+
+def test_torchrun_whole_run_refused_in_a_folder_of_other_files_leaves_it_as_it_was(tmp_path):
+    """Rank 0 checks the folder and refuses it; another rank used to write all.json there first, so the same
+    command again took the folder for its own earlier run and trained into it."""
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    proc = torchrun_t2i(tmp_path, "", "--stage", "all", "--data", "world", "--out", str(user))
+    assert proc.returncode != 0
+    assert [p.name for p in user.iterdir()] == ["notes.txt"], proc.stderr[-2000:]
+    assert sum("holds other files" in line for line in proc.stderr.splitlines()) == 1, proc.stderr[-2000:]

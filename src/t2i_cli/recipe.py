@@ -114,7 +114,9 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
         sub = run_dir / stage
         started = (sub / RUN_CONFIG).is_file()
         cfg = make_config(stage, run_dir)
-        if not started and not (run_dir / PLAN).is_file():
+        if not started and not (run_dir / PLAN).is_file() and os.environ.get("RANK", "0") == "0":
+            # rank 0 alone, which alone checked the folder: another rank writing it into a folder rank 0 then
+            # refused would make that folder look like a whole run to the next command
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(run_dir / PLAN, settings)  # from here the folder is a whole run
         if stage_done(sub, cfg):
