@@ -261,6 +261,13 @@ def test_a_later_link_best_makes_best_this_rankings_and_keeps_the_users_files(we
     rerank(1)
     pngs = [p for p in pictures(colour_folder / "best") if p.suffix == ".png"]
     assert len(pngs) == 2 and kept in pngs and sha(colour_folder / ranked[0]) in {sha(p) for p in pngs}
+    # a copy whose picture is gone from the folder is the only one left: a later ranking never removes it
+    top = colour_folder / ranked[0]
+    only, picture = top.read_bytes(), top.with_suffix(".moved")
+    top.rename(picture)
+    rerank(1)
+    assert only in {p.read_bytes() for p in pictures(colour_folder / "best")}
+    picture.rename(top)
     (colour_folder / "best" / "t2i-copies.json").write_text('{"my": "own file"}')  # not t2i's record: refused
     line = one_line_failure(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--link-best",
                                 "--weights", weights), code=2)

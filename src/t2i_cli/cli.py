@@ -866,7 +866,10 @@ def rerank(folder: Path = typer.Argument(...,
            prompt: Optional[str] = typer.Option(None, "--prompt",
                                                 help="Score every image against this prompt instead."),
            top: int = typer.Option(0, "--top", help="Write a contact sheet of the best K per prompt."),
-           link_best: bool = typer.Option(False, "--link-best", help="Copy the best --top K into FOLDER/best/."),
+           link_best: bool = typer.Option(False, "--link-best",
+                                          help="Copy the best --top K into FOLDER/best/ (t2i's earlier copies that "
+                                               "are no longer among them are removed while FOLDER still holds the "
+                                               "picture)."),
            explain: bool = typer.Option(False, "--explain",
                                         help="Show how much each word of the prompt adds to the top score and, "
                                              "with a word-region CLIP, draw where each word looks in the best "
@@ -902,7 +905,8 @@ def rerank(folder: Path = typer.Argument(...,
         if top:
             out.print(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side)}")
         if link_best:
-            out.print(f"copied {len(rr.link_best(folder, ranked, top))} files into {folder / rr.BEST}")
+            kept, copied = rr.link_best(folder, ranked, top)
+            out.print(f"{folder / rr.BEST} holds the best {len(kept)} ({copied} copied now)")
         if explain:
             best = ranked[0]
             from t2i_cli.images import load_rgb, tensor_from_image

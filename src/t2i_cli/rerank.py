@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from t2i_cli.errors import DataError, OutputError, UsageError
-from t2i_cli.files import atomic_write_json, check_replaceable, write_new
+from t2i_cli.files import atomic_write_json, check_replaceable, is_own_json, write_new
 from t2i_cli.images import (
     IMAGE_SUFFIXES,
     attention_strip,
@@ -135,39 +135,57 @@ def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Pa
     return write_new(folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data), option="")
 
 
-def link_best(folder: Path, ranked: list[Ranked], k: int) -> list[Path]:
+def _digest(path: Path) -> str:
+    """sha256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], int]:
     """DIR/best/ holds copies of the best k per prompt, new names (never overwriting; check_outputs first
-    refuses a DIR/best that is a file). A later --link-best makes best/ this ranking's: a copy t2i made there
-    before (BEST_RECORD) that is no longer among the best is removed unless it was changed since, one that
-    still is stays, and no picture is copied twice. Anything else in best/ is the user's and stays."""
+    refuses a DIR/best that is a file); returns them and how many were copied now. A later --link-best makes
+    best/ this ranking's: a copy t2i made there before (recorded in BEST_RECORD, updated after each change) that
+    is no longer among the best is removed, but only while DIR still holds the same picture and the copy is
+    unchanged; one still among the best stays, and no picture is copied twice. Anything else in best/ (the
+    user's files, a copy changed since, a copy whose picture DIR no longer holds) is left alone."""
     best = Path(folder) / BEST
     try:
         best.mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
-    def digest(path: Path) -> str:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+    inputs = {_digest(r.path): r for r in ranked}  # every picture this ranking read
+    wanted = {h: r.path for h, r in inputs.items() if r.rank <= k}
+    made: dict[str, str] = {}
+    record = best / BEST_RECORD
+    if is_own_json(record, is_record):  # check_outputs let only t2i's own record (or, with --force, any) stand
+        made = json.loads(record.read_bytes())
+    have: dict[str, Path] = {}  # digest -> the copy in best/ that stays
+    kept: dict[str, str] = {}  # the record from here on: name -> digest
 
-    wanted = {digest(r.path): r.path for r in ranked if r.rank <= k}
-    try:  # check_outputs let only t2i's own record (or, with --force, anything) stand here
-        with open(best / BEST_RECORD, "rb") as f:
-            made = json.loads(f.read(1 << 22))  # bounded: a record of 4 MB is tens of thousands of copies
-        made = made if is_record(made) else {}
-    except (OSError, ValueError):
-        made = {}
-    have: dict[str, Path] = {}
+    def save() -> None:
+        atomic_write_json(record, dict(sorted(kept.items())))
+
     for name, h in made.items():
         path = best / Path(name).name
-        if path.is_file() and not path.is_symlink() and digest(path) == h:  # t2i's copy, unchanged
-            if h in wanted and h not in have:
-                have[h] = path
-            else:
-                path.unlink()
+        if path.name in kept or not path.is_file() or path.is_symlink() or _digest(path) != h:
+            continue  # gone, a second name for one file, or changed since: not t2i's copy any more
+        if h in wanted and h not in have:
+            have[h], kept[path.name] = path, h
+        elif h in inputs:  # DIR still holds the picture: this copy is a spare
+            path.unlink()
+        # else: the only copy left of a picture no longer in DIR stays, as the user's file
+    save()
+    new = 0
     for h, src in wanted.items():
         if h not in have:
             have[h] = write_new(best, src.stem, src.suffix, lambda tmp, src=src: shutil.copyfile(src, tmp), option="")
-    atomic_write_json(best / BEST_RECORD, {path.name: h for h, path in sorted(have.items(), key=lambda x: x[1])})
-    return [have[h] for h in wanted]
+            kept[have[h].name] = h
+            save()
+            new += 1
+    return [have[h] for h in wanted], new
 
 
 def explain_maps(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, torch.Tensor, float]]:
