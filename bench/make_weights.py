@@ -60,10 +60,8 @@ def stage_args(runs: Path, preset: str) -> dict[str, list[str]]:
         "clip": ["train", "--stage", "clip", *common, "--tokenizer", str(runs / "tokenizer"), "--image-side", "64",
                  "--hard-negatives", "--model", "word_region=true", "--steps", "2400", "--batch-size", "64",
                  "--sample-every", "400"],
-        # The second reranker: the same, from another seed; reranking averages the two (weights/README.md).
-        "clip-2": ["train", "--stage", "clip", *common, "--tokenizer", str(runs / "tokenizer"), "--image-side",
-                   "64", "--hard-negatives", "--model", "word_region=true", "--steps", "2400", "--batch-size", "64",
-                   "--sample-every", "400", "--seed", "1"],
+        # "clip-2", the second reranker, is the same command (with its --stage-args and --budget) from seed 1:
+        # main() makes it; reranking averages the two (weights/README.md).
         # The decoder alone, on the frozen encoder's codes: sharper images, and the transformer stays valid.
         "dvae-decoder": ["train", "--stage", "dvae", "--finetune-decoder", "--dvae", str(runs / "dvae"),
                          "--steps", ft_steps, "--lr", ft_lr, "--sample-every", "500", *common],
@@ -126,11 +124,19 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     budgets = {k: float(v) for k, v in (b.split("=", 1) for b in opts.budget)}
     args = stage_args(runs, opts.preset)
+    second: list[str] = []  # --stage-args of clip-2 alone
     for item in opts.stage_args:
         stage, sep, more = item.partition("=")
-        if not sep or stage not in args:
-            raise SystemExit(f"make_weights: --stage-args {item!r}: expected STAGE=ARGS with STAGE in {sorted(args)}")
-        args[stage] += shlex.split(more)
+        if not sep or stage not in (*args, "clip-2"):
+            raise SystemExit(f"make_weights: --stage-args {item!r}: expected STAGE=ARGS with STAGE in "
+                             f"{sorted([*args, 'clip-2'])}")
+        (second if stage == "clip-2" else args[stage]).extend(shlex.split(more))
+    args["clip-2"] = [*args["clip"], "--seed", "1", *second]  # a later option wins: clip-2's own, then the seed
+    if "clip" in budgets:
+        budgets.setdefault("clip-2", budgets["clip"])
+    if opts.clip and len(opts.clip) != opts.clips:
+        raise SystemExit(f"make_weights: give --clip once per reranker ({opts.clips}; --clips 1 for one), or not "
+                         f"at all")
     timings_path = runs / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
 
@@ -165,8 +171,6 @@ def main() -> None:
 
     finish(launch("tokenizer", 0))
     clip_stages = ["clip", "clip-2"][:opts.clips]
-    if opts.clip and len(opts.clip) != opts.clips:
-        raise SystemExit(f"make_weights: give --clip once per reranker ({opts.clips}), or not at all")
     for file in opts.clip:
         tokenizer = runs / "tokenizer" / "tokenizer.json"
         beside = file.parent / "tokenizer.json"
@@ -176,13 +180,14 @@ def main() -> None:
     if opts.parallel:
         side = launch("clip", opts.side_workers) if train_clips else None
         finish(launch("dvae", opts.workers))
-        side2 = launch("dvae-decoder", opts.side_workers)
-        main_job = launch("transformer", opts.workers)
-        finish(side)
-        side3 = launch("clip-2", opts.side_workers) if "clip-2" in train_clips else None  # once the first is done
-        finish(main_job)
-        finish(side2)
-        finish(side3)
+        jobs = [side, launch("dvae-decoder", opts.side_workers), launch("transformer", opts.workers)]
+        while any(jobs):  # each job's time taken when it ends; the second reranker starts when the first ends
+            for i, job in enumerate(jobs):
+                if job is not None and job[1].poll() is not None:
+                    finish(job)
+                    jobs[i] = launch("clip-2", opts.side_workers) if job[0] == "clip" and "clip-2" in train_clips \
+                        else None
+            time.sleep(1)
     else:
         for stage in ("dvae", "transformer", *train_clips, "dvae-decoder"):
             finish(launch(stage, opts.workers))
