@@ -99,10 +99,12 @@ def test_export_of_two_clip_runs_writes_the_second_reranker(tiny_runs: Path, tmp
     pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
     assert not all(torch.equal(a, b) for a, b in pairs)
 
-    line = one_line_failure(run("export", tiny_runs / "clip", tmp_path / "clip-s1", tiny_runs / "clip",
+    t2i("train", "--stage", "clip", "--text-len", "10", "--out", tmp_path / "clip-short", *common)
+    line = one_line_failure(run("export", tiny_runs / "clip", tmp_path / "clip-s1", tmp_path / "clip-short",
                                 "--to", tmp_path / "three"), 2)
     assert "3 CLIP runs given" in line and "two rerankers at most" in line, line
-    t2i("train", "--stage", "clip", "--text-len", "10", "--out", tmp_path / "clip-short", *common)
+    line = one_line_failure(run("export", tiny_runs / "clip", tiny_runs / "clip", "--to", tmp_path / "three"), 2)
+    assert "is given twice" in line, line
     line = one_line_failure(run("export", tiny_runs / "clip", tmp_path / "clip-short", "--to", tmp_path / "short"), 2)
     assert "read 12 and 10 prompt tokens" in line, line
     assert not (tmp_path / "three").exists() and not (tmp_path / "short").exists()

@@ -639,6 +639,9 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
             sync_model_file(run_dir, cfg.stage)
         model_name = f"{cfg.stage}.safetensors"
         if cfg.stage == "clip":  # a second CLIP run is the second reranker, averaged with the first
+            if any(run_dir.resolve() == r.resolve() for r in clip_runs):
+                raise UsageError(f"{run_dir} is given twice; a second reranker is another CLIP run (the same "
+                                 f"command with another --seed)")
             clip_runs.append(run_dir)
             if len(clip_runs) > 2:
                 raise UsageError(f"{len(clip_runs)} CLIP runs given ({', '.join(map(str, clip_runs))}); a weights "
