@@ -129,6 +129,57 @@ def test_jsonl_manifest_with_relative_paths(tmp_path):
     assert ds[1][0][2].mean() > 0.9
 
 
+def test_manifest_lines_that_are_not_pairs_are_bad_lines_and_a_bom_is_not_text(tmp_path):
+    """Each line stands alone: one that is not UTF-8, nested past Python's recursion limit, too long, or has an
+    image or caption of the wrong type is a bad line (a Latin-1 byte refused the whole manifest, deep nesting
+    was an internal error, a dict caption became its key); a byte-order mark starts no caption."""
+    make_image(tmp_path / "one.png")
+    good = json.dumps({"image": "one.png", "caption": "a red square"}).encode()
+    bad = [b'{"image": "one.png", "caption": "caf\xe9"}', b"[" * 200_000 + b"]" * 200_000,
+           json.dumps({"image": "one.png", "caption": {"a dict": 1}}).encode(),
+           json.dumps({"image": None, "caption": "x"}).encode(), json.dumps({"image": 123, "caption": "x"}).encode(),
+           json.dumps({"image": "one.png", "caption": "x" * (data.MAX_MANIFEST_LINE + 10)}).encode()]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(b"\xef\xbb\xbf" + b"\n".join([good, *bad, good]) + b"\n")
+    ds = data.open_source(str(manifest), 8)
+    assert [ds.captions_at(i) for i in range(len(ds))] == [["a red square"], ["a red square"]]
+    assert ds.skipped == {"bad manifest line": len(bad)}
+
+
+def test_caption_files_lose_their_bom_and_an_oversized_one_is_skipped_unread(tmp_path):
+    make_image(tmp_path / "a.png")
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfa caption with a bom\n")
+    make_image(tmp_path / "b.png")
+    (tmp_path / "b.txt").write_text("a caption\n" * (data.MAX_CAPTION_FILE // 10 + 1))
+    ds = data.open_source(str(tmp_path), 8)
+    assert [ds.captions_at(i) for i in range(len(ds))] == [["a caption with a bom"]]
+    assert ds.skipped == {"caption file over 64 KB": 1}
+
+
+def test_a_photo_loads_the_way_its_exif_orientation_shows_it(tmp_path):
+    """A phone stores a portrait photo sideways with an orientation tag; it trains (and prompts) upright."""
+    from t2i_cli.images import load_rgb
+
+    stored = Image.new("RGB", (40, 20), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 20, 20))  # red on the left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to show: red on top
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    shown = np.asarray(load_rgb(tmp_path / "photo.jpg", 20)).astype(int)
+    assert shown[:5, :, 0].mean() > 200 and shown[-5:, :, 2].mean() > 200, shown[:, :, 0].mean(1)
+
+
+@pytest.mark.parametrize("args, says", [(["--n", "16", "--side", "4096"], "268 M pixels; a preview holds at most 34 M"),
+                                        (["--n", "2", "--out", "sheet.jpg"], "a preview is a PNG")])
+def test_data_preview_refuses_a_sheet_beyond_its_pixel_bound_or_not_a_png(tmp_path, args, says):
+    from conftest import one_line_failure, run
+
+    extra = [] if "--out" in args else ["--out", tmp_path / "sheet.png"]
+    r = run("data", "preview", "world", *[tmp_path / a if a.endswith(".jpg") else a for a in args], *extra)
+    assert says in one_line_failure(r, 2)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("make", ["empty folder", "only bad files", "missing path", "not a source"])
 def test_sources_with_nothing_usable_raise_data_error(tmp_path, make):
     if make == "empty folder":

@@ -307,17 +307,21 @@ def test_a_damaged_plan_file_is_one_line(tmp_path, content):
 
 
 def test_the_whole_run_with_q_still_warns_about_a_small_folder(tmp_path):
-    """`--stage all -q` hides the progress display, not the warnings: each model stage says the folder is
-    smaller than its batch."""
+    """`--stage all -q` hides the progress display, not the warnings: the folder is smaller than a batch,
+    said once for the run (each model stage found it, with the same batch size; it was said three times),
+    as is a skipped file."""
     data = tmp_path / "data"
     data.mkdir()
     for i in range(4):
         Image.new("RGB", (16, 16), (60 * i, 90, 90)).save(data / f"{i}.png")
         (data / f"{i}.txt").write_text(f"picture {i}\n")
+    (data / "broken.png").write_text("not a picture")
+    (data / "broken.txt").write_text("a broken picture\n")
     r = run(*ALL, "--data", data, "--out", tmp_path / "run")  # ALL has -q
     assert r.exit_code == 0, r.stderr
     said = [ln for ln in r.stderr.splitlines() if "fewer than a batch" in ln]
-    assert len(said) == 3 and all(ln.startswith("warning: ") for ln in said), r.stderr
+    assert len(said) == 1 and said[0].startswith("warning: "), r.stderr
+    assert sum("skipped 1 item(s) (1 unreadable image)" in ln for ln in r.stderr.splitlines()) == 1, r.stderr
     assert (tmp_path / "run" / "weights" / "transformer.safetensors").is_file()
 
 

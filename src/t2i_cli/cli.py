@@ -759,8 +759,12 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
             bar.update(task, completed=done, description=f"train all: {stage} {step}/{totals[stage]}",
                        rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
 
-        def warned(text: str) -> None:
-            bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
+        said: set[str] = set()
+
+        def warned(text: str) -> None:  # each stage opens the same data: a warning about it is said once a run
+            if text not in said:
+                said.add(text)
+                bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
         summary = train_all(run_dir, settings, make, device, tick, warned)
     out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
@@ -850,9 +854,9 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
                  force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists.")) -> None:
     """Write one contact sheet of captioned samples from a data source."""
     with user_errors():
-        from t2i_cli.data import check_world_size, open_source, preview, preview_path
+        from t2i_cli.data import check_preview_size, open_source, preview, preview_path
 
-        check_world_size(n, side, max_n=256)
+        check_preview_size(n, side)
         target = preview_path(out_path, force)
         dataset = open_source(source, side, n_scenes=n)
         if dataset.skipped_message():

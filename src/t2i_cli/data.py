@@ -190,9 +190,13 @@ def _decodes(path: str, size: int, mtime_ns: int) -> bool:
     return True
 
 
+MAX_CAPTION_FILE = 1 << 16  # bytes of a .txt caption file read (a larger one is skipped, not read whole)
+MAX_MANIFEST_LINE = 1 << 20  # bytes of one manifest line parsed (a longer line is a bad line)
+
+
 def _caption_lines(text: str) -> list[str]:
-    """The non-empty lines of a caption text, each one caption."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    """The non-empty lines of a caption text, each one caption (a UTF-8 byte-order mark is not text)."""
+    return [line.strip() for line in text.removeprefix("\ufeff").splitlines() if line.strip()]
 
 
 def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
@@ -205,6 +209,9 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
             skipped["image without .txt caption"] += 1
             continue
         try:
+            if txt.stat().st_size > MAX_CAPTION_FILE:
+                skipped[f"caption file over {MAX_CAPTION_FILE // 1024} KB"] += 1
+                continue
             pairs.append((image, _caption_lines(txt.read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError):
             skipped["unreadable caption"] += 1
@@ -216,22 +223,35 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
 
 
 def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
-    """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest."""
+    """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest. Read a
+    line at a time: a line that is not UTF-8, not a JSON object with a string "image" and a string (or list of
+    strings) "caption", nested too deeply or longer than MAX_MANIFEST_LINE is a bad line."""
     pairs, skipped = [], Counter()
     try:
-        text = manifest.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read manifest {manifest}: {e}") from e
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            caption = row["caption"]
-            captions = [caption] if isinstance(caption, str) else list(caption)
-            pairs.append((manifest.parent / str(row["image"]), [c.strip() for c in captions if str(c).strip()]))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            skipped["bad manifest line"] += 1
+        f = open(manifest, "rb")
+    except OSError as e:
+        raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
+    with f:
+        for number, raw in enumerate(iter(lambda: f.readline(MAX_MANIFEST_LINE + 1), b"")):
+            if len(raw) > MAX_MANIFEST_LINE:  # skip the rest of an overlong line without holding it
+                while raw and not raw.endswith(b"\n"):
+                    raw = f.readline(MAX_MANIFEST_LINE)
+                skipped["bad manifest line"] += 1
+                continue
+            if number == 0:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+                caption, image = row["caption"], row["image"]
+                captions = [caption] if isinstance(caption, str) else caption
+                if not isinstance(image, str) or not isinstance(captions, list) or \
+                        not all(isinstance(c, str) for c in captions):
+                    raise TypeError("image must be a string, caption a string or a list of strings")
+                pairs.append((manifest.parent / image, [c.strip() for c in captions if c.strip()]))
+            except (ValueError, KeyError, TypeError, RecursionError):
+                skipped["bad manifest line"] += 1
     return pairs, skipped
 
 
@@ -280,12 +300,25 @@ def write_world(split: str, n: int, side: int, out: Path,
     return n
 
 
+MAX_PREVIEW_PIXELS = 1 << 25  # n * side * side of a preview sheet: 2 tiles of 4096, 128 of 512 (under 1 GB)
+
+
+def check_preview_size(n: int, side: int) -> None:
+    """Refuse a preview sheet of more tiles, larger tiles, or more pixels in all than t2i draws within a bound."""
+    check_world_size(n, side, max_n=256)
+    if n * side * side > MAX_PREVIEW_PIXELS:  # each tile is held as float tensors and images: ~20 bytes a pixel
+        raise UsageError(f"--n {n} tiles of --side {side} are {n * side * side / 1e6:.0f} M pixels; a preview "
+                         f"holds at most {MAX_PREVIEW_PIXELS / 1e6:.0f} M: lower --n or --side")
+
+
 def preview_path(out: Path, force: bool = False) -> Path:
     """Where `t2i data preview --out OUT` writes: OUT, or OUT/preview.png for a folder; refuses a file that
     exists unless force (nothing a user made is replaced unasked)."""
     out = Path(out)
     if out.is_dir():
         out = out / "preview.png"
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {out}: a preview is a PNG; give a name ending in .png (or a folder)")
     if not force and (out.exists() or out.is_symlink()):
         raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out")
     return out
@@ -296,7 +329,7 @@ def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: Capti
     for out/preview.png; callers check preview_path first); returns its path.
 
     Pass `dataset` when the caller has already opened the source (opening a folder reads every image)."""
-    check_world_size(n, side, max_n=256)
+    check_preview_size(n, side)
     if dataset is None:
         dataset = open_source(source, side, n_scenes=max(n, 1))
     count = min(n, len(dataset))

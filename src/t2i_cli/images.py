@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
 from t2i_cli.errors import DataError
 from t2i_cli.files import atomic_write_bytes
@@ -26,7 +26,7 @@ def load_rgb(path: Path, side: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
-                img = to_rgb(im)
+                img = to_rgb(ImageOps.exif_transpose(im))  # a phone's photo the way it is shown, not stored
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
     return square(img, side)
@@ -42,7 +42,7 @@ def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
-                grey = to_rgb(im, background=(0, 0, 0)).convert("L")
+                grey = to_rgb(ImageOps.exif_transpose(im), background=(0, 0, 0)).convert("L")  # as load_rgb
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read mask {path}: {e}") from e
     w, h = grey.size

@@ -130,5 +130,5 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
         result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn)
         summary[stage] = {k: v for k, v in result.items() if k != "skipped"}
         if result.get("skipped") and warn is not None:
-            warn(f"{stage}: {result['skipped']}")
+            warn(result["skipped"])  # the same source in every stage: the CLI says it once
     return summary
