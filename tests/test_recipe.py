@@ -41,6 +41,13 @@ def test_one_command_trains_every_stage_and_exports_weights_that_generate(uninte
     assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
 
 
+def test_a_whole_run_given_as_weights_points_at_its_weights_folder(uninterrupted):
+    from conftest import one_line_failure
+
+    line = one_line_failure(run("info", "--weights", uninterrupted), 1)
+    assert line.endswith(f"it is a --stage all run, whose weights are {uninterrupted / 'weights'}"), line
+
+
 # Inside the dVAE stage (its third step: two done); inside the transformer (its second), after the dVAE's 4.
 @pytest.mark.parametrize("cut_at, stage, done", [(3, "dvae", 2), (6, "transformer", 1)])
 def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_path, monkeypatch, cut_at, stage,

@@ -1012,7 +1012,7 @@ def eval_cmd(ctx: typer.Context,
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:
                 raise UsageError(f"{', '.join(flag('judge' if r == 'judge_path' else r) for r in refused)} "
-                                 f"belong to the world's tasks, not to --data")
+                                 f"{'belongs' if len(refused) == 1 else 'belong'} to the world's tasks, not to --data")
             if len(seeds) > 1:
                 raise UsageError("--data scores one --seed at a time")
             if not 1 <= draws <= MAX_DRAWS or n * draws > 10_000:
@@ -1115,7 +1115,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
         table.add_row("CLIP score, real vs caption", f"{c['score_real']:.4f}")
         fd = c["frechet_distance"]
         table.add_row("Frechet distance, CLIP image space*",
-                      "needs --n 2 or more" if fd is None else f"{fd:.4f}")
+                      "needs 2 or more real images (--n, and the split's size)" if fd is None else f"{fd:.4f}")
     out.print(table)
     out.print("* t2i's own CLIP embeddings: compares models on the same data, not comparable with published FID.")
     if "clip" not in result:
