@@ -144,6 +144,7 @@ def test_manifest_lines_that_are_not_pairs_are_bad_lines_and_a_bom_is_not_text(t
     ds = data.open_source(str(manifest), 8)
     assert [ds.captions_at(i) for i in range(len(ds))] == [["a red square"], ["a red square"]]
     assert ds.skipped == {"bad manifest line": len(bad)}
+    assert f"{len(bad)} bad manifest line, e.g. {manifest} line 2" in ds.skipped_message()  # the first bad one
 
 
 def test_caption_files_lose_their_bom_and_an_oversized_one_is_skipped_unread(tmp_path):
@@ -318,8 +319,9 @@ def test_files_that_do_not_load_are_left_out_before_the_split_and_counted_in_eve
     assert {part: ds.skipped for part, ds in parts.items()} == {part: {"unreadable image": 2} for part in data.PARTS}
     assert [p.name for p, _ in parts["val"].pairs] == ["good2.png"]  # the smallest hash of the usable three
     assert [p.name for p, _ in parts["train"].pairs] == ["good1.png", "good3.png"]
-    assert parts["all"].skipped_message() == "skipped 2 item(s) (2 unreadable image); using 3"
-    assert parts["train"].skipped_message() == ("skipped 2 item(s) (2 unreadable image); using 2 "
+    named = f"2 unreadable image, e.g. {folder / 'fake.png'}"  # the first, so the user can find them
+    assert parts["all"].skipped_message() == f"skipped 2 item(s) ({named}); using 3"
+    assert parts["train"].skipped_message() == (f"skipped 2 item(s) ({named}); using 2 "
                                                 "(1 more held out for validation)")
     # A manifest naming a missing image: the same, counted as missing.
     (folder / "fake.png").unlink()

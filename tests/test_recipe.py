@@ -187,7 +187,7 @@ def test_eval_data_on_a_folder_prints_a_table_and_writes_json(uninterrupted, tmp
     assert bad.exit_code == 2 and "--candidates" in bad.stderr
     one = tmp_path / "one.json"  # one image has no covariance: no Frechet distance, said so, never NaN
     r = run("eval", "--data", data, "--weights", uninterrupted / "weights", "--n", "1", "--json", one, "-q")
-    assert r.exit_code == 0 and "needs --n 2 or more" in r.stdout, r.stderr
+    assert r.exit_code == 0 and "needs 2 or more real images" in r.stdout, r.stderr
     assert "NaN" not in one.read_text() and json.loads(one.read_text())["clip"]["frechet_distance"] is None
 
 
@@ -287,8 +287,8 @@ def test_a_run_validates_on_a_usable_picture_and_says_when_it_has_none(tmp_path)
     r = run(*args, "--out", tmp_path / "three")
     assert r.exit_code == 0, r.stderr
     assert [row["step"] for row in metrics(tmp_path / "three") if "val_loss" in row] == [1, 2]
-    assert ("warning: skipped 1 item(s) (1 unreadable image); using 2 (1 more held out for validation)"
-            in r.stderr.splitlines()), r.stderr
+    assert (f"warning: skipped 1 item(s) (1 unreadable image: {data / 'fake.png'}); using 2 (1 more held out "
+            f"for validation)" in r.stderr.splitlines()), r.stderr
     assert "no validation" not in r.stderr
     for name in ("good2", "good3"):
         (data / f"{name}.png").unlink()
@@ -328,7 +328,7 @@ def test_the_whole_run_with_q_still_warns_about_a_small_folder(tmp_path):
     assert r.exit_code == 0, r.stderr
     said = [ln for ln in r.stderr.splitlines() if "fewer than a batch" in ln]
     assert len(said) == 1 and said[0].startswith("warning: "), r.stderr
-    assert sum("skipped 1 item(s) (1 unreadable image)" in ln for ln in r.stderr.splitlines()) == 1, r.stderr
+    assert sum("skipped 1 item(s) (1 unreadable image: " in ln for ln in r.stderr.splitlines()) == 1, r.stderr
     assert (tmp_path / "run" / "weights" / "transformer.safetensors").is_file()
 
 

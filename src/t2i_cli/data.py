@@ -42,7 +42,9 @@ class CaptionDataset(Dataset):
         """One line for the CLI about what was left out of the whole source, or None when nothing was."""
         if not self.skipped:
             return None
-        reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+        first = getattr(self, "first", {})
+        reasons = "; ".join(f"{n} {why}" + ((": " if n == 1 else ", e.g. ") + first[why] if why in first else "")
+                            for why, n in sorted(self.skipped.items()))
         kept = f" ({self.held_out} more held out for validation)" if self.held_out else ""
         return f"skipped {sum(self.skipped.values())} item(s) ({reasons}); using {len(self)}{kept}"
 
@@ -84,8 +86,10 @@ class WorldDataset(CaptionDataset):
 class PairDataset(CaptionDataset):
     """Image files with their captions, checked once when the source opened."""
 
-    def __init__(self, pairs: list[tuple[Path, list[str]]], side: int, skipped: dict[str, int], held_out: int = 0):
+    def __init__(self, pairs: list[tuple[Path, list[str]]], side: int, skipped: dict[str, int], held_out: int = 0,
+                 first: dict[str, str] | None = None):
         self.pairs, self.side, self.skipped, self.held_out = pairs, side, skipped, held_out
+        self.first = first or {}
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -156,18 +160,19 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     usable: list[tuple[Path, list[str]]] = []
     for image, lines in pairs:
         if not lines:
-            skipped["empty caption"] += 1
+            skipped.add("empty caption", image)
         elif not image.is_file():
-            skipped["missing image"] += 1
+            skipped.add("missing image", image)
         elif _is_readable(image):
             usable.append((image, lines))
         else:
-            skipped["unreadable image"] += 1
+            skipped.add("unreadable image", image)
     if not usable:
         found = f" (found only: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))})" if skipped else ""
         raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")
     chosen = split_pairs(usable, path.parent if path.is_file() else path, val_fraction, part)
-    return PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0)
+    return PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0,
+                       first=skipped.first)
 
 
 def _is_readable(path: Path) -> bool:
@@ -190,6 +195,19 @@ def _decodes(path: str, size: int, mtime_ns: int) -> bool:
     return True
 
 
+class Skips(Counter):
+    """What a source left out, counted by reason, with the first file (or manifest line) of each reason, so
+    a warning can name one for the user to look at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: dict[str, str] = {}
+
+    def add(self, why: str, where: object, n: int = 1) -> None:
+        self[why] += n
+        self.first.setdefault(why, str(where))
+
+
 MAX_CAPTION_FILE = 1 << 16  # bytes of a .txt caption file read (a larger one is skipped, not read whole)
 MAX_MANIFEST_LINE = 1 << 20  # bytes of one manifest line parsed (a longer line is a bad line)
 
@@ -199,34 +217,34 @@ def _caption_lines(text: str) -> list[str]:
     return [line.strip() for line in text.removeprefix("\ufeff").splitlines() if line.strip()]
 
 
-def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
+def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file."""
-    pairs, skipped = [], Counter()
+    pairs, skipped = [], Skips()
     files = [p for p in folder.rglob("*") if p.is_file()]
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = image.with_suffix(".txt")
         if not txt.is_file():
-            skipped["image without .txt caption"] += 1
+            skipped.add("image without .txt caption", image)
             continue
         try:
             if txt.stat().st_size > MAX_CAPTION_FILE:
-                skipped[f"caption file over {MAX_CAPTION_FILE // 1024} KB"] += 1
+                skipped.add(f"caption file over {MAX_CAPTION_FILE // 1024} KB", txt)
                 continue
             pairs.append((image, _caption_lines(txt.read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError):
-            skipped["unreadable caption"] += 1
+            skipped.add("unreadable caption", txt)
     stems = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
-    orphans = sum(p.suffix.lower() == ".txt" and p.with_suffix("") not in stems for p in files)
+    orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems]
     if orphans:
-        skipped[".txt caption without image"] += orphans
+        skipped.add(".txt caption without image", min(orphans), len(orphans))
     return pairs, skipped
 
 
-def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Counter]:
+def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest. Read a
     line at a time: a line that is not UTF-8, not a JSON object with a string "image" and a string (or list of
     strings) "caption", nested too deeply or longer than MAX_MANIFEST_LINE is a bad line."""
-    pairs, skipped = [], Counter()
+    pairs, skipped = [], Skips()
     try:
         f = open(manifest, "rb")
     except OSError as e:
@@ -236,7 +254,7 @@ def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Counte
             if len(raw) > MAX_MANIFEST_LINE:  # skip the rest of an overlong line without holding it
                 while raw and not raw.endswith(b"\n"):
                     raw = f.readline(MAX_MANIFEST_LINE)
-                skipped["bad manifest line"] += 1
+                skipped.add("bad manifest line", f"{manifest} line {number + 1}")
                 continue
             if number == 0:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
@@ -251,7 +269,7 @@ def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Counte
                     raise TypeError("image must be a string, caption a string or a list of strings")
                 pairs.append((manifest.parent / image, [c.strip() for c in captions if c.strip()]))
             except (ValueError, KeyError, TypeError, RecursionError):
-                skipped["bad manifest line"] += 1
+                skipped.add("bad manifest line", f"{manifest} line {number + 1}")
     return pairs, skipped
 
 
