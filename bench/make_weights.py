@@ -180,14 +180,21 @@ def main() -> None:
     if opts.parallel:
         side = launch("clip", opts.side_workers) if train_clips else None
         finish(launch("dvae", opts.workers))
+        if side is None and "clip-2" in train_clips:  # the first reranker finished in an earlier run
+            side = launch("clip-2", opts.side_workers)
         jobs = [side, launch("dvae-decoder", opts.side_workers), launch("transformer", opts.workers)]
-        while any(jobs):  # each job's time taken when it ends; the second reranker starts when the first ends
-            for i, job in enumerate(jobs):
-                if job is not None and job[1].poll() is not None:
-                    finish(job)
-                    jobs[i] = launch("clip-2", opts.side_workers) if job[0] == "clip" and "clip-2" in train_clips \
-                        else None
-            time.sleep(1)
+        try:
+            while any(jobs):  # each job's time taken when it ends; the second reranker starts when the first ends
+                for i, job in enumerate(jobs):
+                    if job is not None and job[1].poll() is not None:
+                        jobs[i] = None
+                        finish(job)
+                        if job[0] == "clip" and "clip-2" in train_clips:
+                            jobs[i] = launch("clip-2", opts.side_workers)
+                time.sleep(1)
+        finally:  # one failed: stop the others (each resumes from its checkpoint next time)
+            for job in filter(None, jobs):
+                job[1].terminate()
     else:
         for stage in ("dvae", "transformer", *train_clips, "dvae-decoder"):
             finish(launch(stage, opts.workers))

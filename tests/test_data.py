@@ -168,6 +168,9 @@ def test_a_photo_loads_the_way_its_exif_orientation_shows_it(tmp_path):
     stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
     shown = np.asarray(load_rgb(tmp_path / "photo.jpg", 20)).astype(int)
     assert shown[:5, :, 0].mean() > 200 and shown[-5:, :, 2].mean() > 200, shown[:, :, 0].mean(1)
+    from t2i_cli.images import image_size
+
+    assert image_size(tmp_path / "photo.jpg") == (20, 40)  # as shown: a mask drawn over it has this shape
 
 
 @pytest.mark.parametrize("args, says", [(["--n", "16", "--side", "4096"], "268 M pixels; a preview holds at most 34 M"),

@@ -469,3 +469,19 @@ def test_a_second_reranker_that_cannot_pair_is_refused(tmp_path, case, named):
         second_clip(folder, seed=1, text_len=TEXT_LEN - 2)
     r = run("generate", "a red bird", "--weights", folder, "--out", tmp_path / "o", "--n", "1")
     assert r.exit_code == 1 and named in r.stderr and "Traceback" not in r.output
+
+
+def test_link_best_of_a_picture_held_twice_copies_it_once(tmp_path):
+    """Two files with the same bytes score alike and sit at ranks 1 and 2: the best picture is copied once (the
+    second's rank made it look unwanted, so best/ was left empty)."""
+    from t2i_cli import rerank as rr
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), (200, 0, 0)).save(folder / "a.png")
+    (folder / "a-copy.png").write_bytes((folder / "a.png").read_bytes())
+    Image.new("RGB", (16, 16), (0, 0, 200)).save(folder / "c.png")
+    ranked = [rr.Ranked(path=folder / name, prompt="p", score=1.0 - rank / 10, rank=rank)
+              for rank, name in ((1, "a.png"), (2, "a-copy.png"), (3, "c.png"))]
+    kept, copied = rr.link_best(folder, ranked, 1)
+    assert copied == 1 and [p.read_bytes() for p in kept] == [(folder / "a.png").read_bytes()]

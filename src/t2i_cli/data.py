@@ -199,8 +199,8 @@ class Skips(Counter):
     """What a source left out, counted by reason, with the first file (or manifest line) of each reason, so
     a warning can name one for the user to look at."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.first: dict[str, str] = {}
 
     def add(self, why: str, where: object, n: int = 1) -> None:
@@ -250,8 +250,8 @@ def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Skips]
     except OSError as e:
         raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
     with f:
-        for number, raw in enumerate(iter(lambda: f.readline(MAX_MANIFEST_LINE + 1), b"")):
-            if len(raw) > MAX_MANIFEST_LINE:  # skip the rest of an overlong line without holding it
+        for number, raw in enumerate(iter(lambda: f.readline(MAX_MANIFEST_LINE + 6), b"")):  # + BOM, CR LF
+            if len(raw.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")) > MAX_MANIFEST_LINE:  # skip the rest unheld
                 while raw and not raw.endswith(b"\n"):
                     raw = f.readline(MAX_MANIFEST_LINE)
                 skipped.add("bad manifest line", f"{manifest} line {number + 1}")

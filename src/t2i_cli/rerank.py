@@ -156,8 +156,13 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], i
         best.mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
-    inputs = {_digest(r.path): r for r in ranked}  # every picture this ranking read
-    wanted = {h: r.path for h, r in inputs.items() if r.rank <= k}
+    inputs: set[str] = set()  # every picture this ranking read
+    wanted: dict[str, Path] = {}  # the best k per prompt, a picture held twice (same bytes) once
+    for r in ranked:
+        h = _digest(r.path)
+        inputs.add(h)
+        if r.rank <= k:
+            wanted.setdefault(h, r.path)
     made: dict[str, str] = {}
     record = best / BEST_RECORD
     if is_own_json(record, is_record):  # check_outputs let only t2i's own record (or, with --force, any) stand
