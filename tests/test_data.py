@@ -140,11 +140,27 @@ def test_manifest_lines_that_are_not_pairs_are_bad_lines_and_a_bom_is_not_text(t
            json.dumps({"image": None, "caption": "x"}).encode(), json.dumps({"image": 123, "caption": "x"}).encode(),
            json.dumps({"image": "one.png", "caption": "x" * (data.MAX_MANIFEST_LINE + 10)}).encode()]
     manifest = tmp_path / "m.jsonl"
-    manifest.write_bytes(b"\xef\xbb\xbf" + b"\n".join([good, *bad, good]) + b"\n")
+    last = json.dumps({"image": "one.png", "caption": ["a square", "red"]}).encode()
+    manifest.write_bytes(b"\xef\xbb\xbf" + b"\n".join([good, *bad, last]) + b"\n")
     ds = data.open_source(str(manifest), 8)
-    assert [ds.captions_at(i) for i in range(len(ds))] == [["a red square"], ["a red square"]]
+    assert [ds.captions_at(i) for i in range(len(ds))] == [["a red square"], ["a square", "red"]]
     assert ds.skipped == {"bad manifest line": len(bad)}
     assert f"{len(bad)} bad manifest line, e.g. {manifest} line 2" in ds.skipped_message()  # the first bad one
+
+
+def test_a_copy_of_a_pair_is_left_out_so_it_cannot_sit_in_train_and_val(tmp_path):
+    """The same picture and caption under two names (a copy in the folder) would land in both parts of the
+    split and flatter validation: the second is skipped and named; the same picture with another caption stays
+    (several captions of one picture are legitimate)."""
+    make_pair(tmp_path, "battery", "a battery")
+    (tmp_path / "dup32.png").write_bytes((tmp_path / "battery.png").read_bytes())
+    (tmp_path / "dup32.txt").write_text("a battery\n")
+    (tmp_path / "other.png").write_bytes((tmp_path / "battery.png").read_bytes())
+    (tmp_path / "other.txt").write_text("a green battery icon\n")
+    ds = data.open_source(str(tmp_path), 8)
+    assert sorted(p.name for p, _ in ds.pairs) == ["battery.png", "other.png"]
+    assert ds.skipped == {"copy of another pair (same image bytes and captions)": 1}
+    assert f": {tmp_path / 'dup32.png'}" in ds.skipped_message()
 
 
 def test_caption_files_lose_their_bom_and_an_oversized_one_is_skipped_unread(tmp_path):

@@ -158,15 +158,19 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     # Every pair is checked before the split, so the split holds only usable pairs (a val part is never left
     # empty by files that do not load) and the counts are the whole source's, whichever part is opened.
     usable: list[tuple[Path, list[str]]] = []
+    seen: dict[tuple[str, tuple[str, ...]], Path] = {}  # (the image's sha256, its captions) -> the first such pair
     for image, lines in pairs:
         if not lines:
             skipped.add("empty caption", image)
         elif not image.is_file():
             skipped.add("missing image", image)
-        elif _is_readable(image):
-            usable.append((image, lines))
-        else:
+        elif (digest := _readable_digest(image)) is None:
             skipped.add("unreadable image", image)
+        elif (digest, tuple(lines)) in seen:  # a copy would sit in train and val alike and flatter validation
+            skipped.add("copy of another pair (same image bytes and captions)", image)
+        else:
+            seen[digest, tuple(lines)] = image
+            usable.append((image, lines))
     if not usable:
         found = f" (found only: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))})" if skipped else ""
         raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")
@@ -175,24 +179,28 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                        first=skipped.first)
 
 
-def _is_readable(path: Path) -> bool:
-    """Whether the image decodes (the full decode also catches truncated files); remembered for the file as it
-    is (path, size, modification time), so the train and val parts of a source, and every stage of a whole run,
-    decode each image once."""
+def _readable_digest(path: Path) -> str | None:
+    """The sha256 of an image file whose image decodes (the full decode also catches truncated files), else
+    None; remembered for the file as it is (path, size, modification time), so the train and val parts of a
+    source, and every stage of a whole run, read each image once."""
     try:
         st = path.stat()
     except OSError:
-        return False
-    return _decodes(str(path.resolve()), st.st_size, st.st_mtime_ns)
+        return None
+    return _digest_if_decodes(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=1 << 20)
-def _decodes(path: str, size: int, mtime_ns: int) -> bool:
+def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> str | None:
     try:
         images.load_rgb(Path(path), 8)
-    except DataError:
-        return False
-    return True
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    except (DataError, OSError):
+        return None
 
 
 class Skips(Counter):
