@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from t2i_cli import images, world
 from t2i_cli.errors import DataError, UsageError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json
+from t2i_cli.files import atomic_write_bytes, atomic_write_json, sha256_of
 
 SOURCE_HELP = "a folder of image + same-name .txt caption pairs, a .jsonl manifest, or world[:train|val|heldout]"
 
@@ -194,11 +194,7 @@ def _readable_digest(path: Path) -> str | None:
 def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> str | None:
     try:
         images.load_rgb(Path(path), 8)
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return sha256_of(Path(path)).hexdigest()
     except (DataError, OSError):
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -82,6 +83,16 @@ def check_output_file(path: Path, flag: str) -> Path:
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{flag} {path}: {parent} cannot be written to; choose another path")
     return path
+
+
+def sha256_of(path: Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+    """The sha256 (or the given hash, updated) of a file's bytes, read in 1 MB blocks so that a large file never
+    sits whole in memory; OSError if it cannot be read."""
+    h = hashlib.sha256() if h is None else h
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h
 
 
 MAX_OWN_JSON = 64 << 20  # a JSON file t2i wrote is read to recognise it only up to this size

@@ -13,13 +13,13 @@ Every output records what it was made from (source and mask hashes, F, S, K) in 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from t2i_cli.errors import DataError, UsageError
+from t2i_cli.files import sha256_of
 from t2i_cli.images import image_size, load_mask_cells, load_rgb, tensor_from_image
 
 MODES = ("complete", "inpaint", "vary")
@@ -28,14 +28,10 @@ MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file's bytes (how outputs name their source image and mask)."""
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return sha256_of(path).hexdigest()
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror}; check the path") from e
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

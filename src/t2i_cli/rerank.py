@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -13,7 +12,7 @@ from pathlib import Path
 import torch
 
 from t2i_cli.errors import DataError, OutputError, UsageError
-from t2i_cli.files import atomic_write_json, check_replaceable, is_own_json, write_new
+from t2i_cli.files import atomic_write_json, check_replaceable, is_own_json, sha256_of, write_new
 from t2i_cli.images import (
     IMAGE_SUFFIXES,
     attention_strip,
@@ -135,15 +134,6 @@ def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Pa
     return write_new(folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data), option="")
 
 
-def _digest(path: Path) -> str:
-    """sha256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], int]:
     """DIR/best/ holds copies of the best k per prompt, new names (never overwriting; check_outputs first
     refuses a DIR/best that is a file); returns them and how many were copied now. A later --link-best makes
@@ -159,7 +149,7 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], i
     inputs: set[str] = set()  # every picture this ranking read
     wanted: dict[str, Path] = {}  # the best k per prompt, a picture held twice (same bytes) once
     for r in ranked:
-        h = _digest(r.path)
+        h = sha256_of(r.path).hexdigest()
         inputs.add(h)
         if r.rank <= k:
             wanted.setdefault(h, r.path)
@@ -175,7 +165,7 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], i
 
     for name, h in made.items():
         path = best / Path(name).name
-        if path.name in kept or not path.is_file() or path.is_symlink() or _digest(path) != h:
+        if path.name in kept or not path.is_file() or path.is_symlink() or sha256_of(path).hexdigest() != h:
             continue  # gone, a second name for one file, or changed since: not t2i's copy any more
         if h in wanted and h not in have:
             have[h], kept[path.name] = path, h

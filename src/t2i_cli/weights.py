@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError
-from t2i_cli.files import atomic_write_bytes
+from t2i_cli.files import atomic_write_bytes, sha256_of
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
@@ -309,9 +309,7 @@ def folder_hash(folder: Path) -> str:
         p = Path(folder) / name
         if p.is_file():
             h.update(name.encode())
-            with open(p, "rb") as f:  # in pieces: a whole file read at once stays in the process's peak memory
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
+            sha256_of(p, h)  # in pieces: a whole file read at once stays in the process's peak memory
     return h.hexdigest()[:16]
 
 
