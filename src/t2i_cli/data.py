@@ -37,12 +37,13 @@ class CaptionDataset(Dataset):
         raise NotImplementedError
 
     held_out: int = 0  # usable items of the source in its other part (the train part: those kept for validation)
+    first: dict[str, str] = {}  # reason skipped -> the first file (or manifest line) of it (never mutated)
 
     def skipped_message(self) -> str | None:
         """One line for the CLI about what was left out of the whole source, or None when nothing was."""
         if not self.skipped:
             return None
-        first = getattr(self, "first", {})
+        first = self.first
         reasons = "; ".join(f"{n} {why}" + ((": " if n == 1 else ", e.g. ") + first[why] if why in first else "")
                             for why, n in sorted(self.skipped.items()))
         kept = f" ({self.held_out} more held out for validation)" if self.held_out else ""
