@@ -23,6 +23,7 @@ from t2i_cli.train_options import (
     flag,
     is_whole_run,
     per_stage,
+    rank_zero,
     refuse_foreign_options,
     resume_config,
     stage_config_of_all,
@@ -178,7 +179,7 @@ def user_errors() -> Iterator[None]:
     except T2IError as e:
         if STATE["debug"]:
             raise
-        if getattr(e, "every_rank", False) and os.environ.get("RANK", "0") != "0":
+        if getattr(e, "every_rank", False) and not rank_zero():
             raise typer.Exit(e.exit_code) from None  # every torchrun process stopped alike: rank 0 says why
         env, msg = STATE.get("weights_env"), str(e)
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
@@ -188,7 +189,7 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         if STATE["debug"]:
             raise
-        if os.environ.get("RANK", "0") != "0":  # Ctrl-C reaches every torchrun process: rank 0 says it
+        if not rank_zero():  # Ctrl-C reaches every torchrun process: rank 0 says it
             raise typer.Exit(130) from None
         say("interrupted", "yellow", "finished files are kept; nothing partial was written")
         raise typer.Exit(130) from None
@@ -703,7 +704,7 @@ def train(
             refuse_foreign_options(stage, given)
             cfg, run_dir = train_config(stage, data, preset, locals()), out_dir
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
-        if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        if not rank_zero():  # under torchrun only rank 0 reports
             return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
         out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)")
@@ -788,7 +789,7 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
     """Run a stage under a progress bar showing loss, rate and ETA."""
     from t2i_cli.stages import run_stage
 
-    with progress_bar(quiet or os.environ.get("RANK", "0") != "0") as bar:
+    with progress_bar(quiet or not rank_zero()) as bar:
         task = bar.add_task(f"train {cfg.stage}", total=cfg.steps, rate="")
 
         def tick(step: int, metrics: dict) -> None:

@@ -10,7 +10,6 @@ RUN/weights, ready for `t2i generate --weights RUN/weights`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +17,7 @@ from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json
 from t2i_cli.stages import check_new_folder, run_stage
 from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, export_run
+from t2i_cli.train_options import rank_zero
 from t2i_cli.weights import read_metadata
 
 PLAN = "all.json"  # its presence makes a folder a whole run
@@ -33,7 +33,7 @@ def check_whole_run_folder(run_dir: Path) -> None:
     """A whole run starts only in a new or empty folder, or continues in one that holds its own earlier run
     (RUN/all.json); anything else is refused before a file is written (by rank 0 under torchrun: the others
     may look after it has started the folder)."""
-    if not is_whole_run(run_dir) and os.environ.get("RANK", "0") == "0":
+    if not is_whole_run(run_dir) and rank_zero():
         check_new_folder(run_dir, keep_going=" (a folder of an earlier --stage all run continues it)")
 
 
@@ -114,7 +114,7 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
         sub = run_dir / stage
         started = (sub / RUN_CONFIG).is_file()
         cfg = make_config(stage, run_dir)
-        if not started and not (run_dir / PLAN).is_file() and os.environ.get("RANK", "0") == "0":
+        if not started and not (run_dir / PLAN).is_file() and rank_zero():
             # rank 0 alone, which alone checked the folder: another rank writing it into a folder rank 0 then
             # refused would make that folder look like a whole run to the next command
             run_dir.mkdir(parents=True, exist_ok=True)

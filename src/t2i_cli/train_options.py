@@ -6,10 +6,17 @@ modules happen inside the functions, so `t2i --help` stays torch-free.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 from t2i_cli.errors import UsageError
+
+
+def rank_zero() -> bool:
+    """Whether this process reports and writes what a run shares: a process alone, or rank 0 of those torchrun
+    started (each gets RANK); the other ranks train beside it silently."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def is_whole_run(run_dir: Path) -> bool:
