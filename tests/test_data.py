@@ -189,6 +189,29 @@ def test_a_photo_loads_the_way_its_exif_orientation_shows_it(tmp_path):
     assert image_size(tmp_path / "photo.jpg") == (20, 40)  # as shown: a mask drawn over it has this shape
 
 
+def test_a_photo_with_a_broken_exif_block_loads_without_pillows_warnings(tmp_path):
+    """A tag whose data runs past the EXIF block made Pillow print a two-line UserWarning per read (once per
+    epoch in training); the picture reads, its readable orientation is kept, and nothing is printed."""
+    import warnings
+
+    from t2i_cli.images import image_size, load_mask_cells, load_rgb
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # readable: turn a quarter
+    exif[0x010E] = "x" * 200  # a description whose bytes the truncation below cuts off
+    Image.new("RGB", (40, 20), (255, 255, 255)).save(tmp_path / "photo.jpg", exif=exif.tobytes()[:60])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with Image.open(tmp_path / "photo.jpg") as im:
+            im.getexif()
+        assert any("Skipping tag 270" in str(w.message) for w in seen), [str(w.message) for w in seen]
+        seen.clear()
+        assert load_rgb(tmp_path / "photo.jpg", 20).size == (20, 20)
+        assert image_size(tmp_path / "photo.jpg") == (20, 40)
+        assert load_mask_cells(tmp_path / "photo.jpg", 4).all()
+    assert [str(w.message) for w in seen] == []
+
+
 @pytest.mark.parametrize("args, says", [(["--n", "16", "--side", "4096"], "268 M pixels; a preview holds at most 34 M"),
                                         (["--n", "2", "--out", "sheet.jpg"], "a preview is a PNG")])
 def test_data_preview_refuses_a_sheet_beyond_its_pixel_bound_or_not_a_png(tmp_path, args, says):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
@@ -19,14 +21,24 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 
+@contextmanager
+def opened(path: Path) -> Iterator[Image.Image]:
+    """Image.open(path) with a decompression bomb refused (Pillow's warning made an error, so the image is not
+    decoded) and Pillow's warnings about a broken EXIF block silenced: the picture reads, and a tag Pillow
+    cannot read counts as absent (an orientation it cannot read leaves the picture as stored)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+        with Image.open(path) as im:
+            yield im
+
+
 def load_rgb(path: Path, side: int) -> Image.Image:
     """Open an image file as RGB, resize its short side to `side` and centre-crop it square."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                img = to_rgb(ImageOps.exif_transpose(im))  # a phone's photo the way it is shown, not stored
+        with opened(path) as im:
+            im.load()
+            img = to_rgb(ImageOps.exif_transpose(im))  # a phone's photo the way it is shown, not stored
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
     return square(img, side)
@@ -38,11 +50,9 @@ def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
     The mask is centre-cropped square like an image prompt (load_rgb), then each crop pixel belongs to
     exactly one cell, so no pixel is lost to resampling."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                grey = to_rgb(ImageOps.exif_transpose(im), background=(0, 0, 0)).convert("L")  # as load_rgb
+        with opened(path) as im:
+            im.load()
+            grey = to_rgb(ImageOps.exif_transpose(im), background=(0, 0, 0)).convert("L")  # as load_rgb
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read mask {path}: {e}") from e
     w, h = grey.size
@@ -59,10 +69,10 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
     """(width, height) of an image file as it is shown (an EXIF orientation of 5-8 turns it a quarter, as
     load_rgb does), read from its header (errors name it as `what`)."""
     try:
-        with Image.open(path) as im:
+        with opened(path) as im:
             turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
             return im.size[::-1] if turned else im.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read {what} {path}: {e}") from e
 
 
@@ -176,11 +186,9 @@ def save_png(img: Image.Image, path: Path, text: dict[str, str] | None = None) -
 def read_png_text(path: Path) -> dict[str, str]:
     """The text chunks of a PNG file ({} if it has none); raises DataError if it is not an image."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
+        with opened(path) as im:
+            im.load()
+            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
 
