@@ -163,6 +163,20 @@ def test_a_copy_of_a_pair_is_left_out_so_it_cannot_sit_in_train_and_val(tmp_path
     assert f": {tmp_path / 'dup32.png'}" in ds.skipped_message()
 
 
+def test_a_folder_follows_links_to_folders_once_each_without_looping(tmp_path):
+    """A folder of links to where the pictures live trains on them; a link back up the tree is no loop, and a
+    second link to one folder does not list its pictures again."""
+    photos, root = tmp_path / "photos", tmp_path / "data"
+    make_pair(photos, "cat", "a cat", colour=(10, 20, 30))
+    make_pair(root, "dog", "a dog", colour=(200, 20, 30))
+    (root / "linked").symlink_to(photos, target_is_directory=True)
+    (root / "again").symlink_to(photos, target_is_directory=True)
+    (root / "up").symlink_to(root, target_is_directory=True)
+    ds = data.open_source(str(root), 8)
+    assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == ["a cat", "a dog"]
+    assert ds.skipped == {}
+
+
 def test_caption_files_lose_their_bom_and_an_oversized_one_is_skipped_unread(tmp_path):
     make_image(tmp_path / "a.png")
     (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfa caption with a bom\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
@@ -222,10 +223,25 @@ def _caption_lines(text: str) -> list[str]:
     return [line.strip() for line in text.removeprefix("\ufeff").splitlines() if line.strip()]
 
 
+def _files_under(folder: Path) -> list[Path]:
+    """Every file under folder, recursively, through symbolic links to folders too (a folder of links to
+    where the pictures live is common); each real folder is read once, so a link back up the tree is no loop
+    and two links to one folder do not list its pictures twice."""
+    seen, files = set(), []
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs.clear()  # already read through another path: not again, and not below it
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        files += [Path(top, name) for name in names]
+    return [p for p in files if p.is_file()]
+
+
 def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file."""
     pairs, skipped = [], Skips()
-    files = [p for p in folder.rglob("*") if p.is_file()]
+    files = _files_under(folder)
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = image.with_suffix(".txt")
         if not txt.is_file():
