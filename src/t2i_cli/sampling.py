@@ -142,6 +142,19 @@ def _regional(logits: torch.Tensor, B: int, masks: torch.Tensor, weight: float) 
     return weight * (masks[..., None] * (s - u)).sum(0)
 
 
+def _guided(logits: torch.Tensor, B: int, cfg: SamplingConfig, scale: float | torch.Tensor,
+            masks: torch.Tensor | None = None) -> torch.Tensor:
+    """Guided logits (B, W, V) from one batch's logits (rows, W, V) laid out [prompts, region 0 .. R-1, uncond]
+    (B rows each): classifier-free guidance at scale (a number, or (B, W, 1) for each code's own), plus
+    regional guidance where masks (R, B, W) are given. In float32 whatever the model's dtype: a bf16 sum of
+    scaled logits rounds by up to 0.25 (plain decoding of a bf16 model did so before t2i 0.9.0; Jacobi
+    windows and regional guidance never did)."""
+    guided = guide(logits[:B].float(), logits[-B:].float(), scale)
+    if masks is not None:
+        guided = guided + _regional(logits, B, masks, cfg.regional)
+    return guided
+
+
 Generators = torch.Generator | list[torch.Generator]  # one for the batch, or one per row
 
 
@@ -213,11 +226,8 @@ def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, pos: torch.
     W, V): guidance (at each code's own scale, scales[pos]) and regional guidance (regions' masks at pos),
     temperature, top-k and top-p, as sample_next applies them to one code."""
     if cfg.guided or regions is not None:
-        guided = guide(logits[:B].float(), logits[-B:].float(), scales[pos][..., None])
-        if regions is not None:
-            at = regions.masks.gather(2, pos[None].expand(regions.masks.shape[0], -1, -1))  # (R, B, W)
-            guided = guided + _regional(logits, B, at, cfg.regional)
-        logits = guided
+        at = None if regions is None else regions.masks.gather(2, pos[None].expand(regions.masks.shape[0], -1, -1))
+        logits = _guided(logits, B, cfg, scales[pos][..., None], at)  # at: (R, B, W)
     logits = top_p_filter(top_k_filter(logits.float() / cfg.temperature, cfg.top_k), cfg.top_p)
     return torch.softmax(logits, dim=-1)
 
@@ -403,11 +413,9 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
         codes[:, :start] = known[:, :start].repeat(rows // B, 1)
     for i in range(start, n_image):
         logits = model.image_logits(text, codes[:, :i], cache)  # (rows, V); the first call reads text + kept run
-        if regions is not None:  # the region rows sit between the prompts and the unconditional rows
-            logits = guide(logits[:B].float(), logits[-B:].float(), cfg.guidance_at(i, n_image)) + _regional(
-                logits[:, None], B, regions.masks[:, :, i:i + 1], cfg.regional)[:, 0]
-        elif use_guidance:
-            logits = guide(logits[:B], logits[B:], cfg.guidance_at(i, n_image))
+        if use_guidance:  # (rows, V) -> (B, V); the region rows sit between the prompts and the unconditional rows
+            at = None if regions is None else regions.masks[:, :, i:i + 1]  # (R, B, 1)
+            logits = _guided(logits[:, None], B, cfg, cfg.guidance_at(i, n_image), at)[:, 0]
         if not prompted:
             nxt = sample_next(logits, cfg, generator)  # (B,)
         else:
