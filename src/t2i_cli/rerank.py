@@ -39,7 +39,7 @@ class Ranked:
 
     path: Path  # the input file (never modified)
     prompt: str  # the prompt it was scored against
-    score: float  # CLIP cosine similarity
+    score: float  # the reranker's score (TextToImage.score: the CLIPs' mean, word-region and crop scores included)
     rank: int = 0  # 1 = best within its prompt
 
 

@@ -74,15 +74,17 @@ class SamplingConfig:
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Set every logit below the k-th largest in its row to -inf (k <= 0 keeps all)."""
+    """Set every logit below the k-th largest in its row to -inf (k <= 0 keeps all). Codes tied with the k-th
+    stay, so a row may keep more than k (as Hugging Face's top-k does; rare in float32)."""
     if k <= 0 or k >= logits.shape[-1]:
         return logits
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Keep the smallest set of most likely logits whose probability mass reaches p; -inf the rest."""
+    """Keep the smallest set of most likely logits whose probability mass reaches p; -inf the rest (among
+    tied logits at the edge, the sort's order decides which stay)."""
     if p >= 1.0:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -257,11 +259,12 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     cache) once a quarter of the batch has finished. An image that made fewer than JACOBI_MIN_RATE codes final
     per pass in its first JACOBI_CHECK passes narrows its window to its next code (the distribution is kept:
     that is the test with no drafts after the first); once every image drawing has, a pass reads one code per
-    row. Each pass draws W + 1 uniforms per row for the test and W + 1 for the iterates whatever the window's
-    width, so an image's stream does not depend on the others'. A window wider than the grid reads N - 1
-    drafts. text (rows, T) holds the prompts then, when guided, the unconditional rows (and before them, with
-    regions, the region rows). stats, if given, receives "passes", "narrowed" (images that narrowed) and, once
-    the check is reached, "paces" (the codes each image still drawing had made final by then)."""
+    row. Each pass draws, per row, W + 1 uniforms for the test, one for the refused code and W + 1 for the
+    iterates whatever the window's width, so an image's stream does not depend on the others'. A window
+    wider than the grid reads N - 1 drafts. text (rows, T) holds the prompts then, when guided, the
+    unconditional rows (and before them, with regions, the region rows). stats, if given, receives
+    "passes", "narrowed" (images that narrowed) and, once the check is reached, "paces" (the codes each
+    image still drawing had made final by then)."""
     mc, device = model.cfg, text.device
     N, V, W = mc.n_image, mc.image_vocab, min(cfg.jacobi, mc.n_image - 1)
     T = W + 1  # inputs per pass and row: the last final code and W drafts; distributions for T codes
@@ -271,7 +274,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
     # Each code's guidance scale, and the region masks, over the grid and the padding past it (the last
     # code's scale; no region there): what a window reads at its positions
     scales = torch.tensor([cfg.guidance_at(min(i, N - 1), N) for i in range(N + T)], device=device)
-    if regions is not None:
+    if regions is not None:  # masks (R, B, N + T) from here on: windows read the padding past the grid
         regions = Regions(regions.ids, F.pad(regions.masks, (0, T)))
     codes = torch.zeros(B, N + T, dtype=torch.long, device=device)  # final codes, then drafts, then padding
     q = torch.zeros(B, N + T, V, dtype=torch.float32, device=device)  # what each draft was drawn from
@@ -322,8 +325,8 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
             q[rows_at, j] = torch.where(new[:, None], F.one_hot(code, V).float(), q[rows_at, j])
         drafted = torch.maximum(drafted, (final + width).clamp(max=N))
         window = codes.gather(1, pos - 1)  # inputs: the last final code, then drafts
-        logits = model.ragged_window_logits(window.repeat(per, 1), (final - 1).repeat(per), cache)  # (rows, T, V)
-        p = _window_probs(logits, B, cfg, pos, scales, regions)  # (B, T, V) for codes final..final+T-1
+        logits = model.ragged_window_logits(window.repeat(per, 1), (final - 1).repeat(per), cache)  # (rows, t_now, V)
+        p = _window_probs(logits, B, cfg, pos, scales, regions)  # (B, t_now, V) for codes final..final+t_now-1
         passes += 1
         # The test, on the images still drawing: a finished one riding along draws nothing, so what an image
         # draws does not depend on when others finish.
@@ -332,7 +335,7 @@ def _jacobi_codes(model: Transformer, text: torch.Tensor, B: int, cfg: SamplingC
         gen = generator if act is None else _pick(generator, ~done)
         p, pos, fin, wid = (p, pos, final, width) if act is None else (p[act], pos[act], final[act], width[act])
         d = codes[at_rows[:, None], pos]
-        q_w = q[at_rows[:, None], pos]  # (b, T, V)
+        q_w = q[at_rows[:, None], pos]  # (b, t_now, V)
         p_d = p.gather(-1, d[..., None]).squeeze(-1)
         q_d = q_w.gather(-1, d[..., None]).squeeze(-1)
         u = _uniform(gen, (pos.shape[0], T), device)[:, :t_now]

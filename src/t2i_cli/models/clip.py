@@ -30,7 +30,7 @@ class ClipConfig:
     n_head: int = 4  # text encoder attention heads
     embed_dim: int = 128  # shared embedding space
     word_region: bool = False  # add the DAMSM-style word-region score (region and word projections)
-    attn_sharpness: float = 5.0  # word-region: softmax temperature of a word's attention over regions
+    attn_sharpness: float = 5.0  # word-region: inverse temperature (DAMSM's gamma_1) of a word's attention over regions
 
     def state_numel(self) -> int:
         """Elements of the model's state_dict, computed without building it (tested against the model)."""
@@ -108,7 +108,8 @@ class TextEncoder(nn.Module):
 
 
 class Clip(nn.Module):
-    """Contrastive image-text model; score() is the cosine similarity of the two embeddings."""
+    """Contrastive image-text model: score() is the cosine similarity of the two embeddings, plus the
+    word-region score when the model has one (TextToImage.score reranks by it, with crops and a second CLIP)."""
 
     def __init__(self, cfg: ClipConfig):
         super().__init__()

@@ -327,8 +327,9 @@ class Transformer(nn.Module):
     def image_logits(self, text: torch.Tensor, image: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Logits (B, V) for the next image code given text (B, T) and the codes so far (B, n).
 
-        With a cache, pass only what the cache has not seen: the text (and no codes) first, then one
-        code per call. Without one, pass the full text and every code so far (full recompute).
+        Pass the full text and every code so far each time. Without a cache everything is recomputed; with
+        one, the first call (an empty cache) reads the text and any codes given (an image prompt's kept
+        run), and every later call reads only the last code (decode_step), one code per call.
         """
         if cache is None or cache.length == 0:
             x = self.embed_text(text)
@@ -344,7 +345,8 @@ class Transformer(nn.Module):
         the codes after each. Indices past the grid are padding: they read the last position's embedding, and
         what they give is to be ignored (a window that reads code n_image - 1 or beyond writes keys at
         text_len + n_image - 1 and past, the cache's slack). Writes each row's window to the cache;
-        `cache.length` is not used or moved."""
+        `cache.length` is not used or moved, and nothing checks that a row's first text_len + starts[r]
+        positions were written (the caller's invariant: a start past them reads zeros as keys)."""
         B, W = codes.shape
         if starts.shape != (B,) or int(starts.min()) < 0:
             raise ValueError(f"ragged windows need one start (0 or more) per row, got {tuple(starts.shape)}")
