@@ -203,6 +203,25 @@ def test_a_photo_loads_the_way_its_exif_orientation_shows_it(tmp_path):
     assert image_size(tmp_path / "photo.jpg") == (20, 40)  # as shown: a mask drawn over it has this shape
 
 
+def test_a_long_thin_picture_is_resized_no_larger_than_the_square_it_becomes(tmp_path, monkeypatch):
+    """The centre square alone is resampled: a 200,000 x 4 strip (2 KB of PNG, under Pillow's pixel limit) was
+    first blown up to 3.2 M x 64 pixels (4 GB); a square picture's pixels are what a plain resize gives."""
+    from t2i_cli.images import load_rgb
+
+    Image.new("RGB", (200_000, 4), (200, 10, 10)).save(tmp_path / "strip.png")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(tmp_path / "square.png")
+    sizes, resize = [], Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize", lambda im, size, *a, **k: sizes.append(size) or resize(im, size, *a,
+                                                                                                           **k))
+    strip = load_rgb(tmp_path / "strip.png", 64)
+    assert strip.size == (64, 64) and sizes == [(64, 64)]
+    assert np.asarray(strip).reshape(-1, 3).tolist().count([200, 10, 10]) == 64 * 64
+    with Image.open(tmp_path / "square.png") as im:
+        want = im.convert("RGB").resize((32, 32), Image.LANCZOS)
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "square.png", 32)), np.asarray(want))
+
+
 def test_a_photo_with_a_broken_exif_block_loads_without_pillows_warnings(tmp_path):
     """A tag whose data runs past the EXIF block made Pillow print a two-line UserWarning per read (once per
     epoch in training); the picture reads, its readable orientation is kept, and nothing is printed."""

@@ -92,13 +92,12 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Im
 
 
 def square(img: Image.Image, side: int) -> Image.Image:
-    """Resize the short side to `side` (Lanczos) and centre-crop to side x side."""
+    """The centre square of img (short side by short side) resized to side x side (Lanczos), in one
+    resampling of that square alone: what resizing the short side to `side` and centre-cropping shows,
+    without resizing the rest first (a 200,000 x 4 strip blown up to 3.2 M x 64 took 4 GB before t2i 0.9.0)."""
     w, h = img.size
-    scale = side / min(w, h)
-    nw, nh = max(side, round(w * scale)), max(side, round(h * scale))
-    img = img.resize((nw, nh), Image.LANCZOS)
-    left, top = (nw - side) // 2, (nh - side) // 2
-    return img.crop((left, top, left + side, top + side))
+    s = min(w, h)
+    return img.resize((side, side), Image.LANCZOS, box=((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
 
 
 def tensor_from_image(img: Image.Image) -> torch.Tensor:
