@@ -235,6 +235,45 @@ def test_huge_dimension_in_config_is_refused_before_allocating(tmp_path, monkeyp
     assert built == []
 
 
+@pytest.mark.parametrize("kind, change, named", [
+    ("transformer", {"n_layer": 100_000, "n_head": 1, "n_embd": 1}, "n_layer stacks 100,000 blocks"),
+    ("clip", {"n_layer": 257}, "n_layer stacks 257 blocks"),
+    ("dvae", {"n_res": 10_000, "n_hid": 1}, "n_res stacks 10,000 blocks"),
+    ("judge", {"widths": [1] * 1000}, "widths stacks 1,000 blocks")])
+def test_a_config_of_tiny_width_and_huge_depth_is_refused_before_building(kind, change, named, tmp_path, monkeypatch):
+    """Few elements but 100,000 layers passed the element and activation bounds, and building its modules took
+    4.6 GB (a 378-byte file) before the tensors were found not to match: the depth is bounded first."""
+    import t2i_cli.weights as weights_mod
+
+    if kind == "judge":
+        from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
+
+        model = ObjectClassifier(JudgeConfig(crop=16, widths=(4, 8)))
+    else:
+        model = build(kind)
+    meta = {"format": FORMAT, "kind": kind, "config": json.dumps({**model.cfg.__dict__, **change})}
+    path = save_tensors(tmp_path / f"{kind}.safetensors", model.state_dict(), meta)
+    built = []
+    monkeypatch.setitem(weights_mod.MODELS, kind, (lambda cfg: built.append(cfg), weights_mod.MODELS[kind][1]))
+    with pytest.raises(WeightsError, match=f"{named}, above the limit of 256"):
+        load_model(path, kind)
+    assert built == []
+
+
+def test_a_tokenizer_file_over_its_bound_is_refused_unread(tmp_path, monkeypatch):
+    """A 178 MB tokenizer.json (3 M tokens) was parsed whole at 1.3 GB before its vocabulary was found not to
+    fit the transformer."""
+    import t2i_cli.weights as weights_mod
+    from t2i_cli.models.tokenizer import TextTokenizer
+
+    path = tmp_path / "tokenizer.json"
+    with open(path, "wb") as f:
+        f.truncate(weights_mod.MAX_TOKENIZER_FILE + 1)  # sparse: no disk, and never read
+    monkeypatch.setattr(TextTokenizer, "from_file", lambda p: pytest.fail("read a tokenizer over the bound"))
+    with pytest.raises(WeightsError, match="tokenizer.json holds 67,108,865 bytes, more than the 64 MB"):
+        weights_mod.load_tokenizer(path)
+
+
 def test_truncated_file_is_refused(tmp_path):
     path = save_model(build("dvae"), tmp_path / "dvae.safetensors", "dvae")
     data = path.read_bytes()

@@ -36,6 +36,8 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
 MAX_DIM = 1 << 20  # largest config integer a file may carry (vocabularies, widths, sides)
 MAX_PARAMS = 1 << 30  # most state elements a model may have (4 GiB in fp32)
 MAX_ACTIVATION_BYTES = 1 << 30  # most fp32 activations one image (or one decoded sequence) may need
+MAX_TOKENIZER_FILE = 64 << 20  # bytes of tokenizer.json read (a 1,048,576-token BPE vocabulary and its merges fit)
+MAX_DEPTH = 256  # most blocks a config may stack: layers, residual blocks per level, stages (each one a module built)
 MAX_UNBACKED = 1 << 24  # a config may describe more elements than its file holds only up to this (then refused)
 FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors")
 # A second reranker beside clip.safetensors (optional): reranking averages the two CLIPs' scores, an ensemble
@@ -140,10 +142,15 @@ SIZES = frozenset({"n_hid", "n_embd", "n_head", "n_layer", "code_dim", "n_codes"
                    "image_side", "crop", "grid", "text_len", "text_vocab", "image_vocab", "n_classes", "widths"})
 
 
+DEPTHS = frozenset({"n_layer", "n_res"})  # config fields that count stacked blocks (and every list field: its length)
+
+
 def check_budget(cfg: Any, file_numel: int | None = None) -> None:
     """Raise ValueError when a model config is bigger than t2i builds: more than MAX_PARAMS elements, more
-    than MAX_ACTIVATION_BYTES of activations per image, or (for a file) other than the tensors it holds; or
-    when a setting is NaN or infinite, or one of SIZES is below 1. Computed from the config alone, before
+    than MAX_ACTIVATION_BYTES of activations per image, more than MAX_DEPTH stacked blocks (a model of tiny
+    width and 100,000 layers is small in elements but not in Python objects: 4.6 GB before its file was found
+    not to match), or (for a file) other than the tensors it holds; or when a setting is NaN or infinite, or
+    one of SIZES is below 1. Computed from the config alone, before
     anything is allocated. Every field must first be of its declared type (check_types)."""
     check_types(cfg)
     fields = dataclasses.asdict(cfg)
@@ -152,6 +159,10 @@ def check_budget(cfg: Any, file_numel: int | None = None) -> None:
             raise ValueError(f"{key} is {v}, not a finite number")
         if key in SIZES and any(x < 1 for x in (v if isinstance(v, (list, tuple)) else [v])):
             raise ValueError(f"{key} is {json.dumps(v)}; a size must be at least 1")
+    for key, v in fields.items():  # each block is a module built before the file's tensors are checked against it
+        depth = len(v) if isinstance(v, (list, tuple)) else v if key in DEPTHS else 0
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{key} stacks {depth:,} blocks, above the limit of {MAX_DEPTH}")
     ints = [v for v in fields.values() if isinstance(v, int)]
     ints += [x for v in fields.values() if isinstance(v, (list, tuple)) for x in v]
     if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in ints):
@@ -317,6 +328,10 @@ def load_tokenizer(path: Path) -> TextTokenizer:
     """Load tokenizer.json with a clear error if it is missing or broken."""
     if not Path(path).is_file():
         raise WeightsError(f"{path} does not exist; a weights folder needs tokenizer.json")
+    size = Path(path).stat().st_size
+    if size > MAX_TOKENIZER_FILE:  # parsed whole, at several times its size
+        raise WeightsError(f"{path} holds {size:,} bytes, more than the {MAX_TOKENIZER_FILE >> 20} MB a tokenizer "
+                           f"file may hold (t2i's largest vocabulary fits well under it); re-export the weights folder")
     try:
         return TextTokenizer.from_file(path)
     except Exception as e:  # the tokenizers library raises a bare Exception on bad JSON
@@ -392,7 +407,7 @@ def folder_info(folder: Path) -> dict[str, Any]:
     for name, model in parts:
         if model is not None:
             models[name] = {"parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(model),
-                            "sha256": hashlib.sha256((folder / f"{name}.safetensors").read_bytes()).hexdigest()}
+                            "sha256": sha256_of(folder / f"{name}.safetensors").hexdigest()}
     models["tokenizer"] = {"parameters": 0, "config": {"bpe_vocab": bundle.tokenizer.n_bpe},
-                           "sha256": hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()}
+                           "sha256": sha256_of(folder / "tokenizer.json").hexdigest()}
     return {"folder": str(folder), "identity": bundle.identity, "models": models}
