@@ -284,8 +284,11 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
 
 BAD = [
     (["generate", "a cat", "--image", "NOTIMG"], 1, "cannot read image"),
+    (["generate", "a cat", "--image", "NOTIMG"], 1, "; give a complete PNG, JPEG, WebP, BMP or GIF file"),
+    (["generate", "a cat", "--image", "FOLDER"], 1, "is a folder; give an image file"),
     (["generate", "a cat", "--image", "MISSING"], 1, "cannot read"),
     (["generate", "a cat", "--image", "SRC", "--mask", "NOTIMG"], 1, "cannot read mask"),
+    (["generate", "a cat", "--image", "SRC", "--mask", "FOLDER"], 1, "FOLDER is a folder; give an image file"),
     (["generate", "a cat", "--image", "SRC", "--mask", "EMPTY"], 2, "marks nothing"),
     (["generate", "a cat", "--image", "SRC", "--mask", "FULL"], 2, "marks the whole image"),
     (["generate", "a cat", "--image", "SRC", "--keep-top", "1.5"], 2, "--keep-top"),
@@ -299,6 +302,7 @@ BAD = [
     (["generate", "a cat", "--negative", " "], 2, "--negative is empty"),
     (["generate", "--from", "SRC"], 1, "carries no t2i settings"),
     (["generate", "--from", "NOTIMG"], 1, "cannot read image"),
+    (["generate", "--from", "FOLDER"], 1, "is a folder; give an image file"),
     (["generate", "--from", "SRC", "--seed", "3"], 2, "leave out --seed"),
     (["generate", "a cat", "--from", "SRC"], 2, "leave out PROMPT"),
     (["vary", "SRC", "--strength", "0"], 2, "--strength"),
@@ -312,6 +316,8 @@ BAD = [
 def test_bad_image_prompt_inputs_exit_with_one_line_and_no_folder(tiny_weights, tmp_path, args, code, says):
     files = {"SRC": source_png(tmp_path), "MASK": mask_png(tmp_path), "EMPTY": mask_png(tmp_path, None, "e.png"),
              "FULL": mask_png(tmp_path, (0, 0, 40, 40), "f.png"), "MISSING": tmp_path / "missing.png"}
+    files["FOLDER"] = tmp_path / "FOLDER"
+    files["FOLDER"].mkdir()
     files["NOTIMG"] = tmp_path / "notes.png"
     files["NOTIMG"].write_text("not a picture")
     out = tmp_path / "out"

@@ -31,6 +31,8 @@ def file_sha256(path: Path) -> str:
     try:
         return sha256_of(path).hexdigest()
     except OSError as e:
+        if Path(path).is_dir():
+            raise DataError(f"{path} is a folder; give an image file") from e
         raise DataError(f"cannot read {path}: {e.strerror}; check the path") from e
 
 

@@ -21,6 +21,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 
+def unreadable(path: Path, what: str, e: Exception) -> DataError:
+    """The one line for an image file that cannot be read: what is wrong with it and what to give instead."""
+    if not Path(path).exists():
+        return DataError(f"{what} {path} does not exist; check the path")
+    if Path(path).is_dir():
+        return DataError(f"{what} {path} is a folder; give an image file")
+    return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP or GIF file")
+
+
 @contextmanager
 def opened(path: Path) -> Iterator[Image.Image]:
     """Image.open(path) with a decompression bomb refused (Pillow's warning made an error, so the image is not
@@ -40,7 +49,7 @@ def load_rgb(path: Path, side: int) -> Image.Image:
             im.load()
             img = to_rgb(ImageOps.exif_transpose(im))  # a phone's photo the way it is shown, not stored
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"cannot read image {path}: {e}") from e
+        raise unreadable(path, "image", e) from e
     return square(img, side)
 
 
@@ -54,7 +63,7 @@ def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
             im.load()
             grey = to_rgb(ImageOps.exif_transpose(im), background=(0, 0, 0)).convert("L")  # as load_rgb
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"cannot read mask {path}: {e}") from e
+        raise unreadable(path, "mask", e) from e
     w, h = grey.size
     s = min(w, h)
     left, top = (w - s) // 2, (h - s) // 2
@@ -73,7 +82,7 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
             turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
             return im.size[::-1] if turned else im.size
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"cannot read {what} {path}: {e}") from e
+        raise unreadable(path, what, e) from e
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
@@ -189,7 +198,7 @@ def read_png_text(path: Path) -> dict[str, str]:
             im.load()
             return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"cannot read image {path}: {e}") from e
+        raise unreadable(path, "image", e) from e
 
 
 PLOT_COLOURS = ((40, 90, 220), (220, 100, 30), (40, 160, 70))
