@@ -29,15 +29,18 @@ lint: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Train a model from scratch on the procedural world, evaluate it, write weights/ (see weights/README.md).
-# `make weights`: the CPU recipe (preset default, 64 px), inside 2 hours on 2 cores.
+# Train a model from scratch on the procedural world, evaluate it, export it to runs/PRESET/weights (the shipped
+# weights/ stay as they are unless WEIGHTS_ARGS holds --to weights; see weights/README.md).
+# `make weights`: the CPU recipe (preset default, 64 px), inside 2 hours on 2 cores: runs/default/weights.
+WEIGHTS_ARGS ?=
 weights: install
-	$(BIN)/python bench/make_weights.py
+	$(BIN)/python bench/make_weights.py $(WEIGHTS_ARGS)
 
-# `make weights-gpu`: the recipe of the shipped weights (preset large, 128 px), ~20 minutes on one H100.
+# `make weights-gpu`: the recipe of the shipped weights (preset large, 128 px), about 14 minutes of training on
+# one H100 (weights/README.md): runs/large/weights.
 GPU_WEIGHTS_ARGS ?= --preset large --device cuda --workers 11 --side-workers 4 --parallel
 weights-gpu: install
-	$(BIN)/python bench/make_weights.py $(GPU_WEIGHTS_ARGS)
+	$(BIN)/python bench/make_weights.py $(GPU_WEIGHTS_ARGS) $(WEIGHTS_ARGS)
 
 bench: install
 	$(BIN)/python bench/bench_decode.py

@@ -1,4 +1,5 @@
-"""`make weights`: train every stage of a model from scratch, evaluate it (both eval seeds), write weights/.
+"""`make weights`: train every stage of a model from scratch, evaluate it (both eval seeds), export it to
+RUNS/weights (runs/PRESET/weights by default; the shipped weights/ only when named: --to weights).
 
 Each stage is one `t2i` command (printed before it runs, so the model card's recipe is exact), run in
 RUNS/<stage>. A stage whose run folder already finished is skipped; an unfinished one resumes. Wall time
@@ -6,7 +7,7 @@ per stage goes to RUNS/timings.json for the model card.
 
     python bench/make_weights.py                       # the CPU recipe: preset default, one stage at a time
     python bench/make_weights.py --preset large --device cuda --workers 11 --side-workers 4 --parallel \
-        --budget dvae=270 --budget transformer=690     # how the shipped weights were trained
+        --budget dvae=270 --budget transformer=690 --to weights   # how the shipped weights were trained
 
 --parallel trains CLIP beside the dVAE and the decoder fine-tune beside the transformer (each needs only
 what is already trained); --side-workers is the DataLoader workers of those side stages. --budget
@@ -106,7 +107,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="default")
     ap.add_argument("--runs", type=Path, default=None, help="run folders (default runs/PRESET)")
-    ap.add_argument("--to", type=Path, default=ROOT / "weights", help="weights folder to export to")
+    ap.add_argument("--to", type=Path, default=None,
+                    help="weights folder to export to (default RUNS/weights; --to weights replaces the shipped model)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=1, help="DataLoader workers of the main stages")
     ap.add_argument("--side-workers", type=int, default=1, help="DataLoader workers of the side stages")
@@ -122,6 +124,7 @@ def main() -> None:
     opts = ap.parse_args()
     runs = opts.runs or ROOT / "runs" / opts.preset
     runs.mkdir(parents=True, exist_ok=True)
+    opts.to = opts.to or runs / "weights"
     budgets = {k: float(v) for k, v in (b.split("=", 1) for b in opts.budget)}
     args = stage_args(runs, opts.preset)
     second: list[str] = []  # --stage-args of clip-2 alone

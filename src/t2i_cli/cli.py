@@ -103,7 +103,7 @@ class SAMPLING_DEFAULTS:
 # Options generate and vary share (the same OptionInfo serves both commands).
 DRAW_SEED = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images.")
 DRAW_TEMPERATURE = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
-                                help="Softmax temperature (> 0).")
+                                help="Softmax temperature, 0.001..100.")
 DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off).")
 DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).")
 DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
@@ -670,7 +670,7 @@ def train(
     hard_negatives: Optional[bool] = typer.Option(None, "--hard-negatives/--no-hard-negatives",
                                                   help="CLIP on the world: pair every scene with a twin changed "
                                                        "in one thing its caption says (colours swapped, relation "
-                                                       "flipped, count off, object replaced or left out)."),
+                                                       "flipped, count off, object replaced, left out or recoloured)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
@@ -681,7 +681,8 @@ def train(
     patience: Optional[int] = typer.Option(None, "--patience",
                                            help="Stop when the validation loss (measured every --sample-every "
                                                 "steps) has not improved for N validations in a row; 0 never "
-                                                "(the default). The run then ends at that step."),
+                                                "(the default, but 2 for the default preset's transformer on a "
+                                                "folder). The run then ends at that step."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", "-q",
                                help="No progress bar (warnings still print: they say when training stops learning)."),
