@@ -17,16 +17,10 @@ from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json
 from t2i_cli.stages import check_new_folder, run_stage
 from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, export_run
-from t2i_cli.train_options import rank_zero
+from t2i_cli.train_options import PLAN, is_whole_run, rank_zero
 from t2i_cli.weights import read_metadata
 
-PLAN = "all.json"  # its presence makes a folder a whole run
 ORDER = STAGES  # tokenizer, dvae, transformer, clip: each needs only those before it
-
-
-def is_whole_run(run_dir: Path) -> bool:
-    """Whether a folder holds a `--stage all` run."""
-    return (Path(run_dir) / PLAN).is_file()
 
 
 def check_whole_run_folder(run_dir: Path) -> None:

@@ -19,11 +19,12 @@ def rank_zero() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+PLAN = "all.json"  # a whole run's settings (recipe.py); its presence makes a folder a whole run
+
+
 def is_whole_run(run_dir: Path) -> bool:
     """Whether a folder holds a `--stage all` run."""
-    from t2i_cli.recipe import is_whole_run as recipe_is_whole_run
-
-    return recipe_is_whole_run(run_dir)
+    return (Path(run_dir) / PLAN).is_file()
 
 
 # What a --stage all run records (and a repeated command must match); the rest only steer this process.
