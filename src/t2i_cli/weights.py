@@ -159,10 +159,6 @@ def check_budget(cfg: Any, file_numel: int | None = None) -> None:
             raise ValueError(f"{key} is {v}, not a finite number")
         if key in SIZES and any(x < 1 for x in (v if isinstance(v, (list, tuple)) else [v])):
             raise ValueError(f"{key} is {json.dumps(v)}; a size must be at least 1")
-    for key, v in fields.items():  # each block is a module built before the file's tensors are checked against it
-        depth = len(v) if isinstance(v, (list, tuple)) else v if key in DEPTHS else 0
-        if depth > MAX_DEPTH:
-            raise ValueError(f"{key} stacks {depth:,} blocks, above the limit of {MAX_DEPTH}")
     ints = [v for v in fields.values() if isinstance(v, int)]
     ints += [x for v in fields.values() if isinstance(v, (list, tuple)) for x in v]
     if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in ints):
@@ -173,6 +169,10 @@ def check_budget(cfg: Any, file_numel: int | None = None) -> None:
     if act > MAX_ACTIVATION_BYTES:
         raise ValueError(f"one image would need {act / 2**20:,.0f} MiB of activations, above the limit of "
                          f"{MAX_ACTIVATION_BYTES // 2**20:,} MiB")
+    for key, v in fields.items():  # each block is a module built before the file's tensors are checked against it
+        depth = len(v) if isinstance(v, (list, tuple)) else v if key in DEPTHS else 0
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{key} stacks {depth:,} blocks, above the limit of {MAX_DEPTH}")
     if file_numel is not None and numel != file_numel:
         raise ValueError(f"the config describes {numel:,} parameters but the file holds {file_numel:,}")
 
