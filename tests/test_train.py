@@ -203,6 +203,36 @@ def test_interrupt_then_resume_matches_uninterrupted(tmp_path: Path, monkeypatch
     assert train_mod.CHECKPOINT == CHECKPOINT
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_that_lands_inside_the_optimizer_step_still_resumes_exactly(tmp_path: Path, monkeypatch, signum):
+    """A signal raised KeyboardInterrupt wherever Python was: inside opt.step(), after it had updated the weights,
+    the checkpoint held step 5's weights labelled step 4, and the resume applied step 5 twice. The stop now waits
+    for the step to be counted."""
+    common = ["train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--ckpt-every", "100",
+              "--sample-every", "0", "--steps", "8"]
+    t2i(*common, "--out", tmp_path / "full")
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def signalled_step(self, *a, **k):
+        out = real_step(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 5:  # the weights are updated; the step is not yet counted
+            os.kill(os.getpid(), signum)
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", signalled_step)
+    result = runner.invoke(app, [*map(str, common), "--out", str(tmp_path / "cut")])
+    assert result.exit_code == 130, result.output
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    assert load_tensors(tmp_path / "cut" / CHECKPOINT)[1]["step"] == "5"
+    t2i("train", "--resume", tmp_path / "cut", "-q")
+    full, _ = load_tensors(tmp_path / "full" / CHECKPOINT)
+    cut, _ = load_tensors(tmp_path / "cut" / CHECKPOINT)
+    assert all(torch.equal(full[k], cut[k]) for k in full), "resumed run differs from the uninterrupted one"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the run
+
+
 def test_new_run_refuses_an_existing_run_folder(tiny_runs: Path):
     result = runner.invoke(app, ["train", "--stage", "dvae", "--preset", "tiny", "--out", str(tiny_runs / "dvae")])
     assert result.exit_code == 2

@@ -7,6 +7,7 @@ the optimizer state and s. So a resumed run replays exactly what the uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -445,7 +446,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         logger.log(step, {"diverged": text})  # main process only; a resume drops it with the steps after `saved`
         raise Diverged(text)
 
-    previous = _stop_on_sigterm()
+    stops = _Stops()
     try:
         for step, (images, captions) in zip(range(start, cfg.steps), make_loader(batches, start, cfg.num_workers),
                                             strict=True):
@@ -464,8 +465,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 stop(step + 1, f"loss {_number(mean_loss)}")
             if not math.isfinite(mean_norm):  # a finite loss whose gradient is not
                 stop(step + 1, f"loss {mean_loss:.4g}, gradient norm {_number(mean_norm)}")
-            opt.step()
-            done = step + 1
+            with stops.held():  # a stop inside opt.step() would checkpoint a step's update it did not count
+                opt.step()
+                done = step + 1
             metrics = {"loss": mean_loss, **metrics, "lr": lr_at(cfg, step)}
             if done % cfg.log_every == 0 or done == cfg.steps:
                 logger.log(done, metrics)
@@ -501,8 +503,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         raise Interrupted(f"interrupted at step {done}; checkpoint saved. "
                           f"Resume with: t2i train --resume {run_dir}", step=done) from None
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        stops.restore()
     checkpoint()
     if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
         samples_and_validation()
@@ -530,17 +531,42 @@ def _on_every_rank(flag: bool, dd: Dist) -> bool:
     return flag
 
 
-def _stop_on_sigterm():
-    """Treat SIGTERM (a scheduler's pre-emption, `kill`) like Ctrl-C: checkpoint, then stop."""
-    import threading
+class _Stops:
+    """Ctrl-C (SIGINT) and SIGTERM (a scheduler's pre-emption, `kill`) stop training as KeyboardInterrupt:
+    checkpoint, then stop. At once, except inside `held()` (an optimizer step and the count of steps done),
+    where a stop waits for the block to end: one that landed inside opt.step() checkpointed weights updated by
+    a step it had not counted, and the resume applied that step twice. Handlers are installed from the main
+    thread only (elsewhere Python cannot), and restore() puts back what was there."""
 
-    if threading.current_thread() is not threading.main_thread():
-        return None
+    def __init__(self) -> None:
+        import threading
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+        self.holding = self.pending = False
+        self.previous: dict[int, typing.Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    return signal.signal(signal.SIGTERM, handler)
+    def _handler(self, signum, frame) -> None:
+        if self.holding:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> typing.Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            if handler is not None:  # None: set outside Python, which Python cannot put back
+                signal.signal(s, handler)
 
 
 def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> list[float]:
