@@ -110,3 +110,28 @@ def test_same_seed_same_bytes_whatever_the_thread_count(tmp_path: Path):
     finally:
         torch.set_num_threads(before)
     assert len(runs[0]) == 2 and runs[0] == runs[1]
+
+
+def test_the_judge_refuses_a_relation_drawn_on_the_other_axis():
+    """The judge's wrong scene for a relation is now also the two objects on the other axis, and the shipped
+    judge passes a correct render and refuses the turned one (bench/judge_relations.py: 500 / 500 and 2 / 500)."""
+    import random
+
+    import numpy as np
+
+    from t2i_cli import world
+    from t2i_cli.world import SceneSpec
+    from t2i_cli.world.tasks import task_prompts, wrong_spec
+
+    rng = random.Random(0)
+    specs = [s for _, s in task_prompts("position", 200, 0) if s.relation is not None]
+    wrong = [wrong_spec("position", s, rng).relation for s in specs]
+    across = {"above": {"left of", "right of"}, "below": {"left of", "right of"},
+              "left of": {"above", "below"}, "right of": {"above", "below"}}
+    assert any(w in across[s.relation] for s, w in zip(specs, wrong, strict=True))
+    assert any(w == world.OPPOSITE[s.relation] for s, w in zip(specs, wrong, strict=True))
+    judge = load_judge(WEIGHTS / "judge.safetensors")
+    for i, s in enumerate(specs[:12]):
+        turned = SceneSpec(s.objects, 1, sorted(across[s.relation])[i % 2], s.background)
+        assert judge.passes("position", np.asarray(world.render(s, i, 128)), s), s
+        assert not judge.passes("position", np.asarray(world.render(turned, i, 128)), s), (s, turned.relation)

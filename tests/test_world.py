@@ -289,3 +289,18 @@ def test_object_prompts_are_the_region_prompts_without_their_place():
                                     "a red bird and two blue fish", ""])
 def test_region_prompts_are_none_for_anything_but_two_objects(prompt):
     assert region_prompts(prompt) is None
+
+
+def test_a_relation_holds_only_along_its_own_axis():
+    """The sign of one coordinate passed "a above b" for two objects side by side (and the judge's own wrong
+    scene only ever flipped the relation, so its self-check could not see it): the offset must point within
+    60 degrees of the named direction."""
+    from t2i_cli.world.spec import in_relation
+
+    b = (0.5, 0.5)
+    assert in_relation((0.5, 0.2), b, "above") and in_relation((0.7, 0.2), b, "above")  # 34 degrees off
+    assert not in_relation((0.9, 0.45), b, "above")  # side by side, a shade higher
+    assert not in_relation((0.5, 0.8), b, "above") and in_relation((0.5, 0.8), b, "below")
+    assert in_relation((0.1, 0.6), b, "left of") and not in_relation((0.1, 0.6), b, "below")
+    assert in_relation((0.9, 0.9), b, "and")
+

@@ -8,8 +8,10 @@ is the world's own rule (spec.in_position, spec.in_relation).
 
 What each task judges (tasks.TASK_CHECKS): single_object the kind only (GenEval's split); colours and heldout
 kind and colour; position a single object's centroid in the named third or corner cell, or for
-"a above/below/left of/right of b" the two objects' centroids in that order; counting exactly n regions
-of the kind and colour; two_objects both kinds; colour_attribution both kinds, each in its own colour.
+"a above/below/left of/right of b" the offset from b's centroid to a's within 60 degrees of that direction
+(since t2i 0.9.0; the order along one axis alone passed two objects side by side half the time); counting
+exactly n regions of the kind and colour; two_objects both kinds; colour_attribution both kinds, each in its
+own colour.
 """
 
 from __future__ import annotations

@@ -129,8 +129,16 @@ def in_position(centroid: tuple[float, float], position: str) -> bool:
                for cell, v in ((col, centroid[0]), (row, centroid[1])))
 
 
+RELATION_DIRECTIONS = {"above": (0, -1), "below": (0, 1), "left of": (-1, 0), "right of": (1, 0)}  # a from b
+
+
 def in_relation(a: tuple[float, float], b: tuple[float, float], relation: str) -> bool:
-    """Whether centroid a stands in the relation to centroid b ("and" holds for any placement)."""
+    """Whether centroid a stands in the relation to centroid b ("and" holds for any placement): the offset
+    from b to a points within 60 degrees of the named direction (its component along it is more than half
+    its length, GenEval's rule without its size margin). The sign alone passed two objects side by side for
+    "above" half the time."""
     if relation == "and":
         return True
-    return {"above": a[1] < b[1], "below": a[1] > b[1], "left of": a[0] < b[0], "right of": a[0] > b[0]}[relation]
+    ux, uy = RELATION_DIRECTIONS[relation]
+    dx, dy = a[0] - b[0], a[1] - b[1]
+    return dx * ux + dy * uy > 0.5 * (dx * dx + dy * dy) ** 0.5

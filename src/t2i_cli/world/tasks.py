@@ -92,8 +92,11 @@ def wrong_spec(task: str, spec: SceneSpec, rng: random.Random) -> SceneSpec:
     if task == "two_objects":  # one of the two replaced by a third kind
         k = rng.choice([k for k in OBJECTS if k not in (a.kind, o[1].kind)])
         return SceneSpec((a, obj(k, o[1].colour, o[1].size)), 1, spec.relation, spec.background)
-    if task == "position" and spec.relation is not None:
-        return SceneSpec(o, 1, OPPOSITE[spec.relation], spec.background)
+    if task == "position" and spec.relation is not None:  # the opposite, or the two side by side on the other axis
+        if rng.random() < 0.5:
+            return SceneSpec(o, 1, OPPOSITE[spec.relation], spec.background)
+        across = ("above", "below") if spec.relation in ("left of", "right of") else ("left of", "right of")
+        return SceneSpec(o, 1, rng.choice(across), spec.background)
     if task == "position":
         p = rng.choice([p for p in POSITIONS if not in_position(position_centre(p), a.position)])
         return SceneSpec((obj(a.kind, a.colour, a.size, p),), 1, None, spec.background)
