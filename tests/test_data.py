@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,16 @@ def make_pair(folder: Path, stem: str, caption: str, **kw) -> Path:
     image = make_image(folder / f"{stem}.png", **kw)
     (folder / f"{stem}.txt").write_text(caption)
     return image
+
+
+def digest(path: Path) -> str:
+    """The sha256 of an image file's bytes, which decides its side of a folder's or manifest's split."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def colour(i: int) -> tuple[int, int, int]:
+    """A colour of its own for each i < 2**18, so pictures made with it differ in their bytes."""
+    return (i % 64 * 4, i // 64 % 64 * 4, i // 4096 % 64 * 4)
 
 
 @pytest.fixture
@@ -149,9 +162,10 @@ def test_manifest_lines_that_are_not_pairs_are_bad_lines_and_a_bom_is_not_text(t
 
 
 def test_a_copy_of_a_pair_is_left_out_so_it_cannot_sit_in_train_and_val(tmp_path):
-    """The same picture and caption under two names (a copy in the folder) would land in both parts of the
-    split and flatter validation: the second is skipped and named; the same picture with another caption stays
-    (several captions of one picture are legitimate)."""
+    """The same picture and caption under two names (a copy in the folder) only adds weight (it once landed in
+    both parts of the split, which went by file name, and flattered validation): the second is skipped and
+    named; the same picture with another caption stays (several captions of one picture are legitimate), in
+    the part of its original."""
     make_pair(tmp_path, "battery", "a battery")
     (tmp_path / "dup32.png").write_bytes((tmp_path / "battery.png").read_bytes())
     (tmp_path / "dup32.txt").write_text("a battery\n")
@@ -360,40 +374,44 @@ def test_data_preview_replaces_an_existing_file_only_with_force(tmp_path):
         assert im.format == "PNG"
 
 
-def test_val_split_is_a_stable_hash_of_file_names_and_survives_new_files(tmp_path):
+def test_val_split_is_a_stable_hash_of_image_contents_and_survives_new_files(tmp_path):
     folder = tmp_path / "pics"
     folder.mkdir()
     for i in range(60):
-        make_pair(folder, f"img{i:03d}", f"caption {i}")
+        make_pair(folder, f"img{i:03d}", f"caption {i}", colour=colour(i))
     val = {p.name for p, _ in data.open_source(str(folder), 8, part="val").pairs}
     train = {p.name for p, _ in data.open_source(str(folder), 8, part="train").pairs}
     assert val and not val & train and len(val | train) == 60
-    assert val == {f"img{i:03d}.png" for i in range(60) if data.is_val(f"img{i:03d}.png", data.VAL_FRACTION)}
+    hashed = {p.name for p in folder.glob("*.png") if data.is_val(digest(p), data.VAL_FRACTION)}
+    assert val == (hashed or {min(folder.glob("*.png"), key=digest).name})  # the fallback only with none hashed
     for i in range(60, 120):  # the folder grows: no old file changes side
-        make_pair(folder, f"img{i:03d}", f"caption {i}")
+        make_pair(folder, f"img{i:03d}", f"caption {i}", colour=colour(i))
     val2 = {p.name for p, _ in data.open_source(str(folder), 8, part="val").pairs}
     train2 = {p.name for p, _ in data.open_source(str(folder), 8, part="train").pairs}
-    assert val <= val2 and train <= train2 and len(val2) >= len(val)
+    if hashed:  # (the held-out image of the fallback may go back to train: split_pairs says when)
+        assert val <= val2 and train <= train2 and len(val2) >= len(val)
     assert 0.01 <= len(val2) / 120 <= 0.12  # about 5%
 
 
 def test_files_that_do_not_load_are_left_out_before_the_split_and_counted_in_every_part(tmp_path):
-    """Three good pairs, a fake PNG (whose name hashes into val) and a truncated one, each with a caption: every
-    part counts both unreadable files, as `data preview` (part all) does, and val holds a good image (the
-    split used to be made first: val held only the fake, so it was empty, and train counted one file)."""
+    """Three good pairs, a fake PNG and a truncated one, each with a caption: every part counts both unreadable
+    files, as `data preview` (part all) does, and val holds a good image (the split used to be made first, by
+    file name: val held only the fake, whose name hashed into it, so it was empty, and train counted one file)."""
     folder = tmp_path / "pics"
     for i in (1, 2, 3):
-        make_pair(folder, f"good{i}", f"picture {i}")
+        make_pair(folder, f"good{i}", f"picture {i}", colour=colour(i))
+    good = sorted(folder.glob("good*.png"), key=digest)
+    assert not any(data.is_val(digest(p), 1e-6) for p in good)
     (folder / "fake.png").write_bytes(b"not a png")
     (folder / "fake.txt").write_text("a fake one")
     full = make_image(tmp_path / "full.png", size=(64, 64)).read_bytes()
     (folder / "truncated.png").write_bytes(full[: len(full) // 2])
     (folder / "truncated.txt").write_text("a truncated one")
-    assert data.is_val("fake.png", data.VAL_FRACTION) and not data.is_val("good2.png", data.VAL_FRACTION)
-    parts = {part: data.open_source(str(folder), 8, part=part) for part in data.PARTS}
+    # A tiny fraction hashes no image into val: the good image of smallest digest is held out.
+    parts = {part: data.open_source(str(folder), 8, part=part, val_fraction=1e-6) for part in data.PARTS}
     assert {part: ds.skipped for part, ds in parts.items()} == {part: {"unreadable image": 2} for part in data.PARTS}
-    assert [p.name for p, _ in parts["val"].pairs] == ["good2.png"]  # the smallest hash of the usable three
-    assert [p.name for p, _ in parts["train"].pairs] == ["good1.png", "good3.png"]
+    assert [p for p, _ in parts["val"].pairs] == good[:1]
+    assert sorted(p for p, _ in parts["train"].pairs) == sorted(good[1:])
     named = f"2 unreadable image, e.g. {folder / 'fake.png'}"  # the first, so the user can find them
     assert parts["all"].skipped_message() == f"skipped 2 item(s) ({named}); using 3"
     assert parts["train"].skipped_message() == (f"skipped 2 item(s) ({named}); using 2 "
@@ -403,20 +421,97 @@ def test_files_that_do_not_load_are_left_out_before_the_split_and_counted_in_eve
     manifest = folder / "pictures.jsonl"
     manifest.write_text("".join(json.dumps({"image": f"{n}.png", "caption": n}) + "\n"
                                 for n in ("good1", "good2", "good3", "fake")))
-    parts = {part: data.open_source(str(manifest), 8, part=part) for part in data.PARTS}
+    parts = {part: data.open_source(str(manifest), 8, part=part, val_fraction=1e-6) for part in data.PARTS}
     assert {part: ds.skipped for part, ds in parts.items()} == {part: {"missing image": 1} for part in data.PARTS}
-    assert [p.name for p, _ in parts["val"].pairs] == ["good2.png"]
+    assert [p for p, _ in parts["val"].pairs] == good[:1]
 
 
 def test_val_split_of_a_small_folder_holds_at_least_one_image(tmp_path):
     folder = tmp_path / "two"
     folder.mkdir()
     make_pair(folder, "a", "one")
-    make_pair(folder, "b", "two")
+    make_pair(folder, "b", "two", colour=(30, 200, 30))
     val = data.open_source(str(folder), 8, part="val")
     train = data.open_source(str(folder), 8, part="train")
     assert len(val) == 1 and len(train) == 1 and val.pairs[0][0] != train.pairs[0][0]
+    # Two pairs of one picture (the same bytes, two captions) are one image: nothing can be held out.
+    (folder / "b.png").write_bytes((folder / "a.png").read_bytes())
+    assert len(data.open_source(str(folder), 8, part="val")) == 0
+    assert len(data.open_source(str(folder), 8, part="train")) == 2
     assert data.open_source("world:train", 8, part="val", n_scenes=3)[0][1] == world.scene("val", 0, 8)[1]
+
+
+def parts_of(source: Path, fraction: float) -> tuple[list[tuple[Path, list[str]]], list[tuple[Path, list[str]]]]:
+    """(the train pairs, the val pairs) of a folder or manifest."""
+    train, val = (data.open_source(str(source), 8, part=part, val_fraction=fraction).pairs for part in ("train", "val"))
+    return train, val
+
+
+@pytest.mark.parametrize("fraction", [1e-6, 0.3])  # the fallback (no image hashes into val), and a hashed split
+def test_every_manifest_line_of_one_image_goes_to_the_same_part(tmp_path, fraction):
+    """A COCO-style manifest has one line per caption of an image: the split is per image, so all of an image's
+    lines sit in one part (the fallback that holds out an image when none hashes into val held out one LINE, and
+    that image's other lines trained)."""
+    for i in range(8):
+        make_image(tmp_path / f"im{i}.png", colour=colour(i))
+    manifest = tmp_path / "captions.jsonl"
+    manifest.write_text("".join(json.dumps({"image": f"im{i}.png", "caption": f"picture {i}, {word}"}) + "\n"
+                                for i in range(8) for word in ("a square", "a tile", "an icon")))
+    train, val = parts_of(manifest, fraction)
+    in_train, in_val = Counter(p.name for p, _ in train), Counter(p.name for p, _ in val)
+    assert in_val and in_train and not in_val.keys() & in_train.keys()
+    assert in_val + in_train == {f"im{i}.png": 3 for i in range(8)}
+    if fraction < 0.01:
+        assert set(in_val) == {min(tmp_path.glob("*.png"), key=digest).name}
+
+
+@pytest.mark.parametrize("fraction", [1e-6, 0.3])
+def test_a_byte_identical_copy_with_another_caption_lands_in_the_part_of_its_original(tmp_path, fraction):
+    """The same picture under another name with another caption (a re-download, a second caption file) is kept,
+    and the split is by the image's bytes, so the copy sits in the part of its original: were it in the other,
+    validation would score a picture the model trained on."""
+    for i in range(30):
+        original = make_pair(tmp_path, f"img{i:03d}", f"picture {i}", colour=colour(i))
+        (tmp_path / f"copy{i:03d}.png").write_bytes(original.read_bytes())
+        (tmp_path / f"copy{i:03d}.txt").write_text(f"another caption of picture {i}")
+    train, val = parts_of(tmp_path, fraction)
+    in_train, in_val = {p.name for p, _ in train}, {p.name for p, _ in val}
+    assert in_val and in_train and not in_val & in_train and len(in_val | in_train) == 60
+    assert {n.replace("copy", "img") for n in in_val} == {n for n in in_val if n.startswith("img")}
+    assert {digest(p) for p, _ in val}.isdisjoint(digest(p) for p, _ in train)
+
+
+def png_bytes(i: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), colour(i)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_the_held_out_images_stay_put_when_an_image_hashing_into_train_is_added(tmp_path):
+    """A small folder with no image hashed into val holds out its image of smallest digest; pictures added
+    later that hash into train, above that digest, never move it (it held out the file of smallest NAME hash,
+    so a new name could take its place). The one documented exception: an image of smaller digest is held out
+    instead."""
+    candidates = [(i, b) for i in range(400) for b in [png_bytes(i)]
+                  if not data.is_val(hashlib.sha256(b).hexdigest(), data.VAL_FRACTION)]
+    for n, (i, b) in enumerate(candidates[:4]):
+        (tmp_path / f"base{n}.png").write_bytes(b)
+        (tmp_path / f"base{n}.txt").write_text(f"picture {i}")
+    floor = min(digest(p) for p in tmp_path.glob("*.png"))  # the image the fallback holds out
+    held = [p.name for p, _ in parts_of(tmp_path, data.VAL_FRACTION)[1]]
+    above = [(i, b) for i, b in candidates[4:] if hashlib.sha256(b).hexdigest() > floor]
+    assert len(held) == 1 and len(above) >= 20
+    for n, (i, b) in enumerate(above[:20]):
+        (tmp_path / f"new{n:02d}.png").write_bytes(b)
+        (tmp_path / f"new{n:02d}.txt").write_text(f"picture {i}")
+        train, val = parts_of(tmp_path, data.VAL_FRACTION)
+        assert [p.name for p, _ in val] == held, f"adding new{n:02d}.png moved the held-out image"
+        assert len(train) == 4 + n
+    assert digest(tmp_path / held[0]) == floor
+    below = next(b for b in map(png_bytes, range(400, 4000)) if hashlib.sha256(b).hexdigest() < floor)
+    (tmp_path / "smaller.png").write_bytes(below)
+    (tmp_path / "smaller.txt").write_text("a picture of smaller digest")
+    assert [p.name for p, _ in parts_of(tmp_path, data.VAL_FRACTION)[1]] == ["smaller.png"]
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "I;16", "L", "CMYK"])

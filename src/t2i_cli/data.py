@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from collections import Counter
@@ -109,32 +108,44 @@ VAL_FRACTION = 0.05  # share of a folder or manifest held out for validation (at
 PARTS = ("all", "train", "val")
 
 
-def is_val(name: str, fraction: float) -> bool:
-    """Whether a file belongs to the validation split: a hash of its name, so the split is stable as a folder
-    grows (a new file never moves an old one)."""
-    h = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / 2**64
-    return h < fraction
+def val_score(digest: str) -> float:
+    """Where an image falls in [0, 1) for the train/val split: the first 8 bytes of the sha256 of its file's
+    bytes (the hex digest the duplicate check computes), so every pair showing the same image bytes, under any
+    file name, manifest line or caption, falls in the same place."""
+    return int(digest[:16], 16) / 2**64
 
 
-def split_pairs(pairs: list[tuple[Path, list[str]]], root: Path, fraction: float, part: str,
+def is_val(digest: str, fraction: float) -> bool:
+    """Whether an image (by the sha256 hex digest of its bytes) belongs to the validation split; it depends on
+    the image alone, so the split is stable as a folder grows (a new file never moves an old one, except in
+    the small-source fallback of split_pairs)."""
+    return val_score(digest) < fraction
+
+
+def split_pairs(pairs: list[tuple[Path, list[str]]], digests: list[str], fraction: float, part: str,
                 ) -> list[tuple[Path, list[str]]]:
-    """The train or val part of a folder's or manifest's pairs (by is_val on the path below root). With no
-    file hashed into val, the one whose hash is smallest is val, so a split of two or more is never empty."""
-    if part == "all" or fraction <= 0 or len(pairs) < 2:
+    """The train or val part of a folder's or manifest's usable pairs, decided per image content: digests[i]
+    is the sha256 hex digest of pairs[i]'s image, and every pair of an image goes where is_val sends that
+    image, so the same picture (several manifest lines, or a copy under another name and caption) never sits
+    in both parts. With two or more distinct images and none hashed into val, the image of smallest digest is
+    held out, all of its pairs, so the split is never empty. That fallback is the one case where a new file
+    moves an old one: while no image hashes into val, adding an image whose digest is smaller than the
+    held-out one's (whether or not it hashes into val) holds the new image out instead, and the old one goes
+    back to train. With a single distinct image nothing is held out."""
+    distinct = set(digests)
+    if part == "all" or fraction <= 0 or len(distinct) < 2:
         return pairs if part != "val" else []
-    names = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p, _ in pairs]
-    val = {i for i, n in enumerate(names) if is_val(n, fraction)}
-    if not val:
-        val = {min(range(len(names)), key=lambda i: hashlib.sha256(names[i].encode()).digest())}
-    return [pair for i, pair in enumerate(pairs) if (i in val) == (part == "val")]
+    val = {d for d in distinct if is_val(d, fraction)} or {min(distinct)}  # hex of one length: min is numeric
+    return [pair for pair, d in zip(pairs, digests, strict=True) if (d in val) == (part == "val")]
 
 
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
                 val_fraction: float = VAL_FRACTION, twins: bool = False) -> CaptionDataset:
     """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
     .jsonl manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
-    split (val_fraction of the files by a hash of their names); the world has its own splits, so its "val"
-    part is world:val. twins (world only) pairs every scene with its hard negative (WorldDataset)."""
+    split (val_fraction of the images by a hash of their contents, all pairs of one image on one side:
+    split_pairs); the world has its own splits, so its "val" part is world:val. twins (world only) pairs
+    every scene with its hard negative (WorldDataset)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     if source == "world" or source.startswith("world:"):
@@ -160,6 +171,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     # Every pair is checked before the split, so the split holds only usable pairs (a val part is never left
     # empty by files that do not load) and the counts are the whole source's, whichever part is opened.
     usable: list[tuple[Path, list[str]]] = []
+    digests: list[str] = []  # the sha256 of each usable pair's image, which decides its side of the split
     seen: dict[tuple[str, tuple[str, ...]], Path] = {}  # (the image's sha256, its captions) -> the first such pair
     for image, lines in pairs:
         if not lines:
@@ -168,15 +180,16 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             skipped.add("missing image", image)
         elif (digest := _readable_digest(image)) is None:
             skipped.add("unreadable image", image)
-        elif (digest, tuple(lines)) in seen:  # a copy would sit in train and val alike and flatter validation
+        elif (digest, tuple(lines)) in seen:  # a copy adds only weight (the split sets it beside its original)
             skipped.add("copy of another pair (same image bytes and captions)", image)
         else:
             seen[digest, tuple(lines)] = image
             usable.append((image, lines))
+            digests.append(digest)
     if not usable:
         found = f" (found only: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))})" if skipped else ""
         raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")
-    chosen = split_pairs(usable, path.parent if path.is_file() else path, val_fraction, part)
+    chosen = split_pairs(usable, digests, val_fraction, part)
     return PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0,
                        first=skipped.first)
 
