@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -526,6 +527,11 @@ def test_eval_scores_several_seeds_in_one_run_as_each_alone(tiny_weights, tmp_pa
         pair = [x["tasks"][name]["accuracy"] for x in got["runs"]]
         assert task["by_seed"] == pair and task["accuracy"] == pytest.approx(sum(pair) / 2)
     assert got["overall"] == pytest.approx((got["runs"][0]["overall"] + got["runs"][1]["overall"]) / 2)
+    # which judge scored is recorded (a folder's own judge.safetensors wins over the shipped one) and shown
+    judge = got["judge"]
+    assert judge == one["judge"] == got["runs"][0]["judge"]
+    assert judge["sha256"] == hashlib.sha256(Path(judge["file"]).read_bytes()).hexdigest()
+    assert f"judge {judge['sha256'][:16]}" in " ".join(r.stdout.split())
     for bad, says in ([["--seed", "1", "--seed", "1"], "--seed 1 is given twice"],
                       [[x for seed in range(17) for x in ("--seed", str(seed))], "at most 16 seeds"],
                       [["--seed", "0", "--seed", "-1"], "--seed must be between 0 and"],

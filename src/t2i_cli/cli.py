@@ -1030,7 +1030,11 @@ def eval_cmd(ctx: typer.Context,
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
         side = pipe.bundle.dvae.cfg.image_side
-        record = _eval_record(pipe, sampling)
+        from t2i_cli.files import sha256_of
+
+        # Which judge scored: a weights folder's own judge.safetensors is preferred to the shipped one
+        record = _eval_record(pipe, sampling) | {"judge": {"file": str(judge_file),
+                                                           "sha256": sha256_of(judge_file).hexdigest()}}
         runs = []
         with progress_bar(quiet, "prompts") as bar:
             per_seed = len(tasks.TASKS) * n
@@ -1053,7 +1057,7 @@ def eval_cmd(ctx: typer.Context,
                 runs.append(run | {"judge_validation": validation, "dvae": dvae} | record)
         for run in runs:
             _print_eval(run)
-        result = runs[0] if len(runs) == 1 else ev.across_seeds(runs)
+        result = runs[0] if len(runs) == 1 else ev.across_seeds(runs) | {"judge": record["judge"]}
         if len(runs) > 1:
             _print_seeds(result)
         if json_path is not None:
@@ -1136,7 +1140,8 @@ def _print_seeds(result: dict) -> None:
     """The per-task accuracy of each seed of a several-seed `t2i eval`, and their mean."""
     from rich.table import Table
 
-    table = Table(title=f"t2i eval — weights {result['weights']}, seeds {', '.join(map(str, result['seeds']))}")
+    table = Table(title=f"t2i eval — weights {result['weights']}, seeds {', '.join(map(str, result['seeds']))}"
+                        + (f", judge {result['judge']['sha256'][:16]}" if "judge" in result else ""))
     table.add_column("task")
     for seed in result["seeds"]:
         table.add_column(f"seed {seed}", justify="right")
@@ -1151,7 +1156,8 @@ def _print_eval(result: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"t2i eval — weights {result['weights']}, {result['n_per_task']} prompts per task, "
-                        f"candidates {result['candidates']}, seed {result['seed']}")
+                        f"candidates {result['candidates']}, seed {result['seed']}"
+                        + (f", judge {result['judge']['sha256'][:16]}" if "judge" in result else ""))
     for col in ("task", "accuracy", "checks", "judge agrees with real renders", "judge rejects wrong renders"):
         table.add_column(col)
     for name, r in result["tasks"].items():
