@@ -551,7 +551,11 @@ def test_a_world_source_names_a_real_split_and_eval_data_scores_the_split_named(
             data.open_source("world:bogus", 16, part=part)
     assert data.open_source("world:train", 16, part="val").split == "val"  # training's validation: world:val
     assert _val("world:heldout", 16).split == "heldout"  # t2i eval --data world:heldout: what it says
-    assert _val("world:train", 16).split == "train" and _val("world", 16).split == "val"
+    assert _val("world:val", 16).split == "val" and _val("world", 16).split == "val"
+    from t2i_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="world:train would score scenes the models trained on"):
+        _val("world:train", 16)  # labelled validation, it scored the first scenes every stage trained on
 
 
 def test_eval_refuses_a_json_path_it_cannot_write_before_any_work(tmp_path):

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from t2i_cli.data import CaptionDataset, open_source
-from t2i_cli.errors import DataError
+from t2i_cli.errors import DataError, UsageError
 from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.pipeline import MAX_BATCH, TextToImage
 from t2i_cli.sampling import SamplingConfig
@@ -38,6 +38,9 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 def _val(source: str, side: int) -> CaptionDataset:
     """The val split of a folder or manifest; of the world, the split a name gives (world:heldout), else val."""
     named_split = source.startswith("world:")
+    if source == "world:train":  # its first scenes are the first every stage trained on
+        raise UsageError("--data world:train would score scenes the models trained on; use world:val (what "
+                         "--data world reads) or world:heldout")
     val = open_source(source, side, part="all" if named_split else "val", n_scenes=10_000)
     if not len(val):
         raise DataError(f"{source} has no validation split (it needs at least two images); add images")
