@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -424,3 +425,16 @@ DVAEStage.loss = loss
         proc.stderr[-3000:]
     _, meta = load_tensors(out / CHECKPOINT)
     assert meta["step"] == "3"
+
+
+def test_hard_negatives_across_processes_keep_each_scene_with_its_twin():
+    """Each process takes a contiguous run of a step's samples (scene 2i, twin 2i+1): batch 6 on 2 processes
+    put scene 1 on one and its twin on the other, so that scene never met its twin as a negative."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.train import StepBatches
+
+    cfg = TrainConfig(stage="clip", data="world:train", batch_size=6, steps=2, hard_negatives=True)
+    assert StepBatches([], cfg, 0, 1, True).per_rank == 6
+    with pytest.raises(UsageError, match="gives each 3 samples, which must be even.*use a multiple of 4"):
+        StepBatches([], cfg, 0, 2, True)
+    assert StepBatches([], dataclasses.replace(cfg, batch_size=8), 1, 2, True).per_rank == 4

@@ -322,6 +322,10 @@ class StepBatches(torch.utils.data.Dataset):
     def __init__(self, dataset, cfg: TrainConfig, rank: int, n_procs: int, procedural: bool):
         if cfg.batch_size % n_procs:
             raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {n_procs} processes")
+        if cfg.hard_negatives and cfg.batch_size // n_procs % 2:  # a scene and its twin in one process's batch
+            raise UsageError(f"--hard-negatives with {n_procs} processes: --batch-size {cfg.batch_size} gives each "
+                             f"{cfg.batch_size // n_procs} samples, which must be even so that every scene meets "
+                             f"its twin; use a multiple of {2 * n_procs}")
         self.dataset, self.cfg, self.rank, self.procedural = dataset, cfg, rank, procedural
         self.per_rank = cfg.batch_size // n_procs
         self._perm: tuple[int, torch.Tensor] | None = None  # (epoch, permutation) cache
