@@ -438,3 +438,11 @@ def test_hard_negatives_across_processes_keep_each_scene_with_its_twin():
     with pytest.raises(UsageError, match="gives each 3 samples, which must be even.*use a multiple of 4"):
         StepBatches([], cfg, 0, 2, True)
     assert StepBatches([], dataclasses.replace(cfg, batch_size=8), 1, 2, True).per_rank == 4
+
+
+def test_training_on_the_split_every_stage_validates_on_is_refused(tmp_path: Path):
+    """--data world:val trained on the scenes it then validated on (its first batch was the val set)."""
+    r = runner.invoke(app, ["train", "--stage", "dvae", "--data", "world:val", "--preset", "tiny",
+                            "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "world:val is the split every stage validates on" in r.output + r.stderr
+    assert not (tmp_path / "run").exists()

@@ -274,6 +274,8 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
         from t2i_cli.stages import dvae_config
 
         over["image_side"] = dvae_config(opts["dvae"]).image_side  # the transformer sees what its dVAE encodes
+    if data == "world:val":  # a stage validates on world:val: it would validate on the scenes it trained on
+        raise UsageError("--data world:val is the split every stage validates on; train on world:train (or world)")
     fields = apply_preset(stage, preset, over, data)
     if fields.get("patience") and fields.get("sample_every") == 0 and opts.get("patience") is None:
         fields["patience"] = 0  # the preset's patience needs validations; asking for none turns it off
