@@ -446,3 +446,28 @@ def test_training_on_the_split_every_stage_validates_on_is_refused(tmp_path: Pat
                             "--out", str(tmp_path / "run")])
     assert r.exit_code == 2 and "world:val is the split every stage validates on" in r.output + r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_clip_trained_by_two_processes_sees_the_global_batch_as_one_process_does(tmp_path: Path):
+    """The contrastive loss compared each process's images and captions among themselves: 2 processes gave a
+    step-1 loss near log 4 where 1 process gave near log 8. Gathered across processes (with the gradient), the
+    losses and the weights follow the single process's run (up to the order of float sums)."""
+    t2i("train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", tmp_path / "tok")
+    common = ["--stage", "clip", "--tokenizer", str(tmp_path / "tok"), "--steps", "3", "--batch-size", "8",
+              "--hard-negatives", "--model", "word_region=true", "--log-every", "1", "--sample-every", "0",
+              "--precision", "fp32"]
+    t2i("train", *common, "--preset", "tiny", "--workers", "0", "--device", "cpu", "-q", "--out", tmp_path / "one")
+    proc = torchrun_t2i(tmp_path, "", *common, "--out", str(tmp_path / "two"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def losses(run: Path) -> list[float]:
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [r["loss"] for r in rows if "loss" in r]
+
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == 3 and one[0] > 1.5, (one, two)
+    assert two == pytest.approx(one, rel=1e-4), (one, two)
+    a, _ = load_tensors(tmp_path / "one" / CHECKPOINT)
+    b, _ = load_tensors(tmp_path / "two" / CHECKPOINT)
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a if k.startswith("model.")), \
+        max((a[k] - b[k]).abs().max().item() for k in a if k.startswith("model."))

@@ -267,6 +267,19 @@ def hard_negative_accuracy(model: Clip, tok: TextTokenizer, text_len: int, side:
             "kinds": {k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in sorted(wins.items())}}
 
 
+def _gather(t: torch.Tensor) -> torch.Tensor:
+    """Every process's t (the same shape on each), concatenated in rank order along dim 0; a float tensor's
+    gradient flows back to the process it came from (torch.distributed.nn), a mask is gathered as is."""
+    import torch.distributed as dist
+    import torch.distributed.nn.functional as dist_fn
+
+    if t.is_floating_point():
+        return torch.cat(dist_fn.all_gather(t.float().contiguous()))
+    parts = [torch.empty_like(t, dtype=torch.uint8) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.to(torch.uint8).contiguous())
+    return torch.cat(parts).to(t.dtype)
+
+
 class ClipStage:
     """Symmetric contrastive loss between image and caption embeddings."""
 
@@ -274,6 +287,7 @@ class ClipStage:
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, procedural: bool, val=None):
         self.cfg, self.dataset, self.procedural, self.device, self.val = cfg, dataset, procedural, dd.device, val
+        self.dd = dd
         self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
         mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=self.tok.vocab_size(cfg.text_len),
                           text_len=cfg.text_len, n_pad_start=self.tok.n_bpe, **cfg.model)
@@ -289,8 +303,13 @@ class ClipStage:
 
     def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
         text = encode_captions(self.tok, captions, self.cfg.text_len).to(self.device)
-        logits, loss = model(images, text)
-        acc = (logits.argmax(1) == torch.arange(len(captions), device=logits.device)).float().mean()
+        if self.dd.n_procs > 1:  # every process's images and captions are each row's negatives, as in one process
+            offset = self.dd.rank * len(captions)
+            logits, loss = model(images, text, gather=_gather, offset=offset)
+        else:
+            offset = 0
+            logits, loss = model(images, text)
+        acc = (logits.argmax(1) == offset + torch.arange(len(captions), device=logits.device)).float().mean()
         return loss, {"batch_top1": float(acc)}
 
     @torch.no_grad()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -133,25 +134,52 @@ class Clip(nn.Module):
             img, txt = img.float(), txt.float()
         return F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
 
-    def pair_scores(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Scores (Bi, Bt) of every image against every text: the sentence cosine, plus (word_region) the
-        word-region score; each lies in [-1, 1], so the sum lies in [-2, 2]."""
+    def features(self, images: torch.Tensor, text: torch.Tensor) -> tuple[tuple, tuple]:
+        """What pair_scores compares: ((embedding (Bi, D), regions (Bi, R, D) or None), (embedding (Bt, D),
+        words (Bt, T, D) or None, real-token mask (Bt, T)))."""
         img, regions = self.image_encoder.features(self.fit_side(images))
         txt, words, real = self.text_encoder.features(text)
         if self.logit_scale.dtype != torch.float32:  # a CLIP cast to bf16 (rerank --precision): its features
             # are compared in float32, or close scores round to ties (training's autocast is left as it was)
             img, txt = img.float(), txt.float()
             regions, words = (None if t is None else t.float() for t in (regions, words))
+        return (img, regions), (txt, words, real)
+
+    def scores(self, image_features: tuple, text_features: tuple) -> torch.Tensor:
+        """Scores (Bi, Bt) of features (as features() gives them) of every image against every text."""
+        (img, regions), (txt, words, real) = image_features, text_features
         scores = F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t()
         if regions is not None and words is not None:
             scores = scores + word_region_scores(regions, words, real, self.cfg.attn_sharpness)
         return scores
 
-    def forward(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, 3, H, W) and their captions (B, T) -> (logits (B, B), symmetric contrastive loss)."""
-        logits = self.logit_scale.exp().clamp(max=100) * self.pair_scores(images, text)  # image i vs text j
-        target = torch.arange(len(images), device=images.device)
-        loss = (F.cross_entropy(logits.float(), target) + F.cross_entropy(logits.float().t(), target)) / 2
+    def pair_scores(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Scores (Bi, Bt) of every image against every text: the sentence cosine, plus (word_region) the
+        word-region score; each lies in [-1, 1], so the sum lies in [-2, 2]."""
+        return self.scores(*self.features(images, text))
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor, gather: Callable | None = None,
+                offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, 3, H, W) and their captions (B, T) -> (logits (B, B), symmetric contrastive loss).
+
+        Under torchrun, gather (a tensor -> every process's tensors concatenated, its gradient flowing back to
+        each) makes the negatives the whole global batch: this process's images are scored against every
+        process's captions and its captions against every image, the targets at `offset` (this process's
+        first row in the global batch); logits are then (B, N * B). Averaged over processes (DDP), the
+        gradient is a single process's over the global batch."""
+        scale = self.logit_scale.exp().clamp(max=100)
+        if gather is None:
+            logits = scale * self.pair_scores(images, text)  # image i vs text j
+            target = torch.arange(len(images), device=images.device)
+            loss = (F.cross_entropy(logits.float(), target) + F.cross_entropy(logits.float().t(), target)) / 2
+            return logits, loss
+        mine_i, mine_t = self.features(images, text)
+        every_i = tuple(None if t is None else gather(t) for t in mine_i)
+        every_t = tuple(None if t is None else gather(t) for t in mine_t)
+        logits = scale * self.scores(mine_i, every_t)  # (B, N * B): my images against every caption
+        by_text = scale * self.scores(every_i, mine_t).t()  # (B, N * B): my captions against every image
+        target = offset + torch.arange(len(images), device=images.device)
+        loss = (F.cross_entropy(logits.float(), target) + F.cross_entropy(by_text.float(), target)) / 2
         return logits, loss
 
     def score(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
