@@ -471,3 +471,30 @@ def test_a_clip_trained_by_two_processes_sees_the_global_batch_as_one_process_do
     b, _ = load_tensors(tmp_path / "two" / CHECKPOINT)
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a if k.startswith("model.")), \
         max((a[k] - b[k]).abs().max().item() for k in a if k.startswith("model."))
+
+
+def test_a_signal_ignored_when_training_starts_stays_ignored():
+    """`nohup t2i train ...` or `t2i train ... &` from a script starts with SIGINT ignored; training kept that
+    before it caught signals itself, and keeps it now (SIGTERM is still caught, and both are put back)."""
+    from t2i_cli.train import _Stops
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stops = _Stops()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == stops._handler
+        stops.restore()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_tokenizer_too_large_to_load_is_refused_when_trained(tmp_path: Path, monkeypatch):
+    """A vocabulary whose tokenizer.json passes the loader's bound would train fine and be refused by the next
+    stage; it is refused when trained, naming --vocab-size."""
+    import t2i_cli.stages as stages
+
+    monkeypatch.setattr(stages, "MAX_TOKENIZER_FILE", 2048)
+    r = runner.invoke(app, ["train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", str(tmp_path / "t")])
+    assert r.exit_code == 2 and "use a smaller --vocab-size" in r.output + r.stderr, r.output
+    assert not (tmp_path / "t" / "tokenizer.json").exists()

@@ -22,7 +22,7 @@ from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.sampling import SamplingConfig, generate_codes
 from t2i_cli.train import Dist, TrainConfig
-from t2i_cli.weights import check_budget, load_model, load_tokenizer
+from t2i_cli.weights import MAX_TOKENIZER_FILE, check_budget, load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Small enough for a test to run a few steps in about a second.
@@ -462,7 +462,11 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset) -> dict[str, Any]:
     from t2i_cli.data import captions
 
     tok = TextTokenizer.train(captions(dataset, limit=cfg.tokenizer_captions), vocab_size=cfg.vocab_size)
-    atomic_write_bytes(Path(run_dir) / "tokenizer.json", tok.to_json().encode())
+    text = tok.to_json().encode()
+    if len(text) > MAX_TOKENIZER_FILE:  # what load_tokenizer would refuse: say so now, not at the next stage
+        raise UsageError(f"the tokenizer of {tok.n_bpe:,} tokens is {len(text):,} bytes, more than the "
+                         f"{MAX_TOKENIZER_FILE >> 20} MB a tokenizer file may hold; use a smaller --vocab-size")
+    atomic_write_bytes(Path(run_dir) / "tokenizer.json", text)
     return {"vocab": tok.n_bpe}
 
 

@@ -547,8 +547,9 @@ class _Stops:
 
         self.holding = self.pending = False
         self.previous: dict[int, typing.Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        if threading.current_thread() is threading.main_thread():  # a signal ignored (`nohup`, `cmd &`) stays so
+            self.previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)
+                             if signal.getsignal(s) is not signal.SIG_IGN}
 
     def _handler(self, signum, frame) -> None:
         if self.holding:
@@ -561,8 +562,10 @@ class _Stops:
         self.holding = True
         try:
             yield
-        finally:
-            self.holding = False
+        except BaseException:
+            self.holding = self.pending = False
+            raise
+        self.holding = False
         if self.pending:
             self.pending = False
             raise KeyboardInterrupt
