@@ -478,13 +478,13 @@ def test_a_signal_ignored_when_training_starts_stays_ignored():
     before it caught signals itself, and keeps it now (SIGTERM is still caught, and both are put back)."""
     from t2i_cli.train import _Stops
 
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    before, term = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.getsignal(signal.SIGTERM)
     try:
         stops = _Stops()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) == stops._handler
         stops.restore()
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) == term
     finally:
         signal.signal(signal.SIGINT, before)
 
