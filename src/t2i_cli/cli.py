@@ -1136,12 +1136,17 @@ def _eval_record(pipe, sampling) -> dict:
             "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
 
 
+def _judge_tag(result: dict) -> str:
+    """The end of an eval table's title: which judge scored it (the start of its file's sha256)."""
+    return f", judge {result['judge']['sha256'][:16]}" if "judge" in result else ""
+
+
 def _print_seeds(result: dict) -> None:
     """The per-task accuracy of each seed of a several-seed `t2i eval`, and their mean."""
     from rich.table import Table
 
     table = Table(title=f"t2i eval — weights {result['weights']}, seeds {', '.join(map(str, result['seeds']))}"
-                        + (f", judge {result['judge']['sha256'][:16]}" if "judge" in result else ""))
+                        + _judge_tag(result))
     table.add_column("task")
     for seed in result["seeds"]:
         table.add_column(f"seed {seed}", justify="right")
@@ -1156,8 +1161,7 @@ def _print_eval(result: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"t2i eval — weights {result['weights']}, {result['n_per_task']} prompts per task, "
-                        f"candidates {result['candidates']}, seed {result['seed']}"
-                        + (f", judge {result['judge']['sha256'][:16]}" if "judge" in result else ""))
+                        f"candidates {result['candidates']}, seed {result['seed']}" + _judge_tag(result))
     for col in ("task", "accuracy", "checks", "judge agrees with real renders", "judge rejects wrong renders"):
         table.add_column(col)
     for name, r in result["tasks"].items():

@@ -239,11 +239,8 @@ class DVAE(nn.Module):
             raise ValueError(f"unknown reconstruction loss {loss!r}; use one of {', '.join(RECON_LOSSES)}")
         if loss == "logit_laplace" and self.cfg.pixel_eps <= 0:
             raise ValueError("the logit_laplace loss needs a dVAE with pixel_eps > 0")
-        if hard:  # a frozen encoder's codes, as codes_from_image draws them (float32, autocast or not)
-            with torch.autocast(images.device.type, enabled=False):
-                logits = self.encoder(images.to(_dtype(self.encoder)))
-        else:
-            logits = self.encoder(images)  # (B, K, h, w), or FSQ's values (B, d, h, w)
+        # (B, K, h, w), or FSQ's values (B, d, h, w); a frozen encoder's as codes_from_image reads them
+        logits = self._encode_as_stored(images) if hard else self.encoder(images)
         if self.fsq is not None:
             z = self.codebook(self.fsq(logits))  # (B, code_dim, h, w)
         elif hard:
@@ -275,9 +272,13 @@ class DVAE(nn.Module):
         autocast off: the transformer trains (under bf16 autocast) on the codes that validation, image prompts
         and the decoder fine-tune read (in bf16 the Gumbel encoder's argmax moved 12.6% of a world scene's codes;
         before t2i 0.9.0 training used those)."""
-        with torch.autocast(images.device.type, enabled=False):
-            out = self.encoder(images.to(_dtype(self.encoder)))
+        out = self._encode_as_stored(images)
         return self.fsq.codes(out) if self.fsq is not None else out.argmax(dim=1)
+
+    def _encode_as_stored(self, images: torch.Tensor) -> torch.Tensor:
+        """The encoder's output in the dtype of its own weights, with any caller's autocast off."""
+        with torch.autocast(images.device.type, enabled=False):
+            return self.encoder(images.to(_dtype(self.encoder)))
 
     def image_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, h, w) -> images (B, 3, H, W) in [0, 1], float32 (whatever dtype the decoder runs in)."""
