@@ -455,7 +455,7 @@ def test_a_clip_trained_by_two_processes_sees_the_global_batch_as_one_process_do
     t2i("train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", tmp_path / "tok")
     common = ["--stage", "clip", "--tokenizer", str(tmp_path / "tok"), "--steps", "3", "--batch-size", "8",
               "--hard-negatives", "--model", "word_region=true", "--log-every", "1", "--sample-every", "0",
-              "--precision", "fp32"]
+              "--precision", "fp32", "--lr", "3e-5"]  # Adam's first steps move a weight by ~lr whatever its gradient
     t2i("train", *common, "--preset", "tiny", "--workers", "0", "--device", "cpu", "-q", "--out", tmp_path / "one")
     proc = torchrun_t2i(tmp_path, "", *common, "--out", str(tmp_path / "two"))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -498,3 +498,20 @@ def test_a_tokenizer_too_large_to_load_is_refused_when_trained(tmp_path: Path, m
     r = runner.invoke(app, ["train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", str(tmp_path / "t")])
     assert r.exit_code == 2 and "use a smaller --vocab-size" in r.output + r.stderr, r.output
     assert not (tmp_path / "t" / "tokenizer.json").exists()
+
+
+def test_the_learning_rate_warms_up_for_at_most_a_quarter_of_the_run_then_decays():
+    """A long run warms up over cfg.warmup steps; a short one over its first quarter, so it too reaches --lr
+    and decays to a tenth of it (before, a run of 100 steps or fewer ended inside its warm-up)."""
+    from t2i_cli.train import lr_at
+
+    long = TrainConfig(stage="transformer", data="world:train", steps=1000, lr=1e-3)
+    assert lr_at(long, 0) == pytest.approx(1e-5) and lr_at(long, 99) == pytest.approx(1e-3)
+    assert lr_at(long, 100) == pytest.approx(1e-3) and lr_at(long, 999) == pytest.approx(1e-4, rel=1e-3)
+    short = dataclasses.replace(long, steps=40)
+    rates = [lr_at(short, s) for s in range(40)]
+    assert rates[:10] == pytest.approx([1e-3 * (s + 1) / 10 for s in range(10)])
+    assert max(rates) == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-4, rel=0.05)
+    assert all(a >= b for a, b in zip(rates[9:-1], rates[10:], strict=True))  # then only down
+    assert lr_at(dataclasses.replace(long, steps=3), 0) == pytest.approx(1e-3)  # too short to warm up
+    assert lr_at(dataclasses.replace(long, warmup=0), 0) == pytest.approx(1e-3)  # a decoder fine-tune's

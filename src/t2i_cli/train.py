@@ -68,7 +68,7 @@ class TrainConfig:
     steps: int = 1000  # optimizer steps
     batch_size: int = 32  # global batch, split evenly over processes
     lr: float = 1e-3  # peak learning rate (AdamW)
-    warmup: int = 100  # linear warm-up steps, then cosine decay to lr_min_ratio * lr
+    warmup: int = 100  # linear warm-up steps (at most a quarter of the run), then cosine decay to lr_min_ratio * lr
     lr_min_ratio: float = 0.1  # floor of the cosine decay
     weight_decay: float = 0.01  # AdamW decoupled weight decay on matrices
     grad_clip: float = 1.0  # max global gradient norm
@@ -159,10 +159,12 @@ def step_seed(cfg: TrainConfig, step: int, rank: int) -> int:
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up then cosine decay to lr_min_ratio * lr."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    """Linear warm-up then cosine decay to lr_min_ratio * lr. The warm-up is cfg.warmup steps or the first
+    quarter of the run, whichever is shorter, so that a short run also reaches its peak and decays."""
+    warmup = min(cfg.warmup, cfg.steps // 4)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, cfg.steps - warmup)
     return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
