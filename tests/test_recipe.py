@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -296,10 +297,17 @@ def test_a_run_validates_on_a_usable_picture_and_says_when_it_has_none(tmp_path)
     r = run(*args, "--patience", "1", "--out", tmp_path / "one")
     assert r.exit_code == 0, r.stderr
     said = [line for line in r.stderr.splitlines() if "no validation" in line]
-    assert said == [f"warning: no validation pictures: {data} has 1 usable picture(s), and one is held out for "
-                    "validation only from two or more; this run logs no val_* metrics, and --patience 1 cannot stop "
-                    "it early (it counts validations); add pictures"], r.stderr
+    assert said == [f"warning: no validation pictures: {data} has one distinct usable picture, and one is held out "
+                    "for validation only from two or more; this run logs no val_* metrics, and --patience 1 cannot "
+                    "stop it early (it counts validations); add pictures"], r.stderr
     assert not any(key.startswith("val_") for row in metrics(tmp_path / "one") for key in row)
+    # the same picture again under another caption is a second pair, not a second picture (the split is by content)
+    shutil.copyfile(data / "good1.png", data / "again.png")
+    (data / "again.txt").write_text("the same picture, told otherwise\n")
+    r = run(*args, "--out", tmp_path / "copy")
+    assert r.exit_code == 0, r.stderr
+    assert f"{data} has one distinct usable picture (in 2 image-caption pairs), and one is held out" in r.stderr
+    assert not any(key.startswith("val_") for row in metrics(tmp_path / "copy") for key in row)
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]"])

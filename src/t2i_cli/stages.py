@@ -594,12 +594,15 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             dist.destroy_process_group()
 
 
-def no_validation(cfg: TrainConfig, n_train: int) -> str:
-    """The one warning of a run whose validation split is empty (a folder or manifest with one usable picture:
-    a split holds one out only from two): nothing is validated, so nothing that needs validation happens."""
+def no_validation(cfg: TrainConfig, n_pairs: int) -> str:
+    """The one warning of a run whose validation split is empty: a folder or manifest whose usable pairs all
+    show one picture (the split is by image content, and holds one out only from two distinct pictures), in
+    n_pairs image-caption pairs (copies under other captions, or several manifest lines). Nothing is
+    validated, so nothing that needs validation happens."""
     stop = (f", and --patience {cfg.patience} cannot stop it early (it counts validations)" if cfg.patience else "")
-    return (f"no validation pictures: {cfg.data} has {n_train} usable picture(s), and one is held out for "
-            f"validation only from two or more; this run logs no val_* metrics{stop}; add pictures")
+    pairs = f" (in {n_pairs} image-caption pairs)" if n_pairs > 1 else ""
+    return (f"no validation pictures: {cfg.data} has one distinct usable picture{pairs}, and one is held out "
+            f"for validation only from two or more; this run logs no val_* metrics{stop}; add pictures")
 
 
 def long_captions(stage, dataset) -> int:
