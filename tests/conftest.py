@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -107,6 +108,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored():
+    """An inference command run in-process makes SIGTERM raise KeyboardInterrupt (cli.stop_on_sigterm), as it
+    should in its own process; here each test starts with the handlers the one before it found."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        if handler is not None:  # None: set outside Python, which Python cannot put back
+            signal.signal(s, handler)
 
 
 def pairs(spec) -> set[tuple[str, str]]:
