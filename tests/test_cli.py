@@ -229,8 +229,10 @@ def test_a_weights_folder_from_t2i_weights_is_named_as_such(tiny_weights, tmp_pa
                                           f"set T2I_WEIGHTS to a weights folder, or unset it"),
                       (tiny_weights / "clip.safetensors", f"T2I_WEIGHTS {tiny_weights / 'clip.safetensors'} is a "
                                                           f"file; T2I_WEIGHTS takes a weights folder"),
-                      (empty, f"{empty} has no tokenizer.json; it is not a complete t2i weights folder "
-                              f"(T2I_WEIGHTS={empty} chose this folder; unset it to use the shipped weights)")):
+                      (empty, f"{empty} has no tokenizer.json; it is not a complete t2i weights folder; `t2i "
+                              f"export TRANSFORMER_RUN --to {empty}` writes one (a transformer run holds its tokenizer "
+                              f"and dVAE too) (T2I_WEIGHTS={empty} chose this folder; unset it to use the shipped "
+                              f"weights)")):
         monkeypatch.setenv("T2I_WEIGHTS", str(env))
         for command in (["generate", "a red bird", "--out", out], ["info"]):
             r = run(*command)

@@ -585,3 +585,26 @@ def test_patience_stops_a_run_whose_validation_loss_stopped_improving(tmp_path, 
         assert not (tmp_path / "bad").exists()
     tok = run("train", "--stage", "tokenizer", "--patience", "2", "--preset", "tiny", "--out", tmp_path / "tok")
     assert tok.exit_code == 2 and "does not apply to the tokenizer stage" in tok.stderr
+
+
+@pytest.mark.parametrize("stage", ["dvae", "all"])
+def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, stage):
+    """`train --out` on a read-only disk was an internal error (an OSError from mkdir, unguarded); it is one line
+    that names the folder, the reason and the option, and nothing is left behind."""
+    import errno
+    import pathlib
+
+    out = tmp_path / "ro" / "run"
+    real = pathlib.Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if self == out or out in self.parents:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    r = run("train", "--stage", stage, "--preset", "tiny", "--steps", "2", "--workers", "0", "-q", "--out", out)
+    assert r.exit_code == 1, r.stderr
+    assert r.stderr.strip() == (f"error: cannot create folder {out}: Read-only file system; choose a writable one "
+                                "with --out"), r.stderr
+    assert not out.exists()

@@ -110,7 +110,11 @@ def test_export_of_two_clip_runs_writes_the_second_reranker(tiny_runs: Path, tmp
     assert "read 12 and 10 prompt tokens" in line, line
     assert not (tmp_path / "three").exists() and not (tmp_path / "short").exists()
 
-    # one CLIP exported over a folder with a second reranker: it stays, and export says so
+    # one CLIP exported over a folder with a second reranker: it stays, and export says so, but only for an export
+    # that happens (refused, it said the second reranker "is kept and will be averaged" before the refusal)
+    r = run("export", tmp_path / "clip-s1", "--to", weights)
+    assert r.exit_code == 2 and "clip.safetensors already exists" in r.stderr, r.stderr
+    assert "is kept" not in r.stderr, r.stderr
     r = run("export", tmp_path / "clip-s1", "--to", weights, "--force")
     assert r.exit_code == 0, r.stderr
     assert "clip-2.safetensors is kept" in r.stderr
@@ -129,6 +133,11 @@ def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp
     (mine / "transformer.safetensors").write_bytes(b"my own file")
     result = runner.invoke(app, ["export", str(tiny_runs / "tr"), "--to", str(mine)])
     assert result.exit_code == 2 and sorted(p.name for p in mine.iterdir()) == ["transformer.safetensors"]
+    (tmp_path / "afile").write_text("mine")
+    result = runner.invoke(app, ["export", str(tiny_runs / "tr"), "--to", str(tmp_path / "afile")])
+    assert result.exit_code == 2 and result.stderr.strip() == (f"error: --to {tmp_path / 'afile'} is a file; give the "
+                                                               "weights folder to write (a new or existing folder)")
+    assert (tmp_path / "afile").read_text() == "mine"
     t2i("export", tmp_path / "tok2", tiny_runs / "tr", "--to", other, "--force")  # the later run's files
     assert (other / "tokenizer.json").read_bytes() == (tiny_runs / "tr" / "tokenizer.json").read_bytes()
     assert TextToImage.from_folder(other, "cpu")("a red bird", n=1, seed=0)[0].image.shape == (3, 16, 16)
@@ -515,3 +524,16 @@ def test_the_learning_rate_warms_up_for_at_most_a_quarter_of_the_run_then_decays
     assert all(a >= b for a, b in zip(rates[9:-1], rates[10:], strict=True))  # then only down
     assert lr_at(dataclasses.replace(long, steps=3), 0) == pytest.approx(1e-3)  # too short to warm up
     assert lr_at(dataclasses.replace(long, warmup=0), 0) == pytest.approx(1e-3)  # a decoder fine-tune's
+
+
+def test_a_finished_run_names_what_reads_it(tmp_path: Path):
+    """A tokenizer or dVAE run alone exports no folder that generates, yet each finished run said `export with:
+    t2i export RUN --to WEIGHTS_DIR`, whose folder `generate` then refused: each stage now names its next step."""
+    r = runner.invoke(app, ["train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", str(tmp_path / "tok")])
+    assert r.exit_code == 0, r.stderr
+    assert f"run folder: {tmp_path / 'tok'}  (the transformer and clip stages read it: --tokenizer " \
+           f"{tmp_path / 'tok'})" in r.stdout and "export" not in r.stdout, r.stdout
+    r = runner.invoke(app, ["train", "--stage", "dvae", "--preset", "tiny", "-q", "--steps", "2", "--workers", "0",
+                            "--out", str(tmp_path / "dvae")])
+    assert r.exit_code == 0, r.stderr
+    assert f"(the transformer stage reads it: --dvae {tmp_path / 'dvae'})" in r.stdout, r.stdout

@@ -433,7 +433,7 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
               stem: Optional[str] = None, precision: str = "fp32", auto_candidates: bool = False) -> list[Path]:
     """Sample (and optionally rerank) images, writing each batch as soon as it is decoded; auto_candidates
     draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP."""
-    from t2i_cli.outputs import prepare_folder
+    from t2i_cli.files import make_folder
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     if auto_candidates and pipe.bundle.clip is not None:
@@ -451,7 +451,7 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
 
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
     is_new_folder = not out_dir.exists()
-    prepare_folder(out_dir)
+    make_folder(out_dir, "--out")
     try:
         return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet, image, stem)
     except BaseException:
@@ -494,9 +494,9 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
     """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
     import re
 
-    from t2i_cli.files import safe_stem
+    from t2i_cli.files import make_folder, safe_stem
     from t2i_cli.image_prompt import build, file_sha256
-    from t2i_cli.outputs import edited_setting, made_from, prepare_folder, provenance, recorded_settings, write_image
+    from t2i_cli.outputs import edited_setting, made_from, provenance, recorded_settings, write_image
 
     rec = recorded_settings(from_png)
     if rec.image_mode is None and (image is not None or mask is not None):
@@ -532,7 +532,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         warn(f"{from_png} was drawn on {rec.device}, this runs on {pipe.device.type}: the pixels will differ "
              f"(pass --device {rec.device} where there is one)")
     is_new_folder = not out_dir.exists()
-    prepare_folder(out_dir)
+    make_folder(out_dir, "--out")
     try:
         with progress_bar(quiet) as bar:
             task = bar.add_task("decoding", total=pipe.bundle.transformer.cfg.n_image, rate="")
@@ -708,7 +708,20 @@ def train(
         if not rank_zero():  # under torchrun only rank 0 reports
             return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
-        out.print(f"run folder: {run_dir}  (export with: t2i export {run_dir} --to WEIGHTS_DIR)")
+        out.print(f"run folder: {run_dir}  ({next_step(cfg, run_dir)})", soft_wrap=True)
+
+
+def next_step(cfg, run_dir: Path) -> str:
+    """What a finished run of one stage is for: the stage that reads it, or the export that makes weights (a
+    tokenizer or dVAE run alone exports no folder that generates)."""
+    if cfg.finetune_decoder:
+        return (f"export it after the transformer trained on its dVAE's codes: t2i export TRANSFORMER_RUN {run_dir} "
+                f"--to WEIGHTS_DIR --force")
+    return {"tokenizer": f"the transformer and clip stages read it: --tokenizer {run_dir}",
+            "dvae": f"the transformer stage reads it: --dvae {run_dir}",
+            "transformer": f"export with: t2i export {run_dir} [CLIP_RUN ...] --to WEIGHTS_DIR",
+            "clip": f"export it beside a transformer run: t2i export TRANSFORMER_RUN {run_dir} --to WEIGHTS_DIR",
+            }[cfg.stage]
 
 
 def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: bool, device: str,

@@ -25,6 +25,8 @@ _UMASK = _read_umask()
 
 def _finished_temporary(path: Path, write: Callable[[Path], None]) -> Path:
     """A new temporary file beside path, filled by write(tmp) and fsynced; removed again on any failure."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"cannot write to {path.parent}: it is a file, not a folder; choose a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -48,6 +50,20 @@ def _discard(tmp: Path, path: Path, e: BaseException) -> NoReturn:
     if isinstance(e, OSError):
         raise OutputError(f"cannot write {path}: {e.strerror or e}; free space or choose another folder") from e
     raise e
+
+
+def make_folder(folder: Path, option: str = "--out") -> Path:
+    """Create a folder (and its parents) if needed. A path that is a file, or a folder that cannot be made (read-only
+    disk, no permission), is one OutputError line naming the option that chose it."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} exists and is not a folder; choose another with {option}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create folder {folder}: {e.strerror or e}; choose a writable one with "
+                          f"{option}") from e
+    return folder
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from t2i_cli import __version__
-from t2i_cli.errors import DataError, OutputError, T2IError
+from t2i_cli.errors import DataError, T2IError
 from t2i_cli.files import safe_stem, write_new
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor
 from t2i_cli.pipeline import PRECISIONS, Generated
@@ -148,17 +148,6 @@ def recorded_settings(path: Path) -> Recorded:
     except T2IError as e:
         raise edited_setting(path, e) from None
     return rec
-
-
-def prepare_folder(folder: Path) -> Path:
-    """Create the output folder if needed; fail clearly if it cannot be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create output folder {folder}: {e.strerror}; choose another with --out") from e
-    if not folder.is_dir():
-        raise OutputError(f"{folder} exists and is not a folder; choose another with --out")
-    return folder
 
 
 def write_image(g: Generated, folder: Path, meta: dict[str, str], stem: str | None = None) -> Path:

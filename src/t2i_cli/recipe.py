@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from t2i_cli.errors import UsageError
-from t2i_cli.files import atomic_write_json
+from t2i_cli.files import atomic_write_json, make_folder
 from t2i_cli.stages import check_new_folder, run_stage
 from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, export_run
 from t2i_cli.train_options import PLAN, is_whole_run, rank_zero
@@ -111,7 +111,7 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
         if not started and not (run_dir / PLAN).is_file() and rank_zero():
             # rank 0 alone, which alone checked the folder: another rank writing it into a folder rank 0 then
             # refused would make that folder look like a whole run to the next command
-            run_dir.mkdir(parents=True, exist_ok=True)
+            make_folder(run_dir, "--out")
             atomic_write_json(run_dir / PLAN, settings)  # from here the folder is a whole run
         if stage_done(sub, cfg):
             summary[stage] = "done before"

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from t2i_cli.errors import UsageError
-from t2i_cli.files import atomic_write_bytes
+from t2i_cli.files import atomic_write_bytes, make_folder
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig, code_usage
@@ -425,7 +425,7 @@ def start_folder(run_dir: Path, deps: list[tuple[Path, str]]) -> list[Path]:
     """Create the run folder and copy the dependencies in, so the run (and its export) stands alone;
     returns what was created, for undo_start."""
     created = [] if run_dir.exists() else [run_dir]
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir, "--out")
     for src, name in deps:
         created.append(atomic_write_bytes(run_dir / name, Path(src).read_bytes()))
     return created

@@ -664,9 +664,13 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
                 note: Callable[[str], None] | None = None) -> list[Path]:
     """export_run of several runs into one folder, every conflict checked before the first file is written:
     without force, a file two runs would write with different contents, or one already in the folder with
-    other contents; with force the later run's file is written. Returns the files written."""
+    other contents; with force the later run's file is written. Notes (which checkpoint was chosen, a second
+    reranker kept) are given once every check has passed. Returns the files written."""
     to = Path(to)
+    if to.exists() and not to.is_dir():
+        raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")
     planned: dict[str, Path] = {}  # target name -> source file
+    notes: list[str] = []
     clip_runs: list[Path] = []
     for run_dir in map(Path, run_dirs):
         cfg = read_run_config(run_dir, "give export the folders of `t2i train` runs")
@@ -686,8 +690,8 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         if cfg.stage != "tokenizer" and not (run_dir / f"{cfg.stage}.safetensors").is_file():
             raise UsageError(f"{run_dir} has no trained {cfg.stage} model yet; train it first")
         chosen, why = exported_model(run_dir, cfg.stage) if cfg.stage != "tokenizer" else (None, None)
-        if why and note is not None:
-            note(why)
+        if why:
+            notes.append(why)
         for name in dict.fromkeys(names):
             src = (chosen if chosen is not None else run_dir / f"{cfg.stage}.safetensors") if name == model_name \
                 else run_dir / name
@@ -703,9 +707,9 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
             raise UsageError(f"the CLIP runs {clip_runs[0]} and {clip_runs[1]} read {lens[0]} and {lens[1]} prompt "
                              f"tokens; the two rerankers of a folder must read prompts alike (train them with one "
                              f"--text-len)")
-    elif clip_runs and (to / SECOND_CLIP).is_file() and note is not None:
-        note(f"{to / SECOND_CLIP} is kept and will be averaged with the exported clip.safetensors; remove it if it "
-             f"belonged to the reranker this export replaces")
+    elif clip_runs and (to / SECOND_CLIP).is_file():
+        notes.append(f"{to / SECOND_CLIP} is kept and will be averaged with the exported clip.safetensors; remove "
+                     f"it if it belonged to the reranker this export replaces")
     for src in planned.values():
         if src.suffix == ".safetensors":
             _refuse_non_finite(src)
@@ -721,6 +725,8 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
             continue  # already there (the same export again)
         _refuse_overwrite(target, force)
         writes.append((target, data))
+    for text in notes if note is not None else ():
+        note(text)
     return [atomic_write_bytes(target, data) for target, data in writes]
 
 

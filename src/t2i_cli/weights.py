@@ -350,9 +350,11 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
         raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
     for name in FILES[:3] + (FILES[3:] if need_clip else ()):
         if not (folder / name).is_file():
-            whole = (f"; it is a --stage all run, whose weights are {folder / 'weights'}"
-                     if (folder / "all.json").is_file() and (folder / "weights").is_dir() else "")
-            raise WeightsError(f"{folder} has no {name}; it is not a complete t2i weights folder{whole}")
+            advice = (f"; it is a --stage all run, whose weights are {folder / 'weights'}"
+                      if (folder / "all.json").is_file() and (folder / "weights").is_dir() else
+                      f"; `t2i export TRANSFORMER_RUN --to {folder}` writes one (a transformer run holds its "
+                      f"tokenizer and dVAE too)")
+            raise WeightsError(f"{folder} has no {name}; it is not a complete t2i weights folder{advice}")
     tok = load_tokenizer(folder / "tokenizer.json")
     dvae = load_model(folder / "dvae.safetensors", "dvae", device, casts.get("dvae"))
     tr = load_model(folder / "transformer.safetensors", "transformer", device, casts.get("transformer"))
