@@ -642,3 +642,32 @@ def test_generate_with_nan_weights_is_one_line(tmp_path):
     assert r.exit_code == 1
     assert r.stderr.count("\n") == 1 and "NaN or infinite weights" in r.stderr and "transformer.safetensors" in r.stderr
     assert "Traceback" not in r.output and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_a_training_bar_keeps_its_count_rate_and_eta_on_a_narrow_terminal(monkeypatch, width):
+    """At 80 columns the bar of `train --stage all` read `dvae 30/2400 ... 3... 1% 0 steps/s ... 4:0...`: the count
+    and the ETA cut to an ellipsis (a 40-wide bar and every metric) and 0.5 steps/s shown as 0. The bar narrows,
+    metrics are shown only whole and only where they fit, and a rate under 10 keeps two significant digits."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from t2i_cli import cli
+
+    monkeypatch.setattr(cli, "err", Console(file=io.StringIO(), width=width, force_terminal=True))
+    bar = cli.progress_bar(False)
+    with bar:
+        task = bar.add_task("train all: transformer 300/3000", total=6000, rate="")
+        bar.update(task, completed=30)
+        monkeypatch.setattr(type(bar.tasks[task]), "speed", property(lambda self: 0.52))
+        shown = cli.metrics_text(bar, task, {"loss": 0.12345, "recon_l1": 0.056789, "perplexity": 123.4},
+                                 ("loss", "recon_l1", "perplexity"))
+        bar.update(task, rate=f"{cli.rate_text(bar.tasks[task], 'steps')} {shown}".strip())
+        bar.refresh()
+    line = [re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", x) for x in cli.err.file.getvalue().splitlines() if "train" in x][-1]
+    assert len(line.rstrip()) <= width and "…" not in line, line
+    assert "30/6000" in line and "0.52 steps/s" in line and "3:11:21" in line, line  # 5,970 steps at 0.52/s
+    assert shown == {80: "", 100: "", 160: "loss=0.1235 recon_l1=0.05679"}[width]
+    assert cli.rate_text(type("T", (), {"speed": 1234.5})(), "tokens") == "1,234 tokens/s"

@@ -220,15 +220,35 @@ def warn(msg: str) -> None:
 
 
 def progress_bar(quiet: bool, unit: str = "tokens") -> Progress:
-    """A Rich progress bar with count, rate and ETA; silent when quiet or stderr is not a terminal."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err,
-                    disable=quiet or not err.is_terminal, transient=False)
+    """A Rich progress bar with count, rate and ETA; silent when quiet or stderr is not a terminal. The bar is
+    narrower on a narrow terminal (at 80 columns a 40-wide bar left the count and the ETA cut to an ellipsis)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(bar_width=max(10, min(40, err.width - 90))),
+                    MofNCompleteColumn(), TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
+                    TimeRemainingColumn(), console=err, disable=quiet or not err.is_terminal, transient=False)
 
 
 def rate_text(task, unit: str) -> str:
-    """'123 tokens/s' from a Rich task's measured speed."""
-    return f"{task.speed:,.0f} {unit}/s" if task.speed else ""
+    """'123 tokens/s' (or '0.52 steps/s': two significant digits under 10) from a Rich task's measured speed."""
+    if not task.speed:
+        return ""
+    return f"{task.speed:,.0f} {unit}/s" if task.speed >= 10 else f"{task.speed:.2g} {unit}/s"
+
+
+def metrics_text(bar: Progress, task, metrics: dict, keys: tuple[str, ...]) -> str:
+    """'loss=0.1234 recon_l1=0.05' for a training bar: the metrics named in keys, in that order, as many whole
+    ones as fit beside the bar's other columns (none on a narrow terminal, where they pushed the count and ETA
+    out): the description, the bar, the count, the percentage, the rate and the ETA take about this much."""
+    t = bar.tasks[task]
+    room = (bar.console.width - len(t.description) - bar.columns[1].bar_width - 2 * len(str(int(t.total or 0)))
+            - len(rate_text(t, "steps")) - 30)
+    text = ""
+    for k in keys:
+        if k in metrics:
+            more = f"{text} {k}={metrics[k]:.4g}".strip()
+            if len(more) > room:
+                break
+            text = more
+    return text
 
 
 def start_inference(threads: Optional[int]) -> None:
@@ -770,9 +790,9 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                 totals[stage] = int(metrics["steps"])
                 bar.update(task, total=sum(totals.values()) or 1)
             done = sum(totals[s] for s in ORDER[:ORDER.index(stage)]) + step
-            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k in ("loss", "recon_l1", "batch_top1"))
+            shown = metrics_text(bar, task, metrics, ("loss", "recon_l1", "batch_top1"))
             bar.update(task, completed=done, description=f"train all: {stage} {step}/{totals[stage]}",
-                       rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
+                       rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}".strip())
 
         said: set[str] = set()
 
@@ -809,9 +829,8 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
         def tick(step: int, metrics: dict) -> None:
             if "steps" in metrics:  # stopped early (--patience): the run is this long now
                 bar.update(task, total=int(metrics["steps"]))
-            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
-                             if k in ("loss", "recon_l1", "perplexity", "batch_top1"))
-            bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}")
+            shown = metrics_text(bar, task, metrics, ("loss", "recon_l1", "perplexity", "batch_top1"))
+            bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}".strip())
 
         def warned(text: str) -> None:
             bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
