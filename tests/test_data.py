@@ -201,6 +201,42 @@ def test_caption_files_lose_their_bom_and_an_oversized_one_is_skipped_unread(tmp
     assert ds.skipped == {"caption file over 64 KB": 1}
 
 
+def test_captions_in_utf16_and_upper_case_names_are_read_and_other_encodings_say_why_not(tmp_path):
+    """A new user's folder: Notepad's "Unicode" (UTF-16 with its byte-order mark) and a camera's IMG_0001.PNG +
+    IMG_0001.TXT were "unreadable caption" and "image without .txt caption"; a Latin-1 caption is still left out
+    (no guessing of code pages), now saying why."""
+    make_image(tmp_path / "a.png", colour=(10, 20, 30))
+    (tmp_path / "a.txt").write_bytes("a café in the rain\n".encode("utf-16"))
+    make_image(tmp_path / "IMG_0001.PNG", colour=(200, 20, 30))
+    (tmp_path / "IMG_0001.TXT").write_text("a red square\n")
+    make_image(tmp_path / "c.png", colour=(20, 200, 30))
+    (tmp_path / "c.txt").write_bytes("a crème brûlée\n".encode("latin-1"))
+    make_image(tmp_path / "d.tif", colour=(20, 20, 200))  # TIFF: read by --image, and now by a folder too
+    (tmp_path / "d.txt").write_text("a blue square\n")
+    ds = data.open_source(str(tmp_path), 8)
+    assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == ["a blue square", "a café in the rain",
+                                                                           "a red square"]
+    assert ds.skipped == {"caption not in UTF-8 or UTF-16 (save it as UTF-8)": 1}
+    assert "c.txt" in ds.skipped_message()
+
+
+def test_a_t2i_run_inside_the_data_folder_is_not_read_as_data(tmp_path):
+    """`t2i train --stage all --data . --out runs/mine` read its own samples and loss plots back as pictures (and
+    said so twice, with growing counts); a folder holding a run's train_config.json or all.json is left out,
+    counted once."""
+    make_pair(tmp_path, "cat", "a cat", colour=(10, 20, 30))
+    make_pair(tmp_path, "dog", "a dog", colour=(200, 20, 30))
+    run = tmp_path / "runs" / "mine"
+    make_pair(run / "dvae" / "samples", "step-000010", "not data")
+    (run / "all.json").write_text("{}")
+    (run / "dvae" / "train_config.json").write_text("{}")
+    make_pair(tmp_path / "runs" / "other", "x", "not data either")
+    (tmp_path / "runs" / "other" / "train_config.json").write_text("{}")
+    ds = data.open_source(str(tmp_path), 8)
+    assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == ["a cat", "a dog"]
+    assert ds.skipped == {"t2i run folder (its samples are not data)": 2}
+
+
 def test_a_photo_loads_the_way_its_exif_orientation_shows_it(tmp_path):
     """A phone stores a portrait photo sideways with an orientation tag; it trains (and prompts) upright."""
     from t2i_cli.images import load_rgb

@@ -555,3 +555,16 @@ def test_sigterm_while_decoding_stops_like_ctrl_c(weights, tmp_path, monkeypatch
         assert not out.exists()
     else:
         assert [p.read_bytes() for p in pngs(out)] == expected[:1] and leftovers(out) == []
+
+
+@pytest.mark.parametrize("side", [10000, 20000])
+def test_an_image_prompt_with_too_many_pixels_is_refused_for_its_size_not_as_incomplete(tmp_path, decode_spy, side):
+    """A complete 100-megapixel picture given to --image was refused with Pillow's own words ("could be
+    decompression bomb DOS attack.; give a complete PNG ... file"): the file is complete; its size is the problem."""
+    big = bomb_png(tmp_path / "pano.png", side)
+    r = run("generate", "a cat", "--image", big, "--weights", build_tiny_folder(tmp_path / "w"), "--out",
+            tmp_path / "o")
+    assert r.exit_code == 1, r.stderr
+    assert r.stderr.strip() == (f"error: image {big} has more pixels than t2i decodes (89,478,485); scale it down "
+                                "(t2i reads pictures at 128 px or so on a side)"), r.stderr
+    assert all(w * h < 10_000_000 for w, h in decode_spy), decode_spy

@@ -284,7 +284,7 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
 
 BAD = [
     (["generate", "a cat", "--image", "NOTIMG"], 1, "cannot read image"),
-    (["generate", "a cat", "--image", "NOTIMG"], 1, "; give a complete PNG, JPEG, WebP, BMP or GIF file"),
+    (["generate", "a cat", "--image", "NOTIMG"], 1, "; give a complete PNG, JPEG, WebP, BMP, GIF or TIFF file"),
     (["generate", "a cat", "--image", "FOLDER"], 1, "is a folder; give an image file"),
     (["generate", "a cat", "--image", "MISSING"], 1, "cannot read"),
     (["generate", "a cat", "--image", "SRC", "--mask", "NOTIMG"], 1, "cannot read mask"),

@@ -236,37 +236,62 @@ def _caption_lines(text: str) -> list[str]:
     return [line.strip() for line in text.removeprefix("\ufeff").splitlines() if line.strip()]
 
 
-def _files_under(folder: Path) -> list[Path]:
+def _caption_text(raw: bytes) -> str:
+    """A caption file's text: UTF-8, or UTF-16 where it starts with UTF-16's byte-order mark (what Windows'
+    Notepad saves as "Unicode"); anything else raises UnicodeDecodeError (no guessing of legacy code pages)."""
+    return raw.decode("utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else raw.decode("utf-8")
+
+
+# A t2i run folder (train.RUN_CONFIG of a stage, train_options.PLAN of a whole run) inside a data folder holds
+# t2i's own samples and plots, not the user's data: a run written into the folder it trains on read them back.
+RUN_MARKERS = ("train_config.json", "all.json")
+
+
+def _files_under(folder: Path) -> tuple[list[Path], list[Path]]:
     """Every file under folder, recursively, through symbolic links to folders too (a folder of links to
     where the pictures live is common); each real folder is read once, so a link back up the tree is no loop
-    and two links to one folder do not list its pictures twice."""
-    seen, files = set(), []
+    and two links to one folder do not list its pictures twice. Also the t2i run folders below folder
+    (RUN_MARKERS), which are not read."""
+    seen, files, runs = set(), [], []
     for top, dirs, names in os.walk(folder, followlinks=True):
         st = os.stat(top)
         if (st.st_dev, st.st_ino) in seen:
             dirs.clear()  # already read through another path: not again, and not below it
             continue
         seen.add((st.st_dev, st.st_ino))
+        if Path(top) != Path(folder) and any(marker in names for marker in RUN_MARKERS):
+            dirs.clear()
+            runs.append(Path(top))
+            continue
         files += [Path(top, name) for name in names]
-    return [p for p in files if p.is_file()]
+    return [p for p in files if p.is_file()], runs
 
 
 def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
-    """(image, captions) for every image under folder (recursively) that has a same-stem .txt file."""
+    """(image, captions) for every image under folder (recursively) that has a same-stem .txt file (.TXT and
+    other cases too; an exact .txt first)."""
     pairs, skipped = [], Skips()
-    files = _files_under(folder)
+    files, runs = _files_under(folder)
+    if runs:
+        skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs))
+    texts: dict[Path, Path] = {}  # stem -> caption file
+    for p in sorted(files, key=lambda p: p.suffix != ".txt", reverse=True):  # an exact .txt last: it wins
+        if p.suffix.lower() == ".txt":
+            texts[p.with_suffix("")] = p
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
-        txt = image.with_suffix(".txt")
-        if not txt.is_file():
+        txt = texts.get(image.with_suffix(""))
+        if txt is None:
             skipped.add("image without .txt caption", image)
             continue
         try:
             if txt.stat().st_size > MAX_CAPTION_FILE:
                 skipped.add(f"caption file over {MAX_CAPTION_FILE // 1024} KB", txt)
                 continue
-            pairs.append((image, _caption_lines(txt.read_text(encoding="utf-8"))))
-        except (OSError, UnicodeDecodeError):
+            pairs.append((image, _caption_lines(_caption_text(txt.read_bytes()))))
+        except OSError:
             skipped.add("unreadable caption", txt)
+        except UnicodeDecodeError:
+            skipped.add("caption not in UTF-8 or UTF-16 (save it as UTF-8)", txt)
     stems = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
     orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems]
     if orphans:

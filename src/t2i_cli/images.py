@@ -17,7 +17,7 @@ from t2i_cli.files import atomic_write_bytes
 # Pillow's own decompression-bomb limit (about 89 megapixels warns, twice that raises); we make the
 # warning an error too, so a bomb is refused before it is decoded.
 Image.MAX_IMAGE_PIXELS = 89_478_485
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 
@@ -27,7 +27,10 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         return DataError(f"{what} {path} does not exist; check the path")
     if Path(path).is_dir():
         return DataError(f"{what} {path} is a folder; give an image file")
-    return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP or GIF file")
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return DataError(f"{what} {path} has more pixels than t2i decodes ({Image.MAX_IMAGE_PIXELS:,}); scale it "
+                         f"down (t2i reads pictures at 128 px or so on a side)")
+    return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP, GIF or TIFF file")
 
 
 @contextmanager
