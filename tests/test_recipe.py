@@ -68,7 +68,7 @@ def test_interrupted_whole_run_resumes_to_the_same_weights(uninterrupted, tmp_pa
     assert r.exit_code == 130, r.stderr
     # The command that goes on is the whole run's: a stage's own --resume RUN/STAGE would finish that stage alone.
     assert r.stderr.strip().splitlines() == [
-        f"error: interrupted in the {stage} stage at step {done}; checkpoint saved; finished stages are kept. "
+        f"interrupted: in the {stage} stage at step {done}; checkpoint saved; finished stages are kept. "
         f"Resume with: t2i train --resume {out} (or the same command again)"], r.stderr
     monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
     assert not (out / "weights").exists()
@@ -91,7 +91,7 @@ def test_interrupt_between_stages_then_the_same_command_continues(uninterrupted,
     monkeypatch.setattr(recipe, "run_stage", stop_before_clip)
     r = run(*ALL, "--out", out)
     assert r.exit_code == 130 and r.stderr.strip().splitlines() == [
-        f"error: interrupted; finished stages are kept. Resume with: t2i train --resume {out} "
+        f"interrupted: finished stages are kept. Resume with: t2i train --resume {out} "
         "(or the same command again)"], r.stderr
     monkeypatch.setattr(recipe, "run_stage", real)
     r = run(*ALL, "--out", out)

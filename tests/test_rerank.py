@@ -485,3 +485,12 @@ def test_link_best_of_a_picture_held_twice_copies_it_once(tmp_path):
               for rank, name in ((1, "a.png"), (2, "a-copy.png"), (3, "c.png"))]
     kept, copied = rr.link_best(folder, ranked, 1)
     assert copied == 1 and [p.read_bytes() for p in kept] == [(folder / "a.png").read_bytes()]
+
+
+def test_a_rerank_folder_that_does_not_exist_or_is_a_file_is_named_as_such(tmp_path):
+    r = run("rerank", tmp_path / "nope", "--prompt", "a cat")
+    assert r.exit_code == 1 and r.stderr.strip() == (f"error: {tmp_path / 'nope'} does not exist; give the folder "
+                                                     "of images to rank"), r.stderr
+    (tmp_path / "afile").write_text("x")
+    r = run("rerank", tmp_path / "afile", "--prompt", "a cat")
+    assert r.exit_code == 1 and "afile is not a folder; give the folder of images to rank" in r.stderr, r.stderr

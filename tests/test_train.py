@@ -430,7 +430,7 @@ DVAEStage.loss = loss
     assert proc.returncode != 0
     assert [(tmp_path / f"exit-{r}").read_text() for r in (0, 1)] == ["130", "130"], proc.stderr[-3000:]
     said = [ln for ln in proc.stderr.splitlines() if "interrupted" in ln]
-    assert said == [f"error: interrupted at step 3; checkpoint saved. Resume with: t2i train --resume {out}"], \
+    assert said == [f"interrupted: at step 3; checkpoint saved. Resume with: t2i train --resume {out}"], \
         proc.stderr[-3000:]
     _, meta = load_tensors(out / CHECKPOINT)
     assert meta["step"] == "3"

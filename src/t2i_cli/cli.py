@@ -184,7 +184,10 @@ def user_errors() -> Iterator[None]:
         env, msg = STATE.get("weights_env"), str(e)
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
             msg += f" (T2I_WEIGHTS={env} chose this folder; unset it to use the shipped weights)"
-        say("error", "red", msg)
+        if e.exit_code == 130:  # a training stopped by Ctrl-C or SIGTERM: said as an inference command says it
+            say("interrupted", "yellow", msg.removeprefix("interrupted").lstrip("; "))
+        else:
+            say("error", "red", msg)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         if STATE["debug"]:

@@ -45,6 +45,8 @@ class Ranked:
 
 def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Path, str, torch.Tensor]], Counter]:
     """Images of a folder with their prompt (PNG text chunk, or the given one); skipped files are counted."""
+    if not Path(folder).exists():
+        raise DataError(f"{folder} does not exist; give the folder of images to rank")
     if not Path(folder).is_dir():
         raise DataError(f"{folder} is not a folder; give the folder of images to rank")
     items, skipped = [], Counter()
