@@ -354,6 +354,24 @@ def test_preview_writes_one_contact_sheet(tmp_path, messy_folder):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary files left
 
 
+def test_data_preview_lists_every_file_left_out_on_request(tmp_path, messy_folder):
+    """The warning names the first file of each kind; someone with 40 bad files had to find them one at a time.
+    `--list-skipped` prints each one (the orphan captions all, not just the first)."""
+    from conftest import run
+
+    r = run("data", "preview", messy_folder, "--out", tmp_path, "--n", "4", "--side", "16", "--list-skipped")
+    assert r.exit_code == 0, r.stderr
+    listed = r.stdout.splitlines()[1:]
+    assert sorted(listed) == sorted([
+        f".txt caption without image: {messy_folder / 'LONE.TXT'}",
+        f".txt caption without image: {messy_folder / 'sub' / 'a.txt'}",
+        f".txt caption without image: {messy_folder / 'sub' / 'orphan.txt'}",
+        f"empty caption: {messy_folder / 'empty.png'}",
+        f"unreadable image: {messy_folder / 'corrupt.png'}",
+        f"unreadable image: {messy_folder / 'truncated.png'}"]), r.stdout
+    assert len(run("data", "preview", messy_folder, "--out", tmp_path / "p.png").stdout.splitlines()) == 1
+
+
 def test_data_world_command_takes_the_side_in_pixels_and_still_reads_the_old_flag(tmp_path):
     from typer.testing import CliRunner
 

@@ -888,7 +888,11 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
                  n: int = typer.Option(16, "--n", help="Samples on the sheet."),
                  side: int = typer.Option(128, "--side", "--size",
                                           help="Image side in pixels (--size: the old name)."),
-                 force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists.")) -> None:
+                 force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists."),
+                 list_skipped: bool = typer.Option(False, "--list-skipped",
+                                                   help="Also print every file (or manifest line) the source leaves "
+                                                        "out, one 'reason: path' line each (the warning names the "
+                                                        "first of each kind).")) -> None:
     """Write one contact sheet of captioned samples from a data source."""
     with user_errors():
         from t2i_cli.data import check_preview_size, open_source, preview, preview_path
@@ -899,6 +903,9 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
         if dataset.skipped_message():
             warn(dataset.skipped_message())
         out.print(f"wrote {preview(source, target, n=n, side=side, dataset=dataset)}")
+        for why, places in sorted(dataset.every.items()) if list_skipped else ():
+            for place in places:
+                out.print(f"{why}: {clean(place)}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

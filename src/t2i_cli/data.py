@@ -38,6 +38,7 @@ class CaptionDataset(Dataset):
 
     held_out: int = 0  # usable items of the source in its other part (the train part: those kept for validation)
     first: dict[str, str] = {}  # reason skipped -> the first file (or manifest line) of it (never mutated)
+    every: dict[str, list[str]] = {}  # reason skipped -> every file (or manifest line) of it, in order (never mutated)
 
     def skipped_message(self) -> str | None:
         """One line for the CLI about what was left out of the whole source, or None when nothing was."""
@@ -88,9 +89,9 @@ class PairDataset(CaptionDataset):
     """Image files with their captions, checked once when the source opened."""
 
     def __init__(self, pairs: list[tuple[Path, list[str]]], side: int, skipped: dict[str, int], held_out: int = 0,
-                 first: dict[str, str] | None = None):
+                 first: dict[str, str] | None = None, every: dict[str, list[str]] | None = None):
         self.pairs, self.side, self.skipped, self.held_out = pairs, side, skipped, held_out
-        self.first = first or {}
+        self.first, self.every = first or {}, every or {}
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -191,7 +192,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")
     chosen = split_pairs(usable, digests, val_fraction, part)
     return PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0,
-                       first=skipped.first)
+                       first=skipped.first, every=skipped.every)
 
 
 def _readable_digest(path: Path) -> str | None:
@@ -221,10 +222,13 @@ class Skips(Counter):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.first: dict[str, str] = {}
+        self.every: dict[str, list[str]] = {}
 
-    def add(self, why: str, where: object, n: int = 1) -> None:
+    def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
+        """n more items left out for why: where is the first of them, rest the others (when n > 1)."""
         self[why] += n
         self.first.setdefault(why, str(where))
+        self.every.setdefault(why, []).extend(map(str, (where, *rest)))
 
 
 MAX_CAPTION_FILE = 1 << 16  # bytes of a .txt caption file read (a larger one is skipped, not read whole)
@@ -273,7 +277,7 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
     pairs, skipped = [], Skips()
     files, runs = _files_under(folder)
     if runs:
-        skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs))
+        skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs), tuple(runs[1:]))
     texts: dict[Path, Path] = {}  # stem -> caption file
     for p in sorted(files, key=lambda p: p.suffix != ".txt", reverse=True):  # an exact .txt last: it wins
         if p.suffix.lower() == ".txt":
@@ -295,7 +299,8 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
     stems = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
     orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems]
     if orphans:
-        skipped.add(".txt caption without image", min(orphans), len(orphans))
+        orphans.sort()
+        skipped.add(".txt caption without image", orphans[0], len(orphans), tuple(orphans[1:]))
     return pairs, skipped
 
 
