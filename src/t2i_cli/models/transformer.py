@@ -297,9 +297,12 @@ class Transformer(nn.Module):
         pos = torch.arange(text.shape[1], device=text.device)
         return self.text_emb(text) + self.text_pos(pos)
 
-    def embed_image(self, image: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Image codes (B, N) at grid indices start..start+N-1 -> embeddings (B, N, C)."""
-        idx = torch.arange(start, start + image.shape[1], device=image.device)
+    def embed_image(self, image: torch.Tensor, start: int = 0, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Image codes (B, N) at grid indices start..start+N-1, or at idx ((N,) or each row's own, (B, N)) ->
+        embeddings (B, N, C): the code's embedding plus its row's and its column's (decode_step writes the same
+        sum for one code)."""
+        if idx is None:
+            idx = torch.arange(start, start + image.shape[1], device=image.device)
         g = self.cfg.grid
         return self.image_emb(image) + self.row_emb(idx // g) + self.col_emb(idx % g)
 
@@ -354,8 +357,7 @@ class Transformer(nn.Module):
             raise ValueError(f"a window of {W} at code {int(starts.max())} passes the cache's "
                              f"{cache.k.shape[3]} positions; make it with more slack")
         idx = (starts[:, None] + torch.arange(W, device=codes.device)).clamp(max=self.cfg.n_image - 1)
-        g = self.cfg.grid
-        x = self.image_emb(codes) + self.row_emb(idx // g) + self.col_emb(idx % g)
+        x = self.embed_image(codes, idx=idx)
         cache.ragged = Ragged(starts + self.cfg.text_len, W, self.cfg.n_head, cache.k.shape[3], cache.k.dtype)
         try:
             return self.image_head(self.hidden(x, cache))
