@@ -671,3 +671,23 @@ def test_a_training_bar_keeps_its_count_rate_and_eta_on_a_narrow_terminal(monkey
     assert "30/6000" in line and "0.52 steps/s" in line and "3:11:21" in line, line  # 5,970 steps at 0.52/s
     assert shown == {80: "", 100: "", 160: "loss=0.1235 recon_l1=0.05679"}[width]
     assert cli.rate_text(type("T", (), {"speed": 1234.5})(), "tokens") == "1,234 tokens/s"
+
+
+def test_generate_from_a_contact_sheet_is_refused(tiny_weights, tmp_path):
+    """A --grid sheet carries the prompt's settings too, but it is not one image: --from it is one line that
+    says so, and nothing is drawn."""
+    out = tmp_path / "out"
+    assert generate(tiny_weights, out, "--n", "3", "--grid").exit_code == 0
+    (sheet,) = [p for p in pngs(out) if "-grid" in p.name]
+    r = run("generate", "--from", sheet, "--weights", tiny_weights, "--out", tmp_path / "again", "--device", "cpu")
+    assert "is a contact sheet" in one_line_failure(r)
+    assert pngs(tmp_path / "again") == []
+
+
+def test_the_first_batch_of_a_seed_draws_from_the_seed_itself():
+    """Batch 0 of --seed S is seeded with S itself (later batches with a hash of (S, start)), so one image
+    drawn with --seed S is what the generator seeded with S gives."""
+    from t2i_cli.pipeline import MAX_BATCH, batch_seed
+
+    assert [batch_seed(s, 0) for s in (0, 1, 7, 2**40)] == [0, 1, 7, 2**40]
+    assert batch_seed(7, MAX_BATCH) not in (7, batch_seed(7, 2 * MAX_BATCH))

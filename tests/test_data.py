@@ -661,3 +661,13 @@ def test_eval_json_replaces_an_earlier_eval_result_or_any_file_with_force(tiny_w
                 "--json", data_json)
         assert r.exit_code == 0, (r.stderr, r.exception)
         assert json.loads(data_json.read_text())["seed"] == int(seed)
+
+
+def test_the_val_split_reads_the_first_8_bytes_of_the_images_sha256():
+    """val_score is the digest's first 16 hex digits as a fraction of 2**64 (the split of every folder already
+    trained on depends on it: another slice would move images between train and val)."""
+    d = hashlib.sha256(b"x").hexdigest()
+    assert data.val_score(d) == int(d[:16], 16) / 2**64
+    blobs = [f"image {i}".encode() for i in range(20)]
+    held = [i for i, b in enumerate(blobs) if data.is_val(hashlib.sha256(b).hexdigest(), 0.25)]
+    assert held == [2, 6, 10, 11, 12, 15, 16, 18, 19]  # computed once, with val_score as it is

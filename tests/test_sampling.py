@@ -492,3 +492,80 @@ def test_regions_must_match_the_batch(model):
     assert Regions(regions.ids, regions.masks).expand(2).ids.shape == (2, 6, CFG.text_len)
     with pytest.raises(UsageError, match="--regional"):
         SamplingConfig(regional=-1.0)
+
+
+# ---- mutation-audit pins: the filter chain, the Jacobi schedule and drafts -------------------------------
+
+def test_a_top_p_that_rounds_to_zero_in_float32_still_keeps_the_top_code():
+    """p = 1e-50 is 0 in float32, so every code's mass before it "reaches" p: the top code must stay anyway
+    (else every logit is -inf and sampling has nothing to draw)."""
+    logits = torch.tensor([[0.3, 2.0, -1.0, 1.5], [4.0, 0.0, 3.9, -2.0]])
+    out = top_p_filter(logits, 1e-50)
+    assert kept(out[0]) == [1] and kept(out[1]) == [0]
+    assert out[0, 1] == 2.0 and out[1, 0] == 4.0  # the kept logit is untouched (finite)
+    draws = sample_next(logits.repeat(100, 1), SamplingConfig(top_p=1e-50), torch.Generator().manual_seed(0))
+    assert draws.tolist() == [1, 0] * 100  # the argmax of each row, every time
+
+
+def test_top_p_applies_to_what_top_k_kept():
+    """Top-k first, then top-p over the renormalised survivors: with probabilities .4 .3 .2 .1, top-k 2 leaves
+    .57 and .43, and top-p 0.5 then keeps the first alone. (Top-p first would keep .4 and .3, both.)"""
+    logits = torch.tensor([[0.4, 0.3, 0.2, 0.1]]).log().expand(500, -1)
+    draws = sample_next(logits, SamplingConfig(top_k=2, top_p=0.5), torch.Generator().manual_seed(0))
+    assert draws.tolist() == [0] * 500
+    both = sample_next(logits, SamplingConfig(top_k=2, top_p=0.6), torch.Generator().manual_seed(0))
+    assert set(both.tolist()) == {0, 1}  # .57 < 0.6: the second survivor is needed, and drawn
+
+
+@pytest.mark.parametrize("start", [0.0, 8.0])
+def test_jacobi_follows_the_guidance_schedule_code_by_code(model, start):
+    """Greedy (top-k 1) with a guidance schedule: each code of a Jacobi window is guided at its own scale,
+    so Jacobi decoding draws exactly the codes plain decoding draws (a scale one code off would not)."""
+    text, empty = prompts()
+    cfg = SamplingConfig(top_k=1, guidance=3.0, guidance_start=start)
+    plain = generate_codes(model, text, empty, cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(plain, greedy(model, text, empty, 3.0, start))
+    for w in (1, 4):
+        got = generate_codes(model, text, empty, SamplingConfig(top_k=1, guidance=3.0, guidance_start=start,
+                                                                jacobi=w), torch.Generator().manual_seed(0))
+        assert torch.equal(got, plain), w
+
+
+def column_model(grid: int) -> Transformer:
+    """A transformer whose next code is the column it reads plus one, modulo grid (and code 0 after the text),
+    whatever the codes before: its greedy image has every row 0, 1, .., grid - 1, so each code equals the one
+    above it and never the one to its left. The blocks are zeroed (the residual stream is the embedding), a
+    column's embedding is a spike at channel c, and the image head reads channel c as code c + 1."""
+    cfg = TransformerConfig(text_vocab=8, text_len=3, image_vocab=grid + 2, grid=grid, n_layer=1, n_head=2,
+                            n_embd=16)
+    m = Transformer(cfg).eval()
+    with torch.no_grad():
+        for p in [*m.blocks.parameters(), m.text_emb.weight, m.text_pos.weight, m.row_emb.weight, m.col_emb.weight,
+                  m.image_emb.weight, m.image_head.weight]:
+            p.zero_()
+        m.text_pos.weight[-1, grid - 1] = 10.0  # after the text: read as column grid - 1, so code 0 comes next
+        for c in range(grid):
+            m.col_emb.weight[c, c] = 10.0
+            m.image_head.weight[(c + 1) % grid, c] = 1.0
+    return m
+
+
+def test_jacobi_drafts_each_code_from_the_one_above_it(monkeypatch):
+    """A draft is the code above it (the left one only on the first row). On an image whose rows repeat, once
+    the first row is final every draft is right (the window, narrower than a row, drafts from final codes;
+    this model's iterates are right whatever they read), so each pass makes a whole window final: at most
+    1 + (grid - 1) + ceil((N - grid) / (W + 1)) passes. Drafting from the left, where no code repeats, takes
+    more (35 here, against 23)."""
+    from t2i_cli import sampling
+
+    monkeypatch.setattr(sampling, "JACOBI_MIN_RATE", 0.0)  # no narrowing: this is about the drafts alone
+    grid, w = 10, 4
+    m = column_model(grid)
+    text, empty = torch.zeros(1, 3, dtype=torch.long), torch.zeros(3, dtype=torch.long)
+    plain = generate_codes(m, text, empty, SamplingConfig(top_k=1, guidance=1.0), torch.Generator())
+    assert plain.tolist() == [list(range(grid)) * grid]
+    stats: dict = {}
+    got, _ = draw_codes(m, text, empty, SamplingConfig(top_k=1, guidance=1.0, jacobi=w), torch.Generator(),
+                        stats=stats)
+    assert torch.equal(got, plain)
+    assert stats["passes"] <= grid + math.ceil((grid * grid - grid) / (w + 1)), stats  # 28

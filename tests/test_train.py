@@ -537,3 +537,14 @@ def test_a_finished_run_names_what_reads_it(tmp_path: Path):
                             "--out", str(tmp_path / "dvae")])
     assert r.exit_code == 0, r.stderr
     assert f"(the transformer stage reads it: --dvae {tmp_path / 'dvae'})" in r.stdout, r.stdout
+
+
+def test_each_process_and_each_step_seeds_its_own_draws():
+    """step_seed seeds a step's random draws (dropout, masks, augmentations): two processes of one step must not
+    draw alike (their batches would share every random choice), nor two steps, nor two runs' --seed."""
+    from t2i_cli.train import step_seed
+
+    cfg = TrainConfig(stage="clip", data="world:train", seed=0)
+    assert step_seed(cfg, 3, 0) != step_seed(cfg, 3, 1)
+    assert len({step_seed(cfg, step, rank) for step in range(50) for rank in range(4)}) == 200
+    assert step_seed(TrainConfig(stage="clip", data="world:train", seed=1), 3, 0) != step_seed(cfg, 3, 0)

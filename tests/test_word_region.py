@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -194,6 +195,68 @@ def test_word_region_clip_scores_saves_and_loads(tmp_path):
         torch.testing.assert_close(back.score(images, text), clip.score(images, text))
     with pytest.raises(ValueError, match="word-region head"):
         Clip(small_cfg()).word_attention(images[0], text[0])
+
+
+def test_a_captions_embedding_and_score_do_not_depend_on_the_padding_after_it():
+    """The text embedding is the mean over real tokens: a caption read with 2 or 9 padding tokens after it
+    (the same ids at the same positions) has the same sentence embedding and the same score. An empty caption
+    (padding only) still pools over its first position: a finite score, not 0 / 0."""
+    torch.manual_seed(0)
+    cfg = small_cfg()
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    caption = [5, 17, 42]
+    padded = torch.tensor([caption + [cfg.n_pad_start + p for p in range(len(caption), TEXT_LEN)]])  # (1, 12)
+    short = padded[:, :5]  # the caption and two of its padding ids
+    empty = torch.tensor([[cfg.n_pad_start + p for p in range(TEXT_LEN)]])
+    for word_region in (False, True):
+        clip = Clip(dataclasses.replace(cfg, word_region=word_region)).eval()
+        with torch.no_grad():
+            long_emb, short_emb = clip.text_encoder(padded), clip.text_encoder(short)
+            torch.testing.assert_close(long_emb, short_emb, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(clip.score(images, padded), clip.score(images, short), atol=1e-5, rtol=1e-5)
+            other = torch.tensor([caption[:2] + [cfg.n_pad_start + p for p in range(2, TEXT_LEN)]])
+            assert not torch.allclose(clip.text_encoder(other), long_emb, atol=1e-3)  # a real token does count
+            blank = clip.score(images, empty)
+        assert blank.shape == (2,) and bool(torch.isfinite(blank).all()), (word_region, blank)
+
+
+def test_word_attention_gives_the_cosines_the_word_region_score_averages():
+    """word_attention (what --explain draws) and word_region_scores (what ranks) are one computation: each
+    token's attention is softmax(sharpness x cosine) over the regions, and its cosine with what it attended to
+    is the term the score averages (token t alone, by a mask that keeps only it)."""
+    torch.manual_seed(0)
+    clip = Clip(small_cfg(word_region=True, attn_sharpness=5.0)).eval()
+    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(2))
+    text = torch.randint(0, 120, (TEXT_LEN,), generator=torch.Generator().manual_seed(3))
+    attn, match = clip.word_attention(image, text)
+    with torch.no_grad():
+        (_, regions), (_, words, _) = clip.features(image[None], text[None])
+    r, w = F.normalize(regions[0], dim=-1), F.normalize(words[0], dim=-1)
+    torch.testing.assert_close(attn.view(TEXT_LEN, -1), torch.softmax(5.0 * w @ r.t(), dim=-1))
+    for t in range(TEXT_LEN):
+        alone = torch.zeros(1, TEXT_LEN, dtype=torch.bool)
+        alone[0, t] = True
+        torch.testing.assert_close(match[t], word_region_scores(regions, words, alone, 5.0)[0, 0])
+    assert float(match.std()) > 1e-3  # the tokens really differ: the check is not of one repeated number
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "weights"
+
+
+@pytest.mark.skipif(not (SHIPPED / "clip.safetensors").is_file(), reason="no shipped reranker")
+def test_the_shipped_reranker_scores_a_fixed_input_as_it_did():
+    """Pins the architecture's arithmetic (the text mean over real tokens, the image map's mean and max pools,
+    the word-region term) on the shipped weights/clip.safetensors: a red square on white against one prompt.
+    Update the number when the shipped reranker (or its architecture, on purpose) changes."""
+    clip = load_model(SHIPPED / "clip.safetensors", "clip")
+    tok = load_tokenizer(SHIPPED / "tokenizer.json")
+    image = torch.ones(3, 64, 64)
+    image[1:, 12:36, 20:44] = 0.0  # a red square, off centre, on white
+    image[:, 44:52, 8:16] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # and a small blue one
+    ids = torch.tensor([tok.encode("a red square above a small blue square", clip.cfg.text_len).ids])
+    with torch.no_grad():
+        got = float(clip.score(image[None], ids)[0])
+    assert abs(got - 1.1206) < 1e-3, got  # 1.120589 when pinned (CPU, float32)
 
 
 # ---------------------------------------------------------------------------------------------- the CLI
