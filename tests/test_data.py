@@ -213,27 +213,38 @@ def test_captions_in_utf16_and_upper_case_names_are_read_and_other_encodings_say
     (tmp_path / "c.txt").write_bytes("a crème brûlée\n".encode("latin-1"))
     make_image(tmp_path / "d.tif", colour=(20, 20, 200))  # TIFF: read by --image, and now by a folder too
     (tmp_path / "d.txt").write_text("a blue square\n")
+    make_image(tmp_path / "e.png", colour=(120, 20, 200))
+    (tmp_path / "e.txt").write_bytes("a cat\n".encode("utf-32"))  # with its byte-order mark (it was read as UTF-16)
+    make_image(tmp_path / "f.png", colour=(20, 120, 200))
+    (tmp_path / "f.txt").write_bytes("a dog\n".encode("utf-16-le"))  # no byte-order mark: NULs, not a caption
+    make_image(tmp_path / "g.png", colour=(220, 120, 20))
+    (tmp_path / "g.Txt").write_text("second by name\n")
+    (tmp_path / "g.TXT").write_text("first by name\n")
     ds = data.open_source(str(tmp_path), 8)
-    assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == ["a blue square", "a café in the rain",
-                                                                           "a red square"]
-    assert ds.skipped == {"caption not in UTF-8 or UTF-16 (save it as UTF-8)": 1}
-    assert "c.txt" in ds.skipped_message()
+    assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == [
+        "a blue square", "a café in the rain", "a cat", "a red square", "first by name"]
+    assert ds.skipped == {"caption not in UTF-8 or UTF-16 (save it as UTF-8)": 2,
+                          "second caption file of one name (read: g.TXT)": 1}
+    assert "c.txt" in ds.skipped_message() and "g.Txt" in ds.skipped_message()
 
 
 def test_a_t2i_run_inside_the_data_folder_is_not_read_as_data(tmp_path):
     """`t2i train --stage all --data . --out runs/mine` read its own samples and loss plots back as pictures (and
-    said so twice, with growing counts); a folder holding a run's train_config.json or all.json is left out,
-    counted once."""
+    said so twice, with growing counts); a folder holding a run's train_config.json or all.json, as t2i writes
+    them, is left out, counted once. A folder of pictures with an all.json of its own is data."""
     make_pair(tmp_path, "cat", "a cat", colour=(10, 20, 30))
     make_pair(tmp_path, "dog", "a dog", colour=(200, 20, 30))
     run = tmp_path / "runs" / "mine"
     make_pair(run / "dvae" / "samples", "step-000010", "not data")
-    (run / "all.json").write_text("{}")
-    (run / "dvae" / "train_config.json").write_text("{}")
+    (run / "all.json").write_text(json.dumps({"data": ".", "preset": "tiny"}))
+    (run / "dvae" / "train_config.json").write_text(json.dumps({"stage": "dvae", "data": "."}))
     make_pair(tmp_path / "runs" / "other", "x", "not data either")
-    (tmp_path / "runs" / "other" / "train_config.json").write_text("{}")
+    (tmp_path / "runs" / "other" / "train_config.json").write_text(json.dumps({"stage": "clip", "data": "."}))
+    make_pair(tmp_path / "photos", "owl", "an owl", colour=(20, 200, 30))
+    (tmp_path / "photos" / "all.json").write_text(json.dumps([{"file": "owl.png"}]))  # the user's own index
+    (tmp_path / "photos" / "train_config.json").write_text(json.dumps({"stage": "finetune", "data": "x"}))
     ds = data.open_source(str(tmp_path), 8)
-    assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == ["a cat", "a dog"]
+    assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == ["a cat", "a dog", "an owl"]
     assert ds.skipped == {"t2i run folder (its samples are not data)": 2}
     from t2i_cli.train import RUN_CONFIG
     from t2i_cli.train_options import PLAN
@@ -374,6 +385,7 @@ def test_data_preview_lists_every_file_left_out_on_request(tmp_path, messy_folde
         f"unreadable image: {messy_folder / 'corrupt.png'}",
         f"unreadable image: {messy_folder / 'truncated.png'}"]), r.stdout
     assert len(run("data", "preview", messy_folder, "--out", tmp_path / "p.png").stdout.splitlines()) == 1
+    assert data.open_source(str(messy_folder), 8).every == {}  # kept only when asked (a training run only warns)
 
 
 def test_data_world_command_takes_the_side_in_pixels_and_still_reads_the_old_flag(tmp_path):

@@ -494,3 +494,13 @@ def test_a_rerank_folder_that_does_not_exist_or_is_a_file_is_named_as_such(tmp_p
     (tmp_path / "afile").write_text("x")
     r = run("rerank", tmp_path / "afile", "--prompt", "a cat")
     assert r.exit_code == 1 and "afile is not a folder; give the folder of images to rank" in r.stderr, r.stderr
+
+
+def test_a_weights_folder_without_a_reranker_says_how_to_add_one(tmp_path):
+    """rerank on a folder with no clip.safetensors advised exporting a transformer run, which writes no CLIP."""
+    weights = build_tiny_folder(tmp_path / "w")
+    (weights / "clip.safetensors").unlink()
+    (tmp_path / "imgs").mkdir()
+    r = run("rerank", tmp_path / "imgs", "--prompt", "a cat", "--weights", weights)
+    assert r.exit_code == 1 and f"has no clip.safetensors; it is not a complete t2i weights folder; `t2i export " \
+        f"CLIP_RUN --to {weights}` adds one" in r.stderr, r.stderr

@@ -239,18 +239,21 @@ def rate_text(task, unit: str) -> str:
 
 def metrics_text(bar: Progress, task, metrics: dict, keys: tuple[str, ...]) -> str:
     """'loss=0.1234 recon_l1=0.05' for a training bar: the metrics named in keys, in that order, as many whole
-    ones as fit beside the bar's other columns (none on a narrow terminal, where they pushed the count and ETA
-    out): the description, the bar, the count, the percentage, the rate and the ETA take about this much."""
+    ones as fit beside the other columns with a bar of 10 or more; the bar then takes what is left (at most 40).
+    On a narrow terminal the count and the ETA come first (a 40-wide bar and every metric cut them to an
+    ellipsis at 80 columns). The other columns: the description, the count (its total's digits twice), the
+    percentage (4), the rate, the ETA (7) and a space between each two."""
     t = bar.tasks[task]
-    room = (bar.console.width - len(t.description) - bar.columns[1].bar_width - 2 * len(str(int(t.total or 0)))
-            - len(rate_text(t, "steps")) - 30)
+    free = (bar.console.width - len(t.description) - (2 * len(str(int(t.total or 0))) + 1) - 4
+            - len(rate_text(t, "steps")) - 7 - 6)
     text = ""
     for k in keys:
         if k in metrics:
             more = f"{text} {k}={metrics[k]:.4g}".strip()
-            if len(more) > room:
+            if free - len(more) - 1 < 10:
                 break
             text = more
+    bar.columns[1].bar_width = max(1, min(40, free - (len(text) + 1 if text else 0)))
     return text
 
 
@@ -899,7 +902,7 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
 
         check_preview_size(n, side)
         target = preview_path(out_path, force)
-        dataset = open_source(source, side, n_scenes=n)
+        dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped)
         if dataset.skipped_message():
             warn(dataset.skipped_message())
         out.print(f"wrote {preview(source, target, n=n, side=side, dataset=dataset)}")

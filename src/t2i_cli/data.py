@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from t2i_cli import images, world
 from t2i_cli.errors import DataError, UsageError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json, sha256_of
+from t2i_cli.files import atomic_write_bytes, atomic_write_json, is_own_json, sha256_of
 
 SOURCE_HELP = "a folder of image + same-name .txt caption pairs, a .jsonl manifest, or world[:train|val|heldout]"
 
@@ -38,7 +38,7 @@ class CaptionDataset(Dataset):
 
     held_out: int = 0  # usable items of the source in its other part (the train part: those kept for validation)
     first: dict[str, str] = {}  # reason skipped -> the first file (or manifest line) of it (never mutated)
-    every: dict[str, list[str]] = {}  # reason skipped -> every file (or manifest line) of it, in order (never mutated)
+    every: dict[str, list[str]] = {}  # reason skipped -> every file (or manifest line) of it, when asked (list_skipped)
 
     def skipped_message(self) -> str | None:
         """One line for the CLI about what was left out of the whole source, or None when nothing was."""
@@ -141,12 +141,13 @@ def split_pairs(pairs: list[tuple[Path, list[str]]], digests: list[str], fractio
 
 
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
-                val_fraction: float = VAL_FRACTION, twins: bool = False) -> CaptionDataset:
+                val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False) -> CaptionDataset:
     """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
     .jsonl manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
     split (val_fraction of the images by a hash of their contents, all pairs of one image on one side:
     split_pairs); the world has its own splits, so its "val" part is world:val. twins (world only) pairs
-    every scene with its hard negative (WorldDataset)."""
+    every scene with its hard negative (WorldDataset). list_skipped keeps every file left out (`every`), not only
+    the first of each reason (a large folder's list is not kept for a training run that only warns)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     if source == "world" or source.startswith("world:"):
@@ -177,10 +178,13 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     for image, lines in pairs:
         if not lines:
             skipped.add("empty caption", image)
-        elif not image.is_file():
+            continue
+        if not image.is_file():
             skipped.add("missing image", image)
-        elif (digest := _readable_digest(image)) is None:
-            skipped.add("unreadable image", image)
+            continue
+        digest, why_not = _readable_digest(image)
+        if why_not:
+            skipped.add(why_not, image)
         elif (digest, tuple(lines)) in seen:  # a copy adds only weight (the split sets it beside its original)
             skipped.add("copy of another pair (same image bytes and captions)", image)
         else:
@@ -192,27 +196,32 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")
     chosen = split_pairs(usable, digests, val_fraction, part)
     return PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0,
-                       first=skipped.first, every=skipped.every)
+                       first=skipped.first, every=skipped.every if list_skipped else None)
 
 
-def _readable_digest(path: Path) -> str | None:
-    """The sha256 of an image file whose image decodes (the full decode also catches truncated files), else
-    None; remembered for the file as it is (path, size, modification time), so the train and val parts of a
-    source, and every stage of a whole run, read each image once."""
+def _readable_digest(path: Path) -> tuple[str, str]:
+    """(the sha256 of an image file whose image decodes, "") (the full decode also catches truncated files), else
+    ("", why not: unreadable, or too large to decode); remembered for the file as it is (path, size, modification
+    time), so the train and val parts of a source, and every stage of a whole run, read each image once."""
     try:
         st = path.stat()
     except OSError:
-        return None
+        return "", "unreadable image"
     return _digest_if_decodes(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=1 << 20)
-def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> str | None:
+def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
+    bombs = (images.Image.DecompressionBombError, images.Image.DecompressionBombWarning)
     try:
         images.load_rgb(Path(path), 8)
-        return sha256_of(Path(path)).hexdigest()
-    except (DataError, OSError):
-        return None
+        return sha256_of(Path(path)).hexdigest(), ""
+    except DataError as e:
+        if isinstance(e.__cause__, bombs):
+            return "", f"image over {images.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down)"
+        return "", "unreadable image"
+    except OSError:
+        return "", "unreadable image"
 
 
 class Skips(Counter):
@@ -242,13 +251,34 @@ def _caption_lines(text: str) -> list[str]:
 
 def _caption_text(raw: bytes) -> str:
     """A caption file's text: UTF-8, or UTF-16 where it starts with UTF-16's byte-order mark (what Windows'
-    Notepad saves as "Unicode"); anything else raises UnicodeDecodeError (no guessing of legacy code pages)."""
-    return raw.decode("utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else raw.decode("utf-8")
+    Notepad saves as "Unicode"), or UTF-32 with its own; anything else, or text holding a NUL (UTF-16 without a
+    byte-order mark), raises UnicodeDecodeError (no guessing of legacy code pages)."""
+    if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        text = raw.decode("utf-32")
+    elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = raw.decode("utf-16")
+    else:
+        text = raw.decode("utf-8")
+    if "\x00" in text:
+        raise UnicodeDecodeError("utf-8", raw, raw.find(b"\x00"), raw.find(b"\x00") + 1, "a NUL in a caption")
+    return text
 
 
 # A t2i run folder (train.RUN_CONFIG of a stage, train_options.PLAN of a whole run) inside a data folder holds
 # t2i's own samples and plots, not the user's data: a run written into the folder it trains on read them back.
+# Recognised by content, not only by name (a folder of pictures may hold an all.json index of its own).
 RUN_MARKERS = ("train_config.json", "all.json")
+_RUN_STAGES = ("tokenizer", "dvae", "transformer", "clip")  # train.STAGES (data does not import train)
+
+
+def _is_run_folder(top: Path, names: list[str]) -> bool:
+    """Whether a folder holds a t2i run: a train_config.json of one stage or a whole run's all.json, as t2i
+    writes them (a dict naming its data source, and its stage or its preset)."""
+    stage, plan = RUN_MARKERS
+    return ((stage in names and is_own_json(top / stage, lambda d: isinstance(d, dict) and "data" in d
+                                            and d.get("stage") in _RUN_STAGES))
+            or (plan in names and is_own_json(top / plan, lambda d: isinstance(d, dict) and "data" in d
+                                              and "preset" in d)))
 
 
 def _files_under(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -263,7 +293,7 @@ def _files_under(folder: Path) -> tuple[list[Path], list[Path]]:
             dirs.clear()  # already read through another path: not again, and not below it
             continue
         seen.add((st.st_dev, st.st_ino))
-        if Path(top) != Path(folder) and any(marker in names for marker in RUN_MARKERS):
+        if Path(top) != Path(folder) and _is_run_folder(Path(top), names):
             dirs.clear()
             runs.append(Path(top))
             continue
@@ -278,9 +308,11 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
     files, runs = _files_under(folder)
     if runs:
         skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs), tuple(runs[1:]))
-    texts: dict[Path, Path] = {}  # stem -> caption file
-    for p in sorted(files, key=lambda p: p.suffix != ".txt", reverse=True):  # an exact .txt last: it wins
-        if p.suffix.lower() == ".txt":
+    texts: dict[Path, Path] = {}  # stem -> caption file: name.txt, else the first other case of it by name
+    for p in sorted((p for p in files if p.suffix.lower() == ".txt"), key=lambda p: (p.suffix != ".txt", str(p))):
+        if p.with_suffix("") in texts:
+            skipped.add(f"second caption file of one name (read: {texts[p.with_suffix('')].name})", p)
+        else:
             texts[p.with_suffix("")] = p
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))

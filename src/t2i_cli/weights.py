@@ -352,6 +352,7 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
         if not (folder / name).is_file():
             advice = (f"; it is a --stage all run, whose weights are {folder / 'weights'}"
                       if (folder / "all.json").is_file() and (folder / "weights").is_dir() else
+                      f"; `t2i export CLIP_RUN --to {folder}` adds one" if name == "clip.safetensors" else
                       f"; `t2i export TRANSFORMER_RUN --to {folder}` writes one (a transformer run holds its "
                       f"tokenizer and dVAE too)")
             raise WeightsError(f"{folder} has no {name}; it is not a complete t2i weights folder{advice}")
