@@ -12,6 +12,7 @@ and OUT/pool-seed{S}.json
 (tasks, prompts, specs), read by bench/rerank_pool.py.
 
 Usage: PYTHONPATH=src python bench/candidate_pool.py --out /tmp/pool [--weights weights] [--n 50] [--k 8] [--seed 0]
+       [--precision fp32|auto]
 """
 
 from __future__ import annotations
@@ -49,10 +50,12 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
+    ap.add_argument("--precision", default="fp32", help="the transformer's: fp32 (the pools before 2026-12-05), "
+                    "or auto/bf16/int8 (auto: what `t2i eval` draws with by default)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    pipe = TextToImage.from_folder(Path(args.weights), "cpu")
+    pipe = TextToImage.from_folder(Path(args.weights), "cpu", precision=args.precision)
     judge = load_judge(Path(args.weights) / "judge.safetensors")
     images, passed, codes, rows = [], [], [], []
     for task in args.tasks:
@@ -70,6 +73,7 @@ def main() -> None:
                "codes": torch.stack(codes).contiguous()},
               str(stem) + ".safetensors")
     meta = {"weights": pipe.bundle.identity, "seed": args.seed, "k": args.k, "n": args.n, "rows": rows,
+            "precision": args.precision,
             "checks": {t: list(TASK_CHECKS[t]) for t in args.tasks}, "machine": platform.node(),
             "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": time.time() - t0}
     Path(str(stem) + ".json").write_text(json.dumps(meta))
