@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from t2i_cli import data, world
+from t2i_cli import data, images, world
 from t2i_cli.errors import DataError
 from t2i_cli.world import SceneSpec
 
@@ -250,6 +250,16 @@ def test_a_t2i_run_inside_the_data_folder_is_not_read_as_data(tmp_path):
     from t2i_cli.train_options import PLAN
 
     assert data.RUN_MARKERS == (RUN_CONFIG, PLAN)  # the names a stage's and a whole run's folder are known by
+
+
+def test_a_float_tiff_of_values_in_0_to_1_loads_as_grey_levels_not_black(tmp_path):
+    """Folders read TIFF since 0.9.1; a float TIFF (mode F) holds 0..1, which loaded as all black (0 or 1 of 255)."""
+    ramp = np.tile(np.linspace(0.0, 1.0, 64, dtype=np.float32), (64, 1))
+    Image.fromarray(ramp, mode="F").save(tmp_path / "ramp.tif")
+    rgb = np.asarray(images.load_rgb(tmp_path / "ramp.tif", 64))
+    assert rgb[:, 0].max() <= 2 and rgb[:, -1].min() >= 253 and abs(int(rgb[32, 32, 0]) - 130) <= 3, rgb[32, :, 0]
+    Image.fromarray(ramp * 1000, mode="F").save(tmp_path / "wide.tif")  # not 0..1: scaled by its maximum, as before
+    assert np.asarray(images.load_rgb(tmp_path / "wide.tif", 64))[:, -1].min() >= 253
 
 
 def test_a_photo_loads_the_way_its_exif_orientation_shows_it(tmp_path):

@@ -91,10 +91,11 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
     """Any mode as 8-bit RGB: transparency (RGBA, LA, palette with a transparent index) is composited on
     `background` (what a plain convert("RGB") would show is the colour stored under alpha 0, usually
-    black), and 16- or 32-bit greyscale is scaled to 8 bits rather than clipped."""
+    black), and 16- or 32-bit greyscale is scaled to 8 bits rather than clipped (a float image whose values lie in
+    0..1, as a float TIFF's usually do, read as 0..1 of white, not as black)."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         lo, hi = im.getextrema() if im.mode in ("I", "F") else (0, 65535)
-        scale = 255.0 / max(1.0, float(hi) if hi > 255 else 255.0)
+        scale = 255.0 if im.mode == "F" and hi <= 1.0 else 255.0 / max(1.0, float(hi) if hi > 255 else 255.0)
         im = im.convert("F").point(lambda v: v * scale).convert("L")
     if im.mode == "P" and "transparency" in im.info or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im.convert("RGBA")
