@@ -317,12 +317,14 @@ def test_failure_while_writing_the_second_png_keeps_the_first_and_leaves_nothing
     if isinstance(failure, OSError):
         line = assert_clean_failure(r, 1)
         assert "No space left on device" in line or "free space" in line
+        assert f"cannot write {out / 'a-red-bird-NNN.png'}:" in line, line  # it named a-red-bird.png, no such file
     else:
         line = assert_clean_failure(r, 130, prefix="interrupted")
     assert len(calls) == 2 and calls[1].parent == out  # the fault did hit the second image's file
     assert [p.read_bytes() for p in pngs(out)] == expected[:1]  # the first image, intact
     assert leftovers(out) == []
     assert sorted(p.name for p in out.iterdir()) == ["a-red-bird-000.png"]
+    assert r.stdout.splitlines() == [str(out / "a-red-bird-000.png")]  # the kept file named, as a finished run does
 
 
 def test_a_new_file_gets_its_name_only_once_complete_and_never_takes_a_used_one(tmp_path, monkeypatch):
@@ -436,6 +438,7 @@ def test_ctrl_c_while_decoding_the_second_batch(weights, tmp_path, monkeypatch):
     assert read_png_text(png)["index"] == "0"
     assert leftovers(out) == []
     assert [p.name for p in out.iterdir()] == [png.name]
+    assert r.stdout.splitlines() == [str(png)]  # a script reading stdout learns what was kept
 
 
 # ---------------------------------------------------------------------------------------------- data folders

@@ -280,6 +280,10 @@ def test_a_second_rerank_does_not_rank_its_own_outputs(weights, colour_folder):
         assert r.exit_code == 0, r.stderr
     assert {row["file"] for row in ranking(colour_folder)} == {f"img-{i}.png" for i in range(6)}
     assert "skipped" not in r.stderr
+    # a picture of the user's named like a sheet is an input (it was passed over, uncounted)
+    colour_image((200, 30, 30)).save(colour_folder / "ranking-top-photo.png")
+    r = run("rerank", colour_folder, "--prompt", RED, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0 and "ranking-top-photo.png" in {row["file"] for row in ranking(colour_folder)}, r.stderr
 
 
 @pytest.mark.parametrize("own", ['{"my": "notes"}\n', "[1, 2, 3]\n", "not json", '[{"file": "x.png"}]\n'])
@@ -323,7 +327,7 @@ def test_a_write_error_of_rerank_names_no_out_option(weights, colour_folder, mon
     import t2i_cli.files as files
 
     monkeypatch.setattr(files, "MAX_NAMES", 1)
-    (colour_folder / "ranking-top-000.png").write_bytes(b"taken")
+    colour_image((200, 30, 30)).save(colour_folder / "ranking-top-000.png")  # a picture of the user's: ranked
     line = one_line_failure(run("rerank", colour_folder, "--prompt", RED, "--top", 1, "--weights", weights))
     assert "holds too many files named ranking-top-*; choose another folder" in line and "--out" not in line, line
     out = colour_folder / "gen"
@@ -504,3 +508,20 @@ def test_a_weights_folder_without_a_reranker_says_how_to_add_one(tmp_path):
     r = run("rerank", tmp_path / "imgs", "--prompt", "a cat", "--weights", weights)
     assert r.exit_code == 1 and f"has no clip.safetensors; it is not a complete t2i weights folder; `t2i export " \
         f"CLIP_RUN --to {weights}` adds one" in r.stderr, r.stderr
+
+
+def test_a_reader_that_stops_early_still_gets_every_file_written(weights, colour_folder, tmp_path):
+    """`t2i rerank DIR | head -2` printed the table, then died on the closed pipe before ranking.json or the --top
+    sheet were written (and a `--force` replacement never happened). Files are written first, then printed."""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    cmd = (f"{sys.executable} -m t2i_cli rerank {colour_folder} --prompt 'a red square' --weights {weights} "
+           f"--device cpu --top 2 | true")
+    proc = subprocess.run(["bash", "-c", cmd], env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True,
+                          timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert (colour_folder / "ranking.json").is_file() and len(ranking(colour_folder)) == 6
+    assert len(list(colour_folder.glob("ranking-top-*.png"))) == 1

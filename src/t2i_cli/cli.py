@@ -478,23 +478,26 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
     is_new_folder = not out_dir.exists()
     make_folder(out_dir, "--out")
+    paths: list[Path] = []
     try:
-        return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet, image, stem)
+        return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet, paths, image, stem)
     except BaseException:
         if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
+        for p in paths:  # the files kept (Ctrl-C, a full disk): named on stdout as a finished run names them
+            out.print(clean(str(p)), soft_wrap=True)
         raise
 
 
 def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_dir: Path, grid: bool,
-                    quiet: bool, image=None, stem: Optional[str] = None) -> list[Path]:
-    """Decode in batches under a progress bar, writing each image as soon as it is final."""
+                    quiet: bool, paths: list[Path], image=None, stem: Optional[str] = None) -> list[Path]:
+    """Decode in batches under a progress bar, writing each image as soon as it is final; paths gets each file
+    as it is written (and is returned)."""
     from t2i_cli.outputs import made_from, provenance, write_image, write_sheet
 
     sampling, extra, identity = request.sampling, made_from(request, image, pipe.precision), pipe.bundle.identity
     dev = pipe.device.type
     total = n * pipe.bundle.transformer.cfg.n_image
-    paths: list[Path] = []
     results = []
     with progress_bar(quiet) as bar:
         task = bar.add_task("decoding", total=total, rate="")
@@ -504,12 +507,13 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
 
         for batch in pipe.batches(request, n, seed, tick, image):
             if keep is None:  # write at once, so Ctrl-C keeps every finished image
-                paths += [write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra, dev), stem)
-                          for g in batch]
+                for g in batch:
+                    paths.append(write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra, dev), stem))
             results += batch
     if keep is not None:
         results = pipe.rerank(results, keep)
-        paths = [write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra, dev), stem) for g in results]
+        for g in results:
+            paths.append(write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra, dev), stem))
     if grid:
         paths.append(write_sheet(results, out_dir, provenance(results[0], seed, n, sampling, identity, extra, dev)))
     return paths
@@ -951,28 +955,31 @@ def rerank(folder: Path = typer.Argument(...,
         if cut:
             warn(f"{cut} prompt(s) read from PNG text were longer than {rr.MAX_PROMPT_CHARS:,} characters; "
                  f"each was cut to its first {rr.MAX_PROMPT_CHARS:,}")
-        _print_ranking(ranked)
-        out.print(f"wrote {rr.write_ranking(folder, ranked)}")
+        # Every file first, then what is printed: a reader that stops early (`| head`) ended the command before
+        # ranking.json was written.
+        said = [f"wrote {rr.write_ranking(folder, ranked)}"]
         if top:
-            out.print(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side)}")
+            said.append(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side)}")
         if link_best:
             kept, copied = rr.link_best(folder, ranked, top)
-            out.print(f"{folder / rr.BEST} holds the best {len(kept)} ({copied} copied now)")
+            said.append(f"{folder / rr.BEST} holds the best {len(kept)} ({copied} copied now)")
         if explain:
             best = ranked[0]
             from t2i_cli.images import load_rgb, tensor_from_image
 
             image = tensor_from_image(load_rgb(best.path, pipe.bundle.clip.cfg.image_side))
-            out.print(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
-            for word, delta in rr.explain(pipe, image, best.prompt):
-                out.print(f"  {clean(word):>12} {delta:+.4f}")
+            said.append(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
+            said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
             if pipe.bundle.clip.cfg.word_region:
                 maps = rr.explain_maps(pipe, image, best.prompt)
-                out.print(f"wrote {rr.write_explain(folder, best.path.stem, image, maps)} (where each word looks; "
-                          f"beside each word, the cosine of the word and what it attends to)")
+                said.append(f"wrote {rr.write_explain(folder, best.path.stem, image, maps)} (where each word looks; "
+                            f"beside each word, the cosine of the word and what it attends to)")
             else:
                 warn("this CLIP has no word-region head, so --explain shows no attention maps "
                      "(train one with --model word_region=true)")
+        _print_ranking(ranked)
+        for line in said:
+            out.print(line, soft_wrap=True)
 
 
 def _print_ranking(ranked) -> None:

@@ -155,7 +155,7 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
     option is the command-line option that chose the folder (its errors name it); "" when none did."""
     folder = Path(folder)
     where = f" with {option}" if option else ""
-    tmp = _finished_temporary(folder / f"{stem}{suffix}", write)  # hidden, unique, complete
+    tmp = _finished_temporary(folder / f"{stem}-NNN{suffix}", write)  # hidden, unique, complete
     try:
         for i in range(MAX_NAMES):
             path = folder / f"{stem}-{i:03d}{suffix}"

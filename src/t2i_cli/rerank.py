@@ -51,13 +51,16 @@ def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Pat
         raise DataError(f"{folder} is not a folder; give the folder of images to rank")
     items, skipped = [], Counter()
     for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
-        if path.name == RANKING or path.name.startswith("ranking-top-"):
-            continue  # what an earlier rerank wrote is not an input
+        if path.name == RANKING:
+            continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             skipped["not an image"] += 1
             continue
         try:
             chunks = read_png_text(path) if path.suffix.lower() == ".png" else {}
+            if chunks.get("ranking") == "top-k contact sheet":
+                continue  # an earlier rerank's --top sheet: its own output, passed over silently (by content: a
+                # picture of yours named ranking-top-* is ranked)
             if SHEET_KEY in chunks or ("t2i" in chunks and _LEGACY_GRID.search(path.stem)):
                 skipped["contact sheet t2i wrote"] += 1
                 continue
