@@ -280,6 +280,11 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
     assert "'two green cats'" in r.stderr
     with Image.open(r.stdout.strip()) as im:
         assert im.text["prompt"] == "two green cats" and im.text["image_mode"] == "vary"
+    # a refusal of the settings is its one line (the prompt line came first, then the refusal)
+    for bad, says in ((["--negative", "x", "--guidance", "1"], "--negative works through guidance"),
+                      (["--top-p", "2"], "--top-p")):
+        r = run("vary", made, "--n", 1, "--weights", tiny_weights, "--out", out, *bad)
+        assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
 
 
 BAD = [

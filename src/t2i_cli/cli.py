@@ -615,16 +615,18 @@ def vary(
         check_seed(seed)
         check_strength(strength)
         file_sha256(source)  # a missing or unreadable SOURCE is said first, before the prompt line
+        from t2i_cli.pipeline import check_negative
+        from t2i_cli.sampling import SamplingConfig
+
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
+                                  guidance_start=guidance_start, regional=regional)
+        check_negative(negative, sampling)  # a refusal is one line, not the prompt line and then the refusal
         if prompt is None:  # the prompt a t2i PNG (or any PNG with a "prompt" text chunk) was made from
             text = read_png_text(source) if source.suffix.lower() == ".png" and source.is_file() else {}
             prompt = text.get("prompt", "")[:1000]
             if not quiet:
                 say("prompt", "cyan", f"{prompt!r} (from {source.name})" if prompt else
                     "none found in the picture; drawing from the empty prompt (set one with --prompt)")
-        from t2i_cli.sampling import SamplingConfig
-
-        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start, regional=regional)
         paths = _generate(prompt, n, None, seed, sampling, out_dir, weights_folder(weights), device, grid,
                           quiet, negative=negative, spec={"image": source, "strength": strength},
                           stem=f"{safe_stem(source.stem)}-vary", precision=precision)

@@ -104,6 +104,16 @@ class Request:
     regions_encoded: tuple[Encoded, ...] = ()
 
 
+def check_negative(negative: str | None, sampling: SamplingConfig) -> None:
+    """A negative prompt is text, and works through guidance (refused before any model is loaded)."""
+    if negative is not None:
+        if not negative.strip():
+            raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
+        if not sampling.guided:
+            raise UsageError("--negative works through guidance, which --guidance 1 turns off; "
+                             "use a guidance above 1 (default 3)")
+
+
 class TextToImage:
     """Load a weights folder once, then turn prompts into images."""
 
@@ -172,14 +182,8 @@ class TextToImage:
         """Encode a prompt (and a negative prompt) to the model's text length and check the sampling settings
         against the model."""
         sampling.check_vocab(self.bundle.transformer.cfg.image_vocab)
-        neg = None
-        if negative is not None:
-            if not negative.strip():
-                raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
-            if not sampling.guided:
-                raise UsageError("--negative works through guidance, which --guidance 1 turns off; "
-                                 "use a guidance above 1 (default 3)")
-            neg = self.bundle.tokenizer.encode(negative, self.text_len)
+        check_negative(negative, sampling)
+        neg = None if negative is None else self.bundle.tokenizer.encode(negative, self.text_len)
         regions: tuple[tuple[str, str], ...] = ()
         encoded: tuple[Encoded, ...] = ()
         if sampling.regional > 0 and (found := region_prompts(prompt)):
