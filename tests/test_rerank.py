@@ -525,3 +525,13 @@ def test_a_reader_that_stops_early_still_gets_every_file_written(weights, colour
     assert "Traceback" not in proc.stderr, proc.stderr
     assert (colour_folder / "ranking.json").is_file() and len(ranking(colour_folder)) == 6
     assert len(list(colour_folder.glob("ranking-top-*.png"))) == 1
+
+
+def test_rerank_says_which_words_of_its_prompt_the_tokenizer_does_not_know(weights, colour_folder):
+    """generate warned about a prompt's unknown words; rerank --prompt scored "zebra xylophone" without a word."""
+    r = run("rerank", colour_folder, "--prompt", "a red zebra xylophone", "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if "vocabulary" in x]
+    assert "zebra" in line and "xylophone" in line and "red" not in line.split(":")[-1], line
+    r = run("rerank", colour_folder, "--prompt", TINY_CAPTIONS[0], "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0 and "vocabulary" not in r.stderr, r.stderr

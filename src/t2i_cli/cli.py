@@ -950,6 +950,14 @@ def rerank(folder: Path = typer.Argument(...,
             raise UsageError("--prompt is empty; give the text the images should match")
         rr.check_outputs(folder, link_best, force)  # before any work, and before anything is written
         pipe = _load_pipeline(weights_folder(weights), device, need_clip=True, clip_precision=precision)
+        if prompt is not None:  # what the CLIP will not read of it, as generate says of its prompt
+            enc = pipe.bundle.tokenizer.encode(prompt, pipe.bundle.clip.cfg.text_len)
+            if enc.n_dropped:
+                warn(f"--prompt is longer than the CLIP's {pipe.bundle.clip.cfg.text_len} tokens; the last "
+                     f"{enc.n_dropped} were dropped")
+            if enc.unknown_words:
+                warn(f"these words of --prompt are not in the tokenizer's vocabulary (each is several tokens or "
+                     f"unknown) and may not count: {', '.join(enc.unknown_words)}")
         ranked, skipped = rr.rank_folder(pipe, folder, prompt)
         cut = skipped.pop(rr.CUT, 0)
         if skipped:
