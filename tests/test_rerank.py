@@ -65,8 +65,9 @@ def train_colour_clip(tok, steps: int = 150) -> Clip:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    """The tiny folder with its random CLIP replaced by one that tells red from blue (same tokenizer)."""
-    folder = build_tiny_folder(tmp_path_factory.mktemp("rerank") / "weights")
+    """The tiny folder (its tokenizer also knows RED's and BLUE's words) with its random CLIP replaced by one
+    that tells red from blue."""
+    folder = build_tiny_folder(tmp_path_factory.mktemp("rerank") / "weights", captions=[*TINY_CAPTIONS, RED, BLUE])
     tok = load_tokenizer(folder / "tokenizer.json")
     save_model(train_colour_clip(tok), folder / "clip.safetensors", "clip")
     return folder
@@ -180,7 +181,8 @@ def test_two_object_prompts_add_each_objects_crop_score_and_tell_swapped_colours
         assert crop_term[0] > crop_term[1] + 0.2, crop_term  # red left, blue right: both crops match
         assert got[0] > got[1], got  # so the reranker keeps the right layout
         assert torch.equal(pipe.score(images, RED), sentence(pipe, RED))  # one object: the sentence score
-        other = TextToImage.from_folder(weights, "cpu", need_clip=True)  # its tokenizer splits "circle", "and"
+        plain = build_tiny_folder(tmp_path / "plain")  # its tokenizer splits "circle" and "and"
+        other = TextToImage.from_folder(plain, "cpu", need_clip=True)
         assert other.bundle.tokenizer.encode(two, 16).unknown_words
         assert torch.equal(other.score(images, two), sentence(other, two))
 
