@@ -494,7 +494,7 @@ def test_link_best_of_a_picture_held_twice_copies_it_once(tmp_path):
 
 
 def test_a_rerank_folder_that_does_not_exist_or_is_a_file_is_named_as_such(tmp_path):
-    r = run("rerank", tmp_path / "nope", "--prompt", "a cat")
+    r = run("rerank", tmp_path / "nope", "--prompt", "a zebra")  # the one line, before any word of the prompt
     assert r.exit_code == 1 and r.stderr.strip() == (f"error: {tmp_path / 'nope'} does not exist; give the folder "
                                                      "of images to rank"), r.stderr
     (tmp_path / "afile").write_text("x")

@@ -948,6 +948,7 @@ def rerank(folder: Path = typer.Argument(...,
             raise UsageError("--top must be 0 or more, and --link-best needs --top K with K >= 1")
         if prompt is not None and not prompt.strip():
             raise UsageError("--prompt is empty; give the text the images should match")
+        rr.check_folder(folder)
         rr.check_outputs(folder, link_best, force)  # before any work, and before anything is written
         pipe = _load_pipeline(weights_folder(weights), device, need_clip=True, clip_precision=precision)
         if prompt is not None:  # what the CLIP will not read of it, as generate says of its prompt

@@ -43,12 +43,17 @@ class Ranked:
     rank: int = 0  # 1 = best within its prompt
 
 
-def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Path, str, torch.Tensor]], Counter]:
-    """Images of a folder with their prompt (PNG text chunk, or the given one); skipped files are counted."""
+def check_folder(folder: Path) -> None:
+    """The folder to rank exists and is a folder (said before any model loads)."""
     if not Path(folder).exists():
         raise DataError(f"{folder} does not exist; give the folder of images to rank")
     if not Path(folder).is_dir():
         raise DataError(f"{folder} is not a folder; give the folder of images to rank")
+
+
+def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Path, str, torch.Tensor]], Counter]:
+    """Images of a folder with their prompt (PNG text chunk, or the given one); skipped files are counted."""
+    check_folder(folder)
     items, skipped = [], Counter()
     for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
         if path.name == RANKING:
