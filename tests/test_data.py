@@ -693,3 +693,12 @@ def test_the_val_split_reads_the_first_8_bytes_of_the_images_sha256():
     blobs = [f"image {i}".encode() for i in range(20)]
     held = [i for i, b in enumerate(blobs) if data.is_val(hashlib.sha256(b).hexdigest(), 0.25)]
     assert held == [2, 6, 10, 11, 12, 15, 16, 18, 19]  # computed once, with val_score as it is
+
+
+def test_a_float_image_with_overshoot_infinities_or_nan_still_shows_its_levels(tmp_path):
+    """A float image just over 1 (0..1.02) loaded all black, and one infinite pixel made the whole image black."""
+    ramp = np.tile(np.linspace(0.0, 1.02, 64, dtype=np.float32), (64, 1))
+    ramp[0, 0], ramp[0, 1] = np.inf, np.nan
+    Image.fromarray(ramp, mode="F").save(tmp_path / "hdr.tif")
+    rgb = np.asarray(images.load_rgb(tmp_path / "hdr.tif", 64))
+    assert rgb[1:, 0].max() <= 2 and rgb[:, -1].min() >= 250 and 120 <= int(rgb[32, 32, 0]) <= 135, rgb[32, :, 0]

@@ -632,3 +632,15 @@ def test_an_image_prompt_with_too_many_pixels_is_refused_for_its_size_not_as_inc
     assert r.stderr.strip() == (f"error: image {big} has more pixels than t2i decodes (89,478,485); scale it down "
                                 "(t2i reads pictures at 128 px or so on a side)"), r.stderr
     assert all(w * h < 10_000_000 for w, h in decode_spy), decode_spy
+
+
+def test_a_long_file_name_fits_its_temporary_too(tmp_path):
+    """The temporary was named after the whole final name plus 14 characters, so a 240-character name that fits
+    the file system (255) failed with "File name too long" and advice to choose a writable folder."""
+    from t2i_cli import files
+
+    stem = "x" * 240
+    path = files.write_new(tmp_path, stem, ".png", lambda tmp: tmp.write_bytes(b"png"))
+    assert path.name == f"{stem}-000.png" and path.read_bytes() == b"png"
+    assert files.atomic_write_bytes(tmp_path / f"{'y' * 250}.json", b"{}").read_bytes() == b"{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{stem}-000.png", f"{'y' * 250}.json"]

@@ -537,3 +537,19 @@ def test_rerank_says_which_words_of_its_prompt_the_tokenizer_does_not_know(weigh
     assert "zebra" in line and "xylophone" in line and "red" not in line.split(":")[-1], line
     r = run("rerank", colour_folder, "--prompt", TINY_CAPTIONS[0], "--weights", weights, "--device", "cpu")
     assert r.exit_code == 0 and "vocabulary" not in r.stderr, r.stderr
+
+
+def test_a_rerank_that_fails_after_writing_names_what_it_wrote(weights, colour_folder, monkeypatch):
+    """Files are written before the table is printed; a failure in --link-best after ranking.json and the --top
+    sheet were written named neither (stdout was empty)."""
+    from t2i_cli import rerank as rr
+    from t2i_cli.errors import OutputError
+
+    def broken(*a, **k):
+        raise OutputError("the disk is gone")
+
+    monkeypatch.setattr(rr, "link_best", broken)
+    r = run("rerank", colour_folder, "--prompt", RED, "--top", 2, "--link-best", "--weights", weights)
+    assert r.exit_code == 1 and "the disk is gone" in r.stderr, r.stderr
+    (sheet,) = colour_folder.glob("ranking-top-*.png")
+    assert r.stdout.splitlines() == [f"wrote {colour_folder / 'ranking.json'}", f"wrote {sheet}"], r.stdout

@@ -404,6 +404,9 @@ def generate(
 
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
                                   guidance_start=guidance_start, jacobi=jacobi, regional=regional)
+            from t2i_cli.pipeline import check_negative
+
+            check_negative(negative, sampling)  # before the models load
             paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
                               weights_folder(weights), device, grid, quiet, negative=negative, spec=spec,
                               precision=precision, auto_candidates=auto)
@@ -968,29 +971,43 @@ def rerank(folder: Path = typer.Argument(...,
                  f"each was cut to its first {rr.MAX_PROMPT_CHARS:,}")
         # Every file first, then what is printed: a reader that stops early (`| head`) ended the command before
         # ranking.json was written.
-        said = [f"wrote {rr.write_ranking(folder, ranked)}"]
-        if top:
-            said.append(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side)}")
-        if link_best:
-            kept, copied = rr.link_best(folder, ranked, top)
-            said.append(f"{folder / rr.BEST} holds the best {len(kept)} ({copied} copied now)")
-        if explain:
-            best = ranked[0]
-            from t2i_cli.images import load_rgb, tensor_from_image
-
-            image = tensor_from_image(load_rgb(best.path, pipe.bundle.clip.cfg.image_side))
-            said.append(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
-            said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
-            if pipe.bundle.clip.cfg.word_region:
-                maps = rr.explain_maps(pipe, image, best.prompt)
-                said.append(f"wrote {rr.write_explain(folder, best.path.stem, image, maps)} (where each word looks; "
-                            f"beside each word, the cosine of the word and what it attends to)")
-            else:
-                warn("this CLIP has no word-region head, so --explain shows no attention maps "
-                     "(train one with --model word_region=true)")
+        said: list[str] = []
+        try:
+            _rerank_outputs(pipe, folder, ranked, top, link_best, explain, said)
+        except BaseException:
+            for line in said:  # the files written before the failure, named as a finished run names them
+                out.print(line, soft_wrap=True)
+            raise
         _print_ranking(ranked)
         for line in said:
             out.print(line, soft_wrap=True)
+
+
+def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, explain: bool, said: list[str]) -> None:
+    """Write what rerank writes (ranking.json, the --top sheet, best/, --explain's maps), adding to said the line
+    that names each as it is written, and --explain's word contributions."""
+    from t2i_cli import rerank as rr
+
+    said.append(f"wrote {rr.write_ranking(folder, ranked)}")
+    if top:
+        said.append(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side)}")
+    if link_best:
+        kept, copied = rr.link_best(folder, ranked, top)
+        said.append(f"{folder / rr.BEST} holds the best {len(kept)} ({copied} copied now)")
+    if explain:
+        best = ranked[0]
+        from t2i_cli.images import load_rgb, tensor_from_image
+
+        image = tensor_from_image(load_rgb(best.path, pipe.bundle.clip.cfg.image_side))
+        said.append(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
+        said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
+        if pipe.bundle.clip.cfg.word_region:
+            maps = rr.explain_maps(pipe, image, best.prompt)
+            said.append(f"wrote {rr.write_explain(folder, best.path.stem, image, maps)} (where each word looks; "
+                        f"beside each word, the cosine of the word and what it attends to)")
+        else:
+            warn("this CLIP has no word-region head, so --explain shows no attention maps "
+                 "(train one with --model word_region=true)")
 
 
 def _print_ranking(ranked) -> None:

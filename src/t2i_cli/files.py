@@ -29,7 +29,8 @@ def _finished_temporary(path: Path, write: Callable[[Path], None]) -> Path:
         raise OutputError(f"cannot write to {path.parent}: it is a file, not a folder; choose a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # the name's first 64 characters: the temporary of a long name must not be longer than the name
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from e
     os.close(fd)

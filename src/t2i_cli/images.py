@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
@@ -93,9 +94,16 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Im
     `background` (what a plain convert("RGB") would show is the colour stored under alpha 0, usually
     black), and 16- or 32-bit greyscale is scaled to 8 bits rather than clipped (a float image whose values lie in
     0..1, as a float TIFF's usually do, read as 0..1 of white, not as black)."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        lo, hi = im.getextrema() if im.mode in ("I", "F") else (0, 65535)
-        scale = 255.0 if im.mode == "F" and hi <= 1.0 else 255.0 / max(1.0, float(hi) if hi > 255 else 255.0)
+    if im.mode == "F":  # NaN as 0, infinities as the finite extremes; up to 2: a 0..1 image (a little overshoot)
+        a = np.asarray(im, dtype=np.float32)
+        finite = a[np.isfinite(a)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        a = np.nan_to_num(a, nan=0.0, posinf=hi, neginf=lo)
+        scale = 255.0 / max(1.0, hi) if hi <= 2.0 else 255.0 / max(255.0, hi)
+        im = Image.fromarray(np.clip(a * scale, 0, 255).round().astype(np.uint8), mode="L")
+    elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        lo, hi = im.getextrema() if im.mode == "I" else (0, 65535)
+        scale = 255.0 / max(1.0, float(hi) if hi > 255 else 255.0)
         im = im.convert("F").point(lambda v: v * scale).convert("L")
     if im.mode == "P" and "transparency" in im.info or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im.convert("RGBA")

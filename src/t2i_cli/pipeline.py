@@ -105,7 +105,8 @@ class Request:
 
 
 def check_negative(negative: str | None, sampling: SamplingConfig) -> None:
-    """A negative prompt is text, and works through guidance (refused before any model is loaded)."""
+    """A negative prompt is text, and works through guidance (generate and vary check it before any model
+    loads; TextToImage.request again)."""
     if negative is not None:
         if not negative.strip():
             raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
