@@ -246,10 +246,11 @@ def test_a_t2i_run_inside_the_data_folder_is_not_read_as_data(tmp_path):
     ds = data.open_source(str(tmp_path), 8)
     assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == ["a cat", "a dog", "an owl"]
     assert ds.skipped == {"t2i run folder (its samples are not data)": 2}
-    from t2i_cli.train import RUN_CONFIG
+    from t2i_cli.train import RUN_CONFIG, STAGES
     from t2i_cli.train_options import PLAN
 
     assert data.RUN_MARKERS == (RUN_CONFIG, PLAN)  # the names a stage's and a whole run's folder are known by
+    assert data._RUN_STAGES == STAGES  # the stages a train_config.json can name
 
 
 def test_a_float_tiff_of_values_in_0_to_1_loads_as_grey_levels_not_black(tmp_path):

@@ -237,15 +237,16 @@ def rate_text(task, unit: str) -> str:
     return f"{task.speed:,.0f} {unit}/s" if task.speed >= 10 else f"{task.speed:.2g} {unit}/s"
 
 
-def metrics_text(bar: Progress, task, metrics: dict, keys: tuple[str, ...]) -> str:
-    """'loss=0.1234 recon_l1=0.05' for a training bar: the metrics named in keys, in that order, as many whole
-    ones as fit beside the other columns with a bar of 10 or more; the bar then takes what is left (at most 40).
+def training_rate(bar: Progress, task, metrics: dict, keys: tuple[str, ...]) -> str:
+    """'0.52 steps/s loss=0.1234 recon_l1=0.05', a training bar's rate column: the rate, then the metrics named in
+    keys, in that order, as many whole ones as fit beside the other columns with a bar of 10 or more; the bar then
+    takes what is left (at most 40).
     On a narrow terminal the count and the ETA come first (a 40-wide bar and every metric cut them to an
     ellipsis at 80 columns). The other columns: the description, the count (its total's digits twice), the
     percentage (4), the rate, the ETA (7) and a space between each two."""
     t = bar.tasks[task]
-    free = (bar.console.width - len(t.description) - (2 * len(str(int(t.total or 0))) + 1) - 4
-            - len(rate_text(t, "steps")) - 7 - 6)
+    rate = rate_text(t, "steps")
+    free = bar.console.width - len(t.description) - (2 * len(str(int(t.total or 0))) + 1) - 4 - len(rate) - 7 - 6
     text = ""
     for k in keys:
         if k in metrics:
@@ -254,7 +255,7 @@ def metrics_text(bar: Progress, task, metrics: dict, keys: tuple[str, ...]) -> s
                 break
             text = more
     bar.columns[1].bar_width = max(1, min(40, free - (len(text) + 1 if text else 0)))
-    return text
+    return f"{rate} {text}".strip()
 
 
 def start_inference(threads: Optional[int]) -> None:
@@ -448,10 +449,11 @@ def _load_pipeline(weights: Path, device: str, need_clip: bool = False, precisio
                                    clip_precision=clip_precision)
 
 
-def _warn_encoding(pipe, enc, what: str, quiet: bool) -> None:
-    """Warn about words a prompt loses: cut off at the text length, or never seen in training."""
+def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = None) -> None:
+    """Warn about words a prompt loses: cut off at the text length (the transformer's unless given), or never
+    seen in training."""
     if not quiet and enc.n_dropped:
-        warn(f"{what} is longer than {pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
+        warn(f"{what} is longer than {text_len or pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
     if not quiet and enc.unknown_words:
         warn(f"these words of {what} are not in the tokenizer's vocabulary (each is several tokens or unknown: the "
              f"model saw them rarely or never in training) and may be ignored: {', '.join(enc.unknown_words)}")
@@ -805,9 +807,8 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                 totals[stage] = int(metrics["steps"])
                 bar.update(task, total=sum(totals.values()) or 1)
             done = sum(totals[s] for s in ORDER[:ORDER.index(stage)]) + step
-            shown = metrics_text(bar, task, metrics, ("loss", "recon_l1", "batch_top1"))
-            bar.update(task, completed=done, description=f"train all: {stage} {step}/{totals[stage]}",
-                       rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}".strip())
+            bar.update(task, completed=done, description=f"train all: {stage} {step}/{totals[stage]}")
+            bar.update(task, rate=training_rate(bar, task, metrics, ("loss", "recon_l1", "batch_top1")))
 
         said: set[str] = set()
 
@@ -844,8 +845,8 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
         def tick(step: int, metrics: dict) -> None:
             if "steps" in metrics:  # stopped early (--patience): the run is this long now
                 bar.update(task, total=int(metrics["steps"]))
-            shown = metrics_text(bar, task, metrics, ("loss", "recon_l1", "perplexity", "batch_top1"))
-            bar.update(task, completed=step, rate=f"{rate_text(bar.tasks[task], 'steps')} {shown}".strip())
+            bar.update(task, completed=step, rate=training_rate(bar, task, metrics,
+                                                                 ("loss", "recon_l1", "perplexity", "batch_top1")))
 
         def warned(text: str) -> None:
             bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
@@ -955,13 +956,8 @@ def rerank(folder: Path = typer.Argument(...,
         rr.check_outputs(folder, link_best, force)  # before any work, and before anything is written
         pipe = _load_pipeline(weights_folder(weights), device, need_clip=True, clip_precision=precision)
         if prompt is not None:  # what the CLIP will not read of it, as generate says of its prompt
-            enc = pipe.bundle.tokenizer.encode(prompt, pipe.bundle.clip.cfg.text_len)
-            if enc.n_dropped:
-                warn(f"--prompt is longer than the CLIP's {pipe.bundle.clip.cfg.text_len} tokens; the last "
-                     f"{enc.n_dropped} were dropped")
-            if enc.unknown_words:
-                warn(f"these words of --prompt are not in the tokenizer's vocabulary (each is several tokens or "
-                     f"unknown) and may not count: {', '.join(enc.unknown_words)}")
+            text_len = pipe.bundle.clip.cfg.text_len
+            _warn_encoding(pipe, pipe.bundle.tokenizer.encode(prompt, text_len), "--prompt", False, text_len)
         ranked, skipped = rr.rank_folder(pipe, folder, prompt)
         cut = skipped.pop(rr.CUT, 0)
         if skipped:
