@@ -699,3 +699,30 @@ def test_the_first_batch_of_a_seed_draws_from_the_seed_itself():
 
     assert [batch_seed(s, 0) for s in (0, 1, 7, 2**40)] == [0, 1, 7, 2**40]
     assert batch_seed(7, MAX_BATCH) not in (7, batch_seed(7, 2 * MAX_BATCH))
+
+
+@pytest.mark.parametrize("args, says", [
+    (["generate", "a red bird", "--seed", "1", "--seed", "2"], "--seed 1 and --seed 2 disagree; give --seed once"),
+    (["generate", "a red bird", "--seed=1", "--seed", "2"], "--seed 1 and --seed 2 disagree"),
+    (["generate", "a red bird", "--negative", "-x", "--negative", "y"], "--negative -x and --negative y disagree"),
+    (["train", "--stage", "clip", "--hard-negatives", "--no-hard-negatives"],
+     "--hard-negatives and --no-hard-negatives disagree"),
+    (["data", "preview", "d", "--n", "3", "--n", "4"], "--n 3 and --n 4 disagree"),
+])
+def test_an_option_given_twice_with_different_values_is_refused(args, says, tmp_path):
+    """Click let the last of `--seed 1 --seed 2` win without a word: the user meant one of them."""
+    r = run(*args, "--out", tmp_path / "out") if args[0] == "generate" else run(*args)
+    assert r.exit_code == 2, (r.stdout, r.stderr, r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_option_repeated_with_its_value_and_evals_several_seeds_are_accepted(tiny_weights, tmp_path):
+    r = generate(tiny_weights, tmp_path / "a", "--n", "1", "--seed", "3", "--seed", "3", "--quiet", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert generate(tiny_weights, tmp_path / "b", "--n", "1", "--seed", "3").exit_code == 0
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
+    # eval's --seed takes several values: the parser lets it through (the refusal here is the missing folder)
+    r = run("eval", "--weights", tmp_path / "missing", "--seed", "0", "--seed", "1")
+    assert "disagree" not in r.stderr and r.exit_code != 0

@@ -12,7 +12,7 @@ from typing import Iterator, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
@@ -33,6 +33,7 @@ from t2i_cli.train_options import (
 # Click's own exception classes, found through typer's public BadParameter: typer >= 0.2x carries its own copy
 # of click, older ones use click itself.
 CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+CLICK_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 class OneLineErrors(TyperGroup):
@@ -65,6 +66,35 @@ class OneLineErrors(TyperGroup):
             say("error", "red", "aborted")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)  # a typer.Exit(code) comes back as its code
+
+
+class OneValueEach(TyperCommand):
+    """A t2i command: an option given twice with different values (`--seed 1 --seed 2`, `--quiet --no-quiet`) is
+    refused, not settled silently by the last one; options that take several values (eval's --seed) and a
+    repeat of the same value are accepted."""
+
+    def parse_args(self, ctx, args):
+        given: dict[str, list[str]] = {}
+        by_name = {o: p for p in self.params if isinstance(p, TyperOption) and not (p.multiple or p.count)
+                   for o in (*p.opts, *p.secondary_opts)}
+        i = 0
+        while i < len(args) and args[i] != "--":
+            name, eq, value = args[i].partition("=") if args[i].startswith("--") else (args[i], "", "")
+            param = by_name.get(name)
+            i += 1
+            if param is None:
+                continue
+            if param.is_flag:
+                value = name
+            elif not eq and i < len(args):
+                value, i = args[i], i + 1
+            given.setdefault(param.name, []).append(f"{name} {value}" if not param.is_flag else name)
+        for param in self.params:
+            said = given.get(param.name, [])
+            if len(set(said)) > 1:
+                raise CLICK_USAGE_ERROR(f"{' and '.join(dict.fromkeys(said))} disagree; give {said[0].split()[0]} once",
+                                        ctx=ctx)
+        return super().parse_args(ctx, args)
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
@@ -329,7 +359,7 @@ def use_threads(threads: Optional[int]) -> None:
     torch.set_num_threads(threads)
 
 
-@app.command()
+@app.command(cls=OneValueEach)
 def generate(
     ctx: typer.Context,
     prompt: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a red bird\" (not with --from)."),
@@ -582,7 +612,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         raise
 
 
-@app.command()
+@app.command(cls=OneValueEach)
 def vary(
     ctx: typer.Context,
     source: Path = typer.Argument(..., help="The picture to vary (any size or mode)."),
@@ -639,7 +669,7 @@ def vary(
             out.print(clean(str(p)), soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=OneValueEach)
 def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to describe."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Print a weights folder's configs, parameter counts and hashes."""
@@ -660,7 +690,7 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
         out.print(table)
 
 
-@app.command()
+@app.command(cls=OneValueEach)
 def train(
     ctx: typer.Context,
     stage: Optional[str] = typer.Option(None, "--stage",
@@ -858,7 +888,7 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
     return summary
 
 
-@app.command()
+@app.command(cls=OneValueEach)
 def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
                                              help="Run folders (tokenizer, dvae, transformer, clip; a second "
                                                   "CLIP run becomes clip-2.safetensors, the second reranker)."),
@@ -877,7 +907,7 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
             out.print(str(path))
 
 
-@data_app.command("world")
+@data_app.command("world", cls=OneValueEach)
 def data_world(split: str = typer.Option("train", "--split", help="train, val or heldout."),
                n: int = typer.Option(1000, "--n", help="Scenes to write."),
                side: int = typer.Option(128, "--side", "--size", help="Image side in pixels (--size: the old name)."),
@@ -895,7 +925,7 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
         out.print(f"wrote {count} scenes to {out_dir}")
 
 
-@data_app.command("preview")
+@data_app.command("preview", cls=OneValueEach)
 def data_preview(source: str = typer.Argument("world:train", help="world[:split], a folder, or a .jsonl manifest."),
                  out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
                  n: int = typer.Option(16, "--n", help="Samples on the sheet."),
@@ -921,7 +951,7 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
                 out.print(f"{why}: {clean(place)}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=OneValueEach)
 def rerank(folder: Path = typer.Argument(...,
                                          help="Folder of images (PNG files from `t2i generate` carry their prompt)."),
            prompt: Optional[str] = typer.Option(None, "--prompt",
@@ -942,7 +972,10 @@ def rerank(folder: Path = typer.Argument(...,
            threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
            force: bool = typer.Option(False, "--force",
                                       help="Replace a FOLDER/ranking.json that is not a ranking t2i wrote (one "
-                                           "it wrote is always replaced).")) -> None:
+                                           "it wrote is always replaced)."),
+           quiet: bool = typer.Option(False, "--quiet", "-q",
+                                      help="No progress bar or warnings; print only the ranking and the files "
+                                           "written.")) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
         start_inference(threads)
@@ -957,12 +990,15 @@ def rerank(folder: Path = typer.Argument(...,
         pipe = _load_pipeline(weights_folder(weights), device, need_clip=True, clip_precision=precision)
         if prompt is not None:  # what the CLIP will not read of it, as generate says of its prompt
             text_len = pipe.bundle.clip.cfg.text_len
-            _warn_encoding(pipe, pipe.bundle.tokenizer.encode(prompt, text_len), "--prompt", False, text_len)
-        ranked, skipped = rr.rank_folder(pipe, folder, prompt)
+            _warn_encoding(pipe, pipe.bundle.tokenizer.encode(prompt, text_len), "--prompt", quiet, text_len)
+        with progress_bar(quiet, "images") as bar:
+            task = bar.add_task("scoring", total=None, rate="")
+            ranked, skipped = rr.rank_folder(pipe, folder, prompt, lambda done, total: bar.update(
+                task, completed=done, total=total, rate=rate_text(bar.tasks[task], "images")))
         cut = skipped.pop(rr.CUT, 0)
-        if skipped:
+        if skipped and not quiet:
             warn("skipped " + ", ".join(f"{v} {k}" for k, v in skipped.items()))
-        if cut:
+        if cut and not quiet:
             warn(f"{cut} prompt(s) read from PNG text were longer than {rr.MAX_PROMPT_CHARS:,} characters; "
                  f"each was cut to its first {rr.MAX_PROMPT_CHARS:,}")
         # Every file first, then what is printed: a reader that stops early (`| head`) ended the command before
@@ -1015,7 +1051,7 @@ def _print_ranking(ranked) -> None:
             out.print(f"  {r.rank:>4}  {r.score:.4f}  {clean(r.path.name)}", soft_wrap=True)
 
 
-@app.command("eval")
+@app.command("eval", cls=OneValueEach)
 def eval_cmd(ctx: typer.Context,
              weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to evaluate."),
              data: Optional[str] = typer.Option(None, "--data",

@@ -8,6 +8,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -51,8 +52,13 @@ def check_folder(folder: Path) -> None:
         raise DataError(f"{folder} is not a folder; give the folder of images to rank")
 
 
-def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Path, str, torch.Tensor]], Counter]:
-    """Images of a folder with their prompt (PNG text chunk, or the given one); skipped files are counted."""
+SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ranks in bounded memory
+
+
+def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], Counter]:
+    """Images of a folder with their prompt (PNG text chunk, or the given one); skipped files are counted. Pixels
+    are read later, a batch at a time (rank_folder): a folder of 2,178 pictures held 4.1 GB when every one was
+    decoded here first."""
     check_folder(folder)
     items, skipped = [], Counter()
     for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
@@ -63,41 +69,58 @@ def collect(folder: Path, prompt: str | None, side: int) -> tuple[list[tuple[Pat
             continue
         try:
             chunks = read_png_text(path) if path.suffix.lower() == ".png" else {}
-            if chunks.get("ranking") == "top-k contact sheet":
-                continue  # an earlier rerank's --top sheet: its own output, passed over silently (by content: a
-                # picture of yours named ranking-top-* is ranked)
-            if SHEET_KEY in chunks or ("t2i" in chunks and _LEGACY_GRID.search(path.stem)):
-                skipped["contact sheet t2i wrote"] += 1
-                continue
-            text = prompt or chunks.get("prompt")
-            if not text or not text.strip():
-                skipped["no prompt (pass --prompt)"] += 1
-                continue
-            if len(text) > MAX_PROMPT_CHARS:
-                text = text[:MAX_PROMPT_CHARS]
-                skipped[CUT] += 1
-            items.append((path, text, tensor_from_image(load_rgb(path, side))))
         except DataError:
             skipped["unreadable image"] += 1
+            continue
+        if chunks.get("ranking") == "top-k contact sheet":
+            continue  # an earlier rerank's --top sheet: its own output, passed over silently (by content: a
+            # picture of yours named ranking-top-* is ranked)
+        if SHEET_KEY in chunks or ("t2i" in chunks and _LEGACY_GRID.search(path.stem)):
+            skipped["contact sheet t2i wrote"] += 1
+            continue
+        text = prompt or chunks.get("prompt")
+        if not text or not text.strip():
+            skipped["no prompt (pass --prompt)"] += 1
+            continue
+        if len(text) > MAX_PROMPT_CHARS:
+            text = text[:MAX_PROMPT_CHARS]
+            skipped[CUT] += 1
+        items.append((path, text))
     return items, skipped
 
 
-def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None) -> tuple[list[Ranked], Counter]:
-    """Score every image against its prompt; ranks are within each prompt, best first."""
+def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> tuple[list[Ranked], Counter]:
+    """Score every image against its prompt; ranks are within each prompt, best first. Images are read and
+    scored SCORE_BATCH at a time; progress(done, total) is called after each batch."""
     clip = pipe.bundle.clip
     if clip is None:
         raise DataError(f"{pipe.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
-    items, skipped = collect(folder, prompt, clip.cfg.image_side)
-    if not items:
+    items, skipped = collect(folder, prompt)
+    ranked: list[Ranked] = []
+    done = 0
+    for text in dict.fromkeys(t for _, t in items):
+        group = [p for p, t in items if t == text]
+        scored: list[tuple[Path, float]] = []
+        for start in range(0, len(group), SCORE_BATCH):
+            paths, images = [], []
+            for path in group[start:start + SCORE_BATCH]:
+                try:
+                    images.append(tensor_from_image(load_rgb(path, clip.cfg.image_side)))
+                    paths.append(path)
+                except DataError:
+                    skipped["unreadable image"] += 1
+            if images:
+                scored += zip(paths, pipe.score(torch.stack(images), text).tolist(), strict=True)
+            done += len(group[start:start + SCORE_BATCH])
+            if progress is not None:
+                progress(done, len(items))
+        scored.sort(key=lambda ps: -ps[1])  # stable: equal scores keep the files' order
+        ranked += [Ranked(p, text, s, r) for r, (p, s) in enumerate(scored, start=1)]
+    if not ranked:
         left_out = {k: v for k, v in skipped.items() if k != CUT}
         raise DataError(f"nothing to rank in {folder}: no readable image with a prompt"
                         + (f" ({', '.join(f'{v} {k}' for k, v in left_out.items())})" if left_out else ""))
-    ranked: list[Ranked] = []
-    for text in dict.fromkeys(t for _, t, _ in items):
-        group = [(p, x) for p, t, x in items if t == text]
-        scores = pipe.score(torch.stack([x for _, x in group]), text)
-        order = torch.argsort(scores, descending=True).tolist()
-        ranked += [Ranked(group[i][0], text, float(scores[i]), r) for r, i in enumerate(order, start=1)]
     return ranked, skipped
 
 
