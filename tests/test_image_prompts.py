@@ -287,6 +287,21 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
         assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
 
 
+
+def test_vary_refuses_a_contact_sheet_t2i_wrote(tiny_weights, tmp_path):
+    """A --grid sheet was varied as one picture (the whole sheet squeezed to one image) from one image's prompt."""
+    out = tmp_path / "out"
+    r = run("generate", "two green cats", "--n", 2, "--grid", "--weights", tiny_weights, "--out", out, "-q")
+    sheet = next(p for p in map(Path, r.stdout.split()) if "grid" in p.name)
+    r = run("vary", sheet, "--n", 1, "--weights", tiny_weights, "--out", tmp_path / "v")
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 1 and "is a contact sheet t2i wrote" in lines[0], r.stderr
+    assert not (tmp_path / "v").exists()
+    assert r.stdout == ""
+    image = next(p for p in out.glob("*.png") if "grid" not in p.name)
+    assert run("vary", image, "--n", 1, "--weights", tiny_weights, "--out", tmp_path / "v", "-q").exit_code == 0
+
+
 BAD = [
     (["generate", "a cat", "--image", "NOTIMG"], 1, "cannot read image"),
     (["generate", "a cat", "--image", "NOTIMG"], 1, "; give a complete PNG, JPEG, WebP, BMP, GIF or TIFF file"),

@@ -650,6 +650,11 @@ def vary(
         check_seed(seed)
         check_strength(strength)
         file_sha256(source)  # a missing or unreadable SOURCE is said first, before the prompt line
+        from t2i_cli.outputs import SHEET_KEY
+
+        text = read_png_text(source) if source.suffix.lower() == ".png" else {}
+        if text.get(SHEET_KEY):  # the whole sheet squeezed into one picture, drawn from one image's prompt
+            raise DataError(f"{source} is a contact sheet t2i wrote; vary one of the images it shows")
         from t2i_cli.pipeline import check_negative
         from t2i_cli.sampling import SamplingConfig
 
@@ -657,7 +662,6 @@ def vary(
                                   guidance_start=guidance_start, regional=regional)
         check_negative(negative, sampling)  # a refusal is one line, not the prompt line and then the refusal
         if prompt is None:  # the prompt a t2i PNG (or any PNG with a "prompt" text chunk) was made from
-            text = read_png_text(source) if source.suffix.lower() == ".png" and source.is_file() else {}
             prompt = text.get("prompt", "")[:1000]
             if not quiet:
                 say("prompt", "cyan", f"{prompt!r} (from {source.name})" if prompt else
