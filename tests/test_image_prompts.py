@@ -438,3 +438,37 @@ def test_precision_is_recorded_and_redrawn_and_fp32_is_unchanged(tiny_weights, t
                        (["generate", "--from", made, "--precision", "fp32"], "leave out --precision")):
         r = run(*args, "--weights", tiny_weights, "--out", tmp_path / "d")
         assert r.exit_code == 2 and says in r.stderr, r.stderr
+
+
+def test_from_warns_only_when_the_files_that_draw_differ(tiny_weights, tmp_path):
+    """--from redraws the kept candidate by its index, so a folder whose reranker alone differs draws the same
+    pixels; it warned 'the image will differ' because the identity covers the rerankers too."""
+    import shutil
+
+    from t2i_cli.models.clip import Clip
+    from t2i_cli.models.transformer import Transformer
+    from t2i_cli.weights import load_model, save_model
+
+    out = tmp_path / "out"
+    r = run("generate", "a red bird", "--candidates", 2, "--seed", 4, "--weights", tiny_weights, "--out", out, "-q")
+    made = Path(r.stdout.strip())
+    with Image.open(made) as im:
+        meta = dict(im.text)
+    assert meta["generator"] != meta["weights"] and int(meta["index"]) in (0, 1)
+    other_clip, other_transformer = tmp_path / "clip2", tmp_path / "tr2"
+    for folder in (other_clip, other_transformer):
+        shutil.copytree(tiny_weights, folder)
+    torch.manual_seed(9)
+    save_model(Clip(load_model(tiny_weights / "clip.safetensors", "clip").cfg), other_clip / "clip.safetensors",
+               "clip")
+    save_model(Transformer(load_model(tiny_weights / "transformer.safetensors", "transformer").cfg),
+               other_transformer / "transformer.safetensors", "transformer")
+
+    r = run("generate", "--from", made, "--weights", other_clip, "--out", tmp_path / "a")
+    assert r.exit_code == 0 and "will differ" not in r.stderr, r.stderr
+    with Image.open(made) as a, Image.open(r.stdout.strip()) as b:
+        assert a.tobytes() == b.tobytes() and b.text["generator"] == meta["generator"]
+        assert b.text["weights"] != meta["weights"]
+    r = run("generate", "--from", made, "--weights", other_transformer, "--out", tmp_path / "b")
+    assert r.exit_code == 0 and f"was drawn by weights {meta['weights']}" in r.stderr, r.stderr
+    assert "the image will differ" in r.stderr

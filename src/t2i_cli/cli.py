@@ -530,8 +530,11 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
     as it is written (and is returned)."""
     from t2i_cli.outputs import made_from, provenance, write_image, write_sheet
 
-    sampling, extra, identity = request.sampling, made_from(request, image, pipe.precision), pipe.bundle.identity
-    dev = pipe.device.type
+    sampling, extra = request.sampling, made_from(request, image, pipe.precision)
+
+    def meta(g) -> dict[str, str]:
+        return provenance(g, seed, n, sampling, pipe.bundle.identity, extra, pipe.device.type, pipe.bundle.generator)
+
     total = n * pipe.bundle.transformer.cfg.n_image
     results = []
     with progress_bar(quiet) as bar:
@@ -543,14 +546,14 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
         for batch in pipe.batches(request, n, seed, tick, image):
             if keep is None:  # write at once, so Ctrl-C keeps every finished image
                 for g in batch:
-                    paths.append(write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra, dev), stem))
+                    paths.append(write_image(g, out_dir, meta(g), stem))
             results += batch
     if keep is not None:
         results = pipe.rerank(results, keep)
         for g in results:
-            paths.append(write_image(g, out_dir, provenance(g, seed, n, sampling, identity, extra, dev), stem))
+            paths.append(write_image(g, out_dir, meta(g), stem))
     if grid:
-        paths.append(write_sheet(results, out_dir, provenance(results[0], seed, n, sampling, identity, extra, dev)))
+        paths.append(write_sheet(results, out_dir, meta(results[0])))
     return paths
 
 
@@ -586,7 +589,10 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         rec.sampling.check_vocab(pipe.bundle.transformer.cfg.image_vocab)
     except T2IError as e:
         raise edited_setting(from_png, e) from None
-    if not quiet and rec.weights and rec.weights != pipe.bundle.identity:
+    # The rerankers only chose which candidate to keep, and --from redraws that candidate by its index: only the
+    # files that draw must match (a PNG from before 0.9.2 records the whole folder's identity alone).
+    same = rec.generator == pipe.bundle.generator if rec.generator else rec.weights == pipe.bundle.identity
+    if not quiet and rec.weights and not same:
         warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "
              "the image will differ (pass the --weights it was made with)")
     if not quiet and rec.version and rec.version != __version__:
@@ -604,7 +610,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
             g = pipe.redraw(request, rec.n, rec.seed, rec.index, prompt_image,
                             lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens")))
         meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity,
-                          made_from(request, prompt_image, pipe.precision), pipe.device.type)
+                          made_from(request, prompt_image, pipe.precision), pipe.device.type, pipe.bundle.generator)
         return write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem)))
     except BaseException:
         if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
@@ -686,7 +692,8 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
             return
         from rich.table import Table
 
-        table = Table(title=f"{data['folder']}  (identity {data['identity']})")
+        table = Table(title=f"{data['folder']}  (identity {data['identity']}; its tokenizer, dVAE and transformer "
+                            f"{data['generator']})")
         for col in ("model", "parameters", "sha256", "config"):
             table.add_column(col, overflow="fold")
         for name, m in data["models"].items():

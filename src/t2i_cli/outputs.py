@@ -19,10 +19,12 @@ SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (it
 
 
 def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identity: str,
-               made_from: dict[str, str] | None = None, device: str | None = None) -> dict[str, str]:
+               made_from: dict[str, str] | None = None, device: str | None = None,
+               generator: str = "") -> dict[str, str]:
     """The PNG text chunks that let anyone (and `t2i rerank`, `t2i generate --from`) know and reproduce an
     image; made_from adds what else it was drawn from (a negative prompt, an image prompt's hashes), device
-    the kind of device that drew it (cpu and cuda draw different random streams)."""
+    the kind of device that drew it (cpu and cuda draw different random streams), generator the identity of
+    the weights files that draw (weights.GENERATOR_FILES; `weights` covers the rerankers too)."""
     # jacobi only when on, so outputs of plain decoding keep their bytes; regional with the regions it drew
     # (made_from), since a prompt without them draws the same images at any weight
     settings = {k: v for k, v in asdict(sampling).items()
@@ -30,6 +32,7 @@ def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identi
     meta = {"prompt": g.prompt, "seed": str(seed), "n": str(n), "index": str(g.index),
             **{k: str(v) for k, v in settings.items()}, **(made_from or {}),
             **({"device": device} if device else {}), "weights": identity,
+            **({"generator": generator} if generator else {}),
             "t2i_version": __version__, "software": f"t2i {__version__}"}
     if g.score is not None:
         meta.update(clip_score=f"{g.score:.6f}", clip_rank=str(g.rank))
@@ -77,6 +80,7 @@ class Recorded:
     sampling: SamplingConfig
     weights: str  # the identity of the weights folder that drew it
     version: str
+    generator: str = ""  # the identity of its tokenizer, dVAE and transformer ("" before t2i 0.9.2)
     device: str = ""  # cpu or cuda ("" when not recorded)
     precision: str = "fp32"  # the transformer's weights (recorded when not fp32)
     negative: str | None = None
@@ -124,6 +128,7 @@ def recorded_settings(path: Path) -> Recorded:
         raise edited_setting(path, e) from None
     rec = Recorded(prompt=get("prompt", str), seed=get("seed", int), n=get("n", int), index=get("index", int),
                    sampling=sampling, weights=get("weights", str, "", False),
+                   generator=get("generator", str, "", False),
                    version=get("t2i_version", str, "", False), device=get("device", str, "", False),
                    precision=get("precision", str, "fp32", False),
                    negative=get("negative", str, None, False),

@@ -43,6 +43,7 @@ FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.
 # A second reranker beside clip.safetensors (optional): reranking averages the two CLIPs' scores, an ensemble
 # of one recipe trained from another seed (BENCHMARKS.md "Two rerankers").
 SECOND_CLIP = "clip-2.safetensors"
+GENERATOR_FILES = FILES[:3]  # tokenizer, dVAE, transformer: the files that draw an image
 # Config fields renamed since files were first written, per kind (old name -> new), so older files (the
 # shipped weights among them) load unchanged: `side` is always pixels, a code grid's side is `grid`.
 RENAMED_FIELDS: dict[str, dict[str, str]] = {
@@ -307,6 +308,7 @@ class Bundle:
     clip: Clip | None  # optional reranker
     identity: str  # short hash of the folder's files
     clips: tuple[Clip, ...] = ()  # every reranker: clip, and SECOND_CLIP when the folder has one
+    generator: str = ""  # short hash of the files that draw (GENERATOR_FILES): the rerankers only choose
 
     def __post_init__(self) -> None:
         if not self.clips and self.clip is not None:
@@ -315,13 +317,22 @@ class Bundle:
 
 def folder_hash(folder: Path) -> str:
     """A short sha256 over the weights files present in folder (name and content)."""
-    h = hashlib.sha256()
+    return folder_hashes(folder)[0]
+
+
+def folder_hashes(folder: Path) -> tuple[str, str]:
+    """(identity, generator): short sha256s over the weights files present in folder (name and content), all of
+    them and GENERATOR_FILES alone (what an image's pixels depend on once its candidate is chosen), in one read:
+    the generator's files come first, so its hash is the identity's state after them."""
+    h, generator = hashlib.sha256(), ""
     for name in (*FILES, SECOND_CLIP):
+        if name == FILES[len(GENERATOR_FILES)]:
+            generator = h.copy().hexdigest()[:16]
         p = Path(folder) / name
         if p.is_file():
             h.update(name.encode())
             sha256_of(p, h)  # in pieces: a whole file read at once stays in the process's peak memory
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:16], generator
 
 
 def load_tokenizer(path: Path) -> TextTokenizer:
@@ -376,7 +387,8 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
             raise WeightsError(f"{folder}: {SECOND_CLIP} reads {second.cfg.text_len} tokens, clip.safetensors "
                                f"{clip.cfg.text_len}; the two rerankers must read prompts alike")
         clips = (clip, second)
-    return Bundle(folder, tok, dvae, tr, clip, folder_hash(folder), clips)
+    identity, generator = folder_hashes(folder)
+    return Bundle(folder, tok, dvae, tr, clip, identity, clips, generator)
 
 
 def check_compatible(tok: TextTokenizer, dvae: DVAE, tr: Transformer, clip: Clip | None, folder: Path) -> None:
@@ -413,4 +425,4 @@ def folder_info(folder: Path) -> dict[str, Any]:
                             "sha256": sha256_of(folder / f"{name}.safetensors").hexdigest()}
     models["tokenizer"] = {"parameters": 0, "config": {"bpe_vocab": bundle.tokenizer.n_bpe},
                            "sha256": sha256_of(folder / "tokenizer.json").hexdigest()}
-    return {"folder": str(folder), "identity": bundle.identity, "models": models}
+    return {"folder": str(folder), "identity": bundle.identity, "generator": bundle.generator, "models": models}
