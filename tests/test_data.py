@@ -637,6 +637,8 @@ def test_a_world_source_names_a_real_split_and_eval_data_scores_the_split_named(
 
     with pytest.raises(UsageError, match="world:train would score scenes the models trained on"):
         _val("world:train", 16)  # labelled validation, it scored the first scenes every stage trained on
+    with pytest.raises(DataError, match=r"unknown world split 'bogus'; use world, world:val or world:heldout$"):
+        _val("world:bogus", 16)  # eval's list of splits leaves out the one it refuses
 
 
 def test_eval_refuses_a_json_path_it_cannot_write_before_any_work(tmp_path):

@@ -41,6 +41,8 @@ def _val(source: str, side: int) -> CaptionDataset:
     if source == "world:train":  # its first scenes are the first every stage trained on
         raise UsageError("--data world:train would score scenes the models trained on; use world:val (what "
                          "--data world reads) or world:heldout")
+    if named_split and source.partition(":")[2] not in ("val", "heldout"):  # world:train is refused above
+        raise DataError(f"unknown world split {source.partition(':')[2]!r}; use world, world:val or world:heldout")
     val = open_source(source, side, part="all" if named_split else "val", n_scenes=10_000)
     if not len(val):
         raise DataError(f"{source} has no validation split (it needs at least two images); add images")
