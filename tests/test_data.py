@@ -201,6 +201,29 @@ def test_caption_files_lose_their_bom_and_an_oversized_one_is_skipped_unread(tmp
     assert ds.skipped == {"caption file over 64 KB": 1}
 
 
+def test_a_picture_keeps_its_first_64_captions_and_a_manifest_line_its_first_64_kilo_characters(tmp_path):
+    """Every caption line is a string of its own: 363 caption files of 20,000 three-byte lines held 413 MB (and
+    a training run 4.3 GB for 1,452 of them). A picture keeps its first MAX_CAPTIONS, the rest counted; a
+    manifest line whose captions hold more than a caption file may is left out."""
+    make_pair(tmp_path / "f", "many", "first")
+    (tmp_path / "f" / "many.txt").write_text("".join(f"c{i}\n" for i in range(data.MAX_CAPTIONS + 36)))
+    make_pair(tmp_path / "f", "few", "just one")
+    ds = data.open_source(str(tmp_path / "f"), 8)
+    assert sorted(map(len, (ds.captions_at(i) for i in range(len(ds))))) == [1, data.MAX_CAPTIONS]
+    assert [f"c{i}" for i in range(data.MAX_CAPTIONS)] in [ds.captions_at(i) for i in range(len(ds))]
+    assert ds.skipped == {data.TOO_MANY_CAPTIONS: 36}
+    assert f"36 {data.TOO_MANY_CAPTIONS}, e.g. {tmp_path / 'f' / 'many.txt'}" in ds.skipped_message()
+
+    make_image(tmp_path / "m" / "one.png")
+    rows = [{"image": "one.png", "caption": [f"c{i}" for i in range(70)]},
+            {"image": "one.png", "caption": ["x" * 40_000, "y" * 40_000]},
+            {"image": "one.png", "caption": "z" * 60_000}]
+    (tmp_path / "m" / "m.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    ds = data.open_source(str(tmp_path / "m" / "m.jsonl"), 8)
+    assert sorted(map(len, (ds.captions_at(i) for i in range(len(ds))))) == [1, data.MAX_CAPTIONS]
+    assert ds.skipped == {data.TOO_MANY_CAPTIONS: 6, "manifest line whose captions hold over 65,536 characters": 1}
+
+
 def test_captions_in_utf16_and_upper_case_names_are_read_and_other_encodings_say_why_not(tmp_path):
     """A new user's folder: Notepad's "Unicode" (UTF-16 with its byte-order mark) and a camera's IMG_0001.PNG +
     IMG_0001.TXT were "unreadable caption" and "image without .txt caption"; a Latin-1 caption is still left out
@@ -705,3 +728,32 @@ def test_a_float_image_with_overshoot_infinities_or_nan_still_shows_its_levels(t
     Image.fromarray(ramp, mode="F").save(tmp_path / "hdr.tif")
     rgb = np.asarray(images.load_rgb(tmp_path / "hdr.tif", 64))
     assert rgb[1:, 0].max() <= 2 and rgb[:, -1].min() >= 250 and 120 <= int(rgb[32, 32, 0]) <= 135, rgb[32, :, 0]
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_that_keeps_its_picture_and_finds_truncation(tmp_path,
+                                                                                                   monkeypatch):
+    """A 12-megapixel photo was decoded whole for a 64-pixel picture, for every sample of every epoch; libjpeg
+    now decodes it at 1/2..1/8 scale, never below DRAFT_MARGIN x side, so the resize still makes the picture."""
+    from PIL import ImageDraw
+
+    big = Image.new("RGB", (2048, 1536), (240, 240, 230))
+    draw = ImageDraw.Draw(big)
+    for i in range(0, 2048, 37):  # fine detail: lines that alias if the reduced decode were too small
+        draw.line([(i, 0), (2048 - i, 1536)], fill=(20, 40 + i % 200, 90), width=3)
+    path = tmp_path / "photo.jpg"
+    big.save(path, quality=92)
+    sizes, real_square = [], images.square
+    monkeypatch.setattr(images, "square", lambda img, side: (sizes.append(img.size), real_square(img, side))[1])
+    small = images.load_rgb(path, 64)
+    monkeypatch.undo()
+    assert sizes == [(512, 384)]  # a quarter: an eighth (256 x 192) is under 4 x 64 = 256 on its short side
+    with Image.open(path) as im:
+        im.load()
+        whole = images.square(im.convert("RGB"), 64)
+    mse = ((np.asarray(small, dtype=np.float64) - np.asarray(whole, dtype=np.float64)) ** 2).mean()
+    assert 10 * np.log10(255 ** 2 / mse) > 35  # the same picture
+    data_bytes = path.read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data_bytes[:len(data_bytes) // 2])
+    with pytest.raises(DataError, match="cut.jpg"):
+        images.load_rgb(tmp_path / "cut.jpg", 64)
+    assert images.load_rgb(path, 1000).size == (1000, 1000)  # no reduction below the side

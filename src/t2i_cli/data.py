@@ -242,6 +242,17 @@ class Skips(Counter):
 
 MAX_CAPTION_FILE = 1 << 16  # bytes of a .txt caption file read (a larger one is skipped, not read whole)
 MAX_MANIFEST_LINE = 1 << 20  # bytes of one manifest line parsed (a longer line is a bad line)
+# Captions kept of one picture (a caption file's lines, a manifest line's list); the rest are counted as left
+# out. Each kept caption is a string of its own, so 64 KB of three-byte lines held 1.5 MB per picture.
+MAX_CAPTIONS = 64
+TOO_MANY_CAPTIONS = f"caption line(s) past the first {MAX_CAPTIONS} of a picture"
+
+
+def _kept_captions(lines: list[str], where: object, skipped: Skips) -> list[str]:
+    """The first MAX_CAPTIONS of a picture's captions; the others counted in skipped."""
+    if len(lines) > MAX_CAPTIONS:
+        skipped.add(TOO_MANY_CAPTIONS, where, len(lines) - MAX_CAPTIONS)
+    return lines[:MAX_CAPTIONS]
 
 
 def _caption_lines(text: str) -> list[str]:
@@ -323,7 +334,7 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
             if txt.stat().st_size > MAX_CAPTION_FILE:
                 skipped.add(f"caption file over {MAX_CAPTION_FILE // 1024} KB", txt)
                 continue
-            pairs.append((image, _caption_lines(_caption_text(txt.read_bytes()))))
+            pairs.append((image, _kept_captions(_caption_lines(_caption_text(txt.read_bytes())), txt, skipped)))
         except OSError:
             skipped.add("unreadable caption", txt)
         except UnicodeDecodeError:
@@ -363,7 +374,13 @@ def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Skips]
                 if not isinstance(image, str) or not isinstance(captions, list) or \
                         not all(isinstance(c, str) for c in captions):
                     raise TypeError("image must be a string, caption a string or a list of strings")
-                pairs.append((manifest.parent / image, [c.strip() for c in captions if c.strip()]))
+                captions = [c.strip() for c in captions if c.strip()]
+                if sum(map(len, captions)) > MAX_CAPTION_FILE:  # what a caption file may hold
+                    skipped.add(f"manifest line whose captions hold over {MAX_CAPTION_FILE:,} characters",
+                                f"{manifest} line {number + 1}")
+                    continue
+                pairs.append((manifest.parent / image,
+                              _kept_captions(captions, f"{manifest} line {number + 1}", skipped)))
             except (ValueError, KeyError, TypeError, RecursionError):
                 skipped.add("bad manifest line", f"{manifest} line {number + 1}")
     return pairs, skipped
