@@ -757,3 +757,39 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_that_keeps_its_picture_and_f
     with pytest.raises(DataError, match="cut.jpg"):
         images.load_rgb(tmp_path / "cut.jpg", 64)
     assert images.load_rgb(path, 1000).size == (1000, 1000)  # no reduction below the side
+
+
+def test_checking_a_folder_reports_its_progress_to_the_cli_and_to_a_training_run(tmp_path):
+    """Opening a folder decodes every picture once (a thousand phone photos took most of a minute with nothing on
+    screen); open_source reports checking(done, total), and a training run passes it through."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from t2i_cli.cli import checking_bar
+    from t2i_cli.stages import run_stage
+    from t2i_cli.train import TrainConfig
+
+    for i in range(40):
+        make_pair(tmp_path / "f", f"p{i:02d}", f"picture number {i}", colour=(i * 6, 100, 200 - i * 4))
+    seen = []
+    ds = data.open_source(str(tmp_path / "f"), 8, checking=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 40), (16, 40), (32, 40), (40, 40)] and len(ds) + ds.held_out == 40
+    seen.clear()
+    data.open_source("world:train", 8, n_scenes=4, checking=lambda done, total: seen.append((done, total)))
+    assert seen == []  # the world is drawn, not checked
+
+    with Progress(console=Console(file=io.StringIO(), force_terminal=True, width=100)) as bar:
+        train = bar.add_task("train tokenizer", total=10)
+        checking = checking_bar(bar)
+        checking(0, 40)
+        assert [t.description for t in bar.tasks] == ["train tokenizer", "checking pictures"]
+        checking(40, 40)
+        assert [t.id for t in bar.tasks] == [train]  # gone once the pictures are checked
+        checking(0, 40)  # a later stage of a whole run checks again (from the cache): the line comes back
+        checking(40, 40)
+        assert [t.id for t in bar.tasks] == [train]
+
+    seen.clear()
+    cfg = TrainConfig(stage="tokenizer", data=str(tmp_path / "f"), steps=1, vocab_size=300)
+    run_stage(cfg, tmp_path / "run", device="cpu", checking=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, 40) and seen[-1] == (40, 40)

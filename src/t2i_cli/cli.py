@@ -288,6 +288,24 @@ def training_rate(bar: Progress, task, metrics: dict, keys: tuple[str, ...]) -> 
     return f"{rate} {text}".strip()
 
 
+def checking_bar(bar: Progress):
+    """A checking(done, total) for data.open_source: a 'checking pictures' line in bar, with rate and ETA, while
+    a folder's or manifest's pictures are decoded once each (a thousand phone photos take most of a minute), gone
+    once they are."""
+    task = None
+
+    def checking(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = bar.add_task("checking pictures", total=total, rate="")
+        bar.update(task, completed=done, rate=rate_text(next(t for t in bar.tasks if t.id == task), "pictures"))
+        if done >= total:
+            bar.remove_task(task)
+            task = None
+
+    return checking
+
+
 def start_inference(threads: Optional[int]) -> None:
     """The start of generate, vary, rerank and eval: OpenMP's spinning bounded (train bounds it too), --threads,
     and (main) no interpreter teardown after."""
@@ -858,7 +876,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                 said.add(text)
                 bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
-        summary = train_all(run_dir, settings, make, device, tick, warned)
+        summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar))
     out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
     out.print(f"weights: {summary['weights']}  (t2i generate PROMPT --weights {summary['weights']})")
 
@@ -892,7 +910,7 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
         def warned(text: str) -> None:
             bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
-        summary = run_stage(cfg, run_dir, resume, tick, device, warned)
+        summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
     if summary.get("skipped"):
         warn(summary["skipped"])
     summary.pop("skipped", None)
@@ -946,14 +964,16 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
                  list_skipped: bool = typer.Option(False, "--list-skipped",
                                                    help="Also print every file (or manifest line) the source leaves "
                                                         "out, one 'reason: path' line each (the warning names the "
-                                                        "first of each kind).")) -> None:
+                                                        "first of each kind)."),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Write one contact sheet of captioned samples from a data source."""
     with user_errors():
         from t2i_cli.data import check_preview_size, open_source, preview, preview_path
 
         check_preview_size(n, side)
         target = preview_path(out_path, force)
-        dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped)
+        with progress_bar(quiet) as bar:
+            dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped, checking=checking_bar(bar))
         if dataset.skipped_message():
             warn(dataset.skipped_message())
         out.print(f"wrote {preview(source, target, n=n, side=side, dataset=dataset)}")

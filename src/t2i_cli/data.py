@@ -141,13 +141,15 @@ def split_pairs(pairs: list[tuple[Path, list[str]]], digests: list[str], fractio
 
 
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
-                val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False) -> CaptionDataset:
+                val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False,
+                checking: Callable[[int, int], None] | None = None) -> CaptionDataset:
     """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
     .jsonl manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
     split (val_fraction of the images by a hash of their contents, all pairs of one image on one side:
     split_pairs); the world has its own splits, so its "val" part is world:val. twins (world only) pairs
     every scene with its hard negative (WorldDataset). list_skipped keeps every file left out (`every`), not only
-    the first of each reason (a large folder's list is not kept for a training run that only warns)."""
+    the first of each reason (a large folder's list is not kept for a training run that only warns).
+    checking(done, total) is called as a folder's or manifest's pictures are checked (each is decoded once)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     if source == "world" or source.startswith("world:"):
@@ -175,7 +177,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     usable: list[tuple[Path, list[str]]] = []
     digests: list[str] = []  # the sha256 of each usable pair's image, which decides its side of the split
     seen: dict[tuple[str, tuple[str, ...]], Path] = {}  # (the image's sha256, its captions) -> the first such pair
-    for image, lines in pairs:
+    for done, (image, lines) in enumerate(pairs):
+        if checking is not None and done % 16 == 0:
+            checking(done, len(pairs))
         if not lines:
             skipped.add("empty caption", image)
             continue
@@ -191,6 +195,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             seen[digest, tuple(lines)] = image
             usable.append((image, lines))
             digests.append(digest)
+    if checking is not None:
+        checking(len(pairs), len(pairs))
     if not usable:
         found = f" (found only: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))})" if skipped else ""
         raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")

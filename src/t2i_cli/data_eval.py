@@ -35,7 +35,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(mu @ mu + torch.trace(sa) + torch.trace(sb) - 2 * inner)
 
 
-def _val(source: str, side: int) -> CaptionDataset:
+def _val(source: str, side: int, checking: Callable[[int, int], None] | None = None) -> CaptionDataset:
     """The val split of a folder or manifest; of the world, the split a name gives (world:heldout), else val."""
     named_split = source.startswith("world:")
     if source == "world:train":  # its first scenes are the first every stage trained on
@@ -43,7 +43,7 @@ def _val(source: str, side: int) -> CaptionDataset:
                          "--data world reads) or world:heldout")
     if named_split and source.partition(":")[2] not in ("val", "heldout"):  # world:train is refused above
         raise DataError(f"unknown world split {source.partition(':')[2]!r}; use world, world:val or world:heldout")
-    val = open_source(source, side, part="all" if named_split else "val", n_scenes=10_000)
+    val = open_source(source, side, part="all" if named_split else "val", n_scenes=10_000, checking=checking)
     if not len(val):
         raise DataError(f"{source} has no validation split (it needs at least two images); add images")
     return val
@@ -58,7 +58,8 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {draws}")
     start = time.perf_counter()
     b = pipe.bundle
-    val = _val(source, b.dvae.cfg.image_side)
+    val = _val(source, b.dvae.cfg.image_side,
+               None if progress is None else lambda done, total: progress("checking pictures", done, total))
     count = min(n, len(val))
     items = [val[i] for i in range(count)]  # (image (3, H, W) in [0, 1], caption)
     if progress is not None:

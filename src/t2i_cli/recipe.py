@@ -61,16 +61,18 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
 
 def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
               device: str, progress: Callable[[str, int, dict], None] | None = None,
-              warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+              warn: Callable[[str], None] | None = None,
+              checking: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run (or continue) every stage, then export RUN/weights; make_config(stage, run_dir) gives a stage's
     config: a started stage's own (read back from its folder), else a new one whose dependencies point at
-    the earlier stages' folders."""
+    the earlier stages' folders. checking(done, total) follows each stage's check of the pictures (the later
+    stages find them checked)."""
     run_dir = Path(run_dir)
     check_whole_run_folder(run_dir)
     settings = plan_settings(run_dir, settings)
     is_new_dir = not run_dir.exists()
     try:
-        summary = _stages(run_dir, settings, make_config, device, progress, warn)
+        summary = _stages(run_dir, settings, make_config, device, progress, warn, checking)
     except BaseException as e:
         if not any((run_dir / s / RUN_CONFIG).is_file() for s in ORDER):  # nothing started: leave nothing
             (run_dir / PLAN).unlink(missing_ok=True)
@@ -101,7 +103,7 @@ def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
 
 
 def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
-            device: str, progress, warn) -> dict[str, Any]:
+            device: str, progress, warn, checking=None) -> dict[str, Any]:
     """Run, resume or skip each stage in order."""
     summary: dict[str, Any] = {}
     for stage in ORDER:
@@ -121,7 +123,7 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
             if progress is not None:
                 progress(stage, step, metrics)
 
-        result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn)
+        result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn, checking=checking)
         summary[stage] = {k: v for k, v in result.items() if k != "skipped"}
         if result.get("skipped") and warn is not None:
             warn(result["skipped"])  # the same source in every stage: the CLI says it once

@@ -530,8 +530,9 @@ def _parse_typed(key: str, text: str, kind: Any) -> Any:
 
 
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
-              device: str = "auto", warn=None) -> dict[str, Any]:
-    """Start (or resume) one stage in run_dir; under torchrun every process calls this.
+              device: str = "auto", warn=None, checking=None) -> dict[str, Any]:
+    """Start (or resume) one stage in run_dir; under torchrun every process calls this. checking(done, total)
+    follows the check of a folder's or manifest's pictures (data.open_source), before training starts.
 
     A folder becomes a run (train_config.json) only once its stage is built and training starts: a start
     that fails (no usable data, a missing dependency, an unbuildable model) leaves nothing behind."""
@@ -556,7 +557,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         deps = [] if resume else dependencies(cfg)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
         dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
-                              val_fraction=cfg.val_fraction, twins=cfg.hard_negatives)
+                              val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
         val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val", val_fraction=cfg.val_fraction)
         created = start_folder(run_dir, deps) if not resume and dd.is_main else []
         if dd.is_main and resume:
