@@ -793,3 +793,41 @@ def test_checking_a_folder_reports_its_progress_to_the_cli_and_to_a_training_run
     cfg = TrainConfig(stage="tokenizer", data=str(tmp_path / "f"), steps=1, vocab_size=300)
     run_stage(cfg, tmp_path / "run", device="cpu", checking=lambda done, total: seen.append((done, total)))
     assert seen[0] == (0, 40) and seen[-1] == (40, 40)
+
+
+def test_a_training_run_keeps_decoded_pictures_up_to_its_budget_and_draws_the_same_pixels(tmp_path, monkeypatch):
+    """Every sample of every epoch decoded its file again; with cache_bytes a picture is decoded once, until the
+    budget is held, and the tensors are the ones a decode gives."""
+    for i in range(6):
+        make_pair(tmp_path, f"p{i}", f"picture {i}", colour=(i * 40, 90, 250 - i * 40))
+    ds = data.open_source(str(tmp_path), 8)
+    plain = [ds[i][0] for i in range(len(ds))]
+    decoded = []
+    real = images.load_rgb
+    monkeypatch.setattr(images, "load_rgb", lambda path, side: (decoded.append(path.name), real(path, side))[1])
+    ds.cache_bytes = 4 * 8 * 8 * 3  # four pictures' RGB bytes
+    for _ in range(3):  # three epochs
+        again = [ds[i][0] for i in range(len(ds))]
+        assert all(torch.equal(a, b) for a, b in zip(plain, again, strict=True))
+    first_four = [p.name for p, _ in ds.pairs[:4]]
+    assert [decoded.count(n) for n in first_four] == [1, 1, 1, 1]  # kept after their first decode
+    assert [decoded.count(p.name) for p, _ in ds.pairs[4:]] == [3, 3]  # past the budget: decoded each epoch
+    assert ds._cached == ds.cache_bytes
+
+
+def test_a_training_run_gives_each_reading_process_a_share_of_the_cache(tmp_path, monkeypatch):
+    from t2i_cli.stages import run_stage
+    from t2i_cli.train import TrainConfig
+
+    for i in range(4):
+        make_pair(tmp_path / "f", f"p{i}", f"picture {i}", colour=(i * 60, 90, 200))
+    seen, real = {}, data.open_source
+
+    def spy(*args, **kw):
+        seen[kw.get("part")] = ds = real(*args, **kw)
+        return ds
+
+    monkeypatch.setattr(data, "open_source", spy)
+    cfg = TrainConfig(stage="tokenizer", data=str(tmp_path / "f"), steps=1, vocab_size=300, num_workers=3)
+    run_stage(cfg, tmp_path / "run", device="cpu")
+    assert seen["train"].cache_bytes == seen["val"].cache_bytes == data.TRAINING_CACHE_BYTES // 4

@@ -131,8 +131,13 @@ def square(img: Image.Image, side: int) -> Image.Image:
 
 def tensor_from_image(img: Image.Image) -> torch.Tensor:
     """PIL RGB image -> float tensor (3, H, W) in [0, 1]."""
-    data = torch.frombuffer(bytearray(img.convert("RGB").tobytes()), dtype=torch.uint8)
-    return data.view(img.height, img.width, 3).permute(2, 0, 1).float() / 255.0
+    return tensor_from_rgb(img.convert("RGB").tobytes(), img.height, img.width)
+
+
+def tensor_from_rgb(pixels: bytes, height: int, width: int) -> torch.Tensor:
+    """RGB bytes (an RGB image's tobytes()) -> float tensor (3, H, W) in [0, 1]."""
+    data = torch.frombuffer(bytearray(pixels), dtype=torch.uint8)
+    return data.view(height, width, 3).permute(2, 0, 1).float() / 255.0
 
 
 def image_from_tensor(x: torch.Tensor) -> Image.Image:

@@ -538,7 +538,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     that fails (no usable data, a missing dependency, an unbuildable model) leaves nothing behind."""
     import torch.distributed as dist
 
-    from t2i_cli.data import open_source
+    from t2i_cli.data import TRAINING_CACHE_BYTES, PairDataset, open_source
     from t2i_cli.files import atomic_write_json
     from t2i_cli.train import RUN_CONFIG, clean_stale_temporaries, setup_distributed, sync_model_file, train_loop
 
@@ -559,6 +559,12 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
                               val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
         val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val", val_fraction=cfg.val_fraction)
+        # Each process that reads pictures (the loader's workers, this one for validation, on every rank) keeps
+        # its share of the decoded pictures.
+        share = TRAINING_CACHE_BYTES // ((cfg.num_workers + 1) * dd.n_procs)
+        for source in (dataset, val):
+            if isinstance(source, PairDataset):
+                source.cache_bytes = share
         created = start_folder(run_dir, deps) if not resume and dd.is_main else []
         if dd.is_main and resume:
             clean_stale_temporaries(run_dir)
