@@ -548,3 +548,20 @@ def test_each_process_and_each_step_seeds_its_own_draws():
     assert step_seed(cfg, 3, 0) != step_seed(cfg, 3, 1)
     assert len({step_seed(cfg, step, rank) for step in range(50) for rank in range(4)}) == 200
     assert step_seed(TrainConfig(stage="clip", data="world:train", seed=1), 3, 0) != step_seed(cfg, 3, 0)
+
+
+@pytest.mark.parametrize("stage, model, says", [
+    ("dvae", "pixel_eps=0", "--model pixel_eps=0: the logit_laplace loss models pixels in [eps, 1 - eps] and "
+                            "needs pixel_eps > 0"),
+    ("dvae", "pixel_eps=0.7", "pixel_eps must be at least 0 and below 0.5, got 0.7"),
+    ("all", "dvae.pixel_eps=0", "needs pixel_eps > 0"),
+    ("all", "dvae.n_hid=0", "n_hid is 0"),
+])
+def test_a_dvae_setting_the_loss_cannot_use_is_refused_before_a_run_folder(tmp_path: Path, stage, model, says):
+    """pixel_eps=0 with the logit-Laplace loss passed every check and failed at the first step as an internal
+    error, leaving a run folder a retry refused; a whole run trained its tokenizer first."""
+    from conftest import one_line_failure, run
+
+    line = one_line_failure(run("train", "--stage", stage, "--preset", "tiny", "--steps", "2", "--model", model,
+                                "--out", tmp_path / "run", "-q"), 2)
+    assert says in line and not (tmp_path / "run").exists(), line

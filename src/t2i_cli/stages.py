@@ -123,10 +123,7 @@ class DVAEStage:
             for p in (*self.model.encoder.parameters(), *self.model.codebook.parameters()):
                 p.requires_grad_(False)
         else:
-            # The logit-Laplace loss models pixels mapped into [eps, 1 - eps]; DALL-E's eps is 0.1.
-            fields = {"pixel_eps": 0.1} if cfg.recon_loss == "logit_laplace" else {}
-            mcfg = DVAEConfig(image_side=cfg.image_side, **(fields | cfg.model))
-            check_budget(mcfg)
+            mcfg = dvae_model_config(cfg)
             self.model = DVAE(mcfg).to(dd.device)
         shown = val if val is not None and len(val) else dataset  # samples reconstruct val images
         self.fixed = torch.stack([shown[i][0] for i in range(min(8, len(shown)))])  # (8, 3, H, W)
@@ -622,6 +619,22 @@ def long_captions(stage, dataset) -> int:
         return 0
     return sum(tok.encode(c, stage.cfg.text_len).n_dropped > 0 for i in range(len(dataset))
                for c in dataset.captions_at(i))
+
+
+def dvae_model_config(cfg: TrainConfig) -> DVAEConfig:
+    """The config of a new dVAE run's model, refused as the dvae stage's start would refuse it (a whole run checks
+    it before its tokenizer stage trains)."""
+    # The logit-Laplace loss models pixels mapped into [eps, 1 - eps]; DALL-E's eps is 0.1.
+    fields = {"pixel_eps": 0.1} if cfg.recon_loss == "logit_laplace" else {}
+    try:
+        mcfg = DVAEConfig(image_side=cfg.image_side, **(fields | cfg.model))
+        check_budget(mcfg)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"cannot build the dvae model from these settings: {e}") from e
+    if cfg.recon_loss == "logit_laplace" and mcfg.pixel_eps <= 0:  # the loss refused it at the first step
+        raise UsageError(f"--model pixel_eps={mcfg.pixel_eps:g}: the logit_laplace loss models pixels in "
+                         f"[eps, 1 - eps] and needs pixel_eps > 0 (DALL-E's is 0.1); give one, or --recon-loss l1")
+    return mcfg
 
 
 def _build_stage(cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, val):
