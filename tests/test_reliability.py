@@ -359,6 +359,35 @@ def test_resume_refuses_a_damaged_checkpoint_in_one_line(four_step_run, damage, 
     assert (four_step_run / CHECKPOINT).read_bytes() == before
 
 
+@pytest.mark.parametrize("strip, named", [
+    (lambda k: k.startswith("optim."), "no optimizer state after 4 steps"),
+    (lambda k: k == "optim.0.exp_avg_sq", "the optimizer state of parameter 0 is not whole"),
+])
+def test_resume_refuses_a_checkpoint_whose_optimizer_state_is_not_whole(four_step_run, strip, named):
+    """Without its optimizer tensors (param_groups kept) a checkpoint resumed silently with a fresh optimizer."""
+    tensors, meta = load_tensors(four_step_run / CHECKPOINT)
+    save_tensors(four_step_run / CHECKPOINT, {k: v for k, v in tensors.items() if not strip(k)}, meta)
+    line = one_line_failure(run("train", "--resume", four_step_run, "--steps", "6"), 1)
+    assert named in line and "start a new run" in line, line
+    assert steps_logged(four_step_run) == [1, 2, 3, 4]
+
+
+def test_the_optimizer_state_check_refuses_moments_of_another_shape():
+    from t2i_cli.train import _check_optimizer_state
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    state = {i: dict(v) for i, v in enumerate(opt.state_dict()["state"].values())}
+    _check_optimizer_state(state, opt, 1)  # whole
+    state[1]["exp_avg"] = torch.zeros(5)
+    with pytest.raises(ValueError, match="parameter 1 has another shape"):
+        _check_optimizer_state(state, opt, 1)
+    with pytest.raises(ValueError, match="parameter 7"):
+        _check_optimizer_state({7: state[0]}, opt, 1)
+
+
 def test_after_a_kill_between_the_two_writes_resume_and_export_repair_the_pair(four_step_run, tmp_path):
     """A kill can leave a temporary file and a model file older than the checkpoint (the checkpoint is
     written first): export and resume take the checkpoint's model, and a resume removes the temporary."""

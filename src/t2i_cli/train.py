@@ -209,14 +209,30 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) ->
             if k.startswith("optim."):
                 _, pid, key = k.split(".", 2)
                 optim_state.setdefault(int(pid), {})[key] = v
-        opt.load_state_dict({"state": optim_state, "param_groups": json.loads(meta["param_groups"])})
         step, extra = int(meta["step"]), json.loads(meta.get("extra", "{}"))
+        _check_optimizer_state(optim_state, opt, step)
+        opt.load_state_dict({"state": optim_state, "param_groups": json.loads(meta["param_groups"])})
     except (KeyError, ValueError, TypeError) as e:
         raise T2IError(f"{path}: its optimizer state or step does not fit this run ({type(e).__name__}: {e}); "
                        f"start a new run") from e
     if step < 0 or not isinstance(extra, dict):
         raise T2IError(f"{path}: step {step} or its extra data is not valid; start a new run")
     return step, extra
+
+
+def _check_optimizer_state(state: dict[int, dict[str, torch.Tensor]], opt: torch.optim.Optimizer, step: int) -> None:
+    """A checkpoint's optimizer state is whole: after a step, some; each entry for a parameter of this optimizer,
+    with the keys the others have and moments of its parameter's shape (a checkpoint stripped of its optimizer
+    tensors resumed silently with a fresh optimizer). ValueError otherwise."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    if step > 0 and not state:
+        raise ValueError(f"no optimizer state after {step} steps")
+    keys = set().union(*state.values())  # what every entry holds (Adam: step, exp_avg, exp_avg_sq)
+    for pid, entry in state.items():
+        if not 0 <= pid < len(params) or set(entry) != keys:
+            raise ValueError(f"the optimizer state of parameter {pid} is not whole")
+        if any(v.dim() and v.shape != params[pid].shape for v in entry.values()):
+            raise ValueError(f"the optimizer state of parameter {pid} has another shape than it")
 
 
 def read_run_config(run_dir: Path, fix: str = "check the --resume path") -> TrainConfig:
