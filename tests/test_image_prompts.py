@@ -281,10 +281,19 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
     with Image.open(r.stdout.strip()) as im:
         assert im.text["prompt"] == "two green cats" and im.text["image_mode"] == "vary"
     # a refusal of the settings is its one line (the prompt line came first, then the refusal)
+    (tmp_path / "afile.txt").write_text("not a folder")
     for bad, says in ((["--negative", "x", "--guidance", "1"], "--negative works through guidance"),
                       (["--top-p", "2"], "--top-p")):
         r = run("vary", made, "--n", 1, "--weights", tiny_weights, "--out", out, *bad)
         assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
+    # and so is one found after the model loads (the prompt line is said once every check has passed)
+    for bad, code, says in ((["--device", "cuda"] if not torch.cuda.is_available() else ["--top-k", "99999"], 2,
+                             "cuda" if not torch.cuda.is_available() else "--top-k"),
+                            (["--out", tmp_path / "afile.txt"], 1, "afile.txt")):
+        r = run("vary", made, "--n", 1, "--weights", tiny_weights, *(bad if "--out" in bad else [*bad, "--out", out]))
+        assert r.exit_code == code and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
+    r = run("vary", tmp_path / "afile.txt", "--n", 1, "--weights", tiny_weights, "--out", out)
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 

@@ -6,8 +6,9 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -509,9 +510,11 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
 
 def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path, weights: Path,
               device: str, grid: bool, quiet: bool, negative: Optional[str] = None, spec: Optional[dict] = None,
-              stem: Optional[str] = None, precision: str = "fp32", auto_candidates: bool = False) -> list[Path]:
+              stem: Optional[str] = None, precision: str = "fp32", auto_candidates: bool = False,
+              before_drawing: Optional[Callable[[], None]] = None) -> list[Path]:
     """Sample (and optionally rerank) images, writing each batch as soon as it is decoded; auto_candidates
-    draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP."""
+    draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP. before_drawing is
+    called once every check has passed (vary's prompt line: a refusal is then its one line)."""
     from t2i_cli.files import make_folder
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
@@ -531,6 +534,8 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
     is_new_folder = not out_dir.exists()
     make_folder(out_dir, "--out")
+    if before_drawing is not None:
+        before_drawing()
     paths: list[Path] = []
     try:
         return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet, paths, image, stem)
@@ -685,14 +690,16 @@ def vary(
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
                                   guidance_start=guidance_start, regional=regional)
         check_negative(negative, sampling)  # a refusal is one line, not the prompt line and then the refusal
+        said_prompt = None
         if prompt is None:  # the prompt a t2i PNG (or any PNG with a "prompt" text chunk) was made from
             prompt = text.get("prompt", "")[:1000]
-            if not quiet:
-                say("prompt", "cyan", f"{prompt!r} (from {source.name})" if prompt else
-                    "none found in the picture; drawing from the empty prompt (set one with --prompt)")
+            if not quiet:  # said once every check has passed, so that a refusal is one line
+                said_prompt = partial(say, "prompt", "cyan", f"{prompt!r} (from {source.name})" if prompt else
+                                      "none found in the picture; drawing from the empty prompt (set one with "
+                                      "--prompt)")
         paths = _generate(prompt, n, None, seed, sampling, out_dir, weights_folder(weights), device, grid,
                           quiet, negative=negative, spec={"image": source, "strength": strength},
-                          stem=f"{safe_stem(source.stem)}-vary", precision=precision)
+                          stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt)
         for p in paths:
             out.print(clean(str(p)), soft_wrap=True)
 
