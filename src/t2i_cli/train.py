@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from t2i_cli.devices import resolve_device
 from t2i_cli.errors import T2IError, UsageError, WeightsError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json
+from t2i_cli.files import atomic_write_bytes, atomic_write_json, make_folder
 from t2i_cli.weights import (
     FORMAT,
     SECOND_CLIP,
@@ -741,6 +741,8 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
             continue  # already there (the same export again)
         _refuse_overwrite(target, force)
         writes.append((target, data))
+    if writes:  # a path inside a file, or one that cannot be made, named as --to
+        make_folder(to, "--to")
     for text in notes if note is not None else ():
         note(text)
     return [atomic_write_bytes(target, data) for target, data in writes]
