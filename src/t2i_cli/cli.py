@@ -72,7 +72,7 @@ class OneLineErrors(TyperGroup):
 class OneValueEach(TyperCommand):
     """A t2i command: an option given twice with different values (`--seed 1 --seed 2`, `--quiet --no-quiet`) is
     refused, not settled silently by the last one; options that take several values (eval's --seed) and a
-    repeat of the same value are accepted."""
+    repeat of the same value are accepted. Every parse error names the command's --help."""
 
     def parse_args(self, ctx, args):
         given: dict[str, list[str]] = {}
@@ -95,7 +95,12 @@ class OneValueEach(TyperCommand):
             if len(set(said)) > 1:
                 raise CLICK_USAGE_ERROR(f"{' and '.join(dict.fromkeys(said))} disagree; give {said[0].split()[0]} once",
                                         ctx=ctx)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except CLICK_USAGE_ERROR as e:  # the parser's own ('--seed' requires an argument) come without a context,
+            if e.ctx is None:  # so their line named no --help to read
+                e.ctx = ctx
+            raise
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
