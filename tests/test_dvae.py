@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -46,6 +47,10 @@ def test_shapes(cfg):
     recon, loss, parts = model(x)
     assert recon.shape == x.shape
     assert loss.ndim == 0 and set(parts) == {"recon_l1", "recon", "kl", "out_std"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # std over a batch of one warned (degrees of freedom) and logged NaN
+        _, _, parts = model(x[:1])
+    assert set(parts) == {"recon_l1", "recon", "kl"} and all(torch.isfinite(v) for v in parts.values())
 
 
 def test_invalid_configs_are_refused():

@@ -260,8 +260,9 @@ class DVAE(nn.Module):
         else:
             eps = self.cfg.pixel_eps
             rec = (torch.logit(eps + (1 - 2 * eps) * x) - out).abs().mean()
-        parts = {"recon_l1": l1.detach(), "recon": rec.detach(),
-                 "out_std": recon.detach().std(dim=0).mean()}  # spread across the batch: 0 = a constant image
+        parts = {"recon_l1": l1.detach(), "recon": rec.detach()}
+        if len(recon) > 1:  # the spread across the batch (0: one constant image for every input); none in a batch of 1
+            parts["out_std"] = recon.detach().std(dim=0).mean()
         if self.fsq is not None:
             return recon, rec, parts
         log_q = F.log_softmax(logits.float(), dim=1)
