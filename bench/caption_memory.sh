@@ -27,10 +27,11 @@ for r in $(seq "$RUNS"); do
     for build in old new; do
         src=$([ "$build" = old ] && echo "$work/old/src" || echo src)
         rm -f "$work/preview.png"
+        rc=0
         PYTHONPATH=$src /usr/bin/time -f "%e %M" -o "$work/t" $PY -m t2i_cli data preview "$work/icons" \
-            --out "$work/preview.png" --quiet > /dev/null 2>&1
-        read -r wall kb < "$work/t"
-        echo "$build $r $wall s $((kb / 1024)) MB"
+            --out "$work/preview.png" > /dev/null 2> "$work/err" || rc=$?
+        read -r wall kb < <(tail -1 "$work/t")
+        echo "$build $r $wall s $((kb / 1024)) MB exit $rc $(head -c 200 "$work/err" | tr '\n' ' ')"
         echo "$build $wall $((kb / 1024))" >> "$work/all"
     done
 done

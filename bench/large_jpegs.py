@@ -1,11 +1,13 @@
 """What decoding a large JPEG at a reduced scale (`images.load_rgb`'s draft, t2i 0.9.2) costs and saves.
 
 Quality: for every JPEG under the given folders (pictures t2i did not draw), the PSNR between load_rgb's
-picture and the full decode's (the same centre square, Lanczos, from the whole-size picture), at each side.
+picture and the full decode's (the same centre square, Lanczos, from the whole-size picture), at each side,
+with t2i's DRAFT_MARGIN and the others given.
 Speed: NAME-12mp.jpg, 4000 x 3000 photos made from each of the first --photos of those JPEGs (upscaled, with
 sensor-like noise, quality 90), read by load_rgb and by a full decode alternately, median of --reps.
 
     PYTHONPATH=src python bench/large_jpegs.py FOLDER [FOLDER ...] [--sides 64 128] [--photos 3] [--reps 5]
+                                                [--margins 1 2]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from t2i_cli import images
 from t2i_cli.images import load_rgb, opened, square, to_rgb
 
 
@@ -46,17 +49,23 @@ def main() -> None:
     ap.add_argument("--sides", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--photos", type=int, default=3)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--margins", type=int, nargs="+", default=[1, 2], help="other DRAFT_MARGINs to compare")
     args = ap.parse_args()
     jpegs = sorted({p for f in args.folders for p in f.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")})
     print(f"# {platform.node()} {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; {len(jpegs)} JPEGs")
-    print("| side | pictures | decoded smaller | PSNR to the full decode: min | median |")
-    print("|---:|---:|---:|---:|---:|")
-    for side in args.sides:
-        values = [psnr(load_rgb(p, side), full_decode(p, side)) for p in jpegs]
-        finite = [v for v in values if math.isfinite(v)]
-        print(f"| {side} | {len(values)} | {len(finite)} | {min(finite, default=math.inf):.1f} dB | "
-              f"{statistics.median(finite) if finite else math.inf:.1f} dB |")
+    print("| DRAFT_MARGIN | side | pictures | decoded smaller | PSNR to the full decode: min | median |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    shipped = images.DRAFT_MARGIN
+    for margin in sorted({*args.margins, shipped}):
+        images.DRAFT_MARGIN = margin
+        for side in args.sides:
+            values = [psnr(load_rgb(p, side), full_decode(p, side)) for p in jpegs]
+            finite = [v for v in values if math.isfinite(v)]
+            low, mid = min(finite, default=math.inf), statistics.median(finite) if finite else math.inf
+            print(f"| {margin}{' (t2i)' if margin == shipped else ''} | {side} | {len(values)} | {len(finite)} | "
+                  f"{low:.1f} dB | {mid:.1f} dB |")
+    images.DRAFT_MARGIN = shipped
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         photos = []

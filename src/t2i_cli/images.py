@@ -52,8 +52,8 @@ DRAFT_MARGIN = 4  # a JPEG is decoded at no less than this many times the side a
 def load_rgb(path: Path, side: int) -> Image.Image:
     """Open an image file as RGB, resize its short side to `side` and centre-crop it square. A JPEG many times
     larger is decoded at a half, a quarter or an eighth of its size (libjpeg scales in its transform), never
-    below DRAFT_MARGIN x side, so the Lanczos resize still makes the picture: a 12-megapixel photo reads 2.8x
-    faster, within 39 dB PSNR of the full decode on fine line art, and a truncated file is still found
+    below DRAFT_MARGIN x side, so the Lanczos resize still makes the picture: a 12-megapixel photo reads 4-7x
+    faster, within 38.8 dB PSNR of the full decode on fine line art, and a truncated file is still found
     (BENCHMARKS.md "Large JPEGs")."""
     try:
         with opened(path) as im:
