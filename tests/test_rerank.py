@@ -556,7 +556,7 @@ def test_a_rerank_that_fails_after_writing_names_what_it_wrote(weights, colour_f
 
 
 def test_a_folder_is_read_and_scored_a_batch_at_a_time_with_the_same_ranking(weights, tmp_path, monkeypatch):
-    """Every picture of the folder was decoded before the first score (a folder of 2,178 icons held 4.1 GB); now
+    """Every picture of the folder was decoded before the first score (a folder of 2,178 icons held 4.0 GB); now
     at most SCORE_BATCH are held at once, and the ranking is the one a single batch gives."""
     from t2i_cli import rerank as rr
 
