@@ -75,7 +75,7 @@ class OneValueEach(TyperCommand):
     repeat of the same value are accepted. Every parse error names the command's --help."""
 
     def parse_args(self, ctx, args):
-        given: dict[str, list[str]] = {}
+        given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
         by_name = {o: p for p in self.params if isinstance(p, TyperOption) and not (p.multiple or p.count)
                    for o in (*p.opts, *p.secondary_opts)}
         i = 0
@@ -85,22 +85,31 @@ class OneValueEach(TyperCommand):
             i += 1
             if param is None:
                 continue
-            if param.is_flag:
-                value = name
-            elif not eq and i < len(args):
+            if param.is_flag:  # -q and --quiet are one setting; --x and --no-x two
+                given.setdefault(param.name, []).append((name, name in param.opts))
+                continue
+            if not eq and i < len(args):
                 value, i = args[i], i + 1
-            given.setdefault(param.name, []).append(f"{name} {value}" if not param.is_flag else name)
-        for param in self.params:
-            said = given.get(param.name, [])
-            if len(set(said)) > 1:
-                raise CLICK_USAGE_ERROR(f"{' and '.join(dict.fromkeys(said))} disagree; give {said[0].split()[0]} once",
-                                        ctx=ctx)
+            given.setdefault(param.name, []).append((f"{name} {value}", _option_value(value)))
+        for said in given.values():
+            if len({v for _, v in said}) > 1:
+                names = " and ".join(dict.fromkeys(w for w, _ in said))
+                raise CLICK_USAGE_ERROR(f"{names} disagree; give one of them", ctx=ctx)
         try:
             return super().parse_args(ctx, args)
         except CLICK_USAGE_ERROR as e:  # the parser's own ('--seed' requires an argument) come without a context,
             if e.ctx is None:  # so their line named no --help to read
                 e.ctx = ctx
             raise
+
+
+def _option_value(text: str) -> object:
+    """An option's value for comparing two of them: a number as a number (`--n 04` is `--n 4`), other text as a
+    path would be read (`--out d/` is `--out d`)."""
+    try:
+        return float(text)
+    except ValueError:
+        return os.path.normpath(text) if text else text
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
