@@ -816,7 +816,7 @@ def test_a_training_run_keeps_decoded_pictures_up_to_its_budget_and_draws_the_sa
 
 
 def test_a_training_run_gives_each_reading_process_a_share_of_the_cache(tmp_path, monkeypatch):
-    from t2i_cli.stages import run_stage
+    from t2i_cli.stages import VAL_N, run_stage
     from t2i_cli.train import TrainConfig
 
     for i in range(4):
@@ -830,4 +830,9 @@ def test_a_training_run_gives_each_reading_process_a_share_of_the_cache(tmp_path
     monkeypatch.setattr(data, "open_source", spy)
     cfg = TrainConfig(stage="tokenizer", data=str(tmp_path / "f"), steps=1, vocab_size=300, num_workers=3)
     run_stage(cfg, tmp_path / "run", device="cpu")
-    assert seen["train"].cache_bytes == seen["val"].cache_bytes == data.TRAINING_CACHE_BYTES // 4
+    # each of the 3 workers meets every picture, so each keeps a third; validation reads its first VAL_N alone
+    assert seen["train"].cache_bytes == data.TRAINING_CACHE_BYTES // 3
+    assert seen["val"].cache_bytes == VAL_N * cfg.image_side ** 2 * 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two torchrun ranks on this machine: each keeps half of that
+    run_stage(cfg, tmp_path / "run2", device="cpu")
+    assert seen["train"].cache_bytes == data.TRAINING_CACHE_BYTES // 6

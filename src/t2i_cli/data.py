@@ -88,8 +88,9 @@ class WorldDataset(CaptionDataset):
 class PairDataset(CaptionDataset):
     """Image files with their captions, checked once when the source opened. With cache_bytes set (a training
     run sets it), the pictures it decodes are kept, side x side RGB bytes, until that many bytes are held: a
-    picture is decoded once a run, not once an epoch (a 12-megapixel JPEG takes tens of milliseconds even at a
-    reduced scale); the pictures past the budget are decoded each time. The same pixels either way."""
+    picture is decoded once a run by each process that reads it, not once an epoch (a 12-megapixel JPEG takes
+    tens of milliseconds even at a reduced scale); the pictures past the budget are decoded each time. The same
+    pixels either way, unless a file changes on disk during the run (a kept picture keeps its first pixels)."""
 
     def __init__(self, pairs: list[tuple[Path, list[str]]], side: int, skipped: dict[str, int], held_out: int = 0,
                  first: dict[str, str] | None = None, every: dict[str, list[str]] | None = None):
@@ -117,8 +118,9 @@ class PairDataset(CaptionDataset):
         return list(self.pairs[i][1])
 
 
-# Decoded pictures a training run keeps in memory, over all its processes (PairDataset.cache_bytes): 87,000
-# pictures at 64 px, 21,000 at 128.
+# Decoded training pictures a run keeps in memory on one machine (PairDataset.cache_bytes), divided among the
+# loader workers that read them (each meets every picture) and the ranks: 87,000 pictures at 64 px, 21,000 at 128,
+# with one worker.
 TRAINING_CACHE_BYTES = 1 << 30
 VAL_FRACTION = 0.05  # share of a folder or manifest held out for validation (at least one image)
 PARTS = ("all", "train", "val")
@@ -221,9 +223,10 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
 
 
 def _readable_digest(path: Path) -> tuple[str, str]:
-    """(the sha256 of an image file whose image decodes, "") (the full decode also catches truncated files), else
-    ("", why not: unreadable, or too large to decode); remembered for the file as it is (path, size, modification
-    time), so the train and val parts of a source, and every stage of a whole run, read each image once."""
+    """(the sha256 of an image file whose image decodes, "") (the decode reads the whole file, at a reduced scale
+    for a large JPEG, so it catches truncated files), else ("", why not: unreadable, or too large to decode);
+    remembered for the file as it is (path, size, modification time), so the train and val parts of a source,
+    and every stage of a whole run, read each image once."""
     try:
         st = path.stat()
     except OSError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import typing
 from pathlib import Path
@@ -556,12 +557,14 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
                               val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
         val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val", val_fraction=cfg.val_fraction)
-        # Each process that reads pictures (the loader's workers, this one for validation, on every rank) keeps
-        # its share of the decoded pictures.
-        share = TRAINING_CACHE_BYTES // ((cfg.num_workers + 1) * dd.n_procs)
-        for source in (dataset, val):
-            if isinstance(source, PairDataset):
-                source.cache_bytes = share
+        # Decoded pictures kept: validation's first VAL_N in this process; the training pictures in each process
+        # that reads them (every loader worker meets every picture: each keeps its own share), on each rank of
+        # this machine.
+        if isinstance(val, PairDataset):
+            val.cache_bytes = VAL_N * cfg.image_side ** 2 * 3
+        if isinstance(dataset, PairDataset):
+            on_this_machine = int(os.environ.get("LOCAL_WORLD_SIZE", dd.n_procs))
+            dataset.cache_bytes = TRAINING_CACHE_BYTES // (max(1, cfg.num_workers) * max(1, on_this_machine))
         created = start_folder(run_dir, deps) if not resume and dd.is_main else []
         if dd.is_main and resume:
             clean_stale_temporaries(run_dir)
