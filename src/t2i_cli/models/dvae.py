@@ -32,7 +32,8 @@ class DVAEConfig:
     fsq_levels: tuple[int, ...] = ()  # non-empty: FSQ with these levels per channel; n_codes is their product
 
     def __post_init__(self):
-        if not 0 <= self.pixel_eps < 0.5:  # pixels map into [eps, 1 - eps]: an empty or reversed range otherwise
+        if math.isfinite(self.pixel_eps) and not 0 <= self.pixel_eps < 0.5:  # [eps, 1 - eps] is empty otherwise
+            # (NaN and infinities are check_budget's to name, as for every setting)
             raise ValueError(f"pixel_eps must be at least 0 and below 0.5, got {self.pixel_eps}")
         levels = self.fsq_levels
         if not isinstance(levels, (list, tuple)) or any(type(v) is not int for v in levels):
