@@ -362,6 +362,7 @@ def test_resume_refuses_a_damaged_checkpoint_in_one_line(four_step_run, damage, 
 @pytest.mark.parametrize("strip, named", [
     (lambda k: k.startswith("optim."), "no optimizer state after 4 steps"),
     (lambda k: k == "optim.0.exp_avg_sq", "the optimizer state of parameter 0 is not whole"),
+    (lambda k: k.startswith("optim.3."), "the optimizer state of parameter 3 is missing"),
 ])
 def test_resume_refuses_a_checkpoint_whose_optimizer_state_is_not_whole(four_step_run, strip, named):
     """Without its optimizer tensors (param_groups kept) a checkpoint resumed silently with a fresh optimizer."""

@@ -191,7 +191,8 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, cf
             tensors[f"optim.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     meta = {"format": FORMAT, "kind": kind, "config": json.dumps(dataclasses.asdict(model.cfg)),
             "step": str(step), "train_config": json.dumps(cfg.to_json()),
-            "param_groups": json.dumps(state["param_groups"]), "extra": json.dumps(extra or {})}
+            "param_groups": json.dumps(state["param_groups"]), "extra": json.dumps(extra or {}),
+            "optim_entries": json.dumps(sorted(state["state"]))}  # which parameters have state (checked at load)
     save_tensors(path, tensors, meta)
 
 
@@ -210,7 +211,7 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) ->
                 _, pid, key = k.split(".", 2)
                 optim_state.setdefault(int(pid), {})[key] = v
         step, extra = int(meta["step"]), json.loads(meta.get("extra", "{}"))
-        _check_optimizer_state(optim_state, opt, step)
+        _check_optimizer_state(optim_state, opt, step, json.loads(meta.get("optim_entries", "null")))
         opt.load_state_dict({"state": optim_state, "param_groups": json.loads(meta["param_groups"])})
     except (KeyError, ValueError, TypeError) as e:
         raise T2IError(f"{path}: its optimizer state or step does not fit this run ({type(e).__name__}: {e}); "
@@ -220,13 +221,18 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) ->
     return step, extra
 
 
-def _check_optimizer_state(state: dict[int, dict[str, torch.Tensor]], opt: torch.optim.Optimizer, step: int) -> None:
-    """A checkpoint's optimizer state is whole: after a step, some; each entry for a parameter of this optimizer,
-    with the keys the others have and moments of its parameter's shape (a checkpoint stripped of its optimizer
-    tensors resumed silently with a fresh optimizer). ValueError otherwise."""
+def _check_optimizer_state(state: dict[int, dict[str, torch.Tensor]], opt: torch.optim.Optimizer, step: int,
+                           entries: list[int] | None = None) -> None:
+    """A checkpoint's optimizer state is whole: after a step, some; an entry for each parameter its metadata says
+    had one (entries; checkpoints before t2i 0.9.2 do not say), each for a parameter of this optimizer, with the
+    keys the others have and moments of its parameter's shape (a checkpoint stripped of its optimizer tensors
+    resumed silently with a fresh optimizer). ValueError otherwise."""
     params = [p for group in opt.param_groups for p in group["params"]]
     if step > 0 and not state:
         raise ValueError(f"no optimizer state after {step} steps")
+    missing = sorted(set(entries or ()) - set(state))
+    if missing:
+        raise ValueError(f"the optimizer state of parameter {missing[0]} is missing")
     keys = set().union(*state.values())  # what every entry holds (Adam: step, exp_avg, exp_avg_sq)
     for pid, entry in state.items():
         if not 0 <= pid < len(params) or set(entry) != keys:
