@@ -269,13 +269,14 @@ MAX_MANIFEST_LINE = 1 << 20  # bytes of one manifest line parsed (a longer line 
 # Captions kept of one picture (a caption file's lines, a manifest line's list); the rest are counted as left
 # out. Each kept caption is a string of its own, so 64 KB of three-byte lines held 1.5 MB per picture.
 MAX_CAPTIONS = 64
-TOO_MANY_CAPTIONS = f"caption line(s) past the first {MAX_CAPTIONS} of a picture"
+TOO_MANY_CAPTIONS = f"picture(s) with over {MAX_CAPTIONS} captions (the rest left out)"
 
 
 def _kept_captions(lines: list[str], where: object, skipped: Skips) -> list[str]:
-    """The first MAX_CAPTIONS of a picture's captions; the others counted in skipped."""
+    """The first MAX_CAPTIONS of a picture's captions; a picture with more counted in skipped (once: its lines
+    counted as items read as if pictures were left out)."""
     if len(lines) > MAX_CAPTIONS:
-        skipped.add(TOO_MANY_CAPTIONS, where, len(lines) - MAX_CAPTIONS)
+        skipped.add(TOO_MANY_CAPTIONS, where)
     return lines[:MAX_CAPTIONS]
 
 
