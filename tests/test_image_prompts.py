@@ -308,6 +308,11 @@ def test_vary_refuses_a_contact_sheet_t2i_wrote(tiny_weights, tmp_path):
     assert not (tmp_path / "v").exists()
     assert r.stdout == ""
     image = next(p for p in out.glob("*.png") if "grid" not in p.name)
+    old_grid = tmp_path / "two-green-cats-grid-000.png"  # a grid of an older t2i: settings, and its name alone
+    old_grid.write_bytes(image.read_bytes())
+    for command in (["vary", old_grid], ["generate", "--from", old_grid]):
+        r = run(*command, "--weights", tiny_weights, "--out", tmp_path / "v")
+        assert r.exit_code == 1 and "contact sheet" in r.stderr and not (tmp_path / "v").exists(), r.stderr
     assert run("vary", image, "--n", 1, "--weights", tiny_weights, "--out", tmp_path / "v", "-q").exit_code == 0
 
 

@@ -693,10 +693,10 @@ def vary(
         check_seed(seed)
         check_strength(strength)
         file_sha256(source)  # a missing or unreadable SOURCE is said first, before the prompt line
-        from t2i_cli.outputs import SHEET_KEY
+        from t2i_cli.outputs import is_t2i_sheet
 
         text = read_png_text(source) if source.suffix.lower() == ".png" else {}
-        if text.get(SHEET_KEY):  # the whole sheet squeezed into one picture, drawn from one image's prompt
+        if is_t2i_sheet(text, source):  # the whole sheet squeezed into one picture, drawn from one image's prompt
             raise DataError(f"{source} is a contact sheet t2i wrote; vary one of the images it shows")
         from t2i_cli.pipeline import check_negative
         from t2i_cli.sampling import SamplingConfig

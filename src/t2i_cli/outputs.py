@@ -16,6 +16,13 @@ from t2i_cli.sampling import SamplingConfig
 
 MAX_RECORDED_N = 256  # the largest --n (cli.MAX_N): a PNG cannot ask --from for more work than a command could
 SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (its value says which kind)
+_LEGACY_GRID = re.compile(r"-grid-\d{3}$")  # grids written before sheets were marked
+
+
+def is_t2i_sheet(text: dict[str, str], path: Path) -> bool:
+    """Whether a PNG (its text chunks, its path) is a contact sheet t2i wrote: marked, or a grid of an older t2i
+    (its settings, and a -grid-NNN name)."""
+    return bool(text.get(SHEET_KEY)) or ("t2i" in text and bool(_LEGACY_GRID.search(Path(path).stem)))
 
 
 def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identity: str,
@@ -64,7 +71,7 @@ def read_provenance(path: Path) -> dict[str, str]:
                         "`t2i vary`); --from needs one of their PNGs") from None
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?")
-    if text.get(SHEET_KEY):
+    if is_t2i_sheet(text, path):
         raise DataError(f"{path} is a contact sheet; pass --from one of the images it shows")
     return meta
 

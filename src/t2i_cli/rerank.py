@@ -23,7 +23,7 @@ from t2i_cli.images import (
     read_png_text,
     tensor_from_image,
 )
-from t2i_cli.outputs import SHEET_KEY
+from t2i_cli.outputs import SHEET_KEY, is_t2i_sheet
 from t2i_cli.pipeline import TextToImage
 
 MAX_PROMPT_CHARS = 1000  # a prompt read from a file is cut to this many characters (prompts are ~10 words)
@@ -31,7 +31,6 @@ CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
 RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows
 BEST = "best"  # the folder link_best copies into
-_LEGACY_GRID = re.compile(r"-grid-\d{3}$")  # grids written before sheets were marked
 
 
 @dataclass
@@ -75,7 +74,7 @@ def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], C
         if chunks.get("ranking") == "top-k contact sheet":
             continue  # an earlier rerank's --top sheet: its own output, passed over silently (by content: a
             # picture of yours named ranking-top-* is ranked)
-        if SHEET_KEY in chunks or ("t2i" in chunks and _LEGACY_GRID.search(path.stem)):
+        if is_t2i_sheet(chunks, path):
             skipped["contact sheet t2i wrote"] += 1
             continue
         text = prompt or chunks.get("prompt")
