@@ -294,6 +294,11 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
         assert r.exit_code == code and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
     r = run("vary", tmp_path / "afile.txt", "--n", 1, "--weights", tiny_weights, "--out", out)
     assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    zebras = Path(run("generate", "two green zebras", "--weights", tiny_weights, "--out", out, "-q").stdout.strip())
+    r = run("vary", zebras, "--n", 1, "--weights", tiny_weights, "--out", out)
+    lines = r.stderr.strip().splitlines()  # the warning about the prompt follows the line that names it
+    assert r.exit_code == 0 and len(lines) == 2 and lines[0].startswith("prompt: 'two green zebras'"), lines
+    assert "not in the tokenizer's vocabulary" in lines[1] and "zebras" in lines[1], lines
 
 
 

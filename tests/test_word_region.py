@@ -303,6 +303,9 @@ def test_explain_with_a_sentence_level_clip_says_why_there_are_no_maps(tiny_weig
     r = run("rerank", folder, "--prompt", "a red bird", "--explain", "--weights", tiny_weights, "--device", "cpu")
     assert r.exit_code == 0 and "no word-region head" in r.stderr
     assert not list(folder.glob("explain-*"))
+    r = run("rerank", folder, "--prompt", "a red bird", "--explain", "--weights", tiny_weights, "--device", "cpu",
+            "--quiet", "--force")
+    assert r.exit_code == 0 and r.stderr == "" and "word contributions" in r.stdout  # --quiet: no warnings
 
 
 def test_train_clip_with_hard_negatives_logs_how_often_it_prefers_the_scene(tmp_path):

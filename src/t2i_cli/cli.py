@@ -538,9 +538,6 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
         warn(f"{weights} has no clip.safetensors, so this draws one image, not the best of {DEFAULT_CANDIDATES} "
              f"(--candidates 1 asks for one and silences this)")
     request = pipe.request(prompt, sampling, negative)  # the prompts are encoded, and the settings checked, once
-    _warn_encoding(pipe, request.encoded, "the prompt", quiet)
-    if request.negative_encoded is not None:
-        _warn_encoding(pipe, request.negative_encoded, "the negative prompt", quiet)
     image = None
     if spec is not None:
         from t2i_cli.image_prompt import build
@@ -550,6 +547,11 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
     make_folder(out_dir, "--out")
     if before_drawing is not None:
         before_drawing()
+    # Warnings once every check has passed: a refusal is its one line, and vary's prompt line comes before what
+    # it says of that prompt.
+    _warn_encoding(pipe, request.encoded, "the prompt", quiet)
+    if request.negative_encoded is not None:
+        _warn_encoding(pipe, request.negative_encoded, "the negative prompt", quiet)
     paths: list[Path] = []
     try:
         return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet, paths, image, stem)
@@ -1061,7 +1063,7 @@ def rerank(folder: Path = typer.Argument(...,
         # ranking.json was written.
         said: list[str] = []
         try:
-            _rerank_outputs(pipe, folder, ranked, top, link_best, explain, said)
+            _rerank_outputs(pipe, folder, ranked, top, link_best, explain, said, quiet)
         except BaseException:
             for line in said:  # the files written before the failure, named as a finished run names them
                 out.print(line, soft_wrap=True)
@@ -1071,7 +1073,8 @@ def rerank(folder: Path = typer.Argument(...,
             out.print(line, soft_wrap=True)
 
 
-def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, explain: bool, said: list[str]) -> None:
+def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, explain: bool, said: list[str],
+                    quiet: bool = False) -> None:
     """Write what rerank writes (ranking.json, the --top sheet, best/, --explain's maps), adding to said the line
     that names each as it is written, and --explain's word contributions."""
     from t2i_cli import rerank as rr
@@ -1093,7 +1096,7 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
             maps = rr.explain_maps(pipe, image, best.prompt)
             said.append(f"wrote {rr.write_explain(folder, best.path.stem, image, maps)} (where each word looks; "
                         f"beside each word, the cosine of the word and what it attends to)")
-        else:
+        elif not quiet:
             warn("this CLIP has no word-region head, so --explain shows no attention maps "
                  "(train one with --model word_region=true)")
 
