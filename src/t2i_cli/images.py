@@ -52,17 +52,32 @@ DRAFT_MARGIN = 4  # a JPEG is decoded at no less than this many times the side a
 def load_rgb(path: Path, side: int) -> Image.Image:
     """Open an image file as RGB, resize its short side to `side` and centre-crop it square. A JPEG many times
     larger is decoded at a half, a quarter or an eighth of its size (libjpeg scales in its transform), never
-    below DRAFT_MARGIN x side, so the Lanczos resize still makes the picture: a 12-megapixel photo reads 4-7x
-    faster, within 38.8 dB PSNR of the full decode on fine line art, and a truncated file is still found
+    below DRAFT_MARGIN x side, so the Lanczos resize still makes the picture: a 12-megapixel photo reads 4.5-7x
+    faster, within 43.1 dB PSNR of the full decode on fine line art, and a truncated file is still found
     (BENCHMARKS.md "Large JPEGs")."""
     try:
         with opened(path) as im:
-            im.draft(None, (DRAFT_MARGIN * side, DRAFT_MARGIN * side))  # JPEG only (a no-op for other formats)
+            stored = im.size
+            drafted = im.draft(None, (DRAFT_MARGIN * side, DRAFT_MARGIN * side))  # JPEG only (None otherwise)
             im.load()
-            img = to_rgb(ImageOps.exif_transpose(im))  # a phone's photo the way it is shown, not stored
+            if drafted is None or drafted[1][2:] == stored:
+                return square(to_rgb(ImageOps.exif_transpose(im)), side)  # a phone's photo as it is shown
+            orientation = im.getexif().get(0x0112, 1)
+            img = to_rgb(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, "image", e) from e
-    return square(img, side)
+    # Reduced: a side that the scale does not divide is rounded up with padding past the picture (4001 / 8 ->
+    # 501 pixels, the picture 500.125 of them; centred on 501 the crop lost 10-19 dB), so the square is taken
+    # from the picture's own size, in the orientation it is stored in, and the small square is then turned.
+    small = square(img, side, size=drafted[1][2:])
+    method = EXIF_TRANSPOSE.get(orientation)
+    return small.transpose(method) if method is not None else small
+
+
+# What ImageOps.exif_transpose does for each EXIF orientation.
+EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                  4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+                  7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
@@ -120,11 +135,12 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Im
     return im.convert("RGB")
 
 
-def square(img: Image.Image, side: int) -> Image.Image:
+def square(img: Image.Image, side: int, size: tuple[float, float] | None = None) -> Image.Image:
     """The centre square of img (short side by short side) resized to side x side (Lanczos), in one
     resampling of that square alone: what resizing the short side to `side` and centre-cropping shows,
-    without resizing the rest first (a 200,000 x 4 strip blown up to 3.2 M x 64 took 4 GB before t2i 0.9.0)."""
-    w, h = img.size
+    without resizing the rest first (a 200,000 x 4 strip blown up to 3.2 M x 64 took 4 GB before t2i 0.9.0).
+    size: the picture's width and height within img when they are less (a reduced JPEG's, in its pixels)."""
+    w, h = size or img.size
     s = min(w, h)
     return img.resize((side, side), Image.LANCZOS, box=((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
 
