@@ -491,3 +491,18 @@ def test_from_warns_only_when_the_files_that_draw_differ(tiny_weights, tmp_path)
     r = run("generate", "--from", made, "--weights", other_transformer, "--out", tmp_path / "b")
     assert r.exit_code == 0 and f"was drawn by weights {meta['weights']}" in r.stderr, r.stderr
     assert "the image will differ" in r.stderr
+
+    # A PNG of t2i 0.9.1 records no generator: the whole folder's identity is all there is to compare
+    from PIL import PngImagePlugin
+
+    old = {k: v for k, v in meta.items() if k != "generator"}
+    old["t2i"] = json.dumps({k: v for k, v in json.loads(meta["t2i"]).items() if k != "generator"}, sort_keys=True)
+    info = PngImagePlugin.PngInfo()
+    for k, v in old.items():
+        info.add_text(k, v)
+    with Image.open(made) as im:
+        im.save(tmp_path / "old.png", pnginfo=info)
+    r = run("generate", "--from", tmp_path / "old.png", "--weights", tiny_weights, "--out", tmp_path / "c")
+    assert r.exit_code == 0 and "will differ" not in r.stderr, r.stderr
+    r = run("generate", "--from", tmp_path / "old.png", "--weights", other_clip, "--out", tmp_path / "d")
+    assert r.exit_code == 0 and "the image will differ" in r.stderr, r.stderr

@@ -331,7 +331,7 @@ class TextToImage:
     def rerank(self, results: list[Generated], keep: int) -> list[Generated]:
         """Score results against their prompt and return the best `keep`, with score and rank set."""
         scores = self.score(torch.stack([r.image for r in results]), results[0].prompt)
-        order = torch.argsort(scores, descending=True).tolist()
+        order = torch.argsort(scores, descending=True, stable=True).tolist()  # equal scores: the first drawn first
         for rank, i in enumerate(order, start=1):
             results[i].score, results[i].rank = float(scores[i]), rank
         return [results[i] for i in order[:keep]]

@@ -98,8 +98,10 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
     items, skipped = collect(folder, prompt)
     ranked: list[Ranked] = []
     done = 0
-    for text in dict.fromkeys(t for _, t in items):
-        group = [p for p, t in items if t == text]
+    groups: dict[str, list[Path]] = {}  # prompt -> its pictures, in the files' order
+    for path, text in items:
+        groups.setdefault(text, []).append(path)
+    for text, group in groups.items():
         scored: list[tuple[Path, float]] = []
         for start in range(0, len(group), SCORE_BATCH):
             paths, images = [], []

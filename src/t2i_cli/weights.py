@@ -324,14 +324,18 @@ def folder_hashes(folder: Path) -> tuple[str, str]:
     """(identity, generator): short sha256s over the weights files present in folder (name and content), all of
     them and GENERATOR_FILES alone (what an image's pixels depend on once its candidate is chosen), in one read:
     the generator's files come first, so its hash is the identity's state after them."""
-    h, generator = hashlib.sha256(), ""
-    for name in (*FILES, SECOND_CLIP):
-        if name == FILES[len(GENERATOR_FILES)]:
-            generator = h.copy().hexdigest()[:16]
-        p = Path(folder) / name
-        if p.is_file():
-            h.update(name.encode())
-            sha256_of(p, h)  # in pieces: a whole file read at once stays in the process's peak memory
+    h = hashlib.sha256()
+
+    def add(names: tuple[str, ...]) -> None:
+        for name in names:
+            p = Path(folder) / name
+            if p.is_file():
+                h.update(name.encode())
+                sha256_of(p, h)  # in pieces: a whole file read at once stays in the process's peak memory
+
+    add(GENERATOR_FILES)
+    generator = h.hexdigest()[:16]
+    add(tuple(n for n in (*FILES, SECOND_CLIP) if n not in GENERATOR_FILES))
     return h.hexdigest()[:16], generator
 
 
