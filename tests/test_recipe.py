@@ -440,3 +440,26 @@ def test_torchrun_whole_run_refused_in_a_folder_of_other_files_leaves_it_as_it_w
     assert proc.returncode != 0
     assert [p.name for p in user.iterdir()] == ["notes.txt"], proc.stderr[-2000:]
     assert sum("holds other files" in line for line in proc.stderr.splitlines()) == 1, proc.stderr[-2000:]
+
+
+def test_eval_data_reads_and_embeds_its_images_a_batch_at_a_time(uninterrupted, tmp_path, monkeypatch):
+    """Every val image and every drawn one was held, and embedded by the CLIP in one batch (--n 10,000 with
+    --draws 16 is 170,000 pictures); now a batch at a time, with the same measurements."""
+    from t2i_cli import data_eval
+    from t2i_cli.pipeline import TextToImage
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(160):
+        Image.new("RGB", (20, 20), (i, 250 - i, (37 * i) % 256)).save(data / f"p{i:03d}.png")
+        (data / f"p{i:03d}.txt").write_text(f"{['red', 'blue', 'green'][i % 3]} thing {i}\n")
+    pipe = TextToImage.from_folder(uninterrupted / "weights", "cpu")
+    whole = data_eval.evaluate_data(pipe, str(data), 5, seed=1, draws=2)
+    sizes, embed = [], pipe.bundle.clip.embed
+    monkeypatch.setattr(pipe.bundle.clip, "embed", lambda x, t: (sizes.append(len(x)), embed(x, t))[1])
+    monkeypatch.setattr(data_eval, "EVAL_BATCH", 3)
+    batched = data_eval.evaluate_data(pipe, str(data), 5, seed=1, draws=2)
+    assert whole["n"] == batched["n"] == 4  # the val split of these 160 pictures
+    assert sizes == [3, 1, 8]  # the real images 3 at a time, then the drawn ones a decode at a time
+    for part in ("dvae", "transformer", "clip"):
+        assert batched[part] == pytest.approx(whole[part], rel=1e-5, abs=1e-6), part

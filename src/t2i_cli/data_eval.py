@@ -22,6 +22,8 @@ from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.pipeline import MAX_BATCH, TextToImage
 from t2i_cli.sampling import SamplingConfig
 
+EVAL_BATCH = 32  # val images read, encoded and embedded at a time
+
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two sets of embeddings (N, D) and (M, D)."""
@@ -61,53 +63,64 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     val = _val(source, b.dvae.cfg.image_side,
                None if progress is None else lambda done, total: progress("checking pictures", done, total))
     count = min(n, len(val))
-    items = [val[i] for i in range(count)]  # (image (3, H, W) in [0, 1], caption)
-    if progress is not None:
-        progress("val images", count, count)
-    real = torch.stack([x for x, _ in items])
     result: dict[str, Any] = {"source": source, "n": count, "val_size": len(val), "seed": seed, "draws": draws}
+    clip = b.clip
+    if clip is not None:
+        side = clip.cfg.image_side
+        fit = lambda t: torch.nn.functional.interpolate(t, size=(side, side), mode="area") \
+            if t.shape[-1] != side else t  # noqa: E731
 
-    codes, psnrs = [], []
-    for lo in range(0, count, 32):
-        x = real[lo:lo + 32].to(pipe.device)
+    # The val images a batch at a time (--n 10,000 held every image, real and drawn, and embedded them in one
+    # batch): their codes, PSNR and CLIP embeddings are kept, not the pictures.
+    captions: list[str] = []
+    codes, psnrs, real_emb, txt_emb = [], [], [], []
+    for lo in range(0, count, EVAL_BATCH):
+        part = [val[i] for i in range(lo, min(count, lo + EVAL_BATCH))]  # (image (3, H, W) in [0, 1], caption)
+        x = torch.stack([im for im, _ in part]).to(pipe.device)
+        captions += [c for _, c in part]
         c = b.dvae.codes_from_image(x)
         psnrs.append(psnr(b.dvae.image_from_codes(c), x).cpu())
         codes.append(c.flatten(1).cpu())
+        if clip is not None:
+            text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for _, cap in part],
+                                device=pipe.device)
+            img, txt = clip.embed(fit(x), text)
+            real_emb.append(img.cpu())
+            txt_emb.append(txt.cpu())
+        if progress is not None:
+            progress("val images", lo + len(part), count)
     flat = torch.cat(codes)
     perplexity, used = code_usage(flat, b.dvae.cfg.n_codes)
     result["dvae"] = {"psnr": float(torch.cat(psnrs).mean()), "perplexity": perplexity, "codes_used": used}
 
     bits = 0.0
-    for lo in range(0, count, 32):
-        caps = [c for _, c in items[lo:lo + 32]]
+    for lo in range(0, count, EVAL_BATCH):
+        caps = captions[lo:lo + EVAL_BATCH]
         text = torch.tensor([pipe.request(c, sampling).encoded.ids for c in caps], device=pipe.device)
-        logits, _ = b.transformer(text, flat[lo:lo + 32].to(pipe.device))
+        logits, _ = b.transformer(text, flat[lo:lo + EVAL_BATCH].to(pipe.device))
         ce = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                               flat[lo:lo + 32].reshape(-1).to(pipe.device), reduction="sum")
+                                               flat[lo:lo + EVAL_BATCH].reshape(-1).to(pipe.device),
+                                               reduction="sum")
         bits += float(ce) / math.log(2)
     result["transformer"] = {"bits_per_code": bits / flat.numel()}
 
-    generated, per = [], MAX_BATCH // draws
+    fake_emb, per = [], MAX_BATCH // draws
     for lo in range(0, count, per):  # many captions in one decode, each from its own seed
-        part = items[lo:lo + per]
-        drawn = pipe.draw_each([pipe.request(c, sampling) for _, c in part], [seed + lo + i for i in range(len(part))],
-                               draws)
-        generated += [g.image for g in drawn]  # caption-major: caption i's draws at i * draws ...
+        part = captions[lo:lo + per]
+        drawn = pipe.draw_each([pipe.request(c, sampling) for c in part], [seed + lo + i for i in range(len(part))],
+                               draws)  # caption-major: caption i's draws at i * draws ...
+        if clip is not None:
+            text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for cap in part],
+                                device=pipe.device).repeat_interleave(draws, dim=0)
+            fake_emb.append(clip.embed(fit(torch.stack([g.image for g in drawn]).to(pipe.device)), text)[0].cpu())
         if progress is not None:
             progress("generate", (lo + len(part)) * draws, count * draws)
-    fake = torch.stack(generated)
-    if b.clip is not None:
-        side = b.clip.cfg.image_side
-        size = lambda t: torch.nn.functional.interpolate(t, size=(side, side), mode="area") \
-            if t.shape[-1] != side else t  # noqa: E731
-        real_c, fake_c = size(real).to(pipe.device), size(fake).to(pipe.device)
-        text = torch.tensor([b.tokenizer.encode(c, b.clip.cfg.text_len).ids for _, c in items], device=pipe.device)
-        real_img, txt = b.clip.embed(real_c, text)
-        fake_img, _ = b.clip.embed(fake_c, text)
+    if clip is not None:
+        real_img, txt, fake_img = torch.cat(real_emb), torch.cat(txt_emb), torch.cat(fake_emb)
         fake_txt = txt.repeat_interleave(draws, dim=0)  # each generated image against its own caption
         result["clip"] = {"score_generated": float((fake_img * fake_txt).sum(-1).mean()),
                           "score_real": float((real_img * txt).sum(-1).mean()),
-                          "frechet_distance": frechet_distance(real_img.cpu(), fake_img.cpu())
+                          "frechet_distance": frechet_distance(real_img, fake_img)
                           if count >= 2 else None}  # a covariance needs two images: not measured (JSON null)
     result["seconds"] = time.perf_counter() - start
     return result
