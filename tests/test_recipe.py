@@ -310,8 +310,9 @@ def test_a_run_validates_on_a_usable_picture_and_says_when_it_has_none(tmp_path)
     assert not any(key.startswith("val_") for row in metrics(tmp_path / "copy") for key in row)
 
 
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "[" * 100_000 + "]" * 100_000])
 def test_a_damaged_plan_file_is_one_line(tmp_path, content):
+    """Also one nested past the recursion limit (it was an internal error)."""
     out = tmp_path / "run"
     out.mkdir()
     (out / "all.json").write_text(content)
@@ -319,6 +320,24 @@ def test_a_damaged_plan_file_is_one_line(tmp_path, content):
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and "all.json" in lines[0] and "new --out" in lines[0], r.stderr
     assert (out / "all.json").read_text() == content
+
+
+def test_a_run_file_larger_than_t2i_writes_is_refused_unread(tmp_path, monkeypatch):
+    """all.json and train_config.json were read whole, whatever their size."""
+    from t2i_cli import files
+
+    monkeypatch.setattr(files, "MAX_OWN_JSON", 1 << 20)
+    big = json.dumps({"data": "world", "pad": "x" * (1 << 20)})
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "whole" / "all.json").write_text(big)
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / "train_config.json").write_text(big)
+    for args, name in (([*ALL, "--out", tmp_path / "whole"], "all.json"),
+                       (["train", "--resume", tmp_path / "stage"], "train_config.json")):
+        r = run(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and name in lines[0], r.stderr
+        assert "more than the 1 MB t2i writes there" in lines[0], lines
 
 
 def test_the_whole_run_with_q_still_warns_about_a_small_folder(tmp_path):

@@ -115,6 +115,15 @@ def sha256_of(path: Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
 MAX_OWN_JSON = 64 << 20  # a JSON file t2i wrote is read to recognise it only up to this size
 
 
+def read_own_json(path: Path) -> Any:
+    """A JSON file t2i wrote (a run's train_config.json or all.json), parsed; ValueError when it is larger than
+    MAX_OWN_JSON (not read) or not JSON, OSError when it cannot be read."""
+    size = Path(path).stat().st_size
+    if size > MAX_OWN_JSON:
+        raise ValueError(f"it holds {size:,} bytes, more than the {MAX_OWN_JSON >> 20} MB t2i writes there")
+    return json.loads(Path(path).read_bytes())
+
+
 def is_own_json(path: Path, looks_like: Callable[[Any], bool]) -> bool:
     """Whether path is a JSON file that looks_like (given its parsed content) recognises as what t2i writes
     there; a file that cannot be read, is not JSON or is larger than MAX_OWN_JSON is not."""

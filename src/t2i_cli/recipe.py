@@ -9,12 +9,11 @@ RUN/weights, ready for `t2i generate --weights RUN/weights`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 from t2i_cli.errors import UsageError
-from t2i_cli.files import atomic_write_json, make_folder
+from t2i_cli.files import atomic_write_json, make_folder, read_own_json
 from t2i_cli.stages import check_new_folder, run_stage
 from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, export_run
 from t2i_cli.train_options import PLAN, is_whole_run, rank_zero
@@ -44,8 +43,8 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     path = Path(run_dir) / PLAN
     if path.is_file():
         try:
-            recorded = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
+            recorded = read_own_json(path)
+        except (OSError, ValueError, RecursionError) as e:
             raise UsageError(f"{path} is not readable ({e}); start the run again in a new --out") from e
         if not isinstance(recorded, dict):
             raise UsageError(f"{path} does not hold a run's settings; start the run again in a new --out")

@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from t2i_cli.devices import resolve_device
 from t2i_cli.errors import T2IError, UsageError, WeightsError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json, make_folder
+from t2i_cli.files import atomic_write_bytes, atomic_write_json, make_folder, read_own_json
 from t2i_cli.weights import (
     FORMAT,
     SECOND_CLIP,
@@ -250,10 +250,10 @@ def read_run_config(run_dir: Path, fix: str = "check the --resume path") -> Trai
     if not path.is_file():
         raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); {fix}")
     try:
-        cfg = TrainConfig(**upgrade_config("train", json.loads(path.read_text())))
+        cfg = TrainConfig(**upgrade_config("train", read_own_json(path)))
         cfg.check()
         return cfg
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, RecursionError) as e:
         raise UsageError(f"{path} is not a readable run config ({e}); the run cannot be resumed") from e
 
 
