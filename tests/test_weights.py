@@ -448,3 +448,17 @@ def test_the_same_model_gives_the_same_bytes_in_every_process(tmp_path):
     for p in paths:
         subprocess.run([sys.executable, "-c", code, str(p)], check=True)
     assert paths[0].read_bytes() == paths[1].read_bytes() == paths[2].read_bytes()
+
+
+def test_a_clip_whose_width_its_heads_do_not_divide_is_refused_with_our_error(tmp_path):
+    """n_embd 1 with 4 heads met PyTorch's own assert (an internal error, and nothing under python -O); found by
+    the fuzzed-metadata test."""
+    small = dict(image_side=16, text_vocab=40, text_len=8, n_pad_start=32, n_hid=8, n_layer=1, embed_dim=8)
+    with pytest.raises(ValueError, match="n_embd 6 must be a multiple of n_head 4"):
+        Clip(ClipConfig(n_embd=6, n_head=4, **small))
+    save_model(Clip(ClipConfig(n_embd=8, n_head=4, **small)), tmp_path / "clip.safetensors", "clip")
+    tensors, meta = load_tensors(tmp_path / "clip.safetensors")
+    meta["config"] = json.dumps(json.loads(meta["config"]) | {"n_embd": 1})
+    save_tensors(tmp_path / "clip.safetensors", tensors, meta)
+    with pytest.raises(WeightsError, match="n_embd 1 must be a multiple of n_head 4"):
+        load_model(tmp_path / "clip.safetensors", "clip")

@@ -83,6 +83,8 @@ class TextEncoder(nn.Module):
 
     def __init__(self, cfg: ClipConfig):
         super().__init__()
+        if cfg.n_head < 1 or cfg.n_embd % cfg.n_head:  # PyTorch's own check is an assert (gone under python -O)
+            raise ValueError(f"n_embd {cfg.n_embd} must be a multiple of n_head {cfg.n_head}")
         self.cfg = cfg
         self.tok = nn.Embedding(cfg.text_vocab, cfg.n_embd)
         self.pos = nn.Embedding(cfg.text_len, cfg.n_embd)
