@@ -708,6 +708,9 @@ def test_the_first_batch_of_a_seed_draws_from_the_seed_itself():
     (["train", "--stage", "clip", "--hard-negatives", "--no-hard-negatives"],
      "--hard-negatives and --no-hard-negatives disagree"),
     (["data", "preview", "d", "--n", "3", "--n", "4"], "--n 3 and --n 4 disagree"),
+    (["generate", "a red bird", "--negative", "a/b", "--negative", "a//b"], "--negative a/b and --negative a//b"),
+    (["generate", "a red bird", "--negative", "04", "--negative", "4"], "disagree"),  # text, not numbers
+    (["generate", "a red bird", "--seed", "9007199254740993", "--seed", "9007199254740992"], "disagree"),  # exact
 ])
 def test_an_option_given_twice_with_different_values_is_refused(args, says, tmp_path):
     """Click let the last of `--seed 1 --seed 2` win without a word: the user meant one of them."""
@@ -724,6 +727,8 @@ def test_an_option_repeated_with_its_value_and_evals_several_seeds_are_accepted(
     assert r.exit_code == 0, r.output
     r = run("data", "world", "--side", "16", "--size", "16", "--n", "1", "--out", tmp_path / "w", "-q")
     assert r.exit_code == 0, r.output
+    r = generate(tiny_weights, tmp_path / "c", "--n", "1", "--top-p", "1e-1", "--top-p", "0.1", "-q")
+    assert r.exit_code == 0, r.output  # one float in two spellings
     assert generate(tiny_weights, tmp_path / "b", "--n", "1", "--seed", "3").exit_code == 0
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
     # eval's --seed takes several values: the parser lets it through (the refusal here is the missing folder)

@@ -90,7 +90,7 @@ class OneValueEach(TyperCommand):
                 continue
             if not eq and i < len(args):
                 value, i = args[i], i + 1
-            given.setdefault(param.name, []).append((f"{name} {value}", _option_value(value)))
+            given.setdefault(param.name, []).append((f"{name} {value}", _option_value(param, value)))
         for said in given.values():
             if len({v for _, v in said}) > 1:
                 names = " and ".join(dict.fromkeys(w for w, _ in said))
@@ -103,13 +103,25 @@ class OneValueEach(TyperCommand):
             raise
 
 
-def _option_value(text: str) -> object:
-    """An option's value for comparing two of them: a number as a number (`--n 04` is `--n 4`), other text as a
-    path would be read (`--out d/` is `--out d`)."""
+def _option_value(param, text: str) -> object:
+    """An option's value for comparing two of them, by the option's declared type: an int or a float as a number
+    (`--n 04` is `--n 4`; NaN is one value), a path as it would be read (`--out d/` is `--out d`), other text as
+    written (two prompts are two prompts). A value that does not convert, or a Typer that does not say the type,
+    compares as written (the parser then says what is wrong)."""
+    kind = getattr(param, "bare_type", None)
     try:
-        return float(text)
-    except ValueError:
-        return os.path.normpath(text) if text else text
+        kind = kind() if callable(kind) else None
+        kind = getattr(kind, "__name__", kind)  # a class, or its name (annotations read as text)
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            value = float(text)
+            return "nan" if value != value else value
+        if kind == "Path":
+            return os.path.normpath(text) if text else text
+    except (TypeError, ValueError):
+        pass
+    return text
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
