@@ -313,11 +313,26 @@ def test_vary_refuses_a_contact_sheet_t2i_wrote(tiny_weights, tmp_path):
     assert not (tmp_path / "v").exists()
     assert r.stdout == ""
     image = next(p for p in out.glob("*.png") if "grid" not in p.name)
-    old_grid = tmp_path / "two-green-cats-grid-000.png"  # a grid of an older t2i: settings, and its name alone
-    old_grid.write_bytes(image.read_bytes())
+    from PIL import PngImagePlugin
+
+    from t2i_cli.outputs import SHEET_KEY
+
+    old_grid = tmp_path / "two-green-cats-grid-000.png"  # a grid of an older t2i: settings and its name, unmarked
+    info = PngImagePlugin.PngInfo()
+    with Image.open(sheet) as im:
+        for k, v in im.text.items():
+            if k != SHEET_KEY:
+                info.add_text(k, v)
+        im.save(old_grid, pnginfo=info)
     for command in (["vary", old_grid], ["generate", "--from", old_grid]):
         r = run(*command, "--weights", tiny_weights, "--out", tmp_path / "v")
         assert r.exit_code == 1 and "contact sheet" in r.stderr and not (tmp_path / "v").exists(), r.stderr
+    # an image whose prompt ends in "grid" is an image (its name is what a sheet's name was)
+    r = run("generate", "a grid", "--weights", tiny_weights, "--out", tmp_path / "g", "-q")
+    grid_image = Path(r.stdout.strip())
+    assert grid_image.name == "a-grid-000.png"
+    r = run("vary", grid_image, "--n", 1, "--weights", tiny_weights, "--out", tmp_path / "g", "-q")
+    assert r.exit_code == 0, r.stderr
     assert run("vary", image, "--n", 1, "--weights", tiny_weights, "--out", tmp_path / "v", "-q").exit_code == 0
 
 

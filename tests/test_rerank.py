@@ -611,3 +611,26 @@ def test_rerank_quiet_prints_no_warning_and_a_batch_of_unreadable_pictures_is_no
     (bad / "b.jpg").write_bytes(os.urandom(300))
     line = one_line_failure(run("rerank", bad, "--weights", weights, "--device", "cpu", "--prompt", RED))
     assert "nothing to rank" in line and "2 unreadable image" in line, line
+
+
+def test_an_older_unmarked_grid_is_passed_over_and_an_image_of_a_grid_is_ranked(weights, tmp_path):
+    """Grids of an older t2i carry no sheet mark, only their name; an image whose prompt ends in "grid" has the
+    name such a sheet had (a-grid-000) and was passed over as one."""
+    from t2i_cli.outputs import SHEET_KEY
+
+    folder = tmp_path / "out"
+    r = run("generate", "a red bird", "--weights", weights, "--out", folder, "--n", 2, "--grid", "--device", "cpu",
+            "-q")
+    sheet = next(p for p in map(Path, r.stdout.split()) if "grid" in p.name)
+    info = PngImagePlugin.PngInfo()
+    with Image.open(sheet) as im:
+        for k, v in im.text.items():
+            if k != SHEET_KEY:
+                info.add_text(k, v)
+        im.save(sheet, pnginfo=info)  # as an older t2i wrote it
+    r = run("generate", "a grid", "--weights", weights, "--out", folder, "--n", 1, "--device", "cpu", "-q")
+    assert Path(r.stdout.strip()).name == "a-grid-000.png"
+    r = run("rerank", folder, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0 and "1 contact sheet t2i wrote" in r.stderr, r.stderr
+    assert sorted(row["file"] for row in ranking(folder)) == ["a-grid-000.png", "a-red-bird-000.png",
+                                                               "a-red-bird-001.png"]

@@ -16,13 +16,17 @@ from t2i_cli.sampling import SamplingConfig
 
 MAX_RECORDED_N = 256  # the largest --n (cli.MAX_N): a PNG cannot ask --from for more work than a command could
 SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (its value says which kind)
-_LEGACY_GRID = re.compile(r"-grid-\d{3}$")  # grids written before sheets were marked
+_NUMBERED = re.compile(r"-\d{3,}$")  # the counter write_new puts after a stem
 
 
 def is_t2i_sheet(text: dict[str, str], path: Path) -> bool:
-    """Whether a PNG (its text chunks, its path) is a contact sheet t2i wrote: marked, or a grid of an older t2i
-    (its settings, and a -grid-NNN name)."""
-    return bool(text.get(SHEET_KEY)) or ("t2i" in text and bool(_LEGACY_GRID.search(Path(path).stem)))
+    """Whether a PNG (its text chunks, its path) is a contact sheet t2i wrote: marked, or a grid of an older t2i,
+    which carries t2i's settings and the name write_sheet gives (its prompt's stem, then -grid-NNN: an image of
+    the prompt "a grid" is a-grid-000, its sheet a-grid-grid-000)."""
+    if text.get(SHEET_KEY):
+        return True
+    stem = _NUMBERED.sub("", Path(path).stem)
+    return "t2i" in text and "prompt" in text and stem == safe_stem(text["prompt"]) + "-grid"
 
 
 def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identity: str,
