@@ -45,10 +45,18 @@ class CaptionDataset(Dataset):
         if not self.skipped:
             return None
         first = self.first
-        reasons = "; ".join(f"{n} {why}" + ((": " if n == 1 else ", e.g. ") + first[why] if why in first else "")
-                            for why, n in sorted(self.skipped.items()))
+
+        def example(why: str, n: int) -> str:
+            return (": " if n == 1 else ", e.g. ") + first[why] if why in first else ""
+
+        left_out = {why: n for why, n in self.skipped.items() if why != TOO_MANY_CAPTIONS}
+        reasons = "; ".join(f"{n} {why}{example(why, n)}" for why, n in sorted(left_out.items()))
         kept = f" ({self.held_out} more held out for validation)" if self.held_out else ""
-        return f"skipped {sum(self.skipped.values())} item(s) ({reasons}); using {len(self)}{kept}"
+        said = f"skipped {sum(left_out.values())} item(s) ({reasons}); " if left_out else ""
+        trimmed = self.skipped.get(TOO_MANY_CAPTIONS, 0)  # pictures that are used, with some of their captions
+        return (f"{said}using {len(self)}{kept}" + (f"; {trimmed} picture(s) have over {MAX_CAPTIONS} captions: the "
+                                                   f"first {MAX_CAPTIONS} of each are used"
+                                                   f"{example(TOO_MANY_CAPTIONS, trimmed)}" if trimmed else ""))
 
 
 class WorldDataset(CaptionDataset):
@@ -269,7 +277,7 @@ MAX_MANIFEST_LINE = 1 << 20  # bytes of one manifest line parsed (a longer line 
 # Captions kept of one picture (a caption file's lines, a manifest line's list); the rest are counted as left
 # out. Each kept caption is a string of its own, so 64 KB of three-byte lines held 1.5 MB per picture.
 MAX_CAPTIONS = 64
-TOO_MANY_CAPTIONS = f"picture(s) with over {MAX_CAPTIONS} captions (the rest left out)"
+TOO_MANY_CAPTIONS = f"captions past the first {MAX_CAPTIONS} of a picture"  # counted by picture (skipped_message)
 
 
 def _kept_captions(lines: list[str], where: object, skipped: Skips) -> list[str]:
