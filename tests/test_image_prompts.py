@@ -506,6 +506,9 @@ def test_from_warns_only_when_the_files_that_draw_differ(tiny_weights, tmp_path)
     r = run("generate", "--from", made, "--weights", other_transformer, "--out", tmp_path / "b")
     assert r.exit_code == 0 and f"was drawn by weights {meta['weights']}" in r.stderr, r.stderr
     assert "the image will differ" in r.stderr
+    (tmp_path / "afile").write_text("mine")  # a refusal after the model loads is its one line, warnings or not
+    r = run("generate", "--from", made, "--weights", other_transformer, "--out", tmp_path / "afile")
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1 and "afile" in r.stderr, r.stderr
 
     # A PNG of t2i 0.9.1 records no generator: the whole folder's identity is all there is to compare
     from PIL import PngImagePlugin

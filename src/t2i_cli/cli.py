@@ -546,9 +546,6 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     if auto_candidates and pipe.bundle.clip is not None:
         n, keep = DEFAULT_CANDIDATES, 1
-    elif auto_candidates and not quiet:
-        warn(f"{weights} has no clip.safetensors, so this draws one image, not the best of {DEFAULT_CANDIDATES} "
-             f"(--candidates 1 asks for one and silences this)")
     request = pipe.request(prompt, sampling, negative)  # the prompts are encoded, and the settings checked, once
     image = None
     if spec is not None:
@@ -561,6 +558,9 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
         before_drawing()
     # Warnings once every check has passed: a refusal is its one line, and vary's prompt line comes before what
     # it says of that prompt.
+    if auto_candidates and pipe.bundle.clip is None and not quiet:
+        warn(f"{weights} has no clip.safetensors, so this draws one image, not the best of {DEFAULT_CANDIDATES} "
+             f"(--candidates 1 asks for one and silences this)")
     _warn_encoding(pipe, request.encoded, "the prompt", quiet)
     if request.negative_encoded is not None:
         _warn_encoding(pipe, request.negative_encoded, "the negative prompt", quiet)
@@ -640,21 +640,22 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         rec.sampling.check_vocab(pipe.bundle.transformer.cfg.image_vocab)
     except T2IError as e:
         raise edited_setting(from_png, e) from None
-    # The rerankers only chose which candidate to keep, and --from redraws that candidate by its index: only the
-    # files that draw must match (a PNG from before 0.9.2 records the whole folder's identity alone).
+    request = pipe.request(rec.prompt, rec.sampling, rec.negative)
+    prompt_image = build(pipe.bundle.dvae, **spec) if spec is not None else None
+    is_new_folder = not out_dir.exists()
+    make_folder(out_dir, "--out")
+    # Warnings once every check has passed (a refusal is its one line). The rerankers only chose which candidate
+    # to keep, and --from redraws that candidate by its index: only the files that draw must match (a PNG from
+    # before 0.9.2 records the whole folder's identity alone).
     same = rec.generator == pipe.bundle.generator if rec.generator else rec.weights == pipe.bundle.identity
     if not quiet and rec.weights and not same:
         warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "
              "the image will differ (pass the --weights it was made with)")
     if not quiet and rec.version and rec.version != __version__:
         warn(f"{from_png} was drawn by t2i {rec.version}, this is {__version__}: the pixels may differ")
-    request = pipe.request(rec.prompt, rec.sampling, rec.negative)
-    prompt_image = build(pipe.bundle.dvae, **spec) if spec is not None else None
     if not quiet and rec.device and rec.device != pipe.device.type:
         warn(f"{from_png} was drawn on {rec.device}, this runs on {pipe.device.type}: the pixels will differ "
              f"(pass --device {rec.device} where there is one)")
-    is_new_folder = not out_dir.exists()
-    make_folder(out_dir, "--out")
     try:
         with progress_bar(quiet) as bar:
             task = bar.add_task("decoding", total=pipe.bundle.transformer.cfg.n_image, rate="")
