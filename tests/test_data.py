@@ -837,15 +837,22 @@ def test_a_training_run_gives_each_reading_process_a_share_of_the_cache(tmp_path
     # each of the 3 workers meets every picture, so each keeps a third; validation reads its first VAL_N alone
     assert seen["train"].cache_bytes == data.TRAINING_CACHE_BYTES // 3
     assert seen["val"].cache_bytes == VAL_N * cfg.image_side ** 2 * 3
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two torchrun ranks on this machine: each keeps half of that
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # a stray variable does not divide a one-process run
     run_stage(cfg, tmp_path / "run2", device="cpu")
-    assert seen["train"].cache_bytes == data.TRAINING_CACHE_BYTES // 6
+    assert seen["train"].cache_bytes == data.TRAINING_CACHE_BYTES // 3
+    from types import SimpleNamespace
+
+    from t2i_cli.stages import _ranks_on_this_machine
+
+    for env, procs, ranks in (("2", 4, 2), ("9", 4, 4), ("0", 4, 1), ("abc", 4, 4), ("2", 1, 1)):
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", env)  # under torchrun: this machine's ranks, within 1..all of them
+        assert _ranks_on_this_machine(SimpleNamespace(n_procs=procs)) == ranks, (env, procs)
 
 
 @pytest.mark.parametrize("orientation", [1, 6, 3, 8])
 def test_a_reduced_jpeg_of_a_size_the_scale_does_not_divide_is_cropped_from_its_own_picture(tmp_path, orientation):
     """libjpeg rounds a reduced size up (2049 / 4 -> 513 pixels, the picture 512.25 of them) with padding past the
-    picture: the centre crop of the padded size was off by a fraction of a pixel and 10-19 dB from the full
+    picture: the centre crop of the padded size was off by a fraction of a pixel, far from the full
     decode (a helper's audit); a rotated photo got the padding on another side."""
     rng = np.random.default_rng(orientation)
     y, x = np.mgrid[0:1539, 0:2049]

@@ -337,7 +337,7 @@ def test_a_run_file_larger_than_t2i_writes_is_refused_unread(tmp_path, monkeypat
         r = run(*args)
         lines = r.stderr.strip().splitlines()
         assert r.exit_code == 2 and len(lines) == 1 and name in lines[0], r.stderr
-        assert "more than the 1 MB t2i writes there" in lines[0], lines
+        assert "holds more than the 1 MB t2i writes there" in lines[0], lines
 
 
 def test_the_whole_run_with_q_still_warns_about_a_small_folder(tmp_path):
@@ -462,8 +462,8 @@ def test_torchrun_whole_run_refused_in_a_folder_of_other_files_leaves_it_as_it_w
 
 
 def test_eval_data_reads_and_embeds_its_images_a_batch_at_a_time(uninterrupted, tmp_path, monkeypatch):
-    """Every val image and every drawn one was held, and embedded by the CLIP in one batch (--n 10,000 with
-    --draws 16 is 170,000 pictures); now a batch at a time, with the same measurements."""
+    """Every val image and every drawn one was held, and embedded by the CLIP in one batch (--n 10,000: 20,000
+    pictures); now a batch at a time, with the same measurements."""
     from t2i_cli import data_eval
     from t2i_cli.pipeline import TextToImage
 
@@ -482,3 +482,20 @@ def test_eval_data_reads_and_embeds_its_images_a_batch_at_a_time(uninterrupted, 
     assert sizes == [3, 1, 8]  # the real images 3 at a time, then the drawn ones a decode at a time
     for part in ("dvae", "transformer", "clip"):
         assert batched[part] == pytest.approx(whole[part], rel=1e-5, abs=1e-6), part
+
+
+def test_eval_data_without_a_clip_draws_nothing(tmp_path):
+    """Without a CLIP no measurement reads the drawn images: they were drawn and thrown away."""
+    from conftest import build_tiny_folder
+    from t2i_cli import data_eval
+    from t2i_cli.pipeline import TextToImage
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(160):
+        Image.new("RGB", (20, 20), (i, 250 - i, (37 * i) % 256)).save(data / f"p{i:03d}.png")
+        (data / f"p{i:03d}.txt").write_text(f"a red bird {i}\n")
+    pipe = TextToImage.from_folder(build_tiny_folder(tmp_path / "w", with_clip=False), "cpu")
+    pipe.draw_each = lambda *a, **k: pytest.fail("drew images nothing measures")
+    result = data_eval.evaluate_data(pipe, str(data), 5, seed=0)
+    assert "clip" not in result and result["n"] >= 2 and result["transformer"]["bits_per_code"] > 0

@@ -70,8 +70,8 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
         fit = lambda t: torch.nn.functional.interpolate(t, size=(side, side), mode="area") \
             if t.shape[-1] != side else t  # noqa: E731
 
-    # The val images a batch at a time (--n 10,000 held every image, real and drawn, and embedded them in one
-    # batch): their codes, PSNR and CLIP embeddings are kept, not the pictures.
+    # The val images a batch at a time (--n 10,000 held every image, real and drawn, 20,000 pictures, and embedded
+    # them in one batch): their codes, PSNR and CLIP embeddings are kept, not the pictures.
     captions: list[str] = []
     codes, psnrs, real_emb, txt_emb = [], [], [], []
     for lo in range(0, count, EVAL_BATCH):
@@ -105,14 +105,14 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     result["transformer"] = {"bits_per_code": bits / flat.numel()}
 
     fake_emb, per = [], MAX_BATCH // draws
-    for lo in range(0, count, per):  # many captions in one decode, each from its own seed
+    for lo in range(0, count if clip is not None else 0, per):  # without a CLIP nothing measures the drawn images
+        # (many captions in one decode, each from its own seed)
         part = captions[lo:lo + per]
         drawn = pipe.draw_each([pipe.request(c, sampling) for c in part], [seed + lo + i for i in range(len(part))],
                                draws)  # caption-major: caption i's draws at i * draws ...
-        if clip is not None:
-            text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for cap in part],
-                                device=pipe.device).repeat_interleave(draws, dim=0)
-            fake_emb.append(clip.embed(fit(torch.stack([g.image for g in drawn]).to(pipe.device)), text)[0].cpu())
+        text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for cap in part],
+                            device=pipe.device).repeat_interleave(draws, dim=0)
+        fake_emb.append(clip.embed(fit(torch.stack([g.image for g in drawn]).to(pipe.device)), text)[0].cpu())
         if progress is not None:
             progress("generate", (lo + len(part)) * draws, count * draws)
     if clip is not None:

@@ -118,10 +118,11 @@ MAX_OWN_JSON = 64 << 20  # a JSON file t2i wrote is read to recognise it only up
 def read_own_json(path: Path) -> Any:
     """A JSON file t2i wrote (a run's train_config.json or all.json), parsed; ValueError when it is larger than
     MAX_OWN_JSON (not read) or not JSON, OSError when it cannot be read."""
-    size = Path(path).stat().st_size
-    if size > MAX_OWN_JSON:
-        raise ValueError(f"it holds {size:,} bytes, more than the {MAX_OWN_JSON >> 20} MB t2i writes there")
-    return json.loads(Path(path).read_bytes())
+    with open(path, "rb") as f:  # one read of at most the bound: a file that grows meanwhile is not read whole
+        data = f.read(MAX_OWN_JSON + 1)
+    if len(data) > MAX_OWN_JSON:
+        raise ValueError(f"it holds more than the {MAX_OWN_JSON >> 20} MB t2i writes there")
+    return json.loads(data)
 
 
 def is_own_json(path: Path, looks_like: Callable[[Any], bool]) -> bool:

@@ -67,8 +67,8 @@ def load_rgb(path: Path, side: int) -> Image.Image:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, "image", e) from e
     # Reduced: a side that the scale does not divide is rounded up with padding past the picture (4001 / 8 ->
-    # 501 pixels, the picture 500.125 of them; centred on 501 the crop lost 10-19 dB), so the square is taken
-    # from the picture's own size, in the orientation it is stored in, and the small square is then turned.
+    # 501 pixels, the picture 500.125 of them; centred on 501 the crop was off by part of a pixel), so the square
+    # is taken from the picture's own size, in the orientation it is stored in, and the small square is turned.
     small = square(img, side, size=drafted[1][2:])
     method = EXIF_TRANSPOSE.get(orientation)
     return small.transpose(method) if method is not None else small

@@ -563,8 +563,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if isinstance(val, PairDataset):
             val.cache_bytes = VAL_N * cfg.image_side ** 2 * 3
         if isinstance(dataset, PairDataset):
-            on_this_machine = int(os.environ.get("LOCAL_WORLD_SIZE", dd.n_procs))
-            dataset.cache_bytes = TRAINING_CACHE_BYTES // (max(1, cfg.num_workers) * max(1, on_this_machine))
+            dataset.cache_bytes = TRAINING_CACHE_BYTES // (max(1, cfg.num_workers) * _ranks_on_this_machine(dd))
         created = start_folder(run_dir, deps) if not resume and dd.is_main else []
         if dd.is_main and resume:
             clean_stale_temporaries(run_dir)
@@ -599,6 +598,16 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
         if dd.n_procs > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _ranks_on_this_machine(dd: Dist) -> int:
+    """The processes of this run on this machine: torchrun's LOCAL_WORLD_SIZE, within 1..the run's processes."""
+    if dd.n_procs <= 1:
+        return 1
+    try:
+        return min(max(1, int(os.environ.get("LOCAL_WORLD_SIZE", dd.n_procs))), dd.n_procs)
+    except ValueError:
+        return dd.n_procs
 
 
 def no_validation(cfg: TrainConfig, n_pairs: int) -> str:

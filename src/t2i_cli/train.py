@@ -213,7 +213,7 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) ->
         step, extra = int(meta["step"]), json.loads(meta.get("extra", "{}"))
         _check_optimizer_state(optim_state, opt, step, json.loads(meta.get("optim_entries", "null")))
         opt.load_state_dict({"state": optim_state, "param_groups": json.loads(meta["param_groups"])})
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, RecursionError) as e:
         raise T2IError(f"{path}: its optimizer state or step does not fit this run ({type(e).__name__}: {e}); "
                        f"start a new run") from e
     if step < 0 or not isinstance(extra, dict):
