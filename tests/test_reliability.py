@@ -373,6 +373,15 @@ def test_resume_refuses_a_checkpoint_whose_optimizer_state_is_not_whole(four_ste
     assert steps_logged(four_step_run) == [1, 2, 3, 4]
 
 
+def test_a_checkpoint_of_an_older_t2i_without_its_optimizer_entries_resumes(four_step_run):
+    tensors, meta = load_tensors(four_step_run / CHECKPOINT)
+    assert json.loads(meta.pop("optim_entries"))  # what 0.9.2 records; 0.9.1 did not
+    save_tensors(four_step_run / CHECKPOINT, tensors, meta)
+    r = run("train", "--resume", four_step_run, "--steps", "6", "-q", "--workers", "0")
+    assert r.exit_code == 0, r.stderr
+    assert steps_logged(four_step_run) == [1, 2, 3, 4, 5, 6]
+
+
 def test_the_optimizer_state_check_refuses_moments_of_another_shape():
     from t2i_cli.train import _check_optimizer_state
 
