@@ -70,9 +70,9 @@ class OneLineErrors(TyperGroup):
 
 
 class OneValueEach(TyperCommand):
-    """A t2i command: an option given twice with different values (`--seed 1 --seed 2`, `--quiet --no-quiet`) is
-    refused, not settled silently by the last one; options that take several values (eval's --seed) and a
-    repeat of the same value are accepted. Every parse error names the command's --help."""
+    """A t2i command: an option given twice with different values (`--seed 1 --seed 2`, `--hard-negatives
+    --no-hard-negatives`) is refused, not settled silently by the last one; options that take several values
+    (eval's --seed) and a repeat of the same value are accepted. Every parse error names the command's --help."""
 
     def parse_args(self, ctx, args):
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
@@ -317,8 +317,8 @@ def training_rate(bar: Progress, task, metrics: dict, keys: tuple[str, ...]) -> 
 
 def checking_bar(bar: Progress):
     """A checking(done, total) for data.open_source: a 'checking pictures' line in bar, with rate and ETA, while
-    a folder's or manifest's pictures are decoded once each (a thousand phone photos take most of a minute), gone
-    once they are."""
+    a folder's or manifest's pictures are decoded once each (a large folder of photos takes a while), gone once
+    they are."""
     task = None
 
     def checking(done: int, total: int) -> None:
