@@ -868,3 +868,22 @@ def test_a_reduced_jpeg_of_a_size_the_scale_does_not_divide_is_cropped_from_its_
     small = images.load_rgb(path, 64)
     mse = ((np.asarray(small, dtype=np.float64) - np.asarray(whole, dtype=np.float64)) ** 2).mean()
     assert 10 * np.log10(255 ** 2 / mse) > 45
+
+
+def test_avif_pictures_are_read_and_heic_ones_are_said_to_be_unreadable(tmp_path):
+    """An iPhone's HEIC pictures were ignored in silence and their captions counted as captions without an image;
+    AVIF, which this Pillow reads, was not looked for."""
+    from PIL import features
+
+    make_pair(tmp_path, "png", "a png picture")
+    (tmp_path / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    (tmp_path / "phone.txt").write_text("a photo from a phone\n")
+    if features.check("avif"):
+        Image.new("RGB", (16, 16), (10, 200, 30)).save(tmp_path / "web.avif")
+        (tmp_path / "web.txt").write_text("an avif picture\n")
+    ds = data.open_source(str(tmp_path), 8)
+    captions = sorted(c for i in range(len(ds)) for c in ds.captions_at(i))
+    expected = ["a png picture", *(["an avif picture"] if features.check("avif") else [])]
+    assert captions == expected
+    assert ds.skipped == {images.UNREAD_PICTURE: 1}  # not also ".txt caption without image"
+    assert f"1 {images.UNREAD_PICTURE}: {tmp_path / 'phone.heic'}" in ds.skipped_message()

@@ -338,7 +338,7 @@ def test_vary_refuses_a_contact_sheet_t2i_wrote(tiny_weights, tmp_path):
 
 BAD = [
     (["generate", "a cat", "--image", "NOTIMG"], 1, "cannot read image"),
-    (["generate", "a cat", "--image", "NOTIMG"], 1, "; give a complete PNG, JPEG, WebP, BMP, GIF or TIFF file"),
+    (["generate", "a cat", "--image", "NOTIMG"], 1, "; give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF file"),
     (["generate", "a cat", "--image", "FOLDER"], 1, "is a folder; give an image file"),
     (["generate", "a cat", "--image", "MISSING"], 1, "cannot read"),
     (["generate", "a cat", "--image", "SRC", "--mask", "NOTIMG"], 1, "cannot read mask"),

@@ -634,3 +634,13 @@ def test_an_older_unmarked_grid_is_passed_over_and_an_image_of_a_grid_is_ranked(
     assert r.exit_code == 0 and "1 contact sheet t2i wrote" in r.stderr, r.stderr
     assert sorted(row["file"] for row in ranking(folder)) == ["a-grid-000.png", "a-red-bird-000.png",
                                                                "a-red-bird-001.png"]
+
+
+def test_rerank_says_a_heic_picture_cannot_be_read(weights, tmp_path):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    colour_image((200, 10, 10)).save(folder / "red.png")
+    (folder / "photo.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    r = run("rerank", folder, "--prompt", RED, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0 and "1 HEIC picture (t2i cannot read HEIC: save it as JPEG or PNG)" in r.stderr, r.stderr
+    assert "not an image" not in r.stderr

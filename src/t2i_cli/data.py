@@ -372,7 +372,10 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
             skipped.add("unreadable caption", txt)
         except UnicodeDecodeError:
             skipped.add("caption not in UTF-8 or UTF-16 (save it as UTF-8)", txt)
-    stems = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
+    unread = sorted(p for p in files if p.suffix.lower() in images.UNREAD_SUFFIXES)
+    if unread:
+        skipped.add(images.UNREAD_PICTURE, unread[0], len(unread), tuple(unread[1:]))
+    stems = {p.with_suffix("") for p in files if p.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES)}
     orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems]
     if orphans:
         orphans.sort()

@@ -18,7 +18,11 @@ from t2i_cli.files import atomic_write_bytes
 # Pillow's own decompression-bomb limit (about 89 megapixels warns, twice that raises); we make the
 # warning an error too, so a bomb is refused before it is decoded.
 Image.MAX_IMAGE_PIXELS = 89_478_485
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
+# Pictures t2i cannot read, said as such where a folder holds them (an iPhone saves HEIC by default): Pillow has
+# no decoder for them.
+UNREAD_SUFFIXES = (".heic", ".heif")
+UNREAD_PICTURE = "HEIC picture (t2i cannot read HEIC: save it as JPEG or PNG)"
 BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 
@@ -31,7 +35,8 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return DataError(f"{what} {path} has more pixels than t2i decodes ({Image.MAX_IMAGE_PIXELS:,}); scale it "
                          f"down (t2i reads pictures at 128 px or so on a side)")
-    return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP, GIF or TIFF file")
+    return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF "
+                     f"file")
 
 
 @contextmanager

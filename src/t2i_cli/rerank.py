@@ -16,6 +16,8 @@ from t2i_cli.errors import DataError, OutputError, UsageError
 from t2i_cli.files import atomic_write_json, check_replaceable, is_own_json, sha256_of, write_new
 from t2i_cli.images import (
     IMAGE_SUFFIXES,
+    UNREAD_PICTURE,
+    UNREAD_SUFFIXES,
     attention_strip,
     contact_sheet,
     encode_png,
@@ -63,6 +65,9 @@ def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], C
     for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
         if path.name == RANKING:
             continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
+        if path.suffix.lower() in UNREAD_SUFFIXES:
+            skipped[UNREAD_PICTURE] += 1
+            continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             skipped["not an image"] += 1
             continue
