@@ -4,7 +4,7 @@ layout is drawn) or a lower temperature help compositions?
 Each setting is run through the eval's own code (world.evaluate.evaluate_model: the same prompts, image
 seeds and judge as `t2i eval`, one candidate unless --candidates), on the tasks and seeds given. A setting is
 "guidance=G" (constant), "guidance=G,start=S" (S at the first code, moving linearly to G at the last), with
-optional ",temperature=T" or ",top_k=K".
+optional ",temperature=T", ",top_k=K" or ",stop=F" (guidance stops after a share F of the codes).
 
 Usage: PYTHONPATH=src python bench/sampling_schedules.py [--weights weights] [--n 50] [--seeds 0 1]
            [--tasks two_objects colour_attribution counting] [--candidates 1]
@@ -24,7 +24,7 @@ from t2i_cli.world.evaluate import evaluate_model
 from t2i_cli.world.judge import load_judge
 
 KEYS = {"guidance": ("guidance", float), "start": ("guidance_start", float), "temperature": ("temperature", float),
-        "top_k": ("top_k", int), "top_p": ("top_p", float)}
+        "top_k": ("top_k", int), "top_p": ("top_p", float), "stop": ("guidance_stop", float)}
 
 
 def parse(setting: str) -> SamplingConfig:

@@ -734,3 +734,22 @@ def test_an_option_repeated_with_its_value_and_evals_several_seeds_are_accepted(
     # eval's --seed takes several values: the parser lets it through (the refusal here is the missing folder)
     r = run("eval", "--weights", tmp_path / "missing", "--seed", "0", "--seed", "1")
     assert "disagree" not in r.stderr and r.exit_code != 0
+
+
+def test_guidance_stop_is_recorded_and_redrawn(tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    r = generate(tiny_weights, out, "--n", "2", "--seed", "4", "--guidance-stop", "0.5", "-q")
+    assert r.exit_code == 0, r.stderr
+    first = Path(r.stdout.split()[0])
+    assert read_png_text(first)["guidance_stop"] == "0.5"
+    plain = generate(tiny_weights, tmp_path / "plain", "--n", "2", "--seed", "4", "-q")
+    assert "guidance_stop" not in read_png_text(Path(plain.stdout.split()[0]))  # plain PNGs keep their text
+    assert Path(plain.stdout.split()[0]).read_bytes() != first.read_bytes()
+    again = run("generate", "--from", first, "--weights", tiny_weights, "--out", tmp_path / "again", "-q")
+    assert again.exit_code == 0, again.stderr
+    assert Path(again.stdout.strip()).read_bytes() == first.read_bytes()
+    line = one_line_failure(run("generate", "--from", first, "--guidance-stop", "0.7", "--weights", tiny_weights,
+                                "--out", tmp_path / "x"), 2)
+    assert "--guidance-stop" in line
+    line = one_line_failure(generate(tiny_weights, tmp_path / "y", "--guidance-stop", "0.5", "--jacobi", "4"), 2)
+    assert "does not combine with --jacobi" in line

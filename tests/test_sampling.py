@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -569,3 +570,32 @@ def test_jacobi_drafts_each_code_from_the_one_above_it(monkeypatch):
                         stats=stats)
     assert torch.equal(got, plain)
     assert stats["passes"] <= grid + math.ceil((grid * grid - grid) / (w + 1)), stats  # 28
+
+
+def test_guidance_stop_drops_the_unconditional_rows_after_its_share_of_the_codes(model, monkeypatch):
+    """--guidance-stop F: guided for the first ceil(F x N) codes, then the prompt rows alone (half the batch, or
+    less with region rows); the same codes with or without the cache; F = 1 is plain guidance exactly."""
+    import math
+
+    plain = codes(model, SamplingConfig(), seed=5)
+    assert torch.equal(codes(model, SamplingConfig(guidance_stop=1.0), seed=5), plain)
+    rows, real = [], model.image_logits
+    monkeypatch.setattr(model, "image_logits", lambda text, c, cache: (rows.append(text.shape[0]),
+                                                                        real(text, c, cache))[1])
+    stopped = codes(model, SamplingConfig(guidance_stop=0.5), seed=5)
+    half = math.ceil(0.5 * CFG.n_image)
+    assert rows == [6] * half + [3] * (CFG.n_image - half)  # 3 prompts: 6 rows guided, then 3
+    monkeypatch.undo()
+    assert stopped.shape == plain.shape and int(stopped.max()) < CFG.image_vocab
+    assert torch.equal(stopped, codes(model, SamplingConfig(guidance_stop=0.5, use_cache=False), seed=5))
+    assert not torch.equal(stopped, plain)
+    # the guided part is plain guidance's: the first codes agree until the first unguided draw differs
+    assert torch.equal(stopped[:, :half], plain[:, :half])
+
+
+@pytest.mark.parametrize("bad, says", [({"guidance_stop": 0.0}, "--guidance-stop must be in (0, 1]"),
+                                       ({"guidance_stop": 1.5}, "--guidance-stop must be in (0, 1]"),
+                                       ({"guidance_stop": 0.5, "jacobi": 4}, "does not combine with --jacobi")])
+def test_guidance_stop_is_checked(bad, says):
+    with pytest.raises(UsageError, match=re.escape(says)):
+        SamplingConfig(**bad)

@@ -168,6 +168,10 @@ DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
                                    help="Guidance at the first code, moving linearly to --guidance at the last "
                                         "(default: constant).")
+DRAW_GUIDANCE_STOP = typer.Option(None, "--guidance-stop",
+                                  help="Stop guidance (and regional guidance) after this share of the codes, in "
+                                       "(0, 1]: the rest are drawn from the prompt alone, at about half the cost "
+                                       "per code (default: guided to the last code).")
 DRAW_JACOBI = typer.Option(0, "--jacobi", help=(
     "Speculative Jacobi decoding: each forward pass reads N drafted codes and keeps those (and one more) "
     "the model would have drawn (0 = one code per pass). Same distribution as plain decoding, other "
@@ -415,6 +419,7 @@ def generate(
     top_p: float = DRAW_TOP_P,
     guidance: float = DRAW_GUIDANCE,
     guidance_start: Optional[float] = DRAW_GUIDANCE_START,
+    guidance_stop: Optional[float] = DRAW_GUIDANCE_STOP,
     jacobi: int = DRAW_JACOBI,
     regional: float = DRAW_REGIONAL,
     negative: Optional[str] = DRAW_NEGATIVE,
@@ -449,7 +454,7 @@ def generate(
         given = given_options(ctx)
         if from_png is not None:
             fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "guidance_start",
-                                    "jacobi", "regional", "negative", "keep_top",
+                                    "guidance_stop", "jacobi", "regional", "negative", "keep_top",
                                     "redraws", "candidates", "keep", "grid", "precision"})
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
@@ -479,7 +484,8 @@ def generate(
             from t2i_cli.sampling import SamplingConfig
 
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start, jacobi=jacobi, regional=regional)
+                                      guidance_start=guidance_start, guidance_stop=guidance_stop, jacobi=jacobi,
+                                      regional=regional)
             from t2i_cli.pipeline import check_negative
 
             check_negative(negative, sampling)  # before the models load
@@ -687,6 +693,7 @@ def vary(
     top_p: float = DRAW_TOP_P,
     guidance: float = DRAW_GUIDANCE,
     guidance_start: Optional[float] = DRAW_GUIDANCE_START,
+    guidance_stop: Optional[float] = DRAW_GUIDANCE_STOP,
     regional: float = DRAW_REGIONAL,
     out_dir: Path = DRAW_OUT_DIR,
     weights: Optional[Path] = DRAW_WEIGHTS,
@@ -717,7 +724,7 @@ def vary(
         from t2i_cli.sampling import SamplingConfig
 
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start, regional=regional)
+                                  guidance_start=guidance_start, guidance_stop=guidance_stop, regional=regional)
         check_negative(negative, sampling)  # a refusal is one line, not the prompt line and then the refusal
         said_prompt = None
         if prompt is None:  # the prompt a t2i PNG (or any PNG with a "prompt" text chunk) was made from
@@ -1144,6 +1151,7 @@ def eval_cmd(ctx: typer.Context,
              top_p: float = DRAW_TOP_P,
              guidance: float = DRAW_GUIDANCE,
              guidance_start: Optional[float] = DRAW_GUIDANCE_START,
+             guidance_stop: Optional[float] = DRAW_GUIDANCE_STOP,
              jacobi: int = DRAW_JACOBI,
              regional: float = DRAW_REGIONAL,
              draws: int = typer.Option(1, "--draws",
@@ -1193,7 +1201,8 @@ def eval_cmd(ctx: typer.Context,
         if not 1 <= candidates <= MAX_N:
             raise UsageError(f"--candidates must be in 1..{MAX_N}, got {candidates}")
         sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start, jacobi=jacobi, regional=regional)
+                                  guidance_start=guidance_start, guidance_stop=guidance_stop, jacobi=jacobi,
+                                  regional=regional)
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:

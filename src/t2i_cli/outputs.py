@@ -132,6 +132,7 @@ def recorded_settings(path: Path) -> Recorded:
 
     values = dict(temperature=get("temperature", float), top_k=get("top_k", int), top_p=get("top_p", float),
                   guidance=get("guidance", float), guidance_start=get("guidance_start", float, None, False),
+                  guidance_stop=get("guidance_stop", float, None, False),
                   jacobi=get("jacobi", int, 0, False), regional=get("regional", float, 0.0, False))
     try:  # read first, then checked: a value that does not parse is named as such, not as out of range
         sampling = SamplingConfig(**values)

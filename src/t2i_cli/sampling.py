@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -37,6 +38,8 @@ class SamplingConfig:
     jacobi: int = 0  # speculative Jacobi decoding: drafted codes checked per forward pass (0: one code per pass)
     regional: float = 2.0  # regional guidance: the weight of each region's own prompt in its half of the grid
     # (Regions; 0 turns it off; 2 measured best, BENCHMARKS.md "Regional guidance")
+    guidance_stop: float | None = None  # the share of the codes (in raster order) after which guidance and regional
+    # guidance stop and their rows leave the batch (None: guided to the last code)
 
     def __post_init__(self) -> None:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
@@ -55,6 +58,10 @@ class SamplingConfig:
             raise UsageError(f"--regional must be between 0 and 100, got {self.regional}; 0 turns it off")
         if not (0 <= self.jacobi <= MAX_JACOBI):
             raise UsageError(f"--jacobi must be in 0..{MAX_JACOBI} (0 = off), got {self.jacobi}")
+        if self.guidance_stop is not None and not (0 < self.guidance_stop <= 1):
+            raise UsageError(f"--guidance-stop must be in (0, 1], got {self.guidance_stop}")
+        if self.guidance_stop is not None and self.jacobi:
+            raise UsageError("--guidance-stop does not combine with --jacobi; leave one of them out")
 
     def guidance_at(self, i: int, n: int) -> float:
         """The guidance scale of code i of n."""
@@ -414,7 +421,12 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
         all_kept = keep.all(dim=0)
         start = n_image if bool(all_kept.all()) else int(all_kept.int().argmin())  # kept in every row
         codes[:, :start] = known[:, :start].repeat(rows // B, 1)
+    stop = n_image if cfg.guidance_stop is None else math.ceil(cfg.guidance_stop * n_image)
     for i in range(start, n_image):
+        if use_guidance and i >= stop:  # guidance stops: the unconditional and region rows leave the batch
+            use_guidance, rows, text, codes = False, B, text[:B], codes[:B]
+            if cache is not None:
+                cache.keep_rows(torch.arange(B, device=device))
         logits = model.image_logits(text, codes[:, :i], cache)  # (rows, V); the first call reads text + kept run
         if use_guidance:  # (rows, V) -> (B, V); the region rows sit between the prompts and the unconditional rows
             at = None if regions is None else regions.masks[:, :, i:i + 1]  # (R, B, 1)
