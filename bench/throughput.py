@@ -4,7 +4,7 @@ which loads the shipped weights at --precision, warms up once per size, then tim
 Median over every timed call of every round.
 
 Usage: PYTHONPATH=src .venv/bin/python bench/throughput.py [--old REV] [--n 1 4 16] [--rounds 3] [--reps 3]
-       [--precision auto] [--prompt "a red bird"] [--threads 2] [--jacobi 0 8]
+       [--precision auto] [--prompt "a red bird"] [--threads 2] [--jacobi 0 8] [--guidance-stop 0 0.5]
 (--jacobi: each window in turn, 0 = plain decoding; each size is timed with each window)
 """
 
@@ -32,16 +32,15 @@ args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 pipe = TextToImage.from_folder(args["weights"], "cpu", precision=args["precision"])
 out = {}
-for n in args["n"]:
-    for w in args["jacobi"]:
-        sampling = SamplingConfig(jacobi=w)
-        pipe(args["prompt"], n=n, seed=0, sampling=sampling)  # warm-up: oneDNN primitives, allocator
-        times = []
-        for r in range(args["reps"]):
-            t0 = time.perf_counter()
-            pipe(args["prompt"], n=n, seed=r + 1, sampling=sampling)
-            times.append(time.perf_counter() - t0)
-        out[f"{n} {w}"] = times
+for n, stop, w in [(n, s, w) for n in args["n"] for s in args["stop"] for w in args["jacobi"]]:
+    sampling = SamplingConfig(jacobi=w, **({"guidance_stop": stop} if stop else {}))
+    pipe(args["prompt"], n=n, seed=0, sampling=sampling)  # warm-up: oneDNN primitives, allocator
+    times = []
+    for r in range(args["reps"]):
+        t0 = time.perf_counter()
+        pipe(args["prompt"], n=n, seed=r + 1, sampling=sampling)
+        times.append(time.perf_counter() - t0)
+    out[f"{n} {w} {stop}"] = times
 print(json.dumps(out))
 """
 
@@ -56,10 +55,12 @@ def main() -> None:
     ap.add_argument("--prompt", default="a red bird")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--jacobi", type=int, nargs="+", default=[0], help="--jacobi windows to time (0: plain)")
+    ap.add_argument("--guidance-stop", type=float, nargs="+", default=[0.0],
+                    help="--guidance-stop shares to time (0: off; a build before it has only 0)")
     ap.add_argument("--weights", default=str(ROOT / "weights"))
     args = ap.parse_args()
     child = {"n": args.n, "reps": args.reps, "precision": args.precision, "prompt": args.prompt,
-             "threads": args.threads, "weights": args.weights, "jacobi": args.jacobi}
+             "threads": args.threads, "weights": args.weights, "jacobi": args.jacobi, "stop": args.guidance_stop}
     with tempfile.TemporaryDirectory() as work:
         builds = {"new": ROOT / "src"}
         if args.old:
@@ -67,7 +68,7 @@ def main() -> None:
                            check=True, capture_output=True)
             builds = {"old": Path(work) / "old" / "src", **builds}
         try:
-            keys = [f"{n} {w}" for n in args.n for w in args.jacobi]
+            keys = [f"{n} {w} {s}" for n in args.n for s in args.guidance_stop for w in args.jacobi]
             times: dict[str, dict[str, list[float]]] = {b: {k: [] for k in keys} for b in builds}
             head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                   text=True).stdout.strip()
@@ -86,14 +87,16 @@ def main() -> None:
             if args.old:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", f"{work}/old"],
                                capture_output=True)
-    print("| n | --jacobi | " + " | ".join(f"{b} s per call | {b} images/s" for b in builds)
+    print("| n | --jacobi | --guidance-stop | " + " | ".join(f"{b} s per call | {b} images/s" for b in builds)
           + (" | old / new |" if args.old else " |"))
-    print("|---:|---:|" + "---:|---:|" * len(builds) + ("---:|" if args.old else ""))
+    print("|---:|---:|---:|" + "---:|---:|" * len(builds) + ("---:|" if args.old else ""))
     for key in keys:
         n = int(key.split()[0])
         med = {b: statistics.median(times[b][key]) for b in builds}
         cells = " | ".join(f"{med[b]:.3f} | {n / med[b]:.2f}" for b in builds)
-        print(f"| {n} | {key.split()[1]} | {cells}" + (f" | {med['old'] / med['new']:.2f}x |" if args.old else " |"))
+        stop = float(key.split()[2]) or "off"
+        print(f"| {n} | {key.split()[1]} | {stop} | {cells}"
+              + (f" | {med['old'] / med['new']:.2f}x |" if args.old else " |"))
 
 
 if __name__ == "__main__":
