@@ -32,7 +32,7 @@ args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 pipe = TextToImage.from_folder(args["weights"], "cpu", precision=args["precision"])
 out = {}
-for n, stop, w in [(n, s, w) for n in args["n"] for s in args["stop"] for w in args["jacobi"]]:
+for n, stop, w in [(n, s, w) for n in args["n"] for s in args["stop"] for w in args["jacobi"] if not (s and w)]:
     sampling = SamplingConfig(jacobi=w, **({"guidance_stop": stop} if stop else {}))
     pipe(args["prompt"], n=n, seed=0, sampling=sampling)  # warm-up: oneDNN primitives, allocator
     times = []
@@ -68,7 +68,8 @@ def main() -> None:
                            check=True, capture_output=True)
             builds = {"old": Path(work) / "old" / "src", **builds}
         try:
-            keys = [f"{n} {w} {s}" for n in args.n for s in args.guidance_stop for w in args.jacobi]
+            keys = [f"{n} {w} {s}" for n in args.n for s in args.guidance_stop for w in args.jacobi
+                    if not (s and w)]  # --guidance-stop does not combine with --jacobi
             times: dict[str, dict[str, list[float]]] = {b: {k: [] for k in keys} for b in builds}
             head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                   text=True).stdout.strip()

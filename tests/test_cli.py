@@ -736,20 +736,44 @@ def test_an_option_repeated_with_its_value_and_evals_several_seeds_are_accepted(
     assert "disagree" not in r.stderr and r.exit_code != 0
 
 
-def test_guidance_stop_is_recorded_and_redrawn(tiny_weights, tmp_path):
+def test_guidance_stop_reaches_the_sampler_is_recorded_and_redrawn(tiny_weights, tmp_path, monkeypatch):
+    """generate, --from, vary and eval --data draw with the --guidance-stop given (the tiny random model draws the
+    same codes either way, so the sampler's settings are what is checked)."""
+    from PIL import Image as PILImage
+
+    from t2i_cli import pipeline
+
+    seen, real = [], pipeline.draw_codes
+    monkeypatch.setattr(pipeline, "draw_codes", lambda model, text, uncond, cfg, *a, **k: (
+        seen.append(cfg.guidance_stop), real(model, text, uncond, cfg, *a, **k))[1])
     out = tmp_path / "out"
     r = generate(tiny_weights, out, "--n", "2", "--seed", "4", "--guidance-stop", "0.5", "-q")
-    assert r.exit_code == 0, r.stderr
+    assert r.exit_code == 0 and seen and set(seen) == {0.5}, (r.stderr, seen)
     first = Path(r.stdout.split()[0])
     assert read_png_text(first)["guidance_stop"] == "0.5"
     plain = generate(tiny_weights, tmp_path / "plain", "--n", "2", "--seed", "4", "-q")
     assert "guidance_stop" not in read_png_text(Path(plain.stdout.split()[0]))  # plain PNGs keep their text
-    assert Path(plain.stdout.split()[0]).read_bytes() != first.read_bytes()
+    seen.clear()
     again = run("generate", "--from", first, "--weights", tiny_weights, "--out", tmp_path / "again", "-q")
-    assert again.exit_code == 0, again.stderr
+    assert again.exit_code == 0 and set(seen) == {0.5}, again.stderr
     assert Path(again.stdout.strip()).read_bytes() == first.read_bytes()
+    seen.clear()
+    r = run("vary", first, "--n", "1", "--guidance-stop", "0.25", "--weights", tiny_weights, "--out", out, "-q")
+    assert r.exit_code == 0 and set(seen) == {0.25}, r.stderr
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(40):
+        PILImage.new("RGB", (16, 16), (i * 6, 90, 200 - i * 4)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text("a red bird\n")
+    seen.clear()
+    r = run("eval", "--data", data, "--n", "2", "--guidance-stop", "0.75", "--weights", tiny_weights,
+            "--json", tmp_path / "e.json", "-q")
+    assert r.exit_code == 0 and set(seen) == {0.75}, r.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["sampling"]["guidance_stop"] == 0.75
     line = one_line_failure(run("generate", "--from", first, "--guidance-stop", "0.7", "--weights", tiny_weights,
                                 "--out", tmp_path / "x"), 2)
     assert "--guidance-stop" in line
-    line = one_line_failure(generate(tiny_weights, tmp_path / "y", "--guidance-stop", "0.5", "--jacobi", "4"), 2)
-    assert "does not combine with --jacobi" in line
+    for bad, says in ((["--jacobi", "4"], "does not combine with --jacobi"),
+                      (["--guidance", "1", "--regional", "0"], "which --guidance 1 and --regional 0 turn off")):
+        line = one_line_failure(generate(tiny_weights, tmp_path / "y", "--guidance-stop", "0.5", *bad), 2)
+        assert says in line, line

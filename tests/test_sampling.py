@@ -573,8 +573,8 @@ def test_jacobi_drafts_each_code_from_the_one_above_it(monkeypatch):
 
 
 def test_guidance_stop_drops_the_unconditional_rows_after_its_share_of_the_codes(model, monkeypatch):
-    """--guidance-stop F: guided for the first ceil(F x N) codes, then the prompt rows alone (half the batch, or
-    less with region rows); the same codes with or without the cache; F = 1 is plain guidance exactly."""
+    """--guidance-stop F: guided for the first ceil(F x N) codes, then the prompt rows alone (here half the
+    batch); the same codes with or without the cache; F = 1 is plain guidance exactly."""
     import math
 
     plain = codes(model, SamplingConfig(), seed=5)

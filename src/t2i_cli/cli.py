@@ -169,9 +169,10 @@ DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
                                    help="Guidance at the first code, moving linearly to --guidance at the last "
                                         "(default: constant).")
 DRAW_GUIDANCE_STOP = typer.Option(None, "--guidance-stop",
-                                  help="Stop guidance (and regional guidance) after this share of the codes, in "
-                                       "(0, 1]: the rest are drawn from the prompt alone, at about half the cost "
-                                       "per code (default: guided to the last code).")
+                                  help="Stop guidance (and regional guidance, and a --negative's push) after this "
+                                       "share of the codes, in (0, 1]: the rest are drawn from the prompt alone, "
+                                       "at about half the cost per code at 16 images (default: guided to the last "
+                                       "code).")
 DRAW_JACOBI = typer.Option(0, "--jacobi", help=(
     "Speculative Jacobi decoding: each forward pass reads N drafted codes and keeps those (and one more) "
     "the model would have drawn (0 = one code per pass). Same distribution as plain decoding, other "

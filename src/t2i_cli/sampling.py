@@ -62,6 +62,9 @@ class SamplingConfig:
             raise UsageError(f"--guidance-stop must be in (0, 1], got {self.guidance_stop}")
         if self.guidance_stop is not None and self.jacobi:
             raise UsageError("--guidance-stop does not combine with --jacobi; leave one of them out")
+        if self.guidance_stop is not None and not self.guided and self.regional == 0:
+            raise UsageError("--guidance-stop stops guidance, which --guidance 1 and --regional 0 turn off; leave "
+                             "it out")
 
     def guidance_at(self, i: int, n: int) -> float:
         """The guidance scale of code i of n."""
@@ -386,7 +389,10 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
     how well what was drawn fits what was kept after it (0 when nothing kept follows a draw). With
     cfg.jacobi, codes come from speculative Jacobi decoding (_jacobi_codes; no image prompt). stats, if
     given, receives "passes": the transformer's forward passes. regions (for rows of text), with
-    cfg.regional above 0, adds regional guidance (Regions); None or a weight of 0 decodes without it.
+    cfg.regional above 0, adds regional guidance (Regions); None or a weight of 0 decodes without it. With
+    cfg.guidance_stop, guidance (a negative prompt's too) and regional guidance stop after that share of the codes
+    and their rows leave the batch: the codes after it, and the log-probability of kept codes there, are the
+    prompt's alone.
     """
     B, n_image = text.shape[0], model.cfg.n_image
     device = text.device
@@ -421,7 +427,7 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
         all_kept = keep.all(dim=0)
         start = n_image if bool(all_kept.all()) else int(all_kept.int().argmin())  # kept in every row
         codes[:, :start] = known[:, :start].repeat(rows // B, 1)
-    stop = n_image if cfg.guidance_stop is None else math.ceil(cfg.guidance_stop * n_image)
+    stop = n_image if cfg.guidance_stop is None else math.ceil(round(cfg.guidance_stop * n_image, 9))
     for i in range(start, n_image):
         if use_guidance and i >= stop:  # guidance stops: the unconditional and region rows leave the batch
             use_guidance, rows, text, codes = False, B, text[:B], codes[:B]
