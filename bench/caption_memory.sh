@@ -8,10 +8,8 @@ cd "$(dirname "$0")/.." || exit 1
 OLD=${1:-58f103b}
 RUNS=${2:-3}
 LINES=${3:-20000}
-PY=.venv/bin/python
-work=$(mktemp -d)
-trap 'git worktree remove --force "$work/old" >/dev/null 2>&1; rm -rf "$work"' EXIT
-git worktree add --detach "$work/old" "$OLD" >/dev/null 2>&1
+. bench/ab.sh
+ab_start
 $PY bench/make_icon_folder.py "$work/icons" >/dev/null
 $PY - "$work/icons" "$LINES" <<'PY'
 import sys
@@ -25,7 +23,7 @@ echo "# $(hostname) $(date -u '+%Y-%m-%d %H:%M') old=$OLD new=$(git rev-parse --
 echo "# load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 for r in $(seq "$RUNS"); do
     for build in old new; do
-        src=$([ "$build" = old ] && echo "$work/old/src" || echo src)
+        src=$(ab_src "$build")
         rm -f "$work/preview.png"
         rc=0
         PYTHONPATH=$src /usr/bin/time -f "%e %M" -o "$work/t" $PY -m t2i_cli data preview "$work/icons" \
@@ -35,11 +33,4 @@ for r in $(seq "$RUNS"); do
         echo "$build $wall $((kb / 1024))" >> "$work/all"
     done
 done
-$PY - "$work/all" <<'PY'
-import statistics, sys
-rows = [line.split() for line in open(sys.argv[1])]
-for build in ("old", "new"):
-    walls = [float(w) for b, w, _ in rows if b == build]
-    mbs = [int(m) for b, _, m in rows if b == build]
-    print(f"{build}: median {statistics.median(walls):.2f} s, peak RSS {max(mbs)} MB")
-PY
+ab_summary

@@ -9,28 +9,18 @@ OLD=${1:-5d76cf5}
 RUNS=${2:-5}
 shift $(( $# >= 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
-PY=.venv/bin/python
-work=$(mktemp -d)
-trap 'git worktree remove --force "$work/old" >/dev/null 2>&1; rm -rf "$work"' EXIT
-git worktree add --detach "$work/old" "$OLD" >/dev/null 2>&1
+. bench/ab.sh
+ab_start
 echo "# $(hostname) $(date -u '+%Y-%m-%d %H:%M') old=$OLD new=$(git rev-parse --short HEAD) runs=$RUNS args: $*"
 echo "# load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 for r in $(seq "$RUNS"); do
     for build in old new; do
-        src=$([ "$build" = old ] && echo "$work/old/src" || echo src)
+        src=$(ab_src "$build")
         out=$(mktemp -d "$work/out.XXXX")
         PYTHONPATH=$src /usr/bin/time -f "%e %M" -o "$work/t" $PY -m t2i_cli generate "a red bird" --seed 0 \
             --out "$out" --quiet "$@" >/dev/null
         read -r wall kb < "$work/t"
-        echo "$build $r $wall s $((kb / 1024)) MB"
-        echo "$build $wall $((kb / 1024))" >> "$work/all"
+        ab_record "$build" "$r" "$wall" "$kb"
     done
 done
-$PY - "$work/all" <<'PY'
-import statistics, sys
-rows = [line.split() for line in open(sys.argv[1])]
-for b in ("old", "new"):
-    w = [float(r[1]) for r in rows if r[0] == b]
-    m = [int(r[2]) for r in rows if r[0] == b]
-    print(f"{b}: median {statistics.median(w):.2f} s, peak RSS {max(m)} MB")
-PY
+ab_summary

@@ -10,10 +10,8 @@ OLD=${1:-58f103b}
 RUNS=${2:-3}
 STEPS=${3:-24}
 PHOTOS=${4:-64}
-PY=.venv/bin/python
-work=$(mktemp -d)
-trap 'git worktree remove --force "$work/old" >/dev/null 2>&1; rm -rf "$work"' EXIT
-git worktree add --detach "$work/old" "$OLD" >/dev/null 2>&1
+. bench/ab.sh
+ab_start
 $PY bench/make_icon_folder.py "$work/icons" >/dev/null
 PYTHONPATH=src $PY bench/make_photo_folder.py "$work/icons" "$work/photos" --n "$PHOTOS" >/dev/null
 echo "# $(hostname) $(date -u '+%Y-%m-%d %H:%M') old=$OLD new=$(git rev-parse --short HEAD) photos=$PHOTOS" \
@@ -21,22 +19,14 @@ echo "# $(hostname) $(date -u '+%Y-%m-%d %H:%M') old=$OLD new=$(git rev-parse --
 echo "# load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 for r in $(seq "$RUNS"); do
     for build in old new; do
-        src=$([ "$build" = old ] && echo "$work/old/src" || echo src)
+        src=$(ab_src "$build")
         rm -rf "$work/run-$build"
         PYTHONPATH=$src /usr/bin/time -f "%e %M" -o "$work/t" $PY -m t2i_cli train --stage dvae \
             --data "$work/photos" --steps "$STEPS" --out "$work/run-$build" --quiet > /dev/null 2>&1
         read -r wall kb < "$work/t"
-        echo "$build $r $wall s $((kb / 1024)) MB"
-        echo "$build $wall $((kb / 1024))" >> "$work/all"
+        ab_record "$build" "$r" "$wall" "$kb"
     done
     if cmp -s "$work/run-old/dvae.safetensors" "$work/run-new/dvae.safetensors"
     then echo "round $r: the same dvae.safetensors"; else echo "round $r: the models DIFFER"; fi
 done
-$PY - "$work/all" <<'PY'
-import statistics, sys
-rows = [line.split() for line in open(sys.argv[1])]
-for build in ("old", "new"):
-    walls = [float(w) for b, w, _ in rows if b == build]
-    mbs = [int(m) for b, _, m in rows if b == build]
-    print(f"{build}: median {statistics.median(walls):.1f} s, peak RSS {max(mbs)} MB")
-PY
+ab_summary 1

@@ -8,10 +8,8 @@ cd "$(dirname "$0")/.." || exit 1
 OLD=${1:-58f103b}
 RUNS=${2:-3}
 COPIES=${3:-6}
-PY=.venv/bin/python
-work=$(mktemp -d)
-trap 'git worktree remove --force "$work/old" >/dev/null 2>&1; rm -rf "$work"' EXIT
-git worktree add --detach "$work/old" "$OLD" >/dev/null 2>&1
+. bench/ab.sh
+ab_start
 $PY bench/make_icon_folder.py "$work/icons" >/dev/null
 mkdir "$work/many"
 i=0
@@ -22,23 +20,15 @@ echo "# $(hostname) $(date -u '+%Y-%m-%d %H:%M') old=$OLD new=$(git rev-parse --
 echo "# load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 for r in $(seq "$RUNS"); do
     for build in old new; do
-        src=$([ "$build" = old ] && echo "$work/old/src" || echo src)
+        src=$(ab_src "$build")
         rm -f "$work/many/ranking.json"
         PYTHONPATH=$src /usr/bin/time -f "%e %M" -o "$work/t" $PY -m t2i_cli rerank "$work/many" \
             --prompt "a red bird" > "$work/$build.txt" 2>/dev/null
         read -r wall kb < "$work/t"
-        echo "$build $r $wall s $((kb / 1024)) MB"
-        echo "$build $wall $((kb / 1024))" >> "$work/all"
+        ab_record "$build" "$r" "$wall" "$kb"
     done
 done
 # the same score for every picture (ties may be listed in another order)
 if diff <(awk 'NF==3{print $3, $2}' "$work/old.txt" | sort) <(awk 'NF==3{print $3, $2}' "$work/new.txt" | sort) >/dev/null
 then echo "every picture's score: the same in both builds"; else echo "scores DIFFER between the builds"; fi
-$PY - "$work/all" <<'PY'
-import statistics, sys
-rows = [line.split() for line in open(sys.argv[1])]
-for build in ("old", "new"):
-    walls = [float(w) for b, w, _ in rows if b == build]
-    mbs = [int(m) for b, _, m in rows if b == build]
-    print(f"{build}: median {statistics.median(walls):.2f} s, peak RSS {max(mbs)} MB")
-PY
+ab_summary
