@@ -128,11 +128,8 @@ def read_own_json(path: Path) -> Any:
 def is_own_json(path: Path, looks_like: Callable[[Any], bool]) -> bool:
     """Whether path is a JSON file that looks_like (given its parsed content) recognises as what t2i writes
     there; a file that cannot be read, is not JSON or is larger than MAX_OWN_JSON is not."""
-    path = Path(path)
     try:
-        if not path.is_file() or path.stat().st_size > MAX_OWN_JSON:
-            return False
-        return bool(looks_like(json.loads(path.read_bytes())))
+        return Path(path).is_file() and bool(looks_like(read_own_json(path)))
     except (OSError, ValueError, RecursionError):
         return False
 
