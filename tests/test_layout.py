@@ -27,7 +27,7 @@ TIER_OF = {
     "t2i_cli.__main__": "cli", "t2i_cli.cli": "cli",
     **{f"t2i_cli.{m}": "product"
        for m in ("pipeline", "outputs", "rerank", "data", "data_eval", "train", "train_options", "stages",
-                 "recipe", "image_prompt")},
+                 "recipe", "image_prompt", "prompt_file")},
     **{f"t2i_cli.{m}": "core" for m in ("weights", "sampling", "devices", "images", "files", "errors")},
 }
 

@@ -17,6 +17,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
+from t2i_cli.prompt_file import Prompts, read_prompts
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -413,7 +414,12 @@ def use_threads(threads: Optional[int]) -> None:
 def generate(
     ctx: typer.Context,
     prompt: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a red bird\" (not with --from)."),
-    n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N})."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts",
+                                           help="Draw each line of this UTF-8 file (- reads standard input) as "
+                                                "its own PROMPT with the same options and seed: the files `t2i "
+                                                "generate LINE` writes, for one load of the models. Blank lines "
+                                                "and lines starting with # are skipped."),
+    n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N}; with --prompts, per prompt)."),
     seed: int = DRAW_SEED,
     temperature: float = DRAW_TEMPERATURE,
     top_k: int = DRAW_TOP_K,
@@ -456,14 +462,20 @@ def generate(
         if from_png is not None:
             fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "guidance_start",
                                     "guidance_stop", "jacobi", "regional", "negative", "keep_top",
-                                    "redraws", "candidates", "keep", "grid", "precision"})
+                                    "redraws", "candidates", "keep", "grid", "precision", "prompts"})
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
                 raise UsageError(f"--from takes every setting from the PNG; leave out {', '.join(named)}")
             paths = [_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet)]
         else:
-            if prompt is None or not prompt.strip():
-                raise UsageError("the prompt is empty; give a description such as \"a red bird\"")
+            lines = None
+            if prompts is not None:
+                if prompt is not None:
+                    raise UsageError("give PROMPT or --prompts FILE, not both")
+                lines = read_prompts(prompts)
+            elif prompt is None or not prompt.strip():
+                raise UsageError("the prompt is empty; give a description such as \"a red bird\" (or --prompts "
+                                 "FILE, one per line)")
             if not 1 <= n <= MAX_N:
                 raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
             check_seed(seed)
@@ -490,9 +502,9 @@ def generate(
             from t2i_cli.pipeline import check_negative
 
             check_negative(negative, sampling)  # before the models load
-            paths = _generate(prompt, candidates or n, keep if candidates else None, seed, sampling, out_dir,
-                              weights_folder(weights), device, grid, quiet, negative=negative, spec=spec,
-                              precision=precision, auto_candidates=auto)
+            paths = _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
+                              seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
+                              negative=negative, spec=spec, precision=precision, auto_candidates=auto)
         for p in paths:
             out.print(clean(str(p)), soft_wrap=True)
 
@@ -541,11 +553,12 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
              f"model saw them rarely or never in training) and may be ignored: {', '.join(enc.unknown_words)}")
 
 
-def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path, weights: Path,
-              device: str, grid: bool, quiet: bool, negative: Optional[str] = None, spec: Optional[dict] = None,
-              stem: Optional[str] = None, precision: str = "fp32", auto_candidates: bool = False,
-              before_drawing: Optional[Callable[[], None]] = None) -> list[Path]:
-    """Sample (and optionally rerank) images, writing each batch as soon as it is decoded; auto_candidates
+def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path,
+              weights: Path, device: str, grid: bool, quiet: bool, negative: Optional[str] = None,
+              spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
+              auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None) -> list[Path]:
+    """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
+    it alone would draw, one load of the models), writing each batch as soon as it is decoded; auto_candidates
     draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP. before_drawing is
     called once every check has passed (vary's prompt line: a refusal is then its one line)."""
     from t2i_cli.files import make_folder
@@ -553,7 +566,10 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     if auto_candidates and pipe.bundle.clip is not None:
         n, keep = DEFAULT_CANDIDATES, 1
-    request = pipe.request(prompt, sampling, negative)  # the prompts are encoded, and the settings checked, once
+    # The prompts are encoded, and the settings checked, once, before anything is drawn.
+    lines = None if isinstance(prompt, str) else prompt
+    requests = [pipe.request(p.prompt, sampling, negative) for p in lines.prompts] if lines \
+        else [pipe.request(prompt, sampling, negative)]
     image = None
     if spec is not None:
         from t2i_cli.image_prompt import build
@@ -568,12 +584,27 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
     if auto_candidates and pipe.bundle.clip is None and not quiet:
         warn(f"{weights} has no clip.safetensors, so this draws one image, not the best of {DEFAULT_CANDIDATES} "
              f"(--candidates 1 asks for one and silences this)")
-    _warn_encoding(pipe, request.encoded, "the prompt", quiet)
-    if request.negative_encoded is not None:
-        _warn_encoding(pipe, request.negative_encoded, "the negative prompt", quiet)
+    for i, request in enumerate(requests):
+        what = "the prompt" if lines is None else f"line {lines.prompts[i].line} (\"{request.prompt}\")"
+        _warn_encoding(pipe, request.encoded, what, quiet)
+    if lines is not None and lines.repeats and not quiet:
+        warn(lines.repeats_message())
+    if requests[0].negative_encoded is not None:
+        _warn_encoding(pipe, requests[0].negative_encoded, "the negative prompt", quiet)
     paths: list[Path] = []
     try:
-        return _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, quiet, paths, image, stem)
+        per_prompt = n * pipe.bundle.transformer.cfg.n_image
+        with progress_bar(quiet) as bar:
+            task = bar.add_task("decoding", total=len(requests) * per_prompt, rate="")
+            for i, request in enumerate(requests):
+                if lines is not None:
+                    bar.update(task, description=f"prompt {i + 1}/{len(requests)}")
+
+                def tick(done: int, before: int = i * per_prompt) -> None:
+                    bar.update(task, completed=before + done, rate=rate_text(bar.tasks[task], "tokens"))
+
+                _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem)
+        return paths
     except BaseException:
         if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
@@ -583,9 +614,9 @@ def _generate(prompt: str, n: int, keep: Optional[int], seed: int, sampling, out
 
 
 def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_dir: Path, grid: bool,
-                    quiet: bool, paths: list[Path], image=None, stem: Optional[str] = None) -> list[Path]:
-    """Decode in batches under a progress bar, writing each image as soon as it is final; paths gets each file
-    as it is written (and is returned)."""
+                    tick: Callable[[int], None], paths: list[Path], image=None, stem: Optional[str] = None) -> None:
+    """Decode in batches, telling tick the tokens drawn, and write each image as soon as it is final; paths gets
+    each file as it is written."""
     from t2i_cli.outputs import made_from, provenance, write_image, write_sheet
 
     sampling, extra = request.sampling, made_from(request, image, pipe.precision)
@@ -593,26 +624,18 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
     def meta(g) -> dict[str, str]:
         return provenance(g, seed, n, sampling, pipe.bundle.identity, extra, pipe.device.type, pipe.bundle.generator)
 
-    total = n * pipe.bundle.transformer.cfg.n_image
     results = []
-    with progress_bar(quiet) as bar:
-        task = bar.add_task("decoding", total=total, rate="")
-
-        def tick(done: int) -> None:
-            bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens"))
-
-        for batch in pipe.batches(request, n, seed, tick, image):
-            if keep is None:  # write at once, so Ctrl-C keeps every finished image
-                for g in batch:
-                    paths.append(write_image(g, out_dir, meta(g), stem))
-            results += batch
+    for batch in pipe.batches(request, n, seed, tick, image):
+        if keep is None:  # write at once, so Ctrl-C keeps every finished image
+            for g in batch:
+                paths.append(write_image(g, out_dir, meta(g), stem))
+        results += batch
     if keep is not None:
         results = pipe.rerank(results, keep)
         for g in results:
             paths.append(write_image(g, out_dir, meta(g), stem))
     if grid:
         paths.append(write_sheet(results, out_dir, meta(results[0])))
-    return paths
 
 
 def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir: Path, weights: Path,

@@ -1,0 +1,84 @@
+"""`t2i generate --prompts FILE`: a file of prompts, one per line, read with bounds (torch-free)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from t2i_cli.errors import DataError
+
+MAX_PROMPT_FILE = 4 << 20  # bytes of a prompt file read (10,000 prompts of 400 characters)
+MAX_PROMPTS = 10_000  # prompts one `generate --prompts` draws
+STDIN = "-"  # --prompts - reads standard input
+
+
+@dataclass(frozen=True)
+class PromptLine:
+    line: int  # 1-based line of the file
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Prompts:
+    prompts: tuple[PromptLine, ...]  # each distinct prompt once, in the file's order
+    repeats: tuple[tuple[int, int], ...]  # (line, the earlier line whose prompt it repeats), left out of prompts
+
+    def repeats_message(self) -> str:
+        """The one warning for lines that repeat an earlier prompt ('' when none do)."""
+        if not self.repeats:
+            return ""
+        shown = ", ".join(f"line {a} (line {b})" for a, b in self.repeats[:5])
+        more = f" and {len(self.repeats) - 5} more" if len(self.repeats) > 5 else ""
+        return (f"{len(self.repeats)} line(s) repeat an earlier prompt and are drawn once, since the same seed "
+                f"draws the same images: {shown}{more}")
+
+
+def read_prompts(path: Path, source: str = "--prompts") -> Prompts:
+    """The prompts of a UTF-8 text file (or standard input for '-'): one per line, surrounding spaces removed;
+    blank lines and lines starting with '#' are skipped; a prompt repeated is kept at its first line. Refuses
+    a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts, not UTF-8, or without a prompt."""
+    name = "standard input" if str(path) == STDIN else str(path)
+    if str(path) == STDIN:
+        raw = sys.stdin.buffer.read(MAX_PROMPT_FILE + 1)
+    else:
+        if path.is_dir():
+            raise DataError(f"{source} {path} is a folder; give a text file with one prompt per line")
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_PROMPT_FILE + 1)
+        except FileNotFoundError:
+            raise DataError(f"{source} {path} does not exist; check the path (a text file, one prompt per line)") \
+                from None
+        except OSError as e:
+            raise DataError(f"{source} {path} cannot be read ({e.strerror or e}); check its permissions") from None
+    if len(raw) > MAX_PROMPT_FILE:
+        raise DataError(f"{name} is over {MAX_PROMPT_FILE >> 20} MiB; split it into several prompt files")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not part of the first prompt
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{name} is not UTF-8 text (line {line}); save it as UTF-8") from None
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise DataError(f"{name} has a NUL character on line {line}; is it a text file?")
+    kept: list[PromptLine] = []
+    first: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []
+    # Lines end at \n, \r\n or \r alone (str.splitlines also breaks at form feeds and Unicode separators, which
+    # would number the lines otherwise than an editor does).
+    for i, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        prompt = line.strip()
+        if not prompt or prompt.startswith("#"):
+            continue
+        if prompt in first:
+            repeats.append((i, first[prompt]))
+            continue
+        if len(kept) == MAX_PROMPTS:
+            raise DataError(f"{name} has over {MAX_PROMPTS:,} prompts; split it into several prompt files")
+        first[prompt] = i
+        kept.append(PromptLine(i, prompt))
+    if not kept:
+        raise DataError(f"{name} has no prompt: write one per line, e.g. \"a red bird\" (blank lines and lines "
+                        "starting with # are skipped)")
+    return Prompts(tuple(kept), tuple(repeats))

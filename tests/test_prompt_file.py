@@ -1,0 +1,175 @@
+"""`t2i generate --prompts FILE`: each line drawn as `t2i generate LINE` draws it, in one load of the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import RUNNER, one_line_failure, run
+from t2i_cli import prompt_file
+from t2i_cli.errors import DataError
+from t2i_cli.images import read_png_text
+from t2i_cli.prompt_file import read_prompts
+
+PROMPTS = ("# prompts for the demo\r\na red bird\r\n\r\n  two green cats  \r\na red bird\r\n# a comment\r\n"
+           "a red bird and a blue fish\r\n")
+
+
+def generate(weights: Path, out: Path, *extra):
+    return run("generate", "--weights", weights, "--out", out, "--device", "cpu", *extra)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+
+
+def test_reading_a_prompt_file_skips_blanks_comments_and_repeats_and_numbers_lines_as_an_editor(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_bytes("\ufeffa red bird\r\n#x\rtwo cats\n\n a red bird \n\x0cstar\n".encode())
+    got = read_prompts(f)
+    assert [(p.line, p.prompt) for p in got.prompts] == [(1, "a red bird"), (3, "two cats"), (6, "star")]
+    assert got.repeats == ((5, 1),)  # after stripping, line 5 is line 1's prompt
+    assert "line 5 (line 1)" in got.repeats_message() and read_prompts(tmp_path / "p.txt") == got
+    many = Path(tmp_path / "many.txt")
+    many.write_text("".join(f"a red bird {i % 3}\n" for i in range(20)))
+    msg = read_prompts(many).repeats_message()
+    assert msg.startswith("17 line(s) repeat") and msg.endswith("and 12 more")
+
+
+@pytest.mark.parametrize("content, error, words", [
+    (b"", DataError, "has no prompt"),
+    (b"# only a comment\n\n   \n", DataError, "has no prompt"),
+    (b"a red bird\n\xff\xfe two cats\n", DataError, "is not UTF-8 text (line 2)"),
+    (b"a red bird\nab\x00c\n", DataError, "NUL character on line 2"),
+])
+def test_a_prompt_file_without_prompts_or_not_text_is_refused(tmp_path, content, error, words):
+    f = tmp_path / "p.txt"
+    f.write_bytes(content)
+    with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
+        read_prompts(f)
+
+
+def test_prompt_file_bounds_are_enforced(tmp_path, monkeypatch):
+    monkeypatch.setattr(prompt_file, "MAX_PROMPTS", 3)
+    f = tmp_path / "p.txt"
+    f.write_text("a\nb\nc\na\n")  # three distinct prompts and a repeat: within the bound
+    assert len(read_prompts(f).prompts) == 3
+    f.write_text("a\nb\nc\nd\n")
+    with pytest.raises(DataError, match="over 3 prompts"):
+        read_prompts(f)
+    monkeypatch.setattr(prompt_file, "MAX_PROMPT_FILE", 8)
+    f.write_text("a\nb\nc\n")  # 6 bytes
+    assert len(read_prompts(f).prompts) == 3
+    f.write_text("a\nb\nc\nd\ne\n")  # 10 bytes: read no further than the bound, and refused
+    with pytest.raises(DataError, match="split it"):
+        read_prompts(f)
+    with pytest.raises(DataError, match="does not exist; check the path"):
+        read_prompts(tmp_path / "missing.txt")
+    with pytest.raises(DataError, match="is a folder"):
+        read_prompts(tmp_path)
+
+
+def test_generate_prompts_writes_the_files_each_prompt_alone_writes(tmp_path):
+    """Every line's PNGs are byte for byte those of `t2i generate LINE` with the same options (the default best
+    of 4 by CLIP, and regional guidance for the two-object line); a repeated line is drawn once, with a warning;
+    stdout names every file in the order written."""
+    from conftest import TINY_CAPTIONS, build_tiny_folder
+
+    tiny_weights = build_tiny_folder(tmp_path / "w", captions=TINY_CAPTIONS + ["a pink tree on the right and a cat"])
+    f = tmp_path / "prompts.txt"
+    f.write_bytes(PROMPTS.encode())
+    r = generate(tiny_weights, tmp_path / "all", "--prompts", f, "--seed", "3")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert "1 line(s) repeat an earlier prompt" in r.stderr and "line 5 (line 2)" in r.stderr
+    got = files(tmp_path / "all")
+    assert list(r.stdout.split()) == [str(tmp_path / "all" / n) for n in
+                                      ("a-red-bird-000.png", "two-green-cats-000.png",
+                                       "a-red-bird-and-a-blue-fish-000.png")]
+    for prompt in ("a red bird", "two green cats", "a red bird and a blue fish"):
+        one = run("generate", prompt, "--weights", tiny_weights, "--out", tmp_path / "one", "--device", "cpu",
+                  "--seed", "3", "--quiet")
+        assert one.exit_code == 0, one.stderr
+    alone = files(tmp_path / "one")
+    assert got == alone and len(got) == 3
+    regions = read_png_text(tmp_path / "all" / "a-red-bird-and-a-blue-fish-000.png")
+    assert "regions" in regions and regions["prompt"] == "a red bird and a blue fish"  # drew with regions
+
+
+def test_generate_prompts_honours_n_grid_and_reads_standard_input(tiny_weights, tmp_path):
+    r = RUNNER.invoke(__import__("t2i_cli.cli", fromlist=["app"]).app,
+                      ["generate", "--prompts", "-", "--weights", str(tiny_weights), "--out", str(tmp_path / "o"),
+                       "--device", "cpu", "--n", "2", "--grid", "--quiet"],
+                      input="a red bird\ntwo green cats\n")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    names = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert names == ["a-red-bird-000.png", "a-red-bird-001.png", "a-red-bird-grid-000.png",
+                     "two-green-cats-000.png", "two-green-cats-001.png", "two-green-cats-grid-000.png"]
+    assert r.stderr == ""  # --quiet
+    one = generate(tiny_weights, tmp_path / "one", "two green cats", "--n", "2", "--grid", "--quiet")
+    assert one.exit_code == 0
+    assert files(tmp_path / "one") == {k: v for k, v in files(tmp_path / "o").items() if k.startswith("two")}
+
+
+@pytest.mark.parametrize("extra, code, words", [
+    (["a red bird"], 2, "give PROMPT or --prompts FILE, not both"),
+    (["--from", "x.png"], 2, "leave out --prompts"),
+    (["--seed", "-1"], 2, "seed"),
+])
+def test_generate_prompts_refusals_are_one_line(tiny_weights, tmp_path, extra, code, words):
+    f = tmp_path / "p.txt"
+    f.write_text("a red bird\n")
+    r = generate(tiny_weights, tmp_path / "o", "--prompts", f, *extra)
+    assert words in one_line_failure(r, code)
+    assert not (tmp_path / "o").exists()
+
+
+def test_generate_prompts_refuses_a_bad_file_before_loading_anything(tiny_weights, tmp_path, monkeypatch):
+    from t2i_cli import pipeline
+
+    monkeypatch.setattr(pipeline.TextToImage, "from_folder", lambda *a, **k: pytest.fail("loaded the models"))
+    f = tmp_path / "p.txt"
+    f.write_bytes(b"\xff\n")
+    assert "is not UTF-8 text (line 1)" in one_line_failure(generate(tiny_weights, tmp_path / "o", "--prompts", f))
+    assert "does not exist" in one_line_failure(generate(tiny_weights, tmp_path / "o", "--prompts",
+                                                         tmp_path / "none.txt"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_interrupted_prompt_file_keeps_and_names_the_prompts_already_drawn(tiny_weights, tmp_path, monkeypatch):
+    from t2i_cli.pipeline import TextToImage
+
+    f = tmp_path / "p.txt"
+    f.write_text("a red bird\ntwo green cats\na blue fish on the left\n")
+    real = TextToImage.batches
+    calls = []
+
+    def batches(self, request, *a, **k):
+        calls.append(request.prompt)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        yield from real(self, request, *a, **k)
+
+    monkeypatch.setattr(TextToImage, "batches", batches)
+    out = tmp_path / "o"
+    r = generate(tiny_weights, out, "--prompts", f, "--candidates", "1")
+    assert r.exit_code == 130, (r.stdout, r.stderr)
+    assert calls == ["a red bird", "two green cats"]
+    assert [p.name for p in out.iterdir()] == ["a-red-bird-000.png"]
+    assert r.stdout.split() == [str(out / "a-red-bird-000.png")]
+
+
+def test_generate_prompts_with_an_image_prompt_completes_it_for_each_line(tiny_weights, tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "src.png"
+    Image.new("RGB", (40, 30), (200, 40, 40)).save(src)
+    f = tmp_path / "p.txt"
+    f.write_text("a red bird\ntwo green cats\n")
+    r = generate(tiny_weights, tmp_path / "o", "--prompts", f, "--image", src, "--keep-top", "0.25", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    for prompt in ("a red bird", "two green cats"):
+        one = generate(tiny_weights, tmp_path / "one", prompt, "--image", src, "--keep-top", "0.25", "--quiet")
+        assert one.exit_code == 0, one.stderr
+    assert files(tmp_path / "o") == files(tmp_path / "one") and len(files(tmp_path / "o")) == 2
+    assert read_png_text(tmp_path / "o" / "two-green-cats-000.png")["keep_top"] == "0.25"
