@@ -777,3 +777,16 @@ def test_guidance_stop_reaches_the_sampler_is_recorded_and_redrawn(tiny_weights,
                       (["--guidance", "1", "--regional", "0"], "which --guidance 1 and --regional 0 turn off")):
         line = one_line_failure(generate(tiny_weights, tmp_path / "y", "--guidance-stop", "0.5", *bad), 2)
         assert says in line, line
+
+
+def test_generate_keeps_candidates_of_equal_score_in_the_order_drawn(tiny_weights, tmp_path, monkeypatch):
+    """--candidates N --keep N writes the candidates best first; candidates the reranker scores alike keep the
+    order they were drawn in (an unstable sort put index 30 first among 40 equal scores)."""
+    from t2i_cli.pipeline import TextToImage
+
+    monkeypatch.setattr(TextToImage, "score", lambda self, images, prompt: torch.zeros(len(images)))
+    r = generate(tiny_weights, tmp_path / "o", "--candidates", "40", "--keep", "40", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    written = [Path(line) for line in r.stdout.split()]
+    assert [read_png_text(p)["index"] for p in written] == [str(i) for i in range(40)]
+    assert [read_png_text(p)["clip_rank"] for p in written] == [str(i) for i in range(1, 41)]
