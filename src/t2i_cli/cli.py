@@ -413,7 +413,8 @@ def use_threads(threads: Optional[int]) -> None:
 @app.command(cls=OneValueEach)
 def generate(
     ctx: typer.Context,
-    prompt: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a red bird\" (not with --from)."),
+    prompt: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a red bird\" (not with --from or "
+                                                      "--prompts)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts",
                                            help="Draw each line of this UTF-8 file (- reads standard input) as "
                                                 "its own PROMPT with the same options and seed: the files `t2i "
@@ -834,6 +835,12 @@ def train(
                                                   help="CLIP on the world: pair every scene with a twin changed "
                                                        "in one thing its caption says (colours swapped, relation "
                                                        "flipped, count off, object replaced, left out or recoloured)."),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip",
+                                        help="A folder or manifest: mirror each training picture half the time "
+                                             "(never one whose caption says left or right; validation never), "
+                                             "which slows a small folder's overfitting. Default: on for the dvae "
+                                             "and transformer stages of the default and large presets on a "
+                                             "folder or manifest, off otherwise."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),

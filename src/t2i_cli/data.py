@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
@@ -107,6 +109,7 @@ class PairDataset(CaptionDataset):
         self.cache_bytes = 0  # decoded pictures kept by this process, at most (0: none)
         self._cache: dict[int, bytes] = {}
         self._cached = 0
+        self.flip_seed: int | None = None  # a training run's --flip: its seed (None: pictures as they are)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -120,10 +123,23 @@ class PairDataset(CaptionDataset):
                 self._cache[i] = pixels
                 self._cached += len(pixels)
         # Cycle through an image's captions across epochs, so each is seen and the choice is reproducible.
-        return images.tensor_from_rgb(pixels, self.side, self.side), lines[(i + self.epoch) % len(lines)]
+        caption = lines[(i + self.epoch) % len(lines)]
+        x = images.tensor_from_rgb(pixels, self.side, self.side)
+        if self.flip_seed is not None and flips(self.flip_seed, self.epoch, i, caption):
+            x = x.flip(-1)
+        return x, caption
 
     def captions_at(self, i: int) -> list[str]:
         return list(self.pairs[i][1])
+
+
+SIDED = re.compile(r"\b(left|right)\b", re.IGNORECASE)  # caption words a mirror image would contradict
+
+
+def flips(seed: int, epoch: int, i: int, caption: str) -> bool:
+    """Whether `--flip` mirrors picture i in this epoch: half the time, a pure function of (seed, epoch, i) (the
+    same in any loader worker, process or resumed run); never when its caption says left or right."""
+    return not SIDED.search(caption) and random.Random(f"t2i-flip:{seed}:{epoch}:{i}").random() < 0.5
 
 
 # Decoded training pictures a run keeps in memory on one machine (PairDataset.cache_bytes), divided among the

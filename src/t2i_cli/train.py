@@ -94,6 +94,7 @@ class TrainConfig:
     recon_loss: str = "l1"  # dVAE: reconstruction term, one of models.dvae.RECON_LOSSES
     val_fraction: float = 0.05  # share of a folder or manifest held out for validation (world: world:val)
     hard_negatives: bool = False  # clip stage on the world: every scene comes with its hard-negative twin
+    flip: bool = False  # a folder or manifest: mirror half the training pictures (data.PairDataset.flip_seed)
     # Stop once the validation loss has not improved on its best for this many validations in a row (0: never);
     # the run's steps then become the step it stopped at, so it is finished.
     patience: int = 0

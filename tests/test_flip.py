@@ -1,0 +1,135 @@
+"""`t2i train --flip`: a folder's training pictures mirrored half the time, never against a caption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import one_line_failure, run
+from t2i_cli.data import flips, open_source
+
+
+def lopsided_folder(folder: Path, captions: list[str]) -> Path:
+    """Pictures bright on their left half only, so a mirrored one differs from the original everywhere."""
+    folder.mkdir(parents=True)
+    for i, caption in enumerate(captions):
+        img = Image.new("RGB", (16, 16), (10, 10, 10))
+        img.paste((200, 40 + 10 * i, 90), (0, 0, 8, 16))
+        img.save(folder / f"p{i:02d}.png")
+        (folder / f"p{i:02d}.txt").write_text(caption + "\n")
+    return folder
+
+
+def test_flips_half_the_pictures_by_seed_epoch_and_index_never_against_left_or_right():
+    draws = [flips(0, e, i, "a red bird") for e in range(4) for i in range(500)]
+    assert 0.45 < sum(draws) / len(draws) < 0.55
+    assert draws == [flips(0, e, i, "a red bird") for e in range(4) for i in range(500)]  # a pure function
+    assert draws != [flips(1, e, i, "a red bird") for e in range(4) for i in range(500)]  # of the seed too
+    by_epoch = [[flips(0, e, i, "x") for i in range(200)] for e in range(2)]
+    assert by_epoch[0] != by_epoch[1]  # a picture is mirrored in some epochs, not in others
+    for caption in ("a bird on the left", "RIGHT of the fish", "a cat to the left of a dog", "left"):
+        assert not any(flips(0, e, i, caption) for e in range(2) for i in range(100)), caption
+    assert any(flips(0, 0, i, "leftover pizza, a copyright sign") for i in range(10))  # whole words only
+
+
+def test_a_flipping_dataset_mirrors_exactly_the_pictures_flips_names_and_validation_none(tmp_path):
+    folder = lopsided_folder(tmp_path / "d", [f"picture {i}" for i in range(12)] + ["a cat on the left"] * 4)
+    train = open_source(str(folder), 16, part="train")
+    plain = [train[i][0] for i in range(len(train))]
+    train.flip_seed, train.epoch = 3, 1
+    for i in range(len(train)):
+        x, caption = train[i]
+        mirrored = flips(3, 1, i, caption)
+        assert torch.equal(x, plain[i].flip(-1) if mirrored else plain[i]), (i, caption)
+        assert not mirrored or not torch.equal(x, plain[i])
+    assert any(flips(3, 1, i, train[i][1]) for i in range(len(train)))
+    val = open_source(str(folder), 16, part="val")
+    assert val.flip_seed is None
+
+
+def dvae_run(tmp_path: Path, name: str, data: Path, *extra: str):
+    return run("train", "--stage", "dvae", "--data", data, "--out", tmp_path / name, "--preset", "tiny",
+               "--steps", "3", "--workers", "0", "--device", "cpu", "-q", *extra)
+
+
+def test_train_flip_is_honoured_recorded_and_refused_where_it_cannot_apply(tmp_path):
+    """--flip changes what a folder's run trains on (another model, the same seed), is recorded in the run's
+    config, and changes nothing where every caption says left or right; on the world, on the tokenizer stage or
+    on a resume it is refused."""
+    data = lopsided_folder(tmp_path / "d", [f"picture {i}" for i in range(10)])
+    for name, extra in (("plain", ()), ("flip", ("--flip",)), ("noflip", ("--no-flip",))):
+        r = dvae_run(tmp_path, name, data, *extra)
+        assert r.exit_code == 0, r.stderr
+    model = {n: (tmp_path / n / "dvae.safetensors").read_bytes() for n in ("plain", "flip", "noflip")}
+    assert model["flip"] != model["plain"] == model["noflip"]
+    assert json.loads((tmp_path / "flip" / "train_config.json").read_text())["flip"] is True
+    sided = lopsided_folder(tmp_path / "s", [f"a thing {i} on the left" for i in range(10)])
+    assert dvae_run(tmp_path, "s1", sided, "--flip").exit_code == 0
+    assert dvae_run(tmp_path, "s0", sided).exit_code == 0
+    assert (tmp_path / "s1" / "dvae.safetensors").read_bytes() == (tmp_path / "s0" / "dvae.safetensors").read_bytes()
+    line = one_line_failure(dvae_run(tmp_path, "w", "world:train", "--flip"), 2)
+    assert "--flip mirrors the pictures of a folder or manifest" in line
+    assert not (tmp_path / "w").exists()
+    assert dvae_run(tmp_path, "w2", "world:train", "--no-flip").exit_code == 0  # nothing to turn off: honoured
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", data, "--out", tmp_path / "t", "--flip"), 2)
+    assert "--flip does not apply to the tokenizer stage" in line
+    line = one_line_failure(run("train", "--resume", tmp_path / "flip", "--steps", "4", "--no-flip"), 2)
+    assert "--flip cannot change a run that has started" in line
+
+
+@pytest.mark.parametrize("stage", ["transformer", "clip"])
+def test_flip_reaches_the_transformer_and_clip_stages(tmp_path, stage, monkeypatch):
+    """Every stage that reads pictures hands its training set the run's seed when --flip is on, and validation
+    none."""
+    from t2i_cli import stages
+
+    seen = {}
+    real = stages._build_stage
+
+    def build(cfg, run_dir, dd, dataset, val):
+        seen["train"], seen["val"] = dataset.flip_seed, val.flip_seed
+        raise KeyboardInterrupt  # enough: the datasets are what this test looks at
+
+    monkeypatch.setattr(stages, "_build_stage", build)
+    data = lopsided_folder(tmp_path / "d", [f"picture {i}" for i in range(10)])
+    assert run("train", "--stage", "tokenizer", "--data", data, "--out", tmp_path / "tok", "--preset", "tiny",
+               "-q").exit_code == 0
+    extra = ["--dvae", tmp_path / "dv"] if stage == "transformer" else []
+    if stage == "transformer":
+        monkeypatch.setattr(stages, "_build_stage", real)
+        assert dvae_run(tmp_path, "dv", data).exit_code == 0
+        monkeypatch.setattr(stages, "_build_stage", build)
+    run("train", "--stage", stage, "--data", data, "--out", tmp_path / stage, "--preset", "tiny", "--tokenizer",
+        tmp_path / "tok", "--flip", "--seed", "7", "--workers", "0", "--device", "cpu", "-q", *extra)
+    assert seen == {"train": 7, "val": None}
+
+
+def test_flip_defaults_by_preset_and_data_and_an_older_run_reads_as_unflipped(tmp_path):
+    """On a folder the default and large presets mirror the dVAE's and transformer's pictures (measured on real
+    icons, BENCHMARKS.md), not the CLIP's; tiny (the tests' preset) and the world never; --no-flip turns it off. A
+    run folder written before --flip existed resumes as it was trained, unflipped."""
+    from t2i_cli.train import read_run_config
+    from t2i_cli.train_options import train_config
+
+    data = lopsided_folder(tmp_path / "d", [f"picture {i}" for i in range(4)])
+    opts = {k: None for k in ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed",
+                              "precision", "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives",
+                              "patience", "flip", "workers", "dvae", "tokenizer", "init")}
+    opts |= {"model": [], "finetune_decoder": False}
+    for preset in ("default", "large", "tiny"):
+        for stage in ("dvae", "transformer", "clip"):
+            for source in (str(data), "world:train"):
+                cfg = train_config(stage, source, preset, opts)
+                assert cfg.flip == (preset != "tiny" and stage != "clip" and source != "world:train"), \
+                    (preset, stage, source)
+    assert not train_config("transformer", str(data), "default", opts | {"flip": False}).flip
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    saved = train_config("dvae", str(data), "default", opts).to_json()
+    del saved["flip"]
+    (run_dir / "train_config.json").write_text(json.dumps(saved))
+    assert read_run_config(run_dir).flip is False
