@@ -346,7 +346,7 @@ ON_WORLD: dict[str, dict[str, dict[str, Any]]] = {
 # transformer exports its best model, so a stop costs nothing there; the dVAE (whose last model is exported,
 # its schedule not finished) and the world's streamed data keep no patience.
 # Mirroring half the training pictures (--flip) lowered the transformer's best validation bits per code on the
-# 363 icons from 7.24 to 6.76 and 7.34 to 6.74 (seeds 0, 1) and slowed its overfitting; the dVAE's val PSNR was
+# 363 icons from 7.24 to 6.76 and 7.34 to 6.80 (seeds 0, 1) and slowed its overfitting; the dVAE's val PSNR was
 # the same (22.83 against 22.74 dB), and the dVAE sees the pictures whose codes the transformer learns. The
 # CLIP's validation did not gain: it stays off there (BENCHMARKS.md "Mirrored pictures").
 FLIP = {"dvae": {"flip": True}, "transformer": {"flip": True}}

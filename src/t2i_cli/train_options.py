@@ -30,8 +30,7 @@ def is_whole_run(run_dir: Path) -> bool:
 # What a --stage all run records (and a repeated command must match); the rest only steer this process.
 WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
                       "model", "recon_loss", "hard_negatives", "flip", "seed", "precision", "ckpt_every",
-                      "sample_every",
-                      "log_every", "patience")
+                      "sample_every", "log_every", "patience")
 
 
 def per_stage(name: str, value: Optional[str], stage: str):
