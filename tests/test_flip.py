@@ -31,7 +31,9 @@ def test_flips_half_the_pictures_by_seed_epoch_and_index_never_against_left_or_r
     assert draws != [flips(1, e, i, "a red bird") for e in range(4) for i in range(500)]  # of the seed too
     by_epoch = [[flips(0, e, i, "x") for i in range(200)] for e in range(2)]
     assert by_epoch[0] != by_epoch[1]  # a picture is mirrored in some epochs, not in others
-    for caption in ("a bird on the left", "RIGHT of the fish", "a cat to the left of a dog", "left"):
+    for caption in ("a bird on the left", "RIGHT of the fish", "a cat to the left of a dog", "left", "the leftmost cat",
+                    "a rightward arrow", "arrows pointing leftwards", "a left-handed glove", "a right-hand turn",
+                    "the lefty pitcher"):
         assert not any(flips(0, e, i, caption) for e in range(2) for i in range(100)), caption
     assert any(flips(0, 0, i, "leftover pizza, a copyright sign") for i in range(10))  # whole words only
 
@@ -133,3 +135,28 @@ def test_flip_defaults_by_preset_and_data_and_an_older_run_reads_as_unflipped(tm
     del saved["flip"]
     (run_dir / "train_config.json").write_text(json.dumps(saved))
     assert read_run_config(run_dir).flip is False
+
+
+def test_a_whole_run_records_flip_and_one_started_before_flip_goes_on_unmirrored(tmp_path):
+    """A new --stage all run records flip (null: the preset's choice per stage); an all.json written before
+    --flip existed, which mirrored nothing, reads as flip false, so its later stages train as it began; the same
+    command (no --flip) still matches it, and --flip is refused as a change."""
+    from t2i_cli.recipe import plan_settings
+    from t2i_cli.train_options import stage_config_of_all
+
+    data = lopsided_folder(tmp_path / "d", [f"picture {i}" for i in range(6)])
+    r = run("train", "--stage", "all", "--data", data, "--out", tmp_path / "new", "--preset", "tiny", "--steps", "1",
+            "--workers", "0", "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((tmp_path / "new" / "all.json").read_text())["flip"] is None
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "all.json").write_text(json.dumps({"data": str(data), "preset": "default"}))
+    recorded = plan_settings(old, {"data": str(data), "preset": "default", "flip": None})  # the same command
+    assert recorded["flip"] is False
+    params = {"workers": None}
+    assert not any(stage_config_of_all(s, old, recorded, params).flip for s in ("dvae", "transformer", "clip"))
+    assert stage_config_of_all("transformer", tmp_path / "new2", {"data": str(data), "preset": "default",
+                                                                   "flip": None}, params).flip  # a new run: on
+    with pytest.raises(Exception, match="other settings \\(flip\\)"):
+        plan_settings(old, {"data": str(data), "preset": "default", "flip": True})

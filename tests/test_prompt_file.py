@@ -173,3 +173,28 @@ def test_generate_prompts_with_an_image_prompt_completes_it_for_each_line(tiny_w
         assert one.exit_code == 0, one.stderr
     assert files(tmp_path / "o") == files(tmp_path / "one") and len(files(tmp_path / "o")) == 2
     assert read_png_text(tmp_path / "o" / "two-green-cats-000.png")["keep_top"] == "0.25"
+
+
+def test_a_prompt_line_too_long_or_standard_input_that_is_closed_or_a_terminal_is_refused(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    f = tmp_path / "p.txt"
+    f.write_text("a red bird\n" + "x" * (prompt_file.MAX_PROMPT_CHARS + 1) + "\n")
+    with pytest.raises(DataError, match="line 2 is 1,001 characters long; a prompt is at most 1,000"):
+        read_prompts(f)
+    f.write_text("a red bird\n" + "x" * prompt_file.MAX_PROMPT_CHARS + "\n")
+    assert len(read_prompts(f).prompts) == 2
+
+    class Terminal(io.TextIOWrapper):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal(io.BytesIO(b"a red bird\n")))
+    with pytest.raises(DataError, match="standard input, which is a terminal"):
+        read_prompts(Path("-"))
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(DataError, match="standard input, which is closed"):
+        read_prompts(Path("-"))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a red bird\n\ntwo cats\n")))
+    assert [p.prompt for p in read_prompts(Path("-")).prompts] == ["a red bird", "two cats"]

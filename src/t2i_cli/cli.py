@@ -916,7 +916,10 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         raise UsageError(f"{', '.join(flag(n) for n in sorted(given - steering))} cannot change a whole run that has "
                          f"started; --resume keeps its settings (to extend or change one stage, resume its folder: "
                          f"t2i train --resume {run_dir}/STAGE --steps N)")
-    settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS if k in given or k in ("data", "preset")}
+    # flip always: None (the preset's choice per stage) is recorded too, so that a run recorded without it is known
+    # as one from before --flip, which mirrored nothing (recipe.plan_settings).
+    settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS
+                                  if k in given or k in ("data", "preset", "flip")}
     settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")

@@ -133,7 +133,8 @@ class PairDataset(CaptionDataset):
         return list(self.pairs[i][1])
 
 
-SIDED = re.compile(r"\b(left|right)\b", re.IGNORECASE)  # caption words a mirror image would contradict
+# Caption words a mirror image would contradict (English): left, rightmost, leftward(s), right-hand(ed), lefty...
+SIDED = re.compile(r"\b(left|right)(most|wards?|hand(ed)?|y)?\b", re.IGNORECASE)
 
 
 def flips(seed: int, epoch: int, i: int, caption: str) -> bool:

@@ -10,6 +10,8 @@ from t2i_cli.errors import DataError
 
 MAX_PROMPT_FILE = 4 << 20  # bytes of a prompt file read (10,000 prompts of 400 characters)
 MAX_PROMPTS = 10_000  # prompts one `generate --prompts` draws
+MAX_PROMPT_CHARS = 1_000  # characters of one prompt line (the model reads its first few dozen tokens; the
+# tokenizer's time grows with the square of a line's length: a 1 MiB line took 36 s and 517 MB)
 STDIN = "-"  # --prompts - reads standard input
 
 
@@ -40,6 +42,12 @@ def read_prompts(path: Path, source: str = "--prompts") -> Prompts:
     a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts, not UTF-8, or without a prompt."""
     name = "standard input" if str(path) == STDIN else str(path)
     if str(path) == STDIN:
+        if sys.stdin is None or sys.stdin.closed:
+            raise DataError(f"{source} - reads standard input, which is closed; pipe the prompts in "
+                            "(... | t2i generate --prompts -) or give a file")
+        if sys.stdin.isatty():
+            raise DataError(f"{source} - reads standard input, which is a terminal: pipe the prompts in "
+                            "(... | t2i generate --prompts -) or give a file")
         raw = sys.stdin.buffer.read(MAX_PROMPT_FILE + 1)
     else:
         if path.is_dir():
@@ -71,6 +79,9 @@ def read_prompts(path: Path, source: str = "--prompts") -> Prompts:
         prompt = line.strip()
         if not prompt or prompt.startswith("#"):
             continue
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise DataError(f"{name}: line {i} is {len(prompt):,} characters long; a prompt is at most "
+                            f"{MAX_PROMPT_CHARS:,} (the model reads only its first few dozen words)")
         if prompt in first:
             repeats.append((i, first[prompt]))
             continue

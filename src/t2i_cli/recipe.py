@@ -48,6 +48,10 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
             raise UsageError(f"{path} is not readable ({e}); start the run again in a new --out") from e
         if not isinstance(recorded, dict):
             raise UsageError(f"{path} does not hold a run's settings; start the run again in a new --out")
+        if "flip" not in recorded:  # a run started before t2i 0.10.0, which mirrored no picture: its later stages
+            recorded = recorded | {"flip": False}  # train as it would have (the same command names no --flip)
+            if settings and settings.get("flip") is None:
+                settings = settings | {"flip": False}
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             raise UsageError(f"{run_dir} holds a --stage all run with other settings ({', '.join(changed)}); "
