@@ -39,7 +39,8 @@ class Prompts:
 def read_prompts(path: Path, source: str = "--prompts") -> Prompts:
     """The prompts of a UTF-8 text file (or standard input for '-'): one per line, surrounding spaces removed;
     blank lines and lines starting with '#' are skipped; a prompt repeated is kept at its first line. Refuses
-    a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts, not UTF-8, or without a prompt."""
+    a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts or with a line over MAX_PROMPT_CHARS, not UTF-8,
+    with a NUL or without a prompt, and standard input that is closed or a terminal."""
     name = "standard input" if str(path) == STDIN else str(path)
     if str(path) == STDIN:
         if sys.stdin is None or sys.stdin.closed:
