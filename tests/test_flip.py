@@ -79,8 +79,12 @@ def test_train_flip_is_honoured_recorded_and_refused_where_it_cannot_apply(tmp_p
     assert dvae_run(tmp_path, "w2", "world:train", "--no-flip").exit_code == 0  # nothing to turn off: honoured
     line = one_line_failure(run("train", "--stage", "tokenizer", "--data", data, "--out", tmp_path / "t", "--flip"), 2)
     assert "--flip does not apply to the tokenizer stage" in line
-    line = one_line_failure(run("train", "--resume", tmp_path / "flip", "--steps", "4", "--no-flip"), 2)
-    assert "--flip cannot change a run that has started" in line
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", data, "--out", tmp_path / "t", "--no-flip"),
+                            2)
+    assert "--no-flip does not apply to the tokenizer stage" in line  # the refusal names the flag typed
+    for typed in ("--flip", "--no-flip"):
+        line = one_line_failure(run("train", "--resume", tmp_path / "flip", "--steps", "4", typed), 2)
+        assert line.startswith(f"error: {typed} cannot change a run that has started"), line
 
 
 @pytest.mark.parametrize("stage", ["transformer", "clip"])
@@ -160,3 +164,30 @@ def test_a_whole_run_records_flip_and_one_started_before_flip_goes_on_unmirrored
                                                                    "flip": None}, params).flip  # a new run: on
     with pytest.raises(Exception, match="other settings \\(flip\\)"):
         plan_settings(old, {"data": str(data), "preset": "default", "flip": True})
+
+
+def test_the_dvae_sample_sheet_shows_pictures_as_stored_where_a_folder_has_no_validation_split(tmp_path, monkeypatch):
+    """Copies of one picture under ten captions: nothing can be held out, so the dVAE's samples reconstruct
+    training pictures, and with --flip they are shown as the file holds them, not as the epoch mirrors them."""
+    from t2i_cli import stages
+
+    folder = tmp_path / "d"
+    lopsided_folder(folder, ["picture 0"])
+    for i in range(1, 10):
+        (folder / f"p{i:02d}.png").write_bytes((folder / "p00.png").read_bytes())
+        (folder / f"p{i:02d}.txt").write_text(f"picture {i}\n")
+    seen = {}
+    real = stages._build_stage
+
+    def build(cfg, run_dir, dd, dataset, val):
+        stage = real(cfg, run_dir, dd, dataset, val)
+        seen["fixed"], seen["val"], seen["dataset"] = stage.fixed, len(val), dataset
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages, "_build_stage", build)
+    dvae_run(tmp_path, "dv", folder, "--flip", "--seed", "0")
+    stored = open_source(str(folder), 16, part="train")[0][0]
+    assert seen["val"] == 0 and seen["dataset"].flip_seed == 0
+    assert any(flips(0, 0, i, seen["dataset"][i][1]) for i in range(8))  # the epoch mirrors some of the eight
+    assert len(seen["fixed"]) == 8 and all(torch.equal(x, stored) for x in seen["fixed"])
+    assert seen["dataset"].flip_seed == 0  # and training still mirrors

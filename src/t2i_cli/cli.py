@@ -872,7 +872,7 @@ def train(
         else:
             if stage is None or out_dir is None:
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
-            refuse_foreign_options(stage, given)
+            refuse_foreign_options(stage, given, ctx.params)
             cfg, run_dir = train_config(stage, data, preset, locals()), out_dir
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
         if not rank_zero():  # under torchrun only rank 0 reports
@@ -913,7 +913,8 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                          f"{run_dir / params['stage']}")
     steering = {"resume", "stage", "workers", "device", "quiet"}  # what a whole run's resume honours
     if resume and given - steering:
-        raise UsageError(f"{', '.join(flag(n) for n in sorted(given - steering))} cannot change a whole run that has "
+        named = ", ".join(flag(n, params) for n in sorted(given - steering))
+        raise UsageError(f"{named} cannot change a whole run that has "
                          f"started; --resume keeps its settings (to extend or change one stage, resume its folder: "
                          f"t2i train --resume {run_dir}/STAGE --steps N)")
     # flip always: None (the preset's choice per stage) is recorded too, so that a run recorded without it is known

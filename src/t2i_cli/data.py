@@ -137,6 +137,18 @@ class PairDataset(CaptionDataset):
 SIDED = re.compile(r"\b(left|right)(most|wards?|hand(ed)?|y)?\b", re.IGNORECASE)
 
 
+def as_stored(dataset: CaptionDataset, i: int) -> tuple[torch.Tensor, str]:
+    """Item i of a dataset as its file holds it, never mirrored by --flip: what a sample sheet shows."""
+    seed = getattr(dataset, "flip_seed", None)
+    if seed is None:
+        return dataset[i]
+    dataset.flip_seed = None
+    try:
+        return dataset[i]
+    finally:
+        dataset.flip_seed = seed
+
+
 def flips(seed: int, epoch: int, i: int, caption: str) -> bool:
     """Whether `--flip` mirrors picture i in this epoch: half the time, a pure function of (seed, epoch, i) (the
     same in any loader worker, process or resumed run); never when its caption says left or right."""

@@ -126,8 +126,11 @@ class DVAEStage:
         else:
             mcfg = dvae_model_config(cfg)
             self.model = DVAE(mcfg).to(dd.device)
-        shown = val if val is not None and len(val) else dataset  # samples reconstruct val images
-        self.fixed = torch.stack([shown[i][0] for i in range(min(8, len(shown)))])  # (8, 3, H, W)
+        from t2i_cli.data import as_stored
+
+        # Samples reconstruct val images (training ones, as stored, where a source has no val split).
+        shown = val if val is not None and len(val) else dataset
+        self.fixed = torch.stack([as_stored(shown, i)[0] for i in range(min(8, len(shown)))])  # (8, 3, H, W)
 
     def schedule(self, step: int) -> tuple[float, float]:
         """(Gumbel temperature, KL weight) at a step."""

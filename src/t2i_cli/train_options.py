@@ -119,16 +119,22 @@ STAGE_OPTIONS = {
 }
 
 
-def flag(name: str) -> str:
-    """--the-flag of a parameter name."""
+NEGATABLE = {"flip", "hard_negatives"}  # the --X/--no-X options of `t2i train`
+
+
+def flag(name: str, params: dict | None = None) -> str:
+    """--the-flag of a parameter name; with the command's params, the one the user typed (--no-flip for a
+    --flip/--no-flip option given False)."""
+    if params is not None and name in NEGATABLE and params.get(name) is False:
+        return "--no-" + name.replace("_", "-")
     return {"out_dir": "--out", "json_path": "--json", "judge_path": "--judge"}.get(name, "--" + name.replace("_", "-"))
 
 
-def refuse_foreign_options(stage: str, given: set[str]) -> None:
+def refuse_foreign_options(stage: str, given: set[str], params: dict | None = None) -> None:
     """A new run of a stage refuses options that the stage would not use."""
     for name in sorted(given):
         if name in STAGE_OPTIONS and stage not in STAGE_OPTIONS[name]:
-            raise UsageError(f"{flag(name)} does not apply to the {stage} stage (only to "
+            raise UsageError(f"{flag(name, params)} does not apply to the {stage} stage (only to "
                              f"{', '.join(STAGE_OPTIONS[name])}); leave it out")
 
 
@@ -143,7 +149,7 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
 
     refused = sorted(given - RESUME_OPTIONS - {"stage"})
     if refused:
-        raise UsageError(f"{', '.join(flag(n) for n in refused)} cannot change a run that has started; "
+        raise UsageError(f"{', '.join(flag(n, params) for n in refused)} cannot change a run that has started; "
                          f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
                          f"--sample-every, --log-every, --patience, --device and --quiet apply)")
     cfg = read_run_config(run_dir)
@@ -151,7 +157,7 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
         raise UsageError(f"--stage {params['stage']}: {run_dir} is a {cfg.stage} run; leave --stage out "
                          f"(or give --stage {cfg.stage}) to continue it")
     given = given - {"stage"}
-    refuse_foreign_options(cfg.stage, given)
+    refuse_foreign_options(cfg.stage, given, params)
     changes = {"num_workers" if k == "workers" else k: params[k]
                for k in ("steps", "workers", "ckpt_every", "sample_every", "log_every", "patience") if k in given}
     if "steps" in changes:
