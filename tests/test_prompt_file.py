@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,31 @@ def test_an_interrupted_prompt_file_keeps_and_names_the_prompts_already_drawn(ti
     assert calls == ["a red bird", "two green cats"]
     assert [p.name for p in out.iterdir()] == ["a-red-bird-000.png"]
     assert r.stdout.split() == [str(out / "a-red-bird-000.png")]
+
+
+def test_each_prompt_s_files_are_named_before_the_next_prompt_is_drawn(tiny_weights, tmp_path, monkeypatch):
+    """A long prompt file names its files as it goes, not all at the end: when each prompt starts drawing,
+    stdout already holds every file of the prompts before it, and each file is named once."""
+    from t2i_cli.pipeline import TextToImage
+
+    f = tmp_path / "p.txt"
+    f.write_text("a red bird\ntwo green cats\na blue fish on the left\n")
+    real = TextToImage.batches
+    seen = []
+
+    def batches(self, request, *a, **k):
+        sys.stdout.flush()
+        seen.append(sys.stdout.buffer.getvalue().decode().split())
+        yield from real(self, request, *a, **k)
+
+    monkeypatch.setattr(TextToImage, "batches", batches)
+    out = tmp_path / "o"
+    r = generate(tiny_weights, out, "--prompts", f, "--candidates", "2", "--keep", "1", "--grid")
+    assert r.exit_code == 0, r.stderr
+    firsts = [str(out / n) for n in ("a-red-bird-000.png", "a-red-bird-grid-000.png")]
+    assert seen[0] == [] and seen[1] == firsts and len(seen[2]) == 4 and seen[2][:2] == firsts
+    last = [str(out / f"a-blue-fish-on-the-left-{n}000.png") for n in ("", "grid-")]
+    assert r.stdout.split() == seen[2] + last
 
 
 def test_generate_prompts_with_an_image_prompt_completes_it_for_each_line(tiny_weights, tmp_path):

@@ -467,7 +467,8 @@ def generate(
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
                 raise UsageError(f"--from takes every setting from the PNG; leave out {', '.join(named)}")
-            paths = [_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet)]
+            out.print(clean(str(_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet))),
+                      soft_wrap=True)
         else:
             lines = None
             if prompts is not None:
@@ -503,11 +504,9 @@ def generate(
             from t2i_cli.pipeline import check_negative
 
             check_negative(negative, sampling)  # before the models load
-            paths = _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
-                              seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
-                              negative=negative, spec=spec, precision=precision, auto_candidates=auto)
-        for p in paths:
-            out.print(clean(str(p)), soft_wrap=True)
+            _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
+                      seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
+                      negative=negative, spec=spec, precision=precision, auto_candidates=auto)
 
 
 def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, redraws: int,
@@ -557,9 +556,10 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
 def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path,
               weights: Path, device: str, grid: bool, quiet: bool, negative: Optional[str] = None,
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
-              auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None) -> list[Path]:
+              auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
-    it alone would draw, one load of the models), writing each batch as soon as it is decoded; auto_candidates
+    it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
+    prompt's files on stdout once they are written; auto_candidates
     draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP. before_drawing is
     called once every check has passed (vary's prompt line: a refusal is then its one line)."""
     from t2i_cli.files import make_folder
@@ -593,6 +593,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     if requests[0].negative_encoded is not None:
         _warn_encoding(pipe, requests[0].negative_encoded, "the negative prompt", quiet)
     paths: list[Path] = []
+    named = 0  # of paths, those printed
     try:
         per_prompt = n * pipe.bundle.transformer.cfg.n_image
         with progress_bar(quiet) as bar:
@@ -605,13 +606,19 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                     bar.update(task, completed=before + done, rate=rate_text(bar.tasks[task], "tokens"))
 
                 _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem)
-        return paths
+                named = _name_paths(paths, named)  # each prompt's files as soon as they are all written
     except BaseException:
         if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
-        for p in paths:  # the files kept (Ctrl-C, a full disk): named on stdout as a finished run names them
-            out.print(clean(str(p)), soft_wrap=True)
+        _name_paths(paths, named)  # the files kept (Ctrl-C, a full disk), named as a finished run names them
         raise
+
+
+def _name_paths(paths: list[Path], named: int) -> int:
+    """Print paths[named:] on stdout, one a line (above a live progress bar); returns how many are named."""
+    for p in paths[named:]:
+        out.print(clean(str(p)), soft_wrap=True)
+    return len(paths)
 
 
 def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_dir: Path, grid: bool,
@@ -758,11 +765,9 @@ def vary(
                 said_prompt = partial(say, "prompt", "cyan", f"{prompt!r} (from {source.name})" if prompt else
                                       "none found in the picture; drawing from the empty prompt (set one with "
                                       "--prompt)")
-        paths = _generate(prompt, n, None, seed, sampling, out_dir, weights_folder(weights), device, grid,
-                          quiet, negative=negative, spec={"image": source, "strength": strength},
-                          stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt)
-        for p in paths:
-            out.print(clean(str(p)), soft_wrap=True)
+        _generate(prompt, n, None, seed, sampling, out_dir, weights_folder(weights), device, grid,
+                  quiet, negative=negative, spec={"image": source, "strength": strength},
+                  stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt)
 
 
 @app.command(cls=OneValueEach)
