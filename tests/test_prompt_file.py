@@ -224,3 +224,13 @@ def test_a_prompt_line_too_long_or_standard_input_that_is_closed_or_a_terminal_i
         read_prompts(Path("-"))
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a red bird\n\ntwo cats\n")))
     assert [p.prompt for p in read_prompts(Path("-")).prompts] == ["a red bird", "two cats"]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"from standard input\n")))
+    assert [p.prompt for p in read_prompts("-").prompts] == ["from standard input"]  # - as typed, a str
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"from standard input\n")))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text("a file named dash\n")  # ./- as typed is that file, not standard input
+    assert [p.prompt for p in read_prompts("./-").prompts] == ["a file named dash"]
+    with pytest.raises(DataError, match="--prompts is given an empty file name"):
+        read_prompts("")
+    with pytest.raises(DataError, match=r"^--prompts \./nothing/- does not exist"):
+        read_prompts("./nothing/-")

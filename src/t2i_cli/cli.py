@@ -415,11 +415,11 @@ def generate(
     ctx: typer.Context,
     prompt: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a red bird\" (not with --from or "
                                                       "--prompts)."),
-    prompts: Optional[Path] = typer.Option(None, "--prompts",
-                                           help="Draw each line of this UTF-8 file (- reads standard input) as "
-                                                "its own PROMPT with the same options and seed: the files `t2i "
-                                                "generate LINE` writes, for one load of the models. Blank lines "
-                                                "and lines starting with # are skipped."),
+    prompts: Optional[str] = typer.Option(None, "--prompts",  # str: ./- is a file named -, - standard input
+                                          help="Draw each line of this UTF-8 file (- reads standard input; ./- is "
+                                               "a file named -) as its own PROMPT with the same options and seed: "
+                                               "the files `t2i generate LINE` writes, for one load of the models. "
+                                               "Blank lines and lines starting with # are skipped."),
     n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N}; with --prompts, per prompt)."),
     seed: int = DRAW_SEED,
     temperature: float = DRAW_TEMPERATURE,

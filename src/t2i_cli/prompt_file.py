@@ -36,13 +36,19 @@ class Prompts:
                 f"draws the same images: {shown}{more}")
 
 
-def read_prompts(path: Path, source: str = "--prompts") -> Prompts:
+def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
     """The prompts of a UTF-8 text file (or standard input for '-'): one per line, surrounding spaces removed;
     blank lines and lines starting with '#' are skipped; a prompt repeated is kept at its first line. Refuses
     a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts or with a line over MAX_PROMPT_CHARS, not UTF-8,
-    with a NUL or without a prompt, and standard input that is closed or a terminal."""
-    name = "standard input" if str(path) == STDIN else str(path)
-    if str(path) == STDIN:
+    with a NUL or without a prompt, and standard input that is closed or a terminal. path as the user typed it (a
+    str): './-' is a file named '-' (a Path cannot tell them apart: Path('./-') is Path('-'), standard input)."""
+    stdin = str(path) == STDIN if isinstance(path, Path) else path == STDIN
+    shown = str(path)
+    if not shown:
+        raise DataError(f"{source} is given an empty file name; give a text file, or - for standard input")
+    path = Path(path)
+    name = "standard input" if stdin else shown
+    if stdin:
         if sys.stdin is None or sys.stdin.closed:
             raise DataError(f"{source} - reads standard input, which is closed; pipe the prompts in "
                             "(... | t2i generate --prompts -) or give a file")
@@ -52,15 +58,15 @@ def read_prompts(path: Path, source: str = "--prompts") -> Prompts:
         raw = sys.stdin.buffer.read(MAX_PROMPT_FILE + 1)
     else:
         if path.is_dir():
-            raise DataError(f"{source} {path} is a folder; give a text file with one prompt per line")
+            raise DataError(f"{source} {shown} is a folder; give a text file with one prompt per line")
         try:
             with open(path, "rb") as f:
                 raw = f.read(MAX_PROMPT_FILE + 1)
         except FileNotFoundError:
-            raise DataError(f"{source} {path} does not exist; check the path (a text file, one prompt per line)") \
+            raise DataError(f"{source} {shown} does not exist; check the path (a text file, one prompt per line)") \
                 from None
         except OSError as e:
-            raise DataError(f"{source} {path} cannot be read ({e.strerror or e}); check its permissions") from None
+            raise DataError(f"{source} {shown} cannot be read ({e.strerror or e}); check its permissions") from None
     if len(raw) > MAX_PROMPT_FILE:
         raise DataError(f"{name} is over {MAX_PROMPT_FILE >> 20} MiB; split it into several prompt files")
     try:
