@@ -297,12 +297,17 @@ def test_info_json(tiny_weights):
     assert all(m["parameters"] > 0 for k, m in data["models"].items() if k != "tokenizer")
 
 
-def test_out_that_is_a_file(tiny_weights, tmp_path):
+def test_out_that_is_a_file_or_inside_one_is_a_usage_error_as_in_train_and_export(tiny_weights, tmp_path):
     target = tmp_path / "taken"
     target.write_text("keep me")
-    r = generate(tiny_weights, target)
-    one_line_failure(r, 1)
+    line = one_line_failure(generate(tiny_weights, target), 2)
+    assert line == f"error: --out {target} exists and is not a folder; choose another with --out"
+    line = one_line_failure(generate(tiny_weights, target / "deeper" / "out"), 2)
+    assert line == f"error: --out {target / 'deeper' / 'out'} is inside {target}, which is a file; choose another " \
+                   "with --out"
     assert target.read_text() == "keep me"
+    for argv in (["train", "--stage", "tokenizer", "--out", target], ["export", tmp_path, "--to", target]):
+        one_line_failure(run(*argv), 2)  # the same exit code for the same mistake
 
 
 def test_info_missing_folder(tmp_path):

@@ -248,8 +248,8 @@ def test_tokenizer_that_does_not_match_the_transformer(own_weights, tmp_path):
 def test_out_below_a_regular_file_is_refused(weights, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("keep me")
-    line = assert_clean_failure(generate(weights, blocker / "sub"), 1)
-    assert "--out" in line
+    line = assert_clean_failure(generate(weights, blocker / "sub"), 2)  # a usage error, as in train and export
+    assert line == f"error: --out {blocker / 'sub'} is inside {blocker}, which is a file; choose another with --out"
     assert blocker.read_text() == "keep me"
 
 

@@ -289,7 +289,7 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
     # and so is one found after the model loads (the prompt line is said once every check has passed)
     for bad, code, says in ((["--device", "cuda"] if not torch.cuda.is_available() else ["--top-k", "99999"], 2,
                              "cuda" if not torch.cuda.is_available() else "--top-k"),
-                            (["--out", tmp_path / "afile.txt"], 1, "afile.txt")):
+                            (["--out", tmp_path / "afile.txt"], 2, "afile.txt")):
         r = run("vary", made, "--n", 1, "--weights", tiny_weights, *(bad if "--out" in bad else [*bad, "--out", out]))
         assert r.exit_code == code and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
     r = run("vary", tmp_path / "afile.txt", "--n", 1, "--weights", tiny_weights, "--out", out)
@@ -508,7 +508,7 @@ def test_from_warns_only_when_the_files_that_draw_differ(tiny_weights, tmp_path)
     assert "the image will differ" in r.stderr
     (tmp_path / "afile").write_text("mine")  # a refusal after the model loads is its one line, warnings or not
     r = run("generate", "--from", made, "--weights", other_transformer, "--out", tmp_path / "afile")
-    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1 and "afile" in r.stderr, r.stderr
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "afile" in r.stderr, r.stderr
 
     # A PNG of t2i 0.9.1 records no generator: the whole folder's identity is all there is to compare
     from PIL import PngImagePlugin

@@ -54,11 +54,15 @@ def _discard(tmp: Path, path: Path, e: BaseException) -> NoReturn:
 
 
 def make_folder(folder: Path, option: str = "--out") -> Path:
-    """Create a folder (and its parents) if needed. A path that is a file, or a folder that cannot be made (read-only
-    disk, no permission), is one OutputError line naming the option that chose it."""
+    """Create a folder (and its parents) if needed. A path that is a file or inside one is a UsageError (exit 2,
+    as a training run's --out and export's --to), a folder that cannot be made (read-only disk, no permission)
+    an OutputError; either is one line naming the option that chose it."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder} exists and is not a folder; choose another with {option}")
+        raise UsageError(f"{option} {folder} exists and is not a folder; choose another with {option}")
+    blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UsageError(f"{option} {folder} is inside {blocker}, which is a file; choose another with {option}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
