@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import one_line_failure, run
-from t2i_cli.data import flips, open_source
+from t2i_cli.data import Augment, flips, open_source
 
 
 def lopsided_folder(folder: Path, captions: list[str]) -> Path:
@@ -42,7 +42,7 @@ def test_a_flipping_dataset_mirrors_exactly_the_pictures_flips_names_and_validat
     folder = lopsided_folder(tmp_path / "d", [f"picture {i}" for i in range(12)] + ["a cat on the left"] * 4)
     train = open_source(str(folder), 16, part="train")
     plain = [train[i][0] for i in range(len(train))]
-    train.flip_seed, train.epoch = 3, 1
+    train.augment, train.epoch = Augment(3, flip=True), 1
     for i in range(len(train)):
         x, caption = train[i]
         mirrored = flips(3, 1, i, caption)
@@ -50,7 +50,7 @@ def test_a_flipping_dataset_mirrors_exactly_the_pictures_flips_names_and_validat
         assert not mirrored or not torch.equal(x, plain[i])
     assert any(flips(3, 1, i, train[i][1]) for i in range(len(train)))
     val = open_source(str(folder), 16, part="val")
-    assert val.flip_seed is None
+    assert val.augment is None
 
 
 def dvae_run(tmp_path: Path, name: str, data: Path, *extra: str):
@@ -97,7 +97,7 @@ def test_flip_reaches_the_transformer_and_clip_stages(tmp_path, stage, monkeypat
     real = stages._build_stage
 
     def build(cfg, run_dir, dd, dataset, val):
-        seen["train"], seen["val"] = dataset.flip_seed, val.flip_seed
+        seen["train"], seen["val"] = dataset.augment, val.augment
         raise KeyboardInterrupt  # enough: the datasets are what this test looks at
 
     monkeypatch.setattr(stages, "_build_stage", build)
@@ -111,7 +111,7 @@ def test_flip_reaches_the_transformer_and_clip_stages(tmp_path, stage, monkeypat
         monkeypatch.setattr(stages, "_build_stage", build)
     run("train", "--stage", stage, "--data", data, "--out", tmp_path / stage, "--preset", "tiny", "--tokenizer",
         tmp_path / "tok", "--flip", "--seed", "7", "--workers", "0", "--device", "cpu", "-q", *extra)
-    assert seen == {"train": 7, "val": None}
+    assert seen == {"train": Augment(7, flip=True), "val": None}
 
 
 def test_flip_defaults_by_preset_and_data_and_an_older_run_reads_as_unflipped(tmp_path):
@@ -124,21 +124,22 @@ def test_flip_defaults_by_preset_and_data_and_an_older_run_reads_as_unflipped(tm
     data = lopsided_folder(tmp_path / "d", [f"picture {i}" for i in range(4)])
     opts = {k: None for k in ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed",
                               "precision", "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives",
-                              "patience", "flip", "workers", "dvae", "tokenizer", "init")}
+                              "patience", "flip", "crop", "workers", "dvae", "tokenizer", "init")}
     opts |= {"model": [], "finetune_decoder": False}
     for preset in ("default", "large", "tiny"):
         for stage in ("dvae", "transformer", "clip"):
             for source in (str(data), "world:train"):
                 cfg = train_config(stage, source, preset, opts)
-                assert cfg.flip == (preset != "tiny" and stage != "clip" and source != "world:train"), \
-                    (preset, stage, source)
+                on = preset != "tiny" and stage != "clip" and source != "world:train"
+                assert (cfg.flip, cfg.crop) == ((True, 0.8) if on else (False, 1.0)), (preset, stage, source)
     assert not train_config("transformer", str(data), "default", opts | {"flip": False}).flip
+    assert train_config("transformer", str(data), "default", opts | {"crop": 1.0}).crop == 1.0
     run_dir = tmp_path / "old"
     run_dir.mkdir()
     saved = train_config("dvae", str(data), "default", opts).to_json()
-    del saved["flip"]
+    del saved["flip"], saved["crop"]
     (run_dir / "train_config.json").write_text(json.dumps(saved))
-    assert read_run_config(run_dir).flip is False
+    assert read_run_config(run_dir).flip is False and read_run_config(run_dir).crop == 1.0
 
 
 def test_a_whole_run_records_flip_and_one_started_before_flip_goes_on_unmirrored(tmp_path):
@@ -153,17 +154,26 @@ def test_a_whole_run_records_flip_and_one_started_before_flip_goes_on_unmirrored
             "--workers", "0", "--device", "cpu", "-q")
     assert r.exit_code == 0, r.stderr
     assert json.loads((tmp_path / "new" / "all.json").read_text())["flip"] is None
+    assert json.loads((tmp_path / "new" / "all.json").read_text())["crop"] is None
     old = tmp_path / "old"
     old.mkdir()
     (old / "all.json").write_text(json.dumps({"data": str(data), "preset": "default"}))
-    recorded = plan_settings(old, {"data": str(data), "preset": "default", "flip": None})  # the same command
-    assert recorded["flip"] is False
+    same = {"data": str(data), "preset": "default", "flip": None, "crop": None}  # the same command
+    recorded = plan_settings(old, same)
+    assert recorded["flip"] is False and recorded["crop"] == 1.0
     params = {"workers": None}
     assert not any(stage_config_of_all(s, old, recorded, params).flip for s in ("dvae", "transformer", "clip"))
-    assert stage_config_of_all("transformer", tmp_path / "new2", {"data": str(data), "preset": "default",
-                                                                   "flip": None}, params).flip  # a new run: on
+    assert all(stage_config_of_all(s, old, recorded, params).crop == 1.0 for s in ("dvae", "transformer", "clip"))
+    new = stage_config_of_all("transformer", tmp_path / "new2", same, params)  # a new run: on
+    assert new.flip and new.crop == 0.8
     with pytest.raises(Exception, match="other settings \\(flip\\)"):
-        plan_settings(old, {"data": str(data), "preset": "default", "flip": True})
+        plan_settings(old, same | {"flip": True})
+    with pytest.raises(Exception, match="other settings \\(crop\\)"):
+        plan_settings(old, same | {"crop": 0.9})
+    between = tmp_path / "between"  # started by 0.10.0: it records flip, not crop
+    between.mkdir()
+    (between / "all.json").write_text(json.dumps({"data": str(data), "preset": "default", "flip": None}))
+    assert plan_settings(between, same) == {"data": str(data), "preset": "default", "flip": None, "crop": 1.0}
 
 
 def test_the_dvae_sample_sheet_shows_pictures_as_stored_where_a_folder_has_no_validation_split(tmp_path, monkeypatch):
@@ -187,7 +197,7 @@ def test_the_dvae_sample_sheet_shows_pictures_as_stored_where_a_folder_has_no_va
     monkeypatch.setattr(stages, "_build_stage", build)
     dvae_run(tmp_path, "dv", folder, "--flip", "--seed", "0")
     stored = open_source(str(folder), 16, part="train")[0][0]
-    assert seen["val"] == 0 and seen["dataset"].flip_seed == 0
+    assert seen["val"] == 0 and seen["dataset"].augment == Augment(0, flip=True)
     assert any(flips(0, 0, i, seen["dataset"][i][1]) for i in range(8))  # the epoch mirrors some of the eight
     assert len(seen["fixed"]) == 8 and all(torch.equal(x, stored) for x in seen["fixed"])
-    assert seen["dataset"].flip_seed == 0  # and training still mirrors
+    assert seen["dataset"].augment == Augment(0, flip=True)  # and training still mirrors

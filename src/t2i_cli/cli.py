@@ -846,6 +846,12 @@ def train(
                                              "which slows a small folder's overfitting. Default: on for the dvae "
                                              "and transformer stages of the default and large presets on a "
                                              "folder or manifest, off otherwise."),
+    crop: Optional[float] = typer.Option(None, "--crop",
+                                         help="A folder or manifest: show each training picture, each epoch, as a "
+                                              "random square of F to all of its side, resized to --image-side "
+                                              "(0.5..1; 1: the whole picture; validation never). Default: 0.8 for "
+                                              "the dvae and transformer stages of the default and large presets "
+                                              "on a folder or manifest, 1 otherwise."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
@@ -922,10 +928,10 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         raise UsageError(f"{named} cannot change a whole run that has "
                          f"started; --resume keeps its settings (to extend or change one stage, resume its folder: "
                          f"t2i train --resume {run_dir}/STAGE --steps N)")
-    # flip always: None (the preset's choice per stage) is recorded too, so that a run recorded without it is known
-    # as one from before --flip, which mirrored nothing (recipe.plan_settings).
+    # flip and crop always: None (the preset's choice per stage) is recorded too, so that a run recorded without
+    # one is known as one from before that option, which mirrored or cropped nothing (recipe.plan_settings).
     settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS
-                                  if k in given or k in ("data", "preset", "flip")}
+                                  if k in given or k in ("data", "preset", "flip", "crop")}
     settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")

@@ -8,6 +8,7 @@ import os
 import random
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -95,37 +96,64 @@ class WorldDataset(CaptionDataset):
         return [world.scene_caption(self.split, i // 2 if self.twins else i)[0]]
 
 
+@dataclass(frozen=True)
+class Augment:
+    """How a training run varies its pictures each epoch, by (seed, epoch, picture): flip mirrors half of them
+    (never against a caption that says left or right), crop < 1 shows each as a random square of crop to all of
+    its side, resized to the training side (decoded at side / crop, so the crop is never enlarged)."""
+
+    seed: int
+    flip: bool = False
+    crop: float = 1.0
+
+    def decoded_side(self, side: int) -> int:
+        """The side a picture is decoded at for a training side: larger by 1 / crop."""
+        return side if self.crop >= 1 else round(side / self.crop)
+
+
 class PairDataset(CaptionDataset):
     """Image files with their captions, checked once when the source opened. With cache_bytes set (a training
-    run sets it), the pictures it decodes are kept, side x side RGB bytes, until that many bytes are held: a
-    picture is decoded once a run by each process that reads it, not once an epoch (a 12-megapixel JPEG takes
-    tens of milliseconds even at a reduced scale); the pictures past the budget are decoded each time. The same
-    pixels either way, unless a file changes on disk during the run (a kept picture keeps its first pixels)."""
+    run sets it), the pictures it decodes are kept, RGB bytes at the side it decodes them at, until that many
+    bytes are held: a picture is decoded once a run by each process that reads it, not once an epoch (a
+    12-megapixel JPEG takes tens of milliseconds even at a reduced scale); the pictures past the budget are
+    decoded each time. The same pixels either way, unless a file changes on disk during the run (a kept picture
+    keeps its first pixels). augment (a training run's --flip and --crop) varies them by epoch."""
 
     def __init__(self, pairs: list[tuple[Path, list[str]]], side: int, skipped: dict[str, int], held_out: int = 0,
                  first: dict[str, str] | None = None, every: dict[str, list[str]] | None = None):
         self.pairs, self.side, self.skipped, self.held_out = pairs, side, skipped, held_out
         self.first, self.every = first or {}, every or {}
         self.cache_bytes = 0  # decoded pictures kept by this process, at most (0: none)
-        self._cache: dict[int, bytes] = {}
+        self._cache: dict[tuple[int, int], bytes] = {}  # (picture, side decoded at) -> its RGB bytes
         self._cached = 0
-        self.flip_seed: int | None = None  # a training run's --flip: its seed (None: pictures as they are)
+        self.augment: Augment | None = None  # a training run's (None: pictures as they are)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
-        path, lines = self.pairs[i]
-        pixels = self._cache.get(i)
+    def _pixels(self, i: int, side: int) -> bytes:
+        pixels = self._cache.get((i, side))
         if pixels is None:
-            pixels = images.load_rgb(path, self.side).tobytes()
+            pixels = images.load_rgb(self.pairs[i][0], side).tobytes()
             if self._cached + len(pixels) <= self.cache_bytes:
-                self._cache[i] = pixels
+                self._cache[i, side] = pixels
                 self._cached += len(pixels)
+        return pixels
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        lines = self.pairs[i][1]
         # Cycle through an image's captions across epochs, so each is seen and the choice is reproducible.
         caption = lines[(i + self.epoch) % len(lines)]
-        x = images.tensor_from_rgb(pixels, self.side, self.side)
-        if self.flip_seed is not None and flips(self.flip_seed, self.epoch, i, caption):
+        aug, side = self.augment, self.side
+        decoded = side if aug is None else aug.decoded_side(side)
+        pixels = self._pixels(i, decoded)
+        if decoded != side:
+            rng = random.Random(f"t2i-crop:{aug.seed}:{self.epoch}:{i}")
+            c = rng.randint(side, decoded)  # the crop's side, in the decoded picture's pixels
+            x0, y0 = rng.randint(0, decoded - c), rng.randint(0, decoded - c)
+            pixels = images.crop_rgb(pixels, decoded, (x0, y0, c), side)
+        x = images.tensor_from_rgb(pixels, side, side)
+        if aug is not None and aug.flip and flips(aug.seed, self.epoch, i, caption):
             x = x.flip(-1)
         return x, caption
 
@@ -138,15 +166,16 @@ SIDED = re.compile(r"\b(left|right)(most|wards?|hand(ed)?|y)?\b", re.IGNORECASE)
 
 
 def as_stored(dataset: CaptionDataset, i: int) -> tuple[torch.Tensor, str]:
-    """Item i of a dataset as its file holds it, never mirrored by --flip: what a sample sheet shows."""
-    seed = getattr(dataset, "flip_seed", None)
-    if seed is None:
+    """Item i of a dataset as its file holds it, never mirrored or cropped by --flip or --crop: what a sample
+    sheet shows."""
+    augment = getattr(dataset, "augment", None)
+    if augment is None:
         return dataset[i]
-    dataset.flip_seed = None
+    dataset.augment = None
     try:
         return dataset[i]
     finally:
-        dataset.flip_seed = seed
+        dataset.augment = augment
 
 
 def flips(seed: int, epoch: int, i: int, caption: str) -> bool:

@@ -150,6 +150,14 @@ def square(img: Image.Image, side: int, size: tuple[float, float] | None = None)
     return img.resize((side, side), Image.LANCZOS, box=((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
 
 
+def crop_rgb(pixels: bytes, side: int, box: tuple[int, int, int], out: int) -> bytes:
+    """The square (x0, y0, c) of a side x side RGB picture's bytes, resized to out x out (Lanczos; not resized
+    when c is out): a training crop."""
+    x0, y0, c = box
+    img = Image.frombytes("RGB", (side, side), pixels).crop((x0, y0, x0 + c, y0 + c))
+    return (img if c == out else img.resize((out, out), Image.LANCZOS)).tobytes()
+
+
 def tensor_from_image(img: Image.Image) -> torch.Tensor:
     """PIL RGB image -> float tensor (3, H, W) in [0, 1]."""
     return tensor_from_rgb(img.convert("RGB").tobytes(), img.height, img.width)

@@ -48,10 +48,13 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
             raise UsageError(f"{path} is not readable ({e}); start the run again in a new --out") from e
         if not isinstance(recorded, dict):
             raise UsageError(f"{path} does not hold a run's settings; start the run again in a new --out")
-        if "flip" not in recorded:  # a run started before t2i 0.10.0, which mirrored no picture: its later stages
-            recorded = recorded | {"flip": False}  # train as it would have (the same command names no --flip)
-            if settings and settings.get("flip") is None:
-                settings = settings | {"flip": False}
+        # A run started before t2i 0.10.0 mirrored no picture, one before 0.11.0 cropped none: its later stages
+        # train as they would have (the same command names no --flip or --crop).
+        for key, before in (("flip", False), ("crop", 1.0)):
+            if key not in recorded:
+                recorded = recorded | {key: before}
+                if settings and settings.get(key) is None:
+                    settings = settings | {key: before}
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             raise UsageError(f"{run_dir} holds a --stage all run with other settings ({', '.join(changed)}); "

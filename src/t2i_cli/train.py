@@ -55,6 +55,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "image_side": (1, 4096), "text_len": (1, 4096), "vocab_size": (1, 1_048_576),
     "tokenizer_captions": (1, 10**8), "lr_min_ratio": (0.0, 1.0), "cond_drop": (0.0, 1.0), "tau_end": (1e-6, 1.0),
     "kl_warmup": (0.0, 1.0), "val_fraction": (0.0, 0.5), "patience": (0, 10**6),
+    "crop": (0.5, 1.0),
 }
 POSITIVE = frozenset({"lr", "grad_clip"})  # at 0 a run would train nothing (no step, or every gradient cut to 0)
 
@@ -94,7 +95,8 @@ class TrainConfig:
     recon_loss: str = "l1"  # dVAE: reconstruction term, one of models.dvae.RECON_LOSSES
     val_fraction: float = 0.05  # share of a folder or manifest held out for validation (world: world:val)
     hard_negatives: bool = False  # clip stage on the world: every scene comes with its hard-negative twin
-    flip: bool = False  # a folder or manifest: mirror half the training pictures (data.PairDataset.flip_seed)
+    flip: bool = False  # a folder or manifest: mirror half the training pictures (data.Augment)
+    crop: float = 1.0  # a folder or manifest: each training picture a random square of crop to 1 of its side
     # Stop once the validation loss has not improved on its best for this many validations in a row (0: never);
     # the run's steps then become the step it stopped at, so it is finished.
     patience: int = 0

@@ -29,7 +29,7 @@ def is_whole_run(run_dir: Path) -> bool:
 
 # What a --stage all run records (and a repeated command must match); the rest only steer this process.
 WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
-                      "model", "recon_loss", "hard_negatives", "flip", "seed", "precision", "ckpt_every",
+                      "model", "recon_loss", "hard_negatives", "flip", "crop", "seed", "precision", "ckpt_every",
                       "sample_every", "log_every", "patience")
 
 
@@ -115,7 +115,8 @@ STAGE_OPTIONS = {
     "model": ("dvae", "transformer", "clip"),
     "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
     **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
-                                                     "ckpt_every", "sample_every", "log_every", "patience", "flip")},
+                                                     "ckpt_every", "sample_every", "log_every", "patience", "flip",
+                                                     "crop")},
 }
 
 
@@ -238,7 +239,8 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
                 raise UsageError(f"{flag(name)} {opts[name]!r}: per-stage values belong to --stage all")
             opts[name] = per_stage(name, opts[name], stage)
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
-             "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives", "patience", "flip")
+             "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives", "patience", "flip",
+             "crop")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
                                           "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
     if opts.get("init") is not None:
@@ -301,6 +303,9 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
     if opts.get("flip") and is_world(data):
         raise UsageError("--flip mirrors the pictures of a folder or manifest; the world draws a fresh scene for "
                          "every sample (and its captions say left and right): leave it out")
+    if opts.get("crop") is not None and opts["crop"] < 1 and is_world(data):
+        raise UsageError("--crop shows parts of the pictures of a folder or manifest; the world draws a fresh scene "
+                         "for every sample (and its captions say where things are): leave it out")
     if fields.get("recon_loss", "l1") not in ("l1", "mse", "logit_laplace"):
         raise UsageError(f"--recon-loss must be l1, mse or logit_laplace, got {fields['recon_loss']!r}")
     if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
