@@ -2,7 +2,8 @@
 # The transformer stage on a folder of real pictures under several sets of extra `t2i train` options ("arms"),
 # side by side: for each seed and arm, the stage at the default preset (validation every 100 steps, --patience 2,
 # at most STEPS steps), its validation bits per code at each validation and at its best, then its exported best
-# model (with CLIP_RUN) scored by `t2i eval --data` with 16 draws per val caption at eval seeds 0 and 1.
+# model (with CLIP_RUN) scored by `t2i eval --data` with 16 draws per val caption at eval seeds 0 and 1 (2 threads:
+# the default follows the load, and bf16 decoding differs with the thread count).
 #   bench/transformer_arms.sh DATA DVAE_RUN TOKENIZER_RUN CLIP_RUN "SEEDS" STEPS ARM...
 #   e.g. bench/transformer_arms.sh /tmp/icons R/dvae R/tokenizer R/clip "0 1" 1500 "" "--model dropout=0.1"
 set -eu
@@ -28,7 +29,7 @@ for seed in $SEEDS; do
             $PY bench/run_vals.py "$run/metrics.jsonl" val_bits_per_code)"
         t2i export "$run" "$CLIP" --to "$work/w-$seed-$a" >/dev/null 2>&1
         for es in 0 1; do
-            t2i eval --data "$DATA" --weights "$work/w-$seed-$a" --n 64 --draws 16 --seed "$es" \
+            t2i eval --data "$DATA" --weights "$work/w-$seed-$a" --n 64 --draws 16 --seed "$es" --threads 2 \
                 --json "$work/e.json" -q >/dev/null 2>&1
             $PY -c "import json; r = json.load(open('$work/e.json')); c = r['clip']
 print(f'  eval --data seed $es: bits per code {r[\"transformer\"][\"bits_per_code\"]:.3f}, CLIP score generated '
