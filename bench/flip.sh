@@ -3,7 +3,8 @@
 # transformer stage both ways (validation every 100 steps, --patience 2), its validation bits per code at each
 # validation and at its best, then each run's exported model (its best transformer, with CLIP_RUN) scored by
 # `t2i eval --data` with 16 draws per val caption at eval seeds 0 and 1; and the dVAE stage both ways (seed 0,
-# DVAE_STEPS steps), its val PSNR at the end.
+# DVAE_STEPS steps), its val PSNR at the end. Every arm with --crop 1, as 0.10.0 trained (the presets crop since
+# 0.11.0).
 #   bench/flip.sh DATA DVAE_RUN TOKENIZER_RUN CLIP_RUN [SEEDS="0 1"] [DVAE_STEPS=800]
 set -eu
 cd "$(dirname "$0")/.." || exit 1
@@ -27,7 +28,8 @@ for seed in $SEEDS; do
     for arm in no-flip flip; do
         start=$(date +%s)
         t2i train --stage transformer --data "$DATA" --dvae "$DVAE" --tokenizer "$TOK" --steps 1000 \
-            --sample-every 100 --patience 2 --seed "$seed" --"$arm" --out "$work/tr-$seed-$arm" -q >/dev/null 2>&1
+            --sample-every 100 --patience 2 --seed "$seed" --"$arm" --crop 1 --out "$work/tr-$seed-$arm" -q \
+            >/dev/null 2>&1
         echo "transformer seed $seed --$arm ($(( $(date +%s) - start )) s): val bits per code $(vals "$work/tr-$seed-$arm" val_bits_per_code)"
         t2i export "$work/tr-$seed-$arm" "$CLIP" --to "$work/w-$seed-$arm" >/dev/null 2>&1
         for es in 0 1; do
@@ -41,7 +43,7 @@ print(f'  eval --data seed $es: bits per code {r[\"transformer\"][\"bits_per_cod
 done
 for arm in no-flip flip; do
     start=$(date +%s)
-    t2i train --stage dvae --data "$DATA" --steps "$DVAE_STEPS" --sample-every 100 --seed 0 --"$arm" \
+    t2i train --stage dvae --data "$DATA" --steps "$DVAE_STEPS" --sample-every 100 --seed 0 --"$arm" --crop 1 \
         --out "$work/dv-$arm" -q >/dev/null 2>&1
     echo "dVAE seed 0 --$arm ($(( $(date +%s) - start )) s): val PSNR $(vals "$work/dv-$arm" val_psnr)"
 done

@@ -123,3 +123,10 @@ def test_crop_reaches_the_transformer_and_clip_stages(tmp_path, stage, monkeypat
     run("train", "--stage", stage, "--data", data, "--out", tmp_path / stage, "--preset", "tiny", "--tokenizer",
         tmp_path / "tok", "--crop", "0.75", "--seed", "7", "--workers", "0", "--device", "cpu", "-q", *extra)
     assert seen == {"train": Augment(7, crop=0.75), "val": None}
+
+
+def test_a_crop_near_1_still_crops_at_a_small_side():
+    """round(16 / 0.97) is 16: the picture must still be decoded a pixel larger, or --crop 0.97 would be ignored."""
+    assert Augment(0, crop=0.97).decoded_side(16) == 17
+    assert Augment(0, crop=0.8).decoded_side(64) == 80 and Augment(0, crop=0.5).decoded_side(16) == 32
+    assert Augment(0, crop=1.0).decoded_side(16) == 16

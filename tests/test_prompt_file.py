@@ -9,7 +9,7 @@ import pytest
 
 from conftest import RUNNER, one_line_failure, run
 from t2i_cli import prompt_file
-from t2i_cli.errors import DataError
+from t2i_cli.errors import DataError, UsageError
 from t2i_cli.images import read_png_text
 from t2i_cli.prompt_file import read_prompts
 
@@ -230,7 +230,29 @@ def test_a_prompt_line_too_long_or_standard_input_that_is_closed_or_a_terminal_i
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-").write_text("a file named dash\n")  # ./- as typed is that file, not standard input
     assert [p.prompt for p in read_prompts("./-").prompts] == ["a file named dash"]
-    with pytest.raises(DataError, match="--prompts is given an empty file name"):
+    with pytest.raises(UsageError, match="--prompts is given an empty file name"):  # exit 2, as --init ""
         read_prompts("")
     with pytest.raises(DataError, match=r"^--prompts \./nothing/- does not exist"):
         read_prompts("./nothing/-")
+
+
+def test_an_interrupt_while_paths_are_printed_names_each_file_once(tiny_weights, tmp_path, monkeypatch):
+    """Ctrl-C while the second of a prompt's files is being named: the rest are named, and none twice."""
+    from t2i_cli import cli
+
+    f = tmp_path / "p.txt"
+    f.write_text("a red bird\n")
+    real = cli.out.print
+    calls = []
+
+    def interrupted_once(*a, **k):
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(*a, **k)
+
+    monkeypatch.setattr(cli.out, "print", interrupted_once)
+    out = tmp_path / "o"
+    r = generate(tiny_weights, out, "--prompts", f, "--n", "3")
+    assert r.exit_code == 130, (r.stdout, r.stderr)
+    assert r.stdout.split() == [str(out / f"a-red-bird-{i:03d}.png") for i in range(3)]

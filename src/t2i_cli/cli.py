@@ -593,7 +593,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     if requests[0].negative_encoded is not None:
         _warn_encoding(pipe, requests[0].negative_encoded, "the negative prompt", quiet)
     paths: list[Path] = []
-    named = 0  # of paths, those printed
+    named = [0]  # of paths, those printed
     try:
         per_prompt = n * pipe.bundle.transformer.cfg.n_image
         with progress_bar(quiet) as bar:
@@ -606,7 +606,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                     bar.update(task, completed=before + done, rate=rate_text(bar.tasks[task], "tokens"))
 
                 _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem)
-                named = _name_paths(paths, named)  # each prompt's files as soon as they are all written
+                _name_paths(paths, named)  # each prompt's files as soon as they are all written
     except BaseException:
         if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
@@ -614,11 +614,12 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         raise
 
 
-def _name_paths(paths: list[Path], named: int) -> int:
-    """Print paths[named:] on stdout, one a line (above a live progress bar); returns how many are named."""
-    for p in paths[named:]:
-        out.print(clean(str(p)), soft_wrap=True)
-    return len(paths)
+def _name_paths(paths: list[Path], named: list[int]) -> None:
+    """Print the paths not yet named on stdout, one a line; named[0] counts those printed, each once its print
+    returns (Ctrl-C during a print leaves that path and the rest to the next call: none is named twice)."""
+    while named[0] < len(paths):
+        out.print(clean(str(paths[named[0]])), soft_wrap=True)
+        named[0] += 1
 
 
 def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_dir: Path, grid: bool,

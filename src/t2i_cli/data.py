@@ -100,15 +100,17 @@ class WorldDataset(CaptionDataset):
 class Augment:
     """How a training run varies its pictures each epoch, by (seed, epoch, picture): flip mirrors half of them
     (never against a caption that says left or right), crop < 1 shows each as a random square of crop to all of
-    its side, resized to the training side (decoded at side / crop, so the crop is never enlarged)."""
+    its side, resized to the training side (the file is decoded at side / crop, so a crop is resized down to the
+    side unless the file itself is smaller than that)."""
 
     seed: int
     flip: bool = False
     crop: float = 1.0
 
     def decoded_side(self, side: int) -> int:
-        """The side a picture is decoded at for a training side: larger by 1 / crop."""
-        return side if self.crop >= 1 else round(side / self.crop)
+        """The side a picture is decoded at for a training side: larger by 1 / crop, and by a pixel at least (a
+        crop near 1 at a small side still crops)."""
+        return side if self.crop >= 1 else max(side + 1, round(side / self.crop))
 
 
 class PairDataset(CaptionDataset):

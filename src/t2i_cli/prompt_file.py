@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2i_cli.errors import DataError
+from t2i_cli.errors import DataError, UsageError
 
 MAX_PROMPT_FILE = 4 << 20  # bytes of a prompt file read (10,000 prompts of 400 characters)
 MAX_PROMPTS = 10_000  # prompts one `generate --prompts` draws
@@ -45,7 +45,7 @@ def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
     stdin = str(path) == STDIN if isinstance(path, Path) else path == STDIN
     shown = str(path)
     if not shown:
-        raise DataError(f"{source} is given an empty file name; give a text file, or - for standard input")
+        raise UsageError(f"{source} is given an empty file name; give a text file, or - for standard input")
     path = Path(path)
     name = "standard input" if stdin else shown
     if stdin:
