@@ -256,3 +256,25 @@ def test_an_interrupt_while_paths_are_printed_names_each_file_once(tiny_weights,
     r = generate(tiny_weights, out, "--prompts", f, "--n", "3")
     assert r.exit_code == 130, (r.stdout, r.stderr)
     assert r.stdout.split() == [str(out / f"a-red-bird-{i:03d}.png") for i in range(3)]
+
+
+def test_paths_named_under_a_live_bar_go_above_it_only_when_stdout_is_the_bar_s_terminal(monkeypatch, capsys):
+    """stdout and stderr one terminal: a path printed straight to stdout landed on the bar's own line, so it goes
+    through the bar's console (Rich draws it above the bar); stdout elsewhere (a file, a pipe): to stdout."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from t2i_cli import cli
+
+    for same in (True, False):
+        monkeypatch.setattr(cli, "_same_terminal", lambda same=same: same)
+        screen = io.StringIO()
+        with Progress(console=Console(file=screen, force_terminal=True)) as bar:
+            named = [0]
+            cli._name_paths([Path("a.png"), Path("b.png")], named, bar)
+        assert named == [2]
+        assert ("a.png" in screen.getvalue()) == same and ("b.png" in screen.getvalue()) == same
+        assert capsys.readouterr().out.split() == ([] if same else ["a.png", "b.png"])
+    assert not cli._same_terminal()  # under pytest stdout is captured, not a terminal

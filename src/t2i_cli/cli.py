@@ -606,7 +606,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                     bar.update(task, completed=before + done, rate=rate_text(bar.tasks[task], "tokens"))
 
                 _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem)
-                _name_paths(paths, named)  # each prompt's files as soon as they are all written
+                _name_paths(paths, named, bar)  # each prompt's files as soon as they are all written
     except BaseException:
         if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
@@ -614,12 +614,23 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         raise
 
 
-def _name_paths(paths: list[Path], named: list[int]) -> None:
+def _name_paths(paths: list[Path], named: list[int], bar: Optional[Progress] = None) -> None:
     """Print the paths not yet named on stdout, one a line; named[0] counts those printed, each once its print
-    returns (Ctrl-C during a print leaves that path and the rest to the next call: none is named twice)."""
+    returns (Ctrl-C during a print leaves that path and the rest to the next call: none is named twice). Where a
+    live progress bar shares stdout's terminal, the lines go above the bar, not onto its line."""
+    console = bar.console if bar is not None and bar.live.is_started and _same_terminal() else out
     while named[0] < len(paths):
-        out.print(clean(str(paths[named[0]])), soft_wrap=True)
+        console.print(clean(str(paths[named[0]])), soft_wrap=True)
         named[0] += 1
+
+
+def _same_terminal() -> bool:
+    """Whether stdout and stderr are one terminal (a progress bar on stderr is then drawn where stdout writes)."""
+    try:
+        a, b = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return out.is_terminal and (a.st_dev, a.st_ino, a.st_rdev) == (b.st_dev, b.st_ino, b.st_rdev)
 
 
 def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_dir: Path, grid: bool,
