@@ -130,3 +130,35 @@ def test_a_crop_near_1_still_crops_at_a_small_side():
     assert Augment(0, crop=0.97).decoded_side(16) == 17
     assert Augment(0, crop=0.8).decoded_side(64) == 80 and Augment(0, crop=0.5).decoded_side(16) == 32
     assert Augment(0, crop=1.0).decoded_side(16) == 16
+
+
+def test_data_preview_shows_samples_cropped_and_mirrored_as_training_would(tmp_path):
+    from t2i_cli.images import read_png_text
+
+    data = gradient_folder(tmp_path / "d", 6)
+    sheets = {}
+    for name, extra in (("plain", ()), ("crop", ("--crop", "0.5", "--seed", "3")),
+                        ("again", ("--crop", "0.5", "--seed", "3")), ("seed4", ("--crop", "0.5", "--seed", "4")),
+                        ("flip", ("--flip",))):
+        r = run("data", "preview", data, "--out", tmp_path / f"{name}.png", "--n", "6", "--side", "16", "-q", *extra)
+        assert r.exit_code == 0, r.stderr
+        with Image.open(tmp_path / f"{name}.png") as im:
+            sheets[name] = im.tobytes()
+    assert sheets["crop"] == sheets["again"] != sheets["plain"] != sheets["flip"]
+    assert sheets["seed4"] != sheets["crop"]
+    text = read_png_text(tmp_path / "crop.png")
+    assert (text["crop"], text["flip"], text["seed"]) == ("0.5", "false", "3")
+    assert "crop" not in read_png_text(tmp_path / "plain.png")
+    dataset = open_source(str(data), 16)
+    dataset.augment = Augment(3, crop=0.5)
+    want = images.contact_sheet([images.image_from_tensor(dataset[i][0]) for i in range(6)],
+                                [dataset[i][1] for i in range(6)])
+    assert want.tobytes() == sheets["crop"]  # the very crops a dataset with that Augment gives
+    for bad, says in ((["world:train", "--crop", "0.8"], "the world is never cropped or mirrored"),
+                      (["world:train", "--flip"], "the world is never cropped or mirrored"),
+                      ([data, "--crop", "0.4"], "--crop must be between 0.5 and 1.0"),
+                      ([data, "--crop", "nan"], "--crop must be between 0.5 and 1.0"),
+                      ([data, "--crop", "0.8", "--seed", "-1"], "--seed must be between")):
+        line = one_line_failure(run("data", "preview", *bad, "--out", tmp_path / "bad.png", "-q"), 2)
+        assert says in line, line
+    assert not (tmp_path / "bad.png").exists()

@@ -1066,22 +1066,39 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
                  side: int = typer.Option(128, "--side", "--size",
                                           help="Image side in pixels (--size: the old name)."),
                  force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists."),
+                 crop: float = typer.Option(1.0, "--crop",
+                                            help="A folder or manifest: show each sample as `t2i train --crop F` "
+                                                 "does, a random square of F to all of its side (0.5..1; 1: whole "
+                                                 "pictures), to see what a crop may cut off."),
+                 flip: bool = typer.Option(False, "--flip",
+                                           help="A folder or manifest: mirror samples as `t2i train --flip` does."),
+                 seed: int = typer.Option(0, "--seed", help="Seed of the --crop and --flip draws."),
                  list_skipped: bool = typer.Option(False, "--list-skipped",
                                                    help="Also print every file (or manifest line) the source leaves "
                                                         "out, one 'reason: path' line each (the warning names the "
                                                         "first of each kind)."),
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
-    """Write one contact sheet of captioned samples from a data source."""
+    """Write one contact sheet of captioned samples from a data source (with --crop or --flip, as a training run
+    shows them)."""
     with user_errors():
-        from t2i_cli.data import check_preview_size, open_source, preview, preview_path
+        from t2i_cli.data import Augment, check_preview_size, open_source, preview, preview_path
 
         check_preview_size(n, side)
+        if not 0.5 <= crop <= 1:
+            raise UsageError(f"--crop must be between 0.5 and 1.0, got {crop}; choose a value in range")
+        check_seed(seed)
+        augment = Augment(seed, flip, crop) if flip or crop < 1 else None
+        if augment is not None and (source == "world" or source.startswith("world:")):
+            raise UsageError("--crop and --flip show a folder's or manifest's pictures as training does; the world "
+                             "is never cropped or mirrored: leave them out")
         target = preview_path(out_path, force)
         with progress_bar(quiet) as bar:
             dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped, checking=checking_bar(bar))
         if dataset.skipped_message():
             warn(dataset.skipped_message())
-        out.print(f"wrote {preview(source, target, n=n, side=side, dataset=dataset)}")
+        dataset.augment = augment
+        shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
+        out.print(f"wrote {preview(source, target, n=n, side=side, dataset=dataset, text=shown)}")
         for why, places in sorted(dataset.every.items()) if list_skipped else ():
             for place in places:
                 out.print(f"{why}: {clean(place)}", markup=False, highlight=False, soft_wrap=True)

@@ -551,9 +551,10 @@ def preview_path(out: Path, force: bool = False) -> Path:
     return out
 
 
-def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: CaptionDataset | None = None) -> Path:
+def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: CaptionDataset | None = None,
+            text: dict[str, str] | None = None) -> Path:
     """Write a contact sheet of the first n items of a source, captions beneath, to out (a file, or a folder
-    for out/preview.png; callers check preview_path first); returns its path.
+    for out/preview.png; callers check preview_path first); returns its path. text: more PNG text chunks.
 
     Pass `dataset` when the caller has already opened the source (opening a folder reads every image)."""
     check_preview_size(n, side)
@@ -565,4 +566,4 @@ def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: Capti
     out = Path(out)
     if out.is_dir():
         out = out / "preview.png"
-    return images.save_png(sheet, out, {"source": source})
+    return images.save_png(sheet, out, {"source": source} | (text or {}))
