@@ -158,7 +158,12 @@ def test_data_preview_shows_samples_cropped_and_mirrored_as_training_would(tmp_p
                       (["world:train", "--flip"], "the world is never cropped or mirrored"),
                       ([data, "--crop", "0.4"], "--crop must be between 0.5 and 1.0"),
                       ([data, "--crop", "nan"], "--crop must be between 0.5 and 1.0"),
-                      ([data, "--crop", "0.8", "--seed", "-1"], "--seed must be between")):
+                      ([data, "--crop", "0.8", "--seed", "-1"], "--seed must be between"),
+                      ([data, "--seed", "5"], "--seed picks the draws of --crop and --flip"),
+                      ([data, "--crop", "1", "--no-flip", "--seed", "5"], "--seed picks the draws")):
         line = one_line_failure(run("data", "preview", *bad, "--out", tmp_path / "bad.png", "-q"), 2)
         assert says in line, line
     assert not (tmp_path / "bad.png").exists()
+    r = run("data", "preview", "world:train", "--crop", "1", "--no-flip", "--n", "2", "--side", "16", "-q", "--out",
+            tmp_path / "world.png")  # nothing to crop or mirror: accepted, as train accepts it
+    assert r.exit_code == 0, r.stderr

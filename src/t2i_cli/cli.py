@@ -1060,7 +1060,8 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
 
 
 @data_app.command("preview", cls=OneValueEach)
-def data_preview(source: str = typer.Argument("world:train", help="world[:split], a folder, or a .jsonl manifest."),
+def data_preview(ctx: typer.Context,
+                 source: str = typer.Argument("world:train", help="world[:split], a folder, or a .jsonl manifest."),
                  out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
                  n: int = typer.Option(16, "--n", help="Samples on the sheet."),
                  side: int = typer.Option(128, "--side", "--size",
@@ -1070,7 +1071,7 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
                                             help="A folder or manifest: show each sample as `t2i train --crop F` "
                                                  "does, a random square of F to all of its side (0.5..1; 1: whole "
                                                  "pictures), to see what a crop may cut off."),
-                 flip: bool = typer.Option(False, "--flip",
+                 flip: bool = typer.Option(False, "--flip/--no-flip",
                                            help="A folder or manifest: mirror samples as `t2i train --flip` does."),
                  seed: int = typer.Option(0, "--seed", help="Seed of the --crop and --flip draws."),
                  list_skipped: bool = typer.Option(False, "--list-skipped",
@@ -1088,6 +1089,9 @@ def data_preview(source: str = typer.Argument("world:train", help="world[:split]
             raise UsageError(f"--crop must be between 0.5 and 1.0, got {crop}; choose a value in range")
         check_seed(seed)
         augment = Augment(seed, flip, crop) if flip or crop < 1 else None
+        if augment is None and "seed" in given_options(ctx):
+            raise UsageError("--seed picks the draws of --crop and --flip; give --crop below 1 or --flip, or leave "
+                             "--seed out")
         if augment is not None and (source == "world" or source.startswith("world:")):
             raise UsageError("--crop and --flip show a folder's or manifest's pictures as training does; the world "
                              "is never cropped or mirrored: leave them out")
