@@ -1083,10 +1083,12 @@ def data_preview(ctx: typer.Context,
     shows them)."""
     with user_errors():
         from t2i_cli.data import Augment, check_preview_size, open_source, preview, preview_path
+        from t2i_cli.train import CONFIG_LIMITS
 
         check_preview_size(n, side)
-        if not 0.5 <= crop <= 1:
-            raise UsageError(f"--crop must be between 0.5 and 1.0, got {crop}; choose a value in range")
+        lo, hi = CONFIG_LIMITS["crop"]  # the bounds `t2i train --crop` takes
+        if not lo <= crop <= hi:
+            raise UsageError(f"--crop must be between {lo} and {hi}, got {crop}; choose a value in range")
         check_seed(seed)
         augment = Augment(seed, flip, crop) if flip or crop < 1 else None
         if augment is None and "seed" in given_options(ctx):
