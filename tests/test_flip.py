@@ -124,7 +124,7 @@ def test_flip_defaults_by_preset_and_data_and_an_older_run_reads_as_unflipped(tm
     data = lopsided_folder(tmp_path / "d", [f"picture {i}" for i in range(4)])
     opts = {k: None for k in ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed",
                               "precision", "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives",
-                              "patience", "flip", "crop", "workers", "dvae", "tokenizer", "init")}
+                              "patience", "flip", "crop", "ema", "workers", "dvae", "tokenizer", "init")}
     opts |= {"model": [], "finetune_decoder": False}
     for preset in ("default", "large", "tiny"):
         for stage in ("dvae", "transformer", "clip"):
@@ -173,7 +173,8 @@ def test_a_whole_run_records_flip_and_one_started_before_flip_goes_on_unmirrored
     between = tmp_path / "between"  # started by 0.10.0: it records flip, not crop
     between.mkdir()
     (between / "all.json").write_text(json.dumps({"data": str(data), "preset": "default", "flip": None}))
-    assert plan_settings(between, same) == {"data": str(data), "preset": "default", "flip": None, "crop": 1.0}
+    assert plan_settings(between, same) == {"data": str(data), "preset": "default", "flip": None, "crop": 1.0,
+                                            "ema": 0.0}
 
 
 def test_the_dvae_sample_sheet_shows_pictures_as_stored_where_a_folder_has_no_validation_split(tmp_path, monkeypatch):

@@ -864,6 +864,11 @@ def train(
                                               "(0.5..1; 1: the whole picture; validation never). Default: 0.8 for "
                                               "the dvae and transformer stages of the default and large presets "
                                               "on a folder or manifest, 1 otherwise."),
+    ema: Optional[float] = typer.Option(None, "--ema",
+                                        help="Keep an exponential moving average of the weights with this decay "
+                                             "(e.g. 0.999; at most (1 + n) / (10 + n) after n steps) and "
+                                             "validate, sample and save that instead of the last step's weights "
+                                             "(0: off, the default)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
@@ -940,10 +945,11 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         raise UsageError(f"{named} cannot change a whole run that has "
                          f"started; --resume keeps its settings (to extend or change one stage, resume its folder: "
                          f"t2i train --resume {run_dir}/STAGE --steps N)")
-    # flip and crop always: None (the preset's choice per stage) is recorded too, so that a run recorded without
-    # one is known as one from before that option, which mirrored or cropped nothing (recipe.plan_settings).
+    # flip, crop and ema always: None (the preset's choice per stage) is recorded too, so that a run recorded
+    # without one is known as one from before that option, which mirrored, cropped or averaged nothing
+    # (recipe.plan_settings).
     settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS
-                                  if k in given or k in ("data", "preset", "flip", "crop")}
+                                  if k in given or k in ("data", "preset", "flip", "crop", "ema")}
     settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")

@@ -48,9 +48,10 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
             raise UsageError(f"{path} is not readable ({e}); start the run again in a new --out") from e
         if not isinstance(recorded, dict):
             raise UsageError(f"{path} does not hold a run's settings; start the run again in a new --out")
-        # A run started before t2i 0.10.0 mirrored no picture, one before 0.11.0 cropped none: its later stages
-        # train as they would have (the same command names no --flip or --crop).
-        for key, before in (("flip", False), ("crop", 1.0)):
+        # A run started before t2i 0.10.0 mirrored no picture, one before 0.11.0 cropped none, one before 0.12.0
+        # averaged no weights: its later stages train as they would have (the same command names no --flip,
+        # --crop or --ema).
+        for key, before in (("flip", False), ("crop", 1.0), ("ema", 0.0)):
             if key not in recorded:
                 recorded = recorded | {key: before}
                 if settings and settings.get(key) is None:

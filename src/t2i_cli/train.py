@@ -55,7 +55,7 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "image_side": (1, 4096), "text_len": (1, 4096), "vocab_size": (1, 1_048_576),
     "tokenizer_captions": (1, 10**8), "lr_min_ratio": (0.0, 1.0), "cond_drop": (0.0, 1.0), "tau_end": (1e-6, 1.0),
     "kl_warmup": (0.0, 1.0), "val_fraction": (0.0, 0.5), "patience": (0, 10**6),
-    "crop": (0.5, 1.0),
+    "crop": (0.5, 1.0), "ema": (0.0, 0.99999),
 }
 POSITIVE = frozenset({"lr", "grad_clip"})  # at 0 a run would train nothing (no step, or every gradient cut to 0)
 
@@ -100,6 +100,7 @@ class TrainConfig:
     # Stop once the validation loss has not improved on its best for this many validations in a row (0: never);
     # the run's steps then become the step it stopped at, so it is finished.
     patience: int = 0
+    ema: float = 0.0  # the decay of an average of the weights that validation, samples and model files use (0: off)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""
@@ -184,10 +185,56 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
 
 
+EMA_WARMUP = 10  # the average's decay is at most (1 + n) / (EMA_WARMUP + n) after n steps
+
+
+class Ema:
+    """An exponential moving average of a model's floating-point weights (parameters and float buffers), kept in
+    float32: after the n-th optimizer step, avg <- avg + (1 - d) (w - avg) with d = min(decay, (1 + n) / (10 + n)),
+    so a short run's average forgets its random start (TensorFlow's ExponentialMovingAverage with num_updates).
+    Validation, sample grids and the run's model files (hence `t2i export`) use the average; the checkpoint
+    carries it ("ema." tensors), so a resume goes on with it. The weights are the same on every process, so is
+    the average."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        # state_dict() tensors share storage with the model's: the optimizer's in-place updates show through
+        self.live = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.avg = {k: v.detach().float().clone() for k, v in self.live.items()}
+
+    def update(self, done: int) -> None:
+        """Fold the weights after optimizer step number `done` (1 for the first) into the average."""
+        d = min(self.decay, (1 + done) / (EMA_WARMUP + done))
+        torch._foreach_lerp_(list(self.avg.values()), [v.float() for v in self.live.values()], 1.0 - d)
+
+    @contextlib.contextmanager
+    def applied(self) -> typing.Iterator[None]:
+        """The model holds the average inside the block and its own weights again after it."""
+        kept = {k: v.clone() for k, v in self.live.items()}
+        for k, v in self.live.items():
+            v.copy_(self.avg[k])
+        try:
+            yield
+        finally:
+            for k, v in self.live.items():
+                v.copy_(kept[k])
+
+    def load(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
+        """Take the average from a checkpoint's "ema." tensors, which must be whole and of the model's shapes."""
+        got = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+        if set(got) != set(self.avg) or any(got[k].shape != self.avg[k].shape for k in got):
+            raise T2IError(f"{path} does not hold this run's average of the weights (--ema); start a new run")
+        for k, v in got.items():
+            self.avg[k].copy_(v)
+
+
 def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig, step: int,
-                    kind: str, extra: dict[str, Any] | None = None) -> None:
-    """One safetensors file with model and optimizer tensors; step and configs in its metadata (atomic)."""
+                    kind: str, extra: dict[str, Any] | None = None, ema: Ema | None = None) -> None:
+    """One safetensors file with model and optimizer tensors (and the weights' average, with --ema); step and
+    configs in its metadata (atomic)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors |= {f"ema.{k}": v for k, v in ema.avg.items()}
     state = opt.state_dict()
     for pid, st in state["state"].items():
         for key, value in st.items():
@@ -199,9 +246,16 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, cf
     save_tensors(path, tensors, meta)
 
 
-def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
-    """Restore model and optimizer from a checkpoint; returns (step, extra)."""
+def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
+                    ema: Ema | None = None) -> tuple[int, dict[str, Any]]:
+    """Restore model and optimizer (and the weights' average, with --ema) from a checkpoint; returns (step,
+    extra)."""
     tensors, meta = load_tensors(path)
+    if ema is not None:
+        ema.load(tensors, path)
+    elif any(k.startswith("ema.") for k in tensors):
+        raise T2IError(f"{path} holds an average of the weights (--ema) that this run's config does not ask for; "
+                       f"start a new run")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_state)
@@ -441,8 +495,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     model = stage.model
     wrapped = nn.parallel.DistributedDataParallel(model) if dd.n_procs > 1 else model
     opt = make_optimizer(model, cfg)
+    ema = Ema(model, cfg.ema) if cfg.ema > 0 else None
+    published = ema.applied if ema is not None else contextlib.nullcontext  # what validation and files see
     ckpt = Path(run_dir) / CHECKPOINT
-    start = load_checkpoint(ckpt, model, opt)[0] if ckpt.is_file() else 0
+    start = load_checkpoint(ckpt, model, opt, ema)[0] if ckpt.is_file() else 0
     logger = Logger(run_dir, dd.is_main, start, getattr(stage, "curve", "loss"))
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
@@ -450,6 +506,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10), patience=cfg.patience)
 
     def samples_and_validation() -> None:
+        with published():
+            validate_and_sample()
+
+    def validate_and_sample() -> None:
         if getattr(stage, "val", None) is not None and len(stage.val):
             logger.log(done, stage.validate())
             if stage.kind in BEST_STAGES and logger.val_history[-1][1] <= min(v for _, v in logger.val_history):
@@ -464,12 +524,13 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         nonlocal saved
         # Never a NaN model over a good checkpoint. The weights are the same on every process, so every
         # process decides alike (a step's loss and gradient norm are checked first: this is a backstop).
-        if non_finite(model.state_dict()):
+        if non_finite(model.state_dict()) or (ema is not None and non_finite(ema.avg)):
             stop(done, "NaN or infinite weights")
         if dd.is_main:  # the model alone too, so other stages and `t2i export` can use the run folder
-            save_checkpoint(ckpt, model, opt, cfg, done, stage.kind)
+            save_checkpoint(ckpt, model, opt, cfg, done, stage.kind, ema=ema)
             # Both carry the step: a kill between the two writes is repaired by sync_model_file.
-            save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind, step=done)
+            with published():
+                save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind, step=done)
         saved = done
 
     def stop(step: int, what: str) -> typing.NoReturn:
@@ -498,6 +559,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 stop(step + 1, f"loss {mean_loss:.4g}, gradient norm {_number(mean_norm)}")
             with stops.held():  # a stop inside opt.step() would checkpoint a step's update it did not count
                 opt.step()
+                if ema is not None:
+                    ema.update(step + 1)
                 done = step + 1
             metrics = {"loss": mean_loss, **metrics, "lr": lr_at(cfg, step)}
             if done % cfg.log_every == 0 or done == cfg.steps:
@@ -636,6 +699,8 @@ def sync_model_file(run_dir: Path, kind: str) -> bool:
             pass  # unreadable: rewrite it from the checkpoint
     tensors, meta = load_tensors(ckpt)
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    # with --ema the model file holds the average (float32, as the model's own weights are in training)
+    state |= {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
     save_tensors(path, state, {"format": FORMAT, "kind": kind, "config": meta["config"], "step": meta["step"]})
     return True
 

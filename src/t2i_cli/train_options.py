@@ -29,7 +29,7 @@ def is_whole_run(run_dir: Path) -> bool:
 
 # What a --stage all run records (and a repeated command must match); the rest only steer this process.
 WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
-                      "model", "recon_loss", "hard_negatives", "flip", "crop", "seed", "precision", "ckpt_every",
+                      "model", "recon_loss", "hard_negatives", "flip", "crop", "ema", "seed", "precision", "ckpt_every",
                       "sample_every", "log_every", "patience")
 
 
@@ -116,7 +116,7 @@ STAGE_OPTIONS = {
     "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
     **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
                                                      "ckpt_every", "sample_every", "log_every", "patience", "flip",
-                                                     "crop")},
+                                                     "crop", "ema")},
 }
 
 
@@ -240,7 +240,7 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
             opts[name] = per_stage(name, opts[name], stage)
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
              "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives", "patience", "flip",
-             "crop")
+             "crop", "ema")
     over = {k: opts[k] for k in names} | {"num_workers": opts["workers"], "model": model_over,
                                           "dvae": opts["dvae"] or "", "tokenizer": opts["tokenizer"] or ""}
     if opts.get("init") is not None:
