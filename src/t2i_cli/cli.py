@@ -870,7 +870,10 @@ def train(
                                              "validate, sample and save that instead of the last step's weights "
                                              "(0: off, the default)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast), bf16 or fp32."),
+    precision: Optional[str] = typer.Option(None, "--precision",
+                                            help="auto (bf16 autocast where the CPU or GPU computes bf16 itself: "
+                                                 "AVX-512 BF16 or AMX, Ampere or later; fp32 elsewhere, where "
+                                                 "emulated bf16 trains many times slower), bf16 or fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints."),
     sample_every: Optional[int] = typer.Option(None, "--sample-every",

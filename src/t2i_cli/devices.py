@@ -18,3 +18,18 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
     return torch.device(name)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bf16 dot products (AVX-512 BF16, or AMX, which implies it)."""
+    from t2i_cli.models.transformer import cpu_says
+
+    return cpu_says("_is_avx512_bf16_supported")
+
+
+def cuda_bf16() -> bool:
+    """Whether the current GPU computes bf16 itself (Ampere and later), not by emulation."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # a PyTorch without the argument
+        return bool(torch.cuda.is_bf16_supported())

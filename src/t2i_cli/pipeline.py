@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from t2i_cli.devices import resolve_device
+from t2i_cli.devices import native_bf16, resolve_device
 from t2i_cli.errors import UsageError
 from t2i_cli.models.tokenizer import Encoded
-from t2i_cli.models.transformer import cpu_says
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, region_mask
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
@@ -62,11 +61,6 @@ def _auto(table: dict[str, str], device: torch.device, without_native_bf16: str)
     if device.type == "cpu" and precision == "bf16" and not native_bf16():
         return without_native_bf16
     return precision
-
-
-def native_bf16() -> bool:
-    """Whether this CPU has bf16 dot products (AVX-512 BF16, or AMX, which implies it)."""
-    return cpu_says("_is_avx512_bf16_supported")
 
 
 def batch_seed(seed: int, start: int) -> int:

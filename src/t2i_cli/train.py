@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from t2i_cli.devices import resolve_device
+from t2i_cli.devices import cuda_bf16, native_bf16, resolve_device
 from t2i_cli.errors import T2IError, UsageError, WeightsError
 from t2i_cli.files import atomic_write_bytes, atomic_write_json, make_folder, read_own_json
 from t2i_cli.weights import (
@@ -74,7 +74,7 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW decoupled weight decay on matrices
     grad_clip: float = 1.0  # max global gradient norm
     seed: int = 0  # every random draw derives from (seed, step, rank)
-    precision: str = "auto"  # auto (bf16 autocast), bf16 or fp32
+    precision: str = "auto"  # auto (bf16 autocast where the device has native bf16, else fp32), bf16 or fp32
     num_workers: int = 1  # DataLoader worker processes rendering/loading batches ahead
     log_every: int = 25  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between sample grids and loss-curve PNGs (0 = only at the end)
@@ -172,9 +172,20 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def autocast(cfg: TrainConfig, device: torch.device):
-    """bf16 autocast unless fp32 was asked for (it trains a small model ~2.5x faster on this CPU)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision != "fp32")
+def training_precision(cfg: TrainConfig, device: torch.device) -> str:
+    """What the run's --precision means on this device: bf16 (autocast) or fp32. auto is bf16 where the device
+    computes bf16 itself (a CPU with AVX-512 BF16 or AMX: the default preset's dVAE and CLIP 1.7-1.9x faster than
+    fp32; a GPU of Ampere or later) and fp32 elsewhere: on a CPU with AVX2 only, emulated bf16 trained the same
+    models 17-20x slower than fp32 (BENCHMARKS.md "Training throughput")."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    native = cuda_bf16() if device.type == "cuda" else device.type == "cpu" and native_bf16()
+    return "bf16" if native else "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast for a run whose precision (training_precision) is bf16; nothing for fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -500,6 +511,11 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     ckpt = Path(run_dir) / CHECKPOINT
     start = load_checkpoint(ckpt, model, opt, ema)[0] if ckpt.is_file() else 0
     logger = Logger(run_dir, dd.is_main, start, getattr(stage, "curve", "loss"))
+    precision = training_precision(cfg, dd.device)
+    logger.log(start, {"precision": precision})  # what --precision meant here (auto follows the device)
+    if precision == "bf16" and dd.device.type == "cpu" and not native_bf16() and dd.is_main and warn is not None:
+        warn("--precision bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated: training runs "
+             "about 17-20x slower than fp32 here (BENCHMARKS.md); --precision auto picks fp32 on this CPU")
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
     saved = start if ckpt.is_file() else None  # the step of the checkpoint on disk
@@ -545,7 +561,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             torch.manual_seed(step_seed(cfg, step, dd.rank))
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step)
-            with autocast(cfg, dd.device):
+            with autocast(precision, dd.device):
                 loss, metrics = stage.loss(wrapped, images.to(dd.device), captions, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
