@@ -93,11 +93,12 @@ def wait(proc: subprocess.Popen, what: str) -> None:
 
 
 def probe_rate(args: list[str], probe_dir: Path, extra: list[str]) -> float:
-    """Steps per second of a stage, from a short run's metrics.jsonl timestamps (first logged row on)."""
+    """Steps per second of a stage, from a short run's metrics.jsonl timestamps (first logged step on)."""
     shutil.rmtree(probe_dir, ignore_errors=True)
     wait(start(args + extra + ["--steps", str(PROBE_STEPS), "--log-every", "25", "--sample-every", "0",
                                "--ckpt-every", str(PROBE_STEPS), "--out", str(probe_dir)]), "probe")
     rows = [json.loads(x) for x in (probe_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if "loss" in r]  # training steps only (since 0.12.0 a start writes its precision first)
     rate = (rows[-1]["step"] - rows[0]["step"]) / max(1e-6, rows[-1]["time"] - rows[0]["time"])
     shutil.rmtree(probe_dir, ignore_errors=True)
     return rate

@@ -39,7 +39,7 @@ def test_the_average_follows_its_formula_and_applied_puts_the_weights_back():
     assert set(ema.avg) == {"0.weight", "0.bias", "1.weight", "1.bias"}
     expected = {k: v.clone() for k, v in ema.avg.items()}
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    for n in range(1, 41):
+    for n in range(1, 121):
         opt.zero_grad()
         model(torch.randn(5, 3)).square().sum().backward()
         opt.step()
@@ -61,6 +61,47 @@ def test_the_average_follows_its_formula_and_applied_puts_the_weights_back():
     assert all(torch.equal(model.state_dict()[k], own[k]) for k in own)
 
 
+@pytest.mark.parametrize("at", range(1, 9))
+def test_a_stop_while_the_average_is_swapped_leaves_no_tensor_half_swapped(monkeypatch, at):
+    """Ctrl-C lands between two tensors' copies, on the way in (copies 1-4) or out (5-8): inside hold() it waits
+    for the copies to finish, the weights are put back whole, and only then does the stop go on to the
+    checkpoint."""
+    from t2i_cli.train import _Stops
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    ema = Ema(model, decay=0.9)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # the weights moved on; the average did not
+    own = {k: v.clone() for k, v in model.state_dict().items()}
+    stops = _Stops()
+    real_copy, calls = torch.Tensor.copy_, {"n": 0}
+
+    def copy(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == at:
+            stops._handler(signal.SIGINT, None)  # what the signal does
+        return real_copy(self, *a, **k)
+
+    try:
+        monkeypatch.setattr(torch.Tensor, "copy_", copy)
+        with pytest.raises(KeyboardInterrupt), ema.applied(stops.held):
+            pass
+        monkeypatch.setattr(torch.Tensor, "copy_", real_copy)
+        assert calls["n"] == 8  # every tensor in and out
+        assert all(torch.equal(model.state_dict()[k], own[k]) for k in own)  # every tensor its own again
+    finally:
+        stops.restore()
+
+
+def test_a_decay_that_the_warm_up_bound_keeps_out_of_reach_is_named():
+    model = nn.Linear(2, 2)
+    assert Ema(model, 0.9).covers(1000) is None  # (1 + n) / (10 + n) passes 0.9 at n = 80
+    text = Ema(model, 0.999).covers(1500)
+    assert text and "--ema 0.999" in text and "0.9940" in text and "last 150 steps" in text
+
+
 @pytest.fixture(scope="module")
 def deps(tmp_path_factory) -> list:
     root = tmp_path_factory.mktemp("deps")
@@ -70,7 +111,7 @@ def deps(tmp_path_factory) -> list:
 
 
 COMMON = ["train", "--stage", "transformer", "--preset", "tiny", "--workers", "0", "-q", "--steps", "8",
-          "--sample-every", "4"]
+          "--sample-every", "4", "--device", "cpu"]
 
 
 def test_ema_leaves_training_as_it_was_and_validates_and_saves_the_average(deps, tmp_path):

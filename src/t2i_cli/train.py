@@ -183,6 +183,21 @@ def training_precision(cfg: TrainConfig, device: torch.device) -> str:
     return "bf16" if native else "fp32"
 
 
+def precision_change(metrics: Path, cfg: TrainConfig, precision: str, start: int) -> list[str]:
+    """A warning when a resumed run trains in another precision than its last start did (its metrics.jsonl's
+    last "precision" line; a run from before t2i 0.12.0 has none and trained with auto as bf16): --precision
+    auto follows the machine, so a run resumed on another kind of CPU goes on, not bit for bit as it began."""
+    before = "bf16" if cfg.precision == "auto" else cfg.precision
+    if metrics.is_file():
+        said = [r["precision"] for r in _read_jsonl(metrics) if isinstance(r.get("precision"), str)]
+        before = said[-1] if said else before
+    if before == precision:
+        return []
+    return [f"this run trained in {before} until step {start}; here --precision {cfg.precision} means {precision}, "
+            f"so it goes on in {precision} (not bit for bit what an uninterrupted run on the first machine would "
+            f"give)"]
+
+
 def autocast(precision: str, device: torch.device):
     """bf16 autocast for a run whose precision (training_precision) is bf16; nothing for fp32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -219,21 +234,37 @@ class Ema:
         torch._foreach_lerp_(list(self.avg.values()), [v.float() for v in self.live.values()], 1.0 - d)
 
     @contextlib.contextmanager
-    def applied(self) -> typing.Iterator[None]:
-        """The model holds the average inside the block and its own weights again after it."""
+    def applied(self, hold: Callable[[], typing.ContextManager] = contextlib.nullcontext) -> typing.Iterator[None]:
+        """The model holds the average inside the block and its own weights again after it, also when the block
+        raises. Each copy runs inside hold() (training's deferral of Ctrl-C and SIGTERM), so a stop never leaves
+        some tensors averaged and the rest not, for the checkpoint to save."""
         kept = {k: v.clone() for k, v in self.live.items()}
-        for k, v in self.live.items():
-            v.copy_(self.avg[k])
         try:
+            with hold():
+                for k, v in self.live.items():
+                    v.copy_(self.avg[k])
             yield
         finally:
-            for k, v in self.live.items():
-                v.copy_(kept[k])
+            with hold():
+                for k, v in self.live.items():
+                    v.copy_(kept[k])
+
+    def covers(self, steps: int) -> str | None:
+        """Why the decay asked for changes nothing in a run of `steps` steps (the warm-up bound stays below it
+        to the end), or None."""
+        bound = (1 + steps) / (EMA_WARMUP + steps)
+        if self.decay <= bound:
+            return None
+        return (f"--ema {self.decay:g}: in a run of {steps} steps the average's decay is at most (1 + n) / "
+                f"({EMA_WARMUP} + n) = {bound:.4f} at its last step, below {self.decay:g}, so it averages about the "
+                f"last {max(1, steps // EMA_WARMUP)} steps whatever the decay; any decay above {bound:.4f} trains "
+                f"the same bytes here")
 
     def load(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
         """Take the average from a checkpoint's "ema." tensors, which must be whole and of the model's shapes."""
         got = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
-        if set(got) != set(self.avg) or any(got[k].shape != self.avg[k].shape for k in got):
+        if set(got) != set(self.avg) or any(got[k].shape != self.avg[k].shape or got[k].dtype != torch.float32
+                                            for k in got):
             raise T2IError(f"{path} does not hold this run's average of the weights (--ema); start a new run")
         for k, v in got.items():
             self.avg[k].copy_(v)
@@ -507,15 +538,24 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     wrapped = nn.parallel.DistributedDataParallel(model) if dd.n_procs > 1 else model
     opt = make_optimizer(model, cfg)
     ema = Ema(model, cfg.ema) if cfg.ema > 0 else None
-    published = ema.applied if ema is not None else contextlib.nullcontext  # what validation and files see
+    # what validation, samples and model files see: the average, swapped in and out where no stop can split it
+    published = (lambda: ema.applied(stops.held)) if ema is not None else contextlib.nullcontext
     ckpt = Path(run_dir) / CHECKPOINT
     start = load_checkpoint(ckpt, model, opt, ema)[0] if ckpt.is_file() else 0
     logger = Logger(run_dir, dd.is_main, start, getattr(stage, "curve", "loss"))
-    precision = training_precision(cfg, dd.device)
-    logger.log(start, {"precision": precision})  # what --precision meant here (auto follows the device)
-    if precision == "bf16" and dd.device.type == "cpu" and not native_bf16() and dd.is_main and warn is not None:
-        warn("--precision bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated: training runs "
-             "about 17-20x slower than fp32 here (BENCHMARKS.md); --precision auto picks fp32 on this CPU")
+    # auto follows the device; every process trains as rank 0 resolves it (torchrun over unlike machines)
+    precision = "bf16" if _on_every_rank(training_precision(cfg, dd.device) == "bf16", dd) else "fp32"
+    notes = [] if start == 0 else precision_change(logger.path, cfg, precision, start)
+    if precision == "bf16" and dd.device.type == "cpu" and not native_bf16():
+        notes.append("--precision bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated: training "
+                     "runs about 17-20x slower than fp32 here (BENCHMARKS.md); --precision auto picks fp32 on this CPU")
+    if ema is not None and start == 0 and ema.covers(cfg.steps):
+        notes.append(ema.covers(cfg.steps))
+    logger.log(start, {"precision": precision})  # what --precision meant at this start
+    for text in notes if dd.is_main else ():
+        logger.log(start, {"warning": text})
+        if warn is not None:
+            warn(text)
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
     saved = start if ckpt.is_file() else None  # the step of the checkpoint on disk
@@ -554,7 +594,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         logger.log(step, {"diverged": text})  # main process only; a resume drops it with the steps after `saved`
         raise Diverged(text)
 
-    stops = _Stops()
+    stops = _Stops()  # (published() reads it when called, inside the try below)
     try:
         for step, (images, captions) in zip(range(start, cfg.steps), make_loader(batches, start, cfg.num_workers),
                                             strict=True):
