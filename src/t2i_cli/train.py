@@ -255,10 +255,10 @@ class Ema:
         bound = (1 + steps) / (EMA_WARMUP + steps)
         if self.decay <= bound:
             return None
+        window = (EMA_WARMUP + steps) // (EMA_WARMUP - 1)
         return (f"--ema {self.decay:g}: in a run of {steps} steps the average's decay is at most (1 + n) / "
                 f"({EMA_WARMUP} + n) = {bound:.4f} at its last step, below {self.decay:g}, so it averages about the "
-                f"last {max(1, steps // EMA_WARMUP)} steps whatever the decay; any decay above {bound:.4f} trains "
-                f"the same bytes here")
+                f"last {window} steps whatever the decay; any decay above {bound:.4f} trains the same bytes here")
 
     def load(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
         """Take the average from a checkpoint's "ema." tensors, which must be whole and of the model's shapes."""
