@@ -1,5 +1,6 @@
 """`t2i train --precision auto`: bf16 autocast only where the device computes bf16 itself, fp32 elsewhere (an
-AVX2-only CPU emulated bf16 17-20x slower than fp32, BENCHMARKS.md "Training throughput")."""
+AVX2-only CPU emulated bf16 17-20x slower than fp32, BENCHMARKS.md "Training on a CPU without native
+bf16")."""
 
 from __future__ import annotations
 

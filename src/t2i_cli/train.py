@@ -176,7 +176,7 @@ def training_precision(cfg: TrainConfig, device: torch.device) -> str:
     """What the run's --precision means on this device: bf16 (autocast) or fp32. auto is bf16 where the device
     computes bf16 itself (a CPU with AVX-512 BF16 or AMX: the default preset's dVAE and CLIP 1.7-1.9x faster than
     fp32; a GPU of Ampere or later) and fp32 elsewhere: on a CPU with AVX2 only, emulated bf16 trained the same
-    models 17-20x slower than fp32 (BENCHMARKS.md "Training throughput")."""
+    models 17-20x slower than fp32 (BENCHMARKS.md "Training on a CPU without native bf16")."""
     if cfg.precision != "auto":
         return cfg.precision
     native = cuda_bf16() if device.type == "cuda" else device.type == "cpu" and native_bf16()
