@@ -224,3 +224,22 @@ def test_a_resume_cannot_change_ema_and_a_whole_run_records_it(deps, tmp_path):
     assert plan_settings(old, same)["ema"] == 0.0
     with pytest.raises(Exception, match="other settings \\(ema\\)"):
         plan_settings(old, same | {"ema": 0.9})
+
+
+def test_the_sample_grid_is_drawn_by_the_average(deps, tmp_path, monkeypatch):
+    """What write_samples sees at the last step is the average the model file holds, not the last weights."""
+    from t2i_cli import stages
+
+    seen = {}
+    real = stages.TransformerStage.write_samples
+
+    def spy(self, run_dir, step, *a, **k):
+        seen[step] = {k2: v.clone() for k2, v in self.model.state_dict().items()}
+        return real(self, run_dir, step, *a, **k)
+
+    monkeypatch.setattr(stages.TransformerStage, "write_samples", spy)
+    t2i(*COMMON, *deps, "--ema", "0.9", "--out", tmp_path / "r")
+    assert sorted(seen) == [4, 8]
+    ckpt, _ = load_tensors(tmp_path / "r" / CHECKPOINT)
+    assert all(torch.equal(seen[8][k], ckpt["ema." + k]) for k in seen[8])
+    assert not all(torch.equal(seen[8][k], ckpt["model." + k]) for k in seen[8])
