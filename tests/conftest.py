@@ -37,6 +37,22 @@ def run(*args):
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
+def signal_after_step(monkeypatch, n: int, signum: int):
+    """Make the n-th AdamW step of this process send it signum once the weights are updated and before the
+    training loop counts the step (where a stop used to be checkpointed wrongly); returns what undoes it."""
+    real_step, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def signalled_step(self, *a, **k):
+        out = real_step(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == n:
+            os.kill(os.getpid(), signum)
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", signalled_step)
+    return lambda: monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+
+
 def torchrun_t2i(tmp_path: Path, patch: str, *args: str) -> subprocess.CompletedProcess:
     """`t2i train ARGS` (tiny preset, CPU, gloo) under a 2-process torchrun, each process first running `patch`
     (Python source: monkeypatches of t2i); each process's exit code is written to tmp_path/exit-RANK."""

@@ -4,7 +4,6 @@ the training trajectory itself stays as it was; carried by the checkpoint so a r
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from conftest import run
+from conftest import run, signal_after_step
 from t2i_cli.cli import app
 from t2i_cli.train import BEST, CHECKPOINT, Ema, exported_model, sync_model_file
 from t2i_cli.weights import load_tensors, read_metadata
@@ -156,20 +155,10 @@ def test_a_kill_between_the_checkpoint_and_the_model_file_is_repaired_with_the_a
 def test_an_interrupted_run_with_ema_resumes_to_the_same_average(deps, tmp_path, monkeypatch, signum):
     common = [*COMMON, *deps, "--ema", "0.8", "--ckpt-every", "100"]
     t2i(*common, "--out", tmp_path / "full")
-    real_step = torch.optim.AdamW.step
-    calls = {"n": 0}
-
-    def signalled_step(self, *a, **k):
-        out = real_step(self, *a, **k)
-        calls["n"] += 1
-        if calls["n"] == 5:
-            os.kill(os.getpid(), signum)
-        return out
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", signalled_step)
+    undo = signal_after_step(monkeypatch, 5, signum)
     result = runner.invoke(app, [str(a) for a in common] + ["--out", str(tmp_path / "cut")])
     assert result.exit_code == 130, result.output
-    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    undo()
     assert load_tensors(tmp_path / "cut" / CHECKPOINT)[1]["step"] == "5"
     t2i("train", "--resume", tmp_path / "cut", "-q")
     full, _ = load_tensors(tmp_path / "full" / CHECKPOINT)

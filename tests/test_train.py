@@ -15,7 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import SRC, torchrun_t2i
+from conftest import SRC, signal_after_step, torchrun_t2i
 from t2i_cli.cli import app
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.train import BEST, CHECKPOINT, TrainConfig, export_run, exported_model
@@ -225,20 +225,10 @@ def test_a_stop_that_lands_inside_the_optimizer_step_still_resumes_exactly(tmp_p
     common = ["train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--ckpt-every", "100",
               "--sample-every", "0", "--steps", "8"]
     t2i(*common, "--out", tmp_path / "full")
-    real_step = torch.optim.AdamW.step
-    calls = {"n": 0}
-
-    def signalled_step(self, *a, **k):
-        out = real_step(self, *a, **k)
-        calls["n"] += 1
-        if calls["n"] == 5:  # the weights are updated; the step is not yet counted
-            os.kill(os.getpid(), signum)
-        return out
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", signalled_step)
+    undo = signal_after_step(monkeypatch, 5, signum)  # the weights are updated; the step is not yet counted
     result = runner.invoke(app, [*map(str, common), "--out", str(tmp_path / "cut")])
     assert result.exit_code == 130, result.output
-    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    undo()
     assert load_tensors(tmp_path / "cut" / CHECKPOINT)[1]["step"] == "5"
     t2i("train", "--resume", tmp_path / "cut", "-q")
     full, _ = load_tensors(tmp_path / "full" / CHECKPOINT)

@@ -549,8 +549,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     if precision == "bf16" and dd.device.type == "cpu" and not native_bf16():
         notes.append("--precision bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated: training "
                      "runs about 17-20x slower than fp32 here (BENCHMARKS.md); --precision auto picks fp32 on this CPU")
-    if ema is not None and start == 0 and ema.covers(cfg.steps):
-        notes.append(ema.covers(cfg.steps))
+    too_short = ema.covers(cfg.steps) if ema is not None and start == 0 else None
+    if too_short:
+        notes.append(too_short)
     logger.log(start, {"precision": precision})  # what --precision meant at this start
     for text in notes if dd.is_main else ():
         logger.log(start, {"warning": text})
