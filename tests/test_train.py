@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import SRC, signal_after_step, torchrun_t2i
@@ -559,3 +560,58 @@ def test_a_dvae_setting_the_loss_cannot_use_is_refused_before_a_run_folder(tmp_p
     line = one_line_failure(run("train", "--stage", stage, "--preset", "tiny", "--steps", "2", "--model", model,
                                 "--out", tmp_path / "run", "-q"), 2)
     assert says in line and not (tmp_path / "run").exists(), line
+
+
+def test_a_run_records_its_folder_of_pictures_by_absolute_path_and_resumes_it_from_anywhere(tmp_path: Path,
+                                                                                               monkeypatch):
+    """--data was recorded as typed, so `--resume` from another folder read whatever the relative path named
+    there: a folder of other pictures trained silently, and validated on them."""
+    from conftest import run
+    from test_flip import lopsided_folder
+
+    lopsided_folder(tmp_path / "a" / "data", [f"picture {i}" for i in range(8)])
+    other = lopsided_folder(tmp_path / "b" / "data", [f"other {i}" for i in range(8)])
+    for i in range(8):  # other pictures: a run that read these would log other losses
+        Image.new("RGB", (16, 16), (250, 250, 250 - 20 * i)).save(other / f"p{i:02d}.png")
+    monkeypatch.chdir(tmp_path / "a")
+    common = ("--preset", "tiny", "--workers", "0", "--device", "cpu", "-q")
+    assert run("train", "--stage", "dvae", "--data", "data", "--out", tmp_path / "r", "--steps", "2",
+               *common).exit_code == 0
+    assert json.loads((tmp_path / "r" / "train_config.json").read_text())["data"] == str(tmp_path / "a" / "data")
+    shutil.copytree(tmp_path / "r", tmp_path / "ref")
+    assert run("train", "--resume", tmp_path / "ref", "--steps", "3", "-q").exit_code == 0  # from where it began
+    monkeypatch.chdir(tmp_path / "b")  # where "data" names the other pictures
+    assert run("train", "--resume", tmp_path / "r", "--steps", "3", "-q").exit_code == 0
+    for name in ("dvae.safetensors", "metrics.jsonl"):
+        mine, ref = (tmp_path / d / name for d in ("r", "ref"))
+        if name == "metrics.jsonl":  # the same losses, at other times
+            strip = lambda p: [{k: v for k, v in json.loads(line).items() if k != "time"}  # noqa: E731
+                               for line in p.read_text().splitlines()]
+            assert strip(mine) == strip(ref)
+        else:
+            assert load_tensors(mine)[0].keys() == load_tensors(ref)[0].keys()
+            assert all(torch.equal(load_tensors(mine)[0][k], load_tensors(ref)[0][k]) for k in load_tensors(ref)[0])
+    # A whole run too (all.json); the same command again from where it started is the same run.
+    monkeypatch.chdir(tmp_path / "a")
+    whole = ("train", "--stage", "all", "--data", "data", "--out", tmp_path / "all", "--steps", "1", *common)
+    assert run(*whole).exit_code == 0
+    assert json.loads((tmp_path / "all" / "all.json").read_text())["data"] == str(tmp_path / "a" / "data")
+    assert run(*whole).exit_code == 0, "the same command continues (here: finds) the same run"
+
+
+def test_a_whole_run_that_recorded_its_data_as_typed_matches_the_same_folder_given_again(tmp_path: Path,
+                                                                                          monkeypatch):
+    """Runs from before 0.12.1 recorded --data relative to where they started: the same folder, now given as
+    its absolute path, continues them (read, as before, from the current folder); another folder does not."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.recipe import plan_settings
+    from t2i_cli.train_options import stored_data
+
+    (tmp_path / "run").mkdir()
+    recorded = {"data": "pics", "preset": "tiny", "flip": None, "crop": None, "ema": None}
+    (tmp_path / "run" / "all.json").write_text(json.dumps(recorded))
+    monkeypatch.chdir(tmp_path)
+    assert plan_settings(tmp_path / "run", recorded | {"data": stored_data("pics")}) == recorded
+    with pytest.raises(UsageError, match=r"other settings \(data\)"):
+        plan_settings(tmp_path / "run", recorded | {"data": stored_data("other")})
+    assert stored_data("world:val") == "world:val" and stored_data("~/x") == str(Path.home() / "x")

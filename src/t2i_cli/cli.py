@@ -29,6 +29,7 @@ from t2i_cli.train_options import (
     refuse_foreign_options,
     resume_config,
     stage_config_of_all,
+    stored_data,
     train_config,
 )
 
@@ -895,6 +896,8 @@ def train(
         if seed is not None:
             check_seed(seed)
         check_stage(stage)
+        if data is not None and resume is None:  # recorded as the path it names, not one relative to here
+            data = ctx.params["data"] = stored_data(data)
         if (stage == "all" and resume is None) or (resume is not None and is_whole_run(resume)):
             _train_all(resume or out_dir, given, ctx.params, resume is not None, device, quiet)
             return

@@ -16,7 +16,7 @@ from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json, make_folder, read_own_json
 from t2i_cli.stages import check_new_folder, run_stage
 from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, export_run
-from t2i_cli.train_options import PLAN, is_whole_run, rank_zero
+from t2i_cli.train_options import PLAN, is_whole_run, rank_zero, stored_data
 from t2i_cli.weights import read_metadata
 
 ORDER = STAGES  # tokenizer, dvae, transformer, clip: each needs only those before it
@@ -56,6 +56,9 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
                 recorded = recorded | {key: before}
                 if settings and settings.get(key) is None:
                     settings = settings | {key: before}
+        if settings and isinstance(recorded.get("data"), str) and recorded["data"] != settings.get("data"):
+            if stored_data(recorded["data"]) == settings.get("data"):  # recorded as typed, before t2i 0.12.1
+                settings = settings | {"data": recorded["data"]}
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             raise UsageError(f"{run_dir} holds a --stage all run with other settings ({', '.join(changed)}); "

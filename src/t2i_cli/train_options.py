@@ -225,6 +225,15 @@ def check_stage(stage: str | None) -> None:
         raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {stage!r}")
 
 
+def stored_data(data: str) -> str:
+    """--data as a new run records it: a folder or manifest as the absolute path it names (a run resumed from
+    another folder reads the same pictures, not whatever the relative path names there); world sources as
+    given."""
+    from t2i_cli.stages import is_world
+
+    return data if is_world(data) or not data.strip() else os.path.abspath(os.path.expanduser(data))
+
+
 def train_config(stage: str, data: str, preset: str, opts: dict):
     """Build a TrainConfig from the preset and the command-line overrides."""
     from t2i_cli.stages import apply_preset, is_world, parse_model_overrides
