@@ -121,6 +121,10 @@ def test_a_repeated_command_with_other_settings_is_refused(uninterrupted):
     (["--model", "dvae.n_hid=8", "--model", "dvae.n_hid=16"], "--model dvae.n_hid is given twice"),
     (["--lr", "clip=0"], "--lr must be above 0"),
     (["--lr", "nan"], "--lr must be a finite number"),
+    # a later stage's model that cannot be built: refused before the tokenizer and dVAE train, not after them
+    (["--model", "clip.n_head=7"], "cannot build the clip model from these settings: n_embd 32 must be a multiple"),
+    (["--model", "n_layer=0"], "cannot build the transformer model from these settings: n_layer is 0"),
+    (["--model", "transformer.n_embd=24", "--model", "transformer.n_head=5"], "cannot build the transformer model"),
 ])
 def test_bad_whole_run_options_are_refused_before_anything_runs(tmp_path, args, named):
     out = tmp_path / "run"

@@ -964,10 +964,10 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     # Every stage's config, built (and so checked) once, before the first stage trains.
     configs = {s: read_run_config(run_dir / s) if (run_dir / s / "train_config.json").is_file()
                else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
-    if not (run_dir / "dvae" / "train_config.json").is_file():  # the tokenizer stage would train first
-        from t2i_cli.stages import dvae_model_config
+    from t2i_cli.stages import check_whole_run_models
 
-        dvae_model_config(configs["dvae"])
+    # Every model the run will build, checked before its first stage trains.
+    check_whole_run_models(configs, {s for s in ORDER if (run_dir / s / "train_config.json").is_file()})
     if "workers" in given:  # steers this process: a started stage resumes with it too
         from dataclasses import replace
 

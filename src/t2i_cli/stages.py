@@ -664,6 +664,32 @@ def dvae_model_config(cfg: TrainConfig) -> DVAEConfig:
     return mcfg
 
 
+def check_whole_run_models(configs: dict[str, TrainConfig], started: set[str]) -> None:
+    """Refuse, before a whole run's first stage trains, settings that cannot build a later stage's model (a
+    --model clip.n_head that does not divide its width, a zero n_layer), as that stage's start would refuse
+    them, hours later and with its folder's settings recorded. The transformer and CLIP are built on the meta
+    device (no memory) with the vocabulary their tokenizer may reach (--vocab-size) and the dVAE's codes;
+    stages already started were checked when they started."""
+    dvae = dvae_model_config(configs["dvae"])
+    n_bpe = configs["tokenizer"].vocab_size
+    for stage in ("transformer", "clip"):
+        if stage in started:
+            continue
+        cfg = configs[stage]
+        try:
+            if stage == "transformer":
+                mcfg: Any = TransformerConfig(text_vocab=n_bpe + cfg.text_len, text_len=cfg.text_len,
+                                              image_vocab=dvae.n_codes, grid=dvae.grid, **cfg.model)
+            else:
+                mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=n_bpe + cfg.text_len, text_len=cfg.text_len,
+                                  n_pad_start=n_bpe, **cfg.model)
+            check_budget(mcfg)
+            with torch.device("meta"):
+                (Transformer if stage == "transformer" else Clip)(mcfg)
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"cannot build the {stage} model from these settings: {e}") from e
+
+
 def _build_stage(cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, val):
     """The stage object, its model checked against the size budget first; settings that cannot build a
     model are a usage error."""
