@@ -363,6 +363,10 @@ BAD = [
     (["vary", "SRC", "--strength", "1.5"], 2, "--strength"),
     (["vary", "NOTIMG", "--prompt", "a cat"], 1, "cannot read image"),
     (["vary", "MISSING"], 1, "cannot read"),  # said alone: the "prompt: none found" line came first
+    # a device or pipe is not read: /dev/zero never ended, a pipe was used up by the hash before decoding
+    (["vary", "/dev/null"], 1, "/dev/null is not a regular file (a device, pipe or socket); save the picture"),
+    (["generate", "a cat", "--image", "/dev/null"], 1, "/dev/null is not a regular file"),
+    (["generate", "a cat", "--image", "SRC", "--mask", "/dev/null"], 1, "/dev/null is not a regular file"),
 ]
 
 

@@ -27,7 +27,12 @@ MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes (how outputs name their source image and mask)."""
+    """sha256 of a file's bytes (how outputs name their source image and mask). Only a regular file: a device
+    (/dev/zero) would never end, and a pipe (/dev/stdin) would be used up before the picture is decoded."""
+    p = Path(path)
+    if p.exists() and not p.is_dir() and not p.is_file():
+        raise DataError(f"{path} is not a regular file (a device, pipe or socket); save the picture to a file "
+                        f"and give that")
     try:
         return sha256_of(path).hexdigest()
     except OSError as e:
