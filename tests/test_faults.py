@@ -644,3 +644,41 @@ def test_a_long_file_name_fits_its_temporary_too(tmp_path):
     assert path.name == f"{stem}-000.png" and path.read_bytes() == b"png"
     assert files.atomic_write_bytes(tmp_path / f"{'y' * 250}.json", b"{}").read_bytes() == b"{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{stem}-000.png", f"{'y' * 250}.json"]
+
+
+@pytest.mark.parametrize("command", ["generate", "train", "data preview"])
+def test_a_path_name_too_long_for_the_file_system_is_one_line_naming_it(weights, tmp_path, command):
+    """An --out whose name no file system takes (300 characters against 255) was an "internal error" with
+    the OSError's class name in four commands."""
+    long = tmp_path / ("x" * 300)
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(data / "a.png")
+    (data / "a.txt").write_text("a red square\n")
+    args = {"generate": ["generate", "a red bird", "--weights", weights, "--candidates", "1", "--out", long],
+            "train": ["train", "--stage", "tokenizer", "--data", data, "--out", long],
+            "data preview": ["data", "preview", data, "--out", f"{long}.png"]}[command]
+    line = assert_clean_failure(run(*args), 1)
+    assert line.startswith(f"error: {str(tmp_path)[:56]}...") and "..." + "x" * 30 in line, line  # shortened
+    assert line.endswith("File name too long; the name is longer than this file system allows; choose a shorter "
+                         "path"), line
+    assert len(line) < 300 and list(tmp_path.iterdir()) == [data]
+
+
+def test_an_os_error_on_a_path_says_what_to_do_and_one_without_a_path_stays_an_internal_error(monkeypatch, capsys):
+    import typer
+
+    from t2i_cli import cli
+
+    for code, advice in ((errno.ENOSPC, "the disk is full"), (errno.EROFS, "read-only"), (errno.EACCES, "may write")):
+        line = cli.os_error_line(OSError(code, os.strerror(code), "/x/y.png"))
+        assert line.startswith(f"/x/y.png: {os.strerror(code)}; ") and advice in line, line
+    monkeypatch.setitem(cli.STATE, "debug", False)
+    with pytest.raises(typer.Exit) as ex, cli.user_errors():
+        raise OSError(errno.EIO, "Input/output error")  # no file named: a bug until shown otherwise
+    assert ex.value.exit_code == 1 and "internal error: OSError" in capsys.readouterr().err
+    with pytest.raises(typer.Exit) as ex, cli.user_errors():
+        raise OSError(errno.ENOSPC, "No space left on device", "/x/y.png")
+    assert ex.value.exit_code == 1
+    assert capsys.readouterr().err.strip() == ("error: /x/y.png: No space left on device; the disk is full; free "
+                                               "some space or choose a path on another disk")

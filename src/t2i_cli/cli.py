@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -262,11 +263,44 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
+    except OSError as e:  # a path the system refused (a name too long, no permission, a full disk): not a bug
+        if STATE["debug"]:
+            raise
+        if e.filename is None:
+            say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        else:
+            say("error", "red", os_error_line(e))
+        raise typer.Exit(1) from None
     except Exception as e:  # a bug: one line, with how to see more
         if STATE["debug"]:
             raise
         say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
         raise typer.Exit(1) from None
+
+
+# What to do about a path the operating system refused, by errno (os_error_line).
+OS_ERROR_ADVICE = {
+    errno.ENAMETOOLONG: "the name is longer than this file system allows; choose a shorter path",
+    errno.EACCES: "choose a path you may write to (or read from)",
+    errno.EPERM: "choose a path you may write to (or read from)",
+    errno.EROFS: "this file system is read-only; choose a path on another",
+    errno.ENOSPC: "the disk is full; free some space or choose a path on another disk",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose a path on another disk",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EISDIR: "it is a folder; give a file",
+    errno.ENOENT: "check the path",
+    errno.ELOOP: "the path loops through symbolic links; check it",
+}
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an OSError on a named path that no check before it caught: the path (shortened when very
+    long), the system's reason and what to do."""
+    name = str(e.filename)
+    if len(name) > 120:
+        name = f"{name[:56]}...{name[-56:]}"
+    advice = OS_ERROR_ADVICE.get(e.errno, "check the path and the disk")
+    return f"{name}: {e.strerror or e}; {advice}"
 
 
 def clean(text: str) -> str:
