@@ -615,3 +615,50 @@ def test_a_whole_run_that_recorded_its_data_as_typed_matches_the_same_folder_giv
     with pytest.raises(UsageError, match=r"other settings \(data\)"):
         plan_settings(tmp_path / "run", recorded | {"data": stored_data("other")})
     assert stored_data("world:val") == "world:val" and stored_data("~/x") == str(Path.home() / "x")
+
+
+def test_a_damaged_metrics_file_resumes_without_its_bad_lines_and_an_oversized_one_is_refused(tmp_path: Path,
+                                                                                              monkeypatch):
+    """Lines that nest too deep, are not UTF-8 or are far longer than t2i writes were internal errors on
+    resume (RecursionError, UnicodeDecodeError), and the file was read whole, however large."""
+    from conftest import run
+    from t2i_cli import train
+    from test_flip import lopsided_folder
+
+    data = lopsided_folder(tmp_path / "data", [f"picture {i}" for i in range(8)])
+    common = ("--workers", "0", "--device", "cpu", "-q")
+    assert run("train", "--stage", "dvae", "--data", data, "--out", tmp_path / "r", "--preset", "tiny",
+               "--steps", "2", "--log-every", "1", *common).exit_code == 0
+    metrics = tmp_path / "r" / "metrics.jsonl"
+    good = metrics.read_text().splitlines()
+    with open(metrics, "ab") as f:
+        f.write(b"[" * 200_000 + b"]" * 200_000 + b"\n")
+        f.write(b'{"step": 1, "loss": 0.5}\xff\n')
+        f.write(b'{"step": 1, "loss": 0.25, "pad": "' + b"x" * (train.MAX_METRICS_LINE + 10) + b'"}\n')
+    r = run("train", "--resume", tmp_path / "r", "--steps", "3", *common)
+    assert r.exit_code == 0, r.stderr
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [json.loads(line) for line in good] == rows[:len(good)]  # kept; the bad lines dropped
+    assert all(r["step"] >= 2 for r in rows[len(good):]) and rows[-1]["step"] == 3, rows[len(good):]
+    monkeypatch.setattr(train, "MAX_METRICS_FILE", metrics.stat().st_size - 1)
+    r = run("train", "--resume", tmp_path / "r", "--steps", "4", *common)
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"{metrics} holds {metrics.stat().st_size:,} bytes, more than the" in r.stderr
+    assert "move it aside" in r.stderr
+
+
+@pytest.mark.parametrize("stage", ["transformer", "clip"])
+def test_a_bad_tokenizer_is_named_as_given_before_a_run_folder_is_made(tiny_runs: Path, tmp_path: Path, stage):
+    """It was named as the run's own copy (OUT/tokenizer.json, removed as the failed start is undone), with
+    advice to re-export a weights folder."""
+    from conftest import run
+
+    bad = tmp_path / "p.txt"
+    bad.write_text("not a tokenizer\n")
+    dvae = ["--dvae", tiny_runs / "dvae"] if stage == "transformer" else []
+    r = run("train", "--stage", stage, *dvae, "--tokenizer", bad, "--out", tmp_path / "o", "--preset", "tiny",
+            "--steps", "2", "-q")
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"error: {bad} is not a valid tokenizer file (") and r.stderr.rstrip().endswith(
+        "give --tokenizer a tokenizer run folder, a weights folder or its tokenizer.json"), r.stderr
+    assert not (tmp_path / "o").exists()

@@ -401,6 +401,8 @@ def dependencies(cfg: TrainConfig) -> list[tuple[Path, str]]:
             flag = "--" + name.split(".")[0]
             raise UsageError(f"the {cfg.stage} stage needs {flag} PATH "
                              f"(a {name} file, a run folder or a weights folder)")
+        if name == "tokenizer.json":  # read now, so that a bad one is named as given, not as the run's copy
+            load_tokenizer(path, "give --tokenizer a tokenizer run folder, a weights folder or its tokenizer.json")
         deps.append((path, "dvae_init.safetensors" if finetune else name))
     if cfg.stage == "clip" and cfg.init:
         deps.append((_resolve(cfg.init, "clip.safetensors"), CLIP_INIT))

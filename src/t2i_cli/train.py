@@ -787,16 +787,31 @@ def exported_model(run_dir: Path, stage: str) -> tuple[Path, str | None]:
                   f"pictures, or for fewer --steps")
 
 
+MAX_METRICS_FILE = 1 << 30  # metrics.jsonl is read back (on resume, export) up to this size
+MAX_METRICS_LINE = 1 << 16  # a line t2i writes is well under 1 KB; a longer one was not written by t2i
+
+
 def _read_jsonl(path: Path) -> list[dict]:
-    """The JSON lines of a file that parse as objects (a line cut by a kill is skipped)."""
+    """The JSON lines of a run's metrics.jsonl that parse as objects: a line cut by a kill, one that is not
+    UTF-8, nests too deep or is longer than MAX_METRICS_LINE is skipped; a file larger than MAX_METRICS_FILE
+    is refused unread (UsageError)."""
+    size = path.stat().st_size
+    if size > MAX_METRICS_FILE:
+        raise UsageError(f"{path} holds {size:,} bytes, more than the {MAX_METRICS_FILE >> 20} MB a run's metrics "
+                         f"file is read up to; move it aside (the run goes on without its history)")
     rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
+    with open(path, "rb") as f:
+        while line := f.readline(MAX_METRICS_LINE + 1):
+            if len(line) > MAX_METRICS_LINE:  # skip the rest of an overlong line
+                while line and not line.endswith(b"\n"):
+                    line = f.readline(MAX_METRICS_LINE)
+                continue
+            try:
+                row = json.loads(line.decode())
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
     return rows
 
 

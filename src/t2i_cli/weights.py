@@ -339,18 +339,18 @@ def folder_hashes(folder: Path) -> tuple[str, str]:
     return h.hexdigest()[:16], generator
 
 
-def load_tokenizer(path: Path) -> TextTokenizer:
-    """Load tokenizer.json with a clear error if it is missing or broken."""
+def load_tokenizer(path: Path, advice: str = "re-export the weights folder") -> TextTokenizer:
+    """Load tokenizer.json with a clear error if it is missing or broken (ending in advice)."""
     if not Path(path).is_file():
         raise WeightsError(f"{path} does not exist; a weights folder needs tokenizer.json")
     size = Path(path).stat().st_size
     if size > MAX_TOKENIZER_FILE:  # parsed whole, at several times its size
         raise WeightsError(f"{path} holds {size:,} bytes, more than the {MAX_TOKENIZER_FILE >> 20} MB a tokenizer "
-                           f"file may hold (t2i's largest vocabulary fits well under it); re-export the weights folder")
+                           f"file may hold (t2i's largest vocabulary fits well under it); {advice}")
     try:
         return TextTokenizer.from_file(path)
     except Exception as e:  # the tokenizers library raises a bare Exception on bad JSON
-        raise WeightsError(f"{path} is not a valid tokenizer file ({e}); re-export the weights folder") from e
+        raise WeightsError(f"{path} is not a valid tokenizer file ({e}); {advice}") from e
 
 
 def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False,
