@@ -282,10 +282,20 @@ def read_only_dir(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.mark.parametrize("where", ["the folder itself", "a new subfolder"])
-def test_out_in_a_read_only_folder_is_refused(weights, read_only_dir, where):
+def test_out_in_a_read_only_folder_is_refused(weights, read_only_dir, where, monkeypatch):
+    """Before anything is drawn: an existing folder that refuses new files was found out only when the first
+    PNG was written, after the drawing, in words that did not name --out."""
+    def no_drawing(*a, **k):
+        raise AssertionError("drew before finding the folder unwritable")
+
+    monkeypatch.setattr(pipeline, "draw_codes", no_drawing)
     out = read_only_dir if where == "the folder itself" else read_only_dir / "new"
     line = assert_clean_failure(generate(weights, out), 1)
-    assert str(read_only_dir) in line and ("--out" in line or "writable" in line)
+    if where == "the folder itself":
+        assert line == (f"error: cannot write to --out {out}: Permission denied; choose a writable folder with "
+                        f"--out"), line
+    else:
+        assert line == (f"error: cannot create folder {out}: Permission denied; choose a writable one with --out"), line
     assert list(read_only_dir.iterdir()) == []
 
 

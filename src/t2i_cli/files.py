@@ -68,6 +68,13 @@ def make_folder(folder: Path, option: str = "--out") -> Path:
     except OSError as e:
         raise OutputError(f"cannot create folder {folder}: {e.strerror or e}; choose a writable one with "
                           f"{option}") from e
+    try:  # an existing folder may refuse new files: find out now, not after the work whose files they are
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".t2i-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"cannot write to {option} {folder}: {e.strerror or e}; choose a writable folder with "
+                          f"{option}") from e
     return folder
 
 
