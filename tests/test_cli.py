@@ -308,6 +308,11 @@ def test_out_that_is_a_file_or_inside_one_is_a_usage_error_as_in_train_and_expor
     assert target.read_text() == "keep me"
     for argv in (["train", "--stage", "tokenizer", "--out", target], ["export", tmp_path, "--to", target]):
         one_line_failure(run(*argv), 2)  # the same exit code for the same mistake
+    line = one_line_failure(run("data", "preview", "world", "--n", "1", "--out", target / "p.png"), 2)  # was 1
+    assert line == f"error: --out {target / 'p.png'} is inside {target}, which is a file; choose another with --out"
+    line = one_line_failure(run("data", "world", "--split", "bogus", "--n", "1", "--out", tmp_path / "w"), 2)
+    assert line == "error: --split 'bogus' is no world split; use one of train, val, heldout"
+    assert target.read_text() == "keep me" and not (tmp_path / "w").exists()
 
 
 def test_info_missing_folder(tmp_path):

@@ -508,7 +508,7 @@ def write_world(split: str, n: int, side: int, out: Path,
                 progress: Callable[[int], None] | None = None) -> int:
     """Write scenes 0..n-1 of a world split as NAME.png, NAME.txt and NAME.json (spec); returns n."""
     if split not in world.SPLITS:
-        raise DataError(f"unknown world split {split!r}; use one of {', '.join(world.SPLITS)}")
+        raise UsageError(f"--split {split!r} is no world split; use one of {', '.join(world.SPLITS)}")
     check_world_size(n, side)
     out = Path(out)
     names = [f"{split}-{i:06d}" for i in range(n)]
@@ -548,6 +548,9 @@ def preview_path(out: Path, force: bool = False) -> Path:
         raise UsageError(f"--out {out}: a preview is a PNG; give a name ending in .png (or a folder)")
     if not force and (out.exists() or out.is_symlink()):
         raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # as every command's --out: a usage error, before the folder's pictures are read
+        raise UsageError(f"--out {out} is inside {blocker}, which is a file; choose another with --out")
     return out
 
 
