@@ -597,6 +597,11 @@ def test_a_run_records_its_folder_of_pictures_by_absolute_path_and_resumes_it_fr
     assert run(*whole).exit_code == 0
     assert json.loads((tmp_path / "all" / "all.json").read_text())["data"] == str(tmp_path / "a" / "data")
     assert run(*whole).exit_code == 0, "the same command continues (here: finds) the same run"
+    (tmp_path / "a" / "data").rename(tmp_path / "a" / "moved")  # the run says where its pictures were
+    r = run("train", "--resume", tmp_path / "r", "--steps", "4", "-q")
+    assert r.exit_code == 1 and r.stderr.strip() == (
+        f"error: the pictures this run trains on were at {tmp_path / 'a' / 'data'}, which no longer exists; put "
+        f"them back there to resume {tmp_path / 'r'} (a run keeps the data it started with)"), r.stderr
 
 
 def test_a_whole_run_that_recorded_its_data_as_typed_matches_the_same_folder_given_again(tmp_path: Path,

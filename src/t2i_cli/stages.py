@@ -568,6 +568,11 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if not resume and dd.is_main:
             check_new_folder(run_dir)
         deps = [] if resume else dependencies(cfg)
+        if resume and not is_world(cfg.data) and not Path(cfg.data).expanduser().exists():
+            from t2i_cli.errors import DataError
+
+            raise DataError(f"the pictures this run trains on were at {cfg.data}, which no longer exists; put "
+                            f"them back there to resume {run_dir} (a run keeps the data it started with)")
         # A world source streams fresh scenes: make it large enough that no run repeats one.
         dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
                               val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
