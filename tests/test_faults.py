@@ -684,9 +684,11 @@ def test_an_os_error_on_a_path_says_what_to_do_and_one_without_a_path_stays_an_i
         line = cli.os_error_line(OSError(code, os.strerror(code), "/x/y.png"))
         assert line.startswith(f"/x/y.png: {os.strerror(code)}; ") and advice in line, line
     monkeypatch.setitem(cli.STATE, "debug", False)
-    with pytest.raises(typer.Exit) as ex, cli.user_errors():
-        raise OSError(errno.EIO, "Input/output error")  # no file named: a bug until shown otherwise
-    assert ex.value.exit_code == 1 and "internal error: OSError" in capsys.readouterr().err
+    for bug in (OSError(errno.EIO, "Input/output error"),  # no file named: a bug until shown otherwise
+                FileNotFoundError(errno.ENOENT, "No such file or directory", "/x/own.json")):  # t2i checks paths given
+        with pytest.raises(typer.Exit) as ex, cli.user_errors():
+            raise bug
+        assert ex.value.exit_code == 1 and "internal error: " in capsys.readouterr().err
     with pytest.raises(typer.Exit) as ex, cli.user_errors():
         raise OSError(errno.ENOSPC, "No space left on device", "/x/y.png")
     assert ex.value.exit_code == 1

@@ -600,8 +600,16 @@ def test_a_run_records_its_folder_of_pictures_by_absolute_path_and_resumes_it_fr
     (tmp_path / "a" / "data").rename(tmp_path / "a" / "moved")  # the run says where its pictures were
     r = run("train", "--resume", tmp_path / "r", "--steps", "4", "-q")
     assert r.exit_code == 1 and r.stderr.strip() == (
-        f"error: the pictures this run trains on were at {tmp_path / 'a' / 'data'}, which no longer exists; put "
-        f"them back there to resume {tmp_path / 'r'} (a run keeps the data it started with)"), r.stderr
+        f"error: the pictures {tmp_path / 'r'} trains on were at {tmp_path / 'a' / 'data'}, which no longer exists; "
+        f"put them back there to resume it (a run keeps the data it started with)"), r.stderr
+    r = run("train", "--resume", tmp_path / "all", "-q")  # a whole run says it too, before any stage
+    assert r.exit_code == 1 and f"the pictures {tmp_path / 'all'} trains on were at" in r.stderr, r.stderr
+    config = json.loads((tmp_path / "r" / "train_config.json").read_text())
+    (tmp_path / "r" / "train_config.json").write_text(json.dumps(config | {"data": "data"}))  # as 0.12.0 wrote it
+    r = run("train", "--resume", tmp_path / "r", "--steps", "4", "-q")
+    assert r.exit_code == 1 and r.stderr.strip() == (
+        f"error: {tmp_path / 'r'} recorded its pictures as data, relative to the folder it started in, and there "
+        f"is no data here; resume it from that folder"), r.stderr
 
 
 def test_a_whole_run_that_recorded_its_data_as_typed_matches_the_same_folder_given_again(tmp_path: Path,
@@ -620,6 +628,33 @@ def test_a_whole_run_that_recorded_its_data_as_typed_matches_the_same_folder_giv
     with pytest.raises(UsageError, match=r"other settings \(data\)"):
         plan_settings(tmp_path / "run", recorded | {"data": stored_data("other")})
     assert stored_data("world:val") == "world:val" and stored_data("~/x") == str(Path.home() / "x")
+    # ".." after a symlink is the kernel's to resolve: abspath's text edit named another folder
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "pics").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "sub")
+    monkeypatch.chdir(tmp_path)
+    assert Path(stored_data("link/../pics")).resolve() == (tmp_path / "real" / "pics").resolve()
+
+
+def test_a_whole_run_checks_its_later_models_with_a_vocabulary_the_tokenizer_may_never_reach(tmp_path: Path):
+    """The up-front check sized the text embedding by --vocab-size (up to 1,048,576, usually far above what the
+    tokenizer learns), refusing runs that train; the structure is still checked."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.stages import check_whole_run_models
+    from t2i_cli.train_options import stage_config_of_all
+
+    def configs(**settings):
+        settings = {"data": "world", "preset": "tiny"} | settings
+        return {s: stage_config_of_all(s, tmp_path, settings, {"workers": 0})
+                for s in ("tokenizer", "dvae", "transformer", "clip")}
+
+    check_whole_run_models(configs(vocab_size=1_048_576), set())
+    with pytest.raises(UsageError, match="cannot build the clip model"):
+        check_whole_run_models(configs(vocab_size=1_048_576, model=["clip.n_head=7"]), set())
+    bad_dvae = configs(model=["dvae.n_hid=0"])
+    with pytest.raises(UsageError, match="cannot build the dvae model"):
+        check_whole_run_models(bad_dvae, set())
+    check_whole_run_models(bad_dvae, {"dvae"})  # a started dVAE was checked when it started
 
 
 def test_a_damaged_metrics_file_resumes_without_its_bad_lines_and_an_oversized_one_is_refused(tmp_path: Path,
@@ -637,7 +672,7 @@ def test_a_damaged_metrics_file_resumes_without_its_bad_lines_and_an_oversized_o
     metrics = tmp_path / "r" / "metrics.jsonl"
     good = metrics.read_text().splitlines()
     with open(metrics, "ab") as f:
-        f.write(b"[" * 200_000 + b"]" * 200_000 + b"\n")
+        f.write(b"[" * 30_000 + b"]" * 30_000 + b"\n")  # under the line bound: json.loads recurses too deep
         f.write(b'{"step": 1, "loss": 0.5}\xff\n')
         f.write(b'{"step": 1, "loss": 0.25, "pad": "' + b"x" * (train.MAX_METRICS_LINE + 10) + b'"}\n')
     r = run("train", "--resume", tmp_path / "r", "--steps", "3", *common)
@@ -647,9 +682,17 @@ def test_a_damaged_metrics_file_resumes_without_its_bad_lines_and_an_oversized_o
     assert all(r["step"] >= 2 for r in rows[len(good):]) and rows[-1]["step"] == 3, rows[len(good):]
     monkeypatch.setattr(train, "MAX_METRICS_FILE", metrics.stat().st_size - 1)
     r = run("train", "--resume", tmp_path / "r", "--steps", "4", *common)
-    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"{metrics} holds {metrics.stat().st_size:,} bytes, more than the" in r.stderr
     assert "move it aside" in r.stderr
+    monkeypatch.setattr(train, "MAX_METRICS_FILE", 1 << 30)
+    monkeypatch.setattr(train, "MAX_METRICS_ROWS", len(rows) - 1)  # tiny lines in their millions: a row bound
+    r = run("train", "--resume", tmp_path / "r", "--steps", "4", *common)
+    assert r.exit_code == 1 and r.stderr.strip() == (f"error: {metrics} holds more than {len(rows) - 1:,} rows, more "
+                                                     f"than t2i reads back; move it aside (the run goes on without "
+                                                     f"its history)"), r.stderr
+    monkeypatch.setattr(train, "MAX_METRICS_ROWS", len(rows))
+    assert run("train", "--resume", tmp_path / "r", "--steps", "4", *common).exit_code == 0
 
 
 @pytest.mark.parametrize("stage", ["transformer", "clip"])

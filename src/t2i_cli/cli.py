@@ -266,7 +266,7 @@ def user_errors() -> Iterator[None]:
     except OSError as e:  # a path the system refused (a name too long, no permission, a full disk): not a bug
         if STATE["debug"]:
             raise
-        if e.filename is None:
+        if e.filename is None or e.errno not in OS_ERROR_ADVICE:  # possibly t2i's own path: a bug until shown not
             say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
         else:
             say("error", "red", os_error_line(e))
@@ -278,7 +278,9 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-# What to do about a path the operating system refused, by errno (os_error_line).
+# What to do about a path the operating system refused, by errno (os_error_line): the errors of the user's
+# environment (a missing file is not among them: t2i checks the paths it is given, so one it meets later may be
+# its own bug).
 OS_ERROR_ADVICE = {
     errno.ENAMETOOLONG: "the name is longer than this file system allows; choose a shorter path",
     errno.EACCES: "choose a path you may write to (or read from)",
@@ -288,7 +290,6 @@ OS_ERROR_ADVICE = {
     errno.EDQUOT: "the disk quota is used up; free some space or choose a path on another disk",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
     errno.EISDIR: "it is a folder; give a file",
-    errno.ENOENT: "check the path",
     errno.ELOOP: "the path loops through symbolic links; check it",
 }
 
@@ -299,7 +300,7 @@ def os_error_line(e: OSError) -> str:
     name = str(e.filename)
     if len(name) > 120:
         name = f"{name[:56]}...{name[-56:]}"
-    advice = OS_ERROR_ADVICE.get(e.errno, "check the path and the disk")
+    advice = OS_ERROR_ADVICE.get(e.errno, "check the path")
     return f"{name}: {e.strerror or e}; {advice}"
 
 

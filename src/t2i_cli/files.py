@@ -63,18 +63,22 @@ def make_folder(folder: Path, option: str = "--out") -> Path:
     blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise UsageError(f"{option} {folder} is inside {blocker}, which is a file; choose another with {option}")
+    existed = folder.is_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create folder {folder}: {e.strerror or e}; choose a writable one with "
                           f"{option}") from e
-    try:  # an existing folder may refuse new files: find out now, not after the work whose files they are
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".t2i-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise OutputError(f"cannot write to {option} {folder}: {e.strerror or e}; choose a writable folder with "
-                          f"{option}") from e
+    if existed:  # an existing folder may refuse new files: find out now, not after the work whose files they are
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".t2i-probe-")
+        except OSError as e:
+            raise OutputError(f"cannot write to {option} {folder}: {e.strerror or e}; choose a writable folder "
+                              f"with {option}") from e
+        try:
+            os.close(fd)
+        finally:
+            Path(probe).unlink(missing_ok=True)
     return folder
 
 

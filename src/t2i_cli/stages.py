@@ -402,7 +402,10 @@ def dependencies(cfg: TrainConfig) -> list[tuple[Path, str]]:
             raise UsageError(f"the {cfg.stage} stage needs {flag} PATH "
                              f"(a {name} file, a run folder or a weights folder)")
         if name == "tokenizer.json":  # read now, so that a bad one is named as given, not as the run's copy
-            load_tokenizer(path, "give --tokenizer a tokenizer run folder, a weights folder or its tokenizer.json")
+            whole = (path.parent.parent / "all.json").is_file() and path.parent.name == "tokenizer"
+            load_tokenizer(path, "the whole run's tokenizer stage wrote it damaged: start the run again in a new --out"
+                           if whole else "give --tokenizer a tokenizer run folder, a weights folder or its "
+                           "tokenizer.json")
         deps.append((path, "dvae_init.safetensors" if finetune else name))
     if cfg.stage == "clip" and cfg.init:
         deps.append((_resolve(cfg.init, "clip.safetensors"), CLIP_INIT))
@@ -568,11 +571,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if not resume and dd.is_main:
             check_new_folder(run_dir)
         deps = [] if resume else dependencies(cfg)
-        if resume and not is_world(cfg.data) and not Path(cfg.data).expanduser().exists():
-            from t2i_cli.errors import DataError
-
-            raise DataError(f"the pictures this run trains on were at {cfg.data}, which no longer exists; put "
-                            f"them back there to resume {run_dir} (a run keeps the data it started with)")
+        if resume:
+            check_data_still_there(cfg.data, run_dir)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
         dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
                               val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
@@ -671,16 +671,36 @@ def dvae_model_config(cfg: TrainConfig) -> DVAEConfig:
     return mcfg
 
 
+def check_data_still_there(data: str, run_dir: Path) -> None:
+    """Refuse to continue a run (or a whole run) whose folder or manifest of pictures is gone, saying where it
+    was: --data cannot change on resume (a run keeps the data it started with)."""
+    if is_world(data) or Path(data).expanduser().exists():
+        return
+    from t2i_cli.errors import DataError
+
+    if not Path(data).expanduser().is_absolute():  # recorded as typed, before t2i 0.12.1
+        raise DataError(f"{run_dir} recorded its pictures as {data}, relative to the folder it started in, and "
+                        f"there is no {data} here; resume it from that folder")
+    raise DataError(f"the pictures {run_dir} trains on were at {data}, which no longer exists; put them back "
+                    f"there to resume it (a run keeps the data it started with)")
+
+
 def check_whole_run_models(configs: dict[str, TrainConfig], started: set[str]) -> None:
     """Refuse, before a whole run's first stage trains, settings that cannot build a later stage's model (a
     --model clip.n_head that does not divide its width, a zero n_layer), as that stage's start would refuse
     them, hours later and with its folder's settings recorded. The transformer and CLIP are built on the meta
-    device (no memory) with the vocabulary their tokenizer may reach (--vocab-size) and the dVAE's codes;
-    stages already started were checked when they started."""
-    dvae = dvae_model_config(configs["dvae"])
-    n_bpe = configs["tokenizer"].vocab_size
+    device (no memory) with a stand-in vocabulary (the tokenizer is not trained yet, and is usually far smaller
+    than --vocab-size: the size budget is checked again at the stage's start, with the real one) and the dVAE's
+    codes; stages already started were checked when they started."""
+    try:
+        dvae: DVAEConfig | None = dvae_model_config(configs["dvae"])
+    except UsageError:
+        if "dvae" not in started:
+            raise
+        dvae = None  # trained under the checks of its day; its codes are read from its model when the next stage starts
+    n_bpe = min(configs["tokenizer"].vocab_size, 256)
     for stage in ("transformer", "clip"):
-        if stage in started:
+        if stage in started or (stage == "transformer" and dvae is None):
             continue
         cfg = configs[stage]
         try:

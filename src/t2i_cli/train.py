@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from t2i_cli.devices import cuda_bf16, native_bf16, resolve_device
-from t2i_cli.errors import T2IError, UsageError, WeightsError
+from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
 from t2i_cli.files import atomic_write_bytes, atomic_write_json, make_folder, read_own_json
 from t2i_cli.weights import (
     FORMAT,
@@ -787,18 +787,21 @@ def exported_model(run_dir: Path, stage: str) -> tuple[Path, str | None]:
                   f"pictures, or for fewer --steps")
 
 
-MAX_METRICS_FILE = 1 << 30  # metrics.jsonl is read back (on resume, export) up to this size
+MAX_METRICS_FILE = 256 << 20  # metrics.jsonl is read back (on resume, export) up to this size
 MAX_METRICS_LINE = 1 << 16  # a line t2i writes is well under 1 KB; a longer one was not written by t2i
+MAX_METRICS_ROWS = 2_000_000  # rows kept (a million steps logged every step, with validations)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    """The JSON lines of a run's metrics.jsonl that parse as objects: a line cut by a kill, one that is not
-    UTF-8, nests too deep or is longer than MAX_METRICS_LINE is skipped; a file larger than MAX_METRICS_FILE
-    is refused unread (UsageError)."""
+    """The rows of a run's metrics.jsonl with an integer "step" (every line t2i writes has one): a line cut by
+    a kill, one that is not UTF-8, nests too deep or is longer than MAX_METRICS_LINE (its newline included) is
+    skipped; a file larger than MAX_METRICS_FILE, or with more than MAX_METRICS_ROWS rows, is refused
+    (DataError) before it can fill memory."""
     size = path.stat().st_size
+    advice = "move it aside (the run goes on without its history)"
     if size > MAX_METRICS_FILE:
-        raise UsageError(f"{path} holds {size:,} bytes, more than the {MAX_METRICS_FILE >> 20} MB a run's metrics "
-                         f"file is read up to; move it aside (the run goes on without its history)")
+        raise DataError(f"{path} holds {size:,} bytes, more than the {MAX_METRICS_FILE >> 20} MB a run's metrics "
+                        f"file is read up to; {advice}")
     rows = []
     with open(path, "rb") as f:
         while line := f.readline(MAX_METRICS_LINE + 1):
@@ -810,7 +813,10 @@ def _read_jsonl(path: Path) -> list[dict]:
                 row = json.loads(line.decode())
             except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
                 continue
-            if isinstance(row, dict):
+            if isinstance(row, dict) and isinstance(row.get("step"), int):
+                if len(rows) == MAX_METRICS_ROWS:
+                    raise DataError(f"{path} holds more than {MAX_METRICS_ROWS:,} rows, more than t2i reads back; "
+                                    f"{advice}")
                 rows.append(row)
     return rows
 

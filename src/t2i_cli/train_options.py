@@ -231,7 +231,8 @@ def stored_data(data: str) -> str:
     given."""
     from t2i_cli.stages import is_world
 
-    return data if is_world(data) or not data.strip() else os.path.abspath(os.path.expanduser(data))
+    # absolute() keeps "..": the kernel resolves it after following a symlink, which abspath's text edit would not
+    return data if is_world(data) or not data.strip() else str(Path(os.path.expanduser(data)).absolute())
 
 
 def train_config(stage: str, data: str, preset: str, opts: dict):
