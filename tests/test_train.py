@@ -710,3 +710,23 @@ def test_a_bad_tokenizer_is_named_as_given_before_a_run_folder_is_made(tiny_runs
     assert r.stderr.startswith(f"error: {bad} is not a valid tokenizer file (") and r.stderr.rstrip().endswith(
         "give --tokenizer a tokenizer run folder, a weights folder or its tokenizer.json"), r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_whole_runs_damaged_tokenizer_is_not_blamed_on_a_tokenizer_option_it_refuses(tmp_path: Path):
+    """--stage all refuses --tokenizer; its own RUN/tokenizer/tokenizer.json, damaged, is named with what to do."""
+    from t2i_cli.errors import WeightsError
+    from t2i_cli.stages import dependencies
+
+    run_dir = tmp_path / "run"
+    (run_dir / "tokenizer").mkdir(parents=True)
+    (run_dir / "all.json").write_text("{}")
+    (run_dir / "tokenizer" / "tokenizer.json").write_text("damaged")
+    (run_dir / "dvae").mkdir()
+    (run_dir / "dvae" / "dvae.safetensors").write_bytes(b"")
+    cfg = TrainConfig(stage="transformer", data="world", tokenizer=str(run_dir / "tokenizer"),
+                      dvae=str(run_dir / "dvae"))
+    with pytest.raises(WeightsError, match="the whole run's tokenizer stage wrote it damaged: start the run again"):
+        dependencies(cfg)
+    (run_dir / "all.json").unlink()  # a tokenizer run of its own, given as --tokenizer
+    with pytest.raises(WeightsError, match="give --tokenizer a tokenizer run folder"):
+        dependencies(cfg)
