@@ -730,3 +730,78 @@ def test_a_whole_runs_damaged_tokenizer_is_not_blamed_on_a_tokenizer_option_it_r
     (run_dir / "all.json").unlink()  # a tokenizer run of its own, given as --tokenizer
     with pytest.raises(WeightsError, match="give --tokenizer a tokenizer run folder"):
         dependencies(cfg)
+
+
+def test_a_set_of_files_is_written_all_or_none_and_a_stop_waits_for_its_renames(tmp_path: Path, monkeypatch):
+    """export wrote a weights folder file by file: a stop between two left one run's dVAE beside another's
+    transformer, which loaded without complaint."""
+    from t2i_cli import files
+
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"old a")
+    b.write_bytes(b"old b")
+    real = files._finished_temporary
+    calls = []
+
+    def stopped_at_second(path, write):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, write)
+
+    monkeypatch.setattr(files, "_finished_temporary", stopped_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_write_set([(a, b"new a"), (b, b"new b")])
+    assert (a.read_bytes(), b.read_bytes()) == (b"old a", b"old b") and sorted(tmp_path.iterdir()) == [a, b]
+    monkeypatch.setattr(files, "_finished_temporary", real)
+    real_replace, renamed = os.replace, []
+
+    def signalled_replace(src, dst):  # Ctrl-C lands between the first rename and the second
+        real_replace(src, dst)
+        renamed.append(dst)
+        if len(renamed) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(files.os, "replace", signalled_replace)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_write_set([(a, b"new a"), (b, b"new b")])
+    assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"new b") and sorted(tmp_path.iterdir()) == [a, b]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler before is back
+
+
+def test_export_stopped_while_writing_keeps_the_folder_it_had(tiny_runs: Path, tmp_path: Path, monkeypatch):
+    from t2i_cli import files
+
+    to = tmp_path / "w"
+    export_run(tiny_runs / "tr", to)
+    before = {p.name: p.read_bytes() for p in to.iterdir()}
+    real, n = files._finished_temporary, []
+
+    def stop_at_the_second_file(path, write):
+        n.append(path)
+        if len(n) == 2:  # the dVAE written, the transformer not (the tokenizer is the same: not rewritten)
+            raise KeyboardInterrupt
+        return real(path, write)
+
+    monkeypatch.setattr(files, "_finished_temporary", stop_at_the_second_file)
+    with pytest.raises(KeyboardInterrupt):
+        export_run(tiny_runs / "tr", to, half=True, force=True)  # every file changes
+    assert {p.name: p.read_bytes() for p in to.iterdir()} == before
+    monkeypatch.setattr(files, "_finished_temporary", real)
+    export_run(tiny_runs / "tr", to, half=True, force=True)
+    assert all(before[p.name] != p.read_bytes() for p in to.iterdir() if p.suffix == ".safetensors")
+
+
+@pytest.mark.parametrize("command", ["export", "train"])
+def test_export_and_training_take_sigterm_as_ctrl_c(tiny_runs: Path, tmp_path: Path, monkeypatch, command):
+    """SIGTERM killed export (leaving a 100 MB temporary) and training outside its step loop silently."""
+    from conftest import run
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        args = (["export", tiny_runs / "tr", "--to", tmp_path / "w"] if command == "export" else
+                ["train", "--stage", "tokenizer", "--preset", "tiny", "--out", tmp_path / "t", "-q"])
+        assert run(*args).exit_code == 0
+        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -385,9 +385,10 @@ def start_inference(threads: Optional[int]) -> None:
 
 
 def stop_on_sigterm() -> None:
-    """SIGTERM (`kill`, `timeout`, a scheduler) stops an inference command as Ctrl-C does: the files finished so
-    far are kept, nothing partial stays, one line says so (exit 130). Python's default would end the process
-    silently, mid-write, leaving a new output folder empty."""
+    """SIGTERM (`kill`, `timeout`, a scheduler) stops an inference command (and export, and training outside its
+    step loop, which has its own handler) as Ctrl-C does: the files finished so far are kept, nothing partial
+    stays, one line says so (exit 130). Python's default would end the process silently, mid-write, leaving a
+    new output folder empty or a temporary file behind."""
     import signal
     import threading
 
@@ -926,6 +927,7 @@ def train(
 ) -> None:
     """Train one stage; every N steps a checkpoint, metrics.jsonl, samples and loss.png go to the run folder."""
     bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
+    stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
     with user_errors():
         given = given_options(ctx)
         if seed is not None:
@@ -1077,6 +1079,7 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
            half: bool = typer.Option(False, "--half", help="Store float tensors as fp16 (half the size)."),
            force: bool = typer.Option(False, "--force", help="Replace files already in the folder.")) -> None:
     """Write the models of one or more run folders into a weights folder that `generate --weights` loads."""
+    stop_on_sigterm()  # a kill stops it as Ctrl-C does: the folder keeps all of its old files or gets all new ones
     with user_errors():
         from t2i_cli.train import export_runs
 

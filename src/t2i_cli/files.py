@@ -8,8 +8,9 @@ import os
 import re
 import tempfile
 import unicodedata
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 from t2i_cli.errors import OutputError, UsageError
 
@@ -96,6 +97,44 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write bytes to path atomically."""
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_set(items: list[tuple[Path, bytes]]) -> list[Path]:
+    """Write several files as one set (a weights folder's models must come from one export): every file to a
+    finished temporary first, then the renames, with SIGINT and SIGTERM held until the last is done. A failure
+    or a stop before the renames leaves every target as it was and no temporary behind."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in items:
+            temps.append((_finished_temporary(Path(path), lambda tmp, d=data: tmp.write_bytes(d)), Path(path)))
+        with signals_held():
+            for tmp, path in temps:
+                os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)  # those not renamed
+    return [path for _, path in temps]
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then reach the handler in place before it (Ctrl-C's
+    KeyboardInterrupt, or a command's stop): a few renames that must all happen, or none, are not cut apart."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def atomic_write_json(path: Path, obj: Any) -> Path:

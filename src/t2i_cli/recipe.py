@@ -15,7 +15,7 @@ from typing import Any, Callable
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json, make_folder, read_own_json
 from t2i_cli.stages import check_data_still_there, check_new_folder, run_stage
-from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, export_run
+from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, clean_stale_temporaries, export_run
 from t2i_cli.train_options import PLAN, is_whole_run, rank_zero, stored_data
 from t2i_cli.weights import read_metadata
 
@@ -82,6 +82,7 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     settings = plan_settings(run_dir, settings)
     if (run_dir / PLAN).is_file():  # continuing: its pictures must be where it recorded them
         check_data_still_there(settings.get("data", "world:train"), run_dir)
+        clean_stale_temporaries(run_dir / "weights")  # an export the last stop cut short
     is_new_dir = not run_dir.exists()
     try:
         summary = _stages(run_dir, settings, make_config, device, progress, warn, checking)

@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from t2i_cli.devices import cuda_bf16, native_bf16, resolve_device
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json, make_folder, read_own_json
+from t2i_cli.files import atomic_write_bytes, atomic_write_json, atomic_write_set, make_folder, read_own_json
 from t2i_cli.weights import (
     FORMAT,
     SECOND_CLIP,
@@ -897,7 +897,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         make_folder(to, "--to")
     for text in notes if note is not None else ():
         note(text)
-    return [atomic_write_bytes(target, data) for target, data in writes]
+    return atomic_write_set(writes)  # all or none: a stop between two files left one run's dVAE beside another's model
 
 
 def _refuse_non_finite(path: Path) -> None:
