@@ -805,3 +805,50 @@ def test_export_and_training_take_sigterm_as_ctrl_c(tiny_runs: Path, tmp_path: P
         assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_a_stop_while_the_loader_starts_is_not_swallowed(tmp_path: Path, monkeypatch):
+    """A Ctrl-C that landed while the DataLoader forked its workers raised inside Python's after-fork hooks,
+    which print "Exception ignored" and go on: the run trained to the end and exited 0."""
+    from conftest import run
+    from t2i_cli import train
+
+    real = train.make_loader
+
+    class Forking:
+        def __init__(self, loader):
+            self.loader = loader
+
+        def __iter__(self):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # the handler runs here...
+            except KeyboardInterrupt:
+                pass  # ...and, as in an after-fork hook, what it raises is swallowed
+            return iter(self.loader)
+
+    monkeypatch.setattr(train, "make_loader", lambda *a: Forking(real(*a)))
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "5", "--workers", "0", "--out",
+            tmp_path / "r", "-q")
+    assert r.exit_code == 130 and "interrupted: at step 0; checkpoint saved" in r.stderr, (r.exit_code, r.stderr)
+    monkeypatch.undo()
+    assert run("train", "--resume", tmp_path / "r", "-q").exit_code == 0
+
+
+def test_a_stop_before_training_begins_leaves_no_run_and_the_same_command_works(tmp_path: Path, monkeypatch):
+    """Ctrl-C between the run's config and its step loop left a folder with train_config.json and no
+    checkpoint: the same command then said the folder already held a run."""
+    from conftest import run
+    from t2i_cli import stages
+
+    def stopped(*a):
+        raise KeyboardInterrupt
+
+    args = ("train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "0", "-q")
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, empty
+    for out in (tmp_path / "new", tmp_path / "mine"):
+        monkeypatch.setattr(stages, "long_captions", stopped)
+        r = run(*args, "--out", out)
+        assert r.exit_code == 130, r.stderr
+        assert (not out.exists()) if out.name == "new" else list(out.iterdir()) == []
+        monkeypatch.undo()
+        assert run(*args, "--out", out).exit_code == 0

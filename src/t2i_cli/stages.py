@@ -556,7 +556,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
 
     from t2i_cli.data import TRAINING_CACHE_BYTES, Augment, PairDataset, open_source
     from t2i_cli.files import atomic_write_json
-    from t2i_cli.train import RUN_CONFIG, clean_stale_temporaries, setup_distributed, sync_model_file, train_loop
+    from t2i_cli.train import CHECKPOINT, RUN_CONFIG, clean_stale_temporaries, setup_distributed, sync_model_file
 
     if cfg.stage not in ("tokenizer", *STAGE_CLASSES):
         raise UsageError(f"--stage must be tokenizer, dvae, transformer or clip, got {cfg.stage!r}")
@@ -600,26 +600,41 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         except BaseException:
             undo_start(created)
             raise
-        summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
-        cut = long_captions(stage, dataset) if stage is not None and dd.is_main and not resume else 0
-        if cut and warn is not None:
-            warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
-                 f"raise --text-len to keep them whole")
-        if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
-            warn(f"{len(dataset)} training picture(s), fewer than a batch of {cfg.batch_size}: every batch repeats "
-                 f"them; add pictures or lower --batch-size")
-        if stage is not None and dd.is_main and not len(val) and warn is not None:
-            warn(no_validation(cfg, len(dataset)))
-        if stage is None:
-            return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
-        summary |= train_loop(stage, cfg, run_dir, dd, progress, warn)
-        if dd.n_procs > 1:
-            dist.barrier()  # every rank waits for rank 0's last checkpoint before the group goes away
-        return summary
+        try:
+            return _train_started(cfg, run_dir, dd, resume, dataset, val, stage, progress, warn)
+        except KeyboardInterrupt:  # before the step loop took stops over: nothing trained, so nothing started
+            if dd.is_main and not resume and not (run_dir / CHECKPOINT).exists():
+                undo_start(created + [run_dir / RUN_CONFIG, run_dir / "metrics.jsonl"])
+            raise
     finally:
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
         if dd.n_procs > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, dataset, val, stage, progress,
+                   warn) -> dict[str, Any]:
+    """run_stage once its folder is a run: the start's warnings, then the tokenizer or the training loop."""
+    import torch.distributed as dist
+
+    from t2i_cli.train import train_loop
+
+    summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
+    cut = long_captions(stage, dataset) if stage is not None and dd.is_main and not resume else 0
+    if cut and warn is not None:
+        warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
+             f"raise --text-len to keep them whole")
+    if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
+        warn(f"{len(dataset)} training picture(s), fewer than a batch of {cfg.batch_size}: every batch repeats "
+             f"them; add pictures or lower --batch-size")
+    if stage is not None and dd.is_main and not len(val) and warn is not None:
+        warn(no_validation(cfg, len(dataset)))
+    if stage is None:
+        return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
+    summary |= train_loop(stage, cfg, run_dir, dd, progress, warn)
+    if dd.n_procs > 1:
+        dist.barrier()  # every rank waits for rank 0's last checkpoint before the group goes away
+    return summary
 
 
 def _ranks_on_this_machine(dd: Dist) -> int:

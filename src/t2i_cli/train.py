@@ -597,8 +597,11 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
 
     stops = _Stops()  # (published() reads it when called, inside the try below)
     try:
-        for step, (images, captions) in zip(range(start, cfg.steps), make_loader(batches, start, cfg.num_workers),
-                                            strict=True):
+        # The loader's workers start (fork) here: a stop raised inside Python's after-fork hooks was swallowed
+        # ("Exception ignored"), and the run went on to finish with exit 0. Held, it stops the run just after.
+        with stops.held():
+            loaded = iter(make_loader(batches, start, cfg.num_workers))
+        for step, (images, captions) in zip(range(start, cfg.steps), loaded, strict=True):
             torch.manual_seed(step_seed(cfg, step, dd.rank))
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step)
