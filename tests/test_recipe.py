@@ -506,3 +506,30 @@ def test_eval_data_without_a_clip_draws_nothing(tmp_path):
     pipe.draw_each = lambda *a, **k: pytest.fail("drew images nothing measures")
     result = data_eval.evaluate_data(pipe, str(data), 5, seed=0)
     assert "clip" not in result and result["n"] >= 2 and result["transformer"]["bits_per_code"] > 0
+
+
+def test_a_stage_whose_final_validation_failed_is_finished_by_the_next_command(uninterrupted, tmp_path, monkeypatch):
+    """A full disk (or a stop) after a stage's last checkpoint and before its final validation, best model and
+    samples counted it "done before": the whole run went on without them, and could export another model."""
+    import errno
+
+    from t2i_cli.stages import TransformerStage
+
+    real, calls = TransformerStage.write_samples, []
+
+    def full_disk_once(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", "samples")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(TransformerStage, "write_samples", full_disk_once)
+    out = tmp_path / "run"
+    r = run(*ALL, "--out", out)
+    assert r.exit_code == 1 and "No space left on device" in r.stderr, r.stderr
+    r = run(*ALL, "--out", out)
+    assert r.exit_code == 0 and r.stdout.count("done before") == 2, r.stdout  # the tokenizer and the dVAE
+    ref = uninterrupted / "transformer"
+    assert sorted(p.name for p in (out / "transformer" / "samples").iterdir()) == sorted(
+        p.name for p in (ref / "samples").iterdir())
+    assert weights_of(out) == weights_of(uninterrupted)

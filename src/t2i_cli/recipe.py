@@ -15,9 +15,16 @@ from typing import Any, Callable
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json, make_folder, read_own_json
 from t2i_cli.stages import check_data_still_there, check_new_folder, run_stage
-from t2i_cli.train import CHECKPOINT, RUN_CONFIG, STAGES, Interrupted, TrainConfig, clean_stale_temporaries, export_run
+from t2i_cli.train import (
+    RUN_CONFIG,
+    STAGES,
+    Interrupted,
+    TrainConfig,
+    clean_stale_temporaries,
+    export_run,
+    finished,
+)
 from t2i_cli.train_options import PLAN, is_whole_run, rank_zero, stored_data
-from t2i_cli.weights import read_metadata
 
 ORDER = STAGES  # tokenizer, dvae, transformer, clip: each needs only those before it
 
@@ -34,8 +41,7 @@ def stage_done(sub: Path, cfg: TrainConfig) -> bool:
     """Whether a stage's run folder holds its final model."""
     if cfg.stage == "tokenizer":
         return (sub / "tokenizer.json").is_file()
-    ckpt = sub / CHECKPOINT
-    return ckpt.is_file() and read_metadata(ckpt).get("step") == str(cfg.steps)
+    return finished(sub, cfg.steps)
 
 
 def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:

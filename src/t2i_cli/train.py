@@ -661,7 +661,19 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     checkpoint()
     if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
         samples_and_validation()
+    logger.log(done, {"finished": True})  # the last step's validation and samples are written too (finished)
     return {"step": done, **metrics}
+
+
+def finished(run_dir: Path, steps: int) -> bool:
+    """Whether a run of a trained stage has finished at `steps`: its checkpoint is at that step and the final
+    validation, best model and samples after it were written (a stop or a full disk between the two left a
+    checkpoint at the last step without them). Runs from before t2i 0.12.1 wrote no such line: a whole run
+    resumes their last stage, which finds nothing left to train and writes the rest again."""
+    ckpt, metrics = Path(run_dir) / CHECKPOINT, Path(run_dir) / "metrics.jsonl"
+    if not ckpt.is_file() or read_metadata(ckpt).get("step") != str(steps) or not metrics.is_file():
+        return False
+    return any(r.get("finished") is True and r["step"] == steps for r in _read_jsonl(metrics))
 
 
 def stalled(val_history: list[tuple[int, float]], patience: int) -> bool:
