@@ -644,3 +644,35 @@ def test_rerank_says_a_heic_picture_cannot_be_read(weights, tmp_path):
     r = run("rerank", folder, "--prompt", RED, "--weights", weights, "--device", "cpu")
     assert r.exit_code == 0 and "1 HEIC picture (t2i cannot read HEIC: save it as JPEG or PNG)" in r.stderr, r.stderr
     assert "not an image" not in r.stderr
+
+
+@pytest.mark.parametrize("failure", ["disk full", "ctrl-c"])
+def test_a_copy_is_never_left_without_its_record_line(weights, colour_folder, monkeypatch, failure):
+    """A full disk on the record after a copy, or a stop between them, left a copy the record did not name:
+    the next --link-best copied the same picture again beside it (a-NNN-001.png), for good."""
+    import errno
+    import signal
+
+    from t2i_cli import files, rerank
+
+    real, writes = files.atomic_write_bytes, []
+
+    def failing_record(path, data):
+        if Path(path).name == rerank.BEST_RECORD:
+            writes.append(path)
+            if len(writes) == 2:  # the first save() is the record as it stands; the second follows a copy
+                if failure == "disk full":
+                    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+                os.kill(os.getpid(), signal.SIGINT)  # held until the copy and its line are both done
+        return real(path, data)
+
+    monkeypatch.setattr(files, "atomic_write_bytes", failing_record)
+    args = ("rerank", colour_folder, "--prompt", RED, "--top", 2, "--link-best", "--weights", weights)
+    r = run(*args)
+    assert r.exit_code == (1 if failure == "disk full" else 130), r.stderr
+    record = json.loads((colour_folder / "best" / rerank.BEST_RECORD).read_text())
+    assert sorted(record) == sorted(p.name for p in pictures(colour_folder / "best")), record  # each copy named
+    monkeypatch.undo()
+    assert run(*args).exit_code == 0
+    copies = pictures(colour_folder / "best")
+    assert len(copies) == 2 and len({hashlib.sha256(p.read_bytes()).hexdigest() for p in copies}) == 2, copies

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from t2i_cli.errors import DataError, OutputError, UsageError
-from t2i_cli.files import atomic_write_json, check_replaceable, is_own_json, sha256_of, write_new
+from t2i_cli.files import atomic_write_json, check_replaceable, is_own_json, sha256_of, signals_held, write_new
 from t2i_cli.images import (
     IMAGE_SUFFIXES,
     UNREAD_PICTURE,
@@ -215,9 +215,19 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], i
     new = 0
     for h, src in wanted.items():
         if h not in have:
-            have[h] = write_new(best, src.stem, src.suffix, lambda tmp, src=src: shutil.copyfile(src, tmp), option="")
-            kept[have[h].name] = h
-            save()
+            # A copy and its line in the record are one change: a stop between them, or a record the disk had no
+            # room for, left a copy no record named, which the next --link-best copied again beside it.
+            with signals_held():
+                path = write_new(best, src.stem, src.suffix, lambda tmp, src=src: shutil.copyfile(src, tmp),
+                                 option="")
+                kept[path.name] = h
+                try:
+                    save()
+                except BaseException:
+                    del kept[path.name]
+                    path.unlink(missing_ok=True)
+                    raise
+            have[h] = path
             new += 1
     return [have[h] for h in wanted], new
 
