@@ -694,3 +694,17 @@ def test_an_os_error_on_a_path_says_what_to_do_and_one_without_a_path_stays_an_i
     assert ex.value.exit_code == 1
     assert capsys.readouterr().err.strip() == ("error: /x/y.png: No space left on device; the disk is full; free "
                                                "some space or choose a path on another disk")
+
+
+def test_data_preview_into_a_read_only_folder_names_out_before_reading_the_pictures(read_only_dir, tmp_path,
+                                                                                     monkeypatch):
+    from t2i_cli import data
+
+    def no_reading(*a, **k):
+        raise AssertionError("read the pictures before finding --out unwritable")
+
+    monkeypatch.setattr(data, "open_source", no_reading)
+    line = assert_clean_failure(run("data", "preview", "world", "--n", "1", "--out", read_only_dir / "p.png"), 1)
+    assert line == (f"error: cannot write to --out {read_only_dir}: Permission denied; choose a writable folder "
+                    f"with --out"), line
+    assert list(read_only_dir.iterdir()) == []
