@@ -852,3 +852,39 @@ def test_a_stop_before_training_begins_leaves_no_run_and_the_same_command_works(
         assert (not out.exists()) if out.name == "new" else list(out.iterdir()) == []
         monkeypatch.undo()
         assert run(*args, "--out", out).exit_code == 0
+
+
+def test_a_stop_during_a_new_runs_only_checkpoint_keeps_the_run(tmp_path: Path, monkeypatch):
+    """With --ckpt-every above --steps the last checkpoint is the run's first: a Ctrl-C while it was written
+    raised outside the loop's handling, and the start's undo then removed the whole trained run."""
+    from conftest import run
+    from t2i_cli import train
+
+    real, calls = train.save_checkpoint, []
+
+    def interrupted_save(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # lands while the checkpoint is being written
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "save_checkpoint", interrupted_save)
+    out = tmp_path / "r"
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "4", "--ckpt-every", "100", "--workers", "0",
+            "--out", out, "-q")
+    assert r.exit_code == 130 and "interrupted: at step 4; checkpoint saved" in r.stderr, r.stderr
+    assert len(calls) == 1 and read_metadata(out / CHECKPOINT)["step"] == "4"  # written once, whole
+    monkeypatch.undo()
+    assert run("train", "--resume", out, "-q").exit_code == 0
+    assert train.finished(out, 4)
+
+
+def test_sigterm_ignored_when_t2i_starts_stays_ignored():
+    from t2i_cli import cli
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        cli.stop_on_sigterm()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

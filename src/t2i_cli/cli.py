@@ -392,7 +392,8 @@ def stop_on_sigterm() -> None:
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
+    # a SIGTERM ignored when t2i started (`trap '' TERM`, nohup-like launchers) stays ignored
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 

@@ -131,8 +131,15 @@ def signals_held() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        # SIGTERM's handler back first, SIGINT's in a finally: a signal that reaches a restored handler (and
+        # raises) while the other is being put back cannot leave that one swallowing signals for good. A
+        # handler set outside Python (None) cannot be put back, as Python says.
+        try:
+            if previous[signal.SIGTERM] is not None:
+                signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
+        finally:
+            if previous[signal.SIGINT] is not None:
+                signal.signal(signal.SIGINT, previous[signal.SIGINT])
         if got:
             signal.raise_signal(got[0])
 

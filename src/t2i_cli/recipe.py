@@ -88,7 +88,8 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     settings = plan_settings(run_dir, settings)
     if (run_dir / PLAN).is_file():  # continuing: its pictures must be where it recorded them
         check_data_still_there(settings.get("data", "world:train"), run_dir)
-        clean_stale_temporaries(run_dir / "weights")  # an export the last stop cut short
+        if rank_zero():  # an export the last stop cut short (not one another torchrun process is writing now)
+            clean_stale_temporaries(run_dir / "weights", idle=60)
     is_new_dir = not run_dir.exists()
     try:
         summary = _stages(run_dir, settings, make_config, device, progress, warn, checking)

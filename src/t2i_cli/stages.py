@@ -602,7 +602,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             raise
         try:
             return _train_started(cfg, run_dir, dd, resume, dataset, val, stage, progress, warn)
-        except KeyboardInterrupt:  # before the step loop took stops over: nothing trained, so nothing started
+        except KeyboardInterrupt:  # no checkpoint: the step loop never began (its stops checkpoint, deferred)
             if dd.is_main and not resume and not (run_dir / CHECKPOINT).exists():
                 undo_start(created + [run_dir / RUN_CONFIG, run_dir / "metrics.jsonl"])
             raise

@@ -652,13 +652,16 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                     break
             if progress:
                 progress(done, metrics)
+        with stops.held():  # the run's last checkpoint is written whole: a stop waits for it, then stops below
+            checkpoint()
     except KeyboardInterrupt:
-        checkpoint()
+        stops.holding = True  # a second stop waits for this checkpoint too: it is the steps trained since the last
+        if saved != done:
+            checkpoint()
         raise Interrupted(f"interrupted at step {done}; checkpoint saved. "
                           f"Resume with: t2i train --resume {run_dir}", step=done) from None
     finally:
         stops.restore()
-    checkpoint()
     if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
         samples_and_validation()
     logger.log(done, {"finished": True})  # the last step's validation and samples are written too (finished)
@@ -669,7 +672,7 @@ def finished(run_dir: Path, steps: int) -> bool:
     """Whether a run of a trained stage has finished at `steps`: its checkpoint is at that step and the final
     validation, best model and samples after it were written (a stop or a full disk between the two left a
     checkpoint at the last step without them). Runs from before t2i 0.12.1 wrote no such line: a whole run
-    resumes their last stage, which finds nothing left to train and writes the rest again."""
+    resumes each of their trained stages once, which finds nothing left to train and validates again."""
     ckpt, metrics = Path(run_dir) / CHECKPOINT, Path(run_dir) / "metrics.jsonl"
     if not ckpt.is_file() or read_metadata(ckpt).get("step") != str(steps) or not metrics.is_file():
         return False
@@ -747,10 +750,12 @@ def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> list[float]:
     return x.tolist()
 
 
-def clean_stale_temporaries(run_dir: Path) -> list[Path]:
-    """Remove the temporary files (.NAME.XXXX.tmp) that a killed write left in a run folder."""
+def clean_stale_temporaries(run_dir: Path, idle: float = 0.0) -> list[Path]:
+    """Remove the temporary files (.NAME.XXXX.tmp) that a killed write left in a run folder; with idle, only
+    those unchanged for that many seconds (another process may be writing one now)."""
+    now = time.time()
     stale = [p for folder in (run_dir, run_dir / "samples") if folder.is_dir()
-             for p in folder.glob(".*.tmp") if p.is_file()]
+             for p in folder.glob(".*.tmp") if p.is_file() and now - p.stat().st_mtime >= idle]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
