@@ -676,3 +676,13 @@ def test_a_copy_is_never_left_without_its_record_line(weights, colour_folder, mo
     assert run(*args).exit_code == 0
     copies = pictures(colour_folder / "best")
     assert len(copies) == 2 and len({hashlib.sha256(p.read_bytes()).hexdigest() for p in copies}) == 2, copies
+
+
+def test_a_link_to_a_missing_picture_is_counted_in_the_warning(weights, colour_folder):
+    """A symbolic link whose picture was moved or deleted was passed over silently, outside the count."""
+    (colour_folder / "gone.png").symlink_to(colour_folder / "moved-away.png")
+    r = run("rerank", colour_folder, "--prompt", RED, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    (warning,) = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert "1 link to a missing file" in warning, warning
+    assert "gone.png" not in {row["file"] for row in ranking(colour_folder)}

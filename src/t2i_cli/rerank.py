@@ -62,7 +62,12 @@ def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], C
     decoded here first."""
     check_folder(folder)
     items, skipped = [], Counter()
-    for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+    entries = sorted(Path(folder).iterdir())
+    # a link to nothing (a picture moved or deleted) is counted, not passed over: it looked like one to rank
+    dangling = sum(p.is_symlink() and not p.exists() for p in entries)
+    if dangling:
+        skipped["link to a missing file"] = dangling
+    for path in (p for p in entries if p.is_file()):
         if path.name == RANKING:
             continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
         if path.suffix.lower() in UNREAD_SUFFIXES:
