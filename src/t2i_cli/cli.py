@@ -266,10 +266,11 @@ def user_errors() -> Iterator[None]:
     except OSError as e:  # a path the system refused (a name too long, no permission, a full disk): not a bug
         if STATE["debug"]:
             raise
-        if e.filename is None or e.errno not in OS_ERROR_ADVICE:  # possibly t2i's own path: a bug until shown not
+        line = os_error_line(e)
+        if line is None:  # possibly t2i's own path: a bug until shown otherwise
             say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
         else:
-            say("error", "red", os_error_line(e))
+            say("error", "red", line)
         raise typer.Exit(1) from None
     except Exception as e:  # a bug: one line, with how to see more
         if STATE["debug"]:
@@ -294,14 +295,16 @@ OS_ERROR_ADVICE = {
 }
 
 
-def os_error_line(e: OSError) -> str:
+def os_error_line(e: OSError) -> str | None:
     """One line for an OSError on a named path that no check before it caught: the path (shortened when very
-    long), the system's reason and what to do."""
+    long), the system's reason and what to do; None for one without a path or of an errno not the
+    environment's (OS_ERROR_ADVICE)."""
+    if e.filename is None or e.errno not in OS_ERROR_ADVICE:
+        return None
     name = str(e.filename)
     if len(name) > 120:
         name = f"{name[:56]}...{name[-56:]}"
-    advice = OS_ERROR_ADVICE.get(e.errno, "check the path")
-    return f"{name}: {e.strerror or e}; {advice}"
+    return f"{name}: {e.strerror or e}; {OS_ERROR_ADVICE[e.errno]}"
 
 
 def clean(text: str) -> str:
@@ -934,7 +937,7 @@ def train(
         if seed is not None:
             check_seed(seed)
         check_stage(stage)
-        if data is not None and resume is None:  # recorded as the path it names, not one relative to here
+        if resume is None:  # recorded as the path it names, not one relative to here
             data = ctx.params["data"] = stored_data(data)
         if (stage == "all" and resume is None) or (resume is not None and is_whole_run(resume)):
             _train_all(resume or out_dir, given, ctx.params, resume is not None, device, quiet)

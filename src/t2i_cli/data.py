@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from t2i_cli import images, world
 from t2i_cli.errors import DataError, UsageError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json, is_own_json, make_folder, sha256_of
+from t2i_cli.files import atomic_write_bytes, atomic_write_json, file_above, is_own_json, make_folder, sha256_of
 
 SOURCE_HELP = "a folder of image + same-name .txt caption pairs, a .jsonl manifest, or world[:train|val|heldout]"
 
@@ -548,7 +548,7 @@ def preview_path(out: Path, force: bool = False) -> Path:
         raise UsageError(f"--out {out}: a preview is a PNG; give a name ending in .png (or a folder)")
     if not force and (out.exists() or out.is_symlink()):
         raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out")
-    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    blocker = file_above(out)
     if blocker is not None:  # as every command's --out: a usage error, before the folder's pictures are read
         raise UsageError(f"--out {out} is inside {blocker}, which is a file; choose another with --out")
     if out.parent.is_dir():  # one that refuses new files, said now and naming --out, not after reading the folder

@@ -54,6 +54,12 @@ def _discard(tmp: Path, path: Path, e: BaseException) -> NoReturn:
     raise e
 
 
+def file_above(path: Path) -> Path | None:
+    """The nearest folder of path's that exists and is not a folder (a file), or None: where a new path inside
+    it could never be made."""
+    return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+
+
 def make_folder(folder: Path, option: str = "--out") -> Path:
     """Create a folder (and its parents) if needed. A path that is a file or inside one is a UsageError (exit 2,
     as a training run's --out and export's --to), a folder that cannot be made (read-only disk, no permission)
@@ -61,7 +67,7 @@ def make_folder(folder: Path, option: str = "--out") -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder} exists and is not a folder; choose another with {option}")
-    blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+    blocker = file_above(folder)
     if blocker is not None:
         raise UsageError(f"{option} {folder} is inside {blocker}, which is a file; choose another with {option}")
     existed = folder.is_dir()

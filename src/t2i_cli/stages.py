@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from t2i_cli.errors import UsageError
-from t2i_cli.files import atomic_write_bytes, make_folder
+from t2i_cli.files import atomic_write_bytes, file_above, make_folder
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig, code_usage
@@ -432,7 +432,7 @@ def check_new_folder(run_dir: Path, keep_going: str = "") -> None:
             raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder"
                              f"{keep_going}")
         return
-    blocker = next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None)
+    blocker = file_above(run_dir)
     if blocker is not None:
         raise UsageError(f"--out {run_dir} is inside {blocker}, which is a file; pick a folder to create")
 
