@@ -807,6 +807,82 @@ def test_export_and_training_take_sigterm_as_ctrl_c(tiny_runs: Path, tmp_path: P
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+@pytest.mark.parametrize("at", ["writing", "renaming"])
+def test_a_real_sigterm_to_export_keeps_one_whole_set(tiny_runs: Path, tmp_path: Path, monkeypatch, at):
+    """`kill` (SIGTERM) sent to a running `t2i export --force`: while it writes the new files, the folder keeps
+    every old file; once the renames began, they all finish first. Either way exit 130, one line, no temporary."""
+    from conftest import run
+    from t2i_cli import files
+
+    to = tmp_path / "w"
+    export_run(tiny_runs / "tr", to)
+    before = {p.name: p.read_bytes() for p in to.iterdir()}
+    real_tmp, real_replace, calls = files._finished_temporary, os.replace, []
+
+    def kill_at_the_second(real, *a):
+        calls.append(a)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered at once: cli.stop_on_sigterm made it Ctrl-C
+        return real(*a)
+
+    if at == "writing":
+        monkeypatch.setattr(files, "_finished_temporary", lambda *a: kill_at_the_second(real_tmp, *a))
+    else:
+        monkeypatch.setattr(files.os, "replace", lambda *a: kill_at_the_second(real_replace, *a))
+    def not_replaced(signum, frame):  # stands in for the default, which would end this test process
+        raise RuntimeError("SIGTERM reached the handler t2i started with")
+
+    signal.signal(signal.SIGTERM, not_replaced)
+    r = run("export", tiny_runs / "tr", "--to", to, "--half", "--force")
+    monkeypatch.undo()
+    assert r.exit_code == 130 and r.stderr.startswith("interrupted:"), (r.exit_code, r.stderr)
+    assert len(calls) >= 2  # the signal was sent
+    after = {p.name: p.read_bytes() for p in to.iterdir()}
+    assert sorted(after) == sorted(before)  # no temporary left, nothing missing
+    changed = {name for name in after if after[name] != before[name]}
+    weights_files = {name for name in after if name.endswith(".safetensors")}
+    assert changed == (set() if at == "writing" else weights_files), changed  # all old, or all new
+
+
+def test_signals_held_restores_both_handlers_when_a_signal_lands_while_they_are_restored(monkeypatch):
+    """A SIGTERM that reaches its restored handler (which raises) before SIGINT's handler is put back must not
+    leave SIGINT swallowed by the deferral for good; a signal held during the block reaches the old handler."""
+    from t2i_cli import files
+
+    seen = []
+
+    def old_term(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, old_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with pytest.raises(KeyboardInterrupt):
+        with files.signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == []  # held
+    assert seen == [signal.SIGTERM]  # then delivered to the handler in place before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    real_signal = signal.signal
+
+    def signal_lands_once_restored(signum, handler):
+        previous = real_signal(signum, handler)
+        if signum == signal.SIGTERM and handler is old_term:
+            os.kill(os.getpid(), signal.SIGTERM)  # lands between the two restores
+        return previous
+
+    monkeypatch.setattr(signal, "signal", signal_lands_once_restored)
+    with pytest.raises(KeyboardInterrupt):
+        with files.signals_held():
+            pass
+    monkeypatch.undo()
+    assert seen == [signal.SIGTERM] * 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not the deferral's
+    assert signal.getsignal(signal.SIGTERM) is old_term
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def test_a_stop_while_the_loader_starts_is_not_swallowed(tmp_path: Path, monkeypatch):
     """A Ctrl-C that landed while the DataLoader forked its workers raised inside Python's after-fork hooks,
     which print "Exception ignored" and go on: the run trained to the end and exited 0."""

@@ -24,8 +24,9 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _finished_temporary(path: Path, write: Callable[[Path], None]) -> Path:
-    """A new temporary file beside path, filled by write(tmp) and fsynced; removed again on any failure."""
+def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | None = None) -> Path:
+    """A new temporary file beside path, filled by write(tmp) and fsynced; removed again on any failure (which
+    names the file as shown, when given, else as path)."""
     if path.parent.exists() and not path.parent.is_dir():
         raise OutputError(f"cannot write to {path.parent}: it is a file, not a folder; choose a folder")
     try:
@@ -42,15 +43,16 @@ def _finished_temporary(path: Path, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
     except BaseException as e:  # also KeyboardInterrupt: never leave the temporary file behind
-        _discard(tmp, path, e)
+        _discard(tmp, shown or str(path), e)
     return tmp
 
 
-def _discard(tmp: Path, path: Path, e: BaseException) -> NoReturn:
-    """Remove the temporary file of a failed write of path and raise: an OSError as one OutputError line."""
+def _discard(tmp: Path, shown: str | Path, e: BaseException) -> NoReturn:
+    """Remove the temporary file of a failed write (of the file shown) and raise: an OSError as one OutputError
+    line."""
     tmp.unlink(missing_ok=True)
     if isinstance(e, OSError):
-        raise OutputError(f"cannot write {path}: {e.strerror or e}; free space or choose another folder") from e
+        raise OutputError(f"cannot write {shown}: {e.strerror or e}; free space or choose another folder") from e
     raise e
 
 
@@ -230,7 +232,8 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
     option is the command-line option that chose the folder (its errors name it); "" when none did."""
     folder = Path(folder)
     where = f" with {option}" if option else ""
-    tmp = _finished_temporary(folder / f"{stem}-NNN{suffix}", write)  # hidden, unique, complete
+    # hidden, unique, complete; a failed write names the new file it was for, not a placeholder number
+    tmp = _finished_temporary(folder / f"{stem}-NNN{suffix}", write, f"a new {stem}-*{suffix} in {folder}")
     try:
         for i in range(MAX_NAMES):
             path = folder / f"{stem}-{i:03d}{suffix}"
