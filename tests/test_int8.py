@@ -8,6 +8,7 @@ its logits stay close to fp32, and quantising leaves fp32 decoding untouched.
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -35,6 +36,45 @@ def test_int8_linear_is_the_matmul_of_its_dequantised_weights():
     assert got.shape == (5, 3, 48)
     torch.testing.assert_close(got, want, atol=0.03, rtol=0.02)
     torch.testing.assert_close(got, lin(x), atol=0.05, rtol=0.05)  # and close to the fp32 layer
+
+
+ODD_WIDTHS = """
+import copy, sys, torch
+import torch.nn as nn
+from t2i_cli.models.transformer import Int8Linear, Transformer, TransformerConfig, quantize_int8
+from t2i_cli.sampling import SamplingConfig, generate_codes
+torch.manual_seed(0)
+for k in (12, 20, 24, 36):  # in_features no multiple of 16 (12, 20, 36 not even of 8, as AVX2 reads)
+    lin = nn.Linear(k, 9)
+    x = torch.randn(5, k)
+    err = float((Int8Linear(lin)(x).float() - lin(x)).abs().max())
+    print(k, err)
+    assert err < 0.05, (k, err)
+base = torch.randn(1000)  # a view that starts 8 bytes past an aligned address, as a slice may
+q = Int8Linear(nn.Linear(16, 8))
+view = base.bfloat16()[4:4 + 32].view(2, 16)
+assert torch.equal(q(view), q(view.clone()))
+cfg = TransformerConfig(text_vocab=40, text_len=6, image_vocab=24, grid=4, n_layer=1, n_head=2, n_embd=20)
+int8 = quantize_int8(Transformer(cfg).eval())
+text = torch.randint(0, 34, (2, 6), generator=torch.Generator().manual_seed(1))
+codes = generate_codes(int8, text, torch.arange(34, 40), SamplingConfig(), torch.Generator().manual_seed(2))
+assert codes.shape == (2, 16) and 0 <= int(codes.min()) and int(codes.max()) < 24
+print("ok")
+"""
+
+
+def test_int8_layers_of_any_width_and_misaligned_inputs_compute_instead_of_crashing():
+    """`_weight_int8pack_mm` crashed the process (a segmentation fault, so run in its own here) on a layer
+    whose input width is not a multiple of its block (a user's model with n_embd 20: `--precision auto` is
+    int8 on a CPU without native bf16) and on an input that starts off a 16-byte boundary."""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    r = subprocess.run([sys.executable, "-c", ODD_WIDTHS], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": SRC})
+    assert r.returncode == 0 and r.stdout.endswith("ok\n"), (r.returncode, r.stdout, r.stderr[-2000:])
 
 
 def spread(model: Transformer) -> Transformer:

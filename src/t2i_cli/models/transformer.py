@@ -108,24 +108,39 @@ def amx_tiles() -> bool:
     return cpu_says("_is_amx_tile_supported")
 
 
+INT8_K_BLOCK = 16  # `_weight_int8pack_mm` reads a row 16 (AVX-512) or 8 (AVX2) values at a time, aligned
+
+
 class Int8Linear(nn.Module):
     """A linear layer for inference with int8 weights, one bf16 scale per output channel (weight-only
     quantisation): y = (x @ q.T) * scale + bias through PyTorch's CPU kernel `_weight_int8pack_mm`, which
-    reads a quarter of the fp32 bytes per call. Activations, scales and bias are bf16."""
+    reads a quarter of the fp32 bytes per call. Activations, scales and bias are bf16.
+
+    That kernel reads whole blocks of INT8_K_BLOCK values of each row with aligned loads and checks neither:
+    an input width that is not a multiple of the block (a model with n_embd 20) or an input that does not start
+    on a 64-byte boundary (a view into a larger tensor) crashed the process. So a layer of another width pads
+    its weights and each input with zeros to the next multiple (the same sums), and a misaligned input is
+    copied first."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
         w = linear.weight.detach().float()
         scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)  # (N,): the channel's largest weight maps to 127
-        self.register_buffer("qweight", (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8).contiguous())
+        self.pad = -linear.in_features % INT8_K_BLOCK
+        q = F.pad((w / scale[:, None]).round().clamp(-127, 127), (0, self.pad))
+        self.register_buffer("qweight", q.to(torch.int8).contiguous())
         self.register_buffer("scales", scale.to(torch.bfloat16))
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous(), self.qweight,
-                                      self.scales)
+        a = x.reshape(-1, shape[-1]).to(torch.bfloat16)
+        if self.pad:
+            a = F.pad(a, (0, self.pad))  # a new tensor, so aligned too
+        elif not a.is_contiguous() or a.data_ptr() % 64:
+            a = a.clone(memory_format=torch.contiguous_format)  # the allocator aligns to 64 bytes
+        y = torch._weight_int8pack_mm(a, self.qweight, self.scales)
         if self.bias is not None:
             y = y + self.bias
         return y.view(*shape[:-1], self.out_features)
