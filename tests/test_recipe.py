@@ -125,6 +125,8 @@ def test_a_repeated_command_with_other_settings_is_refused(uninterrupted):
     (["--model", "clip.n_head=7"], "cannot build the clip model from these settings: n_embd 32 must be a multiple"),
     (["--model", "n_layer=0"], "cannot build the transformer model from these settings: n_layer is 0"),
     (["--model", "transformer.n_embd=24", "--model", "transformer.n_head=5"], "cannot build the transformer model"),
+    # the CLIP's four poolings need 16 px: it failed deep in torch ("Output size is too small") after the rest
+    (["--image-side", "8"], "cannot build the clip model from these settings: image_side must be at least 16"),
 ])
 def test_bad_whole_run_options_are_refused_before_anything_runs(tmp_path, args, named):
     out = tmp_path / "run"

@@ -154,6 +154,8 @@ def test_unusable_config_is_refused(tmp_path):
 @pytest.mark.parametrize("kind, change, named", [("dvae", {"pixel_eps": float("nan")}, "pixel_eps is nan"),
                                                   ("clip", {"attn_sharpness": float("inf")}, "attn_sharpness is inf"),
                                                   ("clip", {"image_side": 0}, "image_side is 0"),
+                                                  # its four poolings left nothing: "Output size is too small"
+                                                  ("clip", {"image_side": 8}, "image_side must be at least 16"),
                                                   ("transformer", {"n_embd": 0}, "n_embd is 0")])
 def test_a_config_with_a_non_finite_setting_or_a_zero_size_is_refused_at_load(kind, change, named, tmp_path):
     model = build(kind)

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+MIN_SIDE = 16  # the image encoder's four 2x2 poolings need a side of at least 16 pixels
+
 
 @dataclass(frozen=True)
 class ClipConfig:
@@ -32,6 +34,11 @@ class ClipConfig:
     embed_dim: int = 128  # shared embedding space
     word_region: bool = False  # add the DAMSM-style word-region score (region and word projections)
     attn_sharpness: float = 5.0  # word-region: inverse temperature (DAMSM's gamma_1) of a word's attention over regions
+
+    def __post_init__(self):
+        if type(self.image_side) is int and 0 < self.image_side < MIN_SIDE:  # (check_budget names a wrong type, 0)
+            raise ValueError(f"image_side must be at least {MIN_SIDE} (the image encoder halves it four times), "
+                             f"got {self.image_side}")
 
     def state_numel(self) -> int:
         """Elements of the model's state_dict, computed without building it (tested against the model)."""
