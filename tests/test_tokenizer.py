@@ -101,6 +101,38 @@ def test_padding_and_truncation_in_a_file_are_turned_off(tok):
     assert len(hostile.tokenizer.encode("a red bird").ids) < 10
 
 
+@pytest.mark.parametrize("key, value, named", [
+    # an added id far beyond the vocabulary: IndexError deep in the model
+    ("post_processor", {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "[X]", "type_id": 0}},
+                                                                 {"Sequence": {"id": "A", "type_id": 0}}],
+                        "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
+                        "special_tokens": {"[X]": {"id": "[X]", "ids": [999999], "tokens": ["[X]"]}}},
+     "post_processor"),
+    # one letter into two million spaces: a gigabyte per prompt
+    ("normalizer", {"type": "Sequence", "normalizers": [
+        {"type": "NFKC"}, {"type": "Lowercase"},
+        {"type": "Replace", "pattern": {"String": "e"}, "content": " " * 2_000_000}]}, "normalizer"),
+    ("pre_tokenizer", {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+     "pre_tokenizer"),
+    ("decoder", {"type": "Replace", "pattern": {"String": "a"}, "content": "b" * 1000}, "decoder"),
+    ("model.dropout", 0.5, "dropout"),  # a different tokenization of the same prompt on every call
+])
+def test_a_file_that_processes_text_otherwise_than_t2i_is_refused(tok, key, value, named):
+    import json
+
+    spec = json.loads(tok.to_json())
+    if key == "model.dropout":
+        spec["model"]["dropout"] = value
+    else:
+        spec[key] = value
+    text = json.dumps(spec)
+    with pytest.raises(ValueError, match=named):
+        TextTokenizer.from_json(text)
+    from tokenizers import Tokenizer
+
+    Tokenizer.from_str(text)  # what the library itself accepts (so the refusal is t2i's)
+
+
 def test_from_file(tok, tmp_path):
     path = tmp_path / "tokenizer.json"
     path.write_text(tok.to_json(), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -18,6 +19,41 @@ class Encoded:
     ids: list[int]  # text_len ids; padding position p holds id n_bpe + p
     n_dropped: int  # BPE tokens cut off because the prompt was longer than text_len
     unknown_words: list[str]  # words the tokenizer has no single token for (likely unseen in training)
+
+
+# How every tokenizer t2i trains turns text into tokens (TextTokenizer.train): the kinds of its steps
+PROCESSING = {"normalizer": ("Sequence", ["NFKC", "Lowercase"]), "pre_tokenizer": ("Whitespace", None),
+              "post_processor": None, "decoder": None}
+
+
+def _kinds(step: object) -> object:
+    """A processing step of a tokenizer file as (its type, the types of a Sequence's steps); None for none."""
+    if not isinstance(step, dict):
+        return step
+    inner = step.get("normalizers")
+    if not isinstance(inner, list):
+        return step.get("type"), None
+    return step.get("type"), [x.get("type") if isinstance(x, dict) else x for x in inner]
+
+
+def check_processing(text: str) -> None:
+    """ValueError unless a tokenizer file's JSON is a BPE model without dropout that processes text exactly as
+    t2i's own do (PROCESSING). The library runs whatever a file describes: a post-processor that adds an id
+    beyond the vocabulary failed deep in the model, a normaliser that replaces a letter with millions of spaces
+    took a gigabyte per prompt, and dropout tokenizes the same prompt differently on every call."""
+    try:
+        spec = json.loads(text)
+    except RecursionError:
+        raise ValueError("its JSON is nested too deeply") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
+        raise ValueError("it is not a JSON object with a model")
+    model = spec["model"]
+    if model.get("type") != "BPE" or model.get("dropout") is not None:
+        raise ValueError(f"its model is {str(model.get('type'))[:20]!r} with dropout {model.get('dropout')!r}, not "
+                         "BPE without dropout as t2i trains")
+    for key, want in PROCESSING.items():
+        if _kinds(spec.get(key)) != want:
+            raise ValueError(f"its {key} is not the one t2i's tokenizers use")
 
 
 class TextTokenizer:
@@ -43,7 +79,9 @@ class TextTokenizer:
     def from_json(cls, text: str) -> "TextTokenizer":
         """Load from the tokenizers library's own JSON string. Padding and truncation that a file may carry
         are turned off: t2i pads and cuts to its own text length (and a fixed padding length read from a
-        file would allocate that many ids per prompt)."""
+        file would allocate that many ids per prompt). ValueError unless the file processes text as t2i's own
+        tokenizers do (check_processing)."""
+        check_processing(text)
         tok = Tokenizer.from_str(text)
         tok.no_padding()
         tok.no_truncation()
