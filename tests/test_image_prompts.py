@@ -251,6 +251,9 @@ def edited_png(src: Path, dst: Path, **changes: str) -> Path:
     ([], {"temperature": "abc"}, "its t2i setting temperature='abc' is not valid; was the PNG edited?"),
     (["--keep-top", "0.25"], {"keep_top": "2"}, "out of range (keep_top must be between 0 and 1"),
     (["--mask", "MASK"], {"redraws": "0"}, "out of range (redraws must be in 1..16, got 0)"),
+    # tokenizing half a megabyte of prompt took minutes
+    ([], {"prompt": "a red bird " * 12000}, "its recorded prompt is 132,000 characters long, longer than a command"),
+    ([], {"negative": "x" * 140000}, "its recorded negative is 140,000 characters long"),
 ])
 def test_from_a_png_whose_settings_were_edited_blames_the_png_not_a_flag(tiny_weights, tmp_path, how, changes, says):
     """An edited precision said "--precision must be one of ..." (exit 2), a flag --from does not even take."""

@@ -137,10 +137,9 @@ class TextTokenizer:
         for word_index, token_id in zip(enc.word_ids, enc.ids, strict=True):
             if word_index is not None:
                 pieces.setdefault(word_index, []).append(token_id)
-        words = []
+        words: dict[str, None] = {}  # in order, each once (a list's `in` made a long prompt quadratic)
         for word_index, ids in pieces.items():
             if len(ids) > 1 or self.unk_id in ids:
                 start, end = enc.word_to_chars(word_index)
-                if text[start:end] not in words:
-                    words.append(text[start:end])
-        return words
+                words.setdefault(text[start:end])
+        return list(words)
