@@ -316,7 +316,12 @@ def test_a_run_validates_on_a_usable_picture_and_says_when_it_has_none(tmp_path)
     assert not any(key.startswith("val_") for row in metrics(tmp_path / "copy") for key in row)
 
 
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "[" * 100_000 + "]" * 100_000])
+@pytest.mark.parametrize("content", [
+    "{not json", "[1, 2]", "[" * 100_000 + "]" * 100_000,
+    # settings of the wrong kind were internal errors (a TypeError, an AttributeError) when resumed
+    '{"data": "world", "preset": "tiny", "model": 5}', '{"data": 5, "preset": "tiny"}',
+    '{"data": "world", "preset": "tiny", "steps": 3}', '{"data": "world", "preset": "tiny", "crop": true}',
+    '{"data": "world", "preset": "tiny", "model": ["n_hid=8", 3]}', '{"data": "world", "preset": "tiny", "x": 1}'])
 def test_a_damaged_plan_file_is_one_line(tmp_path, content):
     """Also one nested past the recursion limit (it was an internal error)."""
     out = tmp_path / "run"
@@ -326,6 +331,8 @@ def test_a_damaged_plan_file_is_one_line(tmp_path, content):
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and "all.json" in lines[0] and "new --out" in lines[0], r.stderr
     assert (out / "all.json").read_text() == content
+    r = run("train", "--resume", out)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "all.json" in r.stderr, r.stderr
 
 
 def test_a_run_file_larger_than_t2i_writes_is_refused_unread(tmp_path, monkeypatch):

@@ -110,6 +110,13 @@ def test_export_of_two_clip_runs_writes_the_second_reranker(tiny_runs: Path, tmp
     line = one_line_failure(run("export", tiny_runs / "clip", tmp_path / "clip-short", "--to", tmp_path / "short"), 2)
     assert "read 12 and 10 prompt tokens" in line, line
     assert not (tmp_path / "three").exists() and not (tmp_path / "short").exists()
+    # a second run's model file without its config: a KeyError (an internal error) before, refused in one line now
+    bare = tmp_path / "clip-bare"
+    shutil.copytree(tmp_path / "clip-s1", bare)
+    tensors, meta = load_tensors(bare / "clip.safetensors")
+    save_tensors(bare / "clip.safetensors", tensors, {k: v for k, v in meta.items() if k != "config"})
+    line = one_line_failure(run("export", tiny_runs / "clip", bare, "--to", tmp_path / "bare"), 1)
+    assert f"{bare / 'clip.safetensors'} carries no clip config" in line and not (tmp_path / "bare").exists(), line
 
     # one CLIP exported over a folder with a second reranker: it stays, and export says so, but only for an export
     # that happens (refused, it said the second reranker "is kept and will be averaged" before the refusal)

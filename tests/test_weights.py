@@ -140,6 +140,23 @@ def test_missing_and_extra_tensors_are_refused(tmp_path):
         load_model(path, "dvae")
 
 
+def test_metadata_nested_too_deeply_or_without_a_config_is_refused_in_one_line(tmp_path):
+    """Metadata nested 100,000 deep was an internal error (RecursionError); a file without a config a KeyError
+    shown as "('config')"."""
+    from safetensors.torch import save_file
+
+    from t2i_cli.weights import read_metadata
+
+    deep = tmp_path / "deep.safetensors"
+    save_file(build("clip").state_dict(), str(deep), metadata={"t2i": "[" * 100_000 + "]" * 100_000})
+    for read in (read_metadata, lambda p: load_model(p, "clip")):
+        with pytest.raises(WeightsError, match="has unreadable t2i metadata"):
+            read(deep)
+    bare = save_tensors(tmp_path / "bare.safetensors", build("clip").state_dict(), {"format": FORMAT, "kind": "clip"})
+    with pytest.raises(WeightsError, match="bare.safetensors carries no clip config"):
+        load_model(bare, "clip")
+
+
 def test_unusable_config_is_refused(tmp_path):
     meta = {"format": FORMAT, "kind": "dvae", "config": json.dumps({**DCFG.__dict__, "downsample": 3})}
     path = save_tensors(tmp_path / "d.safetensors", build("dvae").state_dict(), meta)

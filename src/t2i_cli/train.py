@@ -29,6 +29,7 @@ from t2i_cli.files import atomic_write_bytes, atomic_write_json, atomic_write_se
 from t2i_cli.weights import (
     FORMAT,
     SECOND_CLIP,
+    load_model,
     load_tensors,
     non_finite,
     read_metadata,
@@ -889,8 +890,15 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
                 raise UsageError(f"{planned[name]} and {src} differ; pass --force to export the later run's "
                                  f"(as for a dVAE whose decoder was fine-tuned) or export runs that fit together")
             planned[name] = src  # with force, the later run's file
+    configs = {}
+    for name, src in planned.items():
+        if src.suffix == ".safetensors":
+            _refuse_non_finite(src)
+            # and a model file that t2i could not load (a config missing or edited) is not exported either
+            kind = "clip" if name == SECOND_CLIP else name.removesuffix(".safetensors")
+            configs[name] = load_model(src, kind).cfg
     if len(clip_runs) == 2:
-        lens = [json.loads(read_metadata(planned[n])["config"])["text_len"] for n in ("clip.safetensors", SECOND_CLIP)]
+        lens = [configs[n].text_len for n in ("clip.safetensors", SECOND_CLIP)]
         if lens[0] != lens[1]:
             raise UsageError(f"the CLIP runs {clip_runs[0]} and {clip_runs[1]} read {lens[0]} and {lens[1]} prompt "
                              f"tokens; the two rerankers of a folder must read prompts alike (train them with one "
@@ -898,9 +906,6 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     elif clip_runs and (to / SECOND_CLIP).is_file():
         notes.append(f"{to / SECOND_CLIP} is kept and will be averaged with the exported clip.safetensors; remove "
                      f"it if it belonged to the reranker this export replaces")
-    for src in planned.values():
-        if src.suffix == ".safetensors":
-            _refuse_non_finite(src)
     writes = []
     for name, src in planned.items():
         target = to / name

@@ -6,10 +6,12 @@ modules happen inside the functions, so `t2i --help` stays torch-free.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Optional
 
+from t2i_cli import __version__
 from t2i_cli.errors import UsageError
 
 
@@ -31,6 +33,28 @@ def is_whole_run(run_dir: Path) -> bool:
 WHOLE_RUN_SETTINGS = ("data", "preset", "steps", "batch_size", "lr", "image_side", "text_len", "vocab_size",
                       "model", "recon_loss", "hard_negatives", "flip", "crop", "ema", "seed", "precision", "ckpt_every",
                       "sample_every", "log_every", "patience")
+# What each of them holds in RUN/all.json (JSON's types; None, too, for all but data and preset)
+SETTING_KINDS = {"data": str, "preset": str, "steps": str, "batch_size": str, "lr": str, "image_side": int,
+                 "text_len": int, "vocab_size": int, "model": list, "recon_loss": str, "hard_negatives": bool,
+                 "flip": bool, "crop": float, "ema": float, "seed": int, "precision": str, "ckpt_every": int,
+                 "sample_every": int, "log_every": int, "patience": int}
+
+
+def bad_setting(recorded: dict) -> str | None:
+    """What is wrong with a whole run's recorded settings (RUN/all.json), or None: a key t2i does not record, or
+    a value of another kind than the option takes (an edited file failed deep in training, an internal error)."""
+    for key, value in recorded.items():
+        kind = SETTING_KINDS.get(key)
+        if kind is None:
+            return f"it records {str(key)[:40]!r}, not a setting of t2i {__version__}"
+        if value is None and key not in ("data", "preset"):
+            continue
+        ok = (type(value) in (int, float) if kind is float else
+              isinstance(value, list) and all(isinstance(m, str) for m in value) if kind is list else
+              type(value) is kind)
+        if not ok:
+            return f"its {key} is {json.dumps(value)[:40]}, not what --{key.replace('_', '-')} takes"
+    return None
 
 
 def per_stage(name: str, value: Optional[str], stage: str):

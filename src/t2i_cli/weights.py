@@ -101,7 +101,7 @@ def _open(path: Path, with_tensors: bool) -> tuple[Header, dict[str, torch.Tenso
         raise WeightsError(f"{path} is not a readable safetensors file ({e}); re-export or re-download it") from e
     try:
         meta = json.loads(raw[META_KEY]) if META_KEY in raw else raw
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # nested thousands deep: RecursionError
         raise WeightsError(f"{path} has unreadable t2i metadata ({e}); re-export it") from e
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise WeightsError(f"{path} has unreadable t2i metadata; re-export it")
@@ -228,6 +228,9 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: 
     if meta.get("format") != FORMAT or meta.get("kind") != kind:
         raise WeightsError(f"{path} is not a t2i {kind} file (format {meta.get('format')!r}, kind "
                            f"{meta.get('kind')!r}); expected format {FORMAT!r}, kind {kind!r}")
+    if "config" not in meta:
+        raise WeightsError(f"{path} carries no {kind} config (a t2i model file records the model it holds); "
+                           f"re-export it")
     try:
         cfg = config_cls(**upgrade_config(kind, json.loads(meta["config"])))
         check_budget(cfg)
