@@ -238,3 +238,10 @@ def test_codes_are_the_float32_ones_under_bf16_autocast_and_the_decoder_fine_tun
     assert moved > 0.01, moved  # bf16 does move codes here, so the checks below can fail
     assert torch.equal(got, want)
     assert torch.equal(recon, decoded)
+
+
+def test_the_training_config_knows_every_reconstruction_loss():
+    from t2i_cli.models.dvae import RECON_LOSSES
+    from t2i_cli.train import CONFIG_CHOICES
+
+    assert CONFIG_CHOICES["recon_loss"] == RECON_LOSSES  # a run folder's config is checked against these

@@ -319,6 +319,8 @@ def test_resume_refuses_what_it_cannot_honour(four_step_run, args, named):
     ("batch_size", "32", "--batch-size"), ("num_workers", 65, "--workers"), ("batch_size", 65_537, "--batch-size"),
     ("steps", True, "--steps"), ("lr", float("nan"), "--lr"), ("kl_warmup", 7.0, "--kl-warmup"),
     ("lr", 0.0, "--lr"), ("grad_clip", 0, "grad_clip"), ("weight_decay", -0.5, "weight_decay"),
+    # a choice the command line refuses was an internal error, or (precision) silently trained in fp32
+    ("recon_loss", "bogus", "--recon-loss"), ("precision", "fp64", "--precision"),
 ])
 def test_resume_checks_the_run_config_it_reads(four_step_run, field, value, named):
     """train_config.json is read back with the command line's checks: a wrong type or a value out of range

@@ -59,6 +59,9 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "crop": (0.5, 1.0), "ema": (0.0, 0.99999),
 }
 POSITIVE = frozenset({"lr", "grad_clip"})  # at 0 a run would train nothing (no step, or every gradient cut to 0)
+# The text fields that name one of a few choices (models.dvae.RECON_LOSSES for recon_loss)
+CONFIG_CHOICES: dict[str, tuple[str, ...]] = {"stage": STAGES, "precision": ("auto", "bf16", "fp32"),
+                                              "recon_loss": ("l1", "mse", "logit_laplace")}
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ class TrainConfig:
                                                                           else "") + f", got {value!r}")
             if lo is not None and not lo <= value <= hi:
                 raise ValueError(f"{name(f.name)} must be between {lo} and {hi}, got {value!r}")
+            if f.name in CONFIG_CHOICES and value not in CONFIG_CHOICES[f.name]:
+                raise ValueError(f"{name(f.name)} must be one of {', '.join(CONFIG_CHOICES[f.name])}, "
+                                 f"got {value[:40]!r}")
 
 
 @dataclass
