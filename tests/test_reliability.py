@@ -361,6 +361,23 @@ def test_resume_refuses_a_damaged_checkpoint_in_one_line(four_step_run, damage, 
     assert (four_step_run / CHECKPOINT).read_bytes() == before
 
 
+@pytest.mark.parametrize("edit, named", [
+    (lambda g: g[0].update(betas="x"), "its setting betas is \"x\""),  # resumed, then failed inside AdamW's step
+    (lambda g: g[0].update(betas=[0.9]), "its setting betas"),
+    (lambda g: g[0].update(eps=None), "its setting eps is null"),
+    (lambda g: g[0].update(amsgrad=1), "its setting amsgrad is 1"),
+    (lambda g: g.append(dict(g[0])), "its parameter groups are not this optimizer's"),
+    (lambda g: g[0].update(params=g[0]["params"][:-1]), "names other parameters"),
+])
+def test_resume_refuses_edited_optimizer_settings_in_one_line(four_step_run, edit, named):
+    tensors, meta = load_tensors(four_step_run / CHECKPOINT)
+    groups = json.loads(meta["param_groups"])
+    edit(groups)
+    save_tensors(four_step_run / CHECKPOINT, tensors, meta | {"param_groups": json.dumps(groups)})
+    line = one_line_failure(run("train", "--resume", four_step_run, "--steps", "8", "--workers", "0"), 1)
+    assert named in line and "start a new run" in line, line
+
+
 @pytest.mark.parametrize("strip, named", [
     (lambda k: k.startswith("optim."), "no optimizer state after 4 steps"),
     (lambda k: k == "optim.0.exp_avg_sq", "the optimizer state of parameter 0 is not whole"),

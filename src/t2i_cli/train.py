@@ -318,13 +318,45 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
                 optim_state.setdefault(int(pid), {})[key] = v
         step, extra = int(meta["step"]), json.loads(meta.get("extra", "{}"))
         _check_optimizer_state(optim_state, opt, step, json.loads(meta.get("optim_entries", "null")))
-        opt.load_state_dict({"state": optim_state, "param_groups": json.loads(meta["param_groups"])})
+        groups = json.loads(meta["param_groups"])
+        _check_param_groups(groups, opt)
+        opt.load_state_dict({"state": optim_state, "param_groups": groups})
     except (KeyError, ValueError, TypeError, RecursionError) as e:
         raise T2IError(f"{path}: its optimizer state or step does not fit this run ({type(e).__name__}: {e}); "
                        f"start a new run") from e
     if step < 0 or not isinstance(extra, dict):
         raise T2IError(f"{path}: step {step} or its extra data is not valid; start a new run")
     return step, extra
+
+
+def _same_kind(saved: Any, own: Any) -> bool:
+    """Whether a saved optimizer setting is of the kind of the optimizer's own (a finite number for a number, a
+    list of as many for betas, true or false for a flag, ...)."""
+    if isinstance(own, bool) or own is None or isinstance(own, str):
+        return type(saved) is type(own)
+    if isinstance(own, (int, float)):
+        return type(saved) in (int, float) and math.isfinite(saved)
+    if isinstance(own, (list, tuple)):
+        return isinstance(saved, list) and len(saved) == len(own) and all(map(_same_kind, saved, own))
+    return False
+
+
+def _check_param_groups(groups: Any, opt: torch.optim.Optimizer) -> None:
+    """ValueError unless a checkpoint's optimizer settings (JSON anyone can edit) are as many groups as this
+    optimizer's, each setting of its kind, each group naming as many parameters: an edited `betas` resumed and
+    then failed inside the optimizer's step. Settings only one side has are left to PyTorch (another version may
+    add one)."""
+    if not isinstance(groups, list) or len(groups) != len(opt.param_groups):
+        raise ValueError("its parameter groups are not this optimizer's")
+    for saved, own in zip(groups, opt.param_groups, strict=True):
+        if not isinstance(saved, dict):
+            raise ValueError("a parameter group is not a JSON object")
+        ids = saved.get("params")
+        if not isinstance(ids, list) or len(ids) != len(own["params"]) or any(type(i) is not int for i in ids):
+            raise ValueError("a parameter group names other parameters than this run's model has")
+        for key in set(saved) & set(own) - {"params"}:
+            if not _same_kind(saved[key], own[key]):
+                raise ValueError(f"its setting {key} is {json.dumps(saved[key])[:40]}, not like {own[key]!r}")
 
 
 def _check_optimizer_state(state: dict[int, dict[str, torch.Tensor]], opt: torch.optim.Optimizer, step: int,
