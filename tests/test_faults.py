@@ -709,3 +709,37 @@ def test_data_preview_into_a_read_only_folder_names_out_before_reading_the_pictu
     assert line == (f"error: cannot write to --out {read_only_dir}: Permission denied; choose a writable folder "
                     f"with --out"), line
     assert list(read_only_dir.iterdir()) == []
+
+
+LOG_UNTIL_FULL = """
+import sys
+from t2i_cli.train import Logger
+log = Logger(sys.argv[1], is_main=True)
+try:
+    for step in range(1, 10_000):
+        log.log(step, {"loss": 1.0 / step, "note": "x" * 100})
+except OSError as e:
+    print(e.errno, e.filename)
+"""
+
+
+def test_a_metrics_line_the_disk_cannot_hold_is_not_left_half_written(tmp_path):
+    """A full disk or a file-size limit (`ulimit -f`) cut metrics.jsonl mid-line, and the error named no file
+    (an internal error): the line is taken back whole, and the error names metrics.jsonl."""
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    def limit():  # 4 KiB: a few dozen lines fit, and the limit falls inside one
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+    r = subprocess.run([sys.executable, "-c", LOG_UNTIL_FULL, str(tmp_path)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": SRC}, preexec_fn=limit, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(errno.EFBIG), str(tmp_path / "metrics.jsonl")], r.stdout
+    text = (tmp_path / "metrics.jsonl").read_text()
+    assert 0 < len(text) <= 4096 and 4096 - len(text) < 200 and text.endswith("\n")  # whole lines up to the limit
+    steps = [json.loads(line)["step"] for line in text.splitlines()]
+    assert steps == list(range(1, len(steps) + 1))

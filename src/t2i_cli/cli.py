@@ -289,6 +289,7 @@ OS_ERROR_ADVICE = {
     errno.EROFS: "this file system is read-only; choose a path on another",
     errno.ENOSPC: "the disk is full; free some space or choose a path on another disk",
     errno.EDQUOT: "the disk quota is used up; free some space or choose a path on another disk",
+    errno.EFBIG: "the file would be larger than this system allows (see `ulimit -f`); choose a path on another disk",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
     errno.EISDIR: "it is a folder; give a file",
     errno.ELOOP: "the path loops through symbolic links; check it",

@@ -420,8 +420,19 @@ class Logger:
             self.history.append((step, metrics.get(self.curve, metrics["loss"])))
         if "val_loss" in metrics:
             self.val_history.append((step, metrics["val_loss"]))
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, "time": round(time.time(), 3), **metrics}) + "\n")
+        line = (json.dumps({"step": step, "time": round(time.time(), 3), **metrics}) + "\n").encode()
+        with open(self.path, "ab", buffering=0) as f:  # unbuffered: nothing is left to write at close
+            end = f.seek(0, os.SEEK_END)
+            try:
+                rest = memoryview(line)
+                while rest:
+                    rest = rest[f.write(rest):]
+            except BaseException as e:  # a full disk (or a file-size limit) took part of it: the file ends as it was
+                with contextlib.suppress(OSError):
+                    f.truncate(end)
+                if isinstance(e, OSError) and e.filename is None:  # a write's error names no file: name it
+                    raise OSError(e.errno, e.strerror, str(self.path)) from e
+                raise
 
 
 class Watchdog:
