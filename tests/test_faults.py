@@ -743,3 +743,23 @@ def test_a_metrics_line_the_disk_cannot_hold_is_not_left_half_written(tmp_path):
     assert 0 < len(text) <= 4096 and 4096 - len(text) < 200 and text.endswith("\n")  # whole lines up to the limit
     steps = [json.loads(line)["step"] for line in text.splitlines()]
     assert steps == list(range(1, len(steps) + 1))
+
+
+def test_a_data_error_in_a_loader_worker_is_its_one_line(tmp_path, monkeypatch):
+    """A picture that vanished while training ran was read in a DataLoader worker, whose error reached the user
+    as the worker's whole traceback ("Caught DataError in DataLoader worker process 0. Original Traceback ...")."""
+    from conftest import run
+    from t2i_cli import world
+    from t2i_cli.errors import DataError
+
+    parent, real = os.getpid(), world.scene
+
+    def vanished(*a, **k):
+        if os.getpid() != parent:  # in the worker (forked: it has this patch)
+            raise DataError("image /x/gone.png does not exist; check the path")
+        return real(*a, **k)
+
+    monkeypatch.setattr(world, "scene", vanished)
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "3", "--workers", "1", "--sample-every", "0",
+            "--out", tmp_path / "run", "-q")
+    assert r.exit_code == 1 and r.stderr == "error: image /x/gone.png does not exist; check the path\n", r.stderr

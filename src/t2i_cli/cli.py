@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from functools import partial
@@ -236,6 +237,16 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     STATE["weights_env"] = None  # set by weights_folder when T2I_WEIGHTS chose the weights folder
 
 
+def worker_message(msg: str) -> str:
+    """An error raised in a DataLoader worker reaches the training process re-raised with the worker's whole
+    traceback as its message ("Caught DataError in DataLoader worker process 0. Original Traceback ...
+    t2i_cli.errors.DataError: image x.png does not exist"): its last line, without the class, is what to say."""
+    if "\nOriginal Traceback (most recent call last):" not in msg:
+        return msg
+    last = msg.rstrip().splitlines()[-1]
+    return re.sub(r"^[\w.]+(Error|Exception|Interrupt)\w*: ", "", last)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn T2IError (and Ctrl-C) into one red line and an exit code; --debug re-raises."""
@@ -246,7 +257,7 @@ def user_errors() -> Iterator[None]:
             raise
         if getattr(e, "every_rank", False) and not rank_zero():
             raise typer.Exit(e.exit_code) from None  # every torchrun process stopped alike: rank 0 says why
-        env, msg = STATE.get("weights_env"), str(e)
+        env, msg = STATE.get("weights_env"), worker_message(str(e))
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
             msg += f" (T2I_WEIGHTS={env} chose this folder; unset it to use the shipped weights)"
         if e.exit_code == 130:  # a training stopped by Ctrl-C or SIGTERM: said as an inference command says it
@@ -275,7 +286,8 @@ def user_errors() -> Iterator[None]:
     except Exception as e:  # a bug: one line, with how to see more
         if STATE["debug"]:
             raise
-        say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))} (rerun with --debug for the "
+                                     f"traceback)")
         raise typer.Exit(1) from None
 
 
