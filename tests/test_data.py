@@ -90,6 +90,23 @@ def test_world_captions_need_no_rendering(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- folders and manifests
+def test_a_folders_captions_past_the_tokenizers_limit_are_spread_over_all_of_it(tmp_path):
+    """The tokenizer learned from the first captions in path order only: a later sub-folder's words (here
+    sub-folder b's, after a's) never reached it, silently. Past the limit, captions are taken evenly."""
+    for i in range(30):
+        make_pair(tmp_path / "a", f"a{i:02d}", f"a red apple number {i}\nanother line {i}", colour=colour(i))
+    for i in range(10):
+        make_pair(tmp_path / "b", f"b{i:02d}", f"a giraffe in the zoo {i}", colour=colour(100 + i))
+    ds = data.open_source(str(tmp_path), 16)
+    every = list(data.captions(ds))
+    assert data.caption_count(ds) == len(every) == 70
+    some = list(data.captions(ds, limit=14))
+    assert len(some) == 14 and len(set(some)) == 14 and set(some) <= set(every)
+    assert [every.index(c) for c in some] == list(range(4, 70, 5))  # one in five, in order
+    assert sum("giraffe" in c for c in some) == 2  # b's share (10 of 70) of the 14
+    assert list(data.captions(ds, limit=70)) == every == list(data.captions(ds, limit=1000))
+
+
 def test_folder_skips_bad_files_and_reports_them(messy_folder):
     ds = data.open_source(str(messy_folder), 16)
     assert len(ds) == 3

@@ -483,14 +483,31 @@ def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Skips]
 
 
 def captions(dataset: CaptionDataset, limit: int | None = None) -> Iterator[str]:
-    """Every caption of the dataset, in order, without loading images (for tokenizer training)."""
-    n = 0
+    """The dataset's captions in order, without loading images (for tokenizer training): at most limit of them.
+    The world's are its first scenes' (each one a fresh random scene); a folder's or manifest's, when it holds
+    more than limit, are spread evenly over the whole source (its first ones, in path order, left whole
+    sub-folders out)."""
+    if limit is None or isinstance(dataset, WorldDataset):
+        n = 0
+        for i in range(len(dataset)):
+            for caption in dataset.captions_at(i):
+                if limit is not None and n >= limit:
+                    return
+                n += 1
+                yield caption
+        return
+    total = caption_count(dataset)
+    j = 0
     for i in range(len(dataset)):
         for caption in dataset.captions_at(i):
-            if limit is not None and n >= limit:
-                return
-            n += 1
-            yield caption
+            if total <= limit or (j + 1) * limit // total > j * limit // total:  # exactly limit, evenly spaced
+                yield caption
+            j += 1
+
+
+def caption_count(dataset: CaptionDataset) -> int:
+    """How many captions a folder's or manifest's pictures have in all."""
+    return sum(len(dataset.captions_at(i)) for i in range(len(dataset)))
 
 
 MAX_WORLD_SCENES = 1_000_000  # `t2i data world --n` (file names: 6 digits)

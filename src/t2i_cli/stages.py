@@ -475,15 +475,25 @@ def _resolve(src: str | None, name: str) -> Path | None:
 
 def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset) -> dict[str, Any]:
     """Learn the BPE vocabulary from the source's captions; writes run_dir/tokenizer.json."""
-    from t2i_cli.data import captions
+    from t2i_cli.data import WorldDataset, caption_count, captions
 
-    tok = TextTokenizer.train(captions(dataset, limit=cfg.tokenizer_captions), vocab_size=cfg.vocab_size)
+    learned = [0]
+
+    def counted():
+        for caption in captions(dataset, limit=cfg.tokenizer_captions):
+            learned[0] += 1
+            yield caption
+
+    tok = TextTokenizer.train(counted(), vocab_size=cfg.vocab_size)
     text = tok.to_json().encode()
     if len(text) > MAX_TOKENIZER_FILE:  # what load_tokenizer would refuse: say so now, not at the next stage
         raise UsageError(f"the tokenizer of {tok.n_bpe:,} tokens is {len(text):,} bytes, more than the "
                          f"{MAX_TOKENIZER_FILE >> 20} MB a tokenizer file may hold; use a smaller --vocab-size")
     atomic_write_bytes(Path(run_dir) / "tokenizer.json", text)
-    return {"vocab": tok.n_bpe}
+    summary = {"vocab": tok.n_bpe, "captions": learned[0]}
+    if not isinstance(dataset, WorldDataset) and learned[0] < (total := caption_count(dataset)):
+        summary["captions_in_source"] = total  # a sample of them, spread evenly over it (data.captions)
+    return summary
 
 
 MODEL_CONFIGS = {"dvae": DVAEConfig, "transformer": TransformerConfig, "clip": ClipConfig}
