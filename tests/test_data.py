@@ -176,6 +176,31 @@ def test_manifest_lines_that_are_not_pairs_are_bad_lines_and_a_bom_is_not_text(t
     assert [ds.captions_at(i) for i in range(len(ds))] == [["a red square"], ["a square", "red"]]
     assert ds.skipped == {"bad manifest line": len(bad)}
     assert f"{len(bad)} bad manifest line, e.g. {manifest} line 2" in ds.skipped_message()  # the first bad one
+    # each one kept only when `data preview --list-skipped` asks (a million bad lines held 80 MB for one warning)
+    assert ds.every == {}
+    listed = data.open_source(str(manifest), 8, list_skipped=True)
+    assert listed.every == {"bad manifest line": [f"{manifest} line {n}" for n in range(2, 2 + len(bad))]}
+
+
+def test_a_sub_folder_that_cannot_be_listed_is_counted_and_named(tmp_path, monkeypatch):
+    """os.walk passed over a folder it could not list (no permission) without a word: its pictures were left
+    out of the training set silently."""
+    import os
+
+    make_pair(tmp_path / "ok", "a", "a red square")
+    make_pair(tmp_path / "ok", "b", "a blue square", colour=(10, 10, 200))
+    make_pair(tmp_path / "locked", "c", "a green square", colour=(10, 200, 10))
+    real = os.scandir
+
+    def denied(path="."):
+        if Path(path).name == "locked":  # as `chmod 000 locked` does to anyone but root
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    ds = data.open_source(str(tmp_path), 8, val_fraction=0.0)
+    assert len(ds) == 2 and ds.skipped == {"folder that cannot be read (permission?)": 1}
+    assert f"1 folder that cannot be read (permission?): {tmp_path / 'locked'}" in ds.skipped_message()
 
 
 def test_a_copy_of_a_pair_is_left_out_so_it_cannot_sit_in_train_and_val(tmp_path):

@@ -250,10 +250,10 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     if not path.exists():
         raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")
     if path.is_dir():
-        pairs, skipped = _scan_folder(path)
+        pairs, skipped = _scan_folder(path, list_skipped)
         looked_for = f"images ({', '.join(images.IMAGE_SUFFIXES)}) with a same-name .txt caption under {path}"
     elif path.suffix.lower() == ".jsonl":
-        pairs, skipped = _scan_manifest(path)
+        pairs, skipped = _scan_manifest(path, list_skipped)
         looked_for = f'lines {{"image": path, "caption": text}} in {path}'
     else:
         raise DataError(f"cannot use {path} as a data source; give {SOURCE_HELP}")
@@ -320,16 +320,19 @@ class Skips(Counter):
     """What a source left out, counted by reason, with the first file (or manifest line) of each reason, so
     a warning can name one for the user to look at."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, keep_every: bool = False) -> None:
+        super().__init__()
         self.first: dict[str, str] = {}
-        self.every: dict[str, list[str]] = {}
+        self.every: dict[str, list[str]] = {}  # only with keep_every (`data preview --list-skipped`)
+        self.keep_every = keep_every
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
-        """n more items left out for why: where is the first of them, rest the others (when n > 1)."""
+        """n more items left out for why: where is the first of them, rest the others (when n > 1). Every one
+        of them is kept only when asked: a million bad manifest lines held 80 MB for a warning that names one."""
         self[why] += n
         self.first.setdefault(why, str(where))
-        self.every.setdefault(why, []).extend(map(str, (where, *rest)))
+        if self.keep_every:
+            self.every.setdefault(why, []).extend(map(str, (where, *rest)))
 
 
 MAX_CAPTION_FILE = 1 << 16  # bytes of a .txt caption file read (a larger one is skipped, not read whole)
@@ -385,13 +388,14 @@ def _is_run_folder(top: Path, names: list[str]) -> bool:
                                               and "preset" in d)))
 
 
-def _files_under(folder: Path) -> tuple[list[Path], list[Path]]:
+def _files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """Every file under folder, recursively, through symbolic links to folders too (a folder of links to
     where the pictures live is common); each real folder is read once, so a link back up the tree is no loop
     and two links to one folder do not list its pictures twice. Also the t2i run folders below folder
-    (RUN_MARKERS), which are not read."""
-    seen, files, runs = set(), [], []
-    for top, dirs, names in os.walk(folder, followlinks=True):
+    (RUN_MARKERS), which are not read, and the folders that could not be listed (no permission)."""
+    seen, files, runs, unreadable = set(), [], [], []
+    for top, dirs, names in os.walk(folder, followlinks=True,
+                                    onerror=lambda e: unreadable.append(Path(e.filename or folder))):
         st = os.stat(top)
         if (st.st_dev, st.st_ino) in seen:
             dirs.clear()  # already read through another path: not again, and not below it
@@ -402,16 +406,18 @@ def _files_under(folder: Path) -> tuple[list[Path], list[Path]]:
             runs.append(Path(top))
             continue
         files += [Path(top, name) for name in names]
-    return [p for p in files if p.is_file()], runs
+    return [p for p in files if p.is_file()], runs, sorted(unreadable)
 
 
-def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
+def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file (.TXT and
     other cases too; an exact .txt first)."""
-    pairs, skipped = [], Skips()
-    files, runs = _files_under(folder)
+    pairs, skipped = [], Skips(list_skipped)
+    files, runs, unreadable = _files_under(folder)
     if runs:
         skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs), tuple(runs[1:]))
+    if unreadable:  # its pictures were left out silently
+        skipped.add("folder that cannot be read (permission?)", unreadable[0], len(unreadable), tuple(unreadable[1:]))
     texts: dict[Path, Path] = {}  # stem -> caption file: name.txt, else the first other case of it by name
     for p in sorted((p for p in files if p.suffix.lower() == ".txt"), key=lambda p: (p.suffix != ".txt", str(p))):
         if p.with_suffix("") in texts:
@@ -443,11 +449,11 @@ def _scan_folder(folder: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
     return pairs, skipped
 
 
-def _scan_manifest(manifest: Path) -> tuple[list[tuple[Path, list[str]]], Skips]:
+def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest. Read a
     line at a time: a line that is not UTF-8, not a JSON object with a string "image" and a string (or list of
     strings) "caption", nested too deeply or longer than MAX_MANIFEST_LINE is a bad line."""
-    pairs, skipped = [], Skips()
+    pairs, skipped = [], Skips(list_skipped)
     try:
         f = open(manifest, "rb")
     except OSError as e:
