@@ -321,6 +321,18 @@ def test_a_t2i_run_inside_the_data_folder_is_not_read_as_data(tmp_path):
     assert data._RUN_STAGES == STAGES  # the stages a train_config.json can name
 
 
+@pytest.mark.parametrize("mode, key", [("RGB", (0, 0, 0)), ("L", 0), ("P", 0)])
+def test_a_png_with_a_transparent_colour_is_composited_on_white(tmp_path, mode, key):
+    """An RGB or grey PNG that marks one colour transparent (tRNS) loaded as that colour (black here): only a
+    palette's transparency was composited."""
+    im = Image.new(mode, (20, 20), 0)
+    im.paste(Image.new(mode, (10, 20), 1 if mode == "P" else (200 if mode == "L" else (200, 30, 30))))
+    im.save(tmp_path / "t.png", transparency=key)
+    got = np.asarray(images.load_rgb(tmp_path / "t.png", 20))
+    assert (got[:, 12:] == 255).all()  # the transparent half: the background, white
+    assert (got[:, :8] != 255).any()  # the opaque half keeps its colour
+
+
 def test_a_float_tiff_of_values_in_0_to_1_loads_as_grey_levels_not_black(tmp_path):
     """Folders read TIFF since 0.9.1; a float TIFF (mode F) holds 0..1, which loaded as all black (0 or 1 of 255)."""
     ramp = np.tile(np.linspace(0.0, 1.0, 64, dtype=np.float32), (64, 1))

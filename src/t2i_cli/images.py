@@ -118,10 +118,10 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
-    """Any mode as 8-bit RGB: transparency (RGBA, LA, palette with a transparent index) is composited on
-    `background` (what a plain convert("RGB") would show is the colour stored under alpha 0, usually
-    black), and 16- or 32-bit greyscale is scaled to 8 bits rather than clipped (a float image whose values lie in
-    0..1, as a float TIFF's usually do, read as 0..1 of white, not as black)."""
+    """Any mode as 8-bit RGB: transparency (RGBA, LA, a palette, RGB or grey PNG with a transparent colour) is
+    composited on `background` (what a plain convert("RGB") would show is the colour stored under alpha 0,
+    usually black), and 16- or 32-bit greyscale is scaled to 8 bits rather than clipped (a float image whose
+    values lie in 0..1, as a float TIFF's usually do, read as 0..1 of white, not as black)."""
     if im.mode == "F":  # NaN as 0, infinities as the finite extremes; up to 2: a 0..1 image (a little overshoot)
         a = np.asarray(im, dtype=np.float32)
         finite = a[np.isfinite(a)]
@@ -133,7 +133,8 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Im
         lo, hi = im.getextrema() if im.mode == "I" else (0, 65535)
         scale = 255.0 / max(1.0, float(hi) if hi > 255 else 255.0)
         im = im.convert("F").point(lambda v: v * scale).convert("L")
-    if im.mode == "P" and "transparency" in im.info or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    # a palette, RGB or grey PNG marks a transparent colour (tRNS) in info; convert("RGBA") applies it
+    if "transparency" in im.info and im.mode in ("P", "RGB", "L", "1") or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im.convert("RGBA")
         plate = Image.new("RGBA", rgba.size, (*background, 255))
         return Image.alpha_composite(plate, rgba).convert("RGB")
