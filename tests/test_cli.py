@@ -800,3 +800,34 @@ def test_generate_keeps_candidates_of_equal_score_in_the_order_drawn(tiny_weight
     written = [Path(line) for line in r.stdout.split()]
     assert [read_png_text(p)["index"] for p in written] == [str(i) for i in range(40)]
     assert [read_png_text(p)["clip_rank"] for p in written] == [str(i) for i in range(1, 41)]
+
+
+@pytest.mark.parametrize("args, named", [
+    (["generate", "a red caf\udce9"], "PROMPT is not UTF-8 text (it holds the byte 0xe9)"),
+    (["generate", "a red bird", "--negative", "\udcff"], "--negative is not UTF-8 text (it holds the byte 0xff)"),
+    (["vary", "x.png", "--prompt", "caf\udce9"], "--prompt is not UTF-8 text"),
+    (["rerank", ".", "--prompt", "caf\udce9"], "--prompt is not UTF-8 text"),
+])
+def test_text_that_is_not_utf8_is_refused_in_one_line(args, named):
+    """A prompt typed in a Latin-1 terminal reaches Python as lone surrogates: the tokenizer failed on them, an
+    internal error ("TextInputSequence must be str")."""
+    from conftest import one_line_failure, run
+
+    line = one_line_failure(run(*args), 2)
+    assert named in line and "UTF-8" in line, line
+
+
+def test_a_data_folder_whose_name_is_not_utf8_previews(tmp_path):
+    """Its name went into the sheet's PNG text, which UTF-8 cannot hold: an internal error (UnicodeEncodeError)."""
+    from PIL import Image
+
+    from conftest import run
+
+    folder = tmp_path / "caf\udce9"  # the bytes b"caf\xe9" on disk
+    folder.mkdir()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(folder / "a.png")
+    (folder / "a.txt").write_text("a red square")
+    r = run("data", "preview", folder, "--out", tmp_path / "sheet.png")
+    assert r.exit_code == 0, r.stderr
+    with Image.open(tmp_path / "sheet.png") as im:
+        assert "caf\\udce9" in im.text["source"]

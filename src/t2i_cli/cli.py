@@ -247,6 +247,17 @@ def worker_message(msg: str) -> str:
     return re.sub(r"^[\w.]+(Error|Exception|Interrupt)\w*: ", "", last)
 
 
+def check_text(**texts: str | None) -> None:
+    """Refuse text from the command line that is not UTF-8 (a shell in another encoding, bytes pasted in): Python
+    keeps such bytes as lone surrogates, which the tokenizer and the PNG's text cannot take. Keyword: the flag."""
+    for name, text in texts.items():
+        bad = next((ch for ch in text or "" if 0xDC80 <= ord(ch) <= 0xDCFF), None)  # surrogateescape's bytes
+        if bad is not None:
+            shown = "PROMPT" if name == "prompt_arg" else "--" + name.replace("_", "-")
+            raise UsageError(f"{shown} is not UTF-8 text (it holds the byte 0x{ord(bad) - 0xDC00:02x}); set the "
+                             f"terminal to UTF-8 (e.g. LANG=C.UTF-8) or retype it")
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn T2IError (and Ctrl-C) into one red line and an exit code; --debug re-raises."""
@@ -512,6 +523,7 @@ def generate(
 ) -> None:
     """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
+        check_text(prompt_arg=prompt, negative=negative)
         start_inference(threads)
         given = given_options(ctx)
         if from_png is not None:
@@ -803,6 +815,7 @@ def vary(
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
+        check_text(prompt=prompt, negative=negative)
         start_inference(threads)
         from t2i_cli.files import safe_stem
         from t2i_cli.image_prompt import check_strength, file_sha256
@@ -1204,6 +1217,7 @@ def rerank(folder: Path = typer.Argument(...,
                                            "written.")) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
+        check_text(prompt=prompt)
         start_inference(threads)
         from t2i_cli import rerank as rr
 

@@ -227,8 +227,10 @@ def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, widt
 
 
 def _escape(value: str) -> str:
-    """Make a metadata value safe for a PNG iTXt chunk: no NULs or other control characters."""
-    return "".join(ch if ch in "\n\t" or ord(ch) >= 32 else f"\\x{ord(ch):02x}" for ch in str(value))
+    """Make a metadata value safe for a PNG iTXt chunk: no NULs or other control characters, and no lone
+    surrogates (a path of bytes that are not UTF-8, as Python decodes it), which UTF-8 cannot store."""
+    return "".join(f"\\x{ord(ch):02x}" if ch not in "\n\t" and ord(ch) < 32 else
+                   f"\\u{ord(ch):04x}" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in str(value))
 
 
 def encode_png(img: Image.Image, text: dict[str, str] | None = None) -> bytes:
