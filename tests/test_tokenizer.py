@@ -147,3 +147,17 @@ def test_arbitrary_text_never_crashes(tok, text, text_len):
     assert all(0 <= i < tok.vocab_size(text_len) for i in enc.ids)
     assert enc.n_dropped >= 0
     assert all(isinstance(w, str) and w for w in enc.unknown_words)
+
+
+def test_the_vocabulary_is_never_larger_than_asked_for():
+    """BPE training keeps every character it sees: captions of a few hundred distinct characters gave 419 tokens
+    of a vocabulary of 128. The most frequent characters are kept; the rest read as [UNK]."""
+    import random
+
+    rng = random.Random(0)
+    captions = ["".join(chr(0x4E00 + rng.randrange(2000)) for _ in range(12)) + " a bird" for _ in range(40)]
+    tok = TextTokenizer.train(captions, vocab_size=128)
+    assert tok.n_bpe == 128
+    assert all(tok.tokenizer.token_to_id(ch) is not None for ch in "abird")  # frequent characters are kept
+    rare = next(ch for ch in "".join(captions) if tok.tokenizer.token_to_id(ch) is None)
+    assert tok.encode(rare, 4).ids[0] == tok.unk_id
