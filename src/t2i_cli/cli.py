@@ -1271,7 +1271,7 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
         best = ranked[0]
         from t2i_cli.images import load_rgb, tensor_from_image
 
-        image = tensor_from_image(load_rgb(best.path, pipe.bundle.clip.cfg.image_side))
+        image = tensor_from_image(load_rgb(best.path, rr.read_side(pipe)))
         said.append(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
         said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
         if pipe.bundle.clip.cfg.word_region:

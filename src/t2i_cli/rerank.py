@@ -98,6 +98,14 @@ def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], C
     return items, skipped
 
 
+def read_side(pipe: TextToImage) -> int:
+    """The side pictures are read at to be scored: the side t2i draws at (its dVAE's) where that is larger than the
+    CLIP's, so that a t2i PNG is scored from its own pixels, shrunk by the CLIP itself as `generate`'s reranking
+    shrinks them (read at the CLIP's side, a Lanczos resize gave other scores than the PNG records, and could
+    put another picture first)."""
+    return max(pipe.bundle.clip.cfg.image_side, pipe.bundle.dvae.cfg.image_side)
+
+
 def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
                 progress: Callable[[int, int], None] | None = None) -> tuple[list[Ranked], Counter]:
     """Score every image against its prompt; ranks are within each prompt, best first. Images are read and
@@ -106,6 +114,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
     if clip is None:
         raise DataError(f"{pipe.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
     items, skipped = collect(folder, prompt)
+    side = read_side(pipe)
     ranked: list[Ranked] = []
     done = 0
     groups: dict[str, list[Path]] = {}  # prompt -> its pictures, in the files' order
@@ -117,7 +126,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
             paths, images = [], []
             for path in group[start:start + SCORE_BATCH]:
                 try:
-                    images.append(tensor_from_image(load_rgb(path, clip.cfg.image_side)))
+                    images.append(tensor_from_image(load_rgb(path, side)))
                     paths.append(path)
                 except DataError:
                     skipped["unreadable image"] += 1
