@@ -134,7 +134,9 @@ def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp
     other = tmp_path / "w"
     result = runner.invoke(app, ["export", str(tmp_path / "tok2"), str(tiny_runs / "dvae"), str(tiny_runs / "tr"),
                                  "--to", str(other)])
-    assert result.exit_code == 2 and "differ; pass --force" in result.output + getattr(result, "stderr", "")
+    said = result.output + getattr(result, "stderr", "")
+    # tokenizers that differ: --force, once suggested here, wrote a folder that does not load
+    assert result.exit_code == 2 and "trained on different tokenizers" in said and "--force" not in said, said
     assert not other.exists() or list(other.iterdir()) == []  # nothing written, not even the dVAE
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -153,6 +155,18 @@ def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp
     t2i("export", tmp_path / "tok2", tiny_runs / "tr", "--to", other, "--force")  # the later run's files
     assert (other / "tokenizer.json").read_bytes() == (tiny_runs / "tr" / "tokenizer.json").read_bytes()
     assert TextToImage.from_folder(other, "cpu")("a red bird", n=1, seed=0)[0].image.shape == (3, 16, 16)
+    # a CLIP trained on the other tokenizer, with --force, in either order or into that folder: it wrote a folder
+    # that said "parts do not fit together" at every load
+    t2i("train", "--stage", "clip", "--preset", "tiny", "--steps", "2", "--workers", "0", "-q",
+        "--tokenizer", tmp_path / "tok2", "--out", tmp_path / "clip2")
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
+    for runs, to in (([tiny_runs / "tr", tmp_path / "clip2"], tmp_path / "w5"),
+                     ([tmp_path / "clip2", tiny_runs / "tr"], tmp_path / "w8"), ([tmp_path / "clip2"], other)):
+        result = runner.invoke(app, ["export", *map(str, runs), "--to", str(to), "--force"])
+        assert result.exit_code == 2 and "would not load" in result.stderr and result.stderr.count("\n") == 1, (
+            result.stderr)
+    assert not (tmp_path / "w5").exists() and not (tmp_path / "w8").exists()
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
 
 
 def test_export_of_a_folder_that_is_no_run_names_exports_own_argument(tiny_runs: Path, tmp_path: Path):

@@ -31,6 +31,8 @@ from t2i_cli.weights import (
     SECOND_CLIP,
     load_model,
     load_tensors,
+    load_tokenizer,
+    misfits,
     non_finite,
     read_metadata,
     save_model,
@@ -936,6 +938,10 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
             if not src.is_file():
                 continue
             if name in planned and not force and planned[name].read_bytes() != src.read_bytes():
+                if name == "tokenizer.json":  # --force would make a folder that does not load
+                    raise UsageError(f"{planned[name]} and {src} differ: these runs were trained on different "
+                                     f"tokenizers; export runs that share one (the --tokenizer they were trained "
+                                     f"with)")
                 raise UsageError(f"{planned[name]} and {src} differ; pass --force to export the later run's "
                                  f"(as for a dVAE whose decoder was fine-tuned) or export runs that fit together")
             planned[name] = src  # with force, the later run's file
@@ -946,6 +952,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
             # and a model file that t2i could not load (a config missing or edited) is not exported either
             kind = "clip" if name == SECOND_CLIP else name.removesuffix(".safetensors")
             configs[name] = load_model(src, kind).cfg
+    _refuse_misfits(to, planned, configs)
     if len(clip_runs) == 2:
         lens = [configs[n].text_len for n in ("clip.safetensors", SECOND_CLIP)]
         if lens[0] != lens[1]:
@@ -972,6 +979,30 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     for text in notes if note is not None else ():
         note(text)
     return atomic_write_set(writes)  # all or none: a stop between two files left one run's dVAE beside another's model
+
+
+def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any]) -> None:
+    """Refuse an export whose folder would not load: the files it writes and those of the folder it keeps, when
+    they were not trained together (`export --force` of a transformer run and a CLIP run on another tokenizer wrote
+    a folder that no command could use)."""
+    def part(name: str, kind: str):
+        if name in configs:
+            return configs[name]
+        if (to / name).is_file():  # kept from the folder as it is
+            try:
+                return load_tokenizer(to / name) if kind == "tokenizer" else load_model(to / name, kind).cfg
+            except WeightsError:
+                return None  # a damaged file there is load's to name (and an export's to replace)
+        return None
+
+    tok = load_tokenizer(planned["tokenizer.json"]) if "tokenizer.json" in planned else part("tokenizer.json",
+                                                                                                "tokenizer")
+    clips = [c for c in (part("clip.safetensors", "clip"), part(SECOND_CLIP, "clip")) if c is not None]
+    problems = misfits(tok, part("dvae.safetensors", "dvae"), part("transformer.safetensors", "transformer"), clips)
+    if problems:
+        raise UsageError(f"the weights folder {to} would not load ({'; '.join(problems)}); export runs that were "
+                         f"trained together (a transformer or CLIP run with the tokenizer and dVAE it was trained on); "
+                         f"nothing was written")
 
 
 def _refuse_non_finite(path: Path) -> None:

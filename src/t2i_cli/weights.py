@@ -400,19 +400,26 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
 
 def check_compatible(tok: TextTokenizer, dvae: DVAE, tr: Transformer, clip: Clip | None, folder: Path) -> None:
     """Raise WeightsError if the parts of a folder were not trained together."""
-    tc = tr.cfg
-    problems = []
-    if tok.vocab_size(tc.text_len) != tc.text_vocab:
-        problems.append(f"tokenizer has {tok.n_bpe} tokens but the transformer expects {tc.text_vocab - tc.text_len}")
-    if dvae.cfg.n_codes != tc.image_vocab or dvae.cfg.grid != tc.grid:
-        problems.append(f"dVAE makes {dvae.cfg.grid}x{dvae.cfg.grid} grids of {dvae.cfg.n_codes} codes, the "
-                        f"transformer expects {tc.grid}x{tc.grid} of {tc.image_vocab}")
-    # (A CLIP of another image side is fine: Clip.score resizes the images it is given to its own side.)
-    if clip is not None and (clip.cfg.n_pad_start != tok.n_bpe
-                             or clip.cfg.text_vocab != tok.vocab_size(clip.cfg.text_len)):
-        problems.append("the CLIP model was trained with another tokenizer")
+    problems = misfits(tok, dvae.cfg, tr.cfg, [clip.cfg] if clip is not None else [])
     if problems:
         raise WeightsError(f"{folder}: parts do not fit together: {'; '.join(problems)}")
+
+
+def misfits(tok: TextTokenizer | None, dvae: DVAEConfig | None, tr: TransformerConfig | None,
+            clips: list[ClipConfig]) -> list[str]:
+    """What keeps these parts of a weights folder (by their configs; None for a part it lacks) from working
+    together: each a phrase naming the two parts."""
+    problems = []
+    if tok is not None and tr is not None and tok.vocab_size(tr.text_len) != tr.text_vocab:
+        problems.append(f"tokenizer has {tok.n_bpe} tokens but the transformer expects {tr.text_vocab - tr.text_len}")
+    if dvae is not None and tr is not None and (dvae.n_codes != tr.image_vocab or dvae.grid != tr.grid):
+        problems.append(f"dVAE makes {dvae.grid}x{dvae.grid} grids of {dvae.n_codes} codes, the "
+                        f"transformer expects {tr.grid}x{tr.grid} of {tr.image_vocab}")
+    # (A CLIP of another image side is fine: Clip.score resizes the images it is given to its own side.)
+    if tok is not None and any(c.n_pad_start != tok.n_bpe or c.text_vocab != tok.vocab_size(c.text_len)
+                               for c in clips):
+        problems.append("the CLIP model was trained with another tokenizer")
+    return problems
 
 
 def config_dict(model: nn.Module) -> dict[str, Any]:
