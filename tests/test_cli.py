@@ -784,9 +784,22 @@ def test_guidance_stop_reaches_the_sampler_is_recorded_and_redrawn(tiny_weights,
                                 "--out", tmp_path / "x"), 2)
     assert "--guidance-stop" in line
     for bad, says in ((["--jacobi", "4"], "does not combine with --jacobi"),
-                      (["--guidance", "1", "--regional", "0"], "which --guidance 1 and --regional 0 turn off")):
+                      (["--guidance", "1", "--regional", "0"], "which --guidance 1 and --regional 0 turn off"),
+                      # regional guidance is on by default, but "a red bird" has no regions: it did nothing
+                      (["--guidance", "1"], "regional guidance, which this prompt does not draw with")):
         line = one_line_failure(generate(tiny_weights, tmp_path / "y", "--guidance-stop", "0.5", *bad), 2)
         assert says in line, line
+    (tmp_path / "p.txt").write_text("a red bird\na small purple heart on a white background\n")
+    line = one_line_failure(run("generate", "--prompts", tmp_path / "p.txt", "--guidance", "1", "--guidance-stop",
+                                "0.5", "--weights", tiny_weights, "--out", tmp_path / "y"), 2)
+    assert "which no prompt of the file draws with" in line and not (tmp_path / "y").exists(), line
+    seen.clear()  # a prompt of two objects draws regional guidance, which it stops (its tokenizer knows "right")
+    from conftest import TINY_CAPTIONS, build_tiny_folder
+
+    knows = build_tiny_folder(tmp_path / "knows", captions=TINY_CAPTIONS + ["a pink tree on the right and a cat"])
+    r = run("generate", "a red bird and a blue fish", "--guidance", "1", "--guidance-stop", "0.5",
+            "--candidates", "1", "--weights", knows, "--out", tmp_path / "z", "-q")
+    assert r.exit_code == 0 and set(seen) == {0.5}, r.stderr
 
 
 def test_generate_keeps_candidates_of_equal_score_in_the_order_drawn(tiny_weights, tmp_path, monkeypatch):

@@ -637,6 +637,12 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     lines = None if isinstance(prompt, str) else prompt
     requests = [pipe.request(p.prompt, sampling, negative) for p in lines.prompts] if lines \
         else [pipe.request(prompt, sampling, negative)]
+    if sampling.guidance_stop is not None and not sampling.guided and not any(r.regions for r in requests):
+        # (SamplingConfig refuses it with --regional 0; regional guidance draws only a two-object prompt)
+        raise UsageError("--guidance-stop stops guidance, which --guidance 1 turns off, and regional guidance, "
+                         f"which {'no prompt of the file' if lines else 'this prompt does not'} draw"
+                         f"{'s' if lines else ''} with (only one of two objects the model reads whole does); leave "
+                         "it out")
     image = None
     if spec is not None:
         from t2i_cli.image_prompt import build
