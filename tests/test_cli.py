@@ -96,6 +96,30 @@ def test_grid_writes_a_sheet(tiny_weights, tmp_path):
     assert read_png_text(sheets[0])["prompt"] == "a red bird"
 
 
+def test_grid_of_reranked_candidates_shows_every_candidate_best_first(tiny_weights, tmp_path, monkeypatch):
+    """--grid is "a contact sheet of every image drawn": with --candidates 5 --keep 1 it showed the one image
+    kept (the default best of 4 made a sheet of one). The sheet shows all five, in the order of their scores."""
+    from PIL import Image
+
+    from t2i_cli import outputs
+
+    shown = []
+    real = outputs.write_sheet
+    monkeypatch.setattr(outputs, "write_sheet", lambda results, *a: shown.append(results) or real(results, *a))
+    out = tmp_path / "out"
+    r = generate(tiny_weights, out, "--candidates", "5", "--keep", "1", "--grid")
+    assert r.exit_code == 0, r.stderr
+    (results,) = shown
+    assert sorted(g.index for g in results) == [0, 1, 2, 3, 4]
+    assert [g.rank for g in results] == [1, 2, 3, 4, 5]
+    assert [g.score for g in results] == sorted((g.score for g in results), reverse=True)
+    kept = [p for p in pngs(out) if "-grid" not in p.name]
+    assert len(kept) == 1 and read_png_text(kept[0])["index"] == str(results[0].index)
+    (sheet,) = [p for p in pngs(out) if "-grid" in p.name]
+    with Image.open(sheet) as im, Image.open(kept[0]) as one:
+        assert im.width > 4 * one.width  # four of the five in its first row
+
+
 def test_candidates_keep_writes_the_best_with_ranks(tiny_weights, tmp_path):
     out = tmp_path / "out"
     r = generate(tiny_weights, out, "--candidates", "4", "--keep", "2", "--seed", "3")

@@ -305,6 +305,16 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
 
 
 
+def test_vary_names_its_sheet_after_its_images(tiny_weights, tmp_path):
+    """vary --grid named its sheet after the prompt (image-grid-000.png beside plain-vary-000.png)."""
+    src = tmp_path / "plain.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(src)
+    r = run("vary", src, "--n", 2, "--grid", "--weights", tiny_weights, "--out", tmp_path / "v", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["plain-vary-000.png", "plain-vary-001.png",
+                                                                  "plain-vary-grid-000.png"]
+
+
 def test_vary_refuses_a_contact_sheet_t2i_wrote(tiny_weights, tmp_path):
     """A --grid sheet was varied as one picture (the whole sheet squeezed to one image) from one image's prompt."""
     out = tmp_path / "out"

@@ -193,7 +193,8 @@ DRAW_WEIGHTS = typer.Option(None, "--weights",
 DRAW_DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 DRAW_PRECISION = typer.Option("auto", "--precision", help=PRECISION_HELP)
 DRAW_THREADS = typer.Option(None, "--threads", help=THREADS_HELP)
-DRAW_GRID = typer.Option(False, "--grid", help="Also write one contact sheet of all images.")
+DRAW_GRID = typer.Option(False, "--grid", help="Also write one contact sheet of every image drawn (with "
+                                               "--candidates: every candidate with its score, best first).")
 DRAW_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths.")
 
 
@@ -722,12 +723,14 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
             for g in batch:
                 paths.append(write_image(g, out_dir, meta(g), stem))
         results += batch
+    drawn = results
     if keep is not None:
         results = pipe.rerank(results, keep)
         for g in results:
             paths.append(write_image(g, out_dir, meta(g), stem))
-    if grid:
-        paths.append(write_sheet(results, out_dir, meta(results[0])))
+    if grid:  # every image drawn: with --candidates every candidate, best first (the first --keep were written)
+        shown = sorted(drawn, key=lambda g: g.rank) if keep is not None else drawn
+        paths.append(write_sheet(shown, out_dir, meta(results[0]), stem))
 
 
 def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir: Path, weights: Path,
