@@ -254,6 +254,10 @@ def edited_png(src: Path, dst: Path, **changes: str) -> Path:
     # tokenizing half a megabyte of prompt took minutes
     ([], {"prompt": "a red bird " * 12000}, "its recorded prompt is 132,000 characters long, longer than a command"),
     ([], {"negative": "x" * 140000}, "its recorded negative is 140,000 characters long"),
+    # combinations a command line cannot give were answered as flags (--negative, --redraws), exit 2
+    ([], {"negative": "   "}, "do not go together (negative is empty"),
+    ([], {"negative": "x", "guidance": "1.0"}, "do not go together (negative works through guidance"),
+    (["--keep-top", "0.25"], {"redraws": "4"}, "do not go together (redraws belongs to mask"),
 ])
 def test_from_a_png_whose_settings_were_edited_blames_the_png_not_a_flag(tiny_weights, tmp_path, how, changes, says):
     """An edited precision said "--precision must be one of ..." (exit 2), a flag --from does not even take."""
@@ -272,6 +276,30 @@ def test_from_a_png_whose_settings_were_edited_blames_the_png_not_a_flag(tiny_we
     assert f"--{next(iter(changes)).replace('_', '-')}" not in lines[0] and not (tmp_path / "o").exists()
     r = run("generate", "--from", made, *again, "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0, r.stderr  # the PNG as t2i wrote it redraws
+
+
+def test_from_with_weights_of_fewer_codes_names_the_weights_not_an_edit(tiny_weights, tmp_path):
+    """A PNG drawn with a top_k that other weights' codebook cannot give said "was the PNG edited?"."""
+    import shutil
+
+    from t2i_cli.models.dvae import DVAE, DVAEConfig
+    from t2i_cli.weights import load_model, save_model
+
+    r = run("generate", "a red bird", "--top-k", "30", "--weights", tiny_weights, "--out", tmp_path / "out", "-q")
+    assert r.exit_code == 0, r.stderr
+    made = Path(r.stdout.strip())
+    fewer = tmp_path / "fewer"
+    shutil.copytree(tiny_weights, fewer)
+    cfg = load_model(tiny_weights / "transformer.safetensors", "transformer").cfg
+    save_model(DVAE(DVAEConfig(image_side=16, downsample=4, n_codes=16, n_hid=8, code_dim=8)),
+               fewer / "dvae.safetensors", "dvae")
+    save_model(Transformer(TransformerConfig(**{**cfg.__dict__, "image_vocab": 16})),
+               fewer / "transformer.safetensors", "transformer")
+    r = run("generate", "--from", made, "--weights", fewer, "--out", tmp_path / "o")
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 1, r.stderr
+    assert "was drawn by weights" in lines[0] and "top_k of 30, more than the 16 codes" in lines[0], lines
+    assert "edited" not in lines[0] and not (tmp_path / "o").exists()
 
 
 def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):

@@ -761,18 +761,25 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
             raise DataError(f"{from_png}: its recorded image prompt ({rec.image_mode}) lacks its keep_top or "
                             "strength; was it edited?")
     pipe = _load_pipeline(weights, device, precision=rec.precision)
+    # The rerankers only chose which candidate to keep, and --from redraws that candidate by its index: only the
+    # files that draw must match (a PNG from before 0.9.2 records the whole folder's identity alone).
+    same = rec.generator == pipe.bundle.generator if rec.generator else rec.weights == pipe.bundle.identity
     try:  # a top_k the model's codebook cannot give is the PNG's setting, not a --top-k given here
         rec.sampling.check_vocab(pipe.bundle.transformer.cfg.image_vocab)
     except T2IError as e:
+        if rec.weights and not same:  # not edited: drawn by a model of more codes than these weights have
+            raise DataError(f"{from_png} was drawn by weights {rec.weights} with a top_k of {rec.sampling.top_k}, "
+                            f"more than the {pipe.bundle.transformer.cfg.image_vocab} codes of these "
+                            f"({pipe.bundle.identity}); pass the --weights it was made with") from None
         raise edited_setting(from_png, e) from None
-    request = pipe.request(rec.prompt, rec.sampling, rec.negative)
-    prompt_image = build(pipe.bundle.dvae, **spec) if spec is not None else None
+    try:  # a combination of its settings that a command line could not give is the PNG's, too (exit 1)
+        request = pipe.request(rec.prompt, rec.sampling, rec.negative)
+        prompt_image = build(pipe.bundle.dvae, **spec) if spec is not None else None
+    except UsageError as e:
+        raise edited_setting(from_png, e, "the t2i settings it records do not go together") from None
     is_new_folder = not out_dir.exists()
     make_folder(out_dir, "--out")
-    # Warnings once every check has passed (a refusal is its one line). The rerankers only chose which candidate
-    # to keep, and --from redraws that candidate by its index: only the files that draw must match (a PNG from
-    # before 0.9.2 records the whole folder's identity alone).
-    same = rec.generator == pipe.bundle.generator if rec.generator else rec.weights == pipe.bundle.identity
+    # Warnings once every check has passed (a refusal is its one line).
     if not quiet and rec.weights and not same:
         warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "
              "the image will differ (pass the --weights it was made with)")

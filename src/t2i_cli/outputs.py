@@ -107,11 +107,11 @@ class Recorded:
 EDITED = "was the PNG edited? --from redraws only the settings t2i wrote"
 
 
-def edited_setting(path: Path, e: T2IError) -> DataError:
+def edited_setting(path: Path, e: T2IError, what: str = "a t2i setting it records is out of range") -> DataError:
     """A recorded setting that a check refused (its message names the command-line flag), as the PNG's setting:
     --from takes none of them from the command line."""
     detail = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(e))  # --top-k -> top_k
-    return DataError(f"{path}: a t2i setting it records is out of range ({detail}); {EDITED}")
+    return DataError(f"{path}: {what} ({detail}); {EDITED}")
 
 
 def recorded_settings(path: Path) -> Recorded:
