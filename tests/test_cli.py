@@ -868,3 +868,18 @@ def test_a_data_folder_whose_name_is_not_utf8_previews(tmp_path):
     assert r.exit_code == 0, r.stderr
     with Image.open(tmp_path / "sheet.png") as im:
         assert "caf\\udce9" in im.text["source"]
+
+
+def test_paths_with_terminal_escapes_are_printed_escaped(tiny_weights, tmp_path):
+    """rerank's and data's lines named files raw: a folder named with ESC [7m switched the terminal to reverse
+    video (generate already escaped its paths)."""
+    from conftest import run
+
+    folder = tmp_path / "esc\x1b[7m"
+    r = run("generate", "a red bird", "--n", "2", "--weights", tiny_weights, "--out", folder, "-q")
+    assert r.exit_code == 0 and "\x1b" not in r.stdout, r.stdout
+    r = run("rerank", folder, "--top", "1", "--link-best", "--weights", tiny_weights, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert "\x1b" not in r.stdout and "esc\\x1b[7m" in r.stdout, r.stdout
+    r = run("data", "world", "--n", "2", "--side", "16", "--out", tmp_path / "w\x1b[31m")
+    assert r.exit_code == 0 and "\x1b" not in r.stdout and "w\\x1b[31m" in r.stdout, r.stdout

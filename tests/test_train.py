@@ -169,6 +169,11 @@ def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp
     assert {p.name: p.read_bytes() for p in other.iterdir()} == before
 
 
+def test_export_prints_the_files_it_wrote_with_terminal_escapes_escaped(tiny_runs: Path, tmp_path: Path):
+    r = runner.invoke(app, ["export", str(tiny_runs / "tr"), "--to", str(tmp_path / "w\x1b[7mx")])
+    assert r.exit_code == 0 and "\x1b" not in r.stdout and "w\\x1b[7mx" in r.stdout, r.stdout
+
+
 def test_export_of_a_folder_that_is_no_run_names_exports_own_argument(tiny_runs: Path, tmp_path: Path):
     """It said "check the --resume path", an option export does not have."""
     from conftest import run

@@ -995,7 +995,7 @@ def train(
         if not rank_zero():  # under torchrun only rank 0 reports
             return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
-        out.print(f"run folder: {run_dir}  ({next_step(cfg, run_dir)})", soft_wrap=True)
+        out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
 
 
 def next_step(cfg, run_dir: Path) -> str:
@@ -1078,7 +1078,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
 
         summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar))
     out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
-    out.print(f"weights: {summary['weights']}  (t2i generate PROMPT --weights {summary['weights']})")
+    out.print(f"weights: {clean(summary['weights'])}  (t2i generate PROMPT --weights {clean(summary['weights'])})")
 
 
 def given_options(ctx: typer.Context) -> set[str]:
@@ -1134,7 +1134,7 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
             raise UsageError(f"{whole} is a --stage all run, whose models are already exported to {whole / 'weights'}; "
                              f"export its stage folders instead ({whole / 'dvae'} {whole / 'transformer'} ...)")
         for path in export_runs(runs, to, half=half, force=force, note=warn):
-            out.print(str(path))
+            out.print(clean(path))
 
 
 @data_app.command("world", cls=OneValueEach)
@@ -1152,7 +1152,7 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
             task = bar.add_task("rendering", total=n, rate="")
             count = write_world(split, n, side, out_dir,
                                 lambda k: bar.update(task, completed=k, rate=rate_text(bar.tasks[task], "images")))
-        out.print(f"wrote {count} scenes to {out_dir}")
+        out.print(f"wrote {count} scenes to {clean(out_dir)}")
 
 
 @data_app.command("preview", cls=OneValueEach)
@@ -1200,7 +1200,7 @@ def data_preview(ctx: typer.Context,
             warn(dataset.skipped_message())
         dataset.augment = augment
         shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
-        out.print(f"wrote {preview(source, target, n=n, side=side, dataset=dataset, text=shown)}")
+        out.print(f"wrote {clean(preview(source, target, n=n, side=side, dataset=dataset, text=shown))}")
         for why, places in sorted(dataset.every.items()) if list_skipped else ():
             for place in places:
                 out.print(f"{why}: {clean(place)}", markup=False, highlight=False, soft_wrap=True)
@@ -1277,12 +1277,12 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
     that names each as it is written, and --explain's word contributions."""
     from t2i_cli import rerank as rr
 
-    said.append(f"wrote {rr.write_ranking(folder, ranked)}")
+    said.append(f"wrote {clean(rr.write_ranking(folder, ranked))}")
     if top:
-        said.append(f"wrote {rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side)}")
+        said.append(f"wrote {clean(rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side))}")
     if link_best:
         kept, copied = rr.link_best(folder, ranked, top)
-        said.append(f"{folder / rr.BEST} holds the best {len(kept)} ({copied} copied now)")
+        said.append(f"{clean(folder / rr.BEST)} holds the best {len(kept)} ({copied} copied now)")
     if explain:
         best = ranked[0]
         from t2i_cli.images import load_rgb, tensor_from_image
@@ -1292,7 +1292,7 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
         said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
         if pipe.bundle.clip.cfg.word_region:
             maps = rr.explain_maps(pipe, image, best.prompt)
-            said.append(f"wrote {rr.write_explain(folder, best.path.stem, image, maps)} (where each word looks; "
+            said.append(f"wrote {clean(rr.write_explain(folder, best.path.stem, image, maps))} (where each word looks; "
                         f"beside each word, the cosine of the word and what it attends to)")
         elif not quiet:
             warn("this CLIP has no word-region head, so --explain shows no attention maps "
@@ -1456,7 +1456,7 @@ def _write_eval_json(path: Path, result: dict, force: bool) -> None:
 
     _check_eval_json(path, force)
     atomic_write_json(path, result)
-    out.print(f"wrote {path}")
+    out.print(f"wrote {clean(path)}")
 
 
 def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,
