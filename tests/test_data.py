@@ -378,6 +378,27 @@ def test_a_long_thin_picture_is_resized_no_larger_than_the_square_it_becomes(tmp
     assert np.array_equal(np.asarray(load_rgb(tmp_path / "square.png", 32)), np.asarray(want))
 
 
+def test_an_upright_rgba_picture_is_read_without_extra_full_size_copies(tmp_path, monkeypatch):
+    """A picture that is under Pillow's pixel bound but large (88 megapixels of RGBA in a 0.7 MB PNG) took 2.2 GB
+    to read: an upright one was copied by exif_transpose, and an RGBA one converted to RGBA. The same pixels come
+    out without those copies."""
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (90, 70, 4), dtype=np.uint8)
+    Image.fromarray(arr, "RGBA").save(tmp_path / "a.png")
+    with Image.open(tmp_path / "a.png") as im:
+        im.load()
+        want = images.square(images.to_rgb(ImageOps.exif_transpose(im)), 32)  # the old way
+    copies = []
+    real_transpose, real_convert = ImageOps.exif_transpose, Image.Image.convert
+    monkeypatch.setattr(ImageOps, "exif_transpose", lambda im, **k: copies.append("transpose") or real_transpose(im))
+    monkeypatch.setattr(Image.Image, "convert",
+                        lambda self, mode=None, *a, **k: copies.append(f"{self.mode}->{mode}") or real_convert(
+                            self, mode, *a, **k))
+    got = images.load_rgb(tmp_path / "a.png", 32)
+    assert got.tobytes() == want.tobytes()
+    assert "transpose" not in copies and "RGBA->RGBA" not in copies, copies
+
+
 def test_a_photo_with_a_broken_exif_block_loads_without_pillows_warnings(tmp_path):
     """A tag whose data runs past the EXIF block made Pillow print a two-line UserWarning per read (once per
     epoch in training); the picture reads, its readable orientation is kept, and nothing is printed."""

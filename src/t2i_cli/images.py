@@ -65,8 +65,9 @@ def load_rgb(path: Path, side: int) -> Image.Image:
             stored = im.size
             drafted = im.draft(None, (DRAFT_MARGIN * side, DRAFT_MARGIN * side))  # JPEG only (None otherwise)
             im.load()
-            if drafted is None or drafted[1][2:] == stored:
-                return square(to_rgb(ImageOps.exif_transpose(im)), side)  # a phone's photo as it is shown
+            if drafted is None or drafted[1][2:] == stored:  # a phone's photo as it is shown; no copy when upright
+                upright = im.getexif().get(0x0112, 1) in (1, None)
+                return square(to_rgb(im if upright else ImageOps.exif_transpose(im)), side)
             orientation = im.getexif().get(0x0112, 1)
             img = to_rgb(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -135,7 +136,7 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Im
         im = im.convert("F").point(lambda v: v * scale).convert("L")
     # a palette, RGB or grey PNG marks a transparent colour (tRNS) in info; convert("RGBA") applies it
     if "transparency" in im.info and im.mode in ("P", "RGB", "L", "1") or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = im.convert("RGBA")
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")  # (a large picture is not copied once more)
         plate = Image.new("RGBA", rgba.size, (*background, 255))
         return Image.alpha_composite(plate, rgba).convert("RGB")
     return im.convert("RGB")
