@@ -182,6 +182,24 @@ def test_manifest_lines_that_are_not_pairs_are_bad_lines_and_a_bom_is_not_text(t
     assert listed.every == {"bad manifest line": [f"{manifest} line {n}" for n in range(2, 2 + len(bad))]}
 
 
+def test_a_caption_is_cut_into_lines_at_line_breaks_only(tmp_path):
+    """str.splitlines also splits at a form feed, U+2028 and file/group separators: one caption became three."""
+    make_pair(tmp_path, "a", "")
+    (tmp_path / "a.txt").write_text("a red caption with\u2028a line separator and \x0ca form feed\r\nsecond\rthird\n",
+                                    encoding="utf-8", newline="")
+    ds = data.open_source(str(tmp_path), 8, val_fraction=0.0)
+    assert ds.captions_at(0) == ["a red caption with\u2028a line separator and \x0ca form feed", "second", "third"]
+
+
+def test_a_utf16_manifest_says_so(tmp_path):
+    """Saved as UTF-16 (Notepad's "Unicode"), it was "found only: 3 bad manifest line"."""
+    make_image(tmp_path / "one.png")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"image": "one.png", "caption": "a red square"}\n', encoding="utf-16")
+    with pytest.raises(DataError, match="m.jsonl is saved as UTF-16 or UTF-32; save it as UTF-8"):
+        data.open_source(str(manifest), 8)
+
+
 def test_a_sub_folder_that_cannot_be_listed_is_counted_and_named(tmp_path, monkeypatch):
     """os.walk passed over a folder it could not list (no permission) without a word: its pictures were left
     out of the training set silently."""

@@ -352,8 +352,10 @@ def _kept_captions(lines: list[str], where: object, skipped: Skips) -> list[str]
 
 
 def _caption_lines(text: str) -> list[str]:
-    """The non-empty lines of a caption text, each one caption (a UTF-8 byte-order mark is not text)."""
-    return [line.strip() for line in text.removeprefix("\ufeff").splitlines() if line.strip()]
+    """The non-empty lines of a caption text, each one caption (a UTF-8 byte-order mark is not text). Lines end
+    at a line break only (LF, CR LF or CR): str.splitlines also splits at a form feed, U+2028 and other separators,
+    which cut one caption into several."""
+    return [line.strip() for line in re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")) if line.strip()]
 
 
 def _caption_text(raw: bytes) -> str:
@@ -459,6 +461,10 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
     except OSError as e:
         raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
     with f:
+        if f.read(4).startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 or -32 (Notepad's "Unicode"): no line reads
+            raise DataError(f"manifest {manifest} is saved as UTF-16 or UTF-32; save it as UTF-8 (one JSON object "
+                            f"per line)")
+        f.seek(0)
         for number, raw in enumerate(iter(lambda: f.readline(MAX_MANIFEST_LINE + 6), b"")):  # + BOM, CR LF
             if len(raw.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")) > MAX_MANIFEST_LINE:  # skip the rest unheld
                 while raw and not raw.endswith(b"\n"):
