@@ -807,6 +807,23 @@ def test_eval_json_replaces_an_earlier_eval_result_or_any_file_with_force(tiny_w
         assert json.loads(data_json.read_text())["seed"] == int(seed)
 
 
+def test_eval_data_says_what_of_the_folder_it_could_not_use(tiny_weights, tmp_path):
+    """Training warns about the files a folder's pictures left out; eval --data said nothing of them."""
+    from conftest import run
+
+    for i in range(40):
+        make_pair(tmp_path / "d", f"p{i:02d}", "a red bird", colour=colour(i))
+    (tmp_path / "d" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "d" / "broken.txt").write_text("a broken bird")
+    (tmp_path / "d" / "alone.png").write_bytes((tmp_path / "d" / "p00.png").read_bytes())
+    r = run("eval", "--data", tmp_path / "d", "--weights", tiny_weights, "--n", "1", "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, r.stderr
+    assert "warning: " in r.stderr and "skipped 2 item(s)" in r.stderr and "of its validation images" in r.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["skipped"].startswith("skipped 2 item(s)")
+    quiet = run("eval", "--data", tmp_path / "d", "--weights", tiny_weights, "--n", "1", "-q")
+    assert quiet.exit_code == 0 and "skipped" not in quiet.stderr
+
+
 def test_the_val_split_reads_the_first_8_bytes_of_the_images_sha256():
     """val_score is the digest's first 16 hex digits as a fraction of 2**64 (the split of every folder already
     trained on depends on it: another slice would move images between train and val)."""

@@ -1497,6 +1497,8 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     out.print("* t2i's own CLIP embeddings: compares models on the same data, not comparable with published FID.")
     if "clip" not in result:
         warn(f"{folder} has no clip.safetensors: no CLIP score or Frechet distance")
+    if result.get("skipped") and not quiet:
+        warn(f"{data}: {result['skipped']} of its validation images")
     if json_path is not None:
         _write_eval_json(json_path, result, force)
 

@@ -64,6 +64,8 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
                None if progress is None else lambda done, total: progress("checking pictures", done, total))
     count = min(n, len(val))
     result: dict[str, Any] = {"source": source, "n": count, "val_size": len(val), "seed": seed, "draws": draws}
+    if (skipped := val.skipped_message()) is not None:  # what of the source could not be used (as training says)
+        result["skipped"] = skipped
     clip = b.clip
     if clip is not None:
         side = clip.cfg.image_side
