@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -68,13 +69,24 @@ class TextTokenizer:
     def train(cls, texts: Iterable[str], vocab_size: int = 1024, min_frequency: int = 1) -> "TextTokenizer":
         """Train a BPE tokenizer of at most vocab_size tokens on an iterable of captions. The library keeps every
         character it sees, whatever the vocabulary size (captions of 400 distinct CJK characters made 419 tokens
-        of a --vocab-size 128): the alphabet is limited to the most frequent characters that fit beside [UNK]
-        (the rest read as unknown), which changes nothing where the alphabet fits."""
+        of a --vocab-size 128): where the captions hold more characters than fit beside [UNK], the most frequent
+        are kept (ties by character, so the same captions give the same tokenizer: the library's own
+        limit_alphabet breaks ties in a random order) and the rest read as unknown. Where the alphabet fits,
+        nothing changes."""
+        texts = list(texts)
         tok = Tokenizer(models.BPE(unk_token=UNK))
         tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(ch for ch in tok.normalizer.normalize_str(text) if not ch.isspace())
+        room = max(1, vocab_size - 1)
+        alphabet = {}
+        if len(counts) > room:  # given as the initial alphabet, exactly these are kept
+            kept = sorted(counts, key=lambda ch: (-counts[ch], ch))[:room]
+            alphabet = {"initial_alphabet": kept, "limit_alphabet": len(kept)}
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[UNK],
-                                      limit_alphabet=max(1, vocab_size - 1), show_progress=False)
+                                      show_progress=False, **alphabet)
         tok.train_from_iterator(texts, trainer=trainer)
         return cls(tok)
 
