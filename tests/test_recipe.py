@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -542,3 +543,22 @@ def test_a_stage_whose_final_validation_failed_is_finished_by_the_next_command(u
     assert sorted(p.name for p in (out / "transformer" / "samples").iterdir()) == sorted(
         p.name for p in (ref / "samples").iterdir())
     assert weights_of(out) == weights_of(uninterrupted)
+
+
+def test_a_whole_run_refreshes_its_weights_folder_as_one_set(uninterrupted, tmp_path):
+    """RUN/weights held another tokenizer and transformer (a run whose stages were redone): the whole run exported
+    stage by stage, and its tokenizer was checked against the old transformer still there, so the repeat failed
+    ("would not load"). It is refreshed as one set, checked whole."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted, run_dir)
+    weights = run_dir / "weights"
+    from t2i_cli.models.transformer import Transformer
+    from t2i_cli.weights import load_model, save_model
+
+    cfg = load_model(weights / "transformer.safetensors", "transformer").cfg  # another run's: one token more
+    other = Transformer(dataclasses.replace(cfg, text_vocab=cfg.text_vocab + 1))
+    save_model(other, weights / "transformer.safetensors", "transformer")
+    r = run(*ALL, "--out", run_dir)
+    assert r.exit_code == 0, r.stderr
+    for name in ("tokenizer.json", "transformer.safetensors"):
+        assert (weights / name).read_bytes() == (uninterrupted / "weights" / name).read_bytes()

@@ -165,8 +165,23 @@ def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp
         result = runner.invoke(app, ["export", *map(str, runs), "--to", str(to), "--force"])
         assert result.exit_code == 2 and "would not load" in result.stderr and result.stderr.count("\n") == 1, (
             result.stderr)
+    assert "beside what it keeps (dvae.safetensors, transformer.safetensors: remove or replace it)" in result.stderr
     assert not (tmp_path / "w5").exists() and not (tmp_path / "w8").exists()
     assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+    # a tokenizer of the same size but other tokens (two swapped): the counts fit, and --force wrote a folder that
+    # read the transformer's prompts with the CLIP's tokenizer
+    swapped = tmp_path / "clip-swapped"
+    shutil.copytree(tiny_runs / "clip", swapped)
+    spec = json.loads((swapped / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    a, b = sorted(vocab, key=vocab.get)[5:7]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    (swapped / "tokenizer.json").write_text(json.dumps(spec))
+    result = runner.invoke(app, ["export", str(tiny_runs / "tr"), str(swapped), "--to", str(tmp_path / "w9"),
+                                 "--force"])
+    assert result.exit_code == 2 and f"{tiny_runs / 'tr'} was trained with another tokenizer" in result.stderr, (
+        result.stderr)
+    assert not (tmp_path / "w9").exists()
 
 
 def test_export_prints_the_files_it_wrote_with_terminal_escapes_escaped(tiny_runs: Path, tmp_path: Path):

@@ -21,7 +21,7 @@ from t2i_cli.train import (
     Interrupted,
     TrainConfig,
     clean_stale_temporaries,
-    export_run,
+    export_runs,
     finished,
 )
 from t2i_cli.train_options import PLAN, bad_setting, is_whole_run, rank_zero, stored_data
@@ -105,9 +105,8 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
             raise _interrupted(run_dir, e) from None
         raise
     weights = run_dir / "weights"
-    try:
-        for stage in ORDER:
-            export_run(run_dir / stage, weights, force=True, note=warn)  # the run's own export folder: refreshed
+    try:  # the run's own export folder, refreshed as one set (checked whole: not a stage against the old others)
+        export_runs([run_dir / stage for stage in ORDER], weights, force=True, note=warn)
     except KeyboardInterrupt:
         raise _interrupted(run_dir, None) from None
     summary["weights"] = str(weights)

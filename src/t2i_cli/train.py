@@ -912,6 +912,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     planned: dict[str, Path] = {}  # target name -> source file
     notes: list[str] = []
     clip_runs: list[Path] = []
+    model_runs: list[Path] = []  # the transformer and CLIP runs: each read prompts with its own tokenizer.json
     for run_dir in map(Path, run_dirs):
         cfg = read_run_config(run_dir, "give export the folders of `t2i train` runs")
         if cfg.stage != "tokenizer":
@@ -926,6 +927,8 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
                 raise UsageError(f"{len(clip_runs)} CLIP runs given ({', '.join(map(str, clip_runs))}); a weights "
                                  f"folder holds two rerankers at most (clip.safetensors and {SECOND_CLIP})")
             model_name = "clip.safetensors" if len(clip_runs) == 1 else SECOND_CLIP
+        if cfg.stage in ("transformer", "clip"):
+            model_runs.append(run_dir)
         names = ["tokenizer.json", "dvae.safetensors", model_name]
         if cfg.stage != "tokenizer" and not (run_dir / f"{cfg.stage}.safetensors").is_file():
             raise UsageError(f"{run_dir} has no trained {cfg.stage} model yet; train it first")
@@ -952,7 +955,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
             # and a model file that t2i could not load (a config missing or edited) is not exported either
             kind = "clip" if name == SECOND_CLIP else name.removesuffix(".safetensors")
             configs[name] = load_model(src, kind).cfg
-    _refuse_misfits(to, planned, configs)
+    _refuse_misfits(to, planned, configs, model_runs)
     if len(clip_runs) == 2:
         lens = [configs[n].text_len for n in ("clip.safetensors", SECOND_CLIP)]
         if lens[0] != lens[1]:
@@ -981,28 +984,40 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     return atomic_write_set(writes)  # all or none: a stop between two files left one run's dVAE beside another's model
 
 
-def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any]) -> None:
-    """Refuse an export whose folder would not load: the files it writes and those of the folder it keeps, when
-    they were not trained together (`export --force` of a transformer run and a CLIP run on another tokenizer wrote
-    a folder that no command could use)."""
+def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any], model_runs: list[Path]) -> None:
+    """Refuse an export whose folder would not load, or would load a model beside another tokenizer than the one
+    it was trained with: the files it writes and those of the folder it keeps (`export --force` of a transformer
+    run and a CLIP run on another tokenizer wrote a folder that no command could use, or, with tokenizers of one
+    size, one that read prompts with the wrong tokenizer). model_runs: the transformer and CLIP runs exported,
+    each holding the tokenizer it was trained with."""
+    kept: list[str] = []
+
     def part(name: str, kind: str):
         if name in configs:
             return configs[name]
         if (to / name).is_file():  # kept from the folder as it is
             try:
-                return load_tokenizer(to / name) if kind == "tokenizer" else load_model(to / name, kind).cfg
+                found = load_tokenizer(to / name) if kind == "tokenizer" else load_model(to / name, kind).cfg
             except WeightsError:
                 return None  # a damaged file there is load's to name (and an export's to replace)
+            kept.append(name)
+            return found
         return None
 
     tok = load_tokenizer(planned["tokenizer.json"]) if "tokenizer.json" in planned else part("tokenizer.json",
                                                                                                 "tokenizer")
     clips = [c for c in (part("clip.safetensors", "clip"), part(SECOND_CLIP, "clip")) if c is not None]
     problems = misfits(tok, part("dvae.safetensors", "dvae"), part("transformer.safetensors", "transformer"), clips)
+    final = planned.get("tokenizer.json", to / "tokenizer.json")
+    if not problems and final.is_file():
+        text = final.read_bytes()
+        problems = [f"{run} was trained with another tokenizer than {final}" for run in model_runs
+                    if (run / "tokenizer.json").is_file() and (run / "tokenizer.json").read_bytes() != text]
     if problems:
-        raise UsageError(f"the weights folder {to} would not load ({'; '.join(problems)}); export runs that were "
-                         f"trained together (a transformer or CLIP run with the tokenizer and dVAE it was trained on); "
-                         f"nothing was written")
+        beside = f" beside what it keeps ({', '.join(kept)}: remove or replace it)" if kept else ""
+        raise UsageError(f"the weights folder {to} would not load as trained ({'; '.join(problems)}){beside}; "
+                         f"export runs that were trained together (a transformer or CLIP run with the tokenizer and "
+                         f"dVAE it was trained on); nothing was written")
 
 
 def _refuse_non_finite(path: Path) -> None:
