@@ -763,3 +763,15 @@ def test_a_data_error_in_a_loader_worker_is_its_one_line(tmp_path, monkeypatch):
     r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "3", "--workers", "1", "--sample-every", "0",
             "--out", tmp_path / "run", "-q")
     assert r.exit_code == 1 and r.stderr == "error: image /x/gone.png does not exist; check the path\n", r.stderr
+
+
+def test_a_worker_error_keeps_its_whole_message():
+    """The message of an error re-raised from a DataLoader worker is its last traceback line: a message that spans
+    lines (a path with a line break) lost its start."""
+    from t2i_cli.cli import worker_message
+
+    msg = ("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+           '  File "/x/images.py", line 64, in load_rgb\n    raise unreadable(path, "image", e) from e\n'
+           "t2i_cli.errors.DataError: image /data/summer\n2024/a.png does not exist; check the path\n")
+    assert worker_message(msg) == "image /data/summer\n2024/a.png does not exist; check the path"
+    assert worker_message("a plain message") == "a plain message"

@@ -242,10 +242,13 @@ def worker_message(msg: str) -> str:
     """An error raised in a DataLoader worker reaches the training process re-raised with the worker's whole
     traceback as its message ("Caught DataError in DataLoader worker process 0. Original Traceback ...
     t2i_cli.errors.DataError: image x.png does not exist"): its last line, without the class, is what to say."""
-    if "\nOriginal Traceback (most recent call last):" not in msg:
+    head, sep, trace = msg.partition("\nOriginal Traceback (most recent call last):\n")
+    if not sep:
         return msg
-    last = msg.rstrip().splitlines()[-1]
-    return re.sub(r"^[\w.]+(Error|Exception|Interrupt)\w*: ", "", last)
+    lines = trace.rstrip("\n").split("\n")
+    frames = [i for i, line in enumerate(lines) if line.startswith("  ")]  # "  File ...", its source line
+    error = "\n".join(lines[frames[-1] + 1:] if frames else lines)  # the error, whole (its message may span lines)
+    return re.sub(r"^[\w.]+(Error|Exception|Interrupt)\w*: ", "", error)
 
 
 def check_text(**texts: str | None) -> None:
@@ -1498,7 +1501,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     if "clip" not in result:
         warn(f"{folder} has no clip.safetensors: no CLIP score or Frechet distance")
     if result.get("skipped") and not quiet:
-        warn(f"{data}: {result['skipped']} of its validation images")
+        warn(f"{data}: {result['skipped']}")
     if json_path is not None:
         _write_eval_json(json_path, result, force)
 

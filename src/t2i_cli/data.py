@@ -461,7 +461,7 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
     except OSError as e:
         raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
     with f:
-        if f.read(4).startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 or -32 (Notepad's "Unicode"): no line reads
+        if f.read(4).startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # UTF-16 / -32 (Notepad's "Unicode")
             raise DataError(f"manifest {manifest} is saved as UTF-16 or UTF-32; save it as UTF-8 (one JSON object "
                             f"per line)")
         f.seek(0)

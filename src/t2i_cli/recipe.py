@@ -55,8 +55,7 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(recorded, dict):
             raise UsageError(f"{path} does not hold a run's settings; start the run again in a new --out")
         if (wrong := bad_setting(recorded)) is not None:
-            raise UsageError(f"{path}: {wrong}; was it edited? Put back what t2i wrote, or start the run again "
-                             f"in a new --out")
+            raise UsageError(f"{path}: {wrong}; put back what t2i wrote, or start the run again in a new --out")
         # A run started before t2i 0.10.0 mirrored no picture, one before 0.11.0 cropped none, one before 0.12.0
         # averaged no weights: its later stages train as they would have (the same command names no --flip,
         # --crop or --ema).
