@@ -15,7 +15,7 @@ from t2i_cli.pipeline import PRECISIONS, Generated
 from t2i_cli.sampling import SamplingConfig
 
 MAX_RECORDED_N = 256  # the largest --n (cli.MAX_N): a PNG cannot ask --from for more work than a command could
-MAX_RECORDED_PROMPT = 128 << 10  # characters of a recorded prompt: the longest argument Linux passes a command
+MAX_RECORDED_PROMPT = 128 << 10  # characters of a recorded prompt (the longest argument Linux passes a command)
 SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (its value says which kind)
 _NUMBERED = re.compile(r"-\d{3,}$")  # the counter write_new puts after a stem
 
@@ -150,8 +150,8 @@ def recorded_settings(path: Path) -> Recorded:
                    strength=get("strength", float, None, False), redraws=get("redraws", int, 1, False))
     for key, text in (("prompt", rec.prompt), ("negative", rec.negative or "")):
         if len(text) > MAX_RECORDED_PROMPT:  # tokenizing it would take minutes
-            raise DataError(f"{path}: its recorded {key} is {len(text):,} characters long, longer than a command "
-                            f"line could have given; {EDITED}")
+            raise DataError(f"{path}: its recorded {key} is {len(text):,} characters long, more than the "
+                            f"{MAX_RECORDED_PROMPT:,} t2i redraws; {EDITED}")
     if not (0 <= rec.index < rec.n <= MAX_RECORDED_N) or not 0 <= rec.seed < 2**63:
         raise DataError(f"{path}: its recorded seed, n or index is out of range")
     if rec.image_mode is not None and (rec.image_mode not in ("complete", "inpaint", "vary") or not rec.image_sha256):
