@@ -774,4 +774,6 @@ def test_a_worker_error_keeps_its_whole_message():
            '  File "/x/images.py", line 64, in load_rgb\n    raise unreadable(path, "image", e) from e\n'
            "t2i_cli.errors.DataError: image /data/summer\n2024/a.png does not exist; check the path\n")
     assert worker_message(msg) == "image /data/summer\n2024/a.png does not exist; check the path"
+    indented = msg.replace("summer\n2024", "summer\n  2024")  # a continuation that looks like a frame's line
+    assert worker_message(indented) == "image /data/summer\n  2024/a.png does not exist; check the path"
     assert worker_message("a plain message") == "a plain message"

@@ -163,3 +163,6 @@ def test_the_vocabulary_is_never_larger_than_asked_for():
     assert all(tok.tokenizer.token_to_id(ch) is not None for ch in "abird")  # frequent characters are kept
     rare = next(ch for ch in "".join(captions) if tok.tokenizer.token_to_id(ch) is None)
     assert tok.encode(rare, 4).ids[0] == tok.unk_id
+    # characters counted as the library sees them: U+001F is space to Python, not to the pre-tokenizer
+    assert TextTokenizer.train(["abc def", "ghi\x1fjk"], vocab_size=12).n_bpe == 12
+    assert TextTokenizer.train(iter(["abc def", "ghi jk"]), vocab_size=100).n_bpe > 10  # a one-shot iterator too

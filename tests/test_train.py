@@ -181,7 +181,16 @@ def test_export_checks_every_conflict_before_writing_a_file(tiny_runs: Path, tmp
                                  "--force"])
     assert result.exit_code == 2 and f"{tiny_runs / 'tr'} was trained with another tokenizer" in result.stderr, (
         result.stderr)
+    assert "beside what it keeps" not in result.stderr  # the two runs disagree: nothing kept is in the way
     assert not (tmp_path / "w9").exists()
+    # the same CLIP alone into the folder of the transformer: its tokenizer would replace the transformer's
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
+    result = runner.invoke(app, ["export", str(swapped), "--to", str(other), "--force"])
+    assert result.exit_code == 2 and "replaces the tokenizer transformer.safetensors was trained with" in (
+        result.stderr) and "beside what it keeps (transformer.safetensors: remove or replace it)" in result.stderr, (
+        result.stderr)
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+    t2i("export", tiny_runs / "clip", "--to", other)  # its own tokenizer's CLIP is welcome
 
 
 def test_export_prints_the_files_it_wrote_with_terminal_escapes_escaped(tiny_runs: Path, tmp_path: Path):

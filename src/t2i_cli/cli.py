@@ -246,8 +246,11 @@ def worker_message(msg: str) -> str:
     if not sep:
         return msg
     lines = trace.rstrip("\n").split("\n")
-    frames = [i for i, line in enumerate(lines) if line.startswith("  ")]  # "  File ...", its source line
-    error = "\n".join(lines[frames[-1] + 1:] if frames else lines)  # the error, whole (its message may span lines)
+    frames = [i for i, line in enumerate(lines) if line.startswith('  File "')]
+    start = frames[-1] + 1 if frames else 0
+    while start < len(lines) and lines[start].startswith("    "):  # the frame's source line (and its ^ marks)
+        start += 1
+    error = "\n".join(lines[start:])  # the error, whole: its message may span lines, indented or not
     return re.sub(r"^[\w.]+(Error|Exception|Interrupt)\w*: ", "", error)
 
 

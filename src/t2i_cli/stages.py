@@ -477,21 +477,19 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset) -> dict[str, Any]:
     """Learn the BPE vocabulary from the source's captions; writes run_dir/tokenizer.json."""
     from t2i_cli.data import WorldDataset, caption_count, captions
 
-    learned = [0]
+    class Captions:  # read twice (the characters, then the training) without holding them all
+        def __iter__(self):
+            return captions(dataset, limit=cfg.tokenizer_captions)
 
-    def counted():
-        for caption in captions(dataset, limit=cfg.tokenizer_captions):
-            learned[0] += 1
-            yield caption
-
-    tok = TextTokenizer.train(counted(), vocab_size=cfg.vocab_size)
+    tok = TextTokenizer.train(Captions(), vocab_size=cfg.vocab_size)
+    learned = sum(1 for _ in Captions())
     text = tok.to_json().encode()
     if len(text) > MAX_TOKENIZER_FILE:  # what load_tokenizer would refuse: say so now, not at the next stage
         raise UsageError(f"the tokenizer of {tok.n_bpe:,} tokens is {len(text):,} bytes, more than the "
                          f"{MAX_TOKENIZER_FILE >> 20} MB a tokenizer file may hold; use a smaller --vocab-size")
     atomic_write_bytes(Path(run_dir) / "tokenizer.json", text)
-    summary = {"vocab": tok.n_bpe, "captions": learned[0]}
-    if not isinstance(dataset, WorldDataset) and learned[0] < (total := caption_count(dataset)):
+    summary = {"vocab": tok.n_bpe, "captions": learned}
+    if not isinstance(dataset, WorldDataset) and learned < (total := caption_count(dataset)):
         summary["captions_in_source"] = total  # a sample of them, spread evenly over it (data.captions)
     return summary
 

@@ -988,33 +988,51 @@ def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any],
     """Refuse an export whose folder would not load, or would load a model beside another tokenizer than the one
     it was trained with: the files it writes and those of the folder it keeps (`export --force` of a transformer
     run and a CLIP run on another tokenizer wrote a folder that no command could use, or, with tokenizers of one
-    size, one that read prompts with the wrong tokenizer). model_runs: the transformer and CLIP runs exported,
-    each holding the tokenizer it was trained with."""
-    kept: list[str] = []
+    size, one that read prompts with the wrong tokenizer; so did a new tokenizer beside a kept transformer).
+    model_runs: the transformer and CLIP runs exported, each holding the tokenizer it was trained with. The files
+    the folder keeps are named only where they are in the way."""
+    def kept_part(name: str, kind: str):
+        if name in planned or not (to / name).is_file():
+            return None
+        try:
+            return load_tokenizer(to / name) if kind == "tokenizer" else load_model(to / name, kind).cfg
+        except WeightsError:
+            return None  # a damaged file there is load's to name (and an export's to replace)
 
-    def part(name: str, kind: str):
-        if name in configs:
-            return configs[name]
-        if (to / name).is_file():  # kept from the folder as it is
-            try:
-                found = load_tokenizer(to / name) if kind == "tokenizer" else load_model(to / name, kind).cfg
-            except WeightsError:
-                return None  # a damaged file there is load's to name (and an export's to replace)
-            kept.append(name)
-            return found
-        return None
+    new_tok = load_tokenizer(planned["tokenizer.json"]) if "tokenizer.json" in planned else None
+    names = {"tokenizer.json": "tokenizer", "dvae.safetensors": "dvae", "transformer.safetensors": "transformer",
+             "clip.safetensors": "clip", SECOND_CLIP: "clip"}
+    kept = {name: found for name, kind in names.items() if (found := kept_part(name, kind)) is not None}
 
-    tok = load_tokenizer(planned["tokenizer.json"]) if "tokenizer.json" in planned else part("tokenizer.json",
-                                                                                                "tokenizer")
-    clips = [c for c in (part("clip.safetensors", "clip"), part(SECOND_CLIP, "clip")) if c is not None]
-    problems = misfits(tok, part("dvae.safetensors", "dvae"), part("transformer.safetensors", "transformer"), clips)
+    def fit(parts: dict[str, Any]) -> list[str]:
+        clips = [parts[n] for n in ("clip.safetensors", SECOND_CLIP) if parts.get(n) is not None]
+        return misfits(parts.get("tokenizer.json"), parts.get("dvae.safetensors"),
+                       parts.get("transformer.safetensors"), clips)
+
+    written = {**configs, **({"tokenizer.json": new_tok} if new_tok is not None else {})}
+    problems, in_the_way = fit(written), []  # among what this export writes alone
+    if not problems and (problems := fit({**kept, **written})):
+        in_the_way = list(kept)
     final = planned.get("tokenizer.json", to / "tokenizer.json")
     if not problems and final.is_file():
         text = final.read_bytes()
         problems = [f"{run} was trained with another tokenizer than {final}" for run in model_runs
                     if (run / "tokenizer.json").is_file() and (run / "tokenizer.json").read_bytes() != text]
+        in_the_way = ["tokenizer.json"] if problems and "tokenizer.json" in kept else []
+    old = to / "tokenizer.json"
+    if not problems and new_tok is not None and "tokenizer.json" not in kept and old.is_file():
+        models = [n for n in names if n != "tokenizer.json" and n in kept and n not in ("dvae.safetensors",)]
+        if models and old.read_bytes() != planned["tokenizer.json"].read_bytes():
+            try:
+                load_tokenizer(old)  # (a damaged one trained nothing: replacing it is a repair)
+            except WeightsError:
+                models = []
+            if models:
+                problems = [f"{planned['tokenizer.json']} replaces the tokenizer {', '.join(models)} "
+                            f"{'was' if len(models) == 1 else 'were'} trained with"]
+                in_the_way = models
     if problems:
-        beside = f" beside what it keeps ({', '.join(kept)}: remove or replace it)" if kept else ""
+        beside = f" beside what it keeps ({', '.join(in_the_way)}: remove or replace it)" if in_the_way else ""
         raise UsageError(f"the weights folder {to} would not load as trained ({'; '.join(problems)}){beside}; "
                          f"export runs that were trained together (a transformer or CLIP run with the tokenizer and "
                          f"dVAE it was trained on); nothing was written")

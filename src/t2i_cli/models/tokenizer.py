@@ -73,13 +73,15 @@ class TextTokenizer:
         are kept (ties by character, so the same captions give the same tokenizer: the library's own
         limit_alphabet breaks ties in a random order) and the rest read as unknown. Where the alphabet fits,
         nothing changes."""
-        texts = list(texts)
+        if iter(texts) is texts:  # a one-shot iterator: read twice below (a list or a re-iterable is not copied)
+            texts = list(texts)
         tok = Tokenizer(models.BPE(unk_token=UNK))
         tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
         counts: Counter[str] = Counter()
-        for text in texts:
-            counts.update(ch for ch in tok.normalizer.normalize_str(text) if not ch.isspace())
+        for text in texts:  # the characters the library will see: normalised, in the pre-tokenizer's pieces
+            for piece, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
+                counts.update(piece)
         room = max(1, vocab_size - 1)
         alphabet = {}
         if len(counts) > room:  # given as the initial alphabet, exactly these are kept
