@@ -252,7 +252,8 @@ def edited_png(src: Path, dst: Path, **changes: str) -> Path:
     (["--keep-top", "0.25"], {"keep_top": "2"}, "out of range (keep_top must be between 0 and 1"),
     (["--mask", "MASK"], {"redraws": "0"}, "out of range (redraws must be in 1..16, got 0)"),
     # tokenizing half a megabyte of prompt took minutes
-    ([], {"prompt": "a red bird " * 12000}, "its recorded prompt is 132,000 characters long, more than the 131,072"),
+    ([], {"prompt": "a red bird " * 12000},
+     "its recorded prompt is 132,000 characters long, more than the 131,072 characters"),
     ([], {"negative": "x" * 140000}, "its recorded negative is 140,000 characters long"),
     # combinations a command line cannot give were answered as flags (--negative, --redraws), exit 2
     ([], {"negative": "   "}, "do not go together (negative is empty"),

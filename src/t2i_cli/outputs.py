@@ -151,7 +151,7 @@ def recorded_settings(path: Path) -> Recorded:
     for key, text in (("prompt", rec.prompt), ("negative", rec.negative or "")):
         if len(text) > MAX_RECORDED_PROMPT:  # tokenizing it would take minutes
             raise DataError(f"{path}: its recorded {key} is {len(text):,} characters long, more than the "
-                            f"{MAX_RECORDED_PROMPT:,} t2i redraws; {EDITED}")
+                            f"{MAX_RECORDED_PROMPT:,} characters t2i redraws; {EDITED}")
     if not (0 <= rec.index < rec.n <= MAX_RECORDED_N) or not 0 <= rec.seed < 2**63:
         raise DataError(f"{path}: its recorded seed, n or index is out of range")
     if rec.image_mode is not None and (rec.image_mode not in ("complete", "inpaint", "vary") or not rec.image_sha256):

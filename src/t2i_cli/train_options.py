@@ -46,7 +46,8 @@ def bad_setting(recorded: dict) -> str | None:
     for key, value in recorded.items():
         kind = SETTING_KINDS.get(key)
         if kind is None:
-            return f"it records {str(key)[:40]!r}, which t2i {__version__} does not know (edited, or a newer t2i's)"
+            return (f"it records {str(key)[:40]!r}, which t2i {__version__} does not know (continue a run of a newer "
+                    f"t2i with that t2i)")
         if value is None and key not in ("data", "preset"):
             continue
         ok = (type(value) in (int, float) if kind is float else
