@@ -38,7 +38,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
             for loss in args.losses:
-                out = fresh_run_dir(args.keep or Path(tmp), data, loss)
+                out = fresh_run_dir(args.keep.absolute() if args.keep else Path(tmp), data, loss)
                 res = train(data, args.steps, out, ["--recon-loss", loss, *args.extra], args.steps)
                 v, last = res["val"][-1], res["last"]
                 row = {"data": data, "loss": loss, "steps": args.steps, "val_psnr": v["val_psnr"],

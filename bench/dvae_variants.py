@@ -69,7 +69,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
             for name, extra in variants:
-                out = fresh_run_dir(args.keep or Path(tmp), data, name)
+                out = fresh_run_dir(args.keep.absolute() if args.keep else Path(tmp), data, name)
                 res = train(data, args.steps, out, extra, args.val_every or args.steps)
                 v = res["val"][-1]
                 row = {"data": data, "variant": name, "command": res["command"],
