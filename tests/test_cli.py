@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import build_tiny_folder, one_line_failure, run
+from conftest import SRC, build_tiny_folder, one_line_failure, run
 from t2i_cli import __version__
 from t2i_cli.errors import WeightsError
 from t2i_cli.images import read_png_text
@@ -602,6 +602,29 @@ def test_a_sampling_option_is_honoured_recorded_and_redrawn(tiny_weights, tmp_pa
         assert r.exit_code == 2 and flag in r.stderr and not (tmp_path / "d").exists(), r.stderr
 
 
+def test_a_closed_or_full_standard_output_is_one_line_not_a_traceback(tiny_weights, tmp_path):
+    """Started with stdout closed (`>&-`), a generate that wrote its PNG ended in a traceback at the final flush
+    (exit 1); `--version >/dev/full` was a traceback; a generate into /dev/full an "internal error"."""
+    import os
+
+    cmd = [sys.executable, "-m", "t2i_cli", "generate", "a red bird", "--weights", str(tiny_weights),
+           "--out", str(tmp_path / "out"), "--candidates", "1"]
+    env = {**os.environ, "PYTHONPATH": SRC}
+    for closed in (1, 2):
+        r = subprocess.run(cmd, stdout=subprocess.PIPE if closed == 2 else None, stderr=subprocess.PIPE
+                           if closed == 1 else None, timeout=120, env=env,
+                           preexec_fn=lambda fd=closed: os.close(fd), text=True)
+        assert r.returncode == 0, (closed, r.stdout, r.stderr)
+        assert "Traceback" not in (r.stderr or "")
+    assert len(pngs(tmp_path / "out")) == 2
+    with open("/dev/full", "w") as full:
+        v = subprocess.run([sys.executable, "-m", "t2i_cli", "--version"], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=60, env=env)
+        g = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    assert v.returncode == 1 and v.stderr == "error: cannot write to standard output: No space left on device\n"
+    assert g.returncode == 1 and g.stderr.startswith("error: No space left on device; the disk is full"), g.stderr
+
+
 def test_a_process_that_generates_ends_at_once_with_its_output_flushed_and_its_exit_code(tiny_weights, tmp_path):
     """`t2i generate` as its own process (main() skips the interpreter's teardown with os._exit): the PNG is
     whole, the path reaches stdout, and a bad input still exits 2 with its one line on stderr."""
@@ -883,3 +906,24 @@ def test_paths_with_terminal_escapes_are_printed_escaped(tiny_weights, tmp_path)
     assert "\x1b" not in r.stdout and "esc\\x1b[7m" in r.stdout, r.stdout
     r = run("data", "world", "--n", "2", "--side", "16", "--out", tmp_path / "w\x1b[31m")
     assert r.exit_code == 0 and "\x1b" not in r.stdout and "w\\x1b[31m" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("checkout", [True, False])
+def test_no_shipped_weights_says_how_to_give_some(tmp_path, monkeypatch, checkout):
+    """After `pip install .` (no weights beside the package) t2i said to run `make weights` (there is no Makefile,
+    and it trains into runs/default/weights anyway) about a folder inside site-packages, and never named
+    T2I_WEIGHTS."""
+    from t2i_cli import cli
+
+    root = tmp_path / "site"
+    (root / "weights").mkdir(parents=True)
+    if checkout:
+        (root / "pyproject.toml").write_text("")
+    monkeypatch.setattr(cli, "REPO_WEIGHTS", root / "weights")
+    monkeypatch.delenv("T2I_WEIGHTS", raising=False)
+    line = one_line_failure(run("generate", "a red bird", "--out", tmp_path / "out"), 1)
+    assert "--weights DIR" in line and "T2I_WEIGHTS=DIR" in line, line
+    assert ("git checkout -- weights" in line) == checkout and ("this install" in line) != checkout, line
+    monkeypatch.setenv("T2I_WEIGHTS", str(tmp_path / "nowhere"))
+    line = one_line_failure(run("generate", "a red bird", "--out", tmp_path / "out"), 1)
+    assert "does not exist" in line and "unset it" not in line, line

@@ -152,7 +152,12 @@ PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the 
                   "CPU only) or auto, the default (the fastest whose `t2i eval` is within a point of fp32's: bf16 "
                   "on a CPU with native bf16, else int8; fp32 on a GPU). With bf16 or int8 on a CPU with native "
                   "bf16 the dVAE decodes in bf16 too.")
-REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"  # beside src/ in a checkout (pip install -e)
+
+
+def shipped_weights() -> bool:
+    """Whether the weights that ship with the repository are where this t2i runs from (not in a `pip install .`)."""
+    return (REPO_WEIGHTS / "transformer.safetensors").is_file()
 
 
 class SAMPLING_DEFAULTS:
@@ -220,13 +225,17 @@ def weights_folder(given: Optional[Path]) -> Path:
         raise WeightsError(f"{named} {folder} is a file; {named} takes a weights folder{holder}")
     if named == "T2I_WEIGHTS" and not folder.exists():
         raise WeightsError(f"weights folder {folder} (from T2I_WEIGHTS) does not exist; set T2I_WEIGHTS to a "
-                           f"weights folder, or unset it to use the shipped one")
+                           f"weights folder" + (", or unset it to use the shipped one" if shipped_weights() else ""))
     return folder
 
 
 def _print_version(value: bool) -> None:
     if value:
-        out.print(f"t2i {__version__}")
+        try:
+            out.print(f"t2i {__version__}")
+        except OSError as e:  # `t2i --version >/dev/full` (it runs before any command's error handling)
+            say("error", "red", f"cannot write to standard output: {e.strerror or e}")
+            raise typer.Exit(1) from None
         raise typer.Exit(0)
 
 
@@ -296,6 +305,8 @@ def user_errors() -> Iterator[None]:
         if STATE["debug"]:
             raise
         line = os_error_line(e)
+        if line is None and e.filename is None and e.errno in OS_ERROR_ADVICE:  # standard output on a full disk
+            line = f"{e.strerror or e}; {OS_ERROR_ADVICE[e.errno]}"
         if line is None:  # possibly t2i's own path: a bug until shown otherwise
             say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
         else:
@@ -606,12 +617,16 @@ def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, re
 
 def _load_pipeline(weights: Path, device: str, need_clip: bool = False, precision: str = "fp32",
                    clip_precision: str = "fp32"):
-    """Load TextToImage, saying plainly when no trained weights are shipped."""
+    """Load TextToImage, saying plainly when no trained weights are shipped (before torch is imported)."""
+    if weights == REPO_WEIGHTS and not shipped_weights():
+        if (REPO_WEIGHTS.parent / "pyproject.toml").is_file():  # a checkout of the repository
+            raise T2IError(f"no trained weights in {weights}: restore the shipped ones (git checkout -- weights), "
+                           f"or train your own (`make weights`, into runs/default/weights) and pass --weights DIR "
+                           f"or set T2I_WEIGHTS=DIR")
+        raise T2IError("this install of t2i carries no weights (they ship in the repository's weights/ folder); "
+                       "pass --weights DIR or set T2I_WEIGHTS=DIR")
     from t2i_cli.pipeline import TextToImage
 
-    if weights == REPO_WEIGHTS and not (weights / "transformer.safetensors").is_file():
-        raise T2IError(f"no trained weights are shipped in {weights} yet; run `make weights` to train them "
-                       "or pass --weights DIR")
     return TextToImage.from_folder(weights, device, need_clip=need_clip, precision=precision,
                                    clip_precision=clip_precision)
 
@@ -1568,6 +1583,10 @@ def main() -> None:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if isinstance(e.code, str):
             print(e.code, file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):  # None where t2i started with it closed (`>&-`)
+            try:
+                if stream is not None:
+                    stream.flush()
+            except OSError:  # a full or closed output (`>/dev/full`): what could not be written is lost
+                code = code or 1
         os._exit(code)
