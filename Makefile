@@ -7,17 +7,39 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# The torch asked for, recorded beside the venv: another TORCH_SPEC or TORCH_INDEX installs torch again.
+TORCH_WANT := $(strip $(TORCH_SPEC) $(TORCH_INDEX))
+TORCH_RECORD := $(VENV)-torch-spec
 
-.PHONY: install demo lint test weights weights-gpu bench
+.PHONY: help install demo lint test weights weights-gpu bench FORCE
 
-$(BIN)/.installed: pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+help:
+	@echo "make demo     create $(VENV) if missing, install, run: t2i generate \"a red bird\""
+	@echo "make test     the whole test suite (PYTEST_ARGS=... for a part); make lint: ruff"
+	@echo "make weights  the 2-hour CPU recipe (runs/default/weights); make weights-gpu: the shipped one's"
+	@echo "TORCH_SPEC=$(TORCH_SPEC) TORCH_INDEX=$(TORCH_INDEX) PYTHON=$(PYTHON) (override any of them)"
+
+$(TORCH_RECORD): FORCE
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(TORCH_WANT)" ]; then echo "$(TORCH_WANT)" > $@; fi
+
+# A venv whose Python is gone or older than 3.10 (another machine's, a removed interpreter) is made again.
+$(BIN)/.installed: pyproject.toml $(TORCH_RECORD)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "t2i needs Python 3.10 or later: make PYTHON=python3.12 ...")'
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || $(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@if [ -f $(BIN)/.torch-spec ] && [ "$$(cat $(BIN)/.torch-spec)" != "$(TORCH_WANT)" ]; then \
+		$(BIN)/python -m pip uninstall -q -y torch; fi
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(TORCH_INDEX)
+	@echo "$(TORCH_WANT)" > $(BIN)/.torch-spec
 	$(BIN)/python -m pip install -q -e ".[test]"
 	@touch $@
 
-install: $(BIN)/.installed
+# (checked each time: a venv whose interpreter has gone is installed again, not used)
+install:
+	@$(BIN)/python -c '' 2>/dev/null || rm -f $(BIN)/.installed
+	@$(MAKE) --no-print-directory $(BIN)/.installed
+
+FORCE:
 
 demo: install
 	$(BIN)/t2i generate "a red bird"
