@@ -7,7 +7,13 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-# The torch asked for, recorded beside the venv: another TORCH_SPEC or TORCH_INDEX installs torch again.
+# The torch a venv was installed with is recorded beside it ($(VENV)-torch-spec, -torch-index): a TORCH_SPEC or
+# TORCH_INDEX given to make (or in the environment) that differs installs torch again; without them, the recorded
+# ones stay (a GPU venv is not put back to the CPU build by a plain `make test`).
+ifeq ($(filter command line environment,$(origin TORCH_SPEC) $(origin TORCH_INDEX)),)
+TORCH_SPEC := $(or $(shell cat $(VENV)-torch-spec 2>/dev/null),$(TORCH_SPEC))
+TORCH_INDEX := $(shell cat $(VENV)-torch-index 2>/dev/null)
+endif
 TORCH_WANT := $(strip $(TORCH_SPEC) $(TORCH_INDEX))
 TORCH_RECORD := $(VENV)-torch-spec
 
@@ -20,7 +26,8 @@ help:
 	@echo "TORCH_SPEC=$(TORCH_SPEC) TORCH_INDEX=$(TORCH_INDEX) PYTHON=$(PYTHON) (override any of them)"
 
 $(TORCH_RECORD): FORCE
-	@if [ "$$(cat $@ 2>/dev/null)" != "$(TORCH_WANT)" ]; then echo "$(TORCH_WANT)" > $@; fi
+	@if [ "$$(cat $@ 2>/dev/null) $$(cat $(VENV)-torch-index 2>/dev/null)" != "$(TORCH_SPEC) $(TORCH_INDEX)" ]; then \
+		echo "$(TORCH_SPEC)" > $@; echo "$(TORCH_INDEX)" > $(VENV)-torch-index; fi
 
 # A venv whose Python is gone or older than 3.10 (another machine's, a removed interpreter) is made again.
 $(BIN)/.installed: pyproject.toml $(TORCH_RECORD)
