@@ -478,6 +478,22 @@ def test_torchrun_whole_run_refused_in_a_folder_of_other_files_leaves_it_as_it_w
     assert sum("holds other files" in line for line in proc.stderr.splitlines()) == 1, proc.stderr[-2000:]
 
 
+def test_torchrun_whole_run_trains_every_stage_and_reports_once(tmp_path):
+    """Under torchrun, --stage all failed in most new runs: rank 1 went on from the tokenizer without waiting,
+    and each stage made its process group again, whose ranks could read the last group's addresses (gloo
+    "Connection refused", or a hang); both ranks exported RUN/weights and printed the summary."""
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, "", "--stage", "all", "--steps", "3", "--batch-size", "8", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("all stages finished:") == 1, proc.stdout
+    assert sorted(p.name for p in (out / "weights").iterdir()) == ["clip.safetensors", "dvae.safetensors",
+                                                                    "tokenizer.json", "transformer.safetensors"]
+    odd = torchrun_t2i(tmp_path, "", "--stage", "dvae", "--steps", "3", "--batch-size", "7", "--out",
+                       str(tmp_path / "odd"))  # refused once, and no folder left that a retry would refuse
+    assert odd.returncode != 0 and odd.stderr.count("must be a multiple of the 2 processes") == 1, odd.stderr[-2000:]
+    assert not (tmp_path / "odd").exists()
+
+
 def test_eval_data_reads_and_embeds_its_images_a_batch_at_a_time(uninterrupted, tmp_path, monkeypatch):
     """Every val image and every drawn one was held, and embedded by the CLIP in one batch (--n 10,000: 20,000
     pictures); now a batch at a time, with the same measurements."""

@@ -282,8 +282,10 @@ def user_errors() -> Iterator[None]:
     except T2IError as e:
         if STATE["debug"]:
             raise
-        if getattr(e, "every_rank", False) and not rank_zero():
-            raise typer.Exit(e.exit_code) from None  # every torchrun process stopped alike: rank 0 says why
+        if (getattr(e, "every_rank", False) or isinstance(e, UsageError)) and not rank_zero():
+            # every torchrun process stopped alike (a usage error: each checked the same command line): rank 0
+            # says why
+            raise typer.Exit(e.exit_code) from None
         env, msg = STATE.get("weights_env"), worker_message(str(e))
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
             msg += f" (T2I_WEIGHTS={env} chose this folder; unset it to use the shipped weights)"
@@ -1079,7 +1081,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                    for s, c in configs.items()}
     make = lambda stage, root: configs[stage]  # noqa: E731
     totals = {s: 0 if s == "tokenizer" else configs[s].steps for s in ORDER}
-    with progress_bar(quiet) as bar:
+    with progress_bar(quiet or not rank_zero()) as bar:  # one display under torchrun
         task = bar.add_task("train all", total=sum(totals.values()) or 1, rate="")
 
         def tick(stage: str, step: int, metrics: dict) -> None:
@@ -1093,11 +1095,13 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         said: set[str] = set()
 
         def warned(text: str) -> None:  # each stage opens the same data: a warning about it is said once a run
-            if text not in said:
+            if text not in said and rank_zero():
                 said.add(text)
                 bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
         summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar))
+    if not rank_zero():  # rank 0 says it
+        return
     out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
     out.print(f"weights: {clean(summary['weights'])}  (t2i generate PROMPT --weights {clean(summary['weights'])})")
 
@@ -1132,7 +1136,7 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
             bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
         summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
-    if summary.get("skipped"):
+    if summary.get("skipped") and rank_zero():  # (every torchrun process opened the same data)
         warn(summary["skipped"])
     summary.pop("skipped", None)
     return summary

@@ -94,7 +94,10 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
             clean_stale_temporaries(run_dir / "weights", idle=60)
     is_new_dir = not run_dir.exists()
     try:
-        summary = _stages(run_dir, settings, make_config, device, progress, warn, checking)
+        try:
+            summary = _stages(run_dir, settings, make_config, device, progress, warn, checking)
+        finally:  # one torchrun process group served every stage (run_stage keep_group)
+            _end_process_group()
     except BaseException as e:
         if not any((run_dir / s / RUN_CONFIG).is_file() for s in ORDER):  # nothing started: leave nothing
             (run_dir / PLAN).unlink(missing_ok=True)
@@ -104,12 +107,21 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
             raise _interrupted(run_dir, e) from None
         raise
     weights = run_dir / "weights"
-    try:  # the run's own export folder, refreshed as one set (checked whole: not a stage against the old others)
-        export_runs([run_dir / stage for stage in ORDER], weights, force=True, note=warn)
+    try:  # the run's own export folder, refreshed as one set (checked whole: not a stage against the old others),
+        if rank_zero():  # by one process (every torchrun process wrote it)
+            export_runs([run_dir / stage for stage in ORDER], weights, force=True, note=warn)
     except KeyboardInterrupt:
         raise _interrupted(run_dir, None) from None
     summary["weights"] = str(weights)
     return summary
+
+
+def _end_process_group() -> None:
+    """End the torchrun process group the stages shared, if there is one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
@@ -144,7 +156,8 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
             if progress is not None:
                 progress(stage, step, metrics)
 
-        result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn, checking=checking)
+        result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn, checking=checking,
+                           keep_group=True)
         summary[stage] = {k: v for k, v in result.items() if k != "skipped"}
         if result.get("skipped") and warn is not None:
             warn(result["skipped"])  # the same source in every stage: the CLI says it once

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -275,7 +276,9 @@ def _gather(t: torch.Tensor) -> torch.Tensor:
     import torch.distributed.nn.functional as dist_fn
 
     if t.is_floating_point():
-        return torch.cat(dist_fn.all_gather(t.float().contiguous()))
+        with warnings.catch_warnings():  # its deprecation names no replacement that carries the gradient back
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.cat(dist_fn.all_gather(t.float().contiguous()))
     parts = [torch.empty_like(t, dtype=torch.uint8) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, t.to(torch.uint8).contiguous())
     return torch.cat(parts).to(t.dtype)
@@ -554,9 +557,11 @@ def _parse_typed(key: str, text: str, kind: Any) -> Any:
 
 
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
-              device: str = "auto", warn=None, checking=None) -> dict[str, Any]:
+              device: str = "auto", warn=None, checking=None, keep_group: bool = False) -> dict[str, Any]:
     """Start (or resume) one stage in run_dir; under torchrun every process calls this. checking(done, total)
     follows the check of a folder's or manifest's pictures (data.open_source), before training starts.
+    keep_group: the torchrun process group stays for the next stage (a whole run, which ends it): made again
+    for each stage, a rank could read the last group's addresses from the store and fail to connect.
 
     A folder becomes a run (train_config.json) only once its stage is built and training starts: a start
     that fails (no usable data, a missing dependency, an unbuildable model) leaves nothing behind."""
@@ -571,6 +576,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     dd = setup_distributed(device)
     run_dir = Path(run_dir)
     try:
+        if cfg.stage != "tokenizer" and cfg.batch_size % dd.n_procs:  # before the folder is a run (a retry works)
+            raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {dd.n_procs} processes")
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                              f"or pick another --out")
@@ -616,7 +623,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             raise
     finally:
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
-        if dd.n_procs > 1 and dist.is_initialized():
+        if dd.n_procs > 1 and dist.is_initialized() and not keep_group:
             dist.destroy_process_group()
 
 
@@ -638,7 +645,10 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     if stage is not None and dd.is_main and not len(val) and warn is not None:
         warn(no_validation(cfg, len(dataset)))
     if stage is None:
-        return summary | (train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {})
+        learned = train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {}
+        if dd.n_procs > 1:  # the others wait for it: a whole run's next stage reads it, in a new process group
+            dist.barrier()
+        return summary | learned
     summary |= train_loop(stage, cfg, run_dir, dd, progress, warn)
     if dd.n_procs > 1:
         dist.barrier()  # every rank waits for rank 0's last checkpoint before the group goes away
