@@ -877,6 +877,15 @@ def test_text_that_is_not_utf8_is_refused_in_one_line(args, named):
     assert named in line and "UTF-8" in line, line
 
 
+def test_utf8_bytes_read_under_an_ascii_locale_are_read_as_utf8(tiny_weights, tmp_path):
+    """Under LC_ALL=POSIX (without Python's UTF-8 mode) "a red bïrd" reaches Python as surrogates of its UTF-8
+    bytes: it was refused as not UTF-8; it is the prompt it was typed as."""
+    r = run("generate", "a red b\udcc3\udcafrd", "--weights", tiny_weights, "--out", tmp_path / "o", "--candidates",
+            "1", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert read_png_text(Path(r.stdout.strip()))["prompt"] == "a red b\u00efrd"
+
+
 def test_a_data_folder_whose_name_is_not_utf8_previews(tmp_path):
     """Its name went into the sheet's PNG text, which UTF-8 cannot hold: an internal error (UnicodeEncodeError)."""
     from PIL import Image

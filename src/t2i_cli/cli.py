@@ -263,15 +263,18 @@ def worker_message(msg: str) -> str:
     return re.sub(r"^[\w.]+(Error|Exception|Interrupt)\w*: ", "", error)
 
 
-def check_text(**texts: str | None) -> None:
-    """Refuse text from the command line that is not UTF-8 (a shell in another encoding, bytes pasted in): Python
-    keeps such bytes as lone surrogates, which the tokenizer and the PNG's text cannot take. Keyword: the flag."""
-    for name, text in texts.items():
-        bad = next((ch for ch in text or "" if 0xDC80 <= ord(ch) <= 0xDCFF), None)  # surrogateescape's bytes
-        if bad is not None:
-            shown = "PROMPT" if name == "prompt_arg" else "--" + name.replace("_", "-")
-            raise UsageError(f"{shown} is not UTF-8 text (it holds the byte 0x{ord(bad) - 0xDC00:02x}); set the "
-                             f"terminal to UTF-8 (e.g. LANG=C.UTF-8) or retype it")
+def utf8_text(text: str | None, shown: str) -> str | None:
+    """Text from the command line as UTF-8: Python keeps bytes its locale cannot decode as lone surrogates, which
+    the tokenizer and the PNG's text cannot take. Bytes that are UTF-8 (a UTF-8 prompt under an ASCII locale) are
+    read as such; others (a shell in Latin-1) are refused, naming the option (shown) and the byte."""
+    if text is None or not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{shown} is not UTF-8 text (it holds the byte 0x{raw[e.start]:02x}); set the terminal to "
+                         f"UTF-8 (e.g. LANG=C.UTF-8) or retype it") from None
 
 
 @contextmanager
@@ -543,7 +546,7 @@ def generate(
 ) -> None:
     """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
-        check_text(prompt_arg=prompt, negative=negative)
+        prompt, negative = utf8_text(prompt, "PROMPT"), utf8_text(negative, "--negative")
         start_inference(threads)
         given = given_options(ctx)
         if from_png is not None:
@@ -854,7 +857,7 @@ def vary(
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
-        check_text(prompt=prompt, negative=negative)
+        prompt, negative = utf8_text(prompt, "--prompt"), utf8_text(negative, "--negative")
         start_inference(threads)
         from t2i_cli.files import safe_stem
         from t2i_cli.image_prompt import check_strength, file_sha256
@@ -1258,7 +1261,7 @@ def rerank(folder: Path = typer.Argument(...,
                                            "written.")) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
-        check_text(prompt=prompt)
+        prompt = utf8_text(prompt, "--prompt")
         start_inference(threads)
         from t2i_cli import rerank as rr
 
