@@ -494,6 +494,30 @@ def test_torchrun_whole_run_trains_every_stage_and_reports_once(tmp_path):
     assert not (tmp_path / "odd").exists()
 
 
+def test_torchrun_a_rank_that_fails_is_named_by_it_and_the_other_says_it_stopped_for_it(tmp_path):
+    """When rank 1 failed on its data, rank 0 lost it mid-collective and said "internal error: RuntimeError: ...
+    Connection closed by peer" beside rank 1's one line."""
+    patch = """
+import os
+from t2i_cli import world
+from t2i_cli.errors import DataError
+real = world.scene
+calls = [0]
+def scene(*a, **k):
+    calls[0] += 1
+    if os.environ["RANK"] == "1" and calls[0] > 40:
+        raise DataError("image /x/gone.png does not exist; check the path")
+    return real(*a, **k)
+world.scene = scene
+"""
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "20", "--batch-size", "8", "--out",
+                        str(tmp_path / "run"))
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(("error:", "internal error:"))]
+    assert "error: image /x/gone.png does not exist; check the path" in errors, proc.stderr[-3000:]
+    assert not any(line.startswith("internal error:") for line in errors), errors
+
+
 def test_eval_data_reads_and_embeds_its_images_a_batch_at_a_time(uninterrupted, tmp_path, monkeypatch):
     """Every val image and every drawn one was held, and embedded by the CLIP in one batch (--n 10,000: 20,000
     pictures); now a batch at a time, with the same measurements."""

@@ -247,6 +247,13 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     STATE["weights_env"] = None  # set by weights_folder when T2I_WEIGHTS chose the weights folder
 
 
+def lost_peer(e: BaseException) -> bool:
+    """Whether an error is this torchrun process losing another one mid-collective (gloo's "Connection closed by
+    peer"): not a bug of its own but the echo of the other's failure, which that process reports."""
+    return (os.environ.get("WORLD_SIZE", "1") not in ("", "1") and isinstance(e, RuntimeError)
+            and any(s in str(e) for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")))
+
+
 def worker_message(msg: str) -> str:
     """An error raised in a DataLoader worker reaches the training process re-raised with the worker's whole
     traceback as its message ("Caught DataError in DataLoader worker process 0. Original Traceback ...
@@ -320,6 +327,10 @@ def user_errors() -> Iterator[None]:
     except Exception as e:  # a bug: one line, with how to see more
         if STATE["debug"]:
             raise
+        if lost_peer(e):  # another torchrun process stopped first, and said why
+            say("error", "red", f"rank {os.environ.get('RANK', '?')} stopped: another torchrun process of this run "
+                                f"stopped first (its own line says why)")
+            raise typer.Exit(1) from None
         say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))} (rerun with --debug for the "
                                      f"traceback)")
         raise typer.Exit(1) from None
