@@ -10,9 +10,12 @@ PYTEST_ARGS ?=
 # The torch a venv was installed with is recorded beside it ($(VENV)-torch-spec, -torch-index): a TORCH_SPEC or
 # TORCH_INDEX given to make (or in the environment) that differs installs torch again; without them, the recorded
 # ones stay (a GPU venv is not put back to the CPU build by a plain `make test`).
-ifeq ($(filter command line environment,$(origin TORCH_SPEC) $(origin TORCH_INDEX)),)
+TORCH_GIVEN := $(filter command line environment,$(origin TORCH_SPEC) $(origin TORCH_INDEX))
+ifeq ($(filter command line environment,$(origin TORCH_SPEC)),)
 TORCH_SPEC := $(or $(shell cat $(VENV)-torch-spec 2>/dev/null),$(TORCH_SPEC))
-TORCH_INDEX := $(shell cat $(VENV)-torch-index 2>/dev/null)
+endif
+ifeq ($(filter command line environment,$(origin TORCH_INDEX)),)
+TORCH_INDEX := $(if $(wildcard $(VENV)-torch-index),$(shell cat $(VENV)-torch-index),$(TORCH_INDEX))
 endif
 TORCH_WANT := $(strip $(TORCH_SPEC) $(TORCH_INDEX))
 TORCH_RECORD := $(VENV)-torch-spec
@@ -25,8 +28,11 @@ help:
 	@echo "make weights  the 2-hour CPU recipe (runs/default/weights); make weights-gpu: the shipped one's"
 	@echo "TORCH_SPEC=$(TORCH_SPEC) TORCH_INDEX=$(TORCH_INDEX) PYTHON=$(PYTHON) (override any of them)"
 
+# (a venv installed before the record existed, with nothing given, is recorded as it is: not installed again)
 $(TORCH_RECORD): FORCE
-	@if [ "$$(cat $@ 2>/dev/null) $$(cat $(VENV)-torch-index 2>/dev/null)" != "$(TORCH_SPEC) $(TORCH_INDEX)" ]; then \
+	@if [ ! -f $@ ] && [ -f $(BIN)/.installed ] && [ -z "$(TORCH_GIVEN)" ]; then \
+		echo "$(TORCH_SPEC)" > $@; echo "$(TORCH_INDEX)" > $(VENV)-torch-index; touch -r $(BIN)/.installed $@; \
+	elif [ "$$(cat $@ 2>/dev/null) $$(cat $(VENV)-torch-index 2>/dev/null)" != "$(TORCH_SPEC) $(TORCH_INDEX)" ]; then \
 		echo "$(TORCH_SPEC)" > $@; echo "$(TORCH_INDEX)" > $(VENV)-torch-index; fi
 
 # A venv whose Python is gone or older than 3.10 (another machine's, a removed interpreter) is made again.

@@ -492,6 +492,11 @@ def test_torchrun_whole_run_trains_every_stage_and_reports_once(tmp_path):
                        str(tmp_path / "odd"))  # refused once, and no folder left that a retry would refuse
     assert odd.returncode != 0 and odd.stderr.count("must be a multiple of the 2 processes") == 1, odd.stderr[-2000:]
     assert not (tmp_path / "odd").exists()
+    # a whole run: refused before its tokenizer (at the dVAE stage it left an all.json no retry could continue)
+    odd = torchrun_t2i(tmp_path, "", "--stage", "all", "--steps", "3", "--batch-size", "3", "--out",
+                       str(tmp_path / "odd-all"))
+    assert odd.returncode != 0 and odd.stderr.count("must be a multiple of the 2 processes") == 1, odd.stderr[-2000:]
+    assert not (tmp_path / "odd-all").exists()
 
 
 def test_torchrun_a_rank_that_fails_is_named_by_it_and_the_other_says_it_stopped_for_it(tmp_path):

@@ -250,8 +250,10 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 def lost_peer(e: BaseException) -> bool:
     """Whether an error is this torchrun process losing another one mid-collective (gloo's "Connection closed by
     peer"): not a bug of its own but the echo of the other's failure, which that process reports."""
+    text = str(e)
     return (os.environ.get("WORLD_SIZE", "1") not in ("", "1") and isinstance(e, RuntimeError)
-            and any(s in str(e) for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")))
+            and "Original Traceback" not in text  # (a loader worker's own error, re-raised)
+            and any(s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")))
 
 
 def worker_message(msg: str) -> str:
@@ -329,7 +331,7 @@ def user_errors() -> Iterator[None]:
             raise
         if lost_peer(e):  # another torchrun process stopped first, and said why
             say("error", "red", f"rank {os.environ.get('RANK', '?')} stopped: another torchrun process of this run "
-                                f"stopped first (its own line says why)")
+                                f"stopped first (its own line, or torchrun's, says why)")
             raise typer.Exit(1) from None
         say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))} (rerun with --debug for the "
                                      f"traceback)")
@@ -1079,6 +1081,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")
+    n_procs = int(os.environ.get("WORLD_SIZE", "1") or 1)
     from t2i_cli.train import read_run_config
 
     # Every stage's config, built (and so checked) once, before the first stage trains.
@@ -1086,8 +1089,13 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
     from t2i_cli.stages import check_whole_run_models
 
-    # Every model the run will build, checked before its first stage trains.
+    # Every model the run will build, checked before its first stage trains; and, under torchrun, every stage's
+    # batch split over the processes (refused at the dVAE stage, it left a whole run no retry could continue).
     check_whole_run_models(configs, {s for s in ORDER if (run_dir / s / "train_config.json").is_file()})
+    for stage, c in configs.items():
+        if stage != "tokenizer" and c.batch_size % n_procs:
+            raise UsageError(f"--batch-size {c.batch_size} of the {stage} stage must be a multiple of the "
+                             f"{n_procs} processes")
     if "workers" in given:  # steers this process: a started stage resumes with it too
         from dataclasses import replace
 
