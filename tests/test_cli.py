@@ -620,8 +620,11 @@ def test_a_closed_or_full_standard_output_is_one_line_not_a_traceback(tiny_weigh
     with open("/dev/full", "w") as full:
         v = subprocess.run([sys.executable, "-m", "t2i_cli", "--version"], stdout=full, stderr=subprocess.PIPE,
                            text=True, timeout=60, env=env)
+        h = subprocess.run([sys.executable, "-m", "t2i_cli", "--help"], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=60, env=env)
         g = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
     assert v.returncode == 1 and v.stderr == "error: cannot write to standard output: No space left on device\n"
+    assert h.returncode == 1 and h.stderr == v.stderr, h.stderr
     assert g.returncode == 1 and g.stderr.startswith("error: No space left on device; the disk is full"), g.stderr
 
 

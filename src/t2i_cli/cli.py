@@ -1603,6 +1603,11 @@ def main() -> None:
     child processes). Other commands, and errors raised with --debug, exit the usual way."""
     try:
         app()
+    except OSError as e:  # the help, printed before any command's error handling, into a full output
+        if STATE.get("debug") or e.filename is not None:
+            raise
+        say("error", "red", f"cannot write to standard output: {e.strerror or e}")
+        sys.exit(1)
     except SystemExit as e:
         if not STATE.get("fast_exit"):
             raise
