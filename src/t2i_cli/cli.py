@@ -319,8 +319,6 @@ def user_errors() -> Iterator[None]:
         if STATE["debug"]:
             raise
         line = os_error_line(e)
-        if line is None and e.filename is None and e.errno in OS_ERROR_ADVICE:  # standard output on a full disk
-            line = f"{e.strerror or e}; {OS_ERROR_ADVICE[e.errno]}"
         if line is None:  # possibly t2i's own path: a bug until shown otherwise
             say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
         else:
@@ -356,11 +354,13 @@ OS_ERROR_ADVICE = {
 
 
 def os_error_line(e: OSError) -> str | None:
-    """One line for an OSError on a named path that no check before it caught: the path (shortened when very
-    long), the system's reason and what to do; None for one without a path or of an errno not the
-    environment's (OS_ERROR_ADVICE)."""
-    if e.filename is None or e.errno not in OS_ERROR_ADVICE:
+    """One line for an OSError that no check before it caught: the path (shortened when very long; none for a
+    write without one, such as standard output on a full disk), the system's reason and what to do; None for
+    an errno not the environment's (OS_ERROR_ADVICE)."""
+    if e.errno not in OS_ERROR_ADVICE:
         return None
+    if e.filename is None:
+        return f"{e.strerror or e}; {OS_ERROR_ADVICE[e.errno]}"
     name = str(e.filename)
     if len(name) > 120:
         name = f"{name[:56]}...{name[-56:]}"
