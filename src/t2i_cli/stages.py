@@ -485,14 +485,16 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset) -> dict[str, Any]:
             return captions(dataset, limit=cfg.tokenizer_captions)
 
     tok = TextTokenizer.train(Captions(), vocab_size=cfg.vocab_size)
-    learned = sum(1 for _ in Captions())
+    # what captions() read: up to the limit, of the world's scenes (a caption each) or of all a folder's captions
+    total = len(dataset) if isinstance(dataset, WorldDataset) else caption_count(dataset)
+    learned = min(cfg.tokenizer_captions, total)
     text = tok.to_json().encode()
     if len(text) > MAX_TOKENIZER_FILE:  # what load_tokenizer would refuse: say so now, not at the next stage
         raise UsageError(f"the tokenizer of {tok.n_bpe:,} tokens is {len(text):,} bytes, more than the "
                          f"{MAX_TOKENIZER_FILE >> 20} MB a tokenizer file may hold; use a smaller --vocab-size")
     atomic_write_bytes(Path(run_dir) / "tokenizer.json", text)
     summary = {"vocab": tok.n_bpe, "captions": learned}
-    if not isinstance(dataset, WorldDataset) and learned < (total := caption_count(dataset)):
+    if not isinstance(dataset, WorldDataset) and learned < total:
         summary["captions_in_source"] = total  # a sample of them, spread evenly over it (data.captions)
     return summary
 
