@@ -53,6 +53,12 @@ def signal_after_step(monkeypatch, n: int, signum: int):
     return lambda: monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
 
 
+def torch_tmp(tmp_path: Path) -> Path:
+    """A temporary folder for torchrun, which leaves a torchelastic_* folder behind in it on every run."""
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return tmp_path / "tmp"
+
+
 def torchrun_t2i(tmp_path: Path, patch: str, *args: str) -> subprocess.CompletedProcess:
     """`t2i train ARGS` (tiny preset, CPU, gloo) under a 2-process torchrun, each process first running `patch`
     (Python source: monkeypatches of t2i); each process's exit code is written to tmp_path/exit-RANK."""
@@ -69,7 +75,7 @@ except SystemExit as e:
     open(os.path.join({str(tmp_path)!r}, "exit-" + os.environ["RANK"]), "w").write(str(e.code))
     raise
 """)
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "TMPDIR": str(torch_tmp(tmp_path))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
            "train", "--preset", "tiny", "--workers", "0", "--device", "cpu", "-q", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

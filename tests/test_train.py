@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import SRC, signal_after_step, torchrun_t2i
+from conftest import SRC, signal_after_step, torch_tmp, torchrun_t2i
 from t2i_cli.cli import app
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.train import BEST, CHECKPOINT, TrainConfig, export_run, exported_model
@@ -322,7 +322,7 @@ def test_an_unknown_stage_is_named_whatever_else_is_missing(tmp_path: Path, more
 
 def test_torchrun_two_processes_on_gloo(tiny_runs: Path, tmp_path: Path):
     """dVAE and transformer stages under a 2-process torchrun: complete, one checkpoint, rank 0 writes."""
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "TMPDIR": str(torch_tmp(tmp_path))}
     for stage, extra in (("dvae", []), ("transformer", ["--dvae", str(tiny_runs / "dvae"),
                                                        "--tokenizer", str(tiny_runs / "tok")])):
         out = tmp_path / stage
