@@ -133,8 +133,66 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 data_app = typer.Typer(no_args_is_help=True, help="Write or preview training data.")
 app.add_typer(data_app, name="data")
 
+
+class StdoutError(OSError):
+    """Standard output refused a write (a full output, or one t2i started with closed): said as standard
+    output's, not as a disk's ("the disk is full" for `generate >/dev/full`, whose PNG was written)."""
+
+
+class _StdoutFile:
+    """The file `out` writes to: whatever sys.stdout is now (CliRunner swaps it), a refused write raised as a
+    StdoutError. A broken pipe (`t2i rerank DIR | head`) is left to Rich, which stops writing quietly."""
+
+    @staticmethod
+    def _call(method: str, *args):
+        if sys.stdout is None:  # started with it closed, outside main() (which puts a _ClosedStdout there)
+            raise StdoutError(errno.EBADF, "it is closed")
+        try:
+            return getattr(sys.stdout, method)(*args)
+        except (BrokenPipeError, StdoutError):
+            raise
+        except OSError as e:
+            raise StdoutError(e.errno, e.strerror or str(e)) from e
+
+    def write(self, text: str) -> int:
+        return self._call("write", text)
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def isatty(self) -> bool:
+        return sys.stdout is not None and sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return self._call("fileno")
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
+class _ClosedStdout:
+    """sys.stdout where t2i started with it closed (`t2i --version >&-`): Python leaves it None, and print and
+    Rich then drop every line silently (exit 0 with the version said nowhere). Writing to it fails as writing
+    to a full output does; a command that writes nothing there is unaffected."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 # markup=False: prompts, paths and PNG text are user data and must never be read as Rich markup.
-out = Console(markup=False, highlight=False, soft_wrap=True)  # paths are never broken across lines
+out = Console(file=_StdoutFile(), markup=False, highlight=False, soft_wrap=True)  # paths never broken across lines
 err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 STATE = {"debug": False}
 MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
@@ -318,7 +376,7 @@ def user_errors() -> Iterator[None]:
     except OSError as e:  # a path the system refused (a name too long, no permission, a full disk): not a bug
         if STATE["debug"]:
             raise
-        line = os_error_line(e)
+        line = f"cannot write to standard output: {e.strerror}" if isinstance(e, StdoutError) else os_error_line(e)
         if line is None:  # possibly t2i's own path: a bug until shown otherwise
             say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
         else:
@@ -1601,6 +1659,8 @@ def main() -> None:
     torch takes ~0.45 s on a 2-core machine (BENCHMARKS.md, cold start), and these commands leave nothing
     for it to do (every file is written to a temporary name and renamed before the command returns; no
     child processes). Other commands, and errors raised with --debug, exit the usual way."""
+    if sys.stdout is None:  # started with it closed (`>&-`)
+        sys.stdout = _ClosedStdout()
     try:
         app()
     except OSError as e:  # the help, printed before any command's error handling, into a full output
