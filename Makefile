@@ -9,13 +9,16 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # The torch a venv was installed with is recorded beside it ($(VENV)-torch-spec, -torch-index): a TORCH_SPEC or
 # TORCH_INDEX given to make (or in the environment) that differs installs torch again; without them, the recorded
-# ones stay (a GPU venv is not put back to the CPU build by a plain `make test`).
+# ones stay (a GPU venv is not put back to the CPU build by a plain `make test`). A deleted venv takes its record
+# with it: the next one is installed as given, or with the defaults above.
 TORCH_GIVEN := $(filter command line environment,$(origin TORCH_SPEC) $(origin TORCH_INDEX))
+ifneq ($(wildcard $(VENV)),)
 ifeq ($(filter command line environment,$(origin TORCH_SPEC)),)
 TORCH_SPEC := $(or $(shell cat $(VENV)-torch-spec 2>/dev/null),$(TORCH_SPEC))
 endif
 ifeq ($(filter command line environment,$(origin TORCH_INDEX)),)
 TORCH_INDEX := $(if $(wildcard $(VENV)-torch-index),$(shell cat $(VENV)-torch-index),$(TORCH_INDEX))
+endif
 endif
 TORCH_WANT := $(strip $(TORCH_SPEC) $(TORCH_INDEX))
 TORCH_RECORD := $(VENV)-torch-spec

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import traceback
@@ -608,8 +610,6 @@ def test_a_closed_or_full_standard_output_is_one_line_not_a_traceback(tiny_weigh
     >/dev/full` was a traceback; a generate into /dev/full an "internal error", then "the disk is full" (its PNG
     was written: the disk was not). Each is now the line standard output's refusal gets. A closed stderr is no
     error: the PNG's path still reaches stdout."""
-    import os
-
     cmd = [sys.executable, "-m", "t2i_cli", "generate", "a red bird", "--weights", str(tiny_weights),
            "--out", str(tmp_path / "out"), "--candidates", "1"]
     env = {**os.environ, "PYTHONPATH": SRC}
@@ -951,3 +951,27 @@ def test_no_shipped_weights_says_how_to_give_some(tmp_path, monkeypatch, checkou
     monkeypatch.setenv("T2I_WEIGHTS", str(tmp_path / "nowhere"))
     line = one_line_failure(run("generate", "a red bird", "--out", tmp_path / "out"), 1)
     assert "does not exist" in line and "unset it" not in line, line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_the_makefile_keeps_a_venvs_torch_record_only_while_the_venv_is_there(tmp_path):
+    """`make TORCH_SPEC=... TORCH_INDEX=...` records the torch a venv got beside it, so that a plain `make test`
+    keeps it; the record outlived a deleted venv, and a fresh `make demo` installed the old GPU torch again."""
+    shutil.copy(Path(SRC).parent / "Makefile", tmp_path / "Makefile")
+    (tmp_path / ".venv-torch-spec").write_text("torch==9.9\n")
+    (tmp_path / ".venv-torch-index").write_text("--index-url=https://example.invalid/cu\n")
+
+    default = re.search(r"^TORCH_SPEC \?= (\S+)$", (tmp_path / "Makefile").read_text(), re.M).group(1)
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCH_SPEC", "TORCH_INDEX", "VENV", "MAKEFLAGS")}
+
+    def settings(*args: str) -> str:
+        r = subprocess.run(["make", "-s", "help", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                           env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()[-1]
+
+    assert settings().startswith(f"TORCH_SPEC={default} TORCH_INDEX= PYTHON"), settings()
+    (tmp_path / ".venv").mkdir()
+    recorded = "TORCH_SPEC=torch==9.9 TORCH_INDEX=--index-url=https://example.invalid/cu PYTHON"
+    assert settings().startswith(recorded), settings()
+    assert settings("TORCH_SPEC=torch==1.0").startswith("TORCH_SPEC=torch==1.0 TORCH_INDEX=--index-url=https://ex")
