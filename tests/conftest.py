@@ -60,8 +60,8 @@ def torch_tmp(tmp_path: Path) -> Path:
 
 
 def torchrun_t2i(tmp_path: Path, patch: str, *args: str) -> subprocess.CompletedProcess:
-    """`t2i train ARGS` (tiny preset, CPU, gloo) under a 2-process torchrun, each process first running `patch`
-    (Python source: monkeypatches of t2i); each process's exit code is written to tmp_path/exit-RANK."""
+    """`t2i train ARGS` (tiny preset unless resuming, CPU, gloo) under a 2-process torchrun, each process first
+    running `patch` (Python source: monkeypatches of t2i); each process's exit code is written to tmp_path/exit-RANK."""
     script = tmp_path / "patched_t2i.py"
     script.write_text(f"""
 import os, sys
@@ -76,8 +76,9 @@ except SystemExit as e:
     raise
 """)
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "TMPDIR": str(torch_tmp(tmp_path))}
+    preset = [] if "--resume" in args else ["--preset", "tiny"]  # a resume keeps the run's own
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           "train", "--preset", "tiny", "--workers", "0", "--device", "cpu", "-q", *args]
+           "train", *preset, "--workers", "0", "--device", "cpu", "-q", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -481,6 +481,37 @@ DVAEStage.loss = loss
     assert meta["step"] == "3"
 
 
+def test_torchrun_resume_with_ema_is_bitwise_the_uninterrupted_run(tmp_path: Path):
+    """--ema under a 2-process torchrun (it was never run there): a run stopped at step 3 and resumed under
+    torchrun ends with every tensor of the uninterrupted run's checkpoint, the weights' average included, and
+    exports the same model file; only rank 0 writes."""
+    stop_at_3 = """
+from t2i_cli.stages import DVAEStage
+real = DVAEStage.loss
+def loss(self, model, images, captions, step):
+    if step == 3:
+        raise KeyboardInterrupt
+    return real(self, model, images, captions, step)
+DVAEStage.loss = loss
+"""
+    args = ("--stage", "dvae", "--steps", "6", "--ema", "0.5")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    proc = torchrun_t2i(tmp_path, "", *args, "--out", str(whole))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = torchrun_t2i(tmp_path, stop_at_3, *args, "--out", str(parts))
+    assert [(tmp_path / f"exit-{r}").read_text() for r in (0, 1)] == ["130", "130"], proc.stderr[-3000:]
+    assert load_tensors(parts / CHECKPOINT)[1]["step"] == "3"
+    proc = torchrun_t2i(tmp_path, "", "--resume", str(parts))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = load_tensors(whole / CHECKPOINT)[0], load_tensors(parts / CHECKPOINT)[0]
+    averaged = [k for k in a if k.startswith("ema.")]
+    assert averaged and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    assert not all(torch.equal(a[k], a["ema." + k.removeprefix("model.")]) for k in a if k.startswith("model.")
+                   and "ema." + k.removeprefix("model.") in a)  # the average is not the weights themselves
+    assert (whole / "dvae.safetensors").read_bytes() == (parts / "dvae.safetensors").read_bytes()
+
+
 def test_hard_negatives_across_processes_keep_each_scene_with_its_twin():
     """Each process takes a contiguous run of a step's samples (scene 2i, twin 2i+1): batch 6 on 2 processes
     put scene 1 on one and its twin on the other, so that scene never met its twin as a negative."""
