@@ -862,6 +862,19 @@ def test_guidance_stop_reaches_the_sampler_is_recorded_and_redrawn(tiny_weights,
     r = run("generate", "a red bird and a blue fish", "--guidance", "1", "--guidance-stop", "0.5",
             "--candidates", "1", "--weights", knows, "--out", tmp_path / "z", "-q")
     assert r.exit_code == 0 and set(seen) == {0.5}, r.stderr
+    # A file of both kinds: the two-object line draws with it; the other drew unguided, its PNG recorded it, and
+    # `--from` of that PNG (no one had edited it) was refused as an edited setting. It records none now.
+    (tmp_path / "mixed.txt").write_text("a red bird and a blue fish\na red bird\n")
+    seen.clear()
+    r = run("generate", "--prompts", tmp_path / "mixed.txt", "--guidance", "1", "--guidance-stop", "0.5",
+            "--candidates", "1", "--weights", knows, "--out", tmp_path / "m", "-q")
+    assert r.exit_code == 0 and seen == [0.5, None], (r.stderr, seen)
+    two, one = (Path(p) for p in r.stdout.split())
+    assert read_png_text(two)["guidance_stop"] == "0.5" and "guidance_stop" not in read_png_text(one)
+    for made in (two, one):
+        again = run("generate", "--from", made, "--weights", knows, "--out", tmp_path / "m2", "-q")
+        assert again.exit_code == 0, again.stderr
+        assert Path(again.stdout.strip()).read_bytes() == made.read_bytes()
 
 
 def test_generate_keeps_candidates_of_equal_score_in_the_order_drawn(tiny_weights, tmp_path, monkeypatch):
@@ -975,3 +988,22 @@ def test_the_makefile_keeps_a_venvs_torch_record_only_while_the_venv_is_there(tm
     recorded = "TORCH_SPEC=torch==9.9 TORCH_INDEX=--index-url=https://example.invalid/cu PYTHON"
     assert settings().startswith(recorded), settings()
     assert settings("TORCH_SPEC=torch==1.0").startswith("TORCH_SPEC=torch==1.0 TORCH_INDEX=--index-url=https://ex")
+
+
+def test_a_path_given_as_an_empty_name_is_named_as_given(tiny_weights, tmp_path):
+    """`--image ""`, `vary ""` and the like said "error: . is a folder; give an image file" (a Path reads '' as
+    the current folder), and `eval --data ""` looked for pictures in the current folder."""
+    for args, named in ((["generate", "a red bird", "--image", ""], "--image"),
+                        (["generate", "a red bird", "--image=", "--mask", "m.png"], "--image"),
+                        (["generate", "--from", ""], "--from"), (["generate", "a red bird", "--out", ""], "--out"),
+                        (["generate", "a red bird", "--weights", ""], "--weights"), (["vary", ""], "SOURCE"),
+                        (["rerank", ""], "FOLDER"), (["export", str(tmp_path), "", "--to", "x"], "RUN"),
+                        (["train", "--resume", ""], "--resume"),
+                        (["eval", "--seed", "0", "--seed", "1", "--json", ""], "--json")):
+        line = one_line_failure(run(*args), 2)
+        assert line.startswith(f"error: {named} is given an empty file name; give a path"), (args, line)
+    for args in (["eval", "--data", "", "--weights", tiny_weights], ["data", "preview", "", "--out",
+                                                                       tmp_path / "p.png"]):
+        line = one_line_failure(run(*args), 1)
+        assert line.startswith("error: the data source is an empty name; give a folder"), line
+    assert not (tmp_path / "p.png").exists()

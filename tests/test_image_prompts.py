@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run
+from conftest import one_line_failure, run
 from t2i_cli import pipeline
 from t2i_cli.errors import UsageError
 from t2i_cli.image_prompt import ImagePrompt, keep_top_cells, redrawn_cells
@@ -227,14 +227,15 @@ def test_image_prompt_outputs_record_their_sources_and_redraw_the_same_pixels(ti
         assert r.exit_code == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def edited_png(src: Path, dst: Path, **changes: str) -> Path:
-    """A copy of a t2i PNG whose recorded settings (its `t2i` text chunk) are changed as given."""
+def edited_png(src: Path, dst: Path, **changes: str | None) -> Path:
+    """A copy of a t2i PNG whose recorded settings (its `t2i` text chunk) are changed as given (None: removed)."""
     from PIL import PngImagePlugin
 
     with Image.open(src) as im:
         im.load()
         text = dict(im.text)
-        text["t2i"] = json.dumps(json.loads(text["t2i"]) | changes, sort_keys=True)
+        settings = {k: v for k, v in (json.loads(text["t2i"]) | changes).items() if v is not None}
+        text["t2i"] = json.dumps(settings, sort_keys=True)
         info = PngImagePlugin.PngInfo()
         for k, v in text.items():
             info.add_text(k, v)
@@ -259,6 +260,20 @@ def edited_png(src: Path, dst: Path, **changes: str) -> Path:
     ([], {"negative": "   "}, "do not go together (negative is empty"),
     ([], {"negative": "x", "guidance": "1.0"}, "do not go together (negative works through guidance"),
     (["--keep-top", "0.25"], {"redraws": "4"}, "do not go together (redraws belongs to mask"),
+    # an inpainting PNG's jacobi was refused as the flag (--jacobi, exit 2)
+    (["--mask", "MASK"], {"jacobi": "8"}, "do not go together (jacobi does not combine with an image prompt"),
+    # a mask's hash removed said "MASK is not the mask ... (its sha256 differs)" (exit 2); a setting too many
+    # "lacks its keep_top or strength"
+    (["--mask", "MASK"], {"mask_sha256": None}, "(inpaint) records none of keep_top, mask_sha256 or strength, "
+                                                "where t2i records mask_sha256 alone"),
+    (["--mask", "MASK"], {"keep_top": "0.5"}, "records keep_top and mask_sha256, where t2i records mask_sha256"),
+    (["--keep-top", "0.25"], {"strength": "0.5"}, "records keep_top and strength, where t2i records keep_top"),
+    # int() took these as 1; a lone surrogate reached the tokenizer (TypeError: an internal error)
+    ([], {"seed": "\u0661"}, "its t2i setting seed='\u0661' is not valid"),
+    ([], {"seed": " 1 "}, "its t2i setting seed=' 1 ' is not valid"),
+    ([], {"n": "0_1"}, "its t2i setting n='0_1' is not valid"),
+    ([], {"prompt": "a red \ud800 bird"}, "its recorded prompt holds a lone surrogate"),
+    ([], {"negative": "x\udfff"}, "its recorded negative holds a lone surrogate"),
 ])
 def test_from_a_png_whose_settings_were_edited_blames_the_png_not_a_flag(tiny_weights, tmp_path, how, changes, says):
     """An edited precision said "--precision must be one of ..." (exit 2), a flag --from does not even take."""
@@ -277,6 +292,19 @@ def test_from_a_png_whose_settings_were_edited_blames_the_png_not_a_flag(tiny_we
     assert f"--{next(iter(changes)).replace('_', '-')}" not in lines[0] and not (tmp_path / "o").exists()
     r = run("generate", "--from", made, *again, "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0, r.stderr  # the PNG as t2i wrote it redraws
+
+
+def test_from_a_png_whose_settings_nest_thousands_deep_is_one_line(tiny_weights, tmp_path):
+    """JSON nested 200,000 deep in the `t2i` text chunk was an internal error (RecursionError)."""
+    from PIL import PngImagePlugin
+
+    for nested in ("[" * 200_000 + "]" * 200_000, '{"a":' * 100_000 + "1" + "}" * 100_000):
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("t2i", nested, zip=True)
+        Image.new("RGB", (16, 16)).save(tmp_path / "deep.png", pnginfo=info)
+        line = one_line_failure(run("generate", "--from", tmp_path / "deep.png", "--weights", tiny_weights,
+                                    "--out", tmp_path / "o"), 1)
+        assert "its t2i settings are not a JSON object of strings; was it edited?" in line, line
 
 
 def test_from_with_weights_of_fewer_codes_names_the_weights_not_an_edit(tiny_weights, tmp_path):
@@ -310,6 +338,10 @@ def test_vary_takes_its_prompt_from_the_png_text(tiny_weights, tmp_path):
     r = run("vary", made, "--n", 1, "--weights", tiny_weights, "--out", out)
     assert r.exit_code == 0, r.stderr
     assert "'two green cats'" in r.stderr
+    renamed = tmp_path / "cats.jpg"  # a PNG named .jpg: "none found in the picture; drawing from the empty prompt"
+    renamed.write_bytes(made.read_bytes())
+    r = run("vary", renamed, "--n", 1, "--weights", tiny_weights, "--out", tmp_path / "r")
+    assert r.exit_code == 0 and "'two green cats' (from cats.jpg)" in r.stderr, r.stderr
     with Image.open(r.stdout.strip()) as im:
         assert im.text["prompt"] == "two green cats" and im.text["image_mode"] == "vary"
     # a refusal of the settings is its one line (the prompt line came first, then the refusal)
@@ -366,6 +398,10 @@ def test_vary_refuses_a_contact_sheet_t2i_wrote(tiny_weights, tmp_path):
             if k != SHEET_KEY:
                 info.add_text(k, v)
         im.save(old_grid, pnginfo=info)
+    renamed = tmp_path / "sheet.jpg"  # a PNG by its content: its text was read only under a .png name
+    renamed.write_bytes(sheet.read_bytes())
+    r = run("vary", renamed, "--n", 1, "--weights", tiny_weights, "--out", tmp_path / "v")
+    assert r.exit_code == 1 and "is a contact sheet t2i wrote" in r.stderr, r.stderr
     for command in (["vary", old_grid], ["generate", "--from", old_grid]):
         r = run(*command, "--weights", tiny_weights, "--out", tmp_path / "v")
         assert r.exit_code == 1 and "contact sheet" in r.stderr and not (tmp_path / "v").exists(), r.stderr
@@ -407,6 +443,12 @@ BAD = [
     (["vary", "MISSING"], 1, "cannot read"),  # said alone: the "prompt: none found" line came first
     # a device or pipe is not read: /dev/zero never ended, a pipe was used up by the hash before decoding
     (["vary", "/dev/null"], 1, "/dev/null is not a regular file (a device, pipe or socket); save the picture"),
+    # a tall mask whose white lies outside the centre square t2i crops to "marks nothing to redraw"
+    (["generate", "a cat", "--image", "TALL", "--mask", "TALLTOP"], 2, "marks only pixels outside the centre "
+                                                                       "100x100 square that t2i draws from"),
+    # a picture whole but for 2 MB of text: "cannot read image ...; give a complete PNG"
+    (["vary", "TEXTBOMB"], 1, "carries more text (metadata) than t2i reads"),
+    (["generate", "--from", "TEXTBOMB"], 1, "save the picture again without its text chunks"),
     (["generate", "a cat", "--image", "/dev/null"], 1, "/dev/null is not a regular file"),
     (["generate", "a cat", "--image", "SRC", "--mask", "/dev/null"], 1, "/dev/null is not a regular file"),
 ]
@@ -420,6 +462,15 @@ def test_bad_image_prompt_inputs_exit_with_one_line_and_no_folder(tiny_weights, 
     files["FOLDER"].mkdir()
     files["NOTIMG"] = tmp_path / "notes.png"
     files["NOTIMG"].write_text("not a picture")
+    files["TALL"], files["TALLTOP"] = source_png(tmp_path, "tall.png"), mask_png(tmp_path, (0, 0, 100, 40),
+                                                                                "top.png", (100, 200))
+    Image.new("RGB", (100, 200), (9, 99, 9)).save(files["TALL"])
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "a" * 2_000_000, zip=True)  # a few KB in the file, 2 MB read
+    Image.new("RGB", (16, 16)).save(tmp_path / "text.png", pnginfo=info)
+    files["TEXTBOMB"] = tmp_path / "text.png"
     out = tmp_path / "out"
     r = run(*[files.get(a, a) for a in args], "--weights", tiny_weights, "--out", out)
     assert r.exit_code == code, (r.stdout, r.stderr)

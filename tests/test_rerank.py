@@ -117,6 +117,8 @@ def test_ranks_per_prompt_writes_ranking_json_and_touches_no_input(weights, tmp_
     (folder / "notes.txt").write_text("not an image")
     (folder / "corrupt.png").write_bytes(os.urandom(500))
     colour_image((10, 200, 10)).save(folder / "no-prompt.png")
+    cats = sorted(folder.glob("two-*.png"))[-1]  # a PNG by its content: named .jpg, it had "no prompt"
+    cats.rename(cats.with_suffix(".jpg"))
     before = snapshot(folder)
 
     r = run("rerank", folder, "--weights", weights, "--device", "cpu")

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import typing
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -99,12 +100,49 @@ class OneValueEach(TyperCommand):
             if len({v for _, v in said}) > 1:
                 names = " and ".join(dict.fromkeys(w for w, _ in said))
                 raise CLICK_USAGE_ERROR(f"{names} disagree; give one of them", ctx=ctx)
+        empty = self._empty_path(args)
+        if empty:
+            raise CLICK_USAGE_ERROR(f"{empty} is given an empty file name; give a path", ctx=ctx)
         try:
             return super().parse_args(ctx, args)
         except CLICK_USAGE_ERROR as e:  # the parser's own ('--seed' requires an argument) come without a context,
             if e.ctx is None:  # so their line named no --help to read
                 e.ctx = ctx
             raise
+
+
+    def _empty_path(self, args: list[str]) -> str | None:
+        """The option or argument that takes a path and is given '' (`--image ""`, `vary ""`), as written: a Path
+        reads '' as '.', the current folder, and the refusal named a folder the user never typed."""
+
+        def is_path(param) -> bool:
+            kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+            return kind is Path or Path in typing.get_args(kind)
+
+        options = {o: p for p in self.params if isinstance(p, TyperOption) for o in (*p.opts, *p.secondary_opts)}
+        positional, i = [], 0
+        while i < len(args):
+            arg, i = args[i], i + 1
+            if arg == "--":
+                positional += args[i:]
+                break
+            if not arg.startswith("-") or arg == "-":
+                positional.append(arg)
+                continue
+            name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+            param = options.get(name)
+            if param is None or param.is_flag or param.count:
+                continue
+            if not eq and i < len(args):
+                value, i = args[i], i + 1
+            if value == "" and is_path(param):
+                return name
+        values = iter(positional)
+        for param in (p for p in self.params if not isinstance(p, TyperOption)):
+            taken = list(values) if param.nargs == -1 else [next(values, None)]
+            if "" in taken and is_path(param):
+                return param.metavar or param.name.upper()
+        return None
 
 
 def _option_value(param, text: str) -> object:
@@ -741,6 +779,13 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                          f"which {'no prompt of the file' if lines else 'this prompt does not'} draw"
                          f"{'s' if lines else ''} with (only one of two objects the model reads whole does); leave "
                          "it out")
+    if sampling.guidance_stop is not None and not sampling.guided:  # a file with some prompts of two objects:
+        # it stops the regional guidance those draw with; a line without regions draws unguided, so its request
+        # (and PNG) has no guidance_stop (recorded there, `--from` of its PNG refused it as an edited setting)
+        from dataclasses import replace
+
+        requests = [r if r.regions else replace(r, sampling=replace(r.sampling, guidance_stop=None))
+                    for r in requests]
     image = None
     if spec is not None:
         from t2i_cli.image_prompt import build
@@ -854,9 +899,6 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
             raise UsageError(f"{mask} is not the mask {from_png} was drawn with (its sha256 differs)")
         spec = {"image": image, "keep_top": rec.keep_top, "mask": mask, "strength": rec.strength,
                 "redraws": rec.redraws}
-        if sum(v is not None for v in (rec.keep_top, mask, rec.strength)) != 1:
-            raise DataError(f"{from_png}: its recorded image prompt ({rec.image_mode}) lacks its keep_top or "
-                            "strength; was it edited?")
     pipe = _load_pipeline(weights, device, precision=rec.precision)
     # The rerankers only chose which candidate to keep, and --from redraws that candidate by its index: only the
     # files that draw must match (a PNG from before 0.9.2 records the whole folder's identity alone).
@@ -872,6 +914,8 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
     try:  # a combination of its settings that a command line could not give is the PNG's, too (exit 1)
         request = pipe.request(rec.prompt, rec.sampling, rec.negative)
         prompt_image = build(pipe.bundle.dvae, **spec) if spec is not None else None
+        if prompt_image is not None and rec.sampling.jacobi:  # (the decode would refuse it as the flag)
+            raise UsageError("--jacobi does not combine with an image prompt; leave one of them out")
     except UsageError as e:
         raise edited_setting(from_png, e, "the t2i settings it records do not go together") from None
     is_new_folder = not out_dir.exists()
@@ -907,7 +951,7 @@ def vary(
                                    help="How far to move, in (0, 1]: the share of code cells redrawn."),
     prompt: Optional[str] = typer.Option(None, "--prompt",
                                          help="What the picture shows (default: the prompt in its PNG text, "
-                                              "else the empty prompt)."),
+                                              "else the empty prompt; --prompt '' draws from the empty prompt)."),
     negative: Optional[str] = DRAW_NEGATIVE,
     n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N})."),
     seed: int = DRAW_SEED,
@@ -923,7 +967,7 @@ def vary(
     device: str = DRAW_DEVICE,
     precision: str = DRAW_PRECISION,
     threads: Optional[int] = DRAW_THREADS,
-    grid: bool = DRAW_GRID,
+    grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of every variation drawn."),
     quiet: bool = DRAW_QUIET,
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
@@ -941,7 +985,7 @@ def vary(
         file_sha256(source)  # a missing or unreadable SOURCE is said first, before the prompt line
         from t2i_cli.outputs import is_t2i_sheet
 
-        text = read_png_text(source) if source.suffix.lower() == ".png" else {}
+        text = read_png_text(source)  # (a PNG by its content: a t2i PNG renamed .jpg still has its prompt)
         if is_t2i_sheet(text, source):  # the whole sheet squeezed into one picture, drawn from one image's prompt
             raise DataError(f"{source} is a contact sheet t2i wrote; vary one of the images it shows")
         from t2i_cli.pipeline import check_negative

@@ -246,6 +246,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     if twins:
         raise UsageError("--hard-negatives needs --data world: it changes the scene a caption describes, and a "
                          "folder of pictures has no scenes to change; leave it out")
+    if not source:  # (a Path reads '' as the current folder)
+        raise DataError(f"the data source is an empty name; give {SOURCE_HELP}")
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")

@@ -20,7 +20,7 @@ import torch
 
 from t2i_cli.errors import DataError, UsageError
 from t2i_cli.files import sha256_of
-from t2i_cli.images import image_size, load_mask_cells, load_rgb, tensor_from_image
+from t2i_cli.images import image_size, load_mask_cells, load_rgb, mask_light_outside, tensor_from_image
 
 MODES = ("complete", "inpaint", "vary")
 MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
@@ -149,6 +149,11 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
                              "so the mask would not cover the same picture; draw the mask at the image's size")
         keep = ~load_mask_cells(mask, grid).flatten()
         if bool(keep.all()):
+            if mask_light_outside(mask):  # a tall or wide mask whose white is where t2i's square crop cuts
+                s = min(mw, mh)
+                raise UsageError(f"the mask {mask} marks only pixels outside the centre {s}x{s} square that t2i "
+                                 f"draws from (of its {mw}x{mh}, as of the image); paint the region to redraw "
+                                 "white inside that square")
             raise UsageError(f"the mask {mask} marks nothing to redraw (no pixel above 127); "
                              "paint the region to redraw white")
         if not bool(keep.any()):

@@ -35,6 +35,10 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return DataError(f"{what} {path} has more pixels than t2i decodes ({Image.MAX_IMAGE_PIXELS:,}); scale it "
                          f"down (t2i reads pictures at 128 px or so on a side)")
+    if isinstance(e, ValueError) and ("MAX_TEXT_CHUNK" in str(e) or "MAX_TEXT_MEMORY" in str(e)):
+        # Pillow's bounds on a PNG's text (1 MB a chunk, 64 MB in all): the pixels may be whole
+        return DataError(f"{what} {path} carries more text (metadata) than t2i reads ({e}); save the picture "
+                         f"again without its text chunks")
     return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF "
                      f"file")
 
@@ -91,12 +95,7 @@ def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
     greyscale; transparent pixels count as black, so strokes on a transparent layer mark what they cover).
     The mask is centre-cropped square like an image prompt (load_rgb), then each crop pixel belongs to
     exactly one cell, so no pixel is lost to resampling."""
-    try:
-        with opened(path) as im:
-            im.load()
-            grey = to_rgb(ImageOps.exif_transpose(im), background=(0, 0, 0)).convert("L")  # as load_rgb
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise unreadable(path, "mask", e) from e
+    grey = _mask_grey(path)
     w, h = grey.size
     s = min(w, h)
     left, top = (w - s) // 2, (h - s) // 2
@@ -105,6 +104,26 @@ def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
     starts = [min(r * s // grid, s - 1) for r in range(grid + 1)]  # a crop smaller than the grid repeats pixels
     bounds = [(starts[r], max(starts[r] + 1, (r + 1) * s // grid)) for r in range(grid)]
     return torch.tensor([[bool(light[y0:y1, x0:x1].any()) for x0, x1 in bounds] for y0, y1 in bounds])
+
+
+def _mask_grey(path: Path) -> Image.Image:
+    """A mask file as shown (EXIF orientation), in greyscale, transparent pixels black."""
+    try:
+        with opened(path) as im:
+            im.load()
+            return to_rgb(ImageOps.exif_transpose(im), background=(0, 0, 0)).convert("L")  # as load_rgb
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise unreadable(path, "mask", e) from e
+
+
+def mask_light_outside(path: Path) -> bool:
+    """Whether a mask has light pixels (> 127) outside the centre square that load_mask_cells reads."""
+    grey = _mask_grey(path)
+    w, h = grey.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    inside = grey.crop((left, top, left + s, top + s)).getextrema()[1] > 127
+    return grey.getextrema()[1] > 127 and not inside
 
 
 def image_size(path: Path, what: str = "image") -> tuple[int, int]:
@@ -250,10 +269,13 @@ def save_png(img: Image.Image, path: Path, text: dict[str, str] | None = None) -
 
 
 def read_png_text(path: Path) -> dict[str, str]:
-    """The text chunks of a PNG file ({} if it has none); raises DataError if it is not an image."""
+    """The text chunks of a PNG file, known by its content whatever its name ({} if it has none, or is another
+    format, which is not decoded); raises DataError if it is not an image."""
     try:
         with opened(path) as im:
-            im.load()
+            if im.format != "PNG":
+                return {}
+            im.load()  # (text chunks may follow the pixels)
             return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, "image", e) from e

@@ -74,6 +74,8 @@ def read_provenance(path: Path) -> dict[str, str]:
     except (KeyError, ValueError):
         raise DataError(f"{path} carries no t2i settings (it was not written by `t2i generate` or "
                         "`t2i vary`); --from needs one of their PNGs") from None
+    except RecursionError:  # arrays or objects nested thousands deep: never what t2i writes
+        raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?") from None
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?")
     if is_t2i_sheet(text, path):
@@ -105,6 +107,10 @@ class Recorded:
 
 
 EDITED = "was the PNG edited? --from redraws only the settings t2i wrote"
+IMAGE_MODES = {"complete": "keep_top", "inpaint": "mask_sha256", "vary": "strength"}  # and what each records
+# The numbers t2i writes (str of an int or a float), and nothing else int() and float() would take
+NUMBER = {int: re.compile(r"-?[0-9]+"),
+          float: re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?(inf|nan)")}
 
 
 def edited_setting(path: Path, e: T2IError, what: str = "a t2i setting it records is out of range") -> DataError:
@@ -127,6 +133,8 @@ def recorded_settings(path: Path) -> Recorded:
                 raise DataError(f"{path}: its t2i settings have no {key!r}; --from cannot redraw it")
             return default
         try:
+            if kind in (int, float) and not NUMBER[kind].fullmatch(meta[key]):
+                raise ValueError  # int() and float() also take ' 1 ', '0_1' and other scripts' digits ('١')
             return kind(meta[key])
         except ValueError:
             raise DataError(f"{path}: its t2i setting {key}={meta[key][:40]!r} is not valid; {EDITED}") from None
@@ -152,10 +160,21 @@ def recorded_settings(path: Path) -> Recorded:
         if len(text) > MAX_RECORDED_PROMPT:  # tokenizing it would take minutes
             raise DataError(f"{path}: its recorded {key} is {len(text):,} characters long, more than the "
                             f"{MAX_RECORDED_PROMPT:,} characters t2i redraws; {EDITED}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON): not text the tokenizer takes
+            raise DataError(f"{path}: its recorded {key} holds a lone surrogate (half of a UTF-16 pair), not "
+                            f"text; {EDITED}") from None
     if not (0 <= rec.index < rec.n <= MAX_RECORDED_N) or not 0 <= rec.seed < 2**63:
         raise DataError(f"{path}: its recorded seed, n or index is out of range")
-    if rec.image_mode is not None and (rec.image_mode not in ("complete", "inpaint", "vary") or not rec.image_sha256):
+    if rec.image_mode is not None and (rec.image_mode not in IMAGE_MODES or not rec.image_sha256):
         raise DataError(f"{path}: its recorded image prompt is incomplete (mode {rec.image_mode!r})")
+    if rec.image_mode is not None:  # each mode records its one setting, and none of the others'
+        has = [k for k in IMAGE_MODES.values() if getattr(rec, k) is not None]
+        if has != [IMAGE_MODES[rec.image_mode]]:
+            said = " and ".join(has) or "none of keep_top, mask_sha256 or strength"
+            raise DataError(f"{path}: its recorded image prompt ({rec.image_mode}) records {said}, where t2i "
+                            f"records {IMAGE_MODES[rec.image_mode]} alone; {EDITED}")
     for key, value, known in (("precision", rec.precision, PRECISIONS), ("device", rec.device, ("", "cpu", "cuda"))):
         if value not in known:
             raise DataError(f"{path}: its t2i setting {key}={value[:40]!r} is not one t2i writes "

@@ -77,7 +77,7 @@ def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], C
             skipped["not an image"] += 1
             continue
         try:
-            chunks = read_png_text(path) if path.suffix.lower() == ".png" else {}
+            chunks = read_png_text(path)  # a PNG by its content, whatever its name
         except DataError:
             skipped["unreadable image"] += 1
             continue
