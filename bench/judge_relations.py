@@ -4,7 +4,7 @@ with the relation turned a quarter (the two objects on the other axis), seeds 0-
     PYTHONPATH=src python bench/judge_relations.py LABEL
 """
 
-import sys
+import argparse
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +19,9 @@ QUARTER = {"above": "left of", "below": "right of", "left of": "below", "right o
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("label", nargs="?", default="", help="printed at the start of each line (e.g. the commit)")
+    label = ap.parse_args().label
     judge = load_judge(Path(__file__).resolve().parents[1] / "weights" / "judge.safetensors")
     ok, turned, tot = Counter(), Counter(), Counter()
     for seed in range(5):
@@ -31,7 +34,7 @@ def main() -> None:
             t = SceneSpec(spec.objects, 1, QUARTER[spec.relation], spec.background)
             turned[spec.relation] += judge.passes("position", np.asarray(render(t, s, 128)), spec)
     for name, c in (("correct renders pass", ok), ("quarter-turned renders pass", turned)):
-        print(sys.argv[1] if len(sys.argv) > 1 else "", name, {r: f"{c[r]}/{tot[r]}" for r in tot},
+        print(label, name, {r: f"{c[r]}/{tot[r]}" for r in tot},
               f"all {sum(c.values())}/{sum(tot.values())}")
 
 

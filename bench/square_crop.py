@@ -48,6 +48,9 @@ def main() -> None:
         mse = float((d.astype(np.float64) ** 2).mean())
         psnr = float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
         rows.append((p.name, img.size, made, float(d.mean()), int(d.max()), psnr))
+    if not rows:
+        raise SystemExit(f"no non-square picture among the {len(files)} in {', '.join(map(str, a.folders))}: "
+                         "nothing to compare (square pictures are not cropped)")
     print("| picture | size | 0.8 resize pixels | mean difference (of 255) | largest | PSNR old vs new (dB) |")
     print("|---|---|---:|---:|---:|---:|")
     for name, size, made, mean, mx, psnr in rows:

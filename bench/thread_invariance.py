@@ -69,6 +69,11 @@ def main() -> None:
     print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} torch {torch.__version__}, load "
           f"{os.getloadavg()[0]:.2f}, rows 1..{args.max_rows}, {args.trials} random inputs per row count")
     if args.shapes:
+        from t2i_cli.devices import native_bf16
+
+        if not native_bf16():  # oneDNN's packed bf16 needs AVX-512 (BF16) or AMX; t2i packs only where it runs
+            ap.error("--shapes measures oneDNN-packed bf16 layers, which this CPU cannot run (no native bf16); "
+                     "use --precision fp32")
         torch.manual_seed(0)
         print("| packed bf16 layer, random weights | rows where 1 and 2 threads differ |\n|---|---|")
         for shape in args.shapes:
