@@ -568,7 +568,10 @@ def test_a_folder_is_read_and_scored_a_batch_at_a_time_with_the_same_ranking(wei
     g = torch.Generator().manual_seed(3)
     for i in range(7):
         colour_image(red_shade(g) if i % 3 else blue_shade(g)).save(folder / f"img-{i}.png")
-    (folder / "img-9-corrupt.jpg").write_bytes(os.urandom(300))  # found unreadable when its batch is read
+    noise = torch.randint(0, 256, (64, 64, 3), generator=g, dtype=torch.uint8).numpy()
+    Image.fromarray(noise).save(folder / "img-9-corrupt.jpg")  # a sound header, its data cut short: found
+    data = (folder / "img-9-corrupt.jpg").read_bytes()  # unreadable only when its batch is read
+    (folder / "img-9-corrupt.jpg").write_bytes(data[:len(data) // 2])
     pipe = TextToImage.from_folder(weights, "cpu")
     whole, skipped_whole = rr.rank_folder(pipe, folder, RED)
 
