@@ -178,15 +178,20 @@ class StdoutError(OSError):
 
 
 class _StdoutFile:
-    """The file `out` writes to: whatever sys.stdout is now (CliRunner swaps it), a refused write raised as a
+    """The file `out` writes to: whatever sys.stdout is now (CliRunner swaps it; under a live progress bar, the
+    stream Rich's redirection stands for, as Rich's own consoles write), a refused write raised as a
     StdoutError. A broken pipe (`t2i rerank DIR | head`) is left to Rich, which stops writing quietly."""
 
     @staticmethod
-    def _call(method: str, *args):
-        if sys.stdout is None:  # started with it closed, outside main() (which puts a _ClosedStdout there)
+    def _stream():
+        return getattr(sys.stdout, "rich_proxied_file", sys.stdout)
+
+    def _call(self, method: str, *args):
+        stream = self._stream()
+        if stream is None:  # started with it closed, outside main() (which puts a _ClosedStdout there)
             raise StdoutError(errno.EBADF, "it is closed")
         try:
-            return getattr(sys.stdout, method)(*args)
+            return getattr(stream, method)(*args)
         except (BrokenPipeError, StdoutError):
             raise
         except OSError as e:
@@ -199,14 +204,15 @@ class _StdoutFile:
         self._call("flush")
 
     def isatty(self) -> bool:
-        return sys.stdout is not None and sys.stdout.isatty()
+        stream = self._stream()
+        return stream is not None and stream.isatty()
 
     def fileno(self) -> int:
         return self._call("fileno")
 
     @property
     def encoding(self) -> str:
-        return getattr(sys.stdout, "encoding", None) or "utf-8"
+        return getattr(self._stream(), "encoding", None) or "utf-8"
 
 
 class _ClosedStdout:
