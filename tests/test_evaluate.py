@@ -245,6 +245,8 @@ def test_candidates_of_many_prompts_decoded_together_are_those_each_prompt_draws
             assert torch.allclose(g.image, a.image, atol=1e-6) and torch.equal(g.codes, a.codes)
     with pytest.raises(ValueError):
         pipe.draw_each([pipe.request(prompts[0])], [0], n=17)
+    with pytest.raises(ValueError, match="one sampling setting for every request"):  # one decode, one setting
+        pipe.draw_each([pipe.request(prompts[0]), pipe.request(prompts[1], SamplingConfig(temperature=0.5))], [0, 1])
 
 
 def test_eval_decodes_32_images_at_a_time_where_their_state_is_small_and_draws_the_same(tiny_weights: Path,
@@ -335,3 +337,35 @@ def test_across_seeds_means_each_task_and_refuses_runs_that_are_not_one_evaluati
                 [a, run(1, {"colours": 1.0}, candidates=4)], [a, run(1, {"colours": 1.0})]):
         with pytest.raises(ValueError):
             ev.across_seeds(bad)
+
+
+@pytest.mark.parametrize("candidates", [1, 2, ev.EVAL_BATCH + 1])
+def test_eval_draws_with_the_sampling_settings_it_is_given(tiny_weights: Path, judge, monkeypatch, candidates):
+    """Every decode of `t2i eval` uses the given sampling (its --json records them): with one candidate the
+    prompts were requested with the defaults, and no test noticed."""
+    from t2i_cli import pipeline
+
+    seen, real = [], pipeline.draw_codes
+    monkeypatch.setattr(pipeline, "draw_codes", lambda model, text, uncond, cfg, *a, **k: (
+        seen.append(cfg), real(model, text, uncond, cfg, *a, **k))[1])
+    pipe = TextToImage.from_folder(tiny_weights, device="cpu")
+    sampling = SamplingConfig(temperature=0.7, top_k=5, guidance=2.0)
+    ev.evaluate_model(pipe, judge, n_per_task=2, seed=0, sampling=sampling, candidates=candidates,
+                      tasks=("single_object",))
+    assert seen and all(cfg == sampling for cfg in seen), seen
+
+
+def test_a_prompt_without_regions_decoded_beside_one_with_them_draws_what_it_draws_alone(tmp_path: Path):
+    """In one decode, a prompt of two objects adds region rows, and a prompt without regions fills its rows
+    with its own prompt under a zero mask: it draws what it draws alone (a mask of ones guided it by its own
+    prompt everywhere, so an eval's scores depended on which prompts shared its batch)."""
+    from conftest import TINY_CAPTIONS, build_tiny_folder
+
+    folder = build_tiny_folder(tmp_path / "w", captions=TINY_CAPTIONS + ["a pink tree on the right and a cat"])
+    pipe = TextToImage.from_folder(folder, device="cpu")
+    two, one = pipe.request("a red bird and a blue fish"), pipe.request("a red bird")
+    assert two.regions and not one.regions
+    together = pipe.draw_each([two, one], [3, 4])
+    for g, request, seed in zip(together, (two, one), (3, 4), strict=True):
+        alone = pipe.draw_each([request], [seed])[0]
+        assert torch.equal(g.codes, alone.codes), request.prompt

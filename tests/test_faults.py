@@ -342,6 +342,7 @@ def test_a_new_file_gets_its_name_only_once_complete_and_never_takes_a_used_one(
     """write_new never shows an empty or partial file under a final name (a kill -9 mid-write leaves
     only a hidden temporary), takes the next free name, and falls back to reserving a name where the file
     system has no hard links."""
+    from t2i_cli.errors import OutputError
     from t2i_cli.files import write_new
 
     folder = tmp_path / "out"
@@ -364,6 +365,16 @@ def test_a_new_file_gets_its_name_only_once_complete_and_never_takes_a_used_one(
     monkeypatch.setattr(os, "link", no_links)
     assert write_new(folder, "pic", ".png", write) == folder / "pic-002.png"
     assert (folder / "pic-002.png").read_bytes() == b"new picture"
+    assert sorted(p.name for p in folder.iterdir()) == ["pic-000.png", "pic-001.png", "pic-002.png"]
+    real_replace = os.replace
+
+    def full_disk(*a):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)  # the rename onto the reserved name fails: the name goes too
+    with pytest.raises(OutputError, match="No space left on device"):
+        write_new(folder, "pic", ".png", write)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert sorted(p.name for p in folder.iterdir()) == ["pic-000.png", "pic-001.png", "pic-002.png"]
 
 

@@ -274,6 +274,11 @@ def edited_png(src: Path, dst: Path, **changes: str | None) -> Path:
     ([], {"n": "0_1"}, "its t2i setting n='0_1' is not valid"),
     ([], {"prompt": "a red \ud800 bird"}, "its recorded prompt holds a lone surrogate"),
     ([], {"negative": "x\udfff"}, "its recorded negative holds a lone surrogate"),
+    # an index past n was refused as a flag (exit 2); a seed past 2**63 reached manual_seed
+    ([], {"index": "5", "n": "2"}, "its recorded seed, n or index is out of range"),
+    ([], {"seed": str(2**64)}, "its recorded seed, n or index is out of range"),
+    ([], {"n": "100000"}, "its recorded seed, n or index is out of range"),
+    (["--keep-top", "0.25"], {"image_mode": "bogus"}, "its recorded image prompt is incomplete (mode 'bogus')"),
 ])
 def test_from_a_png_whose_settings_were_edited_blames_the_png_not_a_flag(tiny_weights, tmp_path, how, changes, says):
     """An edited precision said "--precision must be one of ..." (exit 2), a flag --from does not even take."""

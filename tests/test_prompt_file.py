@@ -278,3 +278,31 @@ def test_paths_named_under_a_live_bar_go_above_it_only_when_stdout_is_the_bar_s_
         assert ("a.png" in screen.getvalue()) == same and ("b.png" in screen.getvalue()) == same
         assert capsys.readouterr().out.split() == ([] if same else ["a.png", "b.png"])
     assert not cli._same_terminal()  # under pytest stdout is captured, not a terminal
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_prompt_file_is_read_no_further_than_its_bound(tmp_path, monkeypatch, source):
+    """`--prompts /dev/zero` or `yes | t2i generate --prompts -` must not read without end: the file (or
+    standard input) is read for at most MAX_PROMPT_FILE + 1 bytes, then refused (the refusal alone came after
+    an unbounded read, and no test saw the difference)."""
+    import io
+
+    asked = []
+
+    class Endless(io.RawIOBase):
+        def read(self, n=-1):
+            asked.append(n)
+            if n is None or n < 0:
+                raise AssertionError("an unbounded read of an endless stream")
+            return b"a red bird\n" * (n // 11) + b"a" * (n % 11)
+
+    if source == "stdin":
+        monkeypatch.setattr(sys, "stdin", type("In", (), {"buffer": Endless(), "closed": False,
+                                                          "isatty": lambda self: False})())
+        path = "-"
+    else:
+        monkeypatch.setattr(prompt_file, "open", lambda *a, **k: Endless(), raising=False)
+        path = tmp_path / "endless.txt"
+    with pytest.raises(DataError, match="split it"):
+        read_prompts(path)
+    assert asked == [prompt_file.MAX_PROMPT_FILE + 1]

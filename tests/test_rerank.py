@@ -182,6 +182,10 @@ def test_two_object_prompts_add_each_objects_crop_score_and_tell_swapped_colours
         got = pipe.score(images, two)
         crop_term = (got - sentence(pipe, two)) / pipeline.CROP_SCORE_WEIGHT
         assert crop_term[0] > crop_term[1] + 0.2, crop_term  # red left, blue right: both crops match
+        clip, tok = pipe.bundle.clip, pipe.bundle.tokenizer
+        each = [clip.score(pipeline.crop_place(images, place), torch.tensor([tok.encode(text, clip.cfg.text_len).ids]))
+                for text, place in pipeline.object_prompts(two)]
+        assert len(each) == 2 and torch.allclose(crop_term, torch.stack(each).mean(0), atol=1e-5)  # both objects
         assert got[0] > got[1], got  # so the reranker keeps the right layout
         assert torch.equal(pipe.score(images, RED), sentence(pipe, RED))  # one object: the sentence score
         plain = build_tiny_folder(tmp_path / "plain")  # its tokenizer splits "circle" and "and"
@@ -355,6 +359,21 @@ def test_explain_prints_one_line_per_prompt_word(weights, colour_folder):
     assert len(contributions) == len(prompt.split())
     assert [ln.split()[0] for ln in contributions] == prompt.split()
     assert all(ln.split()[1][0] in "+-" and float(ln.split()[1]) == float(ln.split()[1]) for ln in contributions)
+
+
+def test_explain_gives_each_word_the_score_it_adds(weights):
+    """A word's contribution is the score with it less the score without it: on a red picture the colour CLIP
+    scores "a red circle" above "a circle", so "red" adds (its sign was flipped, and only the format of the
+    lines was tested)."""
+    from t2i_cli import rerank as rr
+
+    pipe = TextToImage.from_folder(weights, "cpu", need_clip=True)
+    image = tensor_from_image(colour_image((230, 20, 20)))
+    with torch.inference_mode():
+        got = dict(rr.explain(pipe, image, RED))
+        full = float(pipe.score(image[None], RED)[0])
+        assert got["red"] == pytest.approx(full - float(pipe.score(image[None], "a circle")[0]), abs=1e-6)
+    assert got["red"] > 0 and got["red"] == max(got.values()), got
 
 
 # ---------------------------------------------------------------------------------------------- failures
@@ -721,3 +740,20 @@ def test_rerank_scores_a_t2i_picture_as_generate_did(weights, tmp_path):
     # what is left is the PNG's 8-bit rounding of the pixels generate scored (this CLIP is sharp: 0.016 at most
     # here, against 0.077 when read at the CLIP's side)
     assert max(abs(got[name] - recorded[name]) for name in got) < 0.025, (got, recorded)
+
+
+def test_a_prompt_chunk_over_a_thousand_characters_is_cut_and_said(weights, tmp_path):
+    """A picture's prompt text is cut to MAX_PROMPT_CHARS before it is tokenized (tokenizing a megabyte took
+    minutes), and the warning says how many were cut; ranking.json holds the cut prompt."""
+    from t2i_cli import rerank as rr
+
+    folder = tmp_path / "long"
+    folder.mkdir()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", "a red circle " * 400)  # 5,200 characters
+    colour_image((230, 20, 20)).save(folder / "long.png", pnginfo=info)
+    r = run("rerank", folder, "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    assert f"1 prompt(s) read from PNG text were longer than {rr.MAX_PROMPT_CHARS:,} characters" in r.stderr
+    (row,) = ranking(folder)
+    assert len(row["prompt"]) == rr.MAX_PROMPT_CHARS

@@ -599,3 +599,55 @@ def test_guidance_stop_drops_the_unconditional_rows_after_its_share_of_the_codes
 def test_guidance_stop_is_checked(bad, says):
     with pytest.raises(UsageError, match=re.escape(says)):
         SamplingConfig(**bad)
+
+
+def test_jacobi_window_distribution_applies_temperature_top_k_and_top_p():
+    """Each code of a Jacobi window is drawn from the distribution sample_next would use: probabilities
+    0.5 / 0.3 / 0.1 / 0.06 / 0.04 with top-p 0.75 keep the first two (0.625 / 0.375); with top-k 1 the first
+    alone; temperature 2 flattens them. (Dropping top-p from the window path drew from all five, and no test
+    noticed.)"""
+    from t2i_cli.sampling import _window_probs
+
+    probs = torch.tensor([0.5, 0.3, 0.1, 0.06, 0.04])
+    logits = probs.log().view(1, 1, 5).expand(1, 2, 5)  # one row, a window of two codes
+    pos, scales = torch.tensor([[0, 1]]), torch.ones(4)
+
+    def window(**kw) -> torch.Tensor:
+        return _window_probs(logits, 1, SamplingConfig(guidance=1.0, **kw), pos, scales)[0]
+
+    for row in window(top_p=0.75):
+        assert torch.allclose(row, torch.tensor([0.625, 0.375, 0, 0, 0]), atol=1e-6), row
+    for row in window(top_k=1):
+        assert torch.allclose(row, torch.tensor([1.0, 0, 0, 0, 0])), row
+    flat = probs.sqrt() / probs.sqrt().sum()
+    for row in window(temperature=2.0):
+        assert torch.allclose(row, flat, atol=1e-6), row
+
+
+BF16_CFG = TransformerConfig(text_vocab=40, text_len=6, image_vocab=24, grid=4, n_layer=2, n_head=2, n_embd=32)
+
+
+def test_plain_decoding_of_a_bf16_model_guides_in_float32(monkeypatch):
+    """Classifier-free guidance sums scaled logits: in bf16 that rounds by up to 0.25 (and ties codes top-k then
+    keeps), so plain decoding, like Jacobi windows and regional guidance, guides the bf16 logits in float32."""
+    import t2i_cli.sampling as sampling
+
+    torch.manual_seed(0)  # (no oneDNN packing needed: this runs on every CPU, emulated bf16 where it must)
+    plain = Transformer(BF16_CFG).eval()
+    with torch.no_grad():
+        for p in plain.parameters():
+            if p.ndim > 1:
+                p.mul_(5)
+    plain = plain.to(torch.bfloat16)
+    text = torch.randint(0, 34, (2, BF16_CFG.text_len), generator=torch.Generator().manual_seed(1))
+    seen, drawn = [], []
+    model_logits = plain.image_logits
+    monkeypatch.setattr(plain, "image_logits", lambda *a: seen.append(model_logits(*a)) or seen[-1])
+    sample = sampling.sample_next
+    monkeypatch.setattr(sampling, "sample_next", lambda logits, *a: drawn.append(logits) or sample(logits, *a))
+    cfg = SamplingConfig(guidance=3.0)
+    generate_codes(plain, text, torch.arange(34, 40), cfg, torch.Generator().manual_seed(2))
+    assert len(drawn) == len(seen) == BF16_CFG.n_image and seen[0].dtype == torch.bfloat16
+    for i, (logits, guided) in enumerate(zip(seen, drawn, strict=True)):  # rows 0-1 the prompts, 2-3 the unconditional
+        want = logits[2:].float() + 3.0 * (logits[:2].float() - logits[2:].float())
+        assert guided.dtype == torch.float32 and torch.equal(guided, want), i

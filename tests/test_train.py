@@ -1045,3 +1045,71 @@ def test_sigterm_ignored_when_t2i_starts_stays_ignored():
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_best_model_is_written_only_at_a_new_lowest_validation_loss(tiny_runs: Path, tmp_path: Path, monkeypatch):
+    """best.safetensors holds the model of the lowest validation loss: validation 3, 2, 2.5, 3 keeps step 4's
+    (written at every validation, export after overfitting would pick the last model)."""
+    from t2i_cli.stages import TransformerStage
+
+    losses = iter([3.0, 2.0, 2.5, 3.0])
+    monkeypatch.setattr(TransformerStage, "validate", lambda self: {"val_loss": next(losses)})
+    run = tmp_path / "tr"
+    t2i("train", "--stage", "transformer", "--steps", "8", "--sample-every", "2", "--dvae", tiny_runs / "dvae",
+        "--tokenizer", tiny_runs / "tok", "--out", run, "--preset", "tiny", "--workers", "0", "-q")
+    assert read_metadata(run / BEST)["step"] == "4"
+
+
+def test_the_transformer_stage_drops_its_share_of_captions_for_guidance(tiny_runs: Path, tmp_path: Path,
+                                                                          monkeypatch):
+    """cond_drop of the captions are trained as the empty prompt (what classifier-free guidance's unconditional
+    rows read); without it guidance, on by default, would push against an untrained prompt."""
+    from t2i_cli.models.tokenizer import TextTokenizer
+    from t2i_cli.models.transformer import Transformer
+
+    seen, real = [], Transformer.forward
+
+    def spy(self, text, codes, *a, **k):
+        if self.training:
+            seen.append(text.detach().clone())
+        return real(self, text, codes, *a, **k)
+
+    monkeypatch.setattr(Transformer, "forward", spy)
+    t2i("train", "--stage", "transformer", "--steps", "12", "--dvae", tiny_runs / "dvae", "--tokenizer",
+        tiny_runs / "tok", "--out", tmp_path / "tr", "--preset", "tiny", "--workers", "0", "--sample-every", "0",
+        "-q")
+    rows = torch.cat(seen)  # 12 steps x 8 captions
+    empty = torch.tensor(TextTokenizer.from_file(tiny_runs / "tok" / "tokenizer.json").empty(rows.shape[1]))
+    dropped = int((rows == empty).all(dim=1).sum())
+    assert rows.shape[0] == 96 and 2 <= dropped <= 25, dropped  # cond_drop 0.1 of 96: about 10
+
+
+def test_gumbel_temperature_anneals_from_one_and_the_kl_weight_warms_up():
+    """The dVAE's Gumbel-softmax temperature falls from 1 to tau_end along a cosine over the run (reversed, it
+    trained cold first and hot at the end), and the KL weight rises from 0 to kl_max over the warm-up."""
+    from t2i_cli.stages import DVAEStage
+
+    cfg = TrainConfig(stage="dvae", data="world", steps=101, tau_end=0.1, kl_max=0.5, kl_warmup=0.2)
+    stage = DVAEStage.__new__(DVAEStage)  # the schedule reads the config alone
+    stage.cfg = cfg
+    taus, kls = zip(*(stage.schedule(s) for s in range(101)), strict=True)
+    assert taus[0] == pytest.approx(1.0) and taus[100] == pytest.approx(0.1) and taus[50] == pytest.approx(0.55)
+    assert all(a >= b for a, b in zip(taus, taus[1:], strict=False))
+    assert kls[0] == 0.0 and kls[10] == pytest.approx(0.5 * 10 / 20.2) and kls[21] == kls[100] == 0.5
+
+
+def test_each_epoch_of_a_folder_reads_the_next_caption_of_each_picture(tmp_path: Path):
+    """A picture with several captions trains on caption k in epoch k (StepBatches tells the dataset its epoch;
+    without it every epoch read caption 0, and --flip and --crop drew the same every epoch)."""
+    from t2i_cli.data import open_source
+    from t2i_cli.train import StepBatches
+
+    for i in range(2):
+        Image.new("RGB", (16, 16), (i * 90, 40, 200)).save(tmp_path / f"p{i}.png")
+        (tmp_path / f"p{i}.txt").write_text(f"picture {i} caption a\npicture {i} caption b\n")
+    data = open_source(str(tmp_path), 16, part="all")
+    cfg = TrainConfig(stage="dvae", data=str(tmp_path), batch_size=2, steps=4, seed=0)
+    batches = StepBatches(data, cfg, 0, 1, False)
+    captions = [sorted(batches[step][1]) for step in range(4)]  # each step is one epoch of the two pictures
+    assert captions[0] != captions[1] and captions[0] == captions[2] and captions[1] == captions[3], captions
+    assert {c[-1] for c in captions[0] + captions[1]} == {"a", "b"}

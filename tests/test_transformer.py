@@ -229,3 +229,18 @@ def test_a_bf16_model_on_the_cpu_decodes_what_its_forward_gives_over_the_cache_o
         window = model.ragged_window_logits(image[:, 3:7], torch.tensor([3, 3]), cache).float()
         torch.testing.assert_close(window, full[:, 4:8], rtol=0, atol=0.03 * scale)
         assert float(cache.k[:, :, :, CFG.text_len + 6].abs().sum()) > 0  # the window's keys went in
+
+
+def test_a_kv_cache_and_a_ragged_window_refuse_what_would_write_outside_the_cache():
+    """The cache's slack is at most one image's codes, and a ragged window starts at code 0 or later: a start
+    of -1 would write its keys over the text's cached positions."""
+    cfg = TransformerConfig(text_vocab=40, text_len=6, image_vocab=24, grid=4, n_layer=1, n_head=2, n_embd=16)
+    with pytest.raises(ValueError, match="slack is 0..16"):
+        KVCache(cfg, 1, torch.device("cpu"), torch.float32, slack=cfg.n_image + 1)
+    model = Transformer(cfg).eval()
+    cache = KVCache(cfg, 2, torch.device("cpu"), torch.float32, slack=4)
+    codes = torch.zeros(2, 3, dtype=torch.long)
+    with torch.inference_mode(), pytest.raises(ValueError, match="one start \\(0 or more\\) per row"):
+        model.ragged_window_logits(codes, torch.tensor([-1, 0]), cache)
+    with torch.inference_mode():
+        assert model.ragged_window_logits(codes, torch.tensor([0, 2]), cache).shape == (2, 3, 24)

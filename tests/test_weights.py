@@ -481,3 +481,30 @@ def test_a_clip_whose_width_its_heads_do_not_divide_is_refused_with_our_error(tm
     save_tensors(tmp_path / "clip.safetensors", tensors, meta)
     with pytest.raises(WeightsError, match="n_embd 1 must be a multiple of n_head 4"):
         load_model(tmp_path / "clip.safetensors", "clip")
+
+
+def test_a_dvae_of_the_transformers_codebook_but_another_grid_does_not_fit(tiny_weights: Path, tmp_path: Path):
+    """A dVAE with as many codes as the transformer draws but another grid (a larger picture side) loaded, and
+    decoded the transformer's 4x4 codes as if they were its own 8x8."""
+    from t2i_cli.weights import misfits
+
+    folder = tmp_path / "w"
+    shutil.copytree(tiny_weights, folder)
+    tr = load_model(folder / "transformer.safetensors", "transformer").cfg
+    other = DVAEConfig(image_side=32, downsample=4, n_codes=tr.image_vocab, n_hid=8, code_dim=8)
+    assert other.grid != tr.grid and other.n_codes == tr.image_vocab
+    assert misfits(None, other, tr, []) == [f"dVAE makes 8x8 grids of {tr.image_vocab} codes, the transformer "
+                                            f"expects {tr.grid}x{tr.grid} of {tr.image_vocab}"]
+    save_model(DVAE(other), folder / "dvae.safetensors", "dvae")
+    with pytest.raises(WeightsError, match="parts do not fit together: dVAE makes 8x8 grids"):
+        load_folder(folder)
+
+
+@pytest.mark.parametrize("value", [-1, 2**21])
+def test_a_config_integer_outside_zero_to_max_dim_is_refused(value):
+    """Every integer of a config (not only the sizes, which must be at least 1) lies in 0..MAX_DIM: a CLIP's
+    n_pad_start of -1 or 2**21 is refused before anything is built."""
+    from t2i_cli.weights import check_budget
+
+    with pytest.raises(ValueError, match="a dimension is negative or above 1048576"):
+        check_budget(ClipConfig(image_side=16, text_vocab=40, text_len=12, n_pad_start=value))

@@ -166,9 +166,9 @@ def recorded_settings(path: Path) -> Recorded:
             raise DataError(f"{path}: its recorded {key} holds a lone surrogate (half of a UTF-16 pair), not "
                             f"text; {EDITED}") from None
     if not (0 <= rec.index < rec.n <= MAX_RECORDED_N) or not 0 <= rec.seed < 2**63:
-        raise DataError(f"{path}: its recorded seed, n or index is out of range")
+        raise DataError(f"{path}: its recorded seed, n or index is out of range; {EDITED}")
     if rec.image_mode is not None and (rec.image_mode not in IMAGE_MODES or not rec.image_sha256):
-        raise DataError(f"{path}: its recorded image prompt is incomplete (mode {rec.image_mode!r})")
+        raise DataError(f"{path}: its recorded image prompt is incomplete (mode {rec.image_mode!r}); {EDITED}")
     if rec.image_mode is not None:  # each mode records its one setting, and none of the others'
         has = [k for k in IMAGE_MODES.values() if getattr(rec, k) is not None]
         if has != [IMAGE_MODES[rec.image_mode]]:
