@@ -666,3 +666,77 @@ def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, sta
     assert r.stderr.strip() == (f"error: cannot create folder {out}: Read-only file system; choose a writable one "
                                 "with --out"), r.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == []  # nothing made on the way (not even the parent)
+
+
+def test_a_run_folder_another_process_holds_is_refused_before_anything_is_written(four_step_run, tmp_path):
+    """Two `train --resume RUN` at once both trained (every metrics line twice), and a second one's start
+    deleted the checkpoint the first was writing; two new runs in one --out both "finished", one of them lost.
+    While another process holds a run folder (its lock, released even by kill -9), a resume and a new run
+    there are refused in one line, and nothing of the folder changes."""
+    from t2i_cli.files import folder_lock
+
+    before = {p.name: p.read_bytes() for p in four_step_run.iterdir() if p.is_file()}
+    (four_step_run / ".checkpoint.safetensors.abcd.tmp").write_bytes(b"the other process's half-written file")
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / "src")!r})
+from pathlib import Path
+from t2i_cli.files import folder_lock
+with folder_lock(Path(sys.argv[1]), "busy"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+    new = tmp_path / "new"
+    new.mkdir()
+    for folder in (four_step_run, new):
+        holder = subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            if folder == four_step_run:
+                line = one_line_failure(run("train", "--resume", folder, "--steps", "6"), 1)
+                assert f"{folder} is being trained by another t2i process now; wait for it" in line, line
+            else:
+                line = one_line_failure(run("train", "--stage", "dvae", "--steps", "2", "--out", folder, *TINY), 1)
+                assert f"--out {folder} is being used by another t2i process starting a run there" in line, line
+        finally:
+            holder.kill()
+            holder.wait()
+    assert {p.name: p.read_bytes() for p in four_step_run.iterdir() if p.is_file()} == before | {
+        ".checkpoint.safetensors.abcd.tmp": b"the other process's half-written file"}
+    assert list(new.iterdir()) == []
+    with folder_lock(four_step_run, "busy"):  # the lock is the folder's, not a file in it
+        assert sorted(p.name for p in four_step_run.iterdir()) == sorted([*before, "samples",
+                                                                          ".checkpoint.safetensors.abcd.tmp"])
+    r = run("train", "--resume", four_step_run, "--steps", "6")  # once it is free, the resume goes on
+    assert r.exit_code == 0, r.stderr
+    assert not (four_step_run / ".checkpoint.safetensors.abcd.tmp").exists()
+
+
+def test_an_export_into_a_folder_another_export_holds_is_refused(four_step_run, tmp_path):
+    """Two exports into one --to at once could both exit 0, the later one over the other's files unasked."""
+    from t2i_cli.files import folder_lock
+
+    to = tmp_path / "w"
+    to.mkdir()
+    with folder_lock(to, "held by a test"):
+        line = one_line_failure(run("export", four_step_run, "--to", to), 1)
+    assert f"--to {to} is being written by another t2i export now; wait for it to finish" in line, line
+    assert list(to.iterdir()) == []
+    assert run("export", four_step_run, "--to", to).exit_code == 0
+
+
+def test_export_of_a_run_whose_model_file_lags_its_checkpoint_leaves_the_run_as_it_is(four_step_run, tmp_path):
+    """A kill between the checkpoint and the model file leaves them at different steps: export exports the
+    checkpoint's model (as a resume would write it), and no longer rewrites the run's model file to do so
+    (the README says export leaves the run folder as it is; a trainer may be writing there)."""
+    model = four_step_run / "dvae.safetensors"
+    tensors, meta = load_tensors(model)
+    save_tensors(model, {k: v + 1 for k, v in tensors.items()}, {**meta, "step": "2"})  # the step-2 model
+    before = {p: p.read_bytes() for p in four_step_run.rglob("*") if p.is_file()}
+    r = run("export", four_step_run, "--to", tmp_path / "w")
+    assert r.exit_code == 0, r.stderr
+    assert {p: p.read_bytes() for p in four_step_run.rglob("*") if p.is_file()} == before
+    exported, _ = load_tensors(tmp_path / "w" / "dvae.safetensors")
+    ckpt, ckpt_meta = load_tensors(four_step_run / CHECKPOINT)
+    assert read_metadata(tmp_path / "w" / "dvae.safetensors")["step"] == ckpt_meta["step"] == "4"
+    assert all(torch.equal(exported[k], ckpt["model." + k]) for k in exported)

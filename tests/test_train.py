@@ -1113,3 +1113,41 @@ def test_each_epoch_of_a_folder_reads_the_next_caption_of_each_picture(tmp_path:
     captions = [sorted(batches[step][1]) for step in range(4)]  # each step is one epoch of the two pictures
     assert captions[0] != captions[1] and captions[0] == captions[2] and captions[1] == captions[3], captions
     assert {c[-1] for c in captions[0] + captions[1]} == {"a", "b"}
+
+
+def test_a_start_stopped_while_copying_its_dependencies_leaves_a_folder_a_retry_takes(tiny_runs: Path,
+                                                                                       tmp_path: Path,
+                                                                                       monkeypatch):
+    """Ctrl-C or SIGTERM between a new transformer run's two copies (tokenizer.json, then the dVAE) left the
+    tokenizer in --out, and the same command again said the folder "holds other files" (a whole run's
+    --resume too). Now the stop undoes the start; and a folder holding only byte-for-byte copies of the run's
+    dependencies and their temporaries (what kill -9 leaves) is taken as new."""
+    from t2i_cli import stages
+
+    out = tmp_path / "tr"
+    args = ("train", "--stage", "transformer", "--steps", "2", "--dvae", tiny_runs / "dvae", "--tokenizer",
+            tiny_runs / "tok", "--out", out, "--preset", "tiny", "--workers", "0", "-q")
+    real, copies = stages.atomic_write_bytes, []
+
+    def stopped(path, data):
+        copies.append(Path(path).name)
+        if len(copies) == 2:
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(stages, "atomic_write_bytes", stopped)
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == 130 and copies == ["tokenizer.json", "dvae.safetensors"], (r.exit_code, copies)
+    assert not out.exists()
+    monkeypatch.undo()
+    out.mkdir()  # as kill -9 leaves it: the first copy done, the second's temporary
+    (out / "tokenizer.json").write_bytes((tiny_runs / "tok" / "tokenizer.json").read_bytes())
+    (out / ".dvae.safetensors.x1y2.tmp").write_bytes(b"half")
+    t2i(*args)
+    assert (out / "transformer.safetensors").is_file() and not list(out.glob(".*.tmp"))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tokenizer.json").write_text("{}")  # not the run's tokenizer: someone's file, never replaced
+    r = runner.invoke(app, [str(other) if a == out else str(a) for a in args])
+    assert r.exit_code == 2 and "holds other files" in r.stderr, r.stderr
+    assert (other / "tokenizer.json").read_text() == "{}"

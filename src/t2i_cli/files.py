@@ -152,6 +152,36 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(got[0])
 
 
+class Busy(OutputError):
+    """Another t2i process holds the folder (folder_lock)."""
+
+
+@contextmanager
+def folder_lock(folder: Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on a folder while the block runs (flock on the folder itself: no file is added to
+    it), so that a second t2i process asking for the same folder is refused with busy (Busy, one line) instead
+    of writing the same files: two new runs in one --out both "finished" with one run's model and both runs'
+    metrics, a second --resume deleted the checkpoint the first was writing. The system releases it when the
+    process ends, kill -9 included (forked loader workers hold it until they end too). Where there is no flock
+    (some network file systems, Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # no flock here
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(busy) from None
+        except OSError:  # a file system that does not lock: go on unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
 def atomic_write_json(path: Path, obj: Any) -> Path:
     """Write obj as indented JSON to path atomically."""
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())

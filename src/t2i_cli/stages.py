@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -15,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from t2i_cli.errors import UsageError
-from t2i_cli.files import atomic_write_bytes, file_above, make_folder
+from t2i_cli.files import Busy, atomic_write_bytes, file_above, folder_lock, make_folder
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig, code_usage
@@ -423,15 +424,17 @@ def clip_config(src: str) -> ClipConfig:
     return load_model(_resolve(src, "clip.safetensors"), "clip").cfg
 
 
-def check_new_folder(run_dir: Path, keep_going: str = "") -> None:
+def check_new_folder(run_dir: Path, keep_going: str = "", own: list[tuple[Path, str]] = ()) -> None:
     """Refuse an --out that a new run cannot use: a file, a path inside a file, or a folder that already holds
     files (a run would replace files of those names: nothing a user made is lost unasked). keep_going ends
-    the folder's message (how to continue a run of one's own there)."""
+    the folder's message (how to continue a run of one's own there). own: the run's dependencies (source,
+    name); a folder holding only copies of them, byte for byte, and their temporaries is what a start killed
+    while copying them left (kill -9): the run starts there (it was refused, and a whole run could not go on)."""
     run_dir = Path(run_dir)
     if run_dir.exists() or run_dir.is_symlink():
         if not run_dir.is_dir():
             raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
-        if any(run_dir.iterdir()):
+        if any(not _left_by_a_start(p, own) for p in run_dir.iterdir()):
             raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder"
                              f"{keep_going}")
         return
@@ -440,18 +443,49 @@ def check_new_folder(run_dir: Path, keep_going: str = "") -> None:
         raise UsageError(f"--out {run_dir} is inside {blocker}, which is a file; pick a folder to create")
 
 
-def start_folder(run_dir: Path, deps: list[tuple[Path, str]]) -> list[Path]:
-    """Create the run folder and copy the dependencies in, so the run (and its export) stands alone;
-    returns what was created, for undo_start."""
-    created = [] if run_dir.exists() else [run_dir]
+def _left_by_a_start(path: Path, own: list[tuple[Path, str]]) -> bool:
+    """Whether path is a copy of one of a run's dependencies (byte for byte) or a temporary of one."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    for src, name in own:
+        if path.name.startswith(f".{name}.") and path.name.endswith(".tmp"):
+            return True
+        if path.name == name and path.stat().st_size == Path(src).stat().st_size \
+                and path.read_bytes() == Path(src).read_bytes():
+            return True
+    return False
+
+
+def make_run_folder(run_dir: Path, created: list[Path]) -> None:
+    """Create a new run's folder (adding it to created, for undo_start, only if this process made it: a folder
+    another process made at the same moment is not ours to remove), or check that an existing one is
+    writable."""
+    if not run_dir.exists():
+        if not run_dir.parent.is_dir():
+            make_folder(run_dir.parent, "--out")
+        try:
+            os.mkdir(run_dir)
+            created.append(run_dir)
+            return
+        except FileExistsError:
+            pass
+        except OSError:
+            pass  # make_folder says why, in its one line
     make_folder(run_dir, "--out")
+
+
+def copy_dependencies(run_dir: Path, deps: list[tuple[Path, str]], created: list[Path]) -> None:
+    """Copy a new run's dependencies in, so the run (and its export) stands alone; each file is added to created
+    as it is written (a stop between two copies is undone whole: the half-copied start was a folder of other
+    files that no retry or resume would take)."""
     for src, name in deps:
-        created.append(atomic_write_bytes(run_dir / name, Path(src).read_bytes()))
-    return created
+        created.append(run_dir / name)
+        atomic_write_bytes(run_dir / name, Path(src).read_bytes())
 
 
 def undo_start(created: list[Path]) -> None:
-    """Remove what start_folder created: a start that failed leaves nothing that blocks a retry."""
+    """Remove what make_run_folder and copy_dependencies created: a start that failed leaves nothing that blocks a
+    retry."""
     for path in reversed(created):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -577,6 +611,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         raise UsageError(f"--stage must be tokenizer, dvae, transformer or clip, got {cfg.stage!r}")
     dd = setup_distributed(device)
     run_dir = Path(run_dir)
+    held = contextlib.ExitStack()  # the run folder's lock, for the whole stage (rank 0)
     try:
         if cfg.stage != "tokenizer" and cfg.batch_size % dd.n_procs:  # before the folder is a run (a retry works)
             raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {dd.n_procs} processes")
@@ -585,9 +620,9 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                              f"or pick another --out")
         # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
         # may look after it has copied the run's dependencies in).
-        if not resume and dd.is_main:
-            check_new_folder(run_dir)
         deps = [] if resume else dependencies(cfg)
+        if not resume and dd.is_main:
+            check_new_folder(run_dir, own=deps)
         if resume:
             check_data_still_there(cfg.data, run_dir)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
@@ -603,17 +638,32 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             dataset.cache_bytes = TRAINING_CACHE_BYTES // (max(1, cfg.num_workers) * _ranks_on_this_machine(dd))
             if cfg.flip or cfg.crop < 1:  # validation sees the pictures as they are
                 dataset.augment = Augment(cfg.seed, cfg.flip, cfg.crop)
-        created = start_folder(run_dir, deps) if not resume and dd.is_main else []
-        if dd.is_main and resume:
-            clean_stale_temporaries(run_dir)
-            if cfg.stage != "tokenizer":
-                sync_model_file(run_dir, cfg.stage)
-        if dd.n_procs > 1:
-            dist.barrier()
+        created: list[Path] = []
         try:
+            if dd.is_main:  # one process trains a run folder at a time: a second is refused before it writes
+                if not resume:
+                    make_run_folder(run_dir, created)
+                held.enter_context(folder_lock(run_dir, (
+                    f"{run_dir} is being trained by another t2i process now; wait for it to finish (a second "
+                    f"--resume would write the same files)") if resume else (
+                    f"--out {run_dir} is being used by another t2i process starting a run there; pick another "
+                    f"--out")))
+                if not resume:
+                    check_new_folder(run_dir, own=deps)  # still new now that it is ours (another run may have
+                    for tmp in run_dir.glob(".*.tmp"):  # started there); a killed start's temporaries go
+                        tmp.unlink(missing_ok=True)
+                    copy_dependencies(run_dir, deps, created)
+                else:
+                    clean_stale_temporaries(run_dir)
+                    if cfg.stage != "tokenizer":
+                        sync_model_file(run_dir, cfg.stage)
+            if dd.n_procs > 1:
+                dist.barrier()
             stage = _build_stage(cfg, run_dir, dd, dataset, val) if cfg.stage != "tokenizer" else None
             if dd.is_main:  # from here the folder is a run (a resume records an extended schedule)
                 atomic_write_json(run_dir / RUN_CONFIG, cfg.to_json())
+        except Busy:  # the folder is another process's now, even one this process made: nothing of it is undone
+            raise
         except BaseException:
             undo_start(created)
             raise
@@ -624,6 +674,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                 undo_start(created + [run_dir / RUN_CONFIG, run_dir / "metrics.jsonl"])
             raise
     finally:
+        held.close()
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
         if dd.n_procs > 1 and dist.is_initialized() and not keep_group:
             dist.destroy_process_group()

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import tempfile
 import time
 import typing
 from dataclasses import dataclass, field
@@ -25,7 +26,14 @@ import torch.nn as nn
 
 from t2i_cli.devices import cuda_bf16, native_bf16, resolve_device
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json, atomic_write_set, make_folder, read_own_json
+from t2i_cli.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_set,
+    folder_lock,
+    make_folder,
+    read_own_json,
+)
 from t2i_cli.weights import (
     FORMAT,
     SECOND_CLIP,
@@ -813,9 +821,10 @@ def clean_stale_temporaries(run_dir: Path, idle: float = 0.0) -> list[Path]:
     return stale
 
 
-def sync_model_file(run_dir: Path, kind: str) -> bool:
+def sync_model_file(run_dir: Path, kind: str, to: Path | None = None) -> bool:
     """Make RUN/KIND.safetensors hold the checkpoint's model when a kill left them at different steps (the
-    checkpoint is written first); returns whether it was rewritten."""
+    checkpoint is written first); returns whether it was rewritten. to: write that model there instead (export,
+    which leaves the run folder as it is)."""
     ckpt, path = Path(run_dir) / CHECKPOINT, Path(run_dir) / f"{kind}.safetensors"
     if not ckpt.is_file():
         return False
@@ -826,6 +835,7 @@ def sync_model_file(run_dir: Path, kind: str) -> bool:
                 return False
         except WeightsError:
             pass  # unreadable: rewrite it from the checkpoint
+    path = path if to is None else to
     tensors, meta = load_tensors(ckpt)
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     # with --ema the model file holds the average (float32, as the model's own weights are in training)
@@ -909,14 +919,28 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     to = Path(to)
     if to.exists() and not to.is_dir():
         raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")
+    with contextlib.ExitStack() as held:
+        if to.is_dir():  # two exports into one folder at once both wrote it, the later one over the other unasked
+            held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for "
+                                               f"it to finish"))
+        scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
+        return _export_runs(run_dirs, to, half, force, note, scratch)
+
+
+def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: Callable[[str], None] | None,
+                 scratch: Path) -> list[Path]:
+    """export_runs, with a scratch folder for the model a kill left only in a run's checkpoint (written there,
+    not into the run folder)."""
     planned: dict[str, Path] = {}  # target name -> source file
     notes: list[str] = []
     clip_runs: list[Path] = []
     model_runs: list[Path] = []  # the transformer and CLIP runs: each read prompts with its own tokenizer.json
     for run_dir in map(Path, run_dirs):
         cfg = read_run_config(run_dir, "give export the folders of `t2i train` runs")
-        if cfg.stage != "tokenizer":
-            sync_model_file(run_dir, cfg.stage)
+        final = run_dir / f"{cfg.stage}.safetensors"
+        synced = scratch / f"{len(planned)}-{cfg.stage}.safetensors"  # the checkpoint's model, when the file lags
+        if cfg.stage == "tokenizer" or not sync_model_file(run_dir, cfg.stage, to=synced):
+            synced = final
         model_name = f"{cfg.stage}.safetensors"
         if cfg.stage == "clip":  # a second CLIP run is the second reranker, averaged with the first
             if any(run_dir.resolve() == r.resolve() for r in clip_runs):
@@ -930,14 +954,13 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         if cfg.stage in ("transformer", "clip"):
             model_runs.append(run_dir)
         names = ["tokenizer.json", "dvae.safetensors", model_name]
-        if cfg.stage != "tokenizer" and not (run_dir / f"{cfg.stage}.safetensors").is_file():
+        if cfg.stage != "tokenizer" and not synced.is_file():
             raise UsageError(f"{run_dir} has no trained {cfg.stage} model yet; train it first")
         chosen, why = exported_model(run_dir, cfg.stage) if cfg.stage != "tokenizer" else (None, None)
         if why:
             notes.append(why)
         for name in dict.fromkeys(names):
-            src = (chosen if chosen is not None else run_dir / f"{cfg.stage}.safetensors") if name == model_name \
-                else run_dir / name
+            src = (synced if chosen in (None, final) else chosen) if name == model_name else run_dir / name
             if not src.is_file():
                 continue
             if name in planned and not force and planned[name].read_bytes() != src.read_bytes():
