@@ -839,9 +839,12 @@ def test_guidance_stop_reaches_the_sampler_is_recorded_and_redrawn(tiny_weights,
         (data / f"p{i}.txt").write_text("a red bird\n")
     seen.clear()
     r = run("eval", "--data", data, "--n", "2", "--guidance-stop", "0.75", "--weights", tiny_weights,
-            "--json", tmp_path / "e.json", "-q")
+            "--json", tmp_path / "e.json", "-q", "--threads", "1")
     assert r.exit_code == 0 and set(seen) == {0.75}, r.stderr
-    assert json.loads((tmp_path / "e.json").read_text())["sampling"]["guidance_stop"] == 0.75
+    recorded = json.loads((tmp_path / "e.json").read_text())
+    assert recorded["sampling"]["guidance_stop"] == 0.75
+    # the numbers depend on the thread count (sums grouped by threads), which by default follows the load
+    assert recorded["threads"] == 1 and recorded["device"] == "cpu"
     line = one_line_failure(run("generate", "--from", first, "--guidance-stop", "0.7", "--weights", tiny_weights,
                                 "--out", tmp_path / "x"), 2)
     assert "--guidance-stop" in line
@@ -1007,3 +1010,38 @@ def test_a_path_given_as_an_empty_name_is_named_as_given(tiny_weights, tmp_path)
         line = one_line_failure(run(*args), 1)
         assert line.startswith("error: the data source is an empty name; give a folder"), line
     assert not (tmp_path / "p.png").exists()
+
+
+def test_eval_judge_that_is_not_a_file_and_info_of_an_escaped_folder_name(tiny_weights, tmp_path):
+    """`eval --judge FOLDER` (or a device) said the path "does not exist"; `info` printed a folder's name with
+    its terminal escapes raw (its --json escaped them)."""
+    for judge in (tmp_path, Path("/dev/null")):
+        line = one_line_failure(run("eval", "--n", "1", "--judge", judge, "--weights", tiny_weights), 2)
+        assert f"--judge {judge} is not a file; give a judge's safetensors file" in line, line
+    odd = tmp_path / "w\x1b[31mred"
+    shutil.copytree(tiny_weights, odd)
+    r = run("info", "--weights", odd)
+    assert r.exit_code == 0 and "\x1b" not in r.stdout and "w\\x1b[31mred" in r.stdout, r.stdout
+
+
+def test_data_world_stopped_by_sigterm_keeps_whole_scenes_and_says_so(tmp_path):
+    """SIGTERM ended `t2i data world` silently (exit 143), leaving a temporary file and a picture without its
+    spec; it stops as Ctrl-C does now, each scene's three files written whole or not at all."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-m", "t2i_cli", "data", "world", "--n", "5000", "--side", "128",
+                             "--out", str(out), "-q"], env={**os.environ, "PYTHONPATH": SRC},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("*.json"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.startswith("interrupted:"), (proc.returncode, err)
+    files = sorted(p.name for p in out.iterdir())
+    assert not [f for f in files if f.startswith(".")], files
+    stems = {f.rsplit(".", 1)[0] for f in files}
+    assert len(files) == 3 * len(stems) and 3 <= len(stems) < 5000, files[-6:]

@@ -999,3 +999,16 @@ def test_avif_pictures_are_read_and_heic_ones_are_said_to_be_unreadable(tmp_path
     assert captions == expected
     assert ds.skipped == {images.UNREAD_PICTURE: 1}  # not also ".txt caption without image"
     assert f"1 {images.UNREAD_PICTURE}: {tmp_path / 'phone.heic'}" in ds.skipped_message()
+
+
+def test_a_manifest_that_is_a_pipe_or_a_device_is_refused_not_read_forever(tmp_path):
+    """A .jsonl manifest that is a link to /dev/zero was read for over ten minutes; a FIFO waited forever."""
+    import os
+
+    from t2i_cli.data import open_source
+
+    (tmp_path / "zero.jsonl").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    for name in ("zero.jsonl", "fifo.jsonl"):
+        with pytest.raises(DataError, match="is not a regular file \\(a device, pipe or socket\\); save the"):
+            open_source(str(tmp_path / name), 16)

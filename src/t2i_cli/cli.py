@@ -1025,8 +1025,8 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
             return
         from rich.table import Table
 
-        table = Table(title=f"{data['folder']}  (identity {data['identity']}; its tokenizer, dVAE and transformer "
-                            f"{data['generator']})")
+        table = Table(title=f"{clean(data['folder'])}  (identity {data['identity']}; its tokenizer, dVAE and "
+                            f"transformer {data['generator']})")
         for col in ("model", "parameters", "sha256", "config"):
             table.add_column(col, overflow="fold")
         for name, m in data["models"].items():
@@ -1300,6 +1300,7 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
                quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Write scenes of the procedural world as image + caption + spec files."""
     with user_errors():
+        stop_on_sigterm()  # as Ctrl-C: the scenes written are kept, each whole (it ended silently, exit 143)
         from t2i_cli.data import check_world_size, write_world
 
         check_world_size(n, side)
@@ -1551,6 +1552,9 @@ def eval_cmd(ctx: typer.Context,
         if "draws" in given_options(ctx):
             raise UsageError("--draws belongs to --data (images per val caption); the world's tasks draw "
                              "--candidates per prompt")
+        if judge_path is not None and judge_path.exists() and not judge_path.is_file():  # a folder, a device
+            raise UsageError(f"--judge {judge_path} is not a file; give a judge's safetensors file (or leave --judge "
+                             f"out for the weights folder's or the shipped one)")
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1, precision=precision)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
@@ -1660,7 +1664,12 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
 
 def _eval_record(pipe, sampling) -> dict:
     """What an eval's JSON records of the model and settings it ran: weights identity, precision, sampling."""
-    return {"weights": pipe.bundle.identity, "precision": pipe.precision,
+    import torch
+
+    # the device and thread count too: the numbers depend on both (a matrix product's sums are grouped by the
+    # threads), and the default thread count follows how busy the machine is
+    return {"weights": pipe.bundle.identity, "precision": pipe.precision, "device": pipe.device.type,
+            "threads": torch.get_num_threads(),
             "sampling": {k: v for k, v in sampling.__dict__.items() if k != "use_cache"}}
 
 

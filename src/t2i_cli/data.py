@@ -17,7 +17,15 @@ from torch.utils.data import Dataset
 
 from t2i_cli import images, world
 from t2i_cli.errors import DataError, UsageError
-from t2i_cli.files import atomic_write_bytes, atomic_write_json, file_above, is_own_json, make_folder, sha256_of
+from t2i_cli.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    file_above,
+    is_own_json,
+    make_folder,
+    sha256_of,
+    signals_held,
+)
 
 SOURCE_HELP = "a folder of image + same-name .txt caption pairs, a .jsonl manifest, or world[:train|val|heldout]"
 
@@ -255,6 +263,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         pairs, skipped = _scan_folder(path, list_skipped)
         looked_for = f"images ({', '.join(images.IMAGE_SUFFIXES)}) with a same-name .txt caption under {path}"
     elif path.suffix.lower() == ".jsonl":
+        if not path.is_file():  # a pipe or a device (a link to /dev/zero) was read forever
+            raise DataError(f"manifest {source} is not a regular file (a device, pipe or socket); save the manifest "
+                            f"to a file and give that")
         pairs, skipped = _scan_manifest(path, list_skipped)
         looked_for = f'lines {{"image": path, "caption": text}} in {path}'
     else:
@@ -547,12 +558,14 @@ def write_world(split: str, n: int, side: int, out: Path,
                   if (out / f"{name}{ext}").exists()), None)
     if clash is not None:  # checked before writing anything, so a refused run leaves the folder as it was
         raise DataError(f"{clash} already exists; choose an empty folder with --out")
+    make_folder(out, "--out")  # a file, or a path inside one, is the command line's (exit 2)
     for i, name in enumerate(names):
         img, caption, spec = world.scene(split, i, side)
-        images.save_png(img, out / f"{name}.png", {"caption": caption})
-        atomic_write_bytes(out / f"{name}.txt", (caption + "\n").encode())
-        atomic_write_json(out / f"{name}.json",
-                          {"caption": caption, "split": split, "index": i, "side": side, "spec": spec.to_dict()})
+        with signals_held():  # a stop waits for the scene's three files: never a picture without its spec
+            images.save_png(img, out / f"{name}.png", {"caption": caption})
+            atomic_write_bytes(out / f"{name}.txt", (caption + "\n").encode())
+            atomic_write_json(out / f"{name}.json",
+                              {"caption": caption, "split": split, "index": i, "side": side, "spec": spec.to_dict()})
         if progress is not None:
             progress(i + 1)
     return n
