@@ -1126,6 +1126,7 @@ def train(
         if seed is not None:
             check_seed(seed)
         check_stage(stage)
+        _training_imports_held()
         if resume is None:  # recorded as the path it names, not one relative to here
             data = ctx.params["data"] = stored_data(data)
         if (stage == "all" and resume is None) or (resume is not None and is_whole_run(resume)):
@@ -1143,6 +1144,21 @@ def train(
             return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
         out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
+
+
+def _training_imports_held() -> None:
+    """Import what training runs on with Ctrl-C and SIGTERM held: a stop that landed inside `import torch` (the
+    first second or two of a run) left half-imported modules behind and ended in an internal error ("module
+    'numpy' has no attribute 'multiply'") or a C++ abort; held, it stops the run just after, in one line."""
+    from t2i_cli.files import signals_held
+
+    with signals_held():
+        import numpy  # noqa: F401
+        import torch  # noqa: F401
+
+        import t2i_cli.recipe  # noqa: F401
+        import t2i_cli.stages  # noqa: F401
+        import t2i_cli.train  # noqa: F401
 
 
 def next_step(cfg, run_dir: Path) -> str:
