@@ -1151,3 +1151,17 @@ def test_a_start_stopped_while_copying_its_dependencies_leaves_a_folder_a_retry_
     r = runner.invoke(app, [str(other) if a == out else str(a) for a in args])
     assert r.exit_code == 2 and "holds other files" in r.stderr, r.stderr
     assert (other / "tokenizer.json").read_text() == "{}"
+
+
+def test_a_resumed_run_ends_with_the_uninterrupted_runs_checkpoint_byte_for_byte(tmp_path: Path, monkeypatch):
+    """The tensors were equal but not the bytes: the checkpoint's copy of the run's settings kept --model's
+    overrides in the order typed, and a resume (which reads them back sorted) wrote them in another."""
+    common = ["train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--ckpt-every", "100",
+              "--sample-every", "0", "--steps", "6", "--model", "n_hid=8", "--model", "code_dim=8"]
+    t2i(*common, "--out", tmp_path / "full")
+    undo = signal_after_step(monkeypatch, 3, signal.SIGINT)
+    assert runner.invoke(app, [*map(str, common), "--out", str(tmp_path / "cut")]).exit_code == 130
+    undo()
+    t2i("train", "--resume", tmp_path / "cut", "-q")
+    for name in (CHECKPOINT, "dvae.safetensors"):
+        assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "cut" / name).read_bytes(), name

@@ -299,7 +299,7 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, cf
         for key, value in st.items():
             tensors[f"optim.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     meta = {"format": FORMAT, "kind": kind, "config": json.dumps(dataclasses.asdict(model.cfg)),
-            "step": str(step), "train_config": json.dumps(cfg.to_json()),
+            "step": str(step), "train_config": json.dumps(cfg.to_json(), sort_keys=True),
             "param_groups": json.dumps(state["param_groups"]), "extra": json.dumps(extra or {}),
             "optim_entries": json.dumps(sorted(state["state"]))}  # which parameters have state (checked at load)
     save_tensors(path, tensors, meta)
