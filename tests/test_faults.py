@@ -17,6 +17,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -788,3 +789,19 @@ def test_a_worker_error_keeps_its_whole_message():
     indented = msg.replace("summer\n2024", "summer\n  2024")  # a continuation that looks like a frame's line
     assert worker_message(indented) == "image /data/summer\n  2024/a.png does not exist; check the path"
     assert worker_message("a plain message") == "a plain message"
+
+
+def test_a_killed_generates_temporary_is_removed_by_the_next_once_stale(tiny_weights, tmp_path):
+    """kill -9 of `generate` mid-write left .STEM-NNN.png.XXXX.tmp in --out for good (rerank counted it as
+    "not an image"); the next generate or vary into the folder removes one a minute old. A fresh one (another
+    t2i writing now) and the user's own files stay."""
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, fresh = out / ".a-red-bird-NNN.png.k2j3h4.tmp", out / ".a-red-bird-NNN.png.z9y8x7.tmp"
+    mine = [out / ".notes.tmp", out / "a-red-bird-NNN.png.tmp", out / "picture.png"]
+    for p in (stale, fresh, *mine):
+        p.write_bytes(b"x")
+    os.utime(stale, (time.time() - 120, time.time() - 120))
+    r = run("generate", "a red bird", "--candidates", "1", "--weights", tiny_weights, "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert not stale.exists() and fresh.exists() and all(p.exists() for p in mine)

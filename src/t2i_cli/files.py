@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
@@ -285,6 +286,29 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
         raise OutputError(f"cannot write to {folder}: {e.strerror}; choose a writable folder{where}") from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+OWN_TEMPORARY = re.compile(r"\..+-NNN\.png\.[^.]+\.tmp")  # write_new's temporaries of a new STEM-NNN.png
+STALE_AFTER = 60.0  # seconds unchanged after which such a temporary is no write in progress
+
+
+def clean_stale_temporaries(folder: Path, idle: float = STALE_AFTER) -> list[Path]:
+    """Remove the temporaries (.STEM-NNN.png.XXXX.tmp) that a killed write_new left in an output folder (kill -9
+    of `generate`: they stayed for good, and rerank counted each as "not an image"), once unchanged for idle
+    seconds: another t2i may be writing one now."""
+    now, gone = time.time(), []
+    try:
+        found = [p for p in Path(folder).iterdir() if OWN_TEMPORARY.fullmatch(p.name)]
+    except OSError:
+        return gone
+    for p in found:
+        try:
+            if p.is_file() and not p.is_symlink() and now - p.stat().st_mtime >= idle:
+                p.unlink()
+                gone.append(p)
+        except OSError:
+            pass
+    return gone
 
 
 def _claim(folder: Path, stem: str, suffix: str, where: str = " with --out") -> Path:
