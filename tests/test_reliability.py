@@ -722,7 +722,10 @@ def test_an_export_into_a_folder_another_export_holds_is_refused(four_step_run, 
         line = one_line_failure(run("export", four_step_run, "--to", to), 1)
     assert f"--to {to} is being written by another t2i export now; wait for it to finish" in line, line
     assert list(to.iterdir()) == []
+    (to / ".dvae.safetensors.k3j2h1.tmp").write_bytes(b"half")  # what an export killed mid-write left (kill -9)
+    (to / ".notes.tmp").write_bytes(b"the user's")
     assert run("export", four_step_run, "--to", to).exit_code == 0
+    assert sorted(p.name for p in to.iterdir()) == [".notes.tmp", "dvae.safetensors"]
 
 
 def test_export_of_a_run_whose_model_file_lags_its_checkpoint_leaves_the_run_as_it_is(four_step_run, tmp_path):

@@ -923,6 +923,11 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         if to.is_dir():  # two exports into one folder at once both wrote it, the later one over the other unasked
             held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for "
                                                f"it to finish"))
+            # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
+            for name in ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors",
+                         SECOND_CLIP):
+                for tmp in to.glob(f".{name}.*.tmp"):
+                    tmp.unlink(missing_ok=True)
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
         return _export_runs(run_dirs, to, half, force, note, scratch)
 
