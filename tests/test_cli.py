@@ -1045,3 +1045,27 @@ def test_data_world_stopped_by_sigterm_keeps_whole_scenes_and_says_so(tmp_path):
     assert not [f for f in files if f.startswith(".")], files
     stems = {f.rsplit(".", 1)[0] for f in files}
     assert len(files) == 3 * len(stems) and 3 <= len(stems) < 5000, files[-6:]
+
+
+def test_eval_of_weights_without_a_reranker_says_it_draws_once(tmp_path):
+    """`t2i eval` of a folder without clip.safetensors drew one image a prompt where the default is the best of
+    4, silently (generate says so); `eval --data` there printed the footnote of CLIP rows it did not show."""
+    from conftest import build_tiny_folder
+
+    folder = build_tiny_folder(tmp_path / "w", with_clip=False)
+    r = run("eval", "--n", "1", "--weights", folder)
+    assert r.exit_code == 0, r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")] == [
+        f"warning: {folder} has no clip.safetensors, so each prompt is drawn once, not the best of 4 (--candidates "
+        f"1 asks for one and silences this)"], r.stderr
+    assert "candidates 1" in r.stdout
+    assert "warning" not in run("eval", "--n", "1", "--candidates", "1", "--weights", folder).stderr
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(30):
+        Image.new("RGB", (16, 16), (i * 8, 90, 200 - i * 5)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text("a red bird\n")
+    r = run("eval", "--data", data, "--n", "2", "--weights", folder)
+    assert r.exit_code == 0 and "t2i's own CLIP embeddings" not in r.stdout, r.stdout

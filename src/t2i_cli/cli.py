@@ -1521,7 +1521,7 @@ def eval_cmd(ctx: typer.Context,
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
              precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
              threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
-             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings.")) -> None:
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
     validation split of any data (dVAE PSNR, bits per code, CLIP score and Frechet distance)."""
     with user_errors():
@@ -1546,8 +1546,9 @@ def eval_cmd(ctx: typer.Context,
             check_output_file(json_path, "--json")
             _check_eval_json(json_path, force)
         folder = weights_folder(weights)
+        one_for_want_of_clip = candidates is None and not (folder / "clip.safetensors").is_file()
         if candidates is None:
-            candidates = DEFAULT_CANDIDATES if (folder / "clip.safetensors").is_file() else 1
+            candidates = 1 if one_for_want_of_clip else DEFAULT_CANDIDATES
         if not 1 <= n <= 10_000:
             raise UsageError(f"--n must be in 1..10000, got {n}")
         if not 1 <= candidates <= MAX_N:
@@ -1577,6 +1578,9 @@ def eval_cmd(ctx: typer.Context,
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
+        if one_for_want_of_clip and not quiet:  # said as generate says it, once every check has passed
+            warn(f"{folder} has no clip.safetensors, so each prompt is drawn once, not the best of "
+                 f"{DEFAULT_CANDIDATES} (--candidates 1 asks for one and silences this)")
         side = pipe.bundle.dvae.cfg.image_side
         from t2i_cli.files import sha256_of
 
@@ -1671,7 +1675,8 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
         table.add_row("Frechet distance, CLIP image space*",
                       "needs 2 or more real images (--n, and the split's size)" if fd is None else f"{fd:.4f}")
     out.print(table)
-    out.print("* t2i's own CLIP embeddings: compares models on the same data, not comparable with published FID.")
+    if "clip" in result:  # (the footnote of its rows)
+        out.print("* t2i's own CLIP embeddings: compares models on the same data, not comparable with published FID.")
     if "clip" not in result:
         warn(f"{folder} has no clip.safetensors: no CLIP score or Frechet distance")
     if result.get("skipped") and not quiet:
