@@ -1005,6 +1005,8 @@ def test_a_path_given_as_an_empty_name_is_named_as_given(tiny_weights, tmp_path)
                         (["eval", "--seed", "0", "--seed", "1", "--json", ""], "--json")):
         line = one_line_failure(run(*args), 2)
         assert line.startswith(f"error: {named} is given an empty file name; give a path"), (args, line)
+    line = one_line_failure(run("vary", "--bogus", "", "x.png"), 2)  # an unknown option is named, not the ''
+    assert "--bogus" in line and "empty file name" not in line, line
     for args in (["eval", "--data", "", "--weights", tiny_weights], ["data", "preview", "", "--out",
                                                                        tmp_path / "p.png"]):
         line = one_line_failure(run(*args), 1)

@@ -743,3 +743,43 @@ def test_export_of_a_run_whose_model_file_lags_its_checkpoint_leaves_the_run_as_
     ckpt, ckpt_meta = load_tensors(four_step_run / CHECKPOINT)
     assert read_metadata(tmp_path / "w" / "dvae.safetensors")["step"] == ckpt_meta["step"] == "4"
     assert all(torch.equal(exported[k], ckpt["model." + k]) for k in exported)
+
+
+def test_a_folder_lock_ends_with_the_process_that_took_it_not_its_forked_children(tmp_path):
+    """DataLoader workers are forked while the run folder is locked: they inherited the lock and held it for
+    seconds after a kill -9 of the trainer, so an immediate --resume was refused as if another t2i trained."""
+    from t2i_cli.files import Busy, folder_lock
+
+    ready, said = os.pipe()
+    with folder_lock(tmp_path, "busy"):
+        child = os.fork()
+        if child == 0:  # a worker that outlives the lock's holder (fork's hooks have run by now)
+            os.write(said, b"x")
+            time.sleep(5)
+            os._exit(0)
+        assert os.read(ready, 1) == b"x"
+    try:
+        with folder_lock(tmp_path, "busy"):  # the holder let go: free, though the child still runs
+            pass
+    except Busy:
+        pytest.fail("a forked child kept the folder locked")
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_export_names_a_lagging_models_checkpoint_and_leaves_no_folder_when_refused(four_step_run, tmp_path):
+    """Two runs whose model files lag their checkpoints (each exported from its checkpoint, written to a scratch
+    folder) differ: the refusal named the scratch files, gone by then. A refused export into a new nested
+    folder leaves none of it behind (the folder is made first, to be locked)."""
+    other = tmp_path / "other"
+    shutil.copytree(four_step_run, other)
+    tensors, meta = load_tensors(other / CHECKPOINT)
+    save_tensors(other / CHECKPOINT, {k: v + 1 if k.startswith("model.") else v for k, v in tensors.items()}, meta)
+    for run_dir in (four_step_run, other):
+        tensors, meta = load_tensors(run_dir / "dvae.safetensors")
+        save_tensors(run_dir / "dvae.safetensors", tensors, {**meta, "step": "2"})
+    to = tmp_path / "a" / "b" / "w"
+    line = one_line_failure(run("export", four_step_run, other, "--to", to), 2)
+    assert f"{four_step_run / CHECKPOINT}'s model and {other / CHECKPOINT}'s model differ" in line, line
+    assert "t2i-export" not in line and not (tmp_path / "a").exists()

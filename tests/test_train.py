@@ -458,10 +458,8 @@ DVAEStage.validate = lambda self: {"val_loss": next(losses)}
     assert meta["step"] == "4" and json.loads((out / "train_config.json").read_text())["steps"] == 4
 
 
-def test_torchrun_interrupt_is_said_once_and_every_process_checkpoints_and_stops(tmp_path: Path):
-    """Ctrl-C reaches every torchrun process (torchrun forwards it): each stops with exit 130 after the step,
-    the checkpoint holds that step, and one line (rank 0's) says how to resume, not one per process."""
-    patch = """
+# A torchrun patch: Ctrl-C reaches every process as the dVAE stage starts its step 3
+STOP_DVAE_AT_STEP_3 = """
 from t2i_cli.stages import DVAEStage
 real = DVAEStage.loss
 def loss(self, model, images, captions, step):
@@ -470,8 +468,13 @@ def loss(self, model, images, captions, step):
     return real(self, model, images, captions, step)
 DVAEStage.loss = loss
 """
+
+
+def test_torchrun_interrupt_is_said_once_and_every_process_checkpoints_and_stops(tmp_path: Path):
+    """Ctrl-C reaches every torchrun process (torchrun forwards it): each stops with exit 130 after the step,
+    the checkpoint holds that step, and one line (rank 0's) says how to resume, not one per process."""
     out = tmp_path / "run"
-    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--out", str(out))
+    proc = torchrun_t2i(tmp_path, STOP_DVAE_AT_STEP_3, "--stage", "dvae", "--steps", "8", "--out", str(out))
     assert proc.returncode != 0
     assert [(tmp_path / f"exit-{r}").read_text() for r in (0, 1)] == ["130", "130"], proc.stderr[-3000:]
     said = [ln for ln in proc.stderr.splitlines() if "interrupted" in ln]
@@ -485,20 +488,11 @@ def test_torchrun_resume_with_ema_is_bitwise_the_uninterrupted_run(tmp_path: Pat
     """--ema under a 2-process torchrun (it was never run there): a run stopped at step 3 and resumed under
     torchrun ends with every tensor of the uninterrupted run's checkpoint, the weights' average included, and
     exports the same model file; only rank 0 writes."""
-    stop_at_3 = """
-from t2i_cli.stages import DVAEStage
-real = DVAEStage.loss
-def loss(self, model, images, captions, step):
-    if step == 3:
-        raise KeyboardInterrupt
-    return real(self, model, images, captions, step)
-DVAEStage.loss = loss
-"""
     args = ("--stage", "dvae", "--steps", "6", "--ema", "0.5")
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     proc = torchrun_t2i(tmp_path, "", *args, "--out", str(whole))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = torchrun_t2i(tmp_path, stop_at_3, *args, "--out", str(parts))
+    proc = torchrun_t2i(tmp_path, STOP_DVAE_AT_STEP_3, *args, "--out", str(parts))
     assert [(tmp_path / f"exit-{r}").read_text() for r in (0, 1)] == ["130", "130"], proc.stderr[-3000:]
     assert load_tensors(parts / CHECKPOINT)[1]["step"] == "3"
     proc = torchrun_t2i(tmp_path, "", "--resume", str(parts))
@@ -1151,6 +1145,21 @@ def test_a_start_stopped_while_copying_its_dependencies_leaves_a_folder_a_retry_
     r = runner.invoke(app, [str(other) if a == out else str(a) for a in args])
     assert r.exit_code == 2 and "holds other files" in r.stderr, r.stderr
     assert (other / "tokenizer.json").read_text() == "{}"
+    # a folder that holds the dependency itself (--tokenizer W --out W) is the user's, not a killed start's
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "tokenizer.json").write_bytes((tiny_runs / "tok" / "tokenizer.json").read_bytes())
+    mine = [str(own) if a in (out, tiny_runs / "tok") else str(a) for a in args]
+    r = runner.invoke(app, mine)
+    assert r.exit_code == 2 and "holds other files" in r.stderr, r.stderr
+    # a copy that was there before a start that is then stopped stays (only what the start wrote is undone)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "tokenizer.json").write_bytes((tiny_runs / "tok" / "tokenizer.json").read_bytes())
+    copies.clear()
+    monkeypatch.setattr(stages, "atomic_write_bytes", stopped)
+    r = runner.invoke(app, [str(kept) if a == out else str(a) for a in args])
+    assert r.exit_code == 130 and sorted(p.name for p in kept.iterdir()) == ["tokenizer.json"], r.stderr
 
 
 def test_a_resumed_run_ends_with_the_uninterrupted_runs_checkpoint_byte_for_byte(tmp_path: Path, monkeypatch):

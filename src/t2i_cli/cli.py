@@ -131,7 +131,9 @@ class OneValueEach(TyperCommand):
                 continue
             name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
             param = options.get(name)
-            if param is None or param.is_flag or param.count:
+            if param is None:  # an unknown option: whether it takes a value is unknown, and Click names it
+                return None
+            if param.is_flag or param.count:
                 continue
             if not eq and i < len(args):
                 value, i = args[i], i + 1

@@ -178,9 +178,30 @@ def folder_lock(folder: Path, busy: str) -> Iterator[None]:
             raise Busy(busy) from None
         except OSError:  # a file system that does not lock: go on unlocked
             pass
+        _HELD_LOCKS.add(fd)
         yield
     finally:
+        _HELD_LOCKS.discard(fd)
         os.close(fd)
+
+
+_HELD_LOCKS: set[int] = set()  # the descriptors of the folder locks this process holds
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker): close the parent's lock descriptors, so that the lock ends with
+    the process that took it (workers outlived a kill -9'd trainer by seconds, and an immediate --resume was
+    refused as if another t2i were training)."""
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def atomic_write_json(path: Path, obj: Any) -> Path:

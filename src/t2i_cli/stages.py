@@ -450,8 +450,8 @@ def _left_by_a_start(path: Path, own: list[tuple[Path, str]]) -> bool:
     for src, name in own:
         if path.name.startswith(f".{name}.") and path.name.endswith(".tmp"):
             return True
-        if path.name == name and path.stat().st_size == Path(src).stat().st_size \
-                and path.read_bytes() == Path(src).read_bytes():
+        if path.name == name and not os.path.samefile(path, src) and path.stat().st_size == Path(src).stat().st_size \
+                and path.read_bytes() == Path(src).read_bytes():  # (--out the dependency's own folder: refused)
             return True
     return False
 
@@ -460,11 +460,9 @@ def make_run_folder(run_dir: Path, created: list[Path]) -> None:
     """Create a new run's folder (adding it to created, for undo_start, only if this process made it: a folder
     another process made at the same moment is not ours to remove), or check that an existing one is
     writable."""
-    if not run_dir.exists():
-        if not run_dir.parent.is_dir():
-            make_folder(run_dir.parent, "--out")
+    if not run_dir.exists() and file_above(run_dir) is None:
         try:
-            os.mkdir(run_dir)
+            run_dir.mkdir(parents=True)
             created.append(run_dir)
             return
         except FileExistsError:
@@ -479,7 +477,8 @@ def copy_dependencies(run_dir: Path, deps: list[tuple[Path, str]], created: list
     as it is written (a stop between two copies is undone whole: the half-copied start was a folder of other
     files that no retry or resume would take)."""
     for src, name in deps:
-        created.append(run_dir / name)
+        if not (run_dir / name).exists():  # a copy already there (a killed start's) is left if this start is undone
+            created.append(run_dir / name)
         atomic_write_bytes(run_dir / name, Path(src).read_bytes())
 
 

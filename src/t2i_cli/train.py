@@ -919,17 +919,29 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     to = Path(to)
     if to.exists() and not to.is_dir():
         raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")
+    new = [p for p in (to, *to.parents) if not p.exists()]  # the folders this export makes (to, and parents)
     with contextlib.ExitStack() as held:
-        if to.is_dir():  # two exports into one folder at once both wrote it, the later one over the other unasked
-            held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for "
-                                               f"it to finish"))
-            # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
-            for name in ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors",
-                         SECOND_CLIP):
-                for tmp in to.glob(f".{name}.*.tmp"):
-                    tmp.unlink(missing_ok=True)
+        if new:  # the folder is locked, so it is made first; it (and parents made for it) go again if left empty
+            make_folder(to, "--to")
+            held.callback(_remove_empty, new)
+        # two exports into one folder at once both wrote it, the later one over the other unasked
+        held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for it "
+                                           f"to finish"))
+        # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
+        for name in ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors", SECOND_CLIP):
+            for tmp in to.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
         return _export_runs(run_dirs, to, half, force, note, scratch)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of folders (innermost first) that is empty: what a refused export made for its --to."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or not there): it and those above stay
+            return
 
 
 def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: Callable[[str], None] | None,
@@ -937,15 +949,19 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     """export_runs, with a scratch folder for the model a kill left only in a run's checkpoint (written there,
     not into the run folder)."""
     planned: dict[str, Path] = {}  # target name -> source file
+    origin: dict[Path, str] = {}  # a scratch file -> what messages call it
     notes: list[str] = []
     clip_runs: list[Path] = []
     model_runs: list[Path] = []  # the transformer and CLIP runs: each read prompts with its own tokenizer.json
     for run_dir in map(Path, run_dirs):
         cfg = read_run_config(run_dir, "give export the folders of `t2i train` runs")
         final = run_dir / f"{cfg.stage}.safetensors"
-        synced = scratch / f"{len(planned)}-{cfg.stage}.safetensors"  # the checkpoint's model, when the file lags
+        synced = scratch / f"{len(model_runs) + len(clip_runs)}-{run_dir.name}-{cfg.stage}.safetensors"  # the
+        # checkpoint's model, when the file lags
         if cfg.stage == "tokenizer" or not sync_model_file(run_dir, cfg.stage, to=synced):
             synced = final
+        else:
+            origin[synced] = f"{run_dir / CHECKPOINT}'s model"
         model_name = f"{cfg.stage}.safetensors"
         if cfg.stage == "clip":  # a second CLIP run is the second reranker, averaged with the first
             if any(run_dir.resolve() == r.resolve() for r in clip_runs):
@@ -970,10 +986,11 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
                 continue
             if name in planned and not force and planned[name].read_bytes() != src.read_bytes():
                 if name == "tokenizer.json":  # --force would make a folder that does not load
-                    raise UsageError(f"{planned[name]} and {src} differ: these runs were trained on different "
-                                     f"tokenizers; export runs that share one (the --tokenizer they were trained "
-                                     f"with)")
-                raise UsageError(f"{planned[name]} and {src} differ; pass --force to export the later run's "
+                    raise UsageError(f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ: "
+                                     f"these runs were trained on different tokenizers; export runs that share one "
+                                     f"(the --tokenizer they were trained with)")
+                raise UsageError(f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ; "
+                                 f"pass --force to export the later run's "
                                  f"(as for a dVAE whose decoder was fine-tuned) or export runs that fit together")
             planned[name] = src  # with force, the later run's file
     configs = {}
