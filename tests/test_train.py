@@ -1174,3 +1174,28 @@ def test_a_resumed_run_ends_with_the_uninterrupted_runs_checkpoint_byte_for_byte
     t2i("train", "--resume", tmp_path / "cut", "-q")
     for name in (CHECKPOINT, "dvae.safetensors"):
         assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "cut" / name).read_bytes(), name
+
+
+def test_a_stop_during_the_final_validation_says_how_to_finish_the_run(tmp_path: Path, monkeypatch):
+    """A stop after the last checkpoint, during the final validation and samples, said "finished files are
+    kept; nothing partial was written": not that the run lacks them, nor that a resume writes them."""
+    from t2i_cli.stages import DVAEStage
+
+    real = DVAEStage.write_samples
+
+    def stopped(self, run_dir, step, *a, **k):
+        if step == 4:
+            raise KeyboardInterrupt
+        return real(self, run_dir, step, *a, **k)
+
+    monkeypatch.setattr(DVAEStage, "write_samples", stopped)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "--steps", "4",
+                            "--sample-every", "0", "--out", str(out)])
+    assert r.exit_code == 130, r.output
+    assert r.stderr.strip() == (f"interrupted: at step 4, the run's last, before its final validation and samples; "
+                                f"checkpoint saved. Finish them with: t2i train --resume {out}"), r.stderr
+    monkeypatch.undo()
+    t2i("train", "--resume", out, "-q")
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1]) | {"time": 0} == {
+        "step": 4, "time": 0, "finished": True}

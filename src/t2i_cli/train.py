@@ -722,9 +722,13 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                           f"Resume with: t2i train --resume {run_dir}", step=done) from None
     finally:
         stops.restore()
-    if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
-        samples_and_validation()
-    logger.log(done, {"finished": True})  # the last step's validation and samples are written too (finished)
+    try:
+        if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
+            samples_and_validation()
+        logger.log(done, {"finished": True})  # the last step's validation and samples are written too (finished)
+    except KeyboardInterrupt:  # (it said "finished files are kept", and not that a resume finishes the run)
+        raise Interrupted(f"interrupted at step {done}, the run's last, before its final validation and samples; "
+                          f"checkpoint saved. Finish them with: t2i train --resume {run_dir}", step=done) from None
     return {"step": done, **metrics}
 
 
