@@ -1012,3 +1012,21 @@ def test_a_manifest_that_is_a_pipe_or_a_device_is_refused_not_read_forever(tmp_p
     for name in ("zero.jsonl", "fifo.jsonl"):
         with pytest.raises(DataError, match="is not a regular file \\(a device, pipe or socket\\); save the"):
             open_source(str(tmp_path / name), 16)
+
+
+def test_a_sheet_label_never_runs_past_its_tile(tmp_path):
+    """`data preview --side 32`: a caption word wider than the tile was drawn whole, over the next tile's
+    picture ("accessoriesaccessories"); each label line is cut to its tile, ending in "...", and a third line
+    is marked on the second."""
+    from PIL import ImageDraw, ImageFont
+
+    from t2i_cli.images import _fit, contact_sheet
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (10, 10))), ImageFont.load_default()
+    assert _fit(draw, font, "a cat", 200) == "a cat"
+    cut = _fit(draw, font, "accessoriesaccessories", 32)
+    assert cut.endswith("...") and draw.textlength(cut, font=font) <= 32 and len(cut) > 3
+    white = Image.new("RGB", (32, 32), (255, 255, 255))
+    sheet = contact_sheet([white, white], ["accessoriesaccessories " * 3, "x"], columns=2)
+    gutter = np.asarray(sheet)[36:60, 4 + 32:4 + 32 + 4]  # between the two tiles, beside the labels
+    assert (gutter > 250).all()  # no label runs into it

@@ -242,8 +242,20 @@ def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, widt
             lines.append(line)
             line = word
     lines.append(line)
+    if len(lines) > 2:  # more than two lines: the second ends in "..." (the rest is not shown)
+        lines = [lines[0], lines[1] + " ..."]
     for k, ln in enumerate(lines[:2]):
-        draw.text((x, y + 11 * k), ln, fill=(20, 20, 20), font=font)
+        draw.text((x, y + 11 * k), _fit(draw, font, ln, width), fill=(20, 20, 20), font=font)
+
+
+def _fit(draw: ImageDraw.ImageDraw, font, text: str, width: int) -> str:
+    """text cut to fit `width` pixels, ending in "..." where cut: a word wider than a small tile (`data preview
+    --side 32`) ran into the next tile's picture."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text.rstrip() + "..." if text else ""
 
 
 def _escape(value: str) -> str:
