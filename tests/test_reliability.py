@@ -783,3 +783,27 @@ def test_export_names_a_lagging_models_checkpoint_and_leaves_no_folder_when_refu
     line = one_line_failure(run("export", four_step_run, other, "--to", to), 2)
     assert f"{four_step_run / CHECKPOINT}'s model and {other / CHECKPOINT}'s model differ" in line, line
     assert "t2i-export" not in line and not (tmp_path / "a").exists()
+
+
+def test_a_folder_removed_while_it_is_being_locked_is_not_taken_as_locked(tmp_path, monkeypatch):
+    """Another start that failed can remove the folder between this one's open and its flock: the lock would be
+    on a deleted folder, and the run would go on writing into a new, unlocked one of the same name."""
+    import fcntl
+
+    from t2i_cli.files import Busy, folder_lock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    real = fcntl.flock
+
+    def removed_first(fd, op):
+        folder.rmdir()
+        folder.mkdir()  # and made again by someone else
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", removed_first)
+    with pytest.raises(Busy, match="held elsewhere"), folder_lock(folder, "held elsewhere"):
+        pass
+    monkeypatch.undo()
+    with folder_lock(folder, "held elsewhere"):
+        pass

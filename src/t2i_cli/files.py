@@ -178,6 +178,12 @@ def folder_lock(folder: Path, busy: str) -> Iterator[None]:
             raise Busy(busy) from None
         except OSError:  # a file system that does not lock: go on unlocked
             pass
+        try:  # the folder is still the one locked: another start that failed may have removed it in between
+            same = os.path.samestat(os.fstat(fd), os.stat(folder))
+        except OSError:
+            same = False
+        if not same:
+            raise Busy(busy)
         _HELD_LOCKS.add(fd)
         yield
     finally:
