@@ -772,7 +772,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     prompt's files on stdout once they are written; auto_candidates
     draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP. before_drawing is
     called once every check has passed (vary's prompt line: a refusal is then its one line)."""
-    from t2i_cli.files import clean_stale_temporaries, make_folder
+    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, remove_temporaries
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     if auto_candidates and pipe.bundle.clip is not None:
@@ -801,7 +801,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
     is_new_folder = not out_dir.exists()
     make_folder(out_dir, "--out")
-    clean_stale_temporaries(out_dir)  # what a killed generate or vary left there
+    remove_temporaries(out_dir, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed generate's or vary's
     if before_drawing is not None:
         before_drawing()
     # Warnings once every check has passed: a refusal is its one line, and vary's prompt line comes before what
@@ -889,7 +889,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
     """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
     import re
 
-    from t2i_cli.files import clean_stale_temporaries, make_folder, safe_stem
+    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, remove_temporaries, safe_stem
     from t2i_cli.image_prompt import build, file_sha256
     from t2i_cli.outputs import edited_setting, made_from, provenance, recorded_settings, write_image
 
@@ -929,7 +929,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         raise edited_setting(from_png, e, "the t2i settings it records do not go together") from None
     is_new_folder = not out_dir.exists()
     make_folder(out_dir, "--out")
-    clean_stale_temporaries(out_dir)  # what a killed generate or vary left there
+    remove_temporaries(out_dir, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed generate's or vary's
     # Warnings once every check has passed (a refusal is its one line).
     if not quiet and rec.weights and not same:
         warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "

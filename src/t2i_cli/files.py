@@ -163,8 +163,8 @@ def folder_lock(folder: Path, busy: str) -> Iterator[None]:
     it), so that a second t2i process asking for the same folder is refused with busy (Busy, one line) instead
     of writing the same files: two new runs in one --out both "finished" with one run's model and both runs'
     metrics, a second --resume deleted the checkpoint the first was writing. The system releases it when the
-    process ends, kill -9 included (forked loader workers hold it until they end too). Where there is no flock
-    (some network file systems, Windows), nothing is locked."""
+    process ends, kill -9 included (a forked child, such as a loader worker, closes its copy at once:
+    _drop_inherited_locks). Where there is no flock (some network file systems, Windows), nothing is locked."""
     try:
         import fcntl
     except ImportError:  # no flock here
@@ -315,18 +315,25 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
         tmp.unlink(missing_ok=True)
 
 
-OWN_TEMPORARY = re.compile(r"\..+-NNN\.png\.[^.]+\.tmp")  # write_new's temporaries of a new STEM-NNN.png
-STALE_AFTER = 60.0  # seconds unchanged after which such a temporary is no write in progress
+NEW_FILE_NAME = re.compile(r".+-NNN\.png")  # the name write_new's temporary of a new STEM-NNN.png is made for
+STALE_AFTER = 60.0  # seconds unchanged after which a temporary in a shared folder is no write in progress
 
 
-def clean_stale_temporaries(folder: Path, idle: float = STALE_AFTER) -> list[Path]:
-    """Remove the temporaries (.STEM-NNN.png.XXXX.tmp) that a killed write_new left in an output folder (kill -9
-    of `generate`: they stayed for good, and rerank counted each as "not an image"), once unchanged for idle
-    seconds: another t2i may be writing one now."""
+def temporary_of(filename: str) -> str | None:
+    """The name a temporary file (_finished_temporary's .NAME.XXXX.tmp) was made for, else None."""
+    if not (filename.startswith(".") and filename.endswith(".tmp")) or len(filename) < 6:
+        return None
+    return filename[1:-4].rpartition(".")[0] or None
+
+
+def remove_temporaries(folder: Path, whose: Callable[[str], object] = lambda name: True,
+                       idle: float = 0.0) -> list[Path]:
+    """Remove the temporaries a killed write left in folder (those of the names whose() accepts), once unchanged
+    for idle seconds (another process may be writing one now); returns them."""
     now, gone = time.time(), []
     try:
-        found = [p for p in Path(folder).iterdir() if OWN_TEMPORARY.fullmatch(p.name)]
-    except OSError:
+        found = [p for p in Path(folder).iterdir() if (name := temporary_of(p.name)) is not None and whose(name)]
+    except OSError:  # no such folder (yet)
         return gone
     for p in found:
         try:

@@ -95,12 +95,9 @@ def load_mask_cells(path: Path, grid: int) -> torch.Tensor:
     greyscale; transparent pixels count as black, so strokes on a transparent layer mark what they cover).
     The mask is centre-cropped square like an image prompt (load_rgb), then each crop pixel belongs to
     exactly one cell, so no pixel is lost to resampling."""
-    grey = _mask_grey(path)
-    w, h = grey.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    light = torch.frombuffer(bytearray(grey.crop((left, top, left + s, top + s)).tobytes()), dtype=torch.uint8)
-    light = light.view(s, s) > 127
+    square = _centre_square(_mask_grey(path))
+    s = square.width
+    light = torch.frombuffer(bytearray(square.tobytes()), dtype=torch.uint8).view(s, s) > 127
     starts = [min(r * s // grid, s - 1) for r in range(grid + 1)]  # a crop smaller than the grid repeats pixels
     bounds = [(starts[r], max(starts[r] + 1, (r + 1) * s // grid)) for r in range(grid)]
     return torch.tensor([[bool(light[y0:y1, x0:x1].any()) for x0, x1 in bounds] for y0, y1 in bounds])
@@ -116,14 +113,18 @@ def _mask_grey(path: Path) -> Image.Image:
         raise unreadable(path, "mask", e) from e
 
 
+def _centre_square(img: Image.Image) -> Image.Image:
+    """The centre square of img (short side by short side), unresized: what an image prompt's mask is read from."""
+    w, h = img.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return img.crop((left, top, left + s, top + s))
+
+
 def mask_light_outside(path: Path) -> bool:
     """Whether a mask has light pixels (> 127) outside the centre square that load_mask_cells reads."""
     grey = _mask_grey(path)
-    w, h = grey.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    inside = grey.crop((left, top, left + s, top + s)).getextrema()[1] > 127
-    return grey.getextrema()[1] > 127 and not inside
+    return grey.getextrema()[1] > 127 and not _centre_square(grey).getextrema()[1] > 127
 
 
 def image_size(path: Path, what: str = "image") -> tuple[int, int]:

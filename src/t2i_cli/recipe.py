@@ -20,7 +20,6 @@ from t2i_cli.train import (
     STAGES,
     Interrupted,
     TrainConfig,
-    clean_stale_temporaries,
     export_runs,
     finished,
 )
@@ -90,8 +89,6 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     settings = plan_settings(run_dir, settings)
     if (run_dir / PLAN).is_file():  # continuing: its pictures must be where it recorded them
         check_data_still_there(settings.get("data", "world:train"), run_dir)
-        if rank_zero():  # an export the last stop cut short (not one another torchrun process is writing now)
-            clean_stale_temporaries(run_dir / "weights", idle=60)
     is_new_dir = not run_dir.exists()
     try:
         try:

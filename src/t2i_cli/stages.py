@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from t2i_cli.errors import UsageError
-from t2i_cli.files import Busy, atomic_write_bytes, file_above, folder_lock, make_folder
+from t2i_cli.files import Busy, atomic_write_bytes, file_above, folder_lock, make_folder, temporary_of
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig, code_usage
@@ -448,7 +448,7 @@ def _left_by_a_start(path: Path, own: list[tuple[Path, str]]) -> bool:
     if path.is_symlink() or not path.is_file():
         return False
     for src, name in own:
-        if path.name.startswith(f".{name}.") and path.name.endswith(".tmp"):
+        if temporary_of(path.name) == name:
             return True
         if path.name == name and not os.path.samefile(path, src) and path.stat().st_size == Path(src).stat().st_size \
                 and path.read_bytes() == Path(src).read_bytes():  # (--out the dependency's own folder: refused)
@@ -647,15 +647,13 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                     f"--resume would write the same files)") if resume else (
                     f"--out {run_dir} is being used by another t2i process starting a run there; pick another "
                     f"--out")))
+                if not resume:  # still new now that it is ours (another run may have started there)
+                    check_new_folder(run_dir, own=deps)
+                clean_stale_temporaries(run_dir)  # a killed start's, or a killed run's (the folder is ours now)
                 if not resume:
-                    check_new_folder(run_dir, own=deps)  # still new now that it is ours (another run may have
-                    for tmp in run_dir.glob(".*.tmp"):  # started there); a killed start's temporaries go
-                        tmp.unlink(missing_ok=True)
                     copy_dependencies(run_dir, deps, created)
-                else:
-                    clean_stale_temporaries(run_dir)
-                    if cfg.stage != "tokenizer":
-                        sync_model_file(run_dir, cfg.stage)
+                elif cfg.stage != "tokenizer":
+                    sync_model_file(run_dir, cfg.stage)
             if dd.n_procs > 1:
                 dist.barrier()
             stage = _build_stage(cfg, run_dir, dd, dataset, val) if cfg.stage != "tokenizer" else None

@@ -33,8 +33,10 @@ from t2i_cli.files import (
     folder_lock,
     make_folder,
     read_own_json,
+    remove_temporaries,
 )
 from t2i_cli.weights import (
+    FILES,
     FORMAT,
     SECOND_CLIP,
     load_model,
@@ -817,12 +819,7 @@ def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> list[float]:
 def clean_stale_temporaries(run_dir: Path, idle: float = 0.0) -> list[Path]:
     """Remove the temporary files (.NAME.XXXX.tmp) that a killed write left in a run folder; with idle, only
     those unchanged for that many seconds (another process may be writing one now)."""
-    now = time.time()
-    stale = [p for folder in (run_dir, run_dir / "samples") if folder.is_dir()
-             for p in folder.glob(".*.tmp") if p.is_file() and now - p.stat().st_mtime >= idle]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
+    return [p for folder in (run_dir, run_dir / "samples") for p in remove_temporaries(folder, idle=idle)]
 
 
 def sync_model_file(run_dir: Path, kind: str, to: Path | None = None) -> bool:
@@ -932,9 +929,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for it "
                                            f"to finish"))
         # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
-        for name in ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors", SECOND_CLIP):
-            for tmp in to.glob(f".{name}.*.tmp"):
-                tmp.unlink(missing_ok=True)
+        remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
         return _export_runs(run_dirs, to, half, force, note, scratch)
 
