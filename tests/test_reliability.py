@@ -807,3 +807,47 @@ def test_a_folder_removed_while_it_is_being_locked_is_not_taken_as_locked(tmp_pa
     monkeypatch.undo()
     with folder_lock(folder, "held elsewhere"):
         pass
+
+
+def test_a_batch_holds_no_more_images_than_the_decode_memory_bound(weights: Path, monkeypatch):
+    """A weights file bounds each image's state (MAX_ACTIVATION_BYTES), but generate decoded 16 images (and eval
+    32, 4 rows each) whatever that state: a crafted config of 1 GiB of KV cache a row was accepted and decoded 64
+    rows at once. A batch now takes as many images as DECODE_MEMORY holds, and draws what a larger one would
+    where the seed's stream allows: redraw and eval's shared decodes give batches()' images, scores don't move."""
+    from t2i_cli import pipeline
+    from t2i_cli.models import transformer as tmod
+    from t2i_cli.pipeline import TextToImage
+
+    pipe = TextToImage.from_folder(weights, device="cpu", need_clip=True)
+    assert pipe.per_batch() == pipeline.MAX_BATCH and pipe.fit(pipeline.MAX_EVAL_BATCH) == pipeline.MAX_EVAL_BATCH
+    images = torch.rand(8, 3, 16, 16)
+    whole = pipe.score(images, "a red bird")
+    rows: list[int] = []
+    real = tmod.KVCache.__init__
+
+    def spy(self, cfg, batch, *a, **k):
+        rows.append(batch)
+        real(self, cfg, batch, *a, **k)
+
+    monkeypatch.setattr(tmod.KVCache, "__init__", spy)
+    monkeypatch.setattr(pipeline, "DECODE_MEMORY", 3 * pipe.image_bytes())  # three images a batch
+    assert pipe.per_batch() == 3 and pipe.fit(pipeline.MAX_EVAL_BATCH) == 3
+    drawn = pipe("a red bird", n=8, seed=5)
+    assert [g.index for g in drawn] == list(range(8)) and rows and max(rows) <= 3 * 2  # guidance: 2 rows an image
+    assert torch.equal(pipe.redraw(pipe.request("a red bird"), 8, 5, 7).image, drawn[7].image)
+    rows.clear()
+    each = pipe.draw_each([pipe.request("a red bird"), pipe.request("two green cats")], [5, 6], n=5)
+    assert max(rows) <= 3 * 2
+    for i, (prompt, seed) in enumerate([("a red bird", 5), ("two green cats", 6)]):
+        alone = pipe(prompt, n=5, seed=seed)
+        assert all(torch.equal(g.image, a.image) for g, a in zip(each[5 * i:5 * i + 5], alone, strict=True))
+    rows.clear()
+    ones = pipe.draw_each([pipe.request(p) for p in ["a red bird", "two green cats", "a red car above a blue house",
+                                                     "a blue fish on the left"]], [5, 6, 7, 8])
+    assert max(rows) <= 3 * 4 and len(rows) == 2  # four prompts, regions included: two decodes
+    sizes: list[int] = []
+    clip = pipe.bundle.clip
+    real_score = type(clip).score
+    monkeypatch.setattr(type(clip), "score", lambda self, x, ids: sizes.append(len(x)) or real_score(self, x, ids))
+    assert torch.allclose(pipe.score(images, "a red bird"), whole, atol=1e-5) and max(sizes) == 3
+    assert len(ones) == 4

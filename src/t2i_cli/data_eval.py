@@ -76,8 +76,9 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     # them in one batch): their codes, PSNR and CLIP embeddings are kept, not the pictures.
     captions: list[str] = []
     codes, psnrs, real_emb, txt_emb = [], [], [], []
-    for lo in range(0, count, EVAL_BATCH):
-        part = [val[i] for i in range(lo, min(count, lo + EVAL_BATCH))]  # (image (3, H, W) in [0, 1], caption)
+    batch = pipe.fit(EVAL_BATCH)  # fewer for a large model (pipeline.DECODE_MEMORY)
+    for lo in range(0, count, batch):
+        part = [val[i] for i in range(lo, min(count, lo + batch))]  # (image (3, H, W) in [0, 1], caption)
         x = torch.stack([im for im, _ in part]).to(pipe.device)
         captions += [c for _, c in part]
         c = b.dvae.codes_from_image(x)
@@ -96,17 +97,17 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     result["dvae"] = {"psnr": float(torch.cat(psnrs).mean()), "perplexity": perplexity, "codes_used": used}
 
     bits = 0.0
-    for lo in range(0, count, EVAL_BATCH):
-        caps = captions[lo:lo + EVAL_BATCH]
+    for lo in range(0, count, batch):
+        caps = captions[lo:lo + batch]
         text = torch.tensor([pipe.request(c, sampling).encoded.ids for c in caps], device=pipe.device)
-        logits, _ = b.transformer(text, flat[lo:lo + EVAL_BATCH].to(pipe.device))
+        logits, _ = b.transformer(text, flat[lo:lo + batch].to(pipe.device))
         ce = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                               flat[lo:lo + EVAL_BATCH].reshape(-1).to(pipe.device),
+                                               flat[lo:lo + batch].reshape(-1).to(pipe.device),
                                                reduction="sum")
         bits += float(ce) / math.log(2)
     result["transformer"] = {"bits_per_code": bits / flat.numel()}
 
-    fake_emb, per = [], MAX_BATCH // draws
+    fake_emb, per = [], max(1, pipe.fit(MAX_BATCH) // draws)
     for lo in range(0, count if clip is not None else 0, per):  # without a CLIP nothing measures the drawn images
         # (many captions in one decode, each from its own seed)
         part = captions[lo:lo + per]
@@ -114,7 +115,9 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
                                draws)  # caption-major: caption i's draws at i * draws ...
         text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for cap in part],
                             device=pipe.device).repeat_interleave(draws, dim=0)
-        fake_emb.append(clip.embed(fit(torch.stack([g.image for g in drawn]).to(pipe.device)), text)[0].cpu())
+        drawn_images = torch.stack([g.image for g in drawn])
+        fake_emb += [clip.embed(fit(drawn_images[i:i + batch].to(pipe.device)), text[i:i + batch])[0].cpu()
+                     for i in range(0, len(drawn), batch)]
         if progress is not None:
             progress("generate", (lo + len(part)) * draws, count * draws)
     if clip is not None:

@@ -35,8 +35,14 @@ AUTO_PRECISION = {"cpu": "bf16"}
 # transformer's linear layers). auto: see BENCHMARKS.md, "rerank --precision".
 CLIP_PRECISIONS = ("fp32", "bf16")
 AUTO_CLIP_PRECISION = {"cpu": "bf16"}  # 1.7-2x fp32 with native bf16, the same hard-negative accuracy (BENCHMARKS.md)
-MAX_BATCH = 16  # rows decoded together; bounds memory whatever --n is
+MAX_BATCH = 16  # images decoded together; bounds memory whatever --n is
 MAX_EVAL_BATCH = 32  # images `t2i eval` may decode together (world.evaluate.decode_batch; 1.12x faster than 16)
+# ... and fewer where a model's fp32 state for that many images would pass DECODE_MEMORY (TextToImage.fit): a
+# weights file's config bounds each image's state (weights.MAX_ACTIVATION_BYTES), this bounds a batch's. The
+# shipped model takes 50 MiB an image (ROWS_PER_IMAGE rows of KV cache, each with Jacobi's slack), 1.6 GiB for eval's
+# 32, so its batches are never cut; a model's row must pass 32 MiB before eval's 32 are, 64 MiB before 16 are.
+DECODE_MEMORY = 4 << 30
+ROWS_PER_IMAGE = 4  # decode rows an image may take: its prompt, guidance's row and two region prompts
 # The reranker's score of a two-object prompt in the world's grammar adds this times the mean of each object's
 # crop score: the CLIP's score of the half of the picture the object belongs in against the object's own
 # caption (world.captions.object_prompts). BENCHMARKS.md, "Reranking by regions".
@@ -209,10 +215,22 @@ class TextToImage:
         """Draw n images for one prompt; the same seed and settings give the same images."""
         return [g for batch in self.batches(self.request(prompt, sampling), n, seed, progress) for g in batch]
 
-    @staticmethod
-    def per_batch(image: ImagePrompt | None = None) -> int:
-        """Images per batch: MAX_BATCH rows, each image taking `redraws` of them."""
-        return max(1, MAX_BATCH // (image.redraws if image is not None else 1))
+    def image_bytes(self) -> int:
+        """A bound on the fp32 state one image takes in a batch: ROWS_PER_IMAGE rows of the transformer's KV
+        cache (each its whole block and Jacobi's slack), or the dVAE's or a CLIP's activations for it."""
+        t = self.bundle.transformer.cfg
+        kv = 4 * 2 * t.n_layer * (t.block_size + t.n_image) * t.n_embd * ROWS_PER_IMAGE
+        return max(kv, self.bundle.dvae.cfg.activation_bytes(), *(c.cfg.activation_bytes() for c in self.bundle.clips))
+
+    def fit(self, most: int, rows: int = 1) -> int:
+        """Images of `rows` decode rows each (image prompts' --redraws) that one batch may take: at most `most`,
+        and no more than DECODE_MEMORY holds (at least one)."""
+        return max(1, min(most, DECODE_MEMORY // (self.image_bytes() * rows)))
+
+    def per_batch(self, image: ImagePrompt | None = None) -> int:
+        """Images per batch: MAX_BATCH rows, each image taking `redraws` of them, as DECODE_MEMORY allows."""
+        k = image.redraws if image is not None else 1
+        return self.fit(max(1, MAX_BATCH // k), k)
 
     def batches(self, request: Request, n: int, seed: int, progress: Callable[[int], None] | None = None,
                 image: ImagePrompt | None = None) -> Iterator[list[Generated]]:
@@ -240,6 +258,9 @@ class TextToImage:
         if not 1 <= n <= MAX_BATCH:
             raise ValueError(f"draw_each draws 1..{MAX_BATCH} images per request, got {n}")
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
+        batch = self.fit(batch)
+        if n > batch:  # a request's n images do not fit one decode (a large model): as batches() draws them
+            return [g for r, s in zip(requests, seeds, strict=True) for part in self.batches(r, n, s) for g in part]
         out: list[Generated] = []
         # Requests per decode (with Jacobi decoding too: each image moves at its own pace and a request's rows
         # draw from its own generator alone, sampling._jacobi_codes).
@@ -311,6 +332,9 @@ class TextToImage:
             ids = torch.tensor([text.ids], device=self.device)
             return torch.stack([c.score(x, ids).float().cpu() for c in self.bundle.clips]).mean(0)
 
+        per = self.fit(len(images))
+        if per < len(images):  # a large CLIP: as many images at a time as DECODE_MEMORY holds
+            return torch.cat([self.score(images[i:i + per], prompt) for i in range(0, len(images), per)])
         tokenizer, text_len = self.bundle.tokenizer, clip.cfg.text_len
         scores = against(images, tokenizer.encode(prompt, text_len))
         if CROP_SCORE_WEIGHT and (objects := object_prompts(prompt)):
