@@ -690,8 +690,9 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
         warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
              f"raise --text-len to keep them whole")
     if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
-        warn(f"{len(dataset)} training picture(s), fewer than a batch of {cfg.batch_size}: every batch repeats "
-             f"them; add pictures or lower --batch-size")
+        kept = f" ({n} more held out for validation)" if (n := getattr(dataset, "held_out", 0)) else ""
+        warn(f"{len(dataset)} training picture(s){kept}, fewer than a batch of {cfg.batch_size}: every batch "
+             f"repeats them; add pictures or lower --batch-size")
     if stage is not None and dd.is_main and not len(val) and warn is not None:
         warn(no_validation(cfg, len(dataset)))
     if stage is None:
