@@ -349,7 +349,7 @@ ON_WORLD: dict[str, dict[str, dict[str, Any]]] = {
 }
 # What a preset changes on a folder or manifest. A small folder's transformer memorises it: on the 1,280 emoji
 # its validation loss is lowest at step 500 of 3,000 and only rises after; with --patience 2 the stage stops at
-# 1,500 and exports the same model byte for byte in 41% of the time (BENCHMARKS.md "Stopping early"). The
+# 1,500 and exports the same model byte for byte in 42% of the time (BENCHMARKS.md "Stopping early"). The
 # transformer exports its best model, so a stop costs nothing there; the dVAE (whose last model is exported,
 # its schedule not finished) and the world's streamed data keep no patience.
 # Mirroring half the training pictures (--flip) lowered the transformer's best validation bits per code on the
