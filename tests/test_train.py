@@ -458,6 +458,26 @@ DVAEStage.validate = lambda self: {"val_loss": next(losses)}
     assert meta["step"] == "4" and json.loads((out / "train_config.json").read_text())["steps"] == 4
 
 
+def test_torchrun_stage_ends_gloo_threads_with_its_group(tmp_path: Path):
+    """The stage's destroy_process_group() frees the gloo group then and there (its worker and socket threads
+    joined), in every process. A group still referenced (torch.distributed.nn.functional, first imported by
+    DDP after init_process_group, holds it as a default argument) outlived it into interpreter exit, where a
+    process could abort ("terminate called without an active exception") after a complete run."""
+    patch = f"""
+import os, torch.distributed as dist
+real = dist.destroy_process_group
+def destroy(*args, **kwargs):
+    real(*args, **kwargs)
+    names = [open(f"/proc/self/task/{{t}}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    open(os.path.join({str(tmp_path)!r}, "threads-" + os.environ["RANK"]), "w").write(" ".join(names))
+dist.destroy_process_group = destroy
+"""
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "2", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    left = {r: (tmp_path / f"threads-{r}").read_text().split() for r in (0, 1)}
+    assert not any("gloo" in name for names in left.values() for name in names), left
+
+
 # A torchrun patch: Ctrl-C reaches every process as the dVAE stage starts its step 3
 STOP_DVAE_AT_STEP_3 = """
 from t2i_cli.stages import DVAEStage

@@ -169,6 +169,14 @@ def setup_distributed(device: str = "auto") -> Dist:
         return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
+        # Imported before the group exists: its functions take `group=group.WORLD` as a default argument, evaluated
+        # at import, and imported later (DDP's constructor imports it, through torch.distributed._shard) they would
+        # hold the default group until the interpreter's own teardown. destroy_process_group() then freed nothing:
+        # gloo's worker and socket threads ran on into interpreter exit, where the group was torn down with Python
+        # half gone and a process could abort ("terminate called without an active exception") after a
+        # complete run. Imported here, the default is None (the default group, looked up at each call).
+        from torch.distributed.nn import functional  # noqa: F401  (a bare `import torch.…` would make torch local)
+
         dist.init_process_group("nccl" if use_cuda else "gloo")
     dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
     if use_cuda:
