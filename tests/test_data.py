@@ -574,6 +574,10 @@ def test_data_preview_replaces_an_existing_file_only_with_force(tmp_path):
     assert r.exit_code == 0, r.output
     with Image.open(mine) as im:
         assert im.format == "PNG"
+    # A mistyped source is named as such before the existing --out is (it said "already exists; pass --force")
+    for source, says in ((str(tmp_path / "pics-typo"), "does not exist"), ("world:bogus", "unknown world split")):
+        r = runner.invoke(app, ["data", "preview", source, "--n", "2", "--side", "16", "--out", str(mine)])
+        assert r.exit_code == 1 and says in r.output and "already exists" not in r.output, r.output
 
 
 def test_val_split_is_a_stable_hash_of_image_contents_and_survives_new_files(tmp_path):

@@ -1354,10 +1354,11 @@ def data_preview(ctx: typer.Context,
     """Write one contact sheet of captioned samples from a data source (with --crop or --flip, as a training run
     shows them)."""
     with user_errors():
-        from t2i_cli.data import Augment, check_preview_size, open_source, preview, preview_path
+        from t2i_cli.data import Augment, check_preview_size, check_source_name, open_source, preview, preview_path
         from t2i_cli.train import CONFIG_LIMITS
 
         check_preview_size(n, side)
+        check_source_name(source)  # before --out: a mistyped source said "preview.png already exists"
         lo, hi = CONFIG_LIMITS["crop"]  # the bounds `t2i train --crop` takes
         if not lo <= crop <= hi:
             raise UsageError(f"--crop must be between {lo} and {hi}, got {crop}; choose a value in range")

@@ -233,6 +233,20 @@ def split_pairs(pairs: list[tuple[Path, list[str]]], digests: list[str], fractio
     return [pair for pair, d in zip(pairs, digests, strict=True) if (d in val) == (part == "val")]
 
 
+def check_source_name(source: str) -> None:
+    """Raise DataError unless source names a world split or a path that exists (what is in it is open_source's
+    to check): before a command checks its own outputs, so a mistyped source is named as such."""
+    if source == "world" or source.startswith("world:"):
+        named = source.partition(":")[2]
+        if source != "world" and named not in world.SPLITS:
+            raise DataError(f"unknown world split {named!r}; use world, world:train, world:val or world:heldout")
+        return
+    if not source:  # (a Path reads '' as the current folder)
+        raise DataError(f"the data source is an empty name; give {SOURCE_HELP}")
+    if not Path(source).expanduser().exists():
+        raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")
+
+
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
                 val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False,
                 checking: Callable[[int, int], None] | None = None) -> CaptionDataset:
@@ -245,20 +259,14 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     checking(done, total) is called as a folder's or manifest's pictures are checked (each is decoded once)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    check_source_name(source)
     if source == "world" or source.startswith("world:"):
-        named = source.partition(":")[2]
-        if source != "world" and named not in world.SPLITS:
-            raise DataError(f"unknown world split {named!r}; use world, world:train, world:val or world:heldout")
-        split = "val" if part == "val" else named or "train"
+        split = "val" if part == "val" else source.partition(":")[2] or "train"
         return WorldDataset(split, side, n_scenes, twins=twins)
     if twins:
         raise UsageError("--hard-negatives needs --data world: it changes the scene a caption describes, and a "
                          "folder of pictures has no scenes to change; leave it out")
-    if not source:  # (a Path reads '' as the current folder)
-        raise DataError(f"the data source is an empty name; give {SOURCE_HELP}")
     path = Path(source).expanduser()
-    if not path.exists():
-        raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")
     if path.is_dir():
         pairs, skipped = _scan_folder(path, list_skipped)
         looked_for = f"images ({', '.join(images.IMAGE_SUFFIXES)}) with a same-name .txt caption under {path}"
