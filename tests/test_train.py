@@ -1219,3 +1219,49 @@ def test_a_stop_during_the_final_validation_says_how_to_finish_the_run(tmp_path:
     t2i("train", "--resume", out, "-q")
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1]) | {"time": 0} == {
         "step": 4, "time": 0, "finished": True}
+
+
+def test_run_folders_are_named_as_such_by_generate_and_export_and_an_unfinished_run_is_said(tiny_runs: Path,
+                                                                                               tmp_path: Path):
+    """A new user's run folder given as --weights was told to `t2i export TRANSFORMER_RUN --to` that run folder,
+    which export did (a whole run's root too), mixing models with the run's files; an export of a run stopped at
+    step 37 of 2,000, of one being trained, of a CLIP alone, or of nothing new, said nothing."""
+    import shutil
+
+    from conftest import run
+    from t2i_cli.files import folder_lock
+
+    r = run("generate", "a red bird", "--weights", tiny_runs / "dvae", "--out", tmp_path / "o")
+    assert r.exit_code == 1 and "dvae has no tokenizer.json; it is a training run folder, not a weights folder; " \
+        "export the runs into a new one: `t2i export TRANSFORMER_RUN [CLIP_RUN] --to dvae-weights`" in r.stderr, \
+        r.stderr
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    (whole / "all.json").write_text("{}")
+    r = run("generate", "a red bird", "--weights", whole, "--out", tmp_path / "o")
+    assert r.exit_code == 1 and "a --stage all run that has not finished" in r.stderr and \
+        f"`t2i train --resume {whole}`" in r.stderr, r.stderr
+    before = sorted(p.name for p in (tiny_runs / "dvae").iterdir())
+    for into in (tiny_runs / "dvae", whole):
+        r = run("export", tiny_runs / "tr", "--to", into)
+        assert r.exit_code == 2 and f"--to {into} is a training run folder" in r.stderr, r.stderr
+    assert sorted(p.name for p in (tiny_runs / "dvae").iterdir()) == before and sorted(whole.iterdir()) == [
+        whole / "all.json"]
+
+    unfinished = tmp_path / "tr"
+    shutil.copytree(tiny_runs / "tr", unfinished)
+    cfg = json.loads((unfinished / "train_config.json").read_text())
+    (unfinished / "train_config.json").write_text(json.dumps(cfg | {"steps": 2000}))
+    r = run("export", unfinished, "--to", tmp_path / "w1")
+    assert r.exit_code == 0 and f"warning: {unfinished} stopped at step 6 of 2,000: its step-6 model is exported; " \
+        f"`t2i train --resume {unfinished}` finishes the run" in r.stderr, r.stderr
+    with folder_lock(unfinished, "busy"):  # as a training process holds it
+        r = run("export", unfinished, "--to", tmp_path / "w2")
+    assert r.exit_code == 0 and f"{unfinished} is being trained now: what it has saved so far is exported" in r.stderr
+    r = run("export", unfinished, "--to", tmp_path / "w2")  # the lock is gone: only the steps are said
+    assert "being trained" not in r.stderr and "nothing to write" in r.stderr and r.stdout == "", r.stderr
+    r = run("export", tiny_runs / "tr", "--to", tmp_path / "w3")  # a finished run: no note at all
+    assert r.exit_code == 0 and r.stderr == "", r.stderr
+    r = run("export", tiny_runs / "clip", "--to", tmp_path / "w4")
+    assert r.exit_code == 0 and "has no dvae.safetensors or transformer.safetensors yet, so generate cannot load " \
+        "it; export a transformer run into it too" in r.stderr, r.stderr

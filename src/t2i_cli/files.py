@@ -194,6 +194,28 @@ def folder_lock(folder: Path, busy: str) -> Iterator[None]:
 _HELD_LOCKS: set[int] = set()  # the descriptors of the folder locks this process holds
 
 
+def folder_locked(folder: Path) -> bool:
+    """Whether another process holds folder_lock on folder now (a run being trained): a shared lock tried and
+    let go at once, so the holder's own next lock is never refused for it. False where nothing locks."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor lets its lock go
+
+
 def _drop_inherited_locks() -> None:
     """In a forked child (a DataLoader worker): close the parent's lock descriptors, so that the lock ends with
     the process that took it (workers outlived a kill -9'd trainer by seconds, and an immediate --resume was

@@ -31,6 +31,7 @@ from t2i_cli.files import (
     atomic_write_json,
     atomic_write_set,
     folder_lock,
+    folder_locked,
     make_folder,
     read_own_json,
     remove_temporaries,
@@ -928,6 +929,9 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     to = Path(to)
     if to.exists() and not to.is_dir():
         raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")
+    if (to / RUN_CONFIG).is_file() or (to / "all.json").is_file():  # its models would be mixed with the run's
+        raise UsageError(f"--to {to} is a training run folder; export into a weights folder of its own (a new "
+                         f"one, e.g. --to {to.resolve().name}-weights)")
     new = [p for p in (to, *to.parents) if not p.exists()]  # the folders this export makes (to, and parents)
     with contextlib.ExitStack() as held:
         if new:  # the folder is locked, so it is made first; it (and parents made for it) go again if left empty
@@ -940,6 +944,25 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
         return _export_runs(run_dirs, to, half, force, note, scratch)
+
+
+def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> str | None:
+    """What an export should say of a run that has not finished: one being trained now, or one stopped before
+    its last step (its checkpoint's model is what is exported, unless said_which: another note names it); None
+    for a finished run."""
+    if folder_locked(run_dir):
+        return f"{run_dir} is being trained now: what it has saved so far is exported; export again once it ends"
+    if cfg.stage == "tokenizer" or not (run_dir / CHECKPOINT).is_file():
+        return None
+    try:
+        step = int(read_metadata(run_dir / CHECKPOINT).get("step", ""))
+    except (WeightsError, ValueError):
+        return None  # a checkpoint export cannot read says so where it is read
+    if step >= cfg.steps:
+        return None
+    which = "" if said_which else f": its step-{step:,} model is exported"
+    return (f"{run_dir} stopped at step {step:,} of {cfg.steps:,}{which}; `t2i train --resume {run_dir}` finishes "
+            f"the run")
 
 
 def _remove_empty(folders: list[Path]) -> None:
@@ -987,6 +1010,8 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
         chosen, why = exported_model(run_dir, cfg.stage) if cfg.stage != "tokenizer" else (None, None)
         if why:
             notes.append(why)
+        if (unfinished := _unfinished(run_dir, cfg, said_which=bool(why))) is not None:
+            notes.append(unfinished)
         for name in dict.fromkeys(names):
             src = (synced if chosen in (None, final) else chosen) if name == model_name else run_dir / name
             if not src.is_file():
@@ -1031,6 +1056,12 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
         writes.append((target, data))
     if writes:  # a path inside a file, or one that cannot be made, named as --to
         make_folder(to, "--to")
+    else:
+        notes.append(f"{to} already holds these models; nothing to write")
+    missing = [name for name in FILES[:3] if name not in planned and not (to / name).is_file()]
+    if missing:  # a folder of a CLIP or a tokenizer alone: generate refuses it
+        notes.append(f"{to} has no {' or '.join(missing)} yet, so generate cannot load it; export a transformer run "
+                     f"into it too (a transformer run holds its tokenizer and dVAE)")
     for text in notes if note is not None else ():
         note(text)
     return atomic_write_set(writes)  # all or none: a stop between two files left one run's dVAE beside another's model

@@ -300,6 +300,26 @@ def check_state(model: nn.Module, shapes: dict[str, tuple[int, ...]], path: Path
         raise WeightsError(f"{path} does not match its model ({detail}); it belongs to another model or config")
 
 
+def _missing_advice(folder: Path, name: str) -> str:
+    """What to do about a weights folder without one of its files: a run folder is named as one (the advice
+    to export into it would mix its models with the run's own files, or overwrite them)."""
+    new = f"{folder.resolve().name}-weights"
+    if (folder / "all.json").is_file():  # a --stage all run: its weights/ is written when it finishes
+        if (folder / "weights").is_dir():
+            return f"it is a --stage all run, whose weights are {folder / 'weights'}"
+        return (f"it is a --stage all run that has not finished (its weights/ is written at the end); finish it "
+                f"with `t2i train --resume {folder}`, or export what it has: `t2i export {folder / 'transformer'} "
+                f"{folder / 'clip'} --to {new}`")
+    if (folder / "train_config.json").is_file():  # one stage's run folder (train.RUN_CONFIG)
+        runs = str(folder) if (folder / "transformer.safetensors").is_file() else "TRANSFORMER_RUN"
+        return (f"it is a training run folder, not a weights folder; export the runs into a new one: "
+                f"`t2i export {runs} [CLIP_RUN] --to {new}` (a transformer run holds its tokenizer and dVAE too)")
+    if name == "clip.safetensors":
+        return f"it is not a complete t2i weights folder; `t2i export CLIP_RUN --to {folder}` adds one"
+    return (f"it is not a complete t2i weights folder; `t2i export TRANSFORMER_RUN --to {folder}` writes one (a "
+            f"transformer run holds its tokenizer and dVAE too)")
+
+
 @dataclass
 class Bundle:
     """A loaded weights folder: everything TextToImage needs."""
@@ -368,12 +388,7 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
         raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
     for name in FILES[:3] + (FILES[3:] if need_clip else ()):
         if not (folder / name).is_file():
-            advice = (f"; it is a --stage all run, whose weights are {folder / 'weights'}"
-                      if (folder / "all.json").is_file() and (folder / "weights").is_dir() else
-                      f"; `t2i export CLIP_RUN --to {folder}` adds one" if name == "clip.safetensors" else
-                      f"; `t2i export TRANSFORMER_RUN --to {folder}` writes one (a transformer run holds its "
-                      f"tokenizer and dVAE too)")
-            raise WeightsError(f"{folder} has no {name}; it is not a complete t2i weights folder{advice}")
+            raise WeightsError(f"{folder} has no {name}; {_missing_advice(folder, name)}")
     tok = load_tokenizer(folder / "tokenizer.json")
     dvae = load_model(folder / "dvae.safetensors", "dvae", device, casts.get("dvae"))
     tr = load_model(folder / "transformer.safetensors", "transformer", device, casts.get("transformer"))
