@@ -193,6 +193,7 @@ def test_weights_without_a_clip_draw_one_image_and_say_so(tmp_path):
 
 BAD_INPUTS = [
     pytest.param(["generate", "   "], 2, id="empty-prompt"),
+    pytest.param(["generate", "\u200b\u2060 \ufeff"], 2, id="invisible-prompt"),  # zero-width characters alone
     pytest.param(["generate", "a red bird", "--n", "0"], 2, id="n-0"),
     pytest.param(["generate", "a red bird", "--n", "100000"], 2, id="n-100000"),
     pytest.param(["generate", "a red bird", "--top-k", "-1"], 2, id="top-k"),

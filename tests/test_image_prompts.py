@@ -437,6 +437,7 @@ BAD = [
     (["generate", "a cat", "--keep-top", "0.3"], 2, "needs --image"),
     (["generate", "a cat", "--negative", "a dog", "--guidance", "1"], 2, "--guidance 1"),
     (["generate", "a cat", "--negative", " "], 2, "--negative is empty"),
+    (["generate", "a cat", "--negative", "\u200b"], 2, "--negative is empty"),
     (["generate", "--from", "SRC"], 1, "carries no t2i settings"),
     (["generate", "--from", "NOTIMG"], 1, "cannot read image"),
     (["generate", "--from", "FOLDER"], 1, "is a folder; give an image file"),

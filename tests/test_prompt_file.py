@@ -41,6 +41,7 @@ def test_reading_a_prompt_file_skips_blanks_comments_and_repeats_and_numbers_lin
 @pytest.mark.parametrize("content, error, words", [
     (b"", DataError, "has no prompt"),
     (b"# only a comment\n\n   \n", DataError, "has no prompt"),
+    ("\u200b\n\u2060\u200d\n".encode(), DataError, "has no prompt"),  # lines of zero-width characters alone
     (b"a red bird\n\xff\xfe two cats\n", DataError, "is not UTF-8 text (line 2)"),
     (b"a red bird\nab\x00c\n", DataError, "NUL character on line 2"),
 ])

@@ -520,6 +520,8 @@ def test_a_rerank_folder_that_does_not_exist_or_is_a_file_is_named_as_such(tmp_p
     assert r.exit_code == 1 and r.stderr.strip() == (f"error: {tmp_path / 'nope'} does not exist; give the folder "
                                                      "of images to rank"), r.stderr
     (tmp_path / "afile").write_text("x")
+    r = run("rerank", tmp_path / "nope", "--prompt", "\u200b")  # a zero-width space alone is no prompt
+    assert r.exit_code == 2 and "--prompt is empty" in r.stderr, r.stderr
     r = run("rerank", tmp_path / "afile", "--prompt", "a cat")
     assert r.exit_code == 1 and "afile is not a folder; give the folder of images to rank" in r.stderr, r.stderr
 

@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
-from t2i_cli.prompt_file import Prompts, read_prompts
+from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -681,7 +681,7 @@ def generate(
                 if prompt is not None:
                     raise UsageError("give PROMPT or --prompts FILE, not both")
                 lines = read_prompts(prompts)
-            elif prompt is None or not prompt.strip():
+            elif prompt is None or blank(prompt):
                 raise UsageError("the prompt is empty; give a description such as \"a red bird\" (or --prompts "
                                  "FILE, one per line)")
             if not 1 <= n <= MAX_N:
@@ -1416,7 +1416,7 @@ def rerank(folder: Path = typer.Argument(...,
 
         if top < 0 or (link_best and top < 1):
             raise UsageError("--top must be 0 or more, and --link-best needs --top K with K >= 1")
-        if prompt is not None and not prompt.strip():
+        if prompt is not None and blank(prompt):
             raise UsageError("--prompt is empty; give the text the images should match")
         rr.check_folder(folder)
         rr.check_outputs(folder, link_best, force)  # before any work, and before anything is written

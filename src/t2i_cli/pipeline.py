@@ -12,6 +12,7 @@ import torch
 from t2i_cli.devices import native_bf16, resolve_device
 from t2i_cli.errors import UsageError
 from t2i_cli.models.tokenizer import Encoded
+from t2i_cli.prompt_file import blank
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, region_mask
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
@@ -108,7 +109,7 @@ def check_negative(negative: str | None, sampling: SamplingConfig) -> None:
     """A negative prompt is text, and works through guidance (generate and vary check it before any model
     loads; TextToImage.request again)."""
     if negative is not None:
-        if not negative.strip():
+        if blank(negative):
             raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
         if not sampling.guided:
             raise UsageError("--negative works through guidance, which --guidance 1 turns off; "

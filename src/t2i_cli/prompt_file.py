@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,16 @@ MAX_PROMPTS = 10_000  # prompts one `generate --prompts` draws
 MAX_PROMPT_CHARS = 1_000  # characters of one prompt line (the model reads its first few dozen tokens; the
 # tokenizer's time grows with the square of a line's length: a 1 MiB line took 36 s and 517 MB)
 STDIN = "-"  # --prompts - reads standard input
+
+
+INVISIBLE = frozenset({"Cc", "Cf", "Cn", "Zs", "Zl", "Zp"})  # Unicode categories that draw nothing: controls,
+# format characters (a zero-width space, a byte-order mark), unassigned code points, spaces and separators
+
+
+def blank(text: str) -> bool:
+    """Whether text has nothing to read: empty, spaces, or only characters that draw nothing (a prompt of one
+    zero-width space was drawn as if it were one)."""
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in text)
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,7 @@ def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
     # would number the lines otherwise than an editor does).
     for i, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         prompt = line.strip()
-        if not prompt or prompt.startswith("#"):
+        if blank(prompt) or prompt.startswith("#"):
             continue
         if len(prompt) > MAX_PROMPT_CHARS:
             raise DataError(f"{name}: line {i} is {len(prompt):,} characters long; a prompt is at most "
