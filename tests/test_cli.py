@@ -202,6 +202,8 @@ BAD_INPUTS = [
     pytest.param(["generate", "a red bird", "--temperature", "0"], 2, id="temperature"),
     pytest.param(["generate", "a red bird", "--guidance", "-1"], 2, id="guidance"),
     pytest.param(["generate", "a red bird", "--candidates", "2", "--keep", "3"], 2, id="keep-over-candidates"),
+    pytest.param(["generate", "a red bird", "--keep", "5"], 2, id="keep-over-default-candidates"),
+    pytest.param(["generate", "a red bird", "--n", "3", "--keep", "2"], 2, id="keep-with-n"),
     pytest.param(["generate", "a red bird", "--device", "tpu"], 2, id="device-unknown"),
 ]
 
@@ -1072,3 +1074,16 @@ def test_eval_of_weights_without_a_reranker_says_it_draws_once(tmp_path):
         (data / f"p{i}.txt").write_text("a red bird\n")
     r = run("eval", "--data", data, "--n", "2", "--weights", folder)
     assert r.exit_code == 0 and "t2i's own CLIP embeddings" not in r.stdout, r.stdout
+
+
+def test_keep_alone_writes_the_best_of_the_default_candidates(tiny_weights, tmp_path):
+    """`--keep 2` alone was refused ("--keep needs --candidates N") though generate draws 4 candidates by
+    default: it writes the best 2 of those 4, the same files as `--candidates 4 --keep 2`."""
+    a = run("generate", "a red bird", "--keep", "2", "--weights", tiny_weights, "--out", tmp_path / "a")
+    b = run("generate", "a red bird", "--candidates", "4", "--keep", "2", "--weights", tiny_weights, "--out",
+            tmp_path / "b")
+    assert a.exit_code == 0 and b.exit_code == 0, a.stderr + b.stderr
+    got, want = pngs(tmp_path / "a"), pngs(tmp_path / "b")
+    assert len(got) == 2 and [p.name for p in got] == [p.name for p in want]
+    assert [p.read_bytes() for p in got] == [p.read_bytes() for p in want]
+    assert read_png_text(got[0])["n"] == "4"

@@ -652,7 +652,8 @@ def generate(
                                              help=f"Draw this many and keep the best by CLIP score (default "
                                                   f"{DEFAULT_CANDIDATES} when the weights have a CLIP and neither "
                                                   f"--n nor an image prompt is given; 1 = off)."),
-    keep: int = typer.Option(1, "--keep", help="With --candidates: how many of the best to write."),
+    keep: int = typer.Option(1, "--keep", help="How many of the best candidates to write (of --candidates N, or "
+                                               f"alone of the default {DEFAULT_CANDIDATES})."),
     out_dir: Path = DRAW_OUT_DIR,
     weights: Optional[Path] = DRAW_WEIGHTS,
     device: str = DRAW_DEVICE,
@@ -687,11 +688,18 @@ def generate(
             if not 1 <= n <= MAX_N:
                 raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
             check_seed(seed)
+            if "keep" in given and candidates is None:
+                if "n" in given:
+                    raise UsageError("--keep keeps the best of --candidates N, and --n keeps every image drawn; use "
+                                     "--candidates N --keep K")
+                if not 1 <= keep <= DEFAULT_CANDIDATES:
+                    raise UsageError(f"--keep {keep} alone keeps the best of the {DEFAULT_CANDIDATES} candidates "
+                                     f"drawn by default; give --keep 1..{DEFAULT_CANDIDATES}, or --candidates N with "
+                                     f"N >= --keep")
+                candidates = DEFAULT_CANDIDATES  # the best --keep of the default candidates (it was refused)
             if candidates is not None and not 1 <= keep <= candidates <= MAX_N:
                 raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
                                  f"got {candidates}, {keep}")
-            if "keep" in given and candidates is None:
-                raise UsageError("--keep needs --candidates N (draw N, keep the best --keep); leave it out otherwise")
             if "n" in given and candidates is not None:
                 raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
             spec = _image_spec(image, mask, keep_top, redraws, given)
