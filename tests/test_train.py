@@ -1265,3 +1265,26 @@ def test_run_folders_are_named_as_such_by_generate_and_export_and_an_unfinished_
     r = run("export", tiny_runs / "clip", "--to", tmp_path / "w4")
     assert r.exit_code == 0 and "has no dvae.safetensors or transformer.safetensors yet, so generate cannot load " \
         "it; export a transformer run into it too" in r.stderr, r.stderr
+
+
+def test_a_run_whose_stderr_is_no_terminal_says_its_progress_in_plain_lines(tmp_path: Path, monkeypatch):
+    """With stderr to a file (nohup, CI, `2> log`) the bar is silent, and a 15-minute run printed nothing until it
+    ended: a plain line every PLAIN_PROGRESS_EVERY seconds says the step, rate, time left and loss; -q silences
+    it, and a run shorter than the interval prints none."""
+    from conftest import run
+    from t2i_cli import cli
+
+    args = ("train", "--stage", "dvae", "--preset", "tiny", "--steps", "4", "--workers", "0", "--device", "cpu")
+    r = run(*args, "--out", tmp_path / "short")  # the default interval: no line in a run of a second
+    assert r.exit_code == 0 and "train dvae: step" not in r.stderr, r.stderr
+    monkeypatch.setattr(cli, "PLAIN_PROGRESS_EVERY", 0.0)
+    r = run(*args, "--out", tmp_path / "said")
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train dvae: step ")]
+    assert r.exit_code == 0 and [ln.split(",")[0] for ln in lines] == [f"train dvae: step {i}/4 ({25 * i}%)"
+                                                                        for i in range(1, 5)], r.stderr
+    assert "steps/s" in lines[-1] and "loss=" in lines[-1]
+    r = run(*args, "-q", "--out", tmp_path / "quiet")
+    assert r.exit_code == 0 and "train dvae: step" not in r.stderr, r.stderr
+    r = run("train", "--stage", "all", "--preset", "tiny", "--steps", "2", "--workers", "0", "--device", "cpu",
+            "--out", tmp_path / "whole")
+    assert r.exit_code == 0 and "train all: dvae: step 2/2 (100%)" in r.stderr, r.stderr

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import time
 import typing
 from contextlib import contextmanager
 from functools import partial
@@ -494,6 +495,45 @@ def progress_bar(quiet: bool, unit: str = "tokens") -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(bar_width=max(10, min(40, err.width - 90))),
                     MofNCompleteColumn(), TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
                     TimeRemainingColumn(), console=err, disable=quiet or not err.is_terminal, transient=False)
+
+
+PLAIN_PROGRESS_EVERY = 60.0  # seconds between the plain progress lines of a training run whose stderr is no terminal
+
+
+class PlainProgress:
+    """A training run's progress as a plain line on stderr every PLAIN_PROGRESS_EVERY seconds, where the bar is
+    silent because stderr is not a terminal (a log file, nohup, CI: a two-hour run printed nothing until it
+    ended); silent with --quiet, on a terminal (the bar shows it) and on torchrun's other processes."""
+
+    def __init__(self, quiet: bool):
+        self.on = not quiet and rank_zero() and not err.is_terminal
+        self.start = self.last = time.monotonic()
+        self.first_step: int | None = None  # the step this process started from (a resume starts past 0)
+
+    def update(self, what: str, step: int, total: int, metrics: dict, keys: tuple[str, ...]) -> None:
+        if not self.on:
+            return
+        now = time.monotonic()
+        if self.first_step is None:
+            self.first_step, self.start = step, now
+        if now - self.last < PLAIN_PROGRESS_EVERY:
+            return
+        self.last = now
+        rate = (step - self.first_step) / max(now - self.start, 1e-9)
+        shown = " ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
+        eta = f", {_duration((total - step) / rate)} left" if rate > 0 and total > step else ""
+        speed = f"{rate:.3g} steps/s" if rate > 0 else "starting"
+        shown = f", {shown}" if shown else ""
+        err.print(f"{what}: step {step:,}/{total:,} ({100 * step / max(total, 1):.0f}%), {speed}{eta}{shown}",
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    """'45 s', '12 min', '2 h 05 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def rate_text(task, unit: str) -> str:
@@ -1239,6 +1279,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                    for s, c in configs.items()}
     make = lambda stage, root: configs[stage]  # noqa: E731
     totals = {s: 0 if s == "tokenizer" else configs[s].steps for s in ORDER}
+    plain = {s: PlainProgress(quiet) for s in ORDER}  # (a stage's rate counts its own steps)
     with progress_bar(quiet or not rank_zero()) as bar:  # one display under torchrun
         task = bar.add_task("train all", total=sum(totals.values()) or 1, rate="")
 
@@ -1249,6 +1290,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
             done = sum(totals[s] for s in ORDER[:ORDER.index(stage)]) + step
             bar.update(task, completed=done, description=f"train all: {stage} {step}/{totals[stage]}")
             bar.update(task, rate=training_rate(bar, task, metrics, ("loss", "recon_l1", "batch_top1")))
+            plain[stage].update(f"train all: {stage}", step, totals[stage], metrics, ("loss", "recon_l1", "batch_top1"))
 
         said: set[str] = set()
 
@@ -1281,14 +1323,18 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
     """Run a stage under a progress bar showing loss, rate and ETA."""
     from t2i_cli.stages import run_stage
 
+    plain, total = PlainProgress(quiet), cfg.steps
     with progress_bar(quiet or not rank_zero()) as bar:
         task = bar.add_task(f"train {cfg.stage}", total=cfg.steps, rate="")
 
         def tick(step: int, metrics: dict) -> None:
+            nonlocal total
             if "steps" in metrics:  # stopped early (--patience): the run is this long now
-                bar.update(task, total=int(metrics["steps"]))
-            bar.update(task, completed=step, rate=training_rate(bar, task, metrics,
-                                                                 ("loss", "recon_l1", "perplexity", "batch_top1")))
+                total = int(metrics["steps"])
+                bar.update(task, total=total)
+            keys = ("loss", "recon_l1", "perplexity", "batch_top1")
+            bar.update(task, completed=step, rate=training_rate(bar, task, metrics, keys))
+            plain.update(f"train {cfg.stage}", step, total, metrics, keys)
 
         def warned(text: str) -> None:
             bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
