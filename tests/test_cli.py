@@ -1087,3 +1087,16 @@ def test_keep_alone_writes_the_best_of_the_default_candidates(tiny_weights, tmp_
     assert len(got) == 2 and [p.name for p in got] == [p.name for p in want]
     assert [p.read_bytes() for p in got] == [p.read_bytes() for p in want]
     assert read_png_text(got[0])["n"] == "4"
+
+
+def test_eval_whose_stderr_is_no_terminal_says_its_progress_in_plain_lines(tiny_weights, tmp_path, monkeypatch):
+    """An eval takes 10-20 minutes; into a log file it printed nothing until its table: a plain line every
+    PLAIN_PROGRESS_EVERY seconds says the prompts drawn of all, the rate and the time left (-q: none)."""
+    from t2i_cli import cli
+
+    monkeypatch.setattr(cli, "PLAIN_PROGRESS_EVERY", 0.0)
+    r = run("eval", "--n", "1", "--candidates", "1", "--weights", tiny_weights, "--json", tmp_path / "a.json")
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("eval ")]
+    assert r.exit_code == 0 and lines and lines[-1].startswith("eval heldout: prompt 7/7 (100%)"), r.stderr
+    r = run("eval", "--n", "1", "--candidates", "1", "--weights", tiny_weights, "--json", tmp_path / "b.json", "-q")
+    assert r.exit_code == 0 and not [ln for ln in r.stderr.splitlines() if ln.startswith("eval ")], r.stderr

@@ -497,20 +497,22 @@ def progress_bar(quiet: bool, unit: str = "tokens") -> Progress:
                     TimeRemainingColumn(), console=err, disable=quiet or not err.is_terminal, transient=False)
 
 
-PLAIN_PROGRESS_EVERY = 60.0  # seconds between the plain progress lines of a training run whose stderr is no terminal
+PLAIN_PROGRESS_EVERY = 60.0  # seconds between the plain progress lines of a long command whose stderr is no terminal
 
 
 class PlainProgress:
-    """A training run's progress as a plain line on stderr every PLAIN_PROGRESS_EVERY seconds, where the bar is
-    silent because stderr is not a terminal (a log file, nohup, CI: a two-hour run printed nothing until it
-    ended); silent with --quiet, on a terminal (the bar shows it) and on torchrun's other processes."""
+    """A training run's (or an eval's) progress as a plain line on stderr every PLAIN_PROGRESS_EVERY seconds,
+    where the bar is silent because stderr is not a terminal (a log file, nohup, CI: a two-hour run printed
+    nothing until it ended); silent with --quiet, on a terminal (the bar shows it) and on torchrun's other
+    processes."""
 
     def __init__(self, quiet: bool):
         self.on = not quiet and rank_zero() and not err.is_terminal
         self.start = self.last = time.monotonic()
         self.first_step: int | None = None  # the step this process started from (a resume starts past 0)
 
-    def update(self, what: str, step: int, total: int, metrics: dict, keys: tuple[str, ...]) -> None:
+    def update(self, what: str, step: int, total: int, metrics: dict, keys: tuple[str, ...],
+               unit: str = "steps") -> None:
         if not self.on:
             return
         now = time.monotonic()
@@ -522,9 +524,10 @@ class PlainProgress:
         rate = (step - self.first_step) / max(now - self.start, 1e-9)
         shown = " ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
         eta = f", {_duration((total - step) / rate)} left" if rate > 0 and total > step else ""
-        speed = f"{rate:.3g} steps/s" if rate > 0 else "starting"
+        speed = f"{rate:.3g} {unit}/s" if rate > 0 else "starting"
         shown = f", {shown}" if shown else ""
-        err.print(f"{what}: step {step:,}/{total:,} ({100 * step / max(total, 1):.0f}%), {speed}{eta}{shown}",
+        share = f"{100 * step / max(total, 1):.0f}%"
+        err.print(f"{what}: {unit.removesuffix('s')} {step:,}/{total:,} ({share}), {speed}{eta}{shown}",
                   markup=False, highlight=False, soft_wrap=True)
 
 
@@ -1645,6 +1648,7 @@ def eval_cmd(ctx: typer.Context,
         record = _eval_record(pipe, sampling) | {"judge": {"file": str(judge_file),
                                                            "sha256": sha256_of(judge_file).hexdigest()}}
         runs = []
+        plain = PlainProgress(quiet)
         with progress_bar(quiet, "prompts") as bar:
             per_seed = len(tasks.TASKS) * n
             checking = bar.add_task("judge check", total=len(seeds) * len(tasks.TASKS) * max(n, 50), rate="")
@@ -1658,6 +1662,8 @@ def eval_cmd(ctx: typer.Context,
                 def generated(name: str, i: int, total: int, tag: str = tag, done: int = k * per_seed) -> None:
                     bar.update(generating, completed=done + tasks.TASKS.index(name) * n + i,
                                description=f"eval {tag}{name}")
+                    plain.update(f"eval {tag}{name}", done + tasks.TASKS.index(name) * n + i, len(seeds) * per_seed,
+                                 {}, (), unit="prompts")
 
                 validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=judged)
                 dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
