@@ -1100,3 +1100,25 @@ def test_eval_whose_stderr_is_no_terminal_says_its_progress_in_plain_lines(tiny_
     assert r.exit_code == 0 and lines and lines[-1].startswith("eval heldout: prompt 7/7 (100%)"), r.stderr
     r = run("eval", "--n", "1", "--candidates", "1", "--weights", tiny_weights, "--json", tmp_path / "b.json", "-q")
     assert r.exit_code == 0 and not [ln for ln in r.stderr.splitlines() if ln.startswith("eval ")], r.stderr
+
+
+@pytest.mark.parametrize("command", [["generate"], ["train"], ["eval"], ["rerank"], ["data", "preview"]])
+def test_help_names_every_option_whole_at_80_columns(command):
+    """At 80 columns (and whenever piped) Rich's option table cut names ("--finetune-decode…", "--image-side,--im…")
+    and squeezed each description into ~20 characters: every option of the command is named whole, no line is
+    wider than the terminal."""
+    import typer
+
+    from t2i_cli.cli import app
+
+    cmd = typer.main.get_command(app)
+    for name in command:
+        cmd = cmd.commands[name]
+    r = subprocess.run([sys.executable, "-m", "t2i_cli", *command, "--help"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "COLUMNS": "80", "PYTHONPATH": SRC})
+    assert r.returncode == 0 and "…" not in r.stdout, r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80, r.stdout
+    for param in cmd.params:
+        for opt in [*param.opts, *param.secondary_opts]:
+            if opt.startswith("--"):
+                assert re.search(rf"(^|[\s,/]){re.escape(opt)}([\s,/=]|$)", r.stdout, re.M), (opt, r.stdout)

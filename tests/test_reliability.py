@@ -167,7 +167,7 @@ def test_a_failing_generate_leaves_no_empty_output_folder(weights, tmp_path, mon
 
 # -------------------------------------------------------------------------------------- options audit
 @pytest.mark.parametrize("args, named", [
-    (["--keep", "2"], "--keep"),
+    (["--n", "3", "--keep", "2"], "--keep"),  # --keep alone keeps the best of the default 4
     (["--n", "3", "--candidates", "4"], "--candidates"),
 ])
 def test_generate_refuses_options_it_would_ignore(weights, tmp_path, args, named):

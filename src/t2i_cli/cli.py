@@ -169,9 +169,13 @@ def _option_value(param, text: str) -> object:
     return text
 
 
+# Help is click's plain text (rich_markup_mode=None): Rich's option tables gave the option names a column as wide as
+# the longest --x/--no-x pair, so at 80 columns (and whenever piped) names were cut ("--finetune-decode…") and each
+# description squeezed into ~20 characters; click's wraps each description under its option at any width.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
+                  rich_markup_mode=None,
                   help="t2i: a small, hackable DALL-E. Text -> BPE -> transformer -> dVAE codes -> PNG.")
-data_app = typer.Typer(no_args_is_help=True, help="Write or preview training data.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Write or preview training data.")
 app.add_typer(data_app, name="data")
 
 
