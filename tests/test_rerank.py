@@ -115,6 +115,7 @@ def test_ranks_per_prompt_writes_ranking_json_and_touches_no_input(weights, tmp_
         r = run("generate", prompt, "--weights", weights, "--out", folder, "--n", n, "--device", "cpu", "-q")
         assert r.exit_code == 0, r.stderr
     (folder / "notes.txt").write_text("not an image")
+    (folder / "data.bin").write_bytes(b"not an image either")
     (folder / "corrupt.png").write_bytes(os.urandom(500))
     colour_image((10, 200, 10)).save(folder / "no-prompt.png")
     cats = sorted(folder.glob("two-*.png"))[-1]  # a PNG by its content: named .jpg, it had "no prompt"
@@ -134,7 +135,8 @@ def test_ranks_per_prompt_writes_ranking_json_and_touches_no_input(weights, tmp_
         assert all(read_png_text(folder / row["file"])["prompt"] == prompt for row in group)
     warnings = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(warnings) == 1 and warnings[0].startswith("warning:"), r.stderr
-    for reason in ("1 not an image", "1 unreadable image", "1 no prompt"):
+    # a text file is named as one (a captioned folder's .txt files read as "363 not an image")
+    for reason in ("1 not an image", "1 text file", "1 unreadable image", "1 no prompt"):
         assert reason in warnings[0], warnings[0]
     assert "ranking.json" in r.stdout
 
@@ -238,6 +240,11 @@ def test_top_and_link_best_write_a_sheet_and_copies_without_touching_inputs(weig
     assert set(top2) <= REDS
     copied = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in best)
     assert copied == sorted(before[name] for name in top2)  # exact copies of the two best inputs
+    # The same command again: the same ranking, so the sheet already there is named (each rerun added a copy)
+    again = run("rerank", colour_folder, "--prompt", RED, "--top", 2, "--link-best", "--weights", weights,
+                "--device", "cpu")
+    assert again.exit_code == 0 and sorted(colour_folder.glob("ranking-top-*.png")) == sheets, again.stderr
+    assert sheets[0].name in again.stdout
 
 
 def pictures(folder: Path) -> list[Path]:
@@ -631,7 +638,7 @@ def test_rerank_quiet_prints_no_warning_and_a_batch_of_unreadable_pictures_is_no
     assert r.exit_code == 0 and r.stderr == "", r.stderr
     assert "red.png" in r.stdout and (folder / "ranking.json").exists()
     r = run("rerank", folder, "--weights", weights, "--device", "cpu", "--prompt", RED, "--force")
-    assert "1 not an image" in r.stderr
+    assert "1 text file" in r.stderr and "not an image" not in r.stderr
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "a.png").write_bytes(os.urandom(300))

@@ -27,7 +27,9 @@ from t2i_cli.images import (
 )
 from t2i_cli.outputs import SHEET_KEY, is_t2i_sheet
 from t2i_cli.pipeline import TextToImage
+from t2i_cli.prompt_file import blank
 
+TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".md")  # captions, specs and notes beside pictures: counted as text files
 MAX_PROMPT_CHARS = 1000  # a prompt read from a file is cut to this many characters (prompts are ~10 words)
 CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
@@ -73,6 +75,10 @@ def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], C
         if path.suffix.lower() in UNREAD_SUFFIXES:
             skipped[UNREAD_PICTURE] += 1
             continue
+        if path.suffix.lower() in TEXT_SUFFIXES:  # captions beside a folder's pictures: named as what they are (a
+            # captioned folder said "skipped 363 not an image", as if 363 pictures had failed)
+            skipped["text file"] += 1
+            continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             skipped["not an image"] += 1
             continue
@@ -88,7 +94,7 @@ def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], C
             skipped["contact sheet t2i wrote"] += 1
             continue
         text = prompt or chunks.get("prompt")
-        if not text or not text.strip():
+        if not text or blank(text):
             skipped["no prompt (pass --prompt)"] += 1
             continue
         if len(text) > MAX_PROMPT_CHARS:
@@ -184,6 +190,10 @@ def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Pa
     sheet = contact_sheet([load_rgb(r.path, side) for r in best], [f"#{r.rank} {r.score:.3f}" for r in best],
                           columns=max(1, min(k, 8)), label_height=14)
     data = encode_png(sheet, {"ranking": "top-k contact sheet", SHEET_KEY: "ranking"})
+    for old in sorted(Path(folder).glob("ranking-top-*.png")):  # the same ranking again: its sheet is there (each
+        # rerun added another copy, while ranking.json is replaced)
+        if old.is_file() and not old.is_symlink() and old.stat().st_size == len(data) and old.read_bytes() == data:
+            return old
     return write_new(folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data), option="")
 
 
