@@ -1645,6 +1645,12 @@ def eval_cmd(ctx: typer.Context,
         if one_for_want_of_clip and not quiet:  # said as generate says it, once every check has passed
             warn(f"{folder} has no clip.safetensors, so each prompt is drawn once, not the best of "
                  f"{DEFAULT_CANDIDATES} (--candidates 1 asks for one and silences this)")
+        unknown = ev.unknown_words(pipe.bundle.tokenizer, pipe.text_len, n, seeds[0])
+        if unknown and not quiet:  # weights trained on a user's pictures scored 0% on every task, unexplained
+            warn(f"{len(unknown)} of the world's words are not in {folder}'s vocabulary ({', '.join(unknown[:6])}"
+                 f"{', ...' if len(unknown) > 6 else ''}): t2i eval draws the procedural world's prompts, which these "
+                 f"weights were not trained on; score weights trained on your own pictures with `t2i eval --data "
+                 f"FOLDER`")
         side = pipe.bundle.dvae.cfg.image_side
         from t2i_cli.files import sha256_of
 

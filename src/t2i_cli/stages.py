@@ -644,7 +644,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                     make_run_folder(run_dir, created)
                 held.enter_context(folder_lock(run_dir, (
                     f"{run_dir} is being trained by another t2i process now; wait for it to finish (a second "
-                    f"--resume would write the same files)") if resume else (
+                    f"process would write the same files)") if resume else (
                     f"--out {run_dir} is being used by another t2i process starting a run there; pick another "
                     f"--out")))
                 if not resume:  # still new now that it is ours (another run may have started there)

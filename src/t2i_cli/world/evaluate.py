@@ -49,6 +49,13 @@ LARGE_EVAL_BATCH = 32  # ... or this many (at most pipeline.MAX_EVAL_BATCH, test
 DECODE_MEMORY = 1 << 30  # stays under this (decode_batch)
 
 
+def unknown_words(tokenizer: Any, text_len: int, n: int, seed: int) -> list[str]:
+    """The words of the eval's prompts (n a task, at seed) that a tokenizer does not read whole: weights trained on
+    a user's pictures lack the world's words, and scored 0% on every task with no hint why."""
+    return sorted({w for task in TASKS for p, _ in task_prompts(task, n, seed)
+                   for w in tokenizer.encode(p, text_len).unknown_words})
+
+
 def decode_batch(pipe: Any) -> int:
     """Images `t2i eval` decodes together: LARGE_EVAL_BATCH (32; 1.12x faster than 16 on the shipped model,
     BENCHMARKS.md, the same codes) where 4 rows per image (guidance and two region prompts) of the model's
