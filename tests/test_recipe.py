@@ -41,6 +41,9 @@ def test_one_command_trains_every_stage_and_exports_weights_that_generate(uninte
     assert r.exit_code == 0, r.stderr
     again = run(*ALL, "--out", uninterrupted)  # the same command again: nothing left to do
     assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
+    assert "warning" not in again.stderr, again.stderr  # its weights/ refreshed with nothing new: nothing said
+    resumed = run("train", "--resume", uninterrupted, "-q")
+    assert resumed.exit_code == 0 and resumed.stderr == "", resumed.stderr
 
 
 def test_a_whole_run_given_as_weights_points_at_its_weights_folder(uninterrupted):

@@ -1369,7 +1369,7 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
         if whole is not None:
             raise UsageError(f"{whole} is a --stage all run, whose models are already exported to {whole / 'weights'}; "
                              f"export its stage folders instead ({whole / 'dvae'} {whole / 'transformer'} ...)")
-        for path in export_runs(runs, to, half=half, force=force, note=warn):
+        for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True):
             out.print(clean(path))
 
 

@@ -921,11 +921,13 @@ def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False,
 
 
 def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool = False,
-                note: Callable[[str], None] | None = None) -> list[Path]:
+                note: Callable[[str], None] | None = None, say_unchanged: bool = False) -> list[Path]:
     """export_run of several runs into one folder, every conflict checked before the first file is written:
     without force, a file two runs would write with different contents, or one already in the folder with
     other contents; with force the later run's file is written. Notes (which checkpoint was chosen, a second
-    reranker kept) are given once every check has passed. Returns the files written."""
+    reranker kept) are given once every check has passed; say_unchanged (`t2i export`) also notes an export that had
+    nothing to write (a whole run refreshes its weights/ at every run: not said there). Returns the files
+    written."""
     to = Path(to)
     if to.exists() and not to.is_dir():
         raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")
@@ -943,7 +945,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
         remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
-        return _export_runs(run_dirs, to, half, force, note, scratch)
+        return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged)
 
 
 def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> str | None:
@@ -975,7 +977,7 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: Callable[[str], None] | None,
-                 scratch: Path) -> list[Path]:
+                 scratch: Path, say_unchanged: bool = False) -> list[Path]:
     """export_runs, with a scratch folder for the model a kill left only in a run's checkpoint (written there,
     not into the run folder)."""
     planned: dict[str, Path] = {}  # target name -> source file
@@ -1056,7 +1058,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
         writes.append((target, data))
     if writes:  # a path inside a file, or one that cannot be made, named as --to
         make_folder(to, "--to")
-    else:
+    elif say_unchanged:
         notes.append(f"{to} already holds these models; nothing to write")
     missing = [name for name in FILES[:3] if name not in planned and not (to / name).is_file()]
     if missing:  # a folder of a CLIP or a tokenizer alone: generate refuses it
