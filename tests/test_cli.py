@@ -1102,11 +1102,13 @@ def test_eval_whose_stderr_is_no_terminal_says_its_progress_in_plain_lines(tiny_
     assert r.exit_code == 0 and not [ln for ln in r.stderr.splitlines() if ln.startswith("eval ")], r.stderr
 
 
-@pytest.mark.parametrize("command", [["generate"], ["train"], ["eval"], ["rerank"], ["data", "preview"]])
+@pytest.mark.parametrize("command", [[], ["data"], ["generate"], ["train"], ["eval"], ["rerank"],
+                                     ["data", "preview"]])
 def test_help_names_every_option_whole_at_80_columns(command):
     """At 80 columns (and whenever piped) Rich's option table cut names ("--finetune-decode…", "--image-side,--im…")
     and squeezed each description into ~20 characters: every option of the command is named whole, no line is
-    wider than the terminal."""
+    wider than the terminal, and a group lists each command with its whole summary (click's cut each at one line
+    with "...")."""
     import typer
 
     from t2i_cli.cli import app
@@ -1122,6 +1124,10 @@ def test_help_names_every_option_whole_at_80_columns(command):
         for opt in [*param.opts, *param.secondary_opts]:
             if opt.startswith("--"):
                 assert re.search(rf"(^|[\s,/]){re.escape(opt)}([\s,/=]|$)", r.stdout, re.M), (opt, r.stdout)
+    flat = " ".join(r.stdout.split())
+    for sub in getattr(cmd, "commands", {}).values():
+        summary = " ".join(sub.help.split("\n\n")[0].split())
+        assert summary and summary in flat, (summary, r.stdout)
 
 
 def test_eval_of_weights_that_do_not_know_the_worlds_words_says_so(tmp_path):

@@ -43,7 +43,19 @@ CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Click
 CLICK_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
-class OneLineErrors(TyperGroup):
+class WholeSummaries(TyperGroup):
+    """A group whose help lists each command with its whole first paragraph, wrapped (click cut each to one line
+    with '...': "generate  Draw images for PROMPT (optionally from an image prompt) and...")."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class OneLineErrors(WholeSummaries):
     """The t2i group: a command line Click cannot parse (an unknown option or command, a missing argument, `--n
     abc`) is one 'error:' line on stderr naming the problem and the --help to read, exit 2, as every other
     error is; not Click's framed usage box. `t2i` alone still prints the help; --help and --version exit 0."""
@@ -54,7 +66,7 @@ class OneLineErrors(TyperGroup):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CLICK_ERROR as e:
-            if type(e).__name__ == "NoArgsIsHelpError":  # the help (Rich has already printed it)
+            if type(e).__name__ == "NoArgsIsHelpError":  # the help, as click's --help prints it
                 text = e.format_message()
                 if text:
                     out.print(text)
@@ -175,7 +187,8 @@ def _option_value(param, text: str) -> object:
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
                   rich_markup_mode=None,
                   help="t2i: a small, hackable DALL-E. Text -> BPE -> transformer -> dVAE codes -> PNG.")
-data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Write or preview training data.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, cls=WholeSummaries,
+                       help="Write or preview training data.")
 app.add_typer(data_app, name="data")
 
 
