@@ -2,7 +2,8 @@
 
 For the shipped weights and for transformer configs of other sizes (the shipped dVAE and CLIPs beside them):
 the fp32 state one image takes (TextToImage.image_bytes: 4 rows of KV cache with Jacobi's slack, or the
-dVAE's/CLIP's activations), the images a `generate` batch and an eval batch take, and that batch's state. Before
+dVAE's activations; a CLIP scores in batches of its own), the images a `generate` batch and an eval batch take,
+and that batch's state. Before
 0.12.4 every model decoded 16 (generate) and 16 or 32 (eval) images whatever its size. Computed from the configs
 (nothing is decoded); the test suite checks that the KV caches allocated follow these counts.
 

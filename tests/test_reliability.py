@@ -845,9 +845,17 @@ def test_a_batch_holds_no_more_images_than_the_decode_memory_bound(weights: Path
     ones = pipe.draw_each([pipe.request(p) for p in ["a red bird", "two green cats", "a red car above a blue house",
                                                      "a blue fish on the left"]], [5, 6, 7, 8])
     assert max(rows) <= 3 * 4 and len(rows) == 2  # four prompts, regions included: two decodes
+    assert len(ones) == 4
     sizes: list[int] = []
     clip = pipe.bundle.clip
     real_score = type(clip).score
     monkeypatch.setattr(type(clip), "score", lambda self, x, ids: sizes.append(len(x)) or real_score(self, x, ids))
+    monkeypatch.setattr(pipeline, "DECODE_MEMORY", 3 * clip.cfg.activation_bytes())  # a CLIP three images fill
     assert torch.allclose(pipe.score(images, "a red bird"), whole, atol=1e-5) and max(sizes) == 3
-    assert len(ones) == 4
+    # A reranker takes no part in drawing: however large, it does not change a batch (each drawn from its own
+    # seed), so adding one to a folder draws the same images
+    import dataclasses
+
+    monkeypatch.setattr(pipeline, "DECODE_MEMORY", 3 * pipe.image_bytes())
+    clip.cfg = dataclasses.replace(clip.cfg, n_hid=clip.cfg.n_hid * 1000)
+    assert pipe.per_batch() == 3 and pipe.score_fit(8) == 1

@@ -76,7 +76,7 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     # them in one batch): their codes, PSNR and CLIP embeddings are kept, not the pictures.
     captions: list[str] = []
     codes, psnrs, real_emb, txt_emb = [], [], [], []
-    batch = pipe.fit(EVAL_BATCH)  # fewer for a large model (pipeline.DECODE_MEMORY)
+    batch = min(pipe.fit(EVAL_BATCH), pipe.score_fit(EVAL_BATCH))  # fewer for a large model (DECODE_MEMORY)
     for lo in range(0, count, batch):
         part = [val[i] for i in range(lo, min(count, lo + batch))]  # (image (3, H, W) in [0, 1], caption)
         x = torch.stack([im for im, _ in part]).to(pipe.device)

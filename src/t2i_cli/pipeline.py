@@ -217,16 +217,23 @@ class TextToImage:
         return [g for batch in self.batches(self.request(prompt, sampling), n, seed, progress) for g in batch]
 
     def image_bytes(self) -> int:
-        """A bound on the fp32 state one image takes in a batch: ROWS_PER_IMAGE rows of the transformer's KV
-        cache (each its whole block and Jacobi's slack), or the dVAE's or a CLIP's activations for it."""
+        """A bound on the fp32 state one image takes in a decode batch: ROWS_PER_IMAGE rows of the transformer's
+        KV cache (each its whole block and Jacobi's slack), or the dVAE's activations for it. (Not the CLIP's: a
+        batch's images are drawn from its own seed, and a reranker added to a folder must not change them.)"""
         t = self.bundle.transformer.cfg
         kv = 4 * 2 * t.n_layer * (t.block_size + t.n_image) * t.n_embd * ROWS_PER_IMAGE
-        return max(kv, self.bundle.dvae.cfg.activation_bytes(), *(c.cfg.activation_bytes() for c in self.bundle.clips))
+        return max(kv, self.bundle.dvae.cfg.activation_bytes())
 
     def fit(self, most: int, rows: int = 1) -> int:
         """Images of `rows` decode rows each (image prompts' --redraws) that one batch may take: at most `most`,
         and no more than DECODE_MEMORY holds (at least one)."""
         return max(1, min(most, DECODE_MEMORY // (self.image_bytes() * rows)))
+
+    def score_fit(self, most: int) -> int:
+        """Images a CLIP scores at a time: at most `most`, and no more than DECODE_MEMORY of the largest
+        reranker's fp32 activations hold (at least one)."""
+        clip = max((c.cfg.activation_bytes() for c in self.bundle.clips), default=1)
+        return max(1, min(most, DECODE_MEMORY // clip))
 
     def per_batch(self, image: ImagePrompt | None = None) -> int:
         """Images per batch: MAX_BATCH rows, each image taking `redraws` of them, as DECODE_MEMORY allows."""
@@ -333,7 +340,7 @@ class TextToImage:
             ids = torch.tensor([text.ids], device=self.device)
             return torch.stack([c.score(x, ids).float().cpu() for c in self.bundle.clips]).mean(0)
 
-        per = self.fit(len(images))
+        per = self.score_fit(len(images))
         if per < len(images):  # a large CLIP: as many images at a time as DECODE_MEMORY holds
             return torch.cat([self.score(images[i:i + per], prompt) for i in range(0, len(images), per)])
         tokenizer, text_len = self.bundle.tokenizer, clip.cfg.text_len
