@@ -1240,7 +1240,11 @@ def test_run_folders_are_named_as_such_by_generate_and_export_and_an_unfinished_
     (whole / "all.json").write_text("{}")
     r = run("generate", "a red bird", "--weights", whole, "--out", tmp_path / "o")
     assert r.exit_code == 1 and "a --stage all run that has not finished" in r.stderr and \
-        f"`t2i train --resume {whole}`" in r.stderr, r.stderr
+        f"`t2i train --resume {whole}`" in r.stderr and "t2i export" not in r.stderr, r.stderr  # nothing to export
+    shutil.copytree(tiny_runs / "tr", whole / "transformer")  # its transformer stage done: that can be exported
+    r = run("generate", "a red bird", "--weights", whole, "--out", tmp_path / "o")
+    assert f"or export what it has: `t2i export {whole / 'transformer'} --to whole-weights`" in r.stderr, r.stderr
+    shutil.rmtree(whole / "transformer")
     before = sorted(p.name for p in (tiny_runs / "dvae").iterdir())
     for into in (tiny_runs / "dvae", whole):
         r = run("export", tiny_runs / "tr", "--to", into)
@@ -1270,12 +1274,13 @@ def test_run_folders_are_named_as_such_by_generate_and_export_and_an_unfinished_
 def test_a_run_whose_stderr_is_no_terminal_says_its_progress_in_plain_lines(tmp_path: Path, monkeypatch):
     """With stderr to a file (nohup, CI, `2> log`) the bar is silent, and a 15-minute run printed nothing until it
     ended: a plain line every PLAIN_PROGRESS_EVERY seconds says the step, rate, time left and loss; -q silences
-    it, and a run shorter than the interval prints none."""
+    it, and a run shorter than the interval prints none (the interval set here, not timed)."""
     from conftest import run
     from t2i_cli import cli
 
     args = ("train", "--stage", "dvae", "--preset", "tiny", "--steps", "4", "--workers", "0", "--device", "cpu")
-    r = run(*args, "--out", tmp_path / "short")  # the default interval: no line in a run of a second
+    monkeypatch.setattr(cli, "PLAIN_PROGRESS_EVERY", 1e9)  # a run shorter than the interval: no line
+    r = run(*args, "--out", tmp_path / "short")
     assert r.exit_code == 0 and "train dvae: step" not in r.stderr, r.stderr
     monkeypatch.setattr(cli, "PLAIN_PROGRESS_EVERY", 0.0)
     r = run(*args, "--out", tmp_path / "said")

@@ -307,9 +307,11 @@ def _missing_advice(folder: Path, name: str) -> str:
     if (folder / "all.json").is_file():  # a --stage all run: its weights/ is written when it finishes
         if (folder / "weights").is_dir():
             return f"it is a --stage all run, whose weights are {folder / 'weights'}"
+        trained = [folder / s for s in ("transformer", "clip") if (folder / s / f"{s}.safetensors").is_file()]
+        export = (f", or export what it has: `t2i export {' '.join(map(str, trained))} --to {new}`"
+                  if trained and trained[0].name == "transformer" else "")  # (nothing draws without a transformer)
         return (f"it is a --stage all run that has not finished (its weights/ is written at the end); finish it "
-                f"with `t2i train --resume {folder}`, or export what it has: `t2i export {folder / 'transformer'} "
-                f"{folder / 'clip'} --to {new}`")
+                f"with `t2i train --resume {folder}`{export}")
     if (folder / "train_config.json").is_file():  # one stage's run folder (train.RUN_CONFIG)
         runs = str(folder) if (folder / "transformer.safetensors").is_file() else "TRANSFORMER_RUN"
         return (f"it is a training run folder, not a weights folder; export the runs into a new one: "
