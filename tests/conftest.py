@@ -82,6 +82,12 @@ except SystemExit as e:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
+def exit_codes(tmp_path: Path) -> list[str]:
+    """Each torchrun process's exit code as torchrun_t2i recorded it ("missing" where a process ended without
+    one: killed, or aborted), ranks 0 and 1."""
+    return [(tmp_path / f"exit-{r}").read_text() if (tmp_path / f"exit-{r}").is_file() else "missing" for r in (0, 1)]
+
+
 def one_line_failure(r, code: int = 1) -> str:
     """A refused command (Typer's CliRunner result): exit code, exactly one 'error:' line on stderr, no
     traceback; returns the line."""

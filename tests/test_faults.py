@@ -31,6 +31,7 @@ from t2i_cli.files import safe_stem
 from t2i_cli.images import read_png_text
 from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
+from t2i_cli.prompt_file import blank
 from t2i_cli.weights import load_tensors, save_model, save_tensors
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "t2i_cli"
@@ -516,8 +517,9 @@ def test_any_prompt_exits_0_or_2_without_traceback(weights, prompt):
             assert len(written) == 1 and re.fullmatch(r"[a-z0-9-]+-000\.png", written[0].name)
             assert read_png_text(written[0])["prompt"] == "".join(
                 ch if ch in "\n\t" or ord(ch) >= 32 else f"\\x{ord(ch):02x}" for ch in prompt)
-        else:
-            assert written == [] and not prompt.strip()
+        else:  # blank: nothing but spaces and characters that draw nothing (controls, zero-width)
+            assert written == [] and blank(prompt)
+        assert (r.exit_code == 2) == blank(prompt)
 
 
 FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1.0, 0.5, 1e-9, 2.0])
@@ -593,7 +595,7 @@ def test_square_brackets_in_user_text_are_not_rich_markup(weights, tmp_path, cas
 
 
 @pytest.mark.parametrize("prompt", ["/abs/path", "~/x", "C:\\Windows\\system32", "..\\..\\x", "./.hidden",
-                                    "\x00", "a" * 500])
+                                    "a\x00b", "\x00\u200ba", "a" * 500])
 def test_file_names_from_prompts_stay_inside_out(weights, tmp_path, prompt):
     out = tmp_path / "deep" / "out"
     r = generate(weights, out, "-q", prompt=prompt)

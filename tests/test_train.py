@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import SRC, signal_after_step, torch_tmp, torchrun_t2i
+from conftest import SRC, exit_codes, signal_after_step, torch_tmp, torchrun_t2i
 from t2i_cli.cli import app
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.train import BEST, CHECKPOINT, TrainConfig, export_run, exported_model
@@ -496,7 +496,7 @@ def test_torchrun_interrupt_is_said_once_and_every_process_checkpoints_and_stops
     out = tmp_path / "run"
     proc = torchrun_t2i(tmp_path, STOP_DVAE_AT_STEP_3, "--stage", "dvae", "--steps", "8", "--out", str(out))
     assert proc.returncode != 0
-    assert [(tmp_path / f"exit-{r}").read_text() for r in (0, 1)] == ["130", "130"], proc.stderr[-3000:]
+    assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
     said = [ln for ln in proc.stderr.splitlines() if "interrupted" in ln]
     assert said == [f"interrupted: at step 3; checkpoint saved. Resume with: t2i train --resume {out}"], \
         proc.stderr[-3000:]
@@ -513,7 +513,7 @@ def test_torchrun_resume_with_ema_is_bitwise_the_uninterrupted_run(tmp_path: Pat
     proc = torchrun_t2i(tmp_path, "", *args, "--out", str(whole))
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = torchrun_t2i(tmp_path, STOP_DVAE_AT_STEP_3, *args, "--out", str(parts))
-    assert [(tmp_path / f"exit-{r}").read_text() for r in (0, 1)] == ["130", "130"], proc.stderr[-3000:]
+    assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
     assert load_tensors(parts / CHECKPOINT)[1]["step"] == "3"
     proc = torchrun_t2i(tmp_path, "", "--resume", str(parts))
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -115,9 +115,9 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
                                draws)  # caption-major: caption i's draws at i * draws ...
         text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for cap in part],
                             device=pipe.device).repeat_interleave(draws, dim=0)
-        drawn_images = torch.stack([g.image for g in drawn])
-        fake_emb += [clip.embed(fit(drawn_images[i:i + batch].to(pipe.device)), text[i:i + batch])[0].cpu()
-                     for i in range(0, len(drawn), batch)]
+        drawn_images, at_once = torch.stack([g.image for g in drawn]), pipe.score_fit(len(drawn))  # (a large CLIP)
+        fake_emb += [clip.embed(fit(drawn_images[i:i + at_once].to(pipe.device)), text[i:i + at_once])[0].cpu()
+                     for i in range(0, len(drawn), at_once)]
         if progress is not None:
             progress("generate", (lo + len(part)) * draws, count * draws)
     if clip is not None:
