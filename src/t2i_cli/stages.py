@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import math
 import os
 import shutil
@@ -674,6 +675,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         held.close()
         # Gloo's threads still running at interpreter exit abort the process ("terminate called ...").
         if dd.n_procs > 1 and dist.is_initialized() and not keep_group:
+            gc.collect()  # what still refers to the group (a DDP wrapper in a cycle) goes first: freed after the
+            # group was destroyed, it hung its process (train_loop drops its own)
             dist.destroy_process_group()
 
 

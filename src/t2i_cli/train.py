@@ -733,6 +733,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                           f"Resume with: t2i train --resume {run_dir}", step=done) from None
     finally:
         stops.restore()
+        # The DDP wrapper goes now, before its stage destroys the process group: a traceback keeps this frame's
+        # locals, and a wrapper freed after the group (a diverged run's, as the error was handled) hung its
+        # process until torchrun killed it.
+        wrapped = None  # noqa: F841
     try:
         if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
             samples_and_validation()
