@@ -1293,3 +1293,28 @@ def test_a_run_whose_stderr_is_no_terminal_says_its_progress_in_plain_lines(tmp_
     r = run("train", "--stage", "all", "--preset", "tiny", "--steps", "2", "--workers", "0", "--device", "cpu",
             "--out", tmp_path / "whole")
     assert r.exit_code == 0 and "train all: dvae: step 2/2 (100%)" in r.stderr, r.stderr
+
+
+def test_a_stop_before_the_first_step_says_no_run_was_made_or_the_run_is_as_it_was(tmp_path: Path, monkeypatch):
+    """Ctrl-C while a run was starting (data checked, models built) said inference's "finished files are kept;
+    nothing partial was written": it says that no run was made (the start is undone) and the same command starts
+    it, or, for a resume, that the run is as it was."""
+    from conftest import run
+    from t2i_cli import stages
+
+    args = ("train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "--device", "cpu", "-q")
+    real = stages._build_stage
+    monkeypatch.setattr(stages, "_build_stage", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    out = tmp_path / "run"
+    r = run(*args, "--steps", "2", "--out", out)
+    assert r.exit_code == 130 and r.stderr.strip() == (f"interrupted: before training started; no run was made in "
+                                                       f"{out}: the same command starts it"), r.stderr
+    assert not out.exists()
+    monkeypatch.setattr(stages, "_build_stage", real)
+    assert run(*args, "--steps", "2", "--out", out).exit_code == 0
+    before = (out / CHECKPOINT).read_bytes()
+    monkeypatch.setattr(stages, "_build_stage", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    r = run("train", "--resume", out, "--steps", "4", "--workers", "0", "-q")
+    assert r.exit_code == 130 and r.stderr.strip() == (f"interrupted: before training resumed; {out} is as it was: "
+                                                       f"the same command resumes it"), r.stderr
+    assert (out / CHECKPOINT).read_bytes() == before

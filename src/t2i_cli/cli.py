@@ -1359,7 +1359,15 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
         def warned(text: str) -> None:
             bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
-        summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
+        try:
+            summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
+        except KeyboardInterrupt:  # before the first step (a stop in the loop is said by train_loop): what was
+            # made of the run is undone (run_stage), so it said the generic "finished files are kept"
+            from t2i_cli.train import Interrupted
+
+            raise Interrupted(f"before training resumed; {run_dir} is as it was: the same command resumes it" if resume
+                              else f"before training started; no run was made in {run_dir}: the same command starts "
+                                   f"it") from None
     if summary.get("skipped") and rank_zero():  # (every torchrun process opened the same data)
         warn(summary["skipped"])
     summary.pop("skipped", None)
