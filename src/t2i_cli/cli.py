@@ -1274,7 +1274,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     # (recipe.plan_settings).
     settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS
                                   if k in given or k in ("data", "preset", "flip", "crop", "ema")}
-    settings = plan_settings(run_dir, settings) if (run_dir / "all.json").is_file() else settings
+    settings = plan_settings(run_dir, settings) if is_whole_run(run_dir) else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")
     n_procs = int(os.environ.get("WORLD_SIZE", "1") or 1)
