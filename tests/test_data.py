@@ -1034,3 +1034,19 @@ def test_a_sheet_label_never_runs_past_its_tile(tmp_path):
     sheet = contact_sheet([white, white], ["accessoriesaccessories " * 3, "x"], columns=2)
     gutter = np.asarray(sheet)[36:60, 4 + 32:4 + 32 + 4]  # between the two tiles, beside the labels
     assert (gutter > 250).all()  # no label runs into it
+
+
+def test_a_sheet_label_draws_accented_letters_without_their_marks():
+    """Pillow's built-in font draws ASCII alone: "café" on a `data preview` sheet was "caf" and a box. A letter
+    with a mark is drawn as its base letter; a character with no ASCII form stays (a box, not dropped)."""
+    from t2i_cli.images import contact_sheet, drawable
+
+    assert drawable("un café naïve à Straße, Łódź, Ørsted") == "un cafe naive a Strasse, Lodz, Orsted"
+    assert drawable("a red bird") == "a red bird" and drawable("猫 ж") == "猫 ж"
+    white = Image.new("RGB", (64, 64), (255, 255, 255))
+
+    def sheet(label):
+        return np.asarray(contact_sheet([white], [label]))
+
+    assert (sheet("café") == sheet("cafe")).all()
+    assert not (sheet("café") == sheet("caf")).all()  # the e is drawn, not dropped

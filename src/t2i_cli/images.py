@@ -232,9 +232,33 @@ def attention_strip(image: torch.Tensor, maps: list[tuple[str, torch.Tensor]], s
     return contact_sheet(panels, labels, columns=len(panels), label_height=26)
 
 
+# Letters that Unicode does not decompose into a base letter and marks, as they are written without the mark.
+_UNMARKED = str.maketrans({"ß": "ss", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "æ": "ae",
+                           "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D",
+                           "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."})
+
+
+def drawable(text: str) -> str:
+    """text as the sheets' font can draw it: Pillow's built-in font has glyphs for ASCII alone, so a letter
+    with a mark is drawn without it ("café" as "cafe", "Straße" as "Strasse") rather than as a box; what has no
+    ASCII form (日本, ж) stays as it is, a box a character."""
+    import unicodedata
+
+    if text.isascii():
+        return text
+    out = []
+    for ch in text.translate(_UNMARKED):
+        if ch.isascii():
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append(base if base and base.isascii() else ch)
+    return "".join(out)
+
+
 def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, width: int) -> None:
     """Draw text in up to two lines that fit `width` pixels."""
-    words, lines, line = text.split(), [], ""
+    words, lines, line = drawable(text).split(), [], ""
     for word in words:
         trial = f"{line} {word}".strip()
         if draw.textlength(trial, font=font) <= width or not line:
