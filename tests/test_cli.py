@@ -1145,3 +1145,50 @@ def test_eval_of_weights_that_do_not_know_the_worlds_words_says_so(tmp_path):
     shipped = load_tokenizer(Path(__file__).resolve().parents[1] / "weights" / "tokenizer.json")
     assert unknown_words(shipped, 24, 50, 0) == [] and unknown_words(shipped, 24, 50, 1) == []  # no line for it
     assert "brown" in unknown_words(load_tokenizer(mine / "tokenizer.json"), 12, 5, 0)
+
+
+# A setting of every SamplingConfig field but use_cache, none of them its default (regional with the regions it drew)
+NOT_DEFAULT = {"temperature": 0.75, "top_k": 7, "top_p": 0.875, "guidance": 2.5, "guidance_start": 4.0,
+               "guidance_stop": 0.5, "jacobi": 3, "regional": 1.5}
+
+
+def test_every_sampling_setting_a_png_records_is_read_back_by_from(tmp_path):
+    """A sampling setting that provenance() writes but recorded_settings() does not read is redrawn at its default
+    by --from, other pixels without a word (a researcher's new knob did just that). Every field round-trips; a new
+    field fails here until it is added to NOT_DEFAULT (and read back)."""
+    from dataclasses import asdict, fields
+
+    from t2i_cli.outputs import provenance, recorded_settings, write_image
+    from t2i_cli.pipeline import Generated
+    from t2i_cli.sampling import SamplingConfig
+
+    assert {f.name for f in fields(SamplingConfig)} - {"use_cache"} == set(NOT_DEFAULT)
+    default = SamplingConfig()
+    assert all(getattr(default, k) != v for k, v in NOT_DEFAULT.items())
+    g = Generated(torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0)), "a red bird", 1)
+    for apart in ("jacobi", "guidance_stop"):  # the two do not combine: each is read back beside all the rest
+        sampling = SamplingConfig(**{k: v for k, v in NOT_DEFAULT.items() if k != apart})
+        regions = {"regional": str(sampling.regional), "regions": json.dumps([["left", "a red bird"]])}
+        path = write_image(g, tmp_path, provenance(g, 5, 2, sampling, "0" * 16, made_from=regions))
+        assert asdict(recorded_settings(path).sampling) == asdict(sampling), apart
+
+
+def test_from_refuses_a_png_that_records_a_setting_it_does_not_know(tiny_weights, tmp_path):
+    """A PNG drawn by a t2i with one more sampling knob (min_p) was redrawn without it: other pixels, no warning.
+    --from names the settings it does not know, in one line, and draws nothing; the PNG as t2i wrote it redraws."""
+    from PIL import Image
+
+    from t2i_cli.images import encode_png
+
+    assert generate(tiny_weights, tmp_path / "a", "--n", "1", "--seed", "3").exit_code == 0
+    (png,) = pngs(tmp_path / "a")
+    meta = read_png_text(png)
+    settings = json.loads(meta["t2i"]) | {"min_p": "0.2"}
+    forked = tmp_path / "forked.png"
+    with Image.open(png) as im:
+        forked.write_bytes(encode_png(im.convert("RGB"), {**meta, "min_p": "0.2", "t2i": json.dumps(settings)}))
+    r = run("generate", "--from", forked, "--weights", tiny_weights, "--out", tmp_path / "b")
+    assert r.exit_code == 1 and not (tmp_path / "b").exists(), r.stderr
+    assert one_line_failure(r) and "min_p" in r.stderr and "does not know" in r.stderr, r.stderr
+    again = run("generate", "--from", png, "--weights", tiny_weights, "--out", tmp_path / "c")
+    assert again.exit_code == 0, again.stderr

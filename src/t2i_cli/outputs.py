@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from t2i_cli import __version__
@@ -120,12 +120,28 @@ def edited_setting(path: Path, e: T2IError, what: str = "a t2i setting it record
     return DataError(f"{path}: {what} ({detail}); {EDITED}")
 
 
+# Every key a t2i PNG's settings hold (provenance, made_from, ImagePrompt.provenance): --from refuses a PNG with
+# any other, which a t2i with more settings drew (a fork, a later version): redrawn without them, its pixels
+# would differ and nothing would say why.
+RECORDED_KEYS = frozenset({
+    "prompt", "seed", "n", "index", "weights", "generator", "t2i_version", "software", "device", "clip_score",
+    "clip_rank", "negative", "regional", "regions", "precision", "image_mode", "image_sha256", "mask_sha256",
+    "keep_top", "strength", "redraws", *(f.name for f in fields(SamplingConfig) if f.name != "use_cache")})
+
+
 def recorded_settings(path: Path) -> Recorded:
     """Parse what a t2i PNG records; DataError naming the first setting that is missing or invalid (as the
     PNG's setting, never as a command-line option: --from takes none of them from the command line)."""
     from t2i_cli.image_prompt import MAX_REDRAWS, check_keep_top, check_strength
 
     meta = read_provenance(path)
+    unknown = sorted(meta.keys() - RECORDED_KEYS)
+    if unknown:
+        names = ", ".join(k[:40] for k in unknown[:4]) + (f" and {len(unknown) - 4} more" if len(unknown) > 4 else "")
+        drew = f" ({meta['software'][:40]})" if meta.get("software") else ""
+        raise DataError(f"{path} records settings that t2i {__version__} does not know: {names}; a t2i with more "
+                        f"settings drew it{drew}, and --from without them would draw other pixels: redraw it with "
+                        f"the t2i that drew it")
 
     def get(key: str, kind, default=None, required: bool = True):
         if key not in meta:
