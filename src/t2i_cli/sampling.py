@@ -170,12 +170,18 @@ def _guided(logits: torch.Tensor, B: int, cfg: SamplingConfig, scale: float | to
 Generators = torch.Generator | list[torch.Generator]  # one for the batch, or one per row
 
 
+def distribution(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
+    """The probabilities (..., V) that a code is drawn from, given its (guided) logits (..., V): temperature, then
+    top-k, then top-p, then softmax. Plain decoding (sample_next) and Jacobi windows (_window_probs) both draw
+    from it, so a filter added here reaches both."""
+    logits = top_p_filter(top_k_filter(logits.float() / cfg.temperature, cfg.top_k), cfg.top_p)
+    return torch.softmax(logits, dim=-1)
+
+
 def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: Generators) -> torch.Tensor:
     """Draw one code per row from logits (B, V) after temperature, top-k and top-p. With a list of
     generators, row r draws from generator[r] alone (as it would in a batch of its own)."""
-    logits = logits.float() / cfg.temperature
-    logits = top_p_filter(top_k_filter(logits, cfg.top_k), cfg.top_p)
-    probs = torch.softmax(logits, dim=-1)
+    probs = distribution(logits, cfg)
     if isinstance(generator, torch.Generator):
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
     if len(generator) != probs.shape[0]:
@@ -240,8 +246,7 @@ def _window_probs(logits: torch.Tensor, B: int, cfg: SamplingConfig, pos: torch.
     if cfg.guided or regions is not None:
         at = None if regions is None else regions.masks.gather(2, pos[None].expand(regions.masks.shape[0], -1, -1))
         logits = _guided(logits, B, cfg, scales[pos][..., None], at)  # at: (R, B, W)
-    logits = top_p_filter(top_k_filter(logits.float() / cfg.temperature, cfg.top_k), cfg.top_p)
-    return torch.softmax(logits, dim=-1)
+    return distribution(logits, cfg)
 
 
 def _pick(generator: Generators, keep: torch.Tensor) -> Generators:
