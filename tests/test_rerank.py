@@ -766,3 +766,29 @@ def test_a_prompt_chunk_over_a_thousand_characters_is_cut_and_said(weights, tmp_
     assert f"1 prompt(s) read from PNG text were longer than {rr.MAX_PROMPT_CHARS:,} characters" in r.stderr
     (row,) = ranking(folder)
     assert len(row["prompt"]) == rr.MAX_PROMPT_CHARS
+
+
+def test_pictures_drawn_by_other_weights_are_said_to_be_scored_by_this_clip(weights, tmp_path):
+    """Pictures drawn with one's own weights and reranked without --weights were scored by the shipped CLIP (a
+    model of the procedural world), silently. rerank says how many were drawn by other weights than the ones
+    scoring them, and ranks them all the same; pictures of the same weights, and pictures t2i did not draw, are
+    not counted; --quiet says nothing."""
+    other = build_tiny_folder(tmp_path / "other", seed=3, captions=[*TINY_CAPTIONS, RED, BLUE])
+    out = tmp_path / "out"
+    for folder, seed in ((weights, "1"), (other, "2")):
+        r = run("generate", RED, "--weights", folder, "--out", out, "--n", "2", "--seed", seed)
+        assert r.exit_code == 0, r.stderr
+    colour_image((230, 20, 20)).save(out / "mine.png")  # a picture of the user's: no weights recorded
+    r = run("rerank", out, "--weights", weights, "--prompt", RED)
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "other weights" in ln]
+    assert len(said) == 1 and said[0].startswith("warning: 2 of the images were drawn by other weights"), r.stderr
+    assert len(ranking(out)) == 5
+    r = run("rerank", out, "--weights", other, "--prompt", RED, "--force")
+    assert r.exit_code == 0 and "2 of the images were drawn by other weights" in r.stderr, r.stderr
+    r = run("rerank", out, "--weights", other, "--prompt", RED, "--force", "--quiet")
+    assert r.exit_code == 0 and "other weights" not in r.stderr, r.stderr
+    solo = tmp_path / "solo"
+    assert run("generate", RED, "--weights", weights, "--out", solo, "--n", "2", "--seed", "1").exit_code == 0
+    r = run("rerank", solo, "--weights", weights)
+    assert r.exit_code == 0 and "other weights" not in r.stderr, r.stderr

@@ -1510,7 +1510,11 @@ def rerank(folder: Path = typer.Argument(...,
             task = bar.add_task("scoring", total=None, rate="")
             ranked, skipped = rr.rank_folder(pipe, folder, prompt, lambda done, total: bar.update(
                 task, completed=done, total=total, rate=rate_text(bar.tasks[task], "images")))
-        cut = skipped.pop(rr.CUT, 0)
+        cut, other = skipped.pop(rr.CUT, 0), skipped.pop(rr.OTHER_WEIGHTS, 0)
+        if other and not quiet:
+            warn(f"{other} of the images were drawn by other weights than {clean(pipe.bundle.folder)} (their PNGs "
+                 f"record another weights identity); its CLIP scores them here: to score with the CLIP of the "
+                 f"weights that drew them, pass --weights with that folder")
         if skipped and not quiet:
             warn("skipped " + ", ".join(f"{v} {k}" for k, v in skipped.items()))
         if cut and not quiet:

@@ -32,6 +32,8 @@ from t2i_cli.prompt_file import blank
 TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".md")  # captions, specs and notes beside pictures: counted as text files
 MAX_PROMPT_CHARS = 1000  # a prompt read from a file is cut to this many characters (prompts are ~10 words)
 CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut
+# ... and t2i PNGs drawn by other weights than the ones whose CLIP scores them (said, not skipped)
+OTHER_WEIGHTS = "drawn by other weights"
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
 RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows
 BEST = "best"  # the folder link_best copies into
@@ -58,10 +60,13 @@ def check_folder(folder: Path) -> None:
 SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ranks in bounded memory
 
 
-def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], Counter]:
+def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = None,
+            ) -> tuple[list[tuple[Path, str]], Counter]:
     """Images of a folder with their prompt (PNG text chunk, or the given one); skipped files are counted. Pixels
     are read later, a batch at a time (rank_folder): a folder of 2,178 pictures held 4.0 GB when every one was
-    decoded here first."""
+    decoded here first. With scorer, the (identity, generator) of the weights that score, t2i PNGs that record
+    other weights are counted under OTHER_WEIGHTS: a user's own model's pictures scored by the shipped CLIP, a
+    model of the procedural world, is a ranking no one asked for."""
     check_folder(folder)
     items, skipped = [], Counter()
     entries = sorted(Path(folder).iterdir())
@@ -93,6 +98,9 @@ def collect(folder: Path, prompt: str | None) -> tuple[list[tuple[Path, str]], C
         if is_t2i_sheet(chunks, path):
             skipped["contact sheet t2i wrote"] += 1
             continue
+        if scorer is not None and "t2i" in chunks and "weights" in chunks and not (
+                chunks["weights"] == scorer[0] or chunks.get("generator", "") == scorer[1] != ""):
+            skipped[OTHER_WEIGHTS] += 1  # (the files that draw decide; the rerankers beside them may differ)
         text = prompt or chunks.get("prompt")
         if not text or blank(text):
             skipped["no prompt (pass --prompt)"] += 1
@@ -119,7 +127,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
     clip = pipe.bundle.clip
     if clip is None:
         raise DataError(f"{pipe.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
-    items, skipped = collect(folder, prompt)
+    items, skipped = collect(folder, prompt, (pipe.bundle.identity, pipe.bundle.generator))
     side = read_side(pipe)
     ranked: list[Ranked] = []
     done = 0

@@ -20,7 +20,7 @@ class TransformerConfig:
     n_layer: int = 6  # transformer blocks
     n_head: int = 6  # attention heads per block
     n_embd: int = 192  # residual stream width
-    dropout: float = 0.0  # dropout on attention output and MLP
+    dropout: float = 0.0  # dropout on the attention probabilities (inside SDPA) and the MLP's output
     text_loss_weight: float = 1 / 8  # DALL-E weights the text loss 1/8 and the image loss 7/8
 
     @property
