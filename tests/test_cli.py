@@ -1192,3 +1192,26 @@ def test_from_refuses_a_png_that_records_a_setting_it_does_not_know(tiny_weights
     assert one_line_failure(r) and "min_p" in r.stderr and "does not know" in r.stderr, r.stderr
     again = run("generate", "--from", png, "--weights", tiny_weights, "--out", tmp_path / "c")
     assert again.exit_code == 0, again.stderr
+
+
+def test_eval_at_a_side_where_the_judge_fails_on_real_renders_says_its_accuracies_say_little(tiny_weights, tmp_path):
+    """A tiny model's 16 px eval printed accuracies as if meaningful while the judge agreed with the world's own
+    renders on as little as 2% of a task's (in the table, unremarked). One warning names the tasks where the judge
+    agrees or rejects wrong renders less than 90% of the time; the shipped model's eval (128 px) has none."""
+    from t2i_cli.cli import JUDGE_TRUSTED, _doubtful_judge
+
+    shipped = json.loads((Path(__file__).resolve().parents[1] / "weights" / "eval.json").read_text())
+    assert _doubtful_judge(shipped["runs"]) == []
+    fine = {"judge_validation": {"counting": {"agreement": 0.95, "rejects_wrong": 1.0},
+                                 "colours": {"agreement": 1.0, "rejects_wrong": 1.0}}}
+    poor = {"judge_validation": {"counting": {"agreement": 1.0, "rejects_wrong": JUDGE_TRUSTED - 0.01},
+                                 "colours": {"agreement": 1.0, "rejects_wrong": 1.0}}}
+    assert _doubtful_judge([fine]) == [] and _doubtful_judge([fine, poor]) == ["counting"]
+    r = run("eval", "--n", "1", "--candidates", "1", "--weights", tiny_weights, "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "the judge is not to be trusted" in ln]
+    runs = json.loads((tmp_path / "e.json").read_text())
+    assert _doubtful_judge([runs]) and len(said) == 1 and said[0].startswith("warning: at 16 px"), r.stderr
+    assert all(task in said[0] for task in _doubtful_judge([runs]))
+    r = run("eval", "--n", "1", "--candidates", "1", "--weights", tiny_weights, "--quiet")
+    assert r.exit_code == 0 and "trusted" not in r.stderr, r.stderr

@@ -1710,8 +1710,24 @@ def eval_cmd(ctx: typer.Context,
         result = runs[0] if len(runs) == 1 else ev.across_seeds(runs) | {"judge": record["judge"]}
         if len(runs) > 1:
             _print_seeds(result)
+        doubtful = _doubtful_judge(runs)
+        if doubtful and not quiet:  # a tiny model's 16 px: the judge agreed with real renders on 2-82% of a task
+            warn(f"at {side} px the judge is not to be trusted on {', '.join(doubtful)} (it agrees with the world's "
+                 f"own renders, or rejects wrong ones, on less than {JUDGE_TRUSTED:.0%} of them: see the table); "
+                 f"those accuracies say little about the model (the judge is checked at 64 and 128 px)")
         if json_path is not None:
             _write_eval_json(json_path, result, force)
+
+
+JUDGE_TRUSTED = 0.9  # the judge's agreement with real renders (and its rejection of wrong ones) that eval expects
+
+
+def _doubtful_judge(runs: list[dict]) -> list[str]:
+    """The tasks on which the judge, checked on the world's own renders at the model's side, agreed or rejected
+    wrong renders less than JUDGE_TRUSTED of the time in any run: there its verdicts on the model's pictures
+    are no measure (at 64 and 128 px every task is at least 98%: BENCHMARKS.md, "The eval judge")."""
+    return [task for task in runs[0]["judge_validation"]
+            if any(min(run["judge_validation"][task].values()) < JUDGE_TRUSTED for run in runs)]
 
 
 def _is_eval_json(obj) -> bool:
