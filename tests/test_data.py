@@ -1050,3 +1050,22 @@ def test_a_sheet_label_draws_accented_letters_without_their_marks():
 
     assert (sheet("café") == sheet("cafe")).all()
     assert not (sheet("café") == sheet("caf")).all()  # the e is drawn, not dropped
+
+
+def test_a_caption_of_one_huge_word_is_measured_a_bounded_number_of_times(monkeypatch):
+    """`data preview` of a caption that is one 16,000-letter word ran for minutes (a label was cut a letter at a
+    time, each cut measured again; training's sample sheets label with captions too). The label is cut as before
+    (it ends in "..." and fits its tile) after a bounded number of measurements over a bounded number of letters."""
+    from PIL import ImageDraw
+
+    from t2i_cli.images import contact_sheet
+
+    measured = []
+    real = ImageDraw.ImageDraw.textlength
+    monkeypatch.setattr(ImageDraw.ImageDraw, "textlength",
+                        lambda self, text, *a, **k: measured.append(len(text)) or real(self, text, *a, **k))
+    white = Image.new("RGB", (64, 64), (255, 255, 255))
+    sheet = np.asarray(contact_sheet([white, white], ["a" * 65536 + " and more", "x"], columns=2))
+    assert len(measured) < 40 and max(measured) < 200, (len(measured), max(measured))
+    assert (sheet[:, 4 + 64:4 + 64 + 4] > 250).all()  # nothing drawn past its tile
+    assert (sheet[4 + 64:, 4:4 + 64] < 128).any()  # the label is drawn

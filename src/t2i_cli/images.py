@@ -258,7 +258,9 @@ def drawable(text: str) -> str:
 
 def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, width: int) -> None:
     """Draw text in up to two lines that fit `width` pixels."""
-    words, lines, line = drawable(text).split(), [], ""
+    # a word of more letters than the tile has pixels cannot fit (no glyph is under a pixel wide): cut before it is
+    # measured, so a caption of one 64 KB word costs what a short one does
+    words, lines, line = [w[:width + 1] for w in drawable(text).split()], [], ""
     for word in words:
         trial = f"{line} {word}".strip()
         if draw.textlength(trial, font=font) <= width or not line:
@@ -266,6 +268,8 @@ def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, widt
         else:
             lines.append(line)
             line = word
+            if len(lines) == 2:  # a third line begins: it is not shown (nor are the words after it measured)
+                break
     lines.append(line)
     if len(lines) > 2:  # more than two lines: the second ends in "..." (the rest is not shown)
         lines = [lines[0], lines[1] + " ..."]
@@ -278,8 +282,14 @@ def _fit(draw: ImageDraw.ImageDraw, font, text: str, width: int) -> str:
     --side 32`) ran into the next tile's picture."""
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
+    lo, hi = 0, len(text)  # the longest prefix that fits with "...", by bisection (a caption of one 16,000-letter
+    while lo < hi:  # word took minutes cut a letter at a time): text[:lo] fits, text[:hi + 1] does not
+        mid = (lo + hi + 1) // 2
+        if draw.textlength(text[:mid] + "...", font=font) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    text = text[:lo]
     return text.rstrip() + "..." if text else ""
 
 
