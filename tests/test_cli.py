@@ -848,6 +848,10 @@ def test_guidance_stop_reaches_the_sampler_is_recorded_and_redrawn(tiny_weights,
     assert recorded["sampling"]["guidance_stop"] == 0.75
     # the numbers depend on the thread count (sums grouped by threads), which by default follows the load
     assert recorded["threads"] == 1 and recorded["device"] == "cpu"
+    # with --guidance 1 it stops nothing (no val caption draws regional guidance): refused, as generate refuses it
+    line = one_line_failure(run("eval", "--data", data, "--n", "2", "--guidance-stop", "0.75", "--guidance", "1",
+                                "--weights", tiny_weights, "--json", tmp_path / "e1.json"), 2)
+    assert "no val caption draws with" in line and not (tmp_path / "e1.json").exists(), line
     line = one_line_failure(run("generate", "--from", first, "--guidance-stop", "0.7", "--weights", tiny_weights,
                                 "--out", tmp_path / "x"), 2)
     assert "--guidance-stop" in line
@@ -1074,6 +1078,9 @@ def test_eval_of_weights_without_a_reranker_says_it_draws_once(tmp_path):
         (data / f"p{i}.txt").write_text("a red bird\n")
     r = run("eval", "--data", data, "--n", "2", "--weights", folder)
     assert r.exit_code == 0 and "t2i's own CLIP embeddings" not in r.stdout, r.stdout
+    assert "no CLIP score or Frechet distance (and no picture is drawn" in r.stderr, r.stderr
+    r = run("eval", "--data", data, "--n", "2", "--weights", folder, "-q")  # --quiet: no warnings
+    assert r.exit_code == 0 and r.stderr == "", r.stderr
 
 
 def test_keep_alone_writes_the_best_of_the_default_candidates(tiny_weights, tmp_path):

@@ -1791,8 +1791,9 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     out.print(table)
     if "clip" in result:  # (the footnote of its rows)
         out.print("* t2i's own CLIP embeddings: compares models on the same data, not comparable with published FID.")
-    if "clip" not in result:
-        warn(f"{folder} has no clip.safetensors: no CLIP score or Frechet distance")
+    if "clip" not in result and not quiet:
+        warn(f"{folder} has no clip.safetensors: no CLIP score or Frechet distance (and no picture is drawn, so the "
+             f"sampling options change nothing)")
     if result.get("skipped") and not quiet:
         warn(f"{data}: {result['skipped']}")
     if json_path is not None:

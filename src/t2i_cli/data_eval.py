@@ -96,6 +96,11 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     perplexity, used = code_usage(flat, b.dvae.cfg.n_codes)
     result["dvae"] = {"psnr": float(torch.cat(psnrs).mean()), "perplexity": perplexity, "codes_used": used}
 
+    if clip is not None and sampling.guidance_stop is not None and not sampling.guided and not any(
+            pipe.request(c, sampling).regions for c in captions):  # as generate refuses it: nothing it would stop
+        raise UsageError("--guidance-stop stops guidance, which --guidance 1 turns off, and regional guidance, which "
+                         "no val caption draws with (only a caption of two objects in the world's grammar does); "
+                         "leave it out")
     bits = 0.0
     for lo in range(0, count, batch):
         caps = captions[lo:lo + batch]
