@@ -887,15 +887,18 @@ def test_export_stopped_while_writing_keeps_the_folder_it_had(tiny_runs: Path, t
     assert all(before[p.name] != p.read_bytes() for p in to.iterdir() if p.suffix == ".safetensors")
 
 
-@pytest.mark.parametrize("command", ["export", "train"])
+@pytest.mark.parametrize("command", ["export", "train", "data preview"])
 def test_export_and_training_take_sigterm_as_ctrl_c(tiny_runs: Path, tmp_path: Path, monkeypatch, command):
-    """SIGTERM killed export (leaving a 100 MB temporary) and training outside its step loop silently."""
+    """SIGTERM killed export (leaving a 100 MB temporary), training outside its step loop, and `data preview`
+    during its write (leaving the sheet's temporary), silently."""
     from conftest import run
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        args = (["export", tiny_runs / "tr", "--to", tmp_path / "w"] if command == "export" else
-                ["train", "--stage", "tokenizer", "--preset", "tiny", "--out", tmp_path / "t", "-q"])
+        args = {"export": ["export", tiny_runs / "tr", "--to", tmp_path / "w"],
+                "train": ["train", "--stage", "tokenizer", "--preset", "tiny", "--out", tmp_path / "t", "-q"],
+                "data preview": ["data", "preview", "world:val", "--n", "2", "--side", "32", "--out",
+                                 tmp_path / "p.png", "-q"]}[command]
         assert run(*args).exit_code == 0
         assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
     finally:

@@ -1435,6 +1435,7 @@ def data_preview(ctx: typer.Context,
                  quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Write one contact sheet of captioned samples from a data source (with --crop or --flip, as a training run
     shows them)."""
+    stop_on_sigterm()  # as Ctrl-C: `kill` during the write left the sheet's temporary behind (exit 143, silent)
     with user_errors():
         from t2i_cli.data import Augment, check_preview_size, check_source_name, open_source, preview, preview_path
         from t2i_cli.train import CONFIG_LIMITS
