@@ -807,3 +807,17 @@ def test_a_killed_generates_temporary_is_removed_by_the_next_once_stale(tiny_wei
     r = run("generate", "a red bird", "--candidates", "1", "--weights", tiny_weights, "--out", out, "-q")
     assert r.exit_code == 0, r.stderr
     assert not stale.exists() and fresh.exists() and all(p.exists() for p in mine)
+
+
+def test_a_new_name_made_from_a_long_file_name_is_cut_to_fit_the_file_system(tmp_path):
+    """`rerank --explain` names its strip explain-<picture> and `--link-best` its copies <picture>-NNN: for a
+    picture of a 250-byte name that fits the file system, both failed ("File name too long; choose a writable
+    folder"). write_new cuts the stem, at a character boundary, so the new name fits in 255 bytes."""
+    from t2i_cli import files
+
+    for stem in ("b" * 250, "é" * 200, "explain-" + "x" * 251):
+        path = files.write_new(tmp_path, stem, ".png", lambda tmp: tmp.write_bytes(b"png"))
+        assert len(path.name.encode()) <= 255 and path.read_bytes() == b"png"
+        assert stem.startswith(path.name[:-len("-000.png")]) and len(path.name.encode()) >= 250, path.name
+    short = files.write_new(tmp_path, "a-red-bird", ".png", lambda tmp: tmp.write_bytes(b"png"))
+    assert short.name == "a-red-bird-000.png"

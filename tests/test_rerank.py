@@ -792,3 +792,16 @@ def test_pictures_drawn_by_other_weights_are_said_to_be_scored_by_this_clip(weig
     assert run("generate", RED, "--weights", weights, "--out", solo, "--n", "2", "--seed", "1").exit_code == 0
     r = run("rerank", solo, "--weights", weights)
     assert r.exit_code == 0 and "other weights" not in r.stderr, r.stderr
+
+
+def test_explain_and_link_best_of_a_picture_with_a_long_name(weights, tmp_path):
+    """A picture whose name is 254 bytes long (the file system takes 255): --explain and --link-best failed
+    with "File name too long; choose a writable folder"; their new names are cut to fit."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    colour_image((230, 20, 20)).save(folder / ("b" * 250 + ".png"))
+    r = run("rerank", folder, "--prompt", RED, "--explain", "--top", "1", "--link-best")
+    assert r.exit_code == 0, r.stderr
+    made = [p.name for p in folder.iterdir()] + [p.name for p in (folder / "best").iterdir()]
+    assert any(n.startswith("explain-bbb") for n in made) and any(n.startswith("bbb") and n.endswith("-000.png")
+                                                                   for n in made), made

@@ -302,6 +302,24 @@ def safe_stem(text: str, max_len: int = 48) -> str:
 
 
 MAX_NAMES = 100_000  # stem-000 .. stem-99999
+NAME_MAX = 255  # bytes of one file name on Linux, macOS and Windows file systems
+
+
+def fitted_stem(stem: str, suffix: str) -> str:
+    """stem cut (at a character boundary) so that stem-NNNNN.suffix fits in NAME_MAX bytes: a name made from a
+    user's file name (`rerank --explain`'s explain-<picture>, `--link-best`'s copies) failed with "File name
+    too long" and advice to choose another folder where the picture's own name was 250 bytes."""
+    room = NAME_MAX - len(f"-{MAX_NAMES - 1}") - len(suffix.encode())
+    size = lambda text: len(text.encode("utf-8", "surrogateescape"))  # noqa: E731  (a name of bytes, as Python holds it)
+    if size(stem) <= room:
+        return stem
+    kept, used = [], 0
+    for ch in stem:
+        used += size(ch)
+        if used > room:
+            break
+        kept.append(ch)
+    return "".join(kept)
 
 
 def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None], option: str = "--out") -> Path:
@@ -312,6 +330,7 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
     option is the command-line option that chose the folder (its errors name it); "" when none did."""
     folder = Path(folder)
     where = f" with {option}" if option else ""
+    stem = fitted_stem(stem, suffix)
     # hidden, unique, complete; a failed write names the new file it was for, not a placeholder number
     tmp = _finished_temporary(folder / f"{stem}-NNN{suffix}", write, f"a new {stem}-*{suffix} in {folder}")
     try:
