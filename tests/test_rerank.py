@@ -805,3 +805,18 @@ def test_explain_and_link_best_of_a_picture_with_a_long_name(weights, tmp_path):
     made = [p.name for p in folder.iterdir()] + [p.name for p in (folder / "best").iterdir()]
     assert any(n.startswith("explain-bbb") for n in made) and any(n.startswith("bbb") and n.endswith("-000.png")
                                                                    for n in made), made
+
+
+def test_explain_explains_the_best_image_of_every_prompt(weights, tmp_path):
+    """--explain explained the best image of the folder's first prompt alone; a folder of two prompts left the
+    other's best unexplained, unsaid. Each prompt's rank-1 image gets its word contributions (and, from a CLIP
+    with a word-region head, its strip: test_explain_and_link_best_of_a_picture_with_a_long_name)."""
+    out = tmp_path / "out"
+    for prompt, seed in ((RED, "1"), (BLUE, "2")):
+        assert run("generate", prompt, "--weights", weights, "--out", out, "--n", "2", "--seed", seed).exit_code == 0
+    r = run("rerank", out, "--weights", weights, "--explain")
+    assert r.exit_code == 0, r.stderr
+    firsts = {row["prompt"]: row["file"] for row in ranking(out) if row["rank"] == 1}
+    heads = [ln for ln in r.stdout.splitlines() if ln.startswith("word contributions")]
+    assert len(firsts) == 2 and len(heads) == 2 and all(any(f in h for h in heads) for f in firsts.values()), heads
+    assert r.stderr.count("no word-region head") == 1  # (this CLIP draws no strips: said once, not per prompt)

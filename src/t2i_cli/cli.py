@@ -1547,18 +1547,19 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
     if link_best:
         kept, copied = rr.link_best(folder, ranked, top)
         said.append(f"{clean(folder / rr.BEST)} holds the best {len(kept)} ({copied} copied now)")
-    if explain:
-        best = ranked[0]
+    if explain:  # the best image of each prompt (of the first alone, the others went unexplained, unsaid)
         from t2i_cli.images import load_rgb, tensor_from_image
 
-        image = tensor_from_image(load_rgb(best.path, rr.read_side(pipe)))
-        said.append(f"word contributions to the score of {clean(best.path.name)} (drop when the word is removed):")
-        said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
-        if pipe.bundle.clip.cfg.word_region:
-            maps = rr.explain_maps(pipe, image, best.prompt)
-            said.append(f"wrote {clean(rr.write_explain(folder, best.path.stem, image, maps))} (where each word looks; "
-                        f"beside each word, the cosine of the word and what it attends to)")
-        elif not quiet:
+        for best in (r for r in ranked if r.rank == 1):
+            image = tensor_from_image(load_rgb(best.path, rr.read_side(pipe)))
+            said.append(f"word contributions to the score of {clean(best.path.name)} (drop when the word is "
+                        f"removed):")
+            said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
+            if pipe.bundle.clip.cfg.word_region:
+                maps = rr.explain_maps(pipe, image, best.prompt)
+                said.append(f"wrote {clean(rr.write_explain(folder, best.path.stem, image, maps))} (where each word "
+                            f"looks; beside each word, the cosine of the word and what it attends to)")
+        if not pipe.bundle.clip.cfg.word_region and not quiet:
             warn("this CLIP has no word-region head, so --explain shows no attention maps "
                  "(train one with --model word_region=true)")
 
