@@ -434,6 +434,11 @@ def test_transformer_run_keeps_its_lowest_validation_model_and_export_picks_it_o
     export_run(fake, tmp_path / "w", note=notes.append)
     assert (tmp_path / "w" / "transformer.safetensors").read_bytes() == (fake / BEST).read_bytes()
     assert len(notes) == 1
+    # a line edited to hold something else than a number (null, text) is passed over, never an internal error
+    for edited in (None, "2.0", [2.0], True):
+        odd = [*lines[:-2], {"step": 6, "val_loss": edited}, lines[-1]]
+        (fake / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in odd))
+        assert exported_model(fake, "transformer")[0] == fake / BEST, edited
     # within the margin: the final one
     lines[-1]["val_loss"] = 2.03
     (fake / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
@@ -1321,3 +1326,23 @@ def test_a_stop_before_the_first_step_says_no_run_was_made_or_the_run_is_as_it_w
     assert r.exit_code == 130 and r.stderr.strip() == (f"interrupted: before training resumed; {out} is as it was: "
                                                        f"the same command resumes it"), r.stderr
     assert (out / CHECKPOINT).read_bytes() == before
+
+
+def test_a_resumed_runs_loss_history_passes_over_edited_values(tmp_path: Path):
+    """`train --resume` of a run whose metrics.jsonl had a loss edited to null ended in an internal error
+    (TypeError: '<' between float and None, drawing loss.png). Rows whose loss, curve or val_loss is not a
+    number are left out of the history the curve is drawn from; every row is kept in the file."""
+    from t2i_cli.train import Logger
+
+    rows = [{"step": 1, "loss": 1.0, "recon_l1": 0.5}, {"step": 2, "loss": None, "recon_l1": 0.4},
+            {"step": 3, "loss": 0.8, "recon_l1": "0.3"}, {"step": 4, "loss": 0.7, "recon_l1": 0.2},
+            {"step": 4, "val_loss": None}, {"step": 4, "val_loss": 0.9}, {"step": 5, "warning": "w"}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    log = Logger(tmp_path, True, start=5, curve="recon_l1")
+    assert log.history == [(1, 0.5), (4, 0.2)] and log.val_history == [(4, 0.9)]
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == len(rows)
+    log.log(6, {"loss": 0.6, "recon_l1": 0.1})
+    from t2i_cli.stages import write_curve
+
+    write_curve(tmp_path, log.history, log.val_history)  # what failed
+    assert (tmp_path / "loss.png").is_file()

@@ -428,8 +428,9 @@ class Logger:
             # Lines cut by a kill, or without a step, are dropped too.
             rows = [r for r in _read_jsonl(self.path) if isinstance(r.get("step"), int) and r["step"] <= start]
             atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode())
-            self.history = [(r["step"], r.get(curve, r["loss"])) for r in rows if "loss" in r]
-            self.val_history = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+            self.history = [(r["step"], r.get(curve, r["loss"])) for r in rows
+                            if _is_number(r.get("loss")) and _is_number(r.get(curve, r["loss"]))]
+            self.val_history = [(r["step"], r["val_loss"]) for r in rows if _is_number(r.get("val_loss"))]
         else:
             self.val_history: list[tuple[int, float]] = []
 
@@ -867,7 +868,7 @@ def exported_model(run_dir: Path, stage: str) -> tuple[Path, str | None]:
     metrics = Path(run_dir) / "metrics.jsonl"
     if stage not in BEST_STAGES or not best.is_file() or not metrics.is_file():
         return final, None
-    val = [(r["step"], r["val_loss"]) for r in _read_jsonl(metrics) if "val_loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in _read_jsonl(metrics) if _is_number(r.get("val_loss"))]
     if not val:
         return final, None
     low_step, low = min(val, key=lambda sv: (sv[1], -sv[0]))  # ties: the later, as written
@@ -886,6 +887,12 @@ def exported_model(run_dir: Path, stage: str) -> tuple[Path, str | None]:
 MAX_METRICS_FILE = 256 << 20  # metrics.jsonl is read back (on resume, export) up to this size
 MAX_METRICS_LINE = 1 << 16  # a line t2i writes is well under 1 KB; a longer one was not written by t2i
 MAX_METRICS_ROWS = 2_000_000  # rows kept (a million steps logged every step, with validations)
+
+
+def _is_number(value: object) -> bool:
+    """Whether a value read from metrics.jsonl is a number, as t2i writes its losses: a line edited to hold null,
+    text or a list there ended export and resume in an internal error (a comparison of a float and None)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
