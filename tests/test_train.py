@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import SRC, exit_codes, signal_after_step, torch_tmp, torchrun_t2i
+from conftest import SRC, exit_codes, one_line_failure, run, signal_after_step, torch_tmp, torchrun_t2i
 from t2i_cli.cli import app
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.train import BEST, CHECKPOINT, TrainConfig, export_run, exported_model
@@ -382,6 +382,15 @@ def test_finetune_decoder_keeps_every_code(tiny_runs: Path, tmp_path: Path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     result = runner.invoke(app, ["train", "--stage", "transformer", "--finetune-decoder", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
+    # exported beside the transformer trained on its codes (--force: the dVAE files differ): it fits
+    t2i("export", tiny_runs / "tr", tmp_path / "ft", "--to", tmp_path / "w", "--force")
+    assert (tmp_path / "w" / "dvae.safetensors").read_bytes() == (tmp_path / "ft" / "dvae.safetensors").read_bytes()
+    # a dVAE of the same shape trained on its own encodes other codes: refused even with --force (it drew noise)
+    t2i("train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--seed", "5", "--workers", "0", "-q",
+        "--out", tmp_path / "other")
+    line = one_line_failure(run("export", tiny_runs / "tr", tmp_path / "other", "--to", tmp_path / "w2", "--force"),
+                            2)
+    assert "encodes other codes" in line and "--finetune-decoder" in line and not (tmp_path / "w2").exists(), line
 
 
 def test_finetune_decoder_refuses_what_it_would_ignore_or_cannot_do(tiny_runs: Path, tmp_path: Path):

@@ -1046,6 +1046,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
             kind = "clip" if name == SECOND_CLIP else name.removesuffix(".safetensors")
             configs[name] = load_model(src, kind).cfg
     _refuse_misfits(to, planned, configs, model_runs)
+    _refuse_other_codes(planned, model_runs)
     if len(clip_runs) == 2:
         lens = [configs[n].text_len for n in ("clip.safetensors", SECOND_CLIP)]
         if lens[0] != lens[1]:
@@ -1078,6 +1079,28 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     for text in notes if note is not None else ():
         note(text)
     return atomic_write_set(writes)  # all or none: a stop between two files left one run's dVAE beside another's model
+
+
+def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path]) -> None:
+    """Refuse to export a transformer beside another dVAE than the one it was trained on, unless that dVAE encodes
+    the same codes (its encoder and codebook are the same tensors: a decoder fine-tune of it, what `--force` is
+    for). The conflict's message suggested --force for any dVAE, and with it a transformer run and an unrelated
+    dVAE run of the same shape made a folder that drew noise."""
+    dvae = planned.get("dvae.safetensors")
+    for run_dir in model_runs:
+        own = run_dir / "dvae.safetensors"
+        if dvae is None or not own.is_file() or own == dvae or read_run_config(run_dir).stage != "transformer":
+            continue
+        if own.read_bytes() == dvae.read_bytes():
+            continue
+        mine, theirs = load_tensors(own)[0], load_tensors(dvae)[0]
+        coding = [k for k in {*mine, *theirs} if k.startswith(("encoder.", "codebook."))]
+        if not coding or any(k not in mine or k not in theirs or mine[k].shape != theirs[k].shape
+                             or not torch.equal(mine[k].float(), theirs[k].float()) for k in coding):
+            raise UsageError(f"{dvae} encodes other codes than the dVAE {run_dir} was trained on (their encoders or "
+                             f"codebooks differ), so the exported folder would draw noise; a dVAE fits beside this "
+                             f"transformer only when its decoder alone was fine-tuned from it (`t2i train --stage dvae "
+                             f"--finetune-decoder --dvae {run_dir}`); or train a transformer on this dVAE's codes")
 
 
 def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any], model_runs: list[Path]) -> None:
