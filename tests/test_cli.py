@@ -1222,3 +1222,32 @@ def test_eval_at_a_side_where_the_judge_fails_on_real_renders_says_its_accuracie
     assert all(task in said[0] for task in _doubtful_judge([runs]))
     r = run("eval", "--n", "1", "--candidates", "1", "--weights", tiny_weights, "--quiet")
     assert r.exit_code == 0 and "trusted" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_under_torchrun_only_train_runs_and_rank_0_alone_says_what_is_wrong(tiny_weights, tmp_path, monkeypatch, rank):
+    """Under a 2-process torchrun, `generate` wrote every image twice and `export` said the second time that the
+    folder already held its models: every command but train is refused (exit 2). A command line that does not
+    parse was said by each process; rank 0 says it alone, every process exits 2."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    png = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(png)
+    for args in (["generate", "a red bird", "--weights", tiny_weights, "--out", tmp_path / "o"],
+                 ["vary", png, "--weights", tiny_weights, "--out", tmp_path / "o"],
+                 ["rerank", tmp_path, "--prompt", "a red bird", "--weights", tiny_weights],
+                 ["eval", "--n", "1", "--weights", tiny_weights],
+                 ["export", tmp_path, "--to", tmp_path / "w"],
+                 ["data", "world", "--n", "2", "--out", tmp_path / "d"],
+                 ["data", "preview", "--n", "2", "--out", tmp_path / "p.png"],
+                 ["train", "--bogus"]):
+        r = run(*args)
+        assert r.exit_code == 2, (args, r.stderr)
+        if rank == "0":
+            line = one_line_failure(r, 2)
+            assert ("runs in one process, and torchrun started 2" in line) != (args[-1] == "--bogus"), line
+        else:
+            assert r.stderr == "", (args, r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir() if p != tiny_weights) == ["a.png"]  # nothing written

@@ -1335,6 +1335,31 @@ def test_a_stop_before_the_first_step_says_no_run_was_made_or_the_run_is_as_it_w
     assert r.exit_code == 130 and r.stderr.strip() == (f"interrupted: before training resumed; {out} is as it was: "
                                                        f"the same command resumes it"), r.stderr
     assert (out / CHECKPOINT).read_bytes() == before
+    # a stop that left the started run in place (under torchrun, rank 0 stopped while handling a lost peer, past
+    # the undo): it said "no run was made" beside the run's train_config.json, and the same command was refused
+    monkeypatch.setattr(stages, "_build_stage", real)
+    monkeypatch.setattr(stages, "_train_started", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(stages, "undo_start", lambda created: None)
+    left = tmp_path / "left"
+    r = run(*args, "--steps", "2", "--out", left)
+    assert r.exit_code == 130 and r.stderr.strip() == (f"interrupted: before the first step; {left} holds the run's "
+                                                       f"settings: `t2i train --resume {left}` starts it"), r.stderr
+    monkeypatch.undo()
+    assert run("train", "--resume", left, "--workers", "0", "-q").exit_code == 0 and (left / CHECKPOINT).is_file()
+    # a stop earlier still, before the run's own handling (options checked): it said inference's "finished files
+    # are kept"; and the next command in this process says its own line again
+    from t2i_cli import cli
+
+    monkeypatch.setattr(cli, "check_stage", lambda stage: (_ for _ in ()).throw(KeyboardInterrupt()))
+    r = run(*args, "--steps", "2", "--out", tmp_path / "early")
+    assert r.exit_code == 130 and r.stderr.strip() == ("interrupted: before training started; nothing was written: "
+                                                       "the same command starts it"), r.stderr
+    r = run("train", "--resume", left, "-q")
+    assert r.exit_code == 130 and r.stderr.strip() == ("interrupted: before training resumed; the run is as it was: "
+                                                       "the same command resumes it"), r.stderr
+    monkeypatch.setattr(cli, "utf8_text", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    r = run("generate", "a red bird")
+    assert r.stderr.strip() == "interrupted: finished files are kept; nothing partial was written", r.stderr
 
 
 def test_a_resumed_runs_loss_history_passes_over_edited_values(tmp_path: Path):
@@ -1355,3 +1380,38 @@ def test_a_resumed_runs_loss_history_passes_over_edited_values(tmp_path: Path):
 
     write_curve(tmp_path, log.history, log.val_history)  # what failed
     assert (tmp_path / "loss.png").is_file()
+
+
+def test_a_run_whose_batch_the_processes_cannot_split_is_resumed_with_a_count_that_can(tmp_path: Path, monkeypatch):
+    """A run of --batch-size 7 resumed under a 2-process torchrun said "--batch-size 7 must be a multiple of the 2
+    processes", an option the resume was not given (and would refuse): it names the run's batch and the process
+    counts that divide it; a new run keeps the option's wording."""
+    from t2i_cli import stages, train
+    from t2i_cli.errors import UsageError
+    from t2i_cli.train import Dist, TrainConfig
+
+    monkeypatch.setattr(train, "setup_distributed", lambda device: Dist(rank=0, n_procs=5))
+    cfg = TrainConfig(stage="dvae", data="world:train", batch_size=12)
+    for resume, says in ((True, f"{tmp_path}'s batch of 12 cannot be split over 5 processes; resume it with a number "
+                                f"of processes that divides it (1, 2, 3, 4, 6, 12)"),
+                         (False, "--batch-size 12 must be a multiple of the 5 processes")):
+        with pytest.raises(UsageError) as e:
+            stages.run_stage(cfg, tmp_path, resume, None, "cpu")
+        assert str(e.value) == says, str(e.value)
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_data_source_every_process_finds_unusable_is_said_by_rank_0_alone(tmp_path: Path, monkeypatch, rank):
+    """Under torchrun a missing or empty --data folder was said by every process, twice the same line: each found
+    it alike, so rank 0 says it and the others exit with it silently."""
+    from conftest import run
+    from t2i_cli import train
+    from t2i_cli.train import Dist
+
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr(train, "setup_distributed", lambda device: Dist(rank=int(rank), n_procs=1))
+    (tmp_path / "empty").mkdir()
+    for data in (tmp_path / "empty", tmp_path / "gone"):
+        r = run("train", "--stage", "dvae", "--preset", "tiny", "--data", data, "--out", tmp_path / "run", "-q")
+        assert r.exit_code == 1 and not (tmp_path / "run").exists(), r.stderr
+        assert (r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1) if rank == "0" else r.stderr == ""

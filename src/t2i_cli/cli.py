@@ -79,7 +79,8 @@ class OneLineErrors(WholeSummaries):
                 e.possibilities = [p for p in possible if difflib.get_close_matches(name, [p.lstrip("-")], 1, 0.6)]
             message = " ".join(e.format_message().split()).rstrip(".")
             ctx = getattr(e, "ctx", None)
-            say("error", "red", message + (f"; see '{ctx.command_path} --help'" if ctx is not None else ""))
+            if rank_zero():  # under torchrun every process parsed the same command line: rank 0 says it
+                say("error", "red", message + (f"; see '{ctx.command_path} --help'" if ctx is not None else ""))
             sys.exit(e.exit_code)
         except typer.Abort:
             say("error", "red", "aborted")
@@ -367,6 +368,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
                                        help="Print the version and exit.")) -> None:
     STATE["debug"] = debug
     STATE["weights_env"] = None  # set by weights_folder when T2I_WEIGHTS chose the weights folder
+    STATE.pop("interrupted", None)  # set by a command whose stop says more than inference's line (train)
 
 
 def lost_peer(e: BaseException) -> bool:
@@ -433,7 +435,7 @@ def user_errors() -> Iterator[None]:
             raise
         if not rank_zero():  # Ctrl-C reaches every torchrun process: rank 0 says it
             raise typer.Exit(130) from None
-        say("interrupted", "yellow", "finished files are kept; nothing partial was written")
+        say("interrupted", "yellow", STATE.get("interrupted", "finished files are kept; nothing partial was written"))
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
@@ -602,9 +604,19 @@ def checking_bar(bar: Progress):
     return checking
 
 
-def start_inference(threads: Optional[int]) -> None:
-    """The start of generate, vary, rerank and eval: OpenMP's spinning bounded (train bounds it too), --threads,
-    and (main) no interpreter teardown after."""
+def one_process(command: str) -> None:
+    """Refuse a command other than train under torchrun with several processes: each process ran it whole
+    (`generate` wrote every image twice, `export` once and then said the folder already held it)."""
+    n = os.environ.get("WORLD_SIZE", "1")
+    if n.isdigit() and int(n) > 1:
+        raise UsageError(f"t2i {command} runs in one process, and torchrun started {n}; run it without torchrun "
+                         f"(only `t2i train` splits its work over processes)")
+
+
+def start_inference(threads: Optional[int], command: str) -> None:
+    """The start of generate, vary, rerank and eval: one process, OpenMP's spinning bounded (train bounds it too),
+    --threads, and (main) no interpreter teardown after."""
+    one_process(command)
     bound_spinning()
     use_threads(threads)
     STATE["fast_exit"] = True
@@ -725,7 +737,7 @@ def generate(
     """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
         prompt, negative = utf8_text(prompt, "PROMPT"), utf8_text(negative, "--negative")
-        start_inference(threads)
+        start_inference(threads, "generate")
         given = given_options(ctx)
         if from_png is not None:
             fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "guidance_start",
@@ -1051,7 +1063,7 @@ def vary(
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
         prompt, negative = utf8_text(prompt, "--prompt"), utf8_text(negative, "--negative")
-        start_inference(threads)
+        start_inference(threads, "vary")
         from t2i_cli.files import safe_stem
         from t2i_cli.image_prompt import check_strength, file_sha256
         from t2i_cli.images import read_png_text
@@ -1193,6 +1205,9 @@ def train(
     """Train one stage; every N steps a checkpoint, metrics.jsonl, samples and loss.png go to the run folder."""
     bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
     stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
+    # what a stop before the run's own handling says (it said inference's "finished files are kept")
+    STATE["interrupted"] = ("before training resumed; the run is as it was: the same command resumes it" if resume
+                            else "before training started; nothing was written: the same command starts it")
     with user_errors():
         given = given_options(ctx)
         if seed is not None:
@@ -1363,11 +1378,17 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
             summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
         except KeyboardInterrupt:  # before the first step (a stop in the loop is said by train_loop): what was
             # made of the run is undone (run_stage), so it said the generic "finished files are kept"
-            from t2i_cli.train import Interrupted
+            from t2i_cli.train import RUN_CONFIG, Interrupted
 
-            raise Interrupted(f"before training resumed; {run_dir} is as it was: the same command resumes it" if resume
-                              else f"before training started; no run was made in {run_dir}: the same command starts "
-                                   f"it") from None
+            if resume:
+                raise Interrupted(f"before training resumed; {run_dir} is as it was: the same command resumes it"
+                                  ) from None
+            if (Path(run_dir) / RUN_CONFIG).is_file():  # the stop came after the start was made (under torchrun,
+                # while another process's failure was being handled): the run is there, at step 0
+                raise Interrupted(f"before the first step; {run_dir} holds the run's settings: `t2i train --resume "
+                                  f"{run_dir}` starts it") from None
+            raise Interrupted(f"before training started; no run was made in {run_dir}: the same command starts "
+                              f"it") from None
     if summary.get("skipped") and rank_zero():  # (every torchrun process opened the same data)
         warn(summary["skipped"])
     summary.pop("skipped", None)
@@ -1384,6 +1405,7 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
     """Write the models of one or more run folders into a weights folder that `generate --weights` loads."""
     stop_on_sigterm()  # a kill stops it as Ctrl-C does: the folder keeps all of its old files or gets all new ones
     with user_errors():
+        one_process("export")
         from t2i_cli.train import export_runs
 
         whole = next((r for r in runs if is_whole_run(r)), None)
@@ -1403,6 +1425,7 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
     """Write scenes of the procedural world as image + caption + spec files."""
     with user_errors():
         stop_on_sigterm()  # as Ctrl-C: the scenes written are kept, each whole (it ended silently, exit 143)
+        one_process("data world")
         from t2i_cli.data import check_world_size, write_world
 
         check_world_size(n, side)
@@ -1437,6 +1460,7 @@ def data_preview(ctx: typer.Context,
     shows them)."""
     stop_on_sigterm()  # as Ctrl-C: `kill` during the write left the sheet's temporary behind (exit 143, silent)
     with user_errors():
+        one_process("data preview")
         from t2i_cli.data import Augment, check_preview_size, check_source_name, open_source, preview, preview_path
         from t2i_cli.train import CONFIG_LIMITS
 
@@ -1494,7 +1518,7 @@ def rerank(folder: Path = typer.Argument(...,
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
         prompt = utf8_text(prompt, "--prompt")
-        start_inference(threads)
+        start_inference(threads, "rerank")
         from t2i_cli import rerank as rr
 
         if top < 0 or (link_best and top < 1):
@@ -1616,7 +1640,7 @@ def eval_cmd(ctx: typer.Context,
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
     validation split of any data (dVAE PSNR, bits per code, CLIP score and Frechet distance)."""
     with user_errors():
-        start_inference(threads)
+        start_inference(threads, "eval")
         from t2i_cli.sampling import SamplingConfig
         from t2i_cli.world import evaluate as ev
         from t2i_cli.world import judge as jd

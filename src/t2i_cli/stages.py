@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from t2i_cli.errors import UsageError
+from t2i_cli.errors import DataError, UsageError
 from t2i_cli.files import Busy, atomic_write_bytes, file_above, folder_lock, make_folder, temporary_of
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
@@ -614,6 +614,10 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     held = contextlib.ExitStack()  # the run folder's lock, for the whole stage (rank 0)
     try:
         if cfg.stage != "tokenizer" and cfg.batch_size % dd.n_procs:  # before the folder is a run (a retry works)
+            if resume:  # (its --batch-size was given when it started, or is its preset's: a resume cannot change it)
+                fit = [str(k) for k in range(1, min(cfg.batch_size, 64) + 1) if cfg.batch_size % k == 0]
+                raise UsageError(f"{run_dir}'s batch of {cfg.batch_size} cannot be split over {dd.n_procs} processes; "
+                                 f"resume it with a number of processes that divides it ({', '.join(fit)})")
             raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {dd.n_procs} processes")
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
@@ -626,9 +630,13 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if resume:
             check_data_still_there(cfg.data, run_dir)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
-        dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
-                              val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
-        val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val", val_fraction=cfg.val_fraction)
+        try:
+            dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
+                                  val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
+            val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val", val_fraction=cfg.val_fraction)
+        except DataError as e:  # (a source gone or of no usable pairs: every torchrun process found it alike, and
+            e.every_rank = True  # each said it; rank 0 says it)
+            raise
         # Decoded pictures kept: validation's first VAL_N in this process; the training pictures in each process
         # that reads them (every loader worker meets every picture: each keeps its own share), on each rank of
         # this machine.
