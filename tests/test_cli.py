@@ -1242,12 +1242,13 @@ def test_under_torchrun_only_train_runs_and_rank_0_alone_says_what_is_wrong(tiny
                  ["export", tmp_path, "--to", tmp_path / "w"],
                  ["data", "world", "--n", "2", "--out", tmp_path / "d"],
                  ["data", "preview", "--n", "2", "--out", tmp_path / "p.png"],
+                 ["info", "--weights", tiny_weights],
                  ["train", "--bogus"]):
         r = run(*args)
         assert r.exit_code == 2, (args, r.stderr)
         if rank == "0":
             line = one_line_failure(r, 2)
-            assert ("runs in one process, and torchrun started 2" in line) != (args[-1] == "--bogus"), line
+            assert ("runs in one process, and 2 were started for it" in line) != (args[-1] == "--bogus"), line
         else:
             assert r.stderr == "", (args, r.stderr)
     assert sorted(p.name for p in tmp_path.iterdir() if p != tiny_weights) == ["a.png"]  # nothing written

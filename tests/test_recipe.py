@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run, torchrun_t2i
+from conftest import one_line_failure, run, torchrun_t2i
 
 ALL = ["train", "--stage", "all", "--preset", "tiny", "--steps", "4,clip=3", "--workers", "0", "-q",
        "--device", "cpu", "--log-every", "1"]
@@ -612,3 +612,36 @@ def test_a_whole_run_refreshes_its_weights_folder_as_one_set(uninterrupted, tmp_
     assert r.exit_code == 0, r.stderr
     for name in ("tokenizer.json", "transformer.safetensors"):
         assert (weights / name).read_bytes() == (uninterrupted / "weights" / name).read_bytes()
+
+
+def test_a_whole_run_stopped_before_its_first_stage_on_resume_is_as_it_was(tmp_path, monkeypatch):
+    """A whole run whose plan (all.json) is written but no stage started (a start killed with SIGKILL): a stop of
+    its resume before the first stage said "the run is as it was: the same command resumes it", but the resume
+    had removed the plan, and the same command then found no run. The plan stays; the same command goes on."""
+    import t2i_cli.recipe as recipe
+
+    out, kept = tmp_path / "run", tmp_path / "plan.json"
+    real = recipe.run_stage
+
+    def killed(cfg, sub, **k):  # what SIGKILL at the first stage's start leaves: the plan alone
+        shutil.copy(sub.parent / "all.json", kept)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, "run_stage", killed)
+    r = run(*ALL, "--out", out)
+    assert r.exit_code == 130 and not out.exists(), r.stderr  # a new run's stop leaves nothing (as before)
+    out.mkdir()
+    shutil.copy(kept, out / "all.json")
+    monkeypatch.setattr(recipe, "run_stage", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    r = run("train", "--resume", out, "-q")
+    assert r.exit_code == 130 and f"t2i train --resume {out}" in r.stderr, r.stderr
+    assert (out / "all.json").read_bytes() == kept.read_bytes()
+    monkeypatch.setattr(recipe, "run_stage", real)
+    # resumed under 3 processes, which cannot split its batches: it named --batch-size, which a resume refuses
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    line = one_line_failure(run("train", "--resume", out, "-q"), 2)
+    assert "cannot be split over 3 processes; resume it with a number of processes that divides every stage's " \
+           "batch (1, 2" in line and "--batch-size" not in line, line
+    monkeypatch.delenv("WORLD_SIZE")
+    r = run("train", "--resume", out, "-q")
+    assert r.exit_code == 0 and (out / "weights" / "transformer.safetensors").is_file(), r.stderr

@@ -391,6 +391,12 @@ def test_finetune_decoder_keeps_every_code(tiny_runs: Path, tmp_path: Path):
     line = one_line_failure(run("export", tiny_runs / "tr", tmp_path / "other", "--to", tmp_path / "w2", "--force"),
                             2)
     assert "encodes other codes" in line and "--finetune-decoder" in line and not (tmp_path / "w2").exists(), line
+    # a transformer trained on an fp16 copy of that dVAE (`export --half`): its decoder fine-tune still fits
+    shutil.copytree(tiny_runs / "tr", tmp_path / "tr-half")
+    tensors, meta = load_tensors(tmp_path / "tr-half" / "dvae.safetensors")
+    save_tensors(tmp_path / "tr-half" / "dvae.safetensors", {k: v.half() if v.is_floating_point() else v
+                                                            for k, v in tensors.items()}, meta)
+    t2i("export", tmp_path / "tr-half", tmp_path / "ft", "--to", tmp_path / "w3", "--force")
 
 
 def test_finetune_decoder_refuses_what_it_would_ignore_or_cannot_do(tiny_runs: Path, tmp_path: Path):
@@ -1344,6 +1350,14 @@ def test_a_stop_before_the_first_step_says_no_run_was_made_or_the_run_is_as_it_w
     r = run(*args, "--steps", "2", "--out", left)
     assert r.exit_code == 130 and r.stderr.strip() == (f"interrupted: before the first step; {left} holds the run's "
                                                        f"settings: `t2i train --resume {left}` starts it"), r.stderr
+    # ... and one past the step loop's own handling (a checkpoint saved): it is no "before the first step"
+    saved = tmp_path / "saved"
+    monkeypatch.setattr(stages, "_train_started", lambda cfg, run_dir, *a, **k: (
+        (run_dir / CHECKPOINT).write_bytes(b""), (_ for _ in ()).throw(KeyboardInterrupt()))[1])
+    r = run(*args, "--steps", "2", "--out", saved)
+    assert r.exit_code == 130 and r.stderr.strip() == (f"interrupted: {saved} holds the run up to its last "
+                                                       f"checkpoint: `t2i train --resume {saved}` goes on from it (or "
+                                                       f"says it is finished)"), r.stderr
     monkeypatch.undo()
     assert run("train", "--resume", left, "--workers", "0", "-q").exit_code == 0 and (left / CHECKPOINT).is_file()
     # a stop earlier still, before the run's own handling (options checked): it said inference's "finished files

@@ -609,8 +609,9 @@ def one_process(command: str) -> None:
     (`generate` wrote every image twice, `export` once and then said the folder already held it)."""
     n = os.environ.get("WORLD_SIZE", "1")
     if n.isdigit() and int(n) > 1:
-        raise UsageError(f"t2i {command} runs in one process, and torchrun started {n}; run it without torchrun "
-                         f"(only `t2i train` splits its work over processes)")
+        raise UsageError(f"t2i {command} runs in one process, and {n} were started for it (WORLD_SIZE={n}, as "
+                         f"torchrun sets it); run it without torchrun (only `t2i train` splits its work over "
+                         f"processes)")
 
 
 def start_inference(threads: Optional[int], command: str) -> None:
@@ -1101,6 +1102,7 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights
          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Print a weights folder's configs, parameter counts and hashes."""
     with user_errors():
+        one_process("info")
         from t2i_cli.weights import folder_info
 
         data = folder_info(weights_folder(weights))
@@ -1305,6 +1307,12 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     check_whole_run_models(configs, {s for s in ORDER if (run_dir / s / "train_config.json").is_file()})
     for stage, c in configs.items():
         if stage != "tokenizer" and c.batch_size % n_procs:
+            if resume:  # its batches are the run's own (a resume refuses --batch-size): which counts split them
+                fit = [str(k) for k in range(1, 65) if all(x.batch_size % k == 0 for s, x in configs.items()
+                                                             if s != "tokenizer")]
+                raise UsageError(f"{run_dir}'s {stage} stage's batch of {c.batch_size} cannot be split over "
+                                 f"{n_procs} processes; resume it with a number of processes that divides every "
+                                 f"stage's batch ({', '.join(fit)})")
             raise UsageError(f"--batch-size {c.batch_size} of the {stage} stage must be a multiple of the "
                              f"{n_procs} processes")
     if "workers" in given:  # steers this process: a started stage resumes with it too
@@ -1378,8 +1386,12 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
             summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
         except KeyboardInterrupt:  # before the first step (a stop in the loop is said by train_loop): what was
             # made of the run is undone (run_stage), so it said the generic "finished files are kept"
-            from t2i_cli.train import RUN_CONFIG, Interrupted
+            from t2i_cli.train import CHECKPOINT, RUN_CONFIG, Interrupted
 
+            if (Path(run_dir) / CHECKPOINT).is_file() and not resume:  # (a stop past the step loop's own
+                # handling, as the process group ends): its steps are saved
+                raise Interrupted(f"{run_dir} holds the run up to its last checkpoint: `t2i train --resume "
+                                  f"{run_dir}` goes on from it (or says it is finished)") from None
             if resume:
                 raise Interrupted(f"before training resumed; {run_dir} is as it was: the same command resumes it"
                                   ) from None

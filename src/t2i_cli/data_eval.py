@@ -67,6 +67,12 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     if (skipped := val.skipped_message()) is not None:  # what of the source could not be used (as training says)
         result["skipped"] = skipped
     clip = b.clip
+    if clip is not None and sampling.guidance_stop is not None and not sampling.guided and not any(
+            pipe.request(c, sampling).regions for i in range(count) for c in val.captions_at(i)):
+        # as generate refuses it, before any picture is read: there is nothing it would stop
+        raise UsageError("--guidance-stop stops guidance, which --guidance 1 turns off, and regional guidance, which "
+                         "no val caption draws with (only a caption of two objects in the world's grammar does); "
+                         "leave it out")
     if clip is not None:
         side = clip.cfg.image_side
         fit = lambda t: torch.nn.functional.interpolate(t, size=(side, side), mode="area") \
@@ -96,11 +102,6 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     perplexity, used = code_usage(flat, b.dvae.cfg.n_codes)
     result["dvae"] = {"psnr": float(torch.cat(psnrs).mean()), "perplexity": perplexity, "codes_used": used}
 
-    if clip is not None and sampling.guidance_stop is not None and not sampling.guided and not any(
-            pipe.request(c, sampling).regions for c in captions):  # as generate refuses it: nothing it would stop
-        raise UsageError("--guidance-stop stops guidance, which --guidance 1 turns off, and regional guidance, which "
-                         "no val caption draws with (only a caption of two objects in the world's grammar does); "
-                         "leave it out")
     bits = 0.0
     for lo in range(0, count, batch):
         caps = captions[lo:lo + batch]

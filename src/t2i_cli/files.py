@@ -32,8 +32,11 @@ def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | 
         raise OutputError(f"cannot write to {path.parent}: it is a file, not a folder; choose a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # the name's first 64 characters: the temporary of a long name must not be longer than the name
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+        # the name's first 64 bytes (at a character boundary): the temporary of a long name must not be longer
+        # than the name (64 characters of 4-byte emoji made a 274-byte temporary of a 252-byte name)
+        head = path.name.encode("utf-8", "surrogateescape")[:64].decode("utf-8", "ignore") \
+            if len(path.name.encode("utf-8", "surrogateescape")) > 64 else path.name
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{head}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from e
     os.close(fd)

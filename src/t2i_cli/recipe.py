@@ -86,6 +86,8 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     stages find them checked)."""
     run_dir = Path(run_dir)
     check_whole_run_folder(run_dir)
+    had_plan = (run_dir / PLAN).is_file()  # a resume: its plan stays whatever happens (a stop before its first
+    # stage started removed it, and the same command then found no run)
     settings = plan_settings(run_dir, settings)
     if (run_dir / PLAN).is_file():  # continuing: its pictures must be where it recorded them
         check_data_still_there(settings.get("data", "world:train"), run_dir)
@@ -96,8 +98,8 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
         finally:  # one torchrun process group served every stage (run_stage keep_group)
             _end_process_group()
     except BaseException as e:
-        if not any((run_dir / s / RUN_CONFIG).is_file() for s in ORDER):  # nothing started: leave nothing
-            (run_dir / PLAN).unlink(missing_ok=True)
+        if not had_plan and not any((run_dir / s / RUN_CONFIG).is_file() for s in ORDER):  # nothing started:
+            (run_dir / PLAN).unlink(missing_ok=True)  # leave nothing
             if is_new_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
                 run_dir.rmdir()
         elif isinstance(e, (Interrupted, KeyboardInterrupt)):

@@ -98,13 +98,13 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
         if is_t2i_sheet(chunks, path):
             skipped["contact sheet t2i wrote"] += 1
             continue
-        if scorer is not None and "t2i" in chunks and "weights" in chunks and not (
-                chunks["weights"] == scorer[0] or chunks.get("generator", "") == scorer[1] != ""):
-            skipped[OTHER_WEIGHTS] += 1  # (the files that draw decide; the rerankers beside them may differ)
         text = prompt or chunks.get("prompt")
         if not text or blank(text):
             skipped["no prompt (pass --prompt)"] += 1
             continue
+        if scorer is not None and "t2i" in chunks and "weights" in chunks and not (
+                chunks["weights"] == scorer[0] or chunks.get("generator", "") == scorer[1] != ""):
+            skipped[OTHER_WEIGHTS] += 1  # (the files that draw decide; the rerankers beside them may differ)
         if len(text) > MAX_PROMPT_CHARS:
             text = text[:MAX_PROMPT_CHARS]
             skipped[CUT] += 1

@@ -1095,8 +1095,10 @@ def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path]) -> Non
             continue
         mine, theirs = load_tensors(own)[0], load_tensors(dvae)[0]
         coding = [k for k in {*mine, *theirs} if k.startswith(("encoder.", "codebook."))]
+        # compared at fp16: a transformer trained on an `export --half` copy of the dVAE has its encoder rounded
+        # to fp16, and a decoder fine-tune of the fp32 original still encodes its codes
         if not coding or any(k not in mine or k not in theirs or mine[k].shape != theirs[k].shape
-                             or not torch.equal(mine[k].float(), theirs[k].float()) for k in coding):
+                             or not torch.equal(mine[k].half(), theirs[k].half()) for k in coding):
             raise UsageError(f"{dvae} encodes other codes than the dVAE {run_dir} was trained on (their encoders or "
                              f"codebooks differ), so the exported folder would draw noise; a dVAE fits beside this "
                              f"transformer only when its decoder alone was fine-tuned from it (`t2i train --stage dvae "
