@@ -19,7 +19,7 @@ for r in $(seq "$RUNS"); do
     for build in old new; do
         src=$(ab_src "$build")
         PYTHONPATH=$src /usr/bin/time -f "%e %M" -o "$work/t" $PY -m t2i_cli data preview "$work/data" --n 1 \
-            --side 64 --out "$work/$build.png" --force -q
+            --side 64 --out "$work/$build.png" --force -q >/dev/null
         read -r wall kb < "$work/t"
         ab_record "$build" "$r" "$wall" "$kb"
     done
