@@ -1069,3 +1069,28 @@ def test_a_caption_of_one_huge_word_is_measured_a_bounded_number_of_times(monkey
     assert len(measured) < 40 and max(measured) < 200, (len(measured), max(measured))
     assert (sheet[:, 4 + 64:4 + 64 + 4] > 250).all()  # nothing drawn past its tile
     assert (sheet[4 + 64:, 4:4 + 64] < 128).any()  # the label is drawn
+
+
+def test_a_label_cut_by_bisection_is_the_one_cut_a_letter_at_a_time():
+    """_fit finds the longest prefix that fits with "..." by bisection; it gives what cutting a letter at a time
+    (how it cut before, in time quadratic in the label's length) gave, on labels of random widths."""
+    import random
+
+    from PIL import ImageDraw, ImageFont
+
+    from t2i_cli.images import _fit
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (10, 10))), ImageFont.load_default()
+
+    def letter_at_a_time(text: str, width: int) -> str:
+        if draw.textlength(text, font=font) <= width:
+            return text
+        while text and draw.textlength(text + "...", font=font) > width:
+            text = text[:-1]
+        return text.rstrip() + "..." if text else ""
+
+    rng = random.Random(0)
+    for _ in range(300):
+        text = "".join(rng.choice("abcdefghij klmWMi.,") for _ in range(rng.randint(0, 60)))
+        width = rng.randint(5, 200)
+        assert _fit(draw, font, text, width) == letter_at_a_time(text, width), (text, width)
