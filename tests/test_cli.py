@@ -1199,6 +1199,10 @@ def test_from_refuses_a_png_that_records_a_setting_it_does_not_know(tiny_weights
     assert one_line_failure(r) and "min_p" in r.stderr and "does not know" in r.stderr, r.stderr
     again = run("generate", "--from", png, "--weights", tiny_weights, "--out", tmp_path / "c")
     assert again.exit_code == 0, again.stderr
+    for key, value in NOT_DEFAULT.items():  # every sampling setting comes from the PNG: each option is refused
+        line = one_line_failure(run("generate", "--from", png, f"--{key.replace('_', '-')}", value, "--weights",
+                                    tiny_weights, "--out", tmp_path / "d"), 2)
+        assert f"--{key.replace('_', '-')}" in line and not (tmp_path / "d").exists(), line
 
 
 def test_eval_at_a_side_where_the_judge_fails_on_real_renders_says_its_accuracies_say_little(tiny_weights, tmp_path):

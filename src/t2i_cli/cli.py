@@ -741,9 +741,14 @@ def generate(
         start_inference(threads, "generate")
         given = given_options(ctx)
         if from_png is not None:
-            fixed = sorted(given & {"n", "seed", "temperature", "top_k", "top_p", "guidance", "guidance_start",
-                                    "guidance_stop", "jacobi", "regional", "negative", "keep_top",
-                                    "redraws", "candidates", "keep", "grid", "precision", "prompts"})
+            from dataclasses import fields
+
+            from t2i_cli.sampling import SamplingConfig
+
+            # what the PNG records (every sampling setting among them), and what would draw other images
+            fixed = sorted(given & ({f.name for f in fields(SamplingConfig)}
+                                    | {"n", "seed", "negative", "keep_top", "redraws", "candidates", "keep", "grid",
+                                       "precision", "prompts"}))
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
                 raise UsageError(f"--from takes every setting from the PNG; leave out {', '.join(named)}")
@@ -783,11 +788,7 @@ def generate(
             auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1
             if candidates == 1:
                 candidates = None  # one draw, nothing to rerank: no CLIP needed
-            from t2i_cli.sampling import SamplingConfig
-
-            sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                      guidance_start=guidance_start, guidance_stop=guidance_stop, jacobi=jacobi,
-                                      regional=regional)
+            sampling = sampling_of(ctx)
             from t2i_cli.pipeline import check_negative
 
             check_negative(negative, sampling)  # before the models load
@@ -1080,10 +1081,8 @@ def vary(
         if is_t2i_sheet(text, source):  # the whole sheet squeezed into one picture, drawn from one image's prompt
             raise DataError(f"{source} is a contact sheet t2i wrote; vary one of the images it shows")
         from t2i_cli.pipeline import check_negative
-        from t2i_cli.sampling import SamplingConfig
 
-        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start, guidance_stop=guidance_stop, regional=regional)
+        sampling = sampling_of(ctx)
         check_negative(negative, sampling)  # a refusal is one line, not the prompt line and then the refusal
         said_prompt = None
         if prompt is None:  # the prompt a t2i PNG (or any PNG with a "prompt" text chunk) was made from
@@ -1347,6 +1346,16 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         return
     out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
     out.print(f"weights: {clean(summary['weights'])}  (t2i generate PROMPT --weights {clean(summary['weights'])})")
+
+
+def sampling_of(ctx: typer.Context):
+    """The SamplingConfig of a command's options: each of its fields that the command has as an option (vary has no
+    --jacobi: the default). A new field of SamplingConfig needs only its option on the commands, here in cli.py."""
+    from dataclasses import fields
+
+    from t2i_cli.sampling import SamplingConfig
+
+    return SamplingConfig(**{f.name: ctx.params[f.name] for f in fields(SamplingConfig) if f.name in ctx.params})
 
 
 def given_options(ctx: typer.Context) -> set[str]:
@@ -1653,7 +1662,6 @@ def eval_cmd(ctx: typer.Context,
     validation split of any data (dVAE PSNR, bits per code, CLIP score and Frechet distance)."""
     with user_errors():
         start_inference(threads, "eval")
-        from t2i_cli.sampling import SamplingConfig
         from t2i_cli.world import evaluate as ev
         from t2i_cli.world import judge as jd
         from t2i_cli.world import tasks
@@ -1680,9 +1688,7 @@ def eval_cmd(ctx: typer.Context,
             raise UsageError(f"--n must be in 1..10000, got {n}")
         if not 1 <= candidates <= MAX_N:
             raise UsageError(f"--candidates must be in 1..{MAX_N}, got {candidates}")
-        sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance,
-                                  guidance_start=guidance_start, guidance_stop=guidance_stop, jacobi=jacobi,
-                                  regional=regional)
+        sampling = sampling_of(ctx)
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:
