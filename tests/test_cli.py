@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -403,6 +404,19 @@ def test_cli_sampling_defaults_match_the_library():
     assert (SAMPLING_DEFAULTS.temperature, SAMPLING_DEFAULTS.top_k, SAMPLING_DEFAULTS.top_p,
             SAMPLING_DEFAULTS.guidance, SAMPLING_DEFAULTS.regional) == (lib.temperature, lib.top_k, lib.top_p,
                                                                         lib.guidance, lib.regional)
+    # every sampling option of generate, vary and eval defaults to the library's value (cli.sampling_of passes
+    # the options by name), and generate has an option for every field but use_cache
+    import typer
+
+    from t2i_cli.cli import app
+
+    commands = typer.main.get_command(app).commands
+    for name in ("generate", "vary", "eval"):
+        options = {p.name: p.default for p in commands[name].params}
+        shared = {f.name for f in dataclasses.fields(SamplingConfig)} & set(options)
+        assert all(options[k] == getattr(lib, k) for k in shared), (name, {k: options[k] for k in shared})
+        if name == "generate":
+            assert shared == {f.name for f in dataclasses.fields(SamplingConfig)} - {"use_cache"}
 
 
 def test_generate_encodes_the_prompt_and_checks_the_settings_once(tiny_weights, tmp_path, monkeypatch):
