@@ -436,6 +436,12 @@ BAD = [
     (["generate", "a cat", "--mask", "MASK"], 2, "needs --image"),
     (["generate", "a cat", "--keep-top", "0.3"], 2, "needs --image"),
     (["generate", "a cat", "--negative", "a dog", "--guidance", "1"], 2, "--guidance 1"),
+    # below 1, guidance draws toward the negative (at 0 the negative alone: it drew a dog for "a cat")
+    (["generate", "a cat", "--negative", "a dog", "--guidance", "0"], 2, "--guidance 0 is below 1, where guidance "
+                                                                        "draws toward the --negative text"),
+    (["generate", "a cat", "--negative", "a dog", "--guidance", "0.5"], 2, "--guidance 0.5 is below 1"),
+    (["generate", "a cat", "--negative", "a dog", "--guidance-start", "0.5"], 2, "--guidance-start 0.5 is below 1"),
+    (["vary", "SRC", "--negative", "a dog", "--guidance", "0.5"], 2, "--guidance 0.5 is below 1"),
     (["generate", "a cat", "--negative", " "], 2, "--negative is empty"),
     (["generate", "a cat", "--negative", "\u200b"], 2, "--negative is empty"),
     (["generate", "--from", "SRC"], 1, "carries no t2i settings"),

@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, PngImagePlugin
@@ -805,6 +806,10 @@ def test_explain_and_link_best_of_a_picture_with_a_long_name(weights, tmp_path):
     made = [p.name for p in folder.iterdir()] + [p.name for p in (folder / "best").iterdir()]
     assert any(n.startswith("explain-bbb") for n in made) and any(n.startswith("bbb") and n.endswith("-000.png")
                                                                    for n in made), made
+    # the same again: each rerun wrote another identical strip (and the next rerank counted them as sheets)
+    r = run("rerank", folder, "--prompt", RED, "--explain", "--top", "1", "--link-best")
+    assert r.exit_code == 0 and sorted(p.name for p in folder.iterdir()) == sorted(
+        n for n in made if (folder / n).exists()), r.stderr
 
 
 def test_explain_explains_the_best_image_of_every_prompt(weights, tmp_path):
@@ -820,3 +825,24 @@ def test_explain_explains_the_best_image_of_every_prompt(weights, tmp_path):
     heads = [ln for ln in r.stdout.splitlines() if ln.startswith("word contributions")]
     assert len(firsts) == 2 and len(heads) == 2 and all(any(f in h for h in heads) for f in firsts.values()), heads
     assert r.stderr.count("no word-region head") == 1  # (this CLIP draws no strips: said once, not per prompt)
+
+
+def test_the_top_sheet_gives_each_prompt_its_own_row(tmp_path):
+    """The --top K sheet laid every prompt's best K out as one flat grid of K columns: a prompt with fewer than K
+    pictures shifted every later prompt's pictures into the wrong columns. Each prompt has its own row, filled out
+    with blank tiles; the same ranking again names the sheet it wrote (no second copy)."""
+    from t2i_cli import rerank as rr
+
+    paths = {}
+    for name, colour in (("red", (230, 20, 20)), ("b1", (20, 20, 230)), ("b2", (20, 20, 200)), ("b3", (20, 20, 170))):
+        paths[name] = tmp_path / f"{name}.png"
+        colour_image(colour).save(paths[name])
+    ranked = [rr.Ranked(paths["red"], RED, 0.9, 1)] + [rr.Ranked(paths[f"b{i}"], BLUE, 0.5 - i / 10, i)
+                                                       for i in (1, 2, 3)]
+    sheet_path = rr.write_top_sheet(tmp_path, ranked, 2, 16)
+    sheet = np.asarray(Image.open(sheet_path).convert("RGB")).astype(int)
+    tile = lambda row, col: sheet[4 + row * (16 + 14 + 4) + 8, 4 + col * (16 + 4) + 8]  # noqa: E731  (a tile's middle)
+    assert sheet.shape[:2] == (4 + 2 * (16 + 14 + 4), 4 + 2 * (16 + 4))  # two rows of two
+    assert tile(0, 0)[0] > 200 and (tile(0, 1) == 255).all()  # the red prompt's one picture, then a blank tile
+    assert tile(1, 0)[2] > 180 and tile(1, 1)[2] > 180 and tile(1, 0)[0] < 50  # the blue prompt's best two
+    assert rr.write_top_sheet(tmp_path, ranked, 2, 16) == sheet_path

@@ -791,7 +791,7 @@ def generate(
             sampling = sampling_of(ctx)
             from t2i_cli.pipeline import check_negative
 
-            check_negative(negative, sampling)  # before the models load
+            check_negative(negative, sampling, asked=True)  # before the models load
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto)
@@ -1083,7 +1083,7 @@ def vary(
         from t2i_cli.pipeline import check_negative
 
         sampling = sampling_of(ctx)
-        check_negative(negative, sampling)  # a refusal is one line, not the prompt line and then the refusal
+        check_negative(negative, sampling, asked=True)  # one line, not the prompt line and then the refusal
         said_prompt = None
         if prompt is None:  # the prompt a t2i PNG (or any PNG with a "prompt" text chunk) was made from
             prompt = text.get("prompt", "")[:1000]

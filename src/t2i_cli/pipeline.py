@@ -105,15 +105,22 @@ class Request:
     regions_encoded: tuple[Encoded, ...] = ()
 
 
-def check_negative(negative: str | None, sampling: SamplingConfig) -> None:
+def check_negative(negative: str | None, sampling: SamplingConfig, asked: bool = False) -> None:
     """A negative prompt is text, and works through guidance (generate and vary check it before any model
-    loads; TextToImage.request again)."""
+    loads, asked: from the command line; TextToImage.request again). Asked for now, a guidance below 1 is refused
+    too: logits = neg + g (cond - neg) then draw toward the negative (at 0, the negative alone: a blue bird for
+    "a red bird" --negative "a blue bird"); a PNG that recorded one (t2i 0.12.4 drew it) still redraws."""
     if negative is not None:
         if blank(negative):
             raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
         if not sampling.guided:
             raise UsageError("--negative works through guidance, which --guidance 1 turns off; "
                              "use a guidance above 1 (default 3)")
+        low = min(sampling.guidance, sampling.guidance if sampling.guidance_start is None else sampling.guidance_start)
+        if asked and low < 1:
+            which = "--guidance-start" if low != sampling.guidance else "--guidance"
+            raise UsageError(f"{which} {low:g} is below 1, where guidance draws toward the --negative text, not away "
+                             f"from it; use a guidance above 1 (default 3)")
 
 
 class TextToImage:

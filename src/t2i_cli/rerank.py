@@ -13,7 +13,15 @@ from typing import Callable
 import torch
 
 from t2i_cli.errors import DataError, OutputError, UsageError
-from t2i_cli.files import atomic_write_json, check_replaceable, is_own_json, sha256_of, signals_held, write_new
+from t2i_cli.files import (
+    atomic_write_json,
+    check_replaceable,
+    fitted_stem,
+    is_own_json,
+    sha256_of,
+    signals_held,
+    write_new,
+)
 from t2i_cli.images import (
     IMAGE_SUFFIXES,
     UNREAD_PICTURE,
@@ -21,6 +29,7 @@ from t2i_cli.images import (
     attention_strip,
     contact_sheet,
     encode_png,
+    image_from_tensor,
     load_rgb,
     read_png_text,
     tensor_from_image,
@@ -193,16 +202,33 @@ def write_ranking(folder: Path, ranked: list[Ranked]) -> Path:
 
 
 def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Path:
-    """A contact sheet of the best k per prompt with their scores, as a new PNG in folder."""
-    best = [r for r in ranked if r.rank <= k]
-    sheet = contact_sheet([load_rgb(r.path, side) for r in best], [f"#{r.rank} {r.score:.3f}" for r in best],
-                          columns=max(1, min(k, 8)), label_height=14)
+    """A contact sheet of the best k per prompt with their scores, as a new PNG in folder: one row per prompt (k
+    columns, at most 8, a prompt's row filled out with blank tiles; a prompt with fewer pictures than k shifted
+    every later prompt's into the wrong columns), prompts in ranking.json's order."""
+    cols = max(1, min(k, 8))
+    blank = image_from_tensor(torch.ones(3, side, side))  # white
+    tiles, labels = [], []
+    for prompt in dict.fromkeys(r.prompt for r in ranked):
+        best = [r for r in ranked if r.prompt == prompt and r.rank <= k]
+        tiles += [load_rgb(r.path, side) for r in best] + [blank] * (-len(best) % cols)
+        labels += [f"#{r.rank} {r.score:.3f}" for r in best] + [""] * (-len(best) % cols)
+    sheet = contact_sheet(tiles, labels, columns=cols, label_height=14)
     data = encode_png(sheet, {"ranking": "top-k contact sheet", SHEET_KEY: "ranking"})
-    for old in sorted(Path(folder).glob("ranking-top-*.png")):  # the same ranking again: its sheet is there (each
-        # rerun added another copy, while ranking.json is replaced)
-        if old.is_file() and not old.is_symlink() and old.stat().st_size == len(data) and old.read_bytes() == data:
+    # the same ranking again: its sheet is there (each rerun added another copy, while ranking.json is replaced)
+    return _written_before(folder, "ranking-top", data) or write_new(
+        folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data), option="")
+
+
+def _written_before(folder: Path, stem: str, data: bytes) -> Path | None:
+    """A file stem-NNN.png in folder that holds exactly data (what write_new wrote for an earlier run of the same
+    ranking), or None."""
+    stem = fitted_stem(stem, ".png")
+    for old in sorted(Path(folder).iterdir()):
+        if old.name.startswith(f"{stem}-") and old.suffix == ".png" and old.name[len(stem) + 1:-4].isdigit() \
+                and old.is_file() and not old.is_symlink() and old.stat().st_size == len(data) \
+                and old.read_bytes() == data:
             return old
-    return write_new(folder, "ranking-top", ".png", lambda tmp: tmp.write_bytes(data), option="")
+    return None
 
 
 def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], int]:
@@ -284,7 +310,9 @@ def write_explain(folder: Path, name: str, image: torch.Tensor, maps: list[tuple
     marked as a sheet so that rerank does not score it."""
     strip = attention_strip(image, [(f"{w} {m:+.2f}", a) for w, a, m in maps])
     data = encode_png(strip, {"explain": name, SHEET_KEY: "explain"})
-    return write_new(folder, f"explain-{name}", ".png", lambda tmp: tmp.write_bytes(data), option="")
+    # the same picture explained again: its strip is there (each rerun added another identical one)
+    return _written_before(folder, f"explain-{name}", data) or write_new(
+        folder, f"explain-{name}", ".png", lambda tmp: tmp.write_bytes(data), option="")
 
 
 def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, float]]:
