@@ -846,3 +846,13 @@ def test_the_top_sheet_gives_each_prompt_its_own_row(tmp_path):
     assert tile(0, 0)[0] > 200 and (tile(0, 1) == 255).all()  # the red prompt's one picture, then a blank tile
     assert tile(1, 0)[2] > 180 and tile(1, 1)[2] > 180 and tile(1, 0)[0] < 50  # the blue prompt's best two
     assert rr.write_top_sheet(tmp_path, ranked, 2, 16) == sheet_path
+
+
+def test_the_printed_ranking_keeps_its_columns_with_a_negative_score(capsys):
+    """A negative score pushed its file name a column right of the others ("18  -0.0018" under "17  0.0093")."""
+    from t2i_cli import rerank as rr
+    from t2i_cli.cli import _print_ranking
+
+    _print_ranking([rr.Ranked(Path("a.png"), RED, 0.0093, 17), rr.Ranked(Path("b.png"), RED, -0.0018, 18)])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.endswith(".png")]
+    assert len(lines) == 2 and lines[0].index("a.png") == lines[1].index("b.png"), lines

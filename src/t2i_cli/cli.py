@@ -1613,9 +1613,9 @@ def _print_ranking(ranked) -> None:
     """One block per prompt (the prompt once, as a heading), then rank, score and the whole file name."""
     for i, prompt in enumerate(dict.fromkeys(r.prompt for r in ranked)):
         out.print(("\n" if i else "") + f"prompt: {clean(prompt)}", soft_wrap=True)
-        out.print("  rank   score  file")
+        out.print("  rank    score  file")  # (scores to 4 places, a minus sign's room kept: columns line up)
         for r in (r for r in ranked if r.prompt == prompt):
-            out.print(f"  {r.rank:>4}  {r.score:.4f}  {clean(r.path.name)}", soft_wrap=True)
+            out.print(f"  {r.rank:>4}  {r.score:>7.4f}  {clean(r.path.name)}", soft_wrap=True)
 
 
 @app.command("eval", cls=OneValueEach)
