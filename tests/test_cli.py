@@ -232,6 +232,16 @@ def test_missing_weights_folder(tmp_path):
     one_line_failure(r, 1)
     assert "no-weights-here" in r.stderr
     assert not out.exists() or not any(out.iterdir())
+    # a folder of pictures given as --weights (rerank's folder, by mistake) was told to `t2i export ... --to` it
+    from PIL import Image
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    Image.new("RGB", (8, 8)).save(pictures / "a.png")
+    for args in (["rerank", pictures], ["generate", "a red bird", "--out", out]):
+        line = one_line_failure(run(*args, "--weights", pictures), 1)
+        assert "it holds pictures, not a t2i model" in line and "--to" not in line, line
+    assert [p.name for p in pictures.iterdir()] == ["a.png"]
 
 
 @pytest.mark.parametrize("command", [["generate", "a red bird"], ["vary", "SRC", "--prompt", "a red bird"],

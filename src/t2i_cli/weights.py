@@ -300,6 +300,18 @@ def check_state(model: nn.Module, shapes: dict[str, tuple[int, ...]], path: Path
         raise WeightsError(f"{path} does not match its model ({detail}); it belongs to another model or config")
 
 
+def _holds_pictures(folder: Path, look: int = 1000) -> bool:
+    """Whether a folder holds a picture among its first `look` entries (a bounded look: a folder of a million)."""
+    from itertools import islice
+
+    from t2i_cli.images import IMAGE_SUFFIXES
+
+    try:
+        return any(p.suffix.lower() in IMAGE_SUFFIXES for p in islice(folder.iterdir(), look))
+    except OSError:
+        return False
+
+
 def _missing_advice(folder: Path, name: str) -> str:
     """What to do about a weights folder without one of its files: a run folder is named as one (the advice
     to export into it would mix its models with the run's own files, or overwrite them)."""
@@ -316,6 +328,10 @@ def _missing_advice(folder: Path, name: str) -> str:
         runs = str(folder) if (folder / "transformer.safetensors").is_file() else "TRANSFORMER_RUN"
         return (f"it is a training run folder, not a weights folder; export the runs into a new one: "
                 f"`t2i export {runs} [CLIP_RUN] --to {new}` (a transformer run holds its tokenizer and dVAE too)")
+    if not any((folder / f).is_file() for f in FILES) and _holds_pictures(folder):  # (rerank --weights DIR, the
+        # folder of pictures to rank, was told to export a model into that folder)
+        return ("it holds pictures, not a t2i model; --weights takes a weights folder (the shipped weights/, or one "
+                "`t2i export` wrote)")
     if name == "clip.safetensors":
         return f"it is not a complete t2i weights folder; `t2i export CLIP_RUN --to {folder}` adds one"
     return (f"it is not a complete t2i weights folder; `t2i export TRANSFORMER_RUN --to {folder}` writes one (a "
