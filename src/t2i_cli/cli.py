@@ -1307,11 +1307,12 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     for stage, c in configs.items():
         if stage != "tokenizer" and c.batch_size % n_procs:
             if resume:  # its batches are the run's own (a resume refuses --batch-size): which counts split them
-                fit = [str(k) for k in range(1, 65) if all(x.batch_size % k == 0 for s, x in configs.items()
-                                                             if s != "tokenizer")]
+                from t2i_cli.stages import process_counts
+
+                fit = process_counts([x.batch_size for s, x in configs.items() if s != "tokenizer"])
                 raise UsageError(f"{run_dir}'s {stage} stage's batch of {c.batch_size} cannot be split over "
                                  f"{n_procs} processes; resume it with a number of processes that divides every "
-                                 f"stage's batch ({', '.join(fit)})")
+                                 f"stage's batch ({fit})")
             raise UsageError(f"--batch-size {c.batch_size} of the {stage} stage must be a multiple of the "
                              f"{n_procs} processes")
     if "workers" in given:  # steers this process: a started stage resumes with it too

@@ -592,6 +592,12 @@ def _parse_typed(key: str, text: str, kind: Any) -> Any:
     raise UsageError(f"--model {key}={text!r}: {key} takes {name}")
 
 
+def process_counts(batches: list[int], most: int = 64) -> str:
+    """The numbers of processes, up to `most`, that split every one of these batches evenly ("1, 2, 4"): what a
+    resume may run under (a resume keeps its run's batches)."""
+    return ", ".join(str(k) for k in range(1, most + 1) if all(b % k == 0 for b in batches))
+
+
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
               device: str = "auto", warn=None, checking=None, keep_group: bool = False) -> dict[str, Any]:
     """Start (or resume) one stage in run_dir; under torchrun every process calls this. checking(done, total)
@@ -615,9 +621,9 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     try:
         if cfg.stage != "tokenizer" and cfg.batch_size % dd.n_procs:  # before the folder is a run (a retry works)
             if resume:  # (its --batch-size was given when it started, or is its preset's: a resume cannot change it)
-                fit = [str(k) for k in range(1, min(cfg.batch_size, 64) + 1) if cfg.batch_size % k == 0]
                 raise UsageError(f"{run_dir}'s batch of {cfg.batch_size} cannot be split over {dd.n_procs} processes; "
-                                 f"resume it with a number of processes that divides it ({', '.join(fit)})")
+                                 f"resume it with a number of processes that divides it "
+                                 f"({process_counts([cfg.batch_size])})")
             raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {dd.n_procs} processes")
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
