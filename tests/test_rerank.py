@@ -856,3 +856,16 @@ def test_the_printed_ranking_keeps_its_columns_with_a_negative_score(capsys):
     _print_ranking([rr.Ranked(Path("a.png"), RED, 0.0093, 17), rr.Ranked(Path("b.png"), RED, -0.0018, 18)])
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.endswith(".png")]
     assert len(lines) == 2 and lines[0].index("a.png") == lines[1].index("b.png"), lines
+
+
+def test_a_picture_without_a_file_extension_is_ranked_by_its_content(weights, tmp_path):
+    """rerank counted a PNG without an extension as "not an image", while vary and --from read the same file by its
+    content; a file without an extension that is no picture is still passed over as one."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    colour_image((230, 20, 20)).save(folder / "red", format="PNG")
+    colour_image((20, 20, 230)).save(folder / "blue.png")
+    (folder / "README").write_text("notes\n")
+    r = run("rerank", folder, "--prompt", RED, "--weights", weights)
+    assert r.exit_code == 0 and "skipped 1 not an image" in r.stderr, r.stderr
+    assert [row["file"] for row in sorted(ranking(folder), key=lambda row: row["rank"])] == ["red", "blue.png"]

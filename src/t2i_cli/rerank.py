@@ -93,9 +93,9 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             # captioned folder said "skipped 363 not an image", as if 363 pictures had failed)
             skipped["text file"] += 1
             continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped["not an image"] += 1
-            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES and not (path.suffix == "" and _picture_bytes(path)):
+            skipped["not an image"] += 1  # (a file without a suffix is a picture by its first bytes, as vary and
+            continue  # --from read one)
         try:
             chunks = read_png_text(path)  # a PNG by its content, whatever its name
         except DataError:
@@ -119,6 +119,21 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             skipped[CUT] += 1
         items.append((path, text))
     return items, skipped
+
+
+# The first bytes of the picture formats t2i reads (PNG, JPEG, GIF, BMP, WebP's RIFF, TIFF both ways)
+PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"RIFF", b"II*\x00",
+                 b"MM\x00*")
+
+
+def _picture_bytes(path: Path) -> bool:
+    """Whether a file starts as a picture does (its first 12 bytes; AVIF's box is not checked)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head.startswith(PICTURE_MAGIC) and (not head.startswith(b"RIFF") or head[8:12] == b"WEBP")
 
 
 def read_side(pipe: TextToImage) -> int:
