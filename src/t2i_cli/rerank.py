@@ -323,7 +323,7 @@ def explain_maps(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tu
 def write_explain(folder: Path, name: str, image: torch.Tensor, maps: list[tuple[str, torch.Tensor, float]]) -> Path:
     """FOLDER/explain-<name>-NNN.png, a new file: the image, then one panel per word (images.attention_strip),
     marked as a sheet so that rerank does not score it."""
-    strip = attention_strip(image, [(f"{w} {m:+.2f}", a) for w, a, m in maps])
+    strip = attention_strip(image, [(f"{w} cos {m:+.2f}", a) for w, a, m in maps])
     data = encode_png(strip, {"explain": name, SHEET_KEY: "explain"})
     # the same picture explained again: its strip is there (each rerun added another identical one)
     return _written_before(folder, f"explain-{name}", data) or write_new(
