@@ -34,9 +34,7 @@ def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | 
         path.parent.mkdir(parents=True, exist_ok=True)
         # the name's first 64 bytes (at a character boundary): the temporary of a long name must not be longer
         # than the name (64 characters of 4-byte emoji made a 274-byte temporary of a 252-byte name)
-        head = path.name.encode("utf-8", "surrogateescape")[:64].decode("utf-8", "ignore") \
-            if len(path.name.encode("utf-8", "surrogateescape")) > 64 else path.name
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{head}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{cut_to_bytes(path.name, 64)}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from e
     os.close(fd)
@@ -312,12 +310,17 @@ def fitted_stem(stem: str, suffix: str) -> str:
     """stem cut (at a character boundary) so that stem-NNNNN.suffix fits in NAME_MAX bytes: a name made from a
     user's file name (`rerank --explain`'s explain-<picture>, `--link-best`'s copies) failed with "File name
     too long" and advice to choose another folder where the picture's own name was 250 bytes."""
-    room = NAME_MAX - len(f"-{MAX_NAMES - 1}") - len(suffix.encode())
-    size = lambda text: len(text.encode("utf-8", "surrogateescape"))  # noqa: E731  (a name of bytes, as Python holds it)
-    if size(stem) <= room:
-        return stem
+    return cut_to_bytes(stem, NAME_MAX - len(f"-{MAX_NAMES - 1}") - len(suffix.encode()))
+
+
+def cut_to_bytes(name: str, room: int) -> str:
+    """name's longest head, whole characters, of at most `room` bytes as the file system holds it (UTF-8, and a
+    byte that is not UTF-8 as Python's surrogate escape of it)."""
+    size = lambda text: len(text.encode("utf-8", "surrogateescape"))  # noqa: E731
+    if size(name) <= room:
+        return name
     kept, used = [], 0
-    for ch in stem:
+    for ch in name:
         used += size(ch)
         if used > room:
             break
