@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ def blank(text: str) -> bool:
     return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in text)
 
 
+def as_read(prompt: str) -> tuple[str, ...]:
+    """A prompt as the model reads it: lower case, in words and runs of other marks, as t2i's tokenizers split it
+    (models.tokenizer.PROCESSING) and as the world's prompt parser (regional guidance) reads it. Two lines alike
+    in this draw the same images from one seed ("A red bird" and "a red  bird" drew one picture twice)."""
+    return tuple(re.findall(r"\w+|[^\w\s]+", prompt.lower()))
+
+
 @dataclass(frozen=True)
 class PromptLine:
     line: int  # 1-based line of the file
@@ -43,16 +51,17 @@ class Prompts:
             return ""
         shown = ", ".join(f"line {a} (line {b})" for a, b in self.repeats[:5])
         more = f" and {len(self.repeats) - 5} more" if len(self.repeats) > 5 else ""
-        return (f"{len(self.repeats)} line(s) repeat an earlier prompt and are drawn once, since the same seed "
-                f"draws the same images: {shown}{more}")
+        return (f"{len(self.repeats)} line(s) repeat an earlier prompt (letter case and spacing aside, as the model "
+                f"reads it) and are drawn once, since the same seed draws the same images: {shown}{more}")
 
 
 def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
     """The prompts of a UTF-8 text file (or standard input for '-'): one per line, surrounding spaces removed;
-    blank lines and lines starting with '#' are skipped; a prompt repeated is kept at its first line. Refuses
-    a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts or with a line over MAX_PROMPT_CHARS, not UTF-8,
-    with a NUL or without a prompt, and standard input that is closed or a terminal. path as the user typed it (a
-    str): './-' is a file named '-' (a Path cannot tell them apart: Path('./-') is Path('-'), standard input)."""
+    blank lines and lines starting with '#' are skipped; a prompt repeated (as_read: case and spacing aside) is
+    kept at its first line. Refuses a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts or with a line over
+    MAX_PROMPT_CHARS, not UTF-8, with a NUL or without a prompt, and standard input that is closed or a terminal.
+    path as the user typed it (a str): './-' is a file named '-' (a Path cannot tell them apart: Path('./-') is
+    Path('-'), standard input)."""
     stdin = str(path) == STDIN if isinstance(path, Path) else path == STDIN
     shown = str(path)
     if not shown:
@@ -89,7 +98,7 @@ def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
         line = text[:text.index("\x00")].count("\n") + 1
         raise DataError(f"{name} has a NUL character on line {line}; is it a text file?")
     kept: list[PromptLine] = []
-    first: dict[str, int] = {}
+    first: dict[tuple[str, ...], int] = {}
     repeats: list[tuple[int, int]] = []
     # Lines end at \n, \r\n or \r alone (str.splitlines also breaks at form feeds and Unicode separators, which
     # would number the lines otherwise than an editor does).
@@ -100,12 +109,12 @@ def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
         if len(prompt) > MAX_PROMPT_CHARS:
             raise DataError(f"{name}: line {i} is {len(prompt):,} characters long; a prompt is at most "
                             f"{MAX_PROMPT_CHARS:,} (the model reads only its first few dozen words)")
-        if prompt in first:
-            repeats.append((i, first[prompt]))
+        if (key := as_read(prompt)) in first:
+            repeats.append((i, first[key]))
             continue
         if len(kept) == MAX_PROMPTS:
             raise DataError(f"{name} has over {MAX_PROMPTS:,} prompts; split it into several prompt files")
-        first[prompt] = i
+        first[key] = i
         kept.append(PromptLine(i, prompt))
     if not kept:
         raise DataError(f"{name} has no prompt: write one per line, e.g. \"a red bird\" (blank lines and lines "
