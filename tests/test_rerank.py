@@ -869,3 +869,11 @@ def test_a_picture_without_a_file_extension_is_ranked_by_its_content(weights, tm
     r = run("rerank", folder, "--prompt", RED, "--weights", weights)
     assert r.exit_code == 0 and "skipped 1 not an image" in r.stderr, r.stderr
     assert [row["file"] for row in sorted(ranking(folder), key=lambda row: row["rank"])] == ["red", "blue.png"]
+
+
+def test_a_sheet_tile_label_keeps_its_index_and_score_apart():
+    """The built-in font's space is 2 pixels: "#0 0.445" read as one number on --grid and --top sheets."""
+    from t2i_cli.outputs import sheet_label
+
+    assert sheet_label(2, 1.15139) == "#2 (1.151)" and sheet_label(0, -0.5) == "#0 (-0.500)"
+    assert sheet_label(3, None) == "#3"

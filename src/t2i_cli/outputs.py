@@ -213,10 +213,16 @@ def write_image(g: Generated, folder: Path, meta: dict[str, str], stem: str | No
     return write_new(folder, stem or safe_stem(g.prompt), ".png", lambda tmp: tmp.write_bytes(data))
 
 
+def sheet_label(index: int, score: float | None) -> str:
+    """A contact sheet tile's label: its index (or rank) and score, apart (the built-in font's space is 2 pixels
+    wide: "#0 0.445" read as one number); "#0 (0.445)"."""
+    return f"#{index}" + (f" ({score:.3f})" if score is not None else "")
+
+
 def write_sheet(results: list[Generated], folder: Path, meta: dict[str, str], stem: str | None = None) -> Path:
     """Write one contact sheet of every image as a new PNG, named after the images' stem (their prompt's, or
     vary's SOURCE-vary) and -grid."""
-    labels = [f"#{g.index}" + (f" {g.score:.3f}" if g.score is not None else "") for g in results]
+    labels = [sheet_label(g.index, g.score) for g in results]
     sheet = contact_sheet([image_from_tensor(g.image) for g in results], labels, columns=4, label_height=14)
     data = encode_png(sheet, {**meta, SHEET_KEY: "grid"})  # marked, so `t2i rerank` never ranks it
     return write_new(folder, (stem or safe_stem(results[0].prompt)) + "-grid", ".png",

@@ -34,7 +34,7 @@ from t2i_cli.images import (
     read_png_text,
     tensor_from_image,
 )
-from t2i_cli.outputs import SHEET_KEY, is_t2i_sheet
+from t2i_cli.outputs import SHEET_KEY, is_t2i_sheet, sheet_label
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.prompt_file import blank
 
@@ -226,7 +226,7 @@ def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Pa
     for prompt in dict.fromkeys(r.prompt for r in ranked):
         best = [r for r in ranked if r.prompt == prompt and r.rank <= k]
         tiles += [load_rgb(r.path, side) for r in best] + [blank] * (-len(best) % cols)
-        labels += [f"#{r.rank} {r.score:.3f}" for r in best] + [""] * (-len(best) % cols)
+        labels += [sheet_label(r.rank, r.score) for r in best] + [""] * (-len(best) % cols)
     sheet = contact_sheet(tiles, labels, columns=cols, label_height=14)
     data = encode_png(sheet, {"ranking": "top-k contact sheet", SHEET_KEY: "ranking"})
     # the same ranking again: its sheet is there (each rerun added another copy, while ranking.json is replaced)
