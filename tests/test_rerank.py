@@ -877,3 +877,29 @@ def test_a_sheet_tile_label_keeps_its_index_and_score_apart():
 
     assert sheet_label(2, 1.15139) == "#2 (1.151)" and sheet_label(0, -0.5) == "#0 (-0.500)"
     assert sheet_label(3, None) == "#3"
+
+
+def test_explain_scores_each_reading_of_the_prompt_once(weights, monkeypatch):
+    """--explain scored the picture once per word: a 400-word prompt encoded it 401 times, though the CLIP reads
+    a few dozen tokens (removing a later word changes nothing it reads) and a repeated word's two variants read
+    alike. Each distinct reading is scored once, and every word's contribution is what scoring each variant
+    gives (words past the CLIP's reading add exactly 0)."""
+    from t2i_cli import rerank as rr
+
+    pipe = TextToImage.from_folder(weights, "cpu", need_clip=True)
+    image = tensor_from_image(colour_image((230, 20, 20)))
+    text_len = pipe.bundle.clip.cfg.text_len
+    prompt = RED + " on a a red circle" + " circle" * (2 * text_len)
+    words = prompt.split()
+    calls = []
+    real_score = pipe.score
+    monkeypatch.setattr(pipe, "score", lambda images, text: calls.append(text) or real_score(images, text))
+    with torch.inference_mode():
+        got = rr.explain(pipe, image, prompt)
+        assert len(calls) == len(set(calls)) < len(words) - text_len
+        calls.clear()
+        full = float(real_score(image[None], prompt)[0])
+        naive = [full - float(real_score(image[None], " ".join(words[:i] + words[i + 1:]))[0])
+                 for i in range(len(words))]
+    assert [w for w, _ in got] == words and [d for _, d in got] == pytest.approx(naive, abs=1e-6)
+    assert all(d == 0 for _, d in got[text_len + 1:]) and any(d != 0 for _, d in got[:3])

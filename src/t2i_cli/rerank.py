@@ -331,8 +331,15 @@ def write_explain(folder: Path, name: str, image: torch.Tensor, maps: list[tuple
 
 
 def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, float]]:
-    """Each word's contribution: the drop in score when that word is removed from the prompt."""
+    """Each word's contribution: the drop in score when that word is removed from the prompt. Variants the
+    scorer reads alike (the same tokens the CLIP reads, the same objects for its crop scores: a word past what
+    the CLIP reads, or a repeated word) are scored once: a 400-word prompt encoded the picture 401 times."""
+    from t2i_cli.world.captions import object_prompts
+
     words = prompt.split()
     variants = [prompt] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
-    scores = torch.cat([pipe.score(image[None], v) for v in variants])
-    return [(w, float(scores[0] - scores[i + 1])) for i, w in enumerate(words)]
+    tokenizer, text_len = pipe.bundle.tokenizer, pipe.bundle.clip.cfg.text_len
+    keys = [(tuple(tokenizer.encode(v, text_len).ids), tuple(object_prompts(v) or ())) for v in variants]
+    first = dict(zip(reversed(keys), reversed(variants), strict=True))  # each reading's first variant
+    score = dict(zip(first, torch.cat([pipe.score(image[None], v) for v in first.values()]).tolist(), strict=True))
+    return [(w, score[keys[0]] - score[keys[i + 1]]) for i, w in enumerate(words)]
