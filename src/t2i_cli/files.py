@@ -42,7 +42,7 @@ def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | 
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
         write(tmp)
-        with open(tmp, "rb") as f:
+        with open(tmp, "r+b") as f:  # open to write: Windows' fsync (FlushFileBuffers) fails on a read-only handle
             os.fsync(f.fileno())
     except BaseException as e:  # also KeyboardInterrupt: never leave the temporary file behind
         _discard(tmp, shown or str(path), e)

@@ -336,7 +336,9 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
         for k, v in tensors.items():
             if k.startswith("optim."):
                 _, pid, key = k.split(".", 2)
-                optim_state.setdefault(int(pid), {})[key] = v
+                # a copy: the optimizer keeps a tensor of its own dtype as given, a view of the file's memory map
+                # (the replaced checkpoint stayed mapped the whole run; Windows cannot replace a mapped file)
+                optim_state.setdefault(int(pid), {})[key] = v.clone()
         step, extra = int(meta["step"]), json.loads(meta.get("extra", "{}"))
         _check_optimizer_state(optim_state, opt, step, json.loads(meta.get("optim_entries", "null")))
         groups = json.loads(meta["param_groups"])
