@@ -7,6 +7,10 @@ import errno
 import fcntl
 import gc
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,57 @@ def test_a_resumed_run_keeps_no_view_of_its_checkpoint_file(tmp_path):
     assert step == 1 and not _mapped(path)
     state = opt2.state_dict()["state"]
     assert all(torch.equal(state[i]["exp_avg"], opt.state_dict()["state"][i]["exp_avg"]) for i in state)
+
+
+SPAWNED = ("import multiprocessing, sys; multiprocessing.set_start_method('spawn'); from t2i_cli.cli import main; "
+           "sys.argv[0] = 't2i'; main()")
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """The loader workers a process has spawned now (its children running multiprocessing's spawn_main, not the
+    resource tracker)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmd:
+                out.append(int(child))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or not hasattr(os, "killpg"),
+                    reason="needs Linux /proc and process groups")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_spawned_workers_start_stops_the_run_as_any_stop(tmp_path, signum):
+    """macOS and Windows start processes by spawn: a loader worker imports torch for seconds before it leaves the
+    process group and ignores Ctrl-C. A SIGTERM to the group then killed it, and the run ended in the loader's
+    "worker killed by signal" internal error with no checkpoint; a Ctrl-C printed a traceback per worker. The
+    main process blocks both stops while it starts them, so a stop waits in a starting worker until it is out of
+    its way: the run stops with its one line and exit 130."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", SPAWNED, "train", "--stage", "dvae", "--preset", "tiny", "--data", "world:train",
+           "--workers", "2", "--steps", "100000", "--ckpt-every", "100000", "--sample-every", "0", "-q",
+           "--device", "cpu", "--out", str(out)]
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+        try:
+            deadline = time.monotonic() + 120
+            while not _spawned_workers(proc.pid):  # a worker has just been started: it is importing torch
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"no worker started: {log.read_text()}")
+                time.sleep(0.05)
+            os.killpg(proc.pid, signum)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+    err = log.read_text()
+    assert proc.returncode == 130, err
+    assert "internal error" not in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted:"), err

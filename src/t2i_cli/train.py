@@ -555,14 +555,46 @@ def make_loader(batches: StepBatches, start: int, num_workers: int) -> torch.uti
                                        worker_init_fn=_ignore_stop_signals if num_workers else None)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _stops_blocked() -> typing.Iterator[None]:
+    """SIGINT and SIGTERM blocked in this thread while the loader's workers start, where the system blocks
+    signals (not Windows). A worker inherits the mask, so a stop sent to the process group while it starts waits
+    in it until _ignore_stop_signals has taken it out of the stop's way: under spawn (macOS' start method, and
+    Windows') a worker imports torch for seconds first, and a SIGTERM then killed it (the run ended in the
+    loader's "worker killed" internal error, no checkpoint), a Ctrl-C printed a traceback per worker. Under fork
+    the window is short but the same. The main process takes its own stop when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    import multiprocessing
+
+    if multiprocessing.get_start_method() != "fork":
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()  # started later, it unblocks both signals once it is started
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _ignore_stop_signals(_worker_id: int) -> None:
     """Ctrl-C (SIGINT) and `kill -- -PGID` (SIGTERM) reach the whole process group: each worker leaves it, so
     only the main process gets them and checkpoints (a worker killed first made the run end in DataLoader's
     "worker killed" error with no checkpoint). The loader's own terminate() still ends a worker, and a worker
-    ends on its own if the main process dies (DataLoader's watchdog)."""
+    ends on its own if the main process dies (DataLoader's watchdog). A stop that came while the worker started
+    waits blocked (_stops_blocked): ignored as it is unblocked, it is dropped."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)
+    if hasattr(signal, "pthread_sigmask"):
+        term = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a pending SIGTERM is discarded as it is ignored
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        signal.signal(signal.SIGTERM, term)
 
 
 class Interrupted(T2IError):
@@ -673,7 +705,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     try:
         # The loader's workers start (fork) here: a stop raised inside Python's after-fork hooks was swallowed
         # ("Exception ignored"), and the run went on to finish with exit 0. Held, it stops the run just after.
-        with stops.held():
+        with stops.held(), _stops_blocked():
             loaded = iter(make_loader(batches, start, cfg.num_workers))
         for step, (images, captions) in zip(range(start, cfg.steps), loaded, strict=True):
             torch.manual_seed(step_seed(cfg, step, dd.rank))
