@@ -296,7 +296,7 @@ DRAW_TEMPERATURE = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
 DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off).")
 DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).")
 DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
-                             help="Classifier-free guidance scale (>= 0; 1 = off).")
+                             help="Classifier-free guidance scale (0..100; 1 = off).")
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
                                    help="Guidance at the first code, moving linearly to --guidance at the last "
                                         "(default: constant).")
@@ -1097,7 +1097,8 @@ def vary(
 
 
 @app.command(cls=OneValueEach)
-def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to describe."),
+def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to describe (default: "
+                                                                                "$T2I_WEIGHTS or the shipped one)."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Print a weights folder's configs, parameter counts and hashes."""
     with user_errors():
@@ -1203,7 +1204,8 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q",
                                help="No progress bar (warnings still print: they say when training stops learning)."),
 ) -> None:
-    """Train one stage; every N steps a checkpoint, metrics.jsonl, samples and loss.png go to the run folder."""
+    """Train one stage, or all four (--stage all); every N steps a checkpoint, metrics.jsonl, samples and loss.png
+    go to the run folder."""
     bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
     stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
     # what a stop before the run's own handling says (it said inference's "finished files are kept")
@@ -1526,14 +1528,17 @@ def rerank(folder: Path = typer.Argument(...,
                                         help="Show how much each word of the prompt adds to the top score and, "
                                              "with a word-region CLIP, draw where each word looks in the best "
                                              "image (FOLDER/explain-NAME-NNN.png)."),
-           weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder with clip.safetensors."),
+           weights: Optional[Path] = typer.Option(None, "--weights",
+                                                  help="Weights folder with clip.safetensors (default: $T2I_WEIGHTS "
+                                                       "or the shipped one)."),
            device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
            precision: str = typer.Option("fp32", "--precision",
                                          help="The CLIP's weights: fp32, bf16 or auto (measured in BENCHMARKS.md)."),
            threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
            force: bool = typer.Option(False, "--force",
                                       help="Replace a FOLDER/ranking.json that is not a ranking t2i wrote (one "
-                                           "it wrote is always replaced)."),
+                                           "it wrote is always replaced), and with --link-best a "
+                                           "best/t2i-copies.json that is not t2i's record."),
            quiet: bool = typer.Option(False, "--quiet", "-q",
                                       help="No progress bar or warnings; print only the ranking and the files "
                                            "written.")) -> None:
@@ -1621,20 +1626,22 @@ def _print_ranking(ranked) -> None:
 
 @app.command("eval", cls=OneValueEach)
 def eval_cmd(ctx: typer.Context,
-             weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to evaluate."),
+             weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to evaluate (default: "
+                                                                                   "$T2I_WEIGHTS or the shipped one)."),
              data: Optional[str] = typer.Option(None, "--data",
                                                 help="Evaluate on this data source's validation split instead of "
                                                      "the world's tasks (a folder, a .jsonl manifest, world)."),
-             n: int = typer.Option(50, "--n", help="Prompts per task (--data: val captions to generate)."),
+             n: int = typer.Option(50, "--n", help="Prompts per task, 1..10000 (--data: the first N val "
+                                                           "pictures measured, and their captions drawn)."),
              seeds: list[int] = typer.Option([0], "--seed", metavar="<int>",
                                              help="Seed of the prompt sets and of sampling (default 0); repeat it "
                                                   "to score several seeds in one run (--seed 0 --seed 1: one "
                                                   f"table each, then their mean; at most {MAX_EVAL_SEEDS}, "
                                                   "one with --data).", show_default=False),
              candidates: Optional[int] = typer.Option(None, "--candidates",
-                                                      help=f"Draw N per prompt and keep CLIP's best (default "
-                                                           f"{DEFAULT_CANDIDATES}, as generate, when the weights "
-                                                           f"have a CLIP; 1 = off)."),
+                                                      help=f"The world's tasks: draw N per prompt and keep CLIP's "
+                                                           f"best (default {DEFAULT_CANDIDATES}, as generate, when "
+                                                           f"the weights have a CLIP; 1 = off; not with --data)."),
              temperature: float = DRAW_TEMPERATURE,
              top_k: int = DRAW_TOP_K,
              top_p: float = DRAW_TOP_P,
@@ -1648,8 +1655,9 @@ def eval_cmd(ctx: typer.Context,
                                             "draw: a small val split gives steadier CLIP scores and Frechet "
                                             "distance with more."),
              judge_path: Optional[Path] = typer.Option(None, "--judge",
-                                                       help="Judge classifier (default: judge.safetensors of the "
-                                                            "weights folder, else the shipped one)."),
+                                                       help="The world's tasks: judge classifier (default: "
+                                                            "judge.safetensors of the weights folder, else the "
+                                                            "shipped one; not with --data)."),
              json_path: Optional[Path] = typer.Option(None, "--json",
                                                       help="Also write the results here (an existing file only "
                                                            "if it is the JSON of a t2i eval, or with --force)."),
