@@ -155,7 +155,7 @@ def test_jsonl_manifest_with_relative_paths(tmp_path):
     manifest.write_text("\n".join(lines))
     ds = data.open_source(str(manifest), 8)
     assert [ds[i][1] for i in range(len(ds))] == ["a red square", "a blue square"]
-    assert ds.skipped == {"missing image": 1, "empty caption": 1, "bad manifest line": 1}
+    assert ds.skipped == {"missing image": 1, "empty caption": 1, "manifest line that is not JSON in UTF-8": 1}
     assert ds[1][0][2].mean() > 0.9
 
 
@@ -174,12 +174,31 @@ def test_manifest_lines_that_are_not_pairs_are_bad_lines_and_a_bom_is_not_text(t
     manifest.write_bytes(b"\xef\xbb\xbf" + b"\n".join([good, *bad, last]) + b"\n")
     ds = data.open_source(str(manifest), 8)
     assert [ds.captions_at(i) for i in range(len(ds))] == [["a red square"], ["a square", "red"]]
-    assert ds.skipped == {"bad manifest line": len(bad)}
-    assert f"{len(bad)} bad manifest line, e.g. {manifest} line 2" in ds.skipped_message()  # the first bad one
+    # each kind of bad line named as such (all were "bad manifest line", which told the user nothing to mend)
+    not_json, typed = "manifest line that is not JSON in UTF-8", 'manifest line whose "image" is not a string'
+    kinds = {not_json: [2, 3], typed: [4, 5, 6], "manifest line over 1 MiB": [7]}
+    assert {k[:len(typed)]: n for k, n in ds.skipped.items()} == {k: len(v) for k, v in kinds.items()}
+    assert f"2 {not_json}, e.g. {manifest} line 2" in ds.skipped_message()  # the first bad one of each kind
     # each one kept only when `data preview --list-skipped` asks (a million bad lines held 80 MB for one warning)
     assert ds.every == {} and data._scan_manifest(manifest)[1].every == {}  # not even while it is read
     listed = data.open_source(str(manifest), 8, list_skipped=True)
-    assert listed.every == {"bad manifest line": [f"{manifest} line {n}" for n in range(2, 2 + len(bad))]}
+    assert {k[:len(typed)]: v for k, v in listed.every.items()} == {
+        k: [f"{manifest} line {n}" for n in v] for k, v in kinds.items()}
+
+
+def test_a_manifest_line_without_the_two_names_or_naming_a_folder_says_so(tmp_path):
+    """A line with "IMAGE" for "image", a JSON list, or an "image" that is a folder: each said as what it is (a bad
+    line, a "missing image" for the folder)."""
+    make_image(tmp_path / "imgs" / "one.png")
+    lines = [{"IMAGE": "imgs/one.png", "caption": "a red square"}, ["imgs/one.png", "a red square"],
+             {"image": "imgs", "caption": "a folder"}, {"image": "imgs/one.png", "caption": "a red square"}]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(map(json.dumps, lines)))
+    ds = data.open_source(str(manifest), 8, val_fraction=0.0)
+    assert len(ds) == 1 and ds.skipped == {
+        'manifest line without both "image" and "caption" (names are case-sensitive)': 2,
+        "image path that is not a file (a folder?)": 1}
+    assert f"{tmp_path / 'imgs'}" in ds.skipped_message()
 
 
 def test_a_caption_is_cut_into_lines_at_line_breaks_only(tmp_path):
@@ -311,7 +330,9 @@ def test_captions_in_utf16_and_upper_case_names_are_read_and_other_encodings_say
     ds = data.open_source(str(tmp_path), 8)
     assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == [
         "a blue square", "a café in the rain", "a cat", "a red square", "first by name"]
-    assert ds.skipped == {"caption not in UTF-8 or UTF-16 (save it as UTF-8)": 2,
+    assert ds.skipped == {"caption not in UTF-8 or UTF-16 (save it as UTF-8)": 1,  # c.txt, Latin-1
+                          "caption holding a NUL character (UTF-16 without its byte-order mark, or not text: save "
+                          "it as UTF-8)": 1,  # f.txt
                           "second caption file of one name (read: g.TXT)": 1}
     assert "c.txt" in ds.skipped_message() and "g.Txt" in ds.skipped_message()
 
@@ -1094,3 +1115,67 @@ def test_a_label_cut_by_bisection_is_the_one_cut_a_letter_at_a_time():
         text = "".join(rng.choice("abcdefghij klmWMi.,") for _ in range(rng.randint(0, 60)))
         width = rng.randint(5, 200)
         assert _fit(draw, font, text, width) == letter_at_a_time(text, width), (text, width)
+
+
+def test_a_picture_that_is_not_a_regular_file_is_said_as_such_and_never_read(tmp_path):
+    """A picture that is a link to a missing file, a pipe or a link to a device was dropped unsaid, and its caption
+    blamed (".txt caption without image"); it is now named as what it is, and never opened (a pipe waits
+    forever)."""
+    import os
+
+    make_pair(tmp_path, "good", "a red square")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "gone.txt").write_text("a picture that was moved")
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "pipe.txt").write_text("a pipe")
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    (tmp_path / "zero.txt").write_text("a device")
+    ds = data.open_source(str(tmp_path), 8, val_fraction=0.0, list_skipped=True)
+    why = "not a regular file (a link to a missing file, a pipe or a device)"
+    assert len(ds) == 1 and ds.skipped == {why: 3}
+    assert ds.every == {why: [str(tmp_path / n) for n in ("gone.png", "pipe.png", "zero.jpg")]}
+
+
+def test_jfif_pictures_are_used_and_unread_formats_are_named(tmp_path):
+    """.jfif (what Windows' browsers save) and .jpe are JPEGs, and were left out as if missing (their captions were
+    "without image"); SVG, JPEG XL and camera raw files are named as formats t2i cannot read."""
+    make_image(tmp_path / "a.jfif")
+    make_image(tmp_path / "b.jpe", colour=(0, 0, 250))
+    for stem in ("a", "b", "c", "d", "e"):
+        (tmp_path / f"{stem}.txt").write_text(f"picture {stem}")
+    (tmp_path / "c.svg").write_text("<svg/>")
+    (tmp_path / "d.CR2").write_bytes(b"II*\x00raw")
+    (tmp_path / "e.dng").write_bytes(b"II*\x00raw")
+    ds = data.open_source(str(tmp_path), 8, val_fraction=0.0)
+    assert sorted(ds.captions_at(i)[0] for i in range(len(ds))) == ["picture a", "picture b"]
+    assert ds.skipped == {images.unread_picture(".svg"): 1, images.unread_picture(".dng"): 2}
+    assert "camera raw picture (t2i cannot read camera raw" in ds.skipped_message()
+
+
+def test_a_caption_holding_a_nul_is_named_as_such(tmp_path):
+    """A UTF-8 caption with a NUL was "not in UTF-8 or UTF-16", which saving it as UTF-8 again does not mend."""
+    make_pair(tmp_path, "good", "a red square")
+    make_pair(tmp_path, "nul", "")
+    (tmp_path / "nul.txt").write_bytes(b"a red\x00 square")
+    ds = data.open_source(str(tmp_path), 8, val_fraction=0.0)
+    assert len(ds) == 1 and list(ds.skipped) == [
+        "caption holding a NUL character (UTF-16 without its byte-order mark, or not text: save it as UTF-8)"]
+
+
+def test_with_nothing_usable_each_reason_names_a_file_and_list_skipped_lists_them(tmp_path):
+    """When nothing was usable the error counted reasons without one file to look at, and `data preview
+    --list-skipped`, asked for exactly then, printed nothing."""
+    from conftest import run
+
+    for stem in ("a", "b"):
+        (tmp_path / f"{stem}.png").write_bytes(b"not a picture")
+        (tmp_path / f"{stem}.txt").write_text("a caption")
+    (tmp_path / "c.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    with pytest.raises(DataError) as e:
+        data.open_source(str(tmp_path), 8)
+    assert f"2 unreadable image, e.g. {tmp_path / 'a.png'}" in str(e.value)
+    assert f"1 {images.UNREAD_PICTURE}: {tmp_path / 'c.heic'}" in str(e.value)
+    r = run("data", "preview", tmp_path, "--out", tmp_path / "p.png", "--list-skipped")
+    assert r.exit_code == 1 and "no usable image-caption pairs" in r.stderr, r.stderr
+    assert f"unreadable image: {tmp_path / 'b.png'}" in r.stdout.splitlines(), r.stdout
+    assert not (tmp_path / "p.png").exists()

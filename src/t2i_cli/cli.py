@@ -1485,7 +1485,15 @@ def data_preview(ctx: typer.Context,
     stop_on_sigterm()  # as Ctrl-C: `kill` during the write left the sheet's temporary behind (exit 143, silent)
     with user_errors():
         one_process("data preview")
-        from t2i_cli.data import Augment, check_preview_size, check_source_name, open_source, preview, preview_path
+        from t2i_cli.data import (
+            Augment,
+            NothingUsable,
+            check_preview_size,
+            check_source_name,
+            open_source,
+            preview,
+            preview_path,
+        )
         from t2i_cli.train import CONFIG_LIMITS
 
         check_preview_size(n, side)
@@ -1502,16 +1510,25 @@ def data_preview(ctx: typer.Context,
             raise UsageError("--crop and --flip show a folder's or manifest's pictures as training does; the world "
                              "is never cropped or mirrored: leave them out")
         target = preview_path(out_path, force)
-        with progress_bar(quiet) as bar:
-            dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped, checking=checking_bar(bar))
+        try:
+            with progress_bar(quiet) as bar:
+                dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped, checking=checking_bar(bar))
+        except NothingUsable as e:  # the list asked for is wanted most when nothing is left
+            _list_skipped(e.every)
+            raise
         if dataset.skipped_message():
             warn(dataset.skipped_message())
         dataset.augment = augment
         shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
         out.print(f"wrote {clean(preview(source, target, n=n, side=side, dataset=dataset, text=shown))}")
-        for why, places in sorted(dataset.every.items()) if list_skipped else ():
-            for place in places:
-                out.print(f"{why}: {clean(place)}", markup=False, highlight=False, soft_wrap=True)
+        _list_skipped(dataset.every if list_skipped else {})
+
+
+def _list_skipped(every: dict[str, list[str]]) -> None:
+    """`data preview --list-skipped`: every item left out, a line each, by reason."""
+    for why, places in sorted(every.items()):
+        for place in places:
+            out.print(f"{why}: {clean(place)}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command(cls=OneValueEach)

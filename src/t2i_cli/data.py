@@ -290,7 +290,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             skipped.add("empty caption", image)
             continue
         if not image.is_file():
-            skipped.add("missing image", image)
+            skipped.add("image path that is not a file (a folder?)" if image.is_dir() else "missing image", image)
             continue
         digest, why_not = _readable_digest(image)
         if why_not:
@@ -303,9 +303,12 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             digests.append(digest)
     if checking is not None:
         checking(len(pairs), len(pairs))
-    if not usable:
-        found = f" (found only: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))})" if skipped else ""
-        raise DataError(f"no usable image-caption pairs: looked for {looked_for}{found}; add some or use --data world")
+    if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
+        found = "; ".join(f"{n} {why}" + (": " if n == 1 else ", e.g. ") + skipped.first[why]
+                          for why, n in sorted(skipped.items()))
+        raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
+                            + (f" (found only: {found})" if found else "") + "; add some or use --data world",
+                            skipped.every)
     chosen = split_pairs(usable, digests, val_fraction, part)
     return PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0,
                        first=skipped.first, every=skipped.every if list_skipped else None)
@@ -335,6 +338,14 @@ def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
         return "", "unreadable image"
     except OSError:
         return "", "unreadable image"
+
+
+class NothingUsable(DataError):
+    """A source without one usable pair; every file left out, by reason, when they were kept (--list-skipped)."""
+
+    def __init__(self, message: str, every: dict[str, list[str]]):
+        super().__init__(message)
+        self.every = every
 
 
 class Skips(Counter):
@@ -379,6 +390,9 @@ def _caption_lines(text: str) -> list[str]:
     return [line.strip() for line in re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")) if line.strip()]
 
 
+NUL_IN_CAPTION = "a NUL in a caption"
+
+
 def _caption_text(raw: bytes) -> str:
     """A caption file's text: UTF-8, or UTF-16 where it starts with UTF-16's byte-order mark (what Windows'
     Notepad saves as "Unicode"), or UTF-32 with its own; anything else, or text holding a NUL (UTF-16 without a
@@ -390,7 +404,7 @@ def _caption_text(raw: bytes) -> str:
     else:
         text = raw.decode("utf-8")
     if "\x00" in text:
-        raise UnicodeDecodeError("utf-8", raw, raw.find(b"\x00"), raw.find(b"\x00") + 1, "a NUL in a caption")
+        raise UnicodeDecodeError("utf-8", raw, raw.find(b"\x00"), raw.find(b"\x00") + 1, NUL_IN_CAPTION)
     return text
 
 
@@ -415,7 +429,8 @@ def _files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """Every file under folder, recursively, through symbolic links to folders too (a folder of links to
     where the pictures live is common); each real folder is read once, so a link back up the tree is no loop
     and two links to one folder do not list its pictures twice. Also the t2i run folders below folder
-    (RUN_MARKERS), which are not read, and the folders that could not be listed (no permission)."""
+    (RUN_MARKERS), which are not read, and the folders that could not be listed (no permission). The files
+    include what is not a regular file (a link to a missing file, a pipe, a device), never read."""
     seen, files, runs, unreadable = set(), [], [], []
     for top, dirs, names in os.walk(folder, followlinks=True,
                                     onerror=lambda e: unreadable.append(Path(e.filename or folder))):
@@ -429,7 +444,7 @@ def _files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
             runs.append(Path(top))
             continue
         files += [Path(top, name) for name in names]
-    return [p for p in files if p.is_file()], runs, sorted(unreadable)
+    return files, runs, sorted(unreadable)
 
 
 def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
@@ -437,6 +452,15 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     other cases too; an exact .txt first)."""
     pairs, skipped = [], Skips(list_skipped)
     files, runs, unreadable = _files_under(folder)
+    named = (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES, ".txt")
+    # a picture or caption that is not a regular file is never read (a pipe waited forever); said as itself (its
+    # caption was blamed, "caption without image", and the picture went unsaid)
+    odd = sorted(p for p in files if p.suffix.lower() in named and not p.is_file())
+    if odd:
+        skipped.add("not a regular file (a link to a missing file, a pipe or a device)", odd[0], len(odd),
+                    tuple(odd[1:]))
+    stems = {p.with_suffix("") for p in files if p.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES)}
+    files = [p for p in files if p.is_file()]
     if runs:
         skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs), tuple(runs[1:]))
     if unreadable:  # its pictures were left out silently
@@ -459,12 +483,15 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             pairs.append((image, _kept_captions(_caption_lines(_caption_text(txt.read_bytes())), txt, skipped)))
         except OSError:
             skipped.add("unreadable caption", txt)
-        except UnicodeDecodeError:
-            skipped.add("caption not in UTF-8 or UTF-16 (save it as UTF-8)", txt)
-    unread = sorted(p for p in files if p.suffix.lower() in images.UNREAD_SUFFIXES)
-    if unread:
-        skipped.add(images.UNREAD_PICTURE, unread[0], len(unread), tuple(unread[1:]))
-    stems = {p.with_suffix("") for p in files if p.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES)}
+        except UnicodeDecodeError as e:
+            skipped.add("caption holding a NUL character (UTF-16 without its byte-order mark, or not text: save it as "
+                        "UTF-8)" if e.reason == NUL_IN_CAPTION else "caption not in UTF-8 or UTF-16 (save it as UTF-8)",
+                        txt)
+    unread: dict[str, list[Path]] = {}
+    for p in sorted(p for p in files if p.suffix.lower() in images.UNREAD_SUFFIXES):
+        unread.setdefault(images.unread_picture(p.suffix), []).append(p)
+    for why, kind in unread.items():
+        skipped.add(why, kind[0], len(kind), tuple(kind[1:]))
     orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems]
     if orphans:
         orphans.sort()
@@ -474,8 +501,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
 
 def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest. Read a
-    line at a time: a line that is not UTF-8, not a JSON object with a string "image" and a string (or list of
-    strings) "caption", nested too deeply or longer than MAX_MANIFEST_LINE is a bad line."""
+    line at a time: a line that is not UTF-8 JSON (or nested too deeply), not an object with an "image" and a
+    "caption", whose "image" is not a string or "caption" not a string or a list of strings, or longer than
+    MAX_MANIFEST_LINE is left out, counted by which of these it is."""
     pairs, skipped = [], Skips(list_skipped)
     try:
         f = open(manifest, "rb")
@@ -490,28 +518,33 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
             if len(raw.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")) > MAX_MANIFEST_LINE:  # skip the rest unheld
                 while raw and not raw.endswith(b"\n"):
                     raw = f.readline(MAX_MANIFEST_LINE)
-                skipped.add("bad manifest line", f"{manifest} line {number + 1}")
+                skipped.add(f"manifest line over {MAX_MANIFEST_LINE >> 20} MiB", f"{manifest} line {number + 1}")
                 continue
             if number == 0:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
             if not raw.strip():
                 continue
+            where = f"{manifest} line {number + 1}"
             try:
                 row = json.loads(raw.decode("utf-8"))
-                caption, image = row["caption"], row["image"]
-                captions = [caption] if isinstance(caption, str) else caption
-                if not isinstance(image, str) or not isinstance(captions, list) or \
-                        not all(isinstance(c, str) for c in captions):
-                    raise TypeError("image must be a string, caption a string or a list of strings")
-                captions = [c.strip() for c in captions if c.strip()]
-                if sum(map(len, captions)) > MAX_CAPTION_FILE:  # what a caption file may hold
-                    skipped.add(f"manifest line whose captions hold over {MAX_CAPTION_FILE:,} characters",
-                                f"{manifest} line {number + 1}")
-                    continue
-                pairs.append((manifest.parent / image,
-                              _kept_captions(captions, f"{manifest} line {number + 1}", skipped)))
-            except (ValueError, KeyError, TypeError, RecursionError):
-                skipped.add("bad manifest line", f"{manifest} line {number + 1}")
+            except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+                skipped.add("manifest line that is not JSON in UTF-8", where)
+                continue
+            if not isinstance(row, dict) or "image" not in row or "caption" not in row:
+                skipped.add('manifest line without both "image" and "caption" (names are case-sensitive)', where)
+                continue
+            caption, image = row["caption"], row["image"]
+            captions = [caption] if isinstance(caption, str) else caption
+            if not isinstance(image, str) or not isinstance(captions, list) or \
+                    not all(isinstance(c, str) for c in captions):
+                skipped.add('manifest line whose "image" is not a string or "caption" not a string or a list of '
+                            'strings', where)
+                continue
+            captions = [c.strip() for c in captions if c.strip()]
+            if sum(map(len, captions)) > MAX_CAPTION_FILE:  # what a caption file may hold
+                skipped.add(f"manifest line whose captions hold over {MAX_CAPTION_FILE:,} characters", where)
+                continue
+            pairs.append((manifest.parent / image, _kept_captions(captions, where, skipped)))
     return pairs, skipped
 
 

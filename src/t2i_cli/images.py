@@ -18,11 +18,22 @@ from t2i_cli.files import atomic_write_bytes
 # Pillow's own decompression-bomb limit (about 89 megapixels warns, twice that raises); we make the
 # warning an error too, so a bomb is refused before it is decoded.
 Image.MAX_IMAGE_PIXELS = 89_478_485
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
-# Pictures t2i cannot read, said as such where a folder holds them (an iPhone saves HEIC by default): Pillow has
-# no decoder for them.
-UNREAD_SUFFIXES = (".heic", ".heif")
-UNREAD_PICTURE = "HEIC picture (t2i cannot read HEIC: save it as JPEG or PNG)"
+# (.jfif and .jpe are JPEG: Windows' browsers save .jfif)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
+# Pictures t2i cannot read, said as such where a folder holds them (an iPhone saves HEIC by default, a camera its
+# raw files): Pillow has no decoder for them.
+UNREAD_FORMATS = {".heic": "HEIC", ".heif": "HEIC", ".jxl": "JPEG XL", ".svg": "SVG",
+                  **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"), "camera raw")}
+UNREAD_SUFFIXES = tuple(UNREAD_FORMATS)
+
+
+def unread_picture(suffix: str) -> str:
+    """Why a picture of a format t2i cannot read is left out (suffix one of UNREAD_SUFFIXES, any case)."""
+    kind = UNREAD_FORMATS[suffix.lower()]
+    return f"{kind} picture (t2i cannot read {kind}: save it as JPEG or PNG)"
+
+
+UNREAD_PICTURE = unread_picture(".heic")
 BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 

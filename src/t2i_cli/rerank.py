@@ -24,7 +24,6 @@ from t2i_cli.files import (
 )
 from t2i_cli.images import (
     IMAGE_SUFFIXES,
-    UNREAD_PICTURE,
     UNREAD_SUFFIXES,
     attention_strip,
     contact_sheet,
@@ -33,6 +32,7 @@ from t2i_cli.images import (
     load_rgb,
     read_png_text,
     tensor_from_image,
+    unread_picture,
 )
 from t2i_cli.outputs import SHEET_KEY, is_t2i_sheet, sheet_label
 from t2i_cli.pipeline import TextToImage
@@ -87,7 +87,7 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
         if path.name == RANKING:
             continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
         if path.suffix.lower() in UNREAD_SUFFIXES:
-            skipped[UNREAD_PICTURE] += 1
+            skipped[unread_picture(path.suffix)] += 1
             continue
         if path.suffix.lower() in TEXT_SUFFIXES:  # captions beside a folder's pictures: named as what they are (a
             # captioned folder said "skipped 363 not an image", as if 363 pictures had failed)
