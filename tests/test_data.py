@@ -256,6 +256,8 @@ def test_a_copy_of_a_pair_is_left_out_so_it_cannot_sit_in_train_and_val(tmp_path
     assert sorted(p.name for p, _ in ds.pairs) == ["battery.png", "other.png"]
     assert ds.skipped == {"copy of another pair (same image bytes and captions)": 1}
     assert f": {tmp_path / 'dup32.png'}" in ds.skipped_message()
+    # and which picture it copies (the one kept, first by path, may be the user's original)
+    assert f"{tmp_path / 'dup32.png'} (the same as {tmp_path / 'battery.png'}, which is used)" in ds.skipped_message()
 
 
 def test_a_folder_follows_links_to_folders_once_each_without_looping(tmp_path):

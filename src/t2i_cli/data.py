@@ -296,7 +296,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         if why_not:
             skipped.add(why_not, image)
         elif (digest, tuple(lines)) in seen:  # a copy adds only weight (the split sets it beside its original)
-            skipped.add("copy of another pair (same image bytes and captions)", image)
+            # which one it copies: the first in path order is kept, which may be the user's original
+            skipped.add("copy of another pair (same image bytes and captions)",
+                        f"{image} (the same as {seen[digest, tuple(lines)]}, which is used)")
         else:
             seen[digest, tuple(lines)] = image
             usable.append((image, lines))
