@@ -126,3 +126,18 @@ def test_a_stop_while_spawned_workers_start_stops_the_run_as_any_stop(tmp_path, 
     assert proc.returncode == 130, err
     assert "internal error" not in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().splitlines()[-1].startswith("interrupted:"), err
+
+
+def test_a_suggested_command_quotes_a_path_with_a_space(tmp_path):
+    """Home folders on macOS and Windows often hold spaces ('My Pictures', 'John Smith'): the command t2i suggests
+    (`--tokenizer PATH`, `t2i train --resume PATH`) split such a path into two words, so pasted it named another
+    path."""
+    import shlex
+
+    out = tmp_path / "my runs" / "tok"
+    r = run("train", "--stage", "tokenizer", "--preset", "tiny", "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    hint = r.stdout.split("--tokenizer ", 1)[1].rstrip().rstrip(")")
+    assert shlex.split(hint) == [str(out)]
+    r = run("train", "--stage", "tokenizer", "--preset", "tiny", "--out", out, "-q")
+    assert r.exit_code == 2 and shlex.split(r.stderr.split("--resume ", 1)[1])[0] == str(out), r.stderr

@@ -1254,19 +1254,23 @@ def _training_imports_held() -> None:
 def next_step(cfg, run_dir: Path) -> str:
     """What a finished run of one stage is for: the stage that reads it, or the export that makes weights (a
     tokenizer or dVAE run alone exports no folder that generates)."""
+    from t2i_cli.files import shell_word
+
+    w = shell_word(run_dir)
     if cfg.finetune_decoder:
-        return (f"export it after the transformer trained on its dVAE's codes: t2i export TRANSFORMER_RUN {run_dir} "
+        return (f"export it after the transformer trained on its dVAE's codes: t2i export TRANSFORMER_RUN {w} "
                 f"--to WEIGHTS_DIR --force")
-    return {"tokenizer": f"the transformer and clip stages read it: --tokenizer {run_dir}",
-            "dvae": f"the transformer stage reads it: --dvae {run_dir}",
-            "transformer": f"export with: t2i export {run_dir} [CLIP_RUN ...] --to WEIGHTS_DIR",
-            "clip": f"export it beside a transformer run: t2i export TRANSFORMER_RUN {run_dir} --to WEIGHTS_DIR",
+    return {"tokenizer": f"the transformer and clip stages read it: --tokenizer {w}",
+            "dvae": f"the transformer stage reads it: --dvae {w}",
+            "transformer": f"export with: t2i export {w} [CLIP_RUN ...] --to WEIGHTS_DIR",
+            "clip": f"export it beside a transformer run: t2i export TRANSFORMER_RUN {w} --to WEIGHTS_DIR",
             }[cfg.stage]
 
 
 def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: bool, device: str,
                quiet: bool) -> None:
     """--stage all: every stage in order under one progress display, resumable, exported to RUN/weights."""
+    from t2i_cli.files import shell_word
     from t2i_cli.recipe import ORDER, check_whole_run_folder, plan_settings, train_all
 
     if run_dir is None:
@@ -1280,13 +1284,13 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     if resume and params["stage"] not in (None, "all"):  # --stage all, the run's own, is accepted
         raise UsageError(f"--stage {params['stage']}: {run_dir} is a --stage all run; leave --stage out to "
                          f"continue it, or resume that stage's folder alone: t2i train --resume "
-                         f"{run_dir / params['stage']}")
+                         f"{shell_word(run_dir / params['stage'])}")
     steering = {"resume", "stage", "workers", "device", "quiet"}  # what a whole run's resume honours
     if resume and given - steering:
         named = ", ".join(flag(n, params) for n in sorted(given - steering))
         raise UsageError(f"{named} cannot change a whole run that has "
                          f"started; --resume keeps its settings (to extend or change one stage, resume its folder: "
-                         f"t2i train --resume {run_dir}/STAGE --steps N)")
+                         f"t2i train --resume {shell_word(run_dir)}/STAGE --steps N)")
     # flip, crop and ema always: None (the preset's choice per stage) is recorded too, so that a run recorded
     # without one is known as one from before that option, which mirrored, cropped or averaged nothing
     # (recipe.plan_settings).
@@ -1348,7 +1352,10 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     if not rank_zero():  # rank 0 says it
         return
     out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
-    out.print(f"weights: {clean(summary['weights'])}  (t2i generate PROMPT --weights {clean(summary['weights'])})")
+    from t2i_cli.files import shell_word
+
+    out.print(f"weights: {clean(summary['weights'])}  (t2i generate PROMPT --weights "
+              f"{clean(shell_word(summary['weights']))})")
 
 
 def sampling_of(ctx: typer.Context):

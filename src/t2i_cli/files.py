@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import tempfile
 import time
 import unicodedata
@@ -311,6 +312,12 @@ def fitted_stem(stem: str, suffix: str) -> str:
     user's file name (`rerank --explain`'s explain-<picture>, `--link-best`'s copies) failed with "File name
     too long" and advice to choose another folder where the picture's own name was 250 bytes."""
     return cut_to_bytes(stem, NAME_MAX - len(f"-{MAX_NAMES - 1}") - len(suffix.encode()))
+
+
+def shell_word(path: object) -> str:
+    """A path as one word of a command t2i suggests, quoted where the shell would split it ('My Pictures/run':
+    the suggested `t2i train --resume` of a run under a folder with a space resumed another path)."""
+    return shlex.quote(str(path))
 
 
 def cut_to_bytes(name: str, room: int) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from t2i_cli.errors import UsageError
-from t2i_cli.files import atomic_write_json, make_folder, read_own_json
+from t2i_cli.files import atomic_write_json, make_folder, read_own_json, shell_word
 from t2i_cli.stages import check_data_still_there, check_new_folder, run_stage
 from t2i_cli.train import (
     RUN_CONFIG,
@@ -69,7 +69,7 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             raise UsageError(f"{run_dir} holds a --stage all run with other settings ({', '.join(changed)}); "
-                             f"continue it with --resume {run_dir} or pick another --out")
+                             f"continue it with --resume {shell_word(run_dir)} or pick another --out")
         return recorded
     if not settings:
         raise UsageError(f"{run_dir} is not a --stage all run (no {PLAN}); check the --resume path")
@@ -130,8 +130,8 @@ def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
     if isinstance(e, Interrupted) and e.step is not None:
         stage = next((s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file()), None)
         where = f" in the {stage} stage at step {e.step}; checkpoint saved" if stage else f" at step {e.step}"
-    return Interrupted(f"interrupted{where}; finished stages are kept. Resume with: t2i train --resume {run_dir} "
-                       f"(or the same command again)")
+    return Interrupted(f"interrupted{where}; finished stages are kept. Resume with: t2i train --resume "
+                       f"{shell_word(run_dir)} (or the same command again)")
 
 
 def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],

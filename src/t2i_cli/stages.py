@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from t2i_cli.errors import DataError, UsageError
-from t2i_cli.files import Busy, atomic_write_bytes, file_above, folder_lock, make_folder, temporary_of
+from t2i_cli.files import Busy, atomic_write_bytes, file_above, folder_lock, make_folder, shell_word, temporary_of
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig, code_usage
@@ -626,7 +626,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                                  f"({process_counts([cfg.batch_size])})")
             raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {dd.n_procs} processes")
         if not resume and (run_dir / RUN_CONFIG).exists():
-            raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+            raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
                              f"or pick another --out")
         # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
         # may look after it has copied the run's dependencies in).

@@ -35,6 +35,7 @@ from t2i_cli.files import (
     make_folder,
     read_own_json,
     remove_temporaries,
+    shell_word,
 )
 from t2i_cli.weights import (
     FILES,
@@ -630,7 +631,7 @@ def diverged_message(run_dir: Path, cfg: TrainConfig, step: int, what: str, save
                 f"{cfg.lr:g}) in a new run")
     return (f"training diverged at step {step} ({what}); the last checkpoint (step {saved}) is kept in {run_dir}, "
             f"and t2i export can use it; to go on from it, resume with a lower --lr (this run's is {cfg.lr:g}): "
-            f"t2i train --resume {run_dir} --lr {cfg.lr / 10:g}")
+            f"t2i train --resume {shell_word(run_dir)} --lr {cfg.lr / 10:g}")
 
 
 def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progress | None = None,
@@ -765,7 +766,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         if saved != done:
             checkpoint()
         raise Interrupted(f"interrupted at step {done}; checkpoint saved. "
-                          f"Resume with: t2i train --resume {run_dir}", step=done) from None
+                          f"Resume with: t2i train --resume {shell_word(run_dir)}", step=done) from None
     finally:
         stops.restore()
         # The DDP wrapper goes now, before its stage destroys the process group: a traceback keeps this frame's
@@ -778,7 +779,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         logger.log(done, {"finished": True})  # the last step's validation and samples are written too (finished)
     except KeyboardInterrupt:  # (it said "finished files are kept", and not that a resume finishes the run)
         raise Interrupted(f"interrupted at step {done}, the run's last, before its final validation and samples; "
-                          f"checkpoint saved. Finish them with: t2i train --resume {run_dir}", step=done) from None
+                          f"checkpoint saved. Finish them with: t2i train --resume {shell_word(run_dir)}",
+                          step=done) from None
     return {"step": done, **metrics}
 
 
@@ -1008,8 +1010,8 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
     if step >= cfg.steps:
         return None
     which = "" if said_which else f": its step-{step:,} model is exported"
-    return (f"{run_dir} stopped at step {step:,} of {cfg.steps:,}{which}; `t2i train --resume {run_dir}` finishes "
-            f"the run")
+    return (f"{run_dir} stopped at step {step:,} of {cfg.steps:,}{which}; `t2i train --resume "
+            f"{shell_word(run_dir)}` finishes the run")
 
 
 def _remove_empty(folders: list[Path]) -> None:

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError
-from t2i_cli.files import atomic_write_bytes, sha256_of
+from t2i_cli.files import atomic_write_bytes, sha256_of, shell_word
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
@@ -320,14 +320,15 @@ def _missing_advice(folder: Path, name: str) -> str:
         if (folder / "weights").is_dir():
             return f"it is a --stage all run, whose weights are {folder / 'weights'}"
         trained = [folder / s for s in ("transformer", "clip") if (folder / s / f"{s}.safetensors").is_file()]
-        export = (f", or export what it has: `t2i export {' '.join(map(str, trained))} --to {new}`"
+        export = (f", or export what it has: `t2i export {' '.join(map(shell_word, trained))} --to {shell_word(new)}`"
                   if trained and trained[0].name == "transformer" else "")  # (nothing draws without a transformer)
         return (f"it is a --stage all run that has not finished (its weights/ is written at the end); finish it "
-                f"with `t2i train --resume {folder}`{export}")
+                f"with `t2i train --resume {shell_word(folder)}`{export}")
     if (folder / "train_config.json").is_file():  # one stage's run folder (train.RUN_CONFIG)
-        runs = str(folder) if (folder / "transformer.safetensors").is_file() else "TRANSFORMER_RUN"
+        runs = shell_word(folder) if (folder / "transformer.safetensors").is_file() else "TRANSFORMER_RUN"
         return (f"it is a training run folder, not a weights folder; export the runs into a new one: "
-                f"`t2i export {runs} [CLIP_RUN] --to {new}` (a transformer run holds its tokenizer and dVAE too)")
+                f"`t2i export {runs} [CLIP_RUN] --to {shell_word(new)}` (a transformer run holds its tokenizer and "
+                f"dVAE too)")
     if not any((folder / f).is_file() for f in FILES) and _holds_pictures(folder):  # (rerank --weights DIR, the
         # folder of pictures to rank, was told to export a model into that folder)
         return ("it holds pictures, not a t2i model; --weights takes a weights folder (the shipped weights/, or one "
