@@ -1181,3 +1181,22 @@ def test_with_nothing_usable_each_reason_names_a_file_and_list_skipped_lists_the
     assert r.exit_code == 1 and "no usable image-caption pairs" in r.stderr, r.stderr
     assert f"unreadable image: {tmp_path / 'b.png'}" in r.stdout.splitlines(), r.stdout
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_caption_named_in_other_letter_case_is_its_pictures_when_it_is_the_one_match(tmp_path):
+    """IMG_0001.JPG beside img_0001.txt were left apart ("image without .txt caption" and "caption without image"),
+    though macOS' and Windows' file systems call them one name. Such a caption is the picture's when no picture has
+    its exact name and no other caption matches the same way."""
+    make_image(tmp_path / "IMG_0001.JPG")
+    (tmp_path / "img_0001.txt").write_text("a red square")
+    make_image(tmp_path / "Two.png", colour=(0, 0, 250))  # two captions that differ in case alone: neither is taken
+    (tmp_path / "TWO.txt").write_text("one")
+    (tmp_path / "two.txt").write_text("other")
+    make_image(tmp_path / "B.png", colour=(0, 250, 0))  # an exact name wins; the other-case caption is its own
+    (tmp_path / "B.txt").write_text("a green square")
+    make_image(tmp_path / "b.jpg", colour=(0, 240, 0))
+    ds = data.open_source(str(tmp_path), 8, val_fraction=0.0, list_skipped=True)
+    assert sorted((p.name, c) for p, c in ds.pairs) == [("B.png", ["a green square"]),
+                                                       ("IMG_0001.JPG", ["a red square"])]
+    assert ds.every == {"image without .txt caption": [str(tmp_path / "Two.png"), str(tmp_path / "b.jpg")],
+                        ".txt caption without image": [str(tmp_path / "TWO.txt"), str(tmp_path / "two.txt")]}

@@ -451,7 +451,7 @@ def _files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
 
 def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file (.TXT and
-    other cases too; an exact .txt first)."""
+    other cases too; an exact .txt first; a stem in other letter case where that is the one match)."""
     pairs, skipped = [], Skips(list_skipped)
     files, runs, unreadable = _files_under(folder)
     named = (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES, ".txt")
@@ -473,11 +473,22 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             skipped.add(f"second caption file of one name (read: {texts[p.with_suffix('')].name})", p)
         else:
             texts[p.with_suffix("")] = p
+    # A caption whose name differs from its picture's in letter case alone (IMG_0001.JPG, img_0001.txt) is its
+    # caption when no picture has its exact name and it is the only such caption (macOS' and Windows' file
+    # systems call them one name).
+    folded: dict[Path, list[Path]] = {}
+    for stem, txt in texts.items():
+        if stem not in stems:
+            folded.setdefault(stem.parent / stem.name.casefold(), []).append(txt)
+    used: set[Path] = set()
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
+        if txt is None and len(alike := folded.get(image.parent / image.stem.casefold(), [])) == 1:
+            txt = alike[0]
         if txt is None:
             skipped.add("image without .txt caption", image)
             continue
+        used.add(txt)
         try:
             if txt.stat().st_size > MAX_CAPTION_FILE:
                 skipped.add(f"caption file over {MAX_CAPTION_FILE // 1024} KB", txt)
@@ -494,7 +505,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         unread.setdefault(images.unread_picture(p.suffix), []).append(p)
     for why, kind in unread.items():
         skipped.add(why, kind[0], len(kind), tuple(kind[1:]))
-    orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems]
+    orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems and p not in used]
     if orphans:
         orphans.sort()
         skipped.add(".txt caption without image", orphans[0], len(orphans), tuple(orphans[1:]))
