@@ -851,6 +851,24 @@ def test_eval_data_says_what_of_the_folder_it_could_not_use(tiny_weights, tmp_pa
     assert json.loads((tmp_path / "e.json").read_text())["skipped"].startswith("skipped 2 item(s)")
     quiet = run("eval", "--data", tmp_path / "d", "--weights", tiny_weights, "--n", "1", "-q")
     assert quiet.exit_code == 0 and "skipped" not in quiet.stderr
+    assert "no token for" not in r.stderr  # every word of "a red bird" is the tiny tokenizer's
+
+
+def test_eval_data_says_when_the_captions_hold_words_the_tokenizer_does_not_know(tiny_weights, tmp_path):
+    """The shipped world model scored on a user's photos: CLIP score and Frechet distance came out with no word
+    that the model reads almost nothing of such captions (generate warns of unknown words; eval --data did not)."""
+    from conftest import run
+
+    for i in range(40):
+        make_pair(tmp_path / "d", f"p{i:02d}", "a red zeppelin over quixotic bird", colour=colour(i))
+    r = run("eval", "--data", tmp_path / "d", "--weights", tiny_weights, "--n", "2", "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "no token for" in ln]
+    assert len(said) == 1 and "e.g. zeppelin, over, quixotic" in said[0], r.stderr
+    got = json.loads((tmp_path / "e.json").read_text())
+    assert got["unknown_words"] == {"words": 3 * got["n"], "examples": ["zeppelin", "over", "quixotic"]}
+    quiet = run("eval", "--data", tmp_path / "d", "--weights", tiny_weights, "--n", "2", "-q")
+    assert quiet.exit_code == 0 and "no token for" not in quiet.stderr
 
 
 def test_the_val_split_reads_the_first_8_bytes_of_the_images_sha256():

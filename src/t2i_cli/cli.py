@@ -1873,6 +1873,10 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
              f"sampling options change nothing)")
     if result.get("skipped") and not quiet:
         warn(f"{data}: {result['skipped']}")
+    if (unknown := result.get("unknown_words")) and not quiet:
+        warn(f"{data}: the val captions hold {unknown['words']:,} words that {folder}'s tokenizer has no token for "
+             f"(e.g. {', '.join(map(clean, unknown['examples']))}): its model saw them rarely or never in training, "
+             f"so these scores say how little it reads of such captions")
     if json_path is not None:
         _write_eval_json(json_path, result, force)
 

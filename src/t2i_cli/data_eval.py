@@ -66,6 +66,12 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     result: dict[str, Any] = {"source": source, "n": count, "val_size": len(val), "seed": seed, "draws": draws}
     if (skipped := val.skipped_message()) is not None:  # what of the source could not be used (as training says)
         result["skipped"] = skipped
+    # Words the tokenizer has no token for (the shipped world model scoring a user's photos): its scores then say
+    # how little it reads of these captions, which the user should know before reading them as a model's quality.
+    unknown = [w for i in range(count) for c in val.captions_at(i)
+               for w in b.tokenizer.encode(c, pipe.text_len).unknown_words]
+    if unknown:
+        result["unknown_words"] = {"words": len(unknown), "examples": list(dict.fromkeys(unknown))[:5]}
     clip = b.clip
     if clip is not None and sampling.guidance_stop is not None and not sampling.guided and not any(
             pipe.request(c, sampling).regions for i in range(count) for c in val.captions_at(i)):
