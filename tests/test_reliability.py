@@ -859,3 +859,21 @@ def test_a_batch_holds_no_more_images_than_the_decode_memory_bound(weights: Path
     monkeypatch.setattr(pipeline, "DECODE_MEMORY", 3 * pipe.image_bytes())
     clip.cfg = dataclasses.replace(clip.cfg, n_hid=clip.cfg.n_hid * 1000)
     assert pipe.per_batch() == 3 and pipe.score_fit(8) == 1
+
+
+def test_export_into_a_folder_of_the_same_models_at_the_other_precision_says_so(four_step_run, tmp_path):
+    """An export without --half into a folder exported with --half (or the other way round) said only "already
+    exists; pass --force": the models are the same, stored at another precision, which the user could not tell."""
+    r = run("export", four_step_run, "--to", tmp_path / "w", "--half")
+    assert r.exit_code == 0, r.stderr
+    line = one_line_failure(run("export", four_step_run, "--to", tmp_path / "w"), 2)
+    assert "stored in fp16 by --half: pass --half to export them so again" in line, line
+    assert run("export", four_step_run, "--to", tmp_path / "w", "--half").exit_code == 0  # the same: nothing to do
+    assert run("export", four_step_run, "--to", tmp_path / "full").exit_code == 0
+    line = one_line_failure(run("export", four_step_run, "--to", tmp_path / "full", "--half"), 2)
+    assert "in full precision: leave --half out" in line, line
+    other = tmp_path / "other"  # another model in the folder: no such note
+    assert run("export", four_step_run, "--to", other).exit_code == 0
+    run("train", "--resume", four_step_run, "--steps", "6")
+    line = one_line_failure(run("export", four_step_run, "--to", other), 2)
+    assert "already exists; pass --force" in line and "precision" not in line, line

@@ -1102,7 +1102,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
             data = src.read_bytes()
         if target.is_file() and target.read_bytes() == data:
             continue  # already there (the same export again)
-        _refuse_overwrite(target, force)
+        _refuse_overwrite(target, force, _other_precision(target, src, half))
         writes.append((target, data))
     if writes:  # a path inside a file, or one that cannot be made, named as --to
         make_folder(to, "--to")
@@ -1204,6 +1204,26 @@ def _refuse_non_finite(path: Path) -> None:
                            f"diverged; train it again with a lower --lr (nothing was exported)")
 
 
-def _refuse_overwrite(path: Path, force: bool) -> None:
+def _other_precision(target: Path, src: Path, half: bool) -> str:
+    """Why target differs from what an export of src writes, where it is only the precision: the same model stored
+    with --half when this export has none, or the other way round ('' otherwise, or when target is unreadable)."""
+    if target.suffix != ".safetensors" or not target.is_file():
+        return ""
+    try:
+        there, mine = load_tensors(target)[0], load_tensors(src)[0]
+    except WeightsError:
+        return ""
+    if there.keys() != mine.keys():
+        return ""
+    # the file holds what `--half` would write: fp16 copies of the run's floats (and the same other tensors)
+    as_half = all(torch.equal(there[k], v.half() if v.is_floating_point() else v) for k, v in mine.items())
+    if not half and as_half:
+        return " (it holds these models stored in fp16 by --half: pass --half to export them so again)"
+    if half and all(torch.equal(there[k], v) for k, v in mine.items()):
+        return " (it holds these models in full precision: leave --half out to export them so again)"
+    return ""
+
+
+def _refuse_overwrite(path: Path, force: bool, why: str = "") -> None:
     if path.exists() and not force:
-        raise UsageError(f"{path} already exists; pass --force to replace it or export to another folder")
+        raise UsageError(f"{path} already exists{why}; pass --force to replace it or export to another folder")
