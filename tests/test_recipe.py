@@ -645,3 +645,23 @@ def test_a_whole_run_stopped_before_its_first_stage_on_resume_is_as_it_was(tmp_p
     monkeypatch.delenv("WORLD_SIZE")
     r = run("train", "--resume", out, "-q")
     assert r.exit_code == 0 and (out / "weights" / "transformer.safetensors").is_file(), r.stderr
+
+
+def test_a_clip_run_on_one_picture_says_it_learns_nothing(tmp_path):
+    """The CLIP learns by telling a batch's pictures apart: on one training picture its batches are copies of it,
+    the loss stays at ln(batch), and the warning only said to add pictures or lower --batch-size."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.new("RGB", (16, 16), (120 * i, 90, 90)).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(f"picture {i}\n")
+    common = ["--data", data, "--preset", "tiny", "-q"]
+    assert run("train", "--stage", "tokenizer", "--out", tmp_path / "tok", *common).exit_code == 0
+    common += ["--workers", "0", "--device", "cpu"]
+    r = run("train", "--stage", "clip", "--tokenizer", tmp_path / "tok", "--out", tmp_path / "clip", "--steps", "2",
+            *common)
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "fewer than a batch" in ln]
+    assert len(said) == 1 and "with one picture it learns nothing" in said[0], r.stderr
+    r = run("train", "--stage", "dvae", "--out", tmp_path / "dvae", "--steps", "2", *common)
+    assert r.exit_code == 0 and "fewer than a batch" in r.stderr and "learns nothing" not in r.stderr, r.stderr

@@ -708,8 +708,12 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
              f"raise --text-len to keep them whole")
     if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
         kept = f" ({n} more held out for validation)" if (n := getattr(dataset, "held_out", 0)) else ""
+        # the CLIP learns by telling each picture's caption from the batch's others: a picture's copies there
+        # are others with its own caption (one picture: nothing to tell apart, the loss stays at ln batch)
+        contrast = (" (the CLIP stage learns by telling a batch's pictures apart: with one picture it learns "
+                    "nothing)" if cfg.stage == "clip" and len(dataset) == 1 else "")
         warn(f"{len(dataset)} training picture(s){kept}, fewer than a batch of {cfg.batch_size}: every batch "
-             f"repeats them; add pictures or lower --batch-size")
+             f"repeats them{contrast}; add pictures or lower --batch-size")
     if stage is not None and dd.is_main and not len(val) and warn is not None:
         warn(no_validation(cfg, len(dataset)))
     if stage is None:
