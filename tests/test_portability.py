@@ -141,3 +141,25 @@ def test_a_suggested_command_quotes_a_path_with_a_space(tmp_path):
     assert shlex.split(hint) == [str(out)]
     r = run("train", "--stage", "tokenizer", "--preset", "tiny", "--out", out, "-q")
     assert r.exit_code == 2 and shlex.split(r.stderr.split("--resume ", 1)[1])[0] == str(out), r.stderr
+
+
+def test_a_file_system_without_folder_numbers_still_reads_every_folder(tmp_path, monkeypatch):
+    """A folder is read once however many links lead to it, known by its (device, inode) pair; some network shares
+    and FAT file systems (Windows, memory cards) number every folder 0, and every sub-folder after the first was
+    then skipped as one already read, silently."""
+    import stat
+
+    from t2i_cli import data
+
+    for sub in ("a", "b", "c"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "p.png").write_bytes(b"")
+    real = os.stat
+
+    def numberless(path, *a, **k):
+        st = real(path, *a, **k)
+        return os.stat_result((st.st_mode, 0, *tuple(st)[2:])) if stat.S_ISDIR(st.st_mode) else st
+
+    monkeypatch.setattr(data.os, "stat", numberless)
+    files, _, _ = data._files_under(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == ["a/p.png", "b/p.png", "c/p.png"]

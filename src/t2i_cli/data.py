@@ -440,7 +440,8 @@ def _files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
         if (st.st_dev, st.st_ino) in seen:
             dirs.clear()  # already read through another path: not again, and not below it
             continue
-        seen.add((st.st_dev, st.st_ino))
+        if st.st_ino:  # (some network and FAT file systems give every folder 0: each is then read, none skipped)
+            seen.add((st.st_dev, st.st_ino))
         if Path(top) != Path(folder) and _is_run_folder(Path(top), names):
             dirs.clear()
             runs.append(Path(top))
