@@ -1519,7 +1519,8 @@ def data_preview(ctx: typer.Context,
         target = preview_path(out_path, force)
         try:
             with progress_bar(quiet) as bar:
-                dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped, checking=checking_bar(bar))
+                dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped, checking=checking_bar(bar),
+                                      keep=n)
         except NothingUsable as e:  # the list asked for is wanted most when nothing is left
             _list_skipped(e.every)
             raise

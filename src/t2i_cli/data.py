@@ -249,14 +249,16 @@ def check_source_name(source: str) -> None:
 
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
                 val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False,
-                checking: Callable[[int, int], None] | None = None) -> CaptionDataset:
+                checking: Callable[[int, int], None] | None = None, keep: int = 0) -> CaptionDataset:
     """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
     .jsonl manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
     split (val_fraction of the images by a hash of their contents, all pairs of one image on one side:
     split_pairs); the world has its own splits, so its "val" part is world:val. twins (world only) pairs
     every scene with its hard negative (WorldDataset). list_skipped keeps every file left out (`every`), not only
     the first of each reason (a large folder's list is not kept for a training run that only warns).
-    checking(done, total) is called as a folder's or manifest's pictures are checked (each is decoded once)."""
+    checking(done, total) is called as a folder's or manifest's pictures are checked (each is decoded once).
+    keep: the first `keep` usable pictures are checked at `side` and the pixels of that decode kept, so a preview
+    that shows them does not decode them again (a large PNG takes seconds)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     check_source_name(source)
@@ -283,6 +285,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     usable: list[tuple[Path, list[str]]] = []
     digests: list[str] = []  # the sha256 of each usable pair's image, which decides its side of the split
     seen: dict[tuple[str, tuple[str, ...]], Path] = {}  # (the image's sha256, its captions) -> the first such pair
+    kept: dict[Path, bytes] = {}  # the first `keep` usable pictures' RGB bytes at `side`, from their check
     for done, (image, lines) in enumerate(pairs):
         if checking is not None and done % 16 == 0:
             checking(done, len(pairs))
@@ -292,7 +295,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         if not image.is_file():
             skipped.add("image path that is not a file (a folder?)" if image.is_dir() else "missing image", image)
             continue
-        digest, why_not = _readable_digest(image)
+        digest, why_not, pixels = _readable_digest(image, side if len(usable) < keep else None)
         if why_not:
             skipped.add(why_not, image)
         elif (digest, tuple(lines)) in seen:  # a copy adds only weight (the split sets it beside its original)
@@ -303,6 +306,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             seen[digest, tuple(lines)] = image
             usable.append((image, lines))
             digests.append(digest)
+            if pixels is not None:
+                kept[image] = pixels
     if checking is not None:
         checking(len(pairs), len(pairs))
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
@@ -312,34 +317,46 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                             + (f" (found only: {found})" if found else "") + "; add some or use --data world",
                             skipped.every)
     chosen = split_pairs(usable, digests, val_fraction, part)
-    return PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0,
-                       first=skipped.first, every=skipped.every if list_skipped else None)
+    dataset = PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0,
+                          first=skipped.first, every=skipped.every if list_skipped else None)
+    for i, (image, _) in enumerate(chosen):
+        if image in kept:
+            dataset._cache[i, side] = kept[image]
+            dataset._cached += len(kept[image])
+    return dataset
 
 
-def _readable_digest(path: Path) -> tuple[str, str]:
-    """(the sha256 of an image file whose image decodes, "") (the decode reads the whole file, at a reduced scale
-    for a large JPEG, so it catches truncated files), else ("", why not: unreadable, or too large to decode);
-    remembered for the file as it is (path, size, modification time), so the train and val parts of a source,
-    and every stage of a whole run, read each image once."""
+def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, bytes | None]:
+    """(the sha256 of an image file whose image decodes, "", None) (the decode reads the whole file, at a reduced
+    scale for a large JPEG, so it catches truncated files), else ("", why not: unreadable, or too large to decode,
+    None); remembered for the file as it is (path, size, modification time), so the train and val parts of a
+    source, and every stage of a whole run, read each image once. With side, the picture is decoded at that side
+    (not remembered) and its RGB bytes come third, for a preview to show."""
     try:
         st = path.stat()
     except OSError:
-        return "", "unreadable image"
-    return _digest_if_decodes(str(path.resolve()), st.st_size, st.st_mtime_ns)
+        return "", "unreadable image", None
+    if side is not None:
+        return _decoded_digest(str(path.resolve()), side)
+    return (*_digest_if_decodes(str(path.resolve()), st.st_size, st.st_mtime_ns), None)
 
 
 @functools.lru_cache(maxsize=1 << 20)
 def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
+    return _decoded_digest(path, 8)[:2]
+
+
+def _decoded_digest(path: str, side: int) -> tuple[str, str, bytes | None]:
     bombs = (images.Image.DecompressionBombError, images.Image.DecompressionBombWarning)
     try:
-        images.load_rgb(Path(path), 8)
-        return sha256_of(Path(path)).hexdigest(), ""
+        pixels = images.load_rgb(Path(path), side).tobytes()
+        return sha256_of(Path(path)).hexdigest(), "", pixels
     except DataError as e:
         if isinstance(e.__cause__, bombs):
-            return "", f"image over {images.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down)"
-        return "", "unreadable image"
+            return "", f"image over {images.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down)", None
+        return "", "unreadable image", None
     except OSError:
-        return "", "unreadable image"
+        return "", "unreadable image", None
 
 
 class NothingUsable(DataError):
@@ -663,7 +680,7 @@ def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: Capti
     Pass `dataset` when the caller has already opened the source (opening a folder reads every image)."""
     check_preview_size(n, side)
     if dataset is None:
-        dataset = open_source(source, side, n_scenes=max(n, 1))
+        dataset = open_source(source, side, n_scenes=max(n, 1), keep=n)
     count = min(n, len(dataset))
     items = [dataset[i] for i in range(count)]
     sheet = images.contact_sheet([images.image_from_tensor(x) for x, _ in items], [c for _, c in items])

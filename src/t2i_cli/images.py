@@ -82,7 +82,7 @@ def load_rgb(path: Path, side: int) -> Image.Image:
             im.load()
             if drafted is None or drafted[1][2:] == stored:  # a phone's photo as it is shown; no copy when upright
                 upright = im.getexif().get(0x0112, 1) in (1, None)
-                return square(to_rgb(im if upright else ImageOps.exif_transpose(im)), side)
+                return square_rgb(im if upright else ImageOps.exif_transpose(im), side)
             orientation = im.getexif().get(0x0112, 1)
             img = to_rgb(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -149,20 +149,21 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
         raise unreadable(path, what, e) from e
 
 
-def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND,
+           levels: tuple[float, float] | None = None) -> Image.Image:
     """Any mode as 8-bit RGB: transparency (RGBA, LA, a palette, RGB or grey PNG with a transparent colour) is
     composited on `background` (what a plain convert("RGB") would show is the colour stored under alpha 0,
     usually black), and 16- or 32-bit greyscale is scaled to 8 bits rather than clipped (a float image whose
-    values lie in 0..1, as a float TIFF's usually do, read as 0..1 of white, not as black)."""
+    values lie in 0..1, as a float TIFF's usually do, read as 0..1 of white, not as black). Each pixel is made
+    from itself alone, but for the scale of an "I" or "F" picture: levels, when im is a band of a picture, are
+    the whole picture's (_levels)."""
     if im.mode == "F":  # NaN as 0, infinities as the finite extremes; up to 2: a 0..1 image (a little overshoot)
-        a = np.asarray(im, dtype=np.float32)
-        finite = a[np.isfinite(a)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-        a = np.nan_to_num(a, nan=0.0, posinf=hi, neginf=lo)
+        lo, hi = levels or _levels(im)
+        a = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=hi, neginf=lo)
         scale = 255.0 / max(1.0, hi) if hi <= 2.0 else 255.0 / max(255.0, hi)
         im = Image.fromarray(np.clip(a * scale, 0, 255).round().astype(np.uint8), mode="L")
     elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        lo, hi = im.getextrema() if im.mode == "I" else (0, 65535)
+        lo, hi = (levels or _levels(im)) if im.mode == "I" else (0, 65535)
         scale = 255.0 / max(1.0, float(hi) if hi > 255 else 255.0)
         im = im.convert("F").point(lambda v: v * scale).convert("L")
     # a palette, RGB or grey PNG marks a transparent colour (tRNS) in info; convert("RGBA") applies it
@@ -173,6 +174,21 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Im
     return im.convert("RGB")
 
 
+def _levels(im: Image.Image) -> tuple[float, float]:
+    """What to_rgb scales an "I" picture by (its extrema) or an "F" one (its finite extrema; (0, 0) when it has
+    none), read a band of rows at a time (an "F" picture's values are not copied whole)."""
+    if im.mode != "F":
+        return im.getextrema()
+    lo, hi = np.inf, -np.inf
+    rows = max(1, BAND_PIXELS // max(1, im.width))
+    for top in range(0, im.height, rows):
+        a = np.asarray(im.crop((0, top, im.width, min(im.height, top + rows))), dtype=np.float32)
+        finite = a[np.isfinite(a)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    return (lo, hi) if hi >= lo else (0.0, 0.0)
+
+
 def square(img: Image.Image, side: int, size: tuple[float, float] | None = None) -> Image.Image:
     """The centre square of img (short side by short side) resized to side x side (Lanczos), in one
     resampling of that square alone: what resizing the short side to `side` and centre-cropping shows,
@@ -181,6 +197,39 @@ def square(img: Image.Image, side: int, size: tuple[float, float] | None = None)
     w, h = size or img.size
     s = min(w, h)
     return img.resize((side, side), Image.LANCZOS, box=((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
+
+
+BAND_PIXELS = 1 << 20  # square_rgb makes a large picture RGB this many pixels (a band of whole rows) at a time
+
+
+def square_rgb(im: Image.Image, side: int, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """square(to_rgb(im, background), side), the same bytes, without the full-size copies to_rgb makes of a large
+    picture (an 81-megapixel RGBA PNG took four beside its decoded pixels, 1.5 GB): it is made RGB a band of
+    rows (BAND_PIXELS) at a time. Pillow resizes in two passes, rounding to 8 bits between them: each row across,
+    then each column down, unless the height shrinks much more than the width (Pillow 13 then goes down first),
+    which a picture at least as wide as it is tall never does, its square being all of its height. So each band
+    of such a picture is resized across as it is made, and the narrow picture of the bands is resized down, by
+    the weights Pillow's one call uses (they depend on the rows alone). A taller picture's bands are put
+    together into the RGB picture, which is resized as before (the decoded picture and one RGB copy). An RGB
+    picture (with no transparent colour) is resized as it is: to_rgb would copy it unchanged."""
+    w, h = im.size
+    if im.mode == "RGB" and "transparency" not in im.info:  # to_rgb would copy it as it is
+        return square(im, side)
+    if w * h <= BAND_PIXELS:
+        return square(to_rgb(im, background), side)
+    levels = _levels(im) if im.mode in ("I", "F") else None
+    rows = max(1, BAND_PIXELS // w)
+    if w < h or w < 2 * side:  # (less than twice the side across: the narrow picture would be as large)
+        rgb = Image.new("RGB", (w, h))
+        for y in range(0, h, rows):
+            rgb.paste(to_rgb(im.crop((0, y, w, min(h, y + rows))), background, levels), (0, y))
+        return square(rgb, side)
+    x0, x1 = (w - h) / 2, (w + h) / 2  # the centre square's columns (all of its rows)
+    narrow = Image.new("RGB", (side, h))
+    for y in range(0, h, rows):
+        band = to_rgb(im.crop((0, y, w, min(h, y + rows))), background, levels)
+        narrow.paste(band.resize((side, band.height), Image.LANCZOS, box=(x0, 0, x1, band.height)), (0, y))
+    return narrow.resize((side, side), Image.LANCZOS)
 
 
 def crop_rgb(pixels: bytes, side: int, box: tuple[int, int, int], out: int) -> bytes:
