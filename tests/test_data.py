@@ -1218,3 +1218,15 @@ def test_a_caption_named_in_other_letter_case_is_its_pictures_when_it_is_the_one
                                                        ("IMG_0001.JPG", ["a red square"])]
     assert ds.every == {"image without .txt caption": [str(tmp_path / "Two.png"), str(tmp_path / "b.jpg")],
                         ".txt caption without image": [str(tmp_path / "TWO.txt"), str(tmp_path / "two.txt")]}
+
+
+def test_an_empty_picture_file_is_named_as_empty(tmp_path):
+    """A zero-byte picture (a copy that failed, a placeholder) was "unreadable image" in a folder and "cannot
+    identify image file" as --image: it is said to be empty."""
+    make_pair(tmp_path, "good", "a red square")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "empty.txt").write_text("nothing")
+    ds = data.open_source(str(tmp_path), 8, val_fraction=0.0)
+    assert len(ds) == 1 and ds.skipped == {"empty file (0 bytes)": 1}
+    with pytest.raises(DataError, match=r"--image .*empty\.png is an empty file \(0 bytes\); give a complete"):
+        images.image_size(tmp_path / "empty.png", "--image")

@@ -336,6 +336,8 @@ def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, byt
         st = path.stat()
     except OSError:
         return "", "unreadable image", None
+    if not st.st_size:
+        return "", "empty file (0 bytes)", None
     if side is not None:
         return _decoded_digest(str(path.resolve()), side)
     return (*_digest_if_decodes(str(path.resolve()), st.st_size, st.st_mtime_ns), None)

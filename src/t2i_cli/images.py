@@ -43,6 +43,12 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         return DataError(f"{what} {path} does not exist; check the path")
     if Path(path).is_dir():
         return DataError(f"{what} {path} is a folder; give an image file")
+    try:
+        empty = Path(path).stat().st_size == 0
+    except OSError:
+        empty = False
+    if empty:  # (Pillow: "cannot identify image file", as for a file of another kind)
+        return DataError(f"{what} {path} is an empty file (0 bytes); give a complete picture")
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return DataError(f"{what} {path} has more pixels than t2i decodes ({Image.MAX_IMAGE_PIXELS:,}); scale it "
                          f"down (t2i reads pictures at 128 px or so on a side)")
