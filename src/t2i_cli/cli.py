@@ -1529,6 +1529,8 @@ def data_preview(ctx: typer.Context,
         dataset.augment = augment
         shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
         out.print(f"wrote {clean(preview(source, target, n=n, side=side, dataset=dataset, text=shown))}")
+        if len(dataset) < n and not quiet:  # (the sheet holds fewer cells than asked, unsaid)
+            warn(f"{clean(source)} has {len(dataset)} usable picture(s), fewer than --n {n}: the sheet shows them all")
         _list_skipped(dataset.every if list_skipped else {})
 
 
