@@ -137,7 +137,8 @@ def test_ranks_per_prompt_writes_ranking_json_and_touches_no_input(weights, tmp_
     warnings = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(warnings) == 1 and warnings[0].startswith("warning:"), r.stderr
     # a text file is named as one (a captioned folder's .txt files read as "363 not an image")
-    for reason in ("1 file(s) not a picture", "1 text file(s)", "1 unreadable picture(s)", "1 picture(s) without a prompt"):
+    for reason in ("1 file(s) not a picture", "1 text file(s)", "1 unreadable picture(s)",
+                   "1 picture(s) without a prompt"):
         assert reason in warnings[0], warnings[0]
     assert "ranking.json" in r.stdout
 
