@@ -1219,11 +1219,15 @@ def test_a_caption_named_in_other_letter_case_is_its_pictures_when_it_is_the_one
     make_image(tmp_path / "B.png", colour=(0, 250, 0))  # an exact name wins; the other-case caption is its own
     (tmp_path / "B.txt").write_text("a green square")
     make_image(tmp_path / "b.jpg", colour=(0, 240, 0))
+    make_image(tmp_path / "PIC.png", colour=(0, 0, 10))  # two pictures that differ in case alone: neither takes it
+    make_image(tmp_path / "pic.jpg", colour=(0, 0, 20))
+    (tmp_path / "Pic.txt").write_text("which one?")
     ds = data.open_source(str(tmp_path), 8, val_fraction=0.0, list_skipped=True)
     assert sorted((p.name, c) for p, c in ds.pairs) == [("B.png", ["a green square"]),
                                                        ("IMG_0001.JPG", ["a red square"])]
-    assert ds.every == {"image without .txt caption": [str(tmp_path / "Two.png"), str(tmp_path / "b.jpg")],
-                        ".txt caption without image": [str(tmp_path / "TWO.txt"), str(tmp_path / "two.txt")]}
+    assert ds.every == {"image without .txt caption": [str(tmp_path / n) for n in ("PIC.png", "Two.png", "b.jpg",
+                                                                                   "pic.jpg")],
+                        ".txt caption without image": [str(tmp_path / n) for n in ("Pic.txt", "TWO.txt", "two.txt")]}
 
 
 def test_an_empty_picture_file_is_named_as_empty(tmp_path):

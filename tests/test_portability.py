@@ -146,7 +146,7 @@ def test_a_suggested_command_quotes_a_path_with_a_space(tmp_path):
 def test_a_file_system_without_folder_numbers_still_reads_every_folder(tmp_path, monkeypatch):
     """A folder is read once however many links lead to it, known by its (device, inode) pair; some network shares
     and FAT file systems (Windows, memory cards) number every folder 0, and every sub-folder after the first was
-    then skipped as one already read, silently."""
+    then skipped as one already read, silently. There it is known by its real path."""
     import stat
 
     from t2i_cli import data
@@ -154,6 +154,9 @@ def test_a_file_system_without_folder_numbers_still_reads_every_folder(tmp_path,
     for sub in ("a", "b", "c"):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / "p.png").write_bytes(b"")
+    (tmp_path / "a" / "up").symlink_to("..")  # links up the tree: still no loop (two made it run for ever)
+    (tmp_path / "a" / "up2").symlink_to("..")
+    (tmp_path / "b" / "also-c").symlink_to(tmp_path / "c")  # and a folder reached twice is read once
     real = os.stat
 
     def numberless(path, *a, **k):
@@ -162,4 +165,30 @@ def test_a_file_system_without_folder_numbers_still_reads_every_folder(tmp_path,
 
     monkeypatch.setattr(data.os, "stat", numberless)
     files, _, _ = data._files_under(tmp_path)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == ["a/p.png", "b/p.png", "c/p.png"]
+    assert sorted(p.resolve().relative_to(tmp_path.resolve()).as_posix() for p in files) == [
+        "a/p.png", "b/p.png", "c/p.png"]  # each once (c's through the first path to it)
+
+
+def test_a_forked_loader_worker_is_ended_by_sigterm_as_a_spawned_one_is(tmp_path):
+    """A forked worker kept the main process's training handler for SIGTERM, which only notes a stop while the
+    loader starts: the loader's terminate() at exit was noted and never acted on, and the process waiting for the
+    worker hung for good (a test run that had a worker's error never exited). After _ignore_stop_signals a worker
+    ignores Ctrl-C, has left the process group, and SIGTERM ends it, as in a spawned worker."""
+    from t2i_cli.train import _ignore_stop_signals
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: as a worker forked while the main process held its stop handler
+        try:
+            signal.signal(signal.SIGTERM, lambda *a: None)
+            _ignore_stop_signals(0)
+            said = (signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,
+                    signal.getsignal(signal.SIGINT) is signal.SIG_IGN, os.getpgid(0) == os.getpid())
+            os.write(write, repr(said).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    assert got == "(True, True, True)", got

@@ -665,3 +665,16 @@ def test_a_clip_run_on_one_picture_says_it_learns_nothing(tmp_path):
     assert len(said) == 1 and "with one picture it learns nothing" in said[0], r.stderr
     r = run("train", "--stage", "dvae", "--out", tmp_path / "dvae", "--steps", "2", *common)
     assert r.exit_code == 0 and "fewer than a batch" in r.stderr and "learns nothing" not in r.stderr, r.stderr
+    # one picture on more manifest lines than a batch: as many pairs, still one picture
+    from t2i_cli.data import open_source
+
+    (trained,) = {p for p, _ in open_source(str(data), 16, part="train").pairs}
+    (other,) = {data / f"{i}.png" for i in range(2)} - {trained}
+    lines = [{"image": str(trained), "caption": f"picture variant {k}"} for k in range(12)]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(x) for x in [*lines, {"image": str(other),
+                                                                                 "caption": "other"}]))
+    common[1] = tmp_path / "m.jsonl"
+    r = run("train", "--stage", "clip", "--tokenizer", tmp_path / "tok", "--out", tmp_path / "clip2", "--steps", "2",
+            *common)
+    said = [ln for ln in r.stderr.splitlines() if "learns nothing" in ln]
+    assert r.exit_code == 0 and len(said) == 1 and "12 training pairs hold one picture" in said[0], r.stderr

@@ -971,7 +971,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
     """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
     import re
 
-    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, remove_temporaries, safe_stem
+    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, remove_temporaries, safe_stem, shell_word
     from t2i_cli.image_prompt import build, file_sha256
     from t2i_cli.outputs import edited_setting, made_from, provenance, recorded_settings, write_image
 
@@ -983,7 +983,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         needs = "--image SRC" + (" --mask MASK" if rec.image_mode == "inpaint" else "")
         if image is None or (rec.image_mode == "inpaint") != (mask is not None):
             raise UsageError(f"{from_png} was drawn from an image prompt ({rec.image_mode}); "
-                             f"redraw it with --from {from_png} {needs}")
+                             f"redraw it with --from {shell_word(from_png)} {needs}")
         if file_sha256(image) != rec.image_sha256:
             raise UsageError(f"{image} is not the source {from_png} was drawn from (its sha256 differs)")
         if mask is not None and file_sha256(mask) != rec.mask_sha256:
@@ -1405,19 +1405,20 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
             summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
         except KeyboardInterrupt:  # before the first step (a stop in the loop is said by train_loop): what was
             # made of the run is undone (run_stage), so it said the generic "finished files are kept"
+            from t2i_cli.files import shell_word
             from t2i_cli.train import CHECKPOINT, RUN_CONFIG, Interrupted
 
             if (Path(run_dir) / CHECKPOINT).is_file() and not resume:  # (a stop past the step loop's own
                 # handling, as the process group ends): its steps are saved
                 raise Interrupted(f"{run_dir} holds the run up to its last checkpoint: `t2i train --resume "
-                                  f"{run_dir}` goes on from it (or says it is finished)") from None
+                                  f"{shell_word(run_dir)}` goes on from it (or says it is finished)") from None
             if resume:
                 raise Interrupted(f"before training resumed; {run_dir} is as it was: the same command resumes it"
                                   ) from None
             if (Path(run_dir) / RUN_CONFIG).is_file():  # the stop came after the start was made (under torchrun,
                 # while another process's failure was being handled): the run is there, at step 0
                 raise Interrupted(f"before the first step; {run_dir} holds the run's settings: `t2i train --resume "
-                                  f"{run_dir}` starts it") from None
+                                  f"{shell_word(run_dir)}` starts it") from None
             raise Interrupted(f"before training started; no run was made in {run_dir}: the same command starts "
                               f"it") from None
     if summary.get("skipped") and rank_zero():  # (every torchrun process opened the same data)
@@ -1520,7 +1521,8 @@ def data_preview(ctx: typer.Context,
         try:
             with progress_bar(quiet) as bar:
                 dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped, checking=checking_bar(bar),
-                                      keep=n)
+                                      keep=n if augment is None or augment.crop >= 1 else 0)  # (a crop
+                # is decoded larger: the check's decode at the sheet's side would be kept unused)
         except NothingUsable as e:  # the list asked for is wanted most when nothing is left
             _list_skipped(e.every)
             raise

@@ -456,11 +456,13 @@ def _files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     for top, dirs, names in os.walk(folder, followlinks=True,
                                     onerror=lambda e: unreadable.append(Path(e.filename or folder))):
         st = os.stat(top)
-        if (st.st_dev, st.st_ino) in seen:
+        # a folder is known by its number; some network and FAT file systems number every folder 0: by its real
+        # path there (all but the first folder were skipped as read; a link up the tree is still no loop)
+        key = (st.st_dev, st.st_ino) if st.st_ino else os.path.realpath(top)
+        if key in seen:
             dirs.clear()  # already read through another path: not again, and not below it
             continue
-        if st.st_ino:  # (some network and FAT file systems give every folder 0: each is then read, none skipped)
-            seen.add((st.st_dev, st.st_ino))
+        seen.add(key)
         if Path(top) != Path(folder) and _is_run_folder(Path(top), names):
             dirs.clear()
             runs.append(Path(top))
@@ -496,14 +498,20 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     # A caption whose name differs from its picture's in letter case alone (IMG_0001.JPG, img_0001.txt) is its
     # caption when no picture has its exact name and it is the only such caption (macOS' and Windows' file
     # systems call them one name).
+    fold = lambda stem: stem.parent / stem.name.casefold()  # noqa: E731
     folded: dict[Path, list[Path]] = {}
     for stem, txt in texts.items():
         if stem not in stems:
-            folded.setdefault(stem.parent / stem.name.casefold(), []).append(txt)
+            folded.setdefault(fold(stem), []).append(txt)
+    # ... and the one picture of that folded name without a caption of its exact name (IMG_1.JPG and img_1.jpg, two
+    # pictures, both took Img_1.txt)
+    pictures = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
+    uncaptioned = Counter(fold(stem) for stem in pictures if stem not in texts)
     used: set[Path] = set()
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
-        if txt is None and len(alike := folded.get(image.parent / image.stem.casefold(), [])) == 1:
+        if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
+                and uncaptioned[fold(image.with_suffix(""))] == 1:
             txt = alike[0]
         if txt is None:
             skipped.add("image without .txt caption", image)

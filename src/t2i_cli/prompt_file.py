@@ -27,11 +27,16 @@ def blank(text: str) -> bool:
     return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in text)
 
 
-def as_read(prompt: str) -> tuple[str, ...]:
-    """A prompt as the model reads it: lower case, in words and runs of other marks, as t2i's tokenizers split it
-    (models.tokenizer.PROCESSING) and as the world's prompt parser (regional guidance) reads it. Two lines alike
-    in this draw the same images from one seed ("A red bird" and "a red  bird" drew one picture twice)."""
-    return tuple(re.findall(r"\w+|[^\w\s]+", prompt.lower()))
+def as_read(prompt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A prompt as the model reads it: the words of t2i's tokenizers (models.tokenizer.PROCESSING: NFKC, lower case,
+    split at whitespace and between words and marks, by the tokenizers library itself), and those the world's
+    prompt parser (regional guidance) reads, lower case. Two lines alike in both draw the same images from one
+    seed ("A red bird" and "a red  bird" drew one picture twice)."""
+    from tokenizers import normalizers, pre_tokenizers
+
+    text = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()]).normalize_str(prompt)
+    return (tuple(w for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(text)),
+            tuple(re.findall(r"\w+|[^\w\s]+", prompt.lower())))
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
         line = text[:text.index("\x00")].count("\n") + 1
         raise DataError(f"{name} has a NUL character on line {line}; is it a text file?")
     kept: list[PromptLine] = []
-    first: dict[tuple[str, ...], int] = {}
+    first: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
     repeats: list[tuple[int, int]] = []
     # Lines end at \n, \r\n or \r alone (str.splitlines also breaks at form feeds and Unicode separators, which
     # would number the lines otherwise than an editor does).

@@ -706,14 +706,16 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     if cut and warn is not None:
         warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
              f"raise --text-len to keep them whole")
+    # the CLIP learns by telling each picture's caption from the batch's others: a picture's copies there are
+    # others with its own caption (one picture: nothing to tell apart, the loss stays at ln batch)
+    alone = cfg.stage == "clip" and _pictures(dataset) == 1
+    contrast = " (the CLIP stage learns by telling a batch's pictures apart: with one picture it learns nothing)"
     if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
         kept = f" ({n} more held out for validation)" if (n := getattr(dataset, "held_out", 0)) else ""
-        # the CLIP learns by telling each picture's caption from the batch's others: a picture's copies there
-        # are others with its own caption (one picture: nothing to tell apart, the loss stays at ln batch)
-        contrast = (" (the CLIP stage learns by telling a batch's pictures apart: with one picture it learns "
-                    "nothing)" if cfg.stage == "clip" and len(dataset) == 1 else "")
         warn(f"{len(dataset)} training picture(s){kept}, fewer than a batch of {cfg.batch_size}: every batch "
-             f"repeats them{contrast}; add pictures or lower --batch-size")
+             f"repeats them{contrast if alone else ''}; add pictures or lower --batch-size")
+    elif stage is not None and dd.is_main and not resume and alone and warn is not None:  # one picture, many pairs
+        warn(f"{len(dataset)} training pairs hold one picture{contrast}; add pictures")
     if stage is not None and dd.is_main and not len(val) and warn is not None:
         warn(no_validation(cfg, len(dataset)))
     if stage is None:
@@ -746,6 +748,13 @@ def no_validation(cfg: TrainConfig, n_pairs: int) -> str:
     pairs = f" (in {n_pairs} image-caption pairs)" if n_pairs > 1 else ""
     return (f"no validation pictures: {cfg.data} has one distinct usable picture{pairs}, and one is held out "
             f"for validation only from two or more; this run logs no val_* metrics{stop}; add pictures")
+
+
+def _pictures(dataset) -> int:
+    """Distinct picture files a dataset trains on (a picture with several captions, or on several manifest lines,
+    is several pairs and one picture); its length for the world's scenes."""
+    pairs = getattr(dataset, "pairs", None)
+    return len(dataset) if pairs is None else len({str(path) for path, _ in pairs})
 
 
 def long_captions(stage, dataset) -> int:

@@ -593,9 +593,11 @@ def _ignore_stop_signals(_worker_id: int) -> None:
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)
     if hasattr(signal, "pthread_sigmask"):
-        term = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a pending SIGTERM is discarded as it is ignored
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a pending SIGTERM is discarded as it is ignored
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        signal.signal(signal.SIGTERM, term)
+    # SIGTERM ends a worker, as in a spawned one: a forked worker kept the main process's training handler, which
+    # waits for a stop it never sees (the loader's terminate() at exit, and the process waiting on it, hung)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class Interrupted(T2IError):
@@ -1102,7 +1104,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
             data = src.read_bytes()
         if target.is_file() and target.read_bytes() == data:
             continue  # already there (the same export again)
-        _refuse_overwrite(target, force, _other_precision(target, src, half))
+        _refuse_overwrite(target, force, "" if force else _other_precision(target, src, half))
         writes.append((target, data))
     if writes:  # a path inside a file, or one that cannot be made, named as --to
         make_folder(to, "--to")
@@ -1215,11 +1217,14 @@ def _other_precision(target: Path, src: Path, half: bool) -> str:
         return ""
     if there.keys() != mine.keys():
         return ""
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:  # (torch.equal compares values alone, not dtypes)
+        return a.dtype == b.dtype and torch.equal(a, b)
+
     # the file holds what `--half` would write: fp16 copies of the run's floats (and the same other tensors)
-    as_half = all(torch.equal(there[k], v.half() if v.is_floating_point() else v) for k, v in mine.items())
+    as_half = all(same(there[k], v.half() if v.is_floating_point() else v) for k, v in mine.items())
     if not half and as_half:
         return " (it holds these models stored in fp16 by --half: pass --half to export them so again)"
-    if half and all(torch.equal(there[k], v) for k, v in mine.items()):
+    if half and all(same(there[k], v) for k, v in mine.items()):
         return " (it holds these models in full precision: leave --half out to export them so again)"
     return ""
 

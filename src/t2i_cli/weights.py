@@ -334,9 +334,9 @@ def _missing_advice(folder: Path, name: str) -> str:
         return ("it holds pictures, not a t2i model; --weights takes a weights folder (the shipped weights/, or one "
                 "`t2i export` wrote)")
     if name == "clip.safetensors":
-        return f"it is not a complete t2i weights folder; `t2i export CLIP_RUN --to {folder}` adds one"
-    return (f"it is not a complete t2i weights folder; `t2i export TRANSFORMER_RUN --to {folder}` writes one (a "
-            f"transformer run holds its tokenizer and dVAE too)")
+        return f"it is not a complete t2i weights folder; `t2i export CLIP_RUN --to {shell_word(folder)}` adds one"
+    return (f"it is not a complete t2i weights folder; `t2i export TRANSFORMER_RUN --to {shell_word(folder)}` writes "
+            f"one (a transformer run holds its tokenizer and dVAE too)")
 
 
 @dataclass
