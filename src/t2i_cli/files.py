@@ -266,13 +266,15 @@ def sha256_of(path: Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
 MAX_OWN_JSON = 64 << 20  # a JSON file t2i wrote is read to recognise it only up to this size
 
 
-def read_own_json(path: Path) -> Any:
+def read_own_json(path: Path, limit: int | None = None) -> Any:
     """A JSON file t2i wrote (a run's train_config.json or all.json), parsed; ValueError when it is larger than
-    MAX_OWN_JSON (not read) or not JSON, OSError when it cannot be read."""
+    limit bytes (MAX_OWN_JSON unless given; not read) or not JSON, OSError when it cannot be read."""
+    limit = MAX_OWN_JSON if limit is None else limit
     with open(path, "rb") as f:  # one read of at most the bound: a file that grows meanwhile is not read whole
-        data = f.read(MAX_OWN_JSON + 1)
-    if len(data) > MAX_OWN_JSON:
-        raise ValueError(f"it holds more than the {MAX_OWN_JSON >> 20} MB t2i writes there")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        held = f"{limit >> 20} MB" if limit >= 1 << 20 else f"{limit >> 10} KB"
+        raise ValueError(f"it holds more than the {held} t2i writes there")
     return json.loads(data)
 
 

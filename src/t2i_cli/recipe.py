@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from t2i_cli.data import DATA_RECORD
 from t2i_cli.errors import UsageError
 from t2i_cli.files import atomic_write_json, make_folder, read_own_json, shell_word
 from t2i_cli.stages import check_data_still_there, check_new_folder, run_stage
@@ -155,8 +156,12 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
             if progress is not None:
                 progress(stage, step, metrics)
 
+        # The data the whole run started on: the record of its first stage that has one (this stage's own at the
+        # latest); a later stage that starts, or one that resumes, on other pictures says so.
+        since = next((r for s in ORDER[:ORDER.index(stage) + 1]
+                      if (r := run_dir / s / DATA_RECORD).exists() or r.is_symlink()), None)
         result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn, checking=checking,
-                           keep_group=True)
+                           keep_group=True, data_since=since)
         summary[stage] = {k: v for k, v in result.items() if k != "skipped"}
         if result.get("skipped") and warn is not None:
             warn(result["skipped"])  # the same source in every stage: the CLI says it once

@@ -17,7 +17,16 @@ import torch
 import torch.nn as nn
 
 from t2i_cli.errors import DataError, UsageError
-from t2i_cli.files import Busy, atomic_write_bytes, file_above, folder_lock, make_folder, shell_word, temporary_of
+from t2i_cli.files import (
+    Busy,
+    atomic_write_bytes,
+    file_above,
+    folder_lock,
+    is_own_json,
+    make_folder,
+    shell_word,
+    temporary_of,
+)
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor, line_plot, tensor_from_image
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig, code_usage
@@ -445,9 +454,15 @@ def check_new_folder(run_dir: Path, keep_going: str = "", own: list[tuple[Path, 
 
 
 def _left_by_a_start(path: Path, own: list[tuple[Path, str]]) -> bool:
-    """Whether path is a copy of one of a run's dependencies (byte for byte) or a temporary of one."""
+    """Whether path is a copy of one of a run's dependencies (byte for byte) or a temporary of one, or the
+    record of its data (data.DATA_RECORD, written just before the run's config) or its temporary."""
+    from t2i_cli.data import DATA_RECORD, MAX_DATA_RECORD, is_record
+
     if path.is_symlink() or not path.is_file():
         return False
+    if temporary_of(path.name) == DATA_RECORD or (path.name == DATA_RECORD and path.stat().st_size <= MAX_DATA_RECORD
+                                                  and is_own_json(path, is_record)):
+        return True
     for src, name in own:
         if temporary_of(path.name) == name:
             return True
@@ -599,17 +614,21 @@ def process_counts(batches: list[int], most: int = 64) -> str:
 
 
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
-              device: str = "auto", warn=None, checking=None, keep_group: bool = False) -> dict[str, Any]:
+              device: str = "auto", warn=None, checking=None, keep_group: bool = False,
+              data_since: Path | None = None) -> dict[str, Any]:
     """Start (or resume) one stage in run_dir; under torchrun every process calls this. checking(done, total)
     follows the check of a folder's or manifest's pictures (data.open_source), before training starts.
     keep_group: the torchrun process group stays for the next stage (a whole run, which ends it): made again
     for each stage, a rank could read the last group's addresses from the store and fail to connect.
+    A start on a folder or manifest records what it read (data.DATA_RECORD); a resume warns, in one line, when
+    the pictures or captions are not those any more, against run_dir's record or data_since (a whole run's:
+    the record of its first stage that has one).
 
     A folder becomes a run (train_config.json) only once its stage is built and training starts: a start
     that fails (no usable data, a missing dependency, an unbuildable model) leaves nothing behind."""
     import torch.distributed as dist
 
-    from t2i_cli.data import TRAINING_CACHE_BYTES, Augment, PairDataset, open_source
+    from t2i_cli.data import DATA_RECORD, TRAINING_CACHE_BYTES, Augment, PairDataset, open_source
     from t2i_cli.files import atomic_write_json
     from t2i_cli.train import CHECKPOINT, RUN_CONFIG, clean_stale_temporaries, setup_distributed, sync_model_file
 
@@ -672,6 +691,9 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             if dd.n_procs > 1:
                 dist.barrier()
             stage = _build_stage(cfg, run_dir, dd, dataset, val) if cfg.stage != "tokenizer" else None
+            if dd.is_main and not resume and dataset.record is not None:  # what it reads, for a resume to compare
+                created.append(run_dir / DATA_RECORD)  # (one a killed start left is its own: _left_by_a_start)
+                atomic_write_json(run_dir / DATA_RECORD, dataset.record)
             if dd.is_main:  # from here the folder is a run (a resume records an extended schedule)
                 atomic_write_json(run_dir / RUN_CONFIG, cfg.to_json())
         except Busy:  # the folder is another process's now, even one this process made: nothing of it is undone
@@ -680,7 +702,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             undo_start(created)
             raise
         try:
-            return _train_started(cfg, run_dir, dd, resume, dataset, val, stage, progress, warn)
+            since = data_since if data_since is not None else (run_dir / DATA_RECORD if resume else None)
+            return _train_started(cfg, run_dir, dd, resume, dataset, val, stage, progress, warn, since)
         except KeyboardInterrupt:  # no checkpoint: the step loop never began (its stops checkpoint, deferred)
             if dd.is_main and not resume and not (run_dir / CHECKPOINT).exists():
                 undo_start(created + [run_dir / RUN_CONFIG, run_dir / "metrics.jsonl"])
@@ -695,13 +718,17 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
 
 
 def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, dataset, val, stage, progress,
-                   warn) -> dict[str, Any]:
-    """run_stage once its folder is a run: the start's warnings, then the tokenizer or the training loop."""
+                   warn, since: Path | None = None) -> dict[str, Any]:
+    """run_stage once its folder is a run: the start's warnings, then the tokenizer or the training loop. since:
+    the data record to compare the data with (a resume's)."""
     import torch.distributed as dist
 
+    from t2i_cli.data import data_change
     from t2i_cli.train import train_loop
 
     summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
+    if since is not None and dd.is_main and warn is not None and (changed := data_change(since, dataset.record)):
+        warn(changed)
     cut = long_captions(stage, dataset) if stage is not None and dd.is_main and not resume else 0
     if cut and warn is not None:
         warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
