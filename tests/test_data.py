@@ -541,12 +541,17 @@ def test_data_preview_lists_every_file_left_out_on_request(tmp_path, messy_folde
         f"unreadable image: {messy_folder / 'truncated.png'}"]), r.stdout
     assert len(run("data", "preview", messy_folder, "--out", tmp_path / "p.png").stdout.splitlines()) == 1
     assert data.open_source(str(messy_folder), 8).every == {}  # kept only when asked (a training run only warns)
-    # a sheet of fewer pictures than --n asks for says so (it drew what there was, unsaid)
-    usable = len(data.open_source(str(messy_folder), 16))
-    r = run("data", "preview", messy_folder, "--out", tmp_path / "q.png", "--n", str(usable + 5), "--side", "16")
-    assert f"has {usable} usable picture(s), fewer than --n {usable + 5}: the sheet shows them all" in r.stderr
-    r = run("data", "preview", messy_folder, "--out", tmp_path / "r.png", "--n", str(usable), "--side", "16")
-    assert "fewer than --n" not in r.stderr, r.stderr
+    # a sheet of fewer pictures than --n asks for says so (it drew what there was, unsaid; a skip warning says
+    # "using N" already)
+    r = run("data", "preview", messy_folder, "--out", tmp_path / "q.png", "--n", "20", "--side", "16")
+    assert "using 3" in r.stderr and "fewer than --n" not in r.stderr, r.stderr
+    for i in range(3):
+        make_pair(tmp_path / "clean", f"p{i}", f"picture {i}")
+    r = run("data", "preview", tmp_path / "clean", "--out", tmp_path / "r.png", "--n", "5", "--side", "16")
+    assert r.stderr == f"warning: {tmp_path / 'clean'} has 3 usable picture(s), fewer than --n 5: the sheet shows " \
+                       "them all\n", r.stderr
+    r = run("data", "preview", tmp_path / "clean", "--out", tmp_path / "s.png", "--n", "3", "--side", "16")
+    assert r.stderr == "", r.stderr
 
 
 def test_data_world_command_takes_the_side_in_pixels_and_still_reads_the_old_flag(tmp_path):
