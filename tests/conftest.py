@@ -27,6 +27,14 @@ except TypeError:
     RUNNER = CliRunner()
 
 
+def end_group(proc: subprocess.Popen) -> None:
+    """Kill a process started in its own session (start_new_session) with everything in its group, if it still
+    runs: a failed test leaves no process behind."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
 def run(*args):
     """Run a t2i command in-process (Typer's CliRunner); stdout and stderr apart."""
     from t2i_cli.cli import app

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run
+from conftest import end_group, run
 from t2i_cli.files import atomic_write_bytes
 from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.train import TrainConfig, load_checkpoint, save_checkpoint
@@ -119,9 +119,7 @@ def test_a_stop_while_spawned_workers_start_stops_the_run_as_any_stop(tmp_path, 
             os.killpg(proc.pid, signum)
             proc.wait(timeout=120)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+            end_group(proc)
     err = log.read_text()
     assert proc.returncode == 130, err
     assert "internal error" not in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err

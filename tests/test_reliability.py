@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import build_tiny_folder, one_line_failure, run
+from conftest import build_tiny_folder, end_group, one_line_failure, run
 from t2i_cli.errors import WeightsError
 from t2i_cli.images import encode_png, read_png_text
 from t2i_cli.models.transformer import Transformer, TransformerConfig
@@ -481,9 +481,7 @@ def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tmp_
                     os.kill(pid, signal.SIGKILL)
             raise
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+            end_group(proc)
     err = log.read_text()
     assert proc.returncode == 130, err
     assert "internal error" not in err and "checkpoint saved" in err, err
