@@ -1180,7 +1180,7 @@ def test_jfif_pictures_are_used_and_unread_formats_are_named(tmp_path):
     ds = data.open_source(str(tmp_path), 8, val_fraction=0.0)
     assert sorted(ds.captions_at(i)[0] for i in range(len(ds))) == ["picture a", "picture b"]
     assert ds.skipped == {images.unread_picture(".svg"): 1, images.unread_picture(".dng"): 2}
-    assert "camera raw picture (t2i cannot read camera raw" in ds.skipped_message()
+    assert "2 camera raw picture(s) (t2i cannot read camera raw" in ds.skipped_message()
 
 
 def test_a_caption_holding_a_nul_is_named_as_such(tmp_path):

@@ -678,7 +678,7 @@ def test_rerank_says_a_heic_picture_cannot_be_read(weights, tmp_path):
     colour_image((200, 10, 10)).save(folder / "red.png")
     (folder / "photo.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
     r = run("rerank", folder, "--prompt", RED, "--weights", weights, "--device", "cpu")
-    assert r.exit_code == 0 and "1 HEIC picture (t2i cannot read HEIC: save it as JPEG or PNG)" in r.stderr, r.stderr
+    assert r.exit_code == 0 and "1 HEIC picture(s) (t2i cannot read HEIC: save it as JPEG or PNG)" in r.stderr, r.stderr
     assert "not a picture" not in r.stderr
 
 
