@@ -552,6 +552,8 @@ def test_data_preview_lists_every_file_left_out_on_request(tmp_path, messy_folde
                        "them all\n", r.stderr
     r = run("data", "preview", tmp_path / "clean", "--out", tmp_path / "s.png", "--n", "3", "--side", "16")
     assert r.stderr == "", r.stderr
+    r = run("data", "preview", tmp_path / "clean", "--out", tmp_path / "t.png", "--n", "5", "--side", "16", "-q")
+    assert "fewer than --n 5" in r.stderr, r.stderr  # -q is "no progress bar", as for the skip warning
 
 
 def test_data_world_command_takes_the_side_in_pixels_and_still_reads_the_old_flag(tmp_path):

@@ -1531,7 +1531,7 @@ def data_preview(ctx: typer.Context,
         dataset.augment = augment
         shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
         out.print(f"wrote {clean(preview(source, target, n=n, side=side, dataset=dataset, text=shown))}")
-        if len(dataset) < n and not quiet and not dataset.skipped_message():  # (the sheet holds fewer cells
+        if len(dataset) < n and not dataset.skipped_message():  # (the sheet holds fewer cells
             # than asked, unsaid; a skip warning says "using N" already)
             warn(f"{clean(source)} has {len(dataset)} usable picture(s), fewer than --n {n}: the sheet shows them all")
         _list_skipped(dataset.every if list_skipped else {})

@@ -273,7 +273,8 @@ def read_own_json(path: Path, limit: int | None = None) -> Any:
     with open(path, "rb") as f:  # one read of at most the bound: a file that grows meanwhile is not read whole
         data = f.read(limit + 1)
     if len(data) > limit:
-        held = f"{limit >> 20} MB" if limit >= 1 << 20 else f"{limit >> 10} KB"
+        held = f"{limit >> 20} MB" if limit >= 1 << 20 else f"{limit >> 10} KB" if limit >= 1 << 10 else \
+            f"{limit} bytes"
         raise ValueError(f"it holds more than the {held} t2i writes there")
     return json.loads(data)
 
