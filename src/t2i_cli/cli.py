@@ -1097,8 +1097,9 @@ def vary(
 
 
 @app.command(cls=OneValueEach)
-def info(weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to describe (default: "
-                                                                                "$T2I_WEIGHTS or the shipped one)."),
+def info(weights: Optional[Path] = typer.Option(None, "--weights",
+                                                help="Weights folder to describe (default: $T2I_WEIGHTS or the "
+                                                     "shipped one)."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Print a weights folder's configs, parameter counts and hashes."""
     with user_errors():
@@ -1531,8 +1532,8 @@ def data_preview(ctx: typer.Context,
         dataset.augment = augment
         shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
         out.print(f"wrote {clean(preview(source, target, n=n, side=side, dataset=dataset, text=shown))}")
-        if len(dataset) < n and not dataset.skipped_message():  # (the sheet holds fewer cells
-            # than asked, unsaid; a skip warning says "using N" already)
+        # a sheet of fewer cells than asked for was unsaid (where a skip warning says "using N", that says it)
+        if len(dataset) < n and not dataset.skipped_message():
             warn(f"{clean(source)} has {len(dataset)} usable picture(s), fewer than --n {n}: the sheet shows them all")
         _list_skipped(dataset.every if list_skipped else {})
 
@@ -1656,8 +1657,9 @@ def _print_ranking(ranked) -> None:
 
 @app.command("eval", cls=OneValueEach)
 def eval_cmd(ctx: typer.Context,
-             weights: Optional[Path] = typer.Option(None, "--weights", help="Weights folder to evaluate (default: "
-                                                                                   "$T2I_WEIGHTS or the shipped one)."),
+             weights: Optional[Path] = typer.Option(None, "--weights",
+                                                    help="Weights folder to evaluate (default: $T2I_WEIGHTS or the "
+                                                         "shipped one)."),
              data: Optional[str] = typer.Option(None, "--data",
                                                 help="Evaluate on this data source's validation split instead of "
                                                      "the world's tasks (a folder, a .jsonl manifest, world)."),
