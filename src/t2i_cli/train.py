@@ -573,9 +573,18 @@ def _stops_blocked() -> typing.Iterator[None]:
     import multiprocessing
 
     if multiprocessing.get_start_method() != "fork":
+        import sys
         from multiprocessing import resource_tracker
 
-        resource_tracker.ensure_running()  # started later, it unblocks both signals once it is started
+        # Started here, not by the loader: it unblocks both signals once it is started. It runs without its
+        # UserWarnings: a stop while a worker still starts ends the run before that worker, which removes the
+        # loader's semaphores as it ends, and the tracker said them "leaked" (two lines after the stop's own).
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+        sys.warnoptions.append(quiet)  # (what the tracker's command line is made from)
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            sys.warnoptions.remove(quiet)
     before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
