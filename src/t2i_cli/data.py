@@ -560,12 +560,14 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     named = (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES, ".txt")
     # a picture or caption that is not a regular file is never read (a pipe waited forever); said as itself (its
     # caption was blamed, "caption without image", and the picture went unsaid)
-    odd = sorted(p for p in files if p.suffix.lower() in named and not p.is_file())
+    regular = [p for p in files if p.is_file()]  # (one stat a file)
+    kept = set(regular)
+    odd = sorted(p for p in files if p.suffix.lower() in named and p not in kept)
     if odd:
         skipped.add("not a regular file (a link to a missing file, a pipe or a device)", odd[0], len(odd),
                     tuple(odd[1:]))
     stems = {p.with_suffix("") for p in files if p.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES)}
-    files = [p for p in files if p.is_file()]
+    files = regular
     if runs:
         skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs), tuple(runs[1:]))
     if unreadable:  # its pictures were left out silently

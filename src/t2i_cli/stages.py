@@ -733,16 +733,17 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     if cut and warn is not None:
         warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
              f"raise --text-len to keep them whole")
-    # the CLIP learns by telling each picture's caption from the batch's others: a picture's copies there are
-    # others with its own caption (one picture: nothing to tell apart, the loss stays at ln batch)
-    alone = cfg.stage == "clip" and _pictures(dataset) == 1
-    contrast = " (the CLIP stage learns by telling a batch's pictures apart: with one picture it learns nothing)"
-    if stage is not None and dd.is_main and not resume and len(dataset) < cfg.batch_size and warn is not None:
-        kept = f" ({n} more held out for validation)" if (n := getattr(dataset, "held_out", 0)) else ""
-        warn(f"{len(dataset)} training picture(s){kept}, fewer than a batch of {cfg.batch_size}: every batch "
-             f"repeats them{contrast if alone else ''}; add pictures or lower --batch-size")
-    elif stage is not None and dd.is_main and not resume and alone and warn is not None:  # one picture, many pairs
-        warn(f"{len(dataset)} training pairs hold one picture{contrast}; add pictures")
+    if stage is not None and dd.is_main and not resume and warn is not None:
+        # the CLIP learns by telling each picture's caption from the batch's others: a picture's copies there are
+        # others with its own caption (one picture: nothing to tell apart, the loss stays at ln batch)
+        alone = cfg.stage == "clip" and _pictures(dataset) == 1
+        contrast = " (the CLIP stage learns by telling a batch's pictures apart: with one picture it learns nothing)"
+        if len(dataset) < cfg.batch_size:
+            kept = f" ({n} more held out for validation)" if (n := getattr(dataset, "held_out", 0)) else ""
+            warn(f"{len(dataset)} training picture(s){kept}, fewer than a batch of {cfg.batch_size}: every batch "
+                 f"repeats them{contrast if alone else ''}; add pictures or lower --batch-size")
+        elif alone:  # one picture on many pairs (manifest lines)
+            warn(f"{len(dataset)} training pairs hold one picture{contrast}; add pictures")
     if stage is not None and dd.is_main and not len(val) and warn is not None:
         warn(no_validation(cfg, len(dataset)))
     if stage is None:
