@@ -173,12 +173,14 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
 
     from t2i_cli.train import read_run_config
 
+    if "out_dir" in given and _same_folder(params["out_dir"], run_dir):  # the command a stop suggests, --resume
+        given = given - {"out_dir"}  # RUN added to it: --out RUN names the run again
+    cfg = read_run_config(run_dir)
     refused = sorted(given - RESUME_OPTIONS - {"stage"})
-    if refused:
+    if refused and not _said_again(cfg, given, params):
         raise UsageError(f"{', '.join(flag(n, params) for n in refused)} cannot change a run that has started; "
                          f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
                          f"--sample-every, --log-every, --patience, --device and --quiet apply)")
-    cfg = read_run_config(run_dir)
     if "stage" in given and params["stage"] != cfg.stage:  # the run's own stage is only said again
         raise UsageError(f"--stage {params['stage']}: {run_dir} is a {cfg.stage} run; leave --stage out "
                          f"(or give --stage {cfg.stage}) to continue it")
@@ -201,6 +203,38 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
         raise UsageError(f"--steps {changes['steps']} is fewer than the run's {cfg.steps}; with --resume, "
                          f"--steps is a new total that extends the run")
     return checked(replace(cfg, **changes))
+
+
+def _same_folder(a, b) -> bool:
+    """Whether two paths name one folder (as typed, or through links)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+# What a resume may change: a run's other settings said again on the command line must be its own.
+_RESUMABLE_FIELDS = {"steps", "lr", "num_workers", "ckpt_every", "sample_every", "log_every", "patience"}
+
+
+def _said_again(cfg, given: set[str], params: dict) -> bool:
+    """Whether the options of a resume that a resume cannot change are the run's own settings said again: the
+    command that started the run with --resume RUN added (--preset tiny, --data pics) builds the config the run
+    recorded, but for what a resume may change."""
+    from dataclasses import asdict
+
+    if "stage" in given and params.get("stage") != cfg.stage:
+        return False  # (its own line follows)
+    opts = dict(params)
+    try:
+        data = stored_data(params["data"]) if "data" in given else cfg.data
+        fresh = train_config(cfg.stage, data, params.get("preset") or "default", opts)
+    except (UsageError, KeyError, TypeError, ValueError):
+        return False
+    def settled(c) -> dict:  # as train_config.json holds them (a model's tuples are lists there)
+        return json.loads(json.dumps({k: v for k, v in asdict(c).items() if k not in _RESUMABLE_FIELDS}))
+
+    return settled(fresh) == settled(cfg)
 
 
 def checked(cfg):

@@ -1,0 +1,44 @@
+"""`t2i train --resume RUN` with the run's own settings said again: the command that started the run with
+--resume RUN added (what a stop's message suggests) continues it; a setting that differs is still refused."""
+from __future__ import annotations
+
+import json
+
+from conftest import one_line_failure, run
+
+START = ("train", "--stage", "dvae", "--preset", "tiny", "--data", "world:train", "--device", "cpu", "--workers", "0",
+         "-q")
+
+
+def steps_done(run_dir) -> int:
+    return max(json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines())
+
+
+def test_the_starting_command_with_resume_added_continues_the_run(tmp_path):
+    r = run(*START, "--steps", "2", "--log-every", "1", "--out", tmp_path / "r")
+    assert r.exit_code == 0, r.stderr
+    # the stop's advice taken literally: the same command, --resume RUN added (its --out names the run again)
+    r = run(*START, "--steps", "4", "--log-every", "1", "--out", tmp_path / "r", "--resume", tmp_path / "r")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((tmp_path / "r" / "train_config.json").read_text())["steps"] == 4
+    assert steps_done(tmp_path / "r") == 4
+    # a setting said again as the run has it (the preset's batch size) is its own, too
+    r = run("train", "--resume", tmp_path / "r", "--preset", "tiny", "--batch-size", "8", "--steps", "5", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert steps_done(tmp_path / "r") == 5
+
+
+def test_a_setting_other_than_the_runs_is_still_refused(tmp_path):
+    r = run(*START, "--steps", "2", "--out", tmp_path / "r")
+    assert r.exit_code == 0, r.stderr
+    before = (tmp_path / "r" / "train_config.json").read_text()
+    for extra, named in ((("--preset", "default"), "--preset"),
+                         (("--preset", "tiny", "--batch-size", "3"), "--batch-size, --preset"),
+                         (("--preset", "tiny", "--data", str(tmp_path)), "--data, --preset"),
+                         (("--out", str(tmp_path / "other")), "--out"),
+                         (("--seed", "1"), "--seed")):
+        line = one_line_failure(run("train", "--resume", tmp_path / "r", "--steps", "3", *extra), 2)
+        assert line.startswith(f"error: {named} cannot change a run that has started"), line
+    assert not (tmp_path / "other").exists()
+    assert (tmp_path / "r" / "train_config.json").read_text() == before
+    assert steps_done(tmp_path / "r") == 2
