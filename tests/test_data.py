@@ -112,8 +112,8 @@ def test_folder_skips_bad_files_and_reports_them(messy_folder):
     assert len(ds) == 3
     assert ds.skipped == {"unreadable image": 2, "empty caption": 1, ".txt caption without image": 3}
     message = ds.skipped_message()
-    assert "2 unreadable image" in message and "1 empty caption" in message and "\n" not in message
-    assert "3 .txt caption without image" in message
+    assert "2 unreadable images" in message and "1 empty caption" in message and "\n" not in message
+    assert "3 .txt captions without image" in message
     for i in range(len(ds)):
         x, caption = ds[i]
         assert x.shape == (3, 16, 16) and caption
@@ -155,7 +155,7 @@ def test_jsonl_manifest_with_relative_paths(tmp_path):
     manifest.write_text("\n".join(lines))
     ds = data.open_source(str(manifest), 8)
     assert [ds[i][1] for i in range(len(ds))] == ["a red square", "a blue square"]
-    assert ds.skipped == {"missing image": 1, "empty caption": 1, "manifest line that is not JSON in UTF-8": 1}
+    assert ds.skipped == {"missing image": 1, "empty caption": 1, "manifest line not JSON in UTF-8": 1}
     assert ds[1][0][2].mean() > 0.9
 
 
@@ -175,10 +175,11 @@ def test_manifest_lines_that_are_not_pairs_are_bad_lines_and_a_bom_is_not_text(t
     ds = data.open_source(str(manifest), 8)
     assert [ds.captions_at(i) for i in range(len(ds))] == [["a red square"], ["a square", "red"]]
     # each kind of bad line named as such (all were "bad manifest line", which told the user nothing to mend)
-    not_json, typed = "manifest line that is not JSON in UTF-8", 'manifest line whose "image" is not a string'
+    not_json, typed = "manifest line not JSON in UTF-8", 'manifest line whose "image" is not a string'
     kinds = {not_json: [2, 3], typed: [4, 5, 6], "manifest line over 1 MiB": [7]}
     assert {k[:len(typed)]: n for k, n in ds.skipped.items()} == {k: len(v) for k, v in kinds.items()}
-    assert f"2 {not_json}, e.g. {manifest} line 2" in ds.skipped_message()  # the first bad one of each kind
+    # the first bad one of each kind
+    assert f"2 manifest lines not JSON in UTF-8, e.g. {manifest} line 2" in ds.skipped_message()
     # each one kept only when `data preview --list-skipped` asks (a million bad lines held 80 MB for one warning)
     assert ds.every == {} and data._scan_manifest(manifest)[1].every == {}  # not even while it is read
     listed = data.open_source(str(manifest), 8, list_skipped=True)
@@ -197,7 +198,7 @@ def test_a_manifest_line_without_the_two_names_or_naming_a_folder_says_so(tmp_pa
     ds = data.open_source(str(manifest), 8, val_fraction=0.0)
     assert len(ds) == 1 and ds.skipped == {
         'manifest line without both "image" and "caption" (names are case-sensitive)': 2,
-        "image path that is not a file (a folder?)": 1}
+        "image path naming a folder": 1}
     assert f"{tmp_path / 'imgs'}" in ds.skipped_message()
 
 
@@ -654,7 +655,7 @@ def test_files_that_do_not_load_are_left_out_before_the_split_and_counted_in_eve
     assert {part: ds.skipped for part, ds in parts.items()} == {part: {"unreadable image": 2} for part in data.PARTS}
     assert [p for p, _ in parts["val"].pairs] == good[:1]
     assert sorted(p for p, _ in parts["train"].pairs) == sorted(good[1:])
-    named = f"2 unreadable image, e.g. {folder / 'fake.png'}"  # the first, so the user can find them
+    named = f"2 unreadable images, e.g. {folder / 'fake.png'}"  # the first, so the user can find them
     assert parts["all"].skipped_message() == f"skipped 2 item(s) ({named}); using 3"
     assert parts["train"].skipped_message() == (f"skipped 2 item(s) ({named}); using 2 "
                                                 "(1 more held out for validation)")
@@ -1164,7 +1165,7 @@ def test_a_picture_that_is_not_a_regular_file_is_said_as_such_and_never_read(tmp
     (tmp_path / "zero.jpg").symlink_to("/dev/zero")
     (tmp_path / "zero.txt").write_text("a device")
     ds = data.open_source(str(tmp_path), 8, val_fraction=0.0, list_skipped=True)
-    why = "not a regular file (a link to a missing file, a pipe or a device)"
+    why = "non-regular file (a link to a missing file, a pipe or a device)"
     assert len(ds) == 1 and ds.skipped == {why: 3}
     assert ds.every == {why: [str(tmp_path / n) for n in ("gone.png", "pipe.png", "zero.jpg")]}
 
@@ -1206,7 +1207,7 @@ def test_with_nothing_usable_each_reason_names_a_file_and_list_skipped_lists_the
     (tmp_path / "c.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     with pytest.raises(DataError) as e:
         data.open_source(str(tmp_path), 8)
-    assert f"2 unreadable image, e.g. {tmp_path / 'a.png'}" in str(e.value)
+    assert f"2 unreadable images, e.g. {tmp_path / 'a.png'}" in str(e.value)
     assert f"1 {images.UNREAD_PICTURE}: {tmp_path / 'c.heic'}" in str(e.value)
     r = run("data", "preview", tmp_path, "--out", tmp_path / "p.png", "--list-skipped")
     assert r.exit_code == 1 and "no usable image-caption pairs" in r.stderr, r.stderr

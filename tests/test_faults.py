@@ -488,8 +488,8 @@ def test_data_preview_skips_non_images_truncated_images_and_bombs(tmp_path, deco
     assert r.exit_code == 0, (r.stderr, r.exception)
     warnings = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(warnings) == 1 and warnings[0].startswith("warning:"), r.stderr
-    assert "2 unreadable image" in warnings[0] and "using 2" in warnings[0], warnings[0]
-    assert "2 image over 89 megapixels (scale it down)" in warnings[0], warnings[0]  # complete, just too large
+    assert "2 unreadable images" in warnings[0] and "using 2" in warnings[0], warnings[0]
+    assert "2 images over 89 megapixels (scale it down)" in warnings[0], warnings[0]  # complete, just too large
     assert all(w * h < 10_000_000 for w, h in decode_spy), decode_spy  # no bomb was ever decoded
     assert is_valid_png(sheet)
     assert sorted(p.name for p in tmp_path.rglob("*") if p.parent != folder) == ["data", "full.png", "sheet.png"]

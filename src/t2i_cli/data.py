@@ -64,13 +64,30 @@ class CaptionDataset(Dataset):
             return (": " if n == 1 else ", e.g. ") + first[why] if why in first else ""
 
         left_out = {why: n for why, n in self.skipped.items() if why != TOO_MANY_CAPTIONS}
-        reasons = "; ".join(f"{n} {why}{example(why, n)}" for why, n in sorted(left_out.items()))
+        reasons = "; ".join(f"{counted(n, why)}{example(why, n)}" for why, n in sorted(left_out.items()))
         kept = f" ({self.held_out} more held out for validation)" if self.held_out else ""
         said = f"skipped {sum(left_out.values())} item(s) ({reasons}); " if left_out else ""
         trimmed = self.skipped.get(TOO_MANY_CAPTIONS, 0)  # pictures that are used, with some of their captions
         return (f"{said}using {len(self)}{kept}" + (f"; {trimmed} picture(s) have over {MAX_CAPTIONS} captions: the "
                                                    f"first {MAX_CAPTIONS} of each are used"
                                                    f"{example(TOO_MANY_CAPTIONS, trimmed)}" if trimmed else ""))
+
+
+# The head nouns of the reasons a source leaves items out for, each said of one item ("unreadable image")
+_PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
+            "copy": "copies", "path": "paths", "picture": "pictures"}
+
+
+def counted(n: int, why: str) -> str:
+    """A reason with its count: "1 unreadable image", "2 unreadable images" (the head noun of the reason's first
+    noun phrase made plural: "2 .txt captions without image", "3 image paths naming a folder")."""
+    words = why.split(" ")
+    if n != 1:
+        for i, word in enumerate(words):
+            if word in _PLURALS and (i + 1 == len(words) or words[i + 1] not in _PLURALS):
+                words[i] = _PLURALS[word]
+                break
+    return f"{n} {' '.join(words)}"
 
 
 class WorldDataset(CaptionDataset):
@@ -297,7 +314,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             skipped.add("empty caption", image)
             continue
         if not image.is_file():
-            skipped.add("image path that is not a file (a folder?)" if image.is_dir() else "missing image", image)
+            skipped.add("image path naming a folder" if image.is_dir() else "missing image", image)
             continue
         digest, why_not, pixels = _readable_digest(image, side if len(usable) < keep else None)
         if why_not:
@@ -315,7 +332,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     if checking is not None:
         checking(len(pairs), len(pairs))
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
-        found = "; ".join(f"{n} {why}" + (": " if n == 1 else ", e.g. ") + skipped.first[why]
+        found = "; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + skipped.first[why]
                           for why, n in sorted(skipped.items()))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + "; add some or use --data world",
@@ -564,7 +581,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     kept = set(regular)
     odd = sorted(p for p in files if p.suffix.lower() in named and p not in kept)
     if odd:
-        skipped.add("not a regular file (a link to a missing file, a pipe or a device)", odd[0], len(odd),
+        skipped.add("non-regular file (a link to a missing file, a pipe or a device)", odd[0], len(odd),
                     tuple(odd[1:]))
     stems = {p.with_suffix("") for p in files if p.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES)}
     files = regular
@@ -652,7 +669,7 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
             try:
                 row = json.loads(raw.decode("utf-8"))
             except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
-                skipped.add("manifest line that is not JSON in UTF-8", where)
+                skipped.add("manifest line not JSON in UTF-8", where)
                 continue
             if not isinstance(row, dict) or "image" not in row or "caption" not in row:
                 skipped.add('manifest line without both "image" and "caption" (names are case-sensitive)', where)
