@@ -1248,3 +1248,25 @@ def test_an_empty_picture_file_is_named_as_empty(tmp_path):
     assert len(ds) == 1 and ds.skipped == {"empty file (0 bytes)": 1}
     with pytest.raises(DataError, match=r"--image .*empty\.png is an empty file \(0 bytes\); give a complete"):
         images.image_size(tmp_path / "empty.png", "--image")
+
+
+def test_pictures_of_one_name_that_share_a_caption_are_used_and_said(tmp_path):
+    """pic.webp and pic.tif beside one pic.txt both took its captions without a word: a copy in another format
+    trains twice and may land on the other side of the split, validating on itself. Both are used, and said."""
+    make_pair(tmp_path, "one", "a red square")
+    make_image(tmp_path / "pic.webp", colour=(0, 0, 200))
+    make_image(tmp_path / "pic.tif", colour=(0, 0, 190))
+    make_image(tmp_path / "pic.png", colour=(0, 0, 180))
+    (tmp_path / "pic.txt").write_text("a blue square")
+    ds = data.open_source(str(tmp_path), 8, val_fraction=0.0, list_skipped=True)
+    assert sorted(p.name for p, _ in ds.pairs) == ["one.png", "pic.png", "pic.tif", "pic.webp"]
+    assert ds.skipped == {data.SHARED_CAPTION: 2}
+    message = ds.skipped_message()
+    assert message.startswith("using 4; 2 picture(s) share the caption file of another picture of their name"), message
+    assert f"e.g. {tmp_path / 'pic.tif'} (pic.png too reads pic.txt)" in message and "skipped" not in message
+    assert ds.every == {data.SHARED_CAPTION: [f"{tmp_path / n} (pic.png too reads pic.txt)"
+                                              for n in ("pic.tif", "pic.webp")]}
+    alone = tmp_path / "alone"
+    make_pair(alone, "a", "a red square")
+    make_pair(alone, "b", "a blue square", colour=(0, 0, 200))
+    assert data.open_source(str(alone), 8, val_fraction=0.0).skipped_message() is None

@@ -63,14 +63,17 @@ class CaptionDataset(Dataset):
         def example(why: str, n: int) -> str:
             return (": " if n == 1 else ", e.g. ") + first[why] if why in first else ""
 
-        left_out = {why: n for why, n in self.skipped.items() if why != TOO_MANY_CAPTIONS}
+        left_out = {why: n for why, n in self.skipped.items() if why not in (TOO_MANY_CAPTIONS, SHARED_CAPTION)}
         reasons = "; ".join(f"{counted(n, why)}{example(why, n)}" for why, n in sorted(left_out.items()))
         kept = f" ({self.held_out} more held out for validation)" if self.held_out else ""
         said = f"skipped {sum(left_out.values())} item(s) ({reasons}); " if left_out else ""
         trimmed = self.skipped.get(TOO_MANY_CAPTIONS, 0)  # pictures that are used, with some of their captions
         return (f"{said}using {len(self)}{kept}" + (f"; {trimmed} picture(s) have over {MAX_CAPTIONS} captions: the "
                                                    f"first {MAX_CAPTIONS} of each are used"
-                                                   f"{example(TOO_MANY_CAPTIONS, trimmed)}" if trimmed else ""))
+                                                   f"{example(TOO_MANY_CAPTIONS, trimmed)}" if trimmed else "")
+                + (f"; {shared} picture(s) share the caption file of another picture of their name, each used (a "
+                   f"copy in another format trains twice and may validate on itself){example(SHARED_CAPTION, shared)}"
+                   if (shared := self.skipped.get(SHARED_CAPTION, 0)) else ""))
 
 
 # The head nouns of the reasons a source leaves items out for, each said of one item ("unreadable image")
@@ -333,7 +336,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         checking(len(pairs), len(pairs))
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
         found = "; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + skipped.first[why]
-                          for why, n in sorted(skipped.items()))
+                          for why, n in sorted(skipped.items()) if why != SHARED_CAPTION)
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + "; add some or use --data world",
                             skipped.every)
@@ -492,6 +495,8 @@ MAX_MANIFEST_LINE = 1 << 20  # bytes of one manifest line parsed (a longer line 
 # out. Each kept caption is a string of its own, so 64 KB of three-byte lines held 1.5 MB per picture.
 MAX_CAPTIONS = 64
 TOO_MANY_CAPTIONS = f"captions past the first {MAX_CAPTIONS} of a picture"  # counted by picture (skipped_message)
+# pic.webp and pic.tif beside one pic.txt: both used, with its captions, and said (counted past the first picture)
+SHARED_CAPTION = "picture sharing its caption file with another picture of its name"
 
 
 def _kept_captions(lines: list[str], where: object, skipped: Skips) -> list[str]:
@@ -608,6 +613,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     pictures = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
     uncaptioned = Counter(fold(stem) for stem in pictures if stem not in texts)
     used: set[Path] = set()
+    captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
         if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
@@ -616,6 +622,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         if txt is None:
             skipped.add("image without .txt caption", image)
             continue
+        if txt in captioned:
+            skipped.add(SHARED_CAPTION, f"{image} ({captioned[txt].name} too reads {txt.name})")
+        captioned.setdefault(txt, image)
         used.add(txt)
         try:
             if txt.stat().st_size > MAX_CAPTION_FILE:
