@@ -1102,7 +1102,7 @@ def test_eval_of_weights_without_a_reranker_says_it_draws_once(tmp_path):
         (data / f"p{i}.txt").write_text("a red bird\n")
     r = run("eval", "--data", data, "--n", "2", "--weights", folder)
     assert r.exit_code == 0 and "t2i's own CLIP embeddings" not in r.stdout, r.stdout
-    assert "no CLIP score or Frechet distance (and no picture is drawn" in r.stderr, r.stderr
+    assert "no CLIP cosine or distance (and no picture is drawn" in r.stderr, r.stderr
     r = run("eval", "--data", data, "--n", "2", "--weights", folder, "-q")  # --quiet: no warnings
     assert r.exit_code == 0 and r.stderr == "", r.stderr
 

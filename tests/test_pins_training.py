@@ -261,8 +261,9 @@ def eval_data(tmp_path_factory) -> Path:
 
 
 def test_eval_data_seeds_each_caption_on_from_the_one_before_across_decodes(tiny_weights, eval_data):
-    """With 16 draws a caption (one decode each) every caption would be drawn from the same seed."""
-    from t2i_cli.data_eval import evaluate_data
+    """With 16 draws a caption (one decode each) every caption would be drawn from the same seed; and each
+    caption's seed is hashed from (seed, caption): seed + i made seed 6's caption 0 seed 5's caption 1."""
+    from t2i_cli.data_eval import caption_seed, evaluate_data
     from t2i_cli.pipeline import MAX_BATCH, TextToImage
 
     pipe = TextToImage.from_folder(tiny_weights, "cpu")
@@ -270,7 +271,8 @@ def test_eval_data_seeds_each_caption_on_from_the_one_before_across_decodes(tiny
     draw_each = pipe.draw_each
     pipe.draw_each = lambda requests, seeds, n=1: seen.append(list(seeds)) or draw_each(requests, seeds, n)
     result = evaluate_data(pipe, str(eval_data), 3, seed=5, draws=MAX_BATCH)
-    assert result["n"] == 3 and seen == [[5], [6], [7]]
+    assert result["n"] == 3 and seen == [[caption_seed(5, i)] for i in range(3)]
+    assert len({caption_seed(s, i) for s in range(4) for i in range(50)}) == 200  # no two seeds share a draw
     # bits per code, not per image: a 32-code random model is near log2(32) bits
     assert 0 < result["transformer"]["bits_per_code"] < 2 * math.log2(pipe.bundle.dvae.cfg.n_codes)
 

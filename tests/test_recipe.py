@@ -179,6 +179,32 @@ def test_frechet_distance_is_zero_for_one_set_and_grows_with_a_shift():
     assert frechet_distance(a, 3 * a) > 10  # a wider spread counts too
 
 
+def test_kernel_distance_is_the_unbiased_mmd_and_stays_near_zero_where_frechet_grows_at_small_n():
+    """KID: the unbiased squared MMD under (x.y / D + 1)^3, checked against a loop over pairs; for two small
+    samples of one distribution the Frechet distance is far above 0 (its bias at n below D), the kernel
+    distance about 0 on average; a shifted set scores higher on both."""
+    from t2i_cli.data_eval import frechet_distance, kernel_distance
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 3, generator=g), torch.randn(4, 3, generator=g)
+    k = lambda x, y: (float(x @ y) / 3 + 1) ** 3  # noqa: E731
+    within = lambda s: sum(k(s[i], s[j]) for i in range(len(s)) for j in range(len(s)) if i != j) / (  # noqa: E731
+        len(s) * (len(s) - 1))
+    cross = sum(k(x, y) for x in a for y in b) / (len(a) * len(b))
+    assert kernel_distance(a, b) == pytest.approx(within(a) + within(b) - 2 * cross, rel=1e-5)
+    assert kernel_distance(a[:1], b) is None and kernel_distance(a, b[:1]) is None
+    fds, kds = [], []
+    for _ in range(40):  # 16 samples of 32 dimensions, twice, of one normal distribution
+        x, y = torch.randn(16, 32, generator=g), torch.randn(16, 32, generator=g)
+        fds.append(frechet_distance(x, y))
+        kds.append(kernel_distance(x, y))
+    mean_fd, mean_kd = sum(fds) / len(fds), sum(kds) / len(kds)
+    spread = (sum((d - mean_kd) ** 2 for d in kds) / len(kds)) ** 0.5
+    assert mean_fd > 10 and abs(mean_kd) < 0.5 * spread  # Frechet's bias; the kernel distance's mean near 0
+    x, y = torch.randn(16, 32, generator=g), torch.randn(16, 32, generator=g) + 1.0
+    assert kernel_distance(x, y) > max(kds) and frechet_distance(x, y) > max(fds)
+
+
 def test_eval_data_on_a_folder_prints_a_table_and_writes_json(uninterrupted, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -192,14 +218,18 @@ def test_eval_data_on_a_folder_prints_a_table_and_writes_json(uninterrupted, tmp
     result = json.loads(out.read_text())
     assert result["n"] == min(4, result["val_size"]) and result["val_size"] >= 1
     assert result["dvae"]["psnr"] > 0 and result["transformer"]["bits_per_code"] > 0
-    assert {"score_generated", "score_real", "frechet_distance"} <= set(result["clip"])
-    assert "bits per code" in r.stdout and "not comparable with published FID" in r.stdout
+    assert {"score_generated", "score_real", "frechet_distance", "kernel_distance"} <= set(result["clip"])
+    assert result["clip"]["embedding_dim"] > 0 and "sentence-level" in result["clip_score"]
+    assert "bits per code" in r.stdout and "not with published FID or KID" in r.stdout
+    assert "compare it only at the same --n" in r.stdout and "not the reranker's score" in r.stdout
+    assert f"seed 0, {result['precision']}" in r.stdout
     bad = run("eval", "--data", data, "--weights", uninterrupted / "weights", "--candidates", "4")
     assert bad.exit_code == 2 and "--candidates" in bad.stderr
     one = tmp_path / "one.json"  # one image has no covariance: no Frechet distance, said so, never NaN
     r = run("eval", "--data", data, "--weights", uninterrupted / "weights", "--n", "1", "--json", one, "-q")
     assert r.exit_code == 0 and "needs 2 or more real images" in r.stdout, r.stderr
     assert "NaN" not in one.read_text() and json.loads(one.read_text())["clip"]["frechet_distance"] is None
+    assert json.loads(one.read_text())["clip"]["kernel_distance"] is None
 
 
 def test_eval_data_draws_several_images_per_caption_each_scored_against_its_own(uninterrupted, tmp_path):

@@ -290,7 +290,8 @@ class SAMPLING_DEFAULTS:
 
 
 # Options generate and vary share (the same OptionInfo serves both commands).
-DRAW_SEED = typer.Option(0, "--seed", help="Random seed; the same seed gives the same images.")
+DRAW_SEED = typer.Option(0, "--seed", help="Random seed; the same seed and settings give the same images (the "
+                                            "images of one run share its draws: another --n draws others).")
 DRAW_TEMPERATURE = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
                                 help="Softmax temperature, 0.001..100.")
 DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off).")
@@ -1858,26 +1859,33 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     result |= _eval_record(pipe, sampling)
     split = data.partition(":")[2] if data.startswith("world:") else "val"
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "
-                        f"{result['val_size']} {split} images" + (f", {draws} draws each" if draws > 1 else ""))
+                        f"{result['val_size']} {split} images" + (f", {draws} draws each" if draws > 1 else "")
+                        + f", seed {seed}, {result['precision']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     d, t = result["dvae"], result["transformer"]
-    table.add_row("dVAE PSNR (dB, argmax codes)", f"{d['psnr']:.2f}")
+    table.add_row("dVAE PSNR (dB, argmax codes, mean per image)", f"{d['psnr']:.2f}")
     table.add_row("dVAE codebook perplexity", f"{d['perplexity']:.1f}")
     table.add_row("dVAE codes used", f"{d['codes_used']}")
     table.add_row("transformer val bits per code", f"{t['bits_per_code']:.3f}")
     if "clip" in result:
         c = result["clip"]
-        table.add_row("CLIP score, generated vs caption", f"{c['score_generated']:.4f}")
-        table.add_row("CLIP score, real vs caption", f"{c['score_real']:.4f}")
-        fd = c["frechet_distance"]
-        table.add_row("Frechet distance, CLIP image space*",
-                      "needs 2 or more real images (--n, and the split's size)" if fd is None else f"{fd:.4f}")
+        table.add_row("CLIP cosine*, generated vs caption", f"{c['score_generated']:.4f}")
+        table.add_row("CLIP cosine*, real vs caption", f"{c['score_real']:.4f}")
+        two = "needs 2 or more real images (--n, and the split's size)"
+        fd, kd = c["frechet_distance"], c["kernel_distance"]
+        table.add_row("Frechet distance, CLIP image space**", two if fd is None else f"{fd:.4f}")
+        table.add_row("kernel distance (KID x 1000), CLIP image space**", two if kd is None else f"{1000 * kd:.2f}")
     out.print(table)
-    if "clip" in result:  # (the footnote of its rows)
-        out.print("* t2i's own CLIP embeddings: compares models on the same data, not comparable with published FID.")
+    if "clip" in result:  # (the footnotes of its rows)
+        out.print("* clip.safetensors' sentence-level cosine (-1..1), not the reranker's score of generate and rerank "
+                  "(which adds word regions, crops and clip-2).", soft_wrap=True)
+        out.print(f"** t2i's own CLIP embeddings ({c['embedding_dim']} numbers): they compare models on the same data, "
+                  f"not with published FID or KID. The Frechet distance is biased upward at small n: compare it only "
+                  f"at the same --n; the kernel distance is unbiased (about 0 for two samples of one set).",
+                  soft_wrap=True)
     if "clip" not in result and not quiet:
-        warn(f"{folder} has no clip.safetensors: no CLIP score or Frechet distance (and no picture is drawn, so the "
+        warn(f"{folder} has no clip.safetensors: no CLIP cosine or distance (and no picture is drawn, so the "
              f"sampling options change nothing)")
     if result.get("skipped") and not quiet:
         warn(f"{data}: {result['skipped']}")

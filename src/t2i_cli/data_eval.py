@@ -2,15 +2,19 @@
 
 - dVAE: reconstruction PSNR from argmax codes (as at inference) and codebook use on the val images;
 - transformer: cross-entropy of the val images' codes given their captions, in bits per code;
-- generation: one image per val caption (seeded), or `draws` of them; CLIP scores of the generated images and
-  of the real ones against the same captions, and a Frechet distance between the two sets in CLIP's image-embedding
-  space. That distance uses t2i's own small CLIP, so it is NOT comparable with published FID numbers
-  (Inception features, 50,000 images); it compares models on the same data and CLIP only.
+- generation: one image per val caption (seeded), or `draws` of them; the CLIP cosine of the generated images and
+  of the real ones against the same captions (clip.safetensors' sentence-level embeddings alone: not the
+  reranker's score, which adds the word-region term, the crops and clip-2), and two distances between the two
+  sets in CLIP's image-embedding space: the Frechet distance (biased upward at small n, so only runs at the same
+  --n compare) and the kernel distance (KID: an unbiased squared MMD, comparable across n). Both use t2i's own
+  small CLIP, so they are NOT comparable with published FID or KID numbers (Inception features, 50,000
+  images); they compare models on the same data and CLIP only.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Any, Callable
 
@@ -35,6 +39,32 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     root = v @ torch.diag(w.clamp_min(0).sqrt()) @ v.T
     inner = torch.linalg.eigvalsh(root @ sb @ root).clamp_min(0).sqrt().sum()
     return float(mu @ mu + torch.trace(sa) + torch.trace(sb) - 2 * inner)
+
+
+def kernel_distance(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """Kernel distance (KID, Binkowski et al. 2018) between two sets of embeddings (N, D) and (M, D): the unbiased
+    estimate of the squared maximum mean discrepancy under the cubic polynomial kernel k(x, y) = (x.y / D + 1)^3.
+    Its expectation is 0 for two samples of one distribution whatever N and M (the Frechet distance's grows as
+    N falls); None under two of either."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    a, b = a.double(), b.double()
+    d = a.shape[1]
+
+    def k(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (x @ y.T / d + 1) ** 3
+
+    def within(x: torch.Tensor) -> float:  # the mean over pairs of two different samples
+        kxx = k(x, x)
+        return float(kxx.sum() - kxx.diagonal().sum()) / (len(x) * (len(x) - 1))
+
+    return within(a) + within(b) - 2 * float(k(a, b).mean())
+
+
+def caption_seed(seed: int, i: int) -> int:
+    """The seed caption i of an `eval --data` run draws from (hashed, as the world eval's image_seed: seed s's
+    caption i + 1 drew from s + 1's caption i, so two seeds' measurements shared all but one draw)."""
+    return random.Random(f"t2i-eval-data:{seed}:{i}").randrange(2 ** 31)
 
 
 def _val(source: str, side: int, checking: Callable[[int, int], None] | None = None) -> CaptionDataset:
@@ -123,8 +153,9 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     for lo in range(0, count if clip is not None else 0, per):  # without a CLIP nothing measures the drawn images
         # (many captions in one decode, each from its own seed)
         part = captions[lo:lo + per]
-        drawn = pipe.draw_each([pipe.request(c, sampling) for c in part], [seed + lo + i for i in range(len(part))],
-                               draws)  # caption-major: caption i's draws at i * draws ...
+        drawn = pipe.draw_each([pipe.request(c, sampling) for c in part],
+                               [caption_seed(seed, lo + i) for i in range(len(part))], draws)
+        # (caption-major: caption i's draws at i * draws ...)
         text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for cap in part],
                             device=pipe.device).repeat_interleave(draws, dim=0)
         drawn_images, at_once = torch.stack([g.image for g in drawn]), pipe.score_fit(len(drawn))  # (a large CLIP)
@@ -138,6 +169,10 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
         result["clip"] = {"score_generated": float((fake_img * fake_txt).sum(-1).mean()),
                           "score_real": float((real_img * txt).sum(-1).mean()),
                           "frechet_distance": frechet_distance(real_img, fake_img)
-                          if count >= 2 else None}  # a covariance needs two images: not measured (JSON null)
+                          if count >= 2 else None,  # a covariance needs two images: not measured (JSON null)
+                          "kernel_distance": kernel_distance(real_img, fake_img),
+                          "embedding_dim": real_img.shape[1]}
+        result["clip_score"] = ("the cosine of clip.safetensors' sentence-level text and image embeddings (not the "
+                                "reranker's score)")
     result["seconds"] = time.perf_counter() - start
     return result

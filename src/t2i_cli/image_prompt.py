@@ -101,7 +101,7 @@ def redrawn_cells(n: int, strength: float) -> int:
 
 def check_keep_top(keep_top: float) -> None:
     if not 0 < keep_top < 1:
-        raise UsageError(f"--keep-top must be between 0 and 1 (the share of rows kept), got {keep_top}")
+        raise UsageError(f"--keep-top must be in (0, 1), above 0 and below 1 (the share of rows kept), got {keep_top}")
 
 
 def check_strength(strength: float) -> None:
