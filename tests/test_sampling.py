@@ -651,3 +651,9 @@ def test_plain_decoding_of_a_bf16_model_guides_in_float32(monkeypatch):
     for i, (logits, guided) in enumerate(zip(seen, drawn, strict=True)):  # rows 0-1 the prompts, 2-3 the unconditional
         want = logits[2:].float() + 3.0 * (logits[:2].float() - logits[2:].float())
         assert guided.dtype == torch.float32 and torch.equal(guided, want), i
+
+
+def test_a_temperature_of_0_is_refused_pointing_to_greedy_drawing():
+    """--temperature 0 (greedy, to many) is out of range; the refusal names what draws the most likely code."""
+    with pytest.raises(UsageError, match=r"--temperature must be between 0.001 and 100, got 0.*--top-k 1\)$"):
+        SamplingConfig(temperature=0.0)
