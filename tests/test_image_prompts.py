@@ -250,7 +250,7 @@ def edited_png(src: Path, dst: Path, **changes: str | None) -> Path:
     ([], {"jacobi": "999"}, "a t2i setting it records is out of range (jacobi must be in 0..64"),
     ([], {"top_k": "99999"}, "out of range (top_k must be in 0..32 (0 = off), got 99999)"),  # the model's codes
     ([], {"temperature": "abc"}, "its t2i setting temperature='abc' is not valid; was the PNG edited?"),
-    (["--keep-top", "0.25"], {"keep_top": "2"}, "out of range (keep_top must be between 0 and 1"),
+    (["--keep-top", "0.25"], {"keep_top": "2"}, "out of range (keep_top must be in (0, 1), above 0 and below 1"),
     (["--mask", "MASK"], {"redraws": "0"}, "out of range (redraws must be in 1..16, got 0)"),
     # tokenizing half a megabyte of prompt took minutes
     ([], {"prompt": "a red bird " * 12000},
