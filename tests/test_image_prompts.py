@@ -633,3 +633,56 @@ def test_from_warns_only_when_the_files_that_draw_differ(tiny_weights, tmp_path)
     assert r.exit_code == 0 and "will differ" not in r.stderr, r.stderr
     r = run("generate", "--from", tmp_path / "old.png", "--weights", other_clip, "--out", tmp_path / "d")
     assert r.exit_code == 0 and "the image will differ" in r.stderr, r.stderr
+
+
+def test_a_t2i_png_records_its_codes_and_vary_starts_from_them(tiny_weights, tmp_path):
+    """A generated PNG records the dVAE codes it was decoded from; `vary` of it starts from them where they still
+    decode to its pixels, so --strength S redraws at most S of the cells (the dVAE's reading of a decoded picture
+    differs from the codes drawn: with it vary moved more than asked). An edited picture is read as before."""
+    from t2i_cli.image_prompt import CODES_KEY, codes_text, recorded_codes, source_codes
+    from t2i_cli.images import load_rgb, read_png_text, tensor_from_image
+    from t2i_cli.weights import load_folder
+
+    out = tmp_path / "out"
+    made = Path(run("generate", "a red bird", "--candidates", "1", "--weights", tiny_weights, "--out", out,
+                    "-q").stdout.strip())
+    dvae = load_folder(tiny_weights, "cpu").dvae
+    n = dvae.cfg.grid ** 2
+    text = read_png_text(made)
+    codes = recorded_codes(text, n, dvae.cfg.n_codes)
+    assert codes is not None and codes.shape == (n,) and CODES_KEY not in json.loads(text["t2i"])  # not a setting
+    drawn = dvae.image_from_codes(codes.view(1, dvae.cfg.grid, dvae.cfg.grid))[0]
+    with Image.open(made) as im:  # they are the codes of this picture
+        assert torch.equal(tensor_from_image(im.convert("RGB")), tensor_from_image(
+            Image.fromarray((drawn.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())))
+    encoded = dvae.codes_from_image(tensor_from_image(load_rgb(made, dvae.cfg.image_side)).unsqueeze(0)).flatten()
+    assert torch.equal(source_codes(dvae, made), codes)
+    varied = Path(run("vary", made, "--n", "1", "--strength", "0.25", "--seed", "3", "--weights", tiny_weights,
+                      "--out", tmp_path / "v", "-q").stdout.strip())
+    moved = recorded_codes(read_png_text(varied), n, dvae.cfg.n_codes)
+    assert moved is not None and 0 < int((moved != codes).sum()) <= redrawn_cells(n, 0.25)
+    # an edited picture (a dot painted) is the dVAE's reading of it, as any other picture
+    with Image.open(made) as im:
+        edited = im.convert("RGB")
+    edited.putpixel((3, 3), (0, 255, 0))
+    edited.save(tmp_path / "edited.png", pnginfo=_text_info(text))
+    assert read_png_text(tmp_path / "edited.png")[CODES_KEY] == text[CODES_KEY]
+    edited_codes = dvae.codes_from_image(tensor_from_image(edited).unsqueeze(0)).flatten()
+    assert torch.equal(source_codes(dvae, tmp_path / "edited.png"), edited_codes)
+    if not torch.equal(encoded, codes):  # (the tiny model may read its own picture back exactly)
+        assert not torch.equal(source_codes(dvae, tmp_path / "edited.png"), codes)
+    # text that is not n codes below the codebook's size is no codes: never read past n
+    assert codes_text(codes) == text[CODES_KEY]
+    for bad in (text[CODES_KEY][:-4], text[CODES_KEY] + "AAAA", "!" * len(text[CODES_KEY]),
+                codes_text(torch.full((n,), dvae.cfg.n_codes))):
+        assert recorded_codes({CODES_KEY: bad}, n, dvae.cfg.n_codes) is None
+    assert recorded_codes({}, n, dvae.cfg.n_codes) is None
+
+
+def _text_info(text: dict[str, str]):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for k, v in text.items():
+        info.add_text(k, v)
+    return info

@@ -13,6 +13,8 @@ Every output records what it was made from (source and mask hashes, F, S, K) in 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,15 @@ import torch
 
 from t2i_cli.errors import DataError, UsageError
 from t2i_cli.files import sha256_of
-from t2i_cli.images import image_size, load_mask_cells, load_rgb, mask_light_outside, tensor_from_image
+from t2i_cli.images import (
+    image_from_tensor,
+    image_size,
+    load_mask_cells,
+    load_rgb,
+    mask_light_outside,
+    read_png_text,
+    tensor_from_image,
+)
 
 MODES = ("complete", "inpaint", "vary")
 MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
@@ -118,11 +128,61 @@ def keep_top_cells(grid: int, keep_top: float) -> torch.Tensor:
     return keep.flatten()
 
 
+CODES_KEY = "t2i_codes"  # (outputs.CODES_KEY: the PNG text key of the codes an image was decoded from)
+# How far a decode of a PNG's recorded codes may be from its pixels and still be that picture: the same machine
+# kind decodes them to the same bytes; a dVAE decoder in another precision (bf16 where the CPU has it) moves a
+# few levels. An edit moves more (a painted dot: its pixels; a brightness change: the mean).
+MAX_LEVELS_OFF, MEAN_LEVELS_OFF = 32, 1.0
+
+
+def codes_text(codes: torch.Tensor) -> str | None:
+    """An image's codes (N,) as PNG text: base64 of little-endian uint16 (None past 65,536 codes a cell)."""
+    if codes.numel() == 0 or int(codes.max()) > 0xFFFF or int(codes.min()) < 0:
+        return None
+    return base64.b64encode(codes.detach().cpu().to(torch.int32).numpy().astype("<u2").tobytes()).decode("ascii")
+
+
+def recorded_codes(text: dict[str, str], n: int, n_codes: int) -> torch.Tensor | None:
+    """The codes (n,) a t2i PNG records (codes_text), or None when it records none or not n codes under n_codes
+    (another model's, or edited text): never more than n are read."""
+    raw = text.get(CODES_KEY)
+    if raw is None or len(raw) != 4 * ((2 * n + 2) // 3):  # base64 of exactly 2n bytes
+        return None
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(data) != 2 * n:
+        return None
+    import numpy as np
+
+    codes = torch.from_numpy(np.frombuffer(data, dtype="<u2").astype(np.int64))
+    return codes if int(codes.max()) < n_codes else None
+
+
 @torch.inference_mode()
 def source_codes(dvae, path: Path) -> torch.Tensor:
-    """SRC encoded by the dVAE, resized and cropped like training data: codes (N,)."""
-    x = tensor_from_image(load_rgb(path, dvae.cfg.image_side)).unsqueeze(0)
-    return dvae.codes_from_image(x.to(next(dvae.parameters()).device)).flatten().cpu()
+    """SRC's codes (N,): those a t2i PNG records when they decode to its pixels (its own picture, not edited
+    since), else SRC encoded by the dVAE, resized and cropped like training data (a decode and its encoding
+    agree on about 7 codes in 10 of a generated picture: vary's --strength redrew far more than its share)."""
+    img = load_rgb(path, dvae.cfg.image_side)
+    x = tensor_from_image(img).unsqueeze(0)
+    device = next(dvae.parameters()).device
+    grid, side = dvae.cfg.grid, dvae.cfg.image_side
+    # (a picture t2i drew is its model's side: any other is read no further, not decoded twice)
+    recorded = (recorded_codes(read_png_text(path), grid * grid, dvae.cfg.n_codes)
+                if image_size(path) == (side, side) else None)
+    if recorded is not None:
+        import numpy as np
+
+        drawn = np.asarray(image_from_tensor(dvae.image_from_codes(recorded.view(1, grid, grid).to(device))[0]),
+                           dtype=np.int16)
+        given = np.asarray(img, dtype=np.int16)
+        if drawn.shape == given.shape:
+            off = np.abs(drawn - given)
+            if int(off.max()) <= MAX_LEVELS_OFF and float(off.mean()) <= MEAN_LEVELS_OFF:
+                return recorded
+    return dvae.codes_from_image(x.to(device)).flatten().cpu()
 
 
 def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = None,

@@ -10,6 +10,7 @@ from pathlib import Path
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError
 from t2i_cli.files import safe_stem, write_new
+from t2i_cli.image_prompt import CODES_KEY, codes_text
 from t2i_cli.images import contact_sheet, encode_png, image_from_tensor
 from t2i_cli.pipeline import PRECISIONS, Generated
 from t2i_cli.sampling import SamplingConfig
@@ -17,6 +18,8 @@ from t2i_cli.sampling import SamplingConfig
 MAX_RECORDED_N = 256  # the largest --n (cli.MAX_N): a PNG cannot ask --from for more work than a command could
 MAX_RECORDED_PROMPT = 128 << 10  # characters of a recorded prompt (the longest argument Linux passes a command)
 SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (its value says which kind)
+# CODES_KEY: the PNG text key of the dVAE codes an image was decoded from (image_prompt.codes_text): `vary` and
+# `--image` start from them where they still decode to the picture, not from the dVAE's reading of it
 _NUMBERED = re.compile(r"-\d{3,}$")  # the counter write_new puts after a stem
 
 
@@ -49,6 +52,8 @@ def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identi
     if g.score is not None:
         meta.update(clip_score=f"{g.score:.6f}", clip_rank=str(g.rank))
     meta["t2i"] = json.dumps({k: meta[k] for k in sorted(meta)}, sort_keys=True)
+    if g.codes is not None and (text := codes_text(g.codes)) is not None:  # (not a setting: outside the t2i chunk)
+        meta[CODES_KEY] = text
     return meta
 
 
