@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from t2i_cli.errors import DataError, UsageError
+from t2i_cli.errors import DataError, T2IError, UsageError
 from t2i_cli.files import (
     Busy,
     atomic_write_bytes,
@@ -650,8 +650,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
         # may look after it has copied the run's dependencies in).
         deps = [] if resume else dependencies(cfg)
-        if not resume and dd.is_main:
-            check_new_folder(run_dir, own=deps)
+        if not resume:
+            _rank_0_first(dd, lambda: check_new_folder(run_dir, own=deps))
         if resume:
             check_data_still_there(cfg.data, run_dir)
         # A world source streams fresh scenes: make it large enough that no run repeats one.
@@ -672,24 +672,26 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             if cfg.flip or cfg.crop < 1:  # validation sees the pictures as they are
                 dataset.augment = Augment(cfg.seed, cfg.flip, cfg.crop)
         created: list[Path] = []
+
+        def claim() -> None:  # (rank 0) one process trains a run folder at a time: a second is refused before
+            # it writes
+            if not resume:
+                make_run_folder(run_dir, created)
+            held.enter_context(folder_lock(run_dir, (
+                f"{run_dir} is being trained by another t2i process now; wait for it to finish (a second "
+                f"process would write the same files)") if resume else (
+                f"--out {run_dir} is being used by another t2i process starting a run there; pick another "
+                f"--out")))
+            if not resume:  # still new now that it is ours (another run may have started there)
+                check_new_folder(run_dir, own=deps)
+            clean_stale_temporaries(run_dir)  # a killed start's, or a killed run's (the folder is ours now)
+            if not resume:
+                copy_dependencies(run_dir, deps, created)
+            elif cfg.stage != "tokenizer":
+                sync_model_file(run_dir, cfg.stage)
+
         try:
-            if dd.is_main:  # one process trains a run folder at a time: a second is refused before it writes
-                if not resume:
-                    make_run_folder(run_dir, created)
-                held.enter_context(folder_lock(run_dir, (
-                    f"{run_dir} is being trained by another t2i process now; wait for it to finish (a second "
-                    f"process would write the same files)") if resume else (
-                    f"--out {run_dir} is being used by another t2i process starting a run there; pick another "
-                    f"--out")))
-                if not resume:  # still new now that it is ours (another run may have started there)
-                    check_new_folder(run_dir, own=deps)
-                clean_stale_temporaries(run_dir)  # a killed start's, or a killed run's (the folder is ours now)
-                if not resume:
-                    copy_dependencies(run_dir, deps, created)
-                elif cfg.stage != "tokenizer":
-                    sync_model_file(run_dir, cfg.stage)
-            if dd.n_procs > 1:
-                dist.barrier()
+            _rank_0_first(dd, claim)  # (the others wait for the dependencies it copies in)
             stage = _build_stage(cfg, run_dir, dd, dataset, val) if cfg.stage != "tokenizer" else None
             if dd.is_main and not resume and dataset.record is not None:  # what it reads, for a resume to compare
                 created.append(run_dir / DATA_RECORD)  # (one a killed start left is its own: _left_by_a_start)
@@ -715,6 +717,44 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             gc.collect()  # what still refers to the group (a DDP wrapper in a cycle) goes first: freed after the
             # group was destroyed, it hung its process (train_loop drops its own)
             dist.destroy_process_group()
+
+
+class StoppedWithRank0(T2IError):
+    """A torchrun process stopping because rank 0 failed at what it alone does (_rank_0_first): rank 0 says
+    why, and this process ends silently with its exit code."""
+
+    every_rank = True
+
+    def __init__(self, exit_code: int):
+        super().__init__("rank 0 stopped")
+        self.exit_code = exit_code
+
+
+def _rank_0_first(dd: Dist, work: typing.Callable[[], None]) -> None:
+    """work() on rank 0 while the other torchrun processes wait for it (a new run's folder, which rank 0 alone
+    checks, makes and locks). Where it fails, the others stop with it (StoppedWithRank0): each said it had lost
+    another process, a second line after rank 0's own for one mistake (a non-empty --out)."""
+    import torch.distributed as dist
+
+    failed: BaseException | None = None
+    if dd.is_main:
+        try:
+            work()
+        except BaseException as e:
+            failed = e
+    if dd.n_procs > 1:
+        code = 0 if failed is None else (130 if isinstance(failed, KeyboardInterrupt) else
+                                         getattr(failed, "exit_code", 1))
+        told = torch.tensor([code], device=dd.device)
+        try:
+            dist.broadcast(told, src=0)
+        except BaseException:
+            if failed is None:
+                raise
+        if not dd.is_main and told.item():
+            raise StoppedWithRank0(int(told.item()))
+    if failed is not None:
+        raise failed
 
 
 def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, dataset, val, stage, progress,
