@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import torchrun_t2i
+from conftest import one_line_failure, run, torchrun_t2i
 
 
 @pytest.mark.parametrize("out", ["notes", "file"])
@@ -29,3 +29,27 @@ def test_torchrun_refusal_of_an_out_rank_0_alone_checks_is_one_line(tmp_path: Pa
     assert "rank 1" not in proc.stderr.replace("rank      : 1", ""), proc.stderr[-3000:]
     if out == "notes":
         assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
+
+
+def test_a_rank_left_in_the_environment_of_one_process_is_not_a_silent_rank(tmp_path: Path, monkeypatch):
+    """RANK=1 in the environment without torchrun's WORLD_SIZE (a variable left in a shell): the process trains
+    alone, as rank 0 of one, and wrote its run, but said nothing, not even an error (exit 1, stderr empty): it
+    took itself for a silent rank of a torchrun job. Every check of torchrun now reads the same WORLD_SIZE."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("RANK", "1")
+    line = one_line_failure(run("train", "--stage", "dvae", "--preset", "tiny", "--data", tmp_path / "gone",
+                                "--out", tmp_path / "run", "-q"))
+    assert "gone" in line, line
+    r = run("train", "--stage", "tokenizer", "--preset", "tiny", "--out", tmp_path / "tok", "-q")
+    assert r.exit_code == 0 and "tokenizer stage finished" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_a_world_size_without_a_rank_is_refused_in_one_line(tmp_path: Path, monkeypatch):
+    """WORLD_SIZE=2 without RANK (not torchrun, which sets both) was an internal error, KeyError: 'RANK'."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    line = one_line_failure(run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "0",
+                                "--device", "cpu", "--out", tmp_path / "run", "-q"), 2)
+    assert line == ("error: WORLD_SIZE=2 is set but RANK is not: start the processes with torchrun, which sets "
+                    "both, or unset WORLD_SIZE to train in one process"), line
+    assert not (tmp_path / "run").exists()

@@ -1423,6 +1423,7 @@ def test_a_data_source_every_process_finds_unusable_is_said_by_rank_0_alone(tmp_
     from t2i_cli.train import Dist
 
     monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # (as torchrun sets both)
     monkeypatch.setattr(train, "setup_distributed", lambda device: Dist(rank=int(rank), n_procs=1))
     (tmp_path / "empty").mkdir()
     for data in (tmp_path / "empty", tmp_path / "gone"):

@@ -28,6 +28,7 @@ from t2i_cli.train_options import (
     checked,
     flag,
     is_whole_run,
+    n_processes,
     per_stage,
     rank_zero,
     refuse_foreign_options,
@@ -376,7 +377,7 @@ def lost_peer(e: BaseException) -> bool:
     """Whether an error is this torchrun process losing another one mid-collective (gloo's "Connection closed by
     peer"): not a bug of its own but the echo of the other's failure, which that process reports."""
     text = str(e)
-    return (os.environ.get("WORLD_SIZE", "1") not in ("", "1") and isinstance(e, RuntimeError)
+    return (n_processes() > 1 and isinstance(e, RuntimeError)
             and "Original Traceback" not in text  # (a loader worker's own error, re-raised)
             and any(s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")))
 
@@ -608,8 +609,8 @@ def checking_bar(bar: Progress):
 def one_process(command: str) -> None:
     """Refuse a command other than train under torchrun with several processes: each process ran it whole
     (`generate` wrote every image twice, `export` once and then said the folder already held it)."""
-    n = os.environ.get("WORLD_SIZE", "1")
-    if n.isdigit() and int(n) > 1:
+    n = n_processes()
+    if n > 1:
         raise UsageError(f"t2i {command} runs in one process, and {n} were started for it (WORLD_SIZE={n}, as "
                          f"torchrun sets it); run it without torchrun (only `t2i train` splits its work over "
                          f"processes)")
@@ -1301,7 +1302,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     settings = plan_settings(run_dir, settings) if is_whole_run(run_dir) else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")
-    n_procs = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    n_procs = n_processes()
     from t2i_cli.train import read_run_config
 
     # Every stage's config, built (and so checked) once, before the first stage trains.

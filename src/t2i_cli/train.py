@@ -37,6 +37,7 @@ from t2i_cli.files import (
     remove_temporaries,
     shell_word,
 )
+from t2i_cli.train_options import n_processes
 from t2i_cli.weights import (
     FILES,
     FORMAT,
@@ -166,9 +167,12 @@ def setup_distributed(device: str = "auto") -> Dist:
     """Join the torchrun process group if launched by torchrun: gloo on CPU, nccl on CUDA. The device is
     resolved like every other command's (--device cuda without a GPU is refused, never a silent CPU run)."""
     use_cuda = resolve_device(device).type == "cuda"
-    n_procs = int(os.environ.get("WORLD_SIZE", "1"))
+    n_procs = n_processes()
     if n_procs == 1:
         return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
+    if "RANK" not in os.environ:  # (it read as an internal error, KeyError: 'RANK')
+        raise UsageError(f"WORLD_SIZE={n_procs} is set but RANK is not: start the processes with torchrun, which "
+                         f"sets both, or unset WORLD_SIZE to train in one process")
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         # Imported before the group exists: its functions take `group=group.WORLD` as a default argument, evaluated

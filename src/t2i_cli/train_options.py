@@ -15,10 +15,19 @@ from t2i_cli import __version__
 from t2i_cli.errors import UsageError
 
 
+def n_processes() -> int:
+    """The processes torchrun started for this command (its WORLD_SIZE); 1 where WORLD_SIZE is not a count above
+    1 (unset, empty). What every torchrun check reads, so that they agree on what a run is."""
+    n = os.environ.get("WORLD_SIZE", "")
+    return int(n) if n.isdigit() and int(n) > 1 else 1
+
+
 def rank_zero() -> bool:
     """Whether this process reports and writes what a run shares: a process alone, or rank 0 of those torchrun
-    started (each gets RANK); the other ranks train beside it silently."""
-    return os.environ.get("RANK", "0") == "0"
+    started (each gets RANK); the other ranks train beside it silently. A RANK without several processes (one
+    left in the environment) is no torchrun rank: that process trained alone, saying nothing, not even an
+    error."""
+    return n_processes() == 1 or os.environ.get("RANK", "0") == "0"
 
 
 PLAN = "all.json"  # a whole run's settings (recipe.py); its presence makes a folder a whole run
