@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_line_failure, run, torchrun_t2i
+from conftest import build_tiny_folder, exit_codes, one_line_failure, run, torchrun_t2i
 
 
 @pytest.mark.parametrize("out", ["notes", "file"])
@@ -53,3 +53,29 @@ def test_a_world_size_without_a_rank_is_refused_in_one_line(tmp_path: Path, monk
     assert line == ("error: WORLD_SIZE=2 is set but RANK is not: start the processes with torchrun, which sets "
                     "both, or unset WORLD_SIZE to train in one process"), line
     assert not (tmp_path / "run").exists()
+
+
+LACKS_THE_TOKENIZER_ON_RANK_1 = """
+if os.environ["RANK"] == "1":  # another machine, where the --tokenizer path is not (another mount)
+    from t2i_cli import stages
+    real = stages._resolve
+    stages._resolve = lambda src, name: real(src + "-elsewhere", name)
+"""
+
+
+def test_torchrun_usage_error_of_one_rank_alone_is_said_once_by_rank_0(tmp_path: Path):
+    """A usage error every process meets alike (the same command line) is said by rank 0 alone; one that a
+    process other than rank 0 met alone (a path its machine lacks) was said by none: that process exited 2
+    silently, and rank 0 said only "rank 0 stopped: another torchrun process of this run stopped first (its own
+    line, or torchrun's, says why)", with no such line. The start's checks are agreed: rank 0 says it, naming the
+    rank, and every process exits with its code before a file is written."""
+    weights = build_tiny_folder(tmp_path / "w")
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, LACKS_THE_TOKENIZER_ON_RANK_1, "--stage", "clip", "--steps", "2",
+                        "--tokenizer", str(weights), "--out", str(out))
+    assert proc.returncode != 0
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:"))]
+    assert said == [f"error: rank 1: {weights}-elsewhere does not exist; pass the tokenizer.json file or a folder "
+                    f"that holds it"], proc.stderr[-3000:]
+    assert exit_codes(tmp_path) == ["2", "2"], proc.stderr[-3000:]
+    assert not out.exists()

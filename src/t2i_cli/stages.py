@@ -647,21 +647,27 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
                              f"or pick another --out")
-        # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
-        # may look after it has copied the run's dependencies in).
-        deps = [] if resume else dependencies(cfg)
-        if not resume:
-            _rank_0_first(dd, lambda: check_new_folder(run_dir, own=deps))
-        if resume:
-            check_data_still_there(cfg.data, run_dir)
-        # A world source streams fresh scenes: make it large enough that no run repeats one.
-        try:
-            dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
-                                  val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
-            val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val", val_fraction=cfg.val_fraction)
-        except DataError as e:  # (a source gone or of no usable pairs: every torchrun process found it alike, and
-            e.every_rank = True  # each said it; rank 0 says it)
-            raise
+
+        def check_and_open() -> tuple[list[tuple[Path, str]], Any, Any]:  # on every process (_agreed)
+            deps = [] if resume else dependencies(cfg)
+            # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
+            # may look after it has copied the run's dependencies in).
+            if not resume and dd.is_main:
+                check_new_folder(run_dir, own=deps)
+            if resume:
+                check_data_still_there(cfg.data, run_dir)
+            # A world source streams fresh scenes: make it large enough that no run repeats one.
+            try:
+                dataset = open_source(cfg.data, cfg.image_side, n_scenes=2**30 - 1, part="train",
+                                      val_fraction=cfg.val_fraction, twins=cfg.hard_negatives, checking=checking)
+                val = open_source(cfg.data, cfg.image_side, n_scenes=VAL_N, part="val",
+                                  val_fraction=cfg.val_fraction)
+            except DataError as e:  # (a source gone or of no usable pairs: every torchrun process found it alike,
+                e.every_rank = True  # and each said it; rank 0 says it)
+                raise
+            return deps, dataset, val
+
+        deps, dataset, val = _agreed(dd, check_and_open)
         # Decoded pictures kept: validation's first VAL_N in this process; the training pictures in each process
         # that reads them (every loader worker meets every picture: each keeps its own share), on each rank of
         # this machine.
@@ -691,7 +697,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                 sync_model_file(run_dir, cfg.stage)
 
         try:
-            _rank_0_first(dd, claim)  # (the others wait for the dependencies it copies in)
+            _agreed(dd, claim if dd.is_main else lambda: None)  # (the others wait for the dependencies it copies)
             stage = _build_stage(cfg, run_dir, dd, dataset, val) if cfg.stage != "tokenizer" else None
             if dd.is_main and not resume and dataset.record is not None:  # what it reads, for a resume to compare
                 created.append(run_dir / DATA_RECORD)  # (one a killed start left is its own: _left_by_a_start)
@@ -719,42 +725,57 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             dist.destroy_process_group()
 
 
-class StoppedWithRank0(T2IError):
-    """A torchrun process stopping because rank 0 failed at what it alone does (_rank_0_first): rank 0 says
-    why, and this process ends silently with its exit code."""
+class StoppedTogether(T2IError):
+    """A torchrun process stopping at another's failure in the start's checks (_agreed): said by rank 0 alone
+    (every_rank), with the failing process's exit code."""
 
     every_rank = True
 
-    def __init__(self, exit_code: int):
-        super().__init__("rank 0 stopped")
+    def __init__(self, exit_code: int, message: str):
+        super().__init__(message)
         self.exit_code = exit_code
 
 
-def _rank_0_first(dd: Dist, work: typing.Callable[[], None]) -> None:
-    """work() on rank 0 while the other torchrun processes wait for it (a new run's folder, which rank 0 alone
-    checks, makes and locks). Where it fails, the others stop with it (StoppedWithRank0): each said it had lost
-    another process, a second line after rank 0's own for one mistake (a non-empty --out)."""
+def _agreed(dd: Dist, work: typing.Callable[[], Any]) -> Any:
+    """work() on every torchrun process (a start's checks, or what rank 0 alone does before the others go on),
+    then every process learns whether any failed; where one did, all stop before training. The first that
+    failed raises its error, the others StoppedTogether: rank 0 says the error, its own or, naming the rank, one
+    a process met alone (a path its machine lacks), where that process exited silently, taking it for
+    everyone's. Without the agreement rank 0's own refusal (a non-empty --out) was followed by a line of each
+    other process, that it had lost rank 0."""
     import torch.distributed as dist
 
     failed: BaseException | None = None
-    if dd.is_main:
-        try:
-            work()
-        except BaseException as e:
-            failed = e
+    result = None
+    try:
+        result = work()
+    except BaseException as e:
+        failed = e
     if dd.n_procs > 1:
-        code = 0 if failed is None else (130 if isinstance(failed, KeyboardInterrupt) else
-                                         getattr(failed, "exit_code", 1))
-        told = torch.tensor([code], device=dd.device)
+        code = 0 if failed is None else 130 if isinstance(failed, KeyboardInterrupt) else getattr(failed,
+                                                                                                  "exit_code", 1)
+        said = list(str(failed).encode("utf-8", "surrogateescape")) if isinstance(failed, T2IError) else []
+        codes = [torch.zeros(2, dtype=torch.long, device=dd.device) for _ in range(dd.n_procs)]
         try:
-            dist.broadcast(told, src=0)
+            dist.all_gather(codes, torch.tensor([code, len(said)], device=dd.device))
         except BaseException:
             if failed is None:
                 raise
-        if not dd.is_main and told.item():
-            raise StoppedWithRank0(int(told.item()))
+            raise failed from None
+        first = next((r for r, c in enumerate(codes) if c[0]), None)
+        if first is not None:
+            code, size, why = int(codes[first][0]), int(codes[first][1]), ""
+            if first != 0:  # rank 0 says another's error
+                text = torch.tensor(said if first == dd.rank else [0] * size, dtype=torch.uint8, device=dd.device)
+                if size:  # (every process takes part)
+                    dist.broadcast(text, src=first)
+                why = (f"rank {first}: {bytes(text.tolist()).decode('utf-8', 'surrogateescape')}" if size else
+                       f"rank 0 stopped: rank {first} stopped first (its own line, or torchrun's, says why)")
+            if first != dd.rank or not dd.is_main and said:  # (a bug or a stop of its own: said as before)
+                raise StoppedTogether(code, why)
     if failed is not None:
         raise failed
+    return result
 
 
 def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, dataset, val, stage, progress,
