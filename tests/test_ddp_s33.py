@@ -79,3 +79,37 @@ def test_torchrun_usage_error_of_one_rank_alone_is_said_once_by_rank_0(tmp_path:
                     f"that holds it"], proc.stderr[-3000:]
     assert exit_codes(tmp_path) == ["2", "2"], proc.stderr[-3000:]
     assert not out.exists()
+
+
+def stop_as_torch_is_imported(tmp_path: Path) -> str:
+    """A patch of each torchrun process: Ctrl-C reaches it as `import torch` begins (the first second or two of
+    a run, where a Ctrl-C to torchrun lands when pressed early), and it records whether stops were held then."""
+    return f"""
+import signal
+class _StopAtTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            held = signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+            open(os.path.join({str(tmp_path)!r}, "held-" + os.environ["RANK"]), "w").write(str(held))
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, _StopAtTorch())
+"""
+
+
+def test_torchrun_stop_while_torch_is_imported_waits_for_the_import(tmp_path: Path):
+    """train imports torch with Ctrl-C and SIGTERM held (_training_imports_held: a stop inside the import left
+    half-imported modules, ended in a C++ abort, "terminate called after throwing an instance of
+    'pybind11::error_already_set'", or was dropped, torch going on as if it had not come, and both processes
+    trained the whole run while torchrun had exited); but --stage's check imported torch first, unheld. Each
+    process now stops once the import is done: one line, exit 130, nothing written."""
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, stop_as_torch_is_imported(tmp_path), "--stage", "dvae", "--steps", "2",
+                        "--out", str(out))
+    assert [(tmp_path / f"held-{r}").read_text() for r in (0, 1)] == ["True", "True"], proc.stderr[-3000:]
+    assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("interrupted", "error", "internal error"))]
+    assert said == ["interrupted: before training started; nothing was written: the same command starts it"], \
+        proc.stderr[-3000:]
+    assert not out.exists()

@@ -1215,11 +1215,11 @@ def train(
     STATE["interrupted"] = ("before training resumed; the run is as it was: the same command resumes it" if resume
                             else "before training started; nothing was written: the same command starts it")
     with user_errors():
+        _training_imports_held()  # first: check_stage imports t2i_cli.train, and with it torch
         given = given_options(ctx)
         if seed is not None:
             check_seed(seed)
         check_stage(stage)
-        _training_imports_held()
         if resume is None:  # recorded as the path it names, not one relative to here
             data = ctx.params["data"] = stored_data(data)
         if (stage == "all" and resume is None) or (resume is not None and is_whole_run(resume)):
