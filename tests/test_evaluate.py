@@ -199,6 +199,19 @@ class RenderingPipe:
         return [g for r, s in zip(requests, seeds, strict=True) for g in self(r.prompt, n, s, r.sampling)]
 
 
+def test_an_accuracy_comes_with_its_95_percent_wilson_interval():
+    """At the small n an eval is often run at an accuracy says little alone: 2 of 2 is 34-100%."""
+    low, high = ev.wilson(2, 2)
+    assert round(low, 3) == 0.342 and high == 1.0
+    low, high = ev.wilson(0, 2)
+    assert low == 0.0 and round(high, 3) == 0.658
+    low, high = ev.wilson(36, 50)  # 72%: about 58-83%
+    assert (round(low, 3), round(high, 3)) == (0.583, 0.825)
+    assert ev.wilson(0, 0) == [0.0, 1.0]
+    widths = [ev.wilson(n // 2, n)[1] - ev.wilson(n // 2, n)[0] for n in (4, 16, 64, 256)]
+    assert widths == sorted(widths, reverse=True)  # narrower with more prompts
+
+
 def test_eval_loop_scores_a_perfect_model_high(judge):
     seen = []
     result = ev.evaluate_model(RenderingPipe(), judge, n_per_task=4, seed=2, candidates=2,
@@ -208,6 +221,7 @@ def test_eval_loop_scores_a_perfect_model_high(judge):
     for task, r in result["tasks"].items():
         assert r["n"] == 4 and r["accuracy"] >= 0.75, (task, r)
         assert set(r["checks"]) == set(tasks.TASK_CHECKS[task])
+        assert r["ci95"] == ev.wilson(r["passed"], 4) and r["ci95"][0] < r["accuracy"] <= r["ci95"][1]
     assert result["overall"] >= 0.85
     one = ev.evaluate_model(RenderingPipe(), judge, n_per_task=4, seed=2, candidates=1)
     assert one["overall"] >= 0.85 and all(r["n"] == 4 for r in one["tasks"].values())

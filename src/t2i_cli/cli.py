@@ -1935,12 +1935,15 @@ def _print_eval(result: dict) -> None:
 
     table = Table(title=f"t2i eval — weights {result['weights']}, {result['n_per_task']} prompts per task, "
                         f"candidates {result['candidates']}, seed {result['seed']}" + _judge_tag(result))
-    for col in ("task", "accuracy", "checks", "judge agrees with real renders", "judge rejects wrong renders"):
+    for col in ("task", "accuracy (95% interval)", "checks", "judge agrees with real renders",
+                "judge rejects wrong renders"):
         table.add_column(col)
     for name, r in result["tasks"].items():
         v = result["judge_validation"][name]
         checks = " ".join(f"{c}={x:.2f}" for c, x in r["checks"].items())
-        table.add_row(name, f"{r['accuracy']:.1%}", checks, f"{v['agreement']:.1%}", f"{v['rejects_wrong']:.1%}")
+        low, high = r.get("ci95", (None, None))
+        shown = f"{r['accuracy']:.1%}" + (f" ({low:.0%}-{high:.0%})" if low is not None else "")
+        table.add_row(name, shown, checks, f"{v['agreement']:.1%}", f"{v['rejects_wrong']:.1%}")
     out.print(table)
     d = result["dvae"]
     out.print(f"overall {result['overall']:.1%}; dVAE on val: PSNR {d['psnr']:.2f} dB, code perplexity "

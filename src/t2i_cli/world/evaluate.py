@@ -3,6 +3,7 @@ judge itself on real renders, and a dVAE's reconstruction of val scenes."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Any, Callable
@@ -97,13 +98,23 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
             if progress is not None:
                 progress(task, lo + len(part), len(prompts))
         n = max(1, len(prompts))
-        results[task] = {"accuracy": passed / n, "passed": passed, "n": len(prompts),
+        results[task] = {"accuracy": passed / n, "passed": passed, "n": len(prompts), "ci95": wilson(passed, n),
                          "checks": {c: k / n for c, k in checks.items()}, "seconds": time.perf_counter() - t0}
     seconds = time.perf_counter() - start
     images = sum(r["n"] for r in results.values()) * candidates
     return {"tasks": results, "overall": sum(r["accuracy"] for r in results.values()) / max(1, len(results)),
             "n_per_task": n_per_task, "seed": seed, "candidates": candidates, "seconds": seconds,
             "images_per_second": images / seconds if seconds > 0 else 0.0}
+
+
+def wilson(passed: int, n: int, z: float = 1.96) -> list[float]:
+    """The 95% Wilson score interval [low, high] of an accuracy of passed in n (z: the normal quantile): at the
+    small n an eval is often run at, 2 of 2 is 34-100%, not 100%."""
+    if n <= 0:
+        return [0.0, 1.0]
+    p = passed / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return [max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n))]
 
 
 def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
