@@ -37,7 +37,6 @@ from t2i_cli.files import (
     remove_temporaries,
     shell_word,
 )
-from t2i_cli.train_options import n_processes
 from t2i_cli.weights import (
     FILES,
     FORMAT,
@@ -167,7 +166,10 @@ def setup_distributed(device: str = "auto") -> Dist:
     """Join the torchrun process group if launched by torchrun: gloo on CPU, nccl on CUDA. The device is
     resolved like every other command's (--device cuda without a GPU is refused, never a silent CPU run)."""
     use_cuda = resolve_device(device).type == "cuda"
-    n_procs = n_processes()
+    # WORLD_SIZE read as train_options.n_processes reads it for every other torchrun check (not imported: it
+    # imports stages, which imports this module)
+    world = os.environ.get("WORLD_SIZE", "")
+    n_procs = int(world) if world.isdigit() and int(world) > 1 else 1
     if n_procs == 1:
         return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
     if "RANK" not in os.environ:  # (it read as an internal error, KeyError: 'RANK')
