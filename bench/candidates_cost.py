@@ -5,6 +5,7 @@ Both are timed in one process, interleaved (1, K, 1, K, ...), after one warm-up 
 not included (it is the same for both, plus the CLIP's: reported apart). Median of --runs.
 
 Usage: PYTHONPATH=src python bench/candidates_cost.py [--weights weights] [--k 4] [--runs 7] [--prompt "a red bird"]
+       [--precision fp32|bf16|int8|auto] [--threads N]
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--prompt", default="a red bird")
+    ap.add_argument("--precision", default="fp32", help="the transformer's (generate's default is auto)")
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: torch's default)")
     args = ap.parse_args()
-    pipe = TextToImage.from_folder(Path(args.weights), "cpu", need_clip=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = TextToImage.from_folder(Path(args.weights), "cpu", need_clip=True, precision=args.precision)
     t = time.perf_counter()
     load_model(Path(args.weights) / "clip.safetensors", "clip")
     clip_load = time.perf_counter() - t
     print(f"# {platform.node()} {time.strftime('%Y-%m-%d %H:%M')} weights={pipe.bundle.identity} "
-          f"threads={torch.get_num_threads()} prompt={args.prompt!r} k={args.k} runs={args.runs}")
+          f"threads={torch.get_num_threads()} precision={pipe.precision} prompt={args.prompt!r} k={args.k} "
+          f"runs={args.runs}")
 
     def one(seed: int) -> float:
         t0 = time.perf_counter()
