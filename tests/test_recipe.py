@@ -571,8 +571,8 @@ def test_eval_data_reads_and_embeds_its_images_a_batch_at_a_time(uninterrupted, 
         (data / f"p{i:03d}.txt").write_text(f"{['red', 'blue', 'green'][i % 3]} thing {i}\n")
     pipe = TextToImage.from_folder(uninterrupted / "weights", "cpu")
     whole = data_eval.evaluate_data(pipe, str(data), 5, seed=1, draws=2)
-    sizes, embed = [], pipe.bundle.clip.embed
-    monkeypatch.setattr(pipe.bundle.clip, "embed", lambda x, t: (sizes.append(len(x)), embed(x, t))[1])
+    sizes, embed = [], pipe.bundle.clip.embed_images  # (embed's images go through it too)
+    monkeypatch.setattr(pipe.bundle.clip, "embed_images", lambda x: (sizes.append(len(x)), embed(x))[1])
     monkeypatch.setattr(data_eval, "EVAL_BATCH", 3)
     batched = data_eval.evaluate_data(pipe, str(data), 5, seed=1, draws=2)
     assert whole["n"] == batched["n"] == 4  # the val split of these 160 pictures
@@ -708,3 +708,35 @@ def test_a_clip_run_on_one_picture_says_it_learns_nothing(tmp_path):
             *common)
     said = [ln for ln in r.stderr.splitlines() if "learns nothing" in ln]
     assert r.exit_code == 0 and len(said) == 1 and "12 training pairs hold one picture" in said[0], r.stderr
+
+
+def test_a_clips_image_embedding_alone_is_embeds_and_eval_data_encodes_no_text_for_drawn_images(tmp_path,
+                                                                                                 monkeypatch):
+    """eval --data encoded a text for every drawn image only to throw its embedding away; the image embedding
+    alone is the one embed gives, in fp32 and in bf16."""
+    from conftest import build_tiny_folder
+    from t2i_cli import data_eval
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.weights import load_folder
+
+    weights = build_tiny_folder(tmp_path / "weights")
+    clip = load_folder(weights, "cpu", need_clip=True).clip.eval()
+    torch.manual_seed(0)
+    side, length = clip.cfg.image_side, clip.cfg.text_len
+    images, text = torch.rand(3, 3, side, side), torch.randint(0, clip.cfg.n_pad_start, (3, length))
+    with torch.inference_mode():
+        assert torch.equal(clip.embed_images(images), clip.embed(images, text)[0])
+        clip.to(torch.bfloat16)
+        assert clip.embed_images(images.bfloat16()).dtype == torch.float32
+        assert torch.equal(clip.embed_images(images.bfloat16()), clip.embed(images.bfloat16(), text)[0])
+    pipe = TextToImage.from_folder(weights, "cpu")
+    texts = []
+    encode = pipe.bundle.clip.text_encoder.forward
+    monkeypatch.setattr(pipe.bundle.clip.text_encoder, "forward", lambda t: (texts.append(len(t)), encode(t))[1])
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(60):
+        Image.new("RGB", (20, 20), (4 * i, 250 - 4 * i, (37 * i) % 256)).save(data / f"p{i:03d}.png")
+        (data / f"p{i:03d}.txt").write_text(f"a red thing {i}\n")
+    result = data_eval.evaluate_data(pipe, str(data), 3, seed=0, draws=2)
+    assert result["n"] == 3 and sum(texts) == 3  # the val captions' texts, once each; none for the 6 drawn images

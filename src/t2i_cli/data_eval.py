@@ -155,11 +155,9 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
         part = captions[lo:lo + per]
         drawn = pipe.draw_each([pipe.request(c, sampling) for c in part],
                                [caption_seed(seed, lo + i) for i in range(len(part))], draws)
-        # (caption-major: caption i's draws at i * draws ...)
-        text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for cap in part],
-                            device=pipe.device).repeat_interleave(draws, dim=0)
+        # (caption-major: caption i's draws at i * draws ..., compared below with their caption's text embedding)
         drawn_images, at_once = torch.stack([g.image for g in drawn]), pipe.score_fit(len(drawn))  # (a large CLIP)
-        fake_emb += [clip.embed(fit(drawn_images[i:i + at_once].to(pipe.device)), text[i:i + at_once])[0].cpu()
+        fake_emb += [clip.embed_images(fit(drawn_images[i:i + at_once].to(pipe.device))).cpu()
                      for i in range(0, len(drawn), at_once)]
         if progress is not None:
             progress("generate", (lo + len(part)) * draws, count * draws)

@@ -137,11 +137,17 @@ class Clip(nn.Module):
 
     def embed(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit-length embeddings (B, D) for images and texts."""
-        images = self.fit_side(images)
-        img, txt = self.image_encoder(images), self.text_encoder(text)
+        txt = self.text_encoder(text)
         if self.logit_scale.dtype != torch.float32:  # compared in float32, as in pair_scores
-            img, txt = img.float(), txt.float()
-        return F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
+            txt = txt.float()
+        return self.embed_images(images), F.normalize(txt, dim=-1)
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit-length embeddings (B, D) for images alone (embed's, without encoding a text)."""
+        img = self.image_encoder(self.fit_side(images))
+        if self.logit_scale.dtype != torch.float32:
+            img = img.float()
+        return F.normalize(img, dim=-1)
 
     def features(self, images: torch.Tensor, text: torch.Tensor) -> tuple[tuple, tuple]:
         """What pair_scores compares: ((embedding (Bi, D), regions (Bi, R, D) or None), (embedding (Bt, D),
