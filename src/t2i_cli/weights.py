@@ -146,12 +146,12 @@ SIZES = frozenset({"n_hid", "n_embd", "n_head", "n_layer", "code_dim", "n_codes"
 DEPTHS = frozenset({"n_layer", "n_res"})  # config fields that count stacked blocks (and every list field: its length)
 
 
-def check_budget(cfg: Any, file_numel: int | None = None) -> None:
+def check_budget(cfg: Any) -> None:
     """Raise ValueError when a model config is bigger than t2i builds: more than MAX_PARAMS elements, more
     than MAX_ACTIVATION_BYTES of activations per image, more than MAX_DEPTH stacked blocks (a model of tiny
     width and 100,000 layers is small in elements but not in Python objects: 4.6 GB before its file was found
-    not to match), or (for a file) other than the tensors it holds; or when a setting is NaN or infinite, or
-    one of SIZES is below 1. Computed from the config alone, before
+    not to match); or when a setting is NaN or infinite, or one of SIZES is below 1 (load_model checks a
+    file's config against the tensors it holds). Computed from the config alone, before
     anything is allocated. Every field must first be of its declared type (check_types)."""
     check_types(cfg)
     fields = dataclasses.asdict(cfg)
@@ -174,8 +174,6 @@ def check_budget(cfg: Any, file_numel: int | None = None) -> None:
         depth = len(v) if isinstance(v, (list, tuple)) else v if key in DEPTHS else 0
         if depth > MAX_DEPTH:
             raise ValueError(f"{key} stacks {depth:,} blocks, above the limit of {MAX_DEPTH}")
-    if file_numel is not None and numel != file_numel:
-        raise ValueError(f"the config describes {numel:,} parameters but the file holds {file_numel:,}")
 
 
 def check_types(cfg: Any) -> None:
