@@ -36,9 +36,35 @@ def test_a_setting_other_than_the_runs_is_still_refused(tmp_path):
                          (("--preset", "tiny", "--batch-size", "3"), "--batch-size, --preset"),
                          (("--preset", "tiny", "--data", str(tmp_path)), "--data, --preset"),
                          (("--out", str(tmp_path / "other")), "--out"),
+                         # another --out with the run's own settings said again: never the run's (it was ignored)
+                         (("--preset", "tiny", "--data", "world:train", "--out", str(tmp_path / "other")),
+                          "--data, --out, --preset"),
                          (("--seed", "1"), "--seed")):
         line = one_line_failure(run("train", "--resume", tmp_path / "r", "--steps", "3", *extra), 2)
         assert line.startswith(f"error: {named} cannot change a run that has started"), line
     assert not (tmp_path / "other").exists()
     assert (tmp_path / "r" / "train_config.json").read_text() == before
     assert steps_done(tmp_path / "r") == 2
+
+
+def test_the_starting_command_does_not_train_an_early_stopped_run_on(tmp_path):
+    """A --patience stop makes the run's steps the step it stopped at; its starting command said again (with
+    --resume RUN) would have read its --steps as an extension and trained the finished run on."""
+    start = (*START, "--steps", "12", "--sample-every", "1", "--patience", "1", "--lr", "0.9", "--out", tmp_path / "r")
+    r = run(*start)
+    assert r.exit_code == 0, r.stderr
+    stopped = json.loads((tmp_path / "r" / "train_config.json").read_text())["steps"]
+    assert stopped < 12 and "stopping early" in r.stderr, r.stderr  # (lr 0.9 stalls a tiny dVAE at once)
+    before = (tmp_path / "r" / "dvae.safetensors").read_bytes()
+    line = one_line_failure(run(*start, "--resume", tmp_path / "r"), 2)
+    assert f"stopped early at step {stopped} (--patience)" in line and "--steps 12 --patience 0" in line, line
+    assert (tmp_path / "r" / "dvae.safetensors").read_bytes() == before
+    r = run("train", "--resume", tmp_path / "r", "--steps", str(stopped + 1), "--patience", "0", "-q")  # alone
+    assert r.exit_code == 0 and steps_done(tmp_path / "r") == stopped + 1, r.stderr
+
+
+def test_a_resume_naming_another_stage_says_so_before_anything_else(tmp_path):
+    r = run(*START, "--steps", "2", "--out", tmp_path / "r")
+    assert r.exit_code == 0, r.stderr
+    line = one_line_failure(run("train", "--resume", tmp_path / "r", "--stage", "transformer", "--preset", "tiny"), 2)
+    assert line.startswith("error: --stage transformer: ") and "is a dvae run" in line, line

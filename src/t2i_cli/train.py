@@ -812,6 +812,13 @@ def finished(run_dir: Path, steps: int) -> bool:
     return any(r.get("finished") is True and r["step"] == steps for r in _read_jsonl(metrics))
 
 
+def stopped_early(run_dir: Path, steps: int) -> bool:
+    """Whether a run stopped early (--patience) at `steps`, the total its config then took (metrics.jsonl's
+    early_stop line at that step)."""
+    metrics = Path(run_dir) / "metrics.jsonl"
+    return metrics.is_file() and any(r.get("early_stop") and r["step"] == steps for r in _read_jsonl(metrics))
+
+
 def stalled(val_history: list[tuple[int, float]], patience: int) -> bool:
     """Whether none of the last `patience` validation losses is at or below the best one before them (a NaN
     loss counts as no better)."""

@@ -185,14 +185,17 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     if "out_dir" in given and _same_folder(params["out_dir"], run_dir):  # the command a stop suggests, --resume
         given = given - {"out_dir"}  # RUN added to it: --out RUN names the run again
     cfg = read_run_config(run_dir)
-    refused = sorted(given - RESUME_OPTIONS - {"stage"})
-    if refused and not _said_again(cfg, given, params):
-        raise UsageError(f"{', '.join(flag(n, params) for n in refused)} cannot change a run that has started; "
-                         f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
-                         f"--sample-every, --log-every, --patience, --device and --quiet apply)")
     if "stage" in given and params["stage"] != cfg.stage:  # the run's own stage is only said again
         raise UsageError(f"--stage {params['stage']}: {run_dir} is a {cfg.stage} run; leave --stage out "
                          f"(or give --stage {cfg.stage}) to continue it")
+    refused = sorted(given - RESUME_OPTIONS - {"stage"})
+    # another --out is never the run's own (no setting of its config says where it is); the rest may be its own
+    # settings said again
+    if refused and ("out_dir" in given or not _said_again(cfg, given, params)):
+        raise UsageError(f"{', '.join(flag(n, params) for n in refused)} cannot change a run that has started; "
+                         f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
+                         f"--sample-every, --log-every, --patience, --device and --quiet apply; its own settings "
+                         f"may be said again)")
     given = given - {"stage"}
     refuse_foreign_options(cfg.stage, given, params)
     changes = {"num_workers" if k == "workers" else k: params[k]
@@ -211,6 +214,15 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     if "steps" in changes and changes["steps"] < cfg.steps:
         raise UsageError(f"--steps {changes['steps']} is fewer than the run's {cfg.steps}; with --resume, "
                          f"--steps is a new total that extends the run")
+    if refused and changes.get("steps", cfg.steps) > cfg.steps:
+        from t2i_cli.files import shell_word
+        from t2i_cli.train import stopped_early
+
+        if stopped_early(run_dir, cfg.steps):  # its steps became the step it stopped at: the command that
+            # started it, said again, would train on past where it ended
+            raise UsageError(f"{run_dir} stopped early at step {cfg.steps} (--patience): the command that started "
+                             f"it ends there. To train on, extend it alone: t2i train --resume "
+                             f"{shell_word(run_dir)} --steps {changes['steps']} --patience 0")
     return checked(replace(cfg, **changes))
 
 
