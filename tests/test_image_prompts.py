@@ -671,6 +671,20 @@ def test_a_t2i_png_records_its_codes_and_vary_starts_from_them(tiny_weights, tmp
     assert torch.equal(source_codes(dvae, tmp_path / "edited.png"), edited_codes)
     if not torch.equal(encoded, codes):  # (the tiny model may read its own picture back exactly)
         assert not torch.equal(source_codes(dvae, tmp_path / "edited.png"), codes)
+    # so is one tinted by a few levels over a patch (a whole-picture mean let a corner's tint through), while a
+    # decode a level or two off everywhere (another precision of the decoder) is still the picture
+    import numpy as np
+
+    with Image.open(made) as im:
+        pixels = np.asarray(im.convert("RGB"), dtype=np.int16)
+    for name, change, recorded in (("tint", (slice(0, 8), slice(0, 8), 2), 6), ("near", (..., 0), 1)):
+        moved = pixels.copy()
+        moved[change] = np.clip(moved[change] + recorded * np.where(moved[change] > 127, -1, 1), 0, 255)
+        Image.fromarray(moved.astype(np.uint8)).save(tmp_path / f"{name}.png", pnginfo=_text_info(text))
+    assert not torch.equal(source_codes(dvae, tmp_path / "tint.png"), codes) or torch.equal(
+        dvae.codes_from_image(tensor_from_image(Image.open(tmp_path / "tint.png").convert("RGB")).unsqueeze(0))
+        .flatten(), codes)
+    assert torch.equal(source_codes(dvae, tmp_path / "near.png"), codes)
     # text that is not n codes below the codebook's size is no codes: never read past n
     assert codes_text(codes) == text[CODES_KEY]
     for bad in (text[CODES_KEY][:-4], text[CODES_KEY] + "AAAA", "!" * len(text[CODES_KEY]),
