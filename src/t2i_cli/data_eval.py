@@ -41,11 +41,13 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(mu @ mu + torch.trace(sa) + torch.trace(sb) - 2 * inner)
 
 
-def kernel_distance(a: torch.Tensor, b: torch.Tensor) -> float | None:
+def kernel_distance(a: torch.Tensor, b: torch.Tensor, caption_of_b: torch.Tensor | None = None) -> float | None:
     """Kernel distance (KID, Binkowski et al. 2018) between two sets of embeddings (N, D) and (M, D): the unbiased
     estimate of the squared maximum mean discrepancy under the cubic polynomial kernel k(x, y) = (x.y / D + 1)^3.
     Its expectation is 0 for two samples of one distribution whatever N and M (the Frechet distance's grows as
-    N falls); None under two of either."""
+    N falls); None under two of either. caption_of_b (M,): b[j] was drawn from the caption of a[caption_of_b[j]]
+    (eval --data): such a pair, and two of b's drawn from one caption, are not independent draws, and are left
+    out of the means (with them a perfect model scored below 0, by more at small N and with more draws)."""
     if len(a) < 2 or len(b) < 2:
         return None
     a, b = a.double(), b.double()
@@ -54,11 +56,17 @@ def kernel_distance(a: torch.Tensor, b: torch.Tensor) -> float | None:
     def k(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (x @ y.T / d + 1) ** 3
 
-    def within(x: torch.Tensor) -> float:  # the mean over pairs of two different samples
-        kxx = k(x, x)
-        return float(kxx.sum() - kxx.diagonal().sum()) / (len(x) * (len(x) - 1))
+    def mean_where(values: torch.Tensor, keep: torch.Tensor) -> float | None:
+        return float(values[keep].mean()) if bool(keep.any()) else None
 
-    return within(a) + within(b) - 2 * float(k(a, b).mean())
+    group_a = torch.arange(len(a))
+    group_b = torch.arange(len(a), len(a) + len(b)) if caption_of_b is None else caption_of_b.long()
+    terms = (mean_where(k(a, a), group_a[:, None] != group_a[None, :]),
+             mean_where(k(b, b), (group_b[:, None] != group_b[None, :])),
+             mean_where(k(a, b), group_a[:, None] != group_b[None, :]))
+    if any(t is None for t in terms):  # (every drawn image of one caption, the only real one's)
+        return None
+    return terms[0] + terms[1] - 2 * terms[2]
 
 
 def caption_seed(seed: int, i: int) -> int:
@@ -168,7 +176,8 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
                           "score_real": float((real_img * txt).sum(-1).mean()),
                           "frechet_distance": frechet_distance(real_img, fake_img)
                           if count >= 2 else None,  # a covariance needs two images: not measured (JSON null)
-                          "kernel_distance": kernel_distance(real_img, fake_img),
+                          "kernel_distance": kernel_distance(real_img, fake_img,
+                                                             torch.arange(count).repeat_interleave(draws)),
                           "embedding_dim": real_img.shape[1]}
         result["clip_score"] = ("the cosine of clip.safetensors' sentence-level text and image embeddings (not the "
                                 "reranker's score)")
