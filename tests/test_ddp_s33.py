@@ -113,3 +113,23 @@ def test_torchrun_stop_while_torch_is_imported_waits_for_the_import(tmp_path: Pa
     assert said == ["interrupted: before training started; nothing was written: the same command starts it"], \
         proc.stderr[-3000:]
     assert not out.exists()
+
+
+STOPPED_ON_RANK_1 = """
+if os.environ["RANK"] == "1":  # a Ctrl-C or SIGTERM that reached this process alone while the start checked
+    from t2i_cli import data
+    def _stopped(*a, **k):
+        raise KeyboardInterrupt
+    data.open_source = _stopped
+"""
+
+
+def test_torchrun_stop_of_one_rank_alone_at_the_start_is_said_as_a_stop(tmp_path: Path):
+    """A stop that only rank 1 met in the start's checks pointed to "its own line, or torchrun's", which neither
+    process wrote (a stopped rank other than 0 is silent): rank 0 says which rank was stopped."""
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, STOPPED_ON_RANK_1, "--stage", "dvae", "--steps", "2", "--out", str(out))
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted:"))]
+    assert said == ["interrupted: rank 1 was stopped (Ctrl-C or SIGTERM) before training began; nothing of it was "
+                    "trained"], proc.stderr[-3000:]
+    assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]

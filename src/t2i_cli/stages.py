@@ -770,6 +770,8 @@ def _agreed(dd: Dist, work: typing.Callable[[], Any]) -> Any:
                 if size:  # (every process takes part)
                     dist.broadcast(text, src=first)
                 why = (f"rank {first}: {bytes(text.tolist()).decode('utf-8', 'surrogateescape')}" if size else
+                       f"rank {first} was stopped (Ctrl-C or SIGTERM) before training began; nothing of it was "
+                       f"trained" if code == 130 else
                        f"rank 0 stopped: rank {first} stopped first (its own line, or torchrun's, says why)")
             if first != dd.rank or not dd.is_main and said:  # (a bug or a stop of its own: said as before)
                 raise StoppedTogether(code, why)
