@@ -655,5 +655,8 @@ def test_plain_decoding_of_a_bf16_model_guides_in_float32(monkeypatch):
 
 def test_a_temperature_of_0_is_refused_pointing_to_greedy_drawing():
     """--temperature 0 (greedy, to many) is out of range; the refusal names what draws the most likely code."""
-    with pytest.raises(UsageError, match=r"--temperature must be between 0.001 and 100, got 0.*--top-k 1\)$"):
+    with pytest.raises(UsageError, match=r"--temperature must be between 0.001 and 100, got 0.0; try 1.0; for the "
+                                         r"most likely code at every step, use --top-k 1$"):
         SamplingConfig(temperature=0.0)
+    with pytest.raises(UsageError, match=r"got 500.0; try 1.0$"):  # (too hot: greedy is no hint there)
+        SamplingConfig(temperature=500.0)

@@ -485,7 +485,7 @@ class Skips(Counter):
         of them is kept only when asked: a million bad manifest lines held 80 MB for a warning that names one."""
         self[why] += n
         self.first.setdefault(why, str(where))
-        if self.keep_every:
+        if self.keep_every and why != SHARED_CAPTION:  # (used: not among what --list-skipped says is left out)
             self.every.setdefault(why, []).extend(map(str, (where, *rest)))
 
 

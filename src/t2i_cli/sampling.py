@@ -45,8 +45,8 @@ class SamplingConfig:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
         # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.
         if not (1e-3 <= self.temperature <= 100):
-            raise UsageError(f"--temperature must be between 0.001 and 100, got {self.temperature}; try 1.0 (the "
-                             f"most likely code at every step: --top-k 1)")
+            greedy = "; for the most likely code at every step, use --top-k 1" if self.temperature < 1e-3 else ""
+            raise UsageError(f"--temperature must be between 0.001 and 100, got {self.temperature}; try 1.0{greedy}")
         if self.top_k < 0:
             raise UsageError(f"--top-k must be 0 or more (0 = off), got {self.top_k}")
         if not (0 < self.top_p <= 1):

@@ -98,8 +98,9 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
             if progress is not None:
                 progress(task, lo + len(part), len(prompts))
         n = max(1, len(prompts))
-        results[task] = {"accuracy": passed / n, "passed": passed, "n": len(prompts), "ci95": wilson(passed, n),
-                         "checks": {c: k / n for c, k in checks.items()}, "seconds": time.perf_counter() - t0}
+        results[task] = {"accuracy": passed / n, "passed": passed, "n": len(prompts),
+                         "ci95": wilson(passed, len(prompts)), "checks": {c: k / n for c, k in checks.items()},
+                         "seconds": time.perf_counter() - t0}
     seconds = time.perf_counter() - start
     images = sum(r["n"] for r in results.values()) * candidates
     return {"tasks": results, "overall": sum(r["accuracy"] for r in results.values()) / max(1, len(results)),
