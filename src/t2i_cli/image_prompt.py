@@ -164,8 +164,8 @@ def recorded_codes(text: dict[str, str], n: int, n_codes: int) -> torch.Tensor |
 @torch.inference_mode()
 def source_codes(dvae, path: Path) -> torch.Tensor:
     """SRC's codes (N,): those a t2i PNG records when they decode to its pixels (its own picture, not edited
-    since), else SRC encoded by the dVAE, resized and cropped like training data (a decode and its encoding
-    agree on about 7 codes in 10 of a generated picture: vary's --strength redrew far more than its share)."""
+    since), else SRC encoded by the dVAE, resized and cropped like training data (the encoding of a generated
+    picture agrees with its codes on about 7 cells in 10: vary's --strength redrew far more than its share)."""
     img = load_rgb(path, dvae.cfg.image_side)
     x = tensor_from_image(img).unsqueeze(0)
     device = next(dvae.parameters()).device

@@ -18,8 +18,8 @@ from t2i_cli.sampling import SamplingConfig
 MAX_RECORDED_N = 256  # the largest --n (cli.MAX_N): a PNG cannot ask --from for more work than a command could
 MAX_RECORDED_PROMPT = 128 << 10  # characters of a recorded prompt (the longest argument Linux passes a command)
 SHEET_KEY = "t2i_sheet"  # PNG text key that marks a contact sheet t2i wrote (its value says which kind)
-# CODES_KEY: the PNG text key of the dVAE codes an image was decoded from (image_prompt.codes_text): `vary` and
-# `--image` start from them where they still decode to the picture, not from the dVAE's reading of it
+# (CODES_KEY, from image_prompt: the PNG text key of the dVAE codes an image was decoded from, which `vary` and
+# `--image` start from where they still decode to the picture, not from the dVAE's reading of it)
 _NUMBERED = re.compile(r"-\d{3,}$")  # the counter write_new puts after a stem
 
 

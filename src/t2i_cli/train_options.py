@@ -244,14 +244,12 @@ def _said_again(cfg, given: set[str], params: dict) -> bool:
     recorded, but for what a resume may change."""
     from dataclasses import asdict
 
-    if "stage" in given and params.get("stage") != cfg.stage:
-        return False  # (its own line follows)
-    opts = dict(params)
-    try:
+    try:  # (the stage is the run's: resume_config refused another first)
         data = stored_data(params["data"]) if "data" in given else cfg.data
-        fresh = train_config(cfg.stage, data, params.get("preset") or "default", opts)
+        fresh = train_config(cfg.stage, data, params.get("preset") or "default", dict(params))
     except (UsageError, KeyError, TypeError, ValueError):
         return False
+
     def settled(c) -> dict:  # as train_config.json holds them (a model's tuples are lists there)
         return json.loads(json.dumps({k: v for k, v in asdict(c).items() if k not in _RESUMABLE_FIELDS}))
 
