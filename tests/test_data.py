@@ -1269,3 +1269,21 @@ def test_pictures_of_one_name_that_share_a_caption_are_used_and_said(tmp_path):
     make_pair(alone, "a", "a red square")
     make_pair(alone, "b", "a blue square", colour=(0, 0, 200))
     assert data.open_source(str(alone), 8, val_fraction=0.0).skipped_message() is None
+
+
+def test_a_preview_written_into_the_folder_it_shows_is_said(tmp_path, monkeypatch):
+    """`cd pics && t2i data preview .` wrote preview.png among the pictures, and the next run on the folder named
+    it "image without .txt caption" with no word of where it came from: the preview says so when it writes it."""
+    from conftest import run
+
+    pics = tmp_path / "pics"
+    for i in range(3):
+        make_pair(pics, f"p{i}", f"a red square {i}", colour=colour(i))
+    monkeypatch.chdir(pics)
+    r = run("data", "preview", ".", "--n", "2", "--side", "16")
+    assert r.exit_code == 0 and (pics / "preview.png").is_file(), r.stderr
+    assert "preview.png is inside ., which training reads: it will be counted there as an image without .txt " \
+           "caption" in r.stderr, r.stderr
+    assert data.open_source(str(pics), 8, val_fraction=0.0).skipped == {"image without .txt caption": 1}
+    r = run("data", "preview", str(pics), "--n", "2", "--side", "16", "--out", tmp_path / "out.png")
+    assert r.exit_code == 0 and "inside" not in r.stderr, r.stderr  # written elsewhere: nothing to say

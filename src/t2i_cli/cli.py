@@ -1533,7 +1533,12 @@ def data_preview(ctx: typer.Context,
             warn(dataset.skipped_message())
         dataset.augment = augment
         shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
-        out.print(f"wrote {clean(preview(source, target, n=n, side=side, dataset=dataset, text=shown))}")
+        written = preview(source, target, n=n, side=side, dataset=dataset, text=shown)
+        out.print(f"wrote {clean(written)}")
+        if Path(source).is_dir() and Path(source).resolve() in Path(written).resolve().parents:
+            # (`cd pics && t2i data preview .`: the next run on the folder named the sheet a picture without caption)
+            warn(f"{clean(written)} is inside {clean(source)}, which training reads: it will be counted there as an "
+                 f"image without .txt caption; move it out, or write the next one elsewhere with --out")
         # a sheet of fewer cells than asked for was unsaid (where a skip warning says "using N", that says it)
         if len(dataset) < n and not dataset.skipped_message():
             warn(f"{clean(source)} has {len(dataset)} usable picture(s), fewer than --n {n}: the sheet shows them all")
