@@ -581,6 +581,9 @@ def test_eval_scores_several_seeds_in_one_run_as_each_alone(tiny_weights, tmp_pa
     got, one = json.loads(both.read_text()), json.loads(alone.read_text())
     assert got["seeds"] == [0, 1] and [x["seed"] for x in got["runs"]] == [0, 1]
     assert "runs" not in one and "seeds" not in one and one["seed"] == 1  # one seed: the JSON it always was
+    # what the judge columns were measured on is said and recorded (50 renders a task at seed + 1, unsaid before)
+    assert [x["judge_checked_on"] for x in got["runs"]] == [{"renders": 50, "seed": 1}, {"renders": 50, "seed": 2}]
+    assert "the judge columns: 50 of the world's own renders a task at seed 2" in " ".join(r.stdout.split())
     assert got["runs"][0]["dvae"] != got["runs"][1]["dvae"]  # two seeds really ran (other val scenes)
     second = got["runs"][1]
     for key in ("tasks", "judge_validation", "dvae", "overall"):

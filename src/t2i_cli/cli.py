@@ -1793,10 +1793,12 @@ def eval_cmd(ctx: typer.Context,
                                  {}, (), unit="prompts")
 
                 validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=judged)
+                validation_of = {"renders": max(n, 50), "seed": seed + 1}  # (said with the table: its two columns)
                 dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
                 bar.start_task(generating)
                 run = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated)
-                runs.append(run | {"judge_validation": validation, "dvae": dvae} | record)
+                runs.append(run | {"judge_validation": validation, "judge_checked_on": validation_of, "dvae": dvae}
+                            | record)
         for run in runs:
             _print_eval(run)
         result = runs[0] if len(runs) == 1 else ev.across_seeds(runs) | {"judge": record["judge"]}
@@ -1950,6 +1952,9 @@ def _print_eval(result: dict) -> None:
         shown = f"{r['accuracy']:.1%}" + (f" ({low:.0%}-{high:.0%})" if low is not None else "")
         table.add_row(name, shown, checks, f"{v['agreement']:.1%}", f"{v['rejects_wrong']:.1%}")
     out.print(table)
+    if (on := result.get("judge_checked_on")) is not None:  # (what the judge columns were measured on)
+        out.print(f"the judge columns: {on['renders']} of the world's own renders a task at seed {on['seed']}, and "
+                  f"as many changed to be wrong")
     d = result["dvae"]
     out.print(f"overall {result['overall']:.1%}; dVAE on val: PSNR {d['psnr']:.2f} dB, code perplexity "
               f"{d['perplexity']:.1f}, {d['codes_used']} distinct codes used; drawing and judging took "
