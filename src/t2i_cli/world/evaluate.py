@@ -115,7 +115,8 @@ def wilson(passed: int, n: int, z: float = 1.96) -> list[float]:
         return [0.0, 1.0]
     p = passed / n
     centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return [max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n))]
+    low, high = (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+    return [max(0.0, min(p, low)), min(1.0, max(p, high))]  # (it holds p: 12 of 12's high was 1 - 2e-16)
 
 
 def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
