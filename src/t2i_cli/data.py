@@ -612,7 +612,6 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     # pictures, both took Img_1.txt)
     pictures = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
     uncaptioned = Counter(fold(stem) for stem in pictures if stem not in texts)
-    used: set[Path] = set()
     captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
@@ -625,7 +624,6 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         if txt in captioned:
             skipped.add(SHARED_CAPTION, f"{image} ({captioned[txt].name} too reads {txt.name})")
         captioned.setdefault(txt, image)
-        used.add(txt)
         try:
             if txt.stat().st_size > MAX_CAPTION_FILE:
                 skipped.add(f"caption file over {MAX_CAPTION_FILE // 1024} KB", txt)
@@ -642,7 +640,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         unread.setdefault(images.unread_picture(p.suffix), []).append(p)
     for why, kind in unread.items():
         skipped.add(why, kind[0], len(kind), tuple(kind[1:]))
-    orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems and p not in used]
+    orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems and p not in captioned]
     if orphans:
         orphans.sort()
         skipped.add(".txt caption without image", orphans[0], len(orphans), tuple(orphans[1:]))
