@@ -298,7 +298,7 @@ def test_a_picture_keeps_its_first_64_captions_and_a_manifest_line_its_first_64_
     assert ds.skipped == {data.TOO_MANY_CAPTIONS: 1}
     assert ds.skipped_message() == (f"using {len(ds)}" + (f" ({ds.held_out} more held out for validation)"
                                                           if ds.held_out else "")
-                                    + f"; 1 picture(s) have over 64 captions: the first 64 of each are used: "
+                                    + f"; 1 picture has over 64 captions: the first 64 of each are used: "
                                       f"{tmp_path / 'f' / 'many.txt'}")  # no picture is said to be skipped
 
     make_image(tmp_path / "m" / "one.png")
@@ -549,7 +549,7 @@ def test_data_preview_lists_every_file_left_out_on_request(tmp_path, messy_folde
     for i in range(3):
         make_pair(tmp_path / "clean", f"p{i}", f"picture {i}")
     r = run("data", "preview", tmp_path / "clean", "--out", tmp_path / "r.png", "--n", "5", "--side", "16")
-    assert r.stderr == f"warning: {tmp_path / 'clean'} has 3 usable picture(s), fewer than --n 5: the sheet shows " \
+    assert r.stderr == f"warning: {tmp_path / 'clean'} has 3 usable pictures, fewer than --n 5: the sheet shows " \
                        "them all\n", r.stderr
     r = run("data", "preview", tmp_path / "clean", "--out", tmp_path / "s.png", "--n", "3", "--side", "16")
     assert r.stderr == "", r.stderr
@@ -656,8 +656,8 @@ def test_files_that_do_not_load_are_left_out_before_the_split_and_counted_in_eve
     assert [p for p, _ in parts["val"].pairs] == good[:1]
     assert sorted(p for p, _ in parts["train"].pairs) == sorted(good[1:])
     named = f"2 unreadable images, e.g. {folder / 'fake.png'}"  # the first, so the user can find them
-    assert parts["all"].skipped_message() == f"skipped 2 item(s) ({named}); using 3"
-    assert parts["train"].skipped_message() == (f"skipped 2 item(s) ({named}); using 2 "
+    assert parts["all"].skipped_message() == f"skipped 2 items ({named}); using 3"
+    assert parts["train"].skipped_message() == (f"skipped 2 items ({named}); using 2 "
                                                 "(1 more held out for validation)")
     # A manifest naming a missing image: the same, counted as missing.
     (folder / "fake.png").unlink()
@@ -861,8 +861,8 @@ def test_eval_data_says_what_of_the_folder_it_could_not_use(tiny_weights, tmp_pa
     (tmp_path / "d" / "alone.png").write_bytes((tmp_path / "d" / "p00.png").read_bytes())
     r = run("eval", "--data", tmp_path / "d", "--weights", tiny_weights, "--n", "1", "--json", tmp_path / "e.json")
     assert r.exit_code == 0, r.stderr
-    assert f"warning: {tmp_path / 'd'}: skipped 2 item(s)" in r.stderr, r.stderr
-    assert json.loads((tmp_path / "e.json").read_text())["skipped"].startswith("skipped 2 item(s)")
+    assert f"warning: {tmp_path / 'd'}: skipped 2 items" in r.stderr, r.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["skipped"].startswith("skipped 2 items")
     quiet = run("eval", "--data", tmp_path / "d", "--weights", tiny_weights, "--n", "1", "-q")
     assert quiet.exit_code == 0 and "skipped" not in quiet.stderr
     assert "no token for" not in r.stderr  # every word of "a red bird" is the tiny tokenizer's
@@ -1183,7 +1183,7 @@ def test_jfif_pictures_are_used_and_unread_formats_are_named(tmp_path):
     ds = data.open_source(str(tmp_path), 8, val_fraction=0.0)
     assert sorted(ds.captions_at(i)[0] for i in range(len(ds))) == ["picture a", "picture b"]
     assert ds.skipped == {images.unread_picture(".svg"): 1, images.unread_picture(".dng"): 2}
-    assert "2 camera raw picture(s) (t2i cannot read camera raw" in ds.skipped_message()
+    assert "2 camera raw pictures (t2i cannot read camera raw" in ds.skipped_message()
 
 
 def test_a_caption_holding_a_nul_is_named_as_such(tmp_path):
@@ -1262,7 +1262,7 @@ def test_pictures_of_one_name_that_share_a_caption_are_used_and_said(tmp_path):
     assert sorted(p.name for p, _ in ds.pairs) == ["one.png", "pic.png", "pic.tif", "pic.webp"]
     assert ds.skipped == {data.SHARED_CAPTION: 2}
     message = ds.skipped_message()
-    assert message.startswith("using 4; 2 picture(s) share the caption file of another picture of their name"), message
+    assert message.startswith("using 4; 2 pictures share the caption file of another picture of their name"), message
     assert f"e.g. {tmp_path / 'pic.tif'} (pic.png too reads pic.txt)" in message and "skipped" not in message
     assert ds.every == {}  # used, so not listed among what --list-skipped says was left out
     alone = tmp_path / "alone"

@@ -20,7 +20,7 @@ from t2i_cli import data, files, images
 def test_each_unread_format_is_named_as_itself(suffix, kind):
     """The reason a picture is left out names its own format (an SVG said to be HEIC sends the user to convert
     the wrong thing)."""
-    assert images.unread_picture(suffix) == f"{kind} picture(s) (t2i cannot read {kind}: save it as JPEG or PNG)"
+    assert images.unread_picture(suffix) == f"{kind} picture (t2i cannot read {kind}: convert to JPEG or PNG)"
 
 
 @pytest.mark.parametrize("band", [1 << 20, 64])  # the whole picture at once, and a band of rows at a time

@@ -53,7 +53,7 @@ def test_files_beside_pictures_are_counted_as_what_they_are(tmp_path):
     Image.new("RGB", (16, 16), (10, 200, 10)).save(tmp_path / "webp", format="WEBP")
     items, skipped = collect(tmp_path, "a green square")
     assert sorted(p.name for p, _ in items) == ["pic.png", "webp"]
-    assert dict(skipped) == {"text file(s)": 1, "file(s) not a picture": 1}
+    assert dict(skipped) == {"text file": 1, "file not a picture": 1}
 
 
 def test_rank_folder_reports_progress_against_every_picture_of_every_prompt(tiny_pipe, tmp_path):
@@ -85,7 +85,7 @@ def test_nothing_to_rank_names_what_was_left_out_but_not_the_prompts_it_cut(tiny
     (tmp_path / "cut-short.jpg").write_bytes(data[:len(data) // 2])  # its header reads, its pixels do not
     with pytest.raises(DataError) as e:
         rank_folder(tiny_pipe, tmp_path, prompt="a red bird " * 100)
-    assert str(e.value) == f"nothing to rank in {tmp_path}: no readable image with a prompt (1 unreadable picture(s))"
+    assert str(e.value) == f"nothing to rank in {tmp_path}: no readable image with a prompt (1 unreadable picture)"
 
 
 def test_link_best_refuses_a_best_that_is_a_link_to_nothing_before_any_work(tmp_path):
@@ -497,7 +497,7 @@ def test_eval_data_names_each_unknown_word_once_and_what_it_skipped(tiny_pipe, u
     assert unknown["words"] == 3 * count  # every caption's three
     assert unknown["examples"][0] == "blorp" and len(unknown["examples"]) == 5
     assert len(set(unknown["examples"])) == 5 and all(w.startswith("zq") for w in unknown["examples"][1:])
-    assert "skipped 1 item(s)" in result["skipped"] and "broken.png" in result["skipped"]
+    assert "skipped 1 item" in result["skipped"] and "broken.png" in result["skipped"]
 
 
 def test_eval_data_of_two_captions_measures_a_frechet_distance(tiny_pipe, unknown_data):
@@ -630,11 +630,11 @@ class FakeStages:
 def test_a_whole_run_warns_once_a_stage_of_what_it_skipped_and_keeps_it_out_of_the_summary(tmp_path, monkeypatch):
     from t2i_cli.recipe import ORDER, train_all
 
-    fake = FakeStages(monkeypatch, skipped="skipped 2 item(s) (2 unreadable)")
+    fake = FakeStages(monkeypatch, skipped="skipped 2 items (2 unreadable)")
     said: list[str] = []
     summary = train_all(tmp_path / "run", {"data": "world:train"}, fake.make_config, "cpu", warn=said.append)
     assert [c["stage"] for c in fake.calls] == list(ORDER)
-    assert said == ["skipped 2 item(s) (2 unreadable)"] * 4  # (the CLI says it once)
+    assert said == ["skipped 2 items (2 unreadable)"] * 4  # (the CLI says it once)
     assert summary == {**{s: {"step": 4} for s in ORDER}, "weights": str(tmp_path / "run" / "weights")}
     assert fake.exports == [tmp_path / "run" / "weights"]
 

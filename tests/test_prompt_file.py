@@ -35,7 +35,7 @@ def test_reading_a_prompt_file_skips_blanks_comments_and_repeats_and_numbers_lin
     many = Path(tmp_path / "many.txt")
     many.write_text("".join(f"a red bird {i % 3}\n" for i in range(20)))
     msg = read_prompts(many).repeats_message()
-    assert msg.startswith("17 line(s) repeat") and msg.endswith("and 12 more")
+    assert msg.startswith("17 lines repeat") and msg.endswith("and 12 more")
 
 
 @pytest.mark.parametrize("content, error, words", [
@@ -83,7 +83,7 @@ def test_generate_prompts_writes_the_files_each_prompt_alone_writes(tmp_path):
     f.write_bytes(PROMPTS.encode())
     r = generate(tiny_weights, tmp_path / "all", "--prompts", f, "--seed", "3")
     assert r.exit_code == 0, (r.stdout, r.stderr)
-    assert "1 line(s) repeat an earlier prompt" in r.stderr and "line 5 (line 2)" in r.stderr
+    assert "1 line repeats an earlier prompt" in r.stderr and "line 5 (line 2)" in r.stderr
     got = files(tmp_path / "all")
     assert list(r.stdout.split()) == [str(tmp_path / "all" / n) for n in
                                       ("a-red-bird-000.png", "two-green-cats-000.png",

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import one_line_failure, run, torchrun_t2i
+from t2i_cli.errors import counted
 
 ALL = ["train", "--stage", "all", "--preset", "tiny", "--steps", "4,clip=3", "--workers", "0", "-q",
        "--device", "cpu", "--log-every", "1"]
@@ -283,7 +284,9 @@ def test_captions_longer_than_the_text_length_are_counted_in_one_warning(uninter
     train = open_source(str(data), 16, part="train")
     expected = sum("very long" in c for i in range(len(train)) for c in train.captions_at(i))  # val is apart
     said = [ln for ln in r.stderr.splitlines() if "longer than the text length" in ln]
-    assert expected >= 1 and len(said) == 1 and said[0].startswith(f"warning: {expected} caption(s)"), r.stderr
+    assert expected >= 1 and len(said) == 1, r.stderr
+    verb = "is" if expected == 1 else "are"
+    assert said[0].startswith(f"warning: {counted(expected, 'caption')} {verb} longer"), said
 
 
 def test_a_folder_smaller_than_a_batch_trains_with_one_warning(tmp_path):
@@ -301,7 +304,8 @@ def test_a_folder_smaller_than_a_batch_trains_with_one_warning(tmp_path):
     n, batch = len(open_source(str(data), 16, part="train")), PRESETS["tiny"]["dvae"]["batch_size"]
     said = [ln for ln in r.stderr.splitlines() if "fewer than a batch" in ln]
     # of 4 pictures, the ones not trained on are held out for validation: said, so 4 - n is not a mystery
-    assert 1 <= n < batch and said == [f"warning: {n} training picture(s) ({4 - n} more held out for validation), "
+    assert 1 <= n < batch and said == [f"warning: {counted(n, 'training picture')} ({4 - n} more held out for "
+                                       "validation), "
                                        f"fewer than a batch of {batch}: every batch repeats them; add pictures or "
                                        "lower --batch-size"], r.stderr
     assert (tmp_path / "run" / "dvae.safetensors").is_file()
@@ -330,7 +334,7 @@ def test_a_run_validates_on_a_usable_picture_and_says_when_it_has_none(tmp_path)
     r = run(*args, "--out", tmp_path / "three")
     assert r.exit_code == 0, r.stderr
     assert [row["step"] for row in metrics(tmp_path / "three") if "val_loss" in row] == [1, 2]
-    assert (f"warning: skipped 1 item(s) (1 unreadable image: {data / 'fake.png'}); using 2 (1 more held out "
+    assert (f"warning: skipped 1 item (1 unreadable image: {data / 'fake.png'}); using 2 (1 more held out "
             f"for validation)" in r.stderr.splitlines()), r.stderr
     assert "no validation" not in r.stderr
     for name in ("good2", "good3"):
@@ -404,7 +408,7 @@ def test_the_whole_run_with_q_still_warns_about_a_small_folder(tmp_path):
     assert r.exit_code == 0, r.stderr
     said = [ln for ln in r.stderr.splitlines() if "fewer than a batch" in ln]
     assert len(said) == 1 and said[0].startswith("warning: "), r.stderr
-    assert sum("skipped 1 item(s) (1 unreadable image: " in ln for ln in r.stderr.splitlines()) == 1, r.stderr
+    assert sum("skipped 1 item (1 unreadable image: " in ln for ln in r.stderr.splitlines()) == 1, r.stderr
     assert (tmp_path / "run" / "weights" / "transformer.safetensors").is_file()
 
 

@@ -528,7 +528,7 @@ def test_rerank_never_ranks_a_grid_and_prints_whole_names_grouped_by_prompt(weig
     assert r.exit_code == 0, r.stderr
     ranked = json.loads((out / "ranking.json").read_text())
     assert len(ranked) == 3 and all("-grid-" not in row["file"] for row in ranked)
-    assert "1 contact sheet(s) t2i wrote" in r.stderr
+    assert "1 contact sheet t2i wrote" in r.stderr
     assert r.stdout.count(long_prompt) == 1  # the prompt once, as the group's heading
     for row in ranked:
         assert row["file"] in r.stdout  # every name whole, never cut

@@ -68,3 +68,25 @@ def test_a_resume_naming_another_stage_says_so_before_anything_else(tmp_path):
     assert r.exit_code == 0, r.stderr
     line = one_line_failure(run("train", "--resume", tmp_path / "r", "--stage", "transformer", "--preset", "tiny"), 2)
     assert line.startswith("error: --stage transformer: ") and "is a dvae run" in line, line
+
+
+def test_a_refused_resume_says_which_setting_differs_from_the_runs(tmp_path):
+    """The refusal named every option given (--batch-size, --data, --preset), not the one that was not the run's
+    own; settings a command leaves to another preset differ without being named."""
+    r = run(*START, "--steps", "2", "--out", tmp_path / "r")
+    assert r.exit_code == 0, r.stderr
+    preset = "settings it does not name differ from the run's, as another --preset would make them"
+    asked = f"{preset} (was the run started with --preset?))"
+    for extra, said in ((("--preset", "tiny", "--batch-size", "3"), ": here --batch-size 3, the run's 8)"),
+                        (("--preset", "tiny", "--data", "world:train", "--flip"),  # why it cannot be the run's
+                         ": --flip mirrors the pictures of a folder or manifest; the world draws"),
+                        (("--preset", "tiny", "--seed", "1"), ": here --seed 1, the run's 0)"),
+                        (("--seed", "1"), f": here --seed 1, the run's 0; {asked}"),
+                        (("--data", "world:train"), f": here {asked}"),
+                        (("--preset", "default"), f": here {preset})")):
+        line = one_line_failure(run("train", "--resume", tmp_path / "r", "--steps", "3", *extra), 2)
+        assert f"its own settings may be said again{said}" in line and line.endswith(")"), line
+    # another --out is never the run's, whatever else is said: nothing to compare
+    line = one_line_failure(run("train", "--resume", tmp_path / "r", "--preset", "tiny", "--out", tmp_path / "o"), 2)
+    assert line.endswith("its own settings may be said again)"), line
+    assert steps_done(tmp_path / "r") == 2

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
-from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
+from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted
 from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
@@ -1541,7 +1541,8 @@ def data_preview(ctx: typer.Context,
                  f"image without .txt caption; move it out, or write the next one elsewhere with --out")
         # a sheet of fewer cells than asked for was unsaid (where a skip warning says "using N", that says it)
         if len(dataset) < n and not dataset.skipped_message():
-            warn(f"{clean(source)} has {len(dataset)} usable picture(s), fewer than --n {n}: the sheet shows them all")
+            warn(f"{clean(source)} has {counted(len(dataset), 'usable picture')}, fewer than --n {n}: the sheet shows "
+                 f"them all")
         _list_skipped(dataset.every if list_skipped else {})
 
 
@@ -1606,9 +1607,10 @@ def rerank(folder: Path = typer.Argument(...,
                  f"record another weights identity); its CLIP scores them here: to score with the CLIP of the "
                  f"weights that drew them, pass --weights with that folder")
         if skipped and not quiet:
-            warn("skipped " + ", ".join(f"{v} {k}" for k, v in skipped.items()))
+            warn("skipped " + ", ".join(counted(v, k) for k, v in skipped.items()))
         if cut and not quiet:
-            warn(f"{cut} prompt(s) read from PNG text were longer than {rr.MAX_PROMPT_CHARS:,} characters; "
+            warn(f"{counted(cut, 'prompt')} read from PNG text {'was' if cut == 1 else 'were'} longer than "
+                 f"{rr.MAX_PROMPT_CHARS:,} characters; "
                  f"each was cut to its first {rr.MAX_PROMPT_CHARS:,}")
         # Every file first, then what is printed: a reader that stops early (`| head`) ended the command before
         # ranking.json was written.
@@ -1702,6 +1704,13 @@ def eval_cmd(ctx: typer.Context,
                                                            "if it is the JSON of a t2i eval, or with --force)."),
              force: bool = typer.Option(False, "--force",
                                         help="With --json: replace the file even if it is not a t2i eval's."),
+             images_dir: Optional[Path] = typer.Option(None, "--images",
+                                                       help="Also write every image the judge scored (--data: every "
+                                                            "image drawn) into this folder as a PNG named by seed, "
+                                                            "task, prompt and verdict (seed0-two_objects-007-fail-000"
+                                                            ".png), "
+                                                            "its prompt, seed and the judge's checks in its text; "
+                                                            "made if missing, files there are kept."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
              precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
              threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
@@ -1728,6 +1737,10 @@ def eval_cmd(ctx: typer.Context,
 
             check_output_file(json_path, "--json")
             _check_eval_json(json_path, force)
+        if images_dir is not None:  # (made as the work starts, _eval_images)
+            from t2i_cli.files import check_folder_path
+
+            check_folder_path(images_dir, "--images")
         folder = weights_folder(weights)
         one_for_want_of_clip = candidates is None and not (folder / "clip.safetensors").is_file()
         if candidates is None:
@@ -1747,7 +1760,8 @@ def eval_cmd(ctx: typer.Context,
             if not 1 <= draws <= MAX_DRAWS or n * draws > 10_000:
                 raise UsageError(f"--draws must be in 1..{MAX_DRAWS}, with --n x --draws at most 10000; got "
                                  f"--draws {draws} and --n {n}")
-            _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws, force)
+            _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws, force,
+                       images_dir)
             return
         if "draws" in given_options(ctx):
             raise UsageError("--draws belongs to --data (images per val caption); the world's tasks draw "
@@ -1776,7 +1790,7 @@ def eval_cmd(ctx: typer.Context,
                                                            "sha256": sha256_of(judge_file).hexdigest()}}
         runs = []
         plain = PlainProgress(quiet)
-        with progress_bar(quiet, "prompts") as bar:
+        with _eval_images(images_dir) as folder_of_images, progress_bar(quiet, "prompts") as bar:
             per_seed = len(tasks.TASKS) * n
             checking = bar.add_task("judge check", total=len(seeds) * len(tasks.TASKS) * max(n, 50), rate="")
             generating = bar.add_task("generate", total=len(seeds) * per_seed, rate="", start=False)
@@ -1796,7 +1810,9 @@ def eval_cmd(ctx: typer.Context,
                 validation_of = {"renders": max(n, 50), "seed": seed + 1}  # (said with the table: its two columns)
                 dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
                 bar.start_task(generating)
-                run = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated)
+                keep = None if folder_of_images is None else _keep_judged(pipe, sampling, candidates, seed,
+                                                                          folder_of_images)
+                run = ev.evaluate_model(pipe, judge, n, seed, sampling, candidates, progress=generated, keep=keep)
                 runs.append(run | {"judge_validation": validation, "judge_checked_on": validation_of, "dvae": dvae}
                             | record)
         for run in runs:
@@ -1848,22 +1864,76 @@ def _write_eval_json(path: Path, result: dict, force: bool) -> None:
     out.print(f"wrote {clean(path)}")
 
 
+@contextmanager
+def _eval_images(folder: Optional[Path]) -> Iterator[Optional[Path]]:
+    """eval --images: the folder made (if missing) as the work starts, and taken away again if the eval ends
+    before it wrote anything into it."""
+    if folder is None:
+        yield None
+        return
+    from t2i_cli.files import make_folder
+
+    new = not folder.exists()
+    make_folder(folder, "--images")
+    try:
+        yield folder
+    finally:
+        if new and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _eval_meta(pipe, g, seed: int, n: int, sampling, what: dict) -> dict[str, str]:
+    """The PNG text of an image eval --images writes: generate's provenance (its prompt drawn with this seed and
+    n reproduces it, up to the rounding of another batch) and what the eval made of it (t2i_eval, JSON)."""
+    from t2i_cli.outputs import made_from, provenance
+
+    return provenance(g, seed, n, sampling, pipe.bundle.identity, made_from(pipe.request(g.prompt, sampling), None,
+                                                                             pipe.precision),
+                      pipe.device.type, pipe.bundle.generator) | {"t2i_eval": json.dumps(what, sort_keys=True)}
+
+
+def _keep_judged(pipe, sampling, candidates: int, eval_seed: int, folder: Path):
+    """eval --images for the world's tasks: each judged image as seedS-TASK-III-pass|fail.png."""
+    from t2i_cli.outputs import write_image
+
+    def keep(task: str, i: int, seed: int, g, checks: dict[str, bool]) -> None:
+        passed = all(checks.values())
+        what = {"task": task, "eval_seed": eval_seed, "prompt_index": i, "passed": passed, "checks": checks}
+        write_image(g, folder, _eval_meta(pipe, g, seed, candidates, sampling, what),
+                    f"seed{eval_seed}-{task}-{i:03d}-{'pass' if passed else 'fail'}", "--images")
+
+    return keep
+
+
 def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,
-               quiet: bool, precision: str = "fp32", draws: int = 1, force: bool = False) -> None:
+               quiet: bool, precision: str = "fp32", draws: int = 1, force: bool = False,
+               images_dir: Optional[Path] = None) -> None:
     """t2i eval --data: the val split of any data source, as a table and optionally JSON."""
     from rich.table import Table
 
     from t2i_cli.data_eval import evaluate_data
 
     pipe = _load_pipeline(folder, device, precision=precision)
-    with progress_bar(quiet, "images") as bar:
+    if images_dir is not None and pipe.bundle.clip is None:
+        raise UsageError(f"--images: {folder} has no clip.safetensors, so eval --data draws no picture (only a CLIP "
+                         f"measures them); leave --images out")
+    with _eval_images(images_dir) as folder_of_images, progress_bar(quiet, "images") as bar:
         task = bar.add_task("eval", total=n, rate="")
 
         def tick(what: str, i: int, total: int) -> None:
             bar.update(task, completed=i, total=total, description=what,
                        rate=rate_text(bar.tasks[task], "images"))
 
-        result = evaluate_data(pipe, data, n, seed, sampling, tick, draws)
+        keep = None
+        if folder_of_images is not None:
+            from t2i_cli.outputs import write_image
+
+            def keep(i: int, caption_seed: int, g) -> None:
+                what = {"data": data, "eval_seed": seed, "caption_index": i}
+                write_image(g, folder_of_images, _eval_meta(pipe, g, caption_seed, draws, sampling, what),
+                            f"seed{seed}-val-{i:03d}", "--images")
+
+        result = evaluate_data(pipe, data, n, seed, sampling, tick, draws, keep)
     result |= _eval_record(pipe, sampling)
     split = data.partition(":")[2] if data.startswith("world:") else "val"
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from t2i_cli import images, world
-from t2i_cli.errors import DataError, UsageError
+from t2i_cli.errors import DataError, UsageError, counted
 from t2i_cli.files import (
     atomic_write_bytes,
     atomic_write_json,
@@ -66,31 +66,16 @@ class CaptionDataset(Dataset):
         left_out = {why: n for why, n in self.skipped.items() if why not in (TOO_MANY_CAPTIONS, SHARED_CAPTION)}
         reasons = "; ".join(f"{counted(n, why)}{example(why, n)}" for why, n in sorted(left_out.items()))
         kept = f" ({self.held_out} more held out for validation)" if self.held_out else ""
-        said = f"skipped {sum(left_out.values())} item(s) ({reasons}); " if left_out else ""
+        said = f"skipped {counted(sum(left_out.values()), 'item')} ({reasons}); " if left_out else ""
         trimmed = self.skipped.get(TOO_MANY_CAPTIONS, 0)  # pictures that are used, with some of their captions
-        return (f"{said}using {len(self)}{kept}" + (f"; {trimmed} picture(s) have over {MAX_CAPTIONS} captions: the "
-                                                   f"first {MAX_CAPTIONS} of each are used"
-                                                   f"{example(TOO_MANY_CAPTIONS, trimmed)}" if trimmed else "")
-                + (f"; {shared} picture(s) share the caption file of another picture of their name, each used (a "
-                   f"copy in another format trains twice and may validate on itself){example(SHARED_CAPTION, shared)}"
-                   if (shared := self.skipped.get(SHARED_CAPTION, 0)) else ""))
-
-
-# The head nouns of the reasons a source leaves items out for, each said of one item ("unreadable image")
-_PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
-            "copy": "copies", "path": "paths", "picture": "pictures"}
-
-
-def counted(n: int, why: str) -> str:
-    """A reason with its count: "1 unreadable image", "2 unreadable images" (the head noun of the reason's first
-    noun phrase made plural: "2 .txt captions without image", "3 image paths naming a folder")."""
-    words = why.split(" ")
-    if n != 1:
-        for i, word in enumerate(words):
-            if word in _PLURALS and (i + 1 == len(words) or words[i + 1] not in _PLURALS):
-                words[i] = _PLURALS[word]
-                break
-    return f"{n} {' '.join(words)}"
+        shared = self.skipped.get(SHARED_CAPTION, 0)
+        return (f"{said}using {len(self)}{kept}"
+                + (f"; {counted(trimmed, 'picture')} {'has' if trimmed == 1 else 'have'} over {MAX_CAPTIONS} captions: "
+                   f"the first {MAX_CAPTIONS} of each are used{example(TOO_MANY_CAPTIONS, trimmed)}" if trimmed else "")
+                + (f"; {counted(shared, 'picture')} {'shares' if shared == 1 else 'share'} the caption file of another "
+                   f"picture of {'its' if shared == 1 else 'their'} name, each used (a copy in another format "
+                   f"trains twice and may validate on itself)"
+                   f"{example(SHARED_CAPTION, shared)}" if shared else ""))
 
 
 class WorldDataset(CaptionDataset):

@@ -23,7 +23,7 @@ import torch
 from t2i_cli.data import CaptionDataset, open_source
 from t2i_cli.errors import DataError, UsageError
 from t2i_cli.models.dvae import code_usage, psnr
-from t2i_cli.pipeline import MAX_BATCH, TextToImage
+from t2i_cli.pipeline import MAX_BATCH, Generated, TextToImage
 from t2i_cli.sampling import SamplingConfig
 
 EVAL_BATCH = 32  # val images read, encoded and embedded at a time
@@ -91,9 +91,11 @@ def _val(source: str, side: int, checking: Callable[[int, int], None] | None = N
 
 @torch.inference_mode()
 def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
-                  progress: Callable[[str, int, int], None] | None = None, draws: int = 1) -> dict[str, Any]:
+                  progress: Callable[[str, int, int], None] | None = None, draws: int = 1,
+                  keep: Callable[[int, int, Generated], None] | None = None) -> dict[str, Any]:
     """Every measurement above on the val split of source, n val captions for generation, `draws` images drawn
-    for each (1..MAX_BATCH; a small split's CLIP score and Frechet distance are steadier with more)."""
+    for each (1..MAX_BATCH; a small split's CLIP score and Frechet distance are steadier with more). keep, if
+    given, is called with each drawn image: keep(caption index, its seed, the Generated)."""
     if not 1 <= draws <= MAX_BATCH:
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {draws}")
     start = time.perf_counter()
@@ -161,8 +163,11 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     for lo in range(0, count if clip is not None else 0, per):  # without a CLIP nothing measures the drawn images
         # (many captions in one decode, each from its own seed)
         part = captions[lo:lo + per]
-        drawn = pipe.draw_each([pipe.request(c, sampling) for c in part],
-                               [caption_seed(seed, lo + i) for i in range(len(part))], draws)
+        seeds = [caption_seed(seed, lo + i) for i in range(len(part))]
+        drawn = pipe.draw_each([pipe.request(c, sampling) for c in part], seeds, draws)
+        if keep is not None:
+            for j, g in enumerate(drawn):
+                keep(lo + j // draws, seeds[j // draws], g)
         # (caption-major: caption i's draws at i * draws ..., compared below with their caption's text embedding)
         drawn_images, at_once = torch.stack([g.image for g in drawn]), pipe.score_fit(len(drawn))  # (a large CLIP)
         fake_emb += [clip.embed_images(fit(drawn_images[i:i + at_once].to(pipe.device))).cpu()

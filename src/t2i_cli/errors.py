@@ -1,4 +1,5 @@
-"""The few exception types t2i raises; the CLI turns each into one line and an exit code."""
+"""The few exception types t2i raises; the CLI turns each into one line and an exit code; and how those lines
+count things."""
 
 
 class T2IError(Exception):
@@ -23,3 +24,21 @@ class DataError(T2IError):
 
 class OutputError(T2IError):
     """An output path that cannot be written."""
+
+
+# The head nouns of what t2i's messages count, each said of one item ("unreadable image", "link to a missing file")
+PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
+           "copy": "copies", "path": "paths", "picture": "pictures", "item": "items", "link": "links",
+           "sheet": "sheets", "prompt": "prompts", "tensor": "tensors", "validation": "validations"}
+
+
+def counted(n: int, what: str) -> str:
+    """A count and what it counts: "1 unreadable image", "2 unreadable images" (the head noun of the first noun
+    phrase made plural: "2 .txt captions without image", "3 links to a missing file")."""
+    words = what.split(" ")
+    if n != 1:
+        for i, word in enumerate(words):
+            if word in PLURALS and (i + 1 == len(words) or words[i + 1] not in PLURALS):
+                words[i] = PLURALS[word]
+                break
+    return f"{n} {' '.join(words)}"

@@ -65,16 +65,23 @@ def file_above(path: Path) -> Path | None:
     return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
 
 
-def make_folder(folder: Path, option: str = "--out") -> Path:
-    """Create a folder (and its parents) if needed. A path that is a file or inside one is a UsageError (exit 2,
-    as a training run's --out and export's --to), a folder that cannot be made (read-only disk, no permission)
-    an OutputError; either is one line naming the option that chose it."""
+def check_folder_path(folder: Path, option: str) -> Path:
+    """A folder path that is, or can become, a folder (make_folder's first checks, which make nothing): a path that
+    is a file or inside one is a UsageError naming the option."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder} exists and is not a folder; choose another with {option}")
     blocker = file_above(folder)
     if blocker is not None:
         raise UsageError(f"{option} {folder} is inside {blocker}, which is a file; choose another with {option}")
+    return folder
+
+
+def make_folder(folder: Path, option: str = "--out") -> Path:
+    """Create a folder (and its parents) if needed. A path that is a file or inside one is a UsageError (exit 2,
+    as a training run's --out and export's --to), a folder that cannot be made (read-only disk, no permission)
+    an OutputError; either is one line naming the option that chose it."""
+    folder = check_folder_path(folder, option)
     existed = folder.is_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ UNREAD_SUFFIXES = tuple(UNREAD_FORMATS)
 def unread_picture(suffix: str) -> str:
     """Why a picture of a format t2i cannot read is left out (suffix one of UNREAD_SUFFIXES, any case)."""
     kind = UNREAD_FORMATS[suffix.lower()]
-    return f"{kind} picture(s) (t2i cannot read {kind}: save it as JPEG or PNG)"
+    return f"{kind} picture (t2i cannot read {kind}: convert to JPEG or PNG)"
 
 
 UNREAD_PICTURE = unread_picture(".heic")

@@ -212,10 +212,12 @@ def recorded_settings(path: Path) -> Recorded:
     return rec
 
 
-def write_image(g: Generated, folder: Path, meta: dict[str, str], stem: str | None = None) -> Path:
-    """Write one generated image as a new PNG named after its prompt (or stem); never overwrites."""
+def write_image(g: Generated, folder: Path, meta: dict[str, str], stem: str | None = None,
+                option: str = "--out") -> Path:
+    """Write one generated image as a new PNG named after its prompt (or stem); never overwrites. option is the
+    one that chose the folder, for an error's line."""
     data = encode_png(image_from_tensor(g.image), meta)
-    return write_new(folder, stem or safe_stem(g.prompt), ".png", lambda tmp: tmp.write_bytes(data))
+    return write_new(folder, stem or safe_stem(g.prompt), ".png", lambda tmp: tmp.write_bytes(data), option)
 
 
 def sheet_label(index: int, score: float | None) -> str:

@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2i_cli.errors import DataError, UsageError
+from t2i_cli.errors import DataError, UsageError, counted
 
 MAX_PROMPT_FILE = 4 << 20  # bytes of a prompt file read (10,000 prompts of 400 characters)
 MAX_PROMPTS = 10_000  # prompts one `generate --prompts` draws
@@ -56,8 +56,10 @@ class Prompts:
             return ""
         shown = ", ".join(f"line {a} (line {b})" for a, b in self.repeats[:5])
         more = f" and {len(self.repeats) - 5} more" if len(self.repeats) > 5 else ""
-        return (f"{len(self.repeats)} line(s) repeat an earlier prompt (letter case and spacing aside, as the model "
-                f"reads it) and are drawn once, since the same seed draws the same images: {shown}{more}")
+        n = len(self.repeats)
+        return (f"{counted(n, 'line')} {'repeats' if n == 1 else 'repeat'} an earlier prompt (letter case and spacing "
+                f"aside, as the model reads it) and {'is' if n == 1 else 'are'} drawn once, since the same seed draws "
+                f"the same images: {shown}{more}")
 
 
 def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from t2i_cli.errors import DataError, OutputError, UsageError
+from t2i_cli.errors import DataError, OutputError, UsageError, counted
 from t2i_cli.files import (
     atomic_write_json,
     check_replaceable,
@@ -82,7 +82,7 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
     # a link to nothing (a picture moved or deleted) is counted, not passed over: it looked like one to rank
     dangling = sum(p.is_symlink() and not p.exists() for p in entries)
     if dangling:
-        skipped["link(s) to a missing file"] = dangling
+        skipped["link to a missing file"] = dangling
     for path in (p for p in entries if p.is_file()):
         if path.name == RANKING:
             continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
@@ -91,25 +91,25 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             continue
         if path.suffix.lower() in TEXT_SUFFIXES:  # captions beside a folder's pictures: named as what they are (a
             # captioned folder said "skipped 363 not an image", as if 363 pictures had failed)
-            skipped["text file(s)"] += 1
+            skipped["text file"] += 1
             continue
         if path.suffix.lower() not in IMAGE_SUFFIXES and not (path.suffix == "" and _picture_bytes(path)):
-            skipped["file(s) not a picture"] += 1  # (a file without a suffix is a picture by its first bytes, as
+            skipped["file not a picture"] += 1  # (a file without a suffix is a picture by its first bytes, as
             continue  # vary and --from read one)
         try:
             chunks = read_png_text(path)  # a PNG by its content, whatever its name
         except DataError:
-            skipped["unreadable picture(s)"] += 1
+            skipped["unreadable picture"] += 1
             continue
         if chunks.get("ranking") == "top-k contact sheet":
             continue  # an earlier rerank's --top sheet: its own output, passed over silently (by content: a
             # picture of yours named ranking-top-* is ranked)
         if is_t2i_sheet(chunks, path):
-            skipped["contact sheet(s) t2i wrote"] += 1
+            skipped["contact sheet t2i wrote"] += 1
             continue
         text = prompt or chunks.get("prompt")
         if not text or blank(text):
-            skipped["picture(s) without a prompt (pass --prompt)"] += 1
+            skipped["picture without a prompt (pass --prompt)"] += 1
             continue
         if scorer is not None and "t2i" in chunks and "weights" in chunks and not (
                 chunks["weights"] == scorer[0] or chunks.get("generator", "") == scorer[1] != ""):
@@ -167,7 +167,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
                     images.append(tensor_from_image(load_rgb(path, side)))
                     paths.append(path)
                 except DataError:
-                    skipped["unreadable picture(s)"] += 1
+                    skipped["unreadable picture"] += 1
             if images:
                 scored += zip(paths, pipe.score(torch.stack(images), text).tolist(), strict=True)
             done += len(group[start:start + SCORE_BATCH])
@@ -178,7 +178,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
     if not ranked:
         left_out = {k: v for k, v in skipped.items() if k != CUT}
         raise DataError(f"nothing to rank in {folder}: no readable image with a prompt"
-                        + (f" ({', '.join(f'{v} {k}' for k, v in left_out.items())})" if left_out else ""))
+                        + (f" ({', '.join(counted(v, k) for k, v in left_out.items())})" if left_out else ""))
     return ranked, skipped
 
 

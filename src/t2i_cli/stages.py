@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from t2i_cli.errors import DataError, T2IError, UsageError
+from t2i_cli.errors import DataError, T2IError, UsageError, counted
 from t2i_cli.files import (
     Busy,
     atomic_write_bytes,
@@ -794,7 +794,8 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
         warn(changed)
     cut = long_captions(stage, dataset) if stage is not None and dd.is_main and not resume else 0
     if cut and warn is not None:
-        warn(f"{cut} caption(s) are longer than the text length ({cfg.text_len} tokens) and are cut to it; "
+        warn(f"{counted(cut, 'caption')} {'is' if cut == 1 else 'are'} longer than the text length ({cfg.text_len} "
+             f"tokens) and {'is' if cut == 1 else 'are'} cut to it; "
              f"raise --text-len to keep them whole")
     if stage is not None and dd.is_main and not resume and warn is not None:
         # the CLIP learns by telling each picture's caption from the batch's others: a picture's copies there are
@@ -803,8 +804,8 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
         contrast = " (the CLIP stage learns by telling a batch's pictures apart: with one picture it learns nothing)"
         if len(dataset) < cfg.batch_size:
             kept = f" ({n} more held out for validation)" if (n := getattr(dataset, "held_out", 0)) else ""
-            warn(f"{len(dataset)} training picture(s){kept}, fewer than a batch of {cfg.batch_size}: every batch "
-                 f"repeats them{contrast if alone else ''}; add pictures or lower --batch-size")
+            warn(f"{counted(len(dataset), 'training picture')}{kept}, fewer than a batch of {cfg.batch_size}: "
+                 f"every batch repeats them{contrast if alone else ''}; add pictures or lower --batch-size")
         elif alone:  # one picture on many pairs (manifest lines)
             warn(f"{len(dataset)} training pairs hold one picture{contrast}; add pictures")
     if stage is not None and dd.is_main and not len(val) and warn is not None:

@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from t2i_cli.devices import cuda_bf16, native_bf16, resolve_device
-from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError
+from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted
 from t2i_cli.files import (
     atomic_write_bytes,
     atomic_write_json,
@@ -763,7 +763,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                     if dd.is_main:  # sees a complete run (and the checkpoint below records it too)
                         best_step, best = min(logger.val_history, key=lambda sv: sv[1])
                         text = (f"step {done}: the validation loss has not improved on step {best_step}'s {best:.4g} "
-                                f"for {cfg.patience} validation(s): stopping early (--patience {cfg.patience}); "
+                                f"for {counted(cfg.patience, 'validation')}: stopping early (--patience "
+                                f"{cfg.patience}); "
                                 f"the run ends here")
                         if done % cfg.log_every:
                             logger.log(done, metrics)  # the last step's training loss, as at a planned end
@@ -1224,8 +1225,8 @@ def _refuse_non_finite(path: Path) -> None:
     it would draw blank or noisy pictures, or fail inside sampling."""
     bad = non_finite(load_tensors(path)[0])
     if bad:
-        raise WeightsError(f"{path} holds NaN or infinite weights ({len(bad)} tensor(s), e.g. {bad[0]}): its training "
-                           f"diverged; train it again with a lower --lr (nothing was exported)")
+        raise WeightsError(f"{path} holds NaN or infinite weights ({counted(len(bad), 'tensor')}, e.g. {bad[0]}): "
+                           f"its training diverged; train it again with a lower --lr (nothing was exported)")
 
 
 def _other_precision(target: Path, src: Path, half: bool) -> str:

@@ -191,11 +191,11 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     refused = sorted(given - RESUME_OPTIONS - {"stage"})
     # another --out is never the run's own (no setting of its config says where it is); the rest may be its own
     # settings said again
-    if refused and ("out_dir" in given or not _said_again(cfg, given, params)):
+    if refused and ("out_dir" in given or (differ := _said_again(cfg, given, params))):
         raise UsageError(f"{', '.join(flag(n, params) for n in refused)} cannot change a run that has started; "
                          f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
                          f"--sample-every, --log-every, --patience, --device and --quiet apply; its own settings "
-                         f"may be said again)")
+                         f"may be said again{'' if 'out_dir' in given else differ})")
     given = given - {"stage"}
     refuse_foreign_options(cfg.stage, given, params)
     changes = {"num_workers" if k == "workers" else k: params[k]
@@ -238,22 +238,45 @@ def _same_folder(a, b) -> bool:
 _RESUMABLE_FIELDS = {"steps", "lr", "num_workers", "ckpt_every", "sample_every", "log_every", "patience"}
 
 
-def _said_again(cfg, given: set[str], params: dict) -> bool:
-    """Whether the options of a resume that a resume cannot change are the run's own settings said again: the
+def _said_again(cfg, given: set[str], params: dict) -> str:
+    """'' when the options of a resume that a resume cannot change are the run's own settings said again: the
     command that started the run with --resume RUN added (--preset tiny, --data pics) builds the config the run
-    recorded, but for what a resume may change."""
+    recorded, but for what a resume may change. Else what differs, for the refusal: ": here --batch-size 64,
+    the run's 32"; settings the command did not name that differ are settings of another preset."""
     from dataclasses import asdict
 
     try:  # (the stage is the run's: resume_config refused another first)
         data = stored_data(params["data"]) if "data" in given else cfg.data
         fresh = train_config(cfg.stage, data, params.get("preset") or "default", dict(params))
-    except (UsageError, KeyError, TypeError, ValueError):
-        return False
+    except (UsageError, KeyError, TypeError, ValueError) as e:
+        return f": {e}" if isinstance(e, UsageError) else ""
 
     def settled(c) -> dict:  # as train_config.json holds them (a model's tuples are lists there)
         return json.loads(json.dumps({k: v for k, v in asdict(c).items() if k not in _RESUMABLE_FIELDS}))
 
-    return settled(fresh) == settled(cfg)
+    mine, run = settled(fresh), settled(cfg)
+    if mine == run:
+        return ""
+    named = [k for k in run if k != "model" and mine.get(k) != run[k] and k in given]
+    models = {**run.get("model", {}), **mine.get("model", {})}
+    model_keys = [k for k in models if mine.get("model", {}).get(k) != run.get("model", {}).get(k)]
+    said = [f"{flag(k, params)} {_shown(mine[k])}, the run's {_shown(run[k])}" for k in named[:3]]
+    if "model" in given:
+        said += [f"--model {k}={_shown(mine['model'].get(k))}, the run's {_shown(run['model'].get(k))}"
+                 for k in model_keys[:3]]
+    elif model_keys or any(k != "model" and mine.get(k) != run[k] and k not in given for k in run):
+        said.append("settings it does not name differ from the run's, as another --preset would make them"
+                    + ("" if "preset" in given else " (was the run started with --preset?)"))
+    return ": here " + "; ".join(said)
+
+
+def _shown(value) -> str:
+    """A setting's value as typed on a command line ("" for none)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "''" if value in ("", None) else str(value)
 
 
 def checked(cfg):

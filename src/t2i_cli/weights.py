@@ -17,7 +17,7 @@ import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
-from t2i_cli.errors import WeightsError
+from t2i_cli.errors import WeightsError, counted
 from t2i_cli.files import atomic_write_bytes, sha256_of, shell_word
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
@@ -246,7 +246,7 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: 
     tensors, _ = load_tensors(path)
     bad = non_finite(tensors)
     if bad:  # a NaN weight draws black or noisy pictures, or fails deep in sampling
-        raise WeightsError(f"{path} holds NaN or infinite weights ({len(bad)} tensor(s), e.g. {bad[0]}): its "
+        raise WeightsError(f"{path} holds NaN or infinite weights ({counted(len(bad), 'tensor')}, e.g. {bad[0]}): its "
                            f"training diverged or the file is damaged; export it again from a good checkpoint")
     state = model.state_dict()
     # assign: the module takes the converted tensors themselves (its own, never initialised, are dropped

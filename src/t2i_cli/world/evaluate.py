@@ -69,9 +69,12 @@ def decode_batch(pipe: Any) -> int:
 
 def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
                    candidates: int = 1, progress: Callable[[str, int, int], None] | None = None,
-                   tasks: tuple[str, ...] = TASKS) -> dict[str, Any]:
+                   tasks: tuple[str, ...] = TASKS,
+                   keep: Callable[[str, int, int, Any, dict[str, bool]], None] | None = None) -> dict[str, Any]:
     """Generate each task's prompts with a TextToImage pipeline (with candidates > 1, draw that many per
-    prompt and keep CLIP's favourite) and score them with the judge: per-task accuracy, counts, timing."""
+    prompt and keep CLIP's favourite) and score them with the judge: per-task accuracy, counts, timing. keep,
+    if given, is called with each judged image: keep(task, prompt index, the prompt's seed, the Generated, the
+    judge's checks of it)."""
     if candidates < 1:
         raise ValueError(f"candidates must be 1 or more, got {candidates}")
     start, results, batch = time.perf_counter(), {}, decode_batch(pipe)
@@ -90,8 +93,10 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
                 best = [pipe.rerank(drawn[i * candidates:(i + 1) * candidates], 1)[0] for i in range(len(part))]
             else:
                 best = [pipe.rerank(pipe(part[0][0], n=candidates, seed=seeds[0], sampling=sampling), 1)[0]]
-            for g, (_, spec) in zip(best, part, strict=True):
+            for k, (g, (_, spec)) in enumerate(zip(best, part, strict=True)):
                 got = judge.check(g.image, spec)
+                if keep is not None:
+                    keep(task, lo + k, seeds[k], g, {c: bool(got.get(c, False)) for c in checks})
                 for c in checks:
                     checks[c] += got.get(c, False)
                 passed += all(got.get(c, False) for c in checks)
