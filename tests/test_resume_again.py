@@ -86,7 +86,28 @@ def test_a_refused_resume_says_which_setting_differs_from_the_runs(tmp_path):
                         (("--preset", "default"), f": here {preset})")):
         line = one_line_failure(run("train", "--resume", tmp_path / "r", "--steps", "3", *extra), 2)
         assert f"its own settings may be said again{said}" in line and line.endswith(")"), line
+    # a setting this stage cannot take at all: refused with why (it was refused without)
+    line = one_line_failure(run("train", "--resume", tmp_path / "r", "--preset", "tiny", "--model", "bogus=1"), 2)
+    assert line.startswith("error: --model, --preset cannot change a run that has started"), line
+    assert "may be said again: " in line and "bogus" in line.split("may be said again")[1], line
     # another --out is never the run's, whatever else is said: nothing to compare
     line = one_line_failure(run("train", "--resume", tmp_path / "r", "--preset", "tiny", "--out", tmp_path / "o"), 2)
+    assert line.endswith("its own settings may be said again)"), line
+    assert steps_done(tmp_path / "r") == 2
+
+
+def test_a_resume_whose_settings_cannot_be_rebuilt_is_refused_not_taken_as_the_runs(tmp_path, monkeypatch):
+    """Settings said again that fail to build a config (here a KeyError) are not the run's own: refused."""
+    from t2i_cli import train_options
+
+    r = run(*START, "--steps", "2", "--out", tmp_path / "r")
+    assert r.exit_code == 0, r.stderr
+
+    def broken(*args, **kwargs):
+        raise KeyError("preset")
+
+    monkeypatch.setattr(train_options, "train_config", broken)
+    line = one_line_failure(run("train", "--resume", tmp_path / "r", "--steps", "3", "--preset", "tiny"), 2)
+    assert line.startswith("error: --preset cannot change a run that has started"), line
     assert line.endswith("its own settings may be said again)"), line
     assert steps_done(tmp_path / "r") == 2

@@ -191,7 +191,7 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     refused = sorted(given - RESUME_OPTIONS - {"stage"})
     # another --out is never the run's own (no setting of its config says where it is); the rest may be its own
     # settings said again
-    if refused and ("out_dir" in given or (differ := _said_again(cfg, given, params))):
+    if refused and ("out_dir" in given or (differ := _said_again(cfg, given, params)) is not None):
         raise UsageError(f"{', '.join(flag(n, params) for n in refused)} cannot change a run that has started; "
                          f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
                          f"--sample-every, --log-every, --patience, --device and --quiet apply; its own settings "
@@ -238,11 +238,12 @@ def _same_folder(a, b) -> bool:
 _RESUMABLE_FIELDS = {"steps", "lr", "num_workers", "ckpt_every", "sample_every", "log_every", "patience"}
 
 
-def _said_again(cfg, given: set[str], params: dict) -> str:
-    """'' when the options of a resume that a resume cannot change are the run's own settings said again: the
+def _said_again(cfg, given: set[str], params: dict) -> str | None:
+    """None when the options of a resume that a resume cannot change are the run's own settings said again: the
     command that started the run with --resume RUN added (--preset tiny, --data pics) builds the config the run
-    recorded, but for what a resume may change. Else what differs, for the refusal: ": here --batch-size 64,
-    the run's 32"; settings the command did not name that differ are settings of another preset."""
+    recorded, but for what a resume may change. Else what differs, for the refusal (or "" where that is not
+    known): ": here --batch-size 64, the run's 32"; settings the command did not name that differ are settings
+    of another preset."""
     from dataclasses import asdict
 
     try:  # (the stage is the run's: resume_config refused another first)
@@ -256,18 +257,19 @@ def _said_again(cfg, given: set[str], params: dict) -> str:
 
     mine, run = settled(fresh), settled(cfg)
     if mine == run:
-        return ""
-    named = [k for k in run if k != "model" and mine.get(k) != run[k] and k in given]
-    models = {**run.get("model", {}), **mine.get("model", {})}
-    model_keys = [k for k in models if mine.get("model", {}).get(k) != run.get("model", {}).get(k)]
-    said = [f"{flag(k, params)} {_shown(mine[k])}, the run's {_shown(run[k])}" for k in named[:3]]
+        return None
+    differs = [k for k in run.keys() | mine.keys() if k != "model" and mine.get(k) != run.get(k)]
+    mine_model, run_model = mine.get("model", {}), run.get("model", {})
+    model_keys = [k for k in {**run_model, **mine_model} if mine_model.get(k) != run_model.get(k)]
+    said = [f"{flag(k, params)} {_shown(mine.get(k))}, the run's {_shown(run.get(k))}"
+            for k in sorted(differs) if k in given][:3]
     if "model" in given:
-        said += [f"--model {k}={_shown(mine['model'].get(k))}, the run's {_shown(run['model'].get(k))}"
+        said += [f"--model {k}={_shown(mine_model.get(k))}, the run's {_shown(run_model.get(k))}"
                  for k in model_keys[:3]]
-    elif model_keys or any(k != "model" and mine.get(k) != run[k] and k not in given for k in run):
+    if any(k not in given for k in differs) or (model_keys and "model" not in given):
         said.append("settings it does not name differ from the run's, as another --preset would make them"
                     + ("" if "preset" in given else " (was the run started with --preset?)"))
-    return ": here " + "; ".join(said)
+    return ": here " + "; ".join(said) if said else ""
 
 
 def _shown(value) -> str:
