@@ -1567,6 +1567,10 @@ def rerank(folder: Path = typer.Argument(...,
                                         help="Show how much each word of the prompt adds to the top score and, "
                                              "with a word-region CLIP, draw where each word looks in the best "
                                              "image (FOLDER/explain-NAME-NNN.png)."),
+           bits: bool = typer.Option(False, "--bits",
+                                     help="Also give each picture's bits per code: how surprised the transformer is "
+                                          "by its codes given its prompt (lower: likelier; in fp32; a t2i PNG's "
+                                          "recorded codes, else the dVAE's reading). The ranking stays CLIP's."),
            weights: Optional[Path] = typer.Option(None, "--weights",
                                                   help="Weights folder with clip.safetensors (default: $T2I_WEIGHTS "
                                                        "or the shipped one)."),
@@ -1601,6 +1605,10 @@ def rerank(folder: Path = typer.Argument(...,
             task = bar.add_task("scoring", total=None, rate="")
             ranked, skipped = rr.rank_folder(pipe, folder, prompt, lambda done, total: bar.update(
                 task, completed=done, total=total, rate=rate_text(bar.tasks[task], "images")))
+            if bits:
+                task = bar.add_task("bits per code", total=len(ranked), rate="")
+                rr.add_bits(pipe, ranked, lambda done, total: bar.update(
+                    task, completed=done, rate=rate_text(bar.tasks[task], "images")))
         cut, other = skipped.pop(rr.CUT, 0), skipped.pop(rr.OTHER_WEIGHTS, 0)
         if other and not quiet:
             warn(f"{other} of the images were drawn by other weights than {clean(pipe.bundle.folder)} (their PNGs "
@@ -1659,9 +1667,12 @@ def _print_ranking(ranked) -> None:
     """One block per prompt (the prompt once, as a heading), then rank, score and the whole file name."""
     for i, prompt in enumerate(dict.fromkeys(r.prompt for r in ranked)):
         out.print(("\n" if i else "") + f"prompt: {clean(prompt)}", soft_wrap=True)
-        out.print("  rank    score  file")  # (scores to 4 places, a minus sign's room kept: columns line up)
+        bits = ranked[0].bits is not None
+        # (scores to 4 places, a minus sign's room kept: columns line up)
+        out.print("  rank    score  " + ("bits/code  " if bits else "") + "file")
         for r in (r for r in ranked if r.prompt == prompt):
-            out.print(f"  {r.rank:>4}  {r.score:>7.4f}  {clean(r.path.name)}", soft_wrap=True)
+            out.print(f"  {r.rank:>4}  {r.score:>7.4f}  " + (f"{r.bits:>9.3f}  " if bits else "")
+                      + clean(r.path.name), soft_wrap=True)
 
 
 @app.command("eval", cls=OneValueEach)

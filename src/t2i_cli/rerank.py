@@ -44,7 +44,8 @@ CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut
 # ... and t2i PNGs drawn by other weights than the ones whose CLIP scores them (said, not skipped)
 OTHER_WEIGHTS = "drawn by other weights"
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
-RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows
+RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows ...
+BITS_KEY = "bits_per_code"  # ... and, with --bits, this one
 BEST = "best"  # the folder link_best copies into
 
 
@@ -56,6 +57,7 @@ class Ranked:
     prompt: str  # the prompt it was scored against
     score: float  # the reranker's score (TextToImage.score: the CLIPs' mean, word-region and crop scores included)
     rank: int = 0  # 1 = best within its prompt
+    bits: float | None = None  # with --bits: the transformer's mean bits per code of the picture given its prompt
 
 
 def check_folder(folder: Path) -> None:
@@ -182,9 +184,35 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
     return ranked, skipped
 
 
+def add_bits(pipe: TextToImage, ranked: list[Ranked], progress: Callable[[int, int], None] | None = None) -> None:
+    """rerank --bits: each picture's mean bits per code under the transformer given its prompt, -log2 p(code |
+    prompt, the codes before it) over the grid (what `t2i eval --data` reports for a val split, per picture): of
+    the codes a t2i PNG records where they still decode to its pixels (image_prompt.source_codes), else of the
+    dVAE's reading of the picture. Lower: a picture the model finds likelier for that prompt. SCORE_BATCH
+    pictures at a time; progress(done, total) after each."""
+    import math
+
+    from t2i_cli.image_prompt import source_codes
+
+    b = pipe.bundle
+    for start in range(0, len(ranked), SCORE_BATCH):
+        part = ranked[start:start + SCORE_BATCH]
+        with torch.inference_mode():
+            codes = torch.stack([source_codes(b.dvae, r.path) for r in part]).to(pipe.device)
+            text = torch.tensor([pipe.request(r.prompt).encoded.ids for r in part], device=pipe.device)
+            logits, _ = b.transformer(text, codes)
+            nats = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none")
+        for r, value in zip(part, (nats.mean(dim=1) / math.log(2)).tolist(), strict=True):
+            r.bits = value
+        if progress is not None:
+            progress(start + len(part), len(ranked))
+
+
 def is_ranking(obj: object) -> bool:
-    """Whether parsed JSON is a ranking write_ranking wrote: a list of rows of exactly RANKING_KEYS."""
-    return isinstance(obj, list) and all(isinstance(row, dict) and set(row) == RANKING_KEYS for row in obj)
+    """Whether parsed JSON is a ranking write_ranking wrote: a list of rows of exactly RANKING_KEYS (and
+    BITS_KEY, with --bits)."""
+    return isinstance(obj, list) and all(isinstance(row, dict) and set(row) - {BITS_KEY} == RANKING_KEYS
+                                         for row in obj)
 
 
 BEST_RECORD = "t2i-copies.json"  # in DIR/best/: the copies t2i made there and their sha256
@@ -212,7 +240,8 @@ def check_outputs(folder: Path, link_best: bool, force: bool = False) -> None:
 
 def write_ranking(folder: Path, ranked: list[Ranked]) -> Path:
     """DIR/ranking.json, atomically (check_outputs first: it replaces only a ranking t2i wrote)."""
-    rows = [{"rank": r.rank, "score": round(r.score, 6), "file": r.path.name, "prompt": r.prompt} for r in ranked]
+    rows = [{"rank": r.rank, "score": round(r.score, 6), "file": r.path.name, "prompt": r.prompt}
+            | ({BITS_KEY: round(r.bits, 6)} if r.bits is not None else {}) for r in ranked]
     return atomic_write_json(Path(folder) / RANKING, rows)
 
 
