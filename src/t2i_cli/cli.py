@@ -626,7 +626,7 @@ def start_inference(threads: Optional[int], command: str) -> None:
     stop_on_sigterm()
 
 
-def stop_on_sigterm() -> None:
+def stop_on_sigterm(hup: bool = True) -> None:
     """SIGTERM (`kill`, `timeout`, a scheduler) stops an inference command (and export, and training outside its
     step loop, which has its own handler) as Ctrl-C does: the files finished so far are kept, nothing partial
     stays, one line says so (exit 130). Python's default would end the process silently, mid-write, leaving a
@@ -634,9 +634,15 @@ def stop_on_sigterm() -> None:
     import signal
     import threading
 
-    # a SIGTERM ignored when t2i started (`trap '' TERM`, nohup-like launchers) stays ignored
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # a SIGTERM ignored when t2i started (`trap '' TERM`, nohup-like launchers) stays ignored; with hup, SIGHUP (a
+    # closed terminal, a dropped ssh session: a new output folder stayed behind empty, exit 129) stops it the same
+    # way, where the system has it
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP") if hup else ("SIGTERM",):
+        s = getattr(signal, name, None)
+        if s is not None and signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, signal.default_int_handler)
 
 
 def bound_spinning() -> None:
@@ -782,6 +788,7 @@ def generate(
                                  f"got {candidates}, {keep}")
             if "n" in given and candidates is not None:
                 raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
+            _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
             if spec is not None and jacobi:
                 raise UsageError("--jacobi does not combine with --image (an image prompt decodes in raster "
@@ -1068,6 +1075,7 @@ def vary(
     with user_errors():
         prompt, negative = utf8_text(prompt, "--prompt"), utf8_text(negative, "--negative")
         start_inference(threads, "vary")
+        _imports_held("t2i_cli.image_prompt", "t2i_cli.pipeline")
         from t2i_cli.files import safe_stem
         from t2i_cli.image_prompt import check_strength, file_sha256
         from t2i_cli.images import read_png_text
@@ -1210,7 +1218,8 @@ def train(
     """Train one stage, or all four (--stage all); every N steps a checkpoint, metrics.jsonl, samples and loss.png
     go to the run folder."""
     bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
-    stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
+    stop_on_sigterm(hup=False)  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent
+    # death (SIGHUP as before: the step loop's own handler takes Ctrl-C and SIGTERM alone)
     # what a stop before the run's own handling says (it said inference's "finished files are kept")
     STATE["interrupted"] = ("before training resumed; the run is as it was: the same command resumes it" if resume
                             else "before training started; nothing was written: the same command starts it")
@@ -1243,15 +1252,24 @@ def _training_imports_held() -> None:
     """Import what training runs on with Ctrl-C and SIGTERM held: a stop that landed inside `import torch` (the
     first second or two of a run) left half-imported modules behind and ended in an internal error ("module
     'numpy' has no attribute 'multiply'") or a C++ abort; held, it stops the run just after, in one line."""
+    _imports_held("t2i_cli.recipe", "t2i_cli.stages", "t2i_cli.train")
+
+
+def _imports_held(*modules: str) -> None:
+    """Import torch (and numpy), then these modules, with Ctrl-C and SIGTERM held until they are in: a stop inside
+    `import torch` left half-imported modules (an internal error, a C++ abort), or landed in one of Python's
+    import callbacks, which drop an exception (a generate stopped in its first seconds wrote its image and
+    exited 0); held, it stops the command just after, in one line (exit 130)."""
+    import importlib
+
     from t2i_cli.files import signals_held
 
     with signals_held():
         import numpy  # noqa: F401
         import torch  # noqa: F401
 
-        import t2i_cli.recipe  # noqa: F401
-        import t2i_cli.stages  # noqa: F401
-        import t2i_cli.train  # noqa: F401
+        for name in modules:
+            importlib.import_module(name)
 
 
 def next_step(cfg, run_dir: Path) -> str:
@@ -1589,6 +1607,7 @@ def rerank(folder: Path = typer.Argument(...,
     with user_errors():
         prompt = utf8_text(prompt, "--prompt")
         start_inference(threads, "rerank")
+        _imports_held("t2i_cli.rerank")
         from t2i_cli import rerank as rr
 
         if top < 0 or (link_best and top < 1):
@@ -1730,6 +1749,7 @@ def eval_cmd(ctx: typer.Context,
     validation split of any data (dVAE PSNR, bits per code, CLIP score and Frechet distance)."""
     with user_errors():
         start_inference(threads, "eval")
+        _imports_held("t2i_cli.world.evaluate", "t2i_cli.world.judge")
         from t2i_cli.world import evaluate as ev
         from t2i_cli.world import judge as jd
         from t2i_cli.world import tasks

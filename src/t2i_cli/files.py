@@ -136,7 +136,7 @@ def atomic_write_set(items: list[tuple[Path, bytes]]) -> list[Path]:
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block is done, then reach the handler in place before it (Ctrl-C's
+    """SIGINT, SIGTERM and SIGHUP wait until the block is done, then reach the handler in place before it (Ctrl-C's
     KeyboardInterrupt, or a command's stop): a few renames that must all happen, or none, are not cut apart."""
     import signal
     import threading
@@ -145,19 +145,25 @@ def signals_held() -> Iterator[None]:
         yield
         return
     got: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    held = [s for s in (getattr(signal, name, None) for name in ("SIGHUP", "SIGTERM")) if s is not None]
+    held.append(signal.SIGINT)
+    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in held}
+
+    def put_back(signals: list) -> None:
+        # each handler back in the finally of the one before (SIGINT's last): a signal that reaches a restored
+        # handler (and raises) while another is being put back cannot leave that one swallowing signals for
+        # good. A handler set outside Python (None) cannot be put back, as Python says.
+        if signals:
+            try:
+                if previous[signals[0]] is not None:
+                    signal.signal(signals[0], previous[signals[0]])
+            finally:
+                put_back(signals[1:])
+
     try:
         yield
     finally:
-        # SIGTERM's handler back first, SIGINT's in a finally: a signal that reaches a restored handler (and
-        # raises) while the other is being put back cannot leave that one swallowing signals for good. A
-        # handler set outside Python (None) cannot be put back, as Python says.
-        try:
-            if previous[signal.SIGTERM] is not None:
-                signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
-        finally:
-            if previous[signal.SIGINT] is not None:
-                signal.signal(signal.SIGINT, previous[signal.SIGINT])
+        put_back(held)
         if got:
             signal.raise_signal(got[0])
 
