@@ -81,3 +81,44 @@ main()
     assert r.stderr.strip().splitlines()[-1].startswith("interrupted"), r.stderr
     assert "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_an_interrupted_generate_takes_away_every_folder_it_made(tiny_weights: Path, tmp_path: Path, monkeypatch):
+    """`--out new/a/b` interrupted before any image: b was taken away, new and new/a stayed behind."""
+    from conftest import run
+    from t2i_cli import pipeline
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.TextToImage, "_batch", stopped)
+    (tmp_path / "kept").mkdir()
+    for out, gone, stays in ((tmp_path / "new" / "a" / "b", tmp_path / "new", None),
+                             (tmp_path / "kept" / "a" / "b", tmp_path / "kept" / "a", tmp_path / "kept")):
+        r = run("generate", "a red bird", "--candidates", "1", "--weights", tiny_weights, "--out", out, "-q")
+        assert r.exit_code == 130, r.stderr
+        assert not gone.exists()
+        assert stays is None or stays.is_dir()
+
+
+def test_a_write_whose_temporary_another_t2i_swept_writes_it_again(tmp_path: Path, monkeypatch):
+    """A writer paused for over STALE_AFTER between its temporary and its name lost the temporary to another
+    generate's sweep, and then every image of its run ("cannot write to DIR: No such file or directory")."""
+    import time
+
+    from t2i_cli import files
+
+    real, writes, swept = files._link_new, [], []
+
+    def paused_then_swept(tmp, *args):
+        if not swept:  # as another t2i in the folder sees it after the pause: unchanged for over STALE_AFTER
+            old = time.time() - 2 * files.STALE_AFTER
+            os.utime(tmp, (old, old))
+            swept.extend(files.remove_temporaries(tmp_path, files.NEW_FILE_NAME.fullmatch, files.STALE_AFTER))
+        return real(tmp, *args)
+
+    monkeypatch.setattr(files, "_link_new", paused_then_swept)
+    path = files.write_new(tmp_path, "bird", ".png", lambda tmp: (writes.append(tmp), tmp.write_bytes(b"png")))
+    assert len(swept) == 1 and len(writes) == 2  # swept once, written again
+    assert path == tmp_path / "bird-000.png" and path.read_bytes() == b"png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bird-000.png"]  # no temporary left

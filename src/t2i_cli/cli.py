@@ -863,7 +863,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     prompt's files on stdout once they are written; auto_candidates
     draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP. before_drawing is
     called once every check has passed (vary's prompt line: a refusal is then its one line)."""
-    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, remove_temporaries
+    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     if auto_candidates and pipe.bundle.clip is not None:
@@ -890,7 +890,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         from t2i_cli.image_prompt import build
 
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
-    is_new_folder = not out_dir.exists()
+    made = missing_folders(out_dir)
     make_folder(out_dir, "--out")
     remove_temporaries(out_dir, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed generate's or vary's
     if before_drawing is not None:
@@ -923,8 +923,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                 _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem)
                 _name_paths(paths, named, bar)  # each prompt's files as soon as they are all written
     except BaseException:
-        if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # a run that wrote nothing leaves no empty folder behind
+        remove_empty(made)  # a run that wrote nothing leaves no empty folder behind
         _name_paths(paths, named)  # the files kept (Ctrl-C, a full disk), named as a finished run names them
         raise
 
@@ -980,7 +979,16 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
     """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
     import re
 
-    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, remove_temporaries, safe_stem, shell_word
+    from t2i_cli.files import (
+        NEW_FILE_NAME,
+        STALE_AFTER,
+        make_folder,
+        missing_folders,
+        remove_empty,
+        remove_temporaries,
+        safe_stem,
+        shell_word,
+    )
     from t2i_cli.image_prompt import build, file_sha256
     from t2i_cli.outputs import edited_setting, made_from, provenance, recorded_settings, write_image
 
@@ -1018,7 +1026,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
             raise UsageError("--jacobi does not combine with an image prompt; leave one of them out")
     except UsageError as e:
         raise edited_setting(from_png, e, "the t2i settings it records do not go together") from None
-    is_new_folder = not out_dir.exists()
+    made = missing_folders(out_dir)
     make_folder(out_dir, "--out")
     remove_temporaries(out_dir, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed generate's or vary's
     # Warnings once every check has passed (a refusal is its one line).
@@ -1039,8 +1047,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
                           made_from(request, prompt_image, pipe.precision), pipe.device.type, pipe.bundle.generator)
         return write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem)))
     except BaseException:
-        if is_new_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
+        remove_empty(made)
         raise
 
 
@@ -1902,15 +1909,14 @@ def _eval_images(folder: Optional[Path]) -> Iterator[Optional[Path]]:
     if folder is None:
         yield None
         return
-    from t2i_cli.files import make_folder
+    from t2i_cli.files import make_folder, missing_folders, remove_empty
 
-    new = not folder.exists()
+    made = missing_folders(folder)
     make_folder(folder, "--images")
     try:
         yield folder
     finally:
-        if new and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+        remove_empty(made)
 
 
 def _eval_meta(pipe, g, seed: int, n: int, sampling, what: dict) -> dict[str, str]:

@@ -77,6 +77,28 @@ def check_folder_path(folder: Path, option: str) -> Path:
     return folder
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """folder and each of its parents that does not exist yet, nearest first: what make_folder is about to make
+    (and remove_empty takes away again when nothing was written)."""
+    made, p = [], Path(folder)
+    while p != p.parent and not (p.exists() or p.is_symlink()):
+        made.append(p)
+        p = p.parent
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove each of these folders, nearest first, while it is empty: those a command made and wrote nothing
+    into (an interrupted `--out new/a/b` left new and new/a behind)."""
+    for p in folders:
+        try:
+            if p.is_symlink() or not p.is_dir() or any(p.iterdir()):
+                return
+            p.rmdir()
+        except OSError:
+            return
+
+
 def make_folder(folder: Path, option: str = "--out") -> Path:
     """Create a folder (and its parents) if needed. A path that is a file or inside one is a UsageError (exit 2,
     as a training run's --out and export's --to), a folder that cannot be made (read-only disk, no permission)
@@ -361,28 +383,46 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
     where = f" with {option}" if option else ""
     stem = fitted_stem(stem, suffix)
     # hidden, unique, complete; a failed write names the new file it was for, not a placeholder number
-    tmp = _finished_temporary(folder / f"{stem}-NNN{suffix}", write, f"a new {stem}-*{suffix} in {folder}")
+    made = folder / f"{stem}-NNN{suffix}", write, f"a new {stem}-*{suffix} in {folder}"
+    tmp = _finished_temporary(*made)
     try:
-        for i in range(MAX_NAMES):
-            path = folder / f"{stem}-{i:03d}{suffix}"
+        rewritten = 0
+        while True:
             try:
-                os.link(tmp, path)
-            except FileExistsError:
-                continue
-            except OSError:  # no hard links here (e.g. FAT, some network shares)
-                path = _claim(folder, stem, suffix, where)
-                try:
-                    os.replace(tmp, path)
-                except BaseException:
-                    path.unlink(missing_ok=True)  # the reserved, still empty name
+                return _link_new(tmp, folder, stem, suffix, where)
+            except FileNotFoundError:
+                # the temporary is gone, the folder is not: another t2i writing there took it for a killed write's
+                # (this process was paused, Ctrl-Z or a suspended machine, for over STALE_AFTER): write it again
+                rewritten += 1
+                if rewritten > 2 or tmp.exists() or not folder.is_dir():
                     raise
-                return path
-            return path
-        raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder{where}")
+                tmp = _finished_temporary(*made)
     except OSError as e:
         raise OutputError(f"cannot write to {folder}: {e.strerror}; choose a writable folder{where}") from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, folder: Path, stem: str, suffix: str, where: str) -> Path:
+    """The finished temporary tmp under the first free name folder/stem-NNN.suffix (write_new)."""
+    for i in range(MAX_NAMES):
+        path = folder / f"{stem}-{i:03d}{suffix}"
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            continue
+        except OSError as e:  # no hard links here (e.g. FAT, some network shares)
+            if isinstance(e, FileNotFoundError) and not tmp.exists():
+                raise
+            path = _claim(folder, stem, suffix, where)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                path.unlink(missing_ok=True)  # the reserved, still empty name
+                raise
+            return path
+        return path
+    raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder{where}")
 
 
 NEW_FILE_NAME = re.compile(r".+-NNN\.png")  # the name write_new's temporary of a new STEM-NNN.png is made for
