@@ -122,3 +122,34 @@ def test_a_write_whose_temporary_another_t2i_swept_writes_it_again(tmp_path: Pat
     assert len(swept) == 1 and len(writes) == 2  # swept once, written again
     assert path == tmp_path / "bird-000.png" and path.read_bytes() == b"png"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bird-000.png"]  # no temporary left
+
+
+def test_an_out_that_is_a_link_to_nothing_says_so(tiny_weights: Path, tmp_path: Path):
+    """It said "cannot create folder dang: File exists" (exit 1)."""
+    from conftest import one_line_failure, run
+
+    (tmp_path / "dang").symlink_to(tmp_path / "gone")
+    line = one_line_failure(run("generate", "a red bird", "--candidates", "1", "--weights", tiny_weights, "--out",
+                                tmp_path / "dang"), 2)
+    assert line == (f"error: --out {tmp_path / 'dang'} is a link to {tmp_path / 'gone'}, which does not exist; make "
+                    f"that folder, or choose another with --out"), line
+    assert not (tmp_path / "gone").exists() and (tmp_path / "dang").is_symlink()
+
+
+def test_a_ctrl_c_while_the_command_line_loads_is_one_line(tmp_path: Path):
+    """Ctrl-C in the first tenths of a second (while typer and rich load) printed a KeyboardInterrupt traceback."""
+    script = r"""
+import importlib.abc, sys
+class Stop(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "rich":
+            raise KeyboardInterrupt
+        return None
+sys.meta_path.insert(0, Stop())
+sys.argv = ["t2i", "--version"]
+from t2i_cli.__main__ import entry
+entry()
+"""
+    r = t2i(script, tmp_path=tmp_path)
+    assert r.returncode == 130 and r.stderr == "interrupted: nothing was started\n", (r.returncode, r.stderr)
+    assert r.stdout == ""

@@ -71,6 +71,9 @@ def check_folder_path(folder: Path, option: str) -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder} exists and is not a folder; choose another with {option}")
+    if folder.is_symlink() and not folder.exists():  # ("cannot create folder X: File exists")
+        raise UsageError(f"{option} {folder} is a link to {os.readlink(folder)}, which does not exist; make that "
+                         f"folder, or choose another with {option}")
     blocker = file_above(folder)
     if blocker is not None:
         raise UsageError(f"{option} {folder} is inside {blocker}, which is a file; choose another with {option}")
