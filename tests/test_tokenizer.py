@@ -166,3 +166,15 @@ def test_the_vocabulary_is_never_larger_than_asked_for():
     # characters counted as the library sees them: U+001F is space to Python, not to the pre-tokenizer
     assert TextTokenizer.train(["abc def", "ghi\x1fjk"], vocab_size=12).n_bpe == 12
     assert TextTokenizer.train(iter(["abc def", "ghi jk"]), vocab_size=100).n_bpe > 10  # a one-shot iterator too
+
+
+def test_a_character_that_normalisation_splits_into_several_words_is_one_word_of_the_prompt(tok):
+    """NFKC makes "½" three words ("1⁄2"): words() gave ("½", [0]), ("½", [1]), ("½", [2]), and `rerank --explain`
+    drew three "½" panels; it is one word of the prompt, read by all three tokens."""
+    words = tok.words("½ red bird", 24)
+    assert [w for w, _ in words] == ["½", "red", "bird"]
+    first = words[0][1]
+    assert len(first) >= 2 and first == list(range(len(first)))  # every token it became, in order
+    assert [p for _, ps in words for p in ps] == list(range(len(first) + 2))  # each token in one word
+    # words the prompt repeats stay apart (their places differ)
+    assert [w for w, _ in tok.words("a red bird and a red fish", 24)] == ["a", "red", "bird", "and", "a", "red", "fish"]

@@ -130,15 +130,13 @@ class TextTokenizer:
         """The prompt's words, each with the positions of its tokens among the first text_len (a word cut off
         by text_len is left out), in order."""
         enc = self.tokenizer.encode(text)
-        spans: dict[int, list[int]] = {}
+        # by the characters of the prompt they come from: a character that normalisation makes several words
+        # ("½" is "1⁄2") is one word of the prompt (it was three, and `rerank --explain` drew three "½" panels)
+        spans: dict[tuple[int, int], list[int]] = {}
         for pos, word_index in enumerate(enc.word_ids[:text_len]):
             if word_index is not None:
-                spans.setdefault(word_index, []).append(pos)
-        out = []
-        for word_index, positions in spans.items():
-            start, end = enc.word_to_chars(word_index)
-            out.append((text[start:end], positions))
-        return out
+                spans.setdefault(enc.word_to_chars(word_index), []).append(pos)
+        return [(text[start:end], positions) for (start, end), positions in spans.items()]
 
     def empty(self, text_len: int) -> list[int]:
         """The ids of the empty prompt (all padding): the unconditional input for guidance."""
