@@ -386,8 +386,8 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
     where = f" with {option}" if option else ""
     stem = fitted_stem(stem, suffix)
     # hidden, unique, complete; a failed write names the new file it was for, not a placeholder number
-    made = folder / f"{stem}-NNN{suffix}", write, f"a new {stem}-*{suffix} in {folder}"
-    tmp = _finished_temporary(*made)
+    temporary = folder / f"{stem}-NNN{suffix}", write, f"a new {stem}-*{suffix} in {folder}"
+    tmp = _finished_temporary(*temporary)
     try:
         rewritten = 0
         while True:
@@ -399,7 +399,7 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
                 rewritten += 1
                 if rewritten > 2 or tmp.exists() or not folder.is_dir():
                     raise
-                tmp = _finished_temporary(*made)
+                tmp = _finished_temporary(*temporary)
     except OSError as e:
         raise OutputError(f"cannot write to {folder}: {e.strerror}; choose a writable folder{where}") from e
     finally:
