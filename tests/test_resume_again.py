@@ -111,3 +111,22 @@ def test_a_resume_whose_settings_cannot_be_rebuilt_is_refused_not_taken_as_the_r
     assert line.startswith("error: --preset cannot change a run that has started"), line
     assert line.endswith("its own settings may be said again)"), line
     assert steps_done(tmp_path / "r") == 2
+
+
+def test_a_refused_resume_names_only_the_model_settings_the_command_typed(tmp_path):
+    """--model n_hid=8 (the run's own) without --preset listed every model setting the default preset differs in
+    ("--model code_dim=64, the run's 16; --model fsq_levels=, ...") as if typed."""
+    r = run(*START, "--steps", "2", "--out", tmp_path / "r")
+    assert r.exit_code == 0, r.stderr
+    model = json.loads((tmp_path / "r" / "train_config.json").read_text())["model"]
+    own, other = f"n_hid={model['n_hid']}", f"n_hid={model['n_hid'] + 8}"
+    asked = ("settings it does not name differ from the run's, as another --preset would make them (was the run "
+             "started with --preset?))")
+    line = one_line_failure(run("train", "--resume", tmp_path / "r", "--steps", "3", "--model", own), 2)
+    assert line.endswith(f"its own settings may be said again: here {asked}"), line
+    line = one_line_failure(run("train", "--resume", tmp_path / "r", "--steps", "3", "--preset", "tiny", "--model",
+                                other), 2)
+    assert line.endswith(f"its own settings may be said again: here --model {other}, the run's {model['n_hid']})"), line
+    r = run("train", "--resume", tmp_path / "r", "--steps", "3", "--preset", "tiny", "--model", own, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert steps_done(tmp_path / "r") == 3

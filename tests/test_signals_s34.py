@@ -31,8 +31,10 @@ main()  # (it ends the process itself: what is said is said as torch is looked u
 """
 
 
-def t2i(script: str, *args, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+def t2i(script: str, *args, tmp_path: Path, omp: str | None = "1") -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"} | {"PYTHONPATH": SRC}
+    if omp is not None:  # (without it, --threads' default imports torch as the command starts)
+        env["OMP_NUM_THREADS"] = omp
     return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
                           timeout=300, env=env, cwd=tmp_path)
 
@@ -45,16 +47,22 @@ def picture(tiny_weights: Path, tmp_path: Path) -> Path:
     return next((tmp_path / "src").glob("*.png"))
 
 
-@pytest.mark.parametrize("command", ["generate", "vary", "rerank", "eval"])
-def test_a_stop_during_torchs_import_waits_for_the_import(tiny_weights: Path, tmp_path: Path, command):
+@pytest.mark.parametrize("command, omp, threads", [
+    ("generate", "1", None), ("generate", None, None), ("generate", "1", "1"), ("from", None, None),
+    ("vary", "1", None), ("rerank", None, "1"), ("eval", "1", None), ("eval", None, None)])
+def test_a_stop_during_torchs_import_waits_for_the_import(tiny_weights: Path, tmp_path: Path, command, omp, threads):
+    """With OMP_NUM_THREADS unset (the default) or --threads given, the thread count imported torch first, with
+    nothing held; generate --from imported it before the hold, too."""
     args = {"generate": ["generate", "a red bird", "--candidates", "1", "--out", tmp_path / "o"],
+            "from": ["generate", "--from", "SRC", "--out", tmp_path / "o"],
             "vary": ["vary", "SRC", "--n", "1", "--out", tmp_path / "o"],
             "rerank": ["rerank", tmp_path / "src"],
             "eval": ["eval", "--n", "1", "--candidates", "1"]}[command]
-    if command in ("vary", "rerank"):
+    if command in ("vary", "rerank", "from"):
         src = picture(tiny_weights, tmp_path)
         args = [src if a == "SRC" else a for a in args]
-    r = t2i(WATCH, *args, "--weights", tiny_weights, "-q", tmp_path=tmp_path)
+    extra = [] if threads is None else ["--threads", threads]
+    r = t2i(WATCH, *args, "--weights", tiny_weights, "-q", *extra, tmp_path=tmp_path, omp=omp)
     assert r.returncode == 0, r.stderr
     # torch is imported with both held (no KeyboardInterrupt can be raised inside it), once
     assert r.stderr.strip().splitlines() == ["raising on torch's import: [False, False]"], r.stderr
@@ -131,9 +139,19 @@ def test_an_out_that_is_a_link_to_nothing_says_so(tiny_weights: Path, tmp_path: 
     (tmp_path / "dang").symlink_to(tmp_path / "gone")
     line = one_line_failure(run("generate", "a red bird", "--candidates", "1", "--weights", tiny_weights, "--out",
                                 tmp_path / "dang"), 2)
-    assert line == (f"error: --out {tmp_path / 'dang'} is a link to {tmp_path / 'gone'}, which does not exist; make "
-                    f"that folder, or choose another with --out"), line
+    assert line == (f"error: --out {tmp_path / 'dang'} is a link to {tmp_path / 'gone'}, which does not exist (or "
+                    f"links back to itself); make that folder, or choose another with --out"), line
     assert not (tmp_path / "gone").exists() and (tmp_path / "dang").is_symlink()
+    # one above the folder (it said "cannot create folder: File exists" too), a relative one, and eval's --images
+    (tmp_path / "rel").symlink_to("missing")  # relative to the link's folder
+    line = one_line_failure(run("generate", "a red bird", "--candidates", "1", "--weights", tiny_weights, "--out",
+                                tmp_path / "rel" / "sub"), 2)
+    assert line.startswith(f"error: --out {tmp_path / 'rel' / 'sub'} is inside {tmp_path / 'rel'}, a link to "
+                           f"{tmp_path / 'missing'}, which does not exist"), line
+    line = one_line_failure(run("eval", "--n", "1", "--weights", tiny_weights, "--images", tmp_path / "dang" / "a"),
+                            2)
+    assert line.startswith(f"error: --images {tmp_path / 'dang' / 'a'} is inside {tmp_path / 'dang'}, a link"), line
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "gone").exists()
 
 
 def test_a_ctrl_c_while_the_command_line_loads_is_one_line(tmp_path: Path):
@@ -153,3 +171,24 @@ entry()
     r = t2i(script, tmp_path=tmp_path)
     assert r.returncode == 130 and r.stderr == "interrupted: nothing was started\n", (r.returncode, r.stderr)
     assert r.stdout == ""
+
+
+def test_a_held_stop_is_not_hidden_by_an_ignored_one_before_it(tmp_path: Path):
+    """Under nohup SIGHUP is ignored: held first, it was the one replayed (to nothing), and a SIGTERM held after
+    it was dropped."""
+    script = r"""
+import os, signal, time
+from t2i_cli.files import signals_held
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.default_int_handler)
+try:
+    with signals_held():
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+    print("dropped")
+except KeyboardInterrupt:
+    print("stopped", signal.getsignal(signal.SIGHUP) is signal.SIG_IGN)
+"""
+    r = t2i(script, tmp_path=tmp_path)
+    assert r.stdout.strip() == "stopped True", (r.stdout, r.stderr)

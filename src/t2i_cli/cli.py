@@ -621,9 +621,9 @@ def start_inference(threads: Optional[int], command: str) -> None:
     --threads, and (main) no interpreter teardown after."""
     one_process(command)
     bound_spinning()
+    stop_on_sigterm()  # before torch is imported (use_threads may): a held stop reaches this handler after
     use_threads(threads)
     STATE["fast_exit"] = True
-    stop_on_sigterm()
 
 
 def stop_on_sigterm(hup: bool = True) -> None:
@@ -686,6 +686,7 @@ def use_threads(threads: Optional[int]) -> None:
         raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
     if threads is None and "OMP_NUM_THREADS" in os.environ:  # the user's own choice stands
         return
+    _imports_held()  # (torch's first import, with a stop held)
     import torch
 
     if threads is None:
@@ -749,6 +750,7 @@ def generate(
         start_inference(threads, "generate")
         given = given_options(ctx)
         if from_png is not None:
+            _imports_held("t2i_cli.pipeline")  # the first import of torch here
             from dataclasses import fields
 
             from t2i_cli.sampling import SamplingConfig

@@ -71,9 +71,12 @@ def check_folder_path(folder: Path, option: str) -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder} exists and is not a folder; choose another with {option}")
-    if folder.is_symlink() and not folder.exists():  # ("cannot create folder X: File exists")
-        raise UsageError(f"{option} {folder} is a link to {os.readlink(folder)}, which does not exist; make that "
-                         f"folder, or choose another with {option}")
+    broken = next((p for p in (folder, *folder.parents) if p.is_symlink() and not p.exists()), None)
+    if broken is not None:  # ("cannot create folder X: File exists", for the folder or one above it)
+        target = broken.parent / os.readlink(broken)  # (a relative target is the link's folder's)
+        what = "is a link" if broken == folder else f"is inside {broken}, a link"
+        raise UsageError(f"{option} {folder} {what} to {target}, which does not exist (or links back to itself); "
+                         f"make that folder, or choose another with {option}")
     blocker = file_above(folder)
     if blocker is not None:
         raise UsageError(f"{option} {folder} is inside {blocker}, which is a file; choose another with {option}")
@@ -189,8 +192,10 @@ def signals_held() -> Iterator[None]:
         yield
     finally:
         put_back(held)
-        if got:
-            signal.raise_signal(got[0])
+        # the first stop held whose handler does not ignore it (under nohup a SIGHUP first hid a SIGTERM after it)
+        stop = next((s for s in got if previous[s] is not signal.SIG_IGN), None)
+        if stop is not None:
+            signal.raise_signal(stop)
 
 
 class Busy(OutputError):

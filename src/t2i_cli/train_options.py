@@ -261,12 +261,13 @@ def _said_again(cfg, given: set[str], params: dict) -> str | None:
     differs = [k for k in run.keys() | mine.keys() if k != "model" and mine.get(k) != run.get(k)]
     mine_model, run_model = mine.get("model", {}), run.get("model", {})
     model_keys = [k for k in {**run_model, **mine_model} if mine_model.get(k) != run_model.get(k)]
+    typed = {item.partition("=")[0] for item in params.get("model") or []} if "model" in given else set()
     said = [f"{flag(k, params)} {_shown(mine.get(k))}, the run's {_shown(run.get(k))}"
             for k in sorted(differs) if k in given][:3]
-    if "model" in given:
-        said += [f"--model {k}={_shown(mine_model.get(k))}, the run's {_shown(run_model.get(k))}"
-                 for k in model_keys[:3]]
-    if any(k not in given for k in differs) or (model_keys and "model" not in given):
+    said += [f"--model {k}={_shown(mine_model.get(k))}, the run's {_shown(run_model.get(k))}"
+             for k in model_keys if k in typed][:3]
+    # (a model setting typed that differs changes those derived from it, n_codes of fsq_levels: not a preset's)
+    if any(k not in given for k in differs) or (model_keys and not typed & set(model_keys)):
         said.append("settings it does not name differ from the run's, as another --preset would make them"
                     + ("" if "preset" in given else " (was the run started with --preset?)"))
     return ": here " + "; ".join(said) if said else ""
@@ -277,7 +278,7 @@ def _shown(value) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        value = ",".join(str(v) for v in value)
     return "''" if value in ("", None) else str(value)
 
 
