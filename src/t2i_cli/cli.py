@@ -1265,10 +1265,10 @@ def _training_imports_held() -> None:
 
 
 def _imports_held(*modules: str) -> None:
-    """Import torch (and numpy), then these modules, with Ctrl-C and SIGTERM held until they are in: a stop inside
-    `import torch` left half-imported modules (an internal error, a C++ abort), or landed in one of Python's
-    import callbacks, which drop an exception (a generate stopped in its first seconds wrote its image and
-    exited 0); held, it stops the command just after, in one line (exit 130)."""
+    """Import torch (and numpy), then these modules, with Ctrl-C, SIGTERM and SIGHUP held until they are in: a
+    stop inside `import torch` left half-imported modules (an internal error, a C++ abort), or landed in one of
+    Python's import callbacks, which drop an exception (a generate stopped in its first seconds wrote its image
+    and exited 0); held, it stops the command just after, in one line (exit 130)."""
     import importlib
 
     from t2i_cli.files import signals_held
@@ -1906,8 +1906,8 @@ def _write_eval_json(path: Path, result: dict, force: bool) -> None:
 
 @contextmanager
 def _eval_images(folder: Optional[Path]) -> Iterator[Optional[Path]]:
-    """eval --images: the folder made (if missing) as the work starts, and taken away again if the eval ends
-    before it wrote anything into it."""
+    """eval --images: the folder made (with its parents, if missing) as the work starts, and the folders it made
+    taken away again if the eval ends before it wrote anything into them."""
     if folder is None:
         yield None
         return
@@ -1932,7 +1932,7 @@ def _eval_meta(pipe, g, seed: int, n: int, sampling, what: dict) -> dict[str, st
 
 
 def _keep_judged(pipe, sampling, candidates: int, eval_seed: int, folder: Path):
-    """eval --images for the world's tasks: each judged image as seedS-TASK-III-pass|fail.png."""
+    """eval --images for the world's tasks: each judged image as seedS-TASK-III-pass-NNN.png (or -fail-NNN)."""
     from t2i_cli.outputs import write_image
 
     def keep(task: str, i: int, seed: int, g, checks: dict[str, bool]) -> None:
