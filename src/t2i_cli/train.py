@@ -33,7 +33,9 @@ from t2i_cli.files import (
     folder_lock,
     folder_locked,
     make_folder,
+    missing_folders,
     read_own_json,
+    remove_empty,
     remove_temporaries,
     shell_word,
 )
@@ -1006,11 +1008,11 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     if (to / RUN_CONFIG).is_file() or (to / "all.json").is_file():  # its models would be mixed with the run's
         raise UsageError(f"--to {to} is a training run folder; export into a weights folder of its own (a new "
                          f"one, e.g. --to {to.resolve().name}-weights)")
-    new = [p for p in (to, *to.parents) if not p.exists()]  # the folders this export makes (to, and parents)
+    new = missing_folders(to)  # the folders this export makes (to, and parents)
     with contextlib.ExitStack() as held:
         if new:  # the folder is locked, so it is made first; it (and parents made for it) go again if left empty
             make_folder(to, "--to")
-            held.callback(_remove_empty, new)
+            held.callback(remove_empty, new)
         # two exports into one folder at once both wrote it, the later one over the other unasked
         held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for it "
                                            f"to finish"))
@@ -1037,15 +1039,6 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
     which = "" if said_which else f": its step-{step:,} model is exported"
     return (f"{run_dir} stopped at step {step:,} of {cfg.steps:,}{which}; `t2i train --resume "
             f"{shell_word(run_dir)}` finishes the run")
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove each of folders (innermost first) that is empty: what a refused export made for its --to."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (or not there): it and those above stay
-            return
 
 
 def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: Callable[[str], None] | None,
