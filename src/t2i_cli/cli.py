@@ -326,6 +326,9 @@ DRAW_THREADS = typer.Option(None, "--threads", help=THREADS_HELP)
 DRAW_GRID = typer.Option(False, "--grid", help="Also write one contact sheet of every image drawn (with "
                                                "--candidates: every candidate with its score, best first).")
 DRAW_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths.")
+DRAW_JSON = typer.Option(False, "--json", help="Print each file written as one line of JSON instead of its path: "
+                                              "path, kind (image or sheet), prompt, line (of --prompts), seed, "
+                                              "index, and score and rank when candidates were reranked.")
 
 
 def default_weights() -> Path:
@@ -743,6 +746,7 @@ def generate(
     threads: Optional[int] = DRAW_THREADS,
     grid: bool = DRAW_GRID,
     quiet: bool = DRAW_QUIET,
+    as_json: bool = DRAW_JSON,
 ) -> None:
     """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
@@ -762,8 +766,8 @@ def generate(
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
                 raise UsageError(f"--from takes every setting from the PNG; leave out {', '.join(named)}")
-            out.print(clean(str(_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet))),
-                      soft_wrap=True)
+            _name_paths([_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet)], [0],
+                        as_json=as_json)
         else:
             lines = None
             if prompts is not None:
@@ -805,7 +809,7 @@ def generate(
             check_negative(negative, sampling, asked=True)  # before the models load
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
-                      negative=negative, spec=spec, precision=precision, auto_candidates=auto)
+                      negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json)
 
 
 def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, redraws: int,
@@ -859,12 +863,14 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
 def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path,
               weights: Path, device: str, grid: bool, quiet: bool, negative: Optional[str] = None,
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
-              auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None) -> None:
+              auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None,
+              as_json: bool = False) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
     it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
     prompt's files on stdout once they are written; auto_candidates
     draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP. before_drawing is
-    called once every check has passed (vary's prompt line: a refusal is then its one line)."""
+    called once every check has passed (vary's prompt line: a refusal is then its one line); as_json prints each
+    file as a line of JSON (Written.fields) instead of its path."""
     from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
 
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
@@ -909,7 +915,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         warn(lines.repeats_message())
     if requests[0].negative_encoded is not None:
         _warn_encoding(pipe, requests[0].negative_encoded, "the negative prompt", quiet)
-    paths: list[Path] = []
+    paths: list[Written] = []
     named = [0]  # of paths, those printed
     try:
         per_prompt = n * pipe.bundle.transformer.cfg.n_image
@@ -922,21 +928,34 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                 def tick(done: int, before: int = i * per_prompt) -> None:
                     bar.update(task, completed=before + done, rate=rate_text(bar.tasks[task], "tokens"))
 
-                _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem)
-                _name_paths(paths, named, bar)  # each prompt's files as soon as they are all written
+                line = {"line": lines.prompts[i].line} if lines is not None else {}
+                _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem, line)
+                _name_paths(paths, named, bar, as_json)  # each prompt's files as soon as they are all written
     except BaseException:
         remove_empty(made)  # a run that wrote nothing leaves no empty folder behind
-        _name_paths(paths, named)  # the files kept (Ctrl-C, a full disk), named as a finished run names them
+        # the files kept (Ctrl-C, a full disk), named as a finished run names them
+        _name_paths(paths, named, as_json=as_json)
         raise
 
 
-def _name_paths(paths: list[Path], named: list[int], bar: Optional[Progress] = None) -> None:
-    """Print the paths not yet named on stdout, one a line; named[0] counts those printed, each once its print
-    returns (Ctrl-C during a print leaves that path and the rest to the next call: none is named twice). Where a
-    live progress bar shares stdout's terminal, the lines go above the bar, not onto its line."""
+class Written(typing.NamedTuple):
+    """A file generate or vary wrote, and what `--json` says of it beside its path."""
+
+    path: Path
+    fields: dict  # kind ("image" or "sheet"), prompt, line (of --prompts), seed, index, score and rank
+
+
+def _name_paths(paths: list[Written], named: list[int], bar: Optional[Progress] = None, as_json: bool = False) -> None:
+    """Print the paths not yet named on stdout, one a line (as_json: each a JSON object, its path first);
+    named[0] counts those printed, each once its print returns (Ctrl-C during a print leaves that path and the
+    rest to the next call: none is named twice). Where a live progress bar shares stdout's terminal, the lines go
+    above the bar, not onto its line."""
     console = bar.console if bar is not None and bar.live.is_started and _same_terminal() else out
     while named[0] < len(paths):
-        console.print(clean(str(paths[named[0]])), soft_wrap=True)
+        path, fields = paths[named[0]]
+        # JSON escapes what clean() would show ambiguously (a backslash; a name's undecodable bytes as \udcXX)
+        text = json.dumps({"path": str(path), **fields}) if as_json else clean(str(path))
+        console.print(text, soft_wrap=True)
         named[0] += 1
 
 
@@ -950,9 +969,10 @@ def _same_terminal() -> bool:
 
 
 def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_dir: Path, grid: bool,
-                    tick: Callable[[int], None], paths: list[Path], image=None, stem: Optional[str] = None) -> None:
+                    tick: Callable[[int], None], paths: list[Written], image=None, stem: Optional[str] = None,
+                    line: Optional[dict] = None) -> None:
     """Decode in batches, telling tick the tokens drawn, and write each image as soon as it is final; paths gets
-    each file as it is written."""
+    each file as it is written (line: its --prompts line, for --json)."""
     from t2i_cli.outputs import made_from, provenance, write_image, write_sheet
 
     sampling, extra = request.sampling, made_from(request, image, pipe.precision)
@@ -960,24 +980,36 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
     def meta(g) -> dict[str, str]:
         return provenance(g, seed, n, sampling, pipe.bundle.identity, extra, pipe.device.type, pipe.bundle.generator)
 
+    def written(g) -> Written:
+        return Written(write_image(g, out_dir, meta(g), stem), image_fields(g, seed, line))
+
     results = []
     for batch in pipe.batches(request, n, seed, tick, image):
         if keep is None:  # write at once, so Ctrl-C keeps every finished image
-            for g in batch:
-                paths.append(write_image(g, out_dir, meta(g), stem))
+            paths += [written(g) for g in batch]
         results += batch
     drawn = results
     if keep is not None:
         results = pipe.rerank(results, keep)
-        for g in results:
-            paths.append(write_image(g, out_dir, meta(g), stem))
+        paths += [written(g) for g in results]
     if grid:  # every image drawn: with --candidates every candidate, best first (the first --keep were written)
         shown = sorted(drawn, key=lambda g: g.rank) if keep is not None else drawn
-        paths.append(write_sheet(shown, out_dir, meta(results[0]), stem))
+        paths.append(Written(write_sheet(shown, out_dir, meta(results[0]), stem),
+                             {"kind": "sheet", "prompt": request.prompt, **(line or {}), "seed": seed,
+                              "images": len(shown)}))
+
+
+def image_fields(g, seed: int, line: Optional[dict] = None) -> dict:
+    """What `--json` says of one image written beside its path: kind, prompt, its --prompts line, seed, index
+    (which `--from` redraws), and CLIP's score and rank where candidates were reranked."""
+    fields = {"kind": "image", "prompt": g.prompt, **(line or {}), "seed": seed, "index": g.index}
+    if g.rank is not None:
+        fields.update(score=round(float(g.score), 6), rank=g.rank)
+    return fields
 
 
 def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir: Path, weights: Path,
-            device: str, quiet: bool) -> Path:
+            device: str, quiet: bool) -> Written:
     """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
     import re
 
@@ -1047,7 +1079,8 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
                             lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens")))
         meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity,
                           made_from(request, prompt_image, pipe.precision), pipe.device.type, pipe.bundle.generator)
-        return write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem)))
+        return Written(write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem))),
+                       image_fields(g, rec.seed))
     except BaseException:
         remove_empty(made)
         raise
@@ -1079,6 +1112,7 @@ def vary(
     threads: Optional[int] = DRAW_THREADS,
     grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of every variation drawn."),
     quiet: bool = DRAW_QUIET,
+    as_json: bool = DRAW_JSON,
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
@@ -1112,7 +1146,8 @@ def vary(
                                       "--prompt)")
         _generate(prompt, n, None, seed, sampling, out_dir, weights_folder(weights), device, grid,
                   quiet, negative=negative, spec={"image": source, "strength": strength},
-                  stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt)
+                  stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt,
+                  as_json=as_json)
 
 
 @app.command(cls=OneValueEach)

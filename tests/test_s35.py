@@ -1,0 +1,134 @@
+"""Session 35: `generate --json` and `vary --json` (each file written as a line of JSON: a script's map from a
+`--prompts` line to its files, and paths said without ambiguity), and a SIGTERM or SIGHUP while the command line
+loads (it ended t2i silently, exit 143 or 129)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SRC, run
+from t2i_cli.images import read_png_text
+
+
+def json_lines(r) -> list[dict]:
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_json_maps_each_prompt_line_to_its_files(tiny_weights: Path, tmp_path: Path):
+    """With --prompts, each image's and sheet's line of JSON names the file's line of the prompt file (comments,
+    blank lines and a repeat skipped), and what the PNG itself records: its prompt, seed and index."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("# a comment\na red bird\n\ntwo green cats\nA red  bird\na blue fish on the left\n")
+    out = tmp_path / "out"
+    r = run("generate", "--prompts", prompts, "--candidates", "3", "--keep", "2", "--grid", "--seed", "5",
+            "--weights", tiny_weights, "--out", out, "-q", "--json")
+    rows = json_lines(r)
+    assert [(row["kind"], row["line"], row["prompt"]) for row in rows] == [
+        ("image", 2, "a red bird"), ("image", 2, "a red bird"), ("sheet", 2, "a red bird"),
+        ("image", 4, "two green cats"), ("image", 4, "two green cats"), ("sheet", 4, "two green cats"),
+        ("image", 6, "a blue fish on the left"), ("image", 6, "a blue fish on the left"),
+        ("sheet", 6, "a blue fish on the left")]
+    for row in rows:
+        path = Path(row["path"])
+        assert path.parent == out and path.is_file(), row
+        text = read_png_text(path)
+        assert text["prompt"] == row["prompt"] and row["seed"] == 5 == int(text["seed"])
+        if row["kind"] == "image":
+            assert row["index"] == int(text["index"]) and 0 <= row["index"] < 3
+            assert abs(row["score"] - float(text["clip_score"])) < 1e-4, (row, text["clip_score"])
+        else:
+            assert row["images"] == 3 and "index" not in row
+    images = [row for row in rows if row["kind"] == "image"]
+    assert [row["rank"] for row in images] == [1, 2] * 3
+    assert all(a["score"] >= b["score"] for a, b in zip(images[::2], images[1::2], strict=True))
+    assert len({row["path"] for row in rows}) == 9 == len(list(out.iterdir()))
+
+
+def test_json_says_paths_that_plain_output_shows_alike(tiny_weights: Path, tmp_path: Path):
+    """A folder named with a newline and one named with a backslash and an n print alike as plain paths (control
+    characters are shown escaped); their JSON lines read back as the folders written into."""
+    plain, said = [], []
+    for name in ("nl\ndir", "nl\\ndir"):
+        out = tmp_path / name
+        r = run("generate", "a red bird", "--n", "1", "--weights", tiny_weights, "--out", out, "-q")
+        assert r.exit_code == 0, r.stderr
+        plain.append(r.stdout.strip().rsplit("/", 2)[-2])
+        rows = json_lines(run("generate", "a red bird", "--n", "1", "--weights", tiny_weights, "--out", out, "-q",
+                              "--json"))
+        said.append(rows[0]["path"])
+        assert Path(rows[0]["path"]) == out / "a-red-bird-001.png" and Path(rows[0]["path"]).is_file()
+    assert plain[0] == plain[1]  # why --json: the plain lines cannot tell these two folders apart
+    assert said[0] != said[1]
+
+
+def test_json_of_plain_draws_vary_and_from(tiny_weights: Path, tmp_path: Path):
+    """--n draws: one line per image, no score (nothing reranked); vary: its images with the prompt it drew from;
+    --from: the image redrawn, with the seed and index it records. Without --json the lines are the paths."""
+    out = tmp_path / "out"
+    rows = json_lines(run("generate", "a red bird", "--n", "2", "--seed", "3", "--weights", tiny_weights,
+                          "--out", out, "-q", "--json"))
+    assert [(r["kind"], r["index"], r["seed"]) for r in rows] == [("image", 0, 3), ("image", 1, 3)]
+    assert all("score" not in r and "rank" not in r and "line" not in r for r in rows)
+    second = rows[1]["path"]
+    again = json_lines(run("generate", "--from", second, "--weights", tiny_weights, "--out", out, "-q", "--json"))
+    assert [(r["kind"], r["prompt"], r["seed"], r["index"]) for r in again] == [("image", "a red bird", 3, 1)]
+    assert Path(again[0]["path"]).read_bytes() == Path(second).read_bytes()
+    varied = json_lines(run("vary", second, "--n", "2", "--weights", tiny_weights, "--out", out, "-q", "--json"))
+    assert [(r["kind"], r["prompt"], r["index"]) for r in varied] == [("image", "a red bird", 0),
+                                                                      ("image", "a red bird", 1)]
+    assert all(Path(r["path"]).name.startswith("a-red-bird-001-vary-") for r in varied)
+    r = run("generate", "a red bird", "--n", "2", "--weights", tiny_weights, "--out", out, "-q")
+    assert r.stdout.splitlines() == [str(out / "a-red-bird-003.png"), str(out / "a-red-bird-004.png")]
+
+
+# A fresh process that runs t2i's entry with a stop sent to itself as the command line's modules load.
+STOP_WHILE_LOADING = r"""
+import importlib.abc, os, signal, sys
+STOP = getattr(signal, sys.argv[1])
+class Stop(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "rich":
+            os.kill(os.getpid(), STOP)
+        return None
+sys.meta_path.insert(0, Stop())
+sys.argv = ["t2i", "--version"]
+from t2i_cli.__main__ import entry
+entry()
+"""
+
+
+def python(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ) | {"PYTHONPATH": SRC}
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def test_a_sigterm_or_sighup_while_the_command_line_loads_is_one_line():
+    """Before any command installed its handler, a SIGTERM or SIGHUP ended t2i as the system does: silently, exit
+    143 or 129. It is Ctrl-C's one line and exit 130 now."""
+    for name in ("SIGTERM", "SIGHUP"):
+        r = python(STOP_WHILE_LOADING, name)
+        assert r.returncode == 130 and r.stderr == "interrupted: nothing was started\n", (name, r.returncode,
+                                                                                          r.stderr)
+        assert r.stdout == ""
+
+
+def test_the_commands_get_the_handlers_t2i_started_with():
+    """Once the command line is loaded, SIGTERM and SIGHUP are as t2i found them (each command then sets its own:
+    train leaves SIGHUP to the system), and one ignored when t2i started (nohup) was never taken over."""
+    script = r"""
+import signal, sys
+import t2i_cli.cli as cli
+if sys.argv[1] == "ignored":
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+cli.main = lambda: print(signal.getsignal(signal.SIGTERM).name, signal.getsignal(signal.SIGHUP).name)
+from t2i_cli.__main__ import entry
+entry()
+"""
+    assert python(script, "default").stdout.split() == ["SIG_DFL", "SIG_DFL"]
+    assert python(script, "ignored").stdout.split() == ["SIG_DFL", "SIG_IGN"]
