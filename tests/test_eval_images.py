@@ -58,22 +58,48 @@ def test_eval_data_images_keeps_every_draw_of_every_caption(tiny_weights: Path, 
         (data / f"p{i}.txt").write_text(["a red bird", "two green cats"][i % 2] + "\n")
     out = tmp_path / "drawn"
     r = run("eval", "--data", data, "--n", "2", "--draws", "3", "--weights", tiny_weights, "--images", out, "-q",
-            "--threads", "1")
+            "--threads", "1", "--json", tmp_path / "e.json")
     assert r.exit_code == 0, r.stderr
     names = sorted(p.name for p in out.glob("*.png"))
-    assert names == [f"seed0-val-{i:03d}-{k:03d}.png" for i in range(2) for k in range(3)]
-    for name in names:
+    drawn = [f"seed0-val-{i:03d}-{k:03d}.png" for i in range(2) for k in range(3)]
+    assert names == sorted(drawn + [f"seed0-val-{i:03d}-{kind}-000.png" for i in range(2) for kind in ("dvae", "real")])
+    for name in drawn:
         text = Image.open(out / name).text
         said = json.loads(text["t2i_eval"])
-        assert said == {"data": str(data), "eval_seed": 0, "caption_index": int(name[10:13])}
+        assert said == {"data": str(data), "eval_seed": 0, "caption_index": int(name[10:13]), "picture": "drawn"}
         assert text["n"] == "3" and text["index"] == str(int(name[14:17]))
     assert len({Image.open(out / n).text["prompt"] for n in names}) >= 1
-    # weights without a CLIP draw nothing for --data: --images is refused, not left empty
+    check_real_pictures(out, data, json.loads((tmp_path / "e.json").read_text())["dvae"]["psnr"])
+    # weights without a CLIP draw nothing for --data: --images keeps the val pictures and their reconstructions
     bare = build_tiny_folder(tmp_path / "bare", with_clip=False)
-    line = one_line_failure(run("eval", "--data", data, "--n", "2", "--weights", bare, "--images",
-                                tmp_path / "none"), 2)
-    assert line.startswith("error: --images: ") and "no clip.safetensors" in line, line
-    assert not (tmp_path / "none").exists()
+    r = run("eval", "--data", data, "--n", "2", "--weights", bare, "--images", tmp_path / "real", "-q",
+            "--json", tmp_path / "bare.json")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == [
+        f"seed0-val-{i:03d}-{kind}-000.png" for i in range(2) for kind in ("dvae", "real")]
+    check_real_pictures(tmp_path / "real", data, json.loads((tmp_path / "bare.json").read_text())["dvae"]["psnr"])
+
+
+def check_real_pictures(out: Path, data: Path, table_psnr: float) -> None:
+    """Each val picture kept is the data's own picture (16 x 16, the dVAE's side: nothing to crop), with its
+    caption; beside it the dVAE's reconstruction, whose recorded PSNR is the two PNGs' and averages to the
+    table's."""
+    recorded = []
+    for i in range(2):
+        real = Image.open(out / f"seed0-val-{i:03d}-real-000.png")
+        recon = Image.open(out / f"seed0-val-{i:03d}-dvae-000.png")
+        said = json.loads(real.text["t2i_eval"])
+        assert said == {"data": str(data), "eval_seed": 0, "caption_index": i, "picture": "real"}
+        pixels = np.asarray(real.convert("RGB"), dtype=float)
+        source = [p for p in data.glob("*.png") if np.array_equal(np.asarray(Image.open(p).convert("RGB")), pixels)]
+        assert len(source) == 1, i  # one of the data's pictures, pixel for pixel
+        assert real.text["prompt"] == source[0].with_suffix(".txt").read_text().strip() == recon.text["prompt"]
+        said = json.loads(recon.text["t2i_eval"])
+        assert said["picture"] == "dvae" and said["caption_index"] == i
+        mse = ((np.asarray(recon.convert("RGB"), dtype=float) - pixels) ** 2).mean() / 255 ** 2
+        assert abs(10 * np.log10(1 / mse) - said["psnr"]) < 0.2, (said["psnr"], mse)  # (8-bit rounding)
+        recorded.append(said["psnr"])
+    assert abs(np.mean(recorded) - table_psnr) < 1e-3
 
 
 def test_eval_images_that_names_a_file_is_one_line_before_any_work(tiny_weights: Path, tmp_path: Path):

@@ -985,13 +985,15 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
 
     results = []
     for batch in pipe.batches(request, n, seed, tick, image):
-        if keep is None:  # write at once, so Ctrl-C keeps every finished image
-            paths += [written(g) for g in batch]
+        if keep is None:  # write at once, so Ctrl-C keeps every finished image (each named once it is written)
+            for g in batch:
+                paths.append(written(g))
         results += batch
     drawn = results
     if keep is not None:
         results = pipe.rerank(results, keep)
-        paths += [written(g) for g in results]
+        for g in results:
+            paths.append(written(g))
     if grid:  # every image drawn: with --candidates every candidate, best first (the first --keep were written)
         shown = sorted(drawn, key=lambda g: g.rank) if keep is not None else drawn
         paths.append(Written(write_sheet(shown, out_dir, meta(results[0]), stem),
@@ -1780,7 +1782,9 @@ def eval_cmd(ctx: typer.Context,
                                         help="With --json: replace the file even if it is not a t2i eval's."),
              images_dir: Optional[Path] = typer.Option(None, "--images",
                                                        help="Also write every image the judge scored (--data: every "
-                                                            "image drawn) into this folder as a PNG named by seed, "
+                                                            "image drawn, and each val picture beside the dVAE's "
+                                                            "reconstruction of it) into this folder as a PNG named "
+                                                            "by seed, "
                                                             "task, prompt and verdict (seed0-two_objects-007-fail-000"
                                                             ".png), "
                                                             "its prompt, seed and the judge's checks in its text; "
@@ -1988,9 +1992,6 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     from t2i_cli.data_eval import evaluate_data
 
     pipe = _load_pipeline(folder, device, precision=precision)
-    if images_dir is not None and pipe.bundle.clip is None:
-        raise UsageError(f"--images: {folder} has no clip.safetensors, so eval --data draws no picture (only a CLIP "
-                         f"measures them); leave --images out")
     with _eval_images(images_dir) as folder_of_images, progress_bar(quiet, "images") as bar:
         task = bar.add_task("eval", total=n, rate="")
 
@@ -1998,16 +1999,28 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
             bar.update(task, completed=i, total=total, description=what,
                        rate=rate_text(bar.tasks[task], "images"))
 
-        keep = None
+        keep = keep_real = None
         if folder_of_images is not None:
+            from t2i_cli.files import write_new
+            from t2i_cli.images import encode_png, image_from_tensor
             from t2i_cli.outputs import write_image
 
             def keep(i: int, caption_seed: int, g) -> None:
-                what = {"data": data, "eval_seed": seed, "caption_index": i}
+                what = {"data": data, "eval_seed": seed, "caption_index": i, "picture": "drawn"}
                 write_image(g, folder_of_images, _eval_meta(pipe, g, caption_seed, draws, sampling, what),
                             f"seed{seed}-val-{i:03d}", "--images")
 
-        result = evaluate_data(pipe, data, n, seed, sampling, tick, draws, keep)
+            def keep_real(i: int, caption: str, real, recon, psnr: float) -> None:
+                # the val picture as the models read it (cropped and scaled to the dVAE's side), and the dVAE's
+                # reconstruction of it from its argmax codes: not t2i's drawings, so no generate provenance
+                for picture, x, extra in (("real", real, {}), ("dvae", recon, {"psnr": round(psnr, 4)})):
+                    what = {"data": data, "eval_seed": seed, "caption_index": i, "picture": picture, **extra}
+                    png = encode_png(image_from_tensor(x), {"prompt": caption,
+                                                            "t2i_eval": json.dumps(what, sort_keys=True)})
+                    write_new(folder_of_images, f"seed{seed}-val-{i:03d}-{picture}", ".png",
+                              lambda tmp, png=png: tmp.write_bytes(png), "--images")
+
+        result = evaluate_data(pipe, data, n, seed, sampling, tick, draws, keep, keep_real)
     result |= _eval_record(pipe, sampling)
     split = data.partition(":")[2] if data.startswith("world:") else "val"
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "
