@@ -132,3 +132,24 @@ entry()
 """
     assert python(script, "default").stdout.split() == ["SIG_DFL", "SIG_DFL"]
     assert python(script, "ignored").stdout.split() == ["SIG_DFL", "SIG_IGN"]
+
+
+def test_json_names_the_images_kept_when_a_write_fails(tiny_weights: Path, tmp_path: Path, monkeypatch):
+    """A full disk at the second image of a batch: the first, kept, is said as a line of JSON (as a finished run
+    says it), the error is one line."""
+    real_write_bytes, calls = Path.write_bytes, []
+
+    def fail_second(self, data):
+        calls.append(self)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", fail_second)
+    out = tmp_path / "out"
+    r = run("generate", "a red bird", "--n", "3", "--weights", tiny_weights, "--out", out, "-q", "--json")
+    monkeypatch.undo()
+    assert r.exit_code == 1 and r.stderr.startswith("error: cannot write a new a-red-bird-"), r.stderr
+    assert [json.loads(line) for line in r.stdout.splitlines()] == [
+        {"path": str(out / "a-red-bird-000.png"), "kind": "image", "prompt": "a red bird", "seed": 0, "index": 0}]
+    assert sorted(p.name for p in out.iterdir()) == ["a-red-bird-000.png"]
