@@ -153,3 +153,49 @@ def test_json_names_the_images_kept_when_a_write_fails(tiny_weights: Path, tmp_p
     assert [json.loads(line) for line in r.stdout.splitlines()] == [
         {"path": str(out / "a-red-bird-000.png"), "kind": "image", "prompt": "a red bird", "seed": 0, "index": 0}]
     assert sorted(p.name for p in out.iterdir()) == ["a-red-bird-000.png"]
+
+
+WHOLE = ["train", "--stage", "all", "--preset", "tiny", "--steps", "4,clip=3", "--workers", "0", "-q", "--device",
+         "cpu", "--log-every", "1"]
+
+
+def test_a_whole_run_into_new_nested_folders_stopped_before_its_first_stage_leaves_none(tmp_path, monkeypatch):
+    """`train --stage all --out new/a/b` stopped once its plan was written, before any stage started: the run
+    folder went, its parents new and new/a stayed (generate and eval take all three away)."""
+    import t2i_cli.recipe as recipe
+
+    def stopped(cfg, sub, **k):
+        assert (sub.parent / "all.json").is_file()  # (the plan is written: b exists)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, "run_stage", stopped)
+    (tmp_path / "kept").mkdir()
+    r = run(*WHOLE, "--out", tmp_path / "new" / "a" / "b")
+    assert r.exit_code == 130, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    # a parent that was there stays, with what another process put into a made one
+    def stopped_beside(cfg, sub, **k):
+        (tmp_path / "kept" / "x" / "other").mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, "run_stage", stopped_beside)
+    r = run(*WHOLE, "--out", tmp_path / "kept" / "x" / "b")
+    assert r.exit_code == 130, r.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "kept", "kept/x", "kept/x/other"]
+
+
+def test_a_stage_into_new_nested_folders_that_fails_to_start_leaves_none(tmp_path, monkeypatch):
+    """One stage, `--out new/a/b`, failing after its folder was made and before its first step: the start is
+    undone whole, the parents it made with the folder too."""
+    import t2i_cli.stages as stages
+
+    def broken(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages, "_build_stage", broken)
+    out = tmp_path / "new" / "a" / "b"
+    (tmp_path / "tok").mkdir()
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "3", "--workers", "0", "-q", "--out", out)
+    assert r.exit_code == 130, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from t2i_cli.data import DATA_RECORD
 from t2i_cli.errors import UsageError
-from t2i_cli.files import atomic_write_json, make_folder, read_own_json, shell_word
+from t2i_cli.files import atomic_write_json, make_folder, missing_folders, read_own_json, remove_empty, shell_word
 from t2i_cli.stages import check_data_still_there, check_new_folder, run_stage
 from t2i_cli.train import (
     RUN_CONFIG,
@@ -92,7 +92,7 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     settings = plan_settings(run_dir, settings)
     if (run_dir / PLAN).is_file():  # continuing: its pictures must be where it recorded them
         check_data_still_there(settings.get("data", "world:train"), run_dir)
-    is_new_dir = not run_dir.exists()
+    made = missing_folders(run_dir)  # (`--out new/a/b`: b, new/a and new)
     try:
         try:
             summary = _stages(run_dir, settings, make_config, device, progress, warn, checking)
@@ -101,8 +101,7 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     except BaseException as e:
         if not had_plan and not any((run_dir / s / RUN_CONFIG).is_file() for s in ORDER):  # nothing started:
             (run_dir / PLAN).unlink(missing_ok=True)  # leave nothing
-            if is_new_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
-                run_dir.rmdir()
+            remove_empty(made)
         elif isinstance(e, (Interrupted, KeyboardInterrupt)):
             raise _interrupted(run_dir, e) from None
         raise

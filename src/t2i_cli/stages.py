@@ -24,6 +24,8 @@ from t2i_cli.files import (
     folder_lock,
     is_own_json,
     make_folder,
+    missing_folders,
+    remove_empty,
     shell_word,
     temporary_of,
 )
@@ -472,13 +474,22 @@ def _left_by_a_start(path: Path, own: list[tuple[Path, str]]) -> bool:
     return False
 
 
-def make_run_folder(run_dir: Path, created: list[Path]) -> None:
+class MadeParent(typing.NamedTuple):
+    """A folder make_run_folder made above the run's (`--out new/a/b`: new and new/a): undo_start removes it only
+    while it is empty (another process may have put something there since)."""
+
+    path: Path
+
+
+def make_run_folder(run_dir: Path, created: list) -> None:
     """Create a new run's folder (adding it to created, for undo_start, only if this process made it: a folder
-    another process made at the same moment is not ours to remove), or check that an existing one is
-    writable."""
+    another process made at the same moment is not ours to remove), with the parents it needs (added as
+    MadeParent), or check that an existing one is writable."""
     if not run_dir.exists() and file_above(run_dir) is None:
+        parents = missing_folders(run_dir)[1:]  # nearest first
         try:
             run_dir.mkdir(parents=True)
+            created += [MadeParent(p) for p in reversed(parents)]  # (undone after the folder, nearest first)
             created.append(run_dir)
             return
         except FileExistsError:
@@ -498,11 +509,13 @@ def copy_dependencies(run_dir: Path, deps: list[tuple[Path, str]], created: list
         atomic_write_bytes(run_dir / name, Path(src).read_bytes())
 
 
-def undo_start(created: list[Path]) -> None:
+def undo_start(created: list) -> None:
     """Remove what make_run_folder and copy_dependencies created: a start that failed leaves nothing that blocks a
-    retry."""
+    retry (and no empty folder it made above the run's)."""
     for path in reversed(created):
-        if path.is_dir():
+        if isinstance(path, MadeParent):
+            remove_empty([path.path])
+        elif path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
@@ -677,7 +690,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             dataset.cache_bytes = TRAINING_CACHE_BYTES // (max(1, cfg.num_workers) * _ranks_on_this_machine(dd))
             if cfg.flip or cfg.crop < 1:  # validation sees the pictures as they are
                 dataset.augment = Augment(cfg.seed, cfg.flip, cfg.crop)
-        created: list[Path] = []
+        created: list = []  # Paths, and MadeParents
 
         def claim() -> None:  # (rank 0) one process trains a run folder at a time: a second is refused before
             # it writes
