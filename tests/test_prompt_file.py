@@ -274,7 +274,7 @@ def test_paths_named_under_a_live_bar_go_above_it_only_when_stdout_is_the_bar_s_
         screen = io.StringIO()
         with Progress(console=Console(file=screen, force_terminal=True)) as bar:
             named = [0]
-            cli._name_paths([Path("a.png"), Path("b.png")], named, bar)
+            cli._name_paths([cli.Written(Path("a.png"), {}), cli.Written(Path("b.png"), {})], named, bar)
         assert named == [2]
         assert ("a.png" in screen.getvalue()) == same and ("b.png" in screen.getvalue()) == same
         assert capsys.readouterr().out.split() == ([] if same else ["a.png", "b.png"])
