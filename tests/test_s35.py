@@ -199,3 +199,18 @@ def test_a_stage_into_new_nested_folders_that_fails_to_start_leaves_none(tmp_pat
     r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "3", "--workers", "0", "-q", "--out", out)
     assert r.exit_code == 130, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+
+
+def test_device_is_refused_by_the_tokenizer_stage(tmp_path):
+    """The tokenizer stage trains without torch: `--device cpu` (or cuda) was silently ignored, exit 0; it is
+    refused as every option a stage would not use is, new or resumed."""
+    from conftest import one_line_failure
+
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--device", "cpu", "--out", tmp_path / "t", "-q"), 2)
+    assert line == "error: --device does not apply to the tokenizer stage (only to dvae, transformer, clip); leave " \
+                   "it out", line
+    assert not (tmp_path / "t").exists()
+    r = run("train", "--stage", "tokenizer", "--out", tmp_path / "t", "-q", "--vocab-size", "300")
+    assert r.exit_code == 0, r.stderr
+    line = one_line_failure(run("train", "--resume", tmp_path / "t", "--device", "cpu", "-q"), 2)
+    assert "--device does not apply to the tokenizer stage" in line, line

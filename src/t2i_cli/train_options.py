@@ -150,7 +150,7 @@ STAGE_OPTIONS = {
     "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
     **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
                                                      "ckpt_every", "sample_every", "log_every", "patience", "flip",
-                                                     "crop", "ema")},
+                                                     "crop", "ema", "device")},
 }
 
 
