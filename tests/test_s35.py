@@ -214,3 +214,13 @@ def test_device_is_refused_by_the_tokenizer_stage(tmp_path):
     assert r.exit_code == 0, r.stderr
     line = one_line_failure(run("train", "--resume", tmp_path / "t", "--device", "cpu", "-q"), 2)
     assert "--device does not apply to the tokenizer stage" in line, line
+
+
+def test_a_folder_as_judge_is_not_said_to_be_chosen_by_t2i_weights(tiny_weights: Path, monkeypatch):
+    """`eval --judge DIR` where DIR is also $T2I_WEIGHTS: the refusal said T2I_WEIGHTS chose the folder."""
+    from conftest import one_line_failure
+
+    monkeypatch.setenv("T2I_WEIGHTS", str(tiny_weights))
+    line = one_line_failure(run("eval", "--judge", tiny_weights, "--n", "1"), 2)
+    assert line == f"error: --judge {tiny_weights} is not a file; give a judge's safetensors file (or leave --judge " \
+                   "out for the weights folder's or the shipped one)", line

@@ -1820,6 +1820,10 @@ def eval_cmd(ctx: typer.Context,
             from t2i_cli.files import check_folder_path
 
             check_folder_path(images_dir, "--images")
+        # a folder or a device as --judge, said before T2I_WEIGHTS is read (its hint said it chose that folder)
+        if data is None and judge_path is not None and judge_path.exists() and not judge_path.is_file():
+            raise UsageError(f"--judge {judge_path} is not a file; give a judge's safetensors file (or leave --judge "
+                             f"out for the weights folder's or the shipped one)")
         folder = weights_folder(weights)
         one_for_want_of_clip = candidates is None and not (folder / "clip.safetensors").is_file()
         if candidates is None:
@@ -1845,9 +1849,6 @@ def eval_cmd(ctx: typer.Context,
         if "draws" in given_options(ctx):
             raise UsageError("--draws belongs to --data (images per val caption); the world's tasks draw "
                              "--candidates per prompt")
-        if judge_path is not None and judge_path.exists() and not judge_path.is_file():  # a folder, a device
-            raise UsageError(f"--judge {judge_path} is not a file; give a judge's safetensors file (or leave --judge "
-                             f"out for the weights folder's or the shipped one)")
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1, precision=precision)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
