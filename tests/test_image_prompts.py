@@ -644,8 +644,9 @@ def test_a_t2i_png_records_its_codes_and_vary_starts_from_them(tiny_weights, tmp
     from t2i_cli.weights import load_folder
 
     out = tmp_path / "out"
+    # (fp32: on a CPU with native bf16, auto decodes in bf16, a level off the fp32 decode below)
     made = Path(run("generate", "a red bird", "--candidates", "1", "--weights", tiny_weights, "--out", out,
-                    "-q").stdout.strip())
+                    "-q", "--precision", "fp32").stdout.strip())
     dvae = load_folder(tiny_weights, "cpu").dvae
     n = dvae.cfg.grid ** 2
     text = read_png_text(made)
