@@ -182,11 +182,11 @@ def test_what_a_resume_takes_for_the_runs_own_settings(tmp_path):
 def test_a_run_extended_past_its_early_stop_continues_from_its_starting_command(tmp_path):
     """The early stop refused is one at the run's present steps: once a run stopped early was extended alone, its
     starting command said again (with --resume) extends it again."""
-    start = (*START, "--steps", "12", "--sample-every", "1", "--patience", "1", "--lr", "0.9", "--out", tmp_path / "r")
+    start = (*START, "--steps", "16", "--sample-every", "1", "--patience", "1", "--lr", "0.9", "--out", tmp_path / "r")
     r = run(*start)
     assert r.exit_code == 0, r.stderr
     stopped = json.loads((tmp_path / "r" / "train_config.json").read_text())["steps"]
-    assert stopped < 11, r.stderr
+    assert stopped < 15, r.stderr  # (stopped early: at 11 on the AMD EPYC VM with AVX-512 BF16, 10 or less elsewhere)
     r = run("train", "--resume", tmp_path / "r", "--steps", str(stopped + 1), "--patience", "0", "-q")
     assert r.exit_code == 0 and _steps_done(tmp_path / "r") == stopped + 1, r.stderr
     r = run(*start, "--resume", tmp_path / "r")
