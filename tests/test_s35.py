@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from conftest import SRC, run
 from t2i_cli.images import read_png_text
 
@@ -224,3 +226,29 @@ def test_a_folder_as_judge_is_not_said_to_be_chosen_by_t2i_weights(tiny_weights:
     line = one_line_failure(run("eval", "--judge", tiny_weights, "--n", "1"), 2)
     assert line == f"error: --judge {tiny_weights} is not a file; give a judge's safetensors file (or leave --judge " \
                    "out for the weights folder's or the shipped one)", line
+
+
+def test_an_empty_steps_batch_size_or_lr_is_refused_not_the_presets(tmp_path):
+    """`--steps "$STEPS"` with STEPS unset started the preset's run of hours (a whole run recorded "steps": ""),
+    and on a resume it was an internal error; each is one line, exit 2, before anything is written."""
+    from conftest import one_line_failure
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (40 * i, 90, 30)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text("a red bird\n")
+    base = ("train", "--preset", "tiny", "--data", data, "--workers", "0", "-q")
+    for stage in ("dvae", "all"):
+        for option, value in (("--steps", ""), ("--batch-size", ""), ("--lr", " , ")):
+            out = tmp_path / f"{stage}{option}"
+            line = one_line_failure(run(*base, "--stage", stage, "--out", out, f"{option}={value}"), 2)
+            assert line == f"error: {option} is given no value; give one (e.g. {option} " \
+                           f"{ {'--steps': '2000', '--batch-size': '16', '--lr': '3e-4'}[option]}) or leave it out " \
+                           "for the preset's", line
+            assert not out.exists()
+    r = run(*base, "--stage", "dvae", "--out", tmp_path / "r", "--steps", "2")
+    assert r.exit_code == 0, r.stderr
+    for option in ("--steps", "--lr"):
+        line = one_line_failure(run("train", "--resume", tmp_path / "r", option, "", "-q"), 2)
+        assert line.startswith(f"error: {option} is given no value"), line

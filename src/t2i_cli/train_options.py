@@ -74,6 +74,10 @@ def per_stage(name: str, value: Optional[str], stage: str):
         return None
     cast = float if name == "lr" else int
     items = [v.strip() for v in str(value).split(",") if v.strip()]
+    if not items:  # (`--steps "$STEPS"` with STEPS unset: it was the preset's default, a run of hours)
+        example = "3e-4" if name == "lr" else "2000" if name == "steps" else "16"
+        raise UsageError(f"{flag(name)} is given no value; give one (e.g. {flag(name)} {example}) or leave it out "
+                         f"for the preset's")
     table: dict[str, str] = {}
     for item in items:
         key, sep, v = item.rpartition("=")
@@ -349,7 +353,7 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
     opts = dict(opts)
     for name in ("steps", "batch_size", "lr"):
         if isinstance(opts.get(name), str):
-            if "=" in opts[name] or "," in opts[name]:
+            if ("=" in opts[name] or "," in opts[name]) and opts[name].replace(",", "").strip():  # (none: per_stage)
                 raise UsageError(f"{flag(name)} {opts[name]!r}: per-stage values belong to --stage all")
             opts[name] = per_stage(name, opts[name], stage)
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
