@@ -95,7 +95,7 @@ def _spawned_workers(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir() or not hasattr(os, "killpg"),
                     reason="needs Linux /proc and process groups")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_stop_while_spawned_workers_start_stops_the_run_as_any_stop(tmp_path, signum):
     """macOS and Windows start processes by spawn: a loader worker imports torch for seconds before it leaves the
     process group and ignores Ctrl-C. A SIGTERM to the group then killed it, and the run ended in the loader's

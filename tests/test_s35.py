@@ -121,8 +121,8 @@ def test_a_sigterm_or_sighup_while_the_command_line_loads_is_one_line():
 
 
 def test_the_commands_get_the_handlers_t2i_started_with():
-    """Once the command line is loaded, SIGTERM and SIGHUP are as t2i found them (each command then sets its own:
-    train leaves SIGHUP to the system), and one ignored when t2i started (nohup) was never taken over."""
+    """Once the command line is loaded, SIGTERM and SIGHUP are as t2i found them (each command then sets its own),
+    and one ignored when t2i started (nohup) was never taken over."""
     script = r"""
 import signal, sys
 import t2i_cli.cli as cli
@@ -252,3 +252,38 @@ def test_an_empty_steps_batch_size_or_lr_is_refused_not_the_presets(tmp_path):
     for option in ("--steps", "--lr"):
         line = one_line_failure(run("train", "--resume", tmp_path / "r", option, "", "-q"), 2)
         assert line.startswith(f"error: {option} is given no value"), line
+
+
+def test_a_closed_terminal_stops_training_with_a_checkpoint(tmp_path):
+    """SIGHUP to the process group (a terminal closed, an ssh session dropped) ended a run silently, exit 129,
+    with every step since the last checkpoint lost (the default --ckpt-every is 250); it now stops as Ctrl-C does:
+    a checkpoint, one line with the command that resumes, exit 130 (forked loader workers too)."""
+    import signal
+    import time
+
+    from conftest import end_group
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "t2i_cli", "train", "--stage", "dvae", "--preset", "tiny", "--data", "world:train",
+           "--workers", "2", "--steps", "100000", "--ckpt-every", "100000", "--sample-every", "0", "--log-every",
+           "1", "-q", "--device", "cpu", "--out", str(out)]
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": SRC})
+        try:
+            deadline = time.monotonic() + 180
+            metrics = out / "metrics.jsonl"
+            while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"no steps: {log.read_text()}")
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGHUP)
+            proc.wait(timeout=120)
+        finally:
+            end_group(proc)
+    err = log.read_text()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err.strip().splitlines()[-1].startswith("interrupted: at step ") and "--resume" in err, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert (out / "checkpoint.safetensors").is_file() and (out / "dvae.safetensors").is_file()

@@ -268,7 +268,7 @@ def test_interrupt_then_resume_matches_uninterrupted(tmp_path: Path, monkeypatch
     assert train_mod.CHECKPOINT == CHECKPOINT
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_that_lands_inside_the_optimizer_step_still_resumes_exactly(tmp_path: Path, monkeypatch, signum):
     """A signal raised KeyboardInterrupt wherever Python was: inside opt.step(), after it had updated the weights,
     the checkpoint held step 5's weights labelled step 4, and the resume applied step 5 twice. The stop now waits

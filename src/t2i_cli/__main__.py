@@ -7,8 +7,7 @@ import sys
 def entry() -> None:
     """Run the command line. A Ctrl-C, SIGTERM or SIGHUP while its modules load (its first few tenths of a second,
     before any command has its own handler) is one line and exit 130, as a Ctrl-C later is, not a traceback or a
-    silent death (143, 129); once they are loaded each command handles them as it says (train leaves SIGHUP to
-    the system)."""
+    silent death (143, 129); once they are loaded each command handles them as it says."""
     before = {}
     for name in ("SIGTERM", "SIGHUP"):
         s = getattr(signal, name, None)

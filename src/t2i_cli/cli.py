@@ -629,20 +629,18 @@ def start_inference(threads: Optional[int], command: str) -> None:
     STATE["fast_exit"] = True
 
 
-def stop_on_sigterm(hup: bool = True) -> None:
-    """SIGTERM (`kill`, `timeout`, a scheduler) stops an inference command (and export, and training outside its
-    step loop, which has its own handler) as Ctrl-C does: the files finished so far are kept, nothing partial
-    stays, one line says so (exit 130). Python's default would end the process silently, mid-write, leaving a
-    new output folder empty or a temporary file behind."""
+def stop_on_sigterm() -> None:
+    """SIGTERM (`kill`, `timeout`, a scheduler) and SIGHUP (a closed terminal, a dropped ssh session) stop a
+    command (training outside its step loop, which has its own handler) as Ctrl-C does: the files finished so far
+    are kept, nothing partial stays, one line says so (exit 130). Python's default would end the process
+    silently, mid-write, leaving a new output folder empty or a temporary file behind (exit 143 or 129)."""
     import signal
     import threading
 
-    # a SIGTERM ignored when t2i started (`trap '' TERM`, nohup-like launchers) stays ignored; with hup, SIGHUP (a
-    # closed terminal, a dropped ssh session: a new output folder stayed behind empty, exit 129) stops it the same
-    # way, where the system has it
+    # one ignored when t2i started (`trap '' TERM`, nohup) stays ignored; SIGHUP where the system has it
     if threading.current_thread() is not threading.main_thread():
         return
-    for name in ("SIGTERM", "SIGHUP") if hup else ("SIGTERM",):
+    for name in ("SIGTERM", "SIGHUP"):
         s = getattr(signal, name, None)
         if s is not None and signal.getsignal(s) is not signal.SIG_IGN:
             signal.signal(s, signal.default_int_handler)
@@ -1264,8 +1262,8 @@ def train(
     """Train one stage, or all four (--stage all); every N steps a checkpoint, metrics.jsonl, samples and loss.png
     go to the run folder."""
     bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
-    stop_on_sigterm(hup=False)  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent
-    # death (SIGHUP as before: the step loop's own handler takes Ctrl-C and SIGTERM alone)
+    stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
+    # (SIGHUP too, since 0.12.9: a closed terminal ended a run silently, losing its steps since the last checkpoint)
     # what a stop before the run's own handling says (it said inference's "finished files are kept")
     STATE["interrupted"] = ("before training resumed; the run is as it was: the same command resumes it" if resume
                             else "before training started; nothing was written: the same command starts it")

@@ -564,12 +564,14 @@ def make_loader(batches: StepBatches, start: int, num_workers: int) -> torch.uti
                                        worker_init_fn=_ignore_stop_signals if num_workers else None)
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Ctrl-C, `kill` (a scheduler's pre-emption) and a closed terminal (SIGHUP, where the system has it: it ended a run
+# silently, exit 129, losing every step since the last checkpoint)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 
 
 @contextlib.contextmanager
 def _stops_blocked() -> typing.Iterator[None]:
-    """SIGINT and SIGTERM blocked in this thread while the loader's workers start, where the system blocks
+    """SIGINT, SIGTERM and SIGHUP blocked in this thread while the loader's workers start, where the system blocks
     signals (not Windows). A worker inherits the mask, so a stop sent to the process group while it starts waits
     in it until _ignore_stop_signals has taken it out of the stop's way: under spawn (macOS' start method, and
     Windows') a worker imports torch for seconds first, and a SIGTERM then killed it (the run ended in the
@@ -580,28 +582,32 @@ def _stops_blocked() -> typing.Iterator[None]:
         return
     import multiprocessing
 
-    if multiprocessing.get_start_method() != "fork":
-        import sys
-        from multiprocessing import resource_tracker
-
-        # Started here, not by the loader: it unblocks both signals once it is started. It runs without its
-        # UserWarnings: a stop while a worker still starts ends the run before that worker, which removes the
-        # loader's semaphores as it ends, and the tracker said them "leaked" (two lines after the stop's own).
-        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
-        sys.warnoptions.append(quiet)  # (what the tracker's command line is made from)
-        try:
-            resource_tracker.ensure_running()
-        finally:
-            sys.warnoptions.remove(quiet)
+    # blocked before the resource tracker starts, too: it unblocks only the SIGINT and SIGTERM it ignores, so a
+    # SIGHUP to the group stays blocked in it (it killed the tracker, whose death printed tracebacks at the stop)
     before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
+        if multiprocessing.get_start_method() != "fork":
+            import sys
+            from multiprocessing import resource_tracker
+
+            # Started here, not by the loader. It runs without its UserWarnings: a stop while a worker still
+            # starts ends the run before that worker, which removes the loader's semaphores as it ends, and the
+            # tracker said them "leaked" (two lines after the stop's own).
+            quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+            sys.warnoptions.append(quiet)  # (what the tracker's command line is made from)
+            try:
+                resource_tracker.ensure_running()  # (which unblocks SIGINT and SIGTERM as it returns)
+            finally:
+                sys.warnoptions.remove(quiet)
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:
-    """Ctrl-C (SIGINT) and `kill -- -PGID` (SIGTERM) reach the whole process group: each worker leaves it, so
+    """Ctrl-C (SIGINT), `kill -- -PGID` (SIGTERM) and a closed terminal (SIGHUP) reach the whole process group:
+    each worker leaves it, so
     only the main process gets them and checkpoints (a worker killed first made the run end in DataLoader's
     "worker killed" error with no checkpoint). The loader's own terminate() still ends a worker, and a worker
     ends on its own if the main process dies (DataLoader's watchdog). A stop that came while the worker started
@@ -609,12 +615,16 @@ def _ignore_stop_signals(_worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)
+    later = [s for s in STOP_SIGNALS if s != signal.SIGINT]  # SIGTERM, SIGHUP
     if hasattr(signal, "pthread_sigmask"):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a pending SIGTERM is discarded as it is ignored
+        for s in later:
+            signal.signal(s, signal.SIG_IGN)  # a pending SIGTERM or SIGHUP is discarded as it is ignored
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    # SIGTERM ends a worker, as in a spawned one: a forked worker kept the main process's training handler, which
-    # waits for a stop it never sees (the loader's terminate() at exit, and the process waiting on it, hung)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # SIGTERM (and SIGHUP) end a worker, as in a spawned one: a forked worker kept the main process's training
+    # handler, which waits for a stop it never sees (the loader's terminate() at exit, and the process waiting on
+    # it, hung)
+    for s in later:
+        signal.signal(s, signal.SIG_DFL)
 
 
 class Interrupted(T2IError):
@@ -844,7 +854,8 @@ def _on_every_rank(flag: bool, dd: Dist) -> bool:
 
 
 class _Stops:
-    """Ctrl-C (SIGINT) and SIGTERM (a scheduler's pre-emption, `kill`) stop training as KeyboardInterrupt:
+    """Ctrl-C (SIGINT), SIGTERM (a scheduler's pre-emption, `kill`) and SIGHUP (a closed terminal) stop training as
+    KeyboardInterrupt:
     checkpoint, then stop. At once, except inside `held()` (an optimizer step and the count of steps done),
     where a stop waits for the block to end: one that landed inside opt.step() checkpointed weights updated by
     a step it had not counted, and the resume applied that step twice. Handlers are installed from the main
@@ -856,7 +867,7 @@ class _Stops:
         self.holding = self.pending = False
         self.previous: dict[int, typing.Any] = {}
         if threading.current_thread() is threading.main_thread():  # a signal ignored (`nohup`, `cmd &`) stays so
-            self.previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)
+            self.previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS
                              if signal.getsignal(s) is not signal.SIG_IGN}
 
     def _handler(self, signum, frame) -> None:
