@@ -1284,7 +1284,8 @@ def test_run_folders_are_named_as_such_by_generate_and_export_and_an_unfinished_
         f"`t2i train --resume {unfinished}` finishes the run" in r.stderr, r.stderr
     with folder_lock(unfinished, "busy"):  # as a training process holds it
         r = run("export", unfinished, "--to", tmp_path / "w2")
-    assert r.exit_code == 0 and f"{unfinished} is being trained now: what it has saved so far is exported" in r.stderr
+    assert r.exit_code == 0 and f"{unfinished} is being trained now: what it has saved so far is exported; export " \
+        "again once it ends, with --force (to replace what this export writes)" in " ".join(r.stderr.split())
     r = run("export", unfinished, "--to", tmp_path / "w2")  # the lock is gone: only the steps are said
     assert "being trained" not in r.stderr and "nothing to write" in r.stderr and r.stdout == "", r.stderr
     r = run("export", tiny_runs / "tr", "--to", tmp_path / "w3")  # a finished run: no note at all

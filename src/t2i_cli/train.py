@@ -1038,7 +1038,8 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
     its last step (its checkpoint's model is what is exported, unless said_which: another note names it); None
     for a finished run."""
     if folder_locked(run_dir):
-        return f"{run_dir} is being trained now: what it has saved so far is exported; export again once it ends"
+        return (f"{run_dir} is being trained now: what it has saved so far is exported; export again once it "
+                f"ends, with --force (to replace what this export writes)")
     if cfg.stage == "tokenizer" or not (run_dir / CHECKPOINT).is_file():
         return None
     try:
