@@ -287,3 +287,24 @@ def test_a_closed_terminal_stops_training_with_a_checkpoint(tmp_path):
     assert err.strip().splitlines()[-1].startswith("interrupted: at step ") and "--resume" in err, err
     assert "Traceback" not in err and "internal error" not in err, err
     assert (out / "checkpoint.safetensors").is_file() and (out / "dvae.safetensors").is_file()
+
+
+def test_a_whole_run_given_as_a_dependency_is_pointed_at_its_stage(tmp_path):
+    """`--dvae RUN` where RUN is a --stage all run said "RUN/dvae.safetensors does not exist"; it names the
+    stage's folder (and the run's weights) to pass instead."""
+    from conftest import one_line_failure
+
+    whole = tmp_path / "whole"
+    (whole / "dvae").mkdir(parents=True)
+    (whole / "weights").mkdir()
+    (whole / "tokenizer").mkdir()
+    for folder in (whole / "dvae", whole / "weights"):
+        (folder / "dvae.safetensors").write_bytes(b"x")
+    (whole / "tokenizer" / "tokenizer.json").write_text("{}")
+    line = one_line_failure(run("train", "--stage", "transformer", "--dvae", whole, "--tokenizer", whole / "tokenizer",
+                                "--out", tmp_path / "t", "-q"), 2)
+    assert line == f"error: {whole} holds no dvae.safetensors, its dvae stage does: pass {whole / 'dvae'}, or its " \
+                   f"weights, {whole / 'weights'}", line
+    line = one_line_failure(run("train", "--stage", "clip", "--tokenizer", whole, "--out", tmp_path / "c", "-q"), 2)
+    assert line == f"error: {whole} holds no tokenizer.json, its tokenizer stage does: pass {whole / 'tokenizer'}", line
+    assert not (tmp_path / "t").exists() and not (tmp_path / "c").exists()

@@ -532,6 +532,10 @@ def _resolve(src: str | None, name: str) -> Path | None:
         return None
     p = Path(src)
     if p.is_dir():
+        stage = name.partition(".")[0]  # dvae, tokenizer
+        if not (p / name).is_file() and (p / stage / name).is_file():  # a --stage all run: its stages' folders
+            also = f", or its weights, {shell_word(p / 'weights')}" if (p / "weights" / name).is_file() else ""
+            raise UsageError(f"{p} holds no {name}, its {stage} stage does: pass {shell_word(p / stage)}{also}")
         p = p / name
     if not p.is_file():
         raise UsageError(f"{p} does not exist; pass the {name} file or a folder that holds it")
