@@ -308,3 +308,30 @@ def test_a_whole_run_given_as_a_dependency_is_pointed_at_its_stage(tmp_path):
     line = one_line_failure(run("train", "--stage", "clip", "--tokenizer", whole, "--out", tmp_path / "c", "-q"), 2)
     assert line == f"error: {whole} holds no tokenizer.json, its tokenizer stage does: pass {whole / 'tokenizer'}", line
     assert not (tmp_path / "t").exists() and not (tmp_path / "c").exists()
+
+
+def test_a_stage_prefix_on_one_stage_says_to_drop_it(tmp_path):
+    """`--stage dvae --model dvae.n_hid=8` listed the keys (n_hid among them) without saying what was wrong."""
+    from conftest import one_line_failure
+
+    line = one_line_failure(run("train", "--stage", "dvae", "--preset", "tiny", "--model", "dvae.n_hid=8", "--out",
+                                tmp_path / "d", "-q"), 2)
+    assert line == "error: --model 'dvae.n_hid=8': a STAGE. prefix belongs to --stage all; a dvae run takes " \
+                   "--model n_hid=8", line
+    line = one_line_failure(run("train", "--stage", "dvae", "--preset", "tiny", "--model", "clip.n_hid=8", "--out",
+                                tmp_path / "d", "-q"), 2)
+    assert line == "error: --model 'clip.n_hid=8' sets the clip stage's, not this dvae run's", line
+
+
+def test_a_manifest_path_with_backslashes_is_said_to_need_slashes(tmp_path):
+    """A manifest written on Windows ("sub\\\\a.png") was "missing image" while sub/a.png was there."""
+    from t2i_cli.data import open_source
+
+    (tmp_path / "sub").mkdir()
+    for i in range(4):
+        Image.new("RGB", (16, 16), (60 * i, 0, 0)).save(tmp_path / "sub" / f"p{i}.png")
+    lines = [json.dumps({"image": f"sub/p{i}.png", "caption": "a red bird"}) for i in range(3)]
+    lines.append(json.dumps({"image": "sub\\p3.png", "caption": "a red bird"}))
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    message = open_source(str(tmp_path / "m.jsonl"), 16, part="all").skipped_message()
+    assert "1 missing image (its path holds a \\, which is no folder separator here: write /)" in message, message

@@ -302,7 +302,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             skipped.add("empty caption", image)
             continue
         if not image.is_file():
-            skipped.add("image path naming a folder" if image.is_dir() else "missing image", image)
+            skipped.add("image path naming a folder" if image.is_dir() else
+                        "missing image (its path holds a \\, which is no folder separator here: write /)"
+                        if "\\" in str(image) and os.sep == "/" and not image.exists() else "missing image", image)
             continue
         digest, why_not, pixels = _readable_digest(image, side if len(usable) < keep else None)
         if why_not:

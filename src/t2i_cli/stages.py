@@ -593,6 +593,11 @@ def parse_model_overrides(stage: str, items: list[str]) -> dict[str, Any]:
         if key in DERIVED_FIELDS[stage]:
             raise UsageError(f"--model {key}: the {stage} stage sets it (use {DERIVED_FIELDS[stage][key]})")
         if not sep or key not in model_config_fields(stage):
+            prefix, dot, bare = key.partition(".")
+            if dot and bare in model_config_fields(stage) and prefix in MODEL_CONFIGS:  # a whole run's STAGE.KEY
+                raise UsageError(f"--model {item!r}: a STAGE. prefix belongs to --stage all; a {stage} run takes "
+                                 f"--model {bare}={text}" if prefix == stage else
+                                 f"--model {item!r} sets the {prefix} stage's, not this {stage} run's")
             raise UsageError(f"--model {item!r}: expected KEY=VALUE with KEY one of "
                              f"{', '.join(sorted(model_config_fields(stage)))}")
         out[key] = _parse_typed(key, text.strip(), types[key])
