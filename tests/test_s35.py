@@ -335,3 +335,14 @@ def test_a_manifest_path_with_backslashes_is_said_to_need_slashes(tmp_path):
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     message = open_source(str(tmp_path / "m.jsonl"), 16, part="all").skipped_message()
     assert "1 missing image (its path holds a \\, which is no folder separator here: write /)" in message, message
+
+
+def test_a_preview_into_a_folder_not_yet_made_says_how_to_make_it(tmp_path):
+    """`data preview SRC --out newdir/` said "give a name ending in .png (or a folder)": a folder was given."""
+    from conftest import one_line_failure
+
+    line = one_line_failure(run("data", "preview", "world", "--n", "2", "--out", f"{tmp_path / 'new'}/"), 2)
+    assert line == f"error: --out {tmp_path / 'new'}: a preview is a PNG; give a name ending in .png, or a folder " \
+                   f"({tmp_path / 'new'} is no folder yet: --out {tmp_path / 'new' / 'preview.png'} makes it)", line
+    r = run("data", "preview", "world", "--n", "2", "--side", "32", "--out", tmp_path / "new" / "preview.png", "-q")
+    assert r.exit_code == 0 and (tmp_path / "new" / "preview.png").is_file(), r.stderr

@@ -26,6 +26,7 @@ from t2i_cli.files import (
     make_folder,
     read_own_json,
     sha256_of,
+    shell_word,
     signals_held,
 )
 
@@ -765,7 +766,9 @@ def preview_path(out: Path, force: bool = False) -> Path:
     if out.is_dir():
         out = out / "preview.png"
     if out.suffix.lower() != ".png":
-        raise UsageError(f"--out {out}: a preview is a PNG; give a name ending in .png (or a folder)")
+        missing = "" if out.exists() or out.suffix else (f" ({out} is no folder yet: --out "
+                                                         f"{shell_word(out / 'preview.png')} makes it)")
+        raise UsageError(f"--out {out}: a preview is a PNG; give a name ending in .png, or a folder{missing}")
     if not force and (out.exists() or out.is_symlink()):
         raise UsageError(f"{out} already exists; pass --force to replace it or choose another --out")
     blocker = file_above(out)
