@@ -346,3 +346,20 @@ def test_a_preview_into_a_folder_not_yet_made_says_how_to_make_it(tmp_path):
                    f"({tmp_path / 'new'} is no folder yet: --out {tmp_path / 'new' / 'preview.png'} makes it)", line
     r = run("data", "preview", "world", "--n", "2", "--side", "32", "--out", tmp_path / "new" / "preview.png", "-q")
     assert r.exit_code == 0 and (tmp_path / "new" / "preview.png").is_file(), r.stderr
+
+
+def test_a_folder_of_uncaptioned_pictures_with_a_manifest_names_the_manifest(tmp_path):
+    """A folder whose captions are in a .jsonl manifest beside the pictures: the source given as the folder found
+    "45 images without .txt caption" and never said the manifest was there."""
+    from conftest import one_line_failure
+
+    for i in range(3):
+        Image.new("RGB", (16, 16), (60 * i, 0, 0)).save(tmp_path / f"p{i}.png")
+    line = one_line_failure(run("data", "preview", tmp_path, "--out", tmp_path / "a.png"), 1)
+    assert line.endswith("; add some, or use the procedural world (world) as the source"), line
+    (tmp_path / "captions.jsonl").write_text("".join(json.dumps({"image": f"p{i}.png", "caption": "a red bird"}) + "\n"
+                                                     for i in range(3)))
+    line = one_line_failure(run("data", "preview", tmp_path, "--out", tmp_path / "a.png"), 1)
+    assert line.endswith(f"; it holds a manifest: give {tmp_path / 'captions.jsonl'} as the source"), line
+    r = run("data", "preview", tmp_path / "captions.jsonl", "--out", tmp_path / "a.png", "-q")
+    assert r.exit_code == 0, r.stderr

@@ -325,9 +325,11 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
         found = "; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + skipped.first[why]
                           for why, n in sorted(skipped.items()) if why != SHARED_CAPTION)
+        manifest = next(iter(sorted(path.glob("*.jsonl"))), None) if path.is_dir() else None
+        fix = (f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
+               else "; add some, or use the procedural world (world) as the source")
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
-                            + (f" (found only: {found})" if found else "") + "; add some or use --data world",
-                            skipped.every)
+                            + (f" (found only: {found})" if found else "") + fix, skipped.every)
     chosen = split_pairs(usable, digests, val_fraction, part)
     dataset = PairDataset(chosen, side, dict(skipped), held_out=len(usable) - len(chosen) if part == "train" else 0,
                           first=skipped.first, every=skipped.every if list_skipped else None,
