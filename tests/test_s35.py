@@ -363,3 +363,23 @@ def test_a_folder_of_uncaptioned_pictures_with_a_manifest_names_the_manifest(tmp
     assert line.endswith(f"; it holds a manifest: give {tmp_path / 'captions.jsonl'} as the source"), line
     r = run("data", "preview", tmp_path / "captions.jsonl", "--out", tmp_path / "a.png", "-q")
     assert r.exit_code == 0, r.stderr
+
+
+def test_macos_metadata_files_and_a_whole_name_caption_are_said_as_such(tmp_path):
+    """`._IMG.JPG` (macOS' AppleDouble metadata) was counted an image without caption; `pic.jpg` beside
+    `pic.jpg.txt` was said twice, as an image without caption and a caption without image."""
+    from t2i_cli.data import open_source
+
+    for i in range(3):
+        Image.new("RGB", (16, 16), (60 * i, 0, 0)).save(tmp_path / f"p{i}.png")
+        (tmp_path / f"p{i}.txt").write_text("a red bird\n")
+    (tmp_path / "._p0.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    (tmp_path / "._p0.txt").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    Image.new("RGB", (16, 16), (0, 90, 0)).save(tmp_path / "double.jpg")
+    (tmp_path / "double.jpg.txt").write_text("a green fish\n")
+    data = open_source(str(tmp_path), 16, part="all")
+    assert len(data) == 3
+    message = data.skipped_message()
+    assert "2 macOS metadata files (._NAME, not a picture)" in message, message
+    assert "1 image whose caption is named after its whole file name (PIC.jpg.txt: name it PIC.txt)" in message
+    assert "without" not in message, message  # neither an image without caption nor a caption without image

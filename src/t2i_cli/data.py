@@ -573,6 +573,12 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     # a picture or caption that is not a regular file is never read (a pipe waited forever); said as itself (its
     # caption was blamed, "caption without image", and the picture went unsaid)
     regular = [p for p in files if p.is_file()]  # (one stat a file)
+    # macOS' AppleDouble files (._IMG_1.JPG beside IMG_1.JPG on a FAT or network disk) hold metadata, not a picture
+    forks = sorted(p for p in regular if p.name.startswith("._") and p.suffix.lower() in named)
+    if forks:
+        skipped.add("macOS metadata file (._NAME, not a picture)", forks[0], len(forks), tuple(forks[1:]))
+        regular = [p for p in regular if p not in set(forks)]
+        files = [p for p in files if p not in set(forks)]
     kept = set(regular)
     odd = sorted(p for p in files if p.suffix.lower() in named and p not in kept)
     if odd:
@@ -609,7 +615,13 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 and uncaptioned[fold(image.with_suffix(""))] == 1:
             txt = alike[0]
         if txt is None:
-            skipped.add("image without .txt caption", image)
+            whole = image.with_name(image.name + ".txt")  # photo.jpg.txt, as some captioning tools name it
+            if whole in texts.values() and whole.with_suffix("") not in stems:
+                skipped.add("image whose caption is named after its whole file name (PIC.jpg.txt: name it "
+                            "PIC.txt)", image)
+                captioned.setdefault(whole, image)  # (not a caption without image as well)
+            else:
+                skipped.add("image without .txt caption", image)
             continue
         if txt in captioned:
             skipped.add(SHARED_CAPTION, f"{image} ({captioned[txt].name} too reads {txt.name})")
