@@ -383,3 +383,35 @@ def test_macos_metadata_files_and_a_whole_name_caption_are_said_as_such(tmp_path
     assert "2 macOS metadata files (._NAME, not a picture)" in message, message
     assert "1 image whose caption is named after its whole file name (PIC.jpg.txt: name it PIC.txt)" in message
     assert "without" not in message, message  # neither an image without caption nor a caption without image
+
+
+def test_a_run_repeated_on_its_folder_named_another_way_goes_on(tmp_path, monkeypatch):
+    """A whole run started with `--data ../x/pics` and repeated with `--data /abs/pics` or a link to it was "a run
+    with other settings (data)", and neither path was shown; one stage's resume refused it too. The same folder
+    goes on; a setting that does differ is shown as the run's and as given."""
+    from conftest import one_line_failure
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (40 * i, 90, 30)).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text("a red bird\n")
+    (tmp_path / "link").symlink_to(pics)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    whole = ["train", "--stage", "all", "--preset", "tiny", "--workers", "0", "-q", "--out", tmp_path / "run"]
+    r = run(*whole, "--data", "../pics", "--steps", "2")
+    assert r.exit_code == 0, r.stderr
+    for data in (pics, tmp_path / "link"):
+        r = run(*whole, "--data", data, "--steps", "2")
+        assert r.exit_code == 0, r.stderr
+    line = one_line_failure(run(*whole, "--data", tmp_path / "link", "--steps", "3", "--flip"), 2)
+    assert line == f"error: {tmp_path / 'run'} holds a --stage all run with other settings (flip the preset's in " \
+                   f"the run, true here; steps 2 in the run, 3 here); continue it with --resume {tmp_path / 'run'} " \
+                   "or pick another --out", line
+    one = ["train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--out", tmp_path / "d"]
+    r = run(*one, "--data", "../pics", "--steps", "2")
+    assert r.exit_code == 0, r.stderr
+    r = run(*one, "--data", tmp_path / "link", "--steps", "3", "--resume", tmp_path / "d")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((tmp_path / "d" / "train_config.json").read_text())["steps"] == 3

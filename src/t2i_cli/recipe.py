@@ -9,6 +9,7 @@ RUN/weights, ready for `t2i generate --weights RUN/weights`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,7 @@ from t2i_cli.train import (
     export_runs,
     finished,
 )
-from t2i_cli.train_options import PLAN, bad_setting, is_whole_run, rank_zero, stored_data
+from t2i_cli.train_options import PLAN, bad_setting, is_whole_run, rank_zero, same_place, stored_data
 
 ORDER = STAGES  # tokenizer, dvae, transformer, clip: each needs only those before it
 
@@ -65,16 +66,26 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
                 if settings and settings.get(key) is None:
                     settings = settings | {key: before}
         if settings and isinstance(recorded.get("data"), str) and recorded["data"] != settings.get("data"):
-            if stored_data(recorded["data"]) == settings.get("data"):  # recorded as typed, before t2i 0.12.1
+            if stored_data(recorded["data"]) == settings.get("data") \
+                    or same_place(recorded["data"], settings.get("data")):  # recorded as typed (before t2i
+                # 0.12.1), or the same folder or manifest named another way (../x, a link to it)
                 settings = settings | {"data": recorded["data"]}
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
-            raise UsageError(f"{run_dir} holds a --stage all run with other settings ({', '.join(changed)}); "
-                             f"continue it with --resume {shell_word(run_dir)} or pick another --out")
+            said = "; ".join(f"{k} {_shown(recorded.get(k))} in the run, {_shown(settings.get(k))} here"
+                             for k in changed)
+            raise UsageError(f"{run_dir} holds a --stage all run with other settings ({said}); continue it with "
+                             f"--resume {shell_word(run_dir)} or pick another --out")
         return recorded
     if not settings:
         raise UsageError(f"{run_dir} is not a --stage all run (no {PLAN}); check the --resume path")
     return settings
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as a refusal shows it (bounded: a path or a --model list can be long)."""
+    text = "the preset's" if value is None else value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],

@@ -252,6 +252,8 @@ def _said_again(cfg, given: set[str], params: dict) -> str | None:
 
     try:  # (the stage is the run's: resume_config refused another first)
         data = stored_data(params["data"]) if "data" in given else cfg.data
+        if same_place(data, cfg.data):  # the run's folder or manifest named another way (../x, a link to it)
+            data = cfg.data
         fresh = train_config(cfg.stage, data, params.get("preset") or "default", dict(params))
     except (UsageError, KeyError, TypeError, ValueError) as e:
         return f": {e}" if isinstance(e, UsageError) else ""
@@ -341,6 +343,16 @@ def stored_data(data: str) -> str:
 
     # absolute() keeps "..": the kernel resolves it after following a symlink, which abspath's text edit would not
     return data if is_world(data) or not data.strip() else str(Path(os.path.expanduser(data)).absolute())
+
+
+def same_place(a: object, b: object) -> bool:
+    """Whether two data sources name one folder or manifest (typed another way, or through a link)."""
+    if not (isinstance(a, str) and isinstance(b, str)) or not a or not b:
+        return False
+    try:
+        return os.path.samefile(os.path.expanduser(a), os.path.expanduser(b))
+    except (OSError, ValueError):  # (either gone: a check after this one says so)
+        return False
 
 
 def train_config(stage: str, data: str, preset: str, opts: dict):
