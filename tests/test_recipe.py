@@ -108,7 +108,8 @@ def test_interrupt_between_stages_then_the_same_command_continues(uninterrupted,
 def test_a_repeated_command_with_other_settings_is_refused(uninterrupted):
     before = weights_of(uninterrupted)
     r = run("train", "--stage", "all", "--preset", "tiny", "--steps", "5", "--out", uninterrupted)
-    assert r.exit_code == 2 and "other settings (" in r.stderr and "steps)" in r.stderr
+    assert r.exit_code == 2 and "other settings (" in r.stderr and "; steps 4,clip=3 in the run, 5 here)" in r.stderr, \
+        r.stderr
     assert weights_of(uninterrupted) == before
 
 
