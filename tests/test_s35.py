@@ -415,3 +415,23 @@ def test_a_run_repeated_on_its_folder_named_another_way_goes_on(tmp_path, monkey
     r = run(*one, "--data", tmp_path / "link", "--steps", "3", "--resume", tmp_path / "d")
     assert r.exit_code == 0, r.stderr
     assert json.loads((tmp_path / "d" / "train_config.json").read_text())["steps"] == 3
+
+
+def test_a_finished_run_resumed_after_its_data_changed_says_nothing_of_it(tmp_path):
+    """`train --resume RUN` of a finished run whose folder changed since warned that "the result will differ from
+    an uninterrupted run", with nothing left to train; a resume that trains on still says it."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (40 * i, 90, 30)).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text("a red bird\n")
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "--data", pics, "--steps", "2",
+            "--out", tmp_path / "d")
+    assert r.exit_code == 0, r.stderr
+    Image.new("RGB", (16, 16), (0, 0, 250)).save(pics / "new.png")
+    (pics / "new.txt").write_text("a blue fish\n")
+    r = run("train", "--resume", tmp_path / "d", "--workers", "0")
+    assert r.exit_code == 0 and "the data changed" not in r.stderr, r.stderr
+    r = run("train", "--resume", tmp_path / "d", "--workers", "0", "--steps", "3", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert "the data changed since this run started: 6 usable pictures then, 7 now" in " ".join(r.stderr.split())

@@ -802,6 +802,20 @@ def _agreed(dd: Dist, work: typing.Callable[[], Any]) -> Any:
     return result
 
 
+def _steps_left(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
+    """Whether the run has steps left to train (a resume of one at its last step trains none: the data it reads
+    now changes nothing of it)."""
+    from t2i_cli.train import CHECKPOINT
+    from t2i_cli.weights import read_metadata
+
+    if not resume or cfg.stage == "tokenizer" or not (run_dir / CHECKPOINT).is_file():
+        return True
+    try:
+        return int(read_metadata(run_dir / CHECKPOINT).get("step", "0")) < cfg.steps
+    except (T2IError, ValueError):  # (a checkpoint that does not read is said where it is read)
+        return True
+
+
 def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, dataset, val, stage, progress,
                    warn, since: Path | None = None) -> dict[str, Any]:
     """run_stage once its folder is a run: the start's warnings, then the tokenizer or the training loop. since:
@@ -812,7 +826,8 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     from t2i_cli.train import train_loop
 
     summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
-    if since is not None and dd.is_main and warn is not None and (changed := data_change(since, dataset.record)):
+    if since is not None and dd.is_main and warn is not None and _steps_left(cfg, run_dir, resume) \
+            and (changed := data_change(since, dataset.record)):
         warn(changed)
     cut = long_captions(stage, dataset) if stage is not None and dd.is_main and not resume else 0
     if cut and warn is not None:
