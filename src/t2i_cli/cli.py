@@ -1260,7 +1260,7 @@ def train(
                                help="No progress bar (warnings still print: they say when training stops learning)."),
 ) -> None:
     """Train one stage, or all four (--stage all); every N steps a checkpoint, metrics.jsonl, samples and loss.png
-    go to the run folder."""
+    (once two steps are logged) go to the run folder."""
     bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
     stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
     # (SIGHUP too, since 0.12.9: a closed terminal ended a run silently, losing its steps since the last checkpoint)
