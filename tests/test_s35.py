@@ -435,3 +435,28 @@ def test_a_finished_run_resumed_after_its_data_changed_says_nothing_of_it(tmp_pa
     r = run("train", "--resume", tmp_path / "d", "--workers", "0", "--steps", "3", "-q")
     assert r.exit_code == 0, r.stderr
     assert "the data changed since this run started: 6 usable pictures then, 7 now" in " ".join(r.stderr.split())
+
+
+def test_extending_a_whole_runs_dvae_says_the_runs_weights_keep_the_old_one(tmp_path):
+    """`train --resume RUN/dvae --steps N` after RUN's transformer started: the whole run's weights keep the dVAE
+    the transformer learned (its own copy), so the extension changed nothing there, silently."""
+    import hashlib
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (40 * i, 90, 30)).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text("a red bird\n")
+    out = tmp_path / "run"
+    whole = ["train", "--stage", "all", "--preset", "tiny", "--workers", "0", "-q", "--data", pics, "--steps", "2",
+             "--out", out]
+    assert run(*whole).exit_code == 0
+    before = hashlib.sha256((out / "weights" / "dvae.safetensors").read_bytes()).hexdigest()
+    r = run("train", "--resume", out / "dvae", "--steps", "3", "--workers", "0", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert f"warning: {out}'s transformer stage learned this dVAE's codes as they were when it started, so " \
+           f"{out / 'weights'} keeps that dVAE whatever this run adds" in " ".join(r.stderr.split()), r.stderr
+    assert run("train", "--resume", out, "-q").exit_code == 0
+    assert hashlib.sha256((out / "weights" / "dvae.safetensors").read_bytes()).hexdigest() == before  # as said
+    r = run("train", "--resume", out / "transformer", "--steps", "3", "--workers", "0", "-q")
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr  # (another stage's extension is used)

@@ -1280,6 +1280,15 @@ def train(
             return
         if resume is not None:
             cfg, run_dir = resume_config(resume, given, ctx.params), resume
+            from t2i_cli.files import shell_word
+
+            whole = Path(os.path.abspath(resume)).parent
+            if cfg.stage == "dvae" and is_whole_run(whole) and (whole / "transformer" / "train_config.json").is_file() \
+                    and rank_zero():  # (said before it trains: the user may not want the steps)
+                warn(f"{clean(whole)}'s transformer stage learned this dVAE's codes as they were when it started, so "
+                     f"{clean(whole / 'weights')} keeps that dVAE whatever this run adds; a longer-trained dVAE serves "
+                     f"a transformer trained anew on it (t2i train --stage transformer --dvae "
+                     f"{shell_word(resume)} ...)")
         else:
             if stage is None or out_dir is None:
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
