@@ -566,7 +566,8 @@ def test_a_repeated_command_with_other_settings_names_every_setting_that_differs
     from t2i_cli.recipe import plan_settings
 
     write_plan(tmp_path, {"data": "world:train", "seed": 1, "flip": False, "crop": 1.0, "ema": 0.0})
-    with pytest.raises(UsageError, match=r"other settings \(patience, seed\); continue it with --resume"):
+    with pytest.raises(UsageError, match=r"other settings \(patience the preset's in the run, 3 here; seed 1 in "
+                                         r"the run, 2 here\); continue it with --resume"):
         plan_settings(tmp_path, {"data": "world:train", "seed": 2, "flip": False, "crop": 1.0, "ema": 0.0,
                                  "patience": 3})
 

@@ -740,7 +740,7 @@ def test_a_whole_run_that_recorded_its_data_as_typed_matches_the_same_folder_giv
     (tmp_path / "run" / "all.json").write_text(json.dumps(recorded))
     monkeypatch.chdir(tmp_path)
     assert plan_settings(tmp_path / "run", recorded | {"data": stored_data("pics")}) == recorded
-    with pytest.raises(UsageError, match=r"other settings \(data\)"):
+    with pytest.raises(UsageError, match=r"other settings \(data pics in the run, \S*other here\)"):
         plan_settings(tmp_path / "run", recorded | {"data": stored_data("other")})
     assert stored_data("world:val") == "world:val" and stored_data("~/x") == str(Path.home() / "x")
     # ".." after a symlink is the kernel's to resolve: abspath's text edit named another folder
