@@ -69,6 +69,24 @@ def stage_args(runs: Path, preset: str) -> dict[str, list[str]]:
     }
 
 
+def merged(args: list[str], more: list[str]) -> list[str]:
+    """args with more's options after them, the later value winning: t2i refuses an option given twice with
+    different values (`--sample-every 500 ... --sample-every 0`), so one already there takes the new value in
+    place; a flag already there is kept once; --model, which t2i takes many times, is added."""
+    out, i = list(args), 0
+    while i < len(more):
+        name = more[i]
+        value = more[i + 1] if i + 1 < len(more) and not more[i + 1].startswith("--") else None
+        i += 1 if value is None else 2
+        if name.startswith("--") and name != "--model" and name in out:
+            at = out.index(name)
+            if value is not None and at + 1 < len(out):
+                out[at + 1] = value
+            continue
+        out += [name] if value is None else [name, value]
+    return out
+
+
 def finished(run: Path, stage: str) -> bool:
     """A stage is done when its final model (or tokenizer) is written and its last step logged."""
     if stage == "tokenizer":
@@ -95,8 +113,8 @@ def wait(proc: subprocess.Popen, what: str) -> None:
 def probe_rate(args: list[str], probe_dir: Path, extra: list[str]) -> float:
     """Steps per second of a stage, from a short run's metrics.jsonl timestamps (first logged step on)."""
     shutil.rmtree(probe_dir, ignore_errors=True)
-    wait(start(args + extra + ["--steps", str(PROBE_STEPS), "--log-every", "25", "--sample-every", "0",
-                               "--ckpt-every", str(PROBE_STEPS), "--out", str(probe_dir)]), "probe")
+    wait(start(merged(args + extra, ["--steps", str(PROBE_STEPS), "--log-every", "25", "--sample-every", "0",
+                                     "--ckpt-every", str(PROBE_STEPS), "--out", str(probe_dir)])), "probe")
     rows = [json.loads(x) for x in (probe_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
     rows = [r for r in rows if "loss" in r]  # training steps only (since 0.12.0 a start writes its precision first)
     rate = (rows[-1]["step"] - rows[0]["step"]) / max(1e-6, rows[-1]["time"] - rows[0]["time"])
@@ -134,8 +152,11 @@ def main() -> None:
         if not sep or stage not in (*args, "clip-2"):
             raise SystemExit(f"make_weights: --stage-args {item!r}: expected STAGE=ARGS with STAGE in "
                              f"{sorted([*args, 'clip-2'])}")
-        (second if stage == "clip-2" else args[stage]).extend(shlex.split(more))
-    args["clip-2"] = [*args["clip"], "--seed", "1", *second]  # a later option wins: clip-2's own, then the seed
+        if stage == "clip-2":
+            second += shlex.split(more)
+        else:
+            args[stage] = merged(args[stage], shlex.split(more))
+    args["clip-2"] = merged(merged(args["clip"], ["--seed", "1"]), second)  # a later option wins: clip-2's own
     if "clip" in budgets:
         budgets.setdefault("clip-2", budgets["clip"])
     if opts.clip and len(opts.clip) != opts.clips:
@@ -159,7 +180,7 @@ def main() -> None:
                 rate = probe_rate(args[stage], runs / f"probe-{stage}", extra)
                 steps = max(100, int(rate * budgets[stage] * 0.9) // 100 * 100)
                 print(f"= {stage}: probe {rate:.2f} steps/s -> {steps} steps for {budgets[stage]:.0f} s", flush=True)
-                cmd += ["--steps", str(steps)]
+                cmd = merged(cmd, ["--steps", str(steps)])
             cmd += ["--out", str(out)]
         log = runs / f"{stage}.log" if opts.parallel else None
         return stage, start(cmd, log), time.time()
