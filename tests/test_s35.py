@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 from conftest import SRC, run
@@ -460,3 +461,28 @@ def test_extending_a_whole_runs_dvae_says_the_runs_weights_keep_the_old_one(tmp_
     assert hashlib.sha256((out / "weights" / "dvae.safetensors").read_bytes()).hexdigest() == before  # as said
     r = run("train", "--resume", out / "transformer", "--steps", "3", "--workers", "0", "-q")
     assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr  # (another stage's extension is used)
+
+
+def test_eval_datas_dvae_picture_records_the_codes_it_was_decoded_from(tiny_weights: Path, tmp_path: Path):
+    """The dVAE's reconstruction eval --images keeps records the real picture's codes (`t2i_codes`, as generate's
+    PNGs do): `rerank --bits` and `vary` read those, not the dVAE's second reading of the reconstruction."""
+    from t2i_cli.image_prompt import recorded_codes, source_codes
+    from t2i_cli.images import read_png_text
+    from t2i_cli.weights import load_folder
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(60):
+        Image.new("RGB", (16, 16), (i * 4, 90, 200 - i * 3)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text("a red bird\n")
+    out = tmp_path / "kept"
+    r = run("eval", "--data", data, "--n", "2", "--weights", tiny_weights, "--images", out, "-q", "--precision",
+            "fp32")
+    assert r.exit_code == 0, r.stderr
+    dvae = load_folder(tiny_weights, "cpu").dvae
+    n = dvae.cfg.grid ** 2
+    for i in range(2):
+        recon = out / f"seed0-val-{i:03d}-dvae-000.png"
+        codes = recorded_codes(read_png_text(recon), n, dvae.cfg.n_codes)
+        assert codes is not None and torch.equal(source_codes(dvae, recon), codes)  # they decode to its pixels
+        assert recorded_codes(read_png_text(out / f"seed0-val-{i:03d}-real-000.png"), n, dvae.cfg.n_codes) is None

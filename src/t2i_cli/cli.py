@@ -2010,6 +2010,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
         keep = keep_real = None
         if folder_of_images is not None:
             from t2i_cli.files import write_new
+            from t2i_cli.image_prompt import CODES_KEY, codes_text
             from t2i_cli.images import encode_png, image_from_tensor
             from t2i_cli.outputs import write_image
 
@@ -2018,13 +2019,16 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
                 write_image(g, folder_of_images, _eval_meta(pipe, g, caption_seed, draws, sampling, what),
                             f"seed{seed}-val-{i:03d}", "--images")
 
-            def keep_real(i: int, caption: str, real, recon, psnr: float) -> None:
+            def keep_real(i: int, caption: str, real, recon, psnr: float, codes) -> None:
                 # the val picture as the models read it (cropped and scaled to the dVAE's side), and the dVAE's
-                # reconstruction of it from its argmax codes: not t2i's drawings, so no generate provenance
+                # reconstruction of it from its argmax codes, which it records as generate's PNGs do (`rerank
+                # --bits` reads them, not a second reading): not t2i's drawings, so no generate provenance
                 for picture, x, extra in (("real", real, {}), ("dvae", recon, {"psnr": round(psnr, 4)})):
                     what = {"data": data, "eval_seed": seed, "caption_index": i, "picture": picture, **extra}
-                    png = encode_png(image_from_tensor(x), {"prompt": caption,
-                                                            "t2i_eval": json.dumps(what, sort_keys=True)})
+                    text = {"prompt": caption, "t2i_eval": json.dumps(what, sort_keys=True)}
+                    if picture == "dvae" and (recorded := codes_text(codes)) is not None:
+                        text[CODES_KEY] = recorded
+                    png = encode_png(image_from_tensor(x), text)
                     write_new(folder_of_images, f"seed{seed}-val-{i:03d}-{picture}", ".png",
                               lambda tmp, png=png: tmp.write_bytes(png), "--images")
 

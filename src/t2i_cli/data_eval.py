@@ -93,13 +93,13 @@ def _val(source: str, side: int, checking: Callable[[int, int], None] | None = N
 def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
                   progress: Callable[[str, int, int], None] | None = None, draws: int = 1,
                   keep: Callable[[int, int, Generated], None] | None = None,
-                  keep_real: Callable[[int, str, torch.Tensor, torch.Tensor, float], None] | None = None,
+                  keep_real: Callable[[int, str, torch.Tensor, torch.Tensor, float, torch.Tensor], None] | None = None,
                   ) -> dict[str, Any]:
     """Every measurement above on the val split of source, n val captions for generation, `draws` images drawn
     for each (1..MAX_BATCH; a small split's CLIP score and Frechet distance are steadier with more). keep, if
     given, is called with each drawn image: keep(caption index, its seed, the Generated); keep_real with each val
     picture measured: keep_real(its index, its caption, the picture as the dVAE reads it (3, H, W), the dVAE's
-    reconstruction from its argmax codes, their PSNR)."""
+    reconstruction from its argmax codes, their PSNR, those codes (grid * grid,))."""
     if not 1 <= draws <= MAX_BATCH:
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {draws}")
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
         psnrs.append(psnr(recon, x).cpu())
         if keep_real is not None:
             for j, (_, caption) in enumerate(part):
-                keep_real(lo + j, caption, x[j], recon[j], float(psnrs[-1][j]))
+                keep_real(lo + j, caption, x[j], recon[j], float(psnrs[-1][j]), c[j].flatten().cpu())
         codes.append(c.flatten(1).cpu())
         if clip is not None:
             text = torch.tensor([b.tokenizer.encode(cap, clip.cfg.text_len).ids for _, cap in part],
