@@ -486,3 +486,24 @@ def test_eval_datas_dvae_picture_records_the_codes_it_was_decoded_from(tiny_weig
         codes = recorded_codes(read_png_text(recon), n, dvae.cfg.n_codes)
         assert codes is not None and torch.equal(source_codes(dvae, recon), codes)  # they decode to its pixels
         assert recorded_codes(read_png_text(out / f"seed0-val-{i:03d}-real-000.png"), n, dvae.cfg.n_codes) is None
+
+
+def test_rerank_reads_a_pictures_caption_file_as_its_prompt(tiny_weights: Path, tmp_path: Path):
+    """A folder of pairs (t2i's own training format) was "nothing to rank ... 2 pictures without a prompt (pass
+    --prompt), 2 text files": each picture is ranked against its own NAME.txt's first line; a PNG's recorded
+    prompt and --prompt come first."""
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for i, caption in enumerate(["a red bird\nsecond line", "two green cats"]):
+        Image.new("RGB", (16, 16), (90 * i, 40, 200)).save(folder / f"p{i}.png")
+        (folder / f"p{i}.txt").write_text(caption + "\n")
+    (folder / "notes.md").write_text("mine\n")
+    r = run("rerank", folder, "--weights", tiny_weights, "-q")
+    assert r.exit_code == 0, r.stderr
+    rows = json.loads((folder / "ranking.json").read_text())
+    assert sorted((Path(row["file"]).name, row["prompt"]) for row in rows) == [
+        ("p0.png", "a red bird"), ("p1.png", "two green cats")]
+    r = run("rerank", folder, "--weights", tiny_weights, "-q", "--prompt", "a blue fish", "--force")
+    assert r.exit_code == 0, r.stderr
+    rows = json.loads((folder / "ranking.json").read_text())
+    assert {row["prompt"] for row in rows} == {"a blue fish"}

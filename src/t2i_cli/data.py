@@ -522,6 +522,19 @@ def _caption_text(raw: bytes) -> str:
     return text
 
 
+def caption_beside(picture: Path) -> tuple[Path, str] | None:
+    """The caption file beside a picture, as a folder of pairs holds it (NAME.txt, or NAME.TXT), and its first
+    caption (line); None where there is none, or it is over MAX_CAPTION_FILE, unreadable or not text."""
+    for txt in (picture.with_suffix(".txt"), picture.with_suffix(".TXT")):
+        try:
+            if txt.is_file() and txt.stat().st_size <= MAX_CAPTION_FILE:
+                lines = _caption_lines(_caption_text(txt.read_bytes()))
+                return (txt, lines[0]) if lines else None
+        except (OSError, UnicodeDecodeError):
+            return None
+    return None
+
+
 # A t2i run folder (train.RUN_CONFIG of a stage, train_options.PLAN of a whole run) inside a data folder holds
 # t2i's own samples and plots, not the user's data: a run written into the folder it trains on read them back.
 # Recognised by content, not only by name (a folder of pictures may hold an all.json index of its own).

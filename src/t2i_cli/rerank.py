@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from t2i_cli.data import caption_beside
 from t2i_cli.errors import DataError, OutputError, UsageError, counted
 from t2i_cli.files import (
     atomic_write_json,
@@ -73,13 +74,15 @@ SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ra
 
 def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = None,
             ) -> tuple[list[tuple[Path, str]], Counter]:
-    """Images of a folder with their prompt (PNG text chunk, or the given one); skipped files are counted. Pixels
+    """Images of a folder with their prompt (the given one, else the PNG's text chunk, else the first line of a
+    caption file beside it, NAME.txt, as a training folder holds them); skipped files are counted. Pixels
     are read later, a batch at a time (rank_folder): a folder of 2,178 pictures held 4.0 GB when every one was
     decoded here first. With scorer, the (identity, generator) of the weights that score, t2i PNGs that record
     other weights are counted under OTHER_WEIGHTS: a user's own model's pictures scored by the shipped CLIP, a
     model of the procedural world, is a ranking no one asked for."""
     check_folder(folder)
     items, skipped = [], Counter()
+    captions: set[Path] = set()  # the caption files read as a picture's prompt (not counted as text files)
     entries = sorted(Path(folder).iterdir())
     # a link to nothing (a picture moved or deleted) is counted, not passed over: it looked like one to rank
     dangling = sum(p.is_symlink() and not p.exists() for p in entries)
@@ -110,6 +113,9 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             skipped["contact sheet t2i wrote"] += 1
             continue
         text = prompt or chunks.get("prompt")
+        if not text and (beside := caption_beside(path)) is not None:  # a folder of pairs, as training reads it
+            captions.add(beside[0])
+            text = beside[1]
         if not text or blank(text):
             skipped["picture without a prompt (pass --prompt)"] += 1
             continue
@@ -120,6 +126,10 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             text = text[:MAX_PROMPT_CHARS]
             skipped[CUT] += 1
         items.append((path, text))
+    if captions:
+        skipped["text file"] -= len(captions)
+        if skipped["text file"] <= 0:
+            del skipped["text file"]
     return items, skipped
 
 
