@@ -507,3 +507,21 @@ def test_rerank_reads_a_pictures_caption_file_as_its_prompt(tiny_weights: Path, 
     assert r.exit_code == 0, r.stderr
     rows = json.loads((folder / "ranking.json").read_text())
     assert {row["prompt"] for row in rows} == {"a blue fish"}
+
+
+def test_info_describes_the_folders_judge_outside_its_identity(tiny_weights: Path):
+    """`t2i info` said "every file" of a weights folder but left out judge.safetensors, which `t2i eval` reads."""
+    import hashlib
+    import shutil
+
+    shipped = Path(SRC).parent / "weights" / "judge.safetensors"
+    r = run("info", "--weights", tiny_weights, "--json")
+    assert r.exit_code == 0 and "judge" not in json.loads(r.stdout)["models"], r.stdout
+    identity = json.loads(r.stdout)["identity"]
+    shutil.copy(shipped, tiny_weights / "judge.safetensors")
+    r = run("info", "--weights", tiny_weights, "--json")
+    info = json.loads(r.stdout)
+    judge = info["models"]["judge"]
+    assert judge["sha256"] == hashlib.sha256((tiny_weights / "judge.safetensors").read_bytes()).hexdigest()
+    assert judge["config"]["n_classes"] == 12 and judge["parameters"] > 0
+    assert info["identity"] == identity  # (the judge draws nothing)

@@ -471,4 +471,8 @@ def folder_info(folder: Path) -> dict[str, Any]:
                             "sha256": sha256_of(folder / f"{name}.safetensors").hexdigest()}
     models["tokenizer"] = {"parameters": 0, "config": {"bpe_vocab": bundle.tokenizer.n_bpe},
                            "sha256": sha256_of(folder / "tokenizer.json").hexdigest()}
+    if (folder / "judge.safetensors").is_file():  # `t2i eval`'s judge of the world's tasks (not in the identity)
+        judge = load_model(folder / "judge.safetensors", "judge")
+        models["judge"] = {"parameters": sum(p.numel() for p in judge.parameters()), "config": config_dict(judge),
+                           "sha256": sha256_of(folder / "judge.safetensors").hexdigest()}
     return {"folder": str(folder), "identity": bundle.identity, "generator": bundle.generator, "models": models}
