@@ -525,3 +525,20 @@ def test_info_describes_the_folders_judge_outside_its_identity(tiny_weights: Pat
     assert judge["sha256"] == hashlib.sha256((tiny_weights / "judge.safetensors").read_bytes()).hexdigest()
     assert judge["config"]["n_classes"] == 12 and judge["parameters"] > 0
     assert info["identity"] == identity  # (the judge draws nothing)
+
+
+def test_a_negative_prompt_that_reads_as_the_prompt_is_said(tiny_weights: Path, tmp_path: Path):
+    """`--negative` equal to the prompt (as the model reads it) made guidance u + g (c - u) = c, silently."""
+    r = run("generate", "a red bird", "--negative", "A red  bird", "--candidates", "1", "--weights", tiny_weights,
+            "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.stderr
+    assert "warning: the negative prompt reads as the prompt does, so --guidance pushes nowhere" in \
+        " ".join(r.stderr.split()), r.stderr
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("two green cats\na red bird\n")
+    r = run("generate", "--prompts", prompts, "--negative", "a red bird", "--candidates", "1", "--weights",
+            tiny_weights, "--out", tmp_path / "o")
+    assert r.exit_code == 0 and "reads as 1 line (2) does" in " ".join(r.stderr.split()), r.stderr
+    r = run("generate", "a red bird", "--negative", "at night", "--candidates", "1", "--weights", tiny_weights,
+            "--out", tmp_path / "o")
+    assert r.exit_code == 0 and "pushes nowhere" not in r.stderr, r.stderr

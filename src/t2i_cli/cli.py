@@ -913,6 +913,12 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         warn(lines.repeats_message())
     if requests[0].negative_encoded is not None:
         _warn_encoding(pipe, requests[0].negative_encoded, "the negative prompt", quiet)
+        same = [i for i, r in enumerate(requests) if r.negative_encoded.ids == r.encoded.ids]
+        if same and not quiet:  # u = c: u + g (c - u) is c, whatever --guidance
+            what = "the prompt" if lines is None else \
+                f"{counted(len(same), 'line')} ({', '.join(str(lines.prompts[i].line) for i in same[:5])})"
+            warn(f"the negative prompt reads as {what} does, so --guidance pushes nowhere (what it steers away from "
+                 f"is the prompt itself); give a negative prompt of what to avoid")
     paths: list[Written] = []
     named = [0]  # of paths, those printed
     try:
