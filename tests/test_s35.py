@@ -542,3 +542,15 @@ def test_a_negative_prompt_that_reads_as_the_prompt_is_said(tiny_weights: Path, 
     r = run("generate", "a red bird", "--negative", "at night", "--candidates", "1", "--weights", tiny_weights,
             "--out", tmp_path / "o")
     assert r.exit_code == 0 and "pushes nowhere" not in r.stderr, r.stderr
+
+
+def test_names_with_emoji_codes_are_printed_as_they_are(tiny_weights: Path, tmp_path: Path):
+    """Rich turned ":cat:" into an emoji in anything printed, markup or not: `--out e:cat:x` was said as "e🐱x"
+    (plain and --json), a prompt ":red_circle: a yellow star" as "🔴 a yellow star"."""
+    out = tmp_path / "e:cat:x"
+    r = run("generate", ":red_circle: a yellow star", "--n", "1", "--weights", tiny_weights, "--out", out, "-q")
+    assert r.exit_code == 0 and r.stdout.strip() == str(out / "red-circle-a-yellow-star-000.png"), r.stdout
+    rows = json_lines(run("generate", ":red_circle: a yellow star", "--n", "1", "--weights", tiny_weights, "--out",
+                          out, "-q", "--json"))
+    assert rows[0]["path"] == str(out / "red-circle-a-yellow-star-001.png") and Path(rows[0]["path"]).is_file()
+    assert rows[0]["prompt"] == ":red_circle: a yellow star"

@@ -258,8 +258,10 @@ class _ClosedStdout:
 
 
 # markup=False: prompts, paths and PNG text are user data and must never be read as Rich markup.
-out = Console(file=_StdoutFile(), markup=False, highlight=False, soft_wrap=True)  # paths never broken across lines
-err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+# emoji=False: Rich swaps ":cat:" in any text for an emoji, markup or not (a folder "e:cat:x" was printed "e🐱x")
+out = Console(file=_StdoutFile(), markup=False, highlight=False, emoji=False,
+              soft_wrap=True)  # paths never broken across lines
+err = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
 STATE = {"debug": False}
 MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
 # Candidates a plain `generate PROMPT` (no --n, no image prompt) and `t2i eval` draw and rerank with the
