@@ -121,20 +121,35 @@ def test_a_sigterm_or_sighup_while_the_command_line_loads_is_one_line():
         assert r.stdout == ""
 
 
-def test_the_commands_get_the_handlers_t2i_started_with():
-    """Once the command line is loaded, SIGTERM and SIGHUP are as t2i found them (each command then sets its own),
-    and one ignored when t2i started (nohup) was never taken over."""
+def test_a_stop_after_the_modules_load_and_before_a_command_starts_is_one_line():
+    """SIGTERM and SIGHUP stay Ctrl-C's until a command sets its own (they were put back to the system's as the
+    modules loaded, and a stop while the command line was parsed ended t2i silently, 143 or 129); a stop there,
+    Ctrl-C too, is one line, exit 130, not a traceback. One ignored when t2i started (nohup) stays ignored."""
     script = r"""
-import signal, sys
-import t2i_cli.cli as cli
-if sys.argv[1] == "ignored":
+import os, signal, sys, time
+import typer.main
+STOP = getattr(signal, sys.argv[1])
+if sys.argv[2] == "ignored":
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-cli.main = lambda: print(signal.getsignal(signal.SIGTERM).name, signal.getsignal(signal.SIGHUP).name)
+real = typer.main.get_command
+def stopped(*a, **k):  # in main(), as the command line is parsed: no command has its handler yet
+    print(signal.getsignal(signal.SIGTERM) is signal.default_int_handler,
+          signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, flush=True)
+    os.kill(os.getpid(), STOP)
+    time.sleep(0.5)
+    return real(*a, **k)
+typer.main.get_command = stopped
+sys.argv = ["t2i", "generate", "a red bird", "--out", "never"]
 from t2i_cli.__main__ import entry
 entry()
 """
-    assert python(script, "default").stdout.split() == ["SIG_DFL", "SIG_DFL"]
-    assert python(script, "ignored").stdout.split() == ["SIG_DFL", "SIG_IGN"]
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        r = python(script, name, "default")
+        assert r.returncode == 130 and r.stderr == "interrupted: nothing was started\n", (name, r.returncode,
+                                                                                          r.stderr)
+        assert r.stdout.split() == ["True", "False"], r.stdout
+    r = python(script, "SIGTERM", "ignored")
+    assert r.returncode == 130 and r.stdout.split() == ["True", "True"], (r.stdout, r.stderr)
 
 
 def test_json_names_the_images_kept_when_a_write_fails(tiny_weights: Path, tmp_path: Path, monkeypatch):

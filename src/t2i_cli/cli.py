@@ -2148,6 +2148,11 @@ def main() -> None:
         sys.stdout = _ClosedStdout()
     try:
         app()
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (__main__) before a command's own handling: parsing
+        if STATE.get("debug"):
+            raise
+        say("interrupted", "yellow", "nothing was started")
+        sys.exit(130)
     except OSError as e:  # the help, printed before any command's error handling, into a full output
         if STATE.get("debug") or e.filename is not None:
             raise
