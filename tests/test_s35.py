@@ -569,3 +569,15 @@ def test_names_with_emoji_codes_are_printed_as_they_are(tiny_weights: Path, tmp_
                           out, "-q", "--json"))
     assert rows[0]["path"] == str(out / "red-circle-a-yellow-star-001.png") and Path(rows[0]["path"]).is_file()
     assert rows[0]["prompt"] == ":red_circle: a yellow star"
+
+
+def test_a_jsonl_that_is_not_a_manifest_is_not_offered_as_one(tmp_path):
+    """The hint named any .jsonl: a run folder's metrics.jsonl was offered as "a manifest", which then failed."""
+    from conftest import one_line_failure
+
+    for i in range(3):
+        Image.new("RGB", (16, 16), (60 * i, 0, 0)).save(tmp_path / f"p{i}.png")
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "p0.png", "text": "a red bird"}\n')
+    line = one_line_failure(run("data", "preview", tmp_path, "--out", tmp_path / "a.png"), 1)
+    assert line.endswith("; add some, or use the procedural world (world) as the source"), line

@@ -325,7 +325,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
         found = "; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + skipped.first[why]
                           for why, n in sorted(skipped.items()) if why != SHARED_CAPTION)
-        manifest = next(iter(sorted(path.glob("*.jsonl"))), None) if path.is_dir() else None
+        manifest = next((m for m in sorted(path.glob("*.jsonl")) if _looks_like_manifest(m)), None) \
+            if path.is_dir() else None
         fix = (f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
                else "; add some, or use the procedural world (world) as the source")
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
@@ -520,6 +521,18 @@ def _caption_text(raw: bytes) -> str:
     if "\x00" in text:
         raise UnicodeDecodeError("utf-8", raw, raw.find(b"\x00"), raw.find(b"\x00") + 1, NUL_IN_CAPTION)
     return text
+
+
+def _looks_like_manifest(path: Path) -> bool:
+    """Whether a .jsonl file's first line is a manifest's: an object with "image" and "caption" (a run's
+    metrics.jsonl, or another tool's metadata.jsonl, is not)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(MAX_MANIFEST_LINE)
+        row = json.loads(first)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(row, dict) and "image" in row and "caption" in row
 
 
 def caption_beside(picture: Path) -> tuple[Path, str] | None:
