@@ -581,3 +581,30 @@ def test_a_jsonl_that_is_not_a_manifest_is_not_offered_as_one(tmp_path):
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "p0.png", "text": "a red bird"}\n')
     line = one_line_failure(run("data", "preview", tmp_path, "--out", tmp_path / "a.png"), 1)
     assert line.endswith("; add some, or use the procedural world (world) as the source"), line
+
+
+def test_a_terminal_gone_while_a_stop_is_said_keeps_the_stops_exit():
+    """A closed terminal (SIGHUP) stopped training with its checkpoint, then the progress bar's redraw on the
+    hung-up terminal failed (EIO): "internal error: OSError", exit 1. The stop's exit stays 130; an EIO with no
+    stop is exit 1, and nothing is written to the terminal that is gone."""
+    import errno
+
+    import typer
+
+    from t2i_cli.cli import user_errors
+    from t2i_cli.train import Interrupted
+
+    for stop in (KeyboardInterrupt(), Interrupted("interrupted at step 19; checkpoint saved")):
+        try:
+            with user_errors():
+                try:
+                    raise stop
+                except BaseException:
+                    raise OSError(errno.EIO, "Input/output error") from None
+        except typer.Exit as e:
+            assert e.exit_code == 130, type(stop)
+    try:
+        with user_errors():
+            raise OSError(errno.EIO, "Input/output error")
+    except typer.Exit as e:
+        assert e.exit_code == 1

@@ -449,6 +449,9 @@ def user_errors() -> Iterator[None]:
     except OSError as e:  # a path the system refused (a name too long, no permission, a full disk): not a bug
         if STATE["debug"]:
             raise
+        if e.errno == errno.EIO and e.filename is None:  # the terminal is gone (SIGHUP: a progress bar's redraw
+            # on it failed as the stop was said): nothing more can be said there; a stop stays a stop
+            raise typer.Exit(130 if _stopping(e) else 1) from None
         line = f"cannot write to standard output: {e.strerror}" if isinstance(e, StdoutError) else os_error_line(e)
         if line is None:  # possibly t2i's own path: a bug until shown otherwise
             say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
@@ -465,6 +468,16 @@ def user_errors() -> Iterator[None]:
         say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))} (rerun with --debug for the "
                                      f"traceback)")
         raise typer.Exit(1) from None
+
+
+def _stopping(e: BaseException) -> bool:
+    """Whether an error came while a stop (Ctrl-C, SIGTERM, SIGHUP; training's Interrupted) was being handled."""
+    seen = e.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or getattr(seen, "exit_code", None) == 130:
+            return True
+        seen = seen.__context__
+    return False
 
 
 # What to do about a path the operating system refused, by errno (os_error_line): the errors of the user's
