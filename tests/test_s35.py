@@ -474,6 +474,8 @@ def test_extending_a_whole_runs_dvae_says_the_runs_weights_keep_the_old_one(tmp_
            f"{out / 'weights'} keeps that dVAE whatever this run adds" in " ".join(r.stderr.split()), r.stderr
     assert run("train", "--resume", out, "-q").exit_code == 0
     assert hashlib.sha256((out / "weights" / "dvae.safetensors").read_bytes()).hexdigest() == before  # as said
+    r = run("train", "--resume", out / "dvae", "--workers", "0", "-q")  # nothing left to train: nothing to say
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
     r = run("train", "--resume", out / "transformer", "--steps", "3", "--workers", "0", "-q")
     assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr  # (another stage's extension is used)
 

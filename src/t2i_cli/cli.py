@@ -1302,10 +1302,12 @@ def train(
         if resume is not None:
             cfg, run_dir = resume_config(resume, given, ctx.params), resume
             from t2i_cli.files import shell_word
+            from t2i_cli.stages import steps_left
 
             whole = Path(os.path.abspath(resume)).parent
             if cfg.stage == "dvae" and is_whole_run(whole) and (whole / "transformer" / "train_config.json").is_file() \
-                    and rank_zero():  # (said before it trains: the user may not want the steps)
+                    and rank_zero() and steps_left(cfg, Path(resume), True):  # (said before it trains: the user
+                # may not want the steps; a resume that trains none changes nothing)
                 warn(f"{clean(whole)}'s transformer stage learned this dVAE's codes as they were when it started, so "
                      f"{clean(whole / 'weights')} keeps that dVAE whatever this run adds; a longer-trained dVAE serves "
                      f"a transformer trained anew on it (t2i train --stage transformer --dvae "

@@ -802,7 +802,7 @@ def _agreed(dd: Dist, work: typing.Callable[[], Any]) -> Any:
     return result
 
 
-def _steps_left(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
+def steps_left(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
     """Whether the run has steps left to train (a resume of one at its last step trains none: the data it reads
     now changes nothing of it)."""
     from t2i_cli.train import CHECKPOINT
@@ -826,7 +826,7 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     from t2i_cli.train import train_loop
 
     summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
-    if since is not None and dd.is_main and warn is not None and _steps_left(cfg, run_dir, resume) \
+    if since is not None and dd.is_main and warn is not None and steps_left(cfg, run_dir, resume) \
             and (changed := data_change(since, dataset.record)):
         warn(changed)
     cut = long_captions(stage, dataset) if stage is not None and dd.is_main and not resume else 0
