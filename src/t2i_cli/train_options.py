@@ -76,8 +76,7 @@ def per_stage(name: str, value: Optional[str], stage: str):
     items = [v.strip() for v in str(value).split(",") if v.strip()]
     if not items:  # (`--steps "$STEPS"` with STEPS unset: it was the preset's default, a run of hours)
         example = "3e-4" if name == "lr" else "2000" if name == "steps" else "16"
-        raise UsageError(f"{flag(name)} is given no value; give one (e.g. {flag(name)} {example}) or leave it out "
-                         f"for the preset's")
+        raise UsageError(f"{flag(name)} is given no value; give one (e.g. {flag(name)} {example}) or leave it out")
     table: dict[str, str] = {}
     for item in items:
         key, sep, v = item.rpartition("=")
