@@ -259,8 +259,9 @@ def test_an_empty_steps_batch_size_or_lr_is_refused_not_the_presets(tmp_path):
         for option, value in (("--steps", ""), ("--batch-size", ""), ("--lr", " , ")):
             out = tmp_path / f"{stage}{option}"
             line = one_line_failure(run(*base, "--stage", stage, "--out", out, f"{option}={value}"), 2)
-            assert line == f"error: {option} is given no value; give one (e.g. {option} " \
-                           f"{ {'--steps': '2000', '--batch-size': '16', '--lr': '3e-4'}[option]}) or leave it out", line
+            example = {"--steps": "2000", "--batch-size": "16", "--lr": "3e-4"}[option]
+            assert line == f"error: {option} is given no value; give one (e.g. {option} {example}) or leave it out", \
+                line
             assert not out.exists()
     r = run(*base, "--stage", "dvae", "--out", tmp_path / "r", "--steps", "2")
     assert r.exit_code == 0, r.stderr
