@@ -31,6 +31,7 @@ def test_json_maps_each_prompt_line_to_its_files(tiny_weights: Path, tmp_path: P
     r = run("generate", "--prompts", prompts, "--candidates", "3", "--keep", "2", "--grid", "--seed", "5",
             "--weights", tiny_weights, "--out", out, "-q", "--json")
     rows = json_lines(r)
+    assert [row.get("repeats") for row in rows] == [[5]] * 3 + [None] * 6  # "A red  bird", drawn as line 2
     assert [(row["kind"], row["line"], row["prompt"]) for row in rows] == [
         ("image", 2, "a red bird"), ("image", 2, "a red bird"), ("sheet", 2, "a red bird"),
         ("image", 4, "two green cats"), ("image", 4, "two green cats"), ("sheet", 4, "two green cats"),

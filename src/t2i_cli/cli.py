@@ -329,8 +329,9 @@ DRAW_GRID = typer.Option(False, "--grid", help="Also write one contact sheet of 
                                                "--candidates: every candidate with its score, best first).")
 DRAW_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths.")
 DRAW_JSON = typer.Option(False, "--json", help="Print each file written as one line of JSON instead of its path: "
-                                              "path, kind (image or sheet), prompt, line (of --prompts), seed, "
-                                              "index, and score and rank when candidates were reranked.")
+                                              "path, kind (image or sheet), prompt, line (of --prompts, and the "
+                                              "lines that repeat it), seed, index, and score and rank when "
+                                              "candidates were reranked.")
 
 
 def default_weights() -> Path:
@@ -947,7 +948,9 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                 def tick(done: int, before: int = i * per_prompt) -> None:
                     bar.update(task, completed=before + done, rate=rate_text(bar.tasks[task], "tokens"))
 
-                line = {"line": lines.prompts[i].line} if lines is not None else {}
+                line = {} if lines is None else {"line": lines.prompts[i].line}
+                if lines is not None and (again := [a for a, b in lines.repeats if b == lines.prompts[i].line]):
+                    line["repeats"] = again  # the later lines drawn once, here (the same seed draws the same)
                 _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem, line)
                 _name_paths(paths, named, bar, as_json)  # each prompt's files as soon as they are all written
     except BaseException:
