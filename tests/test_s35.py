@@ -394,11 +394,13 @@ def test_macos_metadata_files_and_a_whole_name_caption_are_said_as_such(tmp_path
     (tmp_path / "._p0.txt").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
     Image.new("RGB", (16, 16), (0, 90, 0)).save(tmp_path / "double.jpg")
     (tmp_path / "double.jpg.txt").write_text("a green fish\n")
+    Image.new("RGB", (16, 16), (0, 0, 90)).save(tmp_path / "UP.PNG", format="PNG")
+    (tmp_path / "UP.png.txt").write_text("a blue fish\n")
     data = open_source(str(tmp_path), 16, part="all")
     assert len(data) == 3
     message = data.skipped_message()
     assert "2 macOS metadata files (._NAME, not a picture)" in message, message
-    assert "1 image whose caption is named after its whole file name (PIC.jpg.txt: name it PIC.txt)" in message
+    assert "2 images whose caption is named after its whole file name (PIC.jpg.txt: name it PIC.txt)" in message
     assert "without" not in message, message  # neither an image without caption nor a caption without image
 
 
