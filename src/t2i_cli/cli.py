@@ -450,9 +450,10 @@ def user_errors() -> Iterator[None]:
     except OSError as e:  # a path the system refused (a name too long, no permission, a full disk): not a bug
         if STATE["debug"]:
             raise
-        if e.errno == errno.EIO and e.filename is None:  # the terminal is gone (SIGHUP: a progress bar's redraw
-            # on it failed as the stop was said): nothing more can be said there; a stop stays a stop
-            raise typer.Exit(130 if _stopping(e) else 1) from None
+        if e.errno == errno.EIO and e.filename is None and _stopping(e):  # the terminal is gone (SIGHUP: a
+            # progress bar's redraw on it failed as the stop was said): nothing more can be said there; a stop
+            # stays a stop
+            raise typer.Exit(130) from None
         line = f"cannot write to standard output: {e.strerror}" if isinstance(e, StdoutError) else os_error_line(e)
         if line is None:  # possibly t2i's own path: a bug until shown otherwise
             say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
