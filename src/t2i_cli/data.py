@@ -642,7 +642,8 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             txt = alike[0]
         if txt is None:
             whole_name = (image.name + ".txt").casefold()  # photo.jpg.txt, as some captioning tools name it (any case)
-            whole = next((t for t in texts.values() if t.parent == image.parent and t.name.casefold() == whole_name), None)
+            whole = next((t for t in texts.values()
+                          if t.parent == image.parent and t.name.casefold() == whole_name), None)
             if whole is not None and whole.with_suffix("") not in stems:
                 skipped.add("image whose caption is named after its whole file name (PIC.jpg.txt: name it "
                             "PIC.txt)", image)
