@@ -607,3 +607,29 @@ def test_a_terminal_gone_while_a_stop_is_said_keeps_the_stops_exit():
             except BaseException:
                 raise OSError(errno.EIO, "Input/output error") from None
         assert ex.value.exit_code == 130, type(stop)
+
+
+def test_the_pipelines_bits_are_the_transformers_surprise_at_each_code(tiny_weights: Path):
+    """TextToImage.bits(prompts, codes): per code -log2 p under the transformer given its prompt (what `rerank
+    --bits` averages), so a study need not re-derive the cross-entropy and the prompt's padding; bad shapes and
+    codes outside the codebook are refused."""
+    import math
+
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    drawn = pipe("a red bird", n=2, seed=3)
+    codes = torch.stack([g.codes for g in drawn])
+    bits = pipe.bits(["a red bird", "two green cats"], codes)
+    assert bits.shape == codes.shape and bits.dtype == torch.float32 and bool((bits >= 0).all())
+    with torch.inference_mode():
+        text = torch.tensor([pipe.request(p).encoded.ids for p in ("a red bird", "two green cats")])
+        logits, _ = pipe.bundle.transformer(text, codes)
+        probs = logits.float().softmax(-1).gather(-1, codes[..., None])[..., 0]
+    assert torch.allclose(bits, -probs.log() / math.log(2), atol=1e-4)
+    assert not torch.allclose(bits[1], pipe.bits(["a red bird"], codes[1:])[0])  # the prompt matters
+    for prompts, bad in ((["a red bird"], codes), (["a", "b"], codes[:, :-1]), (["a", "b"], codes.float()),
+                         (["a", "b"], codes + pipe.bundle.transformer.cfg.image_vocab)):
+        with pytest.raises(UsageError):
+            pipe.bits(prompts, bad)

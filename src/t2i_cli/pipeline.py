@@ -334,6 +334,27 @@ class TextToImage:
                 for i in range(b)]
 
     @torch.inference_mode()
+    def bits(self, prompts: list[str], codes: torch.Tensor) -> torch.Tensor:
+        """Each code's bits under the transformer (B, N): -log2 p(code | its prompt, the codes before it), the
+        logits in float32, for codes (B, N) in raster order as Generated.codes or the dVAE's
+        codes_from_image(...).flatten(1) give them; one prompt per row. `rerank --bits` is their mean per
+        picture. In the transformer's own format (the pipeline's --precision; fp32 by default)."""
+        import math
+
+        n_image, vocab = self.bundle.transformer.cfg.n_image, self.bundle.transformer.cfg.image_vocab
+        if codes.dim() != 2 or codes.shape[1] != n_image or len(prompts) != codes.shape[0]:
+            raise UsageError(f"bits takes one prompt per row of codes (B, {n_image}); got {len(prompts)} prompts "
+                             f"and codes of shape {tuple(codes.shape)}")
+        if codes.dtype.is_floating_point or codes.numel() and not (0 <= int(codes.min()) and
+                                                                   int(codes.max()) < vocab):
+            raise UsageError(f"codes must be integers in 0..{vocab - 1}, the codebook of this model")
+        codes = codes.long().to(self.device)
+        text = torch.tensor([self.request(p).encoded.ids for p in prompts], device=self.device)
+        logits, _ = self.bundle.transformer(text, codes)
+        nats = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none")
+        return (nats / math.log(2)).cpu()
+
+    @torch.inference_mode()
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
         """CLIP scores (B,) of images (B, 3, H, W) against one prompt; for two objects in the world's grammar,
         plus CROP_SCORE_WEIGHT x the mean of the objects' crop scores. With a second reranker in the folder

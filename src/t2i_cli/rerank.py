@@ -198,21 +198,16 @@ def add_bits(pipe: TextToImage, ranked: list[Ranked], progress: Callable[[int, i
     """rerank --bits: each picture's mean bits per code under the transformer given its prompt, -log2 p(code |
     prompt, the codes before it) over the grid (what `t2i eval --data` reports for a val split, per picture): of
     the codes a t2i PNG records where they still decode to its pixels (image_prompt.source_codes), else of the
-    dVAE's reading of the picture. Lower: a picture the model finds likelier for that prompt. SCORE_BATCH
-    pictures at a time; progress(done, total) after each."""
-    import math
-
+    dVAE's reading of the picture (TextToImage.bits, averaged). Lower: a picture the model finds likelier for that
+    prompt. SCORE_BATCH pictures at a time; progress(done, total) after each."""
     from t2i_cli.image_prompt import source_codes
 
     b = pipe.bundle
     for start in range(0, len(ranked), SCORE_BATCH):
         part = ranked[start:start + SCORE_BATCH]
         with torch.inference_mode():
-            codes = torch.stack([source_codes(b.dvae, r.path) for r in part]).to(pipe.device)
-            text = torch.tensor([pipe.request(r.prompt).encoded.ids for r in part], device=pipe.device)
-            logits, _ = b.transformer(text, codes)
-            nats = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none")
-        for r, value in zip(part, (nats.mean(dim=1) / math.log(2)).tolist(), strict=True):
+            codes = torch.stack([source_codes(b.dvae, r.path) for r in part])
+        for r, value in zip(part, pipe.bits([r.prompt for r in part], codes).mean(dim=1).tolist(), strict=True):
             r.bits = value
         if progress is not None:
             progress(start + len(part), len(ranked))
