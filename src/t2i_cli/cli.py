@@ -21,6 +21,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted
+from t2i_cli.files import stop_on_sigterm
 from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
@@ -644,23 +645,6 @@ def start_inference(threads: Optional[int], command: str) -> None:
     stop_on_sigterm()  # before torch is imported (use_threads may): a held stop reaches this handler after
     use_threads(threads)
     STATE["fast_exit"] = True
-
-
-def stop_on_sigterm() -> None:
-    """SIGTERM (`kill`, `timeout`, a scheduler) and SIGHUP (a closed terminal, a dropped ssh session) stop a
-    command (training outside its step loop, which has its own handler) as Ctrl-C does: the files finished so far
-    are kept, nothing partial stays, one line says so (exit 130). Python's default would end the process
-    silently, mid-write, leaving a new output folder empty or a temporary file behind (exit 143 or 129)."""
-    import signal
-    import threading
-
-    # one ignored when t2i started (`trap '' TERM`, nohup) stays ignored; SIGHUP where the system has it
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for name in ("SIGTERM", "SIGHUP"):
-        s = getattr(signal, name, None)
-        if s is not None and signal.getsignal(s) is not signal.SIG_IGN:
-            signal.signal(s, signal.default_int_handler)
 
 
 def bound_spinning() -> None:
@@ -1307,9 +1291,10 @@ def train(
             cfg, run_dir = resume_config(resume, given, ctx.params), resume
             from t2i_cli.files import shell_word
             from t2i_cli.stages import steps_left
+            from t2i_cli.train import RUN_CONFIG
 
             whole = Path(os.path.abspath(resume)).parent
-            if cfg.stage == "dvae" and is_whole_run(whole) and (whole / "transformer" / "train_config.json").is_file() \
+            if cfg.stage == "dvae" and is_whole_run(whole) and (whole / "transformer" / RUN_CONFIG).is_file() \
                     and rank_zero() and steps_left(cfg, Path(resume), True):  # (said before it trains: the user
                 # may not want the steps; a resume that trains none changes nothing)
                 warn(f"{clean(whole)}'s transformer stage learned this dVAE's codes as they were when it started, so "

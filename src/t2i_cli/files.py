@@ -162,6 +162,24 @@ def atomic_write_set(items: list[tuple[Path, bytes]]) -> list[Path]:
     return [path for _, path in temps]
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (`kill`, `timeout`, a scheduler) and SIGHUP (a closed terminal, a dropped ssh session) stop a
+    command (training outside its step loop, which has its own handler) as Ctrl-C does: the files finished so far
+    are kept, nothing partial stays, one line says so (exit 130). Python's default would end the process
+    silently, mid-write, leaving a new output folder empty or a temporary file behind (exit 143 or 129). The `t2i`
+    entry (__main__) calls it first of all; each command again (in-process callers, tests)."""
+    import signal
+    import threading
+
+    # one ignored when t2i started (`trap '' TERM`, nohup) stays ignored; SIGHUP where the system has it
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        s = getattr(signal, name, None)
+        if s is not None and signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, signal.default_int_handler)
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP wait until the block is done, then reach the handler in place before it (Ctrl-C's
