@@ -430,6 +430,7 @@ def user_errors() -> Iterator[None]:
         if (getattr(e, "every_rank", False) or isinstance(e, UsageError)) and not rank_zero():
             # every torchrun process stopped alike (a usage error: each checked the same command line): rank 0
             # says why
+            _let_rank_zero_say_it()
             raise typer.Exit(e.exit_code) from None
         env, msg = STATE.get("weights_env"), worker_message(str(e))
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
@@ -471,6 +472,28 @@ def user_errors() -> Iterator[None]:
         say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))} (rerun with --debug for the "
                                      f"traceback)")
         raise typer.Exit(1) from None
+
+
+RANK_ZERO_GRACE_S = 20.0  # how long a torchrun process other than rank 0 waits, refused, for rank 0 to say it
+
+
+def _let_rank_zero_say_it() -> None:
+    """A torchrun process other than rank 0, refused as rank 0 is, waits (at most RANK_ZERO_GRACE_S) for torchrun to
+    stop it: ending first, it had torchrun stop rank 0 (SIGTERM) before rank 0 had reached the refusal and said it
+    (a slower start), and the run ended with no line saying why (rank 0 "interrupted", exit 130). Rank 0, ending
+    with its line, has torchrun stop this one; a Ctrl-C ends the wait too."""
+    import signal
+    import threading
+    import time
+
+    if threading.current_thread() is threading.main_thread():
+        stop_on_sigterm()  # (training's own handlers only note a stop: the wait would outlast it)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        time.sleep(RANK_ZERO_GRACE_S)
+    except KeyboardInterrupt:
+        pass
 
 
 def _stopping(e: BaseException) -> bool:
