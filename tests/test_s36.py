@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import exit_codes, torchrun_t2i
 
 RANK_0_STARTS_LATE = """
@@ -25,3 +27,79 @@ def test_torchrun_refusal_is_said_when_rank_0_starts_late(tmp_path: Path):
     assert len(said) == 1 and "must be a multiple of the 2 processes" in said[0], proc.stderr[-3000:]
     assert exit_codes(tmp_path) == ["2", "2"], proc.stderr[-3000:]
     assert not out.exists()
+
+
+def captioned_folder(folder: Path, count: int = 160) -> Path:
+    """Pictures with captions, a val split (5% by name) of several."""
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(count):
+        Image.new("RGB", (20, 20), (i, 250 - i, (37 * i) % 256)).save(folder / f"p{i:03d}.png")
+        (folder / f"p{i:03d}.txt").write_text(f"{['a red bird', 'two green cats', 'a blue fish'][i % 3]}\n")
+    return folder
+
+
+def test_eval_data_gives_each_mean_its_95_percent_interval_over_the_val_pictures(tiny_weights: Path,
+                                                                                  tmp_path: Path, monkeypatch):
+    """eval --data's PSNR, bits per code and CLIP cosines were bare means of a few val pictures (a researcher could
+    not tell a model's gain from the sample's noise): each now has its 95% interval, the mean -+ 1.96 standard
+    errors over the pictures (a drawn picture's cosine: over captions, its draws being one measurement); the bits
+    are `TextToImage.bits`, as `rerank --bits` reads them."""
+    import math
+
+    import torch
+
+    from t2i_cli import data_eval
+    from t2i_cli.data_eval import evaluate_data
+    from t2i_cli.pipeline import TextToImage
+
+    data = captioned_folder(tmp_path / "data")
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    real = []
+    units = []
+    interval = data_eval.interval
+    monkeypatch.setattr(data_eval, "interval", lambda v: units.append(len(v)) or interval(v))
+    result = evaluate_data(pipe, str(data), 6, seed=2, draws=2,
+                           keep_real=lambda i, cap, x, recon, psnr, codes: real.append((cap, psnr, codes)))
+    count = result["n"]
+    assert count == len(real) >= 3 and units == [count] * 4  # psnr, bits, generated (per caption), real
+
+    def ci(values: list[float]) -> list[float]:
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        return [mean - 1.96 * sd / math.sqrt(len(values)), mean + 1.96 * sd / math.sqrt(len(values))]
+
+    psnrs = [p for _, p, _ in real]
+    assert result["dvae"]["psnr_ci95"] == pytest.approx(ci(psnrs), abs=1e-4)
+    assert result["dvae"]["psnr_ci95"][1] - result["dvae"]["psnr_ci95"][0] > 0
+    bits = pipe.bits([c for c, _, _ in real], torch.stack([c for _, _, c in real])).double().mean(1).tolist()
+    assert result["transformer"]["bits_per_code"] == pytest.approx(sum(bits) / len(bits), abs=1e-6)
+    assert result["transformer"]["bits_per_code_ci95"] == pytest.approx(ci(bits), abs=1e-6)
+    lo, hi = result["clip"]["score_generated_ci95"]
+    assert lo < result["clip"]["score_generated"] < hi
+    one = evaluate_data(pipe, str(data), 1, seed=2)  # one picture: no interval (JSON null), never NaN
+    assert one["dvae"]["psnr_ci95"] is None and one["transformer"]["bits_per_code_ci95"] is None
+    assert one["clip"]["score_real_ci95"] is None
+
+
+def test_eval_data_shows_the_intervals_and_refuses_a_top_k_past_the_codebook_before_reading(tiny_weights: Path,
+                                                                                           tmp_path: Path):
+    """The table shows each interval (mean ± half) and says what it is; a --top-k past the codebook was refused
+    only once the val pictures had been read and encoded (and with no CLIP, not at all: its check was in the
+    bits' loop, which no longer encodes with the sampling settings)."""
+    from conftest import one_line_failure, run
+
+    data = captioned_folder(tmp_path / "data")
+    r = run("eval", "--data", data, "--weights", tiny_weights, "--n", "3", "--threads", "1")
+    assert r.exit_code == 0, r.stderr
+    assert "±: the 95% interval of a mean over the 3 val pictures" in r.stdout
+    assert sum(" ± " in line for line in r.stdout.splitlines()) == 4, r.stdout
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("tokenizer.json", "dvae.safetensors", "transformer.safetensors"):
+        (bare / name).write_bytes((tiny_weights / name).read_bytes())
+    for weights in (tiny_weights, bare):
+        bad = run("eval", "--data", data, "--weights", weights, "--top-k", "33", "--images", tmp_path / "kept")
+        assert "--top-k must be in 0..32" in one_line_failure(bad, 2)
+        assert not (tmp_path / "kept").exists() or not any((tmp_path / "kept").iterdir())

@@ -2076,19 +2076,26 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     table.add_column("measure")
     table.add_column("value", justify="right")
     d, t = result["dvae"], result["transformer"]
-    table.add_row("dVAE PSNR (dB, argmax codes, mean per image)", f"{d['psnr']:.2f}")
+
+    def pm(mean: float, ci: Optional[list[float]], digits: int) -> str:  # the mean, +- its 95% interval's half
+        return f"{mean:.{digits}f}" + ("" if ci is None else f" ± {(ci[1] - ci[0]) / 2:.{digits}f}")
+
+    table.add_row("dVAE PSNR (dB, argmax codes, mean per image)", pm(d["psnr"], d["psnr_ci95"], 2))
     table.add_row("dVAE codebook perplexity", f"{d['perplexity']:.1f}")
     table.add_row("dVAE codes used", f"{d['codes_used']}")
-    table.add_row("transformer val bits per code", f"{t['bits_per_code']:.3f}")
+    table.add_row("transformer val bits per code", pm(t["bits_per_code"], t["bits_per_code_ci95"], 3))
     if "clip" in result:
         c = result["clip"]
-        table.add_row("CLIP cosine*, generated vs caption", f"{c['score_generated']:.4f}")
-        table.add_row("CLIP cosine*, real vs caption", f"{c['score_real']:.4f}")
+        table.add_row("CLIP cosine*, generated vs caption", pm(c["score_generated"], c["score_generated_ci95"], 4))
+        table.add_row("CLIP cosine*, real vs caption", pm(c["score_real"], c["score_real_ci95"], 4))
         two = "needs 2 or more real images (--n, and the split's size)"
         fd, kd = c["frechet_distance"], c["kernel_distance"]
         table.add_row("Frechet distance, CLIP image space**", two if fd is None else f"{fd:.4f}")
         table.add_row("kernel distance (KID x 1000), CLIP image space**", two if kd is None else f"{1000 * kd:.2f}")
     out.print(table)
+    if result["n"] >= 2:
+        out.print(f"±: the 95% interval of a mean over the {result['n']} val pictures (of a drawn picture's cosine: "
+                  f"over their captions); more pictures (--n) narrow it.", soft_wrap=True)
     if "clip" in result:  # (the footnotes of its rows)
         out.print("* clip.safetensors' sentence-level cosine (-1..1), not the reranker's score of generate and rerank "
                   "(which adds word regions, crops and clip-2).", soft_wrap=True)
