@@ -103,3 +103,62 @@ def test_eval_data_shows_the_intervals_and_refuses_a_top_k_past_the_codebook_bef
         bad = run("eval", "--data", data, "--weights", weights, "--top-k", "33", "--images", tmp_path / "kept")
         assert "--top-k must be in 0..32" in one_line_failure(bad, 2)
         assert not (tmp_path / "kept").exists() or not any((tmp_path / "kept").iterdir())
+
+
+def test_torchrun_command_line_that_does_not_parse_is_said_when_rank_0_starts_late(tmp_path: Path):
+    """A command line Click cannot parse is said by rank 0 alone (OneLineErrors); rank 1, parsing it first,
+    exited 2 at once and torchrun stopped rank 0 before it said it: no line at all (rank 0 exitcode -15).
+    (The flaky-test audit's finding and test.)"""
+    proc = torchrun_t2i(tmp_path, RANK_0_STARTS_LATE, "--stage", "dvae", "--bogus", "1", "--out", str(tmp_path / "run"))
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted"))]
+    assert said == ["error: No such option: --bogus; see 't2i train --help'"], proc.stderr[-3000:]
+    assert exit_codes(tmp_path) == ["2", "2"], proc.stderr[-3000:]
+
+
+RANK_1_ENDS_SLOWLY = """
+import torch.distributed as dist
+_destroy = dist.destroy_process_group
+def destroy(*args, **kwargs):
+    _destroy(*args, **kwargs)
+    if os.environ["RANK"] == "1":  # (a loaded machine): torchrun's stop comes while rank 1 still ends
+        import time
+        time.sleep(3)
+dist.destroy_process_group = destroy
+"""
+
+
+def test_torchrun_process_stopped_while_ending_with_the_agreed_refusal_keeps_its_code(tmp_path: Path):
+    """A refusal every process agreed on (rank 0's: --out holds other files) is said by rank 0, which ends; torchrun
+    then stops the others (SIGTERM), and one still ending (its process group being taken down) took the stop for a
+    Ctrl-C: exit 130 in place of the refusal's 2 (torchrun's table said "interrupted")."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine\n")
+    proc = torchrun_t2i(tmp_path, RANK_1_ENDS_SLOWLY, "--stage", "dvae", "--steps", "2", "--out",
+                        str(tmp_path / "run"))
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted"))]
+    assert len(said) == 1 and "holds other files" in said[0], proc.stderr[-3000:]
+    assert exit_codes(tmp_path) == ["2", "2"], proc.stderr[-3000:]
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("agent", [True, False])
+def test_a_refused_process_other_than_rank_0_waits_only_under_torchruns_agent(monkeypatch, agent: bool):
+    """The wait for rank 0 to say a refusal is for torchrun's processes, whose agent stops the others once one
+    has ended; a RANK in the environment without torchrun (another launcher, a test) waited RANK_ZERO_GRACE_S."""
+    import time
+
+    from t2i_cli import cli
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    if agent:
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    else:
+        monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    from conftest import run
+
+    r = run("train", "--stage", "dvae", "--bogus")
+    assert r.exit_code == 2 and r.stderr == ""
+    assert slept == ([cli.RANK_ZERO_GRACE_S] if agent else [])

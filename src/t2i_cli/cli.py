@@ -83,6 +83,8 @@ class OneLineErrors(WholeSummaries):
             ctx = getattr(e, "ctx", None)
             if rank_zero():  # under torchrun every process parsed the same command line: rank 0 says it
                 say("error", "red", message + (f"; see '{ctx.command_path} --help'" if ctx is not None else ""))
+            else:
+                _let_rank_zero_say_it()
             sys.exit(e.exit_code)
         except typer.Abort:
             say("error", "red", "aborted")
@@ -430,6 +432,9 @@ def user_errors() -> Iterator[None]:
         if (getattr(e, "every_rank", False) or isinstance(e, UsageError)) and not rank_zero():
             # every torchrun process stopped alike (a usage error: each checked the same command line): rank 0
             # says why
+            if e.exit_code == 130:  # a stop this process had (Interrupted): torchrun's, where rank 0 ended first
+                refused = _refusal_in(e)  # with the refusal this process was ending with (its code, not 130)
+                raise typer.Exit(130 if refused is None else refused.exit_code) from None
             _let_rank_zero_say_it()
             raise typer.Exit(e.exit_code) from None
         env, msg = STATE.get("weights_env"), worker_message(str(e))
@@ -440,11 +445,13 @@ def user_errors() -> Iterator[None]:
         else:
             say("error", "red", msg)
         raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if STATE["debug"]:
             raise
         if not rank_zero():  # Ctrl-C reaches every torchrun process: rank 0 says it
-            raise typer.Exit(130) from None
+            # torchrun's stop (SIGTERM) of a process still ending with the refusal rank 0 has said: its code
+            refused = _refusal_in(e)
+            raise typer.Exit(130 if refused is None else refused.exit_code) from None
         say("interrupted", "yellow", STATE.get("interrupted", "finished files are kept; nothing partial was written"))
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
@@ -474,18 +481,22 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-RANK_ZERO_GRACE_S = 20.0  # how long a torchrun process other than rank 0 waits, refused, for rank 0 to say it
+RANK_ZERO_GRACE_S = 60.0  # how long a torchrun process other than rank 0 waits, refused, for rank 0 to say it
 
 
 def _let_rank_zero_say_it() -> None:
-    """A torchrun process other than rank 0, refused as rank 0 is, waits (at most RANK_ZERO_GRACE_S) for torchrun to
-    stop it: ending first, it had torchrun stop rank 0 (SIGTERM) before rank 0 had reached the refusal and said it
-    (a slower start), and the run ended with no line saying why (rank 0 "interrupted", exit 130). Rank 0, ending
-    with its line, has torchrun stop this one; a Ctrl-C ends the wait too."""
+    """A torchrun process other than rank 0, refused as rank 0 is (a command line, or a check every process made
+    alike), waits (at most RANK_ZERO_GRACE_S) for torchrun to stop it: ending first, it had torchrun stop rank 0
+    (SIGTERM) before rank 0 had reached the refusal and said it (a slower start), and the run ended with no line
+    saying why (rank 0 "interrupted", exit 130, or killed). Rank 0, ending with its line, has torchrun stop this
+    one; a Ctrl-C ends the wait too. Only under torchrun's agent (TORCHELASTIC_RUN_ID), which stops the others
+    once one has ended: another launcher's processes, or a RANK left in the environment, do not wait."""
     import signal
     import threading
     import time
 
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
     if threading.current_thread() is threading.main_thread():
         stop_on_sigterm()  # (training's own handlers only note a stop: the wait would outlast it)
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
@@ -494,6 +505,17 @@ def _let_rank_zero_say_it() -> None:
         time.sleep(RANK_ZERO_GRACE_S)
     except KeyboardInterrupt:
         pass
+
+
+def _refusal_in(e: BaseException) -> Optional[T2IError]:
+    """The refusal every torchrun process met alike (a UsageError, or an error marked every_rank) that a stop
+    (KeyboardInterrupt) cut into while this process was ending with it; else None."""
+    seen = e.__context__
+    while seen is not None:
+        if isinstance(seen, T2IError) and (getattr(seen, "every_rank", False) or isinstance(seen, UsageError)):
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def _stopping(e: BaseException) -> bool:
