@@ -583,7 +583,9 @@ def test_eval_data_reads_and_embeds_its_images_a_batch_at_a_time(uninterrupted, 
     assert whole["n"] == batched["n"] == 4  # the val split of these 160 pictures
     assert sizes == [3, 1, 8]  # the real images 3 at a time, then the drawn ones a decode at a time
     for part in ("dvae", "transformer", "clip"):
-        assert batched[part] == pytest.approx(whole[part], rel=1e-5, abs=1e-6), part
+        assert batched[part].keys() == whole[part].keys()
+        for key, value in whole[part].items():  # (a value or an interval's two)
+            assert batched[part][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (part, key)
 
 
 def test_eval_data_without_a_clip_draws_nothing(tmp_path):

@@ -162,3 +162,63 @@ def test_a_refused_process_other_than_rank_0_waits_only_under_torchruns_agent(mo
     r = run("train", "--stage", "dvae", "--bogus")
     assert r.exit_code == 2 and r.stderr == ""
     assert slept == ([cli.RANK_ZERO_GRACE_S] if agent else [])
+
+
+@pytest.mark.parametrize("stage", ["clip", "all"])
+def test_torchrun_hard_negative_batch_of_odd_shares_is_refused_before_a_run_folder_exists(tmp_path: Path,
+                                                                                        stage: str):
+    """--hard-negatives under torchrun needs each process's share even (a scene and its twin in one batch): it was
+    refused only when the stage's batches were built, its folder already a run that neither the advised batch (
+    "already holds a run") nor a resume (the same refusal) could use, and in a whole run after three stages had
+    trained. Now refused as an uneven batch is: before any folder, and before a whole run's first stage. (The
+    torchrun walkthrough's finding.)"""
+    from conftest import build_tiny_folder
+
+    extra = ["--tokenizer", str(build_tiny_folder(tmp_path / "w"))] if stage == "clip" else []
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, "", "--stage", stage, "--steps", "2", "--batch-size", "6", "--hard-negatives",
+                        *extra, "--out", str(out))
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted"))]
+    assert len(said) == 1 and "gives each 3 samples, which must be even" in said[0], proc.stderr[-3000:]
+    assert "use a multiple of 4" in said[0]
+    assert exit_codes(tmp_path) == ["2", "2"], proc.stderr[-3000:]
+    assert not out.exists()
+
+
+def test_process_counts_of_a_hard_negative_batch_keep_each_share_even():
+    from t2i_cli.stages import process_counts
+
+    assert process_counts([8, 12], paired=[False, True]) == "1, 2"  # 12 in even shares: 12, 6 (not 4 x 3)
+    assert process_counts([8, 12]) == "1, 2, 4"
+
+
+LAUNCHER_KILLED_AT_STEP_4 = """
+import signal
+from t2i_cli.stages import DVAEStage
+_loss = DVAEStage.loss
+def loss(self, model, images, captions, step):
+    if step == 4 and os.environ["RANK"] == "0":  # torchrun killed (kill -9, the out-of-memory killer)
+        os.kill(os.getppid(), signal.SIGKILL)
+    return _loss(self, model, images, captions, step)
+DVAEStage.loss = loss
+"""
+
+
+def test_torchrun_processes_stop_with_a_checkpoint_when_torchrun_is_killed(tmp_path: Path):
+    """torchrun killed left its processes training on, orphans holding the run's lock (a resume: "being trained by
+    another t2i process now") to their last step, unseen. Each now sees at its next step that its launcher has
+    gone; all stop at one step, checkpoint, and rank 0 says why with the resume line."""
+    from t2i_cli.train import CHECKPOINT
+    from t2i_cli.weights import read_metadata
+
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, LAUNCHER_KILLED_AT_STEP_4, "--stage", "dvae", "--steps", "400", "--ckpt-every",
+                        "100", "--log-every", "1", "--out", str(out))
+    assert proc.returncode == -9
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted"))]
+    assert len(said) == 1 and said[0].startswith("interrupted: torchrun, which started this run's processes, has "
+                                                 "ended (killed?): stopped at step "), proc.stderr[-3000:]
+    assert f"Resume with: t2i train --resume {out}" in said[0]
+    assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
+    step = int(read_metadata(out / CHECKPOINT)["step"])
+    assert 4 <= step <= 8 and f"stopped at step {step};" in said[0]

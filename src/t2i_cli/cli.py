@@ -1431,7 +1431,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")
     n_procs = n_processes()
-    from t2i_cli.train import read_run_config
+    from t2i_cli.train import read_run_config, split_refusal
 
     # Every stage's config, built (and so checked) once, before the first stage trains.
     configs = {s: read_run_config(run_dir / s) if (run_dir / s / "train_config.json").is_file()
@@ -1442,16 +1442,17 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     # batch split over the processes (refused at the dVAE stage, it left a whole run no retry could continue).
     check_whole_run_models(configs, {s for s in ORDER if (run_dir / s / "train_config.json").is_file()})
     for stage, c in configs.items():
-        if stage != "tokenizer" and c.batch_size % n_procs:
+        if stage != "tokenizer" and (why := split_refusal(c, n_procs)):
             if resume:  # its batches are the run's own (a resume refuses --batch-size): which counts split them
-                from t2i_cli.stages import process_counts
+                from t2i_cli.stages import PAIRED, process_counts
 
-                fit = process_counts([x.batch_size for s, x in configs.items() if s != "tokenizer"])
+                others = [x for s, x in configs.items() if s != "tokenizer"]
+                fit = process_counts([x.batch_size for x in others], paired=[x.hard_negatives for x in others])
                 raise UsageError(f"{run_dir}'s {stage} stage's batch of {c.batch_size} cannot be split over "
-                                 f"{n_procs} processes; resume it with a number of processes that divides every "
-                                 f"stage's batch ({fit})")
-            raise UsageError(f"--batch-size {c.batch_size} of the {stage} stage must be a multiple of the "
-                             f"{n_procs} processes")
+                                 f"{n_procs} processes{PAIRED if c.hard_negatives else ''}; resume it with a number "
+                                 f"of processes that divides every stage's batch ({fit})")
+            raise UsageError(why.replace(f"--batch-size {c.batch_size}", f"--batch-size {c.batch_size} of the {stage} "
+                                                                         f"stage", 1))
     if "workers" in given:  # steers this process: a started stage resumes with it too
         from dataclasses import replace
 

@@ -137,11 +137,11 @@ def _end_process_group() -> None:
 def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
     """Ctrl-C in a whole run: the command to go on is the whole run's (a stage's own --resume would finish
     that stage alone)."""
-    where = ""
+    where, why = "", e.why if isinstance(e, Interrupted) else "interrupted"
     if isinstance(e, Interrupted) and e.step is not None:
         stage = next((s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file()), None)
         where = f" in the {stage} stage at step {e.step}; checkpoint saved" if stage else f" at step {e.step}"
-    return Interrupted(f"interrupted{where}; finished stages are kept. Resume with: t2i train --resume "
+    return Interrupted(f"{why}{where}; finished stages are kept. Resume with: t2i train --resume "
                        f"{shell_word(run_dir)} (or the same command again)")
 
 

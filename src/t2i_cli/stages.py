@@ -36,7 +36,7 @@ from t2i_cli.models.dvae import psnr as dvae_psnr
 from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.sampling import SamplingConfig, generate_codes
-from t2i_cli.train import Dist, TrainConfig
+from t2i_cli.train import Dist, TrainConfig, split_refusal
 from t2i_cli.weights import MAX_TOKENIZER_FILE, check_budget, load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -629,10 +629,16 @@ def _parse_typed(key: str, text: str, kind: Any) -> Any:
     raise UsageError(f"--model {key}={text!r}: {key} takes {name}")
 
 
-def process_counts(batches: list[int], most: int = 64) -> str:
-    """The numbers of processes, up to `most`, that split every one of these batches evenly ("1, 2, 4"): what a
-    resume may run under (a resume keeps its run's batches)."""
-    return ", ".join(str(k) for k in range(1, most + 1) if all(b % k == 0 for b in batches))
+PAIRED = " in even shares (--hard-negatives: a scene and its twin go to one process)"
+
+
+def process_counts(batches: list[int], most: int = 64, paired: list[bool] | None = None) -> str:
+    """The numbers of processes, up to `most`, that split every one of these batches evenly ("1, 2, 4"), each
+    share even where paired says the batch's stage trains --hard-negatives: what a resume may run under (a
+    resume keeps its run's batches)."""
+    paired = paired or [False] * len(batches)
+    return ", ".join(str(k) for k in range(1, most + 1)
+                     if all(b % k == 0 and not (p and b // k % 2) for b, p in zip(batches, paired, strict=True)))
 
 
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
@@ -660,12 +666,13 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     run_dir = Path(run_dir)
     held = contextlib.ExitStack()  # the run folder's lock, for the whole stage (rank 0)
     try:
-        if cfg.stage != "tokenizer" and cfg.batch_size % dd.n_procs:  # before the folder is a run (a retry works)
+        if cfg.stage != "tokenizer" and (why := split_refusal(cfg, dd.n_procs)):  # before the folder is a run (a
+            # retry works)
             if resume:  # (its --batch-size was given when it started, or is its preset's: a resume cannot change it)
-                raise UsageError(f"{run_dir}'s batch of {cfg.batch_size} cannot be split over {dd.n_procs} processes; "
-                                 f"resume it with a number of processes that divides it "
-                                 f"({process_counts([cfg.batch_size])})")
-            raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {dd.n_procs} processes")
+                raise UsageError(f"{run_dir}'s batch of {cfg.batch_size} cannot be split over {dd.n_procs} processes"
+                                 f"{PAIRED if cfg.hard_negatives else ''}; resume it with a number of processes that "
+                                 f"divides it ({process_counts([cfg.batch_size], paired=[cfg.hard_negatives])})")
+            raise UsageError(why)
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
                              f"or pick another --out")

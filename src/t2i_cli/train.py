@@ -518,6 +518,18 @@ Progress = Callable[[int, dict[str, float]], None]
 Warn = Callable[[str], None]
 
 
+def split_refusal(cfg: TrainConfig, n_procs: int) -> str | None:
+    """Why cfg's batch cannot be split over n_procs torchrun processes (an uneven share, or with --hard-negatives an
+    odd one: a scene and its twin go to one process), or None."""
+    if cfg.batch_size % n_procs:
+        return f"--batch-size {cfg.batch_size} must be a multiple of the {n_procs} processes"
+    if cfg.hard_negatives and cfg.batch_size // n_procs % 2:  # a scene and its twin in one process's batch
+        return (f"--hard-negatives with {n_procs} processes: --batch-size {cfg.batch_size} gives each "
+                f"{cfg.batch_size // n_procs} samples, which must be even so that every scene meets its twin; use a "
+                f"multiple of {2 * n_procs}")
+    return None
+
+
 class StepBatches(torch.utils.data.Dataset):
     """Batch number `step` of one process: a pure function of (seed, step, rank), so resume is exact.
 
@@ -526,12 +538,8 @@ class StepBatches(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset, cfg: TrainConfig, rank: int, n_procs: int, procedural: bool):
-        if cfg.batch_size % n_procs:
-            raise UsageError(f"--batch-size {cfg.batch_size} must be a multiple of the {n_procs} processes")
-        if cfg.hard_negatives and cfg.batch_size // n_procs % 2:  # a scene and its twin in one process's batch
-            raise UsageError(f"--hard-negatives with {n_procs} processes: --batch-size {cfg.batch_size} gives each "
-                             f"{cfg.batch_size // n_procs} samples, which must be even so that every scene meets "
-                             f"its twin; use a multiple of {2 * n_procs}")
+        if (why := split_refusal(cfg, n_procs)) is not None:  # (refused before a run starts: run_stage, run_all)
+            raise UsageError(why)
         self.dataset, self.cfg, self.rank, self.procedural = dataset, cfg, rank, procedural
         self.per_rank = cfg.batch_size // n_procs
         self._perm: tuple[int, torch.Tensor] | None = None  # (epoch, permutation) cache
@@ -634,9 +642,10 @@ class Interrupted(T2IError):
     exit_code = 130
     every_rank = True
 
-    def __init__(self, message: str, step: int | None = None):
+    def __init__(self, message: str, step: int | None = None, why: str = "interrupted"):
         super().__init__(message)
         self.step = step  # the step checkpointed (None: stopped outside a stage's steps)
+        self.why = why  # what stopped it, as its message begins (a whole run's says it too)
 
 
 class Diverged(T2IError):
@@ -747,8 +756,13 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             # One reduction for both: a NaN or infinity on any process makes the mean non-finite on every
-            # process, so all of them stop at this step together, before opt.step() could spread it.
-            mean_loss, mean_norm = _mean_over_ranks(torch.stack([loss.detach().float(), norm.float()]), dd)
+            # process, so all of them stop at this step together, before opt.step() could spread it. (And
+            # whether any process has lost its torchrun, so that all stop at this step together.)
+            lost = loss.detach().float().new_tensor(float(stops.orphaned()))
+            mean_loss, mean_norm, gone = _mean_over_ranks(torch.stack([loss.detach().float(), norm.float(), lost]),
+                                                          dd)
+            if gone:
+                raise LauncherGone
             if not math.isfinite(mean_loss):
                 stop(step + 1, f"loss {_number(mean_loss)}")
             if not math.isfinite(mean_norm):  # a finite loss whose gradient is not
@@ -791,12 +805,14 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 progress(done, metrics)
         with stops.held():  # the run's last checkpoint is written whole: a stop waits for it, then stops below
             checkpoint()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         stops.holding = True  # a second stop waits for this checkpoint too: it is the steps trained since the last
         if saved != done:
             checkpoint()
-        raise Interrupted(f"interrupted at step {done}; checkpoint saved. "
-                          f"Resume with: t2i train --resume {shell_word(run_dir)}", step=done) from None
+        why = "torchrun, which started this run's processes, has ended (killed?): stopped" \
+            if isinstance(e, LauncherGone) else "interrupted"
+        raise Interrupted(f"{why} at step {done}; checkpoint saved. "
+                          f"Resume with: t2i train --resume {shell_word(run_dir)}", step=done, why=why) from None
     finally:
         stops.restore()
         # The DDP wrapper goes now, before its stage destroys the process group: a traceback keeps this frame's
@@ -853,6 +869,11 @@ def _on_every_rank(flag: bool, dd: Dist) -> bool:
     return flag
 
 
+class LauncherGone(KeyboardInterrupt):
+    """torchrun, which started this torchrun process, has ended: every process stops at one step, as at a Ctrl-C
+    (a checkpoint, the resume line)."""
+
+
 class _Stops:
     """Ctrl-C (SIGINT), SIGTERM (a scheduler's pre-emption, `kill`) and SIGHUP (a closed terminal) stop training as
     KeyboardInterrupt:
@@ -865,6 +886,9 @@ class _Stops:
         import threading
 
         self.holding = self.pending = False
+        # torchrun's agent, this process's parent: killed (kill -9, an out-of-memory kill), it leaves its
+        # processes training on, unseen and holding the run's lock, until their last step
+        self.parent = os.getppid() if "TORCHELASTIC_RUN_ID" in os.environ else None
         self.previous: dict[int, typing.Any] = {}
         if threading.current_thread() is threading.main_thread():  # a signal ignored (`nohup`, `cmd &`) stays so
             self.previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS
@@ -875,6 +899,10 @@ class _Stops:
             self.pending = True
         else:
             raise KeyboardInterrupt
+
+    def orphaned(self) -> bool:
+        """Whether torchrun, which started this process, has ended (this process has another parent now)."""
+        return self.parent is not None and os.getppid() != self.parent
 
     @contextlib.contextmanager
     def held(self) -> typing.Iterator[None]:
