@@ -222,3 +222,34 @@ def test_torchrun_processes_stop_with_a_checkpoint_when_torchrun_is_killed(tmp_p
     assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
     step = int(read_metadata(out / CHECKPOINT)["step"])
     assert 4 <= step <= 8 and f"stopped at step {step};" in said[0]
+
+
+def test_a_stop_while_a_finished_command_tears_down_ends_it_quietly_with_its_code(tmp_path: Path):
+    """A command that exits the usual way (not inference's os._exit) tears the interpreter down; a stop then (under
+    torchrun: rank 1, finished, stopped as rank 0's export of a whole run was interrupted) raised KeyboardInterrupt
+    in an atexit callback: "Exception ignored in atexit callback" and a traceback. It ends the process now, quietly,
+    with the command's own exit code. (The torchrun walkthrough's finding.)"""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    script = tmp_path / "late.py"
+    script.write_text(f"""
+import atexit, os, signal, sys, time
+sys.path.insert(0, {SRC!r})
+def late():  # (registered first: runs after torch's own atexit callbacks)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(1)
+    print("teardown went on", file=sys.stderr)
+atexit.register(late)
+import torch  # (its atexit callbacks, as training's)
+from t2i_cli.cli import main
+sys.argv = ["t2i", "data", "world", "--n", "2", "--out", {str(tmp_path / "scenes")!r}, "-q"]
+main()
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert "teardown went on" not in proc.stderr
+    assert len(list((tmp_path / "scenes").glob("*.png"))) == 2

@@ -2195,6 +2195,34 @@ def _print_eval(result: dict) -> None:
               f"{result['seconds']:.0f} s")
 
 
+def _stop_ends_teardown(e: SystemExit) -> None:
+    """A command that exits the usual way (training, data, export: the interpreter torn down, its atexit callbacks
+    run) has done its work: a Ctrl-C, SIGTERM or SIGHUP from now on ends the process at once with the command's
+    exit code. It raised KeyboardInterrupt inside an atexit callback of torch's, printed as "Exception ignored in
+    atexit callback" and a traceback: torchrun's stop of a process that had finished as rank 0 went on exporting a
+    whole run (a Ctrl-C then)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+
+    def now(signum, frame) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):  # a full, closed or detached output: nothing more can be said there
+                pass
+        os._exit(code)
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        s = getattr(signal, name, None)
+        if s is not None and signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, now)
+
+
 def main() -> None:
     """Console-script entry point. An inference command (generate, vary, rerank, eval) that has run ends the
     process with os._exit once stdout and stderr are flushed: tearing down an interpreter that imported
@@ -2217,6 +2245,7 @@ def main() -> None:
         sys.exit(1)
     except SystemExit as e:
         if not STATE.get("fast_exit"):
+            _stop_ends_teardown(e)
             raise
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if isinstance(e.code, str):
