@@ -253,3 +253,32 @@ main()
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
     assert "teardown went on" not in proc.stderr
     assert len(list((tmp_path / "scenes").glob("*.png"))) == 2
+
+
+SIGTERM_AT_STEP_3 = """
+import signal
+from t2i_cli.stages import DVAEStage
+_loss = DVAEStage.loss
+def loss(self, model, images, captions, step):
+    if step == 3:  # torchrun's stop of every process once one has ended (kill -9, out of memory)
+        os.kill(os.getpid(), signal.SIGTERM)
+    return _loss(self, model, images, captions, step)
+DVAEStage.loss = loss
+"""
+
+
+@pytest.mark.parametrize("stage", ["dvae", "all"])
+def test_torchrun_stop_by_sigterm_says_it_was_torchruns_not_a_ctrl_c(tmp_path: Path, stage: str):
+    """torchrun stops every process with SIGTERM once one has ended (killed, out of memory): rank 0 said
+    "interrupted: at step 66", which reads as the user's Ctrl-C and never says that a process ended. (The
+    torchrun walkthrough's point.)"""
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, SIGTERM_AT_STEP_3, "--stage", stage, "--steps", "8", "--out", str(out))
+    assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted"))]
+    where = "at step 3; checkpoint saved" if stage == "dvae" else "in the dvae stage at step 3; checkpoint saved"
+    assert said == [f"interrupted: SIGTERM (torchrun stops every process so once one has ended: its report names "
+                    f"which) {where}" + ("" if stage == "dvae" else "; finished stages are kept") +
+                    f". Resume with: t2i train --resume {out}" + ("" if stage == "dvae" else
+                                                                  " (or the same command again)")], \
+        proc.stderr[-3000:]

@@ -811,6 +811,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             checkpoint()
         why = "torchrun, which started this run's processes, has ended (killed?): stopped" \
             if isinstance(e, LauncherGone) else "interrupted"
+        if stops.signum == signal.SIGTERM and dd.n_procs > 1 and not isinstance(e, LauncherGone):  # torchrun's
+            # stop of every process once one has ended (killed, out of memory): not the user's Ctrl-C
+            why = ("interrupted; SIGTERM (torchrun stops every process so once one has ended: its report names "
+                   "which)")
         raise Interrupted(f"{why} at step {done}; checkpoint saved. "
                           f"Resume with: t2i train --resume {shell_word(run_dir)}", step=done, why=why) from None
     finally:
@@ -886,6 +890,7 @@ class _Stops:
         import threading
 
         self.holding = self.pending = False
+        self.signum: int | None = None  # the last stop's signal
         # torchrun's agent, this process's parent: killed (kill -9, an out-of-memory kill), it leaves its
         # processes training on, unseen and holding the run's lock, until their last step
         self.parent = os.getppid() if "TORCHELASTIC_RUN_ID" in os.environ else None
@@ -895,6 +900,7 @@ class _Stops:
                              if signal.getsignal(s) is not signal.SIG_IGN}
 
     def _handler(self, signum, frame) -> None:
+        self.signum = signum
         if self.holding:
             self.pending = True
         else:
