@@ -282,3 +282,24 @@ def test_torchrun_stop_by_sigterm_says_it_was_torchruns_not_a_ctrl_c(tmp_path: P
                     f". Resume with: t2i train --resume {out}" + ("" if stage == "dvae" else
                                                                   " (or the same command again)")], \
         proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("stage", ["dvae", "all"])
+def test_a_preset_batch_torchrun_cannot_split_is_said_to_be_the_presets(tmp_path: Path, monkeypatch, stage: str):
+    """With no --batch-size, 3 processes and the tiny preset's batch of 8: "--batch-size 8 must be a multiple of
+    the 3 processes" named an option the user had not given. (The torchrun walkthrough's point.)"""
+    from conftest import one_line_failure, run
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    r = run("train", "--stage", stage, "--preset", "tiny", "--steps", "2", "--out", tmp_path / "run")
+    line = one_line_failure(r, 2)
+    of = " of the dvae stage" if stage == "all" else ""
+    assert line == f"error: the tiny preset's batch{of} is 8, which 3 processes cannot split; give --batch-size a " \
+                   f"multiple of 3", line
+    assert not (tmp_path / "run").exists()
+    if stage == "all":  # (a single stage's given batch is refused once its processes have met: torchrun's)
+        given = run("train", "--stage", stage, "--preset", "tiny", "--steps", "2", "--batch-size", "8", "--out",
+                    tmp_path / "run")
+        assert one_line_failure(given, 2) == "error: --batch-size 8 of the dvae stage must be a multiple of the 3 " \
+                                             "processes"

@@ -1351,11 +1351,27 @@ def train(
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
             refuse_foreign_options(stage, given, ctx.params)
             cfg, run_dir = train_config(stage, data, preset, locals()), out_dir
+            if "batch_size" not in given and stage != "tokenizer":
+                _preset_batch_splits(cfg, preset)
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
         if not rank_zero():  # under torchrun only rank 0 reports
             return
         out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
         out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
+
+
+def _preset_batch_splits(cfg, preset: str, stage: str = "") -> None:
+    """Refuse a preset's batch (no --batch-size given) that the torchrun processes cannot split, saying it is the
+    preset's: "--batch-size 8 must be a multiple of the 3 processes" named an option the user had not given."""
+    from t2i_cli.train import split_refusal
+
+    n = n_processes()
+    if split_refusal(cfg, n) is not None:
+        share = 2 * n if cfg.hard_negatives else n
+        raise UsageError(f"the {preset} preset's batch{f' of the {stage} stage' if stage else ''} is "
+                         f"{cfg.batch_size}, which {n} processes cannot split"
+                         f"{' in even shares (--hard-negatives)' if cfg.hard_negatives else ''}; give --batch-size "
+                         f"a multiple of {share}")
 
 
 def _training_imports_held() -> None:
@@ -1443,6 +1459,8 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     check_whole_run_models(configs, {s for s in ORDER if (run_dir / s / "train_config.json").is_file()})
     for stage, c in configs.items():
         if stage != "tokenizer" and (why := split_refusal(c, n_procs)):
+            if not resume and per_stage("batch_size", settings.get("batch_size"), stage) is None:  # the preset's
+                _preset_batch_splits(c, settings.get("preset") or "default", stage)
             if resume:  # its batches are the run's own (a resume refuses --batch-size): which counts split them
                 from t2i_cli.stages import PAIRED, process_counts
 
