@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from typing import Any, Callable
@@ -102,7 +103,8 @@ def _val(source: str, side: int, checking: Callable[[int, int], None] | None = N
 
 
 @torch.inference_mode()
-def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: SamplingConfig = SamplingConfig(),
+def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: int,
+                  sampling: SamplingConfig = SamplingConfig(),
                   progress: Callable[[str, int, int], None] | None = None, draws: int = 1,
                   keep: Callable[[int, int, Generated], None] | None = None,
                   keep_real: Callable[[int, str, torch.Tensor, torch.Tensor, float, torch.Tensor], None] | None = None,
@@ -114,6 +116,9 @@ def evaluate_data(pipe: TextToImage, source: str, n: int, seed: int, sampling: S
     reconstruction from its argmax codes, their PSNR, those codes (grid * grid,))."""
     if not 1 <= draws <= MAX_BATCH:
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {draws}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a whole number of val pictures, 1 or more, got {n!r}")
+    source = os.fspath(source)  # (a Path, as every other API takes a folder)
     start = time.perf_counter()
     b = pipe.bundle
     sampling.check_vocab(b.transformer.cfg.image_vocab)  # (a --top-k past the codebook: before any picture is read)

@@ -9,8 +9,15 @@ from t2i_cli.errors import UsageError
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA without one is a usage error, never a silent CPU run."""
+def resolve_device(name: str | torch.device) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without one is a usage error, never a silent CPU run. A
+    torch.device (the Python API) of type cpu or cuda is taken as it is (cuda:1 too)."""
+    if isinstance(name, torch.device):
+        if name.type not in ("cpu", "cuda"):
+            raise UsageError(f"device must be a cpu or cuda device, got {name}")
+        if name.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"device {name} was asked for but no CUDA GPU is available; use cpu")
+        return name
     if name not in DEVICES:
         raise UsageError(f"--device must be auto, cpu or cuda, got {name!r}")
     if name == "auto":

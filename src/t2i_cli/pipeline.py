@@ -11,6 +11,7 @@ import torch
 
 from t2i_cli.devices import native_bf16, resolve_device
 from t2i_cli.errors import UsageError
+from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import blank
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, region_mask
@@ -105,6 +106,15 @@ class Request:
     regions_encoded: tuple[Encoded, ...] = ()
 
 
+def check_count_and_seed(n: object, seed: object) -> None:
+    """Refuse a count of images that is not a whole number of 0 or more (n=-1 drew nothing, without a word) and a
+    seed that a torch.Generator does not take (1.5: a raw torch error)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise UsageError(f"n must be a whole number of images, 0 or more, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise UsageError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+
+
 def check_negative(negative: str | None, sampling: SamplingConfig, asked: bool = False) -> None:
     """A negative prompt is text, and works through guidance (generate and vary check it before any model
     loads, asked: from the command line; TextToImage.request again). Asked for now, a guidance below 1 is refused
@@ -134,7 +144,7 @@ class TextToImage:
         # with native bf16)
 
     @classmethod
-    def from_folder(cls, folder: Path, device: str = "auto", need_clip: bool = False,
+    def from_folder(cls, folder: Path, device: str | torch.device = "auto", need_clip: bool = False,
                     precision: str = "fp32", clip_precision: str = "fp32") -> "TextToImage":
         """Load every model of a weights folder onto a device; precision bf16 casts the transformer (the
         decode loop's weights) to bfloat16 at load (on the CPU with oneDNN-packed linear layers, models.
@@ -190,6 +200,12 @@ class TextToImage:
                 ) -> Request:
         """Encode a prompt (and a negative prompt) to the model's text length and check the sampling settings
         against the model."""
+        if not isinstance(prompt, str) or not (negative is None or isinstance(negative, str)):
+            what, value = ("prompt", prompt) if not isinstance(prompt, str) else ("negative", negative)
+            raise UsageError(f"the {what} must be a str, got {type(value).__name__} (one prompt a call; several: "
+                             f"draw_each)")
+        if not isinstance(sampling, SamplingConfig):
+            raise UsageError(f"sampling must be a SamplingConfig, got {type(sampling).__name__}")
         sampling.check_vocab(self.bundle.transformer.cfg.image_vocab)
         check_negative(negative, sampling)
         neg = None if negative is None else self.bundle.tokenizer.encode(negative, self.text_len)
@@ -221,6 +237,7 @@ class TextToImage:
     def __call__(self, prompt: str, n: int = 1, seed: int = 0, sampling: SamplingConfig = SamplingConfig(),
                  progress: Callable[[int], None] | None = None) -> list[Generated]:
         """Draw n images for one prompt; the same seed and settings give the same images."""
+        check_count_and_seed(n, seed)
         return [g for batch in self.batches(self.request(prompt, sampling), n, seed, progress) for g in batch]
 
     def image_bytes(self) -> int:
@@ -250,6 +267,7 @@ class TextToImage:
     def batches(self, request: Request, n: int, seed: int, progress: Callable[[int], None] | None = None,
                 image: ImagePrompt | None = None) -> Iterator[list[Generated]]:
         """Yield the n images in batches of at most MAX_BATCH rows, so callers can save each batch at once."""
+        check_count_and_seed(n, seed)
         per = self.per_batch(image)
         for start in range(0, n, per):
             b = min(per, n - start)
@@ -291,7 +309,7 @@ class TextToImage:
                 codes, _ = draw_codes(self.bundle.transformer, ids, uncond, part[0].sampling, gens,
                                       regions=self._regions(part, n))
                 images = self.bundle.dvae.image_from_codes(codes.view(len(gens), cfg.grid, cfg.grid)).float().cpu()
-            codes = codes.cpu()
+            images, codes = images.clone(), codes.cpu().clone()  # (out of inference mode, as _batch's)
             out += [Generated(images[i * n + j], r.prompt, j, codes=codes[i * n + j]) for i, r in enumerate(part)
                     for j in range(n)]
         return out
@@ -329,11 +347,11 @@ class TextToImage:
                 codes = codes.view(b, k, -1)[torch.arange(b), best]
                 fit = fit[torch.arange(b), best].tolist()
             images = self.bundle.dvae.image_from_codes(codes.view(b, cfg.grid, cfg.grid)).float().cpu()
-        codes = codes.reshape(b, -1).cpu()
+        # (copied out of inference mode: a caller's own autograd, or an in-place edit, may use them)
+        images, codes = images.clone(), codes.reshape(b, -1).cpu().clone()
         return [Generated(images[i], request.prompt, start + i, fit=None if fit is None else fit[i], codes=codes[i])
                 for i in range(b)]
 
-    @torch.inference_mode()
     def bits(self, prompts: list[str], codes: torch.Tensor) -> torch.Tensor:
         """Each code's bits under the transformer (B, N): -log2 p(code | its prompt, the codes before it), the
         logits in float32, for codes (B, N) in raster order as Generated.codes or the dVAE's
@@ -342,17 +360,23 @@ class TextToImage:
         import math
 
         n_image, vocab = self.bundle.transformer.cfg.n_image, self.bundle.transformer.cfg.image_vocab
+        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):  # ("ab": prompts "a" and "b")
+            raise UsageError(f"bits takes a list of prompts, one per row of codes; got {type(prompts).__name__}"
+                             + (f" (for one prompt: [{prompts!r}])" if isinstance(prompts, str) else ""))
         if codes.dim() != 2 or codes.shape[1] != n_image or len(prompts) != codes.shape[0]:
             raise UsageError(f"bits takes one prompt per row of codes (B, {n_image}); got {len(prompts)} prompts "
                              f"and codes of shape {tuple(codes.shape)}")
         if codes.dtype.is_floating_point or codes.numel() and not (0 <= int(codes.min()) and
                                                                    int(codes.max()) < vocab):
             raise UsageError(f"codes must be integers in 0..{vocab - 1}, the codebook of this model")
+        if not len(prompts):
+            return torch.zeros(0, n_image)
         codes = codes.long().to(self.device)
         text = torch.tensor([self.request(p).encoded.ids for p in prompts], device=self.device)
-        logits, _ = self.bundle.transformer(text, codes)
-        nats = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none")
-        return (nats / math.log(2)).cpu()
+        with torch.inference_mode():
+            logits, _ = self.bundle.transformer(text, codes)
+            nats = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none")
+        return (nats / math.log(2)).cpu().clone()  # (out of inference mode: a plain tensor)
 
     @torch.inference_mode()
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
@@ -362,6 +386,9 @@ class TextToImage:
         clip = self.bundle.clip
         if clip is None:
             raise UsageError(f"{self.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
+        if not isinstance(prompt, str):
+            raise UsageError(f"score takes one prompt (a str), got {type(prompt).__name__}")
+        check_images(images)
         images = images.to(self.device)
 
         def against(x: torch.Tensor, text: Encoded) -> torch.Tensor:
@@ -384,6 +411,10 @@ class TextToImage:
 
     def rerank(self, results: list[Generated], keep: int) -> list[Generated]:
         """Score results against their prompt and return the best `keep`, with score and rank set."""
+        if not results:
+            raise UsageError("rerank needs at least one result")
+        if len({r.prompt for r in results}) > 1:  # (each was scored against the first one's prompt)
+            raise UsageError("rerank ranks the results of one prompt; rerank each prompt's results apart")
         scores = self.score(torch.stack([r.image for r in results]), results[0].prompt)
         order = torch.argsort(scores, descending=True, stable=True).tolist()  # equal scores: the first drawn first
         for rank, i in enumerate(order, start=1):

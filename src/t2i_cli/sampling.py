@@ -43,6 +43,17 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
+        for name in ("top_k", "jacobi"):  # (top_k=1.5 was taken, and failed in the decode loop's topk)
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"{name} must be a whole number, got {value!r}")
+        for name in ("temperature", "top_p", "guidance", "regional", "guidance_start", "guidance_stop"):
+            value = getattr(self, name)
+            if not (value is None and name in ("guidance_start", "guidance_stop")) and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise UsageError(f"{name} must be a number, got {value!r}")
+        if not isinstance(self.use_cache, bool):
+            raise UsageError(f"use_cache must be True or False, got {self.use_cache!r}")
         # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.
         if not (1e-3 <= self.temperature <= 100):
             greedy = "; for the most likely code at every step, use --top-k 1" if self.temperature < 1e-3 else ""

@@ -201,6 +201,10 @@ def check_types(cfg: Any) -> None:
 def save_model(model: nn.Module, path: Path, kind: str, half: bool = False, step: int | None = None) -> Path:
     """Save a model's parameters with its config and the format version (fp16 storage if half); a run's
     model file also records the training step it holds."""
+    own = [k for k, (c, _) in MODELS.items() if isinstance(model, c)]  # (none: a stand-in of a test, taken)
+    if kind not in MODELS or (own and kind not in own):  # (a file no load of either kind could read)
+        raise ValueError(f"kind must name the model's own kind ({' or '.join(own) or ', '.join(MODELS)} for a "
+                         f"{type(model).__name__}), got {kind!r}")
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "kind": kind, "config": json.dumps(dataclasses.asdict(model.cfg))}
     if step is not None:
@@ -220,6 +224,8 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: 
     tensors whose name starts with a prefix in that dtype (the longest prefix wins) instead of the model's
     own: a model meant to run in bf16 is converted from the file's fp16 once, without an fp32 copy on the
     way (the same values: fp16 -> fp32 is exact)."""
+    if kind not in MODELS:
+        raise ValueError(f"kind must be one of {', '.join(MODELS)}, got {kind!r}")
     model_cls, config_cls = MODELS[kind]
     header = read_header(path)
     meta = header.meta

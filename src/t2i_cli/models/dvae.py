@@ -198,6 +198,25 @@ class FSQ(nn.Module):
         return (digits - self.half_width.long()).float() / self.half_width
 
 
+def check_images(images: torch.Tensor) -> None:
+    """Refuse what is not a batch of RGB pictures (B, 3, H, W) of floats in [0, 1]: 0..255 pixels, a uint8
+    tensor or one picture without its batch dimension was encoded without a word into other codes (or a grid
+    of channels). A little outside [0, 1] (a resampling's overshoot) is let through."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        hint = "; add the batch dimension: images[None]" if isinstance(images, torch.Tensor) and images.dim() == 3 \
+            else ""
+        raise ValueError(f"images must be a tensor (B, 3, H, W); got {shape}{hint}")
+    if not images.dtype.is_floating_point:
+        raise ValueError(f"images must be floats in [0, 1]; got {images.dtype} (for 0..255 pixels: images.float() "
+                         f"/ 255)")
+    if images.numel():
+        low, high = float(images.min()), float(images.max())
+        if not (-0.5 <= low and high <= 1.5):  # (NaN fails both)
+            raise ValueError(f"images must be in [0, 1]; these reach {low:g}..{high:g}"
+                             + (" (0..255 pixels? divide by 255)" if high > 1.5 else ""))
+
+
 class DVAE(nn.Module):
     """Encoder, bottleneck (Gumbel-softmax over a codebook, or FSQ) and decoder."""
 
@@ -276,6 +295,7 @@ class DVAE(nn.Module):
         autocast off: the transformer trains (under bf16 autocast) on the codes that validation, image prompts
         and the decoder fine-tune read (in bf16 the Gumbel encoder's argmax moved 12.6% of a world scene's codes;
         before t2i 0.9.0 training used those)."""
+        check_images(images)
         out = self._encode_as_stored(images)
         return self.fsq.codes(out) if self.fsq is not None else out.argmax(dim=1)
 
@@ -285,7 +305,16 @@ class DVAE(nn.Module):
             return self.encoder(images.to(_dtype(self.encoder)))
 
     def image_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes (B, h, w) -> images (B, 3, H, W) in [0, 1], float32 (whatever dtype the decoder runs in)."""
+        """Codes (B, h, w), or (B, grid * grid) in raster order as Generated.codes and the transformer hold them ->
+        images (B, 3, H, W) in [0, 1], float32 (whatever dtype the decoder runs in)."""
+        if codes.dtype.is_floating_point or codes.dtype == torch.bool or codes.dim() not in (2, 3):
+            raise ValueError(f"codes must be integers of shape (B, h, w) or (B, {self.cfg.grid ** 2}); got "
+                             f"{codes.dtype} of shape {tuple(codes.shape)}")
+        if codes.dim() == 2:
+            if codes.shape[1] != self.cfg.grid ** 2:
+                raise ValueError(f"codes (B, N) must hold this dVAE's grid of {self.cfg.grid} x {self.cfg.grid} = "
+                                 f"{self.cfg.grid ** 2} codes a row; got {codes.shape[1]}")
+            codes = codes.reshape(len(codes), self.cfg.grid, self.cfg.grid)
         if self.fsq is not None:
             z = self.codebook(self.fsq.values(codes).to(self.codebook.weight.dtype))
         else:

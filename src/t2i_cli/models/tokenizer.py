@@ -119,6 +119,10 @@ class TextTokenizer:
 
     def encode(self, text: str, text_len: int) -> Encoded:
         """Encode text to exactly text_len ids: truncate (counting the drop), then pad per position."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if isinstance(text_len, bool) or not isinstance(text_len, int) or text_len < 1:
+            raise ValueError(f"text_len must be a whole number of 1 or more, got {text_len!r}")
         enc = self.tokenizer.encode(text)
         ids = list(enc.ids)
         n_dropped = max(0, len(ids) - text_len)

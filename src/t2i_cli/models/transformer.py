@@ -133,6 +133,10 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):  # its int8 buffers are no model file's
+        raise RuntimeError("a transformer quantised for int8 inference cannot be saved (no model file holds int8 "
+                           "weights: it would not load); save the model it came from")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         a = x.reshape(-1, shape[-1]).to(torch.bfloat16)
