@@ -27,6 +27,8 @@ def test_bits_refuses_one_prompt_given_as_a_str(pipe):
     codes = torch.stack([x.codes for x in g])
     with pytest.raises(UsageError, match=r"a list of prompts.*for one prompt: \['ab'\]"):
         pipe.bits("ab", codes)
+    with pytest.raises(UsageError, match=r"a list of prompts \(str\).*holds an item of type int"):
+        pipe.bits([1, 2], codes)
     assert pipe.bits(["a red bird", "a red bird"], codes).shape == codes.shape
     assert pipe.bits([], codes[:0]).shape == (0, codes.shape[1])  # (an IndexError)
 
@@ -55,6 +57,10 @@ def test_sampling_config_refuses_a_setting_of_the_wrong_type_when_made(kwargs, s
     with pytest.raises(UsageError, match=says):
         SamplingConfig(**kwargs)
     assert SamplingConfig(temperature=1, guidance_start=2, top_p=1).temperature == 1  # ints are numbers
+    import numpy as np  # (a sweep over np.arange: numpy's numbers were taken before, and are now, as plain ones)
+
+    swept = SamplingConfig(top_k=np.int64(8), temperature=np.float32(0.5), jacobi=np.int32(2))
+    assert (swept.top_k, swept.temperature, swept.jacobi) == (8, 0.5, 2) and type(swept.top_k) is int
 
 
 def test_dvae_refuses_pictures_that_are_not_a_float_batch_in_0_1_and_decodes_flat_codes(pipe):
@@ -70,10 +76,12 @@ def test_dvae_refuses_pictures_that_are_not_a_float_batch_in_0_1_and_decodes_fla
             with pytest.raises(ValueError, match=says):
                 dvae.codes_from_image(bad)
         assert torch.equal(dvae.image_from_codes(codes.flatten(1)), dvae.image_from_codes(codes))
-        with pytest.raises(ValueError, match="grid of"):
-            dvae.image_from_codes(codes.flatten(1)[:, 1:])
-        with pytest.raises(ValueError, match="codes must be integers"):
-            dvae.image_from_codes(codes.float())
+        for bad in (codes.flatten(1)[:, 1:], codes[:, 1:], codes.float()):
+            with pytest.raises(ValueError, match="codes must be integers of shape .* this dVAE's grid"):
+                dvae.image_from_codes(bad)
+        with pytest.raises(ValueError, match=f"codes must be in 0..{dvae.cfg.n_codes - 1}"):
+            dvae.image_from_codes(codes + dvae.cfg.n_codes)  # (an FSQ code past its levels wrapped into another)
+        assert torch.equal(dvae.image_from_codes(codes.to(torch.uint8)), dvae.image_from_codes(codes))
     with pytest.raises(UsageError, match="one prompt"):
         pipe.score(x, ["a red bird"])
     with pytest.raises(ValueError, match="divide by 255"):

@@ -44,7 +44,8 @@ def test_eval_data_gives_each_mean_its_95_percent_interval_over_the_val_pictures
                                                                                   tmp_path: Path, monkeypatch):
     """eval --data's PSNR, bits per code and CLIP cosines were bare means of a few val pictures (a researcher could
     not tell a model's gain from the sample's noise): each now has its 95% interval, the mean -+ 1.96 standard
-    errors over the pictures (a drawn picture's cosine: over captions, its draws being one measurement); the bits
+    errors (Student's t: a val split is often a few pictures) over the pictures (a drawn picture's cosine: over
+    captions, its draws being one measurement); the bits
     are `TextToImage.bits`, as `rerank --bits` reads them."""
     import math
 
@@ -65,10 +66,11 @@ def test_eval_data_gives_each_mean_its_95_percent_interval_over_the_val_pictures
     count = result["n"]
     assert count == len(real) >= 3 and units == [count] * 4  # psnr, bits, generated (per caption), real
 
-    def ci(values: list[float]) -> list[float]:
+    def ci(values: list[float]) -> list[float]:  # Student's t for N - 1 degrees of freedom (textbook values)
+        t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571}[len(values)]
         mean = sum(values) / len(values)
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-        return [mean - 1.96 * sd / math.sqrt(len(values)), mean + 1.96 * sd / math.sqrt(len(values))]
+        return [mean - t * sd / math.sqrt(len(values)), mean + t * sd / math.sqrt(len(values))]
 
     psnrs = [p for _, p, _ in real]
     assert result["dvae"]["psnr_ci95"] == pytest.approx(ci(psnrs), abs=1e-4)
@@ -93,7 +95,8 @@ def test_eval_data_shows_the_intervals_and_refuses_a_top_k_past_the_codebook_bef
     data = captioned_folder(tmp_path / "data")
     r = run("eval", "--data", data, "--weights", tiny_weights, "--n", "3", "--threads", "1")
     assert r.exit_code == 0, r.stderr
-    assert "±: the 95% interval of a mean over the 3 val pictures" in r.stdout
+    assert "±: the 95% interval of a mean over the 3 val pictures (Student's t" in r.stdout
+    assert "more pictures (--n) narrow it" in r.stdout  # (3 of the 4)
     assert sum(" ± " in line for line in r.stdout.splitlines()) == 4, r.stdout
     bare = tmp_path / "bare"
     bare.mkdir()
@@ -204,15 +207,33 @@ DVAEStage.loss = loss
 """
 
 
-def test_torchrun_processes_stop_with_a_checkpoint_when_torchrun_is_killed(tmp_path: Path):
+LAUNCHER_KILLED_AT_THE_START = """
+import signal
+from t2i_cli import stages
+_build = stages._build_stage
+def build(*args, **kwargs):
+    if os.environ["RANK"] == "0":  # torchrun killed as the stage is built, before its first step
+        os.kill(os.getppid(), signal.SIGKILL)
+        import time
+        time.sleep(1)
+    return _build(*args, **kwargs)
+stages._build_stage = build
+"""
+
+
+@pytest.mark.parametrize("when", ["step 4", "start"])
+def test_torchrun_processes_stop_with_a_checkpoint_when_torchrun_is_killed(tmp_path: Path, when: str):
     """torchrun killed left its processes training on, orphans holding the run's lock (a resume: "being trained by
     another t2i process now") to their last step, unseen. Each now sees at its next step that its launcher has
-    gone; all stop at one step, checkpoint, and rank 0 says why with the resume line."""
+    gone; all stop at one step, checkpoint, and rank 0 says why with the resume line. Killed before the first
+    step, it was missed (the launcher was taken to be the parent when the step loop began: the orphan's new one;
+    the review's finding)."""
     from t2i_cli.train import CHECKPOINT
     from t2i_cli.weights import read_metadata
 
     out = tmp_path / "run"
-    proc = torchrun_t2i(tmp_path, LAUNCHER_KILLED_AT_STEP_4, "--stage", "dvae", "--steps", "400", "--ckpt-every",
+    patch = LAUNCHER_KILLED_AT_STEP_4 if when == "step 4" else LAUNCHER_KILLED_AT_THE_START
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "400", "--ckpt-every",
                         "100", "--log-every", "1", "--out", str(out))
     assert proc.returncode == -9
     said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted"))]
@@ -221,7 +242,7 @@ def test_torchrun_processes_stop_with_a_checkpoint_when_torchrun_is_killed(tmp_p
     assert f"Resume with: t2i train --resume {out}" in said[0]
     assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
     step = int(read_metadata(out / CHECKPOINT)["step"])
-    assert 4 <= step <= 8 and f"stopped at step {step};" in said[0]
+    assert (4 <= step <= 8 if when == "step 4" else step <= 2) and f"stopped at step {step};" in said[0]
 
 
 def test_a_stop_while_a_finished_command_tears_down_ends_it_quietly_with_its_code(tmp_path: Path):
@@ -269,19 +290,18 @@ DVAEStage.loss = loss
 
 @pytest.mark.parametrize("stage", ["dvae", "all"])
 def test_torchrun_stop_by_sigterm_says_it_was_torchruns_not_a_ctrl_c(tmp_path: Path, stage: str):
-    """torchrun stops every process with SIGTERM once one has ended (killed, out of memory): rank 0 said
+    """torchrun stops every process with SIGTERM once one has failed (killed, out of memory): rank 0 said
     "interrupted: at step 66", which reads as the user's Ctrl-C and never says that a process ended. (The
     torchrun walkthrough's point.)"""
     out = tmp_path / "run"
     proc = torchrun_t2i(tmp_path, SIGTERM_AT_STEP_3, "--stage", stage, "--steps", "8", "--out", str(out))
     assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
     said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted"))]
-    where = "at step 3; checkpoint saved" if stage == "dvae" else "in the dvae stage at step 3; checkpoint saved"
-    assert said == [f"interrupted: SIGTERM (torchrun stops every process so once one has ended: its report names "
-                    f"which) {where}" + ("" if stage == "dvae" else "; finished stages are kept") +
-                    f". Resume with: t2i train --resume {out}" + ("" if stage == "dvae" else
-                                                                  " (or the same command again)")], \
-        proc.stderr[-3000:]
+    where, kept, again = ("at step 3; checkpoint saved", "", "") if stage == "dvae" else \
+        ("in the dvae stage at step 3; checkpoint saved", "; finished stages are kept", " (or the same command again)")
+    assert said == [f"interrupted: SIGTERM (torchrun's, once a process of the run has failed: its report names "
+                    f"which; or a kill, a timeout, a scheduler's) {where}{kept}. Resume with: t2i train --resume "
+                    f"{out}{again}"], proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("stage", ["dvae", "all"])
@@ -303,3 +323,43 @@ def test_a_preset_batch_torchrun_cannot_split_is_said_to_be_the_presets(tmp_path
                     tmp_path / "run")
         assert one_line_failure(given, 2) == "error: --batch-size 8 of the dvae stage must be a multiple of the 3 " \
                                              "processes"
+
+
+def test_a_caller_of_main_that_goes_on_keeps_its_own_ctrl_c(tmp_path: Path):
+    """The teardown's stop handler (os._exit) is installed at the teardown itself: installed when main() ended, a
+    caller that caught the SystemExit and went on (a REPL, a wrapper) was ended silently by its next Ctrl-C.
+    (The review's finding.)"""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    script = tmp_path / "repl.py"
+    script.write_text(f"""
+import os, signal, sys
+sys.path.insert(0, {SRC!r})
+from t2i_cli.cli import main
+sys.argv = ["t2i", "data", "world", "--n", "1", "--out", {str(tmp_path / "scenes")!r}, "-q"]
+try:
+    main()
+except SystemExit as e:
+    print("main returned", e.code, flush=True)
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    import time
+    time.sleep(1)
+except KeyboardInterrupt:
+    print("caller caught its own Ctrl-C", flush=True)
+print("session goes on", flush=True)
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines()[-3:] == ["main returned 0", "caller caught its own Ctrl-C", "session goes on"], \
+        (proc.stdout, proc.stderr)
+    assert proc.returncode == 0
+
+
+def test_t95_is_students_quantile():
+    from t2i_cli.data_eval import t95
+
+    want = {1: 12.706, 4: 2.776, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}  # (textbook tables)
+    assert {df: round(t95(df), 3) for df in want} == want

@@ -497,14 +497,20 @@ def _let_rank_zero_say_it() -> None:
 
     if "TORCHELASTIC_RUN_ID" not in os.environ:
         return
-    if threading.current_thread() is threading.main_thread():
-        stop_on_sigterm()  # (training's own handlers only note a stop: the wait would outlast it)
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+    main = threading.current_thread() is threading.main_thread()
+    names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    before = {n: signal.getsignal(getattr(signal, n)) for n in names} if main else {}
+    for name, handler in before.items():  # (training's own handlers only note a stop: the wait would outlast it)
+        if handler is not signal.SIG_IGN:
+            signal.signal(getattr(signal, name), signal.default_int_handler)
     try:
         time.sleep(RANK_ZERO_GRACE_S)
     except KeyboardInterrupt:
         pass
+    finally:
+        for name, handler in before.items():  # (None: set outside Python, which Python cannot put back)
+            if handler is not None:
+                signal.signal(getattr(signal, name), handler)
 
 
 def _refusal_in(e: BaseException) -> Optional[T2IError]:
@@ -2135,8 +2141,10 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
         table.add_row("kernel distance (KID x 1000), CLIP image space**", two if kd is None else f"{1000 * kd:.2f}")
     out.print(table)
     if result["n"] >= 2:
-        out.print(f"±: the 95% interval of a mean over the {result['n']} val pictures (of a drawn picture's cosine: "
-                  f"over their captions); more pictures (--n) narrow it.", soft_wrap=True)
+        more = "more pictures (--n) narrow it" if result["n"] < result["val_size"] else \
+            "these are all of the val split's"
+        out.print(f"±: the 95% interval of a mean over the {result['n']} val pictures (Student's t; of a drawn "
+                  f"picture's cosine: over their captions); {more}.", soft_wrap=True)
     if "clip" in result:  # (the footnotes of its rows)
         out.print("* clip.safetensors' sentence-level cosine (-1..1), not the reranker's score of generate and rerank "
                   "(which adds word regions, crops and clip-2).", soft_wrap=True)
@@ -2235,10 +2243,17 @@ def _stop_ends_teardown(e: SystemExit) -> None:
                 pass
         os._exit(code)
 
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        s = getattr(signal, name, None)
-        if s is not None and signal.getsignal(s) is not signal.SIG_IGN:
-            signal.signal(s, now)
+    def install() -> None:
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            s = getattr(signal, name, None)
+            if s is not None and signal.getsignal(s) is not signal.SIG_IGN:
+                signal.signal(s, now)
+
+    import atexit
+
+    # At the teardown itself (atexit runs the last registered first: before torch's callbacks), never in a caller
+    # of main() that catches the SystemExit and goes on (a REPL, a wrapper): its next Ctrl-C is its own.
+    atexit.register(install)
 
 
 def main() -> None:
@@ -2254,7 +2269,8 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (__main__) before a command's own handling: parsing
         if STATE.get("debug"):
             raise
-        say("interrupted", "yellow", "nothing was started")
+        if rank_zero():  # (under torchrun rank 0 says it)
+            say("interrupted", "yellow", "nothing was started")
         sys.exit(130)
     except OSError as e:  # the help, printed before any command's error handling, into a full output
         if STATE.get("debug") or e.filename is not None:

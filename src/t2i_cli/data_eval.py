@@ -70,15 +70,30 @@ def kernel_distance(a: torch.Tensor, b: torch.Tensor, caption_of_b: torch.Tensor
     return terms[0] + terms[1] - 2 * terms[2]
 
 
+# Student's t: the two-sided 95% quantile for 1..30 degrees of freedom (a val split is often a few pictures:
+# 1.96 standard errors covered the mean 70% of the time at 2 pictures, 88% at 5)
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t95(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with df degrees of freedom (df >= 1): the table to 30, then the
+    Cornish-Fisher expansion around 1.96 (within 0.001 of it from 30 on)."""
+    if df <= len(T95):
+        return T95[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
 def interval(values: torch.Tensor) -> list[float] | None:
-    """The 95% confidence interval [low, high] of the mean of independent measurements (N,): the mean -+ 1.96
-    standard errors (a normal approximation; Student's t would widen it by 6% at 30 pictures, 2% at 100), or None
-    under two of them. Of a measure over the val pictures it says how far another draw of as many pictures could
-    move it (two models scored on the same pictures differ more surely than their two intervals say)."""
+    """The 95% confidence interval [low, high] of the mean of independent measurements (N,): the mean -+ t
+    standard errors, t Student's quantile for N - 1 degrees of freedom (12.7 at 2, 2.78 at 5, 2.05 at 30), or
+    None under two of them. Of a measure over the val pictures it says how far another draw of as many pictures
+    could move it (two models scored on the same pictures differ more surely than their two intervals say)."""
     if len(values) < 2:
         return None
     v = values.double()
-    half = 1.96 * float(v.std()) / math.sqrt(len(v))
+    half = t95(len(v) - 1) * float(v.std()) / math.sqrt(len(v))
     return [float(v.mean()) - half, float(v.mean()) + half]
 
 

@@ -17,6 +17,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
             raise UsageError(f"device must be a cpu or cuda device, got {name}")
         if name.type == "cuda" and not torch.cuda.is_available():
             raise UsageError(f"device {name} was asked for but no CUDA GPU is available; use cpu")
+        if name.type == "cuda" and name.index is not None and name.index >= torch.cuda.device_count():
+            raise UsageError(f"device {name} was asked for but this machine has {torch.cuda.device_count()} CUDA "
+                             f"GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
         return name
     if name not in DEVICES:
         raise UsageError(f"--device must be auto, cpu or cuda, got {name!r}")

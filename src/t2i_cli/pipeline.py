@@ -360,9 +360,12 @@ class TextToImage:
         import math
 
         n_image, vocab = self.bundle.transformer.cfg.n_image, self.bundle.transformer.cfg.image_vocab
-        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):  # ("ab": prompts "a" and "b")
-            raise UsageError(f"bits takes a list of prompts, one per row of codes; got {type(prompts).__name__}"
-                             + (f" (for one prompt: [{prompts!r}])" if isinstance(prompts, str) else ""))
+        if isinstance(prompts, str):  # ("ab": the prompts "a" and "b")
+            raise UsageError(f"bits takes a list of prompts, one per row of codes; got a str (for one prompt: "
+                             f"[{prompts!r}])")
+        if (odd := next((p for p in prompts if not isinstance(p, str)), None)) is not None:
+            raise UsageError(f"bits takes a list of prompts (str), one per row of codes; it holds an item of type "
+                             f"{type(odd).__name__}")
         if codes.dim() != 2 or codes.shape[1] != n_image or len(prompts) != codes.shape[0]:
             raise UsageError(f"bits takes one prompt per row of codes (B, {n_image}); got {len(prompts)} prompts "
                              f"and codes of shape {tuple(codes.shape)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,13 +46,16 @@ class SamplingConfig:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
         for name in ("top_k", "jacobi"):  # (top_k=1.5 was taken, and failed in the decode loop's topk)
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise UsageError(f"{name} must be a whole number, got {value!r}")
+            object.__setattr__(self, name, int(value))  # (numpy's: a plain int, as every field is plain)
         for name in ("temperature", "top_p", "guidance", "regional", "guidance_start", "guidance_stop"):
             value = getattr(self, name)
-            if not (value is None and name in ("guidance_start", "guidance_stop")) and (
-                    isinstance(value, bool) or not isinstance(value, (int, float))):
+            if value is None and name in ("guidance_start", "guidance_stop"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise UsageError(f"{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         if not isinstance(self.use_cache, bool):
             raise UsageError(f"use_cache must be True or False, got {self.use_cache!r}")
         # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.

@@ -813,8 +813,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             if isinstance(e, LauncherGone) else "interrupted"
         if stops.signum == signal.SIGTERM and dd.n_procs > 1 and not isinstance(e, LauncherGone):  # torchrun's
             # stop of every process once one has ended (killed, out of memory): not the user's Ctrl-C
-            why = ("interrupted; SIGTERM (torchrun stops every process so once one has ended: its report names "
-                   "which)")
+            why = ("interrupted; SIGTERM (torchrun's, once a process of the run has failed: its report names "
+                   "which; or a kill, a timeout, a scheduler's)")
         raise Interrupted(f"{why} at step {done}; checkpoint saved. "
                           f"Resume with: t2i train --resume {shell_word(run_dir)}", step=done, why=why) from None
     finally:
@@ -873,6 +873,13 @@ def _on_every_rank(flag: bool, dd: Dist) -> bool:
     return flag
 
 
+# torchrun's agent, this process's parent, as it was when the process started (this module is imported in its
+# first second): killed (kill -9, an out-of-memory kill), it left its processes training on, unseen and holding
+# the run's lock, until their last step. (Recorded once: a _Stops made after the kill, a whole run's next stage,
+# would take the orphan's new parent for it.)
+LAUNCHER = os.getppid() if "TORCHELASTIC_RUN_ID" in os.environ else None
+
+
 class LauncherGone(KeyboardInterrupt):
     """torchrun, which started this torchrun process, has ended: every process stops at one step, as at a Ctrl-C
     (a checkpoint, the resume line)."""
@@ -891,9 +898,7 @@ class _Stops:
 
         self.holding = self.pending = False
         self.signum: int | None = None  # the last stop's signal
-        # torchrun's agent, this process's parent: killed (kill -9, an out-of-memory kill), it leaves its
-        # processes training on, unseen and holding the run's lock, until their last step
-        self.parent = os.getppid() if "TORCHELASTIC_RUN_ID" in os.environ else None
+        self.parent = LAUNCHER
         self.previous: dict[int, typing.Any] = {}
         if threading.current_thread() is threading.main_thread():  # a signal ignored (`nohup`, `cmd &`) stays so
             self.previous = {s: signal.signal(s, self._handler) for s in STOP_SIGNALS

@@ -211,7 +211,7 @@ def check_images(images: torch.Tensor) -> None:
         raise ValueError(f"images must be floats in [0, 1]; got {images.dtype} (for 0..255 pixels: images.float() "
                          f"/ 255)")
     if images.numel():
-        low, high = float(images.min()), float(images.max())
+        low, high = (float(v) for v in torch.aminmax(images.detach()))  # (one pass, one sync on a GPU)
         if not (-0.5 <= low and high <= 1.5):  # (NaN fails both)
             raise ValueError(f"images must be in [0, 1]; these reach {low:g}..{high:g}"
                              + (" (0..255 pixels? divide by 255)" if high > 1.5 else ""))
@@ -307,14 +307,17 @@ class DVAE(nn.Module):
     def image_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, h, w), or (B, grid * grid) in raster order as Generated.codes and the transformer hold them ->
         images (B, 3, H, W) in [0, 1], float32 (whatever dtype the decoder runs in)."""
-        if codes.dtype.is_floating_point or codes.dtype == torch.bool or codes.dim() not in (2, 3):
-            raise ValueError(f"codes must be integers of shape (B, h, w) or (B, {self.cfg.grid ** 2}); got "
+        g = self.cfg.grid
+        if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool \
+                or codes.dim() not in (2, 3) or codes.shape[1:] not in ((g * g,), (g, g)):
+            raise ValueError(f"codes must be integers of shape (B, {g}, {g}) or (B, {g * g}), this dVAE's grid; got "
                              f"{codes.dtype} of shape {tuple(codes.shape)}")
-        if codes.dim() == 2:
-            if codes.shape[1] != self.cfg.grid ** 2:
-                raise ValueError(f"codes (B, N) must hold this dVAE's grid of {self.cfg.grid} x {self.cfg.grid} = "
-                                 f"{self.cfg.grid ** 2} codes a row; got {codes.shape[1]}")
-            codes = codes.reshape(len(codes), self.cfg.grid, self.cfg.grid)
+        codes = codes.long().reshape(len(codes), g, g)
+        if codes.numel():
+            low, high = (int(v) for v in torch.aminmax(codes))
+            if low < 0 or high >= self.cfg.n_codes:  # (an FSQ code past its levels wrapped into another)
+                raise ValueError(f"codes must be in 0..{self.cfg.n_codes - 1}, this dVAE's codebook; got "
+                                 f"{low}..{high}")
         if self.fsq is not None:
             z = self.codebook(self.fsq.values(codes).to(self.codebook.weight.dtype))
         else:
