@@ -2221,26 +2221,38 @@ def _print_eval(result: dict) -> None:
               f"{result['seconds']:.0f} s")
 
 
+def _exit_code(e: SystemExit) -> int:
+    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+
+
+def _flushed() -> bool:
+    """Flush stdout and stderr; whether all of it was written (not a full or closed output, `>/dev/full`: what
+    could not be written is lost). A stream is None where t2i started with it closed (`>&-`)."""
+    ok = True
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # (ValueError: a closed or detached stream)
+            ok = False
+    return ok
+
+
 def _stop_ends_teardown(e: SystemExit) -> None:
     """A command that exits the usual way (training, data, export: the interpreter torn down, its atexit callbacks
-    run) has done its work: a Ctrl-C, SIGTERM or SIGHUP from now on ends the process at once with the command's
-    exit code. It raised KeyboardInterrupt inside an atexit callback of torch's, printed as "Exception ignored in
-    atexit callback" and a traceback: torchrun's stop of a process that had finished as rank 0 went on exporting a
-    whole run (a Ctrl-C then)."""
+    run) has done its work: a Ctrl-C, SIGTERM or SIGHUP during that teardown ends the process at once with the
+    command's exit code. It raised KeyboardInterrupt inside an atexit callback of torch's, printed as "Exception
+    ignored in atexit callback" and a traceback: torchrun's stop of a process that had finished as rank 0 went on
+    exporting a whole run (a Ctrl-C then)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
-    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    code = _exit_code(e)
 
     def now(signum, frame) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except (OSError, ValueError):  # a full, closed or detached output: nothing more can be said there
-                pass
+        _flushed()
         os._exit(code)
 
     def install() -> None:
@@ -2281,13 +2293,9 @@ def main() -> None:
         if not STATE.get("fast_exit"):
             _stop_ends_teardown(e)
             raise
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = _exit_code(e)
         if isinstance(e.code, str):
             print(e.code, file=sys.stderr)
-        for stream in (sys.stdout, sys.stderr):  # None where t2i started with it closed (`>&-`)
-            try:
-                if stream is not None:
-                    stream.flush()
-            except OSError:  # a full or closed output (`>/dev/full`): what could not be written is lost
-                code = code or 1
+        if not _flushed():
+            code = code or 1
         os._exit(code)
