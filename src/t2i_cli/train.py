@@ -812,7 +812,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         why = "torchrun, which started this run's processes, has ended (killed?): stopped" \
             if isinstance(e, LauncherGone) else "interrupted"
         if stops.signum == signal.SIGTERM and dd.n_procs > 1 and not isinstance(e, LauncherGone):  # torchrun's
-            # stop of every process once one has ended (killed, out of memory): not the user's Ctrl-C
+            # stop of every process once one has failed (killed, out of memory), or a kill's: not a Ctrl-C
             why = ("interrupted; SIGTERM (torchrun's, once a process of the run has failed: its report names "
                    "which; or a kill, a timeout, a scheduler's)")
         raise Interrupted(f"{why} at step {done}; checkpoint saved. "
