@@ -21,7 +21,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted
-from t2i_cli.files import stop_on_sigterm
+from t2i_cli.files import stop_on_sigterm, stop_signals
 from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
@@ -498,19 +498,18 @@ def _let_rank_zero_say_it() -> None:
     if "TORCHELASTIC_RUN_ID" not in os.environ:
         return
     main = threading.current_thread() is threading.main_thread()
-    names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
-    before = {n: signal.getsignal(getattr(signal, n)) for n in names} if main else {}
-    for name, handler in before.items():  # (training's own handlers only note a stop: the wait would outlast it)
+    before = {s: signal.getsignal(s) for s in stop_signals()} if main else {}
+    for s, handler in before.items():  # (training's own handlers only note a stop: the wait would outlast it)
         if handler is not signal.SIG_IGN:
-            signal.signal(getattr(signal, name), signal.default_int_handler)
+            signal.signal(s, signal.default_int_handler)
     try:
         time.sleep(RANK_ZERO_GRACE_S)
     except KeyboardInterrupt:
         pass
     finally:
-        for name, handler in before.items():  # (None: set outside Python, which Python cannot put back)
+        for s, handler in before.items():  # (None: set outside Python, which Python cannot put back)
             if handler is not None:
-                signal.signal(getattr(signal, name), handler)
+                signal.signal(s, handler)
 
 
 def _refusal_in(e: BaseException) -> Optional[T2IError]:
@@ -2256,9 +2255,8 @@ def _stop_ends_teardown(e: SystemExit) -> None:
         os._exit(code)
 
     def install() -> None:
-        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-            s = getattr(signal, name, None)
-            if s is not None and signal.getsignal(s) is not signal.SIG_IGN:
+        for s in stop_signals():
+            if signal.getsignal(s) is not signal.SIG_IGN:
                 signal.signal(s, now)
 
     import atexit

@@ -162,6 +162,13 @@ def atomic_write_set(items: list[tuple[Path, bytes]]) -> list[Path]:
     return [path for _, path in temps]
 
 
+def stop_signals() -> tuple[int, ...]:
+    """The signals that stop t2i as Ctrl-C does: SIGINT, SIGTERM, and SIGHUP where the system has it."""
+    import signal
+
+    return tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def stop_on_sigterm() -> None:
     """SIGTERM (`kill`, `timeout`, a scheduler) and SIGHUP (a closed terminal, a dropped ssh session) stop a
     command (training outside its step loop, which has its own handler) as Ctrl-C does: the files finished so far

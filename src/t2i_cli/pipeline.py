@@ -237,7 +237,6 @@ class TextToImage:
     def __call__(self, prompt: str, n: int = 1, seed: int = 0, sampling: SamplingConfig = SamplingConfig(),
                  progress: Callable[[int], None] | None = None) -> list[Generated]:
         """Draw n images for one prompt; the same seed and settings give the same images."""
-        check_count_and_seed(n, seed)
         return [g for batch in self.batches(self.request(prompt, sampling), n, seed, progress) for g in batch]
 
     def image_bytes(self) -> int:

@@ -38,6 +38,7 @@ from t2i_cli.files import (
     remove_empty,
     remove_temporaries,
     shell_word,
+    stop_signals,
 )
 from t2i_cli.weights import (
     FILES,
@@ -574,7 +575,7 @@ def make_loader(batches: StepBatches, start: int, num_workers: int) -> torch.uti
 
 # Ctrl-C, `kill` (a scheduler's pre-emption) and a closed terminal (SIGHUP, where the system has it: it ended a run
 # silently, exit 129, losing every step since the last checkpoint)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+STOP_SIGNALS = stop_signals()
 
 
 @contextlib.contextmanager
