@@ -69,8 +69,30 @@ class ImagePrompt:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if (self.keep is None) != (self.mode == "vary"):
             raise ValueError("complete and inpaint keep a fixed set of cells; vary draws them per image")
+        if isinstance(self.redraws, bool) or not isinstance(self.redraws, int):
+            raise TypeError(f"redraws must be an int, got {type(self.redraws).__name__}")
         if not 1 <= self.redraws <= MAX_REDRAWS:
             raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {self.redraws}")
+        # (built by hand from Python, a wrong kind of tensor drew silently wrong images: a keep of 0/1 integers
+        # was negated bitwise, a strength of 2 redrew every cell, float codes failed deep in sampling)
+        if not isinstance(self.codes, torch.Tensor) or self.codes.dim() != 1 or self.codes.dtype.is_floating_point \
+                or self.codes.dtype in (torch.bool, torch.complex64, torch.complex128) or self.codes.numel() < 1:
+            raise TypeError(f"codes must be a 1-D tensor of integer codes (N,) in raster order, as "
+                            f"dvae.codes_from_image(x).flatten() gives them; got {_kind(self.codes)}")
+        if self.keep is not None:
+            if not isinstance(self.keep, torch.Tensor) or self.keep.dtype != torch.bool \
+                    or tuple(self.keep.shape) != tuple(self.codes.shape):
+                raise TypeError(f"keep must be a bool tensor of the codes' shape ({self.codes.numel()},), True where "
+                                f"a code is kept; got {_kind(self.keep)}")
+            if bool(self.keep.all()) or not bool(self.keep.any()):
+                raise UsageError(f"keep marks {'every' if bool(self.keep.all()) else 'no'} cell as kept: an image "
+                                 f"prompt keeps some cells and draws the others")
+        if self.mode == "vary":
+            if self.strength is None:
+                raise ValueError("vary needs a strength: the share of cells redrawn, in (0, 1]")
+            check_strength(self.strength)
+        if self.keep_top is not None:
+            check_keep_top(self.keep_top)
 
     @property
     def n_redrawn(self) -> int:
@@ -102,6 +124,12 @@ class ImagePrompt:
         if self.mode == "inpaint":
             meta["redraws"] = str(self.redraws)
         return meta
+
+
+def _kind(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+    return f"a {type(x).__name__}"
 
 
 def redrawn_cells(n: int, strength: float) -> int:

@@ -90,6 +90,7 @@ class Generated:
     score: float | None = None  # CLIP score, when reranked
     rank: int | None = None  # 1 = best, when reranked
     fit: float | None = None  # image prompts: mean log-probability (nats) of the kept codes after a drawn one
+    # (None without an image prompt, or where no kept code follows a drawn one: `complete` keeps the top rows)
     codes: torch.Tensor | None = None  # (grid * grid,) the image codes it was decoded from
 
 
@@ -235,9 +236,10 @@ class TextToImage:
                        .to(self.device)).expand(k)
 
     def __call__(self, prompt: str, n: int = 1, seed: int = 0, sampling: SamplingConfig = SamplingConfig(),
-                 progress: Callable[[int], None] | None = None) -> list[Generated]:
-        """Draw n images for one prompt; the same seed and settings give the same images."""
-        return [g for batch in self.batches(self.request(prompt, sampling), n, seed, progress) for g in batch]
+                 progress: Callable[[int], None] | None = None, image: ImagePrompt | None = None) -> list[Generated]:
+        """Draw n images for one prompt (keeping an image prompt's codes where given: image_prompt.build); the
+        same seed and settings give the same images."""
+        return [g for batch in self.batches(self.request(prompt, sampling), n, seed, progress, image) for g in batch]
 
     def image_bytes(self) -> int:
         """A bound on the fp32 state one image takes in a decode batch: ROWS_PER_IMAGE rows of the transformer's
@@ -260,8 +262,23 @@ class TextToImage:
 
     def per_batch(self, image: ImagePrompt | None = None) -> int:
         """Images per batch: MAX_BATCH rows, each image taking `redraws` of them, as DECODE_MEMORY allows."""
-        k = image.redraws if image is not None else 1
+        k = 1
+        if image is not None:
+            self._check_image(image)
+            k = image.redraws
         return self.fit(max(1, MAX_BATCH // k), k)
+
+    def _check_image(self, image: ImagePrompt) -> None:
+        """An image prompt's codes are this model's: its grid's N codes, each in its dVAE's codebook."""
+        n, n_codes = self.bundle.transformer.cfg.n_image, self.bundle.dvae.cfg.n_codes
+        if image.codes.numel() != n:
+            raise UsageError(f"the image prompt has {image.codes.numel()} codes and this model draws {n} (its "
+                             f"{self.bundle.transformer.cfg.grid}x{self.bundle.transformer.cfg.grid} grid); make "
+                             f"them with this model's dVAE")
+        lo, hi = (int(v) for v in image.codes.aminmax())
+        if lo < 0 or hi >= n_codes:
+            raise UsageError(f"the image prompt's codes run {lo}..{hi} and this model's codebook holds "
+                             f"0..{n_codes - 1}; make them with this model's dVAE")
 
     def batches(self, request: Request, n: int, seed: int, progress: Callable[[int], None] | None = None,
                 image: ImagePrompt | None = None) -> Iterator[list[Generated]]:
@@ -340,11 +357,14 @@ class TextToImage:
                                         gen, progress, known, keep, regions=self._regions([request], b * k))
             fit = None
             if image is not None:
-                follow = _kept_after_drawn(keep).clamp(min=1)  # (b * k,) kept codes the log-probability sums over
-                fit = (logprob / follow).view(b, k)
+                follow = _kept_after_drawn(keep)  # (b * k,) kept codes the log-probability sums over
+                fit = (logprob / follow.clamp(min=1)).view(b, k)
                 best = fit.argmax(dim=1)  # the first of equal fits
                 codes = codes.view(b, k, -1)[torch.arange(b), best]
-                fit = fit[torch.arange(b), best].tolist()
+                # (None where no kept code follows a drawn one, as when the top rows are kept: nothing measured)
+                fit = [f if n else None for f, n in zip(fit[torch.arange(b), best].tolist(),
+                                                         follow.view(b, k)[torch.arange(b), best].tolist(),
+                                                         strict=True)]
             images = self.bundle.dvae.image_from_codes(codes.view(b, cfg.grid, cfg.grid)).float().cpu()
         # (copied out of inference mode: a caller's own autograd, or an in-place edit, may use them)
         images, codes = images.clone(), codes.reshape(b, -1).cpu().clone()

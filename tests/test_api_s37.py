@@ -1,0 +1,92 @@
+"""The Python API as a researcher calls it (session 37): an ImagePrompt built by hand is checked as the command
+line's are, and `Generated.fit` is None where nothing was measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from t2i_cli.errors import UsageError
+from t2i_cli.image_prompt import ImagePrompt, keep_top_cells
+from t2i_cli.sampling import SamplingConfig
+
+PLAIN = SamplingConfig(guidance=1, regional=0)
+
+
+@pytest.fixture
+def pipe(tiny_weights: Path):
+    from t2i_cli.pipeline import TextToImage
+
+    return TextToImage.from_folder(tiny_weights, "cpu")
+
+
+def _codes(pipe, seed: int = 0) -> torch.Tensor:
+    return pipe("a red bird", 1, seed, PLAIN)[0].codes
+
+
+def test_a_keep_mask_of_the_wrong_kind_is_refused_not_drawn_from(pipe):
+    """A keep of 0/1 integers was negated bitwise (~1 = -2: every cell 'drawn' and 'kept' at once) and drew an
+    image without a word; a keep of another length, or a grid, failed in torch ('shape [1, 16] is invalid')."""
+    codes = _codes(pipe)
+    n = codes.numel()
+    for keep in (torch.ones(n, dtype=torch.long), torch.ones(n, dtype=torch.bool)[:3],
+                 torch.ones(n, dtype=torch.bool).view(-1, 1), [True] * n):
+        with pytest.raises(TypeError, match=rf"keep must be a bool tensor of the codes' shape \({n},\)"):
+            ImagePrompt("inpaint", codes, "0" * 64, keep=keep)
+    for keep, says in ((torch.ones(n, dtype=torch.bool), "every"), (torch.zeros(n, dtype=torch.bool), "no")):
+        with pytest.raises(UsageError, match=f"keep marks {says} cell as kept"):
+            ImagePrompt("inpaint", codes, "0" * 64, keep=keep)
+
+
+def test_codes_of_the_wrong_kind_or_another_model_are_refused(pipe):
+    codes = _codes(pipe)
+    n, k = codes.numel(), pipe.bundle.dvae.cfg.n_codes
+    for bad in (codes.float(), codes.view(1, -1), codes.bool(), codes[:0]):
+        with pytest.raises(TypeError, match="codes must be a 1-D tensor of integer codes"):
+            ImagePrompt("vary", bad, "0" * 64, strength=0.5)
+    request = pipe.request("a red bird", PLAIN)
+    short = ImagePrompt("vary", codes[: n - 1], "0" * 64, strength=0.5)
+    with pytest.raises(UsageError, match=f"the image prompt has {n - 1} codes and this model draws {n}"):
+        list(pipe.batches(request, 1, 0, image=short))
+    past = ImagePrompt("vary", codes.clone().fill_(k), "0" * 64, strength=0.5)  # (an IndexError in sampling)
+    with pytest.raises(UsageError, match=f"codes run {k}..{k} and this model's codebook holds 0..{k - 1}"):
+        pipe.redraw(request, 1, 0, 0, image=past)
+    negative = ImagePrompt("vary", codes.clone().fill_(-1), "0" * 64, strength=0.5)
+    with pytest.raises(UsageError, match="codes run -1..-1"):
+        list(pipe.batches(request, 1, 0, image=negative))
+
+
+@pytest.mark.parametrize("kwargs, error, says", [
+    ({"strength": 2.0}, UsageError, r"--strength must be in \(0, 1\]"),  # (redrew every cell: min(n, round(2n)))
+    ({"strength": 0.0}, UsageError, r"--strength must be in \(0, 1\]"),  # (max(1, ...): one cell)
+    ({}, ValueError, "vary needs a strength"),  # (a TypeError deep in redrawn_cells)
+    ({"strength": 0.5, "redraws": 2.0}, TypeError, "redraws must be an int"),
+    ({"strength": 0.5, "redraws": 0}, UsageError, r"--redraws must be in 1\.\.16")])
+def test_vary_settings_out_of_range_are_refused(pipe, kwargs, error, says):
+    with pytest.raises(error, match=says):
+        ImagePrompt("vary", _codes(pipe), "0" * 64, **kwargs)
+
+
+def test_keep_top_out_of_range_is_refused(pipe):
+    codes = _codes(pipe)
+    keep = keep_top_cells(pipe.bundle.transformer.cfg.grid, 0.5)
+    with pytest.raises(UsageError, match=r"--keep-top must be in \(0, 1\)"):
+        ImagePrompt("complete", codes, "0" * 64, keep=keep, keep_top=1.5)  # (recorded in the PNG as given)
+
+
+def test_fit_is_none_where_no_kept_code_follows_a_drawn_one(pipe):
+    """`complete` keeps the top rows: no kept code comes after a drawn one, so there is no fit to measure, and
+    Generated.fit said 0.0 (a perfect log-probability). An inpaint whose kept cells follow the drawn ones has a
+    real (negative) fit; a plain draw has none."""
+    codes, grid = _codes(pipe), pipe.bundle.transformer.cfg.grid
+    request = pipe.request("a red bird", PLAIN)
+    top = ImagePrompt("complete", codes, "0" * 64, keep=keep_top_cells(grid, 0.5), keep_top=0.5)
+    assert [g.fit for g in pipe(request.prompt, 2, 0, PLAIN, image=top)] == [None, None]
+    keep = torch.ones(grid * grid, dtype=torch.bool)
+    keep[0] = False  # (the first cell drawn: every other cell is kept after it)
+    hole = ImagePrompt("inpaint", codes, "0" * 64, keep=keep, redraws=2)
+    fits = [g.fit for g in pipe(request.prompt, 2, 0, PLAIN, image=hole)]
+    assert all(isinstance(f, float) and f < 0 for f in fits), fits
+    assert pipe(request.prompt, 1, 0, PLAIN)[0].fit is None
