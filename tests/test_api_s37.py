@@ -90,3 +90,55 @@ def test_fit_is_none_where_no_kept_code_follows_a_drawn_one(pipe):
     fits = [g.fit for g in pipe(request.prompt, 2, 0, PLAIN, image=hole)]
     assert all(isinstance(f, float) and f < 0 for f in fits), fits
     assert pipe(request.prompt, 1, 0, PLAIN)[0].fit is None
+
+
+def test_the_api_warns_when_a_prompt_loses_words(pipe):
+    """The commands warn of words past the text length and words the tokenizer does not know; the API drew
+    without a word (request.encoded held them, for a caller who knew to look)."""
+    import warnings
+
+    from t2i_cli.errors import PromptWarning
+
+    with pytest.warns(PromptWarning, match=r"the prompt 'a red zebra': the tokenizer does not know 'zebra'"):
+        pipe.request("a red zebra", PLAIN)
+    long = " ".join(["a red bird"] * 20)
+    dropped = pipe.request(long, PLAIN, warn=False).encoded.n_dropped
+    assert dropped > 0
+    with pytest.warns(PromptWarning, match=rf"its last {dropped} tokens are past the model's {pipe.text_len}"):
+        pipe(long, 1, 0, PLAIN)
+    with pytest.warns(PromptWarning, match=r"the negative prompt 'zebra':"):
+        pipe.request("a red bird", SamplingConfig(guidance=3, regional=0), negative="zebra")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipe.request("a red bird", PLAIN)  # (every word known: no warning)
+        pipe.request("a red zebra", PLAIN, warn=False)
+
+
+def test_commands_say_a_lost_word_once_in_their_own_line(tiny_weights: Path, tmp_path: Path):
+    """The commands warn in their own words (_warn_encoding); the API's PromptWarning is not printed beside it.
+    (A subprocess: in-process, pytest records warnings instead of printing them.)"""
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    proc = subprocess.run([sys.executable, "-m", "t2i_cli", "generate", "a red zebra", "--weights", str(tiny_weights),
+                           "--candidates", "1", "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "PYTHONPATH": SRC})
+    assert proc.returncode == 0, proc.stderr
+    assert "PromptWarning" not in proc.stderr and "warnings.warn" not in proc.stderr, proc.stderr
+    assert sum("zebra" in ln for ln in proc.stderr.splitlines()) == 1, proc.stderr
+
+
+def test_eval_data_counts_unknown_words_without_a_warning_per_caption(pipe, tmp_path: Path):
+    import warnings
+
+    from t2i_cli.data_eval import evaluate_data
+    from test_data import colour, make_pair
+
+    for i in range(40):
+        make_pair(tmp_path / "d", f"p{i:02d}", "a red zeppelin bird", colour=colour(i))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = evaluate_data(pipe, tmp_path / "d", 2, 0, PLAIN)
+    assert result["unknown_words"]["examples"] == ["zeppelin"]

@@ -9,6 +9,7 @@ import re
 import sys
 import time
 import typing
+import warnings
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -20,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
-from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted
+from t2i_cli.errors import DataError, PromptWarning, T2IError, UsageError, WeightsError, counted
 from t2i_cli.files import stop_on_sigterm, stop_signals
 from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
@@ -380,6 +381,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     STATE["debug"] = debug
     STATE["weights_env"] = None  # set by weights_folder when T2I_WEIGHTS chose the weights folder
     STATE.pop("interrupted", None)  # set by a command whose stop says more than inference's line (train)
+    warnings.filterwarnings("ignore", category=PromptWarning)  # (the API's; the commands say it: _warn_encoding)
 
 
 def lost_peer(e: BaseException) -> bool:

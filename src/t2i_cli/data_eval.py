@@ -152,7 +152,7 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
         result["unknown_words"] = {"words": len(unknown), "examples": list(dict.fromkeys(unknown))[:5]}
     clip = b.clip
     if clip is not None and sampling.guidance_stop is not None and not sampling.guided and not any(
-            pipe.request(c, sampling).regions for i in range(count) for c in val.captions_at(i)):
+            pipe.request(c, sampling, warn=False).regions for i in range(count) for c in val.captions_at(i)):
         # as generate refuses it, before any picture is read: there is nothing it would stop
         raise UsageError("--guidance-stop stops guidance, which --guidance 1 turns off, and regional guidance, which "
                          "no val caption draws with (only a caption of two objects in the world's grammar does); "
@@ -194,7 +194,7 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
 
     # each val picture's bits per code under its caption, as `rerank --bits` reads them (every picture has as many
     # codes: the mean of theirs is the whole's)
-    per_bits = torch.cat([pipe.bits(captions[lo:lo + batch], flat[lo:lo + batch]).double().mean(1)
+    per_bits = torch.cat([pipe.bits(captions[lo:lo + batch], flat[lo:lo + batch], warn=False).double().mean(1)
                           for lo in range(0, count, batch)])
     result["transformer"] = {"bits_per_code": float(per_bits.mean()), "bits_per_code_ci95": interval(per_bits)}
 
@@ -203,7 +203,7 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
         # (many captions in one decode, each from its own seed)
         part = captions[lo:lo + per]
         seeds = [caption_seed(seed, lo + i) for i in range(len(part))]
-        drawn = pipe.draw_each([pipe.request(c, sampling) for c in part], seeds, draws)
+        drawn = pipe.draw_each([pipe.request(c, sampling, warn=False) for c in part], seeds, draws)
         if keep is not None:
             for j, g in enumerate(drawn):
                 keep(lo + j // draws, seeds[j // draws], g)

@@ -26,6 +26,11 @@ class OutputError(T2IError):
     """An output path that cannot be written."""
 
 
+class PromptWarning(UserWarning):
+    """The Python API's word that a prompt loses words (past the text length, or unknown to the tokenizer); the
+    commands say it in their own line instead."""
+
+
 # The head nouns of what t2i's messages count, each said of one item ("unreadable image", "link to a missing file")
 PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
            "copy": "copies", "path": "paths", "picture": "pictures", "item": "items", "link": "links",

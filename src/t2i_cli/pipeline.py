@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import torch
 
 from t2i_cli.devices import native_bf16, resolve_device
-from t2i_cli.errors import UsageError
+from t2i_cli.errors import PromptWarning, UsageError
 from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import blank
@@ -198,9 +199,10 @@ class TextToImage:
         return self.bundle.transformer.cfg.text_len
 
     def request(self, prompt: str, sampling: SamplingConfig = SamplingConfig(), negative: str | None = None,
-                ) -> Request:
+                warn: bool = True) -> Request:
         """Encode a prompt (and a negative prompt) to the model's text length and check the sampling settings
-        against the model."""
+        against the model. warn: a PromptWarning where the model loses words of it (past its text length, or
+        unknown to its tokenizer; request.encoded says which), for a caller that does not count them itself."""
         if not isinstance(prompt, str) or not (negative is None or isinstance(negative, str)):
             what, value = ("prompt", prompt) if not isinstance(prompt, str) else ("negative", negative)
             raise UsageError(f"the {what} must be a str, got {type(value).__name__} (one prompt a call; several: "
@@ -218,8 +220,18 @@ class TextToImage:
             enc = tuple(self.bundle.tokenizer.encode(text, self.text_len) for text, _ in found)
             if not any(e.n_dropped or e.unknown_words for e in enc):
                 regions, encoded = tuple(found), enc
-        return Request(prompt, self.bundle.tokenizer.encode(prompt, self.text_len), sampling, negative, neg,
-                       regions, encoded)
+        request = Request(prompt, self.bundle.tokenizer.encode(prompt, self.text_len), sampling, negative, neg,
+                          regions, encoded)
+        for what, enc in (("the prompt", request.encoded), ("the negative prompt", neg)):
+            if warn and enc is not None and (enc.n_dropped or enc.unknown_words):
+                lost = [f"its last {enc.n_dropped} tokens are past the model's {self.text_len} and dropped"] \
+                    if enc.n_dropped else []
+                if enc.unknown_words:
+                    lost.append(f"the tokenizer does not know {', '.join(map(repr, enc.unknown_words))} (the model "
+                                f"saw them rarely or never in training)")
+                warnings.warn(f"{what} {(prompt if enc is request.encoded else negative)!r}: {'; '.join(lost)}",
+                              PromptWarning, stacklevel=2)
+        return request
 
     def _regions(self, requests: list[Request], k: int) -> Regions | None:
         """Regional guidance for the rows of requests, k rows each (None when no request has regions): a
@@ -371,11 +383,11 @@ class TextToImage:
         return [Generated(images[i], request.prompt, start + i, fit=None if fit is None else fit[i], codes=codes[i])
                 for i in range(b)]
 
-    def bits(self, prompts: list[str], codes: torch.Tensor) -> torch.Tensor:
+    def bits(self, prompts: list[str], codes: torch.Tensor, warn: bool = True) -> torch.Tensor:
         """Each code's bits under the transformer (B, N): -log2 p(code | its prompt, the codes before it), the
         logits in float32, for codes (B, N) in raster order as Generated.codes or the dVAE's
         codes_from_image(...).flatten(1) give them; one prompt per row. `rerank --bits` is their mean per
-        picture. In the transformer's own format (the pipeline's --precision; fp32 by default)."""
+        picture. In the transformer's own format (the pipeline's --precision; fp32 by default). warn: as request's."""
         import math
 
         n_image, vocab = self.bundle.transformer.cfg.n_image, self.bundle.transformer.cfg.image_vocab
@@ -394,7 +406,7 @@ class TextToImage:
         if not len(prompts):
             return torch.zeros(0, n_image)
         codes = codes.long().to(self.device)
-        text = torch.tensor([self.request(p).encoded.ids for p in prompts], device=self.device)
+        text = torch.tensor([self.request(p, warn=warn).encoded.ids for p in prompts], device=self.device)
         with torch.inference_mode():
             logits, _ = self.bundle.transformer(text, codes)
             nats = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none")

@@ -86,9 +86,9 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
             part = prompts[lo:lo + step]
             seeds = [image_seed(seed, task, i) for i in range(lo, lo + len(part))]
             if candidates == 1:
-                best = pipe.draw_each([pipe.request(p, sampling) for p, _ in part], seeds, batch=batch)
+                best = pipe.draw_each([pipe.request(p, sampling, warn=False) for p, _ in part], seeds, batch=batch)
             elif candidates <= EVAL_BATCH:  # each prompt's candidates are those `pipe(prompt, n=candidates)` draws
-                drawn = pipe.draw_each([pipe.request(p, sampling) for p, _ in part], seeds, n=candidates,
+                drawn = pipe.draw_each([pipe.request(p, sampling, warn=False) for p, _ in part], seeds, n=candidates,
                                        batch=batch)
                 best = [pipe.rerank(drawn[i * candidates:(i + 1) * candidates], 1)[0] for i in range(len(part))]
             else:
