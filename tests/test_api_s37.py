@@ -142,3 +142,40 @@ def test_eval_data_counts_unknown_words_without_a_warning_per_caption(pipe, tmp_
         warnings.simplefilter("error")
         result = evaluate_data(pipe, tmp_path / "d", 2, 0, PLAIN)
     assert result["unknown_words"]["examples"] == ["zeppelin"]
+
+
+def test_eval_data_json_holds_each_pictures_own_measurements(tiny_weights: Path, tmp_path: Path):
+    """`eval --data --json` held the means and intervals only: which pictures the dVAE reconstructs worst, or
+    which captions the model reads least, was not to be found (the researcher's point). Each picture's row names
+    its file and caption, and the rows' means are the table's."""
+    import json
+
+    from conftest import run
+    from test_data import colour, make_pair
+
+    for i in range(60):
+        make_pair(tmp_path / "d", f"p{i:02d}", f"a red bird number{i}", colour=colour(i))
+    r = run("eval", "--data", tmp_path / "d", "--weights", tiny_weights, "--n", "3", "--draws", "2", "--json",
+            tmp_path / "e.json")
+    assert r.exit_code == 0, r.stderr
+    got = json.loads((tmp_path / "e.json").read_text())
+    rows = got["pictures"]
+    assert [row["index"] for row in rows] == [0, 1, 2] and got["n"] == 3
+    for row in rows:
+        assert Path(row["file"]).parent == tmp_path / "d" and Path(row["file"]).suffix == ".png"
+        assert row["caption"] == (Path(row["file"]).with_suffix(".txt")).read_text().strip()
+    mean = lambda key: sum(row[key] for row in rows) / len(rows)  # noqa: E731
+    assert mean("psnr") == pytest.approx(got["dvae"]["psnr"], rel=1e-9)
+    assert mean("bits_per_code") == pytest.approx(got["transformer"]["bits_per_code"], rel=1e-9)
+    assert mean("score_real") == pytest.approx(got["clip"]["score_real"], rel=1e-9, abs=1e-12)
+    assert mean("score_generated") == pytest.approx(got["clip"]["score_generated"], rel=1e-9, abs=1e-12)
+    assert len({row["psnr"] for row in rows}) == 3  # (each its own, not the mean repeated)
+
+
+def test_eval_data_rows_of_the_world_name_no_file(tiny_weights: Path):
+    from t2i_cli.data_eval import evaluate_data
+    from t2i_cli.pipeline import TextToImage
+
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    rows = evaluate_data(pipe, "world:val", 2, 0, PLAIN)["pictures"]
+    assert [r["file"] for r in rows] == [None, None] and all(r["caption"] for r in rows)

@@ -50,6 +50,10 @@ class CaptionDataset(Dataset):
         """Every caption of item i, without loading its image."""
         raise NotImplementedError
 
+    def file_of(self, i: int) -> str | None:
+        """The file item i is read from (None: the world renders it)."""
+        return None
+
     held_out: int = 0  # usable items of the source in its other part (the train part: those kept for validation)
     first: dict[str, str] = {}  # reason skipped -> the first file (or manifest line) of it (never mutated)
     every: dict[str, list[str]] = {}  # reason skipped -> every file (or manifest line) of it, when asked (list_skipped)
@@ -179,6 +183,9 @@ class PairDataset(CaptionDataset):
 
     def captions_at(self, i: int) -> list[str]:
         return list(self.pairs[i][1])
+
+    def file_of(self, i: int) -> str | None:
+        return str(self.pairs[i][0])
 
 
 # Caption words a mirror image would contradict (English): left, rightmost, leftward(s), right-hand(ed), lefty...

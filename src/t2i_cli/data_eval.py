@@ -126,7 +126,8 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
                   keep_real: Callable[[int, str, torch.Tensor, torch.Tensor, float, torch.Tensor], None] | None = None,
                   ) -> dict[str, Any]:
     """Every measurement above on the val split of source, n val captions for generation, `draws` images drawn
-    for each (1..MAX_BATCH; a small split's CLIP score and Frechet distance are steadier with more). keep, if
+    for each (1..MAX_BATCH; a small split's CLIP score and Frechet distance are steadier with more); the means and
+    their 95% intervals, and each picture's own ("pictures": its file, caption, PSNR, bits and cosines). keep, if
     given, is called with each drawn image: keep(caption index, its seed, the Generated); keep_real with each val
     picture measured: keep_real(its index, its caption, the picture as the dVAE reads it (3, H, W), the dVAE's
     reconstruction from its argmax codes, their PSNR, those codes (grid * grid,))."""
@@ -188,7 +189,7 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
             progress("val images", lo + len(part), count)
     flat = torch.cat(codes)
     perplexity, used = code_usage(flat, b.dvae.cfg.n_codes)
-    per_psnr = torch.cat(psnrs)
+    per_psnr = torch.cat(psnrs).double()  # (the mean of float32s in float32 was off its rows by 1e-8)
     result["dvae"] = {"psnr": float(per_psnr.mean()), "psnr_ci95": interval(per_psnr), "perplexity": perplexity,
                       "codes_used": used}
 
@@ -228,5 +229,12 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
                           "embedding_dim": real_img.shape[1]}
         result["clip_score"] = ("the cosine of clip.safetensors' sentence-level text and image embeddings (not the "
                                 "reranker's score)")
+    # each val picture's own measurements, to find the pictures a mean hides (the worst PSNR, a caption the model
+    # reads little of): the file it was read from, the caption measured and (with a CLIP) its drawings' mean cosine
+    result["pictures"] = [{"index": i, "file": val.file_of(i), "caption": captions[i], "psnr": float(per_psnr[i]),
+                           "bits_per_code": float(per_bits[i])}
+                          | ({"score_real": float(per_real[i]), "score_generated": float(per_caption[i])}
+                             if clip is not None else {})
+                          for i in range(count)]
     result["seconds"] = time.perf_counter() - start
     return result
