@@ -147,7 +147,9 @@ class TextTokenizer:
         return [self.n_bpe + p for p in range(text_len)]
 
     def decode(self, ids: list[int]) -> str:
-        """Text from ids, padding ids ignored."""
+        """Text from ids, padding ids ignored: the pieces joined by spaces. A word the tokenizer split reads as its
+        pieces ("zebra" -> "e b ra"): its pieces carry no mark of where a word ends (BPE over whitespace-split
+        words), so where a prompt's words begin is `words()`'s, which reads them from the text."""
         return self.tokenizer.decode([i for i in ids if i < self.n_bpe])
 
     def _unknown_words(self, text: str, enc) -> list[str]:
