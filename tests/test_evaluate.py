@@ -192,7 +192,7 @@ class RenderingPipe:
     def rerank(self, results, keep):
         return results[:keep]
 
-    def request(self, prompt, sampling=SamplingConfig()):
+    def request(self, prompt, sampling=SamplingConfig(), warn=True):
         return Request(prompt, None, sampling)
 
     def draw_each(self, requests, seeds, n=1, batch=16):

@@ -1363,7 +1363,13 @@ def train(
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
         if not rank_zero():  # under torchrun only rank 0 reports
             return
-        out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
+        if resume is not None and set(summary) == {"step"}:  # (nothing trained: no metrics to show)
+            more = "" if cfg.stage == "tokenizer" else \
+                f" (to train on: t2i train --resume {shell_word(resume)} --steps N, N over {summary['step']})"
+            out.print(f"{cfg.stage} stage: already finished at step {summary['step']}; nothing to train{more}",
+                      soft_wrap=True)
+        else:
+            out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
         out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
 
 
