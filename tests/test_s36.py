@@ -295,10 +295,9 @@ def test_torchrun_stop_by_sigterm_says_it_was_torchruns_not_a_ctrl_c(tmp_path: P
     torchrun walkthrough's point.)"""
     out = tmp_path / "run"
     proc = torchrun_t2i(tmp_path, SIGTERM_AT_STEP_3, "--stage", stage, "--steps", "8", "--out", str(out))
-    # (rank 0's code only: in a whole run, rank 1 once did not end on torchrun's SIGTERM after rank 0 had ended,
-    # and torchrun killed it 30 s later, exit code "missing": a hang this test is not about, in the closing note;
-    # every process's 130 is pinned by test_train's torchrun interrupt test)
-    assert exit_codes(tmp_path)[0] == "130", proc.stderr[-3000:]
+    # (every process's: rank 1 once did not end, a gloo work in flight as the group was freed late; forced and
+    # pinned by test_s37's test_a_process_stopped_with_a_gloo_work_in_flight_ends)
+    assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
     said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "internal error:", "interrupted"))]
     where, kept, again = ("at step 3; checkpoint saved", "", "") if stage == "dvae" else \
         ("in the dvae stage at step 3; checkpoint saved", "; finished stages are kept", " (or the same command again)")

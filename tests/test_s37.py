@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import run
 
 
@@ -22,3 +24,31 @@ def test_resuming_a_finished_run_says_it_was_finished_not_a_bare_step(tmp_path: 
     assert lines[1].startswith(f"run folder: {out}")
     more = run("train", "--resume", out, "--steps", "4", "-q")  # (what it advises trains on)
     assert more.exit_code == 0 and more.stdout.startswith('dvae stage finished: {"step": 4, "loss"'), more.stdout
+
+
+IN_FLIGHT_AT_STOP = """
+import signal
+import torch, torch.distributed as dist
+from t2i_cli.stages import DVAEStage
+_loss = DVAEStage.loss
+def loss(self, model, images, captions, step):
+    if step == 3:
+        if os.environ["RANK"] == "1":  # a gloo work still in flight as the process stops (a late worker thread)
+            dist.all_reduce(torch.zeros(1), async_op=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+    return _loss(self, model, images, captions, step)
+DVAEStage.loss = loss
+"""
+
+
+@pytest.mark.parametrize("stage", ["dvae", "all"])
+def test_a_process_stopped_with_a_gloo_work_in_flight_ends(tmp_path: Path, stage: str):
+    """The hang the CI met once (rank 1 not ending on torchrun's SIGTERM, killed 30 s later): the stop's traceback
+    kept the stage's loss(model=DDP wrapper) frame, so the wrapper outlived the destroyed process group; freed
+    later, its Reducer dropped the group's last reference and the group's destructor joined gloo's threads with the
+    GIL held while one, ending a work late, waited for the GIL. Forced here by a work nobody matches; every
+    process now ends with 130 (before: ['130', 'missing'] after ~45 s)."""
+    from conftest import exit_codes, torchrun_t2i
+
+    proc = torchrun_t2i(tmp_path, IN_FLIGHT_AT_STOP, "--stage", stage, "--steps", "8", "--out", str(tmp_path / "run"))
+    assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]

@@ -13,8 +13,10 @@ import json
 import math
 import os
 import signal
+import sys
 import tempfile
 import time
+import traceback
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -824,6 +826,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         # locals, and a wrapper freed after the group (a diverged run's, as the error was handled) hung its
         # process until torchrun killed it.
         wrapped = None  # noqa: F841
+        _drop_frames(sys.exc_info()[1])  # the frames below this one (a stage's loss(model=wrapper)) keep it too
     try:
         if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
             samples_and_validation()
@@ -933,6 +936,19 @@ class _Stops:
         for s, handler in self.previous.items():
             if handler is not None:  # None: set outside Python, which Python cannot put back
                 signal.signal(s, handler)
+
+
+def _drop_frames(e: BaseException | None) -> None:
+    """Clear the locals of the finished frames an error's traceback (and those of the errors it was raised from)
+    keeps: there a stage's loss(model=...) held the DDP wrapper until the error was handled, after the process
+    group was destroyed. Its Reducer then dropped the group's last reference and the group's destructor joined
+    gloo's worker threads with the GIL held, while one, ending the step's last all_reduce late (a loaded machine),
+    waited for the GIL to drop that work: a deadlock no stop could end (torchrun killed the process 30 s later)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)  # (a frame still running, this one, is skipped)
+        e = e.__cause__ or e.__context__
 
 
 def _mean_over_ranks(x: torch.Tensor, dd: Dist) -> list[float]:
