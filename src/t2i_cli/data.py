@@ -253,6 +253,7 @@ def split_pairs(pairs: list[tuple[Path, list[str]]], digests: list[str], fractio
 def check_source_name(source: str) -> None:
     """Raise DataError unless source names a world split or a path that exists (what is in it is open_source's
     to check): before a command checks its own outputs, so a mistyped source is named as such."""
+    source = os.fspath(source)  # (a Path, from Python)
     if source == "world" or source.startswith("world:"):
         named = source.partition(":")[2]
         if source != "world" and named not in world.SPLITS:
@@ -278,6 +279,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     that shows them does not decode them again (a large PNG takes seconds)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    source = os.fspath(source)  # (a Path, from Python)
     check_source_name(source)
     if source == "world" or source.startswith("world:"):
         split = "val" if part == "val" else source.partition(":")[2] or "train"

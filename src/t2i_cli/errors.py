@@ -31,6 +31,11 @@ class PromptWarning(UserWarning):
     commands say it in their own line instead."""
 
 
+class TrainingWarning(UserWarning):
+    """What a training run from Python (stages.run_stage without a warn callback) would have the user know: data
+    changed since a resume's start, captions cut, fewer pictures than a batch, no validation, the watchdog's."""
+
+
 # The head nouns of what t2i's messages count, each said of one item ("unreadable image", "link to a missing file")
 PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
            "copy": "copies", "path": "paths", "picture": "pictures", "item": "items", "link": "links",

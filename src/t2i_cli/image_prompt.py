@@ -221,8 +221,15 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
     """The image prompt for SRC and one of keep_top, mask or strength (checked here, once). Redraws are
     compared by the kept codes that follow the region: when none does, a default is dropped to 1 and a
     redraws_given one is refused."""
+    from t2i_cli.models.dvae import DVAE
+
     if sum(x is not None for x in (keep_top, mask, strength)) != 1:
         raise UsageError("an image prompt takes one of --keep-top, --mask or --strength")
+    if not isinstance(dvae, DVAE):  # (the pipeline or its bundle: an AttributeError deep in the encoding)
+        raise TypeError(f"build takes the dVAE (pipe.bundle.dvae), got {type(dvae).__name__}")
+    for name, value in (("keep_top", keep_top), ("strength", strength)):  # (True was taken as 1.0, "0.5" failed)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if keep_top is not None:
         check_keep_top(keep_top)
     if strength is not None:

@@ -282,6 +282,11 @@ class TextToImage:
 
     def _check_image(self, image: ImagePrompt) -> None:
         """An image prompt's codes are this model's: its grid's N codes, each in its dVAE's codebook."""
+        from t2i_cli.image_prompt import ImagePrompt
+
+        if not isinstance(image, ImagePrompt):  # (a picture's path or tensor: image_prompt.build makes one)
+            raise UsageError(f"image must be an ImagePrompt (image_prompt.build(pipe.bundle.dvae, PATH, ...)), got "
+                             f"{type(image).__name__}")
         n, n_codes = self.bundle.transformer.cfg.n_image, self.bundle.dvae.cfg.n_codes
         if image.codes.numel() != n:
             raise UsageError(f"the image prompt has {image.codes.numel()} codes and this model draws {n} (its "

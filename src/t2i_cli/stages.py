@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from t2i_cli.errors import DataError, T2IError, UsageError, counted
+from t2i_cli.errors import DataError, T2IError, TrainingWarning, UsageError, counted
 from t2i_cli.files import (
     Busy,
     atomic_write_bytes,
@@ -394,7 +394,8 @@ def apply_preset(stage: str, preset: str, overrides: dict[str, Any], data: str) 
     changes = dict((ON_WORLD if is_world(data) else ON_FOLDER).get(preset, {}).get(stage, {}))
     model.update(changes.pop("model", {}))
     fields.update(changes)
-    mine = overrides.pop("model", {}) or {}
+    overrides = dict(overrides)  # (popped below: the caller's own dict, reused for the next stage, kept whole)
+    mine = dict(overrides.pop("model", {}) or {})
     model.update(mine)
     if stage == "dvae" and mine.get("fsq_levels") and "n_codes" not in mine:
         model["n_codes"] = math.prod(mine["fsq_levels"])  # FSQ's codebook size is the product of its levels
@@ -659,7 +660,12 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     from t2i_cli.data import DATA_RECORD, TRAINING_CACHE_BYTES, Augment, PairDataset, open_source
     from t2i_cli.files import atomic_write_json
     from t2i_cli.train import CHECKPOINT, RUN_CONFIG, clean_stale_temporaries, setup_distributed, sync_model_file
+    from t2i_cli.train_options import check_resume, check_run_config
 
+    check_run_config(cfg)  # (the command line's are; one made in Python is checked here)
+    if warn is None:  # (from Python: the start's warnings were dropped without a word)
+        def warn(text: str) -> None:
+            warnings.warn(text, TrainingWarning, stacklevel=3)
     if cfg.stage not in ("tokenizer", *STAGE_CLASSES):
         raise UsageError(f"--stage must be tokenizer, dvae, transformer or clip, got {cfg.stage!r}")
     dd = setup_distributed(device)
@@ -673,6 +679,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                                  f"{PAIRED if cfg.hard_negatives else ''}; resume it with a number of processes that "
                                  f"divides it ({process_counts([cfg.batch_size], paired=[cfg.hard_negatives])})")
             raise UsageError(why)
+        if resume:
+            check_resume(cfg, run_dir)
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
                              f"or pick another --out")
@@ -881,6 +889,8 @@ def no_validation(cfg: TrainConfig, n_pairs: int) -> str:
     n_pairs image-caption pairs (copies under other captions, or several manifest lines). Nothing is
     validated, so nothing that needs validation happens."""
     stop = (f", and --patience {cfg.patience} cannot stop it early (it counts validations)" if cfg.patience else "")
+    if cfg.val_fraction == 0:  # (the Python API's: the command line holds out the default share)
+        return f"no validation pictures: val_fraction is 0; this run logs no val_* metrics{stop}"
     pairs = f" (in {n_pairs} image-caption pairs)" if n_pairs > 1 else ""
     return (f"no validation pictures: {cfg.data} has one distinct usable picture{pairs}, and one is held out "
             f"for validation only from two or more; this run logs no val_* metrics{stop}; add pictures")

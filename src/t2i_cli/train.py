@@ -1069,6 +1069,9 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     reranker kept) are given once every check has passed; say_unchanged (`t2i export`) also notes an export that had
     nothing to write (a whole run refreshes its weights/ at every run: not said there). Returns the files
     written."""
+    if isinstance(run_dirs, (str, os.PathLike)):  # (a str was read as a list of one-letter run folders: "/")
+        raise UsageError(f"export_runs takes a list of run folders, got one: {os.fspath(run_dirs)!r} (export_run "
+                         f"exports one)")
     to = Path(to)
     if to.exists() and not to.is_dir():
         raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")

@@ -287,6 +287,57 @@ def _shown(value) -> str:
     return "''" if value in ("", None) else str(value)
 
 
+def check_run_config(cfg) -> None:
+    """What the command line refuses of a run's settings, for a TrainConfig made in Python (stages.run_stage,
+    which every start and resume goes through): a value of the wrong type or out of bounds, a source or option the
+    stage cannot use."""
+    from t2i_cli.stages import is_world
+    from t2i_cli.train import TrainConfig
+
+    if not isinstance(cfg, TrainConfig):
+        raise UsageError(f"a run's settings are a TrainConfig, got {type(cfg).__name__}")
+    checked(cfg)
+    if cfg.data == "world:val":
+        raise UsageError("data world:val is the split every stage validates on; train on world:train (or world)")
+    if cfg.hard_negatives and not is_world(cfg.data):
+        raise UsageError("hard_negatives needs the world: it changes the scene a caption describes, and a folder of "
+                         "pictures has no scenes to change")
+    if cfg.hard_negatives and cfg.batch_size % 2:
+        raise UsageError(f"hard_negatives pairs every scene with its twin in the batch: batch_size must be even, got "
+                         f"{cfg.batch_size}")
+    if (cfg.flip or cfg.crop < 1) and is_world(cfg.data):
+        raise UsageError("flip and crop vary the pictures of a folder or manifest; the world draws a fresh scene for "
+                         "every sample (and its captions say where things are): leave them at False and 1.0")
+
+
+def check_resume(cfg, run_dir: Path) -> None:
+    """For a resume from Python (stages.run_stage): a folder that is not a run, or settings other than the run's
+    own but for what a resume may change (_RESUMABLE_FIELDS) are refused: a changed model or data trained on
+    without a word, and a changed model's config, written before its checkpoint failed to load, left the run
+    unresumable."""
+    from dataclasses import asdict, fields
+
+    from t2i_cli.train import RUN_CONFIG, read_run_config
+
+    if not (Path(run_dir) / RUN_CONFIG).is_file():  # (a mistyped path, or a folder of one's own: trained over)
+        raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); give the folder of a run to resume, "
+                         f"or start a new run there (resume=False)")
+    run = read_run_config(run_dir)
+    settled = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in _RESUMABLE_FIELDS}
+    theirs = {k: v for k, v in json.loads(json.dumps(asdict(run))).items() if k not in _RESUMABLE_FIELDS}
+    if same_place(cfg.data, run.data):  # (the run's folder named another way)
+        settled["data"] = theirs["data"]
+    differ = [f.name for f in fields(run) if settled.get(f.name) != theirs.get(f.name)]
+    if differ:
+        raise UsageError(f"a resume keeps its run's settings but {', '.join(sorted(_RESUMABLE_FIELDS))}; these differ "
+                         f"from {run_dir}'s: " + "; ".join(f"{k} {settled.get(k)!r}, the run's {theirs.get(k)!r}"
+                                                            for k in differ[:3])
+                         + "; resume with train.read_run_config(RUN_DIR) and change only those")
+    if cfg.steps < run.steps:
+        raise UsageError(f"steps {cfg.steps} is fewer than the run's {run.steps}; a resume's steps is a new total "
+                         f"that extends the run")
+
+
 def checked(cfg):
     """cfg, once TrainConfig.check finds every value of the right type and within its bounds."""
     try:

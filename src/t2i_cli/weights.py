@@ -403,7 +403,10 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
                 casts: dict[str, Casts] | None = None) -> Bundle:
     """Load tokenizer, dVAE, transformer and (if present) CLIP from a folder, checking they fit together;
     casts holds load_model's cast per model ("dvae", "transformer", "clip")."""
+    from t2i_cli.devices import resolve_device
+
     casts = casts or {}
+    device = resolve_device(device)  # ("gpu", or cuda without one: a clear refusal, as from_folder's)
     folder = Path(folder)
     if folder.is_file():
         raise WeightsError(f"{folder} is a file, not a weights folder; pass --weights with the folder that holds it")

@@ -22,11 +22,18 @@ from t2i_cli.world.splits import scene
 from t2i_cli.world.tasks import TASK_CHECKS, TASKS, image_seed, task_prompts, wrong_spec
 
 
+def _check_count(n: int, what: str = "n_per_task") -> None:
+    """A count of prompts or scenes is a whole number, 1 or more (0 scored every task 0% out of 0)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{what} must be a whole number, 1 or more, got {n!r}")
+
+
 def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degraded: bool = False,
                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict[str, float]]:
     """On real renders of each task's prompts (degraded like decoded images when asked): how often the judge
     agrees with the spec ("agreement"), and how often it says no to a render of a scene that differs in
     what the task judges ("rejects_wrong"); a judge that always says yes scores 0 on the second."""
+    _check_count(n_per_task)
     def draw(spec: SceneSpec, s: int) -> np.ndarray:
         img = np.asarray(render(spec, s, side, jitter=True))
         return degrade(img, random.Random(s)) if is_degraded else img
@@ -77,6 +84,9 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     judge's checks of it)."""
     if candidates < 1:
         raise ValueError(f"candidates must be 1 or more, got {candidates}")
+    _check_count(n_per_task)
+    if isinstance(tasks, str) or any(t not in TASKS for t in tasks):  # ("single_object": its letters' KeyError)
+        raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
     start, results, batch = time.perf_counter(), {}, decode_batch(pipe)
     for task in tasks:
         t0, passed, checks = time.perf_counter(), 0, {c: 0 for c in TASK_CHECKS[task]}
@@ -151,6 +161,7 @@ def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, float]:
     """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
     distinct codes) of a dVAE on n world `val` scenes at its own image side."""
+    _check_count(n, "n")
     side, device = dvae.cfg.image_side, next(dvae.parameters()).device
     codes_seen: list[torch.Tensor] = []
     psnrs: list[torch.Tensor] = []

@@ -228,7 +228,21 @@ def crop_region(image: np.ndarray, region: Region, plate: np.ndarray, size: int)
 
 
 def as_uint8(image: Any) -> np.ndarray:
-    """(H, W, 3) uint8 from a PIL image, a (3, H, W) float tensor in [0, 1], or an array."""
+    """(H, W, 3) uint8 from a PIL image, a (3, H, W) float tensor in [0, 1], or an (H, W, 3) uint8 array. Any
+    other form is refused: a float array in [0, 1] was cast to 0s and 1s, and a tensor of 0..255 clamped to white,
+    and the judge failed every picture without a word."""
     if isinstance(image, torch.Tensor):
+        if image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point():
+            raise ValueError(f"a picture tensor must be floats (3, H, W) in [0, 1] (as Generated.image), got "
+                             f"{image.dtype} {tuple(image.shape)}")
+        lo, hi = (float(v) for v in image.detach().float().aminmax())
+        if lo < -0.5 or hi > 1.5:  # (a little outside [0, 1] is a decoder's overshoot; 0..255 is another scale)
+            raise ValueError(f"a picture tensor must be in [0, 1], got values {lo:g}..{hi:g} (0..255? divide by 255)")
         return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8)
+    if hasattr(image, "convert"):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"a picture array must be uint8 (H, W, 3), got {array.dtype} {array.shape} (floats in [0, "
+                         f"1]? multiply by 255 and round, or give a PIL image)")
+    return array
