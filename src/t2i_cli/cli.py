@@ -381,7 +381,6 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     STATE["debug"] = debug
     STATE["weights_env"] = None  # set by weights_folder when T2I_WEIGHTS chose the weights folder
     STATE.pop("interrupted", None)  # set by a command whose stop says more than inference's line (train)
-    warnings.filterwarnings("ignore", category=PromptWarning)  # (the API's; the commands say it: _warn_encoding)
 
 
 def lost_peer(e: BaseException) -> bool:
@@ -2283,7 +2282,9 @@ def main() -> None:
     if sys.stdout is None:  # started with it closed (`>&-`)
         sys.stdout = _ClosedStdout()
     try:
-        app()
+        with warnings.catch_warnings():  # (the API's word of a prompt's lost words: the commands say it in their own
+            warnings.filterwarnings("ignore", category=PromptWarning)  # line, _warn_encoding; this command only)
+            app()
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (__main__) before a command's own handling: parsing
         if STATE.get("debug"):
             raise

@@ -36,6 +36,20 @@ class TrainingWarning(UserWarning):
     changed since a resume's start, captions cut, fewer pictures than a batch, no validation, the watchdog's."""
 
 
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """warnings.warn pointing at the first line outside t2i (the script's call, whatever t2i calls lie between:
+    pipe(...) -> request, run_stage -> a stage's start)."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
 # The head nouns of what t2i's messages count, each said of one item ("unreadable image", "link to a missing file")
 PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
            "copy": "copies", "path": "paths", "picture": "pictures", "item": "items", "link": "links",

@@ -499,3 +499,13 @@ def _claim(folder: Path, stem: str, suffix: str, where: str = " with --out") -> 
         os.close(fd)
         return path
     raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder{where}")
+
+
+def same_place(a: object, b: object) -> bool:
+    """Whether two data sources name one folder or manifest (typed another way, or through a link)."""
+    if not (isinstance(a, str) and isinstance(b, str)) or not a or not b:
+        return False
+    try:
+        return os.path.samefile(os.path.expanduser(a), os.path.expanduser(b))
+    except (OSError, ValueError):  # (either gone: a check after this one says so)
+        return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import torch
 
 from t2i_cli.devices import native_bf16, resolve_device
-from t2i_cli.errors import PromptWarning, UsageError
+from t2i_cli.errors import PromptWarning, UsageError, warn_caller
 from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import blank
@@ -229,8 +228,8 @@ class TextToImage:
                 if enc.unknown_words:
                     lost.append(f"the tokenizer does not know {', '.join(map(repr, enc.unknown_words))} (the model "
                                 f"saw them rarely or never in training)")
-                warnings.warn(f"{what} {(prompt if enc is request.encoded else negative)!r}: {'; '.join(lost)}",
-                              PromptWarning, stacklevel=2)
+                warn_caller(f"{what} {(prompt if enc is request.encoded else negative)!r}: {'; '.join(lost)}",
+                            PromptWarning)
         return request
 
     def _regions(self, requests: list[Request], k: int) -> Regions | None:

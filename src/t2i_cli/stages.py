@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import json
 import math
 import os
 import shutil
@@ -16,7 +17,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from t2i_cli.errors import DataError, T2IError, TrainingWarning, UsageError, counted
+from t2i_cli.errors import DataError, T2IError, TrainingWarning, UsageError, counted, warn_caller
 from t2i_cli.files import (
     Busy,
     atomic_write_bytes,
@@ -642,6 +643,63 @@ def process_counts(batches: list[int], most: int = 64, paired: list[bool] | None
                      if all(b % k == 0 and not (p and b // k % 2) for b, p in zip(batches, paired, strict=True)))
 
 
+def check_run_config(cfg) -> None:
+    """What the command line refuses of a run's settings, for a TrainConfig made in Python (stages.run_stage,
+    which every start and resume goes through): a value of the wrong type or out of bounds, a source or option the
+    stage cannot use."""
+    from t2i_cli.train import TrainConfig
+
+    if not isinstance(cfg, TrainConfig):
+        raise UsageError(f"a run's settings are a TrainConfig, got {type(cfg).__name__}")
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise UsageError(f"{e}; choose a value in range") from None
+    if cfg.patience and not cfg.sample_every:
+        raise UsageError(f"patience {cfg.patience} watches the validation loss, which is measured every sample_every "
+                         f"steps: give sample_every above 0, or patience 0")
+    if cfg.data == "world:val":
+        raise UsageError("data world:val is the split every stage validates on; train on world:train (or world)")
+    if cfg.hard_negatives and not is_world(cfg.data):
+        raise UsageError("hard_negatives needs the world: it changes the scene a caption describes, and a folder of "
+                         "pictures has no scenes to change")
+    if cfg.hard_negatives and cfg.batch_size % 2:
+        raise UsageError(f"hard_negatives pairs every scene with its twin in the batch: batch_size must be even, got "
+                         f"{cfg.batch_size}")
+    if (cfg.flip or cfg.crop < 1) and is_world(cfg.data):
+        raise UsageError("flip and crop vary the pictures of a folder or manifest; the world draws a fresh scene for "
+                         "every sample (and its captions say where things are): leave them at False and 1.0")
+
+
+def check_resume(cfg, run_dir: Path) -> None:
+    """For a resume from Python (stages.run_stage): a folder that is not a run, or settings other than the run's
+    own but for what a resume may change (RESUMABLE_FIELDS) are refused: a changed model or data trained on
+    without a word, and a changed model's config, written before its checkpoint failed to load, left the run
+    unresumable."""
+    from dataclasses import asdict, fields
+
+    from t2i_cli.files import same_place
+    from t2i_cli.train import RESUMABLE_FIELDS, RUN_CONFIG, read_run_config
+
+    if not (Path(run_dir) / RUN_CONFIG).is_file():  # (a mistyped path, or a folder of one's own: trained over)
+        raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); give the folder of a run to resume, "
+                         f"or start a new run there (resume=False)")
+    run = read_run_config(run_dir)
+    settled = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in RESUMABLE_FIELDS}
+    theirs = {k: v for k, v in json.loads(json.dumps(asdict(run))).items() if k not in RESUMABLE_FIELDS}
+    if same_place(cfg.data, run.data):  # (the run's folder named another way)
+        settled["data"] = theirs["data"]
+    differ = [f.name for f in fields(run) if settled.get(f.name) != theirs.get(f.name)]
+    if differ:
+        raise UsageError(f"a resume keeps its run's settings but {', '.join(sorted(RESUMABLE_FIELDS))}; these differ "
+                         f"from {run_dir}'s: " + "; ".join(f"{k} {settled.get(k)!r}, the run's {theirs.get(k)!r}"
+                                                            for k in differ[:3])
+                         + "; resume with train.read_run_config(RUN_DIR) and change only those")
+    if cfg.steps < run.steps:
+        raise UsageError(f"steps {cfg.steps} is fewer than the run's {run.steps}; a resume's steps is a new total "
+                         f"that extends the run")
+
+
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
               device: str = "auto", warn=None, checking=None, keep_group: bool = False,
               data_since: Path | None = None) -> dict[str, Any]:
@@ -660,12 +718,11 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     from t2i_cli.data import DATA_RECORD, TRAINING_CACHE_BYTES, Augment, PairDataset, open_source
     from t2i_cli.files import atomic_write_json
     from t2i_cli.train import CHECKPOINT, RUN_CONFIG, clean_stale_temporaries, setup_distributed, sync_model_file
-    from t2i_cli.train_options import check_resume, check_run_config
 
     check_run_config(cfg)  # (the command line's are; one made in Python is checked here)
     if warn is None:  # (from Python: the start's warnings were dropped without a word)
         def warn(text: str) -> None:
-            warnings.warn(text, TrainingWarning, stacklevel=3)
+            warn_caller(text, TrainingWarning)
     if cfg.stage not in ("tokenizer", *STAGE_CLASSES):
         raise UsageError(f"--stage must be tokenizer, dvae, transformer or clip, got {cfg.stage!r}")
     dd = setup_distributed(device)

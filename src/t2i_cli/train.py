@@ -13,7 +13,6 @@ import json
 import math
 import os
 import signal
-import sys
 import tempfile
 import time
 import traceback
@@ -77,6 +76,8 @@ CONFIG_LIMITS: dict[str, tuple[float, float]] = {
     "kl_warmup": (0.0, 1.0), "val_fraction": (0.0, 0.5), "patience": (0, 10**6),
     "crop": (0.5, 1.0), "ema": (0.0, 0.99999),
 }
+# What a resume may change (the command line's --steps, --lr, --workers, ...): a run's other settings are its own.
+RESUMABLE_FIELDS = frozenset({"steps", "lr", "num_workers", "ckpt_every", "sample_every", "log_every", "patience"})
 POSITIVE = frozenset({"lr", "grad_clip"})  # at 0 a run would train nothing (no step, or every gradient cut to 0)
 # The text fields that name one of a few choices (models.dvae.RECON_LOSSES for recon_loss)
 CONFIG_CHOICES: dict[str, tuple[str, ...]] = {"stage": STAGES, "precision": ("auto", "bf16", "fp32"),
@@ -744,6 +745,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         raise Diverged(text)
 
     stops = _Stops()  # (published() reads it when called, inside the try below)
+    failing: BaseException | None = None  # the error leaving the loop, whose finished frames the finally clears
     try:
         # The loader's workers start (fork) here: a stop raised inside Python's after-fork hooks was swallowed
         # ("Exception ignored"), and the run went on to finish with exit 0. Held, it stops the run just after.
@@ -809,6 +811,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         with stops.held():  # the run's last checkpoint is written whole: a stop waits for it, then stops below
             checkpoint()
     except KeyboardInterrupt as e:
+        failing = e
         stops.holding = True  # a second stop waits for this checkpoint too: it is the steps trained since the last
         if saved != done:
             checkpoint()
@@ -820,13 +823,17 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                    "which; or a kill, a timeout, a scheduler's)")
         raise Interrupted(f"{why} at step {done}; checkpoint saved. "
                           f"Resume with: t2i train --resume {shell_word(run_dir)}", step=done, why=why) from None
+    except BaseException as e:
+        failing = e
+        raise
     finally:
         stops.restore()
         # The DDP wrapper goes now, before its stage destroys the process group: a traceback keeps this frame's
         # locals, and a wrapper freed after the group (a diverged run's, as the error was handled) hung its
         # process until torchrun killed it.
         wrapped = None  # noqa: F841
-        _drop_frames(sys.exc_info()[1])  # the frames below this one (a stage's loss(model=wrapper)) keep it too
+        _drop_frames(failing)  # the frames below this one (a stage's loss(model=wrapper)) keep it too
+        failing = None  # (only the error leaving here: a caller's own, in sys.exc_info on a normal return, is kept)
     try:
         if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
             samples_and_validation()

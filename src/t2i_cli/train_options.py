@@ -13,6 +13,7 @@ from typing import Optional
 
 from t2i_cli import __version__
 from t2i_cli.errors import UsageError
+from t2i_cli.files import same_place
 
 
 def n_processes() -> int:
@@ -237,10 +238,6 @@ def _same_folder(a, b) -> bool:
         return False
 
 
-# What a resume may change: a run's other settings said again on the command line must be its own.
-_RESUMABLE_FIELDS = {"steps", "lr", "num_workers", "ckpt_every", "sample_every", "log_every", "patience"}
-
-
 def _said_again(cfg, given: set[str], params: dict) -> str | None:
     """None when the options of a resume that a resume cannot change are the run's own settings said again: the
     command that started the run with --resume RUN added (--preset tiny, --data pics) builds the config the run
@@ -248,6 +245,8 @@ def _said_again(cfg, given: set[str], params: dict) -> str | None:
     known): ": here --batch-size 64, the run's 32"; settings the command did not name that differ are settings
     of another preset."""
     from dataclasses import asdict
+
+    from t2i_cli.train import RESUMABLE_FIELDS
 
     try:  # (the stage is the run's: resume_config refused another first)
         data = stored_data(params["data"]) if "data" in given else cfg.data
@@ -258,7 +257,7 @@ def _said_again(cfg, given: set[str], params: dict) -> str | None:
         return f": {e}" if isinstance(e, UsageError) else ""
 
     def settled(c) -> dict:  # as train_config.json holds them (a model's tuples are lists there)
-        return json.loads(json.dumps({k: v for k, v in asdict(c).items() if k not in _RESUMABLE_FIELDS}))
+        return json.loads(json.dumps({k: v for k, v in asdict(c).items() if k not in RESUMABLE_FIELDS}))
 
     mine, run = settled(fresh), settled(cfg)
     if mine == run:
@@ -285,57 +284,6 @@ def _shown(value) -> str:
     if isinstance(value, list):
         value = ",".join(str(v) for v in value)
     return "''" if value in ("", None) else str(value)
-
-
-def check_run_config(cfg) -> None:
-    """What the command line refuses of a run's settings, for a TrainConfig made in Python (stages.run_stage,
-    which every start and resume goes through): a value of the wrong type or out of bounds, a source or option the
-    stage cannot use."""
-    from t2i_cli.stages import is_world
-    from t2i_cli.train import TrainConfig
-
-    if not isinstance(cfg, TrainConfig):
-        raise UsageError(f"a run's settings are a TrainConfig, got {type(cfg).__name__}")
-    checked(cfg)
-    if cfg.data == "world:val":
-        raise UsageError("data world:val is the split every stage validates on; train on world:train (or world)")
-    if cfg.hard_negatives and not is_world(cfg.data):
-        raise UsageError("hard_negatives needs the world: it changes the scene a caption describes, and a folder of "
-                         "pictures has no scenes to change")
-    if cfg.hard_negatives and cfg.batch_size % 2:
-        raise UsageError(f"hard_negatives pairs every scene with its twin in the batch: batch_size must be even, got "
-                         f"{cfg.batch_size}")
-    if (cfg.flip or cfg.crop < 1) and is_world(cfg.data):
-        raise UsageError("flip and crop vary the pictures of a folder or manifest; the world draws a fresh scene for "
-                         "every sample (and its captions say where things are): leave them at False and 1.0")
-
-
-def check_resume(cfg, run_dir: Path) -> None:
-    """For a resume from Python (stages.run_stage): a folder that is not a run, or settings other than the run's
-    own but for what a resume may change (_RESUMABLE_FIELDS) are refused: a changed model or data trained on
-    without a word, and a changed model's config, written before its checkpoint failed to load, left the run
-    unresumable."""
-    from dataclasses import asdict, fields
-
-    from t2i_cli.train import RUN_CONFIG, read_run_config
-
-    if not (Path(run_dir) / RUN_CONFIG).is_file():  # (a mistyped path, or a folder of one's own: trained over)
-        raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); give the folder of a run to resume, "
-                         f"or start a new run there (resume=False)")
-    run = read_run_config(run_dir)
-    settled = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in _RESUMABLE_FIELDS}
-    theirs = {k: v for k, v in json.loads(json.dumps(asdict(run))).items() if k not in _RESUMABLE_FIELDS}
-    if same_place(cfg.data, run.data):  # (the run's folder named another way)
-        settled["data"] = theirs["data"]
-    differ = [f.name for f in fields(run) if settled.get(f.name) != theirs.get(f.name)]
-    if differ:
-        raise UsageError(f"a resume keeps its run's settings but {', '.join(sorted(_RESUMABLE_FIELDS))}; these differ "
-                         f"from {run_dir}'s: " + "; ".join(f"{k} {settled.get(k)!r}, the run's {theirs.get(k)!r}"
-                                                            for k in differ[:3])
-                         + "; resume with train.read_run_config(RUN_DIR) and change only those")
-    if cfg.steps < run.steps:
-        raise UsageError(f"steps {cfg.steps} is fewer than the run's {run.steps}; a resume's steps is a new total "
-                         f"that extends the run")
 
 
 def checked(cfg):
@@ -393,16 +341,6 @@ def stored_data(data: str) -> str:
 
     # absolute() keeps "..": the kernel resolves it after following a symlink, which abspath's text edit would not
     return data if is_world(data) or not data.strip() else str(Path(os.path.expanduser(data)).absolute())
-
-
-def same_place(a: object, b: object) -> bool:
-    """Whether two data sources name one folder or manifest (typed another way, or through a link)."""
-    if not (isinstance(a, str) and isinstance(b, str)) or not a or not b:
-        return False
-    try:
-        return os.path.samefile(os.path.expanduser(a), os.path.expanduser(b))
-    except (OSError, ValueError):  # (either gone: a check after this one says so)
-        return False
 
 
 def train_config(stage: str, data: str, preset: str, opts: dict):

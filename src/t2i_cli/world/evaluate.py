@@ -85,8 +85,11 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     if candidates < 1:
         raise ValueError(f"candidates must be 1 or more, got {candidates}")
     _check_count(n_per_task)
-    if isinstance(tasks, str) or any(t not in TASKS for t in tasks):  # ("single_object": its letters' KeyError)
+    if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
         raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
+    tasks = tuple(tasks)  # (a generator, checked below, would be used up before the loop)
+    if any(t not in TASKS for t in tasks):
+        raise ValueError(f"tasks must be task names ({', '.join(TASKS)}), got {tasks!r}")
     start, results, batch = time.perf_counter(), {}, decode_batch(pipe)
     for task in tasks:
         t0, passed, checks = time.perf_counter(), 0, {c: 0 for c in TASK_CHECKS[task]}
@@ -143,6 +146,9 @@ def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError(f"across_seeds needs two runs or more, got {len(runs)}")
     shared = ("weights", "n_per_task", "candidates", "precision", "sampling")
     for key in shared:
+        if any(key not in run for run in runs):  # (evaluate_model's own results: the eval command adds these)
+            raise ValueError(f"across_seeds compares runs by {', '.join(shared)}; a run lacks {key!r} (evaluate_model "
+                             f"gives the tasks; add the weights' identity, precision and sampling to each run)")
         if any(run[key] != runs[0][key] for run in runs):
             raise ValueError(f"the runs differ in {key}: not one evaluation at several seeds")
     if any(run["tasks"].keys() != runs[0]["tasks"].keys() for run in runs):
