@@ -68,7 +68,7 @@ def test_a_resume_keeps_the_runs_settings_and_stays_resumable(tmp_path: Path):
     ({"data": "world:val"}, "world:val is the split every stage validates on"),
     ({"flip": True}, "flip and crop vary the pictures of a folder or manifest"),
     ({"patience": 2}, "patience 2 watches the validation loss"),  # (sample_every 0)
-    ({"data": Path("world")}, "data must be str")])
+    ({"data": 3}, "data must be str")])
 def test_run_stage_refuses_what_the_command_line_refuses(tmp_path: Path, change: dict, says: str):
     with pytest.raises(UsageError, match=says):
         run_stage(dataclasses.replace(tiny(), **change), tmp_path / "run", device="cpu")
@@ -108,6 +108,7 @@ def test_open_source_and_export_take_paths_as_the_other_calls_do(tmp_path: Path)
     from t2i_cli.train import export_runs
 
     assert len(open_source(Path("world"), 16, n_scenes=3)) == 3  # ('PosixPath' has no attribute 'startswith')
+    assert TrainConfig(stage="dvae", data=Path("world:train")).data == "world:train"  # (the same, for run_stage)
     with pytest.raises(UsageError, match="export_runs takes a list of run folders, got one"):
         export_runs(str(tmp_path), tmp_path / "w")  # (walked its letters: "/ is not a t2i run folder")
     with pytest.raises(UsageError, match="export_runs takes a list of run folders"):

@@ -126,6 +126,11 @@ class TrainConfig:
     patience: int = 0
     ema: float = 0.0  # the decay of an average of the weights that validation, samples and model files use (0: off)
 
+    def __post_init__(self) -> None:
+        for name in ("data", "dvae", "tokenizer", "init"):  # (a Path from Python, as the other calls take: as typed)
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
+
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""
         return dataclasses.asdict(self)
