@@ -1,0 +1,64 @@
+"""Whole warm generates with the decode's one-query attention through PyTorch's SDPA (as t2i) against a plain
+softmax(qK^T)V in fp32 (bench/attention_cache.py measured the second faster over a cache past the L3), side by side
+in one process, alternating.
+
+    PYTHONPATH=src .venv/bin/python bench/attention_decode_ab.py [--n 4 16] [--rounds 5] [--precision bf16]
+
+"plain" swaps torch.nn.functional.scaled_dot_product_attention for a plain product wherever a call has one query
+and no mask (the decode step); prefills and masked windows keep SDPA. Prints the median seconds per generate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from t2i_cli.pipeline import TextToImage
+
+SDPA = F.scaled_dot_product_attention
+
+
+def plain(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kw):
+    if q.shape[-2] != 1 or attn_mask is not None or is_causal or dropout_p or kw:
+        return SDPA(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, **kw)
+    w = torch.matmul(q, k.transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)
+    return torch.matmul(w.softmax(-1), v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, nargs="+", default=[4, 16])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", type=Path, default=Path(__file__).resolve().parents[1] / "weights")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    pipe = TextToImage.from_folder(args.weights, "cpu", precision=args.precision)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')} torch {torch.__version__}, {args.threads} threads, precision "
+          f"{args.precision}, 'a red bird', median of {args.rounds} alternating rounds, warm")
+    print("| n | SDPA s | plain s | SDPA / plain |")
+    print("|---:|---:|---:|---:|")
+    for n in args.n:
+        pipe("a red bird", n, 0)
+        times: dict[str, list[float]] = {"sdpa": [], "plain": []}
+        for _ in range(args.rounds):
+            for name, fn in (("sdpa", SDPA), ("plain", plain)):
+                F.scaled_dot_product_attention = fn
+                try:
+                    t = time.perf_counter()
+                    pipe("a red bird", n, 0)
+                    times[name].append(time.perf_counter() - t)
+                finally:
+                    F.scaled_dot_product_attention = SDPA
+        a, b = statistics.median(times["sdpa"]), statistics.median(times["plain"])
+        print(f"| {n} | {a:.3f} | {b:.3f} | {a / b:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
