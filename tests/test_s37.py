@@ -52,3 +52,23 @@ def test_a_process_stopped_with_a_gloo_work_in_flight_ends(tmp_path: Path, stage
 
     proc = torchrun_t2i(tmp_path, IN_FLIGHT_AT_STOP, "--stage", stage, "--steps", "8", "--out", str(tmp_path / "run"))
     assert exit_codes(tmp_path) == ["130", "130"], proc.stderr[-3000:]
+
+
+def test_resuming_a_run_patience_stopped_says_it_stopped_early(tmp_path: Path, monkeypatch):
+    """A run --patience ended read "already finished at step 4" like one that ran its course (the review's point):
+    it says it stopped early, and that --patience 0 trains past another stall."""
+    import t2i_cli.train as train
+
+    monkeypatch.setattr(train, "stalled", lambda history, patience: len(history) >= 2)
+    out = tmp_path / "run"
+    first = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "10", "--sample-every", "2",
+                "--patience", "1", "--out", out, "-q")
+    assert first.exit_code == 0, first.stderr
+    assert train.stopped_early(out, 4)
+    again = run("train", "--resume", out)
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout.splitlines()[0] == (
+        f"dvae stage: already finished at step 4 (stopped early by --patience); nothing to train (to train on: t2i "
+        f"train --resume {out} --steps N, N over 4, --patience 0 to train past another stall)"), again.stdout
+    more = run("train", "--resume", out, "--steps", "6", "--patience", "0", "-q")  # (what it advises trains on)
+    assert more.exit_code == 0 and more.stdout.startswith('dvae stage finished: {"step": 6, "loss"'), more.stdout

@@ -1363,10 +1363,14 @@ def train(
         if not rank_zero():  # under torchrun only rank 0 reports
             return
         if resume is not None and set(summary) == {"step"}:  # (nothing trained: no metrics to show)
+            from t2i_cli.train import stopped_early
+
+            early = cfg.stage != "tokenizer" and stopped_early(Path(resume), summary["step"])
             more = "" if cfg.stage == "tokenizer" else \
-                f" (to train on: t2i train --resume {shell_word(resume)} --steps N, N over {summary['step']})"
-            out.print(f"{cfg.stage} stage: already finished at step {summary['step']}; nothing to train{more}",
-                      soft_wrap=True)
+                f" (to train on: t2i train --resume {shell_word(resume)} --steps N, N over {summary['step']}" + \
+                (", --patience 0 to train past another stall)" if early else ")")
+            out.print(f"{cfg.stage} stage: already finished at step {summary['step']}"
+                      f"{' (stopped early by --patience)' if early else ''}; nothing to train{more}", soft_wrap=True)
         else:
             out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
         out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
