@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import json
 import math
 import os
 import shutil
@@ -676,7 +675,7 @@ def check_resume(cfg, run_dir: Path) -> None:
     own but for what a resume may change (RESUMABLE_FIELDS) are refused: a changed model or data trained on
     without a word, and a changed model's config, written before its checkpoint failed to load, left the run
     unresumable."""
-    from dataclasses import asdict, fields
+    from dataclasses import fields
 
     from t2i_cli.files import same_place
     from t2i_cli.train import RESUMABLE_FIELDS, RUN_CONFIG, read_run_config
@@ -685,8 +684,7 @@ def check_resume(cfg, run_dir: Path) -> None:
         raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); give the folder of a run to resume, "
                          f"or start a new run there (resume=False)")
     run = read_run_config(run_dir)
-    settled = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in RESUMABLE_FIELDS}
-    theirs = {k: v for k, v in json.loads(json.dumps(asdict(run))).items() if k not in RESUMABLE_FIELDS}
+    settled, theirs = cfg.settled(), run.settled()
     if same_place(cfg.data, run.data):  # (the run's folder named another way)
         settled["data"] = theirs["data"]
     differ = [f.name for f in fields(run) if settled.get(f.name) != theirs.get(f.name)]

@@ -135,6 +135,11 @@ class TrainConfig:
         """JSON-able dict of the config."""
         return dataclasses.asdict(self)
 
+    def settled(self) -> dict[str, Any]:
+        """The settings a resume cannot change (all but RESUMABLE_FIELDS), as train_config.json holds them (a
+        model's tuples are lists there): what two configs of one run must share."""
+        return json.loads(json.dumps({k: v for k, v in self.to_json().items() if k not in RESUMABLE_FIELDS}))
+
     def check(self, name: Callable[[str], str] = str) -> None:
         """Raise ValueError, naming the field as name(field) does, for a value of the wrong type or outside
         CONFIG_LIMITS: a config read back from a run folder can ask for no more than the command line can."""

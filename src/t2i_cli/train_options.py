@@ -244,10 +244,6 @@ def _said_again(cfg, given: set[str], params: dict) -> str | None:
     recorded, but for what a resume may change. Else what differs, for the refusal (or "" where that is not
     known): ": here --batch-size 64, the run's 32"; settings the command did not name that differ are settings
     of another preset."""
-    from dataclasses import asdict
-
-    from t2i_cli.train import RESUMABLE_FIELDS
-
     try:  # (the stage is the run's: resume_config refused another first)
         data = stored_data(params["data"]) if "data" in given else cfg.data
         if same_place(data, cfg.data):  # the run's folder or manifest named another way (../x, a link to it)
@@ -256,10 +252,7 @@ def _said_again(cfg, given: set[str], params: dict) -> str | None:
     except (UsageError, KeyError, TypeError, ValueError) as e:
         return f": {e}" if isinstance(e, UsageError) else ""
 
-    def settled(c) -> dict:  # as train_config.json holds them (a model's tuples are lists there)
-        return json.loads(json.dumps({k: v for k, v in asdict(c).items() if k not in RESUMABLE_FIELDS}))
-
-    mine, run = settled(fresh), settled(cfg)
+    mine, run = fresh.settled(), cfg.settled()
     if mine == run:
         return None
     differs = [k for k in run.keys() | mine.keys() if k != "model" and mine.get(k) != run.get(k)]
