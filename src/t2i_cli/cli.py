@@ -438,7 +438,7 @@ def user_errors() -> Iterator[None]:
                 raise typer.Exit(130 if refused is None else refused.exit_code) from None
             _let_rank_zero_say_it()
             raise typer.Exit(e.exit_code) from None
-        env, msg = STATE.get("weights_env"), worker_message(str(e))
+        env, msg = STATE.get("weights_env"), worker_message(str(e)) + _notes(e)
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
             msg += f" (T2I_WEIGHTS={env} chose this folder; unset it to use the shipped weights)"
         if e.exit_code == 130:  # a training stopped by Ctrl-C or SIGTERM: said as an inference command says it
@@ -466,9 +466,9 @@ def user_errors() -> Iterator[None]:
             raise typer.Exit(130) from None
         line = f"cannot write to standard output: {e.strerror}" if isinstance(e, StdoutError) else os_error_line(e)
         if line is None:  # possibly t2i's own path: a bug until shown otherwise
-            say("internal error", "red", f"{type(e).__name__}: {e} (rerun with --debug for the traceback)")
+            say("internal error", "red", f"{type(e).__name__}: {e}{_notes(e)} (rerun with --debug for the traceback)")
         else:
-            say("error", "red", line)
+            say("error", "red", line + _notes(e))
         raise typer.Exit(1) from None
     except Exception as e:  # a bug: one line, with how to see more
         if STATE["debug"]:
@@ -477,9 +477,15 @@ def user_errors() -> Iterator[None]:
             say("error", "red", f"rank {os.environ.get('RANK', '?')} stopped: another torchrun process of this run "
                                 f"stopped first (its own line, or torchrun's, says why)")
             raise typer.Exit(1) from None
-        say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))} (rerun with --debug for the "
-                                     f"traceback)")
+        say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))}{_notes(e)} (rerun with --debug "
+                                     f"for the traceback)")
         raise typer.Exit(1) from None
+
+
+def _notes(e: BaseException) -> str:
+    """What t2i added to an error on its way out (a training run's checkpoint saved after its last whole step), as
+    the end of its line."""
+    return "".join(f"; {note}" for note in getattr(e, "__notes__", ()) if note == getattr(e, "saved_note", None))
 
 
 RANK_ZERO_GRACE_S = 60.0  # how long a torchrun process other than rank 0 waits, refused, for rank 0 to say it

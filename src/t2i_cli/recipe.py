@@ -24,6 +24,7 @@ from t2i_cli.train import (
     TrainConfig,
     export_runs,
     finished,
+    saved_note,
 )
 from t2i_cli.train_options import PLAN, bad_setting, is_whole_run, rank_zero, same_place, stored_data
 
@@ -115,6 +116,11 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
             remove_empty(made)
         elif isinstance(e, (Interrupted, KeyboardInterrupt)):
             raise _interrupted(run_dir, e) from None
+        elif getattr(e, "saved_note", None) in getattr(e, "__notes__", ()):  # an error a stage saved its steps at:
+            # the command to go on is the whole run's
+            stage = next(s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file())
+            e.__notes__[e.__notes__.index(e.saved_note)] = e.saved_note = \
+                saved_note(e.saved_step, run_dir, f" of the {stage} stage")
         raise
     weights = run_dir / "weights"
     try:  # the run's own export folder, refreshed as one set (checked whole: not a stage against the old others),

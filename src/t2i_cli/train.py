@@ -756,6 +756,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
 
     stops = _Stops()  # (published() reads it when called, inside the try below)
     failing: BaseException | None = None  # the error leaving the loop, whose finished frames the finally clears
+    stepping = False  # inside opt.step() and the average's update
     try:
         # The loader's workers start (fork) here: a stop raised inside Python's after-fork hooks was swallowed
         # ("Exception ignored"), and the run went on to finish with exit 0. Held, it stops the run just after.
@@ -783,10 +784,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             if not math.isfinite(mean_norm):  # a finite loss whose gradient is not
                 stop(step + 1, f"loss {mean_loss:.4g}, gradient norm {_number(mean_norm)}")
             with stops.held():  # a stop inside opt.step() would checkpoint a step's update it did not count
+                stepping = True  # (an error in here may leave the update half made: nothing is saved of it)
                 opt.step()
                 if ema is not None:
                     ema.update(step + 1)
                 done = step + 1
+                stepping = False
             metrics = {"loss": mean_loss, **metrics, "lr": lr_at(cfg, step)}
             if done % cfg.log_every == 0 or done == cfg.steps:
                 logger.log(done, metrics)
@@ -835,6 +838,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                           f"Resume with: t2i train --resume {shell_word(run_dir)}", step=done, why=why) from None
     except BaseException as e:
         failing = e
+        if isinstance(e, Exception) and not isinstance(e, Diverged) and not stepping and done > start \
+                and saved != done and dd.is_main:
+            # An error (a picture gone unreadable, a full disk, out of memory) keeps the steps trained since the
+            # last checkpoint, as a stop does: the model is that of step `done`, whole.
+            with stops.held():
+                _save_on_error(e, checkpoint, done, run_dir)
         raise
     finally:
         stops.restore()
@@ -953,6 +962,24 @@ class _Stops:
         for s, handler in self.previous.items():
             if handler is not None:  # None: set outside Python, which Python cannot put back
                 signal.signal(s, handler)
+
+
+def _save_on_error(e: Exception, checkpoint: Callable[[], None], step: int, run_dir: Path) -> None:
+    """Write the checkpoint of a run an error is ending, after its last whole step, and say so in a note on the
+    error (`saved_step` and `saved_note` too, for a whole run to say its own resume). A checkpoint that cannot be
+    written (the disk the error filled, weights gone NaN) leaves the one on disk and the error as it was."""
+    try:
+        checkpoint()
+    except Exception:  # noqa: BLE001 (the error the run ended with is the one to say)
+        return
+    e.saved_step, e.saved_note = step, saved_note(step, run_dir)
+    e.add_note(e.saved_note)
+
+
+def saved_note(step: int, run_dir: Path, where: str = "") -> str:
+    """The note an error that ended a training run carries once the steps it trained are saved."""
+    return f"checkpoint{where} saved at step {step}; once that is mended, resume with: t2i train --resume " \
+           f"{shell_word(run_dir)}"
 
 
 def _drop_frames(e: BaseException | None) -> None:
