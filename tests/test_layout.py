@@ -1,7 +1,7 @@
 """The layout's import rule (README "Design"): imports point down the tiers, never up, and never in a cycle.
 
     cli       the command line: Typer, Rich, printing, exit codes
-    product   pipeline, outputs, rerank, data, data_eval, train, train_options, stages, recipe: the tool
+    product   pipeline, outputs, rerank, data, data_eval, train, train_options, stages, recipe, run_info: the tool
     world     t2i_cli.world.*: the procedural world, its judge and its evaluation
     core      weights, sampling, devices, images, files, errors
     models    t2i_cli.models.*: torch (and tokenizers) only, no other t2i module
@@ -27,7 +27,7 @@ TIER_OF = {
     "t2i_cli.__main__": "cli", "t2i_cli.cli": "cli",
     **{f"t2i_cli.{m}": "product"
        for m in ("pipeline", "outputs", "rerank", "data", "data_eval", "train", "train_options", "stages",
-                 "recipe", "image_prompt", "prompt_file")},
+                 "recipe", "image_prompt", "prompt_file", "run_info")},
     **{f"t2i_cli.{m}": "core" for m in ("weights", "sampling", "devices", "images", "files", "errors")},
 }
 

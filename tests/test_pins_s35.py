@@ -25,13 +25,13 @@ from t2i_cli.train import (
     StepBatches,
     TrainConfig,
     _check_param_groups,
-    _read_jsonl,
     clean_stale_temporaries,
     export_run,
     exported_model,
     finished,
     lr_at,
     make_optimizer,
+    read_metrics,
     read_run_config,
     stalled,
     stopped_early,
@@ -362,7 +362,7 @@ def test_an_overlong_metrics_line_is_skipped_not_read(tmp_path):
     path = tmp_path / "metrics.jsonl"
     long = " " * ((1 << 16) + 1) + json.dumps({"step": 2, "val_loss": 0.5})
     path.write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n" + long + "\n" + json.dumps({"step": 3}) + "\n")
-    assert [r["step"] for r in _read_jsonl(path)] == [1, 3]
+    assert [r["step"] for r in read_metrics(path)] == [1, 3]
 
 
 def test_a_resume_removes_the_temporaries_a_kill_left_among_the_samples_too(tmp_path):

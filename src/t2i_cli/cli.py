@@ -31,6 +31,7 @@ from t2i_cli.train_options import (
     flag,
     is_whole_run,
     n_processes,
+    next_step,
     per_stage,
     rank_zero,
     refuse_foreign_options,
@@ -1217,16 +1218,33 @@ def vary(
 
 
 @app.command(cls=OneValueEach)
-def info(weights: Optional[Path] = typer.Option(None, "--weights",
-                                                help="Weights folder to describe (default: $T2I_WEIGHTS or the "
-                                                     "shipped one)."),
+def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
+                                                 help="A weights folder, or a training run folder (one stage's, or a "
+                                                      "--stage all run's) to see how far it got."),
+         weights: Optional[Path] = typer.Option(None, "--weights",
+                                                help="The same as FOLDER (default: $T2I_WEIGHTS or the shipped "
+                                                     "weights)."),
          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Print a weights folder's configs, parameter counts and hashes."""
+    """Print a weights folder's configs, parameter counts and hashes; or a training run's progress: its steps, status
+    (training now, finished, stopped, diverged), losses, pace and what to do next."""
     with user_errors():
         one_process("info")
+        if folder is not None and weights is not None and not _same_path(folder, weights):
+            raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
+        given = folder if folder is not None else weights
+        if given is not None and given.is_dir():
+            from t2i_cli.run_info import is_run, run_info
+
+            if is_run(given):
+                data = run_info(given)
+                if as_json:
+                    out.print_json(json.dumps(data))
+                else:
+                    _print_run_info(data)
+                return
         from t2i_cli.weights import folder_info
 
-        data = folder_info(weights_folder(weights))
+        data = folder_info(weights_folder(given))
         if as_json:
             out.print_json(json.dumps(data))
             return
@@ -1239,6 +1257,85 @@ def info(weights: Optional[Path] = typer.Option(None, "--weights",
         for name, m in data["models"].items():
             table.add_row(name, f"{m.get('parameters', 0):,}", m["sha256"][:16], json.dumps(m.get("config", {})))
         out.print(table)
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return a == b
+
+
+def _print_run_info(data: dict) -> None:
+    """`t2i info RUN`: a stage's run as lines, a whole run as a table of its stages."""
+    if data["kind"] == "whole run":
+        from rich.table import Table
+
+        table = Table(title=f"{clean(data['folder'])}: a whole run (--stage all) on "
+                            f"{clean(data['settings'].get('data', 'world:train'))}, {data['status']}")
+        for col in ("stage", "status", "steps", "loss (step)", "best val_loss (step)"):
+            table.add_column(col, overflow="fold")
+        for stage, s in data["stages"].items():
+            loss, val = s.get("loss"), s.get("val_loss")
+            table.add_row(stage, "trained" if stage == "tokenizer" and s["status"] == "finished" else s["status"],
+                          _steps_text(s), f"{loss['value']:.4g} ({loss['step']:,})" if loss else "",
+                          f"{val['best']:.4g} ({val['best_step']:,})" if val else "")
+        out.print(table)
+    else:
+        out.print(f"{clean(data['folder'])}: a {data['stage']} run on {clean(data['data'])}", soft_wrap=True)
+        out.print(f"  status    {clean(_run_status(data))}", soft_wrap=True)
+        for label, text in (("loss", _loss_text(data)), ("val_loss", _val_text(data, whole=True))):
+            if text:
+                out.print(f"  {label:<9} {text}")
+        if data.get("rate"):
+            left = f", about {_duration(data['eta_s'])} left" if data.get("eta_s") is not None else ""
+            out.print(f"  pace      {_rate(data['rate'])} since its latest start{left}")
+    if data.get("next"):
+        out.print(f"  next      {clean(data['next'])}", soft_wrap=True)
+
+
+def _run_status(s: dict) -> str:
+    status, step, steps = s["status"], s.get("step"), s.get("steps")
+    if status == "not started" or s.get("stage") == "tokenizer":
+        return {"finished": "trained"}.get(status, status)
+    if status == "training":
+        logged = (s.get("loss") or {}).get("step", step)
+        return f"training now (another process): step {logged:,} of {steps:,} logged"
+    if status == "finished":
+        return f"finished at step {step:,}"
+    if status == "stopped early":
+        return f"stopped early by --patience at step {step:,}"
+    if status == "diverged":
+        return s.get("diverged") or "diverged"
+    return f"stopped at step {step:,} of {steps:,} (its checkpoint's; a stop, an error or a kill)" if step else \
+        f"stopped before its first checkpoint (0 of {steps:,} steps)"
+
+
+def _steps_text(s: dict) -> str:
+    """'1,750 / 4,000': the checkpoint's step of the total (a run training now: its last logged step)."""
+    if s.get("step") is None:
+        return ""
+    step = (s.get("loss") or {}).get("step", s["step"]) if s["status"] == "training" else s["step"]
+    return f"{step:,} / {s['steps']:,}"
+
+
+def _loss_text(s: dict) -> str:
+    loss = s.get("loss")
+    return "" if not loss else f"{loss['value']:.4g} at step {loss['step']:,}"
+
+
+def _val_text(s: dict, whole: bool = False) -> str:
+    v = s.get("val_loss")
+    if not v:
+        return ""
+    best = f"{v['best']:.4g} at step {v['best_step']:,}"
+    if not whole or v["last_step"] == v["best_step"]:
+        return best if not whole else f"best {best}"
+    return f"best {best}; last {v['last']:.4g} at step {v['last_step']:,}"
+
+
+def _rate(per_s: float) -> str:
+    return f"{per_s:.3g} steps/s" if per_s < 10 else f"{per_s:,.0f} steps/s"
 
 
 @app.command(cls=OneValueEach)
@@ -1418,22 +1515,6 @@ def _imports_held(*modules: str) -> None:
 
         for name in modules:
             importlib.import_module(name)
-
-
-def next_step(cfg, run_dir: Path) -> str:
-    """What a finished run of one stage is for: the stage that reads it, or the export that makes weights (a
-    tokenizer or dVAE run alone exports no folder that generates)."""
-    from t2i_cli.files import shell_word
-
-    w = shell_word(run_dir)
-    if cfg.finetune_decoder:
-        return (f"export it after the transformer trained on its dVAE's codes: t2i export TRANSFORMER_RUN {w} "
-                f"--to WEIGHTS_DIR --force")
-    return {"tokenizer": f"the transformer and clip stages read it: --tokenizer {w}",
-            "dvae": f"the transformer stage reads it: --dvae {w}",
-            "transformer": f"export with: t2i export {w} [CLIP_RUN ...] --to WEIGHTS_DIR",
-            "clip": f"export it beside a transformer run: t2i export TRANSFORMER_RUN {w} --to WEIGHTS_DIR",
-            }[cfg.stage]
 
 
 def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: bool, device: str,

@@ -240,7 +240,7 @@ def precision_change(metrics: Path, cfg: TrainConfig, precision: str, start: int
     auto follows the machine, so a run resumed on another kind of CPU goes on, not bit for bit as it began."""
     before = "bf16" if cfg.precision == "auto" else cfg.precision
     if metrics.is_file():
-        said = [r["precision"] for r in _read_jsonl(metrics) if isinstance(r.get("precision"), str)]
+        said = [r["precision"] for r in read_metrics(metrics) if isinstance(r.get("precision"), str)]
         before = said[-1] if said else before
     if before == precision:
         return []
@@ -451,7 +451,7 @@ class Logger:
         if is_main and self.path.is_file():
             # A resumed run replays the steps after its checkpoint: drop their old lines.
             # Lines cut by a kill, or without a step, are dropped too.
-            rows = [r for r in _read_jsonl(self.path) if isinstance(r.get("step"), int) and r["step"] <= start]
+            rows = [r for r in read_metrics(self.path) if isinstance(r.get("step"), int) and r["step"] <= start]
             atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode())
             self.history = [(r["step"], r.get(curve, r["loss"])) for r in rows
                             if _is_number(r.get("loss")) and _is_number(r.get(curve, r["loss"]))]
@@ -872,14 +872,14 @@ def finished(run_dir: Path, steps: int) -> bool:
     ckpt, metrics = Path(run_dir) / CHECKPOINT, Path(run_dir) / "metrics.jsonl"
     if not ckpt.is_file() or read_metadata(ckpt).get("step") != str(steps) or not metrics.is_file():
         return False
-    return any(r.get("finished") is True and r["step"] == steps for r in _read_jsonl(metrics))
+    return any(r.get("finished") is True and r["step"] == steps for r in read_metrics(metrics))
 
 
 def stopped_early(run_dir: Path, steps: int) -> bool:
     """Whether a run stopped early (--patience) at `steps`, the total its config then took (metrics.jsonl's
     early_stop line at that step)."""
     metrics = Path(run_dir) / "metrics.jsonl"
-    return metrics.is_file() and any(r.get("early_stop") and r["step"] == steps for r in _read_jsonl(metrics))
+    return metrics.is_file() and any(r.get("early_stop") and r["step"] == steps for r in read_metrics(metrics))
 
 
 def stalled(val_history: list[tuple[int, float]], patience: int) -> bool:
@@ -1042,7 +1042,7 @@ def exported_model(run_dir: Path, stage: str) -> tuple[Path, str | None]:
     metrics = Path(run_dir) / "metrics.jsonl"
     if stage not in BEST_STAGES or not best.is_file() or not metrics.is_file():
         return final, None
-    val = [(r["step"], r["val_loss"]) for r in _read_jsonl(metrics) if _is_number(r.get("val_loss"))]
+    val = [(r["step"], r["val_loss"]) for r in read_metrics(metrics) if _is_number(r.get("val_loss"))]
     if not val:
         return final, None
     low_step, low = min(val, key=lambda sv: (sv[1], -sv[0]))  # ties: the later, as written
@@ -1069,7 +1069,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_metrics(path: Path) -> list[dict]:
     """The rows of a run's metrics.jsonl with an integer "step" (every line t2i writes has one): a line cut by
     a kill, one that is not UTF-8, nests too deep or is longer than MAX_METRICS_LINE (its newline included) is
     skipped; a file larger than MAX_METRICS_FILE, or with more than MAX_METRICS_ROWS rows, is refused

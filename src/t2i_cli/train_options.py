@@ -13,7 +13,7 @@ from typing import Optional
 
 from t2i_cli import __version__
 from t2i_cli.errors import UsageError
-from t2i_cli.files import same_place
+from t2i_cli.files import same_place, shell_word
 
 
 def n_processes() -> int:
@@ -422,3 +422,17 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
     if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
         raise UsageError(f"--precision must be auto, bf16 or fp32, got {fields['precision']!r}")
     return checked(TrainConfig(stage=stage, data=data, **fields))
+
+
+def next_step(cfg, run_dir: Path) -> str:
+    """What a finished run of one stage is for: the stage that reads it, or the export that makes weights (a
+    tokenizer or dVAE run alone exports no folder that generates)."""
+    w = shell_word(run_dir)
+    if cfg.finetune_decoder:
+        return (f"export it after the transformer trained on its dVAE's codes: t2i export TRANSFORMER_RUN {w} "
+                f"--to WEIGHTS_DIR --force")
+    return {"tokenizer": f"the transformer and clip stages read it: --tokenizer {w}",
+            "dvae": f"the transformer stage reads it: --dvae {w}",
+            "transformer": f"export with: t2i export {w} [CLIP_RUN ...] --to WEIGHTS_DIR",
+            "clip": f"export it beside a transformer run: t2i export TRANSFORMER_RUN {w} --to WEIGHTS_DIR",
+            }[cfg.stage]

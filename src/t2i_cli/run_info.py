@@ -1,0 +1,104 @@
+"""`t2i info RUN`: what a training run folder holds, how far it got and what to do next, read from its own files
+(train_config.json, the checkpoint's step, metrics.jsonl) without loading a model; a run being trained now by
+another process is seen by its folder lock."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from t2i_cli.files import folder_locked, read_own_json, shell_word
+from t2i_cli.train import (
+    CHECKPOINT,
+    RUN_CONFIG,
+    STAGES,
+    finished,
+    read_metrics,
+    read_run_config,
+    stopped_early,
+)
+from t2i_cli.train_options import PLAN, is_whole_run, next_step
+from t2i_cli.weights import read_metadata
+
+
+def is_run(folder: Path) -> bool:
+    """Whether a folder is a training run: one stage's (train_config.json) or a whole run's (all.json)."""
+    return (Path(folder) / RUN_CONFIG).is_file() or is_whole_run(folder)
+
+
+def run_info(folder: Path) -> dict[str, Any]:
+    """A run folder described: a stage's run, or a whole run (`--stage all`) with each of its stages."""
+    folder = Path(folder)
+    if is_whole_run(folder) and not (folder / RUN_CONFIG).is_file():
+        stages = {s: stage_info(folder / s) if (folder / s / RUN_CONFIG).is_file() else {"status": "not started"}
+                  for s in STAGES}
+        training = any(s.get("status") == "training" for s in stages.values())
+        done = all(s.get("status") in ("finished", "stopped early") for s in stages.values())
+        for s in stages.values():
+            s.pop("next", None)  # (a stage's own --resume would finish that stage alone)
+        weights = folder / "weights"
+        next_ = (None if training else f"generate with: t2i generate PROMPT --weights {shell_word(weights)}"
+                 if done and weights.is_dir() else f"resume with: t2i train --resume {shell_word(folder)}")
+        return {"folder": str(folder), "kind": "whole run", "settings": read_own_json(folder / PLAN), "stages": stages,
+                "status": "training" if training else "finished" if done else "stopped",
+                "weights": str(weights) if weights.is_dir() else None, "next": next_}
+    return {"folder": str(folder), "kind": "run", **stage_info(folder)}
+
+
+def stage_info(run_dir: Path) -> dict[str, Any]:
+    """One stage's run: its stage, data, steps trained of its total, status, last loss, best validation, the pace
+    of its latest start, and the command to go on."""
+    cfg = read_run_config(run_dir, "give t2i info a run folder or a weights folder")
+    info: dict[str, Any] = {"stage": cfg.stage, "data": cfg.data, "steps": cfg.steps}
+    training = folder_locked(run_dir)
+    ckpt = run_dir / CHECKPOINT
+    if cfg.stage == "tokenizer":
+        trained = (run_dir / "tokenizer.json").is_file()
+        info.update(step=None, status="training" if training else "finished" if trained else "stopped")
+        info["next"] = None if training else next_step(cfg, run_dir) if trained else \
+            f"resume with: t2i train --resume {shell_word(run_dir)}"
+        return info
+    step = int(read_metadata(ckpt).get("step", 0)) if ckpt.is_file() else 0
+    rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
+    info["step"] = step
+    losses = [r for r in rows if _number(r.get("loss"))]
+    info["loss"] = {"step": losses[-1]["step"], "value": losses[-1]["loss"]} if losses else None
+    vals = [r for r in rows if _number(r.get("val_loss"))]
+    best = min(vals, key=lambda r: r["val_loss"]) if vals else None
+    info["val_loss"] = None if best is None else {"best": best["val_loss"], "best_step": best["step"],
+                                                  "last": vals[-1]["val_loss"], "last_step": vals[-1]["step"]}
+    info["rate"] = _pace(rows)
+    diverged = [r for r in rows if r.get("diverged") and r["step"] > step]
+    if training:
+        status = "training"
+    elif finished(run_dir, cfg.steps):
+        status = "stopped early" if stopped_early(run_dir, cfg.steps) else "finished"
+    elif diverged:
+        status = "diverged"
+        info["diverged"] = diverged[-1]["diverged"]
+    else:
+        status = "stopped"
+    info["status"] = status
+    last = max((r["step"] for r in losses), default=step)
+    info["eta_s"] = (cfg.steps - last) / info["rate"] if status == "training" and info["rate"] else None
+    whole = run_dir.parent if run_dir.name in STAGES and is_whole_run(run_dir.parent) else None
+    resume = shell_word(whole if whole is not None else run_dir)  # (a stage's own --resume finishes it alone)
+    info["next"] = None if status in ("training", "diverged") else \
+        f"resume with: t2i train --resume {resume}" if status == "stopped" else next_step(cfg, run_dir)
+    return info
+
+
+def _pace(rows: list[dict]) -> float | None:
+    """Steps per second since the latest start (each start logs its precision at its first step), from the logged
+    lines' times; None before two lines."""
+    starts = [i for i, r in enumerate(rows) if "precision" in r]
+    since = rows[starts[-1]:] if starts else rows
+    timed = [r for r in since if _number(r.get("time")) and ("loss" in r or "precision" in r)]
+    if len(timed) < 2 or timed[-1]["time"] <= timed[0]["time"] or timed[-1]["step"] <= timed[0]["step"]:
+        return None
+    return (timed[-1]["step"] - timed[0]["step"]) / (timed[-1]["time"] - timed[0]["time"])
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

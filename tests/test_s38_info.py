@@ -1,0 +1,113 @@
+"""Session 38: `t2i info RUN` says how far a training run got, whether it is training now, and what to do next."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import one_line_failure, run, signal_after_step
+from t2i_cli.files import folder_lock
+
+DVAE = ["train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--sample-every", "4",
+        "--ckpt-every", "100"]
+
+
+def info(*args) -> tuple[str, dict]:
+    """`t2i info ARGS` as text, and as JSON."""
+    text, as_json = run("info", *args), run("info", *args, "--json")
+    assert text.exit_code == 0 and as_json.exit_code == 0, (text.stderr, as_json.stderr)
+    return text.stdout, json.loads(as_json.stdout)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("info") / "dvae"
+    r = run(*DVAE, "--steps", "4", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    return out
+
+
+def test_a_finished_run_says_its_steps_losses_and_what_reads_it(finished_run: Path):
+    """`t2i info RUN` refused a run folder ("export the runs into a new one"), and `t2i info FOLDER` was an
+    unexpected argument: a user training for hours had metrics.jsonl to read by hand."""
+    text, data = info(finished_run)
+    lines = text.splitlines()
+    assert lines[0] == f"{finished_run}: a dvae run on world:train"
+    assert lines[1] == "  status    finished at step 4"
+    assert lines[2].startswith("  loss      ") and lines[2].endswith(" at step 4")
+    assert lines[3].startswith("  val_loss  best ") and lines[3].endswith(" at step 4")
+    assert lines[-1] == f"  next      the transformer stage reads it: --dvae {finished_run}"
+    rows = [json.loads(x) for x in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in rows if "loss" in r][-1]
+    assert data["kind"] == "run" and data["stage"] == "dvae" and data["status"] == "finished"
+    assert (data["step"], data["steps"]) == (4, 4) and data["loss"] == {"step": 4, "value": last["loss"]}
+    assert data["val_loss"]["best_step"] == 4 and data["eta_s"] is None
+    assert run("info", "--weights", finished_run).stdout == text  # --weights names it too
+
+
+def test_a_run_trained_now_by_another_process_is_seen_by_its_lock(finished_run: Path):
+    with folder_lock(finished_run, "busy"):
+        text, data = info(finished_run)
+    assert data["status"] == "training" and data["next"] is None
+    assert "  status    training now (another process): step 4 of 4 logged" in text.splitlines()
+    assert "next" not in text
+
+
+def test_a_stopped_run_says_its_checkpoint_and_the_resume(tmp_path: Path, monkeypatch):
+    out = tmp_path / "cut"
+    undo = signal_after_step(monkeypatch, 3, signal.SIGINT)
+    assert run(*DVAE, "--steps", "8", "--out", out).exit_code == 130
+    undo()
+    text, data = info(out)
+    assert data["status"] == "stopped" and (data["step"], data["steps"]) == (3, 8)
+    assert "  status    stopped at step 3 of 8 (its checkpoint's; a stop, an error or a kill)" in text
+    assert text.splitlines()[-1] == f"  next      resume with: t2i train --resume {out}"
+    # a divergence logged after the checkpoint: the run's own words, no resume offered as is
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 4, "diverged": "training diverged at step 4 (loss nan); resume with a lower "
+                                                   "--lr"}) + "\n")
+    text, data = info(out)
+    assert data["status"] == "diverged" and data["next"] is None
+    assert "  status    training diverged at step 4 (loss nan); resume with a lower --lr" in text
+
+
+def test_a_whole_run_shows_each_stage_and_the_whole_runs_resume(tmp_path: Path, monkeypatch):
+    out = tmp_path / "all"
+    undo = signal_after_step(monkeypatch, 4 + 2, signal.SIGINT)  # the dVAE's 4 steps, then 2 of the transformer's
+    r = run("train", "--stage", "all", "--preset", "tiny", "--workers", "0", "-q", "--steps",
+            "dvae=4,transformer=6,clip=2", "--out", out)
+    undo()
+    assert r.exit_code == 130, r.stderr
+    text, data = info(out)
+    assert data["kind"] == "whole run" and data["status"] == "stopped" and data["settings"]["preset"] == "tiny"
+    assert {s: v["status"] for s, v in data["stages"].items()} == {
+        "tokenizer": "finished", "dvae": "finished", "transformer": "stopped", "clip": "not started"}
+    assert data["stages"]["transformer"]["step"] == 2 and "next" not in data["stages"]["transformer"]
+    assert text.splitlines()[0] == f"{out}: a whole run (--stage all) on world:train, stopped"
+    assert any(line.startswith("│ transformer │ stopped") and "2 / 6" in line for line in text.splitlines()), text
+    assert text.splitlines()[-1] == f"  next      resume with: t2i train --resume {out}"
+    # one of its stages: the command to go on is still the whole run's
+    assert info(out / "transformer")[1]["next"] == f"resume with: t2i train --resume {out}"
+    assert run("train", "--resume", out, "-q").exit_code == 0
+    text, data = info(out)
+    assert data["status"] == "finished" and text.splitlines()[-1] == \
+        f"  next      generate with: t2i generate PROMPT --weights {out / 'weights'}"
+
+
+def test_a_weights_folder_is_described_as_before_and_folder_and_weights_must_agree(tiny_weights_folder, tmp_path):
+    by_arg, by_option = run("info", tiny_weights_folder), run("info", "--weights", tiny_weights_folder)
+    assert by_arg.exit_code == 0 and by_arg.stdout == by_option.stdout and "identity" in by_arg.stdout
+    line = one_line_failure(run("info", tiny_weights_folder, "--weights", tmp_path), 2)
+    assert line == f"error: FOLDER {tiny_weights_folder} and --weights {tmp_path} disagree; give one of them"
+
+
+@pytest.fixture
+def tiny_weights_folder(tmp_path: Path) -> Path:
+    from conftest import build_tiny_folder
+
+    folder = tmp_path / "w"
+    build_tiny_folder(folder)
+    return folder
