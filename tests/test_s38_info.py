@@ -111,3 +111,30 @@ def tiny_weights_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "w"
     build_tiny_folder(folder)
     return folder
+
+
+def test_vary_of_a_picture_other_weights_drew_says_so(tmp_path: Path):
+    """`t2i vary PNG` (the README's example takes no --weights) of a picture one's own model drew used the shipped
+    weights without a word: another dVAE read its codes (the walkthrough's 64 px picture came back 128 px). It
+    now says which weights drew it, as `generate --from` and `rerank` do; as `generate --image` does too."""
+    from conftest import build_tiny_folder
+
+    mine, other = build_tiny_folder(tmp_path / "mine", seed=0), build_tiny_folder(tmp_path / "other", seed=1)
+    drawn = run("generate", "a red bird", "--weights", mine, "--candidates", "1", "--out", tmp_path / "g", "-q")
+    assert drawn.exit_code == 0, drawn.stderr
+    png = tmp_path / "g" / "a-red-bird-000.png"
+    r = run("vary", png, "--n", "1", "--weights", other, "--out", tmp_path / "v")
+    assert r.exit_code == 0, r.stderr
+    identity = run("info", mine, "--json")
+    mine_id = json.loads(identity.stdout)["identity"]
+    other_id = json.loads(run("info", other, "--json").stdout)["identity"]
+    warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert warned == [f"warning: {png} was drawn by weights {mine_id}, these are {other_id} ({other}): another "
+                      f"dVAE reads its codes and another transformer draws them; pass the --weights it was made "
+                      f"with"], r.stderr
+    image = run("generate", "a red bird", "--image", png, "--keep-top", "0.5", "--weights", other, "--candidates",
+                "1", "--out", tmp_path / "i")
+    assert image.exit_code == 0 and warned[0] in image.stderr.splitlines(), image.stderr
+    for args in (["--weights", mine], ["--weights", other, "-q"]):  # its own weights; or asked to be quiet
+        again = run("vary", png, "--n", "1", *args, "--out", tmp_path / "v")
+        assert again.exit_code == 0 and "warning" not in again.stderr, again.stderr

@@ -917,6 +917,22 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
              f"model saw them rarely or never in training) and may be ignored: {', '.join(enc.unknown_words)}")
 
 
+def _drawn_by_other_weights(path: Path, pipe) -> str | None:
+    """The weights identity a t2i PNG records, where its tokenizer, dVAE and transformer (or, before 0.9.2, its
+    whole folder) are not the pipeline's; None for a picture t2i did not draw or one these weights drew."""
+    from t2i_cli.images import read_png_text
+
+    try:
+        text = read_png_text(path)
+    except (OSError, ValueError):
+        return None
+    if "t2i" not in text or not text.get("weights"):
+        return None
+    same = text["generator"] == pipe.bundle.generator if text.get("generator") else \
+        text["weights"] == pipe.bundle.identity
+    return None if same else text["weights"][:64]
+
+
 def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path,
               weights: Path, device: str, grid: bool, quiet: bool, negative: Optional[str] = None,
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
@@ -965,6 +981,12 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     if auto_candidates and pipe.bundle.clip is None and not quiet:
         warn(f"{weights} has no clip.safetensors, so this draws one image, not the best of {DEFAULT_CANDIDATES} "
              f"(--candidates 1 asks for one and silences this)")
+    if spec is not None and not quiet:
+        drawn_by = _drawn_by_other_weights(spec["image"], pipe)
+        if drawn_by:  # (vary's README example takes no --weights: a picture of one's own model met the shipped one)
+            warn(f"{spec['image']} was drawn by weights {drawn_by}, these are {pipe.bundle.identity} "
+                 f"({clean(pipe.bundle.folder)}): another dVAE reads its codes and another transformer draws them; "
+                 f"pass the --weights it was made with")
     for i, request in enumerate(requests):
         what = "the prompt" if lines is None else f"line {lines.prompts[i].line} (\"{request.prompt}\")"
         _warn_encoding(pipe, request.encoded, what, quiet)
