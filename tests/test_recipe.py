@@ -50,8 +50,11 @@ def test_one_command_trains_every_stage_and_exports_weights_that_generate(uninte
 def test_a_whole_run_given_as_weights_points_at_its_weights_folder(uninterrupted):
     from conftest import one_line_failure
 
-    line = one_line_failure(run("info", "--weights", uninterrupted), 1)
+    line = one_line_failure(run("generate", "a red bird", "--weights", uninterrupted), 1)
     assert line.endswith(f"it is a --stage all run, whose weights are {uninterrupted / 'weights'}"), line
+    said = run("info", "--weights", uninterrupted)  # (since 0.13.1 info describes the run, and says the same)
+    assert said.exit_code == 0 and said.stdout.splitlines()[-1] == \
+        f"  next      generate with: t2i generate PROMPT --weights {uninterrupted / 'weights'}", said.stdout
 
 
 # Inside the dVAE stage (its third step: two done); inside the transformer (its second), after the dVAE's 4.

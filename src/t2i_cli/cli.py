@@ -1559,10 +1559,16 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                          f"{shell_word(run_dir / params['stage'])}")
     steering = {"resume", "stage", "workers", "device", "quiet"}  # what a whole run's resume honours
     if resume and given - steering:
-        named = ", ".join(flag(n, params) for n in sorted(given - steering))
-        raise UsageError(f"{named} cannot change a whole run that has "
-                         f"started; --resume keeps its settings (to extend or change one stage, resume its folder: "
-                         f"t2i train --resume {shell_word(run_dir)}/STAGE --steps N)")
+        from t2i_cli.recipe import settings_said_again
+
+        # the run's own settings said again (the command that started it, with --resume RUN added) are accepted
+        differ = settings_said_again(run_dir, {k: params[k] for k in given - steering})
+        if differ:
+            named = ", ".join(flag(n, params) for n in sorted(differ))
+            how = "; ".join(text for text in differ.values() if text)
+            raise UsageError(f"{named} cannot change a whole run that has started{f' ({how})' if how else ''}; "
+                             f"--resume keeps its settings (to extend or change one stage, resume its folder: "
+                             f"t2i train --resume {shell_word(run_dir)}/STAGE --steps N)")
     # flip, crop and ema always: None (the preset's choice per stage) is recorded too, so that a run recorded
     # without one is known as one from before that option, which mirrored, cropped or averaged nothing
     # (recipe.plan_settings).

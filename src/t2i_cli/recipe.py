@@ -26,7 +26,15 @@ from t2i_cli.train import (
     finished,
     saved_note,
 )
-from t2i_cli.train_options import PLAN, bad_setting, is_whole_run, rank_zero, same_place, stored_data
+from t2i_cli.train_options import (
+    PLAN,
+    WHOLE_RUN_SETTINGS,
+    bad_setting,
+    is_whole_run,
+    rank_zero,
+    same_place,
+    stored_data,
+)
 
 ORDER = STAGES  # tokenizer, dvae, transformer, clip: each needs only those before it
 
@@ -75,12 +83,33 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             said = "; ".join(f"{k} {_shown(recorded.get(k))} in the run, {_shown(settings.get(k))} here"
                              for k in changed)
-            raise UsageError(f"{run_dir} holds a --stage all run with other settings ({said}); continue it with "
-                             f"--resume {shell_word(run_dir)} or pick another --out")
+            raise UsageError(f"{run_dir} holds a --stage all run with other settings ({said}); continue it as it "
+                             f"is with --resume {shell_word(run_dir)}, extend one stage with t2i train --resume "
+                             f"{shell_word(run_dir)}/STAGE --steps N, or pick another --out")
         return recorded
     if not settings:
         raise UsageError(f"{run_dir} is not a --stage all run (no {PLAN}); check the --resume path")
     return settings
+
+
+def settings_said_again(run_dir: Path, given: dict[str, Any]) -> dict[str, str]:
+    """Of the options given with a whole run's --resume, those that do not say its recorded settings again (nor
+    --out the run itself), each with how it differs ('steps 20 in the run, 40 here'; '' for --out or an option the
+    run does not record): empty where the command that started the run was given again, --resume RUN added."""
+    recorded = plan_settings(run_dir, {})
+    differ = {}
+    for key, value in given.items():
+        if key == "out_dir":
+            if not same_place(str(value), str(run_dir)):
+                differ[key] = ""
+        elif key not in WHOLE_RUN_SETTINGS:
+            differ[key] = ""
+        elif key == "data" and isinstance(recorded.get("data"), str) and isinstance(value, str) and (
+                stored_data(value) == recorded["data"] or same_place(recorded["data"], value)):
+            continue
+        elif recorded.get(key) != value:
+            differ[key] = f"{key} {_shown(recorded.get(key))} in the run, {_shown(value)} here"
+    return differ
 
 
 def _shown(value: Any) -> str:

@@ -1,0 +1,35 @@
+"""Session 38: a whole run's resume takes its own settings said again, and its refusals say what differs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import one_line_failure, run
+
+ALL = ["train", "--stage", "all", "--preset", "tiny", "--workers", "0", "-q", "--steps", "dvae=2,transformer=2,clip=2"]
+
+
+def test_the_command_that_started_a_whole_run_with_resume_added_continues_it(tmp_path: Path):
+    """The walkthrough's dead end: the same command again said "other settings (steps ...); continue it with
+    --resume RUN"; `--resume RUN --steps N` said --steps cannot change a whole run; and the command that started
+    it with --resume RUN added was refused although nothing changed (a stage's own resume takes its settings
+    said again)."""
+    out = tmp_path / "run"
+    first = run(*ALL, "--data", "world:train", "--out", out)
+    assert first.exit_code == 0, first.stderr
+    again = run(*ALL, "--data", "world:train", "--out", out, "--resume", out)
+    assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
+    line = one_line_failure(run("train", "--resume", out, "-q", "--steps", "dvae=3,transformer=2,clip=2"), 2)
+    assert line == (f"error: --steps cannot change a whole run that has started (steps dvae=2,transformer=2,clip=2 "
+                    f"in the run, dvae=3,transformer=2,clip=2 here); --resume keeps its settings (to extend or "
+                    f"change one stage, resume its folder: t2i train --resume {out}/STAGE --steps N)"), line
+    line = one_line_failure(run(*ALL, "--out", tmp_path / "elsewhere", "--resume", out), 2)
+    assert line == (f"error: --out cannot change a whole run that has started; --resume keeps "
+                    f"its settings (to extend or change one stage, resume its folder: t2i train --resume "
+                    f"{out}/STAGE --steps N)"), line
+    line = one_line_failure(run(*ALL[:-1], "dvae=3,transformer=2,clip=2", "--out", out), 2)
+    assert line == (f"error: {out} holds a --stage all run with other settings (steps dvae=2,transformer=2,clip=2 in "
+                    f"the run, dvae=3,transformer=2,clip=2 here); continue it as it is with --resume {out}, extend "
+                    f"one stage with t2i train --resume {out}/STAGE --steps N, or pick another --out"), line
+    more = run("train", "--resume", out / "transformer", "--steps", "3", "-q")  # what both refusals advise
+    assert more.exit_code == 0, more.stderr
