@@ -41,6 +41,7 @@ from t2i_cli.files import (
     shell_word,
     stop_signals,
 )
+from t2i_cli.images import IMAGE_SUFFIXES
 from t2i_cli.weights import (
     FILES,
     FORMAT,
@@ -1122,6 +1123,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     if (to / RUN_CONFIG).is_file() or (to / "all.json").is_file():  # its models would be mixed with the run's
         raise UsageError(f"--to {to} is a training run folder; export into a weights folder of its own (a new "
                          f"one, e.g. --to {to.resolve().name}-weights)")
+    _refuse_other_contents(to)
     new = missing_folders(to)  # the folders this export makes (to, and parents)
     with contextlib.ExitStack() as held:
         if new:  # the folder is locked, so it is made first; it (and parents made for it) go again if left empty
@@ -1134,6 +1136,27 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
         return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged)
+
+
+def _refuse_other_contents(to: Path) -> None:
+    """Refuse a --to that exists, holds no t2i weights file and holds other things (a folder of pictures): the
+    export wrote its models among them unremarked. An empty folder, or one holding weights, is taken; hidden
+    files (.DS_Store, a killed export's temporaries) are not counted."""
+    try:
+        names = [p.name for p in to.iterdir()] if to.is_dir() else []
+    except OSError:
+        return  # (one that cannot be read is refused as not writable, naming --to)
+    ours = (*FILES, SECOND_CLIP)
+    if any(name in ours for name in names):
+        return
+    others = [name for name in names if not name.startswith(".")]
+    if not others:
+        return
+    pictures = sum(Path(name).suffix.lower() in IMAGE_SUFFIXES for name in others)
+    what = "pictures?" if pictures * 2 >= len(others) else f"e.g. {others[0]}"
+    raise UsageError(f"--to {to} is not a weights folder: it holds no t2i weights but "
+                     f"{counted(len(others), 'other file')} ({what}); give a new or empty folder to export into, "
+                     f"e.g. --to {to.resolve().name}-weights")
 
 
 def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> str | None:
@@ -1165,8 +1188,16 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     notes: list[str] = []
     clip_runs: list[Path] = []
     model_runs: list[Path] = []  # the transformer and CLIP runs: each read prompts with its own tokenizer.json
+    seen: dict[Path, Path] = {}  # a run folder (resolved) -> how it was given
+    owner: dict[str, Path] = {}  # a planned file's name -> the run it comes from
+    conflict: UsageError | None = None  # two runs' files differ: --force picks the later, once nothing else refuses
     for run_dir in map(Path, run_dirs):
         cfg = read_run_config(run_dir, "give export the folders of `t2i train` runs")
+        if (first := seen.setdefault(run_dir.resolve(), run_dir)) is not run_dir:  # (a symlink or another spelling)
+            again = "" if os.path.normpath(first) == os.path.normpath(run_dir) else f" (as {first} and {run_dir})"
+            hint = (" a second reranker is another CLIP run (the same command with another --seed)"
+                    if cfg.stage == "clip" else " give each run once")
+            raise UsageError(f"{first} is given twice{again};{hint}")
         final = run_dir / f"{cfg.stage}.safetensors"
         synced = scratch / f"{len(model_runs) + len(clip_runs)}-{run_dir.name}-{cfg.stage}.safetensors"  # the
         # checkpoint's model, when the file lags
@@ -1176,9 +1207,6 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
             origin[synced] = f"{run_dir / CHECKPOINT}'s model"
         model_name = f"{cfg.stage}.safetensors"
         if cfg.stage == "clip":  # a second CLIP run is the second reranker, averaged with the first
-            if any(run_dir.resolve() == r.resolve() for r in clip_runs):
-                raise UsageError(f"{run_dir} is given twice; a second reranker is another CLIP run (the same "
-                                 f"command with another --seed)")
             clip_runs.append(run_dir)
             if len(clip_runs) > 2:
                 raise UsageError(f"{len(clip_runs)} CLIP runs given ({', '.join(map(str, clip_runs))}); a weights "
@@ -1203,10 +1231,11 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
                     raise UsageError(f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ: "
                                      f"these runs were trained on different tokenizers; export runs that share one "
                                      f"(the --tokenizer they were trained with)")
-                raise UsageError(f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ; "
-                                 f"pass --force to export the later run's "
-                                 f"(as for a dVAE whose decoder was fine-tuned) or export runs that fit together")
-            planned[name] = src  # with force, the later run's file
+                conflict = conflict or UsageError(
+                    f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ; pass --force to "
+                    f"export the later run's (as for a dVAE whose decoder was fine-tuned) or export runs that fit "
+                    f"together")
+            planned[name], owner[name] = src, run_dir  # with force, the later run's file
     configs = {}
     for name, src in planned.items():
         if src.suffix == ".safetensors":
@@ -1215,7 +1244,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
             kind = "clip" if name == SECOND_CLIP else name.removesuffix(".safetensors")
             configs[name] = load_model(src, kind).cfg
     _refuse_misfits(to, planned, configs, model_runs)
-    _refuse_other_codes(planned, model_runs)
+    _refuse_other_codes(planned, model_runs, to, owner)
     if len(clip_runs) == 2:
         lens = [configs[n].text_len for n in ("clip.safetensors", SECOND_CLIP)]
         if lens[0] != lens[1]:
@@ -1225,6 +1254,8 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     elif clip_runs and (to / SECOND_CLIP).is_file():
         notes.append(f"{to / SECOND_CLIP} is kept and will be averaged with the exported clip.safetensors; remove "
                      f"it if it belonged to the reranker this export replaces")
+    if conflict is not None:  # said after the refusals --force would meet too, since it suggests --force
+        raise conflict
     writes = []
     for name, src in planned.items():
         target = to / name
@@ -1250,28 +1281,54 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     return atomic_write_set(writes)  # all or none: a stop between two files left one run's dVAE beside another's model
 
 
-def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path]) -> None:
+def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path], to: Path | None = None,
+                        owner: dict[str, Path] | None = None) -> None:
     """Refuse to export a transformer beside another dVAE than the one it was trained on, unless that dVAE encodes
     the same codes (its encoder and codebook are the same tensors: a decoder fine-tune of it, what `--force` is
     for). The conflict's message suggested --force for any dVAE, and with it a transformer run and an unrelated
-    dVAE run of the same shape made a folder that drew noise."""
+    dVAE run of the same shape made a folder that drew noise. to: the folder exported into, judged as a whole: a
+    new dVAE beside the transformer it keeps is held to the same test against the dVAE kept there so far (the one
+    that transformer was exported with; a dVAE run exported alone with --force into a weights folder made one that
+    drew noise). owner: the run each planned file comes from (named in messages)."""
     dvae = planned.get("dvae.safetensors")
+    if dvae is None:  # (a transformer run brings the dVAE it was trained on: one kept beside it is replaced)
+        return
+    named = (owner or {}).get("dvae.safetensors", dvae)
     for run_dir in model_runs:
         own = run_dir / "dvae.safetensors"
-        if dvae is None or not own.is_file() or own == dvae or read_run_config(run_dir).stage != "transformer":
+        if not own.is_file() or own == dvae or read_run_config(run_dir).stage != "transformer":
             continue
-        if own.read_bytes() == dvae.read_bytes():
-            continue
-        mine, theirs = load_tensors(own)[0], load_tensors(dvae)[0]
-        coding = [k for k in {*mine, *theirs} if k.startswith(("encoder.", "codebook."))]
-        # compared at fp16: a transformer trained on an `export --half` copy of the dVAE has its encoder rounded
-        # to fp16, and a decoder fine-tune of the fp32 original still encodes its codes
-        if not coding or any(k not in mine or k not in theirs or mine[k].shape != theirs[k].shape
-                             or not torch.equal(mine[k].half(), theirs[k].half()) for k in coding):
-            raise UsageError(f"{dvae} encodes other codes than the dVAE {run_dir} was trained on (their encoders or "
+        if _other_codes(own, dvae):
+            raise UsageError(f"{named} encodes other codes than the dVAE {run_dir} was trained on (their encoders or "
                              f"codebooks differ), so the exported folder would draw noise; a dVAE fits beside this "
                              f"transformer only when its decoder alone was fine-tuned from it (`t2i train --stage dvae "
                              f"--finetune-decoder --dvae {run_dir}`); or train a transformer on this dVAE's codes")
+    if to is None or "transformer.safetensors" in planned or not (to / "transformer.safetensors").is_file():
+        return
+    kept_dvae = to / "dvae.safetensors"
+    if not kept_dvae.is_file():
+        return  # (nothing tells which codes the kept transformer reads)
+    try:
+        differ = _other_codes(kept_dvae, dvae)
+    except WeightsError:
+        return  # a damaged dVAE there is load's to name (and an export's to replace)
+    if differ:
+        raise UsageError(f"{named} encodes other codes than {kept_dvae}, the dVAE of the transformer {to} keeps "
+                         f"(their encoders or codebooks differ), so the folder would draw noise, even with --force; "
+                         f"export the transformer run trained on this dVAE together with it, or export it into a new "
+                         f"folder")
+
+
+def _other_codes(own: Path, dvae: Path) -> bool:
+    """Whether dVAE file dvae encodes other codes than own: their encoders or codebooks differ (compared at fp16: a
+    transformer trained on an `export --half` copy of the dVAE has its encoder rounded to fp16, and a decoder
+    fine-tune of the fp32 original still encodes its codes)."""
+    if own.read_bytes() == dvae.read_bytes():
+        return False
+    mine, theirs = load_tensors(own)[0], load_tensors(dvae)[0]
+    coding = [k for k in {*mine, *theirs} if k.startswith(("encoder.", "codebook."))]
+    return not coding or any(k not in mine or k not in theirs or mine[k].shape != theirs[k].shape
+                             or not torch.equal(mine[k].half(), theirs[k].half()) for k in coding)
 
 
 def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any], model_runs: list[Path]) -> None:
