@@ -83,6 +83,7 @@ class OneLineErrors(WholeSummaries):
                 e.possibilities = [p for p in possible if difflib.get_close_matches(name, [p.lstrip("-")], 1, 0.6)]
             message = " ".join(e.format_message().split()).rstrip(".")
             ctx = getattr(e, "ctx", None)
+            message += _extra_arguments_hint(e, ctx)
             if rank_zero():  # under torchrun every process parsed the same command line: rank 0 says it
                 say("error", "red", message + (f"; see '{ctx.command_path} --help'" if ctx is not None else ""))
             else:
@@ -92,6 +93,22 @@ class OneLineErrors(WholeSummaries):
             say("error", "red", "aborted")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)  # a typer.Exit(code) comes back as its code
+
+
+def _extra_arguments_hint(e, ctx) -> str:
+    """What the commonest cause of "Got unexpected extra argument(s)" was: a prompt of several words not quoted
+    (`t2i generate a red bird`), or a shell pattern that gave an option several paths (`--data pics/*.png`)."""
+    extra = getattr(e, "message", "")
+    if ctx is None or not str(extra).startswith("Got unexpected extra argument"):
+        return ""
+    prompt = ctx.params.get("prompt") if ctx.command.name == "generate" else None
+    said = re.fullmatch(r"Got unexpected extra arguments?(?:\(s\))? \((.*)\)", str(extra), re.S)
+    rest = said.group(1) if said else ""
+    if isinstance(prompt, str) and prompt and not os.path.exists(rest.split(" ")[0]):
+        return f'; a prompt of several words is one argument: quote it, t2i generate "{prompt} {rest}"'
+    if any(os.path.exists(word) for word in rest.split(" ")[:20]):
+        return "; a shell pattern (such as *.png) gave several paths where one is taken: give their folder"
+    return ""
 
 
 class OneValueEach(TyperCommand):
@@ -917,6 +934,17 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
              f"model saw them rarely or never in training) and may be ignored: {', '.join(enc.unknown_words)}")
 
 
+def check_out_folder(out_dir: Path) -> None:
+    """Refuse an --out that names a picture file (`--out new/bird.png`): it became a folder of that name holding
+    the images, each named from its prompt. An existing folder of such a name is taken."""
+    from t2i_cli.images import IMAGE_SUFFIXES
+
+    if out_dir.suffix.lower() in IMAGE_SUFFIXES and not out_dir.is_dir():
+        parent = out_dir.parent if str(out_dir.parent) not in ("", ".") else Path("outputs")
+        raise UsageError(f"--out {out_dir} names a file, but --out is the folder the images go in (each named from "
+                         f"its prompt, e.g. a-red-bird-000.png); give a folder, e.g. --out {parent}")
+
+
 def _drawn_by_other_weights(path: Path, pipe) -> str | None:
     """The weights identity a t2i PNG records, where its tokenizer, dVAE and transformer (or, before 0.9.2, its
     whole folder) are not the pipeline's; None for a picture t2i did not draw or one these weights drew."""
@@ -946,6 +974,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     file as a line of JSON (Written.fields) instead of its path."""
     from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
 
+    check_out_folder(out_dir)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     if auto_candidates and pipe.bundle.clip is not None:
         n, keep = DEFAULT_CANDIDATES, 1
@@ -1102,6 +1131,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
     """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
     import re
 
+    check_out_folder(out_dir)
     from t2i_cli.files import (
         NEW_FILE_NAME,
         STALE_AFTER,

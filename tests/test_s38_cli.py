@@ -1,0 +1,44 @@
+"""Session 38: the command line's commonest slips get their cause said (the walkthrough's points)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import one_line_failure, run
+
+
+def test_an_unquoted_prompt_is_told_to_be_quoted(tiny_weights: Path, tmp_path: Path):
+    """`t2i generate a red bird` said only "Got unexpected extra argument(s) (red bird)"."""
+    line = one_line_failure(run("generate", "a", "red", "bird", "--weights", tiny_weights), 2)
+    assert line == ("error: Got unexpected extra argument(s) (red bird); a prompt of several words is one argument: "
+                    "quote it, t2i generate \"a red bird\"; see 'root generate --help'"), line
+
+
+def test_a_shell_pattern_that_gave_several_paths_is_named(tmp_path: Path):
+    """`--data pics/*.png` gave --data the first picture and the rest as extra arguments."""
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / name).write_bytes(b"")
+    line = one_line_failure(run("train", "--stage", "dvae", "--data", tmp_path / "a.png", tmp_path / "b.png",
+                                tmp_path / "c.png"), 2)
+    assert line == (f"error: Got unexpected extra argument(s) ({tmp_path / 'b.png'} {tmp_path / 'c.png'}); a shell "
+                    f"pattern (such as *.png) gave several paths where one is taken: give their folder; see "
+                    f"'root train --help'"), line
+    plain = one_line_failure(run("rerank", "nowhere-a", "nowhere-b"), 2)  # no cause to guess: as before
+    assert plain == "error: Got unexpected extra argument(s) (nowhere-b); see 'root rerank --help'", plain
+
+
+def test_an_out_that_names_a_picture_file_is_refused(tiny_weights: Path, tmp_path: Path, monkeypatch):
+    """`generate --out new/bird.png` made a folder named bird.png holding new/bird.png/a-red-bird-000.png."""
+    monkeypatch.chdir(tmp_path)
+    for args, folder in ((["generate", "a red bird"], "new"), (["generate", "a red bird"], None)):
+        out = f"{folder}/bird.png" if folder else "bird.PNG"
+        line = one_line_failure(run(*args, "--weights", tiny_weights, "--candidates", "1", "--out", out), 2)
+        assert line == (f"error: --out {out} names a file, but --out is the folder the images go in (each named from "
+                        f"its prompt, e.g. a-red-bird-000.png); give a folder, e.g. --out {folder or 'outputs'}"), line
+        assert not (tmp_path / out).exists() and not (tmp_path / "new").exists()
+    (tmp_path / "kept.png").mkdir()  # an existing folder of such a name is the user's choice
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--candidates", "1", "--out", "kept.png", "-q")
+    assert r.exit_code == 0 and (tmp_path / "kept.png" / "a-red-bird-000.png").is_file(), r.stderr
+    src = tmp_path / "kept.png" / "a-red-bird-000.png"
+    line = one_line_failure(run("vary", src, "--weights", tiny_weights, "--out", "v/x.jpg"), 2)
+    assert line.startswith("error: --out v/x.jpg names a file, but --out is the folder"), line
