@@ -33,3 +33,22 @@ def test_the_command_that_started_a_whole_run_with_resume_added_continues_it(tmp
                     f"one stage with t2i train --resume {out}/STAGE --steps N, or pick another --out"), line
     more = run("train", "--resume", out / "transformer", "--steps", "3", "-q")  # what both refusals advise
     assert more.exit_code == 0, more.stderr
+
+
+def test_a_typo_on_a_whole_runs_folder_is_said_as_the_typo(tmp_path: Path):
+    """On a folder holding a whole run, `--model nope=1` or `--batch-size transformer=4,dvae=x` said the run had
+    "other settings; continue it with --resume" (of a command that could never run); a fresh folder said the typo.
+    And `--model dvae.bogus=2` was named 'bogus=2', its stage prefix dropped."""
+    out = tmp_path / "run"
+    assert run(*ALL, "--out", out).exit_code == 0
+    for extra, said in (
+            (["--model", "nope=1"], "error: --model nope: no stage's model has that setting; see `t2i train --help`"),
+            (["--batch-size", "transformer=4,dvae=x"],
+             "error: --batch-size 'transformer=4,dvae=x': 'x' is not a number"),
+            (["--model", "dvae.bogus=2"], "error: --model 'dvae.bogus=2': the dvae stage's model has no setting "
+                                          "'bogus'; its KEYs are code_dim, downsample, fsq_levels, n_codes, n_hid, "
+                                          "n_res, pixel_eps")):
+        for where in (out, tmp_path / "fresh"):
+            line = one_line_failure(run(*ALL, *extra, "--out", where), 2)
+            assert line == said, line
+    assert not (tmp_path / "fresh").exists()

@@ -1604,6 +1604,12 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     # (recipe.plan_settings).
     settings = {} if resume else {k: params[k] for k in WHOLE_RUN_SETTINGS
                                   if k in given or k in ("data", "preset", "flip", "crop", "ema")}
+    if not resume and is_whole_run(run_dir):  # the command's own mistake (a --model typo) is said before how its
+        # settings differ from the run's, which said "continue it with --resume" of a command that never could run
+        for name in ("steps", "batch_size", "lr"):
+            per_stage(name, settings.get(name), "dvae")
+        for stage in ORDER:
+            stage_config_of_all(stage, run_dir, settings, params)
     settings = plan_settings(run_dir, settings) if is_whole_run(run_dir) else settings
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")

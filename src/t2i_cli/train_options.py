@@ -112,6 +112,9 @@ def _check_models_of_all(models: list[str]) -> None:
         if dot and stage not in MODEL_CONFIGS:
             raise UsageError(f"--model {key}: {stage!r} is not a stage with a model; use "
                              f"{', '.join(f'{s}.KEY' for s in MODEL_CONFIGS)} or a KEY of any of them")
+        if dot and field not in model_config_fields(stage):  # (its own stage's check named it without the prefix)
+            raise UsageError(f"--model {item!r}: the {stage} stage's model has no setting {field!r}; its KEYs are "
+                             f"{', '.join(sorted(model_config_fields(stage)))}")
         if not dot and not any(key in model_config_fields(s) for s in MODEL_CONFIGS):
             raise UsageError(f"--model {key}: no stage's model has that setting; see `t2i train --help`")
 
