@@ -42,3 +42,26 @@ def test_an_out_that_names_a_picture_file_is_refused(tiny_weights: Path, tmp_pat
     src = tmp_path / "kept.png" / "a-red-bird-000.png"
     line = one_line_failure(run("vary", src, "--weights", tiny_weights, "--out", "v/x.jpg"), 2)
     assert line.startswith("error: --out v/x.jpg names a file, but --out is the folder"), line
+
+
+def test_resuming_a_finished_run_does_not_read_its_pictures_again(tmp_path: Path):
+    """`t2i train --resume RUN` of a finished run checked every picture of its folder again and said its skipped
+    files before "nothing to train" (a large folder's check takes minutes); with the folder gone it refused."""
+    from PIL import Image
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(8):
+        Image.new("RGB", (16, 16), (30 * i, 100, 200 - 20 * i)).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text(f"picture {i}\n")
+    Image.new("RGB", (16, 16)).save(pics / "uncaptioned.png")
+    out = tmp_path / "run"
+    first = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "0", "--data", pics,
+                "--out", out)
+    assert first.exit_code == 0 and "skipped 1 item" in first.stderr, first.stderr
+    pics.rename(tmp_path / "moved")
+    again = run("train", "--resume", out)
+    assert again.exit_code == 0 and again.stderr == "", again.stderr
+    assert again.stdout.startswith("dvae stage: already finished at step 2; nothing to train"), again.stdout
+    more = run("train", "--resume", out, "--steps", "3")  # a resume that trains still finds its pictures gone
+    assert more.exit_code != 0 and "moved" not in more.stderr and str(pics) in more.stderr, more.stderr

@@ -715,7 +715,14 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
 
     from t2i_cli.data import DATA_RECORD, TRAINING_CACHE_BYTES, Augment, PairDataset, open_source
     from t2i_cli.files import atomic_write_json
-    from t2i_cli.train import CHECKPOINT, RUN_CONFIG, clean_stale_temporaries, setup_distributed, sync_model_file
+    from t2i_cli.train import (
+        CHECKPOINT,
+        RUN_CONFIG,
+        clean_stale_temporaries,
+        finished,
+        setup_distributed,
+        sync_model_file,
+    )
 
     check_run_config(cfg)  # (the command line's are; one made in Python is checked here)
     if warn is None:  # (from Python: the start's warnings were dropped without a word)
@@ -736,6 +743,9 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             raise UsageError(why)
         if resume:
             check_resume(cfg, run_dir)
+        if resume and cfg.stage != "tokenizer" and finished(run_dir, cfg.steps):  # nothing to train, validate or
+            # write: its data is not opened again (a folder's check of every picture, and its skipped files said)
+            return {"step": cfg.steps}
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
                              f"or pick another --out")
