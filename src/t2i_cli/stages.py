@@ -22,6 +22,7 @@ from t2i_cli.files import (
     atomic_write_bytes,
     file_above,
     folder_lock,
+    folder_locked,
     is_own_json,
     make_folder,
     missing_folders,
@@ -429,6 +430,67 @@ def dependencies(cfg: TrainConfig) -> list[tuple[Path, str]]:
     return deps
 
 
+def dependency_runs(cfg: TrainConfig) -> list[str]:
+    """The start's word on a --dvae or --tokenizer given as the run folder of that stage (a new run copies its
+    file now, and keeps that copy for good): one being trained by another process now is refused (Busy, before
+    anything is written; its file changes under the copy), and the warnings of a dVAE run stopped before its
+    last step (a transformer, or a fine-tuned decoder, is tied to the codes of that step). A file, a weights
+    folder or another stage's run (whose file is a copy, fixed) is taken as given. --patience's early stop is a
+    finished run: its steps became the step it stopped at. Rank 0 alone (a whole run's other ranks may ask
+    before rank 0 has let go of the stage it just finished)."""
+    from t2i_cli.train import CHECKPOINT, RUN_CONFIG, read_run_config
+    from t2i_cli.weights import read_metadata
+
+    finetune = cfg.stage == "dvae" and cfg.finetune_decoder
+    notes = []
+    for flag, src, stage, needed in (("--tokenizer", cfg.tokenizer, "tokenizer", cfg.stage in ("transformer", "clip")),
+                                     ("--dvae", cfg.dvae, "dvae", cfg.stage == "transformer" or finetune)):
+        folder = Path(src) if needed and src else None
+        if folder is None or not folder.is_dir() or not (folder / RUN_CONFIG).is_file():
+            continue
+        try:
+            run = read_run_config(folder)
+        except T2IError:
+            continue  # (not a run config t2i reads: its file is taken as any other)
+        if run.stage != stage:
+            continue
+
+        def step_of(path: Path) -> int | None:
+            try:
+                return int(read_metadata(path).get("step", "")) if path.is_file() else None
+            except (T2IError, ValueError, OSError):
+                return None
+
+        model_step = step_of(folder / f"{stage}.safetensors")
+        step = step_of(folder / CHECKPOINT)
+        step = model_step if step is None else step
+        word = shell_word(folder)
+        if folder_locked(folder):
+            at = f" (saved at step {step:,} of {run.steps:,} so far)" if step is not None and stage != "tokenizer" \
+                else ""
+            now = "" if stage == "tokenizer" else " (or a copy of its dvae.safetensors, to take the dVAE as it is now)"
+            raise Busy(f"{flag} {word} is a {stage} run being trained by another t2i process now{at}; wait for it "
+                       f"to finish and start again, or give {flag} a finished run or a weights folder{now}")
+        if stage != "dvae" or step is None or min(step, step if model_step is None else model_step) >= run.steps \
+                or run.finetune_decoder and finetune:  # (a fine-tune's codes are its start's: it starts from it)
+            continue
+        lag = f" (its dvae.safetensors at step {model_step:,})" if model_step is not None and model_step != step \
+            else ""
+        finish = (f"finish it first with `t2i train --resume {word}` (stop this run), unless an early dVAE is "
+                  f"what you want")
+        if run.finetune_decoder:  # its encoder and codebook are its start's, frozen
+            notes.append(f"{flag} {word} stopped at step {step:,} of {run.steps:,}{lag}: a --finetune-decoder run "
+                         f"whose decoder is unfinished (the codes are those of the dVAE it started from); this "
+                         f"transformer takes that decoder; {finish}, or export the finished one beside it later "
+                         f"(t2i export ... --force)")
+        else:
+            who = "the decoder is fine-tuned on" if finetune else "the transformer learns"
+            notes.append(f"{flag} {word} stopped at step {step:,} of {run.steps:,}{lag}: {who} the codes of that "
+                         f"unfinished dVAE and stays tied to them (finishing the dVAE later does not change this "
+                         f"run); {finish}")
+    return notes
+
+
 CLIP_INIT = "clip_init.safetensors"  # in a clip run started with --init: the weights it started from
 
 
@@ -750,8 +812,11 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
                              f"or pick another --out")
 
-        def check_and_open() -> tuple[list[tuple[Path, str]], Any, Any]:  # on every process (_agreed)
+        def check_and_open() -> tuple[list[tuple[Path, str]], list[str], Any, Any]:  # on every process (_agreed)
             deps = [] if resume else dependencies(cfg)
+            # a --dvae or --tokenizer run being trained now is refused; one stopped unfinished is said once the
+            # run has started (a resume keeps its own copy: said when it started)
+            notes = dependency_runs(cfg) if not resume and dd.is_main else []
             # A new run writes only into a new or empty folder (checked by the rank that creates it: the others
             # may look after it has copied the run's dependencies in).
             if not resume and dd.is_main:
@@ -767,9 +832,9 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             except DataError as e:  # (a source gone or of no usable pairs: every torchrun process found it alike,
                 e.every_rank = True  # and each said it; rank 0 says it)
                 raise
-            return deps, dataset, val
+            return deps, notes, dataset, val
 
-        deps, dataset, val = _agreed(dd, check_and_open)
+        deps, notes, dataset, val = _agreed(dd, check_and_open)
         # Decoded pictures kept: validation's first VAL_N in this process; the training pictures in each process
         # that reads them (every loader worker meets every picture: each keeps its own share), on each rank of
         # this machine.
@@ -812,6 +877,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             undo_start(created)
             raise
         try:
+            for note in notes:  # the start's first warnings (the run is made)
+                warn(note)
             since = data_since if data_since is not None else (run_dir / DATA_RECORD if resume else None)
             return _train_started(cfg, run_dir, dd, resume, dataset, val, stage, progress, warn, since)
         except KeyboardInterrupt:  # no checkpoint: the step loop never began (its stops checkpoint, deferred)
