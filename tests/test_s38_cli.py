@@ -65,3 +65,16 @@ def test_resuming_a_finished_run_does_not_read_its_pictures_again(tmp_path: Path
     assert again.stdout.startswith("dvae stage: already finished at step 2; nothing to train"), again.stdout
     more = run("train", "--resume", out, "--steps", "3")  # a resume that trains still finds its pictures gone
     assert more.exit_code != 0 and "moved" not in more.stderr and str(pics) in more.stderr, more.stderr
+
+
+def test_a_scene_count_must_be_an_int():
+    """SceneSpec(count=True) passed 1 <= True <= 4 and was written to JSON as `"count": true`; 2.0 likewise."""
+    import pytest
+
+    from t2i_cli.world.spec import ObjectSpec, SceneSpec
+
+    bird = (ObjectSpec("bird", "red", "medium"),)
+    for bad in (True, 2.0, "2"):
+        with pytest.raises(ValueError, match="count must be an int of 1-4, got"):
+            SceneSpec(bird, count=bad)
+    assert SceneSpec(bird, count=3).to_dict()["count"] == 3
