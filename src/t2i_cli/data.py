@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -68,7 +69,7 @@ class CaptionDataset(Dataset):
         def example(why: str, n: int) -> str:
             return (": " if n == 1 else ", e.g. ") + first[why] if why in first else ""
 
-        left_out = {why: n for why, n in self.skipped.items() if why not in (TOO_MANY_CAPTIONS, SHARED_CAPTION)}
+        left_out = {why: n for why, n in self.skipped.items() if why not in (TOO_MANY_CAPTIONS, *NOTES)}
         reasons = "; ".join(f"{counted(n, why)}{example(why, n)}" for why, n in sorted(left_out.items()))
         kept = f" ({self.held_out} more held out for validation)" if self.held_out else ""
         said = f"skipped {counted(sum(left_out.values()), 'item')} ({reasons}); " if left_out else ""
@@ -80,7 +81,9 @@ class CaptionDataset(Dataset):
                 + (f"; {counted(shared, 'picture')} {'shares' if shared == 1 else 'share'} the caption file of another "
                    f"picture of {'its' if shared == 1 else 'their'} name, each used (a copy in another format "
                    f"trains twice and may validate on itself)"
-                   f"{example(SHARED_CAPTION, shared)}" if shared else ""))
+                   f"{example(SHARED_CAPTION, shared)}" if shared else "")
+                + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
+                + _beside_note(first.get(BESIDE)))
 
 
 class WorldDataset(CaptionDataset):
@@ -296,7 +299,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             raise DataError(f"manifest {source} is not a regular file (a device, pipe or socket); save the manifest "
                             f"to a file and give that")
         pairs, skipped = _scan_manifest(path, list_skipped)
-        looked_for = f'lines {{"image": path, "caption": text}} in {path}'
+        looked_for = f'lines {{"image": path, "caption": text}} (or {{"file_name": ..., "text": ...}}) in {path}'
     else:
         raise DataError(f"cannot use {path} as a data source; give {SOURCE_HELP}")
     # Every pair is checked before the split, so the split holds only usable pairs (a val part is never left
@@ -333,9 +336,11 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         checking(len(pairs), len(pairs))
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
         found = "; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + skipped.first[why]
-                          for why, n in sorted(skipped.items()) if why != SHARED_CAPTION)
+                          for why, n in sorted(skipped.items()) if why not in NOTES)
         manifest = next((m for m in sorted(path.glob("*.jsonl")) if _looks_like_manifest(m)), None) \
             if path.is_dir() else None
+        if manifest is None and skipped.first.get(BESIDE, "").endswith(".jsonl"):  # one in a sub-folder
+            manifest = Path(skipped.first[BESIDE])
         fix = (f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
                else "; add some, or use the procedural world (world) as the source")
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
@@ -485,7 +490,7 @@ class Skips(Counter):
         of them is kept only when asked: a million bad manifest lines held 80 MB for a warning that names one."""
         self[why] += n
         self.first.setdefault(why, str(where))
-        if self.keep_every and why != SHARED_CAPTION:  # (used: not among what --list-skipped says is left out)
+        if self.keep_every and why not in NOTES:  # (used: not among what --list-skipped says is left out)
             self.every.setdefault(why, []).extend(map(str, (where, *rest)))
 
 
@@ -497,6 +502,67 @@ MAX_CAPTIONS = 64
 TOO_MANY_CAPTIONS = f"captions past the first {MAX_CAPTIONS} of a picture"  # counted by picture (skipped_message)
 # pic.webp and pic.tif beside one pic.txt: both used, with its captions, and said (counted past the first picture)
 SHARED_CAPTION = "picture sharing its caption file with another picture of its name"
+
+
+# What a folder's summary says beside what it left out (none of it is left out, nor listed by --list-skipped):
+# caption files that look like one caption wrapped over several lines (_wrapped_at), counted by file, and a
+# manifest of captions beside pictures without a .txt (a Hugging Face-style metadata.jsonl), named.
+WRAPPED = "caption file whose lines look like one caption wrapped over several"
+BESIDE = "manifest beside pictures without a caption"
+NOTES = (SHARED_CAPTION, WRAPPED, BESIDE)
+MANIFEST_KEYS = (("image", "caption"), ("file_name", "text"))  # a manifest line's picture and caption(s)
+MAX_LOOKED_AT = 16  # .jsonl files beside pictures without a caption whose first line is read (up to 1 MB each)
+# The end of a line that breaks a sentence off: a comma, colon, semicolon, dash, slash or ampersand, or a word
+# that begins a phrase (an article, a conjunction, a preposition that needs its object, a possessive). A caption
+# rarely ends so, and the procedural world's and the icons' never do (BENCHMARKS.md "Wrapped captions and
+# unknown words").
+_OPEN_END = re.compile(r"(?:[,;:/&\-\u2013\u2014]|(?<![\w'-])(?:a|an|the|and|or|but|nor|of|with|from|into|onto|to|in|"
+                       r"at|for|than|its|their|his|my|your|our))\Z", re.IGNORECASE)
+
+
+WRAP_WORDS = 4  # words of a line, at least, for _wrapped_at to read it as cut (a wrap leaves long lines)
+
+
+def _wrapped_at(lines: list[str]) -> int | None:
+    """Where a caption file's lines look like one caption wrapped over several (an editor's hard wrap, which
+    makes each piece a caption of its own): the first line of WRAP_WORDS words or more that ends open
+    (_OPEN_END) and is followed by a line starting with a lowercase letter and another word than it starts with;
+    None when there is none (distinct captions, one a line, end whole; a short one may end in a particle, "zoom
+    in"; captions of one pattern, "picture 1 caption a" / "picture 1 caption b", start alike)."""
+    for i in range(len(lines) - 1):
+        words, after = lines[i].split(), lines[i + 1].split()
+        if after[0][:1].islower() and after[0] != words[0] and len(words) >= WRAP_WORDS \
+                and _OPEN_END.search(lines[i]):
+            return i
+    return None
+
+
+def _words(line: str, n: int) -> str:
+    """The first n words of a line (the last -n when n < 0), with ... where more were left out."""
+    words = line.split()
+    if len(words) <= abs(n):
+        return line
+    return " ".join(words[:n]) + " ..." if n > 0 else "... " + " ".join(words[n:])
+
+
+def _wrapped_note(n: int, example: str) -> str:
+    """The summary's words for n caption files that look wrapped (_wrapped_at), example the first of them."""
+    if not n:
+        return ""
+    return (f"; {counted(n, 'caption file')} {'looks' if n == 1 else 'look'} like one caption wrapped over several "
+            f"lines, {'its' if n == 1 else 'their'} lines read as captions of their own "
+            f"({'' if n == 1 else 'e.g. '}{example}): write each caption on one line")
+
+
+def _beside_note(manifest: str | None) -> str:
+    """The summary's words for a manifest of captions found beside pictures without a .txt caption."""
+    if manifest is None:
+        return ""
+    if manifest.lower().endswith(".csv"):
+        return (f"; {manifest} is beside them, a CSV of captions t2i does not read: write its rows as JSON lines "
+                f'{{"file_name": ..., "text": ...}} in a .jsonl file beside it and give that as the source')
+    return (f"; {manifest} beside them is a manifest of captions, which a folder source does not read: give it "
+            f"as the source to use it")
 
 
 def _kept_captions(lines: list[str], where: object, skipped: Skips) -> list[str]:
@@ -533,15 +599,15 @@ def _caption_text(raw: bytes) -> str:
 
 
 def _looks_like_manifest(path: Path) -> bool:
-    """Whether a .jsonl file's first line is a manifest's: an object with "image" and "caption" (a run's
-    metrics.jsonl, or another tool's metadata.jsonl, is not)."""
+    """Whether a .jsonl file's first line is a manifest's: an object with "image" and "caption", or a Hugging
+    Face-style metadata.jsonl's "file_name" and "text" (a run's metrics.jsonl is not)."""
     try:
         with open(path, "rb") as f:
             first = f.readline(MAX_MANIFEST_LINE)
         row = json.loads(first)
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(row, dict) and "image" in row and "caption" in row
+    return isinstance(row, dict) and any(image in row and caption in row for image, caption in MANIFEST_KEYS)
 
 
 def caption_beside(picture: Path) -> tuple[Path, str] | None:
@@ -625,6 +691,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs), tuple(runs[1:]))
     if unreadable:  # its pictures were left out silently
         skipped.add("folder that cannot be read (permission?)", unreadable[0], len(unreadable), tuple(unreadable[1:]))
+    wrapped: set[Path] = set()  # caption files counted as WRAPPED (one read by two pictures counts once)
     texts: dict[Path, Path] = {}  # stem -> caption file: name.txt, else the first other case of it by name
     for p in sorted((p for p in files if p.suffix.lower() == ".txt"), key=lambda p: (p.suffix != ".txt", str(p))):
         if p.with_suffix("") in texts:
@@ -644,6 +711,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     pictures = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
     uncaptioned = Counter(fold(stem) for stem in pictures if stem not in texts)
     captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
+    uncaptioned_in: set[Path] = set()  # the folders of the pictures without a caption
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
         if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
@@ -659,6 +727,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 captioned.setdefault(whole, image)  # (not a caption without image as well)
             else:
                 skipped.add("image without .txt caption", image)
+                uncaptioned_in.add(image.parent)
             continue
         if txt in captioned:
             skipped.add(SHARED_CAPTION, f"{image} ({captioned[txt].name} too reads {txt.name})")
@@ -667,7 +736,12 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             if txt.stat().st_size > MAX_CAPTION_FILE:
                 skipped.add(f"caption file over {MAX_CAPTION_FILE // 1024} KB", txt)
                 continue
-            pairs.append((image, _kept_captions(_caption_lines(_caption_text(txt.read_bytes())), txt, skipped)))
+            lines = _caption_lines(_caption_text(txt.read_bytes()))
+            if txt not in wrapped and (cut := _wrapped_at(lines)) is not None:
+                wrapped.add(txt)
+                skipped.add(WRAPPED, f"{txt}, whose line {cut + 1} ends {_words(lines[cut], -3)!r} and line "
+                                     f"{cut + 2} goes on {_words(lines[cut + 1], 3)!r}")
+            pairs.append((image, _kept_captions(lines, txt, skipped)))
         except OSError:
             skipped.add("unreadable caption", txt)
         except UnicodeDecodeError as e:
@@ -683,14 +757,22 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     if orphans:
         orphans.sort()
         skipped.add(".txt caption without image", orphans[0], len(orphans), tuple(orphans[1:]))
+    if uncaptioned_in:  # a Hugging Face-style metadata.jsonl (or .csv) beside pictures that have no .txt
+        beside = (p for p in sorted(files) if p.parent in uncaptioned_in
+                  and (p.suffix.lower() == ".jsonl" or p.name.lower() == "metadata.csv"))
+        found = next((p for p in itertools.islice(beside, MAX_LOOKED_AT)
+                      if p.suffix.lower() == ".csv" or _looks_like_manifest(p)), None)
+        if found is not None:
+            skipped.add(BESIDE, found)
     return pairs, skipped
 
 
 def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest. Read a
     line at a time: a line that is not UTF-8 JSON (or nested too deeply), not an object with an "image" and a
-    "caption", whose "image" is not a string or "caption" not a string or a list of strings, or longer than
-    MAX_MANIFEST_LINE is left out, counted by which of these it is."""
+    "caption" (or a Hugging Face-style metadata.jsonl's "file_name" and "text", read as those), whose "image"
+    is not a string or "caption" not a string or a list of strings, or longer than MAX_MANIFEST_LINE is left
+    out, counted by which of these it is."""
     pairs, skipped = [], Skips(list_skipped)
     try:
         f = open(manifest, "rb")
@@ -717,10 +799,12 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
             except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
                 skipped.add("manifest line not JSON in UTF-8", where)
                 continue
-            if not isinstance(row, dict) or "image" not in row or "caption" not in row:
-                skipped.add('manifest line without both "image" and "caption" (names are case-sensitive)', where)
+            keys = next((k for k in MANIFEST_KEYS if isinstance(row, dict) and k[0] in row and k[1] in row), None)
+            if keys is None:
+                skipped.add('manifest line without both "image" and "caption" (or "file_name" and "text"; names are '
+                            'case-sensitive)', where)
                 continue
-            caption, image = row["caption"], row["image"]
+            image, caption = row[keys[0]], row[keys[1]]
             captions = [caption] if isinstance(caption, str) else caption
             if not isinstance(image, str) or not isinstance(captions, list) or \
                     not all(isinstance(c, str) for c in captions):

@@ -605,8 +605,41 @@ def _resolve(src: str | None, name: str) -> Path | None:
     return p
 
 
-def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset) -> dict[str, Any]:
-    """Learn the BPE vocabulary from the source's captions; writes run_dir/tokenizer.json."""
+# The tokenizer stage measures the share of caption words its vocabulary reads as unknown on up to UNKNOWN_SAMPLE
+# of the captions it learned from, and warns above UNKNOWN_WARN (a --vocab-size smaller than the captions'
+# characters: at 3, "a red bird" read "red" and "bird" as unknown, silently).
+UNKNOWN_SAMPLE = 5000
+UNKNOWN_WARN = 0.05
+
+
+def unknown_share(tok: TextTokenizer, texts: typing.Iterable[str]) -> tuple[int, int, str]:
+    """(words read as unknown, words, the unknown word met most often: the first of those met as often) over
+    texts: a word (the tokenizer's pre-tokenizer's: letters and digits, or a run of punctuation) is unknown
+    where one of its tokens is [UNK], a character the vocabulary lacks (a word split into pieces is not)."""
+    unknown: dict[str, int] = {}
+    n_words = n_unknown = 0
+    for text in texts:
+        enc = tok.tokenizer.encode(text)
+        lost: set[int] = set()
+        seen: set[int] = set()
+        for word, token in zip(enc.word_ids, enc.ids, strict=True):
+            if word is not None:
+                seen.add(word)
+                if token == tok.unk_id:
+                    lost.add(word)
+        n_words += len(seen)
+        n_unknown += len(lost)
+        for word in sorted(lost):
+            start, end = enc.word_to_chars(word)
+            unknown[text[start:end]] = unknown.get(text[start:end], 0) + 1
+    example = max(unknown, key=unknown.__getitem__) if unknown else ""  # (the first of the most met)
+    return n_unknown, n_words, example
+
+
+def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset, warn=None) -> dict[str, Any]:
+    """Learn the BPE vocabulary from the source's captions; writes run_dir/tokenizer.json. warn(line): said when
+    over UNKNOWN_WARN of the caption words it learned from read as unknown (unknown_share, on up to
+    UNKNOWN_SAMPLE of its captions)."""
     from t2i_cli.data import WorldDataset, caption_count, captions
 
     class Captions:  # read twice (the characters, then the training) without holding them all
@@ -622,6 +655,12 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset) -> dict[str, Any]:
         raise UsageError(f"the tokenizer of {tok.n_bpe:,} tokens is {len(text):,} bytes, more than the "
                          f"{MAX_TOKENIZER_FILE >> 20} MB a tokenizer file may hold; use a smaller --vocab-size")
     atomic_write_bytes(Path(run_dir) / "tokenizer.json", text)
+    if warn is not None:
+        lost, words, example = unknown_share(tok, captions(dataset, limit=min(cfg.tokenizer_captions, UNKNOWN_SAMPLE)))
+        if words and lost / words > UNKNOWN_WARN:
+            warn(f"the tokenizer of {tok.n_bpe} tokens reads {lost / words:.0%} of the caption words it learned from "
+                 f"as unknown ({lost:,} of {words:,}, e.g. {example!r}): its --vocab-size {cfg.vocab_size} holds too "
+                 f"few of their characters; a larger --vocab-size keeps them")
     summary = {"vocab": tok.n_bpe, "captions": learned}
     if not isinstance(dataset, WorldDataset) and learned < total:
         summary["captions_in_source"] = total  # a sample of them, spread evenly over it (data.captions)
@@ -995,7 +1034,7 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     if stage is not None and dd.is_main and not len(val) and warn is not None:
         warn(no_validation(cfg, len(dataset)))
     if stage is None:
-        learned = train_tokenizer(cfg, run_dir, dataset) if dd.is_main else {}
+        learned = train_tokenizer(cfg, run_dir, dataset, warn) if dd.is_main else {}
         if dd.n_procs > 1:  # the others wait for it: a whole run's next stage reads it, in a new process group
             dist.barrier()
         return summary | learned
