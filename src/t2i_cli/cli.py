@@ -1924,17 +1924,20 @@ def rerank(folder: Path = typer.Argument(...,
                 task = bar.add_task("bits per code", total=len(ranked), rate="")
                 rr.add_bits(pipe, ranked, lambda done, total: bar.update(
                     task, completed=done, rate=rate_text(bar.tasks[task], "images")))
-        cut, other = skipped.pop(rr.CUT, 0), skipped.pop(rr.OTHER_WEIGHTS, 0)
+        cuts, other = {key: skipped.pop(key, 0) for key in rr.CUTS}, skipped.pop(rr.OTHER_WEIGHTS, 0)
         if other and not quiet:
             warn(f"{other} of the images were drawn by other weights than {clean(pipe.bundle.folder)} (their PNGs "
                  f"record another weights identity); its CLIP scores them here: to score with the CLIP of the "
                  f"weights that drew them, pass --weights with that folder")
         if skipped and not quiet:
             warn("skipped " + ", ".join(counted(v, k) for k, v in skipped.items()))
-        if cut and not quiet:
-            warn(f"{counted(cut, 'prompt')} read from PNG text {'was' if cut == 1 else 'were'} longer than "
-                 f"{rr.MAX_PROMPT_CHARS:,} characters; "
-                 f"each was cut to its first {rr.MAX_PROMPT_CHARS:,}")
+        for key, where in ((rr.CUT, "read from PNG text"), (rr.CUT_CAPTION, "read from a caption file (NAME.txt)")):
+            if cuts[key] and not quiet:  # (said where each came from: a long caption file was blamed on PNG text)
+                warn(f"{counted(cuts[key], 'prompt')} {where} {'was' if cuts[key] == 1 else 'were'} longer than "
+                     f"{rr.MAX_PROMPT_CHARS:,} characters; each was cut to its first {rr.MAX_PROMPT_CHARS:,}")
+        if cuts[rr.CUT_OPTION] and not quiet:
+            warn(f"--prompt is longer than {rr.MAX_PROMPT_CHARS:,} characters; it was cut to its first "
+                 f"{rr.MAX_PROMPT_CHARS:,}")
         # Every file first, then what is printed: a reader that stops early (`| head`) ended the command before
         # ranking.json was written.
         said: list[str] = []
@@ -1944,7 +1947,7 @@ def rerank(folder: Path = typer.Argument(...,
             for line in said:  # the files written before the failure, named as a finished run names them
                 out.print(line, soft_wrap=True)
             raise
-        _print_ranking(ranked)
+        _print_ranking(ranked, folder)
         for line in said:
             out.print(line, soft_wrap=True)
 
@@ -1959,15 +1962,16 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
     if top:
         said.append(f"wrote {clean(rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side))}")
     if link_best:
-        kept, copied = rr.link_best(folder, ranked, top)
-        said.append(f"{clean(folder / rr.BEST)} holds the best {len(kept)} ({copied} copied now)")
+        held: dict[Path, Path] = {}  # each best picture -> its copy (one picture held twice: one copy)
+        _, copied = rr.link_best(folder, ranked, top, held)
+        said.append(clean(rr.best_said(folder, held, copied)))
     if explain:  # the best image of each prompt (of the first alone, the others went unexplained, unsaid)
         from t2i_cli.images import load_rgb, tensor_from_image
 
         for best in (r for r in ranked if r.rank == 1):
             image = tensor_from_image(load_rgb(best.path, rr.read_side(pipe)))
-            said.append(f"word contributions to the score of {clean(best.path.name)} (drop when the word is "
-                        f"removed):")
+            said.append(f"word contributions to the score of {clean(rr.shown(folder, best.path))} (drop when the "
+                        f"word is removed):")
             said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
             if pipe.bundle.clip.cfg.word_region:
                 maps = rr.explain_maps(pipe, image, best.prompt)
@@ -1978,8 +1982,11 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
                  "(train one with --model word_region=true)")
 
 
-def _print_ranking(ranked) -> None:
-    """One block per prompt (the prompt once, as a heading), then rank, score and the whole file name."""
+def _print_ranking(ranked, folder: Optional[Path] = None) -> None:
+    """One block per prompt (the prompt once, as a heading), then rank, score and the whole file name (its path
+    within folder, for a picture of a sub-folder)."""
+    from t2i_cli import rerank as rr
+
     for i, prompt in enumerate(dict.fromkeys(r.prompt for r in ranked)):
         out.print(("\n" if i else "") + f"prompt: {clean(prompt)}", soft_wrap=True)
         bits = ranked[0].bits is not None
@@ -1987,7 +1994,7 @@ def _print_ranking(ranked) -> None:
         out.print("  rank    score  " + ("bits/code  " if bits else "") + "file")
         for r in (r for r in ranked if r.prompt == prompt):
             out.print(f"  {r.rank:>4}  {r.score:>7.4f}  " + (f"{r.bits:>9.3f}  " if bits else "")
-                      + clean(r.path.name), soft_wrap=True)
+                      + clean(r.path.name if folder is None else rr.shown(folder, r.path)), soft_wrap=True)
 
 
 @app.command("eval", cls=OneValueEach)

@@ -640,6 +640,43 @@ def _is_run_folder(top: Path, names: list[str]) -> bool:
                                               and "preset" in d)))
 
 
+# `t2i rerank --link-best` copies a folder's best pictures into its best/ and names each copy in this record (file
+# name -> sha256) there: such a copy, read as data, was "an image without .txt caption" (rerank imports these)
+RERANK_COPIES = "t2i-copies.json"
+
+
+def is_copies_record(obj: object) -> bool:
+    """Whether parsed JSON is the RERANK_COPIES record rerank --link-best wrote: file name -> sha256."""
+    return isinstance(obj, dict) and all(isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)
+                                         for k, v in obj.items())
+
+
+def rerank_copies(files: list[Path]) -> set[Path]:
+    """The files among files that a RERANK_COPIES record beside them names: rerank --link-best's copies."""
+    copies: set[Path] = set()
+    for record in {p for p in files if p.name == RERANK_COPIES}:
+        try:
+            made = read_own_json(record)
+        except (OSError, ValueError, RecursionError):
+            continue
+        if is_copies_record(made):
+            copies |= {record.parent / Path(name).name for name in made}
+    return copies & set(files)
+
+
+def _t2i_sheet(path: Path) -> bool:
+    """Whether a picture is a contact sheet t2i wrote (rerank's --top sheets and --explain strips, --grid sheets:
+    outputs.is_t2i_sheet, by its PNG text; only a PNG named as t2i names a new file, NAME-NNN.png, is opened)."""
+    from t2i_cli.outputs import is_t2i_sheet
+
+    if not re.search(r"-\d{3,}\.png$", path.name, re.IGNORECASE):
+        return False
+    try:
+        return is_t2i_sheet(images.read_png_text(path), path)
+    except DataError:
+        return False
+
+
 def _files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """Every file under folder, recursively, through symbolic links to folders too (a folder of links to
     where the pictures live is common); each real folder is read once, so a link back up the tree is no loop
@@ -687,6 +724,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                     tuple(odd[1:]))
     stems = {p.with_suffix("") for p in files if p.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES)}
     files = regular
+    copies = rerank_copies(files)
     if runs:
         skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs), tuple(runs[1:]))
     if unreadable:  # its pictures were left out silently
@@ -725,6 +763,10 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 skipped.add("image whose caption is named after its whole file name (PIC.jpg.txt: name it "
                             "PIC.txt)", image)
                 captioned.setdefault(whole, image)  # (not a caption without image as well)
+            elif image in copies:  # rerank's own outputs, named as such (they are never a picture you captioned)
+                skipped.add("copy rerank --link-best made (named in its t2i-copies.json)", image)
+            elif _t2i_sheet(image):
+                skipped.add("contact sheet t2i wrote", image)
             else:
                 skipped.add("image without .txt caption", image)
                 uncaptioned_in.add(image.parent)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from t2i_cli.data import caption_beside
+from t2i_cli.data import RERANK_COPIES, _files_under, caption_beside, is_copies_record, rerank_copies
 from t2i_cli.errors import DataError, OutputError, UsageError, counted
 from t2i_cli.files import (
     atomic_write_json,
@@ -41,7 +40,10 @@ from t2i_cli.prompt_file import blank
 
 TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".md")  # captions, specs and notes beside pictures: counted as text files
 MAX_PROMPT_CHARS = 1000  # a prompt read from a file is cut to this many characters (prompts are ~10 words)
-CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut
+CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut: read from PNG text ...
+CUT_CAPTION = "caption prompt cut"  # ... read from a caption file beside the picture (NAME.txt) ...
+CUT_OPTION = "--prompt cut"  # ... or --prompt, each picture it was cut for (the CLI says these three apart)
+CUTS = (CUT, CUT_CAPTION, CUT_OPTION)
 # ... and t2i PNGs drawn by other weights than the ones whose CLIP scores them (said, not skipped)
 OTHER_WEIGHTS = "drawn by other weights"
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
@@ -74,8 +76,11 @@ SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ra
 
 def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = None,
             ) -> tuple[list[tuple[Path, str]], Counter]:
-    """Images of a folder with their prompt (the given one, else the PNG's text chunk, else the first line of a
-    caption file beside it, NAME.txt, as a training folder holds them); skipped files are counted. Pixels
+    """Images of a folder and its sub-folders, as training reads a folder (data._files_under: through links to
+    folders, each folder once, t2i run folders and folders that cannot be listed counted, not read), with their
+    prompt (the given one, else the PNG's text chunk, else the first line of a caption file beside it, NAME.txt,
+    as a training folder holds them); skipped files are counted. rerank's own outputs are passed over silently:
+    ranking.json, its --top sheets, best/'s record and the copies it names. Pixels
     are read later, a batch at a time (rank_folder): a folder of 2,178 pictures held 4.0 GB when every one was
     decoded here first. With scorer, the (identity, generator) of the weights that score, t2i PNGs that record
     other weights are counted under OTHER_WEIGHTS: a user's own model's pictures scored by the shipped CLIP, a
@@ -83,13 +88,19 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
     check_folder(folder)
     items, skipped = [], Counter()
     captions: set[Path] = set()  # the caption files read as a picture's prompt (not counted as text files)
-    entries = sorted(Path(folder).iterdir())
+    entries, runs, unreadable = _files_under(Path(folder))
+    entries.sort()
+    if runs:
+        skipped["t2i run folder (its samples are not ranked)"] = len(runs)
+    if unreadable:
+        skipped["folder that cannot be read (permission?)"] = len(unreadable)
     # a link to nothing (a picture moved or deleted) is counted, not passed over: it looked like one to rank
     dangling = sum(p.is_symlink() and not p.exists() for p in entries)
     if dangling:
         skipped["link to a missing file"] = dangling
+    copies = rerank_copies(entries)  # --link-best's copies in a best/ (of FOLDER or a sub-folder)
     for path in (p for p in entries if p.is_file()):
-        if path.name == RANKING:
+        if path.name == RANKING or path in copies or (path.name == BEST_RECORD and is_own_json(path, is_record)):
             continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
         if path.suffix.lower() in UNREAD_SUFFIXES:
             skipped[unread_picture(path.suffix)] += 1
@@ -112,10 +123,10 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
         if is_t2i_sheet(chunks, path):
             skipped["contact sheet t2i wrote"] += 1
             continue
-        text = prompt or chunks.get("prompt")
+        text, cut = (prompt, CUT_OPTION) if prompt else (chunks.get("prompt"), CUT)
         if not text and (beside := caption_beside(path)) is not None:  # a folder of pairs, as training reads it
             captions.add(beside[0])
-            text = beside[1]
+            text, cut = beside[1], CUT_CAPTION
         if not text or blank(text):
             skipped["picture without a prompt (pass --prompt)"] += 1
             continue
@@ -124,7 +135,7 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             skipped[OTHER_WEIGHTS] += 1  # (the files that draw decide; the rerankers beside them may differ)
         if len(text) > MAX_PROMPT_CHARS:
             text = text[:MAX_PROMPT_CHARS]
-            skipped[CUT] += 1
+            skipped[cut] += 1
         items.append((path, text))
     if captions:
         skipped["text file"] -= len(captions)
@@ -188,7 +199,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
         scored.sort(key=lambda ps: -ps[1])  # stable: equal scores keep the files' order
         ranked += [Ranked(p, text, s, r) for r, (p, s) in enumerate(scored, start=1)]
     if not ranked:
-        left_out = {k: v for k, v in skipped.items() if k != CUT}
+        left_out = {k: v for k, v in skipped.items() if k not in CUTS}
         raise DataError(f"nothing to rank in {folder}: no readable image with a prompt"
                         + (f" ({', '.join(counted(v, k) for k, v in left_out.items())})" if left_out else ""))
     return ranked, skipped
@@ -220,13 +231,8 @@ def is_ranking(obj: object) -> bool:
                                          for row in obj)
 
 
-BEST_RECORD = "t2i-copies.json"  # in DIR/best/: the copies t2i made there and their sha256
-
-
-def is_record(obj: object) -> bool:
-    """Whether parsed JSON is the BEST_RECORD link_best wrote: file name -> sha256."""
-    return isinstance(obj, dict) and all(isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)
-                                         for k, v in obj.items())
+BEST_RECORD = RERANK_COPIES  # in DIR/best/: the copies t2i made there and their sha256 (data passes them over)
+is_record = is_copies_record  # whether parsed JSON is the BEST_RECORD link_best wrote: file name -> sha256
 
 
 def check_outputs(folder: Path, link_best: bool, force: bool = False) -> None:
@@ -245,9 +251,15 @@ def check_outputs(folder: Path, link_best: bool, force: bool = False) -> None:
 
 def write_ranking(folder: Path, ranked: list[Ranked]) -> Path:
     """DIR/ranking.json, atomically (check_outputs first: it replaces only a ranking t2i wrote)."""
-    rows = [{"rank": r.rank, "score": round(r.score, 6), "file": r.path.name, "prompt": r.prompt}
+    rows = [{"rank": r.rank, "score": round(r.score, 6), "file": shown(folder, r.path), "prompt": r.prompt}
             | ({BITS_KEY: round(r.bits, 6)} if r.bits is not None else {}) for r in ranked]
     return atomic_write_json(Path(folder) / RANKING, rows)
+
+
+def shown(folder: Path, path: Path) -> str:
+    """A ranked picture's name in ranking.json and the printed table: its path within the folder ranked
+    (sub/grey.png; a picture of the folder itself, its name)."""
+    return Path(path).relative_to(folder).as_posix()
 
 
 def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Path:
@@ -280,9 +292,12 @@ def _written_before(folder: Path, stem: str, data: bytes) -> Path | None:
     return None
 
 
-def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], int]:
+def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path] | None = None,
+              ) -> tuple[list[Path], int]:
     """DIR/best/ holds copies of the best k per prompt, new names (never overwriting; check_outputs first
-    refuses a DIR/best that is a file); returns them and how many were copied now. A later --link-best makes
+    refuses a DIR/best that is a file); returns them and how many were copied now, and fills held, where given,
+    with each of those pictures and its copy (two pictures of the same bytes share one: best_said says so,
+    where "holds the best 10" hid that one prompt's best had no copy of its own name). A later --link-best makes
     best/ this ranking's: a copy t2i made there before (recorded in BEST_RECORD, updated after each change) that
     is no longer among the best is removed, but only while DIR still holds the same picture and the copy is
     unchanged; one still among the best stays, and no picture is copied twice. Anything else in best/ (the
@@ -294,11 +309,13 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], i
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
     inputs: set[str] = set()  # every picture this ranking read
     wanted: dict[str, Path] = {}  # the best k per prompt, a picture held twice (same bytes) once
+    best_of: dict[Path, str] = {}  # each of the best k per prompt -> its digest
     for r in ranked:
         h = sha256_of(r.path).hexdigest()
         inputs.add(h)
         if r.rank <= k:
             wanted.setdefault(h, r.path)
+            best_of[r.path] = h
     made: dict[str, str] = {}
     record = best / BEST_RECORD
     if is_own_json(record, is_record):  # check_outputs let only t2i's own record (or, with --force, any) stand
@@ -336,7 +353,26 @@ def link_best(folder: Path, ranked: list[Ranked], k: int) -> tuple[list[Path], i
                     raise
             have[h] = path
             new += 1
+    if held is not None:
+        held.update({path: have[h] for path, h in best_of.items()})
     return [have[h] for h in wanted], new
+
+
+def best_said(folder: Path, copies: dict[Path, Path], new: int) -> str:
+    """The line that says what best/ holds, given link_best's held (each best picture -> its copy) and how
+    many it copied: the best pictures, and in how many files where some share a copy, naming them."""
+    files = list(dict.fromkeys(copies.values()))
+    said = f"{Path(folder) / BEST} holds the best {len(copies)}"
+    if len(files) == len(copies):
+        return f"{said} ({new} copied now)"
+    first: dict[Path, Path] = {}  # copy -> the first picture it holds
+    shared: list[tuple[Path, Path, Path]] = []  # (a picture, the first one its copy holds, the copy)
+    for picture, copy in copies.items():
+        if (held := first.setdefault(copy, picture)) != picture:
+            shared.append((picture, held, copy))
+    named = "; ".join(f"{shown(folder, p)} is the same picture as {shown(folder, q)}: {BEST}/{c.name} holds both"
+                      for p, q, c in shared[:3]) + (f"; and {len(shared) - 3} more" if len(shared) > 3 else "")
+    return f"{said} in {counted(len(files), 'file')} ({new} copied now; {named})"
 
 
 def explain_maps(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, torch.Tensor, float]]:
