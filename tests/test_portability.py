@@ -162,7 +162,7 @@ def test_a_file_system_without_folder_numbers_still_reads_every_folder(tmp_path,
         return os.stat_result((st.st_mode, 0, *tuple(st)[2:])) if stat.S_ISDIR(st.st_mode) else st
 
     monkeypatch.setattr(data.os, "stat", numberless)
-    files, _, _ = data._files_under(tmp_path)
+    files, _, _ = data.files_under(tmp_path)
     assert sorted(p.resolve().relative_to(tmp_path.resolve()).as_posix() for p in files) == [
         "a/p.png", "b/p.png", "c/p.png"]  # each once (c's through the first path to it)
 

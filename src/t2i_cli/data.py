@@ -677,7 +677,7 @@ def _t2i_sheet(path: Path) -> bool:
         return False
 
 
-def _files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+def files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """Every file under folder, recursively, through symbolic links to folders too (a folder of links to
     where the pictures live is common); each real folder is read once, so a link back up the tree is no loop
     and two links to one folder do not list its pictures twice. Also the t2i run folders below folder
@@ -706,7 +706,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file (.TXT and
     other cases too; an exact .txt first; a stem in other letter case where that is the one match)."""
     pairs, skipped = [], Skips(list_skipped)
-    files, runs, unreadable = _files_under(folder)
+    files, runs, unreadable = files_under(folder)
     named = (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES, ".txt")
     # a picture or caption that is not a regular file is never read (a pipe waited forever); said as itself (its
     # caption was blamed, "caption without image", and the picture went unsaid)

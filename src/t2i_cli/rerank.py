@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from t2i_cli.data import RERANK_COPIES, _files_under, caption_beside, is_copies_record, rerank_copies
+from t2i_cli.data import RERANK_COPIES, caption_beside, files_under, is_copies_record, rerank_copies
 from t2i_cli.errors import DataError, OutputError, UsageError, counted
 from t2i_cli.files import (
     atomic_write_json,
@@ -76,7 +76,7 @@ SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ra
 
 def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = None,
             ) -> tuple[list[tuple[Path, str]], Counter]:
-    """Images of a folder and its sub-folders, as training reads a folder (data._files_under: through links to
+    """Images of a folder and its sub-folders, as training reads a folder (data.files_under: through links to
     folders, each folder once, t2i run folders and folders that cannot be listed counted, not read), with their
     prompt (the given one, else the PNG's text chunk, else the first line of a caption file beside it, NAME.txt,
     as a training folder holds them); skipped files are counted. rerank's own outputs are passed over silently:
@@ -88,7 +88,7 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
     check_folder(folder)
     items, skipped = [], Counter()
     captions: set[Path] = set()  # the caption files read as a picture's prompt (not counted as text files)
-    entries, runs, unreadable = _files_under(Path(folder))
+    entries, runs, unreadable = files_under(Path(folder))
     entries.sort()
     if runs:
         skipped["t2i run folder (its samples are not ranked)"] = len(runs)
