@@ -491,6 +491,8 @@ def dependency_runs(cfg: TrainConfig) -> list[str]:
     return notes
 
 
+RUN_BUSY = ("{run_dir} is being trained by another t2i process now; wait for it to finish (a second process would "
+            "write the same files)")
 CLIP_INIT = "clip_init.safetensors"  # in a clip run started with --init: the weights it started from
 
 
@@ -845,7 +847,12 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if resume:
             check_resume(cfg, run_dir)
         if resume and cfg.stage != "tokenizer" and finished(run_dir, cfg.steps):  # nothing to train, validate or
-            # write: its data is not opened again (a folder's check of every picture, and its skipped files said)
+            # write: its data is not opened again (a folder's check of every picture, and its skipped files said);
+            # what a kill left is still mended (a temporary, a model file behind its checkpoint)
+            if dd.is_main:
+                with folder_lock(run_dir, RUN_BUSY.format(run_dir=run_dir)):
+                    clean_stale_temporaries(run_dir)
+                    sync_model_file(run_dir, cfg.stage)
             return {"step": cfg.steps}
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
@@ -889,9 +896,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             # it writes
             if not resume:
                 make_run_folder(run_dir, created)
-            held.enter_context(folder_lock(run_dir, (
-                f"{run_dir} is being trained by another t2i process now; wait for it to finish (a second "
-                f"process would write the same files)") if resume else (
+            held.enter_context(folder_lock(run_dir, RUN_BUSY.format(run_dir=run_dir) if resume else (
                 f"--out {run_dir} is being used by another t2i process starting a run there; pick another "
                 f"--out")))
             if not resume:  # still new now that it is ours (another run may have started there)
