@@ -138,3 +138,12 @@ def test_vary_of_a_picture_other_weights_drew_says_so(tmp_path: Path):
     for args in (["--weights", mine], ["--weights", other, "-q"]):  # its own weights; or asked to be quiet
         again = run("vary", png, "--n", "1", *args, "--out", tmp_path / "v")
         assert again.exit_code == 0 and "warning" not in again.stderr, again.stderr
+
+
+def test_a_damaged_run_is_one_line(tmp_path: Path):
+    """A whole run's all.json that is not JSON was an internal error (ValueError) in `t2i info`."""
+    out = tmp_path / "all"
+    (out / "dvae").mkdir(parents=True)
+    (out / "all.json").write_text('{"data": 3')
+    line = one_line_failure(run("info", out), 2)
+    assert line.startswith(f"error: {out / 'all.json'} is not readable ("), line

@@ -8,7 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from t2i_cli.files import folder_locked, read_own_json, shell_word
+from t2i_cli.errors import UsageError
+from t2i_cli.files import folder_locked, shell_word
+from t2i_cli.recipe import plan_settings
 from t2i_cli.train import (
     CHECKPOINT,
     RUN_CONFIG,
@@ -18,7 +20,7 @@ from t2i_cli.train import (
     read_run_config,
     stopped_early,
 )
-from t2i_cli.train_options import PLAN, is_whole_run, next_step
+from t2i_cli.train_options import is_whole_run, next_step
 from t2i_cli.weights import read_metadata
 
 
@@ -40,7 +42,7 @@ def run_info(folder: Path) -> dict[str, Any]:
         weights = folder / "weights"
         next_ = (None if training else f"generate with: t2i generate PROMPT --weights {shell_word(weights)}"
                  if done and weights.is_dir() else f"resume with: t2i train --resume {shell_word(folder)}")
-        return {"folder": str(folder), "kind": "whole run", "settings": read_own_json(folder / PLAN), "stages": stages,
+        return {"folder": str(folder), "kind": "whole run", "settings": plan_settings(folder, {}), "stages": stages,
                 "status": "training" if training else "finished" if done else "stopped",
                 "weights": str(weights) if weights.is_dir() else None, "next": next_}
     return {"folder": str(folder), "kind": "run", **stage_info(folder)}
@@ -59,7 +61,10 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
         info["next"] = None if training else next_step(cfg, run_dir) if trained else \
             f"resume with: t2i train --resume {shell_word(run_dir)}"
         return info
-    step = int(read_metadata(ckpt).get("step", 0)) if ckpt.is_file() else 0
+    try:
+        step = int(read_metadata(ckpt).get("step", 0)) if ckpt.is_file() else 0
+    except ValueError:  # (a step edited to text: the checkpoint's own reader names it at a resume)
+        raise UsageError(f"{ckpt} records no step t2i reads; resume the run to have it checked") from None
     rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
     info["step"] = step
     losses = [r for r in rows if _number(r.get("loss"))]
