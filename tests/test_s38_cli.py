@@ -78,3 +78,39 @@ def test_a_scene_count_must_be_an_int():
         with pytest.raises(ValueError, match="count must be an int of 1-4, got"):
             SceneSpec(bird, count=bad)
     assert SceneSpec(bird, count=3).to_dict()["count"] == 3
+
+
+def test_a_redraw_that_draws_other_codes_than_its_png_records_says_so(tiny_weights: Path, tmp_path: Path):
+    """The researcher's walkthrough: one of 8 images of a two-object prompt drew 13 other codes at --threads 1 than
+    at 2 (bf16, plain decoding), and `--from` of it redrew the other image without a word. The PNG records its
+    codes: a redraw that draws others now says how many, where the first is, and what to pass."""
+    import base64
+
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--candidates", "1", "--out", tmp_path / "g",
+            "--threads", "1", "-q")
+    assert r.exit_code == 0, r.stderr
+    png = tmp_path / "g" / "a-red-bird-000.png"
+    same = run("generate", "--from", png, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
+    assert same.exit_code == 0 and "warning" not in same.stderr, same.stderr
+    with Image.open(png) as im:  # as if drawn elsewhere: codes 5 and 9 of its record otherwise
+        text, pixels = dict(im.text), im.copy()
+    codes = np.frombuffer(base64.b64decode(text["t2i_codes"]), dtype="<u2").copy()
+    codes[[5, 9]] = (codes[[5, 9]] + 1) % 32
+    text["t2i_codes"] = base64.b64encode(codes.astype("<u2").tobytes()).decode("ascii")
+    info = PngImagePlugin.PngInfo()
+    for k, v in text.items():
+        info.add_text(k, v)
+    other = tmp_path / "other" / "a-red-bird-000.png"
+    other.parent.mkdir()
+    pixels.save(other, pnginfo=info)
+    r = run("generate", "--from", other, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"warning: this redraw drew 2 codes of {len(codes)} other than {other} records (the first at position 5): a "
+        f"product summed in another order at another thread count (this ran on 1) or on another kind of CPU flips a "
+        f"near tie; pass the --threads it was drawn with (where it was drawn on this machine) for its bytes"], r.stderr
+    quiet = run("generate", "--from", other, "--weights", tiny_weights, "--out", tmp_path / "f", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr

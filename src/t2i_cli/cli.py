@@ -1198,11 +1198,35 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
                             lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens")))
         meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity,
                           made_from(request, prompt_image, pipe.precision), pipe.device.type, pipe.bundle.generator)
+        if not quiet and same and g.codes is not None:
+            _say_other_codes(from_png, g.codes, pipe.bundle.transformer.cfg.image_vocab)
         return Written(write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem))),
                        image_fields(g, rec.seed))
     except BaseException:
         remove_empty(made)
         raise
+
+
+def _say_other_codes(from_png: Path, codes, n_codes: int) -> None:
+    """--from's word where its redraw drew other codes than the PNG records (the same weights and settings): the
+    CPU summed a product in another order, as another thread count (or CPU kind) does, and a near tie drew
+    otherwise (README: the same bytes for the same --threads)."""
+    import torch
+
+    from t2i_cli.image_prompt import recorded_codes
+    from t2i_cli.images import read_png_text
+
+    try:
+        was = recorded_codes(read_png_text(from_png), codes.numel(), n_codes)
+    except (OSError, ValueError):
+        return
+    if was is None or torch.equal(was, codes.cpu().long()):
+        return
+    differ = (was != codes.cpu().long()).nonzero().flatten()
+    warn(f"this redraw drew {counted(len(differ), 'code')} of {codes.numel()} other than {from_png} records (the first "
+         f"at position {int(differ[0])}): a product summed in another order at another thread count (this ran on "
+         f"{torch.get_num_threads()}) or on another kind of CPU flips a near tie; pass the --threads it was drawn with "
+         f"(where it was drawn on this machine) for its bytes")
 
 
 @app.command(cls=OneValueEach)
