@@ -894,7 +894,8 @@ def test_explain_scores_each_reading_of_the_prompt_once(weights, monkeypatch):
     words = prompt.split()
     calls = []
     real_score = pipe.score
-    monkeypatch.setattr(pipe, "score", lambda images, text: calls.append(text) or real_score(images, text))
+    monkeypatch.setattr(pipe, "score", lambda images, text, objects=None: calls.append(text)
+                        or real_score(images, text, objects))
     with torch.inference_mode():
         got = rr.explain(pipe, image, prompt)
         assert len(calls) == len(set(calls)) < len(words) - text_len

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import one_line_failure, run
 
 
@@ -114,3 +116,33 @@ def test_a_redraw_that_draws_other_codes_than_its_png_records_says_so(tiny_weigh
         f"near tie; pass the --threads it was drawn with (where it was drawn on this machine) for its bytes"], r.stderr
     quiet = run("generate", "--from", other, "--weights", tiny_weights, "--out", tmp_path / "f", "-q")
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_explain_holds_a_two_object_prompts_crops_where_a_removal_unparses_it():
+    """The researcher's walkthrough: `rerank --explain` of "a yellow star and a red bird" gave "and" +0.81, as much
+    as a colour: removing it left no two objects to parse, so the crop scores (half the score) switched off. The
+    crops stay those of the prompt's two objects there; a removal that still parses to two (a size word) scores
+    its own."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from t2i_cli import rerank as rr
+    from t2i_cli.world.captions import object_prompts
+
+    def encode(text, n):
+        return SimpleNamespace(ids=[sum(map(ord, w)) for w in text.lower().split()[:n]])
+
+    def score(images, text, objects=None):  # the sentence's tokens, plus 1 a crop scored (as if each matched)
+        objects = object_prompts(text) if objects is None else objects
+        return torch.tensor([sum(encode(text, 64).ids) / 1000 + (len(objects) if objects else 0)])
+
+    pipe = SimpleNamespace(bundle=SimpleNamespace(tokenizer=SimpleNamespace(encode=encode),
+                                                  clip=SimpleNamespace(cfg=SimpleNamespace(text_len=64))),
+                           score=score)
+    prompt = "a yellow star and a small red bird"
+    got = dict(rr.explain(pipe, torch.zeros(3, 8, 8), prompt))
+    assert got["and"] == pytest.approx(sum(map(ord, "and")) / 1000, abs=1e-6)  # the sentence's part alone
+    assert got["red"] == pytest.approx(sum(map(ord, "red")) / 1000, abs=1e-6)
+    assert object_prompts("a yellow star and a red bird") is not None  # "small" removed: still two objects,
+    assert got["small"] == pytest.approx(sum(map(ord, "small")) / 1000, abs=1e-6)  # scored with its own crops

@@ -417,10 +417,11 @@ class TextToImage:
         return (nats / math.log(2)).cpu().clone()  # (out of inference mode: a plain tensor)
 
     @torch.inference_mode()
-    def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
+    def score(self, images: torch.Tensor, prompt: str, objects: list[tuple[str, str]] | None = None) -> torch.Tensor:
         """CLIP scores (B,) of images (B, 3, H, W) against one prompt; for two objects in the world's grammar,
-        plus CROP_SCORE_WEIGHT x the mean of the objects' crop scores. With a second reranker in the folder
-        (weights.SECOND_CLIP), the mean of the two CLIPs' scores."""
+        plus CROP_SCORE_WEIGHT x the mean of the objects' crop scores (objects: those crops' (text, place), in
+        place of the ones the prompt parses to: rerank --explain holds them when a word's removal unparses it).
+        With a second reranker in the folder (weights.SECOND_CLIP), the mean of the two CLIPs' scores."""
         clip = self.bundle.clip
         if clip is None:
             raise UsageError(f"{self.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
@@ -435,10 +436,10 @@ class TextToImage:
 
         per = self.score_fit(len(images))
         if per < len(images):  # a large CLIP: as many images at a time as DECODE_MEMORY holds
-            return torch.cat([self.score(images[i:i + per], prompt) for i in range(0, len(images), per)])
+            return torch.cat([self.score(images[i:i + per], prompt, objects) for i in range(0, len(images), per)])
         tokenizer, text_len = self.bundle.tokenizer, clip.cfg.text_len
         scores = against(images, tokenizer.encode(prompt, text_len))
-        if CROP_SCORE_WEIGHT and (objects := object_prompts(prompt)):
+        if CROP_SCORE_WEIGHT and (objects := object_prompts(prompt) if objects is None else objects):
             # As regional guidance: only where the CLIP reads every word of each object's caption whole.
             enc = [tokenizer.encode(text, text_len) for text, _ in objects]
             if not any(e.n_dropped or e.unknown_words for e in enc):

@@ -401,15 +401,26 @@ def write_explain(folder: Path, name: str, image: torch.Tensor, maps: list[tuple
 
 
 def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, float]]:
-    """Each word's contribution: the drop in score when that word is removed from the prompt. Variants the
-    scorer reads alike (the same tokens the CLIP reads, the same objects for its crop scores: a word past what
-    the CLIP reads, or a repeated word) are scored once: a 400-word prompt encoded the picture 401 times."""
+    """Each word's contribution: the drop in score when that word is removed from the prompt. A two-object
+    prompt's crop scores stay those of its objects where a word's removal leaves it no two objects the scorer
+    parses ("and", "red" of "a red bird"): else that word's drop was mostly the crop scores switching off, and
+    "and" weighed as much as a colour. Variants the scorer reads alike (the same tokens the CLIP reads, the same
+    objects for its crop scores: a word past what the CLIP reads, or a repeated word) are scored once: a 400-word
+    prompt encoded the picture 401 times."""
     from t2i_cli.world.captions import object_prompts
 
     words = prompt.split()
     variants = [prompt] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
+    held = object_prompts(prompt)
+
+    def crops_of(variant: str) -> list[tuple[str, str]] | None:
+        mine = object_prompts(variant)
+        return held if held is not None and (mine is None or len(mine) != len(held)) else mine
+
+    objects = [crops_of(v) for v in variants]
     tokenizer, text_len = pipe.bundle.tokenizer, pipe.bundle.clip.cfg.text_len
-    keys = [(tuple(tokenizer.encode(v, text_len).ids), tuple(object_prompts(v) or ())) for v in variants]
-    first = dict(zip(reversed(keys), reversed(variants), strict=True))  # each reading's first variant
-    score = dict(zip(first, torch.cat([pipe.score(image[None], v) for v in first.values()]).tolist(), strict=True))
+    keys = [(tuple(tokenizer.encode(v, text_len).ids), tuple(o or ())) for v, o in zip(variants, objects, strict=True)]
+    first = {k: (v, o) for k, v, o in zip(reversed(keys), reversed(variants), reversed(objects), strict=True)}
+    score = dict(zip(first, torch.cat([pipe.score(image[None], v, o) for v, o in first.values()]).tolist(),
+                     strict=True))
     return [(w, score[keys[0]] - score[keys[i + 1]]) for i, w in enumerate(words)]
