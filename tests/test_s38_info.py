@@ -147,3 +147,20 @@ def test_a_damaged_run_is_one_line(tmp_path: Path):
     (out / "all.json").write_text('{"data": 3')
     line = one_line_failure(run("info", out), 2)
     assert line.startswith(f"error: {out / 'all.json'} is not readable ("), line
+
+
+def test_a_whole_run_whose_stage_diverged_points_at_that_stage(tmp_path: Path, monkeypatch):
+    """A whole run cannot be resumed at a lower --lr: where a stage diverged, its info points at the stage (whose own
+    line says how to go on), not at the whole run's resume."""
+    out = tmp_path / "all"
+    undo = signal_after_step(monkeypatch, 4 + 2, signal.SIGINT)
+    assert run("train", "--stage", "all", "--preset", "tiny", "--workers", "0", "-q", "--steps",
+               "dvae=4,transformer=6,clip=2", "--out", out).exit_code == 130
+    undo()
+    with open(out / "transformer" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 3, "diverged": "training diverged at step 3 (loss nan); go on at a lower --lr"})
+                + "\n")
+    text, data = info(out)
+    assert data["status"] == "diverged" and data["stages"]["transformer"]["status"] == "diverged"
+    said = f"  next      its transformer stage diverged: t2i info {out / 'transformer'} says how to go on"
+    assert text.splitlines()[-1] == said

@@ -40,10 +40,14 @@ def run_info(folder: Path) -> dict[str, Any]:
         for s in stages.values():
             s.pop("next", None)  # (a stage's own --resume would finish that stage alone)
         weights = folder / "weights"
+        diverged = next((s for s, v in stages.items() if v.get("status") == "diverged"), None)
         next_ = (None if training else f"generate with: t2i generate PROMPT --weights {shell_word(weights)}"
-                 if done and weights.is_dir() else f"resume with: t2i train --resume {shell_word(folder)}")
+                 if done and weights.is_dir() else
+                 f"its {diverged} stage diverged: t2i info {shell_word(folder / diverged)} says how to go on"
+                 if diverged else f"resume with: t2i train --resume {shell_word(folder)}")
+        status = "training" if training else "finished" if done else "diverged" if diverged else "stopped"
         return {"folder": str(folder), "kind": "whole run", "settings": plan_settings(folder, {}), "stages": stages,
-                "status": "training" if training else "finished" if done else "stopped",
+                "status": status,
                 "weights": str(weights) if weights.is_dir() else None, "next": next_}
     return {"folder": str(folder), "kind": "run", **stage_info(folder)}
 
