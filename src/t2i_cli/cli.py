@@ -1198,7 +1198,8 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
                             lambda done: bar.update(task, completed=done, rate=rate_text(bar.tasks[task], "tokens")))
         meta = provenance(g, rec.seed, rec.n, rec.sampling, pipe.bundle.identity,
                           made_from(request, prompt_image, pipe.precision), pipe.device.type, pipe.bundle.generator)
-        if not quiet and same and g.codes is not None:
+        if not quiet and same and g.codes is not None and not (rec.device and rec.device != pipe.device.type) \
+                and not (rec.version and rec.version != __version__):  # (those are said above)
             _say_other_codes(from_png, g.codes, pipe.bundle.transformer.cfg.image_vocab)
         return Written(write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem))),
                        image_fields(g, rec.seed))
