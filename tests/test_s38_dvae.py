@@ -64,9 +64,14 @@ def test_a_transformer_on_a_dvae_stopped_unfinished_warns_once_and_its_resume_do
     # its resume trains on its own copy: said when it started, not again
     r = run("train", "--resume", tmp_path / "tr", "--steps", "3", "-q")
     assert said(r) == [] and read_metadata(tmp_path / "tr" / "checkpoint.safetensors")["step"] == "3"
-    # the dVAE's file, a weights folder, another stage's run holding a copy: taken as given
+    # the dVAE's file inside the run is that run (it was taken silently); a copy of it elsewhere, a weights folder,
+    # another stage's run holding a copy: taken as given
     assert said(run(*TRANSFORMER, "--dvae", cut / "dvae.safetensors", "--tokenizer", tok, "--out", tmp_path / "f")) \
-        == []
+        == [stopped(cut)]
+    (tmp_path / "copy").mkdir()
+    shutil.copy(cut / "dvae.safetensors", tmp_path / "copy" / "dvae.safetensors")
+    assert said(run(*TRANSFORMER, "--dvae", tmp_path / "copy" / "dvae.safetensors", "--tokenizer", tok, "--out",
+                    tmp_path / "f2")) == []
     assert said(run(*TRANSFORMER, "--dvae", tmp_path / "tr", "--tokenizer", tok, "--out", tmp_path / "t2")) == []
     # once finished, silent
     done = tmp_path / "done"

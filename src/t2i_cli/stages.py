@@ -446,6 +446,9 @@ def dependency_runs(cfg: TrainConfig) -> list[str]:
     for flag, src, stage, needed in (("--tokenizer", cfg.tokenizer, "tokenizer", cfg.stage in ("transformer", "clip")),
                                      ("--dvae", cfg.dvae, "dvae", cfg.stage == "transformer" or finetune)):
         folder = Path(src) if needed and src else None
+        if folder is not None and folder.name == f"{stage}.{'json' if stage == 'tokenizer' else 'safetensors'}" \
+                and folder.is_file():  # the model file inside a run folder is that run's
+            folder = folder.parent
         if folder is None or not folder.is_dir() or not (folder / RUN_CONFIG).is_file():
             continue
         try:
