@@ -120,3 +120,24 @@ def test_an_error_before_any_step_writes_no_checkpoint(tmp_path: Path, monkeypat
     monkeypatch.undo()
     assert line == "error: image x.png cannot be read; replace or remove it", line
     assert not (tmp_path / "cut" / CHECKPOINT).exists() and not (tmp_path / "cut" / "dvae.safetensors").exists()
+
+
+def test_weights_gone_nan_are_not_saved_nor_said_as_a_divergence(tmp_path: Path, monkeypatch):
+    """The save on an error went through checkpoint(), whose NaN check logs a "diverged" line before raising:
+    the run's metrics (and `t2i info`) then said it diverged, where it had ended with another error."""
+    real, calls = torch.nn.utils.clip_grad_norm_, {"n": 0}
+
+    def failing(params, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            with torch.no_grad():
+                next(iter(params)).fill_(float("nan"))
+            raise DataError("image x.png cannot be read; replace or remove it")
+        return real(params, *a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", failing)
+    line = one_line_failure(run(*COMMON, "--ckpt-every", "100", "--out", tmp_path / "cut"), 1)
+    monkeypatch.undo()
+    assert line == "error: image x.png cannot be read; replace or remove it", line
+    assert not (tmp_path / "cut" / CHECKPOINT).exists()
+    assert "diverged" not in (tmp_path / "cut" / "metrics.jsonl").read_text()

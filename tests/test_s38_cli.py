@@ -146,3 +146,20 @@ def test_explain_holds_a_two_object_prompts_crops_where_a_removal_unparses_it():
     assert got["red"] == pytest.approx(sum(map(ord, "red")) / 1000, abs=1e-6)
     assert object_prompts("a yellow star and a red bird") is not None  # "small" removed: still two objects,
     assert got["small"] == pytest.approx(sum(map(ord, "small")) / 1000, abs=1e-6)  # scored with its own crops
+
+
+def test_a_prompt_word_that_names_a_file_is_still_told_to_be_quoted(tmp_path: Path, monkeypatch):
+    """In a folder holding a file `cat`, `t2i generate a cat` was said to be a shell pattern's paths."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cat").write_text("")
+    line = one_line_failure(run("generate", "a", "cat"), 2)
+    assert "a prompt of several words is one argument: quote it, t2i generate \"a cat\"" in line, line
+
+
+def test_info_of_a_folder_that_is_not_there_says_what_it_takes(tmp_path: Path):
+    """`t2i info nope` said "weights folder nope does not exist; pass --weights DIR or run `make weights`"."""
+    line = one_line_failure(run("info", tmp_path / "nope"), 2)
+    assert line == f"error: {tmp_path / 'nope'} does not exist; give t2i info a weights folder or a training run folder"
+    (tmp_path / "f.json").write_text("{}")
+    line = one_line_failure(run("info", tmp_path / "f.json"), 2)
+    assert line == f"error: {tmp_path / 'f.json'} is a file; give t2i info a weights folder or a training run folder"

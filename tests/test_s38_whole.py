@@ -19,6 +19,8 @@ def test_the_command_that_started_a_whole_run_with_resume_added_continues_it(tmp
     assert first.exit_code == 0, first.stderr
     again = run(*ALL, "--data", "world:train", "--out", out, "--resume", out)
     assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
+    reordered = run("train", "--resume", out, "-q", "--steps", "clip=2,transformer=2,dvae=2")  # the same, said
+    assert reordered.exit_code == 0 and reordered.stdout.count("done before") == 4, reordered.stderr  # otherwise
     line = one_line_failure(run("train", "--resume", out, "-q", "--steps", "dvae=3,transformer=2,clip=2"), 2)
     assert line == (f"error: --steps cannot change a whole run that has started (steps dvae=2,transformer=2,clip=2 "
                     f"in the run, dvae=3,transformer=2,clip=2 here); --resume keeps its settings (to extend or "

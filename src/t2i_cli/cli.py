@@ -104,9 +104,10 @@ def _extra_arguments_hint(e, ctx) -> str:
     prompt = ctx.params.get("prompt") if ctx.command.name == "generate" else None
     said = re.fullmatch(r"Got unexpected extra arguments?(?:\(s\))? \((.*)\)", str(extra), re.S)
     rest = said.group(1) if said else ""
-    if isinstance(prompt, str) and prompt and not os.path.exists(rest.split(" ")[0]):
+    paths = sum(os.path.exists(word) for word in rest.split(" ")[:20])  # (a word that names a file: "a cat")
+    if isinstance(prompt, str) and prompt and paths < 2:
         return f'; a prompt of several words is one argument: quote it, t2i generate "{prompt} {rest}"'
-    if any(os.path.exists(word) for word in rest.split(" ")[:20]):
+    if paths:
         return "; a shell pattern (such as *.png) gave several paths where one is taken: give their folder"
     return ""
 
@@ -1309,6 +1310,9 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
         if folder is not None and weights is not None and not _same_path(folder, weights):
             raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
         given = folder if folder is not None else weights
+        if folder is not None and not folder.is_dir():  # (weights_folder's words are --weights')
+            raise UsageError(f"{folder} {'is a file' if folder.exists() else 'does not exist'}; give t2i info a "
+                             f"weights folder or a training run folder")
         if given is not None and given.is_dir():
             from t2i_cli.run_info import is_run, run_info
 
@@ -1383,7 +1387,7 @@ def _run_status(s: dict) -> str:
     if status == "stopped early":
         return f"stopped early by --patience at step {step:,}"
     if status == "diverged":
-        return s.get("diverged") or "diverged"
+        return str(s.get("diverged") or "diverged")
     return f"stopped at step {step:,} of {steps:,} (its checkpoint's; a stop, an error or a kill)" if step else \
         f"stopped before its first checkpoint (0 of {steps:,} steps)"
 

@@ -31,6 +31,7 @@ from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     bad_setting,
     is_whole_run,
+    per_stage,
     rank_zero,
     same_place,
     stored_data,
@@ -79,8 +80,9 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
                     or same_place(recorded["data"], settings.get("data")):  # recorded as typed (before t2i
                 # 0.12.1), or the same folder or manifest named another way (../x, a link to it)
                 settings = settings | {"data": recorded["data"]}
-        if settings and recorded != settings:
-            changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+        changed = sorted(k for k in set(recorded) | set(settings)
+                         if _setting(k, recorded.get(k)) != _setting(k, settings.get(k))) if settings else []
+        if changed:
             said = "; ".join(f"{k} {_shown(recorded.get(k))} in the run, {_shown(settings.get(k))} here"
                              for k in changed)
             raise UsageError(f"{run_dir} holds a --stage all run with other settings ({said}); continue it as it "
@@ -107,9 +109,22 @@ def settings_said_again(run_dir: Path, given: dict[str, Any]) -> dict[str, str]:
         elif key == "data" and isinstance(recorded.get("data"), str) and isinstance(value, str) and (
                 stored_data(value) == recorded["data"] or same_place(recorded["data"], value)):
             continue
-        elif recorded.get(key) != value:
+        elif _setting(key, recorded.get(key)) != _setting(key, value):
             differ[key] = f"{key} {_shown(recorded.get(key))} in the run, {_shown(value)} here"
     return differ
+
+
+def _setting(key: str, value: Any) -> Any:
+    """A whole run's setting as it acts, for a comparison: each stage's steps, batch size or learning rate
+    (`transformer=2,dvae=2` is `dvae=2,transformer=2`; 1e-3 is 0.001), --model's items in any order."""
+    if key in ("steps", "batch_size", "lr") and value is not None:
+        try:
+            return tuple(per_stage(key, value, stage) for stage in ORDER)
+        except UsageError:
+            return value
+    if key == "model" and isinstance(value, list):
+        return sorted(map(str, value))
+    return value
 
 
 def _shown(value: Any) -> str:

@@ -843,8 +843,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 and saved != done and dd.is_main:
             # An error (a picture gone unreadable, a full disk, out of memory) keeps the steps trained since the
             # last checkpoint, as a stop does: the model is that of step `done`, whole.
-            with stops.held():
-                _save_on_error(e, checkpoint, done, run_dir)
+            if not non_finite(model.state_dict()) and not (ema is not None and non_finite(ema.avg)):
+                with stops.held():  # (weights gone NaN are not saved, nor said as a divergence: the error is)
+                    _save_on_error(e, checkpoint, done, run_dir)
         raise
     finally:
         stops.restore()
