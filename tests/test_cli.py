@@ -580,7 +580,11 @@ def test_eval_scores_several_seeds_in_one_run_as_each_alone(tiny_weights, tmp_pa
     assert run(*common, "--seed", "1", "--json", alone).exit_code == 0
     got, one = json.loads(both.read_text()), json.loads(alone.read_text())
     assert got["seeds"] == [0, 1] and [x["seed"] for x in got["runs"]] == [0, 1]
-    assert "runs" not in one and "seeds" not in one and one["seed"] == 1  # one seed: the JSON it always was
+    # one seed: the JSON it always was, and since 0.13.1 "seeds" and "runs" too (a script reads both alike); several:
+    # the device and thread count they share at the top too
+    assert one["seed"] == 1 and one["seeds"] == [1] and one["runs"] == [{k: v for k, v in one.items()
+                                                                        if k not in ("seeds", "runs")}]
+    assert got["threads"] == got["runs"][0]["threads"] == got["runs"][1]["threads"] and got["device"] == "cpu"
     # what the judge columns were measured on is said and recorded (50 renders a task at seed + 1, unsaid before)
     assert [x["judge_checked_on"] for x in got["runs"]] == [{"renders": 50, "seed": 1}, {"renders": 50, "seed": 2}]
     assert "the judge columns: 50 of the world's own renders a task at seed 2" in " ".join(r.stdout.split())

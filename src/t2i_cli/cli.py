@@ -2183,7 +2183,11 @@ def eval_cmd(ctx: typer.Context,
                             | record)
         for run in runs:
             _print_eval(run)
-        result = runs[0] if len(runs) == 1 else ev.across_seeds(runs) | {"judge": record["judge"]}
+        # one layout for a script at any number of seeds: "seeds" and every run whole under "runs" (a run's own
+        # fields at the top too, for one seed; the device and thread count the runs share, for several)
+        result = runs[0] | {"seeds": [runs[0]["seed"]], "runs": [runs[0]]} if len(runs) == 1 else \
+            ev.across_seeds(runs) | {"judge": record["judge"]} | {
+                k: runs[0][k] for k in ("device", "threads") if all(k in r and r[k] == runs[0][k] for r in runs)}
         if len(runs) > 1:
             _print_seeds(result)
         doubtful = _doubtful_judge(runs)
