@@ -36,6 +36,7 @@ from t2i_cli.train_options import (
     rank_zero,
     refuse_foreign_options,
     resume_config,
+    same_folder,
     stage_config_of_all,
     stored_data,
     train_config,
@@ -1307,7 +1308,7 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
     (training now, finished, stopped, diverged), losses, pace and what to do next."""
     with user_errors():
         one_process("info")
-        if folder is not None and weights is not None and not _same_path(folder, weights):
+        if folder is not None and weights is not None and not same_folder(folder, weights):
             raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
         given = folder if folder is not None else weights
         if folder is not None and not folder.is_dir():  # (weights_folder's words are --weights')
@@ -1338,13 +1339,6 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
         for name, m in data["models"].items():
             table.add_row(name, f"{m.get('parameters', 0):,}", m["sha256"][:16], json.dumps(m.get("config", {})))
         out.print(table)
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):
-        return a == b
 
 
 def _print_run_info(data: dict) -> None:

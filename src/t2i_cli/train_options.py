@@ -189,7 +189,7 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
 
     from t2i_cli.train import read_run_config
 
-    if "out_dir" in given and _same_folder(params["out_dir"], run_dir):  # the command a stop suggests, --resume
+    if "out_dir" in given and same_folder(params["out_dir"], run_dir):  # the command a stop suggests, --resume
         given = given - {"out_dir"}  # RUN added to it: --out RUN names the run again
     cfg = read_run_config(run_dir)
     if "stage" in given and params["stage"] != cfg.stage:  # the run's own stage is only said again
@@ -233,7 +233,7 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     return checked(replace(cfg, **changes))
 
 
-def _same_folder(a, b) -> bool:
+def same_folder(a, b) -> bool:
     """Whether two paths name one folder (as typed, or through links)."""
     try:
         return Path(a).resolve() == Path(b).resolve()
