@@ -141,3 +141,33 @@ def test_weights_gone_nan_are_not_saved_nor_said_as_a_divergence(tmp_path: Path,
     assert line == "error: image x.png cannot be read; replace or remove it", line
     assert not (tmp_path / "cut" / CHECKPOINT).exists()
     assert "diverged" not in (tmp_path / "cut" / "metrics.jsonl").read_text()
+
+
+RANK_1_FAILS_AT_6 = """
+import os, torch
+from t2i_cli.errors import DataError
+if os.environ.get("RANK") == "1":
+    real, calls = torch.nn.utils.clip_grad_norm_, {"n": 0}
+    def failing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise DataError("image x.png cannot be read (rank 1); replace or remove it")
+        return real(*a, **k)
+    torch.nn.utils.clip_grad_norm_ = failing
+"""
+
+
+def test_under_torchrun_rank_0_says_the_checkpoint_another_ranks_error_made_it_save(tmp_path: Path):
+    """A torchrun helper's finding: rank 1's picture unreadable at step 6, rank 0 stopped by the lost connection
+    saved step 5 but said only "another torchrun process of this run stopped first": the steps looked lost."""
+    from conftest import torchrun_t2i
+
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, RANK_1_FAILS_AT_6, "--stage", "dvae", "--steps", "8", "--ckpt-every", "100",
+                        "--sample-every", "0", "--out", str(out))
+    assert proc.returncode != 0
+    saved = load_tensors(out / CHECKPOINT)[1]["step"]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith(("error:", "interrupted:"))]
+    assert "error: image x.png cannot be read (rank 1); replace or remove it" in lines, proc.stderr
+    rank0 = [x for x in lines if "rank 1" not in x]  # (stopped by the lost connection, or by torchrun's SIGTERM)
+    assert saved == "5" and len(rank0) == 1 and f"t2i train --resume {out}" in rank0[0], proc.stderr

@@ -495,7 +495,7 @@ def user_errors() -> Iterator[None]:
             raise
         if lost_peer(e):  # another torchrun process stopped first, and said why
             say("error", "red", f"rank {os.environ.get('RANK', '?')} stopped: another torchrun process of this run "
-                                f"stopped first (its own line, or torchrun's, says why)")
+                                f"stopped first (its own line, or torchrun's, says why){_notes(e)}")
             raise typer.Exit(1) from None
         say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))}{_notes(e)} (rerun with --debug "
                                      f"for the traceback)")
