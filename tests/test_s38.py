@@ -171,3 +171,30 @@ def test_under_torchrun_rank_0_says_the_checkpoint_another_ranks_error_made_it_s
     assert "error: image x.png cannot be read (rank 1); replace or remove it" in lines, proc.stderr
     rank0 = [x for x in lines if "rank 1" not in x]  # (stopped by the lost connection, or by torchrun's SIGTERM)
     assert saved == "5" and len(rank0) == 1 and f"t2i train --resume {out}" in rank0[0], proc.stderr
+
+
+RANK_0_SAVES_SLOWLY = RANK_1_FAILS_AT_6 + """
+import time
+import t2i_cli.train as train
+if os.environ.get("RANK") == "0":
+    real_save = train.save_checkpoint
+    def slow_save(*a, **k):
+        time.sleep(4)  # (a large checkpoint on a slow disk: torchrun's SIGTERM comes in the middle)
+        return real_save(*a, **k)
+    train.save_checkpoint = slow_save
+"""
+
+
+def test_under_torchrun_a_stop_that_comes_during_the_save_says_the_step_saved(tmp_path: Path):
+    """The torchrun helper's second finding: torchrun's SIGTERM, landing while rank 0 saved after rank 1's error,
+    replaced the error with the generic `interrupted: RUN holds the run up to its last checkpoint`: no step."""
+    from conftest import exit_codes, torchrun_t2i
+
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, RANK_0_SAVES_SLOWLY, "--stage", "dvae", "--steps", "8", "--ckpt-every", "100",
+                        "--sample-every", "0", "--out", str(out))
+    assert proc.returncode != 0 and load_tensors(out / CHECKPOINT)[1]["step"] == "5"
+    rank0 = [x for x in proc.stderr.splitlines() if x.startswith(("error:", "interrupted:")) and "rank 1" not in x]
+    assert len(rank0) == 1 and f"at step 5; checkpoint saved. Resume with: t2i train --resume {out}" in rank0[0] \
+        or rank0[0].endswith(f"checkpoint saved at step 5; once that is mended, resume with: t2i train --resume "
+                             f"{out}"), (proc.stderr, exit_codes(tmp_path))

@@ -755,6 +755,19 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         logger.log(step, {"diverged": text})  # main process only; a resume drops it with the steps after `saved`
         raise Diverged(text)
 
+    def stopped(e: KeyboardInterrupt) -> Interrupted:
+        """What a stop says once its checkpoint is written (or the one on disk is the step's)."""
+        why = "torchrun, which started this run's processes, has ended (killed?): stopped" \
+            if isinstance(e, LauncherGone) else "interrupted"
+        if stops.signum == signal.SIGTERM and dd.n_procs > 1 and not isinstance(e, LauncherGone):  # torchrun's
+            # stop of every process once one has failed (killed, out of memory), or a kill's: not a Ctrl-C
+            why = ("interrupted; SIGTERM (torchrun's, once a process of the run has failed: its report names "
+                   "which; or a kill, a timeout, a scheduler's)")
+        kept = "checkpoint saved" if saved == done else f"its checkpoint is step {saved}'s" if saved else \
+            "no checkpoint yet"
+        return Interrupted(f"{why} at step {done}; {kept}. Resume with: t2i train --resume {shell_word(run_dir)}",
+                           step=done, why=why)
+
     stops = _Stops()  # (published() reads it when called, inside the try below)
     failing: BaseException | None = None  # the error leaving the loop, whose finished frames the finally clears
     stepping = False  # inside opt.step() and the average's update
@@ -829,14 +842,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         stops.holding = True  # a second stop waits for this checkpoint too: it is the steps trained since the last
         if saved != done:
             checkpoint()
-        why = "torchrun, which started this run's processes, has ended (killed?): stopped" \
-            if isinstance(e, LauncherGone) else "interrupted"
-        if stops.signum == signal.SIGTERM and dd.n_procs > 1 and not isinstance(e, LauncherGone):  # torchrun's
-            # stop of every process once one has failed (killed, out of memory), or a kill's: not a Ctrl-C
-            why = ("interrupted; SIGTERM (torchrun's, once a process of the run has failed: its report names "
-                   "which; or a kill, a timeout, a scheduler's)")
-        raise Interrupted(f"{why} at step {done}; checkpoint saved. "
-                          f"Resume with: t2i train --resume {shell_word(run_dir)}", step=done, why=why) from None
+        raise stopped(e) from None
     except BaseException as e:
         failing = e
         if isinstance(e, Exception) and not isinstance(e, Diverged) and not stepping and done > start \
@@ -844,8 +850,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             # An error (a picture gone unreadable, a full disk, out of memory) keeps the steps trained since the
             # last checkpoint, as a stop does: the model is that of step `done`, whole.
             if not non_finite(model.state_dict()) and not (ema is not None and non_finite(ema.avg)):
-                with stops.held():  # (weights gone NaN are not saved, nor said as a divergence: the error is)
-                    _save_on_error(e, checkpoint, done, run_dir)
+                try:
+                    with stops.held():  # (weights gone NaN are not saved, nor said as a divergence: the error is)
+                        _save_on_error(e, checkpoint, done, run_dir)
+                except KeyboardInterrupt as stop:  # a stop held through the save (torchrun's SIGTERM, once
+                    # another process failed) is said as a stop, with the step it saved
+                    raise stopped(stop) from None
         raise
     finally:
         stops.restore()
