@@ -624,19 +624,11 @@ def unknown_share(tok: TextTokenizer, texts: typing.Iterable[str]) -> tuple[int,
     unknown: dict[str, int] = {}
     n_words = n_unknown = 0
     for text in texts:
-        enc = tok.tokenizer.encode(text)
-        lost: set[int] = set()
-        seen: set[int] = set()
-        for word, token in zip(enc.word_ids, enc.ids, strict=True):
-            if word is not None:
-                seen.add(word)
-                if token == tok.unk_id:
-                    lost.add(word)
-        n_words += len(seen)
+        lost, words = tok.unread_words(text)
+        n_words += words
         n_unknown += len(lost)
-        for word in sorted(lost):
-            start, end = enc.word_to_chars(word)
-            unknown[text[start:end]] = unknown.get(text[start:end], 0) + 1
+        for word in lost:
+            unknown[word] = unknown.get(word, 0) + 1
     example = max(unknown, key=unknown.__getitem__) if unknown else ""  # (the first of the most met)
     return n_unknown, n_words, example
 

@@ -152,15 +152,31 @@ class TextTokenizer:
         words), so where a prompt's words begin is `words()`'s, which reads them from the text."""
         return self.tokenizer.decode([i for i in ids if i < self.n_bpe])
 
-    def _unknown_words(self, text: str, enc) -> list[str]:
-        """Words that became [UNK] or were split into several pieces (a trained word is one piece)."""
+    def unread_words(self, text: str) -> tuple[list[str], int]:
+        """(the words of text with an [UNK] token, a character the vocabulary lacks: each time met, in order; how
+        many words text has). A word split into pieces is read (the tokenizer stage's check of its vocabulary)."""
+        enc = self.tokenizer.encode(text)
+        pieces = self._pieces(enc)
+        return [self._word(text, enc, w) for w, ids in pieces.items() if self.unk_id in ids], len(pieces)
+
+    @staticmethod
+    def _pieces(enc) -> dict[int, list[int]]:
+        """Each word's token ids, by its index among the pre-tokenizer's words, in order."""
         pieces: dict[int, list[int]] = {}
         for word_index, token_id in zip(enc.word_ids, enc.ids, strict=True):
             if word_index is not None:
                 pieces.setdefault(word_index, []).append(token_id)
+        return pieces
+
+    @staticmethod
+    def _word(text: str, enc, word_index: int) -> str:
+        start, end = enc.word_to_chars(word_index)
+        return text[start:end]
+
+    def _unknown_words(self, text: str, enc) -> list[str]:
+        """Words that became [UNK] or were split into several pieces (a trained word is one piece)."""
         words: dict[str, None] = {}  # in order, each once (a list's `in` made a long prompt quadratic)
-        for word_index, ids in pieces.items():
+        for word_index, ids in self._pieces(enc).items():
             if len(ids) > 1 or self.unk_id in ids:
-                start, end = enc.word_to_chars(word_index)
-                words.setdefault(text[start:end])
+                words.setdefault(self._word(text, enc, word_index))
         return list(words)
