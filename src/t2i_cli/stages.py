@@ -474,7 +474,7 @@ def dependency_runs(cfg: TrainConfig) -> list[str]:
             now = "" if stage == "tokenizer" else " (or a copy of its dvae.safetensors, to take the dVAE as it is now)"
             raise Busy(f"{flag} {word} is a {stage} run being trained by another t2i process now{at}; wait for it "
                        f"to finish and start again, or give {flag} a finished run or a weights folder{now}")
-        if stage != "dvae" or step is None or min(step, step if model_step is None else model_step) >= run.steps \
+        if stage != "dvae" or step is None or min(s for s in (step, model_step) if s is not None) >= run.steps \
                 or run.finetune_decoder and finetune:  # (a fine-tune's codes are its start's: it starts from it)
             continue
         lag = f" (its dvae.safetensors at step {model_step:,})" if model_step is not None and model_step != step \
