@@ -411,13 +411,8 @@ def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[s
 
     words = prompt.split()
     variants = [prompt] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
-    held = object_prompts(prompt)
-
-    def crops_of(variant: str) -> list[tuple[str, str]] | None:
-        mine = object_prompts(variant)
-        return held if held is not None and (mine is None or len(mine) != len(held)) else mine
-
-    objects = [crops_of(v) for v in variants]
+    held = object_prompts(prompt)  # (two objects, or None: a variant that parses to none keeps the prompt's)
+    objects = [object_prompts(v) or held for v in variants]
     tokenizer, text_len = pipe.bundle.tokenizer, pipe.bundle.clip.cfg.text_len
     keys = [(tuple(tokenizer.encode(v, text_len).ids), tuple(o or ())) for v, o in zip(variants, objects, strict=True)]
     first = {k: (v, o) for k, v, o in zip(reversed(keys), reversed(variants), reversed(objects), strict=True)}
