@@ -958,9 +958,14 @@ def _drawn_by_other_weights(path: Path, pipe) -> str | None:
         return None
     if "t2i" not in text or not text.get("weights"):
         return None
-    same = text["generator"] == pipe.bundle.generator if text.get("generator") else \
-        text["weights"] == pipe.bundle.identity
-    return None if same else text["weights"][:64]
+    return None if _drew_it(pipe, text["weights"], text.get("generator", "")) else text["weights"][:64]
+
+
+def _drew_it(pipe, weights: str, generator: str) -> bool:
+    """Whether a PNG that records weights (and generator) was drawn by the pipeline's tokenizer, dVAE and
+    transformer: the rerankers only chose among candidates; a PNG from before 0.9.2 records the whole folder's
+    identity alone."""
+    return generator == pipe.bundle.generator if generator else weights == pipe.bundle.identity
 
 
 def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sampling, out_dir: Path,
@@ -1165,7 +1170,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
     pipe = _load_pipeline(weights, device, precision=rec.precision)
     # The rerankers only chose which candidate to keep, and --from redraws that candidate by its index: only the
     # files that draw must match (a PNG from before 0.9.2 records the whole folder's identity alone).
-    same = rec.generator == pipe.bundle.generator if rec.generator else rec.weights == pipe.bundle.identity
+    same = _drew_it(pipe, rec.weights, rec.generator)
     try:  # a top_k the model's codebook cannot give is the PNG's setting, not a --top-k given here
         rec.sampling.check_vocab(pipe.bundle.transformer.cfg.image_vocab)
     except T2IError as e:
