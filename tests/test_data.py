@@ -487,8 +487,8 @@ def test_sources_with_nothing_usable_raise_data_error(tmp_path, make):
     elif make == "missing path":
         source, pattern = tmp_path / "nope", "does not exist"
     else:
-        (tmp_path / "notes.csv").write_text("a,b")
-        source, pattern = tmp_path / "notes.csv", "cannot use"
+        (tmp_path / "notes.ods").write_text("a,b")  # (a .csv is a manifest since 0.13.2)
+        source, pattern = tmp_path / "notes.ods", "cannot use"
     with pytest.raises(DataError, match=pattern) as info:
         data.open_source(str(source), 16)
     assert "\n" not in str(info.value)
@@ -1280,10 +1280,18 @@ def test_a_preview_written_into_the_folder_it_shows_is_said(tmp_path, monkeypatc
     for i in range(3):
         make_pair(pics, f"p{i}", f"a red square {i}", colour=colour(i))
     monkeypatch.chdir(pics)
-    r = run("data", "preview", ".", "--n", "2", "--side", "16")
-    assert r.exit_code == 0 and (pics / "preview.png").is_file(), r.stderr
-    assert "preview.png is inside ., which training reads: it will be counted there as an image without .txt " \
+    r = run("data", "preview", ".", "--n", "2", "--side", "16", "--out", "sheet.png")
+    assert r.exit_code == 0 and (pics / "sheet.png").is_file(), r.stderr
+    assert "sheet.png is inside ., which training reads: it will be counted there as an image without .txt " \
            "caption" in r.stderr, r.stderr
-    assert data.open_source(str(pics), 8, val_fraction=0.0).skipped == {"image without .txt caption": 1}
+    assert data.open_source(str(pics), 8, val_fraction=0.0).skipped == {"image without .txt caption": 1,
+                                                                       data.BY_NAME: 1}
+    # (since 0.13.2 the default name, preview.png, is marked and known: a contact sheet t2i wrote, nothing to say,
+    # and `t2i data caption` does not caption it "preview")
+    r = run("data", "preview", ".", "--n", "2", "--side", "16")
+    assert r.exit_code == 0 and (pics / "preview.png").is_file() and "inside" not in r.stderr, r.stderr
+    ds = data.open_source(str(pics), 8, val_fraction=0.0)
+    assert ds.skipped == {"image without .txt caption": 1, "contact sheet t2i wrote": 1, data.BY_NAME: 1}
+    assert list(data.plan_captions(pics).writes) == [pics / "sheet.txt"]
     r = run("data", "preview", str(pics), "--n", "2", "--side", "16", "--out", tmp_path / "out.png")
     assert r.exit_code == 0 and "inside" not in r.stderr, r.stderr  # written elsewhere: nothing to say

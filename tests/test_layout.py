@@ -28,7 +28,8 @@ TIER_OF = {
     **{f"t2i_cli.{m}": "product"
        for m in ("pipeline", "outputs", "rerank", "data", "data_eval", "train", "train_options", "stages",
                  "recipe", "image_prompt", "prompt_file", "run_info")},
-    **{f"t2i_cli.{m}": "core" for m in ("weights", "sampling", "devices", "images", "files", "errors")},
+    **{f"t2i_cli.{m}": "core"
+       for m in ("weights", "sampling", "devices", "images", "files", "errors", "name_captions")},
 }
 
 

@@ -99,12 +99,13 @@ def test_a_folder_of_pictures_and_only_a_metadata_jsonl_says_to_give_it(tmp_path
 
 
 def test_a_metadata_csv_beside_the_pictures_is_named(tmp_path: Path):
+    """(Since 0.13.2 a CSV manifest is a source of its own: the note says to give it, as of a .jsonl.)"""
     pics = folder(tmp_path / "pics", {"a": "a red square", "b": None, "c": "a green square"})
     (pics / "metadata.csv").write_text("file_name,text\nb.png,a blue square\n")
     assert data.open_source(str(pics), 16).skipped_message() == (
-        f"skipped 1 item (1 image without .txt caption: {pics / 'b.png'}); using 2; {pics / 'metadata.csv'} is beside "
-        'them, a CSV of captions t2i does not read: write its rows as JSON lines {"file_name": ..., "text": ...} in '
-        "a .jsonl file beside it and give that as the source")
+        f"skipped 1 item (1 image without .txt caption: {pics / 'b.png'}); using 2; {pics / 'metadata.csv'} beside "
+        "them is a manifest of captions, which a folder source does not read: give it as the source to use it")
+    assert data.open_source(str(pics / "metadata.csv"), 16).captions_at(0) == ["a blue square"]
 
 
 def test_a_tokenizer_that_reads_most_caption_words_as_unknown_says_so(tmp_path: Path):

@@ -81,7 +81,8 @@ def test_training_does_not_take_reranks_outputs_for_pictures_without_captions(ti
     assert r.stderr.strip() == (
         f"warning: skipped 4 items (1 contact sheet t2i wrote: {folder / 'ranking-top-000.png'}; 2 copies rerank "
         f"--link-best made (named in its t2i-copies.json), e.g. {folder / 'best' / 'a-000.png'}; 1 image without "
-        f".txt caption: {folder / 'nocap.png'}); using 2"), r.stderr
+        f".txt caption: {folder / 'nocap.png'}); using 2; to caption those without one by their names: t2i data "
+        f"caption {folder} (--dry-run shows the captions first)"), r.stderr  # (since 0.13.2: `data caption`)
 
 
 def test_a_picture_held_twice_for_two_prompts_is_said_to_share_its_copy(tiny_weights, tmp_path):

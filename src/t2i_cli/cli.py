@@ -1425,7 +1425,7 @@ def train(
                                         help="tokenizer, dvae, transformer, clip, or all (every stage in order "
                                              "in one run folder, then export to RUN/weights)."),
     data: str = typer.Option("world:train", "--data",
-                             help="world[:split], a folder of image+.txt pairs, or a .jsonl manifest."),
+                             help="world[:split], a folder of image+.txt pairs, or a .jsonl or .csv manifest."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run folder (checkpoints, metrics, samples)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
     preset: str = typer.Option("default", "--preset",
@@ -1815,7 +1815,8 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
 
 @data_app.command("preview", cls=OneValueEach)
 def data_preview(ctx: typer.Context,
-                 source: str = typer.Argument("world:train", help="world[:split], a folder, or a .jsonl manifest."),
+                 source: str = typer.Argument("world:train",
+                                              help="world[:split], a folder, or a .jsonl or .csv manifest."),
                  out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
                  n: int = typer.Option(16, "--n", help="Samples on the sheet."),
                  side: int = typer.Option(128, "--side", "--size",
@@ -1839,6 +1840,7 @@ def data_preview(ctx: typer.Context,
     with user_errors():
         one_process("data preview")
         from t2i_cli.data import (
+            PREVIEW_NAME,
             Augment,
             NothingUsable,
             check_preview_size,
@@ -1877,7 +1879,8 @@ def data_preview(ctx: typer.Context,
         shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
         written = preview(source, target, n=n, side=side, dataset=dataset, text=shown)
         out.print(f"wrote {clean(written)}")
-        if Path(source).is_dir() and Path(source).resolve() in Path(written).resolve().parents:
+        if Path(source).is_dir() and Path(source).resolve() in Path(written).resolve().parents \
+                and Path(written).name.lower() != PREVIEW_NAME:  # (that name training knows for t2i's sheet)
             # (`cd pics && t2i data preview .`: the next run on the folder named the sheet a picture without caption)
             warn(f"{clean(written)} is inside {clean(source)}, which training reads: it will be counted there as an "
                  f"image without .txt caption; move it out, or write the next one elsewhere with --out")
@@ -1886,6 +1889,67 @@ def data_preview(ctx: typer.Context,
             warn(f"{clean(source)} has {counted(len(dataset), 'usable picture')}, fewer than --n {n}: the sheet shows "
                  f"them all")
         _list_skipped(dataset.every if list_skipped else {})
+
+
+@data_app.command("caption", cls=OneValueEach)
+def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (sub-folders too, as training reads "
+                                                          "it)."),
+                 source: str = typer.Option("name", "--from",
+                                            help="name: each picture's file name made words (red-bird_02.png -> "
+                                                 "\"red bird\"); folder: its folder's name, for a folder per class "
+                                                 "(golden_retriever/001.jpg -> \"golden retriever\")."),
+                 dry_run: bool = typer.Option(False, "--dry-run",
+                                              help="Print each caption file it would write and its caption; write "
+                                                   "nothing."),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+    """Write a NAME.txt caption beside each picture that has none, made from its file name or its folder's name
+    (a caption file that exists is never replaced); then train on the folder with `t2i train --data FOLDER`."""
+    stop_on_sigterm()  # as Ctrl-C: every caption file written is whole; run it again to write the rest
+    with user_errors():
+        one_process("data caption")
+        from t2i_cli.data import plan_captions
+        from t2i_cli.files import shell_word
+        from t2i_cli.images import IMAGE_SUFFIXES
+        from t2i_cli.name_captions import SOURCES, summary, write_captions
+
+        if source not in SOURCES:
+            raise UsageError(f"--from must be name (the picture's file name) or folder (its folder's name, for a "
+                             f"folder per class), got {source!r}")
+        plan = plan_captions(folder, source)
+        left = summary(plan)
+        if dry_run:
+            for txt, (caption, _) in sorted(plan.writes.items()):
+                out.print(f"{clean(txt)}: {clean(caption)}", markup=False, highlight=False, soft_wrap=True)
+            if left:
+                warn(left)
+            out.print(f"would write {counted(len(plan.writes), 'caption file')}; nothing written (--dry-run)")
+            return
+        if not plan.writes:
+            other = "name" if source == "folder" else "folder"
+            if plan.nameless and not plan.captioned:
+                raise DataError(f"no caption to write under {clean(folder)}: {left}; try --from {other}, or write "
+                                f"the captions as NAME.txt files yourself")
+            if plan.nameless:
+                warn(f"{left}; try --from {other} for those, or write their NAME.txt files yourself")
+            out.print(f"nothing to write: every picture under {clean(folder)} "
+                      f"{'that --from ' + source + ' can caption ' if plan.nameless else ''}has a caption"
+                      if plan.captioned else f"no pictures under {clean(folder)} (looked for "
+                      f"{', '.join(IMAGE_SUFFIXES)})")
+            return
+        with progress_bar(quiet, "files") as bar:
+            task = bar.add_task("writing captions", total=len(plan.writes), rate="")
+            written, existing = write_captions(plan, lambda k, total: bar.update(
+                task, completed=k, rate=rate_text(bar.tasks[task], "files")))
+        if existing:
+            left = "; ".join(filter(None, [left, f"{counted(existing, 'caption file')} made meanwhile by something "
+                                                 f"else (kept)"]))
+        if left:
+            warn(left)
+        if written:
+            first = written[0]
+            out.print(f"wrote {counted(len(written), 'caption file')} under {clean(folder)} (e.g. {clean(first)}: "
+                      f"{clean(plan.writes[first][0])!r}); read them over, then train with: t2i train --data "
+                      f"{shell_word(folder)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _list_skipped(every: dict[str, list[str]]) -> None:
@@ -2032,7 +2096,7 @@ def eval_cmd(ctx: typer.Context,
                                                          "shipped one)."),
              data: Optional[str] = typer.Option(None, "--data",
                                                 help="Evaluate on this data source's validation split instead of "
-                                                     "the world's tasks (a folder, a .jsonl manifest, world)."),
+                                                     "the world's tasks (a folder, a .jsonl or .csv manifest, world)."),
              n: int = typer.Option(50, "--n", help="Prompts per task, 1..10000 (--data: the first N val "
                                                            "pictures measured, and their captions drawn)."),
              seeds: list[int] = typer.Option([0], "--seed", metavar="<int>",

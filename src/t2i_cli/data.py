@@ -30,8 +30,10 @@ from t2i_cli.files import (
     shell_word,
     signals_held,
 )
+from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of
 
-SOURCE_HELP = "a folder of image + same-name .txt caption pairs, a .jsonl manifest, or world[:train|val|heldout]"
+SOURCE_HELP = ("a folder of image + same-name .txt caption pairs, a .jsonl or .csv manifest, or "
+               "world[:train|val|heldout]")
 
 
 class CaptionDataset(Dataset):
@@ -83,7 +85,9 @@ class CaptionDataset(Dataset):
                    f"trains twice and may validate on itself)"
                    f"{example(SHARED_CAPTION, shared)}" if shared else "")
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
-                + _beside_note(first.get(BESIDE)))
+                + _beside_note(first.get(BESIDE))
+                + (f"; to caption those without one by their names: t2i data caption {first[BY_NAME]} (--dry-run "
+                   f"shows the captions first)" if BY_NAME in first else ""))
 
 
 class WorldDataset(CaptionDataset):
@@ -272,7 +276,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                 val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False,
                 checking: Callable[[int, int], None] | None = None, keep: int = 0) -> CaptionDataset:
     """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
-    .jsonl manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
+    .jsonl or .csv manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
     split (val_fraction of the images by a hash of their contents, all pairs of one image on one side:
     split_pairs); the world has its own splits, so its "val" part is world:val. twins (world only) pairs
     every scene with its hard negative (WorldDataset). list_skipped keeps every file left out (`every`), not only
@@ -300,6 +304,12 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                             f"to a file and give that")
         pairs, skipped = _scan_manifest(path, list_skipped)
         looked_for = f'lines {{"image": path, "caption": text}} (or {{"file_name": ..., "text": ...}}) in {path}'
+    elif path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise DataError(f"manifest {source} is not a regular file (a device, pipe or socket); save the manifest "
+                            f"to a file and give that")
+        pairs, skipped = _scan_csv(path, list_skipped)
+        looked_for = f'rows of columns "file_name" and "text" (or "image" and "caption") in {path}'
     else:
         raise DataError(f"cannot use {path} as a data source; give {SOURCE_HELP}")
     # Every pair is checked before the split, so the split holds only usable pairs (a val part is never left
@@ -339,9 +349,11 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                           for why, n in sorted(skipped.items()) if why not in NOTES)
         manifest = next((m for m in sorted(path.glob("*.jsonl")) if _looks_like_manifest(m)), None) \
             if path.is_dir() else None
-        if manifest is None and skipped.first.get(BESIDE, "").endswith(".jsonl"):  # one in a sub-folder
+        if manifest is None and BESIDE in skipped.first:  # one in a sub-folder, or a metadata.csv
             manifest = Path(skipped.first[BESIDE])
         fix = (f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
+               else f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
+                    f"the captions first)" if BY_NAME in skipped.first
                else "; add some, or use the procedural world (world) as the source")
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + fix, skipped.every)
@@ -509,7 +521,10 @@ SHARED_CAPTION = "picture sharing its caption file with another picture of its n
 # manifest of captions beside pictures without a .txt (a Hugging Face-style metadata.jsonl), named.
 WRAPPED = "caption file whose lines look like one caption wrapped over several"
 BESIDE = "manifest beside pictures without a caption"
-NOTES = (SHARED_CAPTION, WRAPPED, BESIDE)
+UNCAPTIONED = "image without .txt caption"  # (`t2i data caption` writes captions for these: plan_captions)
+# ... and where their names (or their folders') hold words, the `t2i data caption` command that captions them so
+BY_NAME = "pictures without a caption that their names could caption"
+NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME)
 MANIFEST_KEYS = (("image", "caption"), ("file_name", "text"))  # a manifest line's picture and caption(s)
 MAX_LOOKED_AT = 16  # .jsonl files beside pictures without a caption whose first line is read (up to 1 MB each)
 # The end of a line that breaks a sentence off: a comma, colon, semicolon, dash, slash or ampersand, or a word
@@ -558,9 +573,6 @@ def _beside_note(manifest: str | None) -> str:
     """The summary's words for a manifest of captions found beside pictures without a .txt caption."""
     if manifest is None:
         return ""
-    if manifest.lower().endswith(".csv"):
-        return (f"; {manifest} is beside them, a CSV of captions t2i does not read: write its rows as JSON lines "
-                f'{{"file_name": ..., "text": ...}} in a .jsonl file beside it and give that as the source')
     return (f"; {manifest} beside them is a manifest of captions, which a folder source does not read: give it "
             f"as the source to use it")
 
@@ -664,17 +676,23 @@ def rerank_copies(files: list[Path]) -> set[Path]:
     return copies & set(files)
 
 
+PREVIEW_NAME = "preview.png"  # what `t2i data preview` names its sheet by default (in a folder given as --out)
+
+
 def _t2i_sheet(path: Path) -> bool:
     """Whether a picture is a contact sheet t2i wrote (rerank's --top sheets and --explain strips, --grid sheets:
-    outputs.is_t2i_sheet, by its PNG text; only a PNG named as t2i names a new file, NAME-NNN.png, is opened)."""
+    outputs.is_t2i_sheet, by its PNG text; data preview's sheets too: only a PNG named as t2i names a new file,
+    NAME-NNN.png, or preview.png is opened)."""
     from t2i_cli.outputs import is_t2i_sheet
 
-    if not re.search(r"-\d{3,}\.png$", path.name, re.IGNORECASE):
+    if not (re.search(r"-\d{3,}\.png$", path.name, re.IGNORECASE) or path.name.lower() == PREVIEW_NAME):
         return False
     try:
-        return is_t2i_sheet(images.read_png_text(path), path)
+        text = images.read_png_text(path)
     except DataError:
         return False
+    # (a preview.png of t2i before 0.13.2 is known by its "source" text alone)
+    return is_t2i_sheet(text, path) or (path.name.lower() == PREVIEW_NAME and "source" in text)
 
 
 def files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
@@ -750,6 +768,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     uncaptioned = Counter(fold(stem) for stem in pictures if stem not in texts)
     captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
     uncaptioned_in: set[Path] = set()  # the folders of the pictures without a caption
+    by_name = by_folder = None  # whether a picture without a caption has words in its name, or in its folder's
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
         if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
@@ -768,8 +787,12 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             elif _t2i_sheet(image):
                 skipped.add("contact sheet t2i wrote", image)
             else:
-                skipped.add("image without .txt caption", image)
+                skipped.add(UNCAPTIONED, image)
                 uncaptioned_in.add(image.parent)
+                if by_name is None and caption_of(image.stem) is not None:
+                    by_name = "name"
+                elif by_folder is None and image.parent != folder and caption_of(image.parent.name) is not None:
+                    by_folder = "folder"
             continue
         if txt in captioned:
             skipped.add(SHARED_CAPTION, f"{image} ({captioned[txt].name} too reads {txt.name})")
@@ -806,7 +829,34 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                       if p.suffix.lower() == ".csv" or _looks_like_manifest(p)), None)
         if found is not None:
             skipped.add(BESIDE, found)
+        elif by_name or by_folder:
+            skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
     return pairs, skipped
+
+
+def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
+    """The caption files `t2i data caption FOLDER --from SOURCE` would write: one NAME.txt for the pictures of
+    one name in one folder (pic.png and pic.jpg read one pic.txt) that training reads as without a caption
+    (data._scan_folder: sub-folders too; not t2i's sheets, rerank's copies or run folders)."""
+    if source not in SOURCES:
+        raise DataError(f"unknown --from {source!r}; use name (the picture's file name) or folder (its folder's "
+                        f"name, for a folder per class)")
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder" + ("" if folder.exists() else " (it does not exist)")
+                        + "; give the folder of pictures to caption")
+    pairs, skipped = _scan_folder(folder, list_skipped=True)
+    plan = CaptionPlan(folder, source, captioned=len(pairs))
+    for picture in map(Path, skipped.every.get(UNCAPTIONED, [])):
+        if source == "folder":
+            caption = caption_of(picture.parent.resolve().name)  # (FOLDER itself too: `cd cats; ... .`)
+        else:
+            caption = caption_of(picture.stem)
+        if caption is None:
+            plan.nameless.append(picture)
+            continue
+        txt = picture.with_suffix(".txt")
+        plan.writes.setdefault(txt, (caption, []))[1].append(picture)
+    return plan
 
 
 def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
@@ -858,6 +908,86 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
                 skipped.add(f"manifest line whose captions hold over {MAX_CAPTION_FILE:,} characters", where)
                 continue
             pairs.append((manifest.parent / image, _kept_captions(captions, where, skipped)))
+    return pairs, skipped
+
+
+CSV_DELIMITERS = ",;\t"  # a spreadsheet's export: a comma, or a semicolon where the comma is the decimal mark
+
+
+def _csv_lines(f, where: Path, fed: list[int]) -> Iterator[str]:
+    """The lines of an open CSV file (UTF-8, its byte-order mark dropped) for csv.reader, each at most
+    MAX_MANIFEST_LINE bytes and each row at most that many too (a quote left open reads the rest of the file as
+    one field): bounded reads, not the whole file or a whole row held unread."""
+    for number, raw in enumerate(iter(lambda: f.readline(MAX_MANIFEST_LINE + 6), b"")):
+        if len(raw.rstrip(b"\r\n")) > MAX_MANIFEST_LINE:
+            raise DataError(f"manifest {where} line {number + 1} is over {MAX_MANIFEST_LINE >> 20} MiB; is it a CSV "
+                            f"of captions? (one row per picture)")
+        if number == 0:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        fed[0] += len(raw)  # since the last row (the reader's loop sets it to 0 at each)
+        if fed[0] > MAX_MANIFEST_LINE + 6:
+            raise DataError(f"manifest {where} has a row over {MAX_MANIFEST_LINE >> 20} MiB that ends at line "
+                            f"{number + 1} or later (a quote left open?); check its quotes")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"manifest {where} line {number + 1} is not UTF-8; save it as UTF-8 (a spreadsheet's "
+                            f"\"CSV UTF-8\")") from None
+
+
+def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
+    """(image, captions) for every row of a CSV manifest, a Hugging Face-style metadata.csv: a header row naming
+    the columns "file_name" and "text" (or "image" and "caption"; other columns are not read), comma-,
+    semicolon- or tab-separated; image paths are relative to the manifest. A row without a picture or whose
+    caption is longer than a caption file may be is left out, counted."""
+    import csv
+
+    pairs, skipped = [], Skips(list_skipped)
+    try:
+        f = open(manifest, "rb")
+    except OSError as e:
+        raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
+    with f:
+        if f.read(4).startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+            raise DataError(f"manifest {manifest} is saved as UTF-16 or UTF-32; save it as UTF-8 (a spreadsheet's "
+                            f"\"CSV UTF-8\")")
+        f.seek(0)
+        fed = [0]
+        lines = _csv_lines(f, manifest, fed)
+        header = next(lines, "")
+        delimiter = max(CSV_DELIMITERS, key=header.count)
+        names = next(csv.reader([header], delimiter=delimiter), [])
+        names = [n.strip() for n in names]
+        keys = next((k for k in MANIFEST_KEYS if k[0] in names and k[1] in names), None)
+        if keys is None:
+            raise DataError(f"manifest {manifest} has no columns \"file_name\" and \"text\" (or \"image\" and "
+                            f"\"caption\") in its first row (found: {', '.join(map(repr, names[:8])) or 'none'}); "
+                            f"name them so in its header row")
+        image_at, caption_at = names.index(keys[0]), names.index(keys[1])
+        old_limit = csv.field_size_limit(MAX_CAPTION_FILE + 1)  # a field past it raises csv.Error, unheld
+        try:
+            reader = csv.reader(lines, delimiter=delimiter, strict=True)
+            while True:
+                where = f"{manifest} line {reader.line_num + 2}"  # (the row's first line; the header is line 1)
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as e:
+                    why = (f"has a field over {MAX_CAPTION_FILE >> 10} KB, more than a caption file may hold (a quote "
+                           f"left open?)" if "field limit" in str(e) else f"is not CSV as t2i reads it ({e})")
+                    raise DataError(f"manifest {where} {why}; check its quotes") from None
+                fed[0] = 0
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) <= max(image_at, caption_at) or not row[image_at].strip():
+                    skipped.add("manifest row without a picture or a caption column", where)
+                    continue
+                caption = row[caption_at].strip()
+                pairs.append((manifest.parent / row[image_at].strip(), _kept_captions([caption] if caption else [],
+                                                                                      where, skipped)))
+        finally:
+            csv.field_size_limit(old_limit)
     return pairs, skipped
 
 
@@ -968,7 +1098,10 @@ def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: Capti
     count = min(n, len(dataset))
     items = [dataset[i] for i in range(count)]
     sheet = images.contact_sheet([images.image_from_tensor(x) for x, _ in items], [c for _, c in items])
+    from t2i_cli.outputs import SHEET_KEY
+
     out = Path(out)
     if out.is_dir():
-        out = out / "preview.png"
-    return images.save_png(sheet, out, {"source": source} | (text or {}))
+        out = out / PREVIEW_NAME
+    # marked, as t2i's other sheets: training (and `t2i data caption`) never reads it as a picture
+    return images.save_png(sheet, out, {"source": source, SHEET_KEY: "preview"} | (text or {}))

@@ -145,6 +145,30 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+def write_if_absent(path: Path, data: bytes) -> bool:
+    """Write a new file whole (a temporary, then a hard link to its name, which fails where the name exists):
+    False, and nothing written, where path exists, even where it was made between a look and this write. Where
+    the file system has no hard links (FAT, some network shares), a rename onto a name found free."""
+    path = Path(path)
+    tmp = _finished_temporary(path, lambda t: t.write_bytes(data))
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if isinstance(e, FileNotFoundError) and not tmp.exists():
+                raise
+            if path.exists() or path.is_symlink():
+                return False
+            os.replace(tmp, path)
+        return True
+    except OSError as e:
+        _discard(tmp, path, e)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write_set(items: list[tuple[Path, bytes]]) -> list[Path]:
     """Write several files as one set (a weights folder's models must come from one export): every file to a
     finished temporary first, then the renames, with SIGINT and SIGTERM held until the last is done. A failure

@@ -38,7 +38,8 @@ from t2i_cli.outputs import SHEET_KEY, is_t2i_sheet, sheet_label
 from t2i_cli.pipeline import TextToImage
 from t2i_cli.prompt_file import blank
 
-TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".md")  # captions, specs and notes beside pictures: counted as text files
+# captions, specs, manifests and notes beside pictures: counted as text files
+TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".csv", ".md")
 MAX_PROMPT_CHARS = 1000  # a prompt read from a file is cut to this many characters (prompts are ~10 words)
 CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut: read from PNG text ...
 CUT_CAPTION = "caption prompt cut"  # ... read from a caption file beside the picture (NAME.txt) ...

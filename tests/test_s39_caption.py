@@ -1,0 +1,188 @@
+"""Session 39: `t2i data caption` (captions made of pictures' file names or folder names, for a folder of named
+pictures without .txt files) and a CSV manifest (a Hugging Face-style metadata.csv) as a data source."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import run
+from t2i_cli import data
+from t2i_cli.errors import DataError
+from t2i_cli.files import write_if_absent
+from t2i_cli.name_captions import caption_of
+
+
+def picture(path: Path, colour: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), (colour % 256, 90, 200)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("name, caption", [
+    ("red-bird_02", "red bird"),  # separators, a counter at the end
+    ("BlueFish", "blue fish"),  # camelCase
+    ("HTMLParser", "html parser"),
+    ("bird copy 2", "bird"), ("bird - Copy (2)", "bird"), ("bird copy", "bird"),  # a file manager's copies ...
+    ("edit-copy", "edit copy"),  # ... not an icon of copying
+    ("3-cats", "3 cats"),  # a number that says something stays
+    ("golden_retriever", "golden retriever"),
+    ("20230412_beach", "beach"),  # a date
+    ("beach_2023-04-12", "beach"),
+    ("a5f3c9e1-77b2-4c1e-9a3b-2f1e0d9c8b7a", None),  # a UUID
+    ("IMG_2041", None), ("DSC00012", None), ("PXL_20240501_103102", None),  # cameras
+    ("Screenshot 2024-05-01 at 10.31.02", None), ("untitled-3", None), ("photo (2)", None),
+    ("n01440764", None),  # an ImageNet class id
+    ("x", None),  # one Latin letter is no word ...
+    ("猫", "猫"),  # ... one of a script written without spaces is
+    ("Café au lait", "café au lait"),
+])
+def test_caption_of_a_name(name: str, caption: str | None):
+    assert caption_of(name) == caption
+
+
+def test_data_caption_writes_a_caption_beside_each_picture_without_one(tmp_path: Path):
+    pics = tmp_path / "pics"
+    picture(pics / "red-bird_02.png", 10)
+    picture(pics / "BlueFish.jpg", 20)
+    picture(pics / "BlueFish.png", 30)  # one name, two pictures: one BlueFish.txt reads for both
+    picture(pics / "mine.png", 40)
+    (pics / "mine.txt").write_text("my own words\n")  # the user's: never replaced
+    picture(pics / "IMG_2041.png", 50)  # a camera's name: no caption made
+    picture(pics / "sub" / "green_frog.png", 60)  # sub-folders too, as training reads them
+    before = sorted(p.name for p in pics.rglob("*"))
+
+    dry = run("data", "caption", pics, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert dry.stdout.splitlines() == [f"{pics / 'BlueFish.txt'}: blue fish", f"{pics / 'red-bird_02.txt'}: red bird",
+                                       f"{pics / 'sub' / 'green_frog.txt'}: green frog",
+                                       "would write 3 caption files; nothing written (--dry-run)"]
+    assert sorted(p.name for p in pics.rglob("*")) == before  # nothing written
+    assert "1 picture whose name holds no words to caption it by, e.g. " + str(pics / "IMG_2041.png") in dry.stderr
+
+    r = run("data", "caption", pics, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith(f"wrote 3 caption files under {pics} (e.g. {pics / 'BlueFish.txt'}: 'blue fish')")
+    assert (pics / "BlueFish.txt").read_text() == "blue fish\n"
+    assert (pics / "red-bird_02.txt").read_text() == "red bird\n"
+    assert (pics / "sub" / "green_frog.txt").read_text() == "green frog\n"
+    assert (pics / "mine.txt").read_text() == "my own words\n"
+    assert not (pics / "IMG_2041.txt").exists()
+    assert not [p for p in pics.rglob("*") if p.name.endswith(".tmp")]  # no temporary left behind
+
+    # training reads them: each picture with the caption written for it (both BlueFish pictures)
+    ds = data.open_source(str(pics), 16, val_fraction=0.0)
+    got = sorted((Path(ds.file_of(i)).name, tuple(ds.captions_at(i))) for i in range(len(ds)))
+    assert got == [("BlueFish.jpg", ("blue fish",)), ("BlueFish.png", ("blue fish",)),
+                   ("green_frog.png", ("green frog",)), ("mine.png", ("my own words",)),
+                   ("red-bird_02.png", ("red bird",))]
+
+    again = run("data", "caption", pics)  # nothing left that a name captions: said, exit 0, nothing changed
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == f"nothing to write: every picture under {pics} that --from name can caption has a caption\n"
+    assert "try --from folder for those" in again.stderr
+
+
+def test_data_caption_from_folder_names_a_folder_per_class(tmp_path: Path):
+    pics = tmp_path / "pets"
+    picture(pics / "golden_retriever" / "IMG_0001.jpg", 1)
+    picture(pics / "golden_retriever" / "IMG_0002.jpg", 2)
+    picture(pics / "TabbyCat" / "0001.png", 3)
+    picture(pics / "n02123045" / "x.png", 4)  # an id, no words
+    by_name = run("data", "caption", pics)  # no name holds words: refused, naming --from folder
+    assert by_name.exit_code == 1
+    assert by_name.stderr.startswith("error: no caption to write under") and "try --from folder" in by_name.stderr
+    r = run("data", "caption", pics, "--from", "folder", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert (pics / "golden_retriever" / "IMG_0001.txt").read_text() == "golden retriever\n"
+    assert (pics / "golden_retriever" / "IMG_0002.txt").read_text() == "golden retriever\n"
+    assert (pics / "TabbyCat" / "0001.txt").read_text() == "tabby cat\n"
+    assert not (pics / "n02123045" / "x.txt").exists()
+    assert "1 picture whose folder's name holds no words" in r.stderr
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["--from", "words"], 2, "--from must be name"),
+])
+def test_data_caption_refusals(tmp_path: Path, args: list[str], code: int, says: str):
+    picture(tmp_path / "pics" / "a-cat.png")
+    r = run("data", "caption", tmp_path / "pics", *args)
+    assert r.exit_code == code and says in r.stderr and not (tmp_path / "pics" / "a-cat.txt").exists()
+    missing = run("data", "caption", tmp_path / "nope")
+    assert missing.exit_code == 1 and missing.stderr == (
+        f"error: {tmp_path / 'nope'} is not a folder (it does not exist); give the folder of pictures to caption\n")
+
+
+def test_write_if_absent_never_replaces_a_file_made_before_it(tmp_path: Path):
+    target = tmp_path / "a.txt"
+    assert write_if_absent(target, b"new\n") and target.read_bytes() == b"new\n"
+    assert not write_if_absent(target, b"other\n") and target.read_bytes() == b"new\n"
+    os.symlink(tmp_path / "missing", tmp_path / "dangling.txt")  # a link to nothing is a name taken too
+    assert not write_if_absent(tmp_path / "dangling.txt", b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "dangling.txt"]  # no temporaries
+
+
+def test_a_folder_of_named_pictures_without_captions_names_the_command(tmp_path: Path):
+    """Training on a folder of named pictures said only "images without .txt caption"; it now names the command
+    that captions them (with --from folder where only the folders' names hold words)."""
+    pics = tmp_path / "pics"
+    picture(pics / "red-bird.png", 1)
+    picture(pics / "blue-fish.png", 2)
+    (pics / "blue-fish.txt").write_text("a blue fish\n")
+    assert data.open_source(str(pics), 16).skipped_message() == (
+        f"skipped 1 item (1 image without .txt caption: {pics / 'red-bird.png'}); using 1; to caption those "
+        f"without one by their names: t2i data caption {pics} (--dry-run shows the captions first)")
+    classes = tmp_path / "classes"
+    picture(classes / "robin" / "IMG_1.png")
+    with pytest.raises(data.NothingUsable) as e:
+        data.open_source(str(classes), 16)
+    assert str(e.value).endswith(f"; to caption them by their names: t2i data caption {classes} --from folder "
+                                 f"(--dry-run shows the captions first)")
+    cameras = tmp_path / "cameras"  # no words anywhere: the old advice
+    picture(cameras / "IMG_1.png")
+    with pytest.raises(data.NothingUsable, match="add some, or use the procedural world"):
+        data.open_source(str(cameras), 16)
+
+
+def test_a_csv_manifest_is_a_source(tmp_path: Path):
+    """A Hugging Face-style metadata.csv: a header naming file_name and text (other columns not read), quoted
+    fields with commas and line breaks, a byte-order mark and CR LF as a spreadsheet writes them."""
+    pics = tmp_path / "train"
+    for i, name in enumerate("abcde"):
+        picture(pics / f"{name}.png", 40 * i)
+    (pics / "metadata.csv").write_bytes(
+        b'\xef\xbb\xbffile_name,text,score\r\na.png,"a red, round bird",1\r\nb.png,"two\nlines",2\r\nc.png,,3\r\n'
+        b',orphan,4\r\nd.png,a blue fish\r\nmissing.png,gone\r\n\r\n')
+    ds = data.open_source(str(pics / "metadata.csv"), 16, val_fraction=0.0, list_skipped=True)
+    got = [(Path(ds.file_of(i)).name, ds.captions_at(i)) for i in range(len(ds))]
+    assert sorted(got) == [("a.png", ["a red, round bird"]), ("b.png", ["two\nlines"]), ("d.png", ["a blue fish"])]
+    assert ds.every == {"empty caption": [str(pics / "c.png")],
+                        "manifest row without a picture or a caption column": [f"{pics / 'metadata.csv'} line 6"],
+                        "missing image": [str(pics / "missing.png")]}
+    # a spreadsheet's semicolons, and image/caption as the JSONL manifest names them
+    (pics / "semi.csv").write_text("image;caption\ne.png;a green frog\n")
+    assert data.open_source(str(pics / "semi.csv"), 16).captions_at(0) == ["a green frog"]
+    r = run("data", "preview", pics / "metadata.csv", "--out", tmp_path / "sheet.png", "-q")
+    assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"name,caption\na.png,x\n",
+     "has no columns \"file_name\" and \"text\" (or \"image\" and \"caption\") in its first row (found: 'name', "
+     "'caption')"),
+    (b"file_name,text\na.png,caf\xe9\n", "line 2 is not UTF-8"),
+    (b"\xff\xfef\x00", "saved as UTF-16 or UTF-32"),
+    (b"file_name,text\na.png,\"" + b"x" * 70_000 + b"\"\n", "line 2 has a field over 64 KB"),  # a quote left open
+    (b"file_name,text\na.png," + (b"\"" + b"y\n" * 1000 + b"\",") * 600, "row over 1 MiB"),  # fields, each < 64 KB
+    (b"file_name,text\na.png,\"ok\"x\"\n", "line 2 is not CSV as t2i reads it"),
+    (b"file_name,text\n" + b"z" * (2 << 20) + b"\n", "line 2 is over 1 MiB"),
+])
+def test_a_bad_csv_manifest_is_refused_in_one_line(tmp_path: Path, content: bytes, says: str):
+    picture(tmp_path / "a.png")
+    (tmp_path / "m.csv").write_bytes(content)
+    with pytest.raises(DataError) as e:
+        data.open_source(str(tmp_path / "m.csv"), 16)
+    assert says in str(e.value) and "\n" not in str(e.value)
