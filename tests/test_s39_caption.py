@@ -39,6 +39,7 @@ def picture(path: Path, colour: int = 0) -> Path:
     ("x", None),  # one Latin letter is no word ...
     ("猫", "猫"),  # ... one of a script written without spaces is
     ("Café au lait", "café au lait"),
+    ("bell\x07ring\nnew", "bell ring new"),  # control characters in a name are no part of a caption
 ])
 def test_caption_of_a_name(name: str, caption: str | None):
     assert caption_of(name) == caption

@@ -21,7 +21,7 @@ scanned photo photos pic pics picture pictures untitled unnamed copy file frame 
 sample at am pm""".split())
 # camelCase and letter-digit boundaries ("RedBird2" -> Red Bird 2; "HTMLParser" -> HTML Parser)
 _CASE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
-_SEPARATORS = re.compile(r"[\s\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")
+_SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  # (control characters too)
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy")
 _COPY = re.compile(r"(?:\s+-)?\s+copy(?:\s*\(?\d+\)?)?\s*$", re.IGNORECASE)
