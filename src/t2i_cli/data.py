@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import torch
 from torch.utils.data import Dataset
@@ -859,6 +859,20 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     return plan
 
 
+def _open_manifest(manifest: Path, saved_as: str) -> BinaryIO:
+    """A manifest open to read as bytes; refused in one line where it cannot be read or is saved as UTF-16 or
+    UTF-32 (Notepad's "Unicode"; saved_as says how to save it instead)."""
+    try:
+        f = open(manifest, "rb")
+    except OSError as e:
+        raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
+    if f.read(4).startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        f.close()
+        raise DataError(f"manifest {manifest} is saved as UTF-16 or UTF-32; save it as UTF-8 ({saved_as})")
+    f.seek(0)
+    return f
+
+
 def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest. Read a
     line at a time: a line that is not UTF-8 JSON (or nested too deeply), not an object with an "image" and a
@@ -866,15 +880,7 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
     is not a string or "caption" not a string or a list of strings, or longer than MAX_MANIFEST_LINE is left
     out, counted by which of these it is."""
     pairs, skipped = [], Skips(list_skipped)
-    try:
-        f = open(manifest, "rb")
-    except OSError as e:
-        raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
-    with f:
-        if f.read(4).startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # UTF-16 / -32 (Notepad's "Unicode")
-            raise DataError(f"manifest {manifest} is saved as UTF-16 or UTF-32; save it as UTF-8 (one JSON object "
-                            f"per line)")
-        f.seek(0)
+    with _open_manifest(manifest, "one JSON object per line") as f:
         for number, raw in enumerate(iter(lambda: f.readline(MAX_MANIFEST_LINE + 6), b"")):  # + BOM, CR LF
             if len(raw.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")) > MAX_MANIFEST_LINE:  # skip the rest unheld
                 while raw and not raw.endswith(b"\n"):
@@ -943,15 +949,7 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
     import csv
 
     pairs, skipped = [], Skips(list_skipped)
-    try:
-        f = open(manifest, "rb")
-    except OSError as e:
-        raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
-    with f:
-        if f.read(4).startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
-            raise DataError(f"manifest {manifest} is saved as UTF-16 or UTF-32; save it as UTF-8 (a spreadsheet's "
-                            f"\"CSV UTF-8\")")
-        f.seek(0)
+    with _open_manifest(manifest, 'a spreadsheet\'s "CSV UTF-8"') as f:
         fed = [0]
         lines = _csv_lines(f, manifest, fed)
         header = next(lines, "")
