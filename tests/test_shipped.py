@@ -92,8 +92,8 @@ def test_shipped_weights_inpaint_keeps_the_rest_and_redraw_from_the_png(tmp_path
 
 
 def test_same_seed_same_bytes_whatever_the_thread_count(tmp_path: Path):
-    """Without --threads, t2i takes one thread less per task already running (cli.use_threads), so the
-    bytes of a seed must not depend on the thread count."""
+    """(0.6.0-0.13.1 took one thread less per task already running without --threads; the bytes of this
+    command do not depend on the thread count here, but not every command's do: README, "--threads".)"""
     import torch
 
     before = torch.get_num_threads()

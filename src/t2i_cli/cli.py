@@ -295,9 +295,10 @@ MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
 MAX_EVAL_SEEDS = 16  # most --seed of one `t2i eval`
 MAX_DRAWS = 16  # most --draws of `t2i eval --data`: one decode batch of one caption (pipeline.MAX_BATCH)
-THREADS_HELP = ("CPU threads for torch (default: torch's own choice, one per core, less one per task already "
-                "running on the machine when the command starts).")
+THREADS_HELP = ("CPU threads for torch (default: torch's own choice, one per core, whatever the load: a seed's "
+                "bytes can depend on the thread count).")
 SPIN_COUNT = "10000"  # GOMP_SPINCOUNT for inference unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (busy_machine.sh)
+BUSY_SPIN_COUNT = "0"  # ... and where other tasks run as it starts: sleep at once (as OMP_WAIT_POLICY=PASSIVE)
 PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the bytes per code), int8 (a quarter; "
                   "CPU only) or auto, the default (the fastest whose `t2i eval` is within a point of fp32's: bf16 "
                   "on a CPU with native bf16, else int8; fp32 on a GPU). With bf16 or int8 on a CPU with native "
@@ -718,23 +719,26 @@ def start_inference(threads: Optional[int], command: str) -> None:
     """The start of generate, vary, rerank and eval: one process, OpenMP's spinning bounded (train bounds it too),
     --threads, and (main) no interpreter teardown after."""
     one_process(command)
-    bound_spinning()
+    bound_spinning(busy=other_running_tasks)
     stop_on_sigterm()  # before torch is imported (use_threads may): a held stop reaches this handler after
     use_threads(threads)
     STATE["fast_exit"] = True
 
 
-def bound_spinning() -> None:
+def bound_spinning(busy: Callable[[], int] = lambda: 0) -> None:
     """Between parallel regions libgomp's threads spin, by default 300,000 times, before they sleep. Alone that
     is what makes a decode step's many small ops fast; beside another busy process (a second t2i, a training
     run) the spinning threads take the cores the working ones need, and a cold generate took 4-22x as long
-    (BENCHMARKS.md "A busy machine"). GOMP_SPINCOUNT=10000 keeps the speed alone and bounds that loss. Set
-    before torch is imported (libgomp reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT of the
-    user's own, or T2I_OMP=keep, leave libgomp as it is."""
+    (BENCHMARKS.md "A busy machine"). GOMP_SPINCOUNT=10000 keeps the speed alone and bounds that loss; busy
+    (busy() > 0: other tasks running when an inference command starts), its threads sleep at once (GOMP_SPINCOUNT=0,
+    BUSY_SPIN_COUNT), which beside another process is as fast as taking fewer threads, and keeps the thread
+    count, on which a seed's bytes depend, the machine's (since 0.13.2). Set before torch is imported (libgomp
+    reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's own, or T2I_OMP=keep, leave
+    libgomp as it is."""
     env = os.environ
     if env.get("T2I_OMP") == "keep" or "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env or "torch" in sys.modules:
         return
-    env["GOMP_SPINCOUNT"] = SPIN_COUNT
+    env["GOMP_SPINCOUNT"] = BUSY_SPIN_COUNT if busy() > 0 else SPIN_COUNT
 
 
 def other_running_tasks(looks: int = 3, stat: str = "/proc/stat") -> int:
@@ -758,9 +762,9 @@ def other_running_tasks(looks: int = 3, stat: str = "/proc/stat") -> int:
 
 def use_threads(threads: Optional[int]) -> None:
     """--threads: torch's intra-op thread count for this command. None: torch's own choice (one per core, or
-    OMP_NUM_THREADS), less one per other task running when the command starts (not with OMP_NUM_THREADS set),
-    at least 1: two processes that each run a thread per core on the same cores wait on each other at every
-    op (BENCHMARKS.md "A busy machine")."""
+    OMP_NUM_THREADS), whatever the machine's load: a product can sum in another order at another thread count
+    and flip a draw, so a default that followed the load (0.6.0-0.13.1: one thread less per other running task)
+    drew other images for one seed on a busy machine; a busy start waits passively instead (bound_spinning)."""
     if threads is not None and not 1 <= threads <= MAX_THREADS:
         raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
     if threads is None and "OMP_NUM_THREADS" in os.environ:  # the user's own choice stands
@@ -768,12 +772,8 @@ def use_threads(threads: Optional[int]) -> None:
     _imports_held()  # (torch's first import, with a stop held)
     import torch
 
-    if threads is None:
-        busy = other_running_tasks()
-        if busy:
-            torch.set_num_threads(max(1, torch.get_num_threads() - busy))
-        return
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 @app.command(cls=OneValueEach)
