@@ -85,6 +85,7 @@ def test_a_whole_run_shows_each_stage_and_the_whole_runs_resume(tmp_path: Path, 
     assert data["kind"] == "whole run" and data["status"] == "stopped" and data["settings"]["preset"] == "tiny"
     assert {s: v["status"] for s, v in data["stages"].items()} == {
         "tokenizer": "finished", "dvae": "finished", "transformer": "stopped", "clip": "not started"}
+    assert data["stages"]["tokenizer"]["steps"] is None  # (it said 1000, its config's unused default: no steps)
     assert data["stages"]["transformer"]["step"] == 2 and "next" not in data["stages"]["transformer"]
     assert text.splitlines()[0] == f"{out}: a whole run (--stage all) on world:train, stopped"
     assert any(line.startswith("│ transformer │ stopped") and "2 / 6" in line for line in text.splitlines()), text

@@ -329,11 +329,12 @@ DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
                                    help="Guidance at the first code, moving linearly to --guidance at the last "
                                         "(default: constant).")
+GUIDANCE_STOP_HELP = ("Stop guidance (and regional guidance{negative}) after this share of the codes, in (0, 1]: the "
+                      "rest are drawn from the prompt alone, at about half the cost per code at 16 images (default: "
+                      "guided to the last code).")
 DRAW_GUIDANCE_STOP = typer.Option(None, "--guidance-stop",
-                                  help="Stop guidance (and regional guidance, and a --negative's push) after this "
-                                       "share of the codes, in (0, 1]: the rest are drawn from the prompt alone, "
-                                       "at about half the cost per code at 16 images (default: guided to the last "
-                                       "code).")
+                                  help=GUIDANCE_STOP_HELP.format(negative=", and a --negative's push"))
+EVAL_GUIDANCE_STOP = typer.Option(None, "--guidance-stop", help=GUIDANCE_STOP_HELP.format(negative=""))
 DRAW_JACOBI = typer.Option(0, "--jacobi", help=(
     "Speculative Jacobi decoding: each forward pass reads N drafted codes and keeps those (and one more) "
     "the model would have drawn (0 = one code per pass). Same distribution as plain decoding, other "
@@ -353,10 +354,12 @@ DRAW_THREADS = typer.Option(None, "--threads", help=THREADS_HELP)
 DRAW_GRID = typer.Option(False, "--grid", help="Also write one contact sheet of every image drawn (with "
                                                "--candidates: every candidate with its score, best first).")
 DRAW_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths.")
-DRAW_JSON = typer.Option(False, "--json", help="Print each file written as one line of JSON instead of its path: "
-                                              "path, kind (image or sheet), prompt, line (of --prompts, and the "
-                                              "lines that repeat it), seed, index, and score and rank when "
-                                              "candidates were reranked.")
+JSON_HELP = ("Print each file written as one line of JSON instead of its path: path, kind (image or sheet), prompt, "
+             "{more}seed, index{ranked}.")
+DRAW_JSON = typer.Option(False, "--json", help=JSON_HELP.format(
+    more="line (of --prompts, and the lines that repeat it), ", ranked=", and score and rank when candidates were "
+                                                                      "reranked"))
+VARY_JSON = typer.Option(False, "--json", help=JSON_HELP.format(more="", ranked=""))
 
 
 def default_weights() -> Path:
@@ -1263,7 +1266,7 @@ def vary(
     threads: Optional[int] = DRAW_THREADS,
     grid: bool = typer.Option(False, "--grid", help="Also write one contact sheet of every variation drawn."),
     quiet: bool = DRAW_QUIET,
-    as_json: bool = DRAW_JSON,
+    as_json: bool = VARY_JSON,
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
@@ -2113,7 +2116,7 @@ def eval_cmd(ctx: typer.Context,
              top_p: float = DRAW_TOP_P,
              guidance: float = DRAW_GUIDANCE,
              guidance_start: Optional[float] = DRAW_GUIDANCE_START,
-             guidance_stop: Optional[float] = DRAW_GUIDANCE_STOP,
+             guidance_stop: Optional[float] = EVAL_GUIDANCE_STOP,
              jacobi: int = DRAW_JACOBI,
              regional: float = DRAW_REGIONAL,
              draws: int = typer.Option(1, "--draws",
@@ -2422,7 +2425,8 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     if result.get("skipped") and not quiet:
         warn(f"{data}: {result['skipped']}")
     if (unknown := result.get("unknown_words")) and not quiet:
-        warn(f"{data}: the val captions hold {unknown['words']:,} words that {folder}'s tokenizer has no token for "
+        words = f"{unknown['words']:,} word{'' if unknown['words'] == 1 else 's'}"
+        warn(f"{data}: the val captions hold {words} that {folder}'s tokenizer has no token for "
              f"(e.g. {', '.join(map(clean, unknown['examples']))}): its model saw them rarely or never in training, "
              f"so these scores say how little it reads of such captions")
     if json_path is not None:

@@ -74,6 +74,9 @@ def read_provenance(path: Path) -> dict[str, str]:
     from t2i_cli.images import read_png_text
 
     text = read_png_text(path)
+    if "t2i" not in text and is_t2i_sheet(text, path):  # rerank's --top sheet and --explain strip, a data preview
+        raise DataError(f"{path} is a contact sheet t2i wrote ({text[SHEET_KEY]}); pass --from one of the images "
+                        f"it shows")
     try:
         meta = json.loads(text["t2i"])
     except (KeyError, ValueError):

@@ -404,10 +404,10 @@ def write_explain(folder: Path, name: str, image: torch.Tensor, maps: list[tuple
 def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, float]]:
     """Each word's contribution: the drop in score when that word is removed from the prompt. A two-object
     prompt's crop scores stay those of its objects where a word's removal leaves it no two objects the scorer
-    parses ("and", "red" of "a red bird"): else that word's drop was mostly the crop scores switching off, and
-    "and" weighed as much as a colour. Variants the scorer reads alike (the same tokens the CLIP reads, the same
-    objects for its crop scores: a word past what the CLIP reads, or a repeated word) are scored once: a 400-word
-    prompt encoded the picture 401 times."""
+    parses ("and", "red" of "a red bird"): else that word's drop was mostly the crop scores switching off (each
+    such delta about twice as large; "and" still weighs about as much as a colour, README). Variants the scorer
+    reads alike (the same tokens the CLIP reads, the same objects for its crop scores: a word past what the CLIP
+    reads, or a repeated word) are scored once: a 400-word prompt encoded the picture 401 times."""
     from t2i_cli.world.captions import object_prompts
 
     words = prompt.split()

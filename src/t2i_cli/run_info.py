@@ -61,7 +61,8 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
     ckpt = run_dir / CHECKPOINT
     if cfg.stage == "tokenizer":
         trained = (run_dir / "tokenizer.json").is_file()
-        info.update(step=None, status="training" if training else "finished" if trained else "stopped")
+        # (no steps: a tokenizer is learned in one pass, and its config's steps, 1000 by default, never run)
+        info.update(steps=None, step=None, status="training" if training else "finished" if trained else "stopped")
         info["next"] = None if training else next_step(cfg, run_dir) if trained else \
             f"resume with: t2i train --resume {shell_word(run_dir)}"
         return info
