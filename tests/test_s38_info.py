@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -103,6 +104,10 @@ def test_a_weights_folder_is_described_as_before_and_folder_and_weights_must_agr
     assert by_arg.exit_code == 0 and by_arg.stdout == by_option.stdout and "identity" in by_arg.stdout
     line = one_line_failure(run("info", tiny_weights_folder, "--weights", tmp_path), 2)
     assert line == f"error: FOLDER {tiny_weights_folder} and --weights {tmp_path} disagree; give one of them"
+    # the same folder named two ways (relative and absolute) agrees
+    rel = Path(os.path.relpath(tiny_weights_folder))
+    both = run("info", rel, "--weights", tiny_weights_folder)
+    assert both.exit_code == 0 and "identity" in both.stdout, both.stderr
 
 
 @pytest.fixture
@@ -165,3 +170,69 @@ def test_a_whole_run_whose_stage_diverged_points_at_that_stage(tmp_path: Path, m
     assert data["status"] == "diverged" and data["stages"]["transformer"]["status"] == "diverged"
     said = f"  next      its transformer stage diverged: t2i info {out / 'transformer'} says how to go on"
     assert text.splitlines()[-1] == said
+
+
+def test_a_run_training_now_says_its_best_and_last_validation_its_pace_and_time_left(finished_run: Path,
+                                                                                     tmp_path: Path):
+    """The lines a user watching a long run reads: the best validation (the lowest, not the latest), the latest
+    beside it, the pace of the latest start only (an earlier start's slower steps are not averaged in) and the
+    time left from the last logged step. Its metrics.jsonl written here: two starts, the second twice as fast."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    config = json.loads((out / "train_config.json").read_text())
+    (out / "train_config.json").write_text(json.dumps({**config, "steps": 243}))
+    rows = [{"step": 0, "time": 0.0, "precision": "fp32"}, {"step": 1, "time": 100.0, "loss": 0.9},
+            {"step": 1, "time": 100.5, "val_loss": 0.5},
+            {"step": 1, "time": 1000.0, "precision": "fp32"},  # the resume, from step 1's checkpoint
+            {"step": 2, "time": 1000.5, "loss": 0.85}, {"step": 3, "time": 1001.0, "loss": 0.8},
+            {"step": 3, "time": 1001.2, "val_loss": 0.7}]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with folder_lock(out, "busy"):
+        text, data = info(out)
+    assert data["status"] == "training" and data["loss"] == {"step": 3, "value": 0.8}
+    assert data["val_loss"] == {"best": 0.5, "best_step": 1, "last": 0.7, "last_step": 3}
+    assert data["rate"] == pytest.approx(2.0) and data["eta_s"] == pytest.approx(120.0)  # (243 - 3) / 2
+    lines = text.splitlines()
+    assert "  status    training now (another process): step 3 of 243 logged" in lines, text
+    assert "  val_loss  best 0.5 at step 1; last 0.7 at step 3" in lines, text
+    assert "  pace      2 steps/s since its latest start, about 2 min left" in lines, text
+
+
+def test_a_run_that_patience_stopped_is_said_as_such_and_a_whole_run_of_them_is_finished(tmp_path: Path,
+                                                                                         monkeypatch):
+    """--patience's early stop is a finished run (its steps became the step it stopped at), said apart from one
+    that ran its course; a whole run whose stages stopped early is finished too, and reads its weights."""
+    import t2i_cli.train as train
+
+    monkeypatch.setattr(train, "stalled", lambda history, patience: len(history) >= 2)  # (stops at the second)
+    out = tmp_path / "early"
+    r = run(*DVAE[:-4], "--sample-every", "2", "--ckpt-every", "100", "--steps", "10", "--patience", "1", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    text, data = info(out)
+    assert data["status"] == "stopped early" and (data["step"], data["steps"]) == (4, 4)
+    assert text.splitlines()[1] == "  status    stopped early by --patience at step 4", text
+    assert data["next"] == f"the transformer stage reads it: --dvae {out}"
+    whole = tmp_path / "all"
+    r = run("train", "--stage", "all", "--preset", "tiny", "--workers", "0", "-q", "--steps",
+            "dvae=10,transformer=10,clip=10", "--sample-every", "2", "--patience", "1", "--out", whole)
+    assert r.exit_code == 0, r.stderr
+    text, data = info(whole)
+    assert "stopped early" in {v["status"] for v in data["stages"].values()}, data
+    assert data["status"] == "finished" and data["next"] == f"generate with: t2i generate PROMPT --weights " \
+                                                             f"{whole / 'weights'}", data
+    assert text.splitlines()[-1] == f"  next      generate with: t2i generate PROMPT --weights {whole / 'weights'}"
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_so_and_the_resume(finished_run: Path, tmp_path: Path):
+    """A run stopped before any checkpoint (step 0): not "stopped at step 0", but what that means."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    (out / "checkpoint.safetensors").unlink()
+    text, data = info(out)
+    assert data["status"] == "stopped" and (data["step"], data["steps"]) == (0, 4)
+    assert text.splitlines()[1] == "  status    stopped before its first checkpoint (0 of 4 steps)", text
+    assert text.splitlines()[-1] == f"  next      resume with: t2i train --resume {out}"
