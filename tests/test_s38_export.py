@@ -21,8 +21,9 @@ def t2i(*args) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """A transformer run (with its tokenizer and dVAE), an unrelated dVAE run of the same shape, and a decoder
-    fine-tune of the transformer's dVAE (its decoder changed by hand: encoder and codebook kept)."""
+    """A transformer run (with its tokenizer and dVAE), an unrelated dVAE run of the same shape, a transformer
+    run on that one's codes, a CLIP run, and a decoder fine-tune of the transformer's dVAE (its decoder changed by
+    hand: encoder and codebook kept)."""
     root = tmp_path_factory.mktemp("s38")
     torch.set_num_threads(1)
     common = ["--preset", "tiny", "--workers", "0", "-q"]
@@ -31,6 +32,9 @@ def runs(tmp_path_factory) -> Path:
     t2i("train", "--stage", "transformer", "--steps", "2", "--dvae", root / "dvae", "--tokenizer", root / "tok",
         "--out", root / "tr", *common)
     t2i("train", "--stage", "dvae", "--steps", "2", "--seed", "5", "--out", root / "other", *common)
+    t2i("train", "--stage", "transformer", "--steps", "1", "--dvae", root / "other", "--tokenizer", root / "tok",
+        "--out", root / "tr-other", *common)  # a transformer on the unrelated dVAE's codes
+    t2i("train", "--stage", "clip", "--steps", "1", "--tokenizer", root / "tok", "--out", root / "clip", *common)
     shutil.copytree(root / "dvae", root / "ft")
     tensors, meta = load_tensors(root / "ft" / "dvae.safetensors")
     save_tensors(root / "ft" / "dvae.safetensors",
@@ -111,3 +115,43 @@ def test_a_to_holding_other_files_than_weights_is_refused(runs: Path, tmp_path: 
     t2i("export", runs / "tr", "--to", empty)
     t2i("export", runs / "ft", "--to", empty, "--force")
     assert (empty / "dvae.safetensors").read_bytes() == (runs / "ft" / "dvae.safetensors").read_bytes()
+
+
+def test_two_runs_whose_files_differ_need_force_and_force_takes_the_later(runs: Path, tmp_path: Path):
+    """A transformer run and a decoder fine-tune of its dVAE, exported together: their dVAE files differ, so
+    without --force nothing is written and the line says --force; with it the later run's dVAE is written."""
+    line = one_line_failure(run("export", runs / "tr", runs / "ft", "--to", tmp_path / "w"), 2)
+    assert line.startswith(f"error: {runs / 'tr' / 'dvae.safetensors'} and {runs / 'ft' / 'dvae.safetensors'} "
+                           f"differ; pass --force to export the later run's"), line
+    assert not (tmp_path / "w").exists()
+    t2i("export", runs / "tr", runs / "ft", "--to", tmp_path / "w", "--force")
+    assert (tmp_path / "w" / "dvae.safetensors").read_bytes() == (runs / "ft" / "dvae.safetensors").read_bytes()
+    assert (tmp_path / "w" / "transformer.safetensors").is_file()
+
+
+def test_a_transformer_run_with_its_own_dvae_replaces_the_pair_a_folder_keeps(runs: Path, tmp_path: Path):
+    """The kept dVAE is held against a dVAE exported alone; a transformer run brings the dVAE it was trained on,
+    so --force replaces the folder's pair with its own (the kept dVAE's other codes do not refuse it)."""
+    w = tmp_path / "w"
+    t2i("export", runs / "tr", "--to", w)
+    t2i("export", runs / "tr-other", "--to", w, "--force")
+    assert (w / "dvae.safetensors").read_bytes() == (runs / "tr-other" / "dvae.safetensors").read_bytes()
+    assert (w / "transformer.safetensors").read_bytes() == \
+        (runs / "tr-other" / "transformer.safetensors").read_bytes()
+
+
+def test_a_clip_run_given_twice_says_a_second_reranker_is_another_run(runs: Path, tmp_path: Path):
+    line = one_line_failure(run("export", runs / "clip", runs / "clip", "--to", tmp_path / "w"), 2)
+    assert line == (f"error: {runs / 'clip'} is given twice; a second reranker is another CLIP run (the same command "
+                    f"with another --seed)"), line
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_to_holding_as_many_pictures_as_other_files_is_said_to_hold_pictures(runs: Path, tmp_path: Path):
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "a.png").write_bytes(b"mine")
+    (half / "b.txt").write_text("mine")
+    line = one_line_failure(run("export", runs / "tr", "--to", half), 2)
+    assert line == (f"error: --to {half} is not a weights folder: it holds no t2i weights but 2 other files "
+                    f"(pictures?); give a new or empty folder to export into, e.g. --to half-weights"), line
