@@ -54,3 +54,19 @@ def test_a_typo_on_a_whole_runs_folder_is_said_as_the_typo(tmp_path: Path):
             line = one_line_failure(run(*ALL, *extra, "--out", where), 2)
             assert line == said, line
     assert not (tmp_path / "fresh").exists()
+
+
+def test_a_whole_runs_settings_said_again_in_another_form_continue_it(tmp_path: Path, monkeypatch):
+    """Settings are compared as they act: --lr 1e-3 is 0.001, --model's items in another order are the same model,
+    and --out naming the run another way (relative, where it was started absolute) is the run."""
+    out = tmp_path / "run"
+    model = ["--model", "dvae.n_hid=16", "--model", "dvae.n_res=1"]
+    first = run(*ALL, "--lr", "dvae=1e-3", *model, "--out", out)
+    assert first.exit_code == 0, first.stderr
+    monkeypatch.chdir(tmp_path)
+    again = run(*ALL, "--lr", "dvae=0.001", "--model", "dvae.n_res=1", "--model", "dvae.n_hid=16", "--out", "run",
+                "--resume", out)
+    assert again.exit_code == 0 and again.stdout.count("done before") == 4, again.stderr
+    line = one_line_failure(run(*ALL, "--lr", "dvae=0.002", *model, "--resume", out), 2)
+    assert line.startswith("error: --lr cannot change a whole run that has started (lr dvae=1e-3 in the run, "
+                           "dvae=0.002 here)"), line
