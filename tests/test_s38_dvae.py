@@ -116,6 +116,10 @@ def test_a_dvae_or_tokenizer_run_being_trained_now_is_refused_before_anything_is
         for args in ([*TRANSFORMER, "--dvae", cut], ["train", "--stage", "clip", *Q, "--steps", "1"]):
             line = one_line_failure(run(*args, "--tokenizer", tok, "--out", tmp_path / "x"))
             assert line == busy(tok, 0, 0, "--tokenizer", "tokenizer") and not (tmp_path / "x").exists()
+        # its tokenizer.json, given as the file, is that run too
+        line = one_line_failure(run(*TRANSFORMER, "--dvae", cut, "--tokenizer", tok / "tokenizer.json", "--out",
+                                    tmp_path / "x"))
+        assert line == busy(tok, 0, 0, "--tokenizer", "tokenizer") and not (tmp_path / "x").exists()
     # a run of another stage holds a copy, fixed: it may be trained now
     assert said(run(*TRANSFORMER, "--dvae", cut, "--tokenizer", tok, "--out", tmp_path / "tr")) == [stopped(cut)]
     with folder_lock(tmp_path / "tr", "held by the test"):
@@ -139,3 +143,18 @@ def test_the_python_api_says_it_through_its_warn_callback_or_a_training_warning(
         run_stage(cfg, tmp_path / "c", device="cpu")
     assert f"error: {refused.value}" == busy(cut, 3, 6) and not (tmp_path / "c").exists()
 
+
+
+def test_a_finished_dvae_run_whose_model_file_lags_its_checkpoint_warns_with_the_files_step(root: Path,
+                                                                                           tmp_path: Path):
+    """A kill between the checkpoint's write and the model file's leaves dvae.safetensors behind: a transformer
+    started on that run copies the older file, and is told so, with the step of the file it takes."""
+    lag = tmp_path / "lag"
+    shutil.copytree(root / "cut", lag)
+    assert said(run("train", "--resume", lag, "-q")) == []
+    assert read_metadata(lag / "checkpoint.safetensors")["step"] == "6"
+    shutil.copy(root / "cut" / "dvae.safetensors", lag / "dvae.safetensors")  # step 3's model file
+    r = run(*TRANSFORMER, "--dvae", lag, "--tokenizer", root / "tok", "--out", tmp_path / "tr")
+    assert said(r) == [stopped(lag).replace("stopped at step 3 of 6:", "stopped at step 6 of 6 (its dvae.safetensors "
+                                                                       "at step 3):")]
+    assert read_metadata(tmp_path / "tr" / "dvae.safetensors")["step"] == "3"
