@@ -60,6 +60,7 @@ def test_captions_wrapped_over_several_lines_are_said_once_for_the_folder(tmp_pa
         "b": "a red bird\na blue fish, with\nThe sky at night\n",  # the next line starts a sentence of its own
         "c": "three blue stars on a grass background\ntwo red circles above a house\n",
         "d": "picture 1 caption a\npicture 1 caption b\n",  # captions of one pattern start alike
+        "e": "log in\nsign up\n",  # short lines: a particle ends a caption of its own
     })
     assert data.open_source(str(several), 16).skipped_message() is None
 
@@ -128,3 +129,38 @@ def test_a_tokenizer_that_reads_most_caption_words_as_unknown_says_so(tmp_path: 
     assert [str(w.message) for w in said] == [r"the tokenizer of 3 tokens reads 67% of the caption words it learned "
                                               "from as unknown (6 of 9, e.g. 'red'): its --vocab-size 3 holds too "
                                               "few of their characters; a larger --vocab-size keeps them"]
+
+
+def test_a_caption_file_read_by_two_pictures_is_counted_once(tmp_path: Path):
+    """a.png and a.jpg both read a.txt: one wrapped file, said as one."""
+    pics = folder(tmp_path / "pics", {"a": WRAPPED, "b": "a plain caption"})
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(pics / "a.jpg")
+    ds = data.open_source(str(pics), 16)
+    assert len(ds) == 3 and ds.skipped.get(data.WRAPPED) == 1, ds.skipped
+
+
+def test_a_csv_or_jsonl_that_is_no_caption_manifest_is_not_named(tmp_path: Path):
+    """Beside pictures without a caption, only metadata.csv and a .jsonl whose first line is a manifest's are
+    named as captions to give: another tool's scores.csv or a log's .jsonl are not."""
+    pics = folder(tmp_path / "pics", {"a": "a red square", "b": None, "c": "a green square"})
+    (pics / "scores.csv").write_text("file_name,score\nb.png,0.5\n")
+    (pics / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    assert data.open_source(str(pics), 16).skipped_message() == (
+        f"skipped 1 item (1 image without .txt caption: {pics / 'b.png'}); using 2")
+
+
+def test_a_tokenizer_that_reads_a_tenth_of_the_words_as_unknown_says_so_and_one_of_two_percent_does_not(
+        tmp_path: Path):
+    """The warning is for over 5% of the caption words: 15% is said, 2% (one rare word) is not. (Of the 15
+    captions, 14 are learned from: one picture is held for validation.)"""
+    captions = ["a red bird"] * 9 + ["a zq"] + ["a red cat"] * 5
+    pics = folder(tmp_path / "pics", {f"p{i:02d}": c for i, c in enumerate(captions)})
+    common = ["train", "--stage", "tokenizer", "--data", pics, "-q"]
+    r = run(*common, "--vocab-size", "7", "--out", tmp_path / "seven")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr == (
+        "warning: the tokenizer of 7 tokens reads 15% of the caption words it learned from as unknown (6 of 41, "
+        "e.g. 'cat'): its --vocab-size 7 holds too few of their characters; a larger --vocab-size keeps them\n"), \
+        r.stderr
+    r = run(*common, "--vocab-size", "9", "--out", tmp_path / "nine")
+    assert r.exit_code == 0 and r.stderr == "", r.stderr
