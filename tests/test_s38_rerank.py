@@ -101,3 +101,17 @@ def test_a_picture_held_twice_for_two_prompts_is_said_to_share_its_copy(tiny_wei
     r = run("rerank", folder, "--weights", tiny_weights, "--top", 1, "--link-best", "--device", "cpu")
     assert r.stdout.splitlines()[-1] == (f"{folder / 'best'} holds the best 3 in 2 files (0 copied now; palette.png "
                                          f"is the same picture as link.png: best/link-000.png holds both)"), r.stdout
+
+
+def test_a_run_folder_inside_the_folder_is_counted_not_ranked(tiny_weights, tmp_path):
+    """A training run's folder below the ranked one (its samples, captioned or not) is passed over as training
+    passes it over, and said: its pictures are not the user's to rank."""
+    folder = training_folder(tmp_path)
+    inner = folder / "sub" / "my-run"
+    inner.mkdir()
+    (inner / "train_config.json").write_text(json.dumps({"stage": "dvae", "data": "world:train"}))
+    picture(inner / "sample.png", (9, 9, 9), "a red bird")
+    r = run("rerank", folder, "--weights", tiny_weights, "--device", "cpu")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert [f for f, _ in rows(folder)] == ["sub/deeper/rgba.png", "sub/grey.png", "top.png"]
+    assert r.stderr == "warning: skipped 1 t2i run folder (its samples are not ranked)\n", r.stderr
