@@ -25,6 +25,11 @@ def test_a_shell_pattern_that_gave_several_paths_is_named(tmp_path: Path):
     assert line == (f"error: Got unexpected extra argument(s) ({tmp_path / 'b.png'} {tmp_path / 'c.png'}); a shell "
                     f"pattern (such as *.png) gave several paths where one is taken: give their folder; see "
                     f"'root train --help'"), line
+    # with a prompt given, a pattern's paths are still a pattern's (not words of the prompt to quote)
+    line = one_line_failure(run("generate", "a red bird", "--image", tmp_path / "a.png", tmp_path / "b.png",
+                                tmp_path / "c.png"), 2)
+    assert "a shell pattern (such as *.png) gave several paths where one is taken: give their folder" in line \
+        and "quote it" not in line, line
     plain = one_line_failure(run("rerank", "nowhere-a", "nowhere-b"), 2)  # no cause to guess: as before
     assert plain == "error: Got unexpected extra argument(s) (nowhere-b); see 'root rerank --help'", plain
 
@@ -116,6 +121,49 @@ def test_a_redraw_that_draws_other_codes_than_its_png_records_says_so(tiny_weigh
         f"near tie; pass the --threads it was drawn with (where it was drawn on this machine) for its bytes"], r.stderr
     quiet = run("generate", "--from", other, "--weights", tiny_weights, "--out", tmp_path / "f", "-q")
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.stderr
+    # drawn by another t2i version: that is said, and the codes' word (which another version explains) is not
+    import json
+
+    meta = json.loads(text["t2i"])
+    text["t2i"] = json.dumps({**meta, "t2i_version": "0.0.1"})
+    info = PngImagePlugin.PngInfo()
+    for k, v in text.items():
+        info.add_text(k, v)
+    old = tmp_path / "old" / "a-red-bird-000.png"
+    old.parent.mkdir()
+    pixels.save(old, pnginfo=info)
+    r = run("generate", "--from", old, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
+    assert r.exit_code == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: {old} was drawn by t2i 0.0.1, this is "), r.stderr
+    # drawn by other weights: those are said, and again not the codes (other weights draw other codes)
+    text["t2i"] = json.dumps({**meta, "weights": "0" * 16, "generator": "1" * 16})
+    text["weights"], text["generator"] = "0" * 16, "1" * 16
+    info = PngImagePlugin.PngInfo()
+    for k, v in text.items():
+        info.add_text(k, v)
+    theirs = tmp_path / "theirs" / "a-red-bird-000.png"
+    theirs.parent.mkdir()
+    pixels.save(theirs, pnginfo=info)
+    r = run("generate", "--from", theirs, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
+    assert r.exit_code == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: {theirs} was drawn by weights {'0' * 16}, "), r.stderr
+    # drawn on another device: that is said, and not the codes
+    text["t2i"] = json.dumps({**meta, "device": "cuda"})
+    text["weights"], text["generator"], text["device"] = meta["weights"], meta["generator"], "cuda"
+    info = PngImagePlugin.PngInfo()
+    for k, v in text.items():
+        info.add_text(k, v)
+    gpu = tmp_path / "gpu" / "a-red-bird-000.png"
+    gpu.parent.mkdir()
+    pixels.save(gpu, pnginfo=info)
+    r = run("generate", "--from", gpu, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
+    assert r.exit_code == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: {gpu} was drawn on cuda, this runs on cpu"), r.stderr
+
+
 
 
 def test_explain_holds_a_two_object_prompts_crops_where_a_removal_unparses_it():
