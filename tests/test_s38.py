@@ -143,6 +143,57 @@ def test_weights_gone_nan_are_not_saved_nor_said_as_a_divergence(tmp_path: Path,
     assert "diverged" not in (tmp_path / "cut" / "metrics.jsonl").read_text()
 
 
+def test_an_average_gone_nan_is_not_saved_nor_said_as_a_divergence(tmp_path: Path, monkeypatch):
+    """With --ema, the average is saved too: an average gone NaN (the model's weights finite) at an error is not
+    saved either, and the run's metrics do not say it diverged."""
+    import t2i_cli.train as train
+
+    averages, real_update = [], train.Ema.update
+
+    def update(self, done):
+        averages.append(self)
+        return real_update(self, done)
+
+    real, calls = torch.nn.utils.clip_grad_norm_, {"n": 0}
+
+    def failing(params, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            next(iter(averages[-1].avg.values())).fill_(float("nan"))
+            raise DataError("image x.png cannot be read; replace or remove it")
+        return real(params, *a, **k)
+
+    monkeypatch.setattr(train.Ema, "update", update)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", failing)
+    r = run(*COMMON, "--ema", "0.9", "--ckpt-every", "100", "--out", tmp_path / "cut")
+    monkeypatch.undo()
+    assert r.exit_code == 1 and r.stderr.splitlines()[-1] == "error: image x.png cannot be read; replace or remove " \
+                                                             "it", r.stderr
+    assert averages and not (tmp_path / "cut" / CHECKPOINT).exists()
+    assert "diverged" not in (tmp_path / "cut" / "metrics.jsonl").read_text()
+
+
+def test_a_save_that_fails_too_leaves_the_error_as_it_was(tmp_path: Path, monkeypatch):
+    """A full disk fails the step and then the save after it: the line is the step's error, with no claim of a
+    checkpoint, and the one on disk (the last --ckpt-every's) is kept."""
+    import t2i_cli.train as train
+
+    real_save, saves = train.save_checkpoint, {"n": 0}
+
+    def save(*a, **k):
+        saves["n"] += 1
+        if saves["n"] > 2:  # (steps 2 and 4 are saved; the save on the error is the third)
+            raise OSError(errno.ENOSPC, "No space left on device", "checkpoint.safetensors")
+        return real_save(*a, **k)
+
+    monkeypatch.setattr(train, "save_checkpoint", save)
+    failing_at(monkeypatch, 6, DataError("image x.png cannot be read; replace or remove it"))
+    line = one_line_failure(run(*COMMON, "--ckpt-every", "2", "--out", tmp_path / "cut"), 1)
+    monkeypatch.undo()
+    assert line == "error: image x.png cannot be read; replace or remove it", line
+    assert saves["n"] == 3 and load_tensors(tmp_path / "cut" / CHECKPOINT)[1]["step"] == "4"
+
+
 RANK_1_FAILS_AT_6 = """
 import os, torch
 from t2i_cli.errors import DataError
