@@ -101,6 +101,9 @@ def test_the_api_warns_when_a_prompt_loses_words(pipe):
 
     with pytest.warns(PromptWarning, match=r"the prompt 'a red zebra': the tokenizer does not know 'zebra'"):
         pipe.request("a red zebra", PLAIN)
+    # a word of known characters that it never learned whole (read in pieces) is said too
+    with pytest.warns(PromptWarning, match=r"the prompt 'a red bread': the tokenizer does not know 'bread'"):
+        pipe.request("a red bread", PLAIN)
     long = " ".join(["a red bird"] * 20)
     dropped = pipe.request(long, PLAIN, warn=False).encoded.n_dropped
     assert dropped > 0

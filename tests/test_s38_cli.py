@@ -211,3 +211,20 @@ def test_info_of_a_folder_that_is_not_there_says_what_it_takes(tmp_path: Path):
     (tmp_path / "f.json").write_text("{}")
     line = one_line_failure(run("info", tmp_path / "f.json"), 2)
     assert line == f"error: {tmp_path / 'f.json'} is a file; give t2i info a weights folder or a training run folder"
+
+
+def test_the_starting_command_with_resume_added_continues_a_stage_where_out_was_typed_relative(
+        tmp_path: Path, monkeypatch):
+    """A stop says `t2i train --resume RUN` with RUN absolute; the command that started it (--out run, relative),
+    with that --resume added and a larger --steps, names the same folder: it continues the run."""
+    from t2i_cli.weights import read_metadata
+
+    monkeypatch.chdir(tmp_path)
+    start = ["train", "--stage", "dvae", "--preset", "tiny", "--workers", "0", "-q", "--sample-every", "0",
+             "--out", "run"]
+    assert run(*start, "--steps", "2").exit_code == 0
+    r = run(*start, "--steps", "3", "--resume", tmp_path / "run")
+    assert r.exit_code == 0, r.stderr
+    assert read_metadata(tmp_path / "run" / "checkpoint.safetensors")["step"] == "3"
+    line = one_line_failure(run(*start[:-1], "elsewhere", "--steps", "4", "--resume", tmp_path / "run"), 2)
+    assert line.startswith("error: --out") and "cannot change a run that has started" in line, line

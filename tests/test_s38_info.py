@@ -236,3 +236,17 @@ def test_a_run_stopped_before_its_first_checkpoint_says_so_and_the_resume(finish
     assert data["status"] == "stopped" and (data["step"], data["steps"]) == (0, 4)
     assert text.splitlines()[1] == "  status    stopped before its first checkpoint (0 of 4 steps)", text
     assert text.splitlines()[-1] == f"  next      resume with: t2i train --resume {out}"
+
+
+def test_a_finished_decoder_fine_tune_says_how_it_is_exported(finished_run: Path, tmp_path: Path):
+    """A --finetune-decoder run is not read by a next stage: it is exported beside the transformer trained on the
+    codes of the dVAE it started from, with --force."""
+    ft = tmp_path / "ft"
+    r = run("train", "--stage", "dvae", "--finetune-decoder", "--dvae", finished_run, "--preset", "tiny", "--workers",
+            "0", "-q", "--steps", "1", "--sample-every", "0", "--out", ft)
+    assert r.exit_code == 0, r.stderr
+    text, data = info(ft)
+    assert data["status"] == "finished" and data["next"] == (
+        f"export it after the transformer trained on its dVAE's codes: t2i export TRANSFORMER_RUN {ft} --to "
+        f"WEIGHTS_DIR --force")
+    assert text.splitlines()[-1] == f"  next      {data['next']}"
