@@ -52,6 +52,10 @@ def test_a_resume_keeps_the_runs_settings_and_stays_resumable(tmp_path: Path):
         with pytest.raises(UsageError, match=f"a resume keeps its run's settings but .*these differ from .*{says}"):
             run_stage(dataclasses.replace(base, steps=4, **change), run, resume=True, device="cpu")
         assert (run / "train_config.json").read_text() == saved
+    # a finished run resumed as it is trains nothing, and still refuses settings of another run
+    assert run_stage(base, run, resume=True, device="cpu") == {"step": 2}
+    with pytest.raises(UsageError, match="a resume keeps its run's settings but .*these differ from .*seed"):
+        run_stage(dataclasses.replace(base, seed=3), run, resume=True, device="cpu")
     with pytest.raises(UsageError, match="steps 1 is fewer than the run's 2"):
         run_stage(dataclasses.replace(base, steps=1), run, resume=True, device="cpu")
     out = run_stage(dataclasses.replace(base, steps=3, lr=base.lr / 2), run, resume=True, device="cpu")
