@@ -91,6 +91,11 @@ def test_a_whole_run_shows_each_stage_and_the_whole_runs_resume(tmp_path: Path, 
     assert text.splitlines()[0] == f"{out}: a whole run (--stage all) on world:train, stopped"
     assert any(line.startswith("│ transformer │ stopped") and "2 / 6" in line for line in text.splitlines()), text
     assert text.splitlines()[-1] == f"  next      resume with: t2i train --resume {out}"
+    # a stage being trained now by another process: the whole run is training, with nothing to do but wait
+    with folder_lock(out / "transformer", "busy"):
+        text, data = info(out)
+    assert data["status"] == "training" and data["next"] is None and "next" not in text, text
+    assert text.splitlines()[0] == f"{out}: a whole run (--stage all) on world:train, training"
     # one of its stages: the command to go on is still the whole run's
     assert info(out / "transformer")[1]["next"] == f"resume with: t2i train --resume {out}"
     assert run("train", "--resume", out, "-q").exit_code == 0
@@ -153,6 +158,20 @@ def test_a_damaged_run_is_one_line(tmp_path: Path):
     (out / "all.json").write_text('{"data": 3')
     line = one_line_failure(run("info", out), 2)
     assert line.startswith(f"error: {out / 'all.json'} is not readable ("), line
+
+
+def test_a_checkpoint_whose_step_is_not_a_number_is_one_line(finished_run: Path, tmp_path: Path):
+    import shutil
+
+    from t2i_cli.weights import load_tensors, save_tensors
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    tensors, meta = load_tensors(out / "checkpoint.safetensors")
+    save_tensors(out / "checkpoint.safetensors", tensors, {**meta, "step": "four"})
+    line = one_line_failure(run("info", out), 2)
+    assert line == f"error: {out / 'checkpoint.safetensors'} records no step t2i reads; resume the run to have it " \
+                   f"checked", line
 
 
 def test_a_whole_run_whose_stage_diverged_points_at_that_stage(tmp_path: Path, monkeypatch):
