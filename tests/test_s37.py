@@ -70,5 +70,12 @@ def test_resuming_a_run_patience_stopped_says_it_stopped_early(tmp_path: Path, m
     assert again.stdout.splitlines()[0] == (
         f"dvae stage: already finished at step 4 (stopped early by --patience); nothing to train (to train on: t2i "
         f"train --resume {out} --steps N, N over 4, --patience 0 to train past another stall)"), again.stdout
+    # the command that started it, with --resume added, would train past where --patience ended it: refused,
+    # with the command that extends it
+    line = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "10", "--sample-every", "2", "--patience",
+               "1", "--out", out, "-q", "--resume", out)
+    assert line.exit_code == 2 and line.stderr.strip() == (
+        f"error: {out} stopped early at step 4 (--patience): the command that started it ends there. To train on, "
+        f"extend it alone: t2i train --resume {out} --steps 10 --patience 0"), line.stderr
     more = run("train", "--resume", out, "--steps", "6", "--patience", "0", "-q")  # (what it advises trains on)
     assert more.exit_code == 0 and more.stdout.startswith('dvae stage finished: {"step": 6, "loss"'), more.stdout
