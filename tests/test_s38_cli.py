@@ -228,3 +228,31 @@ def test_the_starting_command_with_resume_added_continues_a_stage_where_out_was_
     assert read_metadata(tmp_path / "run" / "checkpoint.safetensors")["step"] == "3"
     line = one_line_failure(run(*start[:-1], "elsewhere", "--steps", "4", "--resume", tmp_path / "run"), 2)
     assert line.startswith("error: --out") and "cannot change a run that has started" in line, line
+
+
+def test_score_takes_the_objects_to_crop_in_place_of_the_prompts_own(tiny_weights: Path, monkeypatch):
+    """pipe.score(objects=...) is what `rerank --explain` holds a two-object prompt's crops with: given, its crops
+    are scored for a text that parses to none; None keeps the prompt's own."""
+    import torch
+
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.world.captions import object_prompts
+
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 16, 16)
+    prompt, cut = "a red bird and a blue fish", "a red bird a blue fish"
+    held = object_prompts(prompt)
+    assert held is not None and object_prompts(cut) is None
+    assert not torch.equal(pipe.score(image, cut, held), pipe.score(image, cut))  # the crops count
+    assert torch.equal(pipe.score(image, prompt, held), pipe.score(image, prompt))  # the prompt's own
+    two = torch.rand(2, 3, 16, 16)  # a large CLIP scores a few pictures at a time: with the same objects
+    whole = pipe.score(two, cut, held)
+    with monkeypatch.context() as m:
+        m.setattr(pipe, "score_fit", lambda n: 1)
+        assert torch.allclose(pipe.score(two, cut, held), whole, atol=1e-5)
+    no_crops = pipe.score(image, prompt, [])  # none given: the sentence's score alone
+    import t2i_cli.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "CROP_SCORE_WEIGHT", 0.0)
+    assert torch.equal(no_crops, pipe.score(image, prompt)) and not torch.equal(no_crops, pipe.score(image, cut, held))
