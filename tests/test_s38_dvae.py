@@ -155,6 +155,7 @@ def test_a_finished_dvae_run_whose_model_file_lags_its_checkpoint_warns_with_the
     assert read_metadata(lag / "checkpoint.safetensors")["step"] == "6"
     shutil.copy(root / "cut" / "dvae.safetensors", lag / "dvae.safetensors")  # step 3's model file
     r = run(*TRANSFORMER, "--dvae", lag, "--tokenizer", root / "tok", "--out", tmp_path / "tr")
-    assert said(r) == [stopped(lag).replace("stopped at step 3 of 6:", "stopped at step 6 of 6 (its dvae.safetensors "
-                                                                       "at step 3):")]
+    # ("stopped at step 6 of 6 (its dvae.safetensors at step 3)" read as a finished run: said as what it is)
+    assert said(r) == [stopped(lag).replace("stopped at step 3 of 6:", "reached step 6 of 6 but its dvae.safetensors "
+                                                                       "holds step 3:")]
     assert read_metadata(tmp_path / "tr" / "dvae.safetensors")["step"] == "3"

@@ -479,16 +479,20 @@ def dependency_runs(cfg: TrainConfig) -> list[str]:
             continue
         lag = f" (its dvae.safetensors at step {model_step:,})" if model_step is not None and model_step != step \
             else ""
+        # (a run whose checkpoint reached its end but whose model file holds an earlier step: a kill before its
+        # last write; "stopped at step 6 of 6" read as a finished run)
+        stopped = f"stopped at step {step:,} of {run.steps:,}{lag}" if step < run.steps else \
+            f"reached step {step:,} of {run.steps:,} but its dvae.safetensors holds step {model_step:,}"
         finish = (f"finish it first with `t2i train --resume {word}` (stop this run), unless an early dVAE is "
                   f"what you want")
         if run.finetune_decoder:  # its encoder and codebook are its start's, frozen
-            notes.append(f"{flag} {word} stopped at step {step:,} of {run.steps:,}{lag}: a --finetune-decoder run "
+            notes.append(f"{flag} {word} {stopped}: a --finetune-decoder run "
                          f"whose decoder is unfinished (the codes are those of the dVAE it started from); this "
                          f"transformer takes that decoder; {finish}, or export the finished one beside it later "
                          f"(t2i export ... --force)")
         else:
             who = "the decoder is fine-tuned on" if finetune else "the transformer learns"
-            notes.append(f"{flag} {word} stopped at step {step:,} of {run.steps:,}{lag}: {who} the codes of that "
+            notes.append(f"{flag} {word} {stopped}: {who} the codes of that "
                          f"unfinished dVAE and stays tied to them (finishing the dVAE later does not change this "
                          f"run); {finish}")
     return notes

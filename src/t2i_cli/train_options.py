@@ -198,8 +198,13 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     refused = sorted(given - RESUME_OPTIONS - {"stage"})
     # another --out is never the run's own (no setting of its config says where it is); the rest may be its own
     # settings said again
-    if refused and ("out_dir" in given or (differ := _said_again(cfg, given, params)) is not None):
-        raise UsageError(f"{', '.join(flag(n, params) for n in refused)} cannot change a run that has started; "
+    said = _said_again(cfg, given, params) if refused else None
+    if refused and ("out_dir" in given or said is not None):
+        differ, named = said or ("", set())
+        # the options that differ from the run's; all of them where only settings it does not name differ (another
+        # --preset's): the run's own --preset said again beside another --batch-size was named as refused
+        named = [n for n in refused if n in named or n == "out_dir"] or refused
+        raise UsageError(f"{', '.join(flag(n, params) for n in named)} cannot change a run that has started; "
                          f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
                          f"--sample-every, --log-every, --patience, --device and --quiet apply; its own settings "
                          f"may be said again{'' if 'out_dir' in given else differ})")
@@ -241,19 +246,19 @@ def same_folder(a, b) -> bool:
         return False
 
 
-def _said_again(cfg, given: set[str], params: dict) -> str | None:
+def _said_again(cfg, given: set[str], params: dict) -> tuple[str, set[str]] | None:
     """None when the options of a resume that a resume cannot change are the run's own settings said again: the
     command that started the run with --resume RUN added (--preset tiny, --data pics) builds the config the run
     recorded, but for what a resume may change. Else what differs, for the refusal (or "" where that is not
     known): ": here --batch-size 64, the run's 32"; settings the command did not name that differ are settings
-    of another preset."""
+    of another preset; and the options given that differ from the run's (none known: empty)."""
     try:  # (the stage is the run's: resume_config refused another first)
         data = stored_data(params["data"]) if "data" in given else cfg.data
         if same_place(data, cfg.data):  # the run's folder or manifest named another way (../x, a link to it)
             data = cfg.data
         fresh = train_config(cfg.stage, data, params.get("preset") or "default", dict(params))
     except (UsageError, KeyError, TypeError, ValueError) as e:
-        return f": {e}" if isinstance(e, UsageError) else ""
+        return (f": {e}" if isinstance(e, UsageError) else ""), set()
 
     mine, run = fresh.settled(), cfg.settled()
     if mine == run:
@@ -270,7 +275,10 @@ def _said_again(cfg, given: set[str], params: dict) -> str | None:
     if any(k not in given for k in differs) or (model_keys and not typed & set(model_keys)):
         said.append("settings it does not name differ from the run's, as another --preset would make them"
                     + ("" if "preset" in given else " (was the run started with --preset?)"))
-    return ": here " + "; ".join(said) if said else ""
+    named = {k for k in differs if k in given} | ({"model"} if typed & set(model_keys) else set())
+    if any(k not in given for k in differs) and "preset" in given:
+        named.add("preset")  # (the preset that made them)
+    return (": here " + "; ".join(said) if said else ""), named
 
 
 def _shown(value) -> str:
