@@ -187,3 +187,23 @@ def test_a_bad_csv_manifest_is_refused_in_one_line(tmp_path: Path, content: byte
     with pytest.raises(DataError) as e:
         data.open_source(str(tmp_path / "m.csv"), 16)
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_write_if_absent_stopped_after_its_temporary_is_made_leaves_none_behind(tmp_path: Path, monkeypatch):
+    # a stop arriving just after the temporary was made (data caption writes thousands): the file is written
+    # whole, then the stop is raised, and no temporary stays beside it
+    import signal
+    import tempfile
+
+    made = tempfile.mkstemp
+
+    def then_stopped(*args, **kwargs):
+        got = made(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return got
+
+    monkeypatch.setattr(tempfile, "mkstemp", then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_if_absent(tmp_path / "bird.txt", b"bird\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bird.txt"]
+    assert (tmp_path / "bird.txt").read_bytes() == b"bird\n"

@@ -148,25 +148,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 def write_if_absent(path: Path, data: bytes) -> bool:
     """Write a new file whole (a temporary, then a hard link to its name, which fails where the name exists):
     False, and nothing written, where path exists, even where it was made between a look and this write. Where
-    the file system has no hard links (FAT, some network shares), a rename onto a name found free."""
+    the file system has no hard links (FAT, some network shares), a rename onto a name found free. SIGINT,
+    SIGTERM and SIGHUP wait for it (a small file): a stop between making the temporary and removing it again
+    left it behind (once in a few thousand caption files written, `t2i data caption` stopped)."""
     path = Path(path)
-    tmp = _finished_temporary(path, lambda t: t.write_bytes(data))
-    try:
+    with signals_held():
+        tmp = _finished_temporary(path, lambda t: t.write_bytes(data))
         try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError as e:
-            if isinstance(e, FileNotFoundError) and not tmp.exists():
-                raise
-            if path.exists() or path.is_symlink():
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
                 return False
-            os.replace(tmp, path)
-        return True
-    except OSError as e:
-        _discard(tmp, path, e)
-    finally:
-        tmp.unlink(missing_ok=True)
+            except OSError as e:
+                if isinstance(e, FileNotFoundError) and not tmp.exists():
+                    raise
+                if path.exists() or path.is_symlink():
+                    return False
+                os.replace(tmp, path)
+            return True
+        except OSError as e:
+            _discard(tmp, path, e)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_set(items: list[tuple[Path, bytes]]) -> list[Path]:
