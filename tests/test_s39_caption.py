@@ -180,6 +180,7 @@ def test_a_csv_manifest_is_a_source(tmp_path: Path):
     (b"file_name,text\na.png," + (b"\"" + b"y\n" * 1000 + b"\",") * 600, "row over 1 MiB"),  # fields, each < 64 KB
     (b"file_name,text\na.png,\"ok\"x\"\n", "line 2 is not CSV as t2i reads it"),
     (b"file_name,text\n" + b"z" * (2 << 20) + b"\n", "line 2 is over 1 MiB"),
+    (b"file_name,text\ra.png,ok\r", "ends its lines with a carriage return alone"),  # Excel for Mac's (was internal)
 ])
 def test_a_bad_csv_manifest_is_refused_in_one_line(tmp_path: Path, content: bytes, says: str):
     picture(tmp_path / "a.png")

@@ -953,8 +953,15 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
         fed = [0]
         lines = _csv_lines(f, manifest, fed)
         header = next(lines, "")
+        if "\r" in header.rstrip("\r\n"):  # Excel for Mac's "CSV (Macintosh)": a CR alone ends each line
+            raise DataError(f"manifest {manifest} ends its lines with a carriage return alone (an old Mac's \"CSV "
+                            f"(Macintosh)\"); save it as \"CSV UTF-8\"")
         delimiter = max(CSV_DELIMITERS, key=header.count)
-        names = next(csv.reader([header], delimiter=delimiter), [])
+        try:
+            names = next(csv.reader([header], delimiter=delimiter), [])
+        except csv.Error as e:
+            raise DataError(f"manifest {manifest} line 1 is not CSV as t2i reads it ({e}); check its header row") \
+                from None
         names = [n.strip() for n in names]
         keys = next((k for k in MANIFEST_KEYS if k[0] in names and k[1] in names), None)
         if keys is None:
