@@ -208,3 +208,28 @@ def test_write_if_absent_stopped_after_its_temporary_is_made_leaves_none_behind(
         write_if_absent(tmp_path / "bird.txt", b"bird\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bird.txt"]
     assert (tmp_path / "bird.txt").read_bytes() == b"bird\n"
+
+
+def test_data_caption_leaves_a_caption_name_taken_by_a_folder_or_a_dangling_link(tmp_path: Path):
+    # a folder or a link to nothing holding NAME.txt: not planned (--dry-run listed it), and not called "made
+    # meanwhile by something else" once the write found the name taken
+    pics = tmp_path / "pics"
+    picture(pics / "red_bird.png")
+    picture(pics / "blue_fish.png")
+    (pics / "red_bird.txt").mkdir()
+    picture(pics / "green_frog.png")
+    os.symlink(tmp_path / "missing", pics / "green_frog.txt")
+    plan = data.plan_captions(pics)
+    assert list(plan.writes) == [pics / "blue_fish.txt"]
+    assert plan.taken == [pics / "green_frog.txt", pics / "red_bird.txt"]
+    r = run("data", "caption", pics)
+    assert r.exit_code == 0, r.stderr
+    assert "2 caption file names taken by what is not a caption file" in r.stderr and "meanwhile" not in r.stderr
+    assert (pics / "blue_fish.txt").read_text() == "blue fish\n"
+    assert (pics / "red_bird.txt").is_dir() and not (pics / "green_frog.txt").exists()
+    again = run("data", "caption", pics)
+    assert again.exit_code == 0 and "whose caption name is free has a caption" in again.stdout
+    os.remove(pics / "blue_fish.png")
+    os.remove(pics / "blue_fish.txt")
+    none = run("data", "caption", pics)
+    assert none.exit_code == 1 and "no caption to write" in none.stderr and "Traceback" not in none.stderr

@@ -1929,13 +1929,17 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             return
         if not plan.writes:
             other = "name" if source == "folder" else "folder"
-            if plan.nameless and not plan.captioned:
-                raise DataError(f"no caption to write under {clean(folder)}: {left}; try --from {other}, or write "
-                                f"the captions as NAME.txt files yourself")
+            if (plan.nameless or plan.taken) and not plan.captioned:
+                raise DataError(f"no caption to write under {clean(folder)}: {left}" + (
+                    f"; try --from {other}, or write the captions as NAME.txt files yourself" if plan.nameless
+                    else ""))
             if plan.nameless:
                 warn(f"{left}; try --from {other} for those, or write their NAME.txt files yourself")
+            elif plan.taken:
+                warn(left)
             out.print(f"nothing to write: every picture under {clean(folder)} "
-                      f"{'that --from ' + source + ' can caption ' if plan.nameless else ''}has a caption"
+                      f"{'that --from ' + source + ' can caption ' if plan.nameless else ''}"
+                      f"{'whose caption name is free ' if plan.taken else ''}has a caption"
                       if plan.captioned else f"no pictures under {clean(folder)} (looked for "
                       f"{', '.join(IMAGE_SUFFIXES)})")
             return

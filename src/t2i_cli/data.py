@@ -855,6 +855,10 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
             plan.nameless.append(picture)
             continue
         txt = picture.with_suffix(".txt")
+        if txt not in plan.writes and (txt.exists() or txt.is_symlink()):  # (a caption file would have been read)
+            if txt not in plan.taken:
+                plan.taken.append(txt)
+            continue
         plan.writes.setdefault(txt, (caption, []))[1].append(picture)
     return plan
 

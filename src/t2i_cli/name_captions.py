@@ -58,6 +58,8 @@ class CaptionPlan:
     writes: dict[Path, tuple[str, list[Path]]] = field(default_factory=dict)
     nameless: list[Path] = field(default_factory=list)  # pictures whose name (or folder's) holds no words
     captioned: int = 0  # pictures that have a caption already (left as they are)
+    taken: list[Path] = field(default_factory=list)  # caption names taken by what is no caption file (a folder, a
+    # link to a missing file): never written, and not "made meanwhile by something else"
 
 
 def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None) -> tuple[list[Path], int]:
@@ -83,4 +85,8 @@ def summary(plan: CaptionPlan) -> str:
         what = "folder's name" if plan.source == "folder" else "name"
         parts.append(f"{counted(len(plan.nameless), 'picture')} whose {what} holds no words to caption it by, e.g. "
                      f"{plan.nameless[0]}")
+    if plan.taken:
+        n = len(plan.taken)
+        parts.append(f"{n} caption file name{'' if n == 1 else 's'} taken by what is not a caption file (a folder, "
+                     f"a link to a missing file), e.g. {plan.taken[0]}: rename it, then run this again")
     return "; ".join(parts)
