@@ -40,6 +40,15 @@ def picture(path: Path, colour: int = 0) -> Path:
     ("猫", "猫"),  # ... one of a script written without spaces is
     ("Café au lait", "café au lait"),
     ("bell\x07ring\nnew", "bell ring new"),  # control characters in a name are no part of a caption
+    # a number's unit is not split off as a letter ("car 3 d model"), a version, size or scale is no word ("my
+    # photo v", "icon 16 x", "icon 2 x"), a date or time with separators no words ("party 2024 05 01 10 31 02 ...")
+    ("car 3D model", "car 3d model"), ("4k wallpaper", "4k wallpaper"), ("3cats", "3 cats"),
+    ("my.photo.v2", "my photo"), ("icon-16x16", "icon"), ("icon@2x", "icon"), ("logo_v2", "logo"),
+    ("party 2024-05-01 10.31.02 guests", "party guests"), ("IMG-20240501-WA0001", None),  # WhatsApp's
+    # an emoji set's code points are the characters' names ("emoji u 1 f", or no caption, before)
+    ("emoji_u1f600", "emoji grinning face"), ("1F600", "grinning face"), ("2764-fe0f", "heavy black heart"),
+    ("1f468-200d-1f469-200d-1f467", "man woman girl"),
+    ("bed1", "bed"), ("cafe", "cafe"), ("2764", None),  # hex letters and digits that are no code point's
 ])
 def test_caption_of_a_name(name: str, caption: str | None):
     assert caption_of(name) == caption

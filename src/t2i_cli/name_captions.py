@@ -18,9 +18,35 @@ SOURCES = ("name", "folder")  # what a caption is made from: the picture's file 
 # a tool's ("IMG_2041", "DSC00012", "Screenshot 2024-05-01 at 10.31.02", "untitled-3", "photo (2)"), no caption.
 TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen shot scan
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
-sample at am pm""".split())
-# camelCase and letter-digit boundaries ("RedBird2" -> Red Bird 2; "HTMLParser" -> HTML Parser)
-_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
+sample at am pm wa""".split())
+# camelCase and letter-digit boundaries ("RedBird2" -> Red Bird 2; "HTMLParser" -> HTML Parser; "MP3Player" -> MP 3
+# Player); not a number's unit ("3D", "4k", "16x16": "3 d" was no word)
+_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z][a-z])")
+# what says which file, not what it shows: a version ("v2"), a size or scale ("16x16", "@2x")
+_NOT_WORDS = re.compile(r"v\d+|\d+x\d*", re.IGNORECASE)
+# a date or a time written with separators ("2024-05-01", "10.31.02"): pieces of a file's history
+_DATE_TIME = re.compile(r"(?<![\d.])(?:\d{4}[-_.]\d{1,2}[-_.]\d{1,2}|\d{1,2}[-_.]\d{1,2}[-_.]\d{4}|"
+                        r"\d{1,2}[.:]\d{2}[.:]\d{2})(?![\d])")
+# a Unicode code point as an emoji set names its pictures (Noto's emoji_u1f600, Twemoji's 1f468-200d-1f469,
+# OpenMoji's 1F600): the character's name says what it shows ("grinning face"); only the ranges of symbols and
+# emoji, so a word of hex letters and a digit ("bed1") stays a word
+_CODE_POINT = re.compile(r"u?\+?([0-9a-f]{4,6})", re.IGNORECASE)
+_SYMBOLS = ((0x00A9, 0x00AE), (0x2000, 0x33FF), (0xFE00, 0xFE0F), (0x1F000, 0x1FAFF), (0xE0020, 0xE007F))
+_JOINERS = {0x200D, 0xFE0E, 0xFE0F, *range(0xE0020, 0xE0080)}  # a sequence's glue, no part of what it shows
+
+
+def _code_point(piece: str, digits_too: bool) -> int | None:
+    """The code point a name's piece writes ("u1f600", "1F600", "fe0f"), where it is a symbol's or an emoji's;
+    a piece of digits only ("2764") only where digits_too (another piece of the name is one)."""
+    m = _CODE_POINT.fullmatch(piece)
+    if m is None or not (digits_too or piece[0] in "uU" or not m.group(1).isdigit()):
+        return None
+    cp = int(m.group(1), 16)
+    if not any(lo <= cp <= hi for lo, hi in _SYMBOLS):
+        return None
+    import unicodedata
+
+    return cp if cp in _JOINERS or unicodedata.name(chr(cp), "") else None
 _SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  # (control characters too)
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy")
@@ -31,15 +57,26 @@ _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any scri
 def caption_of(name: str) -> str | None:
     """A caption made of a file or folder name ("red-bird_02" -> "red bird", "BlueFish" -> "blue fish"): its
     words lowercased, without a number at its end or a file manager's "copy" ("bird copy 2", "bird - Copy"),
-    numbers of 5 digits or more (dates, counters), hash-like pieces or an ImageNet-style id (n01440764); None
+    numbers of 5 digits or more (dates, counters), dates and times with separators, a version or size ("v2",
+    "16x16", "@2x"), hash-like pieces or an ImageNet-style id (n01440764); an emoji's code point read as its
+    name ("emoji_u1f600" -> "emoji grinning face"); None
     where no word is left that says more than where the picture came from (TOOL_WORDS: a camera's or a
     screenshot tool's name)."""
+    import unicodedata
+
     words = []
-    name = _COPY.sub("", name)
-    for piece in _SEPARATORS.split(name):
-        if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece):
+    name = _DATE_TIME.sub(" ", _COPY.sub("", name))
+    pieces = [p for p in _SEPARATORS.split(name) if p]
+    emoji = any(_code_point(p, False) is not None for p in pieces)
+    for piece in pieces:
+        cp = _code_point(piece, True) if emoji else None
+        if cp is not None:
+            if cp not in _JOINERS:
+                words += unicodedata.name(chr(cp)).lower().split()
             continue
-        words += [w.lower() for w in _CASE.split(piece) if w]
+        if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece) or _NOT_WORDS.fullmatch(piece):
+            continue
+        words += [w.lower() for w in _CASE.split(piece) if w and not _NOT_WORDS.fullmatch(w)]
     words = [w for w in words if not (w.isdigit() and len(w) >= 5)]
     while words and words[-1].isdigit():
         words.pop()
