@@ -242,3 +242,16 @@ def test_data_caption_leaves_a_caption_name_taken_by_a_folder_or_a_dangling_link
     os.remove(pics / "blue_fish.txt")
     none = run("data", "caption", pics)
     assert none.exit_code == 1 and "no caption to write" in none.stderr and "Traceback" not in none.stderr
+
+
+def test_data_caption_refuses_pictures_whose_manifest_sits_beside_them(tmp_path: Path):
+    # a Hugging Face folder (pictures and metadata.csv): their captions are the manifest's; file names were
+    # written as .txt captions, which training then read instead of it
+    pics = tmp_path / "hf"
+    picture(pics / "red_bird.png")
+    (pics / "metadata.csv").write_text("file_name,text\nred_bird.png,a small red bird on a branch\n")
+    r = run("data", "caption", pics)
+    assert r.exit_code == 1 and "is a manifest whose captions training reads with: t2i train --data" in r.stderr
+    assert sorted(p.name for p in pics.iterdir()) == ["metadata.csv", "red_bird.png"]
+    dry = run("data", "caption", pics, "--dry-run")
+    assert dry.exit_code == 0 and "metadata.csv, beside pictures" in dry.stderr and "red_bird.txt" in dry.stdout

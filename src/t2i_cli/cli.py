@@ -1920,6 +1920,14 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                              f"folder per class), got {source!r}")
         plan = plan_captions(folder, source)
         left = summary(plan)
+        if plan.manifest is not None and plan.writes:  # its captions, not file names (a Hugging Face folder)
+            beside = (f"{clean(plan.manifest)}, beside pictures without a .txt caption, is a manifest whose "
+                      f"captions training reads with: t2i train --data {shell_word(plan.manifest)}; to caption the "
+                      f"pictures by {'their folders' if source == 'folder' else 'their file names'} anyway, move it "
+                      f"out of the folder first")
+            if not dry_run:
+                raise DataError(beside)
+            warn(beside)
         if dry_run:
             for txt, (caption, _) in sorted(plan.writes.items()):
                 out.print(f"{clean(txt)}: {clean(caption)}", markup=False, highlight=False, soft_wrap=True)

@@ -845,7 +845,8 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
         raise DataError(f"{folder} is not a folder" + ("" if folder.exists() else " (it does not exist)")
                         + "; give the folder of pictures to caption")
     pairs, skipped = _scan_folder(folder, list_skipped=True)
-    plan = CaptionPlan(folder, source, captioned=len(pairs))
+    plan = CaptionPlan(folder, source, captioned=len(pairs),
+                       manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None)
     for picture in map(Path, skipped.every.get(UNCAPTIONED, [])):
         if source == "folder":
             caption = caption_of(picture.parent.resolve().name)  # (FOLDER itself too: `cd cats; ... .`)

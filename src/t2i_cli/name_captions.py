@@ -95,6 +95,7 @@ class CaptionPlan:
     writes: dict[Path, tuple[str, list[Path]]] = field(default_factory=dict)
     nameless: list[Path] = field(default_factory=list)  # pictures whose name (or folder's) holds no words
     captioned: int = 0  # pictures that have a caption already (left as they are)
+    manifest: Path | None = None  # a manifest (metadata.csv, a .jsonl) beside pictures without a caption: theirs
     taken: list[Path] = field(default_factory=list)  # caption names taken by what is no caption file (a folder, a
     # link to a missing file): never written, and not "made meanwhile by something else"
 
