@@ -49,6 +49,9 @@ def picture(path: Path, colour: int = 0) -> Path:
     ("emoji_u1f600", "emoji grinning face"), ("1F600", "grinning face"), ("2764-fe0f", "heavy black heart"),
     ("1f468-200d-1f469-200d-1f467", "man woman girl"),
     ("bed1", "bed"), ("cafe", "cafe"), ("2764", None),  # hex letters and digits that are no code point's
+    # a phone's names with its suffixes ("img hdr", "pxl mp", "resized", before); a time written with dashes
+    ("IMG_20240501_103102_HDR", None), ("PXL_20240501_103102123.MP", None), ("20240501_103102_resized", None),
+    ("kite 2024-05-01-10-31-02 beach", "kite beach"),
 ])
 def test_caption_of_a_name(name: str, caption: str | None):
     assert caption_of(name) == caption

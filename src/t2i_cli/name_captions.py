@@ -18,7 +18,7 @@ SOURCES = ("name", "folder")  # what a caption is made from: the picture's file 
 # a tool's ("IMG_2041", "DSC00012", "Screenshot 2024-05-01 at 10.31.02", "untitled-3", "photo (2)"), no caption.
 TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen shot scan
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
-sample at am pm wa""".split())
+sample at am pm wa hdr mp resized original""".split())  # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo)
 # camelCase and letter-digit boundaries ("RedBird2" -> Red Bird 2; "HTMLParser" -> HTML Parser; "MP3Player" -> MP 3
 # Player); not a number's unit ("3D", "4k", "16x16": "3 d" was no word)
 _CASE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z][a-z])")
@@ -26,7 +26,7 @@ _CASE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(
 _NOT_WORDS = re.compile(r"v\d+|\d+x\d*", re.IGNORECASE)
 # a date or a time written with separators ("2024-05-01", "10.31.02"): pieces of a file's history
 _DATE_TIME = re.compile(r"(?<![\d.])(?:\d{4}[-_.]\d{1,2}[-_.]\d{1,2}|\d{1,2}[-_.]\d{1,2}[-_.]\d{4}|"
-                        r"\d{1,2}[.:]\d{2}[.:]\d{2})(?![\d])")
+                        r"\d{1,2}[-_.:]\d{2}[-_.:]\d{2}(?:[-_.:]\d{1,3})?)(?![\d])")
 # a Unicode code point as an emoji set names its pictures (Noto's emoji_u1f600, Twemoji's 1f468-200d-1f469,
 # OpenMoji's 1F600): the character's name says what it shows ("grinning face"); only the ranges of symbols and
 # emoji, so a word of hex letters and a digit ("bed1") stays a word
