@@ -193,6 +193,9 @@ def test_a_csv_manifest_is_a_source(tmp_path: Path):
     (b"file_name,text\na.png,\"ok\"x\"\n", "line 2 is not CSV as t2i reads it"),
     (b"file_name,text\n" + b"z" * (2 << 20) + b"\n", "line 2 is over 1 MiB"),
     (b"file_name,text\ra.png,ok\r", "ends its lines with a carriage return alone"),  # Excel for Mac's (was internal)
+    # UTF-16 without its byte-order mark ("has no columns ... found: 'f\x00i\x00...'"), a NUL in a caption (kept)
+    ("file_name,text\na.png,x\n".encode("utf-16-le"), "line 1 holds a NUL character (UTF-16 without"),
+    (b"file_name,text\na.png,o\x00k\n", "line 2 holds a NUL character"),
 ])
 def test_a_bad_csv_manifest_is_refused_in_one_line(tmp_path: Path, content: bytes, says: str):
     picture(tmp_path / "a.png")

@@ -935,6 +935,9 @@ def _csv_lines(f, where: Path, fed: list[int]) -> Iterator[str]:
                             f"of captions? (one row per picture)")
         if number == 0:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
+        if b"\0" in raw:  # (as a caption file's: UTF-16 without its byte-order mark read as columns of NULs)
+            raise DataError(f"manifest {where} line {number + 1} holds a NUL character (UTF-16 without its byte-order "
+                            f"mark, or not text); save it as UTF-8 (a spreadsheet's \"CSV UTF-8\")")
         fed[0] += len(raw)  # since the last row (the reader's loop sets it to 0 at each)
         if fed[0] > MAX_MANIFEST_LINE + 6:
             raise DataError(f"manifest {where} has a row over {MAX_MANIFEST_LINE >> 20} MiB that ends at line "
