@@ -261,3 +261,18 @@ def test_data_caption_refuses_pictures_whose_manifest_sits_beside_them(tmp_path:
     assert sorted(p.name for p in pics.iterdir()) == ["metadata.csv", "red_bird.png"]
     dry = run("data", "caption", pics, "--dry-run")
     assert dry.exit_code == 0 and "metadata.csv, beside pictures" in dry.stderr and "red_bird.txt" in dry.stdout
+
+
+def test_data_caption_from_folder_names_a_linked_folder_by_its_link(tmp_path: Path):
+    # a folder of links named for their classes, to folders named otherwise (a download's): the link's name is
+    # the class ("dl" and none, before: the target's names)
+    picture(tmp_path / "store" / "a9f3e1c2" / "1.png")
+    picture(tmp_path / "store" / "dl_0001" / "2.png")
+    (tmp_path / "classes").mkdir()
+    os.symlink(tmp_path / "store" / "a9f3e1c2", tmp_path / "classes" / "tabby_cat")
+    os.symlink(tmp_path / "store" / "dl_0001", tmp_path / "classes" / "golden_retriever")
+    plan = data.plan_captions(tmp_path / "classes", "folder")
+    assert {p.parent.name: c for p, (c, _) in plan.writes.items()} == {"tabby_cat": "tabby cat",
+                                                                        "golden_retriever": "golden retriever"}
+    os.symlink(tmp_path / "store" / "a9f3e1c2", tmp_path / "siamese_cat")  # FOLDER itself a link
+    assert [c for c, _ in data.plan_captions(tmp_path / "siamese_cat", "folder").writes.values()] == ["siamese cat"]

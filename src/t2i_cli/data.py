@@ -849,7 +849,10 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None)
     for picture in map(Path, skipped.every.get(UNCAPTIONED, [])):
         if source == "folder":
-            caption = caption_of(picture.parent.resolve().name)  # (FOLDER itself too: `cd cats; ... .`)
+            # the folder's name as reached (a link named for its class, to a folder named otherwise, is named by
+            # the link); FOLDER given as . or .. resolved (`cd cats; t2i data caption . --from folder`)
+            caption = caption_of(folder.resolve().name if picture.parent == folder and folder.name in ("", "..")
+                                 else picture.parent.name)
         else:
             caption = caption_of(picture.stem)
         if caption is None:
