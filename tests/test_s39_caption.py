@@ -48,6 +48,7 @@ def picture(path: Path, colour: int = 0) -> Path:
     # an emoji set's code points are the characters' names ("emoji u 1 f", or no caption, before)
     ("emoji_u1f600", "emoji grinning face"), ("1F600", "grinning face"), ("2764-fe0f", "heavy black heart"),
     ("1f468-200d-1f469-200d-1f467", "man woman girl"),
+    ("🐱_sleeping", "cat face sleeping"), ("😀", "grinning face"), ("❤️", "heavy black heart"),  # emoji in a name
     ("bed1", "bed"), ("cafe", "cafe"), ("2764", None),  # hex letters and digits that are no code point's
     # a phone's names with its suffixes ("img hdr", "pxl mp", "resized", before); a time written with dashes
     ("IMG_20240501_103102_HDR", None), ("PXL_20240501_103102123.MP", None), ("20240501_103102_resized", None),

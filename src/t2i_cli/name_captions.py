@@ -65,6 +65,9 @@ def caption_of(name: str) -> str | None:
     import unicodedata
 
     words = []
+    # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
+    name = "".join(f" {unicodedata.name(ch, '')} " if unicodedata.category(ch) == "So" or 0x1F3FB <= ord(ch) <= 0x1F3FF
+                   else " " if ord(ch) in _JOINERS else ch for ch in name)
     name = _DATE_TIME.sub(" ", _COPY.sub("", name))
     pieces = [p for p in _SEPARATORS.split(name) if p]
     emoji = any(_code_point(p, False) is not None for p in pieces)
