@@ -277,3 +277,14 @@ def test_data_caption_from_folder_names_a_linked_folder_by_its_link(tmp_path: Pa
                                                                         "golden_retriever": "golden retriever"}
     os.symlink(tmp_path / "store" / "a9f3e1c2", tmp_path / "siamese_cat")  # FOLDER itself a link
     assert [c for c, _ in data.plan_captions(tmp_path / "siamese_cat", "folder").writes.values()] == ["siamese cat"]
+
+
+def test_data_caption_refuses_a_run_folder_given_as_folder(tmp_path: Path):
+    # its loss.png and sample grids were captioned "loss" and "step" inside the run (one below FOLDER is left out)
+    run_dir = tmp_path / "run"
+    picture(run_dir / "loss.png")
+    picture(run_dir / "samples" / "step-000004.png")
+    (run_dir / "train_config.json").write_text('{"stage": "dvae", "data": "pics"}')
+    r = run("data", "caption", run_dir)
+    assert r.exit_code == 1 and "is a t2i run folder" in r.stderr and "Traceback" not in r.stderr
+    assert not list(run_dir.rglob("*.txt"))
