@@ -1943,7 +1943,7 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                     else ""))
             if plan.nameless:
                 warn(f"{left}; try --from {other} for those, or write their NAME.txt files yourself")
-            elif plan.taken:
+            elif left:
                 warn(left)
             out.print(f"nothing to write: every picture under {clean(folder)} "
                       f"{'that --from ' + source + ' can caption ' if plan.nameless else ''}"

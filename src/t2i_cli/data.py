@@ -521,6 +521,7 @@ SHARED_CAPTION = "picture sharing its caption file with another picture of its n
 # manifest of captions beside pictures without a .txt (a Hugging Face-style metadata.jsonl), named.
 WRAPPED = "caption file whose lines look like one caption wrapped over several"
 BESIDE = "manifest beside pictures without a caption"
+UNREADABLE_FOLDER = "folder that cannot be read (permission?)"
 UNCAPTIONED = "image without .txt caption"  # (`t2i data caption` writes captions for these: plan_captions)
 # ... and where their names (or their folders') hold words, the `t2i data caption` command that captions them so
 BY_NAME = "pictures without a caption that their names could caption"
@@ -746,7 +747,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     if runs:
         skipped.add("t2i run folder (its samples are not data)", runs[0], len(runs), tuple(runs[1:]))
     if unreadable:  # its pictures were left out silently
-        skipped.add("folder that cannot be read (permission?)", unreadable[0], len(unreadable), tuple(unreadable[1:]))
+        skipped.add(UNREADABLE_FOLDER, unreadable[0], len(unreadable), tuple(unreadable[1:]))
     wrapped: set[Path] = set()  # caption files counted as WRAPPED (one read by two pictures counts once)
     texts: dict[Path, Path] = {}  # stem -> caption file: name.txt, else the first other case of it by name
     for p in sorted((p for p in files if p.suffix.lower() == ".txt"), key=lambda p: (p.suffix != ".txt", str(p))):
@@ -853,7 +854,8 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
                         f"the folder of your pictures")
     pairs, skipped = _scan_folder(folder, list_skipped=True)
     plan = CaptionPlan(folder, source, captioned=len(pairs),
-                       manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None)
+                       manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
+                       unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))))
     for picture in map(Path, skipped.every.get(UNCAPTIONED, [])):
         if source == "folder":
             # the folder's name as reached (a link named for its class, to a folder named otherwise, is named by

@@ -99,6 +99,7 @@ class CaptionPlan:
     nameless: list[Path] = field(default_factory=list)  # pictures whose name (or folder's) holds no words
     captioned: int = 0  # pictures that have a caption already (left as they are)
     manifest: Path | None = None  # a manifest (metadata.csv, a .jsonl) beside pictures without a caption: theirs
+    unreadable: list[Path] = field(default_factory=list)  # folders that could not be listed: their pictures unseen
     taken: list[Path] = field(default_factory=list)  # caption names taken by what is no caption file (a folder, a
     # link to a missing file): never written, and not "made meanwhile by something else"
 
@@ -126,6 +127,9 @@ def summary(plan: CaptionPlan) -> str:
         what = "folder's name" if plan.source == "folder" else "name"
         parts.append(f"{counted(len(plan.nameless), 'picture')} whose {what} holds no words to caption it by, e.g. "
                      f"{plan.nameless[0]}")
+    if plan.unreadable:
+        parts.append(f"{counted(len(plan.unreadable), 'folder')} that cannot be read (permission?) left out, e.g. "
+                     f"{plan.unreadable[0]}")
     if plan.taken:
         n = len(plan.taken)
         parts.append(f"{n} caption file name{'' if n == 1 else 's'} taken by what is not a caption file (a folder, "
