@@ -301,3 +301,12 @@ def test_data_caption_names_a_folder_it_cannot_read(tmp_path: Path, monkeypatch)
     assert r.exit_code == 0 and "1 folder that cannot be read (permission?) left out, e.g. " in r.stderr
     again = run("data", "caption", tmp_path / "pics")
     assert again.exit_code == 0 and "1 folder that cannot be read" in again.stderr
+
+
+def test_data_caption_dry_run_with_nothing_to_write_says_what_the_run_would(tmp_path: Path):
+    # a dry run said "would write 0 caption files" (exit 0) where the run refuses, naming --from folder
+    picture(tmp_path / "golden_retriever" / "IMG_0001.jpg")
+    dry = run("data", "caption", tmp_path, "--dry-run")
+    real = run("data", "caption", tmp_path)
+    assert dry.exit_code == real.exit_code == 1 and dry.stderr == real.stderr
+    assert "try --from folder" in dry.stderr and not list(tmp_path.rglob("*.txt"))

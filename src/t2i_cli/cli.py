@@ -1928,13 +1928,6 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             if not dry_run:
                 raise DataError(beside)
             warn(beside)
-        if dry_run:
-            for txt, (caption, _) in sorted(plan.writes.items()):
-                out.print(f"{clean(txt)}: {clean(caption)}", markup=False, highlight=False, soft_wrap=True)
-            if left:
-                warn(left)
-            out.print(f"would write {counted(len(plan.writes), 'caption file')}; nothing written (--dry-run)")
-            return
         if not plan.writes:
             other = "name" if source == "folder" else "folder"
             if (plan.nameless or plan.taken) and not plan.captioned:
@@ -1950,6 +1943,13 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                       f"{'whose caption name is free ' if plan.taken else ''}has a caption"
                       if plan.captioned else f"no pictures under {clean(folder)} (looked for "
                       f"{', '.join(IMAGE_SUFFIXES)})")
+            return
+        if dry_run:
+            for txt, (caption, _) in sorted(plan.writes.items()):
+                out.print(f"{clean(txt)}: {clean(caption)}", markup=False, highlight=False, soft_wrap=True)
+            if left:
+                warn(left)
+            out.print(f"would write {counted(len(plan.writes), 'caption file')}; nothing written (--dry-run)")
             return
         with progress_bar(quiet, "files") as bar:
             task = bar.add_task("writing captions", total=len(plan.writes), rate="")
