@@ -310,3 +310,14 @@ def test_data_caption_dry_run_with_nothing_to_write_says_what_the_run_would(tmp_
     real = run("data", "caption", tmp_path)
     assert dry.exit_code == real.exit_code == 1 and dry.stderr == real.stderr
     assert "try --from folder" in dry.stderr and not list(tmp_path.rglob("*.txt"))
+
+
+def test_a_manifest_above_the_pictures_it_names_is_found(tmp_path: Path):
+    # Hugging Face's imagefolder: a metadata.csv at the top naming "train/a.png"; data caption captioned the
+    # pictures by their names, and training did not name the manifest
+    picture(tmp_path / "train" / "red_bird.png")
+    (tmp_path / "metadata.csv").write_text("file_name,text\ntrain/red_bird.png,a small red bird\n")
+    r = run("data", "caption", tmp_path)
+    assert r.exit_code == 1 and "metadata.csv, beside pictures without a .txt caption, is a manifest" in r.stderr
+    with pytest.raises(DataError, match="it holds a manifest: give .*metadata.csv as the source"):
+        data.open_source(str(tmp_path), 16)

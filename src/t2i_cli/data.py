@@ -824,7 +824,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         orphans.sort()
         skipped.add(".txt caption without image", orphans[0], len(orphans), tuple(orphans[1:]))
     if uncaptioned_in:  # a Hugging Face-style metadata.jsonl (or .csv) beside pictures that have no .txt
-        beside = (p for p in sorted(files) if p.parent in uncaptioned_in
+        # (or above them, up to folder: a metadata.csv naming "train/a.png", as Hugging Face's imagefolder reads it)
+        above = {q for p in uncaptioned_in for q in (p, *p.parents) if q == folder or folder in q.parents}
+        beside = (p for p in sorted(files) if p.parent in above
                   and (p.suffix.lower() == ".jsonl" or p.name.lower() == "metadata.csv"))
         found = next((p for p in itertools.islice(beside, MAX_LOOKED_AT)
                       if p.suffix.lower() == ".csv" or _looks_like_manifest(p)), None)
