@@ -321,3 +321,14 @@ def test_a_manifest_above_the_pictures_it_names_is_found(tmp_path: Path):
     assert r.exit_code == 1 and "metadata.csv, beside pictures without a .txt caption, is a manifest" in r.stderr
     with pytest.raises(DataError, match="it holds a manifest: give .*metadata.csv as the source"):
         data.open_source(str(tmp_path), 16)
+
+
+def test_a_csv_row_with_more_fields_than_its_header_is_left_out_not_cut(tmp_path: Path):
+    # "a.png,a red bird, flying": the caption was read as "a red bird", the rest dropped unsaid
+    picture(tmp_path / "a.png", 1)
+    picture(tmp_path / "b.png", 2)
+    (tmp_path / "m.csv").write_text("file_name,text\na.png,a red bird, flying\nb.png,a blue fish,\n")
+    pairs, skipped = data._scan_csv(tmp_path / "m.csv")
+    assert pairs == [(tmp_path / "b.png", ["a blue fish"])]  # (an empty field after it, as Excel writes, is fine)
+    assert skipped.first == {"manifest row with more fields than its header row (a caption holding a , not "
+                             "quoted? quote it)": f"{tmp_path / 'm.csv'} line 2"}

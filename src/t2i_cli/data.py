@@ -1010,6 +1010,11 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
                 if len(row) <= max(image_at, caption_at) or not row[image_at].strip():
                     skipped.add("manifest row without a picture or a caption column", where)
                     continue
+                if any(cell.strip() for cell in row[len(names):]):  # its caption cut at the comma, unsaid
+                    skipped.add(f"manifest row with more fields than its header row (a caption holding a "
+                                f"{'tab' if delimiter == chr(9) else repr(delimiter)[1:-1]} not quoted? quote it)",
+                                where)
+                    continue
                 caption = row[caption_at].strip()
                 pairs.append((manifest.parent / row[image_at].strip(), _kept_captions([caption] if caption else [],
                                                                                       where, skipped)))
