@@ -332,3 +332,14 @@ def test_a_csv_row_with_more_fields_than_its_header_is_left_out_not_cut(tmp_path
     assert pairs == [(tmp_path / "b.png", ["a blue fish"])]  # (an empty field after it, as Excel writes, is fine)
     assert skipped.first == {"manifest row with more fields than its header row (a caption holding a , not "
                              "quoted? quote it)": f"{tmp_path / 'm.csv'} line 2"}
+
+
+def test_data_caption_a_name_not_in_utf8_is_named_not_an_internal_error(tmp_path: Path):
+    # a Latin-1 name ("caf\xe9.png" from an old zip) made the caption's write an internal UnicodeEncodeError
+    pics = tmp_path / "pics"
+    picture(pics / "red_bird.png")
+    picture(Path(os.fsdecode(bytes(pics) + b"/caf\xe9_au_lait.png")))
+    r = run("data", "caption", pics)
+    assert r.exit_code == 0 and "(1 of them named in another encoding than UTF-8" in r.stderr
+    assert sorted(p.name for p in pics.glob("*.txt")) == ["red_bird.txt"]
+    assert caption_of(os.fsdecode(b"chat_\xe9l\xe9gant")) is None  # ("chat l gant", no)

@@ -32,6 +32,7 @@ _DATE_TIME = re.compile(r"(?<![\d.])(?:\d{4}[-_.]\d{1,2}[-_.]\d{1,2}|\d{1,2}[-_.
 # emoji, so a word of hex letters and a digit ("bed1") stays a word
 _CODE_POINT = re.compile(r"u?\+?([0-9a-f]{4,6})", re.IGNORECASE)
 _SYMBOLS = ((0x00A9, 0x00AE), (0x2000, 0x33FF), (0xFE00, 0xFE0F), (0x1F000, 0x1FAFF), (0xE0020, 0xE007F))
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # how Python reads a file name's bytes that are not UTF-8
 _JOINERS = {0x200D, 0xFE0E, 0xFE0F, *range(0xE0020, 0xE0080)}  # a sequence's glue, no part of what it shows
 
 
@@ -64,6 +65,8 @@ def caption_of(name: str) -> str | None:
     screenshot tool's name)."""
     import unicodedata
 
+    if _NOT_UTF8.search(name):  # bytes of another encoding (a Latin-1 zip's "caf\xe9"): no caption can hold them
+        return None
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     name = "".join(f" {unicodedata.name(ch, '')} " if unicodedata.category(ch) == "So" or 0x1F3FB <= ord(ch) <= 0x1F3FF
@@ -127,6 +130,9 @@ def summary(plan: CaptionPlan) -> str:
         what = "folder's name" if plan.source == "folder" else "name"
         parts.append(f"{counted(len(plan.nameless), 'picture')} whose {what} holds no words to caption it by, e.g. "
                      f"{plan.nameless[0]}")
+        if undecoded := [p for p in plan.nameless if _NOT_UTF8.search(str(p))]:
+            parts[-1] += (f" ({len(undecoded)} of them named in another encoding than UTF-8, a Windows zip's?: "
+                          f"rename them)")
     if plan.unreadable:
         parts.append(f"{counted(len(plan.unreadable), 'folder')} that cannot be read (permission?) left out, e.g. "
                      f"{plan.unreadable[0]}")
