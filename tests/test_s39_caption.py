@@ -53,6 +53,7 @@ def picture(path: Path, colour: int = 0) -> Path:
     # a phone's names with its suffixes ("img hdr", "pxl mp", "resized", before); a time written with dashes
     ("IMG_20240501_103102_HDR", None), ("PXL_20240501_103102123.MP", None), ("20240501_103102_resized", None),
     ("kite 2024-05-01-10-31-02 beach", "kite beach"),
+    ("001_cat", "cat"), ("01 - sunset", "sunset"), ("track 01 cover", "track cover"),  # a counter leading
 ])
 def test_caption_of_a_name(name: str, caption: str | None):
     assert caption_of(name) == caption

@@ -58,9 +58,9 @@ _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any scri
 def caption_of(name: str) -> str | None:
     """A caption made of a file or folder name ("red-bird_02" -> "red bird", "BlueFish" -> "blue fish"): its
     words lowercased, without a number at its end or a file manager's "copy" ("bird copy 2", "bird - Copy"),
-    numbers of 5 digits or more (dates, counters), dates and times with separators, a version or size ("v2",
-    "16x16", "@2x"), hash-like pieces or an ImageNet-style id (n01440764); an emoji's code point read as its
-    name ("emoji_u1f600" -> "emoji grinning face"); None
+    numbers of 5 digits or more or with a leading zero (dates, counters), dates and times with separators, a
+    version or size ("v2", "16x16", "@2x"), hash-like pieces or an ImageNet-style id (n01440764); an emoji's
+    code point read as its name ("emoji_u1f600" -> "emoji grinning face"); None
     where no word is left that says more than where the picture came from (TOOL_WORDS: a camera's or a
     screenshot tool's name)."""
     import unicodedata
@@ -83,7 +83,8 @@ def caption_of(name: str) -> str | None:
         if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece) or _NOT_WORDS.fullmatch(piece):
             continue
         words += [w.lower() for w in _CASE.split(piece) if w and not _NOT_WORDS.fullmatch(w)]
-    words = [w for w in words if not (w.isdigit() and len(w) >= 5)]
+    # (a number written with a leading zero, "001_cat", "01 - sunset", is a counter wherever it is, not a count)
+    words = [w for w in words if not (w.isdigit() and (len(w) >= 5 or (len(w) > 1 and w[0] == "0")))]
     while words and words[-1].isdigit():
         words.pop()
     if not any((_WORD.fullmatch(w) or (len(w) == 1 and w.isalpha() and not w.isascii())) and w not in TOOL_WORDS
