@@ -289,6 +289,9 @@ def test_data_caption_refuses_a_run_folder_given_as_folder(tmp_path: Path):
     r = run("data", "caption", run_dir)
     assert r.exit_code == 1 and "is a t2i run folder" in r.stderr and "Traceback" not in r.stderr
     assert not list(run_dir.rglob("*.txt"))
+    inside = run("data", "caption", run_dir / "samples")  # its samples folder given
+    assert inside.exit_code == 1 and f"is in a t2i run folder ({run_dir})" in inside.stderr
+    assert not list(run_dir.rglob("*.txt"))
 
 
 def test_data_caption_names_a_folder_it_cannot_read(tmp_path: Path, monkeypatch):

@@ -847,13 +847,13 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder" + ("" if folder.exists() else " (it does not exist)")
                         + "; give the folder of pictures to caption")
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        names = []  # (said by the scan: a folder that cannot be read)
-    if _is_run_folder(folder, names):  # (one below FOLDER is left out, as training leaves it)
-        raise DataError(f"{folder} is a t2i run folder: its loss curve and samples are no pictures to caption; give "
-                        f"the folder of your pictures")
+    # FOLDER in a t2i run (its samples/, or the run itself); one below FOLDER is left out, as training leaves it
+    run = next((p for p in (folder, *folder.resolve().parents)
+                if _is_run_folder(p, [n for n in RUN_MARKERS if (p / n).is_file()])), None)
+    if run is not None:
+        where = "a t2i run folder" if run == folder else f"in a t2i run folder ({run})"
+        raise DataError(f"{folder} is {where}: its loss curve and samples are no pictures to caption; give the folder "
+                        f"of your pictures")
     pairs, skipped = _scan_folder(folder, list_skipped=True)
     plan = CaptionPlan(folder, source, captioned=len(pairs),
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
