@@ -53,6 +53,8 @@ def picture(path: Path, colour: int = 0) -> Path:
     # a phone's names with its suffixes ("img hdr", "pxl mp", "resized", before); a time written with dashes
     ("IMG_20240501_103102_HDR", None), ("PXL_20240501_103102123.MP", None), ("20240501_103102_resized", None),
     ("kite 2024-05-01-10-31-02 beach", "kite beach"),
+    ("red%20bird", "red bird"), ("caf%C3%A9", "café"),  # a download's URL-encoded name ("red%20 bird", before)
+    ("rock'n'roll", "rock'n'roll"),  # a word with an apostrophe is a word (no caption, before)
     ("001_cat", "cat"), ("01 - sunset", "sunset"), ("track 01 cover", "track cover"),  # a counter leading
 ])
 def test_caption_of_a_name(name: str, caption: str | None):

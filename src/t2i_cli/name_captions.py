@@ -52,7 +52,7 @@ _SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy")
 _COPY = re.compile(r"(?:\s+-)?\s+copy(?:\s*\(?\d+\)?)?\s*$", re.IGNORECASE)
-_WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any script)
+_WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any script; "rock'n'roll" too)
 
 
 def caption_of(name: str) -> str | None:
@@ -67,6 +67,13 @@ def caption_of(name: str) -> str | None:
 
     if _NOT_UTF8.search(name):  # bytes of another encoding (a Latin-1 zip's "caf\xe9"): no caption can hold them
         return None
+    if re.search(r"%[0-9A-Fa-f]{2}", name):  # a download's URL-encoded name ("red%20bird", "caf%C3%A9")
+        from urllib.parse import unquote
+
+        try:
+            name = unquote(name, errors="strict")
+        except UnicodeDecodeError:
+            pass
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     name = "".join(f" {unicodedata.name(ch, '')} " if unicodedata.category(ch) == "So" or 0x1F3FB <= ord(ch) <= 0x1F3FF
@@ -87,7 +94,7 @@ def caption_of(name: str) -> str | None:
     words = [w for w in words if not (w.isdigit() and (len(w) >= 5 or (len(w) > 1 and w[0] == "0")))]
     while words and words[-1].isdigit():
         words.pop()
-    if not any((_WORD.fullmatch(w) or (len(w) == 1 and w.isalpha() and not w.isascii())) and w not in TOOL_WORDS
+    if not any((_WORD.search(w) or (len(w) == 1 and w.isalpha() and not w.isascii())) and w not in TOOL_WORDS
                for w in words):  # (one letter of a script without spaces is a word: 猫)
         return None
     return " ".join(words)
