@@ -48,6 +48,8 @@ def _code_point(piece: str, digits_too: bool) -> int | None:
     import unicodedata
 
     return cp if cp in _JOINERS or unicodedata.name(chr(cp), "") else None
+
+
 _SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  # (control characters too)
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy")
