@@ -734,8 +734,9 @@ def bound_spinning(busy: Callable[[], int] = lambda: 0) -> None:
     run) the spinning threads take the cores the working ones need, and a cold generate took 4-22x as long
     (BENCHMARKS.md "A busy machine"). GOMP_SPINCOUNT=10000 keeps the speed alone and bounds that loss; busy
     (busy() > 0: other tasks running when an inference command starts), its threads sleep at once (GOMP_SPINCOUNT=0,
-    BUSY_SPIN_COUNT), which beside another process is as fast as taking fewer threads, and keeps the thread
-    count, on which a seed's bytes depend, the machine's (since 0.13.2). Set before torch is imported (libgomp
+    BUSY_SPIN_COUNT): beside another generate 1.07-1.1x as long as taking fewer threads, beside an eval a little
+    faster, and the thread count, on which a seed's bytes can depend, stays the machine's (since 0.13.2;
+    BENCHMARKS.md "The same bytes on a busy machine"). Set before torch is imported (libgomp
     reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's own, or T2I_OMP=keep, leave
     libgomp as it is."""
     env = os.environ
