@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import run
+from conftest import one_line_failure, run
 from t2i_cli import data
 from t2i_cli.errors import DataError
 from t2i_cli.files import write_if_absent
@@ -188,8 +188,8 @@ def test_a_csv_manifest_is_a_source(tmp_path: Path):
 
 @pytest.mark.parametrize("content, says", [
     (b"name,caption\na.png,x\n",
-     "has no columns \"file_name\" and \"text\" (or \"image\" and \"caption\") in its first row (found: 'name', "
-     "'caption')"),
+     "has no columns \"file_name\" and \"text\" (or \"image\" and \"caption\") in its header row, line 1 (found: "
+     "'name', 'caption')"),
     (b"file_name,text\na.png,caf\xe9\n", "line 2 is not UTF-8"),
     (b"\xff\xfef\x00", "saved as UTF-16 or UTF-32"),
     (b"file_name,text\na.png,\"" + b"x" * 70_000 + b"\"\n", "line 2 has a field over 64 KB"),  # a quote left open
@@ -349,3 +349,28 @@ def test_data_caption_a_name_not_in_utf8_is_named_not_an_internal_error(tmp_path
     assert r.exit_code == 0 and "(1 of them named in another encoding than UTF-8" in r.stderr
     assert sorted(p.name for p in pics.glob("*.txt")) == ["red_bird.txt"]
     assert caption_of(os.fsdecode(b"chat_\xe9l\xe9gant")) is None  # ("chat l gant", no)
+
+
+def test_a_spreadsheets_csv_header_in_other_letter_case_or_after_a_sep_line_is_read(tmp_path: Path):
+    """Excel writes a "sep=;" first line where it is asked to name its separator, and a header may be typed
+    "File_Name,Text": both were refused as having no file_name/text columns."""
+    picture(tmp_path / "a.png")
+    (tmp_path / "sep.csv").write_text("sep=;\nFile_Name;Text\na.png;a red bird\nmissing.png;gone\n")
+    ds = data.open_source(str(tmp_path / "sep.csv"), 16, list_skipped=True)
+    assert ds.captions_at(0) == ["a red bird"]
+    assert ds.every == {"missing image": [str(tmp_path / "missing.png")]}
+    (tmp_path / "bad.csv").write_text("sep=;\nname;caption\n")
+    with pytest.raises(DataError, match="in its header row, line 2"):
+        data.open_source(str(tmp_path / "bad.csv"), 16)
+
+
+def test_data_caption_of_a_manifest_or_a_folder_without_pictures_says_what_to_do(tmp_path: Path):
+    (tmp_path / "m.csv").write_text("file_name,text\na.png,a red bird\n")
+    r = run("data", "caption", tmp_path / "m.csv")
+    assert one_line_failure(r, 1) == (f"error: {tmp_path / 'm.csv'} is not a folder but a manifest of captions: train "
+                                      f"on it with t2i train --data {tmp_path / 'm.csv'}")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a caption\n")
+    r = run("data", "caption", tmp_path / "empty")  # (it said "no pictures under ...", exit 0)
+    assert one_line_failure(r, 1).startswith(f"error: no pictures under {tmp_path / 'empty'} (looked for .png, ")
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["notes.txt"]

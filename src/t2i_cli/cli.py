@@ -1935,15 +1935,16 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                 raise DataError(f"no caption to write under {clean(folder)}: {left}" + (
                     f"; try --from {other}, or write the captions as NAME.txt files yourself" if plan.nameless
                     else ""))
+            if not plan.captioned:  # (a mistyped or empty folder said "no pictures", exit 0)
+                raise DataError(f"no pictures under {clean(folder)} (looked for {', '.join(IMAGE_SUFFIXES)}, in its "
+                                f"sub-folders too); give the folder that holds them")
             if plan.nameless:
                 warn(f"{left}; try --from {other} for those, or write their NAME.txt files yourself")
             elif left:
                 warn(left)
             out.print(f"nothing to write: every picture under {clean(folder)} "
                       f"{'that --from ' + source + ' can caption ' if plan.nameless else ''}"
-                      f"{'whose caption name is free ' if plan.taken else ''}has a caption"
-                      if plan.captioned else f"no pictures under {clean(folder)} (looked for "
-                      f"{', '.join(IMAGE_SUFFIXES)})")
+                      f"{'whose caption name is free ' if plan.taken else ''}has a caption")
             return
         if dry_run:
             for txt, (caption, _) in sorted(plan.writes.items()):

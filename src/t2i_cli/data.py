@@ -845,8 +845,10 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
         raise DataError(f"unknown --from {source!r}; use name (the picture's file name) or folder (its folder's "
                         f"name, for a folder per class)")
     if not folder.is_dir():
+        manifest = folder.suffix.lower() in (".csv", ".jsonl") and folder.is_file()  # captions already: train on it
         raise DataError(f"{folder} is not a folder" + ("" if folder.exists() else " (it does not exist)")
-                        + "; give the folder of pictures to caption")
+                        + (f" but a manifest of captions: train on it with t2i train --data {shell_word(folder)}"
+                           if manifest else "; give the folder of pictures to caption"))
     # FOLDER in a t2i run (its samples/, or the run itself); one below FOLDER is left out, as training leaves it
     run = next((p for p in (folder, *folder.resolve().parents)
                 if _is_run_folder(p, [n for n in RUN_MARKERS if (p / n).is_file()])), None)
@@ -978,24 +980,28 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
         if "\r" in header.rstrip("\r\n"):  # Excel for Mac's "CSV (Macintosh)": a CR alone ends each line
             raise DataError(f"manifest {manifest} ends its lines with a carriage return alone (an old Mac's \"CSV "
                             f"(Macintosh)\"); save it as \"CSV UTF-8\"")
-        delimiter = max(CSV_DELIMITERS, key=header.count)
+        first = 1  # the header's line
+        if (sep := re.fullmatch(r"sep=(.)\r?\n?", header)) and sep.group(1) in CSV_DELIMITERS:
+            delimiter, header, first = sep.group(1), next(lines, ""), 2  # Excel's "sep=;" line names the separator
+        else:
+            delimiter = max(CSV_DELIMITERS, key=header.count)
         try:
             names = next(csv.reader([header], delimiter=delimiter), [])
         except csv.Error as e:
-            raise DataError(f"manifest {manifest} line 1 is not CSV as t2i reads it ({e}); check its header row") \
-                from None
-        names = [n.strip() for n in names]
+            raise DataError(f"manifest {manifest} line {first} is not CSV as t2i reads it ({e}); check its header "
+                            f"row") from None
+        names = [n.strip().lower() for n in names]  # (a spreadsheet's "File_Name" is that column too)
         keys = next((k for k in MANIFEST_KEYS if k[0] in names and k[1] in names), None)
         if keys is None:
             raise DataError(f"manifest {manifest} has no columns \"file_name\" and \"text\" (or \"image\" and "
-                            f"\"caption\") in its first row (found: {', '.join(map(repr, names[:8])) or 'none'}); "
-                            f"name them so in its header row")
+                            f"\"caption\") in its header row, line {first} (found: "
+                            f"{', '.join(map(repr, names[:8])) or 'none'}); name them so there")
         image_at, caption_at = names.index(keys[0]), names.index(keys[1])
         old_limit = csv.field_size_limit(MAX_CAPTION_FILE + 1)  # a field past it raises csv.Error, unheld
         try:
             reader = csv.reader(lines, delimiter=delimiter, strict=True)
             while True:
-                where = f"{manifest} line {reader.line_num + 2}"  # (the row's first line; the header is line 1)
+                where = f"{manifest} line {reader.line_num + first + 1}"  # (the row's first line)
                 try:
                     row = next(reader)
                 except StopIteration:
