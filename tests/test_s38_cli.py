@@ -107,12 +107,18 @@ def test_a_redraw_that_draws_other_codes_than_its_png_records_says_so(tiny_weigh
     codes = np.frombuffer(base64.b64decode(text["t2i_codes"]), dtype="<u2").copy()
     codes[[5, 9]] = (codes[[5, 9]] + 1) % 32
     text["t2i_codes"] = base64.b64encode(codes.astype("<u2").tobytes()).decode("ascii")
-    info = PngImagePlugin.PngInfo()
-    for k, v in text.items():
-        info.add_text(k, v)
-    other = tmp_path / "other" / "a-red-bird-000.png"
-    other.parent.mkdir()
-    pixels.save(other, pnginfo=info)
+
+    def saved(folder: str) -> Path:
+        """The picture with `text` as its PNG text, in a folder of its own."""
+        info = PngImagePlugin.PngInfo()
+        for k, v in text.items():
+            info.add_text(k, v)
+        path = tmp_path / folder / "a-red-bird-000.png"
+        path.parent.mkdir()
+        pixels.save(path, pnginfo=info)
+        return path
+
+    other = saved("other")
     r = run("generate", "--from", other, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
     assert r.exit_code == 0, r.stderr
     assert r.stderr.strip().splitlines() == [
@@ -126,12 +132,7 @@ def test_a_redraw_that_draws_other_codes_than_its_png_records_says_so(tiny_weigh
 
     meta = json.loads(text["t2i"])
     text["t2i"] = json.dumps({**meta, "t2i_version": "0.0.1"})
-    info = PngImagePlugin.PngInfo()
-    for k, v in text.items():
-        info.add_text(k, v)
-    old = tmp_path / "old" / "a-red-bird-000.png"
-    old.parent.mkdir()
-    pixels.save(old, pnginfo=info)
+    old = saved("old")
     r = run("generate", "--from", old, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
     assert r.exit_code == 0, r.stderr
     warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
@@ -139,12 +140,7 @@ def test_a_redraw_that_draws_other_codes_than_its_png_records_says_so(tiny_weigh
     # drawn by other weights: those are said, and again not the codes (other weights draw other codes)
     text["t2i"] = json.dumps({**meta, "weights": "0" * 16, "generator": "1" * 16})
     text["weights"], text["generator"] = "0" * 16, "1" * 16
-    info = PngImagePlugin.PngInfo()
-    for k, v in text.items():
-        info.add_text(k, v)
-    theirs = tmp_path / "theirs" / "a-red-bird-000.png"
-    theirs.parent.mkdir()
-    pixels.save(theirs, pnginfo=info)
+    theirs = saved("theirs")
     r = run("generate", "--from", theirs, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
     assert r.exit_code == 0, r.stderr
     warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
@@ -152,12 +148,7 @@ def test_a_redraw_that_draws_other_codes_than_its_png_records_says_so(tiny_weigh
     # drawn on another device: that is said, and not the codes
     text["t2i"] = json.dumps({**meta, "device": "cuda"})
     text["weights"], text["generator"], text["device"] = meta["weights"], meta["generator"], "cuda"
-    info = PngImagePlugin.PngInfo()
-    for k, v in text.items():
-        info.add_text(k, v)
-    gpu = tmp_path / "gpu" / "a-red-bird-000.png"
-    gpu.parent.mkdir()
-    pixels.save(gpu, pnginfo=info)
+    gpu = saved("gpu")
     r = run("generate", "--from", gpu, "--weights", tiny_weights, "--out", tmp_path / "f", "--threads", "1")
     assert r.exit_code == 0, r.stderr
     warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
