@@ -526,6 +526,15 @@ UNCAPTIONED = "image without .txt caption"  # (`t2i data caption` writes caption
 # ... and where their names (or their folders') hold words, the `t2i data caption` command that captions them so
 BY_NAME = "pictures without a caption that their names could caption"
 NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME)
+# A picture whose caption file is there but left out (too large, unreadable, not UTF-8; named after the whole file
+# name): it has a caption file, which `t2i data caption` never replaces (plan_captions counts it as captioned)
+LARGE_CAPTION = f"caption file over {MAX_CAPTION_FILE // 1024} KB"
+UNREADABLE_CAPTION = "unreadable caption"
+NUL_CAPTION = ("caption holding a NUL character (UTF-16 without its byte-order mark, or not text: save it as "
+               "UTF-8)")
+NOT_UTF8_CAPTION = "caption not in UTF-8 or UTF-16 (save it as UTF-8)"
+WHOLE_NAME_CAPTION = "image whose caption is named after its whole file name (PIC.jpg.txt: name it PIC.txt)"
+CAPTION_FILE_LEFT_OUT = (LARGE_CAPTION, UNREADABLE_CAPTION, NUL_CAPTION, NOT_UTF8_CAPTION, WHOLE_NAME_CAPTION)
 MANIFEST_KEYS = (("image", "caption"), ("file_name", "text"))  # a manifest line's picture and caption(s)
 MAX_LOOKED_AT = 16  # .jsonl files beside pictures without a caption whose first line is read (up to 1 MB each)
 # The end of a line that breaks a sentence off: a comma, colon, semicolon, dash, slash or ampersand, or a word
@@ -780,8 +789,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             whole = next((t for t in texts.values()
                           if t.parent == image.parent and t.name.casefold() == whole_name), None)
             if whole is not None and whole.with_suffix("") not in stems:
-                skipped.add("image whose caption is named after its whole file name (PIC.jpg.txt: name it "
-                            "PIC.txt)", image)
+                skipped.add(WHOLE_NAME_CAPTION, image)
                 captioned.setdefault(whole, image)  # (not a caption without image as well)
             elif image in copies:  # rerank's own outputs, named as such (they are never a picture you captioned)
                 skipped.add("copy rerank --link-best made (named in its t2i-copies.json)", image)
@@ -800,7 +808,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         captioned.setdefault(txt, image)
         try:
             if txt.stat().st_size > MAX_CAPTION_FILE:
-                skipped.add(f"caption file over {MAX_CAPTION_FILE // 1024} KB", txt)
+                skipped.add(LARGE_CAPTION, txt)
                 continue
             lines = _caption_lines(_caption_text(txt.read_bytes()))
             if txt not in wrapped and (cut := _wrapped_at(lines)) is not None:
@@ -809,11 +817,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                                      f"{cut + 2} goes on {_words(lines[cut + 1], 3)!r}")
             pairs.append((image, _kept_captions(lines, txt, skipped)))
         except OSError:
-            skipped.add("unreadable caption", txt)
+            skipped.add(UNREADABLE_CAPTION, txt)
         except UnicodeDecodeError as e:
-            skipped.add("caption holding a NUL character (UTF-16 without its byte-order mark, or not text: save it as "
-                        "UTF-8)" if e.reason == NUL_IN_CAPTION else "caption not in UTF-8 or UTF-16 (save it as UTF-8)",
-                        txt)
+            skipped.add(NUL_CAPTION if e.reason == NUL_IN_CAPTION else NOT_UTF8_CAPTION, txt)
     unread: dict[str, list[Path]] = {}
     for p in sorted(p for p in files if p.suffix.lower() in images.UNREAD_SUFFIXES):
         unread.setdefault(images.unread_picture(p.suffix), []).append(p)
@@ -857,7 +863,9 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
         raise DataError(f"{folder} is {where}: its loss curve and samples are no pictures to caption; give the folder "
                         f"of your pictures")
     pairs, skipped = _scan_folder(folder, list_skipped=True)
-    plan = CaptionPlan(folder, source, captioned=len(pairs),
+    # (a picture whose caption file training leaves out has one all the same, never replaced: "no pictures", before)
+    left_out = sum(len(skipped.every.get(why, [])) for why in CAPTION_FILE_LEFT_OUT)
+    plan = CaptionPlan(folder, source, captioned=len(pairs) + left_out,
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))))
     for picture in map(Path, skipped.every.get(UNCAPTIONED, [])):
