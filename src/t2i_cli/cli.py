@@ -1936,8 +1936,10 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                     f"; try --from {other}, or write the captions as NAME.txt files yourself" if plan.nameless
                     else ""))
             if not plan.captioned:  # (a mistyped or empty folder said "no pictures", exit 0)
+                # (a folder that cannot be read may hold them: named, as a run with pictures to write names it)
                 raise DataError(f"no pictures under {clean(folder)} (looked for {', '.join(IMAGE_SUFFIXES)}, in its "
-                                f"sub-folders too); give the folder that holds them")
+                                f"sub-folders too)" + (f"; {left}" if plan.unreadable else "; give the folder that "
+                                                                                           "holds them"))
             if plan.nameless:
                 warn(f"{left}; try --from {other} for those, or write their NAME.txt files yourself")
             elif left:
