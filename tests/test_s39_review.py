@@ -38,3 +38,13 @@ def test_data_caption_of_a_folder_whose_pictures_are_all_in_one_it_cannot_read_n
     r = run("data", "caption", tmp_path / "pics")
     assert r.exit_code == 1 and "1 folder that cannot be read (permission?) left out, e.g. " in r.stderr
     assert str(tmp_path / "pics" / "locked") in r.stderr and "give the folder that holds them" not in r.stderr
+
+
+def test_data_caption_beside_a_manifest_names_it_where_no_name_holds_words(tmp_path: Path):
+    # a Hugging Face folder of camera names and its metadata.csv: "no caption to write ...; try --from folder", the
+    # manifest whose captions these are unnamed (README: pictures beside a manifest are refused, naming it)
+    picture(tmp_path / "IMG_0001.jpg")
+    (tmp_path / "metadata.csv").write_text("file_name,text\nIMG_0001.jpg,a red bird\n")
+    r = run("data", "caption", tmp_path)
+    assert r.exit_code == 1 and "metadata.csv" in r.stderr and "t2i train --data" in r.stderr
+    assert not list(tmp_path.glob("*.txt"))

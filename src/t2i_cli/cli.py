@@ -1921,7 +1921,9 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                              f"folder per class), got {source!r}")
         plan = plan_captions(folder, source)
         left = summary(plan)
-        if plan.manifest is not None and plan.writes:  # its captions, not file names (a Hugging Face folder)
+        # its captions, not file names (a Hugging Face folder); also where no name holds words (camera names beside
+        # a metadata.csv: "try --from folder" was said, the manifest unnamed)
+        if plan.manifest is not None and (plan.writes or plan.nameless):
             beside = (f"{clean(plan.manifest)}, beside pictures without a .txt caption, is a manifest whose "
                       f"captions training reads with: t2i train --data {shell_word(plan.manifest)}; to caption the "
                       f"pictures by {'their folders' if source == 'folder' else 'their file names'} anyway, move it "
