@@ -48,3 +48,16 @@ def test_data_caption_beside_a_manifest_names_it_where_no_name_holds_words(tmp_p
     r = run("data", "caption", tmp_path)
     assert r.exit_code == 1 and "metadata.csv" in r.stderr and "t2i train --data" in r.stderr
     assert not list(tmp_path.glob("*.txt"))
+
+
+def test_from_a_data_preview_sheet_does_not_send_to_the_pictures_it_shows(tmp_path: Path):
+    # "pass --from one of the images it shows": a data preview shows a data source's pictures, which carry no t2i
+    # settings (--from of one of them is refused in turn)
+    from t2i_cli.data import preview
+
+    picture(tmp_path / "pics" / "red_bird.png")
+    (tmp_path / "pics" / "red_bird.txt").write_text("a red bird\n")
+    sheet = preview(str(tmp_path / "pics"), tmp_path / "preview.png", n=1, side=16)
+    r = run("generate", "--from", sheet, "--out", tmp_path / "out")
+    assert r.exit_code == 1 and "is a contact sheet t2i wrote (preview)" in r.stderr
+    assert "one of the images it shows" not in r.stderr and "t2i generate" in r.stderr

@@ -75,8 +75,10 @@ def read_provenance(path: Path) -> dict[str, str]:
 
     text = read_png_text(path)
     if "t2i" not in text and is_t2i_sheet(text, path):  # rerank's --top sheet and --explain strip, a data preview
-        raise DataError(f"{path} is a contact sheet t2i wrote ({text[SHEET_KEY]}); pass --from one of the images "
-                        f"it shows")
+        # (a data preview shows a data source's pictures, which record no settings: none of them is a --from)
+        fix = ("its pictures are a data source's; --from needs a PNG `t2i generate` or `t2i vary` wrote"
+               if text[SHEET_KEY] == "preview" else "pass --from one of the images it shows")
+        raise DataError(f"{path} is a contact sheet t2i wrote ({text[SHEET_KEY]}); {fix}")
     try:
         meta = json.loads(text["t2i"])
     except (KeyError, ValueError):
