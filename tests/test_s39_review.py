@@ -61,3 +61,18 @@ def test_from_a_data_preview_sheet_does_not_send_to_the_pictures_it_shows(tmp_pa
     r = run("generate", "--from", sheet, "--out", tmp_path / "out")
     assert r.exit_code == 1 and "is a contact sheet t2i wrote (preview)" in r.stderr
     assert "one of the images it shows" not in r.stderr and "t2i generate" in r.stderr
+
+
+def test_a_metadata_csv_without_caption_columns_is_no_manifest_beside_the_pictures(tmp_path: Path):
+    # a Hugging Face classification folder's metadata.csv (file_name, label) holds no captions: data caption refused
+    # ("a manifest whose captions training reads"), and training sent to it, which then is refused for its columns
+    picture(tmp_path / "red_bird.png")
+    picture(tmp_path / "blue_car.png", 80)
+    (tmp_path / "metadata.csv").write_text("file_name,label\nred_bird.png,0\nblue_car.png,1\n")
+    dry = run("data", "caption", tmp_path, "--dry-run")
+    assert dry.exit_code == 0 and "metadata.csv" not in dry.stderr and "red_bird.txt: red bird" in dry.stdout
+    preview = run("data", "preview", tmp_path, "--out", tmp_path.parent / f"{tmp_path.name}-sheet.png")
+    assert preview.exit_code == 1 and "metadata.csv" not in preview.stderr and "t2i data caption" in preview.stderr
+    # (one that names the columns is still named, and refused)
+    (tmp_path / "metadata.csv").write_text("File_Name,Text\nred_bird.png,a red bird\n")
+    assert "metadata.csv" in run("data", "caption", tmp_path).stderr

@@ -835,7 +835,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         beside = (p for p in sorted(files) if p.parent in above
                   and (p.suffix.lower() == ".jsonl" or p.name.lower() == "metadata.csv"))
         found = next((p for p in itertools.islice(beside, MAX_LOOKED_AT)
-                      if p.suffix.lower() == ".csv" or _looks_like_manifest(p)), None)
+                      if (_looks_like_csv_manifest if p.suffix.lower() == ".csv" else _looks_like_manifest)(p)), None)
         if found is not None:
             skipped.add(BESIDE, found)
         elif by_name or by_folder:
@@ -973,6 +973,40 @@ def _csv_lines(f, where: Path, fed: list[int]) -> Iterator[str]:
                             f"\"CSV UTF-8\")") from None
 
 
+def _csv_header(lines: Iterator[str], manifest: Path) -> tuple[str, list[str], int]:
+    """A CSV manifest's separator, its header row's column names (stripped, lowercased) and the header's line, read
+    from its lines (_csv_lines); DataError where they cannot be read."""
+    import csv
+
+    header = next(lines, "")
+    if "\r" in header.rstrip("\r\n"):  # Excel for Mac's "CSV (Macintosh)": a CR alone ends each line
+        raise DataError(f"manifest {manifest} ends its lines with a carriage return alone (an old Mac's \"CSV "
+                        f"(Macintosh)\"); save it as \"CSV UTF-8\"")
+    first = 1  # the header's line
+    if (sep := re.fullmatch(r"sep=(.)\r?\n?", header)) and sep.group(1) in CSV_DELIMITERS:
+        delimiter, header, first = sep.group(1), next(lines, ""), 2  # Excel's "sep=;" line names the separator
+    else:
+        delimiter = max(CSV_DELIMITERS, key=header.count)
+    try:
+        names = next(csv.reader([header], delimiter=delimiter), [])
+    except csv.Error as e:
+        raise DataError(f"manifest {manifest} line {first} is not CSV as t2i reads it ({e}); check its header "
+                        f"row") from None
+    return delimiter, [n.strip().lower() for n in names], first  # (a spreadsheet's "File_Name" is that column too)
+
+
+def _looks_like_csv_manifest(path: Path) -> bool:
+    """Whether a metadata.csv's header row names a manifest's columns ("file_name" and "text", or "image" and
+    "caption"): a Hugging Face classification folder's metadata.csv ("file_name", "label") holds no captions. One
+    whose header cannot be read (UTF-16, a CR alone) is taken as one: training on it says what to fix."""
+    try:
+        with _open_manifest(path, "") as f:
+            _, names, _ = _csv_header(_csv_lines(f, path, [0]), path)
+    except DataError:
+        return True
+    return any(image in names and caption in names for image, caption in MANIFEST_KEYS)
+
+
 def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every row of a CSV manifest, a Hugging Face-style metadata.csv: a header row naming
     the columns "file_name" and "text" (or "image" and "caption"; other columns are not read), comma-,
@@ -984,21 +1018,7 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
     with _open_manifest(manifest, 'a spreadsheet\'s "CSV UTF-8"') as f:
         fed = [0]
         lines = _csv_lines(f, manifest, fed)
-        header = next(lines, "")
-        if "\r" in header.rstrip("\r\n"):  # Excel for Mac's "CSV (Macintosh)": a CR alone ends each line
-            raise DataError(f"manifest {manifest} ends its lines with a carriage return alone (an old Mac's \"CSV "
-                            f"(Macintosh)\"); save it as \"CSV UTF-8\"")
-        first = 1  # the header's line
-        if (sep := re.fullmatch(r"sep=(.)\r?\n?", header)) and sep.group(1) in CSV_DELIMITERS:
-            delimiter, header, first = sep.group(1), next(lines, ""), 2  # Excel's "sep=;" line names the separator
-        else:
-            delimiter = max(CSV_DELIMITERS, key=header.count)
-        try:
-            names = next(csv.reader([header], delimiter=delimiter), [])
-        except csv.Error as e:
-            raise DataError(f"manifest {manifest} line {first} is not CSV as t2i reads it ({e}); check its header "
-                            f"row") from None
-        names = [n.strip().lower() for n in names]  # (a spreadsheet's "File_Name" is that column too)
+        delimiter, names, first = _csv_header(lines, manifest)
         keys = next((k for k in MANIFEST_KEYS if k[0] in names and k[1] in names), None)
         if keys is None:
             raise DataError(f"manifest {manifest} has no columns \"file_name\" and \"text\" (or \"image\" and "
