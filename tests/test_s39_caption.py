@@ -374,3 +374,30 @@ def test_data_caption_of_a_manifest_or_a_folder_without_pictures_says_what_to_do
     r = run("data", "caption", tmp_path / "empty")  # (it said "no pictures under ...", exit 0)
     assert one_line_failure(r, 1).startswith(f"error: no pictures under {tmp_path / 'empty'} (looked for .png, ")
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["notes.txt"]
+
+
+def test_a_write_that_fails_midway_says_how_many_captions_were_written(tmp_path: Path, monkeypatch):
+    """A full disk or a read-only sub-folder after some captions were written said only the failure; the line now
+    says how many are written (each whole) and that running again writes the rest."""
+    from t2i_cli import name_captions
+    from t2i_cli.errors import OutputError
+
+    pics = tmp_path / "pics"
+    for i, name in enumerate(("a-cat", "b-dog", "c-fox")):
+        picture(pics / f"{name}.png", 40 * i)
+    real = name_captions.write_if_absent
+
+    def full_disk_at_the_third(path: Path, data: bytes) -> bool:
+        if path.name == "c-fox.txt":
+            raise OutputError(f"cannot write {path}: No space left on device; free space or choose another folder")
+        return real(path, data)
+
+    monkeypatch.setattr(name_captions, "write_if_absent", full_disk_at_the_third)
+    r = run("data", "caption", pics, "-q")
+    assert one_line_failure(r, 1) == (
+        f"error: cannot write {pics / 'c-fox.txt'}: No space left on device; free space or choose another folder (2 "
+        f"caption files of 3 written before it, each whole; run the command again to write the rest)")
+    assert sorted(p.name for p in pics.glob("*.txt")) == ["a-cat.txt", "b-dog.txt"]
+    monkeypatch.setattr(name_captions, "write_if_absent", real)
+    again = run("data", "caption", pics, "-q")
+    assert again.exit_code == 0 and (pics / "c-fox.txt").read_text() == "c fox\n", again.stderr

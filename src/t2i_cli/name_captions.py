@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from t2i_cli.errors import counted
+from t2i_cli.errors import OutputError, counted
 from t2i_cli.files import write_if_absent
 
 SOURCES = ("name", "folder")  # what a caption is made from: the picture's file name, or its folder's name
@@ -123,7 +123,14 @@ def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda 
     written, existing = [], 0
     for k, (txt, (caption, _)) in enumerate(sorted(plan.writes.items())):
         done(k, len(plan.writes))
-        if write_if_absent(txt, (caption + "\n").encode("utf-8")):
+        try:
+            made = write_if_absent(txt, (caption + "\n").encode("utf-8"))
+        except OutputError as e:  # a full disk, a read-only sub-folder: what was written stays, and is said
+            if written:
+                raise OutputError(f"{e} ({counted(len(written), 'caption file')} of {len(plan.writes):,} written "
+                                  f"before it, each whole; run the command again to write the rest)") from e
+            raise
+        if made:
             written.append(txt)
         else:
             existing += 1
