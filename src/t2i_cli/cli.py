@@ -1914,12 +1914,9 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         from t2i_cli.data import plan_captions
         from t2i_cli.files import shell_word
         from t2i_cli.images import IMAGE_SUFFIXES
-        from t2i_cli.name_captions import SOURCES, summary, write_captions
+        from t2i_cli.name_captions import summary, write_captions
 
-        if source not in SOURCES:
-            raise UsageError(f"--from must be name (the picture's file name) or folder (its folder's name, for a "
-                             f"folder per class), got {source!r}")
-        plan = plan_captions(folder, source)
+        plan = plan_captions(folder, source)  # (another --from is refused there first, exit 2)
         left = summary(plan)
         # its captions, not file names (a Hugging Face folder); also where no name holds words (camera names beside
         # a metadata.csv: "try --from folder" was said, the manifest unnamed)

@@ -847,9 +847,9 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     """The caption files `t2i data caption FOLDER --from SOURCE` would write: one NAME.txt for the pictures of
     one name in one folder (pic.png and pic.jpg read one pic.txt) that training reads as without a caption
     (data._scan_folder: sub-folders too; not t2i's sheets, rerank's copies or run folders)."""
-    if source not in SOURCES:
-        raise DataError(f"unknown --from {source!r}; use name (the picture's file name) or folder (its folder's "
-                        f"name, for a folder per class)")
+    if source not in SOURCES:  # (the command's one check of --from, before the folder is looked at)
+        raise UsageError(f"--from must be name (the picture's file name) or folder (its folder's name, for a folder "
+                         f"per class), got {source!r}")
     if not folder.is_dir():
         manifest = folder.suffix.lower() in (".csv", ".jsonl") and folder.is_file()  # captions already: train on it
         raise DataError(f"{folder} is not a folder" + ("" if folder.exists() else " (it does not exist)")
