@@ -778,7 +778,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     uncaptioned = Counter(fold(stem) for stem in pictures if stem not in texts)
     captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
     uncaptioned_in: set[Path] = set()  # the folders of the pictures without a caption
-    by_name = by_folder = None  # whether a picture without a caption has words in its name, or in its folder's
+    by_name = by_folder = False  # whether a picture without a caption has words in its name, or in its folder's
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
         if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
@@ -798,10 +798,10 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             else:
                 skipped.add(UNCAPTIONED, image)
                 uncaptioned_in.add(image.parent)
-                if by_name is None and caption_of(image.stem) is not None:
-                    by_name = "name"
-                elif by_folder is None and image.parent != folder and caption_of(image.parent.name) is not None:
-                    by_folder = "folder"
+                if not by_name and caption_of(image.stem) is not None:
+                    by_name = True
+                elif not by_folder and image.parent != folder and caption_of(image.parent.name) is not None:
+                    by_folder = True
             continue
         if txt in captioned:
             skipped.add(SHARED_CAPTION, f"{image} ({captioned[txt].name} too reads {txt.name})")
