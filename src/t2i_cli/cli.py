@@ -22,7 +22,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, PromptWarning, T2IError, UsageError, WeightsError, counted
-from t2i_cli.files import stop_on_sigterm, stop_signals
+from t2i_cli.files import other_t2i_inferring, stop_on_sigterm, stop_signals
 from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
@@ -722,23 +722,23 @@ def start_inference(threads: Optional[int], command: str) -> None:
     """The start of generate, vary, rerank and eval: one process, OpenMP's spinning bounded (train bounds it too),
     --threads, and (main) no interpreter teardown after."""
     one_process(command)
-    bound_spinning(busy=other_running_tasks)
+    bound_spinning(busy=lambda: other_t2i_inferring() or other_running_tasks())
     stop_on_sigterm()  # before torch is imported (use_threads may): a held stop reaches this handler after
     use_threads(threads)
     STATE["fast_exit"] = True
 
 
 def bound_spinning(busy: Callable[[], int] = lambda: 0) -> None:
-    """Between parallel regions libgomp's threads spin, by default 300,000 times, before they sleep. Alone that
-    is what makes a decode step's many small ops fast; beside another busy process (a second t2i, a training
-    run) the spinning threads take the cores the working ones need, and a cold generate took 4-22x as long
-    (BENCHMARKS.md "A busy machine"). GOMP_SPINCOUNT=10000 keeps the speed alone and bounds that loss; busy
-    (busy() > 0: other tasks running when an inference command starts), its threads sleep at once (GOMP_SPINCOUNT=0,
-    BUSY_SPIN_COUNT): beside another generate 1.07-1.1x as long as taking fewer threads, beside an eval a little
-    faster, and the thread count, on which a seed's bytes can depend, stays the machine's (since 0.13.2;
-    BENCHMARKS.md "The same bytes on a busy machine"). Set before torch is imported (libgomp
-    reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's own, or T2I_OMP=keep, leave
-    libgomp as it is."""
+    """Between parallel regions libgomp's threads spin, by default 300,000 times, before they sleep. Alone that is what
+    makes a decode step's many small ops fast; beside another busy process (a second t2i, a training run) the
+    spinning threads take the cores the working ones need, and a cold generate took 4-22x as long (BENCHMARKS.md
+    "A busy machine"). GOMP_SPINCOUNT=10000 keeps the speed alone and bounds that loss; busy (busy() > 0:
+    another t2i inference command, or other tasks, running when one starts), its threads sleep at once
+    (GOMP_SPINCOUNT=0, BUSY_SPIN_COUNT): beside another generate 1.07-1.1x as long as taking fewer threads,
+    beside an eval a little faster, and the thread count, on which a seed's bytes can depend, stays the
+    machine's (since 0.13.2; BENCHMARKS.md "The same bytes on a busy machine"). Set before torch is imported
+    (libgomp reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's own, or
+    T2I_OMP=keep, leave libgomp as it is."""
     env = os.environ
     if env.get("T2I_OMP") == "keep" or "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env or "torch" in sys.modules:
         return

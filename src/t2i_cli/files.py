@@ -313,6 +313,50 @@ def folder_locked(folder: Path) -> bool:
         os.close(fd)  # closing the descriptor lets its lock go
 
 
+INFERENCE_LOCK = "t2i-inference.lock"  # in the temporary folder: every inference command holds it, shared
+_INFERENCE_HOLD: list[int] = []  # this process's descriptor of it (the hold ends with the process)
+
+
+def other_t2i_inferring(folder: Path | None = None) -> int:
+    """Whether another t2i inference command runs on this machine now (1) or not (0), and from now on this one
+    holds a shared flock on INFERENCE_LOCK in folder (the temporary folder) until it ends, kill -9 included, so
+    that a command started after it knows of it: each start first tries the lock exclusively, which fails while
+    another holds it. /proc/stat alone missed a command started at the same instant (each looked while the other
+    slept between its looks; both then spun on the same cores, 3-4x as long). 0 where the file cannot be opened
+    or locked (no flock: Windows; a file another user made unreadable)."""
+    try:
+        import fcntl
+    except ImportError:
+        return 0
+    path = Path(folder if folder is not None else tempfile.gettempdir()) / INFERENCE_LOCK
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            fd = os.open(path, flags)  # (O_CREAT on another user's file in /tmp is refused: protected_regular)
+        except FileNotFoundError:
+            try:
+                fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:  # another start made it in between
+                fd = os.open(path, flags)
+    except OSError:
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        other = 0
+    except BlockingIOError:
+        other = 1
+    except OSError:  # a file system that does not lock
+        os.close(fd)
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # (from exclusive: so that the next start's try fails)
+    except OSError:  # held exclusively by a start between its two calls: this one goes unheld
+        os.close(fd)
+        return other
+    _INFERENCE_HOLD.append(fd)
+    return other
+
+
 def _drop_inherited_locks() -> None:
     """In a forked child (a DataLoader worker): close the parent's lock descriptors, so that the lock ends with
     the process that took it (workers outlived a kill -9'd trainer by seconds, and an immediate --resume was
