@@ -1024,6 +1024,11 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
             raise DataError(f"manifest {manifest} has no columns \"file_name\" and \"text\" (or \"image\" and "
                             f"\"caption\") in its header row, line {first} (found: "
                             f"{', '.join(map(repr, names[:8])) or 'none'}); name them so there")
+        for key in keys:  # which of two same-named columns is meant is not guessed
+            if (at := [k + 1 for k, name in enumerate(names) if name == key]) and len(at) > 1:
+                raise DataError(f"manifest {manifest} names the column \"{key}\" {len(at)} times in its header row, "
+                                f"line {first} (columns {', '.join(map(str, at[:8]))}); rename all but the one "
+                                f"to read")
         image_at, caption_at = names.index(keys[0]), names.index(keys[1])
         old_limit = csv.field_size_limit(MAX_CAPTION_FILE + 1)  # a field past it raises csv.Error, unheld
         try:

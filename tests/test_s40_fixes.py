@@ -1,0 +1,36 @@
+"""Fixes of the fortieth session, each with the defect it mends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from t2i_cli import data
+from t2i_cli.errors import DataError
+from t2i_cli.images import save_png
+
+
+def picture(path: Path, shade: int = 90) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(Image.new("RGB", (16, 16), (shade, 30, 200)), path)
+    return path
+
+
+@pytest.mark.parametrize("header, says", [
+    ("file_name,text,text", "names the column \"text\" 2 times in its header row, line 1 (columns 2, 3)"),
+    ("Text;file_name;TEXT ", "names the column \"text\" 2 times in its header row, line 1 (columns 1, 3)"),
+    ("file_name,file_name,text", "names the column \"file_name\" 2 times"),
+])
+def test_a_csv_header_naming_a_column_twice_is_refused_not_guessed(tmp_path: Path, header: str, says: str):
+    """A spreadsheet's two "text" columns (a caption and its translation, say): the first was read, unsaid."""
+    picture(tmp_path / "a.png")
+    sep = ";" if ";" in header else ","
+    (tmp_path / "m.csv").write_text(f"{header}\n" + sep.join(["a.png", "one", "two"]) + "\n")
+    with pytest.raises(DataError) as e:
+        data.open_source(str(tmp_path / "m.csv"), 16)
+    assert says in str(e.value) and "rename all but the one to read" in str(e.value) and "\n" not in str(e.value)
+    (tmp_path / "ok.csv").write_text("file_name,text,score\na.png,one,two\n")
+    assert data.open_source(str(tmp_path / "ok.csv"), 16).captions_at(0) == ["one"]
