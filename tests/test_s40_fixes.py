@@ -34,3 +34,13 @@ def test_a_csv_header_naming_a_column_twice_is_refused_not_guessed(tmp_path: Pat
     assert says in str(e.value) and "rename all but the one to read" in str(e.value) and "\n" not in str(e.value)
     (tmp_path / "ok.csv").write_text("file_name,text,score\na.png,one,two\n")
     assert data.open_source(str(tmp_path / "ok.csv"), 16).captions_at(0) == ["one"]
+
+
+@pytest.mark.parametrize("name", ["WhatsApp Image 2024-01-02 at 10.11.12", "WhatsApp Image 2024-01-02 at 10.11.12 (1)",
+                                  "FB_IMG_1580000000000", "received_123456789012345", "Snapchat-1234567890"])
+def test_a_messaging_apps_picture_name_is_no_caption(name: str):
+    """data caption wrote "whats app image at" for every picture WhatsApp saved (its name split at the capital)."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of(name) is None
+    assert caption_of(name + " red bird") is not None and caption_of("app-store") == "app store"  # words still count

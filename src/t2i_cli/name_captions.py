@@ -18,7 +18,8 @@ SOURCES = ("name", "folder")  # what a caption is made from: the picture's file 
 # a tool's ("IMG_2041", "DSC00012", "Screenshot 2024-05-01 at 10.31.02", "untitled-3", "photo (2)"), no caption.
 TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen shot scan
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
-sample at am pm wa hdr mp resized original""".split())  # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo)
+sample at am pm wa hdr mp resized original whatsapp snapchat fb received""".split())
+# (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo; "FB_IMG_...", Messenger's "received_...")
 # camelCase and letter-digit boundaries ("RedBird2" -> Red Bird 2; "HTMLParser" -> HTML Parser; "MP3Player" -> MP 3
 # Player); not a number's unit ("3D", "4k", "16x16": "3 d" was no word)
 _CASE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z][a-z])")
@@ -90,6 +91,9 @@ def caption_of(name: str) -> str | None:
                 words += unicodedata.name(chr(cp)).lower().split()
             continue
         if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece) or _NOT_WORDS.fullmatch(piece):
+            continue
+        if piece.lower() in TOOL_WORDS:  # as a whole ("WhatsApp", not "whats app")
+            words.append(piece.lower())
             continue
         words += [w.lower() for w in _CASE.split(piece) if w and not _NOT_WORDS.fullmatch(w)]
     # (a number written with a leading zero, "001_cat", "01 - sunset", is a counter wherever it is, not a count)
