@@ -707,7 +707,7 @@ def test_a_process_that_generates_ends_at_once_with_its_output_flushed_and_its_e
 def test_regional_guidance_draws_two_object_prompts_records_its_regions_and_redraws(tmp_path):
     """--regional changes the images of a two-object prompt, records its weight and region prompts, and --from
     redraws them; a one-object prompt, or a model whose tokenizer lacks a region prompt's words, draws exactly
-    as without it (and records nothing); a bad weight is one line and exit 2."""
+    as without it at the default (and records nothing); a bad weight is one line and exit 2."""
     from PIL import Image
 
     from conftest import TINY_CAPTIONS, build_tiny_folder
@@ -732,11 +732,11 @@ def test_regional_guidance_draws_two_object_prompts_records_its_regions_and_redr
     again = run("generate", "--from", on, "--weights", weights, "--out", tmp_path / "again", "--device", "cpu")
     assert again.exit_code == 0, again.stderr
     assert pixels(pngs(tmp_path / "again")[0]) == pixels(on)
-    one_off, one_on = draw("one-off", "a red bird", "--regional", "0"), draw("one-on", "a red bird", "--regional", "2")
+    one_off, one_on = draw("one-off", "a red bird", "--regional", "0"), draw("one-on", "a red bird")  # (the default)
     assert pixels(one_on) == pixels(one_off) and "regional" not in read_png_text(one_on)
     plain_tok = build_tiny_folder(tmp_path / "plain")  # its tokenizer never saw "right"
     p_off = draw("p-off", two, "--regional", "0", folder=plain_tok)
-    p_on = draw("p-on", two, "--regional", "2", folder=plain_tok)
+    p_on = draw("p-on", two, folder=plain_tok)  # (an explicit --regional is refused there: test_s40_options)
     assert pixels(p_on) == pixels(p_off) and "regions" not in read_png_text(p_on)
     for bad in ("-1", "101"):
         r = generate(weights, tmp_path / "bad", "--regional", bad, prompt=two)

@@ -889,7 +889,8 @@ def generate(
             check_negative(negative, sampling, asked=True)  # before the models load
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
-                      negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json)
+                      negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
+                      regional_asked="regional" in given)
 
 
 def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, redraws: int,
@@ -976,13 +977,14 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
               weights: Path, device: str, grid: bool, quiet: bool, negative: Optional[str] = None,
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
               auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None,
-              as_json: bool = False) -> None:
+              as_json: bool = False, regional_asked: bool = False) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
     it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
     prompt's files on stdout once they are written; auto_candidates
     draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP. before_drawing is
     called once every check has passed (vary's prompt line: a refusal is then its one line); as_json prints each
-    file as a line of JSON (Written.fields) instead of its path."""
+    file as a line of JSON (Written.fields) instead of its path; regional_asked: --regional was given (a weight
+    that no prompt draws with is refused, not ignored)."""
     from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
 
     check_out_folder(out_dir)
@@ -1006,6 +1008,11 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
 
         requests = [r if r.regions else replace(r, sampling=replace(r.sampling, guidance_stop=None))
                     for r in requests]
+    if regional_asked and sampling.regional > 0 and not any(r.regions for r in requests):
+        from t2i_cli.pipeline import regional_unused
+
+        raise regional_unused(sampling.regional, "no prompt of the file has such a pair" if lines else
+                              "this prompt has no such pair")
     image = None
     if spec is not None:
         from t2i_cli.image_prompt import build
@@ -1302,7 +1309,7 @@ def vary(
         _generate(prompt, n, None, seed, sampling, out_dir, weights_folder(weights), device, grid,
                   quiet, negative=negative, spec={"image": source, "strength": strength},
                   stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt,
-                  as_json=as_json)
+                  as_json=as_json, regional_asked="regional" in given_options(ctx))
 
 
 @app.command(cls=OneValueEach)
@@ -2211,7 +2218,7 @@ def eval_cmd(ctx: typer.Context,
                 raise UsageError(f"--draws must be in 1..{MAX_DRAWS}, with --n x --draws at most 10000; got "
                                  f"--draws {draws} and --n {n}")
             _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws, force,
-                       images_dir)
+                       images_dir, regional_asked="regional" in given_options(ctx))
             return
         if "draws" in given_options(ctx):
             raise UsageError("--draws belongs to --data (images per val caption); the world's tasks draw "
@@ -2357,7 +2364,7 @@ def _keep_judged(pipe, sampling, candidates: int, eval_seed: int, folder: Path):
 
 def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,
                quiet: bool, precision: str = "fp32", draws: int = 1, force: bool = False,
-               images_dir: Optional[Path] = None) -> None:
+               images_dir: Optional[Path] = None, regional_asked: bool = False) -> None:
     """t2i eval --data: the val split of any data source, as a table and optionally JSON."""
     from rich.table import Table
 
@@ -2396,7 +2403,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
                     write_new(folder_of_images, f"seed{seed}-val-{i:03d}-{picture}", ".png",
                               lambda tmp, png=png: tmp.write_bytes(png), "--images")
 
-        result = evaluate_data(pipe, data, n, seed, sampling, tick, draws, keep, keep_real)
+        result = evaluate_data(pipe, data, n, seed, sampling, tick, draws, keep, keep_real, regional_asked)
     result |= _eval_record(pipe, sampling)
     split = data.partition(":")[2] if data.startswith("world:") else "val"
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "

@@ -24,7 +24,7 @@ import torch
 from t2i_cli.data import CaptionDataset, open_source
 from t2i_cli.errors import DataError, UsageError
 from t2i_cli.models.dvae import code_usage, psnr
-from t2i_cli.pipeline import MAX_BATCH, Generated, TextToImage
+from t2i_cli.pipeline import MAX_BATCH, Generated, TextToImage, regional_unused
 from t2i_cli.sampling import SamplingConfig
 
 EVAL_BATCH = 32  # val images read, encoded and embedded at a time
@@ -124,13 +124,14 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
                   progress: Callable[[str, int, int], None] | None = None, draws: int = 1,
                   keep: Callable[[int, int, Generated], None] | None = None,
                   keep_real: Callable[[int, str, torch.Tensor, torch.Tensor, float, torch.Tensor], None] | None = None,
-                  ) -> dict[str, Any]:
+                  regional_asked: bool = False) -> dict[str, Any]:
     """Every measurement above on the val split of source, n val captions for generation, `draws` images drawn
     for each (1..MAX_BATCH; a small split's CLIP score and Frechet distance are steadier with more); the means and
     their 95% intervals, and each picture's own ("pictures": its file, caption, PSNR, bits and cosines). keep, if
     given, is called with each drawn image: keep(caption index, its seed, the Generated); keep_real with each val
     picture measured: keep_real(its index, its caption, the picture as the dVAE reads it (3, H, W), the dVAE's
-    reconstruction from its argmax codes, their PSNR, those codes (grid * grid,))."""
+    reconstruction from its argmax codes, their PSNR, those codes (grid * grid,)). regional_asked: `--regional` was
+    given, so a weight above 0 that no val caption draws with is refused (it would change nothing)."""
     if not 1 <= draws <= MAX_BATCH:
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {draws}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -152,12 +153,16 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
     if unknown:
         result["unknown_words"] = {"words": len(unknown), "examples": list(dict.fromkeys(unknown))[:5]}
     clip = b.clip
-    if clip is not None and sampling.guidance_stop is not None and not sampling.guided and not any(
-            pipe.request(c, sampling, warn=False).regions for i in range(count) for c in val.captions_at(i)):
+    asked = (regional_asked and sampling.regional > 0) or (sampling.guidance_stop is not None and not sampling.guided)
+    regions = clip is not None and asked and any(
+        pipe.request(c, sampling, warn=False).regions for i in range(count) for c in val.captions_at(i))
+    if clip is not None and sampling.guidance_stop is not None and not sampling.guided and not regions:
         # as generate refuses it, before any picture is read: there is nothing it would stop
         raise UsageError("--guidance-stop stops guidance, which --guidance 1 turns off, and regional guidance, which "
                          "no val caption draws with (only a caption of two objects in the world's grammar does); "
                          "leave it out")
+    if clip is not None and regional_asked and sampling.regional > 0 and not regions:
+        raise regional_unused(sampling.regional, "no val caption has such a pair")  # (before any picture is read)
     if clip is not None:
         side = clip.cfg.image_side
         fit = lambda t: torch.nn.functional.interpolate(t, size=(side, side), mode="area") \

@@ -71,6 +71,15 @@ def _auto(table: dict[str, str], device: torch.device, without_native_bf16: str)
     return precision
 
 
+def regional_unused(weight: float, which: str) -> UsageError:
+    """The refusal of --regional W (above 0) where no prompt draws regional guidance: it would draw exactly as
+    without it (README), and said nothing. which: "this prompt has no such pair", "no prompt of the file has such a
+    pair", "no val caption has such a pair"."""
+    return UsageError(f"--regional {weight:g} guides the two objects of a prompt in the world's grammar (\"a red bird "
+                      f"and a blue fish\", \"... above ...\"), and {which} whose words the model reads "
+                      f"whole, so it would draw exactly as without it; leave --regional out")
+
+
 def batch_seed(seed: int, start: int) -> int:
     """The generator seed of the batch whose first image has index `start`: each batch draws from its own
     generator, so `--from` redraws one image by decoding only its batch."""

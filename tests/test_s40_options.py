@@ -1,0 +1,85 @@
+"""Every option honoured or refused, never silently ignored (session 40): each test gives an option where it would
+change nothing and checks the one-line refusal, and that the same option where it acts is still taken."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import TINY_CAPTIONS, build_tiny_folder, one_line_failure, run
+from t2i_cli.images import read_png_text
+
+TWO = "a red bird and a blue fish"  # two objects in the world's grammar: regional guidance draws it with regions
+
+
+@pytest.fixture(scope="module")
+def regional_weights(tmp_path_factory) -> Path:
+    """A tiny weights folder whose tokenizer reads the region prompts of TWO whole ("... on the left")."""
+    return build_tiny_folder(tmp_path_factory.mktemp("w") / "w",
+                             captions=TINY_CAPTIONS + ["a pink tree on the right and a cat"])
+
+
+def _pngs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.png")) if folder.exists() else []
+
+
+def _generate(weights: Path, out: Path, *extra):
+    return run("generate", "--weights", weights, "--out", out, "--device", "cpu", "--n", "1", *extra)
+
+
+def test_regional_is_refused_where_no_prompt_draws_regional_guidance(regional_weights, tmp_path):
+    """`--regional W` (W > 0) on a prompt without two objects, or a --prompts file of none, drew exactly as without
+    it, exit 0 and nothing said; it is refused in one line (exit 2), nothing written. --regional 0 (off) is taken
+    there, and --regional W still draws a two-object prompt, or a file with one such line, with regions."""
+    w = regional_weights
+    line = one_line_failure(_generate(w, tmp_path / "one", "--regional", "3", "a red bird"), 2)
+    assert "--regional 3" in line and "this prompt has no such pair" in line and "leave --regional out" in line
+    assert not (tmp_path / "one").exists()
+    assert _generate(w, tmp_path / "off", "--regional", "0", "a red bird").exit_code == 0
+
+    r = _generate(w, tmp_path / "two", "--regional", "3", TWO)
+    assert r.exit_code == 0, r.stderr
+    assert read_png_text(_pngs(tmp_path / "two")[0])["regional"] == "3.0"
+
+    none, some = tmp_path / "none.txt", tmp_path / "some.txt"
+    none.write_text("a red bird\ntwo green cats\n")
+    some.write_text(f"a red bird\n{TWO}\n")
+    line = one_line_failure(_generate(w, tmp_path / "f1", "--regional", "3", "--prompts", none), 2)
+    assert "no prompt of the file has such a pair" in line
+    assert _generate(w, tmp_path / "f2", "--regional", "3", "--prompts", some).exit_code == 0
+    assert len(_pngs(tmp_path / "f2")) == 2
+
+
+def test_vary_refuses_regional_where_its_prompt_draws_none(regional_weights, tmp_path):
+    """vary --regional W of a picture whose prompt is one object (or the empty prompt) changed nothing, unsaid."""
+    src = tmp_path / "src.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(src)
+    args = ["vary", src, "--weights", regional_weights, "--device", "cpu", "--n", "1", "--out", tmp_path / "v"]
+    line = one_line_failure(run(*args, "--prompt", "a red bird", "--regional", "2"), 2)
+    assert "--regional 2" in line and "this prompt has no such pair" in line
+    assert not (tmp_path / "v").exists()
+    r = run(*args, "--prompt", TWO, "--regional", "2")
+    assert r.exit_code == 0, r.stderr
+
+
+def _data_folder(folder: Path, captions: list[str]) -> Path:
+    folder.mkdir()
+    for i, caption in enumerate(captions):
+        Image.new("RGB", (16, 16), (i * 40 % 256, 90, 7 * i % 256)).save(folder / f"p{i}.png")
+        (folder / f"p{i}.txt").write_text(caption + "\n")
+    return folder
+
+
+def test_eval_data_refuses_regional_where_no_val_caption_draws_regions(regional_weights, tmp_path):
+    """eval --data --regional W of a folder whose val captions hold no two objects drew every picture as without
+    it; refused before any picture is read (no --images folder made). With a caption of two objects it is taken."""
+    one = _data_folder(tmp_path / "one", ["a red bird"] * 4)
+    args = ["eval", "--weights", regional_weights, "--device", "cpu", "--n", "2", "-q"]
+    line = one_line_failure(run(*args, "--data", one, "--regional", "2", "--images", tmp_path / "i"), 2)
+    assert "no val caption has such a pair" in line
+    assert not (tmp_path / "i").exists()
+    two = _data_folder(tmp_path / "two", [TWO] * 4)
+    r = run(*args, "--data", two, "--regional", "2")
+    assert r.exit_code == 0, r.stderr
