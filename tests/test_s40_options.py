@@ -83,3 +83,28 @@ def test_eval_data_refuses_regional_where_no_val_caption_draws_regions(regional_
     two = _data_folder(tmp_path / "two", [TWO] * 4)
     r = run(*args, "--data", two, "--regional", "2")
     assert r.exit_code == 0, r.stderr
+
+
+def test_temperature_and_top_p_are_refused_beside_top_k_1(regional_weights, tmp_path):
+    """--top-k 1 keeps the most likely code alone, so --temperature and --top-p beside it drew the very bytes
+    they would without them, unsaid; refused on generate, vary and eval (exit 2, nothing written). Their neutral
+    values (1) are taken, and so is a temperature with --top-k above 1."""
+    w = regional_weights
+    line = one_line_failure(_generate(w, tmp_path / "a", "--top-k", "1", "--temperature", "5", "--top-p", "0.5",
+                                      "a red bird"), 2)
+    assert "--temperature 5 and --top-p 0.5 change nothing with --top-k 1" in line, line
+    assert not (tmp_path / "a").exists()
+    line = one_line_failure(_generate(w, tmp_path / "b", "--top-k", "1", "--top-p", "0.5", "a red bird"), 2)
+    assert line.startswith("error: --top-p 0.5 changes nothing with --top-k 1"), line
+    greedy = _generate(w, tmp_path / "c", "--top-k", "1", "--temperature", "1", "--top-p", "1", "a red bird")
+    assert greedy.exit_code == 0, greedy.stderr
+    assert _generate(w, tmp_path / "d", "--top-k", "2", "--temperature", "5", "a red bird").exit_code == 0
+
+    src = tmp_path / "src.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(src)
+    line = one_line_failure(run("vary", src, "--weights", w, "--device", "cpu", "--n", "1", "--out", tmp_path / "v",
+                                "--top-k", "1", "--temperature", "0.5"), 2)
+    assert "--temperature 0.5 changes nothing with --top-k 1" in line
+    line = one_line_failure(run("eval", "--weights", w, "--device", "cpu", "--n", "1", "--candidates", "1",
+                                "--top-k", "1", "--top-p", "0.9", "--json", tmp_path / "e.json"), 2)
+    assert "--top-p 0.9 changes nothing with --top-k 1" in line and not (tmp_path / "e.json").exists()

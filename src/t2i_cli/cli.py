@@ -1721,7 +1721,16 @@ def sampling_of(ctx: typer.Context):
 
     from t2i_cli.sampling import SamplingConfig
 
-    return SamplingConfig(**{f.name: ctx.params[f.name] for f in fields(SamplingConfig) if f.name in ctx.params})
+    sampling = SamplingConfig(**{f.name: ctx.params[f.name] for f in fields(SamplingConfig) if f.name in ctx.params})
+    # --top-k 1 keeps the most likely code alone: a temperature or a nucleus cannot change which (it drew the same
+    # bytes, unsaid); their neutral values (1) ask for nothing and are taken
+    moot = [f"{flag(k)} {ctx.params[k]:g}" for k in ("temperature", "top_p")
+            if k in given_options(ctx) and ctx.params[k] != 1]
+    if sampling.top_k == 1 and moot:
+        raise UsageError(f"{' and '.join(moot)} change{'s' if len(moot) == 1 else ''} nothing with --top-k 1, which "
+                         f"always takes the most likely code; leave {'it' if len(moot) == 1 else 'them'} out, or give "
+                         f"--top-k above 1")
+    return sampling
 
 
 def given_options(ctx: typer.Context) -> set[str]:
