@@ -108,3 +108,21 @@ def test_temperature_and_top_p_are_refused_beside_top_k_1(regional_weights, tmp_
     line = one_line_failure(run("eval", "--weights", w, "--device", "cpu", "--n", "1", "--candidates", "1",
                                 "--top-k", "1", "--top-p", "0.9", "--json", tmp_path / "e.json"), 2)
     assert "--top-p 0.9 changes nothing with --top-k 1" in line and not (tmp_path / "e.json").exists()
+
+
+def test_data_preview_refuses_list_skipped_of_the_world(tmp_path):
+    """`data preview world --list-skipped` printed nothing more (the world leaves no file out) and exit 0, as if
+    nothing had been asked; refused before the sheet is written. A folder's list is still printed."""
+    line = one_line_failure(run("data", "preview", "world:val", "--list-skipped", "--n", "1", "--side", "16",
+                                "--out", tmp_path / "w.png", "-q"), 2)
+    assert "--list-skipped" in line and "the world" in line
+    assert not (tmp_path / "w.png").exists()
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(2):
+        Image.new("RGB", (16, 16), (i * 90, 20, 20)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text("a red bird\n")
+    (data / "loose.png").write_bytes((data / "p0.png").read_bytes())  # no caption: skipped, and listed
+    r = run("data", "preview", data, "--list-skipped", "--n", "1", "--side", "16", "--out", tmp_path / "d.png", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert "loose.png" in r.stdout and (tmp_path / "d.png").is_file()

@@ -1884,6 +1884,9 @@ def data_preview(ctx: typer.Context,
         if augment is not None and (source == "world" or source.startswith("world:")):
             raise UsageError("--crop and --flip show a folder's or manifest's pictures as training does; the world "
                              "is never cropped or mirrored: leave them out")
+        if list_skipped and (source == "world" or source.startswith("world:")):  # (it printed nothing, exit 0)
+            raise UsageError("--list-skipped lists the files (or manifest lines) a folder or manifest leaves out; the "
+                             "world draws its scenes and leaves none out: leave it out")
         target = preview_path(out_path, force)
         try:
             with progress_bar(quiet) as bar:
