@@ -126,3 +126,21 @@ def test_data_preview_refuses_list_skipped_of_the_world(tmp_path):
     r = run("data", "preview", data, "--list-skipped", "--n", "1", "--side", "16", "--out", tmp_path / "d.png", "-q")
     assert r.exit_code == 0, r.stderr
     assert "loose.png" in r.stdout and (tmp_path / "d.png").is_file()
+
+
+def test_export_refuses_half_of_a_tokenizer_alone(tmp_path):
+    """`export TOKENIZER_RUN --to W --half` wrote tokenizer.json as ever (it holds no float tensors) and said
+    nothing of --half; refused before the folder is made. Beside a run with a model, --half is taken."""
+    data = tmp_path / "d"
+    data.mkdir()
+    for i, caption in enumerate(TINY_CAPTIONS):
+        Image.new("RGB", (16, 16), (i * 40, 20, 20)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text(caption + "\n")
+    tok = tmp_path / "tok"
+    r = run("train", "--stage", "tokenizer", "--data", data, "--out", tok, "--preset", "tiny", "-q")
+    assert r.exit_code == 0, r.stderr
+    line = one_line_failure(run("export", tok, "--to", tmp_path / "w", "--half"), 2)
+    assert "--half" in line and "tokenizer.json holds none" in line, line
+    assert not (tmp_path / "w").exists()
+    assert run("export", tok, "--to", tmp_path / "w").exit_code == 0  # without --half: exported
+    assert (tmp_path / "w" / "tokenizer.json").is_file()

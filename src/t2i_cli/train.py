@@ -1247,6 +1247,9 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
                     f"export the later run's (as for a dVAE whose decoder was fine-tuned) or export runs that fit "
                     f"together")
             planned[name], owner[name] = src, run_dir  # with force, the later run's file
+    if half and not any(src.suffix == ".safetensors" for src in planned.values()):  # (it was taken, and did nothing)
+        raise UsageError(f"--half stores models' float tensors in fp16, and {', '.join(planned) or 'nothing'} "
+                         f"holds none (a tokenizer run exports its tokenizer.json alone): leave --half out")
     configs = {}
     for name, src in planned.items():
         if src.suffix == ".safetensors":
