@@ -144,3 +144,26 @@ def test_export_refuses_half_of_a_tokenizer_alone(tmp_path):
     assert not (tmp_path / "w").exists()
     assert run("export", tok, "--to", tmp_path / "w").exit_code == 0  # without --half: exported
     assert (tmp_path / "w" / "tokenizer.json").is_file()
+
+
+def test_guidance_stop_before_the_first_code_an_image_prompt_draws_is_refused(regional_weights, tmp_path):
+    """`--image SRC --keep-top 0.5 --guidance-stop 0.5` stopped guidance where the first drawn code is: every code
+    was drawn unguided, so --guidance (and a --negative) drew the same bytes whatever their values, exit 0. It is
+    refused (exit 2, nothing written), as is a mask whose redrawn cells all come after the stop; a stop past the
+    first drawn code is taken."""
+    w = regional_weights
+    src, mask = tmp_path / "src.png", tmp_path / "mask.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(src)
+    m = Image.new("L", (16, 16), 0)
+    m.paste(255, (8, 8, 16, 16))  # the bottom-right quarter: its cells come after the first half of the codes
+    m.save(mask)
+    line = one_line_failure(_generate(w, tmp_path / "a", "--image", src, "--keep-top", "0.5", "--guidance-stop",
+                                      "0.5", "a red bird"), 2)
+    assert "--guidance-stop 0.5 stops guidance at code" in line and "give --guidance-stop above 0.5" in line, line
+    assert not (tmp_path / "a").exists()
+    line = one_line_failure(_generate(w, tmp_path / "b", "--image", src, "--mask", mask, "--redraws", "1",
+                                      "--guidance-stop", "0.25", "a red bird"), 2)
+    assert "--guidance-stop 0.25" in line and "draws no code before" in line, line
+    r = _generate(w, tmp_path / "c", "--image", src, "--keep-top", "0.5", "--guidance-stop", "0.9", "a red bird")
+    assert r.exit_code == 0, r.stderr
+    assert read_png_text(_pngs(tmp_path / "c")[0])["guidance_stop"] == "0.9"

@@ -1018,6 +1018,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         from t2i_cli.image_prompt import build
 
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
+        _check_guidance_reaches(image, sampling)
     made = missing_folders(out_dir)
     make_folder(out_dir, "--out")
     remove_temporaries(out_dir, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed generate's or vary's
@@ -1070,6 +1071,24 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         # the files kept (Ctrl-C, a full disk), named as a finished run names them
         _name_paths(paths, named, as_json=as_json)
         raise
+
+
+def _check_guidance_reaches(image, sampling) -> None:
+    """Refuse a --guidance-stop at or before the first code an image prompt draws (`--image SRC --keep-top 0.5
+    --guidance-stop 0.5`): every drawn code came after the stop, so --guidance, a --negative and regional guidance
+    drew the same bytes whatever their values, unsaid. (vary draws its own cells per image: not known here.)"""
+    if sampling.guidance_stop is None or image.keep is None or bool(image.keep.all()):
+        return
+    import math
+
+    n = image.keep.numel()
+    first = int((~image.keep).nonzero()[0])  # the first code it draws (the codes before it are the source's)
+    stop = math.ceil(round(sampling.guidance_stop * n, 9))  # (as sampling.draw_codes stops)
+    if first >= stop:
+        raise UsageError(f"--guidance-stop {sampling.guidance_stop:g} stops guidance at code {stop} of {n}, and this "
+                         f"image prompt draws no code before code {first} (it keeps the source's): --guidance, a "
+                         f"--negative and regional guidance would change nothing; give --guidance-stop above "
+                         f"{first / n:g}, or leave it out")
 
 
 class Written(typing.NamedTuple):
