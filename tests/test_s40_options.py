@@ -167,3 +167,28 @@ def test_guidance_stop_before_the_first_code_an_image_prompt_draws_is_refused(re
     r = _generate(w, tmp_path / "c", "--image", src, "--keep-top", "0.5", "--guidance-stop", "0.9", "a red bird")
     assert r.exit_code == 0, r.stderr
     assert read_png_text(_pngs(tmp_path / "c")[0])["guidance_stop"] == "0.9"
+
+
+def test_a_patience_that_cannot_stop_a_new_run_is_said(tmp_path):
+    """`train --patience 2` on a run whose --sample-every leaves it two validations or fewer to look at (a short
+    run at the preset's 500) trained every step as without it, unsaid; it warns once (in metrics.jsonl too), as a
+    decay --ema cannot reach is said. A run with enough validations says nothing of it."""
+    import json
+
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(24):  # (a twentieth, at least one, is held out for validation)
+        Image.new("RGB", (16, 16), (i * 10, 20, 200 - i * 8)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text(TINY_CAPTIONS[i % len(TINY_CAPTIONS)] + "\n")
+    args = ["train", "--stage", "dvae", "--preset", "tiny", "--data", data, "--workers", "0", "--device", "cpu", "-q",
+            "--steps", "4", "--patience", "2"]
+    r = run(*args, "--out", tmp_path / "short")
+    assert r.exit_code == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if "--patience 2" in line]
+    assert len(said) == 1 and "looks at 0 validations: it cannot stop early" in said[0], r.stderr
+    assert "give --sample-every at most 1 for it to act" in said[0], said
+    logged = [json.loads(line) for line in (tmp_path / "short" / "metrics.jsonl").read_text().splitlines()]
+    assert any("--patience 2" in row.get("warning", "") for row in logged)
+    r = run(*args, "--sample-every", "1", "--out", tmp_path / "enough")
+    assert r.exit_code == 0, r.stderr
+    assert "cannot stop early" not in r.stderr, r.stderr

@@ -712,6 +712,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     too_short = ema.covers(cfg.steps) if ema is not None and start == 0 else None
     if too_short:
         notes.append(too_short)
+    if start == 0 and getattr(stage, "val", None) is not None and len(stage.val) \
+            and (unused := patience_unused(cfg)):  # (a run without validation is said so where it opens its data)
+        notes.append(unused)
     logger.log(start, {"precision": precision})  # what --precision meant at this start
     for text in notes if dd.is_main else ():
         logger.log(start, {"warning": text})
@@ -892,6 +895,23 @@ def stopped_early(run_dir: Path, steps: int) -> bool:
     early_stop line at that step)."""
     metrics = Path(run_dir) / "metrics.jsonl"
     return metrics.is_file() and any(r.get("early_stop") and r["step"] == steps for r in read_metrics(metrics))
+
+
+def patience_unused(cfg: TrainConfig) -> str | None:
+    """Why cfg.patience cannot stop a new run of cfg.steps steps, or None: it looks at the validation loss at every
+    --sample-every step and stops after `patience` validations without a new best, so it needs more than `patience`
+    of them (the final validation of a run whose steps are not a multiple of sample_every is not looked at). A run
+    of too few (`--steps 300 --patience 2`, validated every 500 steps) trained its every step, unsaid."""
+    if not cfg.patience or not cfg.sample_every:
+        return None
+    looks = cfg.steps // cfg.sample_every
+    if looks > cfg.patience:
+        return None
+    return (f"--patience {cfg.patience} stops after {counted(cfg.patience, 'validation')} without a new best, and a "
+            f"run of {cfg.steps:,} steps validated every --sample-every {cfg.sample_every:,} steps looks at "
+            f"{counted(looks, 'validation')}: it cannot stop early; "
+            + (f"give --sample-every at most {cfg.steps // (cfg.patience + 1):,} for it to act"
+               if cfg.steps > cfg.patience else f"a run of more than {cfg.patience} steps can"))
 
 
 def stalled(val_history: list[tuple[int, float]], patience: int) -> bool:
