@@ -438,11 +438,36 @@ def check_replaceable(path: Path, looks_like: Callable[[Any], bool], named: str,
     raise UsageError(f"{named} exists and is not {what}; move it away, or add --force to replace it")
 
 
+# Letters that Unicode does not decompose into a base letter and marks, as they are written without the mark (file
+# names and the sheets' labels, images.drawable).
+UNMARKED = str.maketrans({"ß": "ss", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "æ": "ae",
+                          "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D",
+                          "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."})
+
+
+def _meant(ch: str) -> bool:
+    """Whether a character carries meaning in a prompt: a letter, a mark on one, a digit, a symbol such as an emoji."""
+    category = unicodedata.category(ch)
+    return category[0] in "LMN" or category == "So"
+
+
 def safe_stem(text: str, max_len: int = 48) -> str:
-    """A file-name stem from free text: ASCII letters, digits and dashes only, bounded length."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:max_len].rstrip("-")
-    return stem or "image"
+    """A file-name stem from free text: ASCII letters, digits and dashes only, bounded length. Letters with an ASCII
+    form are written in it ("café" -> cafe, "Straße" -> strasse); where letters, digits or emoji without one are left
+    out (Chinese, Cyrillic, Arabic, "🐦"), the stem ends in 8 hex digits of a hash of the prompt's words as the model
+    reads them (NFKC, lower case), so that two such prompts get two names ("红色的鸟" -> image-1b2e3f4a) where they
+    were all "image", told apart only by a counter that numbered one prompt's files after another's."""
+    marked = unicodedata.normalize("NFKD", text.translate(UNMARKED))
+    # a mark is part of its letter; any other character outside ASCII (a space of another width, a zero-width one,
+    # a letter of another script) parts words, as the tokenizer's pre-tokenizer parts them
+    ascii_text = "".join(ch if ch.isascii() else "" if unicodedata.combining(ch) else " " for ch in marked)
+    stem = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if not any(not ch.isascii() and not unicodedata.combining(ch) and _meant(ch) for ch in marked):
+        return stem[:max_len].rstrip("-") or "image"
+    read = unicodedata.normalize("NFKC", text).lower()
+    words = re.sub(r"-+", "-", "".join(ch if _meant(ch) else "-" for ch in read)).strip("-")
+    digest = hashlib.sha256(words.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{stem[:max(0, max_len - 9)].rstrip('-') or 'image'}-{digest}"[-max_len:].lstrip("-")
 
 
 MAX_NAMES = 100_000  # stem-000 .. stem-99999

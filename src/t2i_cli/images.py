@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
 from t2i_cli.errors import DataError
-from t2i_cli.files import atomic_write_bytes
+from t2i_cli.files import UNMARKED, atomic_write_bytes
 
 # Pillow's own decompression-bomb limit (about 89 megapixels warns, twice that raises); we make the
 # warning an error too, so a bomb is refused before it is decoded.
@@ -298,12 +298,6 @@ def attention_strip(image: torch.Tensor, maps: list[tuple[str, torch.Tensor]], s
     return contact_sheet(panels, labels, columns=len(panels), label_height=26)
 
 
-# Letters that Unicode does not decompose into a base letter and marks, as they are written without the mark.
-_UNMARKED = str.maketrans({"ß": "ss", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "æ": "ae",
-                           "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D",
-                           "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."})
-
-
 def drawable(text: str) -> str:
     """text as the sheets' font can draw it: Pillow's built-in font has glyphs for ASCII alone, so a letter
     with a mark is drawn without it ("café" as "cafe", "Straße" as "Strasse") rather than as a box; what has no
@@ -313,7 +307,7 @@ def drawable(text: str) -> str:
     if text.isascii():
         return text
     out = []
-    for ch in text.translate(_UNMARKED):
+    for ch in text.translate(UNMARKED):
         if ch.isascii():
             out.append(ch)
             continue

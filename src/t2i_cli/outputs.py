@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -30,7 +31,15 @@ def is_t2i_sheet(text: dict[str, str], path: Path) -> bool:
     if text.get(SHEET_KEY):
         return True
     stem = _NUMBERED.sub("", Path(path).stem)
-    return "t2i" in text and "prompt" in text and stem == safe_stem(text["prompt"]) + "-grid"
+    return "t2i" in text and "prompt" in text and stem in (safe_stem(text["prompt"]) + "-grid",
+                                                           _stem_without_hash(text["prompt"]) + "-grid")
+
+
+def _stem_without_hash(prompt: str) -> str:
+    """safe_stem as the t2i that wrote unmarked grids wrote it: letters without an ASCII form left out, no hash
+    ("红色的鸟" -> image), so that such a grid is still known by its name."""
+    ascii_text = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:48].rstrip("-") or "image"
 
 
 def provenance(g: Generated, seed: int, n: int, sampling: SamplingConfig, identity: str,

@@ -1,0 +1,35 @@
+"""Session 40: captions and prompts in other languages and scripts (accented Latin in NFC and NFD, Cyrillic, Chinese
+and Japanese without spaces, Arabic and Hebrew, emoji)."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+from conftest import build_tiny_folder, run
+from t2i_cli.files import safe_stem
+
+NFD_CAFE = unicodedata.normalize("NFD", "un café noir")
+CAPTIONS = ["红色的鸟", "蓝色的鱼", "红色的房子", "красная птица", "синяя рыба", "un café noir", "grüne Straße"]
+
+
+def test_prompts_without_ascii_letters_get_names_of_their_own(tmp_path: Path):
+    """Every prompt in Chinese, Cyrillic, Arabic or emoji was written as image-NNN.png: two prompts in one folder were
+    told apart only by a counter that numbered one's files after the other's (蓝色的鱼 drew image-001 after 红色的鸟's
+    image-000). Such a name now ends in a hash of the prompt's words as the model reads them: two prompts, two
+    names; the same prompt in another case or Unicode form, one name."""
+    weights = build_tiny_folder(tmp_path / "w", captions=CAPTIONS)
+    out = tmp_path / "out"
+    names = {}
+    for prompt in ["红色的鸟", "蓝色的鱼", "красная птица", "Красная  птица", "🐦", "🐟", "un café noir", NFD_CAFE]:
+        r = run("generate", prompt, "--weights", weights, "--out", out, "--candidates", "1", "-q")
+        assert r.exit_code == 0, r.stderr
+        names[prompt] = Path(r.stdout.strip()).name
+    assert names["红色的鸟"].startswith("image-") and names["红色的鸟"].endswith("-000.png")
+    assert len({names[p] for p in ["红色的鸟", "蓝色的鱼", "красная птица", "🐦", "🐟"]}) == 5
+    assert all(name.endswith("-000.png") for p, name in names.items() if p not in ("Красная  птица", NFD_CAFE))
+    assert names["Красная  птица"] == names["красная птица"].replace("-000.png", "-001.png")
+    assert (names["un café noir"], names[NFD_CAFE]) == ("un-cafe-noir-000.png", "un-cafe-noir-001.png")
+    # letters with an ASCII form keep it; a zero-width space parts words as the tokenizer parts them
+    assert safe_stem("grüne Straße") == "grune-strasse" and safe_stem("a\u200bred bird") == "a-red-bird"
+    assert safe_stem("mixed 红色 rouge").startswith("mixed-rouge-") and safe_stem("???") == "image"
