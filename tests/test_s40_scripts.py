@@ -33,3 +33,15 @@ def test_prompts_without_ascii_letters_get_names_of_their_own(tmp_path: Path):
     # letters with an ASCII form keep it; a zero-width space parts words as the tokenizer parts them
     assert safe_stem("grüne Straße") == "grune-strasse" and safe_stem("a\u200bred bird") == "a-red-bird"
     assert safe_stem("mixed 红色 rouge").startswith("mixed-rouge-") and safe_stem("???") == "image"
+
+
+def test_sheet_labels_draw_decomposed_accents_as_composed_ones():
+    """A caption in NFD (macOS file names, `t2i data caption` of `crème-brûlée.png`) was drawn on `data preview`,
+    `--grid` and rerank sheets with a box after each accented letter ("cafe▯ noir"), where its NFC form was drawn as
+    "cafe noir"."""
+    from t2i_cli.images import drawable
+
+    for text in ["un café noir", "crème brûlée", "grüne Straße", "con cá màu xanh"]:
+        assert drawable(unicodedata.normalize("NFD", text)) == drawable(text)
+    assert drawable(NFD_CAFE) == "un cafe noir" and drawable("q\u0301 ё") == "q ё"
+    assert drawable(unicodedata.normalize("NFD", "ёж")) == "ёж"  # a mark on a letter without an ASCII form stays

@@ -301,16 +301,19 @@ def attention_strip(image: torch.Tensor, maps: list[tuple[str, torch.Tensor]], s
 def drawable(text: str) -> str:
     """text as the sheets' font can draw it: Pillow's built-in font has glyphs for ASCII alone, so a letter
     with a mark is drawn without it ("café" as "cafe", "Straße" as "Strasse") rather than as a box; what has no
-    ASCII form (日本, ж) stays as it is, a box a character."""
+    ASCII form (日本, ж) stays as it is, a box a character. A caption in decomposed form (NFD, as macOS writes file
+    names: "cafe" and a combining accent) is composed first: its accent was drawn as a box after the letter."""
     import unicodedata
 
     if text.isascii():
         return text
-    out = []
-    for ch in text.translate(UNMARKED):
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFC", text).translate(UNMARKED):
         if ch.isascii():
             out.append(ch)
             continue
+        if unicodedata.combining(ch) and out and out[-1].isascii():  # a mark no letter composes with ("q" and an
+            continue  # accent): the letter is drawn without it
         base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
         out.append(base if base and base.isascii() else ch)
     return "".join(out)
