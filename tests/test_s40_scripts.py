@@ -45,3 +45,33 @@ def test_sheet_labels_draw_decomposed_accents_as_composed_ones():
         assert drawable(unicodedata.normalize("NFD", text)) == drawable(text)
     assert drawable(NFD_CAFE) == "un cafe noir" and drawable("q\u0301 ё") == "q ё"
     assert drawable(unicodedata.normalize("NFD", "ёж")) == "ёж"  # a mark on a letter without an ASCII form stays
+
+
+def test_unknown_word_warning_reads_scripts_without_spaces_by_their_pieces(tmp_path: Path):
+    """The pre-tokenizer splits at spaces, so a Chinese or Japanese prompt is one "word", which the tokenizer reads as
+    the pieces it learned: "红色的鱼" (红色的 + 鱼, both in the captions) was warned about as "not in the tokenizer's
+    vocabulary ... may be ignored", on every new combination of known words, where "a red fish" was not. Only an
+    unknown piece is warned about there; a spaced script's word split into pieces still is."""
+    weights = build_tiny_folder(tmp_path / "w", captions=CAPTIONS + ["a red bird", "a blue fish"])
+    from t2i_cli.models.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.from_file(weights / "tokenizer.json")
+    assert len(tok.encode("红色的鱼", 12).ids) == 12 and tok.unread_words("红色的鱼") == ([], 1)
+    assert tok.decode(tok.encode("红色的鱼", 12).ids).split() == ["红色的", "鱼"]  # known pieces, as a red fish's
+    for prompt, warned in [("红色的鱼", None), ("a red fish", None), ("赤い鱼", "赤い鱼"), ("a zebra", "zebra")]:
+        r = run("generate", prompt, "--weights", weights, "--out", tmp_path / "out", "--candidates", "1")
+        assert r.exit_code == 0, r.stderr
+        said = [line for line in r.stderr.splitlines() if "not in the tokenizer's vocabulary" in line]
+        assert said == ([] if warned is None else [said[0]]) and (warned is None or said[0].endswith(f": {warned}"))
+
+
+def test_words_of_a_decomposed_prompt_keep_their_last_accent(tiny_weights: Path):
+    """A word of an NFD prompt (macOS, copied from a file name) ending in an accented letter was named without its
+    accent in the unknown-word warning and rerank --explain's word list: "cafe" for "café"."""
+    from t2i_cli.models.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.from_file(tiny_weights / "tokenizer.json")
+    assert [w for w, _ in tok.words(NFD_CAFE, 12)] == NFD_CAFE.split()
+    assert unicodedata.normalize("NFD", "café") in tok.encode(NFD_CAFE, 12).unknown_words  # the model's, English
+    assert tok.encode(unicodedata.normalize("NFD", "crème brûlée"), 12).unknown_words == \
+        unicodedata.normalize("NFD", "crème brûlée").split()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,7 @@ class TextTokenizer:
         spans: dict[tuple[int, int], list[int]] = {}
         for pos, word_index in enumerate(enc.word_ids[:text_len]):
             if word_index is not None:
-                spans.setdefault(enc.word_to_chars(word_index), []).append(pos)
+                spans.setdefault(_whole(text, enc.word_to_chars(word_index)), []).append(pos)
         return [(text[start:end], positions) for (start, end), positions in spans.items()]
 
     def empty(self, text_len: int) -> list[int]:
@@ -170,13 +171,38 @@ class TextTokenizer:
 
     @staticmethod
     def _word(text: str, enc, word_index: int) -> str:
-        start, end = enc.word_to_chars(word_index)
+        start, end = _whole(text, enc.word_to_chars(word_index))
         return text[start:end]
 
     def _unknown_words(self, text: str, enc) -> list[str]:
-        """Words that became [UNK] or were split into several pieces (a trained word is one piece)."""
+        """Words that became [UNK] or were split into several pieces (a trained word is one piece). A word of a
+        script written without spaces (Chinese, Japanese, Thai) is a phrase, or a whole caption, to the
+        pre-tokenizer, which splits at spaces: its pieces are the words the tokenizer learned, so only an [UNK]
+        says it holds what the model never saw ("红色的鱼" as "红色的" and "鱼" read as unknown where "a red fish"
+        did not)."""
         words: dict[str, None] = {}  # in order, each once (a list's `in` made a long prompt quadratic)
         for word_index, ids in self._pieces(enc).items():
-            if len(ids) > 1 or self.unk_id in ids:
-                words.setdefault(self._word(text, enc, word_index))
+            word = self._word(text, enc, word_index)
+            if self.unk_id in ids or (len(ids) > 1 and not _unspaced(word)):
+                words.setdefault(word)
         return list(words)
+
+
+# Scripts written without spaces between words: Thai and Lao, Myanmar, Khmer, Hiragana and Katakana, CJK ideographs
+_UNSPACED = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF), (0x31F0, 0x31FF),
+             (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F), (0x20000, 0x3FFFF))
+
+
+def _unspaced(word: str) -> bool:
+    """Whether a word holds a character of a script written without spaces between words."""
+    return any(lo <= ord(ch) <= hi for ch in word for lo, hi in _UNSPACED)
+
+
+def _whole(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """A word's span in text taken on over the combining marks after it: the library maps a letter and its mark in
+    decomposed form (NFD, "e" and U+0301), which NFKC makes one letter, to the letter alone, so a word of an NFD
+    prompt was named without its last accent ("cafe" for "café")."""
+    start, end = span
+    while end < len(text) and unicodedata.combining(text[end]):
+        end += 1
+    return start, end
