@@ -75,3 +75,23 @@ def test_words_of_a_decomposed_prompt_keep_their_last_accent(tiny_weights: Path)
     assert unicodedata.normalize("NFD", "café") in tok.encode(NFD_CAFE, 12).unknown_words  # the model's, English
     assert tok.encode(unicodedata.normalize("NFD", "crème brûlée"), 12).unknown_words == \
         unicodedata.normalize("NFD", "crème brûlée").split()
+
+
+def test_a_prompt_file_line_in_another_unicode_form_is_a_repeat(tmp_path: Path):
+    """A --prompts line in decomposed form (NFD) and one in composed form read the same to the model (NFKC), but were
+    both drawn: the same images twice, under two names. Now the later is a repeat, said in the one warning. The
+    world's prompt parser reads them composed (NFC) too: a decomposed accent on a colour word read as that colour."""
+    from t2i_cli.prompt_file import read_prompts
+    from t2i_cli.world.captions import parse_prompt, region_prompts
+
+    weights = build_tiny_folder(tmp_path / "w", captions=CAPTIONS)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(f"un café noir\n{NFD_CAFE}\nUn Café  Noir\n红色的鸟\n", encoding="utf-8")
+    assert [p.line for p in read_prompts(prompts).prompts] == [1, 4]
+    r = run("generate", "--prompts", prompts, "--weights", weights, "--out", tmp_path / "out", "--candidates", "1")
+    assert r.exit_code == 0, r.stderr
+    assert "2 lines repeat an earlier prompt" in r.stderr and "line 2 (line 1), line 3 (line 1)" in r.stderr
+    assert len(r.stdout.split()) == 2
+    nfd = unicodedata.normalize("NFD", "a blué bird and a red fish")
+    assert parse_prompt(nfd) == parse_prompt("a blué bird and a red fish") and region_prompts(nfd) is None
+    assert region_prompts("a blue bird and a red fish") is not None
