@@ -95,3 +95,40 @@ def test_a_prompt_file_line_in_another_unicode_form_is_a_repeat(tmp_path: Path):
     nfd = unicodedata.normalize("NFD", "a blué bird and a red fish")
     assert parse_prompt(nfd) == parse_prompt("a blué bird and a red fish") and region_prompts(nfd) is None
     assert region_prompts("a blue bird and a red fish") is not None
+
+
+def _picture(path: Path, colour: tuple[int, int, int]) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), colour).save(path)
+    return path
+
+
+def test_a_picture_and_its_caption_named_in_two_unicode_forms_are_a_pair(tmp_path: Path):
+    """A Mac writes "café.png" decomposed (NFD); a caption file written on Linux or Windows, or a manifest, names it
+    composed (NFC). The two names look alike everywhere, yet the folder said "caption without image: café.txt" and
+    "image without caption: café.png" (and `data caption` would have written a second café.txt beside the first),
+    a manifest said "missing image", and rerank ranked the picture with no prompt. Now they are one name, as the
+    letter case of a name already was."""
+    from t2i_cli import data
+
+    nfc, nfd = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    _picture(pics / f"{nfd}.png", (200, 30, 30))
+    (pics / f"{nfc}.txt").write_text("un café\n", encoding="utf-8")
+    _picture(pics / f"{nfc}-2.png", (30, 30, 200))
+    (pics / f"{nfd}-2.txt").write_text("un autre café\n", encoding="utf-8")
+    ds = data.open_source(str(pics), 16, list_skipped=True)
+    assert sorted(captions for _, captions in ds.pairs) == [["un autre café"], ["un café"]]
+    assert ds.skipped_message() is None
+    assert "nothing to write" in run("data", "caption", pics, "--dry-run").stdout
+    assert data.caption_beside(pics / f"{nfd}.png") == (pics / f"{nfc}.txt", "un café")  # rerank's reading
+
+    manifest = tmp_path / "ds"
+    manifest.mkdir()
+    _picture(manifest / f"{nfd}.png", (200, 30, 30))
+    _picture(manifest / "other.png", (30, 200, 30))
+    (manifest / "metadata.csv").write_text(f"file_name,text\n{nfc}.png,un café\nother.png,green\n", encoding="utf-8")
+    ds = data.open_source(str(manifest / "metadata.csv"), 16, list_skipped=True)
+    assert sorted(captions for _, captions in ds.pairs) == [["green"], ["un café"]] and ds.skipped_message() is None

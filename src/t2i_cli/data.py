@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,6 +325,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         if not lines:
             skipped.add("empty caption", image)
             continue
+        if not image.exists() and (other := _in_other_form(image)) is not None:
+            image = other
         if not image.is_file():
             skipped.add("image path naming a folder" if image.is_dir() else
                         "missing image (its path holds a \\, which is no folder separator here: write /)"
@@ -633,9 +636,12 @@ def _looks_like_manifest(path: Path) -> bool:
 
 
 def caption_beside(picture: Path) -> tuple[Path, str] | None:
-    """The caption file beside a picture, as a folder of pairs holds it (NAME.txt, or NAME.TXT), and its first
-    caption (line); None where there is none, or it is over MAX_CAPTION_FILE, unreadable or not text."""
-    for txt in (picture.with_suffix(".txt"), picture.with_suffix(".TXT")):
+    """The caption file beside a picture, as a folder of pairs holds it (NAME.txt, or NAME.TXT, its name's accents
+    composed or decomposed alike: a Mac's "café.png" beside a "café.txt" written elsewhere), and its first caption
+    (line); None where there is none, or it is over MAX_CAPTION_FILE, unreadable or not text."""
+    names = dict.fromkeys(picture.with_name(unicodedata.normalize(form, picture.stem) + suffix)
+                          for form in ("NFC", "NFD") for suffix in (".txt", ".TXT"))
+    for txt in sorted(names, key=lambda t: t.stem != picture.stem):  # its own form first
         try:
             if txt.is_file() and txt.stat().st_size <= MAX_CAPTION_FILE:
                 lines = _caption_lines(_caption_text(txt.read_bytes()))
@@ -730,6 +736,23 @@ def files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     return files, runs, sorted(unreadable)
 
 
+def _in_other_form(path: Path) -> Path | None:
+    """path in the other Unicode form, where only that exists: a manifest written on Linux or Windows names "thé.png"
+    composed (NFC) where macOS, or a zip made there, wrote the file decomposed (NFD), or the other way round; the
+    two look alike everywhere, and the picture was a "missing image"."""
+    for form in ("NFC", "NFD"):
+        other = Path(unicodedata.normalize(form, str(path)))
+        if other != path and other.exists():
+            return other
+    return None
+
+
+def _folded(stem: Path) -> Path:
+    """A picture's or caption's stem as macOS' and Windows' file systems compare names: letter case aside, and
+    composed (NFC) or decomposed (NFD) accents alike ("café.png" from a Mac beside a "café.txt" written elsewhere)."""
+    return stem.parent / unicodedata.normalize("NFC", unicodedata.normalize("NFC", stem.name).casefold())
+
+
 def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file (.TXT and
     other cases too; an exact .txt first; a stem in other letter case where that is the one match)."""
@@ -764,10 +787,10 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             skipped.add(f"second caption file of one name (read: {texts[p.with_suffix('')].name})", p)
         else:
             texts[p.with_suffix("")] = p
-    # A caption whose name differs from its picture's in letter case alone (IMG_0001.JPG, img_0001.txt) is its
-    # caption when no picture has its exact name and it is the only such caption (macOS' and Windows' file
-    # systems call them one name).
-    fold = lambda stem: stem.parent / stem.name.casefold()  # noqa: E731
+    # A caption whose name differs from its picture's in letter case alone (IMG_0001.JPG, img_0001.txt), or in the
+    # Unicode form of its accents, is its caption when no picture has its exact name and it is the only such
+    # caption (macOS' and Windows' file systems call them one name).
+    fold = _folded
     folded: dict[Path, list[Path]] = {}
     for stem, txt in texts.items():
         if stem not in stems:
@@ -785,9 +808,8 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 and uncaptioned[fold(image.with_suffix(""))] == 1:
             txt = alike[0]
         if txt is None:
-            whole_name = (image.name + ".txt").casefold()  # photo.jpg.txt, as some captioning tools name it (any case)
-            whole = next((t for t in texts.values()
-                          if t.parent == image.parent and t.name.casefold() == whole_name), None)
+            whole_name = fold(image.with_name(image.name + ".txt"))  # photo.jpg.txt, as some captioning tools name it
+            whole = next((t for t in texts.values() if fold(t) == whole_name), None)  # (any case)
             if whole is not None and whole.with_suffix("") not in stems:
                 skipped.add(WHOLE_NAME_CAPTION, image)
                 captioned.setdefault(whole, image)  # (not a caption without image as well)
