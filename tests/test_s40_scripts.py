@@ -132,3 +132,23 @@ def test_a_picture_and_its_caption_named_in_two_unicode_forms_are_a_pair(tmp_pat
     (manifest / "metadata.csv").write_text(f"file_name,text\n{nfc}.png,un café\nother.png,green\n", encoding="utf-8")
     ds = data.open_source(str(manifest / "metadata.csv"), 16, list_skipped=True)
     assert sorted(captions for _, captions in ds.pairs) == [["green"], ["un café"]] and ds.skipped_message() is None
+
+
+def test_a_long_word_without_spaces_is_said_in_brief(tiny_weights: Path, tmp_path: Path):
+    """A prompt of one long word (a paragraph of Chinese or Japanese, which has no spaces, a pasted hash) was printed
+    whole in the unknown-word warning, and a --prompts line whole in both its warnings: a line of 100,000 characters
+    for a prompt of 100,000. Each word is now shown to 40 characters and its length, at most 20 words, and a line's
+    prompt to 60."""
+    r = run("generate", "ab" * 5000, "--weights", tiny_weights, "--out", tmp_path / "o", "--candidates", "1")
+    assert r.exit_code == 0, r.stderr
+    assert max(map(len, r.stderr.splitlines())) < 400 and "... (10,000 characters)" in r.stderr
+    r = run("generate", " ".join(f"w{i}" for i in range(30)), "--weights", tiny_weights, "--out", tmp_path / "o",
+            "--candidates", "1")
+    assert r.exit_code == 0 and "w19, and 10 more" in r.stderr and "w20" not in r.stderr, r.stderr
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("红" * 900 + "\n", encoding="utf-8")
+    r = run("generate", "--prompts", prompts, "--weights", tiny_weights, "--out", tmp_path / "o", "--candidates", "1")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2 and max(map(len, lines)) < 400 and all('line 1 ("' + "红" * 60 + '... (900 characters)")'
+                                                                   in line for line in lines), r.stderr

@@ -937,8 +937,21 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
     if not quiet and enc.n_dropped:
         warn(f"{what} is longer than {text_len or pipe.text_len} tokens; the last {enc.n_dropped} were dropped")
     if not quiet and enc.unknown_words:
+        # each word, and how many, bounded: a word without spaces (a paragraph of Chinese, a pasted hash) was printed
+        # whole, a line of 100,000 characters for a prompt of one long word
+        words = [_brief(w, WORD_SHOWN) for w in enc.unknown_words[:WORDS_SHOWN]]
+        more = len(enc.unknown_words) - len(words)
+        words += [f"and {more:,} more"] if more else []
         warn(f"these words of {what} are not in the tokenizer's vocabulary (each is several tokens or unknown: the "
-             f"model saw them rarely or never in training) and may be ignored: {', '.join(enc.unknown_words)}")
+             f"model saw them rarely or never in training) and may be ignored: {', '.join(words)}")
+
+
+WORD_SHOWN, WORDS_SHOWN, LINE_SHOWN = 40, 20, 60  # characters of a word, words, characters of a --prompts line said
+
+
+def _brief(text: str, room: int) -> str:
+    """text, or its first `room` characters and how long it is where it is longer."""
+    return text if len(text) <= room else f"{text[:room]}... ({len(text):,} characters)"
 
 
 def check_out_folder(out_dir: Path) -> None:
@@ -1036,7 +1049,8 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                  f"({clean(pipe.bundle.folder)}): another dVAE reads its codes and another transformer draws them; "
                  f"pass the --weights it was made with")
     for i, request in enumerate(requests):
-        what = "the prompt" if lines is None else f"line {lines.prompts[i].line} (\"{request.prompt}\")"
+        what = ("the prompt" if lines is None
+                else f"line {lines.prompts[i].line} (\"{_brief(request.prompt, LINE_SHOWN)}\")")
         _warn_encoding(pipe, request.encoded, what, quiet)
     if lines is not None and lines.repeats and not quiet:
         warn(lines.repeats_message())
