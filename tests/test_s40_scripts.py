@@ -152,3 +152,22 @@ def test_a_long_word_without_spaces_is_said_in_brief(tiny_weights: Path, tmp_pat
     lines = r.stderr.splitlines()
     assert len(lines) == 2 and max(map(len, lines)) < 400 and all('line 1 ("' + "红" * 60 + '... (900 characters)")'
                                                                    in line for line in lines), r.stderr
+
+
+def test_training_and_eval_name_a_long_unknown_word_in_brief(tiny_weights: Path, tmp_path: Path):
+    """A caption in Chinese is one word to the tokenizer, however long: the tokenizer stage's unknown-word warning
+    and `eval --data`'s named such a caption whole ("e.g. '...'"), a paragraph in a line."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    han = [chr(0x4E00 + i) for i in range(3000)]
+    for i in range(3):
+        _picture(pics / f"p{i}.png", (60 * i, 100, 200 - 60 * i))
+        (pics / f"p{i}.txt").write_text("".join(han[i * 1000:(i + 1) * 1000]) + "\n", encoding="utf-8")
+    r = run("train", "--stage", "tokenizer", "--data", pics, "--out", tmp_path / "tok", "--vocab-size", "64")
+    assert r.exit_code == 0, r.stderr
+    (said,) = [line for line in r.stderr.splitlines() if "as unknown" in line]
+    assert len(said) < 400 and "... (1,000 characters)'" in said
+    r = run("eval", "--data", pics, "--weights", tiny_weights, "--n", "2", "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    (said,) = [line for line in r.stderr.splitlines() if "has no token for" in line]
+    assert len(said) < 600 and "... (1,000 characters)" in said

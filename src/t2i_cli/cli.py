@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
-from t2i_cli.errors import DataError, PromptWarning, T2IError, UsageError, WeightsError, counted
+from t2i_cli.errors import DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
 from t2i_cli.files import other_t2i_inferring, stop_on_sigterm, stop_signals
 from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
@@ -939,19 +939,14 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
     if not quiet and enc.unknown_words:
         # each word, and how many, bounded: a word without spaces (a paragraph of Chinese, a pasted hash) was printed
         # whole, a line of 100,000 characters for a prompt of one long word
-        words = [_brief(w, WORD_SHOWN) for w in enc.unknown_words[:WORDS_SHOWN]]
+        words = [brief(w) for w in enc.unknown_words[:WORDS_SHOWN]]
         more = len(enc.unknown_words) - len(words)
         words += [f"and {more:,} more"] if more else []
         warn(f"these words of {what} are not in the tokenizer's vocabulary (each is several tokens or unknown: the "
              f"model saw them rarely or never in training) and may be ignored: {', '.join(words)}")
 
 
-WORD_SHOWN, WORDS_SHOWN, LINE_SHOWN = 40, 20, 60  # characters of a word, words, characters of a --prompts line said
-
-
-def _brief(text: str, room: int) -> str:
-    """text, or its first `room` characters and how long it is where it is longer."""
-    return text if len(text) <= room else f"{text[:room]}... ({len(text):,} characters)"
+WORDS_SHOWN, LINE_SHOWN = 20, 60  # words of a prompt a warning names, characters of a --prompts line it shows
 
 
 def check_out_folder(out_dir: Path) -> None:
@@ -1050,7 +1045,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                  f"pass the --weights it was made with")
     for i, request in enumerate(requests):
         what = ("the prompt" if lines is None
-                else f"line {lines.prompts[i].line} (\"{_brief(request.prompt, LINE_SHOWN)}\")")
+                else f"line {lines.prompts[i].line} (\"{brief(request.prompt, LINE_SHOWN)}\")")
         _warn_encoding(pipe, request.encoded, what, quiet)
     if lines is not None and lines.repeats and not quiet:
         warn(lines.repeats_message())
@@ -2494,8 +2489,8 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     if (unknown := result.get("unknown_words")) and not quiet:
         words = f"{unknown['words']:,} word{'' if unknown['words'] == 1 else 's'}"
         warn(f"{data}: the val captions hold {words} that {folder}'s tokenizer has no token for "
-             f"(e.g. {', '.join(map(clean, unknown['examples']))}): its model saw them rarely or never in training, "
-             f"so these scores say how little it reads of such captions")
+             f"(e.g. {', '.join(clean(brief(w)) for w in unknown['examples'])}): its model saw them rarely or never in "
+             f"training, so these scores say how little it reads of such captions")
     if json_path is not None:
         _write_eval_json(json_path, result, force)
 

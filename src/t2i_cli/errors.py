@@ -66,3 +66,11 @@ def counted(n: int, what: str) -> str:
                 words[i] = PLURALS[word]
                 break
     return f"{n} {' '.join(words)}"
+
+
+WORD_SHOWN = 40  # characters of a word a message names (a word without spaces can be a paragraph of Chinese)
+
+
+def brief(text: str, room: int = WORD_SHOWN) -> str:
+    """text, or its first `room` characters and how long it is where it is longer."""
+    return text if len(text) <= room else f"{text[:room]}... ({len(text):,} characters)"

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from t2i_cli.errors import DataError, T2IError, TrainingWarning, UsageError, counted, warn_caller
+from t2i_cli.errors import DataError, T2IError, TrainingWarning, UsageError, brief, counted, warn_caller
 from t2i_cli.files import (
     Busy,
     atomic_write_bytes,
@@ -660,8 +660,8 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset, warn=None) -> dict
         lost, words, example = unknown_share(tok, captions(dataset, limit=min(cfg.tokenizer_captions, UNKNOWN_SAMPLE)))
         if words and lost / words > UNKNOWN_WARN:
             warn(f"the tokenizer of {tok.n_bpe} tokens reads {lost / words:.0%} of the caption words it learned from "
-                 f"as unknown ({lost:,} of {words:,}, e.g. {example!r}): its --vocab-size {cfg.vocab_size} holds too "
-                 f"few of their characters; a larger --vocab-size keeps them")
+                 f"as unknown ({lost:,} of {words:,}, e.g. {brief(example)!r}): its --vocab-size {cfg.vocab_size} "
+                 f"holds too few of their characters; a larger --vocab-size keeps them")
     summary = {"vocab": tok.n_bpe, "captions": learned}
     if not isinstance(dataset, WorldDataset) and learned < total:
         summary["captions_in_source"] = total  # a sample of them, spread evenly over it (data.captions)
