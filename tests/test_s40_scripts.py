@@ -171,3 +171,24 @@ def test_training_and_eval_name_a_long_unknown_word_in_brief(tiny_weights: Path,
     assert r.exit_code == 0, r.stderr
     (said,) = [line for line in r.stderr.splitlines() if "has no token for" in line]
     assert len(said) < 600 and "... (1,000 characters)" in said
+
+
+def test_names_are_captioned_in_any_script_and_composed(tmp_path: Path):
+    """`t2i data caption` split a name at inner capitals of ASCII alone: "CaféNoir" was "cafénoir", "КраснаяПтица"
+    "краснаяптица". A decomposed name (a Mac's) was written as a decomposed caption, which the copies check and an
+    editor's search read as other text than the same caption typed."""
+    from t2i_cli.name_captions import caption_of
+
+    for name, caption in [("CaféNoir", "café noir"), ("КраснаяПтица", "красная птица"),
+                          ("ΚόκκινοΠουλί", "κόκκινο πουλί"), ("ÜBERSee", "über see"), ("红色的鸟3", "红色的鸟"),
+                          ("RedBird2", "red bird"), ("HTMLParser", "html parser"), ("MP3Player", "mp 3 player")]:
+        assert caption_of(name) == caption_of(unicodedata.normalize("NFD", name)) == caption, name
+    assert caption_of("3D") is None and caption_of("16x16") is None
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    nfd = unicodedata.normalize("NFD", "crème-brûlée")
+    _picture(pics / f"{nfd}.png", (200, 100, 50))
+    r = run("data", "caption", pics)
+    assert r.exit_code == 0, r.stderr
+    assert (pics / f"{nfd}.txt").read_bytes() == "crème brûlée\n".encode() == \
+        unicodedata.normalize("NFC", "crème brûlée\n").encode()

@@ -20,9 +20,21 @@ TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
 sample at am pm wa hdr mp resized original whatsapp snapchat fb received""".split())
 # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo; "FB_IMG_...", Messenger's "received_...")
-# camelCase and letter-digit boundaries ("RedBird2" -> Red Bird 2; "HTMLParser" -> HTML Parser; "MP3Player" -> MP 3
-# Player); not a number's unit ("3D", "4k", "16x16": "3 d" was no word)
-_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z][a-z])")
+
+
+def _case_split(piece: str) -> list[str]:
+    """A name's piece split at camelCase and letter-digit boundaries ("RedBird2" -> Red Bird 2; "HTMLParser" -> HTML
+    Parser; "MP3Player" -> MP 3 Player), in any script that has letter case ("CaféNoir", "КраснаяПтица": only
+    ASCII capitals parted words, so they were one, "cafénoir"); not a number's unit ("3D", "4k", "16x16": "3 d"
+    was no word)."""
+    cuts = [i for i in range(1, len(piece))
+            if (piece[i - 1].islower() and piece[i].isupper())
+            or (piece[i - 1].isupper() and piece[i].isupper() and piece[i + 1:i + 2].islower())
+            or (piece[i - 1].isalpha() and piece[i].isdecimal())
+            or (piece[i - 1].isdecimal() and piece[i].isalpha() and piece[i + 1:i + 2].islower())]
+    return [piece[a:b] for a, b in zip([0, *cuts], [*cuts, len(piece)], strict=True)]
+
+
 # what says which file, not what it shows: a version ("v2"), a size or scale ("16x16", "@2x")
 _NOT_WORDS = re.compile(r"v\d+|\d+x\d*", re.IGNORECASE)
 # a date or a time written with separators ("2024-05-01", "10.31.02"): pieces of a file's history
@@ -77,6 +89,7 @@ def caption_of(name: str) -> str | None:
             name = unquote(name, errors="strict")
         except UnicodeDecodeError:
             pass
+    name = unicodedata.normalize("NFC", name)  # a Mac's names are decomposed: a caption is written composed
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     name = "".join(f" {unicodedata.name(ch, '')} " if unicodedata.category(ch) == "So" or 0x1F3FB <= ord(ch) <= 0x1F3FF
@@ -95,7 +108,7 @@ def caption_of(name: str) -> str | None:
         if piece.lower() in TOOL_WORDS:  # as a whole ("WhatsApp", not "whats app")
             words.append(piece.lower())
             continue
-        words += [w.lower() for w in _CASE.split(piece) if w and not _NOT_WORDS.fullmatch(w)]
+        words += [w.lower() for w in _case_split(piece) if w and not _NOT_WORDS.fullmatch(w)]
     # (a number written with a leading zero, "001_cat", "01 - sunset", is a counter wherever it is, not a count)
     words = [w for w in words if not (w.isdigit() and (len(w) >= 5 or (len(w) > 1 and w[0] == "0")))]
     while words and words[-1].isdigit():
