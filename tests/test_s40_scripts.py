@@ -192,3 +192,29 @@ def test_names_are_captioned_in_any_script_and_composed(tmp_path: Path):
     assert r.exit_code == 0, r.stderr
     assert (pics / f"{nfd}.txt").read_bytes() == "crème brûlée\n".encode() == \
         unicodedata.normalize("NFC", "crème brûlée\n").encode()
+
+
+def test_a_caption_of_characters_that_draw_nothing_is_empty(tmp_path: Path):
+    """A caption line of a zero-width space, or only the direction marks of Arabic or Hebrew text (LRM, RLM), was a
+    caption: trained on as an unknown token or a mark, where the same text as a prompt is refused as empty. It is
+    an empty caption now, in a caption file, a JSONL manifest and a CSV one; a caption beside it on its own line
+    stays."""
+    from t2i_cli import data
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for name, caption, colour in [("zw", "\u200b\n", (250, 0, 0)), ("marks", "\u200f\u200e\n", (0, 250, 0)),
+                                  ("two", "\u200b\nطائر أحمر\u200f\n", (0, 0, 250)), ("ok", "a bird\n", (9, 9, 9))]:
+        _picture(pics / f"{name}.png", colour)
+        (pics / f"{name}.txt").write_text(caption, encoding="utf-8")
+    ds = data.open_source(str(pics), 16, list_skipped=True)
+    assert sorted(captions for _, captions in ds.pairs) == [["a bird"], ["طائر أحمر\u200f"]]
+    assert "2 empty captions" in ds.skipped_message()
+    (pics / "metadata.jsonl").write_text(
+        '{"file_name": "zw.png", "text": "\\u200b"}\n{"file_name": "two.png", "text": ["\\u200f", "a"]}\n'
+        '{"file_name": "ok.png", "text": "b"}\n', encoding="utf-8")
+    ds = data.open_source(str(pics / "metadata.jsonl"), 16, list_skipped=True)
+    assert sorted(captions for _, captions in ds.pairs) == [["a"], ["b"]] and "1 empty caption" in ds.skipped_message()
+    (pics / "metadata.csv").write_text("file_name,text\nzw.png,\u200b\u200f\nok.png,b\n", encoding="utf-8")
+    ds = data.open_source(str(pics / "metadata.csv"), 16, list_skipped=True)
+    assert [captions for _, captions in ds.pairs] == [["b"]] and "1 empty caption" in ds.skipped_message()

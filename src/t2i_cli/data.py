@@ -32,6 +32,7 @@ from t2i_cli.files import (
     signals_held,
 )
 from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of
+from t2i_cli.prompt_file import blank
 
 SOURCE_HELP = ("a folder of image + same-name .txt caption pairs, a .jsonl or .csv manifest, or "
                "world[:train|val|heldout]")
@@ -601,8 +602,10 @@ def _kept_captions(lines: list[str], where: object, skipped: Skips) -> list[str]
 def _caption_lines(text: str) -> list[str]:
     """The non-empty lines of a caption text, each one caption (a UTF-8 byte-order mark is not text). Lines end
     at a line break only (LF, CR LF or CR): str.splitlines also splits at a form feed, U+2028 and other separators,
-    which cut one caption into several."""
-    return [line.strip() for line in re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")) if line.strip()]
+    which cut one caption into several. A line of characters that draw nothing (a zero-width space, the
+    direction marks of Arabic or Hebrew text) is empty, as such a prompt is: it was a caption the tokenizer read as
+    an unknown token or a mark, trained on as any other."""
+    return [line.strip() for line in re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")) if not blank(line)]
 
 
 NUL_IN_CAPTION = "a NUL in a caption"
@@ -960,7 +963,7 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
                 skipped.add('manifest line whose "image" is not a string or "caption" not a string or a list of '
                             'strings', where)
                 continue
-            captions = [c.strip() for c in captions if c.strip()]
+            captions = [c.strip() for c in captions if not blank(c)]
             if sum(map(len, captions)) > MAX_CAPTION_FILE:  # what a caption file may hold
                 skipped.add(f"manifest line whose captions hold over {MAX_CAPTION_FILE:,} characters", where)
                 continue
@@ -1077,8 +1080,8 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
                                 where)
                     continue
                 caption = row[caption_at].strip()
-                pairs.append((manifest.parent / row[image_at].strip(), _kept_captions([caption] if caption else [],
-                                                                                      where, skipped)))
+                kept = [] if blank(caption) else [caption]
+                pairs.append((manifest.parent / row[image_at].strip(), _kept_captions(kept, where, skipped)))
         finally:
             csv.field_size_limit(old_limit)
     return pairs, skipped
