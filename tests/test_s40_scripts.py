@@ -218,3 +218,19 @@ def test_a_caption_of_characters_that_draw_nothing_is_empty(tmp_path: Path):
     (pics / "metadata.csv").write_text("file_name,text\nzw.png,\u200b\u200f\nok.png,b\n", encoding="utf-8")
     ds = data.open_source(str(pics / "metadata.csv"), 16, list_skipped=True)
     assert [captions for _, captions in ds.pairs] == [["b"]] and "1 empty caption" in ds.skipped_message()
+
+
+def test_explain_lines_up_the_scores_of_wide_words(tmp_path: Path):
+    """rerank --explain right-aligned each word in 12 characters, but a Chinese or Japanese character takes two
+    columns of a terminal: the scores of such words stood out of line with the others."""
+    weights = build_tiny_folder(tmp_path / "w", captions=CAPTIONS)
+    out = tmp_path / "out"
+    r = run("generate", "红色的鸟 и 赤い鳥 café", "--weights", weights, "--out", out, "--candidates", "1", "-q")
+    assert r.exit_code == 0, r.stderr
+    r = run("rerank", out, "--weights", weights, "--explain")
+    assert r.exit_code == 0, r.stderr
+    rows = r.stdout.splitlines()
+    rows = rows[next(i for i, row in enumerate(rows) if row.startswith("word contributions")) + 1:][:4]
+    columns = [sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in row[:row.rindex(" ")])
+               for row in rows]
+    assert [row.split()[0] for row in rows] == ["红色的鸟", "и", "赤い鳥", "café"] and columns == [14] * 4, rows

@@ -600,6 +600,15 @@ def clean(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in str(text))
 
 
+def _right(text: str, width: int) -> str:
+    """text right-aligned in `width` columns of a terminal, where a Chinese or Japanese character takes two and a
+    combining mark none (str.rjust counts characters: --explain's scores of such words stood out of line)."""
+    import unicodedata
+
+    used = sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return " " * max(0, width - used) + text
+
+
 def say(label: str, colour: str, msg: str) -> None:
     """One coloured 'label: message' line on stderr; the message is never read as markup."""
     from rich.text import Text
@@ -2129,7 +2138,8 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
             image = tensor_from_image(load_rgb(best.path, rr.read_side(pipe)))
             said.append(f"word contributions to the score of {clean(rr.shown(folder, best.path))} (drop when the "
                         f"word is removed):")
-            said += [f"  {clean(word):>12} {delta:+.4f}" for word, delta in rr.explain(pipe, image, best.prompt)]
+            said += [f"  {_right(clean(brief(word)), 12)} {delta:+.4f}"
+                     for word, delta in rr.explain(pipe, image, best.prompt)]
             if pipe.bundle.clip.cfg.word_region:
                 maps = rr.explain_maps(pipe, image, best.prompt)
                 said.append(f"wrote {clean(rr.write_explain(folder, best.path.stem, image, maps))} (where each word "
