@@ -203,6 +203,7 @@ def _whole(text: str, span: tuple[int, int]) -> tuple[int, int]:
     decomposed form (NFD, "e" and U+0301), which NFKC makes one letter, to the letter alone, so a word of an NFD
     prompt was named without its last accent ("cafe" for "café")."""
     start, end = span
-    while end < len(text) and unicodedata.combining(text[end]):
-        end += 1
+    if end > start and text[end - 1].isalnum():  # (a mark after punctuation is a word of its own to the library)
+        while end < len(text) and unicodedata.combining(text[end]):
+            end += 1
     return start, end
