@@ -72,6 +72,7 @@ def test_words_of_a_decomposed_prompt_keep_their_last_accent(tiny_weights: Path)
 
     tok = TextTokenizer.from_file(tiny_weights / "tokenizer.json")
     assert [w for w, _ in tok.words(NFD_CAFE, 12)] == NFD_CAFE.split()
+    assert [w for w, _ in tok.words("red!\u0301 bird", 12)] == ["red", "!", "\u0301", "bird"]  # (no overlap)
     assert unicodedata.normalize("NFD", "café") in tok.encode(NFD_CAFE, 12).unknown_words  # the model's, English
     assert tok.encode(unicodedata.normalize("NFD", "crème brûlée"), 12).unknown_words == \
         unicodedata.normalize("NFD", "crème brûlée").split()
