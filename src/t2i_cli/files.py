@@ -455,7 +455,7 @@ def safe_stem(text: str, max_len: int = 48) -> str:
     """A file-name stem from free text: ASCII letters, digits and dashes only, bounded length. Letters with an ASCII
     form are written in it ("café" -> cafe, "Straße" -> strasse); where letters, digits or emoji without one are left
     out (Chinese, Cyrillic, Arabic, "🐦"), the stem ends in 8 hex digits of a hash of the prompt's words as the model
-    reads them (NFKC, lower case), so that two such prompts get two names ("红色的鸟" -> image-1b2e3f4a) where they
+    reads them (NFKC, lower case), so that two such prompts get two names ("红色的鸟" -> image-38ca7a50) where they
     were all "image", told apart only by a counter that numbered one prompt's files after another's."""
     marked = unicodedata.normalize("NFKD", text.translate(UNMARKED))
     # a mark is part of its letter; any other character outside ASCII (a space of another width, a zero-width one,
