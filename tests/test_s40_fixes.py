@@ -44,3 +44,19 @@ def test_a_messaging_apps_picture_name_is_no_caption(name: str):
 
     assert caption_of(name) is None
     assert caption_of(name + " red bird") is not None and caption_of("app-store") == "app store"  # words still count
+
+
+def test_a_whole_name_caption_is_found_in_any_letter_case_among_many_uncaptioned_pictures(tmp_path: Path):
+    """The whole-name caption (PIC.jpg.txt) is now looked up in a table made once (each uncaptioned picture
+    searched every caption file: a folder of 6,000 files, half without a caption, took 29 s to read, 0.96 s now;
+    bench/scan_uncaptioned.sh): the first caption file of its folded name, in any letter case, still names it."""
+    for i in range(6):
+        picture(tmp_path / f"p{i}.png", 20 * i)
+    (tmp_path / "p1.txt").write_text("a red bird")
+    (tmp_path / "P2.PNG.TXT").write_text("a blue fish")  # p2's caption, named after its whole name
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "p3.png.txt").write_text("not p3's: another folder")
+    pairs, skipped = data._scan_folder(tmp_path, list_skipped=True)
+    assert [p.name for p, _ in pairs] == ["p1.png"]
+    assert skipped.every[data.WHOLE_NAME_CAPTION] == [str(tmp_path / "p2.png")]
+    assert str(tmp_path / "p3.png") in skipped.every[data.UNCAPTIONED]

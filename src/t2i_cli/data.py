@@ -805,6 +805,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
     uncaptioned_in: set[Path] = set()  # the folders of the pictures without a caption
     by_name = by_folder = False  # whether a picture without a caption has words in its name, or in its folder's
+    whole_names: dict[Path, Path] | None = None  # folded caption file name -> the first such caption file
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
         if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
@@ -812,7 +813,11 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             txt = alike[0]
         if txt is None:
             whole_name = fold(image.with_name(image.name + ".txt"))  # photo.jpg.txt, as some captioning tools name it
-            whole = next((t for t in texts.values() if fold(t) == whole_name), None)  # (any case)
+            if whole_names is None:  # (once, for the first picture without a caption: a dict, not a search each)
+                whole_names = {}
+                for t in texts.values():
+                    whole_names.setdefault(fold(t), t)
+            whole = whole_names.get(whole_name)  # (any case)
             if whole is not None and whole.with_suffix("") not in stems:
                 skipped.add(WHOLE_NAME_CAPTION, image)
                 captioned.setdefault(whole, image)  # (not a caption without image as well)
