@@ -60,3 +60,41 @@ def test_a_whole_name_caption_is_found_in_any_letter_case_among_many_uncaptioned
     assert [p.name for p, _ in pairs] == ["p1.png"]
     assert skipped.every[data.WHOLE_NAME_CAPTION] == [str(tmp_path / "p2.png")]
     assert str(tmp_path / "p3.png") in skipped.every[data.UNCAPTIONED]
+
+
+def test_write_new_takes_the_first_free_name_and_goes_on_from_its_last(tmp_path: Path, monkeypatch):
+    """write_new starts its search after the last name it took in this folder (a run of --n 256 into a folder
+    of 5,000 such files tried every taken name again for each file): the names are those of the first free
+    name still, gaps included, on either way of writing (hard links, or a name reserved with O_EXCL)."""
+    import os
+
+    from t2i_cli import files
+
+    for way in ("link", "claim"):
+        folder = tmp_path / way
+        folder.mkdir()
+        if way == "claim":  # a file system without hard links
+            monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(PermissionError(1, "no links")))
+        for i in (0, 1, 3, 4, 7):
+            (folder / f"s-{i:03d}.png").write_bytes(b"mine")
+        got = [files.write_new(folder, "s", ".png", lambda t: t.write_bytes(b"new")).name for _ in range(4)]
+        assert got == ["s-002.png", "s-005.png", "s-006.png", "s-008.png"]  # the gaps first, as before
+        assert all((folder / f"s-{i:03d}.png").read_bytes() == b"mine" for i in (0, 1, 3, 4, 7))  # nothing replaced
+        (folder / "s-008.png").unlink()  # the last one it wrote is gone: the search starts at 0 again
+        (folder / "s-001.png").unlink()
+        assert files.write_new(folder, "s", ".png", lambda t: t.write_bytes(b"new")).name == "s-001.png"
+        monkeypatch.undo()
+
+
+def test_write_new_does_not_try_every_taken_name_again_for_each_file(tmp_path: Path, monkeypatch):
+    import os
+
+    from t2i_cli import files
+
+    for i in range(300):
+        (tmp_path / f"s-{i:03d}.png").write_bytes(b"mine")
+    tries, real_link = [], os.link
+    monkeypatch.setattr(os, "link", lambda a, b: tries.append(b) or real_link(a, b))
+    got = [files.write_new(tmp_path, "s", ".png", lambda t: t.write_bytes(b"new")).name for _ in range(5)]
+    assert got == [f"s-{i:03d}.png" for i in range(300, 305)]
+    assert len(tries) == 305  # 301 for the first (every name up to the first free one), 1 for each after (was 1,510)

@@ -532,12 +532,24 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
         tmp.unlink(missing_ok=True)
 
 
+_NEXT_NAME: dict[tuple[Path, str, str], int] = {}  # (folder, stem, suffix) -> the number after this process's last
+
+
+def _first_number(folder: Path, stem: str, suffix: str) -> int:
+    """Where write_new's search for a free name starts: after the last name this process took there, while that
+    file is still there (a run of --n 256 into a folder of 5,000 such files tried every taken name again for each
+    file, 12 s of failed links), else 0 (the first free name: a gap a user made is filled)."""
+    after = _NEXT_NAME.get((folder, stem, suffix), 0)
+    return after if after and (folder / f"{stem}-{after - 1:03d}{suffix}").exists() else 0
+
+
 def _link_new(tmp: Path, folder: Path, stem: str, suffix: str, where: str) -> Path:
     """The finished temporary tmp under the first free name folder/stem-NNN.suffix (write_new)."""
-    for i in range(MAX_NAMES):
+    for i in range(_first_number(folder, stem, suffix), MAX_NAMES):
         path = folder / f"{stem}-{i:03d}{suffix}"
         try:
             os.link(tmp, path)
+            _NEXT_NAME[folder, stem, suffix] = i + 1
         except FileExistsError:
             continue
         except OSError as e:  # no hard links here (e.g. FAT, some network shares)
@@ -586,13 +598,14 @@ def remove_temporaries(folder: Path, whose: Callable[[str], object] = lambda nam
 
 def _claim(folder: Path, stem: str, suffix: str, where: str = " with --out") -> Path:
     """Reserve a new file folder/stem-NNN.suffix that did not exist (O_EXCL), so nothing is overwritten."""
-    for i in range(MAX_NAMES):
+    for i in range(_first_number(folder, stem, suffix), MAX_NAMES):
         path = folder / f"{stem}-{i:03d}{suffix}"
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             continue
         os.close(fd)
+        _NEXT_NAME[folder, stem, suffix] = i + 1
         return path
     raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder{where}")
 
