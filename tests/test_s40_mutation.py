@@ -189,6 +189,18 @@ def test_data_caption_stops_on_sigterm_as_on_ctrl_c(tmp_path: Path):
 
 # --- the CSV manifest -----------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("header", [b"file_name,text\n", b"sep=,\nfile_name,text\n"])
+def test_a_csv_row_of_exactly_the_limit_is_read_first_as_later(tmp_path: Path, header: bytes):
+    # the header's bytes were counted into the first row's: a first row of 1 MiB was refused as "a row over 1 MiB
+    # ... (a quote left open?)", where the same row on a later line was read
+    row = b"a.png,a red bird"
+    row += b"," * (data.MAX_MANIFEST_LINE - len(row)) + b"\n"
+    (tmp_path / "m.csv").write_bytes(header + row + b"b.png,a blue fish\n" + row.replace(b"a.png", b"c.png"))
+    pairs, skipped = data._scan_csv(tmp_path / "m.csv")
+    assert pairs == [(tmp_path / "a.png", ["a red bird"]), (tmp_path / "b.png", ["a blue fish"]),
+                     (tmp_path / "c.png", ["a red bird"])] and not skipped
+
+
 def test_a_csv_manifest_larger_than_one_row_may_be_is_read_whole(tmp_path: Path):
     # each row is bounded, not the file: 30,000 rows of about 45 bytes (1.3 MB) are all read
     rows = "".join(f"pic_{i:05d}.png,a picture numbered {i}\n" for i in range(30_000))

@@ -1049,6 +1049,7 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
         fed = [0]
         lines = _csv_lines(f, manifest, fed)
         delimiter, names, first = _csv_header(lines, manifest)
+        fed[0] = 0  # (the header's bytes, and a sep= line's, are no row's: the first row was bounded by less)
         keys = next((k for k in MANIFEST_KEYS if k[0] in names and k[1] in names), None)
         if keys is None:
             raise DataError(f"manifest {manifest} has no columns \"file_name\" and \"text\" (or \"image\" and "
