@@ -46,6 +46,15 @@ def test_caption_of_percent_escapes_that_are_not_utf8_puts_no_replacement_charac
         assert "\ufffd" not in (caption_of(name) or "") and "replacement" not in (caption_of(name) or "")
 
 
+def test_an_emoji_with_a_skin_tone_is_captioned_as_its_code_points_are():
+    # a skin tone's name ends in its number ("fitzpatrick type-4"), which as a character in a name was split off at
+    # the hyphen and dropped as a number at the name's end: five tones of one emoji, one caption
+    tones = [caption_of("\U0001f44d" + chr(cp)) for cp in range(0x1F3FB, 0x1F400)]
+    assert tones[2] == caption_of("1f44d-1f3fd") == "thumbs up sign emoji modifier fitzpatrick type-4"
+    assert len(set(tones)) == 5
+    assert caption_of("\U0001f64a") == caption_of("1f64a") == "speak-no-evil monkey"  # its own name's hyphens
+
+
 # --- write_captions and the command's lines about what it wrote -----------------------------------------------
 
 def test_a_caption_file_made_meanwhile_is_kept_and_counted_not_reported_written(tmp_path: Path, monkeypatch):

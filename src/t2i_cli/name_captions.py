@@ -67,6 +67,7 @@ _SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy")
 _COPY = re.compile(r"(?:\s+-)?\s+copy(?:\s*\(?\d+\)?)?\s*$", re.IGNORECASE)
+_NAME_HYPHEN = "\u2010"  # a character's name's hyphen while the name is split into words (then "-" again)
 _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any script; "rock'n'roll" too)
 
 
@@ -92,8 +93,10 @@ def caption_of(name: str) -> str | None:
     name = unicodedata.normalize("NFC", name)  # a Mac's names are decomposed: a caption is written composed
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
-    name = "".join(f" {unicodedata.name(ch, '')} " if unicodedata.category(ch) == "So" or 0x1F3FB <= ord(ch) <= 0x1F3FF
-                   else " " if ord(ch) in _JOINERS else ch for ch in name)
+    # (its name's hyphens held as U+2010, no separator, as a code point's name is read: "fitzpatrick type-4", a skin
+    # tone, lost its number at a name's end, five tones one caption; "speak-no-evil monkey" was "speak no evil")
+    name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
+                   or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
     name = _DATE_TIME.sub(" ", _COPY.sub("", name))
     pieces = [p for p in _SEPARATORS.split(name) if p]
     emoji = any(_code_point(p, False) is not None for p in pieces)
@@ -108,7 +111,8 @@ def caption_of(name: str) -> str | None:
         if piece.lower() in TOOL_WORDS:  # as a whole ("WhatsApp", not "whats app")
             words.append(piece.lower())
             continue
-        words += [w.lower() for w in _case_split(piece) if w and not _NOT_WORDS.fullmatch(w)]
+        words += [w.lower().replace(_NAME_HYPHEN, "-") for w in _case_split(piece)
+                  if w and not _NOT_WORDS.fullmatch(w)]
     # (a number written with a leading zero, "001_cat", "01 - sunset", is a counter wherever it is, not a count)
     words = [w for w in words if not (w.isdigit() and (len(w) >= 5 or (len(w) > 1 and w[0] == "0")))]
     while words and words[-1].isdigit():
