@@ -263,6 +263,24 @@ def test_reading_a_csv_manifest_leaves_the_csv_modules_field_limit_as_it_was(tmp
         csv.field_size_limit(before)
 
 
+def test_a_csv_header_with_a_picture_column_but_no_caption_column_is_refused_in_one_line(tmp_path: Path):
+    # a classification folder's metadata.csv (file_name, label): both columns are needed, one is no manifest
+    (tmp_path / "m.csv").write_text("file_name,label\na.png,3\n")
+    with pytest.raises(DataError, match="has no columns \"file_name\" and \"text\""):
+        data._scan_csv(tmp_path / "m.csv")
+
+
+def test_a_manifest_that_cannot_be_opened_is_refused_in_one_line(tmp_path: Path, monkeypatch):
+    # (not only a missing one: a permission refused, which root is never refused here, so refused by hand)
+    def refused(path, mode="r", *a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    (tmp_path / "m.csv").write_text("file_name,text\na.png,a red bird\n")
+    monkeypatch.setattr(data, "open", refused, raising=False)
+    with pytest.raises(DataError, match=r"cannot read manifest .*m\.csv: Permission denied; check the path"):
+        data._scan_csv(tmp_path / "m.csv")
+
+
 def test_a_csv_source_that_is_no_regular_file_is_refused(tmp_path: Path):
     os.symlink(os.devnull, tmp_path / "m.csv")
     with pytest.raises(DataError, match="is not a regular file"):
