@@ -225,11 +225,15 @@ def test_a_csv_header_with_spaces_after_its_commas_is_read(tmp_path: Path):
     assert pairs == [(tmp_path / "a.png", ["a red bird"])]  # (its caption stripped too)
 
 
-def test_a_sep_line_naming_another_separator_is_not_read_as_one(tmp_path: Path):
-    # (comma, semicolon or tab, as the README says: "sep=|" is not taken as a separator)
+def test_a_sep_line_naming_another_separator_is_refused_as_that(tmp_path: Path):
+    # (comma, semicolon or tab, as the README says: "sep=|" is not read as a separator; it was read as the header,
+    # refused as "no columns ... line 1 (found: 'sep=|'); name them so there", which sent to rename the columns)
     (tmp_path / "m.csv").write_text("sep=|\nfile_name|text\na.png|a red bird\n")
-    with pytest.raises(DataError, match="in its header row, line 1"):
+    with pytest.raises(DataError) as e:
         data._scan_csv(tmp_path / "m.csv")
+    assert str(e.value) == (f"manifest {tmp_path / 'm.csv'} line 1 names its separator as '|' (sep=), which t2i does "
+                            f"not read; save it comma-, semicolon- or tab-separated")
+    assert data._looks_like_csv_manifest(tmp_path / "m.csv")  # (beside pictures it is named: training says this)
 
 
 def test_a_csv_row_of_fewer_fields_than_the_caption_column_is_counted_not_an_internal_error(tmp_path: Path):

@@ -1013,7 +1013,11 @@ def _csv_header(lines: Iterator[str], manifest: Path) -> tuple[str, list[str], i
         raise DataError(f"manifest {manifest} ends its lines with a carriage return alone (an old Mac's \"CSV "
                         f"(Macintosh)\"); save it as \"CSV UTF-8\"")
     first = 1  # the header's line
-    if (sep := re.fullmatch(r"sep=(.)\r?\n?", header)) and sep.group(1) in CSV_DELIMITERS:
+    if (sep := re.fullmatch(r"sep=(.)\r?\n?", header)) and sep.group(1) not in CSV_DELIMITERS:
+        # (it was read as the header, "no columns ... line 1 (found: 'sep=|'); name them so there")
+        raise DataError(f"manifest {manifest} line 1 names its separator as {sep.group(1)!r} (sep=), which t2i does "
+                        f"not read; save it comma-, semicolon- or tab-separated")
+    if sep:
         delimiter, header, first = sep.group(1), next(lines, ""), 2  # Excel's "sep=;" line names the separator
     else:
         delimiter = max(CSV_DELIMITERS, key=header.count)
