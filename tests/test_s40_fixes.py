@@ -98,3 +98,28 @@ def test_write_new_does_not_try_every_taken_name_again_for_each_file(tmp_path: P
     got = [files.write_new(tmp_path, "s", ".png", lambda t: t.write_bytes(b"new")).name for _ in range(5)]
     assert got == [f"s-{i:03d}.png" for i in range(300, 305)]
     assert len(tries) == 305  # 301 for the first (every name up to the first free one), 1 for each after (was 1,510)
+
+
+def test_a_label_in_another_script_is_drawn_in_a_system_font_not_as_boxes(monkeypatch):
+    """Pillow's built-in font draws ASCII alone: a caption in Cyrillic, Greek or Arabic was a row of identical
+    boxes on data preview, --grid and rerank sheets. A system font that has the glyphs draws it (label_font)."""
+    from PIL import Image
+
+    from t2i_cli import images
+
+    if images.label_font("жщ") is None:
+        pytest.skip("none of images.LABEL_FONTS is installed here")
+    tile = [Image.new("RGB", (48, 48), (200, 40, 40))]
+
+    def label_pixels(label: str) -> bytes:
+        sheet = images.contact_sheet(tile, [label], columns=1, label_height=24)
+        return sheet.crop((0, 52, sheet.width, sheet.height)).tobytes()
+
+    blank = label_pixels(" ")
+    assert label_pixels("ж") != label_pixels("щ") != blank  # two letters, two glyphs (were the same box)
+    assert label_pixels("λ") != label_pixels("π")
+    monkeypatch.setattr(images, "label_font", lambda text: None)  # as where no such font is installed
+    assert label_pixels("ж") == label_pixels("щ") != blank  # the built-in font's box for both
+    ascii_label = label_pixels("a red bird")
+    monkeypatch.undo()
+    assert label_pixels("a red bird") == ascii_label  # an ASCII label is drawn as before, in the built-in font

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from contextlib import contextmanager
@@ -319,11 +320,60 @@ def drawable(text: str) -> str:
     return "".join(out)
 
 
+# Fonts looked for by file name in the system's font folders (Pillow's truetype search: /usr/share/fonts, macOS'
+# and Windows' Fonts) where a label holds letters the built-in font has no glyph for (Cyrillic, Greek, Arabic,
+# Chinese...: each was drawn as a box); the first that has a glyph for every one of them, else the one with most.
+LABEL_FONTS = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "NotoSansCJK-Regular.ttc", "NotoSansCJKsc-Regular.otf",
+               "wqy-microhei.ttc", "wqy-zenhei.ttc", "DroidSansFallbackFull.ttf", "Arial Unicode.ttf", "arialuni.ttf",
+               "msyh.ttc", "YuGothR.ttc", "Arial.ttf", "arial.ttf")
+LABEL_FONT_SIZE = 10  # Pillow's built-in font's
+
+
+@functools.lru_cache(maxsize=None)
+def _system_font(name: str):
+    """A system font by file name at the labels' size, or None where it is not installed (or cannot be read)."""
+    try:
+        return ImageFont.truetype(name, LABEL_FONT_SIZE)
+    except (OSError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_glyph(name: str, ch: str) -> bool:
+    """Whether the system font `name` draws ch as a glyph of its own: a character it lacks is drawn as its
+    "missing" glyph, the same for every such character (that of a private-use code point no font assigns)."""
+    font = _system_font(name)
+    drawn = lambda c: (font.getmask(c).size, bytes(font.getmask(c)))  # noqa: E731
+    return drawn(ch) != drawn("\U0010fffd")
+
+
+def label_font(text: str):
+    """The font to draw a label with where the built-in one has no glyph for some of its letters (drawable leaves
+    them), or None (none of LABEL_FONTS is installed: boxes, as before)."""
+    needed = {ch for ch in text if not ch.isascii() and not ch.isspace()}
+    best, covered = None, 0
+    for name in LABEL_FONTS:
+        if _system_font(name) is None:
+            continue
+        has = sum(_has_glyph(name, ch) for ch in needed)
+        if has == len(needed):
+            return _system_font(name)
+        if has > covered:
+            best, covered = _system_font(name), has
+    return best
+
+
 def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, width: int) -> None:
-    """Draw text in up to two lines that fit `width` pixels."""
+    """Draw text in up to two lines that fit `width` pixels (in a system font where the built-in one cannot draw
+    its letters: label_font)."""
+    shown = drawable(text)
+    if not shown.isascii() and (system := label_font(shown)) is not None:
+        import unicodedata
+
+        font, shown = system, unicodedata.normalize("NFC", text)  # (its accents too, which that font draws)
     # a word of more letters than the tile has pixels cannot fit (no glyph is under a pixel wide): cut before it is
     # measured, so a caption of one 64 KB word costs what a short one does
-    words, lines, line = [w[:width + 1] for w in drawable(text).split()], [], ""
+    words, lines, line = [w[:width + 1] for w in shown.split()], [], ""
     for word in words:
         trial = f"{line} {word}".strip()
         if draw.textlength(trial, font=font) <= width or not line:
