@@ -123,3 +123,17 @@ def test_a_label_in_another_script_is_drawn_in_a_system_font_not_as_boxes(monkey
     ascii_label = label_pixels("a red bird")
     monkeypatch.undo()
     assert label_pixels("a red bird") == ascii_label  # an ASCII label is drawn as before, in the built-in font
+
+
+def test_the_training_summary_names_a_run_folder_in_another_script_as_it_is(tmp_path: Path):
+    """`all stages finished: {...}` wrote a run folder in Cyrillic as JSON's \\u escapes (the next line showed it
+    plainly)."""
+    import json
+
+    from conftest import run
+
+    r = run("train", "--stage", "all", "--preset", "tiny", "--steps", "2", "--out", tmp_path / "прогон", "-q")
+    assert r.exit_code == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("all stages finished: "))
+    assert "прогон/weights" in line
+    assert json.loads(line.removeprefix("all stages finished: "))["weights"] == str(tmp_path / "прогон" / "weights")

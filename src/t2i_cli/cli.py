@@ -1603,7 +1603,7 @@ def train(
             out.print(f"{cfg.stage} stage: already finished at step {summary['step']}"
                       f"{' (stopped early by --patience)' if early else ''}; nothing to train{more}", soft_wrap=True)
         else:
-            out.print(f"{cfg.stage} stage finished: {json.dumps(summary)}", soft_wrap=True)
+            out.print(f"{cfg.stage} stage finished: {clean(json.dumps(summary, ensure_ascii=False))}", soft_wrap=True)
         out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
 
 
@@ -1744,7 +1744,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar))
     if not rank_zero():  # rank 0 says it
         return
-    out.print(f"all stages finished: {json.dumps(summary)}", soft_wrap=True)
+    out.print(f"all stages finished: {clean(json.dumps(summary, ensure_ascii=False))}", soft_wrap=True)
     from t2i_cli.files import shell_word
 
     out.print(f"weights: {clean(summary['weights'])}  (t2i generate PROMPT --weights "
