@@ -137,3 +137,19 @@ def test_the_training_summary_names_a_run_folder_in_another_script_as_it_is(tmp_
     line = next(x for x in r.stdout.splitlines() if x.startswith("all stages finished: "))
     assert "прогон/weights" in line
     assert json.loads(line.removeprefix("all stages finished: "))["weights"] == str(tmp_path / "прогон" / "weights")
+
+
+def test_a_run_folder_whose_name_is_not_utf8_trains_and_draws(tmp_path: Path):
+    """A folder named in bytes that are not UTF-8 (a Latin-1 name on Linux): the transformer stage could not read
+    the dVAE it had just written ("... is not a readable safetensors file (... is not valid UTF-8)"): safetensors
+    opens UTF-8 paths alone; t2i opens such a file itself and gives it the open file."""
+    import os
+
+    from conftest import run
+
+    out = tmp_path / os.fsdecode(b"run\xe9")
+    r = run("train", "--stage", "all", "--preset", "tiny", "--steps", "2", "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert "run\\udce9/weights" in r.stdout  # (a name a terminal cannot show is escaped)
+    r = run("generate", "a red bird", "--weights", out / "weights", "--out", tmp_path / "o", "-q")
+    assert r.exit_code == 0 and (tmp_path / "o" / "a-red-bird-000.png").is_file(), r.stderr

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,19 +87,36 @@ class Header:
         return sum(math.prod(s) for s in self.shapes.values())
 
 
+def _utf8(text: str) -> bool:
+    """Whether text is UTF-8 as it is (a path of bytes that are not holds Python's surrogate escapes of them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _open(path: Path, with_tensors: bool) -> tuple[Header, dict[str, torch.Tensor]]:
     """The header (and, if asked, every tensor) of a safetensors file; never unpickles."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path} does not exist; check the path (or run `make weights` / `t2i export`)")
+    fd = None
     try:
-        with safe_open(str(path), framework="pt") as f:
+        name = str(path)
+        if not name.isascii() and not _utf8(name):  # a name of bytes that are not UTF-8 (Linux): safetensors
+            fd = os.open(path, os.O_RDONLY)  # opens UTF-8 paths alone ("... is not valid UTF-8"), so it opens
+            name = f"/proc/self/fd/{fd}"  # the file this process holds open
+        with safe_open(name, framework="pt") as f:
             names = sorted(f.keys())
             shapes = {k: tuple(int(d) for d in f.get_slice(k).get_shape()) for k in names}
             tensors = {k: f.get_tensor(k) for k in names} if with_tensors else {}
             raw = dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
         raise WeightsError(f"{path} is not a readable safetensors file ({e}); re-export or re-download it") from e
+    finally:
+        if fd is not None:
+            os.close(fd)
     try:
         meta = json.loads(raw[META_KEY]) if META_KEY in raw else raw
     except (ValueError, RecursionError) as e:  # nested thousands deep: RecursionError
