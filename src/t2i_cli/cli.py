@@ -1984,8 +1984,12 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             if not dry_run:
                 raise DataError(beside)
             warn(beside)
+        other = "name" if source == "folder" else "folder"
+        # pictures whose names hold no words are counted and named with the other --from to try, whether or not
+        # others get a caption (a dry run and a write said only the count)
+        tried = left + (f"; try --from {other} for those, or write their NAME.txt files yourself" if plan.nameless
+                        else "")
         if not plan.writes:
-            other = "name" if source == "folder" else "folder"
             if (plan.nameless or plan.taken) and not plan.captioned:
                 raise DataError(f"no caption to write under {clean(folder)}: {left}" + (
                     f"; try --from {other}, or write the captions as NAME.txt files yourself" if plan.nameless
@@ -1995,10 +1999,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                 raise DataError(f"no pictures under {clean(folder)} (looked for {', '.join(IMAGE_SUFFIXES)}, in its "
                                 f"sub-folders too)" + (f"; {left}" if plan.unreadable else "; give the folder that "
                                                                                            "holds them"))
-            if plan.nameless:
-                warn(f"{left}; try --from {other} for those, or write their NAME.txt files yourself")
-            elif left:
-                warn(left)
+            if tried:
+                warn(tried)
             out.print(f"nothing to write: every picture under {clean(folder)} "
                       f"{'that --from ' + source + ' can caption ' if plan.nameless else ''}"
                       f"{'whose caption name is free ' if plan.taken else ''}has a caption")
@@ -2006,8 +2008,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         if dry_run:
             for txt, (caption, _) in sorted(plan.writes.items()):
                 out.print(f"{clean(txt)}: {clean(caption)}", markup=False, highlight=False, soft_wrap=True)
-            if left:
-                warn(left)
+            if tried:
+                warn(tried)
             out.print(f"would write {counted(len(plan.writes), 'caption file')}; nothing written (--dry-run)")
             return
         with progress_bar(quiet, "files") as bar:
@@ -2015,10 +2017,10 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             written, existing = write_captions(plan, lambda k, total: bar.update(
                 task, completed=k, rate=rate_text(bar.tasks[task], "files")))
         if existing:
-            left = "; ".join(filter(None, [left, f"{counted(existing, 'caption file')} made meanwhile by something "
-                                                 f"else (kept)"]))
-        if left:
-            warn(left)
+            tried = "; ".join(filter(None, [tried, f"{counted(existing, 'caption file')} made meanwhile by something "
+                                                   f"else (kept)"]))
+        if tried:
+            warn(tried)
         if written:
             first = written[0]
             out.print(f"wrote {counted(len(written), 'caption file')} under {clean(folder)} (e.g. {clean(first)}: "
