@@ -848,10 +848,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         raise stopped(e) from None
     except BaseException as e:
         failing = e
-        if isinstance(e, Exception) and not isinstance(e, Diverged) and not stepping and done > start \
-                and saved != done and dd.is_main:
+        if isinstance(e, (Exception, SystemExit)) and not isinstance(e, Diverged) and not stepping \
+                and done > start and saved != done and dd.is_main:
             # An error (a picture gone unreadable, a full disk, out of memory) keeps the steps trained since the
-            # last checkpoint, as a stop does: the model is that of step `done`, whole.
+            # last checkpoint, as a stop does: the model is that of step `done`, whole. So does a SystemExit: Rich
+            # raises one where a line of the run meets a broken pipe (`t2i train ... 2>&1 | head`, a dead `tee`),
+            # which ended the run quietly with every step since the last --ckpt-every lost.
             if not non_finite(model.state_dict()) and not (ema is not None and non_finite(ema.avg)):
                 try:
                     with stops.held():  # (weights gone NaN are not saved, nor said as a divergence: the error is)
@@ -996,7 +998,7 @@ class _Stops:
                 signal.signal(s, handler)
 
 
-def _save_on_error(e: Exception, checkpoint: Callable[[], None], step: int, run_dir: Path) -> None:
+def _save_on_error(e: BaseException, checkpoint: Callable[[], None], step: int, run_dir: Path) -> None:
     """Write the checkpoint of a run an error is ending, after its last whole step, and say so in a note on the
     error (`saved_step` and `saved_note` too, for a whole run to say its own resume). A checkpoint that cannot be
     written (the disk the error filled, weights gone NaN) leaves the one on disk and the error as it was."""
