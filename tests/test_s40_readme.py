@@ -63,3 +63,11 @@ def test_a_run_ended_by_a_broken_pipe_keeps_the_steps_it_trained(tmp_path: Path)
     a, _ = load_tensors(tmp_path / "full" / "checkpoint.safetensors")
     b, meta = load_tensors(tmp_path / "cut" / "checkpoint.safetensors")
     assert meta["step"] == "8" and set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_eval_help_names_both_distances_the_table_shows():
+    # README: `t2i eval --data` reports the Frechet distance and the kernel distance (KID); its help named the
+    # Frechet distance alone.
+    for args in ([], ["eval"]):
+        r = run(*args, "--help")
+        assert r.exit_code == 0 and "Frechet and kernel distances" in " ".join(r.stdout.split()), r.stdout

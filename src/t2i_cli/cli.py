@@ -2220,7 +2220,7 @@ def eval_cmd(ctx: typer.Context,
              threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings.")) -> None:
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
-    validation split of any data (dVAE PSNR, bits per code, CLIP score and Frechet distance)."""
+    validation split of any data (dVAE PSNR, bits per code, CLIP score, Frechet and kernel distances)."""
     with user_errors():
         start_inference(threads, "eval")
         _imports_held("t2i_cli.world.evaluate", "t2i_cli.world.judge")
