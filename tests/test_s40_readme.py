@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import run
+from t2i_cli.files import folder_lock
 from t2i_cli.stages import apply_preset, run_stage
 from t2i_cli.train import TrainConfig
 from t2i_cli.weights import load_tensors
@@ -71,3 +73,21 @@ def test_eval_help_names_both_distances_the_table_shows():
     for args in ([], ["eval"]):
         r = run(*args, "--help")
         assert r.exit_code == 0 and "Frechet and kernel distances" in " ".join(r.stdout.split()), r.stdout
+
+
+def test_info_of_a_whole_run_says_its_pace(tmp_path: Path):
+    # README: `t2i info runs/mine` (a whole run, `--stage all`) says "steps done, training now or stopped, losses,
+    # pace, next command"; its table had no pace (only a stage's own folder said it).
+    out = tmp_path / "all"
+    r = run("train", "--stage", "all", "--preset", "tiny", "--workers", "0", "-q", "--steps",
+            "dvae=4,transformer=2,clip=2", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    stages = json.loads(run("info", out, "--json").stdout)["stages"]
+    lines = run("info", out).stdout.splitlines()
+    paces = [line for line in lines if line.startswith("  pace      ")]
+    assert stages["clip"]["rate"] > 0 and len(paces) == 1, lines
+    assert paces[0].startswith("  pace      clip: ") and paces[0].endswith(" steps/s since its latest start"), lines
+    assert lines[-1] == f"  next      generate with: t2i generate PROMPT --weights {out / 'weights'}"
+    with folder_lock(out / "dvae", "busy"):  # a stage trained now (its lock held) is the one whose pace is said
+        lines = run("info", out).stdout.splitlines()
+    assert any(line.startswith("  pace      dvae: ") for line in lines), lines

@@ -1409,6 +1409,13 @@ def _print_run_info(data: dict) -> None:
                           _steps_text(s), f"{loss['value']:.4g} ({loss['step']:,})" if loss else "",
                           f"{val['best']:.4g} ({val['best_step']:,})" if val else "")
         out.print(table)
+        # the pace of the stage training now, else of the latest stage that trained (README: a whole run's info
+        # says its pace and time left too; the table had neither)
+        paced = [(stage, s) for stage, s in data["stages"].items() if s.get("rate")]
+        now = [(stage, s) for stage, s in paced if s["status"] == "training"] or paced[-1:]
+        for stage, s in now:
+            left = f", about {_duration(s['eta_s'])} left" if s.get("eta_s") is not None else ""
+            out.print(f"  pace      {stage}: {_rate(s['rate'])} since its latest start{left}")
     else:
         out.print(f"{clean(data['folder'])}: a {data['stage']} run on {clean(data['data'])}", soft_wrap=True)
         out.print(f"  status    {clean(_run_status(data))}", soft_wrap=True)
