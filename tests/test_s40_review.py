@@ -1,0 +1,44 @@
+"""Review of session 40's diff: each test a defect the review found, failing without its fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+LOOKER = """
+import sys
+from t2i_cli.files import other_t2i_inferring
+print(other_t2i_inferring(Path(sys.argv[1])), flush=True)
+"""
+
+
+@pytest.mark.parametrize("own", [{"T2I_OMP": "keep"}, {"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "7"}])
+def test_a_command_that_keeps_openmp_as_set_still_holds_the_inference_lock(tmp_path, monkeypatch, own):
+    """An inference command run with T2I_OMP=keep (or OMP_WAIT_POLICY, GOMP_SPINCOUNT of the user's own) took no
+    inference lock, since bound_spinning looked at nothing then: a second command started beside it did not know
+    of it (README: each inference command holds the lock from its start)."""
+    pytest.importorskip("fcntl")
+    import os
+
+    import t2i_cli.cli as cli
+    from t2i_cli.files import _INFERENCE_HOLD
+
+    for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "T2I_OMP"):
+        monkeypatch.delenv(name, raising=False)
+    for k, v in own.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    held = len(_INFERENCE_HOLD)
+    try:
+        cli.start_inference(None, "generate")
+        later = subprocess.run([sys.executable, "-c", LOOKER, str(tmp_path)], capture_output=True, text=True,
+                               timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert later.returncode == 0, later.stderr
+        assert later.stdout.strip() == "1"  # the later start knows of this command
+        assert os.environ.get("GOMP_SPINCOUNT") == own.get("GOMP_SPINCOUNT")  # and OpenMP is left as it was set
+    finally:
+        while len(_INFERENCE_HOLD) > held:
+            os.close(_INFERENCE_HOLD.pop())
