@@ -747,11 +747,13 @@ def bound_spinning(busy: Callable[[], int] = lambda: 0) -> None:
     beside an eval a little faster, and the thread count, on which a seed's bytes can depend, stays the
     machine's (since 0.13.2; BENCHMARKS.md "The same bytes on a busy machine"). Set before torch is imported
     (libgomp reads it once, when it loads); OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's own, or
-    T2I_OMP=keep, leave libgomp as it is. busy() is called in every case: an inference command's look takes the
+    T2I_OMP=keep, leave libgomp as it is. busy() is called in those cases too: an inference command's look takes the
     inference lock (files.other_t2i_inferring), which a later start looks for (a command run with T2I_OMP=keep, or
     OMP_WAIT_POLICY or GOMP_SPINCOUNT set, held none, and another started beside it did not know of it)."""
     env = os.environ
-    if env.get("T2I_OMP") == "keep" or "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env or "torch" in sys.modules:
+    if "torch" in sys.modules:  # (libgomp has loaded: too late to set; a call within a process that uses torch)
+        return
+    if env.get("T2I_OMP") == "keep" or "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
         busy()
         return
     env["GOMP_SPINCOUNT"] = BUSY_SPIN_COUNT if busy() > 0 else SPIN_COUNT
