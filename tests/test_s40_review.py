@@ -10,6 +10,7 @@ import pytest
 
 LOOKER = """
 import sys
+from pathlib import Path
 from t2i_cli.files import other_t2i_inferring
 print(other_t2i_inferring(Path(sys.argv[1])), flush=True)
 """
@@ -31,6 +32,8 @@ def test_a_command_that_keeps_openmp_as_set_still_holds_the_inference_lock(tmp_p
     for k, v in own.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delitem(sys.modules, "torch")  # as in a fresh command, where torch has not been imported yet
+    monkeypatch.setattr(cli, "use_threads", lambda threads: None)  # (it imports torch)
     held = len(_INFERENCE_HOLD)
     try:
         cli.start_inference(None, "generate")
@@ -42,3 +45,17 @@ def test_a_command_that_keeps_openmp_as_set_still_holds_the_inference_lock(tmp_p
     finally:
         while len(_INFERENCE_HOLD) > held:
             os.close(_INFERENCE_HOLD.pop())
+
+
+@pytest.mark.parametrize("name, caption", [("whatsapp", "whatsapp"), ("Snapchat", "snapchat"), ("fb", "fb"),
+                                           ("whatsapp (2)", "whatsapp")])
+def test_an_icon_named_for_a_messaging_app_keeps_its_caption(name, caption):
+    """The messaging apps' names became tool words anywhere, so an icon set's whatsapp.png or snapchat.png (the
+    README's `data caption my_icons/`) got no caption, where it was captioned by its name; the apps' own picture
+    names still get none."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of(name) == caption
+    for app_named in ("WhatsApp Image 2024-01-02 at 10.11.12", "FB_IMG_1580000000000", "received_123456789012345",
+                      "Snapchat-1234567890"):
+        assert caption_of(app_named) is None
