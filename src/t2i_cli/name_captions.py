@@ -18,8 +18,11 @@ SOURCES = ("name", "folder")  # what a caption is made from: the picture's file 
 # a tool's ("IMG_2041", "DSC00012", "Screenshot 2024-05-01 at 10.31.02", "untitled-3", "photo (2)"), no caption.
 TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen shot scan
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
-sample at am pm wa hdr mp resized original whatsapp snapchat fb received""".split())
-# (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo; "FB_IMG_...", Messenger's "received_...")
+sample at am pm wa hdr mp resized original""".split())  # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo)
+# A messaging app's name in the names it gives pictures ("WhatsApp Image ... at ...", "FB_IMG_...", Messenger's
+# "received_...", "Snapchat-..."): a tool word there, beside another tool word, a date or a long number; alone (an
+# icon set's "whatsapp.png", "snapchat.png") it is what the picture shows, and its caption.
+APP_WORDS = frozenset("whatsapp snapchat fb received".split())
 
 
 def _case_split(piece: str) -> list[str]:
@@ -97,7 +100,9 @@ def caption_of(name: str) -> str | None:
     # tone, lost its number at a name's end, five tones one caption; "speak-no-evil monkey" was "speak no evil")
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
-    name = _DATE_TIME.sub(" ", _COPY.sub("", name))
+    name = _COPY.sub("", name)
+    dated = _DATE_TIME.search(name) is not None
+    name = _DATE_TIME.sub(" ", name)
     pieces = [p for p in _SEPARATORS.split(name) if p]
     emoji = any(_code_point(p, False) is not None for p in pieces)
     for piece in pieces:
@@ -108,16 +113,19 @@ def caption_of(name: str) -> str | None:
             continue
         if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece) or _NOT_WORDS.fullmatch(piece):
             continue
-        if piece.lower() in TOOL_WORDS:  # as a whole ("WhatsApp", not "whats app")
+        if piece.lower() in TOOL_WORDS | APP_WORDS:  # as a whole ("WhatsApp", not "whats app")
             words.append(piece.lower())
             continue
         words += [w.lower().replace(_NAME_HYPHEN, "-") for w in _case_split(piece)
                   if w and not _NOT_WORDS.fullmatch(w)]
+    # an app's name is a tool word beside a date, a long number or another tool word (APP_WORDS)
+    tools = TOOL_WORDS | APP_WORDS if dated or any(w in TOOL_WORDS or (w.isdigit() and len(w) >= 5) for w in words) \
+        else TOOL_WORDS
     # (a number written with a leading zero, "001_cat", "01 - sunset", is a counter wherever it is, not a count)
     words = [w for w in words if not (w.isdigit() and (len(w) >= 5 or (len(w) > 1 and w[0] == "0")))]
     while words and words[-1].isdigit():
         words.pop()
-    if not any((_WORD.search(w) or (len(w) == 1 and w.isalpha() and not w.isascii())) and w not in TOOL_WORDS
+    if not any((_WORD.search(w) or (len(w) == 1 and w.isalpha() and not w.isascii())) and w not in tools
                for w in words):  # (one letter of a script without spaces is a word: 猫)
         return None
     return " ".join(words)
