@@ -59,3 +59,24 @@ def test_an_icon_named_for_a_messaging_app_keeps_its_caption(name, caption):
     for app_named in ("WhatsApp Image 2024-01-02 at 10.11.12", "FB_IMG_1580000000000", "received_123456789012345",
                       "Snapchat-1234567890"):
         assert caption_of(app_named) is None
+
+
+def test_a_manifest_path_in_another_unicode_form_is_found_below_a_folder_in_either_form(tmp_path):
+    """A manifest's picture path whose name is decomposed (NFD) where the file is composed was found only where its
+    folder took the same form: the whole path was normalized, so below a folder made on a Mac (NFD) the composed
+    picture was a "missing image"."""
+    import unicodedata
+
+    from PIL import Image
+
+    from t2i_cli import data
+
+    folder = tmp_path / unicodedata.normalize("NFD", "Café")
+    folder.mkdir()
+    for i, name in enumerate(["thé", "crème"]):
+        Image.new("RGB", (16, 16), (60 * i, 90, 200)).save(folder / (unicodedata.normalize("NFC", name) + ".png"))
+    rows = "".join(f"{unicodedata.normalize('NFD', n)}.png,{c}\n" for n, c in (("thé", "a cup"), ("crème", "a cream")))
+    (folder / "m.csv").write_text("file_name,text\n" + rows, encoding="utf-8")
+    source = data.open_source(str(folder / "m.csv"), 16)
+    assert len(source) == 2
+    assert sorted(c for i in range(2) for c in source.captions_at(i)) == ["a cream", "a cup"]

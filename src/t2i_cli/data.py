@@ -742,12 +742,16 @@ def files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
 def _in_other_form(path: Path) -> Path | None:
     """path in the other Unicode form, where only that exists: a manifest written on Linux or Windows names "thé.png"
     composed (NFC) where macOS, or a zip made there, wrote the file decomposed (NFD), or the other way round; the
-    two look alike everywhere, and the picture was a "missing image"."""
-    for form in ("NFC", "NFD"):
-        other = Path(unicodedata.normalize(form, str(path)))
-        if other != path and other.exists():
-            return other
-    return None
+    two look alike everywhere, and the picture was a "missing image". Each part of the path is matched on its own:
+    the folder above the manifest may be in one form and the picture's name in the other (a folder made on a Mac,
+    the pictures saved again elsewhere), which a form of the whole path missed."""
+    at = Path(path.anchor)
+    for part in path.parts[1:] if path.anchor else path.parts:
+        forms = dict.fromkeys((part, unicodedata.normalize("NFC", part), unicodedata.normalize("NFD", part)))
+        at = next((at / f for f in forms if os.path.lexists(at / f)), None)
+        if at is None:
+            return None
+    return at if at != path else None
 
 
 def _folded(stem: Path) -> Path:
