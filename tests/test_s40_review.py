@@ -80,3 +80,17 @@ def test_a_manifest_path_in_another_unicode_form_is_found_below_a_folder_in_eith
     source = data.open_source(str(folder / "m.csv"), 16)
     assert len(source) == 2
     assert sorted(c for i in range(2) for c in source.captions_at(i)) == ["a cream", "a cup"]
+
+
+def test_the_repeat_warning_says_a_line_in_another_unicode_form_repeats(tmp_path):
+    """A line in decomposed form repeats its composed form since 3334871 (README), but the warning still said only
+    "letter case and spacing aside": two lines that differ in neither were named as repeats, unexplained."""
+    import unicodedata
+
+    from t2i_cli.prompt_file import read_prompts
+
+    f = tmp_path / "p.txt"
+    f.write_text(f"café noir\n{unicodedata.normalize('NFD', 'café noir')}\n", encoding="utf-8")
+    got = read_prompts(str(f))
+    assert got.repeats == ((2, 1),)
+    assert "an accent composed or not" in got.repeats_message()

@@ -59,8 +59,8 @@ class Prompts:
         more = f" and {len(self.repeats) - 5} more" if len(self.repeats) > 5 else ""
         n = len(self.repeats)
         return (f"{counted(n, 'line')} {'repeats' if n == 1 else 'repeat'} an earlier prompt (letter case and spacing "
-                f"aside, as the model reads it) and {'is' if n == 1 else 'are'} drawn once, since the same seed draws "
-                f"the same images: {shown}{more}")
+                f"aside, and an accent composed or not, as the model reads it) and {'is' if n == 1 else 'are'} drawn "
+                f"once, since the same seed draws the same images: {shown}{more}")
 
 
 def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
