@@ -94,3 +94,18 @@ def test_the_repeat_warning_says_a_line_in_another_unicode_form_repeats(tmp_path
     got = read_prompts(str(f))
     assert got.repeats == ((2, 1),)
     assert "an accent composed or not" in got.repeats_message()
+
+
+def test_a_prompt_the_tokenizer_reads_as_a_pair_draws_regional_guidance_in_any_unicode_form(tmp_path):
+    """The world's prompt parser read text composed (NFC) where the tokenizer reads it in NFKC: a prompt in
+    full-width letters (a Japanese keyboard's) or with a ligature, which the model reads as "a red bird and a blue
+    fish", was no pair, so it drew without regional guidance, and `--regional 2` was refused as moot for it."""
+    from t2i_cli.prompt_file import as_read
+    from t2i_cli.world.captions import parse_prompt, region_prompts
+
+    plain = "a red bird and a blue fish"
+    wide = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in plain)  # ａ ｒｅｄ ｂｉｒｄ ...
+    for other in (wide, "a red bird and a blue \ufb01sh"):  # (U+FB01: the fi ligature)
+        assert parse_prompt(other) == parse_prompt(plain) is not None
+        assert region_prompts(other) == region_prompts(plain)
+        assert as_read(other) == as_read(plain)  # one prompt to the model: a --prompts file draws it once

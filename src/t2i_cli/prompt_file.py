@@ -30,14 +30,14 @@ def blank(text: str) -> bool:
 def as_read(prompt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """A prompt as the model reads it: the words of t2i's tokenizers (models.tokenizer.PROCESSING: NFKC, lower case,
     split at whitespace and between words and marks, by the tokenizers library itself), and those the world's
-    prompt parser (regional guidance) reads, composed (NFC) as it reads them, lower case. Two lines alike in both draw
+    prompt parser (regional guidance) reads, in NFKC as it reads them, lower case. Two lines alike in both draw
     the same images from one seed ("A red bird" and "a red  bird" drew one picture twice; so did a line in composed
     and one in decomposed form, "café" and "cafe" with a combining accent, which no editor shows apart)."""
     from tokenizers import normalizers, pre_tokenizers
 
     text = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()]).normalize_str(prompt)
     return (tuple(w for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(text)),
-            tuple(re.findall(r"\w+|[^\w\s]+", unicodedata.normalize("NFC", prompt).lower())))
+            tuple(re.findall(r"\w+|[^\w\s]+", unicodedata.normalize("NFKC", prompt).lower())))
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,11 @@ _REL_OF = {"to the left of": "left of", "to the right of": "right of", "next to"
 
 def parse_prompt(text: str) -> SceneSpec | None:
     """Best-effort parse of a caption or simple prompt into a spec; None when it is not understood. The text is read
-    composed (NFC), as the tokenizer reads it: in decomposed form (NFD: "blue" and a combining accent, which the
-    tokenizer reads as "blué") it was read as "blue", and drew regional guidance its composed form did not."""
-    text = unicodedata.normalize("NFC", text)
+    as the tokenizer reads it (NFKC, models.tokenizer.PROCESSING): in decomposed form (NFD: "blue" and a combining
+    accent, which the tokenizer reads as "blué") it was read as "blue", and drew regional guidance its composed form
+    did not; in full-width letters ("ａ ｒｅｄ ｂｉｒｄ ａｎｄ ...", a Japanese keyboard's), or with a ligature ("ﬁsh"),
+    which the tokenizer reads as the ASCII prompt, it was no pair, and drew none."""
+    text = unicodedata.normalize("NFKC", text)
     t = re.sub(r"[^a-z0-9, ]+", " ", text.lower().replace("grey", "gray").replace("-", " "))
     t = re.sub(r"\s*,\s*", ", ", re.sub(r"\s+", " ", t)).strip(" ,")
     t = _PREFIX_RE.sub("", t)
