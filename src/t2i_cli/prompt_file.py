@@ -65,11 +65,11 @@ class Prompts:
 
 def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
     """The prompts of a UTF-8 text file (or standard input for '-'): one per line, surrounding spaces removed;
-    blank lines and lines starting with '#' are skipped; a prompt repeated (as_read: case and spacing aside) is
-    kept at its first line. Refuses a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts or with a line over
-    MAX_PROMPT_CHARS, not UTF-8, with a NUL or without a prompt, and standard input that is closed or a terminal.
-    path as the user typed it (a str): './-' is a file named '-' (a Path cannot tell them apart: Path('./-') is
-    Path('-'), standard input)."""
+    blank lines and lines starting with '#' are skipped; a prompt repeated (as_read: case, spacing and Unicode form
+    aside) is kept at its first line. Refuses a file over MAX_PROMPT_FILE bytes, over MAX_PROMPTS prompts or with a
+    line over MAX_PROMPT_CHARS, not UTF-8, with a NUL or without a prompt, and standard input that is closed or a
+    terminal. path as the user typed it (a str): './-' is a file named '-' (a Path cannot tell them apart:
+    Path('./-') is Path('-'), standard input)."""
     stdin = str(path) == STDIN if isinstance(path, Path) else path == STDIN
     shown = str(path)
     if not shown:
