@@ -109,3 +109,22 @@ def test_a_prompt_the_tokenizer_reads_as_a_pair_draws_regional_guidance_in_any_u
         assert parse_prompt(other) == parse_prompt(plain) is not None
         assert region_prompts(other) == region_prompts(plain)
         assert as_read(other) == as_read(plain)  # one prompt to the model: a --prompts file draws it once
+
+
+@pytest.mark.parametrize("text", ["\U0001fabf", "\U0003fffd"])  # a goose (Unicode 15), a code point unassigned yet
+def test_a_caption_of_a_character_newer_than_pythons_unicode_tables_is_no_empty_caption(tmp_path, text):
+    """1ae4b24 made a caption line of characters that draw nothing empty, with the test prompts use (blank), which
+    counted a code point Python's tables do not know ("Cn") among them: a caption of an emoji newer than they are
+    was skipped as an empty caption on Python 3.11 and trained on 3.12, and such a prompt was refused as blank."""
+    from PIL import Image
+
+    from t2i_cli import data
+    from t2i_cli.prompt_file import blank
+
+    assert not blank(text) and not blank(f"\u200b{text}") and blank("\u200b\u200e")
+    Image.new("RGB", (16, 16), (200, 90, 30)).save(tmp_path / "goose.png")
+    (tmp_path / "goose.txt").write_text(text + "\n", encoding="utf-8")
+    Image.new("RGB", (16, 16), (30, 90, 200)).save(tmp_path / "bird.png")
+    (tmp_path / "bird.txt").write_text("a bird\n", encoding="utf-8")
+    source = data.open_source(str(tmp_path), 16)
+    assert sorted(c for i in range(len(source)) for c in source.captions_at(i)) == sorted(["a bird", text])

@@ -17,8 +17,10 @@ MAX_PROMPT_CHARS = 1_000  # characters of one prompt line (the model reads its f
 STDIN = "-"  # --prompts - reads standard input
 
 
-INVISIBLE = frozenset({"Cc", "Cf", "Cn", "Zs", "Zl", "Zp"})  # Unicode categories that draw nothing: controls,
-# format characters (a zero-width space, a byte-order mark), unassigned code points, spaces and separators
+INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # Unicode categories that draw nothing: controls, format
+# characters (a zero-width space, a byte-order mark), spaces and separators. Not "Cn", a code point unassigned in
+# this Python's Unicode tables: an emoji newer than they are ("🪿", Unicode 15, is Cn to Python 3.11) is one, so a
+# caption of it was empty on one Python and trained on another, and such a prompt was refused as blank.
 
 
 def blank(text: str) -> bool:
