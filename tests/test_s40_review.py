@@ -128,3 +128,15 @@ def test_a_caption_of_a_character_newer_than_pythons_unicode_tables_is_no_empty_
     (tmp_path / "bird.txt").write_text("a bird\n", encoding="utf-8")
     source = data.open_source(str(tmp_path), 16)
     assert sorted(c for i in range(len(source)) for c in source.captions_at(i)) == sorted(["a bird", text])
+
+
+def test_a_prompt_of_an_emoji_newer_than_pythons_unicode_tables_gets_a_name_of_its_own():
+    """safe_stem hashes a prompt whose emoji have no ASCII form (README: "🐦" ends its name in a hash), but an emoji
+    Python's tables do not know yet (a goose, Unicode 15, is "Cn" to Python 3.11) was left out unhashed: "a 🪿" was
+    named "a", as the prompt "a" is, and "🪿" "image"."""
+    from t2i_cli.files import safe_stem
+
+    for new in ("\U0001fabf", "\U0003fffd"):  # a goose; a code point unassigned yet
+        assert safe_stem(f"a {new}") != safe_stem("a") and safe_stem(f"a {new}").startswith("a-")
+        assert safe_stem(new) != "image" and safe_stem(new) == safe_stem(f" {new} ")
+    assert safe_stem("a \U0001fabf") != safe_stem("a \U0001f426")  # a goose is not a bird

@@ -446,9 +446,11 @@ UNMARKED = str.maketrans({"ß": "ss", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L"
 
 
 def _meant(ch: str) -> bool:
-    """Whether a character carries meaning in a prompt: a letter, a mark on one, a digit, a symbol such as an emoji."""
+    """Whether a character carries meaning in a prompt: a letter, a mark on one, a digit, a symbol such as an emoji,
+    or a code point this Python's Unicode tables do not assign (Cn): an emoji newer than they are ("🪿", Unicode 15,
+    on Python 3.11), which was left out unhashed, so "a 🪿" was named as "a" is, and by another name on 3.12."""
     category = unicodedata.category(ch)
-    return category[0] in "LMN" or category == "So"
+    return category[0] in "LMN" or category in ("So", "Cn")
 
 
 def safe_stem(text: str, max_len: int = 48) -> str:
