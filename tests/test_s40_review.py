@@ -140,3 +140,26 @@ def test_a_prompt_of_an_emoji_newer_than_pythons_unicode_tables_gets_a_name_of_i
         assert safe_stem(f"a {new}") != safe_stem("a") and safe_stem(f"a {new}").startswith("a-")
         assert safe_stem(new) != "image" and safe_stem(new) == safe_stem(f" {new} ")
     assert safe_stem("a \U0001fabf") != safe_stem("a \U0001f426")  # a goose is not a bird
+
+
+def test_data_caption_says_what_to_try_for_nameless_pictures_beside_them_not_after_a_taken_name(tmp_path):
+    """1e38efa put "try --from folder for those, or write their NAME.txt files yourself" at the end of the warning,
+    after a taken caption name's "rename it, then run this again": it read as said of that name."""
+    from PIL import Image
+
+    from conftest import run
+
+    pics = tmp_path / "pics"
+    (pics / "blue-fish.txt").mkdir(parents=True)  # a caption name taken by a folder
+    for name in ("IMG_2041", "red-bird", "blue-fish"):
+        Image.new("RGB", (8, 8)).save(pics / f"{name}.png")
+    r = run("data", "caption", pics, "--dry-run")
+    assert r.exit_code == 0, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    nameless, taken = line.split("; 1 caption file name taken")
+    assert nameless.endswith("; try --from folder for those, or write their NAME.txt files yourself")
+    assert taken.endswith("rename it, then run this again")
+    (pics / "red-bird.png").unlink()  # nothing left to write: the refusal says it in the same order
+    r = run("data", "caption", pics, "--dry-run")
+    assert r.exit_code == 1 and "e.g." in r.stderr
+    assert r.stderr.strip().endswith("rename it, then run this again") and "try --from folder, or write" in r.stderr

@@ -167,8 +167,10 @@ def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda 
     return written, existing
 
 
-def summary(plan: CaptionPlan) -> str:
-    """What the plan leaves out, in one line (None said as ''): pictures with a caption, names without words."""
+def summary(plan: CaptionPlan, nameless_hint: str = "") -> str:
+    """What the plan leaves out, in one line (None said as ''): pictures with a caption, names without words (and
+    nameless_hint, what to do for those, right after them: at the line's end it followed a taken caption name's
+    "rename it, then run this again", and read as said of that)."""
     parts = []
     if plan.captioned:
         parts.append(f"{counted(plan.captioned, 'picture')} already captioned (left untouched)")
@@ -179,6 +181,7 @@ def summary(plan: CaptionPlan) -> str:
         if undecoded := [p for p in plan.nameless if _NOT_UTF8.search(str(p))]:
             parts[-1] += (f" ({len(undecoded)} of them named in another encoding than UTF-8, a Windows zip's?: "
                           f"rename them)")
+        parts[-1] += nameless_hint
     if plan.unreadable:
         parts.append(f"{counted(len(plan.unreadable), 'folder')} that cannot be read (permission?) left out, e.g. "
                      f"{plan.unreadable[0]}")
