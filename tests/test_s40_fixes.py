@@ -153,3 +153,15 @@ def test_a_run_folder_whose_name_is_not_utf8_trains_and_draws(tmp_path: Path):
     assert "run\\udce9/weights" in r.stdout  # (a name a terminal cannot show is escaped)
     r = run("generate", "a red bird", "--weights", out / "weights", "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0 and (tmp_path / "o" / "a-red-bird-000.png").is_file(), r.stderr
+
+
+def test_write_new_remembers_a_bounded_number_of_stems(tmp_path: Path, monkeypatch):
+    """A long-lived process (the Python API, a --prompts file of 10,000 lines) kept one entry per stem for life."""
+    from t2i_cli import files
+
+    monkeypatch.setattr(files, "MAX_NEXT_NAMES", 3)
+    monkeypatch.setattr(files, "_NEXT_NAME", {})
+    for k in range(7):
+        files.write_new(tmp_path, f"s{k}", ".png", lambda t: t.write_bytes(b"x"))
+        assert len(files._NEXT_NAME) <= 3
+    assert files.write_new(tmp_path, "s6", ".png", lambda t: t.write_bytes(b"x")).name == "s6-001.png"

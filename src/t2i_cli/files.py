@@ -535,6 +535,7 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
 
 
 _NEXT_NAME: dict[tuple[Path, str, str], int] = {}  # (folder, stem, suffix) -> the number after this process's last
+MAX_NEXT_NAMES = 4096  # stems remembered (a long-lived process of many prompts: forgotten, each is found again)
 
 
 def _first_number(folder: Path, stem: str, suffix: str) -> int:
@@ -545,13 +546,20 @@ def _first_number(folder: Path, stem: str, suffix: str) -> int:
     return after if after and (folder / f"{stem}-{after - 1:03d}{suffix}").exists() else 0
 
 
+def _remember(folder: Path, stem: str, suffix: str, taken: int) -> None:
+    """Note the number write_new took, for its next search there; at most MAX_NEXT_NAMES stems are kept."""
+    if len(_NEXT_NAME) >= MAX_NEXT_NAMES and (folder, stem, suffix) not in _NEXT_NAME:
+        _NEXT_NAME.clear()
+    _NEXT_NAME[folder, stem, suffix] = taken + 1
+
+
 def _link_new(tmp: Path, folder: Path, stem: str, suffix: str, where: str) -> Path:
     """The finished temporary tmp under the first free name folder/stem-NNN.suffix (write_new)."""
     for i in range(_first_number(folder, stem, suffix), MAX_NAMES):
         path = folder / f"{stem}-{i:03d}{suffix}"
         try:
             os.link(tmp, path)
-            _NEXT_NAME[folder, stem, suffix] = i + 1
+            _remember(folder, stem, suffix, i)
         except FileExistsError:
             continue
         except OSError as e:  # no hard links here (e.g. FAT, some network shares)
@@ -607,7 +615,7 @@ def _claim(folder: Path, stem: str, suffix: str, where: str = " with --out") -> 
         except FileExistsError:
             continue
         os.close(fd)
-        _NEXT_NAME[folder, stem, suffix] = i + 1
+        _remember(folder, stem, suffix, i)
         return path
     raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder{where}")
 
