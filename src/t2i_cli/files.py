@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import tempfile
 import time
 import unicodedata
@@ -329,7 +330,10 @@ def other_t2i_inferring(folder: Path | None = None) -> int:
     except ImportError:
         return 0
     path = Path(folder if folder is not None else tempfile.gettempdir()) / INFERENCE_LOCK
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    # (O_NONBLOCK: a FIFO someone made at the path opened for reading waits for a writer, and the command hung
+    # before its first line; a FIFO, a folder or a device there is then let be, as an unopenable file is)
+    flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_NONBLOCK", 0))
     try:
         try:
             fd = os.open(path, flags)  # (O_CREAT on another user's file in /tmp is refused: protected_regular)
@@ -339,6 +343,13 @@ def other_t2i_inferring(folder: Path | None = None) -> int:
             except FileExistsError:  # another start made it in between
                 fd = os.open(path, flags)
     except OSError:
+        return 0
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(fd)
         return 0
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

