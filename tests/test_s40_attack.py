@@ -30,3 +30,29 @@ def test_inference_lock_path_that_is_a_fifo_does_not_hang(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[0,", "0,", "0]", "1"]  # only the plain folder's lock is held
     assert (fifo_dir / "t2i-inference.lock").is_fifo() and (tmp_path / "plain" / "t2i-inference.lock").is_file()
+
+
+def test_sheet_label_font_is_chosen_for_the_letters_drawn_not_a_64kb_caption(monkeypatch):
+    """A 64 KB caption of Chinese (some 13,000 different characters) had every one of them looked up in every
+    installed font to choose the label's (a second a label on one font, more with more fonts: a data preview of
+    such captions took many seconds); two lines show a few dozen, and only these are looked up. The label is
+    still drawn, inside its tile's label band."""
+    import random
+
+    from PIL import Image
+
+    from t2i_cli import images
+
+    if images.label_font("жар") is None:
+        pytest.skip("no font of LABEL_FONTS is installed")
+    rng = random.Random(0)
+    caption = "".join(chr(0x4E00 + rng.randrange(20000)) for _ in range(21000))
+    looked_up, real = [], images._has_glyph
+    monkeypatch.setattr(images, "_has_glyph", lambda name, ch: looked_up.append(ch) or real(name, ch))
+    tile = Image.new("RGB", (64, 64), (255, 255, 255))
+    sheet = images.contact_sheet([tile, tile], [caption, "x"], columns=2)
+    assert 0 < len(set(looked_up)) <= 2 * 65
+    band = sheet.crop((4, 4 + 64, 4 + 64, 4 + 64 + 24))
+    assert band.getextrema() != ((255, 255), (255, 255), (255, 255))  # something is drawn
+    outside = sheet.crop((0, 0, 4, sheet.height))  # the gutter left of the first tile: nothing
+    assert outside.getextrema() == ((255, 255), (255, 255), (255, 255))

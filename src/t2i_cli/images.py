@@ -363,11 +363,19 @@ def label_font(text: str):
     return best
 
 
+def _label_head(text: str, width: int) -> str:
+    """The start of text that two lines of `width` pixels can show (its words cut as _draw_label cuts them, and
+    no more letters than two lines have pixels): the font is chosen for these letters alone, as the rest is not
+    drawn (a 64 KB caption of Chinese, some 13,000 different characters, had each looked up in every font, a
+    second a label, longer with more fonts installed)."""
+    return " ".join(w[:width + 1] for w in text.split()[:2 * (width + 1)])[:2 * (width + 1)]
+
+
 def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, width: int) -> None:
     """Draw text in up to two lines that fit `width` pixels (in a system font where the built-in one cannot draw
     its letters: label_font)."""
     shown = drawable(text)
-    if not shown.isascii() and (system := label_font(shown)) is not None:
+    if not shown.isascii() and (system := label_font(_label_head(shown, width))) is not None:
         import unicodedata
 
         font, shown = system, unicodedata.normalize("NFC", text)  # (its accents too, which that font draws)
