@@ -56,3 +56,27 @@ def test_sheet_label_font_is_chosen_for_the_letters_drawn_not_a_64kb_caption(mon
     assert band.getextrema() != ((255, 255), (255, 255), (255, 255))  # something is drawn
     outside = sheet.crop((0, 0, 4, sheet.height))  # the gutter left of the first tile: nothing
     assert outside.getextrema() == ((255, 255), (255, 255), (255, 255))
+
+
+@pytest.mark.skipif(sys.platform == "win32" or not os.path.exists("/bin/bash"), reason="a POSIX shell's quoting")
+def test_a_suggested_command_names_a_non_utf8_path_so_that_pasted_it_is_that_path(tmp_path):
+    """A path holding a byte that is not UTF-8 (a Latin-1 folder name, caf\\xe9) was suggested quoted as
+    '/.../caf\\udce9/...' (the printed escape of Python's surrogate), which, pasted into a shell, names another
+    path; a newline likewise. Such a word is written in $'...' quoting, which bash reads back as the very bytes;
+    a plain path is quoted as before."""
+    import re
+
+    from t2i_cli.files import shell_word
+
+    base = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9 it's\\")
+    out = subprocess.run([sys.executable, "-m", "t2i_cli", "data", "preview", "world", "--out", f"{base}/new\ndir"],
+                         capture_output=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    assert out.returncode == 2, out.stderr
+    said = out.stderr.decode("utf-8")
+    word = re.search(r"no folder yet: --out (.*) makes it\)", said).group(1)
+    pasted = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, timeout=30).stdout
+    assert pasted == os.fsencode(f"{base}/new\ndir/preview.png")
+    for plain in ("/tmp/My Pictures/run", "/tmp/красная/run", "/tmp/it's"):
+        assert shell_word(plain) == __import__("shlex").quote(plain)
+        assert subprocess.run(["bash", "-c", f"printf %s {shell_word(plain)}"], capture_output=True,
+                              timeout=30).stdout == plain.encode()

@@ -496,8 +496,24 @@ def fitted_stem(stem: str, suffix: str) -> str:
 
 def shell_word(path: object) -> str:
     """A path as one word of a command t2i suggests, quoted where the shell would split it ('My Pictures/run':
-    the suggested `t2i train --resume` of a run under a folder with a space resumed another path)."""
-    return shlex.quote(str(path))
+    the suggested `t2i train --resume` of a run under a folder with a space resumed another path). A byte that
+    is not UTF-8 (a Latin-1 folder name, which Python keeps as a lone surrogate) or a control character (a
+    newline) is printed as an escape (\\udce9, \\n), which, pasted, named another path: such a word is written in
+    $'...' quoting (bash, zsh, ksh), each such byte as \\xNN, which the shell reads back as that byte."""
+    text = str(path)
+    if all(ch.isprintable() and not 0xDC80 <= ord(ch) <= 0xDCFF for ch in text):
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        if 0xDC80 <= ord(ch) <= 0xDCFF:
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogatepass")))
+    return "$'" + "".join(out) + "'"
 
 
 def cut_to_bytes(name: str, room: int) -> str:
