@@ -80,3 +80,45 @@ def test_a_suggested_command_names_a_non_utf8_path_so_that_pasted_it_is_that_pat
         assert shell_word(plain) == __import__("shlex").quote(plain)
         assert subprocess.run(["bash", "-c", f"printf %s {shell_word(plain)}"], capture_output=True,
                               timeout=30).stdout == plain.encode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+@pytest.mark.parametrize("env", [{"T2I_OMP": "keep"}, {"GOMP_SPINCOUNT": "1000"}, {"OMP_WAIT_POLICY": "passive"}])
+def test_an_inference_command_holds_the_lock_whatever_its_openmp_settings(tmp_path, env):
+    """With T2I_OMP=keep, or an OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's own, bound_spinning returns before
+    it asks whether another t2i runs, and the inference lock was never taken: a generate started beside such a
+    command did not know of it (README: each inference command holds it from its start)."""
+    import fcntl
+
+    code = (f"import sys; sys.path.insert(0, {SRC!r}); from t2i_cli import cli; "
+            "cli.start_inference(None, 'generate'); print('started', flush=True); sys.stdin.read()")
+    clean = {k: v for k, v in os.environ.items() if k not in ("T2I_OMP", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**clean, **env, "TMPDIR": str(tmp_path)})
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        lock = tmp_path / "t2i-inference.lock"
+        assert lock.is_file()
+        with open(lock) as f:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held (shared) by the command
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("nothing", ["\ufe0f", "\u034f", "\u3164", "\ufe0e \ufe0f", "\U000e0100"])
+def test_a_prompt_of_characters_that_draw_nothing_of_other_categories_is_empty(tmp_path, nothing):
+    """A zero-width space alone was refused as an empty prompt, but the emoji variation selector (U+FE0F), the
+    combining grapheme joiner and Hangul's filler, which draw nothing as well (Unicode's default ignorables, of
+    categories Mn and Lo), were drawn as an unknown word under a hashed name (image-2dff52cb-000.png); a caption
+    line of them was trained on. An emoji with its selector still reads."""
+    from conftest import run
+    from t2i_cli.data import _caption_lines
+    from t2i_cli.prompt_file import blank
+
+    r = run("generate", nothing, "--out", tmp_path / "out")
+    assert r.exit_code == 2 and "the prompt is empty" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    assert _caption_lines(f"a red bird\n{nothing}\n") == ["a red bird"]
+    assert not blank("\U0001f426\ufe0f") and not blank("\u0301")  # a bird emoji; a lone accent draws an accent

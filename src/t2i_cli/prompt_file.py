@@ -21,12 +21,17 @@ INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # Unicode categories that
 # characters (a zero-width space, a byte-order mark), spaces and separators. Not "Cn", a code point unassigned in
 # this Python's Unicode tables: an emoji newer than they are ("🪿", Unicode 15, is Cn to Python 3.11) is one, so a
 # caption of it was empty on one Python and trained on another, and such a prompt was refused as blank.
+# Characters of other categories that draw nothing either (Unicode's default ignorables): variation selectors (the
+# emoji and text forms' U+FE0F, U+FE0E, and those of ideographs), the combining grapheme joiner, Mongolian's free
+# variation selectors, Hangul's fillers; a prompt of one U+FE0F was drawn as an unknown word, under a hashed name
+DRAWS_NOTHING = frozenset(map(chr, (*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0), 0x034F, 0x180B, 0x180C,
+                                    0x180D, 0x180F, 0x115F, 0x1160, 0x3164, 0xFFA0)))
 
 
 def blank(text: str) -> bool:
     """Whether text has nothing to read: empty, spaces, or only characters that draw nothing (a prompt of one
     zero-width space was drawn as if it were one)."""
-    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in text)
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE or ch in DRAWS_NOTHING for ch in text)
 
 
 def as_read(prompt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
