@@ -122,3 +122,25 @@ def test_a_prompt_of_characters_that_draw_nothing_of_other_categories_is_empty(t
     assert not (tmp_path / "out").exists()
     assert _caption_lines(f"a red bird\n{nothing}\n") == ["a red bird"]
     assert not blank("\U0001f426\ufe0f") and not blank("\u0301")  # a bird emoji; a lone accent draws an accent
+
+
+def test_rerank_ranks_prompts_the_model_reads_alike_as_one(tiny_weights, tmp_path):
+    """Two generates of "café bird", one typed composed and one decomposed (a Mac's, a pasted name's), and one in
+    capitals: the same prompt to the model and its rerankers (and one to a --prompts file, which draws it once),
+    were ranked as three prompts, three blocks headed alike ('prompt: café bird' twice), each file first of its own.
+    They are one prompt now, named as first met, the scores unchanged."""
+    import json
+
+    from conftest import run
+
+    out = tmp_path / "out"
+    for seed, prompt in enumerate(("caf\u00e9 bird", "cafe\u0301 bird", "CAF\u00c9 BIRD")):
+        r = run("generate", prompt, "--weights", tiny_weights, "--candidates", "1", "--seed", seed, "--out", out, "-q")
+        assert r.exit_code == 0, r.stderr
+    r = run("rerank", out, "--weights", tiny_weights)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.count("prompt:") == 1, r.stdout
+    rows = json.loads((out / "ranking.json").read_text())
+    assert sorted(row["rank"] for row in rows) == [1, 2, 3]
+    assert {row["prompt"] for row in rows} == {"caf\u00e9 bird"}
+    assert [row["score"] for row in rows] == sorted((row["score"] for row in rows), reverse=True)

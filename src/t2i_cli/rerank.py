@@ -36,7 +36,7 @@ from t2i_cli.images import (
 )
 from t2i_cli.outputs import SHEET_KEY, is_t2i_sheet, sheet_label
 from t2i_cli.pipeline import TextToImage
-from t2i_cli.prompt_file import blank
+from t2i_cli.prompt_file import as_read, blank
 
 # captions, specs, manifests and notes beside pictures: counted as text files
 TEXT_SUFFIXES = (".txt", ".json", ".jsonl", ".csv", ".md")
@@ -179,9 +179,13 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
     side = read_side(pipe)
     ranked: list[Ranked] = []
     done = 0
-    groups: dict[str, list[Path]] = {}  # prompt -> its pictures, in the files' order
+    # prompt -> its pictures, in the files' order; prompts the model reads alike (letter case and spacing aside, a
+    # decomposed accent: prompt_file.as_read, as a --prompts file's repeats) are one prompt, named as first met:
+    # "café" in composed and decomposed form, drawn by two generates, were two blocks headed alike, ranked apart
+    groups: dict[str, list[Path]] = {}
+    named: dict[tuple, str] = {}
     for path, text in items:
-        groups.setdefault(text, []).append(path)
+        groups.setdefault(named.setdefault(as_read(text), text), []).append(path)
     for text, group in groups.items():
         scored: list[tuple[Path, float]] = []
         for start in range(0, len(group), SCORE_BATCH):
