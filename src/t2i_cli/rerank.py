@@ -184,8 +184,10 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
     # "café" in composed and decomposed form, drawn by two generates, were two blocks headed alike, ranked apart
     groups: dict[str, list[Path]] = {}
     named: dict[tuple, str] = {}
+    read: dict[str, tuple] = {}  # (each text read once: a folder holds many pictures of one prompt)
     for path, text in items:
-        groups.setdefault(named.setdefault(as_read(text), text), []).append(path)
+        key = read[text] if text in read else read.setdefault(text, as_read(text))
+        groups.setdefault(named.setdefault(key, text), []).append(path)
     for text, group in groups.items():
         scored: list[tuple[Path, float]] = []
         for start in range(0, len(group), SCORE_BATCH):
