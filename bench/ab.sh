@@ -3,6 +3,7 @@
 #   ab_src BUILD           the src folder of BUILD (old or new), for PYTHONPATH
 #   ab_record BUILD R WALL KB   prints one run's line and keeps it for ab_summary
 #   ab_summary [DIGITS]    each build's median wall seconds (DIGITS decimals, default 2) and peak RSS
+#   ab_generate BUILD OUT ARGS...   a cold t2i generate ARGS of BUILD into OUT; prints its wall seconds
 ab_start() {
     PY=.venv/bin/python
     work=$(mktemp -d)
@@ -28,4 +29,14 @@ for build in ("old", "new"):
     mbs = [int(m) for b, _, m in rows if b == build]
     print(f"{build}: median {statistics.median(walls):.{sys.argv[2]}f} s, peak RSS {max(mbs)} MB")
 PY
+}
+
+ab_generate() {  # BUILD OUT ARGS... : a cold `t2i generate ARGS --quiet --out OUT` of BUILD (OUT emptied first); prints its wall seconds
+    local src=$(ab_src "$1") out=$2 t0 t1
+    shift 2
+    rm -rf "$out"
+    t0=$(date +%s.%N)
+    PYTHONPATH=$src $PY -m t2i_cli generate "$@" --quiet --out "$out" >/dev/null
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc
 }

@@ -17,13 +17,7 @@ ab_start
 echo "# $(hostname) $(date -u '+%Y-%m-%d %H:%M') UTC, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)," \
      "old=$OLD new=$(git rev-parse --short HEAD)+tree, rounds $ROUNDS, generate ${ARGS[*]}"
 gen() {  # build, out folder -> wall seconds
-    local src t0 t1
-    src=$(ab_src "$1")
-    rm -rf "$2"
-    t0=$(date +%s.%N)
-    PYTHONPATH=$src $PY -m t2i_cli generate "${ARGS[@]}" --quiet --out "$2" >/dev/null
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc
+    ab_generate "$1" "$2" "${ARGS[@]}"
 }
 for r in $(seq "$ROUNDS"); do
     for build in old new; do
