@@ -339,3 +339,30 @@ def test_a_japanese_prompt_of_known_kana_pieces_has_no_unknown_word():
     for prompt, unknown in [("あおいとり", []), ("ネコイヌ", []), ("あかいぞう", ["あかいぞう"]),
                             ("a red fish", ["fish"])]:
         assert tok.encode(prompt, 12).unknown_words == unknown, prompt  # (あおいとり: あお + いと + り, learned)
+
+
+# --- train --patience ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("steps, every, patience, said", [
+    (6, 2, 3, True),  # 3 validations, the first a new best: 2 without one, never 3
+    (10, 2, 3, False),  # 4 before its last step: it can stop at step 8
+    (1500, 500, 2, True),  # 3, the last at step 1,500, where a stop saves nothing (was not said)
+    (8, 2, 3, True), (2000, 500, 2, False),
+    (300, 500, 2, True), (2, 2, 3, True), (10, 1, 10, True), (10, 1, 9, True), (11, 1, 9, False),
+])
+def test_patience_that_cannot_stop_a_run_is_said_and_its_advice_is_enough(steps, every, patience, said):
+    """--patience P needs more than P validations before a run's last step to stop it early (a stop at its last
+    step saves no step); what it says to give makes it act."""
+    import dataclasses
+    import re
+
+    from t2i_cli.train import TrainConfig, patience_unused
+
+    cfg = TrainConfig(stage="transformer", data="world", steps=steps, sample_every=every, patience=patience)
+    note = patience_unused(cfg)
+    assert (note is not None) == said
+    if note and (advice := re.search(r"give --sample-every at most ([\d,]+)", note)):
+        assert patience_unused(dataclasses.replace(cfg, sample_every=int(advice.group(1).replace(",", "")))) is None
+    elif note:
+        assert f"a run of more than {patience + 1} steps can" in note
+        assert patience_unused(dataclasses.replace(cfg, steps=patience + 2, sample_every=1)) is None

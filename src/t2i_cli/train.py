@@ -900,20 +900,24 @@ def stopped_early(run_dir: Path, steps: int) -> bool:
 
 
 def patience_unused(cfg: TrainConfig) -> str | None:
-    """Why cfg.patience cannot stop a new run of cfg.steps steps, or None: it looks at the validation loss at every
-    --sample-every step and stops after `patience` validations without a new best, so it needs more than `patience`
-    of them (the final validation of a run whose steps are not a multiple of sample_every is not looked at). A run
-    of too few (`--steps 300 --patience 2`, validated every 500 steps) trained its every step, unsaid."""
+    """Why cfg.patience cannot stop a new run of cfg.steps steps early, or None: it looks at the validation loss at
+    every --sample-every step and stops after `patience` validations without a new best, so it needs more than
+    `patience` of them before the run's last step (a stop at the last step stops nothing: `--steps 1500 --patience
+    2`, validated at 500, 1000 and 1500, trained its every step, unsaid; the final validation of a run whose steps
+    are not a multiple of sample_every is not looked at). A run of too few (`--steps 300 --patience 2`, validated
+    every 500 steps) trained its every step, unsaid."""
     if not cfg.patience or not cfg.sample_every:
         return None
-    looks = cfg.steps // cfg.sample_every
+    looks, shown = (cfg.steps - 1) // cfg.sample_every, cfg.steps // cfg.sample_every  # before the last step; all
     if looks > cfg.patience:
         return None
     return (f"--patience {cfg.patience} stops after {counted(cfg.patience, 'validation')} without a new best, and a "
             f"run of {cfg.steps:,} steps validated every --sample-every {cfg.sample_every:,} steps looks at "
-            f"{counted(looks, 'validation')}: it cannot stop early; "
-            + (f"give --sample-every at most {cfg.steps // (cfg.patience + 1):,} for it to act"
-               if cfg.steps > cfg.patience else f"a run of more than {cfg.patience} steps can"))
+            f"{counted(shown, 'validation')}"
+            + (", the last at its last step, where a stop saves nothing" if shown > looks else "")
+            + ": it cannot stop early; "
+            + (f"give --sample-every at most {(cfg.steps - 1) // (cfg.patience + 1):,} for it to act"
+               if cfg.steps - 1 > cfg.patience else f"a run of more than {cfg.patience + 1} steps can"))
 
 
 def stalled(val_history: list[tuple[int, float]], patience: int) -> bool:
