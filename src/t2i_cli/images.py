@@ -375,7 +375,8 @@ def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, widt
     """Draw text in up to two lines that fit `width` pixels (in a system font where the built-in one cannot draw
     its letters: label_font)."""
     shown = drawable(text)
-    if not shown.isascii() and (system := label_font(_label_head(shown, width))) is not None:
+    # (the letters its two lines show: one past them, not drawn, chose a system font for a label shown in ASCII)
+    if not (head := _label_head(shown, width)).isascii() and (system := label_font(head)) is not None:
         import unicodedata
 
         font, shown = system, unicodedata.normalize("NFC", text)  # (its accents too, which that font draws)
