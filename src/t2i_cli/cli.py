@@ -602,11 +602,11 @@ def clean(text: str) -> str:
 
 def _right(text: str, width: int) -> str:
     """text right-aligned in `width` columns of a terminal, where a Chinese or Japanese character takes two and a
-    combining mark none (str.rjust counts characters: --explain's scores of such words stood out of line)."""
-    import unicodedata
+    combining mark none (Rich's cell_len; str.rjust counts characters: --explain's scores of such words stood out
+    of line)."""
+    from rich.cells import cell_len
 
-    used = sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return " " * max(0, width - used) + text
+    return " " * max(0, width - cell_len(text)) + text
 
 
 def say(label: str, colour: str, msg: str) -> None:
