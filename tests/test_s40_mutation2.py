@@ -296,9 +296,10 @@ def test_guidance_stop_is_refused_exactly_where_it_reaches_no_drawn_code(keep, s
 
     from t2i_cli.cli import _check_guidance_reaches
     from t2i_cli.errors import UsageError
+    from t2i_cli.sampling import SamplingConfig
 
     image = SimpleNamespace(keep=torch.tensor(keep, dtype=torch.bool))
-    sampling = SimpleNamespace(guidance_stop=stop)
+    sampling = SamplingConfig(guidance_stop=stop)
     if refused:
         with pytest.raises(UsageError, match="--guidance-stop"):
             _check_guidance_reaches(image, sampling)

@@ -1102,11 +1102,9 @@ def _check_guidance_reaches(image, sampling) -> None:
     drew the same bytes whatever their values, unsaid. (vary draws its own cells per image: not known here.)"""
     if sampling.guidance_stop is None or image.keep is None or bool(image.keep.all()):
         return
-    import math
-
     n = image.keep.numel()
     first = int((~image.keep).nonzero()[0])  # the first code it draws (the codes before it are the source's)
-    stop = math.ceil(round(sampling.guidance_stop * n, 9))  # (as sampling.draw_codes stops)
+    stop = sampling.guidance_stops_at(n)  # (where sampling.draw_codes stops)
     if first >= stop:
         raise UsageError(f"--guidance-stop {sampling.guidance_stop:g} stops guidance at code {stop} of {n}, and this "
                          f"image prompt draws no code before code {first} (it keeps the source's): --guidance, a "

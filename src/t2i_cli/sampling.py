@@ -88,6 +88,10 @@ class SamplingConfig:
             return self.guidance
         return self.guidance_start + (self.guidance - self.guidance_start) * i / (n - 1)
 
+    def guidance_stops_at(self, n: int) -> int:
+        """The first of n codes drawn without guidance and regional guidance (n where guidance_stop is None)."""
+        return n if self.guidance_stop is None else math.ceil(round(self.guidance_stop * n, 9))
+
     @property
     def guided(self) -> bool:
         """Whether any step is guided (so each step runs the unconditional rows too)."""
@@ -448,7 +452,7 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
         all_kept = keep.all(dim=0)
         start = n_image if bool(all_kept.all()) else int(all_kept.int().argmin())  # kept in every row
         codes[:, :start] = known[:, :start].repeat(rows // B, 1)
-    stop = n_image if cfg.guidance_stop is None else math.ceil(round(cfg.guidance_stop * n_image, 9))
+    stop = cfg.guidance_stops_at(n_image)
     for i in range(start, n_image):
         if use_guidance and i >= stop:  # guidance stops: the unconditional and region rows leave the batch
             use_guidance, rows, text, codes = False, B, text[:B], codes[:B]
