@@ -338,13 +338,24 @@ def _system_font(name: str):
         return None
 
 
+def _drawn(name: str, ch: str) -> tuple[tuple[int, int], bytes]:
+    """ch as the system font `name` draws it: its mask's size and pixels."""
+    mask = _system_font(name).getmask(ch)
+    return mask.size, bytes(mask)
+
+
+@functools.lru_cache(maxsize=None)
+def _missing_glyph(name: str) -> tuple[tuple[int, int], bytes]:
+    """The glyph the system font `name` draws for a character it lacks (that of a private-use code point no font
+    assigns), drawn once a font."""
+    return _drawn(name, "\U0010fffd")
+
+
 @functools.lru_cache(maxsize=4096)
 def _has_glyph(name: str, ch: str) -> bool:
     """Whether the system font `name` draws ch as a glyph of its own: a character it lacks is drawn as its
-    "missing" glyph, the same for every such character (that of a private-use code point no font assigns)."""
-    font = _system_font(name)
-    drawn = lambda c: (font.getmask(c).size, bytes(font.getmask(c)))  # noqa: E731
-    return drawn(ch) != drawn("\U0010fffd")
+    "missing" glyph, the same for every such character."""
+    return _drawn(name, ch) != _missing_glyph(name)
 
 
 def label_font(text: str):
