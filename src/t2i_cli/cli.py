@@ -22,7 +22,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
-from t2i_cli.files import other_t2i_inferring, stop_on_sigterm, stop_signals
+from t2i_cli.files import not_utf8, other_t2i_inferring, stop_on_sigterm, stop_signals
 from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
@@ -436,7 +436,7 @@ def utf8_text(text: str | None, shown: str) -> str | None:
     """Text from the command line as UTF-8: Python keeps bytes its locale cannot decode as lone surrogates, which
     the tokenizer and the PNG's text cannot take. Bytes that are UTF-8 (a UTF-8 prompt under an ASCII locale) are
     read as such; others (a shell in Latin-1) are refused, naming the option (shown) and the byte."""
-    if text is None or not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in text):
+    if text is None or not not_utf8(text):
         return text
     raw = text.encode("utf-8", "surrogateescape")
     try:

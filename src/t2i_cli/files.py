@@ -494,6 +494,15 @@ def fitted_stem(stem: str, suffix: str) -> str:
     return cut_to_bytes(stem, NAME_MAX - len(f"-{MAX_NAMES - 1}") - len(suffix.encode()))
 
 
+NOT_UTF8 = re.compile("[\udc80-\udcff]")  # how Python keeps bytes of a name or an argument that are not UTF-8
+
+
+def not_utf8(text: str) -> bool:
+    """Whether text holds bytes that are not UTF-8 (a Latin-1 file name, an argument from a shell in another
+    encoding), which Python keeps as lone surrogates (surrogateescape)."""
+    return NOT_UTF8.search(text) is not None
+
+
 def shell_word(path: object) -> str:
     """A path as one word of a command t2i suggests, quoted where the shell would split it ('My Pictures/run':
     the suggested `t2i train --resume` of a run under a folder with a space resumed another path). A byte that
@@ -501,7 +510,7 @@ def shell_word(path: object) -> str:
     newline) is printed as an escape (\\udce9, \\n), which, pasted, named another path: such a word is written in
     $'...' quoting (bash, zsh, ksh), each such byte as \\xNN, which the shell reads back as that byte."""
     text = str(path)
-    if all(ch.isprintable() and not 0xDC80 <= ord(ch) <= 0xDCFF for ch in text):
+    if text.isprintable() and not not_utf8(text):
         return shlex.quote(text)
     out = []
     for ch in text:

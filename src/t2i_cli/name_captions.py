@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from t2i_cli.errors import OutputError, counted
-from t2i_cli.files import write_if_absent
+from t2i_cli.files import not_utf8, write_if_absent
 
 SOURCES = ("name", "folder")  # what a caption is made from: the picture's file name, or its folder's name
 
@@ -48,7 +48,6 @@ _DATE_TIME = re.compile(r"(?<![\d.])(?:\d{4}[-_.]\d{1,2}[-_.]\d{1,2}|\d{1,2}[-_.
 # emoji, so a word of hex letters and a digit ("bed1") stays a word
 _CODE_POINT = re.compile(r"u?\+?([0-9a-f]{4,6})", re.IGNORECASE)
 _SYMBOLS = ((0x00A9, 0x00AE), (0x2000, 0x33FF), (0xFE00, 0xFE0F), (0x1F000, 0x1FAFF), (0xE0020, 0xE007F))
-_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # how Python reads a file name's bytes that are not UTF-8
 _JOINERS = {0x200D, 0xFE0E, 0xFE0F, *range(0xE0020, 0xE0080)}  # a sequence's glue, no part of what it shows
 
 
@@ -84,7 +83,7 @@ def caption_of(name: str) -> str | None:
     screenshot tool's name)."""
     import unicodedata
 
-    if _NOT_UTF8.search(name):  # bytes of another encoding (a Latin-1 zip's "caf\xe9"): no caption can hold them
+    if not_utf8(name):  # bytes of another encoding (a Latin-1 zip's "caf\xe9"): no caption can hold them
         return None
     if re.search(r"%[0-9A-Fa-f]{2}", name):  # a download's URL-encoded name ("red%20bird", "caf%C3%A9")
         from urllib.parse import unquote
@@ -178,7 +177,7 @@ def summary(plan: CaptionPlan, nameless_hint: str = "") -> str:
         what = "folder's name" if plan.source == "folder" else "name"
         parts.append(f"{counted(len(plan.nameless), 'picture')} whose {what} holds no words to caption it by, e.g. "
                      f"{plan.nameless[0]}")
-        if undecoded := [p for p in plan.nameless if _NOT_UTF8.search(str(p))]:
+        if undecoded := [p for p in plan.nameless if not_utf8(str(p))]:
             parts[-1] += (f" ({len(undecoded)} of them named in another encoding than UTF-8, a Windows zip's?: "
                           f"rename them)")
         parts[-1] += nameless_hint

@@ -19,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted
-from t2i_cli.files import atomic_write_bytes, sha256_of, shell_word
+from t2i_cli.files import atomic_write_bytes, not_utf8, sha256_of, shell_word
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
@@ -87,15 +87,6 @@ class Header:
         return sum(math.prod(s) for s in self.shapes.values())
 
 
-def _utf8(text: str) -> bool:
-    """Whether text is UTF-8 as it is (a path of bytes that are not holds Python's surrogate escapes of them)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _open(path: Path, with_tensors: bool) -> tuple[Header, dict[str, torch.Tensor]]:
     """The header (and, if asked, every tensor) of a safetensors file; never unpickles."""
     path = Path(path)
@@ -104,7 +95,7 @@ def _open(path: Path, with_tensors: bool) -> tuple[Header, dict[str, torch.Tenso
     fd = None
     try:
         name = str(path)
-        if not name.isascii() and not _utf8(name):  # a name of bytes that are not UTF-8 (Linux): safetensors
+        if not_utf8(name):  # a name of bytes that are not UTF-8 (Linux): safetensors
             fd = os.open(path, os.O_RDONLY)  # opens UTF-8 paths alone ("... is not valid UTF-8"), so it opens
             name = f"/proc/self/fd/{fd}"  # the file this process holds open
         with safe_open(name, framework="pt") as f:
