@@ -42,7 +42,8 @@ MAX_EVAL_BATCH = 32  # images `t2i eval` may decode together (world.evaluate.dec
 # ... and fewer where a model's fp32 state for that many images would pass DECODE_MEMORY (TextToImage.fit): a
 # weights file's config bounds each image's state (weights.MAX_ACTIVATION_BYTES), this bounds a batch's. The
 # shipped model takes 50 MiB an image (ROWS_PER_IMAGE rows of KV cache, each with Jacobi's slack), 1.6 GiB for eval's
-# 32, so its batches are never cut; a model's row must pass 32 MiB before eval's 32 are, 64 MiB before 16 are.
+# 32, so its batches are never cut; a model's row must pass 32 MiB before 32 are cut here, 64 MiB before 16 are
+# (`t2i eval` asks for 32 only where world.evaluate.decode_batch finds 4 rows of each within 1 GiB, 8 MiB a row).
 DECODE_MEMORY = 4 << 30
 ROWS_PER_IMAGE = 4  # decode rows an image may take: its prompt, guidance's row and two region prompts
 # The reranker's score of a two-object prompt in the world's grammar adds this times the mean of each object's
