@@ -1,4 +1,5 @@
-"""Datasets behind one interface: a folder of image + .txt pairs, a JSONL manifest, or the procedural world."""
+"""Datasets behind one interface: a folder of image + .txt pairs, a JSONL or CSV manifest, or the procedural
+world."""
 
 from __future__ import annotations
 
