@@ -126,6 +126,15 @@ def check_count_and_seed(n: object, seed: object) -> None:
         raise UsageError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
 
 
+def check_progress(progress: object) -> None:
+    """progress is None or a function of the codes drawn so far: an image prompt given in its place (batches'
+    fourth parameter, __call__'s fifth) failed at the first code as "'ImagePrompt' object is not callable"."""
+    if progress is not None and not callable(progress):
+        hint = "; give an image prompt as image=..." if type(progress).__name__ == "ImagePrompt" else ""
+        raise UsageError(f"progress must be a function of the codes drawn so far, or None; got "
+                         f"{type(progress).__name__}{hint}")
+
+
 def check_negative(negative: str | None, sampling: SamplingConfig, asked: bool = False) -> None:
     """A negative prompt is text, and works through guidance (generate and vary check it before any model
     loads, asked: from the command line; TextToImage.request again). Asked for now, a guidance below 1 is refused
@@ -310,6 +319,7 @@ class TextToImage:
                 image: ImagePrompt | None = None) -> Iterator[list[Generated]]:
         """Yield the n images in batches of at most MAX_BATCH rows, so callers can save each batch at once."""
         check_count_and_seed(n, seed)
+        check_progress(progress)
         per = self.per_batch(image)
         for start in range(0, n, per):
             b = min(per, n - start)
@@ -361,6 +371,7 @@ class TextToImage:
         """Image `index` of the n drawn with this seed, decoding only its batch (the same pixels)."""
         if not 0 <= index < n:
             raise UsageError(f"index {index} is not among the {n} images drawn")
+        check_progress(progress)
         per = self.per_batch(image)
         start = index // per * per
         return self._batch(request, start, min(per, n - start), seed, image, progress)[index - start]
