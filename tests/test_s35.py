@@ -588,10 +588,11 @@ def test_a_jsonl_that_is_not_a_manifest_is_not_offered_as_one(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
     line = one_line_failure(run("data", "preview", tmp_path, "--out", tmp_path / "a.png"), 1)
     assert line.endswith("; add some, or use the procedural world (world) as the source"), line
-    # a Hugging Face-style metadata.jsonl reads as a manifest since session 38 (its "file_name" and "text")
-    (tmp_path / "metadata.jsonl").write_text('{"file_name": "p0.png", "text": "a red bird"}\n')
+    # a Hugging Face-style manifest reads as a manifest since session 38 (its "file_name" and "text"; one named
+    # metadata.jsonl the folder reads itself since session 41)
+    (tmp_path / "captions.jsonl").write_text('{"file_name": "p0.png", "text": "a red bird"}\n')
     line = one_line_failure(run("data", "preview", tmp_path, "--out", tmp_path / "a.png"), 1)
-    assert line.endswith(f"; it holds a manifest: give {tmp_path / 'metadata.jsonl'} as the source"), line
+    assert line.endswith(f"; it holds a manifest: give {tmp_path / 'captions.jsonl'} as the source"), line
 
 
 def test_a_terminal_gone_while_a_stop_is_said_keeps_the_stops_exit():

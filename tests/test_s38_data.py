@@ -68,7 +68,7 @@ def test_captions_wrapped_over_several_lines_are_said_once_for_the_folder(tmp_pa
 def test_a_metadata_jsonl_beside_the_pictures_is_named_and_reads_as_a_manifest(tmp_path: Path):
     """A Hugging Face-style metadata.jsonl ({"file_name", "text"}) beside pictures without .txt: the folder said
     "2 images without .txt caption" and nothing of the file; given as the source, each of its lines was a
-    'manifest line without both "image" and "caption"'. Now the folder names it, and it reads."""
+    'manifest line without both "image" and "caption"'. Now it reads, and since session 41 the folder reads it."""
     pics = folder(tmp_path / "pics", {"one": "a red square", "two": None, "three": None})
     lines = [{"file_name": "two.png", "text": "a green square"}, {"file_name": "three.png", "text": ["a blue one",
                                                                                                   "blue"]},
@@ -77,9 +77,8 @@ def test_a_metadata_jsonl_beside_the_pictures_is_named_and_reads_as_a_manifest(t
     r = run("data", "preview", pics, "--out", tmp_path / "sheet.png")
     assert r.exit_code == 0, r.stderr
     assert r.stderr == (
-        f"warning: skipped 2 items (2 images without .txt caption, e.g. {pics / 'three.png'}); using 1; "
-        f"{pics / 'metadata.jsonl'} beside them is a manifest of captions, which a folder source does not read: "
-        "give it as the source to use it\n"), r.stderr
+        'warning: skipped 1 item (1 manifest line without both "image" and "caption" (or "file_name" and "text"; '
+        f'names are case-sensitive): {pics / "metadata.jsonl"} line 3); using 3\n'), r.stderr
     ds = data.open_source(str(pics / "metadata.jsonl"), 16)
     assert [(Path(p).name, c) for p, c in ds.pairs] == [("two.png", ["a green square"]),
                                                         ("three.png", ["a blue one", "blue"])]
@@ -89,23 +88,24 @@ def test_a_metadata_jsonl_beside_the_pictures_is_named_and_reads_as_a_manifest(t
 
 
 def test_a_folder_of_pictures_and_only_a_metadata_jsonl_says_to_give_it(tmp_path: Path):
+    # (since session 41 a folder reads its metadata.jsonl; a manifest of another name is still only named)
     pics = folder(tmp_path / "pics", {"a": None, "b": None})
-    (pics / "metadata.jsonl").write_text('{"file_name": "a.png", "text": "a"}\n{"file_name": "b.png", "text": "b"}\n')
+    (pics / "captions.jsonl").write_text('{"file_name": "a.png", "text": "a"}\n{"file_name": "b.png", "text": "b"}\n')
     r = run("data", "preview", pics, "--out", tmp_path / "sheet.png")
     assert r.exit_code == 1
     assert r.stderr == (
         f"error: no usable image-caption pairs: looked for images ({', '.join(data.images.IMAGE_SUFFIXES)}) with a "
-        f"same-name .txt caption under {pics} (found only: 2 images without .txt caption, e.g. {pics / 'a.png'}); "
-        f"it holds a manifest: give {pics / 'metadata.jsonl'} as the source\n"), r.stderr
+        f"same-name .txt caption, or a row in a metadata.jsonl or metadata.csv, under {pics} (found only: 2 images "
+        f"without .txt caption, e.g. {pics / 'a.png'}); it holds a manifest: give {pics / 'captions.jsonl'} as the "
+        f"source\n"), r.stderr
 
 
 def test_a_metadata_csv_beside_the_pictures_is_named(tmp_path: Path):
-    """(Since 0.13.2 a CSV manifest is a source of its own: the note says to give it, as of a .jsonl.)"""
+    """(Since 0.13.2 a CSV manifest is a source of its own; since session 41 the folder reads it for b.png.)"""
     pics = folder(tmp_path / "pics", {"a": "a red square", "b": None, "c": "a green square"})
     (pics / "metadata.csv").write_text("file_name,text\nb.png,a blue square\n")
-    assert data.open_source(str(pics), 16).skipped_message() == (
-        f"skipped 1 item (1 image without .txt caption: {pics / 'b.png'}); using 2; {pics / 'metadata.csv'} beside "
-        "them is a manifest of captions, which a folder source does not read: give it as the source to use it")
+    ds = data.open_source(str(pics), 16)
+    assert ds.skipped_message() is None and ds.captions_at(1) == ["a blue square"]
     assert data.open_source(str(pics / "metadata.csv"), 16).captions_at(0) == ["a blue square"]
 
 

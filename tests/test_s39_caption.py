@@ -257,14 +257,15 @@ def test_data_caption_leaves_a_caption_name_taken_by_a_folder_or_a_dangling_link
 def test_data_caption_refuses_pictures_whose_manifest_sits_beside_them(tmp_path: Path):
     # a Hugging Face folder (pictures and metadata.csv): their captions are the manifest's; file names were
     # written as .txt captions, which training then read instead of it
+    # (since session 41 a folder reads its metadata.csv; a manifest of another name is still refused so)
     pics = tmp_path / "hf"
     picture(pics / "red_bird.png")
-    (pics / "metadata.csv").write_text("file_name,text\nred_bird.png,a small red bird on a branch\n")
+    (pics / "captions.jsonl").write_text('{"image": "red_bird.png", "caption": "a small red bird on a branch"}\n')
     r = run("data", "caption", pics)
     assert r.exit_code == 1 and "is a manifest whose captions training reads with: t2i train --data" in r.stderr
-    assert sorted(p.name for p in pics.iterdir()) == ["metadata.csv", "red_bird.png"]
+    assert sorted(p.name for p in pics.iterdir()) == ["captions.jsonl", "red_bird.png"]
     dry = run("data", "caption", pics, "--dry-run")
-    assert dry.exit_code == 0 and "metadata.csv, beside pictures" in dry.stderr and "red_bird.txt" in dry.stdout
+    assert dry.exit_code == 0 and "captions.jsonl, beside pictures" in dry.stderr and "red_bird.txt" in dry.stdout
 
 
 def test_data_caption_from_folder_names_a_linked_folder_by_its_link(tmp_path: Path):
@@ -321,12 +322,12 @@ def test_data_caption_dry_run_with_nothing_to_write_says_what_the_run_would(tmp_
 def test_a_manifest_above_the_pictures_it_names_is_found(tmp_path: Path):
     # Hugging Face's imagefolder: a metadata.csv at the top naming "train/a.png"; data caption captioned the
     # pictures by their names, and training did not name the manifest
+    # (since session 41 the folder reads it: the picture has its caption, nothing to write)
     picture(tmp_path / "train" / "red_bird.png")
     (tmp_path / "metadata.csv").write_text("file_name,text\ntrain/red_bird.png,a small red bird\n")
     r = run("data", "caption", tmp_path)
-    assert r.exit_code == 1 and "metadata.csv, beside pictures without a .txt caption, is a manifest" in r.stderr
-    with pytest.raises(DataError, match="it holds a manifest: give .*metadata.csv as the source"):
-        data.open_source(str(tmp_path), 16)
+    assert r.exit_code == 0 and not (tmp_path / "train" / "red_bird.txt").exists(), r.stderr
+    assert data.open_source(str(tmp_path), 16).captions_at(0) == ["a small red bird"]
 
 
 def test_a_csv_row_with_more_fields_than_its_header_is_left_out_not_cut(tmp_path: Path):

@@ -44,9 +44,15 @@ def test_data_caption_beside_a_manifest_names_it_where_no_name_holds_words(tmp_p
     # a Hugging Face folder of camera names and its metadata.csv: "no caption to write ...; try --from folder", the
     # manifest whose captions these are unnamed (README: pictures beside a manifest are refused, naming it)
     picture(tmp_path / "IMG_0001.jpg")
+    # (since session 41 the folder reads its metadata.csv: the picture has its caption; a .jsonl of another name
+    # is still refused)
     (tmp_path / "metadata.csv").write_text("file_name,text\nIMG_0001.jpg,a red bird\n")
     r = run("data", "caption", tmp_path)
-    assert r.exit_code == 1 and "metadata.csv" in r.stderr and "t2i train --data" in r.stderr
+    assert r.exit_code == 0 and "every picture" in r.stdout and "has a caption" in r.stdout, r.stdout
+    (tmp_path / "metadata.csv").unlink()
+    (tmp_path / "captions.jsonl").write_text('{"image": "IMG_0001.jpg", "caption": "a red bird"}\n')
+    r = run("data", "caption", tmp_path)
+    assert r.exit_code == 1 and "captions.jsonl" in r.stderr and "t2i train --data" in r.stderr
     assert not list(tmp_path.glob("*.txt"))
 
 
@@ -72,7 +78,9 @@ def test_a_metadata_csv_without_caption_columns_is_no_manifest_beside_the_pictur
     dry = run("data", "caption", tmp_path, "--dry-run")
     assert dry.exit_code == 0 and "metadata.csv" not in dry.stderr and "red_bird.txt: red bird" in dry.stdout
     preview = run("data", "preview", tmp_path, "--out", tmp_path.parent / f"{tmp_path.name}-sheet.png")
-    assert preview.exit_code == 1 and "metadata.csv" not in preview.stderr and "t2i data caption" in preview.stderr
-    # (one that names the columns is still named, and refused)
+    assert preview.exit_code == 1 and str(tmp_path / "metadata.csv") not in preview.stderr \
+        and "t2i data caption" in preview.stderr
+    # (one that names the columns is read, since session 41: red_bird.png has its caption, blue_car.png none)
     (tmp_path / "metadata.csv").write_text("File_Name,Text\nred_bird.png,a red bird\n")
-    assert "metadata.csv" in run("data", "caption", tmp_path).stderr
+    dry = run("data", "caption", tmp_path, "--dry-run")
+    assert dry.exit_code == 0 and "red_bird.txt" not in dry.stdout and "blue_car.txt: blue car" in dry.stdout

@@ -1483,7 +1483,8 @@ def train(
                                         help="tokenizer, dvae, transformer, clip, or all (every stage in order "
                                              "in one run folder, then export to RUN/weights)."),
     data: str = typer.Option("world:train", "--data",
-                             help="world[:split], a folder of image+.txt pairs, or a .jsonl or .csv manifest."),
+                             help="world[:split], a folder of image+.txt pairs (or with a metadata.jsonl or "
+                                  "metadata.csv), or a .jsonl or .csv manifest."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run folder (checkpoints, metrics, samples)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
     preset: str = typer.Option("default", "--preset",

@@ -1,5 +1,5 @@
-"""Datasets behind one interface: a folder of image + .txt pairs, a JSONL or CSV manifest, or the procedural
-world."""
+"""Datasets behind one interface: a folder of image + .txt pairs (and its Hugging Face-style metadata.jsonl and
+metadata.csv), a JSONL or CSV manifest, or the procedural world."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ from t2i_cli.files import (
 from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of
 from t2i_cli.prompt_file import blank
 
-SOURCE_HELP = ("a folder of image + same-name .txt caption pairs, a .jsonl or .csv manifest, or "
-               "world[:train|val|heldout]")
+SOURCE_HELP = ("a folder of image + same-name .txt caption pairs (or with a metadata.jsonl or metadata.csv), a "
+               ".jsonl or .csv manifest, or world[:train|val|heldout]")
 
 
 class CaptionDataset(Dataset):
@@ -88,7 +88,11 @@ class CaptionDataset(Dataset):
                    f"trains twice and may validate on itself)"
                    f"{example(SHARED_CAPTION, shared)}" if shared else "")
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
+                + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
                 + _beside_note(first.get(BESIDE))
+                + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
+                   f"beside or below it (a row's path is relative to the manifest's folder)"
+                   if NOT_NAMING in first else "")
                 + (f"; to caption those without one by their names: t2i data caption {first[BY_NAME]} (--dry-run "
                    f"shows the captions first)" if BY_NAME in first else ""))
 
@@ -278,8 +282,9 @@ def check_source_name(source: str) -> None:
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
                 val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False,
                 checking: Callable[[int, int], None] | None = None, keep: int = 0) -> CaptionDataset:
-    """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs, or a
-    .jsonl or .csv manifest; images are side x side pixels. part "train" or "val" picks a folder's or manifest's
+    """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs (and the
+    pictures its metadata.jsonl and metadata.csv name), or a .jsonl or .csv manifest; images are side x side
+    pixels. part "train" or "val" picks a folder's or manifest's
     split (val_fraction of the images by a hash of their contents, all pairs of one image on one side:
     split_pairs); the world has its own splits, so its "val" part is world:val. twins (world only) pairs
     every scene with its hard negative (WorldDataset). list_skipped keeps every file left out (`every`), not only
@@ -300,7 +305,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     path = Path(source).expanduser()
     if path.is_dir():
         pairs, skipped = _scan_folder(path, list_skipped)
-        looked_for = f"images ({', '.join(images.IMAGE_SUFFIXES)}) with a same-name .txt caption under {path}"
+        looked_for = (f"images ({', '.join(images.IMAGE_SUFFIXES)}) with a same-name .txt caption, or a row in a "
+                      f"metadata.jsonl or metadata.csv, under {path}")
     elif path.suffix.lower() == ".jsonl":
         if not path.is_file():  # a pipe or a device (a link to /dev/zero) was read forever
             raise DataError(f"manifest {source} is not a regular file (a device, pipe or socket); save the manifest "
@@ -352,8 +358,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
         found = "; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + skipped.first[why]
                           for why, n in sorted(skipped.items()) if why not in NOTES)
-        manifest = next((m for m in sorted(path.glob("*.jsonl")) if _looks_like_manifest(m)), None) \
-            if path.is_dir() else None
+        manifest = next((m for m in sorted(path.glob("*.jsonl")) if m.name.lower() not in FOLDER_MANIFESTS
+                         and _looks_like_manifest(m)), None) if path.is_dir() else None  # (not one it read)
         if manifest is None and BESIDE in skipped.first:  # one in a sub-folder, or a metadata.csv
             manifest = Path(skipped.first[BESIDE])
         fix = (f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
@@ -501,6 +507,7 @@ class Skips(Counter):
         self.first: dict[str, str] = {}
         self.every: dict[str, list[str]] = {}  # only with keep_every (`data preview --list-skipped`)
         self.keep_every = keep_every
+        self.rows_left = 0  # a folder's manifest rows naming no picture of it, last among its pairs (_scan_folder)
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
         """n more items left out for why: where is the first of them, rest the others (when n > 1). Every one
@@ -509,6 +516,16 @@ class Skips(Counter):
         self.first.setdefault(why, str(where))
         if self.keep_every and why not in NOTES:  # (used: not among what --list-skipped says is left out)
             self.every.setdefault(why, []).extend(map(str, (where, *rest)))
+
+    def merge(self, other: Skips) -> None:
+        """Count what another reader left out (a manifest's lines, read for a folder) as this source's own."""
+        for why, n in other.items():
+            self[why] += n
+            if why in other.first:
+                self.first.setdefault(why, other.first[why])
+        if self.keep_every:
+            for why, every in other.every.items():
+                self.every.setdefault(why, []).extend(every)
 
 
 MAX_CAPTION_FILE = 1 << 16  # bytes of a .txt caption file read (a larger one is skipped, not read whole)
@@ -530,7 +547,17 @@ UNREADABLE_FOLDER = "folder that cannot be read (permission?)"
 UNCAPTIONED = "image without .txt caption"  # (`t2i data caption` writes captions for these: plan_captions)
 # ... and where their names (or their folders') hold words, the `t2i data caption` command that captions them so
 BY_NAME = "pictures without a caption that their names could caption"
-NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME)
+# A folder's Hugging Face-style manifests (imagefolder's metadata.jsonl and metadata.csv, any letter case), read for
+# the pictures they name: a picture captioned in more than one place (its .txt and a manifest row, two manifests)
+# has all of those captions, each once, and is counted in the summary; a manifest the folder read beside pictures
+# without a caption that it does not name is named there too.
+FOLDER_MANIFESTS = ("metadata.jsonl", "metadata.csv")
+SEVERAL_PLACES = "picture captioned in more than one place (a .txt and a manifest, or two manifests)"
+NOT_NAMING = "manifest read beside pictures without a caption that it does not name"
+NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING)
+OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
+RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
+NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
 # A picture whose caption file is there but left out (too large, unreadable, not UTF-8; named after the whole file
 # name): it has a caption file, which `t2i data caption` never replaces (plan_captions counts it as captioned)
 LARGE_CAPTION = f"caption file over {MAX_CAPTION_FILE // 1024} KB"
@@ -584,6 +611,16 @@ def _wrapped_note(n: int, example: str) -> str:
             f"({'' if n == 1 else 'e.g. '}{example}): write each caption on one line")
 
 
+def _several_note(n: int, example: str) -> str:
+    """The summary's words for n pictures captioned in more than one place (a .txt and a manifest row, or two
+    manifests), example the first of them."""
+    if not n:
+        return ""
+    return (f"; {counted(n, 'picture')} {'is' if n == 1 else 'are'} captioned in more than one place (a .txt "
+            f"caption and a manifest, or two manifests): all of {'its' if n == 1 else 'their'} captions are used, "
+            f"each once ({'' if n == 1 else 'e.g. '}{example})")
+
+
 def _beside_note(manifest: str | None) -> str:
     """The summary's words for a manifest of captions found beside pictures without a .txt caption."""
     if manifest is None:
@@ -627,16 +664,20 @@ def _caption_text(raw: bytes) -> str:
     return text
 
 
-def _looks_like_manifest(path: Path) -> bool:
+def _looks_like_manifest(path: Path, unsure: bool = False) -> bool:
     """Whether a .jsonl file's first line is a manifest's: an object with "image" and "caption", or a Hugging
-    Face-style metadata.jsonl's "file_name" and "text" (a run's metrics.jsonl is not)."""
+    Face-style metadata.jsonl's "file_name" and "text" (a run's metrics.jsonl is not). unsure: what a first line
+    that is not a JSON object (or a file that cannot be read) says; an object without those names is no manifest
+    either way (a Hugging Face classification folder's metadata.jsonl: "file_name" and "label")."""
     try:
         with open(path, "rb") as f:
             first = f.readline(MAX_MANIFEST_LINE)
         row = json.loads(first)
     except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(row, dict) and any(image in row and caption in row for image, caption in MANIFEST_KEYS)
+        return unsure
+    if not isinstance(row, dict):
+        return unsure
+    return any(image in row and caption in row for image, caption in MANIFEST_KEYS)
 
 
 def caption_beside(picture: Path) -> tuple[Path, str] | None:
@@ -761,11 +802,86 @@ def _folded(stem: Path) -> Path:
     return stem.parent / unicodedata.normalize("NFC", unicodedata.normalize("NFC", stem.name).casefold())
 
 
+def _folder_manifests(files: list[Path]) -> list[Path]:
+    """The Hugging Face-style manifests a folder source reads among its files (regular ones): metadata.jsonl and
+    metadata.csv (any letter case), unless one holds no captions (a classification folder's "file_name" and
+    "label"); one that cannot be read as a manifest is read all the same, so that its reader refuses it, naming
+    what to fix."""
+    return sorted(p for p in files if p.name.lower() in FOLDER_MANIFESTS
+                  and (_looks_like_csv_manifest(p) if p.suffix.lower() == ".csv" else _looks_like_manifest(p, True)))
+
+
+def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], listed: list[Path], runs: list[Path],
+                   skipped: Skips) -> tuple[dict[Path, list[tuple[Path, list[str]]]], list[tuple[Path, list[str]]]]:
+    """The rows of a folder's manifests (each read by its own reader, what it leaves out counted in skipped): for
+    each picture of the folder one names, (manifest, captions) of every such row; and the rows that name no
+    picture of the folder, none of its files and nothing outside it or in a run folder below it (a missing
+    picture, a folder), for open_source to count as a manifest source counts them. A row's picture is found by its
+    path, relative to the manifest's folder, in a dictionary (its accents composed or decomposed alike, as
+    open_source finds a manifest's picture): linear in rows and pictures."""
+    def key(path: Path) -> str:
+        return unicodedata.normalize("NFC", os.path.abspath(path))
+
+    by_key = {key(p): p for p in pictures}
+    inside = os.path.join(key(folder), "")
+    run_keys = {key(r) for r in runs}
+    listed_keys: set[str] | None = None  # every file the scan listed, made only when a row names none of its pictures
+    named: dict[Path, list[tuple[Path, list[str]]]] = {}
+    left: list[tuple[Path, list[str]]] = []
+    for manifest in manifests:
+        rows, said = (_scan_csv if manifest.suffix.lower() == ".csv" else _scan_manifest)(manifest,
+                                                                                          skipped.keep_every)
+        skipped.merge(said)
+        for image, captions in rows:
+            at = key(image)
+            picture = by_key.get(at)
+            if picture is not None:
+                named.setdefault(picture, []).append((manifest, captions))
+                continue
+            where = f"{image} (named in {manifest})"
+            if not at.startswith(inside):
+                skipped.add(OUTSIDE_ROW, where)
+            elif run_keys and any(str(q) in run_keys for q in Path(at).parents):
+                skipped.add(RUN_ROW, where)
+            else:
+                if listed_keys is None:
+                    listed_keys = {key(p) for p in listed}
+                if at in listed_keys:
+                    skipped.add(NOT_PICTURE_ROW, where)
+                else:
+                    left.append((image, captions))
+    return named, left
+
+
+def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tuple[Path, list[str]]] | None,
+                  skipped: Skips) -> list[str]:
+    """A picture's captions: its caption file's lines, then those of the manifest rows naming it that are not
+    among them yet (each once); a picture captioned in more than one place is counted (SEVERAL_PLACES), and one
+    of over MAX_CAPTIONS captions trimmed and counted once (a manifest row of more was counted by its reader)."""
+    if not rows:
+        return _kept_captions(lines, txt, skipped)
+    places = list(dict.fromkeys([*([txt] if txt is not None else []), *(m for m, _ in rows)]))
+    if len(places) > 1:  # (several rows of one manifest are one place: its way of giving several captions)
+        skipped.add(SEVERAL_PLACES, f"{image} (captions in {', '.join(map(str, places))})")
+    have = set(lines)
+    lines = list(lines)
+    for _, captions in rows:  # (each row's list as the manifest source reads it; only what came before, once)
+        lines += [c for c in captions if c not in have]
+        have.update(captions)
+    if len(lines) > MAX_CAPTIONS and any(len(captions) >= MAX_CAPTIONS for _, captions in rows):
+        return lines[:MAX_CAPTIONS]
+    return _kept_captions(lines, image, skipped)
+
+
 def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file (.TXT and
-    other cases too; an exact .txt first; a stem in other letter case where that is the one match)."""
+    other cases too; an exact .txt first; a stem in other letter case where that is the one match), or a row in a
+    Hugging Face-style metadata.jsonl or metadata.csv of the folder (_folder_manifests; both: _all_captions). The
+    manifests' rows that name no picture of the folder come last (skipped.rows_left of them), for open_source to
+    count."""
     pairs, skipped = [], Skips(list_skipped)
     files, runs, unreadable = files_under(folder)
+    listed = files
     named = (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES, ".txt")
     # a picture or caption that is not a regular file is never read (a pipe waited forever); said as itself (its
     # caption was blamed, "caption without image", and the picture went unsaid)
@@ -807,6 +923,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     # pictures, both took Img_1.txt)
     pictures = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
     uncaptioned = Counter(fold(stem) for stem in pictures if stem not in texts)
+    manifests = _folder_manifests(files)
+    rows_of, rows_left = _manifest_rows(folder, manifests, [p for p in files if p.suffix.lower() in
+                                                            images.IMAGE_SUFFIXES], listed, runs, skipped)
     captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
     uncaptioned_in: set[Path] = set()  # the folders of the pictures without a caption
     by_name = by_folder = False  # whether a picture without a caption has words in its name, or in its folder's
@@ -816,6 +935,10 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
                 and uncaptioned[fold(image.with_suffix(""))] == 1:
             txt = alike[0]
+        rows = rows_of.get(image)
+        if txt is None and rows is not None:  # captioned by manifests alone
+            pairs.append((image, _all_captions(image, [], None, rows, skipped)))
+            continue
         if txt is None:
             whole_name = fold(image.with_name(image.name + ".txt"))  # photo.jpg.txt, as some captioning tools name it
             if whole_names is None:  # (once, for the first picture without a caption: a dict, not a search each)
@@ -850,7 +973,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 wrapped.add(txt)
                 skipped.add(WRAPPED, f"{txt}, whose line {cut + 1} ends {_words(lines[cut], -3)!r} and line "
                                      f"{cut + 2} goes on {_words(lines[cut + 1], 3)!r}")
-            pairs.append((image, _kept_captions(lines, txt, skipped)))
+            pairs.append((image, _all_captions(image, lines, txt, rows, skipped)))
         except OSError:
             skipped.add(UNREADABLE_CAPTION, txt)
         except UnicodeDecodeError as e:
@@ -867,14 +990,20 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     if uncaptioned_in:  # a Hugging Face-style metadata.jsonl (or .csv) beside pictures that have no .txt
         # (or above them, up to folder: a metadata.csv naming "train/a.png", as Hugging Face's imagefolder reads it)
         above = {q for p in uncaptioned_in for q in (p, *p.parents) if q == folder or folder in q.parents}
-        beside = (p for p in sorted(files) if p.parent in above
+        read = set(manifests)  # (those the folder read are not "a manifest it does not read")
+        beside = (p for p in sorted(files) if p.parent in above and p not in read
                   and (p.suffix.lower() == ".jsonl" or p.name.lower() == "metadata.csv"))
         found = next((p for p in itertools.islice(beside, MAX_LOOKED_AT)
                       if (_looks_like_csv_manifest if p.suffix.lower() == ".csv" else _looks_like_manifest)(p)), None)
         if found is not None:
             skipped.add(BESIDE, found)
-        elif by_name or by_folder:
-            skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
+        else:
+            if (not_naming := next((m for m in manifests if m.parent in above), None)) is not None:
+                skipped.add(NOT_NAMING, not_naming)
+            if by_name or by_folder:
+                skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
+    pairs += rows_left
+    skipped.rows_left = len(rows_left)
     return pairs, skipped
 
 
@@ -900,7 +1029,7 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     pairs, skipped = _scan_folder(folder, list_skipped=True)
     # (a picture whose caption file training leaves out has one all the same, never replaced: "no pictures", before)
     left_out = sum(len(skipped.every.get(why, [])) for why in CAPTION_FILE_LEFT_OUT)
-    plan = CaptionPlan(folder, source, captioned=len(pairs) + left_out,
+    plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out,
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))))
     for picture in map(Path, skipped.every.get(UNCAPTIONED, [])):
