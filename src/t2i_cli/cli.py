@@ -322,7 +322,9 @@ DRAW_SEED = typer.Option(0, "--seed", help="Random seed; the same seed and setti
                                             "images of one run share its draws: another --n draws others).")
 DRAW_TEMPERATURE = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
                                 help="Softmax temperature, 0.001..100.")
-DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k", help="Keep the k most likely codes (0 = off).")
+DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k",
+                          help="Keep the k most likely codes (0 = off; 1 always takes the most likely, so every draw "
+                               "is one image: one candidate is drawn, not the best of several).")
 DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).")
 DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
                              help="Classifier-free guidance scale (0..100; 1 = off).")
@@ -823,14 +825,16 @@ def generate(
                                         help="With --image: inpaint; the light pixels (> 127) of MASK are redrawn."),
     redraws: int = typer.Option(4, "--redraws",
                                 help="With --mask: draw each image K times and keep the one whose redrawn "
-                                     "region fits the kept codes best (1 = off, K times faster)."),
+                                     "region fits the kept codes best (1 = off, K times faster; --top-k 1 draws "
+                                     "once)."),
     from_png: Optional[Path] = typer.Option(None, "--from",
                                             help="Redraw a PNG that t2i made, from the settings it records "
                                                  "(with --image/--mask if it was made from them)."),
     candidates: Optional[int] = typer.Option(None, "--candidates",
                                              help=f"Draw this many and keep the best by CLIP score (default "
                                                   f"{DEFAULT_CANDIDATES} when the weights have a CLIP and neither "
-                                                  f"--n nor an image prompt is given; 1 = off)."),
+                                                  f"--n, --top-k 1 nor an image prompt is given; 1 = off; above 1 "
+                                                  f"not with --top-k 1)."),
     keep: int = typer.Option(1, "--keep", help="How many of the best candidates to write (of --candidates N, or "
                                                f"alone of the default {DEFAULT_CANDIDATES})."),
     out_dir: Path = DRAW_OUT_DIR,
@@ -874,6 +878,12 @@ def generate(
             if not 1 <= n <= MAX_N:
                 raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
             check_seed(seed)
+            if top_k == 1 and "keep" in given and candidates is None and "n" not in given:
+                # greedy: the default candidates would all be the same image (refuse_greedy_copies)
+                if 1 < keep <= DEFAULT_CANDIDATES:
+                    refuse_greedy_copies("--keep", keep)
+                if keep == 1:
+                    given = given - {"keep"}  # --keep 1 alone: the one image --top-k 1 draws
             if "keep" in given and candidates is None:
                 if "n" in given:
                     raise UsageError("--keep keeps the best of --candidates N, and --n keeps every image drawn; use "
@@ -886,15 +896,22 @@ def generate(
             if candidates is not None and not 1 <= keep <= candidates <= MAX_N:
                 raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
                                  f"got {candidates}, {keep}")
+            if top_k == 1 and candidates is not None:
+                refuse_greedy_copies("--candidates", candidates)
             if "n" in given and candidates is not None:
                 raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
             _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
+            if top_k == 1 and spec is not None and "redraws" in spec:  # greedy: the K redraws are one image
+                if spec["redraws_given"]:
+                    refuse_greedy_copies("--redraws", redraws)
+                spec["redraws"] = 1
             if spec is not None and jacobi:
                 raise UsageError("--jacobi does not combine with --image (an image prompt decodes in raster "
                                  "order around the kept codes); leave one of them out")
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
-            auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1
+            # (--top-k 1 draws one: its candidates would all be the same image)
+            auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1 and top_k != 1
             if candidates == 1:
                 candidates = None  # one draw, nothing to rerank: no CLIP needed
             sampling = sampling_of(ctx)
@@ -1781,6 +1798,16 @@ def sampling_of(ctx: typer.Context):
     return sampling
 
 
+def refuse_greedy_copies(option: str, count: int) -> None:
+    """Refuse drawing count > 1 images of one prompt to choose among (--candidates, --keep, --draws) with
+    --top-k 1: it takes the most likely code at every step, so each draw is the same image (in bf16 a tie between
+    two codes may split them into two near copies), and the reranker has nothing to choose among."""
+    if count > 1:
+        raise UsageError(f"{option} {count} with --top-k 1 draws {count} copies of one image (--top-k 1 always "
+                         f"takes the most likely code); leave {option} out for one image, or give --top-k 0 or "
+                         f"above 1 to draw different ones")
+
+
 def given_options(ctx: typer.Context) -> set[str]:
     """The parameters the user set on the command line (not left at their default)."""
     # By the enum member's name: typer may carry its own copy of click's ParameterSource.
@@ -2193,7 +2220,8 @@ def eval_cmd(ctx: typer.Context,
              candidates: Optional[int] = typer.Option(None, "--candidates",
                                                       help=f"The world's tasks: draw N per prompt and keep CLIP's "
                                                            f"best (default {DEFAULT_CANDIDATES}, as generate, when "
-                                                           f"the weights have a CLIP; 1 = off; not with --data)."),
+                                                           f"the weights have a CLIP, 1 with --top-k 1; 1 = off; not "
+                                                           f"with --data)."),
              temperature: float = DRAW_TEMPERATURE,
              top_k: int = DRAW_TOP_K,
              top_p: float = DRAW_TOP_P,
@@ -2205,7 +2233,7 @@ def eval_cmd(ctx: typer.Context,
              draws: int = typer.Option(1, "--draws",
                                        help=f"--data: images drawn per val caption (1..{MAX_DRAWS}), each its own "
                                             "draw: a small val split gives steadier CLIP scores and Frechet "
-                                            "distance with more."),
+                                            "distance with more (not with --top-k 1, which draws one image)."),
              judge_path: Optional[Path] = typer.Option(None, "--judge",
                                                        help="The world's tasks: judge classifier (default: "
                                                             "judge.safetensors of the weights folder, else the "
@@ -2260,6 +2288,13 @@ def eval_cmd(ctx: typer.Context,
             raise UsageError(f"--judge {judge_path} is not a file; give a judge's safetensors file (or leave --judge "
                              f"out for the weights folder's or the shipped one)")
         folder = weights_folder(weights)
+        if top_k == 1:  # greedy: each prompt's candidates (or a caption's draws) would be the same image
+            if data is None and candidates is not None and 1 <= candidates <= MAX_N:
+                refuse_greedy_copies("--candidates", candidates)
+            if data is not None and 1 <= draws <= MAX_DRAWS:
+                refuse_greedy_copies("--draws", draws)
+            if candidates is None:
+                candidates = 1
         one_for_want_of_clip = candidates is None and not (folder / "clip.safetensors").is_file()
         if candidates is None:
             candidates = 1 if one_for_want_of_clip else DEFAULT_CANDIDATES

@@ -1,0 +1,97 @@
+"""Session 41: small defects left from session 40's notes, each with a test that fails without its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import build_tiny_folder, one_line_failure, run
+from t2i_cli.images import read_png_text
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return build_tiny_folder(tmp_path_factory.mktemp("w") / "w")
+
+
+def _pngs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.png")) if folder.exists() else []
+
+
+def _generate(weights: Path, out: Path, *extra):
+    return run("generate", "--weights", weights, "--out", out, "--device", "cpu", "-q", *extra)
+
+
+# ------------------------------------------------------------------------------------------- --top-k 1 copies
+def test_candidates_above_1_are_refused_with_top_k_1(weights, tmp_path):
+    """`--top-k 1 --candidates 4` drew four copies of one image (greedy decoding; in bf16 a tie between two codes
+    split them into two pairs) for the reranker to choose among, at 4x the time; refused in one line naming both
+    options, nothing written. So is --keep K > 1 alone (the best K of the default candidates); --candidates 1 and
+    --keep 1 are taken."""
+    line = one_line_failure(_generate(weights, tmp_path / "a", "--top-k", "1", "--candidates", "4", "a red bird"), 2)
+    assert "--candidates 4 with --top-k 1" in line and "leave --candidates out" in line, line
+    assert not (tmp_path / "a").exists()
+    line = one_line_failure(_generate(weights, tmp_path / "b", "--top-k", "1", "--keep", "2", "a red bird"), 2)
+    assert "--keep 2 with --top-k 1" in line, line
+    assert not (tmp_path / "b").exists()
+    for extra in (["--candidates", "1"], ["--keep", "1"]):
+        r = _generate(weights, tmp_path / "c", "--top-k", "1", *extra, "a red bird")
+        assert r.exit_code == 0, r.stderr
+    assert len(_pngs(tmp_path / "c")) == 2
+
+
+def test_top_k_1_draws_one_candidate_by_default(weights, tmp_path):
+    """Without --candidates, `generate --top-k 1` drew the default 4 candidates (each the same image) and
+    reranked them; it draws one (n 1 in the PNG, no CLIP score), the bytes of `--candidates 1`. --top-k 2 still
+    draws the best of 4."""
+    assert _generate(weights, tmp_path / "a", "--top-k", "1", "a red bird").exit_code == 0
+    (png,) = _pngs(tmp_path / "a")
+    text = read_png_text(png)
+    assert text["n"] == "1" and "clip_score" not in text, text
+    assert _generate(weights, tmp_path / "b", "--top-k", "1", "--candidates", "1", "a red bird").exit_code == 0
+    assert png.read_bytes() == _pngs(tmp_path / "b")[0].read_bytes()
+    assert _generate(weights, tmp_path / "c", "--top-k", "2", "a red bird").exit_code == 0
+    assert read_png_text(_pngs(tmp_path / "c")[0])["n"] == "4"
+
+
+def test_redraws_with_top_k_1(weights, tmp_path):
+    """--mask's redraws (default 4) drew each image K times for the best fit, each the same under --top-k 1: the
+    default draws once there, and an explicit --redraws K > 1 is refused."""
+    src, mask = tmp_path / "src.png", tmp_path / "mask.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(src)
+    m = Image.new("L", (16, 16), 0)
+    m.paste(255, (0, 0, 8, 8))  # the top-left quarter: kept cells follow it
+    m.save(mask)
+    image = ["--image", src, "--mask", mask]
+    line = one_line_failure(_generate(weights, tmp_path / "a", *image, "--top-k", "1", "--redraws", "3", "a red bird"),
+                            2)
+    assert "--redraws 3 with --top-k 1" in line, line
+    assert _generate(weights, tmp_path / "b", *image, "--top-k", "1", "a red bird").exit_code == 0
+    assert read_png_text(_pngs(tmp_path / "b")[0])["redraws"] == "1"
+    assert _generate(weights, tmp_path / "c", *image, "--top-k", "2", "a red bird").exit_code == 0
+    assert read_png_text(_pngs(tmp_path / "c")[0])["redraws"] == "4"
+
+
+def test_eval_with_top_k_1_draws_one_candidate(weights, tmp_path, monkeypatch):
+    """`eval --top-k 1` drew the default 4 candidates per prompt (each the same image); it draws one, and an
+    explicit --candidates N > 1 (or --data's --draws N > 1) is refused."""
+    line = one_line_failure(run("eval", "--weights", weights, "--device", "cpu", "--n", "1", "--top-k", "1",
+                                "--candidates", "3", "-q"), 2)
+    assert "--candidates 3 with --top-k 1" in line, line
+    line = one_line_failure(run("eval", "--weights", weights, "--device", "cpu", "--n", "1", "--top-k", "1",
+                                "--data", tmp_path, "--draws", "2", "-q"), 2)
+    assert "--draws 2 with --top-k 1" in line, line
+    from t2i_cli.world import evaluate
+
+    asked = []
+
+    def evaluate_model(pipe, judge, n, seed, sampling, candidates, **kw):
+        asked.append(candidates)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "evaluate_model", evaluate_model)
+    run("eval", "--weights", weights, "--device", "cpu", "--n", "1", "--top-k", "1", "-q")
+    run("eval", "--weights", weights, "--device", "cpu", "--n", "1", "--top-k", "2", "-q")
+    assert asked == [1, 4]
