@@ -95,3 +95,40 @@ def test_eval_with_top_k_1_draws_one_candidate(weights, tmp_path, monkeypatch):
     run("eval", "--weights", weights, "--device", "cpu", "--n", "1", "--top-k", "1", "-q")
     run("eval", "--weights", weights, "--device", "cpu", "--n", "1", "--top-k", "2", "-q")
     assert asked == [1, 4]
+
+
+# ------------------------------------------------------------------------------------------- data caption names
+@pytest.mark.parametrize("name, caption", [
+    ("caf%E9", "café"), ("caf%E9_au_lait", "café au lait"),  # Latin-1 escapes ("caf%e 9", before)
+    ("%C9t%E9 %93quoted%94", "été “quoted”"),  # Windows' code page 1252 where it differs from Latin-1
+    ("caf%C3%A9 %E9t%E9", "café été"),  # each run of escapes alone: UTF-8's, then Latin-1's
+    ("route 66", "route 66"), ("apollo 11", "apollo 11"), ("windows 95", "windows 95"), ("paris 2019", "paris 2019"),
+])
+def test_caption_of_latin1_escapes_and_numbers_that_are_part_of_a_name(name, caption):
+    """A name's percent escapes that are not UTF-8 were left as they were ("caf%E9" -> "caf%e 9"); a number of
+    2 to 4 digits after a space that ends a name was dropped as a counter ("route 66" -> "route")."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of(name) == caption
+
+
+def test_data_caption_keeps_a_names_number_but_not_a_series_counter(tmp_path):
+    """`t2i data caption` dropped the number of "route 66.png" as a counter's; it keeps it, while a folder's
+    series of one name ("beach 9" .. "beach 11") is still captioned without its numbers."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for name in ("route 66", "apollo 11", "apollo 13", "beach 9", "beach 10", "beach 11", "caf%E9"):
+        Image.new("RGB", (16, 16), (10, 90, 200)).save(pics / f"{name}.png")
+    r = run("data", "caption", pics, "-q")
+    assert r.exit_code == 0, r.stderr
+    got = {p.stem: p.read_text(encoding="utf-8").strip() for p in pics.glob("*.txt")}
+    assert got == {"route 66": "route 66", "apollo 11": "apollo 11", "apollo 13": "apollo 13", "beach 9": "beach",
+                   "beach 10": "beach", "beach 11": "beach", "caf%E9": "café"}
+    from t2i_cli.name_captions import caption_of
+
+    # counters still go: one digit, parentheses, _ or -, glued, a leading zero, several numbers, a tool's name; and
+    # UTF-8's escapes still read as UTF-8, a percent sign before letters of mixed case stays a percent sign
+    for name, caption in [("bird 2", "bird"), ("bird (12)", "bird"), ("cat_12", "cat"), ("untitled-12", None),
+                          ("route66", "route"), ("IMG 0012", None), ("photo 12", None), ("bird 2 33", "bird"),
+                          ("bird copy 12", "bird"), ("caf%C3%A9", "café"), ("50%Bear", "50%bear")]:
+        assert caption_of(name) == caption, name

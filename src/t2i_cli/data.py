@@ -32,7 +32,7 @@ from t2i_cli.files import (
     shell_word,
     signals_held,
 )
-from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of
+from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of, series_captions
 from t2i_cli.prompt_file import blank
 
 SOURCE_HELP = ("a folder of image + same-name .txt caption pairs (or with a metadata.jsonl or metadata.csv), a "
@@ -1049,6 +1049,8 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
                 plan.taken.append(txt)
             continue
         plan.writes.setdefault(txt, (caption, []))[1].append(picture)
+    if source == "name":
+        series_captions(plan)  # "beach 10" .. "beach 12": a counter after all
     return plan
 
 

@@ -73,9 +73,34 @@ _NAME_HYPHEN = "\u2010"  # a character's name's hyphen while the name is split i
 _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any script; "rock'n'roll" too)
 
 
+_PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
+# A number that ends a name after a space and a word, of 2 to 4 digits without a leading zero ("route 66", "apollo
+# 11", "windows 95", "paris 2019"), is part of its name; a file manager's or a camera's counter is one digit ("bird
+# 2", macOS' copy), in parentheses ("bird (12)"), after _ or - ("cat_12", "untitled-3") or glued ("bird12"), with a
+# leading zero ("IMG_0001") or of 5 digits or more. (A folder's series of them, "beach 10".."beach 12", is a counter
+# all the same: series_captions.)
+_NAMED_NUMBER = re.compile(r"[^\W\d_]\s+([1-9]\d{1,3})\s*$")
+
+
+def _unescape(run: re.Match) -> str:
+    """A run of %XX escapes as text: UTF-8's bytes where they are UTF-8 ("caf%C3%A9" -> café), else, written in
+    capitals as URL encoders write them, one character a byte, as Windows' code page 1252 (Latin-1 for its five
+    unused bytes) reads them ("caf%E9" -> café, where it was "caf%e 9"). A run that is neither is left as it is:
+    "50%Bear" holds a percent sign, not the byte BE."""
+    text = run.group(0)
+    data = bytes.fromhex(text.replace("%", ""))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        if text != text.upper():
+            return text
+        return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in data)
+
+
 def caption_of(name: str) -> str | None:
     """A caption made of a file or folder name ("red-bird_02" -> "red bird", "BlueFish" -> "blue fish"): its
-    words lowercased, without a number at its end or a file manager's "copy" ("bird copy 2", "bird - Copy"),
+    words lowercased, without a number at its end (a counter: "bird 2", "cat_12", not "route 66": _NAMED_NUMBER) or
+    a file manager's "copy" ("bird copy 2", "bird - Copy"),
     numbers of 5 digits or more or with a leading zero (dates, counters), dates and times with separators, a
     version or size ("v2", "16x16", "@2x"), hash-like pieces or an ImageNet-style id (n01440764); an emoji's
     code point read as its name ("emoji_u1f600" -> "emoji grinning face"); None
@@ -85,13 +110,7 @@ def caption_of(name: str) -> str | None:
 
     if not_utf8(name):  # bytes of another encoding (a Latin-1 zip's "caf\xe9"): no caption can hold them
         return None
-    if re.search(r"%[0-9A-Fa-f]{2}", name):  # a download's URL-encoded name ("red%20bird", "caf%C3%A9")
-        from urllib.parse import unquote
-
-        try:
-            name = unquote(name, errors="strict")
-        except UnicodeDecodeError:
-            pass
+    name = _PERCENT.sub(_unescape, name)  # a download's URL-encoded name ("red%20bird", "caf%C3%A9", "caf%E9")
     name = unicodedata.normalize("NFC", name)  # a Mac's names are decomposed: a caption is written composed
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
@@ -102,6 +121,7 @@ def caption_of(name: str) -> str | None:
     name = _COPY.sub("", name)
     dated = _DATE_TIME.search(name) is not None
     name = _DATE_TIME.sub(" ", name)
+    named_number = _NAMED_NUMBER.search(name)  # "route 66", "apollo 11": the number is the name's
     pieces = [p for p in _SEPARATORS.split(name) if p]
     emoji = any(_code_point(p, False) is not None for p in pieces)
     for piece in pieces:
@@ -122,8 +142,10 @@ def caption_of(name: str) -> str | None:
         else TOOL_WORDS
     # (a number written with a leading zero, "001_cat", "01 - sunset", is a counter wherever it is, not a count)
     words = [w for w in words if not (w.isdigit() and (len(w) >= 5 or (len(w) > 1 and w[0] == "0")))]
+    named = words.pop() if named_number and words and words[-1] == named_number.group(1) else None
     while words and words[-1].isdigit():
         words.pop()
+    words += [named] if named and words else []
     if not any((_WORD.search(w) or (len(w) == 1 and w.isalpha() and not w.isascii())) and w not in tools
                for w in words):  # (one letter of a script without spaces is a word: 猫)
         return None
@@ -143,6 +165,23 @@ class CaptionPlan:
     unreadable: list[Path] = field(default_factory=list)  # folders that could not be listed: their pictures unseen
     taken: list[Path] = field(default_factory=list)  # caption names taken by what is no caption file (a folder, a
     # link to a missing file): never written, and not "made meanwhile by something else"
+
+
+SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
+
+
+def series_captions(plan: CaptionPlan) -> None:
+    """Take the number off captions that end in one (caption_of keeps "route 66") where a folder holds a series
+    of SERIES or more names that are one caption with or without a number at its end ("beach 10" .. "beach 12",
+    or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach" from 1 to 9)."""
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    for txt, (caption, _) in plan.writes.items():
+        m = re.fullmatch(r"(.+) [1-9]\d{1,3}", caption)
+        groups.setdefault((txt.parent, m.group(1) if m else caption), []).append(txt)
+    for (_, base), txts in groups.items():
+        if len(txts) >= SERIES:
+            for txt in txts:
+                plan.writes[txt] = (base, plan.writes[txt][1])
 
 
 def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None) -> tuple[list[Path], int]:
