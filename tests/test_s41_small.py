@@ -132,3 +132,20 @@ def test_data_caption_keeps_a_names_number_but_not_a_series_counter(tmp_path):
                           ("route66", "route"), ("IMG 0012", None), ("photo 12", None), ("bird 2 33", "bird"),
                           ("bird copy 12", "bird"), ("caf%C3%A9", "café"), ("50%Bear", "50%bear")]:
         assert caption_of(name) == caption, name
+
+
+def test_data_caption_refuses_dry_run_with_quiet(tmp_path):
+    """`data caption DIR --dry-run -q` was taken: -q hides the progress bar of writing, which a dry run does not
+    show, so it changed nothing, unsaid. Refused in one line (exit 2), nothing written; each alone is taken."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    Image.new("RGB", (16, 16), (10, 90, 200)).save(pics / "red bird.png")
+    for quiet in ("-q", "--quiet"):
+        line = one_line_failure(run("data", "caption", pics, "--dry-run", quiet), 2)
+        assert "--quiet (-q)" in line and "--dry-run" in line, line
+    assert not (pics / "red bird.txt").exists()
+    dry = run("data", "caption", pics, "--dry-run")
+    assert dry.exit_code == 0 and "red bird.txt: red bird" in dry.stdout, dry.stderr
+    assert not (pics / "red bird.txt").exists()
+    assert run("data", "caption", pics, "-q").exit_code == 0
+    assert (pics / "red bird.txt").read_text() == "red bird\n"

@@ -1999,11 +1999,16 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                  dry_run: bool = typer.Option(False, "--dry-run",
                                               help="Print each caption file it would write and its caption; write "
                                                    "nothing."),
-                 quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+                 quiet: bool = typer.Option(False, "--quiet", "-q",
+                                            help="No progress bar (of writing: not with --dry-run, which shows "
+                                                 "none).")) -> None:
     """Write a NAME.txt caption beside each picture that has none, made from its file name or its folder's name
     (a caption file that exists is never replaced); then train on the folder with `t2i train --data FOLDER`."""
     stop_on_sigterm()  # as Ctrl-C: every caption file written is whole; run it again to write the rest
     with user_errors():
+        if dry_run and quiet:  # a dry run shows no progress bar: -q changed nothing, unsaid
+            raise UsageError("--quiet (-q) hides the progress bar of writing captions, which --dry-run does not "
+                             "show (it prints what it would write); leave out one of them")
         one_process("data caption")
         from t2i_cli.data import plan_captions
         from t2i_cli.files import shell_word
