@@ -1631,6 +1631,11 @@ def train(
             out.print(f"{cfg.stage} stage: already finished at step {summary['step']}"
                       f"{' (stopped early by --patience)' if early else ''}; nothing to train{more}", soft_wrap=True)
         else:
+            if cfg.stage == "tokenizer" and "vocab_size" in given:  # (asked: not the preset's own size)
+                from t2i_cli.stages import vocab_note
+
+                if text := vocab_note(cfg.vocab_size, summary):
+                    say("note", "cyan", text)
             out.print(f"{cfg.stage} stage finished: {clean(json.dumps(summary, ensure_ascii=False))}", soft_wrap=True)
         out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
 
@@ -1769,7 +1774,11 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                 said.add(text)
                 bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
-        summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar))
+        def noted(text: str) -> None:
+            if rank_zero():
+                bar.console.print(f"note: {clean(text)}", style="cyan", markup=False, highlight=False)
+
+        summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar), noted)
     if not rank_zero():  # rank 0 says it
         return
     out.print(f"all stages finished: {clean(json.dumps(summary, ensure_ascii=False))}", soft_wrap=True)

@@ -668,6 +668,20 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset, warn=None) -> dict
     return summary
 
 
+def vocab_note(asked: int, learned: dict[str, Any]) -> str | None:
+    """The line that says a tokenizer stage learned fewer tokens than --vocab-size asked (its summary's "vocab"),
+    or None: BPE stops merging once every word of its captions is one token, so a few captions hold only so many
+    (19 captions, --vocab-size 5000: 144 tokens, said in the summary alone before)."""
+    got = learned.get("vocab")
+    if not isinstance(got, int) or got >= asked:
+        return None
+    captions = learned.get("captions")
+    return (f"the tokenizer has {got:,} tokens, not the --vocab-size {asked:,} asked: every word of the "
+            f"{f'{captions:,} ' if isinstance(captions, int) else ''}captions it learned from is one token at "
+            f"{got:,}, so there was nothing more to merge (more captions, or more varied ones, make a larger "
+            f"vocabulary)")
+
+
 MODEL_CONFIGS = {"dvae": DVAEConfig, "transformer": TransformerConfig, "clip": ClipConfig}
 # Model config fields a stage derives from its data and dependencies, with the option that sets them.
 DERIVED_FIELDS = {
