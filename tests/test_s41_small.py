@@ -183,3 +183,26 @@ def test_a_whole_run_notes_a_tokenizer_smaller_than_asked(tmp_path):
             "--out", tmp_path / "run", "-q")
     assert r.exit_code == 0, r.stderr
     assert sum("not the --vocab-size 5,000 asked" in line for line in r.stderr.splitlines()) == 1, r.stderr
+
+
+# ------------------------------------------------------------------------------------------- eval --data without a CLIP
+def test_eval_data_without_a_clip_says_it_draws_none(tmp_path):
+    """`eval --data FOLDER --draws 3` with weights that have no CLIP titled its table "3 draws each" (and its JSON
+    recorded draws 3) though it draws nothing; the title says none is drawn, the JSON draws 0, and the warning
+    names --draws among what changes nothing. With a CLIP the title still says the draws."""
+    data = _captioned(tmp_path / "d", 24)
+    bare = build_tiny_folder(tmp_path / "bare", with_clip=False)
+    r = run("eval", "--data", data, "--n", "2", "--draws", "3", "--weights", bare, "--device", "cpu",
+            "--json", tmp_path / "bare.json")
+    assert r.exit_code == 0, r.stderr
+    assert "draws each" not in r.stdout and "none drawn (no CLIP)" in r.stdout, r.stdout
+    assert "sampling options and --draws change nothing" in r.stderr, r.stderr
+    import json
+
+    assert json.loads((tmp_path / "bare.json").read_text())["draws"] == 0
+    clip = build_tiny_folder(tmp_path / "clip")
+    r = run("eval", "--data", data, "--n", "2", "--draws", "3", "--weights", clip, "--device", "cpu", "-q",
+            "--json", tmp_path / "clip.json")
+    assert r.exit_code == 0, r.stderr
+    assert "3 draws each" in r.stdout and "none drawn" not in r.stdout, r.stdout
+    assert json.loads((tmp_path / "clip.json").read_text())["draws"] == 3

@@ -2517,7 +2517,9 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
     result |= _eval_record(pipe, sampling)
     split = data.partition(":")[2] if data.startswith("world:") else "val"
     table = Table(title=f"t2i eval --data {clean(data)} — weights {result['weights']}, {result['n']} of "
-                        f"{result['val_size']} {split} images" + (f", {draws} draws each" if draws > 1 else "")
+                        f"{result['val_size']} {split} images"
+                        + (", none drawn (no CLIP)" if result["draws"] == 0 else f", {draws} draws each" if draws > 1
+                           else "")
                         + f", seed {seed}, {result['precision']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -2553,7 +2555,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
                   soft_wrap=True)
     if "clip" not in result and not quiet:
         warn(f"{folder} has no clip.safetensors: no CLIP cosine or distance (and no picture is drawn, so the "
-             f"sampling options change nothing)")
+             f"sampling options{' and --draws' if draws > 1 else ''} change nothing)")
     if result.get("skipped") and not quiet:
         warn(f"{data}: {result['skipped']}")
     if (unknown := result.get("unknown_words")) and not quiet:

@@ -143,7 +143,9 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
     val = _val(source, b.dvae.cfg.image_side,
                None if progress is None else lambda done, total: progress("checking pictures", done, total))
     count = min(n, len(val))
-    result: dict[str, Any] = {"source": source, "n": count, "val_size": len(val), "seed": seed, "draws": draws}
+    # draws: the images drawn per caption, 0 without a CLIP (nothing would measure them, so none is drawn)
+    result: dict[str, Any] = {"source": source, "n": count, "val_size": len(val), "seed": seed,
+                              "draws": draws if b.clip is not None else 0}
     if (skipped := val.skipped_message()) is not None:  # what of the source could not be used (as training says)
         result["skipped"] = skipped
     # Words the tokenizer has no token for (the shipped world model scoring a user's photos): its scores then say
