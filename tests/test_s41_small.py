@@ -206,3 +206,32 @@ def test_eval_data_without_a_clip_says_it_draws_none(tmp_path):
     assert r.exit_code == 0, r.stderr
     assert "3 draws each" in r.stdout and "none drawn" not in r.stdout, r.stdout
     assert json.loads((tmp_path / "clip.json").read_text())["draws"] == 3
+
+
+# ------------------------------------------------------------------------------------------- --patience at the end
+def test_a_patience_stall_at_the_last_step_is_no_early_stop(tmp_path, monkeypatch):
+    """A --patience run whose validation loss stalled at its very last step said "stopping early ... the run ends
+    here" and recorded an early stop (a resume then said "stopped early by --patience") though it trained every
+    step; it finishes as planned, saying nothing of a stop. A stall before the last step still stops it."""
+    import json
+
+    from t2i_cli.stages import DVAEStage
+
+    losses = iter([1.0, 0.9, 1.1, 1.2])
+    monkeypatch.setattr(DVAEStage, "validate", lambda self: {"val_loss": next(losses)})
+    out = tmp_path / "run"
+    args = ["--preset", "tiny", "--workers", "0", "--device", "cpu", "--log-every", "1", "--sample-every", "1",
+            "--patience", "2", "-q"]
+    r = run("train", "--stage", "dvae", "--steps", "4", "--out", out, *args)
+    assert r.exit_code == 0, r.stderr
+    assert "stopping early" not in r.stderr and "stopped early" not in r.stdout, r.stderr
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert not any("early_stop" in x for x in rows) and any(x.get("finished") for x in rows)
+    again = run("train", "--resume", out, "-q", "--workers", "0")
+    assert again.exit_code == 0 and "already finished at step 4;" in again.stdout, again.stdout
+    assert "stopped early" not in again.stdout
+
+    losses = iter([1.0, 0.9, 1.1, 1.2, 1.3])
+    monkeypatch.setattr(DVAEStage, "validate", lambda self: {"val_loss": next(losses)})
+    r = run("train", "--stage", "dvae", "--steps", "5", "--out", tmp_path / "early", *args)
+    assert r.exit_code == 0 and "step 4:" in r.stderr and "stopping early" in r.stderr, r.stderr

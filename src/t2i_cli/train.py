@@ -819,7 +819,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             if cfg.sample_every and done % cfg.sample_every == 0:
                 if dd.is_main:
                     samples_and_validation()
-                if cfg.patience and _on_every_rank(dd.is_main and stalled(logger.val_history, cfg.patience), dd):
+                # (at the run's last step it ends as planned: a stop there was said as "stopping early" and recorded
+                # as an early stop, though it trained every step)
+                if cfg.patience and done < cfg.steps and \
+                        _on_every_rank(dd.is_main and stalled(logger.val_history, cfg.patience), dd):
                     cfg = dataclasses.replace(cfg, steps=done)  # finished: a resume or a repeated --stage all
                     if dd.is_main:  # sees a complete run (and the checkpoint below records it too)
                         best_step, best = min(logger.val_history, key=lambda sv: sv[1])
