@@ -235,3 +235,21 @@ def test_a_patience_stall_at_the_last_step_is_no_early_stop(tmp_path, monkeypatc
     monkeypatch.setattr(DVAEStage, "validate", lambda self: {"val_loss": next(losses)})
     r = run("train", "--stage", "dvae", "--steps", "5", "--out", tmp_path / "early", *args)
     assert r.exit_code == 0 and "step 4:" in r.stderr and "stopping early" in r.stderr, r.stderr
+
+
+def test_n_above_1_is_refused_with_top_k_1(weights, tmp_path):
+    """`generate --n 3 --top-k 1` wrote three copies of one image, as did `vary --strength 1 --top-k 1` (every cell
+    redrawn greedily: its default --n 4 too); --n above 1 is refused there in one line, and vary without --n draws
+    one. vary below --strength 1 redraws other cells in each variation, so its --n stays."""
+    line = one_line_failure(_generate(weights, tmp_path / "a", "--top-k", "1", "--n", "3", "a red bird"), 2)
+    assert "--n 3 with --top-k 1" in line, line
+    assert not (tmp_path / "a").exists()
+    src = tmp_path / "src.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(src)
+    vary = ["vary", src, "--weights", weights, "--device", "cpu", "-q", "--top-k", "1"]
+    line = one_line_failure(run(*vary, "--strength", "1", "--n", "2", "--out", tmp_path / "b"), 2)
+    assert "--n 2 with --top-k 1 and --strength 1" in line, line
+    assert run(*vary, "--strength", "1", "--out", tmp_path / "c").exit_code == 0
+    assert len(_pngs(tmp_path / "c")) == 1
+    assert run(*vary, "--strength", "0.5", "--out", tmp_path / "d").exit_code == 0
+    assert len(_pngs(tmp_path / "d")) == 4

@@ -806,7 +806,8 @@ def generate(
                                                "a file named -) as its own PROMPT with the same options and seed: "
                                                "the files `t2i generate LINE` writes, for one load of the models. "
                                                "Blank lines and lines starting with # are skipped."),
-    n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N}; with --prompts, per prompt)."),
+    n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N}; with --prompts, per prompt; not above 1 "
+                                         f"with --top-k 1, whose images are one)."),
     seed: int = DRAW_SEED,
     temperature: float = DRAW_TEMPERATURE,
     top_k: int = DRAW_TOP_K,
@@ -877,6 +878,8 @@ def generate(
                                  "FILE, one per line)")
             if not 1 <= n <= MAX_N:
                 raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
+            if top_k == 1:  # greedy: the images of one prompt (or image prompt) are all one image
+                refuse_greedy_copies("--n", n)
             check_seed(seed)
             if top_k == 1 and "keep" in given and candidates is None and "n" not in given:
                 # greedy: the default candidates would all be the same image (refuse_greedy_copies)
@@ -1315,7 +1318,8 @@ def vary(
                                          help="What the picture shows (default: the prompt in its PNG text, "
                                               "else the empty prompt; --prompt '' draws from the empty prompt)."),
     negative: Optional[str] = DRAW_NEGATIVE,
-    n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N})."),
+    n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N}; 1 with --top-k 1 --strength 1, whose "
+                                         f"variations are one image)."),
     seed: int = DRAW_SEED,
     temperature: float = DRAW_TEMPERATURE,
     top_k: int = DRAW_TOP_K,
@@ -1346,6 +1350,10 @@ def vary(
             raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
         check_seed(seed)
         check_strength(strength)
+        if top_k == 1 and strength == 1:  # every cell redrawn greedily: each variation is one image
+            if "n" in given_options(ctx):
+                refuse_greedy_copies("--n", n, " and --strength 1")
+            n = 1
         file_sha256(source)  # a missing or unreadable SOURCE is said first, before the prompt line
         from t2i_cli.outputs import is_t2i_sheet
 
@@ -1807,14 +1815,15 @@ def sampling_of(ctx: typer.Context):
     return sampling
 
 
-def refuse_greedy_copies(option: str, count: int) -> None:
-    """Refuse drawing count > 1 images of one prompt to choose among (--candidates, --keep, --draws) with
-    --top-k 1: it takes the most likely code at every step, so each draw is the same image (in bf16 a tie between
-    two codes may split them into two near copies), and the reranker has nothing to choose among."""
+def refuse_greedy_copies(option: str, count: int, also: str = "") -> None:
+    """Refuse drawing count > 1 images of one prompt (--n, --candidates, --keep, --redraws, --draws; vary's --n
+    with `also`, " and --strength 1") with --top-k 1: it takes the most likely code at every step, so each draw is
+    the same image (in bf16 a tie between two codes may split them into two near copies), and a reranker has
+    nothing to choose among."""
     if count > 1:
-        raise UsageError(f"{option} {count} with --top-k 1 draws {count} copies of one image (--top-k 1 always "
-                         f"takes the most likely code); leave {option} out for one image, or give --top-k 0 or "
-                         f"above 1 to draw different ones")
+        raise UsageError(f"{option} {count} with --top-k 1{also} draws {count} copies of one image (--top-k 1 "
+                         f"always takes the most likely code); leave {option} out for one image, or give --top-k 0 "
+                         f"or above 1 to draw different ones")
 
 
 def given_options(ctx: typer.Context) -> set[str]:
