@@ -1640,12 +1640,18 @@ def train(
                       f"{' (stopped early by --patience)' if early else ''}; nothing to train{more}", soft_wrap=True)
         else:
             if cfg.stage == "tokenizer" and "vocab_size" in given:  # (asked: not the preset's own size)
-                from t2i_cli.stages import vocab_note
-
-                if text := vocab_note(cfg.vocab_size, summary):
-                    say("note", "cyan", text)
+                _vocab_note(cfg.vocab_size, summary)
             out.print(f"{cfg.stage} stage finished: {clean(json.dumps(summary, ensure_ascii=False))}", soft_wrap=True)
         out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
+
+
+def _vocab_note(asked: int, learned: dict) -> None:
+    """A tokenizer smaller than the --vocab-size asked, said on stdout beside the stage's summary that shows it (a
+    note on what was made, not a warning: nothing is wrong with it)."""
+    from t2i_cli.stages import vocab_note
+
+    if text := vocab_note(asked, learned):
+        out.print(f"note: {clean(text)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _preset_batch_splits(cfg, preset: str, stage: str = "") -> None:
@@ -1782,13 +1788,12 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                 said.add(text)
                 bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
-        def noted(text: str) -> None:
-            if rank_zero():
-                bar.console.print(f"note: {clean(text)}", style="cyan", markup=False, highlight=False)
-
-        summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar), noted)
+        summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar))
     if not rank_zero():  # rank 0 says it
         return
+    if settings.get("vocab_size") is not None and isinstance(summary.get("tokenizer"), dict):  # (asked; trained
+        # by this command, not "done before")
+        _vocab_note(settings["vocab_size"], summary["tokenizer"])
     out.print(f"all stages finished: {clean(json.dumps(summary, ensure_ascii=False))}", soft_wrap=True)
     from t2i_cli.files import shell_word
 

@@ -136,13 +136,11 @@ def _shown(value: Any) -> str:
 def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
               device: str, progress: Callable[[str, int, dict], None] | None = None,
               warn: Callable[[str], None] | None = None,
-              checking: Callable[[int, int], None] | None = None,
-              note: Callable[[str], None] | None = None) -> dict[str, Any]:
+              checking: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run (or continue) every stage, then export RUN/weights; make_config(stage, run_dir) gives a stage's
     config: a started stage's own (read back from its folder), else a new one whose dependencies point at
     the earlier stages' folders. checking(done, total) follows each stage's check of the pictures (the later
-    stages find them checked). note(line): a tokenizer smaller than the run's --vocab-size asked
-    (stages.vocab_note)."""
+    stages find them checked)."""
     run_dir = Path(run_dir)
     check_whole_run_folder(run_dir)
     had_plan = (run_dir / PLAN).is_file()  # a resume: its plan stays whatever happens (a stop before its first
@@ -153,7 +151,7 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     made = missing_folders(run_dir)  # (`--out new/a/b`: b, new/a and new)
     try:
         try:
-            summary = _stages(run_dir, settings, make_config, device, progress, warn, checking, note)
+            summary = _stages(run_dir, settings, make_config, device, progress, warn, checking)
         finally:  # one torchrun process group served every stage (run_stage keep_group)
             _end_process_group()
     except BaseException as e:
@@ -198,7 +196,7 @@ def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
 
 
 def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
-            device: str, progress, warn, checking=None, note=None) -> dict[str, Any]:
+            device: str, progress, warn, checking=None) -> dict[str, Any]:
     """Run, resume or skip each stage in order."""
     summary: dict[str, Any] = {}
     for stage in ORDER:
@@ -225,11 +223,6 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
         result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn, checking=checking,
                            keep_group=True, data_since=since)
         summary[stage] = {k: v for k, v in result.items() if k != "skipped"}
-        if stage == "tokenizer" and note is not None and settings.get("vocab_size") is not None:  # (asked)
-            from t2i_cli.stages import vocab_note
-
-            if text := vocab_note(cfg.vocab_size, result):
-                note(text)
         if result.get("skipped") and warn is not None:
             warn(result["skipped"])  # the same source in every stage: the CLI says it once
     return summary
