@@ -671,7 +671,7 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset, warn=None) -> dict
 def vocab_note(asked: int, learned: dict[str, Any]) -> str | None:
     """The line that says a tokenizer stage learned fewer tokens than --vocab-size asked (its summary's "vocab"),
     or None: BPE stops merging once every word of its captions is one token, so a few captions hold only so many
-    (19 captions, --vocab-size 5000: 144 tokens, said in the summary alone before)."""
+    (--vocab-size 5000 on 19 short captions: 68 tokens, said in the summary's numbers alone before)."""
     got = learned.get("vocab")
     if not isinstance(got, int) or got >= asked:
         return None
