@@ -80,6 +80,9 @@ _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one char
 # leading zero ("IMG_0001") or of 5 digits or more. (A folder's series of them, "beach 10".."beach 12", is a counter
 # all the same: series_captions.)
 _NAMED_NUMBER = re.compile(r"[^\W\d_]\s+([1-9]\d{1,3})\s*$")
+# a browser's or file manager's copy of a name, "route 66 (1)" (Chrome, Firefox, Windows): its counter in
+# parentheses after a named number is dropped first, so that the copy is captioned as its original is
+_DUPLICATE = re.compile(r"\s*\(\d{1,4}\)\s*$")
 
 
 def _unescape(run: re.Match) -> str:
@@ -121,6 +124,8 @@ def caption_of(name: str) -> str | None:
     name = _COPY.sub("", name)
     dated = _DATE_TIME.search(name) is not None
     name = _DATE_TIME.sub(" ", name)
+    if (copy := _DUPLICATE.search(name)) and _NAMED_NUMBER.search(name[:copy.start()]):
+        name = name[:copy.start()]  # "route 66 (1)": a download's second copy of "route 66"
     named_number = _NAMED_NUMBER.search(name)  # "route 66", "apollo 11": the number is the name's
     pieces = [p for p in _SEPARATORS.split(name) if p]
     emoji = any(_code_point(p, False) is not None for p in pieces)
@@ -174,13 +179,16 @@ def series_captions(plan: CaptionPlan) -> None:
     """Take the number off captions that end in one (caption_of keeps "route 66") where a folder holds a series
     of SERIES or more names that are one caption with or without a number at its end ("beach 10" .. "beach 12",
     or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach" from 1 to 9)."""
-    groups: dict[tuple[Path, str], list[Path]] = {}
+    groups: dict[tuple[Path, str], list[tuple[Path, str | None]]] = {}
     for txt, (caption, _) in plan.writes.items():
-        m = re.fullmatch(r"(.+) [1-9]\d{1,3}", caption)
-        groups.setdefault((txt.parent, m.group(1) if m else caption), []).append(txt)
-    for (_, base), txts in groups.items():
-        if len(txts) >= SERIES:
-            for txt in txts:
+        m = re.fullmatch(r"(.+) ([1-9]\d{1,3})", caption)
+        groups.setdefault((txt.parent, m.group(1) if m else caption), []).append((txt, m.group(2) if m else None))
+    for (_, base), members in groups.items():
+        # a counter counts: each name without a number is one of its steps, but copies of one named number
+        # ("route 66", "route 66 copy", "route 66 copy 2") are one name, not a series of it
+        numbers = {number for _, number in members if number is not None}
+        if sum(number is None for _, number in members) + len(numbers) >= SERIES:
+            for txt, _ in members:
                 plan.writes[txt] = (base, plan.writes[txt][1])
 
 

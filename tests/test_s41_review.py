@@ -1,0 +1,39 @@
+"""Session 41 review of the day's diff: each test fails without its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import run
+
+
+def _pictures(folder: Path, *stems: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, stem in enumerate(stems):
+        Image.new("RGB", (16, 16), (30 * i % 256, 90, 200)).save(folder / f"{stem}.png")
+    return folder
+
+
+def test_copies_of_one_named_number_are_no_series(tmp_path: Path):
+    """`data caption` of "route 66", "route 66 copy" and "route 66 copy 2" captioned all three "route": three names
+    of one caption "route 66" were taken for a counter's series ("beach 9" .. "beach 11"), which needs three steps
+    of a counter. Copies keep the name's number; a real series still loses it."""
+    pics = _pictures(tmp_path / "pics", "route 66", "route 66 copy", "route 66 copy 2", "beach 9", "beach 10",
+                     "beach 11")
+    r = run("data", "caption", pics, "-q")
+    assert r.exit_code == 0, r.stderr
+    got = {p.stem: p.read_text(encoding="utf-8").strip() for p in pics.glob("*.txt")}
+    assert got == {"route 66": "route 66", "route 66 copy": "route 66", "route 66 copy 2": "route 66",
+                   "beach 9": "beach", "beach 10": "beach", "beach 11": "beach"}
+
+
+def test_a_downloads_copy_of_a_named_number_keeps_the_number():
+    """A browser's second download of "route 66.jpg" is "route 66 (1).jpg": it was captioned "route" (the "(1)"
+    hid the named number), its original "route 66". A counter in parentheses alone still goes."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of("route 66 (1)") == caption_of("route 66") == "route 66"
+    assert caption_of("apollo 11 (2)") == "apollo 11"
+    assert caption_of("bird (12)") == "bird" and caption_of("bird 2 (3)") == "bird"
