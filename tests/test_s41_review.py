@@ -37,3 +37,19 @@ def test_a_downloads_copy_of_a_named_number_keeps_the_number():
     assert caption_of("route 66 (1)") == caption_of("route 66") == "route 66"
     assert caption_of("apollo 11 (2)") == "apollo 11"
     assert caption_of("bird (12)") == "bird" and caption_of("bird 2 (3)") == "bird"
+
+
+def test_an_escape_of_a_byte_windows_leaves_unused_writes_no_control_character(tmp_path: Path):
+    """"song%81.png" was captioned "song\\x81": the byte 81, which code page 1252 leaves unused, was read as
+    Latin-1's C1 control character and written into song%81.txt. Such a run is no Windows text: it stays as
+    written, as a run that is neither UTF-8 nor capitals does; "caf%E9" still reads as café."""
+    from t2i_cli.name_captions import caption_of
+
+    for name in ("song%81", "song%8D%E9", "x %9D"):
+        caption = caption_of(name)
+        assert caption is None or not any(0x80 <= ord(ch) <= 0x9F for ch in caption), (name, caption)
+    assert caption_of("song%81") == "song%81"
+    pics = _pictures(tmp_path / "pics", "blue song%90", "caf%E9")
+    assert run("data", "caption", pics, "-q").exit_code == 0
+    assert (pics / "blue song%90.txt").read_text(encoding="utf-8").strip() == "blue song%90"
+    assert (pics / "caf%E9.txt").read_text(encoding="utf-8").strip() == "café"

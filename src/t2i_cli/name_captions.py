@@ -87,9 +87,10 @@ _DUPLICATE = re.compile(r"\s*\(\d{1,4}\)\s*$")
 
 def _unescape(run: re.Match) -> str:
     """A run of %XX escapes as text: UTF-8's bytes where they are UTF-8 ("caf%C3%A9" -> café), else, written in
-    capitals as URL encoders write them, one character a byte, as Windows' code page 1252 (Latin-1 for its five
-    unused bytes) reads them ("caf%E9" -> café, where it was "caf%e 9"). A run that is neither is left as it is:
-    "50%Bear" holds a percent sign, not the byte BE."""
+    capitals as URL encoders write them, one character a byte, as Windows' code page 1252 reads them ("caf%E9" ->
+    café, where it was "caf%e 9"). A run that is neither is left as it is: "50%Bear" holds a percent sign, not the
+    byte BE; and one holding a byte that code page leaves unused (81, 8D, 8F, 90, 9D: Latin-1's C1 control
+    characters, which no name means) is no Windows text either."""
     text = run.group(0)
     data = bytes.fromhex(text.replace("%", ""))
     try:
@@ -97,7 +98,10 @@ def _unescape(run: re.Match) -> str:
     except UnicodeDecodeError:
         if text != text.upper():
             return text
-        return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in data)
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:  # (a C1 control character in a caption file: "song%81" was "song\x81")
+            return text
 
 
 def caption_of(name: str) -> str | None:
