@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import run
+from conftest import build_tiny_folder, one_line_failure, run
+from t2i_cli.images import read_png_text
 
 
 def _pictures(folder: Path, *stems: str) -> Path:
@@ -53,3 +54,23 @@ def test_an_escape_of_a_byte_windows_leaves_unused_writes_no_control_character(t
     assert run("data", "caption", pics, "-q").exit_code == 0
     assert (pics / "blue song%90.txt").read_text(encoding="utf-8").strip() == "blue song%90"
     assert (pics / "caf%E9.txt").read_text(encoding="utf-8").strip() == "café"
+
+
+def test_vary_top_k_1_at_a_strength_that_redraws_every_cell_draws_one(tmp_path: Path):
+    """`vary --top-k 1 --strength 0.97` on a dVAE of 16 cells redraws round(0.97 x 16) = 16, every cell, as
+    --strength 1 does: its default 4 variations (and --n 3) were copies of one image (the same codes), which
+    --strength 1 refuses. It draws one, and refuses --n above 1; a strength that keeps a cell keeps its --n."""
+    weights = build_tiny_folder(tmp_path / "w")  # (16 px, downsample 4: 16 cells)
+    src = tmp_path / "src.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(src)
+    vary = ["vary", src, "--weights", weights, "--device", "cpu", "-q", "--top-k", "1"]
+    line = one_line_failure(run(*vary, "--strength", "0.97", "--n", "3", "--out", tmp_path / "a"), 2)
+    assert "--n 3 with --top-k 1 and --strength 0.97, which redraws every cell of 16," in line, line
+    assert not (tmp_path / "a").exists()
+    r = run(*vary, "--strength", "0.97", "--out", tmp_path / "b")
+    assert r.exit_code == 0, r.stderr
+    assert len(list((tmp_path / "b").glob("*.png"))) == 1
+    r = run(*vary, "--strength", "0.9", "--n", "2", "--out", tmp_path / "c")  # 14 of 16 cells: each its own
+    assert r.exit_code == 0, r.stderr
+    codes = {read_png_text(p)["t2i_codes"] for p in (tmp_path / "c").glob("*.png")}
+    assert len(codes) == 2

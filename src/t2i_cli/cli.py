@@ -1318,8 +1318,9 @@ def vary(
                                          help="What the picture shows (default: the prompt in its PNG text, "
                                               "else the empty prompt; --prompt '' draws from the empty prompt)."),
     negative: Optional[str] = DRAW_NEGATIVE,
-    n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N}; 1 with --top-k 1 --strength 1, whose "
-                                         f"variations are one image)."),
+    n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N}; 1 with --top-k 1 at a --strength that "
+                                         f"redraws every cell, 1 or one that rounds to all, whose variations are one "
+                                         f"image)."),
     seed: int = DRAW_SEED,
     temperature: float = DRAW_TEMPERATURE,
     top_k: int = DRAW_TOP_K,
@@ -1371,10 +1372,31 @@ def vary(
                 said_prompt = partial(say, "prompt", "cyan", f"{prompt!r} (from {source.name})" if prompt else
                                       "none found in the picture; drawing from the empty prompt (set one with "
                                       "--prompt)")
-        _generate(prompt, n, None, seed, sampling, out_dir, weights_folder(weights), device, grid,
+        folder = weights_folder(weights)
+        if top_k == 1 and strength < 1 and (cells := _cells_redrawn_all(folder, strength)):  # (a share that
+            # rounds to every cell, 0.999 of the shipped model's 256: as --strength 1, each variation is one image)
+            if "n" in given_options(ctx):
+                refuse_greedy_copies("--n", n, f" and --strength {strength:g}, which redraws every cell of {cells},")
+            n = 1
+        _generate(prompt, n, None, seed, sampling, out_dir, folder, device, grid,
                   quiet, negative=negative, spec={"image": source, "strength": strength},
                   stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt,
                   as_json=as_json, regional_asked="regional" in given_options(ctx))
+
+
+def _cells_redrawn_all(folder: Path, strength: float) -> int | None:
+    """The code cells of the weights' dVAE where a variation of strength redraws all of them (round(S x cells)),
+    else None; read from the dVAE file's header alone (a file it cannot read is said where it loads)."""
+    from t2i_cli.image_prompt import redrawn_cells
+    from t2i_cli.models.dvae import DVAEConfig
+    from t2i_cli.weights import read_metadata, upgrade_config
+
+    try:
+        config = json.loads(read_metadata(folder / "dvae.safetensors")["config"])
+        cells = DVAEConfig(**upgrade_config("dvae", config)).grid ** 2
+    except (T2IError, OSError, ValueError, TypeError, KeyError, ArithmeticError):
+        return None
+    return cells if redrawn_cells(cells, strength) == cells else None
 
 
 @app.command(cls=OneValueEach)
