@@ -74,3 +74,23 @@ def test_vary_top_k_1_at_a_strength_that_redraws_every_cell_draws_one(tmp_path: 
     assert r.exit_code == 0, r.stderr
     codes = {read_png_text(p)["t2i_codes"] for p in (tmp_path / "c").glob("*.png")}
     assert len(codes) == 2
+
+
+def test_generate_prompts_refuses_a_bad_threads_before_reading_the_pipe(tmp_path: Path, monkeypatch):
+    """`generate --prompts - --threads 0` read standard input to its end (a pipe from a slow writer: until the writer
+    was done) before refusing --threads 0, which it refused at once before the prompts were read ahead of the
+    inference lock; so did a torchrun start of it. Both are refused before anything is read."""
+    from typer.testing import CliRunner
+
+    import t2i_cli.cli as cli
+
+    read = []
+    monkeypatch.setattr(cli, "read_prompts", lambda *a, **k: read.append(a) or cli.Prompts((), ()))
+    (tmp_path / "p.txt").write_text("a red bird\n")
+    r = CliRunner().invoke(cli.app, ["generate", "--prompts", str(tmp_path / "p.txt"), "--threads", "0", "--out",
+                                     str(tmp_path / "out")])
+    assert r.exit_code == 2 and "--threads must be between 1 and" in r.output, r.output
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    r = CliRunner().invoke(cli.app, ["generate", "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "runs in one process" in r.output, r.output
+    assert read == []

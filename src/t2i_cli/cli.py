@@ -785,8 +785,7 @@ def use_threads(threads: Optional[int]) -> None:
     OMP_NUM_THREADS), whatever the machine's load: a product can sum in another order at another thread count
     and flip a draw, so a default that followed the load (0.6.0-0.13.1: one thread less per other running task)
     drew other images for one seed on a busy machine; a busy start waits passively instead (bound_spinning)."""
-    if threads is not None and not 1 <= threads <= MAX_THREADS:
-        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
+    check_threads(threads)
     if threads is None and "OMP_NUM_THREADS" in os.environ:  # the user's own choice stands
         return
     _imports_held()  # (torch's first import, with a stop held)
@@ -794,6 +793,12 @@ def use_threads(threads: Optional[int]) -> None:
 
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+def check_threads(threads: Optional[int]) -> None:
+    """Refuse a --threads outside 1..MAX_THREADS (use_threads; generate --prompts before it reads them)."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
 
 
 @app.command(cls=OneValueEach)
@@ -852,7 +857,13 @@ def generate(
         prompt, negative = utf8_text(prompt, "PROMPT"), utf8_text(negative, "--negative")
         # (--prompts read before the start takes the inference lock: a pipe whose writer is slow, or idle, kept
         # another t2i started meanwhile waiting passively, 1.8x as long alone, for a command that drew nothing)
-        lines = read_prompts(prompts) if prompts is not None and prompt is None and from_png is None else None
+        # (what start_inference refuses at once is refused before a pipe is read to its end: a --threads 0 or a
+        # torchrun start waited for the writer to finish, then was refused)
+        lines = None
+        if prompts is not None and prompt is None and from_png is None:
+            one_process("generate")
+            check_threads(threads)
+            lines = read_prompts(prompts)
         start_inference(threads, "generate")
         given = given_options(ctx)
         if from_png is not None:
