@@ -94,3 +94,26 @@ def test_generate_prompts_refuses_a_bad_threads_before_reading_the_pipe(tmp_path
     r = CliRunner().invoke(cli.app, ["generate", "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "out")])
     assert r.exit_code == 2 and "runs in one process" in r.output, r.output
     assert read == []
+
+
+def test_a_txt_line_and_a_row_of_exactly_64_captions_are_trimmed_and_counted(tmp_path: Path):
+    """A picture with one .txt line and a metadata.jsonl row of exactly 64 captions has 65: the last was cut
+    unsaid (the summary said "all of its captions are used"), since a row of 64 was taken for one its reader had
+    already trimmed and counted. It is counted once among those with too many; a row of 70 alone still is, and a
+    row of 63 beside the .txt line is not."""
+    import json
+
+    from t2i_cli import data
+
+    for k, too_many in ((64, 1), (63, 0)):
+        ds = _pictures(tmp_path / f"ds{k}", "a")
+        (ds / "a.txt").write_text("a red square\n")
+        (ds / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": [f"r{i}" for i in range(k)]})
+                                           + "\n")
+        got = data.open_source(str(ds), 16, val_fraction=0.0)
+        assert got.captions_at(0) == ["a red square", *(f"r{i}" for i in range(min(k, 63)))]
+        assert got.skipped.get(data.TOO_MANY_CAPTIONS, 0) == too_many, (k, got.skipped)
+    ds = _pictures(tmp_path / "alone", "a")
+    (ds / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": [f"r{i}" for i in range(70)]}) + "\n")
+    got = data.open_source(str(ds), 16, val_fraction=0.0)
+    assert len(got.captions_at(0)) == 64 and got.skipped[data.TOO_MANY_CAPTIONS] == 1

@@ -829,8 +829,8 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
     named: dict[Path, list[tuple[Path, list[str]]]] = {}
     left: list[tuple[Path, list[str]]] = []
     for manifest in manifests:
-        rows, said = (_scan_csv if manifest.suffix.lower() == ".csv" else _scan_manifest)(manifest,
-                                                                                          skipped.keep_every)
+        rows, said = _scan_csv(manifest, skipped.keep_every) if manifest.suffix.lower() == ".csv" else \
+            _scan_manifest(manifest, skipped.keep_every, trim=False)  # (a CSV row holds one caption)
         skipped.merge(said)
         for image, captions in rows:
             at = key(image)
@@ -848,8 +848,8 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                     listed_keys = {key(p) for p in listed}
                 if at in listed_keys:
                     skipped.add(NOT_PICTURE_ROW, where)
-                else:
-                    left.append((image, captions))
+                else:  # (read untrimmed: trimmed here, as the manifest source trims its rows)
+                    left.append((image, _kept_captions(captions, image, skipped)))
     return named, left
 
 
@@ -857,7 +857,8 @@ def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tu
                   skipped: Skips) -> list[str]:
     """A picture's captions: its caption file's lines, then those of the manifest rows naming it that are not
     among them yet (each once); a picture captioned in more than one place is counted (SEVERAL_PLACES), and one
-    of over MAX_CAPTIONS captions trimmed and counted once (a manifest row of more was counted by its reader)."""
+    of over MAX_CAPTIONS captions, from all of those places, trimmed and counted once (the rows come untrimmed:
+    a row of exactly MAX_CAPTIONS beside a .txt line was cut unsaid)."""
     if not rows:
         return _kept_captions(lines, txt, skipped)
     places = list(dict.fromkeys([*([txt] if txt is not None else []), *(m for m, _ in rows)]))
@@ -868,8 +869,6 @@ def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tu
     for _, captions in rows:  # (each row's list as the manifest source reads it; only what came before, once)
         lines += [c for c in captions if c not in have]
         have.update(captions)
-    if len(lines) > MAX_CAPTIONS and any(len(captions) >= MAX_CAPTIONS for _, captions in rows):
-        return lines[:MAX_CAPTIONS]
     return _kept_captions(lines, image, skipped)
 
 
@@ -1068,7 +1067,8 @@ def _open_manifest(manifest: Path, saved_as: str) -> BinaryIO:
     return f
 
 
-def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
+def _scan_manifest(manifest: Path, list_skipped: bool = False,
+                   trim: bool = True) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every line of a JSONL manifest; image paths are relative to the manifest. Read a
     line at a time: a line that is not UTF-8 JSON (or nested too deeply), not an object with an "image" and a
     "caption" (or a Hugging Face-style metadata.jsonl's "file_name" and "text", read as those), whose "image"
@@ -1108,7 +1108,9 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False) -> tuple[list[tup
             if sum(map(len, captions)) > MAX_CAPTION_FILE:  # what a caption file may hold
                 skipped.add(f"manifest line whose captions hold over {MAX_CAPTION_FILE:,} characters", where)
                 continue
-            pairs.append((manifest.parent / image, _kept_captions(captions, where, skipped)))
+            # (trim False: a folder's manifest, whose rows are one picture's captions with its .txt and other rows:
+            # _all_captions keeps the first MAX_CAPTIONS of them all, and counts the picture once)
+            pairs.append((manifest.parent / image, _kept_captions(captions, where, skipped) if trim else captions))
     return pairs, skipped
 
 
