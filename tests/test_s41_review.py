@@ -117,3 +117,16 @@ def test_a_txt_line_and_a_row_of_exactly_64_captions_are_trimmed_and_counted(tmp
     (ds / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": [f"r{i}" for i in range(70)]}) + "\n")
     got = data.open_source(str(ds), 16, val_fraction=0.0)
     assert len(got.captions_at(0)) == 64 and got.skipped[data.TOO_MANY_CAPTIONS] == 1
+
+
+def test_keep_above_the_default_candidates_with_top_k_1_is_refused_as_greedy(tmp_path: Path):
+    """`generate --top-k 1 --keep 9` said "give --keep 1..4, or --candidates N with N >= --keep", both of which
+    --top-k 1 refuses (--keep 2 and --candidates 9 draw copies of one image); it is refused as --keep 2 is, saying
+    to leave --keep out."""
+    weights = build_tiny_folder(tmp_path / "w")
+    for keep in ("9", "2"):
+        line = one_line_failure(run("generate", "--weights", weights, "--out", tmp_path / "o", "--device", "cpu",
+                                    "--top-k", "1", "--keep", keep, "a red bird"), 2)
+        assert f"--keep {keep} with --top-k 1" in line and "leave --keep out" in line, line
+        assert "give --keep 1.." not in line
+    assert not (tmp_path / "o").exists()

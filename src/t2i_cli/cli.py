@@ -894,7 +894,7 @@ def generate(
             check_seed(seed)
             if top_k == 1 and "keep" in given and candidates is None and "n" not in given:
                 # greedy: the default candidates would all be the same image (refuse_greedy_copies)
-                if 1 < keep <= DEFAULT_CANDIDATES:
+                if keep > 1:  # (above the default candidates too: "give --keep 1..4" named what this refuses)
                     refuse_greedy_copies("--keep", keep)
                 if keep == 1:
                     given = given - {"keep"}  # --keep 1 alone: the one image --top-k 1 draws
