@@ -90,7 +90,8 @@ def _unescape(run: re.Match) -> str:
     capitals as URL encoders write them, one character a byte, as Windows' code page 1252 reads them ("caf%E9" ->
     café, where it was "caf%e 9"). A run that is neither is left as it is: "50%Bear" holds a percent sign, not the
     byte BE; and one holding a byte that code page leaves unused (81, 8D, 8F, 90, 9D: Latin-1's C1 control
-    characters, which no name means) is no Windows text either."""
+    characters, which no name means) is no Windows text either, nor one read as other than letters or followed by
+    a capital hex digit ("100%BEEF": a percent sign in a name in capitals)."""
     text = run.group(0)
     data = bytes.fromhex(text.replace("%", ""))
     try:
@@ -99,9 +100,16 @@ def _unescape(run: re.Match) -> str:
         if text != text.upper():
             return text
         try:
-            return data.decode("cp1252")
+            read = data.decode("cp1252")
         except UnicodeDecodeError:  # (a C1 control character in a caption file: "song%81" was "song\x81")
             return text
+        # letters only, and not followed by what could be the rest of a word in capitals: in a name written in
+        # capitals a percent sign before two hex digits reads as an escape ("100%BEEF" was "100¾ef", "ACE%DEAL"
+        # "aceþal")
+        after = run.string[run.end():run.end() + 1]
+        if not read.isalpha() or (after and after in "0123456789ABCDEF"):
+            return text
+        return read
 
 
 def caption_of(name: str) -> str | None:
