@@ -90,8 +90,10 @@ def _unescape(run: re.Match) -> str:
     capitals as URL encoders write them, one character a byte, as Windows' code page 1252 reads them ("caf%E9" ->
     café, where it was "caf%e 9"). A run that is neither is left as it is: "50%Bear" holds a percent sign, not the
     byte BE; and one holding a byte that code page leaves unused (81, 8D, 8F, 90, 9D: Latin-1's C1 control
-    characters, which no name means) is no Windows text either, nor one read as other than letters or followed by
-    a capital hex digit ("100%BEEF": a percent sign in a name in capitals)."""
+    characters, which no name means) is no Windows text either, nor one read as other than letters, punctuation
+    and spaces or followed by a capital hex digit ("100%BEEF": a percent sign in a name in capitals)."""
+    import unicodedata
+
     text = run.group(0)
     data = bytes.fromhex(text.replace("%", ""))
     try:
@@ -103,11 +105,11 @@ def _unescape(run: re.Match) -> str:
             read = data.decode("cp1252")
         except UnicodeDecodeError:  # (a C1 control character in a caption file: "song%81" was "song\x81")
             return text
-        # letters only, and not followed by what could be the rest of a word in capitals: in a name written in
-        # capitals a percent sign before two hex digits reads as an escape ("100%BEEF" was "100¾ef", "ACE%DEAL"
-        # "aceþal")
+        # letters, punctuation and spaces only, not followed by what could be the rest of a word in capitals: in a
+        # name written in capitals a percent sign before two hex digits reads as an escape ("100%BEEF" was "100¾ef",
+        # "ACE%DEAL" "aceþal")
         after = run.string[run.end():run.end() + 1]
-        if not read.isalpha() or (after and after in "0123456789ABCDEF"):
+        if not all(unicodedata.category(ch)[0] in "LPZ" for ch in read) or (after and after in "0123456789ABCDEF"):
             return text
         return read
 
