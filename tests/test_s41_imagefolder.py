@@ -60,7 +60,7 @@ def test_a_picture_with_a_txt_and_a_manifest_row_has_both_captions_each_once(tmp
     assert captions_by_name(got, ds) == {"a.png": ["a red square", "red", "a crimson tile"], "b.png": ["a blue square"]}
     assert got.skipped_message() == (
         f"using 2; 1 picture is captioned in more than one place (a .txt caption and a manifest, or two manifests): "
-        f"all of its captions are used, each once ({ds / 'a.png'} (captions in {ds / 'a.txt'}, "
+        f"its captions from every place are used, each once ({ds / 'a.png'} (captions in {ds / 'a.txt'}, "
         f"{ds / 'metadata.jsonl'}))")
     assert data.caption_count(got) == 4
 

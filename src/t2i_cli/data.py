@@ -617,8 +617,8 @@ def _several_note(n: int, example: str) -> str:
     if not n:
         return ""
     return (f"; {counted(n, 'picture')} {'is' if n == 1 else 'are'} captioned in more than one place (a .txt "
-            f"caption and a manifest, or two manifests): all of {'its' if n == 1 else 'their'} captions are used, "
-            f"each once ({'' if n == 1 else 'e.g. '}{example})")
+            f"caption and a manifest, or two manifests): {'its' if n == 1 else 'their'} captions from every place "
+            f"are used, each once ({'' if n == 1 else 'e.g. '}{example})")
 
 
 def _beside_note(manifest: str | None) -> str:
