@@ -13,3 +13,42 @@ from t2i_cli.name_captions import caption_of
 ])
 def test_a_percent_sign_in_a_name_in_capitals_is_not_read_as_a_windows_escape(name, caption):
     assert caption_of(name) == caption
+
+
+def _pictures(folder, *names):
+    from PIL import Image
+
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40 * i % 256, 90, 200 - 30 * i % 200)).save(folder / name)
+    return folder
+
+
+def test_a_folders_metadata_jsonl_whose_first_line_is_no_json_object_is_read_its_line_counted(tmp_path):
+    """A metadata.jsonl that does not open with a manifest's object is read all the same (its reader counts the
+    bad line): taken for no manifest, its pictures were pictures without a caption and nothing said why."""
+    from t2i_cli import data
+
+    ds = _pictures(tmp_path / "ds", "a.png", "b.png")
+    (ds / "metadata.jsonl").write_text('not json\n{"file_name": "a.png", "text": "a red square"}\n'
+                                       '{"file_name": "b.png", "text": "a blue square"}\n')
+    got = data.open_source(str(ds), 16, val_fraction=0.0)
+    assert sorted(got.captions_at(i)[0] for i in range(len(got))) == ["a blue square", "a red square"]
+    assert "line 1" in (got.skipped_message() or "")
+
+
+def test_a_manifest_in_another_sub_folder_is_not_named_beside_pictures_it_could_not_name(tmp_path):
+    """Pictures without a caption in a/ are named beside a manifest only where one sits in a/ or above it: b/'s
+    metadata.jsonl (whose paths are relative to b/) cannot name them and is not offered."""
+    from t2i_cli import data
+
+    ds = _pictures(tmp_path / "ds", "a/x.png", "b/y.png", "b/z.png")
+    (ds / "b" / "metadata.jsonl").write_text('{"file_name": "y.png", "text": "a red square"}\n'
+                                             '{"file_name": "z.png", "text": "a blue square"}\n')
+    got = data.open_source(str(ds), 16, val_fraction=0.0)
+    said = got.skipped_message() or ""
+    assert "without .txt caption" in said and "metadata.jsonl" not in said
+    (ds / "b" / "w.png").write_bytes((ds / "a" / "x.png").read_bytes())  # beside it now: named
+    (ds / "a" / "x.png").unlink()
+    said = data.open_source(str(ds), 16, val_fraction=0.0).skipped_message() or ""
+    assert str(ds / "b" / "metadata.jsonl") in said
