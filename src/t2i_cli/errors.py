@@ -53,7 +53,8 @@ def warn_caller(message: str, category: type[Warning]) -> None:
 # The head nouns of what t2i's messages count, each said of one item ("unreadable image", "link to a missing file")
 PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
            "copy": "copies", "path": "paths", "picture": "pictures", "item": "items", "link": "links",
-           "sheet": "sheets", "prompt": "prompts", "code": "codes", "tensor": "tensors", "validation": "validations"}
+           "sheet": "sheets", "prompt": "prompts", "row": "rows", "code": "codes", "tensor": "tensors",
+           "validation": "validations"}
 
 
 def counted(n: int, what: str) -> str:
