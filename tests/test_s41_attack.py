@@ -8,7 +8,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from conftest import run
 from t2i_cli import data
+from t2i_cli.name_captions import caption_of
 
 
 def _pictures(folder: Path, *names: str) -> Path:
@@ -31,3 +33,25 @@ def test_rows_left_out_are_counted_in_the_plural(tmp_path: Path):
         {"file_name": str(tmp_path / "far.png"), "text": "far"})))
     message = data.open_source(str(ds), 16).skipped_message()
     assert "2 manifest rows naming a picture outside the folder" in message, message
+
+
+# --------------------------------------------------------------------------------------------- name captions
+def test_a_counter_in_parentheses_keeps_the_names_number():
+    """A browser's second download of "apollo 11.png" is "apollo 11 (1).png": its caption was "apollo" (the counter
+    taken off, then the name's own number as if it were one), the first's "apollo 11"."""
+    assert caption_of("apollo 11 (1)") == caption_of("apollo 11") == "apollo 11"
+    assert caption_of("route 66 (12)") == "route 66"
+    assert caption_of("bird (2)") == "bird"  # (a counter alone is still no word)
+
+
+def test_copies_of_one_numbered_name_are_no_series(tmp_path: Path):
+    """"route 66.png", "route 66 copy.png" and "route 66 - Copy (2).png" (a file manager's copies) are one caption
+    three times, not a series "route 66", "route 67", "route 68": `data caption` captioned all three "route"; a
+    series of three numbers still loses them."""
+    folder = _pictures(tmp_path / "pics", "route 66.png", "route 66 copy.png", "route 66 - Copy (2).png",
+                       "beach 10.png", "beach 11.png", "beach 12.png")
+    r = run("data", "caption", folder, "-q")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    got = {p.name: p.read_text().strip() for p in folder.glob("*.txt")}
+    assert got == {"route 66.txt": "route 66", "route 66 copy.txt": "route 66", "route 66 - Copy (2).txt": "route 66",
+                   "beach 10.txt": "beach", "beach 11.txt": "beach", "beach 12.txt": "beach"}, got
