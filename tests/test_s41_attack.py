@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import run
+from conftest import one_line_failure, run
 from t2i_cli import data
 from t2i_cli.name_captions import caption_of
 
@@ -55,3 +55,15 @@ def test_copies_of_one_numbered_name_are_no_series(tmp_path: Path):
     got = {p.name: p.read_text().strip() for p in folder.glob("*.txt")}
     assert got == {"route 66.txt": "route 66", "route 66 copy.txt": "route 66", "route 66 - Copy (2).txt": "route 66",
                    "beach 10.txt": "beach", "beach 11.txt": "beach", "beach 12.txt": "beach"}, got
+
+
+# ------------------------------------------------------------------------------------------------- --top-k 1
+def test_keep_above_the_default_candidates_with_top_k_1_is_the_greedy_refusal(tmp_path: Path):
+    """`generate --top-k 1 --keep 5` said "--keep 5 alone keeps the best of the 4 candidates drawn by default; give
+    --keep 1..4", but --top-k 1 draws one by default and refuses --keep 2..4 in turn: now the one refusal that
+    holds (--keep K with --top-k 1 draws K copies), nothing written."""
+    for keep in ("5", "9"):
+        line = one_line_failure(run("generate", "--weights", tmp_path / "w", "--out", tmp_path / "out", "--device",
+                                    "cpu", "-q", "--top-k", "1", "--keep", keep, "a red bird"), 2)
+        assert f"--keep {keep} with --top-k 1" in line and "1..4" not in line, line
+    assert not (tmp_path / "out").exists()
