@@ -35,6 +35,21 @@ def test_rows_left_out_are_counted_in_the_plural(tmp_path: Path):
     assert "2 manifest rows naming a picture outside the folder" in message, message
 
 
+def test_a_row_naming_the_folder_itself_is_a_path_naming_a_folder(tmp_path: Path):
+    """A row of a folder's metadata.jsonl whose file_name is "" or "." (a spreadsheet's empty cell) names the folder
+    itself: it was "a picture outside the folder (give the manifest itself as the source ...)", which is false and
+    sends the user off to read the manifest alone (where it is "image path naming a folder" all the same)."""
+    ds = _pictures(tmp_path / "ds", "a.png")
+    (ds / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in (
+        {"file_name": "a.png", "text": "a red square"}, {"file_name": "", "text": "empty"},
+        {"file_name": ".", "text": "dot"})))
+    got = data.open_source(str(ds), 16, list_skipped=True)
+    assert data.OUTSIDE_ROW not in got.every, got.every
+    assert got.every["image path naming a folder"] == [str(ds), str(ds)], got.every
+    alone = data.open_source(str(ds / "metadata.jsonl"), 16, list_skipped=True)  # (as the manifest source says it)
+    assert alone.every == got.every, alone.every
+
+
 # --------------------------------------------------------------------------------------------- name captions
 def test_a_counter_in_parentheses_keeps_the_names_number():
     """A browser's second download of "apollo 11.png" is "apollo 11 (1).png": its caption was "apollo" (the counter

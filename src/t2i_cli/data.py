@@ -839,7 +839,7 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                 named.setdefault(picture, []).append((manifest, captions))
                 continue
             where = f"{image} (named in {manifest})"
-            if not at.startswith(inside):
+            if not at.startswith(inside) and at != key(folder):  # (the folder itself: a path naming a folder)
                 skipped.add(OUTSIDE_ROW, where)
             elif run_keys and any(str(q) in run_keys for q in Path(at).parents):
                 skipped.add(RUN_ROW, where)
