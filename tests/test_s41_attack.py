@@ -50,6 +50,22 @@ def test_a_row_naming_the_folder_itself_is_a_path_naming_a_folder(tmp_path: Path
     assert alone.every == got.every, alone.every
 
 
+def test_a_row_finds_its_picture_through_another_path_to_its_folder(tmp_path: Path):
+    """The source given as a link (~/data -> /mnt/data) beside a metadata.jsonl of absolute real paths: every row
+    was "a picture outside the folder" and nothing usable; a folder linked inside the source (b -> a), walked once
+    as b/, made a row naming a/y.png read y twice, once "without .txt caption" though it was used."""
+    real = _pictures(tmp_path / "real", "x.png", "sub/y.png")
+    (real / "link").symlink_to("sub")
+    (real / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in (
+        {"file_name": str(real / "x.png"), "text": "a red square"},
+        {"file_name": "sub/y.png", "text": "a blue square"})))
+    (tmp_path / "data").symlink_to(real)
+    got = data.open_source(str(tmp_path / "data"), 16, list_skipped=True)
+    assert sorted(got.captions_at(i)[0] for i in range(len(got))) == ["a blue square", "a red square"]
+    assert got.every == {}, got.every
+    assert len({Path(got.file_of(i)).resolve() for i in range(len(got))}) == 2
+
+
 # --------------------------------------------------------------------------------------------- name captions
 def test_a_counter_in_parentheses_keeps_the_names_number():
     """A browser's second download of "apollo 11.png" is "apollo 11 (1).png": its caption was "apollo" (the counter

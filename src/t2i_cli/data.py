@@ -822,8 +822,21 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
     def key(path: Path) -> str:
         return unicodedata.normalize("NFC", os.path.abspath(path))
 
+    real_dirs: dict[str, str] = {}
+
+    def real(path: str) -> str:  # (a folder's real path once: a scan's pictures are in a few folders)
+        head, name = os.path.split(path)
+        if head not in real_dirs:
+            real_dirs[head] = unicodedata.normalize("NFC", os.path.realpath(head))
+        return os.path.join(real_dirs[head], name)
+
     by_key = {key(p): p for p in pictures}
+    # ... and by their real paths, made only when a row names none of them as listed: a row may name a picture
+    # through another path to its folder (the source given as a link, ~/data -> /mnt/data, and the manifest's
+    # paths absolute and real; a folder linked inside it) that the scan listed once, by the path it walked
+    by_real: dict[str, Path] | None = None
     inside = os.path.join(key(folder), "")
+    inside_real = os.path.join(unicodedata.normalize("NFC", os.path.realpath(folder)), "")
     run_keys = {key(r) for r in runs}
     listed_keys: set[str] | None = None  # every file the scan listed, made only when a row names none of its pictures
     named: dict[Path, list[tuple[Path, list[str]]]] = {}
@@ -835,11 +848,18 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
         for image, captions in rows:
             at = key(image)
             picture = by_key.get(at)
+            if picture is None:
+                if by_real is None:
+                    by_real = {}
+                    for p in pictures:
+                        by_real.setdefault(real(key(p)), p)
+                picture = by_real.get(real(at))
             if picture is not None:
                 named.setdefault(picture, []).append((manifest, captions))
                 continue
             where = f"{image} (named in {manifest})"
-            if not at.startswith(inside) and at != key(folder):  # (the folder itself: a path naming a folder)
+            if not (at.startswith(inside) or real(at).startswith(inside_real)) and at != key(folder):
+                # (the folder itself: a path naming a folder)
                 skipped.add(OUTSIDE_ROW, where)
             elif run_keys and any(str(q) in run_keys for q in Path(at).parents):
                 skipped.add(RUN_ROW, where)
