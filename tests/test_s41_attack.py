@@ -88,6 +88,20 @@ def test_copies_of_one_numbered_name_are_no_series(tmp_path: Path):
                    "beach 10.txt": "beach", "beach 11.txt": "beach", "beach 12.txt": "beach"}, got
 
 
+def test_a_picture_added_to_a_captioned_series_is_captioned_as_the_series(tmp_path: Path):
+    """`data caption` on "beach 10" .. "beach 12" wrote "beach" each; "beach 13.png" added later, and `data caption`
+    run again, wrote "beach 13" (only the pictures without a caption made the series, and one is none): now
+    "beach", as its series; one new "apollo 11" beside a captioned "route 66" keeps its number."""
+    folder = _pictures(tmp_path / "pics", "beach 10.png", "beach 11.png", "beach 12.png", "route 66.png")
+    assert run("data", "caption", folder, "-q").exit_code == 0
+    _pictures(folder, "beach 13.png", "apollo 11.png")
+    r = run("data", "caption", folder, "-q")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    got = {p.name: p.read_text().strip() for p in folder.glob("*.txt")}
+    assert got == {"beach 10.txt": "beach", "beach 11.txt": "beach", "beach 12.txt": "beach",
+                   "beach 13.txt": "beach", "route 66.txt": "route 66", "apollo 11.txt": "apollo 11"}, got
+
+
 # ------------------------------------------------------------------------------------------------- --top-k 1
 def test_keep_above_the_default_candidates_with_top_k_1_is_the_greedy_refusal(tmp_path: Path):
     """`generate --top-k 1 --keep 5` said "--keep 5 alone keeps the best of the 4 candidates drawn by default; give

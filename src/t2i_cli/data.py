@@ -1069,7 +1069,8 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
             continue
         plan.writes.setdefault(txt, (caption, []))[1].append(picture)
     if source == "name":
-        series_captions(plan)  # "beach 10" .. "beach 12": a counter after all
+        # "beach 10" .. "beach 12": a counter after all (those captioned already among them)
+        series_captions(plan, (image for image, _ in pairs[:len(pairs) - skipped.rows_left]))
     return plan
 
 

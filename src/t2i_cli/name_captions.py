@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from t2i_cli.errors import OutputError, counted
 from t2i_cli.files import not_utf8, write_if_absent
@@ -189,21 +189,40 @@ class CaptionPlan:
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
 
 
-def series_captions(plan: CaptionPlan) -> None:
+def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     """Take the number off captions that end in one (caption_of keeps "route 66") where a folder holds a series
     of SERIES or more names that are one caption with or without a number at its end ("beach 10" .. "beach 12",
-    or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach" from 1 to 9)."""
-    groups: dict[tuple[Path, str], list[tuple[Path, str | None]]] = {}
-    for txt, (caption, _) in plan.writes.items():
+    or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach" from 1 to 9). Each name
+    without a number is one step of the series, each different number one: copies of one named number ("route 66",
+    "route 66 copy", "route 66 (1)", all captioned "route 66") are one name, not a series of it. The names of the
+    pictures captioned already (captioned) count too: "beach 13" added to a folder whose "beach 10" .. "beach 12"
+    were captioned by an earlier run is "beach", as they are."""
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    steps: dict[tuple[Path, str], tuple[list[Path], set[str]]] = {}  # (names without a number, numbers)
+
+    def count(where: Path, caption: str, name: Path) -> tuple[Path, str]:
         m = re.fullmatch(r"(.+) ([1-9]\d{1,3})", caption)
-        groups.setdefault((txt.parent, m.group(1) if m else caption), []).append((txt, m.group(2) if m else None))
-    for (_, base), members in groups.items():
-        # a counter counts: each name without a number is one of its steps, but copies of one named number
-        # ("route 66", "route 66 copy", "route 66 copy 2") are one name, not a series of it
-        numbers = {number for _, number in members if number is not None}
-        if sum(number is None for _, number in members) + len(numbers) >= SERIES:
-            for txt, _ in members:
-                plan.writes[txt] = (base, plan.writes[txt][1])
+        key = (where, m.group(1) if m else caption)
+        unnumbered, numbers = steps.setdefault(key, ([], set()))
+        if m:
+            numbers.add(m.group(2))
+        else:
+            unnumbered.append(name)
+        return key
+
+    for txt, (caption, _) in plan.writes.items():
+        groups.setdefault(count(txt.parent, caption, txt), []).append(txt)
+    numbered = {txt.parent for key, txts in groups.items() for txt in txts if plan.writes[txt][0] != key[1]}
+    for picture in captioned:  # (only in a folder where a caption to write ends in a number: a name read each)
+        if picture.parent in numbered and (caption := caption_of(picture.stem)) is not None:
+            m = re.fullmatch(r"(.+) [1-9]\d{1,3}", caption)
+            if (picture.parent, m.group(1) if m else caption) in steps:
+                count(picture.parent, caption, picture)
+    for key, txts in groups.items():
+        unnumbered, numbers = steps[key]
+        if len(unnumbered) + len(numbers) >= SERIES:
+            for txt in txts:
+                plan.writes[txt] = (key[1], plan.writes[txt][1])
 
 
 def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None) -> tuple[list[Path], int]:
