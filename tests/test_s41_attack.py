@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import one_line_failure, run
+from conftest import build_tiny_folder, one_line_failure, run
 from t2i_cli import data
 from t2i_cli.name_captions import caption_of
 
@@ -112,3 +112,18 @@ def test_keep_above_the_default_candidates_with_top_k_1_is_the_greedy_refusal(tm
                                     "cpu", "-q", "--top-k", "1", "--keep", keep, "a red bird"), 2)
         assert f"--keep {keep} with --top-k 1" in line and "1..4" not in line, line
     assert not (tmp_path / "out").exists()
+
+
+def test_vary_with_top_k_1_at_a_strength_that_redraws_every_cell_draws_one(tmp_path: Path):
+    """`vary --top-k 1 --strength 0.9999 --n 4` redraws every cell (round(0.9999 x cells) is all of them), as
+    --strength 1 does, which --top-k 1 refuses with --n 4: it wrote 4 copies of one image. Now the same refusal,
+    nothing written; without --n it draws one (vary's default is 4)."""
+    weights = build_tiny_folder(tmp_path / "w")
+    source = _pictures(tmp_path, "src.png") / "src.png"
+    args = ("vary", source, "--weights", weights, "--device", "cpu", "-q", "--top-k", "1", "--strength", "0.9999")
+    line = one_line_failure(run(*args, "--n", "4", "--out", tmp_path / "a"), 2)
+    assert "--n 4 with --top-k 1 and --strength 0.9999" in line, line
+    assert not (tmp_path / "a").exists()
+    r = run(*args, "--out", tmp_path / "b")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert len(list((tmp_path / "b").glob("*.png"))) == 1
