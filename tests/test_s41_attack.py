@@ -66,6 +66,21 @@ def test_a_row_finds_its_picture_through_another_path_to_its_folder(tmp_path: Pa
     assert len({Path(got.file_of(i)).resolve() for i in range(len(got))}) == 2
 
 
+def test_a_metadata_jsonl_whose_names_are_in_other_letter_case_is_said(tmp_path: Path):
+    """A folder's metadata.jsonl of "File_Name" and "Text" (a metadata.csv's "File_Name,Text" header is read) was
+    passed over unsaid: its pictures were "without .txt caption", and the advice was to caption them by their names
+    (the manifest's captions lost). Now its lines are counted as the manifest source counts them, naming the
+    manifest and that names are case-sensitive."""
+    ds = _pictures(tmp_path / "ds", "a.png", "b.png", "c.png")
+    (ds / "c.txt").write_text("a green square\n")
+    (ds / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in (
+        {"File_Name": "a.png", "Text": "a red square"}, {"File_Name": "b.png", "Text": "a blue square"})))
+    got = data.open_source(str(ds), 16, list_skipped=True)
+    bad = next(why for why in got.every if "case-sensitive" in why)
+    assert got.every[bad] == [f"{ds / 'metadata.jsonl'} line 1", f"{ds / 'metadata.jsonl'} line 2"], got.every
+    assert "case-sensitive" in got.skipped_message()
+
+
 # --------------------------------------------------------------------------------------------- name captions
 def test_a_counter_in_parentheses_keeps_the_names_number():
     """A browser's second download of "apollo 11.png" is "apollo 11 (1).png": its caption was "apollo" (the counter

@@ -664,11 +664,12 @@ def _caption_text(raw: bytes) -> str:
     return text
 
 
-def _looks_like_manifest(path: Path, unsure: bool = False) -> bool:
+def _looks_like_manifest(path: Path, unsure: bool = False, any_case: bool = False) -> bool:
     """Whether a .jsonl file's first line is a manifest's: an object with "image" and "caption", or a Hugging
     Face-style metadata.jsonl's "file_name" and "text" (a run's metrics.jsonl is not). unsure: what a first line
     that is not a JSON object (or a file that cannot be read) says; an object without those names is no manifest
-    either way (a Hugging Face classification folder's metadata.jsonl: "file_name" and "label")."""
+    either way (a Hugging Face classification folder's metadata.jsonl: "file_name" and "label"). any_case: names in
+    other letter case too ("File_Name", "Text": a manifest meant, whose reader then says its names are wrong)."""
     try:
         with open(path, "rb") as f:
             first = f.readline(MAX_MANIFEST_LINE)
@@ -677,7 +678,8 @@ def _looks_like_manifest(path: Path, unsure: bool = False) -> bool:
         return unsure
     if not isinstance(row, dict):
         return unsure
-    return any(image in row and caption in row for image, caption in MANIFEST_KEYS)
+    names = {str(k).lower() for k in row} if any_case else row
+    return any(image in names and caption in names for image, caption in MANIFEST_KEYS)
 
 
 def caption_beside(picture: Path) -> tuple[Path, str] | None:
@@ -806,9 +808,11 @@ def _folder_manifests(files: list[Path]) -> list[Path]:
     """The Hugging Face-style manifests a folder source reads among its files (regular ones): metadata.jsonl and
     metadata.csv (any letter case), unless one holds no captions (a classification folder's "file_name" and
     "label"); one that cannot be read as a manifest is read all the same, so that its reader refuses it, naming
-    what to fix."""
+    what to fix, and so is a metadata.jsonl whose names are those in other letter case ("File_Name", "Text": it was
+    passed over unsaid, and the folder's pictures were said to be without captions)."""
     return sorted(p for p in files if p.name.lower() in FOLDER_MANIFESTS
-                  and (_looks_like_csv_manifest(p) if p.suffix.lower() == ".csv" else _looks_like_manifest(p, True)))
+                  and (_looks_like_csv_manifest(p) if p.suffix.lower() == ".csv"
+                       else _looks_like_manifest(p, True, any_case=True)))
 
 
 def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], listed: list[Path], runs: list[Path],
