@@ -81,6 +81,23 @@ def test_a_metadata_jsonl_whose_names_are_in_other_letter_case_is_said(tmp_path:
     assert "case-sensitive" in got.skipped_message()
 
 
+def test_data_caption_refuses_beside_manifest_lines_it_cannot_read(tmp_path: Path):
+    """A folder's metadata.jsonl with a line that is not JSON (a stray NUL, Latin-1 text) or without its names:
+    `data caption` wrote captions from the file names for the pictures that line names, unsaid (once the line was
+    fixed, each picture trained on its name beside its caption). Now it refuses in one line naming the line and
+    what lists them, nothing written; --dry-run says it as a warning."""
+    ds = _pictures(tmp_path / "ds", "red-square.png", "blue-square.png")
+    (ds / "metadata.jsonl").write_bytes(json.dumps({"file_name": "red-square.png", "text": "a red square"}).encode()
+                                        + b"\n" + json.dumps({"file_name": "blue-square.png", "text": "caf\u00e9"})
+                                        .encode().replace(b"\\u00e9", b"\xe9") + b"\n")
+    line = one_line_failure(run("data", "caption", ds, "-q"))
+    assert f"{ds / 'metadata.jsonl'} line 2" in line and "not JSON in UTF-8" in line and "--list-skipped" in line, line
+    assert sorted(p.name for p in ds.iterdir()) == ["blue-square.png", "metadata.jsonl", "red-square.png"]
+    r = run("data", "caption", ds, "--dry-run")
+    assert r.exit_code == 0 and "line 2" in r.stderr and "would write 1 caption file" in r.stdout, (r.stdout, r.stderr)
+    assert not (ds / "blue-square.txt").exists()
+
+
 # --------------------------------------------------------------------------------------------- name captions
 def test_a_counter_in_parentheses_keeps_the_names_number():
     """A browser's second download of "apollo 11.png" is "apollo 11 (1).png": its caption was "apollo" (the counter

@@ -2083,6 +2083,16 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             if not dry_run:
                 raise DataError(beside)
             warn(beside)
+        elif plan.manifest_lines and (plan.writes or plan.nameless):
+            # lines of a metadata.jsonl the folder reads that are left out may name pictures without a caption: a
+            # caption by name beside them, once they are fixed, trained as one of theirs (it wrote them unsaid)
+            by = "their folders" if source == "folder" else "their names"
+            unread = (f"the manifests under {clean(folder)} have lines left out ({clean(plan.manifest_lines)}) that "
+                      f"may caption pictures this would caption by {by}; "
+                      f"fix those lines first (t2i data preview {shell_word(folder)} --list-skipped lists them)")
+            if not dry_run:
+                raise DataError(unread)
+            warn(unread)
         other = "name" if source == "folder" else "folder"
         # pictures whose names hold no words are counted and named with the other --from to try, whether or not
         # others get a caption (a dry run and a write said only the count)

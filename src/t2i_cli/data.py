@@ -508,6 +508,9 @@ class Skips(Counter):
         self.every: dict[str, list[str]] = {}  # only with keep_every (`data preview --list-skipped`)
         self.keep_every = keep_every
         self.rows_left = 0  # a folder's manifest rows naming no picture of it, last among its pairs (_scan_folder)
+        # a folder's manifests' lines their readers left out (not JSON, without the names, ...): reason -> (count,
+        # the first), for `data caption`, whose pictures to caption may be named there (_manifest_rows)
+        self.manifest_lines: dict[str, tuple[int, str]] = {}
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
         """n more items left out for why: where is the first of them, rest the others (when n > 1). Every one
@@ -849,6 +852,10 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
         rows, said = _scan_csv(manifest, skipped.keep_every) if manifest.suffix.lower() == ".csv" else \
             _scan_manifest(manifest, skipped.keep_every, trim=False)  # (a CSV row holds one caption)
         skipped.merge(said)
+        for why, n in said.items():
+            if why not in NOTES and why != TOO_MANY_CAPTIONS:
+                count, first = skipped.manifest_lines.get(why, (0, said.first.get(why, str(manifest))))
+                skipped.manifest_lines[why] = (count + n, first)
         for image, captions in rows:
             at = key(image)
             picture = by_key.get(at)
@@ -1054,7 +1061,9 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     left_out = sum(len(skipped.every.get(why, [])) for why in CAPTION_FILE_LEFT_OUT)
     plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out,
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
-                       unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))))
+                       unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
+                       manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
+                                                for why, (n, first) in sorted(skipped.manifest_lines.items())))
     for picture in map(Path, skipped.every.get(UNCAPTIONED, [])):
         if source == "folder":
             # the folder's name as reached (a link named for its class, to a folder named otherwise, is named by

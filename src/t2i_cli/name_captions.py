@@ -184,6 +184,8 @@ class CaptionPlan:
     unreadable: list[Path] = field(default_factory=list)  # folders that could not be listed: their pictures unseen
     taken: list[Path] = field(default_factory=list)  # caption names taken by what is no caption file (a folder, a
     # link to a missing file): never written, and not "made meanwhile by something else"
+    manifest_lines: str = ""  # the folder's manifests' lines left out, counted by reason ('' none): they may name
+    # pictures this would caption by their names
 
 
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
