@@ -107,6 +107,14 @@ def test_a_counter_in_parentheses_keeps_the_names_number():
     assert caption_of("bird (2)") == "bird"  # (a counter alone is still no word)
 
 
+def test_a_copys_one_digit_counter_keeps_the_names_number():
+    """macOS names a copy of "route 66.png" kept beside it "route 66 2.png": its caption was "route" (the counter
+    and the name's number both taken off), the original's "route 66"."""
+    assert caption_of("route 66 2") == caption_of("route 66") == "route 66"
+    assert caption_of("apollo 11 3") == "apollo 11"
+    assert caption_of("bird 2") == "bird" and caption_of("cat 5 2") == "cat"  # (no number of the name's: as before)
+
+
 def test_copies_of_one_numbered_name_are_no_series(tmp_path: Path):
     """"route 66.png", "route 66 copy.png" and "route 66 - Copy (2).png" (a file manager's copies) are one caption
     three times, not a series "route 66", "route 67", "route 68": `data caption` captioned all three "route"; a

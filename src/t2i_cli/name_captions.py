@@ -141,6 +141,10 @@ def caption_of(name: str) -> str | None:
     if (copy := _DUPLICATE.search(name)) and _NAMED_NUMBER.search(name[:copy.start()]):
         name = name[:copy.start()]  # "route 66 (1)": a download's second copy of "route 66"
     named_number = _NAMED_NUMBER.search(name)  # "route 66", "apollo 11": the number is the name's
+    # ... before a copy's counter of one digit, macOS' "route 66 2" (both numbers were taken off: "route")
+    if named_number is None and (uncounted := re.sub(r"(?<=\d)\s+\d\s*$", "", name)) != name:
+        if (named_number := _NAMED_NUMBER.search(uncounted)) is not None:
+            name = uncounted
     pieces = [p for p in _SEPARATORS.split(name) if p]
     emoji = any(_code_point(p, False) is not None for p in pieces)
     for piece in pieces:
