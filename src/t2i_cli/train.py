@@ -648,6 +648,53 @@ def _ignore_stop_signals(_worker_id: int) -> None:
     # it, hung)
     for s in later:
         signal.signal(s, signal.SIG_DFL)
+    import sys
+
+    sys.excepthook = _quiet_hang_ups(sys.excepthook)
+
+
+def _quiet_hang_ups(previous: Callable[..., None]) -> Callable[..., None]:
+    """A worker's sys.excepthook that says nothing of the main process hanging up while it took a batch: a batch's
+    tensors reach it through the worker's resource-sharing thread, which prints each error it meets through
+    sys.excepthook and goes on; a stop (Ctrl-C, SIGTERM) that ended the main process's read mid-way printed that
+    thread's EOFError or ConnectionResetError traceback under the stop's one line."""
+    def hook(kind, value, tb) -> None:
+        if issubclass(kind, (EOFError, ConnectionError)) and any(
+                frame.f_code.co_filename.endswith("resource_sharer.py") for frame, _ in traceback.walk_tb(tb)):
+            return
+        previous(kind, value, tb)
+    return hook
+
+
+def _ended_workers(loaded, wait: bool = False) -> list[tuple[int, int]]:
+    """(pid, signal) of each of the loader's worker processes that a signal ended: a stop (SIGTERM, SIGHUP,
+    SIGINT) from a kill of each of the run's processes (a scheduler's, systemd's, `pkill`), not of the main process
+    alone, or a SIGKILL (the system's out-of-memory killer). Its loader then raised "DataLoader worker (pid N) is
+    killed by signal: Terminated" (or the main process's read of its batch "Connection reset by peer"), an
+    internal error, wherever the main process was. wait: up to a second for a worker to be seen ended (a read
+    that failed as the worker died may fail before the system has it ended)."""
+    workers = list(getattr(loaded, "_workers", ()))
+    deadline = time.monotonic() + (1.0 if wait else 0.0)
+    while True:
+        ended = []
+        for worker in workers:
+            try:
+                code = worker.exitcode
+            except (OSError, ValueError):  # (a process already reaped, or closed)
+                continue
+            if code is not None and code < 0:
+                ended.append((worker.pid, -code))
+        if ended or not workers or time.monotonic() >= deadline:
+            return ended
+        time.sleep(0.02)
+
+
+def _close_loader(loaded) -> None:
+    """End the loader's worker processes now (DataLoader's own shutdown: each is told to stop and joined), where a
+    run stops or fails: not at some later collection of the iterator, after the run's handlers are gone."""
+    shutdown = getattr(loaded, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 class Interrupted(T2IError):
@@ -758,11 +805,15 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         logger.log(step, {"diverged": text})  # main process only; a resume drops it with the steps after `saved`
         raise Diverged(text)
 
-    def stopped(e: KeyboardInterrupt) -> Interrupted:
-        """What a stop says once its checkpoint is written (or the one on disk is the step's)."""
+    def stopped(e: KeyboardInterrupt | None, worker: tuple[int, int] | None = None) -> Interrupted:
+        """What a stop says once its checkpoint is written (or the one on disk is the step's). worker: (pid,
+        signal) of the loader worker whose stop stopped the run (e None)."""
         why = "torchrun, which started this run's processes, has ended (killed?): stopped" \
             if isinstance(e, LauncherGone) else "interrupted"
-        if stops.signum == signal.SIGTERM and dd.n_procs > 1 and not isinstance(e, LauncherGone):  # torchrun's
+        if worker is not None:
+            why = (f"interrupted; {signal.Signals(worker[1]).name} to its data loader's worker process (pid "
+                   f"{worker[0]}, as a kill of each of the run's processes sends)")
+        elif stops.signum == signal.SIGTERM and dd.n_procs > 1 and not isinstance(e, LauncherGone):  # torchrun's
             # stop of every process once one has failed (killed, out of memory), or a kill's: not a Ctrl-C
             why = ("interrupted; SIGTERM (torchrun's, once a process of the run has failed: its report names "
                    "which; or a kill, a timeout, a scheduler's)")
@@ -774,11 +825,13 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     stops = _Stops()  # (published() reads it when called, inside the try below)
     failing: BaseException | None = None  # the error leaving the loop, whose finished frames the finally clears
     stepping = False  # inside opt.step() and the average's update
+    loaded = None
     try:
         # The loader's workers start (fork) here: a stop raised inside Python's after-fork hooks was swallowed
         # ("Exception ignored"), and the run went on to finish with exit 0. Held, it stops the run just after.
         with stops.held(), _stops_blocked():
             loaded = iter(make_loader(batches, start, cfg.num_workers))
+            stops.guard_workers()
         for step, (images, captions) in zip(range(start, cfg.steps), loaded, strict=True):
             torch.manual_seed(step_seed(cfg, step, dd.rank))
             for group in opt.param_groups:
@@ -842,15 +895,31 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             if progress:
                 progress(done, metrics)
         with stops.held():  # the run's last checkpoint is written whole: a stop waits for it, then stops below
+            _close_loader(loaded)  # (its workers have ended already, unless --patience stopped the run early)
             checkpoint()
     except KeyboardInterrupt as e:
         failing = e
-        stops.holding = True  # a second stop waits for this checkpoint too: it is the steps trained since the last
+        stops.stopping = stops.holding = True  # a second stop waits for this checkpoint too (the steps since the last)
         if saved != done:
             checkpoint()
         raise stopped(e) from None
     except BaseException as e:
         failing = e
+        stops.stopping = True  # the run ends with it: a worker that ends now is not another error
+        ended = _ended_workers(loaded, wait=isinstance(e, (ConnectionError, EOFError))) \
+            if isinstance(e, Exception) and not isinstance(e, Diverged) else []
+        if stop_ended := [w for w in ended if w[1] in STOP_SIGNALS]:
+            # a stop that reached a worker (before the main process, or alone) stops the run as a stop does
+            stops.holding = True
+            if saved != done and not stepping:
+                checkpoint()
+            raise stopped(None, stop_ended[0]) from None
+        if ended:  # (a SIGKILL: out of memory, or a kill -9) said as what it is, not as an internal error
+            pid, signum = ended[0]
+            e = failing = DataError(
+                f"the data loader's worker process (pid {pid}) was ended by {signal.Signals(signum).name}"
+                + (" (the system's out-of-memory killer sends it, or a kill -9; lower --workers or --batch-size if "
+                   "memory ran out)" if signum == getattr(signal, "SIGKILL", None) else ""))
         if isinstance(e, (Exception, SystemExit)) and not isinstance(e, Diverged) and not stepping \
                 and done > start and saved != done and dd.is_main:
             # An error (a picture gone unreadable, a full disk, out of memory) keeps the steps trained since the
@@ -864,8 +933,13 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 except KeyboardInterrupt as stop:  # a stop held through the save (torchrun's SIGTERM, once
                     # another process failed) is said as a stop, with the step it saved
                     raise stopped(stop) from None
+        if ended:
+            raise e from None
         raise
     finally:
+        if failing is not None:  # the workers end with the run, a stop now waiting for them (the run's own is said)
+            stops.holding = True
+            _close_loader(loaded)
         stops.restore()
         # The DDP wrapper goes now, before its stage destroys the process group: a traceback keeps this frame's
         # locals, and a wrapper freed after the group (a diverged run's, as the error was handled) hung its
@@ -968,6 +1042,9 @@ class _Stops:
         import threading
 
         self.holding = self.pending = False
+        self.stopping = False  # a stop has been raised: the run is ending
+        self.worker_ended = False  # a SIGCHLD held back (guard_workers)
+        self.workers_handler: typing.Any = None  # the loader's SIGCHLD handler, while guard_workers holds it
         self.signum: int | None = None  # the last stop's signal
         self.parent = LAUNCHER
         self.previous: dict[int, typing.Any] = {}
@@ -980,7 +1057,32 @@ class _Stops:
         if self.holding:
             self.pending = True
         else:
+            self.stopping = True
             raise KeyboardInterrupt
+
+    def guard_workers(self) -> None:
+        """Once the loader's workers have started: DataLoader's SIGCHLD handler raises "DataLoader worker (pid N) is
+        killed by signal" wherever the main process is when a worker ends. A kill of each of the run's processes
+        (a scheduler's, `pkill`) ended a worker while the main process wrote the checkpoint of its own stop: the
+        run ended in that internal error, the checkpoint unwritten (the steps since the last lost), or inside
+        opt.step(), where nothing is saved. So it waits where a stop waits (held()), and once the run is stopping
+        it is not raised at all (the loader is closed as the run ends)."""
+        import threading
+
+        if not hasattr(signal, "SIGCHLD") or threading.current_thread() is not threading.main_thread():
+            return
+        handler = signal.getsignal(signal.SIGCHLD)
+        if not callable(handler) or handler == self._worker_ended:
+            return
+        self.workers_handler = handler
+        self.previous.setdefault(signal.SIGCHLD, handler)  # (restore() puts it back)
+        signal.signal(signal.SIGCHLD, self._worker_ended)
+
+    def _worker_ended(self, signum, frame) -> None:
+        if self.holding or self.stopping:
+            self.worker_ended = True
+        else:
+            self.workers_handler(signum, frame)
 
     def orphaned(self) -> bool:
         """Whether torchrun, which started this process, has ended (this process has another parent now)."""
@@ -997,7 +1099,11 @@ class _Stops:
         self.holding = False
         if self.pending:
             self.pending = False
+            self.stopping = True
             raise KeyboardInterrupt
+        if self.worker_ended and not self.stopping:  # a worker ended while held: the loader's check, now
+            self.worker_ended = False
+            self.workers_handler(signal.SIGCHLD, None)
 
     def restore(self) -> None:
         for s, handler in self.previous.items():

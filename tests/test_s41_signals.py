@@ -1,0 +1,175 @@
+"""A stop that reaches the training run's data loader workers as well as its main process (a scheduler, systemd or
+`pkill` signalling each of the run's processes, not a process group): the run saves the steps it trained and
+stops in one line with the resume command, whichever process the signal reaches first. Before, DataLoader's
+SIGCHLD handler raised "DataLoader worker (pid N) is killed by signal: Terminated" wherever the main process was
+when the worker ended: inside the checkpoint the stop was writing (an internal error, the steps since the last
+checkpoint lost) or inside opt.step() (nothing saved)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import SRC, run
+from t2i_cli import train
+from t2i_cli.train import CHECKPOINT
+from t2i_cli.weights import load_tensors
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGCHLD") or not hasattr(os, "waitid"),
+                                reason="needs SIGCHLD and waitid (POSIX)")
+
+COLOURS = [(200, 30, 30), (30, 30, 200), (30, 160, 30), (220, 200, 40), (140, 40, 160), (20, 20, 20)]
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pics")
+    for i, colour in enumerate(COLOURS):
+        img = Image.new("RGB", (24, 24), colour)
+        img.paste((255, 255, 255), (4 + i, 4, 12 + i, 12))
+        img.save(folder / f"p{i}.png")
+        (folder / f"p{i}.txt").write_text(f"a square number {i}\n")
+    return folder
+
+
+def args(pictures: Path, out: Path, *extra) -> list:
+    return ["train", "--stage", "dvae", "--preset", "tiny", "--data", pictures, "--steps", "6", "--workers", "1",
+            "--batch-size", "2", "--ckpt-every", "100", "--sample-every", "0", "--device", "cpu", "-q", "--out", out,
+            *extra]
+
+
+def end_worker(signum: int) -> int:
+    """Send the loader's one worker signum and wait until it has ended (not reaping it: the loader's SIGCHLD
+    check sees it as it would a kill from outside); its pid."""
+    workers = multiprocessing.active_children()
+    assert len(workers) == 1, workers
+    pid = workers[0].pid
+    os.kill(pid, signum)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    return pid
+
+
+def on_step(monkeypatch, n: int, action) -> None:
+    """Run action() inside the n-th AdamW step (inside the training loop's hold), after the update."""
+    real, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def step(self, *a, **k):
+        out = real(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == n:
+            action()
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+
+
+def checkpoint_step(run_dir: Path) -> str:
+    return load_tensors(run_dir / CHECKPOINT)[1]["step"]
+
+
+def same_as_uninterrupted(pictures: Path, tmp_path: Path, cut: Path) -> None:
+    r = run("train", "--resume", cut, "-q")
+    assert r.exit_code == 0, r.output + r.stderr
+    assert run(*args(pictures, tmp_path / "full")).exit_code == 0
+    full, cut_t = load_tensors(tmp_path / "full" / CHECKPOINT)[0], load_tensors(cut / CHECKPOINT)[0]
+    assert set(full) == set(cut_t) and all(torch.equal(full[k], cut_t[k]) for k in full)
+
+
+def test_a_worker_ended_while_the_stop_writes_its_checkpoint_loses_nothing(pictures, tmp_path, monkeypatch):
+    """SIGTERM to the main process, then to its worker: the worker ends while the stop's checkpoint is written."""
+    real_save, ended = train.save_checkpoint, []
+
+    def save(*a, **k):
+        if not ended:  # the kill's second signal, to the worker, lands as the stop's checkpoint is written
+            ended.append(end_worker(signal.SIGTERM))
+        return real_save(*a, **k)
+
+    def stop() -> None:
+        monkeypatch.setattr(train, "save_checkpoint", save)
+        os.kill(os.getpid(), signal.SIGTERM)  # (held until the step is counted)
+
+    on_step(monkeypatch, 3, stop)
+    cut = tmp_path / "cut"
+    r = run(*args(pictures, cut))
+    monkeypatch.undo()
+    assert ended and r.exit_code == 130, r.output + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines == [f"interrupted: at step 3; checkpoint saved. Resume with: t2i train --resume {cut}"], r.stderr
+    assert checkpoint_step(cut) == "3"
+    assert not [p for p in cut.iterdir() if p.name.endswith(".tmp")]
+    same_as_uninterrupted(pictures, tmp_path, cut)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_that_reaches_the_worker_first_stops_the_run_as_a_stop(pictures, tmp_path, monkeypatch, signum):
+    """The worker ends inside opt.step() (where an error saves nothing, the update perhaps half made): its end is
+    taken once the step is counted, as a stop, with the step saved."""
+    pids = []
+    on_step(monkeypatch, 4, lambda: pids.append(end_worker(signum)))
+    cut = tmp_path / "cut"
+    r = run(*args(pictures, cut))
+    monkeypatch.undo()
+    assert pids and r.exit_code == 130, r.output + r.stderr
+    name = signal.Signals(signum).name
+    assert r.stderr.strip().splitlines() == [
+        f"interrupted: {name} to its data loader's worker process (pid {pids[0]}, as a kill of each of the run's "
+        f"processes sends) at step 4; checkpoint saved. Resume with: t2i train --resume {cut}"], r.stderr
+    assert checkpoint_step(cut) == "4"
+    same_as_uninterrupted(pictures, tmp_path, cut)
+
+
+def test_a_worker_killed_by_sigkill_is_said_as_such_and_its_steps_are_saved(pictures, tmp_path, monkeypatch):
+    """The out-of-memory killer's SIGKILL of a worker: an error (exit 1) naming it, not an internal error."""
+    pids = []
+    on_step(monkeypatch, 2, lambda: pids.append(end_worker(signal.SIGKILL)))
+    cut = tmp_path / "cut"
+    r = run(*args(pictures, cut))
+    monkeypatch.undo()
+    assert pids and r.exit_code == 1, r.output + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: the data loader's worker process (pid {pids[0]}) was ended by SIGKILL (the system's out-of-memory "
+        f"killer sends it, or a kill -9; lower --workers or --batch-size if memory ran out); checkpoint saved at "
+        f"step 2; once that is mended, resume with: t2i train --resume {cut}"], r.stderr
+    assert checkpoint_step(cut) == "2"
+
+
+# A Ctrl-C that lands as the main process takes a batch's tensors from the worker (its resource sharer hands them
+# over a connection), made to land at the start of that hand-over after the second step.
+HANG_UP = r"""
+import multiprocessing.connection as connection, sys, torch
+real_step, real, calls = torch.optim.AdamW.step, connection.answer_challenge, {"n": 0}
+def hang_up(conn, authkey):
+    connection.answer_challenge = real
+    conn.close()
+    raise KeyboardInterrupt
+def step(self, *a, **k):
+    out = real_step(self, *a, **k)
+    calls["n"] += 1
+    if calls["n"] == 2:
+        connection.answer_challenge = hang_up
+    return out
+torch.optim.AdamW.step = step
+sys.argv = ["t2i", *sys.argv[1:]]
+from t2i_cli.cli import main
+main()
+"""
+
+
+def test_a_stop_while_a_batch_is_taken_from_the_worker_prints_no_traceback(pictures, tmp_path):
+    """The worker printed the hand-over's EOFError traceback under the stop's one line."""
+    cut = tmp_path / "cut"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", HANG_UP, *map(str, args(pictures, cut))], capture_output=True,
+                       text=True, timeout=300, env=env, cwd=tmp_path)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"interrupted: at step 2; checkpoint saved. Resume with: t2i train --resume {cut}"], r.stderr
+    assert checkpoint_step(cut) == "2"
