@@ -40,10 +40,10 @@ def pictures(tmp_path_factory) -> Path:
     return folder
 
 
-def args(pictures: Path, out: Path, *extra) -> list:
+def args(pictures: Path, out: Path, ckpt_every: int = 100) -> list:
     return ["train", "--stage", "dvae", "--preset", "tiny", "--data", pictures, "--steps", "6", "--workers", "1",
-            "--batch-size", "2", "--ckpt-every", "100", "--sample-every", "0", "--device", "cpu", "-q", "--out", out,
-            *extra]
+            "--batch-size", "2", "--ckpt-every", ckpt_every, "--sample-every", "0", "--device", "cpu", "-q",
+            "--out", out]
 
 
 def end_worker(signum: int) -> int:
@@ -173,3 +173,31 @@ def test_a_stop_while_a_batch_is_taken_from_the_worker_prints_no_traceback(pictu
     assert r.stderr.strip().splitlines() == [
         f"interrupted: at step 2; checkpoint saved. Resume with: t2i train --resume {cut}"], r.stderr
     assert checkpoint_step(cut) == "2"
+
+
+def test_a_stop_as_a_periodic_checkpoint_starts_its_file_leaves_no_temporary(pictures, tmp_path, monkeypatch):
+    """SIGTERM just after the --ckpt-every checkpoint's temporary file is made: the stop waits for that checkpoint
+    (it left the temporary behind, and wrote the checkpoint again)."""
+    import tempfile
+
+    real, made = tempfile.mkstemp, []
+
+    def mkstemp(*a, **k):
+        fd, name = real(*a, **k)
+        if Path(name).name.startswith(".checkpoint.safetensors.") and not made:
+            made.append(name)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    saves = []
+    real_save = train.save_checkpoint
+    monkeypatch.setattr(train, "save_checkpoint", lambda *a, **k: saves.append(a[4]) or real_save(*a, **k))
+    cut = tmp_path / "cut"
+    r = run(*args(pictures, cut, ckpt_every=2))
+    monkeypatch.undo()
+    assert made and r.exit_code == 130, r.output + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"interrupted: at step 2; checkpoint saved. Resume with: t2i train --resume {cut}"], r.stderr
+    assert not [p.name for p in cut.iterdir() if p.name.endswith(".tmp")]
+    assert saves == [2] and checkpoint_step(cut) == "2"

@@ -868,7 +868,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                     if warn is not None:
                         warn(text)
             if done % cfg.ckpt_every == 0 and done < cfg.steps:
-                checkpoint()
+                with stops.held():  # a stop waits for it (one as its temporary file was made left that behind,
+                    checkpoint()  # and the stop wrote the checkpoint again)
             if cfg.sample_every and done % cfg.sample_every == 0:
                 if dd.is_main:
                     samples_and_validation()
