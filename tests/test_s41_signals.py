@@ -201,3 +201,47 @@ def test_a_stop_as_a_periodic_checkpoint_starts_its_file_leaves_no_temporary(pic
         f"interrupted: at step 2; checkpoint saved. Resume with: t2i train --resume {cut}"], r.stderr
     assert not [p.name for p in cut.iterdir() if p.name.endswith(".tmp")]
     assert saves == [2] and checkpoint_step(cut) == "2"
+
+
+# Rank 1 ends its loader's worker with SIGTERM inside its third optimizer step (a stop that reached that worker
+# alone); the test's processes write their exit codes to exit-RANK.
+RANK_1_WORKER_STOPPED = r"""
+import multiprocessing, os, signal, sys
+import torch
+real, calls = torch.optim.AdamW.step, {"n": 0}
+def step(self, *a, **k):
+    out = real(self, *a, **k)
+    calls["n"] += 1
+    if calls["n"] == 3 and os.environ["RANK"] == "1":
+        (worker,) = multiprocessing.active_children()
+        os.kill(worker.pid, signal.SIGTERM)
+        os.waitid(os.P_PID, worker.pid, os.WEXITED | os.WNOWAIT)
+    return out
+torch.optim.AdamW.step = step
+from t2i_cli.cli import main
+sys.argv = ["t2i", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    open("exit-" + os.environ["RANK"], "w").write(str(e.code))
+    raise
+"""
+
+
+def test_under_torchrun_the_process_whose_worker_was_stopped_says_so(pictures, tmp_path):
+    """Rank 1's worker stopped: rank 1 says why in its own line (a stop is otherwise said by rank 0 alone, which
+    here only lost rank 1), and rank 0 saves the steps trained."""
+    pytest.importorskip("torch.distributed.run")
+    out, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp_path / "patched_t2i.py").write_text(RANK_1_WORKER_STOPPED)
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(tmp_path / "patched_t2i.py"), *map(str, args(pictures, out))], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith(("interrupted:", "error:", "internal error:"))]
+    assert len(said) == 2 and said[0].startswith("interrupted: SIGTERM to its data loader's worker process") \
+        and said[0].endswith(f"at step 3; checkpoint saved. Resume with: t2i train --resume {out}"), r.stderr[-3000:]
+    assert said[1].startswith("error: rank 0 stopped: another torchrun process") and "saved at step 3" in said[1]
+    assert [(tmp_path / f"exit-{rank}").read_text() for rank in (0, 1)] == ["1", "130"]
+    assert checkpoint_step(out) == "3"

@@ -914,7 +914,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             stops.holding = True
             if saved != done and not stepping:
                 checkpoint()
-            raise stopped(None, stop_ended[0]) from None
+            worker_stop = stopped(None, stop_ended[0])
+            worker_stop.every_rank = False  # (under torchrun this process alone had it: it says so itself)
+            raise worker_stop from None
         if ended:  # (a SIGKILL: out of memory, or a kill -9) said as what it is, not as an internal error
             pid, signum = ended[0]
             e = failing = DataError(
