@@ -245,3 +245,35 @@ def test_under_torchrun_the_process_whose_worker_was_stopped_says_so(pictures, t
     assert said[1].startswith("error: rank 0 stopped: another torchrun process") and "saved at step 3" in said[1]
     assert [(tmp_path / f"exit-{rank}").read_text() for rank in (0, 1)] == ["1", "130"]
     assert checkpoint_step(out) == "3"
+
+
+def test_a_stop_while_an_error_is_handled_waits_for_the_steps_save(pictures, tmp_path, monkeypatch):
+    """An error ends the run after step 3 (a picture gone), and SIGTERM lands as it is handled, before the save of
+    the steps since the last checkpoint: the stop ended the run there, those steps lost."""
+    from t2i_cli.errors import DataError
+
+    real_clip, real_non_finite, calls = torch.nn.utils.clip_grad_norm_, train.non_finite, {"n": 0, "failed": False}
+
+    def clip(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            calls["failed"] = True
+            raise DataError("picture p3.png is gone")
+        return real_clip(*a, **k)
+
+    def non_finite(*a, **k):
+        if calls["failed"]:
+            calls["failed"] = False
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_non_finite(*a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    monkeypatch.setattr(train, "non_finite", non_finite)
+    cut = tmp_path / "cut"
+    r = run(*args(pictures, cut))
+    monkeypatch.undo()
+    assert r.exit_code == 130, r.output + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"interrupted: at step 3; checkpoint saved. Resume with: t2i train --resume {cut}"], r.stderr
+    assert checkpoint_step(cut) == "3"
+    same_as_uninterrupted(pictures, tmp_path, cut)

@@ -906,12 +906,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         raise stopped(e) from None
     except BaseException as e:
         failing = e
-        stops.stopping = True  # the run ends with it: a worker that ends now is not another error
+        stops.stopping = stops.holding = True  # the run ends with it: a worker that ends now is not another error,
+        # and a stop now waits for the steps' save below (it ended the run here, those steps lost)
         ended = _ended_workers(loaded, wait=isinstance(e, (ConnectionError, EOFError))) \
             if isinstance(e, Exception) and not isinstance(e, Diverged) else []
         if stop_ended := [w for w in ended if w[1] in STOP_SIGNALS]:
             # a stop that reached a worker (before the main process, or alone) stops the run as a stop does
-            stops.holding = True
             if saved != done and not stepping:
                 checkpoint()
             worker_stop = stopped(None, stop_ended[0])
@@ -936,6 +936,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 except KeyboardInterrupt as stop:  # a stop held through the save (torchrun's SIGTERM, once
                     # another process failed) is said as a stop, with the step it saved
                     raise stopped(stop) from None
+        if stops.pending:  # a stop while the error was handled, nothing saved: it ends the run, as it did
+            stops.pending = False
+            raise KeyboardInterrupt from e
         if ended:
             raise e from None
         raise
