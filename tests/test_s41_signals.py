@@ -277,3 +277,24 @@ def test_a_stop_while_an_error_is_handled_waits_for_the_steps_save(pictures, tmp
         f"interrupted: at step 3; checkpoint saved. Resume with: t2i train --resume {cut}"], r.stderr
     assert checkpoint_step(cut) == "3"
     same_as_uninterrupted(pictures, tmp_path, cut)
+
+
+def loss_steps(run_dir: Path) -> list[int]:
+    return [r["step"] for r in train.read_metrics(run_dir / "metrics.jsonl") if "loss" in r]
+
+
+def test_the_step_a_stop_saves_keeps_its_logged_loss(pictures, tmp_path, monkeypatch):
+    """SIGTERM inside step 3's optimizer update: the checkpoint is step 3's, and so is the last loss line (it
+    was not written: the stop came as the step was counted, before its line, and the resume starts after it,
+    so the run's metrics never held step 3's loss)."""
+    from conftest import signal_after_step
+
+    undo = signal_after_step(monkeypatch, 3, signal.SIGTERM)
+    cut = tmp_path / "cut"
+    r = run(*args(pictures, cut), "--log-every", "1")
+    undo()
+    assert r.exit_code == 130, r.output + r.stderr
+    assert checkpoint_step(cut) == "3"
+    assert loss_steps(cut) == [1, 2, 3]
+    assert run("train", "--resume", cut, "-q").exit_code == 0
+    assert loss_steps(cut) == [1, 2, 3, 4, 5, 6]

@@ -860,13 +860,15 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                     ema.update(step + 1)
                 done = step + 1
                 stepping = False
-            metrics = {"loss": mean_loss, **metrics, "lr": lr_at(cfg, step)}
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                logger.log(done, metrics)
-                for text in watchdog.check(done, metrics) if dd.is_main else ():
-                    logger.log(done, {"warning": text})
-                    if warn is not None:
-                        warn(text)
+                # the step's line with it: a stop just after the count saved the step without its loss line
+                # (and the resume starts after it)
+                metrics = {"loss": mean_loss, **metrics, "lr": lr_at(cfg, step)}
+                if done % cfg.log_every == 0 or done == cfg.steps:
+                    logger.log(done, metrics)
+                    for text in watchdog.check(done, metrics) if dd.is_main else ():
+                        logger.log(done, {"warning": text})
+                        if warn is not None:
+                            warn(text)
             if done % cfg.ckpt_every == 0 and done < cfg.steps:
                 with stops.held():  # a stop waits for it (one as its temporary file was made left that behind,
                     checkpoint()  # and the stop wrote the checkpoint again)
