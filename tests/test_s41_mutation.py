@@ -1,0 +1,134 @@
+"""Session 41: a mutation audit of the inference core (sampling.py, pipeline.py, rerank.py). Each test here kills a
+small change to that code which the rest of the suite let through; tiny models built here, fixed seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_CAPTIONS, build_tiny_folder
+from t2i_cli.pipeline import TextToImage
+from t2i_cli.sampling import SamplingConfig
+
+
+@pytest.fixture(scope="module")
+def region_pipe(tmp_path_factory) -> TextToImage:
+    folder = build_tiny_folder(tmp_path_factory.mktemp("w") / "weights",
+                               captions=TINY_CAPTIONS + ["a pink tree on the right and a cat"])
+    return TextToImage.from_folder(folder, device="cpu")
+
+
+# ---- sampling.Regions.expand ---------------------------------------------------------------------------------
+
+def test_draw_each_gives_each_candidate_its_own_requests_region_masks_beside_a_prompt_without_regions(region_pipe):
+    """Several candidates of a two-object prompt beside several of a plain prompt, in one decode: each row reads
+    its own request's region masks (Regions.expand repeats each request's masks n times in a row, as it does its
+    ids; masks repeated as a block gave the plain prompt's first candidate the regions' masks), so each request
+    draws what it draws alone."""
+    strong = SamplingConfig(regional=50.0)  # (a random model's prompts barely differ: weigh the regions up)
+    two, one = region_pipe.request("a red bird and a blue fish", strong), region_pipe.request("a red bird", strong)
+    assert two.regions and not one.regions
+    together = region_pipe.draw_each([two, one], [3, 4], n=2)
+    for i, (request, seed) in enumerate(((two, 3), (one, 4))):
+        alone = next(region_pipe.batches(request, 2, seed))
+        assert all(torch.equal(g.codes, a.codes) for g, a in zip(together[2 * i:2 * i + 2], alone, strict=True)), \
+            request.prompt
+
+
+# ---- sampling.draw_codes -------------------------------------------------------------------------------------
+
+def tiny_transformer(grid: int = 3):
+    from t2i_cli.models.transformer import Transformer, TransformerConfig
+
+    torch.manual_seed(0)
+    return Transformer(TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=grid, n_layer=1, n_head=2,
+                                         n_embd=16)).eval()
+
+
+def test_an_image_prompt_of_the_wrong_shape_is_refused_not_broadcast_over_the_batch():
+    """known and keep must each be (B, N): one row of known codes for two prompts broadcast silently over both (an
+    image prompt built for another batch drew without a word), and a keep one position short failed mid-decode."""
+    from t2i_cli.sampling import draw_codes
+
+    model = tiny_transformer()
+    N = model.cfg.n_image
+    text, empty = torch.zeros(2, 5, dtype=torch.long), torch.zeros(5, dtype=torch.long)
+    keep = torch.zeros(2, N, dtype=torch.bool)
+    keep[:, 1::2] = True  # no leading run kept in every row: the first call reads nothing known
+    for known, k in ((torch.ones(1, N, dtype=torch.long), keep), (torch.ones(2, N, dtype=torch.long), keep[:, :-1])):
+        with pytest.raises(ValueError, match=r"known and keep must both be \(2, 9\)"):
+            draw_codes(model, text, empty, SamplingConfig(), torch.Generator().manual_seed(0), known=known, keep=k)
+
+
+# ---- rerank.collect, rank_folder, link_best ------------------------------------------------------------------
+
+def png(path: Path, colour: int = 0, **chunks: str) -> Path:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), (colour % 256, 90, 200)).save(path, pnginfo=info)
+    return path
+
+
+def test_a_picture_whose_recorded_prompt_is_only_spaces_is_counted_as_without_a_prompt(tmp_path: Path):
+    """A PNG whose prompt text is blank is a picture without a prompt (pass --prompt), not one ranked against
+    "   "."""
+    from t2i_cli.rerank import collect
+
+    png(tmp_path / "a.png", 1, prompt="a red bird")
+    png(tmp_path / "b.png", 2, prompt="   \t")
+    items, skipped = collect(tmp_path, None)
+    assert [p.name for p, _ in items] == ["a.png"]
+    assert skipped["picture without a prompt (pass --prompt)"] == 1
+
+
+def test_a_t2i_picture_of_the_scoring_weights_is_not_counted_as_drawn_by_other_weights(tmp_path: Path):
+    """A t2i PNG is drawn by other weights only where neither its weights' identity nor its generator's is the
+    scorer's: one that records the scorer's identity (and no generator, or another one) is the scorer's own."""
+    from t2i_cli.rerank import OTHER_WEIGHTS, collect
+
+    png(tmp_path / "same.png", 1, prompt="a red bird", t2i="0.14.0", weights="abc")
+    png(tmp_path / "same-other-gen.png", 2, prompt="a red bird", t2i="0.14.0", weights="abc", generator="g2")
+    png(tmp_path / "same-gen.png", 3, prompt="a red bird", t2i="0.14.0", weights="xyz", generator="g1")
+    png(tmp_path / "other.png", 4, prompt="a red bird", t2i="0.14.0", weights="xyz", generator="g2")
+    items, skipped = collect(tmp_path, None, scorer=("abc", "g1"))
+    assert len(items) == 4 and skipped[OTHER_WEIGHTS] == 1
+
+
+def test_prompts_the_model_reads_alike_are_ranked_as_one_prompt_named_as_first_met(tmp_path: Path, region_pipe):
+    """"A Red bird" and "a red  bird" are one prompt to the model (prompt_file.as_read): their pictures are ranked
+    together, 1 and 2, under the prompt as first met, not as two prompts each with a picture of rank 1."""
+    from t2i_cli.rerank import rank_folder
+
+    png(tmp_path / "pics" / "a.png", 10, prompt="A Red bird")
+    png(tmp_path / "pics" / "b.png", 200, prompt="a red  bird")
+    ranked, _ = rank_folder(region_pipe, tmp_path / "pics")
+    assert sorted(r.rank for r in ranked) == [1, 2] and {r.prompt for r in ranked} == {"A Red bird"}
+
+
+def test_a_second_recorded_copy_of_one_picture_is_removed_as_a_spare(tmp_path: Path):
+    """best/ keeps one copy of each best picture: where t2i's record names two copies of the same bytes (each
+    unchanged), a later --link-best keeps the first and removes the other, as it removes any spare copy of a
+    picture the folder still holds."""
+    import json
+
+    from t2i_cli.rerank import BEST_RECORD, Ranked, link_best
+
+    pic = png(tmp_path / "a.png", 1, prompt="a red bird")
+    ranked = [Ranked(pic, "a red bird", 1.0, 1)]
+    (first,), new = link_best(tmp_path, ranked, 1)
+    assert new == 1 and first.read_bytes() == pic.read_bytes()
+    spare = first.with_name("a-spare.png")
+    spare.write_bytes(first.read_bytes())
+    record = tmp_path / "best" / BEST_RECORD
+    copies = json.loads(record.read_text())
+    record.write_text(json.dumps({**copies, spare.name: copies[first.name]}))
+    held: dict = {}
+    copies, new = link_best(tmp_path, ranked, 1, held)
+    assert copies == [first] and new == 0 and held == {pic: first}
+    assert not spare.exists() and sorted(json.loads(record.read_text())) == [first.name]
