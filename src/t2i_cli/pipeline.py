@@ -473,6 +473,8 @@ class TextToImage:
         """Score results against their prompt and return the best `keep`, with score and rank set."""
         if not results:
             raise UsageError("rerank needs at least one result")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:  # (-1 kept all but the worst, True one)
+            raise UsageError(f"keep must be a whole number of results, 0 or more, got {keep!r}")
         if len({r.prompt for r in results}) > 1:  # (each was scored against the first one's prompt)
             raise UsageError("rerank ranks the results of one prompt; rerank each prompt's results apart")
         scores = self.score(torch.stack([r.image for r in results]), results[0].prompt)
