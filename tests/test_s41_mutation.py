@@ -147,3 +147,36 @@ def test_rerank_refuses_a_keep_that_is_not_a_whole_number_of_0_or_more(region_pi
             region_pipe.rerank(results, keep)
     assert region_pipe.rerank(results, 0) == [] and len(region_pipe.rerank(results, 5)) == 3
     assert sorted(g.rank for g in results) == [1, 2, 3]
+
+
+# ---- sampling._jacobi_codes ----------------------------------------------------------------------------------
+
+def test_jacobi_progress_is_the_codes_every_image_of_the_batch_has_made_final():
+    """Jacobi progress reports the codes every image still drawing has made final (the slowest image's): in a batch
+    each image moves at its own pace, as it does alone, so the batch's report after each pass is the least of what
+    each image reports alone then (a finished one counts its N); the fastest image's count ran ahead of the batch."""
+    from itertools import zip_longest
+
+    from t2i_cli.sampling import draw_codes
+
+    model = tiny_transformer(grid=4)
+    with torch.no_grad():  # spread the logits so images' drafts are kept at different paces
+        for p in model.parameters():
+            if p.ndim > 1:
+                p.mul_(10)
+    N = model.cfg.n_image
+    text = torch.randint(0, 20, (2, 5), generator=torch.Generator().manual_seed(4))
+    empty = torch.arange(15, 20)
+    cfg = SamplingConfig(jacobi=3)
+
+    def progress(rows: torch.Tensor, seeds: list[int]) -> tuple[list[int], torch.Tensor]:
+        seen: list[int] = []
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        got, _ = draw_codes(model, rows, empty, cfg, gens, progress=seen.append)
+        return seen, got
+
+    both, codes = progress(text, [1, 2])
+    (first, a), (second, b) = progress(text[:1], [1]), progress(text[1:], [2])
+    assert torch.equal(codes, torch.cat([a, b]))  # each image draws what it draws alone
+    assert first != second  # (the two images do move at different paces)
+    assert both == [min(x, y) for x, y in zip_longest(first, second, fillvalue=N)]
