@@ -180,3 +180,30 @@ def test_jacobi_progress_is_the_codes_every_image_of_the_batch_has_made_final():
     assert torch.equal(codes, torch.cat([a, b]))  # each image draws what it draws alone
     assert first != second  # (the two images do move at different paces)
     assert both == [min(x, y) for x, y in zip_longest(first, second, fillvalue=N)]
+
+
+def test_rerank_orders_results_of_equal_scores_as_they_were_drawn(region_pipe):
+    """Results of equal score keep the order they were drawn in (a stable sort): among 17 results of two pictures
+    (each repeated), the better picture's results come first, each group in drawn order, ranked 1.. in that order
+    (an unstable sort put tied results of 17 or more in another order)."""
+    from t2i_cli.pipeline import Generated
+
+    one, two = (g.image for g in region_pipe("a red bird", n=2, seed=0))
+    results = [Generated(one if i % 2 else two, "a red bird", i) for i in range(17)]
+    scores = region_pipe.score(torch.stack([two, one]), "a red bird")
+    assert float(scores[0]) != float(scores[1])
+    best = 0 if float(scores[0]) > float(scores[1]) else 1  # 0: the even results' picture is better
+    expected = [i for i in range(17) if i % 2 == best] + [i for i in range(17) if i % 2 != best]
+    ranked = region_pipe.rerank(results, 17)
+    assert [g.index for g in ranked] == expected and [g.rank for g in ranked] == list(range(1, 18))
+
+
+# ---- pipeline.check_negative ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("guidance, start", [(3.0, 1.0), (1.0, 3.0), (1.0000001, None)])
+def test_a_negative_is_taken_where_guidance_never_goes_below_1(guidance: float, start: float | None):
+    """Only a guidance (or a guidance start) below 1 draws toward the negative: a schedule that starts or ends at
+    exactly 1 pushes away from it at every other code, and is taken when asked for."""
+    from t2i_cli.pipeline import check_negative
+
+    check_negative("a blue bird", SamplingConfig(guidance=guidance, guidance_start=start), asked=True)
