@@ -207,3 +207,76 @@ def test_a_negative_is_taken_where_guidance_never_goes_below_1(guidance: float, 
     from t2i_cli.pipeline import check_negative
 
     check_negative("a blue bird", SamplingConfig(guidance=guidance, guidance_start=start), asked=True)
+
+
+# ---- pipeline.draw_each and batches ----------------------------------------------------------------------------
+
+def test_draw_each_numbers_each_requests_images_from_0_as_batches_does(region_pipe):
+    """Generated.index is an image's place among those drawn for its prompt and seed: draw_each's images of each
+    request are 0..n-1, as batches() numbers them (not their place in the decode)."""
+    requests = [region_pipe.request(p) for p in ("a red bird", "two green cats")]
+    together = region_pipe.draw_each(requests, [3, 4], n=2)
+    assert [g.index for g in together] == [0, 1, 0, 1]
+    assert [g.index for g in next(region_pipe.batches(requests[1], 2, 4))] == [0, 1]
+
+
+def test_each_batch_draws_from_its_own_seed_so_a_later_batch_is_not_the_first_again(region_pipe, monkeypatch):
+    """Batches after the first draw from their own generator (batch_seed): with two images a batch, images 2 and 3
+    of a seed are not images 0 and 1 again."""
+    from t2i_cli import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_BATCH", 2)
+    got = region_pipe("a red bird", n=4, seed=0)
+    assert [g.index for g in got] == [0, 1, 2, 3]
+    assert not torch.equal(torch.stack([g.codes for g in got[:2]]), torch.stack([g.codes for g in got[2:]]))
+
+
+def test_a_seed_is_taken_up_to_2_63_minus_1_and_refused_from_2_63():
+    """A seed is a whole number in 0..2**63-1 (what a PNG records and --seed takes): 2**63 is refused, not handed
+    to torch.Generator, which would take it."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import check_count_and_seed
+
+    check_count_and_seed(1, 2 ** 63 - 1)
+    with pytest.raises(UsageError, match=r"seed must be a whole number in 0..2\*\*63-1, got 9223372036854775808"):
+        check_count_and_seed(1, 2 ** 63)
+
+
+def test_bits_refuses_a_code_one_past_the_codebook(region_pipe):
+    """pipe.bits takes codes in 0..vocab-1: a code equal to the codebook's size is refused as a UsageError (it
+    reached the transformer's embedding, a raw index error)."""
+    from t2i_cli.errors import UsageError
+
+    cfg = region_pipe.bundle.transformer.cfg
+    codes = torch.zeros(1, cfg.n_image, dtype=torch.long)
+    assert region_pipe.bits(["a red bird"], codes).shape == (1, cfg.n_image)
+    codes[0, -1] = cfg.image_vocab
+    with pytest.raises(UsageError, match=f"codes must be integers in 0..{cfg.image_vocab - 1}"):
+        region_pipe.bits(["a red bird"], codes)
+
+
+def test_a_batch_of_image_prompt_redraws_holds_max_batch_rows_not_max_batch_images(region_pipe, tmp_path: Path):
+    """An image of K redraws takes K decode rows: a batch holds MAX_BATCH // K images (16 // 4 = 4), not MAX_BATCH
+    images of K rows each."""
+    from PIL import Image
+
+    from t2i_cli.image_prompt import build
+    from t2i_cli.pipeline import MAX_BATCH
+
+    mask = Image.new("L", (16, 16), 0)
+    mask.paste(255, (0, 0, 16, 8))  # redraw the top half; the kept bottom half follows it
+    mask.save(tmp_path / "mask.png")
+    image = build(region_pipe.bundle.dvae, png(tmp_path / "src.png", 40), mask=tmp_path / "mask.png", redraws=4)
+    assert image.redraws == 4
+    assert region_pipe.per_batch(image) == MAX_BATCH // 4 and region_pipe.per_batch() == MAX_BATCH
+
+
+def test_best_said_names_the_first_three_shared_copies_then_counts_the_rest(tmp_path: Path):
+    """Where best pictures share copies, the line names three of them and counts the rest ("; and 1 more")."""
+    from t2i_cli.rerank import best_said
+
+    best = tmp_path / "best"
+    copies = {tmp_path / f"p{i}.png": best / "p0.png" for i in range(5)}  # four pictures share p0's copy
+    said = best_said(tmp_path, copies, 1)
+    assert said.startswith(f"{best} holds the best 5 in 1 file (1 copied now; p1.png is the same picture as p0.png")
+    assert said.count("is the same picture as") == 3 and said.endswith("; and 1 more)")
