@@ -280,3 +280,24 @@ def test_best_said_names_the_first_three_shared_copies_then_counts_the_rest(tmp_
     said = best_said(tmp_path, copies, 1)
     assert said.startswith(f"{best} holds the best 5 in 1 file (1 copied now; p1.png is the same picture as p0.png")
     assert said.count("is the same picture as") == 3 and said.endswith("; and 1 more)")
+
+
+def test_an_image_prompts_fit_is_the_mean_log_probability_of_the_kept_codes_after_the_drawn_ones(region_pipe,
+                                                                                                  tmp_path: Path):
+    """Generated.fit is the mean (not the sum) of the kept codes' log-probabilities after the first drawn code: with
+    guidance off, each is -bits * ln 2 of that code under the prompt (pipe.bits, an independent pass), averaged over
+    the kept bottom half below a redrawn top half."""
+    import math
+
+    from PIL import Image
+
+    from t2i_cli.image_prompt import build
+
+    mask = Image.new("L", (16, 16), 0)
+    mask.paste(255, (0, 0, 16, 8))  # redraw the top half; keep the bottom half
+    mask.save(tmp_path / "mask.png")
+    image = build(region_pipe.bundle.dvae, png(tmp_path / "src.png", 40), mask=tmp_path / "mask.png", redraws=1)
+    (g,) = region_pipe("a red bird", n=1, seed=0, sampling=SamplingConfig(guidance=1.0), image=image)
+    N = region_pipe.bundle.transformer.cfg.n_image
+    bits = region_pipe.bits(["a red bird"], g.codes[None])[0]
+    assert g.fit == pytest.approx(float(-bits[N // 2:].mean()) * math.log(2), rel=1e-4, abs=1e-5)
