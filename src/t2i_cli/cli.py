@@ -2724,6 +2724,32 @@ def _stop_ends_teardown(e: SystemExit) -> None:
     # At the teardown itself (atexit runs the last registered first: before torch's callbacks), never in a caller
     # of main() that catches the SystemExit and goes on (a REPL, a wrapper): its next Ctrl-C is its own.
     atexit.register(install)
+    STATE["stops_ignored_at_finalization"] = True  # (_ignore_stops_at_finalization, the last atexit callback)
+
+
+def _ignore_stops_at_finalization() -> None:
+    """The last atexit callback (registered as the command line loads, before torch is imported): after it, Python's
+    finalization puts back the default action of every handler it installed (_stop_ends_teardown's too) and then
+    tears torch down (~0.4 s), so a stop then ended the process as killed, exit 143 after its line was said: a kill of
+    each of a training run's processes, its loader worker first, stopped the run by the worker's SIGTERM, and the
+    main process's own came during that teardown. Ignored (SIG_IGN, which finalization keeps), the process ends
+    with the command's exit code."""
+    import signal
+    import threading
+
+    if not STATE.get("stops_ignored_at_finalization") or threading.current_thread() is not threading.main_thread():
+        return
+    for s in stop_signals():
+        signal.signal(s, signal.SIG_IGN)
+
+
+def _register_last_at_exit() -> None:
+    import atexit
+
+    atexit.register(_ignore_stops_at_finalization)
+
+
+_register_last_at_exit()
 
 
 def main() -> None:
