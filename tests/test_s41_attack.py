@@ -115,15 +115,20 @@ def test_a_copys_one_digit_counter_keeps_the_names_number():
     assert caption_of("bird 2") == "bird" and caption_of("cat 5 2") == "cat"  # (no number of the name's: as before)
 
 
+def _caption(folder: Path) -> dict[str, str]:
+    """`t2i data caption FOLDER -q`, which must succeed: every caption file's name and caption."""
+    r = run("data", "caption", folder, "-q")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    return {p.name: p.read_text().strip() for p in folder.glob("*.txt")}
+
+
 def test_copies_of_one_numbered_name_are_no_series(tmp_path: Path):
     """"route 66.png", "route 66 copy.png" and "route 66 - Copy (2).png" (a file manager's copies) are one caption
     three times, not a series "route 66", "route 67", "route 68": `data caption` captioned all three "route"; a
     series of three numbers still loses them."""
     folder = _pictures(tmp_path / "pics", "route 66.png", "route 66 copy.png", "route 66 - Copy (2).png",
                        "beach 10.png", "beach 11.png", "beach 12.png")
-    r = run("data", "caption", folder, "-q")
-    assert r.exit_code == 0, (r.stdout, r.stderr)
-    got = {p.name: p.read_text().strip() for p in folder.glob("*.txt")}
+    got = _caption(folder)
     assert got == {"route 66.txt": "route 66", "route 66 copy.txt": "route 66", "route 66 - Copy (2).txt": "route 66",
                    "beach 10.txt": "beach", "beach 11.txt": "beach", "beach 12.txt": "beach"}, got
 
@@ -133,11 +138,9 @@ def test_a_picture_added_to_a_captioned_series_is_captioned_as_the_series(tmp_pa
     run again, wrote "beach 13" (only the pictures without a caption made the series, and one is none): now
     "beach", as its series; one new "apollo 11" beside a captioned "route 66" keeps its number."""
     folder = _pictures(tmp_path / "pics", "beach 10.png", "beach 11.png", "beach 12.png", "route 66.png")
-    assert run("data", "caption", folder, "-q").exit_code == 0
+    _caption(folder)
     _pictures(folder, "beach 13.png", "apollo 11.png")
-    r = run("data", "caption", folder, "-q")
-    assert r.exit_code == 0, (r.stdout, r.stderr)
-    got = {p.name: p.read_text().strip() for p in folder.glob("*.txt")}
+    got = _caption(folder)
     assert got == {"beach 10.txt": "beach", "beach 11.txt": "beach", "beach 12.txt": "beach",
                    "beach 13.txt": "beach", "route 66.txt": "route 66", "apollo 11.txt": "apollo 11"}, got
 
