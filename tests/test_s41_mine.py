@@ -56,7 +56,7 @@ def test_a_manifest_in_another_sub_folder_is_not_named_beside_pictures_it_could_
 
 FINALIZED = """
 import os, signal, sys, time
-from t2i_cli import cli  # (before torch, as the t2i entry loads it)
+from t2i_cli.__main__ import entry  # (the `t2i` command's entry)
 
 
 class StopAtTeardown:
@@ -67,7 +67,7 @@ class StopAtTeardown:
 
 keep = StopAtTeardown()
 sys.argv = ["t2i", "info", sys.argv[1]]
-cli.main()
+entry()
 """
 
 

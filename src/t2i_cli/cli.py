@@ -2728,7 +2728,7 @@ def _stop_ends_teardown(e: SystemExit) -> None:
 
 
 def _ignore_stops_at_finalization() -> None:
-    """The last atexit callback (registered as the command line loads, before torch is imported): after it, Python's
+    """The last atexit callback (the t2i entry registers it first of all, __main__): after it, Python's
     finalization puts back the default action of every handler it installed (_stop_ends_teardown's too) and then
     tears torch down (~0.4 s), so a stop then ended the process as killed, exit 143 after its line was said: a kill of
     each of a training run's processes, its loader worker first, stopped the run by the worker's SIGTERM, and the
@@ -2742,14 +2742,6 @@ def _ignore_stops_at_finalization() -> None:
     for s in stop_signals():
         signal.signal(s, signal.SIG_IGN)
 
-
-def _register_last_at_exit() -> None:
-    import atexit
-
-    atexit.register(_ignore_stops_at_finalization)
-
-
-_register_last_at_exit()
 
 
 def main() -> None:
