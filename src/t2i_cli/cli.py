@@ -1399,13 +1399,11 @@ def _cells_redrawn_all(folder: Path, strength: float) -> int | None:
     """The code cells of the weights' dVAE where a variation of strength redraws all of them (round(S x cells)),
     else None; read from the dVAE file's header alone (a file it cannot read is said where it loads)."""
     from t2i_cli.image_prompt import redrawn_cells
-    from t2i_cli.models.dvae import DVAEConfig
-    from t2i_cli.weights import read_metadata, upgrade_config
+    from t2i_cli.weights import file_config
 
     try:
-        config = json.loads(read_metadata(folder / "dvae.safetensors")["config"])
-        cells = DVAEConfig(**upgrade_config("dvae", config)).grid ** 2
-    except (T2IError, OSError, ValueError, TypeError, KeyError, ArithmeticError):
+        cells = file_config(folder / "dvae.safetensors", "dvae")[0].grid ** 2
+    except (T2IError, OSError, ArithmeticError):
         return None
     return cells if redrawn_cells(cells, strength) == cells else None
 

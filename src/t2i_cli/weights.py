@@ -224,18 +224,11 @@ def save_model(model: nn.Module, path: Path, kind: str, half: bool = False, step
 Casts = dict[str, torch.dtype]  # tensor-name prefix ("" for every tensor) -> the dtype to load it in
 
 
-def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: Casts | None = None) -> nn.Module:
-    """Build a model of `kind` from a file's own config and load its parameters with strict checks.
-
-    Everything is checked from the header before the model is built: the format and kind, every config
-    dimension, the parameter count and activation memory the config implies (against the limits and
-    against the tensors the file really holds), and every tensor's name and shape. cast loads the floating
-    tensors whose name starts with a prefix in that dtype (the longest prefix wins) instead of the model's
-    own: a model meant to run in bf16 is converted from the file's fp16 once, without an fp32 copy on the
-    way (the same values: fp16 -> fp32 is exact)."""
+def file_config(path: Path, kind: str) -> tuple[Any, Header]:
+    """The config of the `kind` model a file holds, and the file's header, read from the header alone and checked
+    as load_model checks it: format, kind, a config present and one its class accepts."""
     if kind not in MODELS:
         raise ValueError(f"kind must be one of {', '.join(MODELS)}, got {kind!r}")
-    model_cls, config_cls = MODELS[kind]
     header = read_header(path)
     meta = header.meta
     if meta.get("format") != FORMAT or meta.get("kind") != kind:
@@ -245,7 +238,22 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: 
         raise WeightsError(f"{path} carries no {kind} config (a t2i model file records the model it holds); "
                            f"re-export it")
     try:
-        cfg = config_cls(**upgrade_config(kind, json.loads(meta["config"])))
+        return MODELS[kind][1](**upgrade_config(kind, json.loads(meta["config"]))), header
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
+
+
+def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: Casts | None = None) -> nn.Module:
+    """Build a model of `kind` from a file's own config and load its parameters with strict checks.
+
+    Everything is checked from the header before the model is built: the format and kind, every config
+    dimension, the parameter count and activation memory the config implies (against the limits and
+    against the tensors the file really holds), and every tensor's name and shape. cast loads the floating
+    tensors whose name starts with a prefix in that dtype (the longest prefix wins) instead of the model's
+    own: a model meant to run in bf16 is converted from the file's fp16 once, without an fp32 copy on the
+    way (the same values: fp16 -> fp32 is exact)."""
+    cfg, header = file_config(path, kind)
+    try:
         check_budget(cfg)
         # Checked before building: what is allocated is bounded by the file's own tensors (or a small model,
         # built only to name the missing and unexpected tensors below).
@@ -254,7 +262,7 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: 
                                f"{cfg.state_numel():,} parameters, its tensors hold {header.numel:,}); "
                                f"it belongs to another model or config")
         with skipped_init():  # every parameter is then read from the file (check_state: all of them)
-            model = model_cls(cfg)
+            model = MODELS[kind][0](cfg)
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
         raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
     check_state(model, header.shapes, path)
