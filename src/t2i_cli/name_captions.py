@@ -79,7 +79,8 @@ _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one char
 # 2", macOS' copy), in parentheses ("bird (12)"), after _ or - ("cat_12", "untitled-3") or glued ("bird12"), with a
 # leading zero ("IMG_0001") or of 5 digits or more. (A folder's series of them, "beach 10".."beach 12", is a counter
 # all the same: series_captions.)
-_NAMED_NUMBER = re.compile(r"[^\W\d_]\s+([1-9]\d{1,3})\s*$")
+_NAME_NUMBER = r"[1-9]\d{1,3}"  # (2 to 4 digits, no leading zero)
+_NAMED_NUMBER = re.compile(rf"[^\W\d_]\s+({_NAME_NUMBER})\s*$")
 # a browser's or file manager's copy of a name, "route 66 (1)" (Chrome, Firefox, Windows): its counter in
 # parentheses after a named number is dropped first, so that the copy is captioned as its original is
 _DUPLICATE = re.compile(r"\s*\(\d{1,4}\)\s*$")
@@ -203,27 +204,32 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     "route 66 copy", "route 66 (1)", all captioned "route 66") are one name, not a series of it. The names of the
     pictures captioned already (captioned) count too: "beach 13" added to a folder whose "beach 10" .. "beach 12"
     were captioned by an earlier run is "beach", as they are."""
+    def split(caption: str) -> tuple[str, str | None]:  # ("beach", "10") of "beach 10"; ("beach", None) of "beach"
+        m = re.fullmatch(rf"(.+) ({_NAME_NUMBER})", caption)
+        return (m.group(1), m.group(2)) if m else (caption, None)
+
     groups: dict[tuple[Path, str], list[Path]] = {}
     steps: dict[tuple[Path, str], tuple[list[Path], set[str]]] = {}  # (names without a number, numbers)
 
-    def count(where: Path, caption: str, name: Path) -> tuple[Path, str]:
-        m = re.fullmatch(r"(.+) ([1-9]\d{1,3})", caption)
-        key = (where, m.group(1) if m else caption)
+    def count(key: tuple[Path, str], number: str | None, name: Path) -> None:
         unnumbered, numbers = steps.setdefault(key, ([], set()))
-        if m:
-            numbers.add(m.group(2))
-        else:
+        if number is None:
             unnumbered.append(name)
-        return key
+        else:
+            numbers.add(number)
 
+    numbered: set[Path] = set()  # the folders where a caption to write ends in a number
     for txt, (caption, _) in plan.writes.items():
-        groups.setdefault(count(txt.parent, caption, txt), []).append(txt)
-    numbered = {txt.parent for key, txts in groups.items() for txt in txts if plan.writes[txt][0] != key[1]}
-    for picture in captioned:  # (only in a folder where a caption to write ends in a number: a name read each)
+        base, number = split(caption)
+        groups.setdefault((txt.parent, base), []).append(txt)
+        count((txt.parent, base), number, txt)
+        if number is not None:
+            numbered.add(txt.parent)
+    for picture in captioned:  # (only in such a folder: a name read each)
         if picture.parent in numbered and (caption := caption_of(picture.stem)) is not None:
-            m = re.fullmatch(r"(.+) [1-9]\d{1,3}", caption)
-            if (picture.parent, m.group(1) if m else caption) in steps:
-                count(picture.parent, caption, picture)
+            base, number = split(caption)
+            if (picture.parent, base) in steps:
+                count((picture.parent, base), number, picture)
     for key, txts in groups.items():
         unnumbered, numbers = steps[key]
         if len(unnumbered) + len(numbers) >= SERIES:
