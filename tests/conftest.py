@@ -112,6 +112,17 @@ TINY_CAPTIONS = ["a red bird", "a blue fish on the left", "two green cats", "a b
 TEXT_LEN = 12
 
 
+def label_pixels(label: str, side: int, colour: tuple[int, int, int]) -> bytes:
+    """The pixels of label's band on a one-tile contact sheet (a side x side tile of colour, labels 24 px high), as
+    images.contact_sheet draws it now (its font chosen by images.label_font, which a test may replace)."""
+    from PIL import Image
+
+    from t2i_cli import images
+
+    sheet = images.contact_sheet([Image.new("RGB", (side, side), colour)], [label], columns=1, label_height=24)
+    return sheet.crop((0, side + 4, sheet.width, sheet.height)).tobytes()
+
+
 def build_tiny_folder(folder: Path, seed: int = 0, with_clip: bool = True, captions: list[str] = TINY_CAPTIONS,
                       ) -> Path:
     """Write a complete random-weights folder (tokenizer trained on captions, dVAE, transformer, CLIP) that

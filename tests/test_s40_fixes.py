@@ -103,17 +103,14 @@ def test_write_new_does_not_try_every_taken_name_again_for_each_file(tmp_path: P
 def test_a_label_in_another_script_is_drawn_in_a_system_font_not_as_boxes(monkeypatch):
     """Pillow's built-in font draws ASCII alone: a caption in Cyrillic, Greek or Arabic was a row of identical
     boxes on data preview, --grid and rerank sheets. A system font that has the glyphs draws it (label_font)."""
-    from PIL import Image
-
+    from conftest import label_pixels as band
     from t2i_cli import images
 
     if images.label_font("жщ") is None:
         pytest.skip("none of images.LABEL_FONTS is installed here")
-    tile = [Image.new("RGB", (48, 48), (200, 40, 40))]
 
     def label_pixels(label: str) -> bytes:
-        sheet = images.contact_sheet(tile, [label], columns=1, label_height=24)
-        return sheet.crop((0, 52, sheet.width, sheet.height)).tobytes()
+        return band(label, 48, (200, 40, 40))
 
     blank = label_pixels(" ")
     assert label_pixels("ж") != label_pixels("щ") != blank  # two letters, two glyphs (were the same box)

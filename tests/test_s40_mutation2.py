@@ -373,17 +373,14 @@ def test_a_label_whose_other_letters_are_not_shown_is_drawn_in_the_built_in_font
     """The font is chosen for the letters a label's two lines show: where a letter the built-in font lacks comes
     after them (not drawn), the label is drawn as an ASCII one is, in the built-in font (it was drawn in a system
     font, so one sheet's labels were in two fonts for the same shown text)."""
-    from PIL import Image
-
+    from conftest import label_pixels as band
     from t2i_cli import images
 
     if images.label_font("ж") is None:
         pytest.skip("none of images.LABEL_FONTS is installed here")
-    tile = [Image.new("RGB", (64, 64), (255, 255, 255))]
 
     def label_pixels(label: str) -> bytes:
-        sheet = images.contact_sheet(tile, [label], columns=1, label_height=24)
-        return sheet.crop((0, 68, sheet.width, sheet.height)).tobytes()
+        return band(label, 64, (255, 255, 255))
 
     shown = "red bird " + " ".join(c * 60 for c in "yxw")  # two lines and more of a 64-pixel tile
     assert label_pixels(shown + " ж") == label_pixels(shown + " z") == label_pixels(shown)
