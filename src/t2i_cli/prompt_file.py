@@ -39,9 +39,13 @@ def as_read(prompt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     split at whitespace and between words and marks, by the tokenizers library itself), and those the world's
     prompt parser (regional guidance) reads, in NFKC as it reads them, lower case. Two lines alike in both draw
     the same images from one seed ("A red bird" and "a red  bird" drew one picture twice; so did a line in composed
-    and one in decomposed form, "café" and "cafe" with a combining accent, which no editor shows apart)."""
+    and one in decomposed form, "café" and "cafe" with a combining accent, which no editor shows apart), without
+    the format characters neither reads (models.tokenizer.without_format: a zero-width space, a direction mark)."""
     from tokenizers import normalizers, pre_tokenizers
 
+    from t2i_cli.models.tokenizer import without_format
+
+    prompt = without_format(prompt)
     text = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()]).normalize_str(prompt)
     return (tuple(w for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(text)),
             tuple(re.findall(r"\w+|[^\w\s]+", unicodedata.normalize("NFKC", prompt).lower())))

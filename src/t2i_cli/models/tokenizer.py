@@ -13,6 +13,54 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 UNK = "[UNK]"
 
+# Format characters (Unicode category Cf) that are seen: they stay. The prepended concatenation marks (Arabic's
+# number sign, end of ayah, Syriac's abbreviation mark, Kaithi's number signs) are drawn around the digits after them.
+SEEN_FORMAT = frozenset(map(chr, (*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD)))
+JOINERS = frozenset({"\u200c", "\u200d"})  # zero-width non-joiner and joiner: part of an emoji sequence ("👨‍👩‍👧",
+# a family, is not "👨👩👧", three people) or of a word of a script they shape (Persian, the Indic scripts)
+BLACK_FLAG = "\U0001f3f4"  # a subdivision's flag is it and tag characters: "🏴" U+E0067 U+E0062 ... is Scotland's
+TAGS = range(0xE0020, 0xE0080)
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def _joined(ch: str) -> bool:
+    """Whether ch can be one side of a joiner that means something: a character beyond ASCII that is drawn (an
+    emoji, its variation selector or skin tone, a letter or mark of a script written with joiners)."""
+    return not ch.isascii() and not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
+
+
+def _kept(text: str, i: int) -> bool:
+    """Whether the format character text[i] carries meaning where it stands."""
+    ch = text[i]
+    if ch in SEEN_FORMAT:
+        return True
+    if ch in JOINERS:
+        return 0 < i < len(text) - 1 and _joined(text[i - 1]) and _joined(text[i + 1])
+    if ord(ch) in TAGS:  # a tag sequence after the black flag: walk back over the tags before it
+        j = i - 1
+        while j >= 0 and ord(text[j]) in TAGS:
+            j -= 1
+        return j >= 0 and text[j] == BLACK_FLAG
+    return False
+
+
+def without_format(text: str) -> str:
+    """text without the Unicode format characters (category Cf) that draw nothing and mean nothing where they
+    stand: the direction marks and overrides (LRM, RLM, U+202A..U+202E, U+2066..U+2069), the word joiner, a
+    byte-order mark, a soft hyphen, a joiner beside ASCII or a space... Each was read as a word of its own, an
+    unknown one, or split the word it stood in ("a red bird" with a soft hyphen or a direction mark in "red" drew
+    other images than "a red bird", and a caption trained with one taught another word), and a right-to-left
+    override drew a sheet's label backwards. A zero-width space, which marks where a word ends (as Thai is written,
+    without spaces), is read as a space. What means something stays: a joiner between two characters beyond ASCII
+    that are drawn (an emoji sequence, a Persian or Indic word), the tags of a subdivision's flag, the marks drawn
+    around digits (Arabic's number sign). Text without a format character is returned as it is (the prompts of the
+    shipped weights read as before)."""
+    if text.isascii() or not any(unicodedata.category(ch) == "Cf" for ch in text):
+        return text
+    return "".join(" " if ch == ZERO_WIDTH_SPACE else ch for i, ch in enumerate(text)
+                   if unicodedata.category(ch) != "Cf" or ch == ZERO_WIDTH_SPACE or _kept(text, i))
+
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -73,7 +121,8 @@ class TextTokenizer:
         of a --vocab-size 128): where the captions hold more characters than fit beside [UNK], the most frequent
         are kept (ties by character, so the same captions give the same tokenizer: the library's own
         limit_alphabet breaks ties in a random order) and the rest read as unknown. Where the alphabet fits,
-        nothing changes."""
+        nothing changes. Format characters that draw nothing are taken out of each caption first (without_format),
+        as they are out of a prompt."""
         if iter(texts) is texts:  # a one-shot iterator: read twice below (a list or a re-iterable is not copied)
             texts = list(texts)
         tok = Tokenizer(models.BPE(unk_token=UNK))
@@ -81,7 +130,7 @@ class TextTokenizer:
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
         counts: Counter[str] = Counter()
         for text in texts:  # the characters the library will see: normalised, in the pre-tokenizer's pieces
-            for piece, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
+            for piece, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(without_format(text))):
                 counts.update(piece)
         room = max(1, vocab_size - 1)
         alphabet = {}
@@ -90,7 +139,7 @@ class TextTokenizer:
             alphabet = {"initial_alphabet": kept, "limit_alphabet": len(kept)}
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[UNK],
                                       show_progress=False, **alphabet)
-        tok.train_from_iterator(texts, trainer=trainer)
+        tok.train_from_iterator((without_format(text) for text in texts), trainer=trainer)
         return cls(tok)
 
     @classmethod
@@ -119,11 +168,14 @@ class TextTokenizer:
         return self.n_bpe + text_len
 
     def encode(self, text: str, text_len: int) -> Encoded:
-        """Encode text to exactly text_len ids: truncate (counting the drop), then pad per position."""
+        """Encode text to exactly text_len ids: truncate (counting the drop), then pad per position. Format characters
+        that draw nothing are not read (without_format: a zero-width space or a direction mark was a word; the
+        words named in unknown_words are of the text without them)."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if isinstance(text_len, bool) or not isinstance(text_len, int) or text_len < 1:
             raise ValueError(f"text_len must be a whole number of 1 or more, got {text_len!r}")
+        text = without_format(text)
         enc = self.tokenizer.encode(text)
         ids = list(enc.ids)
         n_dropped = max(0, len(ids) - text_len)
@@ -133,7 +185,8 @@ class TextTokenizer:
 
     def words(self, text: str, text_len: int) -> list[tuple[str, list[int]]]:
         """The prompt's words, each with the positions of its tokens among the first text_len (a word cut off
-        by text_len is left out), in order."""
+        by text_len is left out), in order: the words of text without the format characters encode() does not read."""
+        text = without_format(text)
         enc = self.tokenizer.encode(text)
         # by the characters of the prompt they come from: a character that normalisation makes several words
         # ("½" is "1⁄2") is one word of the prompt (it was three, and `rerank --explain` drew three "½" panels)
@@ -155,7 +208,9 @@ class TextTokenizer:
 
     def unread_words(self, text: str) -> tuple[list[str], int]:
         """(the words of text with an [UNK] token, a character the vocabulary lacks: each time met, in order; how
-        many words text has). A word split into pieces is read (the tokenizer stage's check of its vocabulary)."""
+        many words text has). A word split into pieces is read (the tokenizer stage's check of its vocabulary). Format
+        characters that draw nothing are not read, as encode() does not read them."""
+        text = without_format(text)
         enc = self.tokenizer.encode(text)
         pieces = self._pieces(enc)
         return [self._word(text, enc, w) for w, ids in pieces.items() if self.unk_id in ids], len(pieces)

@@ -120,8 +120,11 @@ def parse_prompt(text: str) -> SceneSpec | None:
     as the tokenizer reads it (NFKC, models.tokenizer.PROCESSING): in decomposed form (NFD: "blue" and a combining
     accent, which the tokenizer reads as "blué") it was read as "blue", and drew regional guidance its composed form
     did not; in full-width letters ("ａ ｒｅｄ ｂｉｒｄ ａｎｄ ...", a Japanese keyboard's), or with a ligature ("ﬁsh"),
-    which the tokenizer reads as the ASCII prompt, it was no pair, and drew none."""
-    text = unicodedata.normalize("NFKC", text)
+    which the tokenizer reads as the ASCII prompt, it was no pair, and drew none. Without the format characters the
+    tokenizer does not read (models.tokenizer.without_format: "red" with a zero-width space in it is "red")."""
+    from t2i_cli.models.tokenizer import without_format
+
+    text = unicodedata.normalize("NFKC", without_format(text))
     t = re.sub(r"[^a-z0-9, ]+", " ", text.lower().replace("grey", "gray").replace("-", " "))
     t = re.sub(r"\s*,\s*", ", ", re.sub(r"\s+", " ", t)).strip(" ,")
     t = _PREFIX_RE.sub("", t)

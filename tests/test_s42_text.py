@@ -1,0 +1,71 @@
+"""Session 42: text hygiene in prompts, captions, drawn labels and file names."""
+
+from __future__ import annotations
+
+import pytest
+
+from t2i_cli.models.tokenizer import TextTokenizer
+
+CAPTIONS = ["a red bird", "a blue fish", "a green cat on the left", "two red birds", "a family 👨\u200d👩\u200d👧",
+            "three people 👨👩👧"]
+# Format characters that draw nothing: soft hyphen, zero-width non-joiner and joiner, LRM, RLM, word joiner, BOM, the
+# direction embeddings, overrides and isolates
+INVISIBLE = ["\u00ad", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\ufeff", *map(chr, range(0x202A, 0x202F)),
+             *map(chr, range(0x2066, 0x206A))]
+
+
+@pytest.fixture(scope="module")
+def tok() -> TextTokenizer:
+    return TextTokenizer.train(CAPTIONS * 5, vocab_size=120)
+
+
+@pytest.mark.parametrize("mark", INVISIBLE)
+def test_an_invisible_format_character_in_a_prompt_is_not_read(tok, mark):
+    """A prompt with a format character that draws nothing (inside a word, before one, at the end) encoded to other
+    ids than the prompt without it: the mark was a word of its own ([UNK]), or split "red" into "r" and "ed"."""
+    plain = tok.encode("a red bird", 8)
+    for marked in (f"a r{mark}ed bird", f"{mark}a red bird", f"a red bird{mark}", f"a {mark}red bird"):
+        enc = tok.encode(marked, 8)
+        assert enc.ids == plain.ids and enc.unknown_words == [], (marked, enc)
+        assert [w for w, _ in tok.words(marked, 8)] == ["a", "red", "bird"], marked
+        assert tok.unread_words(marked) == ([], 3), marked
+
+
+def test_a_zero_width_space_parts_words_as_a_space_does(tok):
+    """A zero-width space marks where a word ends (Thai is written with it): it reads as a space, not as a word."""
+    assert tok.encode("a red\u200bbird", 8).ids == tok.encode("a red bird", 8).ids
+    assert tok.encode("a red bird\u200b", 8).unknown_words == []
+
+
+def test_a_joiner_is_read_only_where_it_joins_emoji_or_letters_beyond_ascii(tok):
+    """A zero-width joiner between ASCII letters is not read; between emoji it makes one emoji of several (a family,
+    not three people) and is kept, as are a flag's tag characters after the black flag (Scotland's, England's)."""
+    from t2i_cli.models.tokenizer import without_format
+
+    assert tok.encode("a r\u200ded bird", 8).ids == tok.encode("a red bird", 8).ids
+    assert tok.encode("👨\u200d👩\u200d👧", 8).ids != tok.encode("👨👩👧", 8).ids
+    scotland = "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert without_format(f"a {scotland}") == f"a {scotland}"
+    assert without_format("\U000e0067a\u200d") == "a"  # tags not after the flag, a joiner at the end
+
+
+def test_captions_with_invisible_marks_train_the_tokenizer_their_plain_form_does():
+    """A training caption with a soft hyphen or a direction mark taught the tokenizer another word (and a token for
+    the mark): captions are read as prompts are, so the same captions give the same tokenizer with them or not."""
+    marked = ["a re\u00add bird", "\u202ba blue fish\u202c", "a green\u2060 cat on the left", "two red birds\ufeff",
+              "a family 👨\u200d👩\u200d👧", "three people 👨👩👧"]
+    assert TextTokenizer.train(marked * 5, vocab_size=120).to_json() == \
+        TextTokenizer.train(CAPTIONS * 5, vocab_size=120).to_json()
+    # a one-shot iterator too (read twice by train)
+    assert TextTokenizer.train(iter(marked * 5), vocab_size=120).to_json() == \
+        TextTokenizer.train(CAPTIONS * 5, vocab_size=120).to_json()
+
+
+def test_prompt_lines_alike_but_for_an_invisible_mark_are_one_prompt():
+    """`--prompts`: a line that repeats an earlier one but for a soft hyphen or a direction mark draws the same
+    images (the model does not read the mark) and is drawn once; regional guidance's parser reads it too."""
+    from t2i_cli.prompt_file import as_read
+    from t2i_cli.world.captions import parse_prompt
+
+    assert as_read("a re\u00add bird") == as_read("a red bird") == as_read("\u200fa red bird\u200e")
+    assert parse_prompt("a re\u00add bird on the left") == parse_prompt("a red bird on the left") is not None
