@@ -69,3 +69,13 @@ def test_prompt_lines_alike_but_for_an_invisible_mark_are_one_prompt():
 
     assert as_read("a re\u00add bird") == as_read("a red bird") == as_read("\u200fa red bird\u200e")
     assert parse_prompt("a re\u00add bird on the left") == parse_prompt("a red bird on the left") is not None
+
+
+@pytest.mark.parametrize("label", ["a \u202ered bird", "\u202ea red bird\u202c", "a \u2067red\u2069 bird",
+                                   "\u202ba red bird\u202c", "a re\u00add bird\u200e"])
+def test_a_label_is_drawn_without_direction_controls(label):
+    """A prompt with a right-to-left override (U+202E) drew its contact sheet's, --grid's and the explain strip's
+    label backwards ("a drib der"): a label is drawn without the format characters the model does not read."""
+    from conftest import label_pixels
+
+    assert label_pixels(label, 64, (255, 255, 255)) == label_pixels("a red bird", 64, (255, 255, 255))

@@ -384,7 +384,12 @@ def _label_head(text: str, width: int) -> str:
 
 def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, x: int, y: int, width: int) -> None:
     """Draw text in up to two lines that fit `width` pixels (in a system font where the built-in one cannot draw
-    its letters: label_font)."""
+    its letters: label_font), without the format characters that draw nothing (models.tokenizer.without_format): a
+    right-to-left override (U+202E) drew "a red bird" as "a drib der", and an embedding or isolate reordered words."""
+    if not text.isascii():
+        from t2i_cli.models.tokenizer import without_format
+
+        text = without_format(text)
     shown = drawable(text)
     # (the letters its two lines show: one past them, not drawn, chose a system font for a label shown in ASCII)
     if not (head := _label_head(shown, width)).isascii() and (system := label_font(head)) is not None:
