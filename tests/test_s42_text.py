@@ -79,3 +79,19 @@ def test_a_label_is_drawn_without_direction_controls(label):
     from conftest import label_pixels
 
     assert label_pixels(label, 64, (255, 255, 255)) == label_pixels("a red bird", 64, (255, 255, 255))
+
+
+def test_prompts_the_model_reads_apart_get_names_of_their_own():
+    """Files of "a 👍🏻" and "a 👍🏿" (and "a 👍") were all a-1b21389d-NNN: a skin tone was no part of the name's hash,
+    nor a joiner ("👨‍👩‍👧", a family, was named as "👨 👩 👧") or a flag's tags (Scotland's flag as the black flag).
+    A format character the model does not read is no part of the name ("re" soft-hyphen "d" was a-re-d-bird)."""
+    from t2i_cli.files import safe_stem
+
+    tones = ["a 👍", *(f"a 👍{chr(cp)}" for cp in range(0x1F3FB, 0x1F400))]
+    assert len({safe_stem(p) for p in tones}) == 6
+    assert safe_stem("a 👨\u200d👩\u200d👧") != safe_stem("a 👨 👩 👧")
+    flags = ["🏴", "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+             "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"]
+    assert len({safe_stem(p) for p in flags}) == 3
+    assert safe_stem("a re\u00add bird\u200e") == safe_stem("a red bird") == "a-red-bird"
+    assert safe_stem("红色\u200e的鸟") == safe_stem("红色的鸟") == "image-38ca7a50"  # (README's example, as before)

@@ -456,12 +456,16 @@ UNMARKED = str.maketrans({"ß": "ss", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L"
                           "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."})
 
 
+EMOJI_MODIFIERS = frozenset(map(chr, range(0x1F3FB, 0x1F400)))  # the five skin tones (Unicode category Sk): "👍🏻"
+# and "👍🏿" were one name's hash, as "👍" alone
+
+
 def _meant(ch: str) -> bool:
     """Whether a character carries meaning in a prompt: a letter, a mark on one, a digit, a symbol such as an emoji,
     or a code point this Python's Unicode tables do not assign (Cn): an emoji newer than they are ("🪿", Unicode 15,
     on Python 3.11), which was left out unhashed, so "a 🪿" was named as "a" is, and by another name on 3.12."""
     category = unicodedata.category(ch)
-    return category[0] in "LMN" or category in ("So", "Cn")
+    return category[0] in "LMN" or category in ("So", "Cn") or ch in EMOJI_MODIFIERS
 
 
 def safe_stem(text: str, max_len: int = 48) -> str:
@@ -469,7 +473,14 @@ def safe_stem(text: str, max_len: int = 48) -> str:
     form are written in it ("café" -> cafe, "Straße" -> strasse); where letters, digits or emoji without one are left
     out (Chinese, Cyrillic, Arabic, "🐦"), the stem ends in 8 hex digits of a hash of the prompt's words as the model
     reads them (NFKC, lower case), so that two such prompts get two names ("红色的鸟" -> image-38ca7a50) where they
-    were all "image", told apart only by a counter that numbered one prompt's files after another's."""
+    were all "image", told apart only by a counter that numbered one prompt's files after another's. What the
+    model reads is hashed: an emoji's skin tone, the joiner of an emoji sequence ("👨‍👩‍👧", a family, was "👨 👩 👧"'s
+    name), a flag's tags (Scotland's flag was the black flag's name); not a format character it does not read
+    (models.tokenizer.without_format: a soft hyphen or a direction mark in a word split it in the name)."""
+    if not text.isascii():
+        from t2i_cli.models.tokenizer import without_format
+
+        text = without_format(text)
     marked = unicodedata.normalize("NFKD", text.translate(UNMARKED))
     # a mark is part of its letter; any other character outside ASCII (a space of another width, a zero-width one,
     # a letter of another script) parts words, as the tokenizer's pre-tokenizer parts them
@@ -478,7 +489,9 @@ def safe_stem(text: str, max_len: int = 48) -> str:
     if not any(not ch.isascii() and not unicodedata.combining(ch) and _meant(ch) for ch in marked):
         return stem[:max_len].rstrip("-") or "image"
     read = unicodedata.normalize("NFKC", text).lower()
-    words = re.sub(r"-+", "-", "".join(ch if _meant(ch) else "-" for ch in read)).strip("-")
+    # (a format character left by without_format means something there: a joiner between emoji, a flag's tags)
+    words = re.sub(r"-+", "-", "".join(ch if _meant(ch) or unicodedata.category(ch) == "Cf" else "-"
+                                       for ch in read)).strip("-")
     digest = hashlib.sha256(words.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{stem[:max(0, max_len - 9)].rstrip('-') or 'image'}-{digest}"[-max_len:].lstrip("-")
 
