@@ -51,14 +51,15 @@ def test_unknown_word_warning_reads_scripts_without_spaces_by_their_pieces(tmp_p
     """The pre-tokenizer splits at spaces, so a Chinese or Japanese prompt is one "word", which the tokenizer reads as
     the pieces it learned: "红色的鱼" (红色的 + 鱼, both in the captions) was warned about as "not in the tokenizer's
     vocabulary ... may be ignored", on every new combination of known words, where "a red fish" was not. Only an
-    unknown piece is warned about there; a spaced script's word split into pieces still is."""
+    unknown piece is warned about there; a spaced script's word split into pieces still is. (A tokenizer trained now
+    reads each CJK ideograph as a word, test_s42_text: "红色的鱼" is four known words; "赤い鱼" has two unknown.)"""
     weights = build_tiny_folder(tmp_path / "w", captions=CAPTIONS + ["a red bird", "a blue fish"])
     from t2i_cli.models.tokenizer import TextTokenizer
 
     tok = TextTokenizer.from_file(weights / "tokenizer.json")
-    assert len(tok.encode("红色的鱼", 12).ids) == 12 and tok.unread_words("红色的鱼") == ([], 1)
-    assert tok.decode(tok.encode("红色的鱼", 12).ids).split() == ["红色的", "鱼"]  # known pieces, as a red fish's
-    for prompt, warned in [("红色的鱼", None), ("a red fish", None), ("赤い鱼", "赤い鱼"), ("a zebra", "zebra")]:
+    assert len(tok.encode("红色的鱼", 12).ids) == 12 and tok.unread_words("红色的鱼") == ([], 4)
+    assert tok.decode(tok.encode("红色的鱼", 12).ids).split() == ["红", "色", "的", "鱼"]  # known, as a red fish's
+    for prompt, warned in [("红色的鱼", None), ("a red fish", None), ("赤い鱼", "赤, い"), ("a zebra", "zebra")]:
         r = run("generate", prompt, "--weights", weights, "--out", tmp_path / "out", "--candidates", "1")
         assert r.exit_code == 0, r.stderr
         said = [line for line in r.stderr.splitlines() if "not in the tokenizer's vocabulary" in line]
@@ -156,11 +157,12 @@ def test_a_long_word_without_spaces_is_said_in_brief(tiny_weights: Path, tmp_pat
 
 
 def test_training_and_eval_name_a_long_unknown_word_in_brief(tiny_weights: Path, tmp_path: Path):
-    """A caption in Chinese is one word to the tokenizer, however long: the tokenizer stage's unknown-word warning
-    and `eval --data`'s named such a caption whole ("e.g. '...'"), a paragraph in a line."""
+    """A caption in a script written without spaces is one word to the tokenizer, however long: the tokenizer
+    stage's unknown-word warning and `eval --data`'s named such a caption whole ("e.g. '...'"), a paragraph in a
+    line. (Hangul syllables: a CJK ideograph is a word of its own to a tokenizer trained now, test_s42_text.)"""
     pics = tmp_path / "pics"
     pics.mkdir()
-    han = [chr(0x4E00 + i) for i in range(3000)]
+    han = [chr(0xAC00 + i) for i in range(3000)]
     for i in range(3):
         _picture(pics / f"p{i}.png", (60 * i, 100, 200 - 60 * i))
         (pics / f"p{i}.txt").write_text("".join(han[i * 1000:(i + 1) * 1000]) + "\n", encoding="utf-8")

@@ -40,7 +40,9 @@ def as_read(prompt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     prompt parser (regional guidance) reads, in NFKC as it reads them, lower case. Two lines alike in both draw
     the same images from one seed ("A red bird" and "a red  bird" drew one picture twice; so did a line in composed
     and one in decomposed form, "café" and "cafe" with a combining accent, which no editor shows apart), without
-    the format characters neither reads (models.tokenizer.without_format: a zero-width space, a direction mark)."""
+    the format characters neither reads (models.tokenizer.without_format: a zero-width space, a direction mark).
+    CJK ideographs are not split into words here, as a tokenizer an earlier t2i trained does not split them: two
+    lines that only a newer tokenizer reads alike ("红色的鸟", "红色 的鸟") are drawn each, never two that differ."""
     from tokenizers import normalizers, pre_tokenizers
 
     from t2i_cli.models.tokenizer import without_format

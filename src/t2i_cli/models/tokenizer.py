@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 UNK = "[UNK]"
 
@@ -61,7 +61,6 @@ def without_format(text: str) -> str:
                    if unicodedata.category(ch) != "Cf" or ch == ZERO_WIDTH_SPACE or _kept(text, i))
 
 
-
 @dataclass(frozen=True)
 class Encoded:
     """One prompt as text_len token ids, with what was lost on the way."""
@@ -71,9 +70,27 @@ class Encoded:
     unknown_words: list[str]  # words the tokenizer has no single token for (likely unseen in training)
 
 
-# How every tokenizer t2i trains turns text into tokens (TextTokenizer.train): the kinds of its steps
+# How every tokenizer t2i trains turns text into tokens (TextTokenizer.train): the kinds of its steps (the
+# pre-tokenizer of one an earlier t2i trained; now, IDEOGRAPH_SPLIT's)
 PROCESSING = {"normalizer": ("Sequence", ["NFKC", "Lowercase"]), "pre_tokenizer": ("Whitespace", None),
               "post_processor": None, "decoder": None}
+# CJK ideographs (BERT's ranges): each a word of its own to the pre-tokenizer of a tokenizer t2i trains, as BERT's
+# are. Chinese is written without spaces, so a caption was one word to the whitespace pre-tokenizer alone, and its
+# tokens were chunks of whole captions ("三只红色的鸟" one token, "一只红色的" and "鸟" another caption's), which a new
+# caption reads in other chunks than the captions it was trained on. Kana, Hangul and Thai are not split.
+CJK_IDEOGRAPHS = ("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ceaf"
+                  "\U0002f800-\U0002fa1f]")
+# That pre-tokenizer as a tokenizer file's JSON holds it
+IDEOGRAPH_SPLIT = {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": CJK_IDEOGRAPHS}, "behavior": "Isolated", "invert": False},
+    {"type": "Whitespace"}]}
+
+
+def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+    """The pre-tokenizer of the tokenizers t2i trains: each CJK ideograph a word, then words at whitespace and
+    between letters and marks (pre_tokenizers.Whitespace)."""
+    return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(CJK_IDEOGRAPHS), "isolated"),
+                                    pre_tokenizers.Whitespace()])
 
 
 def _kinds(step: object) -> object:
@@ -90,7 +107,9 @@ def check_processing(text: str) -> None:
     """ValueError unless a tokenizer file's JSON is a BPE model without dropout that processes text exactly as
     t2i's own do (PROCESSING). The library runs whatever a file describes: a post-processor that adds an id
     beyond the vocabulary failed deep in the model, a normaliser that replaces a letter with millions of spaces
-    took a gigabyte per prompt, and dropout tokenizes the same prompt differently on every call."""
+    took a gigabyte per prompt, and dropout tokenizes the same prompt differently on every call. Its
+    pre-tokenizer is the whitespace one alone (a file trained before CJK ideographs were split) or exactly
+    IDEOGRAPH_SPLIT, each file tokenizing as it was trained to."""
     try:
         spec = json.loads(text)
     except RecursionError:
@@ -102,7 +121,7 @@ def check_processing(text: str) -> None:
         raise ValueError(f"its model is {str(model.get('type'))[:20]!r} with dropout {model.get('dropout')!r}, not "
                          "BPE without dropout as t2i trains")
     for key, want in PROCESSING.items():
-        if _kinds(spec.get(key)) != want:
+        if _kinds(spec.get(key)) != want and not (key == "pre_tokenizer" and spec.get(key) == IDEOGRAPH_SPLIT):
             raise ValueError(f"its {key} is not the one t2i's tokenizers use")
 
 
@@ -122,12 +141,12 @@ class TextTokenizer:
         are kept (ties by character, so the same captions give the same tokenizer: the library's own
         limit_alphabet breaks ties in a random order) and the rest read as unknown. Where the alphabet fits,
         nothing changes. Format characters that draw nothing are taken out of each caption first (without_format),
-        as they are out of a prompt."""
+        as they are out of a prompt. Each CJK ideograph is a word of its own (IDEOGRAPH_SPLIT)."""
         if iter(texts) is texts:  # a one-shot iterator: read twice below (a list or a re-iterable is not copied)
             texts = list(texts)
         tok = Tokenizer(models.BPE(unk_token=UNK))
         tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.pre_tokenizer = _pre_tokenizer()
         counts: Counter[str] = Counter()
         for text in texts:  # the characters the library will see: normalised, in the pre-tokenizer's pieces
             for piece, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(without_format(text))):
