@@ -130,3 +130,15 @@ def test_a_new_tokenizer_reads_each_cjk_ideograph_as_a_word():
     with pytest.raises(ValueError, match="pre_tokenizer"):
         TextTokenizer.from_json(json.dumps({**spec, "pre_tokenizer": {**spec["pre_tokenizer"], "pretokenizers": [
             {**split, "pattern": {"Regex": "."}}, {"type": "Whitespace"}]}}))
+
+
+def test_a_prompts_file_line_alike_but_for_an_invisible_mark_is_drawn_once_and_said_why(tmp_path):
+    """`--prompts`: "a re<soft hyphen>d bird" after "a red bird" is the same prompt to the model: drawn once, and the
+    warning says that marks which draw nothing are set aside (it named case, spacing and accents alone)."""
+    from t2i_cli.prompt_file import read_prompts
+
+    path = tmp_path / "prompts.txt"
+    path.write_text("a red bird\na re\u00add bird\n\u200fa red bird\n", encoding="utf-8")
+    got = read_prompts(str(path))
+    assert [p.prompt for p in got.prompts] == ["a red bird"] and got.repeats == ((2, 1), (3, 1))
+    assert "marks that draw nothing" in got.repeats_message()

@@ -72,7 +72,8 @@ class Prompts:
         more = f" and {len(self.repeats) - 5} more" if len(self.repeats) > 5 else ""
         n = len(self.repeats)
         return (f"{counted(n, 'line')} {'repeats' if n == 1 else 'repeat'} an earlier prompt (letter case and spacing "
-                f"aside, and an accent composed or not, as the model reads it) and {'is' if n == 1 else 'are'} drawn "
+                f"aside, an accent composed or not, and marks that draw nothing, as the model reads it) and "
+                f"{'is' if n == 1 else 'are'} drawn "
                 f"once, since the same seed draws the same images: {shown}{more}")
 
 
