@@ -197,7 +197,8 @@ def test_a_manifest_line_without_the_two_names_or_naming_a_folder_says_so(tmp_pa
     manifest.write_text("\n".join(map(json.dumps, lines)))
     ds = data.open_source(str(manifest), 8, val_fraction=0.0)
     assert len(ds) == 1 and ds.skipped == {
-        'manifest line without both "image" and "caption" (or "file_name" and "text"; names are case-sensitive)': 2,
+        'manifest line without both "image" and "caption" (or "file_name" and "text", "caption" or "prompt"; names are '
+        'case-sensitive)': 2,
         "image path naming a folder": 1}
     assert f"{tmp_path / 'imgs'}" in ds.skipped_message()
 

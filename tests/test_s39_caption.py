@@ -188,7 +188,8 @@ def test_a_csv_manifest_is_a_source(tmp_path: Path):
 
 @pytest.mark.parametrize("content, says", [
     (b"name,caption\na.png,x\n",
-     "has no columns \"file_name\" and \"text\" (or \"image\" and \"caption\") in its header row, line 1 (found: "
+     "has no columns \"file_name\" and \"text\", \"caption\" or \"prompt\" (or \"image\" and \"caption\") in its "
+     "header row, line 1 (found: "
      "'name', 'caption')"),
     (b"file_name,text\na.png,caf\xe9\n", "line 2 is not UTF-8"),
     (b"\xff\xfef\x00", "saved as UTF-16 or UTF-32"),

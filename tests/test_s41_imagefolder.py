@@ -134,7 +134,8 @@ def test_data_caption_leaves_the_pictures_a_manifest_names_and_captions_the_othe
 
 def test_a_classification_manifest_is_not_read(tmp_path: Path):
     """A metadata.csv of file_name,label or a metadata.jsonl of {"file_name", "label"} holds no captions: not read
-    and not named (their pictures are without a caption), beside a caption manifest that is read."""
+    (their pictures are without a caption), beside a caption manifest that is read; since session 42 the first such
+    is named in the warning with its columns (tests/test_s42_imagefolder.py)."""
     ds = pictures(tmp_path / "ds", "red_bird.png", "cls/blue_car.png", "cls2/green_cat.png")
     (ds / "metadata.csv").write_text("file_name,text\nred_bird.png,a small red bird\n")
     jsonl(ds / "cls" / "metadata.jsonl", [{"file_name": "blue_car.png", "label": 1}])
@@ -143,7 +144,8 @@ def test_a_classification_manifest_is_not_read(tmp_path: Path):
     assert captions_by_name(got, ds) == {"red_bird.png": ["a small red bird"]}
     assert got.every == {data.UNCAPTIONED: [str(ds / "cls" / "blue_car.png"), str(ds / "cls2" / "green_cat.png")]}
     said = got.skipped_message()
-    assert "cls/metadata" not in said and "cls2/metadata" not in said and f"; {ds / 'metadata.csv'}, read" in said
+    assert f"{ds / 'cls' / 'metadata.jsonl'} (its columns: 'file_name', 'label') has no caption column" in said
+    assert "cls2/metadata" not in said and f"; {ds / 'metadata.csv'}, read" in said
 
 
 def test_a_folder_manifest_keeps_its_readers_bounds_and_refusals(tmp_path: Path):

@@ -90,6 +90,7 @@ class CaptionDataset(Dataset):
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
                 + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
                 + _beside_note(first.get(BESIDE))
+                + _no_caption_column_note(first.get(NO_CAPTION_COLUMN))
                 + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
                    f"beside or below it (a row's path is relative to the manifest's folder)"
                    if NOT_NAMING in first else "")
@@ -312,13 +313,14 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             raise DataError(f"manifest {source} is not a regular file (a device, pipe or socket); save the manifest "
                             f"to a file and give that")
         pairs, skipped = _scan_manifest(path, list_skipped)
-        looked_for = f'lines {{"image": path, "caption": text}} (or {{"file_name": ..., "text": ...}}) in {path}'
+        looked_for = (f'lines {{"image": path, "caption": text}} (or {{"file_name": ..., "text": ...}}, its "text" '
+                      f'named "caption" or "prompt" too) in {path}')
     elif path.suffix.lower() == ".csv":
         if not path.is_file():
             raise DataError(f"manifest {source} is not a regular file (a device, pipe or socket); save the manifest "
                             f"to a file and give that")
         pairs, skipped = _scan_csv(path, list_skipped)
-        looked_for = f'rows of columns "file_name" and "text" (or "image" and "caption") in {path}'
+        looked_for = f'rows of columns {KEYS_SAID} in {path}'
     else:
         raise DataError(f"cannot use {path} as a data source; give {SOURCE_HELP}")
     # Every pair is checked before the split, so the split holds only usable pairs (a val part is never left
@@ -363,9 +365,11 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         if manifest is None and BESIDE in skipped.first:  # one in a sub-folder, or a metadata.csv
             manifest = Path(skipped.first[BESIDE])
         fix = (f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
-               else f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
+               else _no_caption_column_note(skipped.first.get(NO_CAPTION_COLUMN)) + (
+                   f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
-               else "; add some, or use the procedural world (world) as the source")
+                   else "" if NO_CAPTION_COLUMN in skipped.first
+                   else "; add some, or use the procedural world (world) as the source"))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + fix, skipped.every)
     chosen = split_pairs(usable, digests, val_fraction, part)
@@ -557,7 +561,11 @@ BY_NAME = "pictures without a caption that their names could caption"
 FOLDER_MANIFESTS = ("metadata.jsonl", "metadata.csv")
 SEVERAL_PLACES = "picture captioned in more than one place (a .txt and a manifest, or two manifests)"
 NOT_NAMING = "manifest read beside pictures without a caption that it does not name"
-NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING)
+# ... and a metadata.jsonl or metadata.csv beside (or above) pictures without a caption that names pictures but has no
+# caption column the readers know (a classification folder's "file_name" and "label"; "description"): not read, named
+# with its columns (it was passed over unsaid)
+NO_CAPTION_COLUMN = "manifest beside pictures without a caption that has no caption column"
+NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN)
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -570,7 +578,13 @@ NUL_CAPTION = ("caption holding a NUL character (UTF-16 without its byte-order m
 NOT_UTF8_CAPTION = "caption not in UTF-8 or UTF-16 (save it as UTF-8)"
 WHOLE_NAME_CAPTION = "image whose caption is named after its whole file name (PIC.jpg.txt: name it PIC.txt)"
 CAPTION_FILE_LEFT_OUT = (LARGE_CAPTION, UNREADABLE_CAPTION, NUL_CAPTION, NOT_UTF8_CAPTION, WHOLE_NAME_CAPTION)
-MANIFEST_KEYS = (("image", "caption"), ("file_name", "text"))  # a manifest line's picture and caption(s)
+# A manifest line's picture and caption(s): t2i's own "image" and "caption", or a Hugging Face imagefolder's
+# "file_name" beside the caption column its users name "text" (diffusers' default), "caption" or "prompt" (diffusers'
+# convert_to_imagefolder); the first pair a line or header has is read (other columns are not).
+CAPTION_COLUMNS = ("text", "caption", "prompt")
+MANIFEST_KEYS = (("image", "caption"), *(("file_name", c) for c in CAPTION_COLUMNS))
+FILE_COLUMNS = ("file_name", "image")
+KEYS_SAID = '"file_name" and "text", "caption" or "prompt" (or "image" and "caption")'  # what the readers read
 MAX_LOOKED_AT = 16  # .jsonl files beside pictures without a caption whose first line is read (up to 1 MB each)
 # The end of a line that breaks a sentence off: a comma, colon, semicolon, dash, slash or ampersand, or a word
 # that begins a phrase (an article, a conjunction, a preposition that needs its object, a possessive). A caption
@@ -622,6 +636,35 @@ def _several_note(n: int, example: str) -> str:
     return (f"; {counted(n, 'picture')} {'is' if n == 1 else 'are'} captioned in more than one place (a .txt "
             f"caption and a manifest, or two manifests): {'its' if n == 1 else 'their'} captions from every place "
             f"are used, each once ({'' if n == 1 else 'e.g. '}{example})")
+
+
+def _no_caption_column_note(manifest: str | None) -> str:
+    """The summary's words for a metadata.jsonl or .csv beside pictures without a caption that has a picture column
+    but no caption column t2i reads (_columns_unread), manifest the first such, with its columns."""
+    if manifest is None:
+        return ""
+    return (f"; {manifest} has no caption column t2i reads, so it is not read: a manifest's columns are "
+            f"{KEYS_SAID}: name its caption column so (a classification's label is no caption)")
+
+
+def _columns_unread(path: Path) -> str | None:
+    """A metadata.jsonl's (its first line's names) or metadata.csv's (its header's) columns, said, where it names
+    pictures ("file_name" or "image") but has no caption column the readers read; None otherwise, or where they
+    cannot be read (one bounded line)."""
+    try:
+        if path.suffix.lower() == ".csv":
+            with _open_manifest(path, "") as f:
+                _, names, _ = _csv_header(_csv_lines(f, path, [0]), path)
+        else:
+            with open(path, "rb") as f:
+                row = json.loads(f.readline(MAX_MANIFEST_LINE))
+            names = [str(k) for k in row] if isinstance(row, dict) else []
+    except (OSError, ValueError, RecursionError, DataError):
+        return None
+    lower = {n.lower() for n in names}
+    if not lower & set(FILE_COLUMNS) or any(i in lower and c in lower for i, c in MANIFEST_KEYS):
+        return None
+    return f"{path} (its columns: {', '.join(map(repr, names[:8]))}{', ...' if len(names) > 8 else ''})"
 
 
 def _beside_note(manifest: str | None) -> str:
@@ -1025,6 +1068,10 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                   and (p.suffix.lower() == ".jsonl" or p.name.lower() == "metadata.csv"))
         found = next((p for p in itertools.islice(beside, MAX_LOOKED_AT)
                       if (_looks_like_csv_manifest if p.suffix.lower() == ".csv" else _looks_like_manifest)(p)), None)
+        unread = (p for p in sorted(files)
+                  if p.parent in above and p not in read and p.name.lower() in FOLDER_MANIFESTS)
+        if (columns := next(filter(None, map(_columns_unread, itertools.islice(unread, MAX_LOOKED_AT))), None)):
+            skipped.add(NO_CAPTION_COLUMN, columns)
         if found is not None:
             skipped.add(BESIDE, found)
         else:
@@ -1128,8 +1175,8 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False,
                 continue
             keys = next((k for k in MANIFEST_KEYS if isinstance(row, dict) and k[0] in row and k[1] in row), None)
             if keys is None:
-                skipped.add('manifest line without both "image" and "caption" (or "file_name" and "text"; names are '
-                            'case-sensitive)', where)
+                skipped.add('manifest line without both "image" and "caption" (or "file_name" and "text", "caption" or '
+                            '"prompt"; names are case-sensitive)', where)
                 continue
             image, caption = row[keys[0]], row[keys[1]]
             captions = [caption] if isinstance(caption, str) else caption
@@ -1228,8 +1275,7 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
         fed[0] = 0  # (the header's bytes, and a sep= line's, are no row's: the first row was bounded by less)
         keys = next((k for k in MANIFEST_KEYS if k[0] in names and k[1] in names), None)
         if keys is None:
-            raise DataError(f"manifest {manifest} has no columns \"file_name\" and \"text\" (or \"image\" and "
-                            f"\"caption\") in its header row, line {first} (found: "
+            raise DataError(f"manifest {manifest} has no columns {KEYS_SAID} in its header row, line {first} (found: "
                             f"{', '.join(map(repr, names[:8])) or 'none'}); name them so there")
         for key in keys:  # which of two same-named columns is meant is not guessed
             if (at := [k + 1 for k, name in enumerate(names) if name == key]) and len(at) > 1:

@@ -1,0 +1,61 @@
+"""Session 42: the Hugging Face imagefolder leftovers of session 41 (a folder's metadata.jsonl and metadata.csv)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import one_line_failure, run
+from t2i_cli import data
+
+
+def pictures(folder: Path, *names: str) -> Path:
+    """16 px pictures, each its own colour, at the paths (relative to folder) named."""
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40 * i % 256, 90, 200 - 30 * i % 200)).save(folder / name)
+    return folder
+
+
+def jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def captions_by_name(ds: data.CaptionDataset, folder: Path) -> dict[str, list[str]]:
+    return {Path(ds.file_of(i)).relative_to(folder).as_posix(): ds.captions_at(i) for i in range(len(ds))}
+
+
+def test_a_caption_or_prompt_column_beside_file_name_is_read(tmp_path: Path):
+    """file_name,caption (a common layout) and {"file_name", "prompt"} (diffusers' convert_to_imagefolder) were
+    neither read nor named: the folder said its pictures had no caption. Read in a folder and given as the source."""
+    ds = pictures(tmp_path / "ds", "a/x.png", "b/y.png")
+    (ds / "a" / "metadata.csv").write_text("file_name,caption\nx.png,a red square\n")
+    jsonl(ds / "b" / "metadata.jsonl", [{"file_name": "y.png", "prompt": "a blue square"}])
+    got = data.open_source(str(ds), 16, val_fraction=0.0)
+    assert captions_by_name(got, ds) == {"a/x.png": ["a red square"], "b/y.png": ["a blue square"]}
+    assert got.skipped_message() is None
+    assert data.open_source(str(ds / "a" / "metadata.csv"), 16).captions_at(0) == ["a red square"]
+    assert data.open_source(str(ds / "b" / "metadata.jsonl"), 16).captions_at(0) == ["a blue square"]
+
+
+def test_a_manifest_without_a_caption_column_is_named_with_its_columns(tmp_path: Path):
+    """A metadata.csv of file_name,description or a classification's file_name,label beside pictures without a
+    caption was passed over unsaid; now the warning (or the refusal) names it, its columns and the ones t2i reads."""
+    ds = pictures(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "red_bird.txt").write_text("a red bird\n")
+    (ds / "metadata.csv").write_text("file_name,description\nblue_fish.png,a blue fish\n")
+    said = data.open_source(str(ds), 16).skipped_message()
+    assert (f"; {ds / 'metadata.csv'} (its columns: 'file_name', 'description') has no caption column t2i reads, "
+            f"so it is not read: a manifest's columns are \"file_name\" and \"text\", \"caption\" or "
+            f"\"prompt\"") in said
+    (ds / "red_bird.txt").unlink()
+    jsonl(ds / "metadata.jsonl", [{"file_name": "red_bird.png", "label": 3}])
+    (ds / "metadata.csv").unlink()
+    line = one_line_failure(run("data", "preview", ds, "--out", tmp_path / "sheet.png"), 1)
+    assert f"{ds / 'metadata.jsonl'} (its columns: 'file_name', 'label') has no caption column t2i reads" in line
+    assert line.endswith(f"; to caption them by their names: t2i data caption {ds} (--dry-run shows the captions "
+                         f"first)")
