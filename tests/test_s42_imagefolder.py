@@ -59,3 +59,21 @@ def test_a_manifest_without_a_caption_column_is_named_with_its_columns(tmp_path:
     assert f"{ds / 'metadata.jsonl'} (its columns: 'file_name', 'label') has no caption column t2i reads" in line
     assert line.endswith(f"; to caption them by their names: t2i data caption {ds} (--dry-run shows the captions "
                          f"first)")
+
+
+def test_a_row_naming_a_picture_in_other_letter_case_says_the_file_on_disk(tmp_path: Path):
+    """A manifest written on macOS or Windows names "Photos/IMG_1.PNG" where Linux holds photos/img_1.png: it was a
+    "missing image" beside the picture; still not read (names are case-sensitive here, as Hugging Face reads them),
+    but counted as such naming the file on disk, in a folder and in a manifest given as the source; two files of
+    that name in other letter cases are not guessed between."""
+    ds = pictures(tmp_path / "ds", "photos/img_1.png", "b.png", "twin/c.png", "twin/C.png")
+    (ds / "metadata.csv").write_text("file_name,text\nPhotos/IMG_1.PNG,a red square\nb.png,a blue square\n"
+                                     "twin/c.PNG,which one\n")
+    got = data.open_source(str(ds), 16, list_skipped=True)
+    assert captions_by_name(got, ds) == {"b.png": ["a blue square"]}
+    assert got.every[data.MISCASED] == [f"{ds / 'Photos/IMG_1.PNG'} (on disk: {ds / 'photos/img_1.png'})"]
+    assert got.skipped[data.MISCASED] == 1 and got.skipped["missing image"] == 1  # (twin/c.PNG)
+    manifest = data.open_source(str(ds / "metadata.csv"), 16)
+    assert manifest.skipped == {data.MISCASED: 1, "missing image": 1}
+    assert f"{data.MISCASED}: {ds / 'Photos/IMG_1.PNG'} (on disk: {ds / 'photos/img_1.png'})" in \
+        manifest.skipped_message()

@@ -329,6 +329,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     digests: list[str] = []  # the sha256 of each usable pair's image, which decides its side of the split
     seen: dict[tuple[str, tuple[str, ...]], Path] = {}  # (the image's sha256, its captions) -> the first such pair
     kept: dict[Path, bytes] = {}  # the first `keep` usable pictures' RGB bytes at `side`, from their check
+    listings: dict[Path, dict[str, list[str]]] = {}  # a folder a missing picture's path goes through: its names, folded
     for done, (image, lines) in enumerate(pairs):
         if checking is not None and done % 16 == 0:
             checking(done, len(pairs))
@@ -337,6 +338,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             continue
         if not image.exists() and (other := _in_other_form(image)) is not None:
             image = other
+        if not image.is_file() and not image.exists() and (other := _in_other_case(image, listings)) is not None:
+            skipped.add(MISCASED, f"{image} (on disk: {other})")
+            continue
         if not image.is_file():
             skipped.add("image path naming a folder" if image.is_dir() else
                         "missing image (its path holds a \\, which is no folder separator here: write /)"
@@ -842,6 +846,38 @@ def _in_other_form(path: Path) -> Path | None:
         if at is None:
             return None
     return at if at != path else None
+
+
+# A manifest's path to a picture whose name on disk differs in letter case alone (a manifest written on macOS or
+# Windows, whose file systems call them one name, read on Linux): not read, as Hugging Face's imagefolder does not
+# read it there, but said with the file's name (it was "a missing image" beside the picture)
+MISCASED = "missing image whose path differs from a file's in letter case alone (names are case-sensitive here: " \
+           "write the file's name in the manifest)"
+
+
+def _in_other_case(path: Path, listings: dict[Path, dict[str, list[str]]]) -> Path | None:
+    """The one file whose path differs from path in letter case alone (or the Unicode form of its accents), each
+    part matched on its own; None where there is none, or several (IMG.png and img.png: which one is not guessed).
+    A folder's names are listed once (listings: its folded names -> names), so a manifest of many such rows stays
+    linear."""
+    at = Path(path.anchor)
+    for part in path.parts[1:] if path.anchor else path.parts:
+        if os.path.lexists(at / part):
+            at = at / part
+            continue
+        if at not in listings:
+            try:
+                names = os.listdir(at)
+            except OSError:
+                names = []
+            listings[at] = {}
+            for name in names:
+                listings[at].setdefault(_folded(Path(name)).name, []).append(name)
+        alike = listings[at].get(_folded(Path(part)).name, [])
+        if len(alike) != 1:
+            return None
+        at = at / alike[0]
+    return at if at != path and at.is_file() else None
 
 
 def _folded(stem: Path) -> Path:
