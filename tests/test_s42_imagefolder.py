@@ -77,3 +77,21 @@ def test_a_row_naming_a_picture_in_other_letter_case_says_the_file_on_disk(tmp_p
     assert manifest.skipped == {data.MISCASED: 1, "missing image": 1}
     assert f"{data.MISCASED}: {ds / 'Photos/IMG_1.PNG'} (on disk: {ds / 'photos/img_1.png'})" in \
         manifest.skipped_message()
+
+
+def test_a_manifest_above_the_folder_given_is_named_with_the_folder_to_give(tmp_path: Path):
+    """ds/metadata.csv naming train/a.png, the folder given ds/train: its pictures were "without a caption" (and
+    `data caption ds/train` was suggested); now the warning, or the refusal, names the manifest, how many of the
+    pictures it names and the folder to give, which reads them."""
+    ds = pictures(tmp_path / "ds", "train/a.png", "train/b.png", "train/c.png")
+    (ds / "Metadata.csv").write_text("file_name,text\ntrain/a.png,a red square\ntrain/b.png,a green one\n"
+                                     "val/z.png,another split\n")
+    line = one_line_failure(run("data", "preview", ds / "train", "--out", tmp_path / "sheet.png"), 1)
+    assert line.endswith(f"(found only: 3 images without .txt caption, e.g. {ds / 'train' / 'a.png'}); "
+                         f"{ds / 'Metadata.csv'} names 2 of the pictures here without a caption: give {ds} as the "
+                         f"source to read it")
+    (ds / "train" / "c.txt").write_text("a blue square\n")
+    said = data.open_source(str(ds / "train"), 16).skipped_message()
+    assert f"; {ds / 'Metadata.csv'} names 2 of the pictures here without a caption: give {ds} as the source" in said
+    assert "data caption" not in said  # (not those the manifest captions)
+    assert len(data.open_source(str(ds), 16, val_fraction=0.0)) == 3

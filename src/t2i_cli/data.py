@@ -89,6 +89,7 @@ class CaptionDataset(Dataset):
                    f"{example(SHARED_CAPTION, shared)}" if shared else "")
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
                 + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
+                + _above_note(first.get(ABOVE))
                 + _beside_note(first.get(BESIDE))
                 + _no_caption_column_note(first.get(NO_CAPTION_COLUMN))
                 + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
@@ -368,7 +369,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                          and _looks_like_manifest(m)), None) if path.is_dir() else None  # (not one it read)
         if manifest is None and BESIDE in skipped.first:  # one in a sub-folder, or a metadata.csv
             manifest = Path(skipped.first[BESIDE])
-        fix = (f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
+        fix = (_above_note(skipped.first[ABOVE]) if ABOVE in skipped.first
+               else f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
                else _no_caption_column_note(skipped.first.get(NO_CAPTION_COLUMN)) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
@@ -569,7 +571,12 @@ NOT_NAMING = "manifest read beside pictures without a caption that it does not n
 # caption column the readers know (a classification folder's "file_name" and "label"; "description"): not read, named
 # with its columns (it was passed over unsaid)
 NO_CAPTION_COLUMN = "manifest beside pictures without a caption that has no caption column"
-NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN)
+# ... and a metadata.jsonl or metadata.csv in the folder above (or the one above that) that names pictures of the folder
+# without a caption ("train/a.png" in ds/metadata.csv, the folder given ds/train): the folder to give instead
+ABOVE = "manifest above the folder naming its pictures without a caption"
+ABOVE_LEVELS = 2  # folders above the one given whose manifests are looked at
+MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming the folder's pictures
+NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN, ABOVE)
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -640,6 +647,53 @@ def _several_note(n: int, example: str) -> str:
     return (f"; {counted(n, 'picture')} {'is' if n == 1 else 'are'} captioned in more than one place (a .txt "
             f"caption and a manifest, or two manifests): {'its' if n == 1 else 'their'} captions from every place "
             f"are used, each once ({'' if n == 1 else 'e.g. '}{example})")
+
+
+def _above_note(said: str | None) -> str:
+    """The summary's words for a manifest above the folder naming its pictures without a caption (_rows_above)."""
+    return "" if said is None else f"; {said}"
+
+
+def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
+    """How many rows of a manifest above a folder name one of wanted (pictures of the folder without a caption,
+    by _key), in its first MAX_ABOVE bytes, and whether it holds more; (0, False) where it is no caption manifest or
+    cannot be read (it is read only to say where to look: training on its folder refuses what is wrong in it)."""
+    import csv
+
+    n = 0
+    try:
+        with _open_manifest(manifest, "") as f:
+            if manifest.suffix.lower() == ".csv":
+                fed = [0]
+                lines = _csv_lines(f, manifest, fed)
+                delimiter, names, _ = _csv_header(lines, manifest)
+                at = next((names.index(i) for i, c in MANIFEST_KEYS if i in names and c in names), None)
+                if at is None:
+                    return 0, False
+                for row in csv.reader(lines, delimiter=delimiter):
+                    fed[0] = 0
+                    if len(row) > at and _key(manifest.parent / row[at].strip()) in wanted:
+                        n += 1
+                    if f.tell() > MAX_ABOVE:
+                        return n, bool(f.read(1))
+            else:
+                for raw in iter(lambda: f.readline(MAX_MANIFEST_LINE), b""):
+                    row = json.loads(raw) if raw.strip() else None
+                    keys = next((k for k in MANIFEST_KEYS if isinstance(row, dict) and k[0] in row and k[1] in row),
+                                None)
+                    if keys is not None and isinstance(row[keys[0]], str) and \
+                            _key(manifest.parent / row[keys[0]]) in wanted:
+                        n += 1
+                    if f.tell() > MAX_ABOVE:
+                        return n, bool(f.read(1))
+    except (OSError, ValueError, RecursionError, DataError, csv.Error):
+        pass
+    return n, False
+
+
+def _key(path: Path) -> str:
+    """A path as a manifest's row is matched to a picture: absolute, its accents composed (NFC)."""
+    return unicodedata.normalize("NFC", os.path.abspath(path))
 
 
 def _no_caption_column_note(manifest: str | None) -> str:
@@ -982,6 +1036,25 @@ def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tu
     return _kept_captions(lines, image, skipped)
 
 
+def _manifest_above(folder: Path, wanted: set[str]) -> str | None:
+    """Where a metadata.jsonl or metadata.csv in one of the ABOVE_LEVELS folders above folder (any letter case) names
+    pictures of folder without a caption (wanted, by _key), what to say: how many it names and the folder to give
+    (Hugging Face's imagefolder reads a manifest above a split's folder: ds/metadata.csv naming "train/a.png")."""
+    at = Path(os.path.abspath(folder))
+    for up in itertools.islice(at.parents, ABOVE_LEVELS):
+        try:
+            names = sorted(n for n in os.listdir(up) if n.lower() in FOLDER_MANIFESTS)
+        except OSError:
+            continue
+        for name in names:
+            if (up / name).is_file():
+                n, more = _rows_above(up / name, wanted)
+                if n:
+                    return (f"{up / name} names {n}{' or more' if more else ''} of the pictures here without a "
+                            f"caption: give {shell_word(up)} as the source to read it")
+    return None
+
+
 def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
     """(image, captions) for every image under folder (recursively) that has a same-stem .txt file (.TXT and
     other cases too; an exact .txt first; a stem in other letter case where that is the one match), or a row in a
@@ -1037,6 +1110,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                                                             images.IMAGE_SUFFIXES], listed, runs, skipped)
     captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
     uncaptioned_in: set[Path] = set()  # the folders of the pictures without a caption
+    uncaptioned_keys: set[str] = set()  # ... and those pictures (_key), for a manifest above the folder (_rows_above)
     by_name = by_folder = False  # whether a picture without a caption has words in its name, or in its folder's
     whole_names: dict[Path, Path] | None = None  # folded caption file name -> the first such caption file
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
@@ -1065,6 +1139,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             else:
                 skipped.add(UNCAPTIONED, image)
                 uncaptioned_in.add(image.parent)
+                uncaptioned_keys.add(_key(image))
                 if not by_name and caption_of(image.stem) is not None:
                     by_name = True
                 elif not by_folder and image.parent != folder and caption_of(image.parent.name) is not None:
@@ -1108,12 +1183,14 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                   if p.parent in above and p not in read and p.name.lower() in FOLDER_MANIFESTS)
         if (columns := next(filter(None, map(_columns_unread, itertools.islice(unread, MAX_LOOKED_AT))), None)):
             skipped.add(NO_CAPTION_COLUMN, columns)
+        if (said := _manifest_above(folder, uncaptioned_keys)) is not None:
+            skipped.add(ABOVE, said)
         if found is not None:
             skipped.add(BESIDE, found)
         else:
             if (not_naming := next((m for m in manifests if m.parent in above), None)) is not None:
                 skipped.add(NOT_NAMING, not_naming)
-            if by_name or by_folder:
+            if (by_name or by_folder) and ABOVE not in skipped:  # (not those a manifest above captions)
                 skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
     pairs += rows_left
     skipped.rows_left = len(rows_left)
