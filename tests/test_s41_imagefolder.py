@@ -98,7 +98,7 @@ def test_rows_the_folder_cannot_use_are_counted_and_listed(tmp_path: Path):
     assert captions_by_name(got, ds) == {"a.png": ["a red square"]}  # (b.png: only the run's manifest names it)
     m = ds / "metadata.jsonl"
     assert got.every == {
-        "missing image": [str(ds / "gone.png")],
+        "missing image": [f"{ds / 'gone.png'} (named in {m} line 2)"],  # (since session 42: the manifest line)
         data.OUTSIDE_ROW: [f"{ds / '../outside.png'} (named in {m})"],
         data.RUN_ROW: [f"{ds / 'run/samples/s.png'} (named in {m})"],
         data.NOT_PICTURE_ROW: [f"{ds / 'notes.heic'} (named in {m})"],
@@ -109,7 +109,7 @@ def test_rows_the_folder_cannot_use_are_counted_and_listed(tmp_path: Path):
     r = run("data", "preview", ds, "--list-skipped", "--out", tmp_path / "sheet.png")
     assert r.exit_code == 0, r.stderr
     assert f"{data.OUTSIDE_ROW}: {ds / '../outside.png'} (named in {m})" in r.stdout.splitlines()
-    assert f"missing image: {ds / 'gone.png'}" in r.stdout.splitlines()
+    assert f"missing image: {ds / 'gone.png'} (named in {m} line 2)" in r.stdout.splitlines()
     # the manifest reads it as given: the picture outside its folder is a manifest source's to read
     assert [c for _, c in data.open_source(str(m), 16).pairs] == [["a red square"], ["outside"], ["a sample"]]
 
@@ -123,7 +123,8 @@ def test_data_caption_leaves_the_pictures_a_manifest_names_and_captions_the_othe
     got = data.open_source(str(ds), 16, list_skipped=True)
     assert got.skipped_message() == (
         f"skipped 2 items (1 image without .txt caption: {ds / 'blue_fish.png'}; 1 missing image: "
-        f"{ds / 'gone.png'}); using 1; {ds / 'metadata.csv'}, read for the pictures it names, names none of those "
+        f"{ds / 'gone.png'} (named in {ds / 'metadata.csv'} line 3)); using 1; {ds / 'metadata.csv'}, read for the "
+        f"pictures it names, names none of those "
         f"without a caption beside or below it (a row's path is relative to the manifest's folder); to caption those "
         f"without one by their names: t2i data caption {ds} (--dry-run shows the captions first)")
     r = run("data", "caption", ds, "--dry-run")

@@ -71,7 +71,8 @@ def test_a_row_naming_a_picture_in_other_letter_case_says_the_file_on_disk(tmp_p
                                      "twin/c.PNG,which one\n")
     got = data.open_source(str(ds), 16, list_skipped=True)
     assert captions_by_name(got, ds) == {"b.png": ["a blue square"]}
-    assert got.every[data.MISCASED] == [f"{ds / 'Photos/IMG_1.PNG'} (on disk: {ds / 'photos/img_1.png'})"]
+    assert got.every[data.MISCASED] == [f"{ds / 'Photos/IMG_1.PNG'} (named in {ds / 'metadata.csv'} line 2; on disk: "
+                                        f"{ds / 'photos/img_1.png'})"]
     assert got.skipped[data.MISCASED] == 1 and got.skipped["missing image"] == 1  # (twin/c.PNG)
     manifest = data.open_source(str(ds / "metadata.csv"), 16)
     assert manifest.skipped == {data.MISCASED: 1, "missing image": 1}
@@ -95,3 +96,23 @@ def test_a_manifest_above_the_folder_given_is_named_with_the_folder_to_give(tmp_
     assert f"; {ds / 'Metadata.csv'} names 2 of the pictures here without a caption: give {ds} as the source" in said
     assert "data caption" not in said  # (not those the manifest captions)
     assert len(data.open_source(str(ds), 16, val_fraction=0.0)) == 3
+
+
+def test_list_skipped_names_the_manifest_line_naming_a_missing_picture(tmp_path: Path):
+    """A folder's manifest rows naming a missing picture (or a folder, or with an empty caption) were listed by the
+    picture alone, in a folder of many manifests; now with the manifest and line (a CSV row's first line)."""
+    ds = pictures(tmp_path / "ds", "a/x.png", "b/y.png")
+    (ds / "a" / "metadata.csv").write_text('file_name,text\nx.png,a red square\n"gone.png","two\nlines"\n')
+    jsonl(ds / "b" / "metadata.jsonl", [{"file_name": "y.png", "text": "a blue square"},
+                                        {"file_name": "lost.png", "text": "a missing one"},
+                                        {"file_name": ".", "text": "a folder"},
+                                        {"file_name": "none.png", "text": " "}])
+    got = data.open_source(str(ds), 16, list_skipped=True)
+    assert got.every == {
+        "missing image": [f"{ds / 'a' / 'gone.png'} (named in {ds / 'a' / 'metadata.csv'} line 3)",
+                          f"{ds / 'b' / 'lost.png'} (named in {ds / 'b' / 'metadata.jsonl'} line 2)"],
+        "image path naming a folder": [f"{ds / 'b'} (named in {ds / 'b' / 'metadata.jsonl'} line 3)"],
+        "empty caption": [f"{ds / 'b' / 'none.png'} (named in {ds / 'b' / 'metadata.jsonl'} line 4)"]}
+    r = run("data", "preview", ds, "--list-skipped", "--out", tmp_path / "sheet.png")
+    assert f"missing image: {ds / 'b' / 'lost.png'} (named in {ds / 'b' / 'metadata.jsonl'} line 2)" in \
+        r.stdout.splitlines(), r.stdout

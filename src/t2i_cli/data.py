@@ -11,6 +11,7 @@ import os
 import random
 import re
 import unicodedata
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,21 +332,25 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     seen: dict[tuple[str, tuple[str, ...]], Path] = {}  # (the image's sha256, its captions) -> the first such pair
     kept: dict[Path, bytes] = {}  # the first `keep` usable pictures' RGB bytes at `side`, from their check
     listings: dict[Path, dict[str, list[str]]] = {}  # a folder a missing picture's path goes through: its names, folded
+    rows_from = len(pairs) - skipped.rows_left  # (a folder's: its manifests' rows naming none of its pictures)
     for done, (image, lines) in enumerate(pairs):
         if checking is not None and done % 16 == 0:
             checking(done, len(pairs))
+        # such a row's picture left out is named with the manifest line naming it (--list-skipped named the picture)
+        named_in = f"named in {skipped.rows_left_at[done - rows_from]}" if done >= rows_from else ""
         if not lines:
-            skipped.add("empty caption", image)
+            skipped.add("empty caption", f"{image} ({named_in})" if named_in else image)
             continue
         if not image.exists() and (other := _in_other_form(image)) is not None:
             image = other
         if not image.is_file() and not image.exists() and (other := _in_other_case(image, listings)) is not None:
-            skipped.add(MISCASED, f"{image} (on disk: {other})")
+            skipped.add(MISCASED, f"{image} ({named_in + '; ' if named_in else ''}on disk: {other})")
             continue
         if not image.is_file():
             skipped.add("image path naming a folder" if image.is_dir() else
                         "missing image (its path holds a \\, which is no folder separator here: write /)"
-                        if "\\" in str(image) and os.sep == "/" and not image.exists() else "missing image", image)
+                        if "\\" in str(image) and os.sep == "/" and not image.exists() else "missing image",
+                        f"{image} ({named_in})" if named_in else image)
             continue
         digest, why_not, pixels = _readable_digest(image, side if len(usable) < keep else None)
         if why_not:
@@ -518,6 +523,8 @@ class Skips(Counter):
         self.every: dict[str, list[str]] = {}  # only with keep_every (`data preview --list-skipped`)
         self.keep_every = keep_every
         self.rows_left = 0  # a folder's manifest rows naming no picture of it, last among its pairs (_scan_folder)
+        self.rows_left_at: list[str] = []  # ... the manifest and line of each ("M line 3"), for what it names left out
+        self.lines = array("L")  # a manifest reader's: the line of each of its pairs (a row's first line)
         # a folder's manifests' lines their readers left out (not JSON, without the names, ...): reason -> (count,
         # the first), for `data caption`, whose pictures to caption may be named there (_manifest_rows)
         self.manifest_lines: dict[str, tuple[int, str]] = {}
@@ -989,7 +996,7 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
             if why not in NOTES and why != TOO_MANY_CAPTIONS:
                 count, first = skipped.manifest_lines.get(why, (0, said.first.get(why, str(manifest))))
                 skipped.manifest_lines[why] = (count + n, first)
-        for image, captions in rows:
+        for (image, captions), line in zip(rows, said.lines, strict=True):
             at = key(image)
             picture = by_key.get(at)
             if picture is None:
@@ -1014,6 +1021,7 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                     skipped.add(NOT_PICTURE_ROW, where)
                 else:  # (read untrimmed: trimmed here, as the manifest source trims its rows)
                     left.append((image, _kept_captions(captions, image, skipped)))
+                    skipped.rows_left_at.append(f"{manifest} line {line}")
     return named, left
 
 
@@ -1305,6 +1313,7 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False,
             # (trim False: a folder's manifest, whose rows are one picture's captions with its .txt and other rows:
             # _all_captions keeps the first MAX_CAPTIONS of them all, and counts the picture once)
             pairs.append((manifest.parent / image, _kept_captions(captions, where, skipped) if trim else captions))
+            skipped.lines.append(number + 1)
     return pairs, skipped
 
 
@@ -1400,7 +1409,8 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
         try:
             reader = csv.reader(lines, delimiter=delimiter, strict=True)
             while True:
-                where = f"{manifest} line {reader.line_num + first + 1}"  # (the row's first line)
+                line = reader.line_num + first + 1  # (the row's first line)
+                where = f"{manifest} line {line}"
                 try:
                     row = next(reader)
                 except StopIteration:
@@ -1423,6 +1433,7 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
                 caption = row[caption_at].strip()
                 kept = [] if blank(caption) else [caption]
                 pairs.append((manifest.parent / row[image_at].strip(), _kept_captions(kept, where, skipped)))
+                skipped.lines.append(line)
         finally:
             csv.field_size_limit(old_limit)
     return pairs, skipped
