@@ -116,3 +116,20 @@ def test_list_skipped_names_the_manifest_line_naming_a_missing_picture(tmp_path:
     r = run("data", "preview", ds, "--list-skipped", "--out", tmp_path / "sheet.png")
     assert f"missing image: {ds / 'b' / 'lost.png'} (named in {ds / 'b' / 'metadata.jsonl'} line 2)" in \
         r.stdout.splitlines(), r.stdout
+
+
+def test_rerank_reads_a_pictures_prompt_from_the_folders_metadata(tiny_weights, tmp_path: Path):
+    """`t2i rerank DIR` read a prompt from PNG text or a NAME.txt only: an imagefolder's pictures, captioned in its
+    metadata.csv (file_name,caption) and train/metadata.jsonl, were "pictures without a prompt" (and the manifests
+    "text files"); now each is ranked against its first caption there, as training reads it."""
+    ds = pictures(tmp_path / "ds", "a.png", "train/b.png", "c.png")
+    (ds / "metadata.csv").write_text("file_name,caption\na.png,a red bird\n")
+    jsonl(ds / "train" / "metadata.jsonl", [{"file_name": "b.png", "text": ["a blue fish", "blue"]}])
+    (ds / "c.txt").write_text("two green cats\n")
+    r = run("rerank", ds, "--weights", tiny_weights, "--bits", "--device", "cpu")
+    assert r.exit_code == 0, (r.stderr, r.exception)
+    assert r.stderr == "", r.stderr
+    rows = json.loads((ds / "ranking.json").read_text())
+    assert sorted((row["file"], row["prompt"]) for row in rows) == [
+        ("a.png", "a red bird"), ("c.png", "two green cats"), ("train/b.png", "a blue fish")]
+    assert all(isinstance(row["bits_per_code"], float) for row in rows)

@@ -2204,7 +2204,8 @@ def rerank(folder: Path = typer.Argument(...,
                  f"weights that drew them, pass --weights with that folder")
         if skipped and not quiet:
             warn("skipped " + ", ".join(counted(v, k) for k, v in skipped.items()))
-        for key, where in ((rr.CUT, "read from PNG text"), (rr.CUT_CAPTION, "read from a caption file (NAME.txt)")):
+        for key, where in ((rr.CUT, "read from PNG text"), (rr.CUT_CAPTION, "read from a caption file (NAME.txt)"),
+                           (rr.CUT_MANIFEST, "read from a metadata.jsonl or metadata.csv")):
             if cuts[key] and not quiet:  # (said where each came from: a long caption file was blamed on PNG text)
                 warn(f"{counted(cuts[key], 'prompt')} {where} {'was' if cuts[key] == 1 else 'were'} longer than "
                      f"{rr.MAX_PROMPT_CHARS:,} characters; each was cut to its first {rr.MAX_PROMPT_CHARS:,}")

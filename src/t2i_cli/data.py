@@ -1025,6 +1025,21 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
     return named, left
 
 
+def manifest_prompts(folder: Path, files: list[Path], runs: list[Path]) -> tuple[dict[Path, str], list[Path]]:
+    """The first caption of each picture among files (files_under(folder)) that the folder's Hugging Face-style
+    manifests name, as training reads them (_folder_manifests, _manifest_rows: a row's path relative to its
+    manifest's folder, its accents either way), and those manifests; for rerank, whose prompt of a picture
+    without PNG text or a caption file beside it is there. DataError where one cannot be read."""
+    regular = [p for p in files if p.is_file()]
+    manifests = _folder_manifests(regular)
+    if not manifests:
+        return {}, []
+    named, _ = _manifest_rows(Path(folder), manifests, [p for p in regular if p.suffix.lower() in
+                                                        images.IMAGE_SUFFIXES], regular, runs, Skips())
+    return {picture: first for picture, rows in named.items()
+            if (first := next((c for _, captions in rows for c in captions), None)) is not None}, manifests
+
+
 def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tuple[Path, list[str]]] | None,
                   skipped: Skips) -> list[str]:
     """A picture's captions: its caption file's lines, then those of the manifest rows naming it that are not

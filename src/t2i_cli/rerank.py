@@ -11,7 +11,14 @@ from typing import Callable
 
 import torch
 
-from t2i_cli.data import RERANK_COPIES, caption_beside, files_under, is_copies_record, rerank_copies
+from t2i_cli.data import (
+    RERANK_COPIES,
+    caption_beside,
+    files_under,
+    is_copies_record,
+    manifest_prompts,
+    rerank_copies,
+)
 from t2i_cli.errors import DataError, OutputError, UsageError, counted
 from t2i_cli.files import (
     atomic_write_json,
@@ -44,7 +51,8 @@ MAX_PROMPT_CHARS = 1000  # a prompt read from a file is cut to this many charact
 CUT = "prompt cut"  # the key under which collect() counts prompts it had to cut: read from PNG text ...
 CUT_CAPTION = "caption prompt cut"  # ... read from a caption file beside the picture (NAME.txt) ...
 CUT_OPTION = "--prompt cut"  # ... or --prompt, each picture it was cut for (the CLI says these three apart)
-CUTS = (CUT, CUT_CAPTION, CUT_OPTION)
+CUT_MANIFEST = "manifest prompt cut"  # ... read from the folder's metadata.jsonl or metadata.csv ...
+CUTS = (CUT, CUT_CAPTION, CUT_OPTION, CUT_MANIFEST)
 # ... and t2i PNGs drawn by other weights than the ones whose CLIP scores them (said, not skipped)
 OTHER_WEIGHTS = "drawn by other weights"
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
@@ -80,8 +88,9 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
     """Images of a folder and its sub-folders, as training reads a folder (data.files_under: through links to
     folders, each folder once, t2i run folders and folders that cannot be listed counted, not read), with their
     prompt (the given one, else the PNG's text chunk, else the first line of a caption file beside it, NAME.txt,
-    as a training folder holds them); skipped files are counted. rerank's own outputs are passed over silently:
-    ranking.json, its --top sheets, best/'s record and the copies it names. Pixels
+    as a training folder holds them, else its first caption in a metadata.jsonl or metadata.csv of the folder that
+    names it, as training reads them: data.manifest_prompts); skipped files are counted. rerank's own outputs are
+    passed over silently: ranking.json, its --top sheets, best/'s record and the copies it names. Pixels
     are read later, a batch at a time (rank_folder): a folder of 2,178 pictures held 4.0 GB when every one was
     decoded here first. With scorer, the (identity, generator) of the weights that score, t2i PNGs that record
     other weights are counted under OTHER_WEIGHTS: a user's own model's pictures scored by the shipped CLIP, a
@@ -100,6 +109,13 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
     if dangling:
         skipped["link to a missing file"] = dangling
     copies = rerank_copies(entries)  # --link-best's copies in a best/ (of FOLDER or a sub-folder)
+    listed: dict[Path, str] = {}  # a picture's first caption in the folder's metadata.jsonl or .csv (as training)
+    if not prompt:
+        try:
+            listed, manifests = manifest_prompts(Path(folder), entries, runs)
+            captions.update(manifests)  # (read: not counted as text files)
+        except DataError:
+            skipped["metadata.jsonl or metadata.csv that cannot be read (t2i data preview FOLDER says why)"] += 1
     for path in (p for p in entries if p.is_file()):
         if path.name == RANKING or path in copies or (path.name == BEST_RECORD and is_own_json(path, is_record)):
             continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
@@ -128,6 +144,8 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
         if not text and (beside := caption_beside(path)) is not None:  # a folder of pairs, as training reads it
             captions.add(beside[0])
             text, cut = beside[1], CUT_CAPTION
+        elif not text and path in listed:
+            text, cut = listed[path], CUT_MANIFEST
         if not text or blank(text):
             skipped["picture without a prompt (pass --prompt)"] += 1
             continue
