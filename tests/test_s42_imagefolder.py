@@ -133,3 +133,20 @@ def test_rerank_reads_a_pictures_prompt_from_the_folders_metadata(tiny_weights, 
     assert sorted((row["file"], row["prompt"]) for row in rows) == [
         ("a.png", "a red bird"), ("c.png", "two green cats"), ("train/b.png", "a blue fish")]
     assert all(isinstance(row["bits_per_code"], float) for row in rows)
+
+
+def test_two_pictures_whose_names_differ_in_accent_form_alone_each_take_their_own_row(tmp_path: Path):
+    """café.png composed (NFC) and café.png decomposed (NFD), two files Linux holds apart, each named by a row in its
+    own form: they shared one lookup entry, so one took both captions and the other was "without a caption" (and
+    the manifest was said to name none of those); now each has its own. One form alone is still found by either."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    ds = pictures(tmp_path / "ds", f"{nfc}.png", f"{nfd}.png", f"{nfd}2.png")
+    jsonl(ds / "metadata.jsonl", [{"file_name": f"{nfc}.png", "text": "a composed one"},
+                                  {"file_name": f"{nfd}.png", "text": "a decomposed one"},
+                                  {"file_name": f"{nfc}2.png", "text": "found by the other form"}])
+    got = data.open_source(str(ds), 16, val_fraction=0.0)
+    assert captions_by_name(got, ds) == {f"{nfc}.png": ["a composed one"], f"{nfd}.png": ["a decomposed one"],
+                                         f"{nfd}2.png": ["found by the other form"]}
+    assert got.skipped_message() is None

@@ -977,7 +977,13 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
             real_dirs[head] = unicodedata.normalize("NFC", os.path.realpath(head))
         return os.path.join(real_dirs[head], name)
 
-    by_key = {key(p): p for p in pictures}
+    # Two pictures whose names differ in the form of their accents alone (café.png composed and decomposed, which
+    # Linux holds apart) are each found by their exact path, and by the other form by neither: they shared one
+    # entry, the one a row named took both rows' captions and the other was "without a caption"
+    exact = {os.path.abspath(p): p for p in pictures}
+    by_key: dict[str, Path | None] = {}
+    for p in pictures:
+        by_key[key(p)] = p if key(p) not in by_key else None  # (None: several, none of which is guessed)
     # ... and by their real paths, made only when a row names none of them as listed: a row may name a picture
     # through another path to its folder (the source given as a link, ~/data -> /mnt/data, and the manifest's
     # paths absolute and real; a folder linked inside it) that the scan listed once, by the path it walked
@@ -998,12 +1004,12 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                 skipped.manifest_lines[why] = (count + n, first)
         for (image, captions), line in zip(rows, said.lines, strict=True):
             at = key(image)
-            picture = by_key.get(at)
-            if picture is None:
+            picture = exact.get(os.path.abspath(image)) or by_key.get(at)
+            if picture is None and by_key.get(at, False) is not None:  # (not where the folder holds several forms)
                 if by_real is None:
                     by_real = {}
                     for p in pictures:
-                        by_real.setdefault(real(key(p)), p)
+                        by_real[real(key(p))] = p if real(key(p)) not in by_real else None
                 picture = by_real.get(real(at))
             if picture is not None:
                 named.setdefault(picture, []).append((manifest, captions))
