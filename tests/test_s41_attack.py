@@ -45,9 +45,10 @@ def test_a_row_naming_the_folder_itself_is_a_path_naming_a_folder(tmp_path: Path
         {"file_name": ".", "text": "dot"})))
     got = data.open_source(str(ds), 16, list_skipped=True)
     assert data.OUTSIDE_ROW not in got.every, got.every
-    assert got.every["image path naming a folder"] == [str(ds), str(ds)], got.every
-    alone = data.open_source(str(ds / "metadata.jsonl"), 16, list_skipped=True)  # (as the manifest source says it)
-    assert alone.every == got.every, alone.every
+    m = ds / "metadata.jsonl"  # (since session 42 the folder names the manifest line of each)
+    assert got.every["image path naming a folder"] == [f"{ds} (named in {m} line 2)", f"{ds} (named in {m} line 3)"]
+    alone = data.open_source(str(m), 16, list_skipped=True)  # (as the manifest source says it)
+    assert alone.every == {"image path naming a folder": [str(ds), str(ds)]}, alone.every
 
 
 def test_a_row_finds_its_picture_through_another_path_to_its_folder(tmp_path: Path):
