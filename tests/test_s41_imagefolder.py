@@ -99,16 +99,16 @@ def test_rows_the_folder_cannot_use_are_counted_and_listed(tmp_path: Path):
     m = ds / "metadata.jsonl"
     assert got.every == {
         "missing image": [f"{ds / 'gone.png'} (named in {m} line 2)"],  # (since session 42: the manifest line)
-        data.OUTSIDE_ROW: [f"{ds / '../outside.png'} (named in {m})"],
-        data.RUN_ROW: [f"{ds / 'run/samples/s.png'} (named in {m})"],
-        data.NOT_PICTURE_ROW: [f"{ds / 'notes.heic'} (named in {m})"],
+        data.OUTSIDE_ROW: [f"{ds / '../outside.png'} (named in {m} line 3)"],
+        data.RUN_ROW: [f"{ds / 'run/samples/s.png'} (named in {m} line 4)"],
+        data.NOT_PICTURE_ROW: [f"{ds / 'notes.heic'} (named in {m} line 5)"],
         "t2i run folder (its samples are not data)": [str(ds / "run")],
         data.UNCAPTIONED: [str(ds / "b.png")],
         next(why for why in got.every if "HEIC" in why): [str(ds / "notes.heic")]}
     assert got.skipped_message().startswith("skipped 7 items (")
     r = run("data", "preview", ds, "--list-skipped", "--out", tmp_path / "sheet.png")
     assert r.exit_code == 0, r.stderr
-    assert f"{data.OUTSIDE_ROW}: {ds / '../outside.png'} (named in {m})" in r.stdout.splitlines()
+    assert f"{data.OUTSIDE_ROW}: {ds / '../outside.png'} (named in {m} line 3)" in r.stdout.splitlines()
     assert f"missing image: {ds / 'gone.png'} (named in {m} line 2)" in r.stdout.splitlines()
     # the manifest reads it as given: the picture outside its folder is a manifest source's to read
     assert [c for _, c in data.open_source(str(m), 16).pairs] == [["a red square"], ["outside"], ["a sample"]]

@@ -150,3 +150,12 @@ def test_two_pictures_whose_names_differ_in_accent_form_alone_each_take_their_ow
     assert captions_by_name(got, ds) == {f"{nfc}.png": ["a composed one"], f"{nfd}.png": ["a decomposed one"],
                                          f"{nfd}2.png": ["found by the other form"]}
     assert got.skipped_message() is None
+
+
+def test_a_row_naming_a_picture_outside_the_folder_names_its_manifest_line(tmp_path: Path):
+    """Rows naming a picture outside the folder were named "(named in M)", one manifest of many lines: now its line."""
+    pictures(tmp_path, "outside.png")
+    ds = pictures(tmp_path / "ds", "a.png")
+    (ds / "metadata.csv").write_text("file_name,text\na.png,a red square\n../outside.png,outside\n")
+    got = data.open_source(str(ds), 16, list_skipped=True)
+    assert got.every == {data.OUTSIDE_ROW: [f"{ds / '../outside.png'} (named in {ds / 'metadata.csv'} line 3)"]}

@@ -1014,7 +1014,7 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
             if picture is not None:
                 named.setdefault(picture, []).append((manifest, captions))
                 continue
-            where = f"{image} (named in {manifest})"
+            where = f"{image} (named in {manifest} line {line})"
             if not (at.startswith(inside) or real(at).startswith(inside_real)) and at != key(folder):
                 # (the folder itself: a path naming a folder)
                 skipped.add(OUTSIDE_ROW, where)
