@@ -159,3 +159,16 @@ def test_a_row_naming_a_picture_outside_the_folder_names_its_manifest_line(tmp_p
     (ds / "metadata.csv").write_text("file_name,text\na.png,a red square\n../outside.png,outside\n")
     got = data.open_source(str(ds), 16, list_skipped=True)
     assert got.every == {data.OUTSIDE_ROW: [f"{ds / '../outside.png'} (named in {ds / 'metadata.csv'} line 3)"]}
+
+
+def test_data_caption_of_a_split_folder_refuses_where_a_manifest_above_captions_it(tmp_path: Path):
+    """`t2i data caption ds/train` beside ds/metadata.csv naming train/red_bird.png wrote red_bird.txt "red bird",
+    which training on ds/ then read beside the manifest's caption; now refused naming the manifest (--dry-run warns)."""
+    ds = pictures(tmp_path / "ds", "train/red_bird.png", "train/blue_fish.png")
+    (ds / "metadata.csv").write_text("file_name,text\ntrain/red_bird.png,a small red bird\n")
+    said = (f"error: {ds / 'metadata.csv'} names 1 of the pictures here without a caption: give {ds} as the source "
+            f"to read it; to caption the pictures here by their file names anyway, move it away first")
+    assert one_line_failure(run("data", "caption", ds / "train"), 1) == said
+    assert sorted(p.name for p in (ds / "train").iterdir()) == ["blue_fish.png", "red_bird.png"]
+    dry = run("data", "caption", ds / "train", "--dry-run")
+    assert dry.exit_code == 0 and said.replace("error:", "warning:", 1) in dry.stderr.splitlines(), dry.stderr

@@ -2081,6 +2081,14 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             if not dry_run:
                 raise DataError(beside)
             warn(beside)
+        elif plan.above and (plan.writes or plan.nameless):
+            # ds/metadata.csv naming train/a.png, `data caption ds/train`: a caption by name beside each, trained
+            # with the manifest's as one of theirs when ds is given
+            above = (f"{clean(plan.above)}; to caption the pictures here by "
+                     f"{'their folders' if source == 'folder' else 'their file names'} anyway, move it away first")
+            if not dry_run:
+                raise DataError(above)
+            warn(above)
         elif plan.manifest_lines and (plan.writes or plan.nameless):
             # lines of a metadata.jsonl the folder reads that are left out may name pictures without a caption: a
             # caption by name beside them, once they are fixed, trained as one of theirs (it wrote them unsaid)

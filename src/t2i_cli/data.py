@@ -1250,6 +1250,7 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     left_out = sum(len(skipped.every.get(why, [])) for why in CAPTION_FILE_LEFT_OUT)
     plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out,
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
+                       above=skipped.first.get(ABOVE, ""),
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
                        manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))

@@ -191,6 +191,8 @@ class CaptionPlan:
     # link to a missing file): never written, and not "made meanwhile by something else"
     manifest_lines: str = ""  # the folder's manifests' lines left out, counted by reason ('' none): they may name
     # pictures this would caption by their names
+    above: str = ""  # what a metadata.jsonl or .csv above the folder that names its pictures without a caption says
+    # ('' none; data._manifest_above): their captions are there
 
 
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
