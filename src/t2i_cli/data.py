@@ -1036,10 +1036,10 @@ def manifest_prompts(folder: Path, files: list[Path], runs: list[Path]) -> tuple
     manifests name, as training reads them (_folder_manifests, _manifest_rows: a row's path relative to its
     manifest's folder, its accents either way), and those manifests; for rerank, whose prompt of a picture
     without PNG text or a caption file beside it is there. DataError where one cannot be read."""
-    regular = [p for p in files if p.is_file()]
-    manifests = _folder_manifests(regular)
-    if not manifests:
+    manifests = _folder_manifests([p for p in files if p.name.lower() in FOLDER_MANIFESTS and p.is_file()])
+    if not manifests:  # (a stat of each file only where there is one)
         return {}, []
+    regular = [p for p in files if p.is_file()]
     named, _ = _manifest_rows(Path(folder), manifests, [p for p in regular if p.suffix.lower() in
                                                         images.IMAGE_SUFFIXES], regular, runs, Skips())
     return {picture: first for picture, rows in named.items()
