@@ -966,9 +966,7 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
     picture, a folder), for open_source to count as a manifest source counts them. A row's picture is found by its
     path, relative to the manifest's folder, in a dictionary (its accents composed or decomposed alike, as
     open_source finds a manifest's picture): linear in rows and pictures."""
-    def key(path: Path) -> str:
-        return unicodedata.normalize("NFC", os.path.abspath(path))
-
+    key = _key
     real_dirs: dict[str, str] = {}
 
     def real(path: str) -> str:  # (a folder's real path once: a scan's pictures are in a few folders)
