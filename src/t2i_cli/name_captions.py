@@ -29,12 +29,13 @@ def _case_split(piece: str) -> list[str]:
     """A name's piece split at camelCase and letter-digit boundaries ("RedBird2" -> Red Bird 2; "HTMLParser" -> HTML
     Parser; "MP3Player" -> MP 3 Player), in any script that has letter case ("CaféNoir", "КраснаяПтица": only
     ASCII capitals parted words, so they were one, "cafénoir"); not a number's unit ("3D", "4k", "16x16": "3 d"
-    was no word)."""
-    cuts = [i for i in range(1, len(piece))
-            if (piece[i - 1].islower() and piece[i].isupper())
+    was no word); nor in or right after a percent escape left as typed ("caf%e9" was "caf%e 9")."""
+    escaped = {m.start() + d for m in re.finditer("%[0-9A-Fa-f]{2}", piece) for d in (1, 2, 3)}
+    cuts = [i for i in range(1, len(piece)) if i not in escaped and (
+            (piece[i - 1].islower() and piece[i].isupper())
             or (piece[i - 1].isupper() and piece[i].isupper() and piece[i + 1:i + 2].islower())
             or (piece[i - 1].isalpha() and piece[i].isdecimal())
-            or (piece[i - 1].isdecimal() and piece[i].isalpha() and piece[i + 1:i + 2].islower())]
+            or (piece[i - 1].isdecimal() and piece[i].isalpha() and piece[i + 1:i + 2].islower()))]
     return [piece[a:b] for a, b in zip([0, *cuts], [*cuts, len(piece)], strict=True)]
 
 
@@ -86,33 +87,55 @@ _NAMED_NUMBER = re.compile(rf"[^\W\d_]\s+({_NAME_NUMBER})\s*$")
 _DUPLICATE = re.compile(r"\s*\(\d{1,4}\)\s*$")
 
 
+_BOMS = ((0xFF, 0xFE), (0xFE, 0xFF))  # UTF-16's byte-order marks, which Latin-1 reads "ÿþ": no text
+
+
 def _unescape(run: re.Match) -> str:
-    """A run of %XX escapes as text: UTF-8's bytes where they are UTF-8 ("caf%C3%A9" -> café), else, written in
-    capitals as URL encoders write them, one character a byte, as Windows' code page 1252 reads them ("caf%E9" ->
-    café, where it was "caf%e 9"). A run that is neither is left as it is: "50%Bear" holds a percent sign, not the
-    byte BE; and one holding a byte that code page leaves unused (81, 8D, 8F, 90, 9D: Latin-1's C1 control
-    characters, which no name means) is no Windows text either, nor one read as other than letters, punctuation
-    and spaces or followed by a capital hex digit ("100%BEEF": a percent sign in a name in capitals)."""
+    """A run of %XX escapes as text: UTF-8's bytes where they are UTF-8 ("caf%C3%A9" -> café), and each run of the
+    bytes left over, where written in one case (capitals, as URL encoders write them, or lowercase), one character a
+    byte, as Windows' code page 1252 reads them ("caf%E9", "caf%e9" -> café, where "caf%e9" was "caf%e 9"; a run of
+    both, "na%C3%AFve%E9", is read each part as it is, not all as Latin-1's "naÃ¯veé"). Leftovers that are not
+    such text are left as they are: "50%Bear" holds a percent sign, not the byte BE; and so do those holding a byte
+    that code page leaves unused (81, 8D, 8F, 90, 9D: Latin-1's C1 control characters, which no name means), those
+    read as other than letters, punctuation and spaces, after a digit ("10%FAT": a percentage) or followed by a hex
+    digit of their case ("100%BEEF", "30%deal": a percent sign in a word). UTF-16's byte-order mark (FF FE, FE FF)
+    is no text: dropped (UTF-8's, U+FEFF, is dropped with the name's other format characters: caption_of)."""
     import unicodedata
 
     text = run.group(0)
-    data = bytes.fromhex(text.replace("%", ""))
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        if text != text.upper():
-            return text
+    escapes = [text[i:i + 3] for i in range(0, len(text), 3)]
+    read = bytes.fromhex(text.replace("%", "")).decode("utf-8", "surrogateescape")  # (not UTF-8: lone surrogates)
+    out, k = [], 0  # (k: the escape of the byte read next)
+    for part in re.findall("[\udc80-\udcff]+|[^\udc80-\udcff]+", read):
+        if not "\udc80" <= part[0] <= "\udcff":  # UTF-8's text
+            out.append(part)
+            k += len(part.encode("utf-8"))
+            continue
+        first, k = k, k + len(part)
+        left = [(ord(ch) - 0xDC00, escape) for ch, escape in zip(part, escapes[first:k], strict=True)]
+        i = 0
+        while i < len(left) - 1:  # a byte-order mark's two bytes
+            if (left[i][0], left[i + 1][0]) in _BOMS:
+                del left[i:i + 2]
+            else:
+                i += 1
+        if not left:
+            continue
+        typed = "".join(escape for _, escape in left)
+        upper, lower = typed == typed.upper(), typed == typed.lower()  # (both: digits only)
         try:
-            read = data.decode("cp1252")
-        except UnicodeDecodeError:  # (a C1 control character in a caption file: "song%81" was "song\x81")
-            return text
-        # letters, punctuation and spaces only, not followed by what could be the rest of a word in capitals: in a
-        # name written in capitals a percent sign before two hex digits reads as an escape ("100%BEEF" was "100¾ef",
-        # "ACE%DEAL" "aceþal")
-        after = run.string[run.end():run.end() + 1]
-        if not all(unicodedata.category(ch)[0] in "LPZ" for ch in read) or (after and after in "0123456789ABCDEF"):
-            return text
-        return read
+            latin = bytes(b for b, _ in left).decode("cp1252")  # ("song%81" was "song\x81", a C1 control character)
+        except UnicodeDecodeError:
+            latin = None
+        after = run.string[run.end():run.end() + 1] if k == len(escapes) else ""
+        if latin is None or not (upper or lower) \
+                or (first == 0 and run.start() > 0 and run.string[run.start() - 1].isdecimal()) \
+                or not all(unicodedata.category(ch)[0] in "LPZ" for ch in latin) \
+                or (after and (after.isdecimal() or (upper and after in "ABCDEF") or (lower and after in "abcdef"))):
+            out.append(typed)
+        else:
+            out.append(latin)
+    return "".join(out)
 
 
 def caption_of(name: str) -> str | None:
@@ -130,6 +153,12 @@ def caption_of(name: str) -> str | None:
         return None
     name = _PERCENT.sub(_unescape, name)  # a download's URL-encoded name ("red%20bird", "caf%C3%A9", "caf%E9")
     name = unicodedata.normalize("NFC", name)  # a Mac's names are decomposed: a caption is written composed
+    # no text: a byte-order mark (U+FEFF, "%EF%BB%BF" read, was a caption's first character), the other invisible
+    # format characters (a soft hyphen, a direction mark; a zero-width space parts words), a failed decoding's U+FFFD
+    # (its name was a caption's words, "replacement character") and the non-characters U+FFFE, U+FFFF; not the
+    # zero-width non-joiner of a Persian or Indic word's spelling (the emoji joiners are read below)
+    name = "".join(" " if ch == "\u200b" else "" if ch in "\ufffd\ufffe\uffff" or (
+        unicodedata.category(ch) == "Cf" and ord(ch) not in _JOINERS and ch != "\u200c") else ch for ch in name)
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     # (its name's hyphens held as U+2010, no separator, as a code point's name is read: "fitzpatrick type-4", a skin
