@@ -113,7 +113,7 @@ def test_a_copys_one_digit_counter_keeps_the_names_number():
     and the name's number both taken off), the original's "route 66"."""
     assert caption_of("route 66 2") == caption_of("route 66") == "route 66"
     assert caption_of("apollo 11 3") == "apollo 11"
-    assert caption_of("bird 2") == "bird" and caption_of("cat 5 2") == "cat"  # (no number of the name's: as before)
+    assert caption_of("bird (2)") == "bird" and caption_of("cat 5 2") == "cat 5"  # (s42: one digit is the name's too)
 
 
 def _caption(folder: Path) -> dict[str, str]:

@@ -60,3 +60,32 @@ def test_data_caption_writes_no_byte_order_mark_or_split_escape(tmp_path: Path):
     assert _captions(pics) == {"%EF%BB%BFred bird": "red bird", "%FF%FEblue fish": "blue fish", "caf%e9": "café",
                                "caf%C3%A9%20%E9t%E9": "café été"}
     assert all(not p.read_bytes().startswith(b"\xef\xbb\xbf") for p in pics.glob("*.txt"))
+
+
+@pytest.mark.parametrize("name, caption", [
+    ("route_66", "route 66"), ("route-66", "route 66"), ("openjdk-17", "openjdk 17"),  # "route", "openjdk" before
+    ("windows 7", "windows 7"), ("formula 1", "formula 1"), ("apollo-9", "apollo 9"),  # one digit: "windows" before
+    ("formula 1 (1)", "formula 1"), ("formula 1 2", "formula 1"),  # a download's, macOS' copy of it
+])
+def test_a_number_after_a_word_and_an_underscore_or_hyphen_or_of_one_digit_is_the_names(name, caption):
+    assert caption_of(name) == caption
+
+
+def test_counters_still_go_a_lone_one_digit_name_keeps_its_number(tmp_path: Path):
+    """A number of one digit, or after _ or -, was dropped as a counter: "route_66", "windows 7" -> "route",
+    "windows". It is kept where it is no counter: not of a series in the folder ("cat_1" .. "cat_3"; "cat_1" and
+    "cat_2"; "bird" and macOS' copy "bird 2", "edit-redo" and "edit-redo-2" as an icon theme has them), those
+    captioned already among them, not a camera's (IMG_0001, photo-1), nor an icon's size in pixels (icon-192)."""
+    pics = _pictures(tmp_path / "pics", "route_66", "windows 7", "formula 1", "cat_1", "cat_2", "cat_3", "dog_1",
+                     "dog_2", "bird", "bird 2", "edit-redo", "edit-redo-2", "beach-10", "beach-11", "beach-12",
+                     "IMG_0001", "photo-1", "icon-192", "fish", "fish 2")
+    (pics / "fish.txt").write_text("a fish\n", encoding="utf-8")  # captioned by an earlier run (or by hand)
+    r = run("data", "caption", pics, "-q")
+    assert r.exit_code == 0, r.stderr
+    got = _captions(pics)
+    assert got == {"route_66": "route 66", "windows 7": "windows 7", "formula 1": "formula 1", "cat_1": "cat",
+                   "cat_2": "cat", "cat_3": "cat", "dog_1": "dog", "dog_2": "dog", "bird": "bird", "bird 2": "bird",
+                   "edit-redo": "edit redo", "edit-redo-2": "edit redo", "beach-10": "beach", "beach-11": "beach",
+                   "beach-12": "beach", "icon-192": "icon", "fish": "a fish", "fish 2": "fish"}
+    # one name alone, of 2 to 4 digits after _ or -, is the name's ("cat_12" beside no other cat)
+    assert caption_of("cat_12") == "cat 12" and caption_of("IMG_0001") is None and caption_of("photo-1") is None

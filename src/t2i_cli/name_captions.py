@@ -75,13 +75,16 @@ _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any scri
 
 
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
-# A number that ends a name after a space and a word, of 2 to 4 digits without a leading zero ("route 66", "apollo
-# 11", "windows 95", "paris 2019"), is part of its name; a file manager's or a camera's counter is one digit ("bird
-# 2", macOS' copy), in parentheses ("bird (12)"), after _ or - ("cat_12", "untitled-3") or glued ("bird12"), with a
-# leading zero ("IMG_0001") or of 5 digits or more. (A folder's series of them, "beach 10".."beach 12", is a counter
-# all the same: series_captions.)
-_NAME_NUMBER = r"[1-9]\d{1,3}"  # (2 to 4 digits, no leading zero)
-_NAMED_NUMBER = re.compile(rf"[^\W\d_]\s+({_NAME_NUMBER})\s*$")
+# A number that ends a name after a word and a space, _ or -, of 1 to 4 digits without a leading zero ("route 66",
+# "route_66", "apollo-11", "windows 7", "formula 1", "paris 2019"), is taken for part of its name; a file
+# manager's or a camera's counter is in parentheses ("bird (12)"), glued ("bird12"), with a leading zero
+# ("IMG_0001") or of 5 digits or more; and a folder's series of one name, "beach 10".."beach 12", "cat_1".."cat_3",
+# or a name of one digit beside its name without it or with another number, macOS' copy "bird 2" beside "bird",
+# is a counter all the same (series_captions); one alone, "cat_12" or "formula 1", keeps its number. After _ or -,
+# an icon's size in pixels ("icon-192", "logo_512") is no part of its name either.
+_NAME_NUMBER = r"[1-9]\d{0,3}"  # (1 to 4 digits, no leading zero)
+_NAMED_NUMBER = re.compile(rf"[^\W\d_](?:\s+|\s*[_-][\s_-]*(?!(?:16|32|48|64|96|128|192|256|512|1024)\s*$))"
+                           rf"({_NAME_NUMBER})\s*$")
 # a browser's or file manager's copy of a name, "route 66 (1)" (Chrome, Firefox, Windows): its counter in
 # parentheses after a named number is dropped first, so that the copy is captioned as its original is
 _DUPLICATE = re.compile(r"\s*\(\d{1,4}\)\s*$")
@@ -140,7 +143,8 @@ def _unescape(run: re.Match) -> str:
 
 def caption_of(name: str) -> str | None:
     """A caption made of a file or folder name ("red-bird_02" -> "red bird", "BlueFish" -> "blue fish"): its
-    words lowercased, without a number at its end (a counter: "bird 2", "cat_12", not "route 66": _NAMED_NUMBER) or
+    words lowercased, without a number at its end (a counter: "bird (2)", "bird12", not "route 66", "route_66",
+    "windows 7": _NAMED_NUMBER; a folder's series of them is a counter all the same: series_captions) or
     a file manager's "copy" ("bird copy 2", "bird - Copy"),
     numbers of 5 digits or more or with a leading zero (dates, counters), dates and times with separators, a
     version or size ("v2", "16x16", "@2x"), hash-like pieces or an ImageNet-style id (n01440764); an emoji's
@@ -225,12 +229,14 @@ class CaptionPlan:
 
 
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
+SERIES_OF_DIGITS = 2  # ... where one of its numbers is one digit ("bird" and macOS' copy "bird 2"; "cat_1", "cat_2")
 
 
 def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     """Take the number off captions that end in one (caption_of keeps "route 66") where a folder holds a series
     of SERIES or more names that are one caption with or without a number at its end ("beach 10" .. "beach 12",
-    or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach" from 1 to 9). Each name
+    or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach"), or SERIES_OF_DIGITS
+    where one of its numbers is one digit ("bird" beside macOS' copy "bird 2", "cat_1" beside "cat_2"). Each name
     without a number is one step of the series, each different number one: copies of one named number ("route 66",
     "route 66 copy", "route 66 (1)", all captioned "route 66") are one name, not a series of it. The names of the
     pictures captioned already (captioned) count too: "beach 13" added to a folder whose "beach 10" .. "beach 12"
@@ -263,7 +269,7 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
                 count((picture.parent, base), number, picture)
     for key, txts in groups.items():
         unnumbered, numbers = steps[key]
-        if len(unnumbered) + len(numbers) >= SERIES:
+        if len(unnumbered) + len(numbers) >= (SERIES_OF_DIGITS if any(len(n) == 1 for n in numbers) else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
 
