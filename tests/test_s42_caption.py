@@ -89,3 +89,33 @@ def test_counters_still_go_a_lone_one_digit_name_keeps_its_number(tmp_path: Path
                    "beach-12": "beach", "icon-192": "icon", "fish": "a fish", "fish 2": "fish"}
     # one name alone, of 2 to 4 digits after _ or -, is the name's ("cat_12" beside no other cat)
     assert caption_of("cat_12") == "cat 12" and caption_of("IMG_0001") is None and caption_of("photo-1") is None
+
+
+def test_a_whole_runs_tokenizer_note_is_said_as_its_stage_ends_not_lost_with_a_later_stop(tmp_path, monkeypatch):
+    """`train --stage all --vocab-size 5000` said its tokenizer's note (fewer tokens than asked) only beside the
+    final summary: a Ctrl-C (or an error) in a later stage lost it, and the resume found the tokenizer "done
+    before" and said nothing of it. It is said as the tokenizer stage ends, once."""
+    from t2i_cli import recipe
+
+    data = tmp_path / "d"
+    data.mkdir()
+    words = "red blue green bird fish cat star tree".split()
+    for i in range(19):
+        Image.new("RGB", (16, 16), (i * 13 % 256, 90, 7)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text(f"a {words[i % 8]} {words[i * 3 % 8]}\n")
+    real = recipe.run_stage
+
+    def stopped(cfg, sub, **kw):  # Ctrl-C as the dVAE stage starts
+        if cfg.stage != "tokenizer":
+            raise KeyboardInterrupt
+        return real(cfg, sub, **kw)
+
+    monkeypatch.setattr(recipe, "run_stage", stopped)
+    r = run("train", "--stage", "all", "--preset", "tiny", "--data", data, "--vocab-size", "5000", "--steps", "1",
+            "--out", tmp_path / "run", "-q")
+    assert r.exit_code == 130 and "interrupted" in r.stderr, (r.exit_code, r.stderr)
+    notes = [line for line in r.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "not the --vocab-size 5,000 asked" in notes[0], r.stdout
+    monkeypatch.setattr(recipe, "run_stage", real)
+    r = run("train", "--resume", tmp_path / "run", "-q")  # (the tokenizer done before: said then, not again)
+    assert r.exit_code == 0 and "note:" not in r.stdout and "all stages finished" in r.stdout, r.stdout

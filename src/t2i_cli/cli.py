@@ -1676,13 +1676,15 @@ def train(
         out.print(f"run folder: {clean(run_dir)}  ({clean(next_step(cfg, run_dir))})", soft_wrap=True)
 
 
-def _vocab_note(asked: int, learned: dict) -> None:
+def _vocab_note(asked: int, learned: dict, bar: Optional[Progress] = None) -> None:
     """A tokenizer smaller than the --vocab-size asked, said on stdout beside the stage's summary that shows it (a
-    note on what was made, not a warning: nothing is wrong with it)."""
+    note on what was made, not a warning: nothing is wrong with it); above a live progress bar (bar) where that
+    shares stdout's terminal."""
     from t2i_cli.stages import vocab_note
 
     if text := vocab_note(asked, learned):
-        out.print(f"note: {clean(text)}", markup=False, highlight=False, soft_wrap=True)
+        console = bar.console if bar is not None and bar.live.is_started and _same_terminal() else out
+        console.print(f"note: {clean(text)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _preset_batch_splits(cfg, preset: str, stage: str = "") -> None:
@@ -1819,12 +1821,14 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                 said.add(text)
                 bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
 
-        summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar))
+        def finished(stage: str, learned: dict) -> None:  # said as the tokenizer stage ends (at the run's end it
+            # was lost with a later stage's Ctrl-C or error, and its resume found the tokenizer "done before")
+            if stage == "tokenizer" and settings.get("vocab_size") is not None and rank_zero():  # (asked)
+                _vocab_note(settings["vocab_size"], learned, bar)
+
+        summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar), finished)
     if not rank_zero():  # rank 0 says it
         return
-    if settings.get("vocab_size") is not None and isinstance(summary.get("tokenizer"), dict):  # (asked; trained
-        # by this command, not "done before")
-        _vocab_note(settings["vocab_size"], summary["tokenizer"])
     out.print(f"all stages finished: {clean(json.dumps(summary, ensure_ascii=False))}", soft_wrap=True)
     from t2i_cli.files import shell_word
 

@@ -136,11 +136,13 @@ def _shown(value: Any) -> str:
 def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
               device: str, progress: Callable[[str, int, dict], None] | None = None,
               warn: Callable[[str], None] | None = None,
-              checking: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+              checking: Callable[[int, int], None] | None = None,
+              finished: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run (or continue) every stage, then export RUN/weights; make_config(stage, run_dir) gives a stage's
     config: a started stage's own (read back from its folder), else a new one whose dependencies point at
     the earlier stages' folders. checking(done, total) follows each stage's check of the pictures (the later
-    stages find them checked)."""
+    stages find them checked); finished(stage, summary) is told each stage this call trained as it ends (what
+    is said of a stage is said then, not lost with a later stage's stop or error)."""
     run_dir = Path(run_dir)
     check_whole_run_folder(run_dir)
     had_plan = (run_dir / PLAN).is_file()  # a resume: its plan stays whatever happens (a stop before its first
@@ -151,7 +153,7 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     made = missing_folders(run_dir)  # (`--out new/a/b`: b, new/a and new)
     try:
         try:
-            summary = _stages(run_dir, settings, make_config, device, progress, warn, checking)
+            summary = _stages(run_dir, settings, make_config, device, progress, warn, checking, finished)
         finally:  # one torchrun process group served every stage (run_stage keep_group)
             _end_process_group()
     except BaseException as e:
@@ -196,7 +198,7 @@ def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
 
 
 def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],
-            device: str, progress, warn, checking=None) -> dict[str, Any]:
+            device: str, progress, warn, checking=None, finished=None) -> dict[str, Any]:
     """Run, resume or skip each stage in order."""
     summary: dict[str, Any] = {}
     for stage in ORDER:
@@ -223,6 +225,8 @@ def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str,
         result = run_stage(cfg, sub, resume=started, progress=tick, device=device, warn=warn, checking=checking,
                            keep_group=True, data_since=since)
         summary[stage] = {k: v for k, v in result.items() if k != "skipped"}
+        if finished is not None:
+            finished(stage, summary[stage])
         if result.get("skipped") and warn is not None:
             warn(result["skipped"])  # the same source in every stage: the CLI says it once
     return summary
