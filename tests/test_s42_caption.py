@@ -119,3 +119,13 @@ def test_a_whole_runs_tokenizer_note_is_said_as_its_stage_ends_not_lost_with_a_l
     monkeypatch.setattr(recipe, "run_stage", real)
     r = run("train", "--resume", tmp_path / "run", "-q")  # (the tokenizer done before: said then, not again)
     assert r.exit_code == 0 and "note:" not in r.stdout and "all stages finished" in r.stdout, r.stdout
+
+
+def test_two_names_of_one_base_are_a_counter_only_where_each_number_is_one_digit(tmp_path: Path):
+    """"route 1" beside "route 66" (and "windows 7" beside "windows 95") were both captioned "route" ("windows"):
+    two names made a counter's series where one number was one digit. Two make one only where each is ("bird" and
+    "bird 2", "walk_1" and "walk_5"); one of two or more digits needs three names, as before."""
+    pics = _pictures(tmp_path / "pics", "route 1", "route 66", "windows 7", "windows-95", "walk_1", "walk_5")
+    assert run("data", "caption", pics, "-q").exit_code == 0
+    assert _captions(pics) == {"route 1": "route 1", "route 66": "route 66", "windows 7": "windows 7",
+                               "windows-95": "windows 95", "walk_1": "walk", "walk_5": "walk"}

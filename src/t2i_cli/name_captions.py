@@ -79,7 +79,7 @@ _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one char
 # "route_66", "apollo-11", "windows 7", "formula 1", "paris 2019"), is taken for part of its name; a file
 # manager's or a camera's counter is in parentheses ("bird (12)"), glued ("bird12"), with a leading zero
 # ("IMG_0001") or of 5 digits or more; and a folder's series of one name, "beach 10".."beach 12", "cat_1".."cat_3",
-# or a name of one digit beside its name without it or with another number, macOS' copy "bird 2" beside "bird",
+# or a name of one digit beside its name without it or with another one digit, macOS' copy "bird 2" beside "bird",
 # is a counter all the same (series_captions); one alone, "cat_12" or "formula 1", keeps its number. After _ or -,
 # an icon's size in pixels ("icon-192", "logo_512") is no part of its name either.
 _NAME_NUMBER = r"[1-9]\d{0,3}"  # (1 to 4 digits, no leading zero)
@@ -229,14 +229,15 @@ class CaptionPlan:
 
 
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
-SERIES_OF_DIGITS = 2  # ... where one of its numbers is one digit ("bird" and macOS' copy "bird 2"; "cat_1", "cat_2")
+SERIES_OF_DIGITS = 2  # ... where its numbers are one digit each ("bird" and macOS' copy "bird 2"; "cat_1", "cat_2"),
+# not "route 1" beside "route 66"
 
 
 def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     """Take the number off captions that end in one (caption_of keeps "route 66") where a folder holds a series
     of SERIES or more names that are one caption with or without a number at its end ("beach 10" .. "beach 12",
     or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach"), or SERIES_OF_DIGITS
-    where one of its numbers is one digit ("bird" beside macOS' copy "bird 2", "cat_1" beside "cat_2"). Each name
+    where its numbers are one digit each ("bird" beside macOS' copy "bird 2", "cat_1" beside "cat_2"). Each name
     without a number is one step of the series, each different number one: copies of one named number ("route 66",
     "route 66 copy", "route 66 (1)", all captioned "route 66") are one name, not a series of it. The names of the
     pictures captioned already (captioned) count too: "beach 13" added to a folder whose "beach 10" .. "beach 12"
@@ -269,7 +270,8 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
                 count((picture.parent, base), number, picture)
     for key, txts in groups.items():
         unnumbered, numbers = steps[key]
-        if len(unnumbered) + len(numbers) >= (SERIES_OF_DIGITS if any(len(n) == 1 for n in numbers) else SERIES):
+        digits = numbers and all(len(n) == 1 for n in numbers)  # ("bird" and "bird 2"; not "route 1", "route 66")
+        if len(unnumbered) + len(numbers) >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
 
