@@ -131,10 +131,11 @@ def _unescape(run: re.Match) -> str:
         except UnicodeDecodeError:
             latin = None
         after = run.string[run.end():run.end() + 1] if k == len(escapes) else ""
+        hex_after = after != "" and after in "0123456789" + "ABCDEF" * upper + "abcdef" * lower  # (of their case)
         if latin is None or not (upper or lower) \
                 or (first == 0 and run.start() > 0 and run.string[run.start() - 1].isdecimal()) \
                 or not all(unicodedata.category(ch)[0] in "LPZ" for ch in latin) \
-                or (after and (after.isdecimal() or (upper and after in "ABCDEF") or (lower and after in "abcdef"))):
+                or hex_after:
             out.append(typed)
         else:
             out.append(latin)
