@@ -129,3 +129,15 @@ def test_two_names_of_one_base_are_a_counter_only_where_each_number_is_one_digit
     assert run("data", "caption", pics, "-q").exit_code == 0
     assert _captions(pics) == {"route 1": "route 1", "route 66": "route 66", "windows 7": "windows 7",
                                "windows-95": "windows 95", "walk_1": "walk", "walk_5": "walk"}
+
+
+def test_data_caption_from_folder_keeps_a_class_folders_number(tmp_path: Path):
+    """`data caption --from folder` of the class folders type_1/ and type_2/ captioned both "type": two classes
+    one caption. A folder's number after _ or - is its name's, as a file's is; no series is looked for among
+    folders (each folder's pictures share its one caption)."""
+    _pictures(tmp_path / "ds" / "type_1", "IMG_0001", "IMG_0002")
+    _pictures(tmp_path / "ds" / "type_2", "IMG_0003")
+    assert run("data", "caption", tmp_path / "ds", "--from", "folder", "-q").exit_code == 0
+    got = {p.relative_to(tmp_path / "ds").as_posix(): p.read_text(encoding="utf-8").strip()
+           for p in (tmp_path / "ds").rglob("*.txt")}
+    assert got == {"type_1/IMG_0001.txt": "type 1", "type_1/IMG_0002.txt": "type 1", "type_2/IMG_0003.txt": "type 2"}
