@@ -59,11 +59,11 @@ def test_codes_of_the_wrong_kind_or_another_model_are_refused(pipe):
 
 
 @pytest.mark.parametrize("kwargs, error, says", [
-    ({"strength": 2.0}, UsageError, r"--strength must be in \(0, 1\]"),  # (redrew every cell: min(n, round(2n)))
-    ({"strength": 0.0}, UsageError, r"--strength must be in \(0, 1\]"),  # (max(1, ...): one cell)
+    ({"strength": 2.0}, UsageError, r"^strength must be in \(0, 1\]"),  # (redrew every cell: min(n, round(2n)))
+    ({"strength": 0.0}, UsageError, r"^strength must be in \(0, 1\]"),  # (max(1, ...): one cell)
     ({}, ValueError, "vary needs a strength"),  # (a TypeError deep in redrawn_cells)
     ({"strength": 0.5, "redraws": 2.0}, TypeError, "redraws must be an int"),
-    ({"strength": 0.5, "redraws": 0}, UsageError, r"--redraws must be in 1\.\.16")])
+    ({"strength": 0.5, "redraws": 0}, UsageError, r"^redraws must be in 1\.\.16")])
 def test_vary_settings_out_of_range_are_refused(pipe, kwargs, error, says):
     with pytest.raises(error, match=says):
         ImagePrompt("vary", _codes(pipe), "0" * 64, **kwargs)
@@ -72,7 +72,7 @@ def test_vary_settings_out_of_range_are_refused(pipe, kwargs, error, says):
 def test_keep_top_out_of_range_is_refused(pipe):
     codes = _codes(pipe)
     keep = keep_top_cells(pipe.bundle.transformer.cfg.grid, 0.5)
-    with pytest.raises(UsageError, match=r"--keep-top must be in \(0, 1\)"):
+    with pytest.raises(UsageError, match=r"^keep_top must be in \(0, 1\)"):
         ImagePrompt("complete", codes, "0" * 64, keep=keep, keep_top=1.5)  # (recorded in the PNG as given)
 
 

@@ -136,7 +136,7 @@ def test_image_prompts_and_weights_of_the_wrong_kind_are_refused(tiny_weights: P
         build(pipe.bundle.dvae, tmp_path / "src.png", strength=True)  # (taken as 1.0)
     with pytest.raises(TypeError, match="keep_top must be a number, got str"):
         build(pipe.bundle.dvae, tmp_path / "src.png", keep_top="0.5")
-    with pytest.raises(UsageError, match="--device must be auto, cpu or cuda, got 'gpu'"):
+    with pytest.raises(UsageError, match="^device must be auto, cpu or cuda, got 'gpu'"):
         load_folder(tiny_weights, "gpu")  # (torch's RuntimeError; from_folder said it as this)
     assert load_folder(tiny_weights, "cpu").transformer is not None
 

@@ -105,7 +105,7 @@ def test_keep_top_cells():
     assert keep_top_cells(4, 0.01).view(4, 4).sum() == 4  # at least one row
     assert keep_top_cells(4, 0.99).view(4, 4).sum() == 12  # at least one row drawn
     for bad in (0.0, 1.0, -0.5, 1.5):  # both ends excluded, and said so ("between 0 and 1" refused 1)
-        with pytest.raises(UsageError, match=r"--keep-top must be in \(0, 1\), above 0 and below 1"):
+        with pytest.raises(UsageError, match=r"^keep_top must be in \(0, 1\), above 0 and below 1"):
             keep_top_cells(4, bad)
 
 

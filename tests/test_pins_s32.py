@@ -218,7 +218,7 @@ def test_an_image_prompt_takes_exactly_one_of_keep_top_mask_and_strength(tmp_pat
     from t2i_cli.image_prompt import build
 
     for kw in ({}, {"keep_top": 0.5, "strength": 0.5}, {"keep_top": 0.5, "mask": tmp_path / "m.png"}):
-        with pytest.raises(UsageError, match="takes one of --keep-top, --mask or --strength"):
+        with pytest.raises(UsageError, match="takes one of keep_top, mask or strength"):
             build(None, tmp_path / "missing.png", **kw)
 
 
@@ -269,7 +269,7 @@ def test_a_negative_under_guidance_below_1_is_refused_when_asked_and_still_redra
     from t2i_cli.pipeline import check_negative
 
     for cfg in (SamplingConfig(guidance=0.5), SamplingConfig(guidance=3.0, guidance_start=0.5)):
-        with pytest.raises(UsageError, match="is below 1, where guidance draws toward the --negative text"):
+        with pytest.raises(UsageError, match="is below 1, where guidance draws toward the negative text"):
             check_negative("a blue bird", cfg, asked=True)
         check_negative("a blue bird", cfg)  # a recorded setting: not refused
         request = pipe.request("a red bird", cfg, negative="a blue bird")

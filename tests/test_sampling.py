@@ -146,17 +146,17 @@ def test_guide_formula():
 # ---- validation ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, flag", [
-    ({"temperature": 0.0}, "--temperature"),
-    ({"temperature": -1.0}, "--temperature"),
-    ({"temperature": math.nan}, "--temperature"),
-    ({"temperature": math.inf}, "--temperature"),
-    ({"top_k": -1}, "--top-k"),
-    ({"top_k": 17}, "--top-k"),
-    ({"top_p": 0.0}, "--top-p"),
-    ({"top_p": 1.5}, "--top-p"),
-    ({"top_p": math.nan}, "--top-p"),
-    ({"guidance": -1.0}, "--guidance"),
-    ({"guidance": math.nan}, "--guidance"),
+    ({"temperature": 0.0}, "^temperature"),  # (from Python, the keyword; the command line names --temperature)
+    ({"temperature": -1.0}, "^temperature"),
+    ({"temperature": math.nan}, "^temperature"),
+    ({"temperature": math.inf}, "^temperature"),
+    ({"top_k": -1}, "^top_k"),
+    ({"top_k": 17}, "^top_k"),
+    ({"top_p": 0.0}, "^top_p"),
+    ({"top_p": 1.5}, "^top_p"),
+    ({"top_p": math.nan}, "^top_p"),
+    ({"guidance": -1.0}, "^guidance"),
+    ({"guidance": math.nan}, "^guidance"),
 ])
 def test_validate_rejects(kwargs, flag):
     with pytest.raises(UsageError, match=flag):
@@ -260,7 +260,7 @@ def test_a_schedule_that_starts_where_it_ends_is_the_constant_scale(model):
     for seed in (0, 3):
         assert torch.equal(codes(model, SamplingConfig(guidance=2.0, guidance_start=2.0), seed),
                            codes(model, SamplingConfig(guidance=2.0), seed))
-    with pytest.raises(UsageError, match="--guidance-start"):
+    with pytest.raises(UsageError, match="^guidance_start"):
         SamplingConfig(guidance_start=-1.0)
 
 
@@ -408,12 +408,12 @@ def test_jacobi_reports_progress_and_is_refused_with_an_image_prompt(model):
     assert seen == sorted(seen) and seen[-1] == CFG.n_image and len(seen) < CFG.n_image
     keep = torch.zeros(1, CFG.n_image, dtype=torch.bool)
     keep[:, :3] = True
-    with pytest.raises(UsageError, match="--jacobi"):
+    with pytest.raises(UsageError, match="^jacobi"):
         draw_codes(model, text, empty, SamplingConfig(jacobi=3), torch.Generator(),
                    known=torch.zeros(1, CFG.n_image, dtype=torch.long), keep=keep)
-    with pytest.raises(UsageError, match="--jacobi"):
+    with pytest.raises(UsageError, match="^jacobi"):
         SamplingConfig(jacobi=-1)
-    with pytest.raises(UsageError, match="--jacobi"):
+    with pytest.raises(UsageError, match="^jacobi"):
         SamplingConfig(jacobi=65)
 
 
@@ -491,7 +491,7 @@ def test_regions_must_match_the_batch(model):
     with pytest.raises(ValueError, match="ids"):
         Regions(regions.ids[0], regions.masks)
     assert Regions(regions.ids, regions.masks).expand(2).ids.shape == (2, 6, CFG.text_len)
-    with pytest.raises(UsageError, match="--regional"):
+    with pytest.raises(UsageError, match="^regional"):
         SamplingConfig(regional=-1.0)
 
 
@@ -593,9 +593,9 @@ def test_guidance_stop_drops_the_unconditional_rows_after_its_share_of_the_codes
     assert torch.equal(stopped[:, :half], plain[:, :half])
 
 
-@pytest.mark.parametrize("bad, says", [({"guidance_stop": 0.0}, "--guidance-stop must be in (0, 1]"),
-                                       ({"guidance_stop": 1.5}, "--guidance-stop must be in (0, 1]"),
-                                       ({"guidance_stop": 0.5, "jacobi": 4}, "does not combine with --jacobi")])
+@pytest.mark.parametrize("bad, says", [({"guidance_stop": 0.0}, "guidance_stop must be in (0, 1]"),
+                                       ({"guidance_stop": 1.5}, "guidance_stop must be in (0, 1]"),
+                                       ({"guidance_stop": 0.5, "jacobi": 4}, "does not combine with jacobi")])
 def test_guidance_stop_is_checked(bad, says):
     with pytest.raises(UsageError, match=re.escape(says)):
         SamplingConfig(**bad)
@@ -655,8 +655,8 @@ def test_plain_decoding_of_a_bf16_model_guides_in_float32(monkeypatch):
 
 def test_a_temperature_of_0_is_refused_pointing_to_greedy_drawing():
     """--temperature 0 (greedy, to many) is out of range; the refusal names what draws the most likely code."""
-    with pytest.raises(UsageError, match=r"--temperature must be between 0.001 and 100, got 0.0; try 1.0; for the "
-                                         r"most likely code at every step, use --top-k 1$"):
+    with pytest.raises(UsageError, match=r"^temperature must be between 0.001 and 100, got 0.0; try 1.0; for the "
+                                         r"most likely code at every step, use top_k=1$"):
         SamplingConfig(temperature=0.0)
     with pytest.raises(UsageError, match=r"got 500.0; try 1.0$"):  # (too hot: greedy is no hint there)
         SamplingConfig(temperature=500.0)

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
-from t2i_cli.errors import DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
+from t2i_cli.errors import SPEAKING, DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
 from t2i_cli.files import not_utf8, other_t2i_inferring, stop_on_sigterm, stop_signals
 from t2i_cli.prompt_file import Prompts, blank, read_prompts
 from t2i_cli.train_options import (
@@ -450,7 +450,10 @@ def utf8_text(text: str | None, shown: str) -> str | None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn T2IError (and Ctrl-C) into one red line and an exit code; --debug re-raises."""
+    """Turn T2IError (and Ctrl-C) into one red line and an exit code; --debug re-raises. Within it, shared checks
+    name the options as typed (errors.option: --top-k 1, not top_k=1)."""
+    speaking = SPEAKING["cli"]
+    SPEAKING["cli"] = True
     try:
         yield
     except T2IError as e:
@@ -506,6 +509,8 @@ def user_errors() -> Iterator[None]:
         say("internal error", "red", f"{type(e).__name__}: {worker_message(str(e))}{_notes(e)} (rerun with --debug "
                                      f"for the traceback)")
         raise typer.Exit(1) from None
+    finally:
+        SPEAKING["cli"] = speaking
 
 
 def _notes(e: BaseException) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from t2i_cli.errors import UsageError
+from t2i_cli.errors import UsageError, option
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -22,11 +22,12 @@ def resolve_device(name: str | torch.device) -> torch.device:
                              f"GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
         return name
     if name not in DEVICES:
-        raise UsageError(f"--device must be auto, cpu or cuda, got {name!r}")
+        raise UsageError(f"{option('device')} must be auto, cpu or cuda, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        raise UsageError(f"{option('device', 'cuda')} was asked for but no CUDA GPU is available; use "
+                         f"{option('device', 'cpu')} or auto")
     return torch.device(name)
 
 

@@ -26,6 +26,21 @@ class OutputError(T2IError):
     """An output path that cannot be written."""
 
 
+# Whether a refusal is said to the command line (cli.user_errors sets it while a command runs): shared checks name
+# the option a user typed there (--top-k 1) and, called from Python, the keyword the caller passed (top_k=1).
+SPEAKING = {"cli": False}
+_UNSET = object()
+
+
+def option(name: str, value: object = _UNSET, cli: str | None = None) -> str:
+    """How a refusal names a setting (and its value): "--top-k" / "--top-k 1" from the command line (cli: the flag
+    where it is not the keyword's, `rerank --precision` for clip_precision), "top_k" / "top_k=1" from Python."""
+    if SPEAKING["cli"]:
+        shown = cli or "--" + name.replace("_", "-")
+        return shown if value is _UNSET else f"{shown} {value:g}" if isinstance(value, float) else f"{shown} {value}"
+    return name if value is _UNSET else f"{name}={value!r}"
+
+
 class PromptWarning(UserWarning):
     """The Python API's word that a prompt loses words (past the text length, or unknown to the tokenizer); the
     commands say it in their own line instead."""

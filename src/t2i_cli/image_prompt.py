@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from t2i_cli.errors import DataError, UsageError
+from t2i_cli.errors import DataError, UsageError, option
 from t2i_cli.files import sha256_of
 from t2i_cli.images import (
     image_from_tensor,
@@ -72,7 +72,7 @@ class ImagePrompt:
         if isinstance(self.redraws, bool) or not isinstance(self.redraws, int):
             raise TypeError(f"redraws must be an int, got {type(self.redraws).__name__}")
         if not 1 <= self.redraws <= MAX_REDRAWS:
-            raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {self.redraws}")
+            raise UsageError(f"{option('redraws')} must be in 1..{MAX_REDRAWS}, got {self.redraws}")
         # (built by hand from Python, a wrong kind of tensor drew silently wrong images: a keep of 0/1 integers
         # was negated bitwise, a strength of 2 redrew every cell, float codes failed deep in sampling)
         if not isinstance(self.codes, torch.Tensor) or self.codes.dim() != 1 or self.codes.dtype.is_floating_point \
@@ -139,12 +139,13 @@ def redrawn_cells(n: int, strength: float) -> int:
 
 def check_keep_top(keep_top: float) -> None:
     if not 0 < keep_top < 1:
-        raise UsageError(f"--keep-top must be in (0, 1), above 0 and below 1 (the share of rows kept), got {keep_top}")
+        raise UsageError(f"{option('keep_top')} must be in (0, 1), above 0 and below 1 (the share of rows kept), got "
+                         f"{keep_top}")
 
 
 def check_strength(strength: float) -> None:
     if not 0 < strength <= 1:
-        raise UsageError(f"--strength must be in (0, 1] (1 redraws every cell), got {strength}")
+        raise UsageError(f"{option('strength')} must be in (0, 1] (1 redraws every cell), got {strength}")
 
 
 def keep_top_cells(grid: int, keep_top: float) -> torch.Tensor:
@@ -224,7 +225,8 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
     from t2i_cli.models.dvae import DVAE
 
     if sum(x is not None for x in (keep_top, mask, strength)) != 1:
-        raise UsageError("an image prompt takes one of --keep-top, --mask or --strength")
+        raise UsageError(f"an image prompt takes one of {option('keep_top')}, {option('mask')} or "
+                         f"{option('strength')}")
     if not isinstance(dvae, DVAE):  # (the pipeline or its bundle: an AttributeError deep in the encoding)
         raise TypeError(f"build takes the dVAE (pipe.bundle.dvae), got {type(dvae).__name__}")
     for name, value in (("keep_top", keep_top), ("strength", strength)):  # (True was taken as 1.0, "0.5" failed)
@@ -235,7 +237,8 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
     if strength is not None:
         check_strength(strength)
     if mask is None and redraws != 1:
-        raise UsageError("--redraws belongs to --mask (it picks the redrawn region that fits the kept codes)")
+        raise UsageError(f"{option('redraws')} belongs to {option('mask')} (it picks the redrawn region that fits the "
+                         f"kept codes)")
     digest = file_sha256(image)
     grid = dvae.cfg.grid
     keep = None
@@ -255,12 +258,12 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
             raise UsageError(f"the mask {mask} marks nothing to redraw (no pixel above 127); "
                              "paint the region to redraw white")
         if not bool(keep.any()):
-            raise UsageError(f"the mask {mask} marks the whole image; leave out --image and --mask to draw "
-                             "a new one, or paint only the region to redraw white")
+            raise UsageError(f"the mask {mask} marks the whole image; leave out {option('image')} and "
+                             f"{option('mask')} to draw a new one, or paint only the region to redraw white")
     if mask is not None and redraws > 1 and not bool(keep[int((~keep).int().argmax()):].any()):
         if redraws_given:
-            raise UsageError("--redraws compares how well each draw fits the kept cells after the masked region, "
-                             "and this mask keeps none after it; use --redraws 1")
+            raise UsageError(f"{option('redraws')} compares how well each draw fits the kept cells after the masked "
+                             f"region, and this mask keeps none after it; use {option('redraws', 1)}")
         redraws = 1
     codes = source_codes(dvae, image)
     if mask is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import torch
 
 from t2i_cli.devices import native_bf16, resolve_device
-from t2i_cli.errors import PromptWarning, UsageError, warn_caller
+from t2i_cli.errors import PromptWarning, UsageError, option, warn_caller
 from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import blank
@@ -126,6 +126,23 @@ def check_count_and_seed(n: object, seed: object) -> None:
         raise UsageError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
 
 
+def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: ImagePrompt | None = None) -> None:
+    """Refuse drawing copies of one image with top_k=1 (the command line's cli.refuse_greedy_copies, for a caller of
+    batches, __call__ or draw_each): it takes the most likely code at every step, so n > 1 images of one prompt (or
+    of an image prompt that keeps a fixed set of cells, or redraws every cell) are one image, and so are an
+    inpainting's redraws. A variation that keeps a random share of cells per image draws its own."""
+    if sampling.top_k != 1:
+        return
+    greedy, other = option("top_k", 1), "a top_k of 0 or above 1"
+    if image is not None and image.redraws > 1:
+        raise UsageError(f"{option('redraws', image.redraws)} with {greedy} draws each image {image.redraws} times "
+                         f"alike ({greedy} always takes the most likely code); build the image prompt with "
+                         f"{option('redraws', 1)}, or give {other}")
+    if n > 1 and (image is None or image.keep is not None or image.n_redrawn == image.codes.numel()):
+        raise UsageError(f"{option('n', n)} with {greedy} draws {n} copies of one image ({greedy} always takes the "
+                         f"most likely code); ask for {option('n', 1)}, or give {other} to draw different ones")
+
+
 def check_progress(progress: object) -> None:
     """progress is None or a function of the codes drawn so far: an image prompt given in its place (batches'
     fourth parameter, __call__'s fifth) failed at the first code as "'ImagePrompt' object is not callable"."""
@@ -142,15 +159,15 @@ def check_negative(negative: str | None, sampling: SamplingConfig, asked: bool =
     "a red bird" --negative "a blue bird"); a PNG that recorded one (t2i 0.12.4 drew it) still redraws."""
     if negative is not None:
         if blank(negative):
-            raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
+            raise UsageError(f"{option('negative')} is empty; give the text to steer away from, or leave it out")
         if not sampling.guided:
-            raise UsageError("--negative works through guidance, which --guidance 1 turns off; "
-                             "use a guidance above 1 (default 3)")
+            raise UsageError(f"{option('negative')} works through guidance, which {option('guidance', 1)} turns "
+                             f"off; use a guidance above 1 (default 3)")
         low = min(sampling.guidance, sampling.guidance if sampling.guidance_start is None else sampling.guidance_start)
         if asked and low < 1:
-            which = "--guidance-start" if low != sampling.guidance else "--guidance"
-            raise UsageError(f"{which} {low:g} is below 1, where guidance draws toward the --negative text, not away "
-                             f"from it; use a guidance above 1 (default 3)")
+            which = "guidance_start" if low != sampling.guidance else "guidance"
+            raise UsageError(f"{option(which, low)} is below 1, where guidance draws toward the {option('negative')} "
+                             f"text, not away from it; use a guidance above 1 (default 3)")
 
 
 class TextToImage:
@@ -173,18 +190,19 @@ class TextToImage:
         AMX, BENCHMARKS.md "The dVAE decoder in bf16"); fp32 keeps every model in fp32, and the dVAE's encoder
         always is. clip_precision bf16 casts the CLIP (`rerank --precision`)."""
         if precision not in (*PRECISIONS, "auto"):
-            raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
+            raise UsageError(f"{option('precision')} must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
         if clip_precision not in (*CLIP_PRECISIONS, "auto"):
             hint = "; int8 quantises the transformer, which rerank does not run" if clip_precision == "int8" else ""
-            raise UsageError(f"--precision of the CLIP must be auto, fp32 or bf16, got {clip_precision!r}{hint}")
+            raise UsageError(f"{option('clip_precision', cli='--precision')} of the CLIP must be auto, fp32 or bf16, "
+                             f"got {clip_precision!r}{hint}")
         dev = resolve_device(device)
         if clip_precision == "auto":
             clip_precision = auto_clip_precision(dev)
         if precision == "auto":
             precision = auto_precision(dev)
         if precision == "int8" and dev.type != "cpu":
-            raise UsageError("--precision int8 runs on the CPU only (its kernel is PyTorch's CPU int8 matmul); "
-                             "use bf16 on a GPU")
+            raise UsageError(f"{option('precision', 'int8')} runs on the CPU only (its kernel is PyTorch's CPU int8 "
+                             f"matmul); use bf16 on a GPU")
         bf16_decoder = precision in ("bf16", "int8") and dev.type == "cpu" and native_bf16()
         # Each model that runs in bf16 is read into bf16 straight from the file (the casts below then have
         # nothing left to convert): no fp32 copy on the way, about 60 MB less at the peak of loading.
@@ -320,7 +338,8 @@ class TextToImage:
         """Yield the n images in batches of at most MAX_BATCH rows, so callers can save each batch at once."""
         check_count_and_seed(n, seed)
         check_progress(progress)
-        per = self.per_batch(image)
+        per = self.per_batch(image)  # (checks the image prompt)
+        refuse_greedy_copies(request.sampling, n, image)
         for start in range(0, n, per):
             b = min(per, n - start)
             tick = (lambda k, d=start * self.bundle.transformer.cfg.n_image, b=b: progress(d + k * b)) \
@@ -342,6 +361,8 @@ class TextToImage:
             raise ValueError("draw_each needs one sampling setting for every request")
         if not 1 <= n <= MAX_BATCH:
             raise ValueError(f"draw_each draws 1..{MAX_BATCH} images per request, got {n}")
+        if requests:
+            refuse_greedy_copies(requests[0].sampling, n)
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
         batch = self.fit(batch)
         if n > batch:  # a request's n images do not fit one decode (a large model): as batches() draws them

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from t2i_cli.errors import UsageError
+from t2i_cli.errors import UsageError, option
 from t2i_cli.models.transformer import KVCache, Transformer
 
 MAX_JACOBI = 64  # largest --jacobi window
@@ -60,27 +60,30 @@ class SamplingConfig:
             raise UsageError(f"use_cache must be True or False, got {self.use_cache!r}")
         # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.
         if not (1e-3 <= self.temperature <= 100):
-            greedy = "; for the most likely code at every step, use --top-k 1" if self.temperature < 1e-3 else ""
-            raise UsageError(f"--temperature must be between 0.001 and 100, got {self.temperature}; try 1.0{greedy}")
+            greedy = f"; for the most likely code at every step, use {option('top_k', 1)}" \
+                if self.temperature < 1e-3 else ""
+            raise UsageError(f"{option('temperature')} must be between 0.001 and 100, got {self.temperature}; try "
+                             f"1.0{greedy}")
         if self.top_k < 0:
-            raise UsageError(f"--top-k must be 0 or more (0 = off), got {self.top_k}")
+            raise UsageError(f"{option('top_k')} must be 0 or more (0 = off), got {self.top_k}")
         if not (0 < self.top_p <= 1):
-            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}; 1 turns it off")
+            raise UsageError(f"{option('top_p')} must be in (0, 1], got {self.top_p}; 1 turns it off")
         if not (0 <= self.guidance <= 100):
-            raise UsageError(f"--guidance must be between 0 and 100, got {self.guidance}; 1 turns it off")
+            raise UsageError(f"{option('guidance')} must be between 0 and 100, got {self.guidance}; 1 turns it off")
         if self.guidance_start is not None and not (0 <= self.guidance_start <= 100):
-            raise UsageError(f"--guidance-start must be between 0 and 100, got {self.guidance_start}")
+            raise UsageError(f"{option('guidance_start')} must be between 0 and 100, got {self.guidance_start}")
         if not (0 <= self.regional <= 100):
-            raise UsageError(f"--regional must be between 0 and 100, got {self.regional}; 0 turns it off")
+            raise UsageError(f"{option('regional')} must be between 0 and 100, got {self.regional}; 0 turns it off")
         if not (0 <= self.jacobi <= MAX_JACOBI):
-            raise UsageError(f"--jacobi must be in 0..{MAX_JACOBI} (0 = off), got {self.jacobi}")
+            raise UsageError(f"{option('jacobi')} must be in 0..{MAX_JACOBI} (0 = off), got {self.jacobi}")
         if self.guidance_stop is not None and not (0 < self.guidance_stop <= 1):
-            raise UsageError(f"--guidance-stop must be in (0, 1], got {self.guidance_stop}")
+            raise UsageError(f"{option('guidance_stop')} must be in (0, 1], got {self.guidance_stop}")
         if self.guidance_stop is not None and self.jacobi:
-            raise UsageError("--guidance-stop does not combine with --jacobi; leave one of them out")
+            raise UsageError(f"{option('guidance_stop')} does not combine with {option('jacobi')}; leave one of them "
+                             f"out")
         if self.guidance_stop is not None and not self.guided and self.regional == 0:
-            raise UsageError("--guidance-stop stops guidance, which --guidance 1 and --regional 0 turn off; leave "
-                             "it out")
+            raise UsageError(f"{option('guidance_stop')} stops guidance, which {option('guidance', 1)} and "
+                             f"{option('regional', 0)} turn off; leave it out")
 
     def guidance_at(self, i: int, n: int) -> float:
         """The guidance scale of code i of n."""
@@ -100,7 +103,7 @@ class SamplingConfig:
     def check_vocab(self, vocab: int) -> None:
         """Raise UsageError when top-k asks for more codes than the model's codebook has."""
         if self.top_k > vocab:
-            raise UsageError(f"--top-k must be in 0..{vocab} (0 = off), got {self.top_k}")
+            raise UsageError(f"{option('top_k')} must be in 0..{vocab} (0 = off), got {self.top_k}")
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -437,7 +440,7 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
         text = torch.cat([text, *extra, uncond.to(device).expand(B, -1)], dim=0)  # (2B, T), or ((2 + R) B, T)
     if cfg.jacobi:
         if prompted:
-            raise UsageError("--jacobi does not combine with an image prompt; leave one of them out")
+            raise UsageError(f"{option('jacobi')} does not combine with an image prompt; leave one of them out")
         if not cfg.use_cache:
             raise ValueError("Jacobi decoding needs the KV cache")
         return (_jacobi_codes(model, text, B, cfg, generator, progress, stats, regions),

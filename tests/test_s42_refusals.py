@@ -1,0 +1,90 @@
+"""Session 42: refusals left over by session 41 (sampling options, the Python API): each said to the caller in
+the names the caller used (keywords from Python, flags from the command line), and said before any wait."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import run
+from t2i_cli.errors import UsageError
+from t2i_cli.sampling import SamplingConfig
+
+GREEDY = SamplingConfig(top_k=1, guidance=1, regional=0)
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    from conftest import build_tiny_folder
+    from t2i_cli.pipeline import TextToImage
+
+    return TextToImage.from_folder(build_tiny_folder(tmp_path_factory.mktemp("w") / "weights"), "cpu")
+
+
+def _picture(folder: Path) -> tuple[Path, Path]:
+    """A source picture and a mask (its right half light) for image prompts."""
+    src, mask = folder / "src.png", folder / "mask.png"
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(src)
+    m = Image.new("L", (32, 32), 0)
+    m.paste(255, (16, 0, 32, 32))
+    m.save(mask)
+    return src, mask
+
+
+def test_the_api_refuses_copies_of_one_greedy_image_in_its_own_keywords(pipe, tmp_path):
+    """pipe(prompt, n=4, top_k=1) drew 4 copies of one image, where the command line refuses --n 4 --top-k 1; the
+    refusal names the keywords the caller passed (n=4, top_k=1), not the command line's flags."""
+    from t2i_cli.image_prompt import build
+
+    with pytest.raises(UsageError) as e:
+        pipe("a red bird", n=4, seed=0, sampling=GREEDY)
+    assert str(e.value).startswith("n=4 with top_k=1 draws 4 copies of one image") and "--" not in str(e.value)
+    assert "n=1" in str(e.value)
+    with pytest.raises(UsageError, match="^n=2 with top_k=1"):  # draw_each too (eval's path)
+        pipe.draw_each([pipe.request("a red bird", GREEDY)], [0], n=2)
+    assert len(pipe("a red bird", n=1, seed=0, sampling=GREEDY)) == 1  # one greedy image is taken
+    assert len(pipe("a red bird", n=2, seed=0, sampling=SamplingConfig(top_k=2, guidance=1, regional=0))) == 2
+    src, mask = _picture(tmp_path)
+    dvae = pipe.bundle.dvae
+    with pytest.raises(UsageError, match="^n=3 with top_k=1"):  # a fixed set of kept cells: one image too
+        pipe("a red bird", n=3, seed=0, sampling=GREEDY, image=build(dvae, src, keep_top=0.5))
+    with pytest.raises(UsageError, match="^n=2 with top_k=1"):  # every cell redrawn: as without an image prompt
+        pipe("a red bird", n=2, seed=0, sampling=GREEDY, image=build(dvae, src, strength=1.0))
+    with pytest.raises(UsageError, match=r"^redraws=4 with top_k=1 draws each image 4 times alike"):
+        pipe("a red bird", n=1, seed=0, sampling=GREEDY, image=build(dvae, src, mask=mask, redraws=4))
+    # a variation that keeps a random share of the cells per image draws its own: taken
+    assert len(pipe("a red bird", n=2, seed=0, sampling=GREEDY, image=build(dvae, src, strength=0.5))) == 2
+
+
+def test_api_refusals_of_sampling_and_image_prompt_settings_name_the_keywords_and_the_cli_its_flags(pipe, tmp_path):
+    """SamplingConfig, request, from_folder and image_prompt.build said "--top-k must be ...", "--negative works
+    through guidance, which --guidance 1 turns off", "--keep-top ...": flags a Python caller never typed."""
+    from t2i_cli.image_prompt import build
+    from t2i_cli.pipeline import TextToImage
+
+    said = []
+    for make in (lambda: SamplingConfig(top_k=-1), lambda: SamplingConfig(temperature=0),
+                 lambda: SamplingConfig(guidance_stop=0.5, jacobi=4),
+                 lambda: pipe.request("a red bird", SamplingConfig(top_k=999)),
+                 lambda: pipe.request("a red bird", SamplingConfig(guidance=1), negative="a dog"),
+                 lambda: TextToImage.from_folder(Path("nowhere"), "cpu", precision="fp16"),
+                 lambda: build(pipe.bundle.dvae, _picture(tmp_path)[0], keep_top=2.0),
+                 lambda: TextToImage.from_folder(Path("nowhere"), "gpu")):
+        with pytest.raises(UsageError) as e:
+            make()
+        said.append(str(e.value))
+    assert all("--" not in s for s in said), said
+    assert said[0].startswith("top_k must be 0 or more") and "use top_k=1" in said[1], said
+    assert said[2].startswith("guidance_stop does not combine with jacobi"), said
+    assert said[3].startswith("top_k must be in 0..32") and "which guidance=1 turns off" in said[4], said
+    assert said[5].startswith("precision must be one of") and said[6].startswith("keep_top must be in (0, 1)"), said
+    assert said[7].startswith("device must be auto, cpu or cuda, got 'gpu'"), said
+    # the same checks from the command line name the options as typed
+    tiny_weights = pipe.bundle.folder
+    for args, says in ((["--top-k", "999"], "error: --top-k must be in 0..32"),
+                       (["--negative", "a dog", "--guidance", "1"], "which --guidance 1 turns off"),
+                       (["--guidance-stop", "0.5", "--jacobi", "4"], "--guidance-stop does not combine with --jacobi")):
+        r = run("generate", "a red bird", *args, "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
+        assert r.exit_code == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
