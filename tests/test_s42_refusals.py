@@ -88,3 +88,29 @@ def test_api_refusals_of_sampling_and_image_prompt_settings_name_the_keywords_an
                        (["--guidance-stop", "0.5", "--jacobi", "4"], "--guidance-stop does not combine with --jacobi")):
         r = run("generate", "a red bird", *args, "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
         assert r.exit_code == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _captioned(folder: Path, n: int = 24) -> Path:
+    """A folder of n captioned pictures (a val split for eval --data)."""
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", (16, 16), (i * 9 % 256, 90, 7 * i % 256)).save(folder / f"p{i}.png")
+        (folder / f"p{i}.txt").write_text("a red bird\n")
+    return folder
+
+
+def test_eval_data_refuses_draws_where_no_picture_is_drawn(tmp_path):
+    """`eval --data FOLDER --draws 3` of weights without a CLIP drew nothing and went on with a warning (exit 0):
+    an option that changes nothing, now refused in one line (exit 2) before any work; --draws 1, the default,
+    and weights with a CLIP are taken."""
+    from conftest import build_tiny_folder, one_line_failure
+
+    data = _captioned(tmp_path / "d")
+    bare = build_tiny_folder(tmp_path / "bare", with_clip=False)
+    line = one_line_failure(run("eval", "--data", data, "--n", "2", "--draws", "3", "--weights", bare,
+                                "--json", tmp_path / "bare.json"), 2)
+    assert line.startswith("error: --draws 3 draws images of each val caption for the CLIP to score") and \
+        "has no clip.safetensors" in line and "leave --draws out" in line, line
+    assert not (tmp_path / "bare.json").exists()
+    r = run("eval", "--data", data, "--n", "2", "--draws", "1", "--weights", bare, "-q")
+    assert r.exit_code == 0, r.stderr

@@ -2400,6 +2400,10 @@ def eval_cmd(ctx: typer.Context,
             if not 1 <= draws <= MAX_DRAWS or n * draws > 10_000:
                 raise UsageError(f"--draws must be in 1..{MAX_DRAWS}, with --n x --draws at most 10000; got "
                                  f"--draws {draws} and --n {n}")
+            if draws > 1 and not (folder / "clip.safetensors").is_file():  # (it drew nothing; a warning said so)
+                raise UsageError(f"--draws {draws} draws images of each val caption for the CLIP to score, and "
+                                 f"{folder} has no clip.safetensors, so none is drawn; leave --draws out (the dVAE is "
+                                 f"measured as ever), or give weights with a CLIP")
             _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws, force,
                        images_dir, regional_asked="regional" in given_options(ctx))
             return
@@ -2628,7 +2632,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
                   soft_wrap=True)
     if "clip" not in result and not quiet:
         warn(f"{folder} has no clip.safetensors: no CLIP cosine or distance (and no picture is drawn, so the "
-             f"sampling options{' and --draws' if draws > 1 else ''} change nothing)")
+             f"sampling options change nothing)")
     if result.get("skipped") and not quiet:
         warn(f"{data}: {result['skipped']}")
     if (unknown := result.get("unknown_words")) and not quiet:
