@@ -893,20 +893,20 @@ def test_guidance_stop_reaches_the_sampler_is_recorded_and_redrawn(tiny_weights,
     # with --guidance 1 it stops nothing (no val caption draws regional guidance): refused, as generate refuses it
     line = one_line_failure(run("eval", "--data", data, "--n", "2", "--guidance-stop", "0.75", "--guidance", "1",
                                 "--weights", tiny_weights, "--json", tmp_path / "e1.json"), 2)
-    assert "no val caption draws with" in line and not (tmp_path / "e1.json").exists(), line
+    assert "no val caption draws regional guidance" in line and not (tmp_path / "e1.json").exists(), line
     line = one_line_failure(run("generate", "--from", first, "--guidance-stop", "0.7", "--weights", tiny_weights,
                                 "--out", tmp_path / "x"), 2)
     assert "--guidance-stop" in line
     for bad, says in ((["--jacobi", "4"], "does not combine with --jacobi"),
                       (["--guidance", "1", "--regional", "0"], "which --guidance 1 and --regional 0 turn off"),
                       # regional guidance is on by default, but "a red bird" has no regions: it did nothing
-                      (["--guidance", "1"], "regional guidance, which this prompt does not draw with")):
+                      (["--guidance", "1"], "this prompt draws no regional guidance")):
         line = one_line_failure(generate(tiny_weights, tmp_path / "y", "--guidance-stop", "0.5", *bad), 2)
         assert says in line, line
     (tmp_path / "p.txt").write_text("a red bird\na small purple heart on a white background\n")
     line = one_line_failure(run("generate", "--prompts", tmp_path / "p.txt", "--guidance", "1", "--guidance-stop",
                                 "0.5", "--weights", tiny_weights, "--out", tmp_path / "y"), 2)
-    assert "which no prompt of the file draws with" in line and not (tmp_path / "y").exists(), line
+    assert "no prompt of the file draws regional guidance" in line and not (tmp_path / "y").exists(), line
     seen.clear()  # a prompt of two objects draws regional guidance, which it stops (its tokenizer knows "right")
     from conftest import TINY_CAPTIONS, build_tiny_folder
 

@@ -302,7 +302,7 @@ def test_eval_data_takes_guidance_stop_when_a_later_val_caption_draws_regions(tm
     assert r.exit_code == 0, r.stderr
     second.with_suffix(".txt").write_text("a red bird\n")  # none draws regions: refused
     line = one_line_failure(run(*args), 2)
-    assert "no val caption draws with" in line, line
+    assert "no val caption draws regional guidance" in line, line
 
 
 # ------------------------------------------------------------------------------------------- whole runs

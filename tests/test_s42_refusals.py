@@ -114,3 +114,24 @@ def test_eval_data_refuses_draws_where_no_picture_is_drawn(tmp_path):
     assert not (tmp_path / "bare.json").exists()
     r = run("eval", "--data", data, "--n", "2", "--draws", "1", "--weights", bare, "-q")
     assert r.exit_code == 0, r.stderr
+
+
+def test_guidance_stop_with_nothing_to_stop_is_said_in_one_plain_line(tiny_weights, tmp_path):
+    """--guidance 1 --guidance-stop 0.5 on a prompt without regional guidance was refused as "... and regional
+    guidance, which this prompt does not draw with (only one of two objects the model reads whole does); leave it
+    out": one line now says what it has nothing to stop and what to do, for a prompt, a --prompts file and eval."""
+    from conftest import one_line_failure
+
+    line = one_line_failure(run("generate", "a red bird", "--guidance", "1", "--guidance-stop", "0.5", "--weights",
+                                tiny_weights, "--out", tmp_path / "o"), 2)
+    assert line == ("error: --guidance-stop 0.5 has nothing to stop: --guidance 1 turns guidance off, and this prompt "
+                    "draws no regional guidance (only a prompt of two objects in the world's grammar, whose words the "
+                    "model knows, draws it); leave --guidance-stop out, or give a --guidance above 1"), line
+    (tmp_path / "p.txt").write_text("a red bird\ntwo green cats\n")
+    line = one_line_failure(run("generate", "--prompts", tmp_path / "p.txt", "--guidance", "1", "--guidance-stop",
+                                "0.25", "--weights", tiny_weights, "--out", tmp_path / "o"), 2)
+    assert "--guidance-stop 0.25 has nothing to stop" in line and "no prompt of the file draws regional" in line
+    line = one_line_failure(run("eval", "--data", _captioned(tmp_path / "d"), "--n", "2", "--guidance", "1",
+                                "--guidance-stop", "0.5", "--weights", tiny_weights), 2)
+    assert "has nothing to stop" in line and "no val caption draws regional guidance" in line, line
+    assert not (tmp_path / "o").exists()

@@ -1055,10 +1055,10 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         else [pipe.request(prompt, sampling, negative)]
     if sampling.guidance_stop is not None and not sampling.guided and not any(r.regions for r in requests):
         # (SamplingConfig refuses it with --regional 0; regional guidance draws only a two-object prompt)
-        raise UsageError("--guidance-stop stops guidance, which --guidance 1 turns off, and regional guidance, "
-                         f"which {'no prompt of the file' if lines else 'this prompt does not'} draw"
-                         f"{'s' if lines else ''} with (only one of two objects the model reads whole does); leave "
-                         "it out")
+        from t2i_cli.pipeline import guidance_stop_unused
+
+        raise guidance_stop_unused(sampling.guidance_stop, "no prompt of the file draws" if lines else
+                                   "this prompt draws no")
     if sampling.guidance_stop is not None and not sampling.guided:  # a file with some prompts of two objects:
         # it stops the regional guidance those draw with; a line without regions draws unguided, so its request
         # (and PNG) has no guidance_stop (recorded there, `--from` of its PNG refused it as an edited setting)

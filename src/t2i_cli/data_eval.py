@@ -24,7 +24,7 @@ import torch
 from t2i_cli.data import CaptionDataset, open_source
 from t2i_cli.errors import DataError, UsageError
 from t2i_cli.models.dvae import code_usage, psnr
-from t2i_cli.pipeline import MAX_BATCH, Generated, TextToImage, regional_unused
+from t2i_cli.pipeline import MAX_BATCH, Generated, TextToImage, guidance_stop_unused, regional_unused
 from t2i_cli.sampling import SamplingConfig
 
 EVAL_BATCH = 32  # val images read, encoded and embedded at a time
@@ -160,9 +160,7 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
         pipe.request(c, sampling, warn=False).regions for i in range(count) for c in val.captions_at(i))
     if clip is not None and sampling.guidance_stop is not None and not sampling.guided and not regions:
         # as generate refuses it, before any picture is read: there is nothing it would stop
-        raise UsageError("--guidance-stop stops guidance, which --guidance 1 turns off, and regional guidance, which "
-                         "no val caption draws with (only a caption of two objects in the world's grammar does); "
-                         "leave it out")
+        raise guidance_stop_unused(sampling.guidance_stop, "no val caption draws")
     if clip is not None and regional_asked and sampling.regional > 0 and not regions:
         raise regional_unused(sampling.regional, "no val caption has such a pair")  # (before any picture is read)
     if clip is not None:

@@ -81,6 +81,14 @@ def regional_unused(weight: float, which: str) -> UsageError:
                       f"whole, so it would draw exactly as without it; leave --regional out")
 
 
+def guidance_stop_unused(stop: float, which: str) -> UsageError:
+    """The refusal of --guidance-stop F beside --guidance 1 where no prompt draws regional guidance: it has
+    nothing to stop. which: "this prompt draws no", "no prompt of the file draws", "no val caption draws"."""
+    return UsageError(f"--guidance-stop {stop:g} has nothing to stop: --guidance 1 turns guidance off, and {which} "
+                      f"regional guidance (only a prompt of two objects in the world's grammar, whose words the model "
+                      f"knows, draws it); leave --guidance-stop out, or give a --guidance above 1")
+
+
 def batch_seed(seed: int, start: int) -> int:
     """The generator seed of the batch whose first image has index `start`: each batch draws from its own
     generator, so `--from` redraws one image by decoding only its batch."""
