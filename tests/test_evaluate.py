@@ -13,7 +13,7 @@ import torch
 
 from conftest import pairs, run
 from t2i_cli import weights, world
-from t2i_cli.errors import WeightsError
+from t2i_cli.errors import UsageError, WeightsError
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.pipeline import Generated, Request, TextToImage
@@ -257,9 +257,9 @@ def test_candidates_of_many_prompts_decoded_together_are_those_each_prompt_draws
         alone = pipe(p, n=2, seed=s, sampling=jacobi)
         for g, a in zip(together[2 * i:2 * i + 2], alone, strict=True):
             assert torch.allclose(g.image, a.image, atol=1e-6) and torch.equal(g.codes, a.codes)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         pipe.draw_each([pipe.request(prompts[0])], [0], n=17)
-    with pytest.raises(ValueError, match="one sampling setting for every request"):  # one decode, one setting
+    with pytest.raises(UsageError, match="one sampling setting for every request"):  # one decode, one setting
         pipe.draw_each([pipe.request(prompts[0]), pipe.request(prompts[1], SamplingConfig(temperature=0.5))], [0, 1])
 
 
@@ -279,7 +279,7 @@ def test_eval_decodes_32_images_at_a_time_where_their_state_is_small_and_draws_t
     assert len(by16) == len(by32) == 30
     assert all(torch.equal(a.codes, b.codes) and (a.prompt, a.index) == (b.prompt, b.index)
                for a, b in zip(by16, by32, strict=True))
-    with pytest.raises(ValueError, match="1..32 images at a time"):
+    with pytest.raises(UsageError, match="1..32 images at a time"):
         pipe.draw_each(requests[:1], seeds[:1], batch=33)
 
 

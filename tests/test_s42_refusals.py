@@ -135,3 +135,22 @@ def test_guidance_stop_with_nothing_to_stop_is_said_in_one_plain_line(tiny_weigh
                                 "--guidance-stop", "0.5", "--weights", tiny_weights), 2)
     assert "has nothing to stop" in line and "no val caption draws regional guidance" in line, line
     assert not (tmp_path / "o").exists()
+
+
+def test_draw_each_refuses_a_bad_value_as_a_usage_error(pipe):
+    """draw_each raised ValueError (a bare `t2i eval` user would read it as an internal error, with a hint at a
+    traceback); each bad value is now a UsageError naming what was passed, as every refusal of the API is, and a
+    bad seed is refused before torch's manual_seed sees it."""
+    request = pipe.request("a red bird", SamplingConfig(guidance=1, regional=0))
+    for kwargs, says in (({"batch": 33}, "draw_each decodes 1..32 images at a time, got batch=33"),
+                         ({"batch": 2.5}, "got batch=2.5"),
+                         ({"n": 17}, "draw_each draws 1..16 images per request, got n=17"),
+                         ({"n": True}, "got n=True"),
+                         ({"seeds": [0, 1]}, "one seed per request; got 1 requests and 2 seeds"),
+                         ({"seeds": [-1]}, "seed must be a whole number in 0..2**63-1, got -1"),
+                         ({"requests": ["a red bird"]}, "draw_each takes a list of requests")):
+        args = {"requests": [request], "seeds": [0]} | kwargs
+        with pytest.raises(UsageError) as e:
+            pipe.draw_each(**args)
+        assert says in str(e.value), (kwargs, str(e.value))
+    assert len(pipe.draw_each([request], [0], n=2)) == 2

@@ -361,14 +361,20 @@ class TextToImage:
         are those of `batches(requests[i], n, seeds[i])` (up to the float rounding of a larger matrix
         product), for many prompts at the cost of a batch. (A request's n rows share its generator and draw in
         one call, as in a batch of their own: sampling._runs; tested.)"""
-        if not 1 <= batch <= MAX_EVAL_BATCH:
-            raise ValueError(f"draw_each decodes 1..{MAX_EVAL_BATCH} images at a time, got {batch}")
+        # (UsageErrors, as every refusal of the API: a ValueError here reached `t2i eval`'s user as an internal error)
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_EVAL_BATCH:
+            raise UsageError(f"draw_each decodes 1..{MAX_EVAL_BATCH} images at a time, got batch={batch!r}")
+        if isinstance(requests, Request) or not all(isinstance(r, Request) for r in requests):
+            raise UsageError("draw_each takes a list of requests (pipe.request(prompt, sampling)), one per seed")
         if len(requests) != len(seeds):
-            raise ValueError(f"{len(requests)} requests but {len(seeds)} seeds")
+            raise UsageError(f"draw_each takes one seed per request; got {len(requests)} requests and {len(seeds)} "
+                             f"seeds")
+        for seed in seeds:
+            check_count_and_seed(1, seed)
         if len({r.sampling for r in requests}) > 1:
-            raise ValueError("draw_each needs one sampling setting for every request")
-        if not 1 <= n <= MAX_BATCH:
-            raise ValueError(f"draw_each draws 1..{MAX_BATCH} images per request, got {n}")
+            raise UsageError("draw_each needs one sampling setting for every request")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
+            raise UsageError(f"draw_each draws 1..{MAX_BATCH} images per request, got n={n!r}")
         if requests:
             refuse_greedy_copies(requests[0].sampling, n)
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
