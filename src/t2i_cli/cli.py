@@ -864,10 +864,13 @@ def generate(
         # another t2i started meanwhile waiting passively, 1.8x as long alone, for a command that drew nothing)
         # (what start_inference refuses at once is refused before a pipe is read to its end: a --threads 0 or a
         # torchrun start waited for the writer to finish, then was refused)
-        lines = None
+        # (so are the checks of the options that need neither the prompts nor torch: --n, --seed, --candidates and
+        # --keep, --top-k 1's rules, --image's flags; each refused a piped file only once its writer had finished)
+        lines, counted_options = None, None
         if prompts is not None and prompt is None and from_png is None:
             one_process("generate")
             check_threads(threads)
+            counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws)
             lines = read_prompts(prompts)
         start_inference(threads, "generate")
         given = given_options(ctx)
@@ -887,38 +890,8 @@ def generate(
             _name_paths([_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet)], [0],
                         as_json=as_json)
         else:
-            if prompts is not None and prompt is not None:
-                raise UsageError("give PROMPT or --prompts FILE, not both")
-            elif prompts is None and (prompt is None or blank(prompt)):
-                raise UsageError("the prompt is empty; give a description such as \"a red bird\" (or --prompts "
-                                 "FILE, one per line)")
-            if not 1 <= n <= MAX_N:
-                raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
-            if top_k == 1:  # greedy: the images of one prompt (or image prompt) are all one image
-                refuse_greedy_copies("--n", n)
-            check_seed(seed)
-            if top_k == 1 and "keep" in given and candidates is None and "n" not in given:
-                # greedy: the default candidates would all be the same image (refuse_greedy_copies)
-                if keep > 1:  # (above the default candidates too: "give --keep 1..4" named what this refuses)
-                    refuse_greedy_copies("--keep", keep)
-                if keep == 1:
-                    given = given - {"keep"}  # --keep 1 alone: the one image --top-k 1 draws
-            if "keep" in given and candidates is None:
-                if "n" in given:
-                    raise UsageError("--keep keeps the best of --candidates N, and --n keeps every image drawn; use "
-                                     "--candidates N --keep K")
-                if not 1 <= keep <= DEFAULT_CANDIDATES:
-                    raise UsageError(f"--keep {keep} alone keeps the best of the {DEFAULT_CANDIDATES} candidates "
-                                     f"drawn by default; give --keep 1..{DEFAULT_CANDIDATES}, or --candidates N with "
-                                     f"N >= --keep")
-                candidates = DEFAULT_CANDIDATES  # the best --keep of the default candidates (it was refused)
-            if candidates is not None and not 1 <= keep <= candidates <= MAX_N:
-                raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
-                                 f"got {candidates}, {keep}")
-            if top_k == 1 and candidates is not None:
-                refuse_greedy_copies("--candidates", candidates)
-            if "n" in given and candidates is not None:
-                raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
+            candidates, given = counted_options or _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates,
+                                                                image, mask, redraws)
             _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
             if top_k == 1 and spec is not None and "redraws" in spec:  # greedy: the K redraws are one image
@@ -943,26 +916,77 @@ def generate(
                       regional_asked="regional" in given)
 
 
+def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[str], n: int, seed: int, top_k: int,
+                 keep: int, candidates: Optional[int], image: Optional[Path], mask: Optional[Path], redraws: int,
+                 ) -> tuple[Optional[int], set[str]]:
+    """generate's checks that need neither the prompts nor torch (run before a --prompts pipe is read): the prompt
+    given once, --n, --seed, --candidates and --keep, --top-k 1's rules and --image's flags. Returns the candidates
+    to draw (the default ones for --keep alone) and the options given (less a --keep 1 that --top-k 1 makes moot)."""
+    given = given_options(ctx)
+    if prompts is not None and prompt is not None:
+        raise UsageError("give PROMPT or --prompts FILE, not both")
+    elif prompts is None and (prompt is None or blank(prompt)):
+        raise UsageError("the prompt is empty; give a description such as \"a red bird\" (or --prompts "
+                         "FILE, one per line)")
+    if not 1 <= n <= MAX_N:
+        raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
+    if top_k == 1:  # greedy: the images of one prompt (or image prompt) are all one image
+        refuse_greedy_copies("--n", n)
+    check_seed(seed)
+    if top_k == 1 and "keep" in given and candidates is None and "n" not in given:
+        # greedy: the default candidates would all be the same image (refuse_greedy_copies)
+        if keep > 1:  # (above the default candidates too: "give --keep 1..4" named what this refuses)
+            refuse_greedy_copies("--keep", keep)
+        if keep == 1:
+            given = given - {"keep"}  # --keep 1 alone: the one image --top-k 1 draws
+    if "keep" in given and candidates is None:
+        if "n" in given:
+            raise UsageError("--keep keeps the best of --candidates N, and --n keeps every image drawn; use "
+                             "--candidates N --keep K")
+        if not 1 <= keep <= DEFAULT_CANDIDATES:
+            raise UsageError(f"--keep {keep} alone keeps the best of the {DEFAULT_CANDIDATES} candidates "
+                             f"drawn by default; give --keep 1..{DEFAULT_CANDIDATES}, or --candidates N with "
+                             f"N >= --keep")
+        candidates = DEFAULT_CANDIDATES  # the best --keep of the default candidates (it was refused)
+    if candidates is not None and not 1 <= keep <= candidates <= MAX_N:
+        raise UsageError(f"--candidates must be in 1..{MAX_N} and --keep in 1..candidates, "
+                         f"got {candidates}, {keep}")
+    if top_k == 1 and candidates is not None:
+        refuse_greedy_copies("--candidates", candidates)
+    if "n" in given and candidates is not None:
+        raise UsageError("--n and --candidates both say how many to draw; use --candidates N --keep K")
+    refuse_moot_greedy(ctx)
+    _image_flags(image, mask, given)
+    if top_k == 1 and image is not None and mask is not None and "redraws" in given:  # the K redraws are one image
+        refuse_greedy_copies("--redraws", redraws)
+    return candidates, given
+
+
 def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, redraws: int,
                 given: set[str]) -> Optional[dict]:
     """The image prompt generate was asked for (image_prompt.build's arguments), or None; checks the flags."""
+    _image_flags(image, mask, given)
     if image is None:
-        if given & {"mask", "keep_top", "redraws"}:
-            raise UsageError(f"{flag(sorted(given & {'mask', 'keep_top', 'redraws'})[0])} needs --image SRC "
-                             "(the picture to start from)")
         return None
     from t2i_cli.image_prompt import MAX_REDRAWS, check_keep_top
 
-    if mask is not None and "keep_top" in given:
-        raise UsageError("--keep-top and --mask both say what to keep of --image; use one")
-    if mask is None and "redraws" in given:
-        raise UsageError("--redraws belongs to --mask (it picks the redrawn region that fits the kept codes)")
     if not 1 <= redraws <= MAX_REDRAWS:
         raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {redraws}")
     if mask is None:
         check_keep_top(keep_top)
         return {"image": image, "keep_top": keep_top}
     return {"image": image, "mask": mask, "redraws": redraws, "redraws_given": "redraws" in given}
+
+
+def _image_flags(image: Optional[Path], mask: Optional[Path], given: set[str]) -> None:
+    """Refuse --image's flags where they do not go together (without torch: before a --prompts pipe is read)."""
+    if image is None and given & {"mask", "keep_top", "redraws"}:
+        raise UsageError(f"{flag(sorted(given & {'mask', 'keep_top', 'redraws'})[0])} needs --image SRC "
+                         "(the picture to start from)")
+    if image is not None and mask is not None and "keep_top" in given:
+        raise UsageError("--keep-top and --mask both say what to keep of --image; use one")
+    if image is not None and mask is None and "redraws" in given:
+        raise UsageError("--redraws belongs to --mask (it picks the redrawn region that fits the kept codes)")
 
 
 def _load_pipeline(weights: Path, device: str, need_clip: bool = False, precision: str = "fp32",
@@ -1849,15 +1873,20 @@ def sampling_of(ctx: typer.Context):
     from t2i_cli.sampling import SamplingConfig
 
     sampling = SamplingConfig(**{f.name: ctx.params[f.name] for f in fields(SamplingConfig) if f.name in ctx.params})
-    # --top-k 1 keeps the most likely code alone: a temperature or a nucleus cannot change which (it drew the same
-    # bytes, unsaid); their neutral values (1) ask for nothing and are taken
+    refuse_moot_greedy(ctx)
+    return sampling
+
+
+def refuse_moot_greedy(ctx: typer.Context) -> None:
+    """--top-k 1 keeps the most likely code alone: a temperature or a nucleus cannot change which (it drew the same
+    bytes, unsaid); their neutral values (1) ask for nothing and are taken. (Without torch: generate checks it
+    before a --prompts pipe is read.)"""
     moot = [f"{flag(k)} {ctx.params[k]:g}" for k in ("temperature", "top_p")
             if k in given_options(ctx) and ctx.params[k] != 1]
-    if sampling.top_k == 1 and moot:
+    if ctx.params.get("top_k") == 1 and moot:
         raise UsageError(f"{' and '.join(moot)} change{'s' if len(moot) == 1 else ''} nothing with --top-k 1, which "
                          f"always takes the most likely code; leave {'it' if len(moot) == 1 else 'them'} out, or give "
                          f"--top-k above 1")
-    return sampling
 
 
 def refuse_greedy_copies(option: str, count: int, also: str = "") -> None:
