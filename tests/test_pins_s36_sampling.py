@@ -138,7 +138,7 @@ def test_a_schedule_from_1_to_1_and_a_regional_weight_of_0_add_no_rows(monkeypat
     try:
         check_negative("a blue bird", flat)
     except UsageError as e:
-        assert "--guidance 1 turns off" in str(e)
+        assert "guidance=1 turns off" in str(e)  # (from Python: the keyword; the command line says --guidance 1)
     else:
         raise AssertionError("a negative prompt was accepted without guidance")
     masks = torch.stack([region_mask("left", 3), region_mask("right", 3)])[:, None].expand(2, 2, -1).clone()
