@@ -295,7 +295,8 @@ MAX_SEED = 2**63 - 1  # largest --seed a torch.Generator takes
 MAX_THREADS = 256  # largest --threads
 MAX_EVAL_SEEDS = 16  # most --seed of one `t2i eval`
 MAX_DRAWS = 16  # most --draws of `t2i eval --data`: one decode batch of one caption (pipeline.MAX_BATCH)
-THREADS_HELP = ("CPU threads for torch (default: torch's own choice, one per core, whatever the load: a seed's "
+THREADS_HELP = (f"CPU threads for torch, 1..{MAX_THREADS} (default: torch's own choice, one per core, whatever the "
+                "load: a seed's "
                 "bytes can depend on the thread count).")
 SPIN_COUNT = "10000"  # GOMP_SPINCOUNT for inference unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (busy_machine.sh)
 BUSY_SPIN_COUNT = "0"  # ... and where other tasks run as it starts: sleep at once (as OMP_WAIT_POLICY=PASSIVE)
@@ -318,12 +319,14 @@ class SAMPLING_DEFAULTS:
 
 
 # Options generate and vary share (the same OptionInfo serves both commands).
-DRAW_SEED = typer.Option(0, "--seed", help="Random seed; the same seed and settings give the same images (the "
-                                            "images of one run share its draws: another --n draws others).")
+DRAW_SEED = typer.Option(0, "--seed", help="Random seed, 0..2^63-1; the same seed and settings give the same "
+                                            "images (the images of one run share its draws: another --n draws "
+                                            "others).")
 DRAW_TEMPERATURE = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
                                 help="Softmax temperature, 0.001..100.")
 DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k",
-                          help="Keep the k most likely codes (0 = off; 1 always takes the most likely, so every draw "
+                          help="Keep the k most likely codes, at most the codebook's size (0 = off; 1 always takes the "
+                               "most likely, so every draw "
                                "is one image: one candidate is drawn, not the best of several).")
 DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).")
 DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
@@ -339,7 +342,7 @@ DRAW_GUIDANCE_STOP = typer.Option(None, "--guidance-stop",
 EVAL_GUIDANCE_STOP = typer.Option(None, "--guidance-stop", help=GUIDANCE_STOP_HELP.format(negative=""))
 DRAW_JACOBI = typer.Option(0, "--jacobi", help=(
     "Speculative Jacobi decoding: each forward pass reads N drafted codes and keeps those (and one more) "
-    "the model would have drawn (0 = one code per pass). Same distribution as plain decoding, other "
+    "the model would have drawn (0..64; 0 = one code per pass). Same distribution as plain decoding, other "
     "images; fewer passes (see BENCHMARKS.md)."))
 DRAW_REGIONAL = typer.Option(SAMPLING_DEFAULTS.regional, "--regional", help=(
     "Regional guidance for two objects in the world's grammar (\"a red bird and a blue fish\", \"... above "
@@ -835,17 +838,17 @@ def generate(
     mask: Optional[Path] = typer.Option(None, "--mask",
                                         help="With --image: inpaint; the light pixels (> 127) of MASK are redrawn."),
     redraws: int = typer.Option(4, "--redraws",
-                                help="With --mask: draw each image K times and keep the one whose redrawn "
-                                     "region fits the kept codes best (1 = off, K times faster; --top-k 1 draws "
-                                     "once)."),
+                                help="With --mask: draw each image K times (1..16) and keep the one whose "
+                                     "redrawn region fits the kept codes best (1 = off, K times faster; --top-k 1 "
+                                     "draws once)."),
     from_png: Optional[Path] = typer.Option(None, "--from",
                                             help="Redraw a PNG that t2i made, from the settings it records "
                                                  "(with --image/--mask if it was made from them)."),
     candidates: Optional[int] = typer.Option(None, "--candidates",
-                                             help=f"Draw this many and keep the best by CLIP score (default "
-                                                  f"{DEFAULT_CANDIDATES} when the weights have a CLIP and neither "
-                                                  f"--n, --top-k 1 nor an image prompt is given; 1 = off; above 1 "
-                                                  f"not with --top-k 1)."),
+                                             help=f"Draw this many (1..{MAX_N}) and keep the best by CLIP score "
+                                                  f"(default {DEFAULT_CANDIDATES} when the weights have a CLIP and "
+                                                  f"neither --n, --top-k 1 nor an image prompt is given; 1 = off; "
+                                                  f"above 1 not with --top-k 1)."),
     keep: int = typer.Option(1, "--keep", help="How many of the best candidates to write (of --candidates N, or "
                                                f"alone of the default {DEFAULT_CANDIDATES})."),
     out_dir: Path = DRAW_OUT_DIR,
@@ -1627,16 +1630,18 @@ def train(
                                              "(e.g. 0.999; at most (1 + n) / (10 + n) after n steps) and "
                                              "validate, sample and save that instead of the last step's weights "
                                              "(0: off, the default)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw, 0..2^63-1 (default 0)."),
     precision: Optional[str] = typer.Option(None, "--precision",
                                             help="auto (bf16 autocast where the CPU or GPU computes bf16 itself: "
                                                  "AVX-512 BF16 or AMX, Ampere or later; fp32 elsewhere, where "
                                                  "emulated bf16 trains many times slower), bf16 or fp32."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
-    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes, 0..64 (default 1)."),
+    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints (default 250)."),
     sample_every: Optional[int] = typer.Option(None, "--sample-every",
-                                               help="Steps between sample grids (0 = end only)."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between metrics.jsonl lines."),
+                                               help="Steps between validations and sample grids (default 500; 0 = "
+                                                    "at the end only)."),
+    log_every: Optional[int] = typer.Option(None, "--log-every",
+                                            help="Steps between metrics.jsonl lines (default 25)."),
     patience: Optional[int] = typer.Option(None, "--patience",
                                            help="Stop when the validation loss (measured every --sample-every "
                                                 "steps) has not improved for N validations in a row; 0 never "
@@ -1982,8 +1987,9 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
 
 @data_app.command("world", cls=OneValueEach)
 def data_world(split: str = typer.Option("train", "--split", help="train, val or heldout."),
-               n: int = typer.Option(1000, "--n", help="Scenes to write."),
-               side: int = typer.Option(128, "--side", "--size", help="Image side in pixels (--size: the old name)."),
+               n: int = typer.Option(1000, "--n", help="Scenes to write, 1..1,000,000."),
+               side: int = typer.Option(128, "--side", "--size",
+                                        help="Image side in pixels, 16..4096 (--size: the old name)."),
                out_dir: Path = typer.Option(..., "--out", help="Folder for NAME.png, NAME.txt and NAME.json."),
                quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Write scenes of the procedural world as image + caption + spec files."""
@@ -2005,9 +2011,10 @@ def data_preview(ctx: typer.Context,
                  source: str = typer.Argument("world:train",
                                               help="world[:split], a folder, or a .jsonl or .csv manifest."),
                  out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
-                 n: int = typer.Option(16, "--n", help="Samples on the sheet."),
+                 n: int = typer.Option(16, "--n", help="Samples on the sheet, 1..256."),
                  side: int = typer.Option(128, "--side", "--size",
-                                          help="Image side in pixels (--size: the old name)."),
+                                          help="Image side in pixels, 16..4096, with --n x --side^2 at most 2^25 "
+                                               "(--size: the old name)."),
                  force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists."),
                  crop: float = typer.Option(1.0, "--crop",
                                             help="A folder or manifest: show each sample as `t2i train --crop F` "
@@ -2334,10 +2341,10 @@ def eval_cmd(ctx: typer.Context,
                                                   f"table each, then their mean; at most {MAX_EVAL_SEEDS}, "
                                                   "one with --data).", show_default=False),
              candidates: Optional[int] = typer.Option(None, "--candidates",
-                                                      help=f"The world's tasks: draw N per prompt and keep CLIP's "
-                                                           f"best (default {DEFAULT_CANDIDATES}, as generate, when "
-                                                           f"the weights have a CLIP, 1 with --top-k 1; 1 = off; not "
-                                                           f"with --data)."),
+                                                      help=f"The world's tasks: draw N (1..{MAX_N}) per prompt and "
+                                                           f"keep CLIP's best (default {DEFAULT_CANDIDATES}, as "
+                                                           f"generate, when the weights have a CLIP, 1 with --top-k 1; "
+                                                           f"1 = off; not with --data)."),
              temperature: float = DRAW_TEMPERATURE,
              top_k: int = DRAW_TOP_K,
              top_p: float = DRAW_TOP_P,

@@ -1,0 +1,56 @@
+"""Session 42: README.md's "Use", "Train on your own images", "Python API" and "When things go wrong" against the
+code, pinned where the code or its --help said otherwise."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import run
+from t2i_cli.data import MAX_PREVIEW_PIXELS, MAX_SIDE, MAX_WORLD_SCENES
+from t2i_cli.image_prompt import MAX_REDRAWS
+from t2i_cli.sampling import MAX_JACOBI
+from t2i_cli.train import CONFIG_LIMITS, TrainConfig
+
+
+def option_help(command: list[str], option: str) -> str:
+    """The --help text of one option, its wrapped lines joined."""
+    r = run(*command, "--help")
+    assert r.exit_code == 0, r.stderr
+    text = re.sub(r"\s+", " ", r.stdout)
+    found = re.search(rf"(?:^| ){re.escape(option)}(?:, [-\w]+)? <\w+> (.*?)(?= -[-\w]+(?:, [-\w]+)? <\w+> | -[-\w]+ "
+                      rf"(?=[A-Z])|$)", text)
+    assert found, f"{option} not in {command} --help"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("command, option, bound", [
+    (["generate"], "--threads", "1..256"), (["vary"], "--threads", "1..256"), (["rerank"], "--threads", "1..256"),
+    (["eval"], "--threads", "1..256"),
+    (["generate"], "--seed", "0..2^63-1"), (["vary"], "--seed", "0..2^63-1"), (["train"], "--seed", "0..2^63-1"),
+    (["generate"], "--jacobi", f"0..{MAX_JACOBI}"), (["eval"], "--jacobi", f"0..{MAX_JACOBI}"),
+    (["generate"], "--redraws", f"1..{MAX_REDRAWS}"),
+    (["generate"], "--candidates", "1..256"), (["eval"], "--candidates", "1..256"),
+    (["generate"], "--top-k", "at most the codebook's size"),
+    (["train"], "--workers", "{0}..{1}".format(*CONFIG_LIMITS["num_workers"])),
+    (["data", "world"], "--n", f"1..{MAX_WORLD_SCENES:,}"), (["data", "world"], "--side", f"16..{MAX_SIDE}"),
+    (["data", "preview"], "--n", "1..256"), (["data", "preview"], "--side", f"16..{MAX_SIDE}"),
+])
+def test_help_names_the_range_the_command_enforces(command: list[str], option: str, bound: str):
+    # README "When things go wrong" names these ranges (`--candidates` or `--threads` outside 1..256, `--jacobi`
+    # outside 0..64, `--redraws` outside 1..16, `data world --n` past 1,000,000, ...) and the commands refuse
+    # outside them; their --help said none of them ("Scenes to write.", "DataLoader worker processes.").
+    assert bound in option_help(command, option)
+
+
+def test_help_names_the_training_cadence_defaults():
+    # --ckpt-every, --sample-every, --log-every and --workers showed no default (their TrainConfig's, which no
+    # preset changes); the README's "500 by default" for --sample-every is the validation cadence.
+    defaults = TrainConfig(stage="dvae", data="world:train")
+    assert f"default {defaults.ckpt_every}" in option_help(["train"], "--ckpt-every")
+    assert f"default {defaults.log_every}" in option_help(["train"], "--log-every")
+    assert f"default {defaults.num_workers}" in option_help(["train"], "--workers")
+    sample = option_help(["train"], "--sample-every")
+    assert f"default {defaults.sample_every}" in sample and "validations" in sample
+    assert MAX_PREVIEW_PIXELS == 2 ** 25 and "at most 2^25" in option_help(["data", "preview"], "--side")
