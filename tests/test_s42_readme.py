@@ -10,6 +10,7 @@ import pytest
 from conftest import run
 from t2i_cli.data import MAX_PREVIEW_PIXELS, MAX_SIDE, MAX_WORLD_SCENES
 from t2i_cli.image_prompt import MAX_REDRAWS
+from t2i_cli.prompt_file import MAX_PROMPT_CHARS, MAX_PROMPT_FILE, MAX_PROMPTS
 from t2i_cli.sampling import MAX_JACOBI
 from t2i_cli.train import CONFIG_LIMITS, TrainConfig
 
@@ -36,11 +37,14 @@ def option_help(command: list[str], option: str) -> str:
     (["train"], "--workers", "{0}..{1}".format(*CONFIG_LIMITS["num_workers"])),
     (["data", "world"], "--n", f"1..{MAX_WORLD_SCENES:,}"), (["data", "world"], "--side", f"16..{MAX_SIDE}"),
     (["data", "preview"], "--n", "1..256"), (["data", "preview"], "--side", f"16..{MAX_SIDE}"),
+    (["generate"], "--prompts", f"at most {MAX_PROMPTS:,} prompts, {MAX_PROMPT_FILE >> 20} MiB and "
+                                f"{MAX_PROMPT_CHARS:,} characters a line"),
 ])
 def test_help_names_the_range_the_command_enforces(command: list[str], option: str, bound: str):
     # README "When things go wrong" names these ranges (`--candidates` or `--threads` outside 1..256, `--jacobi`
-    # outside 0..64, `--redraws` outside 1..16, `data world --n` past 1,000,000, ...) and the commands refuse
-    # outside them; their --help said none of them ("Scenes to write.", "DataLoader worker processes.").
+    # outside 0..64, `--redraws` outside 1..16, `data world --n` past 1,000,000, `--prompts` over 10,000 prompts,
+    # ...) and the commands refuse outside them; their --help said none of them ("Scenes to write.", "DataLoader
+    # worker processes.").
     assert bound in option_help(command, option)
 
 

@@ -23,7 +23,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from t2i_cli import __version__
 from t2i_cli.errors import SPEAKING, DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
 from t2i_cli.files import not_utf8, other_t2i_inferring, stop_on_sigterm, stop_signals
-from t2i_cli.prompt_file import Prompts, blank, read_prompts
+from t2i_cli.prompt_file import MAX_PROMPT_CHARS, MAX_PROMPT_FILE, MAX_PROMPTS, Prompts, blank, read_prompts
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -818,7 +818,9 @@ def generate(
                                           help="Draw each line of this UTF-8 file (- reads standard input; ./- is "
                                                "a file named -) as its own PROMPT with the same options and seed: "
                                                "the files `t2i generate LINE` writes, for one load of the models. "
-                                               "Blank lines and lines starting with # are skipped."),
+                                               "Blank lines and lines starting with # are skipped; at most "
+                                               f"{MAX_PROMPTS:,} prompts, {MAX_PROMPT_FILE >> 20} MiB and "
+                                               f"{MAX_PROMPT_CHARS:,} characters a line."),
     n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N}; with --prompts, per prompt; not above 1 "
                                          f"with --top-k 1, whose images are one)."),
     seed: int = DRAW_SEED,
