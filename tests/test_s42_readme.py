@@ -37,6 +37,10 @@ def option_help(command: list[str], option: str) -> str:
     (["train"], "--workers", "{0}..{1}".format(*CONFIG_LIMITS["num_workers"])),
     (["data", "world"], "--n", f"1..{MAX_WORLD_SCENES:,}"), (["data", "world"], "--side", f"16..{MAX_SIDE}"),
     (["data", "preview"], "--n", "1..256"), (["data", "preview"], "--side", f"16..{MAX_SIDE}"),
+    (["train"], "--batch-size", "at most {1:,}".format(*CONFIG_LIMITS["batch_size"])),
+    (["train"], "--image-side", "at most {1}".format(*CONFIG_LIMITS["image_side"])),
+    (["train"], "--text-len", "at most {1}".format(*CONFIG_LIMITS["text_len"])),
+    (["train"], "--vocab-size", "at most {1:,}".format(*CONFIG_LIMITS["vocab_size"])),
     (["generate"], "--prompts", f"at most {MAX_PROMPTS:,} prompts, {MAX_PROMPT_FILE >> 20} MiB and "
                                 f"{MAX_PROMPT_CHARS:,} characters a line"),
 ])

@@ -1584,14 +1584,19 @@ def train(
                                         help="Optimizer steps (with --resume: a new, larger total that extends "
                                              "the run; with --stage all: N for every stage or dvae=N,clip=M)."),
     batch_size: Optional[str] = typer.Option(None, "--batch-size",
-                                             help="Global batch size (--stage all: N or dvae=N,...)."),
+                                             help="Global batch size, at most 65,536 (--stage all: N or "
+                                                  "dvae=N,...; default: the --preset's)."),
     lr: Optional[str] = typer.Option(None, "--lr", help="Peak learning rate, above 0 and at most 1 (--stage all: "
                                                         "X or dvae=X,...; with --resume: the peak for the steps "
                                                         "still to come)."),
     image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size",
-                                             help="Image side in pixels (--image-size: the old name)."),
-    text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption."),
-    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary."),
+                                             help="Image side in pixels, at most 4096 (default: the --preset's; "
+                                                  "--image-size: the old name)."),
+    text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption, at most 4096 "
+                                                                            "(default: the --preset's)."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary, at "
+                                                                                "most 1,048,576 (default: the "
+                                                                                "--preset's)."),
     model: list[str] = typer.Option([], "--model",
                                     help="Model config override KEY=VALUE, e.g. --model n_layer=8 (repeatable; "
                                          "--stage all: STAGE.KEY=VALUE, or KEY=VALUE for every stage that has KEY, "
