@@ -4,10 +4,11 @@ code, pinned where the code or its --help said otherwise."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from conftest import run
+from conftest import one_line_failure, run
 from t2i_cli.data import MAX_PREVIEW_PIXELS, MAX_SIDE, MAX_WORLD_SCENES
 from t2i_cli.image_prompt import MAX_REDRAWS
 from t2i_cli.prompt_file import MAX_PROMPT_CHARS, MAX_PROMPT_FILE, MAX_PROMPTS
@@ -62,3 +63,18 @@ def test_help_names_the_training_cadence_defaults():
     sample = option_help(["train"], "--sample-every")
     assert f"default {defaults.sample_every}" in sample and "validations" in sample
     assert MAX_PREVIEW_PIXELS == 2 ** 25 and "at most 2^25" in option_help(["data", "preview"], "--side")
+
+
+def test_vary_out_that_names_a_picture_file_names_vary_files(tiny_weights: Path, tmp_path: Path, monkeypatch):
+    # README: `generate --out new/bird.png` (or `vary`) is refused, `--out` being the folder the images go in;
+    # vary's refusal said they are "each named from its prompt, e.g. a-red-bird-000.png", names vary never writes
+    # (its files are named from the source's: a-red-bird-000-vary-000.png).
+    monkeypatch.chdir(tmp_path)
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--candidates", "1", "--out", "src", "-q")
+    assert r.exit_code == 0, r.stderr
+    line = one_line_failure(run("vary", "src/a-red-bird-000.png", "--weights", tiny_weights, "--out", "v/x.jpg"), 2)
+    assert line == ("error: --out v/x.jpg names a file, but --out is the folder the images go in (each named from "
+                    "its source's name, e.g. a-red-bird-000-vary-000.png); give a folder, e.g. --out v"), line
+    assert not (tmp_path / "v").exists()
+    r = run("vary", "src/a-red-bird-000.png", "--weights", tiny_weights, "--n", "1", "--out", "v", "-q")
+    assert r.exit_code == 0 and r.stdout.split() == [str(Path("v") / "a-red-bird-000-vary-000.png")], r.stdout

@@ -1028,15 +1028,18 @@ def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = 
 WORDS_SHOWN, LINE_SHOWN = 20, 60  # words of a prompt a warning names, characters of a --prompts line it shows
 
 
-def check_out_folder(out_dir: Path) -> None:
+def check_out_folder(out_dir: Path, stem: Optional[str] = None) -> None:
     """Refuse an --out that names a picture file (`--out new/bird.png`): it became a folder of that name holding
-    the images, each named from its prompt. An existing folder of such a name is taken."""
+    the images, each named from its prompt (vary's from its source, stem). An existing folder of such a name is
+    taken."""
     from t2i_cli.images import IMAGE_SUFFIXES
 
     if out_dir.suffix.lower() in IMAGE_SUFFIXES and not out_dir.is_dir():
         parent = out_dir.parent if str(out_dir.parent) not in ("", ".") else Path("outputs")
+        named = (f"its source's name, e.g. {stem}-000.png" if stem  # (vary's, its only caller with a stem: it named
+                 else "its prompt, e.g. a-red-bird-000.png")  # a prompt's name, which vary never writes)
         raise UsageError(f"--out {out_dir} names a file, but --out is the folder the images go in (each named from "
-                         f"its prompt, e.g. a-red-bird-000.png); give a folder, e.g. --out {parent}")
+                         f"{named}); give a folder, e.g. --out {parent}")
 
 
 def _drawn_by_other_weights(path: Path, pipe) -> str | None:
@@ -1074,7 +1077,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     that no prompt draws with is refused, not ignored)."""
     from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
 
-    check_out_folder(out_dir)
+    check_out_folder(out_dir, stem)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     if auto_candidates and pipe.bundle.clip is not None:
         n, keep = DEFAULT_CANDIDATES, 1
