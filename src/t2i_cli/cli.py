@@ -2364,7 +2364,8 @@ def eval_cmd(ctx: typer.Context,
              jacobi: int = DRAW_JACOBI,
              regional: float = DRAW_REGIONAL,
              draws: int = typer.Option(1, "--draws",
-                                       help=f"--data: images drawn per val caption (1..{MAX_DRAWS}), each its own "
+                                       help=f"--data: images drawn per val caption (1..{MAX_DRAWS}, with --n x "
+                                            "--draws at most 10000), each its own "
                                             "draw: a small val split gives steadier CLIP scores and Frechet "
                                             "distance with more (not with --top-k 1, which draws one image)."),
              judge_path: Optional[Path] = typer.Option(None, "--judge",
