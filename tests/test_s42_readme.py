@@ -42,6 +42,8 @@ def option_help(command: list[str], option: str) -> str:
     (["train"], "--image-side", "at most {1}".format(*CONFIG_LIMITS["image_side"])),
     (["train"], "--text-len", "at most {1}".format(*CONFIG_LIMITS["text_len"])),
     (["train"], "--vocab-size", "at most {1:,}".format(*CONFIG_LIMITS["vocab_size"])),
+    (["generate"], "--guidance-start", "(0..100)"), (["vary"], "--guidance-start", "(0..100)"),
+    (["eval"], "--guidance-start", "(0..100)"),
     (["eval"], "--draws", "with --n x --draws at most 10000"),
     (["generate"], "--prompts", f"at most {MAX_PROMPTS:,} prompts, {MAX_PROMPT_FILE >> 20} MiB and "
                                 f"{MAX_PROMPT_CHARS:,} characters a line"),

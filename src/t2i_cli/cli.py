@@ -332,8 +332,8 @@ DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus samp
 DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
                              help="Classifier-free guidance scale (0..100; 1 = off).")
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
-                                   help="Guidance at the first code, moving linearly to --guidance at the last "
-                                        "(default: constant).")
+                                   help="Guidance at the first code (0..100), moving linearly to --guidance at "
+                                        "the last (default: constant).")
 GUIDANCE_STOP_HELP = ("Stop guidance (and regional guidance{negative}) after this share of the codes, in (0, 1]: the "
                       "rest are drawn from the prompt alone, at about half the cost per code at 16 images (default: "
                       "guided to the last code).")
