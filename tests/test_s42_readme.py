@@ -81,3 +81,14 @@ def test_vary_out_that_names_a_picture_file_names_vary_files(tiny_weights: Path,
     assert not (tmp_path / "v").exists()
     r = run("vary", "src/a-red-bird-000.png", "--weights", tiny_weights, "--n", "1", "--out", "v", "-q")
     assert r.exit_code == 0 and r.stdout.split() == [str(Path("v") / "a-red-bird-000-vary-000.png")], r.stdout
+
+
+def test_train_help_names_the_recon_loss_and_precision_defaults():
+    # README: the reconstruction loss is `--recon-loss logit_laplace` in the default and tiny presets, `large`
+    # keeping `l1`; training's `--precision auto` is the default. --help named neither default.
+    from t2i_cli.stages import apply_preset
+
+    assert [apply_preset("dvae", p, {}, "world:train")["recon_loss"] for p in ("tiny", "default", "large")] == \
+        ["logit_laplace", "logit_laplace", "l1"]
+    assert "default: logit_laplace, l1 in the large preset" in option_help(["train"], "--recon-loss")
+    assert option_help(["train"], "--precision").startswith("auto, the default")

@@ -1612,7 +1612,8 @@ def train(
                                                "change, so a transformer trained on them stays valid)."),
     recon_loss: Optional[str] = typer.Option(None, "--recon-loss",
                                              help="dVAE: reconstruction loss, l1, mse or logit_laplace "
-                                                  "(DALL-E's; see docs/own-data.md)."),
+                                                  "(DALL-E's; see docs/own-data.md; default: logit_laplace, l1 "
+                                                  "in the large preset)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
                                             help="Transformer/CLIP: tokenizer.json, run or weights folder."),
     init: Optional[str] = typer.Option(None, "--init",
@@ -1642,9 +1643,9 @@ def train(
                                              "(0: off, the default)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw, 0..2^63-1 (default 0)."),
     precision: Optional[str] = typer.Option(None, "--precision",
-                                            help="auto (bf16 autocast where the CPU or GPU computes bf16 itself: "
-                                                 "AVX-512 BF16 or AMX, Ampere or later; fp32 elsewhere, where "
-                                                 "emulated bf16 trains many times slower), bf16 or fp32."),
+                                            help="auto, the default (bf16 autocast where the CPU or GPU computes bf16 "
+                                                 "itself: AVX-512 BF16 or AMX, Ampere or later; fp32 elsewhere, "
+                                                 "where emulated bf16 trains many times slower), bf16 or fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes, 0..64 (default 1)."),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints (default 250)."),
     sample_every: Optional[int] = typer.Option(None, "--sample-every",
