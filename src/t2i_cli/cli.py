@@ -1613,7 +1613,8 @@ def train(
     recon_loss: Optional[str] = typer.Option(None, "--recon-loss",
                                              help="dVAE: reconstruction loss, l1, mse or logit_laplace "
                                                   "(DALL-E's; see docs/own-data.md; default: logit_laplace, l1 "
-                                                  "in the large preset)."),
+                                                  "in the large preset; with --finetune-decoder, the --dvae's "
+                                                  "own)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer",
                                             help="Transformer/CLIP: tokenizer.json, run or weights folder."),
     init: Optional[str] = typer.Option(None, "--init",
