@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -263,8 +264,12 @@ is_record = is_copies_record  # whether parsed JSON is the BEST_RECORD link_best
 def check_outputs(folder: Path, link_best: bool, force: bool = False) -> None:
     """Before any work or write, refuse what a rerank would otherwise overwrite or fail on halfway: a
     FOLDER/ranking.json that is not a ranking t2i wrote (replaced only with force), and, with --link-best, a
-    FOLDER/best that is not a folder (a file of the user's is never replaced, not even with force)."""
+    FOLDER/best that is not a folder (a file of the user's is never replaced, not even with force), and a FOLDER
+    that cannot be written to (a read-only disk), where every file it writes goes."""
     folder = Path(folder)
+    if not os.access(folder, os.W_OK):  # (a read-only disk or folder): said before the scoring, not after it
+        raise OutputError(f"cannot write to {folder} (a read-only disk or folder); rerank writes {RANKING} into "
+                          f"the folder it ranks: copy the pictures into a writable folder and rank that")
     check_replaceable(folder / RANKING, is_ranking, str(folder / RANKING), "a ranking t2i wrote", force)
     best = folder / BEST
     if link_best and (best.exists() or best.is_symlink()) and not best.is_dir():
