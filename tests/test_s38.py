@@ -175,7 +175,7 @@ def test_an_average_gone_nan_is_not_saved_nor_said_as_a_divergence(tmp_path: Pat
 
 def test_a_save_that_fails_too_leaves_the_error_as_it_was(tmp_path: Path, monkeypatch):
     """A full disk fails the step and then the save after it: the line is the step's error, with no claim of a
-    checkpoint, and the one on disk (the last --ckpt-every's) is kept."""
+    save, naming the checkpoint on disk (the last --ckpt-every's), which is kept, and the resume from it (s42)."""
     import t2i_cli.train as train
 
     real_save, saves = train.save_checkpoint, {"n": 0}
@@ -190,7 +190,8 @@ def test_a_save_that_fails_too_leaves_the_error_as_it_was(tmp_path: Path, monkey
     failing_at(monkeypatch, 6, DataError("image x.png cannot be read; replace or remove it"))
     line = one_line_failure(run(*COMMON, "--ckpt-every", "2", "--out", tmp_path / "cut"), 1)
     monkeypatch.undo()
-    assert line == "error: image x.png cannot be read; replace or remove it", line
+    assert line == "error: image x.png cannot be read; replace or remove it; its checkpoint of step 4 is kept; " \
+                   f"once that is mended, resume with: t2i train --resume {tmp_path / 'cut'}", line
     assert saves["n"] == 3 and load_tensors(tmp_path / "cut" / CHECKPOINT)[1]["step"] == "4"
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 from PIL import Image
 
 from conftest import one_line_failure, run
+
+CHECKPOINT = "checkpoint.safetensors"
 
 
 def _pictures(folder: Path, n: int = 3) -> Path:
@@ -42,3 +45,51 @@ def test_rerank_of_a_read_only_folder_is_refused_before_scoring(tmp_path, tiny_w
     assert str(pics) in line and "ranking.json" in line and "copy the pictures" in line, line
     assert not scored  # refused before the model scored anything
     assert sorted(p.name for p in pics.iterdir()) == [f"pic{i}{s}" for i in range(3) for s in (".png", ".txt")]
+
+
+def _disk_full_after(monkeypatch, saves: int) -> dict:
+    """Make every checkpoint write after the first `saves` fail as a full disk does; returns the call count."""
+    import t2i_cli.train as train
+
+    real_save, calls = train.save_checkpoint, {"n": 0}
+
+    def save(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > saves:
+            raise OSError(errno.ENOSPC, "No space left on device", str(a[0]))
+        return real_save(*a, **k)
+
+    monkeypatch.setattr(train, "save_checkpoint", save)
+    return calls
+
+
+TRAIN = ["train", "--preset", "tiny", "--workers", "0", "-q", "--sample-every", "0", "--ckpt-every", "2"]
+
+
+def test_a_full_disk_at_a_checkpoint_says_the_run_resumes_from_the_one_kept(tmp_path, monkeypatch):
+    """The disk filled as a run wrote its step-4 checkpoint (a tmpfs of 4 MB: the real journey), and the save of
+    the error's steps failed too. The line said "cannot write RUN/checkpoint.safetensors: No space left on
+    device; free space or choose another folder" alone, as if the run were lost, where README promises a full
+    disk's line ends with the resume: the step-2 checkpoint is whole and the run goes on from it."""
+    from t2i_cli.weights import load_tensors
+
+    calls = _disk_full_after(monkeypatch, 1)
+    out = tmp_path / "run"
+    line = one_line_failure(run(*TRAIN, "--stage", "dvae", "--steps", "6", "--out", out), 1)
+    monkeypatch.undo()
+    assert calls["n"] == 3  # step 2 saved; step 4's failed, and so did the save on the error
+    assert f"{out / CHECKPOINT}: No space left on device" in line and line.endswith(
+        f"; its checkpoint of step 2 is kept; once that is mended, resume with: t2i train --resume {out}"), line
+    assert load_tensors(out / CHECKPOINT)[1]["step"] == "2"
+    r = run("train", "--resume", out, "-q", "--workers", "0")
+    assert r.exit_code == 0, r.stderr
+    assert load_tensors(out / CHECKPOINT)[1]["step"] == "6"
+
+
+def test_a_whole_runs_full_disk_names_the_stage_and_the_whole_runs_resume(tmp_path, monkeypatch):
+    """The same in a whole run: the note names the stage whose checkpoint is kept and the whole run's resume."""
+    _disk_full_after(monkeypatch, 1)
+    out = tmp_path / "all"
+    line = one_line_failure(run(*TRAIN, "--stage", "all", "--steps", "6", "--out", out), 1)
+    assert line.endswith(f"; its checkpoint of the dvae stage of step 2 is kept; once that is mended, resume with: "
+                         f"t2i train --resume {out}"), line

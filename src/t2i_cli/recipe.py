@@ -166,7 +166,7 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
             # the command to go on is the whole run's
             stage = next(s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file())
             e.__notes__[e.__notes__.index(e.saved_note)] = e.saved_note = \
-                saved_note(e.saved_step, run_dir, f" of the {stage} stage")
+                saved_note(e.saved_step, run_dir, f" of the {stage} stage", getattr(e, "kept", False))
         raise
     weights = run_dir / "weights"
     try:  # the run's own export folder, refreshed as one set (checked whole: not a stage against the old others),

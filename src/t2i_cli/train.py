@@ -1122,19 +1122,33 @@ class _Stops:
 def _save_on_error(e: BaseException, checkpoint: Callable[[], None], step: int, run_dir: Path) -> None:
     """Write the checkpoint of a run an error is ending, after its last whole step, and say so in a note on the
     error (`saved_step` and `saved_note` too, for a whole run to say its own resume). A checkpoint that cannot be
-    written (the disk the error filled, weights gone NaN) leaves the one on disk and the error as it was."""
+    written (the disk the error filled, weights gone NaN) leaves the one on disk, which the note names then."""
     try:
         checkpoint()
     except Exception:  # noqa: BLE001 (the error the run ended with is the one to say)
+        _say_kept(e, Path(run_dir) / CHECKPOINT, run_dir)
         return
     e.saved_step, e.saved_note = step, saved_note(step, run_dir)
     e.add_note(e.saved_note)
 
 
-def saved_note(step: int, run_dir: Path, where: str = "") -> str:
+def _say_kept(e: BaseException, ckpt: Path, run_dir: Path) -> None:
+    """Where the save of an error's steps failed too (the disk the error filled), a note on the error naming the
+    checkpoint on disk, whole, and the resume from it: the line said "free space or choose another folder"
+    alone, as if the run were lost. Nothing where there is none."""
+    try:
+        step = int(read_metadata(ckpt)["step"]) if ckpt.is_file() else 0
+    except (WeightsError, KeyError, ValueError, OSError):
+        return
+    if step > 0:
+        e.saved_step, e.saved_note, e.kept = step, saved_note(step, run_dir, kept=True), True
+        e.add_note(e.saved_note)
+
+
+def saved_note(step: int, run_dir: Path, where: str = "", kept: bool = False) -> str:
     """The note an error that ended a training run carries once the steps it trained are saved."""
-    return f"checkpoint{where} saved at step {step}; once that is mended, resume with: t2i train --resume " \
-           f"{shell_word(run_dir)}"
+    done = f"its checkpoint{where} of step {step} is kept" if kept else f"checkpoint{where} saved at step {step}"
+    return f"{done}; once that is mended, resume with: t2i train --resume {shell_word(run_dir)}"
 
 
 def _drop_frames(e: BaseException | None) -> None:
