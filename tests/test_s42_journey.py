@@ -93,3 +93,28 @@ def test_a_whole_runs_full_disk_names_the_stage_and_the_whole_runs_resume(tmp_pa
     line = one_line_failure(run(*TRAIN, "--stage", "all", "--steps", "6", "--out", out), 1)
     assert line.endswith(f"; its checkpoint of the dvae stage of step 2 is kept; once that is mended, resume with: "
                          f"t2i train --resume {out}"), line
+
+
+def test_data_caption_on_a_read_only_folder_says_what_can_be_done(tmp_path, monkeypatch):
+    """`t2i data caption` of a read-only folder (a mounted card) said "cannot write to FOLDER: Read-only file
+    system; choose a writable folder", which no option of data caption can do: it writes each caption beside its
+    picture. The line now says to make the folder writable or to caption a writable copy."""
+    import tempfile
+
+    pics = tmp_path / "card"
+    pics.mkdir()
+    for name in ("red-bird", "blue-fish"):
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(pics / f"{name}.png")
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*a, **k):  # the folder as a read-only mount refuses a new file (root ignores chmod)
+        if Path(k.get("dir") or "") == pics:
+            raise OSError(errno.EROFS, "Read-only file system", str(pics))
+        return real_mkstemp(*a, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    line = one_line_failure(run("data", "caption", pics, "-q"), 1)
+    assert line == (f"error: cannot write {pics / 'blue-fish.txt'}: Read-only file system; data caption writes each "
+                    f"caption beside its picture: make {pics} writable, or copy the pictures into a writable folder "
+                    f"and caption that"), line
+    assert sorted(p.name for p in pics.iterdir()) == ["blue-fish.png", "red-bird.png"]

@@ -4,6 +4,7 @@ class-per-folder collection). A caption file that exists is never replaced."""
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,10 +287,17 @@ def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda 
         try:
             made = write_if_absent(txt, (caption + "\n").encode("utf-8"))
         except OutputError as e:  # a full disk, a read-only sub-folder: what was written stays, and is said
+            line = str(e)
+            if isinstance(e.__cause__, OSError) and e.__cause__.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                # ("choose a writable folder" was said, which no option of data caption can do: the captions go
+                # beside their pictures)
+                line = (f"cannot write {txt}: {e.__cause__.strerror}; data caption writes each caption beside its "
+                        f"picture: make {txt.parent} writable, or copy the pictures into a writable folder and "
+                        f"caption that")
             if written:
-                raise OutputError(f"{e} ({counted(len(written), 'caption file')} of {len(plan.writes):,} written "
+                raise OutputError(f"{line} ({counted(len(written), 'caption file')} of {len(plan.writes):,} written "
                                   f"before it, each whole; run the command again to write the rest)") from e
-            raise
+            raise OutputError(line) from e
         if made:
             written.append(txt)
         else:
