@@ -118,3 +118,13 @@ def test_data_caption_on_a_read_only_folder_says_what_can_be_done(tmp_path, monk
                     f"caption beside its picture: make {pics} writable, or copy the pictures into a writable folder "
                     f"and caption that"), line
     assert sorted(p.name for p in pics.iterdir()) == ["blue-fish.png", "red-bird.png"]
+
+
+def test_info_of_a_folder_of_pictures_names_info_not_an_option_never_given(tmp_path):
+    """`t2i info my_pictures/` (a user checking their data) said "...; --weights takes a weights folder", an option
+    they never gave; it now says what info takes, and where pictures are looked at."""
+    pics = _pictures(tmp_path / "my pictures")
+    line = one_line_failure(run("info", pics), 1)
+    assert line == (f"error: {pics} holds pictures, not a t2i model; give t2i info a weights folder or a training "
+                    f"run folder (t2i data preview '{pics}' shows the pictures)"), line
+    assert "--weights" not in line

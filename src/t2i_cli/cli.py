@@ -1473,8 +1473,13 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
                 else:
                     _print_run_info(data)
                 return
-        from t2i_cli.weights import folder_info
+        from t2i_cli.files import shell_word
+        from t2i_cli.weights import FILES, WeightsError, _holds_pictures, folder_info
 
+        if folder is not None and not any((folder / f).is_file() for f in FILES) and _holds_pictures(folder):
+            # (it said "--weights takes a weights folder", an option not given)
+            raise WeightsError(f"{clean(folder)} holds pictures, not a t2i model; give t2i info a weights folder or "
+                               f"a training run folder (t2i data preview {shell_word(folder)} shows the pictures)")
         data = folder_info(weights_folder(given))
         if as_json:
             out.print_json(json.dumps(data))
