@@ -128,3 +128,31 @@ def test_info_of_a_folder_of_pictures_names_info_not_an_option_never_given(tmp_p
     assert line == (f"error: {pics} holds pictures, not a t2i model; give t2i info a weights folder or a training "
                     f"run folder (t2i data preview '{pics}' shows the pictures)"), line
     assert "--weights" not in line
+
+
+def test_an_output_path_through_a_broken_link_or_a_loop_of_links_is_named_as_such(tmp_path):
+    """An --out or --to that is a link to nothing (a moved disk) or a loop of links: `train --out LINK` said "is a
+    file", `data preview --out LINK/p.png` "cannot write to LINK: File exists; choose a writable folder", and
+    `export --to LINK` to a missing target ended in an internal error (FileNotFoundError). Each now says, exit 2,
+    that it is a link to a folder that does not exist, as generate and eval say it; nothing is written."""
+    import os
+
+    pics = _pictures(tmp_path / "pics")
+    run_dir = tmp_path / "tok"
+    assert run("train", "--stage", "tokenizer", "--data", pics, "--preset", "tiny", "--out", run_dir).exit_code == 0
+    gone, loop = tmp_path / "gone", tmp_path / "loop"
+    os.symlink(tmp_path / "nowhere", gone)
+    os.symlink(loop, loop)
+    for link, target in ((gone, tmp_path / "nowhere"), (loop, loop)):
+        said = f"is a link to {target}, which does not exist (or links back to itself)"
+        line = one_line_failure(run("train", "--stage", "tokenizer", "--data", pics, "--preset", "tiny",
+                                    "--out", link), 2)
+        assert f"--out {link} {said}" in line, line
+        line = one_line_failure(run("export", run_dir, "--to", link), 2)
+        assert f"--to {link} {said}" in line, line
+        line = one_line_failure(run("data", "preview", pics, "--out", link / "p.png"), 2)
+        assert f"--out {link / 'p.png'} is inside {link}, a link to {target}, which does not exist" in line, line
+        line = one_line_failure(run("data", "preview", pics, "--out", link), 2)
+        assert f"--out {link} {said}" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone", "loop", "pics", "tok"]
+    assert not (tmp_path / "nowhere").exists()

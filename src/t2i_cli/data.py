@@ -25,6 +25,7 @@ from t2i_cli.errors import DataError, UsageError, counted
 from t2i_cli.files import (
     atomic_write_bytes,
     atomic_write_json,
+    check_folder_path,
     file_above,
     is_own_json,
     make_folder,
@@ -1541,6 +1542,8 @@ def preview_path(out: Path, force: bool = False) -> Path:
     if out.is_dir():
         out = out / "preview.png"
     if out.suffix.lower() != ".png":
+        if out.is_symlink() and not out.exists():  # a link to nothing: "--out LINK/preview.png makes it" it did not
+            check_folder_path(out, "--out")
         missing = "" if out.exists() or out.suffix else (f" ({out} is no folder yet: --out "
                                                          f"{shell_word(out / 'preview.png')} makes it)")
         raise UsageError(f"--out {out}: a preview is a PNG; give a name ending in .png, or a folder{missing}")
@@ -1549,6 +1552,8 @@ def preview_path(out: Path, force: bool = False) -> Path:
     blocker = file_above(out)
     if blocker is not None:  # as every command's --out: a usage error, before the folder's pictures are read
         raise UsageError(f"--out {out} is inside {blocker}, which is a file; choose another with --out")
+    if not (out.exists() or out.is_symlink()):  # inside a link to nothing, or a loop of links ("cannot write to
+        check_folder_path(out, "--out")  # LINK: File exists; choose a writable folder" was said)
     if out.parent.is_dir():  # one that refuses new files, said now and naming --out, not after reading the folder
         make_folder(out.parent, "--out")
     return out

@@ -20,6 +20,7 @@ from t2i_cli.errors import DataError, T2IError, TrainingWarning, UsageError, bri
 from t2i_cli.files import (
     Busy,
     atomic_write_bytes,
+    check_folder_path,
     file_above,
     folder_lock,
     folder_locked,
@@ -515,6 +516,8 @@ def check_new_folder(run_dir: Path, keep_going: str = "", own: list[tuple[Path, 
     name); a folder holding only copies of them, byte for byte, and their temporaries is what a start killed
     while copying them left (kill -9): the run starts there (it was refused, and a whole run could not go on)."""
     run_dir = Path(run_dir)
+    if run_dir.is_symlink() and not run_dir.exists():  # a link to nothing, or a loop of links: said as such (it
+        check_folder_path(run_dir, "--out")  # was "is a file")
     if run_dir.exists() or run_dir.is_symlink():
         if not run_dir.is_dir():
             raise UsageError(f"--out {run_dir} is a file; pick a folder to create")

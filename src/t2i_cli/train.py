@@ -31,6 +31,7 @@ from t2i_cli.files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_set,
+    check_folder_path,
     folder_lock,
     folder_locked,
     make_folder,
@@ -1288,6 +1289,8 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     to = Path(to)
     if to.exists() and not to.is_dir():
         raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")
+    if to.is_symlink() and not to.exists():  # a link to nothing (an internal error: FileNotFoundError), or a loop
+        check_folder_path(to, "--to")
     if (to / RUN_CONFIG).is_file() or (to / "all.json").is_file():  # its models would be mixed with the run's
         raise UsageError(f"--to {to} is a training run folder; export into a weights folder of its own (a new "
                          f"one, e.g. --to {to.resolve().name}-weights)")
