@@ -156,3 +156,24 @@ def test_an_output_path_through_a_broken_link_or_a_loop_of_links_is_named_as_suc
         assert f"--out {link} {said}" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gone", "loop", "pics", "tok"]
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_no_data_caption_hint_where_data_caption_would_refuse_every_picture(tmp_path):
+    """Pictures whose NAME.txt is taken by what is no caption file (a folder, a link to nothing): training and
+    `data preview` said "to caption them by their names: t2i data caption FOLDER", which then refused ("caption
+    file names taken ... rename it"). The hint is now given only where data caption could write a caption."""
+    import os
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for name in ("red-bird", "blue-fish"):
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(pics / f"{name}.png")
+    (pics / "red-bird.txt").mkdir()
+    os.symlink(tmp_path / "nowhere.txt", pics / "blue-fish.txt")
+    line = one_line_failure(run("data", "preview", pics, "--out", tmp_path / "p.png"), 1)
+    assert "data caption" not in line, line
+    one_line_failure(run("data", "caption", pics), 1)  # (which refuses, naming the names taken)
+    (pics / "blue-fish.txt").unlink()  # one name free: the hint is back
+    line = one_line_failure(run("data", "preview", pics, "--out", tmp_path / "p.png"), 1)
+    assert line.endswith(f"to caption them by their names: t2i data caption {pics} (--dry-run shows the captions "
+                         f"first)"), line

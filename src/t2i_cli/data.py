@@ -1168,9 +1168,12 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 skipped.add(UNCAPTIONED, image)
                 uncaptioned_in.add(image.parent)
                 uncaptioned_keys.add(_key(image))
-                if not by_name and caption_of(image.stem) is not None:
+                # (only where `t2i data caption` could write NAME.txt: a folder, a link to nothing or a pipe of that
+                # name makes it refuse, and the hint sent the user to a refusal)
+                if not by_name and caption_of(image.stem) is not None and _caption_name_free(image):
                     by_name = True
-                elif not by_folder and image.parent != folder and caption_of(image.parent.name) is not None:
+                elif not by_folder and image.parent != folder and caption_of(image.parent.name) is not None \
+                        and _caption_name_free(image):
                     by_folder = True
             continue
         if txt in captioned:
@@ -1223,6 +1226,13 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     pairs += rows_left
     skipped.rows_left = len(rows_left)
     return pairs, skipped
+
+
+def _caption_name_free(image: Path) -> bool:
+    """Whether `t2i data caption` could write image's NAME.txt (plan_captions: nothing of that name, not even a
+    link to nothing)."""
+    txt = image.with_suffix(".txt")
+    return not (txt.exists() or txt.is_symlink())
 
 
 def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
