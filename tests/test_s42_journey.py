@@ -177,3 +177,25 @@ def test_no_data_caption_hint_where_data_caption_would_refuse_every_picture(tmp_
     line = one_line_failure(run("data", "preview", pics, "--out", tmp_path / "p.png"), 1)
     assert line.endswith(f"to caption them by their names: t2i data caption {pics} (--dry-run shows the captions "
                          f"first)"), line
+
+
+def test_a_resume_of_a_read_only_run_folder_says_to_resume_a_copy(tmp_path, monkeypatch):
+    """`t2i train --resume RUN` of a run on a read-only disk (a backup mounted read-only) said "cannot write to
+    RUN: Read-only file system; choose a writable folder", which a resume cannot do; it now says to copy the run
+    folder somewhere writable and resume the copy, and the run folder is left as it was."""
+    out = tmp_path / "run"
+    r = run(*TRAIN, "--stage", "dvae", "--steps", "2", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real_access = os.access
+
+    def read_only(path, mode, *a, **k):  # the run folder as a read-only mount shows it (root ignores chmod)
+        if Path(path) == out and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *a, **k)
+
+    monkeypatch.setattr(os, "access", read_only)
+    line = one_line_failure(run("train", "--resume", out, "--steps", "4", "-q", "--workers", "0"), 1)
+    assert line == (f"error: cannot write to {out} (a read-only disk or folder); a resume writes its checkpoints "
+                    f"there: copy the run folder to a writable place and resume that copy"), line
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from t2i_cli.errors import DataError, T2IError, TrainingWarning, UsageError, brief, counted, warn_caller
+from t2i_cli.errors import DataError, OutputError, T2IError, TrainingWarning, UsageError, brief, counted, warn_caller
 from t2i_cli.files import (
     Busy,
     atomic_write_bytes,
@@ -912,6 +912,10 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             # it writes
             if not resume:
                 make_run_folder(run_dir, created)
+            elif not os.access(run_dir, os.W_OK):  # (a read-only disk): "choose a writable folder" was said, which a
+                # resume cannot do
+                raise OutputError(f"cannot write to {run_dir} (a read-only disk or folder); a resume writes its "
+                                  f"checkpoints there: copy the run folder to a writable place and resume that copy")
             held.enter_context(folder_lock(run_dir, RUN_BUSY.format(run_dir=run_dir) if resume else (
                 f"--out {run_dir} is being used by another t2i process starting a run there; pick another "
                 f"--out")))
