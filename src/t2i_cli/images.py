@@ -172,7 +172,12 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND,
     elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
         lo, hi = (levels or _levels(im)) if im.mode == "I" else (0, 65535)
         scale = 255.0 / max(1.0, float(hi) if hi > 255 else 255.0)
-        im = im.convert("F").point(lambda v: v * scale).convert("L")
+        key = im.info.get("transparency")  # a 16-bit grey PNG's transparent level (tRNS), in its own values
+        grey = im.convert("F").point(lambda v: v * scale).convert("L")
+        grey.info.pop("transparency", None)  # (convert keeps it: as an 8-bit level it marked other pixels)
+        if isinstance(key, int):
+            grey.putalpha(Image.fromarray(np.where(np.asarray(im) == key, 0, 255).astype(np.uint8)))
+        im = grey
     # a palette, RGB or grey PNG marks a transparent colour (tRNS) in info; convert("RGBA") applies it
     if "transparency" in im.info and im.mode in ("P", "RGB", "L", "1") or im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im if im.mode == "RGBA" else im.convert("RGBA")  # (a large picture is not copied once more)
