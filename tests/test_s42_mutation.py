@@ -311,10 +311,12 @@ def test_a_prompt_passes_only_when_every_check_of_its_task_passes():
         assert got["tasks"][task]["accuracy"] == 0.0
         assert got["tasks"][task]["checks"] == {"object": 1.0, "colour": 0.0}
     assert got["overall"] == 0.0
-    with pytest.raises(ValueError):
-        ev.evaluate_model(pipe, ReadingJudge(), n, 0, candidates=0)
-    with pytest.raises(ValueError):
-        ev.evaluate_model(pipe, ReadingJudge(), True, 0)
+    for bad in (0, 2.5, True):  # (2.5 was a TypeError deep in the loop, True one candidate)
+        with pytest.raises(ValueError, match="candidates must be a whole number, 1 or more"):
+            ev.evaluate_model(pipe, ReadingJudge(), n, 0, candidates=bad, tasks=("heldout",))
+    for bad in (True, 0):  # (True is an int: it was one prompt a task)
+        with pytest.raises(ValueError, match="n_per_task must be a whole number, 1 or more"):
+            ev.evaluate_model(pipe, ReadingJudge(), bad, 0, tasks=("heldout",))
 
 
 class YesJudge:

@@ -82,8 +82,7 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     prompt and keep CLIP's favourite) and score them with the judge: per-task accuracy, counts, timing. keep,
     if given, is called with each judged image: keep(task, prompt index, the prompt's seed, the Generated, the
     judge's checks of it)."""
-    if candidates < 1:
-        raise ValueError(f"candidates must be 1 or more, got {candidates}")
+    _check_count(candidates, "candidates")  # (2.5 was a TypeError in the loop, True taken as 1)
     _check_count(n_per_task)
     if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
         raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
