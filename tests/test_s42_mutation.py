@@ -421,6 +421,14 @@ def test_an_int8_layer_with_an_all_zero_channel_gives_zeros_there_not_nan():
     assert torch.allclose(out[:, 2], lin.bias[2].bfloat16().float().expand(3))
 
 
+def test_forward_refuses_text_of_another_length_than_the_models():
+    model = tiny_transformer()
+    codes = torch.zeros(2, TCFG.n_image, dtype=torch.long)
+    for length in (TCFG.text_len - 1, TCFG.text_len + 1):
+        with pytest.raises(ValueError, match="the transformer reads text"):
+            model(torch.zeros(2, length, dtype=torch.long), codes)
+
+
 # ----------------------------------------------------------------------------- images.py
 
 
@@ -567,3 +575,12 @@ def test_a_sheet_of_fewer_images_than_columns_is_as_wide_as_its_images():
 def test_drawable_drops_a_mark_no_letter_composes_with_and_escape_keeps_newlines_and_tabs():
     assert images.drawable("q\u0301 caf\u00e9") == "q cafe"
     assert images._escape("a\nb\tc\x00") == "a\nb\tc\\x00"
+
+
+def test_from_an_older_t2is_unmarked_grid_is_refused_as_a_contact_sheet(tmp_path):
+    g = _g()
+    meta = outputs.provenance(g, 5, 2, SamplingConfig(), "0" * 16)
+    grid = outputs.write_image(g, tmp_path, meta, stem="a-red-bird-grid")  # as an older t2i named its grids
+    assert outputs.SHEET_KEY not in images.read_png_text(grid)
+    with pytest.raises(DataError, match="is a contact sheet; pass --from one of the images it shows"):
+        outputs.read_provenance(grid)
