@@ -300,6 +300,7 @@ def test_eval_decodes_within_its_batch_and_scores_each_prompts_own_favourite(can
     assert kept == [(i, tasks.image_seed(4, "counting", i), pipe.prompts[i]) for i in range(n)]
     r = got["tasks"]["counting"]
     assert (r["passed"], r["n"], r["accuracy"], r["checks"]) == (n, n, 1.0, {"count": 1.0})
+    assert got["overall"] == 1.0  # the mean over the tasks scored
     assert got["images_per_second"] * got["seconds"] == pytest.approx(n * candidates)
 
 
@@ -429,6 +430,15 @@ def test_forward_refuses_text_of_another_length_than_the_models():
             model(torch.zeros(2, length, dtype=torch.long), codes)
 
 
+def test_state_numel_counts_the_models_state_and_keep_rows_keeps_keys_and_values_alike():
+    assert TCFG.state_numel() == sum(t.numel() for t in tiny_transformer().state_dict().values())
+    cache = KVCache(TCFG, 3, torch.device("cpu"), torch.float32)
+    cache.k[:, :, 0, 0, 0] = torch.tensor([0.0, 1.0, 2.0])
+    cache.v[:, :, 0, 0, 0] = torch.tensor([10.0, 11.0, 12.0])
+    cache.keep_rows(torch.tensor([2, 0]))
+    assert cache.k[0, :, 0, 0, 0].tolist() == [2.0, 0.0] and cache.v[0, :, 0, 0, 0].tolist() == [12.0, 10.0]
+
+
 # ----------------------------------------------------------------------------- images.py
 
 
@@ -497,6 +507,12 @@ def test_a_sheet_is_known_by_its_mark_or_an_older_t2is_grid_name_and_nothing_els
     assert not outputs.is_t2i_sheet({"prompt": "a red bird"}, tmp_path / "a-red-bird-grid-000.png")  # not t2i's
     sheet = outputs.write_sheet([_g(0.5, 0), _g(0.25, 1)], tmp_path / "s", {"prompt": "a red bird"})
     assert sheet.name == "a-red-bird-grid-000.png" and images.read_png_text(sheet)[outputs.SHEET_KEY] == "grid"
+    with Image.open(sheet) as im:
+        assert im.size == (2 * (8 + 4) + 4, 8 + 14 + 4 + 4)  # each tile labelled with its index and score
+    preview = tmp_path / "preview.png"
+    images.save_png(Image.new("RGB", (4, 4)), preview, {outputs.SHEET_KEY: "preview"})
+    with pytest.raises(DataError, match="its pictures are a data source's"):
+        outputs.read_provenance(preview)
     with pytest.raises(DataError, match="contact sheet"):
         outputs.read_provenance(sheet)
 
@@ -509,14 +525,25 @@ def test_provenance_records_what_drew_an_image_and_leaves_out_what_did_not():
     assert outputs.provenance(_g(), 5, 4, SamplingConfig(jacobi=3), "w")["jacobi"] == "3"
     plain = SimpleNamespace(negative=None, regions=(), sampling=SamplingConfig())
     assert outputs.made_from(plain) == {} and outputs.made_from(plain, precision="bf16") == {"precision": "bf16"}
+    regional = SimpleNamespace(negative="night", regions=(("a red bird", "left"),),
+                               sampling=SamplingConfig(regional=2.0))
+    assert outputs.made_from(regional) == {"negative": "night", "regional": "2.0",
+                                           "regions": json.dumps([["a red bird", "left"]])}
+    meta = outputs.provenance(_g(), 5, 4, SamplingConfig(), "w", made_from=outputs.made_from(regional))
+    assert json.loads(meta["t2i"])["negative"] == "night"  # --from reads it from the t2i chunk
+    assert outputs.sheet_label(3, 0.4449) == "#3 (0.445)" and outputs.sheet_label(3, None) == "#3"
+    assert outputs._stem_without_hash("a" * 47 + " bird") == "a" * 47  # (cut at 48, no dash left at the end)
 
 
 def test_recorded_settings_refuse_what_t2i_never_writes(tmp_path):
-    assert outputs.recorded_settings(_png(tmp_path, "ok", n="256", index="255")).n == 256  # the largest --n
+    rec = outputs.recorded_settings(_png(tmp_path, "ok", n="256", index="255"))
+    assert rec.n == 256 and rec.sampling.jacobi == 0  # the largest --n; plain decoding (no jacobi recorded)
     for i, change in enumerate([{"n": "257", "index": "0"}, {"seed": str(2 ** 63)}, {"seed": " 5"},
                                 {"later_setting": "1"}, {"redraws": "0"}, {"redraws": "99"},
                                 {"image_mode": "vary", "strength": "0.5"},
-                                {"image_mode": "vary", "image_sha256": "ab", "strength": "0.5", "keep_top": "0.5"}]):
+                                {"image_mode": "vary", "image_sha256": "ab", "strength": "0.5", "keep_top": "0.5"},
+                                {"image_mode": "vary", "image_sha256": "ab", "strength": "1.5"}, {"device": "tpu"},
+                                {"temperature": " 1.0"}]):
         with pytest.raises(DataError):
             outputs.recorded_settings(_png(tmp_path, f"bad{i}", **change))
 
@@ -584,3 +611,27 @@ def test_from_an_older_t2is_unmarked_grid_is_refused_as_a_contact_sheet(tmp_path
     assert outputs.SHEET_KEY not in images.read_png_text(grid)
     with pytest.raises(DataError, match="is a contact sheet; pass --from one of the images it shows"):
         outputs.read_provenance(grid)
+
+
+def test_png_text_keeps_lone_surrogates_and_long_keys_readable(tmp_path):
+    images.save_png(Image.new("RGB", (2, 2)), tmp_path / "t.png", {"k" * 100: "x", "path": "a\udc80b\ud800"})
+    text = images.read_png_text(tmp_path / "t.png")
+    assert text == {"k" * 79: "x", "path": "a\\udc80b\\ud800"}
+
+
+def test_a_float_picture_without_a_finite_value_reads_as_black_and_a_fitting_label_is_not_cut():
+    nan = Image.fromarray(np.full((4, 4), np.nan, np.float32), mode="F")
+    assert np.asarray(images.to_rgb(nan)).max() == 0
+    from PIL import ImageDraw, ImageFont
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (64, 16))), ImageFont.load_default()
+    width = draw.textlength("a red bird", font=font)
+    assert images._fit(draw, font, "a red bird", width) == "a red bird"
+    assert images._fit(draw, font, "a red bird", width - 1).endswith("...")
+    assert images._fit(draw, font, "a red bird", draw.textlength("a red...", font=font)) == "a red..."
+
+
+def test_an_attention_panel_dims_what_the_map_does_not_weigh_but_leaves_it_visible():
+    strip = images.attention_strip(torch.ones(3, 8, 8), [("bird", torch.tensor([[1.0, 0.0], [0.0, 0.0]]))], side=8)
+    panel = np.asarray(strip)[4:12, 16:24]  # the second tile (4 px margins)
+    assert panel.max() == 255 and 30 <= panel.min() <= 45  # 15% of white where the map is 0
