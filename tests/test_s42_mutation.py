@@ -628,10 +628,25 @@ def test_a_float_picture_without_a_finite_value_reads_as_black_and_a_fitting_lab
     width = draw.textlength("a red bird", font=font)
     assert images._fit(draw, font, "a red bird", width) == "a red bird"
     assert images._fit(draw, font, "a red bird", width - 1).endswith("...")
-    assert images._fit(draw, font, "a red bird", draw.textlength("a red...", font=font)) == "a red..."
+    assert images._fit(draw, font, "a red bird", draw.textlength("a red ...", font=font)) == "a red..."
 
 
 def test_an_attention_panel_dims_what_the_map_does_not_weigh_but_leaves_it_visible():
     strip = images.attention_strip(torch.ones(3, 8, 8), [("bird", torch.tensor([[1.0, 0.0], [0.0, 0.0]]))], side=8)
     panel = np.asarray(strip)[4:12, 16:24]  # the second tile (4 px margins)
     assert panel.max() == 255 and 30 <= panel.min() <= 45  # 15% of white where the map is 0
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_large_jpeg_read_reduced_is_turned_as_its_exif_says(tmp_path, orientation):
+    from PIL import ImageOps
+
+    a = np.zeros((800, 1200, 3), np.uint8)
+    a[:400, :600] = (255, 0, 0)  # a red quarter at the top left, as stored
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(a).save(tmp_path / "big.jpg", exif=exif, quality=95)
+    got = np.asarray(images.load_rgb(tmp_path / "big.jpg", 32)).astype(int)  # decoded at a quarter or less
+    with Image.open(tmp_path / "big.jpg") as im:
+        want = np.asarray(images.square(ImageOps.exif_transpose(im).convert("RGB"), 32)).astype(int)
+    assert np.abs(got - want).mean() < 4
