@@ -29,18 +29,17 @@ def _joined(ch: str) -> bool:
     return not ch.isascii() and not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
 
 
-def _kept(text: str, i: int) -> bool:
-    """Whether the format character text[i] carries meaning where it stands."""
+def _kept(text: str, i: int, flagged: bool) -> bool:
+    """Whether the format character text[i] carries meaning where it stands (flagged: whether the characters before
+    it, back over any tags, begin with the black flag, as without_format follows it in one pass: a walk back over
+    the tags at each tag took a run of n tags n * n / 2 steps, 30 s for the 16,000 of a 64 KB caption file)."""
     ch = text[i]
     if ch in SEEN_FORMAT:
         return True
     if ch in JOINERS:
         return 0 < i < len(text) - 1 and _joined(text[i - 1]) and _joined(text[i + 1])
-    if ord(ch) in TAGS:  # a tag sequence after the black flag: walk back over the tags before it
-        j = i - 1
-        while j >= 0 and ord(text[j]) in TAGS:
-            j -= 1
-        return j >= 0 and text[j] == BLACK_FLAG
+    if ord(ch) in TAGS:  # a tag sequence after the black flag
+        return flagged
     return False
 
 
@@ -57,8 +56,13 @@ def without_format(text: str) -> str:
     shipped weights read as before)."""
     if text.isascii() or not any(unicodedata.category(ch) == "Cf" for ch in text):
         return text
-    return "".join(" " if ch == ZERO_WIDTH_SPACE else ch for i, ch in enumerate(text)
-                   if unicodedata.category(ch) != "Cf" or ch == ZERO_WIDTH_SPACE or _kept(text, i))
+    kept, flagged = [], False  # (flagged: the last character that is no tag is the black flag)
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) != "Cf" or ch == ZERO_WIDTH_SPACE or _kept(text, i, flagged):
+            kept.append(" " if ch == ZERO_WIDTH_SPACE else ch)
+        if ord(ch) not in TAGS:
+            flagged = ch == BLACK_FLAG
+    return "".join(kept)
 
 
 @dataclass(frozen=True)
