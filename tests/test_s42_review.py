@@ -35,3 +35,32 @@ def test_without_format_reads_a_run_of_tags_in_one_pass():
     assert without_format(f"the flag {SCOTLAND} here") == f"the flag {SCOTLAND} here"
     assert without_format(f"{BLACK_FLAG}x{chr(0xE0067)}") == f"{BLACK_FLAG}x"
     assert without_format(f"{SCOTLAND}{SCOTLAND}") == SCOTLAND * 2
+
+
+def test_evaluations_refuse_greedy_copies_by_the_keyword_the_caller_passed(tmp_path):
+    """evaluate_model(candidates=4) and evaluate_data(draws=3) with top_k=1 were refused by draw_each as "n=4 with
+    top_k=1 ...; ask for n=1": a keyword the caller never passed (README: the API's refusals name the keywords the
+    caller passed); evaluate_data's came only once every val picture had been read and checked."""
+    import pytest
+    from PIL import Image
+
+    from conftest import build_tiny_folder
+    from t2i_cli.data_eval import evaluate_data
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling import SamplingConfig
+    from t2i_cli.world.evaluate import evaluate_model
+
+    pipe = TextToImage.from_folder(build_tiny_folder(tmp_path / "w"), "cpu")
+    greedy = SamplingConfig(top_k=1, guidance=1, regional=0)
+    with pytest.raises(UsageError, match=r"^candidates=4 with top_k=1 draws 4 copies .* ask for candidates=1"):
+        evaluate_model(pipe, None, 1, 0, greedy, candidates=4)
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(12):
+        Image.new("RGB", (16, 16), (i * 20, 90, 7 * i)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text("a red bird\n")
+    seen = []
+    with pytest.raises(UsageError, match=r"^draws=3 with top_k=1 draws 3 copies .* ask for draws=1"):
+        evaluate_data(pipe, data, 2, 0, greedy, lambda *a: seen.append(a), draws=3)
+    assert seen == []  # (refused before any picture is read)

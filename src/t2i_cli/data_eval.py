@@ -24,7 +24,14 @@ import torch
 from t2i_cli.data import CaptionDataset, open_source
 from t2i_cli.errors import DataError, UsageError
 from t2i_cli.models.dvae import code_usage, psnr
-from t2i_cli.pipeline import MAX_BATCH, Generated, TextToImage, guidance_stop_unused, regional_unused
+from t2i_cli.pipeline import (
+    MAX_BATCH,
+    Generated,
+    TextToImage,
+    guidance_stop_unused,
+    refuse_greedy_copies,
+    regional_unused,
+)
 from t2i_cli.sampling import SamplingConfig
 
 EVAL_BATCH = 32  # val images read, encoded and embedded at a time
@@ -140,6 +147,8 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
     start = time.perf_counter()
     b = pipe.bundle
     sampling.check_vocab(b.transformer.cfg.image_vocab)  # (a --top-k past the codebook: before any picture is read)
+    if b.clip is not None:  # draws of one greedy image, refused as draws= before any picture is read (it was n=,
+        refuse_greedy_copies(sampling, draws, name="draws")  # by draw_each, once every val picture was checked)
     val = _val(source, b.dvae.cfg.image_side,
                None if progress is None else lambda done, total: progress("checking pictures", done, total))
     count = min(n, len(val))

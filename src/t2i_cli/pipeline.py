@@ -134,11 +134,12 @@ def check_count_and_seed(n: object, seed: object) -> None:
         raise UsageError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
 
 
-def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: ImagePrompt | None = None) -> None:
+def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: ImagePrompt | None = None, name: str = "n") -> None:
     """Refuse drawing copies of one image with top_k=1 (the command line's cli.refuse_greedy_copies, for a caller of
     batches, __call__ or draw_each): it takes the most likely code at every step, so n > 1 images of one prompt (or
     of an image prompt that keeps a fixed set of cells, or redraws every cell) are one image, and so are an
-    inpainting's redraws. A variation that keeps a random share of cells per image draws its own."""
+    inpainting's redraws. A variation that keeps a random share of cells per image draws its own. name: the
+    caller's keyword for n (evaluate_model's candidates, evaluate_data's draws: they were refused as n=4)."""
     if sampling.top_k != 1:
         return
     greedy, other = option("top_k", 1), "a top_k of 0 or above 1"
@@ -147,8 +148,8 @@ def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: ImagePrompt | 
                          f"alike ({greedy} always takes the most likely code); build the image prompt with "
                          f"{option('redraws', 1)}, or give {other}")
     if n > 1 and (image is None or image.keep is not None or image.n_redrawn == image.codes.numel()):
-        raise UsageError(f"{option('n', n)} with {greedy} draws {n} copies of one image ({greedy} always takes the "
-                         f"most likely code); ask for {option('n', 1)}, or give {other} to draw different ones")
+        raise UsageError(f"{option(name, n)} with {greedy} draws {n} copies of one image ({greedy} always takes the "
+                         f"most likely code); ask for {option(name, 1)}, or give {other} to draw different ones")
 
 
 def check_progress(progress: object) -> None:

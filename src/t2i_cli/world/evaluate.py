@@ -83,6 +83,9 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     if given, is called with each judged image: keep(task, prompt index, the prompt's seed, the Generated, the
     judge's checks of it)."""
     _check_count(candidates, "candidates")  # (2.5 was a TypeError in the loop, True taken as 1)
+    from t2i_cli.pipeline import refuse_greedy_copies
+
+    refuse_greedy_copies(sampling, candidates, name="candidates")  # (said as the caller's keyword, not n=)
     _check_count(n_per_task)
     if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
         raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
