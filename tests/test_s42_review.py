@@ -64,3 +64,32 @@ def test_evaluations_refuse_greedy_copies_by_the_keyword_the_caller_passed(tmp_p
     with pytest.raises(UsageError, match=r"^draws=3 with top_k=1 draws 3 copies .* ask for draws=1"):
         evaluate_data(pipe, data, 2, 0, greedy, lambda *a: seen.append(a), draws=3)
     assert seen == []  # (refused before any picture is read)
+
+
+def test_evaluate_data_refusals_of_guidance_stop_and_regional_name_the_keywords(tmp_path):
+    """evaluate_data(sampling=SamplingConfig(guidance=1, guidance_stop=0.5)) from Python was refused as "--guidance-stop
+    0.5 has nothing to stop: --guidance 1 turns guidance off ...; leave --guidance-stop out", and a regional weight
+    as "--regional 2 ...": flags the caller never typed, where every other refusal of the API names its keywords (the
+    command line's lines are as before: tests/test_s42_refusals)."""
+    import pytest
+    from PIL import Image
+
+    from conftest import build_tiny_folder
+    from t2i_cli.data_eval import evaluate_data
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling import SamplingConfig
+
+    pipe = TextToImage.from_folder(build_tiny_folder(tmp_path / "w"), "cpu")
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(12):
+        Image.new("RGB", (16, 16), (i * 20, 90, 7 * i)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text("a red bird\n")
+    with pytest.raises(UsageError) as e:
+        evaluate_data(pipe, data, 2, 0, SamplingConfig(guidance=1, guidance_stop=0.5))
+    assert str(e.value).startswith("guidance_stop=0.5 has nothing to stop: guidance=1 turns guidance off, and no "
+                                   "val caption draws regional guidance") and "--" not in str(e.value), str(e.value)
+    with pytest.raises(UsageError) as e:
+        evaluate_data(pipe, data, 2, 0, SamplingConfig(regional=2.0), regional_asked=True)
+    assert str(e.value).startswith("regional=2.0 guides the two objects") and "--" not in str(e.value), str(e.value)

@@ -76,17 +76,19 @@ def regional_unused(weight: float, which: str) -> UsageError:
     """The refusal of --regional W (above 0) where no prompt draws regional guidance: it would draw exactly as
     without it (README), and said nothing. which: "this prompt has no such pair", "no prompt of the file has such a
     pair", "no val caption has such a pair"."""
-    return UsageError(f"--regional {weight:g} guides the two objects of a prompt in the world's grammar (\"a red bird "
-                      f"and a blue fish\", \"... above ...\"), and {which} whose words the model reads "
-                      f"whole, so it would draw exactly as without it; leave --regional out")
+    return UsageError(f"{option('regional', float(weight))} guides the two objects of a prompt in the world's grammar "
+                      f"(\"a red bird and a blue fish\", \"... above ...\"), and {which} whose words the model reads "
+                      f"whole, so it would draw exactly as without it; leave {option('regional')} out")
 
 
 def guidance_stop_unused(stop: float, which: str) -> UsageError:
     """The refusal of --guidance-stop F beside --guidance 1 where no prompt draws regional guidance: it has
-    nothing to stop. which: "this prompt draws no", "no prompt of the file draws", "no val caption draws"."""
-    return UsageError(f"--guidance-stop {stop:g} has nothing to stop: --guidance 1 turns guidance off, and {which} "
-                      f"regional guidance (only a prompt of two objects in the world's grammar, whose words the model "
-                      f"knows, draws it); leave --guidance-stop out, or give a --guidance above 1")
+    nothing to stop. which: "this prompt draws no", "no prompt of the file draws", "no val caption draws". (Named
+    as the caller named them: evaluate_data's Python caller passed guidance_stop=0.5, not --guidance-stop.)"""
+    return UsageError(f"{option('guidance_stop', float(stop))} has nothing to stop: {option('guidance', 1)} turns "
+                      f"guidance off, and {which} regional guidance (only a prompt of two objects in the world's "
+                      f"grammar, whose words the model knows, draws it); leave {option('guidance_stop')} out, or "
+                      f"give a {option('guidance')} above 1")
 
 
 def batch_seed(seed: int, start: int) -> int:
