@@ -93,3 +93,27 @@ def test_evaluate_data_refusals_of_guidance_stop_and_regional_name_the_keywords(
     with pytest.raises(UsageError) as e:
         evaluate_data(pipe, data, 2, 0, SamplingConfig(regional=2.0), regional_asked=True)
     assert str(e.value).startswith("regional=2.0 guides the two objects") and "--" not in str(e.value), str(e.value)
+
+
+def test_a_manifest_above_is_named_past_a_line_training_leaves_out(tmp_path):
+    """ds/metadata.jsonl naming train/red_bird.png and train/blue_fish.png after one line that is not JSON: training
+    on ds reads both rows (the bad line left out and counted), but `data preview ds/train` counted rows above only up
+    to the bad line, found none and said nothing of the manifest (it offered `t2i data caption` instead, whose
+    captions by name training on ds then reads beside the manifest's)."""
+    from PIL import Image
+
+    from conftest import one_line_failure, run
+
+    train = tmp_path / "ds" / "train"
+    train.mkdir(parents=True)
+    for i, name in enumerate(("red_bird", "blue_fish")):
+        Image.new("RGB", (16, 16), (90 * i, 40, 40)).save(train / f"{name}.png")
+    (tmp_path / "ds" / "metadata.jsonl").write_text(
+        'not json\n{"file_name": "train/red_bird.png", "text": "a red bird"}\n'
+        '{"file_name": "train/blue_fish.png", "text": "a blue fish"}\n')
+    line = one_line_failure(run("data", "preview", train, "--out", tmp_path / "sheet.png"))
+    assert f"{tmp_path / 'ds' / 'metadata.jsonl'} names 2 of the pictures here without a caption" in line, line
+    assert "data caption" not in line, line
+    r = run("data", "caption", train)
+    assert r.exit_code != 0 and "names 2 of the pictures here" in r.stderr, r.stderr
+    assert not (train / "red_bird.txt").exists()

@@ -686,7 +686,10 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
                         return n, bool(f.read(1))
             else:
                 for raw in iter(lambda: f.readline(MAX_MANIFEST_LINE), b""):
-                    row = json.loads(raw) if raw.strip() else None
+                    try:  # (a line training leaves out is passed over here too: one ended the count, hint unsaid)
+                        row = json.loads(raw) if raw.strip() else None
+                    except (ValueError, RecursionError):
+                        row = None
                     keys = next((k for k in MANIFEST_KEYS if isinstance(row, dict) and k[0] in row and k[1] in row),
                                 None)
                     if keys is not None and isinstance(row[keys[0]], str) and \
