@@ -117,3 +117,15 @@ def test_a_manifest_above_is_named_past_a_line_training_leaves_out(tmp_path):
     r = run("data", "caption", train)
     assert r.exit_code != 0 and "names 2 of the pictures here" in r.stderr, r.stderr
     assert not (train / "red_bird.txt").exists()
+
+
+def test_a_name_caption_holds_a_non_joiner_only_where_the_tokenizer_reads_it():
+    """`data caption` of "red<ZWNJ>bird.png" wrote "red<ZWNJ>bird" into the caption file: an invisible mark the
+    tokenizer does not read beside ASCII (models.tokenizer.without_format), kept whatever stood around it; between
+    two letters of a script spelled with it (Persian) it stays, as the tokenizer keeps it."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of("red\u200cbird") == "redbird"
+    assert caption_of("\u200cred bird\u200c") == "red bird"
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # (a word spelled with a ZWNJ)
+    assert caption_of(f"{persian} bird") == f"{persian} bird"

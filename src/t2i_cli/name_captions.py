@@ -162,9 +162,14 @@ def caption_of(name: str) -> str | None:
     # no text: a byte-order mark (U+FEFF, "%EF%BB%BF" read, was a caption's first character), the other invisible
     # format characters (a soft hyphen, a direction mark; a zero-width space parts words), a failed decoding's U+FFFD
     # (its name was a caption's words, "replacement character") and the non-characters U+FFFE, U+FFFF; not the
-    # zero-width non-joiner of a Persian or Indic word's spelling (the emoji joiners are read below)
+    # zero-width non-joiner of a Persian or Indic word's spelling, between two of its letters as the tokenizer keeps
+    # it (models.tokenizer.without_format; "red" ZWNJ "bird" wrote the invisible mark into the caption file), the
+    # emoji joiners read below
+    from t2i_cli.models.tokenizer import joins
+
     name = "".join(" " if ch == "\u200b" else "" if ch in "\ufffd\ufffe\uffff" or (
-        unicodedata.category(ch) == "Cf" and ord(ch) not in _JOINERS and ch != "\u200c") else ch for ch in name)
+        unicodedata.category(ch) == "Cf" and ord(ch) not in _JOINERS and not (ch == "\u200c" and joins(name, i)))
+        else ch for i, ch in enumerate(name))
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     # (its name's hyphens held as U+2010, no separator, as a code point's name is read: "fitzpatrick type-4", a skin

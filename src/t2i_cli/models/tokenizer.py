@@ -29,6 +29,12 @@ def _joined(ch: str) -> bool:
     return not ch.isascii() and not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
 
 
+def joins(text: str, i: int) -> bool:
+    """Whether a joiner at text[i] stands between two characters beyond ASCII that are drawn (and so means
+    something: an emoji sequence, a Persian or Indic word's spelling)."""
+    return 0 < i < len(text) - 1 and _joined(text[i - 1]) and _joined(text[i + 1])
+
+
 def _kept(text: str, i: int, flagged: bool) -> bool:
     """Whether the format character text[i] carries meaning where it stands (flagged: whether the characters before
     it, back over any tags, begin with the black flag, as without_format follows it in one pass: a walk back over
@@ -37,7 +43,7 @@ def _kept(text: str, i: int, flagged: bool) -> bool:
     if ch in SEEN_FORMAT:
         return True
     if ch in JOINERS:
-        return 0 < i < len(text) - 1 and _joined(text[i - 1]) and _joined(text[i + 1])
+        return joins(text, i)
     if ord(ch) in TAGS:  # a tag sequence after the black flag
         return flagged
     return False
