@@ -14,7 +14,7 @@ from t2i_cli.errors import PromptWarning, UsageError, option, warn_caller
 from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import blank
-from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, region_mask
+from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, refuse_greedy_copies, region_mask
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
 
@@ -134,24 +134,6 @@ def check_count_and_seed(n: object, seed: object) -> None:
         raise UsageError(f"n must be a whole number of images, 0 or more, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise UsageError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
-
-
-def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: ImagePrompt | None = None, name: str = "n") -> None:
-    """Refuse drawing copies of one image with top_k=1 (the command line's cli.refuse_greedy_copies, for a caller of
-    batches, __call__ or draw_each): it takes the most likely code at every step, so n > 1 images of one prompt (or
-    of an image prompt that keeps a fixed set of cells, or redraws every cell) are one image, and so are an
-    inpainting's redraws. A variation that keeps a random share of cells per image draws its own. name: the
-    caller's keyword for n (evaluate_model's candidates, evaluate_data's draws: they were refused as n=4)."""
-    if sampling.top_k != 1:
-        return
-    greedy, other = option("top_k", 1), "a top_k of 0 or above 1"
-    if image is not None and image.redraws > 1:
-        raise UsageError(f"{option('redraws', image.redraws)} with {greedy} draws each image {image.redraws} times "
-                         f"alike ({greedy} always takes the most likely code); build the image prompt with "
-                         f"{option('redraws', 1)}, or give {other}")
-    if n > 1 and (image is None or image.keep is not None or image.n_redrawn == image.codes.numel()):
-        raise UsageError(f"{option(name, n)} with {greedy} draws {n} copies of one image ({greedy} always takes the "
-                         f"most likely code); ask for {option(name, 1)}, or give {other} to draw different ones")
 
 
 def check_progress(progress: object) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from t2i_cli.models.dvae import code_usage, psnr
-from t2i_cli.sampling import SamplingConfig
+from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
 from t2i_cli.world.judge import Judge
 from t2i_cli.world.judge_training import degrade
 from t2i_cli.world.render import render
@@ -83,8 +83,6 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     if given, is called with each judged image: keep(task, prompt index, the prompt's seed, the Generated, the
     judge's checks of it)."""
     _check_count(candidates, "candidates")  # (2.5 was a TypeError in the loop, True taken as 1)
-    from t2i_cli.pipeline import refuse_greedy_copies
-
     refuse_greedy_copies(sampling, candidates, name="candidates")  # (said as the caller's keyword, not n=)
     _check_count(n_per_task)
     if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
