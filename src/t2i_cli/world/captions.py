@@ -121,7 +121,8 @@ def parse_prompt(text: str) -> SceneSpec | None:
     accent, which the tokenizer reads as "blué") it was read as "blue", and drew regional guidance its composed form
     did not; in full-width letters ("ａ ｒｅｄ ｂｉｒｄ ａｎｄ ...", a Japanese keyboard's), or with a ligature ("ﬁsh"),
     which the tokenizer reads as the ASCII prompt, it was no pair, and drew none. Without the format characters the
-    tokenizer does not read (models.tokenizer.without_format: "red" with a zero-width space in it is "red")."""
+    tokenizer does not read (models.tokenizer.without_format: "red" with a soft hyphen in it is "red"; a zero-width
+    space parts words, as a space does)."""
     from t2i_cli.models.tokenizer import without_format
 
     text = unicodedata.normalize("NFKC", without_format(text))
