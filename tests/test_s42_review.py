@@ -129,3 +129,28 @@ def test_a_name_caption_holds_a_non_joiner_only_where_the_tokenizer_reads_it():
     assert caption_of("\u200cred bird\u200c") == "red bird"
     persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # (a word spelled with a ZWNJ)
     assert caption_of(f"{persian} bird") == f"{persian} bird"
+
+
+def test_a_pipe_named_like_a_manifest_beside_pictures_is_not_waited_for(tmp_path):
+    """A pipe named captions.jsonl beside pictures without a caption (files_under lists pipes, never to be read):
+    `data preview` opened it to read its first line, looking for a manifest to name, and waited forever for a
+    writer. It is no manifest, and the folder is refused at once as any folder without captions is."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+    from PIL import Image
+
+    from conftest import SRC
+
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(tmp_path / "red_bird.png")
+    os.mkfifo(tmp_path / "captions.jsonl")
+    try:
+        r = subprocess.run([sys.executable, "-m", "t2i_cli", "data", "preview", str(tmp_path), "--out",
+                            str(tmp_path / "sheet.png")], capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, PYTHONPATH=SRC), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail("data preview waited on a pipe named captions.jsonl")
+    assert r.returncode == 1 and r.stderr.startswith("error: no usable image-caption pairs"), r.stderr
+    assert "captions.jsonl" not in r.stderr, r.stderr

@@ -784,7 +784,11 @@ def _looks_like_manifest(path: Path, unsure: bool = False, any_case: bool = Fals
     Face-style metadata.jsonl's "file_name" and "text" (a run's metrics.jsonl is not). unsure: what a first line
     that is not a JSON object (or a file that cannot be read) says; an object without those names is no manifest
     either way (a Hugging Face classification folder's metadata.jsonl: "file_name" and "label"). any_case: names in
-    other letter case too ("File_Name", "Text": a manifest meant, whose reader then says its names are wrong)."""
+    other letter case too ("File_Name", "Text": a manifest meant, whose reader then says its names are wrong). A
+    pipe or a device is none (a pipe named captions.jsonl beside pictures without a caption: its first line was
+    waited for, forever)."""
+    if not path.is_file():
+        return False
     try:
         with open(path, "rb") as f:
             first = f.readline(MAX_MANIFEST_LINE)
