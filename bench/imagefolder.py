@@ -1,5 +1,5 @@
 """A Hugging Face imagefolder read as a folder source (t2i 0.15.0): the same real pictures and captions laid out
-four ways, and what t2i reads of each.
+six ways, and what t2i reads of each.
 
 From a folder of pictures with .txt captions (bench/make_icon_folder.py's GNOME icons: real pictures t2i did not
 draw), split by a hash of each name into two sub-folders (`a/`, `b/`, as a dataset's train/test folders):
@@ -7,6 +7,9 @@ draw), split by a hash of each name into two sub-folders (`a/`, `b/`, as a datas
   jsonl  sub/NAME.png + sub/metadata.jsonl of {"file_name": "NAME.png", "text": caption} (imagefolder's layout)
   csv    NAME.png in the sub-folders + one metadata.csv at the top naming "sub/NAME.png" (file_name,text)
   both   the txt layout and the jsonl manifests, the same captions in both places
+  caption  sub/metadata.csv of file_name,caption (the caption column diffusers' scripts also write; read since
+         0.16.0)
+  prompt   sub/metadata.jsonl of {"file_name", "prompt"} (diffusers' convert_to_imagefolder.py; since 0.16.0)
 For each: the pairs data.open_source reads (picture path relative to the folder, captions) against txt's, the
 validation split against txt's, the warning, the median time to open the folder (in this process), and, with
 --steps, a `t2i train --stage dvae --preset tiny` run of that many steps (the CLI in a subprocess): its logged
@@ -36,7 +39,7 @@ def layouts(icons: Path, out: Path) -> dict[str, Path]:
     pictures = sorted(p for p in icons.glob("*.png") if p.with_suffix(".txt").is_file())
     if out.exists():
         shutil.rmtree(out)
-    made = {kind: out / kind for kind in ("txt", "jsonl", "csv", "both")}
+    made = {kind: out / kind for kind in ("txt", "jsonl", "csv", "both", "caption", "prompt")}
     rows: dict[str, list[tuple[str, str]]] = {"a": [], "b": []}
     for p in pictures:
         sub = "ab"[hashlib.sha256(p.stem.encode()).digest()[0] & 1]
@@ -52,6 +55,13 @@ def layouts(icons: Path, out: Path) -> dict[str, Path]:
             with open(made[kind] / sub / "metadata.jsonl", "w", encoding="utf-8") as f:
                 for name, caption in items:
                     f.write(json.dumps({"file_name": name, "text": caption}) + "\n")
+        with open(made["prompt"] / sub / "metadata.jsonl", "w", encoding="utf-8") as f:
+            for name, caption in items:
+                f.write(json.dumps({"file_name": name, "prompt": caption}) + "\n")
+        with open(made["caption"] / sub / "metadata.csv", "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file_name", "caption"])
+            w.writerows(items)
     with open(made["csv"] / "metadata.csv", "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file_name", "text"])
@@ -100,7 +110,7 @@ def main() -> None:
             pairs, said = read(folder, "all")
             times.append(time.perf_counter() - t)
         val, _ = read(folder, "val")
-        print(f"{kind:5}: {len(pairs)} pairs, the same as txt's: {pairs == base_all}; validation {len(val)}, the "
+        print(f"{kind:7}: {len(pairs)} pairs, the same as txt's: {pairs == base_all}; validation {len(val)}, the "
               f"same: {val == base_val}; open median {statistics.median(times):.3f} s "
               f"({', '.join(f'{x:.3f}' for x in times)})")
         print(f"       warning: {said}")
