@@ -664,8 +664,10 @@ def _above_note(said: str | None) -> str:
 
 def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
     """How many rows of a manifest above a folder name one of wanted (pictures of the folder without a caption,
-    by _key), in its first MAX_ABOVE bytes, and whether it holds more; (0, False) where it is no caption manifest or
-    cannot be read (it is read only to say where to look: training on its folder refuses what is wrong in it)."""
+    by _key) with a caption (a row whose caption is empty holds none: the folder given was refused, and the one
+    named, read, left the picture out as an "empty caption"), in its first MAX_ABOVE bytes, and whether it holds
+    more; (0, False) where it is no caption manifest or cannot be read (it is read only to say where to look:
+    training on its folder refuses what is wrong in it)."""
     import csv
 
     n = 0
@@ -675,12 +677,14 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
                 fed = [0]
                 lines = _csv_lines(f, manifest, fed)
                 delimiter, names, _ = _csv_header(lines, manifest)
-                at = next((names.index(i) for i, c in MANIFEST_KEYS if i in names and c in names), None)
+                at = next(((names.index(i), names.index(c)) for i, c in MANIFEST_KEYS if i in names and c in names),
+                          None)
                 if at is None:
                     return 0, False
                 for row in csv.reader(lines, delimiter=delimiter):
                     fed[0] = 0
-                    if len(row) > at and _key(manifest.parent / row[at].strip()) in wanted:
+                    if len(row) > max(at) and not blank(row[at[1]]) \
+                            and _key(manifest.parent / row[at[0]].strip()) in wanted:
                         n += 1
                     if f.tell() > MAX_ABOVE:
                         return n, bool(f.read(1))
@@ -692,7 +696,7 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
                         row = None
                     keys = next((k for k in MANIFEST_KEYS if isinstance(row, dict) and k[0] in row and k[1] in row),
                                 None)
-                    if keys is not None and isinstance(row[keys[0]], str) and \
+                    if keys is not None and isinstance(row[keys[0]], str) and _holds_caption(row[keys[1]]) and \
                             _key(manifest.parent / row[keys[0]]) in wanted:
                         n += 1
                     if f.tell() > MAX_ABOVE:
@@ -700,6 +704,12 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
     except (OSError, ValueError, RecursionError, DataError, csv.Error):
         pass
     return n, False
+
+
+def _holds_caption(caption: object) -> bool:
+    """Whether a JSONL manifest row's caption (a string or a list of strings) holds one that is not blank."""
+    captions = [caption] if isinstance(caption, str) else caption if isinstance(caption, list) else []
+    return any(isinstance(c, str) and not blank(c) for c in captions)
 
 
 def _key(path: Path) -> str:

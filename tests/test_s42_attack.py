@@ -1,0 +1,38 @@
+"""Session 42: attacks on the day's new behaviour (imagefolder manifests, rerank's manifest prompts, ...)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from t2i_cli import data
+
+
+def pictures(folder: Path, *names: str) -> Path:
+    """16 px pictures, each its own colour, at the paths (relative to folder) named."""
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40 * i % 256, 90, 200 - 30 * i % 200)).save(folder / name)
+    return folder
+
+
+def test_a_manifest_above_whose_rows_have_no_caption_does_not_refuse_data_caption(tmp_path: Path):
+    """ds/metadata.csv naming train/red_bird.png with an empty caption (a sheet whose captions are still to be
+    written) refused `t2i data caption ds/train` ("give ds as the source to read it"), while training on ds left the
+    picture out as an "empty caption": the user was sent in a circle. A row with a caption still refuses."""
+    ds = pictures(tmp_path / "ds", "train/red_bird.png", "train/blue_fish.png")
+    (ds / "metadata.csv").write_text("file_name,text\ntrain/red_bird.png,\ntrain/blue_fish.png,  \n")
+    plan = data.plan_captions(ds / "train")
+    assert plan.above == ""
+    assert sorted(caption for caption, _ in plan.writes.values()) == ["blue fish", "red bird"]
+    (ds / "metadata.csv").unlink()
+    (ds / "metadata.jsonl").write_text(json.dumps({"file_name": "train/red_bird.png", "text": ""}) + "\n"
+                                       + json.dumps({"file_name": "train/blue_fish.png", "text": [" ", ""]}) + "\n"
+                                       + json.dumps({"file_name": "train/blue_fish.png", "text": 3}) + "\n")
+    assert data.plan_captions(ds / "train").above == ""
+    (ds / "metadata.jsonl").write_text(json.dumps({"file_name": "train/red_bird.png", "text": ["", "a red bird"]})
+                                       + "\n")
+    plan = data.plan_captions(ds / "train")
+    assert plan.above.startswith(f"{ds / 'metadata.jsonl'} names 1 of the pictures here without a caption")
