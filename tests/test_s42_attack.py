@@ -36,3 +36,18 @@ def test_a_manifest_above_whose_rows_have_no_caption_does_not_refuse_data_captio
                                        + "\n")
     plan = data.plan_captions(ds / "train")
     assert plan.above.startswith(f"{ds / 'metadata.jsonl'} names 1 of the pictures here without a caption")
+
+
+def test_a_line_of_a_manifest_above_that_is_not_json_does_not_hide_the_rows_after_it(tmp_path: Path):
+    """ds/metadata.jsonl whose first line is not JSON (a stray comment) and whose next lines name train's pictures
+    with captions: training on ds reads those lines (each line stands alone), but `t2i data caption ds/train` was
+    not refused (the count stopped at the bad line) and wrote name captions that training on ds then read beside
+    the manifest's."""
+    ds = pictures(tmp_path / "ds", "train/red_bird.png", "train/blue_fish.png")
+    (ds / "metadata.jsonl").write_text("# captions by hand\n{broken,\n"
+                                       + json.dumps({"file_name": "train/red_bird.png", "text": "a red bird"}) + "\n"
+                                       + json.dumps({"file_name": "train/blue_fish.png", "text": "a fish"}) + "\n")
+    assert sorted(c for i in range(2) for c in data.open_source(str(ds), 16, val_fraction=0.0).captions_at(i)) \
+        == ["a fish", "a red bird"]
+    plan = data.plan_captions(ds / "train")
+    assert plan.above.startswith(f"{ds / 'metadata.jsonl'} names 2 of the pictures here without a caption")
