@@ -51,3 +51,19 @@ def test_a_line_of_a_manifest_above_that_is_not_json_does_not_hide_the_rows_afte
         == ["a fish", "a red bird"]
     plan = data.plan_captions(ds / "train")
     assert plan.above.startswith(f"{ds / 'metadata.jsonl'} names 2 of the pictures here without a caption")
+
+
+def test_rerank_reads_the_prompts_of_the_manifests_it_can_read_beside_one_it_cannot(tmp_path: Path):
+    """A folder whose metadata.csv names its pictures and whose sub-folder's metadata.csv has a quote left open:
+    rerank counted the broken one and read no manifest's prompt at all (every picture "without a prompt", and both
+    manifests counted as text files too). Now the readable one's pictures are ranked, the broken one counted once."""
+    from t2i_cli import rerank
+
+    folder = pictures(tmp_path / "pics", "red_bird.png", "blue_fish.png", "sub/green_frog.png")
+    (folder / "metadata.csv").write_text("file_name,text\nred_bird.png,a red bird\nblue_fish.png,a blue fish\n")
+    (folder / "sub" / "metadata.csv").write_text('file_name,text\ngreen_frog.png,"a green frog\n')
+    items, skipped = rerank.collect(folder, None)
+    assert sorted((p.name, text) for p, text in items) == [("blue_fish.png", "a blue fish"),
+                                                            ("red_bird.png", "a red bird")]
+    assert skipped == {"metadata.jsonl or metadata.csv that cannot be read (t2i data preview FOLDER says why)": 1,
+                       "picture without a prompt (pass --prompt)": 1}

@@ -977,13 +977,16 @@ def _folder_manifests(files: list[Path]) -> list[Path]:
 
 
 def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], listed: list[Path], runs: list[Path],
-                   skipped: Skips) -> tuple[dict[Path, list[tuple[Path, list[str]]]], list[tuple[Path, list[str]]]]:
+                   skipped: Skips, unread: list[Path] | None = None,
+                   ) -> tuple[dict[Path, list[tuple[Path, list[str]]]], list[tuple[Path, list[str]]]]:
     """The rows of a folder's manifests (each read by its own reader, what it leaves out counted in skipped): for
     each picture of the folder one names, (manifest, captions) of every such row; and the rows that name no
     picture of the folder, none of its files and nothing outside it or in a run folder below it (a missing
     picture, a folder), for open_source to count as a manifest source counts them. A row's picture is found by its
     path, relative to the manifest's folder, in a dictionary (its accents composed or decomposed alike, as
-    open_source finds a manifest's picture): linear in rows and pictures."""
+    open_source finds a manifest's picture): linear in rows and pictures. unread: where given, a manifest that cannot
+    be read (DataError) is added to it and passed over, its rows unread (rerank: one broken metadata.csv in a
+    sub-folder left every picture of the others without a prompt); else its DataError is raised."""
     key = _key
     real_dirs: dict[str, str] = {}
 
@@ -1011,8 +1014,14 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
     named: dict[Path, list[tuple[Path, list[str]]]] = {}
     left: list[tuple[Path, list[str]]] = []
     for manifest in manifests:
-        rows, said = _scan_csv(manifest, skipped.keep_every) if manifest.suffix.lower() == ".csv" else \
-            _scan_manifest(manifest, skipped.keep_every, trim=False)  # (a CSV row holds one caption)
+        try:
+            rows, said = _scan_csv(manifest, skipped.keep_every) if manifest.suffix.lower() == ".csv" else \
+                _scan_manifest(manifest, skipped.keep_every, trim=False)  # (a CSV row holds one caption)
+        except DataError:
+            if unread is None:
+                raise
+            unread.append(manifest)
+            continue
         skipped.merge(said)
         for why, n in said.items():
             if why not in NOTES and why != TOO_MANY_CAPTIONS:
@@ -1047,19 +1056,22 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
     return named, left
 
 
-def manifest_prompts(folder: Path, files: list[Path], runs: list[Path]) -> tuple[dict[Path, str], list[Path]]:
+def manifest_prompts(folder: Path, files: list[Path],
+                     runs: list[Path]) -> tuple[dict[Path, str], list[Path], list[Path]]:
     """The first caption of each picture among files (files_under(folder)) that the folder's Hugging Face-style
     manifests name, as training reads them (_folder_manifests, _manifest_rows: a row's path relative to its
-    manifest's folder, its accents either way), and those manifests; for rerank, whose prompt of a picture
-    without PNG text or a caption file beside it is there. DataError where one cannot be read."""
+    manifest's folder, its accents either way), those manifests, and those among them that cannot be read (each
+    passed over alone: the others' prompts are still read); for rerank, whose prompt of a picture without PNG text
+    or a caption file beside it is there."""
     manifests = _folder_manifests([p for p in files if p.name.lower() in FOLDER_MANIFESTS and p.is_file()])
     if not manifests:  # (a stat of each file only where there is one)
-        return {}, []
+        return {}, [], []
     regular = [p for p in files if p.is_file()]
+    unread: list[Path] = []
     named, _ = _manifest_rows(Path(folder), manifests, [p for p in regular if p.suffix.lower() in
-                                                        images.IMAGE_SUFFIXES], regular, runs, Skips())
+                                                        images.IMAGE_SUFFIXES], regular, runs, Skips(), unread)
     return {picture: first for picture, rows in named.items()
-            if (first := next((c for _, captions in rows for c in captions), None)) is not None}, manifests
+            if (first := next((c for _, captions in rows for c in captions), None)) is not None}, manifests, unread
 
 
 def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tuple[Path, list[str]]] | None,

@@ -112,11 +112,13 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
     copies = rerank_copies(entries)  # --link-best's copies in a best/ (of FOLDER or a sub-folder)
     listed: dict[Path, str] = {}  # a picture's first caption in the folder's metadata.jsonl or .csv (as training)
     if not prompt:
-        try:
-            listed, manifests = manifest_prompts(Path(folder), entries, runs)
-            captions.update(manifests)  # (read: not counted as text files)
-        except DataError:
-            skipped["metadata.jsonl or metadata.csv that cannot be read (t2i data preview FOLDER says why)"] += 1
+        # (one that cannot be read is counted as such, and not as a text file too; the others' prompts are read:
+        # one broken metadata.csv of a sub-folder left every picture of the folder's without a prompt)
+        listed, manifests, broken = manifest_prompts(Path(folder), entries, runs)
+        captions.update(manifests)  # (read: not counted as text files)
+        if broken:
+            skipped["metadata.jsonl or metadata.csv that cannot be read (t2i data preview FOLDER says why)"] += \
+                len(broken)
     for path in (p for p in entries if p.is_file()):
         if path.name == RANKING or path in copies or (path.name == BEST_RECORD and is_own_json(path, is_record)):
             continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
