@@ -67,3 +67,16 @@ def test_rerank_reads_the_prompts_of_the_manifests_it_can_read_beside_one_it_can
                                                             ("red_bird.png", "a red bird")]
     assert skipped == {"metadata.jsonl or metadata.csv that cannot be read (t2i data preview FOLDER says why)": 1,
                        "picture without a prompt (pass --prompt)": 1}
+
+
+def test_a_manifest_row_whose_path_is_too_long_to_look_up_is_left_out_alone(tmp_path: Path):
+    """A row naming a file of a 300-byte name (a mangled export) ended the whole source, folder or manifest, with
+    "File name too long" (OSError from the path's lookup), though each row stands alone: now it is counted."""
+    folder = pictures(tmp_path / "ds", "red_bird.png")
+    long_name = "b" * 300 + ".png"
+    (folder / "metadata.jsonl").write_text(json.dumps({"file_name": long_name, "text": "a long name"}) + "\n"
+                                           + json.dumps({"file_name": "red_bird.png", "text": "a red bird"}) + "\n")
+    for source in (folder, folder / "metadata.jsonl"):
+        got = data.open_source(str(source), 16, val_fraction=0.0)
+        assert [got.captions_at(i) for i in range(len(got))] == [["a red bird"]]
+        assert "1 image path the file system cannot look up (File name too long)" in got.skipped_message()

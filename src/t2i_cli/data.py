@@ -342,15 +342,21 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         if not lines:
             skipped.add("empty caption", f"{image} ({named_in})" if named_in else image)
             continue
-        if not image.exists() and (other := _in_other_form(image)) is not None:
-            image = other
-        if not image.is_file() and not image.exists() and (other := _in_other_case(image, listings)) is not None:
-            skipped.add(MISCASED, f"{image} ({named_in + '; ' if named_in else ''}on disk: {other})")
-            continue
-        if not image.is_file():
-            skipped.add("image path naming a folder" if image.is_dir() else
-                        "missing image (its path holds a \\, which is no folder separator here: write /)"
-                        if "\\" in str(image) and os.sep == "/" and not image.exists() else "missing image",
+        try:  # (a path the file system cannot look up, a name over 255 bytes, is that row's alone: it ended the
+            # whole source, "File name too long", where each line stands alone)
+            if not image.exists() and (other := _in_other_form(image)) is not None:
+                image = other
+            if not image.is_file() and not image.exists() and (other := _in_other_case(image, listings)) is not None:
+                skipped.add(MISCASED, f"{image} ({named_in + '; ' if named_in else ''}on disk: {other})")
+                continue
+            if not image.is_file():
+                skipped.add("image path naming a folder" if image.is_dir() else
+                            "missing image (its path holds a \\, which is no folder separator here: write /)"
+                            if "\\" in str(image) and os.sep == "/" and not image.exists() else "missing image",
+                            f"{image} ({named_in})" if named_in else image)
+                continue
+        except OSError as e:
+            skipped.add(f"image path the file system cannot look up ({e.strerror or e})",
                         f"{image} ({named_in})" if named_in else image)
             continue
         digest, why_not, pixels = _readable_digest(image, side if len(usable) < keep else None)
