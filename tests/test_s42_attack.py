@@ -80,3 +80,24 @@ def test_a_manifest_row_whose_path_is_too_long_to_look_up_is_left_out_alone(tmp_
         got = data.open_source(str(source), 16, val_fraction=0.0)
         assert [got.captions_at(i) for i in range(len(got))] == [["a red bird"]]
         assert "1 image path the file system cannot look up (File name too long)" in got.skipped_message()
+
+
+def test_pictures_a_manifest_names_in_other_letter_case_are_not_said_to_be_captioned_by_their_folder(tmp_path: Path):
+    """ds/metadata.csv naming train/RED_BIRD.PNG for train/red_bird.png (written on a Mac): the refusal ended "to
+    caption them by their names: t2i data caption ds" (with --from folder, for names without words: every picture
+    "train"); their captions are in the manifest, whose names the same line says to fix."""
+    ds = pictures(tmp_path / "ds", "train/red_bird.png", "train/blue_fish.png")
+    (ds / "metadata.csv").write_text("file_name,text\ntrain/RED_BIRD.PNG,a red bird\ntrain/Blue_Fish.png,a fish\n")
+    try:
+        data.open_source(str(ds), 16)
+        raise AssertionError("nothing is usable")
+    except data.NothingUsable as e:
+        said = str(e)
+    assert "2 missing images whose path differs from a file's in letter case alone" in said
+    assert "data caption" not in said and "world" not in said
+    pictures(ds, "train/green_frog.png")  # one the manifest does not name: the hint is said, for it
+    try:
+        data.open_source(str(ds), 16)
+    except data.NothingUsable as e:
+        assert str(e).endswith(f"to caption them by their names: t2i data caption {ds} (--dry-run shows the "
+                               f"captions first)")

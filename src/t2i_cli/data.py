@@ -334,6 +334,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     kept: dict[Path, bytes] = {}  # the first `keep` usable pictures' RGB bytes at `side`, from their check
     listings: dict[Path, dict[str, list[str]]] = {}  # a folder a missing picture's path goes through: its names, folded
     rows_from = len(pairs) - skipped.rows_left  # (a folder's: its manifests' rows naming none of its pictures)
+    miscased: set[str] = set()  # the files on disk that rows name in other letter case (_key)
     for done, (image, lines) in enumerate(pairs):
         if checking is not None and done % 16 == 0:
             checking(done, len(pairs))
@@ -348,6 +349,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                 image = other
             if not image.is_file() and not image.exists() and (other := _in_other_case(image, listings)) is not None:
                 skipped.add(MISCASED, f"{image} ({named_in + '; ' if named_in else ''}on disk: {other})")
+                miscased.add(_key(other))
                 continue
             if not image.is_file():
                 skipped.add("image path naming a folder" if image.is_dir() else
@@ -374,6 +376,11 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                 kept[image] = pixels
     if checking is not None:
         checking(len(pairs), len(pairs))
+    if BY_NAME in skipped and skipped.uncaptioned and skipped.uncaptioned <= miscased:
+        # every picture without a caption is one a manifest row names in other letter case: its caption is there
+        # (fix the row), not in its name (`t2i data caption --from folder` was said, which captions 6,000 "train")
+        del skipped[BY_NAME]
+        del skipped.first[BY_NAME]
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
         found = "; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + skipped.first[why]
                           for why, n in sorted(skipped.items()) if why not in NOTES)
@@ -386,7 +393,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                else _no_caption_column_note(skipped.first.get(NO_CAPTION_COLUMN)) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
-                   else "" if NO_CAPTION_COLUMN in skipped.first
+                   else "" if NO_CAPTION_COLUMN in skipped.first or MISCASED in skipped.first  # (it says what to do)
                    else "; add some, or use the procedural world (world) as the source"))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + fix, skipped.every)
@@ -535,6 +542,7 @@ class Skips(Counter):
         # a folder's manifests' lines their readers left out (not JSON, without the names, ...): reason -> (count,
         # the first), for `data caption`, whose pictures to caption may be named there (_manifest_rows)
         self.manifest_lines: dict[str, tuple[int, str]] = {}
+        self.uncaptioned: set[str] = set()  # a folder's pictures without a caption (_key), for open_source's hints
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
         """n more items left out for why: where is the first of them, rest the others (when n > 1). Every one
@@ -1260,6 +1268,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
     pairs += rows_left
     skipped.rows_left = len(rows_left)
+    skipped.uncaptioned = uncaptioned_keys
     return pairs, skipped
 
 
