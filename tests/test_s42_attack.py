@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from t2i_cli import data
@@ -101,3 +102,40 @@ def test_pictures_a_manifest_names_in_other_letter_case_are_not_said_to_be_capti
     except data.NothingUsable as e:
         assert str(e).endswith(f"to caption them by their names: t2i data caption {ds} (--dry-run shows the "
                                f"captions first)")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--negative", " "], "error: --negative is empty"),
+    (["--guidance", "1", "--negative", "a blue bird"], "error: --negative works through guidance, which --guidance 1 "
+                                                        "turns off"),
+    (["--jacobi", "2", "--image", "src.png"], "error: --jacobi does not combine with --image"),
+])
+def test_generate_prompts_from_a_pipe_refuses_these_before_reading_it_too(tiny_weights, tmp_path, args, says):
+    """An empty --negative, a --negative beside --guidance 1 and --jacobi beside --image are refused whatever the
+    prompts, yet `t2i generate --prompts -` refused them only once its pipe closed (a writer that keeps it open,
+    `tail -f`, kept the refusal waiting forever), as --n or --seed were before."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SRC, end_group
+
+    pictures(tmp_path, "src.png")
+    env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", *args, "--weights",
+                          str(tiny_weights), "--out", str(tmp_path / "out")], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True,
+                         cwd=tmp_path)
+    try:
+        p.stdin.write(b"a red bird\n")
+        p.stdin.flush()  # (and left open)
+        try:
+            code = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("generate --prompts - waited for its pipe to close before refusing its options")
+        err = p.stderr.read().decode()
+        assert code == 2 and err.startswith(says) and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "out").exists()
+    finally:
+        end_group(p)
+        p.stdin.close()

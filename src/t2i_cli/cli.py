@@ -904,8 +904,7 @@ def generate(
                     refuse_greedy_copies("--redraws", redraws)
                 spec["redraws"] = 1
             if spec is not None and jacobi:
-                raise UsageError("--jacobi does not combine with --image (an image prompt decodes in raster "
-                                 "order around the kept codes); leave one of them out")
+                raise UsageError(JACOBI_WITH_IMAGE)
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
             # (--top-k 1 draws one: its candidates would all be the same image)
             auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1 and top_k != 1
@@ -919,6 +918,10 @@ def generate(
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
                       regional_asked="regional" in given)
+
+
+JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt decodes in raster order around the kept "
+                     "codes); leave one of them out")
 
 
 def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[str], n: int, seed: int, top_k: int,
@@ -964,6 +967,16 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     _image_flags(image, mask, given)
     if top_k == 1 and image is not None and mask is not None and "redraws" in given:  # the K redraws are one image
         refuse_greedy_copies("--redraws", redraws)
+    # (refused whatever the prompts, and without torch: a --prompts pipe was read to its end first, and a writer
+    # that never closes it, `tail -f`, kept the refusal waiting; pipeline.check_negative says the same later)
+    negative, params = ctx.params.get("negative"), ctx.params
+    if negative is not None and blank(negative):
+        raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
+    if negative is not None and params.get("guidance") == 1 and params.get("guidance_start") in (None, 1):
+        raise UsageError("--negative works through guidance, which --guidance 1 turns off; use a guidance above 1 "
+                         "(default 3)")
+    if image is not None and params.get("jacobi"):
+        raise UsageError(JACOBI_WITH_IMAGE)
     return candidates, given
 
 
