@@ -139,3 +139,13 @@ def test_generate_prompts_from_a_pipe_refuses_these_before_reading_it_too(tiny_w
     finally:
         end_group(p)
         p.stdin.close()
+
+
+def test_a_picture_left_out_for_its_manifest_rows_empty_caption_is_named_with_the_row(tmp_path: Path):
+    """A folder's metadata.csv row of an empty caption naming a picture that exists: --list-skipped and the warning
+    named the picture alone ("empty caption: ds/red_bird.png"), while the same row naming a missing picture was
+    named with its manifest and line, as README says of a row naming a picture left out for an empty caption."""
+    ds = pictures(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "metadata.csv").write_text("file_name,text\nblue_fish.png,a blue fish\nred_bird.png,\n")
+    got = data.open_source(str(ds), 16, val_fraction=0.0, list_skipped=True)
+    assert got.every["empty caption"] == [f"{ds / 'red_bird.png'} (named in {ds / 'metadata.csv'} line 3)"]

@@ -339,7 +339,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         if checking is not None and done % 16 == 0:
             checking(done, len(pairs))
         # such a row's picture left out is named with the manifest line naming it (--list-skipped named the picture)
-        named_in = f"named in {skipped.rows_left_at[done - rows_from]}" if done >= rows_from else ""
+        named_in = f"named in {skipped.rows_left_at[done - rows_from]}" if done >= rows_from \
+            else f"named in {skipped.empty_rows[image]}" if not lines and image in skipped.empty_rows else ""
         if not lines:
             skipped.add("empty caption", f"{image} ({named_in})" if named_in else image)
             continue
@@ -543,6 +544,9 @@ class Skips(Counter):
         # the first), for `data caption`, whose pictures to caption may be named there (_manifest_rows)
         self.manifest_lines: dict[str, tuple[int, str]] = {}
         self.uncaptioned: set[str] = set()  # a folder's pictures without a caption (_key), for open_source's hints
+        # a folder's pictures that a manifest row of an empty caption names: its first such row ("M line 3"), for
+        # open_source to name where a picture left out as an "empty caption" has it (it named the picture alone)
+        self.empty_rows: dict[Path, str] = {}
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
         """n more items left out for why: where is the first of them, rest the others (when n > 1). Every one
@@ -1052,6 +1056,8 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                 picture = by_real.get(real(at))
             if picture is not None:
                 named.setdefault(picture, []).append((manifest, captions))
+                if not captions:
+                    skipped.empty_rows.setdefault(picture, f"{manifest} line {line}")
                 continue
             where = f"{image} (named in {manifest} line {line})"
             if not (at.startswith(inside) or real(at).startswith(inside_real)) and at != key(folder):
