@@ -149,3 +149,20 @@ def test_a_picture_left_out_for_its_manifest_rows_empty_caption_is_named_with_th
     (ds / "metadata.csv").write_text("file_name,text\nblue_fish.png,a blue fish\nred_bird.png,\n")
     got = data.open_source(str(ds), 16, val_fraction=0.0, list_skipped=True)
     assert got.every["empty caption"] == [f"{ds / 'red_bird.png'} (named in {ds / 'metadata.csv'} line 3)"]
+
+
+def test_data_caption_captions_a_picture_whose_manifest_rows_are_empty(tmp_path: Path):
+    """ds/metadata.csv naming train/red_bird.png with an empty caption: `t2i data caption ds` said "nothing to write:
+    every picture has a caption" while training on ds left it out as an "empty caption". Now it writes its name's
+    caption, which training reads without calling it "captioned in more than one place"."""
+    from t2i_cli.name_captions import write_captions
+
+    ds = pictures(tmp_path / "ds", "train/red_bird.png", "train/blue_fish.png")
+    (ds / "metadata.csv").write_text("file_name,text\ntrain/red_bird.png,\ntrain/blue_fish.png,a blue fish\n")
+    plan = data.plan_captions(ds)
+    assert {txt.name: caption for txt, (caption, _) in plan.writes.items()} == {"red_bird.txt": "red bird"}
+    assert plan.captioned == 1
+    write_captions(plan)
+    got = data.open_source(str(ds), 16, val_fraction=0.0)
+    assert sorted(c for i in range(len(got)) for c in got.captions_at(i)) == ["a blue fish", "red bird"]
+    assert got.skipped_message() is None

@@ -547,6 +547,7 @@ class Skips(Counter):
         # a folder's pictures that a manifest row of an empty caption names: its first such row ("M line 3"), for
         # open_source to name where a picture left out as an "empty caption" has it (it named the picture alone)
         self.empty_rows: dict[Path, str] = {}
+        self.empty_named: list[Path] = []  # ... those without a caption file either: without any caption (_scan_folder)
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
         """n more items left out for why: where is the first of them, rest the others (when n > 1). Every one
@@ -1102,7 +1103,8 @@ def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tu
     a row of exactly MAX_CAPTIONS beside a .txt line was cut unsaid)."""
     if not rows:
         return _kept_captions(lines, txt, skipped)
-    places = list(dict.fromkeys([*([txt] if txt is not None else []), *(m for m, _ in rows)]))
+    # (a row of an empty caption is no place a caption comes from: `t2i data caption`'s .txt beside it is no second)
+    places = list(dict.fromkeys([*([txt] if txt is not None else []), *(m for m, captions in rows if captions)]))
     if len(places) > 1:  # (several rows of one manifest are one place: its way of giving several captions)
         skipped.add(SEVERAL_PLACES, f"{image} (captions in {', '.join(map(str, places))})")
     have = set(lines)
@@ -1198,6 +1200,8 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         rows = rows_of.get(image)
         if txt is None and rows is not None:  # captioned by manifests alone
             pairs.append((image, _all_captions(image, [], None, rows, skipped)))
+            if not pairs[-1][1]:  # (rows of empty captions alone: `t2i data caption` may write it one)
+                skipped.empty_named.append(image)
             continue
         if txt is None:
             whole_name = fold(image.with_name(image.name + ".txt"))  # photo.jpg.txt, as some captioning tools name it
@@ -1307,13 +1311,15 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     pairs, skipped = _scan_folder(folder, list_skipped=True)
     # (a picture whose caption file training leaves out has one all the same, never replaced: "no pictures", before)
     left_out = sum(len(skipped.every.get(why, [])) for why in CAPTION_FILE_LEFT_OUT)
-    plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out,
+    # (a picture a manifest row names with an empty caption, and no caption file, has none: training leaves it out
+    # as an "empty caption", and this said "every picture has a caption")
+    plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out - len(skipped.empty_named),
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
                        above=skipped.first.get(ABOVE, ""),
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
                        manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))
-    for picture in map(Path, skipped.every.get(UNCAPTIONED, [])):
+    for picture in [*map(Path, skipped.every.get(UNCAPTIONED, [])), *skipped.empty_named]:
         if source == "folder":
             # the folder's name as reached (a link named for its class, to a folder named otherwise, is named by
             # the link); FOLDER given as . or .. resolved (`cd cats; t2i data caption . --from folder`)
@@ -1332,7 +1338,7 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
         plan.writes.setdefault(txt, (caption, []))[1].append(picture)
     if source == "name":
         # "beach 10" .. "beach 12": a counter after all (those captioned already among them)
-        series_captions(plan, (image for image, _ in pairs[:len(pairs) - skipped.rows_left]))
+        series_captions(plan, (image for image, lines in pairs[:len(pairs) - skipped.rows_left] if lines))
     return plan
 
 
