@@ -1151,8 +1151,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     forks = sorted(p for p in regular if p.name.startswith("._") and p.suffix.lower() in named)
     if forks:
         skipped.add("macOS metadata file (._NAME, not a picture)", forks[0], len(forks), tuple(forks[1:]))
-        regular = [p for p in regular if p not in set(forks)]
-        files = [p for p in files if p not in set(forks)]
+        forked = set(forks)  # (once: a set made for each file was quadratic, 79 s for 15,000 of them)
+        regular = [p for p in regular if p not in forked]
+        files = [p for p in files if p not in forked]
     kept = set(regular)
     odd = sorted(p for p in files if p.suffix.lower() in named and p not in kept)
     if odd:
