@@ -191,3 +191,25 @@ def test_macos_metadata_files_are_set_apart_in_one_pass(tmp_path: Path, monkeypa
     assert [image.name for image, _ in pairs] == ["red_bird.png"]
     assert skipped["macOS metadata file (._NAME, not a picture)"] == 50
     assert built == [50]
+
+
+def test_without_format_reads_a_run_of_tag_characters_in_one_pass(monkeypatch):
+    """Each tag character (U+E0020..U+E007F) walked back over every tag before it to find whether a black flag
+    began the run: quadratic, 3 s for a caption of 8,000 of them (a caption file may hold 16,000), at every encode.
+    Counted by the characters looked at (no timing), with the same text as before: a flag's tags kept, others not."""
+    from t2i_cli.models import tokenizer
+
+    looked = [0]
+
+    class CountingOrd:
+        def __call__(self, ch):
+            looked[0] += 1
+            return ord(ch)
+
+    monkeypatch.setattr(tokenizer, "ord", CountingOrd(), raising=False)
+    scotland = "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F"
+    assert tokenizer.without_format(f"a {scotland} flag") == f"a {scotland} flag"
+    looked[0] = 0
+    n = 4000
+    assert tokenizer.without_format("a" + "\U000E0041" * n + " b") == "a b"
+    assert looked[0] <= 4 * n
