@@ -213,3 +213,14 @@ def test_without_format_reads_a_run_of_tag_characters_in_one_pass(monkeypatch):
     n = 4000
     assert tokenizer.without_format("a" + "\U000E0041" * n + " b") == "a b"
     assert looked[0] <= 4 * n
+
+
+def test_a_manifest_naming_pictures_in_other_letter_case_is_not_said_to_name_none_of_them(tmp_path: Path):
+    """metadata.csv naming red_bird.png rightly and BLUE_FISH.PNG for blue_fish.png: the warning said the manifest
+    "names none of those without a caption beside or below it", beside the line saying it names blue_fish.png in
+    other letter case."""
+    ds = pictures(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "metadata.csv").write_text("file_name,text\nred_bird.png,a red bird\nBLUE_FISH.PNG,a blue fish\n")
+    said = data.open_source(str(ds), 16).skipped_message()
+    assert "1 missing image whose path differs from a file's in letter case alone" in said
+    assert "names none of those without a caption" not in said and "data caption" not in said

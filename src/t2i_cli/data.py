@@ -377,11 +377,14 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                 kept[image] = pixels
     if checking is not None:
         checking(len(pairs), len(pairs))
-    if BY_NAME in skipped and skipped.uncaptioned and skipped.uncaptioned <= miscased:
+    if skipped.uncaptioned and skipped.uncaptioned <= miscased:
         # every picture without a caption is one a manifest row names in other letter case: its caption is there
-        # (fix the row), not in its name (`t2i data caption --from folder` was said, which captions 6,000 "train")
-        del skipped[BY_NAME]
-        del skipped.first[BY_NAME]
+        # (fix the row), not in its name (`t2i data caption --from folder` was said, which captions 6,000 "train"),
+        # and the manifest does name it ("names none of those without a caption" was said)
+        for note in (BY_NAME, NOT_NAMING):
+            if note in skipped:
+                del skipped[note]
+                del skipped.first[note]
     if not usable:  # each reason with its first file, as the warning names them (the user has to find them)
         found = "; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + skipped.first[why]
                           for why, n in sorted(skipped.items()) if why not in NOTES)
