@@ -224,3 +224,25 @@ def test_a_manifest_naming_pictures_in_other_letter_case_is_not_said_to_name_non
     said = data.open_source(str(ds), 16).skipped_message()
     assert "1 missing image whose path differs from a file's in letter case alone" in said
     assert "names none of those without a caption" not in said and "data caption" not in said
+
+
+def test_the_evaluators_refuse_greedy_copies_in_their_own_keywords_before_drawing(tmp_path_factory, tmp_path):
+    """evaluate_model(..., candidates=4) and evaluate_data(..., draws=4) at top_k=1 reached draw_each, which refused
+    "n=4 with top_k=1 ...; ask for n=1": a keyword the caller did not pass (evaluate_model's n is the prompts per
+    task), and evaluate_data said it only after reading and measuring the whole val split."""
+    from conftest import build_tiny_folder
+    from t2i_cli.data_eval import evaluate_data
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling import SamplingConfig
+    from t2i_cli.world.evaluate import evaluate_model
+
+    pipe = TextToImage.from_folder(build_tiny_folder(tmp_path_factory.mktemp("w") / "weights"), "cpu")
+    greedy = SamplingConfig(top_k=1, guidance=1, regional=0)
+    with pytest.raises(UsageError) as e:
+        evaluate_model(pipe, None, 2, 0, greedy, candidates=4)
+    assert str(e.value).startswith("candidates=4 with top_k=1 draws 4 copies of one image") \
+        and "ask for candidates=1" in str(e.value)
+    with pytest.raises(UsageError) as e:  # (a source that does not exist: refused before it is looked at)
+        evaluate_data(pipe, tmp_path / "no-such-folder", 4, 0, greedy, draws=4)
+    assert str(e.value).startswith("draws=4 with top_k=1 draws 4 copies of one image")
