@@ -246,3 +246,26 @@ def test_the_evaluators_refuse_greedy_copies_in_their_own_keywords_before_drawin
     with pytest.raises(UsageError) as e:  # (a source that does not exist: refused before it is looked at)
         evaluate_data(pipe, tmp_path / "no-such-folder", 4, 0, greedy, draws=4)
     assert str(e.value).startswith("draws=4 with top_k=1 draws 4 copies of one image")
+
+
+def test_a_metadata_file_of_captions_whose_picture_column_is_misnamed_is_named(tmp_path: Path):
+    """metadata.csv of "filename,text" (or a metadata.jsonl of "path" and "caption") beside pictures without a
+    caption was passed over unsaid: the refusal said the pictures had no caption and to caption them by their
+    names. Now it names the file, its columns and the picture column t2i reads (not the data caption hint)."""
+    ds = pictures(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "metadata.csv").write_text("filename,text\nred_bird.png,a red bird\nblue_fish.png,a blue fish\n")
+    try:
+        data.open_source(str(ds), 16)
+        raise AssertionError("nothing is usable")
+    except data.NothingUsable as e:
+        said = str(e)
+    assert said.endswith(f"; {ds / 'metadata.csv'} (its columns: 'filename', 'text') has no picture column t2i "
+                         f"reads (\"file_name\" or \"image\"), so it is not read: a manifest's columns are "
+                         f"\"file_name\" and \"text\", \"caption\" or \"prompt\" (or \"image\" and \"caption\"): "
+                         f"name its picture column so"), said
+    (ds / "metadata.csv").unlink()
+    (ds / "red_bird.txt").write_text("a red bird\n")
+    (ds / "metadata.jsonl").write_text(json.dumps({"path": "blue_fish.png", "caption": "a blue fish"}) + "\n")
+    said = data.open_source(str(ds), 16).skipped_message()
+    assert f"{ds / 'metadata.jsonl'} (its columns: 'path', 'caption') has no picture column t2i reads" in said
+    assert "data caption" not in said

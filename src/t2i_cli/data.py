@@ -94,6 +94,7 @@ class CaptionDataset(Dataset):
                 + _above_note(first.get(ABOVE))
                 + _beside_note(first.get(BESIDE))
                 + _no_caption_column_note(first.get(NO_CAPTION_COLUMN))
+                + _no_picture_column_note(first.get(NO_PICTURE_COLUMN))
                 + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
                    f"beside or below it (a row's path is relative to the manifest's folder)"
                    if NOT_NAMING in first else "")
@@ -394,10 +395,11 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             manifest = Path(skipped.first[BESIDE])
         fix = (_above_note(skipped.first[ABOVE]) if ABOVE in skipped.first
                else f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
-               else _no_caption_column_note(skipped.first.get(NO_CAPTION_COLUMN)) + (
+               else _no_caption_column_note(skipped.first.get(NO_CAPTION_COLUMN))
+               + _no_picture_column_note(skipped.first.get(NO_PICTURE_COLUMN)) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
-                   else "" if NO_CAPTION_COLUMN in skipped.first or MISCASED in skipped.first  # (it says what to do)
+                   else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISCASED} & skipped.first.keys()  # (said)
                    else "; add some, or use the procedural world (world) as the source"))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + fix, skipped.every)
@@ -601,12 +603,14 @@ NOT_NAMING = "manifest read beside pictures without a caption that it does not n
 # caption column the readers know (a classification folder's "file_name" and "label"; "description"): not read, named
 # with its columns (it was passed over unsaid)
 NO_CAPTION_COLUMN = "manifest beside pictures without a caption that has no caption column"
+NO_PICTURE_COLUMN = "manifest beside pictures without a caption that has no picture column"
 # ... and a metadata.jsonl or metadata.csv in the folder above (or the one above that) that names pictures of the folder
 # without a caption ("train/a.png" in ds/metadata.csv, the folder given ds/train): the folder to give instead
 ABOVE = "manifest above the folder naming its pictures without a caption"
 ABOVE_LEVELS = 2  # folders above the one given whose manifests are looked at
 MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming the folder's pictures
-NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN, ABOVE)
+NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN, NO_PICTURE_COLUMN,
+         ABOVE)
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -748,10 +752,20 @@ def _no_caption_column_note(manifest: str | None) -> str:
             f"{KEYS_SAID}: name its caption column so (a classification's label is no caption)")
 
 
-def _columns_unread(path: Path) -> str | None:
+def _no_picture_column_note(manifest: str | None) -> str:
+    """The summary's words for a metadata.jsonl or .csv beside pictures without a caption that has a caption column
+    but no picture column t2i reads ("filename,text": _columns_unread), manifest the first such, with its columns."""
+    if manifest is None:
+        return ""
+    return (f"; {manifest} has no picture column t2i reads (\"file_name\" or \"image\"), so it is not read: a "
+            f"manifest's columns are {KEYS_SAID}: name its picture column so")
+
+
+def _columns_unread(path: Path) -> tuple[str, str] | None:
     """A metadata.jsonl's (its first line's names) or metadata.csv's (its header's) columns, said, where it names
-    pictures ("file_name" or "image") but has no caption column the readers read; None otherwise, or where they
-    cannot be read (one bounded line)."""
+    pictures ("file_name" or "image") but has no caption column the readers read (NO_CAPTION_COLUMN), or has a
+    caption column but no picture column ("filename,text", "file,caption": NO_PICTURE_COLUMN, passed over unsaid);
+    None otherwise, or where they cannot be read (one bounded line)."""
     try:
         if path.suffix.lower() == ".csv":
             with _open_manifest(path, "") as f:
@@ -763,9 +777,14 @@ def _columns_unread(path: Path) -> str | None:
     except (OSError, ValueError, RecursionError, DataError):
         return None
     lower = {n.lower() for n in names}
-    if not lower & set(FILE_COLUMNS) or any(i in lower and c in lower for i, c in MANIFEST_KEYS):
+    if any(i in lower and c in lower for i, c in MANIFEST_KEYS):
         return None
-    return f"{path} (its columns: {', '.join(map(repr, names[:8]))}{', ...' if len(names) > 8 else ''})"
+    said = f"{path} (its columns: {', '.join(map(repr, names[:8]))}{', ...' if len(names) > 8 else ''})"
+    if lower & set(FILE_COLUMNS):
+        return NO_CAPTION_COLUMN, said
+    if lower & {"caption", *CAPTION_COLUMNS}:
+        return NO_PICTURE_COLUMN, said
+    return None
 
 
 def _beside_note(manifest: str | None) -> str:
@@ -1270,7 +1289,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         unread = (p for p in sorted(files)
                   if p.parent in above and p not in read and p.name.lower() in FOLDER_MANIFESTS)
         if (columns := next(filter(None, map(_columns_unread, itertools.islice(unread, MAX_LOOKED_AT))), None)):
-            skipped.add(NO_CAPTION_COLUMN, columns)
+            skipped.add(*columns)
         if (said := _manifest_above(folder, uncaptioned_keys)) is not None:
             skipped.add(ABOVE, said)
         if found is not None:
@@ -1278,7 +1297,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         else:
             if (not_naming := next((m for m in manifests if m.parent in above), None)) is not None:
                 skipped.add(NOT_NAMING, not_naming)
-            if (by_name or by_folder) and ABOVE not in skipped:  # (not those a manifest above captions)
+            # (not those a manifest above captions, nor beside a metadata file of captions whose picture column is
+            # misnamed: renaming it reads them)
+            if (by_name or by_folder) and ABOVE not in skipped and NO_PICTURE_COLUMN not in skipped:
                 skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
     pairs += rows_left
     skipped.rows_left = len(rows_left)
