@@ -104,15 +104,20 @@ def test_pictures_a_manifest_names_in_other_letter_case_are_not_said_to_be_capti
                                f"captions first)")
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--negative", " "], "error: --negative is empty"),
-    (["--guidance", "1", "--negative", "a blue bird"], "error: --negative works through guidance, which --guidance 1 "
-                                                        "turns off"),
-    (["--jacobi", "2", "--image", "src.png"], "error: --jacobi does not combine with --image"),
+@pytest.mark.parametrize("args, code, says", [
+    (["--negative", " "], 2, "error: --negative is empty"),
+    (["--guidance", "1", "--negative", "a blue bird"], 2, "error: --negative works through guidance, which --guidance "
+                                                           "1 turns off"),
+    (["--jacobi", "2", "--image", "src.png"], 2, "error: --jacobi does not combine with --image"),
+    (["--image", "src.png", "--keep-top", "1.5"], 2, "error: --keep-top must be in (0, 1)"),
+    (["--image", "missing.png"], 1, "error: cannot read missing.png: No such file or directory; check the path"),
+    (["--image", "src.png", "--mask", "."], 1, "error: . is a folder; give an image file"),
+    (["--weights", "no-weights"], 1, "error: weights folder no-weights does not exist"),
 ])
-def test_generate_prompts_from_a_pipe_refuses_these_before_reading_it_too(tiny_weights, tmp_path, args, says):
-    """An empty --negative, a --negative beside --guidance 1 and --jacobi beside --image are refused whatever the
-    prompts, yet `t2i generate --prompts -` refused them only once its pipe closed (a writer that keeps it open,
+def test_generate_prompts_from_a_pipe_refuses_these_before_reading_it_too(tiny_weights, tmp_path, args, code, says):
+    """An empty --negative, a --negative beside --guidance 1, --jacobi beside --image, a --keep-top out of range, an
+    --image or --mask that is missing or a folder and a --weights folder that does not exist are refused whatever
+    the prompts, yet `t2i generate --prompts -` refused them only once its pipe closed (a writer that keeps it open,
     `tail -f`, kept the refusal waiting forever), as --n or --seed were before."""
     import os
     import subprocess
@@ -122,19 +127,20 @@ def test_generate_prompts_from_a_pipe_refuses_these_before_reading_it_too(tiny_w
 
     pictures(tmp_path, "src.png")
     env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
-    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", *args, "--weights",
-                          str(tiny_weights), "--out", str(tmp_path / "out")], stdin=subprocess.PIPE,
+    weights = [] if "--weights" in args else ["--weights", str(tiny_weights)]
+    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", *args, *weights,
+                          "--out", str(tmp_path / "out")], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True,
                          cwd=tmp_path)
     try:
         p.stdin.write(b"a red bird\n")
         p.stdin.flush()  # (and left open)
         try:
-            code = p.wait(timeout=60)
+            got = p.wait(timeout=60)
         except subprocess.TimeoutExpired:
             pytest.fail("generate --prompts - waited for its pipe to close before refusing its options")
         err = p.stderr.read().decode()
-        assert code == 2 and err.startswith(says) and len(err.strip().splitlines()) == 1, err
+        assert got == code and err.startswith(says) and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "out").exists()
     finally:
         end_group(p)

@@ -977,6 +977,17 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
                          "(default 3)")
     if image is not None and params.get("jacobi"):
         raise UsageError(JACOBI_WITH_IMAGE)
+    keep_top = params.get("keep_top")
+    if image is not None and "keep_top" in given and isinstance(keep_top, float) and not 0 < keep_top < 1:
+        raise UsageError(f"--keep-top must be in (0, 1), above 0 and below 1 (the share of rows kept), got "
+                         f"{keep_top}")  # (image_prompt.check_keep_top's words: it imports torch)
+    for path in (image, mask):  # (image_prompt.file_sha256's words, said again once the file is read)
+        if path is not None and not path.exists():
+            raise DataError(f"cannot read {path}: No such file or directory; check the path")
+        if path is not None and path.is_dir():
+            raise DataError(f"{path} is a folder; give an image file")
+    if params.get("weights") is not None and not (folder := weights_folder(params["weights"])).exists():
+        raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
     return candidates, given
 
 
