@@ -275,3 +275,21 @@ def test_a_metadata_file_of_captions_whose_picture_column_is_misnamed_is_named(t
     said = data.open_source(str(ds), 16).skipped_message()
     assert f"{ds / 'metadata.jsonl'} (its columns: 'path', 'caption') has no picture column t2i reads" in said
     assert "data caption" not in said
+
+
+def test_redraw_refuses_a_seed_or_index_batches_would_refuse(tmp_path_factory):
+    """pipe.redraw(request, n, seed=-1, index) drew from torch's generator seeded -1, an image no batches() call draws
+    (it refuses seed=-1), and index=True was taken as image 1."""
+    from conftest import build_tiny_folder
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+
+    pipe = TextToImage.from_folder(build_tiny_folder(tmp_path_factory.mktemp("w") / "weights"), "cpu")
+    request = pipe.request("a red bird")
+    for kwargs, says in (({"seed": -1}, "seed must be a whole number in 0..2**63-1, got -1"),
+                         ({"index": True}, "index True is not among the 2 images drawn"),
+                         ({"seed": 2 ** 63}, "seed must be a whole number")):
+        with pytest.raises(UsageError) as e:
+            pipe.redraw(request, **({"n": 2, "seed": 0, "index": 0} | kwargs))
+        assert says in str(e.value)
+    assert pipe.redraw(request, 2, 0, 1).index == 1

@@ -388,9 +388,12 @@ class TextToImage:
 
     def redraw(self, request: Request, n: int, seed: int, index: int, image: ImagePrompt | None = None,
                progress: Callable[[int], None] | None = None) -> Generated:
-        """Image `index` of the n drawn with this seed, decoding only its batch (the same pixels)."""
-        if not 0 <= index < n:
-            raise UsageError(f"index {index} is not among the {n} images drawn")
+        """Image `index` of the n drawn with this seed, decoding only its batch (the same pixels). A seed outside
+        0..2**63-1, or an n or index that is no whole number, is refused as batches refuses it (a seed of -1 was drawn
+        from, an image batches never draws; index True was image 1)."""
+        check_count_and_seed(n, seed)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            raise UsageError(f"index {index!r} is not among the {n} images drawn")
         check_progress(progress)
         per = self.per_batch(image)
         start = index // per * per
