@@ -293,3 +293,17 @@ def test_redraw_refuses_a_seed_or_index_batches_would_refuse(tmp_path_factory):
             pipe.redraw(request, **({"n": 2, "seed": 0, "index": 0} | kwargs))
         assert says in str(e.value)
     assert pipe.redraw(request, 2, 0, 1).index == 1
+
+
+def test_data_caption_says_a_metadata_file_of_captions_with_a_misnamed_picture_column(tmp_path: Path):
+    """`t2i data caption ds` beside ds/metadata.csv of "filename,text" wrote name captions unsaid: once its column is
+    renamed, training read both. It is said (not refused: t2i cannot tell that it names these pictures)."""
+    from conftest import run
+
+    ds = pictures(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "metadata.csv").write_text("filename,text\nred_bird.png,a red bird\nblue_fish.png,a blue fish\n")
+    r = run("data", "caption", ds, "--dry-run")
+    assert r.exit_code == 0, r.stderr
+    assert (f"warning: {ds / 'metadata.csv'} (its columns: 'filename', 'text') has no picture column t2i reads "
+            f"(\"file_name\" or \"image\"), so training does not read its captions") in r.stderr
+    assert "would write 2 caption files" in r.stdout

@@ -2185,6 +2185,13 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             if not dry_run:
                 raise DataError(unread)
             warn(unread)
+        if plan.unnamed_pictures and (plan.writes or plan.nameless):
+            # (a metadata.csv of "filename,text" beside them: its captions, once its picture column is named so,
+            # are trained with these as one of theirs; said, not refused: t2i cannot tell it names them)
+            warn(f"{clean(plan.unnamed_pictures)} has no picture column t2i reads (\"file_name\" or \"image\"), so "
+                 f"training does not read its captions; if they are these pictures', name its picture column "
+                 f"file_name and train on {shell_word(folder)} instead of captioning them by "
+                 f"{'their folders' if source == 'folder' else 'their names'}")
         other = "name" if source == "folder" else "folder"
         # pictures whose names hold no words are counted and named with the other --from to try, whether or not
         # others get a caption (a dry run and a write said only the count)

@@ -1340,7 +1340,7 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     # as an "empty caption", and this said "every picture has a caption")
     plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out - len(skipped.empty_named),
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
-                       above=skipped.first.get(ABOVE, ""),
+                       above=skipped.first.get(ABOVE, ""), unnamed_pictures=skipped.first.get(NO_PICTURE_COLUMN, ""),
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
                        manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))

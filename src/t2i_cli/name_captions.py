@@ -233,6 +233,8 @@ class CaptionPlan:
     # pictures this would caption by their names
     above: str = ""  # what a metadata.jsonl or .csv above the folder that names its pictures without a caption says
     # ('' none; data._manifest_above): their captions are there
+    unnamed_pictures: str = ""  # a metadata.jsonl or .csv beside them of captions whose picture column t2i does not
+    # read ("filename,text"), with its columns ('' none): their captions may be there
 
 
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
