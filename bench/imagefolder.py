@@ -13,9 +13,11 @@ draw), split by a hash of each name into two sub-folders (`a/`, `b/`, as a datas
 For each: the pairs data.open_source reads (picture path relative to the folder, captions) against txt's, the
 validation split against txt's, the warning, the median time to open the folder (in this process), and, with
 --steps, a `t2i train --stage dvae --preset tiny` run of that many steps (the CLI in a subprocess): its logged
-losses and a hash of its weights' values against txt's run.
+losses and a hash of its weights' values against txt's run; with --rerank, `t2i rerank FOLDER` (the shipped weights,
+each picture scored against its own caption: a manifest's since 0.16.0, .txt only before) on a copy of each layout:
+its pictures ranked and their prompts and scores against txt's.
 
-Usage: python bench/imagefolder.py ICONS OUT [--reps 3] [--steps 40]
+Usage: python bench/imagefolder.py ICONS OUT [--reps 3] [--steps 40] [--rerank]
 """
 
 from __future__ import annotations
@@ -90,12 +92,29 @@ def losses(folder: Path, out: Path, steps: int) -> tuple[list[float], str]:
     return logged, digest[:16]
 
 
+def reranked(folder: Path, out: Path) -> tuple[list[tuple[str, str, float]], str]:
+    copy = out / f"rerank-{folder.name}"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(folder, copy)
+    done = subprocess.run([sys.executable, "-m", "t2i_cli", "rerank", str(copy), "--quiet"], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        return [], (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1][:200]
+    rows = []
+    for sub in sorted(copy.rglob("ranking.json")):
+        rows += [(os.path.relpath(copy / sub.parent / r["file"], copy), r["prompt"], r["score"])
+                 for r in json.loads(sub.read_text(encoding="utf-8"))]
+    return sorted(rows), ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("icons", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--rerank", action="store_true")
     a = ap.parse_args()
     made = layouts(a.icons, a.out)
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, load "
@@ -103,6 +122,7 @@ def main() -> None:
     base_all, _ = read(made["txt"], "all")
     base_val, _ = read(made["txt"], "val")
     base_losses = losses(made["txt"], a.out, a.steps) if a.steps else ([], "")
+    base_ranked = reranked(made["txt"], a.out)[0] if a.rerank else []
     for kind, folder in made.items():
         times = []
         for _ in range(a.reps):
@@ -118,6 +138,10 @@ def main() -> None:
             got = base_losses if kind == "txt" else losses(folder, a.out, a.steps)
             print(f"       dVAE {a.steps} steps: logged losses {', '.join(f'{x:.4f}' for x in got[0])}, weights "
                   f"{got[1]}; the same as txt's run: {got == base_losses}")
+        if a.rerank:
+            ranked, failed = (base_ranked, "") if kind == "txt" else reranked(folder, a.out)
+            print(f"       rerank: {len(ranked)} pictures scored against their captions, the same files, prompts and "
+                  f"scores as txt's: {ranked == base_ranked}" + (f"; {failed}" if failed else ""))
 
 
 if __name__ == "__main__":
