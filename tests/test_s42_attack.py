@@ -6,17 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from t2i_cli import data
-
-
-def pictures(folder: Path, *names: str) -> Path:
-    """16 px pictures, each its own colour, at the paths (relative to folder) named."""
-    for i, name in enumerate(names):
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (16, 16), (40 * i % 256, 90, 200 - 30 * i % 200)).save(folder / name)
-    return folder
+from test_s41_imagefolder import pictures
 
 
 def test_a_manifest_above_whose_rows_have_no_caption_does_not_refuse_data_caption(tmp_path: Path):

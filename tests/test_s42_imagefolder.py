@@ -5,28 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PIL import Image
-
 from conftest import one_line_failure, run
 from t2i_cli import data
-
-
-def pictures(folder: Path, *names: str) -> Path:
-    """16 px pictures, each its own colour, at the paths (relative to folder) named."""
-    for i, name in enumerate(names):
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (16, 16), (40 * i % 256, 90, 200 - 30 * i % 200)).save(folder / name)
-    return folder
-
-
-def jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
-def captions_by_name(ds: data.CaptionDataset, folder: Path) -> dict[str, list[str]]:
-    return {Path(ds.file_of(i)).relative_to(folder).as_posix(): ds.captions_at(i) for i in range(len(ds))}
+from test_s41_imagefolder import captions_by_name, jsonl, pictures
 
 
 def test_a_caption_or_prompt_column_beside_file_name_is_read(tmp_path: Path):
