@@ -95,6 +95,7 @@ class CaptionDataset(Dataset):
                 + _beside_note(first.get(BESIDE))
                 + _no_caption_column_note(first.get(NO_CAPTION_COLUMN))
                 + _no_picture_column_note(first.get(NO_PICTURE_COLUMN))
+                + _mispaired_note(first.get(MISPAIRED))
                 + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
                    f"beside or below it (a row's path is relative to the manifest's folder)"
                    if NOT_NAMING in first else "")
@@ -396,10 +397,11 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         fix = (_above_note(skipped.first[ABOVE]) if ABOVE in skipped.first
                else f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
                else _no_caption_column_note(skipped.first.get(NO_CAPTION_COLUMN))
-               + _no_picture_column_note(skipped.first.get(NO_PICTURE_COLUMN)) + (
+               + _no_picture_column_note(skipped.first.get(NO_PICTURE_COLUMN))
+               + _mispaired_note(skipped.first.get(MISPAIRED)) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
-                   else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISCASED} & skipped.first.keys()  # (said)
+                   else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
                    else "; add some, or use the procedural world (world) as the source"))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + fix, skipped.every)
@@ -604,13 +606,15 @@ NOT_NAMING = "manifest read beside pictures without a caption that it does not n
 # with its columns (it was passed over unsaid)
 NO_CAPTION_COLUMN = "manifest beside pictures without a caption that has no caption column"
 NO_PICTURE_COLUMN = "manifest beside pictures without a caption that has no picture column"
+# ... or that has both, but not a pair the readers read ("image,text": "image" pairs with "caption" only)
+MISPAIRED = "manifest beside pictures without a caption whose picture and caption columns do not pair"
 # ... and a metadata.jsonl or metadata.csv in the folder above (or the one above that) that names pictures of the folder
 # without a caption ("train/a.png" in ds/metadata.csv, the folder given ds/train): the folder to give instead
 ABOVE = "manifest above the folder naming its pictures without a caption"
 ABOVE_LEVELS = 2  # folders above the one given whose manifests are looked at
 MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming the folder's pictures
 NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN, NO_PICTURE_COLUMN,
-         ABOVE)
+         MISPAIRED, ABOVE)
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -630,6 +634,14 @@ CAPTION_COLUMNS = ("text", "caption", "prompt")
 MANIFEST_KEYS = (("image", "caption"), *(("file_name", c) for c in CAPTION_COLUMNS))
 FILE_COLUMNS = ("file_name", "image")
 KEYS_SAID = '"file_name" and "text", "caption" or "prompt" (or "image" and "caption")'  # what the readers read
+
+
+def _manifest_keys(names: object) -> tuple[str, str] | None:
+    """The picture and caption columns a manifest line (a JSON object's names) or header (its column names) is
+    read by: the first pair of MANIFEST_KEYS it has both of; None where it has none (or is no dict, list or set)."""
+    if not isinstance(names, (dict, list, set, frozenset)):
+        return None
+    return next(((i, c) for i, c in MANIFEST_KEYS if i in names and c in names), None)
 MAX_LOOKED_AT = 16  # .jsonl files beside pictures without a caption whose first line is read (up to 1 MB each)
 # The end of a line that breaks a sentence off: a comma, colon, semicolon, dash, slash or ampersand, or a word
 # that begins a phrase (an article, a conjunction, a preposition that needs its object, a possessive). A caption
@@ -703,10 +715,9 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
                 fed = [0]
                 lines = _csv_lines(f, manifest, fed)
                 delimiter, names, _ = _csv_header(lines, manifest)
-                at = next(((names.index(i), names.index(c)) for i, c in MANIFEST_KEYS if i in names and c in names),
-                          None)
-                if at is None:
+                if (keys := _manifest_keys(names)) is None:
                     return 0, False
+                at = names.index(keys[0]), names.index(keys[1])
                 for row in csv.reader(lines, delimiter=delimiter):
                     fed[0] = 0
                     if len(row) > max(at) and not blank(row[at[1]]) \
@@ -720,8 +731,7 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
                         row = json.loads(raw) if raw.strip() else None
                     except (ValueError, RecursionError):
                         row = None
-                    keys = next((k for k in MANIFEST_KEYS if isinstance(row, dict) and k[0] in row and k[1] in row),
-                                None)
+                    keys = _manifest_keys(row)
                     if keys is not None and isinstance(row[keys[0]], str) and _holds_caption(row[keys[1]]) and \
                             _key(manifest.parent / row[keys[0]]) in wanted:
                         n += 1
@@ -761,9 +771,21 @@ def _no_picture_column_note(manifest: str | None) -> str:
             f"manifest's columns are {KEYS_SAID}: name its picture column so")
 
 
+def _mispaired_note(manifest: str | None) -> str:
+    """The summary's words for a metadata.jsonl or .csv beside pictures without a caption that has a picture column
+    and a caption column that do not pair ("image,text": _columns_unread), manifest the first such, with its
+    columns."""
+    if manifest is None:
+        return ""
+    return (f"; {manifest} is not read: its picture column \"image\" pairs with \"caption\" only, and \"file_name\" "
+            f"with \"text\", \"caption\" or \"prompt\": name its picture column \"file_name\" (as Hugging Face's "
+            f"imagefolder reads it) or its caption column \"caption\"")
+
+
 def _columns_unread(path: Path) -> tuple[str, str] | None:
     """A metadata.jsonl's (its first line's names) or metadata.csv's (its header's) columns, said, where it names
-    pictures ("file_name" or "image") but has no caption column the readers read (NO_CAPTION_COLUMN), or has a
+    pictures ("file_name" or "image") and a caption column it does not pair with ("image,text": MISPAIRED) or
+    none the readers read (NO_CAPTION_COLUMN), or has a
     caption column but no picture column ("filename,text", "file,caption": NO_PICTURE_COLUMN, passed over unsaid);
     None otherwise, or where they cannot be read (one bounded line)."""
     try:
@@ -777,11 +799,11 @@ def _columns_unread(path: Path) -> tuple[str, str] | None:
     except (OSError, ValueError, RecursionError, DataError):
         return None
     lower = {n.lower() for n in names}
-    if any(i in lower and c in lower for i, c in MANIFEST_KEYS):
+    if _manifest_keys(lower) is not None:
         return None
     said = f"{path} (its columns: {', '.join(map(repr, names[:8]))}{', ...' if len(names) > 8 else ''})"
     if lower & set(FILE_COLUMNS):
-        return NO_CAPTION_COLUMN, said
+        return (MISPAIRED if lower & set(CAPTION_COLUMNS) else NO_CAPTION_COLUMN), said
     if lower & {"caption", *CAPTION_COLUMNS}:
         return NO_PICTURE_COLUMN, said
     return None
@@ -849,7 +871,7 @@ def _looks_like_manifest(path: Path, unsure: bool = False, any_case: bool = Fals
     if not isinstance(row, dict):
         return unsure
     names = {str(k).lower() for k in row} if any_case else row
-    return any(image in names and caption in names for image, caption in MANIFEST_KEYS)
+    return _manifest_keys(names) is not None
 
 
 def caption_beside(picture: Path) -> tuple[Path, str] | None:
@@ -1299,7 +1321,8 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 skipped.add(NOT_NAMING, not_naming)
             # (not those a manifest above captions, nor beside a metadata file of captions whose picture column is
             # misnamed: renaming it reads them)
-            if (by_name or by_folder) and ABOVE not in skipped and NO_PICTURE_COLUMN not in skipped:
+            if (by_name or by_folder) and ABOVE not in skipped and NO_PICTURE_COLUMN not in skipped \
+                    and MISPAIRED not in skipped:
                 skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
     pairs += rows_left
     skipped.rows_left = len(rows_left)
@@ -1406,7 +1429,7 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False,
             except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
                 skipped.add("manifest line not JSON in UTF-8", where)
                 continue
-            keys = next((k for k in MANIFEST_KEYS if isinstance(row, dict) and k[0] in row and k[1] in row), None)
+            keys = _manifest_keys(row)
             if keys is None:
                 skipped.add('manifest line without both "image" and "caption" (or "file_name" and "text", "caption" or '
                             '"prompt"; names are case-sensitive)', where)
@@ -1491,7 +1514,7 @@ def _looks_like_csv_manifest(path: Path) -> bool:
             _, names, _ = _csv_header(_csv_lines(f, path, [0]), path)
     except DataError:
         return True
-    return any(image in names and caption in names for image, caption in MANIFEST_KEYS)
+    return _manifest_keys(names) is not None
 
 
 def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
@@ -1507,7 +1530,7 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
         lines = _csv_lines(f, manifest, fed)
         delimiter, names, first = _csv_header(lines, manifest)
         fed[0] = 0  # (the header's bytes, and a sep= line's, are no row's: the first row was bounded by less)
-        keys = next((k for k in MANIFEST_KEYS if k[0] in names and k[1] in names), None)
+        keys = _manifest_keys(names)
         if keys is None:
             raise DataError(f"manifest {manifest} has no columns {KEYS_SAID} in its header row, line {first} (found: "
                             f"{', '.join(map(repr, names[:8])) or 'none'}); name them so there")
