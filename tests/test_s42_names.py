@@ -40,3 +40,18 @@ def test_image_and_text_columns_are_said_not_to_pair(tmp_path: Path):
     (ds / "metadata.csv").write_text("file_name,label\na.png,cat\n")  # a classification's: no caption column
     line = one_line_failure(run("data", "preview", ds))
     assert "has no caption column t2i reads" in line and "pairs with" not in line
+
+
+def test_rerank_names_a_manifest_without_captions_as_such(tmp_path: Path):
+    """rerank DIR counted a classification folder's metadata.csv (file_name,label) among its "text files", as if
+    captions; it is a manifest without captions, named as data preview names it (and a captioned one is read)."""
+    from t2i_cli import rerank
+
+    ds = pictures(tmp_path / "ds", "a.png", "b.png")
+    (ds / "metadata.csv").write_text("file_name,label\na.png,cat\nb.png,dog\n")
+    (ds / "notes.txt").write_text("a note\n")
+    items, skipped = rerank.collect(ds, None)
+    assert items == [] and skipped[rerank.NO_CAPTIONS] == 1 and skipped["text file"] == 1
+    (ds / "metadata.csv").write_text("file_name,text\na.png,a red square\n")
+    items, skipped = rerank.collect(ds, None)
+    assert items == [(ds / "a.png", "a red square")] and rerank.NO_CAPTIONS not in skipped

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from t2i_cli.data import (
+    FOLDER_MANIFESTS,
     RERANK_COPIES,
     caption_beside,
     files_under,
@@ -56,6 +57,10 @@ CUT_MANIFEST = "manifest prompt cut"  # ... read from the folder's metadata.json
 CUTS = (CUT, CUT_CAPTION, CUT_OPTION, CUT_MANIFEST)
 # ... and t2i PNGs drawn by other weights than the ones whose CLIP scores them (said, not skipped)
 OTHER_WEIGHTS = "drawn by other weights"
+# a folder's metadata.jsonl or metadata.csv that holds no captions (a classification's "file_name,label"), as data
+# preview names it: it was counted among "text files", as if captions beside the pictures
+NO_CAPTIONS = "metadata.jsonl or metadata.csv without captions t2i reads (not read; t2i data preview FOLDER " \
+              "says why)"
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
 RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows ...
 BITS_KEY = "bits_per_code"  # ... and, with --bits, this one
@@ -111,11 +116,13 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
         skipped["link to a missing file"] = dangling
     copies = rerank_copies(entries)  # --link-best's copies in a best/ (of FOLDER or a sub-folder)
     listed: dict[Path, str] = {}  # a picture's first caption in the folder's metadata.jsonl or .csv (as training)
+    no_captions: set[Path] = set()  # the folder's metadata.jsonl and .csv it does not read: no caption columns
     if not prompt:
         # (one that cannot be read is counted as such, and not as a text file too; the others' prompts are read:
         # one broken metadata.csv of a sub-folder left every picture of the folder's without a prompt)
         listed, manifests, broken = manifest_prompts(Path(folder), entries, runs)
         captions.update(manifests)  # (read: not counted as text files)
+        no_captions = {p for p in entries if p.name.lower() in FOLDER_MANIFESTS and p.is_file()} - set(manifests)
         if broken:
             skipped["metadata.jsonl or metadata.csv that cannot be read (t2i data preview FOLDER says why)"] += \
                 len(broken)
@@ -124,6 +131,9 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             continue  # what an earlier rerank wrote is not an input (its --top sheets are known by their PNG text)
         if path.suffix.lower() in UNREAD_SUFFIXES:
             skipped[unread_picture(path.suffix)] += 1
+            continue
+        if path in no_captions:
+            skipped[NO_CAPTIONS] += 1
             continue
         if path.suffix.lower() in TEXT_SUFFIXES:  # captions beside a folder's pictures: named as what they are (a
             # captioned folder said "skipped 363 not an image", as if 363 pictures had failed)
