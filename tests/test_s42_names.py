@@ -55,3 +55,22 @@ def test_rerank_names_a_manifest_without_captions_as_such(tmp_path: Path):
     (ds / "metadata.csv").write_text("file_name,text\na.png,a red square\n")
     items, skipped = rerank.collect(ds, None)
     assert items == [(ds / "a.png", "a red square")] and rerank.NO_CAPTIONS not in skipped
+
+
+def test_name_captions_keep_a_code_point_and_drop_a_version_and_a_cut_character():
+    """glyph_U+00E9 was 'glyph u 00e' (its "U" a word, "00E9" parted into "00e" and a counter 9), u+1F600 'u grinning
+    face'; v1.2 release was '2 release' (the version parted at its dot, "v1" dropped and "2" kept); caf%C3%A9%C3 (a
+    UTF-8 name cut inside its last character) 'café ã', the lone lead byte read as Latin-1's Ã."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of("glyph_U+00E9") == "glyph é"
+    assert caption_of("u+1F600") == "grinning face"
+    assert caption_of("v1.2 release") == "release" == caption_of("v2 release")
+    assert caption_of("app-v1.2.3") == "app"
+    assert caption_of("caf%C3%A9%C3") == "café" and caption_of("caf%C3%A9%C3 bar") == "café bar"
+    assert caption_of("a%E2%9C%93%E2%9C") == "a check mark"
+    # unchanged: a code point of an emoji set, Latin-1's escapes, and a lone byte that may be Latin-1's "Ã"
+    assert caption_of("emoji_u1f600") == "emoji grinning face"
+    assert caption_of("caf%E9") == "café" and caption_of("na%C3%AFve%E9") == "naïveé"
+    assert caption_of("caf%C3%A9%E9") == "caféé"  # a lone lead byte of a lowercase letter: Latin-1
+    assert caption_of("caf%C3") == "caf ã"

@@ -42,6 +42,9 @@ def _case_split(piece: str) -> list[str]:
 
 # what says which file, not what it shows: a version ("v2"), a size or scale ("16x16", "@2x")
 _NOT_WORDS = re.compile(r"v\d+|\d+x\d*", re.IGNORECASE)
+# ... and a version of several numbers ("v1.2", "v2.0.1"), taken off whole before the name is parted at its dots
+# ("v1.2 release" was "2 release")
+_VERSION = re.compile(r"(?<![0-9A-Za-z])v\d+(?:\.\d+)+(?![0-9A-Za-z])", re.IGNORECASE)
 # a date or a time written with separators ("2024-05-01", "10.31.02"): pieces of a file's history
 _DATE_TIME = re.compile(r"(?<![\d.])(?:\d{4}[-_.]\d{1,2}[-_.]\d{1,2}|\d{1,2}[-_.]\d{1,2}[-_.]\d{4}|"
                         r"\d{1,2}[-_.:]\d{2}[-_.:]\d{2}(?:[-_.:]\d{1,3})?)(?![\d])")
@@ -75,6 +78,16 @@ _NAME_HYPHEN = "\u2010"  # a character's name's hyphen while the name is split i
 _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any script; "rock'n'roll" too)
 
 
+_U_PLUS = re.compile(r"(?<![0-9A-Za-z])[Uu]\+([0-9A-Fa-f]{4,6})(?![0-9A-Za-z])")  # U+00E9: a code point
+
+
+def _named(cp: int) -> bool:
+    """Whether a code point is a character Unicode names (not a control, surrogate or unassigned one)."""
+    import unicodedata
+
+    return cp <= 0x10FFFF and unicodedata.name(chr(cp), "") != ""
+
+
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
 # A number that ends a name after a word and a space, _ or -, of 1 to 4 digits without a leading zero ("route 66",
 # "route_66", "apollo-11", "windows 7", "formula 1", "paris 2019"), is taken for part of its name; a file
@@ -91,6 +104,20 @@ _NAMED_NUMBER = re.compile(rf"[^\W\d_](?:\s+|\s*[_-][\s_-]*(?!(?:16|32|48|64|96|
 _DUPLICATE = re.compile(r"\s*\(\d{1,4}\)\s*$")
 
 
+def _unfinished(raw: bytes) -> int:
+    """How many bytes at the end of raw begin a UTF-8 sequence left unfinished (a lead byte, and any of its
+    continuation bytes that follow it): 0 where it ends whole, or in a lone byte that Latin-1 reads as a lowercase
+    letter (E0..F4, "à".."ô": "caf%C3%A9%E9" is "caféé", a run of UTF-8 and Latin-1); a lone C2..DF is a capital
+    ("Ã") after UTF-8 text, which a name cut short leaves, and a lead byte with continuation bytes no Latin-1 word."""
+    for n in range(1, min(3, len(raw)) + 1):
+        byte = raw[-n]
+        if 0xC2 <= byte <= 0xF4:
+            return n if n < (2 if byte < 0xE0 else 3 if byte < 0xF0 else 4) and (n > 1 or byte < 0xE0) else 0
+        if not 0x80 <= byte < 0xC0:
+            return 0
+    return 0
+
+
 _BOMS = ((0xFF, 0xFE), (0xFE, 0xFF))  # UTF-16's byte-order marks, which Latin-1 reads "ÿþ": no text
 
 
@@ -103,10 +130,19 @@ def _unescape(run: re.Match) -> str:
     that code page leaves unused (81, 8D, 8F, 90, 9D: Latin-1's C1 control characters, which no name means), those
     read as other than letters, punctuation and spaces, after a digit ("10%FAT": a percentage) or followed by a hex
     digit of their case ("100%BEEF", "30%deal": a percent sign in a word). UTF-16's byte-order mark (FF FE, FE FF)
-    is no text: dropped (UTF-8's, U+FEFF, is dropped with the name's other format characters: caption_of)."""
+    is no text: dropped (UTF-8's, U+FEFF, is dropped with the name's other format characters: caption_of). A run of
+    UTF-8 text that ends in a character's first bytes only (a name cut short, "caf%C3%A9%C3") drops them: they were
+    read as Latin-1's ("café ã")."""
     import unicodedata
 
     text = run.group(0)
+    raw = bytes.fromhex(text.replace("%", ""))
+    if (cut := _unfinished(raw)) and not raw[:-cut].isascii():
+        try:
+            raw[:-cut].decode("utf-8")
+            text = text[:-3 * cut]
+        except UnicodeDecodeError:
+            pass
     escapes = [text[i:i + 3] for i in range(0, len(text), 3)]
     read = bytes.fromhex(text.replace("%", "")).decode("utf-8", "surrogateescape")  # (not UTF-8: lone surrogates)
     out, k = [], 0  # (k: the escape of the byte read next)
@@ -158,6 +194,9 @@ def caption_of(name: str) -> str | None:
     if not_utf8(name):  # bytes of another encoding (a Latin-1 zip's "caf\xe9"): no caption can hold them
         return None
     name = _PERCENT.sub(_unescape, name)  # a download's URL-encoded name ("red%20bird", "caf%C3%A9", "caf%E9")
+    # a character written as Unicode writes it, U+XXXX (a font's "glyph_U+00E9", "u+1F600"), is that character, read
+    # below as any other in the name ("glyph é", "grinning face": its "U" was a word, and "00E9" "00e 9", a counter)
+    name = _U_PLUS.sub(lambda m: f" {chr(int(m.group(1), 16))} " if _named(int(m.group(1), 16)) else m.group(0), name)
     name = unicodedata.normalize("NFC", name)  # a Mac's names are decomposed: a caption is written composed
     # no text: a byte-order mark (U+FEFF, "%EF%BB%BF" read, was a caption's first character), the other invisible
     # format characters (a soft hyphen, a direction mark; a zero-width space parts words), a failed decoding's U+FFFD
@@ -177,6 +216,7 @@ def caption_of(name: str) -> str | None:
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
     name = _COPY.sub("", name)
+    name = _VERSION.sub(" ", name)
     dated = _DATE_TIME.search(name) is not None
     name = _DATE_TIME.sub(" ", name)
     if (copy := _DUPLICATE.search(name)) and _NAMED_NUMBER.search(name[:copy.start()]):
