@@ -74,3 +74,15 @@ def test_name_captions_keep_a_code_point_and_drop_a_version_and_a_cut_character(
     assert caption_of("caf%E9") == "café" and caption_of("na%C3%AFve%E9") == "naïveé"
     assert caption_of("caf%C3%A9%E9") == "caféé"  # a lone lead byte of a lowercase letter: Latin-1
     assert caption_of("caf%C3") == "caf ã"
+
+
+def test_data_caption_says_a_metadata_file_whose_columns_do_not_pair(tmp_path: Path):
+    """`t2i data caption ds` beside ds/metadata.csv of "image,text" wrote name captions unsaid (as it did for
+    "filename,text" before): once its picture column is named file_name, training reads both. Said, not refused."""
+    ds = pictures(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "metadata.csv").write_text("image,text\nred_bird.png,a small red bird\nblue_fish.png,a blue fish\n")
+    r = run("data", "caption", ds, "--dry-run")
+    assert r.exit_code == 0, r.stderr
+    assert (f"warning: {ds / 'metadata.csv'} (its columns: 'image', 'text') has columns that do not pair (\"image\" "
+            f"pairs with \"caption\" only") in r.stderr
+    assert "name its picture column file_name" in r.stderr and "would write 2 caption files" in r.stdout

@@ -2192,6 +2192,11 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                  f"training does not read its captions; if they are these pictures', name its picture column "
                  f"file_name and train on {shell_word(folder)} instead of captioning them by "
                  f"{'their folders' if source == 'folder' else 'their names'}")
+        if plan.mispaired and (plan.writes or plan.nameless):  # ("image,text": the same, its columns renamed)
+            warn(f"{clean(plan.mispaired)} has columns that do not pair (\"image\" pairs with \"caption\" only, "
+                 f"\"file_name\" with \"text\", \"caption\" or \"prompt\"), so training does not read its captions; if "
+                 f"they are these pictures', name its picture column file_name and train on {shell_word(folder)} "
+                 f"instead of captioning them by {'their folders' if source == 'folder' else 'their names'}")
         other = "name" if source == "folder" else "folder"
         # pictures whose names hold no words are counted and named with the other --from to try, whether or not
         # others get a caption (a dry run and a write said only the count)

@@ -1364,6 +1364,7 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out - len(skipped.empty_named),
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
                        above=skipped.first.get(ABOVE, ""), unnamed_pictures=skipped.first.get(NO_PICTURE_COLUMN, ""),
+                       mispaired=skipped.first.get(MISPAIRED, ""),
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
                        manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))

@@ -275,6 +275,7 @@ class CaptionPlan:
     # ('' none; data._manifest_above): their captions are there
     unnamed_pictures: str = ""  # a metadata.jsonl or .csv beside them of captions whose picture column t2i does not
     # read ("filename,text"), with its columns ('' none): their captions may be there
+    mispaired: str = ""  # ... or whose picture and caption columns do not pair ("image,text"; data.MISPAIRED)
 
 
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
