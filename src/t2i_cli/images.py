@@ -89,6 +89,7 @@ def load_rgb(path: Path, side: int) -> Image.Image:
             im.load()
             if drafted is None or drafted[1][2:] == stored:  # a phone's photo as it is shown; no copy when upright
                 upright = im.getexif().get(0x0112, 1) in (1, None)
+                im = _keyed_16_bit(im)  # (while it is the file's picture: a turned copy is not)
                 return square_rgb(im if upright else ImageOps.exif_transpose(im), side)
             orientation = im.getexif().get(0x0112, 1)
             img = to_rgb(im)
@@ -126,7 +127,7 @@ def _mask_grey(path: Path) -> Image.Image:
     try:
         with opened(path) as im:
             im.load()
-            return to_rgb(ImageOps.exif_transpose(im), background=(0, 0, 0)).convert("L")  # as load_rgb
+            return to_rgb(ImageOps.exif_transpose(_keyed_16_bit(im)), background=(0, 0, 0)).convert("L")  # as load_rgb
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, "mask", e) from e
 
@@ -156,6 +157,53 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
         raise unreadable(path, what, e) from e
 
 
+def _low_bytes(im: Image.Image) -> Image.Image | None:
+    """The low bytes of a 16-bit RGB PNG's samples (Pillow keeps the high ones) as an RGB picture, read again from
+    its file; None where im is no such PNG read from a file (an 8-bit one), or the file no longer holds it."""
+    if im.format != "PNG" or not isinstance(getattr(im, "filename", None), (str, Path)) or not im.filename:
+        return None
+    try:
+        with opened(Path(im.filename)) as again:
+            tile = again.tile[0] if len(again.tile) == 1 else None
+            if (tile is None or tile[3] != "RGB;16B" or again.size != im.size
+                    or again.info.get("transparency") != im.info.get("transparency")):
+                return None
+            again.tile = [tile._replace(args="RGB;16L") if hasattr(tile, "_replace") else (*tile[:3], "RGB;16L")]
+            again.load()  # (the same unpacker, a byte further: the low byte of each big-endian sample)
+        return again  # (leaving `with` closes the file, not the pixels)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None
+
+
+def _keyed_16_bit(im: Image.Image) -> Image.Image:
+    """im as RGBA where it is a 16-bit RGB PNG with a transparent colour (tRNS), that colour's pixels transparent:
+    Pillow reads the samples' high bytes and keeps the colour in its 16-bit values, which marked pixels by their
+    low 8 bits (the colour (4096, 4096, 4096) read as dark grey, pure black as transparent). Compared at 16 bits,
+    as the PNG specification has it, with the low bytes read again from the file (a band of rows at a time); an
+    in-memory picture is compared by its high bytes where the colour is above 255. Other pictures: im."""
+    key = im.info.get("transparency")
+    if im.mode != "RGB" or not isinstance(key, tuple) or len(key) != 3:
+        return im
+    low = _low_bytes(im)
+    if low is None and max(key) <= 255:  # an 8-bit colour: Pillow applies it as it is
+        return im
+    w, h = im.size
+    alpha = Image.new("L", (w, h))
+    rows = max(1, BAND_PIXELS // max(1, w))
+    for y in range(0, h, rows):
+        box = (0, y, w, min(h, y + rows))
+        same = np.all(np.asarray(im.crop(box)) == np.array([k >> 8 for k in key], np.uint8), axis=2)
+        if low is not None:
+            same &= np.all(np.asarray(low.crop(box)) == np.array([k & 0xFF for k in key], np.uint8), axis=2)
+        alpha.paste(Image.fromarray(np.where(same, 0, 255).astype(np.uint8)), (0, y))
+    del low
+    rgba = Image.new("RGBA", (w, h))
+    rgba.paste(im)  # (pasted, not converted: convert would apply the colour as Pillow reads it)
+    rgba.putalpha(alpha)
+    rgba.info = {k: v for k, v in im.info.items() if k != "transparency"}  # (its EXIF orientation too)
+    return rgba
+
+
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND,
            levels: tuple[float, float] | None = None) -> Image.Image:
     """Any mode as 8-bit RGB: transparency (RGBA, LA, a palette, RGB or grey PNG with a transparent colour) is
@@ -164,6 +212,7 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND,
     values lie in 0..1, as a float TIFF's usually do, read as 0..1 of white, not as black). Each pixel is made
     from itself alone, but for the scale of an "I" or "F" picture: levels, when im is a band of a picture, are
     the whole picture's (_levels)."""
+    im = _keyed_16_bit(im)
     if im.mode == "F":  # NaN as 0, infinities as the finite extremes; up to 2: a 0..1 image (a little overshoot)
         lo, hi = levels or _levels(im)
         a = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=hi, neginf=lo)
@@ -224,6 +273,7 @@ def square_rgb(im: Image.Image, side: int, background: tuple[int, int, int] = BA
     the weights Pillow's one call uses (they depend on the rows alone). A taller picture's bands are put
     together into the RGB picture, which is resized as before (the decoded picture and one RGB copy). An RGB
     picture (with no transparent colour) is resized as it is: to_rgb would copy it unchanged."""
+    im = _keyed_16_bit(im)  # (before it is cut in bands, which are no file's)
     w, h = im.size
     if im.mode == "RGB" and "transparency" not in im.info:  # to_rgb would copy it as it is
         return square(im, side)

@@ -1,0 +1,109 @@
+"""Picture reading and evaluation leftovers of the s42 mutation audit (helper hL): a 16-bit RGB PNG's transparent
+colour."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from t2i_cli import images
+
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png_rgb16(path: Path, pixels: np.ndarray, key: tuple[int, int, int] | None, interlaced: bool = False,
+              orientation: int = 1) -> Path:
+    """A 16-bit RGB PNG of pixels (h, w, 3) with the transparent colour key (tRNS), written chunk by chunk (Pillow
+    saves no 16-bit RGB); interlaced: Adam7, each pass's rows unfiltered."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w, _ = pixels.shape
+    passes = [pixels[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7] if interlaced else [pixels]
+    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for p in passes if p.size for row in p)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, int(interlaced)))
+    if key is not None:
+        data += chunk(b"tRNS", struct.pack(">HHH", *key))
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        data += chunk(b"eXIf", exif.tobytes())
+    path.write_bytes(data + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def keyed_pixels(h: int = 4, w: int = 4) -> np.ndarray:
+    a = np.full((h, w, 3), 30000, np.uint16)
+    a[0, 0] = 4096  # the transparent colour
+    a[h - 1, w - 1] = 0  # black (4096's low bytes)
+    a[1, 1] = (4097, 4096, 4096)  # the same high bytes as the colour, another colour at 16 bits
+    return a
+
+
+# ----------------------------------------------------------------------------- 16-bit RGB PNG with tRNS
+@pytest.mark.parametrize("interlaced", [False, True])
+def test_a_16_bit_rgb_pngs_transparent_colour_is_the_background_and_black_stays_black(tmp_path, interlaced):
+    """Pillow reads a 16-bit RGB PNG's high bytes and keeps its transparent colour (tRNS) in 16-bit values, which
+    marked pixels by their low bytes: the colour (4096, 4096, 4096) read as dark grey (16) and pure black as the
+    white background. The colour is compared at 16 bits: a pixel of its high bytes but another low byte shows."""
+    p = png_rgb16(tmp_path / "rgb16.png", keyed_pixels(), (4096, 4096, 4096), interlaced)
+    with Image.open(p) as im:
+        assert im.mode == "RGB" and im.info["transparency"] == (4096, 4096, 4096)
+        got = np.asarray(images.to_rgb(im))
+    assert got[0, 0].tolist() == [255, 255, 255]  # the transparent colour: the background
+    assert got[3, 3].tolist() == [0, 0, 0]  # black
+    assert got[1, 1].tolist() == [16, 16, 16]  # 4097: not the colour
+    assert (got[2, :3] == 117).all()  # 30000 of 65535 (Pillow's high byte)
+    assert np.asarray(images.load_rgb(p, 4)).tolist() == got.tolist()
+    with Image.open(p) as im:  # on black, as a mask reads it
+        assert np.asarray(images.to_rgb(im, background=(0, 0, 0)))[0, 0].tolist() == [0, 0, 0]
+    light = np.zeros((4, 4, 3), np.uint16)
+    light[0, 0], light[3, 3] = 60000, 60001  # a light transparent colour: a mask's black, not a light stroke
+    mask = png_rgb16(tmp_path / "mask.png", light, (60000, 60000, 60000), interlaced)
+    assert images.load_mask_cells(mask, 4).nonzero().tolist() == [[3, 3]]
+
+
+def test_a_large_16_bit_rgb_pngs_transparent_colour_is_the_background_made_a_band_at_a_time(tmp_path):
+    """A picture of more than a band of pixels is made RGB a band of rows at a time (square_rgb): the bands, no
+    file's pictures, kept the colour in its 16-bit values."""
+    big = np.full((1000, 1100, 3), 30000, np.uint16)  # wider than tall: resized across a band at a time
+    big[:, :300] = 4096
+    big[:, -300:] = 0
+    big[:, 300:700] = (4097, 4096, 4096)  # the colour's high bytes: shown (4097 is not the colour)
+    p = png_rgb16(tmp_path / "big.png", big, (4096, 4096, 4096))
+    tall = png_rgb16(tmp_path / "tall.png", np.ascontiguousarray(big.transpose(1, 0, 2)), (4096, 4096, 4096))
+    for path in (p, tall):
+        with Image.open(path) as im:
+            whole = np.asarray(images.square(images.to_rgb(im), 16))
+        with Image.open(path) as im:
+            banded = np.asarray(images.square_rgb(im, 16))
+        assert banded.tolist() == whole.tolist()
+        assert np.asarray(images.load_rgb(path, 16)).tolist() == whole.tolist()
+    assert np.asarray(images.load_rgb(p, 16))[8, 0].tolist() == [255, 255, 255]  # the colour: white
+    assert np.asarray(images.load_rgb(p, 16))[8, 15].tolist() == [0, 0, 0]  # black stays black
+    assert np.asarray(images.load_rgb(p, 16))[8, 7].max() < 64  # 4097 shows (dark grey, not the white background)
+    assert np.asarray(images.load_rgb(tall, 16))[0, 8].tolist() == [255, 255, 255]
+
+
+def test_a_16_bit_rgb_png_in_memory_is_keyed_by_its_high_bytes(tmp_path):
+    """A picture opened from bytes has no file to read its low bytes again from: a colour above 255 can only be
+    a 16-bit one, compared by its high bytes (black is not it)."""
+    p = png_rgb16(tmp_path / "rgb16.png", keyed_pixels(), (4096, 4096, 4096))
+    with Image.open(io.BytesIO(p.read_bytes())) as im:
+        got = np.asarray(images.to_rgb(im))
+    assert got[0, 0].tolist() == [255, 255, 255] and got[3, 3].tolist() == [0, 0, 0]
+
+
+def test_a_turned_16_bit_rgb_png_keeps_its_transparent_colour_and_its_turn(tmp_path):
+    """A photo's EXIF orientation turns the picture made transparent where its colour is (not the file's)."""
+    upright = png_rgb16(tmp_path / "up.png", keyed_pixels(), (4096, 4096, 4096))
+    turned = png_rgb16(tmp_path / "turned.png", keyed_pixels(), (4096, 4096, 4096), orientation=6)
+    want = images.load_rgb(upright, 4).transpose(Image.Transpose.ROTATE_270)
+    assert np.asarray(images.load_rgb(turned, 4)).tolist() == np.asarray(want).tolist()
+    assert np.asarray(want)[0, 3].tolist() == [255, 255, 255]
