@@ -1,5 +1,5 @@
 """Picture reading and evaluation leftovers of the s42 mutation audit (helper hL): a 16-bit RGB PNG's transparent
-colour."""
+colour, and evaluate_model's checks of its tasks."""
 
 from __future__ import annotations
 
@@ -107,3 +107,25 @@ def test_a_turned_16_bit_rgb_png_keeps_its_transparent_colour_and_its_turn(tmp_p
     want = images.load_rgb(upright, 4).transpose(Image.Transpose.ROTATE_270)
     assert np.asarray(images.load_rgb(turned, 4)).tolist() == np.asarray(want).tolist()
     assert np.asarray(want)[0, 3].tolist() == [255, 255, 255]
+
+
+# ----------------------------------------------------------------------------- evaluate_model's tasks
+class NoDrawing:
+    """A pipeline that must not be asked to draw: evaluate_model refuses its arguments first."""
+
+    def request(self, *a, **k):
+        raise AssertionError("drew before refusing the tasks")
+
+    draw_each = rerank = __call__ = request
+
+
+def test_evaluate_model_refuses_a_string_of_tasks_and_an_unknown_task_before_drawing():
+    """tasks="single_object" was its letters (KeyError: 's'); an unknown name, after the tasks before it were
+    drawn and scored, a KeyError."""
+    from t2i_cli.world.evaluate import evaluate_model
+
+    with pytest.raises(ValueError, match=r"tasks must be a tuple of task names \(single_object, .*got 'colours'"):
+        evaluate_model(NoDrawing(), None, 1, 0, tasks="colours")
+    for tasks in (("no_such_task",), ("single_object", "colour"), ["counting", "Position"]):
+        with pytest.raises(ValueError, match=r"tasks must be task names \(single_object, colours, .*heldout\)"):
+            evaluate_model(NoDrawing(), None, 1, 0, tasks=tasks)
