@@ -1,5 +1,5 @@
 """Picture reading and evaluation leftovers of the s42 mutation audit (helper hL): a 16-bit RGB PNG's transparent
-colour, and evaluate_model's checks of its tasks."""
+colour, evaluate_model's checks of its tasks, and a label of exactly two lines."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from t2i_cli import images
 
@@ -129,3 +129,19 @@ def test_evaluate_model_refuses_a_string_of_tasks_and_an_unknown_task_before_dra
     for tasks in (("no_such_task",), ("single_object", "colour"), ["counting", "Position"]):
         with pytest.raises(ValueError, match=r"tasks must be task names \(single_object, colours, .*heldout\)"):
             evaluate_model(NoDrawing(), None, 1, 0, tasks=tasks)
+
+
+# ----------------------------------------------------------------------------- labels
+def test_a_label_of_exactly_two_lines_is_drawn_whole_without_dots():
+    """Only a label that needs a third line ends its second in " ..."; one that fits two lines is drawn as it
+    is, every word shown."""
+    from t2i_cli.images import _draw_label
+
+    font = ImageFont.load_default()
+    draw, drawn = ImageDraw.Draw(Image.new("RGB", (200, 40))), []
+    width = int(draw.textlength("a red bird and", font=font)) + 1  # the first line's width: the second is shorter
+    draw.text = lambda xy, line, **k: drawn.append(line)
+    text = "a red bird and a blue cat"
+    _draw_label(draw, font, text, 0, 0, width)
+    assert drawn == ["a red bird and", "a blue cat"], drawn
+    assert not any(line.endswith("...") for line in drawn), drawn
