@@ -1,5 +1,6 @@
 """Picture reading and evaluation leftovers of the s42 mutation audit (helper hL): a 16-bit RGB PNG's transparent
-colour, evaluate_model's checks of its tasks, and a label of exactly two lines."""
+colour and a 2- or 4-bit grey PNG's transparent level, evaluate_model's checks of its tasks, and a label of exactly two
+lines."""
 
 from __future__ import annotations
 
@@ -107,6 +108,47 @@ def test_a_turned_16_bit_rgb_png_keeps_its_transparent_colour_and_its_turn(tmp_p
     want = images.load_rgb(upright, 4).transpose(Image.Transpose.ROTATE_270)
     assert np.asarray(images.load_rgb(turned, 4)).tolist() == np.asarray(want).tolist()
     assert np.asarray(want)[0, 3].tolist() == [255, 255, 255]
+
+
+def png_grey(path: Path, levels: np.ndarray, bits: int, key: int) -> Path:
+    """A grey PNG of levels (h, w) at 2 or 4 bits a pixel with the transparent level key (tRNS)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = levels.shape
+    per = 8 // bits
+    padded = np.zeros((h, -(-w // per) * per), np.uint8)
+    padded[:, :w] = levels
+    packed = sum(padded[:, k::per] << (8 - bits * (k + 1)) for k in range(per)).astype(np.uint8)
+    raw = b"".join(b"\0" + row.tobytes() for row in packed)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bits, 0, 0, 0, 0))
+    path.write_bytes(data + chunk(b"tRNS", struct.pack(">H", key)) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_a_2_or_4_bit_grey_pngs_transparent_level_is_the_background(tmp_path, bits):
+    """Pillow reads a 2- or 4-bit grey PNG's levels scaled to 0..255 and keeps its transparent level (tRNS) in
+    the file's levels: the level's pixels showed (2 of 2 bits as 170), and pixels of 8-bit value 2 would have been
+    transparent. Small and large (made RGB a band at a time) alike."""
+    top = (1 << bits) - 1
+    key = top - 1  # 170 at 2 bits, 238 at 4
+    small = np.array([[0, 1, key, top]] * 4, np.uint8)
+    p = png_grey(tmp_path / "grey.png", small, bits, key)
+    with Image.open(p) as im:
+        assert im.mode == "L" and im.info["transparency"] == key
+        got = np.asarray(images.to_rgb(im))[0, :, 0].tolist()
+    assert got == [0, 255 // top, 255, 255]  # the transparent level: white
+    big = np.zeros((1000, 1100), np.uint8)
+    big[:, :500] = key
+    bp = png_grey(tmp_path / "big.png", big, bits, key)
+    with Image.open(bp) as im:
+        whole = np.asarray(images.square(images.to_rgb(im), 16))
+    with Image.open(bp) as im:
+        assert np.asarray(images.square_rgb(im, 16)).tolist() == whole.tolist()
+    assert np.asarray(images.load_rgb(bp, 16)).tolist() == whole.tolist()
+    assert whole[8, 0].tolist() == [255, 255, 255] and whole[8, 15].tolist() == [0, 0, 0]
 
 
 # ----------------------------------------------------------------------------- evaluate_model's tasks

@@ -89,7 +89,7 @@ def load_rgb(path: Path, side: int) -> Image.Image:
             im.load()
             if drafted is None or drafted[1][2:] == stored:  # a phone's photo as it is shown; no copy when upright
                 upright = im.getexif().get(0x0112, 1) in (1, None)
-                im = _keyed_16_bit(im)  # (while it is the file's picture: a turned copy is not)
+                im = _keyed_png(im)  # (while it is the file's picture: a turned copy is not)
                 return square_rgb(im if upright else ImageOps.exif_transpose(im), side)
             orientation = im.getexif().get(0x0112, 1)
             img = to_rgb(im)
@@ -127,7 +127,7 @@ def _mask_grey(path: Path) -> Image.Image:
     try:
         with opened(path) as im:
             im.load()
-            return to_rgb(ImageOps.exif_transpose(_keyed_16_bit(im)), background=(0, 0, 0)).convert("L")  # as load_rgb
+            return to_rgb(ImageOps.exif_transpose(_keyed_png(im)), background=(0, 0, 0)).convert("L")  # as load_rgb
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, "mask", e) from e
 
@@ -157,6 +157,21 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
         raise unreadable(path, what, e) from e
 
 
+def _grey_depth(im: Image.Image) -> int | None:
+    """The bits of a grey PNG's levels below 8 (2 or 4; Pillow reads them scaled to 0..255), read from its file
+    again; None for another picture, or one read from no file."""
+    if im.format != "PNG" or not isinstance(getattr(im, "filename", None), (str, Path)) or not im.filename:
+        return None
+    try:
+        with opened(Path(im.filename)) as again:
+            if len(again.tile) == 1 and again.size == im.size and again.info.get("transparency") == im.info.get(
+                    "transparency"):
+                return {"L;2": 2, "L;4": 4}.get(again.tile[0][3])
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        pass
+    return None
+
+
 def _low_bytes(im: Image.Image) -> Image.Image | None:
     """The low bytes of a 16-bit RGB PNG's samples (Pillow keeps the high ones) as an RGB picture, read again from
     its file; None where im is no such PNG read from a file (an 8-bit one), or the file no longer holds it."""
@@ -175,13 +190,21 @@ def _low_bytes(im: Image.Image) -> Image.Image | None:
         return None
 
 
-def _keyed_16_bit(im: Image.Image) -> Image.Image:
+def _keyed_png(im: Image.Image) -> Image.Image:
     """im as RGBA where it is a 16-bit RGB PNG with a transparent colour (tRNS), that colour's pixels transparent:
     Pillow reads the samples' high bytes and keeps the colour in its 16-bit values, which marked pixels by their
     low 8 bits (the colour (4096, 4096, 4096) read as dark grey, pure black as transparent). Compared at 16 bits,
     as the PNG specification has it, with the low bytes read again from the file (a band of rows at a time); an
-    in-memory picture is compared by its high bytes where the colour is above 255. Other pictures: im."""
+    in-memory picture is compared by its high bytes where the colour is above 255. A 2- or 4-bit grey PNG's
+    transparent level is scaled as its pixels are (level 2 of 2 bits, 170, stayed; pixels of 2 were transparent).
+    Other pictures: im."""
     key = im.info.get("transparency")
+    if im.mode == "L" and isinstance(key, int) and 0 <= key < 16 and (bits := _grey_depth(im)) is not None:
+        keyed = im.copy()  # a 2- or 4-bit grey PNG's transparent level, in its own levels: as Pillow reads them
+        keyed.info.pop("transparency")  # (a level past the depth's marks no pixel)
+        if key < 1 << bits:
+            keyed.info["transparency"] = key * 255 // ((1 << bits) - 1)
+        return keyed
     if im.mode != "RGB" or not isinstance(key, tuple) or len(key) != 3:
         return im
     low = _low_bytes(im)
@@ -212,7 +235,7 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND,
     values lie in 0..1, as a float TIFF's usually do, read as 0..1 of white, not as black). Each pixel is made
     from itself alone, but for the scale of an "I" or "F" picture: levels, when im is a band of a picture, are
     the whole picture's (_levels)."""
-    im = _keyed_16_bit(im)
+    im = _keyed_png(im)
     if im.mode == "F":  # NaN as 0, infinities as the finite extremes; up to 2: a 0..1 image (a little overshoot)
         lo, hi = levels or _levels(im)
         a = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=hi, neginf=lo)
@@ -273,7 +296,7 @@ def square_rgb(im: Image.Image, side: int, background: tuple[int, int, int] = BA
     the weights Pillow's one call uses (they depend on the rows alone). A taller picture's bands are put
     together into the RGB picture, which is resized as before (the decoded picture and one RGB copy). An RGB
     picture (with no transparent colour) is resized as it is: to_rgb would copy it unchanged."""
-    im = _keyed_16_bit(im)  # (before it is cut in bands, which are no file's)
+    im = _keyed_png(im)  # (before it is cut in bands, which are no file's)
     w, h = im.size
     if im.mode == "RGB" and "transparency" not in im.info:  # to_rgb would copy it as it is
         return square(im, side)
