@@ -446,6 +446,10 @@ def check_replaceable(path: Path, looks_like: Callable[[Any], bool], named: str,
         raise UsageError(f"{named} is a folder; move it away or choose another path")
     if force or not (path.exists() or path.is_symlink()) or is_own_json(path, looks_like):
         return path
+    if path.is_symlink() and not path.exists():  # (not "exists and is not ...": what it names is missing)
+        target = path.parent / os.readlink(path)
+        raise UsageError(f"{named} is a link to {target}, which does not exist (or links back to itself); move it "
+                         f"away, or add --force to replace the link")
     raise UsageError(f"{named} exists and is not {what}; move it away, or add --force to replace it")
 
 
