@@ -19,3 +19,35 @@ def test_eval_json_that_is_a_dangling_link_is_named_a_link_to_a_missing_file(tmp
     line = one_line_failure(run("eval", "--json", tmp_path / "lp"), 2)
     assert "is a link to" in line and "links back to itself" in line, line
     assert "--force" in line
+
+
+def stopped_run(folder: Path, step: int, steps: int):
+    """A transformer run folder stopped at step of steps: its config and a checkpoint whose metadata says the step."""
+    import torch
+    from safetensors.torch import save_file
+
+    from t2i_cli.train import CHECKPOINT, TrainConfig
+
+    folder.mkdir(parents=True)
+    save_file({"x": torch.zeros(1)}, str(folder / CHECKPOINT), metadata={"step": str(step)})
+    return TrainConfig(stage="transformer", data="world:train", steps=steps)
+
+
+def test_export_of_a_stopped_read_only_run_does_not_advise_a_resume_there(tmp_path: Path, monkeypatch):
+    """Export's warning of a run stopped before its last step ended "`t2i train --resume RUN` finishes the run",
+    which a resume of a read-only run folder refuses ("copy the run folder to a writable place and resume that
+    copy"): the advice is now that one. (os.access stands in for a read-only folder: as root every folder is
+    writable.) A writable run is still told to resume it."""
+    from t2i_cli import train
+
+    run_dir = tmp_path / "tr"
+    cfg = stopped_run(run_dir, 6, 2000)
+    said = train._unfinished(run_dir, cfg)
+    assert said.endswith(f"`t2i train --resume {run_dir}` finishes the run"), said
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == run_dir and mode & os.W_OK
+                        else real(p, mode, *a, **k))
+    said = train._unfinished(run_dir, cfg)
+    assert said.startswith(f"{run_dir} stopped at step 6 of 2,000: its step-6 model is exported; "), said
+    assert "cannot be written to" in said and "copy the run folder to a writable place" in said, said
+    assert f"--resume {run_dir}`" not in said

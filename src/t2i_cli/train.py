@@ -1346,6 +1346,10 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
     if step >= cfg.steps:
         return None
     which = "" if said_which else f": its step-{step:,} model is exported"
+    if not os.access(run_dir, os.W_OK):  # (a read-only disk): a resume there is refused, so is not advised
+        return (f"{run_dir} stopped at step {step:,} of {cfg.steps:,}{which}; it cannot be written to (a read-only "
+                f"disk or folder): copy the run folder to a writable place and `t2i train --resume` that copy to "
+                f"finish the run")
     return (f"{run_dir} stopped at step {step:,} of {cfg.steps:,}{which}; `t2i train --resume "
             f"{shell_word(run_dir)}` finishes the run")
 
