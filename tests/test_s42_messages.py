@@ -51,3 +51,25 @@ def test_export_of_a_stopped_read_only_run_does_not_advise_a_resume_there(tmp_pa
     assert said.startswith(f"{run_dir} stopped at step 6 of 2,000: its step-6 model is exported; "), said
     assert "cannot be written to" in said and "copy the run folder to a writable place" in said, said
     assert f"--resume {run_dir}`" not in said
+
+
+def test_info_of_a_folder_with_pictures_only_in_sub_folders_says_it_holds_pictures(tmp_path: Path):
+    """`t2i info DIR`, DIR a data folder of train/ and val/ (its pictures one level down), advised
+    "`t2i export TRANSFORMER_RUN --to DIR` writes one": an export into the user's pictures. It now says what it says
+    of a folder of pictures; a `--weights` of it says so too. A folder with no pictures (nor in sub-folders) is still
+    told how to make a weights folder."""
+    from PIL import Image
+
+    pics = tmp_path / "pics"
+    for name in ("train/red_bird.png", "val/blue_fish.jpg"):
+        (pics / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(pics / name)
+    line = one_line_failure(run("info", pics), 1)
+    assert f"{pics} holds pictures, not a t2i model" in line and "t2i export" not in line, line
+    line = one_line_failure(run("generate", "a red bird", "--weights", pics, "--out", tmp_path / "o"), 1)
+    assert "it holds pictures, not a t2i model" in line and f"--to {pics}" not in line, line
+    empty = tmp_path / "empty"
+    (empty / "notes").mkdir(parents=True)
+    (empty / "notes" / "a.txt").write_text("a red bird")
+    line = one_line_failure(run("info", empty), 1)
+    assert "holds pictures" not in line and "t2i export TRANSFORMER_RUN" in line, line

@@ -322,15 +322,36 @@ def check_state(model: nn.Module, shapes: dict[str, tuple[int, ...]], path: Path
 
 
 def _holds_pictures(folder: Path, look: int = 1000) -> bool:
-    """Whether a folder holds a picture among its first `look` entries (a bounded look: a folder of a million)."""
+    """Whether a folder holds a picture, in it or in one of its sub-folders (one level down, as a data folder of
+    train/ and val/ or of one folder per class does), among the first `look` entries seen in all (a bounded look:
+    a folder of a million)."""
     from itertools import islice
 
     from t2i_cli.images import IMAGE_SUFFIXES
 
+    seen, subs = 0, []
     try:
-        return any(p.suffix.lower() in IMAGE_SUFFIXES for p in islice(folder.iterdir(), look))
+        for p in islice(folder.iterdir(), look):
+            seen += 1
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                return True
+            if not p.name.startswith("."):  # (.git, .cache: not where pictures are kept)
+                subs.append(p)
     except OSError:
         return False
+    for sub in subs:
+        if seen >= look:
+            break
+        try:
+            if not sub.is_dir():
+                continue
+            for p in islice(sub.iterdir(), look - seen):
+                seen += 1
+                if p.suffix.lower() in IMAGE_SUFFIXES:
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _missing_advice(folder: Path, name: str) -> str:
