@@ -73,3 +73,25 @@ def test_info_of_a_folder_with_pictures_only_in_sub_folders_says_it_holds_pictur
     (empty / "notes" / "a.txt").write_text("a red bird")
     line = one_line_failure(run("info", empty), 1)
     assert "holds pictures" not in line and "t2i export TRANSFORMER_RUN" in line, line
+
+
+def test_rerank_counts_a_loop_of_links_as_one_not_as_a_link_to_a_missing_file(tmp_path: Path):
+    """`t2i rerank DIR` counted `ln -s lp lp` (and a -> b -> a) among "links to a missing file": nothing is
+    missing there, the links lead back to themselves. Each is now a "loop of links"; a link to a moved picture is
+    still a link to a missing file."""
+    from PIL import Image
+
+    from t2i_cli.rerank import collect
+
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "red.png")
+    os.symlink("lp.png", tmp_path / "lp.png")
+    os.symlink("b.png", tmp_path / "a.png")
+    os.symlink("a.png", tmp_path / "b.png")
+    os.symlink("moved.png", tmp_path / "gone.png")
+    items, skipped = collect(tmp_path, "a red bird")
+    assert [p.name for p, _ in items] == ["red.png"]
+    assert skipped["link to a missing file"] == 1, skipped
+    assert skipped["loop of links"] == 3, skipped
+    from t2i_cli.errors import counted
+
+    assert counted(3, "loop of links") == "3 loops of links"

@@ -69,7 +69,7 @@ def warn_caller(message: str, category: type[Warning]) -> None:
 PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
            "copy": "copies", "path": "paths", "picture": "pictures", "item": "items", "link": "links",
            "sheet": "sheets", "prompt": "prompts", "row": "rows", "code": "codes", "tensor": "tensors",
-           "validation": "validations"}
+           "validation": "validations", "loop": "loops"}
 
 
 def counted(n: int, what: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -89,6 +90,15 @@ def check_folder(folder: Path) -> None:
 SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ranks in bounded memory
 
 
+def _loops(path: Path) -> bool:
+    """Whether a link that leads to nothing is a loop of links (ELOOP: `ln -s lp lp`, or a -> b -> a)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
 def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = None,
             ) -> tuple[list[tuple[Path, str]], Counter]:
     """Images of a folder and its sub-folders, as training reads a folder (data.files_under: through links to
@@ -110,10 +120,14 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
         skipped["t2i run folder (its samples are not ranked)"] = len(runs)
     if unreadable:
         skipped["folder that cannot be read (permission?)"] = len(unreadable)
-    # a link to nothing (a picture moved or deleted) is counted, not passed over: it looked like one to rank
-    dangling = sum(p.is_symlink() and not p.exists() for p in entries)
-    if dangling:
-        skipped["link to a missing file"] = dangling
+    # a link to nothing (a picture moved or deleted) is counted, not passed over: it looked like one to rank; a
+    # loop of links (`ln -s lp lp`) is counted as one, not as a link to a missing file
+    dangling = [p for p in entries if p.is_symlink() and not p.exists()]
+    loops = sum(map(_loops, dangling))
+    if len(dangling) > loops:
+        skipped["link to a missing file"] = len(dangling) - loops
+    if loops:
+        skipped["loop of links"] = loops
     copies = rerank_copies(entries)  # --link-best's copies in a best/ (of FOLDER or a sub-folder)
     listed: dict[Path, str] = {}  # a picture's first caption in the folder's metadata.jsonl or .csv (as training)
     no_captions: set[Path] = set()  # the folder's metadata.jsonl and .csv it does not read: no caption columns
