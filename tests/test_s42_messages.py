@@ -95,3 +95,21 @@ def test_rerank_counts_a_loop_of_links_as_one_not_as_a_link_to_a_missing_file(tm
     from t2i_cli.errors import counted
 
     assert counted(3, "loop of links") == "3 loops of links"
+
+
+def test_eval_json_in_a_folder_that_cannot_be_made_is_not_told_to_create_it(tmp_path: Path):
+    """`eval --json DIR/e.json` refuses a missing DIR (README: before any work) and says "create it"; it said so
+    too where DIR is a file, inside a file, or a link to a missing folder, where making it fails ("File exists",
+    "Not a directory"). Those are now named as what they are."""
+    (tmp_path / "fl").write_text("notes")
+    os.symlink("nowhere", tmp_path / "ld")
+    said = {}
+    for parent in ("fl", "fl/sub", "ld", "ld/x", "new"):
+        line = one_line_failure(run("eval", "--json", tmp_path / parent / "e.json"), 2)
+        said[parent] = line.split(": ", 2)[2]
+    assert said["fl"] == f"{tmp_path / 'fl'} is a file, not a folder; choose another path"
+    assert said["fl/sub"] == f"{tmp_path / 'fl/sub'} is inside {tmp_path / 'fl'}, which is a file; choose another path"
+    assert said["ld"].startswith(f"{tmp_path / 'ld'} is a link to {tmp_path / 'nowhere'}, which does not exist")
+    assert said["ld/x"].startswith(f"{tmp_path / 'ld/x'} is inside {tmp_path / 'ld'}, a link to ")
+    assert said["new"] == f"{tmp_path / 'new'} is not a folder; create it or choose another path"
+    assert not any("create it" in said[p] for p in ("fl", "fl/sub", "ld", "ld/x")), said

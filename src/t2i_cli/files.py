@@ -396,7 +396,17 @@ def check_output_file(path: Path, flag: str) -> Path:
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
     parent = path.parent
-    if not parent.is_dir():
+    if not parent.is_dir():  # "create it" only where it can be: not a file, a path inside one, or a link to nothing
+        broken = next((p for p in (parent, *parent.parents) if p.is_symlink() and not p.exists()), None)
+        if broken is not None:
+            target = broken.parent / os.readlink(broken)
+            what = "is a link" if broken == parent else f"is inside {broken}, a link"
+            raise UsageError(f"{flag} {path}: {parent} {what} to {target}, which does not exist (or links back to "
+                             f"itself); make that folder, or choose another path")
+        blocker = parent if parent.exists() else file_above(parent)
+        if blocker is not None:
+            where = "is a file, not a folder" if blocker == parent else f"is inside {blocker}, which is a file"
+            raise UsageError(f"{flag} {path}: {parent} {where}; choose another path")
         raise UsageError(f"{flag} {path}: {parent} is not a folder; create it or choose another path")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{flag} {path}: {parent} cannot be written to; choose another path")
