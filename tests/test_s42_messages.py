@@ -113,3 +113,28 @@ def test_eval_json_in_a_folder_that_cannot_be_made_is_not_told_to_create_it(tmp_
     assert said["ld/x"].startswith(f"{tmp_path / 'ld/x'} is inside {tmp_path / 'ld'}, a link to ")
     assert said["new"] == f"{tmp_path / 'new'} is not a folder; create it or choose another path"
     assert not any("create it" in said[p] for p in ("fl", "fl/sub", "ld", "ld/x")), said
+
+
+def test_info_of_a_stopped_read_only_run_does_not_advise_a_resume_there(tmp_path: Path, monkeypatch):
+    """`t2i info RUN` of a stopped run said "next: resume with: t2i train --resume RUN" where RUN cannot be written
+    to, a resume train refuses ("copy the run folder to a writable place and resume that copy"): info now says
+    that, as export's warning does. (os.access stands in for a read-only folder: as root every folder is
+    writable.)"""
+    import dataclasses
+    import json
+
+    from t2i_cli.train import RUN_CONFIG
+
+    run_dir = tmp_path / "tr"
+    cfg = stopped_run(run_dir, 6, 2000)
+    (run_dir / RUN_CONFIG).write_text(json.dumps(dataclasses.asdict(cfg)))
+    r = run("info", run_dir)
+    assert r.exit_code == 0 and f"resume with: t2i train --resume {run_dir}" in r.stdout, r.stdout
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == run_dir and mode & os.W_OK
+                        else real(p, mode, *a, **k))
+    r = run("info", run_dir, "--json")
+    assert r.exit_code == 0, r.stderr
+    said = json.loads(r.stdout)["next"]
+    assert said.startswith(f"{run_dir} cannot be written to") and "copy the run folder to a writable place" in said
+    assert f"--resume {run_dir}" not in said

@@ -5,6 +5,7 @@ another process is seen by its folder lock."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,15 @@ def is_run(folder: Path) -> bool:
     return (Path(folder) / RUN_CONFIG).is_file() or is_whole_run(folder)
 
 
+def resume_advice(folder: Path) -> str:
+    """The command that goes on with a stopped run; where its folder cannot be written to (a read-only disk), a
+    resume there is refused, and the advice is the one that refusal gives."""
+    if not os.access(folder, os.W_OK):
+        return (f"{folder} cannot be written to (a read-only disk or folder): copy the run folder to a writable "
+                f"place and resume that copy with: t2i train --resume COPY")
+    return f"resume with: t2i train --resume {shell_word(folder)}"
+
+
 def run_info(folder: Path) -> dict[str, Any]:
     """A run folder described: a stage's run, or a whole run (`--stage all`) with each of its stages."""
     folder = Path(folder)
@@ -44,7 +54,7 @@ def run_info(folder: Path) -> dict[str, Any]:
         next_ = (None if training else f"generate with: t2i generate PROMPT --weights {shell_word(weights)}"
                  if done and weights.is_dir() else
                  f"its {diverged} stage diverged: t2i info {shell_word(folder / diverged)} says how to go on"
-                 if diverged else f"resume with: t2i train --resume {shell_word(folder)}")
+                 if diverged else resume_advice(folder))
         status = "training" if training else "finished" if done else "diverged" if diverged else "stopped"
         return {"folder": str(folder), "kind": "whole run", "settings": plan_settings(folder, {}), "stages": stages,
                 "status": status,
@@ -63,8 +73,7 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
         trained = (run_dir / "tokenizer.json").is_file()
         # (no steps: a tokenizer is learned in one pass, and its config's steps, 1000 by default, never run)
         info.update(steps=None, step=None, status="training" if training else "finished" if trained else "stopped")
-        info["next"] = None if training else next_step(cfg, run_dir) if trained else \
-            f"resume with: t2i train --resume {shell_word(run_dir)}"
+        info["next"] = None if training else next_step(cfg, run_dir) if trained else resume_advice(run_dir)
         return info
     try:
         step = int(read_metadata(ckpt).get("step", 0)) if ckpt.is_file() else 0
@@ -93,9 +102,9 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
     last = max((r["step"] for r in losses), default=step)
     info["eta_s"] = (cfg.steps - last) / info["rate"] if status == "training" and info["rate"] else None
     whole = run_dir.parent if run_dir.name in STAGES and is_whole_run(run_dir.parent) else None
-    resume = shell_word(whole if whole is not None else run_dir)  # (a stage's own --resume finishes it alone)
+    resume = whole if whole is not None else run_dir  # (a stage's own --resume finishes it alone)
     info["next"] = None if status in ("training", "diverged") else \
-        f"resume with: t2i train --resume {resume}" if status == "stopped" else next_step(cfg, run_dir)
+        resume_advice(resume) if status == "stopped" else next_step(cfg, run_dir)
     return info
 
 
