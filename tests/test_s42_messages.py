@@ -138,3 +138,21 @@ def test_info_of_a_stopped_read_only_run_does_not_advise_a_resume_there(tmp_path
     said = json.loads(r.stdout)["next"]
     assert said.startswith(f"{run_dir} cannot be written to") and "copy the run folder to a writable place" in said
     assert f"--resume {run_dir}" not in said
+
+
+def test_export_to_a_folder_of_sub_folders_counts_them_as_folders(tmp_path: Path):
+    """`t2i export RUN --to DATA`, DATA holding train/ and val/ of pictures, said "it holds no t2i weights but 2
+    other files (e.g. train)": they are folders, of pictures. (Refused before the run is read.)"""
+    from PIL import Image
+
+    data = tmp_path / "data"
+    for name in ("train/red_bird.png", "val/blue_fish.png"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(data / name)
+    run_dir = tmp_path / "tr"
+    stopped_run(run_dir, 6, 2000)
+    line = one_line_failure(run("export", run_dir, "--to", data), 2)
+    assert f"--to {data} is not a weights folder: it holds no t2i weights but 2 folders (pictures?); " in line, line
+    (data / "notes.txt").write_text("a red bird")
+    line = one_line_failure(run("export", run_dir, "--to", data), 2)
+    assert "but 1 other file and 2 folders (e.g. " in line, line

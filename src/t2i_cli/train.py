@@ -47,6 +47,7 @@ from t2i_cli.weights import (
     FILES,
     FORMAT,
     SECOND_CLIP,
+    _holds_pictures,
     load_model,
     load_tensors,
     load_tokenizer,
@@ -1324,10 +1325,14 @@ def _refuse_other_contents(to: Path) -> None:
     if not others:
         return
     pictures = sum(Path(name).suffix.lower() in IMAGE_SUFFIXES for name in others)
+    folders = [name for name in others if (to / name).is_dir()]  # (train/ and val/ were "2 other files")
+    held = " and ".join(counted(n, what) for n, what in ((len(others) - len(folders), "other file"),
+                                                         (len(folders), "folder")) if n)
+    if folders and not pictures and len(folders) == len(others):  # pictures one level down: a data folder
+        pictures = len(others) if _holds_pictures(to) else 0
     what = "pictures?" if pictures * 2 >= len(others) else f"e.g. {others[0]}"
-    raise UsageError(f"--to {to} is not a weights folder: it holds no t2i weights but "
-                     f"{counted(len(others), 'other file')} ({what}); give a new or empty folder to export into, "
-                     f"e.g. --to {to.resolve().name}-weights")
+    raise UsageError(f"--to {to} is not a weights folder: it holds no t2i weights but {held} ({what}); give a new "
+                     f"or empty folder to export into, e.g. --to {to.resolve().name}-weights")
 
 
 def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> str | None:
