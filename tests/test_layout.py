@@ -30,7 +30,7 @@ TIER_OF = {
        for m in ("pipeline", "outputs", "rerank", "data", "data_eval", "train", "train_options", "stages",
                  "recipe", "image_prompt", "prompt_file", "run_info")},
     **{f"t2i_cli.{m}": "core"
-       for m in ("weights", "sampling", "devices", "images", "files", "errors", "name_captions")},
+       for m in ("weights", "sampling", "sampling_config", "devices", "images", "files", "errors", "name_captions")},
 }
 
 

@@ -23,7 +23,15 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from t2i_cli import __version__
 from t2i_cli.errors import SPEAKING, DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
 from t2i_cli.files import not_utf8, other_t2i_inferring, stop_on_sigterm, stop_signals
-from t2i_cli.prompt_file import MAX_PROMPT_CHARS, MAX_PROMPT_FILE, MAX_PROMPTS, Prompts, blank, read_prompts
+from t2i_cli.prompt_file import (
+    MAX_PROMPT_CHARS,
+    MAX_PROMPT_FILE,
+    MAX_PROMPTS,
+    Prompts,
+    blank,
+    check_negative,
+    read_prompts,
+)
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -911,8 +919,6 @@ def generate(
             if candidates == 1:
                 candidates = None  # one draw, nothing to rerank: no CLIP needed
             sampling = sampling_of(ctx)
-            from t2i_cli.pipeline import check_negative
-
             check_negative(negative, sampling, asked=True)  # before the models load
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
@@ -968,13 +974,10 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     if top_k == 1 and image is not None and mask is not None and "redraws" in given:  # the K redraws are one image
         refuse_greedy_copies("--redraws", redraws)
     # (refused whatever the prompts, and without torch: a --prompts pipe was read to its end first, and a writer
-    # that never closes it, `tail -f`, kept the refusal waiting; pipeline.check_negative says the same later)
-    negative, params = ctx.params.get("negative"), ctx.params
-    if negative is not None and blank(negative):
-        raise UsageError("--negative is empty; give the text to steer away from, or leave it out")
-    if negative is not None and params.get("guidance") == 1 and params.get("guidance_start") in (None, 1):
-        raise UsageError("--negative works through guidance, which --guidance 1 turns off; use a guidance above 1 "
-                         "(default 3)")
+    # that never closes it, `tail -f`, kept the refusal waiting: the sampling settings' ranges (SamplingConfig, in
+    # the torch-free sampling_config) and the negative prompt's rules among them)
+    params = ctx.params
+    check_negative(params.get("negative"), sampling_of(ctx), asked=True)
     if image is not None and params.get("jacobi"):
         raise UsageError(JACOBI_WITH_IMAGE)
     keep_top = params.get("keep_top")
@@ -1433,8 +1436,6 @@ def vary(
         text = read_png_text(source)  # (a PNG by its content: a t2i PNG renamed .jpg still has its prompt)
         if is_t2i_sheet(text, source):  # the whole sheet squeezed into one picture, drawn from one image's prompt
             raise DataError(f"{source} is a contact sheet t2i wrote; vary one of the images it shows")
-        from t2i_cli.pipeline import check_negative
-
         sampling = sampling_of(ctx)
         check_negative(negative, sampling, asked=True)  # one line, not the prompt line and then the refusal
         said_prompt = None
@@ -1916,7 +1917,7 @@ def sampling_of(ctx: typer.Context):
     --jacobi: the default). A new field of SamplingConfig needs only its option on the commands, here in cli.py."""
     from dataclasses import fields
 
-    from t2i_cli.sampling import SamplingConfig
+    from t2i_cli.sampling_config import SamplingConfig  # (torch-free: generate checks it before a pipe is read)
 
     sampling = SamplingConfig(**{f.name: ctx.params[f.name] for f in fields(SamplingConfig) if f.name in ctx.params})
     refuse_moot_greedy(ctx)

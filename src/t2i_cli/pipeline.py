@@ -13,7 +13,7 @@ from t2i_cli.devices import native_bf16, resolve_device
 from t2i_cli.errors import PromptWarning, UsageError, option, warn_caller
 from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
-from t2i_cli.prompt_file import blank
+from t2i_cli.prompt_file import check_negative
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, refuse_greedy_copies, region_mask
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
@@ -143,24 +143,6 @@ def check_progress(progress: object) -> None:
         hint = "; give an image prompt as image=..." if type(progress).__name__ == "ImagePrompt" else ""
         raise UsageError(f"progress must be a function of the codes drawn so far, or None; got "
                          f"{type(progress).__name__}{hint}")
-
-
-def check_negative(negative: str | None, sampling: SamplingConfig, asked: bool = False) -> None:
-    """A negative prompt is text, and works through guidance (generate and vary check it before any model
-    loads, asked: from the command line; TextToImage.request again). Asked for now, a guidance below 1 is refused
-    too: logits = neg + g (cond - neg) then draw toward the negative (at 0, the negative alone: a blue bird for
-    "a red bird" --negative "a blue bird"); a PNG that recorded one (t2i 0.12.4 drew it) still redraws."""
-    if negative is not None:
-        if blank(negative):
-            raise UsageError(f"{option('negative')} is empty; give the text to steer away from, or leave it out")
-        if not sampling.guided:
-            raise UsageError(f"{option('negative')} works through guidance, which {option('guidance', 1)} turns "
-                             f"off; use a guidance above 1 (default 3)")
-        low = min(sampling.guidance, sampling.guidance if sampling.guidance_start is None else sampling.guidance_start)
-        if asked and low < 1:
-            which = "guidance_start" if low != sampling.guidance else "guidance"
-            raise UsageError(f"{option(which, low)} is below 1, where guidance draws toward the {option('negative')} "
-                             f"text, not away from it; use a guidance above 1 (default 3)")
 
 
 class TextToImage:

@@ -7,8 +7,12 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from t2i_cli.errors import DataError, UsageError, counted
+from t2i_cli.errors import DataError, UsageError, counted, option
+
+if TYPE_CHECKING:
+    from t2i_cli.sampling_config import SamplingConfig
 
 MAX_PROMPT_FILE = 4 << 20  # bytes of a prompt file read (10,000 prompts of 400 characters)
 MAX_PROMPTS = 10_000  # prompts one `generate --prompts` draws
@@ -142,3 +146,21 @@ def read_prompts(path: str | Path, source: str = "--prompts") -> Prompts:
         raise DataError(f"{name} has no prompt: write one per line, e.g. \"a red bird\" (blank lines and lines "
                         "starting with # are skipped)")
     return Prompts(tuple(kept), tuple(repeats))
+
+
+def check_negative(negative: str | None, sampling: SamplingConfig, asked: bool = False) -> None:
+    """A negative prompt is text, and works through guidance (generate and vary check it before any model
+    loads, asked: from the command line; TextToImage.request again). Asked for now, a guidance below 1 is refused
+    too: logits = neg + g (cond - neg) then draw toward the negative (at 0, the negative alone: a blue bird for
+    "a red bird" --negative "a blue bird"); a PNG that recorded one (t2i 0.12.4 drew it) still redraws."""
+    if negative is not None:
+        if blank(negative):
+            raise UsageError(f"{option('negative')} is empty; give the text to steer away from, or leave it out")
+        if not sampling.guided:
+            raise UsageError(f"{option('negative')} works through guidance, which {option('guidance', 1)} turns "
+                             f"off; use a guidance above 1 (default 3)")
+        low = min(sampling.guidance, sampling.guidance if sampling.guidance_start is None else sampling.guidance_start)
+        if asked and low < 1:
+            which = "guidance_start" if low != sampling.guidance else "guidance"
+            raise UsageError(f"{option(which, low)} is below 1, where guidance draws toward the {option('negative')} "
+                             f"text, not away from it; use a guidance above 1 (default 3)")

@@ -1,9 +1,8 @@
-"""SamplingConfig and the decode loop: temperature, top-k, top-p, classifier-free guidance, KV cache."""
+"""The decode loop: temperature, top-k, top-p, classifier-free guidance, KV cache (SamplingConfig, re-exported here,
+lives in the torch-free sampling_config.py)."""
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -12,8 +11,8 @@ import torch.nn.functional as F
 
 from t2i_cli.errors import UsageError, option
 from t2i_cli.models.transformer import KVCache, Transformer
+from t2i_cli.sampling_config import MAX_JACOBI, SamplingConfig  # noqa: F401 (re-exported: it was defined here)
 
-MAX_JACOBI = 64  # largest --jacobi window
 # An image whose drafts the model rarely keeps gains nothing from a window and pays for it (a pass of 17 codes
 # for 32 rows costs 3x a step: BENCHMARKS.md): after JACOBI_CHECK window passes, an image that has made fewer
 # than JACOBI_MIN_RATE codes final per pass reads one code per pass from then on. In their first 16 passes the
@@ -23,87 +22,6 @@ MAX_JACOBI = 64  # largest --jacobi window
 JACOBI_CHECK = 16
 JACOBI_MIN_RATE = 1.75
 PLACES = ("left", "right", "top", "bottom")  # the halves of the grid a region of regional guidance covers
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How image codes are drawn from the transformer's logits."""
-
-    temperature: float = 1.0  # divides the logits; below 1 is more conservative
-    top_k: int = 0  # keep only the k most likely codes; 0 keeps all
-    top_p: float = 1.0  # keep the smallest set of codes whose probability reaches p; 1 keeps all
-    guidance: float = 3.0  # classifier-free guidance scale; 1 is the prompt alone, 0 ignores it (3 measured best)
-    use_cache: bool = True  # reuse keys and values between steps (False recomputes; for tests/benchmarks)
-    guidance_start: float | None = None  # guidance at the first code, moving linearly to `guidance` at the last
-    # (None: constant). A schedule, not a different cost: every step still runs one batch.
-    jacobi: int = 0  # speculative Jacobi decoding: drafted codes checked per forward pass (0: one code per pass)
-    regional: float = 2.0  # regional guidance: the weight of each region's own prompt in its half of the grid
-    # (Regions; 0 turns it off; 2 measured best, BENCHMARKS.md "Regional guidance")
-    guidance_stop: float | None = None  # the share of the codes (in raster order) after which guidance and regional
-    # guidance stop and their rows leave the batch (None: guided to the last code)
-
-    def __post_init__(self) -> None:
-        """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
-        for name in ("top_k", "jacobi"):  # (top_k=1.5 was taken, and failed in the decode loop's topk)
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise UsageError(f"{name} must be a whole number, got {value!r}")
-            object.__setattr__(self, name, int(value))  # (numpy's: a plain int, as every field is plain)
-        for name in ("temperature", "top_p", "guidance", "regional", "guidance_start", "guidance_stop"):
-            value = getattr(self, name)
-            if value is None and name in ("guidance_start", "guidance_stop"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise UsageError(f"{name} must be a number, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if not isinstance(self.use_cache, bool):
-            raise UsageError(f"use_cache must be True or False, got {self.use_cache!r}")
-        # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.
-        if not (1e-3 <= self.temperature <= 100):
-            greedy = f"; for the most likely code at every step, use {option('top_k', 1)}" \
-                if self.temperature < 1e-3 else ""
-            raise UsageError(f"{option('temperature')} must be between 0.001 and 100, got {self.temperature}; try "
-                             f"1.0{greedy}")
-        if self.top_k < 0:
-            raise UsageError(f"{option('top_k')} must be 0 or more (0 = off), got {self.top_k}")
-        if not (0 < self.top_p <= 1):
-            raise UsageError(f"{option('top_p')} must be in (0, 1], got {self.top_p}; 1 turns it off")
-        if not (0 <= self.guidance <= 100):
-            raise UsageError(f"{option('guidance')} must be between 0 and 100, got {self.guidance}; 1 turns it off")
-        if self.guidance_start is not None and not (0 <= self.guidance_start <= 100):
-            raise UsageError(f"{option('guidance_start')} must be between 0 and 100, got {self.guidance_start}")
-        if not (0 <= self.regional <= 100):
-            raise UsageError(f"{option('regional')} must be between 0 and 100, got {self.regional}; 0 turns it off")
-        if not (0 <= self.jacobi <= MAX_JACOBI):
-            raise UsageError(f"{option('jacobi')} must be in 0..{MAX_JACOBI} (0 = off), got {self.jacobi}")
-        if self.guidance_stop is not None and not (0 < self.guidance_stop <= 1):
-            raise UsageError(f"{option('guidance_stop')} must be in (0, 1], got {self.guidance_stop}")
-        if self.guidance_stop is not None and self.jacobi:
-            raise UsageError(f"{option('guidance_stop')} does not combine with {option('jacobi')}; leave one of them "
-                             f"out")
-        if self.guidance_stop is not None and not self.guided and self.regional == 0:
-            raise UsageError(f"{option('guidance_stop')} stops guidance, which {option('guidance', 1)} and "
-                             f"{option('regional', 0)} turn off; leave it out")
-
-    def guidance_at(self, i: int, n: int) -> float:
-        """The guidance scale of code i of n."""
-        if self.guidance_start is None or n < 2:
-            return self.guidance
-        return self.guidance_start + (self.guidance - self.guidance_start) * i / (n - 1)
-
-    def guidance_stops_at(self, n: int) -> int:
-        """The first of n codes drawn without guidance and regional guidance (n where guidance_stop is None)."""
-        return n if self.guidance_stop is None else math.ceil(round(self.guidance_stop * n, 9))
-
-    @property
-    def guided(self) -> bool:
-        """Whether any step is guided (so each step runs the unconditional rows too)."""
-        return self.guidance != 1.0 or self.guidance_start not in (None, 1.0)
-
-    def check_vocab(self, vocab: int) -> None:
-        """Raise UsageError when top-k asks for more codes than the model's codebook has."""
-        if self.top_k > vocab:
-            raise UsageError(f"{option('top_k')} must be in 0..{vocab} (0 = off), got {self.top_k}")
 
 
 def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: Any = None, name: str = "n") -> None:

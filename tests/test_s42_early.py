@@ -1,0 +1,70 @@
+"""Session 42 (hJ): `generate --prompts -` refuses an out-of-range sampling setting before it reads standard input,
+and the bounds of rerank --top and of a small --image-side."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SRC, end_group
+
+
+def _refused_with_the_pipe_open(tmp_path, weights, args: list[str]) -> tuple[int, str]:
+    """Run `t2i generate --prompts - ARGS` with one prompt written to its standard input and the pipe left open
+    (as `tail -f` leaves it): its exit code and standard error, or a failure where it waits for the pipe."""
+    env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", *args, "--weights",
+                          str(weights), "--out", str(tmp_path / "out")], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True,
+                         cwd=tmp_path)
+    try:
+        p.stdin.write(b"a red bird\n")
+        p.stdin.flush()  # (and left open)
+        try:
+            code = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"generate --prompts - {' '.join(args)} waited for its pipe to close before refusing")
+        return code, p.stderr.read().decode()
+    finally:
+        end_group(p)
+        p.stdin.close()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--temperature", "0"], "error: --temperature must be between 0.001 and 100, got 0.0"),
+    (["--top-p", "2"], "error: --top-p must be in (0, 1], got 2.0"),
+    (["--top-k", "-1"], "error: --top-k must be 0 or more"),
+    (["--guidance", "200"], "error: --guidance must be between 0 and 100, got 200.0"),
+    (["--guidance-start", "-1"], "error: --guidance-start must be between 0 and 100"),
+    (["--guidance-stop", "2"], "error: --guidance-stop must be in (0, 1], got 2.0"),
+    (["--guidance-stop", "0.5", "--jacobi", "4"], "error: --guidance-stop does not combine with --jacobi"),
+    (["--regional", "-1"], "error: --regional must be between 0 and 100, got -1.0"),
+    (["--jacobi", "999"], "error: --jacobi must be in 0..64"),
+    (["--negative", "a blue bird", "--guidance", "0.5"], "error: --guidance 0.5 is below 1, where guidance draws "
+                                                         "toward the --negative text"),
+])
+def test_generate_prompts_from_a_pipe_refuses_a_sampling_setting_out_of_range_before_reading_it(
+        tiny_weights, tmp_path, args, says):
+    """The sampling settings' ranges were checked by SamplingConfig once torch had loaded, which `generate --prompts
+    -` does only after reading its pipe to the end: a writer that keeps it open (`tail -f`) kept `--temperature 0`
+    waiting forever. Now refused at once, in the same one line, with nothing written."""
+    code, err = _refused_with_the_pipe_open(tmp_path, tiny_weights, args)
+    assert code == 2 and err.startswith(says) and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sampling_config_and_its_checks_import_without_torch():
+    """The early checks need SamplingConfig without torch (which must load only once OpenMP's spinning is bounded);
+    sampling.SamplingConfig is the same class, so every import of it keeps working."""
+    code = ("import sys; from t2i_cli.sampling_config import SamplingConfig; from t2i_cli.prompt_file import "
+            "check_negative; SamplingConfig(temperature=0.5); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ,
+                                                                                               PYTHONPATH=SRC))
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+    from t2i_cli import pipeline, sampling, sampling_config
+
+    assert sampling.SamplingConfig is sampling_config.SamplingConfig and sampling.MAX_JACOBI == 64
+    assert pipeline.check_negative is not None
