@@ -68,3 +68,16 @@ def test_sampling_config_and_its_checks_import_without_torch():
 
     assert sampling.SamplingConfig is sampling_config.SamplingConfig and sampling.MAX_JACOBI == 64
     assert pipeline.check_negative is not None
+
+
+def test_train_help_names_the_least_image_side_of_a_dvae_and_of_a_clip():
+    """`train --image-side` said only "at most 4096", while a dVAE refuses a side that is not a multiple of its cell
+    side (4 at least: `--image-side 2` was refused as "must be a multiple of downsample 4") and a CLIP one under 16:
+    the help names both least sides."""
+    from t2i_cli.cli import train
+
+    helps = [p.help for p in train.__defaults__ if getattr(p, "param_decls", None) and "--image-side" in p.param_decls]
+    assert len(helps) == 1
+    said = " ".join(helps[0].split())
+    assert "a multiple of its cell side" in said and "4 in the tiny preset, 8 in the others" in said, said
+    assert "for a CLIP at least 16" in said, said

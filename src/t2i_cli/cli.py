@@ -1623,8 +1623,10 @@ def train(
                                                         "X or dvae=X,...; with --resume: the peak for the steps "
                                                         "still to come)."),
     image_side: Optional[int] = typer.Option(None, "--image-side", "--image-size",
-                                             help="Image side in pixels, at most 4096 (default: the --preset's; "
-                                                  "--image-size: the old name)."),
+                                             help="Image side in pixels, at most 4096: for a dVAE a multiple of its "
+                                                  "cell side (the --model downsample: 4 in the tiny preset, 8 in "
+                                                  "the others; one cell is the least), for a CLIP at least 16 "
+                                                  "(default: the --preset's; --image-size: the old name)."),
     text_len: Optional[int] = typer.Option(None, "--text-len", help="Text tokens per caption, at most 4096 "
                                                                             "(default: the --preset's)."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Tokenizer stage: BPE vocabulary, at "
