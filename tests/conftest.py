@@ -90,6 +90,28 @@ except SystemExit as e:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
+
+def refused_with_the_pipe_open(tmp_path: Path, args: list[str], weights: Path | None = None) -> tuple[int, str]:
+    """Run `t2i generate --prompts - ARGS` (in tmp_path, writing to tmp_path/out) with one prompt written to its
+    standard input and the pipe left open (as `tail -f` leaves it): its exit code and standard error, or a test
+    failure where it waits for the pipe to close (60 s)."""
+    env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
+    given = [] if weights is None else ["--weights", str(weights)]
+    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", *args, *given, "--out",
+                          str(tmp_path / "out")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env, start_new_session=True, cwd=tmp_path)
+    try:
+        p.stdin.write(b"a red bird\n")
+        p.stdin.flush()  # (and left open: the writer has more to say)
+        try:
+            code = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"generate --prompts - {' '.join(args)} waited for its pipe to close before refusing")
+        return code, p.stderr.read().decode()
+    finally:
+        end_group(p)
+        p.stdin.close()
+
 def exit_codes(tmp_path: Path) -> list[str]:
     """Each torchrun process's exit code as torchrun_t2i recorded it ("missing" where a process ended without
     one: killed, or aborted), ranks 0 and 1."""

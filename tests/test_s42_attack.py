@@ -111,32 +111,12 @@ def test_generate_prompts_from_a_pipe_refuses_these_before_reading_it_too(tiny_w
     --image or --mask that is missing or a folder and a --weights folder that does not exist are refused whatever
     the prompts, yet `t2i generate --prompts -` refused them only once its pipe closed (a writer that keeps it open,
     `tail -f`, kept the refusal waiting forever), as --n or --seed were before."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import SRC, end_group
+    from conftest import refused_with_the_pipe_open
 
     pictures(tmp_path, "src.png")
-    env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
-    weights = [] if "--weights" in args else ["--weights", str(tiny_weights)]
-    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", *args, *weights,
-                          "--out", str(tmp_path / "out")], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True,
-                         cwd=tmp_path)
-    try:
-        p.stdin.write(b"a red bird\n")
-        p.stdin.flush()  # (and left open)
-        try:
-            got = p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail("generate --prompts - waited for its pipe to close before refusing its options")
-        err = p.stderr.read().decode()
-        assert got == code and err.startswith(says) and len(err.strip().splitlines()) == 1, err
-        assert not (tmp_path / "out").exists()
-    finally:
-        end_group(p)
-        p.stdin.close()
+    got, err = refused_with_the_pipe_open(tmp_path, args, None if "--weights" in args else tiny_weights)
+    assert got == code and err.startswith(says) and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_picture_left_out_for_its_manifest_rows_empty_caption_is_named_with_the_row(tmp_path: Path):

@@ -9,28 +9,7 @@ import sys
 
 import pytest
 
-from conftest import SRC, end_group
-
-
-def _refused_with_the_pipe_open(tmp_path, weights, args: list[str]) -> tuple[int, str]:
-    """Run `t2i generate --prompts - ARGS` with one prompt written to its standard input and the pipe left open
-    (as `tail -f` leaves it): its exit code and standard error, or a failure where it waits for the pipe."""
-    env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
-    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", *args, "--weights",
-                          str(weights), "--out", str(tmp_path / "out")], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True,
-                         cwd=tmp_path)
-    try:
-        p.stdin.write(b"a red bird\n")
-        p.stdin.flush()  # (and left open)
-        try:
-            code = p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"generate --prompts - {' '.join(args)} waited for its pipe to close before refusing")
-        return code, p.stderr.read().decode()
-    finally:
-        end_group(p)
-        p.stdin.close()
+from conftest import SRC, refused_with_the_pipe_open
 
 
 @pytest.mark.parametrize("args, says", [
@@ -51,7 +30,7 @@ def test_generate_prompts_from_a_pipe_refuses_a_sampling_setting_out_of_range_be
     """The sampling settings' ranges were checked by SamplingConfig once torch had loaded, which `generate --prompts
     -` does only after reading its pipe to the end: a writer that keeps it open (`tail -f`) kept `--temperature 0`
     waiting forever. Now refused at once, in the same one line, with nothing written."""
-    code, err = _refused_with_the_pipe_open(tmp_path, tiny_weights, args)
+    code, err = refused_with_the_pipe_open(tmp_path, args, tiny_weights)
     assert code == 2 and err.startswith(says) and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
 

@@ -166,26 +166,8 @@ def test_generate_prompts_from_a_pipe_refuses_its_options_before_reading_it(tiny
     """`printf 'a red bird\\n' | t2i generate --prompts - --top-k 1 --n 3` (and --seed, --top-k 1's other rules,
     --image's flags) was refused only once the pipe had closed: a writer that keeps it open (a long job printing
     prompts as it goes) waited for nothing. The refusal now comes while the pipe is still open."""
-    import os
-    import subprocess
-    import sys
+    from conftest import refused_with_the_pipe_open
 
-    from conftest import SRC, end_group
-
-    env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
-    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", *args, "--weights",
-                          str(tiny_weights), "--out", str(tmp_path / "out")], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
-    try:
-        p.stdin.write(b"a red bird\n")
-        p.stdin.flush()  # (and left open: the writer has more to say)
-        try:
-            code = p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail("generate --prompts - waited for its pipe to close before refusing its options")
-        err = p.stderr.read().decode()
-        assert code == 2 and err.startswith(says) and len(err.strip().splitlines()) == 1, err
-        assert not (tmp_path / "out").exists()
-    finally:
-        end_group(p)
-        p.stdin.close()
+    code, err = refused_with_the_pipe_open(tmp_path, args, tiny_weights)
+    assert code == 2 and err.startswith(says) and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
