@@ -60,3 +60,21 @@ def test_train_help_names_the_least_image_side_of_a_dvae_and_of_a_clip():
     said = " ".join(helps[0].split())
     assert "a multiple of its cell side" in said and "4 in the tiny preset, 8 in the others" in said, said
     assert "for a CLIP at least 16" in said, said
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--image", "src.png", "--mask", "src.png", "--redraws", "99"], "error: --redraws must be in 1..16, got 99"),
+    (["--precision", "fp8"], "error: --precision must be one of auto, fp32, bf16, int8, got 'fp8'"),
+    (["--device", "tpu"], "error: --device must be auto, cpu or cuda, got 'tpu'"),
+])
+def test_generate_prompts_from_a_pipe_refuses_redraws_precision_and_device_before_reading_it(
+        tiny_weights, tmp_path, args, says):
+    """--redraws out of range, a --precision or --device that is none of the choices were refused by modules that
+    import torch (image_prompt, pipeline, devices), which `generate --prompts -` loads only once its pipe closes:
+    kept waiting by a writer that keeps it open. Their choices are in the torch-free sampling_config now."""
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(tmp_path / "src.png")
+    code, err = refused_with_the_pipe_open(tmp_path, args, tiny_weights)
+    assert code == 2 and err.startswith(says) and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()

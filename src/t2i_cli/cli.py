@@ -984,6 +984,14 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     if image is not None and "keep_top" in given and isinstance(keep_top, float) and not 0 < keep_top < 1:
         raise UsageError(f"--keep-top must be in (0, 1), above 0 and below 1 (the share of rows kept), got "
                          f"{keep_top}")  # (image_prompt.check_keep_top's words: it imports torch)
+    from t2i_cli.sampling_config import DEVICES, MAX_REDRAWS, PRECISIONS
+
+    if image is not None and not 1 <= redraws <= MAX_REDRAWS:  # (_image_spec's words, said again later)
+        raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {redraws}")
+    if params.get("precision") not in (None, "auto", *PRECISIONS):  # (pipeline.from_folder's words)
+        raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {params['precision']!r}")
+    if params.get("device") not in (None, *DEVICES):  # (devices.resolve_device's words; cuda's presence needs torch)
+        raise UsageError(f"--device must be auto, cpu or cuda, got {params['device']!r}")
     for path in (image, mask):  # (image_prompt.file_sha256's words, said again once the file is read)
         if path is not None and not path.exists():
             raise DataError(f"cannot read {path}: No such file or directory; check the path")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from t2i_cli.errors import UsageError, option
-
-DEVICES = ("auto", "cpu", "cuda")
+from t2i_cli.sampling_config import DEVICES  # noqa: F401 (torch-free, for generate's checks before a pipe is read)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:

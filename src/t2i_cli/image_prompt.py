@@ -31,9 +31,9 @@ from t2i_cli.images import (
     read_png_text,
     tensor_from_image,
 )
+from t2i_cli.sampling_config import MAX_REDRAWS  # (torch-free there: generate checks it before a pipe is read)
 
 MODES = ("complete", "inpaint", "vary")
-MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
 
 
 def file_sha256(path: Path) -> str:

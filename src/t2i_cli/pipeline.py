@@ -15,6 +15,7 @@ from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import check_negative
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, refuse_greedy_copies, region_mask
+from t2i_cli.sampling_config import PRECISIONS
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
 
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
     from t2i_cli.image_prompt import ImagePrompt
 
 # The transformer's inference weights: bf16 streams half the bytes per code, int8 (weight-only, one scale per
-# output channel, bf16 activations; CPU only) a quarter.
-PRECISIONS = ("fp32", "bf16", "int8")
+# output channel, bf16 activations; CPU only) a quarter. (PRECISIONS lives in the torch-free sampling_config.)
 # --precision auto: the fastest format whose `t2i eval` overall stays within 1 point of fp32 on both seeds
 # (BENCHMARKS.md, "The KV cache of bf16 and int8 on the CPU"): bf16 on the CPU, 75.7 / 76.3% against
 # 75.7 / 75.4%, faster than int8 at the default best of 4, at 16 images and with --jacobi (int8 is faster

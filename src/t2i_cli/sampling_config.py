@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from t2i_cli.errors import UsageError, option
 
 MAX_JACOBI = 64  # largest --jacobi window
+# The choices of a draw's other settings, here for the same reason (re-exported where they are used:
+# pipeline.PRECISIONS, devices.DEVICES, image_prompt.MAX_REDRAWS)
+PRECISIONS = ("fp32", "bf16", "int8")  # the transformer's inference weights (pipeline.py: what each costs)
+DEVICES = ("auto", "cpu", "cuda")
+MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
 
 
 @dataclass(frozen=True)
