@@ -2168,46 +2168,42 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
 
         plan = plan_captions(folder, source)  # (another --from is refused there first, exit 2)
         left = summary(plan)
+        writing = plan.writes or plan.nameless  # (a manifest matters where pictures would be captioned by name)
+        by_files = "their folders" if source == "folder" else "their file names"
+        by_names = "their folders" if source == "folder" else "their names"
+
+        def refuse(said: str) -> None:  # (a dry run warns what a write refuses)
+            if not dry_run:
+                raise DataError(said)
+            warn(said)
+
         # its captions, not file names (a Hugging Face folder); also where no name holds words (camera names beside
         # a metadata.csv: "try --from folder" was said, the manifest unnamed)
-        if plan.manifest is not None and (plan.writes or plan.nameless):
-            beside = (f"{clean(plan.manifest)}, beside pictures without a .txt caption, is a manifest whose "
-                      f"captions training reads with: t2i train --data {shell_word(plan.manifest)}; to caption the "
-                      f"pictures by {'their folders' if source == 'folder' else 'their file names'} anyway, move it "
-                      f"out of the folder first")
-            if not dry_run:
-                raise DataError(beside)
-            warn(beside)
-        elif plan.above and (plan.writes or plan.nameless):
+        if plan.manifest is not None and writing:
+            refuse(f"{clean(plan.manifest)}, beside pictures without a .txt caption, is a manifest whose captions "
+                   f"training reads with: t2i train --data {shell_word(plan.manifest)}; to caption the pictures by "
+                   f"{by_files} anyway, move it out of the folder first")
+        elif plan.above and writing:
             # ds/metadata.csv naming train/a.png, `data caption ds/train`: a caption by name beside each, trained
             # with the manifest's as one of theirs when ds is given
-            above = (f"{clean(plan.above)}; to caption the pictures here by "
-                     f"{'their folders' if source == 'folder' else 'their file names'} anyway, move it away first")
-            if not dry_run:
-                raise DataError(above)
-            warn(above)
-        elif plan.manifest_lines and (plan.writes or plan.nameless):
+            refuse(f"{clean(plan.above)}; to caption the pictures here by {by_files} anyway, move it away first")
+        elif plan.manifest_lines and writing:
             # lines of a metadata.jsonl the folder reads that are left out may name pictures without a caption: a
             # caption by name beside them, once they are fixed, trained as one of theirs (it wrote them unsaid)
-            by = "their folders" if source == "folder" else "their names"
-            unread = (f"the manifests under {clean(folder)} have lines left out ({clean(plan.manifest_lines)}) that "
-                      f"may caption pictures this would caption by {by}; "
-                      f"fix those lines first (t2i data preview {shell_word(folder)} --list-skipped lists them)")
-            if not dry_run:
-                raise DataError(unread)
-            warn(unread)
-        if plan.unnamed_pictures and (plan.writes or plan.nameless):
+            refuse(f"the manifests under {clean(folder)} have lines left out ({clean(plan.manifest_lines)}) that may "
+                   f"caption pictures this would caption by {by_names}; fix those lines first (t2i data preview "
+                   f"{shell_word(folder)} --list-skipped lists them)")
+        if plan.unnamed_pictures and writing:
             # (a metadata.csv of "filename,text" beside them: its captions, once its picture column is named so,
             # are trained with these as one of theirs; said, not refused: t2i cannot tell it names them)
             warn(f"{clean(plan.unnamed_pictures)} has no picture column t2i reads (\"file_name\" or \"image\"), so "
                  f"training does not read its captions; if they are these pictures', name its picture column "
-                 f"file_name and train on {shell_word(folder)} instead of captioning them by "
-                 f"{'their folders' if source == 'folder' else 'their names'}")
-        if plan.mispaired and (plan.writes or plan.nameless):  # ("image,text": the same, its columns renamed)
+                 f"file_name and train on {shell_word(folder)} instead of captioning them by {by_names}")
+        if plan.mispaired and writing:  # ("image,text": the same, its columns renamed)
             warn(f"{clean(plan.mispaired)} has columns that do not pair (\"image\" pairs with \"caption\" only, "
                  f"\"file_name\" with \"text\", \"caption\" or \"prompt\"), so training does not read its captions; if "
                  f"they are these pictures', name its picture column file_name and train on {shell_word(folder)} "
-                 f"instead of captioning them by {'their folders' if source == 'folder' else 'their names'}")
+                 f"instead of captioning them by {by_names}")
         other = "name" if source == "folder" else "folder"
         # pictures whose names hold no words are counted and named with the other --from to try, whether or not
         # others get a caption (a dry run and a write said only the count)
