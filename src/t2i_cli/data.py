@@ -93,9 +93,7 @@ class CaptionDataset(Dataset):
                 + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
                 + _above_note(first.get(ABOVE))
                 + _beside_note(first.get(BESIDE))
-                + _no_caption_column_note(first.get(NO_CAPTION_COLUMN))
-                + _no_picture_column_note(first.get(NO_PICTURE_COLUMN))
-                + _mispaired_note(first.get(MISPAIRED))
+                + _column_notes(first)
                 + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
                    f"beside or below it (a row's path is relative to the manifest's folder)"
                    if NOT_NAMING in first else "")
@@ -396,9 +394,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             manifest = Path(skipped.first[BESIDE])
         fix = (_above_note(skipped.first[ABOVE]) if ABOVE in skipped.first
                else f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
-               else _no_caption_column_note(skipped.first.get(NO_CAPTION_COLUMN))
-               + _no_picture_column_note(skipped.first.get(NO_PICTURE_COLUMN))
-               + _mispaired_note(skipped.first.get(MISPAIRED)) + (
+               else _column_notes(skipped.first) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
                    else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
@@ -753,33 +749,24 @@ def _key(path: Path) -> str:
     return unicodedata.normalize("NFC", os.path.abspath(path))
 
 
-def _no_caption_column_note(manifest: str | None) -> str:
-    """The summary's words for a metadata.jsonl or .csv beside pictures without a caption that has a picture column
-    but no caption column t2i reads (_columns_unread), manifest the first such, with its columns."""
-    if manifest is None:
-        return ""
-    return (f"; {manifest} has no caption column t2i reads, so it is not read: a manifest's columns are "
-            f"{KEYS_SAID}: name its caption column so (a classification's label is no caption)")
+# The summary's words for a metadata.jsonl or .csv beside pictures without a caption whose columns t2i does not read
+# (_columns_unread), given the first such, with its columns: a picture column but no caption column; a caption column
+# but no picture column ("filename,text"); a picture and a caption column that do not pair ("image,text")
+COLUMN_NOTES = {
+    NO_CAPTION_COLUMN: lambda m: (f"; {m} has no caption column t2i reads, so it is not read: a manifest's columns "
+                                  f"are {KEYS_SAID}: name its caption column so (a classification's label is no "
+                                  f"caption)"),
+    NO_PICTURE_COLUMN: lambda m: (f"; {m} has no picture column t2i reads (\"file_name\" or \"image\"), so it is not "
+                                  f"read: a manifest's columns are {KEYS_SAID}: name its picture column so"),
+    MISPAIRED: lambda m: (f"; {m} is not read: its picture column \"image\" pairs with \"caption\" only, and "
+                          f"\"file_name\" with \"text\", \"caption\" or \"prompt\": name its picture column "
+                          f"\"file_name\" (as Hugging Face's imagefolder reads it) or its caption column \"caption\""),
+}
 
 
-def _no_picture_column_note(manifest: str | None) -> str:
-    """The summary's words for a metadata.jsonl or .csv beside pictures without a caption that has a caption column
-    but no picture column t2i reads ("filename,text": _columns_unread), manifest the first such, with its columns."""
-    if manifest is None:
-        return ""
-    return (f"; {manifest} has no picture column t2i reads (\"file_name\" or \"image\"), so it is not read: a "
-            f"manifest's columns are {KEYS_SAID}: name its picture column so")
-
-
-def _mispaired_note(manifest: str | None) -> str:
-    """The summary's words for a metadata.jsonl or .csv beside pictures without a caption that has a picture column
-    and a caption column that do not pair ("image,text": _columns_unread), manifest the first such, with its
-    columns."""
-    if manifest is None:
-        return ""
-    return (f"; {manifest} is not read: its picture column \"image\" pairs with \"caption\" only, and \"file_name\" "
-            f"with \"text\", \"caption\" or \"prompt\": name its picture column \"file_name\" (as Hugging Face's "
-            f"imagefolder reads it) or its caption column \"caption\"")
+def _column_notes(first: dict) -> str:
+    """COLUMN_NOTES of the kinds a summary's first examples (Skips.first) hold, in that order."""
+    return "".join(said(first[kind]) for kind, said in COLUMN_NOTES.items() if first.get(kind) is not None)
 
 
 def _columns_unread(path: Path) -> tuple[str, str] | None:
@@ -804,7 +791,7 @@ def _columns_unread(path: Path) -> tuple[str, str] | None:
     said = f"{path} (its columns: {', '.join(map(repr, names[:8]))}{', ...' if len(names) > 8 else ''})"
     if lower & set(FILE_COLUMNS):
         return (MISPAIRED if lower & set(CAPTION_COLUMNS) else NO_CAPTION_COLUMN), said
-    if lower & {"caption", *CAPTION_COLUMNS}:
+    if lower & set(CAPTION_COLUMNS):
         return NO_PICTURE_COLUMN, said
     return None
 
