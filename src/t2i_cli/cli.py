@@ -907,19 +907,14 @@ def generate(
                                                                 image, mask, redraws)
             _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
-            if top_k == 1 and spec is not None and "redraws" in spec:  # greedy: the K redraws are one image
-                if spec["redraws_given"]:
-                    refuse_greedy_copies("--redraws", redraws)
-                spec["redraws"] = 1
-            if spec is not None and jacobi:
-                raise UsageError(JACOBI_WITH_IMAGE)
+            if top_k == 1 and spec is not None and "redraws" in spec:  # greedy: the K redraws are one image (more
+                spec["redraws"] = 1  # asked for were refused by _draw_counts)
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
             # (--top-k 1 draws one: its candidates would all be the same image)
             auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1 and top_k != 1
             if candidates == 1:
                 candidates = None  # one draw, nothing to rerank: no CLIP needed
-            sampling = sampling_of(ctx)
-            check_negative(negative, sampling, asked=True)  # before the models load
+            sampling = sampling_of(ctx)  # (its ranges, and the negative prompt's rules, checked by _draw_counts)
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
@@ -986,7 +981,7 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
                          f"{keep_top}")  # (image_prompt.check_keep_top's words: it imports torch)
     from t2i_cli.sampling_config import DEVICES, MAX_REDRAWS, PRECISIONS
 
-    if image is not None and not 1 <= redraws <= MAX_REDRAWS:  # (_image_spec's words, said again later)
+    if image is not None and not 1 <= redraws <= MAX_REDRAWS:
         raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {redraws}")
     if params.get("precision") not in (None, "auto", *PRECISIONS):  # (pipeline.from_folder's words)
         raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {params['precision']!r}")
@@ -1004,14 +999,12 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
 
 def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, redraws: int,
                 given: set[str]) -> Optional[dict]:
-    """The image prompt generate was asked for (image_prompt.build's arguments), or None; checks the flags."""
-    _image_flags(image, mask, given)
+    """The image prompt generate was asked for (image_prompt.build's arguments), or None (its flags and --redraws
+    checked by _draw_counts first)."""
     if image is None:
         return None
-    from t2i_cli.image_prompt import MAX_REDRAWS, check_keep_top
+    from t2i_cli.image_prompt import check_keep_top
 
-    if not 1 <= redraws <= MAX_REDRAWS:
-        raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {redraws}")
     if mask is None:
         check_keep_top(keep_top)
         return {"image": image, "keep_top": keep_top}
