@@ -66,18 +66,25 @@ def file_above(path: Path) -> Path | None:
     return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
 
 
+def broken_link(path: Path) -> str | None:
+    """How path is, or is inside, a link to nothing (its target missing, or a loop of links): "is a link to T, which
+    does not exist ..." or "is inside L, a link to T, ..."; None where it is neither."""
+    broken = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+    if broken is None:
+        return None
+    target = broken.parent / os.readlink(broken)  # (a relative target is the link's folder's)
+    what = "is a link" if broken == path else f"is inside {broken}, a link"
+    return f"{what} to {target}, which does not exist (or links back to itself)"
+
+
 def check_folder_path(folder: Path, option: str) -> Path:
     """A folder path that is, or can become, a folder (make_folder's first checks, which make nothing): a path that
     is a file or inside one is a UsageError naming the option."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder} exists and is not a folder; choose another with {option}")
-    broken = next((p for p in (folder, *folder.parents) if p.is_symlink() and not p.exists()), None)
-    if broken is not None:  # ("cannot create folder X: File exists", for the folder or one above it)
-        target = broken.parent / os.readlink(broken)  # (a relative target is the link's folder's)
-        what = "is a link" if broken == folder else f"is inside {broken}, a link"
-        raise UsageError(f"{option} {folder} {what} to {target}, which does not exist (or links back to itself); "
-                         f"make that folder, or choose another with {option}")
+    if (said := broken_link(folder)) is not None:  # ("cannot create folder X: File exists", for it or one above)
+        raise UsageError(f"{option} {folder} {said}; make that folder, or choose another with {option}")
     blocker = file_above(folder)
     if blocker is not None:
         raise UsageError(f"{option} {folder} is inside {blocker}, which is a file; choose another with {option}")
@@ -397,12 +404,8 @@ def check_output_file(path: Path, flag: str) -> Path:
         raise UsageError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
     parent = path.parent
     if not parent.is_dir():  # "create it" only where it can be: not a file, a path inside one, or a link to nothing
-        broken = next((p for p in (parent, *parent.parents) if p.is_symlink() and not p.exists()), None)
-        if broken is not None:
-            target = broken.parent / os.readlink(broken)
-            what = "is a link" if broken == parent else f"is inside {broken}, a link"
-            raise UsageError(f"{flag} {path}: {parent} {what} to {target}, which does not exist (or links back to "
-                             f"itself); make that folder, or choose another path")
+        if (said := broken_link(parent)) is not None:
+            raise UsageError(f"{flag} {path}: {parent} {said}; make that folder, or choose another path")
         blocker = parent if parent.exists() else file_above(parent)
         if blocker is not None:
             where = "is a file, not a folder" if blocker == parent else f"is inside {blocker}, which is a file"
