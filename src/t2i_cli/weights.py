@@ -295,16 +295,22 @@ INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "k
 def skipped_init() -> Iterator[None]:
     """Build modules without drawing their random initial weights (torch.nn.init's functions do nothing
     inside), for a model whose every tensor is loaded right after: a tenth of a second of a cold start
-    (BENCHMARKS.md). Its tensors hold whatever memory they got until then. Not thread-safe: it swaps
-    torch.nn.init's functions for the whole process while a model is built (t2i builds models on one thread)."""
+    (BENCHMARKS.md). Its tensors hold whatever memory they got until then, and torch's global generator is left
+    as it was. The functions are swapped where torch.nn's modules imported them by name too (nn.MultiheadAttention,
+    the CLIP's text encoder, calls its own xavier_uniform_: loading a CLIP drew from the global generator). Not
+    thread-safe: it swaps them for the whole process while a model is built (t2i builds models on one thread)."""
+    import sys
+
     saved = {name: getattr(nn.init, name) for name in INIT_FUNCTIONS}
+    holders = [nn.init, *(m for k, m in list(sys.modules.items()) if k.startswith("torch.nn.modules.") and m)]
+    swapped = [(m, name) for m in holders for name in INIT_FUNCTIONS if getattr(m, name, None) is saved[name]]
     try:
-        for name in INIT_FUNCTIONS:
-            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        for m, name in swapped:
+            setattr(m, name, lambda tensor, *args, **kwargs: tensor)
         yield
     finally:
-        for name, fn in saved.items():
-            setattr(nn.init, name, fn)
+        for m, name in swapped:
+            setattr(m, name, saved[name])
 
 
 def check_state(model: nn.Module, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
