@@ -5,12 +5,71 @@ identity hashes, and which calls reseed torch's global generator."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import build_tiny_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def section(title: str) -> str:
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def flat(text: str) -> str:
+    """Text with its line breaks and runs of spaces made one space (the README wraps its sentences anywhere)."""
+    return re.sub(r"\s+", " ", text)
+
+
+API = flat(section("Python API"))
+
+
+def test_training_reseeds_torchs_global_generator_and_the_pipeline_and_evaluation_do_not(tmp_path: Path):
+    """Python API: run_stage seeds torch's global generator at every step (the README said this of evaluate_model,
+    the sentence after it: a script that saved and restored its state around evaluate_model did so for nothing,
+    and one that did not around run_stage lost its own); torch.random.fork_rng() around the call keeps it."""
+    from t2i_cli import stages
+    from t2i_cli.image_prompt import build
+    from t2i_cli.images import image_from_tensor
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling import SamplingConfig
+    from t2i_cli.train import TrainConfig
+    from t2i_cli.world.evaluate import evaluate_model, validate_judge
+    from t2i_cli.world.judge import load_judge
+
+    training = API.split("Training from Python is", 1)[1].split("`t2i_cli.world.evaluate.evaluate_model", 1)[0]
+    assert "seeds torch's global generator at every step" in training
+
+    def state() -> torch.Tensor:
+        return torch.random.get_rng_state()
+
+    folder = build_tiny_folder(tmp_path / "w", seed=3)  # (which seeds the global generator: the test's own doing)
+    torch.manual_seed(1234)
+    before = state()
+    pipe = TextToImage.from_folder(folder, "cpu")
+    drawn = pipe("a red bird", n=2, seed=0)
+    pipe.rerank(drawn, 1)
+    pipe.bits(["a red bird"], drawn[0].codes[None])
+    pipe("a red bird", n=2, seed=0, sampling=SamplingConfig(jacobi=4))
+    image_from_tensor(drawn[0].image).save(tmp_path / "src.png")
+    pipe("a red bird", n=2, seed=0, image=build(pipe.bundle.dvae, tmp_path / "src.png", strength=0.5))
+    judge = load_judge(ROOT / "weights" / "judge.safetensors")
+    evaluate_model(pipe, judge, 1, 0, tasks=("single_object", "two_objects"))
+    validate_judge(judge, 1, 0, 64)
+    assert torch.equal(state(), before), "the pipeline and the evaluation leave torch's global generator alone"
+
+    cfg = TrainConfig(stage="dvae", data="world:train", **stages.apply_preset("dvae", "tiny", {"steps": 2},
+                                                                                 "world:train"))
+    with torch.random.fork_rng():
+        stages.run_stage(cfg, tmp_path / "kept", device="cpu")
+    assert torch.equal(state(), before)
+    stages.run_stage(cfg, tmp_path / "run", device="cpu")
+    assert not torch.equal(state(), before)
 
 
 @pytest.mark.parametrize("word_region", [False, True])
