@@ -1,5 +1,7 @@
-"""The decode loop: temperature, top-k, top-p, classifier-free guidance, KV cache (SamplingConfig, re-exported here,
-lives in the torch-free sampling_config.py)."""
+"""The decode loop: temperature, top-k and top-p (distribution(), which plain decoding and Jacobi windows both draw
+from), classifier-free guidance (a --guidance-start ramp, a --guidance-stop), regional guidance (Regions), the KV
+cache, an image prompt's kept codes and their fit (draw_codes), and speculative Jacobi decoding (_jacobi_codes).
+SamplingConfig, re-exported here, lives in the torch-free sampling_config.py."""
 
 from __future__ import annotations
 
