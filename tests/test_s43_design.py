@@ -398,3 +398,25 @@ def test_loading_a_clip_leaves_torchs_global_generator_as_it_was(tmp_path: Path,
     assert torch.equal(torch.random.get_rng_state(), before)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), clip.state_dict().values(), strict=True))
     assert activation.xavier_uniform_ is torch.nn.init.xavier_uniform_  # (put back after the load)
+
+
+@pytest.mark.parametrize("fsq_levels", [(), (2, 4, 4)])
+def test_a_hard_dvae_pass_trains_the_decoder_and_codebook_alone_with_either_bottleneck(fsq_levels: tuple[int, ...]):
+    """models/dvae.py: "hard=True decodes the argmax codes, exactly as at inference: gradients then reach only the
+    decoder (and codebook)". With FSQ the rounding's straight-through gradient reached the encoder too (the docstring
+    said FSQ ignores hard), so a hard pass with the encoder left trainable moved the codes it was to keep."""
+    from t2i_cli.models.dvae import DVAE, DVAEConfig
+
+    torch.manual_seed(0)
+    model = DVAE(DVAEConfig(image_side=16, downsample=4, n_codes=math.prod(fsq_levels) if fsq_levels else 32, n_hid=8,
+                            code_dim=8, fsq_levels=fsq_levels))
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    _, loss, _ = model(images, hard=True)
+    loss.backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.encoder.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.decoder.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.codebook.parameters())
+    soft = DVAE(model.cfg)
+    soft.load_state_dict(model.state_dict())
+    soft(images)[1].backward()  # (without hard, FSQ's encoder learns through the rounding)
+    assert fsq_levels == () or any(p.grad is not None and p.grad.any() for p in soft.encoder.parameters())

@@ -244,10 +244,10 @@ class DVAE(nn.Module):
                 loss: str = "l1") -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Reconstruct images through a Gumbel-softmax relaxed code choice (or FSQ); returns (recon, loss, parts).
 
-        FSQ ignores tau, kl_weight and hard (its codes are always hard) and reports no KL.
+        FSQ ignores tau and kl_weight (its codes are always hard) and reports no KL.
 
-        hard=True decodes the argmax codes, exactly as at inference: gradients then reach only the
-        decoder (and codebook), which is how a trained decoder is fine-tuned without changing any code.
+        hard=True decodes the argmax codes (FSQ's rounded values), exactly as at inference: gradients then reach
+        only the decoder (and codebook), which is how a trained decoder is fine-tuned without changing any code.
         loss is the reconstruction term (RECON_LOSSES):
         - "l1": |x - sigmoid(logits)|, a Laplace likelihood on pixels. Sharp on flat clip-art, but on pictures
           that are mostly one saturated colour (white backgrounds) L1 pushes the logits of those pixels
@@ -263,8 +263,9 @@ class DVAE(nn.Module):
             raise ValueError("the logit_laplace loss needs a dVAE with pixel_eps > 0")
         # (B, K, h, w), or FSQ's values (B, d, h, w); a frozen encoder's as codes_from_image reads them
         logits = self._encode_as_stored(images) if hard else self.encoder(images)
-        if self.fsq is not None:
-            z = self.codebook(self.fsq(logits))  # (B, code_dim, h, w)
+        if self.fsq is not None:  # (hard: the rounding's straight-through gradient stops here, as argmax's does)
+            values = self.fsq(logits)
+            z = self.codebook(values.detach() if hard else values)  # (B, code_dim, h, w)
         elif hard:
             z = self.codebook(logits.argmax(dim=1)).permute(0, 3, 1, 2)  # (B, code_dim, h, w)
         else:
