@@ -287,7 +287,12 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     """Take the number off captions that end in one (caption_of keeps "route 66") where a folder holds a series
     of SERIES or more names that are one caption with or without a number at its end ("beach 10" .. "beach 12",
     or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach"), or SERIES_OF_DIGITS
-    where its numbers are one digit each ("bird" beside macOS' copy "bird 2", "cat_1" beside "cat_2"). Each name
+    where its numbers are one digit each ("bird" beside macOS' copy "bird 2", "cat_1" beside "cat_2"). A series
+    whose numbers are not all of one digit holds two in a row (n and n + 1): a counter numbers pictures one after
+    another, so a folder's series of it has neighbours unless all but every other picture was taken out, where the
+    numbers of names rarely are ("windows 95", "windows 98", "windows 2000"; "route 1", "route 66", "route 101";
+    "level 10" .. "level 100" in tens keep theirs; "iphone 12" .. "iphone 14" look like a counter all the same). A
+    name alone keeps its number ("cat_12": no series shows it counting). Each name
     without a number is one step of the series, each different number one: copies of one named number ("route 66",
     "route 66 copy", "route 66 (1)", all captioned "route 66") are one name, not a series of it. The names of the
     pictures captioned already (captioned) count too: "beach 13" added to a folder whose "beach 10" .. "beach 12"
@@ -321,7 +326,10 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     for key, txts in groups.items():
         unnumbered, numbers = steps[key]
         digits = numbers and all(len(n) == 1 for n in numbers)  # ("bird" and "bird 2"; not "route 1", "route 66")
-        if len(unnumbered) + len(numbers) >= (SERIES_OF_DIGITS if digits else SERIES):
+        # a counter counts: of numbers of two digits or more, two in a row ("beach 10", "beach 11"; "windows 95",
+        # "windows 98", "windows 2000" were all "windows")
+        counts = digits or any(int(n) + 1 in {int(m) for m in numbers} for n in numbers)
+        if counts and len(unnumbered) + len(numbers) >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
 
