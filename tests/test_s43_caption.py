@@ -7,6 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from conftest import run
+from t2i_cli.name_captions import caption_of
 
 
 def _pictures(folder: Path, *stems: str) -> Path:
@@ -41,3 +42,15 @@ def test_numbers_of_names_that_do_not_count_are_no_counters_series(tmp_path: Pat
         "frog_001": "frog", "frog_002": "frog", "frog_003": "frog"}
     assert _captions(pics / "alone") == {"cat_12": "cat 12"}
     assert _captions(pics / "apart") == {"cat_12": "cat 12", "cat_40": "cat 40", "cat_95": "cat 95"}
+
+
+
+def test_an_icons_size_of_any_number_of_pixels_is_no_word_and_other_numbers_stay():
+    """Sizes beyond the common ones after any word ("icon-192") were kept as words: "apple-touch-icon-180" was
+    "apple touch icon 180", "icon-48px" "icon 48 px", "16×16 star" "16×16 star". A number of 16 to 1024 after
+    an icon's word is its size; other numbers stay (one too small, one too big, one after another word)."""
+    names = {"apple-touch-icon-180": "apple touch icon", "mstile-310": "mstile", "favicon-194": "favicon",
+             "apple-touch-icon-152-precomposed": "apple touch icon precomposed", "icon-48px": "icon",
+             "app_icon_36dp": "app icon", "16×16 star": "star",
+             "icon-2": "icon 2", "logo-2000": "logo 2000", "lexicon-180": "lexicon 180", "route-180": "route 180"}
+    assert {name: caption_of(name) for name in names} == names

@@ -40,8 +40,14 @@ def _case_split(piece: str) -> list[str]:
     return [piece[a:b] for a, b in zip([0, *cuts], [*cuts, len(piece)], strict=True)]
 
 
-# what says which file, not what it shows: a version ("v2"), a size or scale ("16x16", "@2x")
-_NOT_WORDS = re.compile(r"v\d+|\d+x\d*", re.IGNORECASE)
+# what says which file, not what it shows: a version ("v2"), a size or scale ("16x16", "16×16", "@2x", "48px",
+# "48dp")
+_NOT_WORDS = re.compile(r"v\d+|\d+[x×]\d*|\d+(?:px|dp)", re.IGNORECASE)
+# an icon's size in pixels after a word that says it is an icon, at the name's end or not, of any number of pixels
+# an icon is drawn at (16 to 1024: Apple's "apple-touch-icon-180", "apple-touch-icon-152-precomposed", Microsoft's
+# "mstile-310", "favicon-194"; "180" was a word), not only the common ones after any word (_NAMED_NUMBER's)
+_ICON_WORD_SIZE = re.compile(r"(?<![^\W_])(?:icon|favicon|appicon|logo|mstile)[\s_-]+(\d{2,4})(?![^\W_])",
+                             re.IGNORECASE)
 # ... and a version of several numbers ("v1.2", "v2.0.1"), taken off whole before the name is parted at its dots
 # ("v1.2 release" was "2 release")
 _VERSION = re.compile(r"(?<![0-9A-Za-z])v\d+(?:\.\d+)+(?![0-9A-Za-z])", re.IGNORECASE)
@@ -216,6 +222,8 @@ def caption_of(name: str) -> str | None:
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
     name = _COPY.sub("", name)
+    name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
+                               else m.group(0), name)
     name = _VERSION.sub(" ", name)
     dated = _DATE_TIME.search(name) is not None
     name = _DATE_TIME.sub(" ", name)
