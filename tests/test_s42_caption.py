@@ -46,7 +46,7 @@ def test_a_run_of_utf8_and_latin1_escapes_reads_each_part_as_it_is_written(name,
 @pytest.mark.parametrize("name, caption", [
     ("%FF%FEbird", "bird"), ("%FE%FFblue%20cat", "blue cat"), ("%ff%fered bird", "red bird"),  # "ÿþbird" before
     ("%EF%BB%BFbird", "bird"), ("bird%ef%bb%bf", "bird"), ("\ufeffbird", "bird"),  # UTF-8's BOM was in the caption
-    ("so\u00adft toy", "soft toy"), ("red\u200bbird", "red bird"), ("\u200fbird", "bird"),  # other format characters
+    ("so\u00adft toy", "soft toy"), ("red\u200b bird", "red bird"), ("\u200fbird", "bird"),  # other format characters
     ("%EF%BF%BDcat", "cat"), ("cat\ufffd", "cat"),  # a failed decoding's U+FFFD was "replacement character"
 ])
 def test_a_byte_order_mark_and_other_non_text_is_dropped(name, caption):

@@ -73,7 +73,7 @@ def test_name_captions_keep_a_code_point_and_drop_a_version_and_a_cut_character(
     assert caption_of("emoji_u1f600") == "emoji grinning face"
     assert caption_of("caf%E9") == "café" and caption_of("na%C3%AFve%E9") == "naïveé"
     assert caption_of("caf%C3%A9%E9") == "caféé"  # a lone lead byte of a lowercase letter: Latin-1
-    assert caption_of("caf%C3") == "caf ã"
+    assert caption_of("IRM%C3") == "irmã"  # (a capital after a lowercase letter, "caf%C3", is cut short: s43)
 
 
 def test_data_caption_says_a_metadata_file_whose_columns_do_not_pair(tmp_path: Path):

@@ -54,3 +54,28 @@ def test_an_icons_size_of_any_number_of_pixels_is_no_word_and_other_numbers_stay
              "app_icon_36dp": "app icon", "16×16 star": "star",
              "icon-2": "icon 2", "logo-2000": "logo 2000", "lexicon-180": "lexicon 180", "route-180": "route 180"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_a_cut_escape_an_unnamed_code_point_and_a_zero_width_space_in_a_word_are_no_words():
+    """A UTF-8 character's first bytes alone at the name's end after ASCII ("caf%C3", a name cut short) were read as
+    Latin-1's "Ã": "caf ã"; "smile%F0%9F%98" was kept as typed. U+XXXX of a code point Unicode names no character
+    was left as typed ("glyph_U+E000" -> "glyph u e"). A zero-width space between two letters split their word ("re"
+    ZWSP "d" -> "re d"), as a zero-width joiner beside ASCII did. Latin-1's own words stay ("Fu%DF", "IRM%C3"), and
+    a zero-width space still parts Thai words."""
+    names = {"caf%C3": "caf", "caf%c3_noir": "caf noir", "smile%F0%9F%98": "smile", "caf%E2%82": "caf",
+             "Fu%DF": "fuß", "IRM%C3": "irmã",
+             "glyph_U+E000": "glyph", "glyph_U+0378": "glyph", "star_U+10FFFF": "star", "glyph_U+00E9": "glyph é",
+             "re\u200bd bird": "red bird", "caf\u00e9\u200bnoir": "cafénoir", "re\u200dd": "red",
+             "red\u200b bird": "red bird", "แมว\u200bสีแดง": "แมว สีแดง"}
+    assert {name: caption_of(name) for name in names} == names
+
+
+def test_caption_of_keeps_the_format_characters_the_tokenizer_keeps():
+    """caption_of dropped format characters by its own rules beside the tokenizer's (without_format): Arabic's
+    number sign U+0600, which the tokenizer keeps (it is drawn around the digits after it), was dropped; a tag
+    character outside a flag was a space ("a" TAG "b" -> "a b"; None). Both read now as the tokenizer reads them;
+    a subdivision flag's tags, the joiners of an emoji sequence and a Persian word's non-joiner as before."""
+    names = {"\u0600\u0661\u0662 cats": "\u0600\u0661\u0662 cats", "re\U000e0067d": "red",
+             "\U0001f468\u200d\U0001f469\u200d\U0001f467": "man woman girl", "so\u00adft toy": "soft toy",
+             "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645": "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"}
+    assert {name: caption_of(name) for name in names} == names

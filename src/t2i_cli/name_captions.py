@@ -124,6 +124,32 @@ def _unfinished(raw: bytes) -> int:
     return 0
 
 
+def _cut_short(run: re.Match, raw: bytes, cut: int) -> bool:
+    """Whether the last cut bytes of a run of escapes after ASCII text (raw[:-cut]) are a UTF-8 character's first
+    bytes left where the name was cut short (_unescape): at the name's end or before a separator, a lead byte with
+    its continuation bytes, or a lone lead byte that Latin-1 reads as a capital right after a lowercase letter."""
+    if run.string[run.end():run.end() + 1].isalnum():
+        return False
+    if cut > 1:
+        return True
+    before = (raw[:-cut].decode("ascii") or run.string[:run.start()])[-1:]
+    return before.islower() and raw[-1:].decode("cp1252", "replace").isupper()
+
+
+def _zero_width_space(name: str, i: int) -> str:
+    """What the zero-width space name[i] is in a caption: nothing between two letters (or a letter and its mark) of
+    a script written with spaces, where it marks no word's end but a place a long word may wrap, as pasted with a
+    web page's title ("re" ZWSP "d" shows "red"; it was "re d"); elsewhere a space (Thai and the other scripts
+    written without spaces mark their words' ends with it)."""
+    import unicodedata
+
+    from t2i_cli.models.tokenizer import _unspaced
+
+    around = name[i - 1:i] + name[i + 1:i + 2] if i > 0 else ""
+    return "" if len(around) == 2 and all(unicodedata.category(ch)[0] in "LM" for ch in around) \
+        and not _unspaced(around) else " "
+
+
 _BOMS = ((0xFF, 0xFE), (0xFE, 0xFF))  # UTF-16's byte-order marks, which Latin-1 reads "ÿþ": no text
 
 
@@ -138,12 +164,15 @@ def _unescape(run: re.Match) -> str:
     digit of their case ("100%BEEF", "30%deal": a percent sign in a word). UTF-16's byte-order mark (FF FE, FE FF)
     is no text: dropped (UTF-8's, U+FEFF, is dropped with the name's other format characters: caption_of). A run of
     UTF-8 text that ends in a character's first bytes only (a name cut short, "caf%C3%A9%C3") drops them: they were
-    read as Latin-1's ("café ã")."""
+    read as Latin-1's ("café ã"), and so does one after ASCII text at the name's end (or a separator) where it is
+    a lead byte with continuation bytes ("smile%F0%9F%98", "caf%E2%82": "cafâ‚") or a lone lead byte that Latin-1
+    reads as a capital right after a lowercase letter ("caf%C3": "caf ã"; not "IRM%C3", "irmã", nor "Fu%DF",
+    "fuß": Latin-1's ß is lowercase)."""
     import unicodedata
 
     text = run.group(0)
     raw = bytes.fromhex(text.replace("%", ""))
-    if (cut := _unfinished(raw)) and not raw[:-cut].isascii():
+    if (cut := _unfinished(raw)) and (not raw[:-cut].isascii() or _cut_short(run, raw, cut)):
         try:
             raw[:-cut].decode("utf-8")
             text = text[:-3 * cut]
@@ -201,20 +230,23 @@ def caption_of(name: str) -> str | None:
         return None
     name = _PERCENT.sub(_unescape, name)  # a download's URL-encoded name ("red%20bird", "caf%C3%A9", "caf%E9")
     # a character written as Unicode writes it, U+XXXX (a font's "glyph_U+00E9", "u+1F600"), is that character, read
-    # below as any other in the name ("glyph é", "grinning face": its "U" was a word, and "00E9" "00e 9", a counter)
-    name = _U_PLUS.sub(lambda m: f" {chr(int(m.group(1), 16))} " if _named(int(m.group(1), 16)) else m.group(0), name)
+    # below as any other in the name ("glyph é", "grinning face": its "U" was a word, and "00E9" "00e 9", a counter);
+    # one Unicode names no character (unassigned, private use, a control: "glyph_U+E000", "U+10FFFF") says which
+    # glyph, not what it shows: no word (it was left as typed, "u 10ffff")
+    name = _U_PLUS.sub(lambda m: f" {chr(int(m.group(1), 16)) if _named(int(m.group(1), 16)) else ''} ", name)
     name = unicodedata.normalize("NFC", name)  # a Mac's names are decomposed: a caption is written composed
-    # no text: a byte-order mark (U+FEFF, "%EF%BB%BF" read, was a caption's first character), the other invisible
-    # format characters (a soft hyphen, a direction mark; a zero-width space parts words), a failed decoding's U+FFFD
-    # (its name was a caption's words, "replacement character") and the non-characters U+FFFE, U+FFFF; not the
-    # zero-width non-joiner of a Persian or Indic word's spelling, between two of its letters as the tokenizer keeps
-    # it (models.tokenizer.without_format; "red" ZWNJ "bird" wrote the invisible mark into the caption file), the
-    # emoji joiners read below
-    from t2i_cli.models.tokenizer import joins
+    # no text: the format characters that draw nothing and mean nothing where they stand, as the tokenizer drops them
+    # from a prompt or a caption (models.tokenizer.without_format: a byte-order mark, U+FEFF, "%EF%BB%BF" read, was
+    # a caption's first character; a soft hyphen, a direction mark; a joiner beside ASCII, "re" ZWJ "d", was "re d";
+    # not the zero-width non-joiner of a Persian or Indic word's spelling, nor the joiners of an emoji sequence, read
+    # below), and, beyond it, where a file name is not a prompt: a failed decoding's U+FFFD (its name was a caption's
+    # words, "replacement character") and the non-characters U+FFFE, U+FFFF, which a prompt's writer typed but a
+    # name holds by mistake; and a zero-width space between two letters of a script written with spaces joins them
+    # (_zero_width_space: "re" ZWSP "d" was "re d"), where the tokenizer reads a prompt's as a space
+    from t2i_cli.models.tokenizer import without_format
 
-    name = "".join(" " if ch == "\u200b" else "" if ch in "\ufffd\ufffe\uffff" or (
-        unicodedata.category(ch) == "Cf" and ord(ch) not in _JOINERS and not (ch == "\u200c" and joins(name, i)))
-        else ch for i, ch in enumerate(name))
+    name = without_format("".join(_zero_width_space(name, i) if ch == "\u200b" else "" if ch in "\ufffd\ufffe\uffff"
+                                  else ch for i, ch in enumerate(name)))
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     # (its name's hyphens held as U+2010, no separator, as a code point's name is read: "fitzpatrick type-4", a skin
