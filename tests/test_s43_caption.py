@@ -79,3 +79,16 @@ def test_caption_of_keeps_the_format_characters_the_tokenizer_keeps():
              "\U0001f468\u200d\U0001f469\u200d\U0001f467": "man woman girl", "so\u00adft toy": "soft toy",
              "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645": "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_an_emoji_sequences_joiner_is_no_unknown_word():
+    """The whitespace pre-tokenizer reads a zero-width joiner (and an emoji's variation selector) as a letter: an
+    emoji ZWJ sequence's joiners were words of their own, listed among a prompt's unknown words ("\\u200d" beside
+    "👨") and counted among a caption's words (and unknown ones) by the tokenizer stage's check."""
+    from t2i_cli.models.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.train(["a red bird", "a blue fish"] * 4, vocab_size=64)
+    family, rainbow = "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f3f3\ufe0f\u200d\U0001f308"
+    assert tok.encode(f"a red bird {family}", 16).unknown_words == ["\U0001f468", "\U0001f469", "\U0001f467"]
+    assert tok.unread_words(f"a red bird {family}") == (["\U0001f468", "\U0001f469", "\U0001f467"], 6)
+    assert tok.unread_words(f"a {rainbow} fish") == (["\U0001f3f3", "\U0001f308"], 4)

@@ -23,6 +23,14 @@ TAGS = range(0xE0020, 0xE0080)
 ZERO_WIDTH_SPACE = "\u200b"
 
 
+def _glue(word: str) -> bool:
+    """Whether a pre-tokenizer's word is only the glue of a sequence (a joiner, a variation selector, tags): the
+    whitespace pre-tokenizer reads the joiner as a letter, so an emoji ZWJ sequence's joiners ("👨" ZWJ "👩", and
+    "🏳" VS16 ZWJ "🌈") were words of their own, listed as unknown words and counted among a caption's words."""
+    return word != "" and all(ch in JOINERS or "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"
+                              or ord(ch) in TAGS for ch in word)
+
+
 def _joined(ch: str) -> bool:
     """Whether ch can be one side of a joiner that means something: a character beyond ASCII that is drawn (an
     emoji, its variation selector or skin tone, a letter or mark of a script written with joiners)."""
@@ -238,11 +246,12 @@ class TextTokenizer:
     def unread_words(self, text: str) -> tuple[list[str], int]:
         """(the words of text with an [UNK] token, a character the vocabulary lacks: each time met, in order; how
         many words text has). A word split into pieces is read (the tokenizer stage's check of its vocabulary). Format
-        characters that draw nothing are not read, as encode() does not read them."""
+        characters that draw nothing are not read, as encode() does not read them, and a sequence's glue between
+        emoji is no word (_glue)."""
         text = without_format(text)
         enc = self.tokenizer.encode(text)
-        pieces = self._pieces(enc)
-        return [self._word(text, enc, w) for w, ids in pieces.items() if self.unk_id in ids], len(pieces)
+        words = [(word, ids) for w, ids in self._pieces(enc).items() if not _glue(word := self._word(text, enc, w))]
+        return [word for word, ids in words if self.unk_id in ids], len(words)
 
     @staticmethod
     def _pieces(enc) -> dict[int, list[int]]:
@@ -267,7 +276,7 @@ class TextTokenizer:
         words: dict[str, None] = {}  # in order, each once (a list's `in` made a long prompt quadratic)
         for word_index, ids in self._pieces(enc).items():
             word = self._word(text, enc, word_index)
-            if self.unk_id in ids or (len(ids) > 1 and not _unspaced(word)):
+            if (self.unk_id in ids or (len(ids) > 1 and not _unspaced(word))) and not _glue(word):
                 words.setdefault(word)
         return list(words)
 
