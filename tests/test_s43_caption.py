@@ -92,3 +92,14 @@ def test_an_emoji_sequences_joiner_is_no_unknown_word():
     assert tok.encode(f"a red bird {family}", 16).unknown_words == ["\U0001f468", "\U0001f469", "\U0001f467"]
     assert tok.unread_words(f"a red bird {family}") == (["\U0001f468", "\U0001f469", "\U0001f467"], 6)
     assert tok.unread_words(f"a {rainbow} fish") == (["\U0001f3f3", "\U0001f308"], 4)
+
+
+def test_an_emoji_sequence_is_one_word_of_a_prompt_not_its_joiners_too():
+    """TextTokenizer.words (rerank --explain's panels, a word each) read "👨" ZWJ "👩" ZWJ "👧" as five words, two
+    of them the invisible joiner: the sequence is one word, its tokens' positions together."""
+    from t2i_cli.models.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.train(["a red bird", "a blue fish"] * 4, vocab_size=64)
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert tok.words(f"a red {family} bird", 16) == [("a", [0]), ("red", [1]), (family, [2, 3, 4, 5, 6]),
+                                                      ("bird", [7])]

@@ -231,7 +231,18 @@ class TextTokenizer:
         for pos, word_index in enumerate(enc.word_ids[:text_len]):
             if word_index is not None:
                 spans.setdefault(_whole(text, enc.word_to_chars(word_index)), []).append(pos)
-        return [(text[start:end], positions) for (start, end), positions in spans.items()]
+        # an emoji sequence's glue and the emoji after it are one word with the emoji before it (_glue: "👨" ZWJ "👩"
+        # ZWJ "👧", a family, was five words, two of them the invisible joiner, each a `rerank --explain` panel)
+        merged: list[tuple[int, int, list[int]]] = []
+        glued = False
+        for (start, end), positions in spans.items():
+            glue = _glue(text[start:end])
+            if merged and (glue or glued) and start == merged[-1][1]:
+                merged[-1] = (merged[-1][0], end, merged[-1][2] + positions)
+            else:
+                merged.append((start, end, positions))
+            glued = glue
+        return [(text[start:end], positions) for start, end, positions in merged]
 
     def empty(self, text_len: int) -> list[int]:
         """The ids of the empty prompt (all padding): the unconditional input for guidance."""
