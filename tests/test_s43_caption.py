@@ -103,3 +103,14 @@ def test_an_emoji_sequence_is_one_word_of_a_prompt_not_its_joiners_too():
     family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
     assert tok.words(f"a red {family} bird", 16) == [("a", [0]), ("red", [1]), (family, [2, 3, 4, 5, 6]),
                                                       ("bird", [7])]
+
+
+def test_gnomes_and_google_drives_copies_and_gnomes_screenshot_are_named_as_such():
+    """GNOME Files names a copy "bird (copy)", "bird (another copy)", "bird (3rd copy)", Google Drive (and Windows
+    XP) "Copy of bird": each was captioned with its "copy" ("bird copy", "copy of bird"); GNOME's screenshot,
+    "Screenshot from 2024-05-01 10-31-02", was captioned "screenshot from". A name's own "copy" or "from" stays."""
+    names = {"red bird (copy)": "red bird", "red bird (another copy)": "red bird", "red bird (3rd copy)": "red bird",
+             "Copy of red bird": "red bird", "Copy (2) of route 66": "route 66",
+             "Screenshot from 2024-05-01 10-31-02": None,
+             "edit-copy": "edit copy", "a letter from home": "a letter from home"}
+    assert {name: caption_of(name) for name in names} == names

@@ -19,7 +19,8 @@ SOURCES = ("name", "folder")  # what a caption is made from: the picture's file 
 # a tool's ("IMG_2041", "DSC00012", "Screenshot 2024-05-01 at 10.31.02", "untitled-3", "photo (2)"), no caption.
 TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen shot scan
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
-sample at am pm wa hdr mp resized original""".split())  # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo)
+sample at am pm wa hdr mp resized original from""".split())  # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion
+# photo; from: GNOME's "Screenshot from 2024-05-01 10-31-02", captioned "screenshot from")
 # A messaging app's name in the names it gives pictures ("WhatsApp Image ... at ...", "FB_IMG_...", Messenger's
 # "received_...", "Snapchat-..."): a tool word there, beside another tool word, a date or a long number; alone (an
 # icon set's "whatsapp.png", "snapchat.png") it is what the picture shows, and its caption.
@@ -78,8 +79,11 @@ def _code_point(piece: str, digits_too: bool) -> int | None:
 
 _SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  # (control characters too)
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
-# a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy")
-_COPY = re.compile(r"(?:\s+-)?\s+copy(?:\s*\(?\d+\)?)?\s*$", re.IGNORECASE)
+# a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy");
+# GNOME Files' "bird (copy)", "bird (another copy)", "bird (3rd copy)"; Windows XP's and Google Drive's "Copy of bird",
+# "Copy (2) of bird" (each was captioned with its "copy": "bird copy", "copy of bird")
+_COPY = re.compile(r"(?:\s+-)?\s+copy(?:\s*\(?\d+\)?)?\s*$|\s*\((?:copy|another copy|\d+(?:st|nd|rd|th) copy)\)\s*$"
+                   r"|^\s*copy(?:\s*\(\d+\))?\s+of\s+", re.IGNORECASE)
 _NAME_HYPHEN = "\u2010"  # a character's name's hyphen while the name is split into words (then "-" again)
 _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any script; "rock'n'roll" too)
 
