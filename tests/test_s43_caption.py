@@ -114,3 +114,14 @@ def test_gnomes_and_google_drives_copies_and_gnomes_screenshot_are_named_as_such
              "Screenshot from 2024-05-01 10-31-02": None,
              "edit-copy": "edit copy", "a letter from home": "a letter from home"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_an_emoji_sets_flags_and_keycaps_are_read_whole():
+    """A flag (two regional indicator letters) was captioned with each letter's name, "regional indicator symbol
+    letter u regional indicator symbol letter s"; a keycap emoji ("#", "*" or a digit, then U+20E3) lost its base
+    (no symbol's code point: "0023-fe0f-20e3" was "combining enclosing keycap", "emoji_u0031_20e3" "emoji u ...")."""
+    names = {"1f1fa-1f1f8": "flag us", "emoji_u1f1ec_1f1e7": "emoji flag gb", "\U0001f1fa\U0001f1f8": "flag us",
+             "0023-fe0f-20e3": "keycap number sign", "emoji_u0031_20e3": "emoji keycap digit one",
+             "1\ufe0f\u20e3": "keycap digit one",
+             "1f600": "grinning face", "1f1fa": "regional indicator symbol letter u"}
+    assert {name: caption_of(name) for name in names} == names

@@ -61,6 +61,14 @@ _DATE_TIME = re.compile(r"(?<![\d.])(?:\d{4}[-_.]\d{1,2}[-_.]\d{1,2}|\d{1,2}[-_.
 _CODE_POINT = re.compile(r"u?\+?([0-9a-f]{4,6})", re.IGNORECASE)
 _SYMBOLS = ((0x00A9, 0x00AE), (0x2000, 0x33FF), (0xFE00, 0xFE0F), (0x1F000, 0x1FAFF), (0xE0020, 0xE007F))
 _JOINERS = {0x200D, 0xFE0E, 0xFE0F, *range(0xE0020, 0xE0080)}  # a sequence's glue, no part of what it shows
+# a flag is two regional indicator letters, a country's code ("1f1fa-1f1f8", 🇺🇸: "flag us"; each letter was read as
+# its name, "regional indicator symbol letter u regional indicator symbol letter s"); a keycap emoji is "#", "*" or
+# a digit and U+20E3 ("0023-fe0f-20e3", #️⃣: "keycap number sign"; the base, no symbol, was lost)
+_REGIONAL = 0x1F1E6
+_FLAG = re.compile("[\U0001F1E6-\U0001F1FF]{2}")
+_KEYCAP = 0x20E3
+_KEYCAP_BASES = {0x23, 0x2A, *range(0x30, 0x3A)}
+_KEYCAP_CHARS = re.compile("([#*0-9])\ufe0f?\u20e3")
 
 
 def _code_point(piece: str, digits_too: bool) -> int | None:
@@ -255,6 +263,8 @@ def caption_of(name: str) -> str | None:
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     # (its name's hyphens held as U+2010, no separator, as a code point's name is read: "fitzpatrick type-4", a skin
     # tone, lost its number at a name's end, five tones one caption; "speak-no-evil monkey" was "speak no evil")
+    name = _FLAG.sub(lambda m: f" flag {''.join(chr(ord(ch) - _REGIONAL + 97) for ch in m.group(0))} ", name)
+    name = _KEYCAP_CHARS.sub(lambda m: f" keycap {unicodedata.name(m.group(1)).lower()} ", name)
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
     name = _COPY.sub("", name)
@@ -272,10 +282,21 @@ def caption_of(name: str) -> str | None:
             name = uncounted
     pieces = [p for p in _SEPARATORS.split(name) if p]
     emoji = any(_code_point(p, False) is not None for p in pieces)
-    for piece in pieces:
-        cp = _code_point(piece, True) if emoji else None
+    points = [_code_point(p, True) if emoji else None for p in pieces]
+    for i, piece in enumerate(pieces):  # a keycap's base, "#", "*" or a digit, is ASCII: no symbol's code point
+        if emoji and points[i] is None and (m := _CODE_POINT.fullmatch(piece)) \
+                and int(m.group(1), 16) in _KEYCAP_BASES \
+                and next((cp for cp in points[i + 1:] if cp not in _JOINERS), None) == _KEYCAP:
+            points[i] = int(m.group(1), 16)
+    for i, (piece, cp) in enumerate(zip(pieces, points, strict=True)):
         if cp is not None:
-            if cp not in _JOINERS:
+            if cp in _KEYCAP_BASES:  # ("0023-fe0f-20e3" was "combining enclosing keycap", its "#" lost)
+                words += ["keycap", *unicodedata.name(chr(cp)).lower().split()]
+            elif _REGIONAL <= cp < _REGIONAL + 26 and i + 1 < len(points) and points[i + 1] is not None \
+                    and _REGIONAL <= points[i + 1] < _REGIONAL + 26:  # a flag's two letters, read together
+                words += ["flag", chr(cp - _REGIONAL + 97) + chr(points[i + 1] - _REGIONAL + 97)]
+                points[i + 1] = _KEYCAP  # (read)
+            elif cp not in _JOINERS and cp != _KEYCAP:
                 words += unicodedata.name(chr(cp)).lower().split()
             continue
         if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece) or _NOT_WORDS.fullmatch(piece):
