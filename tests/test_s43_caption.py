@@ -125,3 +125,14 @@ def test_an_emoji_sets_flags_and_keycaps_are_read_whole():
              "1\ufe0f\u20e3": "keycap digit one",
              "1f600": "grinning face", "1f1fa": "regional indicator symbol letter u"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_a_fonts_glyph_names_and_stock_photo_sites_names_are_read_as_such():
+    """A font's glyph name "uni00E9" was captioned "uni 00e" and "uni2605" "uni"; a stock photo site's names,
+    "AdobeStock_123456789", "iStock-123456789", "pexels-photo-1234567", "adobe stock", "i stock", "pexels photo",
+    and Lightroom's "IMG_1234-Enhanced-NR" "img 1234 enhanced nr". A brand icon "unsplash" keeps its caption."""
+    names = {"uni00E9": "é", "glyph_uni2605": "glyph black star", "uniface": "uniface",
+             "AdobeStock_123456789": None, "shutterstock_123456789": None, "iStock-123456789": None,
+             "GettyImages-123456789": None, "pexels-photo-1234567": None, "IMG_1234-Enhanced-NR": None,
+             "unsplash": "unsplash", "enhanced": "enhanced", "edit-copy": "edit copy"}
+    assert {name: caption_of(name) for name in names} == names

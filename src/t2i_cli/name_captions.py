@@ -19,12 +19,18 @@ SOURCES = ("name", "folder")  # what a caption is made from: the picture's file 
 # a tool's ("IMG_2041", "DSC00012", "Screenshot 2024-05-01 at 10.31.02", "untitled-3", "photo (2)"), no caption.
 TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen shot scan
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
-sample at am pm wa hdr mp resized original from""".split())  # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion
-# photo; from: GNOME's "Screenshot from 2024-05-01 10-31-02", captioned "screenshot from")
+sample at am pm wa hdr mp resized original artboard""".split())  # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion
+# photo; artboard: Illustrator's and Sketch's "Artboard 1")
 # A messaging app's name in the names it gives pictures ("WhatsApp Image ... at ...", "FB_IMG_...", Messenger's
 # "received_...", "Snapchat-..."): a tool word there, beside another tool word, a date or a long number; alone (an
-# icon set's "whatsapp.png", "snapchat.png") it is what the picture shows, and its caption.
-APP_WORDS = frozenset("whatsapp snapchat fb received".split())
+# icon set's "whatsapp.png", "snapchat.png") it is what the picture shows, and its caption. So are a stock photo
+# site's ("AdobeStock_123456789", "shutterstock_123456789", "iStock-123456789", "GettyImages-123456789",
+# "pexels-photo-1234567" were captioned "adobe stock", "shutterstock", "i stock", ...; a brand icon set's
+# "unsplash.svg" is "unsplash"), Lightroom's enhanced copy ("IMG_1234-Enhanced-NR"; not its "Edit": an icon theme's
+# "edit-copy" is "edit copy") and GNOME's screenshot's "from" ("Screenshot from 2024-05-01 10-31-02" was "screenshot
+# from").
+APP_WORDS = frozenset("""whatsapp snapchat fb received shutterstock adobestock istock istockphoto gettyimages pexels
+unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from""".split())
 
 
 def _case_split(piece: str) -> list[str]:
@@ -97,6 +103,9 @@ _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any scri
 
 
 _U_PLUS = re.compile(r"(?<![0-9A-Za-z])[Uu]\+([0-9A-Fa-f]{4,6})(?![0-9A-Za-z])")  # U+00E9: a code point
+# ... and as a font names a glyph (the Adobe Glyph List's "uni00E9", "uni2605": "uni 00e", "uni"), its hex digits in
+# capitals, one of them a digit at least ("uniface", "uniFACE" stay words)
+_UNI = re.compile(r"(?<![0-9A-Za-z])uni(?=[0-9A-F]*[0-9])([0-9A-F]{4})(?![0-9A-Za-z])")
 
 
 def _named(cp: int) -> bool:
@@ -245,7 +254,8 @@ def caption_of(name: str) -> str | None:
     # below as any other in the name ("glyph é", "grinning face": its "U" was a word, and "00E9" "00e 9", a counter);
     # one Unicode names no character (unassigned, private use, a control: "glyph_U+E000", "U+10FFFF") says which
     # glyph, not what it shows: no word (it was left as typed, "u 10ffff")
-    name = _U_PLUS.sub(lambda m: f" {chr(int(m.group(1), 16)) if _named(int(m.group(1), 16)) else ''} ", name)
+    name = _UNI.sub(lambda m: f" {chr(int(m.group(1), 16)) if _named(int(m.group(1), 16)) else ''} ",
+                    _U_PLUS.sub(lambda m: f" {chr(int(m.group(1), 16)) if _named(int(m.group(1), 16)) else ''} ", name))
     name = unicodedata.normalize("NFC", name)  # a Mac's names are decomposed: a caption is written composed
     # no text: the format characters that draw nothing and mean nothing where they stand, as the tokenizer drops them
     # from a prompt or a caption (models.tokenizer.without_format: a byte-order mark, U+FEFF, "%EF%BB%BF" read, was
