@@ -136,3 +136,16 @@ def test_a_fonts_glyph_names_and_stock_photo_sites_names_are_read_as_such():
              "GettyImages-123456789": None, "pexels-photo-1234567": None, "IMG_1234-Enhanced-NR": None,
              "unsplash": "unsplash", "enhanced": "enhanced", "edit-copy": "edit copy"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_screenshots_in_other_languages_and_signals_and_telegrams_names_get_no_caption():
+    """macOS' and GNOME's screenshots in other languages than English were captioned with the words around the date
+    ("bildschirmfoto um", "capture d’écran à", "スクリーンショット"), Signal's saved picture "signal", Telegram's
+    "telegram cloud photo size 2 y"; the English screenshot gets none, and neither do these. The app's name alone
+    (an icon) and a name with a word of what it shows keep their captions."""
+    names = {"Bildschirmfoto 2024-05-01 um 10.31.02": None, "Capture d’écran 2024-05-01 à 10.31.02": None,
+             "Captura de pantalla 2024-05-01 a las 10.31.02": None, "スクリーンショット 2024-05-01 10.31.02": None,
+             "截屏2024-05-01 10.31.02": None, "Bildschirmfoto vom 2024-05-01 10-31-02": None,
+             "signal-2024-05-01-103102": None, "telegram-cloud-photo-size-2-5361234567890123456-y": None,
+             "signal": "signal", "telegram": "telegram", "red bird 2024-05-01": "red bird"}
+    assert {name: caption_of(name) for name in names} == names

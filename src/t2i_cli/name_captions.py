@@ -30,7 +30,18 @@ sample at am pm wa hdr mp resized original artboard""".split())  # (wa: WhatsApp
 # "edit-copy" is "edit copy") and GNOME's screenshot's "from" ("Screenshot from 2024-05-01 10-31-02" was "screenshot
 # from").
 APP_WORDS = frozenset("""whatsapp snapchat fb received shutterstock adobestock istock istockphoto gettyimages pexels
-unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from""".split())
+unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from signal telegram""".split())
+# (signal: Signal Desktop's "signal-2024-05-01-103102" was "signal"; telegram: Telegram's
+# "telegram-cloud-photo-size-2-5361234567890123456-y" was "telegram cloud photo size 2 y": _TELEGRAM)
+_TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]", re.IGNORECASE)
+# A screenshot's name in a language other than English, before its date (macOS': "Bildschirmfoto 2024-05-01 um
+# 10.31.02", "Capture d’écran 2024-05-01 à 10.31.02", "Captura de pantalla 2024-05-01 a las 10.31.02",
+# "スクリーンショット 2024-05-01 10.31.02", "截屏2024-05-01 10.31.02"; GNOME's "Bildschirmfoto vom 2024-05-01
+# 10-31-02"): no caption, as "Screenshot 2024-05-01 at 10.31.02" is none ("bildschirmfoto um", "capture d’écran à")
+_SCREENSHOT = re.compile(r"\s*(?:bildschirmfoto|capture d['’]écran|captura de (?:pantalla|tela|ecrã)|schermafbeelding"
+                         r"|skärmavbild|skærmbillede|skjermbilde|näyttökuva|zrzut ekranu|snímek obrazovky"
+                         r"|istantanea(?: schermo)?|schermata|ekran resmi|снимок экрана|スクリーンショット"
+                         r"|截屏|屏幕快照|屏幕截图|스크린샷)(?![^\W\d_])", re.IGNORECASE)
 
 
 def _case_split(piece: str) -> list[str]:
@@ -282,6 +293,9 @@ def caption_of(name: str) -> str | None:
                                else m.group(0), name)
     name = _VERSION.sub(" ", name)
     dated = _DATE_TIME.search(name) is not None
+    if dated and _SCREENSHOT.match(name):  # (a screenshot's name in another language)
+        return None
+    name = _TELEGRAM.sub(" photo ", name)
     name = _DATE_TIME.sub(" ", name)
     if (copy := _DUPLICATE.search(name)) and _NAMED_NUMBER.search(name[:copy.start()]):
         name = name[:copy.start()]  # "route 66 (1)": a download's second copy of "route 66"
