@@ -149,3 +149,13 @@ def test_screenshots_in_other_languages_and_signals_and_telegrams_names_get_no_c
              "signal-2024-05-01-103102": None, "telegram-cloud-photo-size-2-5361234567890123456-y": None,
              "signal": "signal", "telegram": "telegram", "red bird 2024-05-01": "red bird"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_a_pictures_extension_in_its_name_and_a_saved_thumbnails_name_are_no_words():
+    """A picture's extension left in its name ("red bird.jpg.png", a converted download, and its copies) was a word
+    of its caption ("red bird jpg"); a YouTube thumbnail or a Bing result saved as the browser names it,
+    "maxresdefault", "hqdefault (1)", "OIP", was its caption."""
+    names = {"red bird.jpg": "red bird", "bird.png.webp": "bird", "bird.jpg (1)": "bird", "bird.jpg copy": "bird",
+             "maxresdefault": None, "hqdefault (1)": None, "OIP": None, "OIP-C": None,
+             "jpg": "jpg", "png-file": "png file", "route 66.jpg (1)": "route 66"}
+    assert {name: caption_of(name) for name in names} == names

@@ -19,8 +19,9 @@ SOURCES = ("name", "folder")  # what a caption is made from: the picture's file 
 # a tool's ("IMG_2041", "DSC00012", "Screenshot 2024-05-01 at 10.31.02", "untitled-3", "photo (2)"), no caption.
 TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen shot scan
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
-sample at am pm wa hdr mp resized original artboard""".split())  # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion
-# photo; artboard: Illustrator's and Sketch's "Artboard 1")
+sample at am pm wa hdr mp resized original artboard maxresdefault hqdefault mqdefault sddefault oip th""".split())
+# (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo; artboard: Illustrator's and Sketch's "Artboard 1"; a YouTube
+# thumbnail's "maxresdefault", "hqdefault (1)", and Bing's "OIP", "th (1)", as a browser saves them, were captions)
 # A messaging app's name in the names it gives pictures ("WhatsApp Image ... at ...", "FB_IMG_...", Messenger's
 # "received_...", "Snapchat-..."): a tool word there, beside another tool word, a date or a long number; alone (an
 # icon set's "whatsapp.png", "snapchat.png") it is what the picture shows, and its caption. So are a stock photo
@@ -126,6 +127,10 @@ def _named(cp: int) -> bool:
     return cp <= 0x10FFFF and unicodedata.name(chr(cp), "") != ""
 
 
+# a picture's extension left in its name, before any copy's counter ("red bird.jpg.png", a download converted, and
+# its copies "red bird.jpg (1).png", "red bird.jpg copy.png": "red bird jpg")
+_PICTURE_SUFFIX = re.compile(r"(?:\.(?:png|jpe?g|jfif|jpe|webp|bmp|gif|tiff?|avif|heic|heif|jxl|svg|ico))+"
+                             r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
 # A number that ends a name after a word and a space, _ or -, of 1 to 4 digits without a leading zero ("route 66",
 # "route_66", "apollo-11", "windows 7", "formula 1", "paris 2019"), is taken for part of its name; a file
@@ -288,7 +293,7 @@ def caption_of(name: str) -> str | None:
     name = _KEYCAP_CHARS.sub(lambda m: f" keycap {unicodedata.name(m.group(1)).lower()} ", name)
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
-    name = _COPY.sub("", name)
+    name = _PICTURE_SUFFIX.sub("", _COPY.sub("", name))
     name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
                                else m.group(0), name)
     name = _VERSION.sub(" ", name)
