@@ -159,3 +159,18 @@ def test_a_pictures_extension_in_its_name_and_a_saved_thumbnails_name_are_no_wor
              "maxresdefault": None, "hqdefault (1)": None, "OIP": None, "OIP-C": None,
              "jpg": "jpg", "png-file": "png file", "route 66.jpg (1)": "route 66"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_untitled_and_picture_in_other_languages_get_no_caption_and_a_number_after_no_is_kept(tmp_path: Path):
+    """A tool's "untitled" or "picture" in other languages than English ("Unbenannt-1", "Sans titre 2", "Foto 12",
+    "画像 1") and Canva's "Untitled design (1)" were captions where "Untitled-1", "Picture 12" got none. A number
+    after "No." was taken for a counter, its "no" left dangling ("Symphony No. 5" -> "symphony no"), and a folder's
+    "Symphony No. 5" .. "No. 7" were all "symphony no"."""
+    names = {"Unbenannt-1": None, "Sans titre 2": None, "Ohne Titel": None, "Foto 12": None, "画像 1": None,
+             "Untitled design (1)": None, "Symphony No. 5": "symphony no 5", "bird No3": "bird no 3",
+             "foto de un pájaro rojo": "foto de un pájaro rojo", "design": "design"}
+    assert {name: caption_of(name) for name in names} == names
+    pics = _pictures(tmp_path / "pics", "Symphony No. 5", "Symphony No. 6", "Symphony No. 7", "bird_1", "bird_2")
+    assert run("data", "caption", pics, "-q").exit_code == 0
+    assert _captions(pics) == {"Symphony No. 5": "symphony no 5", "Symphony No. 6": "symphony no 6",
+                               "Symphony No. 7": "symphony no 7", "bird_1": "bird", "bird_2": "bird"}

@@ -22,6 +22,13 @@ scanned photo photos pic pics picture pictures untitled unnamed copy file frame 
 sample at am pm wa hdr mp resized original artboard maxresdefault hqdefault mqdefault sddefault oip th""".split())
 # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo; artboard: Illustrator's and Sketch's "Artboard 1"; a YouTube
 # thumbnail's "maxresdefault", "hqdefault (1)", and Bing's "OIP", "th (1)", as a browser saves them, were captions)
+# ... and the same words in other languages than English, as their tools name pictures ("Foto 12", "Bild 1",
+# "Imagen 3", "画像 1", "Unbenannt-1", "Sans titre 2" were captions where "Picture 12", "Untitled-1" were none)
+TOOL_WORDS |= frozenset("""bild bilder foto fotos imagen immagine afbeelding obrázek zdjęcie фото изображение 画像 写真
+图片 사진 unbenannt""".split())
+# an "untitled" of several words (_UNTITLED: read as "untitled"), and Canva's "Untitled design (1)"
+_UNTITLED = re.compile(r"(?<![^\W_])(?:sans titre|ohne titel|sin título|sem título|senza titolo|bez názvu|bez tytułu"
+                       r"|без названия|无标题|未命名|名称未設定|제목 없음|untitled design)(?![^\W_])", re.IGNORECASE)
 # A messaging app's name in the names it gives pictures ("WhatsApp Image ... at ...", "FB_IMG_...", Messenger's
 # "received_...", "Snapchat-..."): a tool word there, beside another tool word, a date or a long number; alone (an
 # icon set's "whatsapp.png", "snapchat.png") it is what the picture shows, and its caption. So are a stock photo
@@ -293,7 +300,9 @@ def caption_of(name: str) -> str | None:
     name = _KEYCAP_CHARS.sub(lambda m: f" keycap {unicodedata.name(m.group(1)).lower()} ", name)
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
-    name = _PICTURE_SUFFIX.sub("", _COPY.sub("", name))
+    name = _UNTITLED.sub(" untitled ", _PICTURE_SUFFIX.sub("", _COPY.sub("", name)))
+    # a number after "No." is the name's ("Symphony No. 5" was "symphony no", its number taken for a counter)
+    name = re.sub(r"(?<![^\W_])(no|nr|nº|№)\.?\s*(?=[1-9])", r"\1 ", name, flags=re.IGNORECASE)
     name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
                                else m.group(0), name)
     name = _VERSION.sub(" ", name)
@@ -423,6 +432,8 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
         # a counter counts: of numbers of two digits or more, two in a row ("beach 10", "beach 11"; "windows 95",
         # "windows 98", "windows 2000" were all "windows")
         counts = digits or any(int(n) + 1 in {int(m) for m in numbers} for n in numbers)
+        # ... and a number marked as one, "Symphony No. 5" .. "Symphony No. 7", is each one's name (not "symphony no")
+        counts = counts and re.search(r"(?<![^\W_])(?:no|nr|nº|№)$", key[1]) is None
         if counts and len(unnumbered) + len(numbers) >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
