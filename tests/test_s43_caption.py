@@ -174,3 +174,11 @@ def test_untitled_and_picture_in_other_languages_get_no_caption_and_a_number_aft
     assert run("data", "caption", pics, "-q").exit_code == 0
     assert _captions(pics) == {"Symphony No. 5": "symphony no 5", "Symphony No. 6": "symphony no 6",
                                "Symphony No. 7": "symphony no 7", "bird_1": "bird", "bird_2": "bird"}
+
+
+def test_a_counter_of_a_whole_and_ios_small_icons_size_are_no_words():
+    """"bird (3 of 10)" was captioned "bird 3 of" (its last number taken off as a counter), "Page 3 of 10" "page 3
+    of 10"; iOS' "Icon-Small-40" "icon small 40". Words around "of" stay ("seven of nine", "4 of july")."""
+    names = {"bird (3 of 10)": "bird", "Page 3 of 10": "page", "bird_3_of_10": "bird", "Icon-Small-40": "icon small",
+             "seven of nine": "seven of nine", "4 of july": "4 of july", "icon-small": "icon small"}
+    assert {name: caption_of(name) for name in names} == names

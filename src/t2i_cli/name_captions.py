@@ -72,8 +72,10 @@ _NOT_WORDS = re.compile(r"v\d+|\d+[x×]\d*|\d+(?:px|dp)", re.IGNORECASE)
 # an icon's size in pixels after a word that says it is an icon, at the name's end or not, of any number of pixels
 # an icon is drawn at (16 to 1024: Apple's "apple-touch-icon-180", "apple-touch-icon-152-precomposed", Microsoft's
 # "mstile-310", "favicon-194"; "180" was a word), not only the common ones after any word (_NAMED_NUMBER's)
-_ICON_WORD_SIZE = re.compile(r"(?<![^\W_])(?:icon|favicon|appicon|logo|mstile)[\s_-]+(\d{2,4})(?![^\W_])",
-                             re.IGNORECASE)
+_ICON_WORD_SIZE = re.compile(r"(?<![^\W_])(?:icon|favicon|appicon|logo|mstile)(?:[\s_-]+(?:small|large|app))?"
+                             r"[\s_-]+(\d{2,4})(?![^\W_])", re.IGNORECASE)  # (and iOS' "Icon-Small-40")
+# a counter of a whole, "bird (3 of 10)", "Page 3 of 10" (was "bird 3 of": its last number taken off)
+_OF_COUNTER = re.compile(r"[\s_-]*\(?(?<![^\W_])\d{1,4}[\s_-]+of[\s_-]+\d{1,4}\)?\s*$", re.IGNORECASE)
 # ... and a version of several numbers ("v1.2", "v2.0.1"), taken off whole before the name is parted at its dots
 # ("v1.2 release" was "2 release")
 _VERSION = re.compile(r"(?<![0-9A-Za-z])v\d+(?:\.\d+)+(?![0-9A-Za-z])", re.IGNORECASE)
@@ -305,7 +307,7 @@ def caption_of(name: str) -> str | None:
     name = re.sub(r"(?<![^\W_])(no|nr|nº|№)\.?\s*(?=[1-9])", r"\1 ", name, flags=re.IGNORECASE)
     name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
                                else m.group(0), name)
-    name = _VERSION.sub(" ", name)
+    name = _OF_COUNTER.sub("", _VERSION.sub(" ", name))
     dated = _DATE_TIME.search(name) is not None
     if dated and _SCREENSHOT.match(name):  # (a screenshot's name in another language)
         return None
