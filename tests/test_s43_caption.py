@@ -182,3 +182,11 @@ def test_a_counter_of_a_whole_and_ios_small_icons_size_are_no_words():
     names = {"bird (3 of 10)": "bird", "Page 3 of 10": "page", "bird_3_of_10": "bird", "Icon-Small-40": "icon small",
              "seven of nine": "seven of nine", "4 of july": "4 of july", "icon-small": "icon small"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_wechats_names_get_no_caption():
+    """WeChat's saved pictures, "mmexport1690000000000", "wx_camera_1690000000000", "微信图片_20240501103102", were
+    captioned "mmexport", "wx camera", "微信图片", where WhatsApp's get none. The app's name alone (an icon) stays."""
+    names = {"mmexport1690000000000": None, "wx_camera_1690000000000": None, "微信图片_20240501103102": None,
+             "Weixin Image_20240501103102": None, "wechat": "wechat"}
+    assert {name: caption_of(name) for name in names} == names

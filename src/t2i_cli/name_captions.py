@@ -38,10 +38,12 @@ _UNTITLED = re.compile(r"(?<![^\W_])(?:sans titre|ohne titel|sin título|sem tí
 # "edit-copy" is "edit copy") and GNOME's screenshot's "from" ("Screenshot from 2024-05-01 10-31-02" was "screenshot
 # from").
 APP_WORDS = frozenset("""whatsapp snapchat fb received shutterstock adobestock istock istockphoto gettyimages pexels
-unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from signal telegram""".split())
+unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from signal telegram wechat weixin wx
+微信图片 mmexport""".split())  # (WeChat's "mmexport1690000000000", "微信图片_20240501103102")
 # (signal: Signal Desktop's "signal-2024-05-01-103102" was "signal"; telegram: Telegram's
-# "telegram-cloud-photo-size-2-5361234567890123456-y" was "telegram cloud photo size 2 y": _TELEGRAM)
-_TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]", re.IGNORECASE)
+# "telegram-cloud-photo-size-2-5361234567890123456-y" was "telegram cloud photo size 2 y": _TELEGRAM, as is
+# WeChat's camera's "wx_camera_1690000000000", "wx camera")
+_TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]|wx_camera(?=_\d)", re.IGNORECASE)
 # A screenshot's name in a language other than English, before its date (macOS': "Bildschirmfoto 2024-05-01 um
 # 10.31.02", "Capture d’écran 2024-05-01 à 10.31.02", "Captura de pantalla 2024-05-01 a las 10.31.02",
 # "スクリーンショット 2024-05-01 10.31.02", "截屏2024-05-01 10.31.02"; GNOME's "Bildschirmfoto vom 2024-05-01
