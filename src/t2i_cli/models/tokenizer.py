@@ -126,8 +126,8 @@ def check_processing(text: str) -> None:
     t2i's own do (PROCESSING). The library runs whatever a file describes: a post-processor that adds an id
     beyond the vocabulary failed deep in the model, a normaliser that replaces a letter with millions of spaces
     took a gigabyte per prompt, and dropout tokenizes the same prompt differently on every call. Its
-    pre-tokenizer is the whitespace one alone (a file trained before CJK ideographs were split) or exactly
-    IDEOGRAPH_SPLIT, each file tokenizing as it was trained to."""
+    pre-tokenizer is the whitespace one alone (a file trained before CJK ideographs were split) or IDEOGRAPH_SPLIT
+    (by the fields that decide how it splits: _is_ideograph_split), each file tokenizing as it was trained to."""
     try:
         spec = json.loads(text)
     except RecursionError:
@@ -139,8 +139,25 @@ def check_processing(text: str) -> None:
         raise ValueError(f"its model is {str(model.get('type'))[:20]!r} with dropout {model.get('dropout')!r}, not "
                          "BPE without dropout as t2i trains")
     for key, want in PROCESSING.items():
-        if _kinds(spec.get(key)) != want and not (key == "pre_tokenizer" and spec.get(key) == IDEOGRAPH_SPLIT):
+        if _kinds(spec.get(key)) != want and not (key == "pre_tokenizer" and _is_ideograph_split(spec.get(key))):
             raise ValueError(f"its {key} is not the one t2i's tokenizers use")
+
+
+def _is_ideograph_split(step: object) -> bool:
+    """Whether a tokenizer file's pre-tokenizer splits text as IDEOGRAPH_SPLIT does, by the fields that decide
+    it: a Sequence of a Split by CJK_IDEOGRAPHS as a regex, isolated and not inverted, then Whitespace. Other
+    fields (a later tokenizers that writes a default it adds) and the order of the names are not compared: an
+    exact comparison of the JSON refused t2i's own tokenizer files written by such a version."""
+    if not isinstance(step, dict) or step.get("type") != "Sequence":
+        return False
+    steps = step.get("pretokenizers")
+    if not isinstance(steps, list) or len(steps) != 2 or not all(isinstance(s, dict) for s in steps):
+        return False
+    split, words = steps
+    behavior = split.get("behavior")
+    return (split.get("type") == "Split" and split.get("pattern") == {"Regex": CJK_IDEOGRAPHS}
+            and isinstance(behavior, str) and behavior.lower() == "isolated" and split.get("invert", False) is False
+            and words.get("type") == "Whitespace")
 
 
 class TextTokenizer:

@@ -1,0 +1,49 @@
+"""Session 43: imagefolder leftovers (a manifest above the folder, `data caption` beside one naming some of its
+pictures, an image,text CSV given as the source, case-insensitive file systems) and the tokenizer's check of its
+pre-tokenizer."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from conftest import TINY_CAPTIONS
+from t2i_cli.models import tokenizer
+
+
+def _own_tokenizer_json() -> dict:
+    return json.loads(tokenizer.TextTokenizer.train(TINY_CAPTIONS, vocab_size=64).to_json())
+
+
+def test_the_pre_tokenizer_is_checked_by_the_fields_that_split_text():
+    """check_processing compared the pre-tokenizer's JSON exactly with IDEOGRAPH_SPLIT: a later tokenizers that
+    writes the same pre-tokenizer with a default field more refused t2i's own tokenizer files. Now the fields that
+    decide the split are compared, extra ones and the names' order passed over; a pre-tokenizer that splits
+    otherwise is still refused."""
+    spec = _own_tokenizer_json()
+    tokenizer.check_processing(json.dumps(spec))  # as written
+    more = copy.deepcopy(spec)
+    split, words = more["pre_tokenizer"]["pretokenizers"]
+    split["some_new_default"] = None
+    words["added_field"] = True
+    more["pre_tokenizer"]["trim_offsets"] = True
+    more["pre_tokenizer"]["pretokenizers"] = [dict(reversed(list(split.items()))), words]
+    tokenizer.check_processing(json.dumps(more))
+    without = copy.deepcopy(spec)
+    del without["pre_tokenizer"]["pretokenizers"][0]["invert"]  # (its default, False)
+    tokenizer.check_processing(json.dumps(without))
+    for change in (lambda s: s["pretokenizers"][0].update(invert=True),
+                   lambda s: s["pretokenizers"][0].update(behavior="Removed"),
+                   lambda s: s["pretokenizers"][0].update(pattern={"Regex": "[a-z]"}),
+                   lambda s: s["pretokenizers"][0].update(pattern={"String": tokenizer.CJK_IDEOGRAPHS}),
+                   lambda s: s["pretokenizers"][1].update(type="WhitespaceSplit"),
+                   lambda s: s["pretokenizers"].reverse(),
+                   lambda s: s["pretokenizers"].append({"type": "Digits", "individual_digits": True})):
+        bad = copy.deepcopy(spec)
+        change(bad["pre_tokenizer"])
+        with pytest.raises(ValueError, match="its pre_tokenizer is not the one t2i's tokenizers use"):
+            tokenizer.check_processing(json.dumps(bad))
+    assert tokenizer.TextTokenizer.from_json(json.dumps(more)).encode("a red bird", 8).ids == \
+        tokenizer.TextTokenizer.from_json(json.dumps(spec)).encode("a red bird", 8).ids
