@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
-from conftest import TINY_CAPTIONS
+from conftest import TINY_CAPTIONS, one_line_failure, run
+from t2i_cli import data
 from t2i_cli.models import tokenizer
+from test_s41_imagefolder import jsonl, pictures
 
 
 def _own_tokenizer_json() -> dict:
@@ -47,3 +50,23 @@ def test_the_pre_tokenizer_is_checked_by_the_fields_that_split_text():
             tokenizer.check_processing(json.dumps(bad))
     assert tokenizer.TextTokenizer.from_json(json.dumps(more)).encode("a red bird", 8).ids == \
         tokenizer.TextTokenizer.from_json(json.dumps(spec)).encode("a red bird", 8).ids
+
+
+def test_an_image_text_manifest_given_as_the_source_is_told_which_column_to_rename(tmp_path: Path):
+    """`t2i data preview ds/metadata.csv` of "image,text" was refused with the general "has no columns ... name them
+    so" (of columns it has), and a JSONL line {"image", "text"} counted as "without both" names; a folder holding
+    that metadata.csv is told which column to rename: so are they."""
+    ds = pictures(tmp_path / "ds", "a.png", "b.png")
+    (ds / "metadata.csv").write_text("Image,text\na.png,a red square\n")
+    line = one_line_failure(run("data", "preview", ds / "metadata.csv", "--out", tmp_path / "p.png"), 1)
+    assert line == (f"error: manifest {ds / 'metadata.csv'} (its columns: 'image', 'text') is not read: its picture "
+                    f"column \"image\" pairs with \"caption\" only, and \"file_name\" with \"text\", \"caption\" or "
+                    f"\"prompt\": name its picture column \"file_name\" (as Hugging Face's imagefolder reads it) or "
+                    f"its caption column \"caption\"")
+    folder = one_line_failure(run("data", "preview", ds, "--out", tmp_path / "p.png"), 1)
+    assert line.partition(" (its columns")[2] in folder  # the same words
+    jsonl(ds / "captions.jsonl", [{"image": "a.png", "text": "a red square"}, {"image": "b.png", "caption": "blue"}])
+    got = data.open_source(str(ds / "captions.jsonl"), 16, list_skipped=True)
+    assert got.every == {data.MISPAIRED_LINE: [f"{ds / 'captions.jsonl'} line 1"]}
+    assert '("image" pairs with "caption" only, "file_name" with "text", "caption" or "prompt": rename one)' in \
+        data.MISPAIRED_LINE

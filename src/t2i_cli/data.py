@@ -611,6 +611,9 @@ ABOVE_LEVELS = 2  # folders above the one given whose manifests are looked at
 MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming the folder's pictures
 NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN, NO_PICTURE_COLUMN,
          MISPAIRED, ABOVE)
+# a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
+MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '
+                  '"file_name" with "text", "caption" or "prompt": rename one)')
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -785,15 +788,24 @@ def _columns_unread(path: Path) -> tuple[str, str] | None:
             names = [str(k) for k in row] if isinstance(row, dict) else []
     except (OSError, ValueError, RecursionError, DataError):
         return None
+    kind = _unread_kind(names)
+    return None if kind is None else (kind, _columns_said(path, names))
+
+
+def _unread_kind(names: list[str]) -> str | None:
+    """Which COLUMN_NOTES a manifest's column names (any letter case) are: a picture column and no caption column,
+    a caption column and no picture column, or both but not a pair the readers read; None where they hold a pair,
+    or neither."""
     lower = {n.lower() for n in names}
     if _manifest_keys(lower) is not None:
         return None
-    said = f"{path} (its columns: {', '.join(map(repr, names[:8]))}{', ...' if len(names) > 8 else ''})"
     if lower & set(FILE_COLUMNS):
-        return (MISPAIRED if lower & set(CAPTION_COLUMNS) else NO_CAPTION_COLUMN), said
-    if lower & set(CAPTION_COLUMNS):
-        return NO_PICTURE_COLUMN, said
-    return None
+        return MISPAIRED if lower & set(CAPTION_COLUMNS) else NO_CAPTION_COLUMN
+    return NO_PICTURE_COLUMN if lower & set(CAPTION_COLUMNS) else None
+
+
+def _columns_said(path: object, names: list[str]) -> str:
+    return f"{path} (its columns: {', '.join(map(repr, names[:8]))}{', ...' if len(names) > 8 else ''})"
 
 
 def _beside_note(manifest: str | None) -> str:
@@ -1418,6 +1430,9 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False,
                 skipped.add("manifest line not JSON in UTF-8", where)
                 continue
             keys = _manifest_keys(row)
+            if keys is None and isinstance(row, dict) and _unread_kind(list(map(str, row))) == MISPAIRED:
+                skipped.add(MISPAIRED_LINE, where)  # ({"image", "text"}: which name to change, as a folder's is told)
+                continue
             if keys is None:
                 skipped.add('manifest line without both "image" and "caption" (or "file_name" and "text", "caption" or '
                             '"prompt"; names are case-sensitive)', where)
@@ -1519,6 +1534,10 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
         delimiter, names, first = _csv_header(lines, manifest)
         fed[0] = 0  # (the header's bytes, and a sep= line's, are no row's: the first row was bounded by less)
         keys = _manifest_keys(names)
+        if keys is None and _unread_kind(names) == MISPAIRED:
+            # (given as the source, "image,text" was told "no columns ... name them so" of columns it has, not which
+            # to rename: as a folder's metadata.csv is said; one without a picture or caption column is told that)
+            raise DataError(COLUMN_NOTES[MISPAIRED](f"manifest {_columns_said(manifest, names)}").removeprefix("; "))
         if keys is None:
             raise DataError(f"manifest {manifest} has no columns {KEYS_SAID} in its header row, line {first} (found: "
                             f"{', '.join(map(repr, names[:8])) or 'none'}); name them so there")
