@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY_CAPTIONS, one_line_failure, run
 from t2i_cli import data
 from t2i_cli.models import tokenizer
-from test_s41_imagefolder import jsonl, pictures
+from test_s41_imagefolder import captions_by_name, jsonl, pictures
 
 
 def _own_tokenizer_json() -> dict:
@@ -70,3 +70,56 @@ def test_an_image_text_manifest_given_as_the_source_is_told_which_column_to_rena
     assert got.every == {data.MISPAIRED_LINE: [f"{ds / 'captions.jsonl'} line 1"]}
     assert '("image" pairs with "caption" only, "file_name" with "text", "caption" or "prompt": rename one)' in \
         data.MISPAIRED_LINE
+
+
+def test_data_caption_captions_the_pictures_a_manifest_above_does_not_name(tmp_path: Path):
+    """`t2i data caption ds/train` beside ds/metadata.csv naming one of its three pictures refused the whole folder
+    ("move it away first"): pictures added to a Hugging Face split after its manifest was written could not be
+    captioned without moving the dataset's own manifest. Now those it names are left as they are (their captions
+    are there) and the others are captioned; training on ds then reads every picture, each captioned once."""
+    ds = pictures(tmp_path / "ds", "train/red_bird.png", "train/blue_fish.png", "train/green_cat.png")
+    (ds / "metadata.csv").write_text("file_name,text\ntrain/red_bird.png,a small red bird\n")
+    warned = (f"warning: {ds / 'metadata.csv'} names 1 of the pictures here without a caption: give {ds} as the "
+              f"source to read it; those pictures are left as they are (their captions are there)")
+    dry = run("data", "caption", ds / "train", "--dry-run")
+    assert dry.exit_code == 0 and warned in dry.stderr.splitlines(), dry.stderr
+    assert dry.stdout.splitlines()[:2] == [f"{ds / 'train/blue_fish.txt'}: blue fish",
+                                           f"{ds / 'train/green_cat.txt'}: green cat"]
+    r = run("data", "caption", ds / "train")
+    assert r.exit_code == 0 and warned in r.stderr.splitlines(), r.stderr
+    assert sorted(p.name for p in (ds / "train").glob("*.txt")) == ["blue_fish.txt", "green_cat.txt"]
+    assert r.stdout.strip().endswith(f"then train with: t2i train --data {ds}")  # (the folder that reads them all)
+    got = data.open_source(str(ds), 16, val_fraction=0.0)
+    assert captions_by_name(got, ds) == {"train/blue_fish.png": ["blue fish"], "train/green_cat.png": ["green cat"],
+                                         "train/red_bird.png": ["a small red bird"]}
+    assert got.skipped_message() is None
+    again = run("data", "caption", ds / "train")  # nothing left: it says so, and where the rest's captions are
+    assert again.exit_code == 0 and warned in again.stderr.splitlines(), again.stderr
+    assert again.stdout.strip() == f"nothing to write: every picture under {ds / 'train'} has a caption"
+
+
+def test_a_manifest_of_another_name_above_the_folder_is_looked_for_too(tmp_path: Path):
+    """ds/metadata.csv naming train/a.png was said by `data preview ds/train` (give ds), but ds/captions.jsonl (or a
+    captions.csv), a manifest t2i reads as the source, was not looked for: the folder said its pictures had no
+    caption and offered `t2i data caption`, whose captions by name duplicate the manifest's. Now it is named, with
+    itself as the source to give, and `data caption` leaves the pictures it names as they are."""
+    ds = pictures(tmp_path / "ds", "train/red_bird.png", "train/blue_fish.png")
+    jsonl(ds / "metrics.jsonl", [{"step": 1, "loss": 2.0}])  # (no manifest: passed over)
+    jsonl(ds / "captions.jsonl", [{"image": "train/red_bird.png", "caption": "a small red bird"}])
+    line = one_line_failure(run("data", "preview", ds / "train", "--out", tmp_path / "p.png"), 1)
+    assert line.endswith(f"; {ds / 'captions.jsonl'} names 1 of the pictures here without a caption: give "
+                         f"{ds / 'captions.jsonl'} as the source to read it"), line
+    assert "data caption" not in line
+    r = run("data", "caption", ds / "train")
+    assert r.exit_code == 0, r.stderr
+    assert f"{ds / 'captions.jsonl'} names 1 of the pictures here without a caption" in r.stderr
+    assert sorted(p.name for p in (ds / "train").glob("*.txt")) == ["blue_fish.txt"]
+    assert r.stdout.strip().endswith(f"then train with: t2i train --data {ds / 'train'}")
+    (ds / "train/blue_fish.txt").unlink()
+    (ds / "captions.jsonl").unlink()
+    (tmp_path / "captions.csv").write_text("image;caption\nds/train/blue_fish.png;a blue fish\n")  # two folders up
+    with pytest.raises(data.NothingUsable) as e:
+        data.open_source(str(ds / "train"), 16)
+    said = str(e.value)
+    assert said.endswith(f"; {tmp_path / 'captions.csv'} names 1 of the pictures here without a caption: give "
+                         f"{tmp_path / 'captions.csv'} as the source to read it"), said

@@ -2176,16 +2176,17 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             refuse(f"{clean(plan.manifest)}, beside pictures without a .txt caption, is a manifest whose captions "
                    f"training reads with: t2i train --data {shell_word(plan.manifest)}; to caption the pictures by "
                    f"{by_files} anyway, move it out of the folder first")
-        elif plan.above and writing:
-            # ds/metadata.csv naming train/a.png, `data caption ds/train`: a caption by name beside each, trained
-            # with the manifest's as one of theirs when ds is given
-            refuse(f"{clean(plan.above)}; to caption the pictures here by {by_files} anyway, move it away first")
         elif plan.manifest_lines and writing:
             # lines of a metadata.jsonl the folder reads that are left out may name pictures without a caption: a
             # caption by name beside them, once they are fixed, trained as one of theirs (it wrote them unsaid)
             refuse(f"the manifests under {clean(folder)} have lines left out ({clean(plan.manifest_lines)}) that may "
                    f"caption pictures this would caption by {by_names}; fix those lines first (t2i data preview "
                    f"{shell_word(folder)} --list-skipped lists them)")
+        if plan.above and plan.manifest is None:
+            # ds/metadata.csv naming train/a.png, `data caption ds/train`: those pictures are left as they are (a
+            # caption by name beside each trained with the manifest's as one of theirs when ds is given); the
+            # others are captioned (the whole folder was refused, "move it away first", though it named only some)
+            warn(f"{clean(plan.above)}; those pictures are left as they are (their captions are there)")
         if plan.unnamed_pictures and writing:
             # (a metadata.csv of "filename,text" beside them: its captions, once its picture column is named so,
             # are trained with these as one of theirs; said, not refused: t2i cannot tell it names them)
@@ -2236,7 +2237,7 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             first = written[0]
             out.print(f"wrote {counted(len(written), 'caption file')} under {clean(folder)} (e.g. {clean(first)}: "
                       f"{clean(plan.writes[first][0])!r}); read them over, then train with: t2i train --data "
-                      f"{shell_word(folder)}", markup=False, highlight=False, soft_wrap=True)
+                      f"{shell_word(plan.above_source or folder)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _list_skipped(every: dict[str, list[str]]) -> None:

@@ -551,6 +551,10 @@ class Skips(Counter):
         # open_source to name where a picture left out as an "empty caption" has it (it named the picture alone)
         self.empty_rows: dict[Path, str] = {}
         self.empty_named: list[Path] = []  # ... those without a caption file either: without any caption (_scan_folder)
+        # a folder's pictures without a caption that a manifest above it names with one (_key; _manifest_above):
+        # `t2i data caption` leaves them as they are
+        self.above_named: set[str] = set()
+        self.above_source: Path | None = None  # ... and the folder that reads the first, a metadata.jsonl or .csv
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
         """n more items left out for why: where is the first of them, rest the others (when n > 1). Every one
@@ -699,15 +703,15 @@ def _above_note(said: str | None) -> str:
     return "" if said is None else f"; {said}"
 
 
-def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
-    """How many rows of a manifest above a folder name one of wanted (pictures of the folder without a caption,
-    by _key) with a caption (a row whose caption is empty holds none: the folder given was refused, and the one
+def _rows_above(manifest: Path, wanted: set[str]) -> tuple[set[str], bool]:
+    """Those of wanted (pictures of the folder without a caption, by _key) that rows of a manifest above a folder
+    name with a caption (a row whose caption is empty holds none: the folder given was refused, and the one
     named, read, left the picture out as an "empty caption"), in its first MAX_ABOVE bytes, and whether it holds
-    more; (0, False) where it is no caption manifest or cannot be read (it is read only to say where to look:
-    training on its folder refuses what is wrong in it)."""
+    more; (set(), False) where it is no caption manifest or cannot be read (it is read only to say where to look:
+    training on it refuses what is wrong in it)."""
     import csv
 
-    n = 0
+    n: set[str] = set()
     try:
         with _open_manifest(manifest, "") as f:
             if manifest.suffix.lower() == ".csv":
@@ -720,8 +724,8 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
                 for row in csv.reader(lines, delimiter=delimiter):
                     fed[0] = 0
                     if len(row) > max(at) and not blank(row[at[1]]) \
-                            and _key(manifest.parent / row[at[0]].strip()) in wanted:
-                        n += 1
+                            and (k := _key(manifest.parent / row[at[0]].strip())) in wanted:
+                        n.add(k)
                     if f.tell() > MAX_ABOVE:
                         return n, bool(f.read(1))
             else:
@@ -732,8 +736,8 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[int, bool]:
                         row = None
                     keys = _manifest_keys(row)
                     if keys is not None and isinstance(row[keys[0]], str) and _holds_caption(row[keys[1]]) and \
-                            _key(manifest.parent / row[keys[0]]) in wanted:
-                        n += 1
+                            (k := _key(manifest.parent / row[keys[0]])) in wanted:
+                        n.add(k)
                     if f.tell() > MAX_ABOVE:
                         return n, bool(f.read(1))
     except (OSError, ValueError, RecursionError, DataError, csv.Error):
@@ -1158,23 +1162,38 @@ def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tu
     return _kept_captions(lines, image, skipped)
 
 
-def _manifest_above(folder: Path, wanted: set[str]) -> str | None:
-    """Where a metadata.jsonl or metadata.csv in one of the ABOVE_LEVELS folders above folder (any letter case) names
-    pictures of folder without a caption (wanted, by _key), what to say: how many it names and the folder to give
-    (Hugging Face's imagefolder reads a manifest above a split's folder: ds/metadata.csv naming "train/a.png")."""
+def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str], Path | None]:
+    """Where a manifest in one of the ABOVE_LEVELS folders above folder names pictures of folder without a caption
+    (wanted, by _key), what to say of the first such: how many it names and what to give, and those pictures, of
+    every such manifest (`t2i data caption` leaves them as they are). A metadata.jsonl or metadata.csv (any letter
+    case) is read by a folder source: the folder to give (Hugging Face's imagefolder reads a manifest above a
+    split's folder: ds/metadata.csv naming "train/a.png"); a manifest of another name (ds/captions.jsonl, a .csv of
+    a manifest's columns: MAX_LOOKED_AT of them a folder) is read as the source alone: it, to give (a manifest of
+    that name beside the pictures is said, BESIDE; one above was not looked for); and the folder to give, where
+    it is a metadata.jsonl or metadata.csv (a folder source reads the others' pictures too)."""
     at = Path(os.path.abspath(folder))
+    said, named, give = None, set(), None
     for up in itertools.islice(at.parents, ABOVE_LEVELS):
         try:
-            names = sorted(n for n in os.listdir(up) if n.lower() in FOLDER_MANIFESTS)
+            names = os.listdir(up)
         except OSError:
             continue
-        for name in names:
-            if (up / name).is_file():
-                n, more = _rows_above(up / name, wanted)
-                if n:
-                    return (f"{up / name} names {n}{' or more' if more else ''} of the pictures here without a "
-                            f"caption: give {shell_word(up)} as the source to read it")
-    return None
+        own = sorted(n for n in names if n.lower() in FOLDER_MANIFESTS)
+        other = sorted(n for n in names if n.lower() not in FOLDER_MANIFESTS
+                       and os.path.splitext(n)[1].lower() in (".jsonl", ".csv"))
+        for name in [*own, *other[:MAX_LOOKED_AT]]:
+            manifest = up / name
+            if name in other and not (_looks_like_csv_manifest(manifest) if manifest.suffix.lower() == ".csv"
+                                      else _looks_like_manifest(manifest)):
+                continue  # (a run's metrics.jsonl, a spreadsheet of something else: not read 16 MiB into)
+            if manifest.is_file():
+                rows, more = _rows_above(manifest, wanted)
+                if rows and said is None:
+                    said = (f"{manifest} names {len(rows)}{' or more' if more else ''} of the pictures here without a "
+                            f"caption: give {shell_word(up if name in own else manifest)} as the source to read it")
+                    give = up if name in own else None  # (a manifest alone reads none of the folder's other captions)
+                named |= rows
+    return said, named, give
 
 
 def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
@@ -1311,7 +1330,8 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                   if p.parent in above and p not in read and p.name.lower() in FOLDER_MANIFESTS)
         if (columns := next(filter(None, map(_columns_unread, itertools.islice(unread, MAX_LOOKED_AT))), None)):
             skipped.add(*columns)
-        if (said := _manifest_above(folder, uncaptioned_keys)) is not None:
+        said, skipped.above_named, skipped.above_source = _manifest_above(folder, uncaptioned_keys)
+        if said is not None:
             skipped.add(ABOVE, said)
         if found is not None:
             skipped.add(BESIDE, found)
@@ -1360,14 +1380,21 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     left_out = sum(len(skipped.every.get(why, [])) for why in CAPTION_FILE_LEFT_OUT)
     # (a picture a manifest row names with an empty caption, and no caption file, has none: training leaves it out
     # as an "empty caption", and this said "every picture has a caption")
-    plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out - len(skipped.empty_named),
+    # (a picture a manifest above names with a caption has it there: captioning it by name too trained it under
+    # two captions, so the whole folder was refused, though the manifest named only some of its pictures)
+    above = [p for p in map(Path, skipped.every.get(UNCAPTIONED, [])) if _key(p) in skipped.above_named]
+    plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out - len(skipped.empty_named)
+                       + len(above),
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
-                       above=skipped.first.get(ABOVE, ""), unnamed_pictures=skipped.first.get(NO_PICTURE_COLUMN, ""),
+                       above=skipped.first.get(ABOVE, ""), above_source=skipped.above_source,
+                       unnamed_pictures=skipped.first.get(NO_PICTURE_COLUMN, ""),
                        mispaired=skipped.first.get(MISPAIRED, ""),
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
                        manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))
     for picture in [*map(Path, skipped.every.get(UNCAPTIONED, [])), *skipped.empty_named]:
+        if _key(picture) in skipped.above_named:
+            continue
         if source == "folder":
             # the folder's name as reached (a link named for its class, to a folder named otherwise, is named by
             # the link); FOLDER given as . or .. resolved (`cd cats; t2i data caption . --from folder`)
