@@ -123,3 +123,50 @@ def test_a_manifest_of_another_name_above_the_folder_is_looked_for_too(tmp_path:
     said = str(e.value)
     assert said.endswith(f"; {tmp_path / 'captions.csv'} names 1 of the pictures here without a caption: give "
                          f"{tmp_path / 'captions.csv'} as the source to read it"), said
+
+
+def _case_insensitive(monkeypatch) -> None:
+    """Path's look-ups (exists, is_file, is_dir, stat, resolve) as on macOS' or Windows' file systems, which find
+    img_1.png by the name IMG_1.PNG too; listing a folder gives the names as written, as there."""
+    import os
+    import pathlib
+
+    def on_disk(path: Path) -> Path:
+        at = Path(path.anchor)
+        for part in path.parts[1:]:
+            if not os.path.lexists(at / part):
+                alike = [n for n in (os.listdir(at) if os.path.isdir(at) else []) if n.casefold() == part.casefold()]
+                if len(alike) != 1:
+                    return path
+                part = alike[0]
+            at = at / part
+        return at
+
+    for name in ("exists", "is_file", "is_dir", "stat", "resolve"):
+        plain = getattr(pathlib.Path, name)
+        monkeypatch.setattr(pathlib.Path, name, lambda self, *a, _plain=plain, **k: _plain(
+            on_disk(Path(os.path.abspath(self))), *a, **k))
+
+
+def test_a_row_in_other_letter_case_is_told_alike_on_a_case_insensitive_file_system(tmp_path: Path, monkeypatch):
+    """A folder's metadata.csv naming "IMG_1.PNG" for img_1.png: on Linux the row is counted as naming the file in
+    other letter case, and the picture as without a caption; on macOS or Windows the row's path opened the file, so
+    the picture was read through the row AND counted as without a caption (and the row's pair validated on a picture
+    the folder also said was unusable). The row is now matched against the scan's own names, which do not depend on
+    the file system: told the same on both."""
+    ds = pictures(tmp_path / "ds", "photos/img_1.png", "b.png")
+    (ds / "metadata.csv").write_text("file_name,text\nPhotos/IMG_1.PNG,a red square\nb.png,a blue square\n")
+
+    def told() -> tuple[dict, dict]:
+        got = data.open_source(str(ds), 16, list_skipped=True)
+        return captions_by_name(got, ds), got.every
+
+    linux = told()
+    assert linux == ({"b.png": ["a blue square"]},
+                     {data.MISCASED: [f"{ds / 'Photos/IMG_1.PNG'} (named in {ds / 'metadata.csv'} line 2; on disk: "
+                                      f"{ds / 'photos/img_1.png'})"],
+                      data.UNCAPTIONED: [str(ds / "photos/img_1.png")]})
+    with monkeypatch.context() as m:
+        _case_insensitive(m)
+        assert (ds / "Photos/IMG_1.PNG").is_file()  # (the simulation holds)
+        assert told() == linux

@@ -334,7 +334,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     kept: dict[Path, bytes] = {}  # the first `keep` usable pictures' RGB bytes at `side`, from their check
     listings: dict[Path, dict[str, list[str]]] = {}  # a folder a missing picture's path goes through: its names, folded
     rows_from = len(pairs) - skipped.rows_left  # (a folder's: its manifests' rows naming none of its pictures)
-    miscased: set[str] = set()  # the files on disk that rows name in other letter case (_key)
+    miscased = set(skipped.miscased)  # the files on disk that rows name in other letter case (_key)
     for done, (image, lines) in enumerate(pairs):
         if checking is not None and done % 16 == 0:
             checking(done, len(pairs))
@@ -554,6 +554,7 @@ class Skips(Counter):
         # a folder's pictures without a caption that a manifest above it names with one (_key; _manifest_above):
         # `t2i data caption` leaves them as they are
         self.above_named: set[str] = set()
+        self.miscased: set[str] = set()  # a folder's pictures its manifests' rows name in other letter case (_key)
         self.above_source: Path | None = None  # ... and the folder that reads the first, a metadata.jsonl or .csv
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
@@ -1031,6 +1032,12 @@ def _folded(stem: Path) -> Path:
     return stem.parent / unicodedata.normalize("NFC", unicodedata.normalize("NFC", stem.name).casefold())
 
 
+def _folded_path(path: Path) -> str:
+    """A path as macOS' and Windows' file systems compare it, every part of it: absolute, letter case aside, composed
+    (NFC) or decomposed accents alike."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", os.path.abspath(path)).casefold())
+
+
 def _folder_manifests(files: list[Path]) -> list[Path]:
     """The Hugging Face-style manifests a folder source reads among its files (regular ones): metadata.jsonl and
     metadata.csv (any letter case), unless one holds no captions (a classification folder's "file_name" and
@@ -1077,6 +1084,8 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
     inside_real = os.path.join(unicodedata.normalize("NFC", os.path.realpath(folder)), "")
     run_keys = {key(r) for r in runs}
     listed_keys: set[str] | None = None  # every file the scan listed, made only when a row names none of its pictures
+    # ... and its pictures by their paths folded (letter case, accents' form), made only when a row names none
+    by_fold: dict[str, Path | None] | None = None
     named: dict[Path, list[tuple[Path, list[str]]]] = {}
     left: list[tuple[Path, list[str]]] = []
     for manifest in manifests:
@@ -1116,8 +1125,19 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
             else:
                 if listed_keys is None:
                     listed_keys = {key(p) for p in listed}
+                if by_fold is None:
+                    by_fold = {}
+                    for p in pictures:
+                        by_fold[_folded_path(p)] = p if _folded_path(p) not in by_fold else None
                 if at in listed_keys:
                     skipped.add(NOT_PICTURE_ROW, where)
+                elif (other := by_fold.get(_folded_path(image))) is not None:
+                    # a picture of the folder named in other letter case alone (IMG_1.PNG for img_1.png): told here,
+                    # from the scan's names, as the file system of Linux tells it (_in_other_case); one of macOS or
+                    # Windows, which finds img_1.png by either name, read the row's picture and counted the same
+                    # picture as without a caption too
+                    skipped.add(MISCASED, f"{image} (named in {manifest} line {line}; on disk: {other})")
+                    skipped.miscased.add(key(other))
                 else:  # (read untrimmed: trimmed here, as the manifest source trims its rows)
                     left.append((image, _kept_captions(captions, image, skipped)))
                     skipped.rows_left_at.append(f"{manifest} line {line}")
