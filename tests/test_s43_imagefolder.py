@@ -170,3 +170,26 @@ def test_a_row_in_other_letter_case_is_told_alike_on_a_case_insensitive_file_sys
         _case_insensitive(m)
         assert (ds / "Photos/IMG_1.PNG").is_file()  # (the simulation holds)
         assert told() == linux
+
+
+def test_a_null_caption_is_an_empty_one_and_a_url_is_said_as_such(tmp_path: Path):
+    """A Hugging Face metadata.jsonl as pandas' to_json writes it: a missing caption is null, and a scraped set's rows
+    may name their pictures by URL. A null caption was a line "whose caption is not a string" (so the picture that
+    line names was "without a caption", the manifest said to name none of those, and `data caption` refused the
+    folder over that line); now it is an empty caption, as a CSV's empty field is, and `data caption` captions it.
+    A URL was a "missing image" at a path made of it (ds/https:/example.com/x.png); now counted as a URL."""
+    ds = pictures(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    jsonl(ds / "metadata.jsonl", [{"file_name": "red_bird.png", "text": "a red bird", "label": 3},
+                                  {"file_name": "blue_fish.png", "text": None},
+                                  {"file_name": "https://example.com/x.png", "text": "a green cat"}])
+    got = data.open_source(str(ds), 16, list_skipped=True)
+    assert captions_by_name(got, ds) == {"red_bird.png": ["a red bird"]}
+    assert got.every == {"empty caption": [f"{ds / 'blue_fish.png'} (named in {ds / 'metadata.jsonl'} line 2)"],
+                         data.URL_ROW: [f"{ds / 'metadata.jsonl'} line 3 (https://example.com/x.png)"]}
+    assert "names none of those without a caption" not in got.skipped_message()
+    r = run("data", "caption", ds)
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in ds.glob("*.txt")) == ["blue_fish.txt"]
+    (ds / "captions.csv").write_text("image,caption\nhttp://example.com/y.png,a cat\nred_bird.png,a bird\n")
+    manifest = data.open_source(str(ds / "captions.csv"), 16, list_skipped=True)
+    assert manifest.every == {data.URL_ROW: [f"{ds / 'captions.csv'} line 2 (http://example.com/y.png)"]}

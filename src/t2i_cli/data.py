@@ -619,6 +619,10 @@ NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, N
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
 MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '
                   '"file_name" with "text", "caption" or "prompt": rename one)')
+# a manifest's picture given as a URL (a scraped dataset's "url" renamed file_name; https://...): it was a "missing
+# image" at the manifest's folder / "https:/host/..." (a path made of the URL)
+URL_ROW = "manifest line naming its picture by a URL (t2i reads pictures on disk: download them and write their paths)"
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -1099,7 +1103,7 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
             continue
         skipped.merge(said)
         for why, n in said.items():
-            if why not in NOTES and why != TOO_MANY_CAPTIONS:
+            if why not in NOTES and why not in (TOO_MANY_CAPTIONS, URL_ROW):  # (a URL names no picture to caption)
                 count, first = skipped.manifest_lines.get(why, (0, said.first.get(why, str(manifest))))
                 skipped.manifest_lines[why] = (count + n, first)
         for (image, captions), line in zip(rows, said.lines, strict=True):
@@ -1485,11 +1489,17 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False,
                             '"prompt"; names are case-sensitive)', where)
                 continue
             image, caption = row[keys[0]], row[keys[1]]
-            captions = [caption] if isinstance(caption, str) else caption
+            # (null: a missing caption as pandas' to_json and Hugging Face's datasets write one, an empty caption as a
+            # CSV's empty field is; it was a line "whose caption is not a string", and the picture a folder's manifest
+            # named so "without a caption" that the manifest "names none of")
+            captions = [] if caption is None else [caption] if isinstance(caption, str) else caption
             if not isinstance(image, str) or not isinstance(captions, list) or \
                     not all(isinstance(c, str) for c in captions):
                 skipped.add('manifest line whose "image" is not a string or "caption" not a string or a list of '
                             'strings', where)
+                continue
+            if _URL.match(image):
+                skipped.add(URL_ROW, f"{where} ({image[:200]})")
                 continue
             captions = [c.strip() for c in captions if not blank(c)]
             if sum(map(len, captions)) > MAX_CAPTION_FILE:  # what a caption file may hold
@@ -1618,6 +1628,9 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
                     skipped.add(f"manifest row with more fields than its header row (a caption holding a "
                                 f"{'tab' if delimiter == chr(9) else repr(delimiter)[1:-1]} not quoted? quote it)",
                                 where)
+                    continue
+                if _URL.match(row[image_at].strip()):
+                    skipped.add(URL_ROW, f"{where} ({row[image_at].strip()[:200]})")
                     continue
                 caption = row[caption_at].strip()
                 kept = [] if blank(caption) else [caption]
