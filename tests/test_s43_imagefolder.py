@@ -193,3 +193,21 @@ def test_a_null_caption_is_an_empty_one_and_a_url_is_said_as_such(tmp_path: Path
     (ds / "captions.csv").write_text("image,caption\nhttp://example.com/y.png,a cat\nred_bird.png,a bird\n")
     manifest = data.open_source(str(ds / "captions.csv"), 16, list_skipped=True)
     assert manifest.every == {data.URL_ROW: [f"{ds / 'captions.csv'} line 2 (http://example.com/y.png)"]}
+
+
+def test_a_csv_manifest_of_another_name_beside_the_pictures_is_named_as_a_jsonl_one_is(tmp_path: Path):
+    """A captions.jsonl beside pictures without a caption is named (give it as the source), and `data caption`
+    refuses to caption its pictures by name; a captions.csv of file_name,text went unsaid: the folder offered `t2i
+    data caption`, which wrote captions by name over the manifest's. A .csv of other columns is no manifest."""
+    ds = pictures(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "sizes.csv").write_text("width,height\n16,16\n")
+    (ds / "other.csv").write_bytes(b"\xff\xfe" + "image,caption\n".encode("utf-16-le"))  # (unreadable: no manifest)
+    line = one_line_failure(run("data", "preview", ds, "--out", tmp_path / "p.png"), 1)
+    assert "data caption" in line and "it holds a manifest" not in line, line
+    (ds / "captions.csv").write_text("file_name,text\nred_bird.png,a red bird\nblue_fish.png,a blue fish\n")
+    line = one_line_failure(run("data", "preview", ds, "--out", tmp_path / "p.png"), 1)
+    assert line.endswith(f"; it holds a manifest: give {ds / 'captions.csv'} as the source"), line
+    line = one_line_failure(run("data", "caption", ds), 1)
+    assert line.startswith(f"error: {ds / 'captions.csv'}, beside pictures without a .txt caption, is a manifest "
+                           f"whose captions training reads with: t2i train --data {ds / 'captions.csv'}"), line
+    assert not list(ds.glob("*.txt"))

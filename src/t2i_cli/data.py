@@ -1207,7 +1207,7 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
                        and os.path.splitext(n)[1].lower() in (".jsonl", ".csv"))
         for name in [*own, *other[:MAX_LOOKED_AT]]:
             manifest = up / name
-            if name in other and not (_looks_like_csv_manifest(manifest) if manifest.suffix.lower() == ".csv"
+            if name in other and not (_looks_like_csv_manifest(manifest, False) if manifest.suffix.lower() == ".csv"
                                       else _looks_like_manifest(manifest)):
                 continue  # (a run's metrics.jsonl, a spreadsheet of something else: not read 16 MiB into)
             if manifest.is_file():
@@ -1346,10 +1346,13 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         # (or above them, up to folder: a metadata.csv naming "train/a.png", as Hugging Face's imagefolder reads it)
         above = {q for p in uncaptioned_in for q in (p, *p.parents) if q == folder or folder in q.parents}
         read = set(manifests)  # (those the folder read are not "a manifest it does not read")
+        # (a .csv of another name, captions.csv, whose header names a manifest's columns, is one as a captions.jsonl is:
+        # it went unsaid, and `t2i data caption` captioned its pictures by their names)
         beside = (p for p in sorted(files) if p.parent in above and p not in read
-                  and (p.suffix.lower() == ".jsonl" or p.name.lower() == "metadata.csv"))
+                  and p.suffix.lower() in (".jsonl", ".csv"))
         found = next((p for p in itertools.islice(beside, MAX_LOOKED_AT)
-                      if (_looks_like_csv_manifest if p.suffix.lower() == ".csv" else _looks_like_manifest)(p)), None)
+                      if (_looks_like_csv_manifest(p, p.name.lower() == "metadata.csv") if p.suffix.lower() == ".csv"
+                          else _looks_like_manifest(p))), None)
         unread = (p for p in sorted(files)
                   if p.parent in above and p not in read and p.name.lower() in FOLDER_MANIFESTS)
         if (columns := next(filter(None, map(_columns_unread, itertools.islice(unread, MAX_LOOKED_AT))), None)):
@@ -1565,15 +1568,15 @@ def _csv_header(lines: Iterator[str], manifest: Path) -> tuple[str, list[str], i
     return delimiter, [n.strip().lower() for n in names], first  # (a spreadsheet's "File_Name" is that column too)
 
 
-def _looks_like_csv_manifest(path: Path) -> bool:
+def _looks_like_csv_manifest(path: Path, unsure: bool = True) -> bool:
     """Whether a metadata.csv's header row names a manifest's columns ("file_name" and "text", or "image" and
     "caption"): a Hugging Face classification folder's metadata.csv ("file_name", "label") holds no captions. One
-    whose header cannot be read (UTF-16, a CR alone) is taken as one: training on it says what to fix."""
+    whose header cannot be read (UTF-16, a CR alone) is taken as one (unsure): training on it says what to fix."""
     try:
         with _open_manifest(path, "") as f:
             _, names, _ = _csv_header(_csv_lines(f, path, [0]), path)
     except DataError:
-        return True
+        return unsure
     return _manifest_keys(names) is not None
 
 
