@@ -211,3 +211,17 @@ def test_a_csv_manifest_of_another_name_beside_the_pictures_is_named_as_a_jsonl_
     assert line.startswith(f"error: {ds / 'captions.csv'}, beside pictures without a .txt caption, is a manifest "
                            f"whose captions training reads with: t2i train --data {ds / 'captions.csv'}"), line
     assert not list(ds.glob("*.txt"))
+
+
+def test_a_windows_drive_path_is_said_as_such(tmp_path: Path):
+    """A manifest written on Windows names C:\\data\\a.png: told "write /" for its backslashes, after which
+    C:/data/a.png was a plain "missing image" (at the manifest's folder / "C:/data/a.png"). Both are now told that a
+    drive's path means nothing here, in a folder's manifest and in one given as the source."""
+    ds = pictures(tmp_path / "ds", "a.png", "b.png")
+    (ds / "metadata.csv").write_text("file_name,text\nC:\\data\\a.png,a red square\nD:/data/b.png,a blue one\n"
+                                     "b.png,a blue square\n")
+    for source in (ds, ds / "metadata.csv"):
+        got = data.open_source(str(source), 16, list_skipped=True)
+        assert set(got.every) == ({data.WINDOWS_DRIVE, data.UNCAPTIONED} if source == ds else {data.WINDOWS_DRIVE})
+        assert len(got.every[data.WINDOWS_DRIVE]) == 2
+    assert "write it relative to the manifest's folder" in data.WINDOWS_DRIVE

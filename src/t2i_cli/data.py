@@ -354,6 +354,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                 continue
             if not image.is_file():
                 skipped.add("image path naming a folder" if image.is_dir() else
+                            WINDOWS_DRIVE if os.sep == "/" and _DRIVE.search(str(image)) and not image.exists() else
                             "missing image (its path holds a \\, which is no folder separator here: write /)"
                             if "\\" in str(image) and os.sep == "/" and not image.exists() else "missing image",
                             f"{image} ({named_in})" if named_in else image)
@@ -623,6 +624,12 @@ MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("i
 # image" at the manifest's folder / "https:/host/..." (a path made of the URL)
 URL_ROW = "manifest line naming its picture by a URL (t2i reads pictures on disk: download them and write their paths)"
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+# ... or by a Windows drive's path (C:\\Users\\me\\a.png, C:/data/a.png: a manifest written on Windows) where that means
+# nothing: it was "missing image", or "write /" for the backslashes, after which it was still missing (the manifest's
+# folder / "C:/data/a.png")
+WINDOWS_DRIVE = ("missing image (its path starts with a Windows drive, C:, which is no path here: write it relative "
+                 "to the manifest's folder)")
+_DRIVE = re.compile(r"(?:^|/)[A-Za-z]:[\\/]")
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
