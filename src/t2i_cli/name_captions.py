@@ -378,8 +378,8 @@ class CaptionPlan:
     # link to a missing file): never written, and not "made meanwhile by something else"
     manifest_lines: str = ""  # the folder's manifests' lines left out, counted by reason ('' none): they may name
     # pictures this would caption by their names
-    above: str = ""  # what a metadata.jsonl or .csv above the folder that names its pictures without a caption says
-    # ('' none; data._manifest_above): their captions are there, and those pictures are left as they are
+    above: str = ""  # what a manifest above the folder (metadata.*, captions.jsonl) naming its uncaptioned pictures
+    # says ('' none; data._manifest_above): their captions are there, and those pictures are left as they are
     above_source: Path | None = None  # ... and the folder that reads it and the others' captions (ds), if any
     unnamed_pictures: str = ""  # a metadata.jsonl or .csv beside them of captions whose picture column t2i does not
     # read ("filename,text"), with its columns ('' none): their captions may be there
