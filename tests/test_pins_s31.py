@@ -270,14 +270,15 @@ def _data_folder(folder: Path, n: int = 30) -> Path:
 
 def test_eval_data_without_a_clip_does_not_refuse_guidance_stop(tmp_path):
     """eval --data of weights without clip.safetensors draws no picture: its --guidance-stop with --guidance 1
-    is not refused (there is nothing it would stop, nor anything drawn); it says the sampling options change
-    nothing, and measures the dVAE as ever."""
+    is not refused as having nothing to stop (nor is anything drawn); since session 43 (tests/test_s43_refusals)
+    both are refused as changing nothing there, in one line."""
     folder = build_tiny_folder(tmp_path / "w", with_clip=False)
     data = _data_folder(tmp_path / "data")
     r = run("eval", "--data", data, "--n", "2", "--weights", folder, "--guidance", "1", "--guidance-stop", "0.5",
             "--json", tmp_path / "e.json")
-    assert r.exit_code == 0, r.stderr
-    assert "the sampling options change nothing" in r.stderr and (tmp_path / "e.json").is_file(), r.stderr
+    assert r.exit_code == 2 and "has nothing to stop" not in r.stderr, r.stderr
+    assert "--guidance 1 and --guidance-stop 0.5 change nothing with --data" in r.stderr, r.stderr
+    assert not (tmp_path / "e.json").exists()
 
 
 def test_eval_data_takes_guidance_stop_when_a_later_val_caption_draws_regions(tmp_path):

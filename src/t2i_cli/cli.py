@@ -2495,6 +2495,8 @@ def eval_cmd(ctx: typer.Context,
                 raise UsageError(f"--draws {draws} draws images of each val caption for the CLIP to score, and "
                                  f"{folder} has no clip.safetensors, so none is drawn; leave --draws out (the dVAE is "
                                  f"measured as ever), or give weights with a CLIP")
+            if not (folder / "clip.safetensors").is_file():
+                refuse_undrawn_sampling(ctx, folder)
             _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws, force,
                        images_dir, regional_asked="regional" in given_options(ctx))
             return
@@ -2638,6 +2640,26 @@ def _keep_judged(pipe, sampling, candidates: int, eval_seed: int, folder: Path):
                     f"seed{eval_seed}-{task}-{i:03d}-{'pass' if passed else 'fail'}", "--images")
 
     return keep
+
+
+def refuse_undrawn_sampling(ctx: typer.Context, folder: Path) -> None:
+    """eval --data of weights without clip.safetensors draws no picture (nothing would score it): a sampling option
+    given there at other than its default changes nothing (it was taken, and a warning said so once the work was
+    done); its default asks for nothing and is taken. --seed and --precision still count (the names of --images'
+    files and the record; the transformer's bits per code)."""
+    from dataclasses import fields
+
+    from t2i_cli.sampling_config import SamplingConfig
+
+    given, defaults = given_options(ctx), SamplingConfig()
+    moot = [f"{flag(f.name)} {ctx.params[f.name]:g}" for f in fields(SamplingConfig)
+            if f.name in given and ctx.params[f.name] != getattr(defaults, f.name)]
+    if moot:
+        named = moot[0] if len(moot) == 1 else f"{', '.join(moot[:-1])} and {moot[-1]}"
+        raise UsageError(f"{named} change{'s' if len(moot) == 1 else ''} nothing with --data and {folder}, which has "
+                         f"no clip.safetensors, so no picture is drawn (the dVAE and the transformer's bits per code "
+                         f"are measured as ever); leave {'it' if len(moot) == 1 else 'them'} out, or give weights "
+                         f"with a CLIP")
 
 
 def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,

@@ -1,0 +1,64 @@
+"""Session 43: refusal leftovers. Options that change nothing on a path are refused in one line (not warned of
+after the work), a device this machine cannot run is refused before a --prompts pipe is read, and counts have
+stated bounds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import build_tiny_folder, one_line_failure, run
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory) -> Path:
+    """Tiny weights without clip.safetensors."""
+    return build_tiny_folder(tmp_path_factory.mktemp("bare") / "weights", with_clip=False)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A captioned folder of 24 small pictures (a val split of a few)."""
+    folder = tmp_path_factory.mktemp("data") / "d"
+    folder.mkdir()
+    for i in range(24):
+        Image.new("RGB", (16, 16), (i * 8, 90, 200 - i * 5)).save(folder / f"p{i}.png")
+        (folder / f"p{i}.txt").write_text("a red bird\n")
+    return folder
+
+
+# ------------------------------------------------------------------------------ eval --data without a CLIP: sampling
+@pytest.mark.parametrize("options, named", [
+    (["--temperature", "0.5"], "--temperature 0.5 changes nothing"),
+    (["--top-k", "3", "--jacobi", "4"], "--top-k 3 and --jacobi 4 change nothing"),
+    (["--guidance", "1", "--guidance-stop", "0.5"], "--guidance 1 and --guidance-stop 0.5 change nothing"),
+    (["--top-p", "0.9", "--regional", "0", "--guidance-start", "2"],
+     "--top-p 0.9, --guidance-start 2 and --regional 0 change nothing"),
+])
+def test_eval_data_without_a_clip_refuses_sampling_options(bare, data, tmp_path, options, named):
+    """`eval --data` of weights without clip.safetensors draws no picture: a sampling option given there was taken,
+    and a warning said after the work that the sampling options change nothing. Now it is refused in one line that
+    names each option and what to do, before anything is measured or written."""
+    line = one_line_failure(run("eval", "--data", data, "--n", "2", "--weights", bare, "--device", "cpu",
+                                *options, "--json", tmp_path / "e.json"), 2)
+    assert named in line, line
+    assert "no clip.safetensors" in line and "give weights with a CLIP" in line, line
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_eval_data_without_a_clip_takes_default_sampling_values_and_its_own_options(bare, data, tmp_path):
+    """A sampling option at its default asks for nothing and is taken (as --draws 1 is); --seed and --precision,
+    which still count there, are taken; the warning that no CLIP scores anything stays. (--temperature 0.7 beside
+    them is refused.)"""
+    common = ("eval", "--data", data, "--n", "2", "--weights", bare, "--device", "cpu", "--seed", "5")
+    assert "--temperature 0.7 changes nothing" in one_line_failure(run(*common, "--temperature", "0.7"), 2)
+    r = run("eval", "--data", data, "--n", "2", "--weights", bare, "--device", "cpu", "--temperature", "1",
+            "--guidance", "3", "--top-k", "0", "--seed", "5", "--precision", "fp32", "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, r.stderr
+    assert "no CLIP cosine or distance" in r.stderr, r.stderr
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["seed"] == 5 and result["precision"] == "fp32" and result["draws"] == 0
+
