@@ -62,3 +62,54 @@ def test_eval_data_without_a_clip_takes_default_sampling_values_and_its_own_opti
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["seed"] == 5 and result["precision"] == "fp32" and result["draws"] == 0
 
+
+# ------------------------------------------------------------------ generate --prompts - --device cuda: before the pipe
+def test_generate_refuses_a_missing_cuda_before_it_reads_the_prompts(bare, monkeypatch):
+    """`(sleep 30; echo x) | t2i generate --prompts - --device cuda` on a machine without CUDA waited for the pipe
+    to close, then said there is no CUDA GPU: it is said before the prompts are read (a machine without CUDA is
+    made here by the probe's answer; the prompts are never read)."""
+    import t2i_cli.cli as cli
+
+    def never(*a, **k):
+        raise AssertionError("the prompts were read before the device was refused")
+
+    monkeypatch.setattr(cli, "read_prompts", never)
+    monkeypatch.setattr(cli, "cuda_surely_absent", lambda: True, raising=False)
+    line = one_line_failure(run("generate", "--prompts", "-", "--device", "cuda", "--weights", bare), 2)
+    assert line == "error: --device cuda was asked for but no CUDA GPU is available; use --device cpu or auto", line
+    for device in ("cuda:1", "mps"):  # (not t2i's device names: refused before the pipe too)
+        assert f"got {device!r}" in one_line_failure(run("generate", "--prompts", "-", "--device", device), 2)
+
+
+class _Driver:
+    """A stand-in for libcuda: cuInit's and cuDeviceGetCount's results."""
+
+    def __init__(self, init: int, count: int):
+        self.init, self.count = init, count
+
+    def cuInit(self, flags):  # noqa: N802 (the driver's name)
+        return self.init
+
+    def cuDeviceGetCount(self, ref):  # noqa: N802
+        ref._obj.value = self.count
+        return 0
+
+
+@pytest.mark.parametrize("driver, absent", [(None, True), (_Driver(100, 0), True), (_Driver(0, 0), True),
+                                            (_Driver(0, 2), False)])
+def test_cuda_surely_absent_asks_the_driver_without_torch(monkeypatch, driver, absent):
+    """The probe generate asks before it reads a pipe: no driver library, a driver that cannot start (cuInit's
+    CUDA_ERROR_NO_DEVICE) or finds no GPU is no CUDA; a driver that finds GPUs leaves the answer to torch."""
+    import ctypes
+    import sys
+
+    import t2i_cli.cli as cli
+
+    def load(name, *a, **k):
+        if driver is None:
+            raise OSError(f"{name}: cannot open shared object file")
+        return driver
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", load)
+    assert cli.cuda_surely_absent() is absent

@@ -979,14 +979,16 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     if image is not None and "keep_top" in given and isinstance(keep_top, float) and not 0 < keep_top < 1:
         raise UsageError(f"--keep-top must be in (0, 1), above 0 and below 1 (the share of rows kept), got "
                          f"{keep_top}")  # (image_prompt.check_keep_top's words: it imports torch)
-    from t2i_cli.sampling_config import DEVICES, MAX_REDRAWS, PRECISIONS
+    from t2i_cli.sampling_config import DEVICES, MAX_REDRAWS, PRECISIONS, no_cuda
 
     if image is not None and not 1 <= redraws <= MAX_REDRAWS:
         raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {redraws}")
     if params.get("precision") not in (None, "auto", *PRECISIONS):  # (pipeline.from_folder's words)
         raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {params['precision']!r}")
-    if params.get("device") not in (None, *DEVICES):  # (devices.resolve_device's words; cuda's presence needs torch)
+    if params.get("device") not in (None, *DEVICES):  # (devices.resolve_device's words)
         raise UsageError(f"--device must be auto, cpu or cuda, got {params['device']!r}")
+    if params.get("device") == "cuda" and cuda_surely_absent():  # (it was said once a piped file had closed)
+        raise no_cuda()
     for path in (image, mask):  # (image_prompt.file_sha256's words, said again once the file is read)
         if path is not None and not path.exists():
             raise DataError(f"cannot read {path}: No such file or directory; check the path")
@@ -995,6 +997,26 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     if params.get("weights") is not None and not (folder := weights_folder(params["weights"])).exists():
         raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
     return candidates, given
+
+
+def cuda_surely_absent() -> bool:
+    """Whether this machine has no CUDA GPU for torch, found without importing torch (generate --prompts, before it
+    reads a pipe; importing torch then would also load libgomp before bound_spinning sets its spinning, and skip
+    the inference lock): no CUDA driver library (Linux's libcuda.so.1; macOS has none), or a driver that finds no
+    GPU (CUDA_VISIBLE_DEVICES="" too). False where it cannot tell: devices.resolve_device decides once the models
+    load (a CPU-only torch on a machine with a GPU is refused there)."""
+    import ctypes
+
+    if sys.platform == "darwin":
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        return driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1
+    except (OSError, AttributeError):  # (no driver library; one without the driver API's functions)
+        return True
 
 
 def _image_spec(image: Optional[Path], mask: Optional[Path], keep_top: float, redraws: int,

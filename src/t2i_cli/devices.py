@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from t2i_cli.errors import UsageError, option
-from t2i_cli.sampling_config import DEVICES  # noqa: F401 (torch-free, for generate's checks before a pipe is read)
+from t2i_cli.sampling_config import DEVICES, no_cuda  # (torch-free, for generate's checks before a pipe is read)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -25,8 +25,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"{option('device', 'cuda')} was asked for but no CUDA GPU is available; use "
-                         f"{option('device', 'cpu')} or auto")
+        raise no_cuda()
     return torch.device(name)
 
 

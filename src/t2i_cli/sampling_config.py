@@ -17,6 +17,13 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
 
 
+def no_cuda() -> UsageError:
+    """The refusal of a CUDA device on a machine without one (devices.resolve_device's, and generate's before a
+    --prompts pipe is read)."""
+    return UsageError(f"{option('device', 'cuda')} was asked for but no CUDA GPU is available; use "
+                      f"{option('device', 'cpu')} or auto")
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """How image codes are drawn from the transformer's logits."""
