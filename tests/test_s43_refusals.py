@@ -113,3 +113,22 @@ def test_cuda_surely_absent_asks_the_driver_without_torch(monkeypatch, driver, a
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setattr(ctypes, "CDLL", load)
     assert cli.cuda_surely_absent() is absent
+
+
+# ------------------------------------------------------------------------------------------------- rerank --top N
+def test_rerank_top_has_a_stated_bound(tmp_path, data):
+    """`rerank DIR --top 100000000000` was taken (a sheet of every picture of a prompt, however many); --top is
+    bounded as generate's --n and --candidates are (MAX_N, stated in --help), refused in one line before any
+    picture is scored or anything written; the bound itself is taken."""
+    import shutil
+
+    from t2i_cli.cli import MAX_N
+
+    weights, data = build_tiny_folder(tmp_path / "w"), Path(shutil.copytree(data, tmp_path / "d"))
+    line = one_line_failure(run("rerank", data, "--top", 100000000000, "--weights", weights, "--device", "cpu"), 2)
+    assert line == f"error: --top must be in 0..{MAX_N} (0 = no sheet), got 100000000000", line
+    assert not (data / "ranking.json").exists()
+    assert f"0..{MAX_N}" in run("rerank", "--help").stdout
+    r = run("rerank", data, "--top", MAX_N, "--weights", weights, "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in data.glob("ranking-top-*.png")) == ["ranking-top-000.png"]

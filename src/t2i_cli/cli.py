@@ -2274,7 +2274,8 @@ def rerank(folder: Path = typer.Argument(...,
                                          help="Folder of images (PNG files from `t2i generate` carry their prompt)."),
            prompt: Optional[str] = typer.Option(None, "--prompt",
                                                 help="Score every image against this prompt instead."),
-           top: int = typer.Option(0, "--top", help="Write a contact sheet of the best K per prompt."),
+           top: int = typer.Option(0, "--top", help=f"Write a contact sheet of the best K per prompt (0..{MAX_N}, "
+                                                      f"as many as generate draws of a prompt; 0 = no sheet)."),
            link_best: bool = typer.Option(False, "--link-best",
                                           help="Copy the best --top K into FOLDER/best/ (t2i's earlier copies that "
                                                "are no longer among them are removed while FOLDER still holds the "
@@ -2310,6 +2311,8 @@ def rerank(folder: Path = typer.Argument(...,
 
         if top < 0 or (link_best and top < 1):
             raise UsageError("--top must be 0 or more, and --link-best needs --top K with K >= 1")
+        if top > MAX_N:  # (a sheet of every picture of a prompt, however many: --top 100000000000 was taken)
+            raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {top}")
         if prompt is not None and blank(prompt):
             raise UsageError("--prompt is empty; give the text the images should match")
         rr.check_folder(folder)
