@@ -132,3 +132,29 @@ def test_rerank_top_has_a_stated_bound(tmp_path, data):
     r = run("rerank", data, "--top", MAX_N, "--weights", weights, "--device", "cpu", "-q")
     assert r.exit_code == 0, r.stderr
     assert sorted(p.name for p in data.glob("ranking-top-*.png")) == ["ranking-top-000.png"]
+
+
+# ----------------------------------------------------------------------------- --top-k 1's copies: one rule, two voices
+def test_greedy_copies_are_one_rule_said_in_the_callers_words():
+    """cli.refuse_greedy_copies (flags) and sampling.refuse_greedy_copies (keywords) were two copies of one rule;
+    the command line now calls the one in sampling_config (torch-free), which the API's calls too, with each
+    caller's words kept byte for byte."""
+    import t2i_cli.cli as cli
+    from t2i_cli import sampling_config
+    from t2i_cli.errors import UsageError
+    from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
+
+    assert cli.refuse_greedy_copies is sampling_config.refuse_greedy_copies
+    with pytest.raises(UsageError) as e:
+        cli.refuse_greedy_copies("--n", 3, " and --strength 1")
+    assert str(e.value) == ("--n 3 with --top-k 1 and --strength 1 draws 3 copies of one image (--top-k 1 always takes "
+                            "the most likely code); leave --n out for one image, or give --top-k 0 or above 1 to draw "
+                            "different ones")
+    with pytest.raises(UsageError) as e:
+        refuse_greedy_copies(SamplingConfig(top_k=1), 4, name="draws")
+    assert str(e.value) == ("draws=4 with top_k=1 draws 4 copies of one image (top_k=1 always takes the most likely "
+                            "code); ask for draws=1, or give a top_k of 0 or above 1 to draw different ones")
+    cli.refuse_greedy_copies("--n", 1)  # one image: nothing to refuse
+    refuse_greedy_copies(SamplingConfig(top_k=1), 1)
+    refuse_greedy_copies(SamplingConfig(top_k=2), 4)
+

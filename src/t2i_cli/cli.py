@@ -32,6 +32,7 @@ from t2i_cli.prompt_file import (
     check_negative,
     read_prompts,
 )
+from t2i_cli.sampling_config import refuse_greedy_copies  # (torch-free: checked before a pipe is read)
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -1959,17 +1960,6 @@ def refuse_moot_greedy(ctx: typer.Context) -> None:
         raise UsageError(f"{' and '.join(moot)} change{'s' if len(moot) == 1 else ''} nothing with --top-k 1, which "
                          f"always takes the most likely code; leave {'it' if len(moot) == 1 else 'them'} out, or give "
                          f"--top-k above 1")
-
-
-def refuse_greedy_copies(option: str, count: int, also: str = "") -> None:
-    """Refuse drawing count > 1 images of one prompt (--n, --candidates, --keep, --redraws, --draws; vary's --n
-    with `also`, " and --strength 1") with --top-k 1: it takes the most likely code at every step, so each draw is
-    the same image (in bf16 a tie between two codes may split them into two near copies), and a reranker has
-    nothing to choose among."""
-    if count > 1:
-        raise UsageError(f"{option} {count} with --top-k 1{also} draws {count} copies of one image (--top-k 1 "
-                         f"always takes the most likely code); leave {option} out for one image, or give --top-k 0 "
-                         f"or above 1 to draw different ones")
 
 
 def given_options(ctx: typer.Context) -> set[str]:

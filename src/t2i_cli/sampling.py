@@ -11,6 +11,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from t2i_cli import sampling_config
 from t2i_cli.errors import UsageError, option
 from t2i_cli.models.transformer import KVCache, Transformer
 from t2i_cli.sampling_config import MAX_JACOBI, SamplingConfig  # noqa: F401 (re-exported: it was defined here)
@@ -27,22 +28,21 @@ PLACES = ("left", "right", "top", "bottom")  # the halves of the grid a region o
 
 
 def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: Any = None, name: str = "n") -> None:
-    """Refuse drawing copies of one image with top_k=1 (the command line's cli.refuse_greedy_copies, for a caller of
-    batches, __call__ or draw_each): it takes the most likely code at every step, so n > 1 images of one prompt (or
-    of an image prompt that keeps a fixed set of cells, or redraws every cell) are one image, and so are an
-    inpainting's redraws. A variation that keeps a random share of cells per image draws its own. name: the
+    """Refuse drawing copies of one image with top_k=1 (sampling_config.refuse_greedy_copies's rule, in the words of
+    a caller of batches, __call__ or draw_each): it takes the most likely code at every step, so n > 1 images of one
+    prompt (or of an image prompt that keeps a fixed set of cells, or redraws every cell) are one image, and so are
+    an inpainting's redraws. A variation that keeps a random share of cells per image draws its own. name: the
     caller's keyword for n (evaluate_model's candidates, evaluate_data's draws: they were refused as n=4). image: an
     image_prompt.ImagePrompt (not imported: the world's evaluation, a lower tier than the pipeline, calls this)."""
     if sampling.top_k != 1:
         return
-    greedy, other = option("top_k", 1), "a top_k of 0 or above 1"
     if image is not None and image.redraws > 1:
+        greedy = option("top_k", 1)
         raise UsageError(f"{option('redraws', image.redraws)} with {greedy} draws each image {image.redraws} times "
                          f"alike ({greedy} always takes the most likely code); build the image prompt with "
-                         f"{option('redraws', 1)}, or give {other}")
-    if n > 1 and (image is None or image.keep is not None or image.n_redrawn == image.codes.numel()):
-        raise UsageError(f"{option(name, n)} with {greedy} draws {n} copies of one image ({greedy} always takes the "
-                         f"most likely code); ask for {option(name, 1)}, or give {other} to draw different ones")
+                         f"{option('redraws', 1)}, or give a top_k of 0 or above 1")
+    if image is None or image.keep is not None or image.n_redrawn == image.codes.numel():
+        sampling_config.refuse_greedy_copies(name, n, keyword=True)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:

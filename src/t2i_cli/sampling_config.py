@@ -17,6 +17,26 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
 
 
+def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = False) -> None:
+    """Refuse drawing count > 1 images of one prompt with top-k 1: it takes the most likely code at every step, so
+    each draw is the same image (in bf16 a tie between two codes may split them into two near copies), and a
+    reranker has nothing to choose among. The one rule of the command line's counts (cli: --n, --candidates,
+    --keep, --redraws, --draws; vary's --n with `also`, " and --strength 1") and of the Python API's
+    (sampling.refuse_greedy_copies: n=, candidates=, draws=), in the caller's words: name is the flag the user
+    typed ("--n"; leave it out), or with keyword the keyword the caller passed ("n", said as errors.option says
+    it; ask for n=1)."""
+    if count <= 1:
+        return
+    if keyword:
+        named, greedy, one, other = option(name, count), option("top_k", 1), f"ask for {option(name, 1)}", \
+            "a top_k of 0 or above 1"
+    else:
+        named, greedy, one, other = f"{name} {count}", "--top-k 1", f"leave {name} out for one image", \
+            "--top-k 0 or above 1"
+    raise UsageError(f"{named} with {greedy}{also} draws {count} copies of one image ({greedy} always takes the most "
+                     f"likely code); {one}, or give {other} to draw different ones")
+
+
 def no_cuda() -> UsageError:
     """The refusal of a CUDA device on a machine without one (devices.resolve_device's, and generate's before a
     --prompts pipe is read)."""
