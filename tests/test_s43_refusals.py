@@ -158,3 +158,26 @@ def test_greedy_copies_are_one_rule_said_in_the_callers_words():
     refuse_greedy_copies(SamplingConfig(top_k=1), 1)
     refuse_greedy_copies(SamplingConfig(top_k=2), 4)
 
+
+# ---------------------------------------------------------------------------- generate builds its SamplingConfig once
+@pytest.mark.parametrize("prompts", [False, True])
+def test_generate_builds_its_sampling_config_once(bare, tmp_path, monkeypatch, prompts):
+    """generate built the SamplingConfig of its options twice (in _draw_counts, for the negative prompt's checks, and
+    again to draw): once now, the same one checked and drawn with (with --prompts too)."""
+    from t2i_cli.sampling_config import SamplingConfig
+
+    built, real = [], SamplingConfig.__post_init__
+
+    def counted(self):
+        real(self)
+        built.append(self)
+
+    monkeypatch.setattr(SamplingConfig, "__post_init__", counted)
+    source = ["a red bird"]
+    if prompts:
+        (tmp_path / "p.txt").write_text("a red bird\n")
+        source = ["--prompts", tmp_path / "p.txt"]
+    r = run("generate", *source, "--n", "1", "--temperature", "0.9", "--weights", bare, "--device", "cpu",
+            "--out", tmp_path / "out", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert len([s for s in built if s.temperature == 0.9]) == 1, built  # (the options'; the pipeline's own apart)

@@ -32,7 +32,7 @@ from t2i_cli.prompt_file import (
     check_negative,
     read_prompts,
 )
-from t2i_cli.sampling_config import refuse_greedy_copies  # (torch-free: checked before a pipe is read)
+from t2i_cli.sampling_config import SamplingConfig, refuse_greedy_copies  # (torch-free: checked before a pipe is read)
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -904,8 +904,8 @@ def generate(
             _name_paths([_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet)], [0],
                         as_json=as_json)
         else:
-            candidates, given = counted_options or _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates,
-                                                                image, mask, redraws)
+            candidates, given, sampling = counted_options or _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep,
+                                                                          candidates, image, mask, redraws)
             _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
             if top_k == 1 and spec is not None and "redraws" in spec:  # greedy: the K redraws are one image (more
@@ -915,7 +915,6 @@ def generate(
             auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1 and top_k != 1
             if candidates == 1:
                 candidates = None  # one draw, nothing to rerank: no CLIP needed
-            sampling = sampling_of(ctx)  # (its ranges, and the negative prompt's rules, checked by _draw_counts)
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
@@ -928,10 +927,11 @@ JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt de
 
 def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[str], n: int, seed: int, top_k: int,
                  keep: int, candidates: Optional[int], image: Optional[Path], mask: Optional[Path], redraws: int,
-                 ) -> tuple[Optional[int], set[str]]:
+                 ) -> tuple[Optional[int], set[str], SamplingConfig]:
     """generate's checks that need neither the prompts nor torch (run before a --prompts pipe is read): the prompt
     given once, --n, --seed, --candidates and --keep, --top-k 1's rules and --image's flags. Returns the candidates
-    to draw (the default ones for --keep alone) and the options given (less a --keep 1 that --top-k 1 makes moot)."""
+    to draw (the default ones for --keep alone), the options given (less a --keep 1 that --top-k 1 makes moot) and
+    the SamplingConfig of the options (its ranges and the negative prompt's rules checked: built once a command)."""
     given = given_options(ctx)
     if prompts is not None and prompt is not None:
         raise UsageError("give PROMPT or --prompts FILE, not both")
@@ -973,7 +973,8 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     # that never closes it, `tail -f`, kept the refusal waiting: the sampling settings' ranges (SamplingConfig, in
     # the torch-free sampling_config) and the negative prompt's rules among them)
     params = ctx.params
-    check_negative(params.get("negative"), sampling_of(ctx), asked=True)
+    sampling = sampling_of(ctx)
+    check_negative(params.get("negative"), sampling, asked=True)
     if image is not None and params.get("jacobi"):
         raise UsageError(JACOBI_WITH_IMAGE)
     keep_top = params.get("keep_top")
@@ -997,7 +998,7 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
             raise DataError(f"{path} is a folder; give an image file")
     if params.get("weights") is not None and not (folder := weights_folder(params["weights"])).exists():
         raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
-    return candidates, given
+    return candidates, given, sampling
 
 
 def cuda_surely_absent() -> bool:
