@@ -181,3 +181,20 @@ def test_generate_builds_its_sampling_config_once(bare, tmp_path, monkeypatch, p
             "--out", tmp_path / "out", "-q")
     assert r.exit_code == 0, r.stderr
     assert len([s for s in built if s.temperature == 0.9]) == 1, built  # (the options'; the pipeline's own apart)
+
+
+def test_generate_refuses_int8_on_cuda_before_it_reads_the_prompts(bare, monkeypatch):
+    """On a machine with CUDA, `generate --prompts - --device cuda --precision int8` read the pipe to its end, then
+    said int8 runs on the CPU only: said before the prompts are read, in the pipeline's words (a machine with CUDA
+    is made here by the probe's answer)."""
+    import t2i_cli.cli as cli
+
+    def never(*a, **k):
+        raise AssertionError("the prompts were read before the precision was refused")
+
+    monkeypatch.setattr(cli, "read_prompts", never)
+    monkeypatch.setattr(cli, "cuda_surely_absent", lambda: False, raising=False)
+    line = one_line_failure(run("generate", "--prompts", "-", "--device", "cuda", "--precision", "int8",
+                                "--weights", bare), 2)
+    assert line == ("error: --precision int8 runs on the CPU only (its kernel is PyTorch's CPU int8 matmul); use bf16 "
+                    "on a GPU"), line

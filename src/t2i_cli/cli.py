@@ -981,7 +981,7 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     if image is not None and "keep_top" in given and isinstance(keep_top, float) and not 0 < keep_top < 1:
         raise UsageError(f"--keep-top must be in (0, 1), above 0 and below 1 (the share of rows kept), got "
                          f"{keep_top}")  # (image_prompt.check_keep_top's words: it imports torch)
-    from t2i_cli.sampling_config import DEVICES, MAX_REDRAWS, PRECISIONS, no_cuda
+    from t2i_cli.sampling_config import DEVICES, MAX_REDRAWS, PRECISIONS, int8_off_cpu, no_cuda
 
     if image is not None and not 1 <= redraws <= MAX_REDRAWS:
         raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {redraws}")
@@ -991,6 +991,8 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
         raise UsageError(f"--device must be auto, cpu or cuda, got {params['device']!r}")
     if params.get("device") == "cuda" and cuda_surely_absent():  # (it was said once a piped file had closed)
         raise no_cuda()
+    if params.get("device") == "cuda" and params.get("precision") == "int8":  # (so was this, on a GPU machine)
+        raise int8_off_cpu()
     for path in (image, mask):  # (image_prompt.file_sha256's words, said again once the file is read)
         if path is not None and not path.exists():
             raise DataError(f"cannot read {path}: No such file or directory; check the path")

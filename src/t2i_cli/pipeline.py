@@ -15,7 +15,7 @@ from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import check_negative
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, refuse_greedy_copies, region_mask
-from t2i_cli.sampling_config import PRECISIONS
+from t2i_cli.sampling_config import PRECISIONS, int8_off_cpu
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
 
@@ -176,8 +176,7 @@ class TextToImage:
         if precision == "auto":
             precision = auto_precision(dev)
         if precision == "int8" and dev.type != "cpu":
-            raise UsageError(f"{option('precision', 'int8')} runs on the CPU only (its kernel is PyTorch's CPU int8 "
-                             f"matmul); use bf16 on a GPU")
+            raise int8_off_cpu()
         bf16_decoder = precision in ("bf16", "int8") and dev.type == "cpu" and native_bf16()
         # Each model that runs in bf16 is read into bf16 straight from the file (the casts below then have
         # nothing left to convert): no fp32 copy on the way, about 60 MB less at the peak of loading.

@@ -37,6 +37,13 @@ def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = 
                      f"likely code); {one}, or give {other} to draw different ones")
 
 
+def int8_off_cpu() -> UsageError:
+    """The refusal of int8 weights on a GPU (pipeline.from_folder's, and generate's before a --prompts pipe is read
+    where --device cuda is given)."""
+    return UsageError(f"{option('precision', 'int8')} runs on the CPU only (its kernel is PyTorch's CPU int8 matmul); "
+                      f"use bf16 on a GPU")
+
+
 def no_cuda() -> UsageError:
     """The refusal of a CUDA device on a machine without one (devices.resolve_device's, and generate's before a
     --prompts pipe is read)."""
