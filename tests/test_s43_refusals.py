@@ -198,3 +198,37 @@ def test_generate_refuses_int8_on_cuda_before_it_reads_the_prompts(bare, monkeyp
                                 "--weights", bare), 2)
     assert line == ("error: --precision int8 runs on the CPU only (its kernel is PyTorch's CPU int8 matmul); use bf16 "
                     "on a GPU"), line
+
+
+def test_generate_refuses_an_incomplete_weights_folder_before_it_reads_the_prompts(bare, tmp_path, monkeypatch):
+    """`generate --prompts - --weights DIR` with a DIR that lacks a file it needs (a tokenizer; the CLIP that
+    --candidates 3 reranks with) read the pipe to its end, then refused the folder: refused first now, in the
+    loader's words."""
+    import t2i_cli.cli as cli
+
+    def never(*a, **k):
+        raise AssertionError("the prompts were read before the weights folder was refused")
+
+    monkeypatch.setattr(cli, "read_prompts", never)
+    (tmp_path / "empty").mkdir()
+    line = one_line_failure(run("generate", "--prompts", "-", "--weights", tmp_path / "empty"))
+    assert line.startswith(f"error: {tmp_path / 'empty'} has no tokenizer.json; it is not a complete t2i weights "
+                           f"folder"), line
+    line = one_line_failure(run("generate", "--prompts", "-", "--candidates", "3", "--weights", bare))
+    assert line.startswith(f"error: {bare} has no clip.safetensors; it is not a complete t2i weights folder"), line
+
+
+def test_generate_says_no_shipped_weights_before_it_reads_the_prompts(monkeypatch):
+    """Where no trained weights are shipped (and none is named), `generate --prompts -` read the pipe to its end
+    before it said so: said first now."""
+    import t2i_cli.cli as cli
+
+    def never(*a, **k):
+        raise AssertionError("the prompts were read before the missing weights were said")
+
+    monkeypatch.setattr(cli, "read_prompts", never)
+    monkeypatch.setattr(cli, "shipped_weights", lambda: False)
+    monkeypatch.delenv("T2I_WEIGHTS", raising=False)
+    line = one_line_failure(run("generate", "--prompts", "-"))
+    assert line.startswith(f"error: no trained weights in {cli.REPO_WEIGHTS}") \
+        or line.startswith("error: this install of t2i carries no weights"), line

@@ -1000,7 +1000,21 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
             raise DataError(f"{path} is a folder; give an image file")
     if params.get("weights") is not None and not (folder := weights_folder(params["weights"])).exists():
         raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
+    if prompts is not None:  # (before the pipe is read: it was said once a piped file had closed)
+        _check_weights_files(weights_folder(params.get("weights")), candidates not in (None, 1))
     return candidates, given, sampling
+
+
+def _check_weights_files(folder: Path, need_clip: bool) -> None:
+    """Refuse, in the loader's words, no shipped weights, or a weights folder without a file it needs (need_clip:
+    a CLIP, to rerank --candidates N): torch is imported only where a file is missing (the command ends there)."""
+    _check_shipped(folder)
+    needed = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors") + ("clip.safetensors",) * need_clip
+    if not all((folder / name).is_file() for name in needed):
+        _imports_held("t2i_cli.weights")
+        from t2i_cli.weights import check_files
+
+        check_files(folder, need_clip)
 
 
 def cuda_surely_absent() -> bool:
@@ -1051,6 +1065,15 @@ def _image_flags(image: Optional[Path], mask: Optional[Path], given: set[str]) -
 def _load_pipeline(weights: Path, device: str, need_clip: bool = False, precision: str = "fp32",
                    clip_precision: str = "fp32"):
     """Load TextToImage, saying plainly when no trained weights are shipped (before torch is imported)."""
+    _check_shipped(weights)
+    from t2i_cli.pipeline import TextToImage
+
+    return TextToImage.from_folder(weights, device, need_clip=need_clip, precision=precision,
+                                   clip_precision=clip_precision)
+
+
+def _check_shipped(weights: Path) -> None:
+    """Refuse the shipped weights folder where no trained weights are shipped (without torch)."""
     if weights == REPO_WEIGHTS and not shipped_weights():
         if (REPO_WEIGHTS.parent / "pyproject.toml").is_file():  # a checkout of the repository
             raise T2IError(f"no trained weights in {weights}: restore the shipped ones (git checkout -- weights), "
@@ -1058,10 +1081,6 @@ def _load_pipeline(weights: Path, device: str, need_clip: bool = False, precisio
                            f"or set T2I_WEIGHTS=DIR")
         raise T2IError("this install of t2i carries no weights (they ship in the repository's weights/ folder); "
                        "pass --weights DIR or set T2I_WEIGHTS=DIR")
-    from t2i_cli.pipeline import TextToImage
-
-    return TextToImage.from_folder(weights, device, need_clip=need_clip, precision=precision,
-                                   clip_precision=clip_precision)
 
 
 def _warn_encoding(pipe, enc, what: str, quiet: bool, text_len: Optional[int] = None) -> None:

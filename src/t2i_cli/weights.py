@@ -443,6 +443,24 @@ def load_tokenizer(path: Path, advice: str = "re-export the weights folder") -> 
         raise WeightsError(f"{path} is not a valid tokenizer file ({e}); {advice}") from e
 
 
+def needed_files(need_clip: bool = False) -> tuple[str, ...]:
+    """The files a weights folder must hold to load (with need_clip, to rerank too)."""
+    return FILES[:3] + (FILES[3:] if need_clip else ())
+
+
+def check_files(folder: Path, need_clip: bool = False) -> None:
+    """Refuse a weights folder that is a file, is missing, or lacks a file it needs (load_folder's checks; generate
+    --prompts makes them before it reads a pipe, where one of the files is missing)."""
+    folder = Path(folder)
+    if folder.is_file():
+        raise WeightsError(f"{folder} is a file, not a weights folder; pass --weights with the folder that holds it")
+    if not folder.is_dir():
+        raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
+    for name in needed_files(need_clip):
+        if not (folder / name).is_file():
+            raise WeightsError(f"{folder} has no {name}; {_missing_advice(folder, name)}")
+
+
 def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False,
                 casts: dict[str, Casts] | None = None) -> Bundle:
     """Load tokenizer, dVAE, transformer and (if present) CLIP from a folder, checking they fit together;
@@ -452,13 +470,7 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
     casts = casts or {}
     device = resolve_device(device)  # ("gpu", or cuda without one: a clear refusal, as from_folder's)
     folder = Path(folder)
-    if folder.is_file():
-        raise WeightsError(f"{folder} is a file, not a weights folder; pass --weights with the folder that holds it")
-    if not folder.is_dir():
-        raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
-    for name in FILES[:3] + (FILES[3:] if need_clip else ()):
-        if not (folder / name).is_file():
-            raise WeightsError(f"{folder} has no {name}; {_missing_advice(folder, name)}")
+    check_files(folder, need_clip)
     tok = load_tokenizer(folder / "tokenizer.json")
     dvae = load_model(folder / "dvae.safetensors", "dvae", device, casts.get("dvae"))
     tr = load_model(folder / "transformer.safetensors", "transformer", device, casts.get("transformer"))
