@@ -232,3 +232,21 @@ def test_generate_says_no_shipped_weights_before_it_reads_the_prompts(monkeypatc
     line = one_line_failure(run("generate", "--prompts", "-"))
     assert line.startswith(f"error: no trained weights in {cli.REPO_WEIGHTS}") \
         or line.startswith("error: this install of t2i carries no weights"), line
+
+
+def test_generate_refuses_an_out_that_is_a_file_before_it_reads_the_prompts(bare, tmp_path, monkeypatch):
+    """`generate --prompts - --out FILE` (a file, or a path inside one) read the pipe to its end, then refused the
+    --out: refused first now, in make_folder's words."""
+    import t2i_cli.cli as cli
+
+    def never(*a, **k):
+        raise AssertionError("the prompts were read before --out was refused")
+
+    monkeypatch.setattr(cli, "read_prompts", never)
+    (tmp_path / "f").write_text("mine\n")
+    line = one_line_failure(run("generate", "--prompts", "-", "--weights", bare, "--out", tmp_path / "f"), 2)
+    assert line == f"error: --out {tmp_path / 'f'} exists and is not a folder; choose another with --out", line
+    line = one_line_failure(run("generate", "--prompts", "-", "--weights", bare, "--out", tmp_path / "f" / "x"), 2)
+    assert line == (f"error: --out {tmp_path / 'f' / 'x'} is inside {tmp_path / 'f'}, which is a file; choose "
+                    f"another with --out"), line
+    assert (tmp_path / "f").read_text() == "mine\n"

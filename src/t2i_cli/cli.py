@@ -1000,8 +1000,12 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
             raise DataError(f"{path} is a folder; give an image file")
     if params.get("weights") is not None and not (folder := weights_folder(params["weights"])).exists():
         raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
-    if prompts is not None:  # (before the pipe is read: it was said once a piped file had closed)
+    if prompts is not None:  # (before the pipe is read: each was said once a piped file had closed)
         _check_weights_files(weights_folder(params.get("weights")), candidates not in (None, 1))
+        if params.get("out_dir") is not None:  # an --out that is a file, inside one or a link to nothing
+            from t2i_cli.files import check_folder_path
+
+            check_folder_path(params["out_dir"], "--out")
     return candidates, given, sampling
 
 
