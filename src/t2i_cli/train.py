@@ -48,6 +48,7 @@ from t2i_cli.weights import (
     FORMAT,
     SECOND_CLIP,
     _holds_pictures,
+    checked_model,
     load_model,
     load_tensors,
     load_tokenizer,
@@ -57,6 +58,7 @@ from t2i_cli.weights import (
     save_model,
     save_tensors,
     tensor_bytes,
+    tensors_of,
     upgrade_config,
 )
 
@@ -1371,6 +1373,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     seen: dict[Path, Path] = {}  # a run folder (resolved) -> how it was given
     owner: dict[str, Path] = {}  # a planned file's name -> the run it comes from
     conflict: UsageError | None = None  # two runs' files differ: --force picks the later, once nothing else refuses
+    read = _reader()  # each file's bytes, read once: compared, checked and written from the same read
     for run_dir in map(Path, run_dirs):
         cfg = read_run_config(run_dir, "give export the folders of `t2i train` runs")
         if (first := seen.setdefault(run_dir.resolve(), run_dir)) is not run_dir:  # (a symlink or another spelling)
@@ -1406,7 +1409,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
             src = (synced if chosen in (None, final) else chosen) if name == model_name else run_dir / name
             if not src.is_file():
                 continue
-            if name in planned and not force and planned[name].read_bytes() != src.read_bytes():
+            if name in planned and not force and read(planned[name]) != read(src):
                 if name == "tokenizer.json":  # --force would make a folder that does not load
                     raise UsageError(f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ: "
                                      f"these runs were trained on different tokenizers; export runs that share one "
@@ -1422,12 +1425,14 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     configs = {}
     for name, src in planned.items():
         if src.suffix == ".safetensors":
-            _refuse_non_finite(src)
+            tensors, header = tensors_of(read(src), src)
+            _refuse_non_finite(src, tensors)
+            del tensors
             # and a model file that t2i could not load (a config missing or edited) is not exported either
             kind = "clip" if name == SECOND_CLIP else name.removesuffix(".safetensors")
-            configs[name] = load_model(src, kind).cfg
-    _refuse_misfits(to, planned, configs, model_runs)
-    _refuse_other_codes(planned, model_runs, to, owner)
+            configs[name] = checked_model(src, kind, header).cfg
+    _refuse_misfits(to, planned, configs, model_runs, read)
+    _refuse_other_codes(planned, model_runs, to, owner, read)
     if len(clip_runs) == 2:
         lens = [configs[n].text_len for n in ("clip.safetensors", SECOND_CLIP)]
         if lens[0] != lens[1]:
@@ -1443,11 +1448,11 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     for name, src in planned.items():
         target = to / name
         if src.suffix == ".safetensors" and half:
-            tensors, meta = load_tensors(src)
-            data = tensor_bytes({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, meta)
+            tensors, header = tensors_of(read(src), src)
+            data = tensor_bytes({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, header.meta)
         else:
-            data = src.read_bytes()
-        if target.is_file() and target.read_bytes() == data:
+            data = read(src)
+        if target.is_file() and read(target) == data:
             continue  # already there (the same export again)
         _refuse_overwrite(target, force, "" if force else _other_precision(target, src, half))
         writes.append((target, data))
@@ -1464,8 +1469,22 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     return atomic_write_set(writes)  # all or none: a stop between two files left one run's dVAE beside another's model
 
 
+def _reader() -> Callable[[Path], bytes]:
+    """A read of a file's bytes that reads each path once (an export compares, checks and writes each file from
+    one read: it read each model file three times, a tokenizer six). For the files of one export, under its lock."""
+    held: dict[Path, bytes] = {}
+
+    def read(path: Path) -> bytes:
+        if path not in held:
+            held[path] = Path(path).read_bytes()
+        return held[path]
+
+    return read
+
+
 def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path], to: Path | None = None,
-                        owner: dict[str, Path] | None = None) -> None:
+                        owner: dict[str, Path] | None = None,
+                        read: Callable[[Path], bytes] = Path.read_bytes) -> None:
     """Refuse to export a transformer beside another dVAE than the one it was trained on, unless that dVAE encodes
     the same codes (its encoder and codebook are the same tensors: a decoder fine-tune of it, what `--force` is
     for). The conflict's message suggested --force for any dVAE, and with it a transformer run and an unrelated
@@ -1481,7 +1500,7 @@ def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path], to: Pa
         own = run_dir / "dvae.safetensors"
         if not own.is_file() or own == dvae or read_run_config(run_dir).stage != "transformer":
             continue
-        if _other_codes(own, dvae):
+        if _other_codes(own, dvae, read):
             raise UsageError(f"{named} encodes other codes than the dVAE {run_dir} was trained on (their encoders or "
                              f"codebooks differ), so the exported folder would draw noise; a dVAE fits beside this "
                              f"transformer only when its decoder alone was fine-tuned from it (`t2i train --stage dvae "
@@ -1492,7 +1511,7 @@ def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path], to: Pa
     if not kept_dvae.is_file():
         return  # (nothing tells which codes the kept transformer reads)
     try:
-        differ = _other_codes(kept_dvae, dvae)
+        differ = _other_codes(kept_dvae, dvae, read)
     except WeightsError:
         return  # a damaged dVAE there is load's to name (and an export's to replace)
     if differ:
@@ -1502,19 +1521,20 @@ def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path], to: Pa
                          f"folder")
 
 
-def _other_codes(own: Path, dvae: Path) -> bool:
+def _other_codes(own: Path, dvae: Path, read: Callable[[Path], bytes] = Path.read_bytes) -> bool:
     """Whether dVAE file dvae encodes other codes than own: their encoders or codebooks differ (compared at fp16: a
     transformer trained on an `export --half` copy of the dVAE has its encoder rounded to fp16, and a decoder
     fine-tune of the fp32 original still encodes its codes)."""
-    if own.read_bytes() == dvae.read_bytes():
+    if read(own) == read(dvae):
         return False
-    mine, theirs = load_tensors(own)[0], load_tensors(dvae)[0]
+    mine, theirs = tensors_of(read(own), own)[0], tensors_of(read(dvae), dvae)[0]
     coding = [k for k in {*mine, *theirs} if k.startswith(("encoder.", "codebook."))]
     return not coding or any(k not in mine or k not in theirs or mine[k].shape != theirs[k].shape
                              or not torch.equal(mine[k].half(), theirs[k].half()) for k in coding)
 
 
-def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any], model_runs: list[Path]) -> None:
+def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any], model_runs: list[Path],
+                    read: Callable[[Path], bytes] = Path.read_bytes) -> None:
     """Refuse an export whose folder would not load, or would load a model beside another tokenizer than the one
     it was trained with: the files it writes and those of the folder it keeps (`export --force` of a transformer
     run and a CLIP run on another tokenizer wrote a folder that no command could use, or, with tokenizers of one
@@ -1545,14 +1565,14 @@ def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any],
         in_the_way = list(kept)
     final = planned.get("tokenizer.json", to / "tokenizer.json")
     if not problems and final.is_file():
-        text = final.read_bytes()
+        text = read(final)
         problems = [f"{run} was trained with another tokenizer than {final}" for run in model_runs
-                    if (run / "tokenizer.json").is_file() and (run / "tokenizer.json").read_bytes() != text]
+                    if (run / "tokenizer.json").is_file() and read(run / "tokenizer.json") != text]
         in_the_way = ["tokenizer.json"] if problems and "tokenizer.json" in kept else []
     old = to / "tokenizer.json"
     if not problems and new_tok is not None and "tokenizer.json" not in kept and old.is_file():
         models = [n for n in names if n != "tokenizer.json" and n in kept and n not in ("dvae.safetensors",)]
-        if models and old.read_bytes() != planned["tokenizer.json"].read_bytes():
+        if models and read(old) != read(planned["tokenizer.json"]):
             try:
                 load_tokenizer(old)  # (a damaged one trained nothing: replacing it is a repair)
             except WeightsError:
@@ -1568,10 +1588,10 @@ def _refuse_misfits(to: Path, planned: dict[str, Path], configs: dict[str, Any],
                          f"dVAE it was trained on); nothing was written")
 
 
-def _refuse_non_finite(path: Path) -> None:
+def _refuse_non_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """A model with NaN or infinite weights (a run that diverged before t2i stopped such runs) is not exported:
-    it would draw blank or noisy pictures, or fail inside sampling."""
-    bad = non_finite(load_tensors(path)[0])
+    it would draw blank or noisy pictures, or fail inside sampling. tensors: the file's."""
+    bad = non_finite(tensors)
     if bad:
         raise WeightsError(f"{path} holds NaN or infinite weights ({counted(len(bad), 'tensor')}, e.g. {bad[0]}): "
                            f"its training diverged; train it again with a lower --lr (nothing was exported)")

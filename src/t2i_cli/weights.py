@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted
@@ -108,13 +109,18 @@ def _open(path: Path, with_tensors: bool) -> tuple[Header, dict[str, torch.Tenso
     finally:
         if fd is not None:
             os.close(fd)
+    return Header(shapes, _t2i_meta(raw, path)), tensors
+
+
+def _t2i_meta(raw: dict[str, str], path: Path) -> dict[str, str]:
+    """The t2i metadata in a safetensors file's string metadata (raw)."""
     try:
         meta = json.loads(raw[META_KEY]) if META_KEY in raw else raw
     except (ValueError, RecursionError) as e:  # nested thousands deep: RecursionError
         raise WeightsError(f"{path} has unreadable t2i metadata ({e}); re-export it") from e
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise WeightsError(f"{path} has unreadable t2i metadata; re-export it")
-    return Header(shapes, meta), tensors
+    return meta
 
 
 def read_header(path: Path) -> Header:
@@ -131,6 +137,19 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read every tensor and the metadata of a safetensors file; never unpickles."""
     header, tensors = _open(path, with_tensors=True)
     return tensors, header.meta
+
+
+def tensors_of(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor], Header]:
+    """Every tensor and the header of a safetensors file's bytes, already read (path: the file they were read
+    from, named in errors), as load_tensors and read_header give them from the file; never unpickles."""
+    try:
+        tensors = st_load(data)  # (it checks the header, and that the bytes hold every tensor it declares)
+        head = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    except (SafetensorError, ValueError, RuntimeError, TypeError, RecursionError) as e:
+        raise WeightsError(f"{path} is not a readable safetensors file ({e}); re-export or re-download it") from e
+    raw = head.get("__metadata__") if isinstance(head, dict) else None  # (str -> str: st_load checked it)
+    shapes = {k: tuple(int(d) for d in tensors[k].shape) for k in sorted(tensors)}
+    return {k: tensors[k] for k in sorted(tensors)}, Header(shapes, _t2i_meta(raw or {}, path))
 
 
 def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -224,12 +243,13 @@ def save_model(model: nn.Module, path: Path, kind: str, half: bool = False, step
 Casts = dict[str, torch.dtype]  # tensor-name prefix ("" for every tensor) -> the dtype to load it in
 
 
-def file_config(path: Path, kind: str) -> tuple[Any, Header]:
+def file_config(path: Path, kind: str, header: Header | None = None) -> tuple[Any, Header]:
     """The config of the `kind` model a file holds, and the file's header, read from the header alone and checked
-    as load_model checks it: format, kind, a config present and one its class accepts."""
+    as load_model checks it: format, kind, a config present and one its class accepts (header: the file's, when
+    the caller has read it)."""
     if kind not in MODELS:
         raise ValueError(f"kind must be one of {', '.join(MODELS)}, got {kind!r}")
-    header = read_header(path)
+    header = read_header(path) if header is None else header
     meta = header.meta
     if meta.get("format") != FORMAT or meta.get("kind") != kind:
         raise WeightsError(f"{path} is not a t2i {kind} file (format {meta.get('format')!r}, kind "
@@ -252,20 +272,7 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: 
     tensors whose name starts with a prefix in that dtype (the longest prefix wins) instead of the model's
     own: a model meant to run in bf16 is converted from the file's fp16 once, without an fp32 copy on the
     way (the same values: fp16 -> fp32 is exact)."""
-    cfg, header = file_config(path, kind)
-    try:
-        check_budget(cfg)
-        # Checked before building: what is allocated is bounded by the file's own tensors (or a small model,
-        # built only to name the missing and unexpected tensors below).
-        if cfg.state_numel() > max(header.numel, MAX_UNBACKED):
-            raise WeightsError(f"{path} does not match its model (shape: its config describes "
-                               f"{cfg.state_numel():,} parameters, its tensors hold {header.numel:,}); "
-                               f"it belongs to another model or config")
-        with skipped_init():  # every parameter is then read from the file (check_state: all of them)
-            model = MODELS[kind][0](cfg)
-    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
-        raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
-    check_state(model, header.shapes, path)
+    model = checked_model(path, kind)
     tensors, _ = load_tensors(path)
     bad = non_finite(tensors)
     if bad:  # a NaN weight draws black or noisy pictures, or fails deep in sampling
@@ -285,6 +292,27 @@ def load_model(path: Path, kind: str, device: str | torch.device = "cpu", cast: 
     model.load_state_dict({k: v.to(dtype(k), copy=True) for k, v in tensors.items()}, assign=True)
     del tensors  # the file's memory map goes before the model moves
     return model.to(device).eval()
+
+
+def checked_model(path: Path, kind: str, header: Header | None = None) -> nn.Module:
+    """The `kind` model a file holds, built (its parameters not read, nor initialised) after every check load_model
+    makes from the header: format, kind, config, budget, and each tensor's name and shape. header: the file's,
+    when the caller has read it (`t2i export`, which reads each model file's bytes once)."""
+    cfg, header = file_config(path, kind, header)
+    try:
+        check_budget(cfg)
+        # Checked before building: what is allocated is bounded by the file's own tensors (or a small model,
+        # built only to name the missing and unexpected tensors below).
+        if cfg.state_numel() > max(header.numel, MAX_UNBACKED):
+            raise WeightsError(f"{path} does not match its model (shape: its config describes "
+                               f"{cfg.state_numel():,} parameters, its tensors hold {header.numel:,}); "
+                               f"it belongs to another model or config")
+        with skipped_init():  # every parameter is then read from the file (check_state: all of them)
+            model = MODELS[kind][0](cfg)
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
+    check_state(model, header.shapes, path)
+    return model
 
 
 INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_",

@@ -1,0 +1,103 @@
+"""Work done once: `t2i export` reads each file of the runs it exports once (it read each model file three
+times, a tokenizer six), `t2i data preview --crop` decodes each picture it shows once, and a 16-bit RGB PNG
+with a transparent colour is decoded once more, not twice (bench/read_once.py measures them)."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+import torch
+
+import t2i_cli.weights as weights
+from conftest import run
+
+
+def t2i(*args) -> None:
+    r = run(*args)
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """A tokenizer run, a dVAE run and a transformer run on them (tiny, a few steps)."""
+    root = tmp_path_factory.mktemp("s43")
+    torch.set_num_threads(1)
+    common = ["--preset", "tiny", "--workers", "0", "-q"]
+    t2i("train", "--stage", "tokenizer", "--out", root / "tok", "--preset", "tiny", "-q")
+    t2i("train", "--stage", "dvae", "--steps", "2", "--out", root / "dvae", *common)
+    t2i("train", "--stage", "transformer", "--steps", "1", "--dvae", root / "dvae", "--tokenizer", root / "tok",
+        "--out", root / "tr", *common)
+    return root
+
+
+def read_spy(monkeypatch) -> collections.Counter:
+    """(path, how) -> times: every whole read of a file (Path.read_bytes) and every safetensors open (with its
+    tensors or the header alone) while the test runs."""
+    seen: collections.Counter = collections.Counter()
+    real_read, real_open = Path.read_bytes, weights._open
+
+    def read_bytes(self):
+        seen[self.resolve(), "bytes"] += 1
+        return real_read(self)
+
+    def _open(path, with_tensors):
+        seen[Path(path).resolve(), "tensors" if with_tensors else "header"] += 1
+        return real_open(path, with_tensors)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(weights, "_open", _open)
+    return seen
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_export_reads_each_file_once(runs: Path, tmp_path: Path, monkeypatch, half: bool):
+    tr = runs / "tr"
+    expected = {name: (tr / name).read_bytes() for name in ("tokenizer.json", "dvae.safetensors",
+                                                             "transformer.safetensors")}
+    seen = read_spy(monkeypatch)
+    t2i("export", tr, "--to", tmp_path / "w", *(["--half"] if half else []))
+    for name in expected:
+        src = (tr / name).resolve()
+        assert seen[src, "bytes"] == 1, (name, seen)  # compared, checked and written from one read
+        assert seen[src, "tensors"] == 0, (name, seen)  # (two more reads: the NaN check and a load for the config)
+    monkeypatch.undo()
+    written = {p.name: p.read_bytes() for p in (tmp_path / "w").iterdir()}
+    if not half:
+        assert written == expected  # the same bytes as the run's files
+    else:
+        assert written["tokenizer.json"] == expected["tokenizer.json"]
+        for name in ("dvae.safetensors", "transformer.safetensors"):
+            mine, meta = weights.load_tensors(tr / name)
+            there, meta_there = weights.load_tensors(tmp_path / "w" / name)
+            assert meta_there == meta and there.keys() == mine.keys()
+            assert all(there[k].dtype == torch.float16 and torch.equal(there[k], v.half()) for k, v in mine.items())
+    # the same export again reads each source and each file there once, and writes nothing
+    seen = read_spy(monkeypatch)
+    t2i("export", tr, "--to", tmp_path / "w", *(["--half"] if half else []))
+    for name in expected:
+        assert seen[(tr / name).resolve(), "bytes"] == 1, (name, seen)
+        assert seen[(tmp_path / "w" / name).resolve(), "bytes"] == 1, (name, seen)
+        assert seen[(tr / name).resolve(), "tensors"] == 0, (name, seen)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in (tmp_path / "w").iterdir()} == written
+
+
+def test_export_still_refuses_a_model_with_nan_weights(runs: Path, tmp_path: Path):
+    """The NaN check now looks at the bytes the export writes: a NaN there is still refused, naming the file."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(runs / "tr", bad)
+    tensors, meta = weights.load_tensors(bad / "transformer.safetensors")
+    name = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = float("nan")
+    weights.save_tensors(bad / "transformer.safetensors", tensors, meta)
+    (bad / "checkpoint.safetensors").unlink(missing_ok=True)  # (its model would be exported instead)
+    r = run("export", bad, "--to", tmp_path / "w")
+    assert r.exit_code != 0
+    assert f"{bad / 'transformer.safetensors'} holds NaN or infinite weights (1 tensor, e.g. {name})" in r.stderr
+    assert not (tmp_path / "w").exists()
+
