@@ -101,3 +101,51 @@ def test_export_still_refuses_a_model_with_nan_weights(runs: Path, tmp_path: Pat
     assert f"{bad / 'transformer.safetensors'} holds NaN or infinite weights (1 tensor, e.g. {name})" in r.stderr
     assert not (tmp_path / "w").exists()
 
+
+def decodes(monkeypatch) -> list[tuple[int, int]]:
+    """The size of each picture Pillow decodes (a load with pixels to read) while the test runs."""
+    from PIL import ImageFile
+
+    sizes: list[tuple[int, int]] = []
+    real = ImageFile.ImageFile.load
+
+    def load(self):
+        if self.tile:
+            sizes.append(self.size)
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return sizes
+
+
+def picture_folder(folder: Path, n: int = 5) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(n):  # each of its own size: the decodes are told apart by it
+        Image.fromarray(rng.integers(0, 256, (60 + i, 80 + i, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+        (folder / f"p{i}.txt").write_text(f"picture number {i}")
+    return folder
+
+
+@pytest.mark.parametrize("flags", [["--crop", "0.6"], ["--crop", "0.8", "--flip"]])
+def test_data_preview_decodes_each_picture_once(tmp_path: Path, monkeypatch, flags: list[str]):
+    """--crop decodes a picture larger than the sheet's side; the check of the source decoded each shown picture
+    at the sheet's side (or at 8 pixels) and the sheet decoded it again at the crop's: now the check decodes it at
+    the crop's side and the sheet shows that decode. The same sheet either way (the same load_rgb call)."""
+    folder = picture_folder(tmp_path / "pics")
+    decode_spy = decodes(monkeypatch)
+    t2i("data", "preview", folder, "--out", tmp_path / "sheet.png", "--n", "3", "--side", "32", "-q", *flags)
+    sizes = [(80 + i, 60 + i) for i in range(5)]
+    assert sorted(decode_spy) == sizes, decode_spy  # each picture decoded once: the 3 shown and the 2 checked
+    first = (tmp_path / "sheet.png").read_bytes()
+    # the same pixels as a sheet made from a source opened without keeping its decodes (each decoded again)
+    from t2i_cli import data
+
+    dataset = data.open_source(str(folder), 32, keep=0)
+    dataset.augment = data.Augment(0, "--flip" in flags, float(flags[1]))
+    text = {"crop": flags[1], "flip": str("--flip" in flags).lower(), "seed": "0"}
+    data.preview(str(folder), tmp_path / "again.png", n=3, side=32, dataset=dataset, text=text)
+    assert (tmp_path / "again.png").read_bytes() == first

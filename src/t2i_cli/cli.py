@@ -2147,9 +2147,9 @@ def data_preview(ctx: typer.Context,
         target = preview_path(out_path, force)
         try:
             with progress_bar(quiet) as bar:
+                # each picture shown is decoded once: checked at the side the sheet (or its --crop) decodes it at
                 dataset = open_source(source, side, n_scenes=n, list_skipped=list_skipped, checking=checking_bar(bar),
-                                      keep=n if augment is None or augment.crop >= 1 else 0)  # (a crop
-                # is decoded larger: the check's decode at the sheet's side would be kept unused)
+                                      keep=n, keep_side=None if augment is None else augment.decoded_side(side))
         except NothingUsable as e:  # the list asked for is wanted most when nothing is left
             _list_skipped(e.every)
             raise

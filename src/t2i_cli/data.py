@@ -285,7 +285,8 @@ def check_source_name(source: str) -> None:
 
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
                 val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False,
-                checking: Callable[[int, int], None] | None = None, keep: int = 0) -> CaptionDataset:
+                checking: Callable[[int, int], None] | None = None, keep: int = 0,
+                keep_side: int | None = None) -> CaptionDataset:
     """Open a data source by name: world[:split] (its first n_scenes scenes), a folder of image/.txt pairs (and the
     pictures its metadata.jsonl and metadata.csv name), or a .jsonl or .csv manifest; images are side x side
     pixels. part "train" or "val" picks a folder's or manifest's
@@ -294,8 +295,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     every scene with its hard negative (WorldDataset). list_skipped keeps every file left out (`every`), not only
     the first of each reason (a large folder's list is not kept for a training run that only warns).
     checking(done, total) is called as a folder's or manifest's pictures are checked (each is decoded once).
-    keep: the first `keep` usable pictures are checked at `side` and the pixels of that decode kept, so a preview
-    that shows them does not decode them again (a large PNG takes seconds)."""
+    keep: the first `keep` usable pictures are checked at `side` (or keep_side: the side a preview's --crop decodes
+    them at) and the pixels of that decode kept, so a preview that shows them does not decode them again (a large
+    PNG takes seconds)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     source = os.fspath(source)  # (a Path, from Python)
@@ -331,7 +333,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     usable: list[tuple[Path, list[str]]] = []
     digests: list[str] = []  # the sha256 of each usable pair's image, which decides its side of the split
     seen: dict[tuple[str, tuple[str, ...]], Path] = {}  # (the image's sha256, its captions) -> the first such pair
-    kept: dict[Path, bytes] = {}  # the first `keep` usable pictures' RGB bytes at `side`, from their check
+    kept: dict[Path, bytes] = {}  # the first `keep` usable pictures' RGB bytes at keep_side, from their check
+    keep_side = side if keep_side is None else keep_side
     listings: dict[Path, dict[str, list[str]]] = {}  # a folder a missing picture's path goes through: its names, folded
     rows_from = len(pairs) - skipped.rows_left  # (a folder's: its manifests' rows naming none of its pictures)
     miscased = set(skipped.miscased)  # the files on disk that rows name in other letter case (_key)
@@ -363,7 +366,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             skipped.add(f"image path the file system cannot look up ({e.strerror or e})",
                         f"{image} ({named_in})" if named_in else image)
             continue
-        digest, why_not, pixels = _readable_digest(image, side if len(usable) < keep else None)
+        digest, why_not, pixels = _readable_digest(image, keep_side if len(usable) < keep else None)
         if why_not:
             skipped.add(why_not, image)
         elif (digest, tuple(lines)) in seen:  # a copy adds only weight (the split sets it beside its original)
@@ -409,7 +412,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                                                                           path if path.is_dir() else path.parent))
     for i, (image, _) in enumerate(chosen):
         if image in kept:
-            dataset._cache[i, side] = kept[image]
+            dataset._cache[i, keep_side] = kept[image]
             dataset._cached += len(kept[image])
     return dataset
 
