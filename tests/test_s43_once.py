@@ -149,3 +149,47 @@ def test_data_preview_decodes_each_picture_once(tmp_path: Path, monkeypatch, fla
     text = {"crop": flags[1], "flip": str("--flip" in flags).lower(), "seed": "0"}
     data.preview(str(folder), tmp_path / "again.png", n=3, side=32, dataset=dataset, text=text)
     assert (tmp_path / "again.png").read_bytes() == first
+
+
+def keyed_png16(path: Path, pixels, key: tuple[int, int, int]) -> Path:
+    """A 16-bit RGB PNG of these (h, w, 3) samples with the transparent colour key (tRNS)."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    a = np.asarray(pixels, dtype=np.uint16)
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in a)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", a.shape[1], a.shape[0], 16, 2, 0,
+                                                                          0, 0))
+                     + chunk(b"tRNS", struct.pack(">HHH", *key)) + chunk(b"IDAT", zlib.compress(raw))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_16_bit_png_whose_transparent_colour_marks_no_pixel_is_decoded_once(tmp_path: Path, monkeypatch):
+    """The low bytes of a 16-bit RGB PNG with a transparent colour were read by decoding the file a second time,
+    always; now only where some pixel's high bytes are the colour's. The same pixels either way: a pixel of the
+    colour's high bytes and other low bytes stays opaque, one of the whole colour is transparent."""
+    import numpy as np
+
+    from t2i_cli import images
+
+    key = (4096, 8192, 12288)
+    a = np.full((40, 50, 3), 300 * 256 // 3, dtype=np.uint16)  # no pixel near the colour
+    a[:, :25] = (60000, 0, 65535)
+    sizes = decodes(monkeypatch)
+    img = images.load_rgb(keyed_png16(tmp_path / "none.png", a, key), 40)
+    assert sizes == [(50, 40)]  # once: nothing to read the low bytes for
+    assert img.getpixel((2, 2)) == (234, 0, 255) and img.getpixel((38, 38)) == (100, 100, 100)
+    b = a.copy()
+    b[:20] = (4096 + 1, 8192, 12288)  # the colour's high bytes, other low bytes: opaque
+    b[20:, 25:] = key  # the colour: transparent (on the white background)
+    sizes.clear()
+    img = images.load_rgb(keyed_png16(tmp_path / "some.png", b, key), 40)
+    assert sizes == [(50, 40), (50, 40)]  # (the low bytes read where the high ones match)
+    assert img.getpixel((2, 2)) == (16, 32, 48) and img.getpixel((38, 38)) == images.BACKGROUND

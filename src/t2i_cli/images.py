@@ -172,9 +172,10 @@ def _grey_depth(im: Image.Image) -> int | None:
     return None
 
 
-def _low_bytes(im: Image.Image) -> Image.Image | None:
+def _low_bytes(im: Image.Image, decode: bool = True) -> Image.Image | bool | None:
     """The low bytes of a 16-bit RGB PNG's samples (Pillow keeps the high ones) as an RGB picture, read again from
-    its file; None where im is no such PNG read from a file (an 8-bit one), or the file no longer holds it."""
+    its file; None where im is no such PNG read from a file (an 8-bit one), or the file no longer holds it.
+    decode False: only whether it is such a PNG (True, else None), from its header: nothing is decoded."""
     if im.format != "PNG" or not isinstance(getattr(im, "filename", None), (str, Path)) or not im.filename:
         return None
     try:
@@ -183,6 +184,8 @@ def _low_bytes(im: Image.Image) -> Image.Image | None:
             if (tile is None or tile[3] != "RGB;16B" or again.size != im.size
                     or again.info.get("transparency") != im.info.get("transparency")):
                 return None
+            if not decode:
+                return True
             again.tile = [tile._replace(args="RGB;16L") if hasattr(tile, "_replace") else (*tile[:3], "RGB;16L")]
             again.load()  # (the same unpacker, a byte further: the low byte of each big-endian sample)
         return again  # (leaving `with` closes the file, not the pixels)
@@ -207,17 +210,23 @@ def _keyed_png(im: Image.Image) -> Image.Image:
         return keyed
     if im.mode != "RGB" or not isinstance(key, tuple) or len(key) != 3:
         return im
-    low = _low_bytes(im)
-    if low is None and max(key) <= 255:  # an 8-bit colour: Pillow applies it as it is
+    sixteen = _low_bytes(im, decode=False)  # (the header alone)
+    if sixteen is None and max(key) <= 255:  # an 8-bit colour: Pillow applies it as it is
         return im
     w, h = im.size
     alpha = Image.new("L", (w, h))
     rows = max(1, BAND_PIXELS // max(1, w))
-    for y in range(0, h, rows):
+    for y in range(0, h, rows):  # by the high bytes first
+        same = np.all(np.asarray(im.crop((0, y, w, min(h, y + rows)))) == np.array([k >> 8 for k in key], np.uint8),
+                      axis=2)
+        alpha.paste(Image.fromarray(np.where(same, 0, 255).astype(np.uint8)), (0, y))
+    # the file is decoded again for its low bytes only where a pixel's high bytes are the colour's (none: a picture
+    # whose transparent colour marks no pixel is decoded once)
+    low = _low_bytes(im) if sixteen is not None and alpha.getextrema()[0] == 0 else None
+    for y in range(0, h, rows) if low is not None else ():
         box = (0, y, w, min(h, y + rows))
-        same = np.all(np.asarray(im.crop(box)) == np.array([k >> 8 for k in key], np.uint8), axis=2)
-        if low is not None:
-            same &= np.all(np.asarray(low.crop(box)) == np.array([k & 0xFF for k in key], np.uint8), axis=2)
+        same = np.asarray(alpha.crop(box)) == 0
+        same &= np.all(np.asarray(low.crop(box)) == np.array([k & 0xFF for k in key], np.uint8), axis=2)
         alpha.paste(Image.fromarray(np.where(same, 0, 255).astype(np.uint8)), (0, y))
     del low
     rgba = Image.new("RGBA", (w, h))
