@@ -186,6 +186,10 @@ def test_a_16_bit_png_whose_transparent_colour_marks_no_pixel_is_decoded_once(tm
     img = images.load_rgb(keyed_png16(tmp_path / "none.png", a, key), 40)
     assert sizes == [(50, 40)]  # once: nothing to read the low bytes for
     assert img.getpixel((2, 2)) == (234, 0, 255) and img.getpixel((38, 38)) == (100, 100, 100)
+    with images.opened(tmp_path / "none.png") as im:  # and not copied: an RGBA copy of it, all opaque, was made
+        im.load()
+        keyed = images._keyed_png(im)
+        assert keyed.im is im.im and "transparency" not in keyed.info and "transparency" in im.info
     b = a.copy()
     b[:20] = (4096 + 1, 8192, 12288)  # the colour's high bytes, other low bytes: opaque
     b[20:, 25:] = key  # the colour: transparent (on the white background)

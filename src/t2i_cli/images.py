@@ -220,9 +220,13 @@ def _keyed_png(im: Image.Image) -> Image.Image:
         same = np.all(np.asarray(im.crop((0, y, w, min(h, y + rows)))) == np.array([k >> 8 for k in key], np.uint8),
                       axis=2)
         alpha.paste(Image.fromarray(np.where(same, 0, 255).astype(np.uint8)), (0, y))
-    # the file is decoded again for its low bytes only where a pixel's high bytes are the colour's (none: a picture
-    # whose transparent colour marks no pixel is decoded once)
-    low = _low_bytes(im) if sixteen is not None and alpha.getextrema()[0] == 0 else None
+    if alpha.getextrema()[0] == 255:  # the colour marks no pixel: the picture itself, without the colour (its file
+        # decoded once, and no RGBA copy of it made: the same pixels, all opaque)
+        opaque = im._new(im.im)  # (the same pixels, not copied)
+        opaque.info = {k: v for k, v in im.info.items() if k != "transparency"}
+        return opaque
+    # the file is decoded again for its low bytes only where a pixel's high bytes are the colour's
+    low = _low_bytes(im) if sixteen is not None else None
     for y in range(0, h, rows) if low is not None else ():
         box = (0, y, w, min(h, y + rows))
         same = np.asarray(alpha.crop(box)) == 0
