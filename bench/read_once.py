@@ -1,0 +1,166 @@
+"""Work done once, this build against an older one side by side: `t2i export` of a transformer run holding the
+shipped models (each model file was read three times, the tokenizer up to six), `t2i data preview --crop` of a
+folder of PNGs (each shown picture was decoded twice: by the source's check, then at the crop's side), and
+images.load_rgb of a 16-bit RGB PNG with a transparent colour (tRNS) that marks no pixel (its file was always
+decoded a second time for the samples' low bytes) and of one whose colour marks a quarter of it (still decoded
+twice: the low bytes are needed there).
+
+Each case runs --reps times in a fresh Python process per build, the builds alternating; the seconds are the
+operation's own (imports and the tiny setup excluded), the median of the runs. "same" says every build wrote the
+same bytes (the exported files, the sheet, the decoded pixels). The older build is `git archive REV src` in a
+temporary folder (--old, default the commit before these changes).
+
+    PYTHONPATH=src python bench/read_once.py [--old 272f870] [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = r"""
+import hashlib, json, sys, time
+from pathlib import Path
+case, args = sys.argv[1], json.loads(sys.argv[2])
+if case == "export":
+    from t2i_cli.train import export_runs
+    to = Path(args["to"])
+    t = time.perf_counter()
+    export_runs([Path(args["run"])], to, half=args["half"])
+    t = time.perf_counter() - t
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sorted(to.iterdir()))).hexdigest()
+elif case == "preview":
+    from t2i_cli.data import Augment, open_source, preview
+    t = time.perf_counter()
+    n, side, crop = args["n"], args["side"], args["crop"]
+    import inspect
+    if "keep_side" in inspect.signature(open_source).parameters:  # this build: each shown picture kept at the crop's
+        decoded = Augment(0, False, crop).decoded_side(side)
+        dataset = open_source(args["folder"], side, n_scenes=n, keep=n, keep_side=decoded)
+    else:  # the older one: `data preview --crop` kept none (keep=0)
+        dataset = open_source(args["folder"], side, n_scenes=n, keep=0)
+    dataset.augment = Augment(0, False, crop)
+    out = preview(args["folder"], Path(args["out"]), n=n, side=side, dataset=dataset)
+    t = time.perf_counter() - t
+    digest = hashlib.sha256(Path(out).read_bytes()).hexdigest()
+else:
+    from t2i_cli.images import load_rgb
+    t = time.perf_counter()
+    img = load_rgb(Path(args["png"]), 128)
+    t = time.perf_counter() - t
+    digest = hashlib.sha256(img.tobytes()).hexdigest()
+print(json.dumps([t, digest]))
+"""
+
+
+def keyed_png16(path: Path, w: int, h: int, key: tuple[int, int, int], marked: bool) -> Path:
+    """A 16-bit RGB PNG of smooth colour with the transparent colour key; marked: its top-left quarter is key."""
+    y, x = np.mgrid[0:h, 0:w]
+    a = np.stack([(x * 65535 // w), (y * 65535 // h), ((x + y) * 32767 // (w + h))], axis=2).astype(np.uint16)
+    a[(a[..., 0] >> 8 == key[0] >> 8) & (a[..., 1] >> 8 == key[1] >> 8) & (a[..., 2] >> 8 == key[2] >> 8)] ^= 0x100
+    if marked:
+        a[: h // 2, : w // 2] = key
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in a)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"tRNS", struct.pack(">HHH", *key)) + chunk(b"IDAT", zlib.compress(raw, 6))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def setup(work: Path) -> dict[str, dict]:
+    """The cases' inputs: a transformer run folder of the shipped models, a folder of captioned PNGs, two PNGs."""
+    run = work / "run"
+    run.mkdir()
+    for name in ("tokenizer.json", "dvae.safetensors", "transformer.safetensors"):
+        shutil.copy(ROOT / "weights" / name, run / name)
+    config = {"stage": "transformer", "steps": 1, "seed": 0, "data": "world:train", "image_side": 64}
+    (run / "train_config.json").write_text(json.dumps(config))  # (read_run_config fills in the rest)
+    pics = work / "pics"
+    pics.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):  # 3 megapixels each, smooth with noise (a photo-like PNG, slow to decode)
+        y, x = np.mgrid[0:1500, 0:2000]
+        a = np.stack([x * 255 // 2000, y * 255 // 1500, (x + y + 40 * i) % 256], axis=2)
+        a = (a + rng.integers(0, 24, a.shape)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(a).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text(f"picture {i}")
+    key = (20000, 30000, 40000)
+    return {
+        "export 3 shipped files (45 MB)": {"case": "export", "run": str(run), "half": False},
+        "export --half": {"case": "export", "run": str(run), "half": True},
+        "data preview --crop 0.6, 8 PNGs of 3 MP": {"case": "preview", "folder": str(pics), "n": 8, "side": 128,
+                                                    "crop": 0.6},
+        "16-bit tRNS PNG 3000x2000, colour unused": {
+            "case": "png", "png": str(keyed_png16(work / "unused.png", 3000, 2000, key, False))},
+        "16-bit tRNS PNG 3000x2000, colour used": {
+            "case": "png", "png": str(keyed_png16(work / "used.png", 3000, 2000, key, True))},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--old", default="272f870", help="the older build's commit")
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="t2i-read-once-") as tmp:
+        work = Path(tmp)
+        old = work / "old"
+        old.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.old, "src"], check=True,
+                                 capture_output=True).stdout
+        (work / "old.tar").write_bytes(archive)
+        with tarfile.open(work / "old.tar") as tar:
+            tar.extractall(old, filter="data")
+        trees = {"old": old / "src", "new": ROOT / "src"}
+        cases = setup(work)
+        times: dict[str, dict[str, list[float]]] = {c: {t: [] for t in trees} for c in cases}
+        digests: dict[str, set[str]] = {c: set() for c in cases}
+        for rep in range(args.reps):
+            for case, spec in cases.items():
+                for tree, src in (trees.items() if rep % 2 == 0 else reversed(trees.items())):
+                    spec = dict(spec)
+                    out = work / f"out-{tree}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    spec |= {"to": str(out / "w"), "out": str(out / "sheet.png")}
+                    out.mkdir()
+                    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+                    r = subprocess.run([sys.executable, "-c", PROBE, spec["case"], json.dumps(spec)], env=env,
+                                       capture_output=True, text=True)
+                    if r.returncode:
+                        raise SystemExit(f"{case} ({tree}) failed:\n{r.stderr}")
+                    t, digest = json.loads(r.stdout.strip().splitlines()[-1])
+                    times[case][tree].append(t)
+                    digests[case].add(digest)
+        print("## Work done once (bench/read_once.py)\n")
+        print(f"- date {time.strftime('%Y-%m-%dT%H:%M')}; {platform.platform()}; {os.cpu_count()} CPUs; load "
+              f"{os.getloadavg()[0]:.1f}; Python {platform.python_version()}; old = {args.old}, new = this tree; "
+              f"median of {args.reps}, one thread\n")
+        print("| case | old s | new s | same bytes |\n|---|---:|---:|---|")
+        for case in cases:
+            old_s, new_s = (statistics.median(times[case][t]) for t in trees)
+            print(f"| {case} | {old_s:.3f} | {new_s:.3f} | {'same' if len(digests[case]) == 1 else 'DIFFER'} |")
+
+
+if __name__ == "__main__":
+    main()
