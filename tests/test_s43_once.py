@@ -197,3 +197,29 @@ def test_a_16_bit_png_whose_transparent_colour_marks_no_pixel_is_decoded_once(tm
     img = images.load_rgb(keyed_png16(tmp_path / "some.png", b, key), 40)
     assert sizes == [(50, 40), (50, 40)]  # (the low bytes read where the high ones match)
     assert img.getpixel((2, 2)) == (16, 32, 48) and img.getpixel((38, 38)) == images.BACKGROUND
+
+
+def test_info_reads_each_file_once_for_its_hashes(tiny_weights: Path, monkeypatch):
+    """`t2i info` hashed every file of the folder for its identity, then read and hashed each again for the
+    sha256 it shows: now both come from one read. The same hashes as each file's own sha256."""
+    import hashlib
+    import json
+
+    folder = tiny_weights
+    reads: collections.Counter = collections.Counter()
+    real = weights.sha256_of
+
+    def counted(path, *args, **kwargs):
+        reads[Path(path).name] += 1
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(weights, "sha256_of", counted)
+    r = run("info", "--weights", folder, "--json")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    shown = json.loads(r.stdout)
+    names = [p.name for p in folder.iterdir() if p.suffix in (".safetensors", ".json")]
+    assert reads and all(reads[name] == 1 for name in names), reads
+    for part, entry in shown["models"].items():
+        file = folder / ("tokenizer.json" if part == "tokenizer" else f"{part}.safetensors")
+        assert entry["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest(), part
+    assert shown["identity"] == weights.folder_hash(folder)

@@ -416,13 +416,16 @@ def check_output_file(path: Path, flag: str) -> Path:
     return path
 
 
-def sha256_of(path: Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+def sha256_of(path: Path, h: "hashlib._Hash | None" = None, also: tuple = ()) -> "hashlib._Hash":
     """The sha256 (or the given hash, updated) of a file's bytes, read in 1 MB blocks so that a large file never
-    sits whole in memory; OSError if it cannot be read."""
+    sits whole in memory; OSError if it cannot be read. also: more hashes updated with the same blocks (one read
+    for several)."""
     h = hashlib.sha256() if h is None else h
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             h.update(block)
+            for other in also:
+                other.update(block)
     return h
 
 

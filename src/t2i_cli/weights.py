@@ -438,10 +438,11 @@ def folder_hash(folder: Path) -> str:
     return folder_hashes(folder)[0]
 
 
-def folder_hashes(folder: Path) -> tuple[str, str]:
+def folder_hashes(folder: Path, each: dict[str, str] | None = None) -> tuple[str, str]:
     """(identity, generator): short sha256s over the weights files present in folder (name and content), all of
     them and GENERATOR_FILES alone (what an image's pixels depend on once its candidate is chosen), in one read:
-    the generator's files come first, so its hash is the identity's state after them."""
+    the generator's files come first, so its hash is the identity's state after them. each: filled with every
+    file's own sha256 (hex), from the same read (`t2i info` read and hashed each file twice)."""
     h = hashlib.sha256()
 
     def add(names: tuple[str, ...]) -> None:
@@ -449,7 +450,10 @@ def folder_hashes(folder: Path) -> tuple[str, str]:
             p = Path(folder) / name
             if p.is_file():
                 h.update(name.encode())
-                sha256_of(p, h)  # in pieces: a whole file read at once stays in the process's peak memory
+                own = () if each is None else (hashlib.sha256(),)
+                sha256_of(p, h, also=own)  # in pieces: a whole file read at once stays in the process's peak memory
+                if own:
+                    each[name] = own[0].hexdigest()
 
     add(GENERATOR_FILES)
     generator = h.hexdigest()[:16]
@@ -490,9 +494,10 @@ def check_files(folder: Path, need_clip: bool = False) -> None:
 
 
 def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False,
-                casts: dict[str, Casts] | None = None) -> Bundle:
+                casts: dict[str, Casts] | None = None, each: dict[str, str] | None = None) -> Bundle:
     """Load tokenizer, dVAE, transformer and (if present) CLIP from a folder, checking they fit together;
-    casts holds load_model's cast per model ("dvae", "transformer", "clip")."""
+    casts holds load_model's cast per model ("dvae", "transformer", "clip"); each (folder_hashes') is filled with
+    every file's sha256."""
     from t2i_cli.devices import resolve_device
 
     casts = casts or {}
@@ -519,7 +524,7 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: boo
             raise WeightsError(f"{folder}: {SECOND_CLIP} reads {second.cfg.text_len} tokens, clip.safetensors "
                                f"{clip.cfg.text_len}; the two rerankers must read prompts alike")
         clips = (clip, second)
-    identity, generator = folder_hashes(folder)
+    identity, generator = folder_hashes(folder, each)
     return Bundle(folder, tok, dvae, tr, clip, identity, clips, generator)
 
 
@@ -554,16 +559,17 @@ def config_dict(model: nn.Module) -> dict[str, Any]:
 
 def folder_info(folder: Path) -> dict[str, Any]:
     """Configs, parameter counts and hashes of every file in a weights folder (for `t2i info`)."""
-    bundle = load_folder(folder)
+    digests: dict[str, str] = {}  # each file's sha256, from the read that makes the folder's identity
+    bundle = load_folder(folder, each=digests)
     models: dict[str, Any] = {}
     parts = [("dvae", bundle.dvae), ("transformer", bundle.transformer), ("clip", bundle.clip)]
     parts += [("clip-2", c) for c in bundle.clips[1:]]
     for name, model in parts:
         if model is not None:
             models[name] = {"parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(model),
-                            "sha256": sha256_of(folder / f"{name}.safetensors").hexdigest()}
+                            "sha256": digests[f"{name}.safetensors"]}
     models["tokenizer"] = {"parameters": 0, "config": {"bpe_vocab": bundle.tokenizer.n_bpe},
-                           "sha256": sha256_of(folder / "tokenizer.json").hexdigest()}
+                           "sha256": digests["tokenizer.json"]}
     if (folder / "judge.safetensors").is_file():  # `t2i eval`'s judge of the world's tasks (not in the identity)
         judge = load_model(folder / "judge.safetensors", "judge")
         models["judge"] = {"parameters": sum(p.numel() for p in judge.parameters()), "config": config_dict(judge),
