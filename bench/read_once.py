@@ -3,7 +3,8 @@ shipped models (each model file was read three times, the tokenizer up to six), 
 folder of PNGs (each shown picture was decoded twice: by the source's check, then at the crop's side), and
 images.load_rgb of a 16-bit RGB PNG with a transparent colour (tRNS) that marks no pixel (its file was always
 decoded a second time for the samples' low bytes) and of one whose colour marks a quarter of it (still decoded
-twice: the low bytes are needed there).
+twice: the low bytes are needed there); and `t2i info` of the shipped weights (folder_info: each file was read
+and hashed twice, for the folder's identity and for its own sha256).
 
 Each case runs --reps times in a fresh Python process per build, the builds alternating; the seconds are the
 operation's own (imports and the tiny setup excluded), the median of the runs. "same" says every build wrote the
@@ -60,6 +61,12 @@ elif case == "preview":
     out = preview(args["folder"], Path(args["out"]), n=n, side=side, dataset=dataset)
     t = time.perf_counter() - t
     digest = hashlib.sha256(Path(out).read_bytes()).hexdigest()
+elif case == "info":
+    from t2i_cli.weights import folder_info
+    t = time.perf_counter()
+    shown = folder_info(Path(args["folder"]))
+    t = time.perf_counter() - t
+    digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
 else:
     from t2i_cli.images import load_rgb
     t = time.perf_counter()
@@ -109,6 +116,7 @@ def setup(work: Path) -> dict[str, dict]:
     return {
         "export 3 shipped files (45 MB)": {"case": "export", "run": str(run), "half": False},
         "export --half": {"case": "export", "run": str(run), "half": True},
+        "info of the shipped weights (every file hashed)": {"case": "info", "folder": str(ROOT / "weights")},
         "data preview --crop 0.6, 8 PNGs of 3 MP": {"case": "preview", "folder": str(pics), "n": 8, "side": 128,
                                                     "crop": 0.6},
         "16-bit tRNS PNG 3000x2000, colour unused": {
