@@ -197,8 +197,9 @@ def _keyed_png(im: Image.Image) -> Image.Image:
     """im as RGBA where it is a 16-bit RGB PNG with a transparent colour (tRNS), that colour's pixels transparent:
     Pillow reads the samples' high bytes and keeps the colour in its 16-bit values, which marked pixels by their
     low 8 bits (the colour (4096, 4096, 4096) read as dark grey, pure black as transparent). Compared at 16 bits,
-    as the PNG specification has it, with the low bytes read again from the file (a band of rows at a time); an
-    in-memory picture is compared by its high bytes where the colour is above 255. A 2- or 4-bit grey PNG's
+    as the PNG specification has it, with the low bytes read again from the file (a band of rows at a time) only
+    where some pixel's high bytes are the colour's (else im itself, its colour dropped: nothing is decoded again or
+    copied); an in-memory picture is compared by its high bytes where the colour is above 255. A 2- or 4-bit grey PNG's
     transparent level is scaled as its pixels are (level 2 of 2 bits, 170, stayed; pixels of 2 were transparent).
     Other pictures: im."""
     key = im.info.get("transparency")
