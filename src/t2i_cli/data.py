@@ -1581,7 +1581,11 @@ def _csv_header(lines: Iterator[str], manifest: Path) -> tuple[str, list[str], i
 def _looks_like_csv_manifest(path: Path, unsure: bool = True) -> bool:
     """Whether a metadata.csv's header row names a manifest's columns ("file_name" and "text", or "image" and
     "caption"): a Hugging Face classification folder's metadata.csv ("file_name", "label") holds no captions. One
-    whose header cannot be read (UTF-16, a CR alone) is taken as one (unsure): training on it says what to fix."""
+    whose header cannot be read (UTF-16, a CR alone) is taken as one (unsure): training on it says what to fix. A
+    pipe or a device is none, as for _looks_like_manifest (a pipe named other.csv above a folder given to `data
+    caption`, `data preview` or `train`: its header was waited for, forever)."""
+    if not path.is_file():
+        return False
     try:
         with _open_manifest(path, "") as f:
             _, names, _ = _csv_header(_csv_lines(f, path, [0]), path)

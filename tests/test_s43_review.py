@@ -1,0 +1,38 @@
+"""Session 43 review of the day's diff: defects found in the new code (a pipe named like a manifest above a folder,
+...), each test failing without its fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import SRC
+
+
+def _uncaptioned(folder: Path, names: tuple[str, ...] = ("red bird", "blue fish")) -> None:
+    folder.mkdir(parents=True)
+    for name in names:
+        Image.new("RGB", (16, 16), (200, 0, 0)).save(folder / f"{name}.png")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_pipe_named_like_a_csv_manifest_above_the_folder_is_not_waited_for(tmp_path: Path):
+    """_manifest_above looks for a manifest of another name above the folder (ds/captions.csv) and read the header
+    of each .csv there before asking whether it is a file: a named pipe ds/other.csv (a process's output) kept
+    `data caption ds/train` (and `data preview`, and `train`) waiting for its first line, forever. It is no
+    manifest, as a pipe named .jsonl is none."""
+    _uncaptioned(tmp_path / "ds" / "train")
+    os.mkfifo(tmp_path / "ds" / "other.csv")
+    env = dict(os.environ, PYTHONPATH=SRC)
+    try:
+        r = subprocess.run([sys.executable, "-m", "t2i_cli", "data", "caption", str(tmp_path / "ds" / "train"),
+                            "--dry-run"], capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail("data caption waited for a pipe named other.csv in the folder above")
+    assert r.returncode == 0, r.stderr
+    assert "red bird.txt: red bird" in r.stdout and "blue fish.txt: blue fish" in r.stdout
