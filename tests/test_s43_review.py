@@ -36,3 +36,25 @@ def test_a_pipe_named_like_a_csv_manifest_above_the_folder_is_not_waited_for(tmp
         pytest.fail("data caption waited for a pipe named other.csv in the folder above")
     assert r.returncode == 0, r.stderr
     assert "red bird.txt: red bird" in r.stdout and "blue fish.txt: blue fish" in r.stdout
+
+
+def test_a_rocm_machine_is_left_to_torch_by_the_cuda_probe(monkeypatch, tmp_path: Path):
+    """cuda_surely_absent took a Linux machine without libcuda.so.1 for one without CUDA, and generate refused
+    `--device cuda` there before torch loaded (with or without --prompts): a ROCm build of torch runs "cuda" on an
+    AMD GPU, with no libcuda, and had drawn there. Where AMD's ROCm driver is present it cannot tell: torch decides
+    (devices.resolve_device). Without that driver, no libcuda is still no CUDA."""
+    import ctypes
+
+    import t2i_cli.cli as cli
+
+    def no_libcuda(name, *a, **k):
+        raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", no_libcuda)
+    kfd = tmp_path / "kfd"
+    kfd.touch()
+    monkeypatch.setattr(cli, "ROCM_DEVICE", str(kfd), raising=False)
+    assert cli.cuda_surely_absent() is False
+    kfd.unlink()
+    assert cli.cuda_surely_absent() is True

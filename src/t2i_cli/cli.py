@@ -1021,17 +1021,21 @@ def _check_weights_files(folder: Path, need_clip: bool) -> None:
         check_files(folder, need_clip)
 
 
+ROCM_DEVICE = "/dev/kfd"  # the device of AMD's ROCm compute driver (Linux), which a ROCm torch's "cuda" runs on
+
+
 def cuda_surely_absent() -> bool:
     """Whether this machine has no CUDA GPU for torch, found without importing torch (generate --prompts, before it
     reads a pipe; importing torch then would also load libgomp before bound_spinning sets its spinning, and skip
     the inference lock): no CUDA driver library (Linux's libcuda.so.1; macOS has none), or a driver that finds no
     GPU (CUDA_VISIBLE_DEVICES="" too). False where it cannot tell: devices.resolve_device decides once the models
-    load (a CPU-only torch on a machine with a GPU is refused there)."""
+    load (a CPU-only torch on a machine with a GPU is refused there), and where the machine has an AMD GPU's ROCm
+    driver (ROCM_DEVICE): a ROCm build of torch calls its GPUs cuda, with no libcuda (they were refused)."""
     import ctypes
 
     if sys.platform == "darwin":
         return True
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.path.exists(ROCM_DEVICE):
         return False
     try:
         driver = ctypes.CDLL("libcuda.so.1")
