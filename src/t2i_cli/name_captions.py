@@ -436,7 +436,9 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
         digits = numbers and all(len(n) == 1 for n in numbers)  # ("bird" and "bird 2"; not "route 1", "route 66")
         # a counter counts: of numbers of two digits or more, two in a row ("beach 10", "beach 11"; "windows 95",
         # "windows 98", "windows 2000" were all "windows")
-        counts = digits or any(int(n) + 1 in {int(m) for m in numbers} for n in numbers)
+        values = {int(n) for n in numbers}  # (once: a set made for each number took seconds for a folder of
+        # thousands of numbers none of them in a row, "shot 10", "shot 12", ...)
+        counts = digits or any(v + 1 in values for v in values)
         # ... and a number marked as one, "Symphony No. 5" .. "Symphony No. 7", is each one's name (not "symphony no")
         counts = counts and re.search(r"(?<![^\W_])(?:no|nr|nº|№)$", key[1]) is None
         if counts and len(unnumbered) + len(numbers) >= (SERIES_OF_DIGITS if digits else SERIES):
