@@ -85,3 +85,18 @@ def test_a_series_is_looked_for_in_one_pass_over_its_numbers(monkeypatch):
     plan.writes[Path("/pictures/shot 11.txt")] = ("shot 11", [Path("/pictures/shot 11.png")])
     series_captions(plan)
     assert {c for c, _ in plan.writes.values()} == {"shot"}
+
+
+def test_a_year_after_uni_is_no_glyph_name():
+    """caption_of read a font's glyph name uniXXXX as its character (8f691e8), and so a university's year too:
+    "my uni2018 photos" was "my ‘ photos" (U+2018, a quotation mark), "uni2022_graduation" "• graduation" and
+    "uni1999" a letter of New Tai Lue. Four decimal digits that read as a year (1900..2039) are the name's words, as
+    before; a glyph's name is still its character."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of("my uni2018 photos") == "my uni 2018 photos"
+    assert caption_of("uni2022_graduation") == "uni 2022 graduation"
+    assert caption_of("uni1999 reunion") == "uni 1999 reunion"
+    assert caption_of("uni00E9") == "é"
+    assert caption_of("glyph_uni2605") == "glyph black star"
+    assert caption_of("uniFACE") == "uni face"

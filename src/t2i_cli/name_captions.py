@@ -127,8 +127,11 @@ _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any scri
 
 _U_PLUS = re.compile(r"(?<![0-9A-Za-z])[Uu]\+([0-9A-Fa-f]{4,6})(?![0-9A-Za-z])")  # U+00E9: a code point
 # ... and as a font names a glyph (the Adobe Glyph List's "uni00E9", "uni2605": "uni 00e", "uni"), its hex digits in
-# capitals, one of them a digit at least ("uniface", "uniFACE" stay words)
-_UNI = re.compile(r"(?<![0-9A-Za-z])uni(?=[0-9A-F]*[0-9])([0-9A-F]{4})(?![0-9A-Za-z])")
+# capitals, one of them a digit at least ("uniface", "uniFACE" stay words), and not a year, 1900..2039 (a university's
+# "uni2018", "uni2022_graduation" were a quotation mark and a bullet, "uni1999" a letter of New Tai Lue; the Adobe
+# Glyph List names the punctuation there by words, "quoteright", "bullet")
+_UNI = re.compile(r"(?<![0-9A-Za-z])uni(?=[0-9A-F]*[0-9])(?!(?:19\d\d|20[0-3]\d)(?![0-9A-Za-z]))([0-9A-F]{4})"
+                  r"(?![0-9A-Za-z])")
 
 
 def _named(cp: int) -> bool:
