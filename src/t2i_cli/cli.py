@@ -989,7 +989,8 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
         raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {params['precision']!r}")
     if params.get("device") not in (None, *DEVICES):  # (devices.resolve_device's words)
         raise UsageError(f"--device must be auto, cpu or cuda, got {params['device']!r}")
-    if params.get("device") == "cuda" and cuda_surely_absent():  # (it was said once a piped file had closed)
+    if prompts == "-" and params.get("device") == "cuda" and cuda_surely_absent():  # (said once the pipe had
+        # closed; without a pipe torch says it as soon, so the driver is asked only before a pipe is read)
         raise no_cuda()
     if params.get("device") == "cuda" and params.get("precision") == "int8":  # (so was this, on a GPU machine)
         raise int8_off_cpu()
