@@ -81,7 +81,7 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
                 # 0.12.1), or the same folder or manifest named another way (../x, a link to it)
                 settings = settings | {"data": recorded["data"]}
         changed = sorted(k for k in set(recorded) | set(settings)
-                         if _setting(k, recorded.get(k)) != _setting(k, settings.get(k))) if settings else []
+                         if _differs(run_dir, recorded, k, settings.get(k))) if settings else []
         if changed:
             said = "; ".join(f"{k} {_shown(recorded.get(k))} in the run, {_shown(settings.get(k))} here"
                              for k in changed)
@@ -109,9 +109,30 @@ def settings_said_again(run_dir: Path, given: dict[str, Any]) -> dict[str, str]:
         elif key == "data" and isinstance(recorded.get("data"), str) and isinstance(value, str) and (
                 stored_data(value) == recorded["data"] or same_place(recorded["data"], value)):
             continue
-        elif _setting(key, recorded.get(key)) != _setting(key, value):
+        elif _differs(run_dir, recorded, key, value):
             differ[key] = f"{key} {_shown(recorded.get(key))} in the run, {_shown(value)} here"
     return differ
+
+
+def _differs(run_dir: Path, recorded: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether a setting given now differs from the run's: a setting the run left to its preset or default (None
+    in all.json) differs only where the value given builds other stages than the run's (`--seed 0`, the default,
+    or the tiny preset's `--no-flip` or `--image-side 16` said again is the run's own, and was refused as a
+    change: "seed the preset's in the run, 0 here")."""
+    if _setting(key, recorded.get(key)) == _setting(key, value):
+        return False
+    if recorded.get(key) is not None or value is None or key == "data":
+        return True
+    from dataclasses import asdict
+
+    from t2i_cli.train_options import stage_config_of_all
+
+    now = {"workers": None}
+    try:
+        return any(asdict(stage_config_of_all(stage, run_dir, recorded, now))
+                   != asdict(stage_config_of_all(stage, run_dir, recorded | {key: value}, now)) for stage in ORDER)
+    except (UsageError, ValueError, TypeError):  # a value no stage of the run could take is no setting of it
+        return True
 
 
 def _setting(key: str, value: Any) -> Any:
