@@ -206,6 +206,7 @@ def test_export_of_a_folder_that_is_no_run_names_exports_own_argument(tiny_runs:
     empty.mkdir()
     whole.mkdir()
     (whole / "all.json").write_text("{}")
+    (whole / "weights").mkdir()  # a finished whole run's (one that has not finished is told to finish it)
     for runs, says in (([tmp_path / "nope"], "nope does not exist; give export the folders of `t2i train` runs"),
                        ([tiny_runs / "dvae", empty], "empty is not a t2i run folder (no train_config.json); give "
                                                      "export the folders of `t2i train` runs"),
