@@ -65,3 +65,34 @@ def test_export_of_a_stopped_whole_run_does_not_say_its_models_are_exported(tmp_
     assert f"has not finished, so it has no weights yet; finish it with t2i train --resume {stopped}" in line, line
     assert f"export its stage folders ({stopped / 'dvae'})" in line, line
     assert not (tmp_path / "w").exists()
+
+
+XPM = '''/* XPM */
+static char *dot[] = {
+"2 2 2 1",
+"a c #FF0000",
+"b c #0000FF",
+"ab",
+"ba"};
+'''
+
+
+def test_icons_in_formats_t2i_does_not_read_are_named_not_called_captions_without_image(tmp_path):
+    """A folder of icons as /usr/share/pixmaps holds them (.xpm) or Windows saves them (.ico), each with its
+    caption: training and `data preview` said "found only: 6 .txt captions without image", naming no picture,
+    and in a folder that had PNGs too the icons were dropped unsaid. Now each is counted and named as a format t2i
+    does not read, to convert, as SVG and HEIC are."""
+    pics = tmp_path / "icons"
+    pics.mkdir()
+    (pics / "python.xpm").write_text(XPM)
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(pics / "leaf.ico")
+    for name in ("python", "leaf"):
+        (pics / f"{name}.txt").write_text(f"a {name} icon\n")
+    line = one_line_failure(run("data", "preview", pics, "--out", tmp_path / "p.png"))
+    assert "captions without image" not in line, line
+    assert "1 XPM picture (t2i cannot read XPM: convert to JPEG or PNG)" in line, line
+    assert "1 ICO picture (t2i cannot read ICO: convert to JPEG or PNG)" in line, line
+    _pictures(pics, 2)  # beside PNGs that train, they are said in the warning
+    r = run("data", "preview", pics, "--out", tmp_path / "p.png")
+    assert r.exit_code == 0, r.stderr
+    assert "skipped 2 items" in r.stderr and "XPM picture" in r.stderr and "ICO picture" in r.stderr, r.stderr

@@ -22,8 +22,11 @@ Image.MAX_IMAGE_PIXELS = 89_478_485
 # (.jfif and .jpe are JPEG: Windows' browsers save .jfif)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
 # Pictures t2i cannot read, said as such where a folder holds them (an iPhone saves HEIC by default, a camera its
-# raw files): Pillow has no decoder for them.
-UNREAD_FORMATS = {".heic": "HEIC", ".heif": "HEIC", ".jxl": "JPEG XL", ".svg": "SVG",
+# raw files): Pillow has no decoder for them. Nor does t2i read the icon and old formats Pillow does (a folder of
+# .xpm or .ico icons, /usr/share/pixmaps', was "captions without image", its pictures unnamed).
+UNREAD_FORMATS = {".heic": "HEIC", ".heif": "HEIC", ".jxl": "JPEG XL", ".svg": "SVG", ".xpm": "XPM", ".ico": "ICO",
+                  ".icns": "ICNS", ".tga": "TGA", ".pcx": "PCX", ".psd": "Photoshop",
+                  **dict.fromkeys((".ppm", ".pgm", ".pbm", ".pnm"), "PNM"),
                   **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"), "camera raw")}
 UNREAD_SUFFIXES = tuple(UNREAD_FORMATS)
 
