@@ -96,3 +96,19 @@ def test_icons_in_formats_t2i_does_not_read_are_named_not_called_captions_withou
     r = run("data", "preview", pics, "--out", tmp_path / "p.png")
     assert r.exit_code == 0, r.stderr
     assert "skipped 2 items" in r.stderr and "XPM picture" in r.stderr and "ICO picture" in r.stderr, r.stderr
+
+
+def test_data_caption_of_a_folder_of_icons_it_does_not_read_names_them(tmp_path):
+    """`t2i data caption` of a folder of .xpm and .ico icons without captions said "no pictures under icons ...;
+    give the folder that holds them", of the folder that held them. It now names them and what to do."""
+    pics = tmp_path / "icons"
+    pics.mkdir()
+    (pics / "python.xpm").write_text(XPM)
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(pics / "leaf.ico")
+    for extra in ([], ["--dry-run"]):
+        line = one_line_failure(run("data", "caption", pics, *extra))
+        assert "give the folder that holds them" not in line, line
+        assert f"1 XPM picture (t2i cannot read XPM: convert to JPEG or PNG), e.g. {pics / 'python.xpm'}" \
+            in line, line
+        assert "it holds 1 ICO picture" in line, line
+    assert sorted(p.name for p in pics.iterdir()) == ["leaf.ico", "python.xpm"]

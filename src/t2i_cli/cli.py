@@ -2082,6 +2082,23 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
             out.print(clean(path))
 
 
+def _unread_pictures(folder: Path) -> str:
+    """'; it holds 5 XPM pictures (t2i cannot read XPM: convert ...), e.g. F' where a folder without a picture t2i
+    reads holds some of a format it does not ('' where none): `data caption` of a folder of .xpm or .ico icons said
+    "give the folder that holds them", of the folder that did."""
+    from t2i_cli.images import UNREAD_SUFFIXES, unread_picture
+
+    found: dict[str, list[Path]] = {}
+    try:
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in UNREAD_SUFFIXES and path.is_file():
+                found.setdefault(unread_picture(path.suffix), []).append(path)
+    except OSError:
+        return ""
+    return "; it holds " + "; ".join(f"{counted(len(paths), why)}, e.g. {clean(paths[0])}"
+                                     for why, paths in found.items()) if found else ""
+
+
 @data_app.command("world", cls=OneValueEach)
 def data_world(split: str = typer.Option("train", "--split", help="train, val or heldout."),
                n: int = typer.Option(1000, "--n", help="Scenes to write, 1..1,000,000."),
@@ -2261,8 +2278,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             if not plan.captioned:  # (a mistyped or empty folder said "no pictures", exit 0)
                 # (a folder that cannot be read may hold them: named, as a run with pictures to write names it)
                 raise DataError(f"no pictures under {clean(folder)} (looked for {', '.join(IMAGE_SUFFIXES)}, in its "
-                                f"sub-folders too)" + (f"; {left}" if plan.unreadable else "; give the folder that "
-                                                                                           "holds them"))
+                                f"sub-folders too)" + (f"; {left}" if plan.unreadable else _unread_pictures(folder)
+                                                       or "; give the folder that holds them"))
             if tried:
                 warn(tried)
             out.print(f"nothing to write: every picture under {clean(folder)} "
