@@ -112,3 +112,28 @@ def test_data_caption_of_a_folder_of_icons_it_does_not_read_names_them(tmp_path)
             in line, line
         assert "it holds 1 ICO picture" in line, line
     assert sorted(p.name for p in pics.iterdir()) == ["leaf.ico", "python.xpm"]
+
+
+def test_a_collapsed_dvae_is_not_told_to_try_the_loss_it_trains_with(tmp_path, monkeypatch):
+    """A tiny-preset dVAE on the icons (logit_laplace, the preset's loss) whose codebook collapsed warned
+    "codebook perplexity 1.26: nearly every cell uses one code; try --recon-loss logit_laplace or a lower --lr":
+    the loss it was using. Such a run is told to lower --lr; an l1 run is still told to try logit_laplace."""
+    import torch
+
+    from t2i_cli.models.dvae import DVAE
+
+    real = DVAE.forward
+
+    def frozen(self, *a, **k):  # a decoder whose output never varies, as a collapsed one's
+        recon, loss, parts = real(self, *a, **k)
+        return recon, loss, {**parts, "out_std": torch.tensor(0.0)}
+
+    monkeypatch.setattr(DVAE, "forward", frozen)
+    monkeypatch.setattr("t2i_cli.train.WATCHDOG_WARMUP", 2)
+    for loss, says in ((None, "try a lower --lr"), ("l1", "try --recon-loss logit_laplace or a lower --lr")):
+        out = tmp_path / f"run-{loss}"
+        r = run("train", "--stage", "dvae", "--steps", "5", "--out", out, "--preset", "tiny", "--workers", "0",
+                "--log-every", "1", "--device", "cpu", "-q", *(["--recon-loss", loss] if loss else []))
+        assert r.exit_code == 0, r.stderr
+        said = [ln for ln in r.stderr.splitlines() if "same image whatever the input" in ln]
+        assert len(said) == 1 and said[0].endswith(says), said

@@ -492,8 +492,11 @@ class Watchdog:
 
     PATIENCE = 8  # logged losses that must all agree to four digits before the loss counts as stuck
 
-    def __init__(self, warmup_steps: int, patience: int = 0):
+    def __init__(self, warmup_steps: int, patience: int = 0, recon_loss: str = ""):
         self.warmup_steps, self.seen, self.losses, self.patience = warmup_steps, set(), [], patience
+        # what a dVAE's symptoms suggest: not the --recon-loss logit_laplace it trains with already (a run of the
+        # default or tiny preset, whose codebook collapsed, was told to try the loss it used)
+        self.remedy = "a lower --lr" if recon_loss == "logit_laplace" else "--recon-loss logit_laplace or a lower --lr"
 
     def check(self, step: int, metrics: dict[str, float]) -> list[str]:
         """New warnings for the metrics logged at a step."""
@@ -502,13 +505,13 @@ class Watchdog:
         if step > self.warmup_steps:
             if metrics.get("kl", 1.0) < 0.01:
                 found["kl"] = (f"step {step}: the dVAE's codes carry almost no information (KL to the uniform prior "
-                               f"{metrics['kl']:.4f} nats: posterior collapse); try --recon-loss logit_laplace")
+                               f"{metrics['kl']:.4f} nats: posterior collapse); try {self.remedy}")
             if metrics.get("out_std", 1.0) < 1e-3:
                 found["constant"] = (f"step {step}: the decoder draws the same image whatever the input (spread "
-                                     f"{metrics['out_std']:.1e}); try --recon-loss logit_laplace or a lower --lr")
+                                     f"{metrics['out_std']:.1e}); try {self.remedy}")
             if metrics.get("perplexity", 100.0) < 2.0:
                 found["codebook"] = (f"step {step}: codebook perplexity {metrics['perplexity']:.2f}: nearly every "
-                                     f"cell uses one code; try --recon-loss logit_laplace or a lower --lr")
+                                     f"cell uses one code; try {self.remedy}")
         recent = self.losses[-self.PATIENCE:]
         if len(recent) == self.PATIENCE and all(math.isfinite(v) for v in recent) \
                 and max(recent) - min(recent) <= 1e-4 * max(abs(sum(recent) / len(recent)), 1e-8):
@@ -774,7 +777,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
     saved = start if ckpt.is_file() else None  # the step of the checkpoint on disk
-    watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10), patience=cfg.patience)
+    watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10), patience=cfg.patience,
+                        recon_loss=cfg.recon_loss if cfg.stage == "dvae" else "")
 
     def samples_and_validation() -> None:
         with published():
