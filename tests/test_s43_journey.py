@@ -137,3 +137,30 @@ def test_a_collapsed_dvae_is_not_told_to_try_the_loss_it_trains_with(tmp_path, m
         assert r.exit_code == 0, r.stderr
         said = [ln for ln in r.stderr.splitlines() if "same image whatever the input" in ln]
         assert len(said) == 1 and said[0].endswith(says), said
+
+
+def test_weights_of_a_whole_run_not_made_yet_are_not_sent_to_make_weights(tmp_path, tiny_weights):
+    """`t2i generate --weights runs/mine/transformer` while a whole run still trained its dVAE (or
+    `--weights runs/mine/weights` of a stopped run) said "weights folder ... does not exist; pass --weights DIR or
+    run `make weights`": an hour's training of the shipped model, for a user who passed --weights. It now says the
+    folder is the run's, not made yet, and where its weights will be."""
+    from t2i_cli.train_options import PLAN
+
+    whole = tmp_path / "mine"
+    whole.mkdir()
+    (whole / PLAN).write_text('{"data": "world:train", "preset": "tiny", "flip": null, "crop": null, "ema": null}')
+    (whole / "dvae").mkdir()
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    pic = pics / "pic.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(pic)
+    for command in (["generate", "a red bird", "--out", tmp_path / "o"], ["vary", pic, "--out", tmp_path / "o"],
+                    ["rerank", pics]):
+        line = one_line_failure(run(*command, "--weights", whole / "transformer"))
+        assert "make weights" not in line, line
+        assert (f"{whole / 'transformer'} does not exist yet: {whole} is a --stage all run that has not started its "
+                f"transformer stage") in line, line
+        assert f"its weights are {whole / 'weights'}" in line, line
+    line = one_line_failure(run("generate", "a red bird", "--weights", whole / "weights", "--out", tmp_path / "o"))
+    assert f"{whole} is a --stage all run that has not finished" in line, line
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

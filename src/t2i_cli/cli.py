@@ -1000,7 +1000,10 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
         if path is not None and path.is_dir():
             raise DataError(f"{path} is a folder; give an image file")
     if params.get("weights") is not None and not (folder := weights_folder(params["weights"])).exists():
-        raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
+        _imports_held("t2i_cli.weights")
+        from t2i_cli.weights import missing_weights_folder
+
+        raise WeightsError(missing_weights_folder(folder))
     if prompts is not None:  # (before the pipe is read: each was said once a piped file had closed)
         _check_weights_files(weights_folder(params.get("weights")), candidates not in (None, 1))
         if params.get("out_dir") is not None:  # an --out that is a file, inside one or a link to nothing

@@ -480,6 +480,23 @@ def needed_files(need_clip: bool = False) -> tuple[str, ...]:
     return FILES[:3] + (FILES[3:] if need_clip else ())
 
 
+def missing_weights_folder(folder: Path) -> str:
+    """Why a weights folder that is not there is missing, and what to do. A stage folder or the weights of a
+    --stage all run that has not made them yet (`--weights runs/mine/transformer` while the run trains its dVAE,
+    or `runs/mine/weights` of a stopped run) is said so, where it was told to run `make weights`, which trains the
+    shipped model for an hour."""
+    from t2i_cli.files import shell_word
+
+    folder = Path(folder)
+    run = folder.parent
+    if folder.name in ("tokenizer", "dvae", "transformer", "clip", "weights") and (run / "all.json").is_file():
+        what = "not finished" if folder.name == "weights" else f"not started its {folder.name} stage"
+        return (f"{folder} does not exist yet: {run} is a --stage all run that has {what}; t2i info "
+                f"{shell_word(run)} says how far it got, and once it finishes its weights are "
+                f"{shell_word(run / 'weights')}")
+    return f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`"
+
+
 def check_files(folder: Path, need_clip: bool = False) -> None:
     """Refuse a weights folder that is a file, is missing, or lacks a file it needs (load_folder's checks; generate
     --prompts makes them before it reads a pipe, where one of the files is missing)."""
@@ -487,7 +504,7 @@ def check_files(folder: Path, need_clip: bool = False) -> None:
     if folder.is_file():
         raise WeightsError(f"{folder} is a file, not a weights folder; pass --weights with the folder that holds it")
     if not folder.is_dir():
-        raise WeightsError(f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`")
+        raise WeightsError(missing_weights_folder(folder))
     for name in needed_files(need_clip):
         if not (folder / name).is_file():
             raise WeightsError(f"{folder} has no {name}; {_missing_advice(folder, name)}")
