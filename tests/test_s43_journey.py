@@ -164,3 +164,26 @@ def test_weights_of_a_whole_run_not_made_yet_are_not_sent_to_make_weights(tmp_pa
     line = one_line_failure(run("generate", "a red bird", "--weights", whole / "weights", "--out", tmp_path / "o"))
     assert f"{whole} is a --stage all run that has not finished" in line, line
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_a_whole_runs_stage_extended_alone_says_how_its_weights_get_it(tmp_path):
+    """The README says to extend one stage of a whole run by resuming that stage's folder. Doing so ended with
+    "export with: t2i export RUN/transformer [CLIP_RUN ...] --to WEIGHTS_DIR", while RUN/weights, the folder the
+    user generates with, still held the model of before: nothing said so. The stage's finish line (and `t2i info`)
+    now says that `t2i train --resume RUN` exports it there, and that does."""
+    pics = _pictures(tmp_path / "pics")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "all", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    before = (out / "weights" / "transformer.safetensors").read_bytes()
+    r = run("train", "--resume", out / "transformer", "--steps", "3", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    said = f"t2i train --resume {out} exports it to {out / 'weights'}"
+    assert said in r.stdout and "--to WEIGHTS_DIR" not in r.stdout, r.stdout
+    assert said in run("info", out / "transformer").stdout
+    assert (out / "weights" / "transformer.safetensors").read_bytes() == before  # not yet
+    r = run("train", "--resume", out, "--workers", "0", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert (out / "weights" / "transformer.safetensors").read_bytes() \
+        == (out / "transformer" / "transformer.safetensors").read_bytes() != before

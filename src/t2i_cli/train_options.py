@@ -439,6 +439,12 @@ def next_step(cfg, run_dir: Path) -> str:
     """What a finished run of one stage is for: the stage that reads it, or the export that makes weights (a
     tokenizer or dVAE run alone exports no folder that generates)."""
     w = shell_word(run_dir)
+    whole = Path(run_dir).parent
+    if cfg.stage in ("transformer", "clip") and Path(run_dir).name == cfg.stage and is_whole_run(whole):
+        # a stage of a --stage all run, extended on its own (as the README says to): RUN/weights still held the
+        # model exported before, which "export with: t2i export ... --to WEIGHTS_DIR" left unsaid
+        return (f"a stage of the whole run {shell_word(whole)}: t2i train --resume {shell_word(whole)} exports it to "
+                f"{shell_word(whole / 'weights')}")
     if cfg.finetune_decoder:
         return (f"export it after the transformer trained on its dVAE's codes: t2i export TRANSFORMER_RUN {w} "
                 f"--to WEIGHTS_DIR --force")
