@@ -187,3 +187,25 @@ def test_a_whole_runs_stage_extended_alone_says_how_its_weights_get_it(tmp_path)
     assert r.exit_code == 0, r.stderr
     assert (out / "weights" / "transformer.safetensors").read_bytes() \
         == (out / "transformer" / "transformer.safetensors").read_bytes() != before
+
+
+def test_a_whole_runs_stage_resumed_with_its_own_preset_and_seed_said_again(tmp_path):
+    """`t2i train --resume RUN/transformer --preset tiny --seed 0` of a tiny whole run's stage was refused:
+    "--preset cannot change a run that has started ... settings it does not name differ from the run's, as
+    another --preset would make them": what differed was the --dvae and --tokenizer the stage started from (the
+    whole run's own), which the command that started it never named. They are the run's; another --seed, or
+    another --dvae named, is still refused."""
+    pics = _pictures(tmp_path / "pics")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "all", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    r = run("train", "--resume", out / "transformer", "--preset", "tiny", "--seed", "0", "--data", pics,
+            "--steps", "3", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert '"step": 3' in r.stdout, r.stdout
+    line = one_line_failure(run("train", "--resume", out / "transformer", "--preset", "tiny", "--seed", "1"), 2)
+    assert line.startswith("error: --seed cannot change a run that has started"), line
+    line = one_line_failure(run("train", "--resume", out / "clip", "--preset", "tiny", "--tokenizer",
+                                out / "transformer"), 2)
+    assert line.startswith("error: --tokenizer cannot change a run that has started"), line

@@ -261,6 +261,10 @@ def _said_again(cfg, given: set[str], params: dict) -> tuple[str, set[str]] | No
         return (f": {e}" if isinstance(e, UsageError) else ""), set()
 
     mine, run = fresh.settled(), cfg.settled()
+    # the models a run started from, which a resume does not need named again (the run keeps its copies): a stage
+    # of a whole run, whose command named none, resumed with its --preset and --seed said again was refused as
+    # "settings it does not name differ from the run's, as another --preset would make them"
+    mine |= {k: run[k] for k in ("dvae", "tokenizer", "init") if k not in given and k in run}
     if mine == run:
         return None
     differs = [k for k in run.keys() | mine.keys() if k != "model" and mine.get(k) != run.get(k)]
