@@ -209,3 +209,15 @@ def test_a_whole_runs_stage_resumed_with_its_own_preset_and_seed_said_again(tmp_
     line = one_line_failure(run("train", "--resume", out / "clip", "--preset", "tiny", "--tokenizer",
                                 out / "transformer"), 2)
     assert line.startswith("error: --tokenizer cannot change a run that has started"), line
+
+
+def test_eval_json_dash_is_refused_not_written_as_a_file_named_dash(tmp_path, tiny_weights, monkeypatch):
+    """`t2i eval --data pics --json -` (as `--prompts -` reads standard input) wrote its JSON to a file named
+    "-" in the current folder and said "wrote -", while standard output held the table: a script reading the
+    JSON from the pipe got the table. It is refused before any work, saying to give a file name."""
+    monkeypatch.chdir(tmp_path)
+    pics = _pictures(tmp_path / "pics")
+    line = one_line_failure(run("eval", "--data", pics, "--weights", tiny_weights, "--n", "2", "--json", "-"), 2)
+    assert line == ("error: --json - would write a file named '-', not standard output (which shows the table); "
+                    "give a file name, e.g. --json results.json"), line
+    assert not (tmp_path / "-").exists()

@@ -399,6 +399,10 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
 def check_output_file(path: Path, flag: str) -> Path:
     """Refuse, before any work, a path an output file cannot be written to: a folder, or one whose parent is
     not an existing, writable folder."""
+    if str(path) == "-":  # (`--prompts -` reads standard input: `eval --json -` wrote a file named "-", said
+        # "wrote -", and left the user looking for its JSON on standard output, which holds the table)
+        raise UsageError(f"{flag} - would write a file named '-', not standard output (which shows the table); "
+                         f"give a file name, e.g. {flag} results.json")
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
