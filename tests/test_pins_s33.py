@@ -567,7 +567,7 @@ def test_a_repeated_command_with_other_settings_names_every_setting_that_differs
     from t2i_cli.recipe import plan_settings
 
     write_plan(tmp_path, {"data": "world:train", "seed": 1, "flip": False, "crop": 1.0, "ema": 0.0})
-    with pytest.raises(UsageError, match=r"other settings \(patience the preset's in the run, 3 here; seed 1 in "
+    with pytest.raises(UsageError, match=r"other settings \(patience 0 \(not given\) in the run, 3 here; seed 1 in "
                                          r"the run, 2 here\); continue it as it is with --resume"):
         plan_settings(tmp_path, {"data": "world:train", "seed": 2, "flip": False, "crop": 1.0, "ema": 0.0,
                                  "patience": 3})

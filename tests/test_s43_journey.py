@@ -221,3 +221,21 @@ def test_eval_json_dash_is_refused_not_written_as_a_file_named_dash(tmp_path, ti
     assert line == ("error: --json - would write a file named '-', not standard output (which shows the table); "
                     "give a file name, e.g. --json results.json"), line
     assert not (tmp_path / "-").exists()
+
+
+def test_a_whole_runs_refusal_shows_the_value_a_setting_left_out_trains_with(tmp_path):
+    """A whole run's --resume with another --seed said "seed the preset's in the run, 1 here": no preset sets a
+    seed, and the user could not tell which seed the run had. A setting the run's command left out is shown as
+    its stages train it, "seed 0 (not given)"; one the stages differ in stays "the preset's"."""
+    from t2i_cli.recipe import settings_said_again
+    from t2i_cli.train_options import PLAN
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / PLAN).write_text(f'{{"data": "{_pictures(tmp_path / "pics")}", "preset": "default", "flip": null, '
+                            f'"crop": null, "ema": null}}')
+    differ = settings_said_again(out, {"seed": 1, "image_side": 32, "flip": False, "recon_loss": "l1"})
+    assert differ == {"seed": "seed 0 (not given) in the run, 1 here",
+                      "image_side": "image_side 64 (not given) in the run, 32 here",
+                      "flip": "flip the preset's in the run, false here",  # (the dVAE and transformer's on, CLIP's off)
+                      "recon_loss": "recon_loss logit_laplace (not given) in the run, l1 here"}, differ

@@ -83,7 +83,7 @@ def plan_settings(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
         changed = sorted(k for k in set(recorded) | set(settings)
                          if _differs(run_dir, recorded, k, settings.get(k))) if settings else []
         if changed:
-            said = "; ".join(f"{k} {_shown(recorded.get(k))} in the run, {_shown(settings.get(k))} here"
+            said = "; ".join(f"{k} {_run_value(run_dir, recorded, k)} in the run, {_shown(settings.get(k))} here"
                              for k in changed)
             raise UsageError(f"{run_dir} holds a --stage all run with other settings ({said}); continue it as it "
                              f"is with --resume {shell_word(run_dir)}, extend one stage with t2i train --resume "
@@ -110,7 +110,7 @@ def settings_said_again(run_dir: Path, given: dict[str, Any]) -> dict[str, str]:
                 stored_data(value) == recorded["data"] or same_place(recorded["data"], value)):
             continue
         elif _differs(run_dir, recorded, key, value):
-            differ[key] = f"{key} {_shown(recorded.get(key))} in the run, {_shown(value)} here"
+            differ[key] = f"{key} {_run_value(run_dir, recorded, key)} in the run, {_shown(value)} here"
     return differ
 
 
@@ -146,6 +146,27 @@ def _setting(key: str, value: Any) -> Any:
     if key == "model" and isinstance(value, list):
         return sorted(map(str, value))
     return value
+
+
+def _run_value(run_dir: Path, recorded: dict[str, Any], key: str) -> str:
+    """A setting of a whole run as a refusal shows it: one its command left out is the value its stages train with
+    where they share one ("seed 0 (not given)"; it said "seed the preset's", a seed no preset sets), else the
+    preset's (--flip, which the default preset sets per stage)."""
+    if recorded.get(key) is not None or key not in SETTING_FIELDS:
+        return _shown(recorded.get(key))
+    from t2i_cli.train_options import STAGE_OPTIONS, stage_config_of_all
+
+    try:
+        values = {_shown(getattr(stage_config_of_all(stage, run_dir, recorded, {"workers": None}), key))
+                  for stage in ORDER if stage in STAGE_OPTIONS.get(key, ())}
+    except (UsageError, ValueError, TypeError, AttributeError):
+        values = set()
+    return f"{values.pop()} (not given)" if len(values) == 1 else _shown(None)
+
+
+# The whole-run settings that are a stage's TrainConfig field of the same name (shown as the run trains them)
+SETTING_FIELDS = ("image_side", "text_len", "recon_loss", "hard_negatives", "flip", "crop", "ema", "seed",
+                  "precision", "ckpt_every", "sample_every", "log_every", "patience")
 
 
 def _shown(value: Any) -> str:
