@@ -100,7 +100,8 @@ def test_data_caption_writes_a_caption_beside_each_picture_without_one(tmp_path:
     again = run("data", "caption", pics)  # nothing left that a name captions: said, exit 0, nothing changed
     assert again.exit_code == 0, again.stderr
     assert again.stdout == f"nothing to write: every picture under {pics} that --from name can caption has a caption\n"
-    assert "try --from folder for those" in again.stderr
+    # (its folder, "pics", is a tool's word: --from folder would caption none of them, and is not said to try)
+    assert "; write their NAME.txt files yourself" in again.stderr and "try --from" not in again.stderr
 
 
 def test_data_caption_from_folder_names_a_folder_per_class(tmp_path: Path):

@@ -33,12 +33,13 @@ def test_data_caption_names_the_other_from_for_pictures_without_words_beside_cap
         r = run("data", "caption", pics, *args)
         assert r.exit_code == 0, r.stderr
         assert r.stderr.strip().splitlines() == [
-            f"warning: 1 picture whose name holds no words to caption it by, e.g. {pics / 'IMG_2041.png'}; try --from "
-            "folder for those, or write their NAME.txt files yourself"]
+            f"warning: 1 picture whose name holds no words to caption it by, e.g. {pics / 'IMG_2041.png'}; "
+            "write their NAME.txt files yourself"]  # (not "try --from folder": "pics" is a tool's word, no caption)
     assert (pics / "red-bird_02.txt").read_text() == "red bird\n" and not (pics / "IMG_2041.txt").exists()
     by_folder = run("data", "caption", pics, "--from", "folder", "--dry-run")  # the other way round: FOLDER's own
     assert by_folder.exit_code == 0, by_folder.stderr  # pictures take no caption from it; red-bird_02.txt is written
-    assert "whose folder's name holds no words" in by_folder.stderr and "try --from name for those" in by_folder.stderr
+    # (IMG_2041's own name holds no words either: --from name is not said to try)
+    assert "whose folder's name holds no words" in by_folder.stderr and "try --from" not in by_folder.stderr
 
 
 def test_a_run_ended_by_a_broken_pipe_keeps_the_steps_it_trained(tmp_path: Path):

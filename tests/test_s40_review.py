@@ -157,9 +157,10 @@ def test_data_caption_says_what_to_try_for_nameless_pictures_beside_them_not_aft
     assert r.exit_code == 0, r.stderr
     (line,) = r.stderr.strip().splitlines()
     nameless, taken = line.split("; 1 caption file name taken")
-    assert nameless.endswith("; try --from folder for those, or write their NAME.txt files yourself")
+    # (not "try --from folder": "pics" is a tool's word, and --from folder would caption none of them)
+    assert nameless.endswith("; write their NAME.txt files yourself")
     assert taken.endswith("rename it, then run this again")
     (pics / "red-bird.png").unlink()  # nothing left to write: the refusal says it in the same order
     r = run("data", "caption", pics, "--dry-run")
     assert r.exit_code == 1 and "e.g." in r.stderr
-    assert r.stderr.strip().endswith("rename it, then run this again") and "try --from folder, or write" in r.stderr
+    assert r.stderr.strip().endswith("rename it, then run this again") and "; write the captions as" in r.stderr

@@ -2273,11 +2273,14 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         other = "name" if source == "folder" else "folder"
         # pictures whose names hold no words are counted and named with the other --from to try, whether or not
         # others get a caption (a dry run and a write said only the count)
-        tried = summary(plan, f"; try --from {other} for those, or write their NAME.txt files yourself")
+        # (only where the other --from captions one of them: a split's folder, ds/train/IMG_0001.png, gives none)
+        try_other = f"try --from {other} for those, or " if plan.other_words else ""
+        tried = summary(plan, f"; {try_other}write their NAME.txt files yourself")
         if not plan.writes:
             if (plan.nameless or plan.taken) and not plan.captioned:
+                try_other = f"try --from {other}, or " if plan.other_words else ""
                 raise DataError(f"no caption to write under {clean(folder)}: " + summary(
-                    plan, f"; try --from {other}, or write the captions as NAME.txt files yourself"))
+                    plan, f"; {try_other}write the captions as NAME.txt files yourself"))
             if not plan.captioned:  # (a mistyped or empty folder said "no pictures", exit 0)
                 # (a folder that cannot be read may hold them: named, as a run with pictures to write names it)
                 raise DataError(f"no pictures under {clean(folder)} (looked for {', '.join(IMAGE_SUFFIXES)}, in its "

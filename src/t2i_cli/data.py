@@ -34,7 +34,7 @@ from t2i_cli.files import (
     shell_word,
     signals_held,
 )
-from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of, series_captions
+from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of, folder_caption, series_captions
 from t2i_cli.prompt_file import blank
 
 SOURCE_HELP = ("a folder of image + same-name .txt caption pairs (or with a metadata.jsonl or metadata.csv), a "
@@ -1322,7 +1322,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 # name makes it refuse, and the hint sent the user to a refusal)
                 if not by_name and caption_of(image.stem) is not None and _caption_name_free(image):
                     by_name = True
-                elif not by_folder and image.parent != folder and caption_of(image.parent.name) is not None \
+                elif not by_folder and image.parent != folder and folder_caption(image, folder) is not None \
                         and _caption_name_free(image):
                     by_folder = True
             continue
@@ -1432,15 +1432,13 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
     for picture in [*map(Path, skipped.every.get(UNCAPTIONED, [])), *skipped.empty_named]:
         if _key(picture) in skipped.above_named:
             continue
-        if source == "folder":
-            # the folder's name as reached (a link named for its class, to a folder named otherwise, is named by
-            # the link); FOLDER given as . or .. resolved (`cd cats; t2i data caption . --from folder`)
-            caption = caption_of(folder.resolve().name if picture.parent == folder and folder.name in ("", "..")
-                                 else picture.parent.name)
-        else:
-            caption = caption_of(picture.stem)
+        caption = folder_caption(picture, folder) if source == "folder" else caption_of(picture.stem)
         if caption is None:
             plan.nameless.append(picture)
+            # (the other --from is said to try only where it captions one: "ds/train/IMG_0001.png" has no words in
+            # its name and none in its split's folder's, and each source sent to the other)
+            plan.other_words = plan.other_words or (caption_of(picture.stem) if source == "folder"
+                                                    else folder_caption(picture, folder)) is not None
             continue
         txt = picture.with_suffix(".txt")
         if txt not in plan.writes and (txt.exists() or txt.is_symlink()):  # (a caption file would have been read)

@@ -366,6 +366,21 @@ def caption_of(name: str) -> str | None:
     return " ".join(words)
 
 
+# A dataset split's folder name, as Hugging Face's imagefolder reads its splits ("ds/train/cat/x.png",
+# "ds/test/x.png"): where the pictures go, not what they show; `--from folder` captioned 6,000 pictures "train"
+SPLIT_NAMES = frozenset("train training test testing validation valid val dev eval evaluation".split())
+
+
+def folder_caption(picture: Path, folder: Path) -> str | None:
+    """`--from folder`'s caption of a picture under folder: its folder's name made words (caption_of) as reached (a
+    link named for its class, to a folder named otherwise, is named by the link); folder given as . or .. resolved
+    (`cd cats; t2i data caption . --from folder`). A split's folder (SPLIT_NAMES: "train", "Test", "validation")
+    holds no words: a class folder under it names its pictures, and those right in it have none."""
+    caption = caption_of(folder.resolve().name if picture.parent == folder and folder.name in ("", "..")
+                         else picture.parent.name)
+    return None if caption in SPLIT_NAMES else caption
+
+
 @dataclass
 class CaptionPlan:
     """What `t2i data caption` writes: caption file -> (caption, the pictures it captions), and what it leaves."""
@@ -374,6 +389,7 @@ class CaptionPlan:
     source: str
     writes: dict[Path, tuple[str, list[Path]]] = field(default_factory=dict)
     nameless: list[Path] = field(default_factory=list)  # pictures whose name (or folder's) holds no words
+    other_words: bool = False  # whether the other source (folder, or name) would caption one of those at least
     captioned: int = 0  # pictures that have a caption already (left as they are)
     manifest: Path | None = None  # a manifest (metadata.csv, a .jsonl) beside pictures without a caption: theirs
     unreadable: list[Path] = field(default_factory=list)  # folders that could not be listed: their pictures unseen
@@ -488,6 +504,9 @@ def summary(plan: CaptionPlan, nameless_hint: str = "") -> str:
         what = "folder's name" if plan.source == "folder" else "name"
         parts.append(f"{counted(len(plan.nameless), 'picture')} whose {what} holds no words to caption it by, e.g. "
                      f"{plan.nameless[0]}")
+        if plan.source == "folder" and (split := next((p for p in plan.nameless if p.parent.name
+                                                        and caption_of(p.parent.name) in SPLIT_NAMES), None)):
+            parts[-1] += f" (a split's folder, {split.parent.name}/, names no class)"
         if undecoded := [p for p in plan.nameless if not_utf8(str(p))]:
             parts[-1] += (f" ({len(undecoded)} of them named in another encoding than UTF-8, a Windows zip's?: "
                           f"rename them)")
