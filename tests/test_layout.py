@@ -4,7 +4,7 @@
     product   pipeline, image_prompt, outputs, prompt_file, rerank, data, data_eval, train, train_options, stages,
               recipe, run_info: the tool
     world     t2i_cli.world.*: the procedural world, its judge and its evaluation
-    core      weights, sampling, devices, images, files, errors, name_captions
+    core      weights, sampling, sampling_config, devices, images, files, errors, name_captions
     models    t2i_cli.models.*: torch (and tokenizers) only, no other t2i module
 
 A module may import t2i modules of its own tier or a lower one, never a higher one, and the whole graph is

@@ -56,3 +56,40 @@ def test_from_folder_reads_no_split_folder_as_a_class(tmp_path: Path):
     _picture(classes / "train" / "red_bird" / "IMG_0007.png", 8)
     r = run("data", "preview", classes)
     assert f"t2i data caption {classes} --from folder" in r.stderr, r.stderr
+
+
+def test_generate_prompts_from_a_pipe_refuses_an_out_named_as_a_picture_before_reading_it(tmp_path: Path):
+    """`generate --prompts - --out new/bird.png` was refused only once the pipe closed (a writer that keeps it open,
+    `tail -f`, kept the refusal waiting): the picture suffixes lived in images.py, which imports torch. Now refused
+    at once, in the same words, without torch."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SRC, end_group
+
+    env = dict(os.environ, PYTHONPATH=SRC, TMPDIR=str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", "--out", "new/bird.png"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         start_new_session=True, cwd=tmp_path)
+    try:
+        p.stdin.write(b"a red bird\n")
+        p.stdin.flush()  # (and left open)
+        try:
+            code = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("generate --prompts - --out new/bird.png waited for its pipe to close") from None
+        assert code == 2
+        assert p.stderr.read().decode().splitlines() == [
+            "error: --out new/bird.png names a file, but --out is the folder the images go in (each named from its "
+            "prompt, e.g. a-red-bird-000.png); give a folder, e.g. --out new"]
+    finally:
+        end_group(p)
+        p.stdin.close()
+    assert not (tmp_path / "new").exists()
+    # the check itself loads no torch
+    r = subprocess.run([sys.executable, "-c", "import sys\nfrom pathlib import Path\nfrom t2i_cli.cli import "
+                        "check_out_folder\ntry:\n    check_out_folder(Path('new/bird.png'))\nexcept Exception as e:\n"
+                        "    print(type(e).__name__)\nprint('torch' in sys.modules)"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["UsageError", "False"], (r.stdout, r.stderr)

@@ -885,6 +885,7 @@ def generate(
             one_process("generate")
             check_threads(threads)
             counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws)
+            check_out_folder(out_dir)  # (`--out new/bird.png` was refused once the pipe had closed)
             lines = read_prompts(prompts)
         start_inference(threads, "generate")
         given = given_options(ctx)
@@ -1116,8 +1117,8 @@ WORDS_SHOWN, LINE_SHOWN = 20, 60  # words of a prompt a warning names, character
 def check_out_folder(out_dir: Path, stem: Optional[str] = None) -> None:
     """Refuse an --out that names a picture file (`--out new/bird.png`): it became a folder of that name holding
     the images, each named from its prompt (vary's from its source, stem). An existing folder of such a name is
-    taken."""
-    from t2i_cli.images import IMAGE_SUFFIXES
+    taken. (torch-free: generate --prompts - refuses it before reading its pipe)"""
+    from t2i_cli.files import IMAGE_SUFFIXES
 
     if out_dir.suffix.lower() in IMAGE_SUFFIXES and not out_dir.is_dir():
         parent = out_dir.parent if str(out_dir.parent) not in ("", ".") else Path("outputs")
@@ -2227,8 +2228,7 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                              "show (it prints what it would write); leave out one of them")
         one_process("data caption")
         from t2i_cli.data import plan_captions
-        from t2i_cli.files import shell_word
-        from t2i_cli.images import IMAGE_SUFFIXES
+        from t2i_cli.files import IMAGE_SUFFIXES, shell_word
         from t2i_cli.name_captions import summary, write_captions
 
         plan = plan_captions(folder, source)  # (another --from is refused there first, exit 2)

@@ -17,6 +17,11 @@ from typing import Any, Callable, Iterator, NoReturn
 
 from t2i_cli.errors import OutputError, UsageError
 
+# The suffixes of the pictures t2i reads (images.py re-exports them); here, torch-free, so that `generate --prompts -`
+# refuses an --out named as a picture (`--out new/bird.png`) before it reads its pipe, not once the pipe closes.
+# (.jfif and .jpe are JPEG: Windows' browsers save .jfif)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
+
 
 def _read_umask() -> int:
     mask = os.umask(0)

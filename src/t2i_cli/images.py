@@ -14,13 +14,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
 from t2i_cli.errors import DataError
-from t2i_cli.files import UNMARKED, atomic_write_bytes
+from t2i_cli.files import IMAGE_SUFFIXES, UNMARKED, atomic_write_bytes  # noqa: F401 (IMAGE_SUFFIXES: re-exported)
 
 # Pillow's own decompression-bomb limit (about 89 megapixels warns, twice that raises); we make the
 # warning an error too, so a bomb is refused before it is decoded.
 Image.MAX_IMAGE_PIXELS = 89_478_485
-# (.jfif and .jpe are JPEG: Windows' browsers save .jfif)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif")
 # Pictures t2i cannot read, said as such where a folder holds them (an iPhone saves HEIC by default, a camera its
 # raw files): Pillow has no decoder for them. Nor does t2i read the icon and old formats Pillow does (a folder of
 # .xpm or .ico icons, /usr/share/pixmaps', was "captions without image", its pictures unnamed).
