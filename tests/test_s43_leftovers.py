@@ -93,3 +93,76 @@ def test_generate_prompts_from_a_pipe_refuses_an_out_named_as_a_picture_before_r
                         "    print(type(e).__name__)\nprint('torch' in sys.modules)"],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.stdout.split() == ["UsageError", "False"], (r.stdout, r.stderr)
+
+
+def test_rerank_decodes_each_png_once_for_its_text_its_score_and_its_sheet(tiny_weights: Path, tmp_path: Path,
+                                                                           monkeypatch):
+    """`t2i rerank DIR --top K --explain` decoded each PNG two to four times: read_png_text loads it to reach text
+    chunks that may follow the pixels, the scoring read it again (load_rgb), and so did the --top sheet and
+    --explain. Now the decode that reads its text makes the pictures it is scored and shown from: once each, and
+    the same scores, skips and sheet as where none is kept (rerank.KEPT_BYTES 0: each read again, as before)."""
+    import io
+    import shutil
+    import struct
+    import zlib
+    from collections import Counter
+
+    import numpy as np
+    from PIL import ImageFile
+
+    from t2i_cli import rerank as rr
+    from t2i_cli.images import encode_png
+
+    pics = tmp_path / "pics"
+    (pics / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+
+    def noise(h: int, w: int, c: int = 3) -> Image.Image:
+        return Image.fromarray(rng.integers(0, 256, (h, w, c), dtype=np.uint8).squeeze())
+
+    for i in range(5):  # PNGs that carry their prompt (as t2i writes them), of two prompts
+        (pics / f"p{i}.png").write_bytes(encode_png(noise(24, 32), {"prompt": "a red bird" if i < 3 else "a fish"}))
+    for i in range(3):  # a folder of pairs, one of them RGBA and one a palette's
+        noise(20, 20, 4 if i == 1 else 3).convert("P" if i == 2 else "RGBA" if i == 1 else "RGB").save(
+            pics / "sub" / f"c{i}.png")
+        (pics / "sub" / f"c{i}.txt").write_text("a red bird\n")
+    raw = io.BytesIO()
+    noise(18, 30).save(raw, "PNG")
+    end = raw.getvalue().rfind(b"IEND") - 4  # its prompt after the pixels
+    text = b"tEXt" + b"prompt\x00a fish"
+    (pics / "late.png").write_bytes(raw.getvalue()[:end] + struct.pack(">I", len(text) - 4) + text
+                                    + struct.pack(">I", zlib.crc32(text)) + raw.getvalue()[end:])
+    noise(30, 20).save(pics / "j.jpg", quality=90)
+    (pics / "j.txt").write_text("a fish\n")
+    (pics / "broken.png").write_bytes((pics / "p0.png").read_bytes()[:120])  # cut short: skipped, unreadable
+    (pics / "broken.txt").write_text("a fish\n")
+
+    decodes: Counter = Counter()
+    load = ImageFile.ImageFile.load
+
+    def counted_load(self):
+        if self.tile and getattr(self, "filename", None):  # (pixels still to decode: a decode of the file)
+            decodes[Path(self.filename).name] += 1
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counted_load)
+    results = []
+    for budget in (None, 0):
+        folder = tmp_path / f"ranked-{budget}"
+        shutil.copytree(pics, folder)
+        if budget is not None:
+            monkeypatch.setattr(rr, "KEPT_BYTES", budget)
+        decodes.clear()
+        r = run("rerank", folder, "--weights", tiny_weights, "--device", "cpu", "--top", "2", "--explain")
+        assert r.exit_code == 0, r.stderr
+        assert "skipped 1 unreadable picture" in r.stderr, r.stderr
+        sheets = sorted(folder.glob("ranking-top-*.png"))
+        assert len(sheets) == 1
+        results.append((r.stdout.replace(str(folder), "DIR"), r.stderr.replace(str(folder), "DIR"),
+                        (folder / "ranking.json").read_bytes(), sheets[0].read_bytes()))
+        pngs = [p.name for p in pics.rglob("*.png")]
+        if budget is None:  # each PNG decoded once (the JPEG's pictures of two sides are two reduced decodes)
+            assert {name: decodes.get(name) for name in pngs} == dict.fromkeys(pngs, 1), decodes
+        else:  # (read again where none is kept: the count counts)
+            assert max(decodes[name] for name in pngs) >= 3, decodes
+    assert results[0] == results[1]  # the same ranking, scores, skips and sheet, bytes for bytes

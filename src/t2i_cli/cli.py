@@ -2374,10 +2374,15 @@ def rerank(folder: Path = typer.Argument(...,
         if prompt is not None:  # what the CLIP will not read of it, as generate says of its prompt
             text_len = pipe.bundle.clip.cfg.text_len
             _warn_encoding(pipe, pipe.bundle.tokenizer.encode(prompt, text_len), "--prompt", quiet, text_len)
+        # the pictures the sheet and --explain use, kept from the decode that read each PNG's text and scored it
+        later = {pipe.bundle.clip.cfg.image_side: top} if top else {}
+        if explain:
+            later[rr.read_side(pipe)] = max(later.get(rr.read_side(pipe), 0), 1)
+        squares = rr.Squares(later)
         with progress_bar(quiet, "images") as bar:
             task = bar.add_task("scoring", total=None, rate="")
             ranked, skipped = rr.rank_folder(pipe, folder, prompt, lambda done, total: bar.update(
-                task, completed=done, total=total, rate=rate_text(bar.tasks[task], "images")))
+                task, completed=done, total=total, rate=rate_text(bar.tasks[task], "images")), squares)
             if bits:
                 task = bar.add_task("bits per code", total=len(ranked), rate="")
                 rr.add_bits(pipe, ranked, lambda done, total: bar.update(
@@ -2401,7 +2406,7 @@ def rerank(folder: Path = typer.Argument(...,
         # ranking.json was written.
         said: list[str] = []
         try:
-            _rerank_outputs(pipe, folder, ranked, top, link_best, explain, said, quiet)
+            _rerank_outputs(pipe, folder, ranked, top, link_best, explain, said, quiet, squares)
         except BaseException:
             for line in said:  # the files written before the failure, named as a finished run names them
                 out.print(line, soft_wrap=True)
@@ -2412,23 +2417,26 @@ def rerank(folder: Path = typer.Argument(...,
 
 
 def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, explain: bool, said: list[str],
-                    quiet: bool = False) -> None:
+                    quiet: bool = False, squares=None) -> None:
     """Write what rerank writes (ranking.json, the --top sheet, best/, --explain's maps), adding to said the line
-    that names each as it is written, and --explain's word contributions."""
+    that names each as it is written, and --explain's word contributions. squares: the pictures rank_folder kept
+    (rerank.Squares; read again where not kept)."""
     from t2i_cli import rerank as rr
 
+    squares = rr.Squares() if squares is None else squares
     said.append(f"wrote {clean(rr.write_ranking(folder, ranked))}")
     if top:
-        said.append(f"wrote {clean(rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side))}")
+        sheet = rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side, squares)
+        said.append(f"wrote {clean(sheet)}")
     if link_best:
         held: dict[Path, Path] = {}  # each best picture -> its copy (one picture held twice: one copy)
         _, copied = rr.link_best(folder, ranked, top, held)
         said.append(clean(rr.best_said(folder, held, copied)))
     if explain:  # the best image of each prompt (of the first alone, the others went unexplained, unsaid)
-        from t2i_cli.images import load_rgb, tensor_from_image
+        from t2i_cli.images import tensor_from_image
 
         for best in (r for r in ranked if r.rank == 1):
-            image = tensor_from_image(load_rgb(best.path, rr.read_side(pipe)))
+            image = tensor_from_image(squares.load(best.path, rr.read_side(pipe)))
             said.append(f"word contributions to the score of {clean(rr.shown(folder, best.path))} (drop when the "
                         f"word is removed):")
             said += [f"  {_right(clean(brief(word)), 12)} {delta:+.4f}"

@@ -63,15 +63,21 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
 
 
 @contextmanager
+def _pillow_warnings() -> Iterator[None]:
+    """Pillow's decompression-bomb warning made an error, its warnings about a broken EXIF block silenced (opened)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+        yield
+
+
+@contextmanager
 def opened(path: Path) -> Iterator[Image.Image]:
     """Image.open(path) with a decompression bomb refused (Pillow's warning made an error, so the image is not
     decoded) and Pillow's warnings about a broken EXIF block silenced: the picture reads, and a tag Pillow
     cannot read counts as absent (an orientation it cannot read leaves the picture as stored)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
-        with Image.open(path) as im:
-            yield im
+    with _pillow_warnings(), Image.open(path) as im:
+        yield im
 
 
 DRAFT_MARGIN = 4  # a JPEG is decoded at no less than this many times the side asked for (load_rgb)
@@ -89,9 +95,7 @@ def load_rgb(path: Path, side: int) -> Image.Image:
             drafted = im.draft(None, (DRAFT_MARGIN * side, DRAFT_MARGIN * side))  # JPEG only (None otherwise)
             im.load()
             if drafted is None or drafted[1][2:] == stored:  # a phone's photo as it is shown; no copy when upright
-                upright = im.getexif().get(0x0112, 1) in (1, None)
-                im = _keyed_png(im)  # (while it is the file's picture: a turned copy is not)
-                return square_rgb(im if upright else ImageOps.exif_transpose(im), side)
+                return _shown_square(im, side)
             orientation = im.getexif().get(0x0112, 1)
             img = to_rgb(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -102,6 +106,23 @@ def load_rgb(path: Path, side: int) -> Image.Image:
     small = square(img, side, size=drafted[1][2:])
     method = EXIF_TRANSPOSE.get(orientation)
     return small.transpose(method) if method is not None else small
+
+
+def _shown_square(im: Image.Image, side: int) -> Image.Image:
+    """load_rgb's picture of a decoded image not reduced in its decode (im.draft): as shown, its square, RGB."""
+    upright = im.getexif().get(0x0112, 1) in (1, None)  # a phone's photo as it is shown; no copy when upright
+    im = _keyed_png(im)  # (while it is the file's picture: a turned copy is not)
+    return square_rgb(im if upright else ImageOps.exif_transpose(im), side)
+
+
+def rgb_of(png: Image.Image, side: int) -> Image.Image:
+    """load_rgb(path, side)'s picture, the same bytes, of the PNG read_png decoded from path: made from that
+    decode, not another (a PNG is never reduced in its decode, as a JPEG is)."""
+    try:
+        with _pillow_warnings():
+            return _shown_square(png, side)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise unreadable(Path(png.filename), "image", e) from e
 
 
 # What ImageOps.exif_transpose does for each EXIF orientation.
@@ -549,12 +570,18 @@ def save_png(img: Image.Image, path: Path, text: dict[str, str] | None = None) -
 def read_png_text(path: Path) -> dict[str, str]:
     """The text chunks of a PNG file, known by its content whatever its name ({} if it has none, or is another
     format, which is not decoded); raises DataError if it is not an image."""
+    return read_png(path)[0]
+
+
+def read_png(path: Path) -> tuple[dict[str, str], Image.Image | None]:
+    """read_png_text's text chunks, and the PNG decoded to reach them (None for another format, not decoded):
+    rgb_of makes load_rgb's picture of it without decoding the file again (rerank)."""
     try:
         with opened(path) as im:
             if im.format != "PNG":
-                return {}
-            im.load()  # (text chunks may follow the pixels)
-            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
+                return {}, None
+            im.load()  # (text chunks may follow the pixels; leaving `with` closes the file, not the pixels)
+            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}, im
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, "image", e) from e
 

@@ -40,7 +40,8 @@ from t2i_cli.images import (
     encode_png,
     image_from_tensor,
     load_rgb,
-    read_png_text,
+    read_png,
+    rgb_of,
     tensor_from_image,
     unread_picture,
 )
@@ -88,6 +89,56 @@ def check_folder(folder: Path) -> None:
 
 
 SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ranks in bounded memory
+KEPT_BYTES = 256 << 20  # the most bytes of pictures Squares keeps between reading a PNG's text and using its pixels
+
+
+class Squares:
+    """The pictures rerank reads (load_rgb(path, side): the scoring's side, the --top sheet's, --explain's), made
+    from the one decode that reads a PNG's text (collect: its text chunks may follow its pixels) and kept until
+    they are used: each PNG was decoded two or three times (its text, its score, its tile on the sheet). later:
+    side -> the best K per prompt whose pictures of that side are used once scored (the sheet's, --explain's);
+    the others are let go as each prompt is ranked. Up to budget bytes in all (a folder of any size ranks in
+    bounded memory): a picture not kept is read again where it is used, as before. Each is load_rgb's, the same
+    bytes, so no score or sheet changes."""
+
+    def __init__(self, later: dict[int, int] | None = None, budget: int | None = None):
+        self.later = dict(later or {})
+        self.sides = set(self.later)  # the sides a PNG's decode makes pictures at (rank_folder adds its own)
+        self.kept: dict[tuple[Path, int], object] = {}
+        self.budget, self.used = KEPT_BYTES if budget is None else budget, 0
+
+    def keep(self, path: Path, side: int, picture) -> None:
+        """Keep path's picture at side, where the budget has room for it."""
+        if (path, side) not in self.kept and self.used + side * side * 3 <= self.budget:
+            self.kept[path, side] = picture
+            self.used += side * side * 3
+
+    def keep_decoded(self, path: Path, png) -> None:
+        """Keep path's pictures at each side, made from the PNG read_png decoded (one that fails is not kept: read
+        again where it is used, it fails as before, in the same place)."""
+        for side in sorted(self.sides):
+            if self.used + side * side * 3 > self.budget:
+                return
+            try:
+                self.keep(path, side, rgb_of(png, side))
+            except DataError:
+                return
+
+    def load(self, path: Path, side: int):
+        """path's picture at side: the one kept, else load_rgb's (DataError where it cannot be read)."""
+        picture = self.kept.get((path, side))
+        return load_rgb(path, side) if picture is None else picture
+
+    def drop(self, path: Path, side: int) -> None:
+        if self.kept.pop((path, side), None) is not None:
+            self.used -= side * side * 3
+
+    def ranked(self, ranked: list[Ranked]) -> None:
+        """Let go of the pictures of one prompt's ranked pictures that nothing uses any more."""
+        for r in ranked:
+            for side in self.sides:
+                if r.rank > self.later.get(side, 0):
+                    self.drop(r.path, side)
 
 
 def _loops(path: Path) -> bool:
@@ -100,7 +151,7 @@ def _loops(path: Path) -> bool:
 
 
 def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = None,
-            ) -> tuple[list[tuple[Path, str]], Counter]:
+            squares: Squares | None = None) -> tuple[list[tuple[Path, str]], Counter]:
     """Images of a folder and its sub-folders, as training reads a folder (data.files_under: through links to
     folders, each folder once, t2i run folders and folders that cannot be listed counted, not read), with their
     prompt (the given one, else the PNG's text chunk, else the first line of a caption file beside it, NAME.txt,
@@ -110,7 +161,8 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
     are read later, a batch at a time (rank_folder): a folder of 2,178 pictures held 4.0 GB when every one was
     decoded here first. With scorer, the (identity, generator) of the weights that score, t2i PNGs that record
     other weights are counted under OTHER_WEIGHTS: a user's own model's pictures scored by the shipped CLIP, a
-    model of the procedural world, is a ranking no one asked for."""
+    model of the procedural world, is a ranking no one asked for. With squares, the pictures of each PNG to rank are
+    made from the decode that read its text, and kept there (Squares)."""
     check_folder(folder)
     items, skipped = [], Counter()
     captions: set[Path] = set()  # the caption files read as a picture's prompt (not counted as text files)
@@ -157,7 +209,7 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             skipped["file not a picture"] += 1  # (a file without a suffix is a picture by its first bytes, as
             continue  # vary and --from read one)
         try:
-            chunks = read_png_text(path)  # a PNG by its content, whatever its name
+            chunks, png = read_png(path)  # a PNG by its content, whatever its name
         except DataError:
             skipped["unreadable picture"] += 1
             continue
@@ -183,6 +235,9 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             text = text[:MAX_PROMPT_CHARS]
             skipped[cut] += 1
         items.append((path, text))
+        if squares is not None and png is not None:
+            squares.keep_decoded(path, png)
+        del png  # (decoded: let go before the next picture is)
     if captions:
         skipped["text file"] -= len(captions)
         if skipped["text file"] <= 0:
@@ -214,14 +269,19 @@ def read_side(pipe: TextToImage) -> int:
 
 
 def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[list[Ranked], Counter]:
+                progress: Callable[[int, int], None] | None = None,
+                squares: Squares | None = None) -> tuple[list[Ranked], Counter]:
     """Score every image against its prompt; ranks are within each prompt, best first. Images are read and
-    scored SCORE_BATCH at a time; progress(done, total) is called after each batch."""
+    scored SCORE_BATCH at a time; progress(done, total) is called after each batch. squares: where the pictures
+    are kept from the decode that read a PNG's text (a new Squares where not given: each PNG decoded once), and
+    those the --top sheet and --explain use, once scored (Squares.later)."""
     clip = pipe.bundle.clip
     if clip is None:
         raise DataError(f"{pipe.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
-    items, skipped = collect(folder, prompt, (pipe.bundle.identity, pipe.bundle.generator))
     side = read_side(pipe)
+    squares = Squares() if squares is None else squares
+    squares.sides.add(side)
+    items, skipped = collect(folder, prompt, (pipe.bundle.identity, pipe.bundle.generator), squares)
     ranked: list[Ranked] = []
     done = 0
     # prompt -> its pictures, in the files' order; prompts the model reads alike (letter case and spacing aside, a
@@ -239,10 +299,14 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
             paths, images = [], []
             for path in group[start:start + SCORE_BATCH]:
                 try:
-                    images.append(tensor_from_image(load_rgb(path, side)))
+                    picture = squares.load(path, side)
+                    images.append(tensor_from_image(picture))
                     paths.append(path)
                 except DataError:
                     skipped["unreadable picture"] += 1
+                    continue
+                if side in squares.later:  # (a picture of another format than PNG, decoded here: the sheet's too)
+                    squares.keep(path, side, picture)
             if images:
                 scored += zip(paths, pipe.score(torch.stack(images), text).tolist(), strict=True)
             done += len(group[start:start + SCORE_BATCH])
@@ -250,6 +314,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
                 progress(done, len(items))
         scored.sort(key=lambda ps: -ps[1])  # stable: equal scores keep the files' order
         ranked += [Ranked(p, text, s, r) for r, (p, s) in enumerate(scored, start=1)]
+        squares.ranked(ranked[len(ranked) - len(scored):])
     if not ranked:
         left_out = {k: v for k, v in skipped.items() if k not in CUTS}
         raise DataError(f"nothing to rank in {folder}: no readable image with a prompt"
@@ -318,16 +383,18 @@ def shown(folder: Path, path: Path) -> str:
     return Path(path).relative_to(folder).as_posix()
 
 
-def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int) -> Path:
+def write_top_sheet(folder: Path, ranked: list[Ranked], k: int, side: int, squares: Squares | None = None) -> Path:
     """A contact sheet of the best k per prompt with their scores, as a new PNG in folder: one row per prompt (k
     columns, at most 8, a prompt's row filled out with blank tiles; a prompt with fewer pictures than k shifted
-    every later prompt's into the wrong columns), prompts in ranking.json's order."""
+    every later prompt's into the wrong columns), prompts in ranking.json's order. squares: the pictures rank_folder
+    kept (each tile one of them, where kept, else read)."""
     cols = max(1, min(k, 8))
     blank = image_from_tensor(torch.ones(3, side, side))  # white
     tiles, labels = [], []
     for prompt in dict.fromkeys(r.prompt for r in ranked):
         best = [r for r in ranked if r.prompt == prompt and r.rank <= k]
-        tiles += [load_rgb(r.path, side) for r in best] + [blank] * (-len(best) % cols)
+        tiles += [load_rgb(r.path, side) if squares is None else squares.load(r.path, side) for r in best] \
+            + [blank] * (-len(best) % cols)
         labels += [sheet_label(r.rank, r.score) for r in best] + [""] * (-len(best) % cols)
     sheet = contact_sheet(tiles, labels, columns=cols, label_height=14)
     data = encode_png(sheet, {"ranking": "top-k contact sheet", SHEET_KEY: "ranking"})
