@@ -3,15 +3,18 @@ shipped models (each model file was read three times, the tokenizer up to six), 
 folder of PNGs (each shown picture was decoded twice: by the source's check, then at the crop's side), and
 images.load_rgb of a 16-bit RGB PNG with a transparent colour (tRNS) that marks no pixel (its file was always
 decoded a second time for the samples' low bytes) and of one whose colour marks a quarter of it (still decoded
-twice: the low bytes are needed there); and `t2i info` of the shipped weights (folder_info: each file was read
-and hashed twice, for the folder's identity and for its own sha256).
+twice: the low bytes are needed there); `t2i info` of the shipped weights (folder_info: each file was read
+and hashed twice, for the folder's identity and for its own sha256); and `t2i rerank DIR --top 4` of a folder of
+PNGs with the shipped CLIP (rank_folder and write_top_sheet: each PNG was decoded two or three times, for its text,
+its score and its tile on the sheet; its PNG decodes are counted, and the ranking's files, scores and the sheet's
+bytes make its digest).
 
 Each case runs --reps times in a fresh Python process per build, the builds alternating; the seconds are the
 operation's own (imports and the tiny setup excluded), the median of the runs. "same" says every build wrote the
 same bytes (the exported files, the sheet, the decoded pixels). The older build is `git archive REV src` in a
 temporary folder (--old, default the commit before these changes).
 
-    PYTHONPATH=src python bench/read_once.py [--old 272f870] [--reps 5]
+    PYTHONPATH=src python bench/read_once.py [--old 272f870] [--reps 5] [--cases rerank]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +64,34 @@ elif case == "preview":
     out = preview(args["folder"], Path(args["out"]), n=n, side=side, dataset=dataset)
     t = time.perf_counter() - t
     digest = hashlib.sha256(Path(out).read_bytes()).hexdigest()
+elif case == "rerank":
+    import inspect, shutil
+    from collections import Counter
+    from PIL import ImageFile
+    from t2i_cli import rerank as rr
+    from t2i_cli.pipeline import TextToImage
+    decodes, load = Counter(), ImageFile.ImageFile.load
+    def counted(im):
+        if im.tile and getattr(im, "filename", None) and str(im.filename).endswith(".png"):
+            decodes["png"] += 1
+        return load(im)
+    ImageFile.ImageFile.load = counted
+    folder = Path(args["out"]).with_name("pics")
+    shutil.copytree(args["folder"], folder)  # (a fresh copy each run: the sheet is written there)
+    pipe = TextToImage.from_folder(Path(args["weights"]), "cpu", need_clip=True)
+    side, k = pipe.bundle.clip.cfg.image_side, args["top"]
+    t = time.perf_counter()
+    if "squares" in inspect.signature(rr.rank_folder).parameters:  # this build: each PNG decoded once
+        squares = rr.Squares({side: k})
+        ranked, _ = rr.rank_folder(pipe, folder, squares=squares)
+        sheet = rr.write_top_sheet(folder, ranked, k, side, squares)
+    else:
+        ranked, _ = rr.rank_folder(pipe, folder)
+        sheet = rr.write_top_sheet(folder, ranked, k, side)
+    t = time.perf_counter() - t
+    rows = [[r.path.name, r.prompt, r.score, r.rank] for r in ranked]
+    digest = hashlib.sha256(json.dumps(rows).encode() + sheet.read_bytes()).hexdigest()
+    print(json.dumps({"decodes": decodes["png"], "pictures": len(ranked)}), file=sys.stderr)
 elif case == "info":
     from t2i_cli.weights import folder_info
     t = time.perf_counter()
@@ -112,6 +143,16 @@ def setup(work: Path) -> dict[str, dict]:
         a = (a + rng.integers(0, 24, a.shape)).clip(0, 255).astype(np.uint8)
         Image.fromarray(a).save(pics / f"p{i}.png")
         (pics / f"p{i}.txt").write_text(f"picture {i}")
+    ranked = work / "rerank"
+    ranked.mkdir()
+    for i in range(48):  # pictures as t2i draws them (128 px, their prompt in their text), 3 prompts; 6 of 768 px
+        side = 768 if i % 8 == 0 else 128
+        y, x = np.mgrid[0:side, 0:side]
+        a = np.stack([x * 255 // side, y * 255 // side, (x * y // side + 30 * i) % 256], axis=2)
+        a = (a + rng.integers(0, 32, a.shape)).clip(0, 255).astype(np.uint8)
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("prompt", ("a red bird", "a blue fish on the left", "two green cats")[i % 3])
+        Image.fromarray(a).save(ranked / f"r{i:02d}.png", pnginfo=info)
     key = (20000, 30000, 40000)
     return {
         "export 3 shipped files (45 MB)": {"case": "export", "run": str(run), "half": False},
@@ -119,6 +160,8 @@ def setup(work: Path) -> dict[str, dict]:
         "info of the shipped weights (every file hashed)": {"case": "info", "folder": str(ROOT / "weights")},
         "data preview --crop 0.6, 8 PNGs of 3 MP": {"case": "preview", "folder": str(pics), "n": 8, "side": 128,
                                                     "crop": 0.6},
+        "rerank --top 4, 48 PNGs (42 of 128 px, 6 of 768 px)": {"case": "rerank", "folder": str(ranked), "top": 4,
+                                                                 "weights": str(ROOT / "weights")},
         "16-bit tRNS PNG 3000x2000, colour unused": {
             "case": "png", "png": str(keyed_png16(work / "unused.png", 3000, 2000, key, False))},
         "16-bit tRNS PNG 3000x2000, colour used": {
@@ -130,6 +173,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--old", default="272f870", help="the older build's commit")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--cases", default="", help="run only the cases whose name holds this (e.g. rerank)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="t2i-read-once-") as tmp:
         work = Path(tmp)
@@ -141,7 +185,8 @@ def main() -> None:
         with tarfile.open(work / "old.tar") as tar:
             tar.extractall(old, filter="data")
         trees = {"old": old / "src", "new": ROOT / "src"}
-        cases = setup(work)
+        cases = {name: spec for name, spec in setup(work).items() if args.cases in name}
+        decoded: dict[str, dict[str, set[str]]] = {c: {t: set() for t in trees} for c in cases}
         times: dict[str, dict[str, list[float]]] = {c: {t: [] for t in trees} for c in cases}
         digests: dict[str, set[str]] = {c: set() for c in cases}
         for rep in range(args.reps):
@@ -158,6 +203,8 @@ def main() -> None:
                     if r.returncode:
                         raise SystemExit(f"{case} ({tree}) failed:\n{r.stderr}")
                     t, digest = json.loads(r.stdout.strip().splitlines()[-1])
+                    if spec["case"] == "rerank":  # (its PNG decodes, said after the table)
+                        decoded[case][tree].add(r.stderr.strip().splitlines()[-1])
                     times[case][tree].append(t)
                     digests[case].add(digest)
         print("## Work done once (bench/read_once.py)\n")
@@ -168,6 +215,8 @@ def main() -> None:
         for case in cases:
             old_s, new_s = (statistics.median(times[case][t]) for t in trees)
             print(f"| {case} | {old_s:.3f} | {new_s:.3f} | {'same' if len(digests[case]) == 1 else 'DIFFER'} |")
+        for case in (c for c in cases if cases[c]["case"] == "rerank"):
+            print(f"\n{case}: PNG decodes " + "; ".join(f"{t} {', '.join(sorted(decoded[case][t]))}" for t in trees))
 
 
 if __name__ == "__main__":
