@@ -1,0 +1,235 @@
+"""Mutation audit (s43, helper hE): tests that kill mutants which survived the suite in sampling_config.py,
+prompt_file.py, models/tokenizer.py, name_captions.py, files.py and data.py's imagefolder/manifest reading."""
+
+from __future__ import annotations
+
+import pytest
+
+from t2i_cli.errors import UsageError
+from t2i_cli.sampling_config import SamplingConfig
+
+
+def test_a_guidance_start_over_100_is_refused_as_guidance_is():
+    """--guidance-start's range is 0..100, as --guidance's: 100 is taken, 100.5 and 1e40 are refused (a float32
+    overflow otherwise), each naming the option and its range."""
+    assert SamplingConfig(guidance_start=100.0).guidance_start == 100.0
+    for bad in (100.5, 1e40):
+        with pytest.raises(UsageError, match=r"^guidance_start must be between 0 and 100, got "):
+            SamplingConfig(guidance_start=bad)
+
+
+def test_guidance_stop_is_refused_beside_the_smallest_jacobi_window():
+    """--jacobi 1 is speculative decoding all the same (cfg.jacobi truthy: _jacobi_codes), which guidance_stop does
+    not combine with: refused at 1 as at 4, and taken beside --jacobi 0."""
+    assert SamplingConfig(guidance_stop=0.5, jacobi=0).guidance_stop == 0.5
+    for window in (1, 4):
+        with pytest.raises(UsageError, match=r"^guidance_stop does not combine with jacobi"):
+            SamplingConfig(guidance_stop=0.5, jacobi=window)
+
+
+def test_regional_is_checked_for_type_and_held_as_a_float_as_the_other_weights_are():
+    """regional is a number like guidance: "2" (a str from a JSON file) is one UsageError naming it, not a TypeError
+    from the range check; an int 2 is held as 2.0 (every float field is a plain float: a run's recorded settings)."""
+    with pytest.raises(UsageError, match=r"^regional must be a number, got '2'"):
+        SamplingConfig(regional="2")
+    with pytest.raises(UsageError, match=r"^regional must be a number, got True"):
+        SamplingConfig(regional=True)
+    cfg = SamplingConfig(regional=2, guidance=3, temperature=1)
+    assert type(cfg.regional) is float and type(cfg.guidance) is float and type(cfg.temperature) is float
+
+def test_a_number_0_at_a_names_end_is_a_counter_not_part_of_the_name():
+    """A named number has no leading zero (_NAME_NUMBER: 1 to 4 digits from 1): "bird 0", "bird_0" (a counter that
+    starts at 0) are "bird", as "bird 01"; "route 66" keeps its number."""
+    from t2i_cli.name_captions import caption_of
+
+    assert [caption_of(n) for n in ("bird 0", "bird_0", "bird-0", "bird 01")] == ["bird"] * 4
+    assert caption_of("route 66") == "route 66"
+
+
+def test_guidance_stops_after_its_exact_share_of_the_codes_despite_float_rounding():
+    """0.07 * 100 is 7.000000000000001 in floating point: guidance stops at code 7 of 100 (the 7% share), not 8; and
+    at 7 of 200 for 0.035, 4 of 16 for 0.25, 2 of 3 for 0.5, n for 1 and without a stop."""
+    assert SamplingConfig(guidance_stop=0.07).guidance_stops_at(100) == 7
+    assert SamplingConfig(guidance_stop=0.035).guidance_stops_at(200) == 7
+    assert SamplingConfig(guidance_stop=0.25).guidance_stops_at(16) == 4
+    assert SamplingConfig(guidance_stop=0.5).guidance_stops_at(3) == 2  # (1.5 codes: the second is still guided)
+    assert SamplingConfig(guidance_stop=1.0).guidance_stops_at(7) == 7
+    assert SamplingConfig().guidance_stops_at(7) == 7
+
+
+def test_each_icon_size_after_an_underscore_or_hyphen_is_no_part_of_the_name():
+    """An icon's size in pixels after _ or - (16 .. 1024) is taken off, each of them; another number there ("-513")
+    and a number after a space ("logo 512", as "route 66") stay."""
+    from t2i_cli.name_captions import caption_of
+
+    for size in (16, 32, 48, 64, 96, 128, 192, 256, 512, 1024):
+        assert caption_of(f"logo_{size}") == "logo", size
+        assert caption_of(f"logo-{size}") == "logo", size
+    assert caption_of("logo-513") == "logo 513"
+    assert caption_of("logo 512") == "logo 512"
+
+
+@pytest.mark.parametrize("name, caption", [
+    ("route 66 (1234)", "route 66"),  # a download's copy counter of 4 digits after a named number (_DUPLICATE)
+    ("apollo 11 23", "apollo"),  # only a copy's counter of ONE digit after a named number is taken off first
+    ("dsc 12345 sunset", "dsc sunset"),  # a number of 5 digits is a counter wherever it is
+    ("0 degrees", "0 degrees"),  # "0" alone has no leading zero: a count, kept
+    ("whatsapp 1234", "whatsapp 1234"),  # an app's name beside a 4-digit number is a name (5 digits: a tool's)
+    ("caf%C3%A9%C1", "café á"),  # C1 is no UTF-8 lead byte: the run's last byte is Latin-1's Á, kept
+    ("x%C3%A9%E0", "xéà"),  # a lone E0 after UTF-8 text is Latin-1's à, not a cut-short sequence
+    ("1%C3%A9%E9", "1 éé"),  # "after a digit" (a percentage) is said of the run's first byte only
+    ("caf%E9a", "caféa"),  # a hex letter after the run of the other case does not make it a percent sign
+    ("caf%e9A", "café a"),
+    ("%FE%FFcat", "cat"),  # UTF-16's byte-order marks, either order, are no text
+    ("%FF%FEcat", "cat"),
+    ("a%FF%FE%FE%FFb", "ab"),
+    ("caf%e9bird", "caf%e9bird"),  # an escape left as typed (a hex letter of its case after it) is not parted
+    ("CAF%E9Bird", "caf%e9bird"),
+    ("red\u200cbird", "redbird"),  # a non-joiner between ASCII letters means nothing: dropped
+    ("a\u200cb", "ab"),
+    ("30%deal", "30%deal"),  # a percentage before a word: no byte
+    ("x%C3", "x ã"),  # a lone lead byte after ASCII is Latin-1's capital, read
+    ("caf%E9%41B", "café ab"),  # only the run's last part is followed by what comes after the run
+    ("caf%e9%E9", "caf%e9%e9"),  # escapes typed in both cases are left as typed
+])
+def test_caption_of_number_and_escape_rules(name, caption):
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of(name) == caption
+
+
+# --- models/tokenizer.py: without_format, joins, check_processing
+
+def test_without_format_keeps_a_joiner_only_between_two_drawn_characters_beyond_ascii():
+    """A joiner at either end of the text, beside ASCII or beside another format character means nothing: dropped
+    (at the start, text[-1] is no neighbour); between two emoji it stays; a zero-width space is a space."""
+    from t2i_cli.models.tokenizer import without_format
+
+    bird, zwj = "\U0001f426", "\u200d"
+    assert without_format(zwj + bird) == bird
+    assert without_format(bird + zwj) == bird
+    assert without_format(bird + zwj + "a") == bird + "a"
+    assert without_format("a" + zwj + "b") == "ab"
+    assert without_format(bird + zwj + "\u200e" + bird) == bird + bird
+    assert without_format(bird + zwj + bird) == bird + zwj + bird
+    assert without_format("red\u200bbird") == "red bird"
+
+
+def test_without_format_keeps_a_subdivision_flag_and_the_marks_drawn_around_digits():
+    """Scotland's flag (the black flag, tags g b s c t and the cancel tag U+E007F) stays whole; tags after anything
+    else, or after the flag with a letter between, are dropped; Arabic's number sign and end of ayah stay."""
+    from t2i_cli.models.tokenizer import without_format
+
+    tags = "".join(chr(0xE0000 + ord(c)) for c in "gbsct") + "\U000e007f"
+    scotland = "\U0001f3f4" + tags
+    assert without_format(scotland) == scotland
+    assert without_format("a bird " + scotland) == "a bird " + scotland
+    assert without_format("x" + tags + " bird") == "x bird"
+    assert without_format("\U0001f3f4x" + tags) == "\U0001f3f4x"
+    assert without_format("\u0600\u0661\u0662") == "\u0600\u0661\u0662"
+    assert without_format("\u06dd\u0661") == "\u06dd\u0661"
+
+
+def _tokenizer_spec():
+    import json
+
+    from t2i_cli.models.tokenizer import TextTokenizer
+
+    return json.loads(TextTokenizer.train(["a red bird", "a blue fish"], vocab_size=64).to_json())
+
+
+def test_check_processing_refuses_each_step_t2i_does_not_train_and_takes_a_whitespace_only_file():
+    """A tokenizer file is refused (ValueError) for dropout, another model, a normaliser without lower case, a
+    decoder, a non-object model, the ideograph split anywhere but the pre-tokenizer and nesting too deep; a file of
+    an earlier t2i (the whitespace pre-tokenizer alone) and t2i's own are taken."""
+    import copy
+    import json
+
+    from t2i_cli.models.tokenizer import IDEOGRAPH_SPLIT, check_processing
+
+    spec = _tokenizer_spec()
+    check_processing(json.dumps(spec))
+    old = copy.deepcopy(spec)
+    old["pre_tokenizer"] = {"type": "Whitespace"}
+    check_processing(json.dumps(old))
+
+    def refused(change, match):
+        bad = copy.deepcopy(spec)
+        change(bad)
+        with pytest.raises(ValueError, match=match):
+            check_processing(json.dumps(bad))
+
+    refused(lambda s: s["model"].__setitem__("dropout", 0.1), "dropout")
+    refused(lambda s: s["model"].__setitem__("type", "WordPiece"), "'WordPiece'")
+    refused(lambda s: s.__setitem__("normalizer", {"type": "Sequence", "normalizers": [{"type": "NFKC"}]}),
+            "its normalizer is not")
+    refused(lambda s: s.__setitem__("normalizer", IDEOGRAPH_SPLIT), "its normalizer is not")
+    refused(lambda s: s.__setitem__("decoder", {"type": "BPEDecoder", "suffix": "</w>"}), "its decoder is not")
+    refused(lambda s: s.__setitem__("model", "BPE"), "not a JSON object with a model")
+    with pytest.raises(ValueError, match="nested too deeply"):
+        check_processing("[" * 100_000 + "]" * 100_000)
+
+
+# --- prompt_file.py
+
+def test_a_prompt_file_of_exactly_its_bound_is_read(tmp_path, monkeypatch):
+    """MAX_PROMPT_FILE bytes are read; one byte more is refused (the bound is inclusive)."""
+    from t2i_cli import prompt_file
+    from t2i_cli.errors import DataError
+
+    monkeypatch.setattr(prompt_file, "MAX_PROMPT_FILE", 64)
+    body = "a red bird\n#"
+    f = tmp_path / "p.txt"
+    f.write_text(body + "x" * (64 - len(body)))
+    assert [p.prompt for p in prompt_file.read_prompts(str(f)).prompts] == ["a red bird"]
+    f.write_text(body + "x" * (65 - len(body)))
+    with pytest.raises(DataError, match="is over"):
+        prompt_file.read_prompts(str(f))
+
+
+def test_a_line_of_only_a_variation_selector_is_blank(tmp_path):
+    """U+FE0F (and U+FE0E) draw nothing: a line of them is skipped as blank (an emoji with one is no blank)."""
+    from t2i_cli.prompt_file import blank, read_prompts
+
+    assert blank("\ufe0f") and blank("\ufe0e \ufe0f") and not blank("\ufe0f\U0001f426")
+    f = tmp_path / "p.txt"
+    f.write_text("\ufe0f\na red bird\n", encoding="utf-8")
+    assert [(p.line, p.prompt) for p in read_prompts(str(f)).prompts] == [(2, "a red bird")]
+
+
+def test_check_negative_refuses_a_guidance_below_1_named_by_its_setting_only_when_asked():
+    """Asked for now (the command line), a schedule starting below 1 is refused naming guidance_start; a start of
+    exactly 1 is taken; guidance 1 (no guidance) is refused for any negative; a PNG's recorded setting (not asked)
+    below 1 still redraws."""
+    from t2i_cli.prompt_file import check_negative
+
+    check_negative("a blue bird", SamplingConfig(guidance=3.0, guidance_start=1.0), asked=True)
+    with pytest.raises(UsageError, match=r"^guidance_start=0\.5 is below 1"):
+        check_negative("a blue bird", SamplingConfig(guidance=3.0, guidance_start=0.5), asked=True)
+    with pytest.raises(UsageError, match=r"^guidance=0\.5 is below 1"):
+        check_negative("a blue bird", SamplingConfig(guidance=0.5), asked=True)
+    check_negative("a blue bird", SamplingConfig(guidance=0.5), asked=False)
+    with pytest.raises(UsageError, match=r"^negative works through guidance"):
+        check_negative("a blue bird", SamplingConfig(guidance=1.0))
+    with pytest.raises(UsageError, match=r"^negative is empty"):
+        check_negative("\u200b\ufe0f", SamplingConfig())
+
+
+def test_a_prompt_file_named_dash_is_a_file_and_a_terminal_is_refused(tmp_path, monkeypatch):
+    """'./-' is the file named '-' (a str as typed), '-' standard input: a terminal there is refused."""
+    from t2i_cli.errors import DataError
+    from t2i_cli.prompt_file import read_prompts
+
+    (tmp_path / "-").write_text("a red bird\n")
+    monkeypatch.chdir(tmp_path)
+    assert [p.prompt for p in read_prompts("./-").prompts] == ["a red bird"]
+
+    class Terminal:
+        closed = False
+
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    with pytest.raises(DataError, match="which is a terminal"):
+        read_prompts("-")
