@@ -233,3 +233,166 @@ def test_a_prompt_file_named_dash_is_a_file_and_a_terminal_is_refused(tmp_path, 
     monkeypatch.setattr("sys.stdin", Terminal())
     with pytest.raises(DataError, match="which is a terminal"):
         read_prompts("-")
+
+
+# --- files.py: broken_link, check_folder_path, check_output_file
+
+def test_check_folder_path_names_a_link_to_nothing_a_file_and_a_pipe(tmp_path):
+    """A folder path that is a link to nothing, or inside one, is refused naming the link and its target (a relative
+    target as the link's folder's); one inside a file or that is a pipe is refused; one inside a link to a folder is
+    taken."""
+    import os
+
+    from t2i_cli.files import check_folder_path
+
+    (tmp_path / "dead").symlink_to("missing")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "good").symlink_to("real")
+    (tmp_path / "f").write_text("x")
+    os.mkfifo(tmp_path / "pipe")
+    target = tmp_path / "missing"
+    with pytest.raises(UsageError) as e:
+        check_folder_path(tmp_path / "dead", "--out")
+    assert str(e.value) == (f"--out {tmp_path / 'dead'} is a link to {target}, which does not exist (or links back "
+                            f"to itself); make that folder, or choose another with --out")
+    with pytest.raises(UsageError) as e:
+        check_folder_path(tmp_path / "dead" / "sub", "--out")
+    assert str(e.value).startswith(f"--out {tmp_path / 'dead' / 'sub'} is inside {tmp_path / 'dead'}, a link to "
+                                   f"{target}, which does not exist")
+    with pytest.raises(UsageError, match="which is a file"):
+        check_folder_path(tmp_path / "f" / "sub", "--out")
+    with pytest.raises(UsageError, match="exists and is not a folder"):
+        check_folder_path(tmp_path / "pipe", "--out")
+    with pytest.raises(UsageError, match=r"pipe, which is a file; choose another with --out$"):
+        check_folder_path(tmp_path / "pipe" / "sub", "--out")  # (a pipe above is no folder either)
+    assert check_folder_path(tmp_path / "good" / "sub", "--out") == tmp_path / "good" / "sub"
+
+
+def test_check_output_file_says_why_its_folder_is_none(tmp_path, monkeypatch):
+    """An output file's folder that is a file, inside a file, a link to nothing or missing is each refused in its own
+    words; a folder that cannot be written to is refused (os.access says so: root writes anywhere)."""
+    from t2i_cli import files
+
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "dead").symlink_to("missing")
+
+    def said(path):
+        with pytest.raises(UsageError) as e:
+            files.check_output_file(path, "--json")
+        return str(e.value)
+
+    assert said(tmp_path) == f"--json {tmp_path} is a folder; give a file name, e.g. {tmp_path / 'results.json'}"
+    assert said(tmp_path / "f" / "r.json") == (f"--json {tmp_path / 'f' / 'r.json'}: {tmp_path / 'f'} is a file, not a "
+                                               f"folder; choose another path")
+    assert said(tmp_path / "f" / "a" / "r.json").endswith(f"is inside {tmp_path / 'f'}, which is a file; choose "
+                                                          f"another path")
+    assert said(tmp_path / "dead" / "r.json") == (
+        f"--json {tmp_path / 'dead' / 'r.json'}: {tmp_path / 'dead'} is a link to {tmp_path / 'missing'}, which does "
+        f"not exist (or links back to itself); make that folder, or choose another path")
+    assert said(tmp_path / "new" / "r.json").endswith(f"{tmp_path / 'new'} is not a folder; create it or choose "
+                                                      f"another path")
+    assert files.check_output_file(tmp_path / "r.json", "--json") == tmp_path / "r.json"
+    monkeypatch.setattr(files.os, "access", lambda path, mode: False)
+    assert said(tmp_path / "r.json").endswith(f"{tmp_path} cannot be written to; choose another path")
+
+
+# --- data.py: the imagefolder manifests' columns, the manifest above, letter case
+
+def _squares(folder, *names):
+    from PIL import Image
+
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40 * i, 90, 200 - 30 * i)).save(folder / name)
+    return folder
+
+
+def test_a_manifest_line_with_both_pairs_is_read_by_image_and_caption_first(tmp_path):
+    """MANIFEST_KEYS' order: a line holding "image"/"caption" and "file_name"/"text" is read by the first pair."""
+    import json
+
+    from t2i_cli import data
+
+    ds = _squares(tmp_path / "ds", "a.png", "b.png")
+    (ds / "m.jsonl").write_text(json.dumps({"image": "a.png", "caption": "a red square", "file_name": "b.png",
+                                            "text": "a blue square"}) + "\n")
+    got = data.open_source(str(ds / "m.jsonl"), 16)
+    assert len(got) == 1 and got.captions_at(0) == ["a red square"] and got.file_of(0).endswith("a.png")
+
+
+@pytest.mark.parametrize("header, note", [
+    ("image,text", 'is not read: its picture column "image" pairs with "caption" only'),
+    ("filename,text", 'has no picture column t2i reads ("file_name" or "image"), so it is not read'),
+    ("FILE_NAME,DESCRIPTION", "has no caption column t2i reads, so it is not read"),
+])
+def test_a_metadata_csv_whose_columns_are_not_read_is_named_for_what_it_lacks(tmp_path, header, note):
+    """A metadata.csv beside pictures without a caption whose columns t2i does not read is named with the note of
+    what it lacks, its columns compared in any letter case."""
+    from t2i_cli import data
+
+    ds = _squares(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "red_bird.txt").write_text("a red bird\n")
+    (ds / "metadata.csv").write_text(f"{header}\nblue_fish.png,a blue fish\n")
+    said = data.open_source(str(ds), 16).skipped_message()
+    assert f"{ds / 'metadata.csv'} (its columns: " in said and note in said, said
+
+
+def test_a_row_naming_a_folder_in_other_letter_case_is_a_missing_image_not_a_miscased_one(tmp_path):
+    """Only a FILE differing in letter case alone is said as such: a row naming "PHOTOS" beside the folder photos/ is
+    a missing image."""
+    from t2i_cli import data
+
+    ds = _squares(tmp_path / "ds", "photos/a.png", "b.png")
+    (ds / "m.csv").write_text("file_name,text\nPHOTOS,a folder\nb.png,a blue square\n")
+    got = data.open_source(str(ds / "m.csv"), 16)
+    assert got.skipped == {"missing image": 1}
+
+
+def test_the_manifest_above_counts_only_rows_with_a_caption_and_survives_short_rows(tmp_path):
+    """ds/metadata.csv above ds/train: a short row and an empty caption are not counted (nor a crash), a name with
+    spaces around it is (as the reader strips it); a jsonl row of a blank caption is not counted."""
+    import json
+
+    from t2i_cli import data
+
+    ds = _squares(tmp_path / "ds", "train/a.png", "train/b.png", "train/c.png")
+    (ds / "metadata.csv").write_text("file_name,text\ntrain/a.png\ntrain/b.png,\n train/c.png ,a cat\n")
+    assert data.plan_captions(ds / "train").above.startswith(f"{ds / 'metadata.csv'} names 1 of the pictures here")
+    (ds / "metadata.csv").unlink()
+    (ds / "metadata.jsonl").write_text(json.dumps({"file_name": "train/a.png", "text": " "}) + "\n"
+                                       + json.dumps({"file_name": "train/b.png", "text": "a bee"}) + "\n")
+    assert data.plan_captions(ds / "train").above.startswith(f"{ds / 'metadata.jsonl'} names 1 of the pictures here")
+
+
+def test_a_metadata_jsonl_of_upper_case_names_without_a_caption_is_named(tmp_path):
+    """{"FILE_NAME", "LABEL"}: its names are compared in lower case, so it is a manifest without a caption column."""
+    import json
+
+    from t2i_cli import data
+
+    ds = _squares(tmp_path / "ds", "red_bird.png", "blue_fish.png")
+    (ds / "red_bird.txt").write_text("a red bird\n")
+    (ds / "metadata.jsonl").write_text(json.dumps({"FILE_NAME": "blue_fish.png", "LABEL": 3}) + "\n")
+    said = data.open_source(str(ds), 16).skipped_message()
+    assert f"{ds / 'metadata.jsonl'} (its columns: 'FILE_NAME', 'LABEL') has no caption column t2i reads" in said
+
+
+def test_a_manifest_above_naming_none_of_the_pictures_says_nothing(tmp_path):
+    """ds/metadata.csv whose rows name other pictures than train's uncaptioned ones: no hint (it named "0")."""
+    from t2i_cli import data
+
+    ds = _squares(tmp_path / "ds", "train/a.png", "val/b.png")
+    (ds / "metadata.csv").write_text("file_name,text\nval/b.png,a bee\n")
+    assert data.plan_captions(ds / "train").above == ""
+
+
+def test_a_picture_with_too_many_captions_is_used_not_counted_as_skipped(tmp_path):
+    """Captions past MAX_CAPTIONS are trimmed: the picture is used and said apart, not "skipped 1 item"."""
+    from t2i_cli import data
+
+    ds = _squares(tmp_path / "ds", "a.png")
+    (ds / "a.txt").write_text("".join(f"a red square {i}\n" for i in range(data.MAX_CAPTIONS + 1)))
+    got = data.open_source(str(ds), 16)
+    said = got.skipped_message()
+    assert len(got) == 1 and not said.startswith("skipped"), said
+    assert said.startswith(f"using 1; 1 picture has over {data.MAX_CAPTIONS} captions"), said
