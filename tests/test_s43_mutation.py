@@ -396,3 +396,29 @@ def test_a_picture_with_too_many_captions_is_used_not_counted_as_skipped(tmp_pat
     said = got.skipped_message()
     assert len(got) == 1 and not said.startswith("skipped"), said
     assert said.startswith(f"using 1; 1 picture has over {data.MAX_CAPTIONS} captions"), said
+
+
+def test_the_manifest_above_is_looked_for_two_folders_up_and_read_to_its_bound(tmp_path, monkeypatch):
+    """ds/metadata.csv naming train/x/a.png is found for ds/train/x (ABOVE_LEVELS, two folders up); read no further
+    than MAX_ABOVE bytes, its count is said as "N or more" when rows follow."""
+    from t2i_cli import data
+
+    ds = _squares(tmp_path / "ds", "train/x/a.png", "train/x/b.png")
+    rows = "".join(f"train/x/{n}.png,a square\n" for n in ("a", "b")) + "other.png,a filler row\n" * 2000
+    (ds / "metadata.csv").write_text("file_name,text\n" + rows)
+    plan = data.plan_captions(ds / "train" / "x")
+    assert plan.above.startswith(f"{ds / 'metadata.csv'} names 2 of the pictures here without a caption: give "), \
+        plan.above
+    monkeypatch.setattr(data, "MAX_ABOVE", 40)
+    assert " or more of the pictures here without a caption" in data.plan_captions(ds / "train" / "x").above
+
+
+def test_a_downloads_copy_of_a_macos_copy_of_a_named_number_is_captioned_as_its_original():
+    """Defect found by the audit (mutant: the named-number check before a "(N)" copy dropped): "apollo 11 2" (macOS'
+    copy of "apollo 11") is "apollo 11", and so is "apollo 11 (3)"; "apollo 11 2 (3)", a download's copy of that copy,
+    was "apollo" (both numbers and the counter taken off). Each copy is now its original's caption."""
+    from t2i_cli.name_captions import caption_of
+
+    assert {caption_of(n) for n in ("apollo 11", "apollo 11 2", "apollo 11 (3)", "apollo 11 2 (3)")} == {"apollo 11"}
+    assert caption_of("route 66 2 (1)") == "route 66"
+    assert caption_of("bird (3)") == "bird" and caption_of("bird 2 (3)") == "bird 2"

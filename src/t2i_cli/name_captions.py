@@ -159,6 +159,7 @@ _NAMED_NUMBER = re.compile(rf"[^\W\d_](?:\s+|\s*[_-][\s_-]*(?!(?:16|32|48|64|96|
 # a browser's or file manager's copy of a name, "route 66 (1)" (Chrome, Firefox, Windows): its counter in
 # parentheses after a named number is dropped first, so that the copy is captioned as its original is
 _DUPLICATE = re.compile(r"\s*\(\d{1,4}\)\s*$")
+_COPY_DIGIT = re.compile(r"(?<=\d)\s+\d\s*$")  # macOS' copy counter of one digit after a number ("route 66 2")
 
 
 def _unfinished(raw: bytes) -> int:
@@ -318,11 +319,12 @@ def caption_of(name: str) -> str | None:
         return None
     name = _TELEGRAM.sub(" photo ", name)
     name = _DATE_TIME.sub(" ", name)
-    if (copy := _DUPLICATE.search(name)) and _NAMED_NUMBER.search(name[:copy.start()]):
+    # (a download's copy of macOS' copy, "apollo 11 2 (1)", is "apollo 11" as "apollo 11 2" is: it was "apollo")
+    if (copy := _DUPLICATE.search(name)) and _NAMED_NUMBER.search(_COPY_DIGIT.sub("", name[:copy.start()])):
         name = name[:copy.start()]  # "route 66 (1)": a download's second copy of "route 66"
     named_number = _NAMED_NUMBER.search(name)  # "route 66", "apollo 11": the number is the name's
     # ... before a copy's counter of one digit, macOS' "route 66 2" (both numbers were taken off: "route")
-    if named_number is None and (uncounted := re.sub(r"(?<=\d)\s+\d\s*$", "", name)) != name:
+    if named_number is None and (uncounted := _COPY_DIGIT.sub("", name)) != name:
         if (named_number := _NAMED_NUMBER.search(uncounted)) is not None:
             name = uncounted
     pieces = [p for p in _SEPARATORS.split(name) if p]
