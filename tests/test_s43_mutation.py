@@ -59,14 +59,14 @@ def test_guidance_stops_after_its_exact_share_of_the_codes_despite_float_roundin
 
 def test_each_icon_size_after_an_underscore_or_hyphen_is_no_part_of_the_name():
     """An icon's size in pixels after _ or - (16 .. 1024) is taken off, each of them; another number there ("-513")
-    and a number after a space ("logo 512", as "route 66") stay."""
+    and a number after a space ("bird 512", as "route 66") stay."""
     from t2i_cli.name_captions import caption_of
 
     for size in (16, 32, 48, 64, 96, 128, 192, 256, 512, 1024):
-        assert caption_of(f"logo_{size}") == "logo", size
-        assert caption_of(f"logo-{size}") == "logo", size
-    assert caption_of("logo-513") == "logo 513"
-    assert caption_of("logo 512") == "logo 512"
+        assert caption_of(f"bird_{size}") == "bird", size
+        assert caption_of(f"bird-{size}") == "bird", size
+    assert caption_of("bird-513") == "bird 513"
+    assert caption_of("bird 512") == "bird 512"  # (after icon, favicon, logo ... any 16..1024 is a size: "logo 512")
 
 
 @pytest.mark.parametrize("name, caption", [
@@ -88,7 +88,7 @@ def test_each_icon_size_after_an_underscore_or_hyphen_is_no_part_of_the_name():
     ("red\u200cbird", "redbird"),  # a non-joiner between ASCII letters means nothing: dropped
     ("a\u200cb", "ab"),
     ("30%deal", "30%deal"),  # a percentage before a word: no byte
-    ("x%C3", "x ã"),  # a lone lead byte after ASCII is Latin-1's capital, read
+    ("xy%C3", "xy"),  # a lone lead byte after ASCII is a UTF-8 character cut short, dropped
     ("caf%E9%41B", "café ab"),  # only the run's last part is followed by what comes after the run
     ("caf%e9%E9", "caf%e9%e9"),  # escapes typed in both cases are left as typed
 ])
