@@ -427,7 +427,7 @@ def test_a_run_repeated_on_its_folder_named_another_way_goes_on(tmp_path, monkey
         assert r.exit_code == 0, r.stderr
     line = one_line_failure(run(*whole, "--data", tmp_path / "link", "--steps", "3", "--flip"), 2)
     whole_run = tmp_path / "run"
-    assert line == f"error: {whole_run} holds a --stage all run with other settings (flip the preset's in " \
+    assert line == f"error: {whole_run} holds a --stage all run with other settings (flip false (not given) in " \
                    f"the run, true here; steps 2 in the run, 3 here); continue it as it is with --resume " \
                    f"{whole_run}, extend one stage with t2i train --resume {whole_run}/STAGE --steps N, or pick " \
                    "another --out", line
