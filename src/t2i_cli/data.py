@@ -734,7 +734,7 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[set[str], bool]:
                 lines = _csv_lines(f, manifest, fed)
                 delimiter, names, _ = _csv_header(lines, manifest)
                 if (keys := _manifest_keys(names)) is None:
-                    return 0, False
+                    return set(), False
                 at = names.index(keys[0]), names.index(keys[1])
                 for row in csv.reader(lines, delimiter=delimiter):
                     fed[0] = 0
