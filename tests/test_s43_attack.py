@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import run
 from t2i_cli import data
+from t2i_cli.name_captions import caption_of
 from test_s41_imagefolder import pictures
 
 
@@ -23,3 +26,16 @@ def test_a_classification_metadata_csv_above_the_folder_is_no_crash(tmp_path: Pa
     assert (ds / "train" / "blue_fish.txt").read_text() == "blue fish\n"
     got = data.open_source(str(ds / "train"), 16)
     assert sorted(got.captions_at(i)[0] for i in range(len(got))) == ["blue fish", "red bird"]
+
+
+@pytest.mark.parametrize("name", ["Screenshot_20240501-103102_Instagram", "Screenshot_20240101-123456_Chrome",
+                                  "Screenshot_2024-05-01-10-31-02-123_com.android.chrome",
+                                  "Capture d’écran (3)", "Captura de pantalla (12)", "Schermafbeelding (2)"])
+def test_android_screenshots_of_an_app_and_windows_screenshots_in_other_languages_get_no_caption(name: str):
+    """Android names a screenshot after the app it shows ("screenshot instagram", "screenshot com android chrome"
+    were captions), and Windows' Print Screen in French or Spanish "Capture d’écran (3)" ("capture d’écran", where
+    "Screenshot (3)" was none): no caption, as their English names; a screenshot named by its user keeps its words."""
+    assert caption_of(name) is None
+    assert caption_of("Screenshot (3)") is None
+    assert caption_of("Capture d’écran red bird") == "capture d’écran red bird"
+    assert caption_of("screenshot_tool_icon") == "screenshot tool icon"

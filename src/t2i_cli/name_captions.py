@@ -52,6 +52,14 @@ _SCREENSHOT = re.compile(r"\s*(?:bildschirmfoto|capture d['’]écran|captura de
                          r"|skärmavbild|skærmbillede|skjermbilde|näyttökuva|zrzut ekranu|snímek obrazovky"
                          r"|istantanea(?: schermo)?|schermata|ekran resmi|снимок экрана|スクリーンショット"
                          r"|截屏|屏幕快照|屏幕截图|스크린샷)(?![^\W\d_])", re.IGNORECASE)
+# ... or with Windows' counter alone, as its Print Screen names them in Pictures\Screenshots ("Capture d’écran (3)",
+# "Captura de pantalla (12)": "capture d’écran", where "Screenshot (3)" was none)
+_SCREENSHOT_COUNTER = re.compile(r"[\s_-]*(?:\(\d{1,4}\)|\d{1,4})?\s*")
+# Android's screenshot, its date and time glued, and after them the app it shows (Samsung's and the Pixel's
+# "Screenshot_20240501-103102_Instagram", MIUI's "Screenshot_2024-05-01-10-31-02-123_com.android.chrome": were
+# "screenshot instagram", "screenshot com android chrome"): no caption, as "Screenshot_20240501-103102" is none
+_ANDROID_SCREENSHOT = re.compile(r"\s*screenshot_(?:\d{8}[-_]\d{6}|\d{4}(?:-\d{2}){5}(?:-\d{1,3})?)(?:[_-].*)?",
+                                 re.IGNORECASE)
 
 
 def _case_split(piece: str) -> list[str]:
@@ -315,7 +323,9 @@ def caption_of(name: str) -> str | None:
                                else m.group(0), name)
     name = _OF_COUNTER.sub("", _VERSION.sub(" ", name))
     dated = _DATE_TIME.search(name) is not None
-    if dated and _SCREENSHOT.match(name):  # (a screenshot's name in another language)
+    if (shot := _SCREENSHOT.match(name)) and (dated or _SCREENSHOT_COUNTER.fullmatch(name, shot.end())):
+        return None  # (a screenshot's name in another language)
+    if _ANDROID_SCREENSHOT.fullmatch(name):
         return None
     name = _TELEGRAM.sub(" photo ", name)
     name = _DATE_TIME.sub(" ", name)
