@@ -39,3 +39,15 @@ def test_android_screenshots_of_an_app_and_windows_screenshots_in_other_language
     assert caption_of("Screenshot (3)") is None
     assert caption_of("Capture d’écran red bird") == "capture d’écran red bird"
     assert caption_of("screenshot_tool_icon") == "screenshot tool icon"
+
+
+@pytest.mark.parametrize("name", ["pexels-anna-shvets-4587991", "markus-spiske-iar-afB0QQw-unsplash",
+                                  "nasa-Q1p7bh3SHj8-unsplash", "AdobeStock_123456789_Preview"])
+def test_a_stock_photo_named_after_its_photographer_or_a_watermarked_comp_gets_no_caption(name: str):
+    """Pexels' and Unsplash's downloads are named after the photographer ("pexels anna shvets", "markus spiske iar
+    af b 0q qw unsplash" were captions) and Adobe Stock's comp is "..._Preview" ("adobestock preview"): no caption,
+    as "pexels-photo-1234567" and "AdobeStock_123456789" are none; a name of words beside "unsplash" keeps them."""
+    assert caption_of(name) is None
+    assert caption_of("red-bird-unsplash") == "red bird unsplash"
+    assert caption_of("unsplash") == "unsplash"
+    assert caption_of("sunset-preview") == "sunset preview"

@@ -39,10 +39,18 @@ _UNTITLED = re.compile(r"(?<![^\W_])(?:sans titre|ohne titel|sin título|sem tí
 # from").
 APP_WORDS = frozenset("""whatsapp snapchat fb received shutterstock adobestock istock istockphoto gettyimages pexels
 unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from signal telegram wechat weixin wx
-微信图片 mmexport""".split())  # (WeChat's "mmexport1690000000000", "微信图片_20240501103102")
+preview
+微信图片 mmexport""".split())  # (WeChat's "mmexport1690000000000", "微信图片_20240501103102"; Adobe Stock's
+# watermarked comp "AdobeStock_123456789_Preview" was "adobestock preview")
 # (signal: Signal Desktop's "signal-2024-05-01-103102" was "signal"; telegram: Telegram's
 # "telegram-cloud-photo-size-2-5361234567890123456-y" was "telegram cloud photo size 2 y": _TELEGRAM, as is
 # WeChat's camera's "wx_camera_1690000000000", "wx camera")
+# A stock photo site's download named after its photographer: Pexels' "pexels-anna-shvets-4587991" (its user and the
+# photo's number) and Unsplash's "markus-spiske-iar-afB0QQw-unsplash" (the user and the photo's id of 11 letters,
+# digits, - or _, a capital or digit among them): the photographer's name was the caption ("pexels anna shvets",
+# "markus spiske iar af b 0q qw unsplash"); no caption, as "pexels-photo-1234567" is none
+_STOCK_AUTHOR = re.compile(r"\s*pexels-[^\W_](?:[\w-]*[^\W_])?-\d{5,}\s*"
+                           r"|[^\W_][\w-]*-(?=[\w-]{0,10}[A-Z0-9])[A-Za-z0-9_-]{11}-unsplash\s*")
 _TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]|wx_camera(?=_\d)", re.IGNORECASE)
 # A screenshot's name in a language other than English, before its date (macOS': "Bildschirmfoto 2024-05-01 um
 # 10.31.02", "Capture d’écran 2024-05-01 à 10.31.02", "Captura de pantalla 2024-05-01 a las 10.31.02",
@@ -325,7 +333,7 @@ def caption_of(name: str) -> str | None:
     dated = _DATE_TIME.search(name) is not None
     if (shot := _SCREENSHOT.match(name)) and (dated or _SCREENSHOT_COUNTER.fullmatch(name, shot.end())):
         return None  # (a screenshot's name in another language)
-    if _ANDROID_SCREENSHOT.fullmatch(name):
+    if _ANDROID_SCREENSHOT.fullmatch(name) or _STOCK_AUTHOR.fullmatch(name):
         return None
     name = _TELEGRAM.sub(" photo ", name)
     name = _DATE_TIME.sub(" ", name)
