@@ -51,3 +51,19 @@ def test_a_stock_photo_named_after_its_photographer_or_a_watermarked_comp_gets_n
     assert caption_of("red-bird-unsplash") == "red bird unsplash"
     assert caption_of("unsplash") == "unsplash"
     assert caption_of("sunset-preview") == "sunset preview"
+
+
+@pytest.mark.parametrize("name", ["WhatsApp Bild 2024-05-01 um 10.31.02", "WhatsApp Image 2024-05-01 à 10.31.02",
+                                  "WhatsApp Bild 2024-05-01 um 10.31.02_abcd1234",
+                                  "WhatsApp Afbeelding 2024-05-01 om 10.31.02 (2)",
+                                  "viber_image_2024-05-01_10-31-02-123", "Messenger_creation_1234567890123456",
+                                  "Messenger_creation_8F5C2A1B-1234-4C5D-9E8F-0123456789AB"])
+def test_a_messengers_saved_picture_in_another_language_or_of_viber_or_messenger_gets_no_caption(name: str):
+    """WhatsApp Desktop in German, French, Dutch names a picture "WhatsApp Bild DATE um TIME" ("whatsapp bild um",
+    "whatsapp image à" were captions: only English's "at" was a tool's word), Viber "viber_image_DATE" ("viber
+    image"), Messenger "Messenger_creation_ID" ("messenger creation 1234 4c 5d 9e 8f"): no caption; an icon of the
+    app's name alone keeps it."""
+    assert caption_of(name) is None
+    assert caption_of("whatsapp") == "whatsapp"
+    assert caption_of("viber") == "viber"
+    assert caption_of("messenger") == "messenger"

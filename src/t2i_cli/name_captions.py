@@ -39,9 +39,10 @@ _UNTITLED = re.compile(r"(?<![^\W_])(?:sans titre|ohne titel|sin título|sem tí
 # from").
 APP_WORDS = frozenset("""whatsapp snapchat fb received shutterstock adobestock istock istockphoto gettyimages pexels
 unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from signal telegram wechat weixin wx
-preview
+preview viber
 微信图片 mmexport""".split())  # (WeChat's "mmexport1690000000000", "微信图片_20240501103102"; Adobe Stock's
-# watermarked comp "AdobeStock_123456789_Preview" was "adobestock preview")
+# watermarked comp "AdobeStock_123456789_Preview" was "adobestock preview"; Viber's
+# "viber_image_2024-05-01_10-31-02-123" was "viber image")
 # (signal: Signal Desktop's "signal-2024-05-01-103102" was "signal"; telegram: Telegram's
 # "telegram-cloud-photo-size-2-5361234567890123456-y" was "telegram cloud photo size 2 y": _TELEGRAM, as is
 # WeChat's camera's "wx_camera_1690000000000", "wx camera")
@@ -51,6 +52,13 @@ preview
 # "markus spiske iar af b 0q qw unsplash"); no caption, as "pexels-photo-1234567" is none
 _STOCK_AUTHOR = re.compile(r"\s*pexels-[^\W_](?:[\w-]*[^\W_])?-\d{5,}\s*"
                            r"|[^\W_][\w-]*-(?=[\w-]{0,10}[A-Z0-9])[A-Za-z0-9_-]{11}-unsplash\s*")
+# WhatsApp Desktop's save in any language, its "at" translated ("WhatsApp Bild 2024-05-01 um 10.31.02", "WhatsApp
+# Image 2024-05-01 à 10.31.02", "WhatsApp Afbeelding ... om ...", with the _1a2b3c4d of a later version: were
+# "whatsapp bild um", "whatsapp image à"), and Facebook Messenger's "Messenger_creation_<number or UUID>" ("messenger
+# creation 1234 4c 5d 9e 8f"): no caption, as "WhatsApp Image 2024-05-01 at 10.31.02" is none
+_MESSENGER = re.compile(r"\s*whatsapp\s+[^\W\d_]+\s+\d{4}-\d{2}-\d{2}\s+(?:[^\W\d_]+\s+){0,2}\d{1,2}\.\d{2}\.\d{2}"
+                        r"(?:\s*[ap]\.?\s?m\.?)?(?:_[0-9a-f]{8})?(?:\s*\(\d{1,4}\))?\s*"
+                        r"|\s*messenger_creation_[0-9a-f-]{8,}\s*", re.IGNORECASE)
 _TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]|wx_camera(?=_\d)", re.IGNORECASE)
 # A screenshot's name in a language other than English, before its date (macOS': "Bildschirmfoto 2024-05-01 um
 # 10.31.02", "Capture d’écran 2024-05-01 à 10.31.02", "Captura de pantalla 2024-05-01 a las 10.31.02",
@@ -333,7 +341,7 @@ def caption_of(name: str) -> str | None:
     dated = _DATE_TIME.search(name) is not None
     if (shot := _SCREENSHOT.match(name)) and (dated or _SCREENSHOT_COUNTER.fullmatch(name, shot.end())):
         return None  # (a screenshot's name in another language)
-    if _ANDROID_SCREENSHOT.fullmatch(name) or _STOCK_AUTHOR.fullmatch(name):
+    if _ANDROID_SCREENSHOT.fullmatch(name) or _STOCK_AUTHOR.fullmatch(name) or _MESSENGER.fullmatch(name):
         return None
     name = _TELEGRAM.sub(" photo ", name)
     name = _DATE_TIME.sub(" ", name)
