@@ -67,3 +67,15 @@ def test_a_messengers_saved_picture_in_another_language_or_of_viber_or_messenger
     assert caption_of("whatsapp") == "whatsapp"
     assert caption_of("viber") == "viber"
     assert caption_of("messenger") == "messenger"
+
+
+@pytest.mark.parametrize("name", ["DJI_0001", "DJI_20240501103102_0001_D", "GOPR0001",
+                                  "PXL_20240101_123456789.PORTRAIT", "PXL_20230512_183012345.NIGHT",
+                                  "PXL_20230512_183012345.RAW-01.COVER", "Untitled_Artwork", "Untitled_Artwork 2"])
+def test_a_drones_an_action_cameras_a_pixels_mode_and_procreates_untitled_get_no_caption(name: str):
+    """A DJI drone's "DJI_0001" and a GoPro's "GOPR0001" were captioned "dji", "gopr", a Pixel's portrait or night
+    photo "pxl portrait", "pxl night", and Procreate's "Untitled_Artwork" "untitled artwork": a camera's or a tool's
+    name, no caption, as "DSC01234" and Canva's "Untitled design" are none; the brand's icon keeps its name."""
+    assert caption_of(name) is None
+    assert caption_of("dji") == "dji"
+    assert caption_of("gopro") == "gopro"

@@ -26,9 +26,11 @@ sample at am pm wa hdr mp resized original artboard maxresdefault hqdefault mqde
 # "Imagen 3", "画像 1", "Unbenannt-1", "Sans titre 2" were captions where "Picture 12", "Untitled-1" were none)
 TOOL_WORDS |= frozenset("""bild bilder foto fotos imagen immagine afbeelding obrázek zdjęcie фото изображение 画像 写真
 图片 사진 unbenannt""".split())
-# an "untitled" of several words (_UNTITLED: read as "untitled"), and Canva's "Untitled design (1)"
+# an "untitled" of several words (_UNTITLED: read as "untitled"), and Canva's "Untitled design (1)", Procreate's
+# "Untitled_Artwork"
 _UNTITLED = re.compile(r"(?<![^\W_])(?:sans titre|ohne titel|sin título|sem título|senza titolo|bez názvu|bez tytułu"
-                       r"|без названия|无标题|未命名|名称未設定|제목 없음|untitled design)(?![^\W_])", re.IGNORECASE)
+                       r"|без названия|无标题|未命名|名称未設定|제목 없음|untitled[\s_](?:design|artwork))(?![^\W_])",
+                       re.IGNORECASE)  # (and Procreate's "Untitled_Artwork", "Untitled_Artwork 2": "untitled artwork")
 # A messaging app's name in the names it gives pictures ("WhatsApp Image ... at ...", "FB_IMG_...", Messenger's
 # "received_...", "Snapchat-..."): a tool word there, beside another tool word, a date or a long number; alone (an
 # icon set's "whatsapp.png", "snapchat.png") it is what the picture shows, and its caption. So are a stock photo
@@ -59,6 +61,11 @@ _STOCK_AUTHOR = re.compile(r"\s*pexels-[^\W_](?:[\w-]*[^\W_])?-\d{5,}\s*"
 _MESSENGER = re.compile(r"\s*whatsapp\s+[^\W\d_]+\s+\d{4}-\d{2}-\d{2}\s+(?:[^\W\d_]+\s+){0,2}\d{1,2}\.\d{2}\.\d{2}"
                         r"(?:\s*[ap]\.?\s?m\.?)?(?:_[0-9a-f]{8})?(?:\s*\(\d{1,4}\))?\s*"
                         r"|\s*messenger_creation_[0-9a-f-]{8,}\s*", re.IGNORECASE)
+# A camera's name that kept a word: a drone's or action camera's ("DJI_0001", "GOPR0001", "DJI_20240501103102_0001_D":
+# "dji", "gopr") and the Pixel's mode after its number ("PXL_20240501_103102345.PORTRAIT", ".NIGHT",
+# ".RAW-01.COVER": "pxl portrait"): no caption, as "DSC01234" and "PXL_20240501_103102345" are none
+_CAMERA = re.compile(r"\s*(?:dji_\d{4,}(?:_\d{4})?(?:_[a-z])?|gopr\d{4}"
+                     r"|pxl_\d{8}_\d{6,9}(?:\.[a-z_]+(?:-\d{1,3})?)*)\s*", re.IGNORECASE)
 _TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]|wx_camera(?=_\d)", re.IGNORECASE)
 # A screenshot's name in a language other than English, before its date (macOS': "Bildschirmfoto 2024-05-01 um
 # 10.31.02", "Capture d’écran 2024-05-01 à 10.31.02", "Captura de pantalla 2024-05-01 a las 10.31.02",
@@ -341,7 +348,8 @@ def caption_of(name: str) -> str | None:
     dated = _DATE_TIME.search(name) is not None
     if (shot := _SCREENSHOT.match(name)) and (dated or _SCREENSHOT_COUNTER.fullmatch(name, shot.end())):
         return None  # (a screenshot's name in another language)
-    if _ANDROID_SCREENSHOT.fullmatch(name) or _STOCK_AUTHOR.fullmatch(name) or _MESSENGER.fullmatch(name):
+    if _ANDROID_SCREENSHOT.fullmatch(name) or _STOCK_AUTHOR.fullmatch(name) or _MESSENGER.fullmatch(name) \
+            or _CAMERA.fullmatch(name):
         return None
     name = _TELEGRAM.sub(" photo ", name)
     name = _DATE_TIME.sub(" ", name)
