@@ -79,3 +79,13 @@ def test_a_drones_an_action_cameras_a_pixels_mode_and_procreates_untitled_get_no
     assert caption_of(name) is None
     assert caption_of("dji") == "dji"
     assert caption_of("gopro") == "gopro"
+
+
+def test_a_flag_written_as_two_u_plus_code_points_is_the_flag():
+    """A flag's two regional indicator letters written U+1F1FA U+1F1F8 (as a character U+00E9 is read) were read
+    apart, "regional indicator symbol letter u regional indicator symbol letter s": each code point was put between
+    spaces, and a flag was read only of two letters side by side. It is "flag us", as 1f1fa-1f1f8 and 🇺🇸 are."""
+    for name in ("U+1F1FA U+1F1F8", "U+1F1FA-U+1F1F8", "U+1F1FA_U+1F1F8", "flags_U+1F1FA U+1F1F8"):
+        assert caption_of(name).endswith("flag us"), name
+    assert caption_of("🇺🇸🇬🇧") == "flag us flag gb"
+    assert caption_of("1f1fa-1f1f8") == "flag us"

@@ -125,7 +125,8 @@ _JOINERS = {0x200D, 0xFE0E, 0xFE0F, *range(0xE0020, 0xE0080)}  # a sequence's gl
 # its name, "regional indicator symbol letter u regional indicator symbol letter s"); a keycap emoji is "#", "*" or
 # a digit and U+20E3 ("0023-fe0f-20e3", #️⃣: "keycap number sign"; the base, no symbol, was lost)
 _REGIONAL = 0x1F1E6
-_FLAG = re.compile("[\U0001F1E6-\U0001F1FF]{2}")
+_FLAG = re.compile("([\U0001F1E6-\U0001F1FF])[\\s_-]*([\U0001F1E6-\U0001F1FF])")  # (written U+1F1FA U+1F1F8 too:
+# each read apart, "regional indicator symbol letter u regional indicator symbol letter s")
 _KEYCAP = 0x20E3
 _KEYCAP_BASES = {0x23, 0x2A, *range(0x30, 0x3A)}
 _KEYCAP_CHARS = re.compile("([#*0-9])\ufe0f?\u20e3")
@@ -335,7 +336,7 @@ def caption_of(name: str) -> str | None:
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     # (its name's hyphens held as U+2010, no separator, as a code point's name is read: "fitzpatrick type-4", a skin
     # tone, lost its number at a name's end, five tones one caption; "speak-no-evil monkey" was "speak no evil")
-    name = _FLAG.sub(lambda m: f" flag {''.join(chr(ord(ch) - _REGIONAL + 97) for ch in m.group(0))} ", name)
+    name = _FLAG.sub(lambda m: f" flag {''.join(chr(ord(ch) - _REGIONAL + 97) for ch in m.groups())} ", name)
     name = _KEYCAP_CHARS.sub(lambda m: f" keycap {unicodedata.name(m.group(1)).lower()} ", name)
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
