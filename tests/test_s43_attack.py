@@ -89,3 +89,13 @@ def test_a_flag_written_as_two_u_plus_code_points_is_the_flag():
         assert caption_of(name).endswith("flag us"), name
     assert caption_of("🇺🇸🇬🇧") == "flag us flag gb"
     assert caption_of("1f1fa-1f1f8") == "flag us"
+
+
+def test_a_material_symbol_as_google_fonts_downloads_it_is_its_name():
+    """Google Fonts' Material Symbols download as "home_24dp_5F6368_FILL0_wght400_GRAD0_opsz24.png" (size, colour and
+    the font's axes after the icon's name): captioned "home 5f 6368 fill 0 wght 400 grad 0 opsz"; now "home"."""
+    assert caption_of("home_24dp_5F6368_FILL0_wght400_GRAD0_opsz24") == "home"
+    assert caption_of("arrow_back_ios_new_24dp_E8EAED_FILL1_wght700_GRADN25_opsz48") == "arrow back ios new"
+    assert caption_of("home_FILL0_wght400_GRAD0_opsz24") == "home"
+    assert caption_of("home_24dp_5F6368_FILL0_wght400_GRAD0_opsz24 (1)") == "home"
+    assert caption_of("looks_3_24dp_5F6368_FILL0_wght400_GRAD0_opsz24") == "looks 3"

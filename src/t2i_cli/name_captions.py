@@ -107,6 +107,11 @@ _NOT_WORDS = re.compile(r"v\d+|\d+[x×]\d*|\d+(?:px|dp)", re.IGNORECASE)
 # "mstile-310", "favicon-194"; "180" was a word), not only the common ones after any word (_NAMED_NUMBER's)
 _ICON_WORD_SIZE = re.compile(r"(?<![^\W_])(?:icon|favicon|appicon|logo|mstile)(?:[\s_-]+(?:small|large|app))?"
                              r"[\s_-]+(\d{2,4})(?![^\W_])", re.IGNORECASE)  # (and iOS' "Icon-Small-40")
+# Google's Material Symbols as downloaded, the icon's name and then its size, colour and the font's axes
+# ("home_24dp_5F6368_FILL0_wght400_GRAD0_opsz24", "..._GRADN25_opsz48", before 2024 "home_FILL0_wght400_GRAD0_opsz24":
+# were "home 5f 6368 fill 0 wght 400 grad 0 opsz"): the name alone
+_MATERIAL = re.compile(r"(?:[\s_-]\d{2}dp_[0-9A-Fa-f]{6})?[\s_-]FILL[01]_wght\d{3}_GRADN?\d{1,3}_opsz\d{2}"
+                       r"(?=\s*(?:\(\d{1,4}\)\s*)?$)")  # (and a browser's copy of it, "... (1)")
 # a counter of a whole, "bird (3 of 10)", "Page 3 of 10" (was "bird 3 of": its last number taken off)
 _OF_COUNTER = re.compile(r"[\s_-]*\(?(?<![^\W_])\d{1,4}[\s_-]+of[\s_-]+\d{1,4}\)?\s*$", re.IGNORECASE)
 # ... and a version of several numbers ("v1.2", "v2.0.1"), taken off whole before the name is parted at its dots
@@ -345,7 +350,7 @@ def caption_of(name: str) -> str | None:
     name = re.sub(r"(?<![^\W_])(no|nr|nº|№)\.?\s*(?=[1-9])", r"\1 ", name, flags=re.IGNORECASE)
     name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
                                else m.group(0), name)
-    name = _OF_COUNTER.sub("", _VERSION.sub(" ", name))
+    name = _OF_COUNTER.sub("", _VERSION.sub(" ", _MATERIAL.sub("", name)))
     dated = _DATE_TIME.search(name) is not None
     if (shot := _SCREENSHOT.match(name)) and (dated or _SCREENSHOT_COUNTER.fullmatch(name, shot.end())):
         return None  # (a screenshot's name in another language)
