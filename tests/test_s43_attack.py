@@ -99,3 +99,17 @@ def test_a_material_symbol_as_google_fonts_downloads_it_is_its_name():
     assert caption_of("home_FILL0_wght400_GRAD0_opsz24") == "home"
     assert caption_of("home_24dp_5F6368_FILL0_wght400_GRAD0_opsz24 (1)") == "home"
     assert caption_of("looks_3_24dp_5F6368_FILL0_wght400_GRAD0_opsz24") == "looks 3"
+
+
+def test_a_keycap_emoji_is_one_word_of_a_prompt():
+    """"#️⃣" (# VS16 U+20E3) was two words of a prompt, "#" and the invisible "️⃣" (a `rerank --explain` panel each,
+    and "️⃣" listed among the unknown words), where "1️⃣" was one: it is one word, and its marks no unknown word;
+    two keycaps side by side are two words."""
+    from t2i_cli.models.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.train(["a red bird", "a blue fish"] * 4, vocab_size=64)
+    hash_key, star_key = "#\ufe0f\u20e3", "*\ufe0f\u20e3"
+    assert [w for w, _ in tok.words(f"a red {hash_key} bird", 16)] == ["a", "red", hash_key, "bird"]
+    assert [w for w, _ in tok.words(f"{hash_key}{star_key} bird", 16)] == [hash_key, star_key, "bird"]
+    unread, n = tok.unread_words(f"a red bird {hash_key}")
+    assert "\ufe0f\u20e3" not in unread and n == 4

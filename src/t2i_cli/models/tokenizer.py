@@ -23,12 +23,17 @@ TAGS = range(0xE0020, 0xE0080)
 ZERO_WIDTH_SPACE = "\u200b"
 
 
+KEYCAP = "\u20e3"  # a keycap emoji's enclosing mark after "#", "*" or a digit (and VS16): "#" VS16 U+20E3, "#️⃣"
+
+
 def _glue(word: str) -> bool:
     """Whether a pre-tokenizer's word is only the glue of a sequence (a joiner, a variation selector, tags): the
     whitespace pre-tokenizer reads the joiner as a letter, so an emoji ZWJ sequence's joiners ("👨" ZWJ "👩", and
-    "🏳" VS16 ZWJ "🌈") were words of their own, listed as unknown words and counted among a caption's words."""
+    "🏳" VS16 ZWJ "🌈") were words of their own, listed as unknown words and counted among a caption's words; and a
+    keycap's enclosing mark after "#" or "*" ("#️⃣" was the words "#" and "️⃣", where "1️⃣" was one: a digit and the
+    marks are one word to the pre-tokenizer, "#" and them two)."""
     return word != "" and all(ch in JOINERS or "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"
-                              or ord(ch) in TAGS for ch in word)
+                              or ord(ch) in TAGS or ch == KEYCAP for ch in word)
 
 
 def _joined(ch: str) -> bool:
@@ -258,7 +263,7 @@ class TextTokenizer:
                 merged[-1] = (merged[-1][0], end, merged[-1][2] + positions)
             else:
                 merged.append((start, end, positions))
-            glued = glue
+            glued = glue and not text[start:end].endswith(KEYCAP)  # (a keycap ends its emoji: "#️⃣#️⃣" is two)
         return [(text[start:end], positions) for start, end, positions in merged]
 
     def empty(self, text_len: int) -> list[int]:
