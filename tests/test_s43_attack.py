@@ -56,6 +56,8 @@ def test_a_stock_photo_named_after_its_photographer_or_a_watermarked_comp_gets_n
 @pytest.mark.parametrize("name", ["WhatsApp Bild 2024-05-01 um 10.31.02", "WhatsApp Image 2024-05-01 à 10.31.02",
                                   "WhatsApp Bild 2024-05-01 um 10.31.02_abcd1234",
                                   "WhatsApp Afbeelding 2024-05-01 om 10.31.02 (2)",
+                                  "Imagen de WhatsApp 2024-05-01 a las 10.31.02_abcd1234",
+                                  "Image WhatsApp 2024-05-01 à 10.31.02_abcd1234",
                                   "viber_image_2024-05-01_10-31-02-123", "Messenger_creation_1234567890123456",
                                   "Messenger_creation_8F5C2A1B-1234-4C5D-9E8F-0123456789AB"])
 def test_a_messengers_saved_picture_in_another_language_or_of_viber_or_messenger_gets_no_caption(name: str):
@@ -71,7 +73,8 @@ def test_a_messengers_saved_picture_in_another_language_or_of_viber_or_messenger
 
 @pytest.mark.parametrize("name", ["DJI_0001", "DJI_20240501103102_0001_D", "GOPR0001",
                                   "PXL_20240101_123456789.PORTRAIT", "PXL_20230512_183012345.NIGHT",
-                                  "PXL_20230512_183012345.RAW-01.COVER", "Untitled_Artwork", "Untitled_Artwork 2"])
+                                  "PXL_20230512_183012345.RAW-01.COVER", "Untitled_Artwork", "Untitled_Artwork 2",
+                                  "Photo on 5-1-24 at 10.31 AM #2", "Photo on 01-05-2024 at 10.31"])
 def test_a_drones_an_action_cameras_a_pixels_mode_and_procreates_untitled_get_no_caption(name: str):
     """A DJI drone's "DJI_0001" and a GoPro's "GOPR0001" were captioned "dji", "gopr", a Pixel's portrait or night
     photo "pxl portrait", "pxl night", and Procreate's "Untitled_Artwork" "untitled artwork": a camera's or a tool's
@@ -79,6 +82,7 @@ def test_a_drones_an_action_cameras_a_pixels_mode_and_procreates_untitled_get_no
     assert caption_of(name) is None
     assert caption_of("dji") == "dji"
     assert caption_of("gopro") == "gopro"
+    assert caption_of("photo on a beach") == "photo on a beach"
 
 
 def test_a_flag_written_as_two_u_plus_code_points_is_the_flag():

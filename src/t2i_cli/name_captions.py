@@ -56,15 +56,19 @@ _STOCK_AUTHOR = re.compile(r"\s*pexels-[^\W_](?:[\w-]*[^\W_])?-\d{5,}\s*"
                            r"|[^\W_][\w-]*-(?=[\w-]{0,10}[A-Z0-9])[A-Za-z0-9_-]{11}-unsplash\s*")
 # WhatsApp Desktop's save in any language, its "at" translated ("WhatsApp Bild 2024-05-01 um 10.31.02", "WhatsApp
 # Image 2024-05-01 à 10.31.02", "WhatsApp Afbeelding ... om ...", with the _1a2b3c4d of a later version: were
-# "whatsapp bild um", "whatsapp image à"), and Facebook Messenger's "Messenger_creation_<number or UUID>" ("messenger
+# "whatsapp bild um", "whatsapp image à"; a later one's "Imagen de WhatsApp ... a las ...", "Image WhatsApp ... à
+# ...": "imagen de whatsapp a las"), and Facebook Messenger's "Messenger_creation_<number or UUID>" ("messenger
 # creation 1234 4c 5d 9e 8f"): no caption, as "WhatsApp Image 2024-05-01 at 10.31.02" is none
-_MESSENGER = re.compile(r"\s*whatsapp\s+[^\W\d_]+\s+\d{4}-\d{2}-\d{2}\s+(?:[^\W\d_]+\s+){0,2}\d{1,2}\.\d{2}\.\d{2}"
+_MESSENGER = re.compile(r"\s*(?:whatsapp[\s_-]+[^\W\d_]+|[^\W\d_]+(?:[\s_-]+de)?[\s_-]+whatsapp)"
+                        r"[\s_-]+\d{4}-\d{2}-\d{2}[\s_-]+(?:[^\W\d_]+[\s_-]+){0,2}\d{1,2}\.\d{2}\.\d{2}"
                         r"(?:\s*[ap]\.?\s?m\.?)?(?:_[0-9a-f]{8})?(?:\s*\(\d{1,4}\))?\s*"
                         r"|\s*messenger_creation_[0-9a-f-]{8,}\s*", re.IGNORECASE)
 # A camera's name that kept a word: a drone's or action camera's ("DJI_0001", "GOPR0001", "DJI_20240501103102_0001_D":
 # "dji", "gopr") and the Pixel's mode after its number ("PXL_20240501_103102345.PORTRAIT", ".NIGHT",
-# ".RAW-01.COVER": "pxl portrait"): no caption, as "DSC01234" and "PXL_20240501_103102345" are none
+# ".RAW-01.COVER": "pxl portrait"), and macOS Photo Booth's "Photo on 5-1-24 at 10.31 AM #2" ("photo on 5 1 24 at 10 31
+# am"): no caption, as "DSC01234" and "PXL_20240501_103102345" are none
 _CAMERA = re.compile(r"\s*(?:dji_\d{4,}(?:_\d{4})?(?:_[a-z])?|gopr\d{4}"
+                     r"|photo on \d{1,2}-\d{1,2}-\d{2,4} at \d{1,2}\.\d{2}(?:\.\d{2})?(?:\s*[ap]m)?(?:\s*#\d{1,4})?"
                      r"|pxl_\d{8}_\d{6,9}(?:\.[a-z_]+(?:-\d{1,3})?)*)\s*", re.IGNORECASE)
 _TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]|wx_camera(?=_\d)", re.IGNORECASE)
 # A screenshot's name in a language other than English, before its date (macOS': "Bildschirmfoto 2024-05-01 um
