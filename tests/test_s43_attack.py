@@ -117,3 +117,18 @@ def test_a_keycap_emoji_is_one_word_of_a_prompt():
     assert [w for w, _ in tok.words(f"{hash_key}{star_key} bird", 16)] == [hash_key, star_key, "bird"]
     unread, n = tok.unread_words(f"a red bird {hash_key}")
     assert "\ufe0f\u20e3" not in unread and n == 4
+
+
+def test_a_glyph_of_a_mark_punctuation_or_space_written_u_plus_is_its_name():
+    """A font's glyphs named by code point: "glyph_U+0301" was captioned "glyph ́" (a combining mark alone after a
+    space), "glyph_U+0023", "glyph_U+005F", "glyph_U+0020" all "glyph" ("#", "_" read as separators): a mark,
+    punctuation or a space is its name in words; a letter is still itself, and a keycap written in code points is
+    the keycap (it was none)."""
+    assert caption_of("glyph_U+0301") == "glyph combining acute accent"
+    assert caption_of("glyph_uni0301") == "glyph combining acute accent"
+    assert caption_of("glyph_U+0023") == "glyph number sign"
+    assert caption_of("glyph_U+005F") == "glyph low line"
+    assert caption_of("glyph_U+0020") == "glyph space"
+    assert caption_of("glyph_U+00E9") == "glyph é"
+    assert caption_of("U+0023 U+FE0F U+20E3") == "keycap number sign"
+    assert caption_of("U+1F468 U+200D U+1F469") == "man woman"

@@ -182,6 +182,29 @@ def _named(cp: int) -> bool:
     return cp <= 0x10FFFF and unicodedata.name(chr(cp), "") != ""
 
 
+# a keycap written U+0023 U+FE0F U+20E3 ("#" is named "number sign" by _glyph; the keycap is read whole: "keycap
+# number sign", as "0023-fe0f-20e3" and "#️⃣" are)
+_U_KEYCAP = re.compile(r"(?<![0-9A-Za-z])u\+(00(?:23|2a|3[0-9]))[\s_-]*(?:u\+fe0f[\s_-]*)?u\+20e3(?![0-9A-Za-z])",
+                       re.IGNORECASE)
+
+
+def _glyph(cp: int) -> str:
+    """What a code point written U+XXXX or uniXXXX is in a name: a letter or digit is itself ("glyph_U+00E9" ->
+    "glyph é"); a mark, punctuation, a space or a symbol of no picture is its name in words, which a caption can
+    show (a font's "glyph_U+0301", "glyph_U+0023", "glyph_U+005F" were "glyph ́", a mark alone, "glyph" and "glyph":
+    "#" and "_" read as separators); an emoji, a symbol, a sequence's glue or a format character is itself, read
+    as such below; one Unicode names no character, nothing."""
+    import unicodedata
+
+    if not _named(cp):
+        return ""
+    ch = chr(cp)
+    if unicodedata.category(ch)[0] in "MPZ" or unicodedata.category(ch) in ("Sm", "Sc", "Sk"):
+        if cp not in _JOINERS and cp != _KEYCAP and not 0x1F3FB <= cp <= 0x1F3FF:
+            return unicodedata.name(ch).lower().replace("-", _NAME_HYPHEN)
+    return ch
+
+
 # a picture's extension left in its name, before any copy's counter ("red bird.jpg.png", a download converted, and
 # its copies "red bird.jpg (1).png", "red bird.jpg copy.png": "red bird jpg")
 _PICTURE_SUFFIX = re.compile(r"(?:\.(?:png|jpe?g|jfif|jpe|webp|bmp|gif|tiff?|avif|heic|heif|jxl|svg|ico))+"
@@ -326,8 +349,9 @@ def caption_of(name: str) -> str | None:
     # below as any other in the name ("glyph é", "grinning face": its "U" was a word, and "00E9" "00e 9", a counter);
     # one Unicode names no character (unassigned, private use, a control: "glyph_U+E000", "U+10FFFF") says which
     # glyph, not what it shows: no word (it was left as typed, "u 10ffff")
-    name = _UNI.sub(lambda m: f" {chr(int(m.group(1), 16)) if _named(int(m.group(1), 16)) else ''} ",
-                    _U_PLUS.sub(lambda m: f" {chr(int(m.group(1), 16)) if _named(int(m.group(1), 16)) else ''} ", name))
+    name = _U_KEYCAP.sub(lambda m: chr(int(m.group(1), 16)) + chr(_KEYCAP), name)  # (read below as one)
+    name = _U_PLUS.sub(lambda m: f" {_glyph(int(m.group(1), 16))} ", name)
+    name = _UNI.sub(lambda m: f" {_glyph(int(m.group(1), 16))} ", name)
     name = unicodedata.normalize("NFC", name)  # a Mac's names are decomposed: a caption is written composed
     # no text: the format characters that draw nothing and mean nothing where they stand, as the tokenizer drops them
     # from a prompt or a caption (models.tokenizer.without_format: a byte-order mark, U+FEFF, "%EF%BB%BF" read, was
