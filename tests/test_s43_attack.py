@@ -132,3 +132,24 @@ def test_a_glyph_of_a_mark_punctuation_or_space_written_u_plus_is_its_name():
     assert caption_of("glyph_U+00E9") == "glyph é"
     assert caption_of("U+0023 U+FE0F U+20E3") == "keycap number sign"
     assert caption_of("U+1F468 U+200D U+1F469") == "man woman"
+
+
+@pytest.mark.parametrize("row", ["Red_Bird.png", "sub\\red_bird.png"])
+def test_data_caption_refuses_to_caption_by_name_a_picture_a_row_names_in_another_form(tmp_path: Path, row: str):
+    """A folder's metadata.csv naming its picture in other letter case (written on macOS or Windows) or with
+    Windows' backslashes: training leaves the row out (told to write the file's name, or /), but `data caption`
+    wrote the picture's name as its caption, unsaid; once the row was fixed it trained under both captions. It is
+    refused as other manifest lines left out are (--dry-run warns), naming the row and the file on disk; a manifest
+    above naming it so leaves it as it is."""
+    ds = pictures(tmp_path / "ds", "sub/red_bird.png", "sub/blue_fish.png")
+    path = row if "\\" in row else "sub/" + row
+    (ds / "metadata.csv").write_text(f"file_name,text\n{path},a small red bird\nsub/blue_fish.png,a blue fish\n")
+    r = run("data", "caption", ds)
+    assert r.exit_code == 1 and "lines left out" in r.stderr and "on disk:" in r.stderr, (r.stdout, r.stderr)
+    assert not (ds / "sub" / "red_bird.txt").exists()
+    dry = run("data", "caption", ds, "--dry-run")
+    assert dry.exit_code == 0 and "lines left out" in dry.stderr
+    if "\\" in row:  # (a manifest above, `data caption ds/sub`, writes no caption of it)
+        r = run("data", "caption", ds / "sub")
+        assert r.exit_code == 0 and "names 2 of the pictures here" in r.stderr, r.stderr
+        assert not (ds / "sub" / "red_bird.txt").exists()

@@ -358,8 +358,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             if not image.is_file():
                 skipped.add("image path naming a folder" if image.is_dir() else
                             WINDOWS_DRIVE if os.sep == "/" and _DRIVE.search(str(image)) and not image.exists() else
-                            "missing image (its path holds a \\, which is no folder separator here: write /)"
-                            if "\\" in str(image) and os.sep == "/" and not image.exists() else "missing image",
+                            BACKSLASHED if "\\" in str(image) and os.sep == "/" and not image.exists()
+                            else "missing image",
                             f"{image} ({named_in})" if named_in else image)
                 continue
         except OSError as e:
@@ -739,7 +739,7 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[set[str], bool]:
                 for row in csv.reader(lines, delimiter=delimiter):
                     fed[0] = 0
                     if len(row) > max(at) and not blank(row[at[1]]) \
-                            and (k := _key(manifest.parent / row[at[0]].strip())) in wanted:
+                            and (k := _above_key(manifest, row[at[0]].strip())) in wanted:
                         n.add(k)
                     if f.tell() > MAX_ABOVE:
                         return n, bool(f.read(1))
@@ -751,13 +751,20 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[set[str], bool]:
                         row = None
                     keys = _manifest_keys(row)
                     if keys is not None and isinstance(row[keys[0]], str) and _holds_caption(row[keys[1]]) and \
-                            (k := _key(manifest.parent / row[keys[0]])) in wanted:
+                            (k := _above_key(manifest, row[keys[0]])) in wanted:
                         n.add(k)
                     if f.tell() > MAX_ABOVE:
                         return n, bool(f.read(1))
     except (OSError, ValueError, RecursionError, DataError, csv.Error):
         pass
     return n, False
+
+
+def _above_key(manifest: Path, path: str) -> str:
+    """A manifest above the folder's row's picture path, by _key; written with Windows' separators (train\\a.png)
+    as it means there, where they are none (so its picture is left as it is, and the folder to give, where the row
+    is told to write /, said)."""
+    return _key(manifest.parent / (path.replace("\\", "/") if os.sep == "/" else path))
 
 
 def _holds_caption(caption: object) -> bool:
@@ -1013,6 +1020,7 @@ def _in_other_form(path: Path) -> Path | None:
 # read it there, but said with the file's name (it was "a missing image" beside the picture)
 MISCASED = "missing image whose path differs from a file's in letter case alone (names are case-sensitive here: " \
            "write the file's name in the manifest)"
+BACKSLASHED = "missing image (its path holds a \\, which is no folder separator here: write /)"
 
 
 def _in_other_case(path: Path, listings: dict[Path, dict[str, list[str]]]) -> Path | None:
@@ -1150,12 +1158,30 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                     # from the scan's names, as the file system of Linux tells it (_in_other_case); one of macOS or
                     # Windows, which finds img_1.png by either name, read the row's picture and counted the same
                     # picture as without a caption too
-                    skipped.add(MISCASED, f"{image} (named in {manifest} line {line}; on disk: {other})")
-                    skipped.miscased.add(key(other))
+                    _row_of_a_picture(skipped, MISCASED, f"{image} (named in {manifest} line {line}; on disk: {other})",
+                                      key(other))
+                elif os.sep == "/" and "\\" in str(image) and (other := by_key.get(
+                        key(Path(str(image).replace("\\", "/"))))) is not None:
+                    # ... or with Windows' separators (train\a.png, a manifest written on Windows): it was a "missing
+                    # image" whose picture was also "without a caption", and `data caption` captioned it by its name
+                    _row_of_a_picture(skipped, BACKSLASHED, f"{image} (named in {manifest} line {line}; on disk: "
+                                                            f"{other})", key(other))
                 else:  # (read untrimmed: trimmed here, as the manifest source trims its rows)
                     left.append((image, _kept_captions(captions, image, skipped)))
                     skipped.rows_left_at.append(f"{manifest} line {line}")
     return named, left
+
+
+def _row_of_a_picture(skipped: Skips, why: str, where: str, picture: str) -> None:
+    """A folder's manifest row left out (why) that names one of its pictures (by _key) in another form than its
+    path (letter case, Windows' backslashes): counted, the picture among those whose caption is there (no "t2i data
+    caption" suggested where all are such), and the row among the manifests' lines left out, which `t2i data
+    caption` refuses to caption by name beside (it captioned the picture by its name: once the row was fixed, it
+    trained under both captions)."""
+    skipped.add(why, where)
+    skipped.miscased.add(picture)
+    count, first = skipped.manifest_lines.get(why, (0, where))
+    skipped.manifest_lines[why] = (count + 1, first)
 
 
 def manifest_prompts(folder: Path, files: list[Path],
