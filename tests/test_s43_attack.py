@@ -153,3 +153,14 @@ def test_data_caption_refuses_to_caption_by_name_a_picture_a_row_names_in_anothe
         r = run("data", "caption", ds / "sub")
         assert r.exit_code == 0 and "names 2 of the pictures here" in r.stderr, r.stderr
         assert not (ds / "sub" / "red_bird.txt").exists()
+
+
+@pytest.mark.parametrize("name", ["bird - Copy - Copy", "bird - Copy - Copy (2)", "Copy of Copy of bird",
+                                  "bird (copy) (1)", "bird (another copy) (1)"])
+def test_a_copy_of_a_copy_is_captioned_as_the_original(name: str):
+    """Windows' copy of a copy "bird - Copy - Copy", Google Drive's "Copy of Copy of bird" and a browser's download
+    of GNOME's copy "bird (copy) (1)" were "bird copy", "copy of bird": the copy marks of each copy are dropped;
+    "edit-copy", an icon theme's, keeps its words."""
+    assert caption_of(name) == "bird"
+    assert caption_of("route 66 - Copy - Copy") == "route 66"
+    assert caption_of("edit-copy") == "edit copy"

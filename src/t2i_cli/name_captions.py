@@ -162,6 +162,19 @@ _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash
 # "Copy (2) of bird" (each was captioned with its "copy": "bird copy", "copy of bird")
 _COPY = re.compile(r"(?:\s+-)?\s+copy(?:\s*\(?\d+\)?)?\s*$|\s*\((?:copy|another copy|\d+(?:st|nd|rd|th) copy)\)\s*$"
                    r"|^\s*copy(?:\s*\(\d+\))?\s+of\s+", re.IGNORECASE)
+
+
+def _uncopied(name: str) -> str:
+    """A name without its file managers' copy marks, each of a copy of a copy too (Windows' "bird - Copy - Copy",
+    "Copy of Copy of bird", a browser's download of a copy, "bird (copy) (1)": were "bird copy", "copy of bird")."""
+    while True:
+        counter = _DUPLICATE.search(name)
+        base = name[:counter.start()] if counter and _COPY.search(name[:counter.start()]) else name
+        if (uncopied := _COPY.sub("", base)) == name:
+            return name
+        name = uncopied
+
+
 _NAME_HYPHEN = "\u2010"  # a character's name's hyphen while the name is split into words (then "-" again)
 _WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row (in any script; "rock'n'roll" too)
 
@@ -373,7 +386,7 @@ def caption_of(name: str) -> str | None:
     name = _KEYCAP_CHARS.sub(lambda m: f" keycap {unicodedata.name(m.group(1)).lower()} ", name)
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
-    name = _UNTITLED.sub(" untitled ", _PICTURE_SUFFIX.sub("", _COPY.sub("", name)))
+    name = _UNTITLED.sub(" untitled ", _PICTURE_SUFFIX.sub("", _uncopied(name)))
     # a number after "No." is the name's ("Symphony No. 5" was "symphony no", its number taken for a counter)
     name = re.sub(r"(?<![^\W_])(no|nr|nº|№)\.?\s*(?=[1-9])", r"\1 ", name, flags=re.IGNORECASE)
     name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
