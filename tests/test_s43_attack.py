@@ -164,3 +164,13 @@ def test_a_copy_of_a_copy_is_captioned_as_the_original(name: str):
     assert caption_of(name) == "bird"
     assert caption_of("route 66 - Copy - Copy") == "route 66"
     assert caption_of("edit-copy") == "edit copy"
+
+
+@pytest.mark.parametrize("name", ["bird - Kopie", "bird - Kopie (2)", "bird Kopie 2", "bird - Copie", "bird copia",
+                                  "Kopie von bird", "Copie de bird", "bird - копия", "bird - 副本"])
+def test_a_copy_named_in_another_language_is_captioned_as_the_original(name: str):
+    """Windows, macOS and Google Drive in German, French, Spanish, Russian, Chinese name a copy "bird - Kopie",
+    "bird copia", "Kopie von bird", "bird - 副本": captioned "bird kopie", "kopie von bird", where "bird - Copy" was
+    "bird"; now "bird". A name that is the word alone keeps it."""
+    assert caption_of(name) == "bird"
+    assert caption_of("kopie") == "kopie"

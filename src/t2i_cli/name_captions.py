@@ -159,9 +159,13 @@ _SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy");
 # GNOME Files' "bird (copy)", "bird (another copy)", "bird (3rd copy)"; Windows XP's and Google Drive's "Copy of bird",
-# "Copy (2) of bird" (each was captioned with its "copy": "bird copy", "copy of bird")
-_COPY = re.compile(r"(?:\s+-)?\s+copy(?:\s*\(?\d+\)?)?\s*$|\s*\((?:copy|another copy|\d+(?:st|nd|rd|th) copy)\)\s*$"
-                   r"|^\s*copy(?:\s*\(\d+\))?\s+of\s+", re.IGNORECASE)
+# "Copy (2) of bird" (each was captioned with its "copy": "bird copy", "copy of bird"); and in other languages, as
+# Windows and macOS name them ("bird - Kopie", "bird - Copie (2)", "bird copia 2"; Google Drive's "Kopie von bird",
+# "Copie de bird": were "bird kopie", "kopie von bird")
+_COPY_WORDS = "kopie|copie|copia|cópia|kopia|kopio|kópia|копия|コピー|副本|복사본"
+_COPY = re.compile(rf"(?:\s+-)?\s+(?:copy|{_COPY_WORDS})(?:\s*\(?\d+\)?)?\s*$"
+                   r"|\s*\((?:copy|another copy|\d+(?:st|nd|rd|th) copy)\)\s*$"
+                   r"|^\s*(?:copy(?:\s*\(\d+\))?\s+of|kopie von|copie de|copia de|cópia de|kopia)\s+", re.IGNORECASE)
 
 
 def _uncopied(name: str) -> str:
