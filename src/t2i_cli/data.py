@@ -718,15 +718,29 @@ def _above_note(said: str | None) -> str:
     return "" if said is None else f"; {said}"
 
 
-def _rows_above(manifest: Path, wanted: set[str]) -> tuple[set[str], bool]:
+def _row_needles(folder: Path) -> tuple[str, ...]:
+    """What a manifest above folder's row naming one of its pictures holds, whatever way it is written (relative to
+    the manifest's folder, absolute, with backslashes): folder's name, its accents composed or decomposed; () where
+    that cannot be told from the row's text (no name; one JSON writes escaped, a quote, a backslash, a control
+    character)."""
+    name = folder.name
+    if not name or any(ch in '"\\' or ord(ch) < 0x20 for ch in name):
+        return ()
+    return tuple({unicodedata.normalize(form, name) for form in ("NFC", "NFD")})
+
+
+def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = ()) -> tuple[set[str], bool]:
     """Those of wanted (pictures of the folder without a caption, by _key) that rows of a manifest above a folder
     name with a caption (a row whose caption is empty holds none: the folder given was refused, and the one
     named, read, left the picture out as an "empty caption"), in its first MAX_ABOVE bytes, and whether it holds
     more; (set(), False) where it is no caption manifest or cannot be read (it is read only to say where to look:
-    training on it refuses what is wrong in it)."""
+    training on it refuses what is wrong in it). A row without any of needles (_row_needles) names none of them,
+    and is not parsed: a folder's uncaptioned picture had every manifest above it parsed to 16 MiB each, a .jsonl
+    of another name too (16 of a folder: a scraped dataset's parts beside the folder, 1.5 s each, to find nothing)."""
     import csv
 
     n: set[str] = set()
+    raw_needles = tuple(needle.encode("utf-8") for needle in needles)
     try:
         with _open_manifest(manifest, "") as f:
             if manifest.suffix.lower() == ".csv":
@@ -739,6 +753,7 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[set[str], bool]:
                 for row in csv.reader(lines, delimiter=delimiter):
                     fed[0] = 0
                     if len(row) > max(at) and not blank(row[at[1]]) \
+                            and (not needles or any(needle in row[at[0]] for needle in needles)) \
                             and (k := _above_key(manifest, row[at[0]].strip())) in wanted:
                         n.add(k)
                     if f.tell() > MAX_ABOVE:
@@ -746,7 +761,9 @@ def _rows_above(manifest: Path, wanted: set[str]) -> tuple[set[str], bool]:
             else:
                 for raw in iter(lambda: f.readline(MAX_MANIFEST_LINE), b""):
                     try:  # (a line training leaves out is passed over here too: one ended the count, hint unsaid)
-                        row = json.loads(raw) if raw.strip() else None
+                        # (a name JSON escapes, "\u00e9", is looked for in the line parsed)
+                        row = json.loads(raw) if raw.strip() and (not raw_needles or b"\\u" in raw or any(
+                            needle in raw for needle in raw_needles)) else None
                     except (ValueError, RecursionError):
                         row = None
                     keys = _manifest_keys(row)
@@ -1247,7 +1264,7 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
                                       else _looks_like_manifest(manifest)):
                 continue  # (a run's metrics.jsonl, a spreadsheet of something else: not read 16 MiB into)
             if manifest.is_file():
-                rows, more = _rows_above(manifest, wanted)
+                rows, more = _rows_above(manifest, wanted, _row_needles(at))
                 if rows and said is None:
                     said = (f"{manifest} names {len(rows)}{' or more' if more else ''} of the pictures here without a "
                             f"caption: give {shell_word(up if name in own else manifest)} as the source to read it")
