@@ -200,3 +200,15 @@ def test_a_manifest_above_is_not_parsed_row_by_row_where_its_rows_cannot_name_th
         r.stderr
     assert not (ds / folder_name / "red_bird.txt").exists()
     assert len(calls) < 100, len(calls)  # (6,001 lines above: each was parsed)
+
+
+def test_a_subdivision_flag_is_named_by_its_tags():
+    """England's, Scotland's and Wales' flags (a black flag, the tag letters "gbeng", a cancel tag) were all captioned
+    "waving black flag", as the black flag alone (their tags, no words, dropped): four pictures of an emoji set, one
+    caption. Each is its flag, as code points or as characters."""
+    assert caption_of("emoji_u1f3f4_e0067_e0062_e0065_e006e_e0067_e007f") == "emoji flag england"
+    assert caption_of("1f3f4-e0067-e0062-e0073-e0063-e0074-e007f") == "flag scotland"
+    wales = "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "gbwls") + "\U000e007f"
+    assert caption_of(wales) == "flag wales"
+    assert caption_of("1f3f4") == "waving black flag"
+    assert caption_of("1f3f4-200d-2620-fe0f") == "waving black flag skull and crossbones"

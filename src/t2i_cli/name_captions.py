@@ -137,6 +137,31 @@ _REGIONAL = 0x1F1E6
 _FLAG = re.compile("([\U0001F1E6-\U0001F1FF])[\\s_-]*([\U0001F1E6-\U0001F1FF])")  # (written U+1F1FA U+1F1F8 too:
 # each read apart, "regional indicator symbol letter u regional indicator symbol letter s")
 _KEYCAP = 0x20E3
+# a subdivision's flag is a black flag, tag letters of its code and a cancel tag ("1f3f4-e0067-e0062-e0065-e006e-e0067-
+# e007f", 🏴 + "gbeng": England's; the tags, no words, were dropped: England, Scotland, Wales and the black flag were
+# one caption, "waving black flag"): "flag england", or the code of another ("flag usca")
+_BLACK_FLAG, _CANCEL_TAG = 0x1F3F4, 0xE007F
+_SUBDIVISIONS = {"gbeng": "england", "gbsct": "scotland", "gbwls": "wales"}
+_TAG_FLAG = re.compile("\U0001F3F4([\U000E0020-\U000E007E]+)\U000E007F")
+
+
+def _tags_after(points: list[int | None], i: int) -> list[int]:
+    """The tag code points after points[i] up to a cancel tag (a subdivision flag's code), [] where they are none."""
+    tags = []
+    for cp in points[i + 1:]:
+        if cp == _CANCEL_TAG:
+            return tags
+        if cp is None or not 0xE0020 <= cp < _CANCEL_TAG:
+            return []
+        tags.append(cp)
+    return []
+
+
+def _subdivision(code: str) -> str:
+    """A subdivision flag's words of its tag letters' code ("gbeng" -> "flag england")."""
+    return f"flag {_SUBDIVISIONS.get(code, code)}"
+
+
 _KEYCAP_BASES = {0x23, 0x2A, *range(0x30, 0x3A)}
 _KEYCAP_CHARS = re.compile("([#*0-9])\ufe0f?\u20e3")
 
@@ -387,6 +412,8 @@ def caption_of(name: str) -> str | None:
     # (its name's hyphens held as U+2010, no separator, as a code point's name is read: "fitzpatrick type-4", a skin
     # tone, lost its number at a name's end, five tones one caption; "speak-no-evil monkey" was "speak no evil")
     name = _FLAG.sub(lambda m: f" flag {''.join(chr(ord(ch) - _REGIONAL + 97) for ch in m.groups())} ", name)
+    name = _TAG_FLAG.sub(lambda m: f" {_subdivision(''.join(chr(ord(ch) - 0xE0000) for ch in m.group(1)).lower())} ",
+                         name)
     name = _KEYCAP_CHARS.sub(lambda m: f" keycap {unicodedata.name(m.group(1)).lower()} ", name)
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
@@ -428,6 +455,10 @@ def caption_of(name: str) -> str | None:
                     and _REGIONAL <= points[i + 1] < _REGIONAL + 26:  # a flag's two letters, read together
                 words += ["flag", chr(cp - _REGIONAL + 97) + chr(points[i + 1] - _REGIONAL + 97)]
                 points[i + 1] = _KEYCAP  # (read)
+            elif cp == _BLACK_FLAG and (tags := _tags_after(points, i)):
+                words += _subdivision("".join(chr(t - 0xE0000) for t in tags).lower()).split()
+                for k in range(i + 1, i + len(tags) + 2):
+                    points[k] = _KEYCAP  # (read)
             elif cp not in _JOINERS and cp != _KEYCAP:
                 words += unicodedata.name(chr(cp)).lower().split()
             continue
