@@ -212,3 +212,14 @@ def test_a_subdivision_flag_is_named_by_its_tags():
     assert caption_of(wales) == "flag wales"
     assert caption_of("1f3f4") == "waving black flag"
     assert caption_of("1f3f4-200d-2620-fe0f") == "waving black flag skull and crossbones"
+
+
+@pytest.mark.parametrize("name", ["IMG_1234-Edit", "DSC_1234-HDR-Edit", "IMG_1234-Enhanced-SR", "IMG_1234-Bearbeitet",
+                                  "Image from iOS", "Image from iOS (3)", "CamScanner 05-01-2024 10.31"])
+def test_a_cameras_picture_edited_ios_mails_and_camscanners_get_no_caption(name: str):
+    """Lightroom's and Photoshop's "IMG_1234-Edit", "-HDR-Edit", Lightroom's other enhancements "-Enhanced-SR"
+    (only "-Enhanced-NR" was none), iOS Mail's "Image from iOS (3)" and CamScanner's "CamScanner DATE TIME" were
+    captioned "img 1234 edit", "image from i os", "cam scanner": no caption; an icon "edit-copy" keeps its words."""
+    assert caption_of(name) is None
+    assert caption_of("edit-copy") == "edit copy"
+    assert caption_of("image_editor") == "image editor"

@@ -41,7 +41,7 @@ _UNTITLED = re.compile(r"(?<![^\W_])(?:sans titre|ohne titel|sin título|sem tí
 # from").
 APP_WORDS = frozenset("""whatsapp snapchat fb received shutterstock adobestock istock istockphoto gettyimages pexels
 unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from signal telegram wechat weixin wx
-preview viber
+preview viber camscanner
 微信图片 mmexport""".split())  # (WeChat's "mmexport1690000000000", "微信图片_20240501103102"; Adobe Stock's
 # watermarked comp "AdobeStock_123456789_Preview" was "adobestock preview"; Viber's
 # "viber_image_2024-05-01_10-31-02-123" was "viber image")
@@ -66,8 +66,11 @@ _MESSENGER = re.compile(r"\s*(?:whatsapp[\s_-]+[^\W\d_]+|[^\W\d_]+(?:[\s_-]+de)?
 # A camera's name that kept a word: a drone's or action camera's ("DJI_0001", "GOPR0001", "DJI_20240501103102_0001_D":
 # "dji", "gopr") and the Pixel's mode after its number ("PXL_20240501_103102345.PORTRAIT", ".NIGHT",
 # ".RAW-01.COVER": "pxl portrait"), and macOS Photo Booth's "Photo on 5-1-24 at 10.31 AM #2" ("photo on 5 1 24 at 10 31
-# am"): no caption, as "DSC01234" and "PXL_20240501_103102345" are none
-_CAMERA = re.compile(r"\s*(?:dji_\d{4,}(?:_\d{4})?(?:_[a-z])?|gopr\d{4}"
+# am"), iOS Mail's "Image from iOS (3)" ("image from i os"), and a camera's picture edited in Lightroom or Photoshop,
+# "IMG_1234-Edit", "DSC_1234-HDR-Edit", "IMG_1234-Enhanced-SR" ("img 1234 edit", "img 1234 enhanced sr": only
+# "-Enhanced-NR" was none): no caption, as "DSC01234" and "PXL_20240501_103102345" are none
+_CAMERA = re.compile(r"\s*(?:dji_\d{4,}(?:_\d{4})?(?:_[a-z])?|gopr\d{4}|image from ios(?:\s*\(\d{1,4}\))?"
+                     r"|_?(?:img|dsc[fn]?)[_-]?e?\d{3,}(?:[\s_-]+(?:\d{1,3}|edit|enhanced|nr|sr|rd|hdr|pano|bearbeitet))+"
                      r"|photo on \d{1,2}-\d{1,2}-\d{2,4} at \d{1,2}\.\d{2}(?:\.\d{2})?(?:\s*[ap]m)?(?:\s*#\d{1,4})?"
                      r"|pxl_\d{8}_\d{6,9}(?:\.[a-z_]+(?:-\d{1,3})?)*)\s*", re.IGNORECASE)
 _TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]|wx_camera(?=_\d)", re.IGNORECASE)
