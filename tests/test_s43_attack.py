@@ -223,3 +223,23 @@ def test_a_cameras_picture_edited_ios_mails_and_camscanners_get_no_caption(name:
     assert caption_of(name) is None
     assert caption_of("edit-copy") == "edit copy"
     assert caption_of("image_editor") == "image editor"
+
+
+def test_generate_device_cuda_is_not_refused_early_on_a_machine_with_an_amd_gpu(tmp_path: Path, monkeypatch):
+    """generate --device cuda was refused before torch was imported wherever Linux had no libcuda.so.1, "no CUDA GPU
+    is available": a ROCm build of torch draws on an AMD GPU as "cuda" without one. Where the AMD GPU driver's
+    /dev/kfd is there, it cannot tell, and leaves it to torch; without either, it still refuses early."""
+    import ctypes
+    import sys
+
+    from t2i_cli import cli
+
+    def no_library(name, *a, **k):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    monkeypatch.setattr(cli, "ROCM_DEVICE", str(tmp_path / "kfd"), raising=False)
+    assert cli.cuda_surely_absent() is True
+    (tmp_path / "kfd").write_bytes(b"")
+    assert cli.cuda_surely_absent() is False
