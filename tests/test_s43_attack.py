@@ -131,6 +131,7 @@ def test_a_glyph_of_a_mark_punctuation_or_space_written_u_plus_is_its_name():
     assert caption_of("glyph_U+0020") == "glyph space"
     assert caption_of("glyph_U+00E9") == "glyph é"
     assert caption_of("U+0023 U+FE0F U+20E3") == "keycap number sign"
+    assert caption_of("glyph_U+20E3") == "glyph combining enclosing keycap"
     assert caption_of("U+1F468 U+200D U+1F469") == "man woman"
 
 

@@ -245,7 +245,7 @@ def _glyph(cp: int) -> str:
         return ""
     ch = chr(cp)
     if unicodedata.category(ch)[0] in "MPZ" or unicodedata.category(ch) in ("Sm", "Sc", "Sk"):
-        if cp not in _JOINERS and cp != _KEYCAP and not 0x1F3FB <= cp <= 0x1F3FF:
+        if cp not in _JOINERS and not 0x1F3FB <= cp <= 0x1F3FF:  # (a keycap's whole, _U_KEYCAP, is read before)
             return unicodedata.name(ch).lower().replace("-", _NAME_HYPHEN)
     return ch
 
