@@ -244,3 +244,13 @@ def test_generate_device_cuda_is_not_refused_early_on_a_machine_with_an_amd_gpu(
     assert cli.cuda_surely_absent() is True
     (tmp_path / "kfd").write_bytes(b"")
     assert cli.cuda_surely_absent() is False
+
+
+@pytest.mark.parametrize("name", ["Ekran görüntüsü 2024-05-01 103102", "Skärmbild 2024-05-01 103102",
+                                  "Képernyőkép 2024-05-01 103102", "Знімок екрана 2024-05-01 103102"])
+def test_windows_snipping_tools_screenshots_in_more_languages_get_no_caption(name: str):
+    """Windows 11's Snipping Tool in Turkish, Swedish, Hungarian, Ukrainian names a screenshot "Ekran görüntüsü
+    DATE TIME", "Skärmbild DATE TIME" (the list had macOS' "Ekran Resmi", "Skärmavbild"): were "ekran görüntüsü",
+    "skärmbild"; no caption, as "Screenshot 2024-05-01 103102" is none."""
+    assert caption_of(name) is None
+    assert caption_of("skärmbild av fågel") == "skärmbild av fågel"

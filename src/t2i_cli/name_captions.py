@@ -81,7 +81,11 @@ _TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]|wx
 _SCREENSHOT = re.compile(r"\s*(?:bildschirmfoto|capture d['’]écran|captura de (?:pantalla|tela|ecrã)|schermafbeelding"
                          r"|skärmavbild|skærmbillede|skjermbilde|näyttökuva|zrzut ekranu|snímek obrazovky"
                          r"|istantanea(?: schermo)?|schermata|ekran resmi|снимок экрана|スクリーンショット"
-                         r"|截屏|屏幕快照|屏幕截图|스크린샷)(?![^\W\d_])", re.IGNORECASE)
+                         r"|截屏|屏幕快照|屏幕截图|스크린샷"
+                         # (Windows 11's Snipping Tool's, "Ekran görüntüsü 2024-05-01 103102", "Skärmbild ...": were
+                         # "ekran görüntüsü", "skärmbild")
+                         r"|ekran görüntüsü|skärmbild|képernyőkép|snímka obrazovky|captură de ecran|знімок екрана"
+                         r"|στιγμιότυπο οθόνης|ảnh chụp màn hình|tangkapan layar)(?![^\W\d_])", re.IGNORECASE)
 # ... or with Windows' counter alone, as its Print Screen names them in Pictures\Screenshots ("Capture d’écran (3)",
 # "Captura de pantalla (12)": "capture d’écran", where "Screenshot (3)" was none)
 _SCREENSHOT_COUNTER = re.compile(r"[\s_-]*(?:\(\d{1,4}\)|\d{1,4})?\s*")
