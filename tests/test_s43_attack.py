@@ -254,3 +254,13 @@ def test_windows_snipping_tools_screenshots_in_more_languages_get_no_caption(nam
     "skärmbild"; no caption, as "Screenshot 2024-05-01 103102" is none."""
     assert caption_of(name) is None
     assert caption_of("skärmbild av fågel") == "skärmbild av fågel"
+
+
+def test_a_random_id_of_mixed_case_letters_and_digits_is_no_word():
+    """A YouTube id ("thumbnail_dQw4w9WgXcQ") or ShareX's random name ("msedge_Xy7Qw2Lp9Z") was read as words at its
+    case changes ("msedge xy 7 qw 2 lp 9z"): such an id is dropped as a hash is; words in camel case keep theirs."""
+    assert caption_of("thumbnail_dQw4w9WgXcQ") == "thumbnail"
+    assert caption_of("msedge_Xy7Qw2Lp9Z") == "msedge"
+    assert caption_of("iPhone15ProMax") == "i phone 15 pro max"
+    assert caption_of("3DsMax2024") == "3 ds max"
+    assert caption_of("R2D2Robot") == "r 2d 2 robot"

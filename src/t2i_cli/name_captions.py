@@ -189,6 +189,16 @@ def _code_point(piece: str, digits_too: bool) -> int | None:
 
 _SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  # (control characters too)
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
+# ... or a random id of letters of both cases and digits, no three letters of a case in a row (ShareX's
+# "chrome_5gT8kLm2Qp", a YouTube id "dQw4w9WgXcQ", Unsplash's "Q1p7bh3SHj8": "chrome 5g t 8k lm 2 qp"; not a word in
+# camel case, "iPhone15ProMax": _random_id)
+_ID_CHARS = re.compile(r"(?=[0-9A-Za-z]*\d)(?![0-9A-Za-z]*(?:[a-z]{3}|[A-Z]{3}))[0-9A-Za-z]{8,}")
+
+
+def _random_id(piece: str) -> bool:
+    """Whether a name's piece is such an id: 8 characters or more, a digit among them, no three letters of a case in
+    a row, and its letters in 5 runs of one case or more ("5gT8kLm2Qp": g T k L m Q p; not "3DsMax2024": D s M ax)."""
+    return _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy");
 # GNOME Files' "bird (copy)", "bird (another copy)", "bird (3rd copy)"; Windows XP's and Google Drive's "Copy of bird",
 # "Copy (2) of bird" (each was captioned with its "copy": "bird copy", "copy of bird"); and in other languages, as
@@ -469,7 +479,8 @@ def caption_of(name: str) -> str | None:
             elif cp not in _JOINERS and cp != _KEYCAP:
                 words += unicodedata.name(chr(cp)).lower().split()
             continue
-        if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece) or _NOT_WORDS.fullmatch(piece):
+        if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece) or _NOT_WORDS.fullmatch(piece) \
+                or _random_id(piece):
             continue
         if piece.lower() in TOOL_WORDS | APP_WORDS:  # as a whole ("WhatsApp", not "whats app")
             words.append(piece.lower())
