@@ -199,6 +199,8 @@ def _random_id(piece: str) -> bool:
     """Whether a name's piece is such an id: 8 characters or more, a digit among them, no three letters of a case in
     a row, and its letters in 5 runs of one case or more ("5gT8kLm2Qp": g T k L m Q p; not "3DsMax2024": D s M ax)."""
     return _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5
+
+
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy");
 # GNOME Files' "bird (copy)", "bird (another copy)", "bird (3rd copy)"; Windows XP's and Google Drive's "Copy of bird",
 # "Copy (2) of bird" (each was captioned with its "copy": "bird copy", "copy of bird"); and in other languages, as
