@@ -264,3 +264,14 @@ def test_a_random_id_of_mixed_case_letters_and_digits_is_no_word():
     assert caption_of("iPhone15ProMax") == "i phone 15 pro max"
     assert caption_of("3DsMax2024") == "3 ds max"
     assert caption_of("R2D2Robot") == "r 2d 2 robot"
+
+
+@pytest.mark.parametrize("name", ["bird-removebg-preview", "bird-removebg-preview (1)",
+                                  "bird_upscayl_4x_realesrgan-x4plus", "bird-min", "bird-300dpi", "bird_720p"])
+def test_what_a_tool_adds_to_a_pictures_name_is_no_word(name: str):
+    """remove.bg's "bird-removebg-preview", Upscayl's "bird_upscayl_4x_realesrgan-x4plus", TinyPNG's "bird-min" and
+    a resolution "300dpi", "720p" were captioned "bird removebg preview", "bird upscayl realesrgan x 4 plus", "bird
+    min", "bird 300 dpi", "bird 720p": "bird", as "bird-48px" is; "admin", "bird_min" keep their words."""
+    assert caption_of(name) == "bird"
+    assert caption_of("admin") == "admin"
+    assert caption_of("bird_min") == "bird min"

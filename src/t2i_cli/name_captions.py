@@ -112,7 +112,8 @@ def _case_split(piece: str) -> list[str]:
 
 # what says which file, not what it shows: a version ("v2"), a size or scale ("16x16", "16×16", "@2x", "48px",
 # "48dp")
-_NOT_WORDS = re.compile(r"v\d+|\d+[x×]\d*|\d+(?:px|dp)", re.IGNORECASE)
+_NOT_WORDS = re.compile(r"v\d+|\d+[x×]\d*|\d+(?:px|dp|dpi)|\d{3,4}p", re.IGNORECASE)  # (and "300dpi", "720p": were
+# "300 dpi", "720p")
 # an icon's size in pixels after a word that says it is an icon, at the name's end or not, of any number of pixels
 # an icon is drawn at (16 to 1024: Apple's "apple-touch-icon-180", "apple-touch-icon-152-precomposed", Microsoft's
 # "mstile-310", "favicon-194"; "180" was a word), not only the common ones after any word (_NAMED_NUMBER's)
@@ -270,6 +271,11 @@ def _glyph(cp: int) -> str:
 # its copies "red bird.jpg (1).png", "red bird.jpg copy.png": "red bird jpg")
 _PICTURE_SUFFIX = re.compile(r"(?:\.(?:png|jpe?g|jfif|jpe|webp|bmp|gif|tiff?|avif|heic|heif|jxl|svg|ico))+"
                              r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
+# what a tool adds to the name of the picture it made: remove.bg's "bird-removebg-preview", Upscayl's
+# "bird_upscayl_4x_realesrgan-x4plus", TinyPNG's and imagemin's "bird-min" (were "bird removebg preview", "bird upscayl
+# realesrgan x 4 plus", "bird min")
+_TOOL_SUFFIX = re.compile(r"(?:[\s_-]removebg(?:[\s_-]preview)?|[\s_-]upscayl[\s_-]\d+x[\s_-].*|-min)"
+                          r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
 # A number that ends a name after a word and a space, _ or -, of 1 to 4 digits without a leading zero ("route 66",
 # "route_66", "apollo-11", "windows 7", "formula 1", "paris 2019"), is taken for part of its name; a file
@@ -436,7 +442,7 @@ def caption_of(name: str) -> str | None:
     name = _KEYCAP_CHARS.sub(lambda m: f" keycap {unicodedata.name(m.group(1)).lower()} ", name)
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
-    name = _UNTITLED.sub(" untitled ", _PICTURE_SUFFIX.sub("", _uncopied(name)))
+    name = _UNTITLED.sub(" untitled ", _PICTURE_SUFFIX.sub("", _TOOL_SUFFIX.sub("", _uncopied(name))))
     # a number after "No." is the name's ("Symphony No. 5" was "symphony no", its number taken for a counter)
     name = re.sub(r"(?<![^\W_])(no|nr|nº|№)\.?\s*(?=[1-9])", r"\1 ", name, flags=re.IGNORECASE)
     name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
