@@ -275,3 +275,14 @@ def test_what_a_tool_adds_to_a_pictures_name_is_no_word(name: str):
     assert caption_of(name) == "bird"
     assert caption_of("admin") == "admin"
     assert caption_of("bird_min") == "bird min"
+
+
+def test_an_image_generators_name_is_its_prompt_or_none():
+    """DALL·E's download "DALL·E 2024-01-01 12.34.56 - a red bird on a branch" was captioned "dall·e a red bird on a
+    branch", and ChatGPT's "ChatGPT Image Apr 1, 2025, 10_00_00 AM" "chat gpt image apr 1 2025 am": the prompt alone,
+    and no caption."""
+    assert caption_of("DALL·E 2024-01-01 12.34.56 - a red bird on a branch") == "a red bird on a branch"
+    assert caption_of("DALL·E 3 2024-01-01 12.34.56 - A red bird") == "a red bird"
+    assert caption_of("ChatGPT Image Apr 1, 2025, 10_00_00 AM") is None
+    assert caption_of("ChatGPT Image Apr 1, 2025, 10_00_00 AM (1)") is None
+    assert caption_of("chatgpt") == "chatgpt"

@@ -73,6 +73,12 @@ _CAMERA = re.compile(r"\s*(?:dji_\d{4,}(?:_\d{4})?(?:_[a-z])?|gopr\d{4}|image fr
                      r"|_?(?:img|dsc[fn]?)[_-]?e?\d{3,}(?:[\s_-]+(?:\d{1,3}|edit|enhanced|nr|sr|rd|hdr|pano|bearbeitet))+"
                      r"|photo on \d{1,2}-\d{1,2}-\d{2,4} at \d{1,2}\.\d{2}(?:\.\d{2})?(?:\s*[ap]m)?(?:\s*#\d{1,4})?"
                      r"|pxl_\d{8}_\d{6,9}(?:\.[a-z_]+(?:-\d{1,3})?)*)\s*", re.IGNORECASE)
+# an image generator's name: ChatGPT's "ChatGPT Image Apr 1, 2025, 10_00_00 AM" ("chat gpt image apr 1 2025 am"),
+# no caption; DALL·E's "DALL·E 2024-01-01 12.34.56 - a red bird on a branch", the prompt after its date ("dall·e a red
+# bird on a branch"): the prompt alone
+_CHATGPT = re.compile(r"\s*chatgpt image [a-z]{3,9} \d{1,2}, \d{4}, \d{1,2}_\d{2}_\d{2}(?: [ap]m)?"
+                      r"(?:\s*\(\d{1,4}\))?\s*", re.IGNORECASE)
+_DALL_E = re.compile(r"\s*dall[·.\s-]?e(?:\s*\d)?\s+\d{4}-\d{2}-\d{2}\s+\d{2}\.\d{2}\.\d{2}\s+-\s+", re.IGNORECASE)
 _TELEGRAM = re.compile(r"telegram-cloud-(?:photo|document)-size-\d+-\d+-[a-z]|wx_camera(?=_\d)", re.IGNORECASE)
 # A screenshot's name in a language other than English, before its date (macOS': "Bildschirmfoto 2024-05-01 um
 # 10.31.02", "Capture d’écran 2024-05-01 à 10.31.02", "Captura de pantalla 2024-05-01 a las 10.31.02",
@@ -411,6 +417,9 @@ def caption_of(name: str) -> str | None:
 
     if not_utf8(name):  # bytes of another encoding (a Latin-1 zip's "caf\xe9"): no caption can hold them
         return None
+    if _CHATGPT.fullmatch(name):
+        return None
+    name = _DALL_E.sub("", name)
     name = _PERCENT.sub(_unescape, name)  # a download's URL-encoded name ("red%20bird", "caf%C3%A9", "caf%E9")
     # a character written as Unicode writes it, U+XXXX (a font's "glyph_U+00E9", "u+1F600"), is that character, read
     # below as any other in the name ("glyph é", "grinning face": its "U" was a word, and "00E9" "00e 9", a counter);
