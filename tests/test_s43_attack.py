@@ -286,3 +286,17 @@ def test_an_image_generators_name_is_its_prompt_or_none():
     assert caption_of("ChatGPT Image Apr 1, 2025, 10_00_00 AM") is None
     assert caption_of("ChatGPT Image Apr 1, 2025, 10_00_00 AM (1)") is None
     assert caption_of("chatgpt") == "chatgpt"
+
+
+def test_data_caption_refuses_beside_a_folders_manifest_row_of_a_windows_drives_path(tmp_path: Path):
+    """A folder's metadata.csv written on Windows with absolute paths (C:\\Users\\me\\ds\\train\\red_bird.png): training
+    leaves the row out ("write it relative to the manifest's folder"), and `data caption ds` wrote "red bird" beside
+    the picture unsaid, which trained under both captions once the row was fixed: refused as beside other lines
+    left out (--dry-run warns)."""
+    ds = pictures(tmp_path / "ds", "train/red_bird.png")
+    (ds / "metadata.csv").write_text("file_name,text\nC:\\Users\\me\\ds\\train\\red_bird.png,a small red bird\n")
+    r = run("data", "caption", ds)
+    assert r.exit_code == 1 and "lines left out" in r.stderr and "Windows drive" in r.stderr, (r.stdout, r.stderr)
+    assert not (ds / "train" / "red_bird.txt").exists()
+    dry = run("data", "caption", ds, "--dry-run")
+    assert dry.exit_code == 0 and "lines left out" in dry.stderr

@@ -1184,6 +1184,11 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                     _row_of_a_picture(skipped, BACKSLASHED, f"{image} (named in {manifest} line {line}; on disk: "
                                                             f"{other})", key(other))
                 else:  # (read untrimmed: trimmed here, as the manifest source trims its rows)
+                    if os.sep == "/" and _DRIVE.search(str(image)):
+                        # a Windows drive's path (C:\\ds\\train\\a.png) may name a picture of the folder: a line
+                        # left out that `data caption` refuses to caption by name beside (counted as ever, below)
+                        count, first = skipped.manifest_lines.get(WINDOWS_DRIVE, (0, where))
+                        skipped.manifest_lines[WINDOWS_DRIVE] = (count + 1, first)
                     left.append((image, _kept_captions(captions, image, skipped)))
                     skipped.rows_left_at.append(f"{manifest} line {line}")
     return named, left
