@@ -275,6 +275,7 @@ def test_what_a_tool_adds_to_a_pictures_name_is_no_word(name: str):
     assert caption_of(name) == "bird"
     assert caption_of("admin") == "admin"
     assert caption_of("bird_min") == "bird min"
+    assert caption_of("workout-30-min") == "workout 30 min"
 
 
 def test_an_image_generators_name_is_its_prompt_or_none():

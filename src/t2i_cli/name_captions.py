@@ -279,8 +279,8 @@ _PICTURE_SUFFIX = re.compile(r"(?:\.(?:png|jpe?g|jfif|jpe|webp|bmp|gif|tiff?|avi
                              r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
 # what a tool adds to the name of the picture it made: remove.bg's "bird-removebg-preview", Upscayl's
 # "bird_upscayl_4x_realesrgan-x4plus", TinyPNG's and imagemin's "bird-min" (were "bird removebg preview", "bird upscayl
-# realesrgan x 4 plus", "bird min")
-_TOOL_SUFFIX = re.compile(r"(?:[\s_-]removebg(?:[\s_-]preview)?|[\s_-]upscayl[\s_-]\d+x[\s_-].*|-min)"
+# realesrgan x 4 plus", "bird min"; not minutes, "workout-30-min")
+_TOOL_SUFFIX = re.compile(r"(?:[\s_-]removebg(?:[\s_-]preview)?|[\s_-]upscayl[\s_-]\d+x[\s_-].*|(?<=[^\W\d_])-min)"
                           r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
 # A number that ends a name after a word and a space, _ or -, of 1 to 4 digits without a leading zero ("route 66",
