@@ -202,10 +202,18 @@ _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash
 _ID_CHARS = re.compile(r"(?=[0-9A-Za-z]*\d)(?![0-9A-Za-z]*(?:[a-z]{3}|[A-Z]{3}))[0-9A-Za-z]{8,}")
 
 
+# what words in camel case seldom hold and an id often does: a digit run between letters ("Xy7Qw": 7), a small letter
+# after a digit ("8kL": k)
+_ID_BREAKS = re.compile(r"(?<=[A-Za-z])\d+(?=[A-Za-z])|(?<=\d)[a-z]")
+
+
 def _random_id(piece: str) -> bool:
     """Whether a name's piece is such an id: 8 characters or more, a digit among them, no three letters of a case in
-    a row, and its letters in 5 runs of one case or more ("5gT8kLm2Qp": g T k L m Q p; not "3DsMax2024": D s M ax)."""
-    return _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5
+    a row, its letters in 5 runs of one case or more ("5gT8kLm2Qp": g T k L m Q p; not "3DsMax2024": D s M ax), and
+    3 breaks of camel case at least (_ID_BREAKS: "5gT8kLm2Qp": g, 8, k, 2). Words of two or three letters in camel
+    case have none or one ("TicTacToe2", "iPad2Air4", "NaNoWriMo2023", "HoHoHo2023" were no caption)."""
+    return _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5 \
+        and len(_ID_BREAKS.findall(piece)) >= 3
 
 
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy");
