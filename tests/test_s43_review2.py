@@ -14,3 +14,15 @@ def test_words_of_two_or_three_letters_in_camel_case_are_no_random_id(name: str,
     assert caption_of("chrome_5gT8kLm2Qp") == "chrome"
     assert caption_of("thumbnail_dQw4w9WgXcQ") == "thumbnail"
     assert caption_of("msedge_Xy7Qw2Lp9Z") == "msedge"
+
+
+@pytest.mark.parametrize("name", ["DJI_0001 (1)", "GOPR0001 (1)", "IMG_1234-Edit (1)",
+                                  "PXL_20240501_103102345.PORTRAIT (1)", "Photo on 5-1-24 at 10.31 AM (1)",
+                                  "pexels-anna-shvets-4587991 (1)",
+                                  "markus-spiske-Q1p7bh3SHj8-unsplash (1)", "Messenger_creation_1a2b3c4d-1a2b (1)"])
+def test_a_downloads_copy_of_a_camera_or_stock_name_has_no_caption_either(name: str):
+    """A browser's second download of a camera's or stock site's picture ("DJI_0001 (1)", "pexels-anna-shvets-4587991
+    (1)") was captioned "dji", "pexels anna shvets": its counter kept the new rules from matching; none, as its
+    original and "DSC_0001 (1)" have none."""
+    assert caption_of(name.rsplit(" (", 1)[0]) is None
+    assert caption_of(name) is None

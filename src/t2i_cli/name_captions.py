@@ -468,8 +468,10 @@ def caption_of(name: str) -> str | None:
     dated = _DATE_TIME.search(name) is not None
     if (shot := _SCREENSHOT.match(name)) and (dated or _SCREENSHOT_COUNTER.fullmatch(name, shot.end())):
         return None  # (a screenshot's name in another language)
-    if _ANDROID_SCREENSHOT.fullmatch(name) or _STOCK_AUTHOR.fullmatch(name) or _MESSENGER.fullmatch(name) \
-            or _CAMERA.fullmatch(name):
+    # (a download's copy of one too, "DJI_0001 (1)", "pexels-anna-shvets-4587991 (1)", "IMG_1234-Edit (1)": its
+    # counter kept the name from matching, "dji", "pexels anna shvets", "img 1234 edit", where "DSC_0001 (1)" is none)
+    if any(rule.fullmatch(uncounted) for rule in (_ANDROID_SCREENSHOT, _STOCK_AUTHOR, _MESSENGER, _CAMERA)
+           for uncounted in {name, _DUPLICATE.sub("", name)}):
         return None
     name = _TELEGRAM.sub(" photo ", name)
     name = _DATE_TIME.sub(" ", name)
