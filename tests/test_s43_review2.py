@@ -26,3 +26,20 @@ def test_a_downloads_copy_of_a_camera_or_stock_name_has_no_caption_either(name: 
     original and "DSC_0001 (1)" have none."""
     assert caption_of(name.rsplit(" (", 1)[0]) is None
     assert caption_of(name) is None
+
+
+def test_reranks_kept_pictures_are_counted_as_pillow_holds_them():
+    """Squares kept pictures up to KEPT_BYTES counted at 3 bytes a pixel; Pillow holds an RGB picture in 4, so the
+    budget (256 MiB, the README's bound) held a third more. Three pictures of a budget of three are kept, not four."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from t2i_cli import rerank as rr
+
+    side = 32
+    squares = rr.Squares(budget=3 * side * side * len(Image.new("RGBA", (1, 1)).tobytes()))
+    for i in range(5):
+        squares.keep(Path(f"p{i}.png"), side, Image.new("RGB", (side, side), (i, 0, 0)))
+    assert len(squares.kept) == 3
+    assert squares.used == squares.budget

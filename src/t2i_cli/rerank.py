@@ -90,6 +90,8 @@ def check_folder(folder: Path) -> None:
 
 SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ranks in bounded memory
 KEPT_BYTES = 256 << 20  # the most bytes of pictures Squares keeps between reading a PNG's text and using its pixels
+PIXEL_BYTES = 4  # what a pixel of an RGB picture takes in Pillow's memory (it stores RGB as 4 bytes: counted as 3,
+# the budget held a third more than KEPT_BYTES)
 
 
 class Squares:
@@ -109,15 +111,15 @@ class Squares:
 
     def keep(self, path: Path, side: int, picture) -> None:
         """Keep path's picture at side, where the budget has room for it."""
-        if (path, side) not in self.kept and self.used + side * side * 3 <= self.budget:
+        if (path, side) not in self.kept and self.used + side * side * PIXEL_BYTES <= self.budget:
             self.kept[path, side] = picture
-            self.used += side * side * 3
+            self.used += side * side * PIXEL_BYTES
 
     def keep_decoded(self, path: Path, png) -> None:
         """Keep path's pictures at each side, made from the PNG read_png decoded (one that fails is not kept: read
         again where it is used, it fails as before, in the same place)."""
         for side in sorted(self.sides):
-            if self.used + side * side * 3 > self.budget:
+            if self.used + side * side * PIXEL_BYTES > self.budget:
                 return
             try:
                 self.keep(path, side, rgb_of(png, side))
@@ -131,7 +133,7 @@ class Squares:
 
     def drop(self, path: Path, side: int) -> None:
         if self.kept.pop((path, side), None) is not None:
-            self.used -= side * side * 3
+            self.used -= side * side * PIXEL_BYTES
 
     def ranked(self, ranked: list[Ranked]) -> None:
         """Let go of the pictures of one prompt's ranked pictures that nothing uses any more."""
