@@ -43,3 +43,15 @@ def test_reranks_kept_pictures_are_counted_as_pillow_holds_them():
         squares.keep(Path(f"p{i}.png"), side, Image.new("RGB", (side, side), (i, 0, 0)))
     assert len(squares.kept) == 3
     assert squares.used == squares.budget
+
+
+@pytest.mark.parametrize("split", ["train_images", "test_images", "Val Images", "trainval", "heldout"])
+def test_kaggles_train_images_folder_names_no_class(tmp_path, split: str):
+    """`data caption --from folder` of a Kaggle dataset, "ds/train_images/x.png", captioned each picture "train
+    images" (only "train", "test", ... were a split's folder): none, and a class folder under it names its own."""
+    from t2i_cli.name_captions import folder_caption
+
+    ds = tmp_path / "ds"
+    assert folder_caption(ds / split / "IMG_0001.png", ds) is None
+    assert folder_caption(ds / split / "cat" / "IMG_0001.png", ds) == "cat"
+    assert folder_caption(ds / "train set" / "IMG_0001.png", ds) == "train set"  # (a toy's: a class)

@@ -534,14 +534,23 @@ def caption_of(name: str) -> str | None:
 SPLIT_NAMES = frozenset("train training test testing validation valid val dev eval evaluation".split())
 
 
+def is_split(caption: str | None) -> bool:
+    """Whether a folder's caption is a split's name (SPLIT_NAMES), or one with "images" after it, as Kaggle's
+    datasets name them ("train_images", "test_images": each was a class, "train images"), or "trainval" (Pascal
+    VOC's), "heldout" or "holdout" (`t2i data world --split heldout`'s). ("train set" is a toy's: a class.)"""
+    words = (caption or "").split()
+    return caption in ("trainval", "heldout", "holdout") or bool(words) and words[0] in SPLIT_NAMES and (
+        len(words) == 1 or len(words) == 2 and words[1] in ("images", "imgs"))
+
+
 def folder_caption(picture: Path, folder: Path) -> str | None:
     """`--from folder`'s caption of a picture under folder: its folder's name made words (caption_of) as reached (a
     link named for its class, to a folder named otherwise, is named by the link); folder given as . or .. resolved
-    (`cd cats; t2i data caption . --from folder`). A split's folder (SPLIT_NAMES: "train", "Test", "validation")
-    holds no words: a class folder under it names its pictures, and those right in it have none."""
+    (`cd cats; t2i data caption . --from folder`). A split's folder (is_split: "train", "Test", "validation",
+    "train_images") holds no words: a class folder under it names its pictures, and those right in it have none."""
     caption = caption_of(folder.resolve().name if picture.parent == folder and folder.name in ("", "..")
                          else picture.parent.name)
-    return None if caption in SPLIT_NAMES else caption
+    return None if is_split(caption) else caption
 
 
 @dataclass
@@ -668,7 +677,7 @@ def summary(plan: CaptionPlan, nameless_hint: str = "") -> str:
         parts.append(f"{counted(len(plan.nameless), 'picture')} whose {what} holds no words to caption it by, e.g. "
                      f"{plan.nameless[0]}")
         if plan.source == "folder" and (split := next((p for p in plan.nameless if p.parent.name
-                                                        and caption_of(p.parent.name) in SPLIT_NAMES), None)):
+                                                        and is_split(caption_of(p.parent.name))), None)):
             parts[-1] += f" (a split's folder, {split.parent.name}/, names no class)"
         if undecoded := [p for p in plan.nameless if not_utf8(str(p))]:
             parts[-1] += (f" ({len(undecoded)} of them named in another encoding than UTF-8, a Windows zip's?: "
