@@ -1,7 +1,11 @@
 """Review of the afternoon's diff (cef4dcc..): defects found and fixed."""
 
-import pytest
+from pathlib import Path
 
+import pytest
+from PIL import Image
+
+from conftest import run
 from t2i_cli.name_captions import caption_of
 
 
@@ -55,3 +59,25 @@ def test_kaggles_train_images_folder_names_no_class(tmp_path, split: str):
     assert folder_caption(ds / split / "IMG_0001.png", ds) is None
     assert folder_caption(ds / split / "cat" / "IMG_0001.png", ds) == "cat"
     assert folder_caption(ds / "train set" / "IMG_0001.png", ds) == "train set"  # (a toy's: a class)
+
+
+def test_info_of_a_whole_run_whose_stage_was_extended_does_not_send_to_its_old_weights(tmp_path: Path):
+    """After `t2i train --resume RUN/clip --steps 3` (the README's way to extend one stage), `t2i info RUN` said
+    "finished ... next: generate with: t2i generate PROMPT --weights RUN/weights", the model exported before, while
+    the stage's own finish line says `t2i train --resume RUN` exports it: info says so too, until that is done."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(4):
+        Image.new("RGB", (20, 20), (40 * i, 200 - 50 * i, 90)).save(pics / f"pic{i}.png")
+        (pics / f"pic{i}.txt").write_text(f"a picture number {i}\n")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "all", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert "generate with" in run("info", out).stdout
+    assert run("train", "--resume", out / "clip", "--steps", "3", "--workers", "0", "--quiet").exit_code == 0
+    said = " ".join(run("info", out).stdout.split())
+    assert f"t2i train --resume {out} exports it there" in said and "generate with" not in said, said
+    assert run("train", "--resume", out, "--workers", "0", "--quiet").exit_code == 0
+    said = " ".join(run("info", out).stdout.split())
+    assert "generate with" in said and "exports it there" not in said, said

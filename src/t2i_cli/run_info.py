@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from t2i_cli.errors import UsageError
+from t2i_cli.errors import T2IError, UsageError
 from t2i_cli.files import folder_locked, shell_word
 from t2i_cli.recipe import plan_settings
 from t2i_cli.train import (
@@ -51,7 +51,11 @@ def run_info(folder: Path) -> dict[str, Any]:
             s.pop("next", None)  # (a stage's own --resume would finish that stage alone)
         weights = folder / "weights"
         diverged = next((s for s, v in stages.items() if v.get("status") == "diverged"), None)
-        next_ = (None if training else f"generate with: t2i generate PROMPT --weights {shell_word(weights)}"
+        behind = [s for s in ("dvae", "transformer", "clip") if done and _exported_before(folder, s)]
+        next_ = (None if training else
+                 f"its {' and '.join(behind)} stage trained on after {weights} was exported, which holds the model "
+                 f"before: t2i train --resume {shell_word(folder)} exports it there" if behind else
+                 f"generate with: t2i generate PROMPT --weights {shell_word(weights)}"
                  if done and weights.is_dir() else
                  f"its {diverged} stage diverged: t2i info {shell_word(folder / diverged)} says how to go on"
                  if diverged else resume_advice(folder))
@@ -60,6 +64,25 @@ def run_info(folder: Path) -> dict[str, Any]:
                 "status": status,
                 "weights": str(weights) if weights.is_dir() else None, "next": next_}
     return {"folder": str(folder), "kind": "run", **stage_info(folder)}
+
+
+def _exported_before(run: Path, stage: str) -> bool:
+    """Whether a whole run's stage, extended on its own (`t2i train --resume RUN/transformer --steps N`), trained
+    past the model RUN/weights holds: its step there is below the one an export would take now (the final model's,
+    or the best one's where train.exported_model takes that). `t2i info RUN` said "generate with: ... --weights
+    RUN/weights", the model exported before, where the stage's own finish line says to resume the whole run."""
+    from t2i_cli.train import exported_model
+
+    sub, exported = run / stage, run / "weights" / f"{stage}.safetensors"
+    try:
+        if not exported.is_file() or not (sub / f"{stage}.safetensors").is_file():
+            return False
+        chosen, _ = exported_model(sub, stage)
+        steps = [int(read_metadata(f).get("step", -1)) for f in (chosen, sub / CHECKPOINT)
+                 if f.is_file() and (f == chosen or chosen == sub / f"{stage}.safetensors")]
+        return max(steps, default=-1) > int(read_metadata(exported).get("step", -1))
+    except (OSError, ValueError, T2IError):  # (unreadable: said by what reads it)
+        return False
 
 
 def stage_info(run_dir: Path) -> dict[str, Any]:
