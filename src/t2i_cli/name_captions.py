@@ -196,6 +196,11 @@ def _code_point(piece: str, digits_too: bool) -> int | None:
 
 _SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  # (control characters too)
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
+# a colour's code of 6 hex digits, a digit and a letter among them ("red_FF0000", "bg-1e90ff", "c0ffee": were "red ff",
+# "bg 1e 90ff"); not a word and its number ("bead12", "abc123": the word, its number a counter) nor 6 letters ("facade")
+_HEX_COLOUR = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])(?![a-f]{3,}\d+$|\d+[a-f]{3,}$)[0-9a-f]{6}", re.IGNORECASE)
+# a quarter of a year, "Q1" .. "Q4" ("report_2024_Q1", "Q3_sales": were "report 2024 q", "q 3 sales"): one word, "q1"
+_QUARTER = re.compile(r"q[1-4]", re.IGNORECASE)
 # ... or a random id of letters of both cases and digits, no three letters of a case in a row (ShareX's
 # "chrome_5gT8kLm2Qp", a YouTube id "dQw4w9WgXcQ", Unsplash's "Q1p7bh3SHj8": "chrome 5g t 8k lm 2 qp"; not a word in
 # camel case, "iPhone15ProMax": _random_id)
@@ -211,9 +216,22 @@ def _random_id(piece: str) -> bool:
     """Whether a name's piece is such an id: 8 characters or more, a digit among them, no three letters of a case in
     a row, its letters in 5 runs of one case or more ("5gT8kLm2Qp": g T k L m Q p; not "3DsMax2024": D s M ax), and
     3 breaks of camel case at least (_ID_BREAKS: "5gT8kLm2Qp": g, 8, k, 2). Words of two or three letters in camel
-    case have none or one ("TicTacToe2", "iPad2Air4", "NaNoWriMo2023", "HoHoHo2023" were no caption)."""
-    return _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5 \
-        and len(_ID_BREAKS.findall(piece)) >= 3
+    case have none or one ("TicTacToe2", "iPad2Air4", "NaNoWriMo2023", "HoHoHo2023" were no caption). ShareX's ids
+    are 10 random letters and digits, most of them with three letters of a case in a row somewhere ("6nGisiWgNZ",
+    "9n4dte2et6": were "6n gisi wg nz", "9n 4 dte 2 et"; the rule above caught a third of them): an ASCII piece of 8
+    or more with a digit is one too where its parts in camel case (_case_split) are short, three of one or two
+    letters at least and a part every 2.5 characters or fewer ("iPhone15ProMax", "3DsMax2024", "LaTeXDoc" stay
+    words), or where digits stand in two places between its letters ("9n4dte2et6"; not "F1Car2024", "Win10Pro")."""
+    if _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5 \
+            and len(_ID_BREAKS.findall(piece)) >= 3:
+        return True
+    if not re.fullmatch(r"(?=[0-9A-Za-z]*\d)(?=[0-9A-Za-z]*[A-Za-z])[0-9A-Za-z]{8,}", piece):
+        return False
+    parts = _case_split(piece)
+    if sum(len(t) <= 2 and t.isalpha() for t in parts) >= 3 and len(parts) * 2.5 >= len(piece) \
+            and re.search("[a-z]", piece) and re.search("[A-Z]", piece):
+        return True
+    return len(re.findall("[0-9]+", piece.strip("0123456789"))) >= 2 and len(re.findall("[A-Za-z]+", piece)) >= 3
 
 
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy");
@@ -507,7 +525,10 @@ def caption_of(name: str) -> str | None:
                 words += unicodedata.name(chr(cp)).lower().split()
             continue
         if _HEX_ID.fullmatch(piece.lower()) or re.fullmatch(r"n\d{8}", piece) or _NOT_WORDS.fullmatch(piece) \
-                or _random_id(piece):
+                or _random_id(piece) or _HEX_COLOUR.fullmatch(piece):
+            continue
+        if _QUARTER.fullmatch(piece):
+            words.append(piece.lower())
             continue
         if piece.lower() in TOOL_WORDS | APP_WORDS:  # as a whole ("WhatsApp", not "whats app")
             words.append(piece.lower())
