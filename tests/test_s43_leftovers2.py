@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from PIL import Image
+
+from conftest import run
 from t2i_cli.name_captions import caption_of
+
+
+def _picture(path: Path, shade: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), (shade % 256, 90, 200)).save(path)
+    return path
 
 
 @pytest.mark.parametrize(("name", "caption"), [
@@ -27,3 +38,38 @@ def test_caption_of_colour_codes_quarters_and_random_ids(name: str, caption: str
 ])
 def test_caption_of_keeps_words_beside_the_new_rules(name: str, caption: str | None):
     assert caption_of(name) == caption
+
+
+def test_manifest_network_path_file_url_and_null_captions(tmp_path: Path):
+    """A manifest's row naming a Windows network path was told "write /" (its picture then a folder //server outside
+    the manifest's); a file:// URL "download them"; a caption list holding null left the whole line out."""
+    ds = tmp_path / "ds"
+    for i, name in enumerate("abcd"):
+        _picture(ds / f"{name}.png", 40 * i)
+    rows = [{"file_name": "a.png", "text": ["a red bird", None]}, {"file_name": "d.png", "text": [None, "a cat"]},
+            {"file_name": "\\\\server\\share\\b.png", "text": "a blue fish"},
+            {"file_name": (ds / "c.png").as_uri(), "text": "a green cat"}]
+    (ds / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    r = run("data", "preview", ds, "--out", tmp_path / "p.png", "--list-skipped")
+    assert r.exit_code == 0, r.stderr
+    assert "using 2" in r.stderr, r.stderr  # a.png and d.png, their null captions dropped
+    assert "a Windows network path" in r.stderr and "write /" not in r.stderr, r.stderr
+    assert "by a file:// URL (a path written as a URL: write the path itself" in r.stderr, r.stderr
+    assert "download them" not in r.stderr, r.stderr
+
+
+def test_manifest_above_not_utf8_is_said(tmp_path: Path):
+    """A metadata.csv above the folder given, naming its pictures, saved as Latin-1: passed over unsaid, where one
+    in the folder is refused as not UTF-8."""
+    ds = tmp_path / "ds"
+    _picture(ds / "train" / "IMG_0001.png", 1)
+    _picture(ds / "train" / "IMG_0002.png", 2)
+    (ds / "metadata.csv").write_bytes("file_name,text\ntrain/IMG_0001.png,un café rouge\n"
+                                      "train/IMG_0002.png,un oiseau\n".encode("latin-1"))
+    r = run("data", "preview", ds / "train", "--out", tmp_path / "p.png")
+    assert r.exit_code != 0
+    assert f"{ds / 'metadata.csv'} names 2 of the pictures here without a caption but is not UTF-8" in r.stderr, \
+        r.stderr
+    assert f"then give {ds} as the source" in r.stderr, r.stderr
+    r = run("data", "caption", ds / "train", "--dry-run")
+    assert "is not UTF-8" in r.stderr and "2 pictures already captioned" in r.stderr, r.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -358,6 +359,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             if not image.is_file():
                 skipped.add("image path naming a folder" if image.is_dir() else
                             WINDOWS_DRIVE if os.sep == "/" and _DRIVE.search(str(image)) and not image.exists() else
+                            NETWORK_PATH if os.sep == "/" and _NETWORK.search(str(image)) and not image.exists() else
                             BACKSLASHED if "\\" in str(image) and os.sep == "/" and not image.exists()
                             else "missing image",
                             f"{image} ({named_in})" if named_in else image)
@@ -627,12 +629,26 @@ MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("i
 # image" at the manifest's folder / "https:/host/..." (a path made of the URL)
 URL_ROW = "manifest line naming its picture by a URL (t2i reads pictures on disk: download them and write their paths)"
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+# ... a file:// URL, though, names a file on disk (a path written as a URL: "download them" was said of it), which may
+# be a picture of the folder (so a folder's such line is among its lines left out, as a Windows drive's path is)
+FILE_URL_ROW = ("manifest line naming its picture by a file:// URL (a path written as a URL: write the path itself, "
+                "relative to the manifest's folder)")
+
+
+def _url_row(image: str) -> str:
+    """Why a manifest line naming its picture by a URL (_URL) is left out: URL_ROW, or FILE_URL_ROW for a file URL."""
+    return FILE_URL_ROW if image.lower().startswith("file:") else URL_ROW
 # ... or by a Windows drive's path (C:\\Users\\me\\a.png, C:/data/a.png: a manifest written on Windows) where that means
 # nothing: it was "missing image", or "write /" for the backslashes, after which it was still missing (the manifest's
 # folder / "C:/data/a.png")
 WINDOWS_DRIVE = ("missing image (its path starts with a Windows drive, C:, which is no path here: write it relative "
                  "to the manifest's folder)")
 _DRIVE = re.compile(r"(?:^|/)[A-Za-z]:[\\/]")
+# ... or by a Windows network path (\\\\server\\share\\a.png): it was told "write /" for its backslashes, after which
+# it named a folder //server/share outside the manifest's folder
+NETWORK_PATH = ("missing image (its path is a Windows network path, \\\\server\\share\\..., which is no path here: "
+                "write it relative to the manifest's folder)")
+_NETWORK = re.compile(r"(?:^|/)\\\\[^\\/]")
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -729,7 +745,23 @@ def _row_needles(folder: Path) -> tuple[str, ...]:
     return tuple({unicodedata.normalize(form, name) for form in ("NFC", "NFD")})
 
 
-def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = ()) -> tuple[set[str], bool]:
+def _not_utf8_manifest(manifest: Path) -> bool:
+    """Whether a manifest's first MAX_ABOVE bytes are not UTF-8 (a spreadsheet's CSV saved as Latin-1 or Windows'
+    code page); False where it cannot be read."""
+    import codecs
+
+    try:
+        with open(manifest, "rb") as f:
+            codecs.getincrementaldecoder("utf-8")().decode(f.read(MAX_ABOVE))  # (a character cut at the end: not final)
+    except UnicodeDecodeError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
+def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
+                latin: bool = False) -> tuple[set[str], bool]:
     """Those of wanted (pictures of the folder without a caption, by _key) that rows of a manifest above a folder
     name with a caption (a row whose caption is empty holds none: the folder given was refused, and the one
     named, read, left the picture out as an "empty caption"), in its first MAX_ABOVE bytes, and whether it holds
@@ -743,6 +775,9 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = ())
     raw_needles = tuple(needle.encode("utf-8") for needle in needles)
     try:
         with _open_manifest(manifest, "") as f:
+            if latin:  # (one not UTF-8, read as Windows' Latin-1 to tell whether it names them: _not_utf8_manifest)
+                text, more_after = f.read(MAX_ABOVE), bool(f.read(1))
+                f = io.BytesIO(text.decode("cp1252", "replace").encode("utf-8"))
             if manifest.suffix.lower() == ".csv":
                 fed = [0]
                 lines = _csv_lines(f, manifest, fed)
@@ -774,7 +809,7 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = ())
                         return n, bool(f.read(1))
     except (OSError, ValueError, RecursionError, DataError, csv.Error):
         pass
-    return n, False
+    return n, latin and more_after
 
 
 def _above_key(manifest: Path, path: str) -> str:
@@ -1184,11 +1219,13 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                     _row_of_a_picture(skipped, BACKSLASHED, f"{image} (named in {manifest} line {line}; on disk: "
                                                             f"{other})", key(other))
                 else:  # (read untrimmed: trimmed here, as the manifest source trims its rows)
-                    if os.sep == "/" and _DRIVE.search(str(image)):
-                        # a Windows drive's path (C:\\ds\\train\\a.png) may name a picture of the folder: a line
-                        # left out that `data caption` refuses to caption by name beside (counted as ever, below)
-                        count, first = skipped.manifest_lines.get(WINDOWS_DRIVE, (0, where))
-                        skipped.manifest_lines[WINDOWS_DRIVE] = (count + 1, first)
+                    if os.sep == "/" and (_DRIVE.search(str(image)) or _NETWORK.search(str(image))):
+                        # a Windows drive's path (C:\\ds\\train\\a.png) or network path (\\\\server\\ds\\a.png) may
+                        # name a picture of the folder: a line left out that `data caption` refuses to caption by
+                        # name beside (counted as ever, below)
+                        why = WINDOWS_DRIVE if _DRIVE.search(str(image)) else NETWORK_PATH
+                        count, first = skipped.manifest_lines.get(why, (0, where))
+                        skipped.manifest_lines[why] = (count + 1, first)
                     left.append((image, _kept_captions(captions, image, skipped)))
                     skipped.rows_left_at.append(f"{manifest} line {line}")
     return named, left
@@ -1270,9 +1307,17 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
                 continue  # (a run's metrics.jsonl, a spreadsheet of something else: not read 16 MiB into)
             if manifest.is_file():
                 rows, more = _rows_above(manifest, wanted, _row_needles(at))
+                # ... one not UTF-8 (a spreadsheet's CSV saved as Latin-1) was passed over unsaid, where one beside
+                # the pictures is refused as such: read as Latin-1 to tell whether it names them, and said
+                latin = not rows and _not_utf8_manifest(manifest)
+                if latin:
+                    rows, more = _rows_above(manifest, wanted, _row_needles(at), latin=True)
                 if rows and said is None:
+                    resave = ' but is not UTF-8: save it as UTF-8 (a spreadsheet\'s "CSV UTF-8"), then' if latin \
+                        else ":"
                     said = (f"{manifest} names {len(rows)}{' or more' if more else ''} of the pictures here without a "
-                            f"caption: give {shell_word(up if name in own else manifest)} as the source to read it")
+                            f"caption{resave} give {shell_word(up if name in own else manifest)} as the source to read "
+                            f"it")
                     give = up if name in own else None  # (a manifest alone reads none of the folder's other captions)
                 named |= rows
     return said, named, give
@@ -1552,13 +1597,15 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False,
             # CSV's empty field is; it was a line "whose caption is not a string", and the picture a folder's manifest
             # named so "without a caption" that the manifest "names none of")
             captions = [] if caption is None else [caption] if isinstance(caption, str) else caption
+            if isinstance(captions, list):  # (... and a list's null entries, as its empty ones: the whole line was
+                captions = [c for c in captions if c is not None]  # left out, "caption not ... a list of strings")
             if not isinstance(image, str) or not isinstance(captions, list) or \
                     not all(isinstance(c, str) for c in captions):
                 skipped.add('manifest line whose "image" is not a string or "caption" not a string or a list of '
                             'strings', where)
                 continue
             if _URL.match(image):
-                skipped.add(URL_ROW, f"{where} ({image[:200]})")
+                skipped.add(_url_row(image), f"{where} ({image[:200]})")
                 continue
             captions = [c.strip() for c in captions if not blank(c)]
             if sum(map(len, captions)) > MAX_CAPTION_FILE:  # what a caption file may hold
@@ -1693,7 +1740,7 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
                                 where)
                     continue
                 if _URL.match(row[image_at].strip()):
-                    skipped.add(URL_ROW, f"{where} ({row[image_at].strip()[:200]})")
+                    skipped.add(_url_row(row[image_at].strip()), f"{where} ({row[image_at].strip()[:200]})")
                     continue
                 caption = row[caption_at].strip()
                 kept = [] if blank(caption) else [caption]
