@@ -73,3 +73,24 @@ def test_manifest_above_not_utf8_is_said(tmp_path: Path):
     assert f"then give {ds} as the source" in r.stderr, r.stderr
     r = run("data", "caption", ds / "train", "--dry-run")
     assert "is not UTF-8" in r.stderr and "2 pictures already captioned" in r.stderr, r.stderr
+
+
+def test_train_names_its_data_as_typed(tmp_path: Path, monkeypatch):
+    """A new run's warnings and refusals named its --data by the path it records ("/home/me/sub/../ds/a.png"),
+    where `t2i data preview` names it as typed ("../ds/a.png"); the run still records the absolute path."""
+    ds = tmp_path / "ds"
+    for i in range(4):
+        _picture(ds / f"p{i}.png", 40 * i)
+        (ds / f"p{i}.txt").write_text(f"a red bird {i}", encoding="utf-8")
+    _picture(ds / "nocap.png", 250)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    r = run("train", "--stage", "tokenizer", "--preset", "tiny", "--data", "../ds", "--out", "../run")
+    assert r.exit_code == 0, r.stderr
+    assert "1 image without .txt caption: ../ds/nocap.png" in r.stderr, r.stderr
+    assert "t2i data caption ../ds " in r.stderr and str(tmp_path) not in r.stderr, r.stderr
+    recorded = json.loads((tmp_path / "run" / "train_config.json").read_text(encoding="utf-8"))["data"]
+    assert recorded == str(tmp_path / "sub" / ".." / "ds")  # (what a resume from elsewhere reads)
+    r = run("train", "--stage", "tokenizer", "--preset", "tiny", "--data", "../empty", "--out", "../run2")
+    assert r.exit_code == 1 and "under ../empty;" in r.stderr, r.stderr

@@ -1762,14 +1762,18 @@ def train(
     # what a stop before the run's own handling says (it said inference's "finished files are kept")
     STATE["interrupted"] = ("before training resumed; the run is as it was: the same command resumes it" if resume
                             else "before training started; nothing was written: the same command starts it")
-    with user_errors():
+    with user_errors(), _data_as_typed():
         _training_imports_held()  # first: check_stage imports t2i_cli.train, and with it torch
         given = given_options(ctx)
         if seed is not None:
             check_seed(seed)
         check_stage(stage)
+        _DATA_SHOWN.clear()
         if resume is None:  # recorded as the path it names, not one relative to here
-            data = ctx.params["data"] = stored_data(data)
+            typed, data = data, stored_data(data)
+            ctx.params["data"] = data
+            if data != typed and not typed.startswith("~"):
+                _DATA_SHOWN.append((data, typed))
         if (stage == "all" and resume is None) or (resume is not None and is_whole_run(resume)):
             _train_all(resume or out_dir, given, ctx.params, resume is not None, device, quiet)
             return
@@ -1956,7 +1960,8 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         def warned(text: str) -> None:  # each stage opens the same data: a warning about it is said once a run
             if text not in said and rank_zero():
                 said.add(text)
-                bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
+                bar.console.print(f"warning: {clean(_as_typed(text))}", style="yellow", markup=False,
+                                  highlight=False)
 
         def finished(stage: str, learned: dict) -> None:  # said as the tokenizer stage ends (at the run's end it
             # was lost with a later stage's Ctrl-C or error, and its resume found the tokenizer "done before")
@@ -2010,6 +2015,35 @@ def check_seed(seed: int) -> None:
         raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
 
 
+# A new run's --data as recorded (stored_data: absolute, "ds" -> "/home/me/ds", "../ds" -> "/home/me/sub/../ds") and
+# as typed: its warnings name the source's files as typed, as `t2i data preview` and `data caption` do (they named
+# them by the recorded path, "/home/me/sub/../ds/a.png", where the run folder was said as typed); a resume's by the
+# path its run recorded
+_DATA_SHOWN: list[tuple[str, str]] = []
+
+
+def _as_typed(text: str) -> str:
+    """A training warning with the new run's --data as recorded replaced by it as typed (_DATA_SHOWN)."""
+    for stored, typed in _DATA_SHOWN:
+        shown = typed.rstrip("/") or typed
+        text = re.sub(re.escape(stored) + r"(?![^/\s'\");:,])", lambda _, shown=shown: shown, text)
+    return text
+
+
+@contextmanager
+def _data_as_typed() -> Iterator[None]:
+    """A new run's refusals with its --data as typed (_as_typed: "no usable image-caption pairs ... under
+    /home/me/sub/../empty" where `--data ../empty` was given); the mapping forgotten when the command ends."""
+    try:
+        yield
+    except T2IError as e:
+        if _DATA_SHOWN and e.args and isinstance(e.args[0], str):
+            e.args = (_as_typed(e.args[0]), *e.args[1:])
+        raise
+    finally:
+        _DATA_SHOWN.clear()
+
+
 def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) -> dict:
     """Run a stage under a progress bar showing loss, rate and ETA."""
     from t2i_cli.stages import run_stage
@@ -2028,7 +2062,7 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
             plain.update(f"train {cfg.stage}", step, total, metrics, keys)
 
         def warned(text: str) -> None:
-            bar.console.print(f"warning: {clean(text)}", style="yellow", markup=False, highlight=False)
+            bar.console.print(f"warning: {clean(_as_typed(text))}", style="yellow", markup=False, highlight=False)
 
         try:
             summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
@@ -2051,7 +2085,7 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
             raise Interrupted(f"before training started; no run was made in {run_dir}: the same command starts "
                               f"it") from None
     if summary.get("skipped") and rank_zero():  # (every torchrun process opened the same data)
-        warn(summary["skipped"])
+        warn(_as_typed(summary["skipped"]))
     summary.pop("skipped", None)
     return summary
 
