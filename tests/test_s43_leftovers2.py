@@ -94,3 +94,30 @@ def test_train_names_its_data_as_typed(tmp_path: Path, monkeypatch):
     assert recorded == str(tmp_path / "sub" / ".." / "ds")  # (what a resume from elsewhere reads)
     r = run("train", "--stage", "tokenizer", "--preset", "tiny", "--data", "../empty", "--out", "../run2")
     assert r.exit_code == 1 and "under ../empty;" in r.stderr, r.stderr
+
+
+def test_info_of_a_weights_folder_of_some_models_describes_them(tiny_weights, tmp_path: Path):
+    """`t2i info DIR` of a folder holding a dVAE alone (`t2i export DVAE_RUN --to DIR`), or some of the models,
+    was refused naming one file missing ("has no tokenizer.json"); it describes what is there now and says what
+    generate lacks."""
+    import shutil
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(tiny_weights / "dvae.safetensors", alone)
+    r = run("info", alone, "--json")
+    assert r.exit_code == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert set(info["models"]) == {"dvae"} and info["models"]["dvae"]["parameters"] > 0, info
+    assert info["missing"] == ["tokenizer.json", "transformer.safetensors"] and info["identity"] is None, info
+    assert "t2i export TRANSFORMER_RUN" in info["next"], info
+    some = tmp_path / "some"
+    some.mkdir()
+    for name in ("tokenizer.json", "dvae.safetensors", "clip.safetensors"):
+        shutil.copy(tiny_weights / name, some)
+    r = run("info", some)
+    assert r.exit_code == 0, r.stderr
+    assert "incomplete: no transformer.safetensors" in r.stdout and "clip" in r.stdout, r.stdout
+    assert "missing   transformer.safetensors" in r.stdout, r.stdout
+    complete = json.loads(run("info", tiny_weights, "--json").stdout)
+    assert complete["missing"] == [] and complete["identity"], complete

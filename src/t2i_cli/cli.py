@@ -1571,12 +1571,18 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
         from rich.table import Table
 
         table = Table(title=f"{clean(data['folder'])}  (identity {data['identity']}; its tokenizer, dVAE and "
-                            f"transformer {data['generator']})")
+                            f"transformer {data['generator']})" if not data["missing"] else
+                      f"{clean(data['folder'])}  (incomplete: no {', no '.join(data['missing'])})")
         for col in ("model", "parameters", "sha256", "config"):
             table.add_column(col, overflow="fold")
         for name, m in data["models"].items():
             table.add_row(name, f"{m.get('parameters', 0):,}", m["sha256"][:16], json.dumps(m.get("config", {})))
         out.print(table)
+        if data["missing"]:  # (a folder of some of the files: described, where it was refused naming one missing)
+            for problem in data["problems"]:
+                out.print(f"  misfit    {clean(problem)}", soft_wrap=True)
+            out.print(f"  missing   {', '.join(data['missing'])}", soft_wrap=True)
+            out.print(f"  next      {clean(data['next'])}", soft_wrap=True)
 
 
 def _print_run_info(data: dict) -> None:

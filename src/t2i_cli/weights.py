@@ -575,7 +575,12 @@ def config_dict(model: nn.Module) -> dict[str, Any]:
 
 
 def folder_info(folder: Path) -> dict[str, Any]:
-    """Configs, parameter counts and hashes of every file in a weights folder (for `t2i info`)."""
+    """Configs, parameter counts and hashes of every file in a weights folder (for `t2i info`); missing: the files
+    generate needs that it lacks (a folder of some of them: _partial_info)."""
+    folder = Path(folder)
+    if folder.is_dir() and any((folder / f).is_file() for f in (*FILES, SECOND_CLIP)) \
+            and any(not (folder / f).is_file() for f in needed_files()):
+        return _partial_info(folder)
     digests: dict[str, str] = {}  # each file's sha256, from the read that makes the folder's identity
     bundle = load_folder(folder, each=digests)
     models: dict[str, Any] = {}
@@ -591,4 +596,31 @@ def folder_info(folder: Path) -> dict[str, Any]:
         judge = load_model(folder / "judge.safetensors", "judge")
         models["judge"] = {"parameters": sum(p.numel() for p in judge.parameters()), "config": config_dict(judge),
                            "sha256": sha256_of(folder / "judge.safetensors").hexdigest()}
-    return {"folder": str(folder), "identity": bundle.identity, "generator": bundle.generator, "models": models}
+    return {"folder": str(folder), "identity": bundle.identity, "generator": bundle.generator, "models": models,
+            "missing": []}
+
+
+def _partial_info(folder: Path) -> dict[str, Any]:
+    """folder_info of a folder holding some of a weights folder's files, not all generate needs (a dVAE exported
+    alone, `t2i export DVAE_RUN --to DIR`; a tokenizer and a CLIP): each file there described as a whole folder's
+    is, and what it lacks to generate (missing) with the export that writes it (next); the parts there that do not
+    fit together said (problems). It was refused: "DIR has no tokenizer.json; it is not a complete t2i weights
+    folder", naming one file missing and none of those there. No identity: that is a whole folder's."""
+    models: dict[str, Any] = {}
+    tok = load_tokenizer(folder / "tokenizer.json") if (folder / "tokenizer.json").is_file() else None
+    loaded: dict[str, nn.Module] = {}
+    for name, kind in (("dvae", "dvae"), ("transformer", "transformer"), ("clip", "clip"), ("clip-2", "clip"),
+                       ("judge", "judge")):
+        path = folder / f"{name}.safetensors"
+        if path.is_file():
+            loaded[name] = model = load_model(path, kind)
+            models[name] = {"parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(model),
+                            "sha256": sha256_of(path).hexdigest()}
+    if tok is not None:
+        models["tokenizer"] = {"parameters": 0, "config": {"bpe_vocab": tok.n_bpe},
+                               "sha256": sha256_of(folder / "tokenizer.json").hexdigest()}
+    missing = [name for name in needed_files() if not (folder / name).is_file()]
+    problems = misfits(tok, getattr(loaded.get("dvae"), "cfg", None), getattr(loaded.get("transformer"), "cfg", None),
+                       [loaded[c].cfg for c in ("clip", "clip-2") if c in loaded])
+    return {"folder": str(folder), "identity": None, "generator": None, "models": models, "missing": missing,
+            "problems": problems, "next": f"generate cannot load it: {_missing_advice(folder, missing[0])}"}
