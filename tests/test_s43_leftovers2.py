@@ -34,7 +34,7 @@ def test_caption_of_colour_codes_quarters_and_random_ids(name: str, caption: str
 @pytest.mark.parametrize(("name", "caption"), [
     ("bead12", "bead"), ("abc123", "abc"), ("facade", "facade"), ("iPhone15ProMax", "i phone 15 pro max"),
     ("3DsMax2024", "3 ds max"), ("LaTeXDoc", "la te x doc"), ("F1Car2024", "f 1 car"), ("Q1", None),
-    ("chrome_5gT8kLm2Qp", "chrome"),
+    ("chrome_5gT8kLm2Qp", "chrome"), ("R2D2Robot", "r 2d 2 robot"),
 ])
 def test_caption_of_keeps_words_beside_the_new_rules(name: str, caption: str | None):
     assert caption_of(name) == caption

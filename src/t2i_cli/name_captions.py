@@ -221,7 +221,8 @@ def _random_id(piece: str) -> bool:
     "9n4dte2et6": were "6n gisi wg nz", "9n 4 dte 2 et"; the rule above caught a third of them): an ASCII piece of 8
     or more with a digit is one too where its parts in camel case (_case_split) are short, three of one or two
     letters at least and a part every 2.5 characters or fewer ("iPhone15ProMax", "3DsMax2024", "LaTeXDoc" stay
-    words), or where digits stand in two places between its letters ("9n4dte2et6"; not "F1Car2024", "Win10Pro")."""
+    words), or where digits stand in two places between its letters and no run of them is a word's ("9n4dte2et6";
+    not "F1Car2024", "Win10Pro", "R2D2Robot")."""
     if _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5 \
             and len(_ID_BREAKS.findall(piece)) >= 3:
         return True
@@ -231,7 +232,9 @@ def _random_id(piece: str) -> bool:
     if sum(len(t) <= 2 and t.isalpha() for t in parts) >= 3 and len(parts) * 2.5 >= len(piece) \
             and re.search("[a-z]", piece) and re.search("[A-Z]", piece):
         return True
-    return len(re.findall("[0-9]+", piece.strip("0123456789"))) >= 2 and len(re.findall("[A-Za-z]+", piece)) >= 3
+    letters = re.findall("[A-Za-z]+", piece)  # (a word among them, "R2D2Robot": a name, not an id)
+    return len(re.findall("[0-9]+", piece.strip("0123456789"))) >= 2 and len(letters) >= 3 \
+        and not any(re.fullmatch("[A-Z][a-z]{2,}|[a-z]{4,}", run) for run in letters)
 
 
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy");
