@@ -220,9 +220,9 @@ def _random_id(piece: str) -> bool:
     are 10 random letters and digits, most of them with three letters of a case in a row somewhere ("6nGisiWgNZ",
     "9n4dte2et6": were "6n gisi wg nz", "9n 4 dte 2 et"; the rule above caught a third of them): an ASCII piece of 8
     or more with a digit is one too where its parts in camel case (_case_split) are short, three of one or two
-    letters at least and a part every 2.5 characters or fewer ("iPhone15ProMax", "3DsMax2024", "LaTeXDoc" stay
-    words), or where digits stand in two places between its letters and no run of them is a word's ("9n4dte2et6";
-    not "F1Car2024", "Win10Pro", "R2D2Robot")."""
+    letters at least and a part every 2.5 characters or fewer, and a break of camel case ("iPhone15ProMax",
+    "3DsMax2024", "LaTeXDoc", "HoHoHo2023" stay words), or where digits stand in two places between its letters
+    and no run of them is a word's ("9n4dte2et6"; not "F1Car2024", "Win10Pro", "R2D2Robot")."""
     if _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5 \
             and len(_ID_BREAKS.findall(piece)) >= 3:
         return True
@@ -230,7 +230,7 @@ def _random_id(piece: str) -> bool:
         return False
     parts = _case_split(piece)
     if sum(len(t) <= 2 and t.isalpha() for t in parts) >= 3 and len(parts) * 2.5 >= len(piece) \
-            and re.search("[a-z]", piece) and re.search("[A-Z]", piece):
+            and re.search("[a-z]", piece) and re.search("[A-Z]", piece) and _ID_BREAKS.search(piece):
         return True
     letters = re.findall("[A-Za-z]+", piece)  # (a word among them, "R2D2Robot": a name, not an id)
     return len(re.findall("[0-9]+", piece.strip("0123456789"))) >= 2 and len(letters) >= 3 \
