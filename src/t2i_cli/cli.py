@@ -1807,7 +1807,10 @@ def train(
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
         if not rank_zero():  # under torchrun only rank 0 reports
             return
-        if resume is not None and set(summary) == {"step"}:  # (nothing trained: no metrics to show)
+        if resume is not None and set(summary) == {"learned"}:  # a tokenizer learned already: nothing to learn
+            out.print(f"tokenizer stage: already learned ({clean(summary['learned'])}); nothing to learn (another "
+                      f"vocabulary is a new run: t2i train --stage tokenizer --out NEW_RUN ...)", soft_wrap=True)
+        elif resume is not None and set(summary) == {"step"}:  # (nothing trained: no metrics to show)
             from t2i_cli.train import stopped_early
 
             early = cfg.stage != "tokenizer" and stopped_early(Path(resume), summary["step"])

@@ -870,6 +870,10 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                     clean_stale_temporaries(run_dir)
                     sync_model_file(run_dir, cfg.stage)
             return {"step": cfg.steps}
+        if resume and cfg.stage == "tokenizer" and (run_dir / "tokenizer.json").is_file():  # learned already: a
+            # resume learned it again from the data as it is now and wrote it over (another tokenizer where the
+            # captions had changed, under the stages that read the first)
+            return {"learned": str(run_dir / "tokenizer.json")}
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
                              f"or pick another --out")
