@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import run
+from conftest import one_line_failure, run
 
 
 def _pictures(folder: Path, n: int = 4) -> Path:
@@ -43,3 +43,30 @@ def test_a_finished_tokenizer_stage_resumed_is_not_learned_again(tmp_path):
     assert tok.read_bytes() == before
     assert f"tokenizer stage: already learned ({tok}); nothing to learn" in " ".join(r.stdout.split()), r.stdout
     assert "tokenizer stage finished" not in r.stdout, r.stdout
+
+
+def test_export_and_generate_of_a_whole_run_being_trained_now_do_not_say_to_resume_it(tmp_path):
+    """`t2i export RUN` and `t2i generate --weights RUN` of a whole run that another process is training now (its
+    dVAE stage, say) said "finish it with t2i train --resume RUN", a command refused then as busy ("RUN/dvae is
+    being trained by another t2i process now"). They now say it is being trained, where its weights will be, and
+    that `t2i info RUN` says how far it got; a stopped run's advice is as it was."""
+    from t2i_cli.files import folder_lock
+    from t2i_cli.train_options import PLAN
+
+    _, done = _whole_run(tmp_path)
+    out = tmp_path / "training"  # as a whole run in its dVAE stage leaves it: all.json and the first stages
+    out.mkdir()
+    (out / PLAN).write_text((done / PLAN).read_text())
+    for stage in ("tokenizer", "dvae"):
+        (out / stage).mkdir()
+    with folder_lock(out / "dvae", "held by the test"):  # (a flock of another open of the folder: as a process's)
+        line = one_line_failure(run("export", out, "--to", tmp_path / "w"), 2)
+        assert "being trained now by another t2i process" in line and "--resume" not in line, line
+        assert f"exports them to {out / 'weights'} when it finishes (t2i info {out} says how far it got)" in line
+        line = one_line_failure(run("generate", "a picture", "--weights", out, "--out", tmp_path / "g"))
+        assert "being trained now by another t2i process" in line and "--resume" not in line, line
+    line = one_line_failure(run("export", out, "--to", tmp_path / "w"), 2)
+    assert f"has not finished, so it has no weights yet; finish it with t2i train --resume {out}" in line, line
+    assert f"finish it with `t2i train --resume {out}`" in one_line_failure(
+        run("generate", "a picture", "--weights", out, "--out", tmp_path / "g"))
+    assert not (tmp_path / "w").exists() and not (tmp_path / "g").exists()

@@ -2117,6 +2117,11 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
             from t2i_cli.files import shell_word
 
             stages = " ".join(shell_word(whole / s) for s in ("dvae", "transformer", "clip") if (whole / s).is_dir())
+            from t2i_cli.files import TRAINING_NOW, whole_run_training
+
+            if not (whole / "weights").is_dir() and whole_run_training(whole):  # ("finish it with --resume", a
+                # command refused while it trains)
+                raise UsageError(TRAINING_NOW.format(run=whole, weights=whole / "weights", run_word=shell_word(whole)))
             if not (whole / "weights").is_dir():  # stopped (or training now) before its last stage ended: there are
                 # no exported models yet, which "already exported to RUN/weights" said there were
                 raise UsageError(f"{whole} is a --stage all run that has not finished, so it has no weights yet; "

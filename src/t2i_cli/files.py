@@ -326,6 +326,16 @@ def folder_locked(folder: Path) -> bool:
         os.close(fd)  # closing the descriptor lets its lock go
 
 
+def whole_run_training(run: Path) -> bool:
+    """Whether a --stage all run is being trained now by another process (one of its stage folders is locked):
+    its unfinished state is no stop, and `t2i train --resume RUN` would be refused as busy."""
+    return any(folder_locked(Path(run) / stage) for stage in ("tokenizer", "dvae", "transformer", "clip"))
+
+
+TRAINING_NOW = ("{run} is a --stage all run being trained now by another t2i process, so it has no weights yet; it "
+                "exports them to {weights} when it finishes (t2i info {run_word} says how far it got)")
+
+
 INFERENCE_LOCK = "t2i-inference.lock"  # in the temporary folder: every inference command holds it, shared
 _INFERENCE_HOLD: list[int] = []  # this process's descriptor of it (the hold ends with the process)
 

@@ -20,7 +20,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted
-from t2i_cli.files import atomic_write_bytes, not_utf8, sha256_of, shell_word
+from t2i_cli.files import atomic_write_bytes, not_utf8, sha256_of, shell_word, whole_run_training
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
@@ -398,6 +398,9 @@ def _missing_advice(folder: Path, name: str) -> str:
         trained = [folder / s for s in ("transformer", "clip") if (folder / s / f"{s}.safetensors").is_file()]
         export = (f", or export what it has: `t2i export {' '.join(map(shell_word, trained))} --to {shell_word(new)}`"
                   if trained and trained[0].name == "transformer" else "")  # (nothing draws without a transformer)
+        if whole_run_training(folder):  # (a resume would be refused as busy)
+            return (f"it is a --stage all run being trained now by another t2i process (its weights/ is written at "
+                    f"the end: {shell_word(folder / 'weights')}; t2i info {shell_word(folder)} says how far it got)")
         return (f"it is a --stage all run that has not finished (its weights/ is written at the end); finish it "
                 f"with `t2i train --resume {shell_word(folder)}`{export}")
     if (folder / "train_config.json").is_file():  # one stage's run folder (train.RUN_CONFIG)
