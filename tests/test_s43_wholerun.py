@@ -70,3 +70,24 @@ def test_export_and_generate_of_a_whole_run_being_trained_now_do_not_say_to_resu
     assert f"finish it with `t2i train --resume {out}`" in one_line_failure(
         run("generate", "a picture", "--weights", out, "--out", tmp_path / "g"))
     assert not (tmp_path / "w").exists() and not (tmp_path / "g").exists()
+
+
+def test_a_whole_runs_refusal_shows_the_steps_batch_lr_and_vocabulary_it_trains_with(tmp_path):
+    """A whole run's --resume with another --lr, --batch-size, --steps or --vocab-size than its command left to
+    the preset was refused saying "lr the preset's in the run, 5e-4 here": the user could not tell what to say
+    again (a tiny run trains every stage at 0.001). Each is now shown as the stages train it, one value where they
+    share it, else per stage as `--lr dvae=X,...` would write it."""
+    from t2i_cli.recipe import settings_said_again
+    from t2i_cli.train_options import PLAN
+
+    out = tmp_path / "run"
+    out.mkdir()
+    plan = f'{{"data": "{_pictures(tmp_path / "pics")}", "preset": "PRESET", "flip": null, "crop": null, "ema": null}}'
+    (out / PLAN).write_text(plan.replace("PRESET", "tiny"))
+    differ = settings_said_again(out, {"lr": 5e-4, "vocab_size": 64})
+    assert differ == {"lr": "lr 0.001 (not given) in the run, 0.0005 here",
+                      "vocab_size": "vocab_size 128 (not given) in the run, 64 here"}, differ
+    (out / PLAN).write_text(plan.replace("PRESET", "default"))
+    differ = settings_said_again(out, {"batch_size": "16", "steps": "100"})
+    assert differ == {"batch_size": "batch_size dvae=32,transformer=32,clip=64 (not given) in the run, 16 here",
+                      "steps": "steps dvae=2400,transformer=3000,clip=500 (not given) in the run, 100 here"}, differ

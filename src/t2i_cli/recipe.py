@@ -157,16 +157,20 @@ def _run_value(run_dir: Path, recorded: dict[str, Any], key: str) -> str:
     from t2i_cli.train_options import STAGE_OPTIONS, stage_config_of_all
 
     try:
-        values = {_shown(getattr(stage_config_of_all(stage, run_dir, recorded, {"workers": None}), key))
-                  for stage in ORDER if stage in STAGE_OPTIONS.get(key, ())}
+        each = {stage: _shown(getattr(stage_config_of_all(stage, run_dir, recorded, {"workers": None}), key))
+                for stage in ORDER if stage in STAGE_OPTIONS.get(key, ())}
     except (UsageError, ValueError, TypeError, AttributeError):
-        values = set()
+        each = {}
+    values = set(each.values())
+    if len(values) > 1 and key in ("steps", "batch_size", "lr"):  # per stage, as --lr dvae=X,... would say them
+        return f"{','.join(f'{stage}={value}' for stage, value in each.items())} (not given)"
     return f"{values.pop()} (not given)" if len(values) == 1 else _shown(None)
 
 
 # The whole-run settings that are a stage's TrainConfig field of the same name (shown as the run trains them)
 SETTING_FIELDS = ("image_side", "text_len", "recon_loss", "hard_negatives", "flip", "crop", "ema", "seed",
-                  "precision", "ckpt_every", "sample_every", "log_every", "patience")
+                  "precision", "ckpt_every", "sample_every", "log_every", "patience", "steps", "batch_size", "lr",
+                  "vocab_size")
 
 
 def _shown(value: Any) -> str:
