@@ -91,3 +91,23 @@ def test_a_whole_runs_refusal_shows_the_steps_batch_lr_and_vocabulary_it_trains_
     differ = settings_said_again(out, {"batch_size": "16", "steps": "100"})
     assert differ == {"batch_size": "batch_size dvae=32,transformer=32,clip=64 (not given) in the run, 16 here",
                       "steps": "steps dvae=2400,transformer=3000,clip=500 (not given) in the run, 100 here"}, differ
+
+
+def test_info_of_a_whole_runs_stage_or_weights_not_made_yet_says_so(tmp_path):
+    """`t2i info RUN/clip` (a stage not started) or `t2i info RUN/weights` of a whole run that has not finished
+    said "does not exist; give t2i info a weights folder or a training run folder", where `generate --weights` of
+    the same folder says what it is, how far the run got and where its weights will be: info now says the same."""
+    from t2i_cli.train_options import PLAN
+
+    _, done = _whole_run(tmp_path)
+    out = tmp_path / "stopped"  # as a Ctrl-C in its dVAE stage leaves it
+    out.mkdir()
+    (out / PLAN).write_text((done / PLAN).read_text())
+    for stage in ("tokenizer", "dvae"):
+        (out / stage).mkdir()
+    for folder, what in (("clip", "has not started its clip stage"), ("weights", "has not finished")):
+        line = one_line_failure(run("info", out / folder), 2)
+        assert line == (f"error: {out / folder} does not exist yet: {out} is a --stage all run that {what}; t2i info "
+                        f"{out} says how far it got, and once it finishes its weights are {out / 'weights'}"), line
+    line = one_line_failure(run("info", out / "other"), 2)
+    assert line == f"error: {out / 'other'} does not exist; give t2i info a weights folder or a training run folder"

@@ -1544,6 +1544,13 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
         if folder is not None and weights is not None and not same_folder(folder, weights):
             raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
         given = folder if folder is not None else weights
+        if folder is not None and not folder.exists() and is_whole_run(folder.parent) \
+                and folder.name in ("tokenizer", "dvae", "transformer", "clip", "weights"):  # a stage not started, or
+            # RUN/weights of a run not finished: said as generate --weights says it ("does not exist; give t2i info a
+            # weights folder or a training run folder" left the user without the run's own state)
+            from t2i_cli.weights import missing_weights_folder
+
+            raise UsageError(missing_weights_folder(folder))
         if folder is not None and not folder.is_dir():  # (weights_folder's words are --weights')
             raise UsageError(f"{folder} {'is a file' if folder.exists() else 'does not exist'}; give t2i info a "
                              f"weights folder or a training run folder")
