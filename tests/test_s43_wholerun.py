@@ -111,3 +111,21 @@ def test_info_of_a_whole_runs_stage_or_weights_not_made_yet_says_so(tmp_path):
                         f"{out} says how far it got, and once it finishes its weights are {out / 'weights'}"), line
     line = one_line_failure(run("info", out / "other"), 2)
     assert line == f"error: {out / 'other'} does not exist; give t2i info a weights folder or a training run folder"
+
+
+def test_generate_with_a_whole_runs_stage_folder_names_the_run_not_an_export_into_a_new_folder(tmp_path):
+    """`t2i generate --weights RUN/dvae` (or RUN/transformer with --candidates, before its CLIP stage) of a whole
+    run said "it is a training run folder, not a weights folder; export the runs into a new one: t2i export
+    TRANSFORMER_RUN [CLIP_RUN] --to dvae-weights": an export of models the run exports itself, into a folder named
+    after the stage. It now names the whole run and its weights: there, or written when it finishes."""
+    _, out = _whole_run(tmp_path)
+    line = one_line_failure(run("generate", "a picture", "--weights", out / "dvae", "--out", tmp_path / "g"))
+    assert line.endswith(f"it is the dvae stage of the --stage all run {out}, whose weights are {out / 'weights'}")
+    (out / "weights").rename(tmp_path / "old-weights")  # as before the run's export (a Ctrl-C in its CLIP stage)
+    line = one_line_failure(run("generate", "a picture", "--weights", out / "transformer", "--candidates", "2",
+                                "--out", tmp_path / "g"))
+    assert "export" not in line and "-weights" not in line, line
+    assert (f"it is the transformer stage of the --stage all run {out}, not a weights folder; the run writes its "
+            f"weights to {out / 'weights'} when it finishes (t2i info {out} says how far it got); without "
+            f"--candidates it draws with this stage's transformer alone") in line, line
+    assert not (tmp_path / "g").exists()

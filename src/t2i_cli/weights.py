@@ -403,6 +403,18 @@ def _missing_advice(folder: Path, name: str) -> str:
                     f"the end: {shell_word(folder / 'weights')}; t2i info {shell_word(folder)} says how far it got)")
         return (f"it is a --stage all run that has not finished (its weights/ is written at the end); finish it "
                 f"with `t2i train --resume {shell_word(folder)}`{export}")
+    whole = folder.parent
+    if (folder / "train_config.json").is_file() and (whole / "all.json").is_file() \
+            and folder.name in ("tokenizer", "dvae", "transformer", "clip"):  # a stage of a --stage all run: it was
+        # told to export TRANSFORMER_RUN [CLIP_RUN] into a new folder, of models the run exports itself
+        alone = ("; without --candidates it draws with this stage's transformer alone"
+                 if folder.name == "transformer" and name == "clip.safetensors" else "")
+        if (whole / "weights").is_dir():
+            return (f"it is the {folder.name} stage of the --stage all run {whole}, whose weights are "
+                    f"{shell_word(whole / 'weights')}{alone}")
+        return (f"it is the {folder.name} stage of the --stage all run {whole}, not a weights folder; the run writes "
+                f"its weights to {shell_word(whole / 'weights')} when it finishes (t2i info {shell_word(whole)} says "
+                f"how far it got){alone}")
     if (folder / "train_config.json").is_file():  # one stage's run folder (train.RUN_CONFIG)
         runs = shell_word(folder) if (folder / "transformer.safetensors").is_file() else "TRANSFORMER_RUN"
         return (f"it is a training run folder, not a weights folder; export the runs into a new one: "
