@@ -129,3 +129,25 @@ def test_generate_with_a_whole_runs_stage_folder_names_the_run_not_an_export_int
             f"weights to {out / 'weights'} when it finishes (t2i info {out} says how far it got); without "
             f"--candidates it draws with this stage's transformer alone") in line, line
     assert not (tmp_path / "g").exists()
+
+
+def test_a_finished_whole_runs_resume_exports_without_its_pictures(tmp_path):
+    """A whole run whose stages were all done, one of them extended on its own, was refused at `t2i train --resume
+    RUN` (the command that exports it to RUN/weights) once its pictures had moved: "the pictures RUN trains on
+    were at ..., which no longer exists; put them back there", though nothing was left to train (a finished
+    stage's resume does not open its data). It now exports; a run with a stage left to train is still refused."""
+    pics, out = _whole_run(tmp_path)
+    r = run("train", "--resume", out / "transformer", "--steps", "3", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    pics.rename(tmp_path / "moved")
+    r = run("train", "--resume", out, "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert (out / "weights" / "transformer.safetensors").read_bytes() \
+        == (out / "transformer" / "transformer.safetensors").read_bytes()
+    r = run("train", "--resume", out / "clip", "--steps", "3", "--workers", "0", "--quiet")  # (its data is gone)
+    assert r.exit_code != 0
+    (out / "weights").rename(tmp_path / "w")
+    (out / "clip" / "clip.safetensors").unlink()
+    (out / "clip" / "checkpoint.safetensors").unlink()  # a stage left to train: its pictures are needed
+    line = one_line_failure(run("train", "--resume", out, "--workers", "0", "--quiet"))
+    assert f"the pictures {out} trains on were at {pics}, which no longer exists" in line, line

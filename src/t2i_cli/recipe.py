@@ -194,7 +194,9 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     had_plan = (run_dir / PLAN).is_file()  # a resume: its plan stays whatever happens (a stop before its first
     # stage started removed it, and the same command then found no run)
     settings = plan_settings(run_dir, settings)
-    if (run_dir / PLAN).is_file():  # continuing: its pictures must be where it recorded them
+    if (run_dir / PLAN).is_file() and not all(stage_done(run_dir / s, make_config(s, run_dir)) for s in ORDER):
+        # continuing: its pictures must be where it recorded them (not for a run with every stage done, whose
+        # resume exports alone, as a finished stage's resume does not open its data: it was refused)
         check_data_still_there(settings.get("data", "world:train"), run_dir)
     made = missing_folders(run_dir)  # (`--out new/a/b`: b, new/a and new)
     try:
