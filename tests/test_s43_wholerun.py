@@ -151,3 +151,23 @@ def test_a_finished_whole_runs_resume_exports_without_its_pictures(tmp_path):
     (out / "clip" / "checkpoint.safetensors").unlink()  # a stage left to train: its pictures are needed
     line = one_line_failure(run("train", "--resume", out, "--workers", "0", "--quiet"))
     assert f"the pictures {out} trains on were at {pics}, which no longer exists" in line, line
+
+
+def test_a_whole_run_started_twice_at_once_into_one_folder_says_the_other_is_training_it(tmp_path):
+    """Two `t2i train --stage all ... --out RUN` started at the same moment: the second found the first's
+    RUN/tokenizer being made and was refused "--out RUN/tokenizer is a folder that holds other files; pick a new
+    or empty folder", as if the user's files were there. A stage folder another process holds is said as such."""
+    from t2i_cli.files import folder_lock
+    from t2i_cli.train_options import PLAN
+
+    pics, done = _whole_run(tmp_path)
+    out = tmp_path / "twice"  # as the first command leaves it a moment after it started
+    (out / "tokenizer").mkdir(parents=True)
+    (out / PLAN).write_text((done / PLAN).read_text().replace(str(done), str(out)))
+    (out / "tokenizer" / "data_record.json").write_text("{}")
+    (out / "tokenizer" / "train_config.json.tmp").write_text("{}")
+    with folder_lock(out / "tokenizer", "held by the test"):
+        line = one_line_failure(run("train", "--stage", "all", "--data", pics, "--out", out, "--preset", "tiny",
+                                    "--steps", "2", "--workers", "0", "--quiet"), 2)
+    assert line == (f"error: {out / 'tokenizer'} is being trained by another t2i process now; wait for it to finish "
+                    f"(a second process would write the same files)"), line

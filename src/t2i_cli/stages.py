@@ -522,6 +522,9 @@ def check_new_folder(run_dir: Path, keep_going: str = "", own: list[tuple[Path, 
         if not run_dir.is_dir():
             raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
         if any(not _left_by_a_start(p, own) for p in run_dir.iterdir()):
+            if folder_locked(run_dir):  # a run another process is starting there now (two whole runs started at
+                # once into one --out: the second was told the first's stage folder "holds other files")
+                raise UsageError(RUN_BUSY.format(run_dir=run_dir))
             raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder"
                              f"{keep_going}")
         return
