@@ -4,21 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from conftest import run
 from t2i_cli.name_captions import caption_of
-
-
-def _pictures(folder: Path, *stems: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, stem in enumerate(stems):
-        Image.new("RGB", (16, 16), (30 * i % 256, 90, 200)).save(folder / f"{stem}.png")
-    return folder
-
-
-def _captions(folder: Path) -> dict[str, str]:
-    return {p.stem: p.read_text(encoding="utf-8").strip() for p in folder.glob("*.txt")}
+from test_s42_caption import _captions, _pictures
 
 
 def test_numbers_of_names_that_do_not_count_are_no_counters_series(tmp_path: Path):

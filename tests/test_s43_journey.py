@@ -7,15 +7,12 @@ from pathlib import Path
 from PIL import Image
 
 from conftest import one_line_failure, run
+from test_s42_journey import _pictures as _captioned
 
 
 def _pictures(folder: Path, n: int = 4) -> Path:
-    """n small captioned pictures, each of one colour."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.new("RGB", (20, 20), (40 * i, 200 - 50 * i, 90)).save(folder / f"pic{i}.png")
-        (folder / f"pic{i}.txt").write_text(f"a picture number {i}\n")
-    return folder
+    """n small captioned pictures, each of one colour (four unless told)."""
+    return _captioned(folder, n)
 
 
 def test_a_whole_runs_resume_takes_its_own_default_said_again(tmp_path):

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from conftest import one_line_failure, run
-
-
-def _pictures(folder: Path, n: int = 4) -> Path:
-    """n small captioned pictures, each of one colour."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.new("RGB", (20, 20), (40 * i, 200 - 50 * i, 90)).save(folder / f"pic{i}.png")
-        (folder / f"pic{i}.txt").write_text(f"a picture number {i}\n")
-    return folder
+from test_s43_journey import _pictures
 
 
 def _whole_run(tmp_path: Path) -> tuple[Path, Path]:
