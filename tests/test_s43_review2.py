@@ -34,7 +34,7 @@ def test_a_downloads_copy_of_a_camera_or_stock_name_has_no_caption_either(name: 
 
 def test_reranks_kept_pictures_are_counted_as_pillow_holds_them():
     """Squares kept pictures up to KEPT_BYTES counted at 3 bytes a pixel; Pillow holds an RGB picture in 4, so the
-    budget (256 MiB, the README's bound) held a third more. Three pictures of a budget of three are kept, not four."""
+    budget (the README's bound) held a third more. Three pictures of a budget of three are kept, not four."""
     from pathlib import Path
 
     from PIL import Image

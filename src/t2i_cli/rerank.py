@@ -89,7 +89,8 @@ def check_folder(folder: Path) -> None:
 
 
 SCORE_BATCH = 64  # images decoded and scored at a time: a folder of any size ranks in bounded memory
-KEPT_BYTES = 256 << 20  # the most bytes of pictures Squares keeps between reading a PNG's text and using its pixels
+KEPT_BYTES = 32 << 20  # the most bytes of pictures Squares keeps between reading a PNG's text and using its pixels
+# (512 at 128 px: with 256 MiB, 2,178 icons ranked at a peak of 707 MB against 559 MB, in the same time)
 PIXEL_BYTES = 4  # what a pixel of an RGB picture takes in Pillow's memory (it stores RGB as 4 bytes: counted as 3,
 # the budget held a third more than KEPT_BYTES)
 
