@@ -326,9 +326,9 @@ def skipped_init() -> Iterator[None]:
     (BENCHMARKS.md). Its tensors hold whatever memory they got until then, and torch's global generator is left
     as it was: nn.MultiheadAttention (the CLIP's text encoder) calls the xavier_uniform_ it imported by name,
     which is not swapped (loading a CLIP drew from the global generator), so the generator's state is put back.
-    Swapping that name too skipped the draw but made building the CLIP 80 ms slower (its clones of parameters
-    never written). Not thread-safe: it swaps torch.nn.init's functions for the whole process while a model is
-    built (t2i builds models on one thread)."""
+    Swapping that name too skipped the draw but made a cold load slower (`t2i info` 0.255 s against 0.187 s,
+    BENCHMARKS.md "Work done once"). Not thread-safe: it swaps torch.nn.init's functions for the whole process
+    while a model is built (t2i builds models on one thread)."""
     saved = {name: getattr(nn.init, name) for name in INIT_FUNCTIONS}
     state = torch.random.get_rng_state()
     try:
