@@ -1426,11 +1426,13 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     if half and not any(src.suffix == ".safetensors" for src in planned.values()):  # (it was taken, and did nothing)
         raise UsageError(f"--half stores models' float tensors in fp16, and {', '.join(planned) or 'nothing'} "
                          f"holds none (a tokenizer run exports its tokenizer.json alone): leave --half out")
-    configs = {}
+    configs, halved = {}, {}
     for name, src in planned.items():
         if src.suffix == ".safetensors":
             tensors, header = tensors_of(read(src), src)
             _refuse_non_finite(src, tensors)
+            if half:  # (kept for the write below: the file's bytes are parsed once)
+                halved[name] = (tensors, header)
             del tensors
             # and a model file that t2i could not load (a config missing or edited) is not exported either
             kind = "clip" if name == SECOND_CLIP else name.removesuffix(".safetensors")
@@ -1452,7 +1454,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     for name, src in planned.items():
         target = to / name
         if src.suffix == ".safetensors" and half:
-            tensors, header = tensors_of(read(src), src)
+            tensors, header = halved.pop(name)
             data = tensor_bytes({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, header.meta)
         else:
             data = read(src)
