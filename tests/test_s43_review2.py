@@ -81,3 +81,25 @@ def test_info_of_a_whole_run_whose_stage_was_extended_does_not_send_to_its_old_w
     assert run("train", "--resume", out, "--workers", "0", "--quiet").exit_code == 0
     said = " ".join(run("info", out).stdout.split())
     assert "generate with" in said and "exports it there" not in said, said
+
+
+def test_info_of_a_whole_run_whose_dvae_stage_was_extended_still_says_generate(tmp_path: Path):
+    """Extending a whole run's dvae stage (`t2i train --resume RUN/dvae --steps 3`) changes nothing RUN/weights
+    holds (the transformer's copy of the dVAE it trained on, which the run's resume exports again), but `t2i info
+    RUN` said its dvae stage "trained on after RUN/weights was exported ... t2i train --resume RUN exports it
+    there", and said it again after that resume: it says to generate."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(4):
+        Image.new("RGB", (20, 20), (40 * i, 200 - 50 * i, 90)).save(pics / f"pic{i}.png")
+        (pics / f"pic{i}.txt").write_text(f"a picture number {i}\n")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "all", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert run("train", "--resume", out / "dvae", "--steps", "3", "--workers", "0", "--quiet").exit_code == 0
+    for resumed in (False, True):
+        if resumed:
+            assert run("train", "--resume", out, "--workers", "0", "--quiet").exit_code == 0
+        said = " ".join(run("info", out).stdout.split())
+        assert "generate with" in said and "exports it there" not in said, said

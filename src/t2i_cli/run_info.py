@@ -51,7 +51,9 @@ def run_info(folder: Path) -> dict[str, Any]:
             s.pop("next", None)  # (a stage's own --resume would finish that stage alone)
         weights = folder / "weights"
         diverged = next((s for s, v in stages.items() if v.get("status") == "diverged"), None)
-        behind = [s for s in ("dvae", "transformer", "clip") if done and _exported_before(folder, s)]
+        # (not the dvae stage: RUN/weights holds the transformer's copy of the dVAE it trained on, which extending the
+        # dvae stage does not change, nor does the whole run's resume: said stale, it stayed so after that resume)
+        behind = [s for s in ("transformer", "clip") if done and _exported_before(folder, s)]
         next_ = (None if training else
                  f"its {' and '.join(behind)} stage trained on after {weights} was exported, which holds the model "
                  f"before: t2i train --resume {shell_word(folder)} exports it there" if behind else
