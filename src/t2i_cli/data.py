@@ -1202,7 +1202,8 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                 if by_fold is None:
                     by_fold = {}
                     for p in pictures:
-                        by_fold[_folded_path(p)] = p if _folded_path(p) not in by_fold else None
+                        folded = _folded_path(p)
+                        by_fold[folded] = p if folded not in by_fold else None
                 if at in listed_keys:
                     skipped.add(NOT_PICTURE_ROW, where)
                 elif (other := by_fold.get(_folded_path(image))) is not None:
@@ -1291,7 +1292,7 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
     that name beside the pictures is said, BESIDE; one above was not looked for); and the folder to give, where
     it is a metadata.jsonl or metadata.csv (a folder source reads the others' pictures too)."""
     at = Path(os.path.abspath(folder))
-    said, named, give = None, set(), None
+    said, named, give, needles = None, set(), None, None
     for up in itertools.islice(at.parents, ABOVE_LEVELS):
         try:
             names = os.listdir(up)
@@ -1306,12 +1307,13 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
                                       else _looks_like_manifest(manifest)):
                 continue  # (a run's metrics.jsonl, a spreadsheet of something else: not read 16 MiB into)
             if manifest.is_file():
-                rows, more = _rows_above(manifest, wanted, _row_needles(at))
+                needles = _row_needles(at) if needles is None else needles  # (the folder's: made once)
+                rows, more = _rows_above(manifest, wanted, needles)
                 # ... one not UTF-8 (a spreadsheet's CSV saved as Latin-1) was passed over unsaid, where one beside
                 # the pictures is refused as such: read as Latin-1 to tell whether it names them, and said
                 latin = not rows and _not_utf8_manifest(manifest)
                 if latin:
-                    rows, more = _rows_above(manifest, wanted, _row_needles(at), latin=True)
+                    rows, more = _rows_above(manifest, wanted, needles, latin=True)
                 if rows and said is None:
                     resave = ' but is not UTF-8: save it as UTF-8 (a spreadsheet\'s "CSV UTF-8"), then' if latin \
                         else ":"
