@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from t2i_cli.errors import OutputError, counted
-from t2i_cli.files import not_utf8, write_if_absent
+from t2i_cli.files import IMAGE_SUFFIXES, not_utf8, write_if_absent
 
 SOURCES = ("name", "folder")  # what a caption is made from: the picture's file name, or its folder's name
 
@@ -304,8 +304,10 @@ def _glyph(cp: int) -> str:
 
 # a picture's extension left in its name, before any copy's counter ("red bird.jpg.png", a download converted, and
 # its copies "red bird.jpg (1).png", "red bird.jpg copy.png": "red bird jpg")
-_PICTURE_SUFFIX = re.compile(r"(?:\.(?:png|jpe?g|jfif|jpe|webp|bmp|gif|tiff?|avif|heic|heif|jxl|svg|ico))+"
-                             r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
+_NAMED_SUFFIXES = sorted({*IMAGE_SUFFIXES, ".heic", ".heif", ".jxl", ".svg", ".ico"}, key=lambda s: (-len(s), s))
+# (the suffixes t2i reads, and those of pictures it names but cannot read)
+_PICTURE_SUFFIX = re.compile(r"(?:\.(?:%s))+(?=\s*(?:\(\d{1,4}\))?\s*$)"
+                             % "|".join(re.escape(s[1:]) for s in _NAMED_SUFFIXES), re.IGNORECASE)
 # what a tool adds to the name of the picture it made: remove.bg's "bird-removebg-preview", Upscayl's
 # "bird_upscayl_4x_realesrgan-x4plus", TinyPNG's and imagemin's "bird-min" (were "bird removebg preview", "bird upscayl
 # realesrgan x 4 plus", "bird min"; not minutes, "workout-30-min")
