@@ -571,6 +571,11 @@ class Skips(Counter):
         if self.keep_every and why not in NOTES:  # (used: not among what --list-skipped says is left out)
             self.every.setdefault(why, []).extend(map(str, (where, *rest)))
 
+    def line_left(self, why: str, where: str, n: int = 1) -> None:
+        """n more of a folder's manifest lines left out for why (manifest_lines), where the first of them."""
+        count, first = self.manifest_lines.get(why, (0, where))
+        self.manifest_lines[why] = (count + n, first)
+
     def merge(self, other: Skips) -> None:
         """Count what another reader left out (a manifest's lines, read for a folder) as this source's own."""
         for why, n in other.items():
@@ -1174,8 +1179,7 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
         skipped.merge(said)
         for why, n in said.items():
             if why not in NOTES and why not in (TOO_MANY_CAPTIONS, URL_ROW):  # (a URL names no picture to caption)
-                count, first = skipped.manifest_lines.get(why, (0, said.first.get(why, str(manifest))))
-                skipped.manifest_lines[why] = (count + n, first)
+                skipped.line_left(why, said.first.get(why, str(manifest)), n)
         for (image, captions), line in zip(rows, said.lines, strict=True):
             at = key(image)
             picture = exact.get(os.path.abspath(image)) or by_key.get(at)
@@ -1224,9 +1228,7 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                         # a Windows drive's path (C:\\ds\\train\\a.png) or network path (\\\\server\\ds\\a.png) may
                         # name a picture of the folder: a line left out that `data caption` refuses to caption by
                         # name beside (counted as ever, below)
-                        why = WINDOWS_DRIVE if _DRIVE.search(str(image)) else NETWORK_PATH
-                        count, first = skipped.manifest_lines.get(why, (0, where))
-                        skipped.manifest_lines[why] = (count + 1, first)
+                        skipped.line_left(WINDOWS_DRIVE if _DRIVE.search(str(image)) else NETWORK_PATH, where)
                     left.append((image, _kept_captions(captions, image, skipped)))
                     skipped.rows_left_at.append(f"{manifest} line {line}")
     return named, left
@@ -1240,8 +1242,7 @@ def _row_of_a_picture(skipped: Skips, why: str, where: str, picture: str) -> Non
     trained under both captions)."""
     skipped.add(why, where)
     skipped.miscased.add(picture)
-    count, first = skipped.manifest_lines.get(why, (0, where))
-    skipped.manifest_lines[why] = (count + 1, first)
+    skipped.line_left(why, where)
 
 
 def manifest_prompts(folder: Path, files: list[Path],
