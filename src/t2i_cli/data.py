@@ -650,10 +650,11 @@ WINDOWS_DRIVE = ("missing image (its path starts with a Windows drive, C:, which
                  "to the manifest's folder)")
 _DRIVE = re.compile(r"(?:^|/)[A-Za-z]:[\\/]")
 # ... or by a Windows network path (\\\\server\\share\\a.png): it was told "write /" for its backslashes, after which
-# it named a folder //server/share outside the manifest's folder
+# it named a folder //server/share outside the manifest's folder; written with forward slashes (//server/share/a.png,
+# as Windows reads it too) it was "missing", or, a folder's row, "a picture outside the folder"
 NETWORK_PATH = ("missing image (its path is a Windows network path, \\\\server\\share\\..., which is no path here: "
                 "write it relative to the manifest's folder)")
-_NETWORK = re.compile(r"(?:^|/)\\\\[^\\/]")
+_NETWORK = re.compile(r"(?:^|/)\\\\[^\\/]|^//[^/]")
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -1195,7 +1196,13 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                     skipped.empty_rows.setdefault(picture, f"{manifest} line {line}")
                 continue
             where = f"{image} (named in {manifest} line {line})"
-            if not (at.startswith(inside) or real(at).startswith(inside_real)) and at != key(folder):
+            if os.sep == "/" and str(image).startswith("//") and _NETWORK.match(str(image)) and not image.exists():
+                # a network path written with forward slashes (//server/share/a.png) is no picture outside the folder
+                # (give the manifest alone, which reads none either) but a Windows one, said as \\server\share is
+                skipped.line_left(NETWORK_PATH, where)
+                left.append((image, _kept_captions(captions, image, skipped)))
+                skipped.rows_left_at.append(f"{manifest} line {line}")
+            elif not (at.startswith(inside) or real(at).startswith(inside_real)) and at != key(folder):
                 # (the folder itself: a path naming a folder)
                 skipped.add(OUTSIDE_ROW, where)
             elif run_keys and any(str(q) in run_keys for q in Path(at).parents):
