@@ -5,6 +5,8 @@ class-per-folder collection). A caption file that exists is never replaced."""
 from __future__ import annotations
 
 import errno
+import functools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -573,10 +575,40 @@ def folder_caption(picture: Path, folder: Path) -> str | None:
     """`--from folder`'s caption of a picture under folder: its folder's name made words (caption_of) as reached (a
     link named for its class, to a folder named otherwise, is named by the link); folder given as . or .. resolved
     (`cd cats; t2i data caption . --from folder`). A split's folder (is_split: "train", "Test", "validation",
-    "train_images") holds no words: a class folder under it names its pictures, and those right in it have none."""
+    "train_images") holds no words: a class folder under it names its pictures, and those right in it have none,
+    unless it is a class among others (_among_classes: ds/dev/ beside ds/arduino/, pictures of a dev board)."""
     caption = caption_of(folder.resolve().name if picture.parent == folder and folder.name in ("", "..")
                          else picture.parent.name)
-    return None if is_split(caption) else caption
+    if is_split(caption) and (picture.parent == folder or not _among_classes(picture.parent)):
+        return None
+    return caption
+
+
+def _among_classes(split: Path) -> bool:
+    """Whether a folder named as a split (is_split), below the one given, is a class all the same: a folder per
+    class of which one is named "test" or "dev" (pictures of a dev board beside ds/arduino/): it holds no folder,
+    and sits beside other folders, none of them named as a split (ds/train beside ds/test, or holding ds/train/cat,
+    is a split). Read by what the folders hold now (the folders' modification times key a cache: a folder of 6,000
+    pictures is listed once, not once a picture)."""
+    try:
+        return _among_classes_at(str(split), os.stat(split).st_mtime_ns, os.stat(split.parent).st_mtime_ns)
+    except OSError:
+        return False
+
+
+@functools.lru_cache(maxsize=256)
+def _among_classes_at(split: str, mtime_ns: int, parent_mtime_ns: int) -> bool:
+    here = Path(split)
+    try:
+        with os.scandir(here.parent) as entries:
+            beside = [e.name for e in entries if e.name != here.name and not e.name.startswith(".")
+                      and e.is_dir()]
+        if not beside or any(is_split(caption_of(name)) for name in beside):
+            return False
+        with os.scandir(here) as entries:
+            return not any(e.is_dir() and not e.name.startswith(".") for e in entries)
+    except OSError:
+        return False
 
 
 @dataclass
