@@ -77,3 +77,46 @@ def test_caption_from_folder_reads_a_class_folder_named_like_a_split(tmp_path: P
     _picture(lone / "IMG_0001.png")
     r = run("data", "caption", lone, "--from", "folder", "--dry-run")
     assert r.exit_code != 0 and "a split's folder" in r.stderr, r.stderr
+
+
+def test_metadata_parquet_is_said_with_a_way_to_convert_it(tmp_path: Path):
+    """A Hugging Face imagefolder's metadata.parquet (t2i has no Parquet reader) was passed over unsaid: its pictures
+    were "without a caption", `data caption` captioned them by their names and rerank counted it as "file not a
+    picture". Now data preview (and so train and eval, which read a folder alike) says once that t2i cannot read it,
+    what is used meanwhile and a command converting it; data caption refuses beside it; rerank counts it as such."""
+    from t2i_cli.data import NothingUsable, open_source
+    from t2i_cli.rerank import collect
+
+    ds = tmp_path / "ds"
+    _picture(ds / "train" / "red-bird.png")
+    _picture(ds / "train" / "blue-fish.png", 90)
+    (ds / "train" / "red-bird.txt").write_text("a red bird\n", encoding="utf-8")
+    (ds / "train" / "metadata.parquet").write_bytes(b"PAR1" + bytes(16) + b"PAR1")
+    r = run("data", "preview", ds, "--out", tmp_path / "p.png")
+    assert r.exit_code == 0, r.stderr
+    said = " ".join(r.stderr.split())
+    assert said.count("metadata.parquet is a Parquet manifest, which t2i cannot read") == 1, said
+    assert "only the pictures' .txt captions" in said and "pandas.read_parquet(" in said, said
+    assert "t2i data caption" not in said, said  # (its captions are in the Parquet file, not in the names)
+    r = run("data", "caption", ds)
+    assert r.exit_code != 0 and "Parquet manifest" in r.stderr and "move it away first" in r.stderr, r.stderr
+    assert not (ds / "train" / "blue-fish.txt").exists()
+    items, skipped = collect(ds / "train", None)
+    assert [why for why in skipped if "metadata.parquet t2i cannot read" in why] and \
+        "file not a picture" not in skipped, skipped
+    # ... above the folder given (ds/metadata.parquet, `ds/train` given): said, with the folder to give once converted
+    (ds / "train" / "metadata.parquet").rename(ds / "metadata.parquet")
+    val = open_source(str(ds / "train"), 16, part="val")
+    assert f"then give {ds} as the source" in val.skipped_message(), val.skipped_message()
+    # ... and where nothing else is usable, it is the fix said
+    (ds / "train" / "red-bird.txt").unlink()
+    try:
+        open_source(str(ds / "train"), 16)
+    except NothingUsable as e:
+        assert "Parquet manifest" in str(e) and "t2i data caption" not in str(e), str(e)
+    else:
+        raise AssertionError("a folder without a usable pair opened")
+    # ... but not beside a metadata.jsonl, which is read (Hugging Face's loader reads one format)
+    _jsonl(ds / "metadata.jsonl", [{"file_name": "train/blue-fish.png", "text": "a blue fish"}])
+    r = run("data", "preview", ds, "--out", tmp_path / "q.png")
+    assert r.exit_code == 0 and "Parquet" not in r.stderr, r.stderr

@@ -2303,6 +2303,10 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             refuse(f"{clean(plan.manifest)}, beside pictures without a .txt caption, is a manifest whose captions "
                    f"training reads with: t2i train --data {shell_word(plan.manifest)}; to caption the pictures by "
                    f"{by_files} anyway, move it out of the folder first")
+        elif plan.parquet is not None and writing:
+            # a Hugging Face imagefolder's metadata.parquet (in the folder or above it), which t2i cannot read: its
+            # captions, once converted, trained with these as one of theirs (it was passed over unsaid)
+            refuse(f"{clean(plan.parquet_said)}; to caption the pictures by {by_files} anyway, move it away first")
         elif plan.manifest_lines and writing:
             # lines of a metadata.jsonl the folder reads that are left out may name pictures without a caption: a
             # caption by name beside them, once they are fixed, trained as one of theirs (it wrote them unsaid)

@@ -93,6 +93,7 @@ class CaptionDataset(Dataset):
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
                 + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
                 + _above_note(first.get(ABOVE))
+                + _above_note(first.get(PARQUET))
                 + _beside_note(first.get(BESIDE))
                 + _column_notes(first)
                 + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
@@ -399,6 +400,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         if manifest is None and BESIDE in skipped.first:  # one in a sub-folder, or a metadata.csv
             manifest = Path(skipped.first[BESIDE])
         fix = (_above_note(skipped.first[ABOVE]) if ABOVE in skipped.first
+               else _above_note(skipped.first[PARQUET]) if PARQUET in skipped.first
                else f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
                else _column_notes(skipped.first) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
@@ -562,6 +564,7 @@ class Skips(Counter):
         self.above_named: set[str] = set()
         self.miscased: set[str] = set()  # a folder's pictures its manifests' rows name in other letter case (_key)
         self.above_source: Path | None = None  # ... and the folder that reads the first, a metadata.jsonl or .csv
+        self.parquet: Path | None = None  # a metadata.parquet in (or above) the folder that t2i cannot read (PARQUET)
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
         """n more items left out for why: where is the first of them, rest the others (when n > 1). Every one
@@ -625,8 +628,13 @@ MISPAIRED = "manifest beside pictures without a caption whose picture and captio
 ABOVE = "manifest above the folder naming its pictures without a caption"
 ABOVE_LEVELS = 2  # folders above the one given whose manifests are looked at
 MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming the folder's pictures
+# A Hugging Face imagefolder's third manifest format, metadata.parquet, where no metadata.jsonl or .csv sits beside it:
+# t2i has no Parquet reader (and adds no dependency for one), so it is said, with a way to convert it (it was passed
+# over unsaid, its pictures "without a caption" and captioned by their names)
+PARQUET_MANIFEST = "metadata.parquet"
+PARQUET = "metadata.parquet that t2i cannot read"
 NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN, NO_PICTURE_COLUMN,
-         MISPAIRED, ABOVE)
+         MISPAIRED, ABOVE, PARQUET)
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
 MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '
                   '"file_name" with "text", "caption" or "prompt": rename one)')
@@ -733,6 +741,41 @@ def _several_note(n: int, example: str) -> str:
     return (f"; {counted(n, 'picture')} {'is' if n == 1 else 'are'} captioned in more than one place (a .txt "
             f"caption and a manifest, or two manifests): {'its' if n == 1 else 'their'} captions from every place "
             f"are used, each once ({'' if n == 1 else 'e.g. '}{example})")
+
+
+def parquet_manifests(files: list[Path]) -> list[Path]:
+    """The metadata.parquet files (any letter case) among a folder's files (files_under) that no metadata.jsonl or
+    metadata.csv sits beside: a Hugging Face imagefolder's captions in the one manifest format t2i cannot read."""
+    beside = {p.parent for p in files if p.name.lower() in FOLDER_MANIFESTS}
+    return sorted(p for p in files if p.name.lower() == PARQUET_MANIFEST and p.parent not in beside)
+
+
+def _parquet_above(folder: Path) -> Path | None:
+    """A metadata.parquet in one of the ABOVE_LEVELS folders above folder, with no metadata.jsonl or .csv beside it
+    (the nearest); None where there is none."""
+    for up in itertools.islice(Path(os.path.abspath(folder)).parents, ABOVE_LEVELS):
+        try:
+            names = os.listdir(up)
+        except OSError:
+            continue
+        if not any(n.lower() in FOLDER_MANIFESTS for n in names) and (
+                parquet := next((n for n in sorted(names) if n.lower() == PARQUET_MANIFEST), None)) is not None:
+            return up / parquet
+    return None
+
+
+def parquet_said(parquet: Path, folder: Path) -> str:
+    """What is said of a metadata.parquet in (or above) folder that t2i cannot read: that, what t2i reads meanwhile,
+    and one command converting it to the metadata.jsonl beside it (with pandas and pyarrow)."""
+    jsonl = parquet.with_name("metadata.jsonl")
+    code = (f"import pandas; pandas.read_parquet({json.dumps(str(parquet))}).to_json({json.dumps(str(jsonl))}, "
+            f'orient="records", lines=True, force_ascii=False)')
+    above = Path(os.path.abspath(parquet.parent)) in Path(os.path.abspath(folder)).parents
+    meanwhile = ", only the pictures' .txt captions"
+    return (f"{parquet} is a Parquet manifest, which t2i cannot read (it reads metadata.jsonl and metadata.csv): its "
+            f"captions are not used{'' if above else meanwhile}; convert it to a "
+            f"metadata.jsonl beside it, with pandas and pyarrow: python -c {shell_word(code)}"
+            + (f", then give {shell_word(parquet.parent)} as the source" if above else ""))
 
 
 def _above_note(said: str | None) -> str:
@@ -1385,6 +1428,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     pictures = {p.with_suffix("") for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES}
     uncaptioned = Counter(fold(stem) for stem in pictures if stem not in texts)
     manifests = _folder_manifests(files)
+    if parquets := parquet_manifests(files):
+        skipped.parquet = parquets[0]
+        skipped.add(PARQUET, parquet_said(parquets[0], folder))
     rows_of, rows_left = _manifest_rows(folder, manifests, [p for p in files if p.suffix.lower() in
                                                             images.IMAGE_SUFFIXES], listed, runs, skipped)
     captioned: dict[Path, Path] = {}  # caption file -> the first picture that reads it
@@ -1473,6 +1519,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         said, skipped.above_named, skipped.above_source = _manifest_above(folder, uncaptioned_keys)
         if said is not None:
             skipped.add(ABOVE, said)
+        if skipped.parquet is None and (parquet := _parquet_above(folder)) is not None:
+            skipped.parquet = parquet
+            skipped.add(PARQUET, parquet_said(parquet, folder))
         if found is not None:
             skipped.add(BESIDE, found)
         else:
@@ -1481,7 +1530,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             # (not those a manifest above captions, nor beside a metadata file of captions whose picture column is
             # misnamed: renaming it reads them)
             if (by_name or by_folder) and ABOVE not in skipped and NO_PICTURE_COLUMN not in skipped \
-                    and MISPAIRED not in skipped:
+                    and MISPAIRED not in skipped and PARQUET not in skipped:
                 skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
     pairs += rows_left
     skipped.rows_left = len(rows_left)
@@ -1527,6 +1576,7 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
                        + len(above),
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
                        above=skipped.first.get(ABOVE, ""), above_source=skipped.above_source,
+                       parquet=skipped.parquet, parquet_said=skipped.first.get(PARQUET, ""),
                        unnamed_pictures=skipped.first.get(NO_PICTURE_COLUMN, ""),
                        mispaired=skipped.first.get(MISPAIRED, ""),
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),

@@ -20,6 +20,7 @@ from t2i_cli.data import (
     files_under,
     is_copies_record,
     manifest_prompts,
+    parquet_manifests,
     rerank_copies,
 )
 from t2i_cli.errors import DataError, OutputError, UsageError, counted
@@ -63,6 +64,10 @@ OTHER_WEIGHTS = "drawn by other weights"
 # preview names it: it was counted among "text files", as if captions beside the pictures
 NO_CAPTIONS = "metadata.jsonl or metadata.csv without captions t2i reads (not read; t2i data preview FOLDER " \
               "says why)"
+# ... and a metadata.parquet without a metadata.jsonl or .csv beside it (a Hugging Face imagefolder's third format),
+# which t2i cannot read: it was "file not a picture", and its pictures "without a prompt", unsaid why
+PARQUET_UNREAD = ("metadata.parquet t2i cannot read (its prompts are not used: convert it to a metadata.jsonl; "
+                  "t2i data preview FOLDER says how)")
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
 RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows ...
 BITS_KEY = "bits_per_code"  # ... and, with --bits, this one
@@ -186,12 +191,14 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
     copies = rerank_copies(entries)  # --link-best's copies in a best/ (of FOLDER or a sub-folder)
     listed: dict[Path, str] = {}  # a picture's first caption in the folder's metadata.jsonl or .csv (as training)
     no_captions: set[Path] = set()  # the folder's metadata.jsonl and .csv it does not read: no caption columns
+    parquets: set[Path] = set()  # ... and its metadata.parquet files (PARQUET_UNREAD)
     if not prompt:
         # (one that cannot be read is counted as such, and not as a text file too; the others' prompts are read:
         # one broken metadata.csv of a sub-folder left every picture of the folder's without a prompt)
         listed, manifests, broken = manifest_prompts(Path(folder), entries, runs)
         captions.update(manifests)  # (read: not counted as text files)
         no_captions = {p for p in entries if p.name.lower() in FOLDER_MANIFESTS and p.is_file()} - set(manifests)
+        parquets = set(parquet_manifests(entries))
         if broken:
             skipped["metadata.jsonl or metadata.csv that cannot be read (t2i data preview FOLDER says why)"] += \
                 len(broken)
@@ -203,6 +210,9 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             continue
         if path in no_captions:
             skipped[NO_CAPTIONS] += 1
+            continue
+        if path in parquets:
+            skipped[PARQUET_UNREAD] += 1
             continue
         if path.suffix.lower() in TEXT_SUFFIXES:  # captions beside a folder's pictures: named as what they are (a
             # captioned folder said "skipped 363 not an image", as if 363 pictures had failed)
