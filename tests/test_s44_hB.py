@@ -120,3 +120,111 @@ def test_metadata_parquet_is_said_with_a_way_to_convert_it(tmp_path: Path):
     _jsonl(ds / "metadata.jsonl", [{"file_name": "train/blue-fish.png", "text": "a blue fish"}])
     r = run("data", "preview", ds, "--out", tmp_path / "q.png")
     assert r.exit_code == 0 and "Parquet" not in r.stderr, r.stderr
+
+
+def test_caption_refuses_beside_a_manifest_above_whose_lines_left_out_may_caption_its_pictures(tmp_path: Path):
+    """A manifest inside the folder whose lines are left out (not JSON, bad UTF-8, without the names) makes `data
+    caption` refuse, as those lines may caption the pictures it would caption by name; one in the folder above
+    (ds/metadata.jsonl, `ds/train` given) was passed over unsaid and its pictures captioned. Now refused alike where
+    such a line holds the folder's name (or its reader refuses it whole), and said with what is wrong in it; wrong
+    columns above (a "filename,text" metadata.csv) are warned of as they are inside, with the folder to train on."""
+    ds = tmp_path / "ds"
+    for i, name in enumerate(["red-bird", "blue-fish", "green-cat"]):
+        _picture(ds / "train" / f"{name}.png", 60 * i)
+    good = json.dumps({"file_name": "train/red-bird.png", "text": "a red bird"}) + "\n"
+    other = json.dumps({"file_name": "elsewhere/x.png", "text": "a thing"}) + "\n"
+    manifest = ds / "metadata.jsonl"
+    # a bad line naming no picture of train/ (another folder's) is no reason to refuse
+    manifest.write_text(good + other[:-3] + "\n" + other, encoding="utf-8")
+    r = run("data", "caption", ds / "train", "--dry-run")
+    assert r.exit_code == 0 and "green-cat.txt: green cat" in r.stdout and "lines left out" not in r.stderr, r.stderr
+    for bad, said in [(b'{"file_name": "train/blue-fish.png", "text": "a blue fish"\n', "1 manifest line not JSON"),
+                      (b'{"file_name": "train/blue-fish.png", "text": "caf\xe9"}\n', "1 manifest line not JSON"),
+                      (b'{"image": "train/blue-fish.png", "text": "a blue fish"}\n',
+                       "1 manifest line whose picture and caption names do not pair")]:
+        manifest.write_bytes(good.encode() + bad + other.encode())
+        r = run("data", "caption", ds / "train")
+        said_all = " ".join(r.stderr.split())
+        assert r.exit_code != 0 and f"{manifest}, above the folder, has lines left out" in said_all, said_all
+        assert said in said_all and f"{manifest} line 2" in said_all, said_all
+        assert f"t2i data preview {ds} --list-skipped" in said_all, said_all
+        assert not (ds / "train" / "green-cat.txt").exists() and not (ds / "train" / "blue-fish.txt").exists()
+        r = run("data", "caption", ds / "train", "--dry-run")  # (a dry run warns what a write refuses)
+        assert r.exit_code == 0 and "lines left out" in r.stderr, r.stderr
+    # ... a manifest above its reader refuses whole (UTF-16) is said in its reader's words
+    manifest.write_bytes(b"\xff\xfe" + (good + other).encode("utf-16-le"))
+    r = run("data", "caption", ds / "train")
+    assert r.exit_code != 0 and "UTF-16" in r.stderr and "above the folder" in r.stderr, r.stderr
+    # ... and a metadata.csv above whose columns t2i does not read is warned of, with the folder to train on
+    manifest.unlink()
+    (ds / "metadata.csv").write_text("filename,text\ntrain/blue-fish.png,a blue fish\n", encoding="utf-8")
+    r = run("data", "caption", ds / "train", "--dry-run")
+    said_all = " ".join(r.stderr.split())
+    assert r.exit_code == 0 and "has no picture column t2i reads" in said_all, said_all
+    assert f"train on {ds} instead" in said_all, said_all
+
+
+def _rows_above_line_by_line(data, manifest: Path, wanted: set[str], needles: tuple[str, ...]):
+    """0.17's reading of a JSONL manifest above a folder (ef68581), a line at a time: the reference the byte search
+    must agree with."""
+    import io
+
+    f = io.BytesIO(manifest.read_bytes())
+    n = set()
+    raw_needles = tuple(needle.encode("utf-8") for needle in needles)
+    for raw in iter(lambda: f.readline(data.MAX_MANIFEST_LINE), b""):
+        try:
+            row = json.loads(raw) if raw.strip() and (not raw_needles or b"\\u" in raw or any(
+                needle in raw for needle in raw_needles)) else None
+        except (ValueError, RecursionError):
+            row = None
+        keys = data._manifest_keys(row)
+        if keys is not None and isinstance(row[keys[0]], str) and data._holds_caption(row[keys[1]]) and \
+                (k := data._above_key(manifest, row[keys[0]])) in wanted:
+            n.add(k)
+        if f.tell() > data.MAX_ABOVE:
+            return n, bool(f.read(1))
+    return n, False
+
+
+def test_manifest_above_byte_search_finds_what_reading_every_line_found(tmp_path: Path, monkeypatch):
+    """_rows_above finds the lines that may name the folder's pictures by a byte search (four 20 MB parts above a
+    folder cost 4 s of `data preview`: bench/manifest_above_cost.py); what it finds is what reading a line at a time
+    found, whatever the limits cut (the bytes read, a line over the longest parsed), with JSON escapes, blank lines
+    and rows of other folders among them."""
+    import random
+
+    from t2i_cli import data
+
+    monkeypatch.setattr(data, "MAX_MANIFEST_LINE", 96)
+    ds = tmp_path / "ds"
+    folder = ds / "café"
+    names = [f"p{i}.png" for i in range(12)]
+    wanted = {data._key(folder / name) for name in names}
+    rng = random.Random(0)
+    for trial in range(60):
+        lines = []
+        for _ in range(rng.randint(0, 40)):
+            kind = rng.random()
+            name = rng.choice(names)
+            if kind < 0.3:
+                lines.append(json.dumps({"file_name": f"café/{name}", "text": "a cat"}, ensure_ascii=rng.random() < .5))
+            elif kind < 0.4:
+                lines.append(json.dumps({"file_name": f"café/{name}", "text": "x" * rng.randint(60, 250)}))
+            elif kind < 0.5:
+                lines.append("")
+            elif kind < 0.6:
+                lines.append('{"file_name": "caf' + "é" + f'/{name}", "text": ')  # cut short
+            else:
+                lines.append(json.dumps({"file_name": f"other/{name}", "text": "a dog é"}))
+        manifest = ds / "parts.jsonl"
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_bytes(("\n".join(lines) + rng.choice(["", "\n"])).encode("utf-8"))
+        size = manifest.stat().st_size
+        ends = {size - k for k in range(1, 4)} | {rng.randint(0, size) for _ in range(6)}
+        for limit in sorted({0, 1, max(size // 3, 1), size, size + 5} | {k for k in ends if k >= 0}):
+            monkeypatch.setattr(data, "MAX_ABOVE", limit)
+            for needles in (data._row_needles(folder), ()):
+                expected = _rows_above_line_by_line(data, manifest, wanted, needles)
+                rows, more, _ = data._rows_above(manifest, wanted, needles)
+                assert (rows, more) == expected, (trial, limit, needles, manifest.read_text(encoding="utf-8"))

@@ -2307,6 +2307,11 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             # a Hugging Face imagefolder's metadata.parquet (in the folder or above it), which t2i cannot read: its
             # captions, once converted, trained with these as one of theirs (it was passed over unsaid)
             refuse(f"{clean(plan.parquet_said)}; to caption the pictures by {by_files} anyway, move it away first")
+        elif plan.above_lines and writing:
+            # ... and such lines of a manifest above the folder that hold its name (or one its reader refuses whole):
+            # refused alike (they were passed over unsaid, and their pictures captioned by name)
+            refuse(f"{clean(plan.above_lines)}; this would caption pictures by {by_names} that they may caption: fix "
+                   f"it first")
         elif plan.manifest_lines and writing:
             # lines of a metadata.jsonl the folder reads that are left out may name pictures without a caption: a
             # caption by name beside them, once they are fixed, trained as one of theirs (it wrote them unsaid)
@@ -2323,11 +2328,13 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             # are trained with these as one of theirs; said, not refused: t2i cannot tell it names them)
             warn(f"{clean(plan.unnamed_pictures)} has no picture column t2i reads (\"file_name\" or \"image\"), so "
                  f"training does not read its captions; if they are these pictures', name its picture column "
-                 f"file_name and train on {shell_word(folder)} instead of captioning them by {by_names}")
+                 f"file_name and train on {shell_word(plan.columns_source or folder)} instead of captioning them by "
+                 f"{by_names}")
         if plan.mispaired and writing:  # ("image,text": the same, its columns renamed)
             warn(f"{clean(plan.mispaired)} has columns that do not pair (\"image\" pairs with \"caption\" only, "
                  f"\"file_name\" with \"text\", \"caption\" or \"prompt\"), so training does not read its captions; if "
-                 f"they are these pictures', name its picture column file_name and train on {shell_word(folder)} "
+                 f"they are these pictures', name its picture column file_name and train on "
+                 f"{shell_word(plan.columns_source or folder)} "
                  f"instead of captioning them by {by_names}")
         other = "name" if source == "folder" else "folder"
         # pictures whose names hold no words are counted and named with the other --from to try, whether or not

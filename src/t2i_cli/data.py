@@ -564,6 +564,8 @@ class Skips(Counter):
         self.above_named: set[str] = set()
         self.miscased: set[str] = set()  # a folder's pictures its manifests' rows name in other letter case (_key)
         self.above_source: Path | None = None  # ... and the folder that reads the first, a metadata.jsonl or .csv
+        self.above_lines = ""  # what a manifest above whose lines left out may name its pictures says (_manifest_above)
+        self.columns_source: Path | None = None  # the folder above whose metadata.* COLUMN_NOTES says (_scan_folder)
         self.parquet: Path | None = None  # a metadata.parquet in (or above) the folder that t2i cannot read (PARQUET)
 
     def add(self, why: str, where: object, n: int = 1, rest: tuple = ()) -> None:
@@ -809,19 +811,80 @@ def _not_utf8_manifest(manifest: Path) -> bool:
     return False
 
 
+NOT_JSON_LINE = "manifest line not JSON in UTF-8"
+NO_KEYS_LINE = ('manifest line without both "image" and "caption" (or "file_name" and "text", "caption" or '
+                '"prompt"; names are case-sensitive)')
+LONG_LINE = f"manifest line over {MAX_MANIFEST_LINE >> 20} MiB"
+CSV_SHORT_ROW = "manifest row without a picture or a caption column"
+
+
+def _pieces_above(f: BinaryIO, raw_needles: tuple[bytes, ...], ended: list) -> Iterator[tuple[int, bytes]]:
+    """(line, piece) for the pieces f.readline(MAX_MANIFEST_LINE) reads of a manifest above a folder, up to the one
+    holding its byte MAX_ABOVE, that hold one of raw_needles or a JSON escape ("\\u"): the only ones that may name a
+    picture of the folder (all of them without needles); ended[0] is set to whether more follows that last piece (it
+    stays None where the manifest ends first). The pieces are found by a byte search of the first MAX_ABOVE bytes
+    (and the rest of the last piece), not read a line at a time: four 20 MB parts of a scraped dataset above the
+    folder, their lines naming other folders, were 640,000 reads (bench/manifest_above_cost.py)."""
+    if not raw_needles:
+        line = 1
+        for raw in iter(lambda: f.readline(MAX_MANIFEST_LINE), b""):
+            yield line, raw
+            line += raw.endswith(b"\n")
+            if f.tell() > MAX_ABOVE:
+                ended[0] = bool(f.read(1))
+                return
+        return
+    most = MAX_MANIFEST_LINE
+    data = f.read(MAX_ABOVE + most + 1)
+
+    def piece_at(at: int) -> tuple[int, int]:  # the piece holding byte at, as readline(most) cuts the file
+        start = data.rfind(b"\n", 0, at) + 1
+        start += (at - start) // most * most
+        end = data.find(b"\n", start, start + most)
+        return start, start + most if end < 0 else end + 1
+
+    stop = len(data)
+    if len(data) > MAX_ABOVE:
+        stop = min(piece_at(MAX_ABOVE)[1], len(data))
+    starts: set[int] = set()
+    for needle in (*raw_needles, b"\\u"):
+        at = data.find(needle, 0, stop)
+        while at >= 0:
+            start, end = piece_at(at)
+            starts.add(start)
+            at = data.find(needle, end, stop)
+    line, counted_to = 1, 0
+    for start in sorted(starts):
+        line += data.count(b"\n", counted_to, start)
+        counted_to = start
+        yield line, data[start:min(piece_at(start)[1], stop)]
+    if len(data) > MAX_ABOVE:
+        ended[0] = len(data) > stop
+
+
 def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
-                latin: bool = False) -> tuple[set[str], bool]:
+                latin: bool = False) -> tuple[set[str], bool, dict[str, tuple[int, str]]]:
     """Those of wanted (pictures of the folder without a caption, by _key) that rows of a manifest above a folder
     name with a caption (a row whose caption is empty holds none: the folder given was refused, and the one
-    named, read, left the picture out as an "empty caption"), in its first MAX_ABOVE bytes, and whether it holds
-    more; (set(), False) where it is no caption manifest or cannot be read (it is read only to say where to look:
-    training on it refuses what is wrong in it). A row without any of needles (_row_needles) names none of them,
-    and is not parsed: a folder's uncaptioned picture had every manifest above it parsed to 16 MiB each, a .jsonl
-    of another name too (16 of a folder: a scraped dataset's parts beside the folder, 1.5 s each, to find nothing)."""
+    named, read, left the picture out as an "empty caption"), in its first MAX_ABOVE bytes, whether it holds
+    more, and its lines left out that may name pictures of the folder (holding one of needles: not JSON, without a
+    picture and a caption, ...; what refuses the whole manifest, a CSV it cannot read, under its reader's words):
+    reason -> (how many, the first), as a folder's own manifests' (Skips.manifest_lines); (set(), False, {}) where
+    it is no caption manifest (it is read only to say where to look: training on it refuses what is wrong in it). A
+    row without any of needles (_row_needles) names none of them, and is not parsed (_pieces_above): a folder's
+    uncaptioned picture had every manifest above it parsed to 16 MiB each, a .jsonl of another name too (16 of a
+    folder: a scraped dataset's parts beside the folder, 1.5 s each, to find nothing)."""
     import csv
 
     n: set[str] = set()
+    left: dict[str, tuple[int, str]] = {}
     raw_needles = tuple(needle.encode("utf-8") for needle in needles)
+
+    def line_left(why: str, line: int) -> None:
+        count, first = left.get(why, (0, f"{manifest} line {line}"))
+        left[why] = (count + 1, first)
+
+    more_after = False
     try:
         with _open_manifest(manifest, "") as f:
             if latin:  # (one not UTF-8, read as Windows' Latin-1 to tell whether it names them: _not_utf8_manifest)
@@ -830,35 +893,52 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
             if manifest.suffix.lower() == ".csv":
                 fed = [0]
                 lines = _csv_lines(f, manifest, fed)
-                delimiter, names, _ = _csv_header(lines, manifest)
+                delimiter, names, first = _csv_header(lines, manifest)
                 if (keys := _manifest_keys(names)) is None:
-                    return set(), False
+                    return set(), False, {}
                 at = names.index(keys[0]), names.index(keys[1])
-                for row in csv.reader(lines, delimiter=delimiter):
+                reader = csv.reader(lines, delimiter=delimiter)
+                for row in reader:
                     fed[0] = 0
-                    if len(row) > max(at) and not blank(row[at[1]]) \
+                    if (not needles or any(needle in cell for cell in row for needle in needles)) and (
+                            len(row) <= max(at) or not row[at[0]].strip()):
+                        line_left(CSV_SHORT_ROW, reader.line_num + first)
+                    elif len(row) > max(at) and not blank(row[at[1]]) \
                             and (not needles or any(needle in row[at[0]] for needle in needles)) \
                             and (k := _above_key(manifest, row[at[0]].strip())) in wanted:
                         n.add(k)
                     if f.tell() > MAX_ABOVE:
-                        return n, bool(f.read(1))
+                        return n, bool(f.read(1)), left
             else:
-                for raw in iter(lambda: f.readline(MAX_MANIFEST_LINE), b""):
+                ended: list = [None]
+                counted_at: set[int] = set()  # (the lines counted: a line over 1 MiB is read in pieces)
+                for line, raw in _pieces_above(f, raw_needles, ended):
                     try:  # (a line training leaves out is passed over here too: one ended the count, hint unsaid)
                         # (a name JSON escapes, "\u00e9", is looked for in the line parsed)
                         row = json.loads(raw) if raw.strip() and (not raw_needles or b"\\u" in raw or any(
                             needle in raw for needle in raw_needles)) else None
                     except (ValueError, RecursionError):
                         row = None
+                        if line not in counted_at and (not raw_needles or any(needle in raw for needle in raw_needles)):
+                            counted_at.add(line)
+                            line_left(LONG_LINE if len(raw) >= MAX_MANIFEST_LINE and not raw.endswith(b"\n")
+                                      else NOT_JSON_LINE, line)
                     keys = _manifest_keys(row)
+                    if keys is None and isinstance(row, dict) and line not in counted_at \
+                            and (not raw_needles or any(needle in raw for needle in raw_needles)):
+                        counted_at.add(line)
+                        line_left(MISPAIRED_LINE if _unread_kind(list(map(str, row))) == MISPAIRED else NO_KEYS_LINE,
+                                  line)
                     if keys is not None and isinstance(row[keys[0]], str) and _holds_caption(row[keys[1]]) and \
                             (k := _above_key(manifest, row[keys[0]])) in wanted:
                         n.add(k)
-                    if f.tell() > MAX_ABOVE:
-                        return n, bool(f.read(1))
-    except (OSError, ValueError, RecursionError, DataError, csv.Error):
+                if ended[0] is not None:
+                    return n, ended[0], left
+    except DataError as e:  # (the whole manifest refused by its reader: said in its words)
+        left[""] = (0, str(e))
+    except (OSError, ValueError, RecursionError, csv.Error):
         pass
-    return n, latin and more_after
+    return n, latin and more_after, left
 
 
 def _above_key(manifest: Path, path: str) -> str:
@@ -1333,7 +1413,7 @@ def _all_captions(image: Path, lines: list[str], txt: Path | None, rows: list[tu
     return _kept_captions(lines, image, skipped)
 
 
-def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str], Path | None]:
+def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str], Path | None, str]:
     """Where a manifest in one of the ABOVE_LEVELS folders above folder names pictures of folder without a caption
     (wanted, by _key), what to say of the first such: how many it names and what to give, and those pictures, of
     every such manifest (`t2i data caption` leaves them as they are). A metadata.jsonl or metadata.csv (any letter
@@ -1341,9 +1421,12 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
     split's folder: ds/metadata.csv naming "train/a.png"); a manifest of another name (ds/captions.jsonl, a .csv of
     a manifest's columns: MAX_LOOKED_AT of them a folder) is read as the source alone: it, to give (a manifest of
     that name beside the pictures is said, BESIDE; one above was not looked for); and the folder to give, where
-    it is a metadata.jsonl or metadata.csv (a folder source reads the others' pictures too)."""
+    it is a metadata.jsonl or metadata.csv (a folder source reads the others' pictures too). Last, what to say of the
+    first such manifest with lines left out that may name pictures of folder (holding its name), or that its reader
+    refuses whole ('' none): `t2i data caption` refuses beside it, as beside a folder's own manifest's such lines
+    (it captioned those pictures by name, unsaid, and once the lines were fixed they trained under both captions)."""
     at = Path(os.path.abspath(folder))
-    said, named, give, needles = None, set(), None, None
+    said, named, give, needles, bad = None, set(), None, None, ""
     for up in itertools.islice(at.parents, ABOVE_LEVELS):
         try:
             names = os.listdir(up)
@@ -1359,12 +1442,19 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
                 continue  # (a run's metrics.jsonl, a spreadsheet of something else: not read 16 MiB into)
             if manifest.is_file():
                 needles = _row_needles(at) if needles is None else needles  # (the folder's: made once)
-                rows, more = _rows_above(manifest, wanted, needles)
+                rows, more, left = _rows_above(manifest, wanted, needles)
                 # ... one not UTF-8 (a spreadsheet's CSV saved as Latin-1) was passed over unsaid, where one beside
                 # the pictures is refused as such: read as Latin-1 to tell whether it names them, and said
                 latin = not rows and _not_utf8_manifest(manifest)
                 if latin:
-                    rows, more = _rows_above(manifest, wanted, needles, latin=True)
+                    rows, more, left = _rows_above(manifest, wanted, needles, latin=True)
+                if left and not bad:
+                    lister = shell_word(up if name in own else manifest)
+                    bad = (f"{left[''][1]} (a manifest above the folder, which may caption pictures here)" if "" in left
+                           else f"{manifest}, above the folder, has lines left out that may caption pictures here ("
+                                + "; ".join(counted(k, why) + (": " if k == 1 else ", e.g. ") + first
+                                            for why, (k, first) in sorted(left.items()))
+                                + f"; t2i data preview {lister} --list-skipped lists them)")
                 if rows and said is None:
                     resave = ' but is not UTF-8: save it as UTF-8 (a spreadsheet\'s "CSV UTF-8"), then' if latin \
                         else ":"
@@ -1373,7 +1463,15 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
                             f"it")
                     give = up if name in own else None  # (a manifest alone reads none of the folder's other captions)
                 named |= rows
-    return said, named, give
+    return said, named, give, bad
+
+
+def _listed(folder: Path) -> list[str]:
+    """The names in a folder; none where it cannot be listed."""
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[Path, list[str]]], Skips]:
@@ -1514,9 +1612,17 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                           else _looks_like_manifest(p))), None)
         unread = (p for p in sorted(files)
                   if p.parent in above and p not in read and p.name.lower() in FOLDER_MANIFESTS)
-        if (columns := next(filter(None, map(_columns_unread, itertools.islice(unread, MAX_LOOKED_AT))), None)):
-            skipped.add(*columns)
-        said, skipped.above_named, skipped.above_source = _manifest_above(folder, uncaptioned_keys)
+        # ... and in the folders above it that a manifest above is looked for in (ds/metadata.csv of "filename,text",
+        # `ds/train` given: passed over unsaid, and its pictures captioned by name)
+        up = itertools.islice(Path(os.path.abspath(folder)).parents, ABOVE_LEVELS)
+        above_own = (q / n for q in up for n in sorted(_listed(q))
+                     if n.lower() in FOLDER_MANIFESTS and (q / n).is_file())
+        for p in itertools.islice(itertools.chain(unread, above_own), MAX_LOOKED_AT):
+            if (columns := _columns_unread(p)) is not None:
+                skipped.add(*columns)
+                skipped.columns_source = p.parent if p.parent in Path(os.path.abspath(folder)).parents else None
+                break
+        said, skipped.above_named, skipped.above_source, skipped.above_lines = _manifest_above(folder, uncaptioned_keys)
         if said is not None:
             skipped.add(ABOVE, said)
         if skipped.parquet is None and (parquet := _parquet_above(folder)) is not None:
@@ -1577,6 +1683,7 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
                        above=skipped.first.get(ABOVE, ""), above_source=skipped.above_source,
                        parquet=skipped.parquet, parquet_said=skipped.first.get(PARQUET, ""),
+                       above_lines=skipped.above_lines, columns_source=skipped.columns_source,
                        unnamed_pictures=skipped.first.get(NO_PICTURE_COLUMN, ""),
                        mispaired=skipped.first.get(MISPAIRED, ""),
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
@@ -1632,7 +1739,7 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False,
             if len(raw.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")) > MAX_MANIFEST_LINE:  # skip the rest unheld
                 while raw and not raw.endswith(b"\n"):
                     raw = f.readline(MAX_MANIFEST_LINE)
-                skipped.add(f"manifest line over {MAX_MANIFEST_LINE >> 20} MiB", f"{manifest} line {number + 1}")
+                skipped.add(LONG_LINE, f"{manifest} line {number + 1}")
                 continue
             if number == 0:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
@@ -1642,15 +1749,14 @@ def _scan_manifest(manifest: Path, list_skipped: bool = False,
             try:
                 row = json.loads(raw.decode("utf-8"))
             except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
-                skipped.add("manifest line not JSON in UTF-8", where)
+                skipped.add(NOT_JSON_LINE, where)
                 continue
             keys = _manifest_keys(row)
             if keys is None and isinstance(row, dict) and _unread_kind(list(map(str, row))) == MISPAIRED:
                 skipped.add(MISPAIRED_LINE, where)  # ({"image", "text"}: which name to change, as a folder's is told)
                 continue
             if keys is None:
-                skipped.add('manifest line without both "image" and "caption" (or "file_name" and "text", "caption" or '
-                            '"prompt"; names are case-sensitive)', where)
+                skipped.add(NO_KEYS_LINE, where)
                 continue
             image, caption = row[keys[0]], row[keys[1]]
             # (null: a missing caption as pandas' to_json and Hugging Face's datasets write one, an empty caption as a
@@ -1792,7 +1898,7 @@ def _scan_csv(manifest: Path, list_skipped: bool = False) -> tuple[list[tuple[Pa
                 if not any(cell.strip() for cell in row):
                     continue
                 if len(row) <= max(image_at, caption_at) or not row[image_at].strip():
-                    skipped.add("manifest row without a picture or a caption column", where)
+                    skipped.add(CSV_SHORT_ROW, where)
                     continue
                 if any(cell.strip() for cell in row[len(names):]):  # its caption cut at the comma, unsaid
                     skipped.add(f"manifest row with more fields than its header row (a caption holding a "

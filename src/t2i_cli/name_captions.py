@@ -630,6 +630,9 @@ class CaptionPlan:
     above: str = ""  # what a manifest above the folder (metadata.*, captions.jsonl) naming its uncaptioned pictures
     # says ('' none; data._manifest_above): their captions are there, and those pictures are left as they are
     above_source: Path | None = None  # ... and the folder that reads it and the others' captions (ds), if any
+    above_lines: str = ""  # a manifest above the folder whose lines left out (or which cannot be read) may caption
+    # pictures of it, said ('' none; data._manifest_above)
+    columns_source: Path | None = None  # the folder above whose metadata.* unnamed_pictures or mispaired names (ds)
     parquet: Path | None = None  # a metadata.parquet in (or above) the folder, which t2i cannot read (data.PARQUET)
     parquet_said: str = ""  # ... what is said of it: a way to convert it
     unnamed_pictures: str = ""  # a metadata.jsonl or .csv beside them of captions whose picture column t2i does not
