@@ -162,6 +162,13 @@ def test_caption_refuses_beside_a_manifest_above_whose_lines_left_out_may_captio
     said_all = " ".join(r.stderr.split())
     assert r.exit_code == 0 and "has no picture column t2i reads" in said_all, said_all
     assert f"train on {ds} instead" in said_all, said_all
+    # ... and a CSV row above naming one of them without its caption column is a line left out, as inside
+    (ds / "metadata.csv").write_text("file_name,text\ntrain/red-bird.png,a red bird\ntrain/blue-fish.png\n",
+                                     encoding="utf-8")
+    r = run("data", "caption", ds / "train")
+    said_all = " ".join(r.stderr.split())
+    assert r.exit_code != 0 and f"{ds / 'metadata.csv'} line 3" in said_all, said_all
+    assert "without a picture or a caption column" in said_all and "move the manifest away" in said_all, said_all
 
 
 def _rows_above_line_by_line(data, manifest: Path, wanted: set[str], needles: tuple[str, ...]):

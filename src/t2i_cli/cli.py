@@ -2310,8 +2310,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         elif plan.above_lines and writing:
             # ... and such lines of a manifest above the folder that hold its name (or one its reader refuses whole):
             # refused alike (they were passed over unsaid, and their pictures captioned by name)
-            refuse(f"{clean(plan.above_lines)}; this would caption pictures by {by_names} that they may caption: fix "
-                   f"it first")
+            refuse(f"{clean(plan.above_lines)}; fix that before captioning the pictures here by {by_names} (or move "
+                   f"the manifest away)")
         elif plan.manifest_lines and writing:
             # lines of a metadata.jsonl the folder reads that are left out may name pictures without a caption: a
             # caption by name beside them, once they are fixed, trained as one of theirs (it wrote them unsaid)
