@@ -44,7 +44,8 @@ def test_prompt_seed_and_count_of_the_wrong_kind_are_refused(pipe):
         pipe("a red bird", 1, 1.5, PLAIN)
     with pytest.raises(UsageError, match="sampling must be a SamplingConfig"):
         pipe("a red bird", 1, 0, {"guidance": 1})
-    assert pipe("a red bird", 0, 0, PLAIN) == []
+    with pytest.raises(UsageError, match=r"n must be a whole number of images, 1 or more, got 0"):
+        pipe("a red bird", 0, 0, PLAIN)  # (returned [], where `--n 0` is refused; session 44)
 
 
 @pytest.mark.parametrize("kwargs, says", [({"top_k": 1.5}, "top_k must be a whole number"),

@@ -138,14 +138,15 @@ def test_a_second_recorded_copy_of_one_picture_is_removed_as_a_spare(tmp_path: P
 
 def test_rerank_refuses_a_keep_that_is_not_a_whole_number_of_0_or_more(region_pipe):
     """pipe.rerank(results, keep) returns the best keep: a keep of -1 returned all but the worst and True the best
-    one, without a word; each is refused as a UsageError naming it. 0 and more than were drawn are honoured."""
+    one, without a word; each is refused as a UsageError naming it (0 too, as `--keep 0` is: it returned [], since
+    session 44). More than were drawn is honoured."""
     from t2i_cli.errors import UsageError
 
     results = region_pipe("a red bird", n=3, seed=0)
-    for keep in (-1, True, 1.5):
-        with pytest.raises(UsageError, match=f"keep must be a whole number of results, 0 or more, got {keep!r}"):
+    for keep in (-1, True, 1.5, 0):
+        with pytest.raises(UsageError, match=f"keep must be a whole number of results, 1 or more, got {keep!r}"):
             region_pipe.rerank(results, keep)
-    assert region_pipe.rerank(results, 0) == [] and len(region_pipe.rerank(results, 5)) == 3
+    assert len(region_pipe.rerank(results, 1)) == 1 and len(region_pipe.rerank(results, 5)) == 3
     assert sorted(g.rank for g in results) == [1, 2, 3]
 
 

@@ -128,10 +128,11 @@ class Request:
 
 
 def check_count_and_seed(n: object, seed: object) -> None:
-    """Refuse a count of images that is not a whole number of 0 or more (n=-1 drew nothing, without a word) and a
-    seed that a torch.Generator does not take (1.5: a raw torch error)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise UsageError(f"n must be a whole number of images, 0 or more, got {n!r}")
+    """Refuse a count of images that is not a whole number of 1 or more (n=-1 drew nothing, without a word; n=0
+    returned [], where `--n 0` is refused) and a seed that a torch.Generator does not take (1.5: a raw torch
+    error)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UsageError(f"n must be a whole number of images, 1 or more, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise UsageError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
 
@@ -477,8 +478,9 @@ class TextToImage:
         """Score results against their prompt and return the best `keep`, with score and rank set."""
         if not results:
             raise UsageError("rerank needs at least one result")
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:  # (-1 kept all but the worst, True one)
-            raise UsageError(f"keep must be a whole number of results, 0 or more, got {keep!r}")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:  # (-1 kept all but the worst, True one;
+            # 0 returned [], where `--keep 0` is refused)
+            raise UsageError(f"keep must be a whole number of results, 1 or more, got {keep!r}")
         if len({r.prompt for r in results}) > 1:  # (each was scored against the first one's prompt)
             raise UsageError("rerank ranks the results of one prompt; rerank each prompt's results apart")
         scores = self.score(torch.stack([r.image for r in results]), results[0].prompt)

@@ -85,6 +85,9 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     _check_count(candidates, "candidates")  # (2.5 was a TypeError in the loop, True taken as 1)
     refuse_greedy_copies(sampling, candidates, name="candidates")  # (said as the caller's keyword, not n=)
     _check_count(n_per_task)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:  # (-1, 1.5 and True drew
+        # from seeds `eval --seed` refuses, True not seed 1's images)
+        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
     if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
         raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
     tasks = tuple(tasks)  # (a generator, checked below, would be used up before the loop)
