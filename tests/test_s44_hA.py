@@ -4,10 +4,15 @@ is and how to train that stage further; '-' as a folder option is refused; the P
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from conftest import one_line_failure, run
+
+COMMON = ("--workers", "0", "--device", "cpu", "-q")
 
 
 def picture_folder(folder: Path, n: int = 8) -> Path:
@@ -17,6 +22,79 @@ def picture_folder(folder: Path, n: int = 8) -> Path:
         Image.new("RGB", (16, 16), (30 * i, 100, 200 - 20 * i)).save(folder / f"p{i:02d}.png")
         (folder / f"p{i:02d}.txt").write_text(f"picture {i}\n")
     return folder
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory) -> Path:
+    """A finished tiny `--stage all` run (each stage 2 steps) on a folder of 8 pictures."""
+    root = tmp_path_factory.mktemp("whole")
+    pics = picture_folder(root / "pics")
+    r = run("train", "--stage", "all", "--preset", "tiny", "--steps", "2", "--data", pics, "--out", root / "RUN",
+            *COMMON)
+    assert r.exit_code == 0, r.stderr
+    return root / "RUN"
+
+
+def test_a_stage_run_into_a_whole_run_is_told_how_to_extend_that_stage(whole_run: Path, tmp_path: Path,
+                                                                       monkeypatch):
+    """`t2i train --stage dvae --out RUN` (RUN a whole run) said the folder "holds other files; pick a new or empty
+    folder", as if it were a stranger's: it names it a whole run and gives the commands that train its stage on."""
+    monkeypatch.chdir(whole_run.parent)
+    before = sorted(p.relative_to(whole_run) for p in whole_run.rglob("*"))
+    for stage in ("dvae", "transformer", "clip"):
+        line = one_line_failure(run("train", "--stage", stage, "--data", "pics", "--out", "RUN", "--preset", "tiny",
+                                    "--steps", "8", *COMMON), 2)
+        assert line == (f"error: --out RUN is a whole run (--stage all), not a folder for a new {stage} run; to "
+                        f"train its {stage} stage further: t2i train --resume RUN/{stage} --steps N, N over its 2, "
+                        f"then t2i train --resume RUN to export it to RUN/weights; or pick a new or empty --out for "
+                        f"a {stage} run of its own"), line
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", "pics", "--out", "RUN", "--preset",
+                                "tiny", "-q"), 2)
+    assert line == ("error: --out RUN is a whole run (--stage all), not a folder for a new tokenizer run; its "
+                    "tokenizer is RUN/tokenizer/tokenizer.json; another vocabulary is a new run: pick a new or empty "
+                    "--out"), line
+    assert sorted(p.relative_to(whole_run) for p in whole_run.rglob("*")) == before  # nothing written
+    # the command it gives works: the stage trains on, and the whole run exports it
+    r = run("train", "--resume", "RUN/clip", "--steps", "3", *COMMON)
+    assert r.exit_code == 0, r.stderr
+    r = run("train", "--resume", "RUN", *COMMON)
+    assert r.exit_code == 0, r.stderr
+    # a stage the whole run has not started yet: the whole run's resume trains it
+    shutil.copytree(whole_run, tmp_path / "RUN2")
+    shutil.rmtree(tmp_path / "RUN2" / "clip")
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(run("train", "--stage", "clip", "--data", whole_run.parent / "pics", "--out", "RUN2",
+                                "--preset", "tiny", *COMMON), 2)
+    assert line == ("error: --out RUN2 is a whole run (--stage all), not a folder for a new clip run; its clip stage "
+                    "has not started: t2i train --resume RUN2 trains it; or pick a new or empty --out for a clip run "
+                    "of its own"), line
+
+
+DASH = "would make a folder named '-', not write to standard output"
+
+
+def test_a_dash_for_a_folder_is_refused_and_makes_no_folder(whole_run: Path, tmp_path: Path, monkeypatch):
+    """`generate --out -` (as `--prompts -` reads standard input) wrote its picture into a folder named '-'; so did
+    every other option that names a folder (train --out, export --to, data world --out, eval --images)."""
+    monkeypatch.chdir(tmp_path)
+    weights = whole_run / "weights"
+    cases = [
+        (["generate", "a red bird", "--weights", weights, "--out", "-"], "--out", "outputs"),
+        (["train", "--stage", "dvae", "--data", whole_run.parent / "pics", "--out", "-", "--preset", "tiny",
+          "--steps", "1", *COMMON], "--out", "runs/mine"),
+        (["train", "--stage", "all", "--data", whole_run.parent / "pics", "--out", "-", "--preset", "tiny",
+          "--steps", "1", *COMMON], "--out", "runs/mine"),
+        (["export", whole_run / "dvae", "--to", "-"], "--to", "weights-mine"),
+        (["data", "world", "--n", "2", "--side", "16", "--out", "-", "-q"], "--out", "outputs"),
+        (["eval", "--weights", weights, "--n", "1", "--images", "-"], "--images", "outputs"),
+    ]
+    for args, flag, example in cases:
+        line = one_line_failure(run(*args), 2)
+        assert line == f"error: {flag} - {DASH}; {flag} takes a folder, e.g. {flag} {example}", (args, line)
+    line = one_line_failure(run("data", "preview", whole_run.parent / "pics", "--out", "-"), 2)
+    assert line == ("error: --out - would write a file named '-', not standard output; give a PNG file name, e.g. "
+                    "--out preview.png"), line  # (it said "--out -/preview.png makes it")
+    assert not Path("-").exists() and list(tmp_path.iterdir()) == []
 
 
 def test_the_api_refuses_a_count_of_zero_as_the_commands_do(tiny_weights: Path, tmp_path: Path):

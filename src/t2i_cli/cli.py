@@ -1118,8 +1118,9 @@ def check_out_folder(out_dir: Path, stem: Optional[str] = None) -> None:
     """Refuse an --out that names a picture file (`--out new/bird.png`): it became a folder of that name holding
     the images, each named from its prompt (vary's from its source, stem). An existing folder of such a name is
     taken. (torch-free: generate --prompts - refuses it before reading its pipe)"""
-    from t2i_cli.files import IMAGE_SUFFIXES
+    from t2i_cli.files import IMAGE_SUFFIXES, refuse_dash
 
+    refuse_dash(out_dir, "--out")
     if out_dir.suffix.lower() in IMAGE_SUFFIXES and not out_dir.is_dir():
         parent = out_dir.parent if str(out_dir.parent) not in ("", ".") else Path("outputs")
         named = (f"its source's name, e.g. {stem}-000.png" if stem  # (vary's, its only caller with a stem: it named

@@ -1997,6 +1997,9 @@ def check_preview_size(n: int, side: int) -> None:
 def preview_path(out: Path, force: bool = False) -> Path:
     """Where `t2i data preview --out OUT` writes: OUT, or OUT/preview.png for a folder; refuses a file that
     exists unless force (nothing a user made is replaced unasked)."""
+    if os.fspath(out) == "-":  # (its refusal said "--out -/preview.png makes it": a folder named '-')
+        raise UsageError("--out - would write a file named '-', not standard output; give a PNG file name, e.g. "
+                         "--out preview.png")
     out = Path(out)
     if out.is_dir():
         out = out / "preview.png"

@@ -82,9 +82,18 @@ def broken_link(path: Path) -> str | None:
     return f"{what} to {target}, which does not exist (or links back to itself)"
 
 
+def refuse_dash(folder: Path | str, option: str, example: str = "outputs") -> None:
+    """Refuse '-' as the folder an option names: it made a folder named '-' (`--prompts -` reads standard input,
+    so `--out -` reads as standard output, which no folder option writes to), as `eval --json -` is refused."""
+    if os.fspath(folder) == "-":
+        raise UsageError(f"{option} - would make a folder named '-', not write to standard output; {option} takes "
+                         f"a folder, e.g. {option} {example}")
+
+
 def check_folder_path(folder: Path, option: str) -> Path:
     """A folder path that is, or can become, a folder (make_folder's first checks, which make nothing): a path that
-    is a file or inside one is a UsageError naming the option."""
+    is a file or inside one, or '-', is a UsageError naming the option."""
+    refuse_dash(folder, option)
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder} exists and is not a folder; choose another with {option}")

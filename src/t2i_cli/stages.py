@@ -27,6 +27,7 @@ from t2i_cli.files import (
     is_own_json,
     make_folder,
     missing_folders,
+    refuse_dash,
     remove_empty,
     shell_word,
     temporary_of,
@@ -39,6 +40,7 @@ from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.sampling import SamplingConfig, generate_codes
 from t2i_cli.train import Dist, TrainConfig, split_refusal
+from t2i_cli.train_options import is_whole_run
 from t2i_cli.weights import MAX_TOKENIZER_FILE, check_budget, load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -515,6 +517,7 @@ def check_new_folder(run_dir: Path, keep_going: str = "", own: list[tuple[Path, 
     the folder's message (how to continue a run of one's own there). own: the run's dependencies (source,
     name); a folder holding only copies of them, byte for byte, and their temporaries is what a start killed
     while copying them left (kill -9): the run starts there (it was refused, and a whole run could not go on)."""
+    refuse_dash(run_dir, "--out", "runs/mine")
     run_dir = Path(run_dir)
     if run_dir.is_symlink() and not run_dir.exists():  # a link to nothing, or a loop of links: said as such (it
         check_folder_path(run_dir, "--out")  # was "is a file")
@@ -531,6 +534,29 @@ def check_new_folder(run_dir: Path, keep_going: str = "", own: list[tuple[Path, 
     blocker = file_above(run_dir)
     if blocker is not None:
         raise UsageError(f"--out {run_dir} is inside {blocker}, which is a file; pick a folder to create")
+
+
+def whole_run_refusal(run_dir: Path, stage: str) -> str:
+    """What a new one-stage run with --out a whole run (`--stage all`) is told: that the folder is one, and the
+    command that trains that stage of it further (it was told the folder "holds other files", as if a stranger's)."""
+    from t2i_cli.train import RUN_CONFIG, read_run_config
+
+    word, sub = shell_word(run_dir), Path(run_dir) / stage
+    if stage == "tokenizer":
+        what = (f"its tokenizer is {shell_word(sub / 'tokenizer.json')}; another vocabulary is a new run: pick a new "
+                f"or empty --out")
+    elif (sub / RUN_CONFIG).is_file():
+        try:
+            over = f", N over its {read_run_config(sub).steps:,}"
+        except T2IError:  # (said where it is resumed)
+            over = ""
+        what = (f"to train its {stage} stage further: t2i train --resume {shell_word(sub)} --steps N{over}, then "
+                f"t2i train --resume {word} to export it to {shell_word(Path(run_dir) / 'weights')}; or pick a new "
+                f"or empty --out for a {stage} run of its own")
+    else:
+        what = (f"its {stage} stage has not started: t2i train --resume {word} trains it; or pick a new or empty "
+                f"--out for a {stage} run of its own")
+    return f"--out {word} is a whole run (--stage all), not a folder for a new {stage} run; {what}"
 
 
 def _left_by_a_start(path: Path, own: list[tuple[Path, str]]) -> bool:
@@ -880,6 +906,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         if not resume and (run_dir / RUN_CONFIG).exists():
             raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
                              f"or pick another --out")
+        if not resume and is_whole_run(run_dir):
+            raise UsageError(whole_run_refusal(run_dir, cfg.stage))
 
         def check_and_open() -> tuple[list[tuple[Path, str]], list[str], Any, Any]:  # on every process (_agreed)
             deps = [] if resume else dependencies(cfg)

@@ -37,6 +37,7 @@ from t2i_cli.files import (
     make_folder,
     missing_folders,
     read_own_json,
+    refuse_dash,
     remove_empty,
     remove_temporaries,
     shell_word,
@@ -1293,6 +1294,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     if isinstance(run_dirs, (str, os.PathLike)):  # (a str was read as a list of one-letter run folders: "/")
         raise UsageError(f"export_runs takes a list of run folders, got one: {os.fspath(run_dirs)!r} (export_run "
                          f"exports one)")
+    refuse_dash(to, "--to", "weights-mine")
     to = Path(to)
     if to.exists() and not to.is_dir():
         raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")
