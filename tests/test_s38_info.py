@@ -253,7 +253,7 @@ def test_a_run_stopped_before_its_first_checkpoint_says_so_and_the_resume(finish
     (out / "checkpoint.safetensors").unlink()
     text, data = info(out)
     assert data["status"] == "stopped" and (data["step"], data["steps"]) == (0, 4)
-    assert text.splitlines()[1] == "  status    stopped before its first checkpoint (0 of 4 steps)", text
+    assert text.splitlines()[1] == "  status    stopped with none of its steps saved (0 of 4 steps)", text
     assert text.splitlines()[-1] == f"  next      resume with: t2i train --resume {out}"
 
 

@@ -54,15 +54,16 @@ def test_a_stage_run_into_a_whole_run_is_told_how_to_extend_that_stage(whole_run
                     "tokenizer is RUN/tokenizer/tokenizer.json; another vocabulary is a new run: pick a new or empty "
                     "--out"), line
     assert sorted(p.relative_to(whole_run) for p in whole_run.rglob("*")) == before  # nothing written
-    # the command it gives works: the stage trains on, and the whole run exports it
+    # the command it gives works (on a copy): the stage trains on, and the whole run exports it
+    shutil.copytree(whole_run, tmp_path / "RUN")
+    monkeypatch.chdir(tmp_path)
     r = run("train", "--resume", "RUN/clip", "--steps", "3", *COMMON)
     assert r.exit_code == 0, r.stderr
     r = run("train", "--resume", "RUN", *COMMON)
-    assert r.exit_code == 0, r.stderr
+    assert r.exit_code == 0 and "clip" in r.stdout, r.stderr
     # a stage the whole run has not started yet: the whole run's resume trains it
     shutil.copytree(whole_run, tmp_path / "RUN2")
     shutil.rmtree(tmp_path / "RUN2" / "clip")
-    monkeypatch.chdir(tmp_path)
     line = one_line_failure(run("train", "--stage", "clip", "--data", whole_run.parent / "pics", "--out", "RUN2",
                                 "--preset", "tiny", *COMMON), 2)
     assert line == ("error: --out RUN2 is a whole run (--stage all), not a folder for a new clip run; its clip stage "
@@ -129,3 +130,40 @@ def test_the_api_refuses_a_count_of_zero_as_the_commands_do(tiny_weights: Path, 
         with pytest.raises(ValueError, match=rf"^seed must be a whole number in 0\.\.2\*\*63-1, got {seed!r}$"):
             evaluate_model(pipe, None, 1, seed)  # (refused before the judge is used)
     assert evaluate_data(pipe, pics, 1, 2 ** 63 - 1)["seed"] == 2 ** 63 - 1
+
+
+def test_a_whole_run_stopped_at_the_dvae_stage_s_step_0_is_said_truly_and_resumes_exactly(whole_run: Path,
+                                                                                         tmp_path: Path,
+                                                                                         monkeypatch):
+    """A Ctrl-C a few seconds into `t2i train --stage all` (the dVAE stage built, no step taken) saves a step-0
+    checkpoint and says "checkpoint saved"; `t2i info` then said the stage "stopped before its first checkpoint".
+    It says none of its steps is saved, and the resume ends with the uninterrupted run's weights, byte for byte."""
+    import os
+    import signal
+
+    from t2i_cli.models.dvae import DVAE
+
+    real, calls = DVAE.forward, {"n": 0}
+
+    def stopped_forward(self, *a, **k):  # the first batch's forward: a Ctrl-C before any step
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(DVAE, "forward", stopped_forward)
+    out = tmp_path / "RUN"
+    r = run("train", "--stage", "all", "--preset", "tiny", "--steps", "2", "--data", whole_run.parent / "pics",
+            "--out", out, *COMMON)
+    assert r.exit_code == 130 and "interrupted: in the dvae stage at step 0; checkpoint saved" in r.stderr, r.stderr
+    monkeypatch.setattr(DVAE, "forward", real)
+    assert (out / "dvae" / "checkpoint.safetensors").is_file()
+    r = run("info", out / "dvae")
+    said = "  status    stopped with none of its steps saved (0 of 2 steps)"
+    assert r.exit_code == 0 and r.stdout.splitlines()[1] == said, r.stdout
+    r = run("info", out)
+    assert r.exit_code == 0 and "│ dvae        │ stopped     │ 0 / 2 │" in r.stdout, r.stdout
+    r = run("train", "--resume", out, *COMMON)
+    assert r.exit_code == 0, r.stderr
+    for name in ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors"):
+        assert (out / "weights" / name).read_bytes() == (whole_run / "weights" / name).read_bytes(), name

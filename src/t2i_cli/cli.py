@@ -1641,8 +1641,10 @@ def _run_status(s: dict) -> str:
         return f"stopped early by --patience at step {step:,}"
     if status == "diverged":
         return str(s.get("diverged") or "diverged")
+    # (step 0: none saved, whether a kill came before its first checkpoint or a Ctrl-C at step 0 saved the untrained
+    # start, whose line said "checkpoint saved": "stopped before its first checkpoint" then denied it)
     return f"stopped at step {step:,} of {steps:,} (its checkpoint's; a stop, an error or a kill)" if step else \
-        f"stopped before its first checkpoint (0 of {steps:,} steps)"
+        f"stopped with none of its steps saved (0 of {steps:,} steps)"
 
 
 def _steps_text(s: dict) -> str:
