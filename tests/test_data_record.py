@@ -50,22 +50,24 @@ def test_a_resume_on_other_pictures_or_captions_warns_once_naming_the_change(tmp
     assert record["pairs"] == 8 and len((out / DATA_RECORD).read_bytes()) < 1024
     assert resume(out, 2) == []  # nothing changed
     (pics / "p02.txt").write_text("picture two, edited\n")
-    assert resume(out, 3) == [f"{CHANGED}8 usable pictures then and now, but some captions were edited{AFTER}"]
+    assert resume(out, 3) == [f"{CHANGED}8 usable pictures then and now: captions of 1 picture edited, 2 new words (in "
+                              f"no caption then): 'edited', 'two'{AFTER}"]  # (what changed, since session 44)
     (pics / "p02.txt").write_text("picture 2\n")
     kept = (pics / "p01.png").read_bytes()
     Image.new("RGB", (16, 16), (1, 2, 3)).save(pics / "p01.png")
-    assert resume(out, 4) == [f"{CHANGED}8 usable pictures then and now, but some pictures were edited{AFTER}"]
+    assert resume(out, 4) == [f"{CHANGED}8 usable pictures then and now: 1 picture added, 1 removed (an edited picture "
+                              f"is both){AFTER}"]
     (pics / "p01.png").write_bytes(kept)
     assert resume(out, 5) == []  # put back: the record is the start's, not the last resume's
     for name in ("p07.png", "p07.txt"):  # renamed, read in the same place: the same training
         (pics / name).rename(pics / name.replace("p07", "p07b"))
     assert resume(out, 6) == []
     (pics / "p03.png").unlink()
-    assert resume(out, 7) == [f"{CHANGED}8 usable pictures then, 7 now{AFTER}"]
+    assert resume(out, 7) == [f"{CHANGED}8 usable pictures then, 7 now: 1 picture removed{AFTER}"]
     Image.new("RGB", (16, 16), (250, 0, 250)).save(pics / "new.png")
     (pics / "new.txt").write_text("a new picture\n")
-    assert resume(out, 8) == [f"{CHANGED}8 usable pictures then and now, but not the same files (or not in the same "
-                              f"order){AFTER}"]
+    assert resume(out, 8) == [f"{CHANGED}8 usable pictures then and now: 1 picture added, 1 removed (an edited picture "
+                              f"is both), 2 new words (in no caption then): 'new', 'a'{AFTER}"]
     assert json.loads((out / DATA_RECORD).read_text()) == record
 
 
@@ -77,7 +79,7 @@ def test_a_manifest_run_warns_when_a_line_changes_and_the_world_records_nothing(
     start(manifest, tmp_path / "run")
     assert resume(tmp_path / "run", 2) == []
     manifest.write_text("\n".join(lines[:5]) + "\n")
-    assert resume(tmp_path / "run", 3) == [f"{CHANGED}8 usable pictures then, 5 now{AFTER}"]
+    assert resume(tmp_path / "run", 3) == [f"{CHANGED}8 usable pictures then, 5 now: 3 pictures removed{AFTER}"]
     start("world:train", tmp_path / "world")
     assert not (tmp_path / "world" / DATA_RECORD).exists()
     assert resume(tmp_path / "world", 2) == []
@@ -171,7 +173,8 @@ def test_a_whole_run_warns_when_a_stage_starts_or_resumes_on_other_data(tmp_path
     r = run(*whole)
     said = [line for line in r.stderr.splitlines() if "since this run started" in line]
     assert r.exit_code == 0 and said == [
-        f"{CHANGED}8 usable pictures then and now, but some captions were edited{AFTER}"], r.stderr
+        f"{CHANGED}8 usable pictures then and now: captions of 1 picture edited, 1 new word (in no caption then): "
+        f"'five'{AFTER}"], r.stderr
 
 
 def test_under_torchrun_rank_0_alone_warns(tmp_path: Path):

@@ -167,3 +167,55 @@ def test_a_whole_run_stopped_at_the_dvae_stage_s_step_0_is_said_truly_and_resume
     assert r.exit_code == 0, r.stderr
     for name in ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.safetensors"):
         assert (out / "weights" / name).read_bytes() == (whole_run / "weights" / name).read_bytes(), name
+
+
+def test_the_data_changed_warning_says_what_changed_within_a_bound(tmp_path: Path):
+    """A resume's "the data changed" warning said only "some captions were edited" (and, where the count changed,
+    nothing of captions at all): it says how many pictures came and went, how many pictures' captions were edited,
+    and the new words (in no caption when the run started), a few named; from a record of a bounded size."""
+    import hashlib
+    import json
+
+    from t2i_cli.data import MAX_DATA_RECORD, SKETCH_PAIRS, data_change, is_record, source_record
+
+    def record(pairs: list[tuple[str, list[str]]]) -> dict:
+        digests = [hashlib.sha256(name.encode()).hexdigest() for name, _ in pairs]  # a picture's bytes: its name's
+        return source_record([(tmp_path / name, lines) for name, lines in pairs], digests, tmp_path)
+
+    then = [(f"p{i}.png", [f"a red bird number {i}"]) for i in range(10)]
+    path = tmp_path / "data_record.json"
+    path.write_text(json.dumps(record(then)))
+    head = "the data changed since this run started: "
+    tail = "; a resume reads what is there now, so the result will differ from an uninterrupted run"
+    now = then[:8] + [("p8.png", ["a quokka beside a zebra"]), ("new.png", ["a red bird"]),
+                      ("new2.png", ["the glowing snowflake, the archipelago"])]
+    now[0] = ("p0.png", ["a red bird number 0", "and a second caption"])
+    assert data_change(path, record(now)) == (
+        f"{head}10 usable pictures then, 11 now: 2 pictures added, 1 removed (an edited picture is both), captions "
+        f"of 2 pictures edited, 10 new words (in no caption then): 'archipelago', 'snowflake', 'caption' and 7 more"
+        f"{tail}")
+    assert data_change(path, record(then[::-1])) == (f"{head}10 usable pictures then and now: the same pictures and "
+                                                     f"captions in another order{tail}")
+    assert data_change(path, record(then)) is None
+    old = {k: v for k, v in record(then).items() if k not in ("each", "words")}  # a record from before session 44
+    path.write_text(json.dumps(old))
+    assert is_record(old)
+    assert data_change(path, record(now)) == f"{head}10 usable pictures then, 11 now{tail}"
+
+    # The largest source sketched, each caption a new word of the most escaped characters: under the read bound.
+    many = [(f"p{i}.png", ["字" * 24 + f"{i:05d}"]) for i in range(SKETCH_PAIRS)]
+    big = record(many)
+    text = json.dumps(big, indent=2, sort_keys=True)
+    assert "each" in big and "words" not in big and len(text) < MAX_DATA_RECORD and is_record(json.loads(text))
+    assert "each" not in record(many + [("one-more.png", ["x"])])  # past SKETCH_PAIRS: the counts alone
+    full = record([(f"p{i}.png", [f"w{min(i, 1488):09d}"]) for i in range(SKETCH_PAIRS)])  # words of 16,379 bytes
+    text = json.dumps(full, indent=2, sort_keys=True)
+    assert len(full["words"].split()) == 1489 and len(text) < MAX_DATA_RECORD and is_record(json.loads(text))
+    words = record([(f"p{i}.png", [f"w{i:05d}"]) for i in range(1000)])
+    assert len(json.dumps(words, indent=2)) < MAX_DATA_RECORD and len(words["words"].split()) == 1000
+    path.write_text(json.dumps(words))
+    long = "x" * 33  # longer than a word the sketch keeps: never named
+    assert data_change(path, record([(f"p{i}.png", [f"w{i:05d}"]) for i in range(999)] + [
+        ("p999.png", [f"w00999 {long} brandnew"])])) == (
+        f"{head}1,000 usable pictures then and now: captions of 1 picture edited, 1 new word (in no caption then): "
+        f"'brandnew'{tail}")

@@ -422,9 +422,39 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
 
 
 DATA_RECORD = "data_record.json"  # in a run folder: what the run started on, when it read a folder or manifest
-MAX_DATA_RECORD = 1 << 16  # bytes of a data record read back (t2i writes about 300)
+MAX_DATA_RECORD = 1 << 16  # bytes of a data record read back (t2i writes about 300, and at most 48 KB with its sketch)
 RECORD_FORMAT = 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# The sketch a record keeps of a source of up to SKETCH_PAIRS pairs, for a resume's warning to say what changed:
+# each pair's picture (its digest's first 12 hex digits) and captions (8 of theirs), 20 characters a pair, sorted;
+# and the words of its captions (casefolded runs of letters and digits, up to WORD_ROOM characters each, space
+# separated), where they fit in SKETCH_WORDS characters as JSON writes them. Either is left out where it does not fit.
+SKETCH_PAIRS = 1500
+SKETCH_WORDS = 16384
+WORD_ROOM = 32
+_PAIR = 20
+_SKETCH = re.compile(r"(?:[0-9a-f]{20})*")
+_WORD = re.compile(r"\w+")
+
+
+def _sketch(pairs: list[tuple[Path, list[str]]], digests: list[str]) -> dict[str, str]:
+    """The record's "each" and "words" (see SKETCH_PAIRS), those that fit."""
+    sketch = {}
+    if len(pairs) <= SKETCH_PAIRS:
+        sketch["each"] = "".join(sorted(d[:12] + hashlib.sha256(json.dumps(lines).encode()).hexdigest()[:8]
+                                        for (_, lines), d in zip(pairs, digests, strict=True)))
+    words: set[str] = set()
+    room = SKETCH_WORDS
+    for at in range(0, len(pairs), 4096):  # (a slice's captions read as one text: bench/data_record_sketch.py)
+        text = "\n".join(line for _, lines in pairs[at:at + 4096] for line in lines).casefold()
+        for w in set(_WORD.findall(text)) - words:
+            if len(w) <= WORD_ROOM:
+                room -= len(json.dumps(w)) - 1  # (as written: a character outside ASCII is escaped, 6 or 12 bytes)
+                if room < 0:  # (stops at the bound: a large source's vocabulary is not gathered whole)
+                    return sketch
+                words.add(w)
+    sketch["words"] = " ".join(sorted(words))
+    return sketch
 
 
 def source_record(pairs: list[tuple[Path, list[str]]], digests: list[str], base: Path) -> dict:
@@ -433,7 +463,9 @@ def source_record(pairs: list[tuple[Path, list[str]]], digests: list[str], base:
     or the manifest's folder), their pictures' bytes (digests: the sha256 the check of each picture computed, so
     nothing is read again) and their captions. A run trains on the sequence of pictures and captions alone
     (the split goes by picture bytes, the batches by position): equal "pictures" and "captions" mean the same
-    training, whatever the files are called."""
+    training, whatever the files are called. A source of up to SKETCH_PAIRS pairs also gets a sketch of each pair,
+    and one of few enough distinct caption words their list (at most 48 KB in all), for data_change to say what
+    changed."""
     names, pictures, texts = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
     prefix = os.path.join(base, "")  # (as text: Path.relative_to took 20 us a pair, 2 s for 100,000)
     for at in range(0, len(pairs), 4096):  # a slice at a time: never a second copy of every caption
@@ -443,15 +475,19 @@ def source_record(pairs: list[tuple[Path, list[str]]], digests: list[str], base:
         pictures.update("\n".join(digests[at:at + 4096]).encode() + b"\n")
         texts.update(json.dumps([lines for _, lines in chunk]).encode())
     return {"format": RECORD_FORMAT, "pairs": len(pairs), "names": names.hexdigest(),
-            "pictures": pictures.hexdigest(), "captions": texts.hexdigest()}
+            "pictures": pictures.hexdigest(), "captions": texts.hexdigest(), **_sketch(pairs, digests)}
 
 
 def is_record(obj: object) -> bool:
-    """Whether obj is a data record as source_record makes it."""
-    return (isinstance(obj, dict) and set(obj) == {"format", "pairs", "names", "pictures", "captions"}
+    """Whether obj is a data record as source_record makes it (one from before its sketch too)."""
+    return (isinstance(obj, dict) and {"format", "pairs", "names", "pictures", "captions"} <= set(obj)
+            and set(obj) <= {"format", "pairs", "names", "pictures", "captions", "each", "words"}
             and type(obj["format"]) is int and obj["format"] == RECORD_FORMAT
             and type(obj["pairs"]) is int and obj["pairs"] >= 0
-            and all(isinstance(obj[k], str) and _HEX64.fullmatch(obj[k]) for k in ("names", "pictures", "captions")))
+            and all(isinstance(obj[k], str) and _HEX64.fullmatch(obj[k]) for k in ("names", "pictures", "captions"))
+            and ("each" not in obj or isinstance(obj["each"], str) and len(obj["each"]) == _PAIR * obj["pairs"]
+                 and obj["pairs"] <= SKETCH_PAIRS and _SKETCH.fullmatch(obj["each"]) is not None)
+            and ("words" not in obj or isinstance(obj["words"], str) and len(obj["words"]) <= SKETCH_WORDS))
 
 
 def data_change(path: Path, now: dict | None) -> str | None:
@@ -459,7 +495,9 @@ def data_change(path: Path, now: dict | None) -> str | None:
     on: the record at path (DATA_RECORD, written when it started) against now (the source's record, None for
     the world, which never changes). None when the pictures and captions are the same, or when there is no
     record (a run started before t2i recorded one); a record that is not one t2i wrote (edited, cut, too
-    large) is read as far as MAX_DATA_RECORD and said in the line, and the run goes on."""
+    large) is read as far as MAX_DATA_RECORD and said in the line, and the run goes on. Where both records
+    hold a sketch, the line says what changed: pictures added and removed, captions edited, and words that no
+    caption held then (a few of them named)."""
     if now is None:
         return None
     path = Path(path)
@@ -487,8 +525,60 @@ def data_change(path: Path, now: dict | None) -> str | None:
     else:  # (files renamed, in the same order, are the same training)
         edited = " and ".join(k for k in ("pictures", "captions") if then[k] != now[k])
         what = f"{n:,} usable pictures then and now, but some {edited} were edited"
+    said = _what_changed(then, now)
+    if said and "each" in then and "each" in now:  # (what it says in place of "some captions were edited")
+        what = f"{n:,} usable pictures then, {now['pairs']:,} now" if n != now["pairs"] else \
+            f"{n:,} usable pictures then and now"
+    if said:
+        what += f": {said}"
     return (f"the data changed since this run started: {what}; a resume reads what is there now, so the result will "
             f"differ from an uninterrupted run")
+
+
+WORDS_NAMED = 3  # new caption words a data change names (each cut to WORD_SHOWN characters)
+
+
+def _what_changed(then: dict, now: dict) -> str:
+    """What the sketches of two records say changed ('' where neither tells): pictures added and removed (an
+    edited picture is both), pictures whose captions were edited, the words of the captions now that no caption
+    held then, a few of them named."""
+    from t2i_cli.errors import brief
+
+    said = []
+    if "each" in then and "each" in now:
+        def pairs(record: dict) -> Counter:
+            each = record["each"]
+            return Counter(each[i:i + _PAIR] for i in range(0, len(each), _PAIR))
+
+        def captions(record: Counter) -> dict[str, set[str]]:  # each picture's captions
+            by: dict[str, set[str]] = {}
+            for e in record:
+                by.setdefault(e[:12], set()).add(e[12:])
+            return by
+
+        old, new = pairs(then), pairs(now)
+        old_pictures, new_pictures = Counter(p[:12] for p in old.elements()), Counter(p[:12] for p in new.elements())
+        added, removed = new_pictures - old_pictures, old_pictures - new_pictures
+        old_captions, new_captions = captions(old), captions(new)
+        recaptioned = sum(old_captions[p] != new_captions[p] for p in old_captions.keys() & new_captions.keys())
+        if added:
+            said.append(f"{counted(added.total(), 'picture')} added")
+        if removed:
+            said.append(f"{removed.total():,} removed" if added else f"{counted(removed.total(), 'picture')} removed")
+        if added and removed:
+            said[-1] += " (an edited picture is both)"
+        if recaptioned:
+            said.append(f"captions of {counted(recaptioned, 'picture')} edited")
+        if old == new:  # (and their sequence differs: the batches and the split's order do)
+            said.append("the same pictures and captions in another order")
+    if "words" in then and "words" in now:
+        fresh = sorted(set(now["words"].split()) - set(then["words"].split()), key=lambda w: (-len(w), w))  # (the
+        # longest first: 'quokka' is news, 'a' seldom)
+        if fresh:
+            named = ", ".join(repr(brief(w)) for w in fresh[:WORDS_NAMED])
+            more = f" and {len(fresh) - WORDS_NAMED:,} more" if len(fresh) > WORDS_NAMED else ""
+            said.append(f"{len(fresh):,} new word{'' if len(fresh) == 1 else 's'} (in no caption then): {named}{more}")
+    return ", ".join(said)
 
 
 def _unknown_change(path: Path, why: str) -> str:
