@@ -23,7 +23,7 @@ def pairs_of(captions: list[str], base: Path) -> tuple[list, list[str]]:
     return pairs, [hashlib.sha256(str(i).encode()).hexdigest() for i in range(len(pairs))]
 
 
-def timed(pairs, digests, base: Path, reps: int, sketch: bool) -> tuple[float, int]:
+def timed(pairs, digests, base: Path, reps: int, sketch: bool) -> tuple[float, int, int]:
     real = data._sketch
     if not sketch:
         data._sketch = lambda *a: {}
@@ -35,7 +35,8 @@ def timed(pairs, digests, base: Path, reps: int, sketch: bool) -> tuple[float, i
             times.append(time.perf_counter() - t)
     finally:
         data._sketch = real
-    return statistics.median(times), len(json.dumps(record, indent=2, sort_keys=True))
+    return statistics.median(times), len(json.dumps(record, indent=2, sort_keys=True)), len(record.get("words",
+                                                                                                       "").split())
 
 
 def main() -> None:
@@ -49,10 +50,10 @@ def main() -> None:
     worlds = [scene_caption("train", i)[0] for i in range(a.world)]
     for name, captions in (("icons", icons), (f"world x{len(worlds):,}", worlds)):
         pairs, digests = pairs_of(captions, base)
-        without, size0 = timed(pairs, digests, base, a.reps, False)
-        with_, size1 = timed(pairs, digests, base, a.reps, True)
+        without, size0, _ = timed(pairs, digests, base, a.reps, False)
+        with_, size1, words = timed(pairs, digests, base, a.reps, True)
         print(f"{name:>14}: {len(pairs):>7,} pairs  record {without * 1e3:8.1f} ms ({size0:,} bytes)  with sketch "
-              f"{with_ * 1e3:8.1f} ms ({size1:,} bytes)  sketch +{(with_ - without) * 1e3:.1f} ms")
+              f"{with_ * 1e3:8.1f} ms ({size1:,} bytes, {words:,} words)  sketch +{(with_ - without) * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
