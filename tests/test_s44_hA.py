@@ -41,13 +41,20 @@ def test_a_stage_run_into_a_whole_run_is_told_how_to_extend_that_stage(whole_run
     folder", as if it were a stranger's: it names it a whole run and gives the commands that train its stage on."""
     monkeypatch.chdir(whole_run.parent)
     before = sorted(p.relative_to(whole_run) for p in whole_run.rglob("*"))
-    for stage in ("dvae", "transformer", "clip"):
+    for stage in ("transformer", "clip"):
         line = one_line_failure(run("train", "--stage", stage, "--data", "pics", "--out", "RUN", "--preset", "tiny",
                                     "--steps", "8", *COMMON), 2)
         assert line == (f"error: --out RUN is a whole run (--stage all), not a folder for a new {stage} run; to "
                         f"train its {stage} stage further: t2i train --resume RUN/{stage} --steps N, N over its 2, "
                         f"then t2i train --resume RUN to export it to RUN/weights; or pick a new or empty --out for "
                         f"a {stage} run of its own"), line
+    # a dVAE whose transformer stage has started: the run's weights keep the dVAE its transformer learned
+    line = one_line_failure(run("train", "--stage", "dvae", "--data", "pics", "--out", "RUN", "--preset", "tiny",
+                                "--steps", "8", *COMMON), 2)
+    assert line == ("error: --out RUN is a whole run (--stage all), not a folder for a new dvae run; to train its dvae "
+                    "stage further: t2i train --resume RUN/dvae --steps N, N over its 2 (its transformer stage learned "
+                    "the codes of its dVAE as it is, so RUN/weights keeps that one: a longer-trained dVAE serves a "
+                    "transformer trained anew on it); or pick a new or empty --out for a dvae run of its own"), line
     line = one_line_failure(run("train", "--stage", "tokenizer", "--data", "pics", "--out", "RUN", "--preset",
                                 "tiny", "-q"), 2)
     assert line == ("error: --out RUN is a whole run (--stage all), not a folder for a new tokenizer run; its "
@@ -64,6 +71,11 @@ def test_a_stage_run_into_a_whole_run_is_told_how_to_extend_that_stage(whole_run
     # a stage the whole run has not started yet: the whole run's resume trains it
     shutil.copytree(whole_run, tmp_path / "RUN2")
     shutil.rmtree(tmp_path / "RUN2" / "clip")
+    shutil.rmtree(tmp_path / "RUN2" / "transformer")  # (the dVAE then goes to the run's weights again)
+    line = one_line_failure(run("train", "--stage", "dvae", "--data", whole_run.parent / "pics", "--out", "RUN2",
+                                "--preset", "tiny", "--steps", "8", *COMMON), 2)
+    assert line.endswith("--steps N, N over its 2, then t2i train --resume RUN2 to export it to RUN2/weights; or "
+                         "pick a new or empty --out for a dvae run of its own"), line
     line = one_line_failure(run("train", "--stage", "clip", "--data", whole_run.parent / "pics", "--out", "RUN2",
                                 "--preset", "tiny", *COMMON), 2)
     assert line == ("error: --out RUN2 is a whole run (--stage all), not a folder for a new clip run; its clip stage "

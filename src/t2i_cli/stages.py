@@ -550,9 +550,13 @@ def whole_run_refusal(run_dir: Path, stage: str) -> str:
             over = f", N over its {read_run_config(sub).steps:,}"
         except T2IError:  # (said where it is resumed)
             over = ""
-        what = (f"to train its {stage} stage further: t2i train --resume {shell_word(sub)} --steps N{over}, then "
-                f"t2i train --resume {word} to export it to {shell_word(Path(run_dir) / 'weights')}; or pick a new "
-                f"or empty --out for a {stage} run of its own")
+        weights = shell_word(Path(run_dir) / "weights")
+        then = (f" (its transformer stage learned the codes of its dVAE as it is, so {weights} keeps that one: a "
+                f"longer-trained dVAE serves a transformer trained anew on it)"
+                if stage == "dvae" and (Path(run_dir) / "transformer" / RUN_CONFIG).is_file()
+                else f", then t2i train --resume {word} to export it to {weights}")
+        what = (f"to train its {stage} stage further: t2i train --resume {shell_word(sub)} --steps N{over}{then}; "
+                f"or pick a new or empty --out for a {stage} run of its own")
     else:
         what = (f"its {stage} stage has not started: t2i train --resume {word} trains it; or pick a new or empty "
                 f"--out for a {stage} run of its own")
