@@ -67,7 +67,10 @@ def test_a_stage_run_into_a_whole_run_is_told_how_to_extend_that_stage(whole_run
     r = run("train", "--resume", "RUN/clip", "--steps", "3", *COMMON)
     assert r.exit_code == 0, r.stderr
     r = run("train", "--resume", "RUN", *COMMON)
-    assert r.exit_code == 0 and "clip" in r.stdout, r.stderr
+    assert r.exit_code == 0, r.stderr
+    clip = "clip.safetensors"  # the extended CLIP is the run's now
+    assert (tmp_path / "RUN" / "weights" / clip).read_bytes() == (tmp_path / "RUN" / "clip" / clip).read_bytes() \
+        != (whole_run / "weights" / clip).read_bytes()
     # a stage the whole run has not started yet: the whole run's resume trains it
     shutil.copytree(whole_run, tmp_path / "RUN2")
     shutil.rmtree(tmp_path / "RUN2" / "clip")
