@@ -52,10 +52,13 @@ preview viber camscanner
 # WeChat's camera's "wx_camera_1690000000000", "wx camera")
 # A stock photo site's download named after its photographer: Pexels' "pexels-anna-shvets-4587991" (its user and the
 # photo's number) and Unsplash's "markus-spiske-iar-afB0QQw-unsplash" (the user and the photo's id of 11 letters,
-# digits, - or _, a capital or digit among them): the photographer's name was the caption ("pexels anna shvets",
-# "markus spiske iar af b 0q qw unsplash"); no caption, as "pexels-photo-1234567" is none
+# digits, - or _, a capital or a digit glued to a small letter among them: "over-lake-2" of
+# "sunset-over-lake-2-unsplash" is words and a counter, no id, and that name was no caption): the photographer's name
+# was the caption ("pexels anna shvets", "markus spiske iar af b 0q qw unsplash"); no caption, as
+# "pexels-photo-1234567" is none
 _STOCK_AUTHOR = re.compile(r"\s*pexels-[^\W_](?:[\w-]*[^\W_])?-\d{5,}\s*"
-                           r"|[^\W_][\w-]*-(?=[\w-]{0,10}[A-Z0-9])[A-Za-z0-9_-]{11}-unsplash\s*")
+                           r"|[^\W_][\w-]*-(?=[\w-]{0,10}[A-Z]|[\w-]{0,9}(?:[a-z]\d|\d[a-z]))[A-Za-z0-9_-]{11}"
+                           r"-unsplash\s*")
 # WhatsApp Desktop's save in any language, its "at" translated ("WhatsApp Bild 2024-05-01 um 10.31.02", "WhatsApp
 # Image 2024-05-01 à 10.31.02", "WhatsApp Afbeelding ... om ...", with the _1a2b3c4d of a later version: were
 # "whatsapp bild um", "whatsapp image à"; a later one's "Imagen de WhatsApp ... a las ...", "Image WhatsApp ... à
@@ -235,8 +238,18 @@ def _random_id(piece: str) -> bool:
             and re.search("[a-z]", piece) and re.search("[A-Z]", piece) and _ID_BREAKS.search(piece):
         return True
     letters = re.findall("[A-Za-z]+", piece)  # (a word among them, "R2D2Robot": a name, not an id)
-    return len(re.findall("[0-9]+", piece.strip("0123456789"))) >= 2 and len(letters) >= 3 \
-        and not any(re.fullmatch("[A-Z][a-z]{2,}|[a-z]{4,}", run) for run in letters)
+    if len(re.findall("[0-9]+", piece.strip("0123456789"))) >= 2 and len(letters) >= 3 \
+            and not any(re.fullmatch("[A-Z][a-z]{2,}|[a-z]{4,}", run) for run in letters):
+        return True
+    # ... or, of both cases, where a small letter follows a digit and two of its parts in camel case hold a small
+    # letter and no vowel, no syllable of a word ("6nGisiWgNZ": n and Wg; not a small letter that begins it, "iPad";
+    # "3DsMax2024", "MrBean2", "mp3Player" hold one such part, "TicTacToe2", "R2D2Robot" none; ShareX's "6nGisiWgNZ"
+    # was "6n gisi wg nz")
+    runs = re.findall("[A-Za-z]+|[0-9]+", " ".join(parts))
+    vowelless = [t for k, t in enumerate(runs) if re.search("[a-z]", t) and not re.search("[aeiouyAEIOUY]", t)
+                 and (k > 0 or len(t) > 1)]
+    return len(vowelless) >= 2 and re.search("[a-z]", piece) is not None and re.search("[A-Z]", piece) is not None \
+        and re.search(r"\d[a-z]", piece) is not None
 
 
 # a file manager's copy: macOS' "bird copy", "bird copy 2"; Windows' "bird - Copy", "bird - Copy (2)" (not "edit-copy");
@@ -245,9 +258,14 @@ def _random_id(piece: str) -> bool:
 # Windows and macOS name them ("bird - Kopie", "bird - Copie (2)", "bird copia 2"; Google Drive's "Kopie von bird",
 # "Copie de bird": were "bird kopie", "kopie von bird")
 _COPY_WORDS = "kopie|copie|copia|cópia|kopia|kopio|kópia|копия|コピー|副本|복사본"
+# ... not a phrase of the language that begins as a copy's name does, its next word no name's but the phrase's:
+# "copia de seguridad" (a backup: was "seguridad"), "copia de respaldo", "cópia de segurança", "copie de sauvegarde",
+# "kopia zapasowa", "kopia bezpieczeństwa"; Google Drive's "Copia de foto", "Copie de bird" are still copies
+_COPY_PHRASES = "seguridad|respaldo|segurança|seguranca|sauvegarde|zapasowa|bezpieczeństwa|bezpieczenstwa"
 _COPY = re.compile(rf"(?:\s+-)?\s+(?:copy|{_COPY_WORDS})(?:\s*\(?\d+\)?)?\s*$"
                    r"|\s*\((?:copy|another copy|\d+(?:st|nd|rd|th) copy)\)\s*$"
-                   r"|^\s*(?:copy(?:\s*\(\d+\))?\s+of|kopie von|copie de|copia de|cópia de|kopia)\s+", re.IGNORECASE)
+                   r"|^\s*(?:copy(?:\s*\(\d+\))?\s+of|kopie von|copie de|copia de|cópia de|kopia)\s+"
+                   rf"(?!(?:{_COPY_PHRASES})(?![^\W_]))", re.IGNORECASE)
 
 
 def _uncopied(name: str) -> str:
@@ -315,6 +333,19 @@ _PICTURE_SUFFIX = re.compile(r"(?:\.(?:%s))+(?=\s*(?:\(\d{1,4}\))?\s*$)"
 # realesrgan x 4 plus", "bird min"; not minutes, "workout-30-min")
 _TOOL_SUFFIX = re.compile(r"(?:[\s_-]removebg(?:[\s_-]preview)?|[\s_-]upscayl[\s_-]\d+x[\s_-].*|(?<=[^\W\d_])-min)"
                           r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
+# ... but not a Korean given name's last syllable: a name of a surname and a given name of two syllables, each written
+# apart as romanized ("park-ji-min", "Kim Ji-min", "lee_seung_min" were "park ji", "kim ji", "lee seung"), is one
+# romanized syllable each before "-min" (_SYLLABLE: an initial, a vowel, a final); a stem TinyPNG's "-min" follows is
+# a word of its own, no syllable ("hero-image-min", "logo-min", "red-bird-min": "red" and "bird" are none)
+_SYLLABLE = (r"(?:kk|tt|pp|ss|jj|ch|sh|[gkndtrlmbpsjhyw])?(?:yeo|yae|wae|eo|ae|ya|ye|wa|oe|yo|wo|we|wi|yu|eu|ui|oo|ee"
+             r"|oi|ou|[aeiou])(?:ng|rk|[kntlmph])?")
+_KOREAN_NAME = re.compile(rf"\s*{_SYLLABLE}[\s_-]+{_SYLLABLE}", re.IGNORECASE)
+
+
+def _tool_suffix_dropped(name: str) -> str:
+    """A name without what a tool adds to it (_TOOL_SUFFIX), a Korean given name's "-min" kept (_KOREAN_NAME)."""
+    return _TOOL_SUFFIX.sub(lambda m: m.group(0) if m.group(0).lower() == "-min"
+                            and _KOREAN_NAME.fullmatch(m.string[:m.start()]) else "", name)
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
 # A number that ends a name after a word and a space, _ or -, of 1 to 4 digits without a leading zero ("route 66",
 # "route_66", "apollo-11", "windows 7", "formula 1", "paris 2019"), is taken for part of its name; a file
@@ -484,7 +515,7 @@ def caption_of(name: str) -> str | None:
     name = _KEYCAP_CHARS.sub(lambda m: f" keycap {unicodedata.name(m.group(1)).lower()} ", name)
     name = "".join(f" {unicodedata.name(ch, '').replace('-', _NAME_HYPHEN)} " if unicodedata.category(ch) == "So"
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
-    name = _UNTITLED.sub(" untitled ", _PICTURE_SUFFIX.sub("", _TOOL_SUFFIX.sub("", _uncopied(name))))
+    name = _UNTITLED.sub(" untitled ", _PICTURE_SUFFIX.sub("", _tool_suffix_dropped(_uncopied(name))))
     # a number after "No." is the name's ("Symphony No. 5" was "symphony no", its number taken for a counter)
     name = re.sub(r"(?<![^\W_])(no|nr|nº|№)\.?\s*(?=[1-9])", r"\1 ", name, flags=re.IGNORECASE)
     name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
