@@ -128,22 +128,22 @@ def test_copies_of_one_numbered_name_are_no_series(tmp_path: Path):
     three times, not a series "route 66", "route 67", "route 68": `data caption` captioned all three "route"; a
     series of three numbers still loses them."""
     folder = _pictures(tmp_path / "pics", "route 66.png", "route 66 copy.png", "route 66 - Copy (2).png",
-                       "beach 10.png", "beach 11.png", "beach 12.png")
+                       "beach 1.png", "beach 2.png", "beach 3.png")
     got = _caption(folder)
     assert got == {"route 66.txt": "route 66", "route 66 copy.txt": "route 66", "route 66 - Copy (2).txt": "route 66",
-                   "beach 10.txt": "beach", "beach 11.txt": "beach", "beach 12.txt": "beach"}, got
+                   "beach 1.txt": "beach", "beach 2.txt": "beach", "beach 3.txt": "beach"}, got
 
 
 def test_a_picture_added_to_a_captioned_series_is_captioned_as_the_series(tmp_path: Path):
-    """`data caption` on "beach 10" .. "beach 12" wrote "beach" each; "beach 13.png" added later, and `data caption`
-    run again, wrote "beach 13" (only the pictures without a caption made the series, and one is none): now
+    """`data caption` on "beach 1" .. "beach 3" wrote "beach" each; "beach 4.png" added later, and `data caption`
+    run again, wrote "beach 4" (only the pictures without a caption made the series, and one is none): now
     "beach", as its series; one new "apollo 11" beside a captioned "route 66" keeps its number."""
-    folder = _pictures(tmp_path / "pics", "beach 10.png", "beach 11.png", "beach 12.png", "route 66.png")
+    folder = _pictures(tmp_path / "pics", "beach 1.png", "beach 2.png", "beach 3.png", "route 66.png")
     _caption(folder)
-    _pictures(folder, "beach 13.png", "apollo 11.png")
+    _pictures(folder, "beach 4.png", "apollo 11.png")
     got = _caption(folder)
-    assert got == {"beach 10.txt": "beach", "beach 11.txt": "beach", "beach 12.txt": "beach",
-                   "beach 13.txt": "beach", "route 66.txt": "route 66", "apollo 11.txt": "apollo 11"}, got
+    assert got == {"beach 1.txt": "beach", "beach 2.txt": "beach", "beach 3.txt": "beach",
+                   "beach 4.txt": "beach", "route 66.txt": "route 66", "apollo 11.txt": "apollo 11"}, got
 
 
 # ------------------------------------------------------------------------------------------------- --top-k 1

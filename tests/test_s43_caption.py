@@ -12,11 +12,13 @@ from test_s42_caption import _captions, _pictures
 def test_numbers_of_names_that_do_not_count_are_no_counters_series(tmp_path: Path):
     """"windows_95", "windows_98", "windows_2000" in one folder were all captioned "windows": three names of one
     base made a counter's series whatever their numbers. A counter numbers pictures one after another: a series of
-    numbers of two digits or more holds two in a row ("beach-10" .. "beach-12", "walk_10", "walk_11", "walk_13"),
-    and one of one digit each is a counter as before ("bird_1" .. "bird_3", "walk_1" beside "walk_5"); a name
+    numbers of two digits or more holds its start ("walk_1", "walk_10", "walk_11", "walk_13"; since session 44
+    "beach-10" .. "beach-12" keep theirs, as "iphone 12" .. "iphone 14" do: series_captions), and one of one digit
+    each is a counter as before ("bird_1" .. "bird_3", "walk_1" beside "walk_5"); a name
     alone keeps its number ("cat_12"), and so do names whose numbers are apart ("cat_12", "cat_40", "cat_95")."""
     pics = _pictures(tmp_path / "pics", "windows_95", "windows_98", "windows_2000", "bird_1", "bird_2", "bird_3",
-                     "beach-10", "beach-11", "beach-12", "walk_10", "walk_11", "walk_13", "step_1", "step_5",
+                     "beach-10", "beach-11", "beach-12", "walk_1", "walk_10", "walk_11", "walk_13", "step_1",
+                     "step_5",
                      "level-10", "level-20", "level-30", "frog_001", "frog_002", "frog_003")
     _pictures(tmp_path / "pics" / "alone", "cat_12")
     _pictures(tmp_path / "pics" / "apart", "cat_12", "cat_40", "cat_95")
@@ -24,9 +26,9 @@ def test_numbers_of_names_that_do_not_count_are_no_counters_series(tmp_path: Pat
     assert r.exit_code == 0, r.stderr
     assert _captions(pics) == {
         "windows_95": "windows 95", "windows_98": "windows 98", "windows_2000": "windows 2000",
-        "bird_1": "bird", "bird_2": "bird", "bird_3": "bird", "beach-10": "beach", "beach-11": "beach",
-        "beach-12": "beach", "walk_10": "walk", "walk_11": "walk", "walk_13": "walk", "step_1": "step",
-        "step_5": "step", "level-10": "level 10", "level-20": "level 20", "level-30": "level 30",
+        "bird_1": "bird", "bird_2": "bird", "bird_3": "bird", "beach-10": "beach 10", "beach-11": "beach 11",
+        "beach-12": "beach 12", "walk_1": "walk", "walk_10": "walk", "walk_11": "walk", "walk_13": "walk",
+        "step_1": "step", "step_5": "step", "level-10": "level 10", "level-20": "level 20", "level-30": "level 30",
         "frog_001": "frog", "frog_002": "frog", "frog_003": "frog"}
     assert _captions(pics / "alone") == {"cat_12": "cat 12"}
     assert _captions(pics / "apart") == {"cat_12": "cat 12", "cat_40": "cat 40", "cat_95": "cat 95"}

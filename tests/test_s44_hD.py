@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from conftest import run
 from t2i_cli.name_captions import _random_id, caption_of
+from test_s42_caption import _captions, _pictures
 
 
 def test_a_korean_given_names_min_is_no_tinypng_suffix():
@@ -50,3 +54,21 @@ def test_a_random_id_of_both_cases_with_vowelless_parts_is_no_word():
              "3DsMax2024": "3 ds max", "MrBean2Movie": "mr bean 2 movie", "mp3Player": "mp 3 player",
              "iPhone15ProMax": "i phone 15 pro max", "NaNoWriMo2023": "na no wri mo", "4kVideoHD": "4k video hd"}
     assert {name: caption_of(name) for name in words} == words
+
+
+def test_a_counter_counts_from_its_start_and_a_products_versions_keep_their_numbers(tmp_path: Path):
+    """"iphone 12" .. "iphone 14" and "windows 7", "windows 8", "windows 10" were captioned "iphone", "windows" (two
+    numbers in a row made a counter's series), while a counter with gaps, "bird 1", "bird 4", "bird 12", "bird 19",
+    kept its numbers. A counter counts from its start (1, or the name alone) and numbers one picture in five at
+    least up to its largest; a series without its start is a counter's only where it is long (10 names or more,
+    two in a row: "walk 10" .. "walk 21"); names' numbers far apart keep theirs ("route 1", "route 66", "route 101")."""
+    pics = _pictures(tmp_path / "pics", "iphone 12", "iphone 13", "iphone 14", "windows 7", "windows 8",
+                     "windows 10", "bird 1", "bird 4", "bird 12", "bird 19", "route 1", "route 66", "route 101",
+                     *(f"walk {i}" for i in range(10, 22)))
+    r = run("data", "caption", pics, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert _captions(pics) == {
+        "iphone 12": "iphone 12", "iphone 13": "iphone 13", "iphone 14": "iphone 14", "windows 7": "windows 7",
+        "windows 8": "windows 8", "windows 10": "windows 10", "bird 1": "bird", "bird 4": "bird", "bird 12": "bird",
+        "bird 19": "bird", "route 1": "route 1", "route 66": "route 66", "route 101": "route 101",
+        **{f"walk {i}": "walk" for i in range(10, 22)}}

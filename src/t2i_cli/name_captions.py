@@ -674,21 +674,26 @@ class CaptionPlan:
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
 SERIES_OF_DIGITS = 2  # ... where its numbers are one digit each ("bird" and macOS' copy "bird 2"; "cat_1", "cat_2"),
 # not "route 1" beside "route 66"
+COUNTER_SHARE = 5  # a series is a counter's where it holds its start (1, or the name without a number) and one
+# picture in COUNTER_SHARE at least of the numbers up to its largest (series_captions)
+COUNTER_RUN = 10  # ... or, without its start, where it is this many names or more, two numbers in a row among them
 
 
 def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     """Take the number off captions that end in one (caption_of keeps "route 66") where a folder holds a series
-    of SERIES or more names that are one caption with or without a number at its end ("beach 10" .. "beach 12",
-    or "beach 9" beside "beach 10" and "beach 11": the counter of one name, captioned "beach"), or SERIES_OF_DIGITS
-    where its numbers are one digit each ("bird" beside macOS' copy "bird 2", "cat_1" beside "cat_2"). A series
-    whose numbers are not all of one digit holds two in a row (n and n + 1): a counter numbers pictures one after
-    another, so a folder's series of it has neighbours unless all but every other picture was taken out, where the
-    numbers of names rarely are ("windows 95", "windows 98", "windows 2000"; "route 1", "route 66", "route 101";
-    "level 10" .. "level 100" in tens keep theirs; "iphone 12" .. "iphone 14" look like a counter all the same). A
+    of SERIES or more names that are one caption with or without a number at its end ("beach 1" .. "beach 3", or
+    "beach" beside "beach 2" and "beach 3": the counter of one name, captioned "beach"), or SERIES_OF_DIGITS where
+    its numbers are one digit each ("bird" beside macOS' copy "bird 2", "cat_1" beside "cat_2"). A counter counts
+    from its start: the series holds it (the name without a number, or 1) and one number in COUNTER_SHARE at least
+    up to its largest, gaps and all ("bird 1", "bird 4", "bird 12", "bird 19"), where a product's versions start
+    later ("iphone 12" .. "iphone 14", "windows 7", "windows 8", "windows 10", "windows 95", "windows 98", "windows
+    2000" keep theirs) and names' numbers are sparse ("route 1", "route 66", "route 101"; "level 1", "level 10" ..
+    "level 30"); a series without its start is a counter's only where it is long, COUNTER_RUN names or more with
+    two numbers in a row among them ("shot 10" .. "shot 608": a count split between folders). A
     name alone keeps its number ("cat_12": no series shows it counting). Each name
     without a number is one step of the series, each different number one: copies of one named number ("route 66",
     "route 66 copy", "route 66 (1)", all captioned "route 66") are one name, not a series of it. The names of the
-    pictures captioned already (captioned) count too: "beach 13" added to a folder whose "beach 10" .. "beach 12"
+    pictures captioned already (captioned) count too: "beach 4" added to a folder whose "beach 1" .. "beach 3"
     were captioned by an earlier run is "beach", as they are."""
     def split(caption: str) -> tuple[str, str | None]:  # ("beach", "10") of "beach 10"; ("beach", None) of "beach"
         m = re.fullmatch(rf"(.+) ({_NAME_NUMBER})", caption)
@@ -719,14 +724,21 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     for key, txts in groups.items():
         unnumbered, numbers = steps[key]
         digits = numbers and all(len(n) == 1 for n in numbers)  # ("bird" and "bird 2"; not "route 1", "route 66")
-        # a counter counts: of numbers of two digits or more, two in a row ("beach 10", "beach 11"; "windows 95",
-        # "windows 98", "windows 2000" were all "windows")
+        # a counter counts from its start, the name without a number or 1 ("bird", "bird 2"; "beach 1" .. "beach 3"),
+        # and numbers one picture in COUNTER_SHARE at least up to its largest, gaps and all ("bird 1", "bird 4",
+        # "bird 12", "bird 19" kept theirs); a product's versions start later ("iphone 12" .. "iphone 14", "windows 7",
+        # "windows 8", "windows 10" were all "iphone", "windows"), and names' numbers are sparse ("route 1",
+        # "route 66", "route 101"; "level 1", "level 10" .. "level 30"). Only a long series, COUNTER_RUN names or
+        # more with two numbers in a row, is a counter without its start (a count split between folders, "shot 10"
+        # .. "shot 608")
         values = {int(n) for n in numbers}  # (once: a set made for each number took seconds for a folder of
         # thousands of numbers none of them in a row, "shot 10", "shot 12", ...)
-        counts = digits or any(v + 1 in values for v in values)
+        names = len(unnumbered) + len(numbers)
+        counts = bool(numbers) and names * COUNTER_SHARE >= max(values) and (
+            bool(unnumbered) or 1 in values or names >= COUNTER_RUN and any(v + 1 in values for v in values))
         # ... and a number marked as one, "Symphony No. 5" .. "Symphony No. 7", is each one's name (not "symphony no")
         counts = counts and re.search(r"(?<![^\W_])(?:no|nr|nº|№)$", key[1]) is None
-        if counts and len(unnumbered) + len(numbers) >= (SERIES_OF_DIGITS if digits else SERIES):
+        if counts and names >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
 
