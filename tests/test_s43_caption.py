@@ -79,9 +79,10 @@ def test_an_emoji_sequences_joiner_is_no_unknown_word():
 
     tok = TextTokenizer.train(["a red bird", "a blue fish"] * 4, vocab_size=64)
     family, rainbow = "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f3f3\ufe0f\u200d\U0001f308"
-    assert tok.encode(f"a red bird {family}", 16).unknown_words == ["\U0001f468", "\U0001f469", "\U0001f467"]
-    assert tok.unread_words(f"a red bird {family}") == (["\U0001f468", "\U0001f469", "\U0001f467"], 6)
-    assert tok.unread_words(f"a {rainbow} fish") == (["\U0001f3f3", "\U0001f308"], 4)
+    # (since session 44 a sequence is one word, its members not three: tests/test_s44_hD.py)
+    assert tok.encode(f"a red bird {family}", 16).unknown_words == [family]
+    assert tok.unread_words(f"a red bird {family}") == ([family], 4)
+    assert tok.unread_words(f"a {rainbow} fish") == ([rainbow], 3)
 
 
 def test_an_emoji_sequence_is_one_word_of_a_prompt_not_its_joiners_too():

@@ -72,3 +72,21 @@ def test_a_counter_counts_from_its_start_and_a_products_versions_keep_their_numb
         "windows 8": "windows 8", "windows 10": "windows 10", "bird 1": "bird", "bird 4": "bird", "bird 12": "bird",
         "bird 19": "bird", "route 1": "route 1", "route 66": "route 66", "route 101": "route 101",
         **{f"walk {i}": "walk" for i in range(10, 22)}}
+
+
+def test_an_emoji_sequence_is_one_unknown_word_not_its_members():
+    """A family emoji ("👨" ZWJ "👩" ZWJ "👧") in a caption was three unknown words to unread_words (the tokenizer
+    stage's share of unknown caption words) and to a prompt's unknown words, and three words among a caption's:
+    it is one word, as TextTokenizer.words reads it, unknown where a member is. A sequence the vocabulary learned
+    is no unknown word; one of its members it lacks makes the whole unknown; two keycaps are two words."""
+    from t2i_cli.models.tokenizer import TextTokenizer
+
+    family, boy = "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f468\u200d\U0001f466"
+    tok = TextTokenizer.train(["a red bird", "a blue fish"] * 4, vocab_size=64)
+    assert tok.unread_words(f"a red bird {family}") == ([family], 4)
+    assert tok.encode(f"a red bird {family}", 16).unknown_words == [family]
+    assert tok.unread_words("#\ufe0f\u20e3#\ufe0f\u20e3 bird") == (["#\ufe0f\u20e3", "#\ufe0f\u20e3"], 3)
+    learned = TextTokenizer.train([f"a red bird {family}", "a blue fish"] * 4, vocab_size=200)
+    assert learned.unread_words(f"a red bird {family}") == ([], 4)
+    assert learned.encode(f"a {family}", 16).unknown_words == []
+    assert learned.unread_words(boy) == ([boy], 1)

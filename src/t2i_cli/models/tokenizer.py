@@ -282,9 +282,27 @@ class TextTokenizer:
         characters that draw nothing are not read, as encode() does not read them, and a sequence's glue between
         emoji is no word (_glue)."""
         text = without_format(text)
-        enc = self.tokenizer.encode(text)
-        words = [(word, ids) for w, ids in self._pieces(enc).items() if not _glue(word := self._word(text, enc, w))]
-        return [word for word, ids in words if self.unk_id in ids], len(words)
+        words = self._sequences(text, self.tokenizer.encode(text))
+        return [word for word, members in words if any(self.unk_id in ids for _, ids in members)], len(words)
+
+    def _sequences(self, text: str, enc) -> list[tuple[str, list[tuple[str, list[int]]]]]:
+        """The pre-tokenizer's words of text with an emoji sequence read whole, as words() reads it: each word, and
+        the words it is made of but its glue, with their token ids ("👨" ZWJ "👩" ZWJ "👧", a family: one word of
+        three, each emoji read as unknown apart, where a sequence's glue is no word; unread_words and
+        unknown_words named its members as three unknown words, and counted three words)."""
+        merged: list[tuple[int, int, list[tuple[str, list[int]]]]] = []
+        glued = False
+        for w, ids in self._pieces(enc).items():
+            start, end = _whole(text, enc.word_to_chars(w))
+            word = text[start:end]
+            glue = _glue(word)
+            member = [] if glue else [(word, ids)]
+            if merged and (glue or glued) and start == merged[-1][1]:
+                merged[-1] = (merged[-1][0], end, merged[-1][2] + member)
+            elif not glue:
+                merged.append((start, end, member))
+            glued = glue and not word.endswith(KEYCAP)  # (a keycap ends its emoji: "#️⃣#️⃣" is two)
+        return [(text[start:end], members) for start, end, members in merged]
 
     @staticmethod
     def _pieces(enc) -> dict[int, list[int]]:
@@ -295,11 +313,6 @@ class TextTokenizer:
                 pieces.setdefault(word_index, []).append(token_id)
         return pieces
 
-    @staticmethod
-    def _word(text: str, enc, word_index: int) -> str:
-        start, end = _whole(text, enc.word_to_chars(word_index))
-        return text[start:end]
-
     def _unknown_words(self, text: str, enc) -> list[str]:
         """Words that became [UNK] or were split into several pieces (a trained word is one piece). A word of a
         script written without spaces (Chinese, Japanese, Thai) is a phrase, or a whole caption, to the
@@ -307,9 +320,8 @@ class TextTokenizer:
         says it holds what the model never saw ("红色的鱼" as "红色的" and "鱼" read as unknown where "a red fish"
         did not)."""
         words: dict[str, None] = {}  # in order, each once (a list's `in` made a long prompt quadratic)
-        for word_index, ids in self._pieces(enc).items():
-            word = self._word(text, enc, word_index)
-            if (self.unk_id in ids or (len(ids) > 1 and not _unspaced(word))) and not _glue(word):
+        for word, members in self._sequences(text, enc):
+            if any(self.unk_id in ids or (len(ids) > 1 and not _unspaced(member)) for member, ids in members):
                 words.setdefault(word)
         return list(words)
 
