@@ -4,7 +4,7 @@ icon, theme and package names), captioned in a fresh process per build and round
 median seconds per build and how many captions differ between them (the older build's source given as a folder,
 e.g. made with `git archive REV src | tar x -C DIR`).
 
-Usage: python bench/caption_speed.py OLD_SRC [--reps 5] [--roots /usr/share /usr/lib]
+Usage: python bench/caption_speed.py OLD_SRC [--reps 5] [--roots /usr/share /usr/lib] [--show 12]
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("old_src")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--roots", nargs="+", default=["/usr/share", "/usr/lib"])
+    ap.add_argument("--show", type=int, default=12, help="how many of the differing captions to print")
     args = ap.parse_args()
     names = stems(args.roots)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"caption_speed_{os.getpid()}.json"
@@ -73,7 +74,7 @@ def main() -> None:
         print(f"{build}: {med:.3f} s ({ts}), {1e3 * med / len(names):.3f} ms a name")
     differ = [(n, a, b) for n, a, b in zip(names, captions["old"], captions["new"], strict=True) if a != b]
     print(f"captions that differ: {len(differ)} of {len(names)}")
-    for n, a, b in differ[:12]:
+    for n, a, b in differ[:args.show]:
         print(f"  {n!r}: old {a!r}, new {b!r}")
 
 
