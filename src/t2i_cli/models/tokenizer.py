@@ -255,15 +255,7 @@ class TextTokenizer:
                 spans.setdefault(_whole(text, enc.word_to_chars(word_index)), []).append(pos)
         # an emoji sequence's glue and the emoji after it are one word with the emoji before it (_glue: "👨" ZWJ "👩"
         # ZWJ "👧", a family, was five words, two of them the invisible joiner, each a `rerank --explain` panel)
-        merged: list[tuple[int, int, list[int]]] = []
-        glued = False
-        for (start, end), positions in spans.items():
-            glue = _glue(text[start:end])
-            if merged and (glue or glued) and start == merged[-1][1]:
-                merged[-1] = (merged[-1][0], end, merged[-1][2] + positions)
-            else:
-                merged.append((start, end, positions))
-            glued = glue and not text[start:end].endswith(KEYCAP)  # (a keycap ends its emoji: "#️⃣#️⃣" is two)
+        merged = _sequences(text, ((start, end, positions) for (start, end), positions in spans.items()))
         return [(text[start:end], positions) for start, end, positions in merged]
 
     def empty(self, text_len: int) -> list[int]:
@@ -282,27 +274,19 @@ class TextTokenizer:
         characters that draw nothing are not read, as encode() does not read them, and a sequence's glue between
         emoji is no word (_glue)."""
         text = without_format(text)
-        words = self._sequences(text, self.tokenizer.encode(text))
+        words = self._whole_words(text, self.tokenizer.encode(text))
         return [word for word, members in words if any(self.unk_id in ids for _, ids in members)], len(words)
 
-    def _sequences(self, text: str, enc) -> list[tuple[str, list[tuple[str, list[int]]]]]:
+    def _whole_words(self, text: str, enc) -> list[tuple[str, list[tuple[str, list[int]]]]]:
         """The pre-tokenizer's words of text with an emoji sequence read whole, as words() reads it: each word, and
         the words it is made of but its glue, with their token ids ("👨" ZWJ "👩" ZWJ "👧", a family: one word of
         three, each emoji read as unknown apart, where a sequence's glue is no word; unread_words and
         unknown_words named its members as three unknown words, and counted three words)."""
-        merged: list[tuple[int, int, list[tuple[str, list[int]]]]] = []
-        glued = False
+        words = []
         for w, ids in self._pieces(enc).items():
             start, end = _whole(text, enc.word_to_chars(w))
-            word = text[start:end]
-            glue = _glue(word)
-            member = [] if glue else [(word, ids)]
-            if merged and (glue or glued) and start == merged[-1][1]:
-                merged[-1] = (merged[-1][0], end, merged[-1][2] + member)
-            elif not glue:
-                merged.append((start, end, member))
-            glued = glue and not word.endswith(KEYCAP)  # (a keycap ends its emoji: "#️⃣#️⃣" is two)
-        return [(text[start:end], members) for start, end, members in merged]
+            words.append((start, end, [] if _glue(text[start:end]) else [(text[start:end], ids)]))
+        return [(text[start:end], members) for start, end, members in _sequences(text, words) if members]
 
     @staticmethod
     def _pieces(enc) -> dict[int, list[int]]:
@@ -320,7 +304,7 @@ class TextTokenizer:
         says it holds what the model never saw ("红色的鱼" as "红色的" and "鱼" read as unknown where "a red fish"
         did not)."""
         words: dict[str, None] = {}  # in order, each once (a list's `in` made a long prompt quadratic)
-        for word, members in self._sequences(text, enc):
+        for word, members in self._whole_words(text, enc):
             if any(self.unk_id in ids or (len(ids) > 1 and not _unspaced(member)) for member, ids in members):
                 words.setdefault(word)
         return list(words)
@@ -334,6 +318,22 @@ _UNSPACED = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30
 def _unspaced(word: str) -> bool:
     """Whether a word holds a character of a script written without spaces between words."""
     return any(lo <= ord(ch) <= hi for ch in word for lo, hi in _UNSPACED)
+
+
+def _sequences(text: str, words: Iterable[tuple[int, int, list]]) -> list[tuple[int, int, list]]:
+    """Words of text, (start, end, what each carries: a list) in order, with an emoji sequence's glue and the emoji
+    after it made one word with the emoji before it, their lists joined (_glue; a keycap ends its emoji: "#️⃣#️⃣" is
+    two)."""
+    merged: list[tuple[int, int, list]] = []
+    glued = False
+    for start, end, items in words:
+        glue = _glue(text[start:end])
+        if merged and (glue or glued) and start == merged[-1][1]:
+            merged[-1] = (merged[-1][0], end, merged[-1][2] + items)
+        else:
+            merged.append((start, end, items))
+        glued = glue and not text[start:end].endswith(KEYCAP)
+    return merged
 
 
 def _whole(text: str, span: tuple[int, int]) -> tuple[int, int]:
