@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 
 from t2i_cli.errors import OutputError, counted
 from t2i_cli.files import IMAGE_SUFFIXES, not_utf8, write_if_absent
+from t2i_cli.models.tokenizer import BLACK_FLAG, KEYCAP
 
 SOURCES = ("name", "folder")  # what a caption is made from: the picture's file name, or its folder's name
 
@@ -155,13 +156,13 @@ _JOINERS = {0x200D, 0xFE0E, 0xFE0F, *range(0xE0020, 0xE0080)}  # a sequence's gl
 _REGIONAL = 0x1F1E6
 _FLAG = re.compile("([\U0001F1E6-\U0001F1FF])[\\s_-]*([\U0001F1E6-\U0001F1FF])")  # (written U+1F1FA U+1F1F8 too:
 # each read apart, "regional indicator symbol letter u regional indicator symbol letter s")
-_KEYCAP = 0x20E3
+_KEYCAP = ord(KEYCAP)  # (the tokenizer's: one definition)
 # a subdivision's flag is a black flag, tag letters of its code and a cancel tag ("1f3f4-e0067-e0062-e0065-e006e-e0067-
 # e007f", 🏴 + "gbeng": England's; the tags, no words, were dropped: England, Scotland, Wales and the black flag were
 # one caption, "waving black flag"): "flag england", or the code of another ("flag usca")
-_BLACK_FLAG, _CANCEL_TAG = 0x1F3F4, 0xE007F
+_BLACK_FLAG, _CANCEL_TAG = ord(BLACK_FLAG), 0xE007F
 _SUBDIVISIONS = {"gbeng": "england", "gbsct": "scotland", "gbwls": "wales"}
-_TAG_FLAG = re.compile("\U0001F3F4([\U000E0020-\U000E007E]+)\U000E007F")
+_TAG_FLAG = re.compile(BLACK_FLAG + "([\U000E0020-\U000E007E]+)\U000E007F")
 
 
 def _tags_after(points: list[int | None], i: int) -> list[int]:
@@ -181,8 +182,12 @@ def _subdivision(code: str) -> str:
     return f"flag {_SUBDIVISIONS.get(code, code)}"
 
 
+# the words that mark a number as a name's ("Symphony No. 5", "Nr. 3", "№ 7"): a number after one is the name's ...
+_NUMBER_MARKS = "no|nr|nº|№"
+_NUMBER_MARKED = re.compile(rf"(?<![^\W_])({_NUMBER_MARKS})\.?\s*(?=[1-9])", re.IGNORECASE)
+_NUMBER_MARK_END = re.compile(rf"(?<![^\W_])(?:{_NUMBER_MARKS})$")  # ... a series' caption ending in one: no counter
 _KEYCAP_BASES = {0x23, 0x2A, *range(0x30, 0x3A)}
-_KEYCAP_CHARS = re.compile("([#*0-9])\ufe0f?\u20e3")
+_KEYCAP_CHARS = re.compile("([#*0-9])\ufe0f?" + KEYCAP)
 
 
 def _code_point(piece: str, digits_too: bool) -> int | None:
@@ -517,7 +522,7 @@ def caption_of(name: str) -> str | None:
                    or 0x1F3FB <= ord(ch) <= 0x1F3FF else " " if ord(ch) in _JOINERS else ch for ch in name)
     name = _UNTITLED.sub(" untitled ", _PICTURE_SUFFIX.sub("", _tool_suffix_dropped(_uncopied(name))))
     # a number after "No." is the name's ("Symphony No. 5" was "symphony no", its number taken for a counter)
-    name = re.sub(r"(?<![^\W_])(no|nr|nº|№)\.?\s*(?=[1-9])", r"\1 ", name, flags=re.IGNORECASE)
+    name = _NUMBER_MARKED.sub(r"\1 ", name)
     name = _ICON_WORD_SIZE.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] if 16 <= int(m.group(1)) <= 1024
                                else m.group(0), name)
     name = _OF_COUNTER.sub("", _VERSION.sub(" ", _MATERIAL.sub("", name)))
@@ -737,7 +742,7 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
         counts = bool(numbers) and names * COUNTER_SHARE >= max(values) and (
             bool(unnumbered) or 1 in values or names >= COUNTER_RUN and any(v + 1 in values for v in values))
         # ... and a number marked as one, "Symphony No. 5" .. "Symphony No. 7", is each one's name (not "symphony no")
-        counts = counts and re.search(r"(?<![^\W_])(?:no|nr|nº|№)$", key[1]) is None
+        counts = counts and _NUMBER_MARK_END.search(key[1]) is None
         if counts and names >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
