@@ -359,8 +359,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                 continue
             if not image.is_file():
                 skipped.add("image path naming a folder" if image.is_dir() else
-                            WINDOWS_DRIVE if os.sep == "/" and _DRIVE.search(str(image)) and not image.exists() else
-                            NETWORK_PATH if os.sep == "/" and _NETWORK.search(str(image)) and not image.exists() else
+                            windows if (windows := _windows_path(image)) and not image.exists() else
                             BACKSLASHED if "\\" in str(image) and os.sep == "/" and not image.exists()
                             else "missing image",
                             f"{image} ({named_in})" if named_in else image)
@@ -755,6 +754,17 @@ _DRIVE = re.compile(r"(?:^|/)[A-Za-z]:[\\/]")
 NETWORK_PATH = ("missing image (its path is a Windows network path, \\\\server\\share\\..., which is no path here: "
                 "write it relative to the manifest's folder)")
 _NETWORK = re.compile(r"(?:^|/)\\\\[^\\/]|^//[^/]")
+
+
+def _windows_path(image: Path) -> str | None:
+    """Why a manifest row's picture path is no path here, where it is a Windows drive's (WINDOWS_DRIVE) or network
+    path (NETWORK_PATH) on a system whose separator is /; else None (the manifest source and a folder's manifest
+    rows say it alike)."""
+    if os.sep != "/":
+        return None
+    return WINDOWS_DRIVE if _DRIVE.search(str(image)) else NETWORK_PATH if _NETWORK.search(str(image)) else None
+
+
 OUTSIDE_ROW = "manifest row naming a picture outside the folder (give the manifest itself as the source to read it)"
 RUN_ROW = "manifest row naming a picture inside a t2i run folder (its samples are not data)"
 NOT_PICTURE_ROW = "manifest row naming a file that is no picture t2i reads (the file is counted as itself)"
@@ -953,8 +963,48 @@ def _pieces_above(f: BinaryIO, raw_needles: tuple[bytes, ...], ended: list) -> I
         ended[0] = len(data) > stop
 
 
+class _Utf8Head:
+    """A manifest open to read (readline, read, tell, as _rows_above reads it) that tells, as its bytes are read,
+    whether its first MAX_ABOVE bytes are UTF-8 (what _not_utf8_manifest reads the file again for): not_utf8 is
+    True or False once they are all read (or the file ended), else None."""
+
+    def __init__(self, f: BinaryIO):
+        import codecs
+
+        self.f, self.seen, self.ended, self.bad = f, 0, False, False
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def _fed(self, data: bytes) -> bytes:
+        if not data:
+            self.ended = True
+        elif self.seen < MAX_ABOVE and not self.bad:
+            try:  # (a character cut at MAX_ABOVE: not final, as _not_utf8_manifest reads it)
+                self.decoder.decode(data[:MAX_ABOVE - self.seen])
+            except UnicodeDecodeError:
+                self.bad = True
+        self.seen += len(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._fed(self.f.readline(size))
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fed(self.f.read(size))
+        if size < 0 or len(data) < size:  # (a short read of a file: its end, _pieces_above reads it whole)
+            self.ended = True
+        return data
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    @property
+    def not_utf8(self) -> bool | None:
+        return True if self.bad else False if self.ended or self.seen >= MAX_ABOVE else None
+
+
 def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
-                latin: bool = False) -> tuple[set[str], bool, dict[str, tuple[int, str]]]:
+                latin: bool = False, head: list[_Utf8Head | None] | None = None
+                ) -> tuple[set[str], bool, dict[str, tuple[int, str]]]:
     """Those of wanted (pictures of the folder without a caption, by _key) that rows of a manifest above a folder
     name with a caption (a row whose caption is empty holds none: the folder given was refused, and the one
     named, read, left the picture out as an "empty caption"), in its first MAX_ABOVE bytes, whether it holds
@@ -964,7 +1014,9 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
     it is no caption manifest (it is read only to say where to look: training on it refuses what is wrong in it). A
     row without any of needles (_row_needles) names none of them, and is not parsed (_pieces_above): a folder's
     uncaptioned picture had every manifest above it parsed to 16 MiB each, a .jsonl of another name too (16 of a
-    folder: a scraped dataset's parts beside the folder, 1.5 s each, to find nothing)."""
+    folder: a scraped dataset's parts beside the folder, 1.5 s each, to find nothing). head, where given: its first
+    item set to the _Utf8Head the manifest is read through (whether its first MAX_ABOVE bytes are UTF-8, told from
+    the bytes read; None where it could not be opened)."""
     import csv
 
     n: set[str] = set()
@@ -977,7 +1029,10 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
 
     more_after = False
     try:
-        with _open_manifest(manifest, "") as f:
+        with _open_manifest(manifest, "") as opened:
+            f = opened if latin or head is None else _Utf8Head(opened)
+            if head is not None and not latin:
+                head[0] = f  # (read after, whatever way this returns)
             if latin:  # (one not UTF-8, read as Windows' Latin-1 to tell whether it names them: _not_utf8_manifest)
                 text, more_after = f.read(MAX_ABOVE), bool(f.read(1))
                 f = io.BytesIO(text.decode("cp1252", "replace").encode("utf-8"))
@@ -1446,11 +1501,11 @@ def _manifest_rows(folder: Path, manifests: list[Path], pictures: list[Path], li
                     _row_of_a_picture(skipped, BACKSLASHED, f"{image} (named in {manifest} line {line}; on disk: "
                                                             f"{other})", key(other))
                 else:  # (read untrimmed: trimmed here, as the manifest source trims its rows)
-                    if os.sep == "/" and (_DRIVE.search(str(image)) or _NETWORK.search(str(image))):
+                    if windows := _windows_path(image):
                         # a Windows drive's path (C:\\ds\\train\\a.png) or network path (\\\\server\\ds\\a.png) may
                         # name a picture of the folder: a line left out that `data caption` refuses to caption by
                         # name beside (counted as ever, below)
-                        skipped.line_left(WINDOWS_DRIVE if _DRIVE.search(str(image)) else NETWORK_PATH, where)
+                        skipped.line_left(windows, where)
                     left.append((image, _kept_captions(captions, image, skipped)))
                     skipped.rows_left_at.append(f"{manifest} line {line}")
     return named, left
@@ -1534,10 +1589,14 @@ def _manifest_above(folder: Path, wanted: set[str]) -> tuple[str | None, set[str
                 continue  # (a run's metrics.jsonl, a spreadsheet of something else: not read 16 MiB into)
             if manifest.is_file():
                 needles = _row_needles(at) if needles is None else needles  # (the folder's: made once)
-                rows, more, left = _rows_above(manifest, wanted, needles)
+                head: list[_Utf8Head | None] = [None]
+                rows, more, left = _rows_above(manifest, wanted, needles, head=head)
                 # ... one not UTF-8 (a spreadsheet's CSV saved as Latin-1) was passed over unsaid, where one beside
-                # the pictures is refused as such: read as Latin-1 to tell whether it names them, and said
-                latin = not rows and _not_utf8_manifest(manifest)
+                # the pictures is refused as such: read as Latin-1 to tell whether it names them, and said (told from
+                # the bytes just read where they were all of its first MAX_ABOVE: a manifest naming none of the
+                # pictures was read twice to find nothing)
+                seen = None if head[0] is None else head[0].not_utf8
+                latin = not rows and (_not_utf8_manifest(manifest) if seen is None else seen)
                 if latin:
                     rows, more, left = _rows_above(manifest, wanted, needles, latin=True)
                 if left and not bad:
