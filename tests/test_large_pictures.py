@@ -98,8 +98,8 @@ def test_a_large_picture_is_made_rgb_a_band_at_a_time(monkeypatch):
     rng = np.random.default_rng(3)
     im = Image.fromarray(rng.integers(0, 256, (120, 200, 4), dtype=np.uint8), "RGBA")
     monkeypatch.setattr(images, "BAND_PIXELS", 200 * 16)
-    made, real = [], images.to_rgb
-    monkeypatch.setattr(images, "to_rgb", lambda band, *a: made.append(band.size) or real(band, *a))
+    made, real = [], images._rgb
+    monkeypatch.setattr(images, "_rgb", lambda band, *a: made.append(band.size) or real(band, *a))
     got = images.square_rgb(im, 24)
     assert got.tobytes() == images.square(reference_to_rgb(im), 24).tobytes()
     assert len(made) > 5 and all(size[1] <= 16 for size in made), made

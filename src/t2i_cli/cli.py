@@ -2448,6 +2448,8 @@ def rerank(folder: Path = typer.Argument(...,
         if explain:
             later[rr.read_side(pipe)] = max(later.get(rr.read_side(pipe), 0), 1)
         squares = rr.Squares(later)
+        if bits:  # (--bits's pictures and recorded codes too)
+            squares.for_bits(pipe.bundle.dvae)
         with progress_bar(quiet, "images") as bar:
             task = bar.add_task("scoring", total=None, rate="")
             ranked, skipped = rr.rank_folder(pipe, folder, prompt, lambda done, total: bar.update(
@@ -2455,7 +2457,7 @@ def rerank(folder: Path = typer.Argument(...,
             if bits:
                 task = bar.add_task("bits per code", total=len(ranked), rate="")
                 rr.add_bits(pipe, ranked, lambda done, total: bar.update(
-                    task, completed=done, rate=rate_text(bar.tasks[task], "images")))
+                    task, completed=done, rate=rate_text(bar.tasks[task], "images")), squares)
         cuts, other = {key: skipped.pop(key, 0) for key in rr.CUTS}, skipped.pop(rr.OTHER_WEIGHTS, 0)
         if other and not quiet:
             warn(f"{other} of the images were drawn by other weights than {clean(pipe.bundle.folder)} (their PNGs "

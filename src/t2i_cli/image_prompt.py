@@ -172,11 +172,16 @@ def codes_text(codes: torch.Tensor) -> str | None:
     return base64.b64encode(codes.detach().cpu().to(torch.int32).numpy().astype("<u2").tobytes()).decode("ascii")
 
 
+def codes_text_length(n: int) -> int:
+    """The length of the text a t2i PNG records n codes in (codes_text): base64 of exactly 2n bytes."""
+    return 4 * ((2 * n + 2) // 3)
+
+
 def recorded_codes(text: dict[str, str], n: int, n_codes: int) -> torch.Tensor | None:
     """The codes (n,) a t2i PNG records (codes_text), or None when it records none or not n codes under n_codes
     (another model's, or edited text): never more than n are read."""
     raw = text.get(CODES_KEY)
-    if raw is None or len(raw) != 4 * ((2 * n + 2) // 3):  # base64 of exactly 2n bytes
+    if raw is None or len(raw) != codes_text_length(n):
         return None
     try:
         data = base64.b64decode(raw, validate=True)
@@ -191,17 +196,21 @@ def recorded_codes(text: dict[str, str], n: int, n_codes: int) -> torch.Tensor |
 
 
 @torch.inference_mode()
-def source_codes(dvae, path: Path) -> torch.Tensor:
+def source_codes(dvae, path: Path, picture=None, text: dict[str, str] | None = None) -> torch.Tensor:
     """SRC's codes (N,): those a t2i PNG records when they decode to its pixels (its own picture, not edited
     since), else SRC encoded by the dVAE, resized and cropped like training data (the encoding of a generated
-    picture agrees with its codes on about 7 cells in 10: vary's --strength redrew far more than its share)."""
-    img = load_rgb(path, dvae.cfg.image_side)
+    picture agrees with its codes on about 7 cells in 10: vary's --strength redrew far more than its share).
+    picture: load_rgb(path, the dVAE's side) where it was read already; text: the codes the PNG records where they
+    were read already (its text chunks, or {} for a picture of another format or side; rerank --bits: the decode
+    that read its text for its prompt)."""
+    img = load_rgb(path, dvae.cfg.image_side) if picture is None else picture
     x = tensor_from_image(img).unsqueeze(0)
     device = next(dvae.parameters()).device
     grid, side = dvae.cfg.grid, dvae.cfg.image_side
     # (a picture t2i drew is its model's side: any other is read no further, not decoded twice)
-    recorded = (recorded_codes(read_png_text(path), grid * grid, dvae.cfg.n_codes)
-                if image_size(path) == (side, side) else None)
+    if text is None:
+        text = read_png_text(path) if image_size(path) == (side, side) else {}
+    recorded = recorded_codes(text, grid * grid, dvae.cfg.n_codes)
     if recorded is not None:
         import numpy as np
 

@@ -89,38 +89,66 @@ def load_rgb(path: Path, side: int) -> Image.Image:
     below DRAFT_MARGIN x side, so the Lanczos resize still makes the picture: a 12-megapixel photo reads 4.5-7x
     faster, within 43.1 dB PSNR of the full decode on fine line art, and a truncated file is still found
     (BENCHMARKS.md "Large JPEGs")."""
+    return load_rgbs(path, (side,))[side]
+
+
+def _drafted(path: Path, side: int) -> tuple[str, tuple[int, int, float, float]] | None:
+    """What load_rgb's im.draft says of path at side (its header read: nothing decoded)."""
+    with opened(path) as im:
+        return im.draft(None, (DRAFT_MARGIN * side, DRAFT_MARGIN * side))
+
+
+def load_rgbs(path: Path, sides) -> dict[int, Image.Image]:
+    """load_rgb(path, side) for each of sides, the same bytes, from one decode of the file where they allow it: a
+    JPEG reduced in its decode by another scale at one side than at another is decoded once for each scale (rerank
+    decoded a JPEG twice for its score and its tile on the --top sheet, at another side, at the same scale)."""
+    left, out = sorted(set(sides), reverse=True), {}
     try:
-        with opened(path) as im:
-            stored = im.size
-            drafted = im.draft(None, (DRAFT_MARGIN * side, DRAFT_MARGIN * side))  # JPEG only (None otherwise)
-            im.load()
-            if drafted is None or drafted[1][2:] == stored:  # a phone's photo as it is shown; no copy when upright
-                return _shown_square(im, side)
-            orientation = im.getexif().get(0x0112, 1)
-            img = to_rgb(im)
+        while left:
+            with opened(path) as im:
+                stored = im.size
+                drafted = im.draft(None, (DRAFT_MARGIN * left[0], DRAFT_MARGIN * left[0]))  # JPEG only (else None)
+                alike = [left[0], *(s for s in left[1:] if drafted is None or _drafted(path, s) == drafted)]
+                left = [s for s in left if s not in alike]
+                im.load()
+                if drafted is None or drafted[1][2:] == stored:  # a phone's photo as shown; no copy when upright
+                    out.update(_shown_squares(im, alike))
+                    continue
+                orientation = im.getexif().get(0x0112, 1)
+                img = to_rgb(im)
+            # Reduced: a side that the scale does not divide is rounded up with padding past the picture (4001 / 8 ->
+            # 501 pixels, the picture 500.125 of them; centred on 501 the crop was off by part of a pixel), so the
+            # square is taken from the picture's own size, in the orientation it is stored in, and the small square
+            # is turned.
+            method = EXIF_TRANSPOSE.get(orientation)
+            for s in alike:
+                small = square(img, s, size=drafted[1][2:])
+                out[s] = small.transpose(method) if method is not None else small
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, "image", e) from e
-    # Reduced: a side that the scale does not divide is rounded up with padding past the picture (4001 / 8 ->
-    # 501 pixels, the picture 500.125 of them; centred on 501 the crop was off by part of a pixel), so the square
-    # is taken from the picture's own size, in the orientation it is stored in, and the small square is turned.
-    small = square(img, side, size=drafted[1][2:])
-    method = EXIF_TRANSPOSE.get(orientation)
-    return small.transpose(method) if method is not None else small
+    return out
 
 
-def _shown_square(im: Image.Image, side: int) -> Image.Image:
-    """load_rgb's picture of a decoded image not reduced in its decode (im.draft): as shown, its square, RGB."""
+def _shown_squares(im: Image.Image, sides) -> dict[int, Image.Image]:
+    """load_rgb's pictures at each of sides of a decoded image not reduced in its decode (im.draft): as shown, its
+    square, RGB (its transparent colour read and its turn made once for them all)."""
     upright = im.getexif().get(0x0112, 1) in (1, None)  # a phone's photo as it is shown; no copy when upright
-    im = _keyed_png(im)  # (while it is the file's picture: a turned copy is not)
-    return square_rgb(im if upright else ImageOps.exif_transpose(im), side)
+    im = _keyed_png(im)  # (while it is the file's picture: a turned copy is not; once: its header read once)
+    shown = im if upright else ImageOps.exif_transpose(im)
+    return {side: _square_rgb(shown, side) for side in sides}
 
 
 def rgb_of(png: Image.Image, side: int) -> Image.Image:
     """load_rgb(path, side)'s picture, the same bytes, of the PNG read_png decoded from path: made from that
     decode, not another (a PNG is never reduced in its decode, as a JPEG is)."""
+    return rgbs_of(png, (side,))[side]
+
+
+def rgbs_of(png: Image.Image, sides) -> dict[int, Image.Image]:
+    """rgb_of(png, side) for each of sides (the PNG's transparent colour read once for them all)."""
     try:
         with _pillow_warnings():
-            return _shown_square(png, side)
+            return _shown_squares(png, sides)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(Path(png.filename), "image", e) from e
 
@@ -149,7 +177,7 @@ def _mask_grey(path: Path) -> Image.Image:
     try:
         with opened(path) as im:
             im.load()
-            return to_rgb(ImageOps.exif_transpose(_keyed_png(im)), background=(0, 0, 0)).convert("L")  # as load_rgb
+            return _rgb(ImageOps.exif_transpose(_keyed_png(im)), background=(0, 0, 0)).convert("L")  # as load_rgb
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, "mask", e) from e
 
@@ -179,13 +207,21 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
         raise unreadable(path, what, e) from e
 
 
+def _png_file(im: Image.Image) -> Path | None:
+    """The file a PNG was read from, whose header _grey_depth and _low_bytes read again; None for another picture,
+    or one read from no file."""
+    if im.format != "PNG" or not isinstance(getattr(im, "filename", None), (str, Path)) or not im.filename:
+        return None
+    return Path(im.filename)
+
+
 def _grey_depth(im: Image.Image) -> int | None:
     """The bits of a grey PNG's levels below 8 (2 or 4; Pillow reads them scaled to 0..255), read from its file
     again; None for another picture, or one read from no file."""
-    if im.format != "PNG" or not isinstance(getattr(im, "filename", None), (str, Path)) or not im.filename:
+    if (path := _png_file(im)) is None:
         return None
     try:
-        with opened(Path(im.filename)) as again:
+        with opened(path) as again:
             if len(again.tile) == 1 and again.size == im.size and again.info.get("transparency") == im.info.get(
                     "transparency"):
                 return {"L;2": 2, "L;4": 4}.get(again.tile[0][3])
@@ -194,21 +230,24 @@ def _grey_depth(im: Image.Image) -> int | None:
     return None
 
 
-def _low_bytes(im: Image.Image, decode: bool = True) -> Image.Image | bool | None:
+def _low_bytes(im: Image.Image, decode: bool = True, rows: int | None = None) -> Image.Image | bool | None:
     """The low bytes of a 16-bit RGB PNG's samples (Pillow keeps the high ones) as an RGB picture, read again from
     its file; None where im is no such PNG read from a file (an 8-bit one), or the file no longer holds it.
-    decode False: only whether it is such a PNG (True, else None), from its header: nothing is decoded."""
-    if im.format != "PNG" or not isinstance(getattr(im, "filename", None), (str, Path)) or not im.filename:
+    decode False: only whether it is such a PNG (True, else None), from its header: nothing is decoded. rows: only
+    the first rows are decoded (a PNG's rows are decoded in order; those below are left black)."""
+    if (path := _png_file(im)) is None:
         return None
     try:
-        with opened(Path(im.filename)) as again:
+        with opened(path) as again:
             tile = again.tile[0] if len(again.tile) == 1 else None
             if (tile is None or tile[3] != "RGB;16B" or again.size != im.size
                     or again.info.get("transparency") != im.info.get("transparency")):
                 return None
             if not decode:
                 return True
-            again.tile = [tile._replace(args="RGB;16L") if hasattr(tile, "_replace") else (*tile[:3], "RGB;16L")]
+            box = tile[1] if rows is None else (*tile[1][:3], min(tile[1][3], tile[1][1] + rows))
+            again.tile = [tile._replace(extents=box, args="RGB;16L") if hasattr(tile, "_replace")
+                          else (tile[0], box, tile[2], "RGB;16L")]
             again.load()  # (the same unpacker, a byte further: the low byte of each big-endian sample)
         return again  # (leaving `with` closes the file, not the pixels)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -239,18 +278,22 @@ def _keyed_png(im: Image.Image) -> Image.Image:
     w, h = im.size
     alpha = Image.new("L", (w, h))
     rows = max(1, BAND_PIXELS // max(1, w))
+    last = -1  # the last row where some pixel's high bytes are the colour's
     for y in range(0, h, rows):  # by the high bytes first
         same = np.all(np.asarray(im.crop((0, y, w, min(h, y + rows)))) == np.array([k >> 8 for k in key], np.uint8),
                       axis=2)
+        if (marked := np.flatnonzero(same.any(axis=1))).size:
+            last = y + int(marked[-1])
         alpha.paste(Image.fromarray(np.where(same, 0, 255).astype(np.uint8)), (0, y))
-    if alpha.getextrema()[0] == 255:  # the colour marks no pixel: the picture itself, without the colour (its file
+    if last < 0:  # the colour marks no pixel: the picture itself, without the colour (its file
         # decoded once, and no RGBA copy of it made: the same pixels, all opaque)
         opaque = im._new(im.im)  # (the same pixels, not copied)
         opaque.info = {k: v for k, v in im.info.items() if k != "transparency"}
         return opaque
-    # the file is decoded again for its low bytes only where a pixel's high bytes are the colour's
-    low = _low_bytes(im) if sixteen is not None else None
-    for y in range(0, h, rows) if low is not None else ():
+    # the file is decoded again for its low bytes only where a pixel's high bytes are the colour's, and only down to
+    # the last row where one is (a colour marking the top of a picture: its top alone decoded again)
+    low = _low_bytes(im, rows=last + 1) if sixteen is not None else None
+    for y in range(0, last + 1, rows) if low is not None else ():
         box = (0, y, w, min(h, y + rows))
         same = np.asarray(alpha.crop(box)) == 0
         same &= np.all(np.asarray(low.crop(box)) == np.array([k & 0xFF for k in key], np.uint8), axis=2)
@@ -271,7 +314,13 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND,
     values lie in 0..1, as a float TIFF's usually do, read as 0..1 of white, not as black). Each pixel is made
     from itself alone, but for the scale of an "I" or "F" picture: levels, when im is a band of a picture, are
     the whole picture's (_levels)."""
-    im = _keyed_png(im)
+    return _rgb(_keyed_png(im), background, levels)
+
+
+def _rgb(im: Image.Image, background: tuple[int, int, int] = BACKGROUND,
+         levels: tuple[float, float] | None = None) -> Image.Image:
+    """to_rgb of a picture _keyed_png has made (or that is no file's: a band, a turned copy): its header is not
+    read again (load_rgb read a keyed PNG's three times, in _shown_square, square_rgb and to_rgb: now once)."""
     if im.mode == "F":  # NaN as 0, infinities as the finite extremes; up to 2: a 0..1 image (a little overshoot)
         lo, hi = levels or _levels(im)
         a = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=hi, neginf=lo)
@@ -332,23 +381,27 @@ def square_rgb(im: Image.Image, side: int, background: tuple[int, int, int] = BA
     the weights Pillow's one call uses (they depend on the rows alone). A taller picture's bands are put
     together into the RGB picture, which is resized as before (the decoded picture and one RGB copy). An RGB
     picture (with no transparent colour) is resized as it is: to_rgb would copy it unchanged."""
-    im = _keyed_png(im)  # (before it is cut in bands, which are no file's)
+    return _square_rgb(_keyed_png(im), side, background)  # (before it is cut in bands, which are no file's)
+
+
+def _square_rgb(im: Image.Image, side: int, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """square_rgb of a picture _keyed_png has made (or that is no file's): its header is not read again."""
     w, h = im.size
     if im.mode == "RGB" and "transparency" not in im.info:  # to_rgb would copy it as it is
         return square(im, side)
     if w * h <= BAND_PIXELS:
-        return square(to_rgb(im, background), side)
+        return square(_rgb(im, background), side)
     levels = _levels(im) if im.mode in ("I", "F") else None
     rows = max(1, BAND_PIXELS // w)
     if w < h or w < 2 * side:  # (less than twice the side across: the narrow picture would be as large)
         rgb = Image.new("RGB", (w, h))
         for y in range(0, h, rows):
-            rgb.paste(to_rgb(im.crop((0, y, w, min(h, y + rows))), background, levels), (0, y))
+            rgb.paste(_rgb(im.crop((0, y, w, min(h, y + rows))), background, levels), (0, y))
         return square(rgb, side)
     x0, x1 = (w - h) / 2, (w + h) / 2  # the centre square's columns (all of its rows)
     narrow = Image.new("RGB", (side, h))
     for y in range(0, h, rows):
-        band = to_rgb(im.crop((0, y, w, min(h, y + rows))), background, levels)
+        band = _rgb(im.crop((0, y, w, min(h, y + rows))), background, levels)
         narrow.paste(band.resize((side, band.height), Image.LANCZOS, box=(x0, 0, x1, band.height)), (0, y))
     return narrow.resize((side, side), Image.LANCZOS)
 

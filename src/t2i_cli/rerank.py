@@ -41,8 +41,9 @@ from t2i_cli.images import (
     encode_png,
     image_from_tensor,
     load_rgb,
+    load_rgbs,
     read_png,
-    rgb_of,
+    rgbs_of,
     tensor_from_image,
     unread_picture,
 )
@@ -114,6 +115,30 @@ class Squares:
         self.sides = set(self.later)  # the sides a PNG's decode makes pictures at (rank_folder adds its own)
         self.kept: dict[tuple[Path, int], object] = {}
         self.budget, self.used = KEPT_BYTES if budget is None else budget, 0
+        self.codes: tuple[int, int] | None = None  # with --bits: the dVAE's side, and its codes' text length ...
+        self.texts: dict[Path, dict[str, str]] = {}  # ... and the codes each picture records, read by collect
+        self.after_bits = 0
+
+    def for_bits(self, dvae) -> None:
+        """Keep what rerank --bits reads of each picture (image_prompt.source_codes: its picture at the dVAE's side
+        and the codes a t2i PNG records) from the decode that read its text: each was decoded again, a PNG twice."""
+        from t2i_cli.image_prompt import codes_text_length
+
+        side = dvae.cfg.image_side
+        self.after_bits = self.later.get(side, 0)  # (the ranks whose pictures at that side are used after --bits)
+        self.later[side] = 1 << 62  # (every rank: all kept, where the budget has room)
+        self.sides.add(side)
+        self.codes = side, codes_text_length(dvae.cfg.grid * dvae.cfg.grid)
+
+    def keep_text(self, path: Path, png, chunks: dict[str, str]) -> None:
+        """With --bits: keep the codes path's PNG records at the dVAE's side ({} where it records none it could
+        use: another format, size or length, as source_codes reads them)."""
+        from t2i_cli.image_prompt import CODES_KEY
+
+        if self.codes is not None:
+            side, length = self.codes
+            raw = chunks.get(CODES_KEY) if png is not None and png.size == (side, side) else None
+            self.texts[path] = {CODES_KEY: raw} if raw is not None and len(raw) == length else {}
 
     def keep(self, path: Path, side: int, picture) -> None:
         """Keep path's picture at side, where the budget has room for it."""
@@ -121,21 +146,44 @@ class Squares:
             self.kept[path, side] = picture
             self.used += side * side * PIXEL_BYTES
 
-    def keep_decoded(self, path: Path, png) -> None:
-        """Keep path's pictures at each side, made from the PNG read_png decoded (one that fails is not kept: read
-        again where it is used, it fails as before, in the same place)."""
-        for side in sorted(self.sides):
-            if self.used + side * side * PIXEL_BYTES > self.budget:
-                return
-            try:
-                self.keep(path, side, rgb_of(png, side))
-            except DataError:
-                return
+    def _room(self, path: Path, sides) -> list[int]:
+        """Those of sides (smallest first) whose pictures of path the budget has room for, up to the first it has
+        none for."""
+        fit, used = [], self.used
+        for side in sorted(sides):
+            if (path, side) in self.kept:
+                continue
+            if used + side * side * PIXEL_BYTES > self.budget:
+                break
+            fit.append(side)
+            used += side * side * PIXEL_BYTES
+        return fit
 
-    def load(self, path: Path, side: int):
-        """path's picture at side: the one kept, else load_rgb's (DataError where it cannot be read)."""
+    def keep_decoded(self, path: Path, png) -> None:
+        """Keep path's pictures at each side, made from the PNG read_png decoded (its transparent colour read once
+        for them all; where that fails none is kept: read again where it is used, it fails as before, in the same
+        place)."""
+        if not (sides := self._room(path, self.sides)):
+            return
+        try:
+            pictures = rgbs_of(png, sides)
+        except DataError:
+            return
+        for side in sides:
+            self.keep(path, side, pictures[side])
+
+    def load(self, path: Path, side: int, also=()):
+        """path's picture at side: the one kept, else load_rgb's (DataError where it cannot be read). also: the
+        sides of the pictures used later (the --top sheet's) made from the same decode and kept, where the budget
+        has room (a JPEG was decoded again for its tile on the sheet)."""
         picture = self.kept.get((path, side))
-        return load_rgb(path, side) if picture is None else picture
+        if picture is not None:
+            return picture
+        sides = self._room(path, [s for s in also if s != side])
+        pictures = load_rgbs(path, (side, *sides))
+        for s in sides:
+            self.keep(path, s, pictures[s])
+        return pictures[side]
 
     def drop(self, path: Path, side: int) -> None:
         if self.kept.pop((path, side), None) is not None:
@@ -248,6 +296,8 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             text = text[:MAX_PROMPT_CHARS]
             skipped[cut] += 1
         items.append((path, text))
+        if squares is not None:
+            squares.keep_text(path, png, chunks)
         if squares is not None and png is not None:
             squares.keep_decoded(path, png)
         del png  # (decoded: let go before the next picture is)
@@ -312,7 +362,7 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
             paths, images = [], []
             for path in group[start:start + SCORE_BATCH]:
                 try:
-                    picture = squares.load(path, side)
+                    picture = squares.load(path, side, squares.later)
                     images.append(tensor_from_image(picture))
                     paths.append(path)
                 except DataError:
@@ -335,19 +385,27 @@ def rank_folder(pipe: TextToImage, folder: Path, prompt: str | None = None,
     return ranked, skipped
 
 
-def add_bits(pipe: TextToImage, ranked: list[Ranked], progress: Callable[[int, int], None] | None = None) -> None:
+def add_bits(pipe: TextToImage, ranked: list[Ranked], progress: Callable[[int, int], None] | None = None,
+             squares: Squares | None = None) -> None:
     """rerank --bits: each picture's mean bits per code under the transformer given its prompt, -log2 p(code |
     prompt, the codes before it) over the grid (what `t2i eval --data` reports for a val split, per picture): of
     the codes a t2i PNG records where they still decode to its pixels (image_prompt.source_codes), else of the
     dVAE's reading of the picture (TextToImage.bits, averaged). Lower: a picture the model finds likelier for that
-    prompt. SCORE_BATCH pictures at a time; progress(done, total) after each."""
+    prompt. SCORE_BATCH pictures at a time; progress(done, total) after each. squares: where rank_folder kept each
+    picture at the dVAE's side and the codes it records (Squares.for_bits; each read again where not kept)."""
     from t2i_cli.image_prompt import source_codes
 
     b = pipe.bundle
+    side = b.dvae.cfg.image_side
+    squares = Squares() if squares is None else squares
     for start in range(0, len(ranked), SCORE_BATCH):
         part = ranked[start:start + SCORE_BATCH]
         with torch.inference_mode():
-            codes = torch.stack([source_codes(b.dvae, r.path) for r in part])
+            codes = torch.stack([source_codes(b.dvae, r.path, squares.kept.get((r.path, side)),
+                                              squares.texts.pop(r.path, None)) for r in part])
+        for r in part:  # (used: let go, but for the sheet's and --explain's)
+            if r.rank > squares.after_bits:
+                squares.drop(r.path, side)
         for r, value in zip(part, pipe.bits([r.prompt for r in part], codes).mean(dim=1).tolist(), strict=True):
             r.bits = value
         if progress is not None:
