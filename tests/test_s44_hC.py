@@ -151,7 +151,14 @@ def test_rerank_bits_reads_each_png_once(tiny_weights, tmp_path, monkeypatch):
     rr.add_bits(pipe, ranked, squares=squares)
     assert sorted(name for name, _ in made) == sorted(p.name for p in folder.glob("*.png")), made
     assert [(r.path, r.score, r.bits) for r in ranked] == [(r.path, r.score, r.bits) for r in before]
-    assert not squares.kept and not squares.texts  # (let go once used)
+    assert not squares.kept and not squares.texts and squares.used == 0  # (let go once used)
+    for budget in (0, 16 * 16 * rr.PIXEL_BYTES + 100):  # past the budget: read again where used, the same bits
+        squares = rr.Squares(budget=budget)
+        squares.for_bits(pipe.bundle.dvae)
+        ranked, _ = rr.rank_folder(pipe, folder, squares=squares)
+        assert squares.used <= budget
+        rr.add_bits(pipe, ranked, squares=squares)
+        assert [(r.path, r.score, r.bits) for r in ranked] == [(r.path, r.score, r.bits) for r in before]
 
 
 def _keyed_png16(path, a, key):

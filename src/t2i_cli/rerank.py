@@ -73,6 +73,7 @@ RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
 RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows ...
 BITS_KEY = "bits_per_code"  # ... and, with --bits, this one
 BEST = "best"  # the folder link_best copies into
+NO_CODES: dict[str, str] = {}  # (Squares.keep_text: a picture that records no codes --bits reads; never changed)
 
 
 @dataclass
@@ -131,14 +132,25 @@ class Squares:
         self.codes = side, codes_text_length(dvae.cfg.grid * dvae.cfg.grid)
 
     def keep_text(self, path: Path, png, chunks: dict[str, str]) -> None:
-        """With --bits: keep the codes path's PNG records at the dVAE's side ({} where it records none it could
-        use: another format, size or length, as source_codes reads them)."""
+        """With --bits: keep the codes path's PNG records at the dVAE's side, counted in the budget (NO_CODES where
+        it records none it could use: another format, size or length, as source_codes reads them)."""
         from t2i_cli.image_prompt import CODES_KEY
 
         if self.codes is not None:
             side, length = self.codes
             raw = chunks.get(CODES_KEY) if png is not None and png.size == (side, side) else None
-            self.texts[path] = {CODES_KEY: raw} if raw is not None and len(raw) == length else {}
+            if raw is None or len(raw) != length:
+                self.texts[path] = NO_CODES
+            elif self.used + length <= self.budget:
+                self.texts[path] = {CODES_KEY: raw}
+                self.used += length
+
+    def text(self, path: Path) -> dict[str, str] | None:
+        """The codes keep_text kept for path, let go (None where none were kept: source_codes reads them)."""
+        text = self.texts.pop(path, None)
+        if text:
+            self.used -= self.codes[1]
+        return text
 
     def keep(self, path: Path, side: int, picture) -> None:
         """Keep path's picture at side, where the budget has room for it."""
@@ -401,8 +413,8 @@ def add_bits(pipe: TextToImage, ranked: list[Ranked], progress: Callable[[int, i
     for start in range(0, len(ranked), SCORE_BATCH):
         part = ranked[start:start + SCORE_BATCH]
         with torch.inference_mode():
-            codes = torch.stack([source_codes(b.dvae, r.path, squares.kept.get((r.path, side)),
-                                              squares.texts.pop(r.path, None)) for r in part])
+            codes = torch.stack([source_codes(b.dvae, r.path, squares.kept.get((r.path, side)), squares.text(r.path))
+                                 for r in part])
         for r in part:  # (used: let go, but for the sheet's and --explain's)
             if r.rank > squares.after_bits:
                 squares.drop(r.path, side)
