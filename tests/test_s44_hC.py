@@ -161,17 +161,21 @@ def test_rerank_bits_reads_each_png_once(tiny_weights, tmp_path, monkeypatch):
         assert [(r.path, r.score, r.bits) for r in ranked] == [(r.path, r.score, r.bits) for r in before]
 
 
-def _keyed_png16(path, a, key):
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _keyed_png16(path, a, key, interlaced: bool = False):
     import struct
     import zlib
 
-    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in a)
+    passes = [a[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7] if interlaced else [a]
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for p in passes if p.size for row in p)
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     h, w = a.shape[:2]
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, interlaced))
                      + chunk(b"tRNS", struct.pack(">HHH", *key)) + chunk(b"IDAT", zlib.compress(raw))
                      + chunk(b"IEND", b""))
     return path
@@ -197,6 +201,9 @@ def test_a_16_bit_keyed_png_is_read_again_only_down_to_its_last_marked_row(tmp_p
     got = images.load_rgb(path, 40)
     assert made == [("k.png", (0, 0, 50, 60)), ("k.png", (0, 0, 50, 16))], made
     assert got.tobytes() == images.square(Image.fromarray(shown), 40).tobytes()
+    made.clear()  # an interlaced one: its passes span its height, so it is decoded whole again (the same pixels)
+    assert images.load_rgb(_keyed_png16(tmp_path / "i.png", a, key, True), 40).tobytes() == got.tobytes()
+    assert made == [("i.png", (0, 0, 50, 60))] * 2, made
 
 
 def test_a_keyed_pngs_header_is_read_once_a_load(tmp_path, monkeypatch):

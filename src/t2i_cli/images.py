@@ -234,7 +234,8 @@ def _low_bytes(im: Image.Image, decode: bool = True, rows: int | None = None) ->
     """The low bytes of a 16-bit RGB PNG's samples (Pillow keeps the high ones) as an RGB picture, read again from
     its file; None where im is no such PNG read from a file (an 8-bit one), or the file no longer holds it.
     decode False: only whether it is such a PNG (True, else None), from its header: nothing is decoded. rows: only
-    the first rows are decoded (a PNG's rows are decoded in order; those below are left black)."""
+    the first rows are decoded (a PNG's rows are decoded in order; those below are left black), where it is not
+    interlaced."""
     if (path := _png_file(im)) is None:
         return None
     try:
@@ -245,7 +246,9 @@ def _low_bytes(im: Image.Image, decode: bool = True, rows: int | None = None) ->
                 return None
             if not decode:
                 return True
-            box = tile[1] if rows is None else (*tile[1][:3], min(tile[1][3], tile[1][1] + rows))
+            box = tile[1]
+            if rows is not None and not again.info.get("interlace"):  # (an interlaced PNG's passes each span its
+                box = (*box[:3], min(box[3], box[1] + rows))  # whole height: decoded whole)
             again.tile = [tile._replace(extents=box, args="RGB;16L") if hasattr(tile, "_replace")
                           else (tile[0], box, tile[2], "RGB;16L")]
             again.load()  # (the same unpacker, a byte further: the low byte of each big-endian sample)
