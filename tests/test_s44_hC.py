@@ -225,3 +225,27 @@ def test_a_keyed_pngs_header_is_read_once_a_load(tmp_path, monkeypatch):
     got = images.load_rgb(tmp_path / "k.png", 16)
     assert len(opens) == 2, opens  # (its decode, and its header read for its depth)
     assert got.tobytes() == want.tobytes()
+
+
+def test_an_image_prompts_source_is_decoded_once(tiny_weights, tmp_path, monkeypatch):
+    """vary SRC / --image: a t2i PNG of the dVAE's side was decoded for its picture, then again for the codes it
+    records (image_prompt.source_codes); once now, the same codes, for it, another PNG and a JPEG."""
+    from conftest import run
+    from t2i_cli.image_prompt import source_codes
+    from t2i_cli.images import image_size, load_rgb, read_png_text
+    from t2i_cli.pipeline import TextToImage
+
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--out", tmp_path / "g", "--seed", "3", "-q",
+            "--threads", "1")
+    assert r.exit_code == 0, r.stderr
+    drawn = next((tmp_path / "g").glob("*.png"))
+    dvae = TextToImage.from_folder(tiny_weights, "cpu").bundle.dvae
+    side = dvae.cfg.image_side
+    sources = [drawn, _png(tmp_path / "o.png", 40, (20, 30, 200)), _photo(tmp_path / "j.jpg", 60, 50)]
+    want = [source_codes(dvae, p, load_rgb(p, side), read_png_text(p) if image_size(p) == (side, side) else {})
+            for p in sources]
+    made = _loads(monkeypatch)
+    for path, codes in zip(sources, want, strict=True):
+        made.clear()
+        assert source_codes(dvae, path).tolist() == codes.tolist()
+        assert [name for name, _ in made] == [path.name], made

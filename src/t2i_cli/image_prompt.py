@@ -28,7 +28,9 @@ from t2i_cli.images import (
     load_mask_cells,
     load_rgb,
     mask_light_outside,
+    read_png,
     read_png_text,
+    rgb_of,
     tensor_from_image,
 )
 from t2i_cli.sampling_config import MAX_REDRAWS  # (torch-free there: generate checks it before a pipe is read)
@@ -203,10 +205,15 @@ def source_codes(dvae, path: Path, picture=None, text: dict[str, str] | None = N
     picture: load_rgb(path, the dVAE's side) where it was read already; text: the codes the PNG records where they
     were read already (its text chunks, or {} for a picture of another format or side; rerank --bits: the decode
     that read its text for its prompt)."""
-    img = load_rgb(path, dvae.cfg.image_side) if picture is None else picture
+    grid, side = dvae.cfg.grid, dvae.cfg.image_side
+    if picture is None and text is None:  # a PNG: its picture and its text from one decode (a t2i PNG of the dVAE's
+        chunks, png = read_png(path)  # side, vary's SRC, was decoded again for its recorded codes)
+        if png is not None:
+            picture, text = rgb_of(png, side), chunks if png.size == (side, side) else {}
+        del png
+    img = load_rgb(path, side) if picture is None else picture
     x = tensor_from_image(img).unsqueeze(0)
     device = next(dvae.parameters()).device
-    grid, side = dvae.cfg.grid, dvae.cfg.image_side
     # (a picture t2i drew is its model's side: any other is read no further, not decoded twice)
     if text is None:
         text = read_png_text(path) if image_size(path) == (side, side) else {}
