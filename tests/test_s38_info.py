@@ -38,13 +38,15 @@ def test_a_finished_run_says_its_steps_losses_and_what_reads_it(finished_run: Pa
     lines = text.splitlines()
     assert lines[0] == f"{finished_run}: a dvae run on world:train"
     assert lines[1] == "  status    finished at step 4"
-    assert lines[2].startswith("  loss      ") and lines[2].endswith(" at step 4")
-    assert lines[3].startswith("  val_loss  best ") and lines[3].endswith(" at step 4")
+    assert lines[2].startswith("  loss      ") and " at step 4 (logit_laplace; pixel L1 " in lines[2]
+    assert lines[3].startswith("  val_loss  best ") and lines[3].endswith(" at step 4 (pixel L1)")  # (s44 hE)
     assert lines[-1] == f"  next      the transformer stage reads it: --dvae {finished_run}"
     rows = [json.loads(x) for x in (finished_run / "metrics.jsonl").read_text().splitlines()]
     last = [r for r in rows if "loss" in r][-1]
     assert data["kind"] == "run" and data["stage"] == "dvae" and data["status"] == "finished"
-    assert (data["step"], data["steps"]) == (4, 4) and data["loss"] == {"step": 4, "value": last["loss"]}
+    assert (data["step"], data["steps"]) == (4, 4) and data["loss"] == {"step": 4, "value": last["loss"],
+                                                                           "recon_l1": last["recon_l1"],
+                                                                           "recon_loss": "logit_laplace"}
     assert data["val_loss"]["best_step"] == 4 and data["eta_s"] is None
     assert run("info", "--weights", finished_run).stdout == text  # --weights names it too
 

@@ -1605,8 +1605,8 @@ def _print_run_info(data: dict) -> None:
         for stage, s in data["stages"].items():
             loss, val = s.get("loss"), s.get("val_loss")
             table.add_row(stage, "trained" if stage == "tokenizer" and s["status"] == "finished" else s["status"],
-                          _steps_text(s), f"{loss['value']:.4g} ({loss['step']:,})" if loss else "",
-                          f"{val['best']:.4g} ({val['best_step']:,})" if val else "")
+                          _steps_text(s), _loss_cell(loss), ("L1 " if loss and "recon_l1" in loss else "")
+                          + f"{val['best']:.4g} ({val['best_step']:,})" if val else "")
         out.print(table)
         # the pace of the stage training now, else of the latest stage that trained (README: a whole run's info
         # says its pace and time left too; the table had neither)
@@ -1618,7 +1618,8 @@ def _print_run_info(data: dict) -> None:
     else:
         out.print(f"{clean(data['folder'])}: a {data['stage']} run on {clean(data['data'])}", soft_wrap=True)
         out.print(f"  status    {clean(_run_status(data))}", soft_wrap=True)
-        for label, text in (("loss", _loss_text(data)), ("val_loss", _val_text(data, whole=True))):
+        val = _val_text(data, whole=True) + (" (pixel L1)" if "recon_l1" in (data.get("loss") or {}) else "")
+        for label, text in (("loss", _loss_text(data)), ("val_loss", val if data.get("val_loss") else "")):
             if text:
                 out.print(f"  {label:<9} {text}")
         if data.get("rate"):
@@ -1655,9 +1656,22 @@ def _steps_text(s: dict) -> str:
     return f"{step:,} / {s['steps']:,}"
 
 
+def _loss_cell(loss: dict | None) -> str:
+    """A whole run's loss cell: '0.7615 (60)', and a dVAE's pixel L1 beside it, the scale of its val_loss (whose
+    cell says 'L1 0.1717 (60)')."""
+    if not loss:
+        return ""
+    l1 = f", L1 {loss['recon_l1']:.4g}" if "recon_l1" in loss and loss["recon_loss"] != "l1" else ""
+    return f"{loss['value']:.4g} ({loss['step']:,}){l1}"
+
+
 def _loss_text(s: dict) -> str:
     loss = s.get("loss")
-    return "" if not loss else f"{loss['value']:.4g} at step {loss['step']:,}"
+    if not loss:
+        return ""
+    l1 = f" ({loss['recon_loss']}; pixel L1 {loss['recon_l1']:.4g}, the scale of val_loss)" \
+        if "recon_l1" in loss and loss["recon_loss"] != "l1" else ""
+    return f"{loss['value']:.4g} at step {loss['step']:,}{l1}"
 
 
 def _val_text(s: dict, whole: bool = False) -> str:

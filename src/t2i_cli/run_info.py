@@ -108,6 +108,10 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
     info["step"] = step
     losses = [r for r in rows if _number(r.get("loss"))]
     info["loss"] = {"step": losses[-1]["step"], "value": losses[-1]["loss"]} if losses else None
+    if losses and _number(losses[-1].get("recon_l1")):
+        # a dVAE's val_loss is pixel L1 whatever its --recon-loss (loss.png draws that beside it too): `t2i info`
+        # showed a logit_laplace loss of 0.76 beside a val_loss of 0.17, as if validation were 4x better
+        info["loss"].update(recon_l1=losses[-1]["recon_l1"], recon_loss=getattr(cfg, "recon_loss", "l1"))
     vals = [r for r in rows if _number(r.get("val_loss"))]
     best = min(vals, key=lambda r: r["val_loss"]) if vals else None
     info["val_loss"] = None if best is None else {"best": best["val_loss"], "best_step": best["step"],

@@ -1,0 +1,61 @@
+"""Session 44, hE: a user's journey on a new set of real pictures (game sprites, playing cards and scikit-image's
+sample photos, bench/make_games_folder.py): defects found on the way, each with a test that fails without its fix."""
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import run
+
+
+def _pictures(folder: Path, n: int = 4) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        Image.new("RGB", (20, 20), (40 * i, 200 - 50 * i, 90)).save(folder / f"pic{i}.png")
+        (folder / f"pic{i}.txt").write_text(f"a picture number {i}\n")
+    return folder
+
+
+def test_info_of_a_dvae_run_says_its_val_loss_is_pixel_l1_beside_the_training_l1(tmp_path: Path):
+    """A dVAE's val_loss is pixel L1 whatever its --recon-loss, but `t2i info RUN/dvae` showed its logit_laplace
+    training loss beside it unlabelled (`loss 0.7615`, `val_loss best 0.1717` on a folder of cards and sprites), as if
+    validation were 4x better than training: the training pixel L1 is shown beside it, and both are named."""
+    pics = _pictures(tmp_path / "pics")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "dvae", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--sample-every", "0", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    l1 = [r["recon_l1"] for r in rows if "recon_l1" in r][-1]
+    said = " ".join(run("info", out).stdout.split())
+    assert f"(logit_laplace; pixel L1 {l1:.4g}, the scale of val_loss)" in said, said
+    assert "(pixel L1)" in said.split("val_loss", 1)[1], said
+    data = json.loads(run("info", out, "--json").stdout)
+    assert data["loss"]["recon_l1"] == l1 and data["loss"]["recon_loss"] == "logit_laplace"
+
+
+def test_info_of_a_dvae_run_trained_on_l1_shows_no_second_l1(tmp_path: Path):
+    """With --recon-loss l1 the loss is the pixel L1 already: nothing is added beside it."""
+    pics = _pictures(tmp_path / "pics")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "dvae", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--recon-loss", "l1", "--sample-every", "0", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    said = " ".join(run("info", out).stdout.split())
+    assert "the scale of val_loss" not in said and "(pixel L1)" in said, said
+
+
+def test_info_of_a_whole_run_shows_the_dvaes_pixel_l1_beside_its_val_loss(tmp_path: Path):
+    pics = _pictures(tmp_path / "pics")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "all", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--sample-every", "0", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    data = json.loads(run("info", out, "--json").stdout)
+    l1 = data["stages"]["dvae"]["loss"]["recon_l1"]
+    table = run("info", out).stdout
+    row = next(line for line in table.splitlines() if "dvae" in line)
+    assert ", L1" in row and "│ L1 " in row, table  # (the cells wrap at 80 columns: their first lines)
+    assert f"{l1:.4g}" in table, table
+    assert "L1" not in next(line for line in table.splitlines() if "transformer" in line)
