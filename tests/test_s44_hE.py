@@ -59,3 +59,18 @@ def test_info_of_a_whole_run_shows_the_dvaes_pixel_l1_beside_its_val_loss(tmp_pa
     assert ", L1" in row and "│ L1 " in row, table  # (the cells wrap at 80 columns: their first lines)
     assert f"{l1:.4g}" in table, table
     assert "L1" not in next(line for line in table.splitlines() if "transformer" in line)
+
+
+def test_export_takes_out_as_every_other_command_does(tmp_path: Path):
+    """`t2i export run/dvae ... --out w` (train, generate, vary, eval, data all write to --out) was "No such option:
+    --out": --out names the weights folder, as --to does, and the two disagreeing are refused."""
+    pics = _pictures(tmp_path / "pics")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "dvae", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--sample-every", "0", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    r = run("export", out, "--out", tmp_path / "w")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "w" / "dvae.safetensors").is_file()
+    r = run("export", out, "--out", tmp_path / "a", "--to", tmp_path / "b")
+    assert r.exit_code == 2 and "disagree" in r.stderr and not (tmp_path / "a").exists()

@@ -2127,7 +2127,9 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
 def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
                                              help="Run folders (tokenizer, dvae, transformer, clip; a second "
                                                   "CLIP run becomes clip-2.safetensors, the second reranker)."),
-           to: Path = typer.Option(..., "--to", help="Weights folder to write."),
+           to: Path = typer.Option(..., "--to", "--out",
+                                   help="Weights folder to write (--out, every other command's name for where it "
+                                        "writes, names it too)."),
            half: bool = typer.Option(False, "--half", help="Store float tensors as fp16 (half the size)."),
            force: bool = typer.Option(False, "--force", help="Replace files already in the folder.")) -> None:
     """Write the models of one or more run folders into a weights folder that `generate --weights` loads."""
