@@ -74,3 +74,19 @@ def test_export_takes_out_as_every_other_command_does(tmp_path: Path):
     assert (tmp_path / "w" / "dvae.safetensors").is_file()
     r = run("export", out, "--out", tmp_path / "a", "--to", tmp_path / "b")
     assert r.exit_code == 2 and "disagree" in r.stderr and not (tmp_path / "a").exists()
+
+
+def test_the_warning_of_captions_cut_at_the_text_length_names_one(tmp_path: Path, tiny_weights: Path):
+    """Training the tiny preset on a folder of game sprites said "1 caption is longer than the text length (12
+    tokens) and is cut to it" without saying which of 190 captions: it names the first one cut."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    long = "a gridworld median bottom tile of a frozen lake with a cracked hole in the ice beside a stool"
+    for i, caption in enumerate(["a red bird", long, "a blue fish"]):
+        Image.new("RGB", (16, 16), (60 * i, 90, 90)).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text(caption + "\n")
+    r = run("train", "--stage", "clip", "--preset", "tiny", "--tokenizer", tiny_weights, "--data", pics, "--steps",
+            "1", "--batch-size", "2", "--workers", "0", "--device", "cpu", "-q", "--out", tmp_path / "run")
+    assert r.exit_code == 0, r.stderr
+    cut = [line for line in r.stderr.splitlines() if "longer than the text length" in line]
+    assert len(cut) == 1 and f'cut to it: "{long[:80]}... ({len(long)} characters)"' in cut[0], r.stderr

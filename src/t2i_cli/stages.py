@@ -1079,10 +1079,12 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     if since is not None and dd.is_main and warn is not None and steps_left(cfg, run_dir, resume) \
             and (changed := data_change(since, dataset.record)):
         warn(changed)
-    cut = long_captions(stage, dataset) if stage is not None and dd.is_main and not resume else 0
+    first: list[str] = []  # (the warning named none: which caption of 190 to shorten was left to guess)
+    cut = long_captions(stage, dataset, first) if stage is not None and dd.is_main and not resume else 0
     if cut and warn is not None:
+        shown = brief(" ".join(first[0].split()), 80)
         warn(f"{counted(cut, 'caption')} {'is' if cut == 1 else 'are'} longer than the text length ({cfg.text_len} "
-             f"tokens) and {'is' if cut == 1 else 'are'} cut to it; "
+             f"tokens) and {'is' if cut == 1 else 'are'} cut to it{': ' if cut == 1 else ', e.g. '}\"{shown}\"; "
              f"raise --text-len to keep them whole")
     if stage is not None and dd.is_main and not resume and warn is not None:
         # the CLIP learns by telling each picture's caption from the batch's others: a picture's copies there are
@@ -1138,16 +1140,20 @@ def _pictures(dataset) -> int:
     return len(dataset) if pairs is None else len({str(path) for path, _ in pairs})
 
 
-def long_captions(stage, dataset) -> int:
+def long_captions(stage, dataset, first: list[str] | None = None) -> int:
     """How many captions of a folder or manifest the stage's tokenizer cuts at its text length (0 for the
-    world, whose captions are short by construction, and for stages without text)."""
+    world, whose captions are short by construction, and for stages without text); the first one cut is appended
+    to first, where given."""
     from t2i_cli.data import PairDataset
 
     tok = getattr(stage, "tok", None)
     if tok is None or not isinstance(dataset, PairDataset):
         return 0
-    return sum(tok.encode(c, stage.cfg.text_len).n_dropped > 0 for i in range(len(dataset))
-               for c in dataset.captions_at(i))
+    cut = [c for i in range(len(dataset)) for c in dataset.captions_at(i)
+           if tok.encode(c, stage.cfg.text_len).n_dropped > 0]
+    if first is not None:
+        first.extend(cut[:1])
+    return len(cut)
 
 
 def dvae_model_config(cfg: TrainConfig) -> DVAEConfig:
