@@ -90,3 +90,24 @@ def test_the_warning_of_captions_cut_at_the_text_length_names_one(tmp_path: Path
     assert r.exit_code == 0, r.stderr
     cut = [line for line in r.stderr.splitlines() if "longer than the text length" in line]
     assert len(cut) == 1 and f'cut to it: "{long[:80]}... ({len(long)} characters)"' in cut[0], r.stderr
+
+
+def test_an_animated_picture_or_a_multi_page_tiff_trains_on_its_first_frame(tmp_path: Path):
+    """What the README now says of a folder's animated pictures (scikit-image's 24-frame GIF, a multi-page TIFF),
+    which it did not say: the first frame (page) alone is read, every later one left out."""
+    from t2i_cli.data import open_source
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    frames = [Image.new("RGB", (24, 24), c) for c in [(250, 0, 0), (0, 250, 0), (0, 0, 250)]]
+    frames[0].save(pics / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(pics / "anim-apng.png", save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(pics / "anim-webp.webp", save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    frames[0].save(pics / "pages.tif", save_all=True, append_images=frames[1:])
+    for p in pics.iterdir():
+        (pics / f"{p.stem}.txt").write_text("a red square\n")
+    data = open_source(str(pics), 8)
+    assert len(data) == 4 and not data.skipped
+    for i in range(len(data)):
+        img, _ = data[i]
+        assert img[0].min() > 0.9 and img[1:].max() < 0.1, (data.file_of(i), img.mean((1, 2)))
