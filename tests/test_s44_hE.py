@@ -111,3 +111,19 @@ def test_an_animated_picture_or_a_multi_page_tiff_trains_on_its_first_frame(tmp_
     for i in range(len(data)):
         img, _ = data[i]
         assert img[0].min() > 0.9 and img[1:].max() < 0.1, (data.file_of(i), img.mean((1, 2)))
+
+
+def test_data_caption_passes_over_a_preview_sheet_written_in_the_folder_under_another_name(tmp_path: Path):
+    """`t2i data preview games --out games/sheet.png` (warned: training counts it as without a caption), then the
+    training warning's own hint, `t2i data caption games`, wrote games/sheet.txt "sheet": the next run trained on
+    t2i's contact sheet of the folder. It is known by its PNG text, left without a caption and said."""
+    pics = _pictures(tmp_path / "pics")
+    r = run("data", "preview", pics, "--out", pics / "sheet.png")
+    assert r.exit_code == 0 and (pics / "sheet.png").is_file(), r.stderr
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(pics / "red-bird.png")  # a picture of the user's to caption
+    r = run("data", "caption", pics)
+    assert r.exit_code == 0, r.stderr
+    assert not (pics / "sheet.txt").exists() and (pics / "red-bird.txt").read_text() == "red bird\n"
+    said = " ".join(r.stderr.split())
+    assert f"1 contact sheet t2i wrote left without a caption (marked in its PNG text), e.g. {pics / 'sheet.png'}" \
+        in said, said

@@ -1303,6 +1303,21 @@ def _t2i_sheet(path: Path) -> bool:
     return is_t2i_sheet(text, path) or (path.name.lower() == PREVIEW_NAME and "source" in text)
 
 
+def _marked_sheet(path: Path) -> bool:
+    """Whether a PNG of any name is marked as a contact sheet t2i wrote in the text before its pixels (where t2i
+    writes it: nothing is decoded); _t2i_sheet opens only the names t2i gives."""
+    from t2i_cli.outputs import SHEET_KEY
+
+    if path.suffix.lower() != ".png":
+        return False
+    try:
+        with images.opened(path) as im:
+            return im.format == "PNG" and bool(im.info.get(SHEET_KEY))
+    except (OSError, SyntaxError, ValueError, images.Image.DecompressionBombError,
+            images.Image.DecompressionBombWarning):
+        return False
+
+
 def files_under(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """Every file under folder, recursively, through symbolic links to folders too (a folder of links to
     where the pictures live is common); each real folder is read once, so a link back up the tree is no loop
@@ -1842,6 +1857,9 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))
     for picture in [*map(Path, skipped.every.get(UNCAPTIONED, [])), *skipped.empty_named]:
         if _key(picture) in skipped.above_named:
+            continue
+        if _marked_sheet(picture):  # (`data preview --out sheet.png` in the folder: captioned "sheet", then trained on)
+            plan.sheets.append(picture)
             continue
         caption = folder_caption(picture, folder) if source == "folder" else caption_of(picture.stem)
         if caption is None:

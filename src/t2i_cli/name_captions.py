@@ -674,6 +674,8 @@ class CaptionPlan:
     unnamed_pictures: str = ""  # a metadata.jsonl or .csv beside them of captions whose picture column t2i does not
     # read ("filename,text"), with its columns ('' none): their captions may be there
     mispaired: str = ""  # ... or whose picture and caption columns do not pair ("image,text"; data.MISPAIRED)
+    sheets: list[Path] = field(default_factory=list)  # t2i's contact sheets of another name than training knows
+    # (`data preview --out sheet.png` inside the folder), known by their PNG text: never captioned
 
 
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
@@ -794,6 +796,11 @@ def summary(plan: CaptionPlan, nameless_hint: str = "") -> str:
             parts[-1] += (f" ({len(undecoded)} of them named in another encoding than UTF-8, a Windows zip's?: "
                           f"rename them)")
         parts[-1] += nameless_hint
+    if plan.sheets:
+        its, it = ("its", "it") if len(plan.sheets) == 1 else ("their", "them")
+        parts.append(f"{counted(len(plan.sheets), 'contact sheet')} t2i wrote left without a caption (marked in {its} "
+                     f"PNG text), e.g. {plan.sheets[0]}: move {it} out of the folder, where training counts {it} "
+                     f"as without a caption")
     if plan.unreadable:
         parts.append(f"{counted(len(plan.unreadable), 'folder')} that cannot be read (permission?) left out, e.g. "
                      f"{plan.unreadable[0]}")
