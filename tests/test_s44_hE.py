@@ -127,3 +127,16 @@ def test_data_caption_passes_over_a_preview_sheet_written_in_the_folder_under_an
     said = " ".join(r.stderr.split())
     assert f"1 contact sheet t2i wrote left without a caption (marked in its PNG text), e.g. {pics / 'sheet.png'}" \
         in said, said
+
+
+def test_eval_data_says_how_many_codes_the_dvae_has_beside_those_used(tiny_weights: Path, tmp_path: Path):
+    """`t2i eval --data games` said "dVAE codes used 227" without the codebook's size (1,000 in the default preset,
+    64 in the tiny one): the row says "227 of 1,000", and --json holds n_codes beside codes_used."""
+    pics = _pictures(tmp_path / "pics", 40)
+    r = run("eval", "--data", pics, "--weights", tiny_weights, "--n", "2", "--draws", "1", "--json",
+            tmp_path / "e.json")
+    assert r.exit_code == 0, r.stderr
+    got = json.loads((tmp_path / "e.json").read_text())["dvae"]
+    assert got["n_codes"] == 32 and 1 <= got["codes_used"] <= 32
+    row = next(line for line in r.stdout.splitlines() if "dVAE codes used" in line)
+    assert f"{got['codes_used']} of 32" in row, r.stdout

@@ -2893,7 +2893,7 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
 
     table.add_row("dVAE PSNR (dB, argmax codes, mean per image)", pm(d["psnr"], d["psnr_ci95"], 2))
     table.add_row("dVAE codebook perplexity", f"{d['perplexity']:.1f}")
-    table.add_row("dVAE codes used", f"{d['codes_used']}")
+    table.add_row("dVAE codes used", f"{d['codes_used']:,}" + (f" of {d['n_codes']:,}" if "n_codes" in d else ""))
     table.add_row("transformer val bits per code", pm(t["bits_per_code"], t["bits_per_code_ci95"], 3))
     if "clip" in result:
         c = result["clip"]

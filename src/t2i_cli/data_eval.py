@@ -209,7 +209,7 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
     perplexity, used = code_usage(flat, b.dvae.cfg.n_codes)
     per_psnr = torch.cat(psnrs).double()  # (the mean of float32s in float32 was off its rows by 1e-8)
     result["dvae"] = {"psnr": float(per_psnr.mean()), "psnr_ci95": interval(per_psnr), "perplexity": perplexity,
-                      "codes_used": used}
+                      "codes_used": used, "n_codes": b.dvae.cfg.n_codes}  # (the table said "227", of how many unsaid)
 
     # each val picture's bits per code under its caption, as `rerank --bits` reads them (every picture has as many
     # codes: the mean of theirs is the whole's)
