@@ -1154,14 +1154,15 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
               weights: Path, device: str, grid: bool, quiet: bool, negative: Optional[str] = None,
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
               auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None,
-              as_json: bool = False, regional_asked: bool = False) -> None:
+              as_json: bool = False, regional_asked: bool = False, guidance_asked: tuple[str, ...] = ()) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
     it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
     prompt's files on stdout once they are written; auto_candidates
     draws the best of DEFAULT_CANDIDATES instead of one image when the weights have a CLIP. before_drawing is
     called once every check has passed (vary's prompt line: a refusal is then its one line); as_json prints each
     file as a line of JSON (Written.fields) instead of its path; regional_asked: --regional was given (a weight
-    that no prompt draws with is refused, not ignored)."""
+    that no prompt draws with is refused, not ignored); guidance_asked: the guidance options given (`--guidance 7`),
+    refused where the prompt reads as the empty one and no --negative is given (guidance then pushes nowhere)."""
     from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
 
     check_out_folder(out_dir, stem)
@@ -1190,6 +1191,14 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
 
         raise regional_unused(sampling.regional, "no prompt of the file has such a pair" if lines else
                               "this prompt has no such pair")
+    if guidance_asked and lines is None and requests[0].negative_encoded is None \
+            and requests[0].encoded.ids == pipe.bundle.tokenizer.empty(pipe.text_len):
+        # u + g (c - u) is u where the prompt is the empty prompt guidance pushes away from: `vary photo.jpg
+        # --guidance 7` (a picture without a prompt) drew the bytes of --guidance 3, unsaid
+        raise UsageError(f"{' and '.join(guidance_asked)} change{'s' * (len(guidance_asked) == 1)} nothing with the "
+                         f"empty prompt: guidance pushes away from the empty prompt toward the prompt, here the same "
+                         f"text; give --prompt TEXT (what the picture shows) or a --negative, or leave "
+                         f"{'it' if len(guidance_asked) == 1 else 'them'} out")
     image = None
     if spec is not None:
         from t2i_cli.image_prompt import build
@@ -1514,7 +1523,16 @@ def vary(
         _generate(prompt, n, None, seed, sampling, out_dir, folder, device, grid,
                   quiet, negative=negative, spec={"image": source, "strength": strength},
                   stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt,
-                  as_json=as_json, regional_asked="regional" in given_options(ctx))
+                  as_json=as_json, regional_asked="regional" in given_options(ctx),
+                  guidance_asked=_guidance_asked(ctx))
+
+
+def _guidance_asked(ctx: typer.Context) -> tuple[str, ...]:
+    """The guidance options given on the command line, as a refusal names them: --guidance (but 1, which turns it
+    off), --guidance-start and --guidance-stop."""
+    given, params = given_options(ctx), ctx.params
+    return tuple(f"{flag(k)} {params[k]:g}" for k in ("guidance", "guidance_start", "guidance_stop")
+                 if k in given and params[k] is not None and not (k == "guidance" and params[k] == 1))
 
 
 def _cells_redrawn_all(folder: Path, strength: float) -> int | None:

@@ -1,0 +1,45 @@
+"""Session 44, hF: every option honoured or refused (an audit of the CLI's options; tiny models built here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import one_line_failure, run
+
+
+def plain_picture(path: Path) -> Path:
+    """A picture with no prompt in it (not drawn by t2i): vary draws it from the empty prompt."""
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--guidance", "7"], "--guidance 7 changes nothing"),
+    (["--guidance-start", "2"], "--guidance-start 2 changes nothing"),
+    (["--guidance-stop", "0.5"], "--guidance-stop 0.5 changes nothing"),
+    (["--prompt", "", "--guidance", "5", "--guidance-start", "2"],
+     "--guidance 5 and --guidance-start 2 change nothing"),
+])
+def test_vary_refuses_guidance_from_the_empty_prompt(tmp_path, tiny_weights, options, named):
+    """Guidance pushes away from the empty prompt: from the empty prompt it pushed nowhere, and `vary photo.jpg
+    --guidance 7` drew the pixels of the default --guidance 3, unsaid. Now refused, nothing written."""
+    pic = plain_picture(tmp_path / "photo.png")
+    out = tmp_path / "o"
+    args = ["vary", pic, "--n", "1", "--out", out, "--weights", tiny_weights, *options]
+    line = one_line_failure(run(*args), 2)
+    assert named in line and "empty prompt" in line and "--prompt TEXT" in line
+    assert not out.exists()
+
+
+def test_vary_takes_guidance_where_it_pushes(tmp_path, tiny_weights):
+    """Not refused where guidance has something to push: a prompt, a --negative from the empty prompt, or
+    --guidance 1 (off: fewer rows per code); the default draws from the empty prompt as before."""
+    pic = plain_picture(tmp_path / "photo.png")
+    for k, options in enumerate((["--prompt", "a red bird", "--guidance", "7"], ["--guidance", "7", "--negative",
+                                 "a blue fish"], ["--guidance", "1"], [])):
+        r = run("vary", pic, "--n", "1", "--out", tmp_path / f"o{k}", "--weights", tiny_weights, "-q", *options)
+        assert r.exit_code == 0, (options, r.stderr)
+        assert len(list((tmp_path / f"o{k}").glob("*.png"))) == 1
