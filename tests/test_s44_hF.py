@@ -43,3 +43,51 @@ def test_vary_takes_guidance_where_it_pushes(tmp_path, tiny_weights):
         r = run("vary", pic, "--n", "1", "--out", tmp_path / f"o{k}", "--weights", tiny_weights, "-q", *options)
         assert r.exit_code == 0, (options, r.stderr)
         assert len(list((tmp_path / f"o{k}").glob("*.png"))) == 1
+
+
+@pytest.mark.parametrize("command", [["generate", "a red bird", "--n", "1"], ["vary", "SRC", "--n", "1"],
+                                     ["rerank", "OUT"], ["eval", "--n", "1"],
+                                     ["train", "--preset", "tiny", "--stage", "tokenizer"]])
+def test_an_unknown_t2i_omp_is_refused(tmp_path, tiny_weights, monkeypatch, command):
+    """T2I_OMP=keep leaves OpenMP's spinning alone; any other value (a typo, `T2I_OMP=1`) was taken as unset,
+    unsaid. Now one line, exit 2, before anything is read or written."""
+    monkeypatch.setenv("T2I_OMP", "kep")
+    pic = plain_picture(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    args = [pic if a == "SRC" else out if a == "OUT" else a for a in command]
+    if command[0] != "rerank":
+        args += ["--out", out] if command[0] != "eval" else ["--json", out / "r.json"]
+    if command[0] in ("generate", "vary", "eval", "rerank"):
+        args += ["--weights", tiny_weights]
+    line = one_line_failure(run(*args), 2)
+    assert "T2I_OMP must be keep" in line and "'kep'" in line
+    assert not out.exists()
+
+
+def test_an_unknown_t2i_omp_is_refused_before_a_prompt_pipe_is_read(tmp_path, tiny_weights):
+    """generate --prompts - says it before it reads standard input (as its other refusals that need no prompt)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    env = {**os.environ, "PYTHONPATH": SRC, "T2I_OMP": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "t2i_cli", "generate", "--prompts", "-", "--weights",
+                             str(tiny_weights), "--out", str(tmp_path / "o")], stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.wait(timeout=60) == 2  # the pipe still open: a refusal that waited for it would time out
+        err = proc.stderr.read().decode()
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "T2I_OMP must be keep" in err and "Traceback" not in err
+
+
+def test_an_empty_t2i_omp_is_unset(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.setenv("T2I_OMP", "")
+    r = run("generate", "a red bird", "--n", "1", "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
+    assert r.exit_code == 0, r.stderr

@@ -770,12 +770,22 @@ def bound_spinning(busy: Callable[[], int] = lambda: 0) -> None:
     inference lock (files.other_t2i_inferring), which a later start looks for (a command run with T2I_OMP=keep, or
     OMP_WAIT_POLICY or GOMP_SPINCOUNT set, held none, and another started beside it did not know of it)."""
     env = os.environ
+    check_omp_env()
     if "torch" in sys.modules:  # (libgomp has loaded: too late to set; a call within a process that uses torch)
         return
     if env.get("T2I_OMP") == "keep" or "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
         busy()
         return
     env["GOMP_SPINCOUNT"] = BUSY_SPIN_COUNT if busy() > 0 else SPIN_COUNT
+
+
+def check_omp_env() -> None:
+    """Refuse a T2I_OMP other than keep (or empty, as unset): `T2I_OMP=kep` or `T2I_OMP=1` bounded the spinning
+    as if it were unset, unsaid."""
+    value = os.environ.get("T2I_OMP")
+    if value not in (None, "", "keep"):
+        raise UsageError(f"T2I_OMP must be keep (leave OpenMP's spinning as the environment has it), got {value!r}; "
+                         f"set T2I_OMP=keep, or unset it for t2i's own bound")
 
 
 def other_running_tasks(looks: int = 3, stat: str = "/proc/stat") -> int:
@@ -883,6 +893,7 @@ def generate(
         lines, counted_options = None, None
         if prompts is not None and prompt is None and from_png is None:
             one_process("generate")
+            check_omp_env()
             check_threads(threads)
             counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws)
             check_out_folder(out_dir)  # (`--out new/bird.png` was refused once the pipe had closed)
@@ -1804,7 +1815,8 @@ def train(
 ) -> None:
     """Train one stage, or all four (--stage all); every N steps a checkpoint, metrics.jsonl, samples and loss.png
     (once two steps are logged) go to the run folder."""
-    bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
+    with user_errors():  # (a T2I_OMP it does not know is refused in one line)
+        bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
     stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
     # (SIGHUP too, since 0.12.9: a closed terminal ended a run silently, losing its steps since the last checkpoint)
     # what a stop before the run's own handling says (it said inference's "finished files are kept")
