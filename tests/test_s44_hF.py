@@ -91,3 +91,23 @@ def test_an_empty_t2i_omp_is_unset(tmp_path, tiny_weights, monkeypatch):
     monkeypatch.setenv("T2I_OMP", "")
     r = run("generate", "a red bird", "--n", "1", "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
     assert r.exit_code == 0, r.stderr
+
+
+def test_vary_refuses_a_guidance_stop_before_every_redrawn_cell(tmp_path, tiny_weights):
+    """vary redraws its own random cells per image (from the seed): where every variation's first redrawn cell
+    comes after --guidance-stop, guidance changed no code, and `--guidance 7` drew the pixels of --guidance 3,
+    unsaid (generate --image was refused so already). Now refused, naming the first redrawn cell; a stop past it
+    draws."""
+    import re
+
+    pic = plain_picture(tmp_path / "photo.png")
+    common = ["vary", pic, "--prompt", "a red bird", "--n", "1", "--strength", "0.0625", "--weights", tiny_weights]
+    # one cell of the tiny model's 16 redrawn; a stop at code 1 comes before it unless the seed redraws cell 0
+    line = one_line_failure(run(*common, "--guidance-stop", "0.0625", "--out", tmp_path / "o"), 2)
+    first = int(re.search(r"redraw no code before code (\d+)", line).group(1))
+    assert 1 <= first < 16 and "--guidance-stop 0.0625 stops guidance at code 1 of 16" in line
+    assert not (tmp_path / "o").exists()
+    # the same seed's cell, just past the stop: guided, so drawn (and --guidance changes it)
+    stop = f"{(first + 1) / 16:g}"
+    r = run(*common, "--guidance-stop", stop, "--out", tmp_path / "ok", "-q")
+    assert r.exit_code == 0, r.stderr

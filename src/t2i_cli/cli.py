@@ -1215,7 +1215,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         from t2i_cli.image_prompt import build
 
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
-        _check_guidance_reaches(image, sampling)
+        _check_guidance_reaches(image, sampling, pipe, n, seed)
     made = missing_folders(out_dir)
     make_folder(out_dir, "--out")
     remove_temporaries(out_dir, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed generate's or vary's
@@ -1271,20 +1271,30 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         raise
 
 
-def _check_guidance_reaches(image, sampling) -> None:
+def _check_guidance_reaches(image, sampling, pipe=None, n: int = 1, seed: int = 0) -> None:
     """Refuse a --guidance-stop at or before the first code an image prompt draws (`--image SRC --keep-top 0.5
     --guidance-stop 0.5`): every drawn code came after the stop, so --guidance, a --negative and regional guidance
-    drew the same bytes whatever their values, unsaid. (vary draws its own cells per image: not known here.)"""
-    if sampling.guidance_stop is None or image.keep is None or bool(image.keep.all()):
+    drew the same bytes whatever their values, unsaid. vary draws its own cells per image (pipe: the cells the n
+    images of this seed redraw, pipeline.kept_by_all): `vary SRC --strength 0.004 --guidance-stop 0.1` redrew one
+    cell of 256, after the stop, and --guidance 7 drew the pixels of --guidance 3."""
+    if sampling.guidance_stop is None:
         return
-    n = image.keep.numel()
-    first = int((~image.keep).nonzero()[0])  # the first code it draws (the codes before it are the source's)
-    stop = sampling.guidance_stops_at(n)  # (where sampling.draw_codes stops)
+    keep = image.keep if image.keep is not None else pipe.kept_by_all(image, n, seed) if pipe is not None else None
+    if keep is None or bool(keep.all()):
+        return
+    count = keep.numel()
+    first = int((~keep).nonzero()[0])  # the first code it draws (the codes before it are the source's)
+    stop = sampling.guidance_stops_at(count)  # (where sampling.draw_codes stops)
     if first >= stop:
-        raise UsageError(f"--guidance-stop {sampling.guidance_stop:g} stops guidance at code {stop} of {n}, and this "
-                         f"image prompt draws no code before code {first} (it keeps the source's): --guidance, a "
-                         f"--negative and regional guidance would change nothing; give --guidance-stop above "
-                         f"{first / n:g}, or leave it out")
+        if image.keep is not None:
+            what, more = f"this image prompt draws no code before code {first} (it keeps the source's)", ""
+        else:
+            what = (f"these variations redraw no code before code {first} (each redraws {image.n_redrawn} of the "
+                    f"source's, chosen by the seed)")
+            more = " or a higher --strength,"
+        raise UsageError(f"--guidance-stop {sampling.guidance_stop:g} stops guidance at code {stop} of {count}, and "
+                         f"{what}: --guidance, a --negative and regional guidance would change nothing; give "
+                         f"--guidance-stop above {first / count:g},{more} or leave it out")
 
 
 class Written(typing.NamedTuple):

@@ -291,6 +291,16 @@ class TextToImage:
             k = image.redraws
         return self.fit(max(1, MAX_BATCH // k), k)
 
+    def kept_by_all(self, image: ImagePrompt, n: int, seed: int) -> torch.Tensor:
+        """(N,) bools: the cells that each of the n images this seed draws keeps from the image prompt (vary's random
+        cells drawn as _batch draws them, first from each batch's generator), on the CPU."""
+        per = self.per_batch(image)
+        keep = torch.ones(image.codes.numel(), dtype=torch.bool)
+        for start in range(0, n, per):
+            gen = torch.Generator(device=self.device).manual_seed(batch_seed(seed, start))
+            keep &= image.keep_masks(min(per, n - start), gen).all(dim=0).cpu()
+        return keep
+
     def _check_image(self, image: ImagePrompt) -> None:
         """An image prompt's codes are this model's: its grid's N codes, each in its dVAE's codebook."""
         from t2i_cli.image_prompt import ImagePrompt
