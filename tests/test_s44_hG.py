@@ -1,0 +1,70 @@
+"""Session 44, helper hG: a mutation audit of the inference core (sampling.py, sampling_config.py, pipeline.py,
+models/transformer.py, rerank.py's scoring). Each test here kills a small change to that code which the rest of
+the suite let through; tiny models built here, fixed seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from t2i_cli.models.transformer import Transformer, TransformerConfig
+from t2i_cli.sampling import SamplingConfig, sample_next
+
+CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32)
+
+
+@pytest.fixture(scope="module")
+def model() -> Transformer:
+    torch.manual_seed(0)
+    m = Transformer(CFG).eval()
+    with torch.no_grad():  # spread the logits so different texts and seeds really differ
+        for p in m.parameters():
+            if p.ndim > 1:
+                p.mul_(10)
+    return m
+
+
+def prompts(b: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    text = torch.randint(0, 15, (b, CFG.text_len), generator=torch.Generator().manual_seed(4))
+    empty = torch.arange(15, 15 + CFG.text_len)  # per-position padding ids
+    return text, empty
+
+
+# ---- sampling.sample_next -----------------------------------------------------------------------------------
+
+def test_a_list_of_generators_must_hold_one_per_row():
+    """Row r draws from generator[r]: a list one short (or one long) is refused, not zipped away (a missing
+    generator left its rows undrawn and the batch a row short)."""
+    logits = torch.zeros(3, 5)
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    assert sample_next(logits, SamplingConfig(), gens).shape == (3,)
+    for wrong in (gens[:2], gens + [torch.Generator()]):
+        with pytest.raises(ValueError, match=r"^\d generators for 3 rows$"):
+            sample_next(logits, SamplingConfig(), wrong)
+
+
+# ---- sampling._draw -----------------------------------------------------------------------------------------
+
+def test_a_draw_rounded_past_the_last_nonzero_code_takes_that_code_whatever_the_zeros_around_it():
+    """u rounded up to the total lands past every code of nonzero weight: the draw is the last nonzero code (2
+    of weights 0, 1, 1, 0, 0), never a code of weight 0; counted from the end, not mirrored from the first
+    nonzero code (which gave code 3, of weight 0, where the zeros before and after differ in number)."""
+    from t2i_cli import sampling
+
+    for weights, want in (([0.0, 1.0, 1.0, 0.0, 0.0], 2), ([1.0, 0.0, 0.0], 0), ([0.0, 0.0, 3.0, 0.0], 2)):
+        got = sampling._draw(torch.tensor([weights]), torch.Generator(), u=torch.tensor([1.0]))
+        assert got.tolist() == [want], weights
+
+
+def test_a_draw_that_lands_on_a_zero_inside_the_row_takes_the_next_nonzero_code(monkeypatch):
+    """A GPU's parallel cumsum can grow by an ulp over a code of weight 0, so the inverse of the cumulative sum
+    lands on it (simulated here by the search's answer): the draw moves to the next code of nonzero weight (3 of
+    weights 1, 0, 0, 1, 1), not to the last one (4), which would skew draws toward the end of the codebook."""
+    from t2i_cli import sampling
+
+    weights = torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0], [0.0, 2.0, 0.0, 0.0, 5.0]])
+    real = torch.searchsorted
+    monkeypatch.setattr(torch, "searchsorted", lambda cdf, u, right: torch.tensor([[1], [2]]))
+    got = sampling._draw(weights, torch.Generator(), u=torch.tensor([0.3, 0.3]))
+    monkeypatch.setattr(torch, "searchsorted", real)
+    assert got.tolist() == [3, 4]
