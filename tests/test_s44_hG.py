@@ -68,3 +68,50 @@ def test_a_draw_that_lands_on_a_zero_inside_the_row_takes_the_next_nonzero_code(
     got = sampling._draw(weights, torch.Generator(), u=torch.tensor([0.3, 0.3]))
     monkeypatch.setattr(torch, "searchsorted", real)
     assert got.tolist() == [3, 4]
+
+
+# ---- sampling.refuse_greedy_copies (the Python API's rule for top_k=1) ---------------------------------------
+
+def test_greedy_copies_of_a_variation_that_redraws_every_cell_are_refused_and_of_a_partial_one_taken():
+    """top_k=1 takes the most likely code at every step: a variation of strength 1 redraws every cell, so its n=2
+    images are one image twice (refused, naming n and top_k); one of strength 0.5 keeps a random half per image,
+    so its images differ (taken)."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.image_prompt import ImagePrompt
+    from t2i_cli.sampling import refuse_greedy_copies
+
+    greedy, codes = SamplingConfig(top_k=1), torch.arange(9)
+    every = ImagePrompt("vary", codes, "0" * 64, strength=1.0)
+    with pytest.raises(UsageError, match=r"^n=2 with top_k=1 draws 2 copies of one image"):
+        refuse_greedy_copies(greedy, 2, every)
+    refuse_greedy_copies(greedy, 2, ImagePrompt("vary", codes, "0" * 64, strength=0.5))
+    refuse_greedy_copies(greedy, 1, every)
+    refuse_greedy_copies(SamplingConfig(top_k=2), 2, every)
+
+
+def test_two_greedy_redraws_of_an_inpainting_are_refused():
+    """--redraws K draws each image K times and keeps the best fit: with top_k=1 the K draws are alike, so K=2 is
+    refused as K=3 is (the smallest K that has copies), and K=1 is taken."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.image_prompt import ImagePrompt
+    from t2i_cli.sampling import refuse_greedy_copies
+
+    keep = torch.tensor([True] * 3 + [False] * 3 + [True] * 3)
+    for k in (2, 3):
+        with pytest.raises(UsageError, match=rf"^redraws={k} with top_k=1 draws each image {k} times alike"):
+            refuse_greedy_copies(SamplingConfig(top_k=1), 1, ImagePrompt("inpaint", torch.arange(9), "0" * 64,
+                                                                         keep=keep, redraws=k))
+    refuse_greedy_copies(SamplingConfig(top_k=1), 1, ImagePrompt("inpaint", torch.arange(9), "0" * 64, keep=keep))
+
+
+# ---- sampling_config.SamplingConfig ---------------------------------------------------------------------------
+
+def test_a_temperature_just_under_its_lower_bound_is_refused():
+    """--temperature's range starts at 0.001 (below it float32 logits overflow): 0.001 is taken, 0.0009 and
+    0.0001 are refused pointing to top_k 1."""
+    from t2i_cli.errors import UsageError
+
+    assert SamplingConfig(temperature=0.001).temperature == 0.001
+    for bad in (0.0009, 0.0001):
+        with pytest.raises(UsageError, match=r"^temperature must be between 0.001 and 100, got .*top_k=1"):
+            SamplingConfig(temperature=bad)
