@@ -115,3 +115,65 @@ def test_a_temperature_just_under_its_lower_bound_is_refused():
     for bad in (0.0009, 0.0001):
         with pytest.raises(UsageError, match=r"^temperature must be between 0.001 and 100, got .*top_k=1"):
             SamplingConfig(temperature=bad)
+
+
+# ---- pipeline.TextToImage: seeds, batches, progress, memory ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    from conftest import build_tiny_folder
+    from t2i_cli.pipeline import TextToImage
+
+    return TextToImage.from_folder(build_tiny_folder(tmp_path_factory.mktemp("w") / "weights"), device="cpu")
+
+
+def test_the_first_batch_draws_from_a_generator_seeded_with_the_seed_itself(pipe):
+    """--seed S seeds the first batch's generator with S (batch_seed(S, 0) == S; only later batches hash theirs), so
+    `generate PROMPT --seed S` draws what it drew before batches had seeds of their own: the codes are draw_codes'
+    from torch.Generator().manual_seed(S)."""
+    from t2i_cli.pipeline import batch_seed
+    from t2i_cli.sampling import draw_codes
+
+    assert batch_seed(5, 0) == 5 and batch_seed(5, 16) != 5
+    got = pipe("a red bird", n=2, seed=5)
+    request, model = pipe.request("a red bird"), pipe.bundle.transformer
+    ids = torch.tensor(request.encoded.ids).expand(2, -1)
+    empty = torch.tensor(pipe.bundle.tokenizer.empty(pipe.text_len))
+    want, _ = draw_codes(model, ids, empty, request.sampling, torch.Generator().manual_seed(5))
+    assert torch.equal(torch.stack([g.codes for g in got]), want)
+
+
+def test_redraw_of_an_image_past_the_first_batch_decodes_its_own_batch(pipe, monkeypatch):
+    """redraw (`--from`) decodes only the batch that holds image `index`: with 2 images a batch, images 2, 3 and 4 of
+    5 are batches()'s images 2, 3 and 4 (the batch starts at index // 2 * 2, not at index // 2)."""
+    from t2i_cli import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_BATCH", 2)
+    request = pipe.request("two green cats")
+    every = [g for batch in pipe.batches(request, 5, 7) for g in batch]
+    for index in (2, 3, 4):
+        again = pipe.redraw(request, 5, 7, index)
+        assert again.index == index and torch.equal(again.codes, every[index].codes), index
+
+
+def test_progress_counts_the_codes_of_every_image_of_each_batch(pipe, monkeypatch):
+    """progress(k) says how many codes of the n images are drawn: a batch of 2 moves it 2 codes a step, and the
+    next batch (of 1) goes on from the 2 x N codes before it to 3 x N."""
+    from t2i_cli import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_BATCH", 2)
+    N = pipe.bundle.transformer.cfg.n_image
+    seen: list[int] = []
+    pipe("a red bird", n=3, seed=0, progress=seen.append)
+    assert seen == [2 * k for k in range(1, N + 1)] + [2 * N + k for k in range(1, N + 1)]
+
+
+def test_a_batch_of_redraws_fits_its_rows_not_its_images_into_decode_memory(pipe, monkeypatch):
+    """fit(most, rows): where DECODE_MEMORY holds 8 images' state, images of 4 decode rows each (--redraws 4) fit 2
+    at a time, not 8."""
+    from t2i_cli import pipeline
+
+    monkeypatch.setattr(pipeline, "DECODE_MEMORY", 8 * pipe.image_bytes())
+    assert pipe.fit(16) == 8 and pipe.fit(16, rows=4) == 2 and pipe.fit(1, rows=4) == 1
+    monkeypatch.setattr(pipeline, "DECODE_MEMORY", pipe.image_bytes() // 2)
+    assert pipe.fit(16, rows=4) == 1  # at least one, however large a model
