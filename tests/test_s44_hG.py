@@ -177,3 +177,31 @@ def test_a_batch_of_redraws_fits_its_rows_not_its_images_into_decode_memory(pipe
     assert pipe.fit(16) == 8 and pipe.fit(16, rows=4) == 2 and pipe.fit(1, rows=4) == 1
     monkeypatch.setattr(pipeline, "DECODE_MEMORY", pipe.image_bytes() // 2)
     assert pipe.fit(16, rows=4) == 1  # at least one, however large a model
+
+
+# ---- rerank.explain_maps (what `rerank --explain` draws) -------------------------------------------------------
+
+def test_explain_maps_a_word_of_several_tokens_as_the_mean_of_its_tokens_attention(tmp_path):
+    """A word the tokenizer splits into several tokens gets one panel: the mean of its tokens' attention over the
+    image's regions (each a softmax), so every word's map is a distribution summing to 1, as a one-token word's
+    is; a sum over its tokens made a word of k tokens k times as bright."""
+    from conftest import TEXT_LEN, build_tiny_folder
+    from t2i_cli.models.clip import Clip, ClipConfig
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.rerank import explain_maps
+    from t2i_cli.weights import load_tokenizer, save_model
+
+    folder = build_tiny_folder(tmp_path / "weights")
+    tok = load_tokenizer(folder / "tokenizer.json")
+    torch.manual_seed(0)
+    cfg = ClipConfig(image_side=16, text_vocab=tok.vocab_size(TEXT_LEN), text_len=TEXT_LEN, n_pad_start=tok.n_bpe,
+                     n_hid=8, n_embd=32, n_layer=1, n_head=2, embed_dim=16, word_region=True)
+    save_model(Clip(cfg), folder / "clip.safetensors", "clip")
+    pipe = TextToImage.from_folder(folder, device="cpu", need_clip=True)
+    prompt = "a red zebracorn"
+    tokens = dict(tok.words(prompt, TEXT_LEN))
+    assert len(tokens["zebracorn"]) > 1 and len(tokens["red"]) == 1  # one word of several tokens, one of one
+    maps = explain_maps(pipe, torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1)), prompt)
+    assert [w for w, _, _ in maps] == ["a", "red", "zebracorn"]
+    for word, attn, _ in maps:
+        assert abs(float(attn.sum()) - 1.0) < 1e-4, word
