@@ -104,6 +104,29 @@ def test_two_greedy_redraws_of_an_inpainting_are_refused():
     refuse_greedy_copies(SamplingConfig(top_k=1), 1, ImagePrompt("inpaint", torch.arange(9), "0" * 64, keep=keep))
 
 
+
+# ---- sampling.draw_codes: regions ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("jacobi", [0, 3])
+def test_region_masks_of_another_grid_are_refused(model, jacobi):
+    """Regions' masks hold one weight per code of the model's grid: masks one code short or one code long (of
+    another model's grid) are refused naming both counts, in plain and Jacobi decoding alike, not read past
+    their end or cut to the grid."""
+    from t2i_cli.sampling import Regions, draw_codes
+
+    text, empty = prompts(2)
+    N = CFG.n_image
+    ids = text[None]  # one region per row: its own prompt
+    cfg = SamplingConfig(regional=1.0, jacobi=jacobi)
+    codes, _ = draw_codes(model, text, empty, cfg, torch.Generator().manual_seed(0),
+                          regions=Regions(ids, torch.ones(1, 2, N)))
+    assert codes.shape == (2, N)
+    for wrong in (N - 1, N + 1):
+        with pytest.raises(ValueError, match=rf"^regions for \(2, 5\) prompts and {wrong} codes, but the batch is "
+                                             rf"\(2, 5\) and the model draws {N}$"):
+            draw_codes(model, text, empty, cfg, torch.Generator().manual_seed(0),
+                       regions=Regions(ids, torch.ones(1, 2, wrong)))
+
 # ---- sampling_config.SamplingConfig ---------------------------------------------------------------------------
 
 def test_a_temperature_just_under_its_lower_bound_is_refused():
