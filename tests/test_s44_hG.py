@@ -140,7 +140,7 @@ def test_a_temperature_just_under_its_lower_bound_is_refused():
             SamplingConfig(temperature=bad)
 
 
-# ---- pipeline.TextToImage: seeds, batches, progress, memory ---------------------------------------------------
+# ---- pipeline.TextToImage: seeds and batches ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
@@ -178,28 +178,6 @@ def test_redraw_of_an_image_past_the_first_batch_decodes_its_own_batch(pipe, mon
         again = pipe.redraw(request, 5, 7, index)
         assert again.index == index and torch.equal(again.codes, every[index].codes), index
 
-
-def test_progress_counts_the_codes_of_every_image_of_each_batch(pipe, monkeypatch):
-    """progress(k) says how many codes of the n images are drawn: a batch of 2 moves it 2 codes a step, and the
-    next batch (of 1) goes on from the 2 x N codes before it to 3 x N."""
-    from t2i_cli import pipeline
-
-    monkeypatch.setattr(pipeline, "MAX_BATCH", 2)
-    N = pipe.bundle.transformer.cfg.n_image
-    seen: list[int] = []
-    pipe("a red bird", n=3, seed=0, progress=seen.append)
-    assert seen == [2 * k for k in range(1, N + 1)] + [2 * N + k for k in range(1, N + 1)]
-
-
-def test_a_batch_of_redraws_fits_its_rows_not_its_images_into_decode_memory(pipe, monkeypatch):
-    """fit(most, rows): where DECODE_MEMORY holds 8 images' state, images of 4 decode rows each (--redraws 4) fit 2
-    at a time, not 8."""
-    from t2i_cli import pipeline
-
-    monkeypatch.setattr(pipeline, "DECODE_MEMORY", 8 * pipe.image_bytes())
-    assert pipe.fit(16) == 8 and pipe.fit(16, rows=4) == 2 and pipe.fit(1, rows=4) == 1
-    monkeypatch.setattr(pipeline, "DECODE_MEMORY", pipe.image_bytes() // 2)
-    assert pipe.fit(16, rows=4) == 1  # at least one, however large a model
 
 
 # ---- rerank.explain_maps (what `rerank --explain` draws) -------------------------------------------------------
