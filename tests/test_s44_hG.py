@@ -56,38 +56,7 @@ def test_a_draw_rounded_past_the_last_nonzero_code_takes_that_code_whatever_the_
         assert got.tolist() == [want], weights
 
 
-def test_a_draw_that_lands_on_a_zero_inside_the_row_takes_the_next_nonzero_code(monkeypatch):
-    """A GPU's parallel cumsum can grow by an ulp over a code of weight 0, so the inverse of the cumulative sum
-    lands on it (simulated here by the search's answer): the draw moves to the next code of nonzero weight (3 of
-    weights 1, 0, 0, 1, 1), not to the last one (4), which would skew draws toward the end of the codebook."""
-    from t2i_cli import sampling
-
-    weights = torch.tensor([[1.0, 0.0, 0.0, 1.0, 1.0], [0.0, 2.0, 0.0, 0.0, 5.0]])
-    real = torch.searchsorted
-    monkeypatch.setattr(torch, "searchsorted", lambda cdf, u, right: torch.tensor([[1], [2]]))
-    got = sampling._draw(weights, torch.Generator(), u=torch.tensor([0.3, 0.3]))
-    monkeypatch.setattr(torch, "searchsorted", real)
-    assert got.tolist() == [3, 4]
-
-
 # ---- sampling.refuse_greedy_copies (the Python API's rule for top_k=1) ---------------------------------------
-
-def test_greedy_copies_of_a_variation_that_redraws_every_cell_are_refused_and_of_a_partial_one_taken():
-    """top_k=1 takes the most likely code at every step: a variation of strength 1 redraws every cell, so its n=2
-    images are one image twice (refused, naming n and top_k); one of strength 0.5 keeps a random half per image,
-    so its images differ (taken)."""
-    from t2i_cli.errors import UsageError
-    from t2i_cli.image_prompt import ImagePrompt
-    from t2i_cli.sampling import refuse_greedy_copies
-
-    greedy, codes = SamplingConfig(top_k=1), torch.arange(9)
-    every = ImagePrompt("vary", codes, "0" * 64, strength=1.0)
-    with pytest.raises(UsageError, match=r"^n=2 with top_k=1 draws 2 copies of one image"):
-        refuse_greedy_copies(greedy, 2, every)
-    refuse_greedy_copies(greedy, 2, ImagePrompt("vary", codes, "0" * 64, strength=0.5))
-    refuse_greedy_copies(greedy, 1, every)
-    refuse_greedy_copies(SamplingConfig(top_k=2), 2, every)
-
 
 def test_two_greedy_redraws_of_an_inpainting_are_refused():
     """--redraws K draws each image K times and keeps the best fit: with top_k=1 the K draws are alike, so K=2 is
@@ -102,7 +71,6 @@ def test_two_greedy_redraws_of_an_inpainting_are_refused():
             refuse_greedy_copies(SamplingConfig(top_k=1), 1, ImagePrompt("inpaint", torch.arange(9), "0" * 64,
                                                                          keep=keep, redraws=k))
     refuse_greedy_copies(SamplingConfig(top_k=1), 1, ImagePrompt("inpaint", torch.arange(9), "0" * 64, keep=keep))
-
 
 
 # ---- sampling.draw_codes: regions ------------------------------------------------------------------------------
@@ -177,7 +145,6 @@ def test_redraw_of_an_image_past_the_first_batch_decodes_its_own_batch(pipe, mon
     for index in (2, 3, 4):
         again = pipe.redraw(request, 5, 7, index)
         assert again.index == index and torch.equal(again.codes, every[index].codes), index
-
 
 
 # ---- rerank.explain_maps (what `rerank --explain` draws) -------------------------------------------------------
