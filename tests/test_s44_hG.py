@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from t2i_cli.models.transformer import Transformer, TransformerConfig
-from t2i_cli.sampling import SamplingConfig, sample_next
+from t2i_cli.sampling import SamplingConfig
 
 CFG = TransformerConfig(text_vocab=20, text_len=5, image_vocab=16, grid=3, n_layer=2, n_head=2, n_embd=32)
 
@@ -28,19 +28,6 @@ def prompts(b: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     text = torch.randint(0, 15, (b, CFG.text_len), generator=torch.Generator().manual_seed(4))
     empty = torch.arange(15, 15 + CFG.text_len)  # per-position padding ids
     return text, empty
-
-
-# ---- sampling.sample_next -----------------------------------------------------------------------------------
-
-def test_a_list_of_generators_must_hold_one_per_row():
-    """Row r draws from generator[r]: a list one short (or one long) is refused, not zipped away (a missing
-    generator left its rows undrawn and the batch a row short)."""
-    logits = torch.zeros(3, 5)
-    gens = [torch.Generator().manual_seed(i) for i in range(3)]
-    assert sample_next(logits, SamplingConfig(), gens).shape == (3,)
-    for wrong in (gens[:2], gens + [torch.Generator()]):
-        with pytest.raises(ValueError, match=r"^\d generators for 3 rows$"):
-            sample_next(logits, SamplingConfig(), wrong)
 
 
 # ---- sampling._draw -----------------------------------------------------------------------------------------
@@ -108,7 +95,7 @@ def test_a_temperature_just_under_its_lower_bound_is_refused():
             SamplingConfig(temperature=bad)
 
 
-# ---- pipeline.TextToImage: seeds and batches ------------------------------------------------------------------
+# ---- pipeline.TextToImage.redraw ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
@@ -116,22 +103,6 @@ def pipe(tmp_path_factory):
     from t2i_cli.pipeline import TextToImage
 
     return TextToImage.from_folder(build_tiny_folder(tmp_path_factory.mktemp("w") / "weights"), device="cpu")
-
-
-def test_the_first_batch_draws_from_a_generator_seeded_with_the_seed_itself(pipe):
-    """--seed S seeds the first batch's generator with S (batch_seed(S, 0) == S; only later batches hash theirs), so
-    `generate PROMPT --seed S` draws what it drew before batches had seeds of their own: the codes are draw_codes'
-    from torch.Generator().manual_seed(S)."""
-    from t2i_cli.pipeline import batch_seed
-    from t2i_cli.sampling import draw_codes
-
-    assert batch_seed(5, 0) == 5 and batch_seed(5, 16) != 5
-    got = pipe("a red bird", n=2, seed=5)
-    request, model = pipe.request("a red bird"), pipe.bundle.transformer
-    ids = torch.tensor(request.encoded.ids).expand(2, -1)
-    empty = torch.tensor(pipe.bundle.tokenizer.empty(pipe.text_len))
-    want, _ = draw_codes(model, ids, empty, request.sampling, torch.Generator().manual_seed(5))
-    assert torch.equal(torch.stack([g.codes for g in got]), want)
 
 
 def test_redraw_of_an_image_past_the_first_batch_decodes_its_own_batch(pipe, monkeypatch):
