@@ -511,8 +511,8 @@ def test_write_world_writes_three_files_per_scene_and_refuses_to_overwrite(tmp_p
         assert SceneSpec.from_dict(meta) == spec and meta["caption"] == caption
         assert Image.open(stem.with_suffix(".png")).tobytes() == img.tobytes()
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    with pytest.raises(DataError, match="already exists"):
-        data.write_world("heldout", 5, 32, out)
+    with pytest.raises(DataError, match="already exists"):  # (at 32 px: the same world again goes on from it)
+        data.write_world("heldout", 5, 48, out)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing written or replaced
     ds = data.open_source(str(out), 32)  # the written folder is itself a data source
     assert len(ds) == 3 and ds[0][1] == world.scene("heldout", 0, 32)[1]

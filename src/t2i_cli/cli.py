@@ -2235,7 +2235,8 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
             task = bar.add_task("rendering", total=n, rate="")
             count = write_world(split, n, side, out_dir,
                                 lambda k: bar.update(task, completed=k, rate=rate_text(bar.tasks[task], "images")))
-        out.print(f"wrote {count} scenes to {clean(out_dir)}")
+        kept = f" ({n - count} written before, kept)" if count < n else ""  # (a stopped run's, finished now)
+        out.print(f"wrote {count} scenes to {clean(out_dir)}{kept}")
 
 
 @data_app.command("preview", cls=OneValueEach)

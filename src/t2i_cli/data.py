@@ -24,13 +24,14 @@ from torch.utils.data import Dataset
 from t2i_cli import images, world
 from t2i_cli.errors import DataError, UsageError, counted
 from t2i_cli.files import (
+    STALE_AFTER,
     atomic_write_bytes,
-    atomic_write_json,
     check_folder_path,
     file_above,
     is_own_json,
     make_folder,
     read_own_json,
+    remove_temporaries,
     sha256_of,
     shell_word,
     signals_held,
@@ -2125,29 +2126,80 @@ def check_world_size(n: int, side: int, max_n: int = MAX_WORLD_SCENES) -> None:
                          f"got {n} and {side}")
 
 
+def _scene_files(split: str, i: int, side: int, img: images.Image.Image | None = None) -> dict[str, bytes]:
+    """The bytes write_world writes for scene i of split at side: its .txt and .json (and, given its rendered
+    picture, its .png)."""
+    caption, spec = world.scene_caption(split, i)
+    files = {".txt": (caption + "\n").encode(),
+             ".json": (json.dumps({"caption": caption, "split": split, "index": i, "side": side,
+                                   "spec": spec.to_dict()}, indent=2, sort_keys=True) + "\n").encode()}
+    return files if img is None else {".png": images.encode_png(img, {"caption": caption}), **files}
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether path is a file holding exactly data (at most len(data) + 1 bytes read; a FIFO is not opened)."""
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            return f.read(len(data) + 1) == data
+    except OSError:
+        return False
+
+
+def _scenes_written(split: str, n: int, side: int, out: Path) -> set[int]:
+    """The scenes of a world split at side that an earlier `t2i data world` of the same split and side, stopped
+    or killed, wrote whole into out (its picture, caption and spec: the spec is written last). A file of a scene
+    it left unfinished (kill -9 between its picture and its spec) must be the one this run writes there; any
+    other file under one of the n scenes' names is a DataError, raised before anything is written."""
+    done: set[int] = set()
+    if not out.is_dir():
+        return done
+    for i in range(n):
+        stem = out / f"{split}-{i:06d}"
+        there = [ext for ext in (".png", ".txt", ".json") if os.path.lexists(f"{stem}{ext}")]
+        if not there:
+            continue
+        files = _scene_files(split, i, side)
+        if len(there) == 3 and all(_holds(Path(f"{stem}{ext}"), files[ext]) for ext in (".txt", ".json")):
+            done.add(i)  # (its picture was written whole before them)
+            continue
+        if ".png" in there:
+            files = _scene_files(split, i, side, world.scene(split, i, side)[0])
+        clash = next((Path(f"{stem}{ext}") for ext in there if not _holds(Path(f"{stem}{ext}"), files[ext])), None)
+        if clash is not None:
+            raise DataError(f"{clash} already exists and is not what this command writes there; choose an empty "
+                            f"folder with --out")
+    return done
+
+
 def write_world(split: str, n: int, side: int, out: Path,
                 progress: Callable[[int], None] | None = None) -> int:
-    """Write scenes 0..n-1 of a world split as NAME.png, NAME.txt and NAME.json (spec); returns n."""
+    """Write scenes 0..n-1 of a world split as NAME.png, NAME.txt and NAME.json (spec); returns how many it
+    wrote. The same command again finishes one that was stopped or killed: the scenes it wrote whole are kept,
+    an unfinished one is completed, and the temporary files a kill left there are removed (once a minute old)."""
     if split not in world.SPLITS:
         raise UsageError(f"--split {split!r} is no world split; use one of {', '.join(world.SPLITS)}")
     check_world_size(n, side)
     out = Path(out)
     names = [f"{split}-{i:06d}" for i in range(n)]
-    clash = next((out / f"{name}{ext}" for name in names for ext in (".png", ".txt", ".json")
-                  if (out / f"{name}{ext}").exists()), None)
-    if clash is not None:  # checked before writing anything, so a refused run leaves the folder as it was
-        raise DataError(f"{clash} already exists; choose an empty folder with --out")
+    # checked before writing anything, so a refused run leaves the folder as it was
+    done = _scenes_written(split, n, side, out) if file_above(out) is None else set()
     make_folder(out, "--out")  # a file, or a path inside one, is the command line's (exit 2)
+    scene_file = re.compile(rf"{re.escape(split)}-\d{{6}}\.(png|txt|json)")
+    remove_temporaries(out, scene_file.fullmatch, STALE_AFTER)  # a killed run's (one newer may be writing now)
+    written = 0
     for i, name in enumerate(names):
-        img, caption, spec = world.scene(split, i, side)
-        with signals_held():  # a stop waits for the scene's three files: never a picture without its spec
-            images.save_png(img, out / f"{name}.png", {"caption": caption})
-            atomic_write_bytes(out / f"{name}.txt", (caption + "\n").encode())
-            atomic_write_json(out / f"{name}.json",
-                              {"caption": caption, "split": split, "index": i, "side": side, "spec": spec.to_dict()})
+        if i not in done:
+            img, caption, spec = world.scene(split, i, side)
+            with signals_held():  # a stop waits for the scene's three files: never a picture without its spec
+                for ext, data in _scene_files(split, i, side, img).items():  # (the spec last)
+                    if not os.path.lexists(out / f"{name}{ext}"):  # (one a killed run wrote: the same bytes)
+                        atomic_write_bytes(out / f"{name}{ext}", data)
+            written += 1
         if progress is not None:
             progress(i + 1)
-    return n
+    return written
 
 
 MAX_PREVIEW_PIXELS = 1 << 25  # n * side * side of a preview sheet: 2 tiles of 4096, 128 of 512 (under 1 GB)

@@ -1,0 +1,242 @@
+"""Kill t2i anywhere: each command below is started, then stopped by SIGKILL or SIGINT (alternately) after a
+random share (seeded) of the time it takes uninterrupted; then every file under its outputs is checked (a PNG
+decodes, a .safetensors loads, a .json parses, a .jsonl's lines parse, a .txt is whole UTF-8 ending in a
+newline), the temporaries it left (.NAME.XXXX.tmp) are counted, `t2i info` is asked about a run, and the next
+run (the same command, or `train --resume`) must succeed and leave no temporary and no broken file behind.
+A reader (data preview, rerank) is run on a folder while a killed write's temporary is in it.
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python bench/kill_anywhere.py [--trials 6] [--seed 0] [ICONS]
+
+ICONS: a folder of captioned pictures (default /tmp/icons), copied; nothing in it is changed. Prints one row per
+command: kills (KILL/INT), files found broken after a kill, temporaries left by a kill, next runs that failed,
+temporaries and broken files after the next run, `t2i info` failures; then every problem seen, one a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def t2i(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "t2i_cli", *map(str, args)], capture_output=True, text=True, env=ENV, **kw)
+
+
+def is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def broken(path: Path) -> str | None:
+    """Why the file under its final name is not whole, or None."""
+    try:
+        s = path.suffix.lower()
+        if s == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+        elif s == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                for k in f.keys():
+                    f.get_tensor(k)
+        elif s == ".json":
+            json.loads(path.read_bytes())
+        elif s == ".jsonl":
+            for line in path.read_bytes().splitlines():
+                json.loads(line)
+        elif s == ".txt":
+            text = path.read_bytes().decode("utf-8")
+            if not text.endswith("\n"):
+                return "a .txt without its final newline"
+        elif path.stat().st_size == 0:
+            return "empty"
+    except Exception as e:  # noqa: BLE001 (any failure to read is the finding)
+        return f"{type(e).__name__}: {str(e)[:80]}"
+    return None
+
+
+def survey(roots: list[Path]) -> tuple[list[str], list[str]]:
+    """(broken files, temporaries) under roots."""
+    bad, temps = [], []
+    for root in roots:
+        if root.is_file():
+            files = [root]
+        elif root.is_dir():
+            files = [p for p in root.rglob("*") if p.is_file()]
+        else:
+            continue
+        for p in files:
+            if is_temporary(p.name) or p.name.startswith(".t2i-probe-"):
+                temps.append(str(p))
+            elif (why := broken(p)) is not None:
+                bad.append(f"{p}: {why}")
+    return bad, temps
+
+
+def run_killed(argv: list[str], after: float, sig: int) -> tuple[int, str]:
+    p = subprocess.Popen([PY, "-m", "t2i_cli", *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=ENV)
+    try:
+        out, err = p.communicate(timeout=after)
+    except subprocess.TimeoutExpired:
+        p.send_signal(sig)
+        out, err = p.communicate()
+    return p.returncode, (err.strip().splitlines() or [""])[-1]
+
+
+class Case:
+    def __init__(self, name, fresh, argv, roots, again=None, info=None, reader=None):
+        self.name, self.fresh, self.argv, self.roots = name, fresh, argv, roots
+        self.again = again or argv  # the next run
+        self.info, self.reader = info, reader
+        self.row = dict(kills=0, broken=0, temps=0, next_failed=0, temps_after=0, broken_after=0, info_failed=0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("icons", nargs="?", default="/tmp/icons")
+    ap.add_argument("--trials", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    w = Path(tempfile.mkdtemp(prefix="kill-anywhere-"))
+    problems: list[str] = []
+    try:
+        icons = w / "icons"
+        shutil.copytree(a.icons, icons)
+        base = w / "base"
+        r = t2i("train", "--stage", "all", "--data", icons, "--preset", "tiny", "--steps", 20, "--out", base, "-q")
+        if r.returncode:
+            print("setup failed:", r.stderr[-400:])
+            return 1
+        tw = base / "weights"
+        prompts = w / "prompts.txt"
+        prompts.write_text("a red bird\na blue square\na green folder\n")
+        src = w / "src"
+        t2i("generate", "a red bird", "--n", 1, "--out", src, "--weights", tw, "--seed", 1)
+        source = next(src.glob("*.png"))
+        bare = w / "bare"  # pictures without captions
+        gen, vary, prm = w / "gen", w / "vary", w / "prm"
+        cases = [
+            Case("generate --n 8 --grid --json", None,
+                 ["generate", "a red bird", "--n", 8, "--grid", "--json", "--out", gen, "--weights", tw], [gen],
+                 reader=["rerank", gen, "--weights", tw]),
+            Case("generate --prompts FILE", None,
+                 ["generate", "--prompts", prompts, "--n", 3, "--grid", "--out", prm, "--weights", tw], [prm]),
+            Case("vary --n 8", None, ["vary", source, "--n", 8, "--grid", "--out", vary, "--weights", tw], [vary]),
+        ]
+        for stage, steps in (("tokenizer", 1), ("dvae", 40), ("transformer", 40), ("clip", 40), ("all", 15)):
+            run = w / f"run-{stage}"
+            extra = [] if stage in ("tokenizer", "all") else (
+                ["--dvae", base / "dvae", "--tokenizer", base / "tokenizer"] if stage == "transformer"
+                else ["--tokenizer", base / "tokenizer"] if stage == "clip" else [])
+            argv = ["train", "--stage", stage, "--data", icons, "--preset", "tiny", "--steps", steps, "--ckpt-every", 3,
+                    "--log-every", 1, "--out", run, *extra]
+            if stage == "tokenizer":
+                argv = argv[:argv.index("--steps")] + ["--out", run]
+            resume = ["train", "--resume", run] if stage != "tokenizer" else argv
+            cases.append(Case(f"train --stage {stage}", run, argv, [run], again=resume, info=run))
+        res = w / "run-resume"
+        cases.append(Case("train --resume --steps 60 (dvae)",
+                          lambda res=res: (shutil.rmtree(res, ignore_errors=True),
+                                           t2i("train", "--stage", "dvae", "--data", icons, "--preset", "tiny",
+                                               "--steps", 10, "--ckpt-every", 3, "--out", res)),
+                          ["train", "--resume", res, "--steps", 60, "--ckpt-every", 3], [res],
+                          again=["train", "--resume", res], info=res))
+        exp = w / "exported"
+        cases.append(Case("export (all four, over an export)", None,
+                          ["export", *(base / s for s in ("tokenizer", "dvae", "transformer", "clip")), "--to",
+                           exp, "--force"], [exp]))
+        cases.append(Case("data caption", lambda: (shutil.rmtree(bare, ignore_errors=True), bare.mkdir(),
+                                                   [shutil.copy(p, bare) for p in sorted(icons.glob("*.png"))]),
+                          ["data", "caption", bare], [bare],
+                          reader=["data", "preview", bare, "--out", w / "preview-bare.png", "--force"]))
+        world = w / "world"
+        cases.append(Case("data world --out", None, ["data", "world", "--n", 300, "--side", 32, "--out", world],
+                          [world], reader=["data", "preview", world, "--out", w / "preview-world.png", "--force"]))
+        ranked = w / "ranked"
+        cases.append(Case("rerank --top 2 --link-best",
+                          lambda: (shutil.rmtree(ranked, ignore_errors=True),
+                                   shutil.copytree(gen, ranked) if gen.is_dir() else None),
+                          ["rerank", ranked, "--top", 2, "--link-best", "--weights", tw], [ranked]))
+        ev, evj = w / "eval-images", w / "eval.json"
+        cases.append(Case("eval --json F --images DIR", None,
+                          ["eval", "--weights", tw, "--data", icons, "--n", 16, "--json", evj, "--images", ev,
+                           "--force"],
+                          [ev, evj]))
+        for c in cases:
+            for root in c.roots:
+                shutil.rmtree(root, ignore_errors=True) if root.is_dir() else None
+            if callable(c.fresh):
+                c.fresh()
+            t0 = time.monotonic()
+            r = t2i(*c.argv)
+            took = time.monotonic() - t0
+            if r.returncode:
+                problems.append(f"{c.name}: uninterrupted run failed: {r.stderr.strip().splitlines()[-1:]}")
+                continue
+            for i in range(a.trials):
+                if c.info is not None or c.name.startswith(("data world", "eval")):
+                    for root in c.roots:
+                        shutil.rmtree(root, ignore_errors=True) if root.is_dir() else None
+                if callable(c.fresh):
+                    c.fresh()
+                sig = signal.SIGKILL if i % 2 == 0 else signal.SIGINT
+                after = rng.uniform(0.3, took)
+                code, line = run_killed(c.argv, after, sig)
+                c.row["kills"] += 1
+                bad, temps = survey(c.roots)
+                c.row["broken"] += bool(bad)
+                c.row["temps"] += bool(temps)
+                what = f"{c.name} [{sig.name} at {after:.2f}s of {took:.2f}s, exit {code}]"
+                if sig == signal.SIGINT and code not in (0, 130):
+                    problems.append(f"{what}: Ctrl-C's exit is not 130: {line}")
+                problems += [f"{what}: broken after kill: {b}" for b in bad]
+                if c.info is not None and Path(c.info).is_dir():
+                    ri = t2i("info", c.info)
+                    if ri.returncode:
+                        c.row["info_failed"] += 1
+                        problems.append(f"{what}: t2i info: {ri.stderr.strip().splitlines()[-1:]}")
+                if c.reader is not None and temps:
+                    rr = t2i(*c.reader)
+                    if rr.returncode:
+                        problems.append(f"{what}: reader {c.reader[:2]} with a temporary there: "
+                                        f"{rr.stderr.strip().splitlines()[-1:]}")
+                # a new run stopped before its first checkpoint is undone (no folder): the same command again
+                rn = t2i(*(c.again if c.info is None or Path(c.info).is_dir() else c.argv))
+                if rn.returncode:
+                    c.row["next_failed"] += 1
+                    problems.append(f"{what}: next run {c.again[:2]}: {rn.stderr.strip().splitlines()[-1:]}")
+                bad, temps_after = survey(c.roots)
+                c.row["temps_after"] += bool(temps_after)
+                c.row["broken_after"] += bool(bad)
+                problems += [f"{what}: after the next run: {b}" for b in bad]
+                problems += [f"{what}: temporary left after the next run: {t}" for t in temps_after]
+        cols = list(cases[0].row)
+        print(f"{'command':36} " + " ".join(f"{k:>12}" for k in cols))
+        for c in cases:
+            print(f"{c.name:36} " + " ".join(f"{c.row[k]:>12}" for k in cols))
+        print(f"problems seen: {len(problems)}")
+        for p in problems:
+            print(" ", p.replace(str(w), "W"))
+    finally:
+        shutil.rmtree(w, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

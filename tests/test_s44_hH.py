@@ -1,0 +1,80 @@
+"""Session 44, helper hH: crash safety (a command killed at any moment); each test fails without its fix."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import one_line_failure, run
+from t2i_cli import data
+from t2i_cli.errors import DataError
+
+
+class Killed(BaseException):
+    """Stands in for a kill -9: nothing after it runs (no except clause of t2i's catches it)."""
+
+
+def _world_killed_after(monkeypatch, out: Path, writes: int, n: int = 3) -> None:
+    """`data world --split heldout --side 32 --out OUT` killed after its first `writes` files, as kill -9 leaves
+    it: the files written so far, and the temporary of the one being written (a minute old)."""
+    real, count = data.atomic_write_bytes, {"n": 0}
+
+    def write(path, payload):
+        if count["n"] == writes:
+            tmp = Path(path).parent / f".{Path(path).name}.k1ll3d.tmp"
+            tmp.write_bytes(payload[: len(payload) // 2])
+            os.utime(tmp, (time.time() - 120, time.time() - 120))
+            raise Killed
+        count["n"] += 1
+        return real(path, payload)
+
+    monkeypatch.setattr(data, "atomic_write_bytes", write)
+    with pytest.raises(Killed):
+        data.write_world("heldout", n, 32, out)
+    monkeypatch.setattr(data, "atomic_write_bytes", real)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_data_world_again_finishes_a_killed_world(tmp_path: Path, monkeypatch):
+    """kill -9 of `t2i data world --out D` (between a scene's picture and its caption: a stop cannot be held)
+    left D unusable: the same command again refused ("D/heldout-000000.png already exists; choose an empty
+    folder"), so a long render was lost, and its temporary stayed. Now the same command keeps the scenes written
+    whole, completes the cut one, removes the temporary, and D holds exactly what an uninterrupted run writes."""
+    whole = tmp_path / "whole"
+    assert data.write_world("heldout", 3, 32, whole) == 3
+    out = tmp_path / "world"
+    _world_killed_after(monkeypatch, out, writes=4)  # scene 0 whole, scene 1's picture alone
+    assert {p.name for p in out.iterdir()} >= {"heldout-000001.png", ".heldout-000001.txt.k1ll3d.tmp"}
+    assert not (out / "heldout-000001.txt").exists()
+    r = run("data", "world", "--split", "heldout", "--n", 3, "--side", 32, "--out", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert "wrote 2 scenes" in r.stdout and "1 written before, kept" in r.stdout
+    assert _files(out) == _files(whole)  # no temporary left, every file the uninterrupted run's bytes
+    r = run("data", "world", "--split", "heldout", "--n", 3, "--side", 32, "--out", out, "-q")  # once more: a no-op
+    assert r.exit_code == 0 and "wrote 0 scenes" in r.stdout and _files(out) == _files(whole)
+
+
+def test_data_world_still_refuses_a_file_it_did_not_write(tmp_path: Path, monkeypatch):
+    """Going on from a killed world must not take over a user's file: a scene file with other bytes (a finished
+    scene's caption edited, an unfinished scene's picture of another side) is refused as before, nothing
+    written."""
+    out = tmp_path / "world"
+    _world_killed_after(monkeypatch, out, writes=4)
+    (out / "heldout-000000.txt").write_text("my own caption\n")
+    before = _files(out)
+    line = one_line_failure(run("data", "world", "--split", "heldout", "--n", 3, "--side", 32, "--out", out))
+    assert "heldout-000000.txt already exists" in line and "choose an empty folder with --out" in line
+    assert _files(out) == before
+    (out / "heldout-000000.txt").unlink()
+    data.write_world("heldout", 1, 32, tmp_path / "first")
+    (out / "heldout-000000.txt").write_bytes((tmp_path / "first" / "heldout-000000.txt").read_bytes())
+    before = _files(out)
+    with pytest.raises(DataError, match="heldout-000000.png already exists"):  # drawn at 32 px, asked at 48
+        data.write_world("heldout", 3, 48, out)
+    assert _files(out) == before
