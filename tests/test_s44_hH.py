@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,3 +81,47 @@ def test_data_world_still_refuses_a_file_it_did_not_write(tmp_path: Path, monkey
     with pytest.raises(DataError, match="heldout-000000.png already exists"):  # drawn at 32 px, asked at 48
         data.write_world("heldout", 3, 48, out)
     assert _files(out) == before
+
+
+def test_link_best_after_a_kill_between_a_copy_and_its_record_copies_nothing_twice(tmp_path: Path):
+    """kill -9 of `rerank --link-best` the moment a copy had its name in best/, before t2i's record of its copies
+    named it (a stop there is held; a kill cannot be): the next rerank ranked that copy as one more picture of the
+    folder and copied it again (best/img-2-000.png and best/img-2-000-000.png). Now the record names each copy
+    before the copy has its name."""
+    from PIL import Image
+
+    from conftest import SRC, build_tiny_folder
+
+    weights = build_tiny_folder(tmp_path / "weights")
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i, rgb in enumerate([(230, 20, 20), (20, 20, 230), (20, 230, 20)]):
+        Image.new("RGB", (16, 16), rgb).save(folder / f"img-{i}.png")
+    args = ["rerank", str(folder), "--prompt", "a red bird", "--top", "2", "--link-best", "--weights", str(weights),
+            "-q"]
+    script = tmp_path / "killed.py"
+    script.write_text(f"""
+import os, sys
+sys.path.insert(0, {SRC!r})
+from t2i_cli import files
+_link_new = files._link_new
+def link_new(tmp, folder, *a, **k):
+    path = _link_new(tmp, folder, *a, **k)
+    if folder.name == "best":  # (not the --top sheet): a kill -9 the moment the first copy has its name
+        os._exit(137)
+    return path
+files._link_new = link_new
+from t2i_cli.cli import main
+sys.argv = ["t2i", *{args!r}]
+main()
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 137, proc.stderr
+    assert len([p for p in (folder / "best").iterdir() if p.suffix == ".png"]) == 1  # the copy
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    copies = sorted(p.name for p in (folder / "best").iterdir() if p.suffix == ".png")
+    ranked = sorted(json.loads((folder / "ranking.json").read_text()), key=lambda row: row["rank"])
+    assert sorted(row["file"] for row in ranked) == ["img-0.png", "img-1.png", "img-2.png"]  # no copy ranked
+    assert copies == sorted(f"{Path(row['file']).stem}-000.png" for row in ranked[:2])  # each best picture once
+    assert sorted(json.loads((folder / "best" / "t2i-copies.json").read_text())) == copies

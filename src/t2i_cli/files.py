@@ -601,12 +601,15 @@ def cut_to_bytes(name: str, room: int) -> str:
     return "".join(kept)
 
 
-def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None], option: str = "--out") -> Path:
+def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None], option: str = "--out",
+              naming: Callable[[Path], None] | None = None) -> Path:
     """Write a new file folder/stem-NNN.suffix, never overwriting one: write(tmp) fills a temporary file,
     which is then hard-linked under the first free name (the link fails if the name exists, so two writers
     never share one) and removed. No crash leaves a half-written or empty file under a final name. Where
     the file system has no hard links the name is reserved first (O_EXCL), then the file renamed onto it.
-    option is the command-line option that chose the folder (its errors name it); "" when none did."""
+    option is the command-line option that chose the folder (its errors name it); "" when none did. naming,
+    where given, is called with each name about to be tried, before the file gets it (a record that must name
+    the file before a kill -9 can leave it unnamed: rerank's best/)."""
     folder = Path(folder)
     where = f" with {option}" if option else ""
     stem = fitted_stem(stem, suffix)
@@ -617,7 +620,7 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
         rewritten = 0
         while True:
             try:
-                return _link_new(tmp, folder, stem, suffix, where)
+                return _link_new(tmp, folder, stem, suffix, where, naming)
             except FileNotFoundError:
                 # the temporary is gone, the folder is not: another t2i writing there took it for a killed write's
                 # (this process was paused, Ctrl-Z or a suspended machine, for over STALE_AFTER): write it again
@@ -650,10 +653,15 @@ def _remember(folder: Path, stem: str, suffix: str, taken: int) -> None:
     _NEXT_NAME[folder, stem, suffix] = taken + 1
 
 
-def _link_new(tmp: Path, folder: Path, stem: str, suffix: str, where: str) -> Path:
+def _link_new(tmp: Path, folder: Path, stem: str, suffix: str, where: str,
+              naming: Callable[[Path], None] | None = None) -> Path:
     """The finished temporary tmp under the first free name folder/stem-NNN.suffix (write_new)."""
     for i in range(_first_number(folder, stem, suffix), MAX_NAMES):
         path = folder / f"{stem}-{i:03d}{suffix}"
+        if naming is not None:
+            if os.path.lexists(path):
+                continue
+            naming(path)
         try:
             os.link(tmp, path)
             _remember(folder, stem, suffix, i)
@@ -664,6 +672,8 @@ def _link_new(tmp: Path, folder: Path, stem: str, suffix: str, where: str) -> Pa
                 raise
             path = _claim(folder, stem, suffix, where)
             try:
+                if naming is not None:
+                    naming(path)
                 os.replace(tmp, path)
             except BaseException:
                 path.unlink(missing_ok=True)  # the reserved, still empty name

@@ -546,16 +546,30 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
     for h, src in wanted.items():
         if h not in have:
             # A copy and its line in the record are one change: a stop between them, or a record the disk had no
-            # room for, left a copy no record named, which the next --link-best copied again beside it.
-            with signals_held():
-                path = write_new(best, src.stem, src.suffix, lambda tmp, src=src: shutil.copyfile(src, tmp),
-                                 option="")
+            # room for, left a copy no record named, which the next --link-best copied again beside it. The record
+            # names the copy before it has its name: a kill -9 between the two (which no signal handler holds)
+            # left such a copy too, which the next rerank also ranked as a picture of the folder and copied again
+            # as img-000-000.png; now it leaves a record naming a file that is not there, which is passed over.
+            named: list[str] = []
+
+            def naming(path: Path, h: str = h, named: list[str] = named) -> None:
+                if named:
+                    del kept[named.pop()]
                 kept[path.name] = h
+                named.append(path.name)
+                save()
+
+            with signals_held():
                 try:
-                    save()
+                    path = write_new(best, src.stem, src.suffix, lambda tmp, src=src: shutil.copyfile(src, tmp),
+                                     option="", naming=naming)
                 except BaseException:
-                    del kept[path.name]
-                    path.unlink(missing_ok=True)
+                    if named:  # the record back to the copies there (a failing disk: as it can)
+                        del kept[named.pop()]
+                        try:
+                            save()
+                        except OutputError:
+                            pass
                     raise
             have[h] = path
             new += 1
