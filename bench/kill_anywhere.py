@@ -3,13 +3,17 @@ random share (seeded) of the time it takes uninterrupted; then every file under 
 decodes, a .safetensors loads, a .json parses, a .jsonl's lines parse, a .txt is whole UTF-8 ending in a
 newline), the temporaries it left (.NAME.XXXX.tmp) are counted, `t2i info` is asked about a run, and the next
 run (the same command, or `train --resume`) must succeed and leave no temporary and no broken file behind.
-A reader (data preview, rerank) is run on a folder while a killed write's temporary is in it.
+A reader (data preview, rerank) is run on a folder while a killed write's temporary is in it. Then the chosen
+moments: each command run with every atomic write slowed (its temporary held half written for 0.4 s) and SIGKILLed
+once the nth temporary of a chosen file is on disk (the 2nd checkpoint.safetensors, a model file, metrics.jsonl,
+the 5th caption .txt, a scene's spec, ranking.json, best/'s record, eval.json, an exported clip.safetensors).
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python bench/kill_anywhere.py [--trials 6] [--seed 0] [ICONS]
+    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python bench/kill_anywhere.py [--trials 2] [--seed 0] [ICONS]
 
 ICONS: a folder of captioned pictures (default /tmp/icons), copied; nothing in it is changed. Prints one row per
-command: kills (KILL/INT), files found broken after a kill, temporaries left by a kill, next runs that failed,
-temporaries and broken files after the next run, `t2i info` failures; then every problem seen, one a line.
+command: kills (KILL/INT; chosen: those at a chosen write), files found broken after a kill, temporaries left by a
+kill, next runs that failed, temporaries and broken files after the next run, `t2i info` failures; then every
+problem seen, one a line.
 """
 
 from __future__ import annotations
@@ -87,6 +91,50 @@ def survey(roots: list[Path]) -> tuple[list[str], list[str]]:
     return bad, temps
 
 
+# t2i with every atomic write slowed (a slow disk): each temporary file is held half written for 0.4 s, so that a kill
+# can be sent while a chosen file (a checkpoint, a caption, a record) is being written
+SLOW = """
+import sys, time
+from t2i_cli import files
+_finished = files._finished_temporary
+def slow(path, write, shown=None):
+    def halfway(tmp):
+        write(tmp)
+        data = tmp.read_bytes()
+        tmp.write_bytes(data[: len(data) // 2])
+        time.sleep(0.4)
+        tmp.write_bytes(data)
+    return _finished(path, halfway, shown)
+files._finished_temporary = slow
+from t2i_cli.__main__ import entry
+sys.argv = ["t2i", *sys.argv[1:]]
+entry()
+"""
+
+
+def run_killed_at(argv: list[str], roots: list[Path], name: str, nth: int, sig: int) -> tuple[int, str, bool]:
+    """Run t2i (writes slowed) and send sig once the nth temporary file whose target name holds `name` appears
+    under roots; (exit code, last stderr line, whether that moment came)."""
+    p = subprocess.Popen([PY, "-c", SLOW, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=ENV)
+    seen: set[str] = set()
+    hit = False
+    while p.poll() is None and not hit:
+        for root in roots:
+            try:
+                found = [q for q in root.rglob("*") if is_temporary(q.name) and name in q.name[1:]]
+            except OSError:
+                found = []
+            seen |= {str(q) for q in found}
+            if len(seen) >= nth:
+                p.send_signal(sig)
+                hit = True
+                break
+        time.sleep(0.02)
+    out, err = p.communicate()
+    return p.returncode, (err.strip().splitlines() or [""])[-1], hit
+
+
 def run_killed(argv: list[str], after: float, sig: int) -> tuple[int, str]:
     p = subprocess.Popen([PY, "-m", "t2i_cli", *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=ENV)
@@ -99,17 +147,18 @@ def run_killed(argv: list[str], after: float, sig: int) -> tuple[int, str]:
 
 
 class Case:
-    def __init__(self, name, fresh, argv, roots, again=None, info=None, reader=None):
-        self.name, self.fresh, self.argv, self.roots = name, fresh, argv, roots
+    def __init__(self, name, fresh, argv, roots, again=None, info=None, reader=None, at=()):
+        self.name, self.fresh, self.argv, self.roots, self.at = name, fresh, argv, roots, at
         self.again = again or argv  # the next run
         self.info, self.reader = info, reader
-        self.row = dict(kills=0, broken=0, temps=0, next_failed=0, temps_after=0, broken_after=0, info_failed=0)
+        self.row = dict(kills=0, chosen=0, broken=0, temps=0, next_failed=0, temps_after=0, broken_after=0,
+                        info_failed=0)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("icons", nargs="?", default="/tmp/icons")
-    ap.add_argument("--trials", type=int, default=6)
+    ap.add_argument("--trials", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -134,10 +183,11 @@ def main() -> int:
         cases = [
             Case("generate --n 8 --grid --json", None,
                  ["generate", "a red bird", "--n", 8, "--grid", "--json", "--out", gen, "--weights", tw], [gen],
-                 reader=["rerank", gen, "--weights", tw]),
+                 reader=["rerank", gen, "--weights", tw], at=[("a-red-bird-NNN.png", 3), ("grid-NNN.png", 1)]),
             Case("generate --prompts FILE", None,
                  ["generate", "--prompts", prompts, "--n", 3, "--grid", "--out", prm, "--weights", tw], [prm]),
-            Case("vary --n 8", None, ["vary", source, "--n", 8, "--grid", "--out", vary, "--weights", tw], [vary]),
+            Case("vary --n 8", None, ["vary", source, "--n", 8, "--grid", "--out", vary, "--weights", tw], [vary],
+                 at=[(".png", 2)]),
         ]
         for stage, steps in (("tokenizer", 1), ("dvae", 40), ("transformer", 40), ("clip", 40), ("all", 15)):
             run = w / f"run-{stage}"
@@ -148,36 +198,42 @@ def main() -> int:
                     "--log-every", 1, "--out", run, *extra]
             if stage == "tokenizer":
                 argv = argv[:argv.index("--steps")] + ["--out", run]
-            resume = ["train", "--resume", run] if stage != "tokenizer" else argv
-            cases.append(Case(f"train --stage {stage}", run, argv, [run], again=resume, info=run))
+            at = {"tokenizer": [("tokenizer.json", 1)],
+                  "all": [("checkpoint.safetensors", 2), ("transformer.safetensors", 3)]}.get(
+                stage, [("checkpoint.safetensors", 2), (f"{stage}.safetensors", 2), ("metrics.jsonl", 3)])
+            cases.append(Case(f"train --stage {stage}", run, argv, [run], again=["train", "--resume", run], info=run,
+                              at=at))
         res = w / "run-resume"
         cases.append(Case("train --resume --steps 60 (dvae)",
                           lambda res=res: (shutil.rmtree(res, ignore_errors=True),
                                            t2i("train", "--stage", "dvae", "--data", icons, "--preset", "tiny",
                                                "--steps", 10, "--ckpt-every", 3, "--out", res)),
                           ["train", "--resume", res, "--steps", 60, "--ckpt-every", 3], [res],
-                          again=["train", "--resume", res], info=res))
+                          again=["train", "--resume", res], info=res, at=[("checkpoint.safetensors", 1)]))
         exp = w / "exported"
         cases.append(Case("export (all four, over an export)", None,
                           ["export", *(base / s for s in ("tokenizer", "dvae", "transformer", "clip")), "--to",
-                           exp, "--force"], [exp]))
+                           exp, "--force"], [exp], at=[("clip.safetensors", 1)]))
         cases.append(Case("data caption", lambda: (shutil.rmtree(bare, ignore_errors=True), bare.mkdir(),
                                                    [shutil.copy(p, bare) for p in sorted(icons.glob("*.png"))]),
                           ["data", "caption", bare], [bare],
-                          reader=["data", "preview", bare, "--out", w / "preview-bare.png", "--force"]))
+                          reader=["data", "preview", bare, "--out", w / "preview-bare.png", "--force"],
+                          at=[(".txt", 5)]))
         world = w / "world"
         cases.append(Case("data world --out", None, ["data", "world", "--n", 300, "--side", 32, "--out", world],
-                          [world], reader=["data", "preview", world, "--out", w / "preview-world.png", "--force"]))
+                          [world], reader=["data", "preview", world, "--out", w / "preview-world.png", "--force"],
+                          at=[(".txt", 4), (".json", 4)]))
         ranked = w / "ranked"
         cases.append(Case("rerank --top 2 --link-best",
                           lambda: (shutil.rmtree(ranked, ignore_errors=True),
                                    shutil.copytree(gen, ranked) if gen.is_dir() else None),
-                          ["rerank", ranked, "--top", 2, "--link-best", "--weights", tw], [ranked]))
+                          ["rerank", ranked, "--top", 2, "--link-best", "--weights", tw], [ranked],
+                          at=[("ranking.json", 1), ("ranking-top", 1), ("t2i-copies.json", 2)]))
         ev, evj = w / "eval-images", w / "eval.json"
         cases.append(Case("eval --json F --images DIR", None,
                           ["eval", "--weights", tw, "--data", icons, "--n", 16, "--json", evj, "--images", ev,
                            "--force"],
-                          [ev, evj]))
+                          [ev, evj], at=[(".png", 3), ("eval.json", 1)]))
         for c in cases:
             for root in c.roots:
                 shutil.rmtree(root, ignore_errors=True) if root.is_dir() else None
@@ -189,20 +245,31 @@ def main() -> int:
             if r.returncode:
                 problems.append(f"{c.name}: uninterrupted run failed: {r.stderr.strip().splitlines()[-1:]}")
                 continue
-            for i in range(a.trials):
+            moments = [(None, 0)] * a.trials + list(c.at)
+            for i, (name, nth) in enumerate(moments):
                 if c.info is not None or c.name.startswith(("data world", "eval")):
                     for root in c.roots:
                         shutil.rmtree(root, ignore_errors=True) if root.is_dir() else None
                 if callable(c.fresh):
                     c.fresh()
-                sig = signal.SIGKILL if i % 2 == 0 else signal.SIGINT
-                after = rng.uniform(0.3, took)
-                code, line = run_killed(c.argv, after, sig)
+                if name is None:
+                    sig = signal.SIGKILL if i % 2 == 0 else signal.SIGINT
+                    after = rng.uniform(0.3, took)
+                    code, line = run_killed(c.argv, after, sig)
+                    when = f"at {after:.2f}s of {took:.2f}s"
+                else:
+                    sig = signal.SIGKILL
+                    code, line, hit = run_killed_at(c.argv, c.roots, name, nth, sig)
+                    when = f"writing {name} (#{nth})"
+                    if not hit:
+                        problems.append(f"{c.name}: no write of {name} #{nth} seen (exit {code}: {line})")
+                        continue
+                    c.row["chosen"] += 1
                 c.row["kills"] += 1
                 bad, temps = survey(c.roots)
                 c.row["broken"] += bool(bad)
                 c.row["temps"] += bool(temps)
-                what = f"{c.name} [{sig.name} at {after:.2f}s of {took:.2f}s, exit {code}]"
+                what = f"{c.name} [{sig.name} {when}, exit {code}]"
                 if sig == signal.SIGINT and code not in (0, 130):
                     problems.append(f"{what}: Ctrl-C's exit is not 130: {line}")
                 problems += [f"{what}: broken after kill: {b}" for b in bad]
