@@ -8,7 +8,7 @@ moments: each command run with every atomic write slowed (its temporary held hal
 once the nth temporary of a chosen file is on disk (the 2nd checkpoint.safetensors, a model file, metrics.jsonl,
 the 5th caption .txt, a scene's spec, ranking.json, best/'s record, eval.json, an exported clip.safetensors).
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python bench/kill_anywhere.py [--trials 2] [--seed 0] [ICONS]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python bench/kill_anywhere.py [--trials 2] [--seed 0] [--only TEXT] [ICONS]
 
 ICONS: a folder of captioned pictures (default /tmp/icons), copied; nothing in it is changed. Prints one row per
 command: kills (KILL/INT; chosen: those at a chosen write), files found broken after a kill, temporaries left by a
@@ -160,6 +160,7 @@ def main() -> int:
     ap.add_argument("icons", nargs="?", default="/tmp/icons")
     ap.add_argument("--trials", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default="", help="only the commands whose row name holds this text")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     w = Path(tempfile.mkdtemp(prefix="kill-anywhere-"))
@@ -234,6 +235,7 @@ def main() -> int:
                           ["eval", "--weights", tw, "--data", icons, "--n", 16, "--json", evj, "--images", ev,
                            "--force"],
                           [ev, evj], at=[(".png", 3), ("eval.json", 1)]))
+        cases = [c for c in cases if a.only in c.name]
         for c in cases:
             for root in c.roots:
                 shutil.rmtree(root, ignore_errors=True) if root.is_dir() else None
