@@ -125,3 +125,90 @@ main()
     assert sorted(row["file"] for row in ranked) == ["img-0.png", "img-1.png", "img-2.png"]  # no copy ranked
     assert copies == sorted(f"{Path(row['file']).stem}-000.png" for row in ranked[:2])  # each best picture once
     assert sorted(json.loads((folder / "best" / "t2i-copies.json").read_text())) == copies
+
+
+def test_a_weights_set_cut_between_its_renames_is_refused_until_finished(tmp_path: Path):
+    """kill -9 of `t2i export` (or of a whole run's export) between two of its files' renames, which no handler
+    holds: the weights folder held one export's dVAE and transformer beside another's tokenizer and CLIP, which
+    generate loaded and drew with, and `t2i info` described, where their shapes agreed. Now the set's journal says
+    so: generate and info refuse the folder in one line, and the next export finishes the cut one first."""
+    from conftest import SRC, build_tiny_folder
+    from t2i_cli.files import finish_set
+    from t2i_cli.weights import EXPORT_JOURNAL, FILES
+
+    old, new = build_tiny_folder(tmp_path / "old", seed=0), build_tiny_folder(tmp_path / "new", seed=1)
+    script = tmp_path / "cut.py"
+    script.write_text(f"""
+import os, sys
+sys.path.insert(0, {SRC!r})
+from pathlib import Path
+from t2i_cli import files
+real, done = os.replace, []
+def replace(src, dst):
+    real(src, dst)
+    if Path(dst).name in {FILES!r}:
+        done.append(dst)
+        if len(done) == 2:
+            os._exit(137)  # kill -9 after the second rename
+os.replace = replace
+old, new = Path({str(old)!r}), Path({str(new)!r})
+files.atomic_write_set([(old / name, (new / name).read_bytes()) for name in {FILES!r}], old / {EXPORT_JOURNAL!r})
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 137, proc.stderr
+    mixed = [name for name in FILES if (old / name).read_bytes() == (new / name).read_bytes()]
+    assert mixed == list(FILES[:2])  # two of the new files beside two old ones
+    for args in (["info", old], ["generate", "a red bird", "--weights", old, "--out", tmp_path / "out"]):
+        line = one_line_failure(run(*args))
+        assert "an export into it was killed while it renamed its files" in line, line
+    assert not (tmp_path / "out").exists()
+    assert finish_set(old / EXPORT_JOURNAL) == [old / name for name in FILES[2:]]
+    assert _files(old) == _files(new)  # the new export whole, its journal and temporaries gone
+    assert run("info", old).exit_code == 0
+
+
+def test_export_again_finishes_an_export_killed_between_its_renames(tmp_path: Path):
+    """The same at the command line: `t2i export` killed (kill -9) after the second of its renames into a folder
+    that held another export; the same command again finishes it, and the folder holds exactly what an
+    uninterrupted export writes."""
+    from conftest import SRC
+
+    common = ["--preset", "tiny", "--workers", "0", "-q"]
+    for args in (["train", "--stage", "tokenizer", "--out", tmp_path / "tok", "--preset", "tiny", "-q"],
+                 ["train", "--stage", "dvae", "--steps", 2, "--out", tmp_path / "dvae", *common],
+                 ["train", "--stage", "transformer", "--steps", 1, "--dvae", tmp_path / "dvae", "--tokenizer",
+                  tmp_path / "tok", "--out", tmp_path / "a", *common],
+                 ["train", "--stage", "dvae", "--steps", 2, "--seed", 5, "--out", tmp_path / "dvae-b", *common],
+                 ["train", "--stage", "transformer", "--steps", 2, "--dvae", tmp_path / "dvae-b", "--tokenizer",
+                  tmp_path / "tok", "--seed", 5, "--out", tmp_path / "b", *common],
+                 ["export", tmp_path / "b", "--to", tmp_path / "whole"],
+                 ["export", tmp_path / "a", "--to", tmp_path / "weights"]):
+        r = run(*args)
+        assert r.exit_code == 0, (args, r.stderr)
+    export_b = ["export", str(tmp_path / "b"), "--to", str(tmp_path / "weights"), "--force"]
+    script = tmp_path / "cut.py"
+    script.write_text(f"""
+import os, sys
+sys.path.insert(0, {SRC!r})
+from pathlib import Path
+real, done = os.replace, []
+def replace(src, dst):
+    real(src, dst)
+    if Path(dst).parent.name == "weights" and Path(dst).name.endswith(".safetensors"):
+        os._exit(137)  # kill -9 after the first model's rename
+os.replace = replace
+from t2i_cli.cli import main
+sys.argv = ["t2i", *{export_b!r}]
+main()
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 137, proc.stderr
+    cut = _files(tmp_path / "weights")
+    whole = _files(tmp_path / "whole")
+    assert [name for name in ("dvae.safetensors", "transformer.safetensors") if cut[name] == whole[name]] == [
+        "dvae.safetensors"]  # the new dVAE beside the old transformer
+    assert "an export into it was killed" in one_line_failure(run("info", tmp_path / "weights"))
+    r = run(*export_b)
+    assert r.exit_code == 0, r.stderr
+    assert _files(tmp_path / "weights") == _files(tmp_path / "whole")
+    assert run("info", tmp_path / "weights").exit_code == 0

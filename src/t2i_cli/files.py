@@ -194,21 +194,51 @@ def write_if_absent(path: Path, data: bytes) -> bool:
             tmp.unlink(missing_ok=True)
 
 
-def atomic_write_set(items: list[tuple[Path, bytes]]) -> list[Path]:
+def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = None) -> list[Path]:
     """Write several files as one set (a weights folder's models must come from one export): every file to a
     finished temporary first, then the renames, with SIGINT and SIGTERM held until the last is done. A failure
-    or a stop before the renames leaves every target as it was and no temporary behind."""
+    or a stop before the renames leaves every target as it was and no temporary behind. journal (a file in the
+    folder of every item): written before the first rename, naming each temporary and its target, and removed
+    after the last, so that a kill -9 between two renames, which no handler holds, can be finished (finish_set)
+    and is known until then (a weights folder held one export's dVAE beside another's transformer, unsaid)."""
     temps: list[tuple[Path, Path]] = []
     try:
         for path, data in items:
             temps.append((_finished_temporary(Path(path), lambda tmp, d=data: tmp.write_bytes(d)), Path(path)))
         with signals_held():
+            if journal is not None and temps:
+                atomic_write_json(journal, {"renames": [[tmp.name, path.name] for tmp, path in temps]})
             for tmp, path in temps:
                 os.replace(tmp, path)
+            if journal is not None:
+                Path(journal).unlink(missing_ok=True)
     finally:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)  # those not renamed
     return [path for _, path in temps]
+
+
+def finish_set(journal: Path) -> list[Path]:
+    """Finish a set of renames (atomic_write_set's) that a kill cut: each temporary its journal names that is
+    still there is renamed onto its target (each was finished, fsynced, before the journal was written), then the
+    journal is removed; returns the targets renamed now. A journal that is not one t2i wrote is left alone."""
+    journal = Path(journal)
+    try:
+        renames = read_own_json(journal, 1 << 20)["renames"]
+        pairs = [(str(tmp), str(name)) for tmp, name in renames]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return []
+    done = []
+    for tmp, name in pairs:  # (names in the journal's folder alone, each a temporary made for its target)
+        if os.sep in tmp + name or "/" in tmp + name or temporary_of(tmp) != name:
+            return done
+        if (journal.parent / tmp).is_file():
+            os.replace(journal.parent / tmp, journal.parent / name)
+            done.append(journal.parent / name)
+    journal.unlink(missing_ok=True)
+    return done
 
 
 def stop_signals() -> tuple[int, ...]:

@@ -32,6 +32,7 @@ from t2i_cli.files import (
     atomic_write_json,
     atomic_write_set,
     check_folder_path,
+    finish_set,
     folder_lock,
     folder_locked,
     make_folder,
@@ -45,6 +46,7 @@ from t2i_cli.files import (
 )
 from t2i_cli.images import IMAGE_SUFFIXES
 from t2i_cli.weights import (
+    EXPORT_JOURNAL,
     FILES,
     FORMAT,
     SECOND_CLIP,
@@ -1313,7 +1315,8 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for it "
                                            f"to finish"))
         # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
-        remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP))
+        finish_set(to / EXPORT_JOURNAL)  # an export killed between its renames: finished, then this one
+        remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP, EXPORT_JOURNAL))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
         return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged)
 
@@ -1474,7 +1477,8 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
                      f"into it too (a transformer run holds its tokenizer and dVAE)")
     for text in notes if note is not None else ():
         note(text)
-    return atomic_write_set(writes)  # all or none: a stop between two files left one run's dVAE beside another's model
+    # all or none: a stop between two files left one run's dVAE beside another's model (a kill -9: the journal)
+    return atomic_write_set(writes, to / EXPORT_JOURNAL)
 
 
 def _reader() -> Callable[[Path], bytes]:

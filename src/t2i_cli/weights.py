@@ -45,6 +45,7 @@ FILES = ("tokenizer.json", "dvae.safetensors", "transformer.safetensors", "clip.
 # A second reranker beside clip.safetensors (optional): reranking averages the two CLIPs' scores, an ensemble
 # of one recipe trained from another seed (BENCHMARKS.md "Two rerankers").
 SECOND_CLIP = "clip-2.safetensors"
+EXPORT_JOURNAL = ".t2i-export.json"  # in a weights folder while an export renames its files (files.atomic_write_set)
 GENERATOR_FILES = FILES[:3]  # tokenizer, dVAE, transformer: the files that draw an image
 # Config fields renamed since files were first written, per kind (old name -> new), so older files (the
 # shipped weights among them) load unchanged: `side` is always pixels, a code grid's side is `grid`.
@@ -520,9 +521,20 @@ def check_files(folder: Path, need_clip: bool = False) -> None:
         raise WeightsError(f"{folder} is a file, not a weights folder; pass --weights with the folder that holds it")
     if not folder.is_dir():
         raise WeightsError(missing_weights_folder(folder))
+    check_export_whole(folder)
     for name in needed_files(need_clip):
         if not (folder / name).is_file():
             raise WeightsError(f"{folder} has no {name}; {_missing_advice(folder, name)}")
+
+
+def check_export_whole(folder: Path) -> None:
+    """Refuse a weights folder an export was writing when it was killed (kill -9, a power cut) between two of its
+    files' renames: it may hold some files of the new export beside the old ones (generate drew with one run's
+    dVAE and another's transformer where their shapes agreed, and `t2i info` described the folder as whole)."""
+    if (Path(folder) / EXPORT_JOURNAL).is_file():
+        raise WeightsError(f"{folder}: an export into it was killed while it renamed its files, so it may hold "
+                           f"files of two exports; run that export again (`t2i export ... --to {shell_word(folder)}`"
+                           f" finishes it first)")
 
 
 def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False,
@@ -593,6 +605,7 @@ def folder_info(folder: Path) -> dict[str, Any]:
     """Configs, parameter counts and hashes of every file in a weights folder (for `t2i info`); missing: the files
     generate needs that it lacks (a folder of some of them: _partial_info)."""
     folder = Path(folder)
+    check_export_whole(folder)
     if folder.is_dir() and any((folder / f).is_file() for f in (*FILES, SECOND_CLIP)) \
             and any(not (folder / f).is_file() for f in needed_files()):
         return _partial_info(folder)
