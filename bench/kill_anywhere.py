@@ -12,8 +12,8 @@ the 5th caption .txt, a scene's spec, ranking.json, best/'s record, eval.json, a
 
 ICONS: a folder of captioned pictures (default /tmp/icons), copied; nothing in it is changed. Prints one row per
 command: kills (KILL/INT; chosen: those at a chosen write), files found broken after a kill, temporaries left by a
-kill, next runs that failed, temporaries and broken files after the next run, `t2i info` failures; then every
-problem seen, one a line.
+kill, exports cut between their renames (journal: `t2i info` must refuse the folder), next runs that failed,
+temporaries and broken files after the next run, `t2i info` failures; then every problem seen, one a line.
 """
 
 from __future__ import annotations
@@ -106,6 +106,12 @@ def slow(path, write, shown=None):
         tmp.write_bytes(data)
     return _finished(path, halfway, shown)
 files._finished_temporary = slow
+import os
+_replace = os.replace
+def replace(src, dst, *a, **k):  # and each rename followed by 0.3 s (an export's set: a kill between two)
+    _replace(src, dst, *a, **k)
+    time.sleep(0.3)
+os.replace = replace
 from t2i_cli.__main__ import entry
 sys.argv = ["t2i", *sys.argv[1:]]
 entry()
@@ -114,7 +120,7 @@ entry()
 
 def run_killed_at(argv: list[str], roots: list[Path], name: str, nth: int, sig: int) -> tuple[int, str, bool]:
     """Run t2i (writes slowed) and send sig once the nth temporary file whose target name holds `name` appears
-    under roots; (exit code, last stderr line, whether that moment came)."""
+    under roots (=NAME: once a file NAME is there); (exit code, last stderr line, whether that moment came)."""
     p = subprocess.Popen([PY, "-c", SLOW, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=ENV)
     seen: set[str] = set()
@@ -122,7 +128,9 @@ def run_killed_at(argv: list[str], roots: list[Path], name: str, nth: int, sig: 
     while p.poll() is None and not hit:
         for root in roots:
             try:
-                found = [q for q in root.rglob("*") if is_temporary(q.name) and name in q.name[1:]]
+                files = root.rglob("*") if root.is_dir() else root.parent.glob("*")  # (a file: its folder's)
+                found = [q for q in files if (q.name == name[1:] if name.startswith("=") else
+                                              is_temporary(q.name) and name in q.name[1:])]
             except OSError:
                 found = []
             seen |= {str(q) for q in found}
@@ -151,8 +159,8 @@ class Case:
         self.name, self.fresh, self.argv, self.roots, self.at = name, fresh, argv, roots, at
         self.again = again or argv  # the next run
         self.info, self.reader = info, reader
-        self.row = dict(kills=0, chosen=0, broken=0, temps=0, next_failed=0, temps_after=0, broken_after=0,
-                        info_failed=0)
+        self.row = dict(kills=0, chosen=0, broken=0, temps=0, journal=0, next_failed=0, temps_after=0,
+                        broken_after=0, info_failed=0)
 
 
 def main() -> int:
@@ -201,7 +209,7 @@ def main() -> int:
                 argv = argv[:argv.index("--steps")] + ["--out", run]
             at = {"tokenizer": [("tokenizer.json", 1)],
                   "all": [("checkpoint.safetensors", 2), ("transformer.safetensors", 3)]}.get(
-                stage, [("checkpoint.safetensors", 2), (f"{stage}.safetensors", 2), ("metrics.jsonl", 3)])
+                stage, [("checkpoint.safetensors", 2), (f"{stage}.safetensors", 2)])
             cases.append(Case(f"train --stage {stage}", run, argv, [run], again=["train", "--resume", run], info=run,
                               at=at))
         res = w / "run-resume"
@@ -211,10 +219,13 @@ def main() -> int:
                                                "--steps", 10, "--ckpt-every", 3, "--out", res)),
                           ["train", "--resume", res, "--steps", 60, "--ckpt-every", 3], [res],
                           again=["train", "--resume", res], info=res, at=[("checkpoint.safetensors", 1)]))
-        exp = w / "exported"
-        cases.append(Case("export (all four, over an export)", None,
+        exp, other = w / "exported", w / "other"
+        r = t2i("train", "--stage", "all", "--data", icons, "--preset", "tiny", "--steps", 8, "--seed", 5, "--out",
+                other, "-q")
+        cases.append(Case("export (all four, over an export)",
+                          lambda: (shutil.rmtree(exp, ignore_errors=True), shutil.copytree(other / "weights", exp)),
                           ["export", *(base / s for s in ("tokenizer", "dvae", "transformer", "clip")), "--to",
-                           exp, "--force"], [exp], at=[("clip.safetensors", 1)]))
+                           exp, "--force"], [exp], at=[("clip.safetensors", 1), ("=.t2i-export.json", 1)]))
         cases.append(Case("data caption", lambda: (shutil.rmtree(bare, ignore_errors=True), bare.mkdir(),
                                                    [shutil.copy(p, bare) for p in sorted(icons.glob("*.png"))]),
                           ["data", "caption", bare], [bare],
@@ -271,6 +282,12 @@ def main() -> int:
                 bad, temps = survey(c.roots)
                 c.row["broken"] += bool(bad)
                 c.row["temps"] += bool(temps)
+                journals = [j for root in c.roots if root.is_dir() for j in root.rglob(".t2i-export.json")]
+                if journals:  # an export cut between its renames: its folder must be refused until finished
+                    c.row["journal"] += 1
+                    ri = t2i("info", journals[0].parent)
+                    if ri.returncode == 0:
+                        problems.append(f"{c.name}: t2i info took a folder an export was cut in as whole")
                 what = f"{c.name} [{sig.name} {when}, exit {code}]"
                 if sig == signal.SIGINT and code not in (0, 130):
                     problems.append(f"{what}: Ctrl-C's exit is not 130: {line}")
@@ -292,6 +309,8 @@ def main() -> int:
                     problems.append(f"{what}: next run {c.again[:2]}: {rn.stderr.strip().splitlines()[-1:]}")
                 bad, temps_after = survey(c.roots)
                 c.row["temps_after"] += bool(temps_after)
+                problems += [f"{c.name}: an export's journal left after the next run: {j}" for root in c.roots
+                             if root.is_dir() for j in root.rglob(".t2i-export.json")]
                 c.row["broken_after"] += bool(bad)
                 problems += [f"{what}: after the next run: {b}" for b in bad]
                 problems += [f"{what}: temporary left after the next run: {t}" for t in temps_after]
