@@ -535,7 +535,7 @@ def test_eval_data_names_an_unknown_world_split(source):
 def write_plan(run_dir: Path, recorded: object) -> None:
     import json
 
-    from t2i_cli.train_options import PLAN
+    from t2i_cli.files import PLAN
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PLAN).write_text(json.dumps(recorded))

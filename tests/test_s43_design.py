@@ -130,7 +130,7 @@ def test_the_numbers_the_readme_states_as_defaults_are_the_codes():
     # train.py "where the last is over 2% worse"; files' format "t2i/1" under the key "t2i"
     assert "CLIP, 64 pictures at a time" in design and rerank.SCORE_BATCH == 64
     assert "up to 1 GiB a machine, TRAINING_CACHE_BYTES" in design and data.TRAINING_CACHE_BYTES == 1 << 30
-    assert "(_manifest_above, its first 16 MiB)" in design and data.MAX_ABOVE == 16 << 20
+    assert "(_manifest_above, its first 16 MiB," in design and data.MAX_ABOVE == 16 << 20
     assert "where the last is over 2% worse" in design and train.OVERFIT_MARGIN == 0.02
     assert "`format` (`t2i/1`)" in design and "under the key `t2i`" in design
     assert (weights.FORMAT, weights.META_KEY) == ("t2i/1", "t2i")

@@ -43,7 +43,7 @@ def test_export_of_a_stopped_whole_run_does_not_say_its_models_are_exported(tmp_
     models are already exported to RUN/weights", a folder that did not exist: the user looked for weights that
     were never written. It now says the run has not finished, how to finish it (which exports them), and names
     the stage folders it has; a finished run's refusal is as it was."""
-    from t2i_cli.train_options import PLAN
+    from t2i_cli.files import PLAN
 
     pics = _pictures(tmp_path / "pics")
     out = tmp_path / "run"
@@ -141,7 +141,7 @@ def test_weights_of_a_whole_run_not_made_yet_are_not_sent_to_make_weights(tmp_pa
     `--weights runs/mine/weights` of a stopped run) said "weights folder ... does not exist; pass --weights DIR or
     run `make weights`": an hour's training of the shipped model, for a user who passed --weights. It now says the
     folder is the run's, not made yet, and where its weights will be."""
-    from t2i_cli.train_options import PLAN
+    from t2i_cli.files import PLAN
 
     whole = tmp_path / "mine"
     whole.mkdir()
@@ -224,8 +224,8 @@ def test_a_whole_runs_refusal_shows_the_value_a_setting_left_out_trains_with(tmp
     """A whole run's --resume with another --seed said "seed the preset's in the run, 1 here": no preset sets a
     seed, and the user could not tell which seed the run had. A setting the run's command left out is shown as
     its stages train it, "seed 0 (not given)"; one the stages differ in stays "the preset's"."""
+    from t2i_cli.files import PLAN
     from t2i_cli.recipe import settings_said_again
-    from t2i_cli.train_options import PLAN
 
     out = tmp_path / "run"
     out.mkdir()

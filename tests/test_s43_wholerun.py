@@ -40,8 +40,7 @@ def test_export_and_generate_of_a_whole_run_being_trained_now_do_not_say_to_resu
     dVAE stage, say) said "finish it with t2i train --resume RUN", a command refused then as busy ("RUN/dvae is
     being trained by another t2i process now"). They now say it is being trained, where its weights will be, and
     that `t2i info RUN` says how far it got; a stopped run's advice is as it was."""
-    from t2i_cli.files import folder_lock
-    from t2i_cli.train_options import PLAN
+    from t2i_cli.files import PLAN, folder_lock
 
     _, done = _whole_run(tmp_path)
     out = tmp_path / "training"  # as a whole run in its dVAE stage leaves it: all.json and the first stages
@@ -67,8 +66,8 @@ def test_a_whole_runs_refusal_shows_the_steps_batch_lr_and_vocabulary_it_trains_
     the preset was refused saying "lr the preset's in the run, 5e-4 here": the user could not tell what to say
     again (a tiny run trains every stage at 0.001). Each is now shown as the stages train it, one value where they
     share it, else per stage as `--lr dvae=X,...` would write it."""
+    from t2i_cli.files import PLAN
     from t2i_cli.recipe import settings_said_again
-    from t2i_cli.train_options import PLAN
 
     out = tmp_path / "run"
     out.mkdir()
@@ -87,7 +86,7 @@ def test_info_of_a_whole_runs_stage_or_weights_not_made_yet_says_so(tmp_path):
     """`t2i info RUN/clip` (a stage not started) or `t2i info RUN/weights` of a whole run that has not finished
     said "does not exist; give t2i info a weights folder or a training run folder", where `generate --weights` of
     the same folder says what it is, how far the run got and where its weights will be: info now says the same."""
-    from t2i_cli.train_options import PLAN
+    from t2i_cli.files import PLAN
 
     _, done = _whole_run(tmp_path)
     out = tmp_path / "stopped"  # as a Ctrl-C in its dVAE stage leaves it
@@ -147,8 +146,7 @@ def test_a_whole_run_started_twice_at_once_into_one_folder_says_the_other_is_tra
     """Two `t2i train --stage all ... --out RUN` started at the same moment: the second found the first's
     RUN/tokenizer being made and was refused "--out RUN/tokenizer is a folder that holds other files; pick a new
     or empty folder", as if the user's files were there. A stage folder another process holds is said as such."""
-    from t2i_cli.files import folder_lock
-    from t2i_cli.train_options import PLAN
+    from t2i_cli.files import PLAN, folder_lock
 
     pics, done = _whole_run(tmp_path)
     out = tmp_path / "twice"  # as the first command leaves it a moment after it started

@@ -1244,7 +1244,7 @@ def caption_beside(picture: Path) -> tuple[Path, str] | None:
     return None
 
 
-# A t2i run folder (train.RUN_CONFIG of a stage, train_options.PLAN of a whole run) inside a data folder holds
+# A t2i run folder (train.RUN_CONFIG of a stage, files.PLAN of a whole run) inside a data folder holds
 # t2i's own samples and plots, not the user's data: a run written into the folder it trains on read them back.
 # Recognised by content, not only by name (a folder of pictures may hold an all.json index of its own).
 RUN_MARKERS = ("train_config.json", "all.json")

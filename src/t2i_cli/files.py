@@ -17,6 +17,15 @@ from typing import Any, Callable, Iterator, NoReturn
 
 from t2i_cli.errors import OutputError, UsageError
 
+PLAN = "all.json"  # a whole run's settings (recipe.py); its presence makes a folder a whole run (here, below
+# stages and train_options, which both ask: stages importing train_options, which imports stages, was a cycle)
+
+
+def is_whole_run(run_dir: Path) -> bool:
+    """Whether a folder holds a `--stage all` run."""
+    return (Path(run_dir) / PLAN).is_file()
+
+
 # The suffixes of the pictures t2i reads (images.py re-exports them); here, torch-free, so that `generate --prompts -`
 # refuses an --out named as a picture (`--out new/bird.png`) before it reads its pipe, not once the pipe closes.
 # (.jfif and .jpe are JPEG: Windows' browsers save .jfif)

@@ -15,7 +15,16 @@ from typing import Any, Callable
 
 from t2i_cli.data import DATA_RECORD
 from t2i_cli.errors import UsageError
-from t2i_cli.files import atomic_write_json, make_folder, missing_folders, read_own_json, remove_empty, shell_word
+from t2i_cli.files import (
+    PLAN,
+    atomic_write_json,
+    is_whole_run,
+    make_folder,
+    missing_folders,
+    read_own_json,
+    remove_empty,
+    shell_word,
+)
 from t2i_cli.stages import check_data_still_there, check_new_folder, run_stage
 from t2i_cli.train import (
     RUN_CONFIG,
@@ -27,10 +36,8 @@ from t2i_cli.train import (
     saved_note,
 )
 from t2i_cli.train_options import (
-    PLAN,
     WHOLE_RUN_SETTINGS,
     bad_setting,
-    is_whole_run,
     per_stage,
     rank_zero,
     same_place,

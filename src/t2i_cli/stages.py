@@ -25,6 +25,7 @@ from t2i_cli.files import (
     folder_lock,
     folder_locked,
     is_own_json,
+    is_whole_run,
     make_folder,
     missing_folders,
     refuse_dash,
@@ -40,7 +41,6 @@ from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.sampling import SamplingConfig, generate_codes
 from t2i_cli.train import Dist, TrainConfig, split_refusal
-from t2i_cli.train_options import is_whole_run
 from t2i_cli.weights import MAX_TOKENIZER_FILE, check_budget, load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

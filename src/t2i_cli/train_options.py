@@ -13,7 +13,7 @@ from typing import Optional
 
 from t2i_cli import __version__
 from t2i_cli.errors import UsageError
-from t2i_cli.files import same_place, shell_word
+from t2i_cli.files import is_whole_run, same_place, shell_word
 
 
 def n_processes() -> int:
@@ -29,14 +29,6 @@ def rank_zero() -> bool:
     left in the environment) is no torchrun rank: that process trained alone, saying nothing, not even an
     error."""
     return n_processes() == 1 or os.environ.get("RANK", "0") == "0"
-
-
-PLAN = "all.json"  # a whole run's settings (recipe.py); its presence makes a folder a whole run
-
-
-def is_whole_run(run_dir: Path) -> bool:
-    """Whether a folder holds a `--stage all` run."""
-    return (Path(run_dir) / PLAN).is_file()
 
 
 # What a --stage all run records (and a repeated command must match); the rest only steer this process.
