@@ -162,7 +162,7 @@ files.atomic_write_set([(old / name, (new / name).read_bytes()) for name in {FIL
         line = one_line_failure(run(*args))
         assert "an export into it was killed while it renamed its files" in line, line
     assert not (tmp_path / "out").exists()
-    assert finish_set(old / EXPORT_JOURNAL) == [old / name for name in FILES[2:]]
+    assert finish_set(old / EXPORT_JOURNAL, FILES) == [old / name for name in FILES[2:]]
     assert _files(old) == _files(new)  # the new export whole, its journal and temporaries gone
     assert run("info", old).exit_code == 0
 

@@ -13,7 +13,7 @@ import time
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn
+from typing import Any, Callable, Collection, Iterator, NoReturn
 
 from t2i_cli.errors import OutputError, UsageError
 
@@ -227,10 +227,12 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
     return [path for _, path in temps]
 
 
-def finish_set(journal: Path) -> list[Path]:
+def finish_set(journal: Path, names: Collection[str]) -> list[Path]:
     """Finish a set of renames (atomic_write_set's) that a kill cut: each temporary its journal names that is
     still there is renamed onto its target (each was finished, fsynced, before the journal was written), then the
-    journal is removed; returns the targets renamed now. A journal that is not one t2i wrote is left alone."""
+    journal is removed; returns the targets renamed now. names: the targets such a set has (a weights folder's
+    files). A journal that is not one t2i wrote (a pair that is not a temporary of one of names, in the journal's
+    folder) is left alone, and nothing renamed (a journal naming README.md, or .., moved files a set never had)."""
     journal = Path(journal)
     try:
         renames = read_own_json(journal, 1 << 20)["renames"]
@@ -239,11 +241,12 @@ def finish_set(journal: Path) -> list[Path]:
         return []
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return []
+    if not all(name in names and "/" not in tmp and os.sep not in tmp and temporary_of(tmp) == name
+               for tmp, name in pairs):  # (all checked before the first rename: none of a foreign journal's done)
+        return []
     done = []
-    for tmp, name in pairs:  # (names in the journal's folder alone, each a temporary made for its target)
-        if os.sep in tmp + name or "/" in tmp + name or temporary_of(tmp) != name:
-            return done
-        if (journal.parent / tmp).is_file():
+    for tmp, name in pairs:
+        if (journal.parent / tmp).is_file() and not (journal.parent / tmp).is_symlink():
             os.replace(journal.parent / tmp, journal.parent / name)
             done.append(journal.parent / name)
     journal.unlink(missing_ok=True)

@@ -1315,7 +1315,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for it "
                                            f"to finish"))
         # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
-        finish_set(to / EXPORT_JOURNAL)  # an export killed between its renames: finished, then this one
+        finish_set(to / EXPORT_JOURNAL, (*FILES, SECOND_CLIP))  # an export killed between its renames: finished first
         remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP, EXPORT_JOURNAL))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
         return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged)

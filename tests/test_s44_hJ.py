@@ -1,0 +1,51 @@
+"""Session 44, hJ: the review of the session's run-side and CLI changes (the '-' folder refusal, export's journal,
+vary's guidance refusals)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run
+
+
+def _weights_with_journal(tmp_path: Path, renames: list[list[str]]) -> tuple[list[str], Path]:
+    """A tokenizer run exported into tmp_path/w, which then holds a journal of renames, and the command that exports
+    it there again."""
+    r = run("train", "--stage", "tokenizer", "--out", tmp_path / "tok", "--preset", "tiny", "-q")
+    assert r.exit_code == 0, r.stderr
+    weights, args = tmp_path / "w", ["export", str(tmp_path / "tok"), "--to", str(tmp_path / "w")]
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    (weights / "tokenizer.json").write_text("{}")  # (so that the export again has its file to write)
+    (weights / ".t2i-export.json").write_text(json.dumps({"renames": renames}))
+    return [*args, "--force"], weights
+
+
+def test_a_journal_naming_files_no_export_writes_renames_nothing(tmp_path: Path):
+    """finish_set renamed any temporary-shaped file of the folder that a journal named onto its name (a journal
+    edited, or copied from elsewhere, moved .notes.txt.x.tmp onto the user's notes.txt), and a bad pair after a
+    good one left the good one renamed. Now a journal whose every pair is not a temporary of a weights file is
+    left alone, nothing renamed, and the export then writes its own set."""
+    args, weights = _weights_with_journal(tmp_path, [[".dvae.safetensors.ab12.tmp", "dvae.safetensors"],
+                                                     [".notes.txt.ab12.tmp", "notes.txt"]])
+    (weights / "notes.txt").write_text("mine")
+    (weights / ".notes.txt.ab12.tmp").write_text("not mine")
+    (weights / ".dvae.safetensors.ab12.tmp").write_bytes(b"half")
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    assert (weights / "notes.txt").read_text() == "mine"
+    assert (weights / ".notes.txt.ab12.tmp").read_text() == "not mine"  # not a weights file's: not removed
+    assert not (weights / "dvae.safetensors").exists()  # the journal's good pair was not done either
+    assert not (weights / ".t2i-export.json").exists()  # the export's own set replaced it, and removed it
+    assert (weights / "tokenizer.json").read_bytes() == (tmp_path / "tok" / "tokenizer.json").read_bytes()
+
+
+def test_a_journal_naming_the_parent_folder_is_no_crash(tmp_path: Path):
+    """A journal pair (....x.tmp, ..) passed the temporary-name check (.. is what ....x.tmp was made for) and its
+    rename onto the parent folder was an OSError out of export: a traceback, and the folder could not be exported
+    into again. Now it is not a weights file's pair: left alone."""
+    args, weights = _weights_with_journal(tmp_path, [["....x.tmp", ".."]])
+    (weights / "....x.tmp").write_text("x")
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    assert (weights / "tokenizer.json").is_file() and (weights / "....x.tmp").is_file()
