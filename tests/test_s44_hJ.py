@@ -5,7 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run
+import pytest
+
+from conftest import one_line_failure, run
+
+
+@pytest.mark.parametrize("spelled", [["--out", "./-"], ["--out=.//-"]])
+def test_a_path_written_to_a_folder_named_dash_is_taken(tmp_path: Path, monkeypatch, spelled: list[str]):
+    """`--out -` is refused (standard output's name, which no folder option writes to), but `--out ./-` is a path:
+    a user who writes one means it. A Path reads ./- as -, so it was refused as `--out -` is (`--out $PWD/-` was
+    taken)."""
+    monkeypatch.chdir(tmp_path)
+    r = run("data", "world", "--n", "1", "--side", "32", *spelled)
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.suffix for p in (tmp_path / "-").iterdir()) == [".json", ".png", ".txt"]
+    line = one_line_failure(run("data", "world", "--n", "1", "--side", "32", "--out", "-", "--split", "val"), 2)
+    assert "--out - would make a folder named '-'" in line, line
+    # a path and '-' are two folders: given both, they disagree (the normalised ./- read as - let them agree)
+    line = one_line_failure(run("data", "world", "--n", "1", "--side", "32", "--out", "./-", "--out", "-"), 2)
+    assert "disagree" in line, line
 
 
 def _weights_with_journal(tmp_path: Path, renames: list[list[str]]) -> tuple[list[str], Path]:

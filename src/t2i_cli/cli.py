@@ -128,6 +128,7 @@ class OneValueEach(TyperCommand):
     (eval's --seed) and a repeat of the same value are accepted. Every parse error names the command's --help."""
 
     def parse_args(self, ctx, args):
+        args = self._dash_spelled(args)
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
         by_name = {o: p for p in self.params if isinstance(p, TyperOption) and not (p.multiple or p.count)
                    for o in (*p.opts, *p.secondary_opts)}
@@ -162,20 +163,35 @@ class OneValueEach(TyperCommand):
     def _empty_path(self, args: list[str]) -> str | None:
         """The option or argument that takes a path and is given '' (`--image ""`, `vary ""`), as written: a Path
         reads '' as '.', the current folder, and the refusal named a folder the user never typed."""
+        return next((name for _, name, value in self._path_values(args) or () if value == ""), None)
+
+    def _dash_spelled(self, args: list[str]) -> list[str]:
+        """args with a path written to name a file or folder called '-' (`--out ./-`, `--out=.//-`) made absolute: a
+        Path reads ./- as -, which a folder option refuses as standard output's name, so `--out ./-` was refused
+        (a user who writes a path means it; `--out $PWD/-` was taken)."""
+        args = list(args)
+        for at, _, value in self._path_values(args) or ():
+            if value != "-" and os.path.normpath(value) == "-":
+                args[at] = args[at][:len(args[at]) - len(value)] + os.path.abspath(value)
+        return args
+
+    def _path_values(self, args: list[str]) -> list[tuple[int, str, str]] | None:
+        """Each value given to an option or argument that takes a path: (its place in args, the option or argument
+        as written, the value); None where an option the command does not have makes the rest unknown."""
 
         def is_path(param) -> bool:
             kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
             return kind is Path or Path in typing.get_args(kind)
 
         options = {o: p for p in self.params if isinstance(p, TyperOption) for o in (*p.opts, *p.secondary_opts)}
-        positional, i = [], 0
+        positional, found, i = [], [], 0
         while i < len(args):
             arg, i = args[i], i + 1
             if arg == "--":
-                positional += args[i:]
+                positional += range(i, len(args))
                 break
             if not arg.startswith("-") or arg == "-":
-                positional.append(arg)
+                positional.append(i - 1)
                 continue
             name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
             param = options.get(name)
@@ -185,14 +201,14 @@ class OneValueEach(TyperCommand):
                 continue
             if not eq and i < len(args):
                 value, i = args[i], i + 1
-            if value == "" and is_path(param):
-                return name
-        values = iter(positional)
+            if is_path(param):
+                found.append((i - 1, name, value))
+        places = iter(positional)
         for param in (p for p in self.params if not isinstance(p, TyperOption)):
-            taken = list(values) if param.nargs == -1 else [next(values, None)]
-            if "" in taken and is_path(param):
-                return param.metavar or param.name.upper()
-        return None
+            taken = list(places) if param.nargs == -1 else [at for at in [next(places, None)] if at is not None]
+            if is_path(param):
+                found += [(at, param.metavar or param.name.upper(), args[at]) for at in taken]
+        return found
 
 
 def _option_value(param, text: str) -> object:
