@@ -67,3 +67,24 @@ def test_a_journal_naming_the_parent_folder_is_no_crash(tmp_path: Path):
     r = run(*args)
     assert r.exit_code == 0, r.stderr
     assert (weights / "tokenizer.json").is_file() and (weights / "....x.tmp").is_file()
+
+
+def test_vary_takes_a_neutral_guidance_from_the_empty_prompt(tmp_path: Path, tiny_weights: Path):
+    """vary of a picture without a prompt refuses guidance options (they push away from the empty prompt toward
+    the same empty prompt): but `--guidance 1 --guidance-start 1` guides no step at all (sampling.guided is
+    false), the same as leaving both out, and was refused as if it pushed ('--guidance-start 1 changes
+    nothing'). A guidance that does guide is still refused."""
+    from PIL import Image
+
+    src = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(src)
+    common = ["vary", src, "--weights", tiny_weights, "--n", "1", "--seed", "3", "-q"]
+    plain = run(*common, "--guidance", "1", "--out", tmp_path / "plain")
+    assert plain.exit_code == 0, plain.stderr
+    r = run(*common, "--guidance", "1", "--guidance-start", "1", "--out", tmp_path / "neutral")
+    assert r.exit_code == 0, r.stderr
+    pixels = [[Image.open(p).convert("RGB").tobytes() for p in sorted((tmp_path / out).glob("*.png"))]
+              for out in ("neutral", "plain")]
+    assert len(pixels[0]) == 1 and pixels[0] == pixels[1]  # (guidance 1, unguided: the pixels of a plain vary)
+    line = one_line_failure(run(*common, "--guidance", "1", "--guidance-start", "0", "--out", tmp_path / "x"), 2)
+    assert "--guidance-start 0 changes nothing with the empty prompt" in line, line

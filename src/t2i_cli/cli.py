@@ -1218,7 +1218,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
 
         raise regional_unused(sampling.regional, "no prompt of the file has such a pair" if lines else
                               "this prompt has no such pair")
-    if guidance_asked and lines is None and requests[0].negative_encoded is None \
+    if guidance_asked and sampling.guided and lines is None and requests[0].negative_encoded is None \
             and requests[0].encoded.ids == pipe.bundle.tokenizer.empty(pipe.text_len):
         # u + g (c - u) is u where the prompt is the empty prompt guidance pushes away from: `vary photo.jpg
         # --guidance 7` (a picture without a prompt) drew the bytes of --guidance 3, unsaid
