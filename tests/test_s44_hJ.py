@@ -88,3 +88,18 @@ def test_vary_takes_a_neutral_guidance_from_the_empty_prompt(tmp_path: Path, tin
     assert len(pixels[0]) == 1 and pixels[0] == pixels[1]  # (guidance 1, unguided: the pixels of a plain vary)
     line = one_line_failure(run(*common, "--guidance", "1", "--guidance-start", "0", "--out", tmp_path / "x"), 2)
     assert "--guidance-start 0 changes nothing with the empty prompt" in line, line
+
+
+@pytest.mark.parametrize("held", ["notes.txt", "train_config.json"])
+def test_export_into_a_folder_named_dash_suggests_a_folder_not_an_option(tmp_path: Path, held: str):
+    """A folder named '-' (`--to ./-`, taken again) that export refuses suggested NAME-weights: 'e.g. --to
+    --weights', an option, not a folder; a name with a space was not quoted either. Now a folder named so is
+    suggested another name, and every suggestion is a shell word."""
+    r = run("train", "--stage", "tokenizer", "--out", tmp_path / "tok", "--preset", "tiny", "-q")
+    assert r.exit_code == 0, r.stderr
+    for folder, suggested in ((tmp_path / "-", "e.g. --to weights-mine"),
+                              (tmp_path / "my run", "e.g. --to 'my run-weights'")):
+        folder.mkdir()
+        (folder / held).write_text("{}")
+        line = one_line_failure(run("export", tmp_path / "tok", "--to", folder), 2)
+        assert line.endswith(suggested) or f"{suggested})" in line, line

@@ -1304,7 +1304,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         check_folder_path(to, "--to")
     if (to / RUN_CONFIG).is_file() or (to / "all.json").is_file():  # its models would be mixed with the run's
         raise UsageError(f"--to {to} is a training run folder; export into a weights folder of its own (a new "
-                         f"one, e.g. --to {to.resolve().name}-weights)")
+                         f"one, e.g. --to {_weights_beside(to)})")
     _refuse_other_contents(to)
     new = missing_folders(to)  # the folders this export makes (to, and parents)
     with contextlib.ExitStack() as held:
@@ -1343,7 +1343,7 @@ def _refuse_other_contents(to: Path) -> None:
         pictures = len(others) if _holds_pictures(to) else 0
     what = "pictures?" if pictures * 2 >= len(others) else f"e.g. {others[0]}"
     raise UsageError(f"--to {to} is not a weights folder: it holds no t2i weights but {held} ({what}); give a new "
-                     f"or empty folder to export into, e.g. --to {to.resolve().name}-weights")
+                     f"or empty folder to export into, e.g. --to {_weights_beside(to)}")
 
 
 def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> str | None:
@@ -1479,6 +1479,13 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
         note(text)
     # all or none: a stop between two files left one run's dVAE beside another's model (a kill -9: the journal)
     return atomic_write_set(writes, to / EXPORT_JOURNAL)
+
+
+def _weights_beside(to: Path) -> str:
+    """A weights folder to suggest in place of to: NAME-weights, as a shell word; weights-mine where NAME starts with
+    '-' or is none (a folder named '-', or /: 'e.g. --to --weights' read as an option)."""
+    name = to.resolve().name
+    return shell_word(f"{name}-weights" if name and not name.startswith("-") else "weights-mine")
 
 
 def _reader() -> Callable[[Path], bytes]:
