@@ -103,3 +103,14 @@ def test_export_into_a_folder_named_dash_suggests_a_folder_not_an_option(tmp_pat
         (folder / held).write_text("{}")
         line = one_line_failure(run("export", tmp_path / "tok", "--to", folder), 2)
         assert line.endswith(suggested) or f"{suggested})" in line, line
+
+
+@pytest.mark.parametrize("written", [["--out", "-"], ["--out=-"], ["--to", "-"]])
+def test_export_refuses_a_dash_naming_the_option_as_written(tmp_path: Path, monkeypatch, written: list[str]):
+    """`t2i export RUN --out -` (--out, a second name of --to) was told '--to - would make a folder named '-'...;
+    --to takes a folder', an option the user never wrote. Now the refusal names the one given; nothing made."""
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(run("export", tmp_path / "run", *written), 2)
+    option = written[0].split("=")[0]
+    assert line.startswith(f"error: {option} - would make a folder named '-'") and f"e.g. {option} " in line, line
+    assert list(tmp_path.iterdir()) == []

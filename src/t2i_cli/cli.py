@@ -149,6 +149,8 @@ class OneValueEach(TyperCommand):
             if len({v for _, v in said}) > 1:
                 names = " and ".join(dict.fromkeys(w for w, _ in said))
                 raise CLICK_USAGE_ERROR(f"{names} disagree; give one of them", ctx=ctx)
+        ctx.meta["t2i_written"] = {param: said[-1][0].split(" ")[0] for param, said in given.items()}  # (--out, of
+        # export's --to --out: what a refusal names)
         empty = self._empty_path(args)
         if empty:
             raise CLICK_USAGE_ERROR(f"{empty} is given an empty file name; give a path", ctx=ctx)
@@ -2180,7 +2182,8 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
 
 
 @app.command(cls=OneValueEach)
-def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
+def export(ctx: typer.Context,
+           runs: list[Path] = typer.Argument(..., metavar="RUN",
                                              help="Run folders (tokenizer, dvae, transformer, clip; a second "
                                                   "CLIP run becomes clip-2.safetensors, the second reranker)."),
            to: Path = typer.Option(..., "--to", "--out",
@@ -2192,7 +2195,11 @@ def export(runs: list[Path] = typer.Argument(..., metavar="RUN",
     stop_on_sigterm()  # a kill stops it as Ctrl-C does: the folder keeps all of its old files or gets all new ones
     with user_errors():
         one_process("export")
+        from t2i_cli.files import refuse_dash
         from t2i_cli.train import export_runs
+
+        # named as written: `export RUN --out -` was told '--to - would make a folder named ...'
+        refuse_dash(to, ctx.meta.get("t2i_written", {}).get("to", "--to"), "weights-mine")
 
         whole = next((r for r in runs if is_whole_run(r)), None)
         if whole is not None:
