@@ -340,11 +340,19 @@ _TOOL_SUFFIX = re.compile(r"(?:[\s_-]removebg(?:[\s_-]preview)?|[\s_-]upscayl[\s
                           r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
 # ... but not a Korean given name's last syllable: a name of a surname and a given name of two syllables, each written
 # apart as romanized ("park-ji-min", "Kim Ji-min", "lee_seung_min" were "park ji", "kim ji", "lee seung"), is one
-# romanized syllable each before "-min" (_SYLLABLE: an initial, a vowel, a final); a stem TinyPNG's "-min" follows is
-# a word of its own, no syllable ("hero-image-min", "logo-min", "red-bird-min": "red" and "bird" are none)
+# romanized syllable each before "-min" (_SYLLABLE: an initial, a vowel, a final), the first a surname (_SURNAME: a
+# web page's "map-pin-min", "top-hat-min", two words of romanized syllables' shape, kept TinyPNG's "-min"); a stem
+# TinyPNG's "-min" follows is a word of its own, no syllable ("hero-image-min", "logo-min", "red-bird-min": "red" and
+# "bird" are none)
 _SYLLABLE = (r"(?:kk|tt|pp|ss|jj|ch|sh|[gkndtrlmbpsjhyw])?(?:yeo|yae|wae|eo|ae|ya|ye|wa|oe|yo|wo|we|wi|yu|eu|ui|oo|ee"
              r"|oi|ou|[aeiou])(?:ng|rk|[kntlmph])?")
-_KOREAN_NAME = re.compile(rf"\s*{_SYLLABLE}[\s_-]+{_SYLLABLE}", re.IGNORECASE)
+_SURNAME = ("kim|gim|lee|yi|rhee|park|pak|bak|choi|choe|jung|jeong|chung|kang|gang|cho|jo|yoon|yun|jang|chang|lim|im"
+            "|han|oh|seo|suh|shin|sin|kwon|gwon|hwang|ahn|an|song|yoo|yu|ryu|hong|jeon|jun|chun|go|ko|moon|mun|yang|son"
+            "|sohn|bae|baek|paik|heo|hur|nam|sim|shim|noh|roh|ha|kwak|gwak|sung|seong|cha|joo|ju|woo|koo|gu|min|jin|ji"
+            "|eom|um|chae|won|bang|gong|kong|hyun|hyeon|ham|byun|byeon|yeom|yeo|choo|chu|do|seok|seon|sul|seol|ma|gil"
+            "|kil|yeon|wi|pyo|myung|myeong|ki|gi|ban|ra|na|wang|geum|ok|yuk|maeng|je|mo|tak|guk|eun|pyeon|yong|bong"
+            "|ye|kyung|gyeong|tae|cheon|chon|ryoo|yeong|hyeong|hyung")
+_KOREAN_NAME = re.compile(rf"\s*(?:{_SURNAME})[\s_-]+{_SYLLABLE}", re.IGNORECASE)
 
 
 def _tool_suffix_dropped(name: str) -> str:
@@ -696,7 +704,8 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
     later ("iphone 12" .. "iphone 14", "windows 7", "windows 8", "windows 10", "windows 95", "windows 98", "windows
     2000" keep theirs) and names' numbers are sparse ("route 1", "route 66", "route 101"; "level 1", "level 10" ..
     "level 30"); a series without its start is a counter's only where it is long, COUNTER_RUN names or more with
-    two numbers in a row among them ("shot 10" .. "shot 608": a count split between folders). A
+    two numbers in a row among them, and one in COUNTER_SHARE of the numbers from its smallest ("walk 100" ..
+    "walk 121": a count split between folders). A
     name alone keeps its number ("cat_12": no series shows it counting). Each name
     without a number is one step of the series, each different number one: copies of one named number ("route 66",
     "route 66 copy", "route 66 (1)", all captioned "route 66") are one name, not a series of it. The names of the
@@ -741,8 +750,11 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
         values = {int(n) for n in numbers}  # (once: a set made for each number took seconds for a folder of
         # thousands of numbers none of them in a row, "shot 10", "shot 12", ...)
         names = len(unnumbered) + len(numbers)
-        counts = bool(numbers) and names * COUNTER_SHARE >= max(values) and (
-            bool(unnumbered) or 1 in values or names >= COUNTER_RUN and any(v + 1 in values for v in values))
+        start = bool(unnumbered) or 1 in values
+        # (one in COUNTER_SHARE of the numbers from where it starts: a long series without its start, "walk 100" ..
+        # "walk 121", was measured from 1 and kept its numbers)
+        counts = bool(numbers) and names * COUNTER_SHARE >= max(values) - (0 if start else min(values) - 1) and (
+            start or names >= COUNTER_RUN and any(v + 1 in values for v in values))
         # ... and a number marked as one, "Symphony No. 5" .. "Symphony No. 7", is each one's name (not "symphony no")
         counts = counts and _NUMBER_MARK_END.search(key[1]) is None
         if counts and names >= (SERIES_OF_DIGITS if digits else SERIES):

@@ -1,0 +1,34 @@
+"""Session 44 (hI): defects found reviewing the session's data-side changes, each test failing without its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import run
+from t2i_cli.name_captions import caption_of
+from test_s42_caption import _captions, _pictures
+
+
+def test_a_long_series_without_its_start_is_a_counter_wherever_it_starts(tmp_path: Path):
+    """"walk 10" .. "walk 21" was a counter's series ("walk"), but "walk 100" .. "walk 121", 22 names in a row, kept
+    their numbers: one number in five was measured from 1, not from where the series starts. Measured from its
+    smallest number, both are counters; a short one without its start ("beach 10" .. "beach 12") and a sparse long
+    one still keep their numbers."""
+    pics = _pictures(tmp_path / "pics", *(f"walk {i}" for i in range(100, 122)), "beach 10", "beach 11", "beach 12",
+                     *(f"step {i}" for i in (100, 101, *range(150, 1100, 100))))
+    r = run("data", "caption", pics, "-q")
+    assert r.exit_code == 0, r.stderr
+    got = _captions(pics)
+    assert {k: v for k, v in got.items() if k.startswith("walk")} == {f"walk {i}": "walk" for i in range(100, 122)}
+    assert {k: v for k, v in got.items() if not k.startswith("walk")} == {
+        "beach 10": "beach 10", "beach 11": "beach 11", "beach 12": "beach 12",
+        **{f"step {i}": f"step {i}" for i in (100, 101, *range(150, 1100, 100))}}
+
+
+def test_tinypngs_min_after_two_short_words_is_dropped_unless_a_korean_surname_begins_them():
+    """"map-pin-min", "top-hat-min" (a web page's icons after TinyPNG) were "map pin min", "top hat min": any two
+    words of a romanized syllable's shape were read as a Korean name. A Korean name begins with its surname."""
+    names = {"map-pin-min": "map pin", "top-hat-min": "top hat", "hot-pot-min": "hot pot", "ten-pin-min": "ten pin",
+             "park-ji-min": "park ji min", "Kim Ji-min": "kim ji min", "lee_seung_min": "lee seung min",
+             "choi-yu-min (1)": "choi yu min"}
+    assert {name: caption_of(name) for name in names} == names
