@@ -32,3 +32,13 @@ def test_tinypngs_min_after_two_short_words_is_dropped_unless_a_korean_surname_b
              "park-ji-min": "park ji min", "Kim Ji-min": "kim ji min", "lee_seung_min": "lee seung min",
              "choi-yu-min (1)": "choi yu min"}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_a_name_beginning_with_an_abbreviation_is_no_random_id():
+    """ShareX's id rule (a small letter after a digit, two camel-case parts without a vowel) took a web page's
+    picture names that begin with an abbreviation for ids: "btn3dHover", "bg2xDark", "js2tsConv" had no caption
+    at all (they were "btn 3d hover", "bg dark": its 2x a size, "js 2 ts conv"). The part a name begins with is
+    no sign of an id; ShareX's are still ids."""
+    names = {"btn3dHover": "btn 3d hover", "bg2xDark": "bg dark", "js2tsConv": "js 2 ts conv",
+             "chrome_6nGisiWgNZ": "chrome", "6nGisiWgNZ": None, "Rk2kvHqh": None, "3em6KpZq": None}
+    assert {name: caption_of(name) for name in names} == names

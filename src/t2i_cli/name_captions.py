@@ -247,12 +247,13 @@ def _random_id(piece: str) -> bool:
             and not any(re.fullmatch("[A-Z][a-z]{2,}|[a-z]{4,}", run) for run in letters):
         return True
     # ... or, of both cases, where a small letter follows a digit and two of its parts in camel case hold a small
-    # letter and no vowel, no syllable of a word ("6nGisiWgNZ": n and Wg; not a small letter that begins it, "iPad";
-    # "3DsMax2024", "MrBean2", "mp3Player" hold one such part, "TicTacToe2", "R2D2Robot" none; ShareX's "6nGisiWgNZ"
-    # was "6n gisi wg nz")
+    # letter and no vowel, no syllable of a word ("6nGisiWgNZ": n and Wg; not what begins it, a small letter,
+    # "iPad", or an abbreviation, "btn3dHover", "bg2xDark", "js2tsConv", which were no caption; "3DsMax2024",
+    # "MrBean2", "mp3Player" hold one such part, "TicTacToe2", "R2D2Robot" none; ShareX's "6nGisiWgNZ" was
+    # "6n gisi wg nz")
     runs = re.findall("[A-Za-z]+|[0-9]+", " ".join(parts))
     vowelless = [t for k, t in enumerate(runs) if re.search("[a-z]", t) and not re.search("[aeiouyAEIOUY]", t)
-                 and (k > 0 or len(t) > 1)]
+                 and k > 0]
     return len(vowelless) >= 2 and re.search("[a-z]", piece) is not None and re.search("[A-Z]", piece) is not None \
         and re.search(r"\d[a-z]", piece) is not None
 
