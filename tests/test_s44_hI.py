@@ -42,3 +42,28 @@ def test_a_name_beginning_with_an_abbreviation_is_no_random_id():
     names = {"btn3dHover": "btn 3d hover", "bg2xDark": "bg dark", "js2tsConv": "js 2 ts conv",
              "chrome_6nGisiWgNZ": "chrome", "6nGisiWgNZ": None, "Rk2kvHqh": None, "3em6KpZq": None}
     assert {name: caption_of(name) for name in names} == names
+
+
+def test_a_manifest_above_of_many_lines_naming_the_folder_is_searched_in_bounded_memory():
+    """The byte search of a manifest above a folder held the start of every line holding the folder's name in a set
+    (and each line counted as left out in another) before it parsed any: several dozen bytes a line for 16 MiB of
+    two-byte lines naming a folder "a", where reading a line at a time held one. The lines are found in order,
+    each needle's next place kept: memory of the bytes read, whatever the number of lines; every line found,
+    numbered, as before."""
+    import io
+    import tracemalloc
+
+    from t2i_cli import data
+
+    body = b"a\n" * 100_000
+    lines = 0
+    tracemalloc.start()
+    try:
+        for line, raw in data._pieces_above(io.BytesIO(body), (b"a",), [None]):
+            lines += 1
+            assert (line, raw) == (lines, b"a\n")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lines == 100_000
+    assert peak < 2 * len(body) + (1 << 20), peak  # (the bytes read, and little more)

@@ -948,18 +948,18 @@ def _pieces_above(f: BinaryIO, raw_needles: tuple[bytes, ...], ended: list) -> I
     stop = len(data)
     if len(data) > MAX_ABOVE:
         stop = min(piece_at(MAX_ABOVE)[1], len(data))
-    starts: set[int] = set()
-    for needle in (*raw_needles, b"\\u"):
-        at = data.find(needle, 0, stop)
-        while at >= 0:
-            start, end = piece_at(at)
-            starts.add(start)
-            at = data.find(needle, end, stop)
+    # (in order, each needle's next place kept: every piece's start was held in a set, as many as the lines, several
+    # dozen bytes each for 16 MiB of two-byte lines holding the folder's name, "a")
+    needles = (*raw_needles, b"\\u")
+    nexts = [data.find(needle, 0, stop) for needle in needles]
     line, counted_to = 1, 0
-    for start in sorted(starts):
+    while (found := [at for at in nexts if at >= 0]):
+        start, end = piece_at(min(found))
         line += data.count(b"\n", counted_to, start)
         counted_to = start
-        yield line, data[start:min(piece_at(start)[1], stop)]
+        yield line, data[start:min(end, stop)]
+        nexts = [at if at < 0 or at >= end else data.find(needle, end, stop)
+                 for at, needle in zip(nexts, needles, strict=True)]
     if len(data) > MAX_ABOVE:
         ended[0] = len(data) > stop
 
@@ -1059,7 +1059,7 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
                         return n, bool(f.read(1)), left
             else:
                 ended: list = [None]
-                counted_at: set[int] = set()  # (the lines counted: a line over 1 MiB is read in pieces)
+                counted_at = 0  # (the line last counted: a line over 1 MiB is read in pieces, in order)
                 for line, raw in _pieces_above(f, raw_needles, ended):
                     try:  # (a line training leaves out is passed over here too: one ended the count, hint unsaid)
                         # (a name JSON escapes, "\u00e9", is looked for in the line parsed)
@@ -1067,14 +1067,14 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
                             needle in raw for needle in raw_needles)) else None
                     except (ValueError, RecursionError):
                         row = None
-                        if line not in counted_at and (not raw_needles or any(needle in raw for needle in raw_needles)):
-                            counted_at.add(line)
+                        if line != counted_at and (not raw_needles or any(needle in raw for needle in raw_needles)):
+                            counted_at = line
                             line_left(LONG_LINE if len(raw) >= MAX_MANIFEST_LINE and not raw.endswith(b"\n")
                                       else NOT_JSON_LINE, line)
                     keys = _manifest_keys(row)
-                    if keys is None and isinstance(row, dict) and line not in counted_at \
+                    if keys is None and isinstance(row, dict) and line != counted_at \
                             and (not raw_needles or any(needle in raw for needle in raw_needles)):
-                        counted_at.add(line)
+                        counted_at = line
                         line_left(MISPAIRED_LINE if _unread_kind(list(map(str, row))) == MISPAIRED else NO_KEYS_LINE,
                                   line)
                     if keys is not None and isinstance(row[keys[0]], str) and _holds_caption(row[keys[1]]) and \
