@@ -2426,7 +2426,7 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         try_other = f"try --from {other} for those, or " if plan.other_words else ""
         tried = summary(plan, f"; {try_other}write their NAME.txt files yourself")
         if not plan.writes:
-            if (plan.nameless or plan.taken) and not plan.captioned:
+            if (plan.nameless or plan.taken or plan.undecodable) and not plan.captioned:
                 try_other = f"try --from {other}, or " if plan.other_words else ""
                 raise DataError(f"no caption to write under {clean(folder)}: " + summary(
                     plan, f"; {try_other}write the captions as NAME.txt files yourself"))
@@ -2439,7 +2439,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                 warn(tried)
             out.print(f"nothing to write: every picture under {clean(folder)} "
                       f"{'that --from ' + source + ' can caption ' if plan.nameless else ''}"
-                      f"{'whose caption name is free ' if plan.taken else ''}has a caption")
+                      f"{'whose caption name is free ' if plan.taken else ''}"
+                      f"{'that t2i can open ' if plan.undecodable else ''}has a caption")
             return
         if dry_run:
             for txt, (caption, _) in sorted(plan.writes.items()):

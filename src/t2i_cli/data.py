@@ -1875,6 +1875,11 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
             if txt not in plan.taken:
                 plan.taken.append(txt)
             continue
+        # (a picture training cannot open, truncated or undecodable, was captioned, then left out of training as an
+        # "unreadable image": the same check as training's, remembered for it)
+        if why := _readable_digest(picture)[1]:
+            plan.undecodable.append((picture, why))
+            continue
         plan.writes.setdefault(txt, (caption, []))[1].append(picture)
     if source == "name":
         # "beach 10" .. "beach 12": a counter after all (those captioned already among them)

@@ -685,6 +685,8 @@ class CaptionPlan:
     mispaired: str = ""  # ... or whose picture and caption columns do not pair ("image,text"; data.MISPAIRED)
     sheets: list[Path] = field(default_factory=list)  # t2i's contact sheets of another name than training knows
     # (`data preview --out sheet.png` inside the folder), known by their PNG text: never captioned
+    undecodable: list[tuple[Path, str]] = field(default_factory=list)  # pictures t2i cannot open (a truncated file,
+    # a page Pillow cannot decode), with why (data._readable_digest): training leaves them out, so never captioned
 
 
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
@@ -814,6 +816,11 @@ def summary(plan: CaptionPlan, nameless_hint: str = "") -> str:
         parts.append(f"{counted(len(plan.sheets), 'contact sheet')} t2i wrote left without a caption (marked in {its} "
                      f"PNG text), e.g. {plan.sheets[0]}: move {it} out of the folder, where training counts {it} "
                      f"as without a caption")
+    if plan.undecodable:
+        n, (first, why) = len(plan.undecodable), plan.undecodable[0]
+        its, it = ("its", "it") if n == 1 else ("their", "them")
+        parts.append(f"{counted(n, 'picture')} that t2i cannot open left without a caption (training leaves {it} out), "
+                     f"e.g. {first} ({why}): replace {it} with a copy t2i can open (PNG or JPEG), or remove {it}")
     if plan.unreadable:
         parts.append(f"{counted(len(plan.unreadable), 'folder')} that cannot be read (permission?) left out, e.g. "
                      f"{plan.unreadable[0]}")
