@@ -41,3 +41,38 @@ def test_data_caption_leaves_a_picture_t2i_cannot_open_without_a_caption_and_say
     assert r.exit_code == 1 and not (alone / "cut_cat.txt").exists()
     assert "no caption to write" in r.stderr and str(alone / "cut_cat.png") in r.stderr
     assert "Traceback" not in r.output
+
+
+def _sheet(folder: Path, name: str) -> Path:
+    """A picture marked as a contact sheet t2i wrote (`data preview --out NAME` inside the folder)."""
+    from t2i_cli import images
+    from t2i_cli.outputs import SHEET_KEY
+
+    return images.save_png(Image.new("RGB", (16, 16), (9, 9, 9)), folder / name, {"source": str(folder),
+                                                                                  SHEET_KEY: "preview"})
+
+
+def test_training_warning_names_a_sheet_it_would_send_to_data_caption_and_does_not_suggest_it(tmp_path):
+    from t2i_cli.data import NothingUsable, open_source
+
+    folder = _pictures(tmp_path / "pics", "red_bird", "blue_fish")
+    for stem in ("red_bird", "blue_fish"):
+        (folder / f"{stem}.txt").write_text(stem.replace("_", " ") + "\n", encoding="utf-8")
+    sheet = _sheet(folder, "sheet.png")
+    said = open_source(str(folder), 16).skipped_message()
+    assert "t2i data caption" in said and f"{sheet} is a contact sheet t2i wrote" in said
+    assert "to caption those without one by their names" not in said  # (data caption declines the sheet)
+    assert run("data", "caption", folder).exit_code == 0 and not (folder / "sheet.txt").exists()
+    # ... beside a picture data caption would caption, the command is suggested (it names the sheet it declines)
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(folder / "green_tree.png")
+    said = open_source(str(folder), 16).skipped_message()
+    assert f"t2i data caption {folder} (--dry-run" in said
+    # ... and a folder of the sheet alone: refused, naming it, with no command that declines
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    _sheet(alone, "sheet.png")
+    try:
+        open_source(str(alone), 16)
+        raise AssertionError("a folder without a usable pair opened")
+    except NothingUsable as e:
+        assert "is a contact sheet t2i wrote" in str(e) and "by their names" not in str(e)

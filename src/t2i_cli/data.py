@@ -100,6 +100,7 @@ class CaptionDataset(Dataset):
                 + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
                    f"beside or below it (a row's path is relative to the manifest's folder)"
                    if NOT_NAMING in first else "")
+                + _sheet_note(first.get(SHEET_AMONG))
                 + (f"; to caption those without one by their names: t2i data caption {first[BY_NAME]} (--dry-run "
                    f"shows the captions first)" if BY_NAME in first else ""))
 
@@ -402,7 +403,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         fix = (_above_note(skipped.first[ABOVE]) if ABOVE in skipped.first
                else _above_note(skipped.first[PARQUET]) if PARQUET in skipped.first
                else f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
-               else _column_notes(skipped.first) + (
+               else _column_notes(skipped.first) + _sheet_note(skipped.first.get(SHEET_AMONG)) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
                    else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
@@ -701,6 +702,9 @@ UNREADABLE_FOLDER = "folder that cannot be read (permission?)"
 UNCAPTIONED = "image without .txt caption"  # (`t2i data caption` writes captions for these: plan_captions)
 # ... and where their names (or their folders') hold words, the `t2i data caption` command that captions them so
 BY_NAME = "pictures without a caption that their names could caption"
+# ... and a contact sheet t2i wrote among them under another name (`data preview --out sheet.png` inside the folder,
+# known by its PNG text): `t2i data caption` declines it, so it is named (to move out), not sent there
+SHEET_AMONG = "contact sheet t2i wrote among the pictures without a caption"
 # A folder's Hugging Face-style manifests (imagefolder's metadata.jsonl and metadata.csv, any letter case), read for
 # the pictures they name: a picture captioned in more than one place (its .txt and a manifest row, two manifests)
 # has all of those captions, each once, and is counted in the summary; a manifest the folder read beside pictures
@@ -725,8 +729,8 @@ MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming t
 # over unsaid, its pictures "without a caption" and captioned by their names)
 PARQUET_MANIFEST = "metadata.parquet"
 PARQUET = "metadata.parquet that t2i cannot read"
-NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN, NO_PICTURE_COLUMN,
-         MISPAIRED, ABOVE, PARQUET)
+NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN,
+         NO_PICTURE_COLUMN, MISPAIRED, ABOVE, PARQUET)
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
 MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '
                   '"file_name" with "text", "caption" or "prompt": rename one)')
@@ -1734,11 +1738,17 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 uncaptioned_keys.add(_key(image))
                 # (only where `t2i data caption` could write NAME.txt: a folder, a link to nothing or a pipe of that
                 # name makes it refuse, and the hint sent the user to a refusal)
-                if not by_name and caption_of(image.stem) is not None and _caption_name_free(image):
+                # (nor for a sheet t2i wrote, which it declines: the hint sent the user to a refusal; named instead)
+                sheet = False
+                if not by_name and caption_of(image.stem) is not None and _caption_name_free(image) \
+                        and not (sheet := _marked_sheet(image)):
                     by_name = True
-                elif not by_folder and image.parent != folder and folder_caption(image, folder) is not None \
-                        and _caption_name_free(image):
+                elif not sheet and not by_name and not by_folder and image.parent != folder \
+                        and folder_caption(image, folder) is not None and _caption_name_free(image) \
+                        and not (sheet := _marked_sheet(image)):
                     by_folder = True
+                if sheet and SHEET_AMONG not in skipped:
+                    skipped.add(SHEET_AMONG, image)
             continue
         if txt in captioned:
             skipped.add(SHARED_CAPTION, f"{image} ({captioned[txt].name} too reads {txt.name})")
@@ -1809,6 +1819,12 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     skipped.rows_left = len(rows_left)
     skipped.uncaptioned = uncaptioned_keys
     return pairs, skipped
+
+
+def _sheet_note(sheet: str | None) -> str:
+    """What is said of a contact sheet t2i wrote among a folder's pictures without a caption ('' none)."""
+    return (f"; {sheet} is a contact sheet t2i wrote (marked in its PNG text), which t2i data caption leaves without "
+            f"a caption: move it out of the folder" if sheet else "")
 
 
 def _caption_name_free(image: Path) -> bool:
