@@ -45,7 +45,7 @@ def resume(out: Path, steps: int) -> list[str]:
 def test_a_resume_on_other_pictures_or_captions_warns_once_naming_the_change(tmp_path: Path):
     pics = picture_folder(tmp_path / "pics")
     out = tmp_path / "run"
-    start(pics, out)
+    start(pics, out, "--flip")  # (--flip: the dVAE reads the captions, for their left and right)
     record = json.loads((out / DATA_RECORD).read_text())
     assert record["pairs"] == 8 and len((out / DATA_RECORD).read_bytes()) < 1024
     assert resume(out, 2) == []  # nothing changed

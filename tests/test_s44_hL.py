@@ -76,3 +76,31 @@ def test_training_warning_names_a_sheet_it_would_send_to_data_caption_and_does_n
         raise AssertionError("a folder without a usable pair opened")
     except NothingUsable as e:
         assert "is a contact sheet t2i wrote" in str(e) and "by their names" not in str(e)
+
+
+def test_a_dvae_resumed_after_captions_alone_were_edited_does_not_say_its_result_will_differ(tmp_path):
+    """A dVAE sees the pictures alone: "the data changed ...; the result will differ" was said after an edit to
+    captions, and was untrue. With --flip it reads them (a caption that says left or right is never mirrored),
+    and a transformer reads them always: there it is said."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (40 * i, 90, 30)).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text("a red bird\n")
+    common = ("--preset", "tiny", "--workers", "0", "--data", pics, "--steps", "1", "-q")
+    for name, more in (("plain", ()), ("flip", ("--flip",))):
+        r = run("train", "--stage", "dvae", *common, *more, "--out", tmp_path / name)
+        assert r.exit_code == 0, r.stderr
+    (pics / "p3.txt").write_text("a bird on the left\n")
+    said = {}
+    for name in ("plain", "flip"):
+        r = run("train", "--resume", tmp_path / name, "--steps", "2", "-q")
+        assert r.exit_code == 0, r.stderr
+        said[name] = " ".join(r.stderr.split())
+    assert "the data changed" not in said["plain"], said["plain"]
+    assert "the data changed since this run started: 6 usable pictures then and now: captions of 1 picture " \
+           "edited" in said["flip"], said["flip"]
+    # ... and a picture edited is said to a dVAE without --flip as before
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(pics / "p0.png")
+    r = run("train", "--resume", tmp_path / "plain", "--steps", "3", "-q")
+    assert r.exit_code == 0 and "1 picture added, 1 removed" in " ".join(r.stderr.split()), r.stderr

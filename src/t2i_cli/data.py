@@ -491,14 +491,15 @@ def is_record(obj: object) -> bool:
             and ("words" not in obj or isinstance(obj["words"], str) and len(obj["words"]) <= SKETCH_WORDS))
 
 
-def data_change(path: Path, now: dict | None) -> str | None:
+def data_change(path: Path, now: dict | None, captions_read: bool = True) -> str | None:
     """The one warning line of a run resumed (or a whole run's stage started) on other data than the run started
     on: the record at path (DATA_RECORD, written when it started) against now (the source's record, None for
     the world, which never changes). None when the pictures and captions are the same, or when there is no
     record (a run started before t2i recorded one); a record that is not one t2i wrote (edited, cut, too
     large) is read as far as MAX_DATA_RECORD and said in the line, and the run goes on. Where both records
     hold a sketch, the line says what changed: pictures added and removed, captions edited, and words that no
-    caption held then (a few of them named)."""
+    caption held then (a few of them named). captions_read False (a dVAE without --flip, which sees the pictures
+    alone): captions edited on the same pictures are no change to it."""
     if now is None:
         return None
     path = Path(path)
@@ -518,6 +519,8 @@ def data_change(path: Path, now: dict | None) -> str | None:
         return _unknown_change(path, "is not a record of the data as t2i writes it")
     if then["pictures"] == now["pictures"] and then["captions"] == now["captions"] and then["pairs"] == now["pairs"]:
         return None  # the same training (renamed files, or none changed)
+    if not captions_read and then["pictures"] == now["pictures"] and then["pairs"] == now["pairs"]:
+        return None  # (captions edited alone: "the result will differ" was said of a dVAE, whose result did not)
     n = then["pairs"]
     if n != now["pairs"]:
         what = f"{n:,} usable pictures then, {now['pairs']:,} now"

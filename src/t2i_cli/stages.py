@@ -1076,8 +1076,9 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     from t2i_cli.train import train_loop
 
     summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
+    # (a dVAE reads a caption only for --flip's rule, never mirroring a picture whose caption says left or right)
     if since is not None and dd.is_main and warn is not None and steps_left(cfg, run_dir, resume) \
-            and (changed := data_change(since, dataset.record)):
+            and (changed := data_change(since, dataset.record, captions_read=cfg.stage != "dvae" or cfg.flip)):
         warn(changed)
     first: list[str] = []  # (the warning named none: which caption of 190 to shorten was left to guess)
     cut = long_captions(stage, dataset, first) if stage is not None and dd.is_main and not resume else 0
