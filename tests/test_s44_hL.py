@@ -104,3 +104,62 @@ def test_a_dvae_resumed_after_captions_alone_were_edited_does_not_say_its_result
     Image.new("RGB", (16, 16), (1, 2, 3)).save(pics / "p0.png")
     r = run("train", "--resume", tmp_path / "plain", "--steps", "3", "-q")
     assert r.exit_code == 0 and "1 picture added, 1 removed" in " ".join(r.stderr.split()), r.stderr
+
+
+def _stop_at_first_forward(monkeypatch, cls) -> None:
+    """A Ctrl-C at the first forward of cls in this process: a stage stopped before its first step."""
+    import os
+    import signal
+
+    real, calls = cls.forward, {"n": 0}
+
+    def stopped_forward(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(cls, "forward", stopped_forward)
+
+
+def test_every_next_command_for_a_stage_of_an_unfinished_whole_run_goes_on_with_the_whole_run(tmp_path, monkeypatch):
+    """`t2i export RUN/dvae` of a whole run stopped in its dVAE stage said "`t2i train --resume RUN/dvae` finishes
+    the run" (that trains the stage alone, and leaves the run undone), and `t2i info RUN/dvae` of its finished dVAE
+    said "--dvae RUN/dvae" (an option of a run of its own): each says `t2i train --resume RUN`."""
+    from t2i_cli.models.dvae import DVAE
+    from t2i_cli.models.transformer import Transformer
+
+    pics = _pictures(tmp_path / "pics", *(f"p{i}" for i in range(8)))
+    for i in range(8):
+        (pics / f"p{i}.txt").write_text(f"picture {i}\n")
+    monkeypatch.chdir(tmp_path)
+    common = ("--preset", "tiny", "--steps", "2", "--workers", "0", "--device", "cpu", "-q")
+    _stop_at_first_forward(monkeypatch, DVAE)
+    r = run("train", "--stage", "all", "--data", "pics", "--out", "RUN", *common)
+    assert r.exit_code == 130 and "in the dvae stage at step 0" in r.stderr, r.stderr
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    r = run("export", "RUN/dvae", "--to", "out")
+    assert r.exit_code == 0, r.stderr
+    assert "RUN/dvae stopped at step 0 of 2: its step-0 model is exported; `t2i train --resume RUN` finishes the " \
+           "whole run" in " ".join(r.stderr.split()), r.stderr
+    assert "--resume RUN/dvae" not in r.stderr
+    _stop_at_first_forward(monkeypatch, Transformer)
+    r = run("train", "--resume", "RUN", "--workers", "0", "-q")
+    assert r.exit_code == 130 and "in the transformer stage at step 0" in r.stderr, r.stderr
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    for stage in ("tokenizer", "dvae"):  # finished stages of a run that is not
+        r = run("info", "RUN/" + stage)
+        assert r.exit_code == 0 and r.stdout.splitlines()[-1] == (
+            "  next      a stage of the whole run RUN, whose later stages read it: t2i train --resume RUN goes on "
+            "with them"), r.stdout
+    r = run("info", "RUN/transformer")
+    assert r.exit_code == 0 and r.stdout.splitlines()[-1] == "  next      resume with: t2i train --resume RUN"
+    r = run("export", "RUN/transformer", "--to", "out2")
+    assert r.exit_code == 0 and "`t2i train --resume RUN` finishes the whole run" in " ".join(r.stderr.split())
+    # ... and once the whole run is finished, its dVAE serves runs of their own, as before
+    r = run("train", "--resume", "RUN", "--workers", "0", "-q")
+    assert r.exit_code == 0, r.stderr
+    r = run("info", "RUN/dvae")
+    assert r.stdout.splitlines()[-1] == "  next      the transformer stage reads it: --dvae RUN/dvae", r.stdout

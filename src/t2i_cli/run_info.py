@@ -94,11 +94,13 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
     info: dict[str, Any] = {"stage": cfg.stage, "data": cfg.data, "steps": cfg.steps}
     training = folder_locked(run_dir)
     ckpt = run_dir / CHECKPOINT
+    whole = run_dir.parent if run_dir.name in STAGES and is_whole_run(run_dir.parent) else None
+    resume = whole if whole is not None else run_dir  # (a stage's own --resume finishes it alone)
     if cfg.stage == "tokenizer":
         trained = (run_dir / "tokenizer.json").is_file()
         # (no steps: a tokenizer is learned in one pass, and its config's steps, 1000 by default, never run)
         info.update(steps=None, step=None, status="training" if training else "finished" if trained else "stopped")
-        info["next"] = None if training else next_step(cfg, run_dir) if trained else resume_advice(run_dir)
+        info["next"] = None if training else next_step(cfg, run_dir) if trained else resume_advice(resume)
         return info
     try:
         step = int(read_metadata(ckpt).get("step", 0)) if ckpt.is_file() else 0
@@ -130,8 +132,6 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
     info["status"] = status
     last = max((r["step"] for r in losses), default=step)
     info["eta_s"] = (cfg.steps - last) / info["rate"] if status == "training" and info["rate"] else None
-    whole = run_dir.parent if run_dir.name in STAGES and is_whole_run(run_dir.parent) else None
-    resume = whole if whole is not None else run_dir  # (a stage's own --resume finishes it alone)
     info["next"] = None if status in ("training", "diverged") else \
         resume_advice(resume) if status == "stopped" else next_step(cfg, run_dir)
     return info

@@ -1361,13 +1361,19 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
         return None  # a checkpoint export cannot read says so where it is read
     if step >= cfg.steps:
         return None
+    from t2i_cli.train_options import is_whole_run
+
     which = "" if said_which else f": its step-{step:,} model is exported"
-    if not os.access(run_dir, os.W_OK):  # (a read-only disk): a resume there is refused, so is not advised
+    # a stage of a --stage all run goes on with the whole run (as `t2i info RUN/STAGE` says): `--resume RUN/dvae`
+    # was said, which trains that stage alone and leaves the rest of the run undone
+    whole = run_dir.parent if run_dir.name in STAGES and is_whole_run(run_dir.parent) else None
+    resume = whole if whole is not None else run_dir
+    if not os.access(resume, os.W_OK):  # (a read-only disk): a resume there is refused, so is not advised
         return (f"{run_dir} stopped at step {step:,} of {cfg.steps:,}{which}; it cannot be written to (a read-only "
                 f"disk or folder): copy the run folder to a writable place and `t2i train --resume` that copy to "
                 f"finish the run")
     return (f"{run_dir} stopped at step {step:,} of {cfg.steps:,}{which}; `t2i train --resume "
-            f"{shell_word(run_dir)}` finishes the run")
+            f"{shell_word(resume)}` finishes the {'whole ' if whole is not None else ''}run")
 
 
 def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: Callable[[str], None] | None,

@@ -441,6 +441,12 @@ def next_step(cfg, run_dir: Path) -> str:
         # model exported before, which "export with: t2i export ... --to WEIGHTS_DIR" left unsaid
         return (f"a stage of the whole run {shell_word(whole)}: t2i train --resume {shell_word(whole)} exports it to "
                 f"{shell_word(whole / 'weights')}")
+    if cfg.stage in ("tokenizer", "dvae") and Path(run_dir).name == cfg.stage and is_whole_run(whole) \
+            and not (whole / "weights").is_dir():
+        # ... and a finished tokenizer or dVAE of a whole run not finished: the run goes on to the stages that read
+        # it ("--dvae RUN/dvae" was said, an option of a run of its own, where `--resume RUN` goes on)
+        return (f"a stage of the whole run {shell_word(whole)}, whose later stages read it: t2i train --resume "
+                f"{shell_word(whole)} goes on with them")
     if cfg.finetune_decoder:
         return (f"export it after the transformer trained on its dVAE's codes: t2i export TRANSFORMER_RUN {w} "
                 f"--to WEIGHTS_DIR --force")
