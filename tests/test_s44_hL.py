@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from conftest import run
+from conftest import one_line_failure, run
 
 
 def _pictures(folder: Path, *stems: str) -> Path:
@@ -163,3 +164,64 @@ def test_every_next_command_for_a_stage_of_an_unfinished_whole_run_goes_on_with_
     assert r.exit_code == 0, r.stderr
     r = run("info", "RUN/dvae")
     assert r.stdout.splitlines()[-1] == "  next      the transformer stage reads it: --dvae RUN/dvae", r.stdout
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2,0", "1.5"])
+@pytest.mark.parametrize("command", ["generate", "train"])
+def test_an_omp_num_threads_libgomp_cannot_read_is_refused_in_one_line(tmp_path, tiny_weights, monkeypatch, value,
+                                                                       command):
+    """OMP_NUM_THREADS=abc (or 0, -1) went to libgomp, which printed its own warning and ignored it: torch took
+    one thread per core, where the README says the variable sets the count. Now one line, exit 2."""
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    out = tmp_path / "out"
+    args = (["generate", "a red bird", "--weights", tiny_weights] if command == "generate"
+            else ["train", "--preset", "tiny", "--stage", "tokenizer"])
+    line = one_line_failure(run(*args, "--out", out), 2)
+    assert line == (f"error: OMP_NUM_THREADS must be a whole number of threads, 1 or more (or OpenMP's list of "
+                    f"them, 4,2), got {value!r}; set it to one, or unset it for one thread per core")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["2", " +1 ", "2,1"])
+def test_an_omp_num_threads_libgomp_reads_is_taken(tmp_path, tiny_weights, monkeypatch, value):
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--out", tmp_path / "o", "-q")
+    assert r.exit_code == 0, r.stderr
+
+
+def _t2i(tmp_path, env: dict, *args, stdin=None):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    return subprocess.Popen([sys.executable, "-m", "t2i_cli", *map(str, args)], stdin=stdin,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC, **env})
+
+
+def test_a_bad_omp_num_threads_is_refused_before_a_prompt_pipe_is_read(tmp_path, tiny_weights):
+    import subprocess
+
+    proc = _t2i(tmp_path, {"OMP_NUM_THREADS": "abc"}, "generate", "--prompts", "-", "--weights", tiny_weights,
+                "--out", tmp_path / "o", stdin=subprocess.PIPE)
+    try:
+        assert proc.wait(timeout=60) == 2  # the pipe still open: a refusal that waited for it would time out
+        err = proc.stderr.read().decode()
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "OMP_NUM_THREADS must be a whole number" in err and "Traceback" not in err and "libgomp" not in err
+
+
+def test_an_empty_omp_num_threads_is_as_unset_and_libgomp_does_not_warn_of_it(tmp_path, tiny_weights):
+    """libgomp reads an empty OMP_NUM_THREADS (`OMP_NUM_THREADS=$N`, N unset) as invalid, warns in its own words
+    and takes one thread per core: t2i takes it as unset, without that warning."""
+    proc = _t2i(tmp_path, {"OMP_NUM_THREADS": ""}, "generate", "a red bird", "--weights", tiny_weights, "--out",
+                tmp_path / "o", "-q")
+    assert proc.wait(timeout=120) == 0
+    err = proc.stderr.read().decode()
+    assert "libgomp" not in err and "Invalid value" not in err, err
+    assert (tmp_path / "o" / "a-red-bird-000.png").is_file()

@@ -797,13 +797,31 @@ def bound_spinning(busy: Callable[[], int] = lambda: 0) -> None:
     env["GOMP_SPINCOUNT"] = BUSY_SPIN_COUNT if busy() > 0 else SPIN_COUNT
 
 
+# What libgomp reads as OMP_NUM_THREADS: positive whole numbers, one a nesting level, between commas (C's isspace
+# around each); anything else it warns of in its own words ("Invalid value for environment variable") and ignores
+_OMP_THREADS = re.compile(r"[ \t\n\v\f\r]*\+?[0-9]+[ \t\n\v\f\r]*(?:,[ \t\n\v\f\r]*\+?[0-9]+[ \t\n\v\f\r]*)*")
+
+
 def check_omp_env() -> None:
     """Refuse a T2I_OMP other than keep (or empty, as unset): `T2I_OMP=kep` or `T2I_OMP=1` bounded the spinning
-    as if it were unset, unsaid."""
+    as if it were unset, unsaid. Refuse an OMP_NUM_THREADS libgomp does not read (abc, 0, -1): it printed its
+    own warning and torch took one thread per core, where the README says the variable sets the count; an empty
+    one (`OMP_NUM_THREADS=$N`, N unset) is as unset, as libgomp takes it, and is taken out of the environment
+    before torch loads so that libgomp does not warn of it."""
     value = os.environ.get("T2I_OMP")
     if value not in (None, "", "keep"):
         raise UsageError(f"T2I_OMP must be keep (leave OpenMP's spinning as the environment has it), got {value!r}; "
                          f"set T2I_OMP=keep, or unset it for t2i's own bound")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is None:
+        return
+    if not threads.strip(" \t\n\v\f\r"):
+        if "torch" not in sys.modules:  # (libgomp reads it once, when it loads)
+            del os.environ["OMP_NUM_THREADS"]
+        return
+    if not _OMP_THREADS.fullmatch(threads) or not all(int(n) > 0 for n in threads.split(",")):
+        raise UsageError(f"OMP_NUM_THREADS must be a whole number of threads, 1 or more (or OpenMP's list of them, "
+                         f"4,2), got {threads!r}; set it to one, or unset it for one thread per core")
 
 
 def other_running_tasks(looks: int = 3, stat: str = "/proc/stat") -> int:
