@@ -225,3 +225,35 @@ def test_an_empty_omp_num_threads_is_as_unset_and_libgomp_does_not_warn_of_it(tm
     err = proc.stderr.read().decode()
     assert "libgomp" not in err and "Invalid value" not in err, err
     assert (tmp_path / "o" / "a-red-bird-000.png").is_file()
+
+
+def test_codes_kept_by_an_image_prompt_use_no_random_numbers():
+    """An image prompt's kept codes are taken, not drawn: they use none of the seed's random numbers, so the codes
+    drawn after a run of kept ones are those the same generator state draws with no such run before them (a draw
+    made and thrown away at each kept position shifted every later draw: other pixels for one seed)."""
+    import torch
+
+    from t2i_cli.models.transformer import Transformer, TransformerConfig
+    from t2i_cli.sampling import draw_codes, sample_next
+    from t2i_cli.sampling_config import SamplingConfig
+
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(text_vocab=40, text_len=8, image_vocab=32, grid=4, n_layer=2, n_head=2,
+                                          n_embd=32)).eval()
+    n = model.cfg.n_image
+    text, uncond = torch.randint(1, 40, (1, 8)), torch.zeros(8, dtype=torch.long)
+    cfg = SamplingConfig()  # (guided, as generate draws)
+    known = torch.randint(0, 32, (1, n))
+    keep = torch.zeros(1, n, dtype=torch.bool)
+    keep[0, 1:6] = True  # code 0 drawn, codes 1-5 kept, the rest drawn
+    with torch.inference_mode():
+        codes, _ = draw_codes(model, text, uncond, cfg, torch.Generator().manual_seed(7), known=known, keep=keep)
+        assert torch.equal(codes[0, 1:6], known[0, 1:6])
+        # the same state: one code drawn (code 0), then codes 0-5 all given, read in one pass, nothing drawn
+        after_one = torch.Generator().manual_seed(7)
+        sample_next(torch.zeros(1, 32), cfg, after_one)
+        given = torch.zeros(1, n, dtype=torch.bool)
+        given[0, :6] = True
+        again, _ = draw_codes(model, text, uncond, cfg, after_one, known=codes, keep=given)
+    assert torch.equal(again, codes)
+    assert len(set(codes[0, 6:].tolist())) > 1  # (codes drawn, not one repeated)
