@@ -2387,7 +2387,15 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         from t2i_cli.files import IMAGE_SUFFIXES, shell_word
         from t2i_cli.name_captions import summary, write_captions
 
-        plan = plan_captions(folder, source)  # (another --from is refused there first, exit 2)
+        # (another --from is refused there first, exit 2; each picture is decoded, as training checks it: a bar of
+        # that, but for a dry run, which shows none)
+        with progress_bar(quiet or dry_run, "files") as bar:
+            def checked(k: int, total: int) -> None:  # (the bar begins with the check: a refusal before shows none)
+                if not bar.tasks:
+                    bar.add_task("checking pictures", total=total, rate="")
+                bar.update(bar.tasks[0].id, completed=k, rate=rate_text(bar.tasks[0], "files"))
+
+            plan = plan_captions(folder, source, checked)
         left = summary(plan)
         writing = plan.writes or plan.nameless  # (a manifest matters where pictures would be captioned by name)
         by_files = "their folders" if source == "folder" else "their file names"

@@ -1837,10 +1837,13 @@ def _caption_name_free(image: Path) -> bool:
     return not (txt.exists() or txt.is_symlink())
 
 
-def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
+def plan_captions(folder: Path, source: str = "name",
+                  checking: Callable[[int, int], None] | None = None) -> CaptionPlan:
     """The caption files `t2i data caption FOLDER --from SOURCE` would write: one NAME.txt for the pictures of
     one name in one folder (pic.png and pic.jpg read one pic.txt) that training reads as without a caption
-    (data._scan_folder: sub-folders too; not t2i's sheets, rerank's copies or run folders)."""
+    (data._scan_folder: sub-folders too; not t2i's sheets, rerank's copies or run folders), each picture
+    decoded as training decodes it (one that does not is left without: plan.undecodable); checking(k, n), if
+    given, is told how many of those n pictures are checked."""
     if source not in SOURCES:  # (the command's one check of --from, before the folder is looked at)
         raise UsageError(f"--from must be name (the picture's file name) or folder (its folder's name, for a folder "
                          f"per class), got {source!r}")
@@ -1875,6 +1878,7 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
                        manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))
+    pending: list[tuple[Path, Path, str]] = []  # (picture, its caption file, caption) to check, then write
     for picture in [*map(Path, skipped.every.get(UNCAPTIONED, [])), *skipped.empty_named]:
         if _key(picture) in skipped.above_named:
             continue
@@ -1894,12 +1898,18 @@ def plan_captions(folder: Path, source: str = "name") -> CaptionPlan:
             if txt not in plan.taken:
                 plan.taken.append(txt)
             continue
-        # (a picture training cannot open, truncated or undecodable, was captioned, then left out of training as an
-        # "unreadable image": the same check as training's, remembered for it)
+        pending.append((picture, txt, caption))
+    # (a picture training cannot open, truncated or undecodable, was captioned, then left out of training as an
+    # "unreadable image": the same check as training's, a decode of each (BENCHMARKS.md "data caption's check")
+    for k, (picture, txt, caption) in enumerate(pending):
+        if checking is not None:
+            checking(k, len(pending))
         if why := _readable_digest(picture)[1]:
             plan.undecodable.append((picture, why))
             continue
         plan.writes.setdefault(txt, (caption, []))[1].append(picture)
+    if checking is not None and pending:
+        checking(len(pending), len(pending))
     if source == "name":
         # "beach 10" .. "beach 12": a counter after all (those captioned already among them)
         series_captions(plan, (image for image, lines in pairs[:len(pairs) - skipped.rows_left] if lines))
