@@ -164,6 +164,24 @@ def test_every_next_command_for_a_stage_of_an_unfinished_whole_run_goes_on_with_
     assert r.exit_code == 0, r.stderr
     r = run("info", "RUN/dvae")
     assert r.stdout.splitlines()[-1] == "  next      the transformer stage reads it: --dvae RUN/dvae", r.stdout
+    # ... and a stage extended alone past the run's steps, then stopped: the whole run's resume finishes it too
+    import signal
+
+    from conftest import signal_after_step
+    from t2i_cli.weights import read_metadata
+
+    signal_after_step(monkeypatch, 1, signal.SIGINT)
+    r = run("train", "--resume", "RUN/transformer", "--steps", "4", "--workers", "0", "-q")
+    assert r.exit_code == 130, r.stderr
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    r = run("info", "RUN/transformer")
+    assert r.stdout.splitlines()[-1] == "  next      resume with: t2i train --resume RUN", r.stdout
+    r = run("export", "RUN/transformer", "--to", "out3")
+    assert r.exit_code == 0 and "RUN/transformer stopped at step 3 of 4: its step-3 model is exported; `t2i train " \
+                               "--resume RUN` finishes the whole run" in " ".join(r.stderr.split()), r.stderr
+    assert run("train", "--resume", "RUN", "--workers", "0", "-q").exit_code == 0
+    assert read_metadata(tmp_path / "RUN" / "transformer" / "checkpoint.safetensors")["step"] == "4"
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "2,0", "1.5"])
