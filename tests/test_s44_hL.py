@@ -275,3 +275,14 @@ def test_codes_kept_by_an_image_prompt_use_no_random_numbers():
         again, _ = draw_codes(model, text, uncond, cfg, after_one, known=codes, keep=given)
     assert torch.equal(again, codes)
     assert len(set(codes[0, 6:].tolist())) > 1  # (codes drawn, not one repeated)
+
+
+def test_data_caption_names_the_pictures_of_a_format_t2i_cannot_read_beside_those_it_captions(tmp_path):
+    """A HEIC picture beside pictures data caption captions went unsaid (it was named only in a folder without a
+    picture t2i reads): it is counted and named, as training's warning names it."""
+    folder = _pictures(tmp_path / "pics", "red_bird")
+    (folder / "blue_fish.heic").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    r = run("data", "caption", folder)
+    assert r.exit_code == 0 and (folder / "red_bird.txt").is_file() and not (folder / "blue_fish.txt").exists()
+    assert (f"1 HEIC picture (t2i cannot read HEIC: convert to JPEG or PNG) not captioned, e.g. "
+            f"{folder / 'blue_fish.heic'}") in " ".join(r.stderr.split()), r.stderr

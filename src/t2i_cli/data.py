@@ -1878,6 +1878,9 @@ def plan_captions(folder: Path, source: str = "name",
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
                        manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))
+    # (a HEIC or SVG picture beside those captioned went unsaid: named only where no picture t2i reads was there)
+    unread = {images.unread_picture(suffix) for suffix in images.UNREAD_SUFFIXES}
+    plan.unread_formats = [(why, n, skipped.first[why]) for why, n in sorted(skipped.items()) if why in unread]
     pending: list[tuple[Path, Path, str]] = []  # (picture, its caption file, caption) to check, then write
     for picture in [*map(Path, skipped.every.get(UNCAPTIONED, [])), *skipped.empty_named]:
         if _key(picture) in skipped.above_named:

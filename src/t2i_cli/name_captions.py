@@ -685,6 +685,8 @@ class CaptionPlan:
     mispaired: str = ""  # ... or whose picture and caption columns do not pair ("image,text"; data.MISPAIRED)
     sheets: list[Path] = field(default_factory=list)  # t2i's contact sheets of another name than training knows
     # (`data preview --out sheet.png` inside the folder), known by their PNG text: never captioned
+    unread_formats: list[tuple[str, int, str]] = field(default_factory=list)  # pictures of a format t2i cannot read
+    # (HEIC, SVG: images.UNREAD_FORMATS): (why, how many, the first), never captioned, said beside what is written
     undecodable: list[tuple[Path, str]] = field(default_factory=list)  # pictures t2i cannot open (a truncated file,
     # a page Pillow cannot decode), with why (data._readable_digest): training leaves them out, so never captioned
 
@@ -816,6 +818,8 @@ def summary(plan: CaptionPlan, nameless_hint: str = "") -> str:
         parts.append(f"{counted(len(plan.sheets), 'contact sheet')} t2i wrote left without a caption (marked in {its} "
                      f"PNG text), e.g. {plan.sheets[0]}: move {it} out of the folder, where training counts {it} "
                      f"as without a caption")
+    for why, n, first in plan.unread_formats:
+        parts.append(f"{counted(n, why)} not captioned, e.g. {first}")
     if plan.undecodable:
         n, (first, why) = len(plan.undecodable), plan.undecodable[0]
         its, it = ("its", "it") if n == 1 else ("their", "them")
