@@ -460,6 +460,11 @@ def dependency_runs(cfg: TrainConfig) -> list[str]:
             continue  # (not a run config t2i reads: its file is taken as any other)
         if run.stage != stage:
             continue
+        if is_world(cfg.data) and not is_world(run.data):  # (--data left out of a stage-by-stage command: the
+            # transformer or CLIP learned the world's scenes with a tokenizer and dVAE of your pictures, unsaid)
+            notes.append(f"{flag} {shell_word(folder)} learned from {run.data}, but this run trains on {cfg.data} "
+                         f"(the procedural world, where --data left out trains); give --data "
+                         f"{shell_word(run.data)} to train on those pictures")
 
         def step_of(path: Path) -> int | None:
             try:

@@ -1,0 +1,36 @@
+"""Session 44, hM: a newcomer follows the README word for word."""
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import run
+
+
+def _pictures(folder: Path, n: int = 3) -> Path:
+    """n small captioned pictures, each of one colour."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (20, 20), (40 * i, 200 - 50 * i, 90)).save(folder / f"pic{i}.png")
+        (folder / f"pic{i}.txt").write_text(f"a picture number {i}\n")
+    return folder
+
+
+def test_a_stage_without_data_beside_a_tokenizer_of_your_pictures_says_it_trains_on_the_world(tmp_path):
+    """README's torchrun line (`train --stage transformer --dvae runs/dvae --tokenizer runs/tok`) had no --data:
+    after a tokenizer and dVAE learned from my_images/, the stage trained on the procedural world (--data's
+    default), unsaid. Now the start warns, naming the pictures the run it was given learned from and the --data
+    to give; with that --data the warning is gone."""
+    pics = _pictures(tmp_path / "my pictures")
+    tok = tmp_path / "tok"
+    assert run("train", "--stage", "tokenizer", "--data", pics, "--preset", "tiny", "--out", tok).exit_code == 0
+    r = run("train", "--stage", "clip", "--tokenizer", tok, "--preset", "tiny", "--steps", "1", "--sample-every", "0",
+            "--out", tmp_path / "clip-world")
+    assert r.exit_code == 0, r.output
+    said = [line for line in r.stderr.splitlines() if "learned from" in line]
+    assert said == [f"warning: --tokenizer {tok} learned from {pics.resolve()}, but this run trains on world:train "
+                    f"(the procedural world, where --data left out trains); give --data '{pics.resolve()}' to train "
+                    f"on those pictures"], r.stderr
+    r = run("train", "--stage", "clip", "--tokenizer", tok, "--data", pics, "--preset", "tiny", "--steps", "1",
+            "--sample-every", "0", "--out", tmp_path / "clip-mine")
+    assert r.exit_code == 0, r.output
+    assert "learned from" not in r.stderr, r.stderr
