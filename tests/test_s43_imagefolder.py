@@ -88,7 +88,8 @@ def test_data_caption_captions_the_pictures_a_manifest_above_does_not_name(tmp_p
     r = run("data", "caption", ds / "train")
     assert r.exit_code == 0 and warned in r.stderr.splitlines(), r.stderr
     assert sorted(p.name for p in (ds / "train").glob("*.txt")) == ["blue_fish.txt", "green_cat.txt"]
-    assert r.stdout.strip().endswith(f"then train with: t2i train --data {ds}")  # (the folder that reads them all)
+    assert r.stdout.strip().endswith(f"then train with: t2i train --stage all --data {ds} --out runs/ds")  # (the
+    # folder that reads them all)
     got = data.open_source(str(ds), 16, val_fraction=0.0)
     assert captions_by_name(got, ds) == {"train/blue_fish.png": ["blue fish"], "train/green_cat.png": ["green cat"],
                                          "train/red_bird.png": ["a small red bird"]}
@@ -114,7 +115,7 @@ def test_a_manifest_of_another_name_above_the_folder_is_looked_for_too(tmp_path:
     assert r.exit_code == 0, r.stderr
     assert f"{ds / 'captions.jsonl'} names 1 of the pictures here without a caption" in r.stderr
     assert sorted(p.name for p in (ds / "train").glob("*.txt")) == ["blue_fish.txt"]
-    assert r.stdout.strip().endswith(f"then train with: t2i train --data {ds / 'train'}")
+    assert r.stdout.strip().endswith(f"then train with: t2i train --stage all --data {ds / 'train'} --out runs/train")
     (ds / "train/blue_fish.txt").unlink()
     (ds / "captions.jsonl").unlink()
     (tmp_path / "captions.csv").write_text("image;caption\nds/train/blue_fish.png;a blue fish\n")  # two folders up

@@ -34,3 +34,23 @@ def test_a_stage_without_data_beside_a_tokenizer_of_your_pictures_says_it_trains
             "--sample-every", "0", "--out", tmp_path / "clip-mine")
     assert r.exit_code == 0, r.output
     assert "learned from" not in r.stderr, r.stderr
+
+
+def test_data_caption_ends_with_a_train_command_that_runs_as_pasted(tmp_path, monkeypatch):
+    """`t2i data caption FOLDER` ended `then train with: t2i train --data FOLDER`, which train refuses ("give --stage
+    and --out for a new run"): the newcomer's next step failed. It now names a whole run, --stage all with an --out
+    named after the folder, and that very command trains (tiny preset, two steps, added to keep it short)."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    pics = tmp_path / "my icons"
+    pics.mkdir()
+    for i, name in enumerate(("red-bird.png", "blue_fish.png", "GreenCat.png")):
+        Image.new("RGB", (20, 20), (80 * i, 200 - 60 * i, 90)).save(pics / name)
+    r = run("data", "caption", pics)
+    assert r.exit_code == 0, r.output
+    said = r.stdout.strip().split("then train with: ", 1)[1]
+    assert shlex.split(said) == ["t2i", "train", "--stage", "all", "--data", str(pics), "--out", "runs/my icons"], said
+    r = run(*shlex.split(said)[1:], "--preset", "tiny", "--steps", "2", "--sample-every", "0")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "runs" / "my icons" / "weights" / "transformer.safetensors").is_file()

@@ -2486,9 +2486,13 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
             warn(tried)
         if written:
             first = written[0]
+            source = Path(plan.above_source or folder)
+            # (a command that runs as pasted: `t2i train --data SRC` alone is refused, naming --stage and --out)
+            name = (Path(os.path.abspath(source)).stem if source.is_file() else Path(os.path.abspath(source)).name)
             out.print(f"wrote {counted(len(written), 'caption file')} under {clean(folder)} (e.g. {clean(first)}: "
-                      f"{clean(plan.writes[first][0])!r}); read them over, then train with: t2i train --data "
-                      f"{shell_word(plan.above_source or folder)}", markup=False, highlight=False, soft_wrap=True)
+                      f"{clean(plan.writes[first][0])!r}); read them over, then train with: t2i train --stage all "
+                      f"--data {shell_word(source)} --out {shell_word(Path('runs') / (name or 'mine'))}",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _list_skipped(every: dict[str, list[str]]) -> None:
