@@ -54,3 +54,20 @@ def test_data_caption_ends_with_a_train_command_that_runs_as_pasted(tmp_path, mo
     r = run(*shlex.split(said)[1:], "--preset", "tiny", "--steps", "2", "--sample-every", "0")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "runs" / "my icons" / "weights" / "transformer.safetensors").is_file()
+
+
+def test_a_missing_weights_folder_points_to_the_shipped_one_not_to_make_weights(tmp_path, monkeypatch):
+    """README's `t2i eval --weights weights`, typed outside the checkout, said "weights folder weights does not exist;
+    pass --weights DIR or run `make weights`": an hour of training into runs/default/weights, after which the same
+    command still found nothing. The shipped weights are the default: the line now says to leave --weights out, and
+    names them."""
+    from t2i_cli.cli import REPO_WEIGHTS
+
+    monkeypatch.chdir(tmp_path)
+    r = run("generate", "a red bird", "--weights", "weights")
+    assert r.exit_code == 1, r.output
+    line = r.stderr.strip()
+    assert line == (f"error: weights folder weights does not exist; leave --weights out for the shipped weights "
+                    f"({REPO_WEIGHTS}), or pass --weights DIR, a folder `t2i export` or `t2i train --stage all` "
+                    f"wrote"), line
+    assert not (tmp_path / "outputs").exists()

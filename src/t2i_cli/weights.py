@@ -510,7 +510,15 @@ def missing_weights_folder(folder: Path) -> str:
         return (f"{folder} does not exist yet: {run} is a --stage all run that has {what}; t2i info "
                 f"{shell_word(run)} says how far it got, and once it finishes its weights are "
                 f"{shell_word(run / 'weights')}")
-    return f"weights folder {folder} does not exist; pass --weights DIR or run `make weights`"
+    # (`make weights` trains into runs/default/weights, so `--weights weights` typed outside the checkout, as the
+    # README's `t2i eval --weights weights` is, still found nothing after it: the shipped folder is the default)
+    shipped = Path(__file__).resolve().parents[2] / "weights"
+    if (shipped / "transformer.safetensors").is_file() and os.path.abspath(folder) != str(shipped):
+        return (f"weights folder {folder} does not exist; leave --weights out for the shipped weights "
+                f"({shell_word(shipped)}), or pass --weights DIR, a folder `t2i export` or `t2i train --stage all` "
+                f"wrote")
+    return (f"weights folder {folder} does not exist; pass --weights DIR, a folder `t2i export` or `t2i train --stage "
+            f"all` wrote (`make weights` trains one into runs/default/weights)")
 
 
 def check_files(folder: Path, need_clip: bool = False) -> None:
