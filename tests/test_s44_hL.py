@@ -24,20 +24,27 @@ def _truncated(path: Path) -> Path:
     return path
 
 
-def test_data_caption_leaves_a_picture_t2i_cannot_open_without_a_caption_and_says_so(tmp_path):
-    # a truncated PNG was captioned "cut cat", then left out of training as an "unreadable image"
+def test_data_caption_leaves_a_picture_t2i_cannot_open_without_a_caption_and_says_so(tmp_path, monkeypatch):
+    # a file that is no picture (named .png) was captioned "cut cat", then left out of training as an "unreadable
+    # image"; its header is read, not its pixels decoded (a truncated picture is captioned: training names it)
+    from t2i_cli import images
+
     folder = _pictures(tmp_path / "pics", "red_bird")
-    _truncated(folder / "cut_cat.png")
+    (folder / "cut_cat.png").write_bytes(b"not a picture at all" * 10)
+    (folder / "empty_fish.png").write_bytes(b"")
+    _truncated(folder / "half_owl.png")
+    monkeypatch.setattr(images, "load_rgbs", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
     r = run("data", "caption", folder)
     assert r.exit_code == 0, r.output
-    assert not (folder / "cut_cat.txt").exists()
+    assert not (folder / "cut_cat.txt").exists() and not (folder / "empty_fish.txt").exists()
     assert (folder / "red_bird.txt").read_text(encoding="utf-8") == "red bird\n"
-    assert "1 picture that t2i cannot open left without a caption" in r.stderr
+    assert (folder / "half_owl.txt").read_text(encoding="utf-8") == "half owl\n"
+    assert "2 pictures that t2i cannot open left without a caption" in r.stderr
     assert str(folder / "cut_cat.png") in r.stderr and "unreadable image" in r.stderr
     # ... and alone, it is refused in one line naming it (it was captioned)
     alone = tmp_path / "alone"
     alone.mkdir()
-    _truncated(alone / "cut_cat.png")
+    (alone / "cut_cat.png").write_bytes(b"not a picture at all" * 10)
     r = run("data", "caption", alone)
     assert r.exit_code == 1 and not (alone / "cut_cat.txt").exists()
     assert "no caption to write" in r.stderr and str(alone / "cut_cat.png") in r.stderr

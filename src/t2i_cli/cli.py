@@ -2387,8 +2387,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         from t2i_cli.files import IMAGE_SUFFIXES, shell_word
         from t2i_cli.name_captions import summary, write_captions
 
-        # (another --from is refused there first, exit 2; each picture is decoded, as training checks it: a bar of
-        # that, but for a dry run, which shows none)
+        # (another --from is refused there first, exit 2; each picture's header is read, as training's check begins:
+        # a bar of that, but for a dry run, which shows none)
         with progress_bar(quiet or dry_run, "files") as bar:
             def checked(k: int, total: int) -> None:  # (the bar begins with the check: a refusal before shows none)
                 if not bar.tasks:
