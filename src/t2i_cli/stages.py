@@ -41,7 +41,7 @@ from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.sampling import SamplingConfig, generate_codes
 from t2i_cli.train import Dist, TrainConfig, split_refusal
-from t2i_cli.weights import MAX_TOKENIZER_FILE, check_budget, load_model, load_tokenizer
+from t2i_cli.weights import MAX_TOKENIZER_FILE, check_budget, check_export_whole, load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Small enough for a test to run a few steps in about a second.
@@ -652,6 +652,8 @@ def _resolve(src: str | None, name: str) -> Path | None:
         p = p / name
     if not p.is_file():
         raise UsageError(f"{p} does not exist; pass the {name} file or a folder that holds it")
+    check_export_whole(p.parent)  # a weights folder an export was killed in may hold its tokenizer beside another
+    # export's dVAE (`--tokenizer W --dvae W` trained a transformer on the two, as generate refuses to draw with them)
     return p
 
 
