@@ -27,3 +27,24 @@ def test_train_refuses_a_tokenizer_and_dvae_from_a_weights_folder_an_export_was_
     line = one_line_failure(r)
     assert "an export into it was killed while it renamed its files" in line, line
     assert not (tmp_path / "run").exists()
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_data_world_of_fewer_scenes_into_a_larger_world_is_refused(tmp_path: Path):
+    """`data world --n 50 --out W`, W a world of 3,000 scenes: since a world is finished by the same command again it
+    said "wrote 0 scenes to W (50 written before, kept)", and W held 3,000 scenes, not the world of 50 asked for.
+    Now a scene past --n is refused in one line (exit 1), the folder left as it was; a larger --n still grows it."""
+    out = tmp_path / "w"
+    r = run("data", "world", "--n", 4, "--side", 16, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    before = _tree(out)
+    line = one_line_failure(run("data", "world", "--n", 2, "--side", 16, "--out", out))
+    assert "train-000002.png is past the 2 train scenes asked for" in line and "--n it was written with" in line
+    assert _tree(out) == before
+    r = run("data", "world", "--n", 5, "--side", 16, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert "wrote 1 scene to" in r.stdout and "(4 written before, kept)" in r.stdout  # (it said "1 scenes")
+    assert len(_tree(out)) == 15

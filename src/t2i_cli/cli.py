@@ -2277,7 +2277,7 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
             count = write_world(split, n, side, out_dir,
                                 lambda k: bar.update(task, completed=k, rate=rate_text(bar.tasks[task], "images")))
         kept = f" ({n - count} written before, kept)" if count < n else ""  # (a stopped run's, finished now)
-        out.print(f"wrote {count} scenes to {clean(out_dir)}{kept}")
+        out.print(f"wrote {count} scene{'' if count == 1 else 's'} to {clean(out_dir)}{kept}")
 
 
 @data_app.command("preview", cls=OneValueEach)

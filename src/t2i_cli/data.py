@@ -2209,6 +2209,12 @@ def _scenes_written(split: str, n: int, side: int, out: Path) -> set[int]:
     done: set[int] = set()
     if not out.is_dir():
         return done
+    past = next((Path(f"{out / split}-{n:06d}{ext}") for ext in (".png", ".txt", ".json")
+                 if os.path.lexists(f"{out / split}-{n:06d}{ext}")), None)
+    if past is not None:  # a larger world's (no run of this --n writes it): `--n 50` into a world of 3,000 kept
+        # them all and said "wrote 0 scenes (50 written before, kept)", the folder no world of 50
+        raise DataError(f"{past} is past the {n:,} {split} scenes asked for: {out} holds a larger world (or more "
+                        f"files); give the --n it was written with to finish it, or choose an empty folder with --out")
     for i in range(n):
         stem = out / f"{split}-{i:06d}"
         there = [ext for ext in (".png", ".txt", ".json") if os.path.lexists(f"{stem}{ext}")]
