@@ -48,3 +48,43 @@ def test_data_world_of_fewer_scenes_into_a_larger_world_is_refused(tmp_path: Pat
     assert r.exit_code == 0, r.stderr
     assert "wrote 1 scene to" in r.stdout and "(4 written before, kept)" in r.stdout  # (it said "1 scenes")
     assert len(_tree(out)) == 15
+
+
+def test_a_stage_run_into_a_whole_run_stopped_in_that_stage_is_told_to_resume_the_whole_run(tmp_path: Path,
+                                                                                           monkeypatch):
+    """`t2i train --stage dvae --out RUN`, RUN a whole run stopped (Ctrl-C) in its dVAE stage: the refusal said "to
+    train its dvae stage further: t2i train --resume RUN/dvae --steps N, N over its 2", of a stage short of its 2
+    steps, whose whole run's resume finishes it and the stages after it. It says that now, and that command works."""
+    import os
+    import signal
+
+    from PIL import Image
+
+    from t2i_cli.models.dvae import DVAE
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(8):
+        Image.new("RGB", (16, 16), (30 * i, 100, 200 - 20 * i)).save(pics / f"p{i:02d}.png")
+        (pics / f"p{i:02d}.txt").write_text(f"picture {i}\n")
+    real, calls = DVAE.forward, {"n": 0}
+
+    def stopped_forward(self, *a, **k):  # a Ctrl-C in the dVAE stage
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(DVAE, "forward", stopped_forward)
+    common = ("--preset", "tiny", "--workers", "0", "--device", "cpu", "-q")
+    r = run("train", "--stage", "all", "--steps", "2", "--data", pics, "--out", tmp_path / "RUN", *common)
+    assert r.exit_code == 130, r.stderr
+    monkeypatch.setattr(DVAE, "forward", real)
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(run("train", "--stage", "dvae", "--data", pics, "--out", "RUN", "--steps", "4",
+                                *common), 2)
+    assert line == ("error: --out RUN is a whole run (--stage all), not a folder for a new dvae run; its dvae stage "
+                    "stopped at step 0 of 2: t2i train --resume RUN finishes it and the stages after it; or pick a "
+                    "new or empty --out for a dvae run of its own"), line
+    r = run("train", "--resume", "RUN", *common)
+    assert r.exit_code == 0 and (tmp_path / "RUN" / "weights" / "transformer.safetensors").is_file(), r.stderr

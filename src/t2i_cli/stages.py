@@ -541,6 +541,23 @@ def check_new_folder(run_dir: Path, keep_going: str = "", own: list[tuple[Path, 
         raise UsageError(f"--out {run_dir} is inside {blocker}, which is a file; pick a folder to create")
 
 
+def _stopped_at(stage_dir: Path) -> tuple[int, int] | None:
+    """(its step, its steps) of a whole run's stage folder stopped before its last step; None where it finished
+    (or stopped early, --patience) or cannot be read (said where it is resumed)."""
+    from t2i_cli.train import CHECKPOINT, finished, read_run_config, stopped_early
+    from t2i_cli.weights import read_metadata
+
+    try:
+        steps = read_run_config(stage_dir).steps
+        ckpt = stage_dir / CHECKPOINT
+        step = int(read_metadata(ckpt).get("step", 0)) if ckpt.is_file() else 0
+        if finished(stage_dir, steps) or stopped_early(stage_dir, steps):
+            return None
+    except (T2IError, ValueError, OSError):
+        return None
+    return step, steps
+
+
 def whole_run_refusal(run_dir: Path, stage: str) -> str:
     """What a new one-stage run with --out a whole run (`--stage all`) is told: that the folder is one, and the
     command that trains that stage of it further (it was told the folder "holds other files", as if a stranger's)."""
@@ -550,6 +567,11 @@ def whole_run_refusal(run_dir: Path, stage: str) -> str:
     if stage == "tokenizer":
         what = (f"its tokenizer is {shell_word(sub / 'tokenizer.json')}; another vocabulary is a new run: pick a new "
                 f"or empty --out")
+    elif (sub / RUN_CONFIG).is_file() and (stopped := _stopped_at(sub)) is not None:
+        # a stage stopped before its last step (Ctrl-C, a kill): the whole run's --resume finishes it; it was told
+        # "--resume RUN/STAGE --steps N, N over its 200,000" of a stage at step 48,327
+        what = (f"its {stage} stage stopped at step {stopped[0]:,} of {stopped[1]:,}: t2i train --resume {word} "
+                f"finishes it and the stages after it; or pick a new or empty --out for a {stage} run of its own")
     elif (sub / RUN_CONFIG).is_file():
         try:
             over = f", N over its {read_run_config(sub).steps:,}"
