@@ -88,3 +88,20 @@ def test_a_stage_run_into_a_whole_run_stopped_in_that_stage_is_told_to_resume_th
                     "new or empty --out for a dvae run of its own"), line
     r = run("train", "--resume", "RUN", *common)
     assert r.exit_code == 0 and (tmp_path / "RUN" / "weights" / "transformer.safetensors").is_file(), r.stderr
+
+
+def test_export_out_is_named_as_typed_in_its_refusals(tmp_path: Path, monkeypatch):
+    """`t2i export RUN --out -` (--out a second name of --to) was told "--to - would make a folder named '-' ...
+    --to takes a folder", an option the user did not type; so were a file, a run folder and a folder of other
+    things given as --out. Each names --out now (and --to where --to was typed)."""
+    weights = build_tiny_folder(tmp_path / "w", seed=0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes(b"not weights")
+    (tmp_path / "file").write_text("x")
+    for where, said in (("-", "--out - would make a folder named '-'"), ("file", "--out file is a file"),
+                        ("pics", "--out pics is not a weights folder")):
+        line = one_line_failure(run("export", weights, "--out", where), 2)
+        assert said in line and "--to" not in line, line
+    line = one_line_failure(run("export", weights, "--to", "-"), 2)
+    assert "--to - would make a folder named '-'" in line and "--out" not in line, line

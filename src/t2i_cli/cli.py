@@ -145,6 +145,7 @@ class OneValueEach(TyperCommand):
             if not eq and i < len(args):
                 value, i = args[i], i + 1
             given.setdefault(param.name, []).append((f"{name} {value}", _option_value(param, value)))
+            ctx.meta.setdefault("t2i.typed", {})[param.name] = name  # (export's --to or --out, named as typed)
         for said in given.values():
             if len({v for _, v in said}) > 1:
                 names = " and ".join(dict.fromkeys(w for w, _ in said))
@@ -2237,7 +2238,8 @@ def export(ctx: typer.Context,
                                  f"{f', or export its stage folders ({stages})' if stages else ''}")
             raise UsageError(f"{whole} is a --stage all run, whose models are already exported to {whole / 'weights'}; "
                              f"export its stage folders instead ({whole / 'dvae'} {whole / 'transformer'} ...)")
-        for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True):
+        typed = ctx.meta.get("t2i.typed", {}).get("to", "--to")  # (--out is said as --out)
+        for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True, option=typed):
             out.print(clean(path))
 
 

@@ -1286,7 +1286,8 @@ def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False,
 
 
 def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool = False,
-                note: Callable[[str], None] | None = None, say_unchanged: bool = False) -> list[Path]:
+                note: Callable[[str], None] | None = None, say_unchanged: bool = False,
+                option: str = "--to") -> list[Path]:
     """export_run of several runs into one folder, every conflict checked before the first file is written:
     without force, a file two runs would write with different contents, or one already in the folder with
     other contents; with force the later run's file is written. Notes (which checkpoint was chosen, a second
@@ -1296,32 +1297,32 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     if isinstance(run_dirs, (str, os.PathLike)):  # (a str was read as a list of one-letter run folders: "/")
         raise UsageError(f"export_runs takes a list of run folders, got one: {os.fspath(run_dirs)!r} (export_run "
                          f"exports one)")
-    refuse_dash(to, "--to", "weights-mine")
+    refuse_dash(to, option, "weights-mine")
     to = Path(to)
     if to.exists() and not to.is_dir():
-        raise UsageError(f"--to {to} is a file; give the weights folder to write (a new or existing folder)")
+        raise UsageError(f"{option} {to} is a file; give the weights folder to write (a new or existing folder)")
     if to.is_symlink() and not to.exists():  # a link to nothing (an internal error: FileNotFoundError), or a loop
-        check_folder_path(to, "--to")
+        check_folder_path(to, option)
     if (to / RUN_CONFIG).is_file() or (to / "all.json").is_file():  # its models would be mixed with the run's
-        raise UsageError(f"--to {to} is a training run folder; export into a weights folder of its own (a new "
-                         f"one, e.g. --to {_weights_beside(to)})")
-    _refuse_other_contents(to)
+        raise UsageError(f"{option} {to} is a training run folder; export into a weights folder of its own (a new "
+                         f"one, e.g. {option} {_weights_beside(to)})")
+    _refuse_other_contents(to, option)
     new = missing_folders(to)  # the folders this export makes (to, and parents)
     with contextlib.ExitStack() as held:
         if new:  # the folder is locked, so it is made first; it (and parents made for it) go again if left empty
-            make_folder(to, "--to")
+            make_folder(to, option)
             held.callback(remove_empty, new)
         # two exports into one folder at once both wrote it, the later one over the other unasked
-        held.enter_context(folder_lock(to, f"--to {to} is being written by another t2i export now; wait for it "
+        held.enter_context(folder_lock(to, f"{option} {to} is being written by another t2i export now; wait for it "
                                            f"to finish"))
         # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
         finish_set(to / EXPORT_JOURNAL, (*FILES, SECOND_CLIP))  # an export killed between its renames: finished first
         remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP, EXPORT_JOURNAL))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
-        return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged)
+        return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged, option)
 
 
-def _refuse_other_contents(to: Path) -> None:
+def _refuse_other_contents(to: Path, option: str = "--to") -> None:
     """Refuse a --to that exists, holds no t2i weights file and holds other things (a folder of pictures): the
     export wrote its models among them unremarked. An empty folder, or one holding weights, is taken; hidden
     files (.DS_Store, a killed export's temporaries) are not counted."""
@@ -1342,8 +1343,8 @@ def _refuse_other_contents(to: Path) -> None:
     if folders and not pictures and len(folders) == len(others):  # pictures one level down: a data folder
         pictures = len(others) if _holds_pictures(to) else 0
     what = "pictures?" if pictures * 2 >= len(others) else f"e.g. {others[0]}"
-    raise UsageError(f"--to {to} is not a weights folder: it holds no t2i weights but {held} ({what}); give a new "
-                     f"or empty folder to export into, e.g. --to {_weights_beside(to)}")
+    raise UsageError(f"{option} {to} is not a weights folder: it holds no t2i weights but {held} ({what}); give a new "
+                     f"or empty folder to export into, e.g. {option} {_weights_beside(to)}")
 
 
 def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> str | None:
@@ -1377,7 +1378,7 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
 
 
 def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: Callable[[str], None] | None,
-                 scratch: Path, say_unchanged: bool = False) -> list[Path]:
+                 scratch: Path, say_unchanged: bool = False, option: str = "--to") -> list[Path]:
     """export_runs, with a scratch folder for the model a kill left only in a run's checkpoint (written there,
     not into the run folder)."""
     planned: dict[str, Path] = {}  # target name -> source file
@@ -1474,7 +1475,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
         _refuse_overwrite(target, force, "" if force else _other_precision(target, src, half))
         writes.append((target, data))
     if writes:  # a path inside a file, or one that cannot be made, named as --to
-        make_folder(to, "--to")
+        make_folder(to, option)
     elif say_unchanged:
         notes.append(f"{to} already holds these models; nothing to write")
     missing = [name for name in FILES[:3] if name not in planned and not (to / name).is_file()]
