@@ -86,6 +86,21 @@ def test_a_stage_run_into_a_whole_run_stopped_in_that_stage_is_told_to_resume_th
     assert line == ("error: --out RUN is a whole run (--stage all), not a folder for a new dvae run; its dvae stage "
                     "stopped at step 0 of 2: t2i train --resume RUN finishes it and the stages after it; or pick a "
                     "new or empty --out for a dvae run of its own"), line
+    # while the whole run trains that stage (its folder locked by another process), no resume is offered
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+                               "os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+                               "time.sleep(60)", str(tmp_path / "RUN" / "dvae")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        line = one_line_failure(run("train", "--stage", "dvae", "--data", pics, "--out", "RUN", "--steps", "4",
+                                    *common), 2)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "its dvae stage is being trained now (checkpoint at step 0 of 2): let it finish;" in line, line
     r = run("train", "--resume", "RUN", *common)
     assert r.exit_code == 0 and (tmp_path / "RUN" / "weights" / "transformer.safetensors").is_file(), r.stderr
 

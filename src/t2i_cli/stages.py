@@ -570,8 +570,12 @@ def whole_run_refusal(run_dir: Path, stage: str) -> str:
     elif (sub / RUN_CONFIG).is_file() and (stopped := _stopped_at(sub)) is not None:
         # a stage stopped before its last step (Ctrl-C, a kill): the whole run's --resume finishes it; it was told
         # "--resume RUN/STAGE --steps N, N over its 200,000" of a stage at step 48,327
-        what = (f"its {stage} stage stopped at step {stopped[0]:,} of {stopped[1]:,}: t2i train --resume {word} "
-                f"finishes it and the stages after it; or pick a new or empty --out for a {stage} run of its own")
+        if folder_locked(sub) or folder_locked(Path(run_dir)):  # (a whole run training now: no resume yet)
+            what = (f"its {stage} stage is being trained now (checkpoint at step {stopped[0]:,} of {stopped[1]:,}): "
+                    f"let it finish; or pick a new or empty --out for a {stage} run of its own")
+        else:
+            what = (f"its {stage} stage stopped at step {stopped[0]:,} of {stopped[1]:,}: t2i train --resume {word} "
+                    f"finishes it and the stages after it; or pick a new or empty --out for a {stage} run of its own")
     elif (sub / RUN_CONFIG).is_file():
         try:
             over = f", N over its {read_run_config(sub).steps:,}"
