@@ -35,6 +35,7 @@ from t2i_cli.files import (
     finish_set,
     folder_lock,
     folder_locked,
+    is_whole_run,
     make_folder,
     missing_folders,
     read_own_json,
@@ -1362,8 +1363,6 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
         return None  # a checkpoint export cannot read says so where it is read
     if step >= cfg.steps:
         return None
-    from t2i_cli.train_options import is_whole_run
-
     which = "" if said_which else f": its step-{step:,} model is exported"
     # a stage of a --stage all run goes on with the whole run (as `t2i info RUN/STAGE` says): `--resume RUN/dvae`
     # was said, which trains that stage alone and leaves the rest of the run undone
