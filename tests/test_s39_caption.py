@@ -264,7 +264,8 @@ def test_data_caption_refuses_pictures_whose_manifest_sits_beside_them(tmp_path:
     picture(pics / "red_bird.png")
     (pics / "captions.jsonl").write_text('{"image": "red_bird.png", "caption": "a small red bird on a branch"}\n')
     r = run("data", "caption", pics)
-    assert r.exit_code == 1 and "is a manifest whose captions training reads with: t2i train --data" in r.stderr
+    assert r.exit_code == 1
+    assert "is a manifest whose captions training reads with: t2i train --stage all --data" in r.stderr
     assert sorted(p.name for p in pics.iterdir()) == ["captions.jsonl", "red_bird.png"]
     dry = run("data", "caption", pics, "--dry-run")
     assert dry.exit_code == 0 and "captions.jsonl, beside pictures" in dry.stderr and "red_bird.txt" in dry.stdout
@@ -371,7 +372,7 @@ def test_data_caption_of_a_manifest_or_a_folder_without_pictures_says_what_to_do
     (tmp_path / "m.csv").write_text("file_name,text\na.png,a red bird\n")
     r = run("data", "caption", tmp_path / "m.csv")
     assert one_line_failure(r, 1) == (f"error: {tmp_path / 'm.csv'} is not a folder but a manifest of captions: train "
-                                      f"on it with t2i train --data {tmp_path / 'm.csv'}")
+                                      f"on it with t2i train --stage all --data {tmp_path / 'm.csv'} --out runs/m")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not a caption\n")
     r = run("data", "caption", tmp_path / "empty")  # (it said "no pictures under ...", exit 0)

@@ -52,7 +52,7 @@ def test_data_caption_beside_a_manifest_names_it_where_no_name_holds_words(tmp_p
     (tmp_path / "metadata.csv").unlink()
     (tmp_path / "captions.jsonl").write_text('{"image": "IMG_0001.jpg", "caption": "a red bird"}\n')
     r = run("data", "caption", tmp_path)
-    assert r.exit_code == 1 and "captions.jsonl" in r.stderr and "t2i train --data" in r.stderr
+    assert r.exit_code == 1 and "captions.jsonl" in r.stderr and "t2i train --stage all --data" in r.stderr
     assert not list(tmp_path.glob("*.txt"))
 
 

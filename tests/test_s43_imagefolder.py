@@ -210,7 +210,8 @@ def test_a_csv_manifest_of_another_name_beside_the_pictures_is_named_as_a_jsonl_
     assert line.endswith(f"; it holds a manifest: give {ds / 'captions.csv'} as the source"), line
     line = one_line_failure(run("data", "caption", ds), 1)
     assert line.startswith(f"error: {ds / 'captions.csv'}, beside pictures without a .txt caption, is a manifest "
-                           f"whose captions training reads with: t2i train --data {ds / 'captions.csv'}"), line
+                           f"whose captions training reads with: t2i train --stage all --data {ds / 'captions.csv'} "
+                           f"--out runs/captions"), line
     assert not list(ds.glob("*.txt"))
 
 

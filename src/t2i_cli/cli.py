@@ -2378,7 +2378,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                                             help="No progress bar (of writing: not with --dry-run, which shows "
                                                  "none).")) -> None:
     """Write a NAME.txt caption beside each picture that has none, made from its file name or its folder's name
-    (a caption file that exists is never replaced); then train on the folder with `t2i train --data FOLDER`."""
+    (a caption file that exists is never replaced); then train on the folder with
+    `t2i train --stage all --data FOLDER --out runs/NAME`."""
     stop_on_sigterm()  # as Ctrl-C: every caption file written is whole; run it again to write the rest
     with user_errors():
         if dry_run and quiet:  # a dry run shows no progress bar: -q changed nothing, unsaid
@@ -2386,7 +2387,7 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                              "show (it prints what it would write); leave out one of them")
         one_process("data caption")
         from t2i_cli.data import plan_captions
-        from t2i_cli.files import IMAGE_SUFFIXES, shell_word
+        from t2i_cli.files import IMAGE_SUFFIXES, shell_word, train_command
         from t2i_cli.name_captions import summary, write_captions
 
         # (another --from is refused there first, exit 2; each picture's header is read, as training's check begins:
@@ -2412,7 +2413,7 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         # a metadata.csv: "try --from folder" was said, the manifest unnamed)
         if plan.manifest is not None and writing:
             refuse(f"{clean(plan.manifest)}, beside pictures without a .txt caption, is a manifest whose captions "
-                   f"training reads with: t2i train --data {shell_word(plan.manifest)}; to caption the pictures by "
+                   f"training reads with: {train_command(plan.manifest)}; to caption the pictures by "
                    f"{by_files} anyway, move it out of the folder first")
         elif plan.parquet is not None and writing:
             # a Hugging Face imagefolder's metadata.parquet (in the folder or above it), which t2i cannot read: its
@@ -2489,11 +2490,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         if written:
             first = written[0]
             source = Path(plan.above_source or folder)
-            # (a command that runs as pasted: `t2i train --data SRC` alone is refused, naming --stage and --out)
-            name = (Path(os.path.abspath(source)).stem if source.is_file() else Path(os.path.abspath(source)).name)
             out.print(f"wrote {counted(len(written), 'caption file')} under {clean(folder)} (e.g. {clean(first)}: "
-                      f"{clean(plan.writes[first][0])!r}); read them over, then train with: t2i train --stage all "
-                      f"--data {shell_word(source)} --out {shell_word(Path('runs') / (name or 'mine'))}",
+                      f"{clean(plan.writes[first][0])!r}); read them over, then train with: {train_command(source)}",
                       markup=False, highlight=False, soft_wrap=True)
 
 

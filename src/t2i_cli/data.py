@@ -35,6 +35,7 @@ from t2i_cli.files import (
     sha256_of,
     shell_word,
     signals_held,
+    train_command,
 )
 from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of, folder_caption, series_captions
 from t2i_cli.prompt_file import blank
@@ -1865,7 +1866,7 @@ def plan_captions(folder: Path, source: str = "name",
     if not folder.is_dir():
         manifest = folder.suffix.lower() in (".csv", ".jsonl") and folder.is_file()  # captions already: train on it
         raise DataError(f"{folder} is not a folder" + ("" if folder.exists() else " (it does not exist)")
-                        + (f" but a manifest of captions: train on it with t2i train --data {shell_word(folder)}"
+                        + (f" but a manifest of captions: train on it with {train_command(folder)}"
                            if manifest else "; give the folder of pictures to caption"))
     # FOLDER in a t2i run (its samples/, or the run itself); one below FOLDER is left out, as training leaves it
     run = next((p for p in (folder, *folder.resolve().parents)

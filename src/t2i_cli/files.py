@@ -628,6 +628,18 @@ def shell_word(path: object) -> str:
     return "$'" + "".join(out) + "'"
 
 
+def train_command(source: object) -> str:
+    """The `t2i train` command that trains a whole run on source (a folder of pictures or a manifest), as one that
+    runs as pasted: `t2i train --data SRC` alone is refused for a new run, naming --stage and --out. The run is
+    named after the source (runs/NAME; a Hugging Face metadata.csv after its folder; runs/mine where it has none)."""
+    where = Path(os.path.abspath(str(source)))
+    name = where.stem if where.is_file() else where.name
+    if where.is_file() and name.lower() == "metadata":
+        name = where.parent.name
+    return (f"t2i train --stage all --data {shell_word(source)} "
+            f"--out {shell_word(Path('runs') / (name or 'mine'))}")
+
+
 def cut_to_bytes(name: str, room: int) -> str:
     """name's longest head, whole characters, of at most `room` bytes as the file system holds it (UTF-8, and a
     byte that is not UTF-8 as Python's surrogate escape of it)."""
