@@ -49,3 +49,21 @@ def test_data_caption_of_a_manifest_names_a_train_command_that_runs(tmp_path, mo
     said = line.split("train on it with ", 1)[1]
     assert said == "t2i train --stage all --data birds/metadata.csv --out runs/birds", line
     _trains_as_pasted(said, "birds", tmp_path)
+
+
+def test_resuming_a_whole_runs_dvae_names_the_run_as_typed(tmp_path, monkeypatch):
+    """`t2i train --resume runs/x/dvae --steps N` warned "/home/.../runs/x's transformer stage learned this dVAE's
+    codes ..., so /home/.../runs/x/weights keeps that dVAE": the run named by an absolute path the user never
+    typed, where the rest of the line (and of the run's messages) says runs/x/dvae."""
+    monkeypatch.chdir(tmp_path)
+    _pictures(tmp_path / "pics")
+    for name, caption in (("red-bird", "a red bird"), ("blue_fish", "a blue fish"), ("green-cat", "a green cat")):
+        (tmp_path / "pics" / f"{name}.txt").write_text(caption + "\n")
+    r = run("train", "--stage", "all", "--data", "pics", "--out", "runs/x", "--preset", "tiny", "--steps", "1",
+            "--sample-every", "0", "-q")
+    assert r.exit_code == 0, r.output
+    r = run("train", "--resume", "runs/x/dvae", "--steps", "2", "-q")
+    assert r.exit_code == 0, r.output
+    first = r.stderr.strip().splitlines()[0]
+    assert first.startswith("warning: runs/x's transformer stage learned this dVAE's codes"), first
+    assert "so runs/x/weights keeps that dVAE" in first and str(tmp_path) not in r.stderr, r.stderr

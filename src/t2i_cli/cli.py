@@ -1891,11 +1891,12 @@ def train(
             from t2i_cli.train import RUN_CONFIG
 
             whole = Path(os.path.abspath(resume)).parent
+            said = Path(os.path.normpath(os.path.join(resume, os.pardir)))  # (named as typed: runs/x, not /home/...)
             if cfg.stage == "dvae" and is_whole_run(whole) and (whole / "transformer" / RUN_CONFIG).is_file() \
                     and rank_zero() and steps_left(cfg, Path(resume), True):  # (said before it trains: the user
                 # may not want the steps; a resume that trains none changes nothing)
-                warn(f"{clean(whole)}'s transformer stage learned this dVAE's codes as they were when it started, so "
-                     f"{clean(whole / 'weights')} keeps that dVAE whatever this run adds; a longer-trained dVAE serves "
+                warn(f"{clean(said)}'s transformer stage learned this dVAE's codes as they were when it started, so "
+                     f"{clean(said / 'weights')} keeps that dVAE whatever this run adds; a longer-trained dVAE serves "
                      f"a transformer trained anew on it (t2i train --stage transformer --dvae "
                      f"{shell_word(resume)} ...)")
         else:
