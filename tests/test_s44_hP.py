@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from conftest import one_line_failure, run
+from conftest import build_tiny_folder, one_line_failure, run
 
 
 def _pictures(folder: Path, names=("red-bird.png", "blue_fish.png", "green-cat.png")) -> Path:
@@ -67,3 +70,51 @@ def test_resuming_a_whole_runs_dvae_names_the_run_as_typed(tmp_path, monkeypatch
     first = r.stderr.strip().splitlines()[0]
     assert first.startswith("warning: runs/x's transformer stage learned this dVAE's codes"), first
     assert "so runs/x/weights keeps that dVAE" in first and str(tmp_path) not in r.stderr, r.stderr
+
+
+def test_a_stale_export_journal_says_how_to_use_the_folder_when_its_run_is_gone(tmp_path):
+    """A weights folder holding an export journal was refused with "run that export again" alone: where the run it
+    came from is gone, no export can, and the user was stuck. The line now names the journal to remove."""
+    from t2i_cli.weights import EXPORT_JOURNAL
+
+    weights = build_tiny_folder(tmp_path / "my weights", seed=0)
+    journal = weights / EXPORT_JOURNAL
+    journal.write_text(json.dumps({"renames": [[".dvae.safetensors.t2i-1.tmp", "dvae.safetensors"]]}))
+    line = one_line_failure(run("info", weights))
+    assert line.endswith(f"or, where its run is gone, remove {shlex.quote(str(journal))} to use the folder as it is "
+                         f"(perhaps mixed)"), line
+    os.remove(shlex.split(line.split(", remove ", 1)[1])[0])  # the path as the line names it
+    assert run("info", weights).exit_code == 0
+
+
+@pytest.mark.parametrize("fails_at", [1, 2])
+def test_an_error_at_an_export_rename_leaves_the_state_its_journal_says(tmp_path, monkeypatch, fails_at):
+    """An OSError at one of atomic_write_set's renames (a full disk) removed every temporary not yet renamed but
+    left the journal: at the first rename, a whole folder was refused as cut by a kill; after it, the journal
+    named temporaries that were gone, so nothing could finish the set. Now: at the first, the old files and no
+    journal; after it, the journal and its temporaries, which finish_set renames, the set then whole and new."""
+    from t2i_cli import files
+
+    a, b, journal = tmp_path / "a.bin", tmp_path / "b.bin", tmp_path / ".journal.json"
+    a.write_bytes(b"old a")
+    b.write_bytes(b"old b")
+    real, calls = os.replace, []
+
+    def failing(src, dst):  # (the journal's own write renames too: only the set's renames are counted)
+        calls.extend([dst] if Path(dst) in (a, b) else [])
+        if Path(dst) in (a, b) and len(calls) == fails_at:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", failing)
+    with pytest.raises(OSError):
+        files.atomic_write_set([(a, b"new a"), (b, b"new b")], journal)
+    monkeypatch.setattr(files.os, "replace", real)
+    if fails_at == 1:
+        assert (a.read_bytes(), b.read_bytes()) == (b"old a", b"old b")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]  # no journal, no temporary
+        return
+    assert journal.is_file() and (a.read_bytes(), b.read_bytes()) == (b"new a", b"old b")
+    assert files.finish_set(journal, ("a.bin", "b.bin")) == [b]
+    assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"new b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]

@@ -209,21 +209,33 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
     or a stop before the renames leaves every target as it was and no temporary behind. journal (a file in the
     folder of every item): written before the first rename, naming each temporary and its target, and removed
     after the last, so that a kill -9 between two renames, which no handler holds, can be finished (finish_set)
-    and is known until then (a weights folder held one export's dVAE beside another's transformer, unsaid)."""
+    and is known until then (a weights folder held one export's dVAE beside another's transformer, unsaid).
+    An OSError at a rename (a full or read-only disk) leaves the state the journal says: before the first, the
+    targets as they were and no journal; after it, the journal and the temporaries not yet renamed, which
+    finish_set renames (they were removed, and the journal left naming them: the folder mixed, nothing to
+    finish it with)."""
     temps: list[tuple[Path, Path]] = []
+    keep = False  # the temporaries a journal names, some of its renames done: finish_set's to rename
     try:
         for path, data in items:
             temps.append((_finished_temporary(Path(path), lambda tmp, d=data: tmp.write_bytes(d)), Path(path)))
         with signals_held():
             if journal is not None and temps:
                 atomic_write_json(journal, {"renames": [[tmp.name, path.name] for tmp, path in temps]})
-            for tmp, path in temps:
-                os.replace(tmp, path)
+            for k, (tmp, path) in enumerate(temps):
+                try:
+                    os.replace(tmp, path)
+                except OSError:
+                    if journal is not None and k == 0:  # nothing renamed: the set is as it was, whole
+                        Path(journal).unlink(missing_ok=True)
+                    keep = journal is not None and k > 0
+                    raise
             if journal is not None:
                 Path(journal).unlink(missing_ok=True)
     finally:
         for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)  # those not renamed
+            if not keep:
+                tmp.unlink(missing_ok=True)  # those not renamed
     return [path for _, path in temps]
 
 

@@ -542,7 +542,8 @@ def check_export_whole(folder: Path) -> None:
     if (Path(folder) / EXPORT_JOURNAL).is_file():
         raise WeightsError(f"{folder}: an export into it was killed while it renamed its files, so it may hold "
                            f"files of two exports; run that export again (`t2i export ... --to {shell_word(folder)}`"
-                           f" finishes it first)")
+                           f" finishes it first), or, where its run is gone, remove "
+                           f"{shell_word(Path(folder) / EXPORT_JOURNAL)} to use the folder as it is (perhaps mixed)")
 
 
 def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False,
