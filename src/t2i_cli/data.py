@@ -611,7 +611,7 @@ def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, byt
 def _unopened(path: Path) -> str:
     """Why training cannot open an image file, as _readable_digest says it, from its header alone (empty, not a
     picture Pillow reads, over the pixel bound): "" where the header reads (a truncated file still passes: its
-    decode, in training's check, finds it). Not images.image_size, whose EXIF look decodes a PNG."""
+    decode, in training's check, finds it)."""
     try:
         if not path.stat().st_size:
             return "empty file (0 bytes)"

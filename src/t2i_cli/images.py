@@ -201,10 +201,51 @@ def image_size(path: Path, what: str = "image") -> tuple[int, int]:
     load_rgb does), read from its header (errors name it as `what`)."""
     try:
         with opened(path) as im:
-            turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            exif = _png_exif(path) if im.format == "PNG" else None
+            if exif is None:  # (another format's getexif reads its header; a PNG's decodes it, as said below)
+                exif = im.getexif()
+            turned = exif.get(0x0112, 1) in (5, 6, 7, 8)
             return im.size[::-1] if turned else im.size
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise unreadable(path, what, e) from e
+
+
+PNG_CHUNKS_WALKED = 1 << 16  # chunks _png_exif steps over before it leaves the look to Pillow (a decode)
+PNG_EXIF_READ = 1 << 22  # the largest eXIf chunk _png_exif reads (a larger one is left to Pillow)
+
+
+def _png_exif(path: Path) -> Image.Exif | None:
+    """A PNG's EXIF as load_rgb reads it after its decode (Pillow's getexif of a PNG decodes the whole picture to
+    find an eXIf chunk after the pixels: image_size of a large PNG cost a decode, and image_prompt decoded it
+    again), found by stepping over its chunks, none decoded: the last eXIf before IEND (or before an animated
+    PNG's second frame), as Pillow keeps it. None where the walk cannot say as Pillow would (more than
+    PNG_CHUNKS_WALKED chunks, an eXIf over PNG_EXIF_READ bytes): the caller asks Pillow."""
+    import struct
+
+    exif, pixels = b"", False
+    with open(path, "rb") as f:
+        f.seek(8)  # (the signature: Image.open checked it)
+        for _ in range(PNG_CHUNKS_WALKED):
+            head = f.read(8)
+            if len(head) < 8:
+                break  # (cut: Pillow's look stops there too)
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND" or (kind == b"fcTL" and pixels):
+                break
+            pixels = pixels or kind == b"IDAT"
+            if kind == b"eXIf":
+                if length > PNG_EXIF_READ:
+                    return None
+                exif = f.read(length)
+                f.seek(4, 1)
+            else:
+                f.seek(length + 4, 1)
+        else:
+            return None
+    found = Image.Exif()
+    if exif:
+        found.load(b"Exif\x00\x00" + exif)  # (as Pillow's eXIf chunk reader keeps it)
+    return found
 
 
 def _png_file(im: Image.Image) -> Path | None:
