@@ -36,7 +36,7 @@ for name, paths, reps in json.loads(Path(sys.argv[1]).read_text()):
     for _ in range(reps):
         sizes = [images.image_size(Path(p)) for p in paths]
     out[name] = {"pictures": len(paths), "ms_each": 1000 * (time.perf_counter() - start) / reps / len(paths),
-                 "decodes_each": decodes / reps / len(paths), "sizes": hash(tuple(sizes))}
+                 "decodes_each": decodes / reps / len(paths), "sizes": [list(x) for x in sizes]}
 print(json.dumps(out))
 """
 
@@ -57,7 +57,8 @@ def main() -> None:
         rng = np.random.default_rng(0)
         Image.fromarray(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)).save(big)
     sets = [["png 12 MP", [str(big)], a.reps], ["icons", sorted(map(str, a.icons.glob("*.png"))), a.reps]]
-    print(f"{'build':<28}{'set':<12}{'pictures':>9}{'decodes/picture':>17}{'ms/picture':>12}")
+    print(f"{'build':<28}{'set':<12}{'pictures':>9}{'decodes/picture':>17}{'ms/picture':>12}  sizes as first build")
+    first: dict = {}
     for src in a.srcs:
         listed = a.scratch / "sets.json"
         listed.write_text(json.dumps(sets))
@@ -66,8 +67,9 @@ def main() -> None:
         if r.returncode:
             sys.exit(r.stderr[-2000:])
         for name, row in json.loads(r.stdout).items():
+            same = first.setdefault(name, row["sizes"]) == row["sizes"]
             print(f"{str(src)[-28:]:<28}{name:<12}{row['pictures']:>9}{row['decodes_each']:>17.2f}"
-                  f"{row['ms_each']:>12.2f}")
+                  f"{row['ms_each']:>12.2f}  {'all' if same else 'NOT ALL'}")
 
 
 if __name__ == "__main__":
