@@ -801,6 +801,7 @@ def bound_spinning(busy: Callable[[], int] = lambda: 0) -> None:
 # What libgomp reads as OMP_NUM_THREADS: positive whole numbers, one a nesting level, between commas (C's isspace
 # around each); anything else it warns of in its own words ("Invalid value for environment variable") and ignores
 _OMP_THREADS = re.compile(r"[ \t\n\v\f\r]*\+?[0-9]+[ \t\n\v\f\r]*(?:,[ \t\n\v\f\r]*\+?[0-9]+[ \t\n\v\f\r]*)*")
+OMP_MAX = 2**63 - 1  # the largest count libgomp reads (a C long; one more overflows and it warns, ignoring it)
 
 
 def check_omp_env() -> None:
@@ -820,9 +821,15 @@ def check_omp_env() -> None:
         if "torch" not in sys.modules:  # (libgomp reads it once, when it loads)
             del os.environ["OMP_NUM_THREADS"]
         return
-    if not _OMP_THREADS.fullmatch(threads) or not all(int(n) > 0 for n in threads.split(",")):
+    # (each count's digits, its zeros before it dropped: Python's int() refuses a string of 4,301 digits or more)
+    counts = [n.strip(" \t\n\v\f\r").lstrip("+").lstrip("0") for n in threads.split(",")]
+    if not _OMP_THREADS.fullmatch(threads) or not all(counts):
         raise UsageError(f"OMP_NUM_THREADS must be a whole number of threads, 1 or more (or OpenMP's list of them, "
                          f"4,2), got {threads!r}; set it to one, or unset it for one thread per core")
+    if any(len(n) > len(str(OMP_MAX)) or int(n) > OMP_MAX for n in counts):  # (libgomp reads a C long: 2**64
+        # warned in its own words, as abc did, and torch took one thread per core)
+        raise UsageError(f"OMP_NUM_THREADS {threads.strip()!r} is more threads than OpenMP reads (at most {OMP_MAX:,} "
+                         f"each); set it to the number of threads, or unset it for one thread per core")
 
 
 def other_running_tasks(looks: int = 3, stat: str = "/proc/stat") -> int:
