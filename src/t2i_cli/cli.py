@@ -145,7 +145,6 @@ class OneValueEach(TyperCommand):
             if not eq and i < len(args):
                 value, i = args[i], i + 1
             given.setdefault(param.name, []).append((f"{name} {value}", _option_value(param, value)))
-            ctx.meta.setdefault("t2i.typed", {})[param.name] = name  # (export's --to or --out, named as typed)
         for said in given.values():
             if len({v for _, v in said}) > 1:
                 names = " and ".join(dict.fromkeys(w for w, _ in said))
@@ -2226,7 +2225,8 @@ def export(ctx: typer.Context,
         from t2i_cli.train import export_runs
 
         # named as written: `export RUN --out -` was told '--to - would make a folder named ...'
-        refuse_dash(to, ctx.meta.get("t2i_written", {}).get("to", "--to"), "weights-mine")
+        typed = ctx.meta.get("t2i_written", {}).get("to", "--to")  # (--out is said as --out)
+        refuse_dash(to, typed, "weights-mine")
 
         whole = next((r for r in runs if is_whole_run(r)), None)
         if whole is not None:
@@ -2246,7 +2246,6 @@ def export(ctx: typer.Context,
                                  f"{f', or export its stage folders ({stages})' if stages else ''}")
             raise UsageError(f"{whole} is a --stage all run, whose models are already exported to {whole / 'weights'}; "
                              f"export its stage folders instead ({whole / 'dvae'} {whole / 'transformer'} ...)")
-        typed = ctx.meta.get("t2i.typed", {}).get("to", "--to")  # (--out is said as --out)
         for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True, option=typed):
             out.print(clean(path))
 
