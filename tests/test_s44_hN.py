@@ -25,3 +25,22 @@ def test_an_omp_num_threads_libgomp_reads_is_still_taken(monkeypatch, value):
     monkeypatch.delenv("T2I_OMP", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", value)
     check_omp_env()
+
+
+@pytest.mark.parametrize("args", [["export", "RUN", "--out"], ["data", "world", "--out"], ["eval", "--images"]])
+def test_a_path_option_last_without_a_value_is_said_to_need_one_not_to_be_empty(tmp_path, monkeypatch, args):
+    """`t2i export RUN --out` (the value forgotten) was told '--out is given an empty file name', a value never
+    typed: the empty-path check read the missing value as ''. Click's own line says what is wrong."""
+    from conftest import one_line_failure, run
+
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(run(*args), 2)
+    assert f"Option '{args[-1]}' requires an argument" in line and "empty file name" not in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_path_typed_is_still_refused_as_empty(tmp_path, monkeypatch):
+    from conftest import one_line_failure, run
+
+    monkeypatch.chdir(tmp_path)
+    assert "--out is given an empty file name" in one_line_failure(run("export", "RUN", "--out="), 2)

@@ -199,9 +199,9 @@ class OneValueEach(TyperCommand):
             param = options.get(name)
             if param is None:  # an unknown option: whether it takes a value is unknown, and Click names it
                 return None
-            if param.is_flag or param.count:
-                continue
-            if not eq and i < len(args):
+            if param.is_flag or param.count or not eq and i == len(args):  # (last, without a value: Click says it
+                continue  # requires one; "--out is given an empty file name" was said of `export RUN --out`)
+            if not eq:
                 value, i = args[i], i + 1
             if is_path(param):
                 found.append((i - 1, name, value))
