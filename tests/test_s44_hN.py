@@ -44,3 +44,18 @@ def test_an_empty_path_typed_is_still_refused_as_empty(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert "--out is given an empty file name" in one_line_failure(run("export", "RUN", "--out="), 2)
+
+
+def test_a_missing_weights_folder_is_not_told_to_leave_weights_out_where_t2i_weights_is_set(tmp_path, monkeypatch):
+    """With T2I_WEIGHTS set, leaving --weights out loads T2I_WEIGHTS's folder: `--weights nope` was told 'leave
+    --weights out for the shipped weights (...)', which loads another folder than the one it named."""
+    from conftest import one_line_failure, run
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("T2I_WEIGHTS", str(mine))
+    line = one_line_failure(run("generate", "a red bird", "--weights", "nope"), 1)
+    assert line == ("error: weights folder nope does not exist; pass --weights DIR, a folder `t2i export` or `t2i "
+                    "train --stage all` wrote (`make weights` trains one into runs/default/weights)"), line
+    assert not (tmp_path / "outputs").exists()

@@ -513,7 +513,9 @@ def missing_weights_folder(folder: Path) -> str:
     # (`make weights` trains into runs/default/weights, so `--weights weights` typed outside the checkout, as the
     # README's `t2i eval --weights weights` is, still found nothing after it: the shipped folder is the default)
     shipped = Path(__file__).resolve().parents[2] / "weights"
-    if (shipped / "transformer.safetensors").is_file() and os.path.abspath(folder) != str(shipped):
+    # (not where T2I_WEIGHTS is set: leaving --weights out loads its folder, not the shipped one)
+    if (shipped / "transformer.safetensors").is_file() and os.path.abspath(folder) != str(shipped) \
+            and not os.environ.get("T2I_WEIGHTS"):
         return (f"weights folder {folder} does not exist; leave --weights out for the shipped weights "
                 f"({shell_word(shipped)}), or pass --weights DIR, a folder `t2i export` or `t2i train --stage all` "
                 f"wrote")
