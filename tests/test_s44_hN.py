@@ -59,3 +59,20 @@ def test_a_missing_weights_folder_is_not_told_to_leave_weights_out_where_t2i_wei
     assert line == ("error: weights folder nope does not exist; pass --weights DIR, a folder `t2i export` or `t2i "
                     "train --stage all` wrote (`make weights` trains one into runs/default/weights)"), line
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_long_series_of_years_keeps_them_though_a_long_series_without_its_start_is_a_counter(tmp_path):
+    """"walk 100" .. "walk 121" became a counter's ("walk": one number in five measured from its smallest), and so
+    did twelve years in a row, "calendar 2010" .. "calendar 2021": each picture's year, all it had to tell them
+    apart, was dropped, all twelve captioned "calendar". Years name their pictures, as a product's versions do."""
+    from conftest import run
+    from test_s42_caption import _captions, _pictures
+
+    pics = _pictures(tmp_path / "pics", *(f"calendar {y}" for y in range(2010, 2022)),
+                     *(f"walk {i}" for i in range(100, 122)))
+    r = run("data", "caption", pics, "-q")
+    assert r.exit_code == 0, r.stderr
+    got = _captions(pics)
+    assert {k: v for k, v in got.items() if k.startswith("calendar")} == {
+        f"calendar {y}": f"calendar {y}" for y in range(2010, 2022)}
+    assert {k: v for k, v in got.items() if k.startswith("walk")} == {f"walk {i}": "walk" for i in range(100, 122)}

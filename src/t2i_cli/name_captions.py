@@ -758,7 +758,10 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
         start = bool(unnumbered) or 1 in values
         # (one in COUNTER_SHARE of the numbers from where it starts: a long series without its start, "walk 100" ..
         # "walk 121", was measured from 1 and kept its numbers)
-        counts = bool(numbers) and names * COUNTER_SHARE >= max(values) - (0 if start else min(values) - 1) and (
+        # (but years, "calendar 2010" .. "calendar 2021", name each picture: they were all "calendar")
+        years = all(len(n) == 4 and 1900 <= int(n) <= 2099 for n in numbers)
+        counts = bool(numbers) and names * COUNTER_SHARE >= max(values) - (
+            0 if start or years else min(values) - 1) and (
             start or names >= COUNTER_RUN and any(v + 1 in values for v in values))
         # ... and a number marked as one, "Symphony No. 5" .. "Symphony No. 7", is each one's name (not "symphony no")
         counts = counts and _NUMBER_MARK_END.search(key[1]) is None
