@@ -76,3 +76,42 @@ def test_a_long_series_of_years_keeps_them_though_a_long_series_without_its_star
     assert {k: v for k, v in got.items() if k.startswith("calendar")} == {
         f"calendar {y}": f"calendar {y}" for y in range(2010, 2022)}
     assert {k: v for k, v in got.items() if k.startswith("walk")} == {f"walk {i}": "walk" for i in range(100, 122)}
+
+
+def test_a_clip_run_into_a_whole_run_stopped_in_its_clip_stage_is_not_told_of_stages_after_it(tmp_path, monkeypatch):
+    """`t2i train --stage clip --out RUN`, RUN a whole run stopped in its CLIP stage, the last: the refusal said
+    `t2i train --resume RUN` "finishes it and the stages after it", of which there are none; that resume finishes it
+    and exports RUN/weights, which it says now (and does)."""
+    import os
+    import signal
+
+    from PIL import Image
+
+    from conftest import one_line_failure, run
+    from t2i_cli.models.clip import Clip
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(8):
+        Image.new("RGB", (16, 16), (30 * i, 100, 200 - 20 * i)).save(pics / f"p{i:02d}.png")
+        (pics / f"p{i:02d}.txt").write_text(f"picture {i}\n")
+    real, calls = Clip.forward, {"n": 0}
+
+    def stopped_forward(self, *a, **k):  # a Ctrl-C in the CLIP stage
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Clip, "forward", stopped_forward)
+    common = ("--preset", "tiny", "--workers", "0", "--device", "cpu", "-q")
+    r = run("train", "--stage", "all", "--steps", "2", "--data", pics, "--out", tmp_path / "RUN", *common)
+    assert r.exit_code == 130, r.stderr
+    assert not (tmp_path / "RUN" / "weights").exists()
+    monkeypatch.setattr(Clip, "forward", real)
+    monkeypatch.chdir(tmp_path)
+    line = one_line_failure(run("train", "--stage", "clip", "--data", pics, "--out", "RUN", *common), 2)
+    assert "its clip stage stopped at step 0 of 2: t2i train --resume RUN finishes it and exports RUN/weights;" \
+        in line and "stages after it" not in line, line
+    r = run("train", "--resume", "RUN", *common)
+    assert r.exit_code == 0 and (tmp_path / "RUN" / "weights" / "clip.safetensors").is_file(), r.stderr

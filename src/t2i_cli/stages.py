@@ -574,8 +574,10 @@ def whole_run_refusal(run_dir: Path, stage: str) -> str:
             what = (f"its {stage} stage is being trained now (checkpoint at step {stopped[0]:,} of {stopped[1]:,}): "
                     f"let it finish; or pick a new or empty --out for a {stage} run of its own")
         else:
+            # (CLIP is the last stage: none after it, and the resume exports the run's weights)
+            then = "the stages after it" if stage != "clip" else f"exports {shell_word(Path(run_dir) / 'weights')}"
             what = (f"its {stage} stage stopped at step {stopped[0]:,} of {stopped[1]:,}: t2i train --resume {word} "
-                    f"finishes it and the stages after it; or pick a new or empty --out for a {stage} run of its own")
+                    f"finishes it and {then}; or pick a new or empty --out for a {stage} run of its own")
     elif (sub / RUN_CONFIG).is_file():
         try:
             over = f", N over its {read_run_config(sub).steps:,}"
