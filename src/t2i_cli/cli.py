@@ -22,7 +22,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import SPEAKING, DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
-from t2i_cli.files import not_utf8, other_t2i_inferring, stop_on_sigterm, stop_signals
+from t2i_cli.files import is_whole_run, not_utf8, other_t2i_inferring, stop_on_sigterm, stop_signals
 from t2i_cli.prompt_file import (
     MAX_PROMPT_CHARS,
     MAX_PROMPT_FILE,
@@ -38,7 +38,6 @@ from t2i_cli.train_options import (
     check_stage,
     checked,
     flag,
-    is_whole_run,
     n_processes,
     next_step,
     per_stage,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from t2i_cli.errors import T2IError, UsageError
-from t2i_cli.files import folder_locked, shell_word
+from t2i_cli.files import folder_locked, is_whole_run, shell_word
 from t2i_cli.recipe import plan_settings
 from t2i_cli.train import (
     CHECKPOINT,
@@ -21,7 +21,7 @@ from t2i_cli.train import (
     read_run_config,
     stopped_early,
 )
-from t2i_cli.train_options import is_whole_run, next_step
+from t2i_cli.train_options import next_step
 from t2i_cli.weights import read_metadata
 
 
