@@ -115,3 +115,32 @@ def test_a_clip_run_into_a_whole_run_stopped_in_its_clip_stage_is_not_told_of_st
         in line and "stages after it" not in line, line
     r = run("train", "--resume", "RUN", *common)
     assert r.exit_code == 0 and (tmp_path / "RUN" / "weights" / "clip.safetensors").is_file(), r.stderr
+
+
+def test_info_of_a_finished_stage_of_a_whole_run_training_its_next_stage_says_to_let_it_finish(tmp_path, monkeypatch):
+    """`t2i info RUN/dvae` while the whole run trains its transformer (that stage's folder locked) said "t2i train
+    --resume RUN goes on with them", a command the lock refuses; and RUN/transformer, finished while CLIP trains,
+    "t2i train --resume RUN exports it". Each says the run is being trained: let it finish."""
+    from conftest import run
+    from t2i_cli.files import folder_lock
+    from t2i_cli.models.clip import Clip
+    from test_s44_hL import _pictures, _stop_at_first_forward
+
+    pics = _pictures(tmp_path / "pics", *(f"p{i}" for i in range(8)))
+    for i in range(8):
+        (pics / f"p{i}.txt").write_text(f"picture {i}\n")
+    monkeypatch.chdir(tmp_path)
+    _stop_at_first_forward(monkeypatch, Clip)
+    r = run("train", "--stage", "all", "--data", "pics", "--out", "RUN", "--preset", "tiny", "--steps", "2",
+            "--workers", "0", "--device", "cpu", "-q")
+    assert r.exit_code == 130 and "in the clip stage at step 0" in r.stderr, r.stderr
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    with folder_lock(tmp_path / "RUN" / "clip", "held by the test"):  # (the whole run's resume, training CLIP)
+        for stage in ("dvae", "transformer"):
+            r = run("info", "RUN/" + stage)
+            assert r.exit_code == 0 and r.stdout.splitlines()[-1] == (
+                "  next      a stage of the whole run RUN, whose clip stage is being trained now: let it finish"), \
+                r.stdout
+    r = run("info", "RUN/dvae")  # (the lock let go: the run is to be resumed)
+    assert r.stdout.splitlines()[-1].endswith("t2i train --resume RUN goes on with them"), r.stdout

@@ -13,7 +13,7 @@ from typing import Optional
 
 from t2i_cli import __version__
 from t2i_cli.errors import UsageError
-from t2i_cli.files import is_whole_run, same_place, shell_word
+from t2i_cli.files import folder_locked, is_whole_run, same_place, shell_word
 
 
 def n_processes() -> int:
@@ -436,6 +436,11 @@ def next_step(cfg, run_dir: Path) -> str:
     tokenizer or dVAE run alone exports no folder that generates)."""
     w = shell_word(run_dir)
     whole = Path(run_dir).parent
+    busy = next((stage for stage in ("tokenizer", "dvae", "transformer", "clip") if stage != cfg.stage
+                 and Path(run_dir).name == cfg.stage and folder_locked(whole / stage)), None)
+    if busy is not None and is_whole_run(whole):  # (another stage training now: `t2i train --resume RUN` was
+        # advised, which that stage's lock refuses)
+        return f"a stage of the whole run {shell_word(whole)}, whose {busy} stage is being trained now: let it finish"
     if cfg.stage in ("transformer", "clip") and Path(run_dir).name == cfg.stage and is_whole_run(whole):
         # a stage of a --stage all run, extended on its own (as the README says to): RUN/weights still held the
         # model exported before, which "export with: t2i export ... --to WEIGHTS_DIR" left unsaid
