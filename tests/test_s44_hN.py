@@ -144,3 +144,25 @@ def test_info_of_a_finished_stage_of_a_whole_run_training_its_next_stage_says_to
                 r.stdout
     r = run("info", "RUN/dvae")  # (the lock let go: the run is to be resumed)
     assert r.stdout.splitlines()[-1].endswith("t2i train --resume RUN goes on with them"), r.stdout
+
+
+def test_a_whole_runs_weights_folder_holding_other_files_is_not_told_of_an_option_train_lacks(tmp_path, monkeypatch):
+    """`t2i train --resume RUN`, RUN/weights holding the user's files and no weights: the run's export was refused
+    "--to RUN/weights is not a weights folder ...; e.g. --to weights-weights", options `t2i train` does not have
+    (the folder is the run's own). It says to move them out; they are kept, and the resume then exports."""
+    from conftest import one_line_failure, run
+
+    monkeypatch.chdir(tmp_path)
+    common = ("--preset", "tiny", "--workers", "0", "--device", "cpu", "-q")
+    r = run("train", "--stage", "all", "--steps", "2", "--out", "RUN", *common)
+    assert r.exit_code == 0, r.stderr
+    for f in (tmp_path / "RUN" / "weights").iterdir():
+        f.unlink()
+    (tmp_path / "RUN" / "weights" / "notes.txt").write_text("mine\n")
+    line = one_line_failure(run("train", "--resume", "RUN", *common), 2)
+    assert line == ("error: RUN/weights, the folder this run exports its weights to, holds no t2i weights but 1 other "
+                    "file (e.g. notes.txt); move them out of it, then run the command again"), line
+    assert (tmp_path / "RUN" / "weights" / "notes.txt").read_text() == "mine\n"
+    (tmp_path / "RUN" / "weights" / "notes.txt").unlink()
+    r = run("train", "--resume", "RUN", *common)
+    assert r.exit_code == 0 and (tmp_path / "RUN" / "weights" / "transformer.safetensors").is_file(), r.stderr

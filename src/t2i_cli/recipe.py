@@ -226,7 +226,7 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     weights = run_dir / "weights"
     try:  # the run's own export folder, refreshed as one set (checked whole: not a stage against the old others),
         if rank_zero():  # by one process (every torchrun process wrote it)
-            export_runs([run_dir / stage for stage in ORDER], weights, force=True, note=warn)
+            export_runs([run_dir / stage for stage in ORDER], weights, force=True, note=warn, option="")
     except KeyboardInterrupt:
         raise _interrupted(run_dir, None) from None
     summary["weights"] = str(weights)

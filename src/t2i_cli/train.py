@@ -1293,11 +1293,13 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     without force, a file two runs would write with different contents, or one already in the folder with
     other contents; with force the later run's file is written. Notes (which checkpoint was chosen, a second
     reranker kept) are given once every check has passed; say_unchanged (`t2i export`) also notes an export that had
-    nothing to write (a whole run refreshes its weights/ at every run: not said there). Returns the files
-    written."""
+    nothing to write (a whole run refreshes its weights/ at every run: not said there). option: the folder's option
+    as typed, named in refusals ("" a whole run's own RUN/weights). Returns the files written."""
     if isinstance(run_dirs, (str, os.PathLike)):  # (a str was read as a list of one-letter run folders: "/")
         raise UsageError(f"export_runs takes a list of run folders, got one: {os.fspath(run_dirs)!r} (export_run "
                          f"exports one)")
+    own = not option  # "": a whole run's export into its RUN/weights (recipe), a folder no option names but --out RUN
+    option = option or "--out"
     refuse_dash(to, option, "weights-mine")
     to = Path(to)
     if to.exists() and not to.is_dir():
@@ -1307,7 +1309,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     if (to / RUN_CONFIG).is_file() or (to / "all.json").is_file():  # its models would be mixed with the run's
         raise UsageError(f"{option} {to} is a training run folder; export into a weights folder of its own (a new "
                          f"one, e.g. {option} {_weights_beside(to)})")
-    _refuse_other_contents(to, option)
+    _refuse_other_contents(to, option, own)
     new = missing_folders(to)  # the folders this export makes (to, and parents)
     with contextlib.ExitStack() as held:
         if new:  # the folder is locked, so it is made first; it (and parents made for it) go again if left empty
@@ -1323,7 +1325,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged, option)
 
 
-def _refuse_other_contents(to: Path, option: str = "--to") -> None:
+def _refuse_other_contents(to: Path, option: str = "--to", own: bool = False) -> None:
     """Refuse a --to that exists, holds no t2i weights file and holds other things (a folder of pictures): the
     export wrote its models among them unremarked. An empty folder, or one holding weights, is taken; hidden
     files (.DS_Store, a killed export's temporaries) are not counted."""
@@ -1344,6 +1346,10 @@ def _refuse_other_contents(to: Path, option: str = "--to") -> None:
     if folders and not pictures and len(folders) == len(others):  # pictures one level down: a data folder
         pictures = len(others) if _holds_pictures(to) else 0
     what = "pictures?" if pictures * 2 >= len(others) else f"e.g. {others[0]}"
+    if own:  # (`t2i train --resume RUN` was told "--to RUN/weights ... e.g. --to weights-weights", an option train
+        # does not have: the run's export folder is its own)
+        raise UsageError(f"{to}, the folder this run exports its weights to, holds no t2i weights but {held} "
+                         f"({what}); move them out of it, then run the command again")
     raise UsageError(f"{option} {to} is not a weights folder: it holds no t2i weights but {held} ({what}); give a new "
                      f"or empty folder to export into, e.g. {option} {_weights_beside(to)}")
 
