@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from t2i_cli import images, world
-from t2i_cli.errors import DataError, UsageError, counted
+from t2i_cli.errors import DataError, UsageError, brief, counted
 from t2i_cli.files import (
     STALE_AFTER,
     atomic_write_bytes,
@@ -530,7 +530,7 @@ def data_change(path: Path, now: dict | None, captions_read: bool = True) -> str
     else:  # (files renamed, in the same order, are the same training)
         edited = " and ".join(k for k in ("pictures", "captions") if then[k] != now[k])
         what = f"{n:,} usable pictures then and now, but some {edited} were edited"
-    said = _what_changed(then, now)
+    said = _what_changed(then, now, captions_read)
     if said and "each" in then and "each" in now:  # (what it says in place of "some captions were edited")
         what = f"{n:,} usable pictures then, {now['pairs']:,} now" if n != now["pairs"] else \
             f"{n:,} usable pictures then and now"
@@ -543,12 +543,11 @@ def data_change(path: Path, now: dict | None, captions_read: bool = True) -> str
 WORDS_NAMED = 3  # new caption words a data change names (each cut to WORD_SHOWN characters)
 
 
-def _what_changed(then: dict, now: dict) -> str:
+def _what_changed(then: dict, now: dict, captions_read: bool = True) -> str:
     """What the sketches of two records say changed ('' where neither tells): pictures added and removed (an
     edited picture is both), pictures whose captions were edited, the words of the captions now that no caption
-    held then, a few of them named."""
-    from t2i_cli.errors import brief
-
+    held then, a few of them named (the captions' changes only where captions_read: a dVAE's run is told of its
+    pictures alone)."""
     said = []
     if "each" in then and "each" in now:
         def pairs(record: dict) -> Counter:
@@ -572,11 +571,11 @@ def _what_changed(then: dict, now: dict) -> str:
             said.append(f"{removed.total():,} removed" if added else f"{counted(removed.total(), 'picture')} removed")
         if added and removed:
             said[-1] += " (an edited picture is both)"
-        if recaptioned:
+        if recaptioned and captions_read:
             said.append(f"captions of {counted(recaptioned, 'picture')} edited")
         if old == new:  # (and their sequence differs: the batches and the split's order do)
             said.append("the same pictures and captions in another order")
-    if "words" in then and "words" in now:
+    if "words" in then and "words" in now and captions_read:
         fresh = sorted(set(now["words"].split()) - set(then["words"].split()), key=lambda w: (-len(w), w))  # (the
         # longest first: 'quokka' is news, 'a' seldom)
         if fresh:
@@ -1946,7 +1945,8 @@ def _open_manifest(manifest: Path, saved_as: str) -> BinaryIO:
         raise DataError(f"cannot read manifest {manifest}: {e.strerror or e}; check the path") from e
     if f.read(4).startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
         f.close()
-        raise DataError(f"manifest {manifest} is saved as UTF-16 or UTF-32; save it as UTF-8 ({saved_as})")
+        how = f" ({saved_as})" if saved_as else ""  # (a manifest read only for what it names: no format to name)
+        raise DataError(f"manifest {manifest} is saved as UTF-16 or UTF-32; save it as UTF-8{how}")
     f.seek(0)
     return f
 

@@ -1306,7 +1306,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         raise UsageError(f"{option} {to} is a file; give the weights folder to write (a new or existing folder)")
     if to.is_symlink() and not to.exists():  # a link to nothing (an internal error: FileNotFoundError), or a loop
         check_folder_path(to, option)
-    if (to / RUN_CONFIG).is_file() or (to / "all.json").is_file():  # its models would be mixed with the run's
+    if (to / RUN_CONFIG).is_file() or is_whole_run(to):  # its models would be mixed with the run's
         raise UsageError(f"{option} {to} is a training run folder; export into a weights folder of its own (a new "
                          f"one, e.g. {option} {_weights_beside(to)})")
     _refuse_other_contents(to, option, own)
