@@ -590,6 +590,13 @@ def _unknown_change(path: Path, why: str) -> str:
             f"the pictures there now")
 
 
+UNREADABLE_IMAGE, EMPTY_FILE = "unreadable image", "empty file (0 bytes)"  # why a picture is left out (its check)
+
+
+def _too_large() -> str:
+    return f"image over {images.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down)"
+
+
 def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, bytes | None]:
     """(the sha256 of an image file whose image decodes, "", None) (the decode reads the whole file, at a reduced
     scale for a large JPEG, so it catches truncated files), else ("", why not: unreadable, or too large to decode,
@@ -599,9 +606,9 @@ def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, byt
     try:
         st = path.stat()
     except OSError:
-        return "", "unreadable image", None
+        return "", UNREADABLE_IMAGE, None
     if not st.st_size:
-        return "", "empty file (0 bytes)", None
+        return "", EMPTY_FILE, None
     if side is not None:
         return _decoded_digest(str(path.resolve()), side)
     return (*_digest_if_decodes(str(path.resolve()), st.st_size, st.st_mtime_ns), None)
@@ -613,13 +620,13 @@ def _unopened(path: Path) -> str:
     decode, in training's check, finds it)."""
     try:
         if not path.stat().st_size:
-            return "empty file (0 bytes)"
+            return EMPTY_FILE
         with images.opened(path):
             return ""
     except (images.Image.DecompressionBombError, images.Image.DecompressionBombWarning):
-        return f"image over {images.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down)"
+        return _too_large()
     except (OSError, SyntaxError, ValueError):
-        return "unreadable image"
+        return UNREADABLE_IMAGE
 
 
 @functools.lru_cache(maxsize=1 << 20)
@@ -634,10 +641,10 @@ def _decoded_digest(path: str, side: int) -> tuple[str, str, bytes | None]:
         return sha256_of(Path(path)).hexdigest(), "", pixels
     except DataError as e:
         if isinstance(e.__cause__, bombs):
-            return "", f"image over {images.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down)", None
-        return "", "unreadable image", None
+            return "", _too_large(), None
+        return "", UNREADABLE_IMAGE, None
     except OSError:
-        return "", "unreadable image", None
+        return "", UNREADABLE_IMAGE, None
 
 
 class NothingUsable(DataError):

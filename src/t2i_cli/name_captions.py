@@ -232,7 +232,8 @@ def _random_id(piece: str) -> bool:
     or more with a digit is one too where its parts in camel case (_case_split) are short, three of one or two
     letters at least and a part every 2.5 characters or fewer, and a break of camel case ("iPhone15ProMax",
     "3DsMax2024", "LaTeXDoc", "HoHoHo2023" stay words), or where digits stand in two places between its letters
-    and no run of them is a word's ("9n4dte2et6"; not "F1Car2024", "Win10Pro", "R2D2Robot")."""
+    and no run of them is a word's ("9n4dte2et6"; not "F1Car2024", "Win10Pro", "R2D2Robot"), or, of both cases,
+    where a small letter follows a digit and two of its parts hold a small letter and no vowel ("6nGisiWgNZ")."""
     if _ID_CHARS.fullmatch(piece) is not None and len(re.findall("[a-z]+|[A-Z]+", piece)) >= 5 \
             and len(_ID_BREAKS.findall(piece)) >= 3:
         return True
