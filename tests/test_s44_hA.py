@@ -8,20 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from conftest import one_line_failure, run
+from test_data_record import picture_folder
 
 COMMON = ("--workers", "0", "--device", "cpu", "-q")
-
-
-def picture_folder(folder: Path, n: int = 8) -> Path:
-    """n distinct 16 px pictures with a caption each."""
-    folder.mkdir(parents=True)
-    for i in range(n):
-        Image.new("RGB", (16, 16), (30 * i, 100, 200 - 20 * i)).save(folder / f"p{i:02d}.png")
-        (folder / f"p{i:02d}.txt").write_text(f"picture {i}\n")
-    return folder
 
 
 @pytest.fixture(scope="module")

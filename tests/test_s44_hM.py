@@ -1,18 +1,9 @@
 """Session 44, hM: a newcomer follows the README word for word."""
-from pathlib import Path
 
 from PIL import Image
 
 from conftest import run
-
-
-def _pictures(folder: Path, n: int = 3) -> Path:
-    """n small captioned pictures, each of one colour."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.new("RGB", (20, 20), (40 * i, 200 - 50 * i, 90)).save(folder / f"pic{i}.png")
-        (folder / f"pic{i}.txt").write_text(f"a picture number {i}\n")
-    return folder
+from test_s42_journey import _pictures
 
 
 def test_a_stage_without_data_beside_a_tokenizer_of_your_pictures_says_it_trains_on_the_world(tmp_path):
