@@ -620,7 +620,8 @@ class FakeStages:
 
         monkeypatch.setattr(recipe, "run_stage", run_stage)
         monkeypatch.setattr(recipe, "finished", lambda sub, steps: (Path(sub) / "done").is_file())
-        monkeypatch.setattr(recipe, "export_runs", lambda runs, to, force=False, note=None: self.exports.append(to))
+        monkeypatch.setattr(recipe, "export_runs",
+                            lambda runs, to, force=False, note=None, **_: self.exports.append(to))
 
     @staticmethod
     def make_config(stage: str, run_dir: Path):

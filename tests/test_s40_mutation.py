@@ -157,7 +157,7 @@ def test_data_caption_of_a_jsonl_manifest_sends_to_training_on_it(tmp_path: Path
     (tmp_path / "m.jsonl").write_text('{"image": "a.png", "caption": "a red bird"}\n')
     assert one_line_failure(run("data", "caption", tmp_path / "m.jsonl"), 1) == (
         f"error: {tmp_path / 'm.jsonl'} is not a folder but a manifest of captions: train on it with t2i train "
-        f"--data {tmp_path / 'm.jsonl'}")
+        f"--stage all --data {tmp_path / 'm.jsonl'} --out runs/m")  # (a command that runs as pasted, since 0.18.0)
 
 
 @pytest.mark.parametrize("name, content", [
