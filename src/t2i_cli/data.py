@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from t2i_cli import images, world
 from t2i_cli.errors import DataError, UsageError, brief, counted
 from t2i_cli.files import (
+    PLAN,
     STALE_AFTER,
     atomic_write_bytes,
     check_folder_path,
@@ -1276,7 +1277,7 @@ def caption_beside(picture: Path) -> tuple[Path, str] | None:
 # A t2i run folder (train.RUN_CONFIG of a stage, files.PLAN of a whole run) inside a data folder holds
 # t2i's own samples and plots, not the user's data: a run written into the folder it trains on read them back.
 # Recognised by content, not only by name (a folder of pictures may hold an all.json index of its own).
-RUN_MARKERS = ("train_config.json", "all.json")
+RUN_MARKERS = ("train_config.json", PLAN)
 _RUN_STAGES = ("tokenizer", "dvae", "transformer", "clip")  # train.STAGES (data does not import train)
 
 

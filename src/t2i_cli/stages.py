@@ -423,7 +423,7 @@ def dependencies(cfg: TrainConfig) -> list[tuple[Path, str]]:
             raise UsageError(f"the {cfg.stage} stage needs {flag} PATH "
                              f"(a {name} file, a run folder or a weights folder)")
         if name == "tokenizer.json":  # read now, so that a bad one is named as given, not as the run's copy
-            whole = (path.parent.parent / "all.json").is_file() and path.parent.name == "tokenizer"
+            whole = is_whole_run(path.parent.parent) and path.parent.name == "tokenizer"
             load_tokenizer(path, "the whole run's tokenizer stage wrote it damaged: start the run again in a new --out"
                            if whole else "give --tokenizer a tokenizer run folder, a weights folder or its "
                            "tokenizer.json")

@@ -20,7 +20,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted
-from t2i_cli.files import atomic_write_bytes, not_utf8, sha256_of, shell_word, whole_run_training
+from t2i_cli.files import atomic_write_bytes, is_whole_run, not_utf8, sha256_of, shell_word, whole_run_training
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
@@ -393,7 +393,7 @@ def _missing_advice(folder: Path, name: str) -> str:
     """What to do about a weights folder without one of its files: a run folder is named as one (the advice
     to export into it would mix its models with the run's own files, or overwrite them)."""
     new = f"{folder.resolve().name}-weights"
-    if (folder / "all.json").is_file():  # a --stage all run: its weights/ is written when it finishes
+    if is_whole_run(folder):  # a --stage all run: its weights/ is written when it finishes
         if (folder / "weights").is_dir():
             return f"it is a --stage all run, whose weights are {folder / 'weights'}"
         trained = [folder / s for s in ("transformer", "clip") if (folder / s / f"{s}.safetensors").is_file()]
@@ -405,7 +405,7 @@ def _missing_advice(folder: Path, name: str) -> str:
         return (f"it is a --stage all run that has not finished (its weights/ is written at the end); finish it "
                 f"with `t2i train --resume {shell_word(folder)}`{export}")
     whole = folder.parent
-    if (folder / "train_config.json").is_file() and (whole / "all.json").is_file() \
+    if (folder / "train_config.json").is_file() and is_whole_run(whole) \
             and folder.name in ("tokenizer", "dvae", "transformer", "clip"):  # a stage of a --stage all run: it was
         # told to export TRANSFORMER_RUN [CLIP_RUN] into a new folder, of models the run exports itself
         alone = ("; without --candidates it draws with this stage's transformer alone"
@@ -505,7 +505,7 @@ def missing_weights_folder(folder: Path) -> str:
 
     folder = Path(folder)
     run = folder.parent
-    if folder.name in ("tokenizer", "dvae", "transformer", "clip", "weights") and (run / "all.json").is_file():
+    if folder.name in ("tokenizer", "dvae", "transformer", "clip", "weights") and is_whole_run(run):
         what = "not finished" if folder.name == "weights" else f"not started its {folder.name} stage"
         return (f"{folder} does not exist yet: {run} is a --stage all run that has {what}; t2i info "
                 f"{shell_word(run)} says how far it got, and once it finishes its weights are "
