@@ -2883,10 +2883,11 @@ def _eval_images(folder: Optional[Path]) -> Iterator[Optional[Path]]:
     if folder is None:
         yield None
         return
-    from t2i_cli.files import make_folder, missing_folders, remove_empty
+    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
 
     made = missing_folders(folder)
     make_folder(folder, "--images")
+    remove_temporaries(folder, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed eval's (or generate's)
     try:
         yield folder
     finally:

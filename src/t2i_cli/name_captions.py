@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from t2i_cli.errors import OutputError, counted
-from t2i_cli.files import IMAGE_SUFFIXES, not_utf8, write_if_absent
+from t2i_cli.files import IMAGE_SUFFIXES, STALE_AFTER, not_utf8, remove_temporaries, write_if_absent
 from t2i_cli.models.tokenizer import BLACK_FLAG, KEYCAP
 
 SOURCES = ("name", "folder")  # what a caption is made from: the picture's file name, or its folder's name
@@ -771,10 +771,20 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
 
 
+def _caption_name(folder: Path, name: str) -> bool:
+    """Whether name is a caption file's name (NAME.txt) of a picture in folder: a temporary made for it is
+    write_captions'."""
+    stem, dot, suffix = name.rpartition(".")
+    return bool(dot and stem) and suffix == "txt" and any(
+        (folder / f"{stem}{e}").is_file() for ext in IMAGE_SUFFIXES for e in (ext, ext.upper()))
+
+
 def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None) -> tuple[list[Path], int]:
     """Write each planned caption file whole (files.write_if_absent: a caption file made meanwhile is kept, not
     replaced). (the files written, the number found made meanwhile)."""
     written, existing = [], 0
+    for folder in sorted({txt.parent for txt in plan.writes}):  # a killed run's temporaries, once a minute old
+        remove_temporaries(folder, functools.partial(_caption_name, folder), STALE_AFTER)
     for k, (txt, (caption, _)) in enumerate(sorted(plan.writes.items())):
         done(k, len(plan.writes))
         try:

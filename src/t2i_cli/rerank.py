@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -25,10 +26,13 @@ from t2i_cli.data import (
 )
 from t2i_cli.errors import DataError, OutputError, UsageError, counted
 from t2i_cli.files import (
+    NEW_FILE_NAME,
+    STALE_AFTER,
     atomic_write_json,
     check_replaceable,
     fitted_stem,
     is_own_json,
+    remove_temporaries,
     sha256_of,
     signals_held,
     write_new,
@@ -431,6 +435,7 @@ def is_ranking(obj: object) -> bool:
                                          for row in obj)
 
 
+_COPY_NAME = re.compile(r".+-NNN\.[^.]+")  # the name write_new's temporary of a copy in best/ is made for
 BEST_RECORD = RERANK_COPIES  # in DIR/best/: the copies t2i made there and their sha256 (data passes them over)
 is_record = is_copies_record  # whether parsed JSON is the BEST_RECORD link_best wrote: file name -> sha256
 
@@ -457,6 +462,9 @@ def write_ranking(folder: Path, ranked: list[Ranked]) -> Path:
     """DIR/ranking.json, atomically (check_outputs first: it replaces only a ranking t2i wrote)."""
     rows = [{"rank": r.rank, "score": round(r.score, 6), "file": shown(folder, r.path), "prompt": r.prompt}
             | ({BITS_KEY: round(r.bits, 6)} if r.bits is not None else {}) for r in ranked]
+    # a killed rerank's temporaries (of ranking.json, a sheet, an --explain map): removed once a minute old (one
+    # newer may be another t2i's write in progress)
+    remove_temporaries(Path(folder), lambda name: name == RANKING or NEW_FILE_NAME.fullmatch(name), STALE_AFTER)
     return atomic_write_json(Path(folder) / RANKING, rows)
 
 
@@ -513,6 +521,7 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
         best.mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
+    remove_temporaries(best, lambda name: name == BEST_RECORD or _COPY_NAME.fullmatch(name), STALE_AFTER)  # killed's
     inputs: set[str] = set()  # every picture this ranking read
     wanted: dict[str, Path] = {}  # the best k per prompt, a picture held twice (same bytes) once
     best_of: dict[Path, str] = {}  # each of the best k per prompt -> its digest
