@@ -75,3 +75,81 @@ def test_eval_images_removes_a_killed_evals_temporaries(tmp_path: Path):
         assert made == folder
     assert not killed.exists()
     assert fresh.exists() and other.exists()
+
+
+def _journal(weights: Path, **extra) -> Path:
+    import json
+
+    from t2i_cli.weights import EXPORT_JOURNAL
+
+    journal = weights / EXPORT_JOURNAL
+    journal.write_text(json.dumps({"renames": [[".dvae.safetensors.t2i-1.tmp", "dvae.safetensors"]], **extra}))
+    return journal
+
+
+def test_a_weights_folder_an_export_renames_into_now_is_said_to_be_written_now(tmp_path: Path):
+    """While an export renames its files (its journal written, the folder locked), `t2i info` on the folder said
+    "an export into it was killed while it renamed its files" and told the user to remove the journal; now it says
+    the folder is being written by an export now, to wait for it."""
+    from conftest import build_tiny_folder, one_line_failure
+    from t2i_cli.files import folder_lock
+
+    weights = build_tiny_folder(tmp_path / "w", seed=0)
+    _journal(weights)
+    with folder_lock(weights, "busy"):
+        # (another open file description of the same folder: flock tells it apart, as it would another process's)
+        line = one_line_failure(run("info", weights))
+    assert "being written by a t2i export now" in line and "wait for it" in line, line
+    assert "killed" not in line and "remove" not in line, line
+
+
+def test_an_export_whose_later_rename_failed_is_not_said_killed(tmp_path: Path, monkeypatch):
+    """An OSError (a full disk) at an export's third rename leaves its journal, as a kill does; the refusal said
+    the export "was killed". Now the journal records the failure, and the refusal names it."""
+    from conftest import build_tiny_folder, one_line_failure
+    from t2i_cli import files
+    from t2i_cli.errors import OutputError
+    from t2i_cli.weights import EXPORT_JOURNAL, FILES
+
+    old, new = build_tiny_folder(tmp_path / "old", seed=0), build_tiny_folder(tmp_path / "new", seed=1)
+    real, done = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst).name in FILES:
+            done.append(dst)
+            if len(done) == 3:
+                raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    try:
+        files.atomic_write_set([(old / name, (new / name).read_bytes()) for name in FILES], old / EXPORT_JOURNAL)
+    except (OSError, OutputError):
+        pass
+    monkeypatch.setattr(files.os, "replace", real)
+    assert (old / EXPORT_JOURNAL).is_file()
+    line = one_line_failure(run("info", old))
+    assert "a rename failed (No space left on device)" in line and "once that is fixed" in line, line
+    assert "killed" not in line, line
+    assert files.finish_set(old / EXPORT_JOURNAL, FILES) == [old / name for name in FILES[2:]]  # still finishable
+
+
+def test_a_whole_runs_own_weights_cut_by_a_kill_names_train_resume(tmp_path: Path):
+    """A whole run's RUN/weights, cut by a kill between its export's renames: the refusal told the user to run
+    `t2i export ... --to RUN/weights`, which no user ran (`train --stage all` exported it); now it names
+    `t2i train --resume RUN`. A weights folder of its own still names the export."""
+    import json
+
+    from conftest import build_tiny_folder, one_line_failure
+    from t2i_cli.files import PLAN
+
+    run_dir = tmp_path / "run"
+    weights = build_tiny_folder(run_dir / "weights", seed=0)
+    (run_dir / PLAN).write_text(json.dumps({"data": "pictures", "preset": "tiny"}))
+    _journal(weights)
+    line = one_line_failure(run("info", weights))
+    assert "was killed while it renamed its files" in line and f"t2i train --resume {run_dir}" in line, line
+    assert "t2i export" not in line, line
+    (run_dir / PLAN).unlink()
+    line = one_line_failure(run("info", weights))
+    assert f"t2i export ... --to {weights}" in line, line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -225,10 +226,14 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
             for k, (tmp, path) in enumerate(temps):
                 try:
                     os.replace(tmp, path)
-                except OSError:
+                except OSError as e:
                     if journal is not None and k == 0:  # nothing renamed: the set is as it was, whole
                         Path(journal).unlink(missing_ok=True)
                     keep = journal is not None and k > 0
+                    if keep:  # the journal says this was a failed rename, not a kill (where it can still be written)
+                        with contextlib.suppress(OSError, OutputError):
+                            atomic_write_json(journal, {"renames": [[t.name, p.name] for t, p in temps],
+                                                        "failed": str(e.strerror or e)})
                     raise
             if journal is not None:
                 Path(journal).unlink(missing_ok=True)

@@ -20,7 +20,16 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted
-from t2i_cli.files import atomic_write_bytes, is_whole_run, not_utf8, sha256_of, shell_word, whole_run_training
+from t2i_cli.files import (
+    atomic_write_bytes,
+    folder_locked,
+    is_whole_run,
+    not_utf8,
+    read_own_json,
+    sha256_of,
+    shell_word,
+    whole_run_training,
+)
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
 from t2i_cli.models.dvae import DVAE, DVAEConfig
@@ -539,13 +548,30 @@ def check_files(folder: Path, need_clip: bool = False) -> None:
 
 def check_export_whole(folder: Path) -> None:
     """Refuse a weights folder an export was writing when it was killed (kill -9, a power cut) between two of its
-    files' renames: it may hold some files of the new export beside the old ones (generate drew with one run's
-    dVAE and another's transformer where their shapes agreed, and `t2i info` described the folder as whole)."""
-    if (Path(folder) / EXPORT_JOURNAL).is_file():
-        raise WeightsError(f"{folder}: an export into it was killed while it renamed its files, so it may hold "
-                           f"files of two exports; run that export again (`t2i export ... --to {shell_word(folder)}`"
-                           f" finishes it first), or, where its run is gone, remove "
-                           f"{shell_word(Path(folder) / EXPORT_JOURNAL)} to use the folder as it is (perhaps mixed)")
+    files' renames, or when a rename failed (a full disk): it may hold some files of the new export beside the old
+    ones (generate drew with one run's dVAE and another's transformer where their shapes agreed, and `t2i info`
+    described the folder as whole). While the export renames them now (it holds the folder's lock), it is said so."""
+    folder = Path(folder)
+    journal = folder / EXPORT_JOURNAL
+    if not journal.is_file():
+        return
+    if folder_locked(folder):  # an export holds it: between writing its journal and removing it, now
+        raise WeightsError(f"{folder} is being written by a t2i export now (it renames its files); wait for it to "
+                           f"finish, then run this again")
+    try:
+        failed = read_own_json(journal, 1 << 20).get("failed")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        failed = None
+    run = folder.parent if folder.name == "weights" and is_whole_run(folder.parent) else None
+    if isinstance(failed, str):  # (read from a file: printable, and short)
+        failed = "".join(ch for ch in failed[:200] if ch.isprintable())
+    what = (f"a rename failed ({failed}) while an export into it renamed its files" if isinstance(failed, str)
+            else "an export into it was killed while it renamed its files")
+    again = ("once that is fixed, " if isinstance(failed, str) else "") + (
+        f"run `t2i train --resume {shell_word(run)}` (it finishes the export first)" if run is not None else
+        f"run that export again (`t2i export ... --to {shell_word(folder)}` finishes it first)")
+    raise WeightsError(f"{folder}: {what}, so it may hold files of two exports; {again}, or, where its run is gone, "
+                       f"remove {shell_word(journal)} to use the folder as it is (perhaps mixed)")
 
 
 def load_folder(folder: Path, device: str | torch.device = "cpu", need_clip: bool = False,
