@@ -1216,7 +1216,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     file as a line of JSON (Written.fields) instead of its path; regional_asked: --regional was given (a weight
     that no prompt draws with is refused, not ignored); guidance_asked: the guidance options given (`--guidance 7`),
     refused where the prompt reads as the empty one and no --negative is given (guidance then pushes nowhere)."""
-    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
+    from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
@@ -1258,9 +1258,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
 
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
         _check_guidance_reaches(image, sampling, pipe, n, seed)
-    made = missing_folders(out_dir)
-    make_folder(out_dir, "--out")
-    remove_temporaries(out_dir, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed generate's or vary's
+    made = _pictures_folder(out_dir, "--out")
     if before_drawing is not None:
         before_drawing()
     # Warnings once every check has passed: a refusal is its one line, and vary's prompt line comes before what
@@ -1311,6 +1309,18 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         # the files kept (Ctrl-C, a full disk), named as a finished run names them
         _name_paths(paths, named, as_json=as_json)
         raise
+
+
+def _pictures_folder(folder: Path, option: str) -> list[Path]:
+    """The folder generate, vary and eval --images write their pictures into, made (with its parents), and the
+    temporaries a killed run of theirs left in it removed once a minute old (one newer may be another t2i's write
+    in progress); the folders it made, for remove_empty where nothing is written."""
+    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_temporaries
+
+    made = missing_folders(folder)
+    make_folder(folder, option)
+    remove_temporaries(folder, NEW_FILE_NAME.fullmatch, STALE_AFTER)
+    return made
 
 
 def _check_guidance_reaches(image, sampling, pipe=None, n: int = 1, seed: int = 0) -> None:
@@ -1418,12 +1428,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
 
     check_out_folder(out_dir)
     from t2i_cli.files import (
-        NEW_FILE_NAME,
-        STALE_AFTER,
-        make_folder,
-        missing_folders,
         remove_empty,
-        remove_temporaries,
         safe_stem,
         shell_word,
     )
@@ -1464,9 +1469,7 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
             raise UsageError("--jacobi does not combine with an image prompt; leave one of them out")
     except UsageError as e:
         raise edited_setting(from_png, e, "the t2i settings it records do not go together") from None
-    made = missing_folders(out_dir)
-    make_folder(out_dir, "--out")
-    remove_temporaries(out_dir, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed generate's or vary's
+    made = _pictures_folder(out_dir, "--out")
     # Warnings once every check has passed (a refusal is its one line).
     if not quiet and rec.weights and not same:
         warn(f"{from_png} was drawn by weights {rec.weights}, these are {pipe.bundle.identity}: "
@@ -1737,12 +1740,17 @@ def _steps_text(s: dict) -> str:
     return f"{step:,} / {s['steps']:,}"
 
 
+def _other_l1(loss: dict) -> bool:
+    """Whether a dVAE's loss is on another scale than its val_loss (pixel L1): its training pixel L1 is shown too."""
+    return "recon_l1" in loss and loss["recon_loss"] != "l1"
+
+
 def _loss_cell(loss: dict | None) -> str:
     """A whole run's loss cell: '0.7615 (60)', and a dVAE's pixel L1 beside it, the scale of its val_loss (whose
     cell says 'L1 0.1717 (60)')."""
     if not loss:
         return ""
-    l1 = f", L1 {loss['recon_l1']:.4g}" if "recon_l1" in loss and loss["recon_loss"] != "l1" else ""
+    l1 = f", L1 {loss['recon_l1']:.4g}" if _other_l1(loss) else ""
     return f"{loss['value']:.4g} ({loss['step']:,}){l1}"
 
 
@@ -1750,8 +1758,7 @@ def _loss_text(s: dict) -> str:
     loss = s.get("loss")
     if not loss:
         return ""
-    l1 = f" ({loss['recon_loss']}; pixel L1 {loss['recon_l1']:.4g}, the scale of val_loss)" \
-        if "recon_l1" in loss and loss["recon_loss"] != "l1" else ""
+    l1 = f" ({loss['recon_loss']}; pixel L1 {loss['recon_l1']:.4g}, the scale of val_loss)" if _other_l1(loss) else ""
     return f"{loss['value']:.4g} at step {loss['step']:,}{l1}"
 
 
@@ -2883,11 +2890,9 @@ def _eval_images(folder: Optional[Path]) -> Iterator[Optional[Path]]:
     if folder is None:
         yield None
         return
-    from t2i_cli.files import NEW_FILE_NAME, STALE_AFTER, make_folder, missing_folders, remove_empty, remove_temporaries
+    from t2i_cli.files import remove_empty
 
-    made = missing_folders(folder)
-    make_folder(folder, "--images")
-    remove_temporaries(folder, NEW_FILE_NAME.fullmatch, STALE_AFTER)  # a killed eval's (or generate's)
+    made = _pictures_folder(folder, "--images")
     try:
         yield folder
     finally:
