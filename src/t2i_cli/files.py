@@ -220,9 +220,10 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
     try:
         for path, data in items:
             temps.append((_finished_temporary(Path(path), lambda tmp, d=data: tmp.write_bytes(d)), Path(path)))
+        renames = [[tmp.name, path.name] for tmp, path in temps]
         with signals_held():
             if journal is not None and temps:
-                atomic_write_json(journal, {"renames": [[tmp.name, path.name] for tmp, path in temps]})
+                atomic_write_json(journal, {"renames": renames})
             for k, (tmp, path) in enumerate(temps):
                 try:
                     os.replace(tmp, path)
@@ -232,8 +233,7 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
                     keep = journal is not None and k > 0
                     if keep:  # the journal says this was a failed rename, not a kill (where it can still be written)
                         with contextlib.suppress(OSError, OutputError):
-                            atomic_write_json(journal, {"renames": [[t.name, p.name] for t, p in temps],
-                                                        "failed": str(e.strerror or e)})
+                            atomic_write_json(journal, {"renames": renames, "failed": str(e.strerror or e)})
                     raise
             if journal is not None:
                 Path(journal).unlink(missing_ok=True)
@@ -254,8 +254,6 @@ def finish_set(journal: Path, names: Collection[str]) -> list[Path]:
     try:
         renames = read_own_json(journal, 1 << 20)["renames"]
         pairs = [(str(tmp), str(name)) for tmp, name in renames]
-    except FileNotFoundError:
-        return []
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return []
     if not all(name in names and "/" not in tmp and os.sep not in tmp and temporary_of(tmp) == name

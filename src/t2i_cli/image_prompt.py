@@ -208,6 +208,7 @@ def source_codes(dvae, path: Path, picture=None, text: dict[str, str] | None = N
     grid, side = dvae.cfg.grid, dvae.cfg.image_side
     if picture is None and text is None:  # a PNG: its picture and its text from one decode (a t2i PNG of the dVAE's
         chunks, png = read_png(path)  # side, vary's SRC, was decoded again for its recorded codes)
+        text = {}  # (a picture of another format records no codes: it was opened twice more to find none)
         if png is not None:
             picture, text = rgb_of(png, side), chunks if png.size == (side, side) else {}
         del png
