@@ -54,12 +54,13 @@ preview viber camscanner
 # A stock photo site's download named after its photographer: Pexels' "pexels-anna-shvets-4587991" (its user and the
 # photo's number) and Unsplash's "markus-spiske-iar-afB0QQw-unsplash" (the user and the photo's id of 11 letters,
 # digits, - or _, a capital or a digit glued to a small letter among them: "over-lake-2" of
-# "sunset-over-lake-2-unsplash" is words and a counter, no id, and that name was no caption): the photographer's name
+# "sunset-over-lake-2-unsplash" is words and a counter, no id, and that name was no caption; or 11 letters and digits
+# without a separator, a digit among them, "anna-12345678901-unsplash": was "anna unsplash"): the photographer's name
 # was the caption ("pexels anna shvets", "markus spiske iar af b 0q qw unsplash"); no caption, as
 # "pexels-photo-1234567" is none
 _STOCK_AUTHOR = re.compile(r"\s*pexels-[^\W_](?:[\w-]*[^\W_])?-\d{5,}\s*"
-                           r"|[^\W_][\w-]*-(?=[\w-]{0,10}[A-Z]|[\w-]{0,9}(?:[a-z]\d|\d[a-z]))[A-Za-z0-9_-]{11}"
-                           r"-unsplash\s*")
+                           r"|[^\W_][\w-]*-(?=[\w-]{0,10}[A-Z]|[\w-]{0,9}(?:[a-z]\d|\d[a-z])"
+                           r"|(?=[A-Za-z0-9]{0,10}\d)[A-Za-z0-9]{11}-)[A-Za-z0-9_-]{11}-unsplash\s*")
 # WhatsApp Desktop's save in any language, its "at" translated ("WhatsApp Bild 2024-05-01 um 10.31.02", "WhatsApp
 # Image 2024-05-01 à 10.31.02", "WhatsApp Afbeelding ... om ...", with the _1a2b3c4d of a later version: were
 # "whatsapp bild um", "whatsapp image à"; a later one's "Imagen de WhatsApp ... a las ...", "Image WhatsApp ... à
@@ -337,30 +338,45 @@ _PICTURE_SUFFIX = re.compile(r"(?:\.(?:%s))+(?=\s*(?:\(\d{1,4}\))?\s*$)"
                              % "|".join(re.escape(s[1:]) for s in _NAMED_SUFFIXES), re.IGNORECASE)
 # what a tool adds to the name of the picture it made: remove.bg's "bird-removebg-preview", Upscayl's
 # "bird_upscayl_4x_realesrgan-x4plus", TinyPNG's and imagemin's "bird-min" (were "bird removebg preview", "bird upscayl
-# realesrgan x 4 plus", "bird min"; not minutes, "workout-30-min")
-_TOOL_SUFFIX = re.compile(r"(?:[\s_-]removebg(?:[\s_-]preview)?|[\s_-]upscayl[\s_-]\d+x[\s_-].*|(?<=[^\W\d_])-min)"
+# realesrgan x 4 plus", "bird min"; not minutes, "workout-30-min"; after a number only where the name before it is a
+# camera's, "IMG_1234-min", _tool_suffix_dropped)
+_TOOL_SUFFIX = re.compile(r"(?:[\s_-]removebg(?:[\s_-]preview)?|[\s_-]upscayl[\s_-]\d+x[\s_-].*|(?<=[^\W_])-min)"
                           r"(?=\s*(?:\(\d{1,4}\))?\s*$)", re.IGNORECASE)
 # ... but not a Korean given name's last syllable: a name of a surname and a given name of two syllables, each written
-# apart as romanized ("park-ji-min", "Kim Ji-min", "lee_seung_min" were "park ji", "kim ji", "lee seung"), is one
-# romanized syllable each before "-min" (_SYLLABLE: an initial, a vowel, a final), the first a surname (_SURNAME: a
-# web page's "map-pin-min", "top-hat-min", two words of romanized syllables' shape, kept TinyPNG's "-min"); a stem
-# TinyPNG's "-min" follows is a word of its own, no syllable ("hero-image-min", "logo-min", "red-bird-min": "red" and
-# "bird" are none)
-_SYLLABLE = (r"(?:kk|tt|pp|ss|jj|ch|sh|[gkndtrlmbpsjhyw])?(?:yeo|yae|wae|eo|ae|ya|ye|wa|oe|yo|wo|we|wi|yu|eu|ui|oo|ee"
-             r"|oi|ou|[aeiou])(?:ng|rk|[kntlmph])?")
+# apart as romanized ("park-ji-min", "Kim Ji-min", "lee_seung_min" were "park ji", "kim ji", "lee seung"), is a
+# surname (_SURNAME) and a given name's first syllable before "-min" (_GIVEN: those Korean given names ending in 민
+# begin with, as romanized, Revised Romanization and the common spellings: "ji", "seo", "seung", "hyun", ...); any
+# romanized syllable's shape there took a place's, a dish's or English words for a name, "hong-kong-min",
+# "kim-chi-min", "go-to-min" kept TinyPNG's "min" (and "map-pin-min", "top-hat-min": no surname first); a stem
+# TinyPNG's "-min" follows is a word of its own ("hero-image-min", "logo-min", "red-bird-min")
+_GIVEN = ("ji|jee|seo|suh|so|su|soo|ha|yu|yoo|do|ye|jun|joon|hyun|hyeon|seung|jae|tae|sung|seong|young|yeong|dong"
+          "|chang|kyung|gyeong|jung|jeong|hye|hyo|sang|jong|yong|kyu|gyu|seok|suk|se|chan|bo|si|shi|a|ah|eun|hee|won|woo"
+          "|u|yoon|yun|jin|kang|gang|han|in|il|ho|myung|myeong|na|da|ga|mi|min|sun|seon|yeon|geon|gun|kun|keon|ki|gi|ju"
+          "|joo|yi|nam|hwa|hyung|hyeong|kwang|gwang|byung|byeong|chul|cheol|beom|bum|hoon|hun|hae|sol|ri|ra|bin")
 _SURNAME = ("kim|gim|lee|yi|rhee|park|pak|bak|choi|choe|jung|jeong|chung|kang|gang|cho|jo|yoon|yun|jang|chang|lim|im"
             "|han|oh|seo|suh|shin|sin|kwon|gwon|hwang|ahn|an|song|yoo|yu|ryu|hong|jeon|jun|chun|go|ko|moon|mun|yang|son"
             "|sohn|bae|baek|paik|heo|hur|nam|sim|shim|noh|roh|ha|kwak|gwak|sung|seong|cha|joo|ju|woo|koo|gu|min|jin|ji"
             "|eom|um|chae|won|bang|gong|kong|hyun|hyeon|ham|byun|byeon|yeom|yeo|choo|chu|do|seok|seon|sul|seol|ma|gil"
             "|kil|yeon|wi|pyo|myung|myeong|ki|gi|ban|ra|na|wang|geum|ok|yuk|maeng|je|mo|tak|guk|eun|pyeon|yong|bong"
             "|ye|kyung|gyeong|tae|cheon|chon|ryoo|yeong|hyeong|hyung")
-_KOREAN_NAME = re.compile(rf"\s*(?:{_SURNAME})[\s_-]+{_SYLLABLE}", re.IGNORECASE)
+_KOREAN_NAME = re.compile(rf"\s*(?:{_SURNAME})[\s_-]+(?:{_GIVEN})", re.IGNORECASE)
 
 
 def _tool_suffix_dropped(name: str) -> str:
-    """A name without what a tool adds to it (_TOOL_SUFFIX), a Korean given name's "-min" kept (_KOREAN_NAME)."""
-    return _TOOL_SUFFIX.sub(lambda m: m.group(0) if m.group(0).lower() == "-min"
-                            and _KOREAN_NAME.fullmatch(m.string[:m.start()]) else "", name)
+    """A name without what a tool adds to it (_TOOL_SUFFIX), a Korean given name's "-min" kept (_KOREAN_NAME), and
+    minutes after a number ("workout-30-min"): "-min" after a number is TinyPNG's only where the name before it is
+    no caption, a camera's ("IMG_1234-min", "DSC_0042-min": were "img 1234 min", "dsc min")."""
+    def dropped(m: re.Match) -> str:
+        if m.group(0).lower() != "-min":
+            return ""
+        before = m.string[:m.start()]
+        if before[-1].isdecimal():
+            return "" if caption_of(before) is None else m.group(0)
+        return m.group(0) if _KOREAN_NAME.fullmatch(before) else ""
+
+    return _TOOL_SUFFIX.sub(dropped, name)
+
+
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
 # A number that ends a name after a word and a space, _ or -, of 1 to 4 digits without a leading zero ("route 66",
 # "route_66", "apollo-11", "windows 7", "formula 1", "paris 2019"), is taken for part of its name; a file

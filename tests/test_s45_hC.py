@@ -1,0 +1,37 @@
+"""Session 45 (hC): `data caption`'s judgement calls on file names, each test failing without its fix."""
+
+from __future__ import annotations
+
+from t2i_cli.name_captions import caption_of
+
+
+def test_tinypngs_min_after_a_place_a_dish_or_words_that_begin_with_a_surname_is_dropped():
+    """"hong-kong-min", "kim-chi-min", "go-to-min" kept TinyPNG's "min": a surname and any romanized syllable's shape
+    were read as a Korean name. The given name's first syllable is now one that Korean given names ending in 민
+    begin with ("ji", "seo", "seung", "yu"), so Korean names keep their "min" and places, dishes and words drop it."""
+    names = {"hong-kong-min": "hong kong", "kim-chi-min": "kim chi", "go-to-min": "go to", "sun-hat-min": "sun hat",
+             "Hong-Kong-min (1)": "hong kong", "go-up-min": "go up",
+             "park-ji-min": "park ji min", "Kim Ji-min": "kim ji min", "hwang-seo-min (1)": "hwang seo min",
+             "choi-yu-min": "choi yu min", "Lee-Seung-min": "lee seung min", "kang-do-min": "kang do min"}
+    assert {n: caption_of(n) for n in names} == names
+
+
+def test_tinypngs_min_after_a_cameras_name_leaves_no_caption():
+    """"IMG_1234-min" (a phone's photo after TinyPNG) was "img 1234 min": "-min" after a number was kept as minutes.
+    After a number it is TinyPNG's where the name before it is a camera's; minutes stay minutes."""
+    assert caption_of("IMG_1234-min") is None
+    assert caption_of("IMG_1234-min (1)") is None
+    assert caption_of("DSC_0042-min") is None
+    assert caption_of("Screenshot 2024-05-01 at 10.31.02-min") is None
+    assert caption_of("workout-30-min") == "workout 30 min"
+    assert caption_of("bus-12-min") == "bus 12 min"
+
+
+def test_an_unsplash_id_of_digits_only_is_an_id():
+    """"anna-shvets-12345678901-unsplash" was "anna shvets unsplash": an id of 11 digits, or 11 letters and digits
+    without a capital or a small letter beside a digit, was not taken for Unsplash's photo id. Words and a counter
+    before "-unsplash" (hyphens among them) are still a caption."""
+    assert caption_of("anna-shvets-12345678901-unsplash") is None
+    assert caption_of("nasa-00000000011-unsplash") is None
+    assert caption_of("sunset-over-lake-2-unsplash") == "sunset over lake 2 unsplash"
+    assert caption_of("nasa-Q1p7bh3SHj8-unsplash") is None
