@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from t2i_cli.name_captions import caption_of
+from t2i_cli.name_captions import _random_id, caption_of
 
 
 def test_tinypngs_min_after_a_place_a_dish_or_words_that_begin_with_a_surname_is_dropped():
@@ -35,3 +35,19 @@ def test_an_unsplash_id_of_digits_only_is_an_id():
     assert caption_of("nasa-00000000011-unsplash") is None
     assert caption_of("sunset-over-lake-2-unsplash") == "sunset over lake 2 unsplash"
     assert caption_of("nasa-Q1p7bh3SHj8-unsplash") is None
+
+
+def test_a_short_random_id_with_three_marks_no_word_holds_is_an_id():
+    """About a third of random ids of 8 to 12 letters and digits (ShareX's, YouTube's) were read as words:
+    "chrome_Kpslm0lcNQ" was "chrome kpslm 0 lc nq". Three of what words seldom hold (a small letter after a digit, a
+    vowelless part, four consonants in a row, a lone letter) make one an id; names of abbreviations, numeronyms and
+    words in camel case keep their words, and so does a long name (more words)."""
+    for piece in ("Kpslm0lcNQ", "AegAXjU9", "fqEo0hsjxZgi", "7FgtJsThJv07", "4RvFRmkxJ1", "DqhLCr41o"):
+        assert _random_id(piece), piece
+    assert caption_of("chrome_Kpslm0lcNQ") == "chrome"
+    words = {"i18nText": "i 18n text", "k8sNodeUp": "k 8s node up", "a11yMenu2": "a 11y menu",
+             "btn3dHover": "btn 3d hover", "js2tsConv": "js 2 ts conv", "CSGOSkin2kRGB": "csgo skin 2k rgb",
+             "GTA5ModsPC": "gta 5 mods pc", "PS5vsXbox": "ps 5 vs xbox", "png2jpgTool": "png 2 jpg tool",
+             "iPhone12ProMax": "i phone 12 pro max", "3dsMaxTuts": "3 ds max tuts", "libLLVMM68kCodeGen":
+             "lib llvmm 68k code gen"}
+    assert {n: caption_of(n) for n in words} == words
