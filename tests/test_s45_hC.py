@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from conftest import run
 from t2i_cli.name_captions import _random_id, caption_of
+from test_s42_caption import _captions, _pictures
 
 
 def test_tinypngs_min_after_a_place_a_dish_or_words_that_begin_with_a_surname_is_dropped():
@@ -51,3 +55,22 @@ def test_a_short_random_id_with_three_marks_no_word_holds_is_an_id():
              "iPhone12ProMax": "i phone 12 pro max", "3dsMaxTuts": "3 ds max tuts", "libLLVMM68kCodeGen":
              "lib llvmm 68k code gen"}
     assert {n: caption_of(n) for n in words} == words
+
+
+def test_a_colours_numbers_beside_another_colours_same_numbers_are_its_cards_values(tmp_path: Path):
+    """Hanabi's cards, "blue_1" .. "blue_5" beside "red_1" .. "red_5" (bench/make_games_folder.py), were captioned
+    "blue" and "red", five cards one caption each: a series from 1 is a counter's. Where another colour of the folder
+    has the same numbers, they are each card's value and stay; a colour alone, colours of other numbers and names
+    that are no colour ("cat_1" .. "cat_3" beside "dog_1" .. "dog_3": photos of each) are counters as before."""
+    cards = _pictures(tmp_path / "hanabi", *(f"{c}_{i}" for c in ("blue", "red", "yellow") for i in range(1, 6)))
+    other = _pictures(tmp_path / "other", "green_1", "green_2", "green_3", "white_1", "white_2", "cat_1", "cat_2",
+                      "cat_3", "dog_1", "dog_2", "dog_3")
+    alone = _pictures(tmp_path / "alone", "pink_1", "pink_2", "pink_3")
+    for folder in (cards, other, alone):
+        r = run("data", "caption", folder, "-q")
+        assert r.exit_code == 0, r.stderr
+    assert _captions(cards) == {f"{c}_{i}": f"{c} {i}" for c in ("blue", "red", "yellow") for i in range(1, 6)}
+    assert _captions(other) == {"green_1": "green", "green_2": "green", "green_3": "green", "white_1": "white",
+                                "white_2": "white", "cat_1": "cat", "cat_2": "cat", "cat_3": "cat", "dog_1": "dog",
+                                "dog_2": "dog", "dog_3": "dog"}
+    assert _captions(alone) == {"pink_1": "pink", "pink_2": "pink", "pink_3": "pink"}

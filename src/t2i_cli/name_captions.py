@@ -733,6 +733,8 @@ class CaptionPlan:
     # a page Pillow cannot decode), with why (data._readable_digest): training leaves them out, so never captioned
 
 
+COLOURS = frozenset("""red orange yellow green blue purple violet pink white black grey gray brown cyan magenta gold
+silver""".split())  # a colour's name alone: with a number, a card's or a piece's in a set of colours (series_captions)
 SERIES = 3  # names in one folder that make a series: one caption with and without numbers at its end
 SERIES_OF_DIGITS = 2  # ... where its numbers are one digit each ("bird" and macOS' copy "bird 2"; "cat_1", "cat_2"),
 # not "route 1" beside "route 66"
@@ -807,6 +809,11 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
             start or names >= COUNTER_RUN and any(v + 1 in values for v in values))
         # ... and a number marked as one, "Symphony No. 5" .. "Symphony No. 7", is each one's name (not "symphony no")
         counts = counts and _NUMBER_MARK_END.search(key[1]) is None
+        # ... and a colour's numbers, where another colour of the folder has the same ones, are its cards' values
+        # (Hanabi's "blue_1" .. "blue_5" beside "red_1" .. "red_5": each colour's five cards were all "blue", "red")
+        counts = counts and not (key[1] in COLOURS and any(
+            other[0] == key[0] and other[1] != key[1] and other[1] in COLOURS and steps[other][1] == numbers
+            for other in steps))
         if counts and names >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
