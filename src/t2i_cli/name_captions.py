@@ -786,6 +786,10 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
             base, number = split(caption)
             if (picture.parent, base) in steps:
                 count((picture.parent, base), number, picture)
+    colour_sets: dict[tuple[Path, frozenset[str]], int] = {}  # (folder, numbers) -> colours of the folder with them
+    for (folder, base), (_, numbers) in steps.items():
+        if base in COLOURS and numbers:
+            colour_sets[folder, frozenset(numbers)] = colour_sets.get((folder, frozenset(numbers)), 0) + 1
     for key, txts in groups.items():
         unnumbered, numbers = steps[key]
         digits = numbers and all(len(n) == 1 for n in numbers)  # ("bird" and "bird 2"; not "route 1", "route 66")
@@ -811,9 +815,7 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
         counts = counts and _NUMBER_MARK_END.search(key[1]) is None
         # ... and a colour's numbers, where another colour of the folder has the same ones, are its cards' values
         # (Hanabi's "blue_1" .. "blue_5" beside "red_1" .. "red_5": each colour's five cards were all "blue", "red")
-        counts = counts and not (key[1] in COLOURS and any(
-            other[0] == key[0] and other[1] != key[1] and other[1] in COLOURS and steps[other][1] == numbers
-            for other in steps))
+        counts = counts and not (key[1] in COLOURS and colour_sets.get((key[0], frozenset(numbers)), 0) >= 2)
         if counts and names >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
