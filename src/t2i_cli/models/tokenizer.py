@@ -281,11 +281,16 @@ class TextTokenizer:
         """The pre-tokenizer's words of text with an emoji sequence read whole, as words() reads it: each word, and
         the words it is made of but its glue, with their token ids ("👨" ZWJ "👩" ZWJ "👧", a family: one word of
         three, each emoji read as unknown apart, where a sequence's glue is no word; unread_words and
-        unknown_words named its members as three unknown words, and counted three words)."""
-        words = []
+        unknown_words named its members as three unknown words, and counted three words). The words of one character
+        of the prompt are one word of it, as words() reads them ("½", which normalisation makes "1⁄2": unread_words
+        counted three words, and named "½" three times, where the prompt has one)."""
+        spans: dict[tuple[int, int], list[tuple[str, list[int]]]] = {}
         for w, ids in self._pieces(enc).items():
             start, end = _whole(text, enc.word_to_chars(w))
-            words.append((start, end, [] if _glue(text[start:end]) else [(text[start:end], ids)]))
+            members = spans.setdefault((start, end), [])
+            if not _glue(text[start:end]):
+                members.append((text[start:end], ids))
+        words = ((start, end, members) for (start, end), members in spans.items())
         return [(text[start:end], members) for start, end, members in _sequences(text, words) if members]
 
     @staticmethod
