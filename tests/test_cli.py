@@ -1003,13 +1003,14 @@ def test_no_shipped_weights_says_how_to_give_some(tmp_path, monkeypatch, checkou
     """After `pip install .` (no weights beside the package) t2i said to run `make weights` (there is no Makefile,
     and it trains into runs/default/weights anyway) about a folder inside site-packages, and never named
     T2I_WEIGHTS."""
-    from t2i_cli import cli
+    from t2i_cli import cli, files
 
     root = tmp_path / "site"
     (root / "weights").mkdir(parents=True)
     if checkout:
         (root / "pyproject.toml").write_text("")
     monkeypatch.setattr(cli, "REPO_WEIGHTS", root / "weights")
+    monkeypatch.setattr(files, "REPO_WEIGHTS", root / "weights")  # (what files.shipped_weights looks in)
     monkeypatch.delenv("T2I_WEIGHTS", raising=False)
     line = one_line_failure(run("generate", "a red bird", "--out", tmp_path / "out"), 1)
     assert "--weights DIR" in line and "T2I_WEIGHTS=DIR" in line, line

@@ -22,7 +22,15 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
 from t2i_cli.errors import SPEAKING, DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
-from t2i_cli.files import is_whole_run, not_utf8, other_t2i_inferring, stop_on_sigterm, stop_signals
+from t2i_cli.files import (
+    REPO_WEIGHTS,
+    is_whole_run,
+    not_utf8,
+    other_t2i_inferring,
+    shipped_weights,
+    stop_on_sigterm,
+    stop_signals,
+)
 from t2i_cli.prompt_file import (
     MAX_PROMPT_CHARS,
     MAX_PROMPT_FILE,
@@ -330,14 +338,6 @@ PRECISION_HELP = ("The transformer's weights at inference: fp32, bf16 (half the 
                   "CPU only) or auto, the default (the fastest whose `t2i eval` is within a point of fp32's: bf16 "
                   "on a CPU with native bf16, else int8; fp32 on a GPU). With bf16 or int8 on a CPU with native "
                   "bf16 the dVAE decodes in bf16 too.")
-REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"  # beside src/ in a checkout (pip install -e)
-
-
-def shipped_weights() -> bool:
-    """Whether the weights that ship with the repository are where this t2i runs from (not in a `pip install .`)."""
-    return (REPO_WEIGHTS / "transformer.safetensors").is_file()
-
-
 class SAMPLING_DEFAULTS:
     """generate's and eval's sampling defaults (kept here so `t2i --help` need not import torch)."""
 

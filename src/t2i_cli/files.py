@@ -22,6 +22,16 @@ PLAN = "all.json"  # a whole run's settings (recipe.py); its presence makes a fo
 # stages and train_options, which both ask: stages importing train_options, which imports stages, was a cycle)
 
 
+# The weights folder beside src/ in a checkout (pip install -e): the shipped weights, and --weights' default where
+# T2I_WEIGHTS is not set (here, torch-free: cli reads it before it imports torch, weights.py names it in advice).
+REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+
+
+def shipped_weights() -> bool:
+    """Whether the weights that ship with the repository are where this t2i runs from (not in a `pip install .`)."""
+    return (REPO_WEIGHTS / "transformer.safetensors").is_file()
+
+
 def is_whole_run(run_dir: Path) -> bool:
     """Whether a folder holds a `--stage all` run."""
     return (Path(run_dir) / PLAN).is_file()

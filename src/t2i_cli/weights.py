@@ -21,6 +21,8 @@ from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted
 from t2i_cli.files import (
+    REPO_WEIGHTS,
+    TRAINING_NOW,
     atomic_write_bytes,
     folder_locked,
     is_whole_run,
@@ -28,6 +30,7 @@ from t2i_cli.files import (
     read_own_json,
     sha256_of,
     shell_word,
+    shipped_weights,
     whole_run_training,
 )
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
@@ -409,8 +412,7 @@ def _missing_advice(folder: Path, name: str) -> str:
         export = (f", or export what it has: `t2i export {' '.join(map(shell_word, trained))} --to {shell_word(new)}`"
                   if trained and trained[0].name == "transformer" else "")  # (nothing draws without a transformer)
         if whole_run_training(folder):  # (a resume would be refused as busy)
-            return (f"it is a --stage all run being trained now by another t2i process (its weights/ is written at "
-                    f"the end: {shell_word(folder / 'weights')}; t2i info {shell_word(folder)} says how far it got)")
+            return TRAINING_NOW.format(run="it", weights=shell_word(folder / "weights"), run_word=shell_word(folder))
         return (f"it is a --stage all run that has not finished (its weights/ is written at the end); finish it "
                 f"with `t2i train --resume {shell_word(folder)}`{export}")
     whole = folder.parent
@@ -510,7 +512,6 @@ def missing_weights_folder(folder: Path) -> str:
     --stage all run that has not made them yet (`--weights runs/mine/transformer` while the run trains its dVAE,
     or `runs/mine/weights` of a stopped run) is said so, where it was told to run `make weights`, which trains the
     shipped model for an hour."""
-    from t2i_cli.files import shell_word
 
     folder = Path(folder)
     run = folder.parent
@@ -521,13 +522,11 @@ def missing_weights_folder(folder: Path) -> str:
                 f"{shell_word(run / 'weights')}")
     # (`make weights` trains into runs/default/weights, so `--weights weights` typed outside the checkout, as the
     # README's `t2i eval --weights weights` is, still found nothing after it: the shipped folder is the default)
-    shipped = Path(__file__).resolve().parents[2] / "weights"
     # (not where T2I_WEIGHTS is set: leaving --weights out loads its folder, not the shipped one)
-    if (shipped / "transformer.safetensors").is_file() and os.path.abspath(folder) != str(shipped) \
-            and not os.environ.get("T2I_WEIGHTS"):
+    if shipped_weights() and os.path.abspath(folder) != str(REPO_WEIGHTS) and not os.environ.get("T2I_WEIGHTS"):
         return (f"weights folder {folder} does not exist; leave --weights out for the shipped weights "
-                f"({shell_word(shipped)}), or pass --weights DIR, a folder `t2i export` or `t2i train --stage all` "
-                f"wrote")
+                f"({shell_word(REPO_WEIGHTS)}), or pass --weights DIR, a folder `t2i export` or `t2i train --stage "
+                f"all` wrote")
     return (f"weights folder {folder} does not exist; pass --weights DIR, a folder `t2i export` or `t2i train --stage "
             f"all` wrote (`make weights` trains one into runs/default/weights)")
 
