@@ -360,10 +360,9 @@ def test_a_t2i_run_inside_the_data_folder_is_not_read_as_data(tmp_path):
     assert sorted(c for i in range(len(ds)) for c in ds.captions_at(i)) == ["a cat", "a dog", "an owl"]
     assert ds.skipped == {"t2i run folder (its samples are not data)": 2}
     from t2i_cli.files import PLAN
-    from t2i_cli.train import RUN_CONFIG, STAGES
+    from t2i_cli.train import RUN_CONFIG
 
     assert data.RUN_MARKERS == (RUN_CONFIG, PLAN)  # the names a stage's and a whole run's folder are known by
-    assert data._RUN_STAGES == STAGES  # the stages a train_config.json can name
 
 
 @pytest.mark.parametrize("mode, key", [("RGB", (0, 0, 0)), ("L", 0), ("P", 0)])

@@ -24,6 +24,7 @@ from t2i_cli import __version__
 from t2i_cli.errors import SPEAKING, DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
 from t2i_cli.files import (
     REPO_WEIGHTS,
+    STAGES,
     is_whole_run,
     not_utf8,
     other_t2i_inferring,
@@ -1630,7 +1631,7 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
             raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
         given = folder if folder is not None else weights
         if folder is not None and not folder.exists() and is_whole_run(folder.parent) \
-                and folder.name in ("tokenizer", "dvae", "transformer", "clip", "weights"):  # a stage not started, or
+                and folder.name in (*STAGES, "weights"):  # a stage not started, or
             # RUN/weights of a run not finished: said as generate --weights says it ("does not exist; give t2i info a
             # weights folder or a training run folder" left the user without the run's own state)
             from t2i_cli.weights import missing_weights_folder

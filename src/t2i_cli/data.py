@@ -25,6 +25,7 @@ from t2i_cli import images, world
 from t2i_cli.errors import DataError, UsageError, brief, counted
 from t2i_cli.files import (
     PLAN,
+    STAGES,
     STALE_AFTER,
     atomic_write_bytes,
     check_folder_path,
@@ -1278,7 +1279,6 @@ def caption_beside(picture: Path) -> tuple[Path, str] | None:
 # t2i's own samples and plots, not the user's data: a run written into the folder it trains on read them back.
 # Recognised by content, not only by name (a folder of pictures may hold an all.json index of its own).
 RUN_MARKERS = ("train_config.json", PLAN)
-_RUN_STAGES = ("tokenizer", "dvae", "transformer", "clip")  # train.STAGES (data does not import train)
 
 
 def _is_run_folder(top: Path, names: list[str]) -> bool:
@@ -1286,7 +1286,7 @@ def _is_run_folder(top: Path, names: list[str]) -> bool:
     writes them (a dict naming its data source, and its stage or its preset)."""
     stage, plan = RUN_MARKERS
     return ((stage in names and is_own_json(top / stage, lambda d: isinstance(d, dict) and "data" in d
-                                            and d.get("stage") in _RUN_STAGES))
+                                            and d.get("stage") in STAGES))
             or (plan in names and is_own_json(top / plan, lambda d: isinstance(d, dict) and "data" in d
                                               and "preset" in d)))
 

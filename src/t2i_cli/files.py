@@ -20,6 +20,7 @@ from t2i_cli.errors import OutputError, UsageError
 
 PLAN = "all.json"  # a whole run's settings (recipe.py); its presence makes a folder a whole run (here, below
 # stages and train_options, which both ask: stages importing train_options, which imports stages, was a cycle)
+STAGES = ("tokenizer", "dvae", "transformer", "clip")  # a run's stages, in order: a whole run's folders (train.STAGES)
 
 
 # The weights folder beside src/ in a checkout (pip install -e): the shipped weights, and --weights' default where
@@ -405,7 +406,7 @@ def folder_locked(folder: Path) -> bool:
 def whole_run_training(run: Path) -> bool:
     """Whether a --stage all run is being trained now by another process (one of its stage folders is locked):
     its unfinished state is no stop, and `t2i train --resume RUN` would be refused as busy."""
-    return any(folder_locked(Path(run) / stage) for stage in ("tokenizer", "dvae", "transformer", "clip"))
+    return any(folder_locked(Path(run) / stage) for stage in STAGES)
 
 
 TRAINING_NOW = ("{run} is a --stage all run being trained now by another t2i process, so it has no weights yet; it "

@@ -28,6 +28,7 @@ import torch.nn as nn
 from t2i_cli.devices import cuda_bf16, native_bf16, resolve_device
 from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted
 from t2i_cli.files import (
+    STAGES,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_set,
@@ -66,7 +67,6 @@ from t2i_cli.weights import (
     upgrade_config,
 )
 
-STAGES = ("tokenizer", "dvae", "transformer", "clip")
 CHECKPOINT = "checkpoint.safetensors"
 RUN_CONFIG = "train_config.json"  # its presence makes a folder a run
 WATCHDOG_WARMUP = 50  # steps before the watchdog judges the codes: a fresh model's carry little yet

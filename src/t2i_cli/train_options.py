@@ -13,7 +13,7 @@ from typing import Optional
 
 from t2i_cli import __version__
 from t2i_cli.errors import UsageError
-from t2i_cli.files import folder_locked, is_whole_run, same_place, shell_word
+from t2i_cli.files import STAGES, folder_locked, is_whole_run, same_place, shell_word
 
 
 def n_processes() -> int:
@@ -327,8 +327,6 @@ def keeps_architecture(option: str, why: str, model_over: dict, *pinned: tuple) 
 
 def check_stage(stage: str | None) -> None:
     """--stage names a stage or all (or is not given)."""
-    from t2i_cli.train import STAGES
-
     if stage is not None and stage not in (*STAGES, "all"):
         raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {stage!r}")
 
@@ -436,7 +434,7 @@ def next_step(cfg, run_dir: Path) -> str:
     tokenizer or dVAE run alone exports no folder that generates)."""
     w = shell_word(run_dir)
     whole = Path(run_dir).parent
-    busy = next((stage for stage in ("tokenizer", "dvae", "transformer", "clip") if stage != cfg.stage
+    busy = next((stage for stage in STAGES if stage != cfg.stage
                  and Path(run_dir).name == cfg.stage and folder_locked(whole / stage)), None)
     if busy is not None and is_whole_run(whole):  # (another stage training now: `t2i train --resume RUN` was
         # advised, which that stage's lock refuses)

@@ -22,6 +22,7 @@ from safetensors.torch import save as st_save
 from t2i_cli.errors import WeightsError, counted
 from t2i_cli.files import (
     REPO_WEIGHTS,
+    STAGES,
     TRAINING_NOW,
     atomic_write_bytes,
     folder_locked,
@@ -417,7 +418,7 @@ def _missing_advice(folder: Path, name: str) -> str:
                 f"with `t2i train --resume {shell_word(folder)}`{export}")
     whole = folder.parent
     if (folder / "train_config.json").is_file() and is_whole_run(whole) \
-            and folder.name in ("tokenizer", "dvae", "transformer", "clip"):  # a stage of a --stage all run: it was
+            and folder.name in STAGES:  # a stage of a --stage all run: it was
         # told to export TRANSFORMER_RUN [CLIP_RUN] into a new folder, of models the run exports itself
         alone = ("; without --candidates it draws with this stage's transformer alone"
                  if folder.name == "transformer" and name == "clip.safetensors" else "")
@@ -515,7 +516,7 @@ def missing_weights_folder(folder: Path) -> str:
 
     folder = Path(folder)
     run = folder.parent
-    if folder.name in ("tokenizer", "dvae", "transformer", "clip", "weights") and is_whole_run(run):
+    if folder.name in (*STAGES, "weights") and is_whole_run(run):
         what = "not finished" if folder.name == "weights" else f"not started its {folder.name} stage"
         return (f"{folder} does not exist yet: {run} is a --stage all run that has {what}; t2i info "
                 f"{shell_word(run)} says how far it got, and once it finishes its weights are "
