@@ -763,7 +763,7 @@ def _link_new(tmp: Path, folder: Path, stem: str, suffix: str, where: str,
     raise OutputError(f"{folder} holds too many files named {stem}-*; choose another folder{where}")
 
 
-NEW_FILE_NAME = re.compile(r".+-NNN\.png")  # the name write_new's temporary of a new STEM-NNN.png is made for
+NEW_FILE_NAME = re.compile(r".+-NNN\.[^.]+")  # the name write_new's temporary of a new STEM-NNN.SUFFIX is made for
 STALE_AFTER = 60.0  # seconds unchanged after which a temporary in a shared folder is no write in progress
 
 

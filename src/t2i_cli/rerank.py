@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -435,7 +434,6 @@ def is_ranking(obj: object) -> bool:
                                          for row in obj)
 
 
-_COPY_NAME = re.compile(r".+-NNN\.[^.]+")  # the name write_new's temporary of a copy in best/ is made for
 BEST_RECORD = RERANK_COPIES  # in DIR/best/: the copies t2i made there and their sha256 (data passes them over)
 is_record = is_copies_record  # whether parsed JSON is the BEST_RECORD link_best wrote: file name -> sha256
 
@@ -521,7 +519,7 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
         best.mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
-    remove_temporaries(best, lambda name: name == BEST_RECORD or _COPY_NAME.fullmatch(name), STALE_AFTER)  # killed's
+    remove_temporaries(best, lambda name: name == BEST_RECORD or NEW_FILE_NAME.fullmatch(name), STALE_AFTER)  # killed's
     inputs: set[str] = set()  # every picture this ranking read
     wanted: dict[str, Path] = {}  # the best k per prompt, a picture held twice (same bytes) once
     best_of: dict[Path, str] = {}  # each of the best k per prompt -> its digest
