@@ -121,7 +121,6 @@ class Squares:
         self.budget, self.used = KEPT_BYTES if budget is None else budget, 0
         self.codes: tuple[int, int] | None = None  # with --bits: the dVAE's side, and its codes' text length ...
         self.texts: dict[Path, dict[str, str]] = {}  # ... and the codes each picture records, read by collect
-        self.after_bits = 0
 
     def for_bits(self, dvae) -> None:
         """Keep what rerank --bits reads of each picture (image_prompt.source_codes: its picture at the dVAE's side
@@ -129,8 +128,7 @@ class Squares:
         from t2i_cli.image_prompt import codes_text_length
 
         side = dvae.cfg.image_side
-        self.after_bits = self.later.get(side, 0)  # (the ranks whose pictures at that side are used after --bits)
-        self.later[side] = 1 << 62  # (every rank: all kept, where the budget has room)
+        self.later.setdefault(side, 0)  # (every rank's used after scoring, by add_bits: ranked() keeps them all)
         self.sides.add(side)
         self.codes = side, codes_text_length(dvae.cfg.grid * dvae.cfg.grid)
 
@@ -205,10 +203,11 @@ class Squares:
             self.used -= side * side * PIXEL_BYTES
 
     def ranked(self, ranked: list[Ranked]) -> None:
-        """Let go of the pictures of one prompt's ranked pictures that nothing uses any more."""
+        """Let go of the pictures of one prompt's ranked pictures that nothing uses any more (with --bits, those at
+        the dVAE's side are add_bits's to let go: it reads every rank's)."""
         for r in ranked:
             for side in self.sides:
-                if r.rank > self.later.get(side, 0):
+                if r.rank > self.later.get(side, 0) and (self.codes is None or side != self.codes[0]):
                     self.drop(r.path, side)
 
 
@@ -419,7 +418,7 @@ def add_bits(pipe: TextToImage, ranked: list[Ranked], progress: Callable[[int, i
             codes = torch.stack([source_codes(b.dvae, r.path, squares.kept.get((r.path, side)), squares.text(r.path))
                                  for r in part])
         for r in part:  # (used: let go, but for the sheet's and --explain's)
-            if r.rank > squares.after_bits:
+            if r.rank > squares.later.get(side, 0):
                 squares.drop(r.path, side)
         for r, value in zip(part, pipe.bits([r.prompt for r in part], codes).mean(dim=1).tolist(), strict=True):
             r.bits = value
