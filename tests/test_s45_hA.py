@@ -17,3 +17,46 @@ def test_a_character_normalised_to_several_words_is_one_unread_word():
     assert unknown_share(tok, ["½ apple", "a red bird"]) == (1, 5, "½")
     learned = TextTokenizer.train(["½ apple", "a blue bird"] * 4, vocab_size=64)
     assert learned.unread_words("½ apple") == ([], 2)
+
+
+def _photo(path, w: int, h: int, seed: int = 0):
+    import numpy as np
+    from PIL import Image
+
+    a = np.random.default_rng(seed).integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    Image.fromarray(a).resize((w, h), Image.BILINEAR).save(path, quality=90)
+    return path
+
+
+def test_load_rgbs_reads_a_jpegs_header_once_per_decode(tmp_path, monkeypatch):
+    """load_rgbs opened a JPEG once more for each side but the largest, to ask im.draft what it would say there: a
+    2,400 px JPEG at 32 and 64 (scales 8 and 4: two decodes) was opened three times, a 200 px one (one decode)
+    twice. Once per decode now, the same bytes as load_rgb's at each side."""
+    from PIL import Image
+
+    from t2i_cli import images
+
+    small, large = _photo(tmp_path / "small.jpg", 200, 150), _photo(tmp_path / "large.jpg", 2400, 2000, 1)
+    want = {(p, s): images.load_rgb(p, s).tobytes() for p in (small, large) for s in (32, 64)}
+    opens = []
+    real = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: opens.append(fp) or real(fp, *a, **k))
+    for path, decodes in ((small, 1), (large, 2)):
+        opens.clear()
+        got = images.load_rgbs(path, (32, 64, 20))
+        assert len(opens) == decodes, opens
+        assert {s: got[s].tobytes() for s in (32, 64)} == {s: want[path, s] for s in (32, 64)}
+        assert got[20].tobytes() == images.load_rgb(path, 20).tobytes()
+
+
+def test_draft_scale_is_the_scale_pillow_drafts_a_jpeg_at(tmp_path):
+    """_draft_scale(size, side) says what im.draft picks for load_rgb at side (load_rgbs groups sides by it): at
+    every side from 1 to past the picture's, for wide, tall and small JPEGs."""
+    from t2i_cli import images
+
+    for w, h in ((2400, 2000), (640, 4000), (200, 150), (33, 17)):
+        path = _photo(tmp_path / f"{w}x{h}.jpg", w, h)
+        for side in range(1, max(w, h) // 2, 7):
+            with images.opened(path) as im:
+                _, box = im.draft(None, (images.DRAFT_MARGIN * side, images.DRAFT_MARGIN * side))
+            assert w / box[2] == images._draft_scale((w, h), side), (w, h, side)

@@ -92,23 +92,26 @@ def load_rgb(path: Path, side: int) -> Image.Image:
     return load_rgbs(path, (side,))[side]
 
 
-def _drafted(path: Path, side: int) -> tuple[str, tuple[int, int, float, float]] | None:
-    """What load_rgb's im.draft says of path at side (its header read: nothing decoded)."""
-    with opened(path) as im:
-        return im.draft(None, (DRAFT_MARGIN * side, DRAFT_MARGIN * side))
+def _draft_scale(size: tuple[int, int], side: int) -> int:
+    """The scale (1, 2, 4 or 8) load_rgb's im.draft reduces a JPEG of size (width, height) by at side, as Pillow's
+    JpegImageFile.draft chooses it: the largest that leaves the picture at least DRAFT_MARGIN x side both ways."""
+    fit = min(size[0] // (DRAFT_MARGIN * side), size[1] // (DRAFT_MARGIN * side))
+    return next(s for s in (8, 4, 2, 1) if fit >= s or s == 1)
 
 
 def load_rgbs(path: Path, sides) -> dict[int, Image.Image]:
     """load_rgb(path, side) for each of sides, the same bytes, from one decode of the file where they allow it: a
     JPEG reduced in its decode by another scale at one side than at another is decoded once for each scale (rerank
-    decoded a JPEG twice for its score and its tile on the --top sheet, at another side, at the same scale)."""
+    decoded a JPEG twice for its score and its tile on the --top sheet, at another side, at the same scale). Its
+    header is read once for each decode (_draft_scale: it was read again for each other side, to ask im.draft)."""
     left, out = sorted(set(sides), reverse=True), {}
     try:
         while left:
             with opened(path) as im:
                 stored = im.size
                 drafted = im.draft(None, (DRAFT_MARGIN * left[0], DRAFT_MARGIN * left[0]))  # JPEG only (else None)
-                alike = [left[0], *(s for s in left[1:] if drafted is None or _drafted(path, s) == drafted)]
+                alike = [left[0], *(s for s in left[1:]
+                                    if drafted is None or _draft_scale(stored, s) == _draft_scale(stored, left[0]))]
                 left = [s for s in left if s not in alike]
                 im.load()
                 if drafted is None or drafted[1][2:] == stored:  # a phone's photo as shown; no copy when upright
