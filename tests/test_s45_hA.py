@@ -60,3 +60,36 @@ def test_draft_scale_is_the_scale_pillow_drafts_a_jpeg_at(tmp_path):
             with images.opened(path) as im:
                 _, box = im.draft(None, (images.DRAFT_MARGIN * side, images.DRAFT_MARGIN * side))
             assert w / box[2] == images._draft_scale((w, h), side), (w, h, side)
+
+
+def test_info_checks_a_weights_folders_export_journal_once(tiny_weights, monkeypatch):
+    """`t2i info` (weights.folder_info) looked for an unfinished export's journal twice, itself and in load_folder;
+    once now, for a whole folder and for a folder of some files. What it says is as before: the models described
+    alike whole or partial, and a folder with a journal refused."""
+    import shutil
+
+    from t2i_cli import weights
+    from t2i_cli.errors import WeightsError
+
+    checked = []
+    real = weights.check_export_whole
+    monkeypatch.setattr(weights, "check_export_whole", lambda folder: checked.append(folder) or real(folder))
+    whole = weights.folder_info(tiny_weights)
+    assert checked == [tiny_weights] and whole["missing"] == [] and whole["identity"]
+    part = tiny_weights.parent / "part"
+    part.mkdir()
+    for name in ("tokenizer.json", "dvae.safetensors"):
+        shutil.copy(tiny_weights / name, part / name)
+    checked.clear()
+    partial = weights.folder_info(part)
+    assert checked == [part] and partial["missing"] == ["transformer.safetensors"]
+    assert partial["models"] == {k: whole["models"][k] for k in ("tokenizer", "dvae")}
+    assert set(whole["models"]["dvae"]) == {"parameters", "config", "sha256"} and whole["models"]["dvae"]["parameters"]
+    for folder in (tiny_weights, part):
+        (folder / weights.EXPORT_JOURNAL).write_text("{}")
+        try:
+            weights.folder_info(folder)
+        except WeightsError as e:
+            assert "an export into it was killed" in str(e), e
+        else:
+            raise AssertionError(f"{folder} with an export's journal was described")

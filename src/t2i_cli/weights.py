@@ -638,13 +638,21 @@ def config_dict(model: nn.Module) -> dict[str, Any]:
     return dataclasses.asdict(model.cfg)
 
 
+def _entry(model: nn.Module | TextTokenizer, sha256: str) -> dict[str, Any]:
+    """`t2i info`'s description of one file's model: its parameters, config and sha256 (a tokenizer: its BPE
+    vocabulary)."""
+    if isinstance(model, TextTokenizer):
+        return {"parameters": 0, "config": {"bpe_vocab": model.n_bpe}, "sha256": sha256}
+    return {"parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(model), "sha256": sha256}
+
+
 def folder_info(folder: Path) -> dict[str, Any]:
     """Configs, parameter counts and hashes of every file in a weights folder (for `t2i info`); missing: the files
     generate needs that it lacks (a folder of some of them: _partial_info)."""
     folder = Path(folder)
-    check_export_whole(folder)
     if folder.is_dir() and any((folder / f).is_file() for f in (*FILES, SECOND_CLIP)) \
             and any(not (folder / f).is_file() for f in needed_files()):
+        check_export_whole(folder)  # (load_folder checks a whole one: it was checked twice)
         return _partial_info(folder)
     digests: dict[str, str] = {}  # each file's sha256, from the read that makes the folder's identity
     bundle = load_folder(folder, each=digests)
@@ -653,14 +661,11 @@ def folder_info(folder: Path) -> dict[str, Any]:
     parts += [("clip-2", c) for c in bundle.clips[1:]]
     for name, model in parts:
         if model is not None:
-            models[name] = {"parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(model),
-                            "sha256": digests[f"{name}.safetensors"]}
-    models["tokenizer"] = {"parameters": 0, "config": {"bpe_vocab": bundle.tokenizer.n_bpe},
-                           "sha256": digests["tokenizer.json"]}
-    if (folder / "judge.safetensors").is_file():  # `t2i eval`'s judge of the world's tasks (not in the identity)
-        judge = load_model(folder / "judge.safetensors", "judge")
-        models["judge"] = {"parameters": sum(p.numel() for p in judge.parameters()), "config": config_dict(judge),
-                           "sha256": sha256_of(folder / "judge.safetensors").hexdigest()}
+            models[name] = _entry(model, digests[f"{name}.safetensors"])
+    models["tokenizer"] = _entry(bundle.tokenizer, digests["tokenizer.json"])
+    judge = folder / "judge.safetensors"  # `t2i eval`'s judge of the world's tasks (not in the identity)
+    if judge.is_file():
+        models["judge"] = _entry(load_model(judge, "judge"), sha256_of(judge).hexdigest())
     return {"folder": str(folder), "identity": bundle.identity, "generator": bundle.generator, "models": models,
             "missing": []}
 
@@ -678,12 +683,10 @@ def _partial_info(folder: Path) -> dict[str, Any]:
                        ("judge", "judge")):
         path = folder / f"{name}.safetensors"
         if path.is_file():
-            loaded[name] = model = load_model(path, kind)
-            models[name] = {"parameters": sum(p.numel() for p in model.parameters()), "config": config_dict(model),
-                            "sha256": sha256_of(path).hexdigest()}
+            loaded[name] = load_model(path, kind)
+            models[name] = _entry(loaded[name], sha256_of(path).hexdigest())
     if tok is not None:
-        models["tokenizer"] = {"parameters": 0, "config": {"bpe_vocab": tok.n_bpe},
-                               "sha256": sha256_of(folder / "tokenizer.json").hexdigest()}
+        models["tokenizer"] = _entry(tok, sha256_of(folder / "tokenizer.json").hexdigest())
     missing = [name for name in needed_files() if not (folder / name).is_file()]
     problems = misfits(tok, getattr(loaded.get("dvae"), "cfg", None), getattr(loaded.get("transformer"), "cfg", None),
                        [loaded[c].cfg for c in ("clip", "clip-2") if c in loaded])
