@@ -93,3 +93,49 @@ def test_info_checks_a_weights_folders_export_journal_once(tiny_weights, monkeyp
             assert "an export into it was killed" in str(e), e
         else:
             raise AssertionError(f"{folder} with an export's journal was described")
+
+
+def test_link_best_saves_its_record_once_per_change_where_the_disk_has_no_hard_links(tmp_path, monkeypatch):
+    """--link-best names each copy in best/'s record before the copy has its name. Where the disk has no hard links
+    (FAT, some network shares) write_new reserves the name and names it again: the record was saved twice alike for
+    each copy. Saved once per change now; the copies and the record as before, and a failed copy still leaves the
+    record naming none but the copies there."""
+    import errno
+    import json
+    import os
+
+    import pytest
+    from PIL import Image
+
+    from t2i_cli import files
+    from t2i_cli import rerank as rr
+    from t2i_cli.errors import OutputError
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    ranked = []
+    for i, colour in enumerate(((200, 30, 30), (30, 200, 30), (30, 30, 200))):
+        Image.new("RGB", (8, 8), colour).save(folder / f"p{i}.png")
+        ranked.append(rr.Ranked(folder / f"p{i}.png", "a red bird", 1.0 - i / 10, i + 1))
+    saves = []
+    real_save = rr.atomic_write_json
+    monkeypatch.setattr(rr, "atomic_write_json", lambda path, obj: saves.append(dict(obj)) or real_save(path, obj))
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "no hard links here")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    copies, new = rr.link_best(folder, ranked, 2)
+    assert new == 2 and sorted(p.name for p in copies) == ["p0-000.png", "p1-000.png"]
+    assert all(a != b for a, b in zip(saves, saves[1:], strict=False)), saves  # (each save a change)
+    assert saves == [{}, {"p0-000.png": saves[1]["p0-000.png"]}, saves[-1]] and len(saves[-1]) == 2, saves
+    record = json.loads((folder / "best" / rr.BEST_RECORD).read_text())
+    assert record == {p.name: files.sha256_of(p).hexdigest() for p in copies}
+    # a copy that fails once named: the record back to the copies there, saved once more
+    saves.clear()
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(OutputError):
+        rr.link_best(folder, ranked, 3)
+    assert saves[-1] == record and not (folder / "best" / "p2-000.png").exists(), saves
+    assert json.loads((folder / "best" / rr.BEST_RECORD).read_text()) == record
+    assert sorted(os.listdir(folder / "best")) == sorted([*record, rr.BEST_RECORD])  # (no reserved name left)

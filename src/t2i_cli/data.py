@@ -755,7 +755,7 @@ MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming t
 # t2i has no Parquet reader (and adds no dependency for one), so it is said, with a way to convert it (it was passed
 # over unsaid, its pictures "without a caption" and captioned by their names)
 PARQUET_MANIFEST = "metadata.parquet"
-PARQUET = "metadata.parquet that t2i cannot read"
+PARQUET = "metadata.parquet t2i cannot read"  # (rerank's reason for one too: rerank.PARQUET_UNREAD)
 NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN,
          NO_PICTURE_COLUMN, MISPAIRED, ABOVE, PARQUET)
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source

@@ -15,6 +15,7 @@ import torch
 
 from t2i_cli.data import (
     FOLDER_MANIFESTS,
+    PARQUET,
     RERANK_COPIES,
     caption_beside,
     files_under,
@@ -70,8 +71,8 @@ NO_CAPTIONS = "metadata.jsonl or metadata.csv without captions t2i reads (not re
               "says why)"
 # ... and a metadata.parquet without a metadata.jsonl or .csv beside it (a Hugging Face imagefolder's third format),
 # which t2i cannot read: it was "file not a picture", and its pictures "without a prompt", unsaid why
-PARQUET_UNREAD = ("metadata.parquet t2i cannot read (its prompts are not used: convert it to a metadata.jsonl; "
-                  "t2i data preview FOLDER says how)")
+PARQUET_UNREAD = (f"{PARQUET} (its prompts are not used: convert it to a metadata.jsonl; t2i data preview FOLDER "
+                  f"says how)")
 RANKING = "ranking.json"  # what write_ranking writes in the folder it ranks
 RANKING_KEYS = {"rank", "score", "file", "prompt"}  # the fields of each of its rows ...
 BITS_KEY = "bits_per_code"  # ... and, with --bits, this one
@@ -556,13 +557,18 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
             # names the copy before it has its name: a kill -9 between the two (which no signal handler holds)
             # left such a copy too, which the next rerank also ranked as a picture of the folder and copied again
             # as img-000-000.png; now it leaves a record naming a file that is not there, which is passed over.
-            named: list[str] = []
+            named: list[str] = []  # the name the record gives this copy now (none yet)
 
-            def naming(path: Path, h: str = h, named: list[str] = named) -> None:
+            def naming(path: Path | None, h: str = h, named: list[str] = named) -> None:
+                """The record names the copy path (None: no copy), saved where that changes it (a name tried
+                again, as write_new's reserved name where the disk has no hard links, was saved twice alike)."""
+                if named == ([] if path is None else [path.name]):
+                    return
                 if named:
                     del kept[named.pop()]
-                kept[path.name] = h
-                named.append(path.name)
+                if path is not None:
+                    kept[path.name] = h
+                    named.append(path.name)
                 save()
 
             with signals_held():
@@ -570,12 +576,10 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
                     path = write_new(best, src.stem, src.suffix, lambda tmp, src=src: shutil.copyfile(src, tmp),
                                      option="", naming=naming)
                 except BaseException:
-                    if named:  # the record back to the copies there (a failing disk: as it can)
-                        del kept[named.pop()]
-                        try:
-                            save()
-                        except OutputError:
-                            pass
+                    try:  # the record back to the copies there (a failing disk: as it can)
+                        naming(None)
+                    except OutputError:
+                        pass
                     raise
             have[h] = path
             new += 1
