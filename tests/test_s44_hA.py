@@ -214,14 +214,16 @@ def test_the_data_changed_warning_says_what_changed_within_a_bound(tmp_path: Pat
     text = json.dumps(big, indent=2, sort_keys=True)
     assert "each" in big and "words" not in big and len(text) < MAX_DATA_RECORD and is_record(json.loads(text))
     assert "each" not in record(many + [("one-more.png", ["x"])])  # past SKETCH_PAIRS: the counts alone
-    full = record([(f"p{i}.png", [f"w{min(i, 1488):09d}"]) for i in range(SKETCH_PAIRS)])  # words of 16,379 bytes
+    # (words of 16,368 bytes, and session 45's mark of a record keeping long words cut, 7 more: test_s45_hD)
+    full = record([(f"p{i}.png", [f"w{min(i, 1487):09d}"]) for i in range(SKETCH_PAIRS)])
     text = json.dumps(full, indent=2, sort_keys=True)
     assert len(full["words"].split()) == 1489 and len(text) < MAX_DATA_RECORD and is_record(json.loads(text))
+    assert "words" not in record([(f"p{i}.png", [f"w{min(i, 1488):09d}"]) for i in range(SKETCH_PAIRS)])
     words = record([(f"p{i}.png", [f"w{i:05d}"]) for i in range(1000)])
-    assert len(json.dumps(words, indent=2)) < MAX_DATA_RECORD and len(words["words"].split()) == 1000
+    assert len(json.dumps(words, indent=2)) < MAX_DATA_RECORD and len(words["words"].split()) == 1001
     path.write_text(json.dumps(words))
-    long = "x" * 33  # longer than a word the sketch keeps: never named
+    long = "x" * 33  # longer than a word the sketch keeps whole: named cut (since session 45; it was never named)
     assert data_change(path, record([(f"p{i}.png", [f"w{i:05d}"]) for i in range(999)] + [
         ("p999.png", [f"w00999 {long} brandnew"])])) == (
-        f"{head}1,000 usable pictures then and now: captions of 1 picture edited, 1 new word (in no caption then): "
-        f"'brandnew'{tail}")
+        f"{head}1,000 usable pictures then and now: captions of 1 picture edited, 2 new words (in no caption then): "
+        f"'{'x' * 31}\u2026', 'brandnew'{tail}")

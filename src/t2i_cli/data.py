@@ -97,6 +97,7 @@ class CaptionDataset(Dataset):
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
                 + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
                 + _above_note(first.get(ABOVE))
+                + _above_note(first.get(ABOVE_LINES))
                 + _above_note(first.get(PARQUET))
                 + _beside_note(first.get(BESIDE))
                 + _column_notes(first)
@@ -403,8 +404,10 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                          and _looks_like_manifest(m)), None) if path.is_dir() else None  # (not one it read)
         if manifest is None and BESIDE in skipped.first:  # one in a sub-folder, or a metadata.csv
             manifest = Path(skipped.first[BESIDE])
-        fix = (_above_note(skipped.first[ABOVE]) if ABOVE in skipped.first
+        fix = (_above_note(skipped.first[ABOVE]) + _above_note(skipped.first.get(ABOVE_LINES))
+               if ABOVE in skipped.first
                else _above_note(skipped.first[PARQUET]) if PARQUET in skipped.first
+               else _above_note(skipped.first[ABOVE_LINES]) if ABOVE_LINES in skipped.first
                else f"; it holds a manifest: give {shell_word(manifest)} as the source" if manifest is not None
                else _column_notes(skipped.first) + _sheet_note(skipped.first.get(SHEET_AMONG)) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
@@ -433,9 +436,14 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 # each pair's picture (its digest's first 12 hex digits) and captions (8 of theirs), 20 characters a pair, sorted;
 # and the words of its captions (casefolded runs of letters and digits, up to WORD_ROOM characters each, space
 # separated), where they fit in SKETCH_WORDS characters as JSON writes them. Either is left out where it does not fit.
+# A longer word is kept cut, its first WORD_ROOM - 1 characters and WORD_CUT (t2i 0.18.0 left it out, so a new word
+# of 33 characters or more was never named); WORD_CUT alone, a word in every record that keeps them so (no word of
+# letters and digits is one), tells a record of 0.18.0, whose captions' long words went unrecorded, from one whose
+# captions held none.
 SKETCH_PAIRS = 1500
 SKETCH_WORDS = 16384
 WORD_ROOM = 32
+WORD_CUT = "\u2026"
 _PAIR = 20
 _SKETCH = re.compile(r"(?:[0-9a-f]{20})*")
 _WORD = re.compile(r"\w+")
@@ -447,16 +455,15 @@ def _sketch(pairs: list[tuple[Path, list[str]]], digests: list[str]) -> dict[str
     if len(pairs) <= SKETCH_PAIRS:
         sketch["each"] = "".join(sorted(d[:12] + hashlib.sha256(json.dumps(lines).encode()).hexdigest()[:8]
                                         for (_, lines), d in zip(pairs, digests, strict=True)))
-    words: set[str] = set()
-    room = SKETCH_WORDS
+    words: set[str] = {WORD_CUT}
+    room = SKETCH_WORDS - (len(json.dumps(WORD_CUT)) - 1)
     for at in range(0, len(pairs), 4096):  # (a slice's captions read as one text: bench/data_record_sketch.py)
         text = "\n".join(line for _, lines in pairs[at:at + 4096] for line in lines).casefold()
-        for w in set(_WORD.findall(text)) - words:
-            if len(w) <= WORD_ROOM:
-                room -= len(json.dumps(w)) - 1  # (as written: a character outside ASCII is escaped, 6 or 12 bytes)
-                if room < 0:  # (stops at the bound: a large source's vocabulary is not gathered whole)
-                    return sketch
-                words.add(w)
+        for w in {w if len(w) <= WORD_ROOM else w[:WORD_ROOM - 1] + WORD_CUT for w in _WORD.findall(text)} - words:
+            room -= len(json.dumps(w)) - 1  # (as written: a character outside ASCII is escaped, 6 or 12 bytes)
+            if room < 0:  # (stops at the bound: a large source's vocabulary is not gathered whole)
+                return sketch
+            words.add(w)
     sketch["words"] = " ".join(sorted(words))
     return sketch
 
@@ -483,9 +490,11 @@ def source_record(pairs: list[tuple[Path, list[str]]], digests: list[str], base:
 
 
 def is_record(obj: object) -> bool:
-    """Whether obj is a data record as source_record makes it (one from before its sketch too)."""
+    """Whether obj is a data record as source_record makes it (one from before its sketch too). Keys it does not
+    know are passed over, not refused: a record a newer t2i wrote, with more in it, is read for what this one reads
+    (an older t2i, which refused them, said it "cannot tell whether the data changed"); a change of what the known
+    keys mean is a new "format"."""
     return (isinstance(obj, dict) and {"format", "pairs", "names", "pictures", "captions"} <= set(obj)
-            and set(obj) <= {"format", "pairs", "names", "pictures", "captions", "each", "words"}
             and type(obj["format"]) is int and obj["format"] == RECORD_FORMAT
             and type(obj["pairs"]) is int and obj["pairs"] >= 0
             and all(isinstance(obj[k], str) and _HEX64.fullmatch(obj[k]) for k in ("names", "pictures", "captions"))
@@ -578,8 +587,11 @@ def _what_changed(then: dict, now: dict, captions_read: bool = True) -> str:
         if old == new:  # (and their sequence differs: the batches and the split's order do)
             said.append("the same pictures and captions in another order")
     if "words" in then and "words" in now and captions_read:
-        fresh = sorted(set(now["words"].split()) - set(then["words"].split()), key=lambda w: (-len(w), w))  # (the
-        # longest first: 'quokka' is news, 'a' seldom)
+        known = set(then["words"].split())
+        # (the longest first: 'quokka' is news, 'a' seldom; a long word cut is named only against a record that
+        # keeps them, WORD_CUT: 0.18.0's left them out, and each would be "new")
+        fresh = sorted((w for w in set(now["words"].split()) - known - {WORD_CUT}
+                        if WORD_CUT in known or not w.endswith(WORD_CUT)), key=lambda w: (-len(w), w))
         if fresh:
             named = ", ".join(repr(brief(w)) for w in fresh[:WORDS_NAMED])
             more = f" and {len(fresh) - WORDS_NAMED:,} more" if len(fresh) > WORDS_NAMED else ""
@@ -750,6 +762,9 @@ MISPAIRED = "manifest beside pictures without a caption whose picture and captio
 # without a caption ("train/a.png" in ds/metadata.csv, the folder given ds/train): the folder to give instead
 ABOVE = "manifest above the folder naming its pictures without a caption"
 ABOVE_LEVELS = 2  # folders above the one given whose manifests are looked at
+# ... and such a manifest with lines left out that may name the folder's pictures (or that its reader refuses whole),
+# said as `t2i data caption`, which refuses beside it, says it (the summary was silent, and suggested that command)
+ABOVE_LINES = "manifest above the folder with lines left out that may caption its pictures"
 MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming the folder's pictures
 # A Hugging Face imagefolder's third manifest format, metadata.parquet, where no metadata.jsonl or .csv sits beside it:
 # t2i has no Parquet reader (and adds no dependency for one), so it is said, with a way to convert it (it was passed
@@ -757,7 +772,7 @@ MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming t
 PARQUET_MANIFEST = "metadata.parquet"
 PARQUET = "metadata.parquet t2i cannot read"  # (rerank's reason for one too: rerank.PARQUET_UNREAD)
 NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN,
-         NO_PICTURE_COLUMN, MISPAIRED, ABOVE, PARQUET)
+         NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET)
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
 MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '
                   '"file_name" with "text", "caption" or "prompt": rename one)')
@@ -1054,6 +1069,19 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
     n: set[str] = set()
     left: dict[str, tuple[int, str]] = {}
     raw_needles = tuple(needle.encode("utf-8") for needle in needles)
+    # a line left out "may name" a picture of the folder where the folder's name is in it as a path's part: at the
+    # start of a name (after a quote, a separator, a space, a comma...) and followed by / or \ (a caption's word,
+    # "a red train", made its lines left out refuse `data caption train`); a parsed row, where one of its strings
+    # names one of wanted (_names_wanted)
+    in_path = re.compile(b"|".join(rb"(?<![^\s\"',;/\\])" + re.escape(needle) + rb"[/\\]" for needle in raw_needles)) \
+        if raw_needles else None
+
+    def may_name(raw: bytes) -> bool:
+        return in_path is None or in_path.search(raw) is not None
+
+    def names_wanted(row: dict) -> bool:  # (a row without a picture's name t2i reads: any of its strings, as a path)
+        return any(isinstance(v, str) and v.strip() and _above_key(manifest, v.strip()) in wanted
+                   for v in row.values())
 
     def line_left(why: str, line: int) -> None:
         count, first = left.get(why, (0, f"{manifest} line {line}"))
@@ -1079,7 +1107,8 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
                 for row in reader:
                     fed[0] = 0
                     if any(cell.strip() for cell in row) and (
-                            not needles or any(needle in cell for cell in row for needle in needles)) and (
+                            not needles or any(_above_key(manifest, cell.strip()) in wanted for cell in row
+                                               if cell.strip())) and (
                             len(row) <= max(at) or not row[at[0]].strip()):  # (a blank row is passed over, as read)
                         line_left(CSV_SHORT_ROW, reader.line_num + first)
                     elif len(row) > max(at) and not blank(row[at[1]]) \
@@ -1098,13 +1127,13 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
                             needle in raw for needle in raw_needles)) else None
                     except (ValueError, RecursionError):
                         row = None
-                        if line != counted_at and (not raw_needles or any(needle in raw for needle in raw_needles)):
+                        if line != counted_at and may_name(raw):
                             counted_at = line
                             line_left(LONG_LINE if len(raw) >= MAX_MANIFEST_LINE and not raw.endswith(b"\n")
                                       else NOT_JSON_LINE, line)
                     keys = _manifest_keys(row)
                     if keys is None and isinstance(row, dict) and line != counted_at \
-                            and (not raw_needles or any(needle in raw for needle in raw_needles)):
+                            and (not raw_needles or names_wanted(row)):
                         counted_at = line
                         line_left(MISPAIRED_LINE if _unread_kind(list(map(str, row))) == MISPAIRED else NO_KEYS_LINE,
                                   line)
@@ -1764,17 +1793,16 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 uncaptioned_keys.add(_key(image))
                 # (only where `t2i data caption` could write NAME.txt: a folder, a link to nothing or a pipe of that
                 # name makes it refuse, and the hint sent the user to a refusal)
-                # (nor for a sheet t2i wrote, which it declines: the hint sent the user to a refusal; named instead)
-                sheet = False
-                if not by_name and caption_of(image.stem) is not None and _caption_name_free(image) \
-                        and not (sheet := _marked_sheet(image)):
+                # (nor for a sheet t2i wrote, which it declines: the hint sent the user to a refusal; named instead,
+                # wherever it is: one after a picture its name could caption went unsaid, a PNG's header read each)
+                if _marked_sheet(image):
+                    if SHEET_AMONG not in skipped:
+                        skipped.add(SHEET_AMONG, image)
+                elif not by_name and caption_of(image.stem) is not None and _caption_name_free(image):
                     by_name = True
-                elif not sheet and not by_name and not by_folder and image.parent != folder \
-                        and folder_caption(image, folder) is not None and _caption_name_free(image) \
-                        and not (sheet := _marked_sheet(image)):
+                elif not by_name and not by_folder and image.parent != folder \
+                        and folder_caption(image, folder) is not None and _caption_name_free(image):
                     by_folder = True
-                if sheet and SHEET_AMONG not in skipped:
-                    skipped.add(SHEET_AMONG, image)
             continue
         if txt in captioned:
             skipped.add(SHARED_CAPTION, f"{image} ({captioned[txt].name} too reads {txt.name})")
@@ -1828,6 +1856,8 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
         said, skipped.above_named, skipped.above_source, skipped.above_lines = _manifest_above(folder, uncaptioned_keys)
         if said is not None:
             skipped.add(ABOVE, said)
+        if skipped.above_lines:
+            skipped.add(ABOVE_LINES, skipped.above_lines)
         if skipped.parquet is None and (parquet := _parquet_above(folder)) is not None:
             skipped.parquet = parquet
             skipped.add(PARQUET, parquet_said(parquet, folder))
@@ -1837,9 +1867,11 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             if (not_naming := next((m for m in manifests if m.parent in above), None)) is not None:
                 skipped.add(NOT_NAMING, not_naming)
             # (not those a manifest above captions, nor beside a metadata file of captions whose picture column is
-            # misnamed: renaming it reads them)
+            # misnamed: renaming it reads them; nor beside manifest lines left out, in the folder or above it, which
+            # may caption them: `t2i data caption` refuses there until they are fixed, and was suggested)
             if (by_name or by_folder) and ABOVE not in skipped and NO_PICTURE_COLUMN not in skipped \
-                    and MISPAIRED not in skipped and PARQUET not in skipped:
+                    and MISPAIRED not in skipped and PARQUET not in skipped and ABOVE_LINES not in skipped \
+                    and not skipped.manifest_lines:
                 skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
     pairs += rows_left
     skipped.rows_left = len(rows_left)
