@@ -163,3 +163,33 @@ def test_a_data_record_with_keys_this_t2i_does_not_know_is_read(tmp_path: Path):
     assert said.startswith("the data changed since this run started: 4 usable pictures then, 3 now"), said
     assert not is_record({k: v for k, v in record.items() if k != "captions"})
     assert not is_record({**record, "words": 7})
+
+
+def test_a_manifest_or_parquet_above_is_looked_at_for_pictures_whose_only_row_has_an_empty_caption(tmp_path: Path):
+    """The manifests above a folder (ds/metadata.jsonl, ds/metadata.parquet) were looked at only where it had
+    pictures without a .txt or a manifest row; a picture whose only row (in ds/train/metadata.jsonl) has an empty
+    caption has none either, and `t2i data caption ds/train` captioned it by its name beside ds/metadata.jsonl's
+    caption of it (trained under both once ds was given), and a Parquet file above went unsaid. Now both are
+    looked at for it, as for a picture without any row."""
+    ds = tmp_path / "ds"
+    _picture(ds / "train" / "red-bird.png")
+    _picture(ds / "train" / "blue-fish.png", 90)
+    (ds / "train" / "red-bird.txt").write_text("a red bird\n", encoding="utf-8")
+    (ds / "train" / "metadata.jsonl").write_text('{"file_name": "blue-fish.png", "text": ""}\n', encoding="utf-8")
+    (ds / "metadata.jsonl").write_text('{"file_name": "train/blue-fish.png", "text": "a blue fish"}\n',
+                                       encoding="utf-8")
+    r = run("data", "preview", ds / "train", "--out", tmp_path / "p.png")
+    said = " ".join(r.stderr.split())
+    assert r.exit_code == 0 and f"{ds / 'metadata.jsonl'} names 1 of the pictures here without a caption" in said, said
+    r = run("data", "caption", ds / "train")
+    assert r.exit_code == 0 and "those pictures are left as they are" in r.stderr, r.stderr
+    assert not (ds / "train" / "blue-fish.txt").exists()
+    (ds / "metadata.jsonl").unlink()
+    (ds / "metadata.parquet").write_bytes(b"PAR1" + bytes(16) + b"PAR1")
+    r = run("data", "preview", ds / "train", "--out", tmp_path / "q.png")
+    said = " ".join(r.stderr.split())
+    assert r.exit_code == 0 and said.count("metadata.parquet is a Parquet manifest") == 1, said
+    assert f"then give {ds} as the source" in said, said
+    r = run("data", "caption", ds / "train")
+    assert r.exit_code != 0 and "Parquet manifest" in r.stderr, r.stderr
+    assert not (ds / "train" / "blue-fish.txt").exists()

@@ -1830,6 +1830,19 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     if orphans:
         orphans.sort()
         skipped.add(".txt caption without image", orphans[0], len(orphans), tuple(orphans[1:]))
+    if uncaptioned_in or skipped.empty_named:
+        # the manifests above the folder (and a metadata.parquet there) are looked at for every picture without a
+        # caption, those a row of an empty caption alone names too, which `t2i data caption` captions by name: a
+        # manifest above naming one with a caption went unsaid, and the caption by name trained beside it
+        said, skipped.above_named, skipped.above_source, skipped.above_lines = _manifest_above(
+            folder, uncaptioned_keys | {_key(p) for p in skipped.empty_named})
+        if said is not None:
+            skipped.add(ABOVE, said)
+        if skipped.above_lines:
+            skipped.add(ABOVE_LINES, skipped.above_lines)
+        if skipped.parquet is None and (parquet := _parquet_above(folder)) is not None:
+            skipped.parquet = parquet
+            skipped.add(PARQUET, parquet_said(parquet, folder))
     if uncaptioned_in:  # a Hugging Face-style metadata.jsonl (or .csv) beside pictures that have no .txt
         # (or above them, up to folder: a metadata.csv naming "train/a.png", as Hugging Face's imagefolder reads it)
         above = {q for p in uncaptioned_in for q in (p, *p.parents) if q == folder or folder in q.parents}
@@ -1853,14 +1866,6 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 skipped.add(*columns)
                 skipped.columns_source = p.parent if p.parent in Path(os.path.abspath(folder)).parents else None
                 break
-        said, skipped.above_named, skipped.above_source, skipped.above_lines = _manifest_above(folder, uncaptioned_keys)
-        if said is not None:
-            skipped.add(ABOVE, said)
-        if skipped.above_lines:
-            skipped.add(ABOVE_LINES, skipped.above_lines)
-        if skipped.parquet is None and (parquet := _parquet_above(folder)) is not None:
-            skipped.parquet = parquet
-            skipped.add(PARQUET, parquet_said(parquet, folder))
         if found is not None:
             skipped.add(BESIDE, found)
         else:
@@ -1921,7 +1926,8 @@ def plan_captions(folder: Path, source: str = "name",
     # as an "empty caption", and this said "every picture has a caption")
     # (a picture a manifest above names with a caption has it there: captioning it by name too trained it under
     # two captions, so the whole folder was refused, though the manifest named only some of its pictures)
-    above = [p for p in map(Path, skipped.every.get(UNCAPTIONED, [])) if _key(p) in skipped.above_named]
+    above = [p for p in [*map(Path, skipped.every.get(UNCAPTIONED, [])), *skipped.empty_named]
+             if _key(p) in skipped.above_named]
     plan = CaptionPlan(folder, source, captioned=len(pairs) - skipped.rows_left + left_out - len(skipped.empty_named)
                        + len(above),
                        manifest=Path(skipped.first[BESIDE]) if BESIDE in skipped.first else None,
