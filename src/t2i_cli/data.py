@@ -1072,7 +1072,7 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
     # a line left out "may name" a picture of the folder where the folder's name is in it as a path's part: at the
     # start of a name (after a quote, a separator, a space, a comma...) and followed by / or \ (a caption's word,
     # "a red train", made its lines left out refuse `data caption train`); a parsed row, where one of its strings
-    # names one of wanted (_names_wanted)
+    # names one of wanted (names_wanted)
     in_path = re.compile(b"|".join(rb"(?<![^\s\"',;/\\])" + re.escape(needle) + rb"[/\\]" for needle in raw_needles)) \
         if raw_needles else None
 
