@@ -33,6 +33,7 @@ from t2i_cli.pipeline import (
     regional_unused,
 )
 from t2i_cli.sampling import SamplingConfig
+from t2i_cli.sampling_config import whole
 
 EVAL_BATCH = 32  # val images read, encoded and embedded at a time
 
@@ -139,14 +140,15 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
     picture measured: keep_real(its index, its caption, the picture as the dVAE reads it (3, H, W), the dVAE's
     reconstruction from its argmax codes, their PSNR, those codes (grid * grid,)). regional_asked: `--regional` was
     given, so a weight above 0 that no val caption draws with is refused (it would change nothing)."""
-    if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= MAX_BATCH:  # (1.5 and "2" were
+    if (count := whole(draws)) is None or not 1 <= count <= MAX_BATCH:  # (1.5 and "2" were
         # raw TypeErrors, True refused as draw_each's n=True)
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {draws!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if (pictures := whole(n)) is None or pictures < 1:
         raise ValueError(f"n must be a whole number of val pictures, 1 or more, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:  # (-1, 1.5 and True drew
+    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:  # (-1, 1.5 and True drew
         # from seeds `eval --seed` refuses, True not seed 1's images)
         raise ValueError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+    draws, n, seed = count, pictures, number  # (plain ints: numpy's np.int64 too, sampling_config.whole)
     source = os.fspath(source)  # (a Path, as every other API takes a folder)
     start = time.perf_counter()
     b = pipe.bundle

@@ -15,7 +15,7 @@ from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import check_negative
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, refuse_greedy_copies, region_mask
-from t2i_cli.sampling_config import PRECISIONS, int8_off_cpu
+from t2i_cli.sampling_config import PRECISIONS, int8_off_cpu, whole
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
 
@@ -127,14 +127,15 @@ class Request:
     regions_encoded: tuple[Encoded, ...] = ()
 
 
-def check_count_and_seed(n: object, seed: object) -> None:
+def check_count_and_seed(n: object, seed: object) -> tuple[int, int]:
     """Refuse a count of images that is not a whole number of 1 or more (n=-1 drew nothing, without a word; n=0
     returned [], where `--n 0` is refused) and a seed that a torch.Generator does not take (1.5: a raw torch
-    error)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    error); return them as plain ints (numpy's too: sampling_config.whole)."""
+    if (count := whole(n)) is None or count < 1:
         raise UsageError(f"n must be a whole number of images, 1 or more, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:
         raise UsageError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+    return count, number
 
 
 def check_progress(progress: object) -> None:
@@ -321,7 +322,7 @@ class TextToImage:
     def batches(self, request: Request, n: int, seed: int, progress: Callable[[int], None] | None = None,
                 image: ImagePrompt | None = None) -> Iterator[list[Generated]]:
         """Yield the n images in batches of at most MAX_BATCH rows, so callers can save each batch at once."""
-        check_count_and_seed(n, seed)
+        n, seed = check_count_and_seed(n, seed)
         check_progress(progress)
         per = self.per_batch(image)  # (checks the image prompt)
         refuse_greedy_copies(request.sampling, n, image)
@@ -339,19 +340,20 @@ class TextToImage:
         product), for many prompts at the cost of a batch. (A request's n rows share its generator and draw in
         one call, as in a batch of their own: sampling._runs; tested.)"""
         # (UsageErrors, as every refusal of the API: a ValueError here reached `t2i eval`'s user as an internal error)
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_EVAL_BATCH:
+        if (given := whole(batch)) is None or not 1 <= given <= MAX_EVAL_BATCH:
             raise UsageError(f"draw_each decodes 1..{MAX_EVAL_BATCH} images at a time, got batch={batch!r}")
+        batch = given
         if isinstance(requests, Request) or not all(isinstance(r, Request) for r in requests):
             raise UsageError("draw_each takes a list of requests (pipe.request(prompt, sampling)), one per seed")
         if len(requests) != len(seeds):
             raise UsageError(f"draw_each takes one seed per request; got {len(requests)} requests and {len(seeds)} "
                              f"seeds")
-        for seed in seeds:
-            check_count_and_seed(1, seed)
+        seeds = [check_count_and_seed(1, seed)[1] for seed in seeds]
         if len({r.sampling for r in requests}) > 1:
             raise UsageError("draw_each needs one sampling setting for every request")
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
+        if (count := whole(n)) is None or not 1 <= count <= MAX_BATCH:
             raise UsageError(f"draw_each draws 1..{MAX_BATCH} images per request, got n={n!r}")
+        n = count
         if requests:
             refuse_greedy_copies(requests[0].sampling, n)
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
@@ -383,9 +385,10 @@ class TextToImage:
         """Image `index` of the n drawn with this seed, decoding only its batch (the same pixels). A seed outside
         0..2**63-1, or an n or index that is no whole number, is refused as batches refuses it (a seed of -1 was drawn
         from, an image batches never draws; index True was image 1)."""
-        check_count_and_seed(n, seed)
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+        n, seed = check_count_and_seed(n, seed)
+        if (number := whole(index)) is None or not 0 <= number < n:
             raise UsageError(f"index {index!r} is not among the {n} images drawn")
+        index = number
         check_progress(progress)
         per = self.per_batch(image)
         start = index // per * per
@@ -425,21 +428,27 @@ class TextToImage:
 
     def bits(self, prompts: list[str], codes: torch.Tensor, warn: bool = True) -> torch.Tensor:
         """Each code's bits under the transformer (B, N): -log2 p(code | its prompt, the codes before it), the
-        logits in float32, for codes (B, N) in raster order as Generated.codes or the dVAE's
-        codes_from_image(...).flatten(1) give them; one prompt per row. `rerank --bits` is their mean per
+        logits in float32, for codes (B, N) in raster order as Generated.codes give them, or (B, grid, grid) as the
+        dVAE's codes_from_image gives them (the same (B, N) out); one prompt per row. `rerank --bits` is their mean per
         picture. In the transformer's own format (the pipeline's --precision; fp32 by default). warn: as request's."""
         import math
 
         n_image, vocab = self.bundle.transformer.cfg.n_image, self.bundle.transformer.cfg.image_vocab
+        grid = self.bundle.transformer.cfg.grid
         if isinstance(prompts, str):  # ("ab": the prompts "a" and "b")
             raise UsageError(f"bits takes a list of prompts, one per row of codes; got a str (for one prompt: "
                              f"[{prompts!r}])")
         if (odd := next((p for p in prompts if not isinstance(p, str)), None)) is not None:
             raise UsageError(f"bits takes a list of prompts (str), one per row of codes; it holds an item of type "
                              f"{type(odd).__name__}")
+        if not isinstance(codes, torch.Tensor):  # (a list: "'list' object has no attribute 'dim'")
+            raise UsageError(f"codes must be a tensor (B, {n_image}) or (B, {grid}, {grid}), got "
+                             f"{type(codes).__name__} (torch.tensor(codes))")
+        if codes.dim() == 3 and tuple(codes.shape[1:]) == (grid, grid):  # (codes_from_image's, as the dVAE takes)
+            codes = codes.flatten(1)
         if codes.dim() != 2 or codes.shape[1] != n_image or len(prompts) != codes.shape[0]:
-            raise UsageError(f"bits takes one prompt per row of codes (B, {n_image}); got {len(prompts)} prompts "
-                             f"and codes of shape {tuple(codes.shape)}")
+            raise UsageError(f"bits takes one prompt per row of codes (B, {n_image}) or (B, {grid}, {grid}); got "
+                             f"{len(prompts)} prompts and codes of shape {tuple(codes.shape)}")
         if codes.dtype.is_floating_point or codes.numel() and not (0 <= int(codes.min()) and
                                                                    int(codes.max()) < vocab):
             raise UsageError(f"codes must be integers in 0..{vocab - 1}, the codebook of this model")
@@ -488,9 +497,10 @@ class TextToImage:
         """Score results against their prompt and return the best `keep`, with score and rank set."""
         if not results:
             raise UsageError("rerank needs at least one result")
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:  # (-1 kept all but the worst, True one;
+        if (count := whole(keep)) is None or count < 1:  # (-1 kept all but the worst, True one;
             # 0 returned [], where `--keep 0` is refused)
             raise UsageError(f"keep must be a whole number of results, 1 or more, got {keep!r}")
+        keep = count
         if len({r.prompt for r in results}) > 1:  # (each was scored against the first one's prompt)
             raise UsageError("rerank ranks the results of one prompt; rerank each prompt's results apart")
         scores = self.score(torch.stack([r.image for r in results]), results[0].prompt)

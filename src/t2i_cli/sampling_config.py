@@ -17,6 +17,15 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
 
 
+def whole(value: object) -> int | None:
+    """value as a plain int where it is a whole number (an int, or numpy's np.int64 and any numbers.Integral, as
+    SamplingConfig's top_k takes them), else None (a bool, a float, a str): the API's counts, seeds and indices take
+    what a script's np.arange gives (np.int64(3) was refused as "not a whole number")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
 def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = False) -> None:
     """Refuse drawing count > 1 images of one prompt with top-k 1: it takes the most likely code at every step, so
     each draw is the same image (in bf16 a tie between two codes may split them into two near copies), and a

@@ -309,6 +309,9 @@ class DVAE(nn.Module):
         """Codes (B, h, w), or (B, grid * grid) in raster order as Generated.codes and the transformer hold them ->
         images (B, 3, H, W) in [0, 1], float32 (whatever dtype the decoder runs in)."""
         g = self.cfg.grid
+        if not isinstance(codes, torch.Tensor):  # (a list: "'list' object has no attribute 'dtype'")
+            raise ValueError(f"codes must be a tensor (B, {g}, {g}) or (B, {g * g}), got {type(codes).__name__} "
+                             f"(torch.tensor(codes))")
         if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool \
                 or codes.dim() not in (2, 3) or codes.shape[1:] not in ((g * g,), (g, g)):
             raise ValueError(f"codes must be integers of shape (B, {g}, {g}) or (B, {g * g}), this dVAE's grid; got "

@@ -335,13 +335,17 @@ class Transformer(nn.Module):
 
     def forward(self, text: torch.Tensor, image: torch.Tensor,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Text (B, T) and image codes (B, N) -> (image logits (B, N, V), weighted loss)."""
+        """Text (B, T) and image codes (B, N) in raster order, or (B, grid, grid) as the dVAE's codes_from_image
+        gives them -> (image logits (B, N, V), weighted loss)."""
         cfg = self.cfg
+        if image.dim() == 3 and tuple(image.shape[1:]) == (cfg.grid, cfg.grid):
+            image = image.flatten(1)
         if text.dim() != 2 or text.shape[1] != cfg.text_len or image.dim() != 2 \
                 or tuple(image.shape) != (len(text), cfg.n_image):  # (else a mismatch deep in the loss)
             raise ValueError(f"the transformer reads text (B, {cfg.text_len}): token ids padded to its text length "
                              f"(TextToImage.request(prompt).encoded.ids), and codes (B, {cfg.n_image}) in raster "
-                             f"order; got text {tuple(text.shape)} and codes {tuple(image.shape)}")
+                             f"order or (B, {cfg.grid}, {cfg.grid}); got text {tuple(text.shape)} and codes "
+                             f"{tuple(image.shape)}")
         x = torch.cat([self.embed_text(text), self.embed_image(image[:, :-1])], dim=1)  # (B, T+N-1, C)
         h = self.hidden(x)
         text_logits = self.text_head(h[:, : cfg.text_len - 1])  # position t predicts text t+1

@@ -13,6 +13,7 @@ import torch
 
 from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
+from t2i_cli.sampling_config import whole
 from t2i_cli.world.judge import Judge
 from t2i_cli.world.judge_training import degrade
 from t2i_cli.world.render import render
@@ -22,10 +23,12 @@ from t2i_cli.world.splits import scene
 from t2i_cli.world.tasks import TASK_CHECKS, TASKS, image_seed, task_prompts, wrong_spec
 
 
-def _check_count(n: int, what: str = "n_per_task") -> None:
-    """A count of prompts or scenes is a whole number, 1 or more (0 scored every task 0% out of 0)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+def _check_count(n: int, what: str = "n_per_task") -> int:
+    """A count of prompts or scenes is a whole number, 1 or more (0 scored every task 0% out of 0); as a plain int
+    (numpy's np.int64 too: sampling_config.whole)."""
+    if (count := whole(n)) is None or count < 1:
         raise ValueError(f"{what} must be a whole number, 1 or more, got {n!r}")
+    return count
 
 
 def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degraded: bool = False,
@@ -33,7 +36,7 @@ def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degra
     """On real renders of each task's prompts (degraded like decoded images when asked): how often the judge
     agrees with the spec ("agreement"), and how often it says no to a render of a scene that differs in
     what the task judges ("rejects_wrong"); a judge that always says yes scores 0 on the second."""
-    _check_count(n_per_task)
+    n_per_task = _check_count(n_per_task)
     def draw(spec: SceneSpec, s: int) -> np.ndarray:
         img = np.asarray(render(spec, s, side, jitter=True))
         return degrade(img, random.Random(s)) if is_degraded else img
@@ -82,12 +85,13 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     prompt and keep CLIP's favourite) and score them with the judge: per-task accuracy, counts, timing. keep,
     if given, is called with each judged image: keep(task, prompt index, the prompt's seed, the Generated, the
     judge's checks of it)."""
-    _check_count(candidates, "candidates")  # (2.5 was a TypeError in the loop, True taken as 1)
+    candidates = _check_count(candidates, "candidates")  # (2.5 was a TypeError in the loop, True taken as 1)
     refuse_greedy_copies(sampling, candidates, name="candidates")  # (said as the caller's keyword, not n=)
-    _check_count(n_per_task)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:  # (-1, 1.5 and True drew
+    n_per_task = _check_count(n_per_task)
+    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:  # (-1, 1.5 and True drew
         # from seeds `eval --seed` refuses, True not seed 1's images)
         raise ValueError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+    seed = number
     if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
         raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
     tasks = tuple(tasks)  # (a generator, checked below, would be used up before the loop)

@@ -1,0 +1,103 @@
+"""The Python API as a researcher scripts it (session 45, hF): numpy's integers, which a script's np.arange or a
+random generator gives, are whole numbers wherever the API counts, seeds or indexes; and codes may be given in
+either form the README names, (B, grid, grid) as the dVAE reads them or (B, grid * grid), to every call that
+reads codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from t2i_cli.errors import UsageError
+from t2i_cli.sampling import SamplingConfig
+
+PLAIN = SamplingConfig(guidance=1, regional=0)
+
+
+@pytest.fixture
+def pipe(tiny_weights: Path):
+    from t2i_cli.pipeline import TextToImage
+
+    return TextToImage.from_folder(tiny_weights, "cpu")
+
+
+def test_numpy_integers_count_seed_and_index_the_draws_as_plain_ints_do(pipe):
+    """pipe("...", 2, np.int64(3)) was refused as "seed must be a whole number ..., got np.int64(3)" (and n, keep,
+    index, draw_each's n, batch and seeds likewise), where SamplingConfig(top_k=np.int64(5)) was taken."""
+    plain = pipe("a red bird", 2, 3, PLAIN)
+    numpy = pipe("a red bird", np.int64(2), np.int64(3), PLAIN)
+    assert len(numpy) == 2 and all(torch.equal(a.codes, b.codes) for a, b in zip(plain, numpy, strict=True))
+    request = pipe.request("a red bird", PLAIN)
+    again = pipe.redraw(request, np.int32(2), np.int64(3), np.int64(1))
+    assert torch.equal(again.codes, plain[1].codes) and type(again.index) is int
+    each = pipe.draw_each([request, request], list(np.arange(3, 5)), n=np.int64(1), batch=np.int16(2))
+    assert torch.equal(each[0].codes, pipe("a red bird", 1, 3, PLAIN)[0].codes)
+    assert torch.equal(each[1].codes, pipe("a red bird", 1, 4, PLAIN)[0].codes)
+    best = pipe.rerank(pipe("a red bird", 3, 0, PLAIN), np.int64(2))
+    assert [g.rank for g in best] == [1, 2]
+    for bad in (np.float64(3.0), True, "3", np.int64(-1)):  # (still refused: not a whole number of 0 or more)
+        with pytest.raises(UsageError, match="seed must be a whole number"):
+            pipe("a red bird", 1, bad, PLAIN)
+    with pytest.raises(UsageError, match="n must be a whole number of images"):
+        pipe("a red bird", np.int64(0), 0, PLAIN)
+
+
+def test_evaluate_data_takes_numpy_integers_and_reports_plain_ones(pipe, tmp_path: Path):
+    """evaluate_data(pipe, data, np.int64(2), seed=np.int64(0)) was refused as not a whole number; taken, its
+    result must stay strict JSON (an np.int64 seed in it would not be)."""
+    from t2i_cli.data_eval import evaluate_data
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(60):
+        Image.new("RGB", (20, 20), (4 * i, 250 - 4 * i, 9 * i % 256)).save(data / f"p{i:02d}.png")
+        (data / f"p{i:02d}.txt").write_text("a red bird\n")
+    result = evaluate_data(pipe, data, np.int64(2), seed=np.int64(0), sampling=PLAIN, draws=np.int8(1))
+    assert type(result["seed"]) is int and result["n"] == min(2, result["val_size"])
+    assert result["draws"] == 1
+    json.dumps({k: v for k, v in result.items() if k != "pictures"}, allow_nan=False)
+    with pytest.raises(ValueError, match="seed must be a whole number"):
+        evaluate_data(pipe, data, 2, seed=np.float32(0))
+
+
+def test_the_world_eval_counts_numpy_integers_as_whole_numbers():
+    from t2i_cli.world import judge_training as jt
+    from t2i_cli.world.evaluate import evaluate_model
+    from t2i_cli.world.judge import Judge
+    from test_evaluate import SMALL, RenderingPipe
+
+    judge = Judge(jt.train_judge(steps=2, seed=0, side=64, n_images=8, batch=4, cfg=SMALL, is_robust=False))
+    ran = evaluate_model(RenderingPipe(), judge, np.int64(1), np.int64(2), tasks=("colours",))
+    assert ran["n_per_task"] == 1 and type(ran["seed"]) is int and ran["seed"] == 2
+    json.dumps(ran)
+
+
+def test_bits_and_the_transformer_read_codes_as_the_dvae_gives_them(pipe):
+    """The README's rule, codes (B, h, w) or (B, grid * grid): the dVAE's image_from_codes took both, but
+    pipe.bits and the transformer refused codes_from_image's (B, h, w) ("bits takes one prompt per row of codes
+    (B, 16)"); a list of codes was an AttributeError ('list' object has no attribute 'dim')."""
+    g = pipe("a red bird", 1, 0, PLAIN)[0]
+    grid = pipe.bundle.transformer.cfg.grid
+    square = g.codes.view(1, grid, grid)
+    flat = pipe.bits(["a red bird"], g.codes[None])
+    assert torch.equal(pipe.bits(["a red bird"], square), flat) and flat.shape == (1, grid * grid)
+    with torch.inference_mode():
+        read = pipe.bundle.dvae.codes_from_image(g.image[None])  # (1, grid, grid)
+        text = torch.tensor([pipe.request("a red bird").encoded.ids])
+        logits, loss = pipe.bundle.transformer(text, read)
+        flat_logits, flat_loss = pipe.bundle.transformer(text, read.flatten(1))
+    assert read.shape == (1, grid, grid) and logits.shape[:2] == (1, grid * grid)
+    assert torch.equal(logits, flat_logits) and torch.equal(loss, flat_loss)
+    assert pipe.bits(["a red bird"], read).shape == (1, grid * grid)
+    with pytest.raises(UsageError, match=rf"codes must be a tensor \(B, {grid * grid}\) or \(B, {grid}, {grid}\), "
+                                         r"got list"):
+        pipe.bits(["a red bird"], g.codes[None].tolist())
+    with pytest.raises(ValueError, match="codes must be a tensor .* got list"):
+        pipe.bundle.dvae.image_from_codes(g.codes[None].tolist())
+    with pytest.raises(UsageError, match="bits takes one prompt per row of codes"):  # (another grid: still refused)
+        pipe.bits(["a red bird"], g.codes.view(1, 2, -1))
