@@ -101,3 +101,44 @@ def test_bits_and_the_transformer_read_codes_as_the_dvae_gives_them(pipe):
         pipe.bundle.dvae.image_from_codes(g.codes[None].tolist())
     with pytest.raises(UsageError, match="bits takes one prompt per row of codes"):  # (another grid: still refused)
         pipe.bits(["a red bird"], g.codes.view(1, 2, -1))
+
+
+def test_a_step_s_logits_name_codes_of_the_wrong_shape(pipe):
+    """transformer.image_logits(text, codes so far), a step's logits: a grid of codes was "Tensors must have same
+    number of dimensions: got 3 and 4", from deep in torch."""
+    t = pipe.bundle.transformer
+    g = pipe("a red bird", 1, 0, PLAIN)[0]
+    text = torch.tensor([pipe.request("a red bird").encoded.ids])
+    with torch.inference_mode():
+        assert t.image_logits(text, g.codes[None, :0]).shape == (1, t.cfg.image_vocab)
+        assert t.image_logits(text, g.codes[None, :5]).shape == (1, t.cfg.image_vocab)
+        for bad_text, bad_codes in ((text, g.codes.view(1, t.cfg.grid, t.cfg.grid)), (text, g.codes[None]),
+                                    (text[0], g.codes[None, :3]), (text.expand(2, -1), g.codes[None, :3])):
+            with pytest.raises(ValueError, match=rf"image_logits reads text \(B, {t.cfg.text_len}\) and the codes "
+                                                 rf"drawn so far \(B, n\), n below {t.cfg.n_image}"):
+                t.image_logits(bad_text, bad_codes)
+
+
+def test_explaining_a_picture_refuses_a_batch_0_255_pixels_a_list_of_prompts_and_no_clip(pipe):
+    """rerank.explain and explain_maps (what `rerank --explain` shows, from Python) take one picture (3, H, W):
+    a batch of one was "images must be a tensor (B, 3, H, W); got (1, 1, 3, H, W)" or a raw conv2d error; 0..255
+    pixels were attended over unsaid (or met the word-region refusal first); a list of prompts was an
+    AttributeError ('split'); weights without a CLIP an AttributeError ('NoneType' ... 'cfg')."""
+    from t2i_cli.rerank import explain, explain_maps
+
+    image = pipe("a red bird", 1, 0, PLAIN)[0].image
+    words = [w for w, _ in explain(pipe, image, "a red bird")]
+    assert words == ["a", "red", "bird"]
+    for call in (explain, explain_maps):
+        name = call.__name__
+        with pytest.raises(ValueError, match=rf"{name} takes one picture, a tensor \(3, H, W\); got \(1, 3, "
+                                             r"\d+, \d+\); for one picture of a batch: images\[i\]"):
+            call(pipe, image[None], "a red bird")
+        with pytest.raises(ValueError, match=r"images must be in \[0, 1\].*divide by 255"):
+            call(pipe, image * 255, "a red bird")
+        with pytest.raises(UsageError, match=f"{name} takes one prompt \\(a str\\), got list"):
+            call(pipe, image, ["a red bird"])
+    pipe.bundle.clip = None
+    for call in (explain, explain_maps):
+        with pytest.raises(UsageError, match=f"has no clip.safetensors: {call.__name__} needs a CLIP"):
+            call(pipe, image, "a red bird")

@@ -605,10 +605,30 @@ def best_said(folder: Path, copies: dict[Path, Path], new: int) -> str:
     return f"{said} in {counted(len(files), 'file')} ({new} copied now; {named})"
 
 
+def _one_picture(pipe: TextToImage, image: torch.Tensor, prompt: str, what: str) -> None:
+    """explain's and explain_maps' inputs, refused in one line as pipe.score refuses its own: one picture (3, H, W)
+    of floats in [0, 1] (a batch of one was "(B, 3, H, W); got (1, 1, 3, H, W)" or a raw conv2d error, 0..255
+    pixels were attended over unsaid), one prompt (a str: a list was "'list' object has no attribute 'split'"), and
+    weights with a CLIP (none: "'NoneType' object has no attribute 'cfg'")."""
+    from t2i_cli.models.dvae import check_images
+
+    if not isinstance(prompt, str):
+        raise UsageError(f"{what} takes one prompt (a str), got {type(prompt).__name__}")
+    if not isinstance(image, torch.Tensor) or image.dim() != 3:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        hint = "; for one picture of a batch: images[i]" if isinstance(image, torch.Tensor) and image.dim() == 4 \
+            else ""
+        raise ValueError(f"{what} takes one picture, a tensor (3, H, W); got {shape}{hint}")
+    check_images(image[None])  # (floats in [0, 1]: a ValueError, as pipe.score's)
+    if pipe.bundle.clip is None:
+        raise UsageError(f"{pipe.bundle.folder} has no clip.safetensors: {what} needs a CLIP to score with")
+
+
 def explain_maps(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[str, torch.Tensor, float]]:
     """For each word of the prompt: (word, where it looks: its attention over the image's regions (h, w),
     averaged over the word's tokens, and how well it matched: the cosine between the word and what it
-    attended to). Needs a CLIP with a word-region head."""
+    attended to), for one image (3, H, W) in [0, 1]. Needs a CLIP with a word-region head."""
+    _one_picture(pipe, image, prompt, "explain_maps")
     clip, tok = pipe.bundle.clip, pipe.bundle.tokenizer
     if clip is None or not clip.cfg.word_region:
         raise UsageError(f"{pipe.bundle.folder}'s CLIP has no word-region head, so it cannot show where each word "
@@ -636,8 +656,11 @@ def explain(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tuple[s
     parses ("and", "red" of "a red bird"): else that word's drop was mostly the crop scores switching off (each
     such delta about twice as large; "and" still weighs about as much as a colour, README). Variants the scorer
     reads alike (the same tokens the CLIP reads, the same objects for its crop scores: a word past what the CLIP
-    reads, or a repeated word) are scored once: a 400-word prompt encoded the picture 401 times."""
+    reads, or a repeated word) are scored once: a 400-word prompt encoded the picture 401 times. image: one
+    picture (3, H, W) in [0, 1]."""
     from t2i_cli.world.captions import object_prompts
+
+    _one_picture(pipe, image, prompt, "explain")
 
     words = prompt.split()
     variants = [prompt] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]

@@ -362,6 +362,11 @@ class Transformer(nn.Module):
         one, the first call (an empty cache) reads the text and any codes given (an image prompt's kept
         run), and every later call reads only the last code (decode_step), one code per call.
         """
+        if text.dim() != 2 or image.dim() != 2 or len(image) != len(text) \
+                or image.shape[1] >= self.cfg.n_image:  # (a grid: "Tensors must have same number of dimensions")
+            raise ValueError(f"image_logits reads text (B, {self.cfg.text_len}) and the codes drawn so far (B, n), n "
+                             f"below {self.cfg.n_image}, in raster order; got text {tuple(text.shape)} and codes "
+                             f"{tuple(image.shape)}")
         if cache is None or cache.length == 0:
             x = self.embed_text(text)
             if image.shape[1] > 0:
