@@ -142,3 +142,32 @@ def test_explaining_a_picture_refuses_a_batch_0_255_pixels_a_list_of_prompts_and
     for call in (explain, explain_maps):
         with pytest.raises(UsageError, match=f"has no clip.safetensors: {call.__name__} needs a CLIP"):
             call(pipe, image, "a red bird")
+
+
+def test_run_stage_from_python_names_the_fields_a_script_sets_not_the_flags(tiny_weights: Path, tmp_path: Path):
+    """A training run from Python said "raise --text-len", "lower --batch-size" and "pass --image-side 16", flags a
+    script has none of; it names the TrainConfig fields (text_len, batch_size, image_side=16), as the pipeline's
+    refusals name their keywords (`t2i train` still names its flags: test_pins_s34b, test_recipe)."""
+    from t2i_cli import stages
+    from t2i_cli.errors import TrainingWarning
+    from t2i_cli.train import TrainConfig
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        Image.new("RGB", (16, 16), colour).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text("a red bird " * 8 if i else "a red bird")
+    fields = stages.apply_preset("clip", "tiny", {"steps": 1, "num_workers": 0, "batch_size": 8,
+                                                  "tokenizer": str(tiny_weights / "tokenizer.json")}, str(pics))
+    with pytest.warns(TrainingWarning) as said:
+        stages.run_stage(TrainConfig(stage="clip", data=str(pics), **fields), tmp_path / "clip", device="cpu")
+    lines = [str(w.message) for w in said]
+    cut = [m for m in lines if "longer than the text length" in m]
+    assert len(cut) == 1 and cut[0].endswith("; raise text_len to keep them whole"), lines
+    few = [m for m in lines if "fewer than a batch of 8" in m]
+    assert len(few) == 1 and few[0].endswith("; add pictures or lower batch_size"), lines
+    fields = stages.apply_preset("transformer", "tiny", {"steps": 1, "num_workers": 0, "image_side": 32,
+                                                         "tokenizer": str(tiny_weights / "tokenizer.json"),
+                                                         "dvae": str(tiny_weights / "dvae.safetensors")}, str(pics))
+    with pytest.raises(UsageError, match=r"the dVAE was trained on 16 px images, not 32; pass image_side=16$"):
+        stages.run_stage(TrainConfig(stage="transformer", data=str(pics), **fields), tmp_path / "tr", device="cpu")

@@ -16,7 +16,17 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from t2i_cli.errors import DataError, OutputError, T2IError, TrainingWarning, UsageError, brief, counted, warn_caller
+from t2i_cli.errors import (
+    DataError,
+    OutputError,
+    T2IError,
+    TrainingWarning,
+    UsageError,
+    brief,
+    counted,
+    option,
+    warn_caller,
+)
 from t2i_cli.files import (
     Busy,
     atomic_write_bytes,
@@ -208,7 +218,7 @@ class TransformerStage:
         self.dvae = load_model(Path(run_dir) / "dvae.safetensors", "dvae", dd.device)
         if self.dvae.cfg.image_side != cfg.image_side:
             raise UsageError(f"the dVAE was trained on {self.dvae.cfg.image_side} px images, not {cfg.image_side}; "
-                             f"pass --image-side {self.dvae.cfg.image_side}")
+                             f"pass {option('image_side', self.dvae.cfg.image_side)}")
         mcfg = TransformerConfig(text_vocab=self.tok.vocab_size(cfg.text_len), text_len=cfg.text_len,
                                  image_vocab=self.dvae.cfg.n_codes, grid=self.dvae.cfg.grid, **cfg.model)
         check_budget(mcfg)
@@ -1121,7 +1131,7 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
         shown = brief(" ".join(first[0].split()), 80)
         warn(f"{counted(cut, 'caption')} {'is' if cut == 1 else 'are'} longer than the text length ({cfg.text_len} "
              f"tokens) and {'is' if cut == 1 else 'are'} cut to it{': ' if cut == 1 else ', e.g. '}\"{shown}\"; "
-             f"raise --text-len to keep them whole")
+             f"raise {option('text_len')} to keep them whole")
     if stage is not None and dd.is_main and not resume and warn is not None:
         # the CLIP learns by telling each picture's caption from the batch's others: a picture's copies there are
         # others with its own caption (one picture: nothing to tell apart, the loss stays at ln batch)
@@ -1130,7 +1140,7 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
         if len(dataset) < cfg.batch_size:
             kept = f" ({n} more held out for validation)" if (n := getattr(dataset, "held_out", 0)) else ""
             warn(f"{counted(len(dataset), 'training picture')}{kept}, fewer than a batch of {cfg.batch_size}: "
-                 f"every batch repeats them{contrast if alone else ''}; add pictures or lower --batch-size")
+                 f"every batch repeats them{contrast if alone else ''}; add pictures or lower {option('batch_size')}")
         elif alone:  # one picture on many pairs (manifest lines)
             warn(f"{len(dataset)} training pairs hold one picture{contrast}; add pictures")
     if stage is not None and dd.is_main and not len(val) and warn is not None:
