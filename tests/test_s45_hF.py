@@ -171,3 +171,32 @@ def test_run_stage_from_python_names_the_fields_a_script_sets_not_the_flags(tiny
                                                          "dvae": str(tiny_weights / "dvae.safetensors")}, str(pics))
     with pytest.raises(UsageError, match=r"the dVAE was trained on 16 px images, not 32; pass image_side=16$"):
         stages.run_stage(TrainConfig(stage="transformer", data=str(pics), **fields), tmp_path / "tr", device="cpu")
+
+
+def test_score_names_objects_of_another_kind_or_place(pipe):
+    """pipe.score(images, prompt, objects): a place the world has no box for was KeyError 'middle', and one pair
+    given alone, ("a red bird", "left"), "too many values to unpack (expected 2)"."""
+    x = pipe("a red bird", 1, 0, PLAIN)[0].image[None]
+    plain = pipe.score(x, "a red bird and a blue fish", [])
+    assert pipe.score(x, "a red bird and a blue fish", [("a red bird", "left"), ("a blue fish", "right")]).shape == (1,)
+    assert torch.equal(pipe.score(x, "a red bird and a blue fish", []), plain)
+    for bad in ([("a red bird", "middle")], ("a red bird", "left"), "a red bird", [("a red bird",)],
+                [(["a", "red"], "left")], 3):
+        with pytest.raises(UsageError, match=r"objects must be a list of \(text, place\) pairs, each place one of "
+                                             r"left, right, top, bottom; got "):
+            pipe.score(x, "a red bird", bad)
+
+
+def test_image_from_tensor_names_a_batch():
+    """The README's `image_from_tensor(g.image)` given a batch, images[None] or a (1, 3, H, W) tensor, failed in
+    torch's permute ("number of dimensions in the tensor input does not match ...")."""
+    from t2i_cli.images import image_from_tensor
+
+    x = torch.rand(3, 8, 6)
+    assert image_from_tensor(x).size == (6, 8)
+    with pytest.raises(ValueError, match=r"image_from_tensor takes one picture, a tensor \(3, H, W\) in \[0, 1\]; got "
+                                         r"\(1, 3, 8, 6\); for one picture of a batch: images\[i\]"):
+        image_from_tensor(x[None])
+    for bad in (x[:1], x.tolist()):
+        with pytest.raises(ValueError, match="image_from_tensor takes one picture"):
+            image_from_tensor(bad)

@@ -474,6 +474,10 @@ def tensor_from_rgb(pixels: bytes, height: int, width: int) -> torch.Tensor:
 
 def image_from_tensor(x: torch.Tensor) -> Image.Image:
     """Float tensor (3, H, W) in [0, 1] -> PIL RGB image (values clamped)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[0] != 3:  # (a batch: a raw permute error)
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        hint = "; for one picture of a batch: images[i]" if isinstance(x, torch.Tensor) and x.dim() == 4 else ""
+        raise ValueError(f"image_from_tensor takes one picture, a tensor (3, H, W) in [0, 1]; got {shape}{hint}")
     x = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().cpu()
     return Image.frombytes("RGB", (x.shape[1], x.shape[0]), bytes(x.numpy().tobytes()))
 

@@ -466,12 +466,21 @@ class TextToImage:
         """CLIP scores (B,) of images (B, 3, H, W) against one prompt; for two objects in the world's grammar,
         plus CROP_SCORE_WEIGHT x the mean of the objects' crop scores (objects: those crops' (text, place), in
         place of the ones the prompt parses to: rerank --explain holds them when a word's removal unparses it).
-        With a second reranker in the folder (weights.SECOND_CLIP), the mean of the two CLIPs' scores."""
+        With a second reranker in the folder (weights.SECOND_CLIP), the mean of the two CLIPs' scores. An object
+        whose text the CLIP does not read whole adds no crop score, as a prompt's own objects do not."""
+        from t2i_cli.world.render import PLACE_BOXES
+
         clip = self.bundle.clip
         if clip is None:
             raise UsageError(f"{self.bundle.folder} has no clip.safetensors; reranking needs a CLIP model")
         if not isinstance(prompt, str):
             raise UsageError(f"score takes one prompt (a str), got {type(prompt).__name__}")
+        if objects is not None and (not isinstance(objects, (list, tuple)) or not all(
+                isinstance(o, (list, tuple)) and len(o) == 2 and all(isinstance(v, str) for v in o)
+                and o[1] in PLACE_BOXES for o in objects)):  # (a place of another name: KeyError 'middle'; one
+            # pair alone, ("a red bird", "left"): "too many values to unpack")
+            raise UsageError(f"objects must be a list of (text, place) pairs, each place one of "
+                             f"{', '.join(PLACE_BOXES)}; got {objects!r}")
         check_images(images)
         images = images.to(self.device)
 
