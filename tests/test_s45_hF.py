@@ -200,3 +200,28 @@ def test_image_from_tensor_names_a_batch():
     for bad in (x[:1], x.tolist()):
         with pytest.raises(ValueError, match="image_from_tensor takes one picture"):
             image_from_tensor(bad)
+
+
+def test_an_image_prompt_is_built_from_a_file_and_takes_numpy_redraws(pipe, tmp_path: Path):
+    """image_prompt.build(dvae, PIL image or tensor) failed in os.fspath ("expected str, bytes or os.PathLike
+    object, not PngImageFile"); redraws=np.int64(2) was refused as "redraws must be an int"."""
+    from t2i_cli.image_prompt import ImagePrompt, build
+    from t2i_cli.images import image_from_tensor
+
+    dvae = pipe.bundle.dvae
+    picture = pipe("a red bird", 1, 0, PLAIN)[0].image
+    src, mask = tmp_path / "src.png", tmp_path / "mask.png"
+    image_from_tensor(picture).save(src)
+    m = Image.new("L", (16, 16), 0)
+    m.paste(255, (0, 0, 8, 8))
+    m.save(mask)
+    for bad in (Image.open(src), picture):
+        with pytest.raises(TypeError, match=rf"build takes the image's file, a Path or str, got "
+                                            rf"{type(bad).__name__}; save the picture as a PNG first"):
+            build(dvae, bad, keep_top=0.5)
+    with pytest.raises(TypeError, match="build takes the mask's file, a Path or str, got PngImageFile"):
+        build(dvae, src, mask=Image.open(mask))
+    prompt = build(dvae, src, mask=mask, redraws=np.int64(2))
+    assert prompt.mode == "inpaint" and type(prompt.redraws) is int and prompt.redraws == 2
+    assert build(dvae, str(src), keep_top=0.5).mode == "complete"
+    assert ImagePrompt("vary", prompt.codes, "0" * 64, strength=0.5, redraws=np.int8(1)).redraws == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from t2i_cli.images import (
     rgb_of,
     tensor_from_image,
 )
-from t2i_cli.sampling_config import MAX_REDRAWS  # (torch-free there: generate checks it before a pipe is read)
+from t2i_cli.sampling_config import MAX_REDRAWS, whole  # (torch-free there: generate checks it before a pipe is read)
 
 MODES = ("complete", "inpaint", "vary")
 
@@ -71,8 +72,9 @@ class ImagePrompt:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if (self.keep is None) != (self.mode == "vary"):
             raise ValueError("complete and inpaint keep a fixed set of cells; vary draws them per image")
-        if isinstance(self.redraws, bool) or not isinstance(self.redraws, int):
+        if (redraws := whole(self.redraws)) is None:  # (numpy's np.int64 too)
             raise TypeError(f"redraws must be an int, got {type(self.redraws).__name__}")
+        object.__setattr__(self, "redraws", redraws)
         if not 1 <= self.redraws <= MAX_REDRAWS:
             raise UsageError(f"{option('redraws')} must be in 1..{MAX_REDRAWS}, got {self.redraws}")
         # (built by hand from Python, a wrong kind of tensor drew silently wrong images: a keep of 0/1 integers
@@ -246,6 +248,11 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
                          f"{option('strength')}")
     if not isinstance(dvae, DVAE):  # (the pipeline or its bundle: an AttributeError deep in the encoding)
         raise TypeError(f"build takes the dVAE (pipe.bundle.dvae), got {type(dvae).__name__}")
+    for name, value in (("image", image), ("mask", mask)):  # (a PIL image or tensor: os.fspath's TypeError)
+        if name == "image" or value is not None:
+            if not isinstance(value, (str, os.PathLike)):
+                raise TypeError(f"build takes the {name}'s file, a Path or str, got {type(value).__name__}; save the "
+                                f"picture as a PNG first (images.image_from_tensor(x).save(path))")
     for name, value in (("keep_top", keep_top), ("strength", strength)):  # (True was taken as 1.0, "0.5" failed)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise TypeError(f"{name} must be a number, got {type(value).__name__}")
