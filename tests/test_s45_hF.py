@@ -225,3 +225,21 @@ def test_an_image_prompt_is_built_from_a_file_and_takes_numpy_redraws(pipe, tmp_
     assert prompt.mode == "inpaint" and type(prompt.redraws) is int and prompt.redraws == 2
     assert build(dvae, str(src), keep_top=0.5).mode == "complete"
     assert ImagePrompt("vary", prompt.codes, "0" * 64, strength=0.5, redraws=np.int8(1)).redraws == 1
+
+
+def test_a_train_config_takes_numpy_numbers_as_plain_ones():
+    """A sweep's TrainConfig(steps=np.int64(75), lr=np.float32(1e-3)) was refused by run_stage ("steps must be int,
+    got np.int64(75); choose a value in range"); its fields are now plain numbers, as train_config.json holds them."""
+    from t2i_cli.stages import check_run_config
+    from t2i_cli.train import TrainConfig
+
+    cfg = TrainConfig(stage="dvae", data="pics/", steps=np.int64(75), lr=np.float32(0.5), batch_size=np.int16(8),
+                      crop=np.float64(0.75), flip=True)
+    assert (type(cfg.steps), type(cfg.lr), type(cfg.batch_size)) == (int, float, int)
+    assert (cfg.steps, cfg.lr, cfg.batch_size, cfg.crop) == (75, 0.5, 8, 0.75)
+    cfg.check()
+    check_run_config(cfg)
+    assert json.loads(json.dumps(cfg.to_json()))["steps"] == 75
+    for bad in ({"steps": np.float64(75.0)}, {"flip": np.int64(1)}, {"steps": "75"}):
+        with pytest.raises(ValueError, match="must be"):
+            TrainConfig(stage="dvae", data="world", **bad).check()

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import numbers
 import os
 import signal
 import tempfile
@@ -139,6 +140,15 @@ class TrainConfig:
         for name in ("data", "dvae", "tokenizer", "init"):  # (a Path from Python, as the other calls take: as typed)
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        for f in dataclasses.fields(self):  # numpy's numbers (a sweep's np.arange, np.float32) as plain ones: they
+            # were refused ("steps must be int, got np.int64(75)"), and train_config.json could not hold them
+            value, default = getattr(self, f.name), f.default
+            if isinstance(value, (bool, int, float)) or isinstance(default, bool):
+                continue
+            if isinstance(default, int) and isinstance(value, numbers.Integral):
+                object.__setattr__(self, f.name, int(value))
+            elif isinstance(default, float) and isinstance(value, numbers.Real):
+                object.__setattr__(self, f.name, float(value))
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""
