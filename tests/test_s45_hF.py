@@ -243,3 +243,23 @@ def test_a_train_config_takes_numpy_numbers_as_plain_ones():
     for bad in ({"steps": np.float64(75.0)}, {"flip": np.int64(1)}, {"steps": "75"}):
         with pytest.raises(ValueError, match="must be"):
             TrainConfig(stage="dvae", data="world", **bad).check()
+
+
+def test_scores_and_an_image_prompt_s_codes_are_plain_tensors(pipe, tmp_path: Path):
+    """pipe.score and image_prompt.build's codes were inference tensors: `scores -= scores.mean()` or editing an
+    image prompt's codes raised "Inplace update to inference tensor outside InferenceMode is not allowed", where
+    the README says what the API returns is plain (images, codes and bits already were)."""
+    from t2i_cli.image_prompt import build
+    from t2i_cli.images import image_from_tensor
+
+    drawn = pipe("a red bird", 2, 0, PLAIN)
+    scores = pipe.score(torch.stack([g.image for g in drawn]), "a red bird")
+    assert not scores.is_inference()
+    centred = scores.clone()
+    centred -= scores.mean()
+    assert torch.allclose(centred.sum(), torch.zeros(()), atol=1e-6)
+    image_from_tensor(drawn[0].image).save(tmp_path / "src.png")
+    prompt = build(pipe.bundle.dvae, tmp_path / "src.png", keep_top=0.5)
+    assert not prompt.codes.is_inference()
+    prompt.codes[0] = 0  # (a researcher's edit of the kept codes)
+    assert int(prompt.codes[0]) == 0

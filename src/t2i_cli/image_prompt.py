@@ -289,7 +289,7 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
             raise UsageError(f"{option('redraws')} compares how well each draw fits the kept cells after the masked "
                              f"region, and this mask keeps none after it; use {option('redraws', 1)}")
         redraws = 1
-    codes = source_codes(dvae, image)
+    codes = source_codes(dvae, image).clone()  # (out of inference mode: a script may edit them, as Generated.codes)
     if mask is not None:
         return ImagePrompt("inpaint", codes, digest, keep=keep, mask_sha256=mask_digest, redraws=redraws)
     if keep_top is not None:

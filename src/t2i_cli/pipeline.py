@@ -461,13 +461,19 @@ class TextToImage:
             nats = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), codes, reduction="none")
         return (nats / math.log(2)).cpu().clone()  # (out of inference mode: a plain tensor)
 
-    @torch.inference_mode()
     def score(self, images: torch.Tensor, prompt: str, objects: list[tuple[str, str]] | None = None) -> torch.Tensor:
         """CLIP scores (B,) of images (B, 3, H, W) against one prompt; for two objects in the world's grammar,
         plus CROP_SCORE_WEIGHT x the mean of the objects' crop scores (objects: those crops' (text, place), in
         place of the ones the prompt parses to: rerank --explain holds them when a word's removal unparses it).
         With a second reranker in the folder (weights.SECOND_CLIP), the mean of the two CLIPs' scores. An object
-        whose text the CLIP does not read whole adds no crop score, as a prompt's own objects do not."""
+        whose text the CLIP does not read whole adds no crop score, as a prompt's own objects do not. The scores
+        are a plain tensor (copied out of inference mode, as the images and bits are: `scores -= scores.mean()` was
+        "Inplace update to inference tensor outside InferenceMode is not allowed")."""
+        return self._score(images, prompt, objects).clone()
+
+    @torch.inference_mode()
+    def _score(self, images: torch.Tensor, prompt: str, objects: list[tuple[str, str]] | None = None) -> torch.Tensor:
+        """score's work, in inference mode."""
         from t2i_cli.world.render import PLACE_BOXES
 
         clip = self.bundle.clip
@@ -490,7 +496,7 @@ class TextToImage:
 
         per = self.score_fit(len(images))
         if per < len(images):  # a large CLIP: as many images at a time as DECODE_MEMORY holds
-            return torch.cat([self.score(images[i:i + per], prompt, objects) for i in range(0, len(images), per)])
+            return torch.cat([self._score(images[i:i + per], prompt, objects) for i in range(0, len(images), per)])
         tokenizer, text_len = self.bundle.tokenizer, clip.cfg.text_len
         scores = against(images, tokenizer.encode(prompt, text_len))
         if CROP_SCORE_WEIGHT and (objects := object_prompts(prompt) if objects is None else objects):
