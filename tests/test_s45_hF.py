@@ -6,6 +6,7 @@ reads codes."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +264,23 @@ def test_scores_and_an_image_prompt_s_codes_are_plain_tensors(pipe, tmp_path: Pa
     assert not prompt.codes.is_inference()
     prompt.codes[0] = 0  # (a researcher's edit of the kept codes)
     assert int(prompt.codes[0]) == 0
+
+
+def test_opening_a_source_refuses_a_side_no_picture_can_take(tmp_path: Path):
+    """data.open_source(folder, 0) opened, then blamed the first picture: "cannot read image ...: height and width
+    must be > 0; give a complete PNG ..." (the picture was fine); 16.5 failed in Pillow's resize; 10**6 went on to
+    resize every picture to a million pixels a side."""
+    from t2i_cli.data import open_source
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (80 * i, 40, 200)).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text("a red bird\n")
+    for side in (0, -5, 16.5, 10**6, "16", True):
+        with pytest.raises(UsageError, match=rf"side must be a whole number of pixels in 1\.\.4096, got "
+                                             rf"{re.escape(repr(side))}$"):
+            open_source(pics, side)
+    ds = open_source(pics, np.int64(16))
+    assert ds.side == 16 and type(ds.side) is int and ds[0][0].shape == (3, 16, 16)
+    assert open_source("world:train", 16, n_scenes=2)[0][0].shape == (3, 16, 16)

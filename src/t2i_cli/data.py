@@ -41,6 +41,7 @@ from t2i_cli.files import (
 )
 from t2i_cli.name_captions import SOURCES, CaptionPlan, caption_of, folder_caption, series_captions
 from t2i_cli.prompt_file import blank
+from t2i_cli.sampling_config import whole
 
 SOURCE_HELP = ("a folder of image + same-name .txt caption pairs (or with a metadata.jsonl or metadata.csv), a "
                ".jsonl or .csv manifest, or world[:train|val|heldout]")
@@ -308,6 +309,10 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     PNG takes seconds)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    if (pixels := whole(side)) is None or not 1 <= pixels <= MAX_SIDE:  # (0 blamed each picture: "cannot read
+        # image ...: height and width must be > 0; give a complete PNG"; 16.5 failed in Pillow's resize)
+        raise UsageError(f"side must be a whole number of pixels in 1..{MAX_SIDE}, got {side!r}")
+    side = pixels
     source = os.fspath(source)  # (a Path, from Python)
     check_source_name(source)
     if source == "world" or source.startswith("world:"):
