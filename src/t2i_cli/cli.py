@@ -764,10 +764,20 @@ def one_process(command: str) -> None:
                          f"processes)")
 
 
-def start_inference(threads: Optional[int], command: str) -> None:
-    """The start of generate, vary, rerank and eval: one process, OpenMP's spinning bounded (train bounds it too),
-    --threads, and (main) no interpreter teardown after."""
+def start_command(command: str) -> None:
+    """The start of every command but train (which checks OpenMP's environment itself): one process, and
+    OpenMP's environment (check_omp_env) before torch loads; `t2i info`, `export` and `data` passed an
+    OMP_NUM_THREADS=abc to libgomp, which printed its own warning, where the others refused it in one line."""
     one_process(command)
+    check_omp_env()
+
+
+def start_inference(threads: Optional[int], command: str, started: bool = False) -> None:
+    """The start of generate, vary, rerank and eval: one process, OpenMP's spinning bounded (train bounds it too),
+    --threads, and (main) no interpreter teardown after. started: start_command has run (generate --prompts runs
+    it before it reads its prompts; it checked OpenMP's environment twice)."""
+    if not started:
+        start_command(command)
     bound_spinning(busy=lambda: other_t2i_inferring() or other_running_tasks())
     stop_on_sigterm()  # before torch is imported (use_threads may): a held stop reaches this handler after
     use_threads(threads)
@@ -788,7 +798,6 @@ def bound_spinning(busy: Callable[[], int] = lambda: 0) -> None:
     inference lock (files.other_t2i_inferring), which a later start looks for (a command run with T2I_OMP=keep, or
     OMP_WAIT_POLICY or GOMP_SPINCOUNT set, held none, and another started beside it did not know of it)."""
     env = os.environ
-    check_omp_env()
     if "torch" in sys.modules:  # (libgomp has loaded: too late to set; a call within a process that uses torch)
         return
     if env.get("T2I_OMP") == "keep" or "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
@@ -934,14 +943,13 @@ def generate(
         # (so are the checks of the options that need neither the prompts nor torch: --n, --seed, --candidates and
         # --keep, --top-k 1's rules, --image's flags; each refused a piped file only once its writer had finished)
         lines, counted_options = None, None
+        start_command("generate")
         if prompts is not None and prompt is None and from_png is None:
-            one_process("generate")
-            check_omp_env()
             check_threads(threads)
             counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws)
             check_out_folder(out_dir)  # (`--out new/bird.png` was refused once the pipe had closed)
             lines = read_prompts(prompts)
-        start_inference(threads, "generate")
+        start_inference(threads, "generate", started=True)
         given = given_options(ctx)
         if from_png is not None:
             _imports_held("t2i_cli.pipeline")  # the first import of torch here
@@ -1626,7 +1634,7 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
     """Print a weights folder's configs, parameter counts and hashes; or a training run's progress: its steps, status
     (training now, finished, stopped, diverged), losses, pace and what to do next."""
     with user_errors():
-        one_process("info")
+        start_command("info")
         if folder is not None and weights is not None and not same_folder(folder, weights):
             raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
         given = folder if folder is not None else weights
@@ -1875,7 +1883,8 @@ def train(
 ) -> None:
     """Train one stage, or all four (--stage all); every N steps a checkpoint, metrics.jsonl, samples and loss.png
     (once two steps are logged) go to the run folder."""
-    with user_errors():  # (a T2I_OMP it does not know is refused in one line)
+    with user_errors():  # (a T2I_OMP or OMP_NUM_THREADS it does not know is refused in one line)
+        check_omp_env()
         bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
     stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
     # (SIGHUP too, since 0.12.9: a closed terminal ended a run silently, losing its steps since the last checkpoint)
@@ -2227,7 +2236,7 @@ def export(ctx: typer.Context,
     """Write the models of one or more run folders into a weights folder that `generate --weights` loads."""
     stop_on_sigterm()  # a kill stops it as Ctrl-C does: the folder keeps all of its old files or gets all new ones
     with user_errors():
-        one_process("export")
+        start_command("export")
         from t2i_cli.files import refuse_dash
         from t2i_cli.train import export_runs
 
@@ -2284,7 +2293,7 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
     """Write scenes of the procedural world as image + caption + spec files."""
     with user_errors():
         stop_on_sigterm()  # as Ctrl-C: the scenes written are kept, each whole (it ended silently, exit 143)
-        one_process("data world")
+        start_command("data world")
         from t2i_cli.data import check_world_size, write_world
 
         check_world_size(n, side)
@@ -2322,7 +2331,7 @@ def data_preview(ctx: typer.Context,
     shows them)."""
     stop_on_sigterm()  # as Ctrl-C: `kill` during the write left the sheet's temporary behind (exit 143, silent)
     with user_errors():
-        one_process("data preview")
+        start_command("data preview")
         from t2i_cli.data import (
             PREVIEW_NAME,
             Augment,
@@ -2399,7 +2408,7 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         if dry_run and quiet:  # a dry run shows no progress bar: -q changed nothing, unsaid
             raise UsageError("--quiet (-q) hides the progress bar of writing captions, which --dry-run does not "
                              "show (it prints what it would write); leave out one of them")
-        one_process("data caption")
+        start_command("data caption")
         from t2i_cli.data import plan_captions
         from t2i_cli.files import IMAGE_SUFFIXES, shell_word, train_command
         from t2i_cli.name_captions import summary, write_captions

@@ -1,0 +1,53 @@
+"""Options and API leftovers (session 45, hE): each defect's test fails without its fix."""
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import one_line_failure, run
+
+
+def plain_picture(path: Path) -> Path:
+    """A 16x16 picture that t2i did not draw."""
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("command", [["info", "WEIGHTS"], ["data", "preview", "PICS"], ["data", "caption", "PICS"],
+                                     ["data", "caption", "PICS", "--dry-run"], ["data", "world", "--out", "OUT"],
+                                     ["export", "WEIGHTS", "--to", "OUT"]])
+def test_every_command_that_imports_torch_refuses_an_omp_num_threads_openmp_cannot_read(tmp_path, tiny_weights,
+                                                                                        monkeypatch, command):
+    """`OMP_NUM_THREADS=abc t2i info weights` (and export, data world, preview, caption) passed the value to
+    libgomp, which printed its own warning and took one thread per core, where generate, vary, rerank, eval and
+    train refused it in one line. Now each refuses it so, exit 2, before it reads or writes anything."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "abc")
+    monkeypatch.delenv("T2I_OMP", raising=False)
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    plain_picture(pics / "red-bird.png")
+    out = tmp_path / "out"
+    args = [{"WEIGHTS": tiny_weights, "PICS": pics, "OUT": out}.get(a, a) for a in command]
+    monkeypatch.chdir(tmp_path)  # (data preview's default --out is ./preview.png)
+    line = one_line_failure(run(*args), 2)
+    assert line == ("error: OMP_NUM_THREADS must be a whole number of threads, 1 or more (or OpenMP's list of "
+                    "them, 4,2), got 'abc'; set it to one, or unset it for one thread per core")
+    assert not out.exists() and not (tmp_path / "preview.png").exists() and sorted(pics.iterdir()) == [
+        pics / "red-bird.png"]
+
+
+def test_generate_prompts_checks_the_openmp_environment_once(tmp_path, tiny_weights, monkeypatch):
+    """`generate --prompts -` checked T2I_OMP and OMP_NUM_THREADS before it read its prompts, and again as its
+    inference started."""
+    import t2i_cli.cli as cli
+    from conftest import RUNNER
+
+    calls = []
+    real = cli.check_omp_env
+    monkeypatch.setattr(cli, "check_omp_env", lambda: calls.append(1) or real())
+    r = RUNNER.invoke(cli.app, ["generate", "--prompts", "-", "--weights", str(tiny_weights), "--out",
+                                str(tmp_path / "o"), "-q"], input="a red bird\n")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "o" / "a-red-bird-000.png").is_file()
+    assert calls == [1]
