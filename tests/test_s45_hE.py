@@ -51,3 +51,32 @@ def test_generate_prompts_checks_the_openmp_environment_once(tmp_path, tiny_weig
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "o" / "a-red-bird-000.png").is_file()
     assert calls == [1]
+
+
+def _terminal(monkeypatch):
+    """cli's stderr console made a terminal's (the bars show only on one); returns what it wrote."""
+    import io
+
+    from rich.console import Console
+
+    import t2i_cli.cli as cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=True, width=120))
+    return screen
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"], ["--quiet"]])
+def test_data_caption_dry_run_shows_the_bar_of_its_check(tmp_path, monkeypatch, quiet):
+    """`data caption FOLDER --dry-run` read every picture's header, as the real run does, under no bar: a large
+    folder showed nothing for seconds (the real run showed its "checking pictures" bar). Now a dry run shows it
+    too, and -q, refused with --dry-run while a dry run had no bar, hides it; nothing is written either way."""
+    screen = _terminal(monkeypatch)
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    plain_picture(pics / "red bird.png")
+    r = run("data", "caption", pics, "--dry-run", *quiet)
+    assert r.exit_code == 0, (r.stderr, screen.getvalue())
+    assert f"{pics / 'red bird.txt'}: red bird" in r.stdout
+    assert ("checking pictures" in screen.getvalue()) == (not quiet)
+    assert sorted(pics.iterdir()) == [pics / "red bird.png"]

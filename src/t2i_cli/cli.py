@@ -2398,24 +2398,21 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
                                               help="Print each caption file it would write and its caption; write "
                                                    "nothing."),
                  quiet: bool = typer.Option(False, "--quiet", "-q",
-                                            help="No progress bar (of writing: not with --dry-run, which shows "
-                                                 "none).")) -> None:
+                                            help="No progress bar (of checking the pictures and of writing their "
+                                                 "captions).")) -> None:
     """Write a NAME.txt caption beside each picture that has none, made from its file name or its folder's name
     (a caption file that exists is never replaced); then train on the folder with
     `t2i train --stage all --data FOLDER --out runs/NAME`."""
     stop_on_sigterm()  # as Ctrl-C: every caption file written is whole; run it again to write the rest
     with user_errors():
-        if dry_run and quiet:  # a dry run shows no progress bar: -q changed nothing, unsaid
-            raise UsageError("--quiet (-q) hides the progress bar of writing captions, which --dry-run does not "
-                             "show (it prints what it would write); leave out one of them")
         start_command("data caption")
         from t2i_cli.data import plan_captions
         from t2i_cli.files import IMAGE_SUFFIXES, shell_word, train_command
         from t2i_cli.name_captions import summary, write_captions
 
         # (another --from is refused there first, exit 2; each picture's header is read, as training's check begins:
-        # a bar of that, but for a dry run, which shows none)
-        with progress_bar(quiet or dry_run, "files") as bar:
+        # a bar of that, a dry run's too: a large folder's check showed nothing for seconds)
+        with progress_bar(quiet, "files") as bar:
             def checked(k: int, total: int) -> None:  # (the bar begins with the check: a refusal before shows none)
                 if not bar.tasks:
                     bar.add_task("checking pictures", total=total, rate="")
