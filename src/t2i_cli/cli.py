@@ -136,7 +136,7 @@ class OneValueEach(TyperCommand):
     (eval's --seed) and a repeat of the same value are accepted. Every parse error names the command's --help."""
 
     def parse_args(self, ctx, args):
-        args = self._dash_spelled(args)
+        typed, args = list(args), self._dash_spelled(args, ctx.meta.setdefault("t2i_as_typed", {}))
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
         by_name = {o: p for p in self.params if isinstance(p, TyperOption) and not (p.multiple or p.count)
                    for o in (*p.opts, *p.secondary_opts)}
@@ -150,9 +150,11 @@ class OneValueEach(TyperCommand):
             if param.is_flag:  # -q and --quiet are one setting; --x and --no-x two
                 given.setdefault(param.name, []).append((name, name in param.opts))
                 continue
+            written = typed[i - 1].partition("=")[2] if eq else value
             if not eq and i < len(args):
-                value, i = args[i], i + 1
-            given.setdefault(param.name, []).append((f"{name} {value}", _option_value(param, value)))
+                value, written, i = args[i], typed[i], i + 1
+            # (said as typed: `--out ./- --out o` was said "--out /home/me/- and --out o disagree")
+            given.setdefault(param.name, []).append((f"{name} {written}", _option_value(param, value)))
         for said in given.values():
             if len({v for _, v in said}) > 1:
                 names = " and ".join(dict.fromkeys(w for w, _ in said))
@@ -175,14 +177,16 @@ class OneValueEach(TyperCommand):
         reads '' as '.', the current folder, and the refusal named a folder the user never typed."""
         return next((name for _, name, value in self._path_values(args) or () if value == ""), None)
 
-    def _dash_spelled(self, args: list[str]) -> list[str]:
+    def _dash_spelled(self, args: list[str], as_typed: dict[str, str]) -> list[str]:
         """args with a path written to name a file or folder called '-' (`--out ./-`, `--out=.//-`) made absolute: a
         Path reads ./- as -, which a folder option refuses as standard output's name, so `--out ./-` was refused
-        (a user who writes a path means it; `--out $PWD/-` was taken)."""
+        (a user who writes a path means it; `--out $PWD/-` was taken). as_typed gets each such path as typed, by
+        the absolute one, for the messages that name it (shown_as_typed)."""
         args = list(args)
         for at, _, value in self._path_values(args) or ():
             if value != "-" and os.path.normpath(value) == "-":
                 args[at] = args[at][:len(args[at]) - len(value)] + os.path.abspath(value)
+                as_typed[os.path.abspath(value)] = value
         return args
 
     def _path_values(self, args: list[str]) -> list[tuple[int, str, str]] | None:
@@ -219,6 +223,12 @@ class OneValueEach(TyperCommand):
             if is_path(param):
                 found += [(at, param.metavar or param.name.upper(), args[at]) for at in taken]
         return found
+
+
+def shown_as_typed(ctx: typer.Context, path: Path) -> str:
+    """A path for a message as the user typed it: `./-` (which OneValueEach made absolute to keep it a file named
+    -) was said as /home/me/-; any other path as Path has it."""
+    return ctx.meta.get("t2i_as_typed", {}).get(str(path), str(path))
 
 
 def _option_value(param, text: str) -> object:
@@ -1624,7 +1634,8 @@ def _cells_redrawn_all(folder: Path, strength: float) -> int | None:
 
 
 @app.command(cls=OneValueEach)
-def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
+def info(ctx: typer.Context,
+         folder: Optional[Path] = typer.Argument(None, show_default=False,
                                                  help="A weights folder, or a training run folder (one stage's, or a "
                                                       "--stage all run's) to see how far it got."),
          weights: Optional[Path] = typer.Option(None, "--weights",
@@ -1636,7 +1647,8 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
     with user_errors():
         start_command("info")
         if folder is not None and weights is not None and not same_folder(folder, weights):
-            raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
+            raise UsageError(f"FOLDER {shown_as_typed(ctx, folder)} and --weights {shown_as_typed(ctx, weights)} "
+                             f"disagree; give one of them")
         given = folder if folder is not None else weights
         if folder is not None and not folder.exists() and is_whole_run(folder.parent) \
                 and folder.name in (*STAGES, "weights"):  # a stage not started, or
@@ -1646,8 +1658,8 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
 
             raise UsageError(missing_weights_folder(folder))
         if folder is not None and not folder.is_dir():  # (weights_folder's words are --weights')
-            raise UsageError(f"{folder} {'is a file' if folder.exists() else 'does not exist'}; give t2i info a "
-                             f"weights folder or a training run folder")
+            raise UsageError(f"{shown_as_typed(ctx, folder)} {'is a file' if folder.exists() else 'does not exist'}; "
+                             f"give t2i info a weights folder or a training run folder")
         if given is not None and given.is_dir():
             from t2i_cli.run_info import is_run, run_info
 
