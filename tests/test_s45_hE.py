@@ -96,3 +96,28 @@ def test_disagreeing_paths_are_named_as_typed(tmp_path, monkeypatch, args, said)
     line = one_line_failure(run(*args), 2)
     assert line.startswith(said) and str(tmp_path) not in line, line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_data_says_what_is_true_of_a_word_the_tokenizer_reads_as_pieces(tmp_path):
+    """`eval --data` said the tokenizer "has no token for" a word it reads as several of its tokens ("reddish" as
+    red d i sh, every piece a token): false of such a word. It now says what is true of it and of an unknown
+    one: the tokenizer did not learn it whole, and why that means the model saw it rarely or never."""
+    from conftest import build_tiny_folder
+    from t2i_cli.weights import load_tokenizer
+
+    folder = build_tiny_folder(tmp_path / "w", with_clip=False)
+    tok = load_tokenizer(folder / "tokenizer.json")
+    assert tok.unread_words("a reddish bird") == ([], 3)  # every character known: "reddish" is only split
+    assert tok.encode("a reddish bird", 12).unknown_words == ["reddish"]
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(10):
+        Image.new("RGB", (16, 16), (i * 8, 90, 200 - i * 5)).save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text("a reddish bird\n")
+    r = run("eval", "--data", data, "--n", "2", "--weights", folder)
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "tokenizer" in ln]
+    assert said == [f"warning: {data}: the val captions hold 1 word that {folder}'s tokenizer did not learn whole "
+                    f"(e.g. reddish; each read as several pieces, or as unknown): a tokenizer learns the words of its "
+                    f"training captions whole, the most frequent first, so its model saw these rarely or never in "
+                    f"training, and these scores say how little it reads of such captions"], r.stderr

@@ -3049,9 +3049,14 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
         warn(f"{data}: {result['skipped']}")
     if (unknown := result.get("unknown_words")) and not quiet:
         words = f"{unknown['words']:,} word{'' if unknown['words'] == 1 else 's'}"
-        warn(f"{data}: the val captions hold {words} that {folder}'s tokenizer has no token for "
-             f"(e.g. {', '.join(clean(brief(w)) for w in unknown['examples'])}): its model saw them rarely or never in "
-             f"training, so these scores say how little it reads of such captions")
+        # (it said the tokenizer "has no token for" them, of words it reads as several of its tokens: "calculator" as
+        # c a l c u l a to r; what is true of both kinds is that it did not learn them whole, which BPE does to
+        # every word of its training captions until its vocabulary is full, the most frequent first)
+        warn(f"{data}: the val captions hold {words} that {folder}'s tokenizer did not learn whole (e.g. "
+             f"{', '.join(clean(brief(w)) for w in unknown['examples'])}; each read as several pieces, or as "
+             f"unknown): a tokenizer learns the words of its training captions whole, the most frequent first, so "
+             f"its model saw these rarely or never in training, and these scores say how little it reads of such "
+             f"captions")
     if json_path is not None:
         _write_eval_json(json_path, result, force)
 

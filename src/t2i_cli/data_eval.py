@@ -163,8 +163,9 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
                               "draws": draws if b.clip is not None else 0}
     if (skipped := val.skipped_message()) is not None:  # what of the source could not be used (as training says)
         result["skipped"] = skipped
-    # Words the tokenizer has no token for (the shipped world model scoring a user's photos): its scores then say
-    # how little it reads of these captions, which the user should know before reading them as a model's quality.
+    # Words the tokenizer did not learn whole, read as pieces or as unknown (the shipped world model scoring a user's
+    # photos): its scores then say how little it reads of these captions, which the user should know before reading
+    # them as a model's quality.
     unknown = [w for i in range(count) for c in val.captions_at(i)
                for w in b.tokenizer.encode(c, pipe.text_len).unknown_words]
     if unknown:
