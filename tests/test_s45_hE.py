@@ -121,3 +121,17 @@ def test_eval_data_says_what_is_true_of_a_word_the_tokenizer_reads_as_pieces(tmp
                     f"(e.g. reddish; each read as several pieces, or as unknown): a tokenizer learns the words of its "
                     f"training captions whole, the most frequent first, so its model saw these rarely or never in "
                     f"training, and these scores say how little it reads of such captions"], r.stderr
+
+
+def test_draw_each_of_no_requests_is_refused_as_no_images_are(tiny_weights):
+    """`pipe.draw_each([], [])` returned [] silently, where the API refuses every other request for no images
+    (`pipe(p, n=0)`, `draw_each(..., n=0)`, `rerank([], keep)`). Now refused alike, in a UsageError."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    with pytest.raises(UsageError, match=r"^draw_each needs at least one request \(it draws n images for each\)$"):
+        pipe.draw_each([], [])
+    with pytest.raises(UsageError, match="one seed per request; got 0 requests and 1 seeds"):
+        pipe.draw_each([], [0])  # (the mismatch is what is wrong there)
+    assert len(pipe.draw_each([pipe.request("a red bird")], [0])) == 1

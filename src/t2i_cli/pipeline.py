@@ -348,14 +348,15 @@ class TextToImage:
         if len(requests) != len(seeds):
             raise UsageError(f"draw_each takes one seed per request; got {len(requests)} requests and {len(seeds)} "
                              f"seeds")
+        if not requests:  # (it returned [] silently: as n=0 is refused here, and by pipe(prompt, n=0), and rerank([]))
+            raise UsageError("draw_each needs at least one request (it draws n images for each)")
         seeds = [check_count_and_seed(1, seed)[1] for seed in seeds]
         if len({r.sampling for r in requests}) > 1:
             raise UsageError("draw_each needs one sampling setting for every request")
         if (count := whole(n)) is None or not 1 <= count <= MAX_BATCH:
             raise UsageError(f"draw_each draws 1..{MAX_BATCH} images per request, got n={n!r}")
         n = count
-        if requests:
-            refuse_greedy_copies(requests[0].sampling, n)
+        refuse_greedy_copies(requests[0].sampling, n)
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
         batch = self.fit(batch)
         if n > batch:  # a request's n images do not fit one decode (a large model): as batches() draws them
