@@ -135,3 +135,26 @@ def test_draw_each_of_no_requests_is_refused_as_no_images_are(tiny_weights):
     with pytest.raises(UsageError, match="one seed per request; got 0 requests and 1 seeds"):
         pipe.draw_each([], [0])  # (the mismatch is what is wrong there)
     assert len(pipe.draw_each([pipe.request("a red bird")], [0])) == 1
+
+
+@pytest.mark.parametrize("p", [1e-9, 1 / 32])
+def test_a_top_p_up_to_one_over_the_codebook_draws_the_top_k_1_image_as_help_says(tiny_weights, p):
+    """--help says a --top-p up to 1/codebook keeps only the most likely code, as --top-k 1 does (measured in
+    BENCHMARKS.md "Near-greedy sampling": nothing breaks, the draws are copies): each of its draws is the top_k=1
+    image, finite, of codes in the codebook. (The tiny weights' codebook: 32 codes.)"""
+    import torch
+
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling import SamplingConfig
+
+    pipe = TextToImage.from_folder(tiny_weights, "cpu")
+    greedy = pipe("a red bird", n=1, seed=0, sampling=SamplingConfig(top_k=1))[0]
+    drawn = pipe("a red bird", n=3, seed=5, sampling=SamplingConfig(top_p=p, guidance=100))
+    greedy_100 = pipe("a red bird", n=1, seed=0, sampling=SamplingConfig(top_k=1, guidance=100))[0]
+    for g in drawn:
+        assert torch.equal(g.codes, greedy_100.codes) and torch.isfinite(g.image).all()
+    assert not torch.equal(greedy.codes, greedy_100.codes)  # (guidance 100 changes the image: the check can fail)
+    assert int(greedy_100.codes.max()) < 32
+    from t2i_cli.cli import DRAW_TOP_P
+
+    assert "a p up to 1/the codebook's size keeps only the most likely code, as --top-k 1 does" in DRAW_TOP_P.help

@@ -360,12 +360,16 @@ DRAW_SEED = typer.Option(0, "--seed", help="Random seed, 0..2^63-1; the same see
                                             "images (the images of one run share its draws: another --n draws "
                                             "others).")
 DRAW_TEMPERATURE = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
-                                help="Softmax temperature, 0.001..100.")
+                                help="Softmax temperature, 0.001..100 (near 0.001 a prompt's draws are nearly one "
+                                     "image, --top-k 1's).")
 DRAW_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k",
                           help="Keep the k most likely codes, at most the codebook's size (0 = off; 1 always takes the "
                                "most likely, so every draw "
                                "is one image: one candidate is drawn, not the best of several).")
-DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).")
+DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p",
+                          help="Nucleus sampling mass in (0, 1] (1 = off; a p up to 1/the codebook's size keeps "
+                               "only the most likely code, as --top-k 1 does, and a small one nearly so: a prompt's "
+                               "draws are then one image, --top-k 1's, or nearly).")
 DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
                              help="Classifier-free guidance scale (0..100; 1 = off).")
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
