@@ -82,18 +82,22 @@ def test_data_caption_dry_run_shows_the_bar_of_its_check(tmp_path, monkeypatch, 
     assert sorted(pics.iterdir()) == [pics / "red bird.png"]
 
 
-@pytest.mark.parametrize("args, said", [
-    (["generate", "a red bird", "--out", "./-", "--out", "o"], "error: --out ./- and --out o disagree"),
-    (["generate", "a red bird", "--out=.//-", "--out", "o"], "error: --out .//- and --out o disagree"),
-    (["info", "./-", "--weights", "w"], "error: FOLDER ./- and --weights w disagree; give one of them"),
-    (["info", "./-"], "error: ./- does not exist; give t2i info a weights folder or a training run folder"),
+@pytest.mark.parametrize("args, said, code", [
+    (["generate", "a red bird", "--out", "./-", "--out", "o"], "error: --out ./- and --out o disagree", 2),
+    (["generate", "a red bird", "--out=.//-", "--out", "o"], "error: --out .//- and --out o disagree", 2),
+    (["info", "./-", "--weights", "w"], "error: FOLDER ./- and --weights w disagree; give one of them", 2),
+    (["info", "./-"], "error: ./- does not exist; give t2i info a weights folder or a training run folder", 2),
+    (["generate", "a red bird", "--weights", "./-"], "error: weights folder ./- does not exist; ", 1),
+    (["export", "./-", "--to", "w"], "error: ./- does not exist; give export the folders of `t2i train` runs", 2),
+    (["data", "caption", ".//-"], "error: .//- is not a folder (it does not exist)", 1),
 ])
-def test_disagreeing_paths_are_named_as_typed(tmp_path, monkeypatch, args, said):
+def test_disagreeing_paths_are_named_as_typed(tmp_path, monkeypatch, args, said, code):
     """A path typed to name a file called - (`./-`) is made absolute to keep it one (a Path reads ./- as -,
     standard output's name), and the refusals that named it said that absolute path, one the user never typed:
-    "--out /home/me/- and --out o disagree". Now as typed, as the other paths of the line are."""
+    "--out /home/me/- and --out o disagree", "/home/me/- does not exist". Now as typed, as the other paths of the
+    line are."""
     monkeypatch.chdir(tmp_path)
-    line = one_line_failure(run(*args), 2)
+    line = one_line_failure(run(*args), code)
     assert line.startswith(said) and str(tmp_path) not in line, line
     assert list(tmp_path.iterdir()) == []
 

@@ -136,7 +136,8 @@ class OneValueEach(TyperCommand):
     (eval's --seed) and a repeat of the same value are accepted. Every parse error names the command's --help."""
 
     def parse_args(self, ctx, args):
-        typed, args = list(args), self._dash_spelled(args, ctx.meta.setdefault("t2i_as_typed", {}))
+        STATE["as_typed"] = {}  # (this command's own: a command run in-process after another starts afresh)
+        typed, args = list(args), self._dash_spelled(args, STATE["as_typed"])
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
         by_name = {o: p for p in self.params if isinstance(p, TyperOption) and not (p.multiple or p.count)
                    for o in (*p.opts, *p.secondary_opts)}
@@ -181,7 +182,7 @@ class OneValueEach(TyperCommand):
         """args with a path written to name a file or folder called '-' (`--out ./-`, `--out=.//-`) made absolute: a
         Path reads ./- as -, which a folder option refuses as standard output's name, so `--out ./-` was refused
         (a user who writes a path means it; `--out $PWD/-` was taken). as_typed gets each such path as typed, by
-        the absolute one, for the messages that name it (shown_as_typed)."""
+        the absolute one, for the refusals that name it (typed_paths)."""
         args = list(args)
         for at, _, value in self._path_values(args) or ():
             if value != "-" and os.path.normpath(value) == "-":
@@ -225,10 +226,12 @@ class OneValueEach(TyperCommand):
         return found
 
 
-def shown_as_typed(ctx: typer.Context, path: Path) -> str:
-    """A path for a message as the user typed it: `./-` (which OneValueEach made absolute to keep it a file named
-    -) was said as /home/me/-; any other path as Path has it."""
-    return ctx.meta.get("t2i_as_typed", {}).get(str(path), str(path))
+def typed_paths(text: str) -> str:
+    """text (a refusal) with each path typed to name a file called - (`./-`, which OneValueEach makes absolute to
+    keep it one) as typed: it was said as /home/me/-, a path the user never typed ("/home/me/- does not exist")."""
+    for absolute, typed in STATE.get("as_typed", {}).items():
+        text = re.sub(re.escape(absolute) + r"(?![^/\s'\");:,])", lambda _, typed=typed: typed, text)
+    return text
 
 
 def _option_value(param, text: str) -> object:
@@ -511,7 +514,7 @@ def user_errors() -> Iterator[None]:
                 raise typer.Exit(130 if refused is None else refused.exit_code) from None
             _let_rank_zero_say_it()
             raise typer.Exit(e.exit_code) from None
-        env, msg = STATE.get("weights_env"), worker_message(str(e)) + _notes(e)
+        env, msg = STATE.get("weights_env"), typed_paths(worker_message(str(e))) + _notes(e)
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
             msg += f" (T2I_WEIGHTS={env} chose this folder; unset it to use the shipped weights)"
         if e.exit_code == 130:  # a training stopped by Ctrl-C or SIGTERM: said as an inference command says it
@@ -1638,8 +1641,7 @@ def _cells_redrawn_all(folder: Path, strength: float) -> int | None:
 
 
 @app.command(cls=OneValueEach)
-def info(ctx: typer.Context,
-         folder: Optional[Path] = typer.Argument(None, show_default=False,
+def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
                                                  help="A weights folder, or a training run folder (one stage's, or a "
                                                       "--stage all run's) to see how far it got."),
          weights: Optional[Path] = typer.Option(None, "--weights",
@@ -1651,8 +1653,7 @@ def info(ctx: typer.Context,
     with user_errors():
         start_command("info")
         if folder is not None and weights is not None and not same_folder(folder, weights):
-            raise UsageError(f"FOLDER {shown_as_typed(ctx, folder)} and --weights {shown_as_typed(ctx, weights)} "
-                             f"disagree; give one of them")
+            raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
         given = folder if folder is not None else weights
         if folder is not None and not folder.exists() and is_whole_run(folder.parent) \
                 and folder.name in (*STAGES, "weights"):  # a stage not started, or
@@ -1662,8 +1663,8 @@ def info(ctx: typer.Context,
 
             raise UsageError(missing_weights_folder(folder))
         if folder is not None and not folder.is_dir():  # (weights_folder's words are --weights')
-            raise UsageError(f"{shown_as_typed(ctx, folder)} {'is a file' if folder.exists() else 'does not exist'}; "
-                             f"give t2i info a weights folder or a training run folder")
+            raise UsageError(f"{folder} {'is a file' if folder.exists() else 'does not exist'}; give t2i info a "
+                             f"weights folder or a training run folder")
         if given is not None and given.is_dir():
             from t2i_cli.run_info import is_run, run_info
 
