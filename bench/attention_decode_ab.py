@@ -3,12 +3,14 @@ softmax(qK^T)V in fp32 (bench/attention_cache.py measured the second faster over
 in one process, alternating.
 
     PYTHONPATH=src .venv/bin/python bench/attention_decode_ab.py [--n 4 16] [--rounds 5] [--precision bf16]
-        [--bf16-cache]
+        [--bf16-cache] [--threads 2] [--clock wall|cpu]
 
 "plain" swaps torch.nn.functional.scaled_dot_product_attention for a plain product wherever a call has one query
 and no mask (the decode step); prefills and masked windows keep SDPA. Prints the median seconds per generate.
 --bf16-cache: the plain arm also keeps a bf16 model's cache in bf16 where t2i makes it fp32 (a CPU without AMX), its
 q K^T and weights times V in bf16 (scores rounded to bf16), the softmax in fp32; the SDPA arm is t2i's own.
+--clock cpu times the process's CPU seconds (time.process_time), which on a shared machine leave out the time other
+processes held the cores (with --threads 1, the work itself).
 """
 
 from __future__ import annotations
@@ -46,13 +48,15 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16-cache", action="store_true")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     ap.add_argument("--weights", type=Path, default=Path(__file__).resolve().parents[1] / "weights")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     pipe = TextToImage.from_folder(args.weights, "cpu", precision=args.precision)
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} torch {torch.__version__}, {args.threads} threads, precision "
           f"{args.precision}, 'a red bird', median of {args.rounds} alternating rounds, warm"
-          + (", plain arm with a bf16 cache" if args.bf16_cache else ""))
+          + (", plain arm with a bf16 cache" if args.bf16_cache else "") + f", {args.clock} clock")
     print("| n | SDPA s | plain s | SDPA / plain |")
     print("|---:|---:|---:|---:|")
     for n in args.n:
@@ -64,9 +68,9 @@ def main() -> None:
                 if name == "plain" and args.bf16_cache:
                     KVCache.for_model = classmethod(bf16_cache)
                 try:
-                    t = time.perf_counter()
+                    t = clock()
                     pipe("a red bird", n, 0)
-                    times[name].append(time.perf_counter() - t)
+                    times[name].append(clock() - t)
                 finally:
                     F.scaled_dot_product_attention = SDPA
                     KVCache.for_model = classmethod(FOR_MODEL)
