@@ -2425,7 +2425,7 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         start_command("data caption")
         from t2i_cli.data import plan_captions
         from t2i_cli.files import IMAGE_SUFFIXES, shell_word, train_command
-        from t2i_cli.name_captions import summary, write_captions
+        from t2i_cli.name_captions import remove_killed_temporaries, summary, write_captions
 
         # (another --from is refused there first, exit 2; each picture's header is read, as training's check begins:
         # a bar of that, a dry run's too: a large folder's check showed nothing for seconds)
@@ -2491,6 +2491,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         # (only where the other --from captions one of them: a split's folder, ds/train/IMG_0001.png, gives none)
         try_other = f"try --from {other} for those, or " if plan.other_words else ""
         tried = summary(plan, f"; {try_other}write their NAME.txt files yourself")
+        if not dry_run:  # (where every caption is written too: a kill after one's link left its temporary there)
+            remove_killed_temporaries(plan)
         if not plan.writes:
             if (plan.nameless or plan.taken or plan.undecodable) and not plan.captioned:
                 try_other = f"try --from {other}, or " if plan.other_words else ""

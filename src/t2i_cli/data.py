@@ -1944,6 +1944,8 @@ def plan_captions(folder: Path, source: str = "name",
                        unreadable=list(map(Path, skipped.every.get(UNREADABLE_FOLDER, []))),
                        manifest_lines="; ".join(counted(n, why) + (": " if n == 1 else ", e.g. ") + first
                                                 for why, (n, first) in sorted(skipped.manifest_lines.items())))
+    plan.folders = {Path(image).parent for image, _ in pairs[:len(pairs) - skipped.rows_left]} | {
+        Path(p).parent for p in (*skipped.every.get(UNCAPTIONED, []), *skipped.empty_named)}
     # (a HEIC or SVG picture beside those captioned went unsaid: named only where no picture t2i reads was there)
     unread = {images.unread_picture(suffix) for suffix in images.UNREAD_SUFFIXES}
     plan.unread_formats = [(why, n, skipped.first[why]) for why, n in sorted(skipped.items()) if why in unread]

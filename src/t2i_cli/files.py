@@ -60,9 +60,7 @@ def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | 
         raise OutputError(f"cannot write to {path.parent}: it is a file, not a folder; choose a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # the name's first 64 bytes (at a character boundary): the temporary of a long name must not be longer
-        # than the name (64 characters of 4-byte emoji made a 274-byte temporary of a 252-byte name)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{cut_to_bytes(path.name, 64)}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{recorded_name(path.name)}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from e
     os.close(fd)
@@ -75,6 +73,37 @@ def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | 
     except BaseException as e:  # also KeyboardInterrupt: never leave the temporary file behind
         _discard(tmp, shown or str(path), e)
     return tmp
+
+
+RECORDED_ROOM = 64  # bytes of a name a temporary records: the temporary of a long name must not be longer than the
+# name (64 characters of 4-byte emoji made a 274-byte temporary of a 252-byte name)
+CUT_MARK = "\u2026"  # (…) where recorded_name left out the middle of a longer name
+CUT_TAIL = 20  # bytes of a cut name's end that its record keeps (its suffix, a -NNN.png: what cleanups match)
+_RANDOM_PART = re.compile(r"[a-z0-9_]{8}")  # mkstemp's part of a temporary's name
+
+
+def recorded_name(name: str) -> str:
+    """The name a temporary beside `name` records (temporary_of's answer): the name itself where it fits in
+    RECORDED_ROOM bytes, else its head, CUT_MARK and its last CUT_TAIL bytes (whole characters each), so that a
+    cleanup still knows it for one of its own (a -NNN.png, a caption of a picture there): the name's first 64
+    bytes alone were never recognised, and a killed write's temporary of a long name stayed for good."""
+    size = lambda text: len(text.encode("utf-8", "surrogateescape"))  # noqa: E731
+    if size(name) <= RECORDED_ROOM:
+        return name
+    tail = ""
+    for ch in reversed(name):
+        if size(ch + tail) > CUT_TAIL:
+            break
+        tail = ch + tail
+    return cut_to_bytes(name, RECORDED_ROOM - size(CUT_MARK) - size(tail)) + CUT_MARK + tail
+
+
+def cut_record(recorded: str) -> bool:
+    """Whether a temporary's recorded name (temporary_of's) may be recorded_name's cut of a longer name: as long
+    as such a cut is (a head cut at a character boundary leaves at most 3 bytes unused, the tail as many) and
+    holding CUT_MARK."""
+    size = len(recorded.encode("utf-8", "surrogateescape"))
+    return CUT_MARK in recorded and RECORDED_ROOM - 6 <= size <= RECORDED_ROOM
 
 
 def _discard(tmp: Path, shown: str | Path, e: BaseException) -> NoReturn:
@@ -768,10 +797,15 @@ STALE_AFTER = 60.0  # seconds unchanged after which a temporary in a shared fold
 
 
 def temporary_of(filename: str) -> str | None:
-    """The name a temporary file (_finished_temporary's .NAME.XXXX.tmp) was made for, else None."""
+    """The name a temporary file (_finished_temporary's .NAME.XXXX.tmp) was made for, else None; for a name cut
+    to fit (recorded_name: its head, CUT_MARK and its end), that record, only where the rest is mkstemp's own
+    (XXXX: 8 letters, digits or _), as a user's file so named is not."""
     if not (filename.startswith(".") and filename.endswith(".tmp")) or len(filename) < 6:
         return None
-    return filename[1:-4].rpartition(".")[0] or None
+    recorded, _, random_part = filename[1:-4].rpartition(".")
+    if cut_record(recorded) and not _RANDOM_PART.fullmatch(random_part):
+        return None
+    return recorded or None
 
 
 def remove_temporaries(folder: Path, whose: Callable[[str], object] = lambda name: True,

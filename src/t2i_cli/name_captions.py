@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from t2i_cli.errors import OutputError, counted
-from t2i_cli.files import IMAGE_SUFFIXES, STALE_AFTER, not_utf8, remove_temporaries, write_if_absent
+from t2i_cli.files import (
+    IMAGE_SUFFIXES,
+    STALE_AFTER,
+    cut_record,
+    not_utf8,
+    recorded_name,
+    remove_temporaries,
+    write_if_absent,
+)
 from t2i_cli.models.tokenizer import BLACK_FLAG, KEYCAP
 
 SOURCES = ("name", "folder")  # what a caption is made from: the picture's file name, or its folder's name
@@ -731,6 +739,8 @@ class CaptionPlan:
     # (HEIC, SVG: images.UNREAD_FORMATS): (why, how many, the first), never captioned, said beside what is written
     undecodable: list[tuple[Path, str]] = field(default_factory=list)  # pictures t2i cannot open (a truncated file,
     # a page Pillow cannot decode), with why (data._readable_digest): training leaves them out, so never captioned
+    folders: set[Path] = field(default_factory=set)  # the folders of the pictures found (a caption may be written
+    # beside any): where a killed run's temporaries are looked for (remove_killed_temporaries)
 
 
 COLOURS = frozenset("""red orange yellow green blue purple violet pink white black grey gray brown cyan magenta gold
@@ -825,16 +835,33 @@ def _caption_name(folder: Path, name: str) -> bool:
     """Whether name is a caption file's name (NAME.txt) of a picture in folder: a temporary made for it is
     write_captions'."""
     stem, dot, suffix = name.rpartition(".")
-    return bool(dot and stem) and suffix == "txt" and any(
-        (folder / f"{stem}{e}").is_file() for ext in IMAGE_SUFFIXES for e in (ext, ext.upper()))
+    if not (dot and stem and suffix == "txt"):
+        return False
+    if any((folder / f"{stem}{e}").is_file() for ext in IMAGE_SUFFIXES for e in (ext, ext.upper())):
+        return True
+    if not cut_record(name):
+        return False
+    try:  # the record of a long NAME.txt is cut (files.recorded_name): a picture there whose caption's record it is
+        return any(p.suffix.lower() in IMAGE_SUFFIXES and recorded_name(f"{p.stem}.txt") == name and p.is_file()
+                   for p in folder.iterdir())
+    except OSError:
+        return False
+
+
+def remove_killed_temporaries(plan: CaptionPlan) -> list[Path]:
+    """Remove the temporaries of caption files a killed run left beside the plan's pictures, once a minute old
+    (another run may be writing one now), in every folder of them, not only those with a caption left to write: a
+    kill between write_if_absent's link and its unlink left one beside a caption written, which stayed for good
+    where that folder's captions were all written. Returns them."""
+    return [tmp for folder in sorted(plan.folders | {txt.parent for txt in plan.writes})
+            for tmp in remove_temporaries(folder, functools.partial(_caption_name, folder), STALE_AFTER)]
 
 
 def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None) -> tuple[list[Path], int]:
     """Write each planned caption file whole (files.write_if_absent: a caption file made meanwhile is kept, not
     replaced). (the files written, the number found made meanwhile)."""
     written, existing = [], 0
-    for folder in sorted({txt.parent for txt in plan.writes}):  # a killed run's temporaries, once a minute old
-        remove_temporaries(folder, functools.partial(_caption_name, folder), STALE_AFTER)
+    remove_killed_temporaries(plan)
     for k, (txt, (caption, _)) in enumerate(sorted(plan.writes.items())):
         done(k, len(plan.writes))
         try:
