@@ -8,12 +8,16 @@ moments: each command run with every atomic write slowed (its temporary held hal
 once the nth temporary of a chosen file is on disk (the 2nd checkpoint.safetensors, a model file, metrics.jsonl,
 the 5th caption .txt, a scene's spec, ranking.json, best/'s record, eval.json, an exported clip.safetensors).
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python bench/kill_anywhere.py [--trials 2] [--seed 0] [--only TEXT] [ICONS]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python bench/kill_anywhere.py [--trials 2] [--seed 0] [--only TEXT] [--aged]
+        [ICONS]
 
 ICONS: a folder of captioned pictures (default /tmp/icons), copied; nothing in it is changed. Prints one row per
 command: kills (KILL/INT; chosen: those at a chosen write), files found broken after a kill, temporaries left by a
 kill, exports cut between their renames (journal: `t2i info` must refuse the folder), next runs that failed,
 temporaries and broken files after the next run, `t2i info` failures; then every problem seen, one a line.
+--aged: the temporaries a kill left are made two minutes old (os.utime) before the next run, as if it came later (a
+command removes another run's temporaries only once a minute old: one newer may be a write in progress; the next
+run here starts within seconds), and the rows count them (aged) and those the next run removed (removed).
 """
 
 from __future__ import annotations
@@ -160,7 +164,7 @@ class Case:
         self.again = again or argv  # the next run
         self.info, self.reader = info, reader
         self.row = dict(kills=0, chosen=0, broken=0, temps=0, journal=0, next_failed=0, temps_after=0,
-                        broken_after=0, info_failed=0)
+                        broken_after=0, info_failed=0, aged=0, removed=0)
 
 
 def main() -> int:
@@ -169,6 +173,8 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="", help="only the commands whose row name holds this text")
+    ap.add_argument("--aged", action="store_true", help="age the temporaries a kill left by two minutes before the "
+                    "next run, and count those it removed")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     w = Path(tempfile.mkdtemp(prefix="kill-anywhere-"))
@@ -302,12 +308,23 @@ def main() -> int:
                     if rr.returncode:
                         problems.append(f"{what}: reader {c.reader[:2]} with a temporary there: "
                                         f"{rr.stderr.strip().splitlines()[-1:]}")
+                aged = []
+                if a.aged:  # as if the next run came two minutes later: the kill's temporaries are no write now
+                    old = time.time() - 120
+                    for t in temps:
+                        try:
+                            os.utime(t, (old, old))
+                            aged.append(t)
+                        except OSError:
+                            pass
+                    c.row["aged"] += len(aged)
                 # a new run stopped before its first checkpoint is undone (no folder): the same command again
                 rn = t2i(*(c.again if c.info is None or Path(c.info).is_dir() else c.argv))
                 if rn.returncode:
                     c.row["next_failed"] += 1
                     problems.append(f"{what}: next run {c.again[:2]}: {rn.stderr.strip().splitlines()[-1:]}")
                 bad, temps_after = survey(c.roots)
+                c.row["removed"] += sum(not os.path.lexists(t) for t in aged)
                 c.row["temps_after"] += bool(temps_after)
                 problems += [f"{c.name}: an export's journal left after the next run: {j}" for root in c.roots
                              if root.is_dir() for j in root.rglob(".t2i-export.json")]
