@@ -28,7 +28,7 @@ SOURCES = ("name", "folder")  # what a caption is made from: the picture's file 
 
 # Words that say where a picture came from, not what it shows: a name of only these (and numbers) is a camera's or
 # a tool's ("IMG_2041", "DSC00012", "Screenshot 2024-05-01 at 10.31.02", "untitled-3", "photo (2)"), no caption.
-TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen shot scan
+TOOL_WORDS = frozenset("""img image images dsc dscn dscf dcim pxl mvimg pano vid video screenshot screen scan
 scanned photo photos pic pics picture pictures untitled unnamed copy file frame export exported edited final
 sample at am pm wa hdr mp resized original artboard maxresdefault hqdefault mqdefault sddefault oip th""".split())
 # (wa: WhatsApp's; hdr, mp: a phone's HDR, motion photo; artboard: Illustrator's and Sketch's "Artboard 1"; a YouTube
@@ -52,10 +52,12 @@ _UNTITLED = re.compile(r"(?<![^\W_])(?:sans titre|ohne titel|sin título|sem tí
 # from").
 APP_WORDS = frozenset("""whatsapp snapchat fb received shutterstock adobestock istock istockphoto gettyimages pexels
 unsplash pixabay depositphotos dreamstime vecteezy freepik alamy enhanced nr from signal telegram wechat weixin wx
-preview viber camscanner
+preview viber camscanner shot
 微信图片 mmexport""".split())  # (WeChat's "mmexport1690000000000", "微信图片_20240501103102"; Adobe Stock's
 # watermarked comp "AdobeStock_123456789_Preview" was "adobestock preview"; Viber's
 # "viber_image_2024-05-01_10-31-02-123" was "viber image")
+# (shot: macOS' "Screen Shot 2020-05-01 at 10.31.02" beside "screen" or a date; alone, a game's sprite "shot.gif",
+# pygame's bullet, is what it shows: it was no caption, counted among the names without words)
 # (signal: Signal Desktop's "signal-2024-05-01-103102" was "signal"; telegram: Telegram's
 # "telegram-cloud-photo-size-2-5361234567890123456-y" was "telegram cloud photo size 2 y": _TELEGRAM, as is
 # WeChat's camera's "wx_camera_1690000000000", "wx camera")

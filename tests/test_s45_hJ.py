@@ -1,0 +1,29 @@
+"""Session 45, hJ: a user's journey on a new set of real pictures (pygame's example data and documentation
+pictures in 13 formats, scikit-learn's and Matplotlib's sample photos, Tk's logos, bench/make_formats_folder.py):
+defects found on the way, each with a test that fails without its fix."""
+
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import run
+from t2i_cli.name_captions import caption_of
+
+
+def test_a_sprite_named_shot_is_captioned_shot_and_a_screen_shot_still_none(tmp_path: Path):
+    """pygame's bullet sprite `shot.gif` got no caption from `t2i data caption` ("a name that holds no words"): "shot"
+    was a tool's word wherever it stood. It is one beside "screen" or a date (macOS' "Screen Shot ... at ...") only."""
+    assert caption_of("shot") == "shot"
+    assert caption_of("shot_001") == "shot"  # (a counter with a leading zero dropped, as "bird_001" is "bird")
+    for name in ("Screen Shot 2020-05-01 at 10.31.02", "Screen Shot 2020-05-01 at 10.31.02 (2)", "screen shot",
+                 "Shot_20240501_103102"):
+        assert caption_of(name) is None, name
+    pics = tmp_path / "pygame"
+    pics.mkdir()
+    Image.new("P", (9, 18), 1).save(pics / "shot.gif")
+    Image.new("RGB", (16, 24), (200, 200, 0)).save(pics / "bomb.png")
+    r = run("data", "caption", pics)
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert (pics / "shot.txt").read_text() == "shot\n"
+    assert (pics / "bomb.txt").read_text() == "bomb\n"
+    assert "no words" not in r.stdout + r.stderr
