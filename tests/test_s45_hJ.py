@@ -27,3 +27,27 @@ def test_a_sprite_named_shot_is_captioned_shot_and_a_screen_shot_still_none(tmp_
     assert (pics / "shot.txt").read_text() == "shot\n"
     assert (pics / "bomb.txt").read_text() == "bomb\n"
     assert "no words" not in r.stdout + r.stderr
+
+
+def test_resume_of_a_finished_whole_run_says_nothing_was_trained_and_how_to_train_on(tmp_path: Path):
+    """A user converted the TGA, PCX and PNM pictures t2i named to PNG, captioned them and ran `t2i train --resume
+    RUN` on the finished whole run: it said "done before" for each stage and nothing else, as if the new pictures had
+    been trained on. It says nothing was trained now, and the commands that train on."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(4):
+        Image.new("RGB", (20, 20), (60 * i, 200 - 40 * i, 90)).save(pics / f"pic{i}.png")
+        (pics / f"pic{i}.txt").write_text(f"a picture number {i}\n")
+    out = tmp_path / "run"
+    r = run("train", "--stage", "all", "--data", pics, "--out", out, "--preset", "tiny", "--steps", "2",
+            "--sample-every", "0", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert "nothing trained" not in r.stdout
+    Image.new("RGB", (20, 20), (250, 20, 20)).save(pics / "red.png")
+    (pics / "red.txt").write_text("red\n")
+    r = run("train", "--resume", out, "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    said = " ".join(r.stdout.split())
+    assert "every stage had finished: nothing trained now" in said, said
+    assert f"t2i train --resume {out}/STAGE --steps N, N over its steps (dvae 2, transformer 2, clip 2)" in said, said
+    assert f"then t2i train --resume {out} to export it" in said, said

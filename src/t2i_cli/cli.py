@@ -2126,6 +2126,12 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
 
     out.print(f"weights: {clean(summary['weights'])}  (t2i generate PROMPT --weights "
               f"{clean(shell_word(summary['weights']))})")
+    if all(summary.get(s) == "done before" for s in ORDER):  # nothing trained (a resume after pictures were
+        # added said "done before" four times and nothing else: as if the new pictures had been trained on)
+        steps = ", ".join(f"{s} {configs[s].steps}" for s in ORDER if s != "tokenizer")
+        out.print(f"every stage had finished: nothing trained now (to train on, on the pictures there now: t2i train "
+                  f"--resume {clean(shell_word(run_dir))}/STAGE --steps N, N over its steps ({steps}), then t2i "
+                  f"train --resume {clean(shell_word(run_dir))} to export it)", soft_wrap=True)
 
 
 def sampling_of(ctx: typer.Context):
