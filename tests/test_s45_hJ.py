@@ -51,3 +51,12 @@ def test_resume_of_a_finished_whole_run_says_nothing_was_trained_and_how_to_trai
     assert "every stage had finished: nothing trained now" in said, said
     assert f"t2i train --resume {out}/STAGE --steps N, N over its steps (dvae 2, transformer 2, clip 2)" in said, said
     assert f"then t2i train --resume {out} to export it" in said, said
+    # a stage extended on its own folder, then the whole run resumed to export it: said as such, not "to train on"
+    r = run("train", "--resume", out / "transformer", "--steps", "3", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    r = run("train", "--resume", out, "--quiet")
+    said = " ".join(r.stdout.split())
+    assert r.exit_code == 0 and "exported the stages' latest models (transformer.safetensors updated)" in said, said
+    assert "to train on" not in said, said
+    r = run("train", "--resume", out, "--quiet")  # and again: nothing new to export
+    assert "to train on" in " ".join(r.stdout.split()), r.stdout

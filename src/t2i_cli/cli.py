@@ -2118,6 +2118,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
             if stage == "tokenizer" and settings.get("vocab_size") is not None and rank_zero():  # (asked)
                 _vocab_note(settings["vocab_size"], learned, bar)
 
+        exported = _files_of(run_dir / "weights")  # (what the export changes, when no stage trains)
         summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar), finished)
     if not rank_zero():  # rank 0 says it
         return
@@ -2128,10 +2129,23 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
               f"{clean(shell_word(summary['weights']))})")
     if all(summary.get(s) == "done before" for s in ORDER):  # nothing trained (a resume after pictures were
         # added said "done before" four times and nothing else: as if the new pictures had been trained on)
-        steps = ", ".join(f"{s} {configs[s].steps}" for s in ORDER if s != "tokenizer")
-        out.print(f"every stage had finished: nothing trained now (to train on, on the pictures there now: t2i train "
-                  f"--resume {clean(shell_word(run_dir))}/STAGE --steps N, N over its steps ({steps}), then t2i "
-                  f"train --resume {clean(shell_word(run_dir))} to export it)", soft_wrap=True)
+        changed = sorted(set(_files_of(run_dir / "weights").items()) - set(exported.items()))
+        if changed:  # a stage extended on its own folder, exported now: what the user asked
+            out.print(f"every stage had finished: nothing trained now; exported the stages' latest models "
+                      f"({', '.join(clean(name) for name, _ in changed)} updated)", soft_wrap=True)
+        else:
+            steps = ", ".join(f"{s} {configs[s].steps}" for s in ORDER if s != "tokenizer")
+            out.print(f"every stage had finished: nothing trained now (to train on, on the pictures there now: t2i "
+                      f"train --resume {clean(shell_word(run_dir))}/STAGE --steps N, N over its steps ({steps}), then "
+                      f"t2i train --resume {clean(shell_word(run_dir))} to export it)", soft_wrap=True)
+
+
+def _files_of(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file of folder, (size, modification time in ns) by name: what an export rewrote ({} where none)."""
+    try:
+        return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
+    except OSError:
+        return {}
 
 
 def sampling_of(ctx: typer.Context):
