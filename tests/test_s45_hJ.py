@@ -60,3 +60,40 @@ def test_resume_of_a_finished_whole_run_says_nothing_was_trained_and_how_to_trai
     assert "to train on" not in said, said
     r = run("train", "--resume", out, "--quiet")  # and again: nothing new to export
     assert "to train on" in " ".join(r.stdout.split()), r.stdout
+
+
+def test_a_white_sprite_on_a_transparent_background_is_said_blank_once_made_white(tmp_path: Path):
+    """pygame's city.png, a white house on a transparent background (a sprite made for a dark screen), trained as a
+    plain white square, unsaid (transparent pixels are made white): training and `data preview` now say it, naming
+    it, and use it. A white picture without transparency, and a dark sprite on a transparent background, are not."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    house = Image.new("P", (24, 24), 0)
+    house.putpalette([0, 0, 0, 255, 255, 255])
+    house.paste(1, (4, 8, 20, 22))
+    house.save(pics / "city.png", transparency=0)
+    white = Image.new("RGBA", (30, 20), (255, 255, 255, 0))
+    white.paste((252, 255, 253, 255), (5, 5, 25, 15))
+    white.save(pics / "cloud.png")
+    dark = Image.new("RGBA", (20, 20), (255, 255, 255, 0))
+    dark.paste((10, 10, 10, 255), (5, 5, 15, 15))
+    dark.save(pics / "ball.png")
+    Image.new("RGB", (20, 20), (255, 255, 255)).save(pics / "snow.jpg")
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(pics / "red.gif")
+    for name in ("city", "cloud", "ball", "snow", "red"):
+        (pics / f"{name}.txt").write_text(f"a {name}\n")
+    r = run("data", "preview", pics, "--out", tmp_path / "sheet.png")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert "using 5;" in said, said  # (used, not left out)
+    assert "2 pictures are blank once their transparent pixels are made white (drawn in white, for a dark " \
+           f"background: each trains as a white square), e.g. {pics / 'city.png'}; save them on a dark background" \
+           in said, said
+    r = run("train", "--stage", "tokenizer", "--data", pics, "--out", tmp_path / "tok", "--preset", "tiny", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert "2 pictures are blank once" in " ".join((r.stdout + r.stderr).split())
+    (pics / "city.png").unlink()
+    (pics / "cloud.png").unlink()
+    r = run("data", "preview", pics, "--out", tmp_path / "sheet2.png")
+    said = " ".join((r.stdout + r.stderr).split())
+    assert "using 3;" not in said and "using 3" in said and "blank" not in said, said

@@ -88,6 +88,7 @@ class CaptionDataset(Dataset):
         said = f"skipped {counted(sum(left_out.values()), 'item')} ({reasons}); " if left_out else ""
         trimmed = self.skipped.get(TOO_MANY_CAPTIONS, 0)  # pictures that are used, with some of their captions
         shared = self.skipped.get(SHARED_CAPTION, 0)
+        blank = self.skipped.get(BLANK_ON_WHITE, 0)
         return (f"{said}using {len(self)}{kept}"
                 + (f"; {counted(trimmed, 'picture')} {'has' if trimmed == 1 else 'have'} over {MAX_CAPTIONS} captions: "
                    f"the first {MAX_CAPTIONS} of each are used{example(TOO_MANY_CAPTIONS, trimmed)}" if trimmed else "")
@@ -95,6 +96,10 @@ class CaptionDataset(Dataset):
                    f"picture of {'its' if shared == 1 else 'their'} name, each used (a copy in another format "
                    f"trains twice and may validate on itself)"
                    f"{example(SHARED_CAPTION, shared)}" if shared else "")
+                + (f"; {counted(blank, 'picture')} {'is' if blank == 1 else 'are'} blank once "
+                   f"{'its' if blank == 1 else 'their'} transparent pixels are made white (drawn in white, for a dark "
+                   f"background: each trains as a white square){example(BLANK_ON_WHITE, blank)}; save "
+                   f"{'it' if blank == 1 else 'them'} on a dark background" if blank else "")
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
                 + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
                 + _above_note(first.get(ABOVE))
@@ -379,7 +384,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             skipped.add(f"image path the file system cannot look up ({e.strerror or e})",
                         f"{image} ({named_in})" if named_in else image)
             continue
-        digest, why_not, pixels = _readable_digest(image, keep_side if len(usable) < keep else None)
+        digest, why_not, pixels, blank = _readable_digest(image, keep_side if len(usable) < keep else None)
         if why_not:
             skipped.add(why_not, image)
         elif (digest, tuple(lines)) in seen:  # a copy adds only weight (the split sets it beside its original)
@@ -390,6 +395,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             seen[digest, tuple(lines)] = image
             usable.append((image, lines))
             digests.append(digest)
+            if blank:
+                skipped.add(BLANK_ON_WHITE, image)
             if pixels is not None:
                 kept[image] = pixels
     if checking is not None:
@@ -616,21 +623,23 @@ def _too_large() -> str:
     return f"image over {images.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down)"
 
 
-def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, bytes | None]:
+def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, bytes | None, bool]:
     """(the sha256 of an image file whose image decodes, "", None) (the decode reads the whole file, at a reduced
     scale for a large JPEG, so it catches truncated files), else ("", why not: unreadable, or too large to decode,
     None); remembered for the file as it is (path, size, modification time), so the train and val parts of a
     source, and every stage of a whole run, read each image once. With side, the picture is decoded at that side
-    (not remembered) and its RGB bytes come third, for a preview to show."""
+    (not remembered) and its RGB bytes come third, for a preview to show. Fourth: whether the picture is blank once
+    its transparent pixels are made white (images.blank_on_white), looked at where its decode was white."""
     try:
         st = path.stat()
     except OSError:
-        return "", UNREADABLE_IMAGE, None
+        return "", UNREADABLE_IMAGE, None, False
     if not st.st_size:
-        return "", EMPTY_FILE, None
+        return "", EMPTY_FILE, None, False
     if side is not None:
         return _decoded_digest(str(path.resolve()), side)
-    return (*_digest_if_decodes(str(path.resolve()), st.st_size, st.st_mtime_ns), None)
+    digest, why, blank = _digest_if_decodes(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return digest, why, None, blank
 
 
 def _unopened(path: Path) -> str:
@@ -649,21 +658,23 @@ def _unopened(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 20)
-def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
-    return _decoded_digest(path, 8)[:2]
+def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> tuple[str, str, bool]:
+    digest, why, _, blank = _decoded_digest(path, 8)
+    return digest, why, blank
 
 
-def _decoded_digest(path: str, side: int) -> tuple[str, str, bytes | None]:
+def _decoded_digest(path: str, side: int) -> tuple[str, str, bytes | None, bool]:
     bombs = (images.Image.DecompressionBombError, images.Image.DecompressionBombWarning)
     try:
         pixels = images.load_rgb(Path(path), side).tobytes()
-        return sha256_of(Path(path)).hexdigest(), "", pixels
+        blank = min(pixels) >= images.WHITE_ENOUGH and images.blank_on_white(Path(path))
+        return sha256_of(Path(path)).hexdigest(), "", pixels, blank
     except DataError as e:
         if isinstance(e.__cause__, bombs):
-            return "", _too_large(), None
-        return "", UNREADABLE_IMAGE, None
+            return "", _too_large(), None, False
+        return "", UNREADABLE_IMAGE, None, False
     except OSError:
-        return "", UNREADABLE_IMAGE, None
+        return "", UNREADABLE_IMAGE, None, False
 
 
 class NothingUsable(DataError):
@@ -735,6 +746,9 @@ MAX_CAPTIONS = 64
 TOO_MANY_CAPTIONS = f"captions past the first {MAX_CAPTIONS} of a picture"  # counted by picture (skipped_message)
 # pic.webp and pic.tif beside one pic.txt: both used, with its captions, and said (counted past the first picture)
 SHARED_CAPTION = "picture sharing its caption file with another picture of its name"
+# a picture drawn in white on a transparent background (a sprite or icon made for a dark one: pygame's city.png), blank
+# once its transparent pixels are made white: used, and said (it trained as a white square, unsaid)
+BLANK_ON_WHITE = "picture blank once its transparent pixels are made white"
 
 
 # What a folder's summary says beside what it left out (none of it is left out, nor listed by --list-skipped):
@@ -776,8 +790,8 @@ MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming t
 # over unsaid, its pictures "without a caption" and captioned by their names)
 PARQUET_MANIFEST = "metadata.parquet"
 PARQUET = "metadata.parquet t2i cannot read"  # (rerank's reason for one too: rerank.PARQUET_UNREAD)
-NOTES = (SHARED_CAPTION, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN,
-         NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET)
+NOTES = (SHARED_CAPTION, BLANK_ON_WHITE, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES, NOT_NAMING,
+         NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET)
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
 MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '
                   '"file_name" with "text", "caption" or "prompt": rename one)')

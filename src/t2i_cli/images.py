@@ -453,6 +453,26 @@ def _square_rgb(im: Image.Image, side: int, background: tuple[int, int, int] = B
     return narrow.resize((side, side), Image.LANCZOS)
 
 
+WHITE_ENOUGH = 250  # blank_on_white: each of R, G and B at least this
+
+
+def blank_on_white(path: Path) -> bool:
+    """Whether a picture with transparent pixels shows nothing once they are made white (BACKGROUND): every pixel
+    it draws is white or nearly, as a white sprite or icon drawn for a dark background (pygame's city.png, a white
+    house) or a wholly transparent one. A picture without transparency is never one: a white picture is what it
+    shows. Read again whole: called for a picture whose small decode was white."""
+    try:
+        with opened(path) as im:
+            if not ("transparency" in im.info or im.mode in ("RGBA", "LA", "PA", "RGBa", "La")):
+                return False
+            if im.width * im.height > 16 * BAND_PIXELS:  # (its small decode was white: not decoded whole again)
+                return True
+            rgb = to_rgb(im)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return False
+    return min(lo for lo, _ in rgb.getextrema()) >= WHITE_ENOUGH
+
+
 def crop_rgb(pixels: bytes, side: int, box: tuple[int, int, int], out: int) -> bytes:
     """The square (x0, y0, c) of a side x side RGB picture's bytes, resized to out x out (Lanczos; not resized
     when c is out): a training crop."""
