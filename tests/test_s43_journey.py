@@ -87,8 +87,8 @@ def test_icons_in_formats_t2i_does_not_read_are_named_not_called_captions_withou
         (pics / f"{name}.txt").write_text(f"a {name} icon\n")
     line = one_line_failure(run("data", "preview", pics, "--out", tmp_path / "p.png"))
     assert "captions without image" not in line, line
-    assert "1 XPM picture (t2i cannot read XPM: convert to JPEG or PNG)" in line, line
-    assert "1 ICO picture (t2i cannot read ICO: convert to JPEG or PNG)" in line, line
+    assert "1 XPM picture (t2i does not read XPM from a folder: convert to JPEG or PNG)" in line, line
+    assert "1 ICO picture (t2i does not read ICO from a folder: convert to JPEG or PNG)" in line, line
     _pictures(pics, 2)  # beside PNGs that train, they are said in the warning
     r = run("data", "preview", pics, "--out", tmp_path / "p.png")
     assert r.exit_code == 0, r.stderr
@@ -105,8 +105,8 @@ def test_data_caption_of_a_folder_of_icons_it_does_not_read_names_them(tmp_path)
     for extra in ([], ["--dry-run"]):
         line = one_line_failure(run("data", "caption", pics, *extra))
         assert "give the folder that holds them" not in line, line
-        assert f"1 XPM picture (t2i cannot read XPM: convert to JPEG or PNG), e.g. {pics / 'python.xpm'}" \
-            in line, line
+        assert f"1 XPM picture (t2i does not read XPM from a folder: convert to JPEG or PNG), e.g. " \
+               f"{pics / 'python.xpm'}" in line, line
         assert "it holds 1 ICO picture" in line, line
     assert sorted(p.name for p in pics.iterdir()) == ["leaf.ico", "python.xpm"]
 

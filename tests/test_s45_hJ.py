@@ -97,3 +97,30 @@ def test_a_white_sprite_on_a_transparent_background_is_said_blank_once_made_whit
     r = run("data", "preview", pics, "--out", tmp_path / "sheet2.png")
     said = " ".join((r.stdout + r.stderr).split())
     assert "using 3;" not in said and "using 3" in said and "blank" not in said, said
+
+
+def test_a_tga_is_said_left_out_of_a_folder_not_unreadable_and_an_svg_given_to_vary_is_named(tmp_path: Path,
+                                                                                             tiny_weights: Path):
+    """pygame's yellow.tga: `t2i data caption` and training said "t2i cannot read TGA" of a file `t2i vary` had just
+    read (Pillow reads TGA, PCX, PNM, XPM, ICO, ICNS and PSD; a folder's are left out). Such a format is now said left
+    out of a folder; one Pillow cannot read (SVG, HEIC) is still "cannot read", and an SVG given to vary says so in
+    its one line (it was Pillow's "cannot identify image file")."""
+    pics = tmp_path / "pygame"
+    pics.mkdir()
+    Image.new("RGB", (32, 32), (250, 250, 0)).save(pics / "yellow.tga")
+    (pics / "teal.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32">'
+                                   '<rect width="32" height="32" fill="teal"/></svg>\n')
+    Image.new("RGB", (32, 32), (200, 0, 0)).save(pics / "red.png")
+    r = run("data", "caption", pics)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code == 0, said
+    assert f"1 TGA picture (t2i does not read TGA from a folder: convert to JPEG or PNG) not captioned, e.g. " \
+           f"{pics / 'yellow.tga'}" in said, said
+    assert "1 SVG picture (t2i cannot read SVG: convert to JPEG or PNG)" in said, said
+    r = run("vary", pics / "yellow.tga", "--weights", tiny_weights, "--n", "1", "--out", tmp_path / "out", "--quiet")
+    assert r.exit_code == 0, (r.stdout, r.stderr)  # (it does read a TGA given by its path)
+    r = run("vary", pics / "teal.svg", "--weights", tiny_weights, "--n", "1", "--out", tmp_path / "out")
+    assert r.exit_code != 0
+    lines = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
+    assert lines == [f"error: cannot read image {pics / 'teal.svg'}: SVG picture (t2i cannot read SVG: convert to "
+                     f"JPEG or PNG)"], lines

@@ -2304,8 +2304,9 @@ def export(ctx: typer.Context,
 
 
 def _unread_pictures(folder: Path) -> str:
-    """'; it holds 5 XPM pictures (t2i cannot read XPM: convert ...), e.g. F' where a folder without a picture t2i
-    reads holds some of a format it does not ('' where none): `data caption` of a folder of .xpm or .ico icons said
+    """'; it holds 5 XPM pictures (t2i does not read XPM from a folder: convert ...), e.g. F' where a folder
+    without a picture t2i reads holds some of a format it does not ('' where none): `data caption` of a folder of
+    .xpm or .ico icons said
     "give the folder that holds them", of the folder that did."""
     from t2i_cli.images import UNREAD_SUFFIXES, unread_picture
 

@@ -29,9 +29,16 @@ UNREAD_FORMATS = {".heic": "HEIC", ".heif": "HEIC", ".jxl": "JPEG XL", ".svg": "
 UNREAD_SUFFIXES = tuple(UNREAD_FORMATS)
 
 
+# ... of which Pillow reads these: `vary` and `--image` read such a file given by its path (pygame's yellow.tga), so
+# a folder's is said to be left out, not unreadable ("t2i cannot read TGA" was said of a file vary had just read)
+PILLOW_READS = frozenset({"XPM", "ICO", "ICNS", "TGA", "PCX", "Photoshop", "PNM"})
+
+
 def unread_picture(suffix: str) -> str:
     """Why a picture of a format t2i cannot read is left out (suffix one of UNREAD_SUFFIXES, any case)."""
     kind = UNREAD_FORMATS[suffix.lower()]
+    if kind in PILLOW_READS:
+        return f"{kind} picture (t2i does not read {kind} from a folder: convert to JPEG or PNG)"
     return f"{kind} picture (t2i cannot read {kind}: convert to JPEG or PNG)"
 
 
@@ -58,6 +65,9 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         # Pillow's bounds on a PNG's text (1 MB a chunk, 64 MB in all): the pixels may be whole
         return DataError(f"{what} {path} carries more text (metadata) than t2i reads ({e}); save the picture "
                          f"again without its text chunks")
+    if isinstance(e, Image.UnidentifiedImageError) and Path(path).suffix.lower() in UNREAD_FORMATS:  # (an SVG given
+        # to vary was "cannot identify image file", where a folder's is said as such)
+        return DataError(f"cannot read {what} {path}: {unread_picture(Path(path).suffix)}")
     return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF "
                      f"file")
 
