@@ -1,8 +1,8 @@
-"""Build a folder of real pictures that t2i did not draw, in every format a user's folder holds, named but uncaptioned.
+"""Build a folder of real pictures that t2i did not draw, in 13 file types, named but uncaptioned.
 
 The pictures are those that Python libraries and this Debian machine ship (nothing is downloaded at run time; the
 wheels are read as zip files where they lie, e.g. a pip cache or a wheelhouse):
-- pygame's example data (pygame wheel, LGPL-2.1): sprites and swatches in 13 formats, the one set of pictures a
+- pygame's example data (pygame wheel, LGPL-2.1): sprites and swatches in 13 file types, the one set of pictures a
   user's folder of "anything" looks like: `alien1` as GIF, JPEG and PNG, colour swatches named by their colour as
   PPM, PNM, PGM, PCX, TGA, XPM, SVG, WebP, TIFF, GIF, JPEG and PNG (`scarlet.webp`, `turquoise.tif`), a chimp, a fist,
   an explosion, palette BMPs;
@@ -17,11 +17,11 @@ wheels are read as zip files where they lie, e.g. a pip cache or a wheelhouse):
   icons in /usr/share/pixmaps (Debian's logo, LGPL-3 or CC BY-SA 3.0; Python's, PSF; OpenJDK's, GPL-2 with the
   classpath exception; pstree's, GPL-2), where the machine has them.
 
-Each picture is copied as it is (its bytes, name, size, mode and format: 1-bit to RGBA, 9 x 18 to 1617 x 640), into a
-folder per source, WITHOUT a caption: the folder a user brings, for `t2i data caption` to caption by name.
-`--captions` writes instead the captions a user would write after reading `t2i data caption --dry-run` over (the
-names that say what the picture shows kept, the others described: `camera_rgb.jpg` -> "webcam photo of a man's
-face"), so a training run can be compared with the captions made from names.
+Each picture is copied as it is (its bytes, name, size, mode and format: palette, grey, RGB, RGBA; 9 x 18 to
+1617 x 640), into a folder per source, WITHOUT a caption: the folder a user brings, for `t2i data caption` to caption
+by name. `--captions` writes instead the captions a user would write after reading `t2i data caption --dry-run` over
+(the names that say what the picture shows kept, the others described: `camera_rgb.jpg` -> "webcam photo",
+`city.png` -> "small white house"), so a training run can be compared with the captions made from names.
 
 Usage: python bench/make_formats_folder.py OUT [--wheels DIR] [--captions]   (default: /opt/pypi/files)
 """
