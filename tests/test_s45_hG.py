@@ -1,0 +1,65 @@
+"""Mutation audit (s45, helper hG) of models/dvae.py, models/clip.py, world/negatives.py and training's schedule,
+checkpoint and resume (train.py): each test fails under at least one hand-made mutant of bench/mutants_training.py
+that the modules' own tests let through, and passes on the code as it is."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from t2i_cli.models.dvae import DVAE, FSQ, DVAEConfig
+from t2i_cli.train import TrainConfig, precision_change
+
+
+# ---------------------------------------------------------------------------------------------- dvae
+def test_fsq_with_a_level_count_of_two_reaches_each_code_and_reads_it_back():
+    """fsq_levels takes counts from 2: a channel of two levels is bounded to about (-1, 0) by the shifted tanh,
+    whose bound (L - 1) / 2 is widened by 1e-3 so that it covers the offset 0.5 (narrowed, atanh(0.5 / 0.4995)
+    is NaN and every value and code of the channel NaN or garbage: D15)."""
+    fsq = FSQ((2, 3, 2))
+    # (a two-level channel rounds to 0 from z = 0 up and to -1 below z = -atanh(0.5 / 0.5005), about -3.8)
+    z = torch.cartesian_prod(torch.tensor([-6.0, 0.0]), torch.tensor([-3.0, 0.0, 3.0]), torch.tensor([-6.0, 0.0]))
+    z = z.t().reshape(1, 3, 3, 4)
+    values, codes = fsq(z), fsq.codes(z)
+    assert bool(torch.isfinite(values).all()) and float(values.abs().max()) <= 1
+    assert sorted(set(codes.flatten().tolist())) == list(range(12))  # every code of 2 x 3 x 2 is reached
+    assert torch.equal(fsq.values(codes), values)
+    assert sorted(set(values[:, 0].flatten().tolist())) == [-1.0, 0.0]
+
+
+def test_a_dvae_of_downsample_8_widens_its_channels_to_four_times_at_most():
+    """n_hid is doubled at each halving, up to 4x (D07: up to 8x, a model of other shapes than the config says)."""
+    cfg = DVAEConfig(image_side=16, downsample=8, n_codes=8, n_hid=4, code_dim=4)
+    model = DVAE(cfg)
+    widths = [m.out_channels for m in model.encoder.net if isinstance(m, torch.nn.Conv2d)][:-1]
+    assert widths == [4, 8, 16, 16]
+    assert max(m.in_channels for m in model.decoder.net if isinstance(m, torch.nn.Conv2d)) == 16
+    assert cfg.state_numel() == sum(t.numel() for t in model.state_dict().values())
+
+
+def test_an_empty_batch_of_pictures_gives_an_empty_batch_of_codes_and_back():
+    """A batch of no pictures is no error (D23: torch.aminmax of an empty tensor raised)."""
+    cfg = DVAEConfig(image_side=8, downsample=2, n_codes=16, n_hid=8, code_dim=8)
+    model = DVAE(cfg).eval()
+    with torch.no_grad():
+        codes = model.codes_from_image(torch.zeros(0, 3, 8, 8))
+        assert codes.shape == (0, 4, 4)
+        assert model.image_from_codes(codes).shape == (0, 3, 8, 8)
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def test_a_resume_compares_its_precision_with_the_last_start_not_the_first(tmp_path):
+    """A run started in bf16, resumed in fp32 and resumed again in fp32 trained in fp32 last: the second resume
+    is not a change (no warning); a run whose last start was bf16 resumed in fp32 is (T44: the first line read)."""
+    cfg = TrainConfig(stage="dvae", data="world:train", precision="auto")
+    metrics = tmp_path / "metrics.jsonl"
+    lines = [{"step": 0, "precision": "bf16"}, {"step": 10, "loss": 1.0}, {"step": 10, "precision": "fp32"}]
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert precision_change(metrics, cfg, "fp32", 20) == []
+    [said] = precision_change(metrics, cfg, "bf16", 20)
+    assert said.startswith("this run trained in fp32 until step 20; here --precision auto means bf16")
+    # no precision line at all (a run from before t2i 0.12.0): auto was bf16 then
+    metrics.write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
+    assert precision_change(metrics, cfg, "bf16", 10) == []
+    assert precision_change(metrics, cfg, "fp32", 10)
