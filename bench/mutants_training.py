@@ -399,7 +399,12 @@ MUTANTS: list[tuple[str, str, list[tuple[str, str]], str]] = [
         "",
     ),
     ("T29", TRAIN, [(" or got[k].dtype != torch.float32\n", "\n")], ""),
-    ("T30", TRAIN, [("if len(val_history) <= patience:", "if len(val_history) < patience:")], ""),
+    (
+        "T30",
+        TRAIN,
+        [("if len(val_history) <= patience:", "if len(val_history) < patience:")],
+        "at len == patience the losses before the last `patience` are none, and stalled says False for that too",
+    ),
     (
         "T31",
         TRAIN,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from t2i_cli.models.dvae import DVAE, FSQ, DVAEConfig
@@ -63,3 +64,55 @@ def test_a_resume_compares_its_precision_with_the_last_start_not_the_first(tmp_p
     metrics.write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
     assert precision_change(metrics, cfg, "bf16", 10) == []
     assert precision_change(metrics, cfg, "fp32", 10)
+
+
+def _one_step_optimizer() -> torch.optim.Optimizer:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    return opt
+
+
+def test_a_checkpoint_of_step_one_without_its_optimizer_state_is_refused():
+    """After one step the optimizer has state: a checkpoint of step 1 stripped of it is not resumed silently with
+    fresh moments (T18: refused from step 2 only); at step 0 there is none to have."""
+    from t2i_cli.train import _check_optimizer_state
+
+    opt = _one_step_optimizer()
+    with pytest.raises(ValueError, match="no optimizer state after 1 steps"):
+        _check_optimizer_state({}, opt, 1)
+    _check_optimizer_state({}, opt, 0)
+
+
+def test_a_saved_optimizer_number_edited_into_true_is_refused():
+    """A number's setting must be a number: JSON true is refused, not taken as 1 (T25: isinstance lets a bool
+    through as an int)."""
+    from t2i_cli.train import _check_param_groups, _same_kind
+
+    opt = _one_step_optimizer()
+    assert not _same_kind(True, 0.001) and _same_kind(1, 0.001) and _same_kind(0.5, 1)
+    groups = json.loads(json.dumps(opt.state_dict()["param_groups"]))
+    groups[0]["lr"] = True
+    with pytest.raises(ValueError, match="its setting lr is true"):
+        _check_param_groups(groups, opt)
+
+
+def test_a_run_is_finished_only_at_its_checkpoints_step_and_its_own_finished_line(tmp_path):
+    """finished(run, steps): the checkpoint is at `steps` and metrics.jsonl has a finished line at `steps` (T42: the
+    checkpoint's step not read; T43: a finished line of another step taken)."""
+    from t2i_cli.train import CHECKPOINT, finished
+    from t2i_cli.weights import save_tensors
+
+    def write(ckpt_step: int, finished_step: int) -> None:
+        save_tensors(tmp_path / CHECKPOINT, {"x": torch.zeros(1)}, {"step": str(ckpt_step)})
+        lines = [{"step": finished_step, "loss": 1.0}, {"step": finished_step, "finished": True}]
+        (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    write(10, 10)
+    assert finished(tmp_path, 10)
+    write(8, 10)  # a finished line at 10, the checkpoint at 8
+    assert not finished(tmp_path, 10)
+    write(10, 6)  # the checkpoint at 10, the finished line of an earlier, shorter run at 6
+    assert not finished(tmp_path, 10)
