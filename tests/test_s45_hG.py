@@ -116,3 +116,26 @@ def test_a_run_is_finished_only_at_its_checkpoints_step_and_its_own_finished_lin
     assert not finished(tmp_path, 10)
     write(10, 6)  # the checkpoint at 10, the finished line of an earlier, shorter run at 6
     assert not finished(tmp_path, 10)
+
+
+def test_a_resumed_run_that_diverges_before_its_next_checkpoint_keeps_the_one_it_resumed_from(tmp_path):
+    """A run resumed from its step-4 checkpoint whose loss goes NaN at step 6, before the next checkpoint, is told
+    that checkpoint is kept and how to go on from it (T45: the resume's checkpoint not counted as saved, so the
+    run was told there is no model to keep and to start again)."""
+    import math
+
+    from t2i_cli.train import CHECKPOINT, Diverged
+    from t2i_cli.weights import read_metadata
+    from test_pins_s35 import _Stage, _train
+
+    run = tmp_path / "r"
+    _train(run, steps=4, ckpt_every=4, sample_every=0)
+
+    class Diverging(_Stage):
+        def loss(self, model, images, captions, step):
+            loss, parts = super().loss(model, images, captions, step)
+            return (loss * math.nan if step == 5 else loss), parts
+
+    with pytest.raises(Diverged, match=r"diverged at step 6 \(loss nan\); the last checkpoint \(step 4\) is kept"):
+        _train(run, Diverging(), steps=8, ckpt_every=4, sample_every=0)
+    assert read_metadata(run / CHECKPOINT)["step"] == "4"
