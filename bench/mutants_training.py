@@ -498,6 +498,45 @@ def run_tests(tree: Path, args: list[str], timeout: int) -> tuple[str, float, st
     )
 
 
+def read_results(path: str) -> list[dict]:
+    """A run's results: its --out JSON, or its printed lines (a run stopped before it wrote the JSON)."""
+    if path.endswith(".json"):
+        return json.loads(Path(path).read_text())["results"]
+    files = {m[0]: m[1] for m in MUTANTS}
+    lines = Path(path).read_text().splitlines()
+    rows = [line.split()[:2] for line in lines if line[:1] in "DCNT" and line[1:3].isdigit()]
+    return [{"id": mid, "file": files[mid], "result": kind} for mid, kind in rows]
+
+
+def tally(paths: list[str], after: str) -> None:
+    """Per module: mutants killed by its own tests, killed only by tests/test_s45_hG.py (the --after run of the
+    survivors), equivalent, and still surviving."""
+    before = {r["id"]: r for p in paths for r in read_results(p)}
+    later = {r["id"]: r for r in read_results(after)} if after else {}
+    equivalent = {m[0]: m[3] for m in MUTANTS}
+    rows: dict[str, dict[str, int]] = {}
+    for mid, r in sorted(before.items()):
+        if equivalent.get(mid) and r["result"] != "killed":
+            kind = "equivalent"
+        elif r["result"] == "killed":
+            kind = "killed by its tests"
+        elif later.get(mid, {}).get("result") == "killed":
+            kind = "killed by the new tests"
+        else:
+            kind = "survived"
+        if kind == "survived" or kind == "killed by the new tests":
+            print(f"{mid} {kind}")
+        module = r["file"].split("/")[-1]
+        rows.setdefault(module, {}).setdefault(kind, 0)
+        rows[module][kind] += 1
+    kinds = ("killed by its tests", "killed by the new tests", "equivalent", "survived")
+    print(f"{'module':14s}" + "".join(f"{k:>25s}" for k in kinds) + f"{'total':>7s}")
+    for module, counts in rows.items():
+        print(f"{module:14s}" + "".join(f"{counts.get(k, 0):25d}" for k in kinds) + f"{sum(counts.values()):7d}")
+    total = {k: sum(c.get(k, 0) for c in rows.values()) for k in kinds}
+    print(f"{'all':14s}" + "".join(f"{total[k]:25d}" for k in kinds) + f"{sum(total.values()):7d}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated mutant ids")
@@ -506,9 +545,14 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--out", default="", help="a JSON file of the results")
     ap.add_argument("--extra-only", action="store_true", help="run only the --extra files (the survivors' tests)")
+    ap.add_argument("--tally", nargs="+", default=[], help="JSON files of earlier runs to add up (no run)")
+    ap.add_argument("--after", default="", help="with --tally: the JSON of the survivors' run with --extra")
     ap.add_argument("--check", action="store_true", help="only check that every mutant applies, run nothing")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
+    if a.tally:
+        tally(a.tally, a.after)
+        return
     if a.check:
         for mid, path, edits, _ in MUTANTS:
             text = (ROOT / path).read_text()

@@ -66,6 +66,28 @@ def test_a_resume_compares_its_precision_with_the_last_start_not_the_first(tmp_p
     assert precision_change(metrics, cfg, "fp32", 10)
 
 
+
+@pytest.mark.parametrize("levels", [(), (4, 4)])
+def test_codes_one_past_either_end_of_the_codebook_are_refused_and_its_ends_decoded(levels):
+    """image_from_codes takes 0..n_codes - 1 and refuses -1 and n_codes by name (D42, D43: an IndexError of the
+    embedding, or an FSQ code wrapped silently into another); codes_from_image refuses pixels past 1.5 and
+    takes a resampling's overshoot (D22, D41)."""
+    cfg = DVAEConfig(image_side=8, downsample=2, n_codes=16, n_hid=8, code_dim=8, fsq_levels=levels)
+    model = DVAE(cfg).eval()
+    with torch.no_grad():
+        assert model.image_from_codes(torch.tensor([0, 15]).repeat(8).view(1, 4, 4)).shape == (1, 3, 8, 8)
+        for end in (-1, 16):
+            codes = torch.zeros(1, 4, 4, dtype=torch.long)
+            codes[0, 1, 2] = end
+            with pytest.raises(ValueError, match=r"codes must be in 0\.\.15, this dVAE's codebook; got"):
+                model.image_from_codes(codes)
+        x = torch.full((1, 3, 8, 8), 0.5)
+        x[0, 0, 0, 0] = 1.5  # a little past 1: let through
+        assert model.codes_from_image(x).shape == (1, 4, 4)
+        x[0, 0, 0, 0] = 2.0
+        with pytest.raises(ValueError, match=r"images must be in \[0, 1\]; these reach 0.5..2"):
+            model.codes_from_image(x)
+
 def _one_step_optimizer() -> torch.optim.Optimizer:
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
