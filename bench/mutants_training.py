@@ -60,7 +60,7 @@ GROUPS = {
         "tests/test_train.py",
         "-k",
         "pins_s35 or test_ema or warms_up or seeds_its_own or stalled_needs or edited_optimizer or not_whole or "
-        "another_shape or damaged_checkpoint or older_t2i_without",
+        "another_shape",
     ],
 }
 
@@ -504,8 +504,9 @@ def read_results(path: str) -> list[dict]:
         return json.loads(Path(path).read_text())["results"]
     files = {m[0]: m[1] for m in MUTANTS}
     lines = Path(path).read_text().splitlines()
-    rows = [line.split()[:2] for line in lines if line[:1] in "DCNT" and line[1:3].isdigit()]
-    return [{"id": mid, "file": files[mid], "result": kind} for mid, kind in rows]
+    rows = [line for line in lines if line[:1] in "DCNT" and line[1:3].isdigit()]
+    return [{"id": line.split()[0], "file": files[line.split()[0]], "result": line.split()[1],
+             "why": line.rpartition("[")[2] if line.endswith("]") else ""} for line in rows]
 
 
 def tally(paths: list[str], after: str) -> None:
@@ -520,21 +521,21 @@ def tally(paths: list[str], after: str) -> None:
             kind = "equivalent"
         elif r["result"] == "killed":
             kind = "killed by its tests"
-        elif later.get(mid, {}).get("result") == "killed":
-            kind = "killed by the new tests"
+        elif later.get(mid, {}).get("result") == "killed":  # (the --extra files: other tests' first, then the new)
+            kind = "killed by the new tests" if "test_s45_hG" in later[mid]["why"] else "killed by other tests"
         else:
             kind = "survived"
-        if kind == "survived" or kind == "killed by the new tests":
-            print(f"{mid} {kind}")
+        if kind in ("survived", "killed by the new tests", "killed by other tests"):
+            print(f"{mid} {kind}" + (f" ({later[mid]['why'][:100]})" if mid in later else ""))
         module = r["file"].split("/")[-1]
         rows.setdefault(module, {}).setdefault(kind, 0)
         rows[module][kind] += 1
-    kinds = ("killed by its tests", "killed by the new tests", "equivalent", "survived")
-    print(f"{'module':14s}" + "".join(f"{k:>25s}" for k in kinds) + f"{'total':>7s}")
+    kinds = ("killed by its tests", "killed by other tests", "killed by the new tests", "equivalent", "survived")
+    print(f"{'module':14s}" + "".join(f"{k:>24s}" for k in kinds) + f"{'total':>7s}")
     for module, counts in rows.items():
-        print(f"{module:14s}" + "".join(f"{counts.get(k, 0):25d}" for k in kinds) + f"{sum(counts.values()):7d}")
+        print(f"{module:14s}" + "".join(f"{counts.get(k, 0):24d}" for k in kinds) + f"{sum(counts.values()):7d}")
     total = {k: sum(c.get(k, 0) for c in rows.values()) for k in kinds}
-    print(f"{'all':14s}" + "".join(f"{total[k]:25d}" for k in kinds) + f"{sum(total.values()):7d}")
+    print(f"{'all':14s}" + "".join(f"{total[k]:24d}" for k in kinds) + f"{sum(total.values()):7d}")
 
 
 def main() -> None:
@@ -591,7 +592,7 @@ def main() -> None:
             if not a.extra_only:
                 verdict, secs, why = run_tests(tree, [*files, *select], a.timeout)
             if verdict == "survived" and a.extra:  # the tests written for the survivors, run alone (no -k)
-                verdict, more, why = run_tests(tree, a.extra, a.timeout)
+                verdict, more, why = run_tests(tree, [t for e in a.extra for t in e.split()], a.timeout)
                 secs += more
         finally:
             (tree / path).write_text(original)

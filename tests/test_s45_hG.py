@@ -161,3 +161,34 @@ def test_a_resumed_run_that_diverges_before_its_next_checkpoint_keeps_the_one_it
     with pytest.raises(Diverged, match=r"diverged at step 6 \(loss nan\); the last checkpoint \(step 4\) is kept"):
         _train(run, Diverging(), steps=8, ckpt_every=4, sample_every=0)
     assert read_metadata(run / CHECKPOINT)["step"] == "4"
+
+
+def _labelled(n: int) -> list[tuple[torch.Tensor, str]]:
+    return [(torch.full((3, 2, 2), float(i)), str(i)) for i in range(n)]
+
+
+@pytest.mark.parametrize("procedural", [False, True])
+def test_the_processes_of_a_step_share_its_samples_out_as_one_process_takes_them(procedural):
+    """StepBatches: rank r of n takes the r-th slice of the step's global samples, so that the samples of a step are
+    the same whatever the number of processes (T37: every rank took the first slice, the rest never trained)."""
+    from t2i_cli.train import StepBatches
+
+    data, cfg = _labelled(10), TrainConfig(stage="dvae", data="pictures", batch_size=4, steps=6, seed=3)
+    alone = StepBatches(data, cfg, 0, 1, procedural)
+    pair = [StepBatches(data, cfg, rank, 2, procedural) for rank in (0, 1)]
+    for step in range(6):
+        assert pair[0][step][1] + pair[1][step][1] == alone[step][1], step
+    assert len({c for step in range(6) for c in alone[step][1]}) == 10
+
+
+def test_each_epoch_of_a_finite_source_is_its_own_seeded_order():
+    """Each epoch of a folder is a permutation of all of it, drawn anew per epoch from the seed (T36: one order
+    for every epoch, so every epoch's batches were the same groups of pictures)."""
+    from t2i_cli.train import StepBatches
+
+    data, cfg = _labelled(4), TrainConfig(stage="dvae", data="pictures", batch_size=4, steps=6, seed=0)
+    epochs = [StepBatches(data, cfg, 0, 1, False)[step][1] for step in range(6)]  # one step is one epoch here
+    assert all(sorted(e) == ["0", "1", "2", "3"] for e in epochs)
+    assert len({tuple(e) for e in epochs}) > 1, epochs
+    again = [StepBatches(data, cfg, 0, 1, False)[step][1] for step in range(6)]
+    assert again == epochs
