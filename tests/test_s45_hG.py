@@ -192,3 +192,17 @@ def test_each_epoch_of_a_finite_source_is_its_own_seeded_order():
     assert len({tuple(e) for e in epochs}) > 1, epochs
     again = [StepBatches(data, cfg, 0, 1, False)[step][1] for step in range(6)]
     assert again == epochs
+
+
+# ---------------------------------------------------------------------------------------------- clip
+@pytest.mark.parametrize("side", [16, 32, 48])
+def test_a_word_region_clips_regions_are_as_many_as_its_config_says(side):
+    """ClipConfig.regions() is the number of region features the image encoder gives (its map at 1/8 of the side;
+    C29: 1/16)."""
+    from t2i_cli.models.clip import Clip, ClipConfig
+
+    cfg = ClipConfig(image_side=side, text_vocab=40, text_len=4, n_pad_start=36, n_hid=8, n_embd=16, n_layer=1,
+                     n_head=2, embed_dim=8, word_region=True)
+    with torch.no_grad():
+        _, regions = Clip(cfg).image_encoder.features(torch.rand(1, 3, side, side))
+    assert regions.shape == (1, cfg.regions(), 8)
