@@ -206,3 +206,28 @@ def test_a_word_region_clips_regions_are_as_many_as_its_config_says(side):
     with torch.no_grad():
         _, regions = Clip(cfg).image_encoder.features(torch.rand(1, 3, side, side))
     assert regions.shape == (1, cfg.regions(), 8)
+
+
+# ---------------------------------------------------------------------------------------------- dvae fine-tune
+@pytest.mark.parametrize("levels", [(), (4, 4)])
+def test_a_hard_forward_trains_the_decoder_and_codebook_and_leaves_the_encoder_alone(levels):
+    """hard=True is the decoder fine-tune: no gradient reaches the encoder, with Gumbel's argmax or FSQ's rounded
+    values (D32: FSQ's straight-through gradient went on into the encoder, whose codes then moved)."""
+    cfg = DVAEConfig(image_side=8, downsample=2, n_codes=16, n_hid=8, code_dim=8, fsq_levels=levels)
+    torch.manual_seed(0)
+    model = DVAE(cfg)
+    _, loss, _ = model(torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)), hard=True)
+    loss.backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.encoder.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.codebook.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.decoder.parameters())
+
+
+# ---------------------------------------------------------------------------------------------- negatives
+def test_the_twin_of_a_held_out_scene_may_take_a_held_out_pair():
+    """Twins of train scenes never hold a held-out colour-object pair; those of held-out scenes are drawn from every
+    pair (N14: held-out scenes' twins were drawn as train scenes' are: scene 34 got a white heart)."""
+    from t2i_cli.world.negatives import twin_caption
+
+    caption, neg, kind = twin_caption("heldout", 34)
+    assert (caption, kind) == ("an illustration of a red heart below a green car at night", "recolour")
