@@ -6,7 +6,7 @@ cannot change what a user sees: the reason is given with it). The source itself 
     OMP_NUM_THREADS=1 python bench/mutants_training.py [--only ID,ID] [--out F.json] > F.txt
     OMP_NUM_THREADS=1 python bench/mutants_training.py --only SURVIVORS --extra-only --extra "OTHER TESTS" \
         --extra tests/test_s45_hG.py --out after.json
-    python bench/mutants_training.py --tally F.txt ... --after after.json
+    python bench/mutants_training.py --tally F.txt ... --after after.json ...
 
 --extra adds test files (or node ids) run after the part's own tests, for the mutants they let through, in the
 order given (-x: the first that fails is named); --extra-only runs them alone. --tally adds up earlier runs: per
@@ -468,11 +468,11 @@ def read_results(path: str) -> list[dict]:
              "why": line.rpartition("[")[2] if line.endswith("]") else ""} for line in rows]
 
 
-def tally(paths: list[str], after: str) -> None:
+def tally(paths: list[str], after: list[str]) -> None:
     """Per module: mutants killed by its own tests, killed only by tests/test_s45_hG.py (the --after run of the
     survivors), equivalent, and still surviving."""
     before = {r["id"]: r for p in paths for r in read_results(p)}
-    later = {r["id"]: r for r in read_results(after)} if after else {}
+    later = {r["id"]: r for p in after for r in read_results(p)}
     equivalent = {m[0]: m[3] for m in MUTANTS}
     rows: dict[str, dict[str, int]] = {}
     for mid, r in sorted(before.items()):
@@ -506,7 +506,7 @@ def main() -> None:
     ap.add_argument("--out", default="", help="a JSON file of the results")
     ap.add_argument("--extra-only", action="store_true", help="run only the --extra files (the survivors' tests)")
     ap.add_argument("--tally", nargs="+", default=[], help="JSON files of earlier runs to add up (no run)")
-    ap.add_argument("--after", default="", help="with --tally: the JSON of the survivors' run with --extra")
+    ap.add_argument("--after", nargs="+", default=[], help="with --tally: the survivors' runs with --extra")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run (one passed already)")
     ap.add_argument("--check", action="store_true", help="only check that every mutant applies, run nothing")
     a = ap.parse_args()
