@@ -2868,8 +2868,10 @@ def eval_cmd(ctx: typer.Context,
                     plain.update(f"eval {tag}{name}", done + tasks.TASKS.index(name) * n + i, len(seeds) * per_seed,
                                  {}, (), unit="prompts")
 
-                validation = ev.validate_judge(judge, max(n, 50), seed + 1, side, progress=judged)
-                validation_of = {"renders": max(n, 50), "seed": seed + 1}  # (said with the table: its two columns)
+                # (the judge's renders: the seed after the eval's, 0 after the largest --seed, which it takes)
+                judge_seed = seed + 1 if seed < MAX_SEED else 0
+                validation = ev.validate_judge(judge, max(n, 50), judge_seed, side, progress=judged)
+                validation_of = {"renders": max(n, 50), "seed": judge_seed}  # (said with the table: its two columns)
                 dvae = ev.dvae_metrics(pipe.bundle.dvae, 256, seed)
                 bar.start_task(generating)
                 keep = None if folder_of_images is None else _keep_judged(pipe, sampling, candidates, seed,

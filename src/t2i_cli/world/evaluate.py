@@ -31,12 +31,22 @@ def _check_count(n: int, what: str = "n_per_task") -> int:
     return count
 
 
+def _check_seed(seed: int) -> int:
+    """A seed is a whole number in 0..2**63-1, what `eval --seed` takes; as a plain int (-1, 1.5 and True drew from
+    seeds the command refuses, True not seed 1's images)."""
+    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:
+        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+    return number
+
+
 def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degraded: bool = False,
                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict[str, float]]:
     """On real renders of each task's prompts (degraded like decoded images when asked): how often the judge
     agrees with the spec ("agreement"), and how often it says no to a render of a scene that differs in
     what the task judges ("rejects_wrong"); a judge that always says yes scores 0 on the second."""
     n_per_task = _check_count(n_per_task)
+    seed = _check_seed(seed)  # (-1 was taken, and scored renders of seeds eval refuses)
+
     def draw(spec: SceneSpec, s: int) -> np.ndarray:
         img = np.asarray(render(spec, s, side, jitter=True))
         return degrade(img, random.Random(s)) if is_degraded else img
@@ -88,10 +98,7 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     candidates = _check_count(candidates, "candidates")  # (2.5 was a TypeError in the loop, True taken as 1)
     refuse_greedy_copies(sampling, candidates, name="candidates")  # (said as the caller's keyword, not n=)
     n_per_task = _check_count(n_per_task)
-    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:  # (-1, 1.5 and True drew
-        # from seeds `eval --seed` refuses, True not seed 1's images)
-        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
-    seed = number
+    seed = _check_seed(seed)
     if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
         raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
     tasks = tuple(tasks)  # (a generator, checked below, would be used up before the loop)
@@ -174,7 +181,7 @@ def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, float]:
     """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
     distinct codes) of a dVAE on n world `val` scenes at its own image side."""
-    _check_count(n, "n")
+    n, seed = _check_count(n, "n"), _check_seed(seed)
     side, device = dvae.cfg.image_side, next(dvae.parameters()).device
     codes_seen: list[torch.Tensor] = []
     psnrs: list[torch.Tensor] = []
