@@ -67,12 +67,12 @@ def test_a_resume_keeps_the_runs_settings_and_stays_resumable(tmp_path: Path):
     ({"steps": -1}, "steps must be between 1"),
     ({"batch_size": 0}, "batch_size must be between 1"),
     ({"lr": float("nan")}, "lr must be a finite number"),
-    ({"steps": "3"}, "steps must be int"),
+    ({"steps": "3"}, "steps must be an integer"),
     ({"val_fraction": 0.9}, "val_fraction must be between 0.0 and 0.5"),
     ({"data": "world:val"}, "world:val is the split every stage validates on"),
     ({"flip": True}, "flip and crop vary the pictures of a folder or manifest"),
     ({"patience": 2}, "patience 2 watches the validation loss"),  # (sample_every 0)
-    ({"data": 3}, "data must be str")])
+    ({"data": 3}, "data must be a str")])
 def test_run_stage_refuses_what_the_command_line_refuses(tmp_path: Path, change: dict, says: str):
     with pytest.raises(UsageError, match=says):
         run_stage(dataclasses.replace(tiny(), **change), tmp_path / "run", device="cpu")

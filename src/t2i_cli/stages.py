@@ -50,7 +50,7 @@ from t2i_cli.models.dvae import psnr as dvae_psnr
 from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 from t2i_cli.sampling import SamplingConfig, generate_codes
-from t2i_cli.train import Dist, TrainConfig, split_refusal
+from t2i_cli.train import Dist, TrainConfig, plain, split_refusal
 from t2i_cli.weights import MAX_TOKENIZER_FILE, check_budget, check_export_whole, load_model, load_tokenizer
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -409,7 +409,8 @@ def apply_preset(stage: str, preset: str, overrides: dict[str, Any], data: str) 
     model.update(changes.pop("model", {}))
     fields.update(changes)
     overrides = dict(overrides)  # (popped below: the caller's own dict, reused for the next stage, kept whole)
-    mine = dict(overrides.pop("model", {}) or {})
+    mine = {k: plain(v) for k, v in dict(overrides.pop("model", {}) or {}).items()}  # (np.array fsq_levels: its
+    # truth below was numpy's ValueError)
     model.update(mine)
     if stage == "dvae" and mine.get("fsq_levels") and "n_codes" not in mine:
         model["n_codes"] = math.prod(mine["fsq_levels"])  # FSQ's codebook size is the product of its levels
@@ -849,6 +850,8 @@ def check_run_config(cfg) -> None:
         raise UsageError(f"a run's settings are a TrainConfig, got {type(cfg).__name__}")
     try:
         cfg.check()
+    except TypeError as e:
+        raise UsageError(str(e)) from None
     except ValueError as e:
         raise UsageError(f"{e}; choose a value in range") from None
     if cfg.patience and not cfg.sample_every:

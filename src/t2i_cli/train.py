@@ -94,6 +94,30 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {"stage": STAGES, "precision": ("au
                                               "recon_loss": ("l1", "mse", "logit_laplace")}
 
 
+def plain(value: Any) -> Any:
+    """A model setting as Python's own kind: numpy's (or torch's) numbers, booleans and arrays as int, float, bool
+    and lists (np.array([4, 4, 4]) for fsq_levels, np.int64(8) for n_hid), lists and tuples item by item; the
+    rest as given."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if callable(getattr(value, "tolist", None)):  # a numpy array, np.bool_, a tensor
+        try:
+            return plain(value.tolist())
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+# What a TrainConfig field of each type takes, as its refusal says it
+WANTED = {int: "an integer", float: "a number", str: "a str", bool: "True or False", dict: "a dict"}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run; saved in the run folder so --resume needs nothing else."""
@@ -149,6 +173,8 @@ class TrainConfig:
                 object.__setattr__(self, f.name, int(value))
             elif isinstance(default, float) and isinstance(value, numbers.Real):
                 object.__setattr__(self, f.name, float(value))
+        if isinstance(self.model, dict):  # (and in the model's settings: "n_hid is "np.int64(8)", not an integer")
+            object.__setattr__(self, "model", {k: plain(v) for k, v in self.model.items()})
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict of the config."""
@@ -160,15 +186,18 @@ class TrainConfig:
         return json.loads(json.dumps({k: v for k, v in self.to_json().items() if k not in RESUMABLE_FIELDS}))
 
     def check(self, name: Callable[[str], str] = str) -> None:
-        """Raise ValueError, naming the field as name(field) does, for a value of the wrong type or outside
-        CONFIG_LIMITS: a config read back from a run folder can ask for no more than the command line can."""
+        """Raise TypeError for a value of the wrong type and ValueError for one outside CONFIG_LIMITS, naming the
+        field as name(field) does: a config read back from a run folder can ask for no more than the command line
+        can."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
             kind = (int, float) if isinstance(default, float) else type(default)
             if not isinstance(value, kind) or (isinstance(value, bool) and not isinstance(default, bool)):
-                raise ValueError(f"{name(f.name)} must be {type(default).__name__}, got {value!r}")
+                # (a TypeError, no range to choose from: it said "steps must be int, got '10'; choose a value in
+                # range")
+                raise TypeError(f"{name(f.name)} must be {WANTED[type(default)]}, got {value!r}")
             lo, hi = CONFIG_LIMITS.get(f.name, (None, None))
             if isinstance(default, float):
                 if not math.isfinite(value):

@@ -290,6 +290,8 @@ def checked(cfg):
     """cfg, once TrainConfig.check finds every value of the right type and within its bounds."""
     try:
         cfg.check(lambda name: flag("workers" if name == "num_workers" else name))
+    except TypeError as e:
+        raise UsageError(str(e)) from None
     except ValueError as e:
         raise UsageError(f"{e}; choose a value in range") from None
     if cfg.patience and not cfg.sample_every:
