@@ -98,7 +98,7 @@ def test_a_decay_that_the_warm_up_bound_keeps_out_of_reach_is_named():
     model = nn.Linear(2, 2)
     assert Ema(model, 0.9).covers(1000) is None  # (1 + n) / (10 + n) passes 0.9 at n = 80
     text = Ema(model, 0.999).covers(1500)
-    assert text and "--ema 0.999" in text and "0.9940" in text and "last 167 steps" in text
+    assert text and "ema=0.999" in text and "0.9940" in text and "last 167 steps" in text
 
 
 @pytest.fixture(scope="module")

@@ -194,7 +194,7 @@ def test_the_ema_too_short_note_is_said_when_a_run_starts_not_again_on_resume(tm
     """Ema.covers' note (a decay the run is too short to reach) is said once, at the start, not at every resume."""
     warned: list[str] = []
     _train(tmp_path / "r", warned=warned, steps=4, ema=0.999)
-    assert len(warned) == 1 and "--ema 0.999: in a run of 4 steps" in warned[0]
+    assert len(warned) == 1 and "ema=0.999: in a run of 4 steps" in warned[0]  # (from Python: the field)
     again: list[str] = []
     _train(tmp_path / "r", warned=again, steps=8, ema=0.999)
     assert again == []

@@ -238,7 +238,7 @@ def test_a_transformer_at_another_side_than_its_dvae_is_refused(tmp_path):
 
     folder = build_tiny_folder(tmp_path / "w")
     cfg, train, val = world_stage_cfg("transformer", dvae=str(folder), tokenizer=str(folder))
-    with pytest.raises(UsageError, match="--image-side 16"):
+    with pytest.raises(UsageError, match="image_side=16"):  # (from Python: the field; t2i train: --image-side 16)
         TransformerStage(replace(cfg, image_side=32), folder, Dist(), train, True, val)
 
 

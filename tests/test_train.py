@@ -844,7 +844,7 @@ def test_a_whole_runs_damaged_tokenizer_is_not_blamed_on_a_tokenizer_option_it_r
     with pytest.raises(WeightsError, match="the whole run's tokenizer stage wrote it damaged: start the run again"):
         dependencies(cfg)
     (run_dir / "all.json").unlink()  # a tokenizer run of its own, given as --tokenizer
-    with pytest.raises(WeightsError, match="give --tokenizer a tokenizer run folder"):
+    with pytest.raises(WeightsError, match="give tokenizer a tokenizer run folder"):  # (the field, from Python)
         dependencies(cfg)
 
 
@@ -1410,7 +1410,7 @@ def test_a_run_whose_batch_the_processes_cannot_split_is_resumed_with_a_count_th
     cfg = TrainConfig(stage="dvae", data="world:train", batch_size=12)
     for resume, says in ((True, f"{tmp_path}'s batch of 12 cannot be split over 5 processes; resume it with a number "
                                 f"of processes that divides it (1, 2, 3, 4, 6, 12)"),
-                         (False, "--batch-size 12 must be a multiple of the 5 processes")):
+                         (False, "batch_size=12 must be a multiple of the 5 processes")):  # (from Python)
         with pytest.raises(UsageError) as e:
             stages.run_stage(cfg, tmp_path, resume, None, "cpu")
         assert str(e.value) == says, str(e.value)

@@ -41,6 +41,19 @@ def option(name: str, value: object = _UNSET, cli: str | None = None) -> str:
     return name if value is _UNSET else f"{name}={value!r}"
 
 
+def spoken(cli: str, python: str) -> str:
+    """Words a message says differently to the command line and to a Python caller, where option's one setting
+    is not enough ("--resume RUN" / "resume=True", "--model pixel_eps=0" / "model={'pixel_eps': 0}")."""
+    return cli if SPEAKING["cli"] else python
+
+
+def model_option(key: str, value: object) -> str:
+    """How a message names one model setting: "--model n_head=3" (--model KEY=VALUE) to the command line,
+    "model={'n_head': 3}" (TrainConfig.model) from Python."""
+    return spoken(f"--model {key}={value:g}" if isinstance(value, float) else f"--model {key}={value}",
+                  f"model={{{key!r}: {value!r}}}")
+
+
 class PromptWarning(UserWarning):
     """The Python API's word that a prompt loses words (past the text length, or unknown to the tokenizer); the
     commands say it in their own line instead."""

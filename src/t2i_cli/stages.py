@@ -24,7 +24,9 @@ from t2i_cli.errors import (
     UsageError,
     brief,
     counted,
+    model_option,
     option,
+    spoken,
     warn_caller,
 )
 from t2i_cli.files import (
@@ -328,8 +330,9 @@ class ClipStage:
         if cfg.init:  # start from a trained CLIP (its architecture is mcfg's: train_options.train_config)
             start = load_model(Path(run_dir) / CLIP_INIT, "clip")
             if (start.cfg.text_vocab, start.cfg.n_pad_start) != (mcfg.text_vocab, mcfg.n_pad_start):
-                raise UsageError(f"--init {cfg.init}: that CLIP reads another tokenizer's ids ({start.cfg.text_vocab} "
-                                 f"ids, not {mcfg.text_vocab}); pass the --tokenizer it was trained with")
+                raise UsageError(f"{option('init')} {cfg.init}: that CLIP reads another tokenizer's ids "
+                                 f"({start.cfg.text_vocab} ids, not {mcfg.text_vocab}); pass the "
+                                 f"{option('tokenizer')} it was trained with")
             self.model.load_state_dict(start.state_dict())
 
     def loss(self, model: nn.Module, images: torch.Tensor, captions: list[str], step: int):
@@ -393,6 +396,12 @@ ON_FOLDER: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def _out() -> str:
+    """How a message names the folder a run starts in: --out to the command line, run_stage's run_dir from
+    Python."""
+    return option("run_dir", cli="--out")
+
+
 def is_world(data: str) -> bool:
     """Whether a --data source is the procedural world (world, world:train, world:val)."""
     return data == "world" or data.startswith("world:")
@@ -402,7 +411,7 @@ def apply_preset(stage: str, preset: str, overrides: dict[str, Any], data: str) 
     """TrainConfig fields for a stage: the preset's (with its ON_WORLD or ON_FOLDER changes for the data), then
     the user's overrides (model fields merged)."""
     if preset not in PRESETS:
-        raise UsageError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        raise UsageError(f"{option('preset')} must be one of {', '.join(PRESETS)}, got {preset!r}")
     fields = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[preset].get(stage, {}).items()}
     model = dict(fields.pop("model", {}))
     changes = dict((ON_WORLD if is_world(data) else ON_FOLDER).get(preset, {}).get(stage, {}))
@@ -430,14 +439,14 @@ def dependencies(cfg: TrainConfig) -> list[tuple[Path, str]]:
             continue
         path = _resolve(src, name)
         if path is None:
-            flag = "--" + name.split(".")[0]
-            raise UsageError(f"the {cfg.stage} stage needs {flag} PATH "
+            key = name.split(".")[0]
+            raise UsageError(f"the {cfg.stage} stage needs {spoken(f'--{key} PATH', key)} "
                              f"(a {name} file, a run folder or a weights folder)")
         if name == "tokenizer.json":  # read now, so that a bad one is named as given, not as the run's copy
             whole = is_whole_run(path.parent.parent) and path.parent.name == "tokenizer"
-            load_tokenizer(path, "the whole run's tokenizer stage wrote it damaged: start the run again in a new --out"
-                           if whole else "give --tokenizer a tokenizer run folder, a weights folder or its "
-                           "tokenizer.json")
+            load_tokenizer(path, f"the whole run's tokenizer stage wrote it damaged: start the run again in a new "
+                           f"{_out()}" if whole else f"give {option('tokenizer')} a tokenizer run folder, a weights "
+                           f"folder or its tokenizer.json")
         deps.append((path, "dvae_init.safetensors" if finetune else name))
     if cfg.stage == "clip" and cfg.init:
         deps.append((_resolve(cfg.init, "clip.safetensors"), CLIP_INIT))
@@ -457,8 +466,9 @@ def dependency_runs(cfg: TrainConfig) -> list[str]:
 
     finetune = cfg.stage == "dvae" and cfg.finetune_decoder
     notes = []
-    for flag, src, stage, needed in (("--tokenizer", cfg.tokenizer, "tokenizer", cfg.stage in ("transformer", "clip")),
-                                     ("--dvae", cfg.dvae, "dvae", cfg.stage == "transformer" or finetune)):
+    for flag, src, stage, needed in ((option("tokenizer"), cfg.tokenizer, "tokenizer",
+                                      cfg.stage in ("transformer", "clip")),
+                                     (option("dvae"), cfg.dvae, "dvae", cfg.stage == "transformer" or finetune)):
         folder = Path(src) if needed and src else None
         if folder is not None and folder.name == f"{stage}.{'json' if stage == 'tokenizer' else 'safetensors'}" \
                 and folder.is_file():  # the model file inside a run folder is that run's
@@ -474,8 +484,9 @@ def dependency_runs(cfg: TrainConfig) -> list[str]:
         if is_world(cfg.data) and not is_world(run.data):  # (--data left out of a stage-by-stage command: the
             # transformer or CLIP learned the world's scenes with a tokenizer and dVAE of your pictures, unsaid)
             notes.append(f"{flag} {shell_word(folder)} learned from {run.data}, but this run trains on {cfg.data} "
-                         f"(the procedural world, where --data left out trains); give --data "
-                         f"{shell_word(run.data)} to train on those pictures")
+                         f"(the procedural world, where {option('data')} left out trains); give "
+                         f"{spoken(f'--data {shell_word(run.data)}', f'data={run.data!r}')} to train on those "
+                         f"pictures")
 
         def step_of(path: Path) -> int | None:
             try:
@@ -505,7 +516,7 @@ def dependency_runs(cfg: TrainConfig) -> list[str]:
         finish = (f"finish it first with `t2i train --resume {word}` (stop this run), unless an early dVAE is "
                   f"what you want")
         if run.finetune_decoder:  # its encoder and codebook are its start's, frozen
-            notes.append(f"{flag} {word} {stopped}: a --finetune-decoder run "
+            notes.append(f"{flag} {word} {stopped}: a {option('finetune_decoder')} run "
                          f"whose decoder is unfinished (the codes are those of the dVAE it started from); this "
                          f"transformer takes that decoder; {finish}, or export the finished one beside it later "
                          f"(t2i export ... --force)")
@@ -533,23 +544,23 @@ def check_new_folder(run_dir: Path, keep_going: str = "", own: list[tuple[Path, 
     the folder's message (how to continue a run of one's own there). own: the run's dependencies (source,
     name); a folder holding only copies of them, byte for byte, and their temporaries is what a start killed
     while copying them left (kill -9): the run starts there (it was refused, and a whole run could not go on)."""
-    refuse_dash(run_dir, "--out", "runs/mine")
+    refuse_dash(run_dir, _out(), "runs/mine")
     run_dir = Path(run_dir)
     if run_dir.is_symlink() and not run_dir.exists():  # a link to nothing, or a loop of links: said as such (it
-        check_folder_path(run_dir, "--out")  # was "is a file")
+        check_folder_path(run_dir, _out())  # was "is a file")
     if run_dir.exists() or run_dir.is_symlink():
         if not run_dir.is_dir():
-            raise UsageError(f"--out {run_dir} is a file; pick a folder to create")
+            raise UsageError(f"{_out()} {run_dir} is a file; pick a folder to create")
         if any(not _left_by_a_start(p, own) for p in run_dir.iterdir()):
             if folder_locked(run_dir):  # a run another process is starting there now (two whole runs started at
                 # once into one --out: the second was told the first's stage folder "holds other files")
                 raise UsageError(RUN_BUSY.format(run_dir=run_dir))
-            raise UsageError(f"--out {run_dir} is a folder that holds other files; pick a new or empty folder"
+            raise UsageError(f"{_out()} {run_dir} is a folder that holds other files; pick a new or empty folder"
                              f"{keep_going}")
         return
     blocker = file_above(run_dir)
     if blocker is not None:
-        raise UsageError(f"--out {run_dir} is inside {blocker}, which is a file; pick a folder to create")
+        raise UsageError(f"{_out()} {run_dir} is inside {blocker}, which is a file; pick a folder to create")
 
 
 def _stopped_at(stage_dir: Path) -> tuple[int, int] | None:
@@ -577,18 +588,18 @@ def whole_run_refusal(run_dir: Path, stage: str) -> str:
     word, sub = shell_word(run_dir), Path(run_dir) / stage
     if stage == "tokenizer":
         what = (f"its tokenizer is {shell_word(sub / 'tokenizer.json')}; another vocabulary is a new run: pick a new "
-                f"or empty --out")
+                f"or empty {_out()}")
     elif (sub / RUN_CONFIG).is_file() and (stopped := _stopped_at(sub)) is not None:
         # a stage stopped before its last step (Ctrl-C, a kill): the whole run's --resume finishes it; it was told
         # "--resume RUN/STAGE --steps N, N over its 200,000" of a stage at step 48,327
         if folder_locked(sub) or folder_locked(Path(run_dir)):  # (a whole run training now: no resume yet)
             what = (f"its {stage} stage is being trained now (checkpoint at step {stopped[0]:,} of {stopped[1]:,}): "
-                    f"let it finish; or pick a new or empty --out for a {stage} run of its own")
+                    f"let it finish; or pick a new or empty {_out()} for a {stage} run of its own")
         else:
             # (CLIP is the last stage: none after it, and the resume exports the run's weights)
             then = "the stages after it" if stage != "clip" else f"exports {shell_word(Path(run_dir) / 'weights')}"
             what = (f"its {stage} stage stopped at step {stopped[0]:,} of {stopped[1]:,}: t2i train --resume {word} "
-                    f"finishes it and {then}; or pick a new or empty --out for a {stage} run of its own")
+                    f"finishes it and {then}; or pick a new or empty {_out()} for a {stage} run of its own")
     elif (sub / RUN_CONFIG).is_file():
         try:
             over = f", N over its {read_run_config(sub).steps:,}"
@@ -600,11 +611,11 @@ def whole_run_refusal(run_dir: Path, stage: str) -> str:
                 if stage == "dvae" and (Path(run_dir) / "transformer" / RUN_CONFIG).is_file()
                 else f", then t2i train --resume {word} to export it to {weights}")
         what = (f"to train its {stage} stage further: t2i train --resume {shell_word(sub)} --steps N{over}{then}; "
-                f"or pick a new or empty --out for a {stage} run of its own")
+                f"or pick a new or empty {_out()} for a {stage} run of its own")
     else:
         what = (f"its {stage} stage has not started: t2i train --resume {word} trains it; or pick a new or empty "
-                f"--out for a {stage} run of its own")
-    return f"--out {word} is a whole run (--stage all), not a folder for a new {stage} run; {what}"
+                f"{_out()} for a {stage} run of its own")
+    return f"{_out()} {word} is a whole run (--stage all), not a folder for a new {stage} run; {what}"
 
 
 def _left_by_a_start(path: Path, own: list[tuple[Path, str]]) -> bool:
@@ -648,7 +659,7 @@ def make_run_folder(run_dir: Path, created: list) -> None:
             pass
         except OSError:
             pass  # make_folder says why, in its one line
-    make_folder(run_dir, "--out")
+    make_folder(run_dir, _out())
 
 
 def copy_dependencies(run_dir: Path, deps: list[tuple[Path, str]], created: list[Path]) -> None:
@@ -736,14 +747,16 @@ def train_tokenizer(cfg: TrainConfig, run_dir: Path, dataset, warn=None) -> dict
     text = tok.to_json().encode()
     if len(text) > MAX_TOKENIZER_FILE:  # what load_tokenizer would refuse: say so now, not at the next stage
         raise UsageError(f"the tokenizer of {tok.n_bpe:,} tokens is {len(text):,} bytes, more than the "
-                         f"{MAX_TOKENIZER_FILE >> 20} MB a tokenizer file may hold; use a smaller --vocab-size")
+                         f"{MAX_TOKENIZER_FILE >> 20} MB a tokenizer file may hold; use a smaller "
+                         f"{option('vocab_size')}")
     atomic_write_bytes(Path(run_dir) / "tokenizer.json", text)
     if warn is not None:
         lost, words, example = unknown_share(tok, captions(dataset, limit=min(cfg.tokenizer_captions, UNKNOWN_SAMPLE)))
         if words and lost / words > UNKNOWN_WARN:
             warn(f"the tokenizer of {tok.n_bpe} tokens reads {lost / words:.0%} of the caption words it learned from "
-                 f"as unknown ({lost:,} of {words:,}, e.g. {brief(example)!r}): its --vocab-size {cfg.vocab_size} "
-                 f"holds too few of their characters; a larger --vocab-size keeps them")
+                 f"as unknown ({lost:,} of {words:,}, e.g. {brief(example)!r}): its "
+                 f"{option('vocab_size', cfg.vocab_size)} holds too few of their characters; a larger "
+                 f"{option('vocab_size')} keeps them")
     summary = {"vocab": tok.n_bpe, "captions": learned}
     if not isinstance(dataset, WorldDataset) and learned < total:
         summary["captions_in_source"] = total  # a sample of them, spread evenly over it (data.captions)
@@ -758,7 +771,7 @@ def vocab_note(asked: int, learned: dict[str, Any]) -> str | None:
     if not isinstance(got, int) or got >= asked:
         return None
     captions = learned.get("captions")
-    return (f"the tokenizer has {got:,} tokens, not the --vocab-size {asked:,} asked: every word of the "
+    return (f"the tokenizer has {got:,} tokens, not the {option('vocab_size', asked)} asked: every word of the "
             f"{f'{captions:,} ' if isinstance(captions, int) else ''}captions it learned from is one token at "
             f"{got:,}, so there was nothing more to merge (more captions, or more varied ones, make a larger "
             f"vocabulary)")
@@ -929,7 +942,7 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         def warn(text: str) -> None:
             warn_caller(text, TrainingWarning)
     if cfg.stage not in ("tokenizer", *STAGE_CLASSES):
-        raise UsageError(f"--stage must be tokenizer, dvae, transformer or clip, got {cfg.stage!r}")
+        raise UsageError(f"{option('stage')} must be tokenizer, dvae, transformer or clip, got {cfg.stage!r}")
     dd = setup_distributed(device)
     run_dir = Path(run_dir)
     held = contextlib.ExitStack()  # the run folder's lock, for the whole stage (rank 0)
@@ -956,8 +969,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             # captions had changed, under the stages that read the first)
             return {"learned": str(run_dir / "tokenizer.json")}
         if not resume and (run_dir / RUN_CONFIG).exists():
-            raise UsageError(f"{run_dir} already holds a run; continue it with --resume {shell_word(run_dir)} "
-                             f"or pick another --out")
+            again = spoken(f"--resume {shell_word(run_dir)}", "resume=True")
+            raise UsageError(f"{run_dir} already holds a run; continue it with {again} or pick another {_out()}")
         if not resume and is_whole_run(run_dir):
             raise UsageError(whole_run_refusal(run_dir, cfg.stage))
 
@@ -1004,8 +1017,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
                 raise OutputError(f"cannot write to {run_dir} (a read-only disk or folder); a resume writes its "
                                   f"checkpoints there: copy the run folder to a writable place and resume that copy")
             held.enter_context(folder_lock(run_dir, RUN_BUSY.format(run_dir=run_dir) if resume else (
-                f"--out {run_dir} is being used by another t2i process starting a run there; pick another "
-                f"--out")))
+                f"{_out()} {run_dir} is being used by another t2i process starting a run there; pick another "
+                f"{_out()}")))
             if not resume:  # still new now that it is ours (another run may have started there)
                 check_new_folder(run_dir, own=deps)
             clean_stale_temporaries(run_dir)  # a killed start's, or a killed run's (the folder is ours now)
@@ -1174,7 +1187,8 @@ def no_validation(cfg: TrainConfig, n_pairs: int) -> str:
     show one picture (the split is by image content, and holds one out only from two distinct pictures), in
     n_pairs image-caption pairs (copies under other captions, or several manifest lines). Nothing is
     validated, so nothing that needs validation happens."""
-    stop = (f", and --patience {cfg.patience} cannot stop it early (it counts validations)" if cfg.patience else "")
+    stop = (f", and {option('patience', cfg.patience)} cannot stop it early (it counts validations)"
+            if cfg.patience else "")
     if cfg.val_fraction == 0:  # (the Python API's: the command line holds out the default share)
         return f"no validation pictures: val_fraction is 0; this run logs no val_* metrics{stop}"
     pairs = f" (in {n_pairs} image-caption pairs)" if n_pairs > 1 else ""
@@ -1216,8 +1230,9 @@ def dvae_model_config(cfg: TrainConfig) -> DVAEConfig:
     except (ValueError, TypeError) as e:
         raise UsageError(f"cannot build the dvae model from these settings: {e}") from e
     if cfg.recon_loss == "logit_laplace" and mcfg.pixel_eps <= 0:  # the loss refused it at the first step
-        raise UsageError(f"--model pixel_eps={mcfg.pixel_eps:g}: the logit_laplace loss models pixels in "
-                         f"[eps, 1 - eps] and needs pixel_eps > 0 (DALL-E's is 0.1); give one, or --recon-loss l1")
+        raise UsageError(f"{model_option('pixel_eps', mcfg.pixel_eps)}: the logit_laplace loss models pixels in "
+                         f"[eps, 1 - eps] and needs pixel_eps > 0 (DALL-E's is 0.1); give one, or "
+                         f"{option('recon_loss', 'l1')}")
     return mcfg
 
 

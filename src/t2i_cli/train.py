@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from t2i_cli.devices import cuda_bf16, native_bf16, resolve_device
-from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted
+from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted, option, spoken
 from t2i_cli.files import (
     STAGES,
     atomic_write_bytes,
@@ -292,7 +292,8 @@ def precision_change(metrics: Path, cfg: TrainConfig, precision: str, start: int
         before = said[-1] if said else before
     if before == precision:
         return []
-    return [f"this run trained in {before} until step {start}; here --precision {cfg.precision} means {precision}, "
+    return [f"this run trained in {before} until step {start}; here {option('precision', cfg.precision)} means "
+            f"{precision}, "
             f"so it goes on in {precision} (not bit for bit what an uninterrupted run on the first machine would "
             f"give)"]
 
@@ -355,7 +356,7 @@ class Ema:
         if self.decay <= bound:
             return None
         window = (EMA_WARMUP + steps) // (EMA_WARMUP - 1)
-        return (f"--ema {self.decay:g}: in a run of {steps} steps the average's decay is at most (1 + n) / "
+        return (f"{option('ema', self.decay)}: in a run of {steps} steps the average's decay is at most (1 + n) / "
                 f"({EMA_WARMUP} + n) = {bound:.4f} at its last step, below {self.decay:g}, so it averages about the "
                 f"last {window} steps whatever the decay; any decay above {bound:.4f} trains the same bytes here")
 
@@ -364,7 +365,8 @@ class Ema:
         got = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
         if set(got) != set(self.avg) or any(got[k].shape != self.avg[k].shape or got[k].dtype != torch.float32
                                             for k in got):
-            raise T2IError(f"{path} does not hold this run's average of the weights (--ema); start a new run")
+            raise T2IError(f"{path} does not hold this run's average of the weights ({option('ema')}); start a new "
+                           f"run")
         for k, v in got.items():
             self.avg[k].copy_(v)
 
@@ -395,7 +397,8 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
     if ema is not None:
         ema.load(tensors, path)
     elif any(k.startswith("ema.") for k in tensors):
-        raise T2IError(f"{path} holds an average of the weights (--ema) that this run's config does not ask for; "
+        raise T2IError(f"{path} holds an average of the weights ({option('ema')}) that this run's config does not "
+                       f"ask for; "
                        f"start a new run")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
@@ -539,7 +542,8 @@ class Watchdog:
         self.warmup_steps, self.seen, self.losses, self.patience = warmup_steps, set(), [], patience
         # what a dVAE's symptoms suggest: not the --recon-loss logit_laplace it trains with already (a run of the
         # default or tiny preset, whose codebook collapsed, was told to try the loss it used)
-        self.remedy = "a lower --lr" if recon_loss == "logit_laplace" else "--recon-loss logit_laplace or a lower --lr"
+        lower = f"a lower {option('lr')}"
+        self.remedy = lower if recon_loss == "logit_laplace" else f"{option('recon_loss', 'logit_laplace')} or {lower}"
 
     def check(self, step: int, metrics: dict[str, float]) -> list[str]:
         """New warnings for the metrics logged at a step."""
@@ -559,7 +563,7 @@ class Watchdog:
         if len(recent) == self.PATIENCE and all(math.isfinite(v) for v in recent) \
                 and max(recent) - min(recent) <= 1e-4 * max(abs(sum(recent) / len(recent)), 1e-8):
             found["stuck"] = (f"step {step}: the loss has not moved in {self.PATIENCE} logs ({recent[-1]:.4g}); "
-                              f"check the data, or try another --lr")
+                              f"check the data, or try another {option('lr')}")
         return self._new(found)
 
     def check_val(self, step: int, history: list[tuple[int, float]]) -> list[str]:
@@ -568,8 +572,8 @@ class Watchdog:
         v = [loss for _, loss in history[-3:]]
         if len(v) == 3 and v[0] < v[1] < v[2]:
             found["overfit"] = (f"step {step}: the validation loss rose twice in a row ({v[0]:.4g} -> {v[2]:.4g}) "
-                                f"while training went on: the model is memorising its data; fewer --steps "
-                                + ("" if self.patience else "(or --patience 2, which stops such a run) ")
+                                f"while training went on: the model is memorising its data; fewer {option('steps')} "
+                                + ("" if self.patience else f"(or {option('patience', 2)}, which stops such a run) ")
                                 + "or more pictures")
         return self._new(found)
 
@@ -587,9 +591,10 @@ def split_refusal(cfg: TrainConfig, n_procs: int) -> str | None:
     """Why cfg's batch cannot be split over n_procs torchrun processes (an uneven share, or with --hard-negatives an
     odd one: a scene and its twin go to one process), or None."""
     if cfg.batch_size % n_procs:
-        return f"--batch-size {cfg.batch_size} must be a multiple of the {n_procs} processes"
+        return f"{option('batch_size', cfg.batch_size)} must be a multiple of the {n_procs} processes"
     if cfg.hard_negatives and cfg.batch_size // n_procs % 2:  # a scene and its twin in one process's batch
-        return (f"--hard-negatives with {n_procs} processes: --batch-size {cfg.batch_size} gives each "
+        return (f"{option('hard_negatives')} with {n_procs} processes: {option('batch_size', cfg.batch_size)} gives "
+                f"each "
                 f"{cfg.batch_size // n_procs} samples, which must be even so that every scene meets its twin; use a "
                 f"multiple of {2 * n_procs}")
     return None
@@ -776,12 +781,13 @@ def diverged_message(run_dir: Path, cfg: TrainConfig, step: int, what: str, save
     same settings would replay the same steps into the same divergence, since resumption is exact: it takes a
     lower --lr.)"""
     if saved is None:
-        return (f"training diverged at step {step} ({what}) before its first checkpoint (--ckpt-every "
-                f"{cfg.ckpt_every}), so there is no model to keep; start again with a lower --lr (this run's is "
-                f"{cfg.lr:g}) in a new run")
+        return (f"training diverged at step {step} ({what}) before its first checkpoint "
+                f"({option('ckpt_every', cfg.ckpt_every)}), so there is no model to keep; start again with a lower "
+                f"{option('lr')} (this run's is {cfg.lr:g}) in a new run")
     return (f"training diverged at step {step} ({what}); the last checkpoint (step {saved}) is kept in {run_dir}, "
-            f"and t2i export can use it; to go on from it, resume with a lower --lr (this run's is {cfg.lr:g}): "
-            f"t2i train --resume {shell_word(run_dir)} --lr {cfg.lr / 10:g}")
+            f"and t2i export can use it; to go on from it, resume with a lower {option('lr')} (this run's is "
+            f"{cfg.lr:g}): " + spoken(f"t2i train --resume {shell_word(run_dir)} --lr {cfg.lr / 10:g}",
+                                      f"run_stage with lr={cfg.lr / 10:g} and resume=True"))
 
 
 def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progress | None = None,
@@ -804,8 +810,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     precision = "bf16" if _on_every_rank(training_precision(cfg, dd.device) == "bf16", dd) else "fp32"
     notes = [] if start == 0 else precision_change(logger.path, cfg, precision, start)
     if precision == "bf16" and dd.device.type == "cpu" and not native_bf16():
-        notes.append("--precision bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated: training "
-                     "runs about 17-20x slower than fp32 here (BENCHMARKS.md); --precision auto picks fp32 on this CPU")
+        notes.append(f"{option('precision', 'bf16')} on a CPU without native bf16 (AVX-512 BF16 or AMX) is emulated: "
+                     f"training runs about 17-20x slower than fp32 here (BENCHMARKS.md); "
+                     f"{option('precision', 'auto')} picks fp32 on this CPU")
     too_short = ema.covers(cfg.steps) if ema is not None and start == 0 else None
     if too_short:
         notes.append(too_short)
@@ -934,8 +941,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                     if dd.is_main:  # sees a complete run (and the checkpoint below records it too)
                         best_step, best = min(logger.val_history, key=lambda sv: sv[1])
                         text = (f"step {done}: the validation loss has not improved on step {best_step}'s {best:.4g} "
-                                f"for {counted(cfg.patience, 'validation')}: stopping early (--patience "
-                                f"{cfg.patience}); "
+                                f"for {counted(cfg.patience, 'validation')}: stopping early "
+                                f"({option('patience', cfg.patience)}); "
                                 f"the run ends here")
                         if done % cfg.log_every:
                             logger.log(done, metrics)  # the last step's training loss, as at a planned end
@@ -974,8 +981,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             pid, signum = ended[0]
             e = failing = DataError(
                 f"the data loader's worker process (pid {pid}) was ended by {signal.Signals(signum).name}"
-                + (" (the system's out-of-memory killer sends it, or a kill -9; lower --workers or --batch-size if "
-                   "memory ran out)" if signum == getattr(signal, "SIGKILL", None) else ""))
+                + (f" (the system's out-of-memory killer sends it, or a kill -9; lower "
+                   f"{option('num_workers', cli='--workers')} or {option('batch_size')} if memory ran out)"
+                   if signum == getattr(signal, "SIGKILL", None) else ""))
         if isinstance(e, (Exception, SystemExit)) and not isinstance(e, Diverged) and not stepping \
                 and done > start and saved != done and dd.is_main:
             # An error (a picture gone unreadable, a full disk, out of memory) keeps the steps trained since the
@@ -1047,12 +1055,13 @@ def patience_unused(cfg: TrainConfig) -> str | None:
     looks, shown = (cfg.steps - 1) // cfg.sample_every, cfg.steps // cfg.sample_every  # before the last step; all
     if looks > cfg.patience:
         return None
-    return (f"--patience {cfg.patience} stops after {counted(cfg.patience, 'validation')} without a new best, and a "
-            f"run of {cfg.steps:,} steps validated every --sample-every {cfg.sample_every:,} steps looks at "
+    return (f"{option('patience', cfg.patience)} stops after {counted(cfg.patience, 'validation')} without a new "
+            f"best, and a run of {cfg.steps:,} steps validated every {option('sample_every')} "
+            f"{cfg.sample_every:,} steps looks at "
             f"{counted(shown, 'validation')}"
             + (", the last at its last step, where a stop saves nothing" if shown > looks else "")
             + ": it cannot stop early; "
-            + (f"give --sample-every at most {(cfg.steps - 1) // (cfg.patience + 1):,} for it to act"
+            + (f"give {option('sample_every')} at most {(cfg.steps - 1) // (cfg.patience + 1):,} for it to act"
                if cfg.steps - 1 > cfg.patience else f"a run of more than {cfg.patience + 1} steps can"))
 
 
@@ -1275,7 +1284,7 @@ def exported_model(run_dir: Path, stage: str) -> tuple[Path, str | None]:
         return final, None
     return best, (f"exported the step-{low_step} {stage} (validation loss {low:.4g}), not the final step-{last_step} "
                   f"one ({last:.4g}): validation rose after step {low_step}, the model overfitted; train on more "
-                  f"pictures, or for fewer --steps")
+                  f"pictures, or for fewer {option('steps')}")
 
 
 MAX_METRICS_FILE = 256 << 20  # metrics.jsonl is read back (on resume, export) up to this size
