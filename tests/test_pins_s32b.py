@@ -233,7 +233,13 @@ def test_the_commands_suggested_for_a_run_under_a_folder_with_a_space_are_quoted
     (stage / "transformer.safetensors").write_bytes(b"")
     said = _missing_advice(stage, "tokenizer.json")
     assert shlex.split(said.split("`t2i export ", 1)[1].split(" [CLIP_RUN]", 1)[0]) == [str(stage)], said
-    said = diverged_message(stage, SimpleNamespace(lr=1e-3, ckpt_every=10), 7, "loss NaN", 5)
+    from t2i_cli.errors import SPEAKING
+
+    speaking, SPEAKING["cli"] = SPEAKING["cli"], True  # (the command `t2i train` suggests; Python's names run_stage)
+    try:
+        said = diverged_message(stage, SimpleNamespace(lr=1e-3, ckpt_every=10), 7, "loss NaN", 5)
+    finally:
+        SPEAKING["cli"] = speaking
     assert shlex.split(said.split("t2i train --resume ", 1)[1]) == [str(stage), "--lr", "0.0001"], said
     said = str(_interrupted(run, None))
     assert shlex.split(said.split("t2i train --resume ", 1)[1].split(" (or", 1)[0]) == [str(run)], said

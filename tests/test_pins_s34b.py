@@ -411,9 +411,9 @@ def test_no_validation_says_what_patience_cannot_do_and_how_many_pairs_hold_the_
 
     line = no_validation(TrainConfig(stage="dvae", data="pics", patience=2), 3)
     assert "pics has one distinct usable picture (in 3 image-caption pairs)" in line, line
-    assert "--patience 2 cannot stop it early (it counts validations)" in line, line
+    assert "patience=2 cannot stop it early (it counts validations)" in line, line  # (from Python: the field)
     alone = no_validation(TrainConfig(stage="dvae", data="pics", patience=0), 1)
-    assert "pairs" not in alone and "--patience" not in alone, alone
+    assert "pairs" not in alone and "patience" not in alone, alone
 
 
 def test_a_clip_start_on_captions_longer_than_its_text_length_says_how_many_are_cut(tmp_path, tiny_weights):

@@ -152,3 +152,23 @@ def test_a_run_started_from_python_names_its_run_dir_and_resume_not_out(tmp_path
     with pytest.raises(UsageError, match=r"already holds a run; continue it with resume=True or pick another run_dir$"):
         stages.run_stage(cfg, tmp_path / "run", device="cpu")
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("stage, model, says", [
+    ("tokenizer", {"n_hid": 8}, "model does not apply to the tokenizer stage; leave it empty"),
+    ("dvae", {"image_side": 32}, "model={'image_side': 32}: the dvae stage sets it (use image_side)"),
+    ("transformer", {"grid": 4}, "model={'grid': 4}: the transformer stage sets it (use dvae)"),
+    ("dvae", {"nope": 1}, "model={'nope': 1}: the dvae model has no setting 'nope'; its settings are code_dim, "
+                          "downsample, fsq_levels, n_codes, n_hid, n_res, pixel_eps")])
+def test_a_train_config_s_model_settings_are_refused_as_the_command_line_refuses_them(tmp_path, stage, model, says):
+    """TrainConfig(stage="tokenizer", model={"n_hid": 8}) trained, its model settings dropped unsaid (t2i train
+    refuses --model there); a dVAE's model={"nope": 1} or {"image_side": 32} was refused with the model class's
+    TypeError ("got an unexpected keyword argument 'nope'"), after its data was opened."""
+    from t2i_cli import stages
+    from t2i_cli.train import TrainConfig
+
+    with pytest.raises(UsageError) as refused:
+        stages.run_stage(TrainConfig(stage=stage, data=str(tmp_path / "none"), model=model), tmp_path / "run",
+                         device="cpu")
+    assert str(refused.value) == says
+    assert not (tmp_path / "run").exists()

@@ -867,6 +867,17 @@ def check_run_config(cfg) -> None:
         raise UsageError(str(e)) from None
     except ValueError as e:
         raise UsageError(f"{e}; choose a value in range") from None
+    if cfg.model and cfg.stage not in MODEL_CONFIGS:  # (a tokenizer run's model settings were dropped unsaid)
+        raise UsageError(f"{option('model')} does not apply to the {cfg.stage} stage; leave it empty")
+    for key in cfg.model if cfg.stage in MODEL_CONFIGS else ():  # (a TypeError of the model's class was said: "got
+        # an unexpected keyword argument 'nope'", "got multiple values for keyword argument 'image_side'")
+        if key in DERIVED_FIELDS[cfg.stage]:
+            sets = DERIVED_FIELDS[cfg.stage][key]
+            raise UsageError(f"{model_option(key, cfg.model[key])}: the {cfg.stage} stage sets it (use "
+                             f"{option(sets[2:].replace('-', '_'), cli=sets)})")
+        if key not in model_config_fields(cfg.stage):
+            raise UsageError(f"{model_option(key, cfg.model[key])}: the {cfg.stage} model has no setting {key!r}; "
+                             f"its settings are {', '.join(sorted(model_config_fields(cfg.stage)))}")
     if cfg.patience and not cfg.sample_every:
         raise UsageError(f"patience {cfg.patience} watches the validation loss, which is measured every sample_every "
                          f"steps: give sample_every above 0, or patience 0")
