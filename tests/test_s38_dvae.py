@@ -135,13 +135,14 @@ def test_the_python_api_says_it_through_its_warn_callback_or_a_training_warning(
     cfg = type(cfg)(**{**cfg.to_json(), "dvae": str(cut), "tokenizer": str(root / "tok")})
     heard: list[str] = []
     run_stage(cfg, tmp_path / "a", device="cpu", warn=heard.append)
-    assert heard == [stopped(cut).removeprefix("warning: ")]
+    # (from Python the field names the dVAE: dvae, not --dvae)
+    assert heard == [stopped(cut).removeprefix("warning: ").replace("--dvae ", "dvae ", 1)]
     with pytest.warns(TrainingWarning) as caught:
         run_stage(cfg, tmp_path / "b", device="cpu")
     assert [str(w.message) for w in caught] == heard
     with folder_lock(cut, "held by the test"), pytest.raises(Busy) as refused:
         run_stage(cfg, tmp_path / "c", device="cpu")
-    assert f"error: {refused.value}" == busy(cut, 3, 6) and not (tmp_path / "c").exists()
+    assert f"error: {refused.value}" == busy(cut, 3, 6, "dvae") and not (tmp_path / "c").exists()
 
 
 

@@ -362,7 +362,7 @@ def test_patience_that_cannot_stop_a_run_is_said_and_its_advice_is_enough(steps,
     cfg = TrainConfig(stage="transformer", data="world", steps=steps, sample_every=every, patience=patience)
     note = patience_unused(cfg)
     assert (note is not None) == said
-    if note and (advice := re.search(r"give --sample-every at most ([\d,]+)", note)):
+    if note and (advice := re.search(r"give sample_every at most ([\d,]+)", note)):  # (from Python: the field)
         assert patience_unused(dataclasses.replace(cfg, sample_every=int(advice.group(1).replace(",", "")))) is None
     elif note:
         assert f"a run of more than {patience + 1} steps can" in note

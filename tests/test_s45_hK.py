@@ -130,7 +130,7 @@ def test_training_messages_name_the_fields_a_script_sets_and_the_flags_the_comma
     assert cli["pixel_eps"].startswith("--model pixel_eps=0: the logit_laplace loss")
     assert cli["pixel_eps"].endswith("give one, or --recon-loss l1")
     assert python["vocab"].startswith("the tokenizer has 68 tokens, not the vocab_size=5000 asked")
-    assert cli["vocab"].startswith("the tokenizer has 68 tokens, not the --vocab-size 5000 asked")
+    assert cli["vocab"].startswith("the tokenizer has 68 tokens, not the --vocab-size 5,000 asked")
     for text in python.values():
         assert "--" not in text, text
 

@@ -771,7 +771,8 @@ def vocab_note(asked: int, learned: dict[str, Any]) -> str | None:
     if not isinstance(got, int) or got >= asked:
         return None
     captions = learned.get("captions")
-    return (f"the tokenizer has {got:,} tokens, not the {option('vocab_size', asked)} asked: every word of the "
+    asked_for = spoken(f"--vocab-size {asked:,}", option("vocab_size", asked))
+    return (f"the tokenizer has {got:,} tokens, not the {asked_for} asked: every word of the "
             f"{f'{captions:,} ' if isinstance(captions, int) else ''}captions it learned from is one token at "
             f"{got:,}, so there was nothing more to merge (more captions, or more varied ones, make a larger "
             f"vocabulary)")
