@@ -126,8 +126,8 @@ def test_a_tokenizer_that_reads_most_caption_words_as_unknown_says_so(tmp_path: 
     with pytest.warns(TrainingWarning) as said:  # from Python, a TrainingWarning
         run_stage(cfg, tmp_path / "api", device="cpu")
     assert [str(w.message) for w in said] == [r"the tokenizer of 3 tokens reads 67% of the caption words it learned "
-                                              "from as unknown (6 of 9, e.g. 'red'): its --vocab-size 3 holds too "
-                                              "few of their characters; a larger --vocab-size keeps them"]
+                                              "from as unknown (6 of 9, e.g. 'red'): its vocab_size=3 holds too "
+                                              "few of their characters; a larger vocab_size keeps them"]  # (the field)
 
 
 def test_a_caption_file_read_by_two_pictures_is_counted_once(tmp_path: Path):
