@@ -765,6 +765,13 @@ class Interrupted(T2IError):
         self.why = why  # what stopped it, as its message begins (a whole run's says it too)
 
 
+class CheckpointFailed(T2IError):
+    """Under torchrun, a process other than rank 0 whose run stopped because rank 0 could not write a checkpoint:
+    rank 0's own error says why, once."""
+
+    every_rank = True  # (said by rank 0 alone, as its own error)
+
+
 class Diverged(T2IError):
     """Training stopped at a step whose loss or gradient norm was NaN or infinite, before that step changed
     the model; the last checkpoint is kept. Every process of a torchrun job raises it at the same step."""
@@ -845,17 +852,28 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                     warn(text)
         stage.write_samples(run_dir, done, logger.history, logger.val_history)
 
-    def checkpoint() -> None:
+    def checkpoint(agreed: bool = False) -> None:
+        """agreed: every process calls it at this step (a --ckpt-every step, the run's last), and learns from
+        rank 0 whether its writes succeeded: where they failed (a full disk, a read-only folder, a folder that
+        became a file) every process stops there, rank 0 alone saying why (the others said "rank N stopped:
+        another torchrun process of this run stopped first", a second line for one failure)."""
         nonlocal saved
         # Never a NaN model over a good checkpoint. The weights are the same on every process, so every
         # process decides alike (a step's loss and gradient norm are checked first: this is a backstop).
         if non_finite(model.state_dict()) or (ema is not None and non_finite(ema.avg)):
             stop(done, "NaN or infinite weights")
         if dd.is_main:  # the model alone too, so other stages and `t2i export` can use the run folder
-            save_checkpoint(ckpt, model, opt, cfg, done, stage.kind, ema=ema)
-            # Both carry the step: a kill between the two writes is repaired by sync_model_file.
-            with published():
-                save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind, step=done)
+            try:
+                save_checkpoint(ckpt, model, opt, cfg, done, stage.kind, ema=ema)
+                # Both carry the step: a kill between the two writes is repaired by sync_model_file.
+                with published():
+                    save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind, step=done)
+            except Exception:
+                if agreed:
+                    _on_every_rank(False, dd)
+                raise
+        if agreed and not _on_every_rank(True, dd):
+            raise CheckpointFailed(f"rank 0 could not write the checkpoint of step {done} (its line says why)")
         saved = done
 
     def stop(step: int, what: str) -> typing.NoReturn:
@@ -929,7 +947,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                             warn(text)
             if done % cfg.ckpt_every == 0 and done < cfg.steps:
                 with stops.held():  # a stop waits for it (one as its temporary file was made left that behind,
-                    checkpoint()  # and the stop wrote the checkpoint again)
+                    checkpoint(agreed=True)  # and the stop wrote the checkpoint again)
             if cfg.sample_every and done % cfg.sample_every == 0:
                 if dd.is_main:
                     samples_and_validation()
@@ -957,7 +975,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 progress(done, metrics)
         with stops.held():  # the run's last checkpoint is written whole: a stop waits for it, then stops below
             _close_loader(loaded)  # (its workers have ended already, unless --patience stopped the run early)
-            checkpoint()
+            checkpoint(agreed=True)
     except KeyboardInterrupt as e:
         failing = e
         stops.stopping = stops.holding = True  # a second stop waits for this checkpoint too (the steps since the last)
