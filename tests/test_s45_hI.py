@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import exit_codes, torchrun_t2i
 from t2i_cli.train import CHECKPOINT
 from t2i_cli.weights import load_tensors
@@ -43,3 +45,44 @@ def test_torchrun_checkpoint_rank_0_cannot_write_is_one_line_and_every_process_e
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors", "dvae.safetensors", "metrics.jsonl",
                                                      "train_config.json"]
 
+
+# A torchrun patch: the process of rank KILLED is killed (SIGKILL: a kill -9, the out-of-memory killer) at its step 5;
+# the other is slow to end the run after the connection it lost, so that torchrun's SIGTERM lands as it ends
+KILLED_AT_STEP_5 = """
+import signal, time
+import t2i_cli.train as train
+from t2i_cli.stages import DVAEStage
+real_loss = DVAEStage.loss
+def loss(self, model, images, captions, step):
+    if step == 5 and os.environ["RANK"] == "{killed}":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_loss(self, model, images, captions, step)
+DVAEStage.loss = loss
+if os.environ["RANK"] != "{killed}":
+    real_drop = train._drop_frames
+    def slow_drop(e):
+        if e is not None:
+            time.sleep(5)  # (torchrun's SIGTERM comes now, the training loop's own stop handlers gone)
+        return real_drop(e)
+    train._drop_frames = slow_drop
+"""
+
+
+@pytest.mark.parametrize("killed", [0, 1])
+def test_torchrun_kill_9_of_one_process_is_said_in_one_line_by_the_other(tmp_path: Path, killed: int):
+    """kill -9 of one process: the other lost its connection and ended, and torchrun's SIGTERM, landing as it
+    ended, replaced what it had to say: rank 0 (rank 1 killed) said the generic "RUN holds the run up to its last
+    checkpoint" without the step it had just saved, and rank 1 (rank 0 killed) said nothing, torchrun's report
+    alone. The survivor now says the connection it lost (and rank 0 the step it saved), one line."""
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, KILLED_AT_STEP_5.replace("{killed}", str(killed)), "--stage", "dvae", "--steps",
+                        "8", "--ckpt-every", "100", "--sample-every", "0", "--data", "world", "--out", str(out))
+    assert proc.returncode != 0 and exit_codes(tmp_path)[1 - killed] == "1", (proc.stderr[-3000:],
+                                                                              exit_codes(tmp_path))
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    lost = (f"error: rank {1 - killed} stopped: another torchrun process of this run stopped first (its own line, or "
+            f"torchrun's, says why)")
+    if killed == 1:  # rank 0 saves the steps trained since the last checkpoint
+        lost += f"; checkpoint saved at step 5; once that is mended, resume with: t2i train --resume {out}"
+        assert load_tensors(out / CHECKPOINT)[1]["step"] == "5"
+    assert said == [lost], proc.stderr[-3000:]

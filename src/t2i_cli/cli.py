@@ -465,6 +465,18 @@ def lost_peer(e: BaseException) -> bool:
             and any(s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")))
 
 
+def _lost_peer_in(stop: BaseException) -> Optional[BaseException]:
+    """The lost connection to another torchrun process (lost_peer) that a stop (KeyboardInterrupt) cut into while
+    this process was ending with it; else None."""
+    seen, chain = stop.__context__, set()
+    while seen is not None and id(seen) not in chain:
+        if lost_peer(seen):
+            return seen
+        chain.add(id(seen))
+        seen = seen.__context__
+    return None
+
+
 def worker_message(msg: str) -> str:
     """An error raised in a DataLoader worker reaches the training process re-raised with the worker's whole
     traceback as its message ("Caught DataError in DataLoader worker process 0. Original Traceback ...
@@ -2236,11 +2248,16 @@ def _run_training(cfg, run_dir: Path, resume: bool, device: str, quiet: bool) ->
 
         try:
             summary = run_stage(cfg, run_dir, resume, tick, device, warned, checking_bar(bar))
-        except KeyboardInterrupt:  # before the first step (a stop in the loop is said by train_loop): what was
-            # made of the run is undone (run_stage), so it said the generic "finished files are kept"
+        except KeyboardInterrupt as stop:  # before the first step (a stop in the loop is said by train_loop):
+            # what was made of the run is undone (run_stage), so it said the generic "finished files are kept"
             from t2i_cli.files import shell_word
             from t2i_cli.train import CHECKPOINT, RUN_CONFIG, Interrupted
 
+            if (peer := _lost_peer_in(stop)) is not None:  # torchrun's SIGTERM, once another process had died (a
+                # kill -9, out of memory), landing as this one ended for the connection it lost: that is what to
+                # say, with the step it saved (it said "RUN holds the run up to its last checkpoint", no step, or
+                # on a rank other than 0 nothing, leaving torchrun's report alone)
+                raise peer from None
             if (Path(run_dir) / CHECKPOINT).is_file() and not resume:  # (a stop past the step loop's own
                 # handling, as the process group ends): its steps are saved
                 raise Interrupted(f"{run_dir} holds the run up to its last checkpoint: `t2i train --resume "
