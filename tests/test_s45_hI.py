@@ -86,3 +86,36 @@ def test_torchrun_kill_9_of_one_process_is_said_in_one_line_by_the_other(tmp_pat
         lost += f"; checkpoint saved at step 5; once that is mended, resume with: t2i train --resume {out}"
         assert load_tensors(out / CHECKPOINT)[1]["step"] == "5"
     assert said == [lost], proc.stderr[-3000:]
+
+
+# A torchrun patch: rank 0 is killed (SIGKILL) at its step 5, while rank 1 computes its step 5 (slowly: torchrun's
+# SIGTERM reaches it there, before it meets the lost connection)
+RANK_0_KILLED_WHILE_RANK_1_COMPUTES = """
+import signal, time
+from t2i_cli.stages import DVAEStage
+real_loss = DVAEStage.loss
+def loss(self, model, images, captions, step):
+    if step == 5:
+        if os.environ["RANK"] == "0":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(10)
+    return real_loss(self, model, images, captions, step)
+DVAEStage.loss = loss
+"""
+
+
+def test_torchrun_kill_9_of_rank_0_is_said_by_rank_1_stopped_by_torchrun(tmp_path: Path):
+    """rank 0 killed (kill -9, out of memory): torchrun stopped rank 1 (SIGTERM), which said nothing, a stop being
+    rank 0's to say: torchrun's long report alone. Rank 1 sees that rank 0 has ended and says it, with the
+    checkpoint rank 0 left, whole, which resumes."""
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, RANK_0_KILLED_WHILE_RANK_1_COMPUTES, "--stage", "dvae", "--steps", "8",
+                        "--ckpt-every", "2", "--sample-every", "0", "--data", "world", "--out", str(out))
+    assert proc.returncode != 0 and exit_codes(tmp_path) == ["missing", "130"], proc.stderr[-3000:]
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    assert said == ["interrupted: SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; "
+                    f"its report says how) at step 5; the run's checkpoint is step 4's. Resume with: t2i train "
+                    f"--resume {out}"], proc.stderr[-3000:]
+    proc = torchrun_t2i(tmp_path, "", "--resume", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_tensors(out / CHECKPOINT)[1]["step"] == "8"

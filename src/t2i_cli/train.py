@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import numbers
 import os
 import signal
+import socket
 import tempfile
 import time
 import traceback
@@ -220,10 +222,32 @@ class Dist:
     rank: int = 0
     n_procs: int = 1  # processes in the job (torchrun's WORLD_SIZE)
     device: torch.device = torch.device("cpu")
+    main_pid: int | None = None  # rank 0's process id, where it runs on this machine (under torchrun)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def main_gone(self) -> bool:
+        """Whether rank 0, on this machine, has ended (killed: a kill -9, the out-of-memory killer), so that it
+        cannot say why the run stopped."""
+        if self.rank == 0 or self.main_pid is None:
+            return False
+        try:
+            os.kill(self.main_pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        try:  # (ended, not yet reaped by torchrun)
+            return Path(f"/proc/{self.main_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except (OSError, IndexError):
+            return False
+
+
+def _host_id() -> int:
+    """This machine, as a number a tensor holds (its host name's hash)."""
+    return int.from_bytes(hashlib.sha256(socket.gethostname().encode()).digest()[:7], "big")
 
 
 def setup_distributed(device: str = "auto") -> Dist:
@@ -253,7 +277,10 @@ def setup_distributed(device: str = "auto") -> Dist:
     dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
-    return Dist(rank, n_procs, dev)
+    # rank 0's process, for the others to see whether it has ended where torchrun stops them (it cannot say why)
+    ident = torch.tensor([os.getpid(), _host_id()], dtype=torch.int64, device=dev)
+    dist.broadcast(ident, src=0)
+    return Dist(rank, n_procs, dev, main_pid=int(ident[0]) if int(ident[1]) == _host_id() else None)
 
 
 def step_seed(cfg: TrainConfig, step: int, rank: int) -> int:
@@ -895,6 +922,22 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                    "which; or a kill, a timeout, a scheduler's)")
         kept = "checkpoint saved" if saved == done else f"its checkpoint is step {saved}'s" if saved else \
             "no checkpoint yet"
+        if stops.signum == signal.SIGTERM and worker is None and not isinstance(e, LauncherGone) and dd.rank == 1 \
+                and dd.main_gone():
+            # torchrun's stop once rank 0 was killed: no process said anything (rank 0 says a stop), torchrun's
+            # report alone. Rank 1 says it, with the checkpoint rank 0 left (whole: it is written atomically).
+            try:
+                on_disk = int(read_metadata(ckpt)["step"]) if ckpt.is_file() else None
+            except (WeightsError, KeyError, ValueError, OSError):
+                on_disk = None
+            why = ("interrupted; SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; "
+                   "its report says how)")
+            said = Interrupted(f"{why} at step {done}; "
+                               + (f"the run's checkpoint is step {on_disk}'s. Resume with: t2i train --resume "
+                                  f"{shell_word(run_dir)}" if on_disk else "no checkpoint was written"),
+                               step=on_disk, why=why)
+            said.every_rank = False  # (rank 1 says it: rank 0 cannot)
+            return said
         return Interrupted(f"{why} at step {done}; {kept}. Resume with: t2i train --resume {shell_word(run_dir)}",
                            step=done, why=why)
 
