@@ -799,8 +799,9 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
             if (picture.parent, base) in steps:
                 count((picture.parent, base), number, picture)
     colour_sets: dict[tuple[Path, frozenset[str]], int] = {}  # (folder, numbers) -> colours of the folder with them
-    for (folder, base), (_, numbers) in steps.items():
-        if base in COLOURS and numbers:
+    # (each name a number: a colour beside its copies, "red" and macOS' "red 2", is a counter's series of it)
+    for (folder, base), (unnumbered, numbers) in steps.items():
+        if base in COLOURS and numbers and not unnumbered:
             colour_sets[folder, frozenset(numbers)] = colour_sets.get((folder, frozenset(numbers)), 0) + 1
     for key, txts in groups.items():
         unnumbered, numbers = steps[key]
@@ -827,7 +828,9 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
         counts = counts and _NUMBER_MARK_END.search(key[1]) is None
         # ... and a colour's numbers, where another colour of the folder has the same ones, are its cards' values
         # (Hanabi's "blue_1" .. "blue_5" beside "red_1" .. "red_5": each colour's five cards were all "blue", "red")
-        counts = counts and not (key[1] in COLOURS and colour_sets.get((key[0], frozenset(numbers)), 0) >= 2)
+        # (not where a name of the colour has no number: "red", "red 2" beside "blue", "blue 2" are copies, as before)
+        counts = counts and not (key[1] in COLOURS and not unnumbered
+                                 and colour_sets.get((key[0], frozenset(numbers)), 0) >= 2)
         if counts and names >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
                 plan.writes[txt] = (key[1], plan.writes[txt][1])
