@@ -12,7 +12,7 @@ from conftest import run
 def _temporary(folder: Path, name: str, age: float = 120.0) -> Path:
     """A temporary as a kill -9 of t2i's atomic write of folder/name leaves it (.NAME.XXXX.tmp), age seconds old."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.{'k1ll3d' if age else 'wr1t1ng'}.tmp"
+    tmp = folder / f".{name}.{'k1ll3d_0' if age else 'wr1t1ng0'}.tmp"
     tmp.write_bytes(b"half")
     os.utime(tmp, (time.time() - age, time.time() - age))
     return tmp

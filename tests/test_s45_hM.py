@@ -42,3 +42,23 @@ def test_a_csv_manifest_above_makes_paths_only_of_its_short_rows_cells(tmp_path:
     assert (found, more) == (set(), False)
     assert left == {data.CSV_SHORT_ROW: (1, f"{tmp_path / 'ds' / 'metadata.csv'} line 202")}
     assert made == ["train/b.png"]
+
+
+def test_data_caption_leaves_a_users_file_named_like_a_captions_temporary(tmp_path: Path):
+    """data caption removes a killed run's caption temporaries in every folder of its pictures, one where every
+    caption is written too: there a user's .bird.txt.mine.tmp, a minute old, was removed as one (and the run said
+    "nothing to write"). A temporary is mkstemp's .NAME.XXXXXXXX.tmp: that one is removed, the user's file stays."""
+    import os
+    import time
+
+    folder = _pictures(tmp_path / "pics", "bird", "cat")
+    for stem in ("bird", "cat"):
+        (folder / f"{stem}.txt").write_text(f"a {stem}\n", encoding="utf-8")
+    mine, killed = folder / ".bird.txt.mine.tmp", folder / ".cat.txt.k3j_9x0a.tmp"
+    for p in (mine, killed):
+        p.write_text("half", encoding="utf-8")
+        os.utime(p, (time.time() - 120, time.time() - 120))
+    r = run("data", "caption", folder, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert mine.read_text(encoding="utf-8") == "half"
+    assert not killed.exists()

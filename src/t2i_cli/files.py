@@ -796,25 +796,28 @@ NEW_FILE_NAME = re.compile(r".+-NNN\.[^.]+")  # the name write_new's temporary o
 STALE_AFTER = 60.0  # seconds unchanged after which a temporary in a shared folder is no write in progress
 
 
-def temporary_of(filename: str) -> str | None:
+def temporary_of(filename: str, exact: bool = False) -> str | None:
     """The name a temporary file (_finished_temporary's .NAME.XXXX.tmp) was made for, else None; for a name cut
-    to fit (recorded_name: its head, CUT_MARK and its end), that record, only where the rest is mkstemp's own
-    (XXXX: 8 letters, digits or _), as a user's file so named is not."""
+    to fit (recorded_name: its head, CUT_MARK and its end), and for any with exact (a folder of the user's own
+    files), that record only where the rest is mkstemp's own (XXXX: 8 letters, digits or _), as a user's file so
+    named is not."""
     if not (filename.startswith(".") and filename.endswith(".tmp")) or len(filename) < 6:
         return None
     recorded, _, random_part = filename[1:-4].rpartition(".")
-    if cut_record(recorded) and not _RANDOM_PART.fullmatch(random_part):
+    if (exact or cut_record(recorded)) and not _RANDOM_PART.fullmatch(random_part):
         return None
     return recorded or None
 
 
 def remove_temporaries(folder: Path, whose: Callable[[str], object] = lambda name: True,
-                       idle: float = 0.0) -> list[Path]:
-    """Remove the temporaries a killed write left in folder (those of the names whose() accepts), once unchanged
-    for idle seconds (another process may be writing one now); returns them."""
+                       idle: float = 0.0, exact: bool = False) -> list[Path]:
+    """Remove the temporaries a killed write left in folder (those of the names whose() accepts; with exact, only
+    those of mkstemp's shape, temporary_of), once unchanged for idle seconds (another process may be writing one
+    now); returns them."""
     now, gone = time.time(), []
     try:
-        found = [p for p in Path(folder).iterdir() if (name := temporary_of(p.name)) is not None and whose(name)]
+        found = [p for p in Path(folder).iterdir()
+                 if (name := temporary_of(p.name, exact)) is not None and whose(name)]
     except OSError:  # no such folder (yet)
         return gone
     for p in found:

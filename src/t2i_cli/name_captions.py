@@ -857,9 +857,10 @@ def remove_killed_temporaries(plan: CaptionPlan) -> list[Path]:
     """Remove the temporaries of caption files a killed run left beside the plan's pictures, once a minute old
     (another run may be writing one now), in every folder of them, not only those with a caption left to write: a
     kill between write_if_absent's link and its unlink left one beside a caption written, which stayed for good
-    where that folder's captions were all written. Returns them."""
+    where that folder's captions were all written. Only a temporary of mkstemp's shape is one (exact: a user's
+    .bird.txt.mine.tmp there, a picture's folder, is the user's own, and was removed). Returns them."""
     return [tmp for folder in sorted(plan.folders | {txt.parent for txt in plan.writes})
-            for tmp in remove_temporaries(folder, functools.partial(_caption_name, folder), STALE_AFTER)]
+            for tmp in remove_temporaries(folder, functools.partial(_caption_name, folder), STALE_AFTER, exact=True)]
 
 
 def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None) -> tuple[list[Path], int]:
