@@ -62,3 +62,20 @@ def test_data_caption_leaves_a_users_file_named_like_a_captions_temporary(tmp_pa
     assert r.exit_code == 0, r.stderr
     assert mine.read_text(encoding="utf-8") == "half"
     assert not killed.exists()
+
+
+def test_a_manifest_line_above_naming_a_picture_after_a_colon_may_caption_it(tmp_path: Path):
+    """A line of ds/metadata.jsonl that is not JSON, {"file_name":train/red-bird.png,...} (its name typed unquoted),
+    may caption ds/train's red-bird.png: 0.18.0 said so and data caption refused, but the folder's name was taken
+    for a path's part only after a quote, a space, a comma, ; / or \\, so it went unsaid and the picture was captioned
+    by its name. A name's part is one after no letter, digit, _, . or - ("mytrain/" is another folder's)."""
+    ds = tmp_path / "ds"
+    _pictures(ds / "train", "red-bird")
+    for line, refused in [(b'{"file_name":train/red-bird.png,"text":"a red bird"}\n', True),
+                          (b'{"file_name":mytrain/red-bird.png,"text":"a red bird"}\n', False),
+                          (b'{"file_name":my.train/red-bird.png,"text":"a red bird"}\n', False)]:
+        (ds / "metadata.jsonl").write_bytes(line)
+        r = run("data", "caption", ds / "train", "--dry-run")
+        assert r.exit_code == 0, r.stderr
+        assert ("has lines left out that may caption pictures here" in " ".join(r.stderr.split())) == refused, \
+            (line, r.stderr)

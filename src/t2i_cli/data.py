@@ -1089,11 +1089,12 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
     left: dict[str, tuple[int, str]] = {}
     raw_needles = tuple(needle.encode("utf-8") for needle in needles)
     # a line left out "may name" a picture of the folder where the folder's name is in it as a path's part: at the
-    # start of a name (after a quote, a separator, a space, a comma...) and followed by / or \ (a caption's word,
-    # "a red train", made its lines left out refuse `data caption train`); a parsed row, where one of its strings
-    # names one of wanted (names_wanted)
-    in_path = re.compile(b"|".join(rb"(?<![^\s\"',;/\\])" + re.escape(needle) + rb"[/\\]" for needle in raw_needles)) \
-        if raw_needles else None
+    # start of a name (after no letter, digit, _, . or - of one: a quote, a separator, a space, a colon, ...) and
+    # followed by / or \ (a caption's word, "a red train", made its lines left out refuse `data caption train`; a
+    # name after a colon, the unquoted {"file_name":train/a.png} typed by hand, went unsaid); a parsed row, where one
+    # of its strings names one of wanted (names_wanted)
+    in_path = re.compile(b"|".join(rb"(?<![\w.\x80-\xff-])" + re.escape(needle) + rb"[/\\]"
+                                   for needle in raw_needles)) if raw_needles else None
 
     def may_name(raw: bytes) -> bool:
         return in_path is None or in_path.search(raw) is not None
