@@ -88,12 +88,16 @@ def test_pictures_a_manifest_names_in_other_letter_case_are_not_said_to_be_capti
         said = str(e)
     assert "2 missing images whose path differs from a file's in letter case alone" in said
     assert "data caption" not in said and "world" not in said
-    pictures(ds, "train/green_frog.png")  # one the manifest does not name: the hint is said, for it
+    # one the manifest does not name: `t2i data caption ds` refuses beside those lines left out (they may caption
+    # the pictures it would caption by name), so it is not suggested for it either (session 45, e0d1e2e)
+    pictures(ds, "train/green_frog.png")
     try:
         data.open_source(str(ds), 16)
+        raise AssertionError("nothing is usable")
     except data.NothingUsable as e:
-        assert str(e).endswith(f"to caption them by their names: t2i data caption {ds} (--dry-run shows the "
-                               f"captions first)")
+        said = str(e)
+    assert "2 missing images whose path differs from a file's in letter case alone" in said
+    assert "data caption" not in said
 
 
 @pytest.mark.parametrize("args, code, says", [
