@@ -753,6 +753,8 @@ SERIES_OF_DIGITS = 2  # ... where its numbers are one digit each ("bird" and mac
 COUNTER_SHARE = 5  # a series is a counter's where it holds its start (1, or the name without a number) and one
 # picture in COUNTER_SHARE at least of the numbers up to its largest (series_captions)
 COUNTER_RUN = 10  # ... or, without its start, where it is this many names or more, two numbers in a row among them
+CARD_VALUES = 13  # the largest value of a colour's cards (a suit's 13 ranks, Rummikub's 1..13; Hanabi's 1..5): a
+# colour's numbers past it beside another colour's same ones are a counter of pictures of each colour (series_captions)
 
 
 def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
@@ -828,8 +830,9 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
         counts = counts and _NUMBER_MARK_END.search(key[1]) is None
         # ... and a colour's numbers, where another colour of the folder has the same ones, are its cards' values
         # (Hanabi's "blue_1" .. "blue_5" beside "red_1" .. "red_5": each colour's five cards were all "blue", "red")
-        # (not where a name of the colour has no number: "red", "red 2" beside "blue", "blue 2" are copies, as before)
-        counts = counts and not (key[1] in COLOURS and not unnumbered
+        # (not where a name of the colour has no number: "red", "red 2" beside "blue", "blue 2" are copies, as before;
+        # and up to CARD_VALUES: "red_1" .. "red_40" beside "blue_1" .. "blue_40" are a counter of each's photos)
+        counts = counts and not (key[1] in COLOURS and not unnumbered and max(values) <= CARD_VALUES
                                  and colour_sets.get((key[0], frozenset(numbers)), 0) >= 2)
         if counts and names >= (SERIES_OF_DIGITS if digits else SERIES):
             for txt in txts:
