@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,8 +255,10 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
                 raise TypeError(f"build takes the {name}'s file, a Path or str, got {type(value).__name__}; save the "
                                 f"picture as a PNG first (images.image_from_tensor(x).save(path))")
     for name, value in (("keep_top", keep_top), ("strength", strength)):  # (True was taken as 1.0, "0.5" failed)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    # (numpy's as plain ones, as SamplingConfig takes them: np.float32(0.5) and np.int64(1) were "must be a number")
+    keep_top, strength = (v if v is None or isinstance(v, (int, float)) else float(v) for v in (keep_top, strength))
     if keep_top is not None:
         check_keep_top(keep_top)
     if strength is not None:
