@@ -42,7 +42,7 @@ def test_a_trainconfigs_model_numbers_and_switches_may_be_numpys():
     assert [type(v) for v in (cfg.model["n_codes"], *cfg.model["fsq_levels"])] == [int, int, int]
     assert dvae_model_config(cfg).n_codes == 64
     assert json.loads(json.dumps(cfg.to_json()))["model"]["n_codes"] == 64
-    with pytest.raises(ValueError, match="flip must be bool"):
+    with pytest.raises(TypeError, match="flip must be True or False"):
         TrainConfig(stage="dvae", data="world", flip="yes").check()
 
 

@@ -169,7 +169,11 @@ class TrainConfig:
         for f in dataclasses.fields(self):  # numpy's numbers (a sweep's np.arange, np.float32) as plain ones: they
             # were refused ("steps must be int, got np.int64(75)"), and train_config.json could not hold them
             value, default = getattr(self, f.name), f.default
-            if isinstance(value, (bool, int, float)) or isinstance(default, bool):
+            if isinstance(value, (bool, int, float)):
+                continue
+            if isinstance(default, bool):  # (np.bool_, an np.array([True, False])'s: "flip must be True or False")
+                if isinstance(plain(value), bool):
+                    object.__setattr__(self, f.name, plain(value))
                 continue
             if isinstance(default, int) and isinstance(value, numbers.Integral):
                 object.__setattr__(self, f.name, int(value))
