@@ -221,7 +221,7 @@ class Clip(nn.Module):
         _, words, _ = self.text_encoder.features(text[None])
         r, w = F.normalize(regions[0], dim=-1), F.normalize(words[0], dim=-1)  # (R, D), (T, D)
         attn = torch.softmax(self.cfg.attn_sharpness * w @ r.t(), dim=-1)  # (T, R)
-        side = int(round(math.sqrt(r.shape[0])))
+        side = math.isqrt(self.cfg.regions())  # (the map at 1/8 of the model's side: fit_side resized the image)
         return attn.float().view(-1, side, side), F.cosine_similarity(attn @ r, w, dim=-1).float()
 
 
