@@ -1405,7 +1405,8 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     """export_run of several runs into one folder, every conflict checked before the first file is written:
     without force, a file two runs would write with different contents, or one already in the folder with
     other contents; with force the later run's file is written. Notes (which checkpoint was chosen, a second
-    reranker kept) are given once every check has passed; say_unchanged (`t2i export`) also notes an export that had
+    reranker kept) are given once every check has passed (a whole run's own refresh says which checkpoint it chose
+    only when it writes that model); say_unchanged (`t2i export`) also notes an export that had
     nothing to write (a whole run refreshes its weights/ at every run: not said there). option: the folder's option
     as typed, named in refusals ("" a whole run's own RUN/weights). Returns the files written."""
     if isinstance(run_dirs, (str, os.PathLike)):  # (a str was read as a list of one-letter run folders: "/")
@@ -1435,7 +1436,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         finish_set(to / EXPORT_JOURNAL, (*FILES, SECOND_CLIP))  # an export killed between its renames: finished first
         remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP, EXPORT_JOURNAL))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
-        return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged, option)
+        return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged, option, own)
 
 
 def _refuse_other_contents(to: Path, option: str = "--to", own: bool = False) -> None:
@@ -1496,12 +1497,13 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
 
 
 def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: Callable[[str], None] | None,
-                 scratch: Path, say_unchanged: bool = False, option: str = "--to") -> list[Path]:
+                 scratch: Path, say_unchanged: bool = False, option: str = "--to", own: bool = False) -> list[Path]:
     """export_runs, with a scratch folder for the model a kill left only in a run's checkpoint (written there,
-    not into the run folder)."""
+    not into the run folder); own: a whole run's export into its RUN/weights."""
     planned: dict[str, Path] = {}  # target name -> source file
     origin: dict[Path, str] = {}  # a scratch file -> what messages call it
     notes: list[str] = []
+    chose: dict[str, str] = {}  # a note of which checkpoint was exported: the model file it is about
     clip_runs: list[Path] = []
     model_runs: list[Path] = []  # the transformer and CLIP runs: each read prompts with its own tokenizer.json
     seen: dict[Path, Path] = {}  # a run folder (resolved) -> how it was given
@@ -1537,6 +1539,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
         chosen, why = exported_model(run_dir, cfg.stage) if cfg.stage != "tokenizer" else (None, None)
         if why:
             notes.append(why)
+            chose[why] = model_name
         if (unfinished := _unfinished(run_dir, cfg, said_which=bool(why))) is not None:
             notes.append(unfinished)
         for name in dict.fromkeys(names):
@@ -1600,7 +1603,11 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
     if missing:  # a folder of a CLIP or a tokenizer alone: generate refuses it
         notes.append(f"{to} has no {' or '.join(missing)} yet, so generate cannot load it; export a transformer run "
                      f"into it too (a transformer run holds its tokenizer and dVAE)")
+    written = {target.name for target, _ in writes}
     for text in notes if note is not None else ():
+        if own and text in chose and chose[text] not in written:  # a whole run's refresh that left that model as
+            # it was: every resume of a finished run repeated "exported the step-N clip ..." of an export made before
+            continue
         note(text)
     # all or none: a stop between two files left one run's dVAE beside another's model (a kill -9: the journal)
     return atomic_write_set(writes, to / EXPORT_JOURNAL)
