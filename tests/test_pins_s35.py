@@ -185,7 +185,7 @@ def test_a_run_logs_its_last_step_off_the_log_boundary_and_validates_it_once(tmp
     stage, _ = _train(tmp_path / "r", log_every=3)
     assert [s[0] for s in stage.samples] == [4, 8]
     rows = _rows(tmp_path / "r")
-    assert rows[0] == {"step": 0, "time": rows[0]["time"], "precision": "fp32"}
+    assert rows[0] == {"step": 0, "time": rows[0]["time"], "precision": "fp32", "threads": rows[0]["threads"]}
     assert [r["step"] for r in rows if "loss" in r] == [3, 6, 8]  # 8: the run's last, though not a multiple of 3
     assert rows[-1]["finished"] is True and rows[-1]["step"] == 8
 

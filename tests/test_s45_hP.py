@@ -62,3 +62,71 @@ def test_a_whole_runs_resume_says_which_clip_it_exported_only_when_it_exports_it
     (run_dir / "weights" / "clip.safetensors").unlink()
     r = run("train", "--resume", run_dir, "-q")
     assert [line for line in r.stderr.splitlines() if "exported the step-1 clip" in line] == said[0]
+
+
+# ---------------------------------------------------------------------------------------------- train --threads
+def _start_threads(run_dir) -> list[int]:
+    """The thread count each start of a run recorded in its metrics.jsonl."""
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["threads"] for r in rows if "precision" in r]
+
+
+def test_train_threads_sets_every_stages_thread_count_and_a_resume_may_change_it(tmp_path, monkeypatch):
+    """`t2i train --threads N` is generate's option (1..256, refused outside in one line; not the tokenizer stage's,
+    whose learner is not torch's): every stage of a whole run trains on N threads, each start records its count,
+    and a resume may take another count (`--threads` was "No such option"; OMP_NUM_THREADS alone set it)."""
+    from t2i_cli.train import StepBatches
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    real = StepBatches.__getitem__
+    monkeypatch.setattr(StepBatches, "__getitem__", lambda self, step: (seen.append(torch.get_num_threads()),
+                                                                        real(self, step))[1])
+    try:
+        for bad in ("0", "257"):
+            line = one_line_failure(run(*ALL, "--threads", bad, "--out", tmp_path / "bad"), 2)
+            assert line == f"error: --threads must be between 1 and 256, got {bad}"
+        line = one_line_failure(run("train", "--stage", "tokenizer", "--preset", "tiny", "--threads", "1", "--out",
+                                    tmp_path / "bad"), 2)
+        assert "--threads does not apply to the tokenizer stage" in line
+        assert not (tmp_path / "bad").exists()
+        run_dir = tmp_path / "run"
+        r = run(*ALL, "--threads", "2", "--out", run_dir)
+        assert r.exit_code == 0, r.output + r.stderr
+        assert [_start_threads(run_dir / s) for s in ("dvae", "transformer", "clip")] == [[2], [2], [2]]
+        assert seen and set(seen) == {2}  # (--workers 0: the batches are made in this process, on its threads)
+        # a stage resumed at another count trains on, and records it
+        r = run("train", "--resume", run_dir / "clip", "--steps", "3", "--threads", "1", "-q")
+        assert r.exit_code == 0, r.output + r.stderr
+        assert _start_threads(run_dir / "clip") == [2, 1]
+        # a whole run's resume takes it too (a steering option, as --workers and --device)
+        r = run("train", "--resume", run_dir, "--threads", "1", "-q")
+        assert r.exit_code == 0, r.output + r.stderr
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_data_loader_worker_takes_one_thread_whatever_threads(tmp_path, monkeypatch):
+    """--threads is the training process's count; each --workers loader process renders on one thread (PyTorch sets
+    it in each worker), as train --help says: 3 workers do not take 3 x N threads."""
+    from t2i_cli.train import StepBatches
+
+    before = torch.get_num_threads()
+    real = StepBatches.__getitem__
+    log = tmp_path / "worker-threads"
+
+    def spy(self, step):
+        with open(log, "a") as f:
+            f.write(f"{torch.get_num_threads()}\n")
+        return real(self, step)
+
+    monkeypatch.setattr(StepBatches, "__getitem__", spy)
+    try:
+        r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "2", "--workers", "1", "--threads", "2",
+                "-q", "--device", "cpu", "--out", tmp_path / "run")
+        assert r.exit_code == 0, r.output + r.stderr
+        assert set(log.read_text().split()) == {"1"}
+        assert _start_threads(tmp_path / "run") == [2]
+    finally:
+        torch.set_num_threads(before)

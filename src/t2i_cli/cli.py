@@ -399,7 +399,12 @@ DRAW_WEIGHTS = typer.Option(None, "--weights",
                             help="Weights folder (default: $T2I_WEIGHTS or the shipped one).")
 DRAW_DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 DRAW_PRECISION = typer.Option("auto", "--precision", help=PRECISION_HELP)
-DRAW_THREADS = typer.Option(None, "--threads", help=THREADS_HELP)
+DRAW_THREADS = typer.Option(None, "--threads", help=THREADS_HELP)  # (rerank's and eval's too)
+# train's: the same option (range, default, check_threads and use_threads), with what it means for its processes
+TRAIN_THREADS = typer.Option(None, "--threads", help=THREADS_HELP.removesuffix(").") + (
+    "; per process: each torchrun process takes N (torchrun's default is 1 each), and each --workers loader process "
+    "one, as PyTorch sets it; a resume may take another count, and trains on to other bytes). Not the "
+    "tokenizer stage's (its BPE learner is not torch's)."))
 DRAW_GRID = typer.Option(False, "--grid", help="Also write one contact sheet of every image drawn (with "
                                                "--candidates: every candidate with its score, best first).")
 DRAW_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings; print only the paths.")
@@ -1907,6 +1912,7 @@ def train(
                                                 "(the default, but 2 for the default preset's transformer on a "
                                                 "folder). The run then ends at that step."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    threads: Optional[int] = TRAIN_THREADS,
     quiet: bool = typer.Option(False, "--quiet", "-q",
                                help="No progress bar (warnings still print: they say when training stops learning)."),
 ) -> None:
@@ -1914,6 +1920,7 @@ def train(
     (once two steps are logged) go to the run folder."""
     with user_errors():  # (a T2I_OMP or OMP_NUM_THREADS it does not know is refused in one line)
         check_omp_env()
+        check_threads(threads)
         bound_spinning()  # as inference does: a training run beside another job must not stall it (or itself)
     stop_on_sigterm()  # outside the step loop too (setup, a whole run's export): as Ctrl-C, never a silent death
     # (SIGHUP too, since 0.12.9: a closed terminal ended a run silently, losing its steps since the last checkpoint)
@@ -1922,6 +1929,8 @@ def train(
                             else "before training started; nothing was written: the same command starts it")
     with user_errors(), _data_as_typed():
         _training_imports_held()  # first: check_stage imports t2i_cli.train, and with it torch
+        use_threads(threads)  # (this process's: each torchrun process parsed the same command line and sets its own;
+        # DataLoader's workers take one each, PyTorch's own setting in each worker)
         given = given_options(ctx)
         if seed is not None:
             check_seed(seed)
@@ -2046,7 +2055,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         raise UsageError(f"--stage {params['stage']}: {run_dir} is a --stage all run; leave --stage out to "
                          f"continue it, or resume that stage's folder alone: t2i train --resume "
                          f"{shell_word(run_dir / params['stage'])}")
-    steering = {"resume", "stage", "workers", "device", "quiet"}  # what a whole run's resume honours
+    steering = {"resume", "stage", "workers", "device", "threads", "quiet"}  # what a whole run's resume honours
     if resume and given - steering:
         from t2i_cli.recipe import settings_said_again
 
@@ -2604,7 +2613,7 @@ def rerank(folder: Path = typer.Argument(...,
            device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
            precision: str = typer.Option("fp32", "--precision",
                                          help="The CLIP's weights: fp32, bf16 or auto (measured in BENCHMARKS.md)."),
-           threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+           threads: Optional[int] = DRAW_THREADS,
            force: bool = typer.Option(False, "--force",
                                       help="Replace a FOLDER/ranking.json that is not a ranking t2i wrote (one "
                                            "it wrote is always replaced), and with --link-best a "
@@ -2777,7 +2786,7 @@ def eval_cmd(ctx: typer.Context,
                                                             "made if missing, files there are kept."),
              device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
              precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
-             threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+             threads: Optional[int] = DRAW_THREADS,
              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings.")) -> None:
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
     validation split of any data (dVAE PSNR, bits per code, CLIP score, Frechet and kernel distances)."""

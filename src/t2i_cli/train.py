@@ -857,7 +857,9 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     if start == 0 and getattr(stage, "val", None) is not None and len(stage.val) \
             and (unused := patience_unused(cfg)):  # (a run without validation is said so where it opens its data)
         notes.append(unused)
-    logger.log(start, {"precision": precision})  # what --precision meant at this start
+    # what --precision meant at this start, and the thread count it trained at (--threads: a resume may change it,
+    # and a step's bytes can depend on it)
+    logger.log(start, {"precision": precision, "threads": torch.get_num_threads()})
     for text in notes if dd.is_main else ():
         logger.log(start, {"warning": text})
         if warn is not None:

@@ -139,8 +139,8 @@ def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
 
 
 # Options a resumed run can honour: the rest are the run's own settings, fixed when it started.
-RESUME_OPTIONS = {"resume", "steps", "lr", "workers", "ckpt_every", "sample_every", "log_every", "device", "quiet",
-                  "patience"}
+RESUME_OPTIONS = {"resume", "steps", "lr", "workers", "ckpt_every", "sample_every", "log_every", "device", "threads",
+                  "quiet", "patience"}
 # Options that only some stages use (any other stage would silently ignore them, so it refuses them).
 STAGE_OPTIONS = {
     "vocab_size": ("tokenizer",), "dvae": ("transformer", "dvae"), "tokenizer": ("transformer", "clip"),
@@ -149,7 +149,7 @@ STAGE_OPTIONS = {
     "text_len": ("transformer", "clip"), "image_side": ("dvae", "transformer", "clip"),
     **{k: ("dvae", "transformer", "clip") for k in ("steps", "batch_size", "lr", "precision", "workers", "seed",
                                                      "ckpt_every", "sample_every", "log_every", "patience", "flip",
-                                                     "crop", "ema", "device")},
+                                                     "crop", "ema", "device", "threads")},
 }
 
 
@@ -198,8 +198,8 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
         named = [n for n in refused if n in named or n == "out_dir"] or refused
         raise UsageError(f"{', '.join(flag(n, params) for n in named)} cannot change a run that has started; "
                          f"--resume keeps its settings (only --steps, --lr, --workers, --ckpt-every, "
-                         f"--sample-every, --log-every, --patience, --device and --quiet apply; its own settings "
-                         f"may be said again{'' if 'out_dir' in given else differ})")
+                         f"--sample-every, --log-every, --patience, --device, --threads and --quiet apply; its own "
+                         f"settings may be said again{'' if 'out_dir' in given else differ})")
     given = given - {"stage"}
     refuse_foreign_options(cfg.stage, given, params)
     changes = {"num_workers" if k == "workers" else k: params[k]
