@@ -130,3 +130,23 @@ def test_a_data_loader_worker_takes_one_thread_whatever_threads(tmp_path, monkey
         assert _start_threads(tmp_path / "run") == [2]
     finally:
         torch.set_num_threads(before)
+
+
+def test_each_torchrun_process_takes_threads_of_its_own(tmp_path):
+    """Under torchrun --threads N is each process's count (torchrun's own default is 1 each, OMP_NUM_THREADS=1)."""
+    from conftest import exit_codes, torchrun_t2i
+
+    patch = f"""
+import torch
+real = torch.optim.AdamW.step
+def step(self, *a, **k):
+    with open(os.path.join({str(tmp_path)!r}, "threads-" + os.environ["RANK"]), "a") as f:
+        f.write(f"{{torch.get_num_threads()}}\\n")
+    return real(self, *a, **k)
+torch.optim.AdamW.step = step
+"""
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "2", "--threads", "2", "--out",
+                        str(tmp_path / "run"))
+    assert proc.returncode == 0 and exit_codes(tmp_path) == ["0", "0"], proc.stderr[-2000:]
+    assert [(tmp_path / f"threads-{r}").read_text().split() for r in (0, 1)] == [["2", "2"], ["2", "2"]]
+    assert _start_threads(tmp_path / "run") == [2]
