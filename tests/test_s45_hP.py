@@ -23,7 +23,7 @@ def test_a_new_dvae_run_refuses_an_fsq_channel_of_two_levels(tmp_path):
     assert three[0] == three[2]  # symmetric about z = 0
     line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "two", "--steps", "1", "--model",
                                 "fsq_levels=4,2,4", *TINY), 2)
-    assert "fsq_levels=4,2,4: FSQ needs 3 or more levels per channel" in line
+    assert "the dVAE's fsq_levels 4,2,4: FSQ needs 3 or more levels per channel" in line
     assert not (tmp_path / "two").exists()
     r = run("train", "--stage", "dvae", "--out", tmp_path / "three", "--steps", "1", "--model", "fsq_levels=4,3,4",
             *TINY)
