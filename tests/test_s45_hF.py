@@ -113,10 +113,13 @@ def test_a_step_s_logits_name_codes_of_the_wrong_shape(pipe):
     with torch.inference_mode():
         assert t.image_logits(text, g.codes[None, :0]).shape == (1, t.cfg.image_vocab)
         assert t.image_logits(text, g.codes[None, :5]).shape == (1, t.cfg.image_vocab)
-        for bad_text, bad_codes in ((text, g.codes.view(1, t.cfg.grid, t.cfg.grid)), (text, g.codes[None]),
+        # every code of the grid: a whole grid's prefill (the cache Jacobi's ragged windows read)
+        assert t.image_logits(text, g.codes[None]).shape == (1, t.cfg.image_vocab)
+        past = torch.cat([g.codes, g.codes[:1]])[None]  # one code past the grid
+        for bad_text, bad_codes in ((text, g.codes.view(1, t.cfg.grid, t.cfg.grid)), (text, past),
                                     (text[0], g.codes[None, :3]), (text.expand(2, -1), g.codes[None, :3])):
             with pytest.raises(ValueError, match=rf"image_logits reads text \(B, {t.cfg.text_len}\) and the codes "
-                                                 rf"drawn so far \(B, n\), n below {t.cfg.n_image}"):
+                                                 rf"drawn so far \(B, n\), n at most {t.cfg.n_image}"):
                 t.image_logits(bad_text, bad_codes)
 
 

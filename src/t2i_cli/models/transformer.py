@@ -363,9 +363,10 @@ class Transformer(nn.Module):
         run), and every later call reads only the last code (decode_step), one code per call.
         """
         if text.dim() != 2 or image.dim() != 2 or len(image) != len(text) \
-                or image.shape[1] >= self.cfg.n_image:  # (a grid: "Tensors must have same number of dimensions")
+                or image.shape[1] > self.cfg.n_image:  # (a grid: "Tensors must have same number of dimensions")
+            # (all n_image codes are a prefill's: the cache of a whole grid, which Jacobi's ragged windows read)
             raise ValueError(f"image_logits reads text (B, {self.cfg.text_len}) and the codes drawn so far (B, n), n "
-                             f"below {self.cfg.n_image}, in raster order; got text {tuple(text.shape)} and codes "
+                             f"at most {self.cfg.n_image}, in raster order; got text {tuple(text.shape)} and codes "
                              f"{tuple(image.shape)}")
         if cache is None or cache.length == 0:
             x = self.embed_text(text)
