@@ -60,7 +60,7 @@ def test_generate_reads_its_prompts_before_it_takes_the_lock(tmp_path, monkeypat
     real = cli.read_prompts
     monkeypatch.setattr(cli, "read_prompts", lambda *a, **k: (order.append("read"), real(*a, **k))[1])
 
-    def start(threads, command):
+    def start(threads, command, started=False):
         order.append("start")
         raise cli.UsageError("stopped here by the test")
 
