@@ -136,8 +136,10 @@ def distribution(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
     """The probabilities (..., V) that a code is drawn from, given its (guided) logits (..., V): temperature, then
     top-k, then top-p, then softmax. Plain decoding (sample_next) and Jacobi windows (_window_probs) both draw
     from it, so a filter added here reaches both."""
-    logits = top_p_filter(top_k_filter(logits.float() / cfg.temperature, cfg.top_k), cfg.top_p)
-    return torch.softmax(logits, dim=-1)
+    logits = logits.float()
+    if cfg.temperature != 1:  # (x / 1 is x: the default skips a pass over the logits, the same bytes)
+        logits = logits / cfg.temperature
+    return torch.softmax(top_p_filter(top_k_filter(logits, cfg.top_k), cfg.top_p), dim=-1)
 
 
 def sample_next(logits: torch.Tensor, cfg: SamplingConfig, generator: Generators) -> torch.Tensor:
