@@ -397,9 +397,11 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
         start = n_image if bool(all_kept.all()) else int(all_kept.int().argmin())  # kept in every row
         codes[:, :start] = known[:, :start].repeat(rows // B, 1)
     stop = cfg.guidance_stops_at(n_image)
+    per_image = codes.view(rows // B, B, n_image)  # each image's rows: a drawn code is written to them at once
     for i in range(start, n_image):
         if use_guidance and i >= stop:  # guidance stops: the unconditional and region rows leave the batch
             use_guidance, rows, text, codes = False, B, text[:B], codes[:B]
+            per_image = codes.view(1, B, n_image)
             if cache is not None:
                 cache.keep_rows(torch.arange(B, device=device))
         logits = model.image_logits(text, codes[:, :i], cache)  # (rows, V); the first call reads text + kept run
@@ -417,7 +419,7 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
                 logp = torch.log_softmax(logits.float(), dim=-1).gather(1, known[:, i:i + 1]).squeeze(1)
                 kept_logprob += torch.where(scored, logp, torch.zeros_like(logp))
             drawn_yet |= ~keep_i
-        codes[:, i] = nxt.repeat(rows // B)  # every row of an image reads the code it drew
+        per_image[:, :, i] = nxt  # every row of an image reads the code it drew (a view: no repeated copy)
         if progress is not None:
             progress(i + 1)
     if stats is not None:
