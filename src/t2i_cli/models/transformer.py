@@ -408,7 +408,8 @@ class Transformer(nn.Module):
         cfg, t = self.cfg, cache.length
         B, C, H = code.shape[0], cfg.n_embd, cfg.n_head
         j = t - cfg.text_len  # grid index of this code
-        x = self.image_emb.weight[code] + self.row_emb.weight[j // cfg.grid] + self.col_emb.weight[j % cfg.grid]
+        x = self.image_emb.weight.index_select(0, code) + self.row_emb.weight[j // cfg.grid] \
+            + self.col_emb.weight[j % cfg.grid]  # (index_select: the rows weight[code] reads, without aten::index)
         for i, blk in enumerate(self.blocks):  # x: (B, C)
             ln1, ln2, attn, fc, proj = blk.ln1, blk.ln2, blk.attn, blk.mlp[0], blk.mlp[2]
             qkv = linear(attn.qkv, F.layer_norm(x, (C,), ln1.weight, ln1.bias, ln1.eps))
