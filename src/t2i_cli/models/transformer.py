@@ -55,6 +55,9 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled so far (every row alike)
         self.ragged: Ragged | None = None  # set: each row reads its own window (Transformer.ragged_window_logits)
+        # decode_step's per-layer parts (Transformer.decode_layers), set by a draw that reads them once for all its
+        # steps; None: each step reads them from the model
+        self.layers: list[tuple] | None = None
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Keep only these rows (a 1-D index) of the cache, in this order: a decode that drops finished rows."""
@@ -398,28 +401,37 @@ class Transformer(nn.Module):
         finally:
             cache.ragged = None
 
+    def decode_layers(self) -> list[tuple]:
+        """What decode_step reads of each block, read from the modules once: (ln1 weight, bias, eps, qkv, proj,
+        ln2 weight, bias, eps, fc, fc2) per layer. A draw sets it on its KV cache (cache.layers) so that its
+        steps skip some 20 nn.Module lookups a layer; it is not kept on the model, since pack_bf16 and
+        quantize_int8 replace the linear layers (a later draw reads the new ones)."""
+        return [(b.ln1.weight, b.ln1.bias, b.ln1.eps, b.attn.qkv, b.attn.proj, b.ln2.weight, b.ln2.bias, b.ln2.eps,
+                 b.mlp[0], b.mlp[2]) for b in self.blocks]
+
     def decode_step(self, code: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Append one code (B,) at the cache's position; logits (B, V) for the next one.
 
         The arithmetic of hidden() for a single token, written with torch.nn.functional on the
         parameters: at batch 1 the per-token cost of nn.Module calls and reshapes was larger than the
-        matrix work (bench/bench_decode.py). Equality with the full forward is tested.
+        matrix work (bench/bench_decode.py). Equality with the full forward is tested. Reads the blocks'
+        parts from cache.layers where a draw set them (decode_layers), else from the model.
         """
         cfg, t = self.cfg, cache.length
         B, C, H = code.shape[0], cfg.n_embd, cfg.n_head
         j = t - cfg.text_len  # grid index of this code
         x = self.image_emb.weight.index_select(0, code) + self.row_emb.weight[j // cfg.grid] \
             + self.col_emb.weight[j % cfg.grid]  # (index_select: the rows weight[code] reads, without aten::index)
-        for i, blk in enumerate(self.blocks):  # x: (B, C)
-            ln1, ln2, attn, fc, proj = blk.ln1, blk.ln2, blk.attn, blk.mlp[0], blk.mlp[2]
-            qkv = linear(attn.qkv, F.layer_norm(x, (C,), ln1.weight, ln1.bias, ln1.eps))
+        layers = cache.layers if cache.layers is not None else self.decode_layers()
+        kd = cache.k.dtype
+        for i, (w1, b1, e1, qkv_m, proj_m, w2, b2, e2, fc, fc2) in enumerate(layers):  # x: (B, C)
+            qkv = linear(qkv_m, F.layer_norm(x, (C,), w1, b1, e1))
             q, k, v = qkv.view(B, 3, H, C // H).unbind(1)  # each (B, H, D)
-            cache.k[i, :, :, t] = k
-            cache.v[i, :, :, t] = v
-            y = F.scaled_dot_product_attention(q.unsqueeze(2).to(cache.k.dtype), cache.k[i, :, :, :t + 1],
-                                               cache.v[i, :, :, :t + 1])
-            x = x + linear(attn.proj, y.reshape(B, C).to(x.dtype))
-            h = linear_gelu(fc, F.layer_norm(x, (C,), ln2.weight, ln2.bias, ln2.eps))
-            x = x + linear(proj, h)
+            ck, cv = cache.k[i], cache.v[i]
+            ck[:, :, t] = k
+            cv[:, :, t] = v
+            y = F.scaled_dot_product_attention(q.unsqueeze(2).to(kd), ck[:, :, :t + 1], cv[:, :, :t + 1])
+            x = x + linear(proj_m, y.reshape(B, C).to(x.dtype))
+            x = x + linear(fc2, linear_gelu(fc, F.layer_norm(x, (C,), w2, b2, e2)))
         cache.length = t + 1
         return linear(self.image_head, F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps))
