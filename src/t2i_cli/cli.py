@@ -227,8 +227,9 @@ class OneValueEach(TyperCommand):
 
 
 def typed_paths(text: str) -> str:
-    """text (a refusal) with each path typed to name a file called - (`./-`, which OneValueEach makes absolute to
-    keep it one) as typed: it was said as /home/me/-, a path the user never typed ("/home/me/- does not exist")."""
+    """text (a line t2i prints: clean) with each path typed to name a file called - (`./-`, which OneValueEach makes
+    absolute to keep it one) as typed: it was said as /home/me/-, a path the user never typed ("/home/me/- does not
+    exist")."""
     for absolute, typed in STATE.get("as_typed", {}).items():
         text = re.sub(re.escape(absolute) + r"(?![^/\s'\");:,])", lambda _, typed=typed: typed, text)
     return text
@@ -531,7 +532,7 @@ def user_errors() -> Iterator[None]:
                 raise typer.Exit(130 if refused is None else refused.exit_code) from None
             _let_rank_zero_say_it()
             raise typer.Exit(e.exit_code) from None
-        env, msg = STATE.get("weights_env"), typed_paths(worker_message(str(e))) + _notes(e)
+        env, msg = STATE.get("weights_env"), worker_message(str(e)) + _notes(e)  # (said by say: clean)
         if env and env in msg and "T2I_WEIGHTS" not in msg:  # a folder the user may not know they chose
             msg += f" (T2I_WEIGHTS={env} chose this folder; unset it to use the shipped weights)"
         if e.exit_code == 130:  # a training stopped by Ctrl-C or SIGTERM: said as an inference command says it
@@ -667,8 +668,10 @@ def os_error_line(e: OSError) -> str | None:
 
 
 def clean(text: str) -> str:
-    """User text made safe for a terminal: control characters (ESC, BEL, ...) shown as escapes."""
-    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in str(text))
+    """User text made safe for a terminal: control characters (ESC, BEL, ...) shown as escapes; a path typed to
+    name a file called - as typed (typed_paths: every line a command prints, its refusals, warnings and the files
+    it wrote, `--out ./-`'s "/home/me/-/a-red-bird-000.png" among them)."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in typed_paths(str(text)))
 
 
 def _right(text: str, width: int) -> str:
