@@ -57,3 +57,21 @@ def test_the_lines_a_command_prints_name_a_path_typed_as_dot_slash_dash_as_typed
     assert (tmp_path / "-" / "preview.png").is_file()
     r = run("data", "world", "--n", "1", "--side", "32", "--out", "w")  # (a later command forgets ./-)
     assert r.exit_code == 0 and r.stdout.strip() == "wrote 1 scene to w"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["generate", "--help"], ["data", "caption", "--help"]])
+def test_help_and_version_stay_torch_free_and_are_no_refusal_of_an_omp_num_threads_openmp_cannot_read(args):
+    # (every command now checks OpenMP's environment as it starts, info, export and data too: their --help and
+    # `t2i --version` must still answer, and load no torch, as t2i --help is pinned to: BENCHMARKS.md cold start)
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    code = ("import sys\nfrom t2i_cli.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    print('exit', e.code, 'torch' in sys.modules, file=sys.stderr)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "abc", "PYTHONPATH": src}
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert r.stderr.strip().splitlines()[-1] == "exit 0 False", r.stderr
+    assert "OMP_NUM_THREADS" not in r.stderr and r.stdout.strip()
