@@ -230,8 +230,14 @@ def typed_paths(text: str) -> str:
     """text (a line t2i prints: clean) with each path typed to name a file called - (`./-`, which OneValueEach makes
     absolute to keep it one) as typed: it was said as /home/me/-, a path the user never typed ("/home/me/- does not
     exist")."""
-    for absolute, typed in STATE.get("as_typed", {}).items():
-        text = re.sub(re.escape(absolute) + r"(?![^/\s'\");:,])", lambda _, typed=typed: typed, text)
+    return said_as(text, STATE.get("as_typed", {}).items())
+
+
+def said_as(text: str, paths) -> str:
+    """text with each path (stored, shown) of paths said as shown: the path itself and a path under it, never a
+    longer name that begins with it (/home/me/-x)."""
+    for stored, shown in paths:
+        text = re.sub(re.escape(stored) + r"(?![^/\s'\");:,])", lambda _, shown=shown: shown, text)
     return text
 
 
@@ -2218,10 +2224,7 @@ _DATA_SHOWN: list[tuple[str, str]] = []
 
 def _as_typed(text: str) -> str:
     """A training warning with the new run's --data as recorded replaced by it as typed (_DATA_SHOWN)."""
-    for stored, typed in _DATA_SHOWN:
-        shown = typed.rstrip("/") or typed
-        text = re.sub(re.escape(stored) + r"(?![^/\s'\");:,])", lambda _, shown=shown: shown, text)
-    return text
+    return said_as(text, ((stored, typed.rstrip("/") or typed) for stored, typed in _DATA_SHOWN))
 
 
 @contextmanager
