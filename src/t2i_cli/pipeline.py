@@ -450,8 +450,8 @@ class TextToImage:
         if codes.dim() != 2 or codes.shape[1] != n_image or len(prompts) != codes.shape[0]:
             raise UsageError(f"bits takes one prompt per row of codes (B, {n_image}) or (B, {grid}, {grid}); got "
                              f"{len(prompts)} prompts and codes of shape {tuple(codes.shape)}")
-        if codes.dtype.is_floating_point or codes.numel() and not (0 <= int(codes.min()) and
-                                                                   int(codes.max()) < vocab):
+        if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool \
+                or codes.numel() and not (0 <= int(codes.min()) and int(codes.max()) < vocab):  # (bools were 0/1)
             raise UsageError(f"codes must be integers in 0..{vocab - 1}, the codebook of this model")
         if not len(prompts):
             return torch.zeros(0, n_image)

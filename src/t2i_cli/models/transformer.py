@@ -349,6 +349,11 @@ class Transformer(nn.Module):
                              f"(TextToImage.request(prompt).encoded.ids), and codes (B, {cfg.n_image}) in raster "
                              f"order or (B, {cfg.grid}, {cfg.grid}); got text {tuple(text.shape)} and codes "
                              f"{tuple(image.shape)}")
+        if any(t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool for t in (text, image)):
+            raise ValueError(f"the transformer reads token ids and codes as integers; got text {text.dtype} and "
+                             f"codes {image.dtype}")
+        # (int32 codes, torch.tensor(..., dtype=torch.int32), were "expected target dtype to be Long" in the loss)
+        text, image = text.long(), image.long()
         x = torch.cat([self.embed_text(text), self.embed_image(image[:, :-1])], dim=1)  # (B, T+N-1, C)
         h = self.hidden(x)
         text_logits = self.text_head(h[:, : cfg.text_len - 1])  # position t predicts text t+1
