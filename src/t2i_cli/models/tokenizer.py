@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -165,6 +166,33 @@ def _is_ideograph_split(step: object) -> bool:
             and words.get("type") == "Whitespace")
 
 
+STOP_WAIT = 0.05  # seconds between the main thread's checks of a thread it waits for (_stoppable)
+
+
+def _stoppable(work) -> None:
+    """work() (the tokenizers library's training, which releases the GIL and checks no Python signal), run so a
+    stop's handler runs at once: from the main thread, in a daemon thread that the main thread waits for in short
+    joins (a KeyboardInterrupt there leaves the thread to finish alone, its result unread); elsewhere (no signal
+    handler runs there) in place. What work() raised is raised again in the caller."""
+    if threading.current_thread() is not threading.main_thread():
+        work()
+        return
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as e:  # noqa: BLE001 (raised again in the caller, whatever it is)
+            raised.append(e)
+
+    thread = threading.Thread(target=run, name="t2i-tokenizer-training", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(STOP_WAIT)
+    if raised:
+        raise raised[0]
+
+
 class TextTokenizer:
     """BPE over lowercased text; padding position p gets its own id (n_bpe + p) so the model knows where text ends."""
 
@@ -181,7 +209,13 @@ class TextTokenizer:
         are kept (ties by character, so the same captions give the same tokenizer: the library's own
         limit_alphabet breaks ties in a random order) and the rest read as unknown. Where the alphabet fits,
         nothing changes. Format characters that draw nothing are taken out of each caption first (without_format),
-        as they are out of a prompt. Each CJK ideograph is a word of its own (IDEOGRAPH_SPLIT)."""
+        as they are out of a prompt. Each CJK ideograph is a word of its own (IDEOGRAPH_SPLIT).
+
+        Called from the main thread, the library's training runs in a daemon thread while the main thread waits
+        (_stoppable), so a Ctrl-C, SIGTERM or SIGHUP raises KeyboardInterrupt here at once (the library's Rust trainer
+        checks no signal: it came up to 1.7 s late). A caller that catches it gets no tokenizer; the thread goes on
+        until the library's training ends (~1-2 s on 50,000 captions) and its result is discarded. An error the
+        training raises (a caption file that cannot be read) is raised here as it was."""
         if iter(texts) is texts:  # a one-shot iterator: read twice below (a list or a re-iterable is not copied)
             texts = list(texts)
         tok = Tokenizer(models.BPE(unk_token=UNK))
@@ -198,7 +232,7 @@ class TextTokenizer:
             alphabet = {"initial_alphabet": kept, "limit_alphabet": len(kept)}
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[UNK],
                                       show_progress=False, **alphabet)
-        tok.train_from_iterator((without_format(text) for text in texts), trainer=trainer)
+        _stoppable(lambda: tok.train_from_iterator((without_format(text) for text in texts), trainer=trainer))
         return cls(tok)
 
     @classmethod

@@ -1,0 +1,100 @@
+"""How late a stop during `t2i train --stage tokenizer` is answered, old build against this one: each round runs the
+stage once uninterrupted per build (its length T: from its train_config.json on disk to its exit), then per build a
+run SIGINTed at a random moment (seeded) of [T/2, T] after (the second half: the library's training, with the
+captions read for it; the first half reads the captions in Python, where a stop was always at once) its train_config.json appears, and measures the time from
+the signal to stderr's "interrupted" line and to the process's exit; a run that finished first is counted apart.
+Afterwards no tokenizer.json must be in a stopped run's folder (nothing half written).
+
+    OMP_NUM_THREADS=1 python bench/tokenizer_stop.py [--old REV] [--rounds 8] [--seed 0] [--data world]
+
+Prints one line per run, then per build the median and largest delay to the line and to the exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(src: Path, out: Path, data: str, delay: float | None) -> tuple[float | None, float, int, float]:
+    """(signal to the interrupted line or None, signal to exit, exit code, started-to-exit) of one run; delay None:
+    not stopped (the signal times are then from train_config.json's appearance)."""
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "train", "--stage", "tokenizer", "--data", data, "--out",
+                          str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    while not (out / "train_config.json").exists() and p.poll() is None:
+        time.sleep(0.005)
+    started = time.monotonic()
+    if delay is not None:
+        while time.monotonic() - started < delay and p.poll() is None:
+            time.sleep(0.002)
+    sent = time.monotonic()
+    if delay is not None and p.poll() is None:
+        p.send_signal(signal.SIGINT)
+    line = None
+    for text in p.stderr:
+        if text.startswith("interrupted"):
+            line = time.monotonic() - sent
+    p.wait()
+    return line, time.monotonic() - sent, p.returncode, time.monotonic() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--old", default="HEAD")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default="world")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp())
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(work / "old"), args.old],
+                   check=True)
+    builds = {"old": work / "old" / "src", "new": ROOT / "src"}
+    print(f"# {os.uname().nodename} {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} CPUs, "
+          f"load {open('/proc/loadavg').read().split()[:3]}; old={args.old} new=this tree; data={args.data}")
+    delays: dict[str, list[tuple[float, float]]] = {b: [] for b in builds}
+    finished = {b: 0 for b in builds}
+    try:
+        for r in range(args.rounds):
+            for build, src in builds.items():
+                out = work / f"{build}-{r}-whole"
+                _, _, rc, length = run(src, out, args.data, None)
+                shutil.rmtree(out, ignore_errors=True)
+                at = rng.uniform(length / 2, length)
+                out = work / f"{build}-{r}"
+                line, gone, rc, _ = run(src, out, args.data, at)
+                left = (out / "tokenizer.json").exists()
+                if rc == 0:
+                    finished[build] += 1
+                    print(f"{build} round {r}: stage {length:.2f} s, stop at {at:.2f} s: finished first")
+                else:
+                    delays[build].append((line if line is not None else float("nan"), gone))
+                    print(f"{build} round {r}: stage {length:.2f} s, stop at {at:.2f} s: line "
+                          f"{'none' if line is None else f'{line:.3f} s'}, exit {gone:.3f} s, rc {rc}, "
+                          f"tokenizer.json left: {left}")
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work / "old")])
+        shutil.rmtree(work, ignore_errors=True)
+    for build, got in delays.items():
+        if got:
+            lines, exits = [g[0] for g in got], [g[1] for g in got]
+            print(f"{build}: {len(got)} stopped ({finished[build]} finished first): signal to line median "
+                  f"{statistics.median(lines):.3f} s, max {max(lines):.3f} s; signal to exit median "
+                  f"{statistics.median(exits):.3f} s, max {max(exits):.3f} s")
+
+
+if __name__ == "__main__":
+    main()
