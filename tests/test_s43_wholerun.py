@@ -55,7 +55,7 @@ def test_export_and_generate_of_a_whole_run_being_trained_now_do_not_say_to_resu
         line = one_line_failure(run("generate", "a picture", "--weights", out, "--out", tmp_path / "g"))
         assert "being trained now by another t2i process" in line and "--resume" not in line, line
     line = one_line_failure(run("export", out, "--to", tmp_path / "w"), 2)
-    assert f"has not finished, so it has no weights yet; finish it with t2i train --resume {out}" in line, line
+    assert f"has not finished, so it has no weights yet; finish it with `t2i train --resume {out}`" in line, line
     assert f"finish it with `t2i train --resume {out}`" in one_line_failure(
         run("generate", "a picture", "--weights", out, "--out", tmp_path / "g"))
     assert not (tmp_path / "w").exists() and not (tmp_path / "g").exists()

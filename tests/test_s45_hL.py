@@ -85,3 +85,27 @@ def test_the_threaded_training_gives_the_same_tokenizer_and_raises_what_the_capt
         TextTokenizer.train(Failing(), vocab_size=32)
     assert type(raised.value) is UsageError
     assert [t.name for t in threading.enumerate() if t.name == "t2i-tokenizer-training"] == []
+
+
+def test_a_stopped_whole_run_is_said_in_one_sentence_by_export_and_by_a_command_given_it_as_weights(tmp_path):
+    """A --stage all run stopped before it finished was said in two wordings: `t2i generate --weights RUN` "it is a
+    --stage all run that has not finished (its weights/ is written at the end); finish it with ..., or export what it
+    has: `t2i export RUN/transformer --to RUN-weights`", `t2i export RUN` "RUN is a --stage all run that has not
+    finished, so it has no weights yet; finish it with t2i train --resume RUN (...), or export its stage folders
+    (RUN/dvae RUN/transformer)", naming stage folders without a model. One sentence now (files.unfinished_whole_run)."""
+    from conftest import build_tiny_folder, one_line_failure, run
+
+    weights = build_tiny_folder(tmp_path / "w")
+    whole = tmp_path / "run"
+    for stage in ("tokenizer", "dvae", "transformer"):
+        (whole / stage).mkdir(parents=True)
+    (whole / "all.json").write_text("{}")
+    (weights / "transformer.safetensors").rename(whole / "transformer" / "transformer.safetensors")
+    said = (f"is a --stage all run that has not finished, so it has no weights yet; finish it with `t2i train "
+            f"--resume {whole}` (it exports them to {whole / 'weights'}), or export what it has: `t2i export "
+            f"{whole / 'transformer'} --to ")
+    line = one_line_failure(run("export", whole, "--to", tmp_path / "mine"), 2)
+    assert f"{whole} {said}{tmp_path / 'mine'}`" in line, line
+    line = one_line_failure(run("generate", "a red bird", "--weights", whole, "--out", tmp_path / "o"))
+    assert f"it {said}run-weights`" in line, line
+    assert not (tmp_path / "mine").exists() and not (tmp_path / "o").exists()

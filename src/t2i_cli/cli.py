@@ -2315,20 +2315,14 @@ def export(ctx: typer.Context,
 
         whole = next((r for r in runs if is_whole_run(r)), None)
         if whole is not None:
-            from t2i_cli.files import shell_word
-
-            stages = " ".join(shell_word(whole / s) for s in ("dvae", "transformer", "clip") if (whole / s).is_dir())
-            from t2i_cli.files import TRAINING_NOW, whole_run_training
+            from t2i_cli.files import TRAINING_NOW, shell_word, unfinished_whole_run, whole_run_training
 
             if not (whole / "weights").is_dir() and whole_run_training(whole):  # ("finish it with --resume", a
                 # command refused while it trains)
                 raise UsageError(TRAINING_NOW.format(run=whole, weights=whole / "weights", run_word=shell_word(whole)))
             if not (whole / "weights").is_dir():  # stopped (or training now) before its last stage ended: there are
                 # no exported models yet, which "already exported to RUN/weights" said there were
-                raise UsageError(f"{whole} is a --stage all run that has not finished, so it has no weights yet; "
-                                 f"finish it with t2i train --resume {shell_word(whole)} (it exports them to "
-                                 f"{shell_word(whole / 'weights')})"
-                                 f"{f', or export its stage folders ({stages})' if stages else ''}")
+                raise UsageError(unfinished_whole_run(whole, str(to)))
             raise UsageError(f"{whole} is a --stage all run, whose models are already exported to {whole / 'weights'}; "
                              f"export its stage folders instead ({whole / 'dvae'} {whole / 'transformer'} ...)")
         for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True, option=typed):

@@ -442,6 +442,20 @@ TRAINING_NOW = ("{run} is a --stage all run being trained now by another t2i pro
                 "exports them to {weights} when it finishes (t2i info {run_word} says how far it got)")
 
 
+def unfinished_whole_run(run: Path, to: str, subject: str | None = None) -> str:
+    """The one sentence of a --stage all run stopped before it finished (no weights/ yet; TRAINING_NOW's where it is
+    being trained now), as `t2i export RUN` and a command given RUN as its weights say it (they said it in two
+    wordings): finish it, or export the models it has into `to` (a transformer and a CLIP; nothing draws without a
+    transformer). subject: how the sentence names the run (the run's path where None)."""
+    run = Path(run)
+    trained = [run / s for s in ("transformer", "clip") if (run / s / f"{s}.safetensors").is_file()]
+    export = (f", or export what it has: `t2i export {' '.join(map(shell_word, trained))} --to {shell_word(to)}`"
+              if trained and trained[0].name == "transformer" else "")
+    return (f"{run if subject is None else subject} is a --stage all run that has not finished, so it has no weights "
+            f"yet; finish it with `t2i train --resume {shell_word(run)}` (it exports them to "
+            f"{shell_word(run / 'weights')}){export}")
+
+
 INFERENCE_LOCK = "t2i-inference.lock"  # in the temporary folder: every inference command holds it, shared
 _INFERENCE_HOLD: list[int] = []  # this process's descriptor of it (the hold ends with the process)
 

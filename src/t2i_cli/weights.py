@@ -32,6 +32,7 @@ from t2i_cli.files import (
     sha256_of,
     shell_word,
     shipped_weights,
+    unfinished_whole_run,
     whole_run_training,
 )
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
@@ -409,13 +410,9 @@ def _missing_advice(folder: Path, name: str) -> str:
     if is_whole_run(folder):  # a --stage all run: its weights/ is written when it finishes
         if (folder / "weights").is_dir():
             return f"it is a --stage all run, whose weights are {folder / 'weights'}"
-        trained = [folder / s for s in ("transformer", "clip") if (folder / s / f"{s}.safetensors").is_file()]
-        export = (f", or export what it has: `t2i export {' '.join(map(shell_word, trained))} --to {shell_word(new)}`"
-                  if trained and trained[0].name == "transformer" else "")  # (nothing draws without a transformer)
         if whole_run_training(folder):  # (a resume would be refused as busy)
             return TRAINING_NOW.format(run="it", weights=shell_word(folder / "weights"), run_word=shell_word(folder))
-        return (f"it is a --stage all run that has not finished (its weights/ is written at the end); finish it "
-                f"with `t2i train --resume {shell_word(folder)}`{export}")
+        return unfinished_whole_run(folder, new, "it")
     whole = folder.parent
     if (folder / "train_config.json").is_file() and is_whole_run(whole) \
             and folder.name in STAGES:  # a stage of a --stage all run: it was
