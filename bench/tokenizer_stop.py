@@ -1,11 +1,13 @@
 """How late a stop during `t2i train --stage tokenizer` is answered, old build against this one: each round runs the
 stage once uninterrupted per build (its length T: from its train_config.json on disk to its exit), then per build a
-run SIGINTed at a random moment (seeded) of [T/2, T] after (the second half: the library's training, with the
-captions read for it; the first half reads the captions in Python, where a stop was always at once) its train_config.json appears, and measures the time from
-the signal to stderr's "interrupted" line and to the process's exit; a run that finished first is counted apart.
-Afterwards no tokenizer.json must be in a stopped run's folder (nothing half written).
+run SIGINTed at a random moment (seeded) of [T/2, T] after its train_config.json appears (the second half: the
+library's training and the captions read for it; in the first half Python reads the captions, where a stop was
+always at once), and measures the time from the signal to stderr's "interrupted" line and to the process's exit; a
+run that finished first is counted apart. A stopped run's folder must hold no tokenizer.json (nothing half written).
 
-    OMP_NUM_THREADS=1 python bench/tokenizer_stop.py [--old REV] [--rounds 8] [--seed 0] [--data world]
+    OMP_NUM_THREADS=1 python bench/tokenizer_stop.py [--old REV] [--new REV] [--rounds 8] [--seed 0] [--data world]
+
+Each build is a git worktree of its revision (--new HEAD by default), so editing the tree meanwhile changes nothing.
 
 Prints one line per run, then per build the median and largest delay to the line and to the exit.
 """
@@ -52,18 +54,20 @@ def run(src: Path, out: Path, data: str, delay: float | None) -> tuple[float | N
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--old", default="HEAD")
+    ap.add_argument("--old", default="HEAD~1")
+    ap.add_argument("--new", default="HEAD")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default="world")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp())
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(work / "old"), args.old],
-                   check=True)
-    builds = {"old": work / "old" / "src", "new": ROOT / "src"}
+    for build in ("old", "new"):
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(work / build),
+                        getattr(args, build)], check=True)
+    builds = {"old": work / "old" / "src", "new": work / "new" / "src"}
     print(f"# {os.uname().nodename} {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} CPUs, "
-          f"load {open('/proc/loadavg').read().split()[:3]}; old={args.old} new=this tree; data={args.data}")
+          f"load {open('/proc/loadavg').read().split()[:3]}; old={args.old} new={args.new}; data={args.data}")
     delays: dict[str, list[tuple[float, float]]] = {b: [] for b in builds}
     finished = {b: 0 for b in builds}
     try:
@@ -71,11 +75,15 @@ def main() -> None:
             for build, src in builds.items():
                 out = work / f"{build}-{r}-whole"
                 _, _, rc, length = run(src, out, args.data, None)
+                if rc != 0:
+                    raise SystemExit(f"{build} round {r}: the uninterrupted run failed (exit {rc})")
                 shutil.rmtree(out, ignore_errors=True)
                 at = rng.uniform(length / 2, length)
                 out = work / f"{build}-{r}"
                 line, gone, rc, _ = run(src, out, args.data, at)
                 left = (out / "tokenizer.json").exists()
+                if rc not in (0, 130):
+                    raise SystemExit(f"{build} round {r}: exit {rc}")
                 if rc == 0:
                     finished[build] += 1
                     print(f"{build} round {r}: stage {length:.2f} s, stop at {at:.2f} s: finished first")
@@ -86,7 +94,8 @@ def main() -> None:
                           f"tokenizer.json left: {left}")
                 shutil.rmtree(out, ignore_errors=True)
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work / "old")])
+        for build in ("old", "new"):
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work / build)])
         shutil.rmtree(work, ignore_errors=True)
     for build, got in delays.items():
         if got:
