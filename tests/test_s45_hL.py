@@ -109,3 +109,34 @@ def test_a_stopped_whole_run_is_said_in_one_sentence_by_export_and_by_a_command_
     line = one_line_failure(run("generate", "a red bird", "--weights", whole, "--out", tmp_path / "o"))
     assert f"it {said}run-weights`" in line, line
     assert not (tmp_path / "mine").exists() and not (tmp_path / "o").exists()
+
+
+def test_preview_of_a_folder_whose_manifest_has_a_bad_line_says_what_its_lines_read_name(tmp_path):
+    """`t2i data preview own`, own/metadata.jsonl with a line that is not JSON (it names blue_whale.png) and pictures
+    without a caption: the warning said the manifest "names none of those without a caption", which its bad line
+    does, and nothing in it pointed to `t2i data caption` (which refuses beside lines left out) for those still
+    without one once the line is fixed. Now it says its lines read name none (a line left out may), and the
+    command for once the lines are fixed; fixed, the command is said as before."""
+    from PIL import Image
+
+    from conftest import run
+
+    own = tmp_path / "own"
+    own.mkdir()
+    for i, name in enumerate(("red_fox", "blue_whale", "green_frog", "yellow_duck")):
+        Image.new("RGB", (32, 32), (60 * i, 100, 200 - 40 * i)).save(own / f"{name}.png")
+    good = ['{"file_name": "red_fox.png", "text": "a red fox"}', '{"file_name": "yellow_duck.png", "text": "a duck"}']
+    (own / "metadata.jsonl").write_text(f'{good[0]}\n{{"file_name": "blue_whale.png", "text": "a whale"\n{good[1]}\n')
+    r = run("data", "preview", own, "--out", tmp_path / "sheet.png")
+    said = " ".join(r.stderr.split())
+    assert r.exit_code == 0 and "1 manifest line not JSON" in said, said
+    assert "names none of those without a caption beside or below it (" not in said, said
+    assert (f"{own / 'metadata.jsonl'}, read for the pictures it names, names none of those without a caption beside "
+            f"or below it in the lines it reads (a manifest line left out may name some;") in said, said
+    assert (f"once the manifest lines left out are fixed, t2i data caption {own} captions those still without one by "
+            f"their names") in said, said
+    (own / "metadata.jsonl").write_text("\n".join(good) + "\n")
+    said = " ".join(run("data", "preview", own, "--out", tmp_path / "sheet2.png").stderr.split())
+    assert "in the lines it reads" not in said and "once the manifest lines" not in said, said
+    assert "names none of those without a caption beside or below it (a row's path" in said, said
+    assert f"to caption those without one by their names: t2i data caption {own} (--dry-run" in said, said

@@ -110,9 +110,15 @@ class CaptionDataset(Dataset):
                 + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
                    f"beside or below it (a row's path is relative to the manifest's folder)"
                    if NOT_NAMING in first else "")
+                + (f"; {first[NOT_NAMING_READ]}, read for the pictures it names, names none of those without a "
+                   f"caption beside or below it in the lines it reads (a manifest line left out may name some; a "
+                   f"row's path is relative to the manifest's folder)" if NOT_NAMING_READ in first else "")
                 + _sheet_note(first.get(SHEET_AMONG))
                 + (f"; to caption those without one by their names: t2i data caption {first[BY_NAME]} (--dry-run "
-                   f"shows the captions first)" if BY_NAME in first else ""))
+                   f"shows the captions first)" if BY_NAME in first else "")
+                + (f"; once the manifest lines left out are fixed, t2i data caption {first[BY_NAME_ONCE_FIXED]} "
+                   f"captions those still without one by their names (--dry-run shows the captions first)"
+                   if BY_NAME_ONCE_FIXED in first else ""))
 
 
 class WorldDataset(CaptionDataset):
@@ -405,7 +411,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         # every picture without a caption is one a manifest row names in other letter case: its caption is there
         # (fix the row), not in its name (`t2i data caption --from folder` was said, which captions 6,000 "train"),
         # and the manifest does name it ("names none of those without a caption" was said)
-        for note in (BY_NAME, NOT_NAMING):
+        for note in (BY_NAME, NOT_NAMING, NOT_NAMING_READ, BY_NAME_ONCE_FIXED):
             if note in skipped:
                 del skipped[note]
                 del skipped.first[note]
@@ -770,6 +776,13 @@ SHEET_AMONG = "contact sheet t2i wrote among the pictures without a caption"
 FOLDER_MANIFESTS = ("metadata.jsonl", "metadata.csv")
 SEVERAL_PLACES = "picture captioned in more than one place (a .txt and a manifest, or two manifests)"
 NOT_NAMING = "manifest read beside pictures without a caption that it does not name"
+# ... where the folder's manifests have lines left out (not JSON, without a picture's name): its lines read name none,
+# a line left out may (it said "names none of those without a caption", of a manifest whose bad line named one)
+NOT_NAMING_READ = "manifest read beside pictures without a caption that its lines read do not name"
+# ... and where such lines (the folder's, or a manifest's above it) are all that keeps `t2i data caption` from the
+# pictures their names could caption (it refuses beside them): the command, said for once they are fixed (nothing
+# in the warning pointed to it)
+BY_NAME_ONCE_FIXED = "pictures without a caption that their names could caption once the lines left out are fixed"
 # ... and a metadata.jsonl or metadata.csv beside (or above) pictures without a caption that names pictures but has no
 # caption column the readers know (a classification folder's "file_name" and "label"; "description"): not read, named
 # with its columns (it was passed over unsaid)
@@ -791,7 +804,8 @@ MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming t
 PARQUET_MANIFEST = "metadata.parquet"
 PARQUET = "metadata.parquet t2i cannot read"  # (rerank's reason for one too: rerank.PARQUET_UNREAD)
 NOTES = (SHARED_CAPTION, BLANK_ON_WHITE, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES, NOT_NAMING,
-         NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET)
+         NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET, NOT_NAMING_READ,
+         BY_NAME_ONCE_FIXED)
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
 MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '
                   '"file_name" with "text", "caption" or "prompt": rename one)')
@@ -1891,14 +1905,14 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             skipped.add(BESIDE, found)
         else:
             if (not_naming := next((m for m in manifests if m.parent in above), None)) is not None:
-                skipped.add(NOT_NAMING, not_naming)
+                skipped.add(NOT_NAMING_READ if skipped.manifest_lines else NOT_NAMING, not_naming)
             # (not those a manifest above captions, nor beside a metadata file of captions whose picture column is
             # misnamed: renaming it reads them; nor beside manifest lines left out, in the folder or above it, which
-            # may caption them: `t2i data caption` refuses there until they are fixed, and was suggested)
+            # may caption them: `t2i data caption` refuses there until they are fixed, and is said for then)
             if (by_name or by_folder) and ABOVE not in skipped and NO_PICTURE_COLUMN not in skipped \
-                    and MISPAIRED not in skipped and PARQUET not in skipped and ABOVE_LINES not in skipped \
-                    and not skipped.manifest_lines:
-                skipped.add(BY_NAME, f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
+                    and MISPAIRED not in skipped and PARQUET not in skipped:
+                skipped.add(BY_NAME_ONCE_FIXED if ABOVE_LINES in skipped or skipped.manifest_lines else BY_NAME,
+                            f"{shell_word(folder)}" + ("" if by_name else " --from folder"))
     pairs += rows_left
     skipped.rows_left = len(rows_left)
     skipped.uncaptioned = uncaptioned_keys
