@@ -1,5 +1,5 @@
 """How late a stop during `t2i train --stage tokenizer` is answered, old build against this one: each round runs the
-stage once uninterrupted per build (its length T: from its train_config.json on disk to its exit), then per build a
+stage once uninterrupted per build (its length T: from its train_config.json on disk to its tokenizer.json's), then a
 run SIGINTed at a random moment (seeded) of [T/2, T] after its train_config.json appears (the second half: the
 library's training and the captions read for it; in the first half Python reads the captions, where a stop was
 always at once), and measures the time from the signal to stderr's "interrupted" line and to the process's exit; a
@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(src: Path, out: Path, data: str, delay: float | None) -> tuple[float | None, float, int, float]:
-    """(signal to the interrupted line or None, signal to exit, exit code, started-to-exit) of one run; delay None:
-    not stopped (the signal times are then from train_config.json's appearance)."""
+    """(signal to the interrupted line or None, signal to exit, exit code, train_config.json to exit) of one run
+    stopped delay s after its train_config.json appeared; delay None: not stopped, and the last is to its
+    tokenizer.json."""
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
     p = subprocess.Popen([sys.executable, "-m", "t2i_cli", "train", "--stage", "tokenizer", "--data", data, "--out",
                           str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
@@ -41,6 +42,10 @@ def run(src: Path, out: Path, data: str, delay: float | None) -> tuple[float | N
     if delay is not None:
         while time.monotonic() - started < delay and p.poll() is None:
             time.sleep(0.002)
+    if delay is None:  # the training's length: until its tokenizer.json is on disk
+        while not (out / "tokenizer.json").exists() and p.poll() is None:
+            time.sleep(0.002)
+        length = time.monotonic() - started
     sent = time.monotonic()
     if delay is not None and p.poll() is None:
         p.send_signal(signal.SIGINT)
@@ -49,7 +54,7 @@ def run(src: Path, out: Path, data: str, delay: float | None) -> tuple[float | N
         if text.startswith("interrupted"):
             line = time.monotonic() - sent
     p.wait()
-    return line, time.monotonic() - sent, p.returncode, time.monotonic() - started
+    return line, time.monotonic() - sent, p.returncode, length if delay is None else time.monotonic() - started
 
 
 def main() -> None:
@@ -60,6 +65,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default="world")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # (a kill of this script removes its worktrees)
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp())
     for build in ("old", "new"):
