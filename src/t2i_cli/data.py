@@ -430,6 +430,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                else _column_notes(skipped.first) + _sheet_note(skipped.first.get(SHEET_AMONG)) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
+                   else f"; once the manifest lines left out are fixed, t2i data caption "
+                        f"{skipped.first[BY_NAME_ONCE_FIXED]} captions those still without one by their names "
+                        f"(--dry-run shows the captions first)" if BY_NAME_ONCE_FIXED in skipped.first
                    else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
                    else "; add some, or use the procedural world (world) as the source"))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
