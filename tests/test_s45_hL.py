@@ -140,3 +140,47 @@ def test_preview_of_a_folder_whose_manifest_has_a_bad_line_says_what_its_lines_r
     assert "in the lines it reads" not in said and "once the manifest lines" not in said, said
     assert "names none of those without a caption beside or below it (a row's path" in said, said
     assert f"to caption those without one by their names: t2i data caption {own} (--dry-run" in said, said
+
+
+def test_a_top_p_at_or_below_one_over_the_codebook_is_greedy_as_top_k_1_is(tmp_path, monkeypatch):
+    """`generate "a red bird" --top-p 1e-9 --n 4` drew 4 copies of one image (a p at or below 1/codebook keeps the
+    most likely code alone, as --top-k 1 does, and `--top-k 1 --n 4` is refused for that), and without --n it drew
+    the default 4 candidates of one image to rerank. Once the weights load (the codebook's size known) such a p is
+    greedy: --n 4 and --candidates 3 are refused in one line, the default draws one image, as with --top-k 1; the
+    Python API refuses n=4 too. A PNG an older t2i drew with such a p (n 4) is still redrawn by --from, the same
+    pixels."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import build_tiny_folder, one_line_failure, run
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling_config import SamplingConfig
+
+    weights = build_tiny_folder(tmp_path / "w")
+    common = ["--top-p", "1e-9", "--seed", "0", "--weights", weights]
+    line = one_line_failure(run("generate", "a red bird", "--n", "4", *common, "--out", tmp_path / "a"), 2)
+    assert "--n 4 with --top-p 1e-09 draws 4 copies of one image (a --top-p at or below 1/" in line, line
+    line = one_line_failure(run("generate", "a red bird", "--candidates", "3", *common, "--out", tmp_path / "a"), 2)
+    assert line.startswith("error: --candidates 3 with --top-p 1e-09 draws 3 copies of one image"), line
+    assert not (tmp_path / "a").exists()
+    r = run("generate", "a red bird", *common, "--out", tmp_path / "b")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    drawn = sorted((tmp_path / "b").glob("*.png"))
+    assert len(drawn) == 1 and Image.open(drawn[0]).text["n"] == "1"  # (not the best of 4 alike candidates)
+    assert SamplingConfig(top_p=1 / 512).greedy(512) and not SamplingConfig(top_p=1.01 / 512).greedy(512)
+    assert not SamplingConfig(top_p=1e-9).greedy()  # (the codebook unknown: only top_k 1 is known greedy)
+    pipe = TextToImage.from_folder(weights)
+    with pytest.raises(UsageError, match=r"n=4 with top_p=1e-09 draws 4 copies of one image"):
+        pipe("a red bird", n=4, sampling=SamplingConfig(top_p=1e-9))
+
+    # an older t2i's PNG: drawn as 4 candidates of such a p (the greedy rule as it was, top_k 1 alone)
+    monkeypatch.setattr(SamplingConfig, "greedy", lambda self, image_vocab=None: self.top_k == 1)
+    r = run("generate", "a red bird", "--n", "4", *common, "--out", tmp_path / "old")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    monkeypatch.undo()
+    old = sorted((tmp_path / "old").glob("*.png"))[2]
+    r = run("generate", "--from", old, "--weights", weights, "--out", tmp_path / "again")
+    assert r.exit_code == 0 and not r.stderr, (r.stdout, r.stderr)
+    again = sorted((tmp_path / "again").glob("*.png"))
+    assert len(again) == 1 and np.array_equal(np.asarray(Image.open(again[0])), np.asarray(Image.open(old)))

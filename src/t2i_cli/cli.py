@@ -1272,7 +1272,11 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
 
     check_out_folder(out_dir, stem)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
-    if auto_candidates and pipe.bundle.clip is not None:
+    vocab = pipe.bundle.transformer.cfg.image_vocab
+    if sampling.greedy(vocab) and sampling.top_k != 1 and n > 1 and not auto_candidates:  # a --top-p at or below
+        # 1/codebook keeps the most likely code alone, as --top-k 1 (refused before the weights load) does
+        refuse_greedy_copies("--candidates" if keep is not None else "--n", n, top_p=sampling.top_p, vocab=vocab)
+    if auto_candidates and pipe.bundle.clip is not None and not sampling.greedy(vocab):  # (greedy: one image)
         n, keep = DEFAULT_CANDIDATES, 1
     # The prompts are encoded, and the settings checked, once, before anything is drawn.
     lines = None if isinstance(prompt, str) else prompt

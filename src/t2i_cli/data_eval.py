@@ -154,7 +154,8 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
     b = pipe.bundle
     sampling.check_vocab(b.transformer.cfg.image_vocab)  # (a --top-k past the codebook: before any picture is read)
     if b.clip is not None:  # draws of one greedy image, refused as draws= before any picture is read (it was n=,
-        refuse_greedy_copies(sampling, draws, name="draws")  # by draw_each, once every val picture was checked)
+        # by draw_each, once every val picture was checked); a top_p at or below 1/codebook is greedy too
+        refuse_greedy_copies(sampling, draws, name="draws", vocab=b.transformer.cfg.image_vocab)
     val = _val(source, b.dvae.cfg.image_side,
                None if progress is None else lambda done, total: progress("checking pictures", done, total))
     count = min(n, len(val))

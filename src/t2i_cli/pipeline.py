@@ -325,7 +325,7 @@ class TextToImage:
         n, seed = check_count_and_seed(n, seed)
         check_progress(progress)
         per = self.per_batch(image)  # (checks the image prompt)
-        refuse_greedy_copies(request.sampling, n, image)
+        refuse_greedy_copies(request.sampling, n, image, vocab=self.bundle.transformer.cfg.image_vocab)
         for start in range(0, n, per):
             b = min(per, n - start)
             tick = (lambda k, d=start * self.bundle.transformer.cfg.n_image, b=b: progress(d + k * b)) \
@@ -356,7 +356,7 @@ class TextToImage:
         if (count := whole(n)) is None or not 1 <= count <= MAX_BATCH:
             raise UsageError(f"draw_each draws 1..{MAX_BATCH} images per request, got n={n!r}")
         n = count
-        refuse_greedy_copies(requests[0].sampling, n)
+        refuse_greedy_copies(requests[0].sampling, n, vocab=self.bundle.transformer.cfg.image_vocab)
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
         batch = self.fit(batch)
         if n > batch:  # a request's n images do not fit one decode (a large model): as batches() draws them

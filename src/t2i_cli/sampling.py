@@ -27,22 +27,29 @@ JACOBI_MIN_RATE = 1.75
 PLACES = ("left", "right", "top", "bottom")  # the halves of the grid a region of regional guidance covers
 
 
-def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: Any = None, name: str = "n") -> None:
+def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: Any = None, name: str = "n",
+                         vocab: int | None = None) -> None:
     """Refuse drawing copies of one image with top_k=1 (sampling_config.refuse_greedy_copies's rule, in the words of
     a caller of batches, __call__ or draw_each): it takes the most likely code at every step, so n > 1 images of one
     prompt (or of an image prompt that keeps a fixed set of cells, or redraws every cell) are one image, and so are
     an inpainting's redraws. A variation that keeps a random share of cells per image draws its own. name: the
     caller's keyword for n (evaluate_model's candidates, evaluate_data's draws: they were refused as n=4). image: an
-    image_prompt.ImagePrompt (not imported: the world's evaluation, a lower tier than the pipeline, calls this)."""
-    if sampling.top_k != 1:
+    image_prompt.ImagePrompt (not imported: the world's evaluation, a lower tier than the pipeline, calls this).
+    vocab: the model's codebook size, where a top_p at or below 1/vocab is greedy too (SamplingConfig.greedy)."""
+    if not sampling.greedy(vocab):
         return
+    by_p = sampling.top_k != 1  # (greedy by its top_p)
     if image is not None and image.redraws > 1:
-        greedy = option("top_k", 1)
+        greedy, other = option("top_k", 1), "a top_k of 0 or above 1"
+        why = f"{greedy} always takes the most likely code"
+        if by_p:
+            greedy, other = option("top_p", sampling.top_p), f"a top_p above 1/{vocab} ({1 / vocab:.3g})"
+            why = f"a top_p at or below 1/{vocab}, this model's {vocab} codes, keeps only the most likely code"
         raise UsageError(f"{option('redraws', image.redraws)} with {greedy} draws each image {image.redraws} times "
-                         f"alike ({greedy} always takes the most likely code); build the image prompt with "
-                         f"{option('redraws', 1)}, or give a top_k of 0 or above 1")
+                         f"alike ({why}); build the image prompt with {option('redraws', 1)}, or give {other}")
     if image is None or image.keep is not None or image.n_redrawn == image.codes.numel():
-        sampling_config.refuse_greedy_copies(name, n, keyword=True)
+        sampling_config.refuse_greedy_copies(name, n, keyword=True, top_p=sampling.top_p if by_p else None,
+                                             vocab=vocab)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -26,14 +26,16 @@ def whole(value: object) -> int | None:
     return int(value)
 
 
-def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = False) -> None:
+def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = False, top_p: float | None = None,
+                         vocab: int | None = None) -> None:
     """Refuse drawing count > 1 images of one prompt with top-k 1: it takes the most likely code at every step, so
     each draw is the same image (in bf16 a tie between two codes may split them into two near copies), and a
     reranker has nothing to choose among. The one rule of the command line's counts (cli: --n, --candidates,
     --keep, --redraws, --draws; vary's --n with `also`, " and --strength 1") and of the Python API's
     (sampling.refuse_greedy_copies: n=, candidates=, draws=), in the caller's words: name is the flag the user
     typed ("--n"; leave it out), or with keyword the keyword the caller passed ("n", said as errors.option says
-    it; ask for n=1)."""
+    it; ask for n=1). top_p and vocab: the greedy setting is that top_p, at or below 1/vocab (SamplingConfig.greedy),
+    not top_k 1."""
     if count <= 1:
         return
     if keyword:
@@ -42,8 +44,14 @@ def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = 
     else:
         named, greedy, one, other = f"{name} {count}", "--top-k 1", f"leave {name} out for one image", \
             "--top-k 0 or above 1"
-    raise UsageError(f"{named} with {greedy}{also} draws {count} copies of one image ({greedy} always takes the most "
-                     f"likely code); {one}, or give {other} to draw different ones")
+    why = f"{greedy} always takes the most likely code"
+    if top_p is not None and vocab is not None:
+        greedy = option("top_p", top_p) if keyword else f"--top-p {top_p:g}"
+        why = (f"a {'top_p' if keyword else '--top-p'} at or below 1/{vocab}, this model's {vocab} codes, keeps only "
+               f"the most likely code")
+        other = f"{'a top_p' if keyword else 'a --top-p'} above 1/{vocab} ({1 / vocab:.3g})"
+    raise UsageError(f"{named} with {greedy}{also} draws {count} copies of one image ({why}); {one}, or give {other} "
+                     f"to draw different ones")
 
 
 def int8_off_cpu() -> UsageError:
@@ -134,6 +142,12 @@ class SamplingConfig:
     def guided(self) -> bool:
         """Whether any step is guided (so each step runs the unconditional rows too)."""
         return self.guidance != 1.0 or self.guidance_start not in (None, 1.0)
+
+    def greedy(self, image_vocab: int | None = None) -> bool:
+        """Whether every code drawn is the most likely one: top_k 1, or (the codebook's size given) a top_p at or
+        below 1/image_vocab, which keeps the most likely code alone (its probability is at least 1/image_vocab:
+        `--top-p 1e-9 --n 4` drew 4 copies of one image, which `--top-k 1 --n 4` is refused for)."""
+        return self.top_k == 1 or (image_vocab is not None and image_vocab > 0 and self.top_p * image_vocab <= 1)
 
     def check_vocab(self, vocab: int) -> None:
         """Raise UsageError when top-k asks for more codes than the model's codebook has."""
