@@ -1,7 +1,8 @@
 """How late a stop during `t2i train --stage tokenizer` is answered, old build against new. The command runs as it
-is, with one observation hook: the moment the tokenizers library has read the last caption it trains on (its
-iterator ended; from then on its Rust BPE trainer merges, checking no Python signal) is marked by a file. Each round
-runs the stage once uninterrupted per build (D: from that mark to its tokenizer.json on disk), then per build a run
+is, with one observation hook: the moment the tokenizers library starts reading the captions it trains on is
+marked by a file (from then on the main thread is inside the library's train_from_iterator: its Rust trainer reads
+the captions on its own rayon threads and merges, and checks no Python signal). Each round runs the stage once
+uninterrupted per build (D: from that mark to its tokenizer.json on disk), then per build a run
 SIGINTed at a random moment (seeded) of [0, D] after the mark, and measures the time from the signal to stderr's
 "interrupted" line and to the process's exit; a run that finished first is counted apart. A stopped run's folder must
 hold no tokenizer.json (nothing half written).
@@ -28,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The child: t2i's entry, with TextTokenizer.train's captions wrapped so that their second reading's end (the
+# The child: t2i's entry, with TextTokenizer.train's captions wrapped so that their second reading's start (the
 # library's) touches MARK. (The first reading counts characters, in Python.)
 HOOK = r"""
 import os, sys
@@ -40,9 +41,9 @@ def train(cls, texts, *a, **k):
         reads = 0
         def __iter__(self):
             Marked.reads += 1
-            yield from texts
             if Marked.reads == 2:
                 open(os.environ["T2I_BENCH_MARK"], "w").close()
+            yield from texts
     return real(cls, Marked(), *a, **k)
 T.TextTokenizer.train = classmethod(train)
 sys.argv = ["t2i", *sys.argv[1:]]
@@ -116,10 +117,10 @@ def main() -> None:
                     raise SystemExit(f"{build} round {r}: exit {rc}")
                 if rc == 0:
                     finished[build] += 1
-                    print(f"{build} round {r}: merges {length:.2f} s, stop at {at:.2f} s: finished first")
+                    print(f"{build} round {r}: training {length:.2f} s, stop at {at:.2f} s: finished first")
                 else:
                     delays[build].append((line if line is not None else float("nan"), gone))
-                    print(f"{build} round {r}: merges {length:.2f} s, stop at {at:.2f} s: line "
+                    print(f"{build} round {r}: training {length:.2f} s, stop at {at:.2f} s: line "
                           f"{'none' if line is None else f'{line:.3f} s'}, exit {gone:.3f} s, rc {rc}, "
                           f"tokenizer.json left: {left}", flush=True)
                 shutil.rmtree(out, ignore_errors=True)
