@@ -36,7 +36,6 @@ import os, sys
 from t2i_cli.models import tokenizer as T
 real = T.TextTokenizer.train.__func__
 def train(cls, texts, *a, **k):
-    texts = list(texts)
     class Marked:
         reads = 0
         def __iter__(self):
@@ -91,6 +90,9 @@ def main() -> None:
     ap.add_argument("--data", default="world")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # (a kill of this script removes its worktrees)
+    # (started in the background by a shell without job control, SIGINT is ignored, and the t2i it starts keeps
+    # it so: a handler of Python's own is put back to the default in a child)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp())
     builds = {"old": work / "old" / "src", "new": work / "new" / "src"}
