@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import traceback
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +185,56 @@ def test_a_top_p_at_or_below_one_over_the_codebook_is_greedy_as_top_k_1_is(tmp_p
     assert r.exit_code == 0 and not r.stderr, (r.stdout, r.stderr)
     again = sorted((tmp_path / "again").glob("*.png"))
     assert len(again) == 1 and np.array_equal(np.asarray(Image.open(again[0])), np.asarray(Image.open(old)))
+
+
+SLOW_TOKENIZER_RUN = r"""
+import atexit, hashlib, os, signal, sys, threading
+from tokenizers import Tokenizer
+from t2i_cli.models import tokenizer
+
+class Slow:
+    def __init__(self, model):
+        object.__setattr__(self, "_tok", Tokenizer(model))
+    def __getattr__(self, name):
+        return getattr(self._tok, name)
+    def __setattr__(self, name, value):
+        setattr(self._tok, name, value)
+    def train_from_iterator(self, iterator, trainer):
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        for _ in range(2000):  # (~20 s of C code that releases the GIL: longer than the process lives)
+            hashlib.pbkdf2_hmac("sha256", b"t2i", b"salt", 10_000)
+        self._tok.train_from_iterator(iterator, trainer=trainer)
+
+tokenizer.Tokenizer = Slow
+marker = sys.argv[1]
+atexit.register(lambda: open(marker, "w").close())
+sys.argv = ["t2i", *sys.argv[2:]]
+from t2i_cli.__main__ import entry
+entry()
+"""
+
+
+def test_a_stop_during_the_tokenizers_training_ends_the_process_without_pythons_teardown(tmp_path):
+    """After a stop's line, `t2i train --stage tokenizer` took 1.4-4 s more to end (Python tearing down torch, on a
+    busy machine), while the library's training it left went on in its thread (whose Rust threads call into Python,
+    which a teardown may cut anywhere). It ends at once now, as generate does (os._exit once its output is flushed:
+    no atexit callback runs), exit 130, its one line said, nothing written."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i, caption in enumerate(("a red bird", "a blue fish", "two green cats")):
+        Image.new("RGB", (16, 16), (80 * i, 40, 200)).save(pics / f"p{i}.png")
+        (pics / f"p{i}.txt").write_text(caption + "\n")
+    torn_down, out = tmp_path / "torn-down", tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", SLOW_TOKENIZER_RUN, str(torn_down), "train", "--stage", "tokenizer",
+                        "--data", str(pics), "--out", str(out), "--quiet"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert r.stderr.startswith("interrupted: ") and len(r.stderr.splitlines()) == 1, r.stderr
+    assert not torn_down.exists()  # (Python's teardown runs the atexit callbacks)
+    assert not (out / "tokenizer.json").exists()

@@ -3241,12 +3241,21 @@ def _ignore_stops_at_finalization() -> None:
 
 
 
+def _tokenizer_training_left() -> bool:
+    """Whether a stop of `train --stage tokenizer` left the library's training running (tokenizer.training_left):
+    the process then ends as an inference command does, at once (nothing is left to write: the stop wrote
+    nothing, and the run folder it made is removed before its line)."""
+    tokenizer = sys.modules.get("t2i_cli.models.tokenizer")
+    return tokenizer is not None and tokenizer.training_left()
+
+
 def main() -> None:
     """Console-script entry point. An inference command (generate, vary, rerank, eval) that has run ends the
     process with os._exit once stdout and stderr are flushed: tearing down an interpreter that imported
     torch takes ~0.45 s on a 2-core machine (BENCHMARKS.md, cold start), and these commands leave nothing
     for it to do (every file is written to a temporary name and renamed before the command returns; no
-    child processes). Other commands, and errors raised with --debug, exit the usual way."""
+    child processes); so does a train that a stop ended while its tokenizer trained (_tokenizer_training_left).
+    Other commands, and errors raised with --debug, exit the usual way."""
     if sys.stdout is None:  # started with it closed (`>&-`)
         sys.stdout = _ClosedStdout()
     try:
@@ -3265,7 +3274,7 @@ def main() -> None:
         say("error", "red", f"cannot write to standard output: {e.strerror or e}")
         sys.exit(1)
     except SystemExit as e:
-        if not STATE.get("fast_exit"):
+        if not STATE.get("fast_exit") and not _tokenizer_training_left():
             _stop_ends_teardown(e)
             raise
         code = _exit_code(e)

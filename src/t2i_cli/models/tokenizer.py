@@ -167,6 +167,15 @@ def _is_ideograph_split(step: object) -> bool:
 
 
 STOP_WAIT = 0.05  # seconds between the main thread's checks of a thread it waits for (_stoppable)
+_LEFT: list[threading.Event] = []  # the ends (set) of trainings a stop left running (training_left)
+
+
+def training_left() -> bool:
+    """Whether a tokenizer training that a stop left behind still runs (its library reads the captions on threads
+    of its own, calling Python): the command line then ends its process at once (os._exit, its files written),
+    not through Python's teardown (1.4-4 s on a busy machine; and a thread of the library calling into Python
+    while the interpreter is torn down has no defined outcome)."""
+    return any(not ended.is_set() for ended in _LEFT)
 
 
 def _stoppable(work) -> None:
@@ -178,17 +187,24 @@ def _stoppable(work) -> None:
         work()
         return
     raised: list[BaseException] = []
+    ended = threading.Event()  # (not Thread.join: a join that a KeyboardInterrupt cuts marks the thread stopped in
+    # Python 3.11, bpo-45274's handling, though it runs on)
 
     def run() -> None:
         try:
             work()
         except BaseException as e:  # noqa: BLE001 (raised again in the caller, whatever it is)
             raised.append(e)
+        finally:
+            ended.set()
 
-    thread = threading.Thread(target=run, name="t2i-tokenizer-training", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(STOP_WAIT)
+    threading.Thread(target=run, name="t2i-tokenizer-training", daemon=True).start()
+    try:
+        while not ended.wait(STOP_WAIT):
+            pass
+    except BaseException:  # a stop (KeyboardInterrupt): the thread finishes alone, its result unread
+        _LEFT.append(ended)
+        raise
     if raised:
         raise raised[0]
 
