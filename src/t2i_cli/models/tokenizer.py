@@ -203,10 +203,23 @@ def _stoppable(work) -> None:
         while not ended.wait(STOP_WAIT):
             pass
     except BaseException:  # a stop (KeyboardInterrupt): the thread finishes alone, its result unread
+        if not _LEFT:  # a Python caller that exits meanwhile waits for it first (below)
+            import atexit
+
+            atexit.register(_wait_for_left)
         _LEFT.append(ended)
         raise
     if raised:
         raise raised[0]
+
+
+def _wait_for_left() -> None:
+    """At the interpreter's exit (an atexit callback, before its teardown), wait for the trainings a stop left: the
+    library's threads call into Python, and one that did while the interpreter was torn down aborted the process
+    (SIGABRT, seen once in 12 stops, bench/tokenizer_stop.py). The command line ends its process with os._exit
+    then, which runs no atexit callback (training_left)."""
+    for ended in _LEFT:
+        ended.wait()
 
 
 class TextTokenizer:
@@ -229,9 +242,10 @@ class TextTokenizer:
 
         Called from the main thread, the library's training runs in a daemon thread while the main thread waits
         (_stoppable), so a Ctrl-C, SIGTERM or SIGHUP raises KeyboardInterrupt here at once (the library's Rust trainer
-        checks no signal: it came up to 1.7 s late). A caller that catches it gets no tokenizer; the thread goes on
-        until the library's training ends (~1-2 s on 50,000 captions) and its result is discarded. An error the
-        training raises (a caption file that cannot be read) is raised here as it was."""
+        checks no signal, and reads the captions on threads of its own: it came up to 3.5 s late). A caller that
+        catches it gets no tokenizer; the thread goes on until the library's training ends and its result is
+        discarded (the interpreter's exit waits for it: _wait_for_left). An error the training raises (a caption
+        file that cannot be read) is raised here as it was."""
         if iter(texts) is texts:  # a one-shot iterator: read twice below (a list or a re-iterable is not copied)
             texts = list(texts)
         tok = Tokenizer(models.BPE(unk_token=UNK))
