@@ -169,6 +169,11 @@ def test_a_top_p_at_or_below_one_over_the_codebook_is_greedy_as_top_k_1_is(tmp_p
     assert r.exit_code == 0, (r.stdout, r.stderr)
     drawn = sorted((tmp_path / "b").glob("*.png"))
     assert len(drawn) == 1 and Image.open(drawn[0]).text["n"] == "1"  # (not the best of 4 alike candidates)
+    # vary: --strength 1 redraws every cell, its default --n 4 is one image (as at --top-k 1); a kept share differs
+    r = run("vary", drawn[0], "--strength", "1", *common, "--out", tmp_path / "v1")
+    assert r.exit_code == 0 and len(list((tmp_path / "v1").glob("*.png"))) == 1, (r.stdout, r.stderr)
+    r = run("vary", drawn[0], "--strength", "0.5", "--n", "2", *common, "--out", tmp_path / "v2")
+    assert r.exit_code == 0 and len(list((tmp_path / "v2").glob("*.png"))) == 2, (r.stdout, r.stderr)
     assert SamplingConfig(top_p=1 / 512).greedy(512) and not SamplingConfig(top_p=1.01 / 512).greedy(512)
     assert not SamplingConfig(top_p=1e-9).greedy()  # (the codebook unknown: only top_k 1 is known greedy)
     pipe = TextToImage.from_folder(weights)

@@ -1259,7 +1259,8 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
               weights: Path, device: str, grid: bool, quiet: bool, negative: Optional[str] = None,
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
               auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None,
-              as_json: bool = False, regional_asked: bool = False, guidance_asked: tuple[str, ...] = ()) -> None:
+              as_json: bool = False, regional_asked: bool = False, guidance_asked: tuple[str, ...] = (),
+              n_asked: bool = True) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
     it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
     prompt's files on stdout once they are written; auto_candidates
@@ -1267,14 +1268,16 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     called once every check has passed (vary's prompt line: a refusal is then its one line); as_json prints each
     file as a line of JSON (Written.fields) instead of its path; regional_asked: --regional was given (a weight
     that no prompt draws with is refused, not ignored); guidance_asked: the guidance options given (`--guidance 7`),
-    refused where the prompt reads as the empty one and no --negative is given (guidance then pushes nowhere)."""
+    refused where the prompt reads as the empty one and no --negative is given (guidance then pushes nowhere);
+    n_asked: n was given (vary's default --n is one image where its draws would all be one)."""
     from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     vocab = pipe.bundle.transformer.cfg.image_vocab
-    if sampling.greedy(vocab) and sampling.top_k != 1 and n > 1 and not auto_candidates:  # a --top-p at or below
-        # 1/codebook keeps the most likely code alone, as --top-k 1 (refused before the weights load) does
+    if sampling.greedy(vocab) and sampling.top_k != 1 and n > 1 and not auto_candidates and spec is None:  # a
+        # --top-p at or below 1/codebook keeps the most likely code alone, as --top-k 1 (refused before the weights
+        # load) does (an image prompt's draws: the pipeline's rule, which knows the cells it keeps)
         refuse_greedy_copies("--candidates" if keep is not None else "--n", n, top_p=sampling.top_p, vocab=vocab)
     if auto_candidates and pipe.bundle.clip is not None and not sampling.greedy(vocab):  # (greedy: one image)
         n, keep = DEFAULT_CANDIDATES, 1
@@ -1313,6 +1316,9 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         from t2i_cli.image_prompt import build
 
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
+        if not n_asked and sampling.greedy(vocab) and (image.keep is not None
+                                                      or image.n_redrawn == image.codes.numel()):
+            n = 1  # vary's default --n of a greedy --top-p redrawing every cell: one image (as at --top-k 1)
         _check_guidance_reaches(image, sampling, pipe, n, seed)
     made = _pictures_folder(out_dir, "--out")
     if before_drawing is not None:
@@ -1646,7 +1652,7 @@ def vary(
                   quiet, negative=negative, spec={"image": source, "strength": strength},
                   stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt,
                   as_json=as_json, regional_asked="regional" in given_options(ctx),
-                  guidance_asked=_guidance_asked(ctx))
+                  guidance_asked=_guidance_asked(ctx), n_asked="n" in given_options(ctx))
 
 
 def _guidance_asked(ctx: typer.Context) -> tuple[str, ...]:
