@@ -173,8 +173,8 @@ _LEFT: list[threading.Event] = []  # the ends (set) of trainings a stop left run
 def training_left() -> bool:
     """Whether a tokenizer training that a stop left behind still runs (its library reads the captions on threads
     of its own, calling Python): the command line then ends its process at once (os._exit, its files written),
-    not through Python's teardown (1.4-4 s on a busy machine; and a thread of the library calling into Python
-    while the interpreter is torn down has no defined outcome)."""
+    not through Python's teardown (1.37 s median, BENCHMARKS.md "A stop during the tokenizer stage's training";
+    and a thread of the library calling into Python while the interpreter is torn down has no defined outcome)."""
     return any(not ended.is_set() for ended in _LEFT)
 
 
@@ -216,8 +216,8 @@ def _stoppable(work) -> None:
 def _wait_for_left() -> None:
     """At the interpreter's exit (an atexit callback, before its teardown), wait for the trainings a stop left: the
     library's threads call into Python, and one that did while the interpreter was torn down aborted the process
-    (SIGABRT, seen once in 12 stops, bench/tokenizer_stop.py). The command line ends its process with os._exit
-    then, which runs no atexit callback (training_left)."""
+    (SIGABRT, once in 4 stops of bench/tokenizer_stop.py before that exit). The command line ends its process
+    with os._exit then, which runs no atexit callback (training_left)."""
     for ended in _LEFT:
         ended.wait()
 
@@ -242,10 +242,10 @@ class TextTokenizer:
 
         Called from the main thread, the library's training runs in a daemon thread while the main thread waits
         (_stoppable), so a Ctrl-C, SIGTERM or SIGHUP raises KeyboardInterrupt here at once (the library's Rust trainer
-        checks no signal, and reads the captions on threads of its own: it came up to 3.5 s late). A caller that
-        catches it gets no tokenizer; the thread goes on until the library's training ends and its result is
-        discarded (the interpreter's exit waits for it: _wait_for_left). An error the training raises (a caption
-        file that cannot be read) is raised here as it was."""
+        checks no signal, and reads the captions on threads of its own: it came 0.62 s late, median, BENCHMARKS.md).
+        A caller that catches it gets no tokenizer; the thread goes on until the library's training ends and its
+        result is discarded (the interpreter's exit waits for it: _wait_for_left). An error the training raises (a
+        caption file that cannot be read) is raised here as it was."""
         if iter(texts) is texts:  # a one-shot iterator: read twice below (a list or a re-iterable is not copied)
             texts = list(texts)
         tok = Tokenizer(models.BPE(unk_token=UNK))
