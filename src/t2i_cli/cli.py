@@ -1983,6 +1983,9 @@ def train(
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
             refuse_foreign_options(stage, given, ctx.params)
             cfg, run_dir = train_config(stage, data, preset, locals()), out_dir
+            from t2i_cli.stages import check_new_model
+
+            check_new_model(cfg)
             if "batch_size" not in given and stage != "tokenizer":
                 _preset_batch_splits(cfg, preset)
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
@@ -2106,7 +2109,11 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     # Every stage's config, built (and so checked) once, before the first stage trains.
     configs = {s: read_run_config(run_dir / s) if (run_dir / s / "train_config.json").is_file()
                else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
-    from t2i_cli.stages import check_whole_run_models
+    from t2i_cli.stages import check_new_model, check_whole_run_models
+
+    for s in ORDER:  # (a stage not yet begun is a new run: what a new run must not train is refused now)
+        if not (run_dir / s / "train_config.json").is_file():
+            check_new_model(configs[s])
 
     # Every model the run will build, checked before its first stage trains; and, under torchrun, every stage's
     # batch split over the processes (refused at the dVAE stage, it left a whole run no retry could continue).

@@ -923,6 +923,19 @@ def check_resume(cfg, run_dir: Path) -> None:
                          f"that extends the run")
 
 
+def check_new_model(cfg: TrainConfig) -> None:
+    """Refuse what a new run must not train but an older run may hold: an FSQ channel of 2 levels. FSQ's shifted
+    tanh puts its one boundary at z = -3.8, where the tanh is flat: nearly every cell takes one value (FSQ((2,)) on
+    linspace(-10, 10): 620 and 1381 of 2001), a wasted channel. A dVAE trained with one still loads, resumes and
+    fine-tunes, so this is checked where a run starts (t2i train's new stage, a whole run's stages not yet begun,
+    run_stage without resume), not where a config is built (a resume compares the configs it builds)."""
+    levels = cfg.model.get("fsq_levels") if cfg.stage == "dvae" and isinstance(cfg.model, dict) else None
+    if levels and any(v == 2 for v in levels):
+        raise UsageError(f"the dVAE's fsq_levels {','.join(map(str, levels))}: FSQ needs 3 or more levels per "
+                         f"channel (a channel of 2 rounds nearly every value to one level); give each channel 3 or "
+                         f"more (e.g. 8,5,5,5)")
+
+
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
               device: str = "auto", warn=None, checking=None, keep_group: bool = False,
               data_since: Path | None = None) -> dict[str, Any]:
@@ -950,6 +963,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
     )
 
     check_run_config(cfg)  # (the command line's are; one made in Python is checked here)
+    if not resume:
+        check_new_model(cfg)
     if warn is None:  # (from Python: the start's warnings were dropped without a word)
         def warn(text: str) -> None:
             warn_caller(text, TrainingWarning)

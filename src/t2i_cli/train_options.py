@@ -350,13 +350,6 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
 
     check_stage(stage)
     model_over = parse_model_overrides(stage, opts["model"])
-    if stage == "dvae" and any(v == 2 for v in model_over.get("fsq_levels") or ()):
-        # FSQ's shifted tanh puts a 2-level channel's one boundary at z = -3.8, where the tanh is flat: nearly
-        # every cell takes one value (FSQ((2,)) on linspace(-10, 10): 620 and 1381 of 2001), a wasted channel.
-        # Refused for a new run only: a dVAE trained with one still loads, resumes and fine-tunes.
-        raise UsageError(f"the dVAE's fsq_levels {','.join(map(str, model_over['fsq_levels']))}: FSQ needs 3 or more "
-                         f"levels per channel (a channel of 2 rounds nearly every value to one level); give each "
-                         f"channel 3 or more (e.g. 8,5,5,5)")
     opts = dict(opts)
     for name in ("steps", "batch_size", "lr"):
         if isinstance(opts.get(name), str):

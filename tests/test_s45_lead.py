@@ -1,0 +1,44 @@
+"""Session 45, the lead's mends after the closing read (each test fails without its mend)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import one_line_failure, run
+from test_reliability import TINY
+
+
+def test_two_fsq_levels_are_refused_where_a_run_starts_not_where_a_config_is_built(tmp_path):
+    """The 2-level FSQ refusal sat in train_config, the builder a resume's comparisons use too (a run that holds
+    such a dVAE, trained before, was told its own --model 'FSQ needs 3 or more levels' on resume), and a run
+    started from Python (run_stage) trained it unrefused. Now the builder builds it; a new run (the command line's,
+    a whole run's stage not yet begun, run_stage without resume) refuses it."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.stages import apply_preset, run_stage
+    from t2i_cli.train import TrainConfig
+    from t2i_cli.train_options import train_config
+
+    opts = {"model": ["fsq_levels=4,2,4"], "steps": None, "batch_size": None, "lr": None}
+    cfg = train_config("dvae", "world", "tiny", {k: None for k in _opts()} | opts)  # (built: a resume compares it)
+    assert list(cfg.model["fsq_levels"]) == [4, 2, 4]
+    kw = apply_preset("dvae", "tiny", {"steps": 1, "model": {"fsq_levels": (4, 2, 4)}}, "world")
+    with pytest.raises(UsageError, match="FSQ needs 3 or more levels per channel"):
+        run_stage(TrainConfig(stage="dvae", data="world", **kw), tmp_path / "py")
+    assert not (tmp_path / "py").exists()
+    line = one_line_failure(run("train", "--stage", "all", "--out", tmp_path / "all", "--steps", "1", "--model",
+                                "dvae.fsq_levels=4,2,4", "--preset", "tiny", "--workers", "0", "-q", "--device",
+                                "cpu"), 2)
+    assert "the dVAE's fsq_levels 4,2,4: FSQ needs 3 or more levels per channel" in line
+    assert not (tmp_path / "all" / "tokenizer").exists()  # (refused before its first stage trained)
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "cli", "--steps", "1", "--model",
+                                "fsq_levels=4,2,4", *TINY), 2)
+    assert "FSQ needs 3 or more levels per channel" in line and not (tmp_path / "cli").exists()
+
+
+def _opts() -> list[str]:
+    """The options t2i train passes train_config (its locals()), as the command line's defaults leave them."""
+    import inspect
+
+    import t2i_cli.cli as cli
+
+    return [p for p in inspect.signature(cli.train).parameters]
