@@ -42,3 +42,26 @@ def _opts() -> list[str]:
     import t2i_cli.cli as cli
 
     return [p for p in inspect.signature(cli.train).parameters]
+
+
+def test_data_caption_looks_for_a_killed_runs_temporaries_once_a_folder(tmp_path, monkeypatch):
+    """A data caption that writes looked for a killed run's caption temporaries twice in each picture folder (the
+    command, then write_captions); once now, as where it writes nothing."""
+    from PIL import Image
+
+    import t2i_cli.name_captions as nc
+
+    seen = []
+    real = nc.remove_temporaries
+    monkeypatch.setattr(nc, "remove_temporaries",
+                        lambda folder, *a, **k: (seen.append(folder), real(folder, *a, **k))[1])
+    for sub in ("a", "b"):
+        (tmp_path / "pics" / sub).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / "pics" / sub / "red-bird.png")
+    r = run("data", "caption", tmp_path / "pics")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(seen) == sorted({tmp_path / "pics" / "a", tmp_path / "pics" / "b"})
+    seen.clear()
+    r = run("data", "caption", tmp_path / "pics")  # every caption written: looked for once still
+    assert r.exit_code == 0 and "nothing to write" in r.output, r.output + r.stderr
+    assert sorted(seen) == sorted({tmp_path / "pics" / "a", tmp_path / "pics" / "b"})

@@ -2555,7 +2555,8 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         # (only where the other --from captions one of them: a split's folder, ds/train/IMG_0001.png, gives none)
         try_other = f"try --from {other} for those, or " if plan.other_words else ""
         tried = summary(plan, f"; {try_other}write their NAME.txt files yourself")
-        if not dry_run:  # (where every caption is written too: a kill after one's link left its temporary there)
+        if not dry_run and not plan.writes:  # (where every caption is written too: a kill after one's link left its
+            # temporary there; write_captions removes them where it writes)
             remove_killed_temporaries(plan)
         if not plan.writes:
             if (plan.nameless or plan.taken or plan.undecodable) and not plan.captioned:
