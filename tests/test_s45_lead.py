@@ -65,3 +65,20 @@ def test_data_caption_looks_for_a_killed_runs_temporaries_once_a_folder(tmp_path
     r = run("data", "caption", tmp_path / "pics")  # every caption written: looked for once still
     assert r.exit_code == 0 and "nothing to write" in r.output, r.output + r.stderr
     assert sorted(seen) == sorted({tmp_path / "pics" / "a", tmp_path / "pics" / "b"})
+
+
+def test_a_damaged_picture_of_a_format_vary_reads_is_not_said_to_be_a_folders_format(tmp_path):
+    """vary reads a TGA by its path; a damaged one was said 'a TGA picture (t2i does not read TGA from a folder ...)'
+    (the folder's reason), which is untrue of a file given by its path. An SVG is still named as t2i's unread."""
+    from t2i_cli.errors import DataError
+    from t2i_cli.images import load_rgb
+
+    bad = tmp_path / "x.tga"
+    bad.write_bytes(b"not a picture at all" * 4)
+    with pytest.raises(DataError) as e:
+        load_rgb(bad, 32)
+    assert "from a folder" not in str(e.value) and "cannot read" in str(e.value)
+    svg = tmp_path / "x.svg"
+    svg.write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    with pytest.raises(DataError, match="t2i cannot read SVG: convert to JPEG or PNG"):
+        load_rgb(svg, 32)

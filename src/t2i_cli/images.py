@@ -65,8 +65,10 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         # Pillow's bounds on a PNG's text (1 MB a chunk, 64 MB in all): the pixels may be whole
         return DataError(f"{what} {path} carries more text (metadata) than t2i reads ({e}); save the picture "
                          f"again without its text chunks")
-    if isinstance(e, Image.UnidentifiedImageError) and Path(path).suffix.lower() in UNREAD_FORMATS:  # (an SVG given
-        # to vary was "cannot identify image file", where a folder's is said as such)
+    if isinstance(e, Image.UnidentifiedImageError) and Path(path).suffix.lower() in UNREAD_FORMATS \
+            and UNREAD_FORMATS[Path(path).suffix.lower()] not in PILLOW_READS:  # (an SVG given to vary was "cannot
+        # identify image file", where a folder's is said as such; a damaged TGA, which vary reads whole, is not
+        # "t2i does not read TGA from a folder")
         return DataError(f"cannot read {what} {path}: {unread_picture(Path(path).suffix)}")
     return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF "
                      f"file")
