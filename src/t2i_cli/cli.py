@@ -817,8 +817,8 @@ def start_command(command: str) -> None:
 
 def start_inference(threads: Optional[int], command: str, started: bool = False) -> None:
     """The start of generate, vary, rerank and eval: one process, OpenMP's spinning bounded (train bounds it too),
-    --threads, and (main) no interpreter teardown after. started: start_command has run (generate --prompts runs
-    it before it reads its prompts; it checked OpenMP's environment twice)."""
+    --threads, and (main) no interpreter teardown after. started: start_command has run (generate runs it first,
+    before it reads any --prompts; run again here, it checked OpenMP's environment twice)."""
     if not started:
         start_command(command)
     bound_spinning(busy=lambda: other_t2i_inferring() or other_running_tasks())

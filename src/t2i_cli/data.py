@@ -633,12 +633,13 @@ def _too_large() -> str:
 
 
 def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, bytes | None, bool]:
-    """(the sha256 of an image file whose image decodes, "", None) (the decode reads the whole file, at a reduced
-    scale for a large JPEG, so it catches truncated files), else ("", why not: unreadable, or too large to decode,
-    None); remembered for the file as it is (path, size, modification time), so the train and val parts of a
-    source, and every stage of a whole run, read each image once. With side, the picture is decoded at that side
-    (not remembered) and its RGB bytes come third, for a preview to show. Fourth: whether the picture is blank once
-    its transparent pixels are made white (images.blank_on_white), looked at where its decode was white."""
+    """(sha256, why, rgb, blank): (the sha256 of an image file whose image decodes, "", None, blank) (the decode
+    reads the whole file, at a reduced scale for a large JPEG, so it catches truncated files), else ("", why not:
+    unreadable, or too large to decode, None, False); remembered for the file as it is (path, size, modification
+    time), so the train and val parts of a source, and every stage of a whole run, read each image once. With side,
+    the picture is decoded at that side (not remembered) and its RGB bytes are rgb, for a preview to show. blank:
+    whether the picture is blank once its transparent pixels are made white (images.blank_on_white), looked at
+    where its decode was white."""
     try:
         st = path.stat()
     except OSError:
