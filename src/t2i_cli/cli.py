@@ -477,16 +477,22 @@ def lost_peer(e: BaseException) -> bool:
             and any(s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")))
 
 
-def _lost_peer_in(stop: BaseException) -> Optional[BaseException]:
-    """The lost connection to another torchrun process (lost_peer) that a stop (KeyboardInterrupt) cut into while
-    this process was ending with it; else None."""
-    seen, chain = stop.__context__, set()
+def _in_context(e: BaseException, found: Callable[[BaseException], bool]) -> Optional[BaseException]:
+    """The first exception in e's __context__ chain (what e was raised while handling, and so on) that found()
+    says yes to; else None. A chain that loops back (an exception re-raised inside its own handling) ends there."""
+    seen, chain = e.__context__, set()
     while seen is not None and id(seen) not in chain:
-        if lost_peer(seen):
+        if found(seen):
             return seen
         chain.add(id(seen))
         seen = seen.__context__
     return None
+
+
+def _lost_peer_in(stop: BaseException) -> Optional[BaseException]:
+    """The lost connection to another torchrun process (lost_peer) that a stop (KeyboardInterrupt) cut into while
+    this process was ending with it; else None."""
+    return _in_context(stop, lost_peer)
 
 
 def worker_message(msg: str) -> str:
@@ -624,22 +630,14 @@ def _let_rank_zero_say_it() -> None:
 def _refusal_in(e: BaseException) -> Optional[T2IError]:
     """The refusal every torchrun process met alike (a UsageError, or an error marked every_rank) that a stop
     (KeyboardInterrupt) cut into while this process was ending with it; else None."""
-    seen = e.__context__
-    while seen is not None:
-        if isinstance(seen, T2IError) and (getattr(seen, "every_rank", False) or isinstance(seen, UsageError)):
-            return seen
-        seen = seen.__context__
-    return None
+    return _in_context(e, lambda seen: isinstance(seen, T2IError) and (getattr(seen, "every_rank", False)
+                                                                       or isinstance(seen, UsageError)))
 
 
 def _stopping(e: BaseException) -> bool:
     """Whether an error came while a stop (Ctrl-C, SIGTERM, SIGHUP; training's Interrupted) was being handled."""
-    seen = e.__context__
-    while seen is not None:
-        if isinstance(seen, KeyboardInterrupt) or getattr(seen, "exit_code", None) == 130:
-            return True
-        seen = seen.__context__
-    return False
+    return _in_context(e, lambda seen: isinstance(seen, KeyboardInterrupt)
+                       or getattr(seen, "exit_code", None) == 130) is not None
 
 
 # What to do about a path the operating system refused, by errno (os_error_line): the errors of the user's
