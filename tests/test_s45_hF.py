@@ -135,8 +135,8 @@ def test_explaining_a_picture_refuses_a_batch_0_255_pixels_a_list_of_prompts_and
     assert words == ["a", "red", "bird"]
     for call in (explain, explain_maps):
         name = call.__name__
-        with pytest.raises(ValueError, match=rf"{name} takes one picture, a tensor \(3, H, W\); got \(1, 3, "
-                                             r"\d+, \d+\); for one picture of a batch: images\[i\]"):
+        with pytest.raises(ValueError, match=rf"{name} takes one picture, a tensor \(3, H, W\) in \[0, 1\]; got "
+                                             r"\(1, 3, \d+, \d+\); for one picture of a batch: images\[i\]"):
             call(pipe, image[None], "a red bird")
         with pytest.raises(ValueError, match=r"images must be in \[0, 1\].*divide by 255"):
             call(pipe, image * 255, "a red bird")

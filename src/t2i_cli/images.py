@@ -504,12 +504,18 @@ def tensor_from_rgb(pixels: bytes, height: int, width: int) -> torch.Tensor:
     return data.view(height, width, 3).permute(2, 0, 1).float() / 255.0
 
 
-def image_from_tensor(x: torch.Tensor) -> Image.Image:
-    """Float tensor (3, H, W) in [0, 1] -> PIL RGB image (values clamped)."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[0] != 3:  # (a batch: a raw permute error)
+def check_picture(x: torch.Tensor, what: str) -> None:
+    """Refuse what is not one picture, a tensor (3, H, W), in one line naming what took it (a batch: a raw permute
+    or conv2d error), pointing at images[i] for a batch (models.dvae.check_images is the batch's check)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[0] != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         hint = "; for one picture of a batch: images[i]" if isinstance(x, torch.Tensor) and x.dim() == 4 else ""
-        raise ValueError(f"image_from_tensor takes one picture, a tensor (3, H, W) in [0, 1]; got {shape}{hint}")
+        raise ValueError(f"{what} takes one picture, a tensor (3, H, W) in [0, 1]; got {shape}{hint}")
+
+
+def image_from_tensor(x: torch.Tensor) -> Image.Image:
+    """Float tensor (3, H, W) in [0, 1] -> PIL RGB image (values clamped)."""
+    check_picture(x, "image_from_tensor")
     x = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().cpu()
     return Image.frombytes("RGB", (x.shape[1], x.shape[0]), bytes(x.numpy().tobytes()))
 

@@ -41,6 +41,7 @@ from t2i_cli.images import (
     IMAGE_SUFFIXES,
     UNREAD_SUFFIXES,
     attention_strip,
+    check_picture,
     contact_sheet,
     encode_png,
     image_from_tensor,
@@ -614,11 +615,7 @@ def _one_picture(pipe: TextToImage, image: torch.Tensor, prompt: str, what: str)
 
     if not isinstance(prompt, str):
         raise UsageError(f"{what} takes one prompt (a str), got {type(prompt).__name__}")
-    if not isinstance(image, torch.Tensor) or image.dim() != 3:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        hint = "; for one picture of a batch: images[i]" if isinstance(image, torch.Tensor) and image.dim() == 4 \
-            else ""
-        raise ValueError(f"{what} takes one picture, a tensor (3, H, W); got {shape}{hint}")
+    check_picture(image, what)
     check_images(image[None])  # (floats in [0, 1]: a ValueError, as pipe.score's)
     if pipe.bundle.clip is None:
         raise UsageError(f"{pipe.bundle.folder} has no clip.safetensors: {what} needs a CLIP to score with")
@@ -630,7 +627,7 @@ def explain_maps(pipe: TextToImage, image: torch.Tensor, prompt: str) -> list[tu
     attended to), for one image (3, H, W) in [0, 1]. Needs a CLIP with a word-region head."""
     _one_picture(pipe, image, prompt, "explain_maps")
     clip, tok = pipe.bundle.clip, pipe.bundle.tokenizer
-    if clip is None or not clip.cfg.word_region:
+    if not clip.cfg.word_region:  # (no CLIP at all: _one_picture)
         raise UsageError(f"{pipe.bundle.folder}'s CLIP has no word-region head, so it cannot show where each word "
                          f"looks; rerank with a CLIP trained with --model word_region=true")
     ids = torch.tensor(tok.encode(prompt, clip.cfg.text_len).ids, device=pipe.device)
