@@ -2188,7 +2188,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
 def _files_of(folder: Path) -> dict[str, tuple[int, int]]:
     """Each file of folder, (size, modification time in ns) by name: what an export rewrote ({} where none)."""
     try:
-        return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
+        return {p.name: (st.st_size, st.st_mtime_ns) for p in folder.iterdir() if p.is_file() and (st := p.stat())}
     except OSError:
         return {}
 
