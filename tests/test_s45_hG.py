@@ -59,7 +59,8 @@ def test_a_resume_compares_its_precision_with_the_last_start_not_the_first(tmp_p
     metrics.write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert precision_change(metrics, cfg, "fp32", 20) == []
     [said] = precision_change(metrics, cfg, "bf16", 20)
-    assert said.startswith("this run trained in fp32 until step 20; here --precision auto means bf16")
+    # (called from Python: the field is named as a script sets it, precision='auto'; the command line's --precision)
+    assert said.startswith("this run trained in fp32 until step 20; here precision='auto' means bf16")
     # no precision line at all (a run from before t2i 0.12.0): auto was bf16 then
     metrics.write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
     assert precision_change(metrics, cfg, "bf16", 10) == []
