@@ -796,11 +796,16 @@ class Interrupted(T2IError):
         self.why = why  # what stopped it, as its message begins (a whole run's says it too)
 
 
-class CheckpointFailed(T2IError):
-    """Under torchrun, a process other than rank 0 whose run stopped because rank 0 could not write a checkpoint:
-    rank 0's own error says why, once."""
+class MainFailed(T2IError):
+    """Under torchrun, a process other than rank 0 whose run stopped because rank 0 failed at work of a step that
+    rank 0 alone does (its samples, validation and best model): rank 0's own error says why, once."""
 
     every_rank = True  # (said by rank 0 alone, as its own error)
+
+
+class CheckpointFailed(MainFailed):
+    """Under torchrun, a process other than rank 0 whose run stopped because rank 0 could not write a checkpoint:
+    rank 0's own error says why, once."""
 
 
 class Diverged(T2IError):
@@ -999,7 +1004,14 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                     checkpoint(agreed=True)  # and the stop wrote the checkpoint again)
             if cfg.sample_every and done % cfg.sample_every == 0:
                 if dd.is_main:
-                    samples_and_validation()
+                    try:
+                        samples_and_validation()
+                    except Exception:  # (a full disk as its samples or best model are written: every process stops
+                        _on_every_rank(False, dd)  # here, rank 0 alone saying why, as for a checkpoint; the others
+                        raise  # waited in the next step and each said "rank N stopped: another torchrun process")
+                if not _on_every_rank(True, dd):
+                    raise MainFailed(f"rank 0 could not write the samples or validation of step {done} (its line "
+                                     f"says why)")
                 # (at the run's last step it ends as planned: a stop there was said as "stopping early" and recorded
                 # as an early stop, though it trained every step)
                 if cfg.patience and done < cfg.steps and \
