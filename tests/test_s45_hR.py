@@ -50,34 +50,50 @@ def test_a_broken_tga_given_to_vary_is_said_broken_not_left_out_of_a_folder(tmp_
     assert "SVG picture (t2i cannot read SVG: convert to JPEG or PNG)" in r.stdout + r.stderr
 
 
-# A torchrun patch: rank 0's disk fills as it writes its samples (DVAEStage.write_samples: samples.png, and the
-# validation's best model beside them on a transformer or CLIP run)
-RANK_0_SAMPLES_DISK_FULL = """
+# torchrun patches: rank 0's disk fills as it writes its samples (DVAEStage.write_samples: samples.png, and the
+# validation's best model beside them on a transformer or CLIP run), or step 4's metrics line
+RANK_0_DISK_FULL = {
+    "samples": """
 import errno
 from t2i_cli.stages import DVAEStage
 if os.environ.get("RANK") == "0":
     def write_samples(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "samples.png")
     DVAEStage.write_samples = write_samples
-"""
+""",
+    "metrics": """
+import errno
+import t2i_cli.train as train
+if os.environ.get("RANK") == "0":
+    real_log = train.Logger.log
+    def log(self, step, metrics):
+        if step == 4 and "loss" in metrics:
+            raise OSError(errno.ENOSPC, "No space left on device", "metrics.jsonl")
+        return real_log(self, step, metrics)
+    train.Logger.log = log
+"""}
 
 
-def test_torchrun_samples_rank_0_cannot_write_are_said_once_and_every_process_ends(tmp_path: Path):
+@pytest.mark.parametrize("written, saved", [("samples", 2), ("metrics", 4)])
+def test_torchrun_samples_or_metrics_rank_0_cannot_write_are_said_once_and_every_process_ends(
+        tmp_path: Path, written: str, saved: int):
     """0bd681a had every process learn at a checkpoint that rank 0 could not write it, so that rank 0 alone says
-    why; the samples and validation rank 0 alone writes (--sample-every) fail on the same full disk, and there rank 1,
-    waiting in the next step's all-reduce, still said a second line ("error: rank 1 stopped: another torchrun process
-    of this run stopped first ..."). Every process now learns it at that step: one line, both exit 1, the steps
-    saved by rank 0."""
+    why; the samples and validation (--sample-every) and the metrics lines (--log-every) rank 0 alone writes fail
+    on the same full disk, and there rank 1, waiting in the next step's all-reduce, still said a second line
+    ("error: rank 1 stopped: another torchrun process of this run stopped first ..."). Every process now learns it
+    at that step: one line, both exit 1, the steps saved by rank 0."""
     from conftest import exit_codes, torchrun_t2i
     from t2i_cli.train import CHECKPOINT
     from t2i_cli.weights import load_tensors
 
     out = tmp_path / "run"
-    proc = torchrun_t2i(tmp_path, RANK_0_SAMPLES_DISK_FULL, "--stage", "dvae", "--steps", "6", "--ckpt-every", "100",
-                        "--sample-every", "2", "--data", "world", "--out", str(out))
+    proc = torchrun_t2i(tmp_path, RANK_0_DISK_FULL[written], "--stage", "dvae", "--steps", "6", "--ckpt-every", "100",
+                        "--sample-every", "2" if written == "samples" else "0", "--log-every", "2", "--data", "world",
+                        "--out", str(out))
     assert proc.returncode != 0 and exit_codes(tmp_path) == ["1", "1"], proc.stderr[-3000:]
     said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
-    assert said == ["error: samples.png: No space left on device; the disk is full; free some space or choose a path "
-                    f"on another disk; checkpoint saved at step 2; once that is mended, resume with: t2i train "
+    name = "samples.png" if written == "samples" else "metrics.jsonl"
+    assert said == [f"error: {name}: No space left on device; the disk is full; free some space or choose a path "
+                    f"on another disk; checkpoint saved at step {saved}; once that is mended, resume with: t2i train "
                     f"--resume {out}"], proc.stderr[-3000:]
-    assert load_tensors(out / CHECKPOINT)[1]["step"] == "2"
+    assert load_tensors(out / CHECKPOINT)[1]["step"] == str(saved)

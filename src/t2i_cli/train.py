@@ -914,6 +914,27 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             raise CheckpointFailed(f"rank 0 could not write the checkpoint of step {done} (its line says why)")
         saved = done
 
+    def log_step() -> None:
+        logger.log(done, metrics)
+        for text in watchdog.check(done, metrics):
+            logger.log(done, {"warning": text})
+            if warn is not None:
+                warn(text)
+
+    def on_rank_0(work: Callable[[], None], what: str) -> None:
+        """Rank 0's own work of a step (its metrics line, samples and validation), every process calling this at
+        the same step: where it fails (a full disk) every process stops there, rank 0 alone saying why, as at a
+        checkpoint (the others waited in the next step, and each said "rank N stopped: another torchrun process of
+        this run stopped first", a second line for one failure)."""
+        if dd.is_main:
+            try:
+                work()
+            except Exception:
+                _on_every_rank(False, dd)
+                raise
+        if not _on_every_rank(True, dd):
+            raise MainFailed(f"rank 0 could not write {what} of step {done} (its line says why)")
+
     def stop(step: int, what: str) -> typing.NoReturn:
         text = diverged_message(run_dir, cfg, step, what, saved)
         logger.log(step, {"diverged": text})  # main process only; a resume drops it with the steps after `saved`
@@ -994,24 +1015,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 # (and the resume starts after it)
                 metrics = {"loss": mean_loss, **metrics, "lr": lr_at(cfg, step)}
                 if done % cfg.log_every == 0 or done == cfg.steps:
-                    logger.log(done, metrics)
-                    for text in watchdog.check(done, metrics) if dd.is_main else ():
-                        logger.log(done, {"warning": text})
-                        if warn is not None:
-                            warn(text)
+                    on_rank_0(log_step, "the metrics")
             if done % cfg.ckpt_every == 0 and done < cfg.steps:
                 with stops.held():  # a stop waits for it (one as its temporary file was made left that behind,
                     checkpoint(agreed=True)  # and the stop wrote the checkpoint again)
             if cfg.sample_every and done % cfg.sample_every == 0:
-                if dd.is_main:
-                    try:
-                        samples_and_validation()
-                    except Exception:  # (a full disk as its samples or best model are written: every process stops
-                        _on_every_rank(False, dd)  # here, rank 0 alone saying why, as for a checkpoint; the others
-                        raise  # waited in the next step and each said "rank N stopped: another torchrun process")
-                if not _on_every_rank(True, dd):
-                    raise MainFailed(f"rank 0 could not write the samples or validation of step {done} (its line "
-                                     f"says why)")
+                on_rank_0(samples_and_validation, "the samples or validation")
                 # (at the run's last step it ends as planned: a stop there was said as "stopping early" and recorded
                 # as an early stop, though it trained every step)
                 if cfg.patience and done < cfg.steps and \
