@@ -97,3 +97,19 @@ def test_torchrun_samples_or_metrics_rank_0_cannot_write_are_said_once_and_every
                     f"on another disk; checkpoint saved at step {saved}; once that is mended, resume with: t2i train "
                     f"--resume {out}"], proc.stderr[-3000:]
     assert load_tensors(out / CHECKPOINT)[1]["step"] == str(saved)
+
+
+def test_a_finished_whole_world_runs_resume_says_no_pictures(tmp_path: Path):
+    """39fd058's line for a resume of a finished whole run said "to train on, on the pictures there now: ..." of a
+    run on the world, which has no pictures: it now says "to train on: ..." there (a folder's run keeps the words)."""
+    run_dir = tmp_path / "all"
+    r = run("train", "--stage", "all", "--preset", "tiny", "--workers", "0", "-q", "--device", "cpu", "--steps", "2",
+            "--data", "world", "--out", run_dir)
+    assert r.exit_code == 0, r.output + r.stderr
+    r = run("train", "--resume", run_dir, "-q")
+    assert r.exit_code == 0, r.output + r.stderr
+    said = " ".join(r.stdout.split())
+    assert (f"every stage had finished: nothing trained now (to train on: t2i train --resume {run_dir}/STAGE "
+            f"--steps N, N over its steps (dvae 2, transformer 2, clip 2), then t2i train --resume {run_dir} to "
+            f"export it)") in said, said
+    assert "pictures" not in said

@@ -2179,8 +2179,11 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
             out.print(f"every stage had finished: nothing trained now; exported the stages' latest models "
                       f"({', '.join(clean(name) for name, _ in changed)} updated)", soft_wrap=True)
         else:
+            from t2i_cli.stages import is_world
+
             steps = ", ".join(f"{s} {configs[s].steps}" for s in ORDER if s != "tokenizer")
-            out.print(f"every stage had finished: nothing trained now (to train on, on the pictures there now: t2i "
+            there = "" if is_world(configs["dvae"].data) else ", on the pictures there now"  # (the world has none)
+            out.print(f"every stage had finished: nothing trained now (to train on{there}: t2i "
                       f"train --resume {clean(shell_word(run_dir))}/STAGE --steps N, N over its steps ({steps}), then "
                       f"t2i train --resume {clean(shell_word(run_dir))} to export it)", soft_wrap=True)
 
