@@ -113,3 +113,36 @@ def test_a_finished_whole_world_runs_resume_says_no_pictures(tmp_path: Path):
             f"--steps N, N over its steps (dvae 2, transformer 2, clip 2), then t2i train --resume {run_dir} to "
             f"export it)") in said, said
     assert "pictures" not in said
+
+
+# A torchrun patch: validation stalls from step 3 (--patience 2 stops the run at step 4), and rank 0's disk is full
+# as it records that stop in train_config.json
+RANK_0_EARLY_STOP_DISK_FULL = """
+import errno
+import t2i_cli.train as train
+from t2i_cli.stages import DVAEStage
+losses = iter([1.0, 0.9, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6])
+DVAEStage.validate = lambda self: {"val_loss": next(losses)}
+if os.environ.get("RANK") == "0":
+    real_write = train.atomic_write_json
+    def atomic_write_json(path, data, *args, **kwargs):
+        if path.name == "train_config.json" and data.get("steps") == 4:
+            raise OSError(errno.ENOSPC, "No space left on device", "train_config.json")
+        return real_write(path, data, *args, **kwargs)
+    train.atomic_write_json = atomic_write_json
+"""
+
+
+def test_torchrun_an_early_stop_rank_0_cannot_record_is_said_once(tmp_path: Path):
+    """--patience's stop, recorded by rank 0 alone (train_config.json's steps made the step it stopped at): where
+    the disk was full there, rank 1, waiting at the run's last checkpoint, said a second line ("error: rank 1
+    stopped: another torchrun process of this run stopped first ..."). One line now, both exit 1."""
+    from conftest import exit_codes, torchrun_t2i
+
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, RANK_0_EARLY_STOP_DISK_FULL, "--stage", "dvae", "--steps", "8", "--sample-every",
+                        "1", "--patience", "2", "--data", "world", "--out", str(out))
+    assert proc.returncode != 0 and exit_codes(tmp_path) == ["1", "1"], proc.stderr[-3000:]
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    assert len(said) == 1 and said[0].startswith("error: train_config.json: No space left on device"), \
+        proc.stderr[-3000:]

@@ -921,11 +921,24 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             if warn is not None:
                 warn(text)
 
+    def early_stop() -> None:  # (rank 0's, with cfg's steps made the step it stops at)
+        best_step, best = min(logger.val_history, key=lambda sv: sv[1])
+        text = (f"step {done}: the validation loss has not improved on step {best_step}'s {best:.4g} "
+                f"for {counted(cfg.patience, 'validation')}: stopping early ({option('patience', cfg.patience)}); "
+                f"the run ends here")
+        if done % cfg.log_every:
+            logger.log(done, metrics)  # the last step's training loss, as at a planned end
+        logger.log(done, {"early_stop": text})
+        if warn is not None:
+            warn(text)
+        atomic_write_json(Path(run_dir) / RUN_CONFIG, cfg.to_json())
+
     def on_rank_0(work: Callable[[], None], what: str) -> None:
-        """Rank 0's own work of a step (its metrics line, samples and validation), every process calling this at
-        the same step: where it fails (a full disk) every process stops there, rank 0 alone saying why, as at a
-        checkpoint (the others waited in the next step, and each said "rank N stopped: another torchrun process of
-        this run stopped first", a second line for one failure)."""
+        """Rank 0's own work of a step (its metrics line, samples and validation, a --patience stop's record), every
+        process calling this at the same step: where it fails (a full disk) every process stops there, rank 0 alone
+        saying why, as at a checkpoint (the others waited in the next step, or at the run's last checkpoint, and
+        each said "rank N stopped: another torchrun process of this run stopped first", a second line for one
+        failure)."""
         if dd.is_main:
             try:
                 work()
@@ -1026,18 +1039,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 if cfg.patience and done < cfg.steps and \
                         _on_every_rank(dd.is_main and stalled(logger.val_history, cfg.patience), dd):
                     cfg = dataclasses.replace(cfg, steps=done)  # finished: a resume or a repeated --stage all
-                    if dd.is_main:  # sees a complete run (and the checkpoint below records it too)
-                        best_step, best = min(logger.val_history, key=lambda sv: sv[1])
-                        text = (f"step {done}: the validation loss has not improved on step {best_step}'s {best:.4g} "
-                                f"for {counted(cfg.patience, 'validation')}: stopping early "
-                                f"({option('patience', cfg.patience)}); "
-                                f"the run ends here")
-                        if done % cfg.log_every:
-                            logger.log(done, metrics)  # the last step's training loss, as at a planned end
-                        logger.log(done, {"early_stop": text})
-                        if warn is not None:
-                            warn(text)
-                        atomic_write_json(Path(run_dir) / RUN_CONFIG, cfg.to_json())
+                    on_rank_0(early_stop, "the early stop")  # (a resume or a repeated --stage all sees a complete
+                    # run, and the checkpoint below records it too)
                     if progress:
                         progress(done, {**metrics, "steps": done})  # "steps": the run's new length
                     break
