@@ -21,7 +21,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from t2i_cli import __version__
-from t2i_cli.errors import SPEAKING, DataError, PromptWarning, T2IError, UsageError, WeightsError, brief, counted
+from t2i_cli.errors import (
+    SPEAKING,
+    DataError,
+    PromptWarning,
+    T2IError,
+    UsageError,
+    WeightsError,
+    brief,
+    counted,
+    said_value,
+)
 from t2i_cli.files import (
     REPO_WEIGHTS,
     STAGES,
@@ -41,7 +51,9 @@ from t2i_cli.prompt_file import (
     check_negative,
     read_prompts,
 )
-from t2i_cli.sampling_config import SamplingConfig, refuse_greedy_copies  # (torch-free: checked before a pipe is read)
+
+# (torch-free: checked before a pipe is read)
+from t2i_cli.sampling_config import MAX_IMAGES, SamplingConfig, refuse_greedy_copies
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -342,7 +354,7 @@ out = Console(file=_StdoutFile(), markup=False, highlight=False, emoji=False,
               soft_wrap=True)  # paths never broken across lines
 err = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
 STATE = {"debug": False}
-MAX_N = 256  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
+MAX_N = MAX_IMAGES  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
 # Candidates a plain `generate PROMPT` (no --n, no image prompt) and `t2i eval` draw and rerank with the
 # weights' CLIP, keeping the best (BENCHMARKS.md: the accuracy it buys against its cost); 1 = off.
 DEFAULT_CANDIDATES = 4
@@ -918,7 +930,7 @@ def use_threads(threads: Optional[int]) -> None:
 def check_threads(threads: Optional[int]) -> None:
     """Refuse a --threads outside 1..MAX_THREADS (use_threads; generate --prompts before it reads them)."""
     if threads is not None and not 1 <= threads <= MAX_THREADS:
-        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {said_value(threads, plain=True)}")
 
 
 @app.command(cls=OneValueEach)
@@ -1043,7 +1055,7 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
         raise UsageError("the prompt is empty; give a description such as \"a red bird\" (or --prompts "
                          "FILE, one per line)")
     if not 1 <= n <= MAX_N:
-        raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
+        raise UsageError(f"--n must be between 1 and {MAX_N}, got {said_value(n, plain=True)}")
     if top_k == 1:  # greedy: the images of one prompt (or image prompt) are all one image
         refuse_greedy_copies("--n", n)
     check_seed(seed)
@@ -1088,7 +1100,7 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     from t2i_cli.sampling_config import DEVICES, MAX_REDRAWS, PRECISIONS, int8_off_cpu, no_cuda
 
     if image is not None and not 1 <= redraws <= MAX_REDRAWS:
-        raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {redraws}")
+        raise UsageError(f"--redraws must be in 1..{MAX_REDRAWS}, got {said_value(redraws, plain=True)}")
     if params.get("precision") not in (None, "auto", *PRECISIONS):  # (pipeline.from_folder's words)
         raise UsageError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, got {params['precision']!r}")
     if params.get("device") not in (None, *DEVICES):  # (devices.resolve_device's words)
@@ -1618,7 +1630,7 @@ def vary(
         from t2i_cli.images import read_png_text
 
         if not 1 <= n <= MAX_N:
-            raise UsageError(f"--n must be between 1 and {MAX_N}, got {n}")
+            raise UsageError(f"--n must be between 1 and {MAX_N}, got {said_value(n, plain=True)}")
         check_seed(seed)
         check_strength(strength)
         if top_k == 1 and strength == 1:  # every cell redrawn greedily: each variation is one image
@@ -2230,7 +2242,7 @@ def given_options(ctx: typer.Context) -> set[str]:
 def check_seed(seed: int) -> None:
     """Seeds are 0..2**63-1 (what a torch.Generator takes), refused as a usage error before anything runs."""
     if not 0 <= seed <= MAX_SEED:
-        raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+        raise UsageError(f"--seed must be between 0 and {MAX_SEED}, got {said_value(seed, plain=True)}")
 
 
 # A new run's --data as recorded (stored_data: absolute, "ds" -> "/home/me/ds", "../ds" -> "/home/me/sub/../ds") and
@@ -2650,7 +2662,7 @@ def rerank(folder: Path = typer.Argument(...,
         if top < 0 or (link_best and top < 1):
             raise UsageError("--top must be 0 or more, and --link-best needs --top K with K >= 1")
         if top > MAX_N:  # (a sheet of every picture of a prompt, however many: --top 100000000000 was taken)
-            raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {top}")
+            raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {said_value(top, plain=True)}")
         if prompt is not None and blank(prompt):
             raise UsageError("--prompt is empty; give the text the images should match")
         rr.check_folder(folder)
@@ -2850,9 +2862,9 @@ def eval_cmd(ctx: typer.Context,
         if candidates is None:
             candidates = 1 if one_for_want_of_clip else DEFAULT_CANDIDATES
         if not 1 <= n <= 10_000:
-            raise UsageError(f"--n must be in 1..10000, got {n}")
+            raise UsageError(f"--n must be in 1..10000, got {said_value(n, plain=True)}")
         if not 1 <= candidates <= MAX_N:
-            raise UsageError(f"--candidates must be in 1..{MAX_N}, got {candidates}")
+            raise UsageError(f"--candidates must be in 1..{MAX_N}, got {said_value(candidates, plain=True)}")
         sampling = sampling_of(ctx)
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from t2i_cli import images, world
-from t2i_cli.errors import DataError, UsageError, brief, counted
+from t2i_cli.errors import DataError, UsageError, brief, counted, said_value
 from t2i_cli.files import (
     PLAN,
     STAGES,
@@ -322,7 +322,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     if (pixels := whole(side)) is None or not 1 <= pixels <= MAX_SIDE:  # (0 blamed each picture: "cannot read
         # image ...: height and width must be > 0; give a complete PNG"; 16.5 failed in Pillow's resize)
-        raise UsageError(f"side must be a whole number of pixels in 1..{MAX_SIDE}, got {side!r}")
+        raise UsageError(f"side must be a whole number of pixels in 1..{MAX_SIDE}, got {said_value(side)}")
     side = pixels
     source = os.fspath(source)  # (a Path, from Python)
     check_source_name(source)

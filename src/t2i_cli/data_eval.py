@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 
 from t2i_cli.data import CaptionDataset, open_source
-from t2i_cli.errors import DataError, UsageError
+from t2i_cli.errors import DataError, UsageError, said_value
 from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.pipeline import (
     MAX_BATCH,
@@ -142,12 +142,12 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
     given, so a weight above 0 that no val caption draws with is refused (it would change nothing)."""
     if (count := whole(draws)) is None or not 1 <= count <= MAX_BATCH:  # (1.5 and "2" were
         # raw TypeErrors, True refused as draw_each's n=True)
-        raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {draws!r}")
+        raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {said_value(draws)}")
     if (pictures := whole(n)) is None or pictures < 1:
-        raise ValueError(f"n must be a whole number of val pictures, 1 or more, got {n!r}")
+        raise ValueError(f"n must be a whole number of val pictures, 1 or more, got {said_value(n)}")
     if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:  # (-1, 1.5 and True drew
         # from seeds `eval --seed` refuses, True not seed 1's images)
-        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {said_value(seed)}")
     draws, n, seed = count, pictures, number  # (plain ints: numpy's np.int64 too, sampling_config.whole)
     source = os.fspath(source)  # (a Path, as every other API takes a folder)
     start = time.perf_counter()

@@ -37,8 +37,27 @@ def option(name: str, value: object = _UNSET, cli: str | None = None) -> str:
     where it is not the keyword's, `rerank --precision` for clip_precision), "top_k" / "top_k=1" from Python."""
     if SPEAKING["cli"]:
         shown = cli or "--" + name.replace("_", "-")
-        return shown if value is _UNSET else f"{shown} {value:g}" if isinstance(value, float) else f"{shown} {value}"
-    return name if value is _UNSET else f"{name}={value!r}"
+        if value is _UNSET:
+            return shown
+        return f"{shown} {value:g}" if isinstance(value, float) else f"{shown} {said_value(value, plain=True)}"
+    return name if value is _UNSET else f"{name}={said_value(value)}"
+
+
+SAID_DIGITS = 40  # digits of a whole number a message shows; a longer one is said by its length
+
+
+def said_value(value: object, plain: bool = False) -> str:
+    """A user's value as a refusal shows it: repr(value) (str(value) where plain), but a whole number of more than
+    SAID_DIGITS digits by its length ("a whole number of 5,001 digits"): Python will not write one of more than
+    4,300 digits, and `got {n!r}` of n=10**5000 raised "Exceeds the limit (4300 digits) for integer string
+    conversion" instead of the refusal."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = abs(value)
+        if size >= 10 ** SAID_DIGITS:
+            digits = int(size.bit_length() * 0.30102999566398120)  # (log10(2): a floor of the digits, or one less)
+            digits += size >= 10 ** digits
+            return f"a {'negative ' if value < 0 else ''}whole number of {digits:,} digits"
+    return str(value) if plain else repr(value)
 
 
 def spoken(cli: str, python: str) -> str:

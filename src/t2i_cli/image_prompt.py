@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from t2i_cli.errors import DataError, UsageError, option
+from t2i_cli.errors import DataError, UsageError, option, said_value
 from t2i_cli.files import sha256_of
 from t2i_cli.images import (
     image_from_tensor,
@@ -77,7 +77,8 @@ class ImagePrompt:
             raise TypeError(f"redraws must be an int, got {type(self.redraws).__name__}")
         object.__setattr__(self, "redraws", redraws)
         if not 1 <= self.redraws <= MAX_REDRAWS:
-            raise UsageError(f"{option('redraws')} must be in 1..{MAX_REDRAWS}, got {self.redraws}")
+            raise UsageError(f"{option('redraws')} must be in 1..{MAX_REDRAWS}, got "
+                             f"{said_value(self.redraws, plain=True)}")
         # (built by hand from Python, a wrong kind of tensor drew silently wrong images: a keep of 0/1 integers
         # was negated bitwise, a strength of 2 redrew every cell, float codes failed deep in sampling)
         if not isinstance(self.codes, torch.Tensor) or self.codes.dim() != 1 or self.codes.dtype.is_floating_point \
@@ -150,7 +151,8 @@ def check_keep_top(keep_top: float) -> None:
 
 def check_strength(strength: float) -> None:
     if not 0 < strength <= 1:
-        raise UsageError(f"{option('strength')} must be in (0, 1] (1 redraws every cell), got {strength}")
+        raise UsageError(f"{option('strength')} must be in (0, 1] (1 redraws every cell), got "
+                         f"{said_value(strength, plain=True)}")
 
 
 def keep_top_cells(grid: int, keep_top: float) -> torch.Tensor:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import torch
 
 from t2i_cli.devices import native_bf16, resolve_device
-from t2i_cli.errors import PromptWarning, UsageError, option, warn_caller
+from t2i_cli.errors import PromptWarning, UsageError, option, said_value, warn_caller
 from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import check_negative
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, refuse_greedy_copies, region_mask
-from t2i_cli.sampling_config import PRECISIONS, int8_off_cpu, whole
+from t2i_cli.sampling_config import MAX_IMAGES, PRECISIONS, int8_off_cpu, whole
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
 
@@ -130,11 +130,15 @@ class Request:
 def check_count_and_seed(n: object, seed: object) -> tuple[int, int]:
     """Refuse a count of images that is not a whole number of 1 or more (n=-1 drew nothing, without a word; n=0
     returned [], where `--n 0` is refused) and a seed that a torch.Generator does not take (1.5: a raw torch
-    error); return them as plain ints (numpy's too: sampling_config.whole)."""
+    error); return them as plain ints (numpy's too: sampling_config.whole). n is at most MAX_IMAGES, --n's bound
+    (n=10**5000 drew on for ever, holding every image, where the command line stops at 256)."""
     if (count := whole(n)) is None or count < 1:
-        raise UsageError(f"n must be a whole number of images, 1 or more, got {n!r}")
+        raise UsageError(f"n must be a whole number of images, 1 or more, got {said_value(n)}")
+    if count > MAX_IMAGES:
+        raise UsageError(f"n is at most {MAX_IMAGES} images a call (as --n), got {said_value(n)}; draw more in "
+                         f"several calls, each with its own seed")
     if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:
-        raise UsageError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+        raise UsageError(f"seed must be a whole number in 0..2**63-1, got {said_value(seed)}")
     return count, number
 
 
@@ -295,6 +299,7 @@ class TextToImage:
     def kept_by_all(self, image: ImagePrompt, n: int, seed: int) -> torch.Tensor:
         """(N,) bools: the cells that each of the n images this seed draws keeps from the image prompt (vary's random
         cells drawn as _batch draws them, first from each batch's generator), on the CPU."""
+        n, seed = check_count_and_seed(n, seed)
         per = self.per_batch(image)
         keep = torch.ones(image.codes.numel(), dtype=torch.bool)
         for start in range(0, n, per):
@@ -341,7 +346,7 @@ class TextToImage:
         one call, as in a batch of their own: sampling._runs; tested.)"""
         # (UsageErrors, as every refusal of the API: a ValueError here reached `t2i eval`'s user as an internal error)
         if (given := whole(batch)) is None or not 1 <= given <= MAX_EVAL_BATCH:
-            raise UsageError(f"draw_each decodes 1..{MAX_EVAL_BATCH} images at a time, got batch={batch!r}")
+            raise UsageError(f"draw_each decodes 1..{MAX_EVAL_BATCH} images at a time, got batch={said_value(batch)}")
         batch = given
         if isinstance(requests, Request) or not all(isinstance(r, Request) for r in requests):
             raise UsageError("draw_each takes a list of requests (pipe.request(prompt, sampling)), one per seed")
@@ -354,7 +359,7 @@ class TextToImage:
         if len({r.sampling for r in requests}) > 1:
             raise UsageError("draw_each needs one sampling setting for every request")
         if (count := whole(n)) is None or not 1 <= count <= MAX_BATCH:
-            raise UsageError(f"draw_each draws 1..{MAX_BATCH} images per request, got n={n!r}")
+            raise UsageError(f"draw_each draws 1..{MAX_BATCH} images per request, got n={said_value(n)}")
         n = count
         refuse_greedy_copies(requests[0].sampling, n, vocab=self.bundle.transformer.cfg.image_vocab)
         cfg, empty = self.bundle.transformer.cfg, self.bundle.tokenizer.empty(self.text_len)
@@ -388,7 +393,7 @@ class TextToImage:
         from, an image batches never draws; index True was image 1)."""
         n, seed = check_count_and_seed(n, seed)
         if (number := whole(index)) is None or not 0 <= number < n:
-            raise UsageError(f"index {index!r} is not among the {n} images drawn")
+            raise UsageError(f"index {said_value(index)} is not among the {n} images drawn")
         index = number
         check_progress(progress)
         per = self.per_batch(image)
@@ -515,7 +520,7 @@ class TextToImage:
             raise UsageError("rerank needs at least one result")
         if (count := whole(keep)) is None or count < 1:  # (-1 kept all but the worst, True one;
             # 0 returned [], where `--keep 0` is refused)
-            raise UsageError(f"keep must be a whole number of results, 1 or more, got {keep!r}")
+            raise UsageError(f"keep must be a whole number of results, 1 or more, got {said_value(keep)}")
         keep = count
         if len({r.prompt for r in results}) > 1:  # (each was scored against the first one's prompt)
             raise UsageError("rerank ranks the results of one prompt; rerank each prompt's results apart")

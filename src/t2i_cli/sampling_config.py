@@ -7,9 +7,12 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from t2i_cli.errors import UsageError, option
+from t2i_cli.errors import UsageError, option, said_value
 
 MAX_JACOBI = 64  # largest --jacobi window
+# Images one call draws for a prompt: --n and --candidates (cli.MAX_N), and pipe(prompt, n=...) with its batches
+# and redraw (pipeline.check_count_and_seed), so no count a user gives draws (and holds) without bound.
+MAX_IMAGES = 256
 # The choices of a draw's other settings, here for the same reason (re-exported where they are used:
 # pipeline.PRECISIONS, devices.DEVICES, image_prompt.MAX_REDRAWS)
 PRECISIONS = ("fp32", "bf16", "int8")  # the transformer's inference weights (pipeline.py: what each costs)
@@ -90,15 +93,19 @@ class SamplingConfig:
         for name in ("top_k", "jacobi"):  # (top_k=1.5 was taken, and failed in the decode loop's topk)
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise UsageError(f"{name} must be a whole number, got {value!r}")
+                raise UsageError(f"{name} must be a whole number, got {said_value(value)}")
             object.__setattr__(self, name, int(value))  # (numpy's: a plain int, as every field is plain)
         for name in ("temperature", "top_p", "guidance", "regional", "guidance_start", "guidance_stop"):
             value = getattr(self, name)
             if value is None and name in ("guidance_start", "guidance_stop"):
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise UsageError(f"{name} must be a number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+                raise UsageError(f"{name} must be a number, got {said_value(value)}")
+            try:
+                object.__setattr__(self, name, float(value))
+            except OverflowError:  # (a whole number past float's range: 10**400 raised "int too large to convert")
+                raise UsageError(f"{option(name)} must be a number within a float's range, got "
+                                 f"{said_value(value)}") from None
         if not isinstance(self.use_cache, bool):
             raise UsageError(f"use_cache must be True or False, got {self.use_cache!r}")
         # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.
@@ -108,7 +115,8 @@ class SamplingConfig:
             raise UsageError(f"{option('temperature')} must be between 0.001 and 100, got {self.temperature}; try "
                              f"1.0{greedy}")
         if self.top_k < 0:
-            raise UsageError(f"{option('top_k')} must be 0 or more (0 = off), got {self.top_k}")
+            raise UsageError(f"{option('top_k')} must be 0 or more (0 = off), got "
+                             f"{said_value(self.top_k, plain=True)}")
         if not (0 < self.top_p <= 1):
             raise UsageError(f"{option('top_p')} must be in (0, 1], got {self.top_p}; 1 turns it off")
         if not (0 <= self.guidance <= 100):
@@ -118,7 +126,8 @@ class SamplingConfig:
         if not (0 <= self.regional <= 100):
             raise UsageError(f"{option('regional')} must be between 0 and 100, got {self.regional}; 0 turns it off")
         if not (0 <= self.jacobi <= MAX_JACOBI):
-            raise UsageError(f"{option('jacobi')} must be in 0..{MAX_JACOBI} (0 = off), got {self.jacobi}")
+            raise UsageError(f"{option('jacobi')} must be in 0..{MAX_JACOBI} (0 = off), got "
+                             f"{said_value(self.jacobi, plain=True)}")
         if self.guidance_stop is not None and not (0 < self.guidance_stop <= 1):
             raise UsageError(f"{option('guidance_stop')} must be in (0, 1], got {self.guidance_stop}")
         if self.guidance_stop is not None and self.jacobi:
@@ -152,4 +161,5 @@ class SamplingConfig:
     def check_vocab(self, vocab: int) -> None:
         """Raise UsageError when top-k asks for more codes than the model's codebook has."""
         if self.top_k > vocab:
-            raise UsageError(f"{option('top_k')} must be in 0..{vocab} (0 = off), got {self.top_k}")
+            raise UsageError(f"{option('top_k')} must be in 0..{vocab} (0 = off), got "
+                             f"{said_value(self.top_k, plain=True)}")

@@ -29,7 +29,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from t2i_cli.devices import cuda_bf16, native_bf16, resolve_device
-from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted, option, spoken
+from t2i_cli.errors import DataError, T2IError, UsageError, WeightsError, counted, option, said_value, spoken
 from t2i_cli.files import (
     STAGES,
     atomic_write_bytes,
@@ -203,20 +203,29 @@ class TrainConfig:
             if not isinstance(value, kind) or (isinstance(value, bool) and not isinstance(default, bool)):
                 # (a TypeError, no range to choose from: it said "steps must be int, got '10'; choose a value in
                 # range")
-                raise TypeError(f"{name(f.name)} must be {WANTED[type(default)]}, got {value!r}")
+                raise TypeError(f"{name(f.name)} must be {WANTED[type(default)]}, got {said_value(value)}")
             lo, hi = CONFIG_LIMITS.get(f.name, (None, None))
             if isinstance(default, float):
-                if not math.isfinite(value):
-                    raise ValueError(f"{name(f.name)} must be a finite number, got {value!r}")
+                if not finite(value):
+                    raise ValueError(f"{name(f.name)} must be a finite number, got {said_value(value)}")
                 lo, hi = (0.0, math.inf) if lo is None else (lo, hi)
                 if f.name in POSITIVE and not (0 < value <= hi):
                     raise ValueError(f"{name(f.name)} must be above 0" + (f" and at most {hi:g}" if hi < math.inf
-                                                                          else "") + f", got {value!r}")
+                                                                          else "") + f", got {said_value(value)}")
             if lo is not None and not lo <= value <= hi:
-                raise ValueError(f"{name(f.name)} must be between {lo} and {hi}, got {value!r}")
+                raise ValueError(f"{name(f.name)} must be between {lo} and {hi}, got {said_value(value)}")
             if f.name in CONFIG_CHOICES and value not in CONFIG_CHOICES[f.name]:
                 raise ValueError(f"{name(f.name)} must be one of {', '.join(CONFIG_CHOICES[f.name])}, "
                                  f"got {value[:40]!r}")
+
+
+def finite(value: float) -> bool:
+    """Whether a number is finite as a float (a whole number past float's range is not: math.isfinite(10**400)
+    raised OverflowError, not the setting's refusal)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass

@@ -11,9 +11,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from t2i_cli.errors import said_value
 from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
-from t2i_cli.sampling_config import whole
+from t2i_cli.sampling_config import MAX_IMAGES, whole
 from t2i_cli.world.judge import Judge
 from t2i_cli.world.judge_training import degrade
 from t2i_cli.world.render import render
@@ -22,12 +23,17 @@ from t2i_cli.world.spec import SceneSpec
 from t2i_cli.world.splits import scene
 from t2i_cli.world.tasks import TASK_CHECKS, TASKS, image_seed, task_prompts, wrong_spec
 
+MAX_PER_TASK = 10_000  # prompts per task (and scenes) a call takes: `eval --n`'s bound
 
-def _check_count(n: int, what: str = "n_per_task") -> int:
-    """A count of prompts or scenes is a whole number, 1 or more (0 scored every task 0% out of 0); as a plain int
-    (numpy's np.int64 too: sampling_config.whole)."""
+
+def _check_count(n: int, what: str = "n_per_task", most: int = MAX_PER_TASK) -> int:
+    """A count of prompts or scenes is a whole number, 1 or more (0 scored every task 0% out of 0), and at most
+    `most` (n_per_task=10**18 made prompts for ever, where `eval --n` stops at 10000); as a plain int (numpy's
+    np.int64 too: sampling_config.whole)."""
     if (count := whole(n)) is None or count < 1:
-        raise ValueError(f"{what} must be a whole number, 1 or more, got {n!r}")
+        raise ValueError(f"{what} must be a whole number, 1 or more, got {said_value(n)}")
+    if count > most:
+        raise ValueError(f"{what} must be at most {most}, got {said_value(n)}")
     return count
 
 
@@ -35,7 +41,7 @@ def _check_seed(seed: int) -> int:
     """A seed is a whole number in 0..2**63-1, what `eval --seed` takes; as a plain int (-1, 1.5 and True drew from
     seeds the command refuses, True not seed 1's images)."""
     if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:
-        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {seed!r}")
+        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {said_value(seed)}")
     return number
 
 
@@ -95,7 +101,8 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     prompt and keep CLIP's favourite) and score them with the judge: per-task accuracy, counts, timing. keep,
     if given, is called with each judged image: keep(task, prompt index, the prompt's seed, the Generated, the
     judge's checks of it)."""
-    candidates = _check_count(candidates, "candidates")  # (2.5 was a TypeError in the loop, True taken as 1)
+    # (2.5 was a TypeError in the loop, True taken as 1)
+    candidates = _check_count(candidates, "candidates", MAX_IMAGES)
     refuse_greedy_copies(sampling, candidates, name="candidates")  # (said as the caller's keyword, not n=)
     n_per_task = _check_count(n_per_task)
     seed = _check_seed(seed)

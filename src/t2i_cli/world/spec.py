@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from t2i_cli.errors import said_value
+
 Colour = tuple[int, int, int]
 COLOURS: dict[str, Colour] = {
     "red": (220, 40, 40), "orange": (245, 140, 30), "yellow": (245, 215, 40), "green": (50, 170, 60),
@@ -72,7 +74,7 @@ class SceneSpec:
         if len(self.objects) not in (1, 2) or (len(self.objects) == 2) != (self.relation in RELATIONS):
             raise ValueError("a scene has one object, or two objects and a relation")
         if isinstance(self.count, bool) or not isinstance(self.count, int):  # (True passed 1 <= count <= 4)
-            raise ValueError(f"count must be an int of 1-4, got {self.count!r}")
+            raise ValueError(f"count must be an int of 1-4, got {said_value(self.count)}")
         if not 1 <= self.count <= 4 or (self.count > 1 and len(self.objects) > 1):
             raise ValueError("count must be 1-4, and 1 for two-object scenes")
         if self.background is not None and self.background not in COLOURS and self.background not in BACKGROUNDS:

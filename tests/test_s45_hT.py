@@ -1,0 +1,88 @@
+"""Small leftovers of session 45 (hT): counts the Python API bounds as the commands do, refusals that show a huge
+number safely, t2i's temporaries told from a user's files, export_runs' words to Python, and caption_of's -min."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from t2i_cli.errors import UsageError
+
+HUGE = 10**5000  # past the 4,300 digits Python writes: str(HUGE) raises ValueError
+
+
+@pytest.fixture
+def pipe(tiny_weights: Path):
+    from t2i_cli.pipeline import TextToImage
+
+    return TextToImage.from_folder(tiny_weights, "cpu")
+
+
+def test_the_api_draws_no_more_images_a_call_than_the_command_line(pipe):
+    """pipe("a red bird", n=10**5000, seed=0) drew on for ever, holding every image, with no word (the commands
+    stop at --n 256): n past MAX_IMAGES is refused before anything is drawn, in pipe(), batches and redraw."""
+    from t2i_cli.cli import MAX_N
+    from t2i_cli.sampling_config import MAX_IMAGES
+
+    assert MAX_N == MAX_IMAGES == 256
+    ticks: list[int] = []
+    for n in (MAX_IMAGES + 1, HUGE):
+        with pytest.raises(UsageError, match=r"^n is at most 256 images a call \(as --n\), got "):
+            pipe("a red bird", n, 0, progress=ticks.append)
+        with pytest.raises(UsageError, match="^n is at most 256 images a call"):
+            next(pipe.batches(pipe.request("a red bird"), n, 0))
+        with pytest.raises(UsageError, match="^n is at most 256 images a call"):
+            pipe.redraw(pipe.request("a red bird"), n, 0, 0)
+    assert ticks == []
+    assert len(pipe("a red bird", 2, 0)) == 2
+
+
+def test_world_evaluation_counts_are_bounded_as_eval_bounds_them(pipe):
+    """evaluate_model(n_per_task=10**18) made prompts for ever (eval --n stops at 10000, --candidates at 256)."""
+    from t2i_cli.world.evaluate import evaluate_model
+
+    with pytest.raises(ValueError, match=r"^n_per_task must be at most 10000, got 10001$"):
+        evaluate_model(pipe, None, n_per_task=10_001, seed=0)
+    with pytest.raises(ValueError, match=r"^candidates must be at most 256, got a whole number of 5,001 digits$"):
+        evaluate_model(pipe, None, n_per_task=1, seed=0, candidates=HUGE)
+
+
+def test_a_refusal_says_a_number_of_thousands_of_digits_by_its_length():
+    """check_count_and_seed(1, 10**5000), open_source(D, 10**5000) and TrainConfig(steps=10**5000).check() raised
+    Python's "Exceeds the limit (4300 digits) for integer string conversion" instead of t2i's refusal."""
+    from t2i_cli.data import open_source
+    from t2i_cli.errors import option, said_value
+    from t2i_cli.pipeline import check_count_and_seed
+    from t2i_cli.sampling import SamplingConfig
+    from t2i_cli.train import TrainConfig
+
+    assert said_value(HUGE) == "a whole number of 5,001 digits"
+    assert said_value(-HUGE) == "a negative whole number of 5,001 digits"
+    for k in (40, 41, 100, 4300, 4301):  # (the length exactly, at each power of ten and just below it)
+        assert said_value(10**k) == f"a whole number of {k + 1:,} digits"
+        assert said_value(10**k - 1) == (f"a whole number of {k:,} digits" if k > 40 else str(10**k - 1))
+    assert said_value(7) == "7" and said_value("7") == "'7'" and said_value(1.5) == "1.5"
+    assert option("seed", HUGE) == "seed=a whole number of 5,001 digits"
+    with pytest.raises(UsageError, match=r"^seed must be a whole number in 0..2\*\*63-1, got a whole number of "
+                                         r"5,001 digits$"):
+        check_count_and_seed(1, HUGE)
+    with pytest.raises(UsageError, match=r"^n must be a whole number of images, 1 or more, got a negative whole "
+                                         r"number of 5,001 digits$"):
+        check_count_and_seed(-HUGE, 0)
+    with pytest.raises(UsageError, match=r"^side must be a whole number of pixels in 1..4096, got a whole number of "
+                                         r"5,001 digits$"):
+        open_source("world", HUGE)
+    with pytest.raises(ValueError, match=r"^steps must be between 1 and \S+, got a whole number of 5,001 digits$"):
+        TrainConfig("dvae", "world", steps=HUGE).check()
+    with pytest.raises(ValueError, match=r"^lr must be a finite number, got a whole number of 5,001 digits$"):
+        TrainConfig("dvae", "world", lr=HUGE).check()  # (was math.isfinite's OverflowError)
+    with pytest.raises(UsageError, match=r"^guidance must be a number within a float's range, got a whole number "
+                                         r"of 5,001 digits$"):
+        SamplingConfig(guidance=HUGE)  # (was float()'s OverflowError)
+    with pytest.raises(UsageError, match=r"^jacobi must be in 0..64 \(0 = off\), got a whole number of 5,001 "
+                                         r"digits$"):
+        SamplingConfig(jacobi=HUGE)
+    with pytest.raises(UsageError, match=r"^top_k must be in 0..\d+ \(0 = off\), got a whole number of 5,001 "
+                                         r"digits$"):
+        SamplingConfig(top_k=HUGE).check_vocab(64)
