@@ -86,3 +86,18 @@ def test_a_refusal_says_a_number_of_thousands_of_digits_by_its_length():
     with pytest.raises(UsageError, match=r"^top_k must be in 0..\d+ \(0 = off\), got a whole number of 5,001 "
                                          r"digits$"):
         SamplingConfig(top_k=HUGE).check_vocab(64)
+
+
+def test_tinypngs_min_is_dropped_after_a_cameras_name_not_after_a_number_alone():
+    """caption_of("30-min") was None (0.18.0: "30 min"), though the README drops "-min" after a number only after a
+    camera's name; "IMG_1234-min-min" was "img 1234 min" and "bird-min-min" "bird min" (each pass of a tool adds
+    its own suffix)."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of("30-min") == "30 min" and caption_of("5-min (1)") == "5 min"
+    assert caption_of("30-min-min") == "30 min"
+    assert caption_of("IMG_1234-min-min") is None and caption_of("IMG_1234-min-min (1)") is None
+    assert caption_of("bird-min-min") == "bird" and caption_of("bird-removebg-preview-min") == "bird"
+    assert caption_of("IMG_1234-min") is None and caption_of("2024-01-01-min") is None  # (as before)
+    assert caption_of("workout-30-min") == "workout 30 min" and caption_of("park-ji-min") == "park ji min"
+    assert caption_of("park-ji-min-min") == "park ji min"

@@ -398,18 +398,24 @@ _KOREAN_NAME = re.compile(rf"\s*(?:{_SURNAME})[\s_-]+(?:{_GIVEN})", re.IGNORECAS
 
 
 def _tool_suffix_dropped(name: str) -> str:
-    """A name without what a tool adds to it (_TOOL_SUFFIX), a Korean given name's "-min" kept (_KOREAN_NAME), and
-    minutes after a number ("workout-30-min"): "-min" after a number is TinyPNG's only where the name before it is
-    no caption, a camera's ("IMG_1234-min", "DSC_0042-min": were "img 1234 min", "dsc min")."""
+    """A name without what tools add to it (_TOOL_SUFFIX; each, where a picture went through them in turn or one
+    twice: "IMG_1234-min-min" was "img 1234 min", "bird-removebg-preview-min" "bird removebg preview"), a Korean
+    given name's "-min" kept (_KOREAN_NAME), and minutes after a number ("workout-30-min", "30-min"): "-min" after a
+    number is TinyPNG's where the name before it makes no caption, a camera's or a date ("IMG_1234-min",
+    "DSC_0042-min": were "img 1234 min", "dsc min"), but minutes after a number alone of 1 to 4 digits ("30-min" is
+    "30 min", as in 0.18.0: it was no caption)."""
     def dropped(m: re.Match) -> str:
         if m.group(0).lower() != "-min":
             return ""
         before = m.string[:m.start()]
         if before[-1].isdecimal():
-            return "" if caption_of(before) is None else m.group(0)
+            minutes = caption_of(before) is not None or re.fullmatch(rf"\s*{_NAME_NUMBER}", before)
+            return m.group(0) if minutes else ""
         return m.group(0) if _KOREAN_NAME.fullmatch(before) else ""
 
-    return _TOOL_SUFFIX.sub(dropped, name)
+    while (shorter := _TOOL_SUFFIX.sub(dropped, name)) != name:  # (each pass drops the last: shorter each time)
+        name = shorter
+    return name
 
 
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")  # a run of URL escapes: one character's bytes, or several's
