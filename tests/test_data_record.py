@@ -145,7 +145,7 @@ def test_a_start_killed_after_its_record_leaves_a_folder_the_same_command_starts
     out = tmp_path / "run"
     out.mkdir()
     (out / DATA_RECORD).write_text(json.dumps(open_source(str(pics), 16).record))
-    (out / f".{DATA_RECORD}.abc123.tmp").write_bytes(b"{")
+    (out / f".{DATA_RECORD}.abc123de.tmp").write_bytes(b"{")
     check_new_folder(out)
     start(pics, out)
     assert json.loads((out / DATA_RECORD).read_text())["pairs"] == 3

@@ -799,7 +799,7 @@ def test_a_killed_generates_temporary_is_removed_by_the_next_once_stale(tiny_wei
     t2i writing now) and the user's own files stay."""
     out = tmp_path / "out"
     out.mkdir()
-    stale, fresh = out / ".a-red-bird-NNN.png.k2j3h4.tmp", out / ".a-red-bird-NNN.png.z9y8x7.tmp"
+    stale, fresh = out / ".a-red-bird-NNN.png.k2j3h4g5.tmp", out / ".a-red-bird-NNN.png.z9y8x7w6.tmp"
     mine = [out / ".notes.tmp", out / "a-red-bird-NNN.png.tmp", out / "picture.png"]
     for p in (stale, fresh, *mine):
         p.write_bytes(b"x")

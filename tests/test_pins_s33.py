@@ -430,8 +430,8 @@ def test_a_name_is_cut_to_whole_characters_of_at_most_the_room():
 def test_a_temporary_names_the_file_it_was_made_for():
     from t2i_cli.files import temporary_of
 
-    assert temporary_of(".model.safetensors.abc123.tmp") == "model.safetensors"
-    assert temporary_of(".all.json.x_y.tmp") == "all.json"
+    assert temporary_of(".model.safetensors.abc123de.tmp") == "model.safetensors"
+    assert temporary_of(".all.json.x_y_z_w0.tmp") == "all.json"
     assert temporary_of("model.safetensors.abc123.tmp") is None  # not hidden: not one of t2i's
     assert temporary_of(".a.tmp") is None and temporary_of(".tmp") is None
 
@@ -442,7 +442,7 @@ def test_only_temporaries_unchanged_for_idle_seconds_and_not_links_are_removed(t
 
     from t2i_cli.files import remove_temporaries
 
-    old, fresh = tmp_path / ".a.png.old1.tmp", tmp_path / ".b.png.new1.tmp"
+    old, fresh = tmp_path / ".a.png.old1old1.tmp", tmp_path / ".b.png.new1new1.tmp"
     old.write_bytes(b"x")
     fresh.write_bytes(b"y")
     hour_ago = time.time() - 3600
@@ -450,7 +450,7 @@ def test_only_temporaries_unchanged_for_idle_seconds_and_not_links_are_removed(t
     target = tmp_path / "mine.txt"
     target.write_bytes(b"the user's")
     os.utime(target, (hour_ago, hour_ago))
-    link = tmp_path / ".c.png.lnk1.tmp"
+    link = tmp_path / ".c.png.lnk1lnk1.tmp"
     link.symlink_to(target)
     assert remove_temporaries(tmp_path, idle=60.0) == [old]
     assert fresh.exists() and link.is_symlink() and target.read_bytes() == b"the user's"

@@ -367,7 +367,7 @@ def test_an_overlong_metrics_line_is_skipped_not_read(tmp_path):
 
 def test_a_resume_removes_the_temporaries_a_kill_left_among_the_samples_too(tmp_path):
     (tmp_path / "samples").mkdir()
-    left = [tmp_path / ".checkpoint.safetensors.ab12.tmp", tmp_path / "samples" / ".step-4.png.cd34.tmp"]
+    left = [tmp_path / ".checkpoint.safetensors.ab12cd34.tmp", tmp_path / "samples" / ".step-4.png.cd34ef56.tmp"]
     for p in left:
         p.write_bytes(b"half")
     kept = tmp_path / "samples" / "step-4.png"

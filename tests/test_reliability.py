@@ -427,7 +427,7 @@ def test_after_a_kill_between_the_two_writes_resume_and_export_repair_the_pair(f
         for p in model.parameters():
             p.add_(1.0)
     save_model(model, four_step_run / "dvae.safetensors", "dvae", step=2)  # an older step's model
-    stale = four_step_run / ".checkpoint.safetensors.k1ll3d.tmp"
+    stale = four_step_run / ".checkpoint.safetensors.k1ll3d00.tmp"
     stale.write_bytes(b"half a checkpoint")
 
     r = run("export", four_step_run, "--to", tmp_path / "w")
@@ -674,7 +674,7 @@ def test_a_run_folder_another_process_holds_is_refused_before_anything_is_writte
     from t2i_cli.files import folder_lock
 
     before = {p.name: p.read_bytes() for p in four_step_run.iterdir() if p.is_file()}
-    (four_step_run / ".checkpoint.safetensors.abcd.tmp").write_bytes(b"the other process's half-written file")
+    (four_step_run / ".checkpoint.safetensors.abcd1234.tmp").write_bytes(b"the other process's half-written file")
     script = f"""
 import sys, time
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / "src")!r})
@@ -700,14 +700,14 @@ with folder_lock(Path(sys.argv[1]), "busy"):
             holder.kill()
             holder.wait()
     assert {p.name: p.read_bytes() for p in four_step_run.iterdir() if p.is_file()} == before | {
-        ".checkpoint.safetensors.abcd.tmp": b"the other process's half-written file"}
+        ".checkpoint.safetensors.abcd1234.tmp": b"the other process's half-written file"}
     assert list(new.iterdir()) == []
     with folder_lock(four_step_run, "busy"):  # the lock is the folder's, not a file in it
         assert sorted(p.name for p in four_step_run.iterdir()) == sorted([*before, "samples",
-                                                                          ".checkpoint.safetensors.abcd.tmp"])
+                                                                          ".checkpoint.safetensors.abcd1234.tmp"])
     r = run("train", "--resume", four_step_run, "--steps", "6")  # once it is free, the resume goes on
     assert r.exit_code == 0, r.stderr
-    assert not (four_step_run / ".checkpoint.safetensors.abcd.tmp").exists()
+    assert not (four_step_run / ".checkpoint.safetensors.abcd1234.tmp").exists()
 
 
 def test_an_export_into_a_folder_another_export_holds_is_refused(four_step_run, tmp_path):
@@ -720,7 +720,7 @@ def test_an_export_into_a_folder_another_export_holds_is_refused(four_step_run, 
         line = one_line_failure(run("export", four_step_run, "--to", to), 1)
     assert f"--to {to} is being written by another t2i export now; wait for it to finish" in line, line
     assert list(to.iterdir()) == []
-    (to / ".dvae.safetensors.k3j2h1.tmp").write_bytes(b"half")  # what an export killed mid-write left (kill -9)
+    (to / ".dvae.safetensors.k3j2h1g0.tmp").write_bytes(b"half")  # what an export killed mid-write left (kill -9)
     (to / ".notes.tmp").write_bytes(b"the user's")
     assert run("export", four_step_run, "--to", to).exit_code == 0
     assert sorted(p.name for p in to.iterdir()) == [".notes.tmp", "dvae.safetensors"]

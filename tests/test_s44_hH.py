@@ -27,7 +27,7 @@ def _world_killed_after(monkeypatch, out: Path, writes: int, n: int = 3) -> None
 
     def write(path, payload):
         if count["n"] == writes:
-            tmp = Path(path).parent / f".{Path(path).name}.k1ll3d.tmp"
+            tmp = Path(path).parent / f".{Path(path).name}.k1ll3d00.tmp"
             tmp.write_bytes(payload[: len(payload) // 2])
             os.utime(tmp, (time.time() - 120, time.time() - 120))
             raise Killed
@@ -53,7 +53,7 @@ def test_data_world_again_finishes_a_killed_world(tmp_path: Path, monkeypatch):
     assert data.write_world("heldout", 3, 32, whole) == 3
     out = tmp_path / "world"
     _world_killed_after(monkeypatch, out, writes=4)  # scene 0 whole, scene 1's picture alone
-    assert {p.name for p in out.iterdir()} >= {"heldout-000001.png", ".heldout-000001.txt.k1ll3d.tmp"}
+    assert {p.name for p in out.iterdir()} >= {"heldout-000001.png", ".heldout-000001.txt.k1ll3d00.tmp"}
     assert not (out / "heldout-000001.txt").exists()
     r = run("data", "world", "--split", "heldout", "--n", 3, "--side", 32, "--out", out, "-q")
     assert r.exit_code == 0, r.stderr

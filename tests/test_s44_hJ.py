@@ -44,15 +44,15 @@ def test_a_journal_naming_files_no_export_writes_renames_nothing(tmp_path: Path)
     edited, or copied from elsewhere, moved .notes.txt.x.tmp onto the user's notes.txt), and a bad pair after a
     good one left the good one renamed. Now a journal whose every pair is not a temporary of a weights file is
     left alone, nothing renamed, and the export then writes its own set."""
-    args, weights = _weights_with_journal(tmp_path, [[".dvae.safetensors.ab12.tmp", "dvae.safetensors"],
-                                                     [".notes.txt.ab12.tmp", "notes.txt"]])
+    args, weights = _weights_with_journal(tmp_path, [[".dvae.safetensors.ab12cd34.tmp", "dvae.safetensors"],
+                                                     [".notes.txt.ab12cd34.tmp", "notes.txt"]])
     (weights / "notes.txt").write_text("mine")
-    (weights / ".notes.txt.ab12.tmp").write_text("not mine")
-    (weights / ".dvae.safetensors.ab12.tmp").write_bytes(b"half")
+    (weights / ".notes.txt.ab12cd34.tmp").write_text("not mine")
+    (weights / ".dvae.safetensors.ab12cd34.tmp").write_bytes(b"half")
     r = run(*args)
     assert r.exit_code == 0, r.stderr
     assert (weights / "notes.txt").read_text() == "mine"
-    assert (weights / ".notes.txt.ab12.tmp").read_text() == "not mine"  # not a weights file's: not removed
+    assert (weights / ".notes.txt.ab12cd34.tmp").read_text() == "not mine"  # not a weights file's: not removed
     assert not (weights / "dvae.safetensors").exists()  # the journal's good pair was not done either
     assert not (weights / ".t2i-export.json").exists()  # the export's own set replaced it, and removed it
     assert (weights / "tokenizer.json").read_bytes() == (tmp_path / "tok" / "tokenizer.json").read_bytes()
@@ -62,11 +62,11 @@ def test_a_journal_naming_the_parent_folder_is_no_crash(tmp_path: Path):
     """A journal pair (....x.tmp, ..) passed the temporary-name check (.. is what ....x.tmp was made for) and its
     rename onto the parent folder was an OSError out of export: a traceback, and the folder could not be exported
     into again. Now it is not a weights file's pair: left alone."""
-    args, weights = _weights_with_journal(tmp_path, [["....x.tmp", ".."]])
-    (weights / "....x.tmp").write_text("x")
+    args, weights = _weights_with_journal(tmp_path, [["....abcdefgh.tmp", ".."]])
+    (weights / "....abcdefgh.tmp").write_text("x")
     r = run(*args)
     assert r.exit_code == 0, r.stderr
-    assert (weights / "tokenizer.json").is_file() and (weights / "....x.tmp").is_file()
+    assert (weights / "tokenizer.json").is_file() and (weights / "....abcdefgh.tmp").is_file()
 
 
 def test_vary_takes_a_neutral_guidance_from_the_empty_prompt(tmp_path: Path, tiny_weights: Path):

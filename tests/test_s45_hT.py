@@ -101,3 +101,39 @@ def test_tinypngs_min_is_dropped_after_a_cameras_name_not_after_a_number_alone()
     assert caption_of("IMG_1234-min") is None and caption_of("2024-01-01-min") is None  # (as before)
     assert caption_of("workout-30-min") == "workout 30 min" and caption_of("park-ji-min") == "park ji min"
     assert caption_of("park-ji-min-min") == "park ji min"
+
+
+def _aged(path: Path, data: bytes = b"x") -> Path:
+    """path written and made two minutes old (past STALE_AFTER: as a killed run's temporary is found later)."""
+    import os
+    import time
+
+    path.write_bytes(data)
+    os.utime(path, (time.time() - 120, time.time() - 120))
+    return path
+
+
+def test_only_mkstemps_shape_is_taken_for_t2is_temporary_outside_picture_folders_too(tmp_path: Path):
+    """In an --out folder, a run folder (its samples/ too) and rerank's best/, any .NAME.X.tmp was taken for one of
+    t2i's temporaries and removed: a user's .a-red-bird-NNN.png.mine.tmp was lost. Only mkstemp's part of 8
+    letters, digits or _ is t2i's now, as in a folder of pictures (data caption)."""
+    from t2i_cli.cli import _pictures_folder
+    from t2i_cli.files import _finished_temporary, temporary_of
+    from t2i_cli.train import clean_stale_temporaries
+
+    assert temporary_of(".a-red-bird-NNN.png.mine.tmp") is None
+    assert temporary_of(".a-red-bird-NNN.png.k1ll3d_0.tmp") == "a-red-bird-NNN.png"
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = _aged(out / ".a-red-bird-NNN.png.mine.tmp", b"mine")
+    killed = _aged(_finished_temporary(out / "a-red-bird-NNN.png", lambda t: t.write_bytes(b"png")))
+    _pictures_folder(out, "--out")
+    assert not killed.exists() and mine.read_bytes() == b"mine"
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    left = [_aged(run_dir / ".checkpoint.safetensors.x.tmp", b"mine"),
+            _aged(run_dir / "samples" / ".step-4.png.backup.tmp", b"mine")]
+    stale = [_aged(run_dir / ".checkpoint.safetensors.k1ll3d00.tmp"),
+             _aged(run_dir / "samples" / ".step-4.png.abc_1234.tmp")]
+    assert sorted(clean_stale_temporaries(run_dir)) == sorted(stale)
+    assert all(p.read_bytes() == b"mine" for p in left)

@@ -1180,7 +1180,7 @@ def test_a_start_stopped_while_copying_its_dependencies_leaves_a_folder_a_retry_
     monkeypatch.undo()
     out.mkdir()  # as kill -9 leaves it: the first copy done, the second's temporary
     (out / "tokenizer.json").write_bytes((tiny_runs / "tok" / "tokenizer.json").read_bytes())
-    (out / ".dvae.safetensors.x1y2.tmp").write_bytes(b"half")
+    (out / ".dvae.safetensors.x1y2z3w4.tmp").write_bytes(b"half")
     t2i(*args)
     assert (out / "transformer.safetensors").is_file() and not list(out.glob(".*.tmp"))
     other = tmp_path / "other"

@@ -810,11 +810,11 @@ NEW_FILE_NAME = re.compile(r".+-NNN\.[^.]+")  # the name write_new's temporary o
 STALE_AFTER = 60.0  # seconds unchanged after which a temporary in a shared folder is no write in progress
 
 
-def temporary_of(filename: str, exact: bool = False) -> str | None:
-    """The name a temporary file (_finished_temporary's .NAME.XXXX.tmp) was made for, else None; for a name cut
-    to fit (recorded_name: its head, CUT_MARK and its end), and for any with exact (a folder of the user's own
-    files), that record only where the rest is mkstemp's own (XXXX: 8 letters, digits or _), as a user's file so
-    named is not."""
+def temporary_of(filename: str, exact: bool = True) -> str | None:
+    """The name a temporary file (_finished_temporary's .NAME.XXXX.tmp) was made for, else None: only where the
+    rest is mkstemp's own (XXXX: 8 letters, digits or _), as a user's file so named is not (".a-red-bird-000.png
+    .mine.tmp" in an --out folder was taken for t2i's and removed; exact=False, any XXXX but for a name cut to fit,
+    recorded_name's head, CUT_MARK and end, is what folders other than a picture folder took before)."""
     if not (filename.startswith(".") and filename.endswith(".tmp")) or len(filename) < 6:
         return None
     recorded, _, random_part = filename[1:-4].rpartition(".")
@@ -824,7 +824,7 @@ def temporary_of(filename: str, exact: bool = False) -> str | None:
 
 
 def remove_temporaries(folder: Path, whose: Callable[[str], object] = lambda name: True,
-                       idle: float = 0.0, exact: bool = False) -> list[Path]:
+                       idle: float = 0.0, exact: bool = True) -> list[Path]:
     """Remove the temporaries a killed write left in folder (those of the names whose() accepts; with exact, only
     those of mkstemp's shape, temporary_of), once unchanged for idle seconds (another process may be writing one
     now); returns them."""
