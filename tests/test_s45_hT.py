@@ -137,3 +137,29 @@ def test_only_mkstemps_shape_is_taken_for_t2is_temporary_outside_picture_folders
              _aged(run_dir / "samples" / ".step-4.png.abc_1234.tmp")]
     assert sorted(clean_stale_temporaries(run_dir)) == sorted(stale)
     assert all(p.read_bytes() == b"mine" for p in left)
+
+
+def test_export_runs_from_python_names_its_arguments_not_the_commands_flags(tmp_path: Path):
+    """export_runs([...], to) from Python said "--to W is a file", "--half stores ...: leave --half out" and "pass
+    --force to replace it", flags a Python caller has none of; it names to, half=True and force=True there, and
+    the command line's words are unchanged."""
+    from conftest import one_line_failure, run
+    from t2i_cli.train import export_runs
+
+    tok = tmp_path / "tok"
+    assert run("train", "--stage", "tokenizer", "--out", tok, "--preset", "tiny", "-q").exit_code == 0
+    a_file = tmp_path / "w.txt"
+    a_file.write_text("mine")
+    with pytest.raises(UsageError, match=rf"^to {a_file} is a file; give the weights folder"):
+        export_runs([tok], a_file)
+    with pytest.raises(UsageError, match=r"^half=True stores models' float tensors in fp16, .*: pass half=False$"):
+        export_runs([tok], tmp_path / "w", half=True)
+    assert export_runs([tok], tmp_path / "w") == [tmp_path / "w" / "tokenizer.json"]
+    (tmp_path / "w" / "tokenizer.json").write_text("{}")
+    with pytest.raises(UsageError, match=r"already exists; pass force=True to replace it or export to another"):
+        export_runs([tok], tmp_path / "w")
+    line = one_line_failure(run("export", tok, "--to", tmp_path / "w"), 2)
+    assert line.endswith("already exists; pass --force to replace it or export to another folder"), line
+    line = one_line_failure(run("export", tok, "--to", tmp_path / "x", "--half"), 2)
+    assert line.startswith("error: --half stores") and line.endswith(": leave --half out"), line
+    assert one_line_failure(run("export", tok, "--to", a_file), 2).startswith(f"error: --to {a_file} is a file"), line

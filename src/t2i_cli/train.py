@@ -1436,17 +1436,20 @@ def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False,
 
 def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool = False,
                 note: Callable[[str], None] | None = None, say_unchanged: bool = False,
-                option: str = "--to") -> list[Path]:
+                option: str | None = None) -> list[Path]:
     """export_run of several runs into one folder, every conflict checked before the first file is written:
     without force, a file two runs would write with different contents, or one already in the folder with
     other contents; with force the later run's file is written. Notes (which checkpoint was chosen, a second
     reranker kept) are given once every check has passed (a whole run's own refresh says which checkpoint it chose
     only when it writes that model); say_unchanged (`t2i export`) also notes an export that had
     nothing to write (a whole run refreshes its weights/ at every run: not said there). option: the folder's option
-    as typed, named in refusals ("" a whole run's own RUN/weights). Returns the files written."""
+    as typed, named in refusals ("" a whole run's own RUN/weights; None: --to, or from Python the argument `to`, as
+    half and force are named there: "pass force=True", not "--force"). Returns the files written."""
     if isinstance(run_dirs, (str, os.PathLike)):  # (a str was read as a list of one-letter run folders: "/")
         raise UsageError(f"export_runs takes a list of run folders, got one: {os.fspath(run_dirs)!r} (export_run "
                          f"exports one)")
+    if option is None:
+        option = spoken("--to", "to")
     own = not option  # "": a whole run's export into its RUN/weights (recipe), a folder no option names but --out RUN
     option = option or "--out"
     refuse_dash(to, option, "weights-mine")
@@ -1509,7 +1512,7 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
     for a finished run."""
     if folder_locked(run_dir):
         return (f"{run_dir} is being trained now: what it has saved so far is exported; export again once it "
-                f"ends, with --force (to replace what this export writes)")
+                f"ends, with {_flag('force')} (to replace what this export writes)")
     if cfg.stage == "tokenizer" or not (run_dir / CHECKPOINT).is_file():
         return None
     try:
@@ -1585,15 +1588,16 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
                 if name == "tokenizer.json":  # --force would make a folder that does not load
                     raise UsageError(f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ: "
                                      f"these runs were trained on different tokenizers; export runs that share one "
-                                     f"(the --tokenizer they were trained with)")
+                                     f"(the {spoken('--tokenizer', 'tokenizer')} they were trained with)")
                 conflict = conflict or UsageError(
-                    f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ; pass --force to "
+                    f"{origin.get(planned[name], planned[name])} and {origin.get(src, src)} differ; pass "
+                    f"{_flag('force')} to "
                     f"export the later run's (as for a dVAE whose decoder was fine-tuned) or export runs that fit "
                     f"together")
             planned[name], owner[name] = src, run_dir  # with force, the later run's file
     if half and not any(src.suffix == ".safetensors" for src in planned.values()):  # (it was taken, and did nothing)
-        raise UsageError(f"--half stores models' float tensors in fp16, and {', '.join(planned) or 'nothing'} "
-                         f"holds none (a tokenizer run exports its tokenizer.json alone): leave --half out")
+        raise UsageError(f"{_flag('half')} stores models' float tensors in fp16, and {', '.join(planned) or 'nothing'} "
+                         f"holds none (a tokenizer run exports its tokenizer.json alone): {_unflag('half')}")
     configs, halved = {}, {}
     for name, src in planned.items():
         if src.suffix == ".safetensors":
@@ -1702,7 +1706,8 @@ def _refuse_other_codes(planned: dict[str, Path], model_runs: list[Path], to: Pa
         return  # a damaged dVAE there is load's to name (and an export's to replace)
     if differ:
         raise UsageError(f"{named} encodes other codes than {kept_dvae}, the dVAE of the transformer {to} keeps "
-                         f"(their encoders or codebooks differ), so the folder would draw noise, even with --force; "
+                         f"(their encoders or codebooks differ), so the folder would draw noise, even with "
+                         f"{_flag('force')}; "
                          f"export the transformer run trained on this dVAE together with it, or export it into a new "
                          f"folder")
 
@@ -1780,7 +1785,7 @@ def _refuse_non_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     bad = non_finite(tensors)
     if bad:
         raise WeightsError(f"{path} holds NaN or infinite weights ({counted(len(bad), 'tensor')}, e.g. {bad[0]}): "
-                           f"its training diverged; train it again with a lower --lr (nothing was exported)")
+                           f"its training diverged; train it again with a lower {option('lr')} (nothing was exported)")
 
 
 def _other_precision(target: Path, src: Path, half: bool) -> str:
@@ -1800,12 +1805,24 @@ def _other_precision(target: Path, src: Path, half: bool) -> str:
     # the file holds what `--half` would write: fp16 copies of the run's floats (and the same other tensors)
     as_half = all(same(there[k], v.half() if v.is_floating_point() else v) for k, v in mine.items())
     if not half and as_half:
-        return " (it holds these models stored in fp16 by --half: pass --half to export them so again)"
+        return (f" (it holds these models stored in fp16 by {_flag('half')}: pass {_flag('half')} to export them so "
+                f"again)")
     if half and all(same(there[k], v) for k, v in mine.items()):
-        return " (it holds these models in full precision: leave --half out to export them so again)"
+        return f" (it holds these models in full precision: {_unflag('half')} to export them so again)"
     return ""
 
 
 def _refuse_overwrite(path: Path, force: bool, why: str = "") -> None:
     if path.exists() and not force:
-        raise UsageError(f"{path} already exists{why}; pass --force to replace it or export to another folder")
+        raise UsageError(f"{path} already exists{why}; pass {_flag('force')} to replace it or export to another folder")
+
+
+def _flag(name: str) -> str:
+    """An export's switch as the caller gives it: "--force" to the command line, "force=True" to export_runs'
+    Python caller (who has no --force to pass)."""
+    return spoken(f"--{name}", f"{name}=True")
+
+
+def _unflag(name: str) -> str:
+    """Words that turn an export's switch off: "leave --half out" / "pass half=False"."""
+    return spoken(f"leave --{name} out", f"pass {name}=False")
