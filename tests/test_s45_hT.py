@@ -86,6 +86,16 @@ def test_a_refusal_says_a_number_of_thousands_of_digits_by_its_length():
     with pytest.raises(UsageError, match=r"^top_k must be in 0..\d+ \(0 = off\), got a whole number of 5,001 "
                                          r"digits$"):
         SamplingConfig(top_k=HUGE).check_vocab(64)
+    from t2i_cli.errors import model_option
+    from t2i_cli.image_prompt import check_keep_top
+    from t2i_cli.models.dvae import DVAEConfig
+
+    assert model_option("n_hid", HUGE) == "model={'n_hid': a whole number of 5,001 digits}"
+    with pytest.raises(UsageError, match=r"got a whole number of 5,001 digits$"):
+        check_keep_top(HUGE)
+    with pytest.raises(ValueError, match=r"^pixel_eps must be at least 0 and below 0.5, got a whole number of 5,001 "
+                                         r"digits$"):
+        DVAEConfig(pixel_eps=HUGE)  # (was math.isfinite's OverflowError)
 
 
 def test_tinypngs_min_is_dropped_after_a_cameras_name_not_after_a_number_alone():

@@ -69,8 +69,8 @@ def spoken(cli: str, python: str) -> str:
 def model_option(key: str, value: object) -> str:
     """How a message names one model setting: "--model n_head=3" (--model KEY=VALUE) to the command line,
     "model={'n_head': 3}" (TrainConfig.model) from Python."""
-    return spoken(f"--model {key}={value:g}" if isinstance(value, float) else f"--model {key}={value}",
-                  f"model={{{key!r}: {value!r}}}")
+    shown = f"{value:g}" if isinstance(value, float) else said_value(value, plain=True)
+    return spoken(f"--model {key}={shown}", f"model={{{key!r}: {said_value(value)}}}")
 
 
 class PromptWarning(UserWarning):

@@ -146,7 +146,7 @@ def redrawn_cells(n: int, strength: float) -> int:
 def check_keep_top(keep_top: float) -> None:
     if not 0 < keep_top < 1:
         raise UsageError(f"{option('keep_top')} must be in (0, 1), above 0 and below 1 (the share of rows kept), got "
-                         f"{keep_top}")
+                         f"{said_value(keep_top, plain=True)}")
 
 
 def check_strength(strength: float) -> None:

@@ -29,6 +29,15 @@ def whole(value: object) -> int | None:
     return int(value)
 
 
+def finite(value: float) -> bool:
+    """Whether a number is finite as a float (a whole number past float's range is not: math.isfinite(10**400)
+    raised OverflowError, not the setting's refusal)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = False, top_p: float | None = None,
                          vocab: int | None = None) -> None:
     """Refuse drawing count > 1 images of one prompt with top-k 1: it takes the most likely code at every step, so

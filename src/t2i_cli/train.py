@@ -50,6 +50,7 @@ from t2i_cli.files import (
     stop_signals,
 )
 from t2i_cli.images import IMAGE_SUFFIXES
+from t2i_cli.sampling_config import finite
 from t2i_cli.weights import (
     EXPORT_JOURNAL,
     FILES,
@@ -217,15 +218,6 @@ class TrainConfig:
             if f.name in CONFIG_CHOICES and value not in CONFIG_CHOICES[f.name]:
                 raise ValueError(f"{name(f.name)} must be one of {', '.join(CONFIG_CHOICES[f.name])}, "
                                  f"got {value[:40]!r}")
-
-
-def finite(value: float) -> bool:
-    """Whether a number is finite as a float (a whole number past float's range is not: math.isfinite(10**400)
-    raised OverflowError, not the setting's refusal)."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 @dataclass

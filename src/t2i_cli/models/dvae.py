@@ -17,6 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from t2i_cli.errors import said_value
+from t2i_cli.sampling_config import finite
+
 
 @dataclass(frozen=True)
 class DVAEConfig:
@@ -32,9 +35,10 @@ class DVAEConfig:
     fsq_levels: tuple[int, ...] = ()  # non-empty: FSQ with these levels per channel; n_codes is their product
 
     def __post_init__(self):
-        if math.isfinite(self.pixel_eps) and not 0 <= self.pixel_eps < 0.5:  # [eps, 1 - eps] is empty otherwise
-            # (NaN and infinities are check_budget's to name, as for every setting)
-            raise ValueError(f"pixel_eps must be at least 0 and below 0.5, got {self.pixel_eps}")
+        if (finite(self.pixel_eps) or isinstance(self.pixel_eps, int)) and not 0 <= self.pixel_eps < 0.5:  # [eps,
+            # 1 - eps] is empty otherwise (NaN and infinities are check_budget's to name, as for every setting)
+            raise ValueError(f"pixel_eps must be at least 0 and below 0.5, got "
+                             f"{said_value(self.pixel_eps, plain=True)}")
         levels = self.fsq_levels
         if not isinstance(levels, (list, tuple)) or any(type(v) is not int for v in levels):
             raise ValueError(f"fsq_levels takes a list of integers, got {levels!r}")
