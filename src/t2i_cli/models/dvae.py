@@ -17,8 +17,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from t2i_cli.errors import said_value
-from t2i_cli.sampling_config import finite
+
+def _finite(value: float) -> bool:
+    """math.isfinite, False for a whole number past a float's range (10**400: isfinite raised OverflowError, not the
+    setting's refusal). (A model file stands alone: sampling_config.finite's twin.)"""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,11 @@ class DVAEConfig:
     fsq_levels: tuple[int, ...] = ()  # non-empty: FSQ with these levels per channel; n_codes is their product
 
     def __post_init__(self):
-        if (finite(self.pixel_eps) or isinstance(self.pixel_eps, int)) and not 0 <= self.pixel_eps < 0.5:  # [eps,
-            # 1 - eps] is empty otherwise (NaN and infinities are check_budget's to name, as for every setting)
+        eps = self.pixel_eps
+        if (_finite(eps) or isinstance(eps, int)) and not 0 <= eps < 0.5:  # [eps, 1 - eps] is empty otherwise (NaN
+            # and infinities are check_budget's to name, as for every setting)
             raise ValueError(f"pixel_eps must be at least 0 and below 0.5, got "
-                             f"{said_value(self.pixel_eps, plain=True)}")
+                             f"{eps if _finite(eps) else 'a whole number too large for a float'}")
         levels = self.fsq_levels
         if not isinstance(levels, (list, tuple)) or any(type(v) is not int for v in levels):
             raise ValueError(f"fsq_levels takes a list of integers, got {levels!r}")

@@ -12,8 +12,6 @@ from typing import Iterable
 
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from t2i_cli.errors import said_value
-
 UNK = "[UNK]"
 
 # Format characters (Unicode category Cf) that are seen: they stay. The prepended concatenation marks (Arabic's
@@ -299,7 +297,7 @@ class TextTokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if isinstance(text_len, bool) or not isinstance(text_len, int) or text_len < 1:
-            raise ValueError(f"text_len must be a whole number of 1 or more, got {said_value(text_len)}")
+            raise ValueError(f"text_len must be a whole number of 1 or more, got {text_len!r}")
         text = without_format(text)
         enc = self.tokenizer.encode(text)
         ids = list(enc.ids)
