@@ -33,7 +33,7 @@ from t2i_cli.pipeline import (
     regional_unused,
 )
 from t2i_cli.sampling import SamplingConfig
-from t2i_cli.sampling_config import whole
+from t2i_cli.sampling_config import whole, whole_seed
 
 EVAL_BATCH = 32  # val images read, encoded and embedded at a time
 
@@ -145,10 +145,7 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {said_value(draws)}")
     if (pictures := whole(n)) is None or pictures < 1:
         raise ValueError(f"n must be a whole number of val pictures, 1 or more, got {said_value(n)}")
-    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:  # (-1, 1.5 and True drew
-        # from seeds `eval --seed` refuses, True not seed 1's images)
-        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {said_value(seed)}")
-    draws, n, seed = count, pictures, number  # (plain ints: numpy's np.int64 too, sampling_config.whole)
+    draws, n, seed = count, pictures, whole_seed(seed)  # (plain ints: numpy's np.int64 too, sampling_config.whole)
     source = os.fspath(source)  # (a Path, as every other API takes a folder)
     start = time.perf_counter()
     b = pipe.bundle

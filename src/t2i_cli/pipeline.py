@@ -15,7 +15,7 @@ from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import check_negative
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, refuse_greedy_copies, region_mask
-from t2i_cli.sampling_config import MAX_IMAGES, PRECISIONS, int8_off_cpu, whole
+from t2i_cli.sampling_config import MAX_IMAGES, PRECISIONS, int8_off_cpu, whole, whole_seed
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
 
@@ -137,9 +137,7 @@ def check_count_and_seed(n: object, seed: object) -> tuple[int, int]:
     if count > MAX_IMAGES:
         raise UsageError(f"n is at most {MAX_IMAGES} images a call (as --n), got {said_value(n)}; draw more in "
                          f"several calls, each with its own seed")
-    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:
-        raise UsageError(f"seed must be a whole number in 0..2**63-1, got {said_value(seed)}")
-    return count, number
+    return count, whole_seed(seed, UsageError)
 
 
 def check_progress(progress: object) -> None:

@@ -29,6 +29,14 @@ def whole(value: object) -> int | None:
     return int(value)
 
 
+def whole_seed(seed: object, error: type[Exception] = ValueError) -> int:
+    """A seed as a plain int: a whole number in 0..2**63-1, what `--seed` and a torch.Generator take (-1, 1.5 and
+    True drew from seeds the command refuses, True not seed 1's images; 1.5 was a raw torch error); else error."""
+    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:
+        raise error(f"seed must be a whole number in 0..2**63-1, got {said_value(seed)}")
+    return number
+
+
 def finite(value: float) -> bool:
     """Whether a number is finite as a float (a whole number past float's range is not: math.isfinite(10**400)
     raised OverflowError, not the setting's refusal)."""

@@ -14,7 +14,7 @@ import torch
 from t2i_cli.errors import said_value
 from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
-from t2i_cli.sampling_config import MAX_IMAGES, whole
+from t2i_cli.sampling_config import MAX_IMAGES, whole, whole_seed
 from t2i_cli.world.judge import Judge
 from t2i_cli.world.judge_training import degrade
 from t2i_cli.world.render import render
@@ -38,11 +38,8 @@ def _check_count(n: int, what: str = "n_per_task", most: int = MAX_PER_TASK) -> 
 
 
 def _check_seed(seed: int) -> int:
-    """A seed is a whole number in 0..2**63-1, what `eval --seed` takes; as a plain int (-1, 1.5 and True drew from
-    seeds the command refuses, True not seed 1's images)."""
-    if (number := whole(seed)) is None or not 0 <= number < 2 ** 63:
-        raise ValueError(f"seed must be a whole number in 0..2**63-1, got {said_value(seed)}")
-    return number
+    """A seed is a whole number in 0..2**63-1, what `eval --seed` takes; as a plain int."""
+    return whole_seed(seed)
 
 
 def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degraded: bool = False,
