@@ -108,10 +108,9 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         """Refuse an out-of-range setting when the config is made, so a SamplingConfig is always valid."""
         for name in ("top_k", "jacobi"):  # (top_k=1.5 was taken, and failed in the decode loop's topk)
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise UsageError(f"{name} must be a whole number, got {said_value(value)}")
-            object.__setattr__(self, name, int(value))  # (numpy's: a plain int, as every field is plain)
+            if (value := whole(getattr(self, name))) is None:
+                raise UsageError(f"{name} must be a whole number, got {said_value(getattr(self, name))}")
+            object.__setattr__(self, name, value)  # (numpy's: a plain int, as every field is plain)
         for name in ("temperature", "top_p", "guidance", "regional", "guidance_start", "guidance_stop"):
             value = getattr(self, name)
             if value is None and name in ("guidance_start", "guidance_stop"):
