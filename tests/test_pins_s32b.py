@@ -104,7 +104,14 @@ def test_export_says_a_folder_holds_the_other_precision_only_of_the_same_models(
     other = _save(tmp_path / "other.safetensors", {"w": torch.randn(4, 4, generator=g), "steps": mine["steps"]})
     # full precision holding the fp16 values: not what --half writes (its dtype differs)
     rounded = _save(tmp_path / "rounded.safetensors", {"w": mine["w"].half().float(), "steps": mine["steps"]})
-    assert "stored in fp16 by --half" in _other_precision(half, src, False)
+    assert "stored in fp16 by half=True" in _other_precision(half, src, False)  # (from Python: export_runs' argument)
+    from t2i_cli.errors import SPEAKING
+
+    SPEAKING["cli"] = True  # (as t2i export says it)
+    try:
+        assert "stored in fp16 by --half" in _other_precision(half, src, False)
+    finally:
+        SPEAKING["cli"] = False
     assert "in full precision" in _other_precision(src, src, True)
     assert _other_precision(other, src, True) == ""
     assert _other_precision(other, src, False) == ""
