@@ -181,8 +181,8 @@ def training_left() -> bool:
 def _stoppable(work) -> None:
     """work() (the tokenizers library's training, which releases the GIL and checks no Python signal), run so a
     stop's handler runs at once: from the main thread, in a daemon thread that the main thread waits for in short
-    joins (a KeyboardInterrupt there leaves the thread to finish alone, its result unread); elsewhere (no signal
-    handler runs there) in place. What work() raised is raised again in the caller."""
+    waits on an Event (a KeyboardInterrupt there leaves the thread to finish alone, its result unread); elsewhere
+    (no signal handler runs there) in place. What work() raised is raised again in the caller."""
     if threading.current_thread() is not threading.main_thread():
         work()
         return
