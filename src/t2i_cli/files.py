@@ -810,28 +810,26 @@ NEW_FILE_NAME = re.compile(r".+-NNN\.[^.]+")  # the name write_new's temporary o
 STALE_AFTER = 60.0  # seconds unchanged after which a temporary in a shared folder is no write in progress
 
 
-def temporary_of(filename: str, exact: bool = True) -> str | None:
+def temporary_of(filename: str) -> str | None:
     """The name a temporary file (_finished_temporary's .NAME.XXXX.tmp) was made for, else None: only where the
     rest is mkstemp's own (XXXX: 8 letters, digits or _), as a user's file so named is not (".a-red-bird-000.png
-    .mine.tmp" in an --out folder was taken for t2i's and removed; exact=False, any XXXX but for a name cut to fit,
-    recorded_name's head, CUT_MARK and end, is what folders other than a picture folder took before)."""
+    .mine.tmp" in an --out folder was taken for t2i's and removed; any XXXX was taken outside a picture folder)."""
     if not (filename.startswith(".") and filename.endswith(".tmp")) or len(filename) < 6:
         return None
     recorded, _, random_part = filename[1:-4].rpartition(".")
-    if (exact or cut_record(recorded)) and not _RANDOM_PART.fullmatch(random_part):
+    if not _RANDOM_PART.fullmatch(random_part):
         return None
     return recorded or None
 
 
 def remove_temporaries(folder: Path, whose: Callable[[str], object] = lambda name: True,
-                       idle: float = 0.0, exact: bool = True) -> list[Path]:
-    """Remove the temporaries a killed write left in folder (those of the names whose() accepts; with exact, only
-    those of mkstemp's shape, temporary_of), once unchanged for idle seconds (another process may be writing one
-    now); returns them."""
+                       idle: float = 0.0) -> list[Path]:
+    """Remove the temporaries a killed write left in folder (those of the names whose() accepts, of mkstemp's shape:
+    temporary_of), once unchanged for idle seconds (another process may be writing one now); returns them."""
     now, gone = time.time(), []
     try:
         found = [p for p in Path(folder).iterdir()
-                 if (name := temporary_of(p.name, exact)) is not None and whose(name)]
+                 if (name := temporary_of(p.name)) is not None and whose(name)]
     except OSError:  # no such folder (yet)
         return gone
     for p in found:

@@ -869,7 +869,7 @@ def remove_killed_temporaries(plan: CaptionPlan) -> list[Path]:
     where that folder's captions were all written. Only a temporary of mkstemp's shape is one (exact: a user's
     .bird.txt.mine.tmp there, a picture's folder, is the user's own, and was removed). Returns them."""
     return [tmp for folder in sorted(plan.folders | {txt.parent for txt in plan.writes})
-            for tmp in remove_temporaries(folder, functools.partial(_caption_name, folder), STALE_AFTER, exact=True)]
+            for tmp in remove_temporaries(folder, functools.partial(_caption_name, folder), STALE_AFTER)]
 
 
 def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None) -> tuple[list[Path], int]:
