@@ -82,3 +82,16 @@ def test_a_damaged_picture_of_a_format_vary_reads_is_not_said_to_be_a_folders_fo
     svg.write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     with pytest.raises(DataError, match="t2i cannot read SVG: convert to JPEG or PNG"):
         load_rgb(svg, 32)
+
+
+def test_world_eval_refuses_candidates_of_a_greedy_top_p_by_its_own_keyword(tiny_weights):
+    """evaluate_model refused candidates of a greedy top_k 1 by its keyword, but a top_p at or below 1/codebook
+    (greedy too, SamplingConfig.greedy) passed its check and was refused later, by draw_each, as 'n=4'."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling import SamplingConfig
+    from t2i_cli.world.evaluate import evaluate_model
+
+    pipe = TextToImage.from_folder(tiny_weights, device="cpu")
+    with pytest.raises(UsageError, match=r"^candidates=4 with top_p=1e-09 draws 4 copies of one image"):
+        evaluate_model(pipe, None, 1, 0, SamplingConfig(top_p=1e-9), candidates=4)

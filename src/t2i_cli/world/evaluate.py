@@ -37,18 +37,13 @@ def _check_count(n: int, what: str = "n_per_task", most: int = MAX_PER_TASK) -> 
     return count
 
 
-def _check_seed(seed: int) -> int:
-    """A seed is a whole number in 0..2**63-1, what `eval --seed` takes; as a plain int."""
-    return whole_seed(seed)
-
-
 def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degraded: bool = False,
                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict[str, float]]:
     """On real renders of each task's prompts (degraded like decoded images when asked): how often the judge
     agrees with the spec ("agreement"), and how often it says no to a render of a scene that differs in
     what the task judges ("rejects_wrong"); a judge that always says yes scores 0 on the second."""
     n_per_task = _check_count(n_per_task)
-    seed = _check_seed(seed)  # (-1 was taken, and scored renders of seeds eval refuses)
+    seed = whole_seed(seed)  # (-1 was taken, and scored renders of seeds eval refuses)
 
     def draw(spec: SceneSpec, s: int) -> np.ndarray:
         img = np.asarray(render(spec, s, side, jitter=True))
@@ -80,11 +75,16 @@ def unknown_words(tokenizer: Any, text_len: int, n: int, seed: int) -> list[str]
                    for w in tokenizer.encode(p, text_len).unknown_words})
 
 
+def _transformer_config(pipe: Any) -> Any:
+    """The pipeline's transformer's config, or None (a stand-in pipe without one)."""
+    return getattr(getattr(getattr(pipe, "bundle", None), "transformer", None), "cfg", None)
+
+
 def decode_batch(pipe: Any) -> int:
     """Images `t2i eval` decodes together: LARGE_EVAL_BATCH (32; 1.12x faster than 16 on the shipped model,
     BENCHMARKS.md, the same codes) where 4 rows per image (guidance and two region prompts) of the model's
     fp32 decode state fit in DECODE_MEMORY, else EVAL_BATCH (16), as before."""
-    cfg = getattr(getattr(getattr(pipe, "bundle", None), "transformer", None), "cfg", None)
+    cfg = _transformer_config(pipe)
     if cfg is None or 4 * LARGE_EVAL_BATCH * cfg.activation_bytes() > DECODE_MEMORY:
         return EVAL_BATCH
     return LARGE_EVAL_BATCH
@@ -100,9 +100,12 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     judge's checks of it)."""
     # (2.5 was a TypeError in the loop, True taken as 1)
     candidates = _check_count(candidates, "candidates", MAX_IMAGES)
-    refuse_greedy_copies(sampling, candidates, name="candidates")  # (said as the caller's keyword, not n=)
+    # (said as the caller's keyword, not n=; a top_p at or below 1/codebook is greedy too: it was refused later,
+    # by draw_each, as n=4)
+    refuse_greedy_copies(sampling, candidates, name="candidates",
+                         vocab=getattr(_transformer_config(pipe), "image_vocab", None))
     n_per_task = _check_count(n_per_task)
-    seed = _check_seed(seed)
+    seed = whole_seed(seed)
     if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
         raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
     tasks = tuple(tasks)  # (a generator, checked below, would be used up before the loop)
@@ -185,7 +188,7 @@ def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, float]:
     """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
     distinct codes) of a dVAE on n world `val` scenes at its own image side."""
-    n, seed = _check_count(n, "n"), _check_seed(seed)
+    n, seed = _check_count(n, "n"), whole_seed(seed)
     side, device = dvae.cfg.image_side, next(dvae.parameters()).device
     codes_seen: list[torch.Tensor] = []
     psnrs: list[torch.Tensor] = []
