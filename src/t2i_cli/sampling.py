@@ -395,8 +395,6 @@ def draw_codes(model: Transformer, text: torch.Tensor, uncond: torch.Tensor, cfg
                 torch.zeros(B, device=device))
     rows = text.shape[0]
     cache = KVCache.for_model(model, rows, device) if cfg.use_cache else None
-    if cache is not None:  # the blocks' parts, read once for this draw's steps (from the model as it is now)
-        cache.layers = model.decode_layers()
     codes = torch.zeros(rows, n_image, dtype=torch.long, device=device)  # (rows, N), filled left to right
     kept_logprob = torch.zeros(B, dtype=torch.float32, device=device)
     start = 0

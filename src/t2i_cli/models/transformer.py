@@ -55,8 +55,8 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled so far (every row alike)
         self.ragged: Ragged | None = None  # set: each row reads its own window (Transformer.ragged_window_logits)
-        # decode_step's per-layer parts (Transformer.decode_layers), set by a draw that reads them once for all its
-        # steps; None: each step reads them from the model
+        # decode_step's per-layer parts (Transformer.decode_layers), set by image_logits' first call on this cache
+        # (a draw's prefill), so that its steps read them once; None: each step reads them from the model
         self.layers: list[tuple] | None = None
 
     def keep_rows(self, rows: torch.Tensor) -> None:
@@ -377,6 +377,8 @@ class Transformer(nn.Module):
                              f"at most {self.cfg.n_image}, in raster order; got text {tuple(text.shape)} and codes "
                              f"{tuple(image.shape)}")
         if cache is None or cache.length == 0:
+            if cache is not None:  # a draw's first call: the blocks' parts its steps read, from the model as it is
+                cache.layers = self.decode_layers()  # now (every decode over this cache: draw_codes', a script's)
             x = self.embed_text(text)
             if image.shape[1] > 0:
                 x = torch.cat([x, self.embed_image(image)], dim=1)
@@ -408,9 +410,9 @@ class Transformer(nn.Module):
 
     def decode_layers(self) -> list[tuple]:
         """What decode_step reads of each block, read from the modules once: (ln1 weight, bias, eps, qkv, proj,
-        ln2 weight, bias, eps, fc, fc2) per layer. A draw sets it on its KV cache (cache.layers) so that its
-        steps skip some 20 nn.Module lookups a layer; it is not kept on the model, since pack_bf16 and
-        quantize_int8 replace the linear layers (a later draw reads the new ones)."""
+        ln2 weight, bias, eps, fc, fc2) per layer. image_logits sets it on a KV cache at its first call (a draw's
+        prefill) so that the steps after skip some 20 nn.Module lookups a layer; it is not kept on the model, since
+        pack_bf16 and quantize_int8 replace the linear layers (a later draw reads the new ones)."""
         return [(b.ln1.weight, b.ln1.bias, b.ln1.eps, b.attn.qkv, b.attn.proj, b.ln2.weight, b.ln2.bias, b.ln2.eps,
                  b.mlp[0], b.mlp[2]) for b in self.blocks]
 
@@ -420,7 +422,7 @@ class Transformer(nn.Module):
         The arithmetic of hidden() for a single token, written with torch.nn.functional on the
         parameters: at batch 1 the per-token cost of nn.Module calls and reshapes was larger than the
         matrix work (bench/bench_decode.py). Equality with the full forward is tested. Reads the blocks'
-        parts from cache.layers where a draw set them (decode_layers), else from the model.
+        parts from cache.layers where image_logits' prefill set them (decode_layers), else from the model.
         """
         cfg, t = self.cfg, cache.length
         B, C, H = code.shape[0], cfg.n_embd, cfg.n_head

@@ -1,0 +1,87 @@
+"""Session 46, hA: the inference side's duplications made one (the count checks, the greedy top_p's words, the
+decode's block parts, a number's plain form), and what they showed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from t2i_cli.models.transformer import KVCache, Transformer, TransformerConfig
+from t2i_cli.sampling import SamplingConfig, draw_codes
+
+CFG = TransformerConfig(text_vocab=40, text_len=6, image_vocab=24, grid=4, n_layer=2, n_head=2, n_embd=32)
+
+
+def spread() -> Transformer:
+    """tests/test_s45_hQ.py's tiny model (the pinned codes below are its draws)."""
+    torch.manual_seed(0)
+    model = Transformer(CFG).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim > 1:
+                p.mul_(5)
+    return model
+
+
+def prompts() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randint(0, 34, (3, CFG.text_len), generator=torch.Generator().manual_seed(1)), torch.arange(34, 40)
+
+
+def counting(model: Transformer) -> list[int]:
+    """Count the model's decode_layers calls (its reads of every block's parts)."""
+    calls, real = [], model.decode_layers
+    model.decode_layers = lambda: calls.append(1) or real()
+    return calls
+
+
+# ----------------------------------------------------------------------------- the decode's block parts
+def test_a_decode_by_image_logits_reads_the_blocks_parts_once_not_at_every_step():
+    """cache.layers was set by draw_codes alone: any other decode over a KV cache (bench/bench_decode.py's loops,
+    a script's) read every block's parts again at each of its steps. image_logits' prefill sets them now, so a
+    decode reads them once, and draws the logits it drew before (the model's modules read at each step)."""
+    model = spread()
+    text, _ = prompts()
+    codes = torch.randint(0, CFG.image_vocab, (3, CFG.n_image), generator=torch.Generator().manual_seed(5))
+    calls = counting(model)
+    with torch.inference_mode():
+        plain, want = KVCache.for_model(model, 3, torch.device("cpu")), []
+        for i in range(CFG.n_image):
+            want.append(model.image_logits(text, codes[:, :i], plain))
+            plain.layers = None  # (the model's modules read at every step, as before)
+        assert len(calls) == CFG.n_image  # (the prefill's read, then one a step)
+        calls.clear()
+        cache = KVCache.for_model(model, 3, torch.device("cpu"))
+        for i in range(CFG.n_image):
+            assert torch.equal(model.image_logits(text, codes[:, :i], cache), want[i]), i
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("kw", [{}, {"guidance_stop": 0.5}, {"guidance": 1.0}])
+def test_a_draw_reads_the_blocks_parts_once(kw):
+    """draw_codes (guided, with --guidance-stop's rows leaving the cache, unguided): one read per draw."""
+    model = spread()
+    text, empty = prompts()
+    calls = counting(model)
+    draw_codes(model, text, empty, SamplingConfig(**kw), torch.Generator().manual_seed(2))
+    assert len(calls) == 1
+
+
+JACOBI = {  # drawn before the block parts moved to image_logits' prefill (hA's first commit's parent, 7f7bc09)
+    "4": ('13 6 3 10 5 13 10 14 5 21 1 18 17 11 10 11',
+          '17 20 3 3 19 10 4 14 5 17 3 18 10 0 6 6',
+          '13 0 10 10 9 3 5 9 14 2 10 7 11 21 9 3'),
+    "3 at 0.8": ('13 11 21 0 9 10 12 6 10 3 0 19 1 1 11 6',
+                 '17 9 14 9 14 17 1 3 2 2 17 16 3 21 10 12',
+                 '13 4 3 10 10 9 19 2 2 11 10 4 14 11 11 2'),
+    "2 unguided": ('14 8 16 2 19 9 10 22 11 1 5 9 22 1 23 17',
+                   '8 20 22 0 11 9 1 14 14 3 17 18 10 10 19 1',
+                   '13 12 11 20 5 8 20 0 9 3 19 16 0 0 3 19'),
+}
+
+
+@pytest.mark.parametrize("name, kw", [("4", {"jacobi": 4}), ("3 at 0.8", {"jacobi": 3, "temperature": 0.8}),
+                                      ("2 unguided", {"jacobi": 2, "guidance": 1.0})])
+def test_jacobi_draws_the_codes_it_drew_before(name, kw):
+    text, empty = prompts()
+    codes = draw_codes(spread(), text, empty, SamplingConfig(**kw), torch.Generator().manual_seed(2))[0]
+    assert codes.tolist() == [[int(c) for c in row.split()] for row in JACOBI[name]]
