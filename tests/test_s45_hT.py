@@ -28,11 +28,11 @@ def test_the_api_draws_no_more_images_a_call_than_the_command_line(pipe):
     assert MAX_N == MAX_IMAGES == 256
     ticks: list[int] = []
     for n in (MAX_IMAGES + 1, HUGE):
-        with pytest.raises(UsageError, match=r"^n is at most 256 images a call \(as --n\), got "):
+        with pytest.raises(UsageError, match=r"^n must be at most 256 images a call \(as --n\), got "):
             pipe("a red bird", n, 0, progress=ticks.append)
-        with pytest.raises(UsageError, match="^n is at most 256 images a call"):
+        with pytest.raises(UsageError, match="^n must be at most 256 images a call"):
             next(pipe.batches(pipe.request("a red bird"), n, 0))
-        with pytest.raises(UsageError, match="^n is at most 256 images a call"):
+        with pytest.raises(UsageError, match="^n must be at most 256 images a call"):
             pipe.redraw(pipe.request("a red bird"), n, 0, 0)
     assert ticks == []
     assert len(pipe("a red bird", 2, 0)) == 2

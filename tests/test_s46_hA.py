@@ -85,3 +85,51 @@ def test_jacobi_draws_the_codes_it_drew_before(name, kw):
     text, empty = prompts()
     codes = draw_codes(spread(), text, empty, SamplingConfig(**kw), torch.Generator().manual_seed(2))[0]
     assert codes.tolist() == [[int(c) for c in row.split()] for row in JACOBI[name]]
+
+
+# ----------------------------------------------------------------------------- one count check, one bound
+def test_every_count_is_refused_in_one_sentence_and_evals_bound_is_one_number():
+    """The count checks of pipe(n=), rerank(keep=), the world's evaluation and evaluate_data kept their own words
+    ("n is at most 256 images" beside "n_per_task must be at most 10000"), and cli spelled eval's --n bound as a
+    literal 10000 beside world.evaluate.MAX_PER_TASK: sampling_config.check_count and MAX_PER_TASK now."""
+    from t2i_cli import cli
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import check_count_and_seed
+    from t2i_cli.sampling_config import MAX_PER_TASK, check_count
+    from t2i_cli.world import evaluate
+
+    assert evaluate.MAX_PER_TASK is MAX_PER_TASK and cli.MAX_PER_TASK is MAX_PER_TASK
+    with pytest.raises(UsageError, match=r"^n must be at most 256 images a call \(as --n\), got 257; draw more in "
+                                         r"several calls, each with its own seed$"):
+        check_count_and_seed(257, 0)
+    with pytest.raises(UsageError, match=r"^n must be a whole number of images, 1 or more, got 0$"):
+        check_count_and_seed(0, 0)
+    with pytest.raises(ValueError, match=r"^scenes must be a whole number, 1 or more, got 2\.5$"):
+        check_count(2.5, "scenes")
+    with pytest.raises(ValueError, match=r"^n must be at most 10000, got 10001$"):
+        evaluate.dvae_metrics(None, 10_001, 0)
+    import numpy as np
+
+    assert check_count(np.int64(3), "n", 3) == 3 and type(check_count(np.int64(3), "n", 3)) is int
+
+
+def test_evaluate_data_bounds_n_as_eval_data_bounds_it():
+    """evaluate_data(n=) had no bound where `eval --data --n` stops at 10000 (the API took n=10**5000); it is
+    refused now, as the command refuses it, before anything is read."""
+    from t2i_cli.data_eval import evaluate_data
+
+    with pytest.raises(ValueError, match=r"^n must be at most 10000 val pictures, got 10001$"):
+        evaluate_data(None, "nowhere", 10_001, 0)
+    with pytest.raises(ValueError, match=r"^n must be a whole number of val pictures, 1 or more, got 0$"):
+        evaluate_data(None, "nowhere", 0, 0)
+
+
+def test_eval_n_bound_is_said_from_the_one_number(monkeypatch):
+    """`eval --n` and `--draws`' help and refusals say MAX_PER_TASK (the literal 10000 stood beside it)."""
+    from typer.testing import CliRunner
+
+    from t2i_cli import cli
+
+    monkeypatch.setattr(cli, "MAX_PER_TASK", 20)
+    r = CliRunner().invoke(cli.app, ["eval", "--n", "21"])
+    assert r.exit_code == 2 and "--n must be in 1..20, got 21" in r.output, r.output

@@ -53,7 +53,7 @@ from t2i_cli.prompt_file import (
 )
 
 # (torch-free: checked before a pipe is read)
-from t2i_cli.sampling_config import MAX_IMAGES, SamplingConfig, refuse_greedy_copies
+from t2i_cli.sampling_config import MAX_IMAGES, MAX_PER_TASK, SamplingConfig, refuse_greedy_copies
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -2772,7 +2772,7 @@ def eval_cmd(ctx: typer.Context,
              data: Optional[str] = typer.Option(None, "--data",
                                                 help="Evaluate on this data source's validation split instead of "
                                                      "the world's tasks (a folder, a .jsonl or .csv manifest, world)."),
-             n: int = typer.Option(50, "--n", help="Prompts per task, 1..10000 (--data: the first N val "
+             n: int = typer.Option(50, "--n", help=f"Prompts per task, 1..{MAX_PER_TASK} (--data: the first N val "
                                                            "pictures measured, and their captions drawn)."),
              seeds: list[int] = typer.Option([0], "--seed", metavar="<int>",
                                              help="Seed of the prompt sets and of sampling (default 0); repeat it "
@@ -2794,7 +2794,7 @@ def eval_cmd(ctx: typer.Context,
              regional: float = DRAW_REGIONAL,
              draws: int = typer.Option(1, "--draws",
                                        help=f"--data: images drawn per val caption (1..{MAX_DRAWS}, with --n x "
-                                            "--draws at most 10000), each its own "
+                                            f"--draws at most {MAX_PER_TASK}), each its own "
                                             "draw: a small val split gives steadier CLIP scores and Frechet "
                                             "distance with more (not with --top-k 1, which draws one image)."),
              judge_path: Optional[Path] = typer.Option(None, "--judge",
@@ -2861,8 +2861,8 @@ def eval_cmd(ctx: typer.Context,
         one_for_want_of_clip = candidates is None and not (folder / "clip.safetensors").is_file()
         if candidates is None:
             candidates = 1 if one_for_want_of_clip else DEFAULT_CANDIDATES
-        if not 1 <= n <= 10_000:
-            raise UsageError(f"--n must be in 1..10000, got {said_value(n, plain=True)}")
+        if not 1 <= n <= MAX_PER_TASK:
+            raise UsageError(f"--n must be in 1..{MAX_PER_TASK}, got {said_value(n, plain=True)}")
         if not 1 <= candidates <= MAX_N:
             raise UsageError(f"--candidates must be in 1..{MAX_N}, got {said_value(candidates, plain=True)}")
         sampling = sampling_of(ctx)
@@ -2873,8 +2873,8 @@ def eval_cmd(ctx: typer.Context,
                                  f"{'belongs' if len(refused) == 1 else 'belong'} to the world's tasks, not to --data")
             if len(seeds) > 1:
                 raise UsageError("--data scores one --seed at a time")
-            if not 1 <= draws <= MAX_DRAWS or n * draws > 10_000:
-                raise UsageError(f"--draws must be in 1..{MAX_DRAWS}, with --n x --draws at most 10000; got "
+            if not 1 <= draws <= MAX_DRAWS or n * draws > MAX_PER_TASK:
+                raise UsageError(f"--draws must be in 1..{MAX_DRAWS}, with --n x --draws at most {MAX_PER_TASK}; got "
                                  f"--draws {draws} and --n {n}")
             if draws > 1 and not (folder / "clip.safetensors").is_file():  # (it drew nothing; a warning said so)
                 raise UsageError(f"--draws {draws} draws images of each val caption for the CLIP to score, and "

@@ -33,7 +33,7 @@ from t2i_cli.pipeline import (
     regional_unused,
 )
 from t2i_cli.sampling import SamplingConfig
-from t2i_cli.sampling_config import whole, whole_seed
+from t2i_cli.sampling_config import MAX_PER_TASK, check_count, whole, whole_seed
 
 EVAL_BATCH = 32  # val images read, encoded and embedded at a time
 
@@ -143,9 +143,8 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
     if (count := whole(draws)) is None or not 1 <= count <= MAX_BATCH:  # (1.5 and "2" were
         # raw TypeErrors, True refused as draw_each's n=True)
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {said_value(draws)}")
-    if (pictures := whole(n)) is None or pictures < 1:
-        raise ValueError(f"n must be a whole number of val pictures, 1 or more, got {said_value(n)}")
-    draws, n, seed = count, pictures, whole_seed(seed)  # (plain ints: numpy's np.int64 too, sampling_config.whole)
+    # (plain ints: numpy's np.int64 too; n at most `eval --n`'s bound, as the command refuses more)
+    draws, n, seed = count, check_count(n, "n", MAX_PER_TASK, unit="val pictures"), whole_seed(seed)
     source = os.fspath(source)  # (a Path, as every other API takes a folder)
     start = time.perf_counter()
     b = pipe.bundle

@@ -15,7 +15,7 @@ from t2i_cli.models.dvae import check_images
 from t2i_cli.models.tokenizer import Encoded
 from t2i_cli.prompt_file import check_negative
 from t2i_cli.sampling import Regions, SamplingConfig, draw_codes, refuse_greedy_copies, region_mask
-from t2i_cli.sampling_config import MAX_IMAGES, PRECISIONS, int8_off_cpu, whole, whole_seed
+from t2i_cli.sampling_config import MAX_IMAGES, PRECISIONS, check_count, int8_off_cpu, whole, whole_seed
 from t2i_cli.weights import Bundle, load_folder
 from t2i_cli.world.captions import object_prompts, region_prompts
 
@@ -132,12 +132,8 @@ def check_count_and_seed(n: object, seed: object) -> tuple[int, int]:
     returned [], where `--n 0` is refused) and a seed that a torch.Generator does not take (1.5: a raw torch
     error); return them as plain ints (numpy's too: sampling_config.whole). n is at most MAX_IMAGES, --n's bound
     (n=10**5000 drew on for ever, holding every image, where the command line stops at 256)."""
-    if (count := whole(n)) is None or count < 1:
-        raise UsageError(f"n must be a whole number of images, 1 or more, got {said_value(n)}")
-    if count > MAX_IMAGES:
-        raise UsageError(f"n is at most {MAX_IMAGES} images a call (as --n), got {said_value(n)}; draw more in "
-                         f"several calls, each with its own seed")
-    return count, whole_seed(seed, UsageError)
+    return (check_count(n, "n", MAX_IMAGES, UsageError, "images", " a call (as --n)",
+                        "; draw more in several calls, each with its own seed"), whole_seed(seed, UsageError))
 
 
 def check_progress(progress: object) -> None:
@@ -516,10 +512,8 @@ class TextToImage:
         """Score results against their prompt and return the best `keep`, with score and rank set."""
         if not results:
             raise UsageError("rerank needs at least one result")
-        if (count := whole(keep)) is None or count < 1:  # (-1 kept all but the worst, True one;
-            # 0 returned [], where `--keep 0` is refused)
-            raise UsageError(f"keep must be a whole number of results, 1 or more, got {said_value(keep)}")
-        keep = count
+        # (-1 kept all but the worst, True one; 0 returned [], where `--keep 0` is refused)
+        keep = check_count(keep, "keep", error=UsageError, unit="results")
         if len({r.prompt for r in results}) > 1:  # (each was scored against the first one's prompt)
             raise UsageError("rerank ranks the results of one prompt; rerank each prompt's results apart")
         scores = self.score(torch.stack([r.image for r in results]), results[0].prompt)

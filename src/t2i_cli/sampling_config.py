@@ -11,8 +11,11 @@ from t2i_cli.errors import UsageError, option, said_value
 
 MAX_JACOBI = 64  # largest --jacobi window
 # Images one call draws for a prompt: --n and --candidates (cli.MAX_N), and pipe(prompt, n=...) with its batches
-# and redraw (pipeline.check_count_and_seed), so no count a user gives draws (and holds) without bound.
+# and redraw (pipeline.check_count_and_seed: check_count), so no count a user gives draws (and holds) without bound.
 MAX_IMAGES = 256
+# Prompts per task an eval scores (`t2i eval --n`, world.evaluate's n_per_task and scenes), and val pictures it
+# measures (`eval --data`'s --n, with --n x --draws at most this too; data_eval.evaluate_data's n)
+MAX_PER_TASK = 10_000
 # The choices of a draw's other settings, here for the same reason (re-exported where they are used:
 # pipeline.PRECISIONS, devices.DEVICES, image_prompt.MAX_REDRAWS)
 PRECISIONS = ("fp32", "bf16", "int8")  # the transformer's inference weights (pipeline.py: what each costs)
@@ -27,6 +30,21 @@ def whole(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         return None
     return int(value)
+
+
+def check_count(value: object, what: str, most: int | None = None, error: type[Exception] = ValueError,
+                unit: str = "", per: str = "", hint: str = "") -> int:
+    """A count a caller gives (images, prompts, scenes, val pictures, results) as a plain int (numpy's np.int64 too:
+    whole): a whole number, 1 or more (0 scored every task 0% out of 0, -1 drew nothing without a word), and at most
+    `most` where one is given, so no count draws (and holds) without bound; else error, in one sentence for every
+    count: "WHAT must be a whole number of UNIT, 1 or more, got V" or "WHAT must be at most MOST UNIT PER, got V HINT"
+    (per: what the bound is of, " a call (as --n)"; hint: what to do instead)."""
+    unit_of, unit = (f" of {unit}", f" {unit}") if unit else ("", "")
+    if (number := whole(value)) is None or number < 1:
+        raise error(f"{what} must be a whole number{unit_of}, 1 or more, got {said_value(value)}")
+    if most is not None and number > most:
+        raise error(f"{what} must be at most {most}{unit}{per}, got {said_value(value)}{hint}")
+    return number
 
 
 def whole_seed(seed: object, error: type[Exception] = ValueError) -> int:

@@ -11,10 +11,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from t2i_cli.errors import said_value
 from t2i_cli.models.dvae import code_usage, psnr
 from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
-from t2i_cli.sampling_config import MAX_IMAGES, whole, whole_seed
+from t2i_cli.sampling_config import MAX_IMAGES, MAX_PER_TASK, check_count, whole_seed
 from t2i_cli.world.judge import Judge
 from t2i_cli.world.judge_training import degrade
 from t2i_cli.world.render import render
@@ -23,26 +22,13 @@ from t2i_cli.world.spec import SceneSpec
 from t2i_cli.world.splits import scene
 from t2i_cli.world.tasks import TASK_CHECKS, TASKS, image_seed, task_prompts, wrong_spec
 
-MAX_PER_TASK = 10_000  # prompts per task (and scenes) a call takes: `eval --n`'s bound
-
-
-def _check_count(n: int, what: str = "n_per_task", most: int = MAX_PER_TASK) -> int:
-    """A count of prompts or scenes is a whole number, 1 or more (0 scored every task 0% out of 0), and at most
-    `most` (n_per_task=10**18 made prompts for ever, where `eval --n` stops at 10000); as a plain int (numpy's
-    np.int64 too: sampling_config.whole)."""
-    if (count := whole(n)) is None or count < 1:
-        raise ValueError(f"{what} must be a whole number, 1 or more, got {said_value(n)}")
-    if count > most:
-        raise ValueError(f"{what} must be at most {most}, got {said_value(n)}")
-    return count
-
 
 def validate_judge(judge: Judge, n_per_task: int, seed: int, side: int, is_degraded: bool = False,
                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict[str, float]]:
     """On real renders of each task's prompts (degraded like decoded images when asked): how often the judge
     agrees with the spec ("agreement"), and how often it says no to a render of a scene that differs in
     what the task judges ("rejects_wrong"); a judge that always says yes scores 0 on the second."""
-    n_per_task = _check_count(n_per_task)
+    n_per_task = check_count(n_per_task, "n_per_task", MAX_PER_TASK)
     seed = whole_seed(seed)  # (-1 was taken, and scored renders of seeds eval refuses)
 
     def draw(spec: SceneSpec, s: int) -> np.ndarray:
@@ -99,12 +85,12 @@ def evaluate_model(pipe: Any, judge: Judge, n_per_task: int, seed: int, sampling
     if given, is called with each judged image: keep(task, prompt index, the prompt's seed, the Generated, the
     judge's checks of it)."""
     # (2.5 was a TypeError in the loop, True taken as 1)
-    candidates = _check_count(candidates, "candidates", MAX_IMAGES)
+    candidates = check_count(candidates, "candidates", MAX_IMAGES)
     # (said as the caller's keyword, not n=; a top_p at or below 1/codebook is greedy too: it was refused later,
     # by draw_each, as n=4)
     refuse_greedy_copies(sampling, candidates, name="candidates",
                          vocab=getattr(_transformer_config(pipe), "image_vocab", None))
-    n_per_task = _check_count(n_per_task)
+    n_per_task = check_count(n_per_task, "n_per_task", MAX_PER_TASK)
     seed = whole_seed(seed)
     if isinstance(tasks, str):  # ("single_object": its letters' KeyError)
         raise ValueError(f"tasks must be a tuple of task names ({', '.join(TASKS)}), got {tasks!r}")
@@ -188,7 +174,7 @@ def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def dvae_metrics(dvae: Any, n: int, seed: int, batch: int = 32) -> dict[str, float]:
     """Reconstruction PSNR (dB, images in [0, 1]) and codebook use (perplexity of the code histogram,
     distinct codes) of a dVAE on n world `val` scenes at its own image side."""
-    n, seed = _check_count(n, "n"), whole_seed(seed)
+    n, seed = check_count(n, "n", MAX_PER_TASK), whole_seed(seed)
     side, device = dvae.cfg.image_side, next(dvae.parameters()).device
     codes_seen: list[torch.Tensor] = []
     psnrs: list[torch.Tensor] = []
