@@ -133,3 +133,35 @@ def test_eval_n_bound_is_said_from_the_one_number(monkeypatch):
     monkeypatch.setattr(cli, "MAX_PER_TASK", 20)
     r = CliRunner().invoke(cli.app, ["eval", "--n", "21"])
     assert r.exit_code == 2 and "--n must be in 1..20, got 21" in r.output, r.output
+
+
+# ----------------------------------------------------------------------------- the greedy draw's words
+@pytest.mark.parametrize("kw, greedy, why, other", [
+    ({"top_k": 1}, "top_k=1", "top_k=1 always takes the most likely code", "a top_k of 0 or above 1"),
+    ({"top_p": 0.01}, "top_p=0.01", "a top_p at or below 1/24, this model's 24 codes, keeps only the most likely code",
+     "a top_p above 1/24 (0.0417)")])
+def test_the_greedy_words_of_redraws_and_of_copies_are_one_builders(kw, greedy, why, other):
+    """sampling.refuse_greedy_copies' redraws branch wrote the greedy setting's words itself, beside
+    sampling_config.refuse_greedy_copies' (sampling_config.greedy_words now): the sentences as they were."""
+    from types import SimpleNamespace
+
+    from t2i_cli.errors import UsageError
+    from t2i_cli.sampling import refuse_greedy_copies
+    from t2i_cli.sampling_config import refuse_greedy_copies as refuse_flag
+
+    sampling = SamplingConfig(**kw)
+    with pytest.raises(UsageError) as e:
+        refuse_greedy_copies(sampling, 1, image=SimpleNamespace(redraws=3), vocab=24)
+    assert str(e.value) == (f"redraws=3 with {greedy} draws each image 3 times alike ({why}); build the image prompt "
+                            f"with redraws=1, or give {other}")
+    with pytest.raises(UsageError) as e:
+        refuse_greedy_copies(sampling, 4, name="candidates", vocab=24)
+    assert str(e.value) == (f"candidates=4 with {greedy} draws 4 copies of one image ({why}); ask for candidates=1, "
+                            f"or give {other} to draw different ones")
+    flag = {"top_k": ("--top-k 1", "--top-k 1 always takes the most likely code", "--top-k 0 or above 1"),
+            "top_p": ("--top-p 0.01", why.replace("top_p", "--top-p"), other.replace("top_p", "--top-p"))}
+    flag = flag[next(iter(kw))]
+    with pytest.raises(UsageError) as e:
+        refuse_flag("--n", 4, top_p=kw.get("top_p"), vocab=24)
+    assert str(e.value) == (f"--n 4 with {flag[0]} draws 4 copies of one image ({flag[1]}); leave --n out for one "
+                            f"image, or give {flag[2]} to draw different ones")

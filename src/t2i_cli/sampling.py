@@ -40,11 +40,7 @@ def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: Any = None, na
         return
     by_p = sampling.top_k != 1  # (greedy by its top_p)
     if image is not None and image.redraws > 1:
-        greedy, other = option("top_k", 1), "a top_k of 0 or above 1"
-        why = f"{greedy} always takes the most likely code"
-        if by_p:
-            greedy, other = option("top_p", sampling.top_p), f"a top_p above 1/{vocab} ({1 / vocab:.3g})"
-            why = f"a top_p at or below 1/{vocab}, this model's {vocab} codes, keeps only the most likely code"
+        greedy, why, other = sampling_config.greedy_words(True, sampling.top_p if by_p else None, vocab)
         raise UsageError(f"{option('redraws', image.redraws)} with {greedy} draws each image {image.redraws} times "
                          f"alike ({why}); build the image prompt with {option('redraws', 1)}, or give {other}")
     if image is None or image.keep is not None or image.n_redrawn == image.codes.numel():

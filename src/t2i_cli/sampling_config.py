@@ -77,19 +77,27 @@ def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = 
     if count <= 1:
         return
     if keyword:
-        named, greedy, one, other = option(name, count), option("top_k", 1), f"ask for {option(name, 1)}", \
-            "a top_k of 0 or above 1"
+        named, one = option(name, count), f"ask for {option(name, 1)}"
     else:
-        named, greedy, one, other = f"{name} {count}", "--top-k 1", f"leave {name} out for one image", \
-            "--top-k 0 or above 1"
-    why = f"{greedy} always takes the most likely code"
-    if top_p is not None and vocab is not None:
-        greedy = option("top_p", top_p) if keyword else f"--top-p {top_p:g}"
-        why = (f"a {'top_p' if keyword else '--top-p'} at or below 1/{vocab}, this model's {vocab} codes, keeps only "
-               f"the most likely code")
-        other = f"{'a top_p' if keyword else 'a --top-p'} above 1/{vocab} ({1 / vocab:.3g})"
+        named, one = f"{name} {count}", f"leave {name} out for one image"
+    greedy, why, other = greedy_words(keyword, top_p, vocab)
     raise UsageError(f"{named} with {greedy}{also} draws {count} copies of one image ({why}); {one}, or give {other} "
                      f"to draw different ones")
+
+
+def greedy_words(keyword: bool, top_p: float | None = None, vocab: int | None = None) -> tuple[str, str, str]:
+    """A greedy draw's words, for refusing copies of one image (refuse_greedy_copies, and sampling.
+    refuse_greedy_copies' redraws): the setting as the caller gave it (keyword: the keyword, else the flag), why it
+    draws one image, and what would draw others. top_p and vocab: the greedy setting is that top_p, at or below
+    1/vocab (SamplingConfig.greedy), not top_k 1."""
+    if top_p is not None and vocab is not None:
+        p = "top_p" if keyword else "--top-p"
+        return (option("top_p", top_p) if keyword else f"--top-p {top_p:g}",
+                f"a {p} at or below 1/{vocab}, this model's {vocab} codes, keeps only the most likely code",
+                f"a {p} above 1/{vocab} ({1 / vocab:.3g})")
+    greedy = option("top_k", 1) if keyword else "--top-k 1"
+    return (greedy, f"{greedy} always takes the most likely code",
+            "a top_k of 0 or above 1" if keyword else "--top-k 0 or above 1")
 
 
 def int8_off_cpu() -> UsageError:
