@@ -825,11 +825,12 @@ def start_command(command: str) -> None:
     check_omp_env()
 
 
-def start_inference(threads: Optional[int], command: str, started: bool = False) -> None:
+def start_inference(threads: Optional[int], command: str | None) -> None:
     """The start of generate, vary, rerank and eval: one process, OpenMP's spinning bounded (train bounds it too),
-    --threads, and (main) no interpreter teardown after. started: start_command has run (generate runs it first,
-    before it reads any --prompts; run again here, it checked OpenMP's environment twice)."""
-    if not started:
+    --threads, and (main) no interpreter teardown after. command: the command's name for start_command, or None
+    where the command has run start_command itself (generate, before it reads any --prompts; run again here, it
+    checked OpenMP's environment twice)."""
+    if command is not None:
         start_command(command)
     bound_spinning(busy=lambda: other_t2i_inferring() or other_running_tasks())
     stop_on_sigterm()  # before torch is imported (use_threads may): a held stop reaches this handler after
@@ -1002,7 +1003,7 @@ def generate(
             counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws)
             check_out_folder(out_dir)  # (`--out new/bird.png` was refused once the pipe had closed)
             lines = read_prompts(prompts)
-        start_inference(threads, "generate", started=True)
+        start_inference(threads, None)  # (start_command("generate") ran above)
         given = given_options(ctx)
         if from_png is not None:
             _imports_held("t2i_cli.pipeline")  # the first import of torch here
