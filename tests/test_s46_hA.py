@@ -165,3 +165,16 @@ def test_the_greedy_words_of_redraws_and_of_copies_are_one_builders(kw, greedy, 
         refuse_flag("--n", 4, top_p=kw.get("top_p"), vocab=24)
     assert str(e.value) == (f"--n 4 with {flag[0]} draws 4 copies of one image ({flag[1]}); leave --n out for one "
                             f"image, or give {flag[2]} to draw different ones")
+
+
+# ----------------------------------------------------------------------------- a dVAE's pixel_eps
+@pytest.mark.parametrize("eps, said", [(-10 ** 400, "a negative whole number past a float's range"),
+                                       (10 ** 400, "a whole number past a float's range"), (-1, "-1"), (0.5, "0.5")])
+def test_a_pixel_eps_past_a_floats_range_is_said_truly(eps, said):
+    """DVAEConfig(pixel_eps=-10**400) was refused as "a whole number too large for a float": it is below 0, and
+    too small, not too large; each sign is said as it is now."""
+    from t2i_cli.models.dvae import DVAEConfig
+
+    with pytest.raises(ValueError, match=rf"^pixel_eps must be at least 0 and below 0\.5, got {said}$"):
+        DVAEConfig(pixel_eps=eps)
+    assert DVAEConfig(pixel_eps=0.1).pixel_eps == 0.1

@@ -42,10 +42,11 @@ class DVAEConfig:
 
     def __post_init__(self):
         eps = self.pixel_eps
-        if (_finite(eps) or isinstance(eps, int)) and not 0 <= eps < 0.5:  # [eps, 1 - eps] is empty otherwise (NaN
-            # and infinities are check_budget's to name, as for every setting)
-            raise ValueError(f"pixel_eps must be at least 0 and below 0.5, got "
-                             f"{eps if _finite(eps) else 'a whole number too large for a float'}")
+        finite = _finite(eps)
+        if (finite or isinstance(eps, int)) and not 0 <= eps < 0.5:  # [eps, 1 - eps] is empty otherwise (NaN and
+            # infinities are check_budget's to name, as for every setting)
+            said = eps if finite else f"a {'negative ' if eps < 0 else ''}whole number past a float's range"
+            raise ValueError(f"pixel_eps must be at least 0 and below 0.5, got {said}")
         levels = self.fsq_levels
         if not isinstance(levels, (list, tuple)) or any(type(v) is not int for v in levels):
             raise ValueError(f"fsq_levels takes a list of integers, got {levels!r}")
