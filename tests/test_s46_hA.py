@@ -178,3 +178,30 @@ def test_a_pixel_eps_past_a_floats_range_is_said_truly(eps, said):
     with pytest.raises(ValueError, match=rf"^pixel_eps must be at least 0 and below 0\.5, got {said}$"):
         DVAEConfig(pixel_eps=eps)
     assert DVAEConfig(pixel_eps=0.1).pixel_eps == 0.1
+
+
+# ----------------------------------------------------------------------------- a number's plain form
+def test_an_image_prompts_numpy_float64_is_written_as_a_plain_number(tmp_path):
+    """image_prompt.build kept an np.float64 strength or keep_top as it was (a subclass of float), and its PNG
+    provenance said "np.float64(0.5)" (repr under numpy 2): the Real-to-float conversion is sampling_config.
+    plain_number's now, SamplingConfig's and the image prompt's, and an ImagePrompt built by hand takes it too."""
+    import numpy as np
+    from PIL import Image
+
+    from t2i_cli.image_prompt import ImagePrompt, build
+    from t2i_cli.models.dvae import DVAE, DVAEConfig
+
+    torch.manual_seed(0)
+    dvae = DVAE(DVAEConfig(image_side=16, downsample=4, n_codes=16, n_hid=8, code_dim=8, n_res=0)).eval()
+    src = tmp_path / "src.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(src)
+    vary = build(dvae, src, strength=np.float64(0.5))
+    assert vary.provenance()["strength"] == "0.5" and type(vary.strength) is float
+    assert build(dvae, src, keep_top=np.float64(0.5)).provenance()["keep_top"] == "0.5"
+    assert build(dvae, src, strength=1).provenance()["strength"] == "1"  # (a plain int as it was)
+    by_hand = ImagePrompt("vary", vary.codes, vary.image_sha256, strength=np.float64(0.25))
+    assert by_hand.provenance()["strength"] == "0.25"
+    with pytest.raises(TypeError, match=r"^strength must be a number, got '0\.5'$"):
+        ImagePrompt("vary", vary.codes, vary.image_sha256, strength="0.5")
+    assert SamplingConfig(top_p=np.float64(0.5)).top_p == 0.5 and type(SamplingConfig(top_p=np.float64(0.5)).top_p) \
+        is float

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from t2i_cli.images import (
     rgb_of,
     tensor_from_image,
 )
-from t2i_cli.sampling_config import MAX_REDRAWS, whole  # (torch-free there: generate checks it before a pipe is read)
+from t2i_cli.sampling_config import MAX_REDRAWS, plain_number, whole  # (torch-free: checked before a pipe is read)
 
 MODES = ("complete", "inpaint", "vary")
 
@@ -93,6 +92,10 @@ class ImagePrompt:
             if bool(self.keep.all()) or not bool(self.keep.any()):
                 raise UsageError(f"keep marks {'every' if bool(self.keep.all()) else 'no'} cell as kept: an image "
                                  f"prompt keeps some cells and draws the others")
+        for name in ("keep_top", "strength"):  # (plain numbers, as build gives them: np.float64(0.5)'s repr in the
+            # provenance was "np.float64(0.5)")
+            if (value := getattr(self, name)) is not None:
+                object.__setattr__(self, name, plain_number(value, name, TypeError))
         if self.mode == "vary":
             if self.strength is None:
                 raise ValueError("vary needs a strength: the share of cells redrawn, in (0, 1]")
@@ -256,11 +259,10 @@ def build(dvae, image: Path, keep_top: float | None = None, mask: Path | None = 
             if not isinstance(value, (str, os.PathLike)):
                 raise TypeError(f"build takes the {name}'s file, a Path or str, got {type(value).__name__}; save the "
                                 f"picture as a PNG first (images.image_from_tensor(x).save(path))")
-    for name, value in (("keep_top", keep_top), ("strength", strength)):  # (True was taken as 1.0, "0.5" failed)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    # (numpy's as plain ones, as SamplingConfig takes them: np.float32(0.5) and np.int64(1) were "must be a number")
-    keep_top, strength = (v if v is None or isinstance(v, (int, float)) else float(v) for v in (keep_top, strength))
+    # (True was taken as 1.0, "0.5" failed; numpy's as plain ones, as SamplingConfig takes them: np.float32(0.5) and
+    # np.int64(1) were "must be a number")
+    keep_top, strength = (None if v is None else plain_number(v, name, TypeError)
+                          for name, v in (("keep_top", keep_top), ("strength", strength)))
     if keep_top is not None:
         check_keep_top(keep_top)
     if strength is not None:

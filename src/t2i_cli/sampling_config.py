@@ -47,6 +47,18 @@ def check_count(value: object, what: str, most: int | None = None, error: type[E
     return number
 
 
+def plain_number(value: object, name: str, error: type[Exception] = UsageError) -> int | float:
+    """A setting's number as a plain Python one: an int or a float as it is, numpy's (np.float32(0.5), np.int64(1),
+    and np.float64, a float whose repr, "np.float64(0.5)", was written into a PNG's provenance) and any other
+    numbers.Real as a float; a bool (True was taken as 1) or anything else ("0.5") is refused as error. What
+    SamplingConfig's numbers and an image prompt's keep_top and strength take."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise error(f"{name} must be a number, got {said_value(value)}")
+    if type(value) in (int, float):
+        return value
+    return int(value) if isinstance(value, int) else float(value)  # (a subclass of int as the int it is)
+
+
 def whole_seed(seed: object, error: type[Exception] = ValueError) -> int:
     """A seed as a plain int: a whole number in 0..2**63-1, what `--seed` and a torch.Generator take (-1, 1.5 and
     True drew from seeds the command refuses, True not seed 1's images; 1.5 was a raw torch error); else error."""
@@ -141,8 +153,7 @@ class SamplingConfig:
             value = getattr(self, name)
             if value is None and name in ("guidance_start", "guidance_stop"):
                 continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise UsageError(f"{name} must be a number, got {said_value(value)}")
+            value = plain_number(value, name)
             try:
                 object.__setattr__(self, name, float(value))
             except OverflowError:  # (a whole number past float's range: 10**400 raised "int too large to convert")
