@@ -107,18 +107,11 @@ class CaptionDataset(Dataset):
                 + _above_note(first.get(PARQUET))
                 + _beside_note(first.get(BESIDE))
                 + _column_notes(first)
-                + (f"; {first[NOT_NAMING]}, read for the pictures it names, names none of those without a caption "
-                   f"beside or below it (a row's path is relative to the manifest's folder)"
-                   if NOT_NAMING in first else "")
-                + (f"; {first[NOT_NAMING_READ]}, read for the pictures it names, names none of those without a "
-                   f"caption beside or below it in the lines it reads (a manifest line left out may name some; a "
-                   f"row's path is relative to the manifest's folder)" if NOT_NAMING_READ in first else "")
+                + _not_naming_note(first)
                 + _sheet_note(first.get(SHEET_AMONG))
                 + (f"; to caption those without one by their names: t2i data caption {first[BY_NAME]} (--dry-run "
                    f"shows the captions first)" if BY_NAME in first else "")
-                + (f"; once the manifest lines left out are fixed, t2i data caption {first[BY_NAME_ONCE_FIXED]} "
-                   f"captions those still without one by their names (--dry-run shows the captions first)"
-                   if BY_NAME_ONCE_FIXED in first else ""))
+                + _once_fixed_note(first.get(BY_NAME_ONCE_FIXED)))
 
 
 class WorldDataset(CaptionDataset):
@@ -430,9 +423,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                else _column_notes(skipped.first) + _sheet_note(skipped.first.get(SHEET_AMONG)) + (
                    f"; to caption them by their names: t2i data caption {skipped.first[BY_NAME]} (--dry-run shows "
                     f"the captions first)" if BY_NAME in skipped.first
-                   else f"; once the manifest lines left out are fixed, t2i data caption "
-                        f"{skipped.first[BY_NAME_ONCE_FIXED]} captions those still without one by their names "
-                        f"(--dry-run shows the captions first)" if BY_NAME_ONCE_FIXED in skipped.first
+                   else _once_fixed_note(skipped.first[BY_NAME_ONCE_FIXED]) if BY_NAME_ONCE_FIXED in skipped.first
                    else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
                    else "; add some, or use the procedural world (world) as the source"))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
@@ -779,10 +770,11 @@ SHEET_AMONG = "contact sheet t2i wrote among the pictures without a caption"
 # without a caption that it does not name is named there too.
 FOLDER_MANIFESTS = ("metadata.jsonl", "metadata.csv")
 SEVERAL_PLACES = "picture captioned in more than one place (a .txt and a manifest, or two manifests)"
-NOT_NAMING = "manifest read beside pictures without a caption that it does not name"
+_NOT_NAMING = "manifest read beside pictures without a caption that {} name"
+NOT_NAMING = _NOT_NAMING.format("it does not")
 # ... where the folder's manifests have lines left out (not JSON, without a picture's name): its lines read name none,
 # a line left out may (it said "names none of those without a caption", of a manifest whose bad line named one)
-NOT_NAMING_READ = "manifest read beside pictures without a caption that its lines read do not name"
+NOT_NAMING_READ = _NOT_NAMING.format("its lines read do not")
 # ... and where such lines (the folder's, or a manifest's above it) are all that keeps `t2i data caption` from the
 # pictures their names could caption (it refuses beside them): the command, said for once they are fixed (nothing
 # in the warning pointed to it)
@@ -1921,6 +1913,27 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     skipped.rows_left = len(rows_left)
     skipped.uncaptioned = uncaptioned_keys
     return pairs, skipped
+
+
+def _not_naming_note(first: dict[str, str]) -> str:
+    """'; M, read for the pictures it names, names none of those without a caption beside or below it (...)' of the
+    manifest a folder read beside pictures it does not name (NOT_NAMING), or does not name in the lines it reads
+    (NOT_NAMING_READ: a line left out may); '' where neither."""
+    manifest = first.get(NOT_NAMING_READ, first.get(NOT_NAMING))
+    if manifest is None:
+        return ""
+    left_out = " in the lines it reads (a manifest line left out may name some; " if NOT_NAMING_READ in first else " ("
+    return (f"; {manifest}, read for the pictures it names, names none of those without a caption beside or below "
+            f"it{left_out}a row's path is relative to the manifest's folder)")
+
+
+def _once_fixed_note(folder: str | None) -> str:
+    """'; once the manifest lines left out are fixed, t2i data caption FOLDER captions ...' (BY_NAME_ONCE_FIXED),
+    as a folder's summary and its refusal (no usable pairs) say it; '' where folder is None."""
+    if folder is None:
+        return ""
+    return (f"; once the manifest lines left out are fixed, t2i data caption {folder} captions those still without "
+            f"one by their names (--dry-run shows the captions first)")
 
 
 def _sheet_note(sheet: str | None) -> str:
