@@ -2346,11 +2346,8 @@ def export(ctx: typer.Context,
 
         whole = next((r for r in runs if is_whole_run(r)), None)
         if whole is not None:
-            from t2i_cli.files import TRAINING_NOW, shell_word, unfinished_whole_run, whole_run_training
+            from t2i_cli.files import unfinished_whole_run
 
-            if not (whole / "weights").is_dir() and whole_run_training(whole):  # ("finish it with --resume", a
-                # command refused while it trains)
-                raise UsageError(TRAINING_NOW.format(run=whole, weights=whole / "weights", run_word=shell_word(whole)))
             if not (whole / "weights").is_dir():  # stopped (or training now) before its last stage ended: there are
                 # no exported models yet, which "already exported to RUN/weights" said there were
                 raise UsageError(unfinished_whole_run(whole, str(to)))

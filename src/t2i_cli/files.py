@@ -438,16 +438,18 @@ def whole_run_training(run: Path) -> bool:
     return any(folder_locked(Path(run) / stage) for stage in STAGES)
 
 
-TRAINING_NOW = ("{run} is a --stage all run being trained now by another t2i process, so it has no weights yet; it "
-                "exports them to {weights} when it finishes (t2i info {run_word} says how far it got)")
-
-
 def unfinished_whole_run(run: Path, to: str, subject: str | None = None) -> str:
-    """The one sentence of a --stage all run stopped before it finished (no weights/ yet; TRAINING_NOW's where it is
-    being trained now), as `t2i export RUN` and a command given RUN as its weights say it (they said it in two
-    wordings): finish it, or export the models it has into `to` (a transformer and a CLIP; nothing draws without a
-    transformer). subject: how the sentence names the run (the run's path where None)."""
+    """The one sentence of a --stage all run that has no weights/ yet, as `t2i export RUN` and a command given RUN
+    as its weights say it (they said it in two wordings, and each checked "training now" itself, one quoting the
+    weights folder and one not): where another process trains it now, that it does, where its weights will be and
+    `t2i info RUN` (a resume would be refused as busy); else finish it, or export the models it has into `to` (a
+    transformer and a CLIP; nothing draws without a transformer). subject: how the sentence names the run (the
+    run's path where None)."""
     run = Path(run)
+    if whole_run_training(run):
+        return (f"{run if subject is None else subject} is a --stage all run being trained now by another t2i "
+                f"process, so it has no weights yet; it exports them to {shell_word(run / 'weights')} when it "
+                f"finishes (t2i info {shell_word(run)} says how far it got)")
     trained = [run / s for s in ("transformer", "clip") if (run / s / f"{s}.safetensors").is_file()]
     export = (f", or export what it has: `t2i export {' '.join(map(shell_word, trained))} --to {shell_word(to)}`"
               if trained and trained[0].name == "transformer" else "")

@@ -23,7 +23,6 @@ from t2i_cli.errors import WeightsError, counted
 from t2i_cli.files import (
     REPO_WEIGHTS,
     STAGES,
-    TRAINING_NOW,
     atomic_write_bytes,
     folder_locked,
     is_whole_run,
@@ -33,7 +32,6 @@ from t2i_cli.files import (
     shell_word,
     shipped_weights,
     unfinished_whole_run,
-    whole_run_training,
 )
 from t2i_cli.models.classifier import JudgeConfig, ObjectClassifier
 from t2i_cli.models.clip import Clip, ClipConfig
@@ -410,9 +408,7 @@ def _missing_advice(folder: Path, name: str) -> str:
     if is_whole_run(folder):  # a --stage all run: its weights/ is written when it finishes
         if (folder / "weights").is_dir():
             return f"it is a --stage all run, whose weights are {folder / 'weights'}"
-        if whole_run_training(folder):  # (a resume would be refused as busy)
-            return TRAINING_NOW.format(run="it", weights=shell_word(folder / "weights"), run_word=shell_word(folder))
-        return unfinished_whole_run(folder, new, "it")
+        return unfinished_whole_run(folder, new, "it")  # (or being trained now)
     whole = folder.parent
     if (folder / "train_config.json").is_file() and is_whole_run(whole) \
             and folder.name in STAGES:  # a stage of a --stage all run: it was
