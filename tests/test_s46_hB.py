@@ -36,3 +36,19 @@ def test_export_and_generate_of_a_whole_run_training_now_quote_its_weights_folde
         assert f"it exports them to {weights} when it finishes (t2i info '{out}' says how far it got)" in line, line
     assert exported.startswith(f"error: {out} is a --stage all run being trained now"), exported
     assert not (tmp_path / "w").exists() and not (tmp_path / "g").exists()
+
+
+def test_a_new_stage_checks_what_a_new_run_must_not_train_once(tmp_path, monkeypatch):
+    """`t2i train --stage dvae --out NEW` ran stages.check_new_model in the command and again in run_stage; once now
+    (run_stage's, which a run started from Python goes through too). The data is an empty folder, refused after the
+    checks: nothing trains."""
+    import t2i_cli.stages as stages
+
+    seen = []
+    real = stages.check_new_model
+    monkeypatch.setattr(stages, "check_new_model", lambda cfg: (seen.append(cfg.stage), real(cfg))[1])
+    (tmp_path / "empty").mkdir()
+    one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "new", "--steps", "1", "--data",
+                         tmp_path / "empty", "--preset", "tiny", "--workers", "0", "-q", "--device", "cpu"))
+    assert seen == ["dvae"], seen
+    assert not (tmp_path / "new").exists()

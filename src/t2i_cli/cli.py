@@ -1993,10 +1993,8 @@ def train(
             if stage is None or out_dir is None:
                 raise UsageError("give --stage and --out for a new run, or --resume RUN_DIR to continue one")
             refuse_foreign_options(stage, given, ctx.params)
-            cfg, run_dir = train_config(stage, data, preset, locals()), out_dir
-            from t2i_cli.stages import check_new_model
-
-            check_new_model(cfg)
+            cfg, run_dir = train_config(stage, data, preset, locals()), out_dir  # (what a new run must not train:
+            # run_stage's check_new_model)
             if "batch_size" not in given and stage != "tokenizer":
                 _preset_batch_splits(cfg, preset)
         summary = _run_training(cfg, run_dir, resume is not None, device, quiet)
@@ -2115,20 +2113,17 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")
     n_procs = n_processes()
-    from t2i_cli.train import read_run_config, split_refusal
+    from t2i_cli.train import RUN_CONFIG, read_run_config, split_refusal
 
     # Every stage's config, built (and so checked) once, before the first stage trains.
-    configs = {s: read_run_config(run_dir / s) if (run_dir / s / "train_config.json").is_file()
-               else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
-    from t2i_cli.stages import check_new_model, check_whole_run_models
-
-    for s in ORDER:  # (a stage not yet begun is a new run: what a new run must not train is refused now)
-        if not (run_dir / s / "train_config.json").is_file():
-            check_new_model(configs[s])
+    started = {s for s in ORDER if (run_dir / s / RUN_CONFIG).is_file()}
+    configs = {s: read_run_config(run_dir / s) if s in started else stage_config_of_all(s, run_dir, settings, params)
+               for s in ORDER}
+    from t2i_cli.stages import check_whole_run_models
 
     # Every model the run will build, checked before its first stage trains; and, under torchrun, every stage's
     # batch split over the processes (refused at the dVAE stage, it left a whole run no retry could continue).
-    check_whole_run_models(configs, {s for s in ORDER if (run_dir / s / "train_config.json").is_file()})
+    check_whole_run_models(configs, started)
     for stage, c in configs.items():
         if stage != "tokenizer" and (why := split_refusal(c, n_procs)):
             if not resume and per_stage("batch_size", settings.get("batch_size"), stage) is None:  # the preset's

@@ -1283,7 +1283,11 @@ def check_whole_run_models(configs: dict[str, TrainConfig], started: set[str]) -
     them, hours later and with its folder's settings recorded. The transformer and CLIP are built on the meta
     device (no memory) with a stand-in vocabulary (the tokenizer is not trained yet, and is usually far smaller
     than --vocab-size: the size budget is checked again at the stage's start, with the real one) and the dVAE's
-    codes; stages already started were checked when they started."""
+    codes; stages already started were checked when they started. A stage not yet begun is a new run: what a new
+    run must not train (check_new_model) is refused too."""
+    for stage, cfg in configs.items():
+        if stage not in started:
+            check_new_model(cfg)
     try:
         dvae: DVAEConfig | None = dvae_model_config(configs["dvae"])
     except UsageError:
