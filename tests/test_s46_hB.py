@@ -52,3 +52,51 @@ def test_a_new_stage_checks_what_a_new_run_must_not_train_once(tmp_path, monkeyp
                          tmp_path / "empty", "--preset", "tiny", "--workers", "0", "-q", "--device", "cpu"))
     assert seen == ["dvae"], seen
     assert not (tmp_path / "new").exists()
+
+
+def test_an_unknown_model_setting_is_refused_in_one_wording_from_the_command_line_and_python(tmp_path):
+    """`--model nope=1` said "--model 'nope=1': expected KEY=VALUE with KEY one of ..." (as if the "=" were missing)
+    where a TrainConfig made in Python was told "model={'nope': 1}: the dvae model has no setting 'nope'; its
+    settings are ..." (stages.check_run_config, a loop of its own beside parse_model_overrides). One check now
+    (stages.refuse_model_key), in the latter wording, named as each caller names it; a missing "=" is still said."""
+    import pytest
+
+    from t2i_cli.errors import UsageError
+    from t2i_cli.stages import check_run_config
+    from t2i_cli.train import TrainConfig
+
+    out = tmp_path / "run"
+    settings = "its settings are code_dim, downsample, fsq_levels, n_codes, n_hid, n_res, pixel_eps"
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", out, "--model", "nope=1", "--preset", "tiny"), 2)
+    assert line == f"error: --model nope=1: the dvae model has no setting 'nope'; {settings}", line
+    with pytest.raises(UsageError) as e:
+        check_run_config(TrainConfig(stage="dvae", data="world", model={"nope": 1}))
+    assert str(e.value) == f"model={{'nope': 1}}: the dvae model has no setting 'nope'; {settings}"
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", out, "--model", "image_side=32", "--preset",
+                                "tiny"), 2)
+    assert line == "error: --model image_side=32: the dvae stage sets it (use --image-side)", line
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", out, "--model", "n_hid", "--preset", "tiny"), 2)
+    assert line.startswith("error: --model 'n_hid': expected KEY=VALUE with KEY one of code_dim,"), line
+    assert not out.exists()
+
+
+def test_a_train_configs_numbers_from_numpy_or_torch_are_made_plain_by_one_rule():
+    """TrainConfig's __post_init__ made numpy's scalars plain by a rule of its own beside train.plain (which its
+    bool fields and model settings used): a 0-d array or tensor was plain for flip (True) and for a model setting
+    but refused as steps ("steps must be int, got array(5)"). plain is the one rule now; what is not the field's
+    kind (np.float64(2.5) as steps) is still refused."""
+    import numpy as np
+    import pytest
+    import torch
+
+    from t2i_cli.train import TrainConfig
+
+    cfg = TrainConfig(stage="dvae", data="world", steps=np.array(5), lr=torch.tensor(0.5), seed=np.int64(3),
+                      crop=np.int64(1), flip=np.array(True), model={"n_hid": np.array(8)})
+    assert (cfg.steps, cfg.lr, cfg.seed, cfg.crop, cfg.flip, cfg.model) == (5, 0.5, 3, 1.0, True, {"n_hid": 8})
+    assert [type(v) for v in (cfg.steps, cfg.lr, cfg.seed, cfg.crop, cfg.flip)] == [int, float, int, float, bool]
+    cfg.check()
+    with pytest.raises(TypeError, match="steps"):
+        TrainConfig(stage="dvae", data="world", steps=np.float64(2.5)).check()
+    with pytest.raises(TypeError, match="steps"):
+        TrainConfig(stage="dvae", data="world", steps=np.bool_(True)).check()

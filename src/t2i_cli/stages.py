@@ -803,18 +803,30 @@ def parse_model_overrides(stage: str, items: list[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if key in out:
             raise UsageError(f"--model {key} is given twice; give each setting once")
-        if key in DERIVED_FIELDS[stage]:
-            raise UsageError(f"--model {key}: the {stage} stage sets it (use {DERIVED_FIELDS[stage][key]})")
-        if not sep or key not in model_config_fields(stage):
-            prefix, dot, bare = key.partition(".")
-            if dot and bare in model_config_fields(stage) and prefix in MODEL_CONFIGS:  # a whole run's STAGE.KEY
-                raise UsageError(f"--model {item!r}: a STAGE. prefix belongs to --stage all; a {stage} run takes "
-                                 f"--model {bare}={text}" if prefix == stage else
-                                 f"--model {item!r} sets the {prefix} stage's, not this {stage} run's")
+        prefix, dot, bare = key.partition(".")
+        if dot and bare in model_config_fields(stage) and prefix in MODEL_CONFIGS:  # a whole run's STAGE.KEY
+            raise UsageError(f"--model {item!r}: a STAGE. prefix belongs to --stage all; a {stage} run takes "
+                             f"--model {bare}={text}" if prefix == stage else
+                             f"--model {item!r} sets the {prefix} stage's, not this {stage} run's")
+        if sep or key in DERIVED_FIELDS[stage]:
+            refuse_model_key(stage, key, model_option(key, text) if sep else f"--model {key}")
+        if not sep:
             raise UsageError(f"--model {item!r}: expected KEY=VALUE with KEY one of "
                              f"{', '.join(sorted(model_config_fields(stage)))}")
         out[key] = _parse_typed(key, text.strip(), types[key])
     return out
+
+
+def refuse_model_key(stage: str, key: str, named: str) -> None:
+    """Refuse a model setting the stage does not take (one it sets itself from another option, or none of its
+    model's), named as `named` ("--model n_head=3", "model={'n_head': 3}"): the command line's --model (which said
+    it in other words) and a TrainConfig's model made in Python (check_run_config) alike."""
+    if key in DERIVED_FIELDS[stage]:
+        sets = DERIVED_FIELDS[stage][key]
+        raise UsageError(f"{named}: the {stage} stage sets it (use {option(sets[2:].replace('-', '_'), cli=sets)})")
+    if key not in model_config_fields(stage):
+        raise UsageError(f"{named}: the {stage} model has no setting {key!r}; its settings are "
+                         f"{', '.join(sorted(model_config_fields(stage)))}")
 
 
 def _parse_typed(key: str, text: str, kind: Any) -> Any:
@@ -872,13 +884,7 @@ def check_run_config(cfg) -> None:
         raise UsageError(f"{option('model')} does not apply to the {cfg.stage} stage; leave it empty")
     for key in cfg.model if cfg.stage in MODEL_CONFIGS else ():  # (a TypeError of the model's class was said: "got
         # an unexpected keyword argument 'nope'", "got multiple values for keyword argument 'image_side'")
-        if key in DERIVED_FIELDS[cfg.stage]:
-            sets = DERIVED_FIELDS[cfg.stage][key]
-            raise UsageError(f"{model_option(key, cfg.model[key])}: the {cfg.stage} stage sets it (use "
-                             f"{option(sets[2:].replace('-', '_'), cli=sets)})")
-        if key not in model_config_fields(cfg.stage):
-            raise UsageError(f"{model_option(key, cfg.model[key])}: the {cfg.stage} model has no setting {key!r}; "
-                             f"its settings are {', '.join(sorted(model_config_fields(cfg.stage)))}")
+        refuse_model_key(cfg.stage, key, model_option(key, cfg.model[key]))
     if cfg.patience and not cfg.sample_every:
         raise UsageError(f"patience {cfg.patience} watches the validation loss, which is measured every sample_every "
                          f"steps: give sample_every above 0, or patience 0")

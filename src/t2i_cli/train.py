@@ -167,19 +167,17 @@ class TrainConfig:
         for name in ("data", "dvae", "tokenizer", "init"):  # (a Path from Python, as the other calls take: as typed)
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
-        for f in dataclasses.fields(self):  # numpy's numbers (a sweep's np.arange, np.float32) as plain ones: they
-            # were refused ("steps must be int, got np.int64(75)"), and train_config.json could not hold them
-            value, default = getattr(self, f.name), f.default
-            if isinstance(value, (bool, int, float)):
+        for f in dataclasses.fields(self):  # numpy's numbers (a sweep's np.arange, np.float32, np.bool_) as plain
+            # ones (plain, as the model's settings below): they were refused ("steps must be int, got np.int64(75)";
+            # "flip must be True or False"), and train_config.json could not hold them
+            value, kind = getattr(self, f.name), type(f.default)
+            if isinstance(value, (bool, int, float)) or kind not in (bool, int, float):
                 continue
-            if isinstance(default, bool):  # (np.bool_, an np.array([True, False])'s: "flip must be True or False")
-                if isinstance(plain(value), bool):
-                    object.__setattr__(self, f.name, plain(value))
-                continue
-            if isinstance(default, int) and isinstance(value, numbers.Integral):
-                object.__setattr__(self, f.name, int(value))
-            elif isinstance(default, float) and isinstance(value, numbers.Real):
-                object.__setattr__(self, f.name, float(value))
+            made = plain(value)
+            if kind is float and type(made) is int:  # (np.int64(1) as an lr)
+                made = float(made)
+            if type(made) is kind:  # (else refused by check, as given: np.float64(2.5) as steps)
+                object.__setattr__(self, f.name, made)
         if isinstance(self.model, dict):  # (and in the model's settings: "n_hid is "np.int64(8)", not an integer")
             object.__setattr__(self, "model", {k: plain(v) for k, v in self.model.items()})
 
