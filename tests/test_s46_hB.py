@@ -100,3 +100,18 @@ def test_a_train_configs_numbers_from_numpy_or_torch_are_made_plain_by_one_rule(
         TrainConfig(stage="dvae", data="world", steps=np.float64(2.5)).check()
     with pytest.raises(TypeError, match="steps"):
         TrainConfig(stage="dvae", data="world", steps=np.bool_(True)).check()
+
+
+def test_a_stop_only_this_process_had_says_so_itself_in_a_whole_run_too(tmp_path):
+    """Interrupted.every_rank (rank 0 alone says a stop every torchrun process had) was set after construction in
+    three places; it is the constructor's argument now, and a whole run's stop line (recipe._interrupted) keeps a
+    stop this process alone had (its loader's worker's; rank 1's once rank 0 was killed) as its own to say."""
+    from t2i_cli.recipe import _interrupted
+    from t2i_cli.train import Interrupted
+
+    assert Interrupted("stopped", step=3).every_rank
+    alone = Interrupted("stopped", step=3, every_rank=False)
+    assert not alone.every_rank and alone.step == 3
+    assert not _interrupted(tmp_path, alone).every_rank
+    assert _interrupted(tmp_path, Interrupted("stopped", step=3)).every_rank
+    assert _interrupted(tmp_path, KeyboardInterrupt()).every_rank

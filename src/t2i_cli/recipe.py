@@ -248,11 +248,11 @@ def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
     if isinstance(e, Interrupted) and e.step is not None:
         stage = next((s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file()), None)
         where = f" in the {stage} stage at step {e.step}; checkpoint saved" if stage else f" at step {e.step}"
-    said = Interrupted(f"{why}{where}; finished stages are kept. Resume with: t2i train --resume "
-                       f"{shell_word(run_dir)} (or the same command again)")
-    if isinstance(e, Interrupted) and not e.every_rank:  # (under torchrun this process alone can say it: a stop
-        said.every_rank = False  # of its loader's worker, or rank 0 killed; it was silent in a whole run)
-    return said
+    # (under torchrun a stop this process alone can say, of its loader's worker or once rank 0 was killed, it says
+    # in a whole run too: it was silent there)
+    return Interrupted(f"{why}{where}; finished stages are kept. Resume with: t2i train --resume "
+                       f"{shell_word(run_dir)} (or the same command again)",
+                       every_rank=not isinstance(e, Interrupted) or e.every_rank)
 
 
 def _stages(run_dir: Path, settings: dict[str, Any], make_config: Callable[[str, Path], TrainConfig],

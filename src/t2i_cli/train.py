@@ -784,15 +784,16 @@ def _close_loader(loaded) -> None:
 
 class Interrupted(T2IError):
     """Training stopped by Ctrl-C (or SIGTERM) after writing a checkpoint. Under torchrun every process gets
-    the signal and stops alike: rank 0 alone says so."""
+    the signal and stops alike: rank 0 alone says so (every_rank). every_rank False: this process alone had the
+    stop (its loader's worker stopped; rank 1 once rank 0 was killed), so it says it itself."""
 
     exit_code = 130
-    every_rank = True
 
-    def __init__(self, message: str, step: int | None = None, why: str = "interrupted"):
+    def __init__(self, message: str, step: int | None = None, why: str = "interrupted", every_rank: bool = True):
         super().__init__(message)
         self.step = step  # the step checkpointed (None: stopped outside a stage's steps)
         self.why = why  # what stopped it, as its message begins (a whole run's says it too)
+        self.every_rank = every_rank
 
 
 class MainFailed(T2IError):
@@ -891,26 +892,24 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
 
     def checkpoint(agreed: bool = False) -> None:
         """agreed: every process calls it at this step (a --ckpt-every step, the run's last), and learns from
-        rank 0 whether its writes succeeded: where they failed (a full disk, a read-only folder, a folder that
-        became a file) every process stops there, rank 0 alone saying why (the others said "rank N stopped:
-        another torchrun process of this run stopped first", a second line for one failure)."""
+        rank 0 whether its writes succeeded (on_rank_0: where they failed, every process stops there, rank 0 alone
+        saying why, the others raising CheckpointFailed)."""
         nonlocal saved
         # Never a NaN model over a good checkpoint. The weights are the same on every process, so every
         # process decides alike (a step's loss and gradient norm are checked first: this is a backstop).
         if non_finite(model.state_dict()) or (ema is not None and non_finite(ema.avg)):
             stop(done, "NaN or infinite weights")
-        if dd.is_main:  # the model alone too, so other stages and `t2i export` can use the run folder
-            try:
-                save_checkpoint(ckpt, model, opt, cfg, done, stage.kind, ema=ema)
-                # Both carry the step: a kill between the two writes is repaired by sync_model_file.
-                with published():
-                    save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind, step=done)
-            except Exception:
-                if agreed:
-                    _on_every_rank(False, dd)
-                raise
-        if agreed and not _on_every_rank(True, dd):
-            raise CheckpointFailed(f"rank 0 could not write the checkpoint of step {done} (its line says why)")
+
+        def write() -> None:  # the model alone too, so other stages and `t2i export` can use the run folder
+            save_checkpoint(ckpt, model, opt, cfg, done, stage.kind, ema=ema)
+            # Both carry the step: a kill between the two writes is repaired by sync_model_file.
+            with published():
+                save_model(model, Path(run_dir) / f"{stage.kind}.safetensors", stage.kind, step=done)
+
+        if agreed:
+            on_rank_0(write, "the checkpoint", CheckpointFailed)
+        elif dd.is_main:
+            write()
         saved = done
 
     def log_step() -> None:
@@ -932,12 +931,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             warn(text)
         atomic_write_json(Path(run_dir) / RUN_CONFIG, cfg.to_json())
 
-    def on_rank_0(work: Callable[[], None], what: str) -> None:
-        """Rank 0's own work of a step (its metrics line, samples and validation, a --patience stop's record), every
-        process calling this at the same step: where it fails (a full disk) every process stops there, rank 0 alone
-        saying why, as at a checkpoint (the others waited in the next step, or at the run's last checkpoint, and
-        each said "rank N stopped: another torchrun process of this run stopped first", a second line for one
-        failure)."""
+    def on_rank_0(work: Callable[[], None], what: str, failed: type[MainFailed] = MainFailed) -> None:
+        """Rank 0's own work of a step (its metrics line, samples and validation, a --patience stop's record, an
+        agreed checkpoint's writes), every process calling this at the same step: where it fails (a full disk, a
+        read-only folder, a folder that became a file) every process stops there, rank 0 alone saying why; the
+        others raise failed (the others waited in the next step, or at the run's last checkpoint, and each said
+        "rank N stopped: another torchrun process of this run stopped first", a second line for one failure)."""
         if dd.is_main:
             try:
                 work()
@@ -945,7 +944,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 _on_every_rank(False, dd)
                 raise
         if not _on_every_rank(True, dd):
-            raise MainFailed(f"rank 0 could not write {what} of step {done} (its line says why)")
+            raise failed(f"rank 0 could not write {what} of step {done} (its line says why)")
 
     def stop(step: int, what: str) -> typing.NoReturn:
         text = diverged_message(run_dir, cfg, step, what, saved)
@@ -957,7 +956,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         signal) of the loader worker whose stop stopped the run (e None)."""
         why = "torchrun, which started this run's processes, has ended (killed?): stopped" \
             if isinstance(e, LauncherGone) else "interrupted"
-        if worker is not None:
+        if worker is not None:  # (this process's alone: it says it, every_rank False)
             why = (f"interrupted; {signal.Signals(worker[1]).name} to its data loader's worker process (pid "
                    f"{worker[0]}, as a kill of each of the run's processes sends)")
         elif stops.signum == signal.SIGTERM and dd.n_procs > 1 and not isinstance(e, LauncherGone):  # torchrun's
@@ -976,14 +975,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 on_disk = None
             why = ("interrupted; SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; "
                    "its report says how)")
-            said = Interrupted(f"{why} at step {done}; "
+            return Interrupted(f"{why} at step {done}; "
                                + (f"the run's checkpoint is step {on_disk}'s. Resume with: t2i train --resume "
                                   f"{shell_word(run_dir)}" if on_disk else "no checkpoint was written"),
-                               step=on_disk, why=why)
-            said.every_rank = False  # (rank 1 says it: rank 0 cannot)
-            return said
+                               step=on_disk, why=why, every_rank=False)  # (rank 1 says it: rank 0 cannot)
         return Interrupted(f"{why} at step {done}; {kept}. Resume with: t2i train --resume {shell_word(run_dir)}",
-                           step=done, why=why)
+                           step=done, why=why, every_rank=worker is None)
 
     stops = _Stops()  # (published() reads it when called, inside the try below)
     failing: BaseException | None = None  # the error leaving the loop, whose finished frames the finally clears
@@ -1064,9 +1061,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
             # a stop that reached a worker (before the main process, or alone) stops the run as a stop does
             if saved != done and not stepping:
                 checkpoint()
-            worker_stop = stopped(None, stop_ended[0])
-            worker_stop.every_rank = False  # (under torchrun this process alone had it: it says so itself)
-            raise worker_stop from None
+            raise stopped(None, stop_ended[0]) from None  # (every_rank False: under torchrun this process alone
+            # had it, and says so itself)
         if ended:  # (a SIGKILL: out of memory, or a kill -9) said as what it is, not as an internal error
             pid, signum = ended[0]
             e = failing = DataError(
