@@ -2511,10 +2511,13 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         by_files = "their folders" if source == "folder" else "their file names"
         by_names = "their folders" if source == "folder" else "their names"
 
+        refused: list[str] = []  # what a write refuses, which a dry run warns of (and then writes no caption either)
+
         def refuse(said: str) -> None:  # (a dry run warns what a write refuses)
             if not dry_run:
                 raise DataError(said)
             warn(said)
+            refused.append(said)
 
         # its captions, not file names (a Hugging Face folder); also where no name holds words (camera names beside
         # a metadata.csv: "try --from folder" was said, the manifest unnamed)
@@ -2561,6 +2564,14 @@ def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (su
         # (only where the other --from captions one of them: a split's folder, ds/train/IMG_0001.png, gives none)
         try_other = f"try --from {other} for those, or " if plan.other_words else ""
         tried = summary(plan, f"; {try_other}write their NAME.txt files yourself")
+        if refused:
+            # the run refuses, writing nothing: a dry run listed the caption files it would write there ("would write
+            # 2 caption files"), the pictures the manifest's lines left out may caption among them
+            if tried:
+                warn(tried)
+            out.print("would write no caption file: t2i data caption refuses here until what is warned above is "
+                      "fixed; nothing written (--dry-run)")
+            return
         if not dry_run and not plan.writes:  # (where every caption is written too: a kill after one's link left its
             # temporary there; write_captions removes them where it writes)
             remove_killed_temporaries(plan)

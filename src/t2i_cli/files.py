@@ -177,10 +177,37 @@ def remove_empty(folders: list[Path]) -> None:
             return
 
 
+PROBE_PREFIX = ".t2i-probe-"  # make_folder's probe of an existing folder: .t2i-probe-XXXXXXXX (mkstemp's part)
+_PROBE = re.compile(re.escape(PROBE_PREFIX) + r"[a-z0-9_]{8}")
+
+
+def remove_probes(folder: Path, idle: float | None = None) -> list[Path]:
+    """Remove the probes (make_folder's) a kill between their making and their removal left in folder: of mkstemp's
+    shape, empty, and unchanged for idle seconds (STALE_AFTER: another t2i may be probing the folder now); returns
+    them. (one was never removed: each kill in that window left another .t2i-probe-XXXXXXXX for good)"""
+    now, gone = time.time(), []
+    idle = STALE_AFTER if idle is None else idle
+    try:
+        with os.scandir(folder) as entries:
+            found = [e for e in entries if e.name.startswith(PROBE_PREFIX) and _PROBE.fullmatch(e.name)]
+    except OSError:
+        return gone
+    for e in found:
+        try:
+            st = e.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_size == 0 and now - st.st_mtime >= idle:
+                os.unlink(e.path)
+                gone.append(Path(e.path))
+        except OSError:
+            pass
+    return gone
+
+
 def make_folder(folder: Path, option: str = "--out") -> Path:
     """Create a folder (and its parents) if needed. A path that is a file or inside one is a UsageError (exit 2,
     as a training run's --out and export's --to), a folder that cannot be made (read-only disk, no permission)
-    an OutputError; either is one line naming the option that chose it."""
+    an OutputError; either is one line naming the option that chose it. An existing folder is probed with a new
+    file, removed at once; one a kill left there is removed once a minute old (remove_probes)."""
     folder = check_folder_path(folder, option)
     existed = folder.is_dir()
     try:
@@ -189,8 +216,9 @@ def make_folder(folder: Path, option: str = "--out") -> Path:
         raise OutputError(f"cannot create folder {folder}: {e.strerror or e}; choose a writable one with "
                           f"{option}") from e
     if existed:  # an existing folder may refuse new files: find out now, not after the work whose files they are
+        remove_probes(folder)
         try:
-            fd, probe = tempfile.mkstemp(dir=folder, prefix=".t2i-probe-")
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=PROBE_PREFIX)
         except OSError as e:
             raise OutputError(f"cannot write to {option} {folder}: {e.strerror or e}; choose a writable folder "
                               f"with {option}") from e
