@@ -85,6 +85,9 @@ def test_torchrun_kill_9_of_one_process_is_said_in_one_line_by_the_other(tmp_pat
     if killed == 1:  # rank 0 saves the steps trained since the last checkpoint
         lost += f"; checkpoint saved at step 5; once that is mended, resume with: t2i train --resume {out}"
         assert load_tensors(out / CHECKPOINT)[1]["step"] == "5"
+    else:  # rank 1 says where a resume starts (session 46: it said the lost connection alone)
+        lost += f"; no checkpoint was written yet, so a resume starts at step 0; once that is mended, resume with: " \
+                f"t2i train --resume {out}"
     assert said == [lost], proc.stderr[-3000:]
 
 

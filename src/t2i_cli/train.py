@@ -218,6 +218,9 @@ class TrainConfig:
                                  f"got {value[:40]!r}")
 
 
+PF_EXITING = 0x4  # Linux: a process's flag (the 9th field of /proc/PID/stat) once it has begun to end
+
+
 @dataclass
 class Dist:
     """Where this process sits in a torchrun job (a single process is rank 0 of 1)."""
@@ -242,9 +245,11 @@ class Dist:
             return True
         except OSError:
             return False
-        try:  # (ended, not yet reaped by torchrun)
-            return Path(f"/proc/{self.main_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-        except (OSError, IndexError):
+        try:  # (ended, not yet reaped by torchrun; or ending: the kernel closes its sockets, which rank 1 may see
+            # first, before it is a zombie)
+            fields = Path(f"/proc/{self.main_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
+        except (OSError, IndexError, ValueError):
             return False
 
 
@@ -1083,6 +1088,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 except KeyboardInterrupt as stop:  # a stop held through the save (torchrun's SIGTERM, once
                     # another process failed) is said as a stop, with the step it saved
                     raise stopped(stop) from None
+        if isinstance(e, Exception) and not dd.is_main and dd.main_gone():
+            # rank 0 has ended (a kill -9, the out-of-memory killer) and cannot say where a resume starts: this
+            # process's line (the connection it lost) says it, with the checkpoint rank 0 left (it named none)
+            _say_kept(e, ckpt, run_dir, none=True)
         if stops.pending:  # a stop while the error was handled, nothing saved: it ends the run, as it did
             stops.pending = False
             raise KeyboardInterrupt from e
@@ -1278,22 +1287,25 @@ def _save_on_error(e: BaseException, checkpoint: Callable[[], None], step: int, 
     e.add_note(e.saved_note)
 
 
-def _say_kept(e: BaseException, ckpt: Path, run_dir: Path) -> None:
+def _say_kept(e: BaseException, ckpt: Path, run_dir: Path, none: bool = False) -> None:
     """Where the save of an error's steps failed too (the disk the error filled), a note on the error naming the
     checkpoint on disk, whole, and the resume from it: the line said "free space or choose another folder"
-    alone, as if the run were lost. Nothing where there is none."""
+    alone, as if the run were lost. Nothing where there is none, unless none (then the note says so: a resume
+    starts the run again)."""
     try:
         step = int(read_metadata(ckpt)["step"]) if ckpt.is_file() else 0
     except (WeightsError, KeyError, ValueError, OSError):
         return
-    if step > 0:
+    if step > 0 or none:
         e.saved_step, e.saved_note, e.kept = step, saved_note(step, run_dir, kept=True), True
         e.add_note(e.saved_note)
 
 
 def saved_note(step: int, run_dir: Path, where: str = "", kept: bool = False) -> str:
-    """The note an error that ended a training run carries once the steps it trained are saved."""
-    done = f"its checkpoint{where} of step {step} is kept" if kept else f"checkpoint{where} saved at step {step}"
+    """The note an error that ended a training run carries once the steps it trained are saved (kept: the
+    checkpoint on disk, of step 0 where none was written yet)."""
+    done = f"checkpoint{where} saved at step {step}" if not kept else f"its checkpoint{where} of step {step} is kept" \
+        if step else f"no checkpoint{where} was written yet, so a resume starts at step 0"
     return f"{done}; once that is mended, resume with: t2i train --resume {shell_word(run_dir)}"
 
 

@@ -1,0 +1,32 @@
+"""Session 46 (hE): training under torchrun (2 processes, gloo, CPU), the leftovers: where a resume starts when
+rank 0 is killed, and how rank 1 knows rank 0's process. Each test fails without its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import exit_codes, torchrun_t2i
+from t2i_cli.train import CHECKPOINT
+from t2i_cli.weights import load_tensors
+from test_s45_hI import KILLED_AT_STEP_5
+
+
+def test_torchrun_kill_9_of_rank_0_rank_1_says_the_checkpoint_a_resume_starts_from(tmp_path: Path):
+    """rank 0 killed (kill -9, out of memory) at step 5, its checkpoint of step 4 on disk: rank 1, which lost the
+    connection, said "rank 1 stopped: another torchrun process of this run stopped first (...)" alone, where
+    rank 0's line, rank 1 killed, says the step it saved and the resume. Rank 1 now names the checkpoint rank 0
+    left and the resume command, which finishes the run."""
+    out = tmp_path / "run"
+    patch = KILLED_AT_STEP_5.replace("{killed}", "0").replace("{tmp}", str(tmp_path))
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--ckpt-every", "2", "--sample-every",
+                        "0", "--data", "world", "--out", str(out))
+    assert proc.returncode != 0 and exit_codes(tmp_path)[1] == "1", (proc.stderr[-3000:], exit_codes(tmp_path))
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    assert said == ["error: rank 1 stopped: another torchrun process of this run stopped first (its own line, or "
+                    "torchrun's, says why); its checkpoint of step 4 is kept; once that is mended, resume with: t2i "
+                    f"train --resume {out}"], proc.stderr[-3000:]
+    assert load_tensors(out / CHECKPOINT)[1]["step"] == "4"
+    proc = torchrun_t2i(tmp_path, "", "--resume", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_tensors(out / CHECKPOINT)[1]["step"] == "8"
+
