@@ -61,8 +61,15 @@ DVAEStage.loss = loss
 if os.environ["RANK"] != "{killed}":
     real_drop = train._drop_frames
     def slow_drop(e):
-        if e is not None:
-            time.sleep(5)  # (torchrun's SIGTERM comes now, the training loop's own stop handlers gone)
+        if e is not None:  # it waits for torchrun's SIGTERM, which comes now (the training loop's own stop handlers
+            # gone), and notes that it came (a fixed sleep could end first on a loaded machine)
+            try:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    time.sleep(0.05)
+            except KeyboardInterrupt:
+                open(os.path.join("{tmp}", "sigterm-" + os.environ["RANK"]), "w").close()
+                raise
         return real_drop(e)
     train._drop_frames = slow_drop
 """
@@ -75,10 +82,12 @@ def test_torchrun_kill_9_of_one_process_is_said_in_one_line_by_the_other(tmp_pat
     checkpoint" without the step it had just saved, and rank 1 (rank 0 killed) said nothing, torchrun's report
     alone. The survivor now says the connection it lost (and rank 0 the step it saved), one line."""
     out = tmp_path / "run"
-    proc = torchrun_t2i(tmp_path, KILLED_AT_STEP_5.replace("{killed}", str(killed)), "--stage", "dvae", "--steps",
-                        "8", "--ckpt-every", "100", "--sample-every", "0", "--data", "world", "--out", str(out))
+    patch = KILLED_AT_STEP_5.replace("{killed}", str(killed)).replace("{tmp}", str(tmp_path))
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--ckpt-every", "100", "--sample-every",
+                        "0", "--data", "world", "--out", str(out))
     assert proc.returncode != 0 and exit_codes(tmp_path)[1 - killed] == "1", (proc.stderr[-3000:],
                                                                               exit_codes(tmp_path))
+    assert (tmp_path / f"sigterm-{1 - killed}").is_file(), "torchrun's SIGTERM did not land as the survivor ended"
     said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
     lost = (f"error: rank {1 - killed} stopped: another torchrun process of this run stopped first (its own line, or "
             f"torchrun's, says why)")
