@@ -30,3 +30,27 @@ def test_torchrun_kill_9_of_rank_0_rank_1_says_the_checkpoint_a_resume_starts_fr
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load_tensors(out / CHECKPOINT)[1]["step"] == "8"
 
+
+def test_rank_0_is_known_by_its_kernel_and_process_namespace_not_the_host_name(tmp_path: Path, monkeypatch):
+    """Rank 1 looks for rank 0's process (to say a kill of it) only where rank 0's identity is its own: that was
+    the host name's hash, so two machines (or containers) of one name took each other's process ids for their
+    own. It is now the kernel's boot id and the process-id namespace: one host name, another boot id, another
+    identity; another process of this machine (this kernel, this namespace), the same."""
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import SRC
+    from t2i_cli import train
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "node")
+    here = train._host_id()
+    other = tmp_path / "boot_id"
+    other.write_text("00000000-0000-0000-0000-000000000001\n")
+    monkeypatch.setattr(train, "BOOT_ID", other)
+    assert train._host_id() != here  # another machine of the same name
+    monkeypatch.undo()
+    child = subprocess.run([sys.executable, "-c", "from t2i_cli import train; print(train._host_id())"],
+                           env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                           check=True)
+    assert int(child.stdout) == train._host_id()  # another process of this machine: rank 0's pid is its to check

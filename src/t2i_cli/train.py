@@ -253,9 +253,20 @@ class Dist:
             return False
 
 
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # Linux: a random id the kernel draws at each boot
+PID_NAMESPACE = Path("/proc/self/ns/pid")  # Linux: this process's process-id namespace (its inode names it)
+
+
 def _host_id() -> int:
-    """This machine, as a number a tensor holds (its host name's hash)."""
-    return int.from_bytes(hashlib.sha256(socket.gethostname().encode()).digest()[:7], "big")
+    """Where a process id names the same process as in this one, as a number a tensor holds: on Linux the
+    kernel's boot id and the process-id namespace (two machines, or two containers, of one host name differ; it
+    was the host name's hash, which they share, so rank 1 could take a process of its own machine for rank 0);
+    elsewhere the host name."""
+    try:
+        ident = f"{BOOT_ID.read_text().strip()}:{PID_NAMESPACE.stat().st_ino}"
+    except OSError:
+        ident = socket.gethostname()
+    return int.from_bytes(hashlib.sha256(ident.encode()).digest()[:7], "big")
 
 
 def setup_distributed(device: str = "auto") -> Dist:
