@@ -54,3 +54,19 @@ def test_rank_0_is_known_by_its_kernel_and_process_namespace_not_the_host_name(t
                            env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
                            check=True)
     assert int(child.stdout) == train._host_id()  # another process of this machine: rank 0's pid is its to check
+
+
+def test_torchrun_kill_9_of_rank_0_before_a_checkpoint_the_resume_rank_1_names_starts_at_step_0(tmp_path: Path):
+    """rank 0 killed at step 5 before any checkpoint: rank 1's line says none was written, so a resume starts at
+    step 0, and that resume (the command it names) trains the whole run."""
+    out = tmp_path / "run"
+    patch = KILLED_AT_STEP_5.replace("{killed}", "0").replace("{tmp}", str(tmp_path))
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--ckpt-every", "100", "--sample-every",
+                        "0", "--data", "world", "--out", str(out))
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    assert len(said) == 1 and said[0].endswith(f"; no checkpoint was written yet, so a resume starts at step 0; once "
+                                               f"that is mended, resume with: t2i train --resume {out}"), proc.stderr
+    assert not (out / CHECKPOINT).exists()
+    proc = torchrun_t2i(tmp_path, "", "--resume", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_tensors(out / CHECKPOINT)[1]["step"] == "8"
