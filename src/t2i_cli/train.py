@@ -307,10 +307,15 @@ def step_seed(cfg: TrainConfig, step: int, rank: int) -> int:
     return (cfg.seed * 1_000_003 + step) * 1_009 + rank
 
 
+def lr_warmup(cfg: TrainConfig) -> int:
+    """The steps of lr_at's linear warm-up: cfg.warmup, or the first quarter of a shorter run."""
+    return min(cfg.warmup, cfg.steps // 4)
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up then cosine decay to lr_min_ratio * lr. The warm-up is cfg.warmup steps or the first
     quarter of the run, whichever is shorter, so that a short run also reaches its peak and decays."""
-    warmup = min(cfg.warmup, cfg.steps // 4)
+    warmup = lr_warmup(cfg)
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
     t = (step - warmup) / max(1, cfg.steps - warmup)
@@ -888,7 +893,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     batches = StepBatches(stage.dataset, cfg, dd.rank, dd.n_procs, stage.procedural)
     done, metrics = start, {}
     saved = start if ckpt.is_file() else None  # the step of the checkpoint on disk
-    watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10), patience=cfg.patience,
+    # (nor during the lr's warm-up: a tiny dVAE on maps and charts, mostly white, draws white whatever its input while
+    # its lr still rises, and leaves that after; it was told at step 75 of 600, lr 0.00075 on its way to 0.001, to
+    # "try a lower --lr", which left the same collapse at the end of a shorter run)
+    watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10, lr_warmup(cfg)), patience=cfg.patience,
                         recon_loss=cfg.recon_loss if cfg.stage == "dvae" else "")
 
     def samples_and_validation() -> None:

@@ -1,0 +1,35 @@
+"""Session 46, hF: a user's journey on Cartopy's maps and Qt Quick's control icons (bench/make_maps_folder.py)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from conftest import run
+
+
+def test_the_dvae_watchdog_waits_for_the_lr_warm_up(tmp_path, monkeypatch):
+    """A tiny dVAE on the maps folder (mostly white) draws white whatever its input early on: at step 75 of 600, its
+    lr 0.00075 still rising to 0.001, it was told "the decoder draws the same image whatever the input ...; try a
+    lower --lr", and by step 175 it drew the maps (a lower lr left it collapsed). The watchdog now judges the codes
+    only once the lr's warm-up (100 steps, or the first quarter of a shorter run) is over."""
+    from t2i_cli.models.dvae import DVAE
+
+    real = DVAE.forward
+
+    def frozen(self, *a, **k):  # a decoder whose output never varies, as the maps' did early
+        recon, loss, parts = real(self, *a, **k)
+        return recon, loss, {**parts, "out_std": torch.tensor(0.0)}
+
+    monkeypatch.setattr(DVAE, "forward", frozen)
+    monkeypatch.setattr("t2i_cli.train.WATCHDOG_WARMUP", 2)
+    out = tmp_path / "run"
+    r = run("train", "--stage", "dvae", "--steps", "24", "--out", out, "--preset", "tiny", "--workers", "0",
+            "--log-every", "1", "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "same image whatever the input" in ln]
+    assert len(said) == 1 and said[0].startswith("warning: step 7:"), said  # the warm-up: 24 // 4 = 6 steps
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    assert lrs[5] == max(lrs)  # step 6, the warm-up's last, is the lr's peak: the warning comes after it
