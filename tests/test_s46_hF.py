@@ -33,3 +33,26 @@ def test_the_dvae_watchdog_waits_for_the_lr_warm_up(tmp_path, monkeypatch):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in rows if "lr" in r]
     assert lrs[5] == max(lrs)  # step 6, the warm-up's last, is the lr's peak: the warning comes after it
+
+
+def test_vary_of_a_captioned_picture_names_its_caption_as_the_prompt_to_give(tmp_path, tiny_weights):
+    """`t2i vary f/controls/dial-icon@2x.png`, a picture of the user's folder captioned by `t2i data caption`, said
+    "prompt: none found in the picture; drawing from the empty prompt (set one with --prompt)", silent on the
+    caption beside it that training and rerank read. It still draws from the empty prompt (as the README says), and
+    names the caption and the option that draws from it; a picture without one is told --prompt alone."""
+    from PIL import Image
+
+    pics = tmp_path / "f"
+    pics.mkdir()
+    for name in ("dial-icon@2x", "bare"):
+        Image.new("RGB", (16, 16), (200, 30, 30)).save(pics / f"{name}.png")
+    (pics / "dial-icon@2x.txt").write_text("dial icon\n")
+    said = {}
+    for name in ("dial-icon@2x", "bare"):
+        r = run("vary", pics / f"{name}.png", "--n", "1", "--weights", tiny_weights, "--out", tmp_path / "o",
+                "--seed", "0")
+        assert r.exit_code == 0, r.stderr
+        said[name] = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("prompt:")]
+    assert said["dial-icon@2x"] == ["prompt: none found in the picture; drawing from the empty prompt (dial-icon@2x"
+                                    ".txt beside it captions it 'dial icon': draw from that with --prompt 'dial icon')"]
+    assert said["bare"] == ["prompt: none found in the picture; drawing from the empty prompt (set one with --prompt)"]

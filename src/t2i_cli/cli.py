@@ -1591,6 +1591,20 @@ def _say_other_codes(from_png: Path, codes, n_codes: int) -> None:
          f"(where it was drawn on this machine) for its bytes")
 
 
+def _caption_hint(source: Path) -> str:
+    """How to give vary a prompt for a picture without one: its caption, where a file beside it holds one as
+    training and rerank read it (a picture of the user's own captioned folder was told only "set one with
+    --prompt"), else --prompt alone."""
+    from t2i_cli.data import caption_beside
+    from t2i_cli.files import shell_word
+
+    if (beside := caption_beside(source)) is None:
+        return "set one with --prompt"
+    txt, caption = beside
+    return (f"{clean(txt.name)} beside it captions it {clean(brief(caption))!r}: draw from that with --prompt "
+            f"{clean(shell_word(caption))}")
+
+
 @app.command(cls=OneValueEach)
 def vary(
     ctx: typer.Context,
@@ -1651,8 +1665,8 @@ def vary(
             prompt = text.get("prompt", "")[:1000]
             if not quiet:  # said once every check has passed, so that a refusal is one line
                 said_prompt = partial(say, "prompt", "cyan", f"{prompt!r} (from {source.name})" if prompt else
-                                      "none found in the picture; drawing from the empty prompt (set one with "
-                                      "--prompt)")
+                                      f"none found in the picture; drawing from the empty prompt "
+                                      f"({_caption_hint(source)})")
         folder = weights_folder(weights)
         if top_k == 1 and strength < 1 and (cells := _cells_redrawn_all(folder, strength)):  # (a share that
             # rounds to every cell, 0.999 of the shipped model's 256: as --strength 1, each variation is one image)
