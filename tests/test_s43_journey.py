@@ -128,7 +128,8 @@ def test_a_collapsed_dvae_is_not_told_to_try_the_loss_it_trains_with(tmp_path, m
 
     monkeypatch.setattr(DVAE, "forward", frozen)
     monkeypatch.setattr("t2i_cli.train.WATCHDOG_WARMUP", 2)
-    for loss, says in ((None, "try a lower --lr"), ("l1", "try --recon-loss logit_laplace or a lower --lr")):
+    for loss, says in ((None, "try more --steps or a lower --lr"),
+                       ("l1", "try --recon-loss logit_laplace or a lower --lr")):
         out = tmp_path / f"run-{loss}"
         r = run("train", "--stage", "dvae", "--steps", "5", "--out", out, "--preset", "tiny", "--workers", "0",
                 "--log-every", "1", "--device", "cpu", "-q", *(["--recon-loss", loss] if loss else []))

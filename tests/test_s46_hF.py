@@ -56,3 +56,19 @@ def test_vary_of_a_captioned_picture_names_its_caption_as_the_prompt_to_give(tmp
     assert said["dial-icon@2x"] == ["prompt: none found in the picture; drawing from the empty prompt (dial-icon@2x"
                                     ".txt beside it captions it 'dial icon': draw from that with --prompt 'dial icon')"]
     assert said["bare"] == ["prompt: none found in the picture; drawing from the empty prompt (set one with --prompt)"]
+
+
+def test_a_collapsed_dvae_on_logit_laplace_is_told_more_steps_too(monkeypatch):
+    """The maps' tiny dVAE at 150 steps, told at step 75 "codebook perplexity 1.00: nearly every cell uses one code;
+    try a lower --lr", did so (1e-4) and was told it again, ending collapsed (4 of 64 codes); at the preset's lr and
+    600 steps it left the collapse by step 175. Its remedy names more --steps before a lower --lr (an l1 dVAE's is
+    still --recon-loss logit_laplace)."""
+    from t2i_cli.errors import SPEAKING
+    from t2i_cli.train import Watchdog
+
+    monkeypatch.setitem(SPEAKING, "cli", True)  # as the command line names the options
+    collapsed = {"loss": 1.0, "out_std": 0.0, "perplexity": 1.0}
+    said = Watchdog(50, recon_loss="logit_laplace").check(75, collapsed)
+    l1 = Watchdog(50, recon_loss="l1").check(75, collapsed)
+    assert [s.split("; ")[-1] for s in said] == ["try more --steps or a lower --lr"] * 2
+    assert [s.split("; ")[-1] for s in l1] == ["try --recon-loss logit_laplace or a lower --lr"] * 2

@@ -593,8 +593,11 @@ class Watchdog:
         self.warmup_steps, self.seen, self.losses, self.patience = warmup_steps, set(), [], patience
         # what a dVAE's symptoms suggest: not the --recon-loss logit_laplace it trains with already (a run of the
         # default or tiny preset, whose codebook collapsed, was told to try the loss it used)
+        # (and more steps: a tiny dVAE on maps, mostly white, drew white from step 25 to 125 and left it by step 175 of
+        # 600; told at step 75 of 150 to try a lower --lr, it did so at 1e-4 and was told again, ending collapsed)
         lower = f"a lower {option('lr')}"
-        self.remedy = lower if recon_loss == "logit_laplace" else f"{option('recon_loss', 'logit_laplace')} or {lower}"
+        self.remedy = (f"more {option('steps')} or {lower}" if recon_loss == "logit_laplace"
+                       else f"{option('recon_loss', 'logit_laplace')} or {lower}")
 
     def check(self, step: int, metrics: dict[str, float]) -> list[str]:
         """New warnings for the metrics logged at a step."""
