@@ -103,13 +103,13 @@ def greedy_words(keyword: bool, top_p: float | None = None, vocab: int | None = 
     draws one image, and what would draw others. top_p and vocab: the greedy setting is that top_p, at or below
     1/vocab (SamplingConfig.greedy), not top_k 1."""
     if top_p is not None and vocab is not None:
-        p = "top_p" if keyword else "--top-p"
+        p = option("top_p") if keyword else "--top-p"  # (a command's check through the API's keyword: --top-p too)
         return (option("top_p", top_p) if keyword else f"--top-p {top_p:g}",
                 f"a {p} at or below 1/{vocab}, this model's {vocab} codes, keeps only the most likely code",
                 f"a {p} above 1/{vocab} ({1 / vocab:.3g})")
     greedy = option("top_k", 1) if keyword else "--top-k 1"
     return (greedy, f"{greedy} always takes the most likely code",
-            "a top_k of 0 or above 1" if keyword else "--top-k 0 or above 1")
+            f"a {option('top_k')} of 0 or above 1" if keyword else "--top-k 0 or above 1")
 
 
 def int8_off_cpu() -> UsageError:

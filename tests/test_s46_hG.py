@@ -1,0 +1,50 @@
+"""Session 46, hG: the README checked command by command against the code; the fixes its reading found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def test_a_greedy_top_p_is_named_by_its_flag_on_every_command(tmp_path: Path):
+    """A --top-p at or below 1/codebook is greedy (as --top-k 1 is), and drawing copies with it is refused. generate's
+    own check said '--top-p', but vary's --n, eval's --candidates and --draws, and generate --mask's --redraws reach
+    the rule through the Python API's check, whose words were its keyword: 'a top_p at or below 1/512 ...; give a
+    top_p above 1/512', and 'build the image prompt with --redraws 1' (ImagePrompt's build, not the command's)."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import build_tiny_folder, one_line_failure, run
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.sampling_config import SamplingConfig
+
+    weights = build_tiny_folder(tmp_path / "w")
+    common = ["--top-p", "1e-9", "--seed", "0", "--weights", weights, "--threads", "1"]
+    src = tmp_path / "src.png"
+    Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8)).save(src)
+    mask = tmp_path / "mask.png"
+    pixels = np.zeros((32, 32), dtype=np.uint8)
+    pixels[:8, :8] = 255  # a region with kept cells after it, so --redraws compares
+    Image.fromarray(pixels).save(mask)
+    lines = [
+        one_line_failure(run("vary", src, "--strength", "1", "--n", "2", "--prompt", "a red bird", *common,
+                             "--out", tmp_path / "v"), 2),
+        one_line_failure(run("eval", "--candidates", "2", "--n", "1", "-q", *common), 2),
+        one_line_failure(run("eval", "--data", "world", "--draws", "2", "--n", "1", "-q", *common), 2),
+        one_line_failure(run("generate", "a red bird", "--image", src, "--mask", mask, "--redraws", "2", *common,
+                             "--out", tmp_path / "g"), 2),
+    ]
+    for line in lines:
+        assert "with --top-p 1e-09 draws" in line and "a --top-p at or below 1/" in line, line
+        assert "a --top-p above 1/" in line and "top_p" not in line, line
+    assert "pass --redraws 1" in lines[3] and "build the image prompt" not in lines[3], lines[3]
+    # the Python API keeps its keywords
+    pipe = TextToImage.from_folder(weights)
+    request = pipe.request("a red bird", SamplingConfig(top_p=1e-9))
+    try:
+        next(pipe.batches(request, 2, 0))
+    except UsageError as e:
+        said = str(e)
+    else:
+        raise AssertionError("n=2 of a greedy top_p was drawn")
+    assert "n=2 with top_p=1e-09" in said and "a top_p above 1/" in said and "--top-p" not in said, said
