@@ -48,3 +48,14 @@ def test_a_greedy_top_p_is_named_by_its_flag_on_every_command(tmp_path: Path):
     else:
         raise AssertionError("n=2 of a greedy top_p was drawn")
     assert "n=2 with top_p=1e-09" in said and "a top_p above 1/" in said and "--top-p" not in said, said
+
+
+def test_vary_help_says_a_greedy_top_p_draws_one_variation_at_strength_1():
+    """Since 875b281 a --top-p at or below 1/codebook, like --top-k 1, draws one variation by default where every cell
+    is redrawn; vary --help's --n named --top-k 1 alone."""
+    from conftest import run
+
+    r = run("vary", "--help")
+    assert r.exit_code == 0, r.stdout
+    said = " ".join(r.stdout.split())
+    assert "1 with --top-k 1, or a --top-p up to 1/the codebook's size, at a --strength that redraws" in said, said

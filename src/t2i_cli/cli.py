@@ -1615,9 +1615,9 @@ def vary(
                                          help="What the picture shows (default: the prompt in its PNG text, "
                                               "else the empty prompt; --prompt '' draws from the empty prompt)."),
     negative: Optional[str] = DRAW_NEGATIVE,
-    n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N}; 1 with --top-k 1 at a --strength that "
-                                         f"redraws every cell, 1 or one that rounds to all, whose variations are one "
-                                         f"image)."),
+    n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N}; 1 with --top-k 1, or a --top-p up to "
+                                         f"1/the codebook's size, at a --strength that redraws every cell, 1 or one "
+                                         f"that rounds to all, whose variations are one image)."),
     seed: int = DRAW_SEED,
     temperature: float = DRAW_TEMPERATURE,
     top_k: int = DRAW_TOP_K,
