@@ -59,3 +59,21 @@ def test_vary_help_says_a_greedy_top_p_draws_one_variation_at_strength_1():
     assert r.exit_code == 0, r.stdout
     said = " ".join(r.stdout.split())
     assert "1 with --top-k 1, or a --top-p up to 1/the codebook's size, at a --strength that redraws" in said, said
+
+
+def test_eval_draws_one_per_prompt_at_a_greedy_top_p_as_at_top_k_1(tmp_path: Path):
+    """README: `t2i eval --top-k 1` draws one per prompt, and so does a --top-p at or below 1/codebook. eval's default
+    --candidates 4 was not lowered for such a top-p: `t2i eval --top-p 0.001` was refused as '--candidates 4 with
+    --top-p 0.001 draws 4 copies of one image; ask for --candidates 1', a flag the user never gave."""
+    import json
+
+    from conftest import build_tiny_folder, one_line_failure, run
+
+    weights = build_tiny_folder(tmp_path / "w")
+    assert (weights / "clip.safetensors").is_file()  # (so the default would be the best of 4)
+    common = ["--top-p", "1e-9", "--n", "1", "--seed", "0", "--weights", weights, "--threads", "1", "-q"]
+    r = run("eval", *common, "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    assert json.loads((tmp_path / "e.json").read_text())["candidates"] == 1
+    line = one_line_failure(run("eval", *common, "--candidates", "2"), 2)  # asked for: still refused
+    assert line.startswith("error: --candidates 2 with --top-p 1e-09 draws 2 copies of one image"), line

@@ -2800,8 +2800,9 @@ def eval_cmd(ctx: typer.Context,
              candidates: Optional[int] = typer.Option(None, "--candidates",
                                                       help=f"The world's tasks: draw N (1..{MAX_N}) per prompt and "
                                                            f"keep CLIP's best (default {DEFAULT_CANDIDATES}, as "
-                                                           f"generate, when the weights have a CLIP, 1 with --top-k 1; "
-                                                           f"1 = off; not with --data)."),
+                                                           f"generate, when the weights have a CLIP, 1 with --top-k 1 "
+                                                           f"or a --top-p up to 1/the codebook's size; 1 = off; not "
+                                                           f"with --data)."),
              temperature: float = DRAW_TEMPERATURE,
              top_k: int = DRAW_TOP_K,
              top_p: float = DRAW_TOP_P,
@@ -2907,6 +2908,8 @@ def eval_cmd(ctx: typer.Context,
             raise UsageError("--draws belongs to --data (images per val caption); the world's tasks draw "
                              "--candidates per prompt")
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1, precision=precision)
+        if "candidates" not in given_options(ctx) and sampling.greedy(pipe.bundle.transformer.cfg.image_vocab):
+            candidates = 1  # a --top-p at or below 1/codebook: greedy, as --top-k 1 (its default 4 was refused)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
