@@ -77,3 +77,14 @@ def test_eval_draws_one_per_prompt_at_a_greedy_top_p_as_at_top_k_1(tmp_path: Pat
     assert json.loads((tmp_path / "e.json").read_text())["candidates"] == 1
     line = one_line_failure(run("eval", *common, "--candidates", "2"), 2)  # asked for: still refused
     assert line.startswith("error: --candidates 2 with --top-p 1e-09 draws 2 copies of one image"), line
+
+
+def test_generate_help_says_a_greedy_top_p_draws_one_candidate():
+    """generate --candidates' help gave its default of 4 as lowered by --n, --top-k 1 or an image prompt alone; a
+    --top-p at or below 1/codebook (greedy) draws one too, and above 1 is refused with it (53f5650)."""
+    from conftest import run
+
+    r = run("generate", "--help")
+    assert r.exit_code == 0, r.stdout
+    said = " ".join(r.stdout.split())
+    assert "neither --n, --top-k 1 (or a --top-p up to 1/the codebook's size) nor an image prompt" in said, said

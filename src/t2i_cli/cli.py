@@ -974,8 +974,9 @@ def generate(
     candidates: Optional[int] = typer.Option(None, "--candidates",
                                              help=f"Draw this many (1..{MAX_N}) and keep the best by CLIP score "
                                                   f"(default {DEFAULT_CANDIDATES} when the weights have a CLIP and "
-                                                  f"neither --n, --top-k 1 nor an image prompt is given; 1 = off; "
-                                                  f"above 1 not with --top-k 1)."),
+                                                  f"neither --n, --top-k 1 (or a --top-p up to 1/the codebook's "
+                                                  f"size) nor an image prompt is given; 1 = off; above 1 not with "
+                                                  f"either)."),
     keep: int = typer.Option(1, "--keep", help="How many of the best candidates to write (of --candidates N, or "
                                                f"alone of the default {DEFAULT_CANDIDATES})."),
     out_dir: Path = DRAW_OUT_DIR,
