@@ -88,3 +88,33 @@ def test_generate_help_says_a_greedy_top_p_draws_one_candidate():
     assert r.exit_code == 0, r.stdout
     said = " ".join(r.stdout.split())
     assert "neither --n, --top-k 1 (or a --top-p up to 1/the codebook's size) nor an image prompt" in said, said
+
+
+def test_inpainting_at_a_greedy_top_p_draws_once_by_default_as_at_top_k_1(tmp_path: Path):
+    """README: --redraws K (default 4) ... 'so does --top-k 1, whose K draws are one image' (the default draws once).
+    A --top-p at or below 1/codebook is as greedy, but its default --redraws 4 was refused: 'error: --redraws 4 with
+    --top-p ... draws each image 4 times alike', though --redraws was never given."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import build_tiny_folder, one_line_failure, run
+
+    weights = build_tiny_folder(tmp_path / "w")
+    src = tmp_path / "src.png"
+    Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8)).save(src)
+    mask = tmp_path / "mask.png"
+    pixels = np.zeros((32, 32), dtype=np.uint8)
+    pixels[:8, :8] = 255  # kept cells after the region: the default would redraw 4 times
+    Image.fromarray(pixels).save(mask)
+    common = ["a red bird", "--image", src, "--mask", mask, "--seed", "0", "--weights", weights, "--threads", "1"]
+    r = run("generate", *common, "--top-k", "1", "--out", tmp_path / "k")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    r = run("generate", *common, "--top-p", "1e-9", "--out", tmp_path / "p")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    drawn = sorted((tmp_path / "p").glob("*.png"))
+    assert len(drawn) == 1 and Image.open(drawn[0]).text["redraws"] == "1"
+    assert Image.open(drawn[0]).text["redraws"] == Image.open(next((tmp_path / "k").glob("*.png"))).text["redraws"]
+    line = one_line_failure(run("generate", *common, "--top-p", "1e-9", "--redraws", "2", "--out", tmp_path / "q"), 2)
+    assert line.startswith("error: --redraws 2 with --top-p 1e-09 draws each image 2 times alike"), line
+    said = " ".join(run("generate", "--help").stdout.split())  # (and --redraws' help says so)
+    assert "--top-k 1, or a --top-p up to 1/the codebook's size, draws once" in said, said

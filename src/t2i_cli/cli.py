@@ -966,8 +966,8 @@ def generate(
                                         help="With --image: inpaint; the light pixels (> 127) of MASK are redrawn."),
     redraws: int = typer.Option(4, "--redraws",
                                 help="With --mask: draw each image K times (1..16) and keep the one whose "
-                                     "redrawn region fits the kept codes best (1 = off, K times faster; --top-k 1 "
-                                     "draws once)."),
+                                     "redrawn region fits the kept codes best (1 = off, K times faster; --top-k 1, "
+                                     "or a --top-p up to 1/the codebook's size, draws once)."),
     from_png: Optional[Path] = typer.Option(None, "--from",
                                             help="Redraw a PNG that t2i made, from the settings it records "
                                                  "(with --image/--mask if it was made from them)."),
@@ -1327,6 +1327,8 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     if spec is not None:
         from t2i_cli.image_prompt import build
 
+        if spec.get("redraws", 1) > 1 and not spec.get("redraws_given") and sampling.greedy(vocab):
+            spec = spec | {"redraws": 1}  # a greedy --top-p's default K redraws are one image, as --top-k 1's are
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
         if not n_asked and sampling.greedy(vocab) and (image.keep is not None
                                                       or image.n_redrawn == image.codes.numel()):
