@@ -118,3 +118,28 @@ def test_inpainting_at_a_greedy_top_p_draws_once_by_default_as_at_top_k_1(tmp_pa
     assert line.startswith("error: --redraws 2 with --top-p 1e-09 draws each image 2 times alike"), line
     said = " ".join(run("generate", "--help").stdout.split())  # (and --redraws' help says so)
     assert "--top-k 1, or a --top-p up to 1/the codebook's size, draws once" in said, said
+
+
+def test_keep_alone_at_a_greedy_top_p_is_said_and_drawn_as_at_top_k_1(tmp_path: Path):
+    """--keep K alone keeps the best K of the default 4 candidates. At --top-k 1, --keep 2 is refused naming --keep
+    and --keep 1 draws the one image; at a --top-p at or below 1/codebook (as greedy) --keep 2 was refused as
+    '--candidates 4 ...; leave --candidates out', a flag not given, and --keep 1 was refused the same way."""
+    from PIL import Image
+
+    from conftest import build_tiny_folder, one_line_failure, run
+
+    weights = build_tiny_folder(tmp_path / "w")
+    common = ["a red bird", "--seed", "0", "--weights", weights, "--threads", "1"]
+    line = one_line_failure(run("generate", *common, "--top-p", "1e-9", "--keep", "2", "--out", tmp_path / "a"), 2)
+    assert line.startswith("error: --keep 2 with --top-p 1e-09 draws 2 copies of one image"), line
+    assert "leave --keep out for one image" in line and "--candidates" not in line, line
+    for option, out in (("--top-k", "k"), ("--top-p", "p")):
+        r = run("generate", *common, option, "1" if option == "--top-k" else "1e-9", "--keep", "1", "--out",
+                tmp_path / out)
+        assert r.exit_code == 0, (r.stdout, r.stderr)
+    drawn = [sorted((tmp_path / out).glob("*.png")) for out in ("k", "p")]
+    assert [len(d) for d in drawn] == [1, 1]
+    assert Image.open(drawn[1][0]).text["n"] == Image.open(drawn[0][0]).text["n"] == "1"
+    line = one_line_failure(run("generate", *common, "--top-p", "1e-9", "--candidates", "4", "--keep", "1", "--out",
+                                tmp_path / "c"), 2)  # (--candidates asked for: still refused by its name)
+    assert line.startswith("error: --candidates 4 with --top-p 1e-09 draws 4 copies of one image"), line

@@ -1036,7 +1036,8 @@ def generate(
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
-                      regional_asked="regional" in given)
+                      regional_asked="regional" in given,
+                      keep_alone="keep" in given and "candidates" not in given and candidates is not None)
 
 
 JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt decodes in raster order around the kept "
@@ -1272,7 +1273,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
               auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None,
               as_json: bool = False, regional_asked: bool = False, guidance_asked: tuple[str, ...] = (),
-              n_asked: bool = True) -> None:
+              n_asked: bool = True, keep_alone: bool = False) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
     it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
     prompt's files on stdout once they are written; auto_candidates
@@ -1281,7 +1282,8 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     file as a line of JSON (Written.fields) instead of its path; regional_asked: --regional was given (a weight
     that no prompt draws with is refused, not ignored); guidance_asked: the guidance options given (`--guidance 7`),
     refused where the prompt reads as the empty one and no --negative is given (guidance then pushes nowhere);
-    n_asked: n was given (vary's default --n is one image where its draws would all be one)."""
+    n_asked: n was given (vary's default --n is one image where its draws would all be one); keep_alone: --keep
+    was given without --candidates (of the default candidates)."""
     from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
@@ -1290,7 +1292,11 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     if sampling.greedy(vocab) and sampling.top_k != 1 and n > 1 and not auto_candidates and spec is None:  # a
         # --top-p at or below 1/codebook keeps the most likely code alone, as --top-k 1 (refused before the weights
         # load) does (an image prompt's draws: the pipeline's rule, which knows the cells it keeps)
-        refuse_greedy_copies("--candidates" if keep is not None else "--n", n, top_p=sampling.top_p, vocab=vocab)
+        if keep_alone and keep == 1:  # --keep 1 alone: the one image it draws (as at --top-k 1)
+            n, keep = 1, None
+        else:  # (--keep K alone named as typed: it said "--candidates 4", a flag not given)
+            refuse_greedy_copies("--keep" if keep_alone else "--candidates" if keep is not None else "--n",
+                                 keep if keep_alone else n, top_p=sampling.top_p, vocab=vocab)
     if auto_candidates and pipe.bundle.clip is not None and not sampling.greedy(vocab):  # (greedy: one image)
         n, keep = DEFAULT_CANDIDATES, 1
     # The prompts are encoded, and the settings checked, once, before anything is drawn.
