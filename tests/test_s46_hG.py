@@ -143,3 +143,37 @@ def test_keep_alone_at_a_greedy_top_p_is_said_and_drawn_as_at_top_k_1(tmp_path: 
     line = one_line_failure(run("generate", *common, "--top-p", "1e-9", "--candidates", "4", "--keep", "1", "--out",
                                 tmp_path / "c"), 2)  # (--candidates asked for: still refused by its name)
     assert line.startswith("error: --candidates 4 with --top-p 1e-09 draws 4 copies of one image"), line
+
+
+def test_a_temperature_or_top_k_beside_a_greedy_top_p_is_refused_as_beside_top_k_1(tmp_path: Path):
+    """--temperature (or --top-p) beside --top-k 1 is refused: it changes nothing. A --top-p at or below 1/codebook
+    keeps the most likely code alone too, so a --temperature or a --top-k above 1 beside it drew the same codes,
+    unsaid (generate 'a red bird' --top-p 0.001 --temperature 0.5 wrote the pixels of the same command without it).
+    Refused on generate, vary and eval (the world's tasks and --data); the neutral values (1, 0) are taken."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import build_tiny_folder, one_line_failure, run
+
+    weights = build_tiny_folder(tmp_path / "w")
+    common = ["--top-p", "1e-9", "--seed", "0", "--weights", weights, "--threads", "1"]
+    src = tmp_path / "src.png"
+    Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8)).save(src)
+    lines = [
+        one_line_failure(run("generate", "a red bird", "--temperature", "0.5", *common, "--out", tmp_path / "a"), 2),
+        one_line_failure(run("vary", src, "--top-k", "5", "--prompt", "a red bird", *common, "--out", tmp_path / "a"),
+                         2),
+        one_line_failure(run("eval", "--temperature", "2", "--top-k", "5", "--n", "1", "-q", *common), 2),
+        one_line_failure(run("eval", "--data", "world", "--temperature", "2", "--n", "1", "-q", *common), 2),
+    ]
+    assert lines[0].startswith("error: --temperature 0.5 changes nothing with --top-p 1e-09, which at or below 1/"), \
+        lines[0]
+    assert lines[1].startswith("error: --top-k 5 changes nothing with --top-p 1e-09"), lines[1]
+    assert lines[2].startswith("error: --temperature 2 and --top-k 5 change nothing with --top-p 1e-09"), lines[2]
+    assert lines[3].startswith("error: --temperature 2 changes nothing with --top-p 1e-09"), lines[3]
+    assert not (tmp_path / "a").exists()
+    r = run("generate", "a red bird", "--temperature", "1", "--top-k", "0", *common, "--out", tmp_path / "b")
+    assert r.exit_code == 0, (r.stdout, r.stderr)  # (the neutral values ask for nothing)
+    r = run("generate", "a red bird", "--top-p", "0.5", "--temperature", "0.5", "--seed", "0", "--weights", weights,
+            "--threads", "1", "--out", tmp_path / "c")
+    assert r.exit_code == 0, (r.stdout, r.stderr)  # (a nucleus above 1/codebook: the temperature counts)

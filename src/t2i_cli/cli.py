@@ -1037,7 +1037,8 @@ def generate(
                       seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
                       regional_asked="regional" in given,
-                      keep_alone="keep" in given and "candidates" not in given and candidates is not None)
+                      keep_alone="keep" in given and "candidates" not in given and candidates is not None,
+                      moot=moot_beside_top_p(ctx))
 
 
 JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt decodes in raster order around the kept "
@@ -1273,7 +1274,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
               auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None,
               as_json: bool = False, regional_asked: bool = False, guidance_asked: tuple[str, ...] = (),
-              n_asked: bool = True, keep_alone: bool = False) -> None:
+              n_asked: bool = True, keep_alone: bool = False, moot: tuple[str, ...] = ()) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
     it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
     prompt's files on stdout once they are written; auto_candidates
@@ -1283,12 +1284,13 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     that no prompt draws with is refused, not ignored); guidance_asked: the guidance options given (`--guidance 7`),
     refused where the prompt reads as the empty one and no --negative is given (guidance then pushes nowhere);
     n_asked: n was given (vary's default --n is one image where its draws would all be one); keep_alone: --keep
-    was given without --candidates (of the default candidates)."""
+    was given without --candidates (of the default candidates); moot: moot_beside_top_p's settings."""
     from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     vocab = pipe.bundle.transformer.cfg.image_vocab
+    refuse_moot_beside_top_p(moot, sampling, vocab)
     if sampling.greedy(vocab) and sampling.top_k != 1 and n > 1 and not auto_candidates and spec is None:  # a
         # --top-p at or below 1/codebook keeps the most likely code alone, as --top-k 1 (refused before the weights
         # load) does (an image prompt's draws: the pipeline's rule, which knows the cells it keeps)
@@ -1686,7 +1688,7 @@ def vary(
                   quiet, negative=negative, spec={"image": source, "strength": strength},
                   stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt,
                   as_json=as_json, regional_asked="regional" in given_options(ctx),
-                  guidance_asked=_guidance_asked(ctx), n_asked="n" in given_options(ctx))
+                  guidance_asked=_guidance_asked(ctx), n_asked="n" in given_options(ctx), moot=moot_beside_top_p(ctx))
 
 
 def _guidance_asked(ctx: typer.Context) -> tuple[str, ...]:
@@ -2249,6 +2251,24 @@ def refuse_moot_greedy(ctx: typer.Context) -> None:
         raise UsageError(f"{' and '.join(moot)} change{'s' if len(moot) == 1 else ''} nothing with --top-k 1, which "
                          f"always takes the most likely code; leave {'it' if len(moot) == 1 else 'them'} out, or give "
                          f"--top-k above 1")
+
+
+def moot_beside_top_p(ctx: typer.Context) -> tuple[str, ...]:
+    """The settings given that a --top-p at or below 1/codebook would make moot, as --top-k 1 makes --temperature
+    moot: a temperature or a --top-k above 1 cannot change the code it keeps, the most likely one alone. Whether the
+    --top-p is that small is known once the weights load (refuse_moot_beside_top_p)."""
+    return tuple(f"{flag(k)} {ctx.params[k]:g}" for k in ("temperature", "top_k")
+                 if k in given_options(ctx) and ctx.params[k] != (1 if k == "temperature" else 0))
+
+
+def refuse_moot_beside_top_p(moot: tuple[str, ...], sampling, vocab: int) -> None:
+    """Refuse the settings moot_beside_top_p found where the --top-p keeps the most likely code alone (they drew the
+    same codes, unsaid)."""
+    if moot and sampling.top_k != 1 and sampling.greedy(vocab):
+        raise UsageError(f"{' and '.join(moot)} change{'s' if len(moot) == 1 else ''} nothing with --top-p "
+                         f"{sampling.top_p:g}, which at or below 1/{vocab} (this model's {vocab} codes) keeps the most "
+                         f"likely code alone; leave {'it' if len(moot) == 1 else 'them'} out, or give a --top-p above "
+                         f"1/{vocab} ({1 / vocab:.3g})")
 
 
 def given_options(ctx: typer.Context) -> set[str]:
@@ -2911,12 +2931,13 @@ def eval_cmd(ctx: typer.Context,
             if not (folder / "clip.safetensors").is_file():
                 refuse_undrawn_sampling(ctx, folder)
             _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws, force,
-                       images_dir, regional_asked="regional" in given_options(ctx))
+                       images_dir, regional_asked="regional" in given_options(ctx), moot=moot_beside_top_p(ctx))
             return
         if "draws" in given_options(ctx):
             raise UsageError("--draws belongs to --data (images per val caption); the world's tasks draw "
                              "--candidates per prompt")
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1, precision=precision)
+        refuse_moot_beside_top_p(moot_beside_top_p(ctx), sampling, pipe.bundle.transformer.cfg.image_vocab)
         if "candidates" not in given_options(ctx) and sampling.greedy(pipe.bundle.transformer.cfg.image_vocab):
             candidates = 1  # a --top-p at or below 1/codebook: greedy, as --top-k 1 (its default 4 was refused)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
@@ -3080,13 +3101,15 @@ def refuse_undrawn_sampling(ctx: typer.Context, folder: Path) -> None:
 
 def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,
                quiet: bool, precision: str = "fp32", draws: int = 1, force: bool = False,
-               images_dir: Optional[Path] = None, regional_asked: bool = False) -> None:
-    """t2i eval --data: the val split of any data source, as a table and optionally JSON."""
+               images_dir: Optional[Path] = None, regional_asked: bool = False, moot: tuple[str, ...] = ()) -> None:
+    """t2i eval --data: the val split of any data source, as a table and optionally JSON (moot: moot_beside_top_p's
+    settings)."""
     from rich.table import Table
 
     from t2i_cli.data_eval import evaluate_data
 
     pipe = _load_pipeline(folder, device, precision=precision)
+    refuse_moot_beside_top_p(moot, sampling, pipe.bundle.transformer.cfg.image_vocab)
     with _eval_images(images_dir) as folder_of_images, progress_bar(quiet, "images") as bar:
         task = bar.add_task("eval", total=n, rate="")
 
