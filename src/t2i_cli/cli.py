@@ -1288,17 +1288,20 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
+    # a --top-p at or below 1/codebook keeps the most likely code alone, as --top-k 1 does: its copies and moot
+    # settings refused before the weights load, the codebook's size read from the transformer file's header (an
+    # image prompt's draws: the pipeline's rule, which knows the cells it keeps)
+    vocab = _image_vocab(weights) if sampling.top_k != 1 and sampling.top_p < 1 else None
+    if vocab is not None:
+        refuse_moot_beside_top_p(moot, sampling, vocab)
+        if sampling.greedy(vocab) and n > 1 and not auto_candidates and spec is None:
+            if keep_alone and keep == 1:  # --keep 1 alone: the one image it draws (as at --top-k 1), no reranker
+                n, keep = 1, None
+            else:  # (--keep K alone named as typed: it said "--candidates 4", a flag not given)
+                refuse_greedy_copies("--keep" if keep_alone else "--candidates" if keep is not None else "--n",
+                                     keep if keep_alone else n, top_p=sampling.top_p, vocab=vocab)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     vocab = pipe.bundle.transformer.cfg.image_vocab
-    refuse_moot_beside_top_p(moot, sampling, vocab)
-    if sampling.greedy(vocab) and sampling.top_k != 1 and n > 1 and not auto_candidates and spec is None:  # a
-        # --top-p at or below 1/codebook keeps the most likely code alone, as --top-k 1 (refused before the weights
-        # load) does (an image prompt's draws: the pipeline's rule, which knows the cells it keeps)
-        if keep_alone and keep == 1:  # --keep 1 alone: the one image it draws (as at --top-k 1)
-            n, keep = 1, None
-        else:  # (--keep K alone named as typed: it said "--candidates 4", a flag not given)
-            refuse_greedy_copies("--keep" if keep_alone else "--candidates" if keep is not None else "--n",
-                                 keep if keep_alone else n, top_p=sampling.top_p, vocab=vocab)
     if auto_candidates and pipe.bundle.clip is not None and not sampling.greedy(vocab):  # (greedy: one image)
         n, keep = DEFAULT_CANDIDATES, 1
     # The prompts are encoded, and the settings checked, once, before anything is drawn.
@@ -1679,10 +1682,18 @@ def vary(
                                       f"none found in the picture; drawing from the empty prompt "
                                       f"({_caption_hint(source)})")
         folder = weights_folder(weights)
-        if top_k == 1 and strength < 1 and (cells := _cells_redrawn_all(folder, strength)):  # (a share that
-            # rounds to every cell, 0.999 of the shipped model's 256: as --strength 1, each variation is one image)
+        # a --top-p at or below 1/codebook is greedy as --top-k 1 is: the codebook's size read from the
+        # transformer file's header, before the load (`--top-p 1e-9 --strength 1 --n 4` was refused once the weights
+        # had loaded, without the " and --strength 1" of --top-k 1's refusal)
+        vocab = _image_vocab(folder) if top_k != 1 else None
+        by_p = vocab is not None and sampling.greedy(vocab)
+        if by_p and strength == 1 and "n" in given_options(ctx):
+            refuse_greedy_copies("--n", n, " and --strength 1", top_p=sampling.top_p, vocab=vocab)
+        if (top_k == 1 or by_p) and strength < 1 and (cells := _cells_redrawn_all(folder, strength)):  # (a share
+            # that rounds to every cell, 0.999 of the shipped model's 256: as --strength 1, each variation is one image)
             if "n" in given_options(ctx):
-                refuse_greedy_copies("--n", n, f" and --strength {strength:g}, which redraws every cell of {cells},")
+                refuse_greedy_copies("--n", n, f" and --strength {strength:g}, which redraws every cell of {cells},",
+                                     top_p=sampling.top_p if by_p else None, vocab=vocab)
             n = 1
         _generate(prompt, n, None, seed, sampling, out_dir, folder, device, grid,
                   quiet, negative=negative, spec={"image": source, "strength": strength},
@@ -1697,6 +1708,18 @@ def _guidance_asked(ctx: typer.Context) -> tuple[str, ...]:
     given, params = given_options(ctx), ctx.params
     return tuple(f"{flag(k)} {params[k]:g}" for k in ("guidance", "guidance_start", "guidance_stop")
                  if k in given and params[k] is not None and not (k == "guidance" and params[k] == 1))
+
+
+def _image_vocab(folder: Path) -> int | None:
+    """The codebook size of the weights' transformer, read from its file's header alone (no tensor is read: a
+    --top-p at or below 1/codebook is refused before the load, as --top-k 1 is); None where the header cannot be read
+    (said where the file loads)."""
+    from t2i_cli.weights import file_config
+
+    try:
+        return file_config(folder / "transformer.safetensors", "transformer")[0].image_vocab
+    except (T2IError, OSError, ArithmeticError):
+        return None
 
 
 def _cells_redrawn_all(folder: Path, strength: float) -> int | None:

@@ -1,0 +1,82 @@
+"""Option and Python-API wording leftovers (session 46, hD): each defect's test fails without its fix."""
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import one_line_failure, run
+
+
+def plain_picture(path: Path) -> Path:
+    """A 16x16 picture that t2i did not draw."""
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(path)
+    return path
+
+
+@pytest.fixture
+def no_load(monkeypatch):
+    """Make loading a weights folder fail loudly: a refusal said before the load never reaches it."""
+    from t2i_cli.pipeline import TextToImage
+
+    def refuse(*a, **k):
+        raise AssertionError("the weights were loaded before the refusal")
+
+    monkeypatch.setattr(TextToImage, "from_folder", refuse)
+
+
+def test_vary_greedy_top_p_at_strength_1_is_refused_as_top_k_1_is_before_the_load(tmp_path, tiny_weights, no_load):
+    """`vary IMAGE --strength 1 --top-p 1e-9 --n 4` was refused once the weights had loaded, without the " and
+    --strength 1" that the `--top-k 1` refusal says, in a mix of flag and keyword words ("a top_p at or below",
+    "ask for --n 1"). Now both say the same thing, before the load (the codebook's size read from the transformer
+    file's header; the tiny weights' codebook: 32 codes)."""
+    src = plain_picture(tmp_path / "src.png")
+    vary = ["vary", src, "--prompt", "a red bird", "--weights", tiny_weights, "--n", "4", "--out", tmp_path / "o"]
+    by_k = one_line_failure(run(*vary, "--strength", "1", "--top-k", "1"), 2)
+    by_p = one_line_failure(run(*vary, "--strength", "1", "--top-p", "1e-9"), 2)
+    assert by_k == ("error: --n 4 with --top-k 1 and --strength 1 draws 4 copies of one image (--top-k 1 always takes "
+                    "the most likely code); leave --n out for one image, or give --top-k 0 or above 1 to draw "
+                    "different ones")
+    assert by_p == ("error: --n 4 with --top-p 1e-09 and --strength 1 draws 4 copies of one image (a --top-p at or "
+                    "below 1/32, this model's 32 codes, keeps only the most likely code); leave --n out for one "
+                    "image, or give a --top-p above 1/32 (0.0312) to draw different ones")
+    # a strength that rounds to every cell (0.99 of the tiny dVAE's 16): as --top-k 1's refusal says it
+    by_p = one_line_failure(run(*vary, "--strength", "0.99", "--top-p", "1e-9"), 2)
+    assert by_p.startswith("error: --n 4 with --top-p 1e-09 and --strength 0.99, which redraws every cell of 16, "
+                           "draws 4 copies of one image (a --top-p at or below 1/32"), by_p
+    assert not (tmp_path / "o").exists()
+
+
+def test_generate_greedy_top_p_is_refused_before_the_weights_load(tmp_path, tiny_weights, no_load):
+    """`generate "a red bird" --top-p 1e-9 --n 4` loaded the weights (the slow part of a refusal) before it said
+    that the four images would be copies; the codebook's size is now read from the transformer's header."""
+    line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--top-p", "1e-9", "--n", "4",
+                                "--out", tmp_path / "o"), 2)
+    assert line.startswith("error: --n 4 with --top-p 1e-09 draws 4 copies of one image (a --top-p at or below "
+                           "1/32, this model's 32 codes"), line
+    line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--top-p", "0.03",
+                                "--candidates", "3", "--keep", "1", "--out", tmp_path / "o"), 2)
+    assert line.startswith("error: --candidates 3 with --top-p 0.03 draws 3 copies"), line
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_greedy_top_p_refusal_from_the_pipeline_names_the_flag_on_the_command_line(tmp_path, tiny_weights):
+    """The pipeline's refusal of a greedy top_p, reached from the command line (`generate --image --mask
+    --redraws 2 --top-p 1e-9`), said "--top-p 1e-09" beside "a top_p at or below ..." and "a top_p above": the flag
+    now throughout, the keyword from Python."""
+    src = plain_picture(tmp_path / "src.png")
+    mask = Image.new("L", (16, 16), 0)
+    mask.paste(255, (0, 0, 8, 8))
+    mask.save(tmp_path / "mask.png")
+    line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--image", src, "--mask",
+                                tmp_path / "mask.png", "--redraws", "2", "--top-p", "1e-9", "--out", tmp_path / "o"),
+                            2)
+    assert line == ("error: --redraws 2 with --top-p 1e-09 draws each image 2 times alike (a --top-p at or below 1/32, "
+                    "this model's 32 codes, keeps only the most likely code); build the image prompt with --redraws 1, "
+                    "or give a --top-p above 1/32 (0.0312)")
+    from t2i_cli.errors import UsageError
+    from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
+
+    with pytest.raises(UsageError, match=r"^n=3 with top_p=1e-09 draws 3 copies of one image \(a top_p at or below "
+                                         r"1/32, .*or give a top_p above 1/32 \(0.0312\) to draw different ones$"):
+        refuse_greedy_copies(SamplingConfig(top_p=1e-9), 3, vocab=32)
