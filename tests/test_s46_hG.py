@@ -35,7 +35,8 @@ def test_a_greedy_top_p_is_named_by_its_flag_on_every_command(tmp_path: Path):
                              "--out", tmp_path / "g"), 2),
     ]
     for line in lines:
-        assert "with --top-p 1e-09 draws" in line and "a --top-p at or below 1/" in line, line
+        assert ("with --top-p 1e-09 draws" in line or "with --top-p 1e-09 and --strength 1 draws" in line) \
+            and "a --top-p at or below 1/" in line, line
         assert "a --top-p above 1/" in line and "top_p" not in line, line
     assert "pass --redraws 1" in lines[3] and "build the image prompt" not in lines[3], lines[3]
     # the Python API keeps its keywords
