@@ -80,3 +80,27 @@ def test_a_greedy_top_p_refusal_from_the_pipeline_names_the_flag_on_the_command_
     with pytest.raises(UsageError, match=r"^n=3 with top_p=1e-09 draws 3 copies of one image \(a top_p at or below "
                                          r"1/32, .*or give a top_p above 1/32 \(0.0312\) to draw different ones$"):
         refuse_greedy_copies(SamplingConfig(top_p=1e-9), 3, vocab=32)
+
+
+def test_json_paths_of_a_folder_called_dash_are_as_typed(tmp_path, tiny_weights, monkeypatch):
+    """`generate "a red bird" --json --out ./-` printed the absolute path (/home/me/-/a-red-bird-000.png) where
+    its human line says ./-/a-red-bird-000.png and `--json --out sub` prints sub/...; `info ./- --json` said the
+    folder as /home/me/-. A JSON now holds each path as the user gave it, as the human lines do."""
+    import json
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    gen = ["generate", "a red bird", "--weights", tiny_weights, "--candidates", "1", "-q"]
+    r = run(*gen, "--json", "--out", "./-")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["path"] == "./-/a-red-bird-000.png"
+    assert (tmp_path / "-" / "a-red-bird-000.png").is_file()
+    r = run(*gen, "--out", "./-")
+    assert r.stdout.strip() == "./-/a-red-bird-001.png"
+    r = run(*gen, "--json", "--out", "sub")
+    assert json.loads(r.stdout)["path"] == "sub/a-red-bird-000.png"
+    shutil.rmtree(tmp_path / "-")
+    shutil.copytree(tiny_weights, tmp_path / "-")
+    r = run("info", "./-", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["folder"] == "./-"

@@ -245,6 +245,19 @@ def typed_paths(text: str) -> str:
     return said_as(text, STATE.get("as_typed", {}).items())
 
 
+def typed_json(data: object) -> object:
+    """data (what info --json prints) with each path typed to name a file called - said as typed, as the human lines
+    say it (typed_paths): `generate --json --out ./-` printed /home/me/-/a-red-bird-000.png where `--out sub` prints
+    sub/a-red-bird-000.png; a JSON holds each path as the user gave it, relative where it was typed relative."""
+    if isinstance(data, str):
+        return typed_paths(data)
+    if isinstance(data, dict):
+        return {k: typed_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [typed_json(v) for v in data]
+    return data
+
+
 def said_as(text: str, paths) -> str:
     """text with each path (stored, shown) of paths said as shown: the path itself and a path under it, never a
     longer name that begins with it (/home/me/-x)."""
@@ -1452,7 +1465,7 @@ def _name_paths(paths: list[Written], named: list[int], bar: Optional[Progress] 
     while named[0] < len(paths):
         path, fields = paths[named[0]]
         # JSON escapes what clean() would show ambiguously (a backslash; a name's undecodable bytes as \udcXX)
-        text = json.dumps({"path": str(path), **fields}) if as_json else clean(str(path))
+        text = json.dumps({"path": typed_paths(str(path)), **fields}) if as_json else clean(str(path))
         console.print(text, soft_wrap=True)
         named[0] += 1
 
@@ -1766,7 +1779,7 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
             if is_run(given):
                 data = run_info(given)
                 if as_json:
-                    out.print_json(json.dumps(data))
+                    out.print_json(json.dumps(typed_json(data)))
                 else:
                     _print_run_info(data)
                 return
@@ -1779,7 +1792,7 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
                                f"a training run folder (t2i data preview {shell_word(folder)} shows the pictures)")
         data = folder_info(weights_folder(given))
         if as_json:
-            out.print_json(json.dumps(data))
+            out.print_json(json.dumps(typed_json(data)))
             return
         from rich.table import Table
 
