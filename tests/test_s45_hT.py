@@ -75,7 +75,8 @@ def test_a_refusal_says_a_number_of_thousands_of_digits_by_its_length():
         open_source("world", HUGE)
     with pytest.raises(ValueError, match=r"^steps must be between 1 and \S+, got a whole number of 5,001 digits$"):
         TrainConfig("dvae", "world", steps=HUGE).check()
-    with pytest.raises(ValueError, match=r"^lr must be a finite number, got a whole number of 5,001 digits$"):
+    with pytest.raises(ValueError, match=r"^lr must be a finite number above 0 and at most 1, got a whole number of "
+                                         r"5,001 digits$"):
         TrainConfig("dvae", "world", lr=HUGE).check()  # (was math.isfinite's OverflowError)
     with pytest.raises(UsageError, match=r"^guidance must be a number within a float's range, got a whole number "
                                          r"of 5,001 digits$"):

@@ -104,3 +104,54 @@ def test_json_paths_of_a_folder_called_dash_are_as_typed(tmp_path, tiny_weights,
     r = run("info", "./-", "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["folder"] == "./-"
+
+
+@pytest.mark.parametrize(("model", "said"), [
+    ({"n_hid": True}, "n_hid is True, not an integer"),  # (it said "true", JSON's spelling, to a Python caller)
+    ({"n_hid": "8"}, "n_hid is '8', not an integer"),
+    ({"pixel_eps": "x"}, "pixel_eps is 'x', not a number"),  # (it said "must be real number, not str", no key)
+    ({"n_hid": 10**5000}, "n_hid is a whole number of 5,001 digits, above 1048576, the largest dimension t2i builds"),
+    ({"n_hid": 2**21}, "n_hid is 2097152, above 1048576"),  # (both said "a dimension is negative or above
+    # 1048576", no key)
+])
+def test_a_python_model_setting_refusal_names_its_key_in_python_words(model, said):
+    """A TrainConfig's model={...} refused by the model's checks: a Python value said as Python spells it, and a
+    whole number past a dimension's bound said with the key it was given for."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.stages import dvae_model_config
+    from t2i_cli.train import TrainConfig
+
+    with pytest.raises(UsageError) as e:
+        dvae_model_config(TrainConfig(stage="dvae", data="world:train", model=model))
+    assert str(e.value).startswith(f"cannot build the dvae model from these settings: {said}"), str(e.value)
+
+
+def test_a_weights_file_config_is_still_said_in_json_words(tmp_path):
+    """A model file's config is JSON, and is said so: a bool where an integer belongs is `true` there."""
+    from t2i_cli.models.dvae import DVAEConfig
+    from t2i_cli.weights import check_budget
+
+    with pytest.raises(ValueError, match="^n_hid is true, not an integer$"):
+        check_budget(DVAEConfig(image_side=16, n_hid=True))
+    from t2i_cli.models.classifier import JudgeConfig
+
+    with pytest.raises(ValueError, match=r"^widths holds 2097152, above 1048576, the largest dimension t2i builds$"):
+        check_budget(JudgeConfig(widths=(16, 2**21)))
+
+
+@pytest.mark.parametrize(("setting", "said"), [
+    ({"lr": float("nan")}, "lr must be a finite number above 0 and at most 1, got nan"),
+    ({"val_fraction": float("inf")}, "val_fraction must be a finite number between 0.0 and 0.5, got inf"),
+    ({"weight_decay": float("nan")}, "weight_decay must be a finite number 0.0 or more, got nan"),
+    ({"weight_decay": -1.0}, "weight_decay must be 0.0 or more, got -1.0"),  # (it said "between 0.0 and inf")
+])
+def test_a_non_finite_training_number_is_told_its_range(setting, said):
+    """TrainConfig(lr=float('nan')) was refused as "lr must be a finite number, got nan; choose a value in range",
+    naming no range; now the range is said."""
+    from t2i_cli.errors import UsageError
+    from t2i_cli.stages import check_run_config
+    from t2i_cli.train import TrainConfig
+
+    with pytest.raises(UsageError) as e:
+        check_run_config(TrainConfig(stage="dvae", data="world:train", **setting))
+    assert str(e.value).startswith(said), str(e.value)

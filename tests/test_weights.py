@@ -506,5 +506,6 @@ def test_a_config_integer_outside_zero_to_max_dim_is_refused(value):
     n_pad_start of -1 or 2**21 is refused before anything is built."""
     from t2i_cli.weights import check_budget
 
-    with pytest.raises(ValueError, match="a dimension is negative or above 1048576"):
+    with pytest.raises(ValueError, match=rf"^n_pad_start is {value}(, above 1048576, the largest|; a dimension is "
+                                         rf"0 or more$)"):
         check_budget(ClipConfig(image_side=16, text_vocab=40, text_len=12, n_pad_start=value))

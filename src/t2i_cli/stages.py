@@ -223,7 +223,7 @@ class TransformerStage:
                              f"pass {option('image_side', self.dvae.cfg.image_side)}")
         mcfg = TransformerConfig(text_vocab=self.tok.vocab_size(cfg.text_len), text_len=cfg.text_len,
                                  image_vocab=self.dvae.cfg.n_codes, grid=self.dvae.cfg.grid, **cfg.model)
-        check_budget(mcfg)
+        check_budget(mcfg, python=True)
         torch.manual_seed(cfg.seed)
         self.model = Transformer(mcfg).to(dd.device)
         self.empty = torch.tensor(self.tok.empty(cfg.text_len))
@@ -324,7 +324,7 @@ class ClipStage:
         self.tok = load_tokenizer(Path(run_dir) / "tokenizer.json")
         mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=self.tok.vocab_size(cfg.text_len),
                           text_len=cfg.text_len, n_pad_start=self.tok.n_bpe, **cfg.model)
-        check_budget(mcfg)
+        check_budget(mcfg, python=True)
         torch.manual_seed(cfg.seed)
         self.model = Clip(mcfg).to(dd.device)
         if cfg.init:  # start from a trained CLIP (its architecture is mcfg's: train_options.train_config)
@@ -1259,7 +1259,7 @@ def dvae_model_config(cfg: TrainConfig) -> DVAEConfig:
     fields = {"pixel_eps": 0.1} if cfg.recon_loss == "logit_laplace" else {}
     try:
         mcfg = DVAEConfig(image_side=cfg.image_side, **(fields | cfg.model))
-        check_budget(mcfg)
+        check_budget(mcfg, python=True)
     except (ValueError, TypeError) as e:
         raise UsageError(f"cannot build the dvae model from these settings: {e}") from e
     if cfg.recon_loss == "logit_laplace" and mcfg.pixel_eps <= 0:  # the loss refused it at the first step
@@ -1312,7 +1312,7 @@ def check_whole_run_models(configs: dict[str, TrainConfig], started: set[str]) -
             else:
                 mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=n_bpe + cfg.text_len, text_len=cfg.text_len,
                                   n_pad_start=n_bpe, **cfg.model)
-            check_budget(mcfg)
+            check_budget(mcfg, python=True)
             with torch.device("meta"):
                 (Transformer if stage == "transformer" else Clip)(mcfg)
         except (ValueError, TypeError) as e:

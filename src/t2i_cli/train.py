@@ -205,12 +205,16 @@ class TrainConfig:
                 raise TypeError(f"{name(f.name)} must be {WANTED[type(default)]}, got {said_value(value)}")
             lo, hi = CONFIG_LIMITS.get(f.name, (None, None))
             if isinstance(default, float):
-                if not finite(value):
-                    raise ValueError(f"{name(f.name)} must be a finite number, got {said_value(value)}")
                 lo, hi = (0.0, math.inf) if lo is None else (lo, hi)
+                wanted = ("above 0" + (f" and at most {hi:g}" if hi < math.inf else "")) if f.name in POSITIVE \
+                    else f"between {lo} and {hi}" if hi < math.inf else f"{lo} or more"
+                if not finite(value):  # (the range said: lr=nan was told "must be a finite number, got nan; choose
+                    # a value in range", a range it did not name)
+                    raise ValueError(f"{name(f.name)} must be a finite number {wanted}, got {said_value(value)}")
                 if f.name in POSITIVE and not (0 < value <= hi):
-                    raise ValueError(f"{name(f.name)} must be above 0" + (f" and at most {hi:g}" if hi < math.inf
-                                                                          else "") + f", got {said_value(value)}")
+                    raise ValueError(f"{name(f.name)} must be {wanted}, got {said_value(value)}")
+                if hi == math.inf and value < lo:  # ("must be between 0.0 and inf")
+                    raise ValueError(f"{name(f.name)} must be {wanted}, got {said_value(value)}")
             if lo is not None and not lo <= value <= hi:
                 raise ValueError(f"{name(f.name)} must be between {lo} and {hi}, got {said_value(value)}")
             if f.name in CONFIG_CHOICES and value not in CONFIG_CHOICES[f.name]:

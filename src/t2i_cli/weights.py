@@ -19,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from t2i_cli.errors import WeightsError, counted
+from t2i_cli.errors import WeightsError, counted, said_value
 from t2i_cli.files import (
     REPO_WEIGHTS,
     STAGES,
@@ -187,24 +187,28 @@ SIZES = frozenset({"n_hid", "n_embd", "n_head", "n_layer", "code_dim", "n_codes"
 DEPTHS = frozenset({"n_layer", "n_res"})  # config fields that count stacked blocks (and every list field: its length)
 
 
-def check_budget(cfg: Any) -> None:
+def check_budget(cfg: Any, python: bool = False) -> None:
     """Raise ValueError when a model config is bigger than t2i builds: more than MAX_PARAMS elements, more
     than MAX_ACTIVATION_BYTES of activations per image, more than MAX_DEPTH stacked blocks (a model of tiny
     width and 100,000 layers is small in elements but not in Python objects: 4.6 GB before its file was found
     not to match); or when a setting is NaN or infinite, or one of SIZES is below 1 (load_model checks a
     file's config against the tensors it holds). Computed from the config alone, before
-    anything is allocated. Every field must first be of its declared type (check_types)."""
-    check_types(cfg)
+    anything is allocated. Every field must first be of its declared type (check_types; python: the settings a
+    caller passed, said as Python spells them)."""
+    check_types(cfg, python)
     fields = dataclasses.asdict(cfg)
     for key, v in fields.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{key} is {v}, not a finite number")
         if key in SIZES and any(x < 1 for x in (v if isinstance(v, (list, tuple)) else [v])):
             raise ValueError(f"{key} is {json.dumps(v)}; a size must be at least 1")
-    ints = [v for v in fields.values() if isinstance(v, int)]
-    ints += [x for v in fields.values() if isinstance(v, (list, tuple)) for x in v]
-    if any(isinstance(v, int) and not 0 <= v <= MAX_DIM for v in ints):
-        raise ValueError(f"a dimension is negative or above {MAX_DIM}")
+    for key, v in fields.items():  # each named: "a dimension is negative or above 1048576" left model={'n_hid':
+        # 10**5000} (a whole number of 5,001 digits) to be guessed among the settings given
+        for x in v if isinstance(v, (list, tuple)) else [v]:
+            if isinstance(x, int) and not 0 <= x <= MAX_DIM:
+                held = f"{key} is" if x is v else f"{key} holds"
+                raise ValueError(f"{held} {said_value(x, plain=True)}" + (
+                    f", above {MAX_DIM}, the largest dimension t2i builds" if x > 0 else "; a dimension is 0 or more"))
     numel, act = cfg.state_numel(), cfg.activation_bytes()
     if numel > MAX_PARAMS:
         raise ValueError(f"the model would have {numel:,} parameters, above the limit of {MAX_PARAMS:,}")
@@ -217,16 +221,17 @@ def check_budget(cfg: Any) -> None:
             raise ValueError(f"{key} stacks {depth:,} blocks, above the limit of {MAX_DEPTH}")
 
 
-def check_types(cfg: Any) -> None:
+def check_types(cfg: Any, python: bool = False) -> None:
     """Raise ValueError unless every field of a model config holds a value of its declared type: an int field
     an integer (not a bool, not 32.0), a float field a number, a bool field true or false, a tuple[int, ...]
     field a list of integers. A config read from a file is JSON anyone can edit; a wrong type would otherwise
-    fail deep in torch, or only when the model runs."""
+    fail deep in torch, or only when the model runs. python: the config was built of a caller's settings
+    (TrainConfig.model), said as Python spells them ("n_hid is True, not an integer"), not as JSON ("true")."""
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         kind, v = hints[f.name], getattr(cfg, f.name)
         if kind is bool:
-            ok, want = isinstance(v, bool), "true or false"
+            ok, want = isinstance(v, bool), "True or False" if python else "true or false"
         elif kind is int:
             ok, want = type(v) is int, "an integer"
         elif kind is float:
@@ -236,7 +241,7 @@ def check_types(cfg: Any) -> None:
         else:
             continue
         if not ok:
-            raise ValueError(f"{f.name} is {json.dumps(v, default=repr)}, not {want}")
+            raise ValueError(f"{f.name} is {said_value(v) if python else json.dumps(v, default=repr)}, not {want}")
 
 
 def save_model(model: nn.Module, path: Path, kind: str, half: bool = False, step: int | None = None) -> Path:

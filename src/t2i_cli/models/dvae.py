@@ -20,10 +20,11 @@ import torch.nn.functional as F
 
 def _finite(value: float) -> bool:
     """math.isfinite, False for a whole number past a float's range (10**400: isfinite raised OverflowError, not the
-    setting's refusal). (A model file stands alone: sampling_config.finite's twin.)"""
+    setting's refusal), and for what is not a number (pixel_eps='x' was refused as "must be real number, not str",
+    naming no setting: check_budget names it). (A model file stands alone: sampling_config.finite's twin.)"""
     try:
         return math.isfinite(value)
-    except OverflowError:
+    except (OverflowError, TypeError):
         return False
 
 
