@@ -155,3 +155,29 @@ def test_a_non_finite_training_number_is_told_its_range(setting, said):
     with pytest.raises(UsageError) as e:
         check_run_config(TrainConfig(stage="dvae", data="world:train", **setting))
     assert str(e.value).startswith(said), str(e.value)
+
+
+XPM = "/* XPM */\nstatic char *x[] = {\n\"2 2 2 1\",\n\"a c COLOUR\",\n\"b c #0000FF\",\n\"ab\",\n\"ba\"\n};\n"
+
+
+def test_an_xpm_pillow_cannot_open_is_said_as_pillows_limit(tmp_path, tiny_weights):
+    """An XPM that names a colour (`c white`, as /usr/share/pixmaps/openjdk-17.xpm does) cannot be opened by Pillow:
+    `vary` said "cannot read this XPM file; give a complete PNG, JPEG, ... file", as if it were damaged, and a
+    folder's advice to convert it could not be followed with Pillow. Now it is said as Pillow's limit, with programs
+    that read it; an XPM Pillow reads is still varied."""
+    bad = tmp_path / "named.xpm"
+    bad.write_text(XPM.replace("COLOUR", "white"))
+    for args in (["vary", bad], ["generate", "a red bird", "--image", bad]):
+        line = one_line_failure(run(*args, "--weights", tiny_weights, "--out", tmp_path / "o"))
+        assert line == (f"error: cannot read image {bad}: Pillow, which t2i reads XPM pictures with, cannot read this "
+                        f"one (cannot read this XPM file); save it as PNG or JPEG with a program that opens it (GIMP, "
+                        f"ImageMagick), or give another picture")
+    assert not (tmp_path / "o").exists()
+    good = tmp_path / "hex.xpm"
+    good.write_text(XPM.replace("COLOUR", "#FF0000"))
+    r = run("vary", good, "--weights", tiny_weights, "--n", "1", "-q", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.stderr
+    damaged = tmp_path / "cut.png"
+    damaged.write_bytes(plain_picture(tmp_path / "whole.png").read_bytes()[:60])
+    line = one_line_failure(run("vary", damaged, "--weights", tiny_weights, "--out", tmp_path / "p"))
+    assert line.endswith("give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF file"), line

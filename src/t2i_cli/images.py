@@ -70,6 +70,14 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         # identify image file", where a folder's is said as such; a damaged TGA, which vary reads whole, is not
         # "t2i does not read TGA from a folder")
         return DataError(f"cannot read {what} {path}: {unread_picture(Path(path).suffix)}")
+    if isinstance(e, ValueError) and Path(path).suffix.lower() in UNREAD_FORMATS \
+            and (kind := UNREAD_FORMATS[Path(path).suffix.lower()]) in PILLOW_READS:  # an XPM Pillow identifies but
+        # cannot read (a colour by name, `c white`: /usr/share/pixmaps/openjdk-17.xpm) was told "give a complete PNG,
+        # JPEG, ...", as if damaged, and a folder's "convert to JPEG or PNG" cannot be done with Pillow: said as
+        # Pillow's limit, with programs that read more of the format (a cut or unidentified file: as before)
+        return DataError(f"cannot read {what} {path}: Pillow, which t2i reads {kind} pictures with, cannot read "
+                         f"this one ({e}); save it as PNG or JPEG with a program that opens it (GIMP, ImageMagick), "
+                         f"or give another picture")
     return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF "
                      f"file")
 
