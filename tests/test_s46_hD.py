@@ -60,26 +60,51 @@ def test_generate_greedy_top_p_is_refused_before_the_weights_load(tmp_path, tiny
     assert not (tmp_path / "o").exists()
 
 
-def test_a_greedy_top_p_refusal_from_the_pipeline_names_the_flag_on_the_command_line(tmp_path, tiny_weights):
-    """The pipeline's refusal of a greedy top_p, reached from the command line (`generate --image --mask
-    --redraws 2 --top-p 1e-9`), said "--top-p 1e-09" beside "a top_p at or below ..." and "a top_p above": the flag
-    now throughout, the keyword from Python."""
+def test_a_greedy_top_p_with_an_image_prompt_is_taken_as_top_k_1_is(tmp_path, tiny_weights, monkeypatch):
+    """`generate --image SRC --mask MASK --top-p 1e-9` (no --redraws) was refused as "--redraws 4 with top_p ...",
+    an option never given, where --top-k 1 draws once; a --redraws or --n given above 1 was refused only once the
+    weights had loaded, in the pipeline's mixed words ("a top_p at or below ...", "ask for --n 1"). Now a greedy
+    --top-p is taken as --top-k 1 is: one draw, and the refusals of --top-k 1's words before the load."""
     src = plain_picture(tmp_path / "src.png")
     mask = Image.new("L", (16, 16), 0)
     mask.paste(255, (0, 0, 8, 8))
     mask.save(tmp_path / "mask.png")
-    line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--image", src, "--mask",
-                                tmp_path / "mask.png", "--redraws", "2", "--top-p", "1e-9", "--out", tmp_path / "o"),
-                            2)
-    assert line == ("error: --redraws 2 with --top-p 1e-09 draws each image 2 times alike (a --top-p at or below 1/32, "
-                    "this model's 32 codes, keeps only the most likely code); build the image prompt with --redraws 1, "
-                    "or give a --top-p above 1/32 (0.0312)")
+    gen = ["generate", "a red bird", "--weights", tiny_weights, "--image", src, "--top-p", "1e-9", "-q"]
+    r = run(*gen, "--mask", tmp_path / "mask.png", "--out", tmp_path / "a")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["a-red-bird-000.png"]
+    from t2i_cli.pipeline import TextToImage
+
+    monkeypatch.setattr(TextToImage, "from_folder", lambda *a, **k: pytest.fail("loaded before the refusal"))
+    line = one_line_failure(run(*gen, "--mask", tmp_path / "mask.png", "--redraws", "2", "--out", tmp_path / "o"), 2)
+    assert line == ("error: --redraws 2 with --top-p 1e-09 draws 2 copies of one image (a --top-p at or below 1/32, "
+                    "this model's 32 codes, keeps only the most likely code); leave --redraws out for one image, or "
+                    "give a --top-p above 1/32 (0.0312) to draw different ones")
+    line = one_line_failure(run(*gen, "--n", "3", "--out", tmp_path / "o"), 2)
+    assert line.startswith("error: --n 3 with --top-p 1e-09 draws 3 copies of one image") \
+        and line.endswith("leave --n out for one image, or give a --top-p above 1/32 (0.0312) to draw different "
+                          "ones"), line
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_pipelines_greedy_top_p_refusal_names_the_flag_on_the_command_line():
+    """The pipeline's refusal of a greedy top_p said "--top-p 1e-09" beside "a top_p at or below ..." where the
+    command line spoke (SPEAKING): the flag throughout there, the keyword from Python."""
+    from t2i_cli import errors
     from t2i_cli.errors import UsageError
     from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
 
     with pytest.raises(UsageError, match=r"^n=3 with top_p=1e-09 draws 3 copies of one image \(a top_p at or below "
                                          r"1/32, .*or give a top_p above 1/32 \(0.0312\) to draw different ones$"):
         refuse_greedy_copies(SamplingConfig(top_p=1e-9), 3, vocab=32)
+    errors.SPEAKING["cli"] = True
+    try:
+        with pytest.raises(UsageError) as e:
+            refuse_greedy_copies(SamplingConfig(top_p=1e-9), 3, vocab=32)
+        assert "top_p" not in str(e.value) and "(a --top-p at or below 1/32" in str(e.value), str(e.value)
+        assert "give a --top-p above 1/32" in str(e.value), str(e.value)
+    finally:
+        errors.SPEAKING["cli"] = False
 
 
 def test_json_paths_of_a_folder_called_dash_are_as_typed(tmp_path, tiny_weights, monkeypatch):
@@ -181,3 +206,21 @@ def test_an_xpm_pillow_cannot_open_is_said_as_pillows_limit(tmp_path, tiny_weigh
     damaged.write_bytes(plain_picture(tmp_path / "whole.png").read_bytes()[:60])
     line = one_line_failure(run("vary", damaged, "--weights", tiny_weights, "--out", tmp_path / "p"))
     assert line.endswith("give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF file"), line
+
+
+def test_help_of_the_greedy_rules_is_true_of_vary_and_of_a_greedy_top_p():
+    """vary's --top-k help said "every draw is one image: one candidate is drawn, not the best of several", of
+    variations that differ below --strength 1 (and vary draws no candidates); generate's --n, --redraws and
+    --candidates, and vary's --n, named only --top-k 1 where a --top-p up to 1/codebook acts alike."""
+    import re
+
+    def helped(*command: str) -> str:
+        return " ".join(re.sub(r"[│╭╮╰╯─]", " ", run(*command, "--help").stdout).split())
+
+    vary, gen = helped("vary"), helped("generate")
+    assert "candidate" not in vary and "variations then differ only in the cells each redraws" in vary
+    assert "prompt's draws" not in vary
+    assert "not above 1 with --top-k 1 or a --top-p up to 1/the codebook's size" in gen
+    assert "--top-k 1, or a --top-p up to 1/the codebook's size, draws once" in gen
+    assert "neither --n, --top-k 1 (or a --top-p up to 1/the codebook's size) nor an image prompt" in gen
+    assert "1 with --top-k 1, or a --top-p up to 1/the codebook's size, at a --strength" in vary

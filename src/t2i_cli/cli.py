@@ -405,6 +405,19 @@ DRAW_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p",
                           help="Nucleus sampling mass in (0, 1] (1 = off; a p up to 1/the codebook's size keeps "
                                "only the most likely code, as --top-k 1 does, and a small one nearly so: a prompt's "
                                "draws are then one image, --top-k 1's, or nearly).")
+# vary's: a variation keeps a random share of cells of its own, so its greedy draws are one image only at a --strength
+# that redraws every cell (`vary --top-k 1` was told "every draw is one image: one candidate is drawn, not the best of
+# several", of four variations that differ, and vary draws no candidates)
+VARY_TEMPERATURE = typer.Option(SAMPLING_DEFAULTS.temperature, "--temperature",
+                                help="Softmax temperature, 0.001..100 (near 0.001 the codes drawn are nearly --top-k "
+                                     "1's).")
+VARY_TOP_K = typer.Option(SAMPLING_DEFAULTS.top_k, "--top-k",
+                          help="Keep the k most likely codes, at most the codebook's size (0 = off; 1 always takes the "
+                               "most likely: variations then differ only in the cells each redraws, and at a "
+                               "--strength that redraws every cell they are one image).")
+VARY_TOP_P = typer.Option(SAMPLING_DEFAULTS.top_p, "--top-p",
+                          help="Nucleus sampling mass in (0, 1] (1 = off; a p up to 1/the codebook's size keeps "
+                               "only the most likely code, as --top-k 1 does, and a small one nearly so).")
 DRAW_GUIDANCE = typer.Option(SAMPLING_DEFAULTS.guidance, "--guidance",
                              help="Classifier-free guidance scale (0..100; 1 = off).")
 DRAW_GUIDANCE_START = typer.Option(None, "--guidance-start",
@@ -960,7 +973,8 @@ def generate(
                                                f"{MAX_PROMPTS:,} prompts, {MAX_PROMPT_FILE >> 20} MiB and "
                                                f"{MAX_PROMPT_CHARS:,} characters a line."),
     n: int = typer.Option(1, "--n", help=f"Images to draw (1..{MAX_N}; with --prompts, per prompt; not above 1 "
-                                         f"with --top-k 1, whose images are one)."),
+                                         f"with --top-k 1 or a --top-p up to 1/the codebook's size, whose images "
+                                         f"are one)."),
     seed: int = DRAW_SEED,
     temperature: float = DRAW_TEMPERATURE,
     top_k: int = DRAW_TOP_K,
@@ -1039,15 +1053,23 @@ def generate(
                                                                           candidates, image, mask, redraws)
             _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
-            if top_k == 1 and spec is not None and "redraws" in spec:  # greedy: the K redraws are one image (more
-                spec["redraws"] = 1  # asked for were refused by _draw_counts)
+            folder = weights_folder(weights)
+            # a --top-p at or below 1/codebook is greedy as --top-k 1 is (the codebook's size from the transformer
+            # file's header, before the load)
+            vocab = _image_vocab(folder) if top_k != 1 and spec is not None and "redraws" in spec else None
+            if (top_k == 1 or (vocab is not None and sampling.greedy(vocab))) and spec is not None \
+                    and "redraws" in spec:  # greedy: the K redraws are one image (more asked for with --top-k 1
+                # were refused by _draw_counts; a greedy --top-p's default 4 was refused as "--redraws 4", unasked)
+                if top_k != 1 and "redraws" in given:
+                    refuse_greedy_copies("--redraws", redraws, top_p=sampling.top_p, vocab=vocab)
+                spec["redraws"] = 1
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
             # (--top-k 1 draws one: its candidates would all be the same image)
             auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1 and top_k != 1
             if candidates == 1:
                 candidates = None  # one draw, nothing to rerank: no CLIP needed
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
-                      seed, sampling, out_dir, weights_folder(weights), device, grid, quiet,
+                      seed, sampling, out_dir, folder, device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
                       regional_asked="regional" in given,
                       keep_alone="keep" in given and "candidates" not in given and candidates is not None,
@@ -1301,18 +1323,13 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
-    # a --top-p at or below 1/codebook keeps the most likely code alone, as --top-k 1 does: its copies and moot
-    # settings refused before the weights load, the codebook's size read from the transformer file's header (an
-    # image prompt's draws: the pipeline's rule, which knows the cells it keeps)
-    vocab = _image_vocab(weights) if sampling.top_k != 1 and sampling.top_p < 1 else None
-    if vocab is not None:
-        refuse_moot_beside_top_p(moot, sampling, vocab)
-        if sampling.greedy(vocab) and n > 1 and not auto_candidates and spec is None:
-            if keep_alone and keep == 1:  # --keep 1 alone: the one image it draws (as at --top-k 1), no reranker
-                n, keep = 1, None
-            else:  # (--keep K alone named as typed: it said "--candidates 4", a flag not given)
-                refuse_greedy_copies("--keep" if keep_alone else "--candidates" if keep is not None else "--n",
-                                     keep if keep_alone else n, top_p=sampling.top_p, vocab=vocab)
+    vocab = _image_vocab(weights) if sampling.top_k != 1 and n > 1 and not auto_candidates and (
+        spec is None or "strength" not in spec) else None
+    if vocab is not None and sampling.greedy(vocab):  # a --top-p at or below 1/codebook keeps the most likely code
+        # alone, as --top-k 1 does: refused before the weights load, the codebook's size read from the transformer
+        # file's header; an image prompt's cells kept are fixed, so its draws are one image too (vary's: its own
+        # rules, as a random share of cells is redrawn in each)
+        refuse_greedy_copies("--candidates" if keep is not None else "--n", n, top_p=sampling.top_p, vocab=vocab)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     vocab = pipe.bundle.transformer.cfg.image_vocab
     if auto_candidates and pipe.bundle.clip is not None and not sampling.greedy(vocab):  # (greedy: one image)
@@ -1643,12 +1660,13 @@ def vary(
                                               "else the empty prompt; --prompt '' draws from the empty prompt)."),
     negative: Optional[str] = DRAW_NEGATIVE,
     n: int = typer.Option(4, "--n", help=f"Variations to draw (1..{MAX_N}; 1 with --top-k 1, or a --top-p up to "
-                                         f"1/the codebook's size, at a --strength that redraws every cell, 1 or one "
-                                         f"that rounds to all, whose variations are one image)."),
+                                         f"1/the codebook's size, at a --strength that "
+                                         f"redraws every cell, 1 or one that rounds to all, whose variations are one "
+                                         f"image)."),
     seed: int = DRAW_SEED,
-    temperature: float = DRAW_TEMPERATURE,
-    top_k: int = DRAW_TOP_K,
-    top_p: float = DRAW_TOP_P,
+    temperature: float = VARY_TEMPERATURE,
+    top_k: int = VARY_TOP_K,
+    top_p: float = VARY_TOP_P,
     guidance: float = DRAW_GUIDANCE,
     guidance_start: Optional[float] = DRAW_GUIDANCE_START,
     guidance_stop: Optional[float] = DRAW_GUIDANCE_STOP,
