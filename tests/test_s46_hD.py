@@ -224,3 +224,34 @@ def test_help_of_the_greedy_rules_is_true_of_vary_and_of_a_greedy_top_p():
     assert "--top-k 1, or a --top-p up to 1/the codebook's size, draws once" in gen
     assert "neither --n, --top-k 1 (or a --top-p up to 1/the codebook's size) nor an image prompt" in gen
     assert "1 with --top-k 1, or a --top-p up to 1/the codebook's size, at a --strength" in vary
+
+
+def test_eval_with_a_greedy_top_p_draws_one_candidate_as_top_k_1_does(tiny_weights, tmp_path, monkeypatch):
+    """`t2i eval --top-p 1e-9` (no --candidates) was refused as "--candidates 4 with --top-p 1e-09 ...; ask for
+    --candidates 1", an option never given, once the weights had loaded.
+    As at --top-k 1 it now draws one candidate, and a --candidates or --draws given above 1 is refused before the
+    load in --top-k 1's words."""
+    from t2i_cli.pipeline import TextToImage
+    from t2i_cli.world import evaluate
+
+    real = TextToImage.from_folder
+    loads = []
+    monkeypatch.setattr(TextToImage, "from_folder", lambda *a, **k: loads.append(1) or real(*a, **k))
+    base = ["eval", "--weights", tiny_weights, "--device", "cpu", "--n", "1", "--top-p", "1e-9", "-q"]
+    line = one_line_failure(run(*base, "--candidates", "3"), 2)
+    assert line.startswith("error: --candidates 3 with --top-p 1e-09 draws 3 copies of one image (a --top-p at or "
+                           "below 1/32") and line.endswith("leave --candidates out for one image, or give a --top-p "
+                                                           "above 1/32 (0.0312) to draw different ones"), line
+    line = one_line_failure(run(*base, "--data", tmp_path, "--draws", "2"), 2)
+    assert line.startswith("error: --draws 2 with --top-p 1e-09 draws 2 copies"), line
+    assert loads == []
+    asked = []
+
+    def evaluate_model(pipe, judge, n, seed, sampling, candidates, **kw):
+        asked.append(candidates)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "evaluate_model", evaluate_model)
+    run(*base)
+    run(*base[:-3], "--top-p", "0.5", "-q")
+    assert asked == [1, 4]

@@ -2898,7 +2898,8 @@ def eval_cmd(ctx: typer.Context,
                                        help=f"--data: images drawn per val caption (1..{MAX_DRAWS}, with --n x "
                                             f"--draws at most {MAX_PER_TASK}), each its own "
                                             "draw: a small val split gives steadier CLIP scores and Frechet "
-                                            "distance with more (not with --top-k 1, which draws one image)."),
+                                            "distance with more (not with --top-k 1, or a --top-p up to 1/the "
+                                            "codebook's size, which draw one image)."),
              judge_path: Optional[Path] = typer.Option(None, "--judge",
                                                        help="The world's tasks: judge classifier (default: "
                                                             "judge.safetensors of the weights folder, else the "
@@ -2953,11 +2954,15 @@ def eval_cmd(ctx: typer.Context,
             raise UsageError(f"--judge {judge_path} is not a file; give a judge's safetensors file (or leave --judge "
                              f"out for the weights folder's or the shipped one)")
         folder = weights_folder(weights)
-        if top_k == 1:  # greedy: each prompt's candidates (or a caption's draws) would be the same image
+        # a --top-p at or below 1/codebook is greedy as --top-k 1 is (the codebook's size from the transformer file's
+        # header): `eval --top-p 1e-9` was refused as "--candidates 4", an option not given, once the weights loaded
+        vocab = _image_vocab(folder) if top_k != 1 and 0 < top_p <= 1 else None
+        by_p = {"top_p": top_p, "vocab": vocab} if vocab is not None and top_p * vocab <= 1 else {}
+        if top_k == 1 or by_p:  # greedy: each prompt's candidates (or a caption's draws) would be the same image
             if data is None and candidates is not None and 1 <= candidates <= MAX_N:
-                refuse_greedy_copies("--candidates", candidates)
+                refuse_greedy_copies("--candidates", candidates, **by_p)
             if data is not None and 1 <= draws <= MAX_DRAWS:
-                refuse_greedy_copies("--draws", draws)
+                refuse_greedy_copies("--draws", draws, **by_p)
             if candidates is None:
                 candidates = 1
         one_for_want_of_clip = candidates is None and not (folder / "clip.safetensors").is_file()
