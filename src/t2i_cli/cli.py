@@ -1054,14 +1054,18 @@ def generate(
             _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
             folder = weights_folder(weights)
-            # a --top-p at or below 1/codebook is greedy as --top-k 1 is (the codebook's size from the transformer
-            # file's header, before the load)
-            vocab = _image_vocab(folder) if top_k != 1 and spec is not None and "redraws" in spec else None
-            if (top_k == 1 or (vocab is not None and sampling.greedy(vocab))) and spec is not None \
-                    and "redraws" in spec:  # greedy: the K redraws are one image (more asked for with --top-k 1
-                # were refused by _draw_counts; a greedy --top-p's default 4 was refused as "--redraws 4", unasked)
-                if top_k != 1 and "redraws" in given:
-                    refuse_greedy_copies("--redraws", redraws, top_p=sampling.top_p, vocab=vocab)
+            # a --top-p at or below 1/codebook is greedy as --top-k 1 is, and taken as _draw_counts takes --top-k 1
+            # (the codebook's size from the transformer file's header, before the load): its default --redraws 4 and
+            # --keep's default candidates were refused as "--redraws 4" and "--candidates 4", options not given
+            vocab = _image_vocab(folder) if top_k != 1 and sampling.top_p < 1 else None
+            by_p = {"top_p": sampling.top_p, "vocab": vocab} if vocab is not None and sampling.greedy(vocab) else {}
+            if by_p and "keep" in given and "n" not in given and "candidates" not in given_options(ctx):
+                refuse_greedy_copies("--keep", keep, **by_p)  # (--keep 1 alone: the one image it draws)
+                candidates, given = None, given - {"keep"}
+            if (top_k == 1 or by_p) and spec is not None and "redraws" in spec:  # greedy: the K redraws are one
+                # image (more asked for with --top-k 1 were refused by _draw_counts)
+                if by_p and "redraws" in given:
+                    refuse_greedy_copies("--redraws", redraws, **by_p)
                 spec["redraws"] = 1
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
             # (--top-k 1 draws one: its candidates would all be the same image)
