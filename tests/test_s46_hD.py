@@ -268,19 +268,3 @@ def test_rerank_link_best_without_top_names_what_is_missing_alone(tmp_path):
     line = one_line_failure(run("rerank", folder, "--top", "-1"), 2)
     assert line == "error: --top must be in 0..256 (0 = no sheet), got -1"
     assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
-
-
-def test_keep_alone_with_a_greedy_top_p_is_taken_as_with_top_k_1(tmp_path, tiny_weights):
-    """`generate "a red bird" --top-p 1e-9 --keep 2` was refused as "--candidates 4 with --top-p ...", an option
-    never given, and `--keep 1` (one image, as `--top-k 1 --keep 1` draws) was refused the same way. Now --keep 2
-    is refused by its own name, as with --top-k 1, and --keep 1 draws the one image."""
-    gen = ["generate", "a red bird", "--weights", tiny_weights, "--top-p", "1e-9", "-q", "--out", tmp_path / "o"]
-    line = one_line_failure(run(*gen, "--keep", "2"), 2)
-    assert line.startswith("error: --keep 2 with --top-p 1e-09 draws 2 copies of one image (a --top-p at or below "
-                           "1/32"), line
-    assert line.endswith("leave --keep out for one image, or give a --top-p above 1/32 (0.0312) to draw different "
-                         "ones"), line
-    assert not (tmp_path / "o").exists()
-    r = run(*gen, "--keep", "1")
-    assert r.exit_code == 0, r.stderr
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a-red-bird-000.png"]

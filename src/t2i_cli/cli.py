@@ -2764,8 +2764,11 @@ def rerank(folder: Path = typer.Argument(...,
         _imports_held("t2i_cli.rerank")
         from t2i_cli import rerank as rr
 
-        if top < 0 or (link_best and top < 1):
-            raise UsageError("--top must be 0 or more, and --link-best needs --top K with K >= 1")
+        if top < 0:  # (each said alone: `rerank F --link-best` was told "--top must be 0 or more, and ...", of a
+            # --top it never gave)
+            raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {said_value(top, plain=True)}")
+        if link_best and top < 1:
+            raise UsageError("--link-best needs --top K with K >= 1 (it copies the best K into FOLDER/best/); give one")
         if top > MAX_N:  # (a sheet of every picture of a prompt, however many: --top 100000000000 was taken)
             raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {said_value(top, plain=True)}")
         if prompt is not None and blank(prompt):
