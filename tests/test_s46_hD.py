@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import one_line_failure, run
+from conftest import one_line_failure, refused_with_the_pipe_open, run
 
 
 def plain_picture(path: Path) -> Path:
@@ -268,3 +268,29 @@ def test_rerank_link_best_without_top_names_what_is_missing_alone(tmp_path):
     line = one_line_failure(run("rerank", folder, "--top", "-1"), 2)
     assert line == "error: --top must be in 0..256 (0 = no sheet), got -1"
     assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
+
+
+def test_keep_alone_with_a_greedy_top_p_is_taken_as_with_top_k_1(tmp_path, tiny_weights):
+    """`generate "a red bird" --top-p 1e-9 --keep 2` was refused as "--candidates 4 with --top-p ...", an option
+    never given, and `--keep 1` (one image, as `--top-k 1 --keep 1` draws) was refused the same way. Now --keep 2
+    is refused by its own name, as with --top-k 1, and --keep 1 draws the one image."""
+    gen = ["generate", "a red bird", "--weights", tiny_weights, "--top-p", "1e-9", "-q", "--out", tmp_path / "o"]
+    line = one_line_failure(run(*gen, "--keep", "2"), 2)
+    assert line.startswith("error: --keep 2 with --top-p 1e-09 draws 2 copies of one image (a --top-p at or below "
+                           "1/32"), line
+    assert line.endswith("leave --keep out for one image, or give a --top-p above 1/32 (0.0312) to draw different "
+                         "ones"), line
+    assert not (tmp_path / "o").exists()
+    r = run(*gen, "--keep", "1")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a-red-bird-000.png"]
+
+
+@pytest.mark.parametrize("args", [["--n", "2"], ["--keep", "2"], ["--candidates", "3"]])
+def test_a_greedy_top_p_count_is_refused_before_a_prompts_pipe_is_read(tmp_path, tiny_weights, args):
+    """`generate --prompts - --top-p 1e-9 --n 2` read its pipe to the end (a `tail -f` writer kept it waiting for
+    ever) before it said the images would be copies, where `--top-k 1 --n 2` is refused at once."""
+    code, err = refused_with_the_pipe_open(tmp_path, ["--top-p", "1e-9", *args], tiny_weights)
+    assert code == 2 and err.startswith(f"error: {args[0]} {args[1]} with --top-p 1e-09 draws {args[1]} copies"), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()

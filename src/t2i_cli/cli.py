@@ -1030,6 +1030,10 @@ def generate(
             check_threads(threads)
             counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws)
             check_out_folder(out_dir)  # (`--out new/bird.png` was refused once the pipe had closed)
+            if _greedy_top_p_asked(ctx):  # (a greedy --top-p's copies, as --top-k 1's above: the codebook's size
+                # read from the transformer's header, torch imported for it, only where a count above 1 is asked)
+                _imports_held("t2i_cli.weights")
+                _refuse_greedy_top_p(ctx, weights_folder(weights), counted_options[2])
             lines = read_prompts(prompts)
         start_inference(threads, None)  # (start_command("generate") ran above)
         given = given_options(ctx)
@@ -1057,15 +1061,11 @@ def generate(
             # a --top-p at or below 1/codebook is greedy as --top-k 1 is, and taken as _draw_counts takes --top-k 1
             # (the codebook's size from the transformer file's header, before the load): its default --redraws 4 and
             # --keep's default candidates were refused as "--redraws 4" and "--candidates 4", options not given
-            vocab = _image_vocab(folder) if top_k != 1 and sampling.top_p < 1 else None
-            by_p = {"top_p": sampling.top_p, "vocab": vocab} if vocab is not None and sampling.greedy(vocab) else {}
+            by_p = _refuse_greedy_top_p(ctx, folder, sampling)
             if by_p and "keep" in given and "n" not in given and "candidates" not in given_options(ctx):
-                refuse_greedy_copies("--keep", keep, **by_p)  # (--keep 1 alone: the one image it draws)
-                candidates, given = None, given - {"keep"}
+                candidates, given = None, given - {"keep"}  # --keep 1 alone: the one image it draws
             if (top_k == 1 or by_p) and spec is not None and "redraws" in spec:  # greedy: the K redraws are one
-                # image (more asked for with --top-k 1 were refused by _draw_counts)
-                if by_p and "redraws" in given:
-                    refuse_greedy_copies("--redraws", redraws, **by_p)
+                # image (more asked for were refused by _draw_counts and _refuse_greedy_top_p)
                 spec["redraws"] = 1
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
             # (--top-k 1 draws one: its candidates would all be the same image)
@@ -1078,6 +1078,37 @@ def generate(
                       regional_asked="regional" in given,
                       keep_alone="keep" in given and "candidates" not in given and candidates is not None,
                       moot=moot_beside_top_p(ctx))
+
+
+def _greedy_top_p_asked(ctx: typer.Context) -> bool:
+    """Whether generate's options ask for more than one image of a prompt where a --top-p (below 1, with a --top-k
+    other than 1) may be greedy: --n, --candidates, --keep alone or --redraws above 1 (only then is the codebook's
+    size worth reading before a --prompts pipe is)."""
+    p, given = ctx.params, given_options(ctx)
+    if p.get("top_k") == 1 or not p.get("top_p", 1) < 1:
+        return False
+    return any(k in given and isinstance(p.get(k), int) and p[k] > 1 for k in ("n", "candidates", "keep", "redraws"))
+
+
+def _refuse_greedy_top_p(ctx: typer.Context, folder: Path, sampling: SamplingConfig) -> dict:
+    """Refuse generate's counts above 1 of one image where a --top-p at or below 1/codebook (the codebook's size read
+    from the transformer file's header, before the load) keeps the most likely code alone, as _draw_counts refuses
+    them at --top-k 1: --n, --candidates, --keep alone and --redraws (its default 4 and --keep's default candidates
+    were refused as "--redraws 4" and "--candidates 4", options not given). Returns refuse_greedy_copies' top_p and
+    vocab where the --top-p is greedy, else {}."""
+    vocab = _image_vocab(folder) if sampling.top_k != 1 and sampling.top_p < 1 else None
+    if vocab is None or not sampling.greedy(vocab):
+        return {}
+    by_p, p, given = {"top_p": sampling.top_p, "vocab": vocab}, ctx.params, given_options(ctx)
+    if "n" in given:
+        refuse_greedy_copies("--n", p["n"], **by_p)
+    if "candidates" in given and p.get("candidates") is not None:
+        refuse_greedy_copies("--candidates", p["candidates"], **by_p)
+    elif "keep" in given and "n" not in given:
+        refuse_greedy_copies("--keep", p["keep"], **by_p)
+    if "redraws" in given and p.get("mask") is not None:
+        refuse_greedy_copies("--redraws", p["redraws"], **by_p)
+    return by_p
 
 
 JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt decodes in raster order around the kept "
