@@ -1358,13 +1358,8 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
-    vocab = _image_vocab(weights) if sampling.top_k != 1 and n > 1 and not auto_candidates and (
-        spec is None or "strength" not in spec) else None
-    if vocab is not None and sampling.greedy(vocab):  # a --top-p at or below 1/codebook keeps the most likely code
-        # alone, as --top-k 1 does: refused before the weights load, the codebook's size read from the transformer
-        # file's header; an image prompt's cells kept are fixed, so its draws are one image too (vary's: its own
-        # rules, as a random share of cells is redrawn in each)
-        refuse_greedy_copies("--candidates" if keep is not None else "--n", n, top_p=sampling.top_p, vocab=vocab)
+    # (a --top-p at or below 1/codebook, greedy as --top-k 1 is, was refused its copies before the weights load:
+    # generate's by _refuse_greedy_top_p, vary's by its own rules, as a random share of cells is redrawn in each)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     vocab = pipe.bundle.transformer.cfg.image_vocab
     if auto_candidates and pipe.bundle.clip is not None and not sampling.greedy(vocab):  # (greedy: one image)
