@@ -38,7 +38,7 @@ def test_a_greedy_top_p_is_named_by_its_flag_on_every_command(tmp_path: Path):
         assert ("with --top-p 1e-09 draws" in line or "with --top-p 1e-09 and --strength 1 draws" in line) \
             and "a --top-p at or below 1/" in line, line
         assert "a --top-p above 1/" in line and "top_p" not in line, line
-    assert "pass --redraws 1" in lines[3] and "build the image prompt" not in lines[3], lines[3]
+    assert "leave --redraws out" in lines[3] and "build the image prompt" not in lines[3], lines[3]  # (as --top-k 1)
     # the Python API keeps its keywords
     pipe = TextToImage.from_folder(weights)
     request = pipe.request("a red bird", SamplingConfig(top_p=1e-9))
@@ -116,7 +116,8 @@ def test_inpainting_at_a_greedy_top_p_draws_once_by_default_as_at_top_k_1(tmp_pa
     assert len(drawn) == 1 and Image.open(drawn[0]).text["redraws"] == "1"
     assert Image.open(drawn[0]).text["redraws"] == Image.open(next((tmp_path / "k").glob("*.png"))).text["redraws"]
     line = one_line_failure(run("generate", *common, "--top-p", "1e-9", "--redraws", "2", "--out", tmp_path / "q"), 2)
-    assert line.startswith("error: --redraws 2 with --top-p 1e-09 draws each image 2 times alike"), line
+    assert line.startswith("error: --redraws 2 with --top-p 1e-09 draws 2 copies of one image"), line  # (as --top-k
+    # 1's: refused before the load, in the same words)
     said = " ".join(run("generate", "--help").stdout.split())  # (and --redraws' help says so)
     assert "--top-k 1, or a --top-p up to 1/the codebook's size, draws once" in said, said
 

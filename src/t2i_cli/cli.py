@@ -1075,9 +1075,7 @@ def generate(
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, folder, device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
-                      regional_asked="regional" in given,
-                      keep_alone="keep" in given and "candidates" not in given and candidates is not None,
-                      moot=moot_beside_top_p(ctx))
+                      regional_asked="regional" in given, moot=moot_beside_top_p(ctx))
 
 
 def _greedy_top_p_asked(ctx: typer.Context) -> bool:
@@ -1344,7 +1342,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
               auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None,
               as_json: bool = False, regional_asked: bool = False, guidance_asked: tuple[str, ...] = (),
-              n_asked: bool = True, keep_alone: bool = False, moot: tuple[str, ...] = ()) -> None:
+              n_asked: bool = True, moot: tuple[str, ...] = ()) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
     it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
     prompt's files on stdout once they are written; auto_candidates
@@ -1353,13 +1351,16 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     file as a line of JSON (Written.fields) instead of its path; regional_asked: --regional was given (a weight
     that no prompt draws with is refused, not ignored); guidance_asked: the guidance options given (`--guidance 7`),
     refused where the prompt reads as the empty one and no --negative is given (guidance then pushes nowhere);
-    n_asked: n was given (vary's default --n is one image where its draws would all be one); keep_alone: --keep
-    was given without --candidates (of the default candidates); moot: moot_beside_top_p's settings."""
+    n_asked: n was given (vary's default --n is one image where its draws would all be one); moot:
+    moot_beside_top_p's settings."""
     from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
     # (a --top-p at or below 1/codebook, greedy as --top-k 1 is, was refused its copies before the weights load:
-    # generate's by _refuse_greedy_top_p, vary's by its own rules, as a random share of cells is redrawn in each)
+    # generate's by _refuse_greedy_top_p, vary's by its own rules, as a random share of cells is redrawn in each;
+    # the settings it makes moot are refused here, before the load too: the codebook's size from the file's header)
+    if moot and sampling.top_k != 1 and sampling.top_p < 1 and (header_vocab := _image_vocab(weights)) is not None:
+        refuse_moot_beside_top_p(moot, sampling, header_vocab)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
     vocab = pipe.bundle.transformer.cfg.image_vocab
     if auto_candidates and pipe.bundle.clip is not None and not sampling.greedy(vocab):  # (greedy: one image)
@@ -1398,8 +1399,6 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     if spec is not None:
         from t2i_cli.image_prompt import build
 
-        if spec.get("redraws", 1) > 1 and not spec.get("redraws_given") and sampling.greedy(vocab):
-            spec = spec | {"redraws": 1}  # a greedy --top-p's default K redraws are one image, as --top-k 1's are
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
         if not n_asked and sampling.greedy(vocab) and (image.keep is not None
                                                       or image.n_redrawn == image.codes.numel()):
@@ -2340,7 +2339,8 @@ def refuse_moot_greedy(ctx: typer.Context) -> None:
 def moot_beside_top_p(ctx: typer.Context) -> tuple[str, ...]:
     """The settings given that a --top-p at or below 1/codebook would make moot, as --top-k 1 makes --temperature
     moot: a temperature or a --top-k above 1 cannot change the code it keeps, the most likely one alone. Whether the
-    --top-p is that small is known once the weights load (refuse_moot_beside_top_p)."""
+    --top-p is that small is known from the codebook's size (refuse_moot_beside_top_p: generate and vary read it from
+    the transformer file's header, before the load; eval from the loaded model)."""
     return tuple(f"{flag(k)} {ctx.params[k]:g}" for k in ("temperature", "top_k")
                  if k in given_options(ctx) and ctx.params[k] != (1 if k == "temperature" else 0))
 
@@ -3030,8 +3030,6 @@ def eval_cmd(ctx: typer.Context,
                              "--candidates per prompt")
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1, precision=precision)
         refuse_moot_beside_top_p(moot_beside_top_p(ctx), sampling, pipe.bundle.transformer.cfg.image_vocab)
-        if "candidates" not in given_options(ctx) and sampling.greedy(pipe.bundle.transformer.cfg.image_vocab):
-            candidates = 1  # a --top-p at or below 1/codebook: greedy, as --top-k 1 (its default 4 was refused)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
