@@ -81,6 +81,11 @@ class WholeSummaries(TyperGroup):
     """A group whose help lists each command with its whole first paragraph, wrapped (click cut each to one line
     with '...': "generate  Draw images for PROMPT (optionally from an image prompt) and...")."""
 
+    def parse_args(self, ctx, args):
+        for param in self.get_params(ctx):  # (--version, --debug and --help: QuickCoercion)
+            quick_coercion(param)
+        return super().parse_args(ctx, args)
+
     def format_commands(self, ctx, formatter) -> None:
         rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
                 if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
@@ -177,6 +182,8 @@ class OneValueEach(TyperCommand):
         empty = self._empty_path(args)
         if empty:
             raise CLICK_USAGE_ERROR(f"{empty} is given an empty file name; give a path", ctx=ctx)
+        for param in self.get_params(ctx):  # (--help among them)
+            quick_coercion(param)
         try:
             return super().parse_args(ctx, args)
         except CLICK_USAGE_ERROR as e:  # the parser's own ('--seed' requires an argument) come without a context,
@@ -264,6 +271,77 @@ def said_as(text: str, paths) -> str:
     for stored, shown in paths:
         text = re.sub(re.escape(stored) + r"(?![^/\s'\");:,])", lambda _, shown=shown: shown, text)
     return text
+
+
+_PLAIN_INT = re.compile(r"-?[0-9]{1,100}")  # what int() and Pydantic read alike (no spaces, signs or _ of their own)
+_PLAIN_FLOAT = re.compile(r"-?[0-9]{1,100}(?:\.[0-9]{1,100})?")
+
+
+class QuickCoercion:
+    """Typer >= 0.2x converts every option's value, each default too, through a Pydantic TypeAdapter, built for each
+    option on the command's first parse: importing Pydantic and building generate's 27 adapters took 0.09 s of CPU
+    before torch began to load, a twentieth of a cold `t2i generate` (BENCHMARKS.md "A cold generate beside import
+    torch and the codes"). The values whose conversion is plain are converted here, to what the adapter gives
+    (test_s46_hH compares the two): a value of the option's own type as it is, None as None, a str of digits for an
+    int or a float, any str for a str, and a str or a Path for a Path option without Typer's path checks beyond
+    its default ones (typer's own coerce_cli_path makes them). Everything else (a bad value, whose message is
+    Typer's, a range, a choice, a list) goes to Typer's own adapter, built then."""
+
+    def __init__(self, param) -> None:
+        self.param = param
+        self.full = None  # typer's own RuntimeParam, built at the first value not converted here
+
+    def coerce(self, value, param, ctx):
+        done, converted = self._plain(value, param, ctx)
+        if done:
+            return converted
+        if self.full is None:
+            from typer._coercion import build_runtime_param
+
+            self.full = build_runtime_param(param.type_descriptor)
+        return self.full.coerce(value, param=param, ctx=ctx)
+
+    @staticmethod
+    def _plain(value, param, ctx) -> tuple[bool, object]:
+        desc = param.type_descriptor
+        info, kind = desc.parameter_info, desc.annotation
+        if param.multiple or param.nargs != 1 or getattr(info, "parser", None) is not None \
+                or getattr(info, "click_type", None) is not None or getattr(desc, "file_annotation", None) is not None:
+            return False, None
+        if value is None:  # (RuntimeParam.coerce's own answer, before any adapter)
+            return True, None
+        if kind is str and type(value) is str:
+            return True, value
+        numbers = getattr(info, "min", None) is None and getattr(info, "max", None) is None
+        if kind is int and numbers:
+            if type(value) is int:
+                return True, value
+            if type(value) is str and _PLAIN_INT.fullmatch(value):
+                return True, int(value)
+        if kind is float and numbers:
+            if type(value) is float:
+                return True, value
+            if type(value) is str and _PLAIN_FLOAT.fullmatch(value):
+                return True, float(value)
+        if kind is Path and not (getattr(info, "allow_dash", True) or getattr(info, "path_type", True) is not None
+                                 or getattr(info, "resolve_path", True)) and type(value) in (str, type(Path())):
+            from typer._param_types import coerce_cli_path  # (its checks: file_okay, dir_okay, readable, ...)
+
+            return True, coerce_cli_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
+        return False, None
+
+
+def quick_coercion(param) -> None:
+    """Give a parameter QuickCoercion where Typer converts values through Pydantic (typer >= 0.2x: a parameter with
+    a lazily built _runtime_param); older Typers (Click's own conversion) are left as they are."""
+    if getattr(param, "_runtime_param", False) is not None or not hasattr(param, "type_descriptor"):
+        return
+    try:
+        import typer._coercion  # noqa: F401
+        import typer._param_types  # noqa: F401
+    except ImportError:
+        return
+    param._runtime_param = QuickCoercion(param)
 
 
 def _option_value(param, text: str) -> object:
