@@ -126,3 +126,37 @@ def test_refusals_read_as_before(args, monkeypatch, tmp_path):
     assert ours.exit_code == theirs.exit_code != 0
     assert (ours.stdout, ours.stderr) == (theirs.stdout, theirs.stderr)
     assert ours.stderr.count("\n") == 1  # one line
+
+
+# Python's garbage collector around torch's first import (cli._imports_held): off while it loads, what it made
+# frozen after, the collector as it was.
+FIRST_IMPORT = r"""
+import gc, sys
+import t2i_cli.cli as cli
+if sys.argv[1] == "off":
+    gc.disable()
+before = gc.get_freeze_count()
+cli._imports_held("t2i_cli.pipeline")
+print("torch" in sys.modules, before == 0, gc.get_freeze_count() > 1000, gc.isenabled())
+"""
+
+
+@pytest.mark.parametrize("state", ["on", "off"])
+def test_first_torch_import_is_frozen(state, tmp_path):
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", FIRST_IMPORT, state], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    # torch's objects left out of later collections; a collector the process had turned off stays off
+    assert r.stdout.split() == ["True", "True", "True", str(state == "on")]
+
+
+def test_later_imports_freeze_nothing():
+    """Where torch is already in (this test process, as any that runs commands in turn), nothing is frozen: each
+    command's garbage would otherwise be kept for good."""
+    import gc
+
+    assert "torch" in sys.modules
+    before, on = gc.get_freeze_count(), gc.isenabled()
+    cli._imports_held("t2i_cli.pipeline")
+    assert gc.get_freeze_count() == before and gc.isenabled() == on

@@ -2241,17 +2241,33 @@ def _imports_held(*modules: str) -> None:
     """Import torch (and numpy), then these modules, with Ctrl-C, SIGTERM and SIGHUP held until they are in: a
     stop inside `import torch` left half-imported modules (an internal error, a C++ abort), or landed in one of
     Python's import callbacks, which drop an exception (a generate stopped in its first seconds wrote its image
-    and exited 0); held, it stops the command just after, in one line (exit 130)."""
+    and exited 0); held, it stops the command just after, in one line (exit 130).
+    The first import of torch in a process is made with Python's cyclic garbage collector off, and what it made is
+    then frozen (gc.freeze: left out of every later collection): the collector's full collections, each a walk over
+    every object torch's import made, took 0.2 s of a cold `t2i generate`'s CPU (BENCHMARKS.md "Python's garbage
+    collector in a cold generate"); what a command makes after is collected as before. (Not where torch is already
+    in: a process that runs commands in turn, the tests' own, would freeze each command's garbage for good.)"""
+    import gc
     import importlib
 
     from t2i_cli.files import signals_held
 
-    with signals_held():
-        import numpy  # noqa: F401
-        import torch  # noqa: F401
+    first = "torch" not in sys.modules
+    collecting = gc.isenabled()
+    if first:
+        gc.disable()
+    try:
+        with signals_held():
+            import numpy  # noqa: F401
+            import torch  # noqa: F401
 
-        for name in modules:
-            importlib.import_module(name)
+            for name in modules:
+                importlib.import_module(name)
+    finally:
+        if first:
+            gc.freeze()
+            if collecting:
+                gc.enable()
 
 
 def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: bool, device: str,
