@@ -279,10 +279,10 @@ _PLAIN_FLOAT = re.compile(r"-?[0-9]{1,100}(?:\.[0-9]{1,100})?")
 
 class QuickCoercion:
     """Typer >= 0.2x converts every option's value, each default too, through a Pydantic TypeAdapter, built for each
-    option on the command's first parse: importing Pydantic and building generate's 27 adapters took 0.09 s of CPU
-    before torch began to load, a twentieth of a cold `t2i generate` (BENCHMARKS.md "A cold generate beside import
-    torch and the codes"). The values whose conversion is plain are converted here, to what the adapter gives
-    (test_s46_hH compares the two): a value of the option's own type as it is, None as None, a str of digits for an
+    option on the command's first parse: importing Pydantic and building an adapter for each of generate's options
+    took 0.06-0.075 s of CPU before torch began to load (BENCHMARKS.md "A cold generate beside import torch and the
+    codes"). The values whose conversion is plain are converted here, to what the adapter gives (test_s46_hH
+    compares the two): a value of the option's own type as it is, None as None, a str of digits for an
     int or a float, any str for a str, and a str or a Path for a Path option without Typer's path checks beyond
     its default ones (typer's own coerce_cli_path makes them). Everything else (a bad value, whose message is
     Typer's, a range, a choice, a list) goes to Typer's own adapter, built then."""
@@ -2244,8 +2244,8 @@ def _imports_held(*modules: str) -> None:
     and exited 0); held, it stops the command just after, in one line (exit 130).
     The first import of torch in a process is made with Python's cyclic garbage collector off, and what it made is
     then frozen (gc.freeze: left out of every later collection): the collector's full collections, each a walk over
-    every object torch's import made, took 0.2 s of a cold `t2i generate`'s CPU (BENCHMARKS.md "Python's garbage
-    collector in a cold generate"); what a command makes after is collected as before. (Not where torch is already
+    every object torch's import made, took 0.2 s of a cold `t2i generate`'s CPU (BENCHMARKS.md "A cold generate
+    beside import torch and the codes"); what a command makes after is collected as before. (Not where torch is already
     in: a process that runs commands in turn, the tests' own, would freeze each command's garbage for good.)"""
     import gc
     import importlib
