@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.conftest import SRC, run
 
 from t2i_cli import cli
@@ -160,3 +162,25 @@ def test_later_imports_freeze_nothing():
     before, on = gc.get_freeze_count(), gc.isenabled()
     cli._imports_held("t2i_cli.pipeline")
     assert gc.get_freeze_count() == before and gc.isenabled() == on
+
+
+def _generate_params():
+    root = typer.main.get_command(cli.app)
+    cmd = root.get_command(typer.Context(root, info_name="t2i"), "generate")
+    ctx = typer.Context(cmd, info_name="generate")
+    return ctx, {p.name: p for p in cmd.get_params(ctx)}
+
+
+NUMBERISH = st.text(alphabet="0123456789-+._eE xn/", max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=NUMBERISH, name=st.sampled_from(["n", "seed", "temperature", "guidance", "device", "out_dir", "image"]))
+def test_quick_coercion_fuzzed_text(text, name):
+    """Text of digits, signs, points, exponents, spaces and path characters, given to an int, a float, a str and
+    two Path options of generate: QuickCoercion's value (or error) is Typer's own."""
+    ctx, params = _generate_params()
+    param = params[name]
+    ours = _outcome(cli.QuickCoercion(param), text, param, ctx)
+    theirs = _outcome(typer_coercion.build_runtime_param(param.type_descriptor), text, param, ctx)
+    assert ours == theirs
