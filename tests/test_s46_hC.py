@@ -76,3 +76,77 @@ def test_a_probe_a_kill_left_in_an_output_folder_is_removed_by_the_next_run_once
     assert not killed.exists()
     assert fresh.exists() and all(p.exists() for p in mine), _names(out)
     assert len(list(out.iterdir())) == 1 + len(mine)  # (and the probe of this run is gone too)
+
+
+# ------------------------------------------------------------------------------------ 2, 3. lines of a manifest above
+def _above(tmp_path: Path, folder: str = "train") -> Path:
+    """ds/FOLDER with red-bird.png (captioned by red-bird.txt) and blue-fish.png (no caption); returns ds."""
+    ds = tmp_path / "ds"
+    _picture(ds / folder / "red-bird.png")
+    _picture(ds / folder / "blue-fish.png")
+    (ds / folder / "red-bird.txt").write_text("a red bird\n", encoding="utf-8")
+    return ds
+
+
+def _refused(folder: Path) -> bool:
+    """Whether `data caption FOLDER` refuses for lines of a manifest above that may caption its pictures (the dry
+    run, which writes nothing, warns it)."""
+    r = run("data", "caption", folder, "--dry-run", "-q")
+    assert r.exit_code == 0, r.stderr
+    said = "above the folder, has lines left out that may caption pictures here" in " ".join(r.stderr.split())
+    assert said == ("would write no caption file" in r.stdout), (r.stdout, r.stderr)
+    return said
+
+
+def test_a_line_above_that_is_not_json_naming_a_captioned_picture_does_not_refuse(tmp_path: Path):
+    """ds/metadata.jsonl's line that is not JSON (its closing brace missing) naming train/red-bird.png, which has
+    its red-bird.txt: `data caption ds/train` refused to caption blue-fish.png by its name, though the line, fixed,
+    captions red-bird.png, which it does not write. Now a string of such a line that is whole and names an existing
+    file that is no picture to caption is passed over; any other mention of the folder as a path still refuses."""
+    ds = _above(tmp_path)
+    manifest = ds / "metadata.jsonl"
+    manifest.write_bytes(b'{"file_name": "train/red-bird.png", "text": "a red bird"\n')
+    assert not _refused(ds / "train")
+    r = run("data", "caption", ds / "train", "-q")
+    assert r.exit_code == 0 and (ds / "train" / "blue-fish.txt").read_text() == "blue fish\n", r.stderr
+    (ds / "train" / "blue-fish.txt").unlink()
+    # ... written absolute, with Windows' escaped separators, or with \/: the same picture
+    for line in [b'{"file_name": "' + str(ds / "train" / "red-bird.png").encode() + b'", "text": "x"\n',
+                 b'{"file_name": "train\\\\red-bird.png", "text": "x"\n',
+                 b'{"file_name": "train\\/red-bird.png", "text": "a red bird",\n']:
+        manifest.write_bytes(line)
+        assert not _refused(ds / "train"), line
+    # ... but one naming the picture without a caption, a missing one, a string cut (no closing quote), a name
+    # outside a string, or a caption's string naming it as a path, still refuses
+    for line in [b'{"file_name": "train/blue-fish.png", "text": "a blue fish"\n',
+                 b'{"file_name": "train/BLUE-FISH.png", "text": "a blue fish"\n',
+                 b'{"file_name": "train/blue-fish.jpg", "text": "a blue fish"\n',
+                 b'{"file_name": "train/red-bird.png\n',
+                 b'{"file_name": train/red-bird.png, "text": "x"}\n',
+                 b'{"file_name": "train/red-bird.png", "text": "as train/blue-fish.png"\n',
+                 b'{"file_name": "train/red-bird.png", "text": "x", "x": "train/blue-fish.png"\n']:
+        manifest.write_bytes(line)
+        assert _refused(ds / "train"), line
+
+
+def test_a_line_above_that_is_not_json_naming_the_folder_in_json_escapes_refuses(tmp_path: Path):
+    """ds/metadata.jsonl's line that is not JSON naming ds/été/blue-fish.png as JSON writes it escaped
+    ("\\u00e9t\\u00e9/", Python's json.dumps writes any accent so) was not found by the bytes of "été/": `data
+    caption ds/été` captioned blue-fish.png by its name unsaid. Now the line's escapes are read first, in either
+    letter case, composed or decomposed, a pair of escapes of one character too."""
+    ds = _above(tmp_path, "\u00e9t\u00e9")
+    manifest = ds / "metadata.jsonl"
+    for name in [b"\\u00e9t\\u00e9", b"\\u00E9t\\u00E9", b"e\\u0301te\\u0301", b"\\u00e9t\xc3\xa9"]:
+        manifest.write_bytes(b'{"file_name": "' + name + b'/blue-fish.png", "text": "a blue fish"\n')
+        assert _refused(ds / "\u00e9t\u00e9"), name
+        assert not (ds / "\u00e9t\u00e9" / "blue-fish.txt").exists()
+    # ... escaped, naming the picture that has its caption: passed over, as unescaped
+    manifest.write_bytes(b'{"file_name": "\\u00e9t\\u00e9/red-bird.png", "text": "a red bird"\n')
+    assert not _refused(ds / "\u00e9t\u00e9")
+    # ... an emoji's folder, written as JSON's two escapes of it
+    ds = _above(tmp_path / "emoji", "\U0001f426")
+    (ds / "metadata.jsonl").write_bytes(b'{"file_name": "\\ud83d\\udc26/blue-fish.png", "text": "a blue fish"\n')
+    assert _refused(ds / "\U0001f426")
+    # ... and a line that holds the name only as a caption's word, escaped, still does not refuse
+    (ds / "metadata.jsonl").write_bytes(b'{"file_name": "other/x.png", "text": "a \\ud83d\\udc26 bird"\n')
+    assert not _refused(ds / "\U0001f426")

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import stat
 import unicodedata
 from array import array
 from collections import Counter
@@ -1078,6 +1079,25 @@ class _Utf8Head:
         return True if self.bad else False if self.ended or self.seen >= MAX_ABOVE else None
 
 
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)("?)', re.S)  # a JSON string of a line: its text, its closing quote
+_JSON_ESCAPE = re.compile(r'\\u([0-9a-fA-F]{4})|\\(["\\/bfnrt])')
+_HIGH_SURROGATE = re.compile("[\ud800-\udbff]")
+_ESCAPED = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescaped(text: str) -> str:
+    """A JSON string's text (or a line's) with JSON's escapes read as what they stand for, in either letter case
+    (\\u00e9 and \\u00E9 as é, a pair of \\u escapes as the one character they make, \\/ as /), then its accents
+    composed (NFC: e\\u0301 as é); another backslash is kept as written (a Windows path, train\\a.png, in a line that
+    is not JSON). Text without a backslash is returned as it is."""
+    if "\\" not in text:
+        return text
+    text = _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else _ESCAPED[m[2]], text)
+    if _HIGH_SURROGATE.search(text):  # (a high surrogate: an escaped pair, made the one character it stands for)
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
 def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
                 latin: bool = False, head: list[_Utf8Head | None] | None = None
                 ) -> tuple[set[str], bool, dict[str, tuple[int, str]]]:
@@ -1106,8 +1126,55 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
     in_path = re.compile(b"|".join(rb"(?<![\w.\x80-\xff-])" + re.escape(needle) + rb"[/\\]"
                                    for needle in raw_needles)) if raw_needles else None
 
+    # ... in a line that is not JSON, after its JSON escapes are read (a name JSON writes escaped, "\u00e9t\u00e9/",
+    # as Python's json.dumps writes any accent, was not found by the bytes of "été/"); and a string of it that holds
+    # the name, that is whole (its closing quote there) and names an existing file that is no picture wanted (one
+    # with a caption: "train/red-bird.png" beside red-bird.txt) is no line that may caption a picture of the folder:
+    # it refused `data caption` for a line that, fixed, captions a picture that has its caption, not one to write
+    # (the needles as given, composed and decomposed, and the NFC form _unescaped gives an escaped name)
+    in_text = re.compile("|".join(r"(?<![\w.\u0080-\U0010ffff-])" + re.escape(needle) + r"[/\\]"
+                                  for needle in sorted({*needles, *(unicodedata.normalize("NFC", needle)
+                                                                    for needle in needles)}))) if needles else None
+    wanted_folded = {k.casefold() for k in wanted}
+    wanted_ids: list[set[tuple[int, int]]] = []  # (device, inode) of each picture wanted, made once when first asked
+
+    others: dict[str, bool] = {}  # path -> names_other's answer (a stat each path once: many lines name one)
+
+    def names_other(path: str) -> bool:  # (an existing picture, none of wanted by its path, its case or its inode)
+        if not path.rstrip().lower().endswith(images.IMAGE_SUFFIXES):  # (a caption's words: no stat)
+            return False
+        if path in others:
+            return others[path]
+        key = _above_key(manifest, path.strip())
+        other = False
+        if path.strip() and key not in wanted and key.casefold() not in wanted_folded and \
+                (st := _stat_or_none(key)) is not None and stat.S_ISREG(st.st_mode):
+            if not wanted_ids:
+                wanted_ids.append({(w.st_dev, w.st_ino) for k in wanted if (w := _stat_or_none(k)) is not None})
+            other = (st.st_dev, st.st_ino) not in wanted_ids[0]
+        if len(others) < 4096:
+            others[path] = other
+        return other
+
     def may_name(raw: bytes) -> bool:
-        return in_path is None or in_path.search(raw) is not None
+        if in_path is None or in_text is None:
+            return True
+        if b"\\" not in raw:  # (no escape: each mention of the folder is inside a string, or not, by the quotes before)
+            for m in in_path.finditer(raw):
+                if raw.count(b'"', 0, m.start()) % 2 == 0 or (end := raw.find(b'"', m.end())) < 0:
+                    return True  # (outside a string, or in one cut)
+                if not names_other(raw[raw.rfind(b'"', 0, m.start()) + 1:end].decode("utf-8", "surrogateescape")):
+                    return True
+            return False
+        text, outside, end = raw.decode("utf-8", "surrogateescape"), [], 0
+        for m in _JSON_STRING.finditer(text):
+            outside.append(text[end:m.start()])
+            end = m.end()
+            value = _unescaped(m[1])
+            if in_text.search(value) is not None and not (m[2] and names_other(value)):
+                return True
+        outside.append(text[end:])  # (a name outside any string: {"file_name":train/a.png} typed unquoted)
+        return in_text.search(_unescaped(" ".join(outside))) is not None
 
     def names_wanted(row: dict) -> bool:  # (a row without a picture's name t2i reads: any of its strings, as a path)
         return any(isinstance(v, str) and v.strip() and _above_key(manifest, v.strip()) in wanted
@@ -1178,6 +1245,13 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
     except (OSError, ValueError, RecursionError, csv.Error):
         pass
     return n, latin and more_after, left
+
+
+def _stat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _above_key(manifest: Path, path: str) -> str:
