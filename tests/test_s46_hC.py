@@ -150,3 +150,61 @@ def test_a_line_above_that_is_not_json_naming_the_folder_in_json_escapes_refuses
     # ... and a line that holds the name only as a caption's word, escaped, still does not refuse
     (ds / "metadata.jsonl").write_bytes(b'{"file_name": "other/x.png", "text": "a \\ud83d\\udc26 bird"\n')
     assert not _refused(ds / "\U0001f426")
+
+
+# ------------------------------------------------------------------------------------ 4. t2i 0.18.0's temporaries
+def _temporary_018(folder: Path, name: str, random_part: str = "k3x_9q2a") -> Path:
+    """The temporary t2i 0.18.0 left of a file `name` in folder when killed: .FIRST-64-BYTES.XXXXXXXX.tmp (its
+    _finished_temporary's prefix was cut_to_bytes(name, 64)), aged."""
+    from t2i_cli.files import cut_to_bytes
+
+    tmp = folder / f".{cut_to_bytes(name, 64)}.{random_part}.tmp"
+    tmp.write_bytes(b"half a caption")
+    return _aged(tmp)
+
+
+def test_a_killed_data_captions_temporary_of_a_long_name_left_by_0_18_0_is_removed(tmp_path: Path):
+    """t2i 0.18.0 recorded a long caption name's temporary as its first 64 bytes alone, which 0.19.0's cleanup (which
+    knows its own .HEAD…LAST20.XXXXXXXX.tmp) did not know for one: a killed 0.18.0 data caption's temporary beside
+    a picture of a long name stayed for good. Now it is removed, once a minute old, where its record is exactly the
+    first 64 bytes of a picture's NAME.txt there; a file of another shape, a fresh one, or the head of no picture's
+    caption name stays."""
+    pics = tmp_path / "pics"
+    long_ascii = "a-small-red-bird-sitting-on-a-branch-of-an-old-oak-tree-in-the-early-morning-light"
+    long_wide = "一只红色的小鸟站在一棵老橡树的树枝上看着清晨的阳光慢慢照亮整个森林"  # (cut at 63 bytes)
+    for stem in (long_ascii, long_wide):
+        _picture(pics / f"{stem}.png")
+    killed = [_temporary_018(pics, f"{long_ascii}.txt"), _temporary_018(pics, f"{long_wide}.txt")]
+    assert len(killed[1].name.encode()) - len(".k3x_9q2a.tmp") - 1 == 63  # (a head cut at a character's boundary)
+    kept = [_temporary_018(pics, f"{long_ascii}.txt", "mine.bak"),  # not mkstemp's part
+            _temporary_018(pics, "a-big-blue-whale-swimming-slowly-through-the-deep-cold-ocean-at-night.txt"),
+            _temporary_018(pics, f"{long_ascii[:40]}-and-then-the-words-of-another-picture.txt")]
+    fresh = pics / killed[0].name.replace("k3x_9q2a", "fresh123")
+    fresh.write_bytes(b"another run writing now")
+    r = run("data", "caption", pics, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert not any(p.exists() for p in killed), _names(pics)
+    assert all(p.exists() for p in kept) and fresh.exists(), _names(pics)
+    assert (pics / f"{long_wide}.txt").is_file() and (pics / f"{long_ascii}.txt").is_file()
+
+
+def test_rerank_removes_0_18_0s_temporaries_of_long_map_and_copy_names(tmp_path: Path):
+    """The same for rerank: 0.18.0's temporaries of an --explain map (explain-NAME-NNN.png) and of a --link-best
+    copy (best/NAME-NNN.png) of a picture of a long name, removed where rerank removes its killed temporaries (its
+    ranking's write, its best/), once a minute old; one of a name no picture ranked has stays."""
+    from t2i_cli.files import recorded_by_018
+    from t2i_cli.rerank import Ranked, link_best, write_ranking
+
+    folder = tmp_path / "imgs"
+    stem = "a-small-red-bird-sitting-on-a-branch-of-an-old-oak-tree-in-the-early-morning-light-000"
+    ranked = [Ranked(_picture(folder / f"{stem}.png"), "a red bird", 0.5, rank=1)]
+    killed_map = _temporary_018(folder, f"explain-{stem}-NNN.png")
+    other = _temporary_018(folder, "explain-a-big-blue-whale-swimming-slowly-through-the-deep-cold-sea-NNN.png")
+    write_ranking(folder, ranked)
+    assert not killed_map.exists() and other.exists(), _names(folder)
+    (folder / "best").mkdir()
+    killed_copy = _temporary_018(folder / "best", f"{stem}-NNN.png")
+    link_best(folder, ranked, 1)
+    assert not killed_copy.exists(), _names(folder / "best")
+    assert recorded_by_018(killed_copy.name[1:-len(".k3x_9q2a.tmp")], [f"{stem}-NNN.png"])
+    assert not recorded_by_018(f"{stem}-NNN.png", [f"{stem}-NNN.png"])  # (a name that fits is recorded whole)

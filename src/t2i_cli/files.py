@@ -14,7 +14,7 @@ import time
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator, NoReturn
+from typing import Any, Callable, Collection, Iterable, Iterator, NoReturn
 
 from t2i_cli.errors import OutputError, UsageError
 
@@ -104,6 +104,19 @@ def cut_record(recorded: str) -> bool:
     holding CUT_MARK."""
     size = len(recorded.encode("utf-8", "surrogateescape"))
     return CUT_MARK in recorded and RECORDED_ROOM - 6 <= size <= RECORDED_ROOM
+
+
+def recorded_by_018(recorded: str, names: Iterable[str]) -> bool:
+    """Whether a temporary's recorded name (temporary_of's) is t2i 0.18.0's record of one of names, a name over
+    RECORDED_ROOM bytes: its first RECORDED_ROOM bytes alone (cut_to_bytes: 61 to 64 bytes, whole characters),
+    without the end that recorded_name keeps since 0.19.0, so that no cleanup knew it for its own and a temporary
+    that a kill left stayed for good. Only that exact head of a name the cleanup itself writes in that folder is
+    taken (a NAME.txt of a picture there, a copy's or a map's -NNN.png of a picture ranked), so a file of yours so
+    named stays unless it is, to the byte, the head of such a name (and of mkstemp's shape: temporary_of)."""
+    size = lambda text: len(text.encode("utf-8", "surrogateescape"))  # noqa: E731
+    if not RECORDED_ROOM - 3 <= size(recorded) <= RECORDED_ROOM:
+        return False
+    return any(size(name) > RECORDED_ROOM and cut_to_bytes(name, RECORDED_ROOM) == recorded for name in names)
 
 
 def _discard(tmp: Path, shown: str | Path, e: BaseException) -> NoReturn:

@@ -15,9 +15,11 @@ from typing import Callable, Iterable
 from t2i_cli.errors import OutputError, counted
 from t2i_cli.files import (
     IMAGE_SUFFIXES,
+    RECORDED_ROOM,
     STALE_AFTER,
     cut_record,
     not_utf8,
+    recorded_by_018,
     recorded_name,
     remove_temporaries,
     write_if_absent,
@@ -846,17 +848,20 @@ def series_captions(plan: CaptionPlan, captioned: Iterable[Path] = ()) -> None:
 
 
 def _caption_name(folder: Path, name: str) -> bool:
-    """Whether name is a caption file's name (NAME.txt) of a picture in folder: a temporary made for it is
+    """Whether name is a caption file's name (NAME.txt) of a picture in folder, or the record a temporary of one
+    keeps (recorded_name's cut of a long one, or t2i 0.18.0's: recorded_by_018): a temporary made for it is
     write_captions'."""
     stem, dot, suffix = name.rpartition(".")
-    if not (dot and stem and suffix == "txt"):
-        return False
-    if any((folder / f"{stem}{e}").is_file() for ext in IMAGE_SUFFIXES for e in (ext, ext.upper())):
+    txt = bool(dot and stem and suffix == "txt")
+    if txt and any((folder / f"{stem}{e}").is_file() for ext in IMAGE_SUFFIXES for e in (ext, ext.upper())):
         return True
-    if not cut_record(name):
+    cut = txt and cut_record(name)
+    if not (cut or RECORDED_ROOM - 3 <= len(name.encode("utf-8", "surrogateescape")) <= RECORDED_ROOM):
         return False
     try:  # the record of a long NAME.txt is cut (files.recorded_name): a picture there whose caption's record it is
-        return any(p.suffix.lower() in IMAGE_SUFFIXES and recorded_name(f"{p.stem}.txt") == name and p.is_file()
+        # (or t2i 0.18.0's record of it, its first 64 bytes alone: files.recorded_by_018)
+        return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and (
+            (cut and recorded_name(f"{p.stem}.txt") == name) or recorded_by_018(name, [f"{p.stem}.txt"]))
                    for p in folder.iterdir())
     except OSError:
         return False

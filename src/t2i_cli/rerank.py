@@ -32,6 +32,7 @@ from t2i_cli.files import (
     check_replaceable,
     fitted_stem,
     is_own_json,
+    recorded_by_018,
     remove_temporaries,
     sha256_of,
     signals_held,
@@ -463,7 +464,10 @@ def write_ranking(folder: Path, ranked: list[Ranked]) -> Path:
             | ({BITS_KEY: round(r.bits, 6)} if r.bits is not None else {}) for r in ranked]
     # a killed rerank's temporaries (of ranking.json, a sheet, an --explain map): removed once a minute old (one
     # newer may be another t2i's write in progress)
-    remove_temporaries(Path(folder), lambda name: name == RANKING or NEW_FILE_NAME.fullmatch(name), STALE_AFTER)
+    # (and t2i 0.18.0's of an --explain map of a long name, its record the name's first 64 bytes alone)
+    maps = {f"{fitted_stem(f'explain-{r.path.stem}', '.png')}-NNN.png" for r in ranked}
+    remove_temporaries(Path(folder), lambda name: name == RANKING or NEW_FILE_NAME.fullmatch(name)
+                       or recorded_by_018(name, maps), STALE_AFTER)
     return atomic_write_json(Path(folder) / RANKING, rows)
 
 
@@ -520,7 +524,10 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
         best.mkdir(exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot make {best}: {e.strerror or e}; choose a writable folder") from e
-    remove_temporaries(best, lambda name: name == BEST_RECORD or NEW_FILE_NAME.fullmatch(name), STALE_AFTER)  # killed's
+    # a killed run's (and t2i 0.18.0's of a copy of a long name, its record the name's first 64 bytes alone)
+    copies = {f"{fitted_stem(r.path.stem, r.path.suffix)}-NNN{r.path.suffix}" for r in ranked}
+    remove_temporaries(best, lambda name: name == BEST_RECORD or NEW_FILE_NAME.fullmatch(name)
+                       or recorded_by_018(name, copies), STALE_AFTER)
     inputs: set[str] = set()  # every picture this ranking read
     wanted: dict[str, Path] = {}  # the best k per prompt, a picture held twice (same bytes) once
     best_of: dict[Path, str] = {}  # each of the best k per prompt -> its digest
