@@ -208,3 +208,19 @@ def test_rerank_removes_0_18_0s_temporaries_of_long_map_and_copy_names(tmp_path:
     assert not killed_copy.exists(), _names(folder / "best")
     assert recorded_by_018(killed_copy.name[1:-len(".k3x_9q2a.tmp")], [f"{stem}-NNN.png"])
     assert not recorded_by_018(f"{stem}-NNN.png", [f"{stem}-NNN.png"])  # (a name that fits is recorded whole)
+
+
+def test_a_latin_1_line_above_in_a_utf_8_manifest_naming_the_folder_refuses(tmp_path: Path):
+    """ds/metadata.jsonl in UTF-8 whose first line names ds/été/green-cat.png and whose second, saved by a Windows
+    tool in Latin-1, names "\\xe9t\\xe9/blue-fish.png": the manifest is read as Latin-1 only where no line names a
+    picture here, so the second line's folder name, not in UTF-8's bytes, was not found, and `data caption ds/été`
+    captioned blue-fish.png by its name unsaid. Now the folder's name is also looked for in Latin-1's bytes."""
+    ds = tmp_path / "ds"
+    _picture(ds / "\u00e9t\u00e9" / "green-cat.png")
+    _picture(ds / "\u00e9t\u00e9" / "blue-fish.png")
+    (ds / "metadata.jsonl").write_bytes('{"file_name": "\u00e9t\u00e9/green-cat.png", "text": "a green cat"}\n'
+                                        .encode() + b'{"file_name": "\xe9t\xe9/blue-fish.png", "text": "a fish"}\n')
+    assert _refused(ds / "\u00e9t\u00e9")
+    r = run("data", "caption", ds / "\u00e9t\u00e9", "-q")
+    assert r.exit_code == 1 and f"{ds / 'metadata.jsonl'} line 2" in " ".join(r.stderr.split()), r.stderr
+    assert not (ds / "\u00e9t\u00e9" / "blue-fish.txt").exists()

@@ -1117,7 +1117,11 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
 
     n: set[str] = set()
     left: dict[str, tuple[int, str]] = {}
-    raw_needles = tuple(needle.encode("utf-8") for needle in needles)
+    # ... also as Windows' Latin-1 writes it (a line of "\xe9t\xe9/..." in a manifest otherwise UTF-8 whose other
+    # lines name pictures here, so that it is not read again as Latin-1: the line was not found, and its picture
+    # captioned by name unsaid); a name of ASCII alone has one form
+    raw_needles = tuple(dict.fromkeys([*(needle.encode("utf-8") for needle in needles),
+                                       *filter(None, map(_cp1252, needles))]))
     # a line left out "may name" a picture of the folder where the folder's name is in it as a path's part: at the
     # start of a name (after no letter, digit, _, . or - of one: a quote, a separator, a space, a colon, ...) and
     # followed by / or \ (a caption's word, "a red train", made its lines left out refuse `data caption train`; a
@@ -1245,6 +1249,14 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
     except (OSError, ValueError, RecursionError, csv.Error):
         pass
     return n, latin and more_after, left
+
+
+def _cp1252(text: str) -> bytes | None:
+    """text as Windows' code page 1252 (Latin-1) writes it; None where it holds a character that has no byte there."""
+    try:
+        return text.encode("cp1252")
+    except UnicodeEncodeError:
+        return None
 
 
 def _stat_or_none(path: str) -> os.stat_result | None:
