@@ -47,8 +47,8 @@ def test_a_typo_on_a_whole_runs_folder_is_said_as_the_typo(tmp_path: Path):
             (["--model", "nope=1"], "error: --model nope: no stage's model has that setting; see `t2i train --help`"),
             (["--batch-size", "transformer=4,dvae=x"],
              "error: --batch-size 'transformer=4,dvae=x': 'x' is not a number"),
-            (["--model", "dvae.bogus=2"], "error: --model 'dvae.bogus=2': the dvae stage's model has no setting "
-                                          "'bogus'; its KEYs are code_dim, downsample, fsq_levels, n_codes, n_hid, "
+            (["--model", "dvae.bogus=2"], "error: --model dvae.bogus=2: the dvae model has no setting "
+                                          "'bogus'; its settings are code_dim, downsample, fsq_levels, n_codes, n_hid, "
                                           "n_res, pixel_eps")):
         for where in (out, tmp_path / "fresh"):
             line = one_line_failure(run(*ALL, *extra, "--out", where), 2)

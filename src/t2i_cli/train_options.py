@@ -92,7 +92,7 @@ def _check_models_of_all(models: list[str]) -> None:
     """Refuse a --model item of a --stage all run that no stage would take: a prefix that names no stage with
     a model (dvae., transformer., clip.), or a key without one that is no stage's field. (Each stage checks the
     values of the items it takes.)"""
-    from t2i_cli.stages import MODEL_CONFIGS, model_config_fields
+    from t2i_cli.stages import MODEL_CONFIGS, model_config_fields, refuse_model_key
 
     keys = [item.split("=", 1)[0] for item in models]
     twice = next((k for k in keys if keys.count(k) > 1), None)
@@ -105,8 +105,7 @@ def _check_models_of_all(models: list[str]) -> None:
             raise UsageError(f"--model {key}: {stage!r} is not a stage with a model; use "
                              f"{', '.join(f'{s}.KEY' for s in MODEL_CONFIGS)} or a KEY of any of them")
         if dot and field not in model_config_fields(stage):  # (its own stage's check named it without the prefix)
-            raise UsageError(f"--model {item!r}: the {stage} stage's model has no setting {field!r}; its KEYs are "
-                             f"{', '.join(sorted(model_config_fields(stage)))}")
+            refuse_model_key(stage, field, f"--model {item}")  # in a single stage's words, the prefix kept
         if not dot and not any(key in model_config_fields(s) for s in MODEL_CONFIGS):
             raise UsageError(f"--model {key}: no stage's model has that setting; see `t2i train --help`")
 
