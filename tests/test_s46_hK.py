@@ -21,3 +21,19 @@ def test_an_unknown_model_key_of_a_whole_run_is_said_as_a_single_stage_says_it(t
     line = one_line_failure(run(*whole, "--model", "dvae.image_side=2"), 2)
     assert line == "error: --model dvae.image_side=2: the dvae stage sets it (use --image-side)", line
     assert not (tmp_path / "r").exists() and not (tmp_path / "d").exists()
+
+
+def test_fsq_levels_out_of_range_are_refused_with_a_new_runs_range(tmp_path: Path):
+    """`--model fsq_levels=65,8` said "each 2 to 64", but a new run refuses 2 ("needs 3 or more"), and the README
+    says 3 to 64: a new run's refusal says its own range (an older run's dVAE of 2 levels still loads: the config
+    takes 2)."""
+    from t2i_cli.models.dvae import DVAEConfig
+
+    for levels in ("65,8", "1,8", "3,3,3,3,3,3,3,3,3"):
+        for args in (["--stage", "dvae", "--model", f"fsq_levels={levels}"],
+                     ["--stage", "all", "--model", f"dvae.fsq_levels={levels}"]):
+            line = one_line_failure(run("train", *args, "--steps", "1", "--out", tmp_path / "zr", *TINY), 2)
+            assert line == (f"error: the dVAE's fsq_levels {levels}: a new run takes 1 to 8 level counts, each 3 to "
+                            f"64 (e.g. 8,5,5,5)"), line
+            assert "2 to 64" not in line and not (tmp_path / "zr").exists()
+    assert DVAEConfig(n_codes=16, fsq_levels=(2, 8)).fsq_levels == (2, 8)  # (an older run's, still read)

@@ -940,6 +940,11 @@ def check_new_model(cfg: TrainConfig) -> None:
         raise UsageError(f"the dVAE's fsq_levels {','.join(map(str, levels))}: FSQ needs 3 or more levels per "
                          f"channel (a channel of 2 rounds nearly every value to one level); give each channel 3 or "
                          f"more (e.g. 8,5,5,5)")
+    if levels and isinstance(levels, (list, tuple)) and all(type(v) is int for v in levels) \
+            and (not 1 <= len(levels) <= 8 or any(not 3 <= v <= 64 for v in levels)):  # (the config takes 2 to 64,
+        # which an older run's dVAE may hold: a new run's range is said here, before the config's)
+        raise UsageError(f"the dVAE's fsq_levels {','.join(map(str, levels))}: a new run takes 1 to 8 level counts, "
+                         f"each 3 to 64 (e.g. 8,5,5,5)")
 
 
 def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=None,
