@@ -37,3 +37,17 @@ def test_fsq_levels_out_of_range_are_refused_with_a_new_runs_range(tmp_path: Pat
                             f"64 (e.g. 8,5,5,5)"), line
             assert "2 to 64" not in line and not (tmp_path / "zr").exists()
     assert DVAEConfig(n_codes=16, fsq_levels=(2, 8)).fsq_levels == (2, 8)  # (an older run's, still read)
+
+
+def test_the_readmes_numpy_row_names_every_module_that_imports_numpy():
+    """The Dependencies table's numpy row left out world/evaluate.py, world/judge_training.py and cli.py's early
+    import: every module of src that imports numpy is named in it."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    row = next(line for line in (root / "README.md").read_text().splitlines() if line.startswith("| numpy |"))
+    src = root / "src" / "t2i_cli"
+    users = sorted(str(p.relative_to(src)) for p in src.rglob("*.py")
+                   if re.search(r"^\s*(import numpy|from numpy)", p.read_text(), re.M))
+    assert users and "cli.py" in users and "world/evaluate.py" in users
+    assert [u for u in users if f"`{u}`" not in row] == []
