@@ -51,3 +51,32 @@ def test_the_readmes_numpy_row_names_every_module_that_imports_numpy():
                    if re.search(r"^\s*(import numpy|from numpy)", p.read_text(), re.M))
     assert users and "cli.py" in users and "world/evaluate.py" in users
     assert [u for u in users if f"`{u}`" not in row] == []
+
+
+def test_keep_1_alone_at_a_greedy_top_p_draws_without_a_clip_as_at_top_k_1(tmp_path: Path):
+    """`generate --top-p 0.001 --keep 1` on weights without clip.safetensors was refused "has no clip.safetensors"
+    (the loader was asked for a CLIP before the codebook said the top-p is greedy), while `--top-k 1 --keep 1` drew
+    its one image: both draw it, one prompt or a --prompts file; a --keep 1 that reranks is still refused."""
+    from PIL import Image
+
+    from conftest import build_tiny_folder
+
+    weights = build_tiny_folder(tmp_path / "noclip", with_clip=False)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red bird\na blue fish\n")
+    common = ["--seed", "0", "--weights", weights, "--threads", "1", "--keep", "1", "-q"]
+    for option, value in (("--top-k", "1"), ("--top-p", "0.001")):
+        r = run("generate", "a red bird", *common, option, value, "--out", tmp_path / f"one{option}")
+        assert r.exit_code == 0, (r.stdout, r.stderr)
+        r = run("generate", "--prompts", prompts, *common, option, value, "--out", tmp_path / f"file{option}")
+        assert r.exit_code == 0, (r.stdout, r.stderr)
+    for option in ("--top-k", "--top-p"):
+        assert len(list((tmp_path / f"one{option}").glob("*.png"))) == 1
+        assert len(list((tmp_path / f"file{option}").glob("*.png"))) == 2
+    same = [Image.open(next((tmp_path / f"one{o}").glob("*.png"))).tobytes() for o in ("--top-k", "--top-p")]
+    assert same[0] == same[1]  # (both take the most likely code at every step)
+    for extra in ([], ["--top-p", "0.5"]):  # (these rerank the default candidates: a CLIP is needed)
+        for where in (["a red bird"], ["--prompts", prompts]):
+            line = one_line_failure(run("generate", *where, *common, *extra, "--out", tmp_path / "no"), 1)
+            assert line.startswith(f"error: {weights} has no clip.safetensors;"), line
+    assert not (tmp_path / "no").exists()

@@ -1271,7 +1271,10 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
 
         raise WeightsError(missing_weights_folder(folder))
     if prompts is not None:  # (before the pipe is read: each was said once a piped file had closed)
-        _check_weights_files(weights_folder(params.get("weights")), candidates not in (None, 1))
+        keep_one_alone = "keep" in given and "candidates" not in given and keep == 1  # (beside --top-p: maybe the
+        # one image a top-p at or below 1/codebook draws, known once the weights load, as _generate says it)
+        _check_weights_files(weights_folder(params.get("weights")),
+                             candidates not in (None, 1) and not (keep_one_alone and "top_p" in given))
         if params.get("out_dir") is not None:  # an --out that is a file, inside one or a link to nothing
             from t2i_cli.files import check_folder_path
 
