@@ -80,3 +80,57 @@ def test_keep_1_alone_at_a_greedy_top_p_draws_without_a_clip_as_at_top_k_1(tmp_p
             line = one_line_failure(run("generate", *where, *common, *extra, "--out", tmp_path / "no"), 1)
             assert line.startswith(f"error: {weights} has no clip.safetensors;"), line
     assert not (tmp_path / "no").exists()
+
+
+def test_a_stop_of_generate_says_what_was_written_in_every_phase(tmp_path: Path, monkeypatch):
+    """`generate "x" --n 64 --out og` stopped (Ctrl-C, SIGTERM) while the weights loaded, or while drawing before
+    its first file, said "finished files are kept; nothing partial was written" of none (and og was removed): it
+    says "nothing was written" until a file is, then how many finished files it kept (named on stdout)."""
+    from conftest import build_tiny_folder
+    from t2i_cli import pipeline
+    from t2i_cli.pipeline import TextToImage
+
+    weights = build_tiny_folder(tmp_path / "w")
+    common = ["--n", "3", "--seed", "4", "--weights", weights, "--threads", "1"]
+    real_load, real_draw = TextToImage.from_folder.__func__, pipeline.draw_codes
+
+    def stop_loading(cls, *a, **k):
+        raise KeyboardInterrupt
+
+    assert run("generate", "a red bird", *common[2:], "--n", "1", "--out", tmp_path / "ok").exit_code == 0
+    source = next((tmp_path / "ok").glob("*.png"))
+    with monkeypatch.context() as m:
+        m.setattr(TextToImage, "from_folder", classmethod(stop_loading))
+        r = run("generate", "a red bird", *common, "--out", tmp_path / "load")
+        assert stopped(r) == "interrupted: nothing was written" and r.stdout == ""
+        r = run("vary", source, "--n", "2", "--weights", weights, "--threads", "1", "--out", tmp_path / "vary")
+        assert stopped(r) == "interrupted: nothing was written" and r.stdout == ""
+    assert not (tmp_path / "load").exists() and not (tmp_path / "vary").exists()
+    assert TextToImage.from_folder.__func__ is real_load
+    monkeypatch.setattr(pipeline, "MAX_BATCH", 1)
+    for at, said in ((1, "nothing was written"), (2, "1 finished file kept, named on stdout; nothing partial was "
+                                                     "written"),
+                     (3, "2 finished files kept, named on stdout; nothing partial was written")):
+        calls = []
+
+        def stop(*a, calls=calls, at=at, **k):
+            calls.append(1)
+            if len(calls) == at:
+                raise KeyboardInterrupt
+            return real_draw(*a, **k)
+
+        monkeypatch.setattr(pipeline, "draw_codes", stop)
+        out = tmp_path / f"at{at}"
+        r = run("generate", "a red bird", *common, "--out", out)
+        assert stopped(r) == f"interrupted: {said}"
+        kept = sorted(out.glob("*.png")) if out.exists() else []
+        assert len(kept) == at - 1 and r.stdout.split() == [str(p) for p in kept]
+        assert out.exists() == (at > 1)
+
+
+def stopped(r) -> str:
+    """A stopped command's one line (exit 130, no traceback)."""
+    assert r.exit_code == 130, (r.exit_code, r.stdout, r.stderr, r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr
+    return lines[0]

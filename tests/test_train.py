@@ -1375,7 +1375,7 @@ def test_a_stop_before_the_first_step_says_no_run_was_made_or_the_run_is_as_it_w
                                                        "the same command resumes it"), r.stderr
     monkeypatch.setattr(cli, "utf8_text", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     r = run("generate", "a red bird")
-    assert r.stderr.strip() == "interrupted: finished files are kept; nothing partial was written", r.stderr
+    assert r.stderr.strip() == "interrupted: nothing was written", r.stderr  # (generate's own: no file yet)
 
 
 def test_a_resumed_runs_loss_history_passes_over_edited_values(tmp_path: Path):

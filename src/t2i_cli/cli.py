@@ -1095,6 +1095,8 @@ def generate(
 ) -> None:
     """Draw images for PROMPT (optionally from an image prompt) and write them as PNGs with their provenance."""
     with user_errors():
+        STATE["interrupted"] = NOTHING_WRITTEN  # (until _generate writes a file: a stop while the weights load
+        # said "finished files are kept" of none)
         prompt, negative = utf8_text(prompt, "PROMPT"), utf8_text(negative, "--negative")
         # (--prompts read before the start takes the inference lock: a pipe whose writer is slow, or idle, kept
         # another t2i started meanwhile waiting passively, 1.8x as long alone, for a command that drew nothing)
@@ -1185,6 +1187,9 @@ def _refuse_greedy_top_p(ctx: typer.Context, folder: Path, sampling: SamplingCon
     if "redraws" in given and p.get("mask") is not None:
         refuse_greedy_copies("--redraws", p["redraws"], **by_p)
     return by_p
+
+
+NOTHING_WRITTEN = "nothing was written"  # what a stop of generate or vary says before its first file is
 
 
 JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt decodes in raster order around the kept "
@@ -1532,6 +1537,9 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                 _draw_and_write(pipe, request, n, keep, seed, out_dir, grid, tick, paths, image, stem, line)
                 _name_paths(paths, named, bar, as_json)  # each prompt's files as soon as they are all written
     except BaseException:
+        if paths:  # what a stop says (NOTHING_WRITTEN until a file is)
+            STATE["interrupted"] = (f"{counted(len(paths), 'finished file')} kept, named on stdout; nothing partial "
+                                    f"was written")
         remove_empty(made)  # a run that wrote nothing leaves no empty folder behind
         # the files kept (Ctrl-C, a full disk), named as a finished run names them
         _name_paths(paths, named, as_json=as_json)
@@ -1792,6 +1800,7 @@ def vary(
 ) -> None:
     """Draw variations of SOURCE: a random share --strength of its code cells is redrawn in each."""
     with user_errors():
+        STATE["interrupted"] = NOTHING_WRITTEN  # (as generate's: until _generate writes a file)
         prompt, negative = utf8_text(prompt, "--prompt"), utf8_text(negative, "--negative")
         start_inference(threads, "vary")
         _imports_held("t2i_cli.image_prompt", "t2i_cli.pipeline")
