@@ -134,3 +134,49 @@ def stopped(r) -> str:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr
     return lines[0]
+
+
+def test_a_dvae_that_ends_collapsed_says_so_at_its_end_and_in_info(tmp_path: Path):
+    """A dVAE whose codebook collapsed (`--preset tiny --data maps --steps 150`: 4 of 64 codes at the end) was told
+    so once, by the watchdog at step 75; its end ("finished") and `t2i info RUN` said nothing. Now the end says it
+    in the watchdog's words, with what to try, and so does info (and --json's "codebook")."""
+    import json
+
+    from PIL import Image
+
+    data = tmp_path / "blank"
+    data.mkdir()
+    for i in range(8):  # one picture, eight times: every cell takes one code
+        Image.new("RGB", (16, 16), "white").save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text(f"picture {i}")
+    run_dir = tmp_path / "run"
+    r = run("train", "--stage", "dvae", "--data", data, "--out", run_dir, "--steps", "60", "--image-side", "16", *TINY)
+    assert r.exit_code == 0, r.stderr
+    said = ("the dVAE's codebook has collapsed: at step 60 its codebook perplexity is 1.00 (1 of 64 codes used): "
+            "nearly every cell uses one code; try more --steps or a lower --lr")
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert any(w.startswith("warning: step ") and "codebook perplexity 1.00" in w for w in warnings), warnings
+    assert warnings[-1] == f"warning: {said}", warnings  # (at the end, after the watchdog's own)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {"step": 60, "warning": said}.items() <= rows[-2].items() and rows[-1].get("finished") is True
+    info = run("info", run_dir)
+    assert f"  codebook  {said}" in info.stdout.splitlines(), info.stdout
+    assert json.loads(run("info", run_dir, "--json").stdout)["codebook"] == said
+
+
+def test_a_collapsed_codebook_is_judged_on_its_latest_measure_past_the_watchdogs_warm_up():
+    """The end's verdict: the latest measure (validation first at its step), not during the warm-up (a fresh dVAE
+    uses one code: every run of a few steps would be told it collapsed), and none where the codebook is used."""
+    from t2i_cli.train import TrainConfig, collapsed_codebook
+
+    cfg = TrainConfig(stage="dvae", data="world", steps=150, recon_loss="l1")
+    fresh = [{"step": 10, "perplexity": 1.0, "codes_used": 1 / 64}]
+    assert collapsed_codebook(fresh, cfg, 64) is None
+    ended = [*fresh, {"step": 150, "perplexity": 1.7, "codes_used": 5 / 64},
+             {"step": 150, "val_loss": 0.1, "val_perplexity": 1.61, "val_codes_used": 0.0625}]
+    assert collapsed_codebook(ended, cfg, 64) == (
+        "the dVAE's codebook has collapsed: at step 150 its codebook perplexity is 1.61 (4 of 64 codes used on its "
+        "validation pictures): nearly every cell uses one code; try recon_loss='logit_laplace' or a lower lr")
+    assert "(6% of its codes used on its validation pictures)" in collapsed_codebook(ended, cfg)
+    healthy = [*ended, {"step": 200, "val_perplexity": 12.0, "val_codes_used": 0.5}]
+    assert collapsed_codebook(healthy, cfg, 64) is None

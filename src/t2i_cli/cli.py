@@ -1970,6 +1970,8 @@ def _print_run_info(data: dict) -> None:
         for stage, s in now:
             left = f", about {_duration(s['eta_s'])} left" if s.get("eta_s") is not None else ""
             out.print(f"  pace      {stage}: {_rate(s['rate'])} since its latest start{left}")
+        if collapsed := data["stages"]["dvae"].get("codebook"):
+            out.print(f"  codebook  dvae: {clean(collapsed)}", soft_wrap=True)
     else:
         out.print(f"{clean(data['folder'])}: a {data['stage']} run on {clean(data['data'])}", soft_wrap=True)
         out.print(f"  status    {clean(_run_status(data))}", soft_wrap=True)
@@ -1980,6 +1982,8 @@ def _print_run_info(data: dict) -> None:
         if data.get("rate"):
             left = f", about {_duration(data['eta_s'])} left" if data.get("eta_s") is not None else ""
             out.print(f"  pace      {_rate(data['rate'])} since its latest start{left}")
+        if data.get("codebook"):
+            out.print(f"  codebook  {clean(data['codebook'])}", soft_wrap=True)
     if data.get("next"):
         out.print(f"  next      {clean(data['next'])}", soft_wrap=True)
 

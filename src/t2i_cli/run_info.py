@@ -16,6 +16,7 @@ from t2i_cli.train import (
     CHECKPOINT,
     RUN_CONFIG,
     STAGES,
+    collapsed_codebook,
     finished,
     read_metrics,
     read_run_config,
@@ -119,6 +120,8 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
     info["val_loss"] = None if best is None else {"best": best["val_loss"], "best_step": best["step"],
                                                   "last": vals[-1]["val_loss"], "last_step": vals[-1]["step"]}
     info["rate"] = _pace(rows)
+    if cfg.stage == "dvae":  # a collapsed codebook, as the run's end says it (the watchdog said it once, mid-run)
+        info["codebook"] = collapsed_codebook(rows, cfg, _n_codes(run_dir))
     diverged = [r for r in rows if r.get("diverged") and r["step"] > step]
     if training:
         status = "training"
@@ -135,6 +138,17 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
     info["next"] = None if status in ("training", "diverged") else \
         resume_advice(resume) if status == "stopped" else next_step(cfg, run_dir)
     return info
+
+
+def _n_codes(run_dir: Path) -> int | None:
+    """The codebook size of a dVAE run's model file, as its metadata records it (None where unreadable)."""
+    import json
+
+    try:
+        n = json.loads(read_metadata(run_dir / "dvae.safetensors").get("config", "{}")).get("n_codes")
+    except (OSError, ValueError, AttributeError, T2IError):
+        return None
+    return n if type(n) is int and n > 0 else None
 
 
 def _pace(rows: list[dict]) -> float | None:

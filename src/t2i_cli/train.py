@@ -588,6 +588,47 @@ class Logger:
                 raise
 
 
+COLLAPSED_PERPLEXITY = 2.0  # a dVAE's codebook perplexity below this: nearly every cell uses one code (collapsed)
+
+
+def dvae_remedy(recon_loss: str) -> str:
+    """What a dVAE's collapse suggests (the watchdog's words): not the --recon-loss logit_laplace it trains with
+    already."""
+    lower = f"a lower {option('lr')}"
+    return (f"more {option('steps')} or {lower}" if recon_loss == "logit_laplace"
+            else f"{option('recon_loss', 'logit_laplace')} or {lower}")
+
+
+def watchdog_warmup(cfg: TrainConfig) -> int:
+    """The steps before the watchdog judges a run's codes (a fresh model's carry little yet), nor during the lr's
+    warm-up."""
+    return max(WATCHDOG_WARMUP, cfg.steps // 10, lr_warmup(cfg))
+
+
+def collapsed_codebook(rows: list[dict], cfg: TrainConfig, n_codes: int | None = None) -> str | None:
+    """A dVAE run's codebook as its latest measure left it (the latest validation's, else the latest logged training
+    step's), said in the watchdog's words where it has collapsed (perplexity below COLLAPSED_PERPLEXITY); None where
+    it has not, or nothing measured it past the watchdog's warm-up (a fresh dVAE uses one code). The watchdog says a
+    symptom once, at the step it first shows (step 75 of 150): a run that ended so said nothing at its end, nor did
+    `t2i info`. n_codes: the codebook's size, for "4 of 64 codes"."""
+    after = watchdog_warmup(cfg)
+    measured = [(r["step"], int(val), r[f"{pre}perplexity"], r.get(f"{pre}codes_used"))
+                for r in rows for val, pre in ((True, "val_"), (False, ""))
+                if isinstance(r.get("step"), int) and r["step"] > after and _is_number(r.get(f"{pre}perplexity"))]
+    if not measured:
+        return None
+    step, val, perplexity, used = max(measured, key=lambda m: m[:2])
+    if perplexity >= COLLAPSED_PERPLEXITY:
+        return None
+    share = used if _is_number(used) and 0 <= used <= 1 else None
+    codes = "" if share is None else f"{round(share * n_codes)} of {n_codes} codes" if n_codes else \
+        f"{share:.0%} of its codes"
+    where = " on its validation pictures" if val else ""
+    return (f"the dVAE's codebook has collapsed: at step {step} its codebook perplexity is {perplexity:.2f}"
+            f"{f' ({codes} used{where})' if codes else where}: nearly every cell uses one code; try "
+            f"{dvae_remedy(cfg.recon_loss)}")
+
+
 class Watchdog:
     """Notices when training has stopped learning and says so once per symptom, naming what to try."""
 
@@ -599,9 +640,7 @@ class Watchdog:
         # default or tiny preset, whose codebook collapsed, was told to try the loss it used)
         # (and more steps: a tiny dVAE on maps, mostly white, drew white from step 25 to 125 and left it by step 175 of
         # 600; told at step 75 of 150 to try a lower --lr, it did so at 1e-4 and was told again, ending collapsed)
-        lower = f"a lower {option('lr')}"
-        self.remedy = (f"more {option('steps')} or {lower}" if recon_loss == "logit_laplace"
-                       else f"{option('recon_loss', 'logit_laplace')} or {lower}")
+        self.remedy = dvae_remedy(recon_loss)
 
     def check(self, step: int, metrics: dict[str, float]) -> list[str]:
         """New warnings for the metrics logged at a step."""
@@ -614,7 +653,7 @@ class Watchdog:
             if metrics.get("out_std", 1.0) < 1e-3:
                 found["constant"] = (f"step {step}: the decoder draws the same image whatever the input (spread "
                                      f"{metrics['out_std']:.1e}); try {self.remedy}")
-            if metrics.get("perplexity", 100.0) < 2.0:
+            if metrics.get("perplexity", 100.0) < COLLAPSED_PERPLEXITY:
                 found["codebook"] = (f"step {step}: codebook perplexity {metrics['perplexity']:.2f}: nearly every "
                                      f"cell uses one code; try {self.remedy}")
         recent = self.losses[-self.PATIENCE:]
@@ -903,7 +942,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     # (nor during the lr's warm-up: a tiny dVAE on maps and charts, mostly white, draws white whatever its input while
     # its lr still rises, and leaves that after; it was told at step 75 of 600, lr 0.00075 on its way to 0.001, to
     # "try a lower --lr", which left the same collapse at the end of a shorter run)
-    watchdog = Watchdog(warmup_steps=max(WATCHDOG_WARMUP, cfg.steps // 10, lr_warmup(cfg)), patience=cfg.patience,
+    watchdog = Watchdog(warmup_steps=watchdog_warmup(cfg), patience=cfg.patience,
                         recon_loss=cfg.recon_loss if cfg.stage == "dvae" else "")
 
     def samples_and_validation() -> None:
@@ -1138,6 +1177,11 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     try:
         if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
             samples_and_validation()
+        if dd.is_main and cfg.stage == "dvae" and (collapsed := collapsed_codebook(
+                read_metrics(logger.path), cfg, getattr(stage.model.cfg, "n_codes", None))):
+            logger.log(done, {"warning": collapsed})  # said at the end, whatever the watchdog said before
+            if warn is not None:
+                warn(collapsed)
         logger.log(done, {"finished": True})  # the last step's validation and samples are written too (finished)
     except KeyboardInterrupt:  # (it said "finished files are kept", and not that a resume finishes the run)
         raise Interrupted(f"interrupted at step {done}, the run's last, before its final validation and samples; "
