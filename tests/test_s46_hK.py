@@ -180,3 +180,21 @@ def test_a_collapsed_codebook_is_judged_on_its_latest_measure_past_the_watchdogs
     assert "(6% of its codes used on its validation pictures)" in collapsed_codebook(ended, cfg)
     healthy = [*ended, {"step": 200, "val_perplexity": 12.0, "val_codes_used": 0.5}]
     assert collapsed_codebook(healthy, cfg, 64) is None
+
+
+def test_a_whole_runs_info_says_its_dvaes_collapsed_codebook(tmp_path: Path):
+    """A whole run's `t2i info RUN` (a table of its stages) says its dVAE stage's collapse too, on a codebook line."""
+    from PIL import Image
+
+    data = tmp_path / "blank"
+    data.mkdir()
+    for i in range(8):
+        Image.new("RGB", (16, 16), "white").save(data / f"p{i}.png")
+        (data / f"p{i}.txt").write_text(f"picture {i}")
+    r = run("train", "--stage", "all", "--data", data, "--out", tmp_path / "all", "--steps", "dvae=60,transformer=1,"
+            "clip=1", "--image-side", "16", *TINY)
+    assert r.exit_code == 0, r.stderr
+    said = ("the dVAE's codebook has collapsed: at step 60 its codebook perplexity is 1.00 (1 of 64 codes used): "
+            "nearly every cell uses one code; try more --steps or a lower --lr")
+    assert f"warning: {said}" in r.stderr.splitlines(), r.stderr
+    assert f"  codebook  dvae: {said}" in run("info", tmp_path / "all").stdout.splitlines()
