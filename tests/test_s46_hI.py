@@ -1,0 +1,27 @@
+"""Session 46, hI: a maintainer's review of the session's inference-side changes (hA's folded duplications, hG's
+greedy --top-p as --top-k 1); the defects it found, each with a test that fails without its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def test_eval_refuses_a_greedy_top_ps_candidates_before_the_judge_runs(tmp_path: Path, monkeypatch):
+    """`t2i eval --top-p 0.001 --candidates 2` (a --top-p at or below 1/codebook: greedy, each prompt's candidates one
+    image) was refused by evaluate_model, after the judge's check on 50 renders a task and the dVAE's measure on 256
+    scenes had run (--top-k 1's is refused before the load); it is refused as the weights
+    load, naming --candidates as the command line gave it ('leave --candidates out': the default draws one now)."""
+    from conftest import build_tiny_folder, one_line_failure, run
+    from t2i_cli.world import evaluate as ev
+
+    ran: list[str] = []
+    real_validate, real_metrics = ev.validate_judge, ev.dvae_metrics
+    monkeypatch.setattr(ev, "validate_judge", lambda *a, **k: ran.append("judge") or real_validate(*a, **k))
+    monkeypatch.setattr(ev, "dvae_metrics", lambda *a, **k: ran.append("dvae") or real_metrics(*a, **k))
+    weights = build_tiny_folder(tmp_path / "w")
+    line = one_line_failure(run("eval", "--top-p", "1e-9", "--candidates", "2", "--n", "1", "--seed", "0",
+                                "--weights", weights, "--threads", "1", "-q", "--images", tmp_path / "i"), 2)
+    assert line.startswith("error: --candidates 2 with --top-p 1e-09 draws 2 copies of one image"), line
+    assert "leave --candidates out for one image" in line and "top_p" not in line, line
+    assert ran == [], ran  # nothing of the evaluation ran before the refusal
+    assert not (tmp_path / "i").exists()
