@@ -25,3 +25,27 @@ def test_eval_refuses_a_greedy_top_ps_candidates_before_the_judge_runs(tmp_path:
     assert "leave --candidates out for one image" in line and "top_p" not in line, line
     assert ran == [], ran  # nothing of the evaluation ran before the refusal
     assert not (tmp_path / "i").exists()
+
+
+def test_a_number_past_a_floats_range_is_refused_in_words_not_a_raw_overflow():
+    """SamplingConfig(temperature=Fraction(10**400)) said 'temperature must be a number within a float's range' (its
+    float() sat in a try); since its numbers pass through sampling_config.plain_number first (1a16c49), that float()
+    raised a raw OverflowError ('integer division result too large for a float'). An image prompt's keep_top takes
+    the same helper, and is said the same way."""
+    from fractions import Fraction
+
+    import pytest
+    import torch
+
+    from t2i_cli.errors import UsageError
+    from t2i_cli.image_prompt import ImagePrompt
+    from t2i_cli.sampling_config import SamplingConfig
+
+    with pytest.raises(UsageError, match=r"^temperature must be a number within a float's range, got Fraction\("):
+        SamplingConfig(temperature=Fraction(10**400))
+    with pytest.raises(UsageError, match=r"^top_p must be a number within a float's range"):
+        SamplingConfig(top_p=Fraction(-(10**400)))
+    keep = torch.tensor([True, False, True, False])
+    with pytest.raises(UsageError, match=r"^keep_top must be a number within a float's range"):
+        ImagePrompt("complete", torch.arange(4), "0" * 64, keep=keep, keep_top=Fraction(10**400))
+    assert SamplingConfig(temperature=Fraction(1, 2)).temperature == 0.5  # (a Fraction in range is taken)

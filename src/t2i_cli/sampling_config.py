@@ -50,13 +50,19 @@ def check_count(value: object, what: str, most: int | None = None, error: type[E
 def plain_number(value: object, name: str, error: type[Exception] = UsageError) -> int | float:
     """A setting's number as a plain Python one: an int or a float as it is, numpy's (np.float32(0.5), np.int64(1),
     and np.float64, a float whose repr, "np.float64(0.5)", was written into a PNG's provenance) and any other
-    numbers.Real as a float; a bool (True was taken as 1) or anything else ("0.5") is refused as error. What
-    SamplingConfig's numbers and an image prompt's keep_top and strength take."""
+    numbers.Real as a float (UsageError where it is past a float's range); a bool (True was taken as 1) or anything
+    else ("0.5") is refused as error. What SamplingConfig's numbers and an image prompt's keep_top and strength take."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise error(f"{name} must be a number, got {said_value(value)}")
     if type(value) in (int, float):
         return value
-    return int(value) if isinstance(value, int) else float(value)  # (a subclass of int as the int it is)
+    if isinstance(value, int):  # (a subclass of int as the int it is)
+        return int(value)
+    try:
+        return float(value)
+    except OverflowError:  # (Fraction(10**400): a raw "integer division result too large for a float", where
+        # SamplingConfig said this before its numbers came here)
+        raise UsageError(f"{option(name)} must be a number within a float's range, got {said_value(value)}") from None
 
 
 def whole_seed(seed: object, error: type[Exception] = ValueError) -> int:
