@@ -49,3 +49,22 @@ def test_a_number_past_a_floats_range_is_refused_in_words_not_a_raw_overflow():
     with pytest.raises(UsageError, match=r"^keep_top must be a number within a float's range"):
         ImagePrompt("complete", torch.arange(4), "0" * 64, keep=keep, keep_top=Fraction(10**400))
     assert SamplingConfig(temperature=Fraction(1, 2)).temperature == 0.5  # (a Fraction in range is taken)
+
+
+def test_weights_without_a_clip_are_not_said_to_cost_the_best_of_4_at_a_greedy_top_p(tmp_path: Path):
+    """generate and eval at weights without a clip.safetensors warn that they draw one image, 'not the best of 4'.
+    At a --top-p at or below 1/codebook (greedy: one image, with a CLIP too, since 53f5650 and 20235d0) the warning
+    was still said, which is false, where --top-k 1 (the same rule) is not told it."""
+    from conftest import build_tiny_folder, run
+
+    weights = build_tiny_folder(tmp_path / "w", with_clip=False)
+    common = ["--weights", weights, "--threads", "1", "--seed", "0"]
+    for greedy in (["--top-k", "1"], ["--top-p", "1e-9"]):
+        g = run("generate", "a red bird", *greedy, *common, "--out", tmp_path / "g")
+        e = run("eval", "--n", "1", *greedy, *common, "--json", tmp_path / f"e{greedy[0]}.json")
+        for r in (g, e):
+            assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+            assert "clip.safetensors" not in r.stderr and "best of" not in r.stderr, (greedy, r.stderr)
+    r = run("generate", "a red bird", "--top-p", "0.5", *common, "--out", tmp_path / "h")  # (not greedy: said)
+    assert r.exit_code == 0 and "has no clip.safetensors, so this draws one image, not the best of" in r.stderr, \
+        r.stderr

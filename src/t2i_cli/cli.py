@@ -1495,7 +1495,8 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         before_drawing()
     # Warnings once every check has passed: a refusal is its one line, and vary's prompt line comes before what
     # it says of that prompt.
-    if auto_candidates and pipe.bundle.clip is None and not quiet:
+    if auto_candidates and pipe.bundle.clip is None and not quiet and not sampling.greedy(vocab):  # (a greedy
+        # --top-p draws one image with a CLIP too: "not the best of 4" was false, and --top-k 1 is not told it)
         warn(f"{weights} has no clip.safetensors, so this draws one image, not the best of {DEFAULT_CANDIDATES} "
              f"(--candidates 1 asks for one and silences this)")
     if spec is not None and not quiet:
@@ -3143,7 +3144,8 @@ def eval_cmd(ctx: typer.Context,
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
-        if one_for_want_of_clip and not quiet:  # said as generate says it, once every check has passed
+        if one_for_want_of_clip and not quiet and not sampling.greedy(vocab):  # said as generate says it, once every
+            # check has passed (not at a greedy --top-p, which draws one with a CLIP too, as --top-k 1 is not told)
             warn(f"{folder} has no clip.safetensors, so each prompt is drawn once, not the best of "
                  f"{DEFAULT_CANDIDATES} (--candidates 1 asks for one and silences this)")
         unknown = ev.unknown_words(pipe.bundle.tokenizer, pipe.text_len, n, seeds[0])
