@@ -90,3 +90,27 @@ def test_keep_1_alone_at_a_greedy_top_p_draws_without_a_clip_as_at_top_k_1(tmp_p
     for given in (["a red bird", "--top-p", "0.5"], ["--prompts", prompts, "--top-p", "0.5"]):
         line = one_line_failure(run("generate", *given, *common, "--out", tmp_path / "x"), 1)
         assert "has no clip.safetensors" in line, line
+
+
+def test_vary_at_a_greedy_top_p_refuses_copies_in_one_line(tmp_path: Path):
+    """vary --strength 1 --n 2 at a --top-p at or below 1/codebook (each variation the one greedy image) was refused
+    by the pipeline as it began to draw, after vary had said its 'prompt: ...' line: two lines where a refusal is one
+    (--top-k 1's is refused before the load, in one). Refused now before that line, in the command's flags."""
+    import numpy as np
+    from PIL import Image
+
+    from conftest import build_tiny_folder, one_line_failure, run
+
+    weights = build_tiny_folder(tmp_path / "w")
+    src = tmp_path / "src.png"
+    Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8)).save(src)
+    common = [src, "--strength", "1", "--n", "2", "--seed", "0", "--weights", weights, "--threads", "1", "--out",
+              tmp_path / "v"]
+    for greedy in (["--top-k", "1"], ["--top-p", "1e-9"]):
+        r = run("vary", *common, *greedy)
+        line = one_line_failure(r, 2)
+        assert line.startswith(f"error: --n 2 with {' '.join(greedy).replace('1e-9', '1e-09')}"), line
+        assert "prompt:" not in r.stdout + r.stderr, (r.stdout, r.stderr)
+    assert not (tmp_path / "v").exists()
+    r = run("vary", src, "--strength", "0.5", "--n", "2", *common[5:], "--top-p", "1e-9")  # (own cells: drawn)
+    assert r.exit_code == 0 and len(list((tmp_path / "v").glob("*.png"))) == 2, (r.stdout, r.stderr)

@@ -1489,6 +1489,11 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         if not n_asked and sampling.greedy(vocab) and (image.keep is not None
                                                       or image.n_redrawn == image.codes.numel()):
             n = 1  # vary's default --n of a greedy --top-p redrawing every cell: one image (as at --top-k 1)
+        from t2i_cli.sampling import refuse_greedy_copies as refuse_copies_of_image
+
+        # the pipeline's rule for an image prompt's copies (a greedy --top-p: vary --strength 1 --n 2), said before
+        # any line is (vary's "prompt:" line, a picture's other weights), as the refusal's one line
+        refuse_copies_of_image(sampling, n, image, vocab=vocab)
         _check_guidance_reaches(image, sampling, pipe, n, seed)
     made = _pictures_folder(out_dir, "--out")
     if before_drawing is not None:
