@@ -2337,7 +2337,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
         per_stage(name, settings.get(name), "dvae")
     n_procs = n_processes()
-    from t2i_cli.train import RUN_CONFIG, read_run_config, split_refusal
+    from t2i_cli.train import RUN_CONFIG, Interrupted, read_run_config, split_refusal
 
     # Every stage's config, built (and so checked) once, before the first stage trains.
     started = {s for s in ORDER if (run_dir / s / RUN_CONFIG).is_file()}
@@ -2396,7 +2396,15 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                 _vocab_note(settings["vocab_size"], learned, bar)
 
         exported = _files_of(run_dir / "weights")  # (what the export changes, when no stage trains)
-        summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar), finished)
+        try:
+            summary = train_all(run_dir, settings, make, device, tick, warned, checking_bar(bar), finished)
+        except Interrupted as stop:
+            if isinstance(stop.__context__, KeyboardInterrupt) and (peer := _lost_peer_in(stop.__context__)):
+                # torchrun's SIGTERM, once another process had died (a kill -9, out of memory), landing as this one
+                # ended for the connection it lost: that is what to say, with its checkpoint, as a stage's run
+                # says it (_run_training); rank 1 said nothing where rank 0 was killed, rank 0 no step
+                raise peer from None
+            raise
     if not rank_zero():  # rank 0 says it
         return
     out.print(f"all stages finished: {clean(json.dumps(summary, ensure_ascii=False))}", soft_wrap=True)

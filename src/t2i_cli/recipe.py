@@ -216,12 +216,12 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
             (run_dir / PLAN).unlink(missing_ok=True)  # leave nothing
             remove_empty(made)
         elif isinstance(e, (Interrupted, KeyboardInterrupt)):
+            if isinstance(e, KeyboardInterrupt) and e.__context__ is not None:  # a stop that cut into an error as
+                # this process ended with it (torchrun's SIGTERM, once the connection to a killed process was lost):
+                # the command line says that error, as a stage's run does (cli._train_all), with the whole run's note
+                _whole_run_note(run_dir, e.__context__)
             raise _interrupted(run_dir, e) from None
-        elif getattr(e, "saved_note", None) in getattr(e, "__notes__", ()):  # an error a stage saved its steps at:
-            # the command to go on is the whole run's
-            stage = next(s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file())
-            e.__notes__[e.__notes__.index(e.saved_note)] = e.saved_note = \
-                saved_note(e.saved_step, run_dir, f" of the {stage} stage", getattr(e, "kept", False))
+        _whole_run_note(run_dir, e)
         raise
     weights = run_dir / "weights"
     try:  # the run's own export folder, refreshed as one set (checked whole: not a stage against the old others),
@@ -231,6 +231,15 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
         raise _interrupted(run_dir, None) from None
     summary["weights"] = str(weights)
     return summary
+
+
+def _whole_run_note(run_dir: Path, e: BaseException) -> None:
+    """An error a stage saved its steps at (or named the checkpoint it kept) carries a note whose command to go on
+    is the stage's: make it the whole run's."""
+    if getattr(e, "saved_note", None) in getattr(e, "__notes__", ()):
+        stage = next(s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file())
+        e.__notes__[e.__notes__.index(e.saved_note)] = e.saved_note = \
+            saved_note(e.saved_step, run_dir, f" of the {stage} stage", getattr(e, "kept", False))
 
 
 def _end_process_group() -> None:

@@ -1,0 +1,38 @@
+"""Session 46 (hJ): a maintainer's review of the session's training, data and torchrun changes. Each test fails
+without its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import exit_codes, torchrun_t2i
+from t2i_cli.train import CHECKPOINT
+from t2i_cli.weights import load_tensors
+from test_s45_hI import KILLED_AT_STEP_5
+
+
+@pytest.mark.parametrize("killed", [0, 1])
+def test_torchrun_whole_run_a_kill_9_is_said_by_the_survivor_with_its_checkpoint(tmp_path: Path, killed: int):
+    """--stage all under torchrun, one process killed (kill -9, out of memory) at the dVAE stage's step 5, and
+    torchrun's SIGTERM landing as the survivor ends for the connection it lost (the patch waits for it there).
+    A stage's own run says the lost connection then, with the checkpoint (rank 1: the one rank 0 left); the whole
+    run took the SIGTERM for a stop: rank 1 said nothing at all (exit 130, torchrun's report alone), rank 0
+    'interrupted: finished stages are kept. Resume with: ...', without the step it had saved. Now each says it as a
+    stage's run does, with the whole run's resume command."""
+    out = tmp_path / "run"
+    patch = KILLED_AT_STEP_5.replace("{killed}", str(killed)).replace("{tmp}", str(tmp_path))
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "all", "--steps", "8", "--ckpt-every", "2", "--sample-every",
+                        "0", "--data", "world", "--out", str(out))
+    survivor = 1 - killed
+    assert (tmp_path / f"sigterm-{survivor}").is_file()  # (the case under test: the SIGTERM came as it ended)
+    assert exit_codes(tmp_path)[survivor] == "1", (proc.stderr[-3000:], exit_codes(tmp_path))
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    step = 5 if survivor == 0 else 4  # (rank 0 saves the steps the lost connection ended; rank 1 names rank 0's)
+    kept = f"checkpoint of the dvae stage saved at step {step}" if survivor == 0 else \
+        f"its checkpoint of the dvae stage of step {step} is kept"
+    assert said == [f"error: rank {survivor} stopped: another torchrun process of this run stopped first (its own "
+                    f"line, or torchrun's, says why); {kept}; once that is mended, resume with: t2i train --resume "
+                    f"{out}"], proc.stderr[-3000:]
+    assert load_tensors(out / "dvae" / CHECKPOINT)[1]["step"] == str(step)
