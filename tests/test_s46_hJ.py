@@ -36,3 +36,23 @@ def test_torchrun_whole_run_a_kill_9_is_said_by_the_survivor_with_its_checkpoint
                     f"line, or torchrun's, says why); {kept}; once that is mended, resume with: t2i train --resume "
                     f"{out}"], proc.stderr[-3000:]
     assert load_tensors(out / "dvae" / CHECKPOINT)[1]["step"] == str(step)
+
+
+def test_torchrun_kill_9_of_rank_0_before_a_checkpoint_rank_1_stopped_by_torchrun_names_the_resume(tmp_path: Path):
+    """rank 0 killed before any checkpoint, torchrun's SIGTERM reaching rank 1 inside its step: rank 1 said "...
+    at step 5; no checkpoint was written" and no resume, where the lost connection's line for the same kill says
+    that a resume starts at step 0 and the command. It says both now, and that command trains the whole run."""
+    from test_s45_hI import RANK_0_KILLED_WHILE_RANK_1_COMPUTES
+
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, RANK_0_KILLED_WHILE_RANK_1_COMPUTES, "--stage", "dvae", "--steps", "8",
+                        "--ckpt-every", "100", "--sample-every", "0", "--data", "world", "--out", str(out))
+    assert exit_codes(tmp_path) == ["missing", "130"], proc.stderr[-3000:]
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    assert said == ["interrupted: SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; "
+                    "its report says how) at step 5; no checkpoint was written yet, so a resume starts at step 0. "
+                    f"Resume with: t2i train --resume {out}"], proc.stderr[-3000:]
+    assert not (out / CHECKPOINT).exists()
+    proc = torchrun_t2i(tmp_path, "", "--resume", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_tensors(out / CHECKPOINT)[1]["step"] == "8"

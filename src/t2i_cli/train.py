@@ -1045,9 +1045,12 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 on_disk = None
             why = ("interrupted; SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; "
                    "its report says how)")
+            # (none on disk: a resume starts at step 0, as the lost connection's line says it; this one said "no
+            # checkpoint was written" alone, as if nothing could go on)
             return Interrupted(f"{why} at step {done}; "
-                               + (f"the run's checkpoint is step {on_disk}'s. Resume with: t2i train --resume "
-                                  f"{shell_word(run_dir)}" if on_disk else "no checkpoint was written"),
+                               + (f"the run's checkpoint is step {on_disk}'s" if on_disk else
+                                  "no checkpoint was written yet, so a resume starts at step 0")
+                               + f". Resume with: t2i train --resume {shell_word(run_dir)}",
                                step=on_disk, why=why, every_rank=False)  # (rank 1 says it: rank 0 cannot)
         return Interrupted(f"{why} at step {done}; {kept}. Resume with: t2i train --resume {shell_word(run_dir)}",
                            step=done, why=why, every_rank=worker is None)
