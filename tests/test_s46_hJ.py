@@ -56,3 +56,21 @@ def test_torchrun_kill_9_of_rank_0_before_a_checkpoint_rank_1_stopped_by_torchru
     proc = torchrun_t2i(tmp_path, "", "--resume", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load_tensors(out / CHECKPOINT)[1]["step"] == "8"
+
+
+def test_rank_0_is_never_signalled_where_a_signal_0_is_no_probe(monkeypatch):
+    """Rank 1 asks whether rank 0 has ended (os.kill(pid, 0), then /proc) wherever it meets an error since this
+    session, not only on torchrun's SIGTERM. On Windows os.kill with any signal but the console ones is
+    TerminateProcess: that question ended a live rank 0 (exit code 0), unsaid. It is not asked there."""
+    import os
+
+    from t2i_cli.train import Dist
+
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(os, "name", "nt")
+    try:
+        gone = Dist(rank=1, n_procs=2, main_pid=12345).main_gone()
+    finally:  # (os.name "nt" makes every Path a WindowsPath, which pytest's own report cannot make here)
+        monkeypatch.undo()
+    assert sent == [] and gone is False

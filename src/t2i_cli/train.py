@@ -240,8 +240,9 @@ class Dist:
 
     def main_gone(self) -> bool:
         """Whether rank 0, on this machine, has ended (killed: a kill -9, the out-of-memory killer), so that it
-        cannot say why the run stopped."""
-        if self.rank == 0 or self.main_pid is None:
+        cannot say why the run stopped. Not looked for outside POSIX: on Windows os.kill(pid, 0) is no probe but
+        TerminateProcess, which ended a live rank 0 (exit code 0) wherever rank 1 met an error of its own."""
+        if self.rank == 0 or self.main_pid is None or os.name != "posix":
             return False
         try:
             os.kill(self.main_pid, 0)
