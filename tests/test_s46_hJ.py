@@ -74,3 +74,25 @@ def test_rank_0_is_never_signalled_where_a_signal_0_is_no_probe(monkeypatch):
     finally:  # (os.name "nt" makes every Path a WindowsPath, which pytest's own report cannot make here)
         monkeypatch.undo()
     assert sent == [] and gone is False
+
+
+@pytest.mark.parametrize("model, said", [
+    ("text_len=3", "the transformer and clip stages set it (use --text-len)"),
+    ("dvae.image_side=32", "the dvae stage sets it (use --image-side)"),
+    ("grid=4", "the transformer stage sets it from the run's own dVAE"),
+    ("clip.text_vocab=3", "the clip stage sets it from the run's own tokenizer"),
+])
+def test_a_whole_run_refuses_a_model_setting_its_stages_set_as_a_single_stage_does(tmp_path: Path, model, said):
+    """`--model text_len=3` with --stage all said "no stage's model has that setting; see `t2i train --help`" (the
+    transformer's and CLIP's have it, set by --text-len), and `--model dvae.image_side=32` "the dvae stage's model
+    has no setting 'image_side'", where `--stage transformer --model text_len=3` says "the transformer stage sets it
+    (use --text-len)" (session 46 made that one check for a stage and for Python, not for a whole run). Refused
+    before anything is written, naming what sets it (the run's own tokenizer or dVAE: --tokenizer and --dvae are
+    refused with --stage all)."""
+    from conftest import one_line_failure, run
+
+    out = tmp_path / "all"
+    line = one_line_failure(run("train", "--stage", "all", "--preset", "tiny", "--data", "world", "--out", out,
+                                "--model", model), 2)
+    assert line == f"error: --model {model}: {said}", line
+    assert not out.exists()

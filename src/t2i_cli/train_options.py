@@ -92,7 +92,7 @@ def _check_models_of_all(models: list[str]) -> None:
     """Refuse a --model item of a --stage all run that no stage would take: a prefix that names no stage with
     a model (dvae., transformer., clip.), or a key without one that is no stage's field. (Each stage checks the
     values of the items it takes.)"""
-    from t2i_cli.stages import MODEL_CONFIGS, model_config_fields, refuse_model_key
+    from t2i_cli.stages import DERIVED_FIELDS, MODEL_CONFIGS, model_config_fields, refuse_model_key
 
     keys = [item.split("=", 1)[0] for item in models]
     twice = next((k for k in keys if keys.count(k) > 1), None)
@@ -104,10 +104,29 @@ def _check_models_of_all(models: list[str]) -> None:
         if dot and stage not in MODEL_CONFIGS:
             raise UsageError(f"--model {key}: {stage!r} is not a stage with a model; use "
                              f"{', '.join(f'{s}.KEY' for s in MODEL_CONFIGS)} or a KEY of any of them")
+        # a setting the stages derive (the --text-len, the run's dVAE's grid), as a single stage says it
+        setting = ([stage] if field in DERIVED_FIELDS[stage] else []) if dot else \
+            [] if any(key in model_config_fields(s) for s in MODEL_CONFIGS) else \
+            [s for s in MODEL_CONFIGS if key in DERIVED_FIELDS[s]]
+        if setting:
+            raise UsageError(f"--model {item}: {_derived_in_whole_run(setting, field)}")
         if dot and field not in model_config_fields(stage):  # (its own stage's check named it without the prefix)
             refuse_model_key(stage, field, f"--model {item}")  # in a single stage's words, the prefix kept
         if not dot and not any(key in model_config_fields(s) for s in MODEL_CONFIGS):
             raise UsageError(f"--model {key}: no stage's model has that setting; see `t2i train --help`")
+
+
+def _derived_in_whole_run(stages: list[str], field: str) -> str:
+    """'the transformer and clip stages set it (use --text-len)': a model setting the stages of a --stage all run
+    set themselves, from an option or from the run's own tokenizer or dVAE (--tokenizer and --dvae, which a
+    single stage names, are refused there). It said "no stage's model has that setting" (text_len, image_side, grid),
+    or "the dvae stage's model has no setting 'image_side'"."""
+    from t2i_cli.stages import DERIVED_FIELDS
+
+    sets = DERIVED_FIELDS[stages[0]][field]  # (one option for every stage that sets it)
+    own = {"--tokenizer": "from the run's own tokenizer", "--dvae": "from the run's own dVAE"}
+    return (f"the {' and '.join(stages)} stage{'s' if len(stages) > 1 else ''} set{'' if len(stages) > 1 else 's'} "
+            f"it " + (own[sets] if sets in own else f"(use {sets})"))
 
 
 def stage_config_of_all(stage: str, root: Path, settings: dict, params: dict):
