@@ -1108,12 +1108,16 @@ def generate(
         start_command("generate")
         if prompts is not None and prompt is None and from_png is None:
             check_threads(threads)
-            counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws)
+            counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws,
+                                           greedy_top_p=partial(_greedy_top_p_header, ctx, weights))
             check_out_folder(out_dir)  # (`--out new/bird.png` was refused once the pipe had closed)
-            if _greedy_top_p_asked(ctx):  # (a greedy --top-p's copies, as --top-k 1's above: the codebook's size
-                # read from the transformer's header, torch imported for it, only where a count above 1 is asked)
+            if _greedy_top_p_asked(ctx):  # (a greedy --top-p's copies and moot settings, as --top-k 1's above: the
+                # codebook's size read from the transformer's header, torch imported for it, only where a count
+                # above 1, a --temperature or a --top-k is asked)
                 _imports_held("t2i_cli.weights")
-                _refuse_greedy_top_p(ctx, weights_folder(weights), counted_options[2])
+                by_p = _refuse_greedy_top_p(ctx, weights_folder(weights), counted_options[2])
+                if by_p:  # (`--prompts - --top-p 1e-9 --temperature 0.5` was refused once the pipe had closed)
+                    refuse_moot_beside_top_p(moot_beside_top_p(ctx), counted_options[2], by_p["vocab"])
             lines = read_prompts(prompts)
         start_inference(threads, None)  # (start_command("generate") ran above)
         given = given_options(ctx)
@@ -1133,8 +1137,9 @@ def generate(
             _name_paths([_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet)], [0],
                         as_json=as_json)
         else:
-            candidates, given, sampling = counted_options or _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep,
-                                                                          candidates, image, mask, redraws)
+            candidates, given, sampling = counted_options or _draw_counts(
+                ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws,
+                greedy_top_p=partial(_greedy_top_p_header, ctx, weights))
             _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
             folder = weights_folder(weights)
@@ -1160,12 +1165,27 @@ def generate(
 
 def _greedy_top_p_asked(ctx: typer.Context) -> bool:
     """Whether generate's options ask for more than one image of a prompt where a --top-p (below 1, with a --top-k
-    other than 1) may be greedy: --n, --candidates, --keep alone or --redraws above 1 (only then is the codebook's
-    size worth reading before a --prompts pipe is)."""
+    other than 1) may be greedy: --n, --candidates, --keep alone or --redraws above 1, or a setting such a --top-p
+    makes moot (moot_beside_top_p: a --temperature, a --top-k); only then is the codebook's size worth reading
+    before a --prompts pipe is."""
     p, given = ctx.params, given_options(ctx)
     if p.get("top_k") == 1 or not p.get("top_p", 1) < 1:
         return False
-    return any(k in given and isinstance(p.get(k), int) and p[k] > 1 for k in ("n", "candidates", "keep", "redraws"))
+    return bool(moot_beside_top_p(ctx)) or any(k in given and isinstance(p.get(k), int) and p[k] > 1
+                                                for k in ("n", "candidates", "keep", "redraws"))
+
+
+def _greedy_top_p_header(ctx: typer.Context, weights: Optional[Path]) -> dict:
+    """refuse_greedy_copies' top_p and vocab where generate's --top-p (with a --top-k other than 1) is at or below
+    1/codebook, the codebook's size read from the transformer file's header (torch imported for it); else {} (a
+    header that cannot be read is said where the weights load)."""
+    p = ctx.params
+    if p.get("top_k") == 1 or not 0 < p.get("top_p", 1) < 1:
+        return {}
+    _imports_held("t2i_cli.weights")
+    vocab = _image_vocab(weights_folder(weights))
+    return {"top_p": p["top_p"], "vocab": vocab} if vocab is not None and 0 < vocab and p["top_p"] * vocab <= 1 \
+        else {}
 
 
 def _refuse_greedy_top_p(ctx: typer.Context, folder: Path, sampling: SamplingConfig) -> dict:
@@ -1198,11 +1218,13 @@ JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt de
 
 def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[str], n: int, seed: int, top_k: int,
                  keep: int, candidates: Optional[int], image: Optional[Path], mask: Optional[Path], redraws: int,
-                 ) -> tuple[Optional[int], set[str], SamplingConfig]:
+                 greedy_top_p: Callable[[], dict] = dict) -> tuple[Optional[int], set[str], SamplingConfig]:
     """generate's checks that need neither the prompts nor torch (run before a --prompts pipe is read): the prompt
     given once, --n, --seed, --candidates and --keep, --top-k 1's rules and --image's flags. Returns the candidates
     to draw (the default ones for --keep alone), the options given (less a --keep 1 that --top-k 1 makes moot) and
-    the SamplingConfig of the options (its ranges and the negative prompt's rules checked: built once a command)."""
+    the SamplingConfig of the options (its ranges and the negative prompt's rules checked: built once a command).
+    greedy_top_p: _greedy_top_p_header's answer, asked where a --keep alone above the default candidates is refused
+    (a greedy --top-p refuses it as --top-k 1 does, by its copies)."""
     given = given_options(ctx)
     if prompts is not None and prompt is not None:
         raise UsageError("give PROMPT or --prompts FILE, not both")
@@ -1224,6 +1246,9 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
         if "n" in given:
             raise UsageError("--keep keeps the best of --candidates N, and --n keeps every image drawn; use "
                              "--candidates N --keep K")
+        if keep > DEFAULT_CANDIDATES and (by_p := greedy_top_p()):  # a greedy --top-p: as --top-k 1 above (it
+            # said "give --keep 1..4", and --keep 2 was then refused as copies)
+            refuse_greedy_copies("--keep", keep, **by_p)
         if not 1 <= keep <= DEFAULT_CANDIDATES:
             raise UsageError(f"--keep {keep} alone keeps the best of the {DEFAULT_CANDIDATES} candidates "
                              f"drawn by default; give --keep 1..{DEFAULT_CANDIDATES}, or --candidates N with "
@@ -2463,8 +2488,8 @@ def refuse_moot_greedy(ctx: typer.Context) -> None:
 def moot_beside_top_p(ctx: typer.Context) -> tuple[str, ...]:
     """The settings given that a --top-p at or below 1/codebook would make moot, as --top-k 1 makes --temperature
     moot: a temperature or a --top-k above 1 cannot change the code it keeps, the most likely one alone. Whether the
-    --top-p is that small is known from the codebook's size (refuse_moot_beside_top_p: generate and vary read it from
-    the transformer file's header, before the load; eval from the loaded model)."""
+    --top-p is that small is known from the codebook's size (refuse_moot_beside_top_p: generate, vary and eval read it
+    from the transformer file's header, before the load; eval again from the loaded model)."""
     return tuple(f"{flag(k)} {ctx.params[k]:g}" for k in ("temperature", "top_k")
                  if k in given_options(ctx) and ctx.params[k] != (1 if k == "temperature" else 0))
 
@@ -3130,6 +3155,8 @@ def eval_cmd(ctx: typer.Context,
         if not 1 <= candidates <= MAX_N:
             raise UsageError(f"--candidates must be in 1..{MAX_N}, got {said_value(candidates, plain=True)}")
         sampling = sampling_of(ctx)
+        if by_p:  # before the load, as sampling_of refuses --top-k 1's (it was said once the weights had loaded)
+            refuse_moot_beside_top_p(moot_beside_top_p(ctx), sampling, by_p["vocab"])
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:

@@ -1,0 +1,71 @@
+"""Session 46, hL: a review of hD's greedy --top-p rules (refused before the weights load, as --top-k 1's are) and
+of hH's cold start (cli.QuickCoercion, the collector around torch's first import); each defect's test fails
+without its fix."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import one_line_failure, refused_with_the_pipe_open, run
+
+
+@pytest.fixture
+def no_load(monkeypatch):
+    """Make loading a weights folder fail loudly: a refusal said before the load never reaches it."""
+    from t2i_cli.pipeline import TextToImage
+
+    def refuse(*a, **k):
+        raise AssertionError("the weights were loaded before the refusal")
+
+    monkeypatch.setattr(TextToImage, "from_folder", refuse)
+
+
+GREEDY_P = "with --top-p 1e-09 draws 5 copies of one image (a --top-p at or below 1/32, this model's 32 codes"
+
+
+@pytest.mark.parametrize("source", [["a red bird"], ["--prompts", "prompts.txt"]])
+def test_keep_alone_above_the_default_candidates_is_refused_as_copies_beside_a_greedy_top_p(
+        source, tmp_path, tiny_weights, no_load, monkeypatch):
+    """`generate "a red bird" --top-p 1e-9 --keep 5` was told "--keep 5 alone keeps the best of the 4 candidates
+    drawn by default; give --keep 1..4", and the --keep 2 it then gave was refused as copies of one image; with
+    --top-k 1 the first refusal says so. Both settings now say the copies, before the load."""
+    monkeypatch.chdir(tmp_path)
+    Path("prompts.txt").write_text("a red bird\na blue fish\n")
+    base = ["generate", *source, "--weights", tiny_weights, "--keep", "5", "--out", tmp_path / "o"]
+    by_k = one_line_failure(run(*base, "--top-k", "1"), 2)
+    by_p = one_line_failure(run(*base, "--top-p", "1e-9"), 2)
+    assert by_k.startswith("error: --keep 5 with --top-k 1 draws 5 copies of one image"), by_k
+    assert by_p.startswith(f"error: --keep 5 {GREEDY_P}"), by_p
+    assert by_p.endswith("leave --keep out for one image, or give a --top-p above 1/32 (0.0312) to draw different "
+                         "ones"), by_p
+    # a --top-p that is not greedy keeps the range's words
+    line = one_line_failure(run(*base, "--top-p", "0.5"), 2)
+    assert line.startswith("error: --keep 5 alone keeps the best of the 4 candidates drawn by default"), line
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("moot", [["--temperature", "0.5"], ["--top-k", "7"]])
+def test_a_moot_setting_beside_a_greedy_top_p_is_refused_before_a_prompts_pipe_is_read(tmp_path, tiny_weights, moot):
+    """`generate --prompts - --top-p 1e-9 --temperature 0.5` read its pipe to the end (a `tail -f` writer kept it
+    waiting for ever) before it said the temperature changes nothing, where `--top-k 1 --temperature 0.5` is
+    refused at once."""
+    code, err = refused_with_the_pipe_open(tmp_path, ["--top-p", "1e-9", *moot], tiny_weights)
+    assert code == 2 and err.startswith(f"error: {' '.join(moot)} changes nothing with --top-p 1e-09, which at or "
+                                        f"below 1/32 (this model's 32 codes) keeps the most likely code alone"), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("data", [False, True])
+def test_evals_moot_setting_beside_a_greedy_top_p_is_refused_before_the_load(data, tmp_path, tiny_weights, no_load):
+    """`eval --top-p 1e-9 --temperature 0.5` (and eval --data's) loaded the weights before it said the temperature
+    changes nothing, where --top-k 1's is refused before the load; the codebook's size is in the transformer file's
+    header, which eval reads before the load for the copies already."""
+    base = ["eval", "--weights", tiny_weights, "--device", "cpu", "--n", "1", "-q", "--temperature", "0.5"]
+    base += ["--data", tmp_path] if data else []
+    by_k = one_line_failure(run(*base, "--top-k", "1"), 2)
+    by_p = one_line_failure(run(*base, "--top-p", "1e-9"), 2)
+    assert by_k.startswith("error: --temperature 0.5 changes nothing with --top-k 1"), by_k
+    assert by_p == ("error: --temperature 0.5 changes nothing with --top-p 1e-09, which at or below 1/32 (this "
+                    "model's 32 codes) keeps the most likely code alone; leave it out, or give a --top-p above 1/32 "
+                    "(0.0312)")
