@@ -69,3 +69,36 @@ def test_evals_moot_setting_beside_a_greedy_top_p_is_refused_before_the_load(dat
     assert by_p == ("error: --temperature 0.5 changes nothing with --top-p 1e-09, which at or below 1/32 (this "
                     "model's 32 codes) keeps the most likely code alone; leave it out, or give a --top-p above 1/32 "
                     "(0.0312)")
+
+
+@pytest.fixture
+def typer_fits_anew():
+    """cli._quick_coercion_fits asked afresh in the test and after it (it is cached for the process)."""
+    from t2i_cli import cli
+
+    fits = getattr(cli, "_quick_coercion_fits", None)  # (None before it was there: the test then fails on its own)
+    if fits is not None:
+        fits.cache_clear()
+    yield
+    if fits is not None:
+        fits.cache_clear()
+
+
+@pytest.mark.parametrize("change", ["renamed", "other arguments"])
+def test_a_typer_whose_private_path_check_changed_parses_with_its_own_converter(change, monkeypatch, tmp_path,
+                                                                                 typer_fits_anew):
+    """QuickCoercion calls Typer's private typer._param_types.coerce_cli_path; a Typer where it is renamed failed
+    every command with a path option (generate's default --out among them) in an internal error ("cannot import
+    name 'coerce_cli_path'"), or with other arguments in a TypeError. QuickCoercion now steps aside there, and
+    Typer's own converter says what it says."""
+    pytest.importorskip("typer._coercion")
+    import typer._adapters  # noqa: F401 (Typer's own converter, holding its own reference to the function)
+    import typer._param_types as param_types
+
+    monkeypatch.chdir(tmp_path)
+    if change == "renamed":
+        monkeypatch.delattr(param_types, "coerce_cli_path")
+    else:
+        monkeypatch.setattr(param_types, "coerce_cli_path", lambda value, info, kind=None: value)
+    line = one_line_failure(run("generate", "a red bird", "--n", "0", "--out", "pics"), 2)
+    assert line == "error: --n must be between 1 and 256, got 0"

@@ -11,7 +11,7 @@ import time
 import typing
 import warnings
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -333,15 +333,31 @@ class QuickCoercion:
 
 def quick_coercion(param) -> None:
     """Give a parameter QuickCoercion where Typer converts values through Pydantic (typer >= 0.2x: a parameter with
-    a lazily built _runtime_param); older Typers (Click's own conversion) are left as they are."""
-    if getattr(param, "_runtime_param", False) is not None or not hasattr(param, "type_descriptor"):
+    a lazily built _runtime_param); older Typers (Click's own conversion), and a Typer whose private parts that
+    QuickCoercion calls are not as it knows them (_quick_coercion_fits), are left as they are."""
+    if getattr(param, "_runtime_param", False) is not None or not hasattr(param, "type_descriptor") \
+            or not _quick_coercion_fits():
         return
-    try:
-        import typer._coercion  # noqa: F401
-        import typer._param_types  # noqa: F401
-    except ImportError:
+    desc = param.type_descriptor
+    if not (hasattr(desc, "parameter_info") and hasattr(desc, "annotation")):
         return
     param._runtime_param = QuickCoercion(param)
+
+
+@cache
+def _quick_coercion_fits() -> bool:
+    """Whether this Typer has the private functions QuickCoercion calls, taking the arguments it gives them: they
+    are no public API, and a Typer that renamed one (coerce_cli_path) failed every command with a path option in an
+    internal error ("cannot import name 'coerce_cli_path'"), its default --out among them."""
+    import inspect
+
+    try:
+        from typer._coercion import build_runtime_param
+        from typer._param_types import coerce_cli_path
+        wanted = inspect.signature(coerce_cli_path).parameters
+    except (ImportError, TypeError, ValueError):
+        return False
+    return callable(build_runtime_param) and {"parameter_info", "path_type", "param", "ctx"} <= set(wanted)
 
 
 def _option_value(param, text: str) -> object:
