@@ -102,3 +102,24 @@ def test_a_typer_whose_private_path_check_changed_parses_with_its_own_converter(
         monkeypatch.setattr(param_types, "coerce_cli_path", lambda value, info, kind=None: value)
     line = one_line_failure(run("generate", "a red bird", "--n", "0", "--out", "pics"), 2)
     assert line == "error: --n must be between 1 and 256, got 0"
+
+
+def test_a_greedy_top_p_draws_one_from_weights_without_a_clip_unwarned_as_top_k_1_does(tmp_path):
+    """`generate "a red bird" --top-p 1e-9` with weights without a CLIP warned "... has no clip.safetensors, so this
+    draws one image, not the best of 4", where --top-k 1 says nothing: greedy, each draws one image whatever the
+    weights, the best of 4 candidates being 4 copies of it (both refused if asked for)."""
+    from conftest import build_tiny_folder
+
+    weights = build_tiny_folder(tmp_path / "weights", with_clip=False)
+    said = {}
+    for greedy in (["--top-k", "1"], ["--top-p", "1e-9"]):
+        out = tmp_path / greedy[0].strip("-")
+        r = run("generate", "a red bird", "--weights", weights, *greedy, "--out", out)
+        assert r.exit_code == 0, r.stderr
+        said[greedy[0]] = r.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["a-red-bird-000.png"]
+    assert "clip.safetensors" not in said["--top-p"], said["--top-p"]
+    assert said["--top-p"] == said["--top-k"]
+    # a --top-p that is not greedy is still told what the missing CLIP costs
+    r = run("generate", "a red bird", "--weights", weights, "--top-p", "0.5", "--out", tmp_path / "p")
+    assert r.exit_code == 0 and "has no clip.safetensors, so this draws one image, not the best of 4" in r.stderr

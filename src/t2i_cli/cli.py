@@ -1169,8 +1169,10 @@ def generate(
                 # image (more asked for were refused by _draw_counts and _refuse_greedy_top_p)
                 spec["redraws"] = 1
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
-            # (--top-k 1 draws one: its candidates would all be the same image)
-            auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1 and top_k != 1
+            # (--top-k 1 draws one: its candidates would all be the same image; so does a greedy --top-p, which
+            # warned of weights without a CLIP that they draw "one image, not the best of 4", as if for want of one)
+            auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1 and top_k != 1 \
+                and not by_p
             if candidates == 1:
                 candidates = None  # one draw, nothing to rerank: no CLIP needed
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
