@@ -123,3 +123,66 @@ def test_a_greedy_top_p_draws_one_from_weights_without_a_clip_unwarned_as_top_k_
     # a --top-p that is not greedy is still told what the missing CLIP costs
     r = run("generate", "a red bird", "--weights", weights, "--top-p", "0.5", "--out", tmp_path / "p")
     assert r.exit_code == 0 and "has no clip.safetensors, so this draws one image, not the best of 4" in r.stderr
+
+
+# generate run in a fresh interpreter up to start_inference's bound on libgomp's spinning (cli.bound_spinning, which
+# must come before torch loads libgomp): whether torch was in by then
+SPINNING = r"""
+import sys
+import t2i_cli.cli as cli
+
+class Started(BaseException):
+    pass
+
+def bound(busy=lambda: 0):
+    print("torch" in sys.modules)
+    raise Started
+
+cli.bound_spinning = bound
+sys.argv = ["t2i"] + sys.argv[1:]
+try:
+    cli.app(standalone_mode=False)
+except Started:
+    pass
+"""
+
+
+@pytest.mark.parametrize("args", [["--top-p", "0.5", "--n", "2"], ["--top-p", "0.9", "--temperature", "0.8"],
+                                  ["--top-p", "0.5", "--keep", "2"]])
+def test_a_prompts_file_with_a_top_p_bounds_openmps_spinning_before_torch_loads(args, tmp_path, tiny_weights):
+    """`generate --prompts FILE --top-p 0.5 --n 2` (and, once a greedy --top-p's moot settings were checked there too,
+    `--top-p 0.9 --temperature 0.8`) imported torch to read the codebook's size before the prompts were read, so
+    start_inference came after torch had loaded libgomp: its spinning was left unbounded (GOMP_SPINCOUNT unset, the
+    4-22x slowdown beside a busy process) and no inference lock was taken for a later t2i to see. The header is now
+    read without torch."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SRC
+
+    (tmp_path / "p.txt").write_text("a red bird\n")
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", SPINNING, "generate", "--prompts", "p.txt", *args, "--weights",
+                        str(tiny_weights), "--out", "o"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "False", (r.stdout, r.stderr)
+
+
+def test_the_header_read_without_torch_reads_what_the_load_reads(tmp_path, tiny_weights):
+    """files.header_config (torch-free) gives the config weights.file_config checks, and None for a file that is not
+    one of that kind, is damaged or missing."""
+    from t2i_cli.files import header_config
+    from t2i_cli.weights import file_config
+
+    for kind in ("transformer", "dvae", "clip"):
+        path = tiny_weights / f"{kind}.safetensors"
+        checked = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(file_config(path, kind)[0]).items()}
+        assert header_config(path, kind) == checked
+    assert header_config(tiny_weights / "dvae.safetensors", "transformer") is None
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes((2**62).to_bytes(8, "little") + b"{}")  # a header size past any bound
+    assert header_config(bad, "transformer") is None
+    bad.write_bytes((tiny_weights / "transformer.safetensors").read_bytes()[:100])  # cut short
+    assert header_config(bad, "transformer") is None
+    assert header_config(tmp_path / "missing.safetensors", "transformer") is None

@@ -1128,10 +1128,10 @@ def generate(
                                            greedy_top_p=partial(_greedy_top_p_header, ctx, weights))
             check_out_folder(out_dir)  # (`--out new/bird.png` was refused once the pipe had closed)
             if _greedy_top_p_asked(ctx):  # (a greedy --top-p's copies and moot settings, as --top-k 1's above: the
-                # codebook's size read from the transformer's header, torch imported for it, only where a count
-                # above 1, a --temperature or a --top-k is asked)
-                _imports_held("t2i_cli.weights")
-                by_p = _refuse_greedy_top_p(ctx, weights_folder(weights), counted_options[2])
+                # codebook's size read from the transformer's header, without torch, only where a count above 1, a
+                # --temperature or a --top-k is asked; torch imported here loaded libgomp before start_inference
+                # bounded its spinning, and that start then took no inference lock)
+                by_p = _refuse_greedy_top_p(ctx, weights_folder(weights), counted_options[2], _header_vocab)
                 if by_p:  # (`--prompts - --top-p 1e-9 --temperature 0.5` was refused once the pipe had closed)
                     refuse_moot_beside_top_p(moot_beside_top_p(ctx), counted_options[2], by_p["vocab"])
             lines = read_prompts(prompts)
@@ -1195,24 +1195,25 @@ def _greedy_top_p_asked(ctx: typer.Context) -> bool:
 
 def _greedy_top_p_header(ctx: typer.Context, weights: Optional[Path]) -> dict:
     """refuse_greedy_copies' top_p and vocab where generate's --top-p (with a --top-k other than 1) is at or below
-    1/codebook, the codebook's size read from the transformer file's header (torch imported for it); else {} (a
+    1/codebook, the codebook's size read from the transformer file's header (_header_vocab); else {} (a
     header that cannot be read is said where the weights load)."""
     p = ctx.params
     if p.get("top_k") == 1 or not 0 < p.get("top_p", 1) < 1:
         return {}
-    _imports_held("t2i_cli.weights")
-    vocab = _image_vocab(weights_folder(weights))
+    vocab = _header_vocab(weights_folder(weights))
     return {"top_p": p["top_p"], "vocab": vocab} if vocab is not None and 0 < vocab and p["top_p"] * vocab <= 1 \
         else {}
 
 
-def _refuse_greedy_top_p(ctx: typer.Context, folder: Path, sampling: SamplingConfig) -> dict:
+def _refuse_greedy_top_p(ctx: typer.Context, folder: Path, sampling: SamplingConfig,
+                         vocab_of: Optional[Callable[[Path], int | None]] = None) -> dict:
     """Refuse generate's counts above 1 of one image where a --top-p at or below 1/codebook (the codebook's size read
     from the transformer file's header, before the load) keeps the most likely code alone, as _draw_counts refuses
     them at --top-k 1: --n, --candidates, --keep alone and --redraws (its default 4 and --keep's default candidates
     were refused as "--redraws 4" and "--candidates 4", options not given). Returns refuse_greedy_copies' top_p and
-    vocab where the --top-p is greedy, else {}."""
-    vocab = _image_vocab(folder) if sampling.top_k != 1 and sampling.top_p < 1 else None
+    vocab where the --top-p is greedy, else {}. vocab_of: how the codebook's size is read (_image_vocab, or before
+    torch is imported _header_vocab)."""
+    vocab = (vocab_of or _image_vocab)(folder) if sampling.top_k != 1 and sampling.top_p < 1 else None
     if vocab is None or not sampling.greedy(vocab):
         return {}
     by_p, p, given = {"top_p": sampling.top_p, "vocab": vocab}, ctx.params, given_options(ctx)
@@ -1919,6 +1920,16 @@ def _image_vocab(folder: Path) -> int | None:
         return file_config(folder / "transformer.safetensors", "transformer")[0].image_vocab
     except (T2IError, OSError, ArithmeticError):
         return None
+
+
+def _header_vocab(folder: Path) -> int | None:
+    """The codebook size of the weights' transformer as _image_vocab reads it, but without torch (files.header_config:
+    generate reads it before a --prompts pipe is read, and before start_inference bounds libgomp's spinning, which
+    must come before torch loads); None where the header cannot be read so (said where the file loads)."""
+    from t2i_cli.files import header_config
+
+    vocab = (header_config(folder / "transformer.safetensors", "transformer") or {}).get("image_vocab")
+    return vocab if type(vocab) is int and vocab > 0 else None
 
 
 def _cells_redrawn_all(folder: Path, strength: float) -> int | None:

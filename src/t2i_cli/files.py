@@ -26,6 +26,30 @@ STAGES = ("tokenizer", "dvae", "transformer", "clip")  # a run's stages, in orde
 # The weights folder beside src/ in a checkout (pip install -e): the shipped weights, and --weights' default where
 # T2I_WEIGHTS is not set (here, torch-free: cli reads it before it imports torch, weights.py names it in advice).
 REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+FORMAT = "t2i/1"  # a t2i model file's format (weights.py writes and reads them)
+META_KEY = "t2i"  # the one __metadata__ key: a JSON object of format, kind, config (and checkpoint state)
+MAX_HEADER_BYTES = 100_000_000  # the largest safetensors header read (the safetensors library's own limit)
+
+
+def header_config(path: Path, kind: str) -> dict | None:
+    """The config a t2i model file of `kind` records, read from its safetensors header alone and without torch
+    (weights.file_config reads it checked, with torch imported: generate reads the transformer's codebook size
+    before a --prompts pipe is read, and torch imported there loaded libgomp before its spinning was bounded);
+    None where the file cannot be read so, or is not of `kind` (its load says why). At most MAX_HEADER_BYTES
+    are read."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= MAX_HEADER_BYTES:
+                return None
+            raw = json.loads(f.read(size))["__metadata__"]
+        meta = json.loads(raw[META_KEY]) if META_KEY in raw else raw
+        if meta.get("format") != FORMAT or meta.get("kind") != kind:
+            return None
+        config = json.loads(meta["config"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def shipped_weights() -> bool:

@@ -20,7 +20,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted, said_value
-from t2i_cli.files import (
+from t2i_cli.files import (  # noqa: F401 (FORMAT and META_KEY: weights' own names too)
+    FORMAT,
+    META_KEY,
     REPO_WEIGHTS,
     STAGES,
     atomic_write_bytes,
@@ -39,8 +41,6 @@ from t2i_cli.models.dvae import DVAE, DVAEConfig
 from t2i_cli.models.tokenizer import TextTokenizer
 from t2i_cli.models.transformer import Transformer, TransformerConfig
 
-FORMAT = "t2i/1"
-META_KEY = "t2i"  # the one __metadata__ key: a JSON object of format, kind, config (and checkpoint state)
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "dvae": (DVAE, DVAEConfig),
     "transformer": (Transformer, TransformerConfig),
