@@ -84,7 +84,7 @@ def test_torchrun_kill_9_of_one_process_is_said_in_one_line_by_the_other(tmp_pat
     out = tmp_path / "run"
     patch = KILLED_AT_STEP_5.replace("{killed}", str(killed)).replace("{tmp}", str(tmp_path))
     proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--ckpt-every", "100", "--sample-every",
-                        "0", "--data", "world", "--out", str(out))
+                        "0", "--data", "world", "--out", str(out), monitor=2)
     assert proc.returncode != 0 and exit_codes(tmp_path)[1 - killed] == "1", (proc.stderr[-3000:],
                                                                               exit_codes(tmp_path))
     assert (tmp_path / f"sigterm-{1 - killed}").is_file(), "torchrun's SIGTERM did not land as the survivor ended"

@@ -19,7 +19,7 @@ def test_torchrun_kill_9_of_rank_0_rank_1_says_the_checkpoint_a_resume_starts_fr
     out = tmp_path / "run"
     patch = KILLED_AT_STEP_5.replace("{killed}", "0").replace("{tmp}", str(tmp_path))
     proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--ckpt-every", "2", "--sample-every",
-                        "0", "--data", "world", "--out", str(out))
+                        "0", "--data", "world", "--out", str(out), monitor=2)
     assert proc.returncode != 0 and exit_codes(tmp_path)[1] == "1", (proc.stderr[-3000:], exit_codes(tmp_path))
     said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
     assert said == ["error: rank 1 stopped: another torchrun process of this run stopped first (its own line, or "
@@ -62,7 +62,7 @@ def test_torchrun_kill_9_of_rank_0_before_a_checkpoint_the_resume_rank_1_names_s
     out = tmp_path / "run"
     patch = KILLED_AT_STEP_5.replace("{killed}", "0").replace("{tmp}", str(tmp_path))
     proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--ckpt-every", "100", "--sample-every",
-                        "0", "--data", "world", "--out", str(out))
+                        "0", "--data", "world", "--out", str(out), monitor=2)
     said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
     assert len(said) == 1 and said[0].endswith(f"; no checkpoint was written yet, so a resume starts at step 0; once "
                                                f"that is mended, resume with: t2i train --resume {out}"), proc.stderr

@@ -24,7 +24,7 @@ def test_torchrun_whole_run_a_kill_9_is_said_by_the_survivor_with_its_checkpoint
     out = tmp_path / "run"
     patch = KILLED_AT_STEP_5.replace("{killed}", str(killed)).replace("{tmp}", str(tmp_path))
     proc = torchrun_t2i(tmp_path, patch, "--stage", "all", "--steps", "8", "--ckpt-every", "2", "--sample-every",
-                        "0", "--data", "world", "--out", str(out))
+                        "0", "--data", "world", "--out", str(out), monitor=2)
     survivor = 1 - killed
     assert (tmp_path / f"sigterm-{survivor}").is_file()  # (the case under test: the SIGTERM came as it ended)
     assert exit_codes(tmp_path)[survivor] == "1", (proc.stderr[-3000:], exit_codes(tmp_path))
