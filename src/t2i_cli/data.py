@@ -1136,9 +1136,13 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
     # with a caption: "train/red-bird.png" beside red-bird.txt) is no line that may caption a picture of the folder:
     # it refused `data caption` for a line that, fixed, captions a picture that has its caption, not one to write
     # (the needles as given, composed and decomposed, and the NFC form _unescaped gives an escaped name)
+    # (and Latin-1's bytes of the name as the line's text holds them, each byte that is not UTF-8 as its surrogate
+    # escape: "\xe9t\xe9\\blue-fish.png", a Windows path, was not found, the line's backslash sending it here)
     in_text = re.compile("|".join(r"(?<![\w.\u0080-\U0010ffff-])" + re.escape(needle) + r"[/\\]"
                                   for needle in sorted({*needles, *(unicodedata.normalize("NFC", needle)
-                                                                    for needle in needles)}))) if needles else None
+                                                                    for needle in needles),
+                                                        *(needle.decode("utf-8", "surrogateescape")
+                                                          for needle in raw_needles)}))) if needles else None
     wanted_folded = {k.casefold() for k in wanted}
     wanted_ids: list[set[tuple[int, int]]] = []  # (device, inode) of each picture wanted, made once when first asked
 
