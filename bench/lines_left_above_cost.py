@@ -5,12 +5,13 @@ even ones captioned) below DIR/ds/metadata.jsonl, --mb MB (16 MiB is all that is
 without its closing brace), every one holding the folder's name as a path's part: --kind captioned, each naming
 train/pic_00.png (captioned), a string passed over now; --kind escaped, each naming it as
 "\\u0074rain/pic_00.png" (its escapes read first, now); --kind caption, the name in a caption's string, "a train/tram
-line" (read, found, counted, as before). Opened in a fresh process per build and round, builds alternating. Prints
-the median seconds of opening the folder (open_source, as `data preview` does) per build, and what each said of the
-manifest's lines left out that may caption the folder's pictures (data caption refuses beside them). The older
-build's source is a folder, e.g. made with `git archive REV src | tar x -C DIR`.
+line" (read, found, counted, as before); --kind many, lines of 1 MB, each of 50,000 strings naming train/pic_00.png
+(their quotes were counted from the line's start at each mention: give it --mb 2). Opened in a fresh process per
+build and round, builds alternating. Prints the median seconds of opening the folder (open_source, as `data preview`
+does) per build, and what each said of the manifest's lines left out that may caption the folder's pictures (data
+caption refuses beside them). The older build's source is a folder, e.g. made with `git archive REV src | tar x -C DIR`.
 
-Usage: python bench/lines_left_above_cost.py OLD_SRC DIR [--reps 5] [--mb 16] [--kind captioned|escaped|caption]
+Usage: python bench/lines_left_above_cost.py OLD_SRC DIR [--reps 5] [--mb 16] [--kind captioned|escaped|caption|many]
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ print(json.dumps({"s": s, "lines": skipped.above_lines}))
 """
 LINES = {"captioned": '{{"file_name": "train/pic_00.png", "text": "a photo number {k}"\n',
          "escaped": '{{"file_name": "\\\\u0074rain/pic_00.png", "text": "a photo number {k}"\n',
-         "caption": '{{"file_name": "other/img_{k:07d}.jpg", "text": "a train/tram line {k}"\n'}
+         "caption": '{{"file_name": "other/img_{k:07d}.jpg", "text": "a train/tram line {k}"\n',
+         "many": '{{"files": [' + '"train/pic_00.png", ' * 50_000 + '"{k}"\n'}
 
 
 def make(root: Path, mb: int, kind: str) -> Path:

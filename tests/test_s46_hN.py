@@ -3,6 +3,7 @@ name in Latin-1, 0.18.0's temporaries, make_folder's probes)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PIL import Image
@@ -48,3 +49,43 @@ def test_a_latin_1_line_above_holding_a_backslash_naming_the_folder_refuses(tmp_
     # ... a Latin-1 caption's word (not a path's part) still does not refuse
     (ds / "metadata.jsonl").write_bytes(first + b'{"file_name": "x.png", "text": "un \xe9t\xe9 \\"chaud\\""}\n')
     assert not _refused(ete)
+
+
+# ------------------------------------------------------------------ 2. a line of many mentions of the folder
+class _CountedBytes(bytes):
+    """bytes that add up how many bytes count() scans (what the quotes before each mention cost)."""
+
+    scanned = 0
+
+    def count(self, sub, start=0, end=None):  # type: ignore[override]
+        end = len(self) if end is None else end
+        type(self).scanned += max(0, end - start)
+        return super().count(sub, start, end)
+
+
+def test_the_quotes_before_each_mention_of_the_folder_are_counted_once(tmp_path: Path):
+    """A line above that is not JSON, of many strings naming train/red-bird.png (which has its caption), had the
+    quotes before each mention counted from the line's start: a 1 MiB line, 50,000 mentions, was 6 s of CPU, 16 of
+    them over a minute and a half of `data caption` (bench/lines_left_above_cost.py --kind many). Now they are
+    counted on from the mention before: each byte once; and what each mention is (in a whole string, outside one,
+    in one cut) is told as before."""
+    from t2i_cli.data import _strings_mentioning
+
+    in_path = re.compile(rb"(?<![\w.\x80-\xff-])train[/\\]")
+    line = _CountedBytes(b'{"x": [' + b'"train/red-bird.png", ' * 2000 + b'"end"\n')
+    _CountedBytes.scanned = 0
+    found = list(_strings_mentioning(line, in_path))
+    assert found == [b"train/red-bird.png"] * 2000
+    assert _CountedBytes.scanned <= len(line), _CountedBytes.scanned  # (was ~2000 * len(line) / 2)
+    tail = list(_strings_mentioning(b'["train/a.png", train/b.png, "x train/c.png", "train/d.png', in_path))
+    assert tail == [b"train/a.png", None, b"x train/c.png", None]
+
+    ds = tmp_path / "ds"
+    _picture(ds / "train" / "red-bird.png")
+    _picture(ds / "train" / "blue-fish.png")
+    (ds / "train" / "red-bird.txt").write_text("a red bird\n", encoding="utf-8")
+    many = b'{"x": [' + b'"train/red-bird.png", ' * 2000
+    for end, refused in [(b'"x"\n', False), (b'"train/blue-fish.png"\n', True), (b"train/blue-fish.png\n", True),
+                         (b'"a", "train/red-bird.png\n', True)]:
+        (ds / "metadata.jsonl").write_bytes(many + end)
+        assert _refused(ds / "train") == refused, end
