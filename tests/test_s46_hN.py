@@ -89,3 +89,32 @@ def test_the_quotes_before_each_mention_of_the_folder_are_counted_once(tmp_path:
                          (b'"a", "train/red-bird.png\n', True)]:
         (ds / "metadata.jsonl").write_bytes(many + end)
         assert _refused(ds / "train") == refused, end
+
+
+# ------------------------------------------------------------------ 3. a long string of a line that is not JSON
+def test_a_long_string_of_a_line_above_that_is_not_json_is_read_in_bounded_memory(tmp_path: Path):
+    """A line above that is not JSON holding a backslash is read as JSON's strings: they were found by a regular
+    expression whose repeat held its place for each character or escape, 103 MiB traced for one string of
+    900 kB ("train/a\\/a\\/..."; a line is read up to 1 MiB, each of the manifest's 16 MiB in turn). Now by find,
+    in the memory of the line (the 16 MiB read of the manifest is most of what is measured); the strings found
+    are those JSON reads (a quote after an odd run of backslashes is escaped) and the line still refuses."""
+    import tracemalloc
+
+    from t2i_cli.data import _json_strings, _key, _rows_above
+
+    text = r'{"a": "x\"y", "b": "c\\", "d": "e\\\"f\\\\", g "h'
+    assert [(text[a:b], closed) for a, b, closed in _json_strings(text)] == [
+        ("a", True), (r"x\"y", True), ("b", True), ("c\\\\", True), ("d", True), (r"e\\\"f\\\\", True),
+        ("h", False)]
+
+    ds = tmp_path / "ds"
+    _picture(ds / "train" / "blue-fish.png")
+    (ds / "metadata.jsonl").write_bytes(b'{"x": "train/' + b"a\\/" * 300_000 + b"\n")
+    tracemalloc.start()
+    try:
+        _, _, left = _rows_above(ds / "metadata.jsonl", {_key(ds / "train" / "blue-fish.png")}, ("train",))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert list(left) == ["manifest line not JSON in UTF-8"], left
+    assert peak < 40 << 20, peak >> 20  # (was 103 MiB)
