@@ -118,3 +118,32 @@ def test_a_long_string_of_a_line_above_that_is_not_json_is_read_in_bounded_memor
         tracemalloc.stop()
     assert list(left) == ["manifest line not JSON in UTF-8"], left
     assert peak < 40 << 20, peak >> 20  # (was 103 MiB)
+
+
+# ------------------------------------------------------------------ 4. data caption's look for 0.18.0's temporaries
+def test_a_temporary_of_a_64_byte_record_costs_no_stat_of_each_picture(tmp_path: Path, monkeypatch):
+    """Since t2i 0.18.0's temporaries are recognised (recorded_by_018), a temporary's record of 61 to 64 bytes (any
+    name: .xxxx...xxxx.k3x_9q2a.tmp) had data caption look at every picture of the folder as a file (a stat each)
+    before it asked whether the picture's caption has that record. Now the file is looked at only where it has:
+    none for a record that is no picture's; the picture's own where it is (and that temporary is still its)."""
+    from t2i_cli.files import cut_to_bytes
+    from t2i_cli.name_captions import _caption_name
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(50):
+        (pics / f"picture-{i:02d}.png").write_bytes(b"")
+    long = "a-small-red-bird-sitting-on-a-branch-of-an-old-oak-tree-in-the-early-morning-light"
+    (pics / f"{long}.png").write_bytes(b"")
+    looked: list[Path] = []
+    is_file = Path.is_file
+
+    def counted(self: Path) -> bool:
+        looked.append(self)
+        return is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", counted)
+    assert not _caption_name(pics, "x" * 64)
+    assert looked == [], len(looked)  # (was 51, one for each picture)
+    assert _caption_name(pics, cut_to_bytes(f"{long}.txt", 64))
+    assert looked == [pics / f"{long}.png"], looked

@@ -859,10 +859,12 @@ def _caption_name(folder: Path, name: str) -> bool:
     if not (cut or RECORDED_ROOM - 3 <= len(name.encode("utf-8", "surrogateescape")) <= RECORDED_ROOM):
         return False
     try:  # the record of a long NAME.txt is cut (files.recorded_name): a picture there whose caption's record it is
-        # (or t2i 0.18.0's record of it, its first 64 bytes alone: files.recorded_by_018)
-        return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and (
+        # (or t2i 0.18.0's record of it, its first 64 bytes alone: files.recorded_by_018); a picture's file looked
+        # at only where its caption's record is name (it was looked at first: a stat of each picture there for each
+        # temporary of a 61-64 byte record, whatever its name)
+        return any(p.suffix.lower() in IMAGE_SUFFIXES and (
             (cut and recorded_name(f"{p.stem}.txt") == name) or recorded_by_018(name, [f"{p.stem}.txt"]))
-                   for p in folder.iterdir())
+                   and p.is_file() for p in folder.iterdir())
     except OSError:
         return False
 
