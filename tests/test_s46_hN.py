@@ -147,3 +147,28 @@ def test_a_temporary_of_a_64_byte_record_costs_no_stat_of_each_picture(tmp_path:
     assert looked == [], len(looked)  # (was 51, one for each picture)
     assert _caption_name(pics, cut_to_bytes(f"{long}.txt", 64))
     assert looked == [pics / f"{long}.png"], looked
+
+
+# ------------------------------------------------------------------ 5. a Latin-1 line naming a captioned picture
+def test_a_latin_1_line_above_naming_a_captioned_picture_is_passed_over_as_in_utf_8(tmp_path: Path):
+    """A line that is not JSON naming a picture that has its caption (ds/été/red-bird.png beside red-bird.txt) is
+    passed over (acd2bf6), in UTF-8 and in a manifest all in Latin-1 (read as such); but one a Windows tool wrote in
+    Latin-1 ("\\xe9t\\xe9/red-bird.png") in a manifest whose other lines are UTF-8 and name pictures here refused
+    `data caption ds/été`: its name, of bytes that are not UTF-8, named no file. Now such a name of no file is read
+    as Latin-1 too, as the whole manifest would be; a line naming the picture without a caption still refuses."""
+    ds = tmp_path / "ds"
+    ete = ds / "\u00e9t\u00e9"
+    for name in ("green-cat.png", "blue-fish.png", "red-bird.png"):
+        _picture(ete / name)
+    (ete / "red-bird.txt").write_text("a red bird\n", encoding="utf-8")
+    first = '{"file_name": "\u00e9t\u00e9/green-cat.png", "text": "a green cat"}\n'.encode()
+    for line in [b'{"file_name": "\xe9t\xe9/red-bird.png", "text": "a bird"\n',
+                 b'{"file_name": "\xe9t\xe9\\\\red-bird.png", "text": "a bird"\n']:
+        for head in (b"", first):
+            (ds / "metadata.jsonl").write_bytes(head + line)
+            assert not _refused(ete), (head, line)
+    (ds / "metadata.jsonl").write_bytes(first + b'{"file_name": "\xe9t\xe9/blue-fish.png", "text": "a fish"\n')
+    assert _refused(ete)
+    (ds / "metadata.jsonl").write_bytes(first + b'{"file_name": "\xe9t\xe9/red-bird.png", "text": "a bird"\n')
+    r = run("data", "caption", ete, "-q")
+    assert r.exit_code == 0 and (ete / "blue-fish.txt").read_text(encoding="utf-8") == "blue fish\n", r.stderr

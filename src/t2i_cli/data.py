@@ -1081,6 +1081,7 @@ class _Utf8Head:
 
 _JSON_ESCAPE = re.compile(r'\\u([0-9a-fA-F]{4})|\\(["\\/bfnrt])')
 _HIGH_SURROGATE = re.compile("[\ud800-\udbff]")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as Python's surrogate escape holds it
 _ESCAPED = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
@@ -1164,21 +1165,31 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
 
     others: dict[str, bool] = {}  # path -> names_other's answer (a stat each path once: many lines name one)
 
+    def existing_other(path: str) -> bool | None:  # (names_other's answer; None where no such file is there)
+        key = _above_key(manifest, path.strip())
+        if not path.strip() or key in wanted or key.casefold() in wanted_folded:
+            return False
+        if (st := _stat_or_none(key)) is None:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        if not wanted_ids:
+            wanted_ids.append({(w.st_dev, w.st_ino) for k in wanted if (w := _stat_or_none(k)) is not None})
+        return (st.st_dev, st.st_ino) not in wanted_ids[0]
+
     def names_other(path: str) -> bool:  # (an existing picture, none of wanted by its path, its case or its inode)
         if not path.rstrip().lower().endswith(images.IMAGE_SUFFIXES):  # (a caption's words: no stat)
             return False
         if path in others:
             return others[path]
-        key = _above_key(manifest, path.strip())
-        other = False
-        if path.strip() and key not in wanted and key.casefold() not in wanted_folded and \
-                (st := _stat_or_none(key)) is not None and stat.S_ISREG(st.st_mode):
-            if not wanted_ids:
-                wanted_ids.append({(w.st_dev, w.st_ino) for k in wanted if (w := _stat_or_none(k)) is not None})
-            other = (st.st_dev, st.st_ino) not in wanted_ids[0]
+        other = existing_other(path)
+        if other is None and _ESCAPED_BYTE.search(path):
+            # ... a name of bytes that are not UTF-8, of no file, read as Windows' Latin-1, as a manifest all in it is
+            # ("\xe9t\xe9/red-bird.png", beside red-bird.txt, refused in a manifest whose other lines are UTF-8)
+            other = existing_other(path.encode("utf-8", "surrogateescape").decode("cp1252", "replace"))
         if len(others) < 4096:
-            others[path] = other
-        return other
+            others[path] = bool(other)
+        return bool(other)
 
     def may_name(raw: bytes) -> bool:
         if in_path is None or in_text is None:
