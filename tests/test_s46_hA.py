@@ -139,7 +139,7 @@ def test_eval_n_bound_is_said_from_the_one_number(monkeypatch):
 @pytest.mark.parametrize("kw, greedy, why, other", [
     ({"top_k": 1}, "top_k=1", "top_k=1 always takes the most likely code", "a top_k of 0 or above 1"),
     ({"top_p": 0.01}, "top_p=0.01", "a top_p at or below 1/24, this model's 24 codes, keeps only the most likely code",
-     "a top_p above 1/24 (0.0417)")])
+     "a top_p above 1/24 (0.04166666666666667)")])
 def test_the_greedy_words_of_redraws_and_of_copies_are_one_builders(kw, greedy, why, other):
     """sampling.refuse_greedy_copies' redraws branch wrote the greedy setting's words itself, beside
     sampling_config.refuse_greedy_copies' (sampling_config.greedy_words now): the sentences as they were."""

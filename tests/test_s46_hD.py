@@ -39,7 +39,7 @@ def test_vary_greedy_top_p_at_strength_1_is_refused_as_top_k_1_is_before_the_loa
                     "different ones")
     assert by_p == ("error: --n 4 with --top-p 1e-09 and --strength 1 draws 4 copies of one image (a --top-p at or "
                     "below 1/32, this model's 32 codes, keeps only the most likely code); leave --n out for one "
-                    "image, or give a --top-p above 1/32 (0.0312) to draw different ones")
+                    "image, or give a --top-p above 1/32 (0.03125) to draw different ones")
     # a strength that rounds to every cell (0.99 of the tiny dVAE's 16): as --top-k 1's refusal says it
     by_p = one_line_failure(run(*vary, "--strength", "0.99", "--top-p", "1e-9"), 2)
     assert by_p.startswith("error: --n 4 with --top-p 1e-09 and --strength 0.99, which redraws every cell of 16, "
@@ -79,10 +79,10 @@ def test_a_greedy_top_p_with_an_image_prompt_is_taken_as_top_k_1_is(tmp_path, ti
     line = one_line_failure(run(*gen, "--mask", tmp_path / "mask.png", "--redraws", "2", "--out", tmp_path / "o"), 2)
     assert line == ("error: --redraws 2 with --top-p 1e-09 draws 2 copies of one image (a --top-p at or below 1/32, "
                     "this model's 32 codes, keeps only the most likely code); leave --redraws out for one image, or "
-                    "give a --top-p above 1/32 (0.0312) to draw different ones")
+                    "give a --top-p above 1/32 (0.03125) to draw different ones")
     line = one_line_failure(run(*gen, "--n", "3", "--out", tmp_path / "o"), 2)
     assert line.startswith("error: --n 3 with --top-p 1e-09 draws 3 copies of one image") \
-        and line.endswith("leave --n out for one image, or give a --top-p above 1/32 (0.0312) to draw different "
+        and line.endswith("leave --n out for one image, or give a --top-p above 1/32 (0.03125) to draw different "
                           "ones"), line
     assert not (tmp_path / "o").exists()
 
@@ -95,7 +95,7 @@ def test_the_pipelines_greedy_top_p_refusal_names_the_flag_on_the_command_line()
     from t2i_cli.sampling import SamplingConfig, refuse_greedy_copies
 
     with pytest.raises(UsageError, match=r"^n=3 with top_p=1e-09 draws 3 copies of one image \(a top_p at or below "
-                                         r"1/32, .*or give a top_p above 1/32 \(0.0312\) to draw different ones$"):
+                                         r"1/32, .*or give a top_p above 1/32 \(0.03125\) to draw different ones$"):
         refuse_greedy_copies(SamplingConfig(top_p=1e-9), 3, vocab=32)
     errors.SPEAKING["cli"] = True
     try:
@@ -241,7 +241,7 @@ def test_eval_with_a_greedy_top_p_draws_one_candidate_as_top_k_1_does(tiny_weigh
     line = one_line_failure(run(*base, "--candidates", "3"), 2)
     assert line.startswith("error: --candidates 3 with --top-p 1e-09 draws 3 copies of one image (a --top-p at or "
                            "below 1/32") and line.endswith("leave --candidates out for one image, or give a --top-p "
-                                                           "above 1/32 (0.0312) to draw different ones"), line
+                                                           "above 1/32 (0.03125) to draw different ones"), line
     line = one_line_failure(run(*base, "--data", tmp_path, "--draws", "2"), 2)
     assert line.startswith("error: --draws 2 with --top-p 1e-09 draws 2 copies"), line
     assert loads == []
@@ -278,7 +278,7 @@ def test_keep_alone_with_a_greedy_top_p_is_taken_as_with_top_k_1(tmp_path, tiny_
     line = one_line_failure(run(*gen, "--keep", "2"), 2)
     assert line.startswith("error: --keep 2 with --top-p 1e-09 draws 2 copies of one image (a --top-p at or below "
                            "1/32"), line
-    assert line.endswith("leave --keep out for one image, or give a --top-p above 1/32 (0.0312) to draw different "
+    assert line.endswith("leave --keep out for one image, or give a --top-p above 1/32 (0.03125) to draw different "
                          "ones"), line
     assert not (tmp_path / "o").exists()
     r = run(*gen, "--keep", "1")

@@ -30,6 +30,7 @@ from t2i_cli.errors import (
     WeightsError,
     brief,
     counted,
+    said_float,
     said_value,
 )
 from t2i_cli.files import (
@@ -53,7 +54,7 @@ from t2i_cli.prompt_file import (
 )
 
 # (torch-free: checked before a pipe is read)
-from t2i_cli.sampling_config import MAX_IMAGES, MAX_PER_TASK, SamplingConfig, refuse_greedy_copies
+from t2i_cli.sampling_config import MAX_IMAGES, MAX_PER_TASK, SamplingConfig, greedy_bound, refuse_greedy_copies
 from t2i_cli.train_options import (
     WHOLE_RUN_SETTINGS,
     check_stage,
@@ -1892,7 +1893,8 @@ def vary(
         if (top_k == 1 or by_p) and strength < 1 and (cells := _cells_redrawn_all(folder, strength)):  # (a share
             # that rounds to every cell, 0.999 of the shipped model's 256: as --strength 1, each variation is one image)
             if "n" in given_options(ctx):
-                refuse_greedy_copies("--n", n, f" and --strength {strength:g}, which redraws every cell of {cells},",
+                refuse_greedy_copies("--n", n,
+                                     f" and --strength {said_float(strength)}, which redraws every cell of {cells},",
                                      top_p=sampling.top_p if by_p else None, vocab=vocab)
             n = 1
         _generate(prompt, n, None, seed, sampling, out_dir, folder, device, grid,
@@ -1906,7 +1908,7 @@ def _guidance_asked(ctx: typer.Context) -> tuple[str, ...]:
     """The guidance options given on the command line, as a refusal names them: --guidance (but 1, which turns it
     off), --guidance-start and --guidance-stop."""
     given, params = given_options(ctx), ctx.params
-    return tuple(f"{flag(k)} {params[k]:g}" for k in ("guidance", "guidance_start", "guidance_stop")
+    return tuple(f"{flag(k)} {said_float(params[k])}" for k in ("guidance", "guidance_start", "guidance_stop")
                  if k in given and params[k] is not None and not (k == "guidance" and params[k] == 1))
 
 
@@ -2506,7 +2508,7 @@ def refuse_moot_greedy(ctx: typer.Context) -> None:
     """--top-k 1 keeps the most likely code alone: a temperature or a nucleus cannot change which (it drew the same
     bytes, unsaid); their neutral values (1) ask for nothing and are taken. (Without torch: generate checks it
     before a --prompts pipe is read.)"""
-    moot = [f"{flag(k)} {ctx.params[k]:g}" for k in ("temperature", "top_p")
+    moot = [f"{flag(k)} {said_float(ctx.params[k])}" for k in ("temperature", "top_p")
             if k in given_options(ctx) and ctx.params[k] != 1]
     if ctx.params.get("top_k") == 1 and moot:
         raise UsageError(f"{' and '.join(moot)} change{'s' if len(moot) == 1 else ''} nothing with --top-k 1, which "
@@ -2519,7 +2521,7 @@ def moot_beside_top_p(ctx: typer.Context) -> tuple[str, ...]:
     moot: a temperature or a --top-k above 1 cannot change the code it keeps, the most likely one alone. Whether the
     --top-p is that small is known from the codebook's size (refuse_moot_beside_top_p: generate, vary and eval read it
     from the transformer file's header, before the load; eval again from the loaded model)."""
-    return tuple(f"{flag(k)} {ctx.params[k]:g}" for k in ("temperature", "top_k")
+    return tuple(f"{flag(k)} {said_float(ctx.params[k])}" for k in ("temperature", "top_k")
                  if k in given_options(ctx) and ctx.params[k] != (1 if k == "temperature" else 0))
 
 
@@ -2528,9 +2530,9 @@ def refuse_moot_beside_top_p(moot: tuple[str, ...], sampling, vocab: int) -> Non
     same codes, unsaid)."""
     if moot and sampling.top_k != 1 and sampling.greedy(vocab):
         raise UsageError(f"{' and '.join(moot)} change{'s' if len(moot) == 1 else ''} nothing with --top-p "
-                         f"{sampling.top_p:g}, which at or below 1/{vocab} (this model's {vocab} codes) keeps the most "
-                         f"likely code alone; leave {'it' if len(moot) == 1 else 'them'} out, or give a --top-p above "
-                         f"1/{vocab} ({1 / vocab:.3g})")
+                         f"{said_float(sampling.top_p)}, which at or below 1/{vocab} (this model's {vocab} codes) "
+                         f"keeps the most likely code alone; leave {'it' if len(moot) == 1 else 'them'} out, or give a "
+                         f"--top-p above {greedy_bound(vocab)}")
 
 
 def given_options(ctx: typer.Context) -> set[str]:
@@ -3360,7 +3362,7 @@ def refuse_undrawn_sampling(ctx: typer.Context, folder: Path) -> None:
     from t2i_cli.sampling_config import SamplingConfig
 
     given, defaults = given_options(ctx), SamplingConfig()
-    moot = [f"{flag(f.name)} {ctx.params[f.name]:g}" for f in fields(SamplingConfig)
+    moot = [f"{flag(f.name)} {said_float(ctx.params[f.name])}" for f in fields(SamplingConfig)
             if f.name in given and ctx.params[f.name] != getattr(defaults, f.name)]
     if moot:
         named = moot[0] if len(moot) == 1 else f"{', '.join(moot[:-1])} and {moot[-1]}"

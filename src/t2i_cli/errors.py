@@ -39,8 +39,18 @@ def option(name: str, value: object = _UNSET, cli: str | None = None) -> str:
         shown = cli or "--" + name.replace("_", "-")
         if value is _UNSET:
             return shown
-        return f"{shown} {value:g}" if isinstance(value, float) else f"{shown} {said_value(value, plain=True)}"
+        return f"{shown} {said_float(value) if isinstance(value, float) else said_value(value, plain=True)}"
     return name if value is _UNSET else f"{name}={said_value(value)}"
+
+
+def said_float(value: float) -> str:
+    """A number as a message says it: its shortest form ("0.5", "1e-09"; format's g), or all its digits where that
+    form is another number ("--temperature 0.99999999" was said as "--temperature 1", the value that changes
+    nothing, and "--top-p 0.0019531249" as "0.00195312"); a whole number as said_value says it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return said_value(value, plain=True)
+    text = f"{value:g}"
+    return text if float(text) == value else repr(float(value))
 
 
 SAID_DIGITS = 40  # digits of a whole number a message shows; a longer one is said by its length
@@ -69,7 +79,7 @@ def spoken(cli: str, python: str) -> str:
 def model_option(key: str, value: object) -> str:
     """How a message names one model setting: "--model n_head=3" (--model KEY=VALUE) to the command line,
     "model={'n_head': 3}" (TrainConfig.model) from Python."""
-    shown = f"{value:g}" if isinstance(value, float) else said_value(value, plain=True)
+    shown = said_float(value) if isinstance(value, float) else said_value(value, plain=True)
     return spoken(f"--model {key}={shown}", f"model={{{key!r}: {said_value(value)}}}")
 
 

@@ -7,7 +7,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from t2i_cli.errors import UsageError, option, said_value
+from t2i_cli.errors import UsageError, option, said_float, said_value
 
 MAX_JACOBI = 64  # largest --jacobi window
 # Images one call draws for a prompt: --n and --candidates (cli.MAX_N), and pipe(prompt, n=...) with its batches
@@ -103,6 +103,20 @@ def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = 
                      f"to draw different ones")
 
 
+def greedy_bound(vocab: int) -> str:
+    """The top_p at or below which a codebook of vocab codes draws greedily, as a refusal says it: 1/vocab and its
+    value unrounded ("1/512 (0.001953125)"; "(0.00195)" was below it, so a --top-p of 0.001952, above what was said,
+    was refused again). The value is the largest float SamplingConfig.greedy takes (top_p * vocab <= 1), so that any
+    --top-p above it draws different images: 1/24's float is one below it."""
+    bound = 1 / vocab
+    for _ in range(4):  # (a step or two of rounding either way)
+        if bound * vocab > 1:
+            bound = math.nextafter(bound, 0)
+        elif math.nextafter(bound, 1) * vocab <= 1:
+            bound = math.nextafter(bound, 1)
+    return f"1/{vocab} ({bound!r})"
+
+
 def greedy_words(keyword: bool, top_p: float | None = None, vocab: int | None = None) -> tuple[str, str, str]:
     """A greedy draw's words, for refusing copies of one image (refuse_greedy_copies, and sampling.
     refuse_greedy_copies' redraws): the setting as the caller gave it (keyword: the keyword, else the flag), why it
@@ -110,9 +124,9 @@ def greedy_words(keyword: bool, top_p: float | None = None, vocab: int | None = 
     1/vocab (SamplingConfig.greedy), not top_k 1."""
     if top_p is not None and vocab is not None:
         p = option("top_p") if keyword else "--top-p"  # (a command's check through the API's keyword: --top-p too)
-        return (option("top_p", top_p) if keyword else f"--top-p {top_p:g}",
+        return (option("top_p", top_p) if keyword else f"--top-p {said_float(top_p)}",
                 f"a {p} at or below 1/{vocab}, this model's {vocab} codes, keeps only the most likely code",
-                f"a {p} above 1/{vocab} ({1 / vocab:.3g})")
+                f"a {p} above {greedy_bound(vocab)}")
     greedy = option("top_k", 1) if keyword else "--top-k 1"
     return (greedy, f"{greedy} always takes the most likely code",
             f"a {option('top_k')} of 0 or above 1" if keyword else "--top-k 0 or above 1")

@@ -1,0 +1,44 @@
+"""Session 46, hM: attacks on the session's new behaviour; each defect's test fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import one_line_failure, run
+
+
+@pytest.fixture
+def no_load(monkeypatch):
+    """Make loading a weights folder fail loudly: a refusal said before the load never reaches it."""
+    from t2i_cli.pipeline import TextToImage
+
+    def refuse(*a, **k):
+        raise AssertionError("the weights were loaded before the refusal")
+
+    monkeypatch.setattr(TextToImage, "from_folder", refuse)
+
+
+def test_greedy_top_p_bound_is_said_unrounded(tmp_path, tiny_weights, no_load):
+    """The greedy --top-p refusal told to 'give a --top-p above 1/32 (0.0312)'; 0.0312 is below 1/32 (0.03125), so a
+    --top-p of 0.03124, above what was said, was refused again in the same words (the shipped model: 'above 1/512
+    (0.00195)', and 0.001952 refused). The bound is said unrounded."""
+    line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--top-p", "0.03124", "--n", "2",
+                                "--out", tmp_path / "o"), 2)
+    assert line.endswith("or give a --top-p above 1/32 (0.03125) to draw different ones"), line
+    assert 0.03124 <= float(line.rsplit("(", 1)[1].split(")")[0])  # what it says to go above is not below the value
+
+
+def test_refusals_say_the_value_given_not_a_rounding(tmp_path, tiny_weights, no_load):
+    """`--temperature 0.99999999 --top-p 1e-9` was refused as '--temperature 1 changes nothing ...' (format's g
+    rounding), a temperature of 1 being the default that is never refused; `--top-p 0.03124999` was said as
+    '--top-p 0.03125', the bound itself. A value is said with the digits that make it."""
+    line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--top-p", "0.03124999",
+                                "--temperature", "0.99999999", "--out", tmp_path / "o"), 2)
+    assert line.startswith("error: --temperature 0.99999999 changes nothing with --top-p 0.03124999, "), line
+    line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--top-k", "1",
+                                "--temperature", "1.0000001", "--out", tmp_path / "o"), 2)
+    assert line.startswith("error: --temperature 1.0000001 changes nothing with --top-k 1"), line
+    # values whose short form is exact keep it
+    line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--top-p", "1e-9",
+                                "--temperature", "0.5", "--out", tmp_path / "o"), 2)
+    assert line.startswith("error: --temperature 0.5 changes nothing with --top-p 1e-09, "), line
