@@ -42,3 +42,16 @@ def test_refusals_say_the_value_given_not_a_rounding(tmp_path, tiny_weights, no_
     line = one_line_failure(run("generate", "a red bird", "--weights", tiny_weights, "--top-p", "1e-9",
                                 "--temperature", "0.5", "--out", tmp_path / "o"), 2)
     assert line.startswith("error: --temperature 0.5 changes nothing with --top-p 1e-09, "), line
+
+
+def test_export_of_a_finished_whole_run_quotes_the_folders_it_names(tmp_path):
+    """`t2i export 'my run' --to w` of a finished --stage all run said 'export its stage folders instead (my run/dvae
+    my run/transformer ...)': pasted, four words. The folders are quoted as every command t2i suggests."""
+    whole = tmp_path / "my run"
+    whole.mkdir()
+    (whole / "all.json").write_text("{}")
+    (whole / "weights").mkdir()
+    line = one_line_failure(run("export", whole, "--to", tmp_path / "w"), 2)
+    assert line.endswith(f"already exported to '{whole}/weights'; export its stage folders instead ('{whole}/dvae' "
+                         f"'{whole}/transformer' ...)"), line
+    assert not (tmp_path / "w").exists()

@@ -39,6 +39,7 @@ from t2i_cli.files import (
     is_whole_run,
     not_utf8,
     other_t2i_inferring,
+    shell_word,
     shipped_weights,
     stop_on_sigterm,
     stop_signals,
@@ -2653,8 +2654,9 @@ def export(ctx: typer.Context,
             if not (whole / "weights").is_dir():  # stopped (or training now) before its last stage ended: there are
                 # no exported models yet, which "already exported to RUN/weights" said there were
                 raise UsageError(unfinished_whole_run(whole, str(to)))
-            raise UsageError(f"{whole} is a --stage all run, whose models are already exported to {whole / 'weights'}; "
-                             f"export its stage folders instead ({whole / 'dvae'} {whole / 'transformer'} ...)")
+            raise UsageError(f"{whole} is a --stage all run, whose models are already exported to "
+                             f"{shell_word(whole / 'weights')}; export its stage folders instead "
+                             f"({shell_word(whole / 'dvae')} {shell_word(whole / 'transformer')} ...)")
         for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True, option=typed):
             out.print(clean(path))
 
