@@ -55,3 +55,23 @@ def test_export_of_a_finished_whole_run_quotes_the_folders_it_names(tmp_path):
     assert line.endswith(f"already exported to '{whole}/weights'; export its stage folders instead ('{whole}/dvae' "
                          f"'{whole}/transformer' ...)"), line
     assert not (tmp_path / "w").exists()
+
+
+def test_vary_says_a_caption_with_a_tab_or_an_escape_as_it_is(tmp_path, tiny_weights):
+    """vary of a picture whose caption beside it holds a tab said "captions it 'a red\\\\tbird'": the caption was
+    cleaned (its tab written as the two characters \\t) before its repr, which doubled the backslash, so the line
+    named a caption with a backslash in it. The repr of the caption itself is said; what the terminal must not
+    read (an ESC) is still shown as an escape."""
+    from PIL import Image
+
+    for name, caption in (("tab", "a red\tbird"), ("esc", "\x1b[31mred\x1b[0m bird")):
+        Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.txt").write_text(caption + "\n")
+    r = run("vary", tmp_path / "tab.png", "--n", "1", "--weights", tiny_weights, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.stderr
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("prompt:"))
+    assert line.endswith("(tab.txt beside it captions it 'a red\\tbird': draw from that with --prompt "
+                         "$'a red\\x09bird')"), line
+    r = run("vary", tmp_path / "esc.png", "--n", "1", "--weights", tiny_weights, "--out", tmp_path / "o")
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("prompt:"))
+    assert "\x1b" not in line and "captions it '\\x1b[31mred\\x1b[0m bird'" in line, line

@@ -1810,13 +1810,13 @@ def _caption_hint(source: Path) -> str:
     training and rerank read it (a picture of the user's own captioned folder was told only "set one with
     --prompt"), else --prompt alone."""
     from t2i_cli.data import caption_beside
-    from t2i_cli.files import shell_word
 
     if (beside := caption_beside(source)) is None:
         return "set one with --prompt"
     txt, caption = beside
-    return (f"{clean(txt.name)} beside it captions it {clean(brief(caption))!r}: draw from that with --prompt "
-            f"{clean(shell_word(caption))}")
+    # (not clean()ed here: say() cleans the line, and a caption cleaned before its repr was said with its escapes
+    # doubled, 'a red\\tbird' for a tab)
+    return f"{txt.name} beside it captions it {brief(caption)!r}: draw from that with --prompt {shell_word(caption)}"
 
 
 @app.command(cls=OneValueEach)
