@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import one_line_failure, run
+from conftest import one_line_failure, refused_with_the_pipe_open, run
 
 
 @pytest.fixture
@@ -75,3 +75,16 @@ def test_vary_says_a_caption_with_a_tab_or_an_escape_as_it_is(tmp_path, tiny_wei
     r = run("vary", tmp_path / "esc.png", "--n", "1", "--weights", tiny_weights, "--out", tmp_path / "o")
     line = next(ln for ln in r.stderr.splitlines() if ln.startswith("prompt:"))
     assert "\x1b" not in line and "captions it '\\x1b[31mred\\x1b[0m bird'" in line, line
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--temperature", "0.5"], "error: --temperature 0.5 changes nothing with --top-p 1e-09, "),
+    (["--top-k", "4"], "error: --top-k 4 changes nothing with --top-p 1e-09, ")])
+def test_generate_prompts_pipe_moot_beside_greedy_top_p_is_refused_before_the_pipe_is_read(tmp_path, tiny_weights,
+                                                                                            args, said):
+    """`tail -f prompts | t2i generate --prompts - --top-p 1e-9 --temperature 0.5` waited for the writer to close the
+    pipe, then loaded the weights, and only then said that the temperature changes nothing, where the same command
+    at --top-k 1 (and a greedy --top-p's --n 2) is refused at once: the moot settings are now refused before the pipe
+    is read too (the codebook's size from the transformer file's header)."""
+    code, err = refused_with_the_pipe_open(tmp_path, ["--top-p", "1e-9", *args], tiny_weights)
+    assert code == 2 and err.startswith(said) and err.count("\n") == 1, err
