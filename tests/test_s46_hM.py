@@ -88,3 +88,14 @@ def test_generate_prompts_pipe_moot_beside_greedy_top_p_is_refused_before_the_pi
     is read too (the codebook's size from the transformer file's header)."""
     code, err = refused_with_the_pipe_open(tmp_path, ["--top-p", "1e-9", *args], tiny_weights)
     assert code == 2 and err.startswith(said) and err.count("\n") == 1, err
+
+
+def test_weights_of_a_finished_whole_run_are_named_quoted(tmp_path):
+    """`t2i generate PROMPT --weights 'my run'` (a finished --stage all run) said "it is a --stage all run, whose
+    weights are my run/weights": two words to paste, where the sentence of its stage folder and of an unfinished
+    run quote the folder. Quoted now."""
+    whole = tmp_path / "my run"
+    (whole / "weights").mkdir(parents=True)
+    (whole / "all.json").write_text("{}")
+    line = one_line_failure(run("generate", "a red bird", "--weights", whole, "--out", tmp_path / "o"), 1)
+    assert line.endswith(f", whose weights are '{whole}/weights'"), line

@@ -412,7 +412,8 @@ def _missing_advice(folder: Path, name: str) -> str:
     new = f"{folder.resolve().name}-weights"
     if is_whole_run(folder):  # a --stage all run: its weights/ is written when it finishes
         if (folder / "weights").is_dir():
-            return f"it is a --stage all run, whose weights are {folder / 'weights'}"
+            return f"it is a --stage all run, whose weights are {shell_word(folder / 'weights')}"  # (quoted: a path
+            # with a space was two words, as its stage's sentence below and an unfinished run's quote it)
         return unfinished_whole_run(folder, new, "it")  # (or being trained now)
     whole = folder.parent
     if (folder / "train_config.json").is_file() and is_whole_run(whole) \
