@@ -99,3 +99,27 @@ def test_weights_of_a_finished_whole_run_are_named_quoted(tmp_path):
     (whole / "all.json").write_text("{}")
     line = one_line_failure(run("generate", "a red bird", "--weights", whole, "--out", tmp_path / "o"), 1)
     assert line.endswith(f", whose weights are '{whole}/weights'"), line
+
+
+def test_api_counts_and_settings_take_0d_arrays_and_tensors_as_trainconfig_does():
+    """TrainConfig takes np.array(5) and torch.tensor(0.5) (test_s46_hB), but pipe(n=torch.tensor(2)) (an item of
+    torch.arange) was told "n must be a whole number of images, 1 or more, got tensor(2)" and
+    SamplingConfig(top_p=torch.tensor(0.5)) "top_p must be a number": they are taken as the number they hold. A bool,
+    a float count or an array of several numbers is still refused."""
+    import numpy as np
+    import torch
+
+    from t2i_cli.errors import UsageError
+    from t2i_cli.pipeline import check_count_and_seed
+    from t2i_cli.sampling_config import SamplingConfig, check_count
+
+    assert check_count_and_seed(torch.tensor(2), torch.tensor(7)) == (2, 7)
+    assert check_count(np.array(3), "keep") == 3 and type(check_count(np.array(3), "keep")) is int
+    cfg = SamplingConfig(top_p=torch.tensor(0.5), top_k=np.array(4), temperature=np.array(0.75))
+    assert (cfg.top_p, cfg.top_k, cfg.temperature) == (0.5, 4, 0.75)
+    assert (type(cfg.top_p), type(cfg.top_k)) == (float, int)
+    for bad in (torch.tensor(True), torch.tensor(2.0), np.array([2]), torch.tensor([2, 3])):
+        with pytest.raises(UsageError, match="n must be a whole number of images"):
+            check_count_and_seed(bad, 0)
+    with pytest.raises(UsageError, match="top_p must be a number"):
+        SamplingConfig(top_p=torch.tensor([0.5]))
