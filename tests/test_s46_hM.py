@@ -123,3 +123,24 @@ def test_api_counts_and_settings_take_0d_arrays_and_tensors_as_trainconfig_does(
             check_count_and_seed(bad, 0)
     with pytest.raises(UsageError, match="top_p must be a number"):
         SamplingConfig(top_p=torch.tensor([0.5]))
+
+
+def test_export_of_an_overfitted_run_being_trained_does_not_call_its_latest_step_final(tmp_path):
+    """`t2i export RUN/transformer` of a --stage all run training its transformer (step 1,500 of 4,000) said
+    "exported the step-500 transformer (validation loss 3.192), not the final step-1500 one": step 1,500 was not
+    the run's final step, only its latest validation. It says "its latest" (a stopped run's too)."""
+    import json
+
+    import torch
+
+    from t2i_cli.train import BEST, exported_model
+    from t2i_cli.weights import save_tensors
+
+    rows = [{"step": 500, "val_loss": 3.0}, {"step": 1000, "val_loss": 4.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    save_tensors(tmp_path / BEST, {"x": torch.zeros(1)}, {"step": "500"})
+    chosen, why = exported_model(tmp_path, "transformer")
+    assert chosen == tmp_path / BEST
+    assert why.startswith("exported the step-500 transformer (validation loss 3), not its latest, the step-1000 one "
+                          "(4): validation rose after step 500"), why
+    assert "final" not in why

@@ -1454,9 +1454,10 @@ def exported_model(run_dir: Path, stage: str) -> tuple[Path, str | None]:
         return final, None
     if best_step != low_step or low_step == last_step or last <= low * (1 + OVERFIT_MARGIN):
         return final, None
-    return best, (f"exported the step-{low_step} {stage} (validation loss {low:.4g}), not the final step-{last_step} "
-                  f"one ({last:.4g}): validation rose after step {low_step}, the model overfitted; train on more "
-                  f"pictures, or for fewer {option('steps')}")
+    # ("its latest", not "the final": a run being trained now, or stopped, has not reached its last step)
+    return best, (f"exported the step-{low_step} {stage} (validation loss {low:.4g}), not its latest, the "
+                  f"step-{last_step} one ({last:.4g}): validation rose after step {low_step}, the model overfitted; "
+                  f"train on more pictures, or for fewer {option('steps')}")
 
 
 MAX_METRICS_FILE = 256 << 20  # metrics.jsonl is read back (on resume, export) up to this size
