@@ -144,3 +144,14 @@ def test_export_of_an_overfitted_run_being_trained_does_not_call_its_latest_step
     assert why.startswith("exported the step-500 transformer (validation loss 3), not its latest, the step-1000 one "
                           "(4): validation rose after step 500"), why
     assert "final" not in why
+
+
+@pytest.mark.parametrize("data", [False, True])
+def test_eval_moot_beside_greedy_top_p_is_refused_before_the_load(tmp_path, tiny_weights, no_load, data):
+    """`t2i eval --top-p 1e-9 --temperature 0.5` loaded the weights (and, with --data, only then) before saying the
+    temperature changes nothing, though eval reads the codebook's size from the transformer's header before the load
+    (for --candidates and --draws) and generate and vary refuse it there."""
+    extra = ["--data", "world:val", "--n", "2"] if data else []
+    line = one_line_failure(run("eval", "--weights", tiny_weights, "--top-p", "1e-9", "--temperature", "0.5",
+                                *extra), 2)
+    assert line.startswith("error: --temperature 0.5 changes nothing with --top-p 1e-09, which at or below 1/32"), line
