@@ -155,3 +155,13 @@ def test_eval_moot_beside_greedy_top_p_is_refused_before_the_load(tmp_path, tiny
     line = one_line_failure(run("eval", "--weights", tiny_weights, "--top-p", "1e-9", "--temperature", "0.5",
                                 *extra), 2)
     assert line.startswith("error: --temperature 0.5 changes nothing with --top-p 1e-09, which at or below 1/32"), line
+
+
+def test_fsq_levels_out_of_range_says_a_new_run_needs_3_or_more(tmp_path):
+    """`t2i train --stage dvae --model fsq_levels=1,4` was told "fsq_levels takes 1 to 8 level counts, each 2 to
+    64": given 2,4 as told, the run was refused again ("FSQ needs 3 or more levels per channel"). The range says
+    what a new run takes too."""
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "1", "--workers", "0", "-q",
+            "--out", tmp_path / "run", "--model", "fsq_levels=1,4")
+    line = one_line_failure(r, 2)
+    assert "each 2 to 64 (3 or more for a new run), got (1, 4)" in line, line

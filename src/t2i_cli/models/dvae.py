@@ -54,7 +54,10 @@ class DVAEConfig:
         object.__setattr__(self, "fsq_levels", tuple(levels))  # a JSON file gives a list
         if levels:
             if not 1 <= len(levels) <= 8 or any(not 2 <= v <= 64 for v in levels):
-                raise ValueError(f"fsq_levels takes 1 to 8 level counts, each 2 to 64, got {tuple(levels)}")
+                # (a new run is refused a 2 too, stages.check_new_model: "each 2 to 64" alone led a run given 1,4
+                # to 2,4, refused next)
+                raise ValueError(f"fsq_levels takes 1 to 8 level counts, each 2 to 64 (3 or more for a new run), got "
+                                 f"{tuple(levels)}")
             if math.prod(levels) != self.n_codes:
                 raise ValueError(f"n_codes must be the product of fsq_levels {tuple(levels)}, "
                                  f"{math.prod(levels)}; got {self.n_codes}")
