@@ -36,7 +36,7 @@ def test_keep_alone_above_the_default_candidates_is_refused_as_copies_beside_a_g
     by_p = one_line_failure(run(*base, "--top-p", "1e-9"), 2)
     assert by_k.startswith("error: --keep 5 with --top-k 1 draws 5 copies of one image"), by_k
     assert by_p.startswith(f"error: --keep 5 {GREEDY_P}"), by_p
-    assert by_p.endswith("leave --keep out for one image, or give a --top-p above 1/32 (0.0312) to draw different "
+    assert by_p.endswith("leave --keep out for one image, or give a --top-p above 1/32 (0.03125) to draw different "
                          "ones"), by_p
     # a --top-p that is not greedy keeps the range's words
     line = one_line_failure(run(*base, "--top-p", "0.5"), 2)
@@ -68,7 +68,7 @@ def test_evals_moot_setting_beside_a_greedy_top_p_is_refused_before_the_load(dat
     assert by_k.startswith("error: --temperature 0.5 changes nothing with --top-k 1"), by_k
     assert by_p == ("error: --temperature 0.5 changes nothing with --top-p 1e-09, which at or below 1/32 (this "
                     "model's 32 codes) keeps the most likely code alone; leave it out, or give a --top-p above 1/32 "
-                    "(0.0312)")
+                    "(0.03125)")
 
 
 @pytest.fixture

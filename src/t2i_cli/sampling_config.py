@@ -23,10 +23,26 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_REDRAWS = 16  # --redraws bound: each image costs K decodes
 
 
+def scalar(value: object) -> object:
+    """A 0-d numpy array or torch tensor (np.array(3), an item of torch.arange) as the Python number it holds, as
+    TrainConfig takes them (train.plain); any other value as it is. (Duck-typed: this module stays torch-free.)"""
+    if not isinstance(value, (numbers.Number, str)) and getattr(value, "shape", None) == () \
+            and callable(getattr(value, "tolist", None)):
+        try:
+            item = value.tolist()
+        except (TypeError, ValueError, RuntimeError):
+            return value
+        return item if isinstance(item, numbers.Number) else value
+    return value
+
+
 def whole(value: object) -> int | None:
     """value as a plain int where it is a whole number (an int, or numpy's np.int64 and any numbers.Integral, as
-    SamplingConfig's top_k takes them), else None (a bool, a float, a str): the API's counts, seeds and indices take
-    what a script's np.arange gives (np.int64(3) was refused as "not a whole number")."""
+    SamplingConfig's top_k takes them, or a 0-d array or tensor of one: scalar), else None (a bool, a float, a
+    str): the API's counts, seeds and indices take what a script's np.arange gives (np.int64(3) was refused as "not
+    a whole number"), and torch.arange's (torch.tensor(3) was told "n must be a whole number ..., got tensor(3)",
+    where TrainConfig takes it)."""
+    value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         return None
     return int(value)
@@ -51,7 +67,10 @@ def plain_number(value: object, name: str, error: type[Exception] = UsageError) 
     """A setting's number as a plain Python one: an int or a float as it is, numpy's (np.float32(0.5), np.int64(1),
     and np.float64, a float whose repr, "np.float64(0.5)", was written into a PNG's provenance) and any other
     numbers.Real as a float (UsageError where it is past a float's range); a bool (True was taken as 1) or anything
-    else ("0.5") is refused as error. What SamplingConfig's numbers and an image prompt's keep_top and strength take."""
+    else ("0.5") is refused as error. What SamplingConfig's numbers and an image prompt's keep_top and strength take;
+    a 0-d array or tensor as the number it holds (scalar: torch.tensor(0.5) was refused as "must be a number", where
+    TrainConfig takes it)."""
+    value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise error(f"{name} must be a number, got {said_value(value)}")
     if type(value) in (int, float):
