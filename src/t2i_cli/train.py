@@ -1182,7 +1182,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
         if dd.is_main and not (cfg.sample_every and done % cfg.sample_every == 0 and done > start):
             samples_and_validation()
         if dd.is_main and cfg.stage == "dvae" and (collapsed := collapsed_codebook(
-                read_metrics(logger.path), cfg, getattr(stage.model.cfg, "n_codes", None))):
+                _metrics_or_none(logger.path), cfg, getattr(stage.model.cfg, "n_codes", None))):
             logger.log(done, {"warning": collapsed})  # said at the end, whatever the watchdog said before
             if warn is not None:
                 warn(collapsed)
@@ -1469,6 +1469,16 @@ def _is_number(value: object) -> bool:
     """Whether a value read from metrics.jsonl is a number, as t2i writes its losses: a line edited to hold null,
     text or a list there ended export and resume in an internal error (a comparison of a float and None)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _metrics_or_none(path: Path) -> list[dict]:
+    """A finished dVAE run's metrics for its end's codebook judgement (collapsed_codebook), or none where the file has
+    grown past what t2i reads back: the run has trained and saved its steps, and a file its resume accepted (the
+    rows of this run's last steps added) failed the run at its end, unsaid until then (the next resume names it)."""
+    try:
+        return read_metrics(path)
+    except DataError:
+        return []
 
 
 def read_metrics(path: Path) -> list[dict]:
