@@ -1198,15 +1198,19 @@ def _rows_above(manifest: Path, wanted: set[str], needles: tuple[str, ...] = (),
             return any(string is None or not names_other(string.decode("utf-8", "surrogateescape"))
                        for string in _strings_mentioning(raw, in_path))
         text, end = raw.decode("utf-8", "surrogateescape"), 0
+
+        def mentions(part: str) -> bool:  # (as its escapes read, or as written: a Windows path, "train\new.png",
+            # whose "\n" read as an escape is no "train\" any more, was not found, and the picture captioned unsaid)
+            return in_text.search(_unescaped(part)) is not None or in_text.search(part) is not None
+
         for start, stop, closed in _json_strings(text):
             # (a name outside any string: {"file_name":train/a.png} typed unquoted)
-            if in_text.search(_unescaped(text[end:start - 1])) is not None:
+            if mentions(text[end:start - 1]):
                 return True
             end = stop + closed
-            value = _unescaped(text[start:stop])
-            if in_text.search(value) is not None and not (closed and names_other(value)):
+            if mentions(text[start:stop]) and not (closed and names_other(_unescaped(text[start:stop]))):
                 return True
-        return in_text.search(_unescaped(text[end:])) is not None
+        return mentions(text[end:])
 
     def names_wanted(row: dict) -> bool:  # (a row without a picture's name t2i reads: any of its strings, as a path)
         return any(isinstance(v, str) and v.strip() and _above_key(manifest, v.strip()) in wanted
