@@ -75,7 +75,7 @@ def test_keep_1_alone_at_a_greedy_top_p_draws_without_a_clip_as_at_top_k_1(tmp_p
     without a CLIP --top-k 1 --keep 1 drew it, but the --top-p asked for the CLIP of the 4 candidates it no longer
     draws: 'has no clip.safetensors; it is not a complete t2i weights folder'. A --top-p above 1/codebook still
     reranks the default candidates, and asks for the CLIP. (--prompts FILE checks the files before its file is read,
-    without torch, so without the codebook: it still asks for the CLIP there.)"""
+    the codebook's size from the header without torch: test_s46_lead.)"""
     from conftest import build_tiny_folder, one_line_failure, run
 
     weights = build_tiny_folder(tmp_path / "w", with_clip=False)

@@ -24,3 +24,23 @@ def test_a_windows_path_in_a_line_above_that_is_not_json_refuses_data_caption(tm
     assert "line 2" in r.stderr and "would write no caption file" in r.stdout, (r.stdout, r.stderr)
     r = run("data", "caption", tmp_path / "ds" / "train")
     assert r.exit_code != 0 and not (tmp_path / "ds" / "train" / "new.txt").exists(), (r.stdout, r.stderr)
+
+
+def test_keep_1_alone_with_prompts_asks_for_the_clip_before_the_pipe_is_read_unless_the_top_p_is_greedy(
+        tmp_path: Path):
+    """generate --prompts checks the weights' files before its file is read. --keep 1 alone beside any --top-p
+    skipped the CLIP's check there (a greedy one draws one image, no CLIP needed, known then only once the weights
+    loaded): `--prompts - --top-p 0.9 --keep 1` at weights without a CLIP waited for the pipe to close before its
+    refusal. The codebook's size is read from the transformer file's header without torch: a --top-p above
+    1/codebook is refused before the pipe is read, a greedy one draws its one image without a CLIP."""
+    from conftest import build_tiny_folder, refused_with_the_pipe_open
+
+    weights = build_tiny_folder(tmp_path / "w", with_clip=False)
+    code, err = refused_with_the_pipe_open(tmp_path, ["--top-p", "0.9", "--keep", "1"], weights=weights)
+    assert code == 1 and "has no clip.safetensors" in err, err
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red bird\n")
+    r = run("generate", "--prompts", prompts, "--top-p", "1e-9", "--keep", "1", "--weights", weights, "--threads",
+            "1", "--out", tmp_path / "o")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert len(list((tmp_path / "o").glob("*.png"))) == 1

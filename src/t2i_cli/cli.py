@@ -1322,10 +1322,13 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
 
         raise WeightsError(missing_weights_folder(folder))
     if prompts is not None:  # (before the pipe is read: each was said once a piped file had closed)
-        keep_one_alone = "keep" in given and "candidates" not in given and keep == 1  # (beside --top-p: maybe the
-        # one image a top-p at or below 1/codebook draws, known once the weights load, as _generate says it)
-        _check_weights_files(weights_folder(params.get("weights")),
-                             candidates not in (None, 1) and not (keep_one_alone and "top_p" in given))
+        folder = weights_folder(params.get("weights"))
+        # (--keep 1 alone beside a --top-p at or below 1/codebook: the one image it draws, no CLIP needed, as at
+        # --top-k 1; the codebook's size from the transformer file's header, without torch: any --top-p below 1
+        # skipped the CLIP's check here, so weights without one were refused only once a piped file had closed)
+        keep_one_greedy = "keep" in given and "candidates" not in given and keep == 1 and sampling.top_k != 1 \
+            and sampling.top_p < 1 and (vocab := _header_vocab(folder)) is not None and sampling.greedy(vocab)
+        _check_weights_files(folder, candidates not in (None, 1) and not keep_one_greedy)
         if params.get("out_dir") is not None:  # an --out that is a file, inside one or a link to nothing
             from t2i_cli.files import check_folder_path
 
