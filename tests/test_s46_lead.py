@@ -44,3 +44,26 @@ def test_keep_1_alone_with_prompts_asks_for_the_clip_before_the_pipe_is_read_unl
             "1", "--out", tmp_path / "o")
     assert r.exit_code == 0, (r.stdout, r.stderr)
     assert len(list((tmp_path / "o").glob("*.png"))) == 1
+
+
+def test_a_train_configs_array_setting_is_refused_without_being_copied_into_python_lists():
+    """TrainConfig makes numpy and torch values plain (train.plain): an array given by mistake for a number
+    (np.arange(10**7) as steps) was turned into a list of Python ints, item by item, before its refusal. An array
+    larger than any setting holds is refused as it is."""
+    import tracemalloc
+
+    import numpy as np
+    import pytest
+
+    from t2i_cli.train import TrainConfig
+
+    sweep = np.arange(10**7)
+    tracemalloc.start()
+    try:
+        with pytest.raises((TypeError, ValueError)):
+            TrainConfig(stage="dvae", data="world", steps=sweep).check()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak  # (the list of ten million ints: hundreds of MB)
+    assert TrainConfig(stage="dvae", data="world", steps=np.array(5)).steps == 5  # a 0-d array is still its number

@@ -97,6 +97,9 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {"stage": STAGES, "precision": ("au
                                               "recon_loss": ("l1", "mse", "logit_laplace")}
 
 
+MAX_PLAIN_ITEMS = 4096  # the largest array a setting's value is read from (plain); no setting holds more
+
+
 def plain(value: Any) -> Any:
     """A model setting as Python's own kind: numpy's (or torch's) numbers, booleans and arrays as int, float, bool
     and lists (np.array([4, 4, 4]) for fsq_levels, np.int64(8) for n_hid), lists and tuples item by item; the
@@ -110,6 +113,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     if callable(getattr(value, "tolist", None)):  # a numpy array, np.bool_, a tensor
+        shape = getattr(value, "shape", None)
+        if isinstance(shape, tuple) and math.prod(shape) > MAX_PLAIN_ITEMS:  # (no setting holds so many: as given,
+            # for its check to refuse; a sweep passed by mistake, np.arange(10**8) as steps, was made into lists of
+            # Python ints, gigabytes, before that)
+            return value
         try:
             return plain(value.tolist())
         except (TypeError, ValueError):
