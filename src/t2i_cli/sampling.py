@@ -29,7 +29,8 @@ PLACES = ("left", "right", "top", "bottom")  # the halves of the grid a region o
 
 def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: Any = None, name: str = "n",
                          vocab: int | None = None) -> None:
-    """Refuse drawing copies of one image with top_k=1 (sampling_config.refuse_greedy_copies's rule, in the words of
+    """Refuse drawing copies of one image with greedy settings, top_k=1 or a top_p at or below 1/vocab
+    (sampling_config.refuse_greedy_copies's rule, in the words of
     a caller of batches, __call__ or draw_each): it takes the most likely code at every step, so n > 1 images of one
     prompt (or of an image prompt that keeps a fixed set of cells, or redraws every cell) are one image, and so are
     an inpainting's redraws. A variation that keeps a random share of cells per image draws its own. name: the

@@ -103,7 +103,8 @@ def finite(value: float) -> bool:
 
 def refuse_greedy_copies(name: str, count: int, also: str = "", keyword: bool = False, top_p: float | None = None,
                          vocab: int | None = None) -> None:
-    """Refuse drawing count > 1 images of one prompt with top-k 1: it takes the most likely code at every step, so
+    """Refuse drawing count > 1 images of one prompt with top-k 1 (or a top-p at or below 1/codebook): it takes the
+    most likely code at every step, so
     each draw is the same image (in bf16 a tie between two codes may split them into two near copies), and a
     reranker has nothing to choose among. The one rule of the command line's counts (cli: --n, --candidates,
     --keep, --redraws, --draws; vary's --n with `also`, " and --strength 1") and of the Python API's
