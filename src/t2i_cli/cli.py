@@ -2336,9 +2336,9 @@ def _imports_held(*modules: str) -> None:
 
     first = "torch" not in sys.modules
     collecting = gc.isenabled()
-    if first:
-        gc.disable()
     try:
+        if first:  # (inside the try: a stop right after it left the collector off)
+            gc.disable()
         with signals_held():
             import numpy  # noqa: F401
             import torch  # noqa: F401

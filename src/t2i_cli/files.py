@@ -218,26 +218,23 @@ PROBE_PREFIX = ".t2i-probe-"  # make_folder's probe of an existing folder: .t2i-
 _PROBE = re.compile(re.escape(PROBE_PREFIX) + r"[a-z0-9_]{8}")
 
 
-def remove_probes(folder: Path, idle: float | None = None) -> list[Path]:
+def remove_probes(folder: Path) -> None:
     """Remove the probes (make_folder's) a kill between their making and their removal left in folder: of mkstemp's
-    shape, empty, and unchanged for idle seconds (STALE_AFTER: another t2i may be probing the folder now); returns
-    them. (one was never removed: each kill in that window left another .t2i-probe-XXXXXXXX for good)"""
-    now, gone = time.time(), []
-    idle = STALE_AFTER if idle is None else idle
+    shape, empty, and unchanged for STALE_AFTER seconds (another t2i may be probing the folder now). (one was never
+    removed: each kill in that window left another .t2i-probe-XXXXXXXX for good)"""
+    now = time.time()
     try:
         with os.scandir(folder) as entries:
             found = [e for e in entries if e.name.startswith(PROBE_PREFIX) and _PROBE.fullmatch(e.name)]
     except OSError:
-        return gone
+        return
     for e in found:
         try:
             st = e.stat(follow_symlinks=False)
-            if stat.S_ISREG(st.st_mode) and st.st_size == 0 and now - st.st_mtime >= idle:
+            if stat.S_ISREG(st.st_mode) and st.st_size == 0 and now - st.st_mtime >= STALE_AFTER:
                 os.unlink(e.path)
-                gone.append(Path(e.path))
         except OSError:
             pass
-    return gone
 
 
 def make_folder(folder: Path, option: str = "--out") -> Path:

@@ -930,7 +930,8 @@ def check_resume(cfg, run_dir: Path) -> None:
 
 
 def check_new_model(cfg: TrainConfig) -> None:
-    """Refuse what a new run must not train but an older run may hold: an FSQ channel of 2 levels. FSQ's shifted
+    """Refuse what a new run must not train but an older run may hold: FSQ levels outside a new run's 1 to 8
+    channels of 3 to 64, said in their own words for a channel of 2 levels. FSQ's shifted
     tanh puts its one boundary at z = -3.8, where the tanh is flat: nearly every cell takes one value (FSQ((2,)) on
     linspace(-10, 10): 620 and 1381 of 2001), a wasted channel. A dVAE trained with one still loads, resumes and
     fine-tunes, so this is checked where a run starts (t2i train's new stage, a whole run's stages not yet begun,
@@ -941,7 +942,7 @@ def check_new_model(cfg: TrainConfig) -> None:
                          f"channel (a channel of 2 rounds nearly every value to one level); give each channel 3 or "
                          f"more (e.g. 8,5,5,5)")
     if levels and isinstance(levels, (list, tuple)) and all(type(v) is int for v in levels) \
-            and (not 1 <= len(levels) <= 8 or any(not 3 <= v <= 64 for v in levels)):  # (the config takes 2 to 64,
+            and (len(levels) > 8 or any(not 3 <= v <= 64 for v in levels)):  # (the config takes 2 to 64,
         # which an older run's dVAE may hold: a new run's range is said here, before the config's)
         raise UsageError(f"the dVAE's fsq_levels {','.join(map(str, levels))}: a new run takes 1 to 8 level counts, "
                          f"each 3 to 64 (e.g. 8,5,5,5)")
