@@ -259,7 +259,12 @@ def _interrupted(run_dir: Path, e: BaseException | None) -> Interrupted:
     where, why = "", e.why if isinstance(e, Interrupted) else "interrupted"
     if isinstance(e, Interrupted) and e.step is not None:
         stage = next((s for s in reversed(ORDER) if (run_dir / s / RUN_CONFIG).is_file()), None)
-        where = f" in the {stage} stage at step {e.step}; checkpoint saved" if stage else f" at step {e.step}"
+        # (the checkpoint a resume starts from, as the stage's own line says it: "checkpoint saved" was said of a
+        # step no process had saved, where a worker's stop came inside an optimizer step, or rank 1 named rank 0's)
+        kept = "checkpoint saved" if e.own and e.saved == e.step else \
+            f"the {stage} stage's checkpoint is step {e.saved}'s" if e.saved else \
+            f"no checkpoint of the {stage} stage was written yet, so a resume starts it at step 0"
+        where = f" in the {stage} stage at step {e.step}; {kept}" if stage else f" at step {e.step}"
     # (under torchrun a stop this process alone can say, of its loader's worker or once rank 0 was killed, it says
     # in a whole run too: it was silent there)
     return Interrupted(f"{why}{where}; finished stages are kept. Resume with: t2i train --resume "

@@ -865,9 +865,16 @@ class Interrupted(T2IError):
 
     exit_code = 130
 
-    def __init__(self, message: str, step: int | None = None, why: str = "interrupted", every_rank: bool = True):
+    def __init__(self, message: str, step: int | None = None, why: str = "interrupted", every_rank: bool = True,
+                 saved: int | None = -1, own: bool = True):
         super().__init__(message)
-        self.step = step  # the step checkpointed (None: stopped outside a stage's steps)
+        self.step = step  # the step it stopped at (None: stopped outside a stage's steps)
+        # the step of the checkpoint a resume starts from (-1: step's; None: none written yet); own: this process
+        # wrote it (rank 1 names the one rank 0 left). A whole run's line says it as the stage's did: it said
+        # "at step N; checkpoint saved" of a step no process had saved (a worker's stop inside an optimizer step,
+        # rank 1 once rank 0 was killed)
+        self.saved = step if saved == -1 else saved
+        self.own = own
         self.why = why  # what stopped it, as its message begins (a whole run's says it too)
         self.every_rank = every_rank
 
@@ -1060,9 +1067,10 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                                + (f"the run's checkpoint is step {on_disk}'s" if on_disk else
                                   "no checkpoint was written yet, so a resume starts at step 0")
                                + f". Resume with: t2i train --resume {shell_word(run_dir)}",
-                               step=on_disk, why=why, every_rank=False)  # (rank 1 says it: rank 0 cannot)
+                               step=done, saved=on_disk, own=False, why=why, every_rank=False)  # (rank 1 says
+            # it: rank 0 cannot)
         return Interrupted(f"{why} at step {done}; {kept}. Resume with: t2i train --resume {shell_word(run_dir)}",
-                           step=done, why=why, every_rank=worker is None)
+                           step=done, saved=saved, why=why, every_rank=worker is None)
 
     stops = _Stops()  # (published() reads it when called, inside the try below)
     failing: BaseException | None = None  # the error leaving the loop, whose finished frames the finally clears

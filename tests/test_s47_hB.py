@@ -1,0 +1,75 @@
+"""Session 47 (hB): training and torchrun messages left by the last closing read. Each test fails without its
+fix."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import run
+from t2i_cli.train import CHECKPOINT
+from t2i_cli.weights import load_tensors
+from test_s41_signals import COLOURS, end_worker, on_step
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> Path:
+    """Six captioned pictures (test_s41_signals' own)."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("pics")
+    for i, colour in enumerate(COLOURS):
+        img = Image.new("RGB", (24, 24), colour)
+        img.paste((255, 255, 255), (4 + i, 4, 12 + i, 12))
+        img.save(folder / f"p{i}.png")
+        (folder / f"p{i}.txt").write_text(f"a square number {i}\n")
+    return folder
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGCHLD") or not hasattr(os, "waitid"), reason="needs SIGCHLD and waitid")
+def test_a_whole_runs_worker_stop_inside_an_optimizer_step_names_the_checkpoint_that_exists(pictures, tmp_path,
+                                                                                            monkeypatch):
+    """A stop that reached the loader's worker alone as an error came inside the dVAE stage's 4th optimizer step
+    (the update perhaps half made: nothing of it is saved, the checkpoint of step 2 stays): the stage's line says
+    "its checkpoint is step 2's", but a whole run's said "in the dvae stage at step 3; checkpoint saved", a
+    checkpoint no process had written. It names the one a resume starts from now."""
+    pids = []
+
+    def stop_then_fail() -> None:
+        pids.append(end_worker(signal.SIGTERM))
+        raise RuntimeError("out of memory")  # (an error of the update itself, as the worker's end is seen)
+
+    on_step(monkeypatch, 4, stop_then_fail)
+    out = tmp_path / "all"
+    r = run("train", "--stage", "all", "--preset", "tiny", "--data", pictures, "--steps", "6", "--workers", "1",
+            "--batch-size", "2", "--ckpt-every", "2", "--sample-every", "0", "--device", "cpu", "-q", "--out", out)
+    monkeypatch.undo()
+    assert pids and r.exit_code == 130, r.output + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"interrupted: SIGTERM to its data loader's worker process (pid {pids[0]}, as a kill of each of the run's "
+        f"processes sends) in the dvae stage at step 3; the dvae stage's checkpoint is step 2's; finished stages are "
+        f"kept. Resume with: t2i train --resume {out} (or the same command again)"], r.stderr
+    assert load_tensors(out / "dvae" / CHECKPOINT)[1]["step"] == "2"
+
+
+def test_torchrun_whole_run_rank_1_stopped_once_rank_0_was_killed_names_the_checkpoint_rank_0_left(tmp_path: Path):
+    """--stage all under torchrun, rank 0 killed (kill -9, out of memory) at the dVAE stage's step 5 and torchrun's
+    SIGTERM reaching rank 1 inside that step: rank 1 said "in the dvae stage at step 4; checkpoint saved", of the
+    checkpoint rank 0 had left (rank 1 saves nothing) and not the step it stopped at. It says where it stopped and
+    the checkpoint a resume starts from, as a stage's own run says it."""
+    from conftest import exit_codes, torchrun_t2i
+    from test_s45_hI import RANK_0_KILLED_WHILE_RANK_1_COMPUTES
+
+    out = tmp_path / "run"
+    proc = torchrun_t2i(tmp_path, RANK_0_KILLED_WHILE_RANK_1_COMPUTES, "--stage", "all", "--steps", "8",
+                        "--ckpt-every", "2", "--sample-every", "0", "--data", "world", "--out", str(out))
+    assert exit_codes(tmp_path) == ["missing", "130"], proc.stderr[-3000:]
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    assert said == ["interrupted: SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; "
+                    "its report says how) in the dvae stage at step 5; the dvae stage's checkpoint is step 4's; "
+                    f"finished stages are kept. Resume with: t2i train --resume {out} (or the same command again)"], \
+        proc.stderr[-3000:]
+    assert load_tensors(out / "dvae" / CHECKPOINT)[1]["step"] == "4"
