@@ -73,3 +73,31 @@ def test_torchrun_whole_run_rank_1_stopped_once_rank_0_was_killed_names_the_chec
                     f"finished stages are kept. Resume with: t2i train --resume {out} (or the same command again)"], \
         proc.stderr[-3000:]
     assert load_tensors(out / "dvae" / CHECKPOINT)[1]["step"] == "4"
+
+
+def test_a_finetune_decoder_run_of_collapsed_codes_is_told_to_retrain_its_dvae(tmp_path: Path):
+    """A --finetune-decoder run keeps its --dvae's encoder and codebook frozen: where that dVAE's codes are collapsed
+    (8 steps: 2 of 64 codes), the run was told "try more --steps or a lower --lr", which change nothing of its
+    codes. Its watchdog (the decoder drawing one image) and its end's judgement now tell it to retrain that dVAE."""
+    dvae, out = tmp_path / "dvae", tmp_path / "ft"
+    common = ["--preset", "tiny", "--sample-every", "0", "--data", "world", "--device", "cpu", "--workers", "0", "-q"]
+    assert run("train", "--stage", "dvae", "--steps", "8", "--out", dvae, *common).exit_code == 0
+    r = run("train", "--stage", "dvae", "--finetune-decoder", "--dvae", dvae, "--steps", "60", "--out", out, *common)
+    assert r.exit_code == 0, r.output + r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    retrain = ("try retraining the --dvae model it fine-tunes (more --steps or a lower --lr), then fine-tuning that "
+               "one's decoder: a --finetune-decoder run keeps the encoder and codebook, which make the codes, as they "
+               "were")
+    assert warnings and all(w.endswith(retrain) for w in warnings), warnings
+    assert any("the dVAE's codebook has collapsed: at step 60" in w for w in warnings), warnings
+
+
+def test_a_finetune_decoder_run_whose_codes_are_used_is_told_its_lr_for_a_constant_decoder():
+    """The decoder of a --finetune-decoder run drawing one image whatever its codes, where those codes are not
+    collapsed, is its own training's (the dVAE's codes cannot change there): a lower --lr."""
+    from t2i_cli.train import Watchdog
+
+    dog = Watchdog(warmup_steps=0, recon_loss="logit_laplace", finetune=True)
+    assert dog.check(10, {"loss": 1.0, "perplexity": 20.0, "codes_used": 0.5}) == []
+    assert dog.check(20, {"loss": 0.9, "out_std": 0.0}) == [
+        "step 20: the decoder draws the same image whatever the input (spread 0.0e+00); try a lower lr"]

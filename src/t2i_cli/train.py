@@ -600,12 +600,18 @@ class Logger:
 COLLAPSED_PERPLEXITY = 2.0  # a dVAE's codebook perplexity below this: nearly every cell uses one code (collapsed)
 
 
-def dvae_remedy(recon_loss: str) -> str:
+def dvae_remedy(recon_loss: str, finetune: bool = False) -> str:
     """What a dVAE's collapse suggests (the watchdog's words): not the --recon-loss logit_laplace it trains with
-    already."""
+    already. finetune: a --finetune-decoder run, whose codes are its --dvae's (encoder and codebook frozen): it
+    was told "more --steps or a lower --lr", which change nothing of them; the dVAE it starts from is retrained."""
     lower = f"a lower {option('lr')}"
-    return (f"more {option('steps')} or {lower}" if recon_loss == "logit_laplace"
-            else f"{option('recon_loss', 'logit_laplace')} or {lower}")
+    remedy = (f"more {option('steps')} or {lower}" if recon_loss == "logit_laplace"
+              else f"{option('recon_loss', 'logit_laplace')} or {lower}")
+    if finetune:
+        return (f"retraining the {option('dvae')} model it fine-tunes ({remedy}), then fine-tuning that one's "
+                f"decoder: a {option('finetune_decoder')} run keeps the encoder and codebook, which make the codes, "
+                f"as they were")
+    return remedy
 
 
 def watchdog_warmup(cfg: TrainConfig) -> int:
@@ -635,7 +641,7 @@ def collapsed_codebook(rows: list[dict], cfg: TrainConfig, n_codes: int | None =
     where = " on its validation pictures" if val else ""
     return (f"the dVAE's codebook has collapsed: at step {step} its codebook perplexity is {perplexity:.2f}"
             f"{f' ({codes} used{where})' if codes else where}: nearly every cell uses one code; try "
-            f"{dvae_remedy(cfg.recon_loss)}")
+            f"{dvae_remedy(cfg.recon_loss, cfg.finetune_decoder)}")
 
 
 class Watchdog:
@@ -643,25 +649,31 @@ class Watchdog:
 
     PATIENCE = 8  # logged losses that must all agree to four digits before the loss counts as stuck
 
-    def __init__(self, warmup_steps: int, patience: int = 0, recon_loss: str = ""):
+    def __init__(self, warmup_steps: int, patience: int = 0, recon_loss: str = "", finetune: bool = False):
         self.warmup_steps, self.seen, self.losses, self.patience = warmup_steps, set(), [], patience
         # what a dVAE's symptoms suggest: not the --recon-loss logit_laplace it trains with already (a run of the
         # default or tiny preset, whose codebook collapsed, was told to try the loss it used)
         # (and more steps: a tiny dVAE on maps, mostly white, drew white from step 25 to 125 and left it by step 175 of
         # 600; told at step 75 of 150 to try a lower --lr, it did so at 1e-4 and was told again, ending collapsed)
-        self.remedy = dvae_remedy(recon_loss)
+        self.remedy = dvae_remedy(recon_loss, finetune)
+        self.finetune = finetune
+        self.perplexity = math.inf  # the codebook's latest measure (a --finetune-decoder run's codes never change)
 
     def check(self, step: int, metrics: dict[str, float]) -> list[str]:
         """New warnings for the metrics logged at a step."""
         found = {}
         self.losses.append(metrics.get("loss", math.nan))
+        self.perplexity = metrics.get("perplexity", self.perplexity)
         if step > self.warmup_steps:
             if metrics.get("kl", 1.0) < 0.01:
                 found["kl"] = (f"step {step}: the dVAE's codes carry almost no information (KL to the uniform prior "
                                f"{metrics['kl']:.4f} nats: posterior collapse); try {self.remedy}")
-            if metrics.get("out_std", 1.0) < 1e-3:
+            if metrics.get("out_std", 1.0) < 1e-3:  # (a --finetune-decoder run trains the decoder alone: where its
+                # codes are not collapsed, the same image whatever they are is its own lr's)
                 found["constant"] = (f"step {step}: the decoder draws the same image whatever the input (spread "
-                                     f"{metrics['out_std']:.1e}); try {self.remedy}")
+                                     f"{metrics['out_std']:.1e}); try "
+                                     + (f"a lower {option('lr')}" if self.finetune
+                                        and not self.perplexity < COLLAPSED_PERPLEXITY else self.remedy))
             if metrics.get("perplexity", 100.0) < COLLAPSED_PERPLEXITY:
                 found["codebook"] = (f"step {step}: codebook perplexity {metrics['perplexity']:.2f}: nearly every "
                                      f"cell uses one code; try {self.remedy}")
@@ -959,7 +971,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
     # its lr still rises, and leaves that after; it was told at step 75 of 600, lr 0.00075 on its way to 0.001, to
     # "try a lower --lr", which left the same collapse at the end of a shorter run)
     watchdog = Watchdog(warmup_steps=watchdog_warmup(cfg), patience=cfg.patience,
-                        recon_loss=cfg.recon_loss if cfg.stage == "dvae" else "")
+                        recon_loss=cfg.recon_loss if cfg.stage == "dvae" else "",
+                        finetune=cfg.stage == "dvae" and cfg.finetune_decoder)
 
     def samples_and_validation() -> None:
         with published():
