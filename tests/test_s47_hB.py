@@ -101,3 +101,20 @@ def test_a_finetune_decoder_run_whose_codes_are_used_is_told_its_lr_for_a_consta
     assert dog.check(10, {"loss": 1.0, "perplexity": 20.0, "codes_used": 0.5}) == []
     assert dog.check(20, {"loss": 0.9, "out_std": 0.0}) == [
         "step 20: the decoder draws the same image whatever the input (spread 0.0e+00); try a lower lr"]
+
+
+def test_a_collapsed_codebook_is_judged_on_the_latest_step_measured_whichever_kind_measured_it():
+    """collapsed_codebook's docstring said the latest validation first, its code the latest step of either kind (the
+    code is kept: a run stopped at step 400 whose validation at 200 was collapsed, its codes used again by step 400,
+    is not collapsed; at one step the validation's measure is said)."""
+    from t2i_cli.train import TrainConfig, collapsed_codebook
+
+    cfg = TrainConfig(stage="dvae", data="world", steps=1000)
+    stopped = [{"step": 200, "val_perplexity": 1.2, "val_codes_used": 0.05},
+               {"step": 400, "perplexity": 30.0, "codes_used": 0.9}]
+    assert collapsed_codebook(stopped, cfg, 64) is None
+    both = [{"step": 400, "perplexity": 30.0, "codes_used": 0.9}, {"step": 400, "val_perplexity": 1.2,
+                                                                   "val_codes_used": 0.05}]
+    assert collapsed_codebook(both, cfg, 64).startswith(
+        "the dVAE's codebook has collapsed: at step 400 its codebook perplexity is 1.20 (3 of 64 codes used on its "
+        "validation pictures)")

@@ -621,11 +621,12 @@ def watchdog_warmup(cfg: TrainConfig) -> int:
 
 
 def collapsed_codebook(rows: list[dict], cfg: TrainConfig, n_codes: int | None = None) -> str | None:
-    """A dVAE run's codebook as its latest measure left it (the latest validation's, else the latest logged training
-    step's), said in the watchdog's words where it has collapsed (perplexity below COLLAPSED_PERPLEXITY); None where
-    it has not, or nothing measured it past the watchdog's warm-up (a fresh dVAE uses one code). The watchdog says a
-    symptom once, at the step it first shows (step 75 of 150): a run that ended so said nothing at its end, nor did
-    `t2i info`. n_codes: the codebook's size, for "4 of 64 codes"."""
+    """A dVAE run's codebook as its latest measure left it (that of the latest step measured, by a validation or by
+    a logged training step; the validation's where both measured that step: a validation long past is no measure of
+    the run's end), said in the watchdog's words where it has collapsed (perplexity below COLLAPSED_PERPLEXITY); None
+    where it has not, or nothing measured it past the watchdog's warm-up (a fresh dVAE uses one code). The watchdog
+    says a symptom once, at the step it first shows (step 75 of 150): a run that ended so said nothing at its end,
+    nor did `t2i info`. n_codes: the codebook's size, for "4 of 64 codes"."""
     after = watchdog_warmup(cfg)
     measured = [(r["step"], int(val), r[f"{pre}perplexity"], r.get(f"{pre}codes_used"))
                 for r in rows for val, pre in ((True, "val_"), (False, ""))
