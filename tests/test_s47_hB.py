@@ -118,3 +118,18 @@ def test_a_collapsed_codebook_is_judged_on_the_latest_step_measured_whichever_ki
     assert collapsed_codebook(both, cfg, 64).startswith(
         "the dVAE's codebook has collapsed: at step 400 its codebook perplexity is 1.20 (3 of 64 codes used on its "
         "validation pictures)")
+
+
+def test_a_dvae_run_shorter_than_the_watchdogs_warm_up_is_judged_at_its_end(tmp_path: Path):
+    """The end's codebook judgement looked only past the watchdog's warm-up (50 steps): a run of 8 steps, ending with
+    2 of 64 codes used, said nothing (nor did `t2i info`), and a transformer trained on its codes drew noise. Its
+    last step's measure is judged now, with what to try: more --steps."""
+    out = tmp_path / "dvae"
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "8", "--sample-every", "0", "--data", "world",
+            "--device", "cpu", "--workers", "0", "-q", "--out", out)
+    assert r.exit_code == 0, r.output + r.stderr
+    said = ("the dVAE's codebook has collapsed: at step 8 its codebook perplexity is 1.04 (2 of 64 codes used on its "
+            "validation pictures): nearly every cell uses one code; try more --steps (a run of 8 steps ends inside "
+            "the first 50, where a fresh dVAE's codes have not spread yet)")
+    assert r.stderr.splitlines() == [f"warning: {said}"], r.stderr
+    assert f"  codebook  {said}" in run("info", out).stdout.splitlines()

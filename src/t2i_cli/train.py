@@ -626,11 +626,17 @@ def collapsed_codebook(rows: list[dict], cfg: TrainConfig, n_codes: int | None =
     the run's end), said in the watchdog's words where it has collapsed (perplexity below COLLAPSED_PERPLEXITY); None
     where it has not, or nothing measured it past the watchdog's warm-up (a fresh dVAE uses one code). The watchdog
     says a symptom once, at the step it first shows (step 75 of 150): a run that ended so said nothing at its end,
-    nor did `t2i info`. n_codes: the codebook's size, for "4 of 64 codes"."""
+    nor did `t2i info`. A run shorter than that warm-up is judged on the measure of its last step (it said nothing
+    at all: a dVAE of 40 steps ended using one code, unsaid, and a transformer trained on its codes drew noise).
+    n_codes: the codebook's size, for "4 of 64 codes"."""
     after = watchdog_warmup(cfg)
-    measured = [(r["step"], int(val), r[f"{pre}perplexity"], r.get(f"{pre}codes_used"))
-                for r in rows for val, pre in ((True, "val_"), (False, ""))
-                if isinstance(r.get("step"), int) and r["step"] > after and _is_number(r.get(f"{pre}perplexity"))]
+    every = [(r["step"], int(val), r[f"{pre}perplexity"], r.get(f"{pre}codes_used"))
+             for r in rows for val, pre in ((True, "val_"), (False, ""))
+             if isinstance(r.get("step"), int) and _is_number(r.get(f"{pre}perplexity"))]
+    measured = [m for m in every if m[0] > after]
+    short = not measured and cfg.steps <= after  # (a run that ends inside the warm-up: its end's measure)
+    if short:
+        measured = [m for m in every if m[0] == cfg.steps]
     if not measured:
         return None
     step, val, perplexity, used = max(measured, key=lambda m: m[:2])
@@ -642,7 +648,9 @@ def collapsed_codebook(rows: list[dict], cfg: TrainConfig, n_codes: int | None =
     where = " on its validation pictures" if val else ""
     return (f"the dVAE's codebook has collapsed: at step {step} its codebook perplexity is {perplexity:.2f}"
             f"{f' ({codes} used{where})' if codes else where}: nearly every cell uses one code; try "
-            f"{dvae_remedy(cfg.recon_loss, cfg.finetune_decoder)}")
+            + (f"more {option('steps')} (a run of {cfg.steps:,} steps ends inside the first {after:,}, where a fresh "
+               f"dVAE's codes have not spread yet)" if short and not cfg.finetune_decoder
+               else dvae_remedy(cfg.recon_loss, cfg.finetune_decoder)))
 
 
 class Watchdog:
