@@ -67,8 +67,9 @@ def torch_tmp(tmp_path: Path) -> Path:
     return tmp_path / "tmp"
 
 
-def torchrun_t2i(tmp_path: Path, patch: str, *args: str, monitor: float | None = None) -> subprocess.CompletedProcess:
-    """`t2i train ARGS` (tiny preset unless resuming, CPU, gloo) under a 2-process torchrun, each process first
+def torchrun_t2i(tmp_path: Path, patch: str, *args: str, monitor: float | None = None,
+                 nproc: int = 2) -> subprocess.CompletedProcess:
+    """`t2i train ARGS` (tiny preset unless resuming, CPU, gloo) under an nproc-process torchrun, each process first
     running `patch` (Python source: monkeypatches of t2i); each process's exit code is written to tmp_path/exit-RANK.
     monitor: torchrun's --monitor-interval in seconds (its default 0.1 s: a test where one process is killed and the
     other must meet the lost connection before torchrun's SIGTERM gives it longer, as a loaded machine may not run
@@ -89,8 +90,8 @@ except SystemExit as e:
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "TMPDIR": str(torch_tmp(tmp_path))}
     preset = [] if "--resume" in args else ["--preset", "tiny"]  # a resume keeps the run's own
     interval = [] if monitor is None else [f"--monitor-interval={monitor}"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *interval, str(script),
-           "train", *preset, "--workers", "0", "--device", "cpu", "-q", *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *interval,
+           str(script), "train", *preset, "--workers", "0", "--device", "cpu", "-q", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -133,3 +133,44 @@ def test_a_dvae_run_shorter_than_the_watchdogs_warm_up_is_judged_at_its_end(tmp_
             "the first 50, where a fresh dVAE's codes have not spread yet)")
     assert r.stderr.splitlines() == [f"warning: {said}"], r.stderr
     assert f"  codebook  {said}" in run("info", out).stdout.splitlines()
+
+
+def test_torchrun_kill_9_of_rank_0_of_three_processes_the_checkpoint_is_said_once(tmp_path: Path):
+    """Three processes, rank 0 killed (kill -9, out of memory) at step 5, its checkpoint of step 4 on disk: every
+    other rank named that checkpoint and the resume (rank 1's and rank 2's lines alike: 7 of 8 processes). The
+    lowest rank still running says it; the others, which lost the same connection, leave it to that one."""
+    from conftest import torchrun_t2i
+    from test_s45_hI import KILLED_AT_STEP_5
+
+    out = tmp_path / "run"
+    patch = KILLED_AT_STEP_5.replace("{killed}", "0").replace("{tmp}", str(tmp_path))
+    proc = torchrun_t2i(tmp_path, patch, "--stage", "dvae", "--steps", "8", "--batch-size", "6", "--ckpt-every", "2",
+                        "--sample-every", "0", "--data", "world", "--out", str(out), monitor=2, nproc=3)
+    codes = [(tmp_path / f"exit-{r}").read_text() if (tmp_path / f"exit-{r}").is_file() else "missing"
+             for r in range(3)]
+    assert codes == ["missing", "1", "1"], (proc.stderr[-3000:], codes)
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "interrupted:", "internal error:"))]
+    assert said == ["error: rank 1 stopped: another torchrun process of this run stopped first (its own line, or "
+                    "torchrun's, says why); its checkpoint of step 4 is kept; once that is mended, resume with: t2i "
+                    f"train --resume {out}"], proc.stderr[-3000:]
+
+
+def test_the_lowest_rank_still_running_on_this_machine_speaks_for_a_killed_rank_0(tmp_path: Path):
+    """Rank 0 gone: rank 2 says the checkpoint where rank 1 has ended too, not where rank 1 still runs (it does);
+    a rank of another machine (None) is not looked for."""
+    import subprocess
+    import sys
+
+    from t2i_cli.train import Dist
+
+    ended = []
+    for _ in range(2):
+        p = subprocess.Popen([sys.executable, "-c", "pass"])
+        p.wait()  # (reaped: its pid names no process now)
+        ended.append(p.pid)
+    me = os.getpid()
+    assert Dist(rank=2, n_procs=3, main_pid=ended[0], pids=(ended[0], ended[1], me)).speaks_for_main()
+    assert not Dist(rank=2, n_procs=3, main_pid=ended[0], pids=(ended[0], me, me)).speaks_for_main()
+    assert Dist(rank=2, n_procs=3, main_pid=ended[0], pids=(ended[0], None, me)).speaks_for_main()
+    assert Dist(rank=1, n_procs=3, main_pid=ended[0], pids=(ended[0], me, me)).speaks_for_main()
+    assert not Dist(rank=1, n_procs=3, main_pid=me, pids=(me, me, me)).speaks_for_main()

@@ -714,6 +714,8 @@ def user_errors() -> Iterator[None]:
         if STATE["debug"]:
             raise
         if lost_peer(e):  # another torchrun process stopped first, and said why
+            if getattr(e, "said_elsewhere", False):  # rank 0 killed: the lowest rank still running says it, once
+                raise typer.Exit(1) from None
             say("error", "red", f"rank {os.environ.get('RANK', '?')} stopped: another torchrun process of this run "
                                 f"stopped first (its own line, or torchrun's, says why){_notes(e)}")
             raise typer.Exit(1) from None

@@ -241,6 +241,7 @@ class Dist:
     n_procs: int = 1  # processes in the job (torchrun's WORLD_SIZE)
     device: torch.device = torch.device("cpu")
     main_pid: int | None = None  # rank 0's process id, where it runs on this machine (under torchrun)
+    pids: tuple[int | None, ...] = ()  # each rank's process id, where it runs on this machine (None elsewhere)
 
     @property
     def is_main(self) -> bool:
@@ -250,20 +251,33 @@ class Dist:
         """Whether rank 0, on this machine, has ended (killed: a kill -9, the out-of-memory killer), so that it
         cannot say why the run stopped. Not looked for outside POSIX: on Windows os.kill(pid, 0) is no probe but
         TerminateProcess, which ended a live rank 0 (exit code 0) wherever rank 1 met an error of its own."""
-        if self.rank == 0 or self.main_pid is None or os.name != "posix":
-            return False
-        try:
-            os.kill(self.main_pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            return False
-        try:  # (ended, not yet reaped by torchrun; or ending: the kernel closes its sockets, which rank 1 may see
-            # first, before it is a zombie)
-            fields = Path(f"/proc/{self.main_pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
-        except (OSError, IndexError, ValueError):
-            return False
+        return self.rank != 0 and _ended(self.main_pid)
+
+    def speaks_for_main(self) -> bool:
+        """Whether this process says what rank 0, gone (main_gone), cannot: the checkpoint a resume starts from. The
+        lowest rank still running on this machine does (every other rank said it too: 7 lines alike of 8
+        processes); a lower rank elsewhere is not looked for."""
+        return self.main_gone() and not any(
+            not _ended(self.pids[r]) for r in range(1, min(self.rank, len(self.pids))) if self.pids[r] is not None)
+
+
+def _ended(pid: int | None) -> bool:
+    """Whether the process of pid, on this machine, has ended or is ending (False where it is not known, or not
+    looked for: outside POSIX; Dist.main_gone)."""
+    if pid is None or os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    try:  # (ended, not yet reaped by torchrun; or ending: the kernel closes its sockets, which rank 1 may see first,
+        # before it is a zombie)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # Linux: a random id the kernel draws at each boot
@@ -309,10 +323,14 @@ def setup_distributed(device: str = "auto") -> Dist:
     dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
-    # rank 0's process, for the others to see whether it has ended where torchrun stops them (it cannot say why)
-    ident = torch.tensor([os.getpid(), _host_id()], dtype=torch.int64, device=dev)
-    dist.broadcast(ident, src=0)
-    return Dist(rank, n_procs, dev, main_pid=int(ident[0]) if int(ident[1]) == _host_id() else None)
+    # every rank's process, for the others to see whether rank 0 has ended where torchrun stops them (it cannot say
+    # why), and which of them is the lowest still running, to say it once
+    here = _host_id()
+    ident = torch.tensor([os.getpid(), here], dtype=torch.int64, device=dev)
+    every = [torch.zeros_like(ident) for _ in range(n_procs)]
+    dist.all_gather(every, ident)
+    pids = tuple(int(i[0]) if int(i[1]) == here else None for i in every)
+    return Dist(rank, n_procs, dev, main_pid=pids[0], pids=pids)
 
 
 def step_seed(cfg: TrainConfig, step: int, rank: int) -> int:
@@ -1073,8 +1091,8 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                    "which; or a kill, a timeout, a scheduler's)")
         kept = "checkpoint saved" if saved == done else f"its checkpoint is step {saved}'s" if saved else \
             "no checkpoint yet"
-        if stops.signum == signal.SIGTERM and worker is None and not isinstance(e, LauncherGone) and dd.rank == 1 \
-                and dd.main_gone():
+        if stops.signum == signal.SIGTERM and worker is None and not isinstance(e, LauncherGone) \
+                and dd.speaks_for_main():
             # torchrun's stop once rank 0 was killed: no process said anything (rank 0 says a stop), torchrun's
             # report alone. Rank 1 says it, with the checkpoint rank 0 left (whole: it is written atomically).
             try:
@@ -1195,10 +1213,14 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 except KeyboardInterrupt as stop:  # a stop held through the save (torchrun's SIGTERM, once
                     # another process failed) is said as a stop, with the step it saved
                     raise stopped(stop) from None
-        if isinstance(e, Exception) and not dd.is_main and dd.main_gone():
+        if isinstance(e, Exception) and dd.main_gone():
             # rank 0 has ended (a kill -9, the out-of-memory killer) and cannot say where a resume starts: this
-            # process's line (the connection it lost) says it, with the checkpoint rank 0 left (it named none)
-            _say_kept(e, ckpt, run_dir, none=True)
+            # process's line (the connection it lost) says it, with the checkpoint rank 0 left (it named none),
+            # where it is the lowest rank still running; the others leave it to that one (said_elsewhere)
+            if dd.speaks_for_main():
+                _say_kept(e, ckpt, run_dir, none=True)
+            else:
+                e.said_elsewhere = True
         if stops.pending:  # a stop while the error was handled, nothing saved: it ends the run, as it did
             stops.pending = False
             raise KeyboardInterrupt from e
