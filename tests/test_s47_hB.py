@@ -174,3 +174,39 @@ def test_the_lowest_rank_still_running_on_this_machine_speaks_for_a_killed_rank_
     assert Dist(rank=2, n_procs=3, main_pid=ended[0], pids=(ended[0], None, me)).speaks_for_main()
     assert Dist(rank=1, n_procs=3, main_pid=ended[0], pids=(ended[0], me, me)).speaks_for_main()
     assert not Dist(rank=1, n_procs=3, main_pid=me, pids=(me, me, me)).speaks_for_main()
+
+
+def test_rank_1_stopped_by_torchrun_outside_training_once_rank_0_was_killed_says_so(monkeypatch, capsys):
+    """Rank 0 killed before training's first step (its data's check; a whole run between stages): torchrun's SIGTERM
+    stopped rank 1 there, which ended silently (exit 130), a stop being rank 0's to say, and rank 0 could not:
+    torchrun's report alone (`--stage all`, rank 0 killed as it opened the data). Rank 1 notes, as the stop comes,
+    that rank 0 has ended, and says the stop's line with why it says it."""
+    import subprocess
+    import sys
+
+    import typer
+
+    from t2i_cli import cli, train
+    from t2i_cli.train import Dist
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # (reaped: rank 0's pid names no process now)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setitem(cli.STATE, "debug", False)
+    monkeypatch.setattr(train, "JOB", Dist(rank=1, n_procs=2, main_pid=gone.pid, pids=(gone.pid, os.getpid())))
+    monkeypatch.setattr(train, "_FIRST_STOP", [])
+    signal.signal(signal.SIGTERM, train._stop_noting)  # (as setup_distributed sets it on ranks other than 0)
+    with pytest.raises(typer.Exit) as ex, cli.user_errors():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 5)  # (the stop is raised here)
+    assert ex.value.exit_code == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted: SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; its report "
+        "says how); finished files are kept; nothing partial was written")
+    monkeypatch.setattr(train, "_FIRST_STOP", [])  # rank 0 running: its own line says the stop, this one nothing
+    monkeypatch.setattr(train, "JOB", Dist(rank=1, n_procs=2, main_pid=os.getpid(), pids=(os.getpid(),) * 2))
+    with pytest.raises(typer.Exit) as ex, cli.user_errors():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 5)
+    assert ex.value.exit_code == 130 and capsys.readouterr().err == ""

@@ -675,6 +675,8 @@ def user_errors() -> Iterator[None]:
             # says why
             if e.exit_code == 130:  # a stop this process had (Interrupted): torchrun's, where rank 0 ended first
                 refused = _refusal_in(e)  # with the refusal this process was ending with (its code, not 130)
+                if refused is None and _stopped_for_main():  # (rank 0 killed: this process says it)
+                    _say_stopped_for_main(str(e))
                 raise typer.Exit(130 if refused is None else refused.exit_code) from None
             _let_rank_zero_say_it()
             raise typer.Exit(e.exit_code) from None
@@ -692,6 +694,8 @@ def user_errors() -> Iterator[None]:
         if not rank_zero():  # Ctrl-C reaches every torchrun process: rank 0 says it
             # torchrun's stop (SIGTERM) of a process still ending with the refusal rank 0 has said: its code
             refused = _refusal_in(e)
+            if refused is None and _stopped_for_main():  # (rank 0 killed: this process says it)
+                _say_stopped_for_main(STATE.get("interrupted", "finished files are kept; nothing partial was written"))
             raise typer.Exit(130 if refused is None else refused.exit_code) from None
         say("interrupted", "yellow", STATE.get("interrupted", "finished files are kept; nothing partial was written"))
         raise typer.Exit(130) from None
@@ -724,6 +728,23 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
     finally:
         SPEAKING["cli"] = speaking
+
+
+def _stopped_for_main() -> bool:
+    """Whether this torchrun process's stop outside the training loop was torchrun's once rank 0 had ended, for it
+    to say (train.stopped_for_main; train is not imported for it)."""
+    train = sys.modules.get("t2i_cli.train")
+    return train is not None and train.stopped_for_main()
+
+
+def _say_stopped_for_main(what: str) -> None:
+    """The stop's line rank 0 would have said, with why this process says it: rank 1 stopped silently (exit 130),
+    where rank 0 was killed before training's first step (the data's check, a whole run between stages)."""
+    from t2i_cli.train import MAIN_ENDED
+
+    rest = what.removeprefix("interrupted").lstrip("; ")
+    say("interrupted", "yellow", MAIN_ENDED.removeprefix("interrupted; ")
+        + (" " if rest.startswith(("before ", "at ", "in the ")) else "; ") + worker_message(rest))
 
 
 def _notes(e: BaseException) -> str:

@@ -261,6 +261,29 @@ class Dist:
             not _ended(self.pids[r]) for r in range(1, min(self.rank, len(self.pids))) if self.pids[r] is not None)
 
 
+# What rank 1 says of torchrun's stop once rank 0 has ended (killed: it cannot say it), as a stop's line begins
+MAIN_ENDED = ("interrupted; SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; its "
+              "report says how)")
+JOB: Dist | None = None  # this process's place in its torchrun job, once joined (setup_distributed)
+_FIRST_STOP: list[bool] = []  # this process's first stop outside the step loop: whether it was torchrun's SIGTERM
+# once rank 0 had ended, this process to say it (Dist.speaks_for_main), noted as it came
+
+
+def stopped_for_main() -> bool:
+    """Whether this torchrun process was stopped outside the training loop (before step 1: the data's check, a
+    whole run between stages) by torchrun's SIGTERM once rank 0 had ended (a kill -9, out of memory), and says so:
+    rank 0 cannot, and it stopped silently, leaving torchrun's report alone. (Inside the loop its stop says it.)"""
+    return bool(_FIRST_STOP and _FIRST_STOP[0])
+
+
+def _stop_noting(signum, frame) -> None:
+    """A stop (KeyboardInterrupt, as files.stop_on_sigterm makes SIGTERM one) that notes, as it comes, whether it is
+    torchrun's once rank 0 had ended (looked at later, rank 0 might have ended after the stop: a Ctrl-C it said)."""
+    if not _FIRST_STOP:
+        _FIRST_STOP.append(signum == signal.SIGTERM and JOB is not None and JOB.speaks_for_main())
+    raise KeyboardInterrupt
+
+
 def _ended(pid: int | None) -> bool:
     """Whether the process of pid, on this machine, has ended or is ending (False where it is not known, or not
     looked for: outside POSIX; Dist.main_gone)."""
@@ -330,7 +353,14 @@ def setup_distributed(device: str = "auto") -> Dist:
     every = [torch.zeros_like(ident) for _ in range(n_procs)]
     dist.all_gather(every, ident)
     pids = tuple(int(i[0]) if int(i[1]) == here else None for i in every)
-    return Dist(rank, n_procs, dev, main_pid=pids[0], pids=pids)
+    global JOB
+    JOB = Dist(rank, n_procs, dev, main_pid=pids[0], pids=pids)
+    import threading
+
+    if rank and threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGTERM) is signal.default_int_handler:  # (the stop files.stop_on_sigterm set)
+        signal.signal(signal.SIGTERM, _stop_noting)
+    return JOB
 
 
 def step_seed(cfg: TrainConfig, step: int, rank: int) -> int:
@@ -1099,8 +1129,7 @@ def train_loop(stage, cfg: TrainConfig, run_dir: Path, dd: Dist, progress: Progr
                 on_disk = int(read_metadata(ckpt)["step"]) if ckpt.is_file() else None
             except (WeightsError, KeyError, ValueError, OSError):
                 on_disk = None
-            why = ("interrupted; SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; "
-                   "its report says how)")
+            why = MAIN_ENDED
             # (none on disk: a resume starts at step 0, as the lost connection's line says it; this one said "no
             # checkpoint was written" alone, as if nothing could go on)
             return Interrupted(f"{why} at step {done}; "
