@@ -202,11 +202,12 @@ class OneValueEach(TyperCommand):
     def _dash_spelled(self, args: list[str], as_typed: dict[str, str]) -> list[str]:
         """args with a path written to name a file or folder called '-' (`--out ./-`, `--out=.//-`) made absolute: a
         Path reads ./- as -, which a folder option refuses as standard output's name, so `--out ./-` was refused
-        (a user who writes a path means it; `--out $PWD/-` was taken). as_typed gets each such path as typed, by
-        the absolute one, for the refusals that name it (typed_paths)."""
+        (a user who writes a path means it; `--out $PWD/-` was taken). So is any path a Path reads as one that
+        begins with '-' (`info ./-w`, said "-w", and its hints "t2i export -w", an option where pasted). as_typed
+        gets each such path as typed, by the absolute one, for the lines that name it (typed_paths)."""
         args = list(args)
         for at, _, value in self._path_values(args) or ():
-            if value != "-" and os.path.normpath(value) == "-":
+            if dash_spelled(value):
                 args[at] = args[at][:len(args[at]) - len(value)] + os.path.abspath(value)
                 as_typed[os.path.abspath(value)] = value
         return args
@@ -245,6 +246,13 @@ class OneValueEach(TyperCommand):
             if is_path(param):
                 found += [(at, param.metavar or param.name.upper(), args[at]) for at in taken]
         return found
+
+
+def dash_spelled(path: str) -> bool:
+    """Whether a path as typed is one a Path says otherwise, beginning with '-' (./-, ./-w: said - and -w, standard
+    output's name and an option's)."""
+    said = str(Path(path))
+    return said != path and said.startswith("-")
 
 
 def typed_paths(text: str) -> str:
@@ -571,6 +579,9 @@ def weights_folder(given: Optional[Path]) -> Path:
         folder, named = Path(given), "--weights"
     elif env:
         folder, named = Path(env), "T2I_WEIGHTS"
+        if dash_spelled(env):  # (T2I_WEIGHTS=./-: said as typed, as --weights ./- is; "-" named standard input)
+            folder = Path(os.path.abspath(env))
+            STATE.setdefault("as_typed", {})[str(folder)] = env
         STATE["weights_env"] = str(folder)
     else:
         return REPO_WEIGHTS

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unicodedata
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Collection, Iterable, Iterator, NoReturn
 
 from t2i_cli.errors import OutputError, UsageError
@@ -744,8 +744,12 @@ def shell_word(path: object) -> str:
     the suggested `t2i train --resume` of a run under a folder with a space resumed another path). A byte that
     is not UTF-8 (a Latin-1 folder name, which Python keeps as a lone surrogate) or a control character (a
     newline) is printed as an escape (\\udce9, \\n), which, pasted, named another path: such a word is written in
-    $'...' quoting (bash, zsh, ksh), each such byte as \\xNN, which the shell reads back as that byte."""
+    $'...' quoting (bash, zsh, ksh), each such byte as \\xNN, which the shell reads back as that byte. A relative
+    path that begins with '-' (`info -- -w`) is said ./-w: pasted, -w was read as an option, and - as standard
+    input or output."""
     text = str(path)
+    if isinstance(path, PurePath) and text.startswith("-"):
+        text = "./" + text
     if text.isprintable() and not not_utf8(text):
         return shlex.quote(text)
     out = []
