@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import build_tiny_folder, run
+from conftest import build_tiny_folder, one_line_failure, run
 from test_reliability import TINY
 
 
@@ -32,3 +32,48 @@ def test_a_path_typed_dot_slash_dash_is_said_as_typed_in_info_and_its_hints(tmp_
     assert json.loads(r.stdout)["folder"] == "./-w" and json.loads(r.stdout)["next"] == hint
     r = run("info", "--", "-w")  # (typed without ./: its hint still names the folder, not an option)
     assert r.exit_code == 0 and f"next      {hint}" in r.stdout, r.stdout
+
+
+def test_a_model_value_in_other_digits_than_0_to_9_is_refused_naming_it(tmp_path):
+    """`--model n_hid=٣` (an Arabic-Indic 3) was read by Python's int() as 3, where `--n ٣` is refused by the
+    parser; a --model value now takes the digits 0-9 alone, as every other number t2i reads, in one line."""
+    for item, said in (("n_hid=٣", "n_hid='٣': n_hid takes an integer"),
+                       ("fsq_levels=٨,5,5", "fsq_levels='٨,5,5': fsq_levels takes integers separated by commas")):
+        line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "r", "--model", item, *TINY), 2)
+        assert line == f"error: --model {said}, written in the digits 0-9", line
+    line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "r", "--model", "pixel_eps=٠.١",
+                                *TINY), 2)
+    assert line == "error: --model pixel_eps='٠.١': pixel_eps takes a finite number, written in the digits 0-9"
+    assert not (tmp_path / "r").exists()
+
+
+def test_world_size_in_other_digits_is_no_count_of_processes(monkeypatch):
+    """WORLD_SIZE=² passed str.isdigit() and then failed int() (an internal error, ValueError, in every torchrun
+    check); it is read as no count, as WORLD_SIZE=abc is."""
+    from t2i_cli.train_options import n_processes
+
+    for text in ("²", "٣"):
+        monkeypatch.setenv("WORLD_SIZE", text)
+        assert n_processes() == 1
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert n_processes() == 3
+
+
+def test_the_same_seed_typed_two_ways_agrees_and_a_seed_the_option_refuses_is_said_so(tmp_path, tiny_weights):
+    """`--seed 1 --seed 1.0` was refused, "--seed 1 and --seed 1.0 disagree", though `--seed 1.0` alone is seed 1
+    (Typer reads 1.0 as the integer 1): the two now agree and draw what `--seed 1` draws. `--seed 1 --seed 1.5` was
+    said to disagree, "give one of them", where 1.5 is no seed at all: the parser's refusal of it is said instead,
+    as `--seed 1.5` alone gets it; two different seeds still disagree."""
+    gen = ["generate", "a red bird", "--weights", tiny_weights]
+    r = run(*gen, "--seed", "1", "--out", tmp_path / "a")
+    assert r.exit_code == 0, r.stderr
+    r = run(*gen, "--seed", "1", "--seed", "1.0", "--out", tmp_path / "b")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "a" / "a-red-bird-000.png").read_bytes() == (tmp_path / "b" / "a-red-bird-000.png").read_bytes()
+    alone = one_line_failure(run(*gen, "--seed", "1.5", "--out", tmp_path / "c"), 2)
+    for seeds in (("1", "1.5"), ("1.5", "1")):
+        line = one_line_failure(run(*gen, "--seed", seeds[0], "--seed", seeds[1], "--out", tmp_path / "c"), 2)
+        assert line == alone and line.startswith("error: Invalid value for '--seed'"), line
+    line = one_line_failure(run(*gen, "--seed", "2", "--seed", "1.0", "--out", tmp_path / "c"), 2)
+    assert line.startswith("error: --seed 2 and --seed 1.0 disagree; give one of them"), line
+    assert not (tmp_path / "c").exists()

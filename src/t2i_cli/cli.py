@@ -156,8 +156,11 @@ class OneValueEach(TyperCommand):
 
     def parse_args(self, ctx, args):
         STATE["as_typed"] = {}  # (this command's own: a command run in-process after another starts afresh)
+        for param in self.get_params(ctx):  # (--help among them; before the values are compared, by them)
+            quick_coercion(param)
         typed, args = list(args), self._dash_spelled(args, STATE["as_typed"])
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
+        raw: dict[str, list[tuple[object, str]]] = {}  # option -> (its parameter, the text given) each time
         by_name = {o: p for p in self.params if isinstance(p, TyperOption) and not (p.multiple or p.count)
                    for o in (*p.opts, *p.secondary_opts)}
         i = 0
@@ -174,9 +177,12 @@ class OneValueEach(TyperCommand):
             if not eq and i < len(args):
                 value, written, i = args[i], typed[i], i + 1
             # (said as typed: `--out ./- --out o` was said "--out /home/me/- and --out o disagree")
-            given.setdefault(param.name, []).append((f"{name} {written}", _option_value(param, value)))
-        for said in given.values():
+            given.setdefault(param.name, []).append((f"{name} {written}", _option_value(param, value, ctx)))
+            raw.setdefault(param.name, []).append((param, value))
+        for key, said in given.items():
             if len({v for _, v in said}) > 1:
+                for param, value in raw.get(key, ()):  # a value the option refuses is said so, not as one to
+                    _as_read(param, value, ctx, strict=True)  # keep: `--seed 1 --seed 1.5` was "disagree; give one"
                 names = " and ".join(dict.fromkeys(w for w, _ in said))
                 raise CLICK_USAGE_ERROR(f"{names} disagree; give one of them", ctx=ctx)
         ctx.meta["t2i_written"] = {param: said[-1][0].split(" ")[0] for param, said in given.items()}  # (--out, of
@@ -184,8 +190,6 @@ class OneValueEach(TyperCommand):
         empty = self._empty_path(args)
         if empty:
             raise CLICK_USAGE_ERROR(f"{empty} is given an empty file name; give a path", ctx=ctx)
-        for param in self.get_params(ctx):  # (--help among them)
-            quick_coercion(param)
         try:
             return super().parse_args(ctx, args)
         except CLICK_USAGE_ERROR as e:  # the parser's own ('--seed' requires an argument) come without a context,
@@ -370,17 +374,23 @@ def _quick_coercion_fits() -> bool:
     return callable(build_runtime_param) and {"parameter_info", "path_type", "param", "ctx"} <= set(wanted)
 
 
-def _option_value(param, text: str) -> object:
+def _option_value(param, text: str, ctx=None) -> object:
     """An option's value for comparing two of them, by the option's declared type: an int or a float as a number
     (`--n 04` is `--n 4`; NaN is one value), a path as it would be read (`--out d/` is `--out d`), other text as
-    written (two prompts are two prompts). A value that does not convert, or a Typer that does not say the type,
-    compares as written (the parser then says what is wrong)."""
+    written (two prompts are two prompts). An int that int() does not read is compared as the option reads it
+    (`--seed 1.0` is seed 1 where Typer's Pydantic reads it so: `--seed 1 --seed 1.0` was said to disagree). A
+    value that does not convert, or a Typer that does not say the type, compares as written (the parser then says
+    what is wrong)."""
     kind = getattr(param, "bare_type", None)
     try:
         kind = kind() if callable(kind) else None
         kind = getattr(kind, "__name__", kind)  # a class, or its name (annotations read as text)
         if kind == "int":
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:
+                value = _as_read(param, text, ctx)
+                return value if type(value) is int else text
         if kind == "float":
             value = float(text)
             return "nan" if value != value else value
@@ -389,6 +399,19 @@ def _option_value(param, text: str) -> object:
     except (TypeError, ValueError):
         pass
     return text
+
+
+def _as_read(param, text: str, ctx, strict: bool = False) -> object:
+    """text as the option's own conversion reads it (Typer's Pydantic, or Click's type in an older Typer); text
+    itself where that refuses it, or, strict, that refusal (its own words: "Invalid value for '--seed': ...")."""
+    try:
+        if hasattr(param, "get_runtime_param"):
+            return param.get_runtime_param().coerce(text, param=param, ctx=ctx)
+        return param.type_cast_value(ctx, text)
+    except (CLICK_USAGE_ERROR, ValueError, TypeError):  # (a BadParameter is a UsageError)
+        if strict:
+            raise
+        return text
 
 
 # Help is click's plain text (rich_markup_mode=None): Rich's option tables gave the option names a column as wide as

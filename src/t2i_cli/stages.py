@@ -830,7 +830,13 @@ def refuse_model_key(stage: str, key: str, named: str) -> None:
 
 
 def _parse_typed(key: str, text: str, kind: Any) -> Any:
-    """text as a value of a config field's type (bool, int, float, or a tuple of ints), else a usage error."""
+    """text as a value of a config field's type (bool, int, float, or a tuple of ints), else a usage error. Its
+    digits are 0-9 alone, as every other number t2i reads: Python's int() took `n_hid=٣` (an Arabic-Indic 3) as 3,
+    where `--n ٣` is refused."""
+    name = {bool: "true or false", int: "an integer", float: "a finite number"}.get(kind,
+                                                                                  "integers separated by commas")
+    if not text.isascii():
+        raise UsageError(f"--model {key}={text!r}: {key} takes {name}, written in the digits 0-9")
     try:
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -849,8 +855,6 @@ def _parse_typed(key: str, text: str, kind: Any) -> Any:
         pass
     else:
         raise UsageError(f"--model {key}: fields of type {kind} cannot be set from the command line")
-    name = {bool: "true or false", int: "an integer", float: "a finite number"}.get(kind,
-                                                                                  "integers separated by commas")
     raise UsageError(f"--model {key}={text!r}: {key} takes {name}")
 
 

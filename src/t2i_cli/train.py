@@ -326,7 +326,7 @@ def setup_distributed(device: str = "auto") -> Dist:
     # WORLD_SIZE read as train_options.n_processes reads it for every other torchrun check (not imported: it
     # imports stages, which imports this module)
     world = os.environ.get("WORLD_SIZE", "")
-    n_procs = int(world) if world.isdigit() and int(world) > 1 else 1
+    n_procs = int(world) if world.isascii() and world.isdigit() and int(world) > 1 else 1
     if n_procs == 1:
         return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
     if "RANK" not in os.environ:  # (it read as an internal error, KeyError: 'RANK')

@@ -18,9 +18,10 @@ from t2i_cli.files import STAGES, folder_locked, is_whole_run, same_place, shell
 
 def n_processes() -> int:
     """The processes torchrun started for this command (its WORLD_SIZE); 1 where WORLD_SIZE is not a count above
-    1 (unset, empty). What every torchrun check reads, so that they agree on what a run is."""
+    1 (unset, empty, or not in the digits 0-9: "²" passed isdigit and failed int() in an internal error). What every
+    torchrun check reads, so that they agree on what a run is."""
     n = os.environ.get("WORLD_SIZE", "")
-    return int(n) if n.isdigit() and int(n) > 1 else 1
+    return int(n) if n.isascii() and n.isdigit() and int(n) > 1 else 1
 
 
 def rank_zero() -> bool:
