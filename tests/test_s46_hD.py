@@ -264,7 +264,8 @@ def test_rerank_link_best_without_top_names_what_is_missing_alone(tmp_path):
     folder.mkdir()
     plain_picture(folder / "a.png")
     line = one_line_failure(run("rerank", folder, "--link-best"), 2)
-    assert line == "error: --link-best needs --top K with K >= 1 (it copies the best K into FOLDER/best/); give one"
+    assert line == ("error: --link-best needs --top K with K from 1 to 256 (it copies the best K of each prompt into "
+                    "FOLDER/best/); add --top K, or leave --link-best out")  # (worded so in session 47, hD)
     line = one_line_failure(run("rerank", folder, "--top", "-1"), 2)
     assert line == "error: --top must be in 0..256 (0 = no sheet), got -1"
     assert sorted(p.name for p in folder.iterdir()) == ["a.png"]

@@ -77,3 +77,15 @@ def test_the_same_seed_typed_two_ways_agrees_and_a_seed_the_option_refuses_is_sa
     line = one_line_failure(run(*gen, "--seed", "2", "--seed", "1.0", "--out", tmp_path / "c"), 2)
     assert line.startswith("error: --seed 2 and --seed 1.0 disagree; give one of them"), line
     assert not (tmp_path / "c").exists()
+
+
+def test_rerank_link_best_with_top_0_names_what_to_do_with_both(tmp_path):
+    """`rerank DIR --link-best --top 0` was told "--link-best needs --top K with K >= 1 ...; give one", though a
+    --top was given: the line now names the --top given and what to do with both options."""
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"")  # (refused before any picture is read)
+    line = one_line_failure(run("rerank", folder, "--link-best", "--top", "0"), 2)
+    assert line == ("error: --link-best needs --top K with K from 1 to 256 (it copies the best K of each prompt into "
+                    "FOLDER/best/), got --top 0; give --top K, or leave --link-best out"), line
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png"]

@@ -2993,7 +2993,8 @@ def _list_skipped(every: dict[str, list[str]]) -> None:
 
 
 @app.command(cls=OneValueEach)
-def rerank(folder: Path = typer.Argument(...,
+def rerank(ctx: typer.Context,
+           folder: Path = typer.Argument(...,
                                          help="Folder of images (PNG files from `t2i generate` carry their prompt)."),
            prompt: Optional[str] = typer.Option(None, "--prompt",
                                                 help="Score every image against this prompt instead."),
@@ -3035,8 +3036,11 @@ def rerank(folder: Path = typer.Argument(...,
         if top < 0:  # (each said alone: `rerank F --link-best` was told "--top must be 0 or more, and ...", of a
             # --top it never gave)
             raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {said_value(top, plain=True)}")
-        if link_best and top < 1:
-            raise UsageError("--link-best needs --top K with K >= 1 (it copies the best K into FOLDER/best/); give one")
+        if link_best and top < 1:  # (said of the --top given or not: `--link-best --top 0` was told "give one")
+            given = "top" in given_options(ctx)
+            raise UsageError(f"--link-best needs --top K with K from 1 to {MAX_N} (it copies the best K of each prompt "
+                             f"into FOLDER/best/){', got --top 0' if given else ''}; "
+                             f"{'give' if given else 'add'} --top K, or leave --link-best out")
         if top > MAX_N:  # (a sheet of every picture of a prompt, however many: --top 100000000000 was taken)
             raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {said_value(top, plain=True)}")
         if prompt is not None and blank(prompt):
