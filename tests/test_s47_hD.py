@@ -89,3 +89,40 @@ def test_rerank_link_best_with_top_0_names_what_to_do_with_both(tmp_path):
     assert line == ("error: --link-best needs --top K with K from 1 to 256 (it copies the best K of each prompt into "
                     "FOLDER/best/), got --top 0; give --top K, or leave --link-best out"), line
     assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
+
+
+def stopped(r) -> str:
+    """A stopped command's one line (exit 130, no traceback)."""
+    assert r.exit_code == 130, (r.exit_code, r.stdout, r.stderr, r.exception)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr
+    return lines[0]
+
+
+def test_a_stop_just_after_a_file_is_renamed_into_place_counts_and_names_it(tmp_path, tiny_weights, monkeypatch):
+    """`generate --from PNG` stopped (Ctrl-C) just after its file was renamed into place said "interrupted: nothing
+    was written" and named no file, the file there all the same (its name was counted, and printed, only after
+    the write returned). A file is now counted, and named, as one step with its write; generate's own draws
+    alike."""
+    import os
+    import signal
+
+    from t2i_cli import outputs
+
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--seed", "3", "--out", tmp_path / "src")
+    assert r.exit_code == 0, r.stderr
+    source = next((tmp_path / "src").glob("*.png"))
+    real = outputs.write_image
+
+    def stop_once_written(*a, **k):
+        path = real(*a, **k)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, the file in place
+        return path
+
+    monkeypatch.setattr(outputs, "write_image", stop_once_written)
+    for name, args in (("from", ["--from", source]), ("draw", ["a red bird", "--seed", "3"])):
+        out = tmp_path / name
+        r = run("generate", *args, "--weights", tiny_weights, "--out", out)
+        assert stopped(r) == "interrupted: 1 finished file kept, named on stdout; nothing partial was written"
+        kept = sorted(out.glob("*.png"))
+        assert len(kept) == 1 and r.stdout.split() == [str(kept[0])], r.stdout

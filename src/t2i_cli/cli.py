@@ -1209,8 +1209,16 @@ def generate(
             if prompt is not None or fixed:
                 named = ["PROMPT"] * (prompt is not None) + [flag(k) for k in fixed]
                 raise UsageError(f"--from takes every setting from the PNG; leave out {', '.join(named)}")
-            _name_paths([_redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet)], [0],
-                        as_json=as_json)
+            paths: list[Written] = []
+            named = [0]
+            try:  # (as a draw's: the file counted once it has its name, and named on stdout after a stop too)
+                _redraw(from_png, image, mask, out_dir, weights_folder(weights), device, quiet, paths)
+                _name_paths(paths, named, as_json=as_json)
+            except BaseException:
+                if paths:
+                    STATE["interrupted"] = kept_files(len(paths))
+                _name_paths(paths, named, as_json=as_json)
+                raise
         else:
             candidates, given, sampling = counted_options or _draw_counts(
                 ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws,
@@ -1288,6 +1296,21 @@ def _refuse_greedy_top_p(ctx: typer.Context, folder: Path, sampling: SamplingCon
 
 
 NOTHING_WRITTEN = "nothing was written"  # what a stop of generate or vary says before its first file is
+
+
+def kept_files(count: int) -> str:
+    """What a stop of generate or vary says once a file is written: how many it kept, all named on stdout."""
+    return f"{counted(count, 'finished file')} kept, named on stdout; nothing partial was written"
+
+
+def written_to(paths: list[Written], write: Callable[[], Written]) -> None:
+    """Write a file (write) and add it to paths, what a stop counts and names, as one step: a stop (Ctrl-C,
+    SIGTERM) waits for both, so that a file in place is never left uncounted (`generate --from`'s stop said
+    "nothing was written" between its file's rename and its count)."""
+    from t2i_cli.files import signals_held
+
+    with signals_held():
+        paths.append(write())
 
 
 JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt decodes in raster order around the kept "
@@ -1650,8 +1673,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
                 _name_paths(paths, named, bar, as_json)  # each prompt's files as soon as they are all written
     except BaseException:
         if paths:  # what a stop says (NOTHING_WRITTEN until a file is)
-            STATE["interrupted"] = (f"{counted(len(paths), 'finished file')} kept, named on stdout; nothing partial "
-                                    f"was written")
+            STATE["interrupted"] = kept_files(len(paths))
         remove_empty(made)  # a run that wrote nothing leaves no empty folder behind
         # the files kept (Ctrl-C, a full disk), named as a finished run names them
         _name_paths(paths, named, as_json=as_json)
@@ -1745,18 +1767,18 @@ def _draw_and_write(pipe, request, n: int, keep: Optional[int], seed: int, out_d
     for batch in pipe.batches(request, n, seed, tick, image):
         if keep is None:  # write at once, so Ctrl-C keeps every finished image (each named once it is written)
             for g in batch:
-                paths.append(written(g))
+                written_to(paths, lambda g=g: written(g))
         results += batch
     drawn = results
     if keep is not None:
         results = pipe.rerank(results, keep)
         for g in results:
-            paths.append(written(g))
+            written_to(paths, lambda g=g: written(g))
     if grid:  # every image drawn: with --candidates every candidate, best first (the first --keep were written)
         shown = sorted(drawn, key=lambda g: g.rank) if keep is not None else drawn
-        paths.append(Written(write_sheet(shown, out_dir, meta(results[0]), stem),
-                             {"kind": "sheet", "prompt": request.prompt, **(line or {}), "seed": seed,
-                              "images": len(shown)}))
+        written_to(paths, lambda: Written(write_sheet(shown, out_dir, meta(results[0]), stem),
+                                          {"kind": "sheet", "prompt": request.prompt, **(line or {}), "seed": seed,
+                                           "images": len(shown)}))
 
 
 def image_fields(g, seed: int, line: Optional[dict] = None) -> dict:
@@ -1769,8 +1791,9 @@ def image_fields(g, seed: int, line: Optional[dict] = None) -> dict:
 
 
 def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir: Path, weights: Path,
-            device: str, quiet: bool) -> Written:
-    """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings."""
+            device: str, quiet: bool, paths: list[Written]) -> None:
+    """generate --from: draw again the one image a t2i PNG records, with its seed, index and settings; paths gets
+    the file once it has its name (written_to)."""
     import re
 
     check_out_folder(out_dir)
@@ -1836,8 +1859,9 @@ def _redraw(from_png: Path, image: Optional[Path], mask: Optional[Path], out_dir
         if not quiet and same and g.codes is not None and not (rec.device and rec.device != pipe.device.type) \
                 and not (rec.version and rec.version != __version__):  # (those are said above)
             _say_other_codes(from_png, g.codes, pipe.bundle.transformer.cfg.image_vocab)
-        return Written(write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "", from_png.stem))),
-                       image_fields(g, rec.seed))
+        written_to(paths, lambda: Written(write_image(g, out_dir, meta, safe_stem(re.sub(r"-\d{3,}$", "",
+                                                                                       from_png.stem))),
+                                          image_fields(g, rec.seed)))
     except BaseException:
         remove_empty(made)
         raise
