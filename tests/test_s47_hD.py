@@ -126,3 +126,88 @@ def test_a_stop_just_after_a_file_is_renamed_into_place_counts_and_names_it(tmp_
         assert stopped(r) == "interrupted: 1 finished file kept, named on stdout; nothing partial was written"
         kept = sorted(out.glob("*.png"))
         assert len(kept) == 1 and r.stdout.split() == [str(kept[0])], r.stdout
+
+
+def test_a_stop_of_rerank_says_what_it_kept(tmp_path, tiny_weights, monkeypatch):
+    """`rerank` stopped said the generic "finished files are kept; nothing partial was written" whatever it had
+    written: while scoring (before ranking.json) it wrote nothing, and after, the files it names on stdout. It
+    now says "nothing was written" until ranking.json is, then how many files it kept (named on stdout), and
+    during --link-best that the copies made in best/ are the ones its record names."""
+    from t2i_cli import rerank as rr
+
+    pics = tmp_path / "pics"
+    assert run("generate", "a red bird", "--weights", tiny_weights, "--n", "3", "--out", pics).exit_code == 0
+    before = sorted(p.name for p in pics.iterdir())
+    common = ["--weights", tiny_weights, "--top", "2", "--link-best"]
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(rr, "rank_folder", stop)
+        r = run("rerank", pics, *common)
+        assert stopped(r) == "interrupted: nothing was written" and r.stdout == ""
+        assert sorted(p.name for p in pics.iterdir()) == before
+    with monkeypatch.context() as m:
+        m.setattr(rr, "write_top_sheet", stop)
+        r = run("rerank", pics, *common)
+        assert stopped(r) == "interrupted: 1 finished file kept, named on stdout; nothing partial was written"
+        assert r.stdout.splitlines() == [f"wrote {pics / 'ranking.json'}"]
+    with monkeypatch.context() as m:
+        m.setattr(rr, "link_best", stop)
+        r = run("rerank", pics, *common)
+        assert stopped(r) == (f"interrupted: 2 finished files kept, named on stdout, and the copies made in "
+                              f"{pics / 'best'} before the stop, which {pics / 'best' / 't2i-copies.json'} names; "
+                              f"nothing partial was written")
+        assert r.stdout.splitlines()[0] == f"wrote {pics / 'ranking.json'}", r.stdout
+    with monkeypatch.context() as m:  # a stop while the ranking prints: every file still named, as said
+        m.setattr("t2i_cli.cli._print_ranking", stop)
+        r = run("rerank", pics, *common)
+        assert stopped(r) == (f"interrupted: 2 finished files kept and {pics / 'best'} updated, named on stdout; "
+                              f"nothing partial was written")
+        lines = r.stdout.splitlines()
+        assert lines[0] == f"wrote {pics / 'ranking.json'}" and lines[2].startswith(f"{pics / 'best'} holds the best")
+
+
+def test_a_stop_of_eval_says_what_it_kept(tmp_path, tiny_weights, monkeypatch):
+    """`eval` stopped said the generic "finished files are kept; nothing partial was written": before any
+    picture it wrote nothing, and the --images pictures it writes are named nowhere on stdout. It now says
+    "nothing was written", then how many images it kept in the --images folder, and the --json results once
+    written."""
+    import os
+    import signal
+
+    from t2i_cli import outputs
+    from t2i_cli.world import evaluate as ev
+
+    common = ["eval", "--weights", tiny_weights, "--n", "1", "--candidates", "1", "-q"]
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(ev, "evaluate_model", stop)
+        r = run(*common, "--images", tmp_path / "none", "--json", tmp_path / "none.json")
+        assert stopped(r) == "interrupted: nothing was written"
+    assert not (tmp_path / "none").exists() and not (tmp_path / "none.json").exists()
+    real, calls = outputs.write_image, []
+
+    def stop_at_the_second(*a, **k):
+        path = real(*a, **k)
+        calls.append(path)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, the second picture in place
+        return path
+
+    with monkeypatch.context() as m:
+        m.setattr(outputs, "write_image", stop_at_the_second)
+        r = run(*common, "--images", tmp_path / "ev")
+        assert stopped(r) == (f"interrupted: 2 finished images kept in {tmp_path / 'ev'} (--images); nothing partial "
+                              f"was written")
+    assert sorted((tmp_path / "ev").iterdir()) == sorted(calls)
+    with monkeypatch.context() as m:  # the results written, the stop before its line
+        m.setattr("t2i_cli.cli.out.print", lambda text, *a, **k: stop() if str(text).startswith("wrote") else None)
+        r = run(*common, "--json", tmp_path / "e.json")
+        assert stopped(r) == (f"interrupted: the results written to {tmp_path / 'e.json'} (--json); nothing partial "
+                              f"was written")
+    assert json.loads((tmp_path / "e.json").read_text())["tasks"]

@@ -3052,6 +3052,7 @@ def rerank(ctx: typer.Context,
                                            "written.")) -> None:
     """Score images against their prompt with CLIP; print and write FOLDER/ranking.json, best first."""
     with user_errors():
+        STATE["interrupted"] = NOTHING_WRITTEN  # (until _rerank_outputs writes: ranking.json comes after scoring)
         prompt = utf8_text(prompt, "--prompt")
         start_inference(threads, "rerank")
         _imports_held("t2i_cli.rerank")
@@ -3108,15 +3109,23 @@ def rerank(ctx: typer.Context,
         # Every file first, then what is printed: a reader that stops early (`| head`) ended the command before
         # ranking.json was written.
         said: list[str] = []
+        shown = [0]  # of said, the lines printed (a stop while they print: the rest, each once)
+
+        def name_files() -> None:
+            while shown[0] < len(said):
+                out.print(said[shown[0]], soft_wrap=True)
+                shown[0] += 1
+
         try:
             _rerank_outputs(pipe, folder, ranked, top, link_best, explain, said, quiet, squares)
+            _print_ranking(ranked, folder)
+            name_files()
         except BaseException:
-            for line in said:  # the files written before the failure, named as a finished run names them
-                out.print(line, soft_wrap=True)
+            try:  # the files written before the failure or stop, named as a finished run names them
+                name_files()
+            except OSError:  # (stdout gone: the first error is said)
+                pass
             raise
-        _print_ranking(ranked, folder)
-        for line in said:
-            out.print(line, soft_wrap=True)
 
 
 def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, explain: bool, said: list[str],
@@ -3125,16 +3134,31 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
     that names each as it is written, and --explain's word contributions. squares: the pictures rank_folder kept
     (rerank.Squares; read again where not kept)."""
     from t2i_cli import rerank as rr
+    from t2i_cli.files import signals_held
 
     squares = rr.Squares() if squares is None else squares
-    said.append(f"wrote {clean(rr.write_ranking(folder, ranked))}")
+    best_dir = Path(folder) / rr.BEST
+    kept = {"files": 0, "best": ""}  # the files written, and best/ once it is updated: what a stop says
+
+    def wrote(line: str) -> None:  # a file's line and what a stop says, as one step with its write
+        kept["files"] += line.startswith("wrote ")
+        said.append(line)
+        STATE["interrupted"] = (f"{counted(kept['files'], 'finished file')} kept{kept['best']}, named on stdout; "
+                                f"nothing partial was written")
+
+    with signals_held():
+        wrote(f"wrote {clean(rr.write_ranking(folder, ranked))}")
     if top:
-        sheet = rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side, squares)
-        said.append(f"wrote {clean(sheet)}")
+        with signals_held():
+            wrote(f"wrote {clean(rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side, squares))}")
     if link_best:
         held: dict[Path, Path] = {}  # each best picture -> its copy (one picture held twice: one copy)
+        STATE["interrupted"] = (f"{counted(kept['files'], 'finished file')} kept, named on stdout, and the copies "
+                                f"made in {best_dir} before the stop, which {best_dir / rr.BEST_RECORD} names; nothing "
+                                f"partial was written")
         _, copied = rr.link_best(folder, ranked, top, held)
-        said.append(clean(rr.best_said(folder, held, copied)))
+        kept["best"] = f" and {best_dir} updated"  # (said by say, which cleans it)
+        wrote(clean(rr.best_said(folder, held, copied)))
     if explain:  # the best image of each prompt (of the first alone, the others went unexplained, unsaid)
         from t2i_cli.images import tensor_from_image
 
@@ -3146,8 +3170,9 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
                      for word, delta in rr.explain(pipe, image, best.prompt)]
             if pipe.bundle.clip.cfg.word_region:
                 maps = rr.explain_maps(pipe, image, best.prompt)
-                said.append(f"wrote {clean(rr.write_explain(folder, best.path.stem, image, maps))} (where each word "
-                            f"looks; beside each word, the cosine of the word and what it attends to)")
+                with signals_held():
+                    wrote(f"wrote {clean(rr.write_explain(folder, best.path.stem, image, maps))} (where each word "
+                          f"looks; beside each word, the cosine of the word and what it attends to)")
         if not pipe.bundle.clip.cfg.word_region and not quiet:
             warn("this CLIP has no word-region head, so --explain shows no attention maps "
                  "(train one with --model word_region=true)")
@@ -3228,6 +3253,8 @@ def eval_cmd(ctx: typer.Context,
     """Score a model on the procedural world, GenEval-style, with an independent judge; or, with --data, on the
     validation split of any data (dVAE PSNR, bits per code, CLIP score, Frechet and kernel distances)."""
     with user_errors():
+        STATE["interrupted"] = NOTHING_WRITTEN  # (until --images keeps a picture, or --json, written at the end)
+        STATE["eval_kept"] = STATE["eval_json"] = None  # (this command's own, run in-process after another)
         start_inference(threads, "eval")
         _imports_held("t2i_cli.world.evaluate", "t2i_cli.world.judge")
         from t2i_cli.world import evaluate as ev
@@ -3396,11 +3423,36 @@ def _check_eval_json(path: Path, force: bool) -> None:
 
 def _write_eval_json(path: Path, result: dict, force: bool) -> None:
     """The results, atomically; checked again first (minutes have passed since the start)."""
-    from t2i_cli.files import atomic_write_json
+    from t2i_cli.files import atomic_write_json, signals_held
 
     _check_eval_json(path, force)
-    atomic_write_json(path, result)
+    with signals_held():
+        atomic_write_json(path, result)
+        STATE["eval_json"] = path
+        STATE["interrupted"] = _eval_kept()
     out.print(f"wrote {clean(path)}")
+
+
+def _image_kept(folder: Path, write: Callable[[], object]) -> None:
+    """eval --images: write one picture into folder and count it for what a stop says, as one step (written_to);
+    eval names none of them on stdout, and writes its results (the table, --json) only at its end."""
+    from t2i_cli.files import signals_held
+
+    with signals_held():
+        write()
+        STATE["eval_kept"] = (folder, STATE["eval_kept"][1] + 1 if STATE.get("eval_kept") else 1)
+        STATE["interrupted"] = _eval_kept()
+
+
+def _eval_kept() -> str:
+    """What a stop of eval says it kept: the --images pictures written, and the --json results once written."""
+    said = []
+    if STATE.get("eval_kept"):
+        folder, count = STATE["eval_kept"]
+        said.append(f"{counted(count, 'finished image')} kept in {folder} (--images)")
+    if STATE.get("eval_json"):
+        said.append(f"the results written to {STATE['eval_json']} (--json)")
+    return f"{' and '.join(said) or 'nothing was written'}; nothing partial was written"
 
 
 @contextmanager
@@ -3436,8 +3488,10 @@ def _keep_judged(pipe, sampling, candidates: int, eval_seed: int, folder: Path):
     def keep(task: str, i: int, seed: int, g, checks: dict[str, bool]) -> None:
         passed = all(checks.values())
         what = {"task": task, "eval_seed": eval_seed, "prompt_index": i, "passed": passed, "checks": checks}
-        write_image(g, folder, _eval_meta(pipe, g, seed, candidates, sampling, what),
-                    f"seed{eval_seed}-{task}-{i:03d}-{'pass' if passed else 'fail'}", "--images")
+        meta = _eval_meta(pipe, g, seed, candidates, sampling, what)
+        _image_kept(folder, lambda: write_image(g, folder, meta,
+                                                f"seed{eval_seed}-{task}-{i:03d}-{'pass' if passed else 'fail'}",
+                                                "--images"))
 
     return keep
 
@@ -3489,8 +3543,9 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
 
             def keep(i: int, caption_seed: int, g) -> None:
                 what = {"data": data, "eval_seed": seed, "caption_index": i, "picture": "drawn"}
-                write_image(g, folder_of_images, _eval_meta(pipe, g, caption_seed, draws, sampling, what),
-                            f"seed{seed}-val-{i:03d}", "--images")
+                meta = _eval_meta(pipe, g, caption_seed, draws, sampling, what)
+                _image_kept(folder_of_images, lambda: write_image(g, folder_of_images, meta, f"seed{seed}-val-{i:03d}",
+                                                                  "--images"))
 
             def keep_real(i: int, caption: str, real, recon, psnr: float, codes) -> None:
                 # the val picture as the models read it (cropped and scaled to the dVAE's side), and the dVAE's
@@ -3502,8 +3557,9 @@ def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: 
                     if picture == "dvae" and (recorded := codes_text(codes)) is not None:
                         text[CODES_KEY] = recorded
                     png = encode_png(image_from_tensor(x), text)
-                    write_new(folder_of_images, f"seed{seed}-val-{i:03d}-{picture}", ".png",
-                              lambda tmp, png=png: tmp.write_bytes(png), "--images")
+                    _image_kept(folder_of_images, lambda png=png, picture=picture: write_new(
+                        folder_of_images, f"seed{seed}-val-{i:03d}-{picture}", ".png",
+                        lambda tmp: tmp.write_bytes(png), "--images"))
 
         result = evaluate_data(pipe, data, n, seed, sampling, tick, draws, keep, keep_real, regional_asked)
     result |= _eval_record(pipe, sampling)
