@@ -3,8 +3,8 @@
 The pictures are those that two Python wheels on this machine ship (nothing is downloaded at run time; the wheels are
 read as zip files where they lie, e.g. a pip cache or a wheelhouse):
 - Cartopy's maps (cartopy wheel, BSD-3-Clause): its test suite's baseline images, world and regional maps that
-  Matplotlib drew in some 30 projections (`test_grid_labels_inline_Mollweide.png`, `test_igh_ocean.png`,
-  `test_natural_earth.png`), with grid lines, labels, coastlines, contours and shaded relief, 200 x 200 to
+  Matplotlib drew in some 30 projections (`grid_labels_inline_Mollweide.png`, `igh_ocean.png`,
+  `natural_earth.png`), with grid lines, labels, coastlines, contours and shaded relief, 200 x 200 to
   1000 x 1000, greyscale, palette, RGB and RGBA; Natural Earth's downsampled world raster (public domain) and a
   MODIS satellite photo of hurricane Miriam (NASA, public domain), from its sample data;
 - Qt Quick Controls' designer icons (PySide6-Essentials wheel, LGPL-3): one icon per control (`button`, `dial`,
@@ -12,9 +12,12 @@ read as zip files where they lie, e.g. a pip cache or a wheelhouse):
   (`dial-icon16.png` 16 x 16, `dial-icon.png` 24 x 24, `dial-icon@2x.png` 48 x 48), palette PNGs with transparency.
 
 Each picture is copied as it is (its bytes, name and sub-folder), WITHOUT a caption: the folder a user brings, for
-`t2i data caption` to caption by name. The names are what such folders hold: a test's `test_` prefix, CamelCase
-projection names, `@2x` and `16` size suffixes. A set unlike the icons, emoji, games and formats folders: maps and
-charts on white (thin lines and text, which a small dVAE finds hard) and tiny interface icons.
+`t2i data caption` to caption by name. The names are what such folders hold: CamelCase projection names, `@2x` and
+`16` size suffixes. A map's name and folder lose the word `test` of Cartopy's test suite
+(`test_gridliner/test_grid_labels_inline_Mollweide.png` -> `gridliner/grid_labels_inline_Mollweide.png`): the
+pictures are real maps, and their captions ("test grid labels inline mollweide") said a word no map shows. A set
+unlike the icons, emoji, games and formats folders: maps and charts on white (thin lines and text, which a small
+dVAE finds hard) and tiny interface icons.
 
 Usage: python bench/make_maps_folder.py OUT [--wheels DIR]   (default: /opt/pypi/files)
 """
@@ -32,6 +35,17 @@ SOURCES = [  # (wheel name prefix, folder in the wheel, folder in OUT)
     ("pyside6_essentials-", "PySide6/Qt/qml/QtQuick/Controls/designer/images/", "controls"),
 ]
 PICTURES = (".png", ".jpg")
+
+
+def without_test(path: str) -> str:
+    """A path of Cartopy's test suite with the word test left out of each part (test_gridliner/test_grid_labels.png
+    -> gridliner/grid_labels.png); a part that is that word alone stays."""
+    parts = []
+    for part in path.split("/"):
+        stem, dot, ext = part.rpartition(".") if "." in part else (part, "", "")
+        words = [w for w in stem.split("_") if w.lower() != "test"]
+        parts.append(("_".join(words) or stem) + dot + ext)
+    return "/".join(parts)
 
 
 def find_wheel(dirs: list[Path], prefix: str) -> Path | None:
@@ -60,9 +74,11 @@ def main() -> None:
                 if not name.startswith(inside) or not name.lower().endswith(PICTURES):
                     continue
                 rest = name[len(inside):]
-                if folder == "maps":
-                    rest = rest.removeprefix("test_")  # the test module's folder: test_gridliner/ -> gridliner/
+                if folder == "maps":  # test_gridliner/test_grid_labels.png -> gridliner/grid_labels.png
+                    rest = without_test(rest)
                 dest = args.out / folder / rest
+                if dest.exists():  # (two names one once test is left out: none in cartopy 0.26)
+                    sys.exit(f"{name} and another picture would both be {dest}")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(z.read(name))
                 counts[folder] = counts.get(folder, 0) + 1
