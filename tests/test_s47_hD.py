@@ -36,7 +36,8 @@ def test_a_path_typed_dot_slash_dash_is_said_as_typed_in_info_and_its_hints(tmp_
 
 def test_a_model_value_in_other_digits_than_0_to_9_is_refused_naming_it(tmp_path):
     """`--model n_hid=٣` (an Arabic-Indic 3) was read by Python's int() as 3, where `--n ٣` is refused by the
-    parser; a --model value now takes the digits 0-9 alone, as every other number t2i reads, in one line."""
+    parser (and `--steps dvae=٣` trained 3 steps); a --model value, and a per-stage --steps, --batch-size or --lr,
+    now take the digits 0-9 alone, as every other number t2i reads, in one line naming the value."""
     for item, said in (("n_hid=٣", "n_hid='٣': n_hid takes an integer"),
                        ("fsq_levels=٨,5,5", "fsq_levels='٨,5,5': fsq_levels takes integers separated by commas")):
         line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "r", "--model", item, *TINY), 2)
@@ -44,6 +45,11 @@ def test_a_model_value_in_other_digits_than_0_to_9_is_refused_naming_it(tmp_path
     line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "r", "--model", "pixel_eps=٠.١",
                                 *TINY), 2)
     assert line == "error: --model pixel_eps='٠.١': pixel_eps takes a finite number, written in the digits 0-9"
+    # --steps, --batch-size and --lr, which t2i reads itself (a stage's own value, or one for every stage)
+    for option, value, stage in (("--steps", "dvae=٣", "all"), ("--lr", "٣e-4", "dvae"), ("--batch-size", "٤", "clip")):
+        line = one_line_failure(run("train", "--stage", stage, "--out", tmp_path / "r", option, value, *TINY), 2)
+        shown = value.rpartition("=")[2]
+        assert line == f"error: {option} {value!r}: {shown!r} is not a number written in the digits 0-9", line
     assert not (tmp_path / "r").exists()
 
 

@@ -83,6 +83,8 @@ def per_stage(name: str, value: Optional[str], stage: str):
                              f"and at most one STAGE=N each")
         table[key] = v.strip()
     text = table.get(stage, table.get("*"))
+    if text is not None and not text.isascii():  # (int() took `--steps dvae=٣`, an Arabic-Indic 3, as 3)
+        raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number written in the digits 0-9")
     try:
         return None if text is None else cast(text)
     except ValueError:
