@@ -99,6 +99,12 @@ def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | 
     return tmp
 
 
+def name_bytes(text: str) -> int:
+    """The bytes text takes as a file's name: UTF-8, and a byte that is not UTF-8 as Python's surrogate escape of
+    it (one byte)."""
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
 RECORDED_ROOM = 64  # bytes of a name a temporary records: the temporary of a long name must not be longer than the
 # name (64 characters of 4-byte emoji made a 274-byte temporary of a 252-byte name)
 CUT_MARK = "\u2026"  # (…) where recorded_name left out the middle of a longer name
@@ -111,23 +117,28 @@ def recorded_name(name: str) -> str:
     RECORDED_ROOM bytes, else its head, CUT_MARK and its last CUT_TAIL bytes (whole characters each), so that a
     cleanup still knows it for one of its own (a -NNN.png, a caption of a picture there): the name's first 64
     bytes alone were never recognised, and a killed write's temporary of a long name stayed for good."""
-    size = lambda text: len(text.encode("utf-8", "surrogateescape"))  # noqa: E731
-    if size(name) <= RECORDED_ROOM:
+    if name_bytes(name) <= RECORDED_ROOM:
         return name
     tail = ""
     for ch in reversed(name):
-        if size(ch + tail) > CUT_TAIL:
+        if name_bytes(ch + tail) > CUT_TAIL:
             break
         tail = ch + tail
-    return cut_to_bytes(name, RECORDED_ROOM - size(CUT_MARK) - size(tail)) + CUT_MARK + tail
+    return cut_to_bytes(name, RECORDED_ROOM - name_bytes(CUT_MARK) - name_bytes(tail)) + CUT_MARK + tail
 
 
 def cut_record(recorded: str) -> bool:
     """Whether a temporary's recorded name (temporary_of's) may be recorded_name's cut of a longer name: as long
     as such a cut is (a head cut at a character boundary leaves at most 3 bytes unused, the tail as many) and
     holding CUT_MARK."""
-    size = len(recorded.encode("utf-8", "surrogateescape"))
-    return CUT_MARK in recorded and RECORDED_ROOM - 6 <= size <= RECORDED_ROOM
+    return CUT_MARK in recorded and RECORDED_ROOM - 6 <= name_bytes(recorded) <= RECORDED_ROOM
+
+
+def head_of_long_name(recorded: str) -> bool:
+    """Whether a temporary's recorded name (temporary_of's) is as long as t2i 0.18.0's record of a name over
+    RECORDED_ROOM bytes, its first RECORDED_ROOM bytes alone (cut_to_bytes: whole characters, so 61 to 64 bytes):
+    the window recorded_by_018 and a cleanup's look for such a record (name_captions) both test first."""
+    return RECORDED_ROOM - 3 <= name_bytes(recorded) <= RECORDED_ROOM
 
 
 def recorded_by_018(recorded: str, names: Iterable[str]) -> bool:
@@ -137,10 +148,9 @@ def recorded_by_018(recorded: str, names: Iterable[str]) -> bool:
     that a kill left stayed for good. Only that exact head of a name the cleanup itself writes in that folder is
     taken (a NAME.txt of a picture there, a copy's or a map's -NNN.png of a picture ranked), so a file of yours so
     named stays unless it is, to the byte, the head of such a name (and of mkstemp's shape: temporary_of)."""
-    size = lambda text: len(text.encode("utf-8", "surrogateescape"))  # noqa: E731
-    if not RECORDED_ROOM - 3 <= size(recorded) <= RECORDED_ROOM:
+    if not head_of_long_name(recorded):
         return False
-    return any(size(name) > RECORDED_ROOM and cut_to_bytes(name, RECORDED_ROOM) == recorded for name in names)
+    return any(name_bytes(name) > RECORDED_ROOM and cut_to_bytes(name, RECORDED_ROOM) == recorded for name in names)
 
 
 def _discard(tmp: Path, shown: str | Path, e: BaseException) -> NoReturn:
@@ -780,12 +790,11 @@ def train_command(source: object) -> str:
 def cut_to_bytes(name: str, room: int) -> str:
     """name's longest head, whole characters, of at most `room` bytes as the file system holds it (UTF-8, and a
     byte that is not UTF-8 as Python's surrogate escape of it)."""
-    size = lambda text: len(text.encode("utf-8", "surrogateescape"))  # noqa: E731
-    if size(name) <= room:
+    if name_bytes(name) <= room:
         return name
     kept, used = [], 0
     for ch in name:
-        used += size(ch)
+        used += name_bytes(ch)
         if used > room:
             break
         kept.append(ch)

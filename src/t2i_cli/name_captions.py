@@ -15,9 +15,9 @@ from typing import Callable, Iterable
 from t2i_cli.errors import OutputError, counted
 from t2i_cli.files import (
     IMAGE_SUFFIXES,
-    RECORDED_ROOM,
     STALE_AFTER,
     cut_record,
+    head_of_long_name,
     not_utf8,
     recorded_by_018,
     recorded_name,
@@ -856,7 +856,7 @@ def _caption_name(folder: Path, name: str) -> bool:
     if txt and any((folder / f"{stem}{e}").is_file() for ext in IMAGE_SUFFIXES for e in (ext, ext.upper())):
         return True
     cut = txt and cut_record(name)
-    if not (cut or RECORDED_ROOM - 3 <= len(name.encode("utf-8", "surrogateescape")) <= RECORDED_ROOM):
+    if not (cut or head_of_long_name(name)):
         return False
     try:  # the record of a long NAME.txt is cut (files.recorded_name): a picture there whose caption's record it is
         # (or t2i 0.18.0's record of it, its first 64 bytes alone: files.recorded_by_018); a picture's file looked
