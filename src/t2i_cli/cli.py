@@ -30,6 +30,7 @@ from t2i_cli.errors import (
     WeightsError,
     brief,
     counted,
+    raised_while,
     said_float,
     said_value,
 )
@@ -648,13 +649,7 @@ def lost_peer(e: BaseException) -> bool:
 def _in_context(e: BaseException, found: Callable[[BaseException], bool]) -> Optional[BaseException]:
     """The first exception in e's __context__ chain (what e was raised while handling, and so on) that found()
     says yes to; else None. A chain that loops back (an exception re-raised inside its own handling) ends there."""
-    seen, chain = e.__context__, set()
-    while seen is not None and id(seen) not in chain:
-        if found(seen):
-            return seen
-        chain.add(id(seen))
-        seen = seen.__context__
-    return None
+    return next((seen for seen in raised_while(e) if found(seen)), None)
 
 
 def _lost_peer_in(stop: BaseException) -> Optional[BaseException]:

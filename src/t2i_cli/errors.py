@@ -1,6 +1,10 @@
 """The few exception types t2i raises; the CLI turns each into one line and an exit code; and how those lines
 count things."""
 
+from __future__ import annotations
+
+from typing import Iterator
+
 
 class T2IError(Exception):
     """A problem the user can act on; the message says what went wrong and what to do."""
@@ -24,6 +28,18 @@ class DataError(T2IError):
 
 class OutputError(T2IError):
     """An output path that cannot be written."""
+
+
+def raised_while(e: BaseException) -> Iterator[BaseException]:
+    """What e was raised while handling, and what that was raised while handling, and so on (its __context__
+    chain, e itself left out): a chain that loops back (an exception re-raised inside its own handling) ends
+    there. The command line looks in it for what a stop cut into (cli._in_context); a whole run gives each the
+    run's own note (recipe.train_all)."""
+    seen, chain = e.__context__, set()
+    while seen is not None and id(seen) not in chain:
+        yield seen
+        chain.add(id(seen))
+        seen = seen.__context__
 
 
 # Whether a refusal is said to the command line (cli.user_errors sets it while a command runs): shared checks name

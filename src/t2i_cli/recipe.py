@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from t2i_cli.data import DATA_RECORD
-from t2i_cli.errors import UsageError
+from t2i_cli.errors import UsageError, raised_while
 from t2i_cli.files import (
     PLAN,
     atomic_write_json,
@@ -216,13 +216,11 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
             (run_dir / PLAN).unlink(missing_ok=True)  # leave nothing
             remove_empty(made)
         elif isinstance(e, (Interrupted, KeyboardInterrupt)):
-            cut, seen = e.__context__ if isinstance(e, KeyboardInterrupt) else None, set()
-            while cut is not None and id(cut) not in seen:  # a stop that cut into an error as this process ended
-                # with it (torchrun's SIGTERM, once the connection to a killed process was lost): the command line
-                # says that error, as a stage's run does (cli._train_all), with the whole run's note
+            for cut in raised_while(e) if isinstance(e, KeyboardInterrupt) else ():  # a stop that cut into an error
+                # as this process ended with it (torchrun's SIGTERM, once the connection to a killed process was
+                # lost): the command line says that error, as a stage's run does (cli._train_all), with the whole
+                # run's note
                 _whole_run_note(run_dir, cut)
-                seen.add(id(cut))
-                cut = cut.__context__
             raise _interrupted(run_dir, e) from None
         _whole_run_note(run_dir, e)
         raise
