@@ -619,6 +619,8 @@ class FakeStages:
             return {"step": cfg.steps, **({"skipped": skipped} if skipped else {})}
 
         monkeypatch.setattr(recipe, "run_stage", run_stage)
+        # (its configs are stand-ins, no models: train_all's check of every model the run builds is the CLI's too)
+        monkeypatch.setattr(recipe, "check_whole_run_models", lambda configs, started: None)
         monkeypatch.setattr(recipe, "finished", lambda sub, steps: (Path(sub) / "done").is_file())
         monkeypatch.setattr(recipe, "export_runs",
                             lambda runs, to, force=False, note=None, **_: self.exports.append(to))

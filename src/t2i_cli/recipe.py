@@ -25,7 +25,7 @@ from t2i_cli.files import (
     remove_empty,
     shell_word,
 )
-from t2i_cli.stages import check_data_still_there, check_new_folder, run_stage
+from t2i_cli.stages import check_data_still_there, check_new_folder, check_whole_run_models, run_stage
 from t2i_cli.train import (
     RUN_CONFIG,
     STAGES,
@@ -201,6 +201,11 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     had_plan = (run_dir / PLAN).is_file()  # a resume: its plan stays whatever happens (a stop before its first
     # stage started removed it, and the same command then found no run)
     settings = plan_settings(run_dir, settings)
+    # Every model the run will build, checked before its first stage trains, as the command line checks it (from
+    # Python a transformer's or CLIP's settings that cannot build were refused only at that stage's start, hours
+    # after the stages before it had trained)
+    check_whole_run_models({s: make_config(s, run_dir) for s in ORDER},
+                           {s for s in ORDER if (run_dir / s / RUN_CONFIG).is_file()})
     if (run_dir / PLAN).is_file() and not all(stage_done(run_dir / s, make_config(s, run_dir)) for s in ORDER):
         # continuing: its pictures must be where it recorded them (not for a run with every stage done, whose
         # resume exports alone, as a finished stage's resume does not open its data: it was refused)

@@ -1,0 +1,119 @@
+"""Session 47, hC: files, recipe and Python-API leftovers (one helper for a name's bytes and 0.18.0's record window,
+one walk of an exception's context chain, a whole run's model check from Python, data_eval's one bound, the
+torch-free header read of image_vocab, a resume's model config judged as the run's own)."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+
+
+# ------------------------------------------------------------------- 1. one helper for a name's bytes and its window
+def test_a_name_is_measured_in_the_bytes_the_file_system_holds():
+    from t2i_cli.files import name_bytes
+
+    assert name_bytes("bird.txt") == 8
+    assert name_bytes("\U0001F426") == 4  # a 4-byte emoji
+    assert name_bytes("caf\udce9") == 4  # a byte that is not UTF-8 (Latin-1's é), as Python's surrogate escape: one
+
+
+def test_0_18_0s_record_window_is_61_to_64_bytes_for_both_cleanups(tmp_path: Path):
+    """files.recorded_by_018 and name_captions' caption cleanup tested the same 61-64 byte window each in its own
+    words: one helper (head_of_long_name) says it for both. A head of 60 bytes is no 0.18.0 record (cut_to_bytes
+    leaves at most 3 bytes of 64 unused); one of 61 is, where a picture's caption is that long."""
+    from t2i_cli.files import cut_to_bytes, head_of_long_name, recorded_by_018
+    from t2i_cli.name_captions import _caption_name
+
+    assert [head_of_long_name("a" * n) for n in (60, 61, 64, 65)] == [False, True, True, False]
+    stem = "a" * 57 + "\U0001F426" * 4  # 57 + 16 bytes: its first 64 bytes are whole characters up to 61
+    txt = f"{stem}.txt"
+    record = cut_to_bytes(txt, 64)
+    assert len(record.encode()) == 61 and recorded_by_018(record, [txt])
+    (tmp_path / f"{stem}.png").write_bytes(b"")
+    assert _caption_name(tmp_path, record)
+    assert not _caption_name(tmp_path, record[:-1] + "b")  # a name of the window that is no picture's caption's
+
+
+# ------------------------------------------------------------------------------ 3. one walk of the context chain
+def test_raised_while_walks_the_context_chain_and_ends_where_it_loops():
+    from t2i_cli.cli import _in_context
+    from t2i_cli.errors import raised_while
+
+    first, second, stop = ValueError("first"), OSError("second"), KeyboardInterrupt()
+    stop.__context__, second.__context__, first.__context__ = second, first, second  # first -> second loops
+    assert list(raised_while(stop)) == [second, first]
+    assert _in_context(stop, lambda e: isinstance(e, ValueError)) is first
+    assert _in_context(stop, lambda e: isinstance(e, KeyError)) is None
+    assert list(raised_while(ValueError())) == []
+
+
+def test_a_whole_runs_stop_gives_each_error_it_cut_into_the_whole_runs_note(tmp_path: Path, monkeypatch):
+    """recipe.train_all's own walk of a stop's context (now errors.raised_while): each error the stop cut into that
+    carries a stage's saved note gets the whole run's."""
+    from t2i_cli import recipe
+    from t2i_cli.errors import T2IError
+    from t2i_cli.train import RUN_CONFIG, Interrupted
+
+    run_dir = tmp_path / "run"
+    (run_dir / "dvae").mkdir(parents=True)
+    (run_dir / "dvae" / RUN_CONFIG).write_text("{}")
+    cut = T2IError("lost the connection to rank 1")
+    cut.saved_note, cut.saved_step = "the dvae stage's note", 7
+    cut.__notes__ = [cut.saved_note]
+
+    def stages(*args, **kwargs):
+        try:
+            raise cut
+        except T2IError:
+            raise KeyboardInterrupt from None  # (from None: __context__ is kept, as a stop that cuts in keeps it)
+
+    monkeypatch.setattr(recipe, "_stages", stages)
+    monkeypatch.setattr(recipe, "check_whole_run_models", lambda configs, started: None)
+    monkeypatch.setattr(recipe, "plan_settings", lambda run_dir, settings: settings)
+    monkeypatch.setattr(recipe, "check_whole_run_folder", lambda run_dir: None)
+    with pytest.raises(Interrupted):
+        recipe.train_all(run_dir, {"data": "world:train"}, lambda s, r: types.SimpleNamespace(stage=s), "cpu")
+    assert cut.__notes__ != ["the dvae stage's note"] and str(run_dir) in cut.__notes__[0]
+    assert "of the dvae stage" in cut.__notes__[0]
+
+
+# ---------------------------------------------------------------- 4. a whole run from Python checks every model first
+def _whole_run_configs(model: list[str]):
+    from t2i_cli.train_options import stage_config_of_all
+
+    settings = {"data": "world:train", "preset": "tiny", "model": model}
+    return lambda stage, root: stage_config_of_all(stage, root, settings, {"workers": None})
+
+
+def test_a_whole_run_from_python_refuses_a_later_stages_model_before_its_first_stage_trains(tmp_path: Path,
+                                                                                            monkeypatch):
+    """recipe.train_all from Python with a transformer n_head that does not divide its width: the tokenizer and
+    dVAE stages trained (a stage each, minutes to hours) before the transformer's start refused it; the command
+    line's whole run refused it before anything ran (stages.check_whole_run_models). Now Python's too, in the
+    same words, and nothing is trained or written."""
+    from t2i_cli import recipe
+    from t2i_cli.errors import UsageError
+
+    trained: list[str] = []
+    monkeypatch.setattr(recipe, "run_stage", lambda cfg, sub, **kw: trained.append(cfg.stage) or {})
+    run_dir = tmp_path / "run"
+    with pytest.raises(UsageError, match=r"^cannot build the transformer model from these settings: n_embd 32 must "
+                                         r"be a multiple of n_head 3$"):
+        recipe.train_all(run_dir, {"data": "world:train"}, _whole_run_configs(["transformer.n_head=3"]), "cpu")
+    assert trained == [] and not run_dir.exists()
+
+
+def test_a_whole_run_from_python_refuses_what_a_new_dvae_must_not_train(tmp_path: Path, monkeypatch):
+    """check_whole_run_models also refuses what a new run must not train (an FSQ channel of 2 levels) for a stage
+    not yet begun: from Python too, before the tokenizer stage."""
+    from t2i_cli import recipe
+    from t2i_cli.errors import UsageError
+
+    trained: list[str] = []
+    monkeypatch.setattr(recipe, "run_stage", lambda cfg, sub, **kw: trained.append(cfg.stage) or {})
+    with pytest.raises(UsageError, match="FSQ needs 3 or more levels per channel"):
+        recipe.train_all(tmp_path / "run", {"data": "world:train"}, _whole_run_configs(["dvae.fsq_levels=4,4,2"]),
+                         "cpu")
+    assert trained == []
