@@ -117,3 +117,26 @@ def test_a_whole_run_from_python_refuses_what_a_new_dvae_must_not_train(tmp_path
         recipe.train_all(tmp_path / "run", {"data": "world:train"}, _whole_run_configs(["dvae.fsq_levels=4,4,2"]),
                          "cpu")
     assert trained == []
+
+
+# ------------------------------------------------------------------------ 5. evaluate_data's n x draws, as eval's
+class _Untouched:
+    """A pipeline stand-in that fails the test when anything of it is read: the refusal comes first."""
+
+    def __getattr__(self, name: str):
+        raise LookupError(f"the pipeline's {name} was read")
+
+
+def test_evaluate_data_bounds_n_times_draws_as_eval_does():
+    """`t2i eval --data world:val --n 10000 --draws 16` is refused ("--n x --draws at most 10000"); from Python
+    evaluate_data(pipe, "world:val", n=10000, draws=16) drew 160,000 images. Now refused in Python's keywords,
+    before the weights are read; n x draws of exactly 10,000 goes on."""
+    from t2i_cli.data_eval import evaluate_data
+
+    with pytest.raises(ValueError, match=r"^draws must be in 1\.\.16, with n x draws at most 10000; got draws=16 "
+                                         r"and n=10000$"):
+        evaluate_data(_Untouched(), "world:val", n=10000, seed=0, draws=16)
+    with pytest.raises(ValueError, match="got draws=2 and n=5001"):
+        evaluate_data(_Untouched(), "world:val", n=5001, seed=0, draws=2)
+    with pytest.raises(LookupError, match="bundle"):  # (within the bound: it goes on to the weights)
+        evaluate_data(_Untouched(), "world:val", n=625, seed=0, draws=16)

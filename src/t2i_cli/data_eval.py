@@ -133,18 +133,23 @@ def evaluate_data(pipe: TextToImage, source: str | os.PathLike, n: int, seed: in
                   keep: Callable[[int, int, Generated], None] | None = None,
                   keep_real: Callable[[int, str, torch.Tensor, torch.Tensor, float, torch.Tensor], None] | None = None,
                   regional_asked: bool = False) -> dict[str, Any]:
-    """Every measurement above on the val split of source, n val captions for generation, `draws` images drawn
-    for each (1..MAX_BATCH; a small split's CLIP score and Frechet distance are steadier with more); the means and
-    their 95% intervals, and each picture's own ("pictures": its file, caption, PSNR, bits and cosines). keep, if
-    given, is called with each drawn image: keep(caption index, its seed, the Generated); keep_real with each val
-    picture measured: keep_real(its index, its caption, the picture as the dVAE reads it (3, H, W), the dVAE's
-    reconstruction from its argmax codes, their PSNR, those codes (grid * grid,)). regional_asked: `--regional` was
-    given, so a weight above 0 that no val caption draws with is refused (it would change nothing)."""
+    """Every measurement above on the val split of source, n val captions for generation, `draws` images drawn for each
+    (1..MAX_BATCH, with n x draws at most MAX_PER_TASK, as `eval --data`'s; a small split's CLIP score and Frechet
+    distance are steadier with more); the means and their 95% intervals, and each picture's own ("pictures": its file,
+    caption, PSNR, bits and cosines). keep, if given, is called with each drawn image: keep(caption index, its seed, the
+    Generated); keep_real with each val picture measured: keep_real(its index, its caption, the picture as the dVAE
+    reads it (3, H, W), the dVAE's reconstruction from its argmax codes, their PSNR, those codes (grid * grid,)).
+    regional_asked: `--regional` was given, so a weight above 0 that no val caption draws with is refused (it would
+    change nothing)."""
     if (count := whole(draws)) is None or not 1 <= count <= MAX_BATCH:  # (1.5 and "2" were
         # raw TypeErrors, True refused as draw_each's n=True)
         raise ValueError(f"draws must be in 1..{MAX_BATCH}, got {said_value(draws)}")
     # (plain ints: numpy's np.int64 too; n at most `eval --n`'s bound, as the command refuses more)
     draws, n, seed = count, check_count(n, "n", MAX_PER_TASK, unit="val pictures"), whole_seed(seed)
+    if n * draws > MAX_PER_TASK:  # the images drawn, bounded as `eval --data` bounds --n x --draws (n=10000,
+        # draws=16 drew 160,000 images, where the command refuses past 10,000)
+        raise ValueError(f"draws must be in 1..{MAX_BATCH}, with n x draws at most {MAX_PER_TASK}; got draws={draws} "
+                         f"and n={n}")
     source = os.fspath(source)  # (a Path, as every other API takes a folder)
     start = time.perf_counter()
     b = pipe.bundle
