@@ -140,3 +140,57 @@ def test_evaluate_data_bounds_n_times_draws_as_eval_does():
         evaluate_data(_Untouched(), "world:val", n=5001, seed=0, draws=2)
     with pytest.raises(LookupError, match="bundle"):  # (within the bound: it goes on to the weights)
         evaluate_data(_Untouched(), "world:val", n=625, seed=0, draws=16)
+
+
+# -------------------------------------------------------- 6. a transformer header's image_vocab, read before the load
+def _with_image_vocab(path: Path, value: str) -> Path:
+    """path (a t2i model file) with its config's image_vocab written as the JSON text value (the tensors kept)."""
+    import json
+
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    head = json.loads(data[8:8 + size])
+    meta = json.loads(head["__metadata__"]["t2i"])
+    config = json.loads(meta["config"])
+    text = json.dumps(config).replace(f'"image_vocab": {config["image_vocab"]}', f'"image_vocab": {value}')
+    assert text != json.dumps(config)
+    head["__metadata__"]["t2i"] = json.dumps(meta | {"config": text})
+    raw = json.dumps(head).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + size:])
+    return path
+
+
+def test_the_torch_free_header_read_takes_no_whole_number_its_load_refuses(tiny_weights: Path):
+    """files.header_config (generate's codebook size before torch loads) took image_vocab 10**400, and --top-p 0.5
+    times it overflowed a float. Now a config holding a whole number below 0 or above MAX_DIM is None (the load
+    says why), as weights.check_budget refuses it."""
+    from t2i_cli.files import MAX_DIM, header_config
+
+    path = tiny_weights / "transformer.safetensors"
+    assert header_config(path, "transformer")["image_vocab"] == 32
+    for value in ("1" + "0" * 400, str(MAX_DIM + 1), "-1"):
+        assert header_config(_with_image_vocab(path, value), "transformer") is None, value
+    assert header_config(_with_image_vocab(path, str(MAX_DIM)), "transformer")["image_vocab"] == MAX_DIM
+
+
+@pytest.mark.parametrize("value, said", [("1" + "0" * 400, "image_vocab is a whole number of 401 digits, above "
+                                                            "1048576, the largest dimension t2i builds"),
+                                         ("true", "image_vocab is true, not an integer")])
+@pytest.mark.parametrize("source", ["prompt", "prompts"])
+def test_a_hostile_codebook_size_is_said_as_the_load_says_it_before_a_greedy_top_p_check(tiny_weights: Path,
+                                                                                         tmp_path: Path, value: str,
+                                                                                         said: str, source: str):
+    """`generate "a red bird" --top-p 0.5 --n 2` with weights whose transformer header says image_vocab 10**400:
+    "internal error: OverflowError: int too large to convert to float" (weights.file_config took it unchecked,
+    and the greedy --top-p check multiplied it); image_vocab true was read as a codebook of True codes ("a --top-p
+    at or below 1/True, this model's True codes"). Now the load's own line, before anything is drawn."""
+    from conftest import one_line_failure, run
+
+    _with_image_vocab(tiny_weights / "transformer.safetensors", value)
+    prompt = ["a red bird"] if source == "prompt" else ["--prompts", tmp_path / "p.txt"]
+    (tmp_path / "p.txt").write_text("a red bird\n")
+    line = one_line_failure(run("generate", *prompt, "--weights", tiny_weights, "--top-p", "0.5", "--n", "2",
+                                "--out", tmp_path / "out"))
+    assert line == f"error: {tiny_weights / 'transformer.safetensors'} carries an unusable transformer config " \
+                   f"({said}); re-export it"
+    assert not (tmp_path / "out").exists()

@@ -29,14 +29,16 @@ REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 FORMAT = "t2i/1"  # a t2i model file's format (weights.py writes and reads them)
 META_KEY = "t2i"  # the one __metadata__ key: a JSON object of format, kind, config (and checkpoint state)
 MAX_HEADER_BYTES = 100_000_000  # the largest safetensors header read (the safetensors library's own limit)
+MAX_DIM = 1 << 20  # largest config integer a file may carry (vocabularies, widths, sides): weights.check_budget's
 
 
 def header_config(path: Path, kind: str) -> dict | None:
     """The config a t2i model file of `kind` records, read from its safetensors header alone and without torch
     (weights.file_config reads it checked, with torch imported: generate reads the transformer's codebook size
     before a --prompts pipe is read, and torch imported there loaded libgomp before its spinning was bounded);
-    None where the file cannot be read so, or is not of `kind` (its load says why). At most MAX_HEADER_BYTES
-    are read."""
+    None where the file cannot be read so, is not of `kind`, or holds a whole number its load refuses, below 0 or
+    above MAX_DIM (its load says why: image_vocab 10**400 was taken, and `--top-p 0.5` times it overflowed a float,
+    an internal error). At most MAX_HEADER_BYTES are read."""
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
@@ -49,7 +51,10 @@ def header_config(path: Path, kind: str) -> dict | None:
         config = json.loads(meta["config"])
     except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
-    return config if isinstance(config, dict) else None
+    if not isinstance(config, dict) or not all(not isinstance(x, int) or 0 <= x <= MAX_DIM for v in config.values()
+                                               for x in (v if isinstance(v, list) else [v])):
+        return None
+    return config
 
 
 def shipped_weights() -> bool:

@@ -20,8 +20,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted, said_value
-from t2i_cli.files import (  # noqa: F401 (FORMAT and META_KEY: weights' own names too)
+from t2i_cli.files import (  # noqa: F401 (FORMAT, META_KEY: weights' own names too)
     FORMAT,
+    MAX_DIM,
     META_KEY,
     REPO_WEIGHTS,
     STAGES,
@@ -47,7 +48,6 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "clip": (Clip, ClipConfig),
     "judge": (ObjectClassifier, JudgeConfig),  # evaluation only; never part of a generating model
 }
-MAX_DIM = 1 << 20  # largest config integer a file may carry (vocabularies, widths, sides)
 MAX_PARAMS = 1 << 30  # most state elements a model may have (4 GiB in fp32)
 MAX_ACTIVATION_BYTES = 1 << 30  # most fp32 activations one image (or one decoded sequence) may need
 MAX_TOKENIZER_FILE = 64 << 20  # bytes of tokenizer.json read (a 1,048,576-token BPE vocabulary and its merges fit)
@@ -263,8 +263,9 @@ Casts = dict[str, torch.dtype]  # tensor-name prefix ("" for every tensor) -> th
 
 def file_config(path: Path, kind: str, header: Header | None = None) -> tuple[Any, Header]:
     """The config of the `kind` model a file holds, and the file's header, read from the header alone and checked
-    as load_model checks it: format, kind, a config present and one its class accepts (header: the file's, when
-    the caller has read it)."""
+    as load_model checks it: format, kind, a config present, one its class accepts and within the budget
+    (check_budget: a config's codebook of 10**400 codes, read before the load for generate's greedy --top-p
+    check, overflowed a float there, an internal error) (header: the file's, when the caller has read it)."""
     if kind not in MODELS:
         raise ValueError(f"kind must be one of {', '.join(MODELS)}, got {kind!r}")
     header = read_header(path) if header is None else header
@@ -276,7 +277,9 @@ def file_config(path: Path, kind: str, header: Header | None = None) -> tuple[An
         raise WeightsError(f"{path} carries no {kind} config (a t2i model file records the model it holds); "
                            f"re-export it")
     try:
-        return MODELS[kind][1](**upgrade_config(kind, json.loads(meta["config"]))), header
+        cfg = MODELS[kind][1](**upgrade_config(kind, json.loads(meta["config"])))
+        check_budget(cfg)
+        return cfg, header
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
         raise WeightsError(f"{path} carries an unusable {kind} config ({e}); re-export it") from e
 
@@ -316,9 +319,8 @@ def checked_model(path: Path, kind: str, header: Header | None = None) -> nn.Mod
     """The `kind` model a file holds, built (its parameters not read, nor initialised) after every check load_model
     makes from the header: format, kind, config, budget, and each tensor's name and shape. header: the file's,
     when the caller has read it (`t2i export`, which reads each model file's bytes once)."""
-    cfg, header = file_config(path, kind, header)
+    cfg, header = file_config(path, kind, header)  # (checked against the budget there)
     try:
-        check_budget(cfg)
         # Checked before building: what is allocated is bounded by the file's own tensors (or a small model,
         # built only to name the missing and unexpected tensors below).
         if cfg.state_numel() > max(header.numel, MAX_UNBACKED):
