@@ -194,3 +194,57 @@ def test_a_hostile_codebook_size_is_said_as_the_load_says_it_before_a_greedy_top
     assert line == f"error: {tiny_weights / 'transformer.safetensors'} carries an unusable transformer config " \
                    f"({said}); re-export it"
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------- 2. a resume's model settings are judged as its run's file holds them
+@pytest.fixture(scope="module")
+def tiny_dvae_run(tmp_path_factory) -> Path:
+    """A finished two-step dVAE run (the tiny preset), as `t2i train` leaves it."""
+    from conftest import run
+
+    run_dir = tmp_path_factory.mktemp("runs") / "dvae"
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--data", "world", "--out", run_dir, "--steps", "2",
+            "--batch-size", "2", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    return run_dir
+
+
+@pytest.mark.parametrize("value, said", [("true", "n_hid is true, not an integer"),
+                                         ("8.0", "n_hid is 8.0, not an integer"),
+                                         ('"8"', 'n_hid is "8", not an integer')])
+def test_a_resume_says_its_run_files_model_setting_in_the_files_words(tiny_dvae_run: Path, tmp_path: Path,
+                                                                       value: str, said: str):
+    """A run whose train_config.json says "n_hid": true, resumed from the command line: "cannot build the dvae
+    model from these settings: n_hid is True, not an integer" (check_budget(python=True) judged the file's value
+    as settings a Python caller gave, and the command gave none). The bounds are one for both (check_budget's),
+    so nothing a run passed at its start is refused at its resume; but the file's value is now said as the file
+    holds it, naming the file, as any other damage of it is."""
+    import shutil
+
+    from conftest import one_line_failure, run
+    from t2i_cli.train import RUN_CONFIG
+
+    run_dir = tmp_path / "dvae"
+    shutil.copytree(tiny_dvae_run, run_dir)
+    config = run_dir / RUN_CONFIG
+    text = config.read_text()
+    config.write_text(text.replace('"n_hid": 8', f'"n_hid": {value}'))
+    assert config.read_text() != text
+    line = one_line_failure(run("train", "--resume", run_dir, "--steps", "4"), code=2)
+    assert line == f"error: {config} is not a readable run config ({said}); the run cannot be resumed"
+
+
+def test_a_resume_from_python_of_a_run_the_command_line_started_is_judged_by_the_same_bounds(tiny_dvae_run: Path,
+                                                                                              tmp_path: Path):
+    """The run the command line started resumes from Python (train.read_run_config, steps extended): no bound of
+    the Python API refuses what the command line took."""
+    import dataclasses
+    import shutil
+
+    from t2i_cli.stages import run_stage
+    from t2i_cli.train import read_run_config
+
+    run_dir = tmp_path / "dvae"
+    shutil.copytree(tiny_dvae_run, run_dir)
+    cfg = dataclasses.replace(read_run_config(run_dir), steps=3)
+    assert run_stage(cfg, run_dir, resume=True, device="cpu")["step"] == 3

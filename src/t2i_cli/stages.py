@@ -914,11 +914,19 @@ def check_resume(cfg, run_dir: Path) -> None:
 
     from t2i_cli.files import same_place
     from t2i_cli.train import RESUMABLE_FIELDS, RUN_CONFIG, read_run_config
+    from t2i_cli.weights import check_setting_types
 
     if not (Path(run_dir) / RUN_CONFIG).is_file():  # (a mistyped path, or a folder of one's own: trained over)
         raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); give the folder of a run to resume, "
                          f"or start a new run there (resume=False)")
     run = read_run_config(run_dir)
+    if run.stage in MODEL_CONFIGS and isinstance(run.model, dict):  # its model settings as its file holds them (a
+        # command-line resume was told Python's "n_hid is True" of the file's true, as of settings it never gave)
+        try:
+            check_setting_types(MODEL_CONFIGS[run.stage], run.model)
+        except ValueError as e:
+            raise UsageError(f"{Path(run_dir) / RUN_CONFIG} is not a readable run config ({e}); the run cannot be "
+                             f"resumed") from None
     settled, theirs = cfg.settled(), run.settled()
     if same_place(cfg.data, run.data):  # (the run's folder named another way)
         settled["data"] = theirs["data"]

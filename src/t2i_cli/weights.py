@@ -227,9 +227,18 @@ def check_types(cfg: Any, python: bool = False) -> None:
     field a list of integers. A config read from a file is JSON anyone can edit; a wrong type would otherwise
     fail deep in torch, or only when the model runs. python: the config was built of a caller's settings
     (TrainConfig.model), said as Python spells them ("n_hid is True, not an integer"), not as JSON ("true")."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        kind, v = hints[f.name], getattr(cfg, f.name)
+    check_setting_types(type(cfg), {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}, python)
+
+
+def check_setting_types(config: type, settings: dict[str, Any], python: bool = False) -> None:
+    """check_types of some settings of a model config class (config) before one is built: a run's model settings
+    as its train_config.json holds them (stages.check_resume), said in JSON's words. A key that is no field of
+    config is left to its own check."""
+    hints = typing.get_type_hints(config)
+    for f in dataclasses.fields(config):
+        if f.name not in settings:
+            continue
+        kind, v = hints[f.name], settings[f.name]
         if kind is bool:
             ok, want = isinstance(v, bool), "True or False" if python else "true or false"
         elif kind is int:
