@@ -195,7 +195,8 @@ def train_all(run_dir: Path, settings: dict[str, Any], make_config: Callable[[st
     config: a started stage's own (read back from its folder), else a new one whose dependencies point at
     the earlier stages' folders. checking(done, total) follows each stage's check of the pictures (the later
     stages find them checked); finished(stage, summary) is told each stage this call trained as it ends (what
-    is said of a stage is said then, not lost with a later stage's stop or error)."""
+    is said of a stage is said then, not lost with a later stage's stop or error). Every model the run will build is
+    checked before the first stage trains (stages.check_whole_run_models), as the command line's whole run is."""
     run_dir = Path(run_dir)
     check_whole_run_folder(run_dir)
     had_plan = (run_dir / PLAN).is_file()  # a resume: its plan stays whatever happens (a stop before its first
