@@ -20,7 +20,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from t2i_cli.errors import WeightsError, counted, said_value
-from t2i_cli.files import (  # noqa: F401 (FORMAT, META_KEY: weights' own names too)
+from t2i_cli.files import (  # noqa: F401 (FORMAT and META_KEY: weights' own names too)
     FORMAT,
     MAX_DIM,
     META_KEY,
