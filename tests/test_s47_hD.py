@@ -45,6 +45,11 @@ def test_a_model_value_in_other_digits_than_0_to_9_is_refused_naming_it(tmp_path
     line = one_line_failure(run("train", "--stage", "dvae", "--out", tmp_path / "r", "--model", "pixel_eps=٠.١",
                                 *TINY), 2)
     assert line == "error: --model pixel_eps='٠.١': pixel_eps takes a finite number, written in the digits 0-9"
+    # a whole run's STAGE.KEY, named with its prefix (its stage's check said `--model n_hid='x'`, unprefixed)
+    for value, said in (("٣", "an integer, written in the digits 0-9"), ("x", "an integer")):
+        line = one_line_failure(run("train", "--stage", "all", "--out", tmp_path / "r", "--model",
+                                    f"dvae.n_hid={value}", *TINY), 2)
+        assert line == f"error: --model dvae.n_hid='{value}': dvae.n_hid takes {said}", line
     # --steps, --batch-size and --lr, which t2i reads itself (a stage's own value, or one for every stage)
     for option, value, stage in (("--steps", "dvae=٣", "all"), ("--lr", "٣e-4", "dvae"), ("--batch-size", "٤", "clip")):
         line = one_line_failure(run("train", "--stage", stage, "--out", tmp_path / "r", option, value, *TINY), 2)

@@ -813,7 +813,7 @@ def parse_model_overrides(stage: str, items: list[str]) -> dict[str, Any]:
         if not sep:
             raise UsageError(f"--model {item!r}: expected KEY=VALUE with KEY one of "
                              f"{', '.join(sorted(model_config_fields(stage)))}")
-        out[key] = _parse_typed(key, text.strip(), types[key])
+        out[key] = parse_typed(key, text.strip(), types[key])
     return out
 
 
@@ -829,7 +829,7 @@ def refuse_model_key(stage: str, key: str, named: str) -> None:
                          f"{', '.join(sorted(model_config_fields(stage)))}")
 
 
-def _parse_typed(key: str, text: str, kind: Any) -> Any:
+def parse_typed(key: str, text: str, kind: Any) -> Any:
     """text as a value of a config field's type (bool, int, float, or a tuple of ints), else a usage error. Its
     digits are 0-9 alone, as every other number t2i reads: Python's int() took `n_hid=٣` (an Arabic-Indic 3) as 3,
     where `--n ٣` is refused."""

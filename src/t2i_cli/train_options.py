@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import typing
 from pathlib import Path
 from typing import Optional
 
@@ -95,7 +96,7 @@ def _check_models_of_all(models: list[str]) -> None:
     """Refuse a --model item of a --stage all run that no stage would take: a prefix that names no stage with
     a model (dvae., transformer., clip.), or a key without one that is no stage's field. (Each stage checks the
     values of the items it takes.)"""
-    from t2i_cli.stages import DERIVED_FIELDS, MODEL_CONFIGS, model_config_fields, refuse_model_key
+    from t2i_cli.stages import DERIVED_FIELDS, MODEL_CONFIGS, model_config_fields, parse_typed, refuse_model_key
 
     keys = [item.split("=", 1)[0] for item in models]
     twice = next((k for k in keys if keys.count(k) > 1), None)
@@ -117,6 +118,9 @@ def _check_models_of_all(models: list[str]) -> None:
             refuse_model_key(stage, field, f"--model {item}")  # in a single stage's words, the prefix kept
         if not dot and not any(key in model_config_fields(s) for s in MODEL_CONFIGS):
             raise UsageError(f"--model {key}: no stage's model has that setting; see `t2i train --help`")
+        if dot and "=" in item:  # its value, named with its prefix (its stage's check said `--model n_hid='x'` of
+            # `--model dvae.n_hid=x`, a setting not given so)
+            parse_typed(key, item.split("=", 1)[1].strip(), typing.get_type_hints(MODEL_CONFIGS[stage])[field])
 
 
 def _derived_in_whole_run(stages: list[str], field: str) -> str:
