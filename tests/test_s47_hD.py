@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from PIL import Image
+
 from conftest import build_tiny_folder, one_line_failure, run
 from test_reliability import TINY
 
@@ -20,6 +22,12 @@ def test_a_path_typed_dot_slash_dash_is_said_as_typed_in_info_and_its_hints(tmp_
     assert json.loads(r.stdout)["folder"] == "./-"
     r = run("info")
     assert r.exit_code == 0 and r.stdout.startswith("./-  (identity"), r.stdout
+    build_tiny_folder(tmp_path / "-nc", with_clip=False)  # (a refusal's hint, in backquotes, names it as typed)
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(tmp_path / "a.png")
+    monkeypatch.setenv("T2I_WEIGHTS", "./-nc")
+    line = one_line_failure(run("rerank", tmp_path), 1)
+    assert "`t2i export CLIP_RUN --to ./-nc` adds one (T2I_WEIGHTS=./-nc chose this folder" in line, line
+    assert str(tmp_path) not in line
     monkeypatch.delenv("T2I_WEIGHTS")
 
     r = run("train", "--stage", "clip", "--steps", "2", "--out", "./-w", "--tokenizer", "./-", *TINY)

@@ -282,9 +282,10 @@ def typed_json(data: object) -> object:
 
 def said_as(text: str, paths) -> str:
     """text with each path (stored, shown) of paths said as shown: the path itself and a path under it, never a
-    longer name that begins with it (/home/me/-x)."""
+    longer name that begins with it (/home/me/-x); a path in backquotes too (`... --to ./-w`: it was said whole,
+    /home/me/-w)."""
     for stored, shown in paths:
-        text = re.sub(re.escape(stored) + r"(?![^/\s'\");:,])", lambda _, shown=shown: shown, text)
+        text = re.sub(re.escape(stored) + r"(?![^/\s'\");:,`\]])", lambda _, shown=shown: shown, text)
     return text
 
 
