@@ -66,9 +66,10 @@ def test_a_model_value_in_other_digits_than_0_to_9_is_refused_naming_it(tmp_path
     assert not (tmp_path / "r").exists()
 
 
-def test_world_size_in_other_digits_is_no_count_of_processes(monkeypatch):
+def test_world_size_in_other_digits_is_no_count_of_processes(tmp_path, monkeypatch):
     """WORLD_SIZE=² passed str.isdigit() and then failed int() (an internal error, ValueError, in every torchrun
-    check); it is read as no count, as WORLD_SIZE=abc is."""
+    check); it is read as no count, as WORLD_SIZE=abc is. A RANK (or LOCAL_RANK) that is no process of WORLD_SIZE
+    (RANK=x: an internal error, ValueError) is refused in one line, by the process that has it."""
     from t2i_cli.train_options import n_processes
 
     for text in ("²", "٣"):
@@ -76,6 +77,15 @@ def test_world_size_in_other_digits_is_no_count_of_processes(monkeypatch):
         assert n_processes() == 1
     monkeypatch.setenv("WORLD_SIZE", "3")
     assert n_processes() == 3
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name, value in (("RANK", "x"), ("RANK", "٣"), ("RANK", "2"), ("LOCAL_RANK", "x")):
+        monkeypatch.setenv("RANK", "0")
+        monkeypatch.setenv(name, value)
+        line = one_line_failure(run("train", "--stage", "dvae", "--steps", "1", "--out", tmp_path / "r", *TINY), 2)
+        assert line == (f"error: {name}={value} is not a process of WORLD_SIZE=2 (0 to 1): start the processes with "
+                        f"torchrun, which sets them, or unset WORLD_SIZE to train in one process"), line
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert not (tmp_path / "r").exists()
 
 
 def test_the_same_seed_typed_two_ways_agrees_and_a_seed_the_option_refuses_is_said_so(tmp_path, tiny_weights):

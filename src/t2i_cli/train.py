@@ -332,7 +332,15 @@ def setup_distributed(device: str = "auto") -> Dist:
     if "RANK" not in os.environ:  # (it read as an internal error, KeyError: 'RANK')
         raise UsageError(f"WORLD_SIZE={n_procs} is set but RANK is not: start the processes with torchrun, which "
                          f"sets both, or unset WORLD_SIZE to train in one process")
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = os.environ["RANK"], os.environ.get("LOCAL_RANK", "0")
+    for name, value in (("RANK", rank), ("LOCAL_RANK", local)):  # (RANK=x was an internal error, ValueError)
+        if not (value.isascii() and value.isdigit() and int(value) < n_procs):
+            refused = T2IError(f"{name}={value} is not a process of WORLD_SIZE={n_procs} (0 to {n_procs - 1}): start "
+                               f"the processes with torchrun, which sets them, or unset WORLD_SIZE to train in one "
+                               f"process")
+            refused.exit_code = 2  # (a usage error, said by this process: a UsageError off rank 0 is left to rank 0
+            raise refused  # to say, and a RANK that is no rank is not rank 0)
+    rank, local = int(rank), int(local)
     if not dist.is_initialized():
         # Imported before the group exists: its functions take `group=group.WORLD` as a default argument, evaluated
         # at import, and imported later (DDP's constructor imports it, through torch.distributed._shard) they would
