@@ -1,18 +1,19 @@
 """What of a cold `t2i generate` is neither `import torch` nor the codes, part by part, in CPU seconds: each part
 measured in a fresh process (the modules before it imported first, as a cold generate imports them), median of
 --runs. The parts: the interpreter's start; t2i_cli.cli's import, Typer and Rich alone, Typer and Rich where torch
-is already in (what they add beyond the standard library modules that torch imports too), t2i's own modules; within
-`import torch`, inspect.getframeinfo (torch records where each custom operator is registered: a file name and a
-line, through getframeinfo's default line of context) and inspect.getmodule (torch.library asks which module
-registers each fake kernel: on its first call for a frame, the real path of every module imported so far); the
-world package's renderer and splits, which generate never calls (pipeline imports world.captions, and with it the
-package), after t2i.images; and the progress bar's ticks of a default generate (256 updates of a silent bar, each
-with its rate's text). With --overlap, also the wall time of weights.load_folder (the shipped folder, one process,
-warm files, alternating) as it is and with folder_hashes on a thread beside the models' load: the one wall gain
-issue 14's 0.20.0 notes left open. With --codes, the default generate's own CPU after its imports, and the share of
-it in the transformer's attention calls and in its linear layers.
+is already in (what they add beyond the standard library modules that torch imports too), t2i's own modules (before
+torch, and those a generate imports after it); Typer's command tree; within `import torch`, inspect.getframeinfo
+(torch records where each custom operator is registered: a file name and a line, through getframeinfo's default
+line of context) and inspect.getmodule (torch.library asks which module registers each fake kernel: on its first
+call for a frame, the real path of every module imported so far; the two overlap); the world package's renderer
+and splits, which generate never calls (pipeline imports world.captions, and with it the package), after
+t2i.images; and the progress bar's ticks of a default generate (256 updates of a silent bar, each with its rate's
+text). With --overlap, also the wall time of weights.load_folder (the shipped folder, one process, warm files,
+alternating) as it is and with folder_hashes on a thread beside the models' load: the one wall gain issue 14's
+0.20.0 notes left open. With --codes, the default generate's own CPU after its imports, and the share of it in
+the transformer's attention calls and in its linear layers.
 
-Usage: PYTHONPATH=src python bench/cold_own.py [--runs 7]
+Usage: PYTHONPATH=src python bench/cold_own.py [--runs 7] [--codes 5] [--overlap 15]
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ PARTS = {
     "  t2i's own modules (t2i_cli.cli after Typer and Rich)": (TYPER_RICH, "import t2i_cli.cli"),
     "Typer's command tree (typer.main.get_command: every command's options, built at each start)":
         ("import t2i_cli.cli, typer.main\ncli = t2i_cli.cli", "typer.main.get_command(cli.app)"),
+    "t2i's modules after torch (t2i_cli.pipeline, t2i_cli.outputs; their libraries imported first)":
+        ("import gc, torch, numpy\ngc.freeze()\nimport t2i_cli.cli, PIL.Image, PIL.ImageDraw, PIL.ImageFont, "
+         "PIL.ImageOps, PIL.PngImagePlugin, tokenizers, safetensors.torch", "import t2i_cli.pipeline, t2i_cli.outputs"),
     "world's renderer and splits (import t2i_cli.world.captions after t2i_cli.images)":
         ("import t2i_cli.cli, torch, t2i_cli.images", "import t2i_cli.world.captions"),
 }
