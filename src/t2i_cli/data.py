@@ -656,7 +656,7 @@ def _unopened(path: Path) -> str:
     except (images.Image.DecompressionBombError, images.Image.DecompressionBombWarning):
         return _too_large()
     except (OSError, SyntaxError, ValueError):
-        return UNREADABLE_IMAGE
+        return images.impostor(path) or UNREADABLE_IMAGE
 
 
 @functools.lru_cache(maxsize=1 << 20)
@@ -674,9 +674,9 @@ def _decoded_digest(path: str, side: int) -> tuple[str, str, bytes | None, bool]
     except DataError as e:
         if isinstance(e.__cause__, bombs):
             return "", _too_large(), None, False
-        return "", UNREADABLE_IMAGE, None, False
+        return "", images.impostor(Path(path)) or UNREADABLE_IMAGE, None, False
     except OSError:
-        return "", UNREADABLE_IMAGE, None, False
+        return "", images.impostor(Path(path)) or UNREADABLE_IMAGE, None, False
 
 
 class NothingUsable(DataError):

@@ -46,6 +46,32 @@ UNREAD_PICTURE = unread_picture(".heic")
 BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 
+# A file with a picture's name that holds something else, known by its first bytes (impostor): a Git LFS pointer (a
+# dataset repository cloned without git-lfs, or with GIT_LFS_SKIP_SMUDGE, holds ~130-byte text files in place of its
+# pictures) and a web page (a browser's "save" of the page a picture was on, under the picture's name). Both were
+# "unreadable image" / "cannot identify image file", which says neither what the file is nor how to get the picture.
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+IMPOSTOR_BYTES = 1024  # the bytes of a file impostor reads
+LFS_POINTER_FILE = "Git LFS pointer file in place of a picture (fetch the pictures: git lfs pull)"
+HTML_FILE = "HTML file saved under a picture's name (a web page: save the picture itself)"
+
+
+def impostor(path: Path) -> str:
+    """What a file with a picture's name holds instead of one, from its first bytes: LFS_POINTER_FILE, HTML_FILE,
+    or "" (another file, or one that cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(IMPOSTOR_BYTES)
+    except OSError:
+        return ""
+    if head.startswith(LFS_POINTER):
+        return LFS_POINTER_FILE
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html")) or (text.startswith(b"<") and b"<html" in text):
+        return HTML_FILE
+    return ""
+
+
 def unreadable(path: Path, what: str, e: Exception) -> DataError:
     """The one line for an image file that cannot be read: what is wrong with it and what to give instead."""
     if not Path(path).exists():
@@ -65,6 +91,12 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         # Pillow's bounds on a PNG's text (1 MB a chunk, 64 MB in all): the pixels may be whole
         return DataError(f"{what} {path} carries more text (metadata) than t2i reads ({e}); save the picture "
                          f"again without its text chunks")
+    if isinstance(e, Image.UnidentifiedImageError) and (kind := impostor(Path(path))):
+        return DataError(f"{what} {path} is a Git LFS pointer, not the picture (its repository was cloned without "
+                         f"its large files): run `git lfs pull` there, or give the picture itself"
+                         if kind == LFS_POINTER_FILE else
+                         f"{what} {path} is a web page (HTML), not a picture: open it in a browser and save the "
+                         f"picture itself, or give another picture")
     if isinstance(e, Image.UnidentifiedImageError) and Path(path).suffix.lower() in UNREAD_FORMATS \
             and UNREAD_FORMATS[Path(path).suffix.lower()] not in PILLOW_READS:  # (an SVG given to vary was "cannot
         # identify image file", where a folder's is said as such; a damaged TGA, which vary reads whole, is not

@@ -1,0 +1,52 @@
+"""Session 47, hF: a user's journey on a new set of real pictures (Qt's Fluent widget skins, Matplotlib's toolbar
+icons and sample pictures, Sphinx's theme images, Gmsh's documentation figures: bench/make_widgets_folder.py) and on
+the odd files a user's folder holds: defects found on the way, each with a test that fails without its fix."""
+
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import one_line_failure, run
+
+LFS = ("version https://git-lfs.github.com/spec/v1\n"
+       "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
+HTML = '<!DOCTYPE html>\n<html><head><title>bird</title></head><body><img src="bird.jpg"></body></html>\n'
+
+
+def test_a_git_lfs_pointer_or_a_web_page_under_a_pictures_name_is_said_as_such(tmp_path: Path):
+    """A dataset repository cloned without git-lfs holds ~130-byte pointer files in place of its pictures, and a
+    browser's "save" of the page a picture was on writes HTML under the picture's name: training and `data preview`
+    counted them as "unreadable images", and `vary` / `--image` said "cannot identify image file '...'" (the path
+    twice) and "give a complete PNG, ...": neither what the file is nor how to get the picture. Each is now named
+    as what it is, with what to do; a file that is neither is still an unreadable image."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for name in ("red-bird", "blue-fish"):
+        (pics / f"{name}.png").write_text(LFS)
+    (pics / "web-bird.jpg").write_text("\ufeff  " + HTML.lower())  # (a byte-order mark and spaces before it)
+    (pics / "notes.png").write_text("not a picture at all\n")
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(pics / "red.png")
+    for name in ("red-bird", "blue-fish", "web-bird", "notes", "red"):
+        (pics / f"{name}.txt").write_text(f"a {name}\n")
+    r = run("data", "preview", pics, "--out", tmp_path / "sheet.png")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert ("skipped 4 items (2 Git LFS pointer files in place of a picture (fetch the pictures: git lfs pull), "
+            f"e.g. {pics / 'blue-fish.png'}; 1 HTML file saved under a picture's name (a web page: save the picture "
+            f"itself): {pics / 'web-bird.jpg'}; 1 unreadable image: {pics / 'notes.png'}); using 1") in said, said
+    line = one_line_failure(run("vary", pics / "red-bird.png"))
+    assert line == (f"error: image {pics / 'red-bird.png'} is a Git LFS pointer, not the picture (its repository was "
+                    "cloned without its large files): run `git lfs pull` there, or give the picture itself"), line
+    line = one_line_failure(run("generate", "a bird", "--image", pics / "web-bird.jpg"))
+    assert line == (f"error: image {pics / 'web-bird.jpg'} is a web page (HTML), not a picture: open it in a "
+                    "browser and save the picture itself, or give another picture"), line
+    line = one_line_failure(run("vary", pics / "notes.png"))
+    assert "cannot identify image file" in line and "LFS" not in line and "web page" not in line, line
+    # `t2i data caption` names each as what it is too (it left them "unreadable image")
+    uncaptioned = tmp_path / "uncaptioned"
+    uncaptioned.mkdir()
+    (uncaptioned / "green-tree.png").write_text(LFS)
+    r = run("data", "caption", uncaptioned)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code != 0 and "Git LFS pointer file in place of a picture" in said, said
+    assert not (uncaptioned / "green-tree.txt").exists()
