@@ -50,3 +50,30 @@ def test_a_git_lfs_pointer_or_a_web_page_under_a_pictures_name_is_said_as_such(t
     said = " ".join((r.stdout + r.stderr).split())
     assert r.exit_code != 0 and "Git LFS pointer file in place of a picture" in said, said
     assert not (uncaptioned / "green-tree.txt").exists()
+
+
+def test_a_wholly_transparent_picture_is_said_apart_from_one_drawn_in_white(tmp_path: Path):
+    """Qt's Fluent widget skins hold 73 pictures with no pixel drawn (a disabled state's background, like a spacer
+    GIF): training and `data preview` said them "drawn in white, for a dark background ... save them on a dark
+    background", which shows nothing there either. They are counted apart, told to be moved out, and still used;
+    a white sprite on a transparent background is still said as before."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    Image.new("RGBA", (24, 24), (255, 255, 255, 0)).save(pics / "skin-disabled.png")
+    spacer = Image.new("P", (1, 1), 0)
+    spacer.putpalette([0, 0, 0, 255, 255, 255])
+    spacer.save(pics / "spacer.gif", transparency=0)
+    house = Image.new("RGBA", (24, 24), (0, 0, 0, 0))
+    house.paste((255, 255, 255, 255), (4, 8, 20, 22))
+    house.save(pics / "city.png")
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(pics / "red.png")
+    for name in ("skin-disabled", "spacer", "city", "red"):
+        (pics / f"{name}.txt").write_text(f"a {name}\n")
+    r = run("data", "preview", pics, "--out", tmp_path / "sheet.png")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert "using 4;" in said, said  # (used, not left out)
+    assert ("1 picture is blank once its transparent pixels are made white (drawn in white, for a dark background: "
+            f"each trains as a white square): {pics / 'city.png'}; save it on a dark background; 2 pictures are "
+            "wholly transparent (nothing drawn: each trains as a white square), e.g. "
+            f"{pics / 'skin-disabled.png'}; move them out of the folder") in said, said

@@ -90,6 +90,7 @@ class CaptionDataset(Dataset):
         trimmed = self.skipped.get(TOO_MANY_CAPTIONS, 0)  # pictures that are used, with some of their captions
         shared = self.skipped.get(SHARED_CAPTION, 0)
         blank = self.skipped.get(BLANK_ON_WHITE, 0)
+        clear = self.skipped.get(WHOLLY_TRANSPARENT, 0)
         return (f"{said}using {len(self)}{kept}"
                 + (f"; {counted(trimmed, 'picture')} {'has' if trimmed == 1 else 'have'} over {MAX_CAPTIONS} captions: "
                    f"the first {MAX_CAPTIONS} of each are used{example(TOO_MANY_CAPTIONS, trimmed)}" if trimmed else "")
@@ -101,6 +102,9 @@ class CaptionDataset(Dataset):
                    f"{'its' if blank == 1 else 'their'} transparent pixels are made white (drawn in white, for a dark "
                    f"background: each trains as a white square){example(BLANK_ON_WHITE, blank)}; save "
                    f"{'it' if blank == 1 else 'them'} on a dark background" if blank else "")
+                + (f"; {counted(clear, 'picture')} {'is' if clear == 1 else 'are'} wholly transparent (nothing "
+                   f"drawn: each trains as a white square){example(WHOLLY_TRANSPARENT, clear)}; move "
+                   f"{'it' if clear == 1 else 'them'} out of the folder" if clear else "")
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
                 + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
                 + _above_note(first.get(ABOVE))
@@ -396,7 +400,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
             usable.append((image, lines))
             digests.append(digest)
             if blank:
-                skipped.add(BLANK_ON_WHITE, image)
+                skipped.add(WHOLLY_TRANSPARENT if blank == WHOLLY_TRANSPARENT else BLANK_ON_WHITE, image)
             if pixels is not None:
                 kept[image] = pixels
     if checking is not None:
@@ -624,14 +628,14 @@ def _too_large() -> str:
     return f"image over {images.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (scale it down)"
 
 
-def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, bytes | None, bool]:
+def _readable_digest(path: Path, side: int | None = None) -> tuple[str, str, bytes | None, bool | str]:
     """(sha256, why, rgb, blank): (the sha256 of an image file whose image decodes, "", None, blank) (the decode
     reads the whole file, at a reduced scale for a large JPEG, so it catches truncated files), else ("", why not:
     unreadable, or too large to decode, None, False); remembered for the file as it is (path, size, modification
     time), so the train and val parts of a source, and every stage of a whole run, read each image once. With side,
     the picture is decoded at that side (not remembered) and its RGB bytes are rgb, for a preview to show. blank:
     whether the picture is blank once its transparent pixels are made white (images.blank_on_white), looked at
-    where its decode was white."""
+    where its decode was white: WHOLLY_TRANSPARENT where it draws no pixel at all."""
     try:
         st = path.stat()
     except OSError:
@@ -660,16 +664,18 @@ def _unopened(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 20)
-def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> tuple[str, str, bool]:
+def _digest_if_decodes(path: str, size: int, mtime_ns: int) -> tuple[str, str, bool | str]:
     digest, why, _, blank = _decoded_digest(path, 8)
     return digest, why, blank
 
 
-def _decoded_digest(path: str, side: int) -> tuple[str, str, bytes | None, bool]:
+def _decoded_digest(path: str, side: int) -> tuple[str, str, bytes | None, bool | str]:
     bombs = (images.Image.DecompressionBombError, images.Image.DecompressionBombWarning)
     try:
         pixels = images.load_rgb(Path(path), side).tobytes()
         blank = min(pixels) >= images.WHITE_ENOUGH and images.blank_on_white(Path(path))
+        if blank and images.wholly_transparent(Path(path)):
+            blank = WHOLLY_TRANSPARENT
         return sha256_of(Path(path)).hexdigest(), "", pixels, blank
     except DataError as e:
         if isinstance(e.__cause__, bombs):
@@ -751,6 +757,9 @@ SHARED_CAPTION = "picture sharing its caption file with another picture of its n
 # a picture drawn in white on a transparent background (a sprite or icon made for a dark one: pygame's city.png), blank
 # once its transparent pixels are made white: used, and said (it trained as a white square, unsaid)
 BLANK_ON_WHITE = "picture blank once its transparent pixels are made white"
+# ... and one with no pixel drawn at all (a widget skin's disabled state, a spacer GIF): said apart, since a dark
+# background shows nothing there either (Qt's Fluent skins: 73 of 280 such pictures were told to be saved on one)
+WHOLLY_TRANSPARENT = "wholly transparent picture"
 
 
 # What a folder's summary says beside what it left out (none of it is left out, nor listed by --list-skipped):
@@ -800,8 +809,8 @@ MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming t
 # over unsaid, its pictures "without a caption" and captioned by their names)
 PARQUET_MANIFEST = "metadata.parquet"
 PARQUET = "metadata.parquet t2i cannot read"  # (rerank's reason for one too: rerank.PARQUET_UNREAD)
-NOTES = (SHARED_CAPTION, BLANK_ON_WHITE, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES, NOT_NAMING,
-         NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET, NOT_NAMING_READ,
+NOTES = (SHARED_CAPTION, BLANK_ON_WHITE, WHOLLY_TRANSPARENT, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES,
+         NOT_NAMING, NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET, NOT_NAMING_READ,
          BY_NAME_ONCE_FIXED)
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
 MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '

@@ -525,6 +525,19 @@ def blank_on_white(path: Path) -> bool:
     return min(lo for lo, _ in rgb.getextrema()) >= WHITE_ENOUGH
 
 
+def wholly_transparent(path: Path) -> bool:
+    """Whether a picture draws nothing at all, every pixel transparent (a 9-patch skin of a disabled state, a spacer
+    GIF): said apart from one drawn in white (blank_on_white), which a dark background would show. Read again whole
+    (a large one is not: False); called for a picture blank_on_white found blank."""
+    try:
+        with opened(path) as im:
+            if im.width * im.height > 16 * BAND_PIXELS:
+                return False
+            return im.convert("RGBA").getextrema()[3][1] == 0
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return False
+
+
 def crop_rgb(pixels: bytes, side: int, box: tuple[int, int, int], out: int) -> bytes:
     """The square (x0, y0, c) of a side x side RGB picture's bytes, resized to out x out (Lanczos; not resized
     when c is out): a training crop."""
