@@ -43,7 +43,7 @@ def test_a_broken_tga_given_to_vary_is_said_broken_not_left_out_of_a_folder(tmp_
     r = run("vary", broken, "--weights", tiny_weights, "--n", "1", "--out", tmp_path / "out")
     lines = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
     assert r.exit_code != 0 and len(lines) == 1, lines
-    assert lines[0].startswith(f"error: cannot read image {broken}: cannot identify image file"), lines
+    assert lines[0].startswith(f"error: cannot read image {broken}: its first bytes are no picture format"), lines
     assert "from a folder" not in lines[0] and "give a complete PNG, JPEG" in lines[0], lines
     (tmp_path / "teal.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>\n')
     r = run("vary", tmp_path / "teal.svg", "--weights", tiny_weights, "--n", "1", "--out", tmp_path / "out")

@@ -110,6 +110,10 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         return DataError(f"cannot read {what} {path}: Pillow, which t2i reads {kind} pictures with, cannot read "
                          f"this one ({e}); save it as PNG or JPEG with a program that opens it (GIMP, ImageMagick), "
                          f"or give another picture")
+    if isinstance(e, Image.UnidentifiedImageError):  # (Pillow's "cannot identify image file '<path>'" named the
+        # path twice, a long one making the line twice as long, and not what is wrong)
+        return DataError(f"cannot read {what} {path}: its first bytes are no picture format Pillow knows (a damaged "
+                         f"file, or not a picture); give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF file")
     return DataError(f"cannot read {what} {path}: {e}; give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF "
                      f"file")
 
