@@ -79,3 +79,21 @@ def test_a_wholly_transparent_picture_is_said_apart_from_one_drawn_in_white(tmp_
             f"each trains as a white square): {pics / 'city.png'}; save it on a dark background; 2 pictures are "
             "wholly transparent (nothing drawn: each trains as a white square), e.g. "
             f"{pics / 'skin-disabled.png'}; move them out of the folder") in said, said
+
+
+def test_from_a_t2i_picture_saved_again_without_its_text_says_the_text_may_have_been_dropped(tmp_path: Path,
+                                                                                          tiny_weights: Path):
+    """A picture t2i drew, cropped or converted by an editor (which drops a PNG's text chunks), given to `--from`
+    was said "not written by `t2i generate` or `t2i vary`", which its user knows to be false: the line says the
+    other way a PNG loses its settings."""
+    r = run("generate", "a red bird", "--n", "1", "--weights", tiny_weights, "--out", tmp_path / "out", "--seed", "0")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    drawn = tmp_path / "out" / "a-red-bird-000.png"
+    with Image.open(drawn) as im:
+        assert "t2i" in im.text
+        Image.frombytes("RGB", im.size, im.convert("RGB").tobytes()).save(tmp_path / "edited.png")
+    line = one_line_failure(run("generate", "--from", tmp_path / "edited.png", "--weights", tiny_weights,
+                                "--out", tmp_path / "again"))
+    assert line == (f"error: {tmp_path / 'edited.png'} carries no t2i settings (it was not written by `t2i generate` "
+                    "or `t2i vary`, or was saved again by a program that drops a PNG's text, as most editors and "
+                    "converters do); --from needs one of their PNGs as they wrote it"), line

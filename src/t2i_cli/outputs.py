@@ -91,8 +91,9 @@ def read_provenance(path: Path) -> dict[str, str]:
     try:
         meta = json.loads(text["t2i"])
     except (KeyError, ValueError):
-        raise DataError(f"{path} carries no t2i settings (it was not written by `t2i generate` or "
-                        "`t2i vary`); --from needs one of their PNGs") from None
+        raise DataError(f"{path} carries no t2i settings (it was not written by `t2i generate` or `t2i vary`, or "
+                        "was saved again by a program that drops a PNG's text, as most editors and converters do); "
+                        "--from needs one of their PNGs as they wrote it") from None
     except RecursionError:  # arrays or objects nested thousands deep: never what t2i writes
         raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?") from None
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
