@@ -97,3 +97,29 @@ def test_from_a_t2i_picture_saved_again_without_its_text_says_the_text_may_have_
     assert line == (f"error: {tmp_path / 'edited.png'} carries no t2i settings (it was not written by `t2i generate` "
                     "or `t2i vary`, or was saved again by a program that drops a PNG's text, as most editors and "
                     "converters do); --from needs one of their PNGs as they wrote it"), line
+
+
+def test_an_archive_or_one_picture_given_as_the_data_source_is_said_with_what_to_give(tmp_path: Path):
+    """A Kaggle or Hugging Face download is a .zip, and a user gives it (or one picture of the folder) to `--data`:
+    both were "cannot use X as a data source; give a folder of ...". An archive is named with the command that
+    unpacks it (its path quoted for the shell), a picture with its folder; another file keeps the line."""
+    pics = tmp_path / "my pics"
+    pics.mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(pics / "red.png")
+    (pics / "red.txt").write_text("a red square\n")
+    archive = tmp_path / "My Pics.ZIP"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))  # (an empty zip: not opened)
+    tarball = tmp_path / "pics.tar.gz"
+    tarball.write_bytes(b"\x1f\x8b")
+    line = one_line_failure(run("data", "preview", archive, "--out", tmp_path / "sheet.png"))
+    assert line == (f"error: {archive} is an archive (.zip), and t2i reads a folder: unpack it (unzip '{archive}') "
+                    "and give the folder it makes"), line
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", tarball, "--out", tmp_path / "run"))
+    assert line == (f"error: {tarball} is an archive (.tar.gz), and t2i reads a folder: unpack it (tar xf {tarball}) "
+                    "and give the folder it makes"), line
+    line = one_line_failure(run("data", "preview", pics / "red.png", "--out", tmp_path / "sheet.png"))
+    assert line == (f"error: {pics / 'red.png'} is one picture, and a data source is a folder of pictures with their "
+                    f"captions: give its folder, '{pics}'"), line
+    line = one_line_failure(run("data", "preview", pics / "red.txt", "--out", tmp_path / "sheet.png"))
+    assert line.startswith(f"error: cannot use {pics / 'red.txt'} as a data source; give a folder"), line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sheet.png").exists()

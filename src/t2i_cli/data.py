@@ -301,6 +301,25 @@ def check_source_name(source: str) -> None:
         raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")
 
 
+# An archive given as the source (a Kaggle or Hugging Face download is a .zip; a folder sent by mail a .tar.gz), said
+# with how to unpack it, and a picture, said with its folder: both were "cannot use X as a data source"
+ARCHIVES = {".zip": "unzip", ".tar": "tar xf", ".tgz": "tar xf", ".tar.gz": "tar xf", ".tar.bz2": "tar xf",
+            ".tbz2": "tar xf", ".tar.xz": "tar xf", ".txz": "tar xf", ".tar.zst": "tar xf", ".7z": "7z x",
+            ".rar": "unrar x"}
+
+
+def _not_a_source(path: Path) -> str:
+    """The one line for a data source t2i does not read (a file neither a folder nor a manifest)."""
+    name = path.name.lower()
+    if packed := next((k for k in sorted(ARCHIVES, key=len, reverse=True) if name.endswith(k)), None):
+        return (f"{path} is an archive ({packed}), and t2i reads a folder: unpack it ({ARCHIVES[packed]} "
+                f"{shell_word(path)}) and give the folder it makes")
+    if path.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES):
+        return (f"{path} is one picture, and a data source is a folder of pictures with their captions: give its "
+                f"folder, {shell_word(path.parent)}")
+    return f"cannot use {path} as a data source; give {SOURCE_HELP}"
+
+
 def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = "all",
                 val_fraction: float = VAL_FRACTION, twins: bool = False, list_skipped: bool = False,
                 checking: Callable[[int, int], None] | None = None, keep: int = 0,
@@ -349,7 +368,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
         pairs, skipped = _scan_csv(path, list_skipped)
         looked_for = f'rows of columns {KEYS_SAID} in {path}'
     else:
-        raise DataError(f"cannot use {path} as a data source; give {SOURCE_HELP}")
+        raise DataError(_not_a_source(path))
     # Every pair is checked before the split, so the split holds only usable pairs (a val part is never left
     # empty by files that do not load) and the counts are the whole source's, whichever part is opened.
     usable: list[tuple[Path, list[str]]] = []
