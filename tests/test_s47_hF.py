@@ -123,3 +123,19 @@ def test_an_archive_or_one_picture_given_as_the_data_source_is_said_with_what_to
     line = one_line_failure(run("data", "preview", pics / "red.txt", "--out", tmp_path / "sheet.png"))
     assert line.startswith(f"error: cannot use {pics / 'red.txt'} as a data source; give a folder"), line
     assert not (tmp_path / "run").exists() and not (tmp_path / "sheet.png").exists()
+
+
+def test_a_folder_holding_only_an_archive_says_to_unpack_it(tmp_path: Path):
+    """A folder a dataset was downloaded into, its .zip not unpacked: "no usable image-caption pairs ...; add some".
+    The refusal names the archive and the command that unpacks it; a folder without one keeps its line."""
+    folder = tmp_path / "download"
+    folder.mkdir()
+    (folder / "b-pictures.tar.gz").write_bytes(b"\x1f\x8b")
+    (folder / "a-pictures.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", folder, "--out", tmp_path / "run"))
+    assert line.endswith(f"under {folder}; it holds an archive: unpack it (unzip {folder / 'a-pictures.zip'}) and "
+                         "give the folder it makes"), line
+    for archive in folder.iterdir():
+        archive.unlink()
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", folder, "--out", tmp_path / "run"))
+    assert line.endswith("; add some, or use the procedural world (world) as the source"), line

@@ -308,12 +308,37 @@ ARCHIVES = {".zip": "unzip", ".tar": "tar xf", ".tgz": "tar xf", ".tar.gz": "tar
             ".rar": "unrar x"}
 
 
+def _packed(path: Path) -> str | None:
+    """The archive suffix (an ARCHIVES key) path's name ends in, in any letter case, or None."""
+    name = path.name.lower()
+    return next((k for k in sorted(ARCHIVES, key=len, reverse=True) if name.endswith(k)), None)
+
+
+def _unpack(path: Path) -> str:
+    """The command that unpacks an archive (its suffix one of ARCHIVES)."""
+    return f"{ARCHIVES[_packed(path)]} {shell_word(path)}"
+
+
+MAX_LOOKED = 10_000  # entries of a folder _archive_in reads
+
+
+def _archive_in(folder: Path) -> Path | None:
+    """The first archive (by name) in folder itself, where a folder without a usable picture holds one (the
+    download, not unpacked): looked at only then, at most MAX_LOOKED entries."""
+    try:
+        with os.scandir(folder) as entries:
+            found = [Path(e.path) for e in itertools.islice(entries, MAX_LOOKED) if _packed(Path(e.name))
+                     and e.is_file()]
+    except OSError:
+        return None
+    return min(found, default=None)
+
+
 def _not_a_source(path: Path) -> str:
     """The one line for a data source t2i does not read (a file neither a folder nor a manifest)."""
-    name = path.name.lower()
-    if packed := next((k for k in sorted(ARCHIVES, key=len, reverse=True) if name.endswith(k)), None):
-        return (f"{path} is an archive ({packed}), and t2i reads a folder: unpack it ({ARCHIVES[packed]} "
-                f"{shell_word(path)}) and give the folder it makes")
+    if packed := _packed(path):
+        return f"{path} is an archive ({packed}), and t2i reads a folder: unpack it ({_unpack(path)}) and give the " \
+               f"folder it makes"
     if path.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES):
         return (f"{path} is one picture, and a data source is a folder of pictures with their captions: give its "
                 f"folder, {shell_word(path.parent)}")
@@ -449,6 +474,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                     f"the captions first)" if BY_NAME in skipped.first
                    else _once_fixed_note(skipped.first[BY_NAME_ONCE_FIXED]) if BY_NAME_ONCE_FIXED in skipped.first
                    else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
+                   else f"; it holds an archive: unpack it ({_unpack(archive)}) and give the folder it makes"
+                   if path.is_dir() and (archive := _archive_in(path)) is not None
                    else "; add some, or use the procedural world (world) as the source"))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + fix, skipped.every)
