@@ -139,3 +139,31 @@ def test_a_folder_holding_only_an_archive_says_to_unpack_it(tmp_path: Path):
         archive.unlink()
     line = one_line_failure(run("train", "--stage", "tokenizer", "--data", folder, "--out", tmp_path / "run"))
     assert line.endswith("; add some, or use the procedural world (world) as the source"), line
+
+
+def test_a_kohya_caption_file_beside_a_picture_is_named_with_the_rename_it_needs(tmp_path: Path):
+    """kohya-ss's sd-scripts write a picture's caption as PIC.caption (its captioning's default extension): such a
+    folder was "no usable image-caption pairs ... 3 images without .txt caption; to caption them by their names: t2i
+    data caption ...", which would have captioned them "ac adapter" beside their real captions. Each is named as a
+    .caption file to rename, with a command that renames them without replacing a .txt; a picture with neither is
+    still one without a caption, and `t2i data caption` leaves the pictures with a .caption file alone."""
+    folder = tmp_path / "train" / "10_bird"
+    folder.mkdir(parents=True)
+    for i, name in enumerate(("blue-jay", "red-robin")):
+        Image.new("RGB", (16, 16), (40 * i, 80, 200)).save(folder / f"{name}.png")
+        (folder / f"{name}.caption").write_text(f"a photo of a {name.replace('-', ' ')}, sks bird\n")
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", tmp_path / "train", "--out", tmp_path / "r"))
+    assert (f"(found only: 2 images whose caption is a .caption file (kohya-ss's extension: name it PIC.txt), e.g. "
+            f"{folder / 'blue-jay.caption'}); to rename each PIC.caption to PIC.txt: find {tmp_path / 'train'} -name "
+            """'*.caption' -exec sh -c 'mv -n "$1" "${1%.caption}.txt"' _ {} \\;""") in line, line
+    assert "t2i data caption" not in line, line
+    r = run("data", "caption", tmp_path / "train")
+    assert r.exit_code == 0 and not list(folder.glob("*.txt")), (r.stdout, r.stderr)
+    Image.new("RGB", (16, 16), (9, 9, 9)).save(folder / "crow.png")
+    (folder / "robin.txt").write_text("a robin\n")
+    Image.new("RGB", (16, 16), (200, 9, 9)).save(folder / "robin.png")
+    r = run("data", "preview", tmp_path / "train", "--out", tmp_path / "sheet.png")
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code == 0 and "using 1;" in said, said
+    assert ("2 images whose caption is a .caption file (kohya-ss's extension: name it PIC.txt), e.g. "
+            f"{folder / 'blue-jay.caption'}; 1 image without .txt caption: {folder / 'crow.png'}") in said, said

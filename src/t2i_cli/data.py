@@ -476,6 +476,9 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                    else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
                    else f"; it holds an archive: unpack it ({_unpack(archive)}) and give the folder it makes"
                    if path.is_dir() and (archive := _archive_in(path)) is not None
+                   else f"; to rename each PIC.caption to PIC.txt: find {shell_word(path)} -name '*.caption' -exec "
+                        f"sh -c 'mv -n \"$1\" \"${{1%.caption}}.txt\"' _ {{}} \\;"
+                   if OTHER_EXTENSION_CAPTION in skipped.first
                    else "; add some, or use the procedural world (world) as the source"))
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + fix, skipped.every)
@@ -908,7 +911,11 @@ NUL_CAPTION = ("caption holding a NUL character (UTF-16 without its byte-order m
                "UTF-8)")
 NOT_UTF8_CAPTION = "caption not in UTF-8 or UTF-16 (save it as UTF-8)"
 WHOLE_NAME_CAPTION = "image whose caption is named after its whole file name (PIC.jpg.txt: name it PIC.txt)"
-CAPTION_FILE_LEFT_OUT = (LARGE_CAPTION, UNREADABLE_CAPTION, NUL_CAPTION, NOT_UTF8_CAPTION, WHOLE_NAME_CAPTION)
+# ... or is a PIC.caption file, as kohya-ss's sd-scripts' captioning writes them (its default extension): those
+# pictures were "without .txt caption", and `t2i data caption` was suggested, which captioned them by their names
+OTHER_EXTENSION_CAPTION = "image whose caption is a .caption file (kohya-ss's extension: name it PIC.txt)"
+CAPTION_FILE_LEFT_OUT = (LARGE_CAPTION, UNREADABLE_CAPTION, NUL_CAPTION, NOT_UTF8_CAPTION, WHOLE_NAME_CAPTION,
+                         OTHER_EXTENSION_CAPTION)
 # A manifest line's picture and caption(s): t2i's own "image" and "caption", or a Hugging Face imagefolder's
 # "file_name" beside the caption column its users name "text" (diffusers' default), "caption" or "prompt" (diffusers'
 # convert_to_imagefolder); the first pair a line or header has is read (other columns are not).
@@ -1980,6 +1987,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     uncaptioned_keys: set[str] = set()  # ... and those pictures (_key), for a manifest above the folder (_rows_above)
     by_name = by_folder = False  # whether a picture without a caption has words in its name, or in its folder's
     whole_names: dict[Path, Path] | None = None  # folded caption file name -> the first such caption file
+    other_captions: dict[Path, Path] | None = None  # PIC -> PIC.caption (any case)
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
         if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
@@ -1998,9 +2006,13 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 for t in texts.values():
                     whole_names.setdefault(fold(t), t)
             whole = whole_names.get(whole_name)  # (any case)
+            if other_captions is None:  # (once, as whole_names)
+                other_captions = {p.with_suffix(""): p for p in files if p.suffix.lower() == ".caption"}
             if whole is not None and whole.with_suffix("") not in stems:
                 skipped.add(WHOLE_NAME_CAPTION, image)
                 captioned.setdefault(whole, image)  # (not a caption without image as well)
+            elif (other := other_captions.get(image.with_suffix(""))) is not None:
+                skipped.add(OTHER_EXTENSION_CAPTION, other)
             elif image in copies:  # rerank's own outputs, named as such (they are never a picture you captioned)
                 skipped.add("copy rerank --link-best made (named in its t2i-copies.json)", image)
             elif _t2i_sheet(image):
