@@ -132,6 +132,18 @@ for f in "truncated bird.png" "notes.png" "saved page.jpg" "lfs bird.png" "empty
     t2i vary "$work/odd/$f" --n 1 --weights "$work/run/weights" --seed 0 --out "$work/out2" --threads 1 \
         || echo "exit $?"
 done
+echo "# what a user gives --data by mistake: the download's .zip, a folder holding only it, one picture, and a folder"
+echo "# captioned by kohya-ss (PIC.caption files)"
+rm -rf "$work/odd.zip" "$work/dl" "$work/kohya"
+(cd "$work" && $PY -m zipfile -c odd.zip odd/home.png odd/home.txt)
+mkdir -p "$work/dl" "$work/kohya/10_icon"
+cp "$work/odd.zip" "$work/dl/"
+for p in "$work"/odd/*_large.png; do s=$(basename "${p%.png}"); cp "$p" "$work/kohya/10_icon/"; \
+    cp "$work/odd/$s.txt" "$work/kohya/10_icon/$s.caption"; done
+for d in odd.zip dl odd/home.png kohya; do
+    echo "\$ t2i train --stage all --preset tiny --data $d --out run-x"
+    t2i train --stage all --preset tiny --data "$work/$d" --out "$work/run-x" || echo "exit $?"
+done
 echo "\$ t2i rerank odd --bits"
 t2i rerank "$work/odd" --bits --weights "$work/run/weights" --threads 1 | grep -v "^ \|^prompt\|^$" || true
 echo "# a read-only output folder (chattr +i, which binds root too; else chmod 555)"
