@@ -167,3 +167,28 @@ def test_a_kohya_caption_file_beside_a_picture_is_named_with_the_rename_it_needs
     assert r.exit_code == 0 and "using 1;" in said, said
     assert ("2 images whose caption is a .caption file (kohya-ss's extension: name it PIC.txt), e.g. "
             f"{folder / 'blue-jay.caption'}; 1 image without .txt caption: {folder / 'crow.png'}") in said, said
+
+
+def test_an_svg_drawing_saved_under_a_png_name_is_said_as_svg(tmp_path: Path):
+    """An icon site's "Download PNG" that is its SVG (`<?xml ...?><svg ...>` in icon.png) was an "unreadable image"
+    in a folder and "cannot identify image file" to `vary`: it is said as the SVG it is, counted with the folder's
+    .svg files; a .svg file keeps its own line."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    (pics / "icon.png").write_text('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+                                   'width="8" height="8"><rect width="8" height="8" fill="red"/></svg>\n')
+    (pics / "icon.txt").write_text("a red icon\n")
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(pics / "red.png")
+    (pics / "red.txt").write_text("a red square\n")
+    r = run("data", "preview", pics, "--out", tmp_path / "sheet.png")
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code == 0, said
+    assert f"skipped 1 item (1 SVG picture (t2i cannot read SVG: convert to JPEG or PNG): {pics / 'icon.png'}); " \
+           "using 1" in said, said
+    line = one_line_failure(run("vary", pics / "icon.png"))
+    assert line == (f"error: cannot read image {pics / 'icon.png'}: it is an SVG drawing under another name; t2i "
+                    "cannot read SVG: convert it to PNG (e.g. rsvg-convert, Inkscape) or give another picture"), line
+    (pics / "real.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>\n')
+    line = one_line_failure(run("vary", pics / "real.svg"))
+    assert line == (f"error: cannot read image {pics / 'real.svg'}: SVG picture (t2i cannot read SVG: convert to JPEG "
+                    "or PNG)"), line

@@ -43,6 +43,7 @@ def unread_picture(suffix: str) -> str:
 
 
 UNREAD_PICTURE = unread_picture(".heic")
+UNREAD_FORMATS_SAID = {".svg": unread_picture(".svg")}  # (impostor's reason for an SVG under a picture's name)
 BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 
@@ -58,7 +59,7 @@ HTML_FILE = "HTML file saved under a picture's name (a web page: save the pictur
 
 def impostor(path: Path) -> str:
     """What a file with a picture's name holds instead of one, from its first bytes: LFS_POINTER_FILE, HTML_FILE,
-    or "" (another file, or one that cannot be read)."""
+    an SVG drawing's reason (as a .svg file's), or "" (another file, or one that cannot be read)."""
     try:
         with open(path, "rb") as f:
             head = f.read(IMPOSTOR_BYTES)
@@ -67,7 +68,11 @@ def impostor(path: Path) -> str:
     if head.startswith(LFS_POINTER):
         return LFS_POINTER_FILE
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
-    if text.startswith((b"<!doctype html", b"<html")) or (text.startswith(b"<") and b"<html" in text):
+    if text.startswith((b"<!doctype html", b"<html")):
+        return HTML_FILE
+    if text.startswith(b"<") and b"<svg" in text:  # (an icon site's "PNG" that is its SVG: `<?xml ...?><svg ...`)
+        return UNREAD_FORMATS_SAID[".svg"]
+    if text.startswith(b"<") and b"<html" in text:
         return HTML_FILE
     return ""
 
@@ -91,10 +96,14 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         # Pillow's bounds on a PNG's text (1 MB a chunk, 64 MB in all): the pixels may be whole
         return DataError(f"{what} {path} carries more text (metadata) than t2i reads ({e}); save the picture "
                          f"again without its text chunks")
-    if isinstance(e, Image.UnidentifiedImageError) and (kind := impostor(Path(path))):
+    if isinstance(e, Image.UnidentifiedImageError) and Path(path).suffix.lower() not in UNREAD_FORMATS \
+            and (kind := impostor(Path(path))):  # (a .svg keeps its own line, below)
         return DataError(f"{what} {path} is a Git LFS pointer, not the picture (its repository was cloned without "
                          f"its large files): run `git lfs pull` there, or give the picture itself"
                          if kind == LFS_POINTER_FILE else
+                         f"cannot read {what} {path}: it is an SVG drawing under another name; t2i cannot read SVG: "
+                         f"convert it to PNG (e.g. rsvg-convert, Inkscape) or give another picture"
+                         if kind != HTML_FILE else
                          f"{what} {path} is a web page (HTML), not a picture: open it in a browser and save the "
                          f"picture itself, or give another picture")
     if isinstance(e, Image.UnidentifiedImageError) and Path(path).suffix.lower() in UNREAD_FORMATS \
