@@ -192,3 +192,24 @@ def test_an_svg_drawing_saved_under_a_png_name_is_said_as_svg(tmp_path: Path):
     line = one_line_failure(run("vary", pics / "real.svg"))
     assert line == (f"error: cannot read image {pics / 'real.svg'}: SVG picture (t2i cannot read SVG: convert to JPEG "
                     "or PNG)"), line
+
+
+def test_a_heic_photo_renamed_jpg_is_said_as_heic(tmp_path: Path):
+    """An iPhone's HEIC photo renamed IMG_0001.jpg (some transfer tools and users do) was an "unreadable image" in a
+    folder and "cannot identify image file" to `vary`: it is said as the HEIC photo it is (its ISO-BMFF brand), with
+    the conversion it needs; an AVIF, of the same container, is still read."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    (pics / "IMG_0001.jpg").write_bytes((24).to_bytes(4, "big") + b"ftypheic" + bytes(4) + b"mif1heic" + bytes(200))
+    (pics / "IMG_0001.txt").write_text("a beach\n")
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(pics / "red.avif")
+    (pics / "red.txt").write_text("a red square\n")
+    r = run("data", "preview", pics, "--out", tmp_path / "sheet.png")
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code == 0, said
+    assert ("skipped 1 item (1 HEIC picture (t2i cannot read HEIC: convert to JPEG or PNG): "
+            f"{pics / 'IMG_0001.jpg'}); using 1") in said, said
+    line = one_line_failure(run("vary", pics / "IMG_0001.jpg"))
+    assert line == (f"error: cannot read image {pics / 'IMG_0001.jpg'}: it is a HEIC photo (an iPhone's) under another "
+                    "name; t2i cannot read HEIC: convert it to JPEG (e.g. heif-convert, or Preview's Export) or give "
+                    "another picture"), line

@@ -43,7 +43,10 @@ def unread_picture(suffix: str) -> str:
 
 
 UNREAD_PICTURE = unread_picture(".heic")
-UNREAD_FORMATS_SAID = {".svg": unread_picture(".svg")}  # (impostor's reason for an SVG under a picture's name)
+# impostor's reasons for an SVG or HEIC picture under a picture's name (an icon site's "PNG" that is its SVG; an
+# iPhone's HEIC photo renamed .jpg, as some transfer tools and users do)
+UNREAD_FORMATS_SAID = {".svg": unread_picture(".svg"), ".heic": unread_picture(".heic")}
+HEIC_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis")  # an ISO-BMFF file's major brand (not AVIF's)
 BACKGROUND = (255, 255, 255)  # what transparent pixels of a user's image become (white, as on most icons)
 
 
@@ -59,7 +62,8 @@ HTML_FILE = "HTML file saved under a picture's name (a web page: save the pictur
 
 def impostor(path: Path) -> str:
     """What a file with a picture's name holds instead of one, from its first bytes: LFS_POINTER_FILE, HTML_FILE,
-    an SVG drawing's reason (as a .svg file's), or "" (another file, or one that cannot be read)."""
+    an SVG drawing's or a HEIC photo's reason (as a .svg or .heic file's), or "" (another file, or one that cannot be
+    read)."""
     try:
         with open(path, "rb") as f:
             head = f.read(IMPOSTOR_BYTES)
@@ -67,6 +71,8 @@ def impostor(path: Path) -> str:
         return ""
     if head.startswith(LFS_POINTER):
         return LFS_POINTER_FILE
+    if head[4:8] == b"ftyp" and head[8:12] in HEIC_BRANDS:
+        return UNREAD_FORMATS_SAID[".heic"]
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
     if text.startswith((b"<!doctype html", b"<html")):
         return HTML_FILE
@@ -103,7 +109,11 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
                          if kind == LFS_POINTER_FILE else
                          f"cannot read {what} {path}: it is an SVG drawing under another name; t2i cannot read SVG: "
                          f"convert it to PNG (e.g. rsvg-convert, Inkscape) or give another picture"
-                         if kind != HTML_FILE else
+                         if kind == UNREAD_FORMATS_SAID[".svg"] else
+                         f"cannot read {what} {path}: it is a HEIC photo (an iPhone's) under another name; t2i cannot "
+                         f"read HEIC: convert it to JPEG (e.g. heif-convert, or Preview's Export) or give another "
+                         f"picture"
+                         if kind == UNREAD_FORMATS_SAID[".heic"] else
                          f"{what} {path} is a web page (HTML), not a picture: open it in a browser and save the "
                          f"picture itself, or give another picture")
     if isinstance(e, Image.UnidentifiedImageError) and Path(path).suffix.lower() in UNREAD_FORMATS \
