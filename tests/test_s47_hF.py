@@ -213,3 +213,26 @@ def test_a_heic_photo_renamed_jpg_is_said_as_heic(tmp_path: Path):
     assert line == (f"error: cannot read image {pics / 'IMG_0001.jpg'}: it is a HEIC photo (an iPhone's) under another "
                     "name; t2i cannot read HEIC: convert it to JPEG (e.g. heif-convert, or Preview's Export) or give "
                     "another picture"), line
+
+
+def test_pictures_and_captions_in_folders_side_by_side_are_said_so_not_sent_to_data_caption(tmp_path: Path):
+    """A dataset of images/x.png beside captions/x.txt: each caption was "without image", each picture "without .txt
+    caption", and the refusal suggested `t2i data caption`, which would have captioned the pictures by their names
+    beside their own captions. It says where their captions are and to move them; it still suggests `t2i data
+    caption` where a picture has no caption anywhere."""
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    (ds / "captions").mkdir()
+    for i, name in enumerate(("red-bird", "blue-fish")):
+        Image.new("RGB", (16, 16), (100 * i, 30, 30)).save(ds / "images" / f"{name}.png")
+        (ds / "captions" / f"{name}.txt").write_text(f"a {name.replace('-', ' ')}\n")
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", ds, "--out", tmp_path / "run"))
+    assert line.endswith(f"; 2 pictures without a caption have a NAME.txt in another folder, e.g. "
+                         f"{ds / 'images' / 'blue-fish.png'} ({ds / 'captions' / 'blue-fish.txt'}): t2i reads a "
+                         "picture's caption beside it, so move each caption next to its picture (or write a "
+                         "metadata.jsonl of both paths)"), line
+    assert "t2i data caption" not in line, line
+    Image.new("RGB", (16, 16), (9, 9, 9)).save(ds / "images" / "green-tree.png")
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", ds, "--out", tmp_path / "run"))
+    assert "2 pictures without a caption have a NAME.txt in another folder" in line, line
+    assert f"to caption them by their names: t2i data caption {ds}" in line, line

@@ -105,6 +105,7 @@ class CaptionDataset(Dataset):
                 + (f"; {counted(clear, 'picture')} {'is' if clear == 1 else 'are'} wholly transparent (nothing "
                    f"drawn: each trains as a white square){example(WHOLLY_TRANSPARENT, clear)}; move "
                    f"{'it' if clear == 1 else 'them'} out of the folder" if clear else "")
+                + _apart_note(self.skipped.get(CAPTION_APART, 0), first.get(CAPTION_APART, ""))
                 + _wrapped_note(self.skipped.get(WRAPPED, 0), first.get(WRAPPED, ""))
                 + _several_note(self.skipped.get(SEVERAL_PLACES, 0), first.get(SEVERAL_PLACES, ""))
                 + _above_note(first.get(ABOVE))
@@ -474,12 +475,15 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                     f"the captions first)" if BY_NAME in skipped.first
                    else _once_fixed_note(skipped.first[BY_NAME_ONCE_FIXED]) if BY_NAME_ONCE_FIXED in skipped.first
                    else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
+                   else "" if CAPTION_APART in skipped.first
                    else f"; it holds an archive: unpack it ({_unpack(archive)}) and give the folder it makes"
                    if path.is_dir() and (archive := _archive_in(path)) is not None
                    else f"; to rename each PIC.caption to PIC.txt: find {shell_word(path)} -name '*.caption' -exec "
                         f"sh -c 'mv -n \"$1\" \"${{1%.caption}}.txt\"' _ {{}} \\;"
                    if OTHER_EXTENSION_CAPTION in skipped.first
                    else "; add some, or use the procedural world (world) as the source"))
+        if CAPTION_APART in skipped.first:  # (before what else it says, `t2i data caption` for the others)
+            fix = _apart_note(skipped[CAPTION_APART], skipped.first[CAPTION_APART]) + fix
         raise NothingUsable(f"no usable image-caption pairs: looked for {looked_for}"
                             + (f" (found only: {found})" if found else "") + fix, skipped.every)
     chosen = split_pairs(usable, digests, val_fraction, part)
@@ -809,6 +813,9 @@ BLANK_ON_WHITE = "picture blank once its transparent pixels are made white"
 # ... and one with no pixel drawn at all (a widget skin's disabled state, a spacer GIF): said apart, since a dark
 # background shows nothing there either (Qt's Fluent skins: 73 of 280 such pictures were told to be saved on one)
 WHOLLY_TRANSPARENT = "wholly transparent picture"
+# a picture without a caption whose name a .txt caption without a picture has, in another folder (images/x.png,
+# captions/x.txt): said (not left out for it: it is counted as without a caption), t2i data caption not suggested
+CAPTION_APART = "picture without a caption whose NAME.txt sits in another folder"
 
 
 # What a folder's summary says beside what it left out (none of it is left out, nor listed by --list-skipped):
@@ -858,9 +865,9 @@ MAX_ABOVE = 16 << 20  # bytes of such a manifest read to count the rows naming t
 # over unsaid, its pictures "without a caption" and captioned by their names)
 PARQUET_MANIFEST = "metadata.parquet"
 PARQUET = "metadata.parquet t2i cannot read"  # (rerank's reason for one too: rerank.PARQUET_UNREAD)
-NOTES = (SHARED_CAPTION, BLANK_ON_WHITE, WHOLLY_TRANSPARENT, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG, SEVERAL_PLACES,
-         NOT_NAMING, NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET, NOT_NAMING_READ,
-         BY_NAME_ONCE_FIXED)
+NOTES = (SHARED_CAPTION, BLANK_ON_WHITE, WHOLLY_TRANSPARENT, CAPTION_APART, WRAPPED, BESIDE, BY_NAME, SHEET_AMONG,
+         SEVERAL_PLACES, NOT_NAMING, NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, ABOVE, ABOVE_LINES, PARQUET,
+         NOT_NAMING_READ, BY_NAME_ONCE_FIXED)
 # a manifest line of a picture and a caption name that do not pair ({"image", "text"}), given as the source
 MISPAIRED_LINE = ('manifest line whose picture and caption names do not pair ("image" pairs with "caption" only, '
                   '"file_name" with "text", "caption" or "prompt": rename one)')
@@ -1988,6 +1995,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     by_name = by_folder = False  # whether a picture without a caption has words in its name, or in its folder's
     whole_names: dict[Path, Path] | None = None  # folded caption file name -> the first such caption file
     other_captions: dict[Path, Path] | None = None  # PIC -> PIC.caption (any case)
+    uncaptioned_pictures: list[Path] = []
     for image in sorted(p for p in files if p.suffix.lower() in images.IMAGE_SUFFIXES):
         txt = texts.get(image.with_suffix(""))
         if txt is None and len(alike := folded.get(fold(image.with_suffix("")), [])) == 1 \
@@ -2019,6 +2027,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 skipped.add("contact sheet t2i wrote", image)
             else:
                 skipped.add(UNCAPTIONED, image)
+                uncaptioned_pictures.append(image)
                 uncaptioned_in.add(image.parent)
                 uncaptioned_keys.add(_key(image))
                 # (only where `t2i data caption` could write NAME.txt: a folder, a link to nothing or a pipe of that
@@ -2060,6 +2069,18 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     if orphans:
         orphans.sort()
         skipped.add(".txt caption without image", orphans[0], len(orphans), tuple(orphans[1:]))
+        if uncaptioned_pictures:
+            # images/x.png and captions/x.txt (a dataset's pictures and captions in folders side by side): each
+            # caption is "without image", its picture "without .txt caption", and `t2i data caption` was suggested,
+            # which captioned the pictures by their names beside their own captions
+            by_stem: dict[str, Path] = {}
+            for t in orphans:
+                by_stem.setdefault(t.stem, t)
+            apart = [(image, by_stem[image.stem]) for image in uncaptioned_pictures if image.stem in by_stem]
+            if apart:
+                skipped.add(CAPTION_APART, f"{apart[0][0]} ({apart[0][1]})", len(apart))
+                if len(apart) == len(uncaptioned_pictures):  # (then none is for `t2i data caption`)
+                    by_name = by_folder = False
     if uncaptioned_in or skipped.empty_named:
         # the manifests above the folder (and a metadata.parquet there) are looked at for every picture without a
         # caption, those a row of an empty caption alone names too, which `t2i data caption` captions by name: a
@@ -2133,6 +2154,15 @@ def _once_fixed_note(folder: str | None) -> str:
         return ""
     return (f"; once the manifest lines left out are fixed, t2i data caption {folder} captions those still without "
             f"one by their names (--dry-run shows the captions first)")
+
+
+def _apart_note(n: int, first: str) -> str:
+    """What is said of the pictures whose NAME.txt caption sits in another folder (CAPTION_APART; '' none)."""
+    if not n:
+        return ""
+    return (f"; {counted(n, 'picture')} without a caption {'has' if n == 1 else 'have'} a NAME.txt in another "
+            f"folder, e.g. {first}: t2i reads a picture's caption beside it, so move each caption next to its picture "
+            f"(or write a metadata.jsonl of both paths)")
 
 
 def _sheet_note(sheet: str | None) -> str:
