@@ -1177,18 +1177,18 @@ def generate(
         # --keep, --top-k 1's rules, --image's flags; each refused a piped file only once its writer had finished)
         lines, counted_options = None, None
         start_command("generate")
+        # whether the --top-p is greedy (at or below 1/codebook, as --top-k 1 is), decided once, where a check first
+        # asks: the codebook's size read from the transformer file's header, without torch (_greedy_by_p)
+        greedy_p = cache(lambda: _greedy_by_p(top_k, top_p, weights_folder(weights)))
         if prompts is not None and prompt is None and from_png is None:
             check_threads(threads)
             counted_options = _draw_counts(ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws,
-                                           greedy_top_p=partial(_greedy_top_p_header, ctx, weights))
+                                           greedy_p=greedy_p)
             check_out_folder(out_dir)  # (`--out new/bird.png` was refused once the pipe had closed)
-            if _greedy_top_p_asked(ctx):  # (a greedy --top-p's copies and moot settings, as --top-k 1's above: the
-                # codebook's size read from the transformer's header, without torch, only where a count above 1, a
-                # --temperature or a --top-k is asked; torch imported here loaded libgomp before start_inference
-                # bounded its spinning, and that start then took no inference lock)
-                by_p = _refuse_greedy_top_p(ctx, weights_folder(weights), counted_options[2], _header_vocab)
-                if by_p:  # (`--prompts - --top-p 1e-9 --temperature 0.5` was refused once the pipe had closed)
-                    refuse_moot_beside_top_p(moot_beside_top_p(ctx), counted_options[2], by_p["vocab"])
+            # (a greedy --top-p's copies and moot settings, as --top-k 1's above, before the pipe is read: `--prompts -
+            # --top-p 1e-9 --temperature 0.5` was refused once the pipe had closed)
+            _refuse_greedy_top_p(ctx, greedy_p())
+            refuse_moot_beside_top_p(moot_beside_top_p(ctx), greedy_p())
             lines = read_prompts(prompts)
         start_inference(threads, None)  # (start_command("generate") ran above)
         given = given_options(ctx)
@@ -1217,15 +1217,16 @@ def generate(
                 raise
         else:
             candidates, given, sampling = counted_options or _draw_counts(
-                ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws,
-                greedy_top_p=partial(_greedy_top_p_header, ctx, weights))
+                ctx, prompt, prompts, n, seed, top_k, keep, candidates, image, mask, redraws, greedy_p=greedy_p)
             _imports_held("t2i_cli.pipeline")  # the first import of torch (the checks above are quick without it)
             spec = _image_spec(image, mask, keep_top, redraws, given)
             folder = weights_folder(weights)
             # a --top-p at or below 1/codebook is greedy as --top-k 1 is, and taken as _draw_counts takes --top-k 1
-            # (the codebook's size from the transformer file's header, before the load): its default --redraws 4 and
-            # --keep's default candidates were refused as "--redraws 4" and "--candidates 4", options not given
-            by_p = _refuse_greedy_top_p(ctx, folder, sampling)
+            # (before the load): its default --redraws 4 and --keep's default candidates were refused as "--redraws 4"
+            # and "--candidates 4", options not given
+            by_p = greedy_p()
+            if lines is None:  # (the --prompts path refused them before its pipe)
+                _refuse_greedy_top_p(ctx, by_p)
             if by_p and "keep" in given and "n" not in given and "candidates" not in given_options(ctx):
                 candidates, given = None, given - {"keep"}  # --keep 1 alone: the one image it draws
             if (top_k == 1 or by_p) and spec is not None and "redraws" in spec:  # greedy: the K redraws are one
@@ -1233,7 +1234,8 @@ def generate(
                 spec["redraws"] = 1
             # No --candidates, no --n, no image prompt: the best of DEFAULT_CANDIDATES when there is a CLIP.
             # (--top-k 1 draws one: its candidates would all be the same image; so does a greedy --top-p, which
-            # warned of weights without a CLIP that they draw "one image, not the best of 4", as if for want of one)
+            # warned of weights without a CLIP that they draw "one image, not the best of 4", as if for want of one;
+            # decided here, before the load, not again from the loaded model)
             auto = candidates is None and "n" not in given and spec is None and DEFAULT_CANDIDATES > 1 and top_k != 1 \
                 and not by_p
             if candidates == 1:
@@ -1241,45 +1243,31 @@ def generate(
             _generate(prompt if lines is None else lines, candidates or n, keep if candidates else None,
                       seed, sampling, out_dir, folder, device, grid, quiet,
                       negative=negative, spec=spec, precision=precision, auto_candidates=auto, as_json=as_json,
-                      regional_asked="regional" in given, moot=moot_beside_top_p(ctx))
+                      regional_asked="regional" in given, by_p=by_p,
+                      moot=moot_beside_top_p(ctx) if lines is None else ())  # (--prompts: refused before its pipe)
 
 
-def _greedy_top_p_asked(ctx: typer.Context) -> bool:
-    """Whether generate's options ask for more than one image of a prompt where a --top-p (below 1, with a --top-k
-    other than 1) may be greedy: --n, --candidates, --keep alone or --redraws above 1, or a setting such a --top-p
-    makes moot (moot_beside_top_p: a --temperature, a --top-k); only then is the codebook's size worth reading
-    before a --prompts pipe is."""
+def _greedy_by_p(top_k: int, top_p: float, folder: Path) -> dict:
+    """refuse_greedy_copies' top_p and vocab where a --top-p (below 1, beside a --top-k other than 1) keeps the most
+    likely code alone, at or below 1/codebook (SamplingConfig.greedy, the one test), else {}: each of generate, vary
+    and eval asks it once, before the load (its SamplingConfig, built later, checks the --top-p's range). The
+    codebook's size is read from the transformer file's header alone and without torch (_header_vocab: generate asks
+    before a --prompts pipe is read, and before start_inference bounds libgomp's spinning), and only where the
+    --top-p is below 1 (a --top-p of 1 keeps every code: eval read the header at its default too); a header that
+    cannot be read so is said where the weights load."""
+    if top_k == 1 or not 0 < top_p < 1:
+        return {}
+    vocab = _header_vocab(folder)
+    return {"top_p": top_p, "vocab": vocab} if SamplingConfig(top_p=top_p).greedy(vocab) else {}
+
+
+def _refuse_greedy_top_p(ctx: typer.Context, by_p: dict) -> None:
+    """Refuse generate's counts above 1 of one image where its --top-p is greedy (by_p: _greedy_by_p's answer), as
+    _draw_counts refuses them at --top-k 1: --n, --candidates, --keep alone and --redraws (its default 4 and --keep's
+    default candidates were refused as "--redraws 4" and "--candidates 4", options not given)."""
+    if not by_p:
+        return
     p, given = ctx.params, given_options(ctx)
-    if p.get("top_k") == 1 or not p.get("top_p", 1) < 1:
-        return False
-    return bool(moot_beside_top_p(ctx)) or any(k in given and isinstance(p.get(k), int) and p[k] > 1
-                                                for k in ("n", "candidates", "keep", "redraws"))
-
-
-def _greedy_top_p_header(ctx: typer.Context, weights: Optional[Path]) -> dict:
-    """refuse_greedy_copies' top_p and vocab where generate's --top-p (with a --top-k other than 1) is at or below
-    1/codebook, the codebook's size read from the transformer file's header (_header_vocab); else {} (a
-    header that cannot be read is said where the weights load)."""
-    p = ctx.params
-    if p.get("top_k") == 1 or not 0 < p.get("top_p", 1) < 1:
-        return {}
-    vocab = _header_vocab(weights_folder(weights))
-    return {"top_p": p["top_p"], "vocab": vocab} if vocab is not None and 0 < vocab and p["top_p"] * vocab <= 1 \
-        else {}
-
-
-def _refuse_greedy_top_p(ctx: typer.Context, folder: Path, sampling: SamplingConfig,
-                         vocab_of: Optional[Callable[[Path], int | None]] = None) -> dict:
-    """Refuse generate's counts above 1 of one image where a --top-p at or below 1/codebook (the codebook's size read
-    from the transformer file's header, before the load) keeps the most likely code alone, as _draw_counts refuses
-    them at --top-k 1: --n, --candidates, --keep alone and --redraws (its default 4 and --keep's default candidates
-    were refused as "--redraws 4" and "--candidates 4", options not given). Returns refuse_greedy_copies' top_p and
-    vocab where the --top-p is greedy, else {}. vocab_of: how the codebook's size is read (_image_vocab, or before
-    torch is imported _header_vocab)."""
-    vocab = (vocab_of or _image_vocab)(folder) if sampling.top_k != 1 and sampling.top_p < 1 else None
-    if vocab is None or not sampling.greedy(vocab):
-        return {}
-    by_p, p, given = {"top_p": sampling.top_p, "vocab": vocab}, ctx.params, given_options(ctx)
     if "n" in given:
         refuse_greedy_copies("--n", p["n"], **by_p)
     if "candidates" in given and p.get("candidates") is not None:
@@ -1288,7 +1276,6 @@ def _refuse_greedy_top_p(ctx: typer.Context, folder: Path, sampling: SamplingCon
         refuse_greedy_copies("--keep", p["keep"], **by_p)
     if "redraws" in given and p.get("mask") is not None:
         refuse_greedy_copies("--redraws", p["redraws"], **by_p)
-    return by_p
 
 
 NOTHING_WRITTEN = "nothing was written"  # what a stop of generate or vary says before its first file is
@@ -1315,13 +1302,14 @@ JACOBI_WITH_IMAGE = ("--jacobi does not combine with --image (an image prompt de
 
 def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[str], n: int, seed: int, top_k: int,
                  keep: int, candidates: Optional[int], image: Optional[Path], mask: Optional[Path], redraws: int,
-                 greedy_top_p: Callable[[], dict] = dict) -> tuple[Optional[int], set[str], SamplingConfig]:
+                 greedy_p: Callable[[], dict] = dict) -> tuple[Optional[int], set[str], SamplingConfig]:
     """generate's checks that need neither the prompts nor torch (run before a --prompts pipe is read): the prompt
     given once, --n, --seed, --candidates and --keep, --top-k 1's rules and --image's flags. Returns the candidates
     to draw (the default ones for --keep alone), the options given (less a --keep 1 that --top-k 1 makes moot) and
     the SamplingConfig of the options (its ranges and the negative prompt's rules checked: built once a command).
-    greedy_top_p: _greedy_top_p_header's answer, asked where a --keep alone above the default candidates is refused
-    (a greedy --top-p refuses it as --top-k 1 does, by its copies)."""
+    greedy_p: generate's _greedy_by_p answer (asked, once, where a --keep alone above the default candidates is
+    refused, as a greedy --top-p refuses it as --top-k 1 does, by its copies, and where --prompts' --keep 1 alone
+    needs no CLIP)."""
     given = given_options(ctx)
     if prompts is not None and prompt is not None:
         raise UsageError("give PROMPT or --prompts FILE, not both")
@@ -1343,7 +1331,7 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
         if "n" in given:
             raise UsageError("--keep keeps the best of --candidates N, and --n keeps every image drawn; use "
                              "--candidates N --keep K")
-        if keep > DEFAULT_CANDIDATES and (by_p := greedy_top_p()):  # a greedy --top-p: as --top-k 1 above (it
+        if keep > DEFAULT_CANDIDATES and (by_p := greedy_p()):  # a greedy --top-p: as --top-k 1 above (it
             # said "give --keep 1..4", and --keep 2 was then refused as copies)
             refuse_greedy_copies("--keep", keep, **by_p)
         if not 1 <= keep <= DEFAULT_CANDIDATES:
@@ -1400,10 +1388,9 @@ def _draw_counts(ctx: typer.Context, prompt: Optional[str], prompts: Optional[st
     if prompts is not None:  # (before the pipe is read: each was said once a piped file had closed)
         folder = weights_folder(params.get("weights"))
         # (--keep 1 alone beside a --top-p at or below 1/codebook: the one image it draws, no CLIP needed, as at
-        # --top-k 1; the codebook's size from the transformer file's header, without torch: any --top-p below 1
-        # skipped the CLIP's check here, so weights without one were refused only once a piped file had closed)
-        keep_one_greedy = "keep" in given and "candidates" not in given and keep == 1 and sampling.top_k != 1 \
-            and sampling.top_p < 1 and (vocab := _header_vocab(folder)) is not None and sampling.greedy(vocab)
+        # --top-k 1: any --top-p below 1 skipped the CLIP's check here, so weights without one were refused only once
+        # a piped file had closed)
+        keep_one_greedy = "keep" in given and "candidates" not in given and keep == 1 and bool(greedy_p())
         _check_weights_files(folder, candidates not in (None, 1) and not keep_one_greedy)
         if params.get("out_dir") is not None:  # an --out that is a file, inside one or a link to nothing
             from t2i_cli.files import check_folder_path
@@ -1553,7 +1540,7 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
               spec: Optional[dict] = None, stem: Optional[str] = None, precision: str = "fp32",
               auto_candidates: bool = False, before_drawing: Optional[Callable[[], None]] = None,
               as_json: bool = False, regional_asked: bool = False, guidance_asked: tuple[str, ...] = (),
-              n_asked: bool = True, moot: tuple[str, ...] = ()) -> None:
+              by_p: Optional[dict] = None, moot: tuple[str, ...] = ()) -> None:
     """Sample (and optionally rerank) images of a prompt, or of each prompt of a prompt file in turn (each as
     it alone would draw, one load of the models), writing each batch as soon as it is decoded and naming each
     prompt's files on stdout once they are written; auto_candidates
@@ -1562,19 +1549,17 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
     file as a line of JSON (Written.fields) instead of its path; regional_asked: --regional was given (a weight
     that no prompt draws with is refused, not ignored); guidance_asked: the guidance options given (`--guidance 7`),
     refused where the prompt reads as the empty one and no --negative is given (guidance then pushes nowhere);
-    n_asked: n was given (vary's default --n is one image where its draws would all be one); moot:
-    moot_beside_top_p's settings."""
+    by_p: _greedy_by_p's answer, the command's one decision whether its --top-p is greedy (n, auto_candidates and an
+    image prompt's redraws already follow it); moot: moot_beside_top_p's settings, refused beside a greedy --top-p."""
     from t2i_cli.files import remove_empty
 
     check_out_folder(out_dir, stem)
     # (a --top-p at or below 1/codebook, greedy as --top-k 1 is, was refused its copies before the weights load:
     # generate's by _refuse_greedy_top_p, vary's by its own rules, as a random share of cells is redrawn in each;
-    # the settings it makes moot are refused here, before the load too: the codebook's size from the file's header)
-    if moot and sampling.top_k != 1 and sampling.top_p < 1 and (header_vocab := _image_vocab(weights)) is not None:
-        refuse_moot_beside_top_p(moot, sampling, header_vocab)
+    # the settings it makes moot are refused here, before the load too)
+    refuse_moot_beside_top_p(moot, by_p)
     pipe = _load_pipeline(weights, device, need_clip=keep is not None, precision=precision)
-    vocab = pipe.bundle.transformer.cfg.image_vocab
-    if auto_candidates and pipe.bundle.clip is not None and not sampling.greedy(vocab):  # (greedy: one image)
+    if auto_candidates and pipe.bundle.clip is not None:  # (not at --top-k 1 or a greedy --top-p: one image)
         n, keep = DEFAULT_CANDIDATES, 1
     # The prompts are encoded, and the settings checked, once, before anything is drawn.
     lines = None if isinstance(prompt, str) else prompt
@@ -1611,22 +1596,16 @@ def _generate(prompt: str | Prompts, n: int, keep: Optional[int], seed: int, sam
         from t2i_cli.image_prompt import build
 
         image = build(pipe.bundle.dvae, **spec)  # an unreadable SRC or MASK fails before any folder is made
-        if not n_asked and sampling.greedy(vocab) and (image.keep is not None
-                                                      or image.n_redrawn == image.codes.numel()):
-            n = 1  # vary's default --n of a greedy --top-p redrawing every cell: one image (as at --top-k 1)
-        from t2i_cli.sampling import refuse_greedy_copies as refuse_copies_of_image
-
-        # the pipeline's rule for an image prompt's copies (a greedy --top-p: vary --strength 1 --n 2), said before
-        # any line is (vary's "prompt:" line, a picture's other weights), as the refusal's one line
-        refuse_copies_of_image(sampling, n, image, vocab=vocab)
+        # (the pipeline's rule for an image prompt's greedy copies, sampling.refuse_greedy_copies, is not asked here:
+        # generate and vary refused them, or drew one, before the load, as --top-k 1's)
         _check_guidance_reaches(image, sampling, pipe, n, seed)
     made = _pictures_folder(out_dir, "--out")
     if before_drawing is not None:
         before_drawing()
     # Warnings once every check has passed: a refusal is its one line, and vary's prompt line comes before what
     # it says of that prompt.
-    if auto_candidates and pipe.bundle.clip is None and not quiet and not sampling.greedy(vocab):  # (a greedy
-        # --top-p draws one image with a CLIP too: "not the best of 4" was false, and --top-k 1 is not told it)
+    if auto_candidates and pipe.bundle.clip is None and not quiet:  # (not at a greedy --top-p, which draws one image
+        # with a CLIP too: "not the best of 4" was false, and --top-k 1 is not told it)
         warn(f"{weights} has no clip.safetensors, so this draws one image, not the best of {DEFAULT_CANDIDATES} "
              f"(--candidates 1 asks for one and silences this)")
     if spec is not None and not quiet:
@@ -1944,10 +1923,6 @@ def vary(
             raise UsageError(f"--n must be between 1 and {MAX_N}, got {said_value(n, plain=True)}")
         check_seed(seed)
         check_strength(strength)
-        if top_k == 1 and strength == 1:  # every cell redrawn greedily: each variation is one image
-            if "n" in given_options(ctx):
-                refuse_greedy_copies("--n", n, " and --strength 1")
-            n = 1
         file_sha256(source)  # a missing or unreadable SOURCE is said first, before the prompt line
         from t2i_cli.outputs import is_t2i_sheet
 
@@ -1964,25 +1939,22 @@ def vary(
                                       f"none found in the picture; drawing from the empty prompt "
                                       f"({_caption_hint(source)})")
         folder = weights_folder(weights)
-        # a --top-p at or below 1/codebook is greedy as --top-k 1 is: the codebook's size read from the
-        # transformer file's header, before the load (`--top-p 1e-9 --strength 1 --n 4` was refused once the weights
-        # had loaded, without the " and --strength 1" of --top-k 1's refusal)
-        vocab = _image_vocab(folder) if top_k != 1 else None
-        by_p = vocab is not None and sampling.greedy(vocab)
-        if by_p and strength == 1 and "n" in given_options(ctx):
-            refuse_greedy_copies("--n", n, " and --strength 1", top_p=sampling.top_p, vocab=vocab)
-        if (top_k == 1 or by_p) and strength < 1 and (cells := _cells_redrawn_all(folder, strength)):  # (a share
-            # that rounds to every cell, 0.999 of the shipped model's 256: as --strength 1, each variation is one image)
+        # a --top-p at or below 1/codebook is greedy as --top-k 1 is (_greedy_by_p, before the load: `--top-p 1e-9
+        # --strength 1 --n 4` was refused once the weights had loaded, without the " and --strength 1" of --top-k 1's
+        # refusal). Greedy, every cell redrawn (--strength 1, or a share that rounds to all, 0.999 of the shipped
+        # model's 256): each variation is one image, so vary's default --n draws one and an --n above 1 is refused
+        by_p = _greedy_by_p(top_k, top_p, folder)
+        if (top_k == 1 or by_p) and (strength == 1 or (cells := _cells_redrawn_all(folder, strength))):
             if "n" in given_options(ctx):
-                refuse_greedy_copies("--n", n,
+                refuse_greedy_copies("--n", n, " and --strength 1" if strength == 1 else
                                      f" and --strength {said_float(strength)}, which redraws every cell of {cells},",
-                                     top_p=sampling.top_p if by_p else None, vocab=vocab)
+                                     **by_p)
             n = 1
         _generate(prompt, n, None, seed, sampling, out_dir, folder, device, grid,
                   quiet, negative=negative, spec={"image": source, "strength": strength},
                   stem=f"{safe_stem(source.stem)}-vary", precision=precision, before_drawing=said_prompt,
                   as_json=as_json, regional_asked="regional" in given_options(ctx),
-                  guidance_asked=_guidance_asked(ctx), n_asked="n" in given_options(ctx), moot=moot_beside_top_p(ctx))
+                  guidance_asked=_guidance_asked(ctx), by_p=by_p, moot=moot_beside_top_p(ctx))
 
 
 def _guidance_asked(ctx: typer.Context) -> tuple[str, ...]:
@@ -1993,22 +1965,12 @@ def _guidance_asked(ctx: typer.Context) -> tuple[str, ...]:
                  if k in given and params[k] is not None and not (k == "guidance" and params[k] == 1))
 
 
-def _image_vocab(folder: Path) -> int | None:
-    """The codebook size of the weights' transformer, read from its file's header alone (no tensor is read: a
-    --top-p at or below 1/codebook is refused before the load, as --top-k 1 is); None where the header cannot be read
-    (said where the file loads)."""
-    from t2i_cli.weights import file_config
-
-    try:
-        return file_config(folder / "transformer.safetensors", "transformer")[0].image_vocab
-    except (T2IError, OSError, ArithmeticError):
-        return None
-
-
 def _header_vocab(folder: Path) -> int | None:
-    """The codebook size of the weights' transformer as _image_vocab reads it, but without torch (files.header_config:
-    generate reads it before a --prompts pipe is read, and before start_inference bounds libgomp's spinning, which
-    must come before torch loads); None where the header cannot be read so (said where the file loads)."""
+    """The codebook size of the weights' transformer, read from its file's header alone (no tensor is read) and
+    without torch (files.header_config: generate reads it before a --prompts pipe is read, and before
+    start_inference bounds libgomp's spinning, which must come before torch loads): a whole number above 0, else
+    None (a header that cannot be read so is said where the file loads; an image_vocab of "32" was an internal
+    TypeError where weights.file_config read it)."""
     from t2i_cli.files import header_config
 
     vocab = (header_config(folder / "transformer.safetensors", "transformer") or {}).get("image_vocab")
@@ -2601,17 +2563,18 @@ def moot_beside_top_p(ctx: typer.Context) -> tuple[str, ...]:
     """The settings given that a --top-p at or below 1/codebook would make moot, as --top-k 1 makes --temperature
     moot: a temperature or a --top-k above 1 cannot change the code it keeps, the most likely one alone. Whether the
     --top-p is that small is known from the codebook's size (refuse_moot_beside_top_p: generate, vary and eval read it
-    from the transformer file's header, before the load; eval again from the loaded model)."""
+    from the transformer file's header, before the load, _greedy_by_p)."""
     return tuple(f"{flag(k)} {said_float(ctx.params[k])}" for k in ("temperature", "top_k")
                  if k in given_options(ctx) and ctx.params[k] != (1 if k == "temperature" else 0))
 
 
-def refuse_moot_beside_top_p(moot: tuple[str, ...], sampling, vocab: int) -> None:
-    """Refuse the settings moot_beside_top_p found where the --top-p keeps the most likely code alone (they drew the
-    same codes, unsaid)."""
-    if moot and sampling.top_k != 1 and sampling.greedy(vocab):
+def refuse_moot_beside_top_p(moot: tuple[str, ...], by_p: Optional[dict]) -> None:
+    """Refuse the settings moot_beside_top_p found where the --top-p keeps the most likely code alone (by_p:
+    _greedy_by_p's answer; they drew the same codes, unsaid)."""
+    if moot and by_p:
+        vocab = by_p["vocab"]
         raise UsageError(f"{' and '.join(moot)} change{'s' if len(moot) == 1 else ''} nothing with --top-p "
-                         f"{said_float(sampling.top_p)}, which at or below 1/{vocab} (this model's {vocab} codes) "
+                         f"{said_float(by_p['top_p'])}, which at or below 1/{vocab} (this model's {vocab} codes) "
                          f"keeps the most likely code alone; leave {'it' if len(moot) == 1 else 'them'} out, or give a "
                          f"--top-p above {greedy_bound(vocab)}")
 
@@ -3280,10 +3243,9 @@ def eval_cmd(ctx: typer.Context,
             raise UsageError(f"--judge {judge_path} is not a file; give a judge's safetensors file (or leave --judge "
                              f"out for the weights folder's or the shipped one)")
         folder = weights_folder(weights)
-        # a --top-p at or below 1/codebook is greedy as --top-k 1 is (the codebook's size from the transformer file's
-        # header): `eval --top-p 1e-9` was refused as "--candidates 4", an option not given, once the weights loaded
-        vocab = _image_vocab(folder) if top_k != 1 and 0 < top_p <= 1 else None
-        by_p = {"top_p": top_p, "vocab": vocab} if vocab is not None and top_p * vocab <= 1 else {}
+        # a --top-p at or below 1/codebook is greedy as --top-k 1 is (_greedy_by_p, before the load): `eval --top-p
+        # 1e-9` was refused as "--candidates 4", an option not given, once the weights loaded
+        by_p = _greedy_by_p(top_k, top_p, folder)
         if top_k == 1 or by_p:  # greedy: each prompt's candidates (or a caption's draws) would be the same image
             if data is None and candidates is not None and 1 <= candidates <= MAX_N:
                 refuse_greedy_copies("--candidates", candidates, **by_p)
@@ -3299,8 +3261,8 @@ def eval_cmd(ctx: typer.Context,
         if not 1 <= candidates <= MAX_N:
             raise UsageError(f"--candidates must be in 1..{MAX_N}, got {said_value(candidates, plain=True)}")
         sampling = sampling_of(ctx)
-        if by_p:  # before the load, as sampling_of refuses --top-k 1's (it was said once the weights had loaded)
-            refuse_moot_beside_top_p(moot_beside_top_p(ctx), sampling, by_p["vocab"])
+        # before the load, as sampling_of refuses --top-k 1's (it was said once the weights had loaded)
+        refuse_moot_beside_top_p(moot_beside_top_p(ctx), by_p)
         if data is not None:
             refused = sorted(given_options(ctx) & {"candidates", "judge_path"})
             if refused:
@@ -3318,18 +3280,17 @@ def eval_cmd(ctx: typer.Context,
             if not (folder / "clip.safetensors").is_file():
                 refuse_undrawn_sampling(ctx, folder)
             _eval_data(folder, data, n, seeds[0], sampling, json_path, device, quiet, precision, draws, force,
-                       images_dir, regional_asked="regional" in given_options(ctx), moot=moot_beside_top_p(ctx))
+                       images_dir, regional_asked="regional" in given_options(ctx))
             return
         if "draws" in given_options(ctx):
             raise UsageError("--draws belongs to --data (images per val caption); the world's tasks draw "
                              "--candidates per prompt")
         pipe = _load_pipeline(folder, device, need_clip=candidates > 1, precision=precision)
-        refuse_moot_beside_top_p(moot_beside_top_p(ctx), sampling, pipe.bundle.transformer.cfg.image_vocab)
         judge_file = judge_path or next((p for p in (folder / "judge.safetensors", REPO_WEIGHTS / "judge.safetensors")
                                          if p.is_file()), folder / "judge.safetensors")
         judge = jd.load_judge(judge_file)
-        if one_for_want_of_clip and not quiet and not sampling.greedy(vocab):  # said as generate says it, once every
-            # check has passed (not at a greedy --top-p, which draws one with a CLIP too, as --top-k 1 is not told)
+        if one_for_want_of_clip and not quiet:  # said as generate says it, once every check has passed (not at
+            # --top-k 1 or a greedy --top-p, which draw one with a CLIP too: candidates was 1 there)
             warn(f"{folder} has no clip.safetensors, so each prompt is drawn once, not the best of "
                  f"{DEFAULT_CANDIDATES} (--candidates 1 asks for one and silences this)")
         unknown = ev.unknown_words(pipe.bundle.tokenizer, pipe.text_len, n, seeds[0])
@@ -3514,15 +3475,14 @@ def refuse_undrawn_sampling(ctx: typer.Context, folder: Path) -> None:
 
 def _eval_data(folder: Path, data: str, n: int, seed: int, sampling, json_path: Optional[Path], device: str,
                quiet: bool, precision: str = "fp32", draws: int = 1, force: bool = False,
-               images_dir: Optional[Path] = None, regional_asked: bool = False, moot: tuple[str, ...] = ()) -> None:
-    """t2i eval --data: the val split of any data source, as a table and optionally JSON (moot: moot_beside_top_p's
-    settings)."""
+               images_dir: Optional[Path] = None, regional_asked: bool = False) -> None:
+    """t2i eval --data: the val split of any data source, as a table and optionally JSON (a setting a greedy --top-p
+    makes moot was refused before the load)."""
     from rich.table import Table
 
     from t2i_cli.data_eval import evaluate_data
 
     pipe = _load_pipeline(folder, device, precision=precision)
-    refuse_moot_beside_top_p(moot, sampling, pipe.bundle.transformer.cfg.image_vocab)
     with _eval_images(images_dir) as folder_of_images, progress_bar(quiet, "images") as bar:
         task = bar.add_task("eval", total=n, rate="")
 

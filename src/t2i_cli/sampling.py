@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from t2i_cli import sampling_config
-from t2i_cli.errors import UsageError, option, spoken
+from t2i_cli.errors import UsageError, option
 from t2i_cli.models.transformer import KVCache, Transformer
 from t2i_cli.sampling_config import MAX_JACOBI, SamplingConfig  # noqa: F401 (re-exported: it was defined here)
 
@@ -42,9 +42,10 @@ def refuse_greedy_copies(sampling: SamplingConfig, n: int, image: Any = None, na
     by_p = sampling.top_k != 1  # (greedy by its top_p)
     if image is not None and image.redraws > 1:
         greedy, why, other = sampling_config.greedy_words(True, sampling.top_p if by_p else None, vocab)
-        one = spoken(f"pass {option('redraws', 1)}", f"build the image prompt with {option('redraws', 1)}")
+        # (the Python API's words alone: generate draws once at a greedy setting, or refuses a --redraws above 1,
+        # before the load, so no command reaches this)
         raise UsageError(f"{option('redraws', image.redraws)} with {greedy} draws each image {image.redraws} times "
-                         f"alike ({why}); {one}, or give {other}")
+                         f"alike ({why}); build the image prompt with {option('redraws', 1)}, or give {other}")
     if image is None or image.keep is not None or image.n_redrawn == image.codes.numel():
         sampling_config.refuse_greedy_copies(name, n, keyword=True, top_p=sampling.top_p if by_p else None,
                                              vocab=vocab)
