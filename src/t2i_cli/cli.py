@@ -268,9 +268,10 @@ def typed_paths(text: str) -> str:
 
 
 def typed_json(data: object) -> object:
-    """data (what info --json prints) with each path typed to name a file called - said as typed, as the human lines
-    say it (typed_paths): `generate --json --out ./-` printed /home/me/-/a-red-bird-000.png where `--out sub` prints
-    sub/a-red-bird-000.png; a JSON holds each path as the user gave it, relative where it was typed relative."""
+    """data (what info --json prints, of a weights folder or a run) with each path typed to name a file called - said
+    as typed, as the human lines say it (typed_paths): `info ./- --json` printed its folder as /home/me/-, where its
+    table says ./-; a JSON holds each path as the user gave it, relative where it was typed relative (generate's and
+    vary's --json lines say each path by typed_paths itself)."""
     if isinstance(data, str):
         return typed_paths(data)
     if isinstance(data, dict):
@@ -3017,16 +3018,14 @@ def rerank(ctx: typer.Context,
         _imports_held("t2i_cli.rerank")
         from t2i_cli import rerank as rr
 
-        if top < 0:  # (each said alone: `rerank F --link-best` was told "--top must be 0 or more, and ...", of a
-            # --top it never gave)
+        if not 0 <= top <= MAX_N:  # (a sheet of every picture of a prompt, however many: --top 100000000000 was
+            # taken)
             raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {said_value(top, plain=True)}")
         if link_best and top < 1:  # (said of the --top given or not: `--link-best --top 0` was told "give one")
             given = "top" in given_options(ctx)
             raise UsageError(f"--link-best needs --top K with K from 1 to {MAX_N} (it copies the best K of each prompt "
                              f"into FOLDER/best/){', got --top 0' if given else ''}; "
                              f"{'give' if given else 'add'} --top K, or leave --link-best out")
-        if top > MAX_N:  # (a sheet of every picture of a prompt, however many: --top 100000000000 was taken)
-            raise UsageError(f"--top must be in 0..{MAX_N} (0 = no sheet), got {said_value(top, plain=True)}")
         if prompt is not None and blank(prompt):
             raise UsageError("--prompt is empty; give the text the images should match")
         rr.check_folder(folder)

@@ -77,10 +77,16 @@ def plain_number(value: object, name: str, error: type[Exception] = UsageError) 
         return value
     if isinstance(value, int):  # (a subclass of int as the int it is)
         return int(value)
+    return float_of(value, name)
+
+
+def float_of(value: int | float | numbers.Real, name: str) -> float:
+    """A number as a float, refused (UsageError) where it is past a float's range: a whole number (10**400 raised
+    "int too large to convert to float" in SamplingConfig) or another real (Fraction(10**400): a raw "integer
+    division result too large for a float" in plain_number), in one sentence for both."""
     try:
         return float(value)
-    except OverflowError:  # (Fraction(10**400): a raw "integer division result too large for a float", where
-        # SamplingConfig said this before its numbers came here)
+    except OverflowError:
         raise UsageError(f"{option(name)} must be a number within a float's range, got {said_value(value)}") from None
 
 
@@ -193,12 +199,7 @@ class SamplingConfig:
             value = getattr(self, name)
             if value is None and name in ("guidance_start", "guidance_stop"):
                 continue
-            value = plain_number(value, name)
-            try:
-                object.__setattr__(self, name, float(value))
-            except OverflowError:  # (a whole number past float's range: 10**400 raised "int too large to convert")
-                raise UsageError(f"{option(name)} must be a number within a float's range, got "
-                                 f"{said_value(value)}") from None
+            object.__setattr__(self, name, float_of(plain_number(value, name), name))
         if not isinstance(self.use_cache, bool):
             raise UsageError(f"use_cache must be True or False, got {self.use_cache!r}")
         # Bounds keep the float32 arithmetic finite: a temperature of 1e-40 or guidance of 1e40 overflows.
