@@ -146,3 +146,20 @@ def test_rerank_top_out_of_range_is_one_sentence_before_link_best(top, link, tmp
     assert line == f"error: --top must be in 0..256 (0 = no sheet), got {top}", line
     line = one_line_failure(run("rerank", tmp_path / "pics", "--link-best"), 2)
     assert line == "error: --link-best needs --top K with K >= 1 (it copies the best K into FOLDER/best/); give one"
+
+
+@pytest.mark.parametrize("greedy", [["--top-k", "1"], ["--top-p", "1e-9"]])
+def test_vary_says_a_missing_source_before_its_greedy_copies_at_top_k_1_as_at_a_greedy_top_p(greedy, tmp_path,
+                                                                                            tiny_weights):
+    """vary's --strength 1 copies refusal is one branch for --top-k 1 and a greedy --top-p: `vary missing.png
+    --top-k 1 --strength 1 --n 2` was told to leave --n out (exit 2), and then that missing.png cannot be read, where
+    the same command at --top-p 1e-9 said the missing file first; now both say it first."""
+    line = one_line_failure(run("vary", tmp_path / "missing.png", *greedy, "--strength", "1", "--n", "2",
+                                "--weights", tiny_weights, "--out", tmp_path / "out"), 1)
+    assert line.startswith("error: cannot read ") and "missing.png: No such file or directory" in line, line
+    src = _source(tmp_path)
+    line = one_line_failure(run("vary", src, *greedy, "--strength", "1", "--n", "2", "--weights", tiny_weights,
+                                "--out", tmp_path / "out"), 2)
+    assert line.startswith(f"error: --n 2 with {' '.join(greedy).replace('1e-9', '1e-09')} and --strength 1 draws 2 "
+                           f"copies of one image"), line
+    assert not (tmp_path / "out").exists()
