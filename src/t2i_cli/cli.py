@@ -1113,8 +1113,8 @@ def check_threads(threads: Optional[int]) -> None:
 @app.command(cls=OneValueEach)
 def generate(
     ctx: typer.Context,
-    prompt: Optional[str] = typer.Argument(None, help="What to draw, e.g. \"a red bird\" (not with --from or "
-                                                      "--prompts)."),
+    prompt: Optional[str] = typer.Argument(None, metavar="PROMPT",
+                                           help="What to draw, e.g. \"a red bird\" (not with --from or --prompts)."),
     prompts: Optional[str] = typer.Option(None, "--prompts",  # str: ./- is a file named -, - standard input
                                           help="Draw each line of this UTF-8 file (- reads standard input; ./- is "
                                                "a file named -) as its own PROMPT with the same options and seed: "
@@ -1882,7 +1882,7 @@ def _caption_hint(source: Path) -> str:
 @app.command(cls=OneValueEach)
 def vary(
     ctx: typer.Context,
-    source: Path = typer.Argument(..., help="The picture to vary (any size or mode)."),
+    source: Path = typer.Argument(..., metavar="SOURCE", help="The picture to vary (any size or mode)."),
     strength: float = typer.Option(0.5, "--strength",
                                    help="How far to move, in (0, 1]: the share of code cells redrawn."),
     prompt: Optional[str] = typer.Option(None, "--prompt",
@@ -1992,7 +1992,7 @@ def _cells_redrawn_all(folder: Path, strength: float) -> int | None:
 
 
 @app.command(cls=OneValueEach)
-def info(folder: Optional[Path] = typer.Argument(None, show_default=False,
+def info(folder: Optional[Path] = typer.Argument(None, show_default=False, metavar="FOLDER",
                                                  help="A weights folder, or a training run folder (one stage's, or a "
                                                       "--stage all run's) to see how far it got."),
          weights: Optional[Path] = typer.Option(None, "--weights",
@@ -2747,7 +2747,7 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
 
 @data_app.command("preview", cls=OneValueEach)
 def data_preview(ctx: typer.Context,
-                 source: str = typer.Argument("world:train",
+                 source: str = typer.Argument("world:train", metavar="SOURCE",
                                               help="world[:split], a folder, or a .jsonl or .csv manifest."),
                  out_path: Path = typer.Option(Path("preview.png"), "--out", help="PNG file (or folder) to write."),
                  n: int = typer.Option(16, "--n", help="Samples on the sheet, 1..256."),
@@ -2828,8 +2828,8 @@ def data_preview(ctx: typer.Context,
 
 
 @data_app.command("caption", cls=OneValueEach)
-def data_caption(folder: Path = typer.Argument(..., help="Folder of pictures (sub-folders too, as training reads "
-                                                          "it)."),
+def data_caption(folder: Path = typer.Argument(..., metavar="FOLDER",
+                                               help="Folder of pictures (sub-folders too, as training reads it)."),
                  source: str = typer.Option("name", "--from",
                                             help="name: each picture's file name made words (red-bird_02.png -> "
                                                  "\"red bird\"); folder: its folder's name, for a folder per class "
@@ -2978,7 +2978,7 @@ def _list_skipped(every: dict[str, list[str]]) -> None:
 
 @app.command(cls=OneValueEach)
 def rerank(ctx: typer.Context,
-           folder: Path = typer.Argument(...,
+           folder: Path = typer.Argument(..., metavar="FOLDER",
                                          help="Folder of images (PNG files from `t2i generate` carry their prompt)."),
            prompt: Optional[str] = typer.Option(None, "--prompt",
                                                 help="Score every image against this prompt instead."),
