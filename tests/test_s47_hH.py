@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 from conftest import run
 
@@ -32,3 +34,81 @@ def test_every_commands_arguments_are_named_alike_in_help_and_errors():
     for command, name in (("vary", "SOURCE"), ("rerank", "FOLDER"), ("data caption", "FOLDER")):
         r = run(*command.split())
         assert r.exit_code == 2 and r.stderr.startswith(f"error: Missing argument '{name}'"), r.stderr
+
+
+def test_a_stop_of_data_world_says_the_scenes_it_kept(tmp_path, monkeypatch):
+    """`t2i data world` stopped said the generic "finished files are kept; nothing partial was written", of none
+    (and left the --out folder it made, empty) or of scenes it names nowhere. It now says "nothing was written" (the
+    folders it made are removed), then how many scenes it wrote, each whole, that the same command writes the rest,
+    and the scenes a stopped run had written before."""
+    from t2i_cli import data
+
+    real_scene, real_write = data.world.scene, data.atomic_write_bytes
+    common = ["--split", "val", "--n", "3", "--side", "16", "-q"]
+    out = tmp_path / "new" / "w"
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(data.world, "scene", stop)
+        assert stopped(run("data", "world", *common, "--out", out)) == "interrupted: nothing was written"
+    assert not (tmp_path / "new").exists()
+    writes = []
+
+    def stop_after_the_second_scene(path, payload):
+        written = real_write(path, payload)
+        writes.append(written)
+        if len(writes) == 6:  # (the second scene's spec, its last file: in place)
+            os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+    whole = "each whole (picture, caption and spec)"
+    with monkeypatch.context() as m:
+        m.setattr(data, "atomic_write_bytes", stop_after_the_second_scene)
+        r = run("data", "world", *common, "--out", out)
+    assert stopped(r) == (f"interrupted: 2 scenes written to {out}, {whole}; the same command writes the rest; "
+                          f"nothing partial was written")
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in writes)
+    with monkeypatch.context() as m:
+        m.setattr(data.world, "scene", stop)
+        r = run("data", "world", *common, "--out", out)
+    assert stopped(r) == (f"interrupted: nothing was written; {out} keeps the 2 scenes written before, {whole}; "
+                          f"the same command writes the rest; nothing partial was written")
+    with monkeypatch.context() as m:
+        m.setattr(data.world, "scene", lambda *a, **k: (stop if a[1] == 3 else real_scene)(*a, **k))
+        r = run("data", "world", *common[:2], "--n", "4", *common[4:], "--out", out)
+    assert stopped(r) == (f"interrupted: 1 scene written to {out} (2 written before, kept), {whole}; the same "
+                          f"command writes the rest; nothing partial was written")
+    r = run("data", "world", *common[:2], "--n", "4", *common[4:], "--out", out)
+    assert r.exit_code == 0 and r.stdout.strip() == f"wrote 1 scene to {out} (3 written before, kept)", r.stdout
+
+
+def test_a_stop_of_data_preview_says_whether_its_sheet_was_written(tmp_path, monkeypatch):
+    """`t2i data preview` stopped said "finished files are kept; nothing partial was written" while it read the
+    source and drew the sheet, before writing anything, and of its one sheet once written. It now says "nothing
+    was written" until the sheet is, then that the sheet written is kept, also where the stop came as its file was
+    renamed into place."""
+    from t2i_cli import data, images
+
+    real_save = images.save_png
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(data, "open_source", stop)
+        r = run("data", "preview", "--n", "2", "--side", "16", "-q", "--out", tmp_path / "a.png")
+        assert stopped(r) == "interrupted: nothing was written"
+
+    def stop_once_saved(*a, **k):
+        path = real_save(*a, **k)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, the sheet in place
+        return path
+
+    with monkeypatch.context() as m:
+        m.setattr(images, "save_png", stop_once_saved)
+        r = run("data", "preview", "--n", "2", "--side", "16", "-q", "--out", tmp_path / "b.png")
+    assert stopped(r) == (f"interrupted: the contact sheet written to {tmp_path / 'b.png'} is kept; nothing partial "
+                          f"was written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png"]

@@ -2733,14 +2733,29 @@ def data_world(split: str = typer.Option("train", "--split", help="train, val or
     """Write scenes of the procedural world as image + caption + spec files."""
     with user_errors():
         stop_on_sigterm()  # as Ctrl-C: the scenes written are kept, each whole (it ended silently, exit 143)
+        STATE["interrupted"] = NOTHING_WRITTEN  # (it said "finished files are kept" of none, and of scenes named
+        # nowhere)
         start_command("data world")
         from t2i_cli.data import check_world_size, write_world
+
+        def say_kept(written: int, before: int) -> None:  # what a stop says: the scenes kept, how to finish them
+            if written:
+                said = f"{counted(written, 'scene')} written to {clean(out_dir)}" + (
+                    f" ({before:,} written before, kept)" if before else "")
+            elif before:  # (a stopped run's, which this one had not added to yet)
+                said = f"{NOTHING_WRITTEN}; {clean(out_dir)} keeps the {counted(before, 'scene')} written before"
+            else:
+                return
+            rest = "the same command writes the rest" if written + before < n else f"all {n:,} are there"
+            STATE["interrupted"] = (f"{said}, each whole (picture, caption and spec); {rest}; nothing partial was "
+                                    f"written")
 
         check_world_size(n, side)
         with progress_bar(quiet) as bar:
             task = bar.add_task("rendering", total=n, rate="")
             count = write_world(split, n, side, out_dir,
-                                lambda k: bar.update(task, completed=k, rate=rate_text(bar.tasks[task], "images")))
+                                lambda k: bar.update(task, completed=k, rate=rate_text(bar.tasks[task], "images")),
+                                say_kept)
         kept = f" ({n - count} written before, kept)" if count < n else ""  # (a stopped run's, finished now)
         out.print(f"wrote {count} scene{'' if count == 1 else 's'} to {clean(out_dir)}{kept}")
 
@@ -2771,6 +2786,7 @@ def data_preview(ctx: typer.Context,
     shows them)."""
     stop_on_sigterm()  # as Ctrl-C: `kill` during the write left the sheet's temporary behind (exit 143, silent)
     with user_errors():
+        STATE["interrupted"] = NOTHING_WRITTEN  # until the sheet is (it said "finished files are kept" of none)
         start_command("data preview")
         from t2i_cli.data import (
             PREVIEW_NAME,
@@ -2813,7 +2829,10 @@ def data_preview(ctx: typer.Context,
             warn(dataset.skipped_message())
         dataset.augment = augment
         shown = {} if augment is None else {"crop": str(crop), "flip": str(flip).lower(), "seed": str(seed)}
-        written = preview(source, target, n=n, side=side, dataset=dataset, text=shown)
+        def saved(sheet: Path) -> None:  # (as one step with its write)
+            STATE["interrupted"] = f"the contact sheet written to {clean(sheet)} is kept; nothing partial was written"
+
+        written = preview(source, target, n=n, side=side, dataset=dataset, text=shown, saved=saved)
         out.print(f"wrote {clean(written)}")
         if Path(source).is_dir() and Path(source).resolve() in Path(written).resolve().parents \
                 and Path(written).name.lower() != PREVIEW_NAME:  # (that name training knows for t2i's sheet)

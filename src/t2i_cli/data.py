@@ -33,7 +33,9 @@ from t2i_cli.files import (
     file_above,
     is_own_json,
     make_folder,
+    missing_folders,
     read_own_json,
+    remove_empty,
     remove_temporaries,
     sha256_of,
     shell_word,
@@ -2564,10 +2566,13 @@ def _scenes_written(split: str, n: int, side: int, out: Path) -> set[int]:
 
 
 def write_world(split: str, n: int, side: int, out: Path,
-                progress: Callable[[int], None] | None = None) -> int:
+                progress: Callable[[int], None] | None = None,
+                kept: Callable[[int, int], None] | None = None) -> int:
     """Write scenes 0..n-1 of a world split as NAME.png, NAME.txt and NAME.json (spec); returns how many it
     wrote. The same command again finishes one that was stopped or killed: the scenes it wrote whole are kept,
-    an unfinished one is completed, and the temporary files a kill left there are removed (once a minute old)."""
+    an unfinished one is completed, and the temporary files a kill left there are removed (once a minute old).
+    kept: told (scenes written now, scenes written before) once the folder is checked, then as one step with each
+    scene's write (a stop waits for both: what a stop says of it)."""
     if split not in world.SPLITS:
         raise UsageError(f"--split {split!r} is no world split; use one of {', '.join(world.SPLITS)}")
     check_world_size(n, side)
@@ -2575,10 +2580,22 @@ def write_world(split: str, n: int, side: int, out: Path,
     names = [f"{split}-{i:06d}" for i in range(n)]
     # checked before writing anything, so a refused run leaves the folder as it was
     done = _scenes_written(split, n, side, out) if file_above(out) is None else set()
+    new = missing_folders(out)  # (those a stop before the first scene leaves empty: removed again)
     make_folder(out, "--out")  # a file, or a path inside one, is the command line's (exit 2)
+    try:
+        return _write_scenes(split, names, side, out, done, progress, kept)
+    finally:
+        remove_empty(new)
+
+
+def _write_scenes(split: str, names: list[str], side: int, out: Path, done: set[int],
+                  progress: Callable[[int], None] | None, kept: Callable[[int, int], None] | None) -> int:
+    """write_world's scenes, once the folder is made."""
     scene_file = re.compile(rf"{re.escape(split)}-\d{{6}}\.(png|txt|json)")
     remove_temporaries(out, scene_file.fullmatch, STALE_AFTER)  # a killed run's (one newer may be writing now)
     written = 0
+    if kept is not None:
+        kept(0, len(done))
     for i, name in enumerate(names):
         if i not in done:
             img, caption, spec = world.scene(split, i, side)
@@ -2586,7 +2603,9 @@ def write_world(split: str, n: int, side: int, out: Path,
                 for ext, data in _scene_files(split, i, side, img).items():  # (the spec last)
                     if not os.path.lexists(out / f"{name}{ext}"):  # (one a killed run wrote: the same bytes)
                         atomic_write_bytes(out / f"{name}{ext}", data)
-            written += 1
+                written += 1
+                if kept is not None:
+                    kept(written, len(done))
         if progress is not None:
             progress(i + 1)
     return written
@@ -2631,9 +2650,10 @@ def preview_path(out: Path, force: bool = False) -> Path:
 
 
 def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: CaptionDataset | None = None,
-            text: dict[str, str] | None = None) -> Path:
+            text: dict[str, str] | None = None, saved: Callable[[Path], None] | None = None) -> Path:
     """Write a contact sheet of the first n items of a source, captions beneath, to out (a file, or a folder
     for out/preview.png; callers check preview_path first); returns its path. text: more PNG text chunks.
+    saved: told the sheet's path as one step with its write (a stop waits for both: what a stop says of it).
 
     Pass `dataset` when the caller has already opened the source (opening a folder reads every image)."""
     check_preview_size(n, side)
@@ -2648,4 +2668,8 @@ def preview(source: str, out: Path, n: int = 16, side: int = 128, dataset: Capti
     if out.is_dir():
         out = out / PREVIEW_NAME
     # marked, as t2i's other sheets: training (and `t2i data caption`) never reads it as a picture
-    return images.save_png(sheet, out, {"source": source, SHEET_KEY: "preview"} | (text or {}))
+    with signals_held():
+        written = images.save_png(sheet, out, {"source": source, SHEET_KEY: "preview"} | (text or {}))
+        if saved is not None:
+            saved(written)
+    return written

@@ -127,7 +127,7 @@ def warn_caller(message: str, category: type[Warning]) -> None:
 PLURALS = {"image": "images", "caption": "captions", "file": "files", "folder": "folders", "line": "lines",
            "copy": "copies", "path": "paths", "picture": "pictures", "item": "items", "link": "links",
            "sheet": "sheets", "prompt": "prompts", "row": "rows", "code": "codes", "tensor": "tensors",
-           "validation": "validations", "loop": "loops"}
+           "validation": "validations", "loop": "loops", "scene": "scenes"}
 
 
 def counted(n: int, what: str) -> str:
