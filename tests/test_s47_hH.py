@@ -112,3 +112,49 @@ def test_a_stop_of_data_preview_says_whether_its_sheet_was_written(tmp_path, mon
     assert stopped(r) == (f"interrupted: the contact sheet written to {tmp_path / 'b.png'} is kept; nothing partial "
                           f"was written")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png"]
+
+
+def test_a_stop_of_data_caption_says_the_caption_files_it_kept(tmp_path, monkeypatch):
+    """`t2i data caption` stopped said "finished files are kept; nothing partial was written" while it checked
+    the pictures, before writing anything, and of caption files it names nowhere once writing (a stop as a file
+    was linked into place left it uncounted). It now says "nothing was written", then how many caption files it
+    wrote, each whole, and that the same command writes the rest."""
+    from PIL import Image
+
+    from t2i_cli import data, name_captions
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for name in ("red-bird", "blue-cat", "green-fish"):
+        Image.new("RGB", (64, 64), (200, 30, 30)).save(pics / f"{name}.png")
+    real_write, writes = name_captions.write_if_absent, []
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(data, "plan_captions", stop)
+        assert stopped(run("data", "caption", pics, "-q")) == "interrupted: nothing was written"
+    assert not list(pics.glob("*.txt"))
+
+    def stop_at(n):
+        def write(path, payload):
+            made = real_write(path, payload)
+            writes.append(path)
+            if len(writes) == n:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, the caption file in place
+            return made
+        return write
+
+    with monkeypatch.context() as m:
+        m.setattr(name_captions, "write_if_absent", stop_at(2))
+        r = run("data", "caption", pics, "-q")
+    assert stopped(r) == (f"interrupted: 2 caption files written under {pics}, each whole; the same command writes "
+                          f"the rest; nothing partial was written")
+    assert sorted(pics.glob("*.txt")) == sorted(writes)
+    with monkeypatch.context() as m:
+        m.setattr(name_captions, "write_if_absent", stop_at(3))
+        r = run("data", "caption", pics, "-q")
+    assert stopped(r) == (f"interrupted: 1 caption file written under {pics}, each whole; none is left to write; "
+                          f"nothing partial was written")
+    assert len(list(pics.glob("*.txt"))) == 3 and not [p for p in pics.iterdir() if p.name.startswith(".")]

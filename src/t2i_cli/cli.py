@@ -2864,6 +2864,7 @@ def data_caption(folder: Path = typer.Argument(..., metavar="FOLDER",
     `t2i train --stage all --data FOLDER --out runs/NAME`."""
     stop_on_sigterm()  # as Ctrl-C: every caption file written is whole; run it again to write the rest
     with user_errors():
+        STATE["interrupted"] = NOTHING_WRITTEN  # until a caption file is (it said "finished files are kept" of none)
         start_command("data caption")
         from t2i_cli.data import plan_captions
         from t2i_cli.files import IMAGE_SUFFIXES, shell_word, train_command
@@ -2973,8 +2974,13 @@ def data_caption(folder: Path = typer.Argument(..., metavar="FOLDER",
             return
         with progress_bar(quiet, "files") as bar:
             task = bar.add_task("writing captions", total=len(plan.writes), rate="")
+            def kept(count: int, more: bool) -> None:  # what a stop says: the files kept, how to write the rest
+                rest = "the same command writes the rest" if more else "none is left to write"
+                STATE["interrupted"] = (f"{counted(count, 'caption file')} written under {clean(folder)}, each whole; "
+                                        f"{rest}; nothing partial was written")
+
             written, existing = write_captions(plan, lambda k, total: bar.update(
-                task, completed=k, rate=rate_text(bar.tasks[task], "files")))
+                task, completed=k, rate=rate_text(bar.tasks[task], "files")), kept)
         if existing:
             tried = "; ".join(filter(None, [tried, f"{counted(existing, 'caption file')} made meanwhile by something "
                                                    f"else (kept)"]))

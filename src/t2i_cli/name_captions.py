@@ -22,6 +22,7 @@ from t2i_cli.files import (
     recorded_by_018,
     recorded_name,
     remove_temporaries,
+    signals_held,
     write_if_absent,
 )
 from t2i_cli.models.tokenizer import BLACK_FLAG, KEYCAP
@@ -879,15 +880,21 @@ def remove_killed_temporaries(plan: CaptionPlan) -> list[Path]:
             for tmp in remove_temporaries(folder, functools.partial(_caption_name, folder), STALE_AFTER)]
 
 
-def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None) -> tuple[list[Path], int]:
+def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda k, n: None,
+                   kept: Callable[[int, bool], None] = lambda n, more: None) -> tuple[list[Path], int]:
     """Write each planned caption file whole (files.write_if_absent: a caption file made meanwhile is kept, not
-    replaced). (the files written, the number found made meanwhile)."""
+    replaced). (the files written, the number found made meanwhile). kept: told (the files written so far, whether
+    more are planned) as one step with each write (a stop waits for both: what a stop says of them)."""
     written, existing = [], 0
     remove_killed_temporaries(plan)
     for k, (txt, (caption, _)) in enumerate(sorted(plan.writes.items())):
         done(k, len(plan.writes))
         try:
-            made = write_if_absent(txt, (caption + "\n").encode("utf-8"))
+            with signals_held():  # (a stop as the file was linked into place left it uncounted)
+                made = write_if_absent(txt, (caption + "\n").encode("utf-8"))
+                if made:
+                    written.append(txt)
+                    kept(len(written), k + 1 < len(plan.writes))
         except OutputError as e:  # a full disk, a read-only sub-folder: what was written stays, and is said
             line = str(e)
             if isinstance(e.__cause__, OSError) and e.__cause__.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -900,9 +907,7 @@ def write_captions(plan: CaptionPlan, done: Callable[[int, int], None] = lambda 
                 raise OutputError(f"{line} ({counted(len(written), 'caption file')} of {len(plan.writes):,} written "
                                   f"before it, each whole; run the command again to write the rest)") from e
             raise OutputError(line) from e
-        if made:
-            written.append(txt)
-        else:
+        if not made:
             existing += 1
     done(len(plan.writes), len(plan.writes))
     return written, existing
