@@ -158,3 +158,41 @@ def test_a_stop_of_data_caption_says_the_caption_files_it_kept(tmp_path, monkeyp
     assert stopped(r) == (f"interrupted: 1 caption file written under {pics}, each whole; none is left to write; "
                           f"nothing partial was written")
     assert len(list(pics.glob("*.txt"))) == 3 and not [p for p in pics.iterdir() if p.name.startswith(".")]
+
+
+def test_a_stop_of_export_says_whether_its_files_were_written(tmp_path, monkeypatch):
+    """`t2i export` stopped said "finished files are kept; nothing partial was written" before its files were
+    renamed into place (none written: the folder as it was), and alike once they all were. It now says "nothing
+    was written" until then, and the files written (all of the export's, at once) after, also where the stop came
+    during the renames, which it waits for."""
+    from t2i_cli import files
+
+    assert run("train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", tmp_path / "tok").exit_code == 0
+    real_temporary, real_journal = files._finished_temporary, files.atomic_write_json
+
+    def stop_once_made(path, write, *a, **k):  # Ctrl-C as the temporary is written, before the renames
+        def written_then_stopped(tmp):
+            write(tmp)
+            raise KeyboardInterrupt
+        return real_temporary(path, written_then_stopped, *a, **k)
+
+    def last_line(r) -> str:  # (after the warning that a tokenizer alone is no folder generate loads)
+        assert r.exit_code == 130 and "Traceback" not in r.stdout + r.stderr, (r.exit_code, r.stderr)
+        return r.stderr.strip().splitlines()[-1]
+
+    w = tmp_path / "new" / "w"
+    with monkeypatch.context() as m:
+        m.setattr(files, "_finished_temporary", stop_once_made)
+        assert last_line(run("export", tmp_path / "tok", "--to", w)) == "interrupted: nothing was written"
+    assert not (tmp_path / "new").exists()
+
+    def stop_in_the_renames(*a, **k):
+        real_journal(*a, **k)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C before the first rename: it waits for the last
+
+    with monkeypatch.context() as m:
+        m.setattr(files, "atomic_write_json", stop_in_the_renames)
+        r = run("export", tmp_path / "tok", "--to", w)
+    assert last_line(r) == (f"interrupted: 1 file written to {w}, the export's whole set (tokenizer.json); nothing "
+                            f"partial was written")
+    assert sorted(p.name for p in w.iterdir()) == ["tokenizer.json"]

@@ -2683,6 +2683,8 @@ def export(ctx: typer.Context,
     """Write the models of one or more run folders into a weights folder that `generate --weights` loads."""
     stop_on_sigterm()  # a kill stops it as Ctrl-C does: the folder keeps all of its old files or gets all new ones
     with user_errors():
+        # until its files are renamed into place, all at once (it said "finished files are kept" of none)
+        STATE["interrupted"] = NOTHING_WRITTEN
         start_command("export")
         from t2i_cli.files import refuse_dash
         from t2i_cli.train import export_runs
@@ -2701,7 +2703,12 @@ def export(ctx: typer.Context,
             raise UsageError(f"{whole} is a --stage all run, whose models are already exported to "
                              f"{shell_word(whole / 'weights')}; export its stage folders instead "
                              f"({shell_word(whole / 'dvae')} {shell_word(whole / 'transformer')} ...)")
-        for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True, option=typed):
+        def wrote(paths: list[Path]) -> None:  # (as one step with the last rename)
+            STATE["interrupted"] = (f"{counted(len(paths), 'file')} written to {clean(to)}, the export's whole set "
+                                    f"({', '.join(p.name for p in paths)}); nothing partial was written")
+
+        for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True, option=typed,
+                                wrote=wrote):
             out.print(clean(path))
 
 

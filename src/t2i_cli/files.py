@@ -321,7 +321,8 @@ def write_if_absent(path: Path, data: bytes) -> bool:
             tmp.unlink(missing_ok=True)
 
 
-def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = None) -> list[Path]:
+def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = None,
+                     done: Callable[[list[Path]], None] | None = None) -> list[Path]:
     """Write several files as one set (a weights folder's models must come from one export): every file to a
     finished temporary first, then the renames, with SIGINT and SIGTERM held until the last is done. A failure
     or a stop before the renames leaves every target as it was and no temporary behind. journal (a file in the
@@ -331,7 +332,8 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
     An OSError at a rename (a full or read-only disk) leaves the state the journal says: before the first, the
     targets as they were and no journal; after it, the journal and the temporaries not yet renamed, which
     finish_set renames (they were removed, and the journal left naming them: the folder mixed, nothing to
-    finish it with)."""
+    finish it with). done: told the targets as one step with the last rename (a stop waits for both: what a stop
+    says of them)."""
     temps: list[tuple[Path, Path]] = []
     keep = False  # the temporaries a journal names, some of its renames done: finish_set's to rename
     try:
@@ -354,6 +356,8 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
                     raise
             if journal is not None:
                 Path(journal).unlink(missing_ok=True)
+            if done is not None and temps:
+                done([path for _, path in temps])
     finally:
         for tmp, _ in temps:
             if not keep:

@@ -1616,7 +1616,7 @@ def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False,
 
 def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool = False,
                 note: Callable[[str], None] | None = None, say_unchanged: bool = False,
-                option: str | None = None) -> list[Path]:
+                option: str | None = None, wrote: Callable[[list[Path]], None] | None = None) -> list[Path]:
     """export_run of several runs into one folder, every conflict checked before the first file is written:
     without force, a file two runs would write with different contents, or one already in the folder with
     other contents; with force the later run's file is written. Notes (which checkpoint was chosen, a second
@@ -1624,7 +1624,8 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     only when it writes that model); say_unchanged (`t2i export`) also notes an export that had
     nothing to write (a whole run refreshes its weights/ at every run: not said there). option: the folder's option
     as typed, named in refusals ("" a whole run's own RUN/weights; None: --to, or from Python the argument `to`, as
-    half and force are named there: "pass force=True", not "--force"). Returns the files written."""
+    half and force are named there: "pass force=True", not "--force"). wrote: told the files written as one step
+    with their last rename (a stop waits for both). Returns the files written."""
     if isinstance(run_dirs, (str, os.PathLike)):  # (a str was read as a list of one-letter run folders: "/")
         raise UsageError(f"export_runs takes a list of run folders, got one: {os.fspath(run_dirs)!r} (export_run "
                          f"exports one)")
@@ -1654,7 +1655,7 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         finish_set(to / EXPORT_JOURNAL, (*FILES, SECOND_CLIP))  # an export killed between its renames: finished first
         remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP, EXPORT_JOURNAL))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
-        return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged, option, own)
+        return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged, option, own, wrote)
 
 
 def _refuse_other_contents(to: Path, option: str = "--to", own: bool = False) -> None:
@@ -1715,7 +1716,8 @@ def _unfinished(run_dir: Path, cfg: TrainConfig, said_which: bool = False) -> st
 
 
 def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: Callable[[str], None] | None,
-                 scratch: Path, say_unchanged: bool = False, option: str = "--to", own: bool = False) -> list[Path]:
+                 scratch: Path, say_unchanged: bool = False, option: str = "--to", own: bool = False,
+                 wrote: Callable[[list[Path]], None] | None = None) -> list[Path]:
     """export_runs, with a scratch folder for the model a kill left only in a run's checkpoint (written there,
     not into the run folder); own: a whole run's export into its RUN/weights."""
     planned: dict[str, Path] = {}  # target name -> source file
@@ -1829,7 +1831,7 @@ def _export_runs(run_dirs: list[Path], to: Path, half: bool, force: bool, note: 
             continue
         note(text)
     # all or none: a stop between two files left one run's dVAE beside another's model (a kill -9: the journal)
-    return atomic_write_set(writes, to / EXPORT_JOURNAL)
+    return atomic_write_set(writes, to / EXPORT_JOURNAL, wrote)
 
 
 def _weights_beside(to: Path) -> str:
