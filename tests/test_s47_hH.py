@@ -196,3 +196,16 @@ def test_a_stop_of_export_says_whether_its_files_were_written(tmp_path, monkeypa
     assert last_line(r) == (f"interrupted: 1 file written to {w}, the export's whole set (tokenizer.json); nothing "
                             f"partial was written")
     assert sorted(p.name for p in w.iterdir()) == ["tokenizer.json"]
+
+
+def test_a_stop_of_info_says_nothing_was_written(tmp_path, tiny_weights, monkeypatch):
+    """`t2i info` stopped (Ctrl-C as it reads a large folder) said "finished files are kept; nothing partial was
+    written", of a command that writes nothing; it says "nothing was written" now."""
+    from t2i_cli import run_info
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_info, "is_run", stop)
+    r = run("info", tiny_weights)
+    assert stopped(r) == "interrupted: nothing was written" and r.stdout == ""

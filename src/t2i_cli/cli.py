@@ -2002,6 +2002,7 @@ def info(folder: Optional[Path] = typer.Argument(None, show_default=False, metav
     """Print a weights folder's configs, parameter counts and hashes; or a training run's progress: its steps, status
     (training now, finished, stopped, diverged), losses, pace and what to do next."""
     with user_errors():
+        STATE["interrupted"] = NOTHING_WRITTEN  # it writes nothing (a stop said "finished files are kept")
         start_command("info")
         if folder is not None and weights is not None and not same_folder(folder, weights):
             raise UsageError(f"FOLDER {folder} and --weights {weights} disagree; give one of them")
