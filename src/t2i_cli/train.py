@@ -260,6 +260,14 @@ class Dist:
         return self.main_gone() and not any(
             not _ended(self.pids[r]) for r in range(1, min(self.rank, len(self.pids))) if self.pids[r] is not None)
 
+    def main_says_it(self) -> bool:
+        """Whether rank 0 runs on, on this machine, to say why the job stopped (the connection it lost too, or
+        torchrun's SIGTERM, with the checkpoint a resume starts from), so that this rank, which lost a connection,
+        leaves it to rank 0: each other rank said a bare `rank N stopped: ...` (6 lines of 8 processes, rank 3
+        killed). Not known of a rank 0 on another machine, nor outside POSIX (Dist.main_gone): that rank says its
+        own."""
+        return self.rank != 0 and self.main_pid is not None and os.name == "posix" and not _ended(self.main_pid)
+
 
 # What rank 1 says of torchrun's stop once rank 0 has ended (killed: it cannot say it), as a stop's line begins
 MAIN_ENDED = ("interrupted; SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; its "
