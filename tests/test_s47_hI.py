@@ -24,3 +24,32 @@ def test_torchrun_of_three_processes_rank_2_killed_the_lost_connection_is_said_o
     assert said == ["error: rank 0 stopped: another torchrun process of this run stopped first (its own line, or "
                     "torchrun's, says why); checkpoint saved at step 5; once that is mended, resume with: t2i train "
                     f"--resume {out}"], proc.stderr[-3000:]
+
+
+def test_a_rank_reaped_between_the_two_looks_is_taken_for_ended(monkeypatch):
+    """Whether rank 0 (or a lower rank) has ended is looked at twice: os.kill(pid, 0), then /proc/PID/stat for a
+    zombie or a process ending. Reaped by torchrun between the two (as it reaps a killed rank), its /proc entry was
+    gone and it was taken for running: rank 1 then said no checkpoint for a rank 0 killed, or rank 2 stayed silent
+    for a rank 1 that had ended. It is ended."""
+    import os
+    import subprocess
+    import sys
+
+    from t2i_cli import train
+    from t2i_cli.train import Dist
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # (reaped: its pid names no process now)
+    real_kill, looks = os.kill, []
+
+    def kill(pid: int, sig: int) -> None:
+        looks.append(pid)
+        if len(looks) > 1:  # the first look finds it (not yet reaped), the next ones do not
+            real_kill(pid, sig)
+
+    monkeypatch.setattr(train.os, "kill", kill)
+    assert Dist(rank=1, n_procs=2, main_pid=gone.pid, pids=(gone.pid, os.getpid())).main_gone()
+    assert looks[0] == gone.pid
+    looks.clear()
+    assert Dist(rank=2, n_procs=3, main_pid=gone.pid, pids=(gone.pid, os.getpid(), os.getpid())).main_says_it() \
+        is False

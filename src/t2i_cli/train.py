@@ -307,7 +307,16 @@ def _ended(pid: int | None) -> bool:
         # before it is a zombie)
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
-    except (OSError, IndexError, ValueError):
+    except OSError:  # (no /proc, or the process was reaped since os.kill found it, as torchrun reaps a killed rank:
+        # it was taken for running, and rank 1 for no rank 0 killed, or rank 2 for a rank 1 running that had ended)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+        return False
+    except (IndexError, ValueError):
         return False
 
 
