@@ -53,3 +53,34 @@ def test_a_rank_reaped_between_the_two_looks_is_taken_for_ended(monkeypatch):
     looks.clear()
     assert Dist(rank=2, n_procs=3, main_pid=gone.pid, pids=(gone.pid, os.getpid(), os.getpid())).main_says_it() \
         is False
+
+
+def test_a_lost_connection_outside_the_training_loop_is_said_by_one_rank(monkeypatch, capsys):
+    """A rank that lost a connection outside the training loop (rank 0 killed as it checked the data, or between a
+    whole run's stages) said a bare `rank N stopped: another torchrun process ...` line on each rank: 2 of 3
+    processes. The lowest rank still running says it; the others, rank 0 running or a lower rank, leave it to that
+    one."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+    import typer
+
+    from t2i_cli import cli, train
+    from t2i_cli.train import Dist
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # (reaped: rank 0's pid names no process now)
+    me = os.getpid()
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setitem(cli.STATE, "debug", False)
+    bare = "error: rank 2 stopped: another torchrun process of this run stopped first (its own line, or torchrun's, " \
+           "says why)"
+    for pids, said in (((gone.pid, me, me), ""), ((me, me, me), ""), ((gone.pid, gone.pid, me), bare)):
+        monkeypatch.setenv("RANK", "2")
+        monkeypatch.setattr(train, "JOB", Dist(rank=2, n_procs=3, main_pid=pids[0], pids=pids))
+        with pytest.raises(typer.Exit) as ex, cli.user_errors():
+            raise RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1234")
+        assert ex.value.exit_code == 1
+        assert capsys.readouterr().err.strip() == said, pids

@@ -749,7 +749,7 @@ def user_errors() -> Iterator[None]:
         if STATE["debug"]:
             raise
         if lost_peer(e):  # another torchrun process stopped first, and said why
-            if getattr(e, "said_elsewhere", False) or _main_says_it():  # rank 0 killed: the lowest rank still
+            if getattr(e, "said_elsewhere", False) or _another_says_it():  # rank 0 killed: the lowest rank still
                 # running says it, once; rank 0 running: it says it (each other rank said a bare line too)
                 raise typer.Exit(1) from None
             say("error", "red", f"rank {os.environ.get('RANK', '?')} stopped: another torchrun process of this run "
@@ -769,11 +769,11 @@ def _stopped_for_main() -> bool:
     return train is not None and train.stopped_for_main()
 
 
-def _main_says_it() -> bool:
-    """Whether rank 0 of this torchrun job runs on, on this machine, to say why it stopped (train.Dist.main_says_it;
-    train is not imported for it)."""
+def _another_says_it() -> bool:
+    """Whether another process of this torchrun job, on this machine, says why it stopped: rank 0 running, or the
+    lowest rank still running where rank 0 is gone (train.Dist.another_says_it; train is not imported for it)."""
     train = sys.modules.get("t2i_cli.train")
-    return train is not None and train.JOB is not None and train.JOB.main_says_it()
+    return train is not None and train.JOB is not None and train.JOB.another_says_it()
 
 
 def _say_stopped_for_main(what: str) -> None:

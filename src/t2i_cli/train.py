@@ -268,6 +268,13 @@ class Dist:
         own."""
         return self.rank != 0 and self.main_pid is not None and os.name == "posix" and not _ended(self.main_pid)
 
+    def another_says_it(self) -> bool:
+        """Whether another process of this machine says why the job stopped where this one lost a connection:
+        rank 0 running (main_says_it), or, rank 0 gone, a lower rank still running (speaks_for_main), where the
+        lost connection came outside the training loop too (rank 0 killed as it checked the data: each other rank
+        said a bare line)."""
+        return self.main_says_it() or (self.main_gone() and not self.speaks_for_main())
+
 
 # What rank 1 says of torchrun's stop once rank 0 has ended (killed: it cannot say it), as a stop's line begins
 MAIN_ENDED = ("interrupted; SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; its "
