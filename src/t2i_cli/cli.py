@@ -177,6 +177,8 @@ class OneValueEach(TyperCommand):
             written = typed[i - 1].partition("=")[2] if eq else value
             if not eq and i < len(args):
                 value, written, i = args[i], typed[i], i + 1
+            elif not eq:  # its value missing (`--seed 1 --seed`): the parser's "requires an argument" says so (it
+                continue  # was said to disagree, then "Invalid value for '--seed'", of a value never given)
             # (said as typed: `--out ./- --out o` was said "--out /home/me/- and --out o disagree")
             given.setdefault(param.name, []).append((f"{name} {written}", _option_value(param, value, ctx)))
             raw.setdefault(param.name, []).append((param, value))
