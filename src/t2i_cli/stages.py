@@ -835,7 +835,8 @@ def parse_typed(key: str, text: str, kind: Any) -> Any:
     where `--n ٣` is refused."""
     name = {bool: "true or false", int: "an integer", float: "a finite number"}.get(kind,
                                                                                   "integers separated by commas")
-    if not text.isascii():
+    if not text.isascii() and kind is not bool:  # (a bool's words are no digits: `word_region=ｔrue` was told to
+        # write true or false "in the digits 0-9"; it is refused below, as any other word)
         raise UsageError(f"--model {key}={text!r}: {key} takes {name}, written in the digits 0-9")
     try:
         if kind is bool:
