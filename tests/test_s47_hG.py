@@ -30,3 +30,23 @@ def test_a_true_or_false_model_setting_is_not_told_to_use_digits(tmp_path):
     line = one_line_failure(run("train", "--stage", "clip", "--out", tmp_path / "r", "--model", "n_embd=٣", *TINY), 2)
     assert line == "error: --model n_embd='٣': n_embd takes an integer, written in the digits 0-9", line
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resume_says_a_model_key_its_run_file_holds_as_the_files(tmp_path):
+    """A run whose train_config.json's model holds a key its stage's model does not take ("zzz": 1), resumed from
+    the command line, was told "--model zzz=1: the dvae model has no setting 'zzz'", an option never given (hC
+    mended the same words for a setting's type): it now names the file, as a wrong type is named."""
+    from t2i_cli.train import RUN_CONFIG
+
+    run_dir = tmp_path / "dvae"
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--data", "world", "--out", run_dir, "--steps", "1",
+            "--batch-size", "2", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    config = run_dir / RUN_CONFIG
+    text = config.read_text()
+    config.write_text(text.replace('"n_hid": 8', '"n_hid": 8, "zzz": 1'))
+    assert config.read_text() != text
+    line = one_line_failure(run("train", "--resume", run_dir, "--steps", "2"), 2)
+    assert line == (f'error: {config} is not a readable run config (its model holds "zzz", no setting a dvae run\'s '
+                    f"model takes; its settings are code_dim, downsample, fsq_levels, n_codes, n_hid, n_res, "
+                    f"pixel_eps); the run cannot be resumed"), line

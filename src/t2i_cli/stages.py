@@ -906,6 +906,34 @@ def check_run_config(cfg) -> None:
                          "every sample (and its captions say where things are): leave them at False and 1.0")
 
 
+def check_run_file_model(run_dir: Path, run=None) -> None:
+    """A resume's model settings as its run's train_config.json holds them (run: that file read, where the caller
+    has it; a resume cannot change them): each a setting its stage's model takes, of its type, else refused naming
+    the file, in JSON's words. A command-line resume was told Python's "n_hid is True" of the file's true, and
+    "--model zzz=1: the dvae model has no setting 'zzz'" of a key the file holds, as of settings it never gave.
+    Nothing is said of a folder without the file (check_resume says it)."""
+    import json
+
+    from t2i_cli.train import RUN_CONFIG, read_run_config
+    from t2i_cli.weights import check_setting_types
+
+    path = Path(run_dir) / RUN_CONFIG
+    if run is None:
+        if not path.is_file():
+            return
+        run = read_run_config(run_dir)
+    if run.stage not in MODEL_CONFIGS or not isinstance(run.model, dict):
+        return
+    try:
+        for key in run.model:
+            if key in DERIVED_FIELDS[run.stage] or key not in model_config_fields(run.stage):
+                raise ValueError(f"its model holds {json.dumps(key)}, no setting a {run.stage} run's model takes; "
+                                 f"its settings are {', '.join(sorted(model_config_fields(run.stage)))}")
+        check_setting_types(MODEL_CONFIGS[run.stage], run.model)
+    except ValueError as e:
+        raise UsageError(f"{path} is not a readable run config ({e}); the run cannot be resumed") from None
+
+
 def check_resume(cfg, run_dir: Path) -> None:
     """For a resume from Python (stages.run_stage): a folder that is not a run, or settings other than the run's
     own but for what a resume may change (RESUMABLE_FIELDS) are refused: a changed model or data trained on
@@ -915,19 +943,12 @@ def check_resume(cfg, run_dir: Path) -> None:
 
     from t2i_cli.files import same_place
     from t2i_cli.train import RESUMABLE_FIELDS, RUN_CONFIG, read_run_config
-    from t2i_cli.weights import check_setting_types
 
     if not (Path(run_dir) / RUN_CONFIG).is_file():  # (a mistyped path, or a folder of one's own: trained over)
         raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); give the folder of a run to resume, "
                          f"or start a new run there (resume=False)")
     run = read_run_config(run_dir)
-    if run.stage in MODEL_CONFIGS and isinstance(run.model, dict):  # its model settings as its file holds them (a
-        # command-line resume was told Python's "n_hid is True" of the file's true, as of settings it never gave)
-        try:
-            check_setting_types(MODEL_CONFIGS[run.stage], run.model)
-        except ValueError as e:
-            raise UsageError(f"{Path(run_dir) / RUN_CONFIG} is not a readable run config ({e}); the run cannot be "
-                             f"resumed") from None
+    check_run_file_model(run_dir, run)
     settled, theirs = cfg.settled(), run.settled()
     if same_place(cfg.data, run.data):  # (the run's folder named another way)
         settled["data"] = theirs["data"]
@@ -987,6 +1008,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         sync_model_file,
     )
 
+    if resume:  # (first: a resume's model settings are its file's, said so, not as given)
+        check_run_file_model(run_dir)
     check_run_config(cfg)  # (the command line's are; one made in Python is checked here)
     if not resume:
         check_new_model(cfg)
