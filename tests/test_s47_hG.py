@@ -50,3 +50,20 @@ def test_a_resume_says_a_model_key_its_run_file_holds_as_the_files(tmp_path):
     assert line == (f'error: {config} is not a readable run config (its model holds "zzz", no setting a dvae run\'s '
                     f"model takes; its settings are code_dim, downsample, fsq_levels, n_codes, n_hid, n_res, "
                     f"pixel_eps); the run cannot be resumed"), line
+
+
+def test_a_long_wrong_model_setting_in_a_run_file_is_said_in_brief(tmp_path):
+    """A run whose train_config.json's n_hid is a string of 3,000 characters, resumed: the refusal said the whole
+    string, a line of 3 KB (hC's new check of the file's types, in check_types' words). It is said to its first
+    characters and its length, as t2i says other long values."""
+    from t2i_cli.train import RUN_CONFIG
+
+    run_dir = tmp_path / "dvae"
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--data", "world", "--out", run_dir, "--steps", "1",
+            "--batch-size", "2", "--workers", "0", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    config = run_dir / RUN_CONFIG
+    config.write_text(config.read_text().replace('"n_hid": 8', '"n_hid": "' + "x" * 3000 + '"'))
+    line = one_line_failure(run("train", "--resume", run_dir, "--steps", "2"), 2)
+    assert line == (f'error: {config} is not a readable run config (n_hid is "{"x" * 39}... (3,002 characters), not '
+                    f"an integer); the run cannot be resumed"), line

@@ -19,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from t2i_cli.errors import WeightsError, counted, said_value
+from t2i_cli.errors import WeightsError, brief, counted, said_value
 from t2i_cli.files import (  # noqa: F401 (FORMAT and META_KEY: weights' own names too)
     FORMAT,
     MAX_DIM,
@@ -250,7 +250,10 @@ def check_setting_types(config: type, settings: dict[str, Any], python: bool = F
         else:
             continue
         if not ok:
-            raise ValueError(f"{f.name} is {said_value(v) if python else json.dumps(v, default=repr)}, not {want}")
+            # (a file's value to its first characters and its length: a 3,000-character string in a run's
+            # train_config.json was said whole, a line of 3 KB)
+            raise ValueError(f"{f.name} is {brief(said_value(v) if python else json.dumps(v, default=repr))}, not "
+                             f"{want}")
 
 
 def save_model(model: nn.Module, path: Path, kind: str, half: bool = False, step: int | None = None) -> Path:
