@@ -50,6 +50,9 @@ def test_a_resume_says_a_model_key_its_run_file_holds_as_the_files(tmp_path):
     assert line == (f'error: {config} is not a readable run config (its model holds "zzz", no setting a dvae run\'s '
                     f"model takes; its settings are code_dim, downsample, fsq_levels, n_codes, n_hid, n_res, "
                     f"pixel_eps); the run cannot be resumed"), line
+    config.write_text(text.replace('"n_hid": 8', '"n_hid": 8, "' + "z" * 3000 + '": 1'))  # (a long key: in brief)
+    line = one_line_failure(run("train", "--resume", run_dir, "--steps", "2"), 2)
+    assert f'(its model holds "{"z" * 39}... (3,002 characters), no setting' in line, line
 
 
 def test_a_long_wrong_model_setting_in_a_run_file_is_said_in_brief(tmp_path):

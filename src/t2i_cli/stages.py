@@ -927,8 +927,8 @@ def check_run_file_model(run_dir: Path, run=None) -> None:
     try:
         for key in run.model:
             if key in DERIVED_FIELDS[run.stage] or key not in model_config_fields(run.stage):
-                raise ValueError(f"its model holds {json.dumps(key)}, no setting a {run.stage} run's model takes; "
-                                 f"its settings are {', '.join(sorted(model_config_fields(run.stage)))}")
+                raise ValueError(f"its model holds {brief(json.dumps(key))}, no setting a {run.stage} run's model "
+                                 f"takes; its settings are {', '.join(sorted(model_config_fields(run.stage)))}")
         check_setting_types(MODEL_CONFIGS[run.stage], run.model)
     except ValueError as e:
         raise UsageError(f"{path} is not a readable run config ({e}); the run cannot be resumed") from None
