@@ -70,3 +70,18 @@ def test_a_long_wrong_model_setting_in_a_run_file_is_said_in_brief(tmp_path):
     line = one_line_failure(run("train", "--resume", run_dir, "--steps", "2"), 2)
     assert line == (f'error: {config} is not a readable run config (n_hid is "{"x" * 39}... (3,002 characters), not '
                     f"an integer); the run cannot be resumed"), line
+
+
+def test_a_number_with_a_non_ascii_sign_is_told_which_character(tmp_path):
+    """`--lr 3e−4` (a minus sign, U+2212, its digits 0-9) was told "'3e−4' is not a number written in the digits
+    0-9", of digits it had right (and `--model pixel_eps=1e−3` alike): the line now names the character that is not
+    ASCII. A number in other digits (`--steps ٣`) is still told to use the digits 0-9."""
+    common = ["train", "--stage", "dvae", "--out", tmp_path / "r", *TINY]
+    line = one_line_failure(run(*common, "--lr", "3e−4"), 2)
+    assert line == "error: --lr '3e−4': '3e−4' is not a number written in ASCII ('−', U+2212, is not)", line
+    line = one_line_failure(run(*common, "--model", "pixel_eps=1e−3"), 2)
+    assert line == ("error: --model pixel_eps='1e−3': pixel_eps takes a finite number, written in ASCII ('−', U+2212, "
+                    "is not)"), line
+    line = one_line_failure(run(*common, "--steps", "٣"), 2)
+    assert line == "error: --steps '٣': '٣' is not a number written in the digits 0-9", line
+    assert not (tmp_path / "r").exists()

@@ -148,3 +148,13 @@ WORD_SHOWN = 40  # characters of a word a message names (a word without spaces c
 def brief(text: str, room: int = WORD_SHOWN) -> str:
     """text, or its first `room` characters and how long it is where it is longer."""
     return text if len(text) <= room else f"{text[:room]}... ({len(text):,} characters)"
+
+
+def ascii_number_words(text: str) -> str:
+    """How a refusal of a number given in other characters than ASCII (text) says what to write: "written in the
+    digits 0-9" where each such character is a digit (`٣`, an Arabic-Indic 3), else naming the first of them
+    (`3e−4`, a minus sign U+2212: "written in ASCII ('−', U+2212, is not)"; it was told of digits it had right)."""
+    other = [ch for ch in text if not ch.isascii()]
+    if all(ch.isdigit() for ch in other):
+        return "written in the digits 0-9"
+    return f"written in ASCII ({other[0]!r}, U+{ord(other[0]):04X}, is not)"

@@ -22,6 +22,7 @@ from t2i_cli.errors import (
     T2IError,
     TrainingWarning,
     UsageError,
+    ascii_number_words,
     brief,
     counted,
     model_option,
@@ -837,7 +838,7 @@ def parse_typed(key: str, text: str, kind: Any) -> Any:
                                                                                   "integers separated by commas")
     if not text.isascii() and kind is not bool:  # (a bool's words are no digits: `word_region=ｔrue` was told to
         # write true or false "in the digits 0-9"; it is refused below, as any other word)
-        raise UsageError(f"--model {key}={text!r}: {key} takes {name}, written in the digits 0-9")
+        raise UsageError(f"--model {key}={text!r}: {key} takes {name}, {ascii_number_words(text)}")
     try:
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):

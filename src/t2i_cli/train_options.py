@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from t2i_cli import __version__
-from t2i_cli.errors import UsageError
+from t2i_cli.errors import UsageError, ascii_number_words
 from t2i_cli.files import STAGES, folder_locked, is_whole_run, same_place, shell_word
 
 
@@ -85,7 +85,7 @@ def per_stage(name: str, value: Optional[str], stage: str):
         table[key] = v.strip()
     text = table.get(stage, table.get("*"))
     if text is not None and not text.isascii():  # (int() took `--steps dvae=٣`, an Arabic-Indic 3, as 3)
-        raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number written in the digits 0-9")
+        raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number {ascii_number_words(text)}")
     try:
         return None if text is None else cast(text)
     except ValueError:
