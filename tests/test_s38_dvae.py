@@ -24,9 +24,11 @@ FINETUNE = ["train", "--stage", "dvae", "--finetune-decoder", *Q, "--steps", "2"
 
 
 def said(r) -> list[str]:
-    """The warning lines of a command that succeeded."""
+    """The warning lines of a command that succeeded, but the dVAE's end judging its codebook (these runs of a few
+    steps end collapsed, and are told so since session 47: tests/test_s47_hB.py pins that line)."""
     assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
-    return [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    return [line for line in r.stderr.splitlines() if line.startswith("warning:")
+            and not line.startswith("warning: the dVAE's codebook has collapsed")]
 
 
 def stopped(folder: Path) -> str:
