@@ -159,7 +159,7 @@ class OneValueEach(TyperCommand):
         STATE["as_typed"] = {}  # (this command's own: a command run in-process after another starts afresh)
         for param in self.get_params(ctx):  # (--help among them; before the values are compared, by them)
             quick_coercion(param)
-        typed, args = list(args), self._dash_spelled(args, STATE["as_typed"])
+        typed, args = list(args), self._home_expanded(self._dash_spelled(args, STATE["as_typed"]))
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
         raw: dict[str, list[tuple[object, str]]] = {}  # option -> (its parameter, the text given) each time
         by_name = {o: p for p in self.params if isinstance(p, TyperOption) and not (p.multiple or p.count)
@@ -219,11 +219,29 @@ class OneValueEach(TyperCommand):
                 as_typed[os.path.abspath(value)] = value
         return args
 
-    def _path_values(self, args: list[str]) -> list[tuple[int, str, str]] | None:
+    # options typed str that take a path among other values (world:train, - for standard input): `~` is theirs too
+    STR_PATHS = frozenset({"--data", "--prompts", "--tokenizer", "--dvae", "--init"})
+
+    def _home_expanded(self, args: list[str]) -> list[str]:
+        """args with each path that begins with ~ (`--out ~/pics`, `--out=~/pics`, `--weights ~/w`, `vary ~/a.png`)
+        expanded as a shell expands it, ~ and ~/x to the home folder, ~user to that user's: a shell leaves ~ as it
+        is after `--out=` or in quotes, and `--out=~/pics` made a folder named ~ in the current one, while --data
+        took ~ as home; every path option of every command now reads ~ as --data does."""
+        args = list(args)
+        for at, _, value in self._path_values(args, with_str=True) or ():
+            home = os.path.expanduser(value) if value.startswith("~") else value
+            if home != value:
+                args[at] = args[at][:len(args[at]) - len(value)] + home
+        return args
+
+    def _path_values(self, args: list[str], with_str: bool = False) -> list[tuple[int, str, str]] | None:
         """Each value given to an option or argument that takes a path: (its place in args, the option or argument
-        as written, the value); None where an option the command does not have makes the rest unknown."""
+        as written, the value); None where an option the command does not have makes the rest unknown. with_str:
+        the str options that take a path too (STR_PATHS)."""
 
         def is_path(param) -> bool:
+            if with_str and any(o in self.STR_PATHS for o in getattr(param, "opts", ())):
+                return True
             kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
             return kind is Path or Path in typing.get_args(kind)
 

@@ -1,0 +1,46 @@
+"""Session 47 (hK): a new user's leftovers on the data side (paths with ~, captions beside pictures, the prompt
+hint after --). Each test fails without its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run
+
+
+# ----------------------------------------------------------------------------- ~ in every path option
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A home folder of the test's own, and a current folder apart from it."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    return home
+
+
+@pytest.mark.parametrize("spelled", [["--out=~/pics"], ["--out", "~/pics"]])
+def test_a_tilde_in_generates_out_is_the_home_folder_not_a_folder_named_tilde(home, tiny_weights, spelled):
+    """`--out=~/pics` (the shell leaves ~ after =, and in quotes) made a folder named ~ in the current one, while
+    --data took ~ as home: every path option reads ~ as the home folder now."""
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", *spelled)
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert not (Path.cwd() / "~").exists()
+    assert [p.name for p in (home / "pics").iterdir()] == ["a-red-bird-000.png"]
+    assert str(home / "pics" / "a-red-bird-000.png") in r.stdout
+
+
+def test_a_tilde_in_weights_and_in_a_str_path_option_is_the_home_folder(home, tiny_weights):
+    """`--weights ~/w` was "weights folder ~/w does not exist" where ~/w was the folder; `--tokenizer ~/t.json`
+    too (a str option that takes a path)."""
+    tiny_weights.rename(home / "w")
+    r = run("generate", "a red bird", "--weights", "~/w", "--n", "1", "--out", "o")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert (Path.cwd() / "o" / "a-red-bird-000.png").is_file()
+    (home / "p.txt").write_text("a red bird\n")
+    r = run("generate", "--prompts", "~/p.txt", "--weights", "~/w", "--n", "1", "--out", "q")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert (Path.cwd() / "q" / "a-red-bird-000.png").is_file()
