@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run
+from conftest import one_line_failure, run
 
 
 # ----------------------------------------------------------------------------- ~ in every path option
@@ -44,3 +44,17 @@ def test_a_tilde_in_weights_and_in_a_str_path_option_is_the_home_folder(home, ti
     r = run("generate", "--prompts", "~/p.txt", "--weights", "~/w", "--n", "1", "--out", "q")
     assert r.exit_code == 0, (r.stdout, r.stderr)
     assert (Path.cwd() / "q" / "a-red-bird-000.png").is_file()
+
+
+# ----------------------------------------------------------------------------- the quote-the-prompt hint after --
+@pytest.mark.parametrize("args, hint", [
+    (["--", "a", "red", "bird", "--n", "2"], 't2i generate "a red bird" --n 2;'),
+    (["--", "a", "red", "bird", "--negative=blue sky"], "t2i generate \"a red bird\" '--negative=blue sky';"),
+    (["--", "-a", "red", "bird", "--n", "2"], 't2i generate --n 2 -- "-a red bird";'),
+    (["a", "--", "red", "bird"], 't2i generate "a red bird";'),
+])
+def test_options_after_double_dash_stay_outside_the_quoted_prompt(tiny_weights, args, hint):
+    """`t2i generate -- a red bird --n 2` was told `t2i generate "a red bird --n 2"`: the options quoted into the
+    prompt. The hint quotes the words alone; a prompt that begins with - keeps its --."""
+    line = one_line_failure(run("generate", *args), 2)
+    assert "a prompt of several words is one argument: quote it, " + hint in line, line

@@ -144,10 +144,33 @@ def _extra_arguments_hint(e, ctx) -> str:
     rest = said.group(1) if said else ""
     paths = sum(os.path.exists(word) for word in rest.split(" ")[:20])  # (a word that names a file: "a cat")
     if isinstance(prompt, str) and prompt and paths < 2:
-        return f'; a prompt of several words is one argument: quote it, t2i generate "{prompt} {rest}"'
+        words, options = _words_and_options(ctx, prompt, rest)
+        if words.startswith("-"):  # (-- keeps a prompt that begins with - one)
+            return f'; a prompt of several words is one argument: quote it, t2i generate {options} -- "{words}"' \
+                .replace("  ", " ")
+        return f'; a prompt of several words is one argument: quote it, t2i generate "{words}" {options}'.rstrip()
     if paths:
         return "; a shell pattern (such as *.png) gave several paths where one is taken: give their folder"
     return ""
+
+
+def _words_and_options(ctx, prompt: str, rest: str) -> tuple[str, str]:
+    """The prompt's words and the options written among them after -- (`generate -- a red bird --n 2`: Click reads
+    every word after -- as an argument, --n 2 too), each option as written (shlex-quoted); the hint quoted the
+    options into the prompt ("a red bird --n 2"). Without -- they are the prompt and rest, and no options."""
+    import shlex
+
+    typed = ctx.meta.get("t2i_args") or []
+    if "--" not in typed:
+        return f"{prompt} {rest}", ""
+    at = typed.index("--")
+    after = typed[at + 1:]
+    names = {o for p in ctx.command.params if isinstance(p, TyperOption) for o in (*p.opts, *p.secondary_opts)}
+    k = next((i for i, w in enumerate(after) if w.partition("=")[0] in names), len(after))
+    words = after[:k]
+    if words and words[0] == prompt and prompt not in typed[:at]:  # (the prompt itself came after --)
+        words = words[1:]
+    return " ".join([prompt, *words]), shlex.join(after[k:])
 
 
 class OneValueEach(TyperCommand):
@@ -160,6 +183,7 @@ class OneValueEach(TyperCommand):
         for param in self.get_params(ctx):  # (--help among them; before the values are compared, by them)
             quick_coercion(param)
         typed, args = list(args), self._home_expanded(self._dash_spelled(args, STATE["as_typed"]))
+        ctx.meta["t2i_args"] = typed  # (as typed: the quote-the-prompt hint's options after --)
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
         raw: dict[str, list[tuple[object, str]]] = {}  # option -> (its parameter, the text given) each time
         by_name = {o: p for p in self.params if isinstance(p, TyperOption) and not (p.multiple or p.count)
