@@ -58,3 +58,22 @@ def test_options_after_double_dash_stay_outside_the_quoted_prompt(tiny_weights, 
     prompt. The hint quotes the words alone; a prompt that begins with - keeps its --."""
     line = one_line_failure(run("generate", *args), 2)
     assert "a prompt of several words is one argument: quote it, " + hint in line, line
+
+
+# ----------------------------------------------------------------------------- dashes in file names
+@pytest.mark.parametrize("name, caption", [
+    ("Große Straße – Kopie (2)", "große straße"),  # (a copy after an en dash, as after " - ")
+    ("bird – copy", "bird"),
+    ("bird — Copy (2)", "bird"),
+    ("bird –", "bird"),
+    ("red–bird", "red bird"),  # (a dash between two words separates them, as "-" does)
+    ("red—bird", "red bird"),
+    ("blue\uff0dfish", "blue fish"),
+])
+def test_en_and_em_dashes_separate_words_and_a_copy_after_one_is_dropped(name, caption):
+    """`Große Straße – Kopie (2).png` was captioned "große straße –", `bird – copy` "bird –", and `red–bird` was one
+    word: the dashes are separators, and a copy's mark after one goes as after Windows' " - Copy"."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of(name) == caption
+    assert caption_of(name.replace("–", "-").replace("—", "-").replace("\uff0d", "-")) == caption  # (as ASCII's)

@@ -218,7 +218,11 @@ def _code_point(piece: str, digits_too: bool) -> int | None:
     return cp if cp in _JOINERS or unicodedata.name(chr(cp), "") else None
 
 
-_SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f\-_.,+=~#@&;:!?()\[\]{}<>\"|/\\]+")  # (control characters too)
+# the dashes a name is written with besides "-": a non-breaking hyphen, the figure, en and em dashes, a horizontal bar,
+# two- and three-em dashes, the small and fullwidth ones (a word processor's or a Mac's "Straße – Kopie", "red–bird":
+# were "straße –", "red–bird", one word); not U+2010, which holds a character's name's hyphens here (_NAME_HYPHEN)
+_DASHES = "\u2011\u2012\u2013\u2014\u2015\u2e3a\u2e3b\ufe58\ufe63\uff0d"
+_SEPARATORS = re.compile(rf"[\s\x00-\x1f\x7f\-{_DASHES}_.,+=~#@&;:!?()\[\]{{}}<>\"|/\\]+")  # (control characters too)
 _HEX_ID = re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}")  # a hash or UUID piece: letters and digits
 # a colour's code of 6 hex digits, a digit and a letter among them ("red_FF0000", "bg-1e90ff", "c0ffee": were "red ff",
 # "bg 1e 90ff"); not a word and its number ("bead12", "abc123": the word, its number a counter) nor 6 letters ("facade")
@@ -302,13 +306,13 @@ def _id_marks(runs: list[str]) -> int:
 # GNOME Files' "bird (copy)", "bird (another copy)", "bird (3rd copy)"; Windows XP's and Google Drive's "Copy of bird",
 # "Copy (2) of bird" (each was captioned with its "copy": "bird copy", "copy of bird"); and in other languages, as
 # Windows and macOS name them ("bird - Kopie", "bird - Copie (2)", "bird copia 2"; Google Drive's "Kopie von bird",
-# "Copie de bird": were "bird kopie", "kopie von bird")
+# "Copie de bird": were "bird kopie", "kopie von bird"); after any dash ("bird – Kopie (2)": was "bird –")
 _COPY_WORDS = "kopie|copie|copia|cópia|kopia|kopio|kópia|копия|コピー|副本|복사본"
 # ... not a phrase of the language that begins as a copy's name does, its next word no name's but the phrase's:
 # "copia de seguridad" (a backup: was "seguridad"), "copia de respaldo", "cópia de segurança", "copie de sauvegarde",
 # "kopia zapasowa", "kopia bezpieczeństwa"; Google Drive's "Copia de foto", "Copie de bird" are still copies
 _COPY_PHRASES = "seguridad|respaldo|segurança|seguranca|sauvegarde|zapasowa|bezpieczeństwa|bezpieczenstwa"
-_COPY = re.compile(rf"(?:\s+-)?\s+(?:copy|{_COPY_WORDS})(?:\s*\(?\d+\)?)?\s*$"
+_COPY = re.compile(rf"(?:\s+[-{_DASHES}])?\s+(?:copy|{_COPY_WORDS})(?:\s*\(?\d+\)?)?\s*$"
                    r"|\s*\((?:copy|another copy|\d+(?:st|nd|rd|th) copy)\)\s*$"
                    r"|^\s*(?:copy(?:\s*\(\d+\))?\s+of|kopie von|copie de|copia de|cópia de|kopia)\s+"
                    rf"(?!(?:{_COPY_PHRASES})(?![^\W_]))", re.IGNORECASE)
