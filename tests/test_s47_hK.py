@@ -77,3 +77,43 @@ def test_en_and_em_dashes_separate_words_and_a_copy_after_one_is_dropped(name, c
 
     assert caption_of(name) == caption
     assert caption_of(name.replace("–", "-").replace("—", "-").replace("\uff0d", "-")) == caption  # (as ASCII's)
+
+
+# ----------------------------------------------------------------------------- what a picture folder holds besides
+def picture(path: Path, colour=(200, 30, 30)) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), colour).save(path)
+    return path
+
+
+def test_a_folder_named_as_a_pictures_caption_is_named(tmp_path):
+    """pic.txt/ (a folder) beside pic.png: pic.png was "without .txt caption" and the folder went unsaid, though a
+    caption that is not a regular file is named. It is named now, with what to do."""
+    from t2i_cli.data import FOLDER_CAPTION, open_source
+
+    for name in ("a", "b"):
+        picture(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.txt").write_text(f"a thing {name}\n")
+    picture(tmp_path / "c.png")
+    (tmp_path / "c.txt").mkdir()
+    said = open_source(str(tmp_path), 16).skipped_message()
+    assert f"1 {FOLDER_CAPTION}: {tmp_path / 'c.txt'}" in said, said
+    assert "rename it" in FOLDER_CAPTION
+    assert said.startswith("skipped 2 items ("), said  # (the folder and its picture, as a link to nothing is)
+
+
+def test_a_readme_or_license_beside_the_pictures_is_no_caption_without_image(tmp_path):
+    """README.txt and LICENSE.txt in a picture folder were counted as ".txt captions without image" (3 of them,
+    e.g. LICENSE.txt); a document's name is no caption's: not counted, and a real orphan caption still is."""
+    from t2i_cli.data import open_source
+
+    for name in ("a", "b"):
+        picture(tmp_path / f"{name}.png")
+        (tmp_path / f"{name}.txt").write_text(f"a thing {name}\n")
+    for doc in ("README.txt", "LICENSE.txt", "license-MIT.txt", "Credits.txt"):
+        (tmp_path / doc).write_text("MIT License\n")
+    assert open_source(str(tmp_path), 16).skipped_message() is None
+    (tmp_path / "gone.txt").write_text("a blue fish\n")
+    said = open_source(str(tmp_path), 16).skipped_message()
+    assert said.startswith(f"skipped 1 item (1 .txt caption without image: {tmp_path / 'gone.txt'})"), said

@@ -923,6 +923,13 @@ WHOLE_NAME_CAPTION = "image whose caption is named after its whole file name (PI
 # ... or is a PIC.caption file, as kohya-ss's sd-scripts' captioning writes them (its default extension): those
 # pictures were "without .txt caption", and `t2i data caption` was suggested, which captioned them by their names
 OTHER_EXTENSION_CAPTION = "image whose caption is a .caption file (kohya-ss's extension: name it PIC.txt)"
+# ... or is a folder (pic.txt/ beside pic.png): the picture was "without .txt caption" and the folder went unsaid,
+# though a caption that is not a regular file is named (`t2i data caption` names it too, and writes no caption there)
+FOLDER_CAPTION = "folder named as a picture's caption (PIC.txt/: rename it, and write the caption as the file PIC.txt)"
+# A text file's name that says it is a document, not a caption (a dataset's README.txt, LICENSE.txt, LICENSE-MIT.txt,
+# credits.txt): one without a picture of its name is not "a .txt caption without image", and is not counted
+_DOCUMENT = re.compile(r"(?:read[ _-]?me|licen[cs]e|copying|copyright|notice|authors|credits|attribution"
+                       r"|change[ _-]?log|changes|contributors|citation)(?:[ _.-].*)?", re.IGNORECASE)
 CAPTION_FILE_LEFT_OUT = (LARGE_CAPTION, UNREADABLE_CAPTION, NUL_CAPTION, NOT_UTF8_CAPTION, WHOLE_NAME_CAPTION,
                          OTHER_EXTENSION_CAPTION)
 # A manifest line's picture and caption(s): t2i's own "image" and "caption", or a Hugging Face imagefolder's
@@ -2029,6 +2036,8 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
                 skipped.add("contact sheet t2i wrote", image)
             else:
                 skipped.add(UNCAPTIONED, image)
+                if (as_folder := image.with_suffix(".txt")).is_dir():
+                    skipped.add(FOLDER_CAPTION, as_folder)
                 uncaptioned_pictures.append(image)
                 uncaptioned_in.add(image.parent)
                 uncaptioned_keys.add(_key(image))
@@ -2070,7 +2079,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     orphans = [p for p in files if p.suffix.lower() == ".txt" and p.with_suffix("") not in stems and p not in captioned]
     if orphans:
         orphans.sort()
-        skipped.add(".txt caption without image", orphans[0], len(orphans), tuple(orphans[1:]))
+        # (a dataset's README.txt or LICENSE.txt is no caption: it was counted among ".txt captions without image")
+        if said := [p for p in orphans if not _DOCUMENT.fullmatch(p.stem)]:
+            skipped.add(".txt caption without image", said[0], len(said), tuple(said[1:]))
         if uncaptioned_pictures:
             # images/x.png and captions/x.txt (a dataset's pictures and captions in folders side by side): each
             # caption is "without image", its picture "without .txt caption", and `t2i data caption` was suggested,
