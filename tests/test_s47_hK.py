@@ -117,3 +117,23 @@ def test_a_readme_or_license_beside_the_pictures_is_no_caption_without_image(tmp
     (tmp_path / "gone.txt").write_text("a blue fish\n")
     said = open_source(str(tmp_path), 16).skipped_message()
     assert said.startswith(f"skipped 1 item (1 .txt caption without image: {tmp_path / 'gone.txt'})"), said
+
+
+# ----------------------------------------------------------------------------- rerank's empty caption file
+def test_rerank_names_a_picture_whose_caption_file_is_empty(tmp_path):
+    """`t2i rerank DIR --bits` said "1 picture without a prompt (pass --prompt)" (and "1 text file") of a picture
+    whose NAME.txt beside it is empty: said as an empty caption file now, the file counted as its caption; a
+    manifest row still captions such a picture."""
+    from t2i_cli.rerank import EMPTY_CAPTION, collect
+
+    picture(tmp_path / "a.png")
+    (tmp_path / "a.txt").write_text("a red bird\n")
+    picture(tmp_path / "b.png")
+    (tmp_path / "b.txt").write_text("\n  \n")
+    items, skipped = collect(tmp_path, None)
+    assert [(p.name, t) for p, t in items] == [("a.png", "a red bird")]
+    assert dict(skipped) == {EMPTY_CAPTION: 1}, skipped
+    assert "write its caption" in EMPTY_CAPTION
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "b.png", "text": "a blue fish"}\n')
+    items, skipped = collect(tmp_path, None)
+    assert [(p.name, t) for p, t in items] == [("a.png", "a red bird"), ("b.png", "a blue fish")]

@@ -1529,17 +1529,18 @@ def _looks_like_manifest(path: Path, unsure: bool = False, any_case: bool = Fals
     return _manifest_keys(names) is not None
 
 
-def caption_beside(picture: Path) -> tuple[Path, str] | None:
+def caption_beside(picture: Path, empty: bool = False) -> tuple[Path, str] | None:
     """The caption file beside a picture, as a folder of pairs holds it (NAME.txt, or NAME.TXT, its name's accents
     composed or decomposed alike: a Mac's "café.png" beside a "café.txt" written elsewhere), and its first caption
-    (line); None where there is none, or it is over MAX_CAPTION_FILE, unreadable or not text."""
+    (line); None where there is none, or it is over MAX_CAPTION_FILE, unreadable or not text, or (unless empty) holds
+    no caption, which empty gives as ''."""
     names = dict.fromkeys(picture.with_name(unicodedata.normalize(form, picture.stem) + suffix)
                           for form in ("NFC", "NFD") for suffix in (".txt", ".TXT"))
     for txt in sorted(names, key=lambda t: t.stem != picture.stem):  # its own form first
         try:
             if txt.is_file() and txt.stat().st_size <= MAX_CAPTION_FILE:
                 lines = _caption_lines(_caption_text(txt.read_bytes()))
-                return (txt, lines[0]) if lines else None
+                return (txt, lines[0]) if lines else (txt, "") if empty else None
         except (OSError, UnicodeDecodeError):
             return None
     return None

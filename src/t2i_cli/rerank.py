@@ -67,6 +67,8 @@ CUT_MANIFEST = "manifest prompt cut"  # ... read from the folder's metadata.json
 CUTS = (CUT, CUT_CAPTION, CUT_OPTION, CUT_MANIFEST)
 # ... and t2i PNGs drawn by other weights than the ones whose CLIP scores them (said, not skipped)
 OTHER_WEIGHTS = "drawn by other weights"
+# a picture whose NAME.txt beside it is empty (or blank lines): "without a prompt (pass --prompt)" said nothing of it
+EMPTY_CAPTION = "picture with an empty caption file (write its caption there, or pass --prompt)"
 # a folder's metadata.jsonl or metadata.csv that holds no captions (a classification's "file_name,label"), as data
 # preview names it: it was counted among "text files", as if captions beside the pictures
 NO_CAPTIONS = "metadata.jsonl or metadata.csv without captions t2i reads (not read; t2i data preview FOLDER " \
@@ -298,13 +300,14 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
             skipped["contact sheet t2i wrote"] += 1
             continue
         text, cut = (prompt, CUT_OPTION) if prompt else (chunks.get("prompt"), CUT)
-        if not text and (beside := caption_beside(path)) is not None:  # a folder of pairs, as training reads it
-            captions.add(beside[0])
-            text, cut = beside[1], CUT_CAPTION
-        elif not text and path in listed:
+        empty = False  # (a caption file beside it that holds none: it was "without a prompt", the file a "text file")
+        if not text and (beside := caption_beside(path, empty=True)) is not None:  # a folder of pairs, as training
+            captions.add(beside[0])  # reads it
+            text, cut, empty = beside[1], CUT_CAPTION, not beside[1]
+        if not text and path in listed:
             text, cut = listed[path], CUT_MANIFEST
         if not text or blank(text):
-            skipped["picture without a prompt (pass --prompt)"] += 1
+            skipped[EMPTY_CAPTION if empty else "picture without a prompt (pass --prompt)"] += 1
             continue
         if scorer is not None and "t2i" in chunks and "weights" in chunks and not (
                 chunks["weights"] == scorer[0] or chunks.get("generator", "") == scorer[1] != ""):
