@@ -137,3 +137,28 @@ def test_rerank_names_a_picture_whose_caption_file_is_empty(tmp_path):
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "b.png", "text": "a blue fish"}\n')
     items, skipped = collect(tmp_path, None)
     assert [(p.name, t) for p, t in items] == [("a.png", "a red bird"), ("b.png", "a blue fish")]
+
+
+# ----------------------------------------------------------------------------- a whole run's data change, once
+def test_a_whole_runs_data_change_is_said_once_not_once_a_stage(tmp_path):
+    """A whole run resumed on changed data said "the data changed since this run started" once for each stage
+    that went on (the dVAE's, of its pictures, then the transformer's and the CLIP's, with the captions' words too):
+    once now, saying what the whole run reads (the captions too)."""
+    import shutil
+
+    from test_data_record import AFTER, CHANGED, COMMON, picture_folder
+
+    pics = picture_folder(tmp_path / "pics")
+    out = tmp_path / "all"
+    whole = ("train", "--stage", "all", "--preset", "tiny", "--steps", "1", "--data", pics, "--out", out, *COMMON)
+    assert run(*whole).exit_code == 0
+    for stage in ("dvae", "transformer", "clip"):
+        shutil.rmtree(out / stage)  # (each starts again, against the tokenizer's record)
+    (pics / "p07.png").unlink()
+    (pics / "p07.txt").unlink()
+    (pics / "p05.txt").write_text("picture five\n")
+    r = run(*whole)
+    said = [line for line in r.stderr.splitlines() if "since this run started" in line]
+    assert r.exit_code == 0 and said == [
+        f"{CHANGED}8 usable pictures then, 7 now: 1 picture removed, captions of 1 picture edited, 1 new word (in no "
+        f"caption then): 'five'{AFTER}"], r.stderr

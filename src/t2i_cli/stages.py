@@ -1120,7 +1120,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
             for note in notes:  # the start's first warnings (the run is made)
                 warn(note)
             since = data_since if data_since is not None else (run_dir / DATA_RECORD if resume else None)
-            return _train_started(cfg, run_dir, dd, resume, dataset, val, stage, progress, warn, since)
+            return _train_started(cfg, run_dir, dd, resume, dataset, val, stage, progress, warn, since,
+                                  whole=data_since is not None)
         except KeyboardInterrupt:  # no checkpoint: the step loop never began (its stops checkpoint, deferred)
             if dd.is_main and not resume and not (run_dir / CHECKPOINT).exists():
                 undo_start(created + [run_dir / RUN_CONFIG, run_dir / "metrics.jsonl"])
@@ -1204,9 +1205,10 @@ def steps_left(cfg: TrainConfig, run_dir: Path, resume: bool) -> bool:
 
 
 def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, dataset, val, stage, progress,
-                   warn, since: Path | None = None) -> dict[str, Any]:
+                   warn, since: Path | None = None, whole: bool = False) -> dict[str, Any]:
     """run_stage once its folder is a run: the start's warnings, then the tokenizer or the training loop. since:
-    the data record to compare the data with (a resume's)."""
+    the data record to compare the data with (a resume's); whole: a whole run's stage (its change is the run's,
+    captions too, said once by the CLI: a dVAE's own line, of its pictures alone, was a second one)."""
     import torch.distributed as dist
 
     from t2i_cli.data import data_change
@@ -1215,7 +1217,7 @@ def _train_started(cfg: TrainConfig, run_dir: Path, dd: Dist, resume: bool, data
     summary: dict[str, Any] = {"skipped": dataset.skipped_message()}
     # (a dVAE reads a caption only for --flip's rule, never mirroring a picture whose caption says left or right)
     if since is not None and dd.is_main and warn is not None and steps_left(cfg, run_dir, resume) \
-            and (changed := data_change(since, dataset.record, captions_read=cfg.stage != "dvae" or cfg.flip)):
+            and (changed := data_change(since, dataset.record, captions_read=whole or cfg.stage != "dvae" or cfg.flip)):
         warn(changed)
     first: list[str] = []  # (the warning named none: which caption of 190 to shorten was left to guess)
     cut = long_captions(stage, dataset, first) if stage is not None and dd.is_main and not resume else 0
