@@ -162,3 +162,51 @@ def test_a_whole_runs_data_change_is_said_once_not_once_a_stage(tmp_path):
     assert r.exit_code == 0 and said == [
         f"{CHANGED}8 usable pictures then, 7 now: 1 picture removed, captions of 1 picture edited, 1 new word (in no "
         f"caption then): 'five'{AFTER}"], r.stderr
+
+
+# ----------------------------------------------------------------------------- info of a run whose pictures moved
+def test_info_of_a_stopped_run_whose_pictures_moved_says_so_not_resume_with(tmp_path, monkeypatch):
+    """`t2i info RUN` said "resume with: t2i train --resume RUN" of a stopped run whose folder of pictures had been
+    moved, and that resume was refused ("... which no longer exists; put them back there"): info says the
+    refusal's words now, then the resume; with the pictures back, "resume with" again."""
+    import json
+    import signal
+
+    from conftest import signal_after_step
+    from test_data_record import COMMON, picture_folder
+
+    pics = picture_folder(tmp_path / "pics")
+    out = tmp_path / "cut"
+    undo = signal_after_step(monkeypatch, 2, signal.SIGINT)
+    r = run("train", "--stage", "dvae", "--preset", "tiny", "--steps", "6", "--ckpt-every", "100", "--data", pics,
+            "--out", out, *COMMON)
+    undo()
+    assert r.exit_code == 130, r.stderr
+    pics.rename(tmp_path / "moved")
+    want = (f"the pictures {out} trains on were at {pics}, which no longer exists; put them back there to resume it "
+            f"(a run keeps the data it started with); then: t2i train --resume {out}")
+    data = json.loads(run("info", out, "--json").stdout)
+    assert data["status"] == "stopped" and data["next"] == want, data
+    line = one_line_failure(run("train", "--resume", out, *COMMON))  # (what the resume says, as info said it)
+    assert line == f"error: {want.split('; then:')[0]}", line
+    (tmp_path / "moved").rename(pics)
+    assert json.loads(run("info", out, "--json").stdout)["next"] == f"resume with: t2i train --resume {out}"
+
+
+def test_info_of_a_whole_run_whose_pictures_moved_says_so(tmp_path):
+    """The same of a whole run with a stage left to train (its clip stage not started): "resume with" was said."""
+    import json
+    import shutil
+
+    from test_data_record import COMMON, picture_folder
+
+    pics = picture_folder(tmp_path / "pics")
+    out = tmp_path / "all"
+    assert run("train", "--stage", "all", "--preset", "tiny", "--steps", "1", "--data", pics, "--out", out,
+               *COMMON).exit_code == 0
+    shutil.rmtree(out / "clip")
+    pics.rename(tmp_path / "moved")
+    data = json.loads(run("info", out, "--json").stdout)
+    assert data["status"] == "stopped" and data["next"] == (
+        f"the pictures {out} trains on were at {pics}, which no longer exists; put them back there to resume it (a "
+        f"run keeps the data it started with); then: t2i train --resume {out}"), data

@@ -31,9 +31,17 @@ def is_run(folder: Path) -> bool:
     return (Path(folder) / RUN_CONFIG).is_file() or is_whole_run(folder)
 
 
-def resume_advice(folder: Path) -> str:
-    """The command that goes on with a stopped run; where its folder cannot be written to (a read-only disk), a
-    resume there is refused, and the advice is the one that refusal gives."""
+def resume_advice(folder: Path, data: str | None = None) -> str:
+    """The command that goes on with a stopped run; where its folder cannot be written to (a read-only disk), or
+    its pictures (data, as the run recorded them) are no longer where it read them, a resume there is refused, and
+    the advice is the one that refusal gives (it said "resume with: ..." of a run whose folder had moved)."""
+    if data is not None:
+        from t2i_cli.stages import check_data_still_there
+
+        try:
+            check_data_still_there(data, folder)
+        except T2IError as e:
+            return f"{e}; then: t2i train --resume {shell_word(folder)}"
     if not os.access(folder, os.W_OK):
         return (f"{folder} cannot be written to (a read-only disk or folder): copy the run folder to a writable "
                 f"place and resume that copy with: t2i train --resume COPY")
@@ -61,7 +69,7 @@ def run_info(folder: Path) -> dict[str, Any]:
                  f"generate with: t2i generate PROMPT --weights {shell_word(weights)}"
                  if done and weights.is_dir() else
                  f"its {diverged} stage diverged: t2i info {shell_word(folder / diverged)} says how to go on"
-                 if diverged else resume_advice(folder))
+                 if diverged else resume_advice(folder, plan_settings(folder, {}).get("data", "world:train")))
         status = "training" if training else "finished" if done else "diverged" if diverged else "stopped"
         return {"folder": str(folder), "kind": "whole run", "settings": plan_settings(folder, {}), "stages": stages,
                 "status": status,
@@ -101,7 +109,7 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
         trained = (run_dir / "tokenizer.json").is_file()
         # (no steps: a tokenizer is learned in one pass, and its config's steps, 1000 by default, never run)
         info.update(steps=None, step=None, status="training" if training else "finished" if trained else "stopped")
-        info["next"] = None if training else next_step(cfg, run_dir) if trained else resume_advice(resume)
+        info["next"] = None if training else next_step(cfg, run_dir) if trained else resume_advice(resume, cfg.data)
         return info
     try:
         step = int(read_metadata(ckpt).get("step", 0)) if ckpt.is_file() else 0
@@ -136,7 +144,7 @@ def stage_info(run_dir: Path) -> dict[str, Any]:
     last = max((r["step"] for r in losses), default=step)
     info["eta_s"] = (cfg.steps - last) / info["rate"] if status == "training" and info["rate"] else None
     info["next"] = None if status in ("training", "diverged") else \
-        resume_advice(resume) if status == "stopped" else next_step(cfg, run_dir)
+        resume_advice(resume, cfg.data) if status == "stopped" else next_step(cfg, run_dir)
     return info
 
 
