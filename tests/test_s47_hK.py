@@ -210,3 +210,15 @@ def test_info_of_a_whole_run_whose_pictures_moved_says_so(tmp_path):
     assert data["status"] == "stopped" and data["next"] == (
         f"the pictures {out} trains on were at {pics}, which no longer exists; put them back there to resume it (a "
         f"run keeps the data it started with); then: t2i train --resume {out}"), data
+
+
+def test_rerank_names_a_picture_whose_caption_is_a_folder(tmp_path):
+    """c.txt/ (a folder) beside c.png: rerank said "picture without a prompt (pass --prompt)", as training said
+    "without .txt caption": the folder is said."""
+    from t2i_cli.rerank import FOLDER_CAPTION, collect
+
+    picture(tmp_path / "c.png")
+    (tmp_path / "c.txt").mkdir()
+    items, skipped = collect(tmp_path, None)
+    assert items == [] and dict(skipped) == {FOLDER_CAPTION: 1}, skipped
+    assert [(p.name, t) for p, t in collect(tmp_path, "a red bird")[0]] == [("c.png", "a red bird")]

@@ -69,6 +69,9 @@ CUTS = (CUT, CUT_CAPTION, CUT_OPTION, CUT_MANIFEST)
 OTHER_WEIGHTS = "drawn by other weights"
 # a picture whose NAME.txt beside it is empty (or blank lines): "without a prompt (pass --prompt)" said nothing of it
 EMPTY_CAPTION = "picture with an empty caption file (write its caption there, or pass --prompt)"
+# ... or whose NAME.txt is a folder (as training names it: data.FOLDER_CAPTION)
+FOLDER_CAPTION = "picture whose NAME.txt is a folder (rename it and write the caption as the file NAME.txt, or pass " \
+                 "--prompt)"
 # a folder's metadata.jsonl or metadata.csv that holds no captions (a classification's "file_name,label"), as data
 # preview names it: it was counted among "text files", as if captions beside the pictures
 NO_CAPTIONS = "metadata.jsonl or metadata.csv without captions t2i reads (not read; t2i data preview FOLDER " \
@@ -307,7 +310,8 @@ def collect(folder: Path, prompt: str | None, scorer: tuple[str, str] | None = N
         if not text and path in listed:
             text, cut = listed[path], CUT_MANIFEST
         if not text or blank(text):
-            skipped[EMPTY_CAPTION if empty else "picture without a prompt (pass --prompt)"] += 1
+            skipped[EMPTY_CAPTION if empty else FOLDER_CAPTION if path.with_suffix(".txt").is_dir()
+                    else "picture without a prompt (pass --prompt)"] += 1
             continue
         if scorer is not None and "t2i" in chunks and "weights" in chunks and not (
                 chunks["weights"] == scorer[0] or chunks.get("generator", "") == scorer[1] != ""):
