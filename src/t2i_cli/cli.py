@@ -145,10 +145,9 @@ def _extra_arguments_hint(e, ctx) -> str:
     paths = sum(os.path.exists(word) for word in rest.split(" ")[:20])  # (a word that names a file: "a cat")
     if isinstance(prompt, str) and prompt and paths < 2:
         words, options = _words_and_options(ctx, prompt, rest)
-        if words.startswith("-"):  # (-- keeps a prompt that begins with - one)
-            return f'; a prompt of several words is one argument: quote it, t2i generate {options} -- "{words}"' \
-                .replace("  ", " ")
-        return f'; a prompt of several words is one argument: quote it, t2i generate "{words}" {options}'.rstrip()
+        line = f'-- "{words}"' if words.startswith("-") else f'"{words}"'  # (-- keeps a prompt that begins with -)
+        line = f"{options} {line}" if words.startswith("-") else f"{line} {options}"
+        return f"; a prompt of several words is one argument: quote it, t2i generate {line.strip()}"
     if paths:
         return "; a shell pattern (such as *.png) gave several paths where one is taken: give their folder"
     return ""
