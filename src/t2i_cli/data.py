@@ -2081,8 +2081,9 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     if orphans:
         orphans.sort()
         # (a dataset's README.txt or LICENSE.txt is no caption: it was counted among ".txt captions without image")
-        if said := [p for p in orphans if not _DOCUMENT.fullmatch(p.stem)]:
-            skipped.add(".txt caption without image", said[0], len(said), tuple(said[1:]))
+        if captions_alone := [p for p in orphans if not _DOCUMENT.fullmatch(p.stem)]:
+            skipped.add(".txt caption without image", captions_alone[0], len(captions_alone),
+                        tuple(captions_alone[1:]))
         if uncaptioned_pictures:
             # images/x.png and captions/x.txt (a dataset's pictures and captions in folders side by side): each
             # caption is "without image", its picture "without .txt caption", and `t2i data caption` was suggested,
