@@ -2486,20 +2486,28 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
         for stage in ORDER:
             stage_config_of_all(stage, run_dir, settings, params)
     settings = plan_settings(run_dir, settings) if is_whole_run(run_dir) else settings
-    for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
-        per_stage(name, settings.get(name), "dvae")
+    from t2i_cli.files import PLAN
+    from t2i_cli.stages import check_whole_run_models, run_file_refusal
+
+    # a resume's settings are the run's own, as RUN/all.json holds them: a refusal of them is said of that file
+    plan = (lambda: run_file_refusal(run_dir / PLAN)) if resume else _nothing
+    with plan():
+        for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
+            per_stage(name, settings.get(name), "dvae")
     n_procs = n_processes()
     from t2i_cli.train import RUN_CONFIG, Interrupted, read_run_config, split_refusal
 
-    # Every stage's config, built (and so checked) once, before the first stage trains.
+    # Every stage's config, built (and so checked) once, before the first stage trains: a started stage's read
+    # from its own train_config.json (said of that file, where it is damaged), a stage to come built of the run's
+    # settings.
     started = {s for s in ORDER if (run_dir / s / RUN_CONFIG).is_file()}
-    configs = {s: read_run_config(run_dir / s) if s in started else stage_config_of_all(s, run_dir, settings, params)
-               for s in ORDER}
-    from t2i_cli.stages import check_whole_run_models
-
-    # Every model the run will build, checked before its first stage trains; and, under torchrun, every stage's
-    # batch split over the processes (refused at the dVAE stage, it left a whole run no retry could continue).
-    check_whole_run_models(configs, started)
+    own = {s: read_run_config(run_dir / s) for s in ORDER if s in started}
+    with plan():
+        configs = {s: own[s] if s in started else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
+        # Every model the run will build, checked before its first stage trains; and, under torchrun, every
+        # stage's batch split over the processes (refused at the dVAE stage, it left a whole run no retry could
+        # continue).
+        check_whole_run_models(configs, started)
     for stage, c in configs.items():
         if stage != "tokenizer" and (why := split_refusal(c, n_procs)):
             if not resume and per_stage("batch_size", settings.get("batch_size"), stage) is None:  # the preset's
@@ -2578,6 +2586,12 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
             out.print(f"every stage had finished: nothing trained now (to train on{there}: t2i "
                       f"train --resume {clean(shell_word(run_dir))}/STAGE --steps N, N over its steps ({steps}), then "
                       f"t2i train --resume {clean(shell_word(run_dir))} to export it)", soft_wrap=True)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    """A context that changes nothing (a new whole run's refusals are of the settings its command gave)."""
+    yield
 
 
 def _files_of(folder: Path) -> dict[str, tuple[int, int]]:

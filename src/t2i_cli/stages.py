@@ -935,6 +935,104 @@ def check_run_file_model(run_dir: Path, run=None) -> None:
         raise UsageError(f"{path} is not a readable run config ({e}); the run cannot be resumed") from None
 
 
+class CannotBuild(UsageError):
+    """Settings that cannot build a stage's model ("cannot build the dvae model from these settings: WHY"); its stage
+    and why kept, for a resume's refusal, which says them of the run's file (run_file_refusal)."""
+
+    def __init__(self, stage: str, why: object):
+        super().__init__(f"cannot build the {stage} model from these settings: {why}")
+        self.stage, self.why = stage, str(why)
+
+
+@contextlib.contextmanager
+def run_file_refusal(path: Path) -> Iterator[None]:
+    """Refusals inside are of a resumed run's own settings as the file at path holds them (a stage's
+    train_config.json, a whole run's all.json: edited, or damaged, since the run started): said naming that file,
+    as a run that cannot be resumed as it is, and each setting by the file's key (model={'n_hid': 10000000}), never
+    as an option the user gave (--model n_hid=10000000 was never typed: "cannot build the dvae model from these
+    settings" named no file, and a resume cannot change them)."""
+    from t2i_cli.errors import SPEAKING
+
+    speaking, SPEAKING["cli"] = SPEAKING["cli"], False
+    try:
+        yield
+    except CannotBuild as e:
+        raise UsageError(f"{path} holds settings that cannot build the {e.stage} model ({e.why}); the run cannot be "
+                         f"resumed as it is") from None
+    except UsageError as e:
+        raise UsageError(f"{path} holds settings a run cannot train with ({e}); the run cannot be resumed as it "
+                         f"is") from None
+    finally:
+        SPEAKING["cli"] = speaking
+
+
+def _refused(check: typing.Callable[[Any], None], cfg: Any) -> bool:
+    """Whether check(cfg) raises a UsageError."""
+    try:
+        check(cfg)
+    except UsageError:
+        return True
+    return False
+
+
+def check_run_file(cfg, run_dir: Path) -> None:
+    """For a resume (stages.run_stage, before the resume's own settings are judged): the run's own settings as its
+    train_config.json holds them are ones a run trains with (check_run_config's) and that build its stage's model
+    (run_model_refusal), else refused naming that file (run_file_refusal). A refusal that what the resume may change
+    mends (its sample_every for the file's patience) is left to cfg, the resume's settings; one of what it changed
+    (patience given beside the run's sample_every 0) is said of cfg, after this."""
+    from t2i_cli.train import RUN_CONFIG, TrainConfig, read_run_config
+
+    if not isinstance(cfg, TrainConfig) or not (Path(run_dir) / RUN_CONFIG).is_file():
+        return  # (said by check_run_config, and check_resume)
+    run, path = read_run_config(run_dir), Path(run_dir) / RUN_CONFIG
+    check_run_file_model(run_dir, run)  # its model settings' keys and types, said as its file holds them
+    with run_file_refusal(path):
+        if _refused(check_run_config, run) and _refused(check_run_config, cfg):
+            check_run_config(run)  # (raises: the run's own refusal, said of its file)
+        run_model_refusal(run, run_dir)
+
+
+def run_model_refusal(run, run_dir: Path) -> None:
+    """Refuse (CannotBuild) a started run's settings that cannot build its stage's model, checked before its data
+    is opened, as the stage builds it: the dVAE's config; a transformer's or CLIP's on the meta device with the
+    tokenizer the run copied (RUN/tokenizer.json), a transformer's with the dVAE it copied (RUN/dvae.safetensors's
+    header). A copy that does not read is said where the stage loads it."""
+    from t2i_cli.weights import file_config
+
+    if run.stage == "dvae" and not run.finetune_decoder:  # (a fine-tune's model is its dvae_init's own)
+        dvae_model_config(run)
+    if run.stage not in ("transformer", "clip"):
+        return
+    try:
+        n_bpe = load_tokenizer(Path(run_dir) / "tokenizer.json").n_bpe
+        dvae = file_config(Path(run_dir) / "dvae.safetensors", "dvae")[0] if run.stage == "transformer" else None
+    except (T2IError, OSError):
+        return
+    if dvae is not None and dvae.image_side != run.image_side:  # (the stage said "pass --image-side 16", which a
+        # resume refuses)
+        raise CannotBuild("transformer", f"its dVAE, dvae.safetensors, was trained on {dvae.image_side} px images, "
+                                         f"not the image_side {run.image_side} it holds")
+    _check_builds(run, n_bpe, dvae)
+
+
+def _check_builds(cfg, n_bpe: int, dvae: DVAEConfig | None) -> None:
+    """Refuse (CannotBuild) a transformer's or CLIP's settings that cannot build its model, built on the meta
+    device (no memory) with n_bpe as its tokenizer's learned tokens and, for a transformer, dvae's codes."""
+    try:
+        if cfg.stage == "transformer":
+            mcfg: Any = TransformerConfig(text_vocab=n_bpe + cfg.text_len, text_len=cfg.text_len,
+                                          image_vocab=dvae.n_codes, grid=dvae.grid, **cfg.model)
+        else:
+            mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=n_bpe + cfg.text_len, text_len=cfg.text_len,
+                              n_pad_start=n_bpe, **cfg.model)
+        check_budget(mcfg, python=True)
+        with torch.device("meta"):
+            (Transformer if cfg.stage == "transformer" else Clip)(mcfg)
+    except (ValueError, TypeError) as e:
+        raise CannotBuild(cfg.stage, e) from e
+
+
 def check_resume(cfg, run_dir: Path) -> None:
     """For a resume from Python (stages.run_stage): a folder that is not a run, or settings other than the run's
     own but for what a resume may change (RESUMABLE_FIELDS) are refused: a changed model or data trained on
@@ -949,7 +1047,6 @@ def check_resume(cfg, run_dir: Path) -> None:
         raise UsageError(f"{run_dir} is not a t2i run folder (no {RUN_CONFIG}); give the folder of a run to resume, "
                          f"or start a new run there (resume=False)")
     run = read_run_config(run_dir)
-    check_run_file_model(run_dir, run)
     settled, theirs = cfg.settled(), run.settled()
     if same_place(cfg.data, run.data):  # (the run's folder named another way)
         settled["data"] = theirs["data"]
@@ -1009,8 +1106,8 @@ def run_stage(cfg: TrainConfig, run_dir: Path, resume: bool = False, progress=No
         sync_model_file,
     )
 
-    if resume:  # (first: a resume's model settings are its file's, said so, not as given)
-        check_run_file_model(run_dir)
+    if resume:  # what is wrong with the run's own settings is said of its file, before the resume's are judged
+        check_run_file(cfg, run_dir)
     check_run_config(cfg)  # (the command line's are; one made in Python is checked here)
     if not resume:
         check_new_model(cfg)
@@ -1306,7 +1403,7 @@ def dvae_model_config(cfg: TrainConfig) -> DVAEConfig:
         mcfg = DVAEConfig(image_side=cfg.image_side, **(fields | cfg.model))
         check_budget(mcfg, python=True)
     except (ValueError, TypeError) as e:
-        raise UsageError(f"cannot build the dvae model from these settings: {e}") from e
+        raise CannotBuild("dvae", e) from e
     if cfg.recon_loss == "logit_laplace" and mcfg.pixel_eps <= 0:  # the loss refused it at the first step
         raise UsageError(f"{model_option('pixel_eps', mcfg.pixel_eps)}: the logit_laplace loss models pixels in "
                          f"[eps, 1 - eps] and needs pixel_eps > 0 (DALL-E's is 0.1); give one, or "
@@ -1349,25 +1446,13 @@ def check_whole_run_models(configs: dict[str, TrainConfig], started: set[str]) -
     for stage in ("transformer", "clip"):
         if stage in started or (stage == "transformer" and dvae is None):
             continue
-        cfg = configs[stage]
-        try:
-            if stage == "transformer":
-                mcfg: Any = TransformerConfig(text_vocab=n_bpe + cfg.text_len, text_len=cfg.text_len,
-                                              image_vocab=dvae.n_codes, grid=dvae.grid, **cfg.model)
-            else:
-                mcfg = ClipConfig(image_side=cfg.image_side, text_vocab=n_bpe + cfg.text_len, text_len=cfg.text_len,
-                                  n_pad_start=n_bpe, **cfg.model)
-            check_budget(mcfg, python=True)
-            with torch.device("meta"):
-                (Transformer if stage == "transformer" else Clip)(mcfg)
-        except (ValueError, TypeError) as e:
-            raise UsageError(f"cannot build the {stage} model from these settings: {e}") from e
+        _check_builds(configs[stage], n_bpe, dvae)
 
 
 def _build_stage(cfg: TrainConfig, run_dir: Path, dd: Dist, dataset, val):
     """The stage object, its model checked against the size budget first; settings that cannot build a
-    model are a usage error."""
+    model are a usage error (a resume's were said of its run's file before: check_run_file)."""
     try:
         return STAGE_CLASSES[cfg.stage](cfg, run_dir, dd, dataset, is_world(cfg.data), val)
     except (ValueError, TypeError) as e:
-        raise UsageError(f"cannot build the {cfg.stage} model from these settings: {e}") from e
+        raise CannotBuild(cfg.stage, e) from e

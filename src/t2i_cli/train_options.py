@@ -252,7 +252,11 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
             raise UsageError(f"{run_dir} stopped early at step {cfg.steps} (--patience): the command that started "
                              f"it ends there. To train on, extend it alone: t2i train --resume "
                              f"{shell_word(run_dir)} --steps {changes['steps']} --patience 0")
-    return checked(replace(cfg, **changes))
+    from t2i_cli.stages import check_run_file
+
+    resumed = replace(cfg, **changes)
+    check_run_file(resumed, run_dir)  # (the run's own settings are said of its file: --patience was never typed)
+    return checked(resumed)
 
 
 def same_folder(a, b) -> bool:
