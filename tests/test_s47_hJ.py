@@ -137,3 +137,17 @@ def test_a_whole_runs_resume_says_its_recorded_settings_of_all_json(whole_run: P
     line = one_line_failure(run("train", "--resume", run_dir), code=2)
     assert line.startswith(f"error: {run_dir / PLAN} holds settings {said}") and line.endswith(AS_IT_IS)
     assert not (run_dir / "transformer").exists()
+
+
+def test_a_whole_runs_resume_with_workers_says_a_started_stages_patience_of_its_file(whole_run: Path, tmp_path: Path):
+    """`t2i train --resume RUN --workers 0` (a whole run's resume may steer its loader) of a run whose dVAE stage,
+    with steps left, has a train_config.json saying patience 5 and sample_every 0: "--patience 5 watches the
+    validation loss ..." (the stage's settings judged with --workers as options given). Now said of its file."""
+    from conftest import one_line_failure, run
+
+    run_dir = _edited(whole_run, tmp_path / "all", file=f"dvae/{RUN_CONFIG}", steps=4, patience=5, sample_every=0)
+    for later in ("transformer", "clip", "weights"):
+        shutil.rmtree(run_dir / later)
+    line = one_line_failure(run("train", "--resume", run_dir, "--workers", "0"), code=2)
+    assert line.startswith(f"error: {run_dir / 'dvae' / RUN_CONFIG} holds settings a run cannot train with (patience "
+                           f"5 watches the validation loss") and line.endswith(AS_IT_IS)

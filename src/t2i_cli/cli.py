@@ -2448,7 +2448,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
                quiet: bool) -> None:
     """--stage all: every stage in order under one progress display, resumable, exported to RUN/weights."""
     from t2i_cli.files import shell_word
-    from t2i_cli.recipe import ORDER, check_whole_run_folder, plan_settings, train_all
+    from t2i_cli.recipe import ORDER, check_whole_run_folder, plan_settings, stage_done, train_all
 
     if run_dir is None:
         raise UsageError("--stage all needs --out RUN (or --resume RUN to continue one)")
@@ -2487,7 +2487,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
             stage_config_of_all(stage, run_dir, settings, params)
     settings = plan_settings(run_dir, settings) if is_whole_run(run_dir) else settings
     from t2i_cli.files import PLAN
-    from t2i_cli.stages import check_whole_run_models, run_file_refusal
+    from t2i_cli.stages import check_run_file, check_whole_run_models, run_file_refusal
 
     # a resume's settings are the run's own, as RUN/all.json holds them: a refusal of them is said of that file
     plan = (lambda: run_file_refusal(run_dir / PLAN)) if resume else _nothing
@@ -2502,6 +2502,10 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     # settings.
     started = {s for s in ORDER if (run_dir / s / RUN_CONFIG).is_file()}
     own = {s: read_run_config(run_dir / s) for s in ORDER if s in started}
+    for s, c in own.items():  # a stage to go on with: its settings as its file holds them (--workers, which
+        # steers it, judged them as options given); one done is only exported
+        if not stage_done(run_dir / s, c):
+            check_run_file(c, run_dir / s)
     with plan():
         configs = {s: own[s] if s in started else stage_config_of_all(s, run_dir, settings, params) for s in ORDER}
         # Every model the run will build, checked before its first stage trains; and, under torchrun, every
