@@ -151,3 +151,24 @@ def test_a_whole_runs_resume_with_workers_says_a_started_stages_patience_of_its_
     line = one_line_failure(run("train", "--resume", run_dir, "--workers", "0"), code=2)
     assert line.startswith(f"error: {run_dir / 'dvae' / RUN_CONFIG} holds settings a run cannot train with (patience "
                            f"5 watches the validation loss") and line.endswith(AS_IT_IS)
+
+
+@pytest.mark.parametrize("stage, change, said", [
+    ("clip", {"image_side": 32}, "image_side 32, the checkpoint's 16"),
+    ("transformer", {"text_len": 13}, "text_len 13, the checkpoint's 12"),
+    ("dvae", {"model.n_hid": 16}, "model's n_hid 16, the checkpoint's 8"),
+])
+def test_a_resumes_settings_edited_away_from_its_checkpoints_are_said_of_its_run_file(whole_run: Path,
+                                                                                      tmp_path: Path, stage: str,
+                                                                                      change: dict, said: str):
+    """A run file edited to build another model than its checkpoint holds: a CLIP's image_side 16 made 32 went on
+    training at 32 px without a word (its checkpoint fits either); a transformer's text_len 13 was "RUN/checkpoint.
+    safetensors does not match this run's model (...); start a new run", blaming the checkpoint of a run whose
+    file alone had changed. Now said of the file, with the checkpoint's value to put back; nothing is trained."""
+    from conftest import one_line_failure, run
+
+    run_dir = _edited(whole_run / stage, tmp_path / stage, **change)
+    line = one_line_failure(run("train", "--resume", run_dir, "--steps", "4"), code=2)
+    assert line == (f"error: {run_dir / RUN_CONFIG} holds other settings than its checkpoint was trained with "
+                    f"({said}); {AS_IT_IS}: put back the checkpoint's")
+    assert json.loads((run_dir / RUN_CONFIG).read_text())["steps"] == 2

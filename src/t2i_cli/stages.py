@@ -991,6 +991,40 @@ def check_run_file(cfg, run_dir: Path) -> None:
         if _refused(check_run_config, run) and _refused(check_run_config, cfg):
             check_run_config(run)  # (raises: the run's own refusal, said of its file)
         run_model_refusal(run, run_dir)
+    if (changed := _not_the_checkpoints(run, run_dir)):
+        raise UsageError(f"{path} holds other settings than its checkpoint was trained with ({changed}); the run "
+                         f"cannot be resumed as it is: put back the checkpoint's")
+
+
+MODEL_SHAPING = ("image_side", "text_len", "model")  # the run settings a stage's model is built of
+
+
+def _not_the_checkpoints(run, run_dir: Path) -> str:
+    """How the settings a run's model is built of (MODEL_SHAPING) differ from those its checkpoint recorded ("text_len
+    13, the checkpoint's 12"; at most three), or "": a train_config.json edited since built another model, which the
+    checkpoint did not fit ("checkpoint.safetensors does not match this run's model ...; start a new run", of a run
+    whose file alone had changed), or which it fitted (a CLIP of image_side 16 went on at 32, unsaid). A checkpoint
+    that does not read is said where it is loaded."""
+    import json
+
+    from t2i_cli.train import CHECKPOINT
+    from t2i_cli.weights import read_metadata, upgrade_config
+
+    if run.stage == "tokenizer" or not (Path(run_dir) / CHECKPOINT).is_file():
+        return ""
+    try:
+        saved = upgrade_config("train", json.loads(read_metadata(Path(run_dir) / CHECKPOINT)["train_config"]))
+    except (T2IError, OSError, KeyError, ValueError, TypeError, RecursionError):
+        return ""
+    own = json.loads(json.dumps(run.to_json()))
+    shown = lambda held, key: json.dumps(held[key]) if key in held else "not set"  # noqa: E731
+    said = [f"{key} {shown(own, key)}, the checkpoint's {shown(saved, key)}" for key in MODEL_SHAPING[:2]
+            if key in saved and own[key] != saved[key]]
+    if isinstance(saved.get("model"), dict) and own["model"] != saved["model"]:
+        mine, theirs = own["model"], saved["model"]
+        said += [f"model's {key} {shown(mine, key)}, the checkpoint's {shown(theirs, key)}"
+                 for key in sorted(set(mine) | set(theirs), key=str) if mine.get(key, ...) != theirs.get(key, ...)]
+    return brief("; ".join(said[:3]), 200)
 
 
 def run_model_refusal(run, run_dir: Path) -> None:
