@@ -170,5 +170,5 @@ def test_a_resumes_settings_edited_away_from_its_checkpoints_are_said_of_its_run
     run_dir = _edited(whole_run / stage, tmp_path / stage, **change)
     line = one_line_failure(run("train", "--resume", run_dir, "--steps", "4"), code=2)
     assert line == (f"error: {run_dir / RUN_CONFIG} holds other settings than its checkpoint was trained with "
-                    f"({said}); {AS_IT_IS}: put back the checkpoint's")
+                    f"({said}); {AS_IT_IS}: put back the checkpoint's settings there (or the run's own checkpoint)")
     assert json.loads((run_dir / RUN_CONFIG).read_text())["steps"] == 2

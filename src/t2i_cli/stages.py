@@ -993,7 +993,8 @@ def check_run_file(cfg, run_dir: Path) -> None:
         run_model_refusal(run, run_dir)
     if (changed := _not_the_checkpoints(run, run_dir)):
         raise UsageError(f"{path} holds other settings than its checkpoint was trained with ({changed}); the run "
-                         f"cannot be resumed as it is: put back the checkpoint's")
+                         f"cannot be resumed as it is: put back the checkpoint's settings there (or the run's own "
+                         f"checkpoint)")
 
 
 MODEL_SHAPING = ("image_side", "text_len", "model")  # the run settings a stage's model is built of
@@ -1003,8 +1004,10 @@ def _not_the_checkpoints(run, run_dir: Path) -> str:
     """How the settings a run's model is built of (MODEL_SHAPING) differ from those its checkpoint recorded ("text_len
     13, the checkpoint's 12"; at most three), or "": a train_config.json edited since built another model, which the
     checkpoint did not fit ("checkpoint.safetensors does not match this run's model ...; start a new run", of a run
-    whose file alone had changed), or which it fitted (a CLIP of image_side 16 went on at 32, unsaid). A checkpoint
-    that does not read is said where it is loaded."""
+    whose file alone had changed), or which it fitted (a CLIP of image_side 16 went on at 32, unsaid). (Which of the
+    two changed is not known: a checkpoint copied from another run is the other.) A checkpoint that does not read
+    is said where it is loaded; one without an average of the weights that its run's ema asks for (or the reverse)
+    is said as the load says it, of the checkpoint."""
     import json
 
     from t2i_cli.train import CHECKPOINT
