@@ -10,7 +10,7 @@ import sys
 import time
 import typing
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache, partial
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -2490,7 +2490,7 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
     from t2i_cli.stages import check_run_file, check_whole_run_models, run_file_refusal
 
     # a resume's settings are the run's own, as RUN/all.json holds them: a refusal of them is said of that file
-    plan = (lambda: run_file_refusal(run_dir / PLAN)) if resume else _nothing
+    plan = (lambda: run_file_refusal(run_dir / PLAN)) if resume else nullcontext  # (a new run's: its command's)
     with plan():
         for name in ("steps", "batch_size", "lr"):  # refused here, before anything runs
             per_stage(name, settings.get(name), "dvae")
@@ -2590,12 +2590,6 @@ def _train_all(run_dir: Optional[Path], given: set[str], params: dict, resume: b
             out.print(f"every stage had finished: nothing trained now (to train on{there}: t2i "
                       f"train --resume {clean(shell_word(run_dir))}/STAGE --steps N, N over its steps ({steps}), then "
                       f"t2i train --resume {clean(shell_word(run_dir))} to export it)", soft_wrap=True)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    """A context that changes nothing (a new whole run's refusals are of the settings its command gave)."""
-    yield
 
 
 def _files_of(folder: Path) -> dict[str, tuple[int, int]]:
