@@ -232,7 +232,7 @@ def check_types(cfg: Any, python: bool = False) -> None:
 
 def check_setting_types(config: type, settings: dict[str, Any], python: bool = False) -> None:
     """check_types of some settings of a model config class (config) before one is built: a run's model settings
-    as its train_config.json holds them (stages.check_resume), said in JSON's words. A key that is no field of
+    as its train_config.json holds them (stages.check_run_file), said in JSON's words. A key that is no field of
     config is left to its own check."""
     hints = typing.get_type_hints(config)
     for f in dataclasses.fields(config):
