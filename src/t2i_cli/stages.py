@@ -977,8 +977,9 @@ def _refused(check: typing.Callable[[Any], None], cfg: Any) -> bool:
 
 def check_run_file(cfg, run_dir: Path) -> None:
     """For a resume (stages.run_stage, before the resume's own settings are judged): the run's own settings as its
-    train_config.json holds them are ones a run trains with (check_run_config's) and that build its stage's model
-    (run_model_refusal), else refused naming that file (run_file_refusal). A refusal that what the resume may change
+    train_config.json holds them are ones a run trains with (check_run_config's), that build its stage's model
+    (run_model_refusal) and the model its checkpoint holds (_not_the_checkpoints), else refused naming that file
+    (run_file_refusal), as a run that cannot be resumed as it is. A refusal that what the resume may change
     mends (its sample_every for the file's patience) is left to cfg, the resume's settings; one of what it changed
     (patience given beside the run's sample_every 0) is said of cfg, after this."""
     from t2i_cli.train import RUN_CONFIG, TrainConfig, read_run_config
