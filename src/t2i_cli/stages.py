@@ -948,9 +948,10 @@ class CannotBuild(UsageError):
 def run_file_refusal(path: Path) -> Iterator[None]:
     """Refusals inside are of a resumed run's own settings as the file at path holds them (a stage's
     train_config.json, a whole run's all.json: edited, or damaged, since the run started): said naming that file,
-    as a run that cannot be resumed as it is, and each setting by the file's key (model={'n_hid': 10000000}), never
-    as an option the user gave (--model n_hid=10000000 was never typed: "cannot build the dvae model from these
-    settings" named no file, and a resume cannot change them)."""
+    as a run that cannot be resumed as it is, never as an option the user gave ("cannot build the dvae model from
+    these settings" named no file, and a resume cannot change them). A setting is named by the file's key where the
+    check names keywords (model={'nope': 1}, not --model nope=1); all.json records the command's options, and the
+    whole run's checks name them so (--steps)."""
     from t2i_cli.errors import SPEAKING
 
     speaking, SPEAKING["cli"] = SPEAKING["cli"], False
@@ -958,10 +959,10 @@ def run_file_refusal(path: Path) -> Iterator[None]:
         yield
     except CannotBuild as e:
         raise UsageError(f"{path} holds settings that cannot build the {e.stage} model ({e.why}); the run cannot be "
-                         f"resumed as it is") from None
+                         f"resumed as it is") from e
     except UsageError as e:
         raise UsageError(f"{path} holds settings a run cannot train with ({e}); the run cannot be resumed as it "
-                         f"is") from None
+                         f"is") from e
     finally:
         SPEAKING["cli"] = speaking
 
