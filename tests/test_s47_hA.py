@@ -145,7 +145,8 @@ def test_rerank_top_out_of_range_is_one_sentence_before_link_best(top, link, tmp
     line = one_line_failure(run("rerank", tmp_path / "pics", "--top", top, *link), 2)
     assert line == f"error: --top must be in 0..256 (0 = no sheet), got {top}", line
     line = one_line_failure(run("rerank", tmp_path / "pics", "--link-best"), 2)
-    assert line == "error: --link-best needs --top K with K >= 1 (it copies the best K into FOLDER/best/); give one"
+    assert line == ("error: --link-best needs --top K with K from 1 to 256 (it copies the best K of each prompt into "
+                    "FOLDER/best/); add --top K, or leave --link-best out")  # (test_s47_hD's wording)
 
 
 @pytest.mark.parametrize("greedy", [["--top-k", "1"], ["--top-p", "1e-9"]])
