@@ -184,8 +184,6 @@ def test_rank_1_stopped_by_torchrun_outside_training_once_rank_0_was_killed_says
     import subprocess
     import sys
 
-    import typer
-
     from t2i_cli import cli, train
     from t2i_cli.train import Dist
 
@@ -194,9 +192,24 @@ def test_rank_1_stopped_by_torchrun_outside_training_once_rank_0_was_killed_says
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setitem(cli.STATE, "debug", False)
+    monkeypatch.delitem(cli.STATE, "interrupted", raising=False)  # (an earlier in-process command's stop line: the
+    # command line's callback pops it, user_errors alone does not)
     monkeypatch.setattr(train, "JOB", Dist(rank=1, n_procs=2, main_pid=gone.pid, pids=(gone.pid, os.getpid())))
     monkeypatch.setattr(train, "_FIRST_STOP", [])
+    before = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, train._stop_noting)  # (as setup_distributed sets it on ranks other than 0)
+    try:
+        _rank_1_stops(capsys, gone, Dist)
+    finally:
+        signal.signal(signal.SIGTERM, before)  # (no handler of this test's left to later ones)
+
+
+def _rank_1_stops(capsys, gone, Dist) -> None:
+    """The two stops of the test above, under its handler."""
+    import typer
+
+    from t2i_cli import cli, train
+
     with pytest.raises(typer.Exit) as ex, cli.user_errors():
         os.kill(os.getpid(), signal.SIGTERM)
         signal.sigtimedwait([], 5)  # (the stop is raised here)
@@ -204,8 +217,9 @@ def test_rank_1_stopped_by_torchrun_outside_training_once_rank_0_was_killed_says
     assert capsys.readouterr().err.strip() == (
         "interrupted: SIGTERM (torchrun's, once rank 0 of this run had ended: killed, or out of memory; its report "
         "says how); finished files are kept; nothing partial was written")
-    monkeypatch.setattr(train, "_FIRST_STOP", [])  # rank 0 running: its own line says the stop, this one nothing
-    monkeypatch.setattr(train, "JOB", Dist(rank=1, n_procs=2, main_pid=os.getpid(), pids=(os.getpid(),) * 2))
+    train._FIRST_STOP = []  # rank 0 running: its own line says the stop, this one nothing (restored by the caller's
+    # monkeypatch)
+    train.JOB = Dist(rank=1, n_procs=2, main_pid=os.getpid(), pids=(os.getpid(),) * 2)
     with pytest.raises(typer.Exit) as ex, cli.user_errors():
         os.kill(os.getpid(), signal.SIGTERM)
         signal.sigtimedwait([], 5)
