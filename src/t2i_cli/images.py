@@ -551,12 +551,16 @@ def blank_on_white(path: Path) -> bool:
 def wholly_transparent(path: Path) -> bool:
     """Whether a picture draws nothing at all, every pixel transparent (a 9-patch skin of a disabled state, a spacer
     GIF): said apart from one drawn in white (blank_on_white), which a dark background would show. Read again whole
-    (a large one is not: False); called for a picture blank_on_white found blank."""
+    (a large one is not: False); called for a picture blank_on_white found blank. Its transparency is read as to_rgb
+    reads it (black on a black background, white on a white one): a 16-bit or 2-bit grey PNG's transparent level and
+    a 16-bit RGB PNG's transparent colour, which Pillow's convert("RGBA") does not apply, were "drawn in white"."""
     try:
         with opened(path) as im:
             if im.width * im.height > 16 * BAND_PIXELS:
                 return False
-            return im.convert("RGBA").getextrema()[3][1] == 0
+            keyed = _keyed_png(im)
+            return max(hi for _, hi in _rgb(keyed, (0, 0, 0)).getextrema()) == 0 \
+                and min(lo for lo, _ in _rgb(keyed).getextrema()) == 255
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return False
 
