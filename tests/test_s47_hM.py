@@ -45,3 +45,32 @@ def test_a_wholly_transparent_16_bit_or_2_bit_png_is_said_wholly_transparent(tmp
             f"each trains as a white square): {pics / 'house.png'}; save it on a dark background; 3 pictures are "
             f"wholly transparent (nothing drawn: each trains as a white square), e.g. {pics / 'grey16.png'}; move "
             "them out of the folder") in said, said
+
+
+def test_data_caption_leaves_a_picture_whose_caption_sits_in_another_folder_without_one(tmp_path: Path):
+    """images/x.png beside captions/x.txt: training's refusal says to move each caption beside its picture, and,
+    where another picture has no caption anywhere, to run `t2i data caption` for it, which captioned every one of
+    them by its name (images/red-bird.txt "red bird" beside its real captions/red-bird.txt, which then never
+    trained). It writes the caption of the picture without one alone, and names the others with what to do; where
+    every picture has its caption in another folder, it writes nothing and says so in one line."""
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    (ds / "captions").mkdir()
+    for i, name in enumerate(("red-bird", "blue-fish", "green-tree")):
+        Image.new("RGB", (16, 16), (90 * i, 30, 30)).save(ds / "images" / f"{name}.png")
+    for name in ("red-bird", "blue-fish"):
+        (ds / "captions" / f"{name}.txt").write_text(f"a real caption of {name}\n")
+    r = run("data", "caption", ds)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code == 0, said
+    assert sorted(p.name for p in (ds / "images").glob("*.txt")) == ["green-tree.txt"], said
+    assert ("2 pictures whose NAME.txt sits in another folder left without a caption, e.g. "
+            f"{ds / 'images' / 'blue-fish.png'} ({ds / 'captions' / 'blue-fish.txt'}): training reads a picture's "
+            "caption beside it, so move each caption next to its picture") in said, said
+    (ds / "images" / "green-tree.txt").unlink()
+    (ds / "images" / "green-tree.png").unlink()
+    r = run("data", "caption", ds)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code != 0 and said.startswith(f"error: no caption to write under {ds}: 2 pictures whose NAME.txt "
+                                                "sits in another folder"), said
+    assert not list((ds / "images").glob("*.txt")), said

@@ -3020,7 +3020,7 @@ def data_caption(folder: Path = typer.Argument(..., metavar="FOLDER",
             # temporary there; write_captions removes them where it writes)
             remove_killed_temporaries(plan)
         if not plan.writes:
-            if (plan.nameless or plan.taken or plan.undecodable) and not plan.captioned:
+            if (plan.nameless or plan.taken or plan.undecodable or plan.apart) and not plan.captioned:
                 try_other = f"try --from {other}, or " if plan.other_words else ""
                 raise DataError(f"no caption to write under {clean(folder)}: " + summary(
                     plan, f"; {try_other}write the captions as NAME.txt files yourself"))

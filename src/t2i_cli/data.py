@@ -2088,11 +2088,7 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
             # images/x.png and captions/x.txt (a dataset's pictures and captions in folders side by side): each
             # caption is "without image", its picture "without .txt caption", and `t2i data caption` was suggested,
             # which captioned the pictures by their names beside their own captions
-            by_stem: dict[str, Path] = {}
-            for t in orphans:
-                by_stem.setdefault(t.stem, t)
-            apart = [(image, by_stem[image.stem]) for image in uncaptioned_pictures if image.stem in by_stem]
-            if apart:
+            if apart := captions_apart(uncaptioned_pictures, orphans):
                 skipped.add(CAPTION_APART, f"{apart[0][0]} ({apart[0][1]})", len(apart))
                 if len(apart) == len(uncaptioned_pictures):  # (then none is for `t2i data caption`)
                     by_name = by_folder = False
@@ -2171,6 +2167,15 @@ def _once_fixed_note(folder: str | None) -> str:
             f"one by their names (--dry-run shows the captions first)")
 
 
+def captions_apart(pictures: list[Path], orphans: list[Path]) -> list[tuple[Path, Path]]:
+    """(picture, its NAME.txt) for each of pictures without a caption whose name a caption without a picture
+    (orphans, sorted) has in another folder (CAPTION_APART): the first such caption of each name."""
+    by_stem: dict[str, Path] = {}
+    for t in orphans:
+        by_stem.setdefault(t.stem, t)
+    return [(image, by_stem[image.stem]) for image in pictures if image.stem in by_stem]
+
+
 def _apart_note(n: int, first: str) -> str:
     """What is said of the pictures whose NAME.txt caption sits in another folder (CAPTION_APART; '' none)."""
     if not n:
@@ -2241,8 +2246,13 @@ def plan_captions(folder: Path, source: str = "name",
     unread = {images.unread_picture(suffix) for suffix in images.UNREAD_SUFFIXES}
     plan.unread_formats = [(why, n, skipped.first[why]) for why, n in sorted(skipped.items()) if why in unread]
     pending: list[tuple[Path, Path, str]] = []  # (picture, its caption file, caption) to check, then write
+    # (a picture whose NAME.txt sits in another folder, images/x.png beside captions/x.txt, has its caption there:
+    # it was captioned by its name, beside it, where the refusal to train said to move that caption)
+    plan.apart = captions_apart(sorted(map(Path, skipped.every.get(UNCAPTIONED, []))),
+                                sorted(map(Path, skipped.every.get(".txt caption without image", []))))
+    apart = {picture for picture, _ in plan.apart}
     for picture in [*map(Path, skipped.every.get(UNCAPTIONED, [])), *skipped.empty_named]:
-        if _key(picture) in skipped.above_named:
+        if _key(picture) in skipped.above_named or picture in apart:
             continue
         if _marked_sheet(picture):  # (`data preview --out sheet.png` in the folder: captioned "sheet", then trained on)
             plan.sheets.append(picture)

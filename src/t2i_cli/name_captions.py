@@ -754,6 +754,8 @@ class CaptionPlan:
     # (HEIC, SVG: images.UNREAD_FORMATS): (why, how many, the first), never captioned, said beside what is written
     undecodable: list[tuple[Path, str]] = field(default_factory=list)  # pictures t2i cannot open (a truncated file,
     # a page Pillow cannot decode), with why (data._readable_digest): training leaves them out, so never captioned
+    apart: list[tuple[Path, Path]] = field(default_factory=list)  # (picture, its NAME.txt in another folder:
+    # images/x.png beside captions/x.txt; data.CAPTION_APART), never captioned by name, said to move the caption
     folders: set[Path] = field(default_factory=set)  # the folders of the pictures found (a caption may be written
     # beside any): where a killed run's temporaries are looked for (remove_killed_temporaries)
 
@@ -942,6 +944,11 @@ def summary(plan: CaptionPlan, nameless_hint: str = "") -> str:
                      f"as without a caption")
     for why, n, first in plan.unread_formats:
         parts.append(f"{counted(n, why)} not captioned, e.g. {first}")
+    if plan.apart:
+        n, (first, txt) = len(plan.apart), plan.apart[0]
+        parts.append(f"{counted(n, 'picture')} whose NAME.txt sits in another folder left without a caption, e.g. "
+                     f"{first} ({txt}): training reads a picture's caption beside it, so move each caption next to "
+                     f"its picture")
     if plan.undecodable:
         n, (first, why) = len(plan.undecodable), plan.undecodable[0]
         its, it = ("its", "it") if n == 1 else ("their", "them")
