@@ -112,11 +112,12 @@ def test_an_archive_or_one_picture_given_as_the_data_source_is_said_with_what_to
     tarball = tmp_path / "pics.tar.gz"
     tarball.write_bytes(b"\x1f\x8b")
     line = one_line_failure(run("data", "preview", archive, "--out", tmp_path / "sheet.png"))
-    assert line == (f"error: {archive} is an archive (.zip), and t2i reads a folder: unpack it (unzip '{archive}') "
-                    "and give the folder it makes"), line
+    assert line == (f"error: {archive} is an archive (.zip), and t2i reads a folder: unpack it (unzip '{archive}' -d "
+                    f"'{tmp_path / 'My Pics'}') and give '{tmp_path / 'My Pics'}'"), line
     line = one_line_failure(run("train", "--stage", "tokenizer", "--data", tarball, "--out", tmp_path / "run"))
-    assert line == (f"error: {tarball} is an archive (.tar.gz), and t2i reads a folder: unpack it (tar xf {tarball}) "
-                    "and give the folder it makes"), line
+    unpacked = tmp_path / "pics"
+    assert line == (f"error: {tarball} is an archive (.tar.gz), and t2i reads a folder: unpack it (mkdir "
+                    f"{unpacked} && tar xf {tarball} -C {unpacked}) and give {unpacked}"), line
     line = one_line_failure(run("data", "preview", pics / "red.png", "--out", tmp_path / "sheet.png"))
     assert line == (f"error: {pics / 'red.png'} is one picture, and a data source is a folder of pictures with their "
                     f"captions: give its folder, '{pics}'"), line
@@ -133,8 +134,8 @@ def test_a_folder_holding_only_an_archive_says_to_unpack_it(tmp_path: Path):
     (folder / "b-pictures.tar.gz").write_bytes(b"\x1f\x8b")
     (folder / "a-pictures.zip").write_bytes(b"PK\x05\x06" + bytes(18))
     line = one_line_failure(run("train", "--stage", "tokenizer", "--data", folder, "--out", tmp_path / "run"))
-    assert line.endswith(f"under {folder}; it holds an archive: unpack it (unzip {folder / 'a-pictures.zip'}) and "
-                         "give the folder it makes"), line
+    assert line.endswith(f"under {folder}; it holds an archive: unpack it (unzip {folder / 'a-pictures.zip'} -d "
+                         f"{folder / 'a-pictures'}) and give {folder / 'a-pictures'}"), line
     for archive in folder.iterdir():
         archive.unlink()
     line = one_line_failure(run("train", "--stage", "tokenizer", "--data", folder, "--out", tmp_path / "run"))

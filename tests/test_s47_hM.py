@@ -2,13 +2,17 @@
 name, wholly transparent pictures, archives, kohya-ss captions, captions in a folder beside the pictures'): each
 mend with a test that fails without it."""
 
+import shutil
 import struct
+import subprocess
+import tarfile
 import zlib
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from conftest import run
+from conftest import one_line_failure, run
 
 
 def _png(path: Path, width: int, depth: int, colour: int, row: bytes, trns: bytes) -> None:
@@ -74,3 +78,40 @@ def test_data_caption_leaves_a_picture_whose_caption_sits_in_another_folder_with
     assert r.exit_code != 0 and said.startswith(f"error: no caption to write under {ds}: 2 pictures whose NAME.txt "
                                                 "sits in another folder"), said
     assert not list((ds / "images").glob("*.txt")), said
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="runs the tar command t2i suggests")
+def test_an_archive_is_unpacked_by_the_command_said_into_a_folder_of_its_own(tmp_path: Path):
+    """An archive given as the data source was said with `tar xf ARCHIVE` and "give the folder it makes": run where
+    the user stood, it unpacked the archive's files into that folder, replacing a file there of a name the archive
+    holds (GNU tar does, unasked), and an archive of loose pictures makes no folder. The command said now unpacks
+    it into a new folder beside it, named after it, and that folder is the one to give: run as said, from another
+    folder, it leaves that folder's files alone, and the folder it names trains."""
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(loose / "red.png")
+    (loose / "red.txt").write_text("a red square\n")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with tarfile.open(downloads / "my pics.tar.gz", "w:gz") as tar:  # (its pictures loose, at its top)
+        for name in ("red.png", "red.txt"):
+            tar.add(loose / name, arcname=name)
+    unpacked = downloads / "my pics"
+    line = one_line_failure(run("data", "preview", downloads / "my pics.tar.gz", "--out", tmp_path / "sheet.png"))
+    assert line == (f"error: {downloads / 'my pics.tar.gz'} is an archive (.tar.gz), and t2i reads a folder: unpack it "
+                    f"(mkdir '{unpacked}' && tar xf '{downloads / 'my pics.tar.gz'}' -C '{unpacked}') and give "
+                    f"'{unpacked}'"), line
+    here = tmp_path / "home"
+    here.mkdir()
+    (here / "red.txt").write_text("my own notes\n")
+    command = line.split("unpack it (", 1)[1].rsplit(") and give ", 1)[0]
+    subprocess.run(["sh", "-c", command], cwd=here, check=True)
+    assert (here / "red.txt").read_text() == "my own notes\n" and sorted(p.name for p in here.iterdir()) == ["red.txt"]
+    r = run("data", "preview", unpacked, "--out", tmp_path / "sheet.png")
+    assert r.exit_code == 0 and (tmp_path / "sheet.png").exists(), (r.stdout, r.stderr)
+    folder = tmp_path / "download"  # (a folder holding only a .zip: the folder beside it, in that folder)
+    folder.mkdir()
+    (folder / "a-pictures.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", folder, "--out", tmp_path / "run"))
+    assert line.endswith(f"under {folder}; it holds an archive: unpack it (unzip {folder / 'a-pictures.zip'} -d "
+                         f"{folder / 'a-pictures'}) and give {folder / 'a-pictures'}"), line

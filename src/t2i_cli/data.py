@@ -305,10 +305,14 @@ def check_source_name(source: str) -> None:
 
 
 # An archive given as the source (a Kaggle or Hugging Face download is a .zip; a folder sent by mail a .tar.gz), said
-# with how to unpack it, and a picture, said with its folder: both were "cannot use X as a data source"
-ARCHIVES = {".zip": "unzip", ".tar": "tar xf", ".tgz": "tar xf", ".tar.gz": "tar xf", ".tar.bz2": "tar xf",
-            ".tbz2": "tar xf", ".tar.xz": "tar xf", ".txz": "tar xf", ".tar.zst": "tar xf", ".7z": "7z x",
-            ".rar": "unrar x"}
+# with how to unpack it, and a picture, said with its folder: both were "cannot use X as a data source". The command
+# unpacks it into a new folder beside it, named after it, which is then the source to give: "tar xf X" unpacked into
+# the folder the command ran in, replacing a file there of a name the archive holds (GNU tar does, unasked), and an
+# archive of loose pictures made no "folder it makes" to give
+_TAR = "mkdir {d} && tar xf {a} -C {d}"
+ARCHIVES = {".zip": "unzip {a} -d {d}", ".tar": _TAR, ".tgz": _TAR, ".tar.gz": _TAR, ".tar.bz2": _TAR,
+            ".tbz2": _TAR, ".tar.xz": _TAR, ".txz": _TAR, ".tar.zst": _TAR, ".7z": "7z x {a} -o{d}",
+            ".rar": "unrar x {a} {d}/"}
 
 
 def _packed(path: Path) -> str | None:
@@ -317,9 +321,16 @@ def _packed(path: Path) -> str | None:
     return next((k for k in sorted(ARCHIVES, key=len, reverse=True) if name.endswith(k)), None)
 
 
+def _unpacked(path: Path) -> Path:
+    """The folder _unpack's command unpacks an archive into: beside it, its name without the archive's suffix."""
+    return path.with_name(path.name[:-len(_packed(path))] or "unpacked")
+
+
 def _unpack(path: Path) -> str:
-    """The command that unpacks an archive (its suffix one of ARCHIVES)."""
-    return f"{ARCHIVES[_packed(path)]} {shell_word(path)}"
+    """The command that unpacks an archive (its suffix one of ARCHIVES) into _unpacked(path), and that folder given:
+    'unpack it (unzip x.zip -d x) and give x'."""
+    command = ARCHIVES[_packed(path)].format(a=shell_word(path), d=shell_word(_unpacked(path)))
+    return f"unpack it ({command}) and give {shell_word(_unpacked(path))}"
 
 
 MAX_LOOKED = 10_000  # entries of a folder _archive_in reads
@@ -340,8 +351,7 @@ def _archive_in(folder: Path) -> Path | None:
 def _not_a_source(path: Path) -> str:
     """The one line for a data source t2i does not read (a file neither a folder nor a manifest)."""
     if packed := _packed(path):
-        return f"{path} is an archive ({packed}), and t2i reads a folder: unpack it ({_unpack(path)}) and give the " \
-               f"folder it makes"
+        return f"{path} is an archive ({packed}), and t2i reads a folder: {_unpack(path)}"
     if path.suffix.lower() in (*images.IMAGE_SUFFIXES, *images.UNREAD_SUFFIXES):
         return (f"{path} is one picture, and a data source is a folder of pictures with their captions: give its "
                 f"folder, {shell_word(path.parent)}")
@@ -478,7 +488,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                    else _once_fixed_note(skipped.first[BY_NAME_ONCE_FIXED]) if BY_NAME_ONCE_FIXED in skipped.first
                    else "" if {NO_CAPTION_COLUMN, NO_PICTURE_COLUMN, MISPAIRED, MISCASED} & skipped.first.keys()
                    else "" if CAPTION_APART in skipped.first
-                   else f"; it holds an archive: unpack it ({_unpack(archive)}) and give the folder it makes"
+                   else f"; it holds an archive: {_unpack(archive)}"
                    if path.is_dir() and (archive := _archive_in(path)) is not None
                    else f"; to rename each PIC.caption to PIC.txt: find {shell_word(path)} -name '*.caption' -exec "
                         f"sh -c 'mv -n \"$1\" \"${{1%.caption}}.txt\"' _ {{}} \\;"
