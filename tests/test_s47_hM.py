@@ -115,3 +115,23 @@ def test_an_archive_is_unpacked_by_the_command_said_into_a_folder_of_its_own(tmp
     line = one_line_failure(run("train", "--stage", "tokenizer", "--data", folder, "--out", tmp_path / "run"))
     assert line.endswith(f"under {folder}; it holds an archive: unpack it (unzip {folder / 'a-pictures.zip'} -d "
                          f"{folder / 'a-pictures'}) and give {folder / 'a-pictures'}"), line
+
+
+def test_a_heic_photo_of_heifs_general_brand_renamed_jpg_is_said_as_heic(tmp_path: Path):
+    """A HEIC photo whose ftyp box names HEIF's general brand first (`mif1`, with `heic` among its compatible
+    brands, as ISO/IEC 23008-12 allows and some writers do) renamed .jpg was an "unreadable image" (hF's check read
+    the major brand alone): it is said as HEIC; a damaged AVIF of the same brand (`mif1` with `avif`) is not."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    (pics / "IMG_0002.jpg").write_bytes((24).to_bytes(4, "big") + b"ftypmif1" + bytes(4) + b"mif1heic" + bytes(200))
+    (pics / "web.jpg").write_bytes((28).to_bytes(4, "big") + b"ftypmif1" + bytes(4) + b"mif1avifmiaf" + bytes(200))
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(pics / "red.png")
+    for name in ("IMG_0002", "web", "red"):
+        (pics / f"{name}.txt").write_text(f"a {name}\n")
+    r = run("data", "preview", pics, "--out", tmp_path / "sheet.png")
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code == 0, said
+    assert ("skipped 2 items (1 HEIC picture (t2i cannot read HEIC: convert to JPEG or PNG): "
+            f"{pics / 'IMG_0002.jpg'}; 1 unreadable image: {pics / 'web.jpg'}); using 1") in said, said
+    line = one_line_failure(run("vary", pics / "IMG_0002.jpg"))
+    assert line.startswith(f"error: cannot read image {pics / 'IMG_0002.jpg'}: it is a HEIC photo"), line

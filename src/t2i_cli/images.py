@@ -71,7 +71,7 @@ def impostor(path: Path) -> str:
         return ""
     if head.startswith(LFS_POINTER):
         return LFS_POINTER_FILE
-    if head[4:8] == b"ftyp" and head[8:12] in HEIC_BRANDS:
+    if head[4:8] == b"ftyp" and _heic(head):
         return UNREAD_FORMATS_SAID[".heic"]
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
     if text.startswith((b"<!doctype html", b"<html")):
@@ -81,6 +81,16 @@ def impostor(path: Path) -> str:
     if text.startswith(b"<") and b"<html" in text:
         return HTML_FILE
     return ""
+
+
+def _heic(head: bytes) -> bool:
+    """Whether an ISO-BMFF file's first bytes (its ftyp box first) are a HEIC picture's: its major brand one of
+    HEIC_BRANDS, or HEIF's general image brand (mif1, or msf1 of a sequence) with one of them among its compatible
+    brands and no AVIF's (a HEIC written `ftyp mif1` with `heic` compatible was "unreadable": only the major brand
+    was looked at)."""
+    brands = [head[i:i + 4] for i in range(16, min(int.from_bytes(head[:4], "big"), len(head)) - 3, 4)]
+    return head[8:12] in HEIC_BRANDS or (head[8:12] in (b"mif1", b"msf1") and any(b in HEIC_BRANDS for b in brands)
+                                         and not any(b in (b"avif", b"avis") for b in brands))
 
 
 def unreadable(path: Path, what: str, e: Exception) -> DataError:
