@@ -135,3 +135,25 @@ def test_a_heic_photo_of_heifs_general_brand_renamed_jpg_is_said_as_heic(tmp_pat
             f"{pics / 'IMG_0002.jpg'}; 1 unreadable image: {pics / 'web.jpg'}); using 1") in said, said
     line = one_line_failure(run("vary", pics / "IMG_0002.jpg"))
     assert line.startswith(f"error: cannot read image {pics / 'IMG_0002.jpg'}: it is a HEIC photo"), line
+
+
+def test_an_xhtml_page_with_an_inline_svg_icon_is_said_a_web_page_not_an_svg_drawing(tmp_path: Path):
+    """A saved XHTML page (`<?xml ...?>` before its `<!DOCTYPE html ...><html>`) with an inline SVG icon in its
+    first kilobyte, under a picture's name, was said "an SVG drawing under another name ... convert it to PNG"
+    (hF's check looked for `<svg` before `<html` anywhere): it is said a web page; an SVG drawing with a DOCTYPE
+    and a comment before its `<svg` is still said SVG."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    (pics / "bird.png").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+        '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n<html xmlns="http://www.w3.org/1999/xhtml"><head>'
+        '<title>bird</title></head><body><a href="/"><svg width="16" height="16"><path d="M0 0h16v16z"/></svg></a>'
+        '<img src="bird.jpg"/></body></html>\n')
+    (pics / "icon.png").write_text(
+        '<?xml version="1.0"?>\n<!-- Generator: Adobe Illustrator 24.0.0 -->\n<!DOCTYPE svg PUBLIC "-//W3C//DTD '
+        'SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n<svg width="8" height="8"/>\n')
+    line = one_line_failure(run("vary", pics / "bird.png"))
+    assert line == (f"error: image {pics / 'bird.png'} is a web page (HTML), not a picture: open it in a browser and "
+                    "save the picture itself, or give another picture"), line
+    line = one_line_failure(run("vary", pics / "icon.png"))
+    assert line.startswith(f"error: cannot read image {pics / 'icon.png'}: it is an SVG drawing"), line

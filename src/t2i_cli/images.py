@@ -74,13 +74,16 @@ def impostor(path: Path) -> str:
     if head[4:8] == b"ftyp" and _heic(head):
         return UNREAD_FORMATS_SAID[".heic"]
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
-    if text.startswith((b"<!doctype html", b"<html")):
-        return HTML_FILE
-    if text.startswith(b"<") and b"<svg" in text:  # (an icon site's "PNG" that is its SVG: `<?xml ...?><svg ...`)
+    if not text.startswith(b"<"):
+        return ""
+    # whichever opens first: a page (`<!DOCTYPE html`, `<html`) or a drawing (`<svg`: an icon site's "PNG" that is
+    # its SVG, `<?xml ...?><svg ...`); an XHTML page, `<?xml ...?>` first, with an inline SVG icon in its first
+    # bytes was said an SVG drawing, to convert to PNG
+    page = min((i for i in (text.find(b"<!doctype html"), text.find(b"<html")) if i >= 0), default=len(text))
+    drawing = text.find(b"<svg")
+    if 0 <= drawing < page:
         return UNREAD_FORMATS_SAID[".svg"]
-    if text.startswith(b"<") and b"<html" in text:
-        return HTML_FILE
-    return ""
+    return HTML_FILE if page < len(text) else ""
 
 
 def _heic(head: bytes) -> bool:
