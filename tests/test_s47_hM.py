@@ -157,3 +157,20 @@ def test_an_xhtml_page_with_an_inline_svg_icon_is_said_a_web_page_not_an_svg_dra
                     "save the picture itself, or give another picture"), line
     line = one_line_failure(run("vary", pics / "icon.png"))
     assert line.startswith(f"error: cannot read image {pics / 'icon.png'}: it is an SVG drawing"), line
+
+
+def test_from_a_png_whose_t2i_settings_are_damaged_is_not_said_to_have_lost_them(tmp_path: Path):
+    """hF's line for a PNG without t2i's settings ("... or was saved again by a program that drops a PNG's text")
+    was said of one whose `t2i` text is there but not JSON too (the same except clause): its text was not dropped.
+    It is said as settings not in JSON, as one of other JSON is; a PNG without the text keeps hF's line."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("t2i", '{"prompt": "a red bird", "seed": ')
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "cut.png", pnginfo=info)
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "plain.png")
+    line = one_line_failure(run("generate", "--from", tmp_path / "cut.png", "--out", tmp_path / "out"))
+    assert line == f"error: {tmp_path / 'cut.png'}: its t2i settings are not a JSON object of strings; was it edited?"
+    line = one_line_failure(run("generate", "--from", tmp_path / "plain.png", "--out", tmp_path / "out"))
+    assert "or was saved again by a program that drops a PNG's text" in line, line
+    assert not (tmp_path / "out").exists()

@@ -90,7 +90,10 @@ def read_provenance(path: Path) -> dict[str, str]:
         raise DataError(f"{path} is a contact sheet t2i wrote ({text[SHEET_KEY]}); {fix}")
     try:
         meta = json.loads(text["t2i"])
-    except (KeyError, ValueError):
+    except ValueError:  # (its settings are there, damaged: "saved again by a program that drops a PNG's text" is
+        # not what happened to it)
+        raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?") from None
+    except KeyError:
         raise DataError(f"{path} carries no t2i settings (it was not written by `t2i generate` or `t2i vary`, or "
                         "was saved again by a program that drops a PNG's text, as most editors and converters do); "
                         "--from needs one of their PNGs as they wrote it") from None
