@@ -174,3 +174,26 @@ def test_from_a_png_whose_t2i_settings_are_damaged_is_not_said_to_have_lost_them
     line = one_line_failure(run("generate", "--from", tmp_path / "plain.png", "--out", tmp_path / "out"))
     assert "or was saved again by a program that drops a PNG's text" in line, line
     assert not (tmp_path / "out").exists()
+
+
+def test_an_object_detectors_label_files_beside_the_pictures_folder_are_not_said_captions_to_move(tmp_path: Path):
+    """A YOLO dataset (Roboflow's, Kaggle's) holds images/x.jpg beside labels/x.txt, each line a box's class and
+    coordinates: hF's check of captions in another folder said them "a NAME.txt in another folder ... move each
+    caption next to its picture", which would train on `0 0.51 0.43 0.22 0.31` as a caption. Files of numbers alone
+    are not taken for captions (the folder is refused as one without captions, as before); a caption in words in
+    captions/ beside images/ still is."""
+    ds = tmp_path / "ds"
+    (ds / "train" / "images").mkdir(parents=True)
+    (ds / "train" / "labels").mkdir()
+    for i, name in enumerate(("0001", "0002", "0003")):
+        Image.new("RGB", (16, 16), (90 * i, 30, 30)).save(ds / "train" / "images" / f"{name}.jpg")
+        (ds / "train" / "labels" / f"{name}.txt").write_text("0 0.51 0.43 0.22 0.31\n1 0.2 0.7 0.1 0.15\n" * i)
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", ds, "--out", tmp_path / "run"))
+    assert "another folder" not in line and "move each caption" not in line, line
+    assert "3 images without .txt caption" in line and "3 .txt captions without image" in line, line
+    (ds / "train" / "labels" / "0002.txt").write_text("a red car on a road\n")
+    line = one_line_failure(run("train", "--stage", "tokenizer", "--data", ds, "--out", tmp_path / "run"))
+    assert line.endswith(f"; 1 picture without a caption has a NAME.txt in another folder, e.g. "
+                         f"{ds / 'train' / 'images' / '0002.jpg'} ({ds / 'train' / 'labels' / '0002.txt'}): t2i "
+                         "reads a picture's caption beside it, so move each caption next to its picture (or write a "
+                         "metadata.jsonl of both paths)"), line

@@ -2177,13 +2177,36 @@ def _once_fixed_note(folder: str | None) -> str:
             f"one by their names (--dry-run shows the captions first)")
 
 
+LABEL_BYTES = 512  # bytes of a .txt beside no picture read to tell an object detector's label file (captions_apart)
+
+
+def _label_file(txt: Path) -> bool:
+    """Whether a .txt file holds numbers alone (or nothing), as an object detector's label file does: YOLO's
+    labels/x.txt beside images/x.jpg, `0 0.51 0.43 0.22 0.31` a line. Its first LABEL_BYTES bytes are read."""
+    try:
+        with open(txt, "rb") as f:
+            head = f.read(LABEL_BYTES)
+    except OSError:
+        return False
+    words = head.decode("utf-8", "replace").split()
+    try:
+        for word in words[:-1] if len(head) == LABEL_BYTES else words:  # (a last word cut at LABEL_BYTES: not read)
+            float(word)
+    except ValueError:
+        return False
+    return True
+
+
 def captions_apart(pictures: list[Path], orphans: list[Path]) -> list[tuple[Path, Path]]:
     """(picture, its NAME.txt) for each of pictures without a caption whose name a caption without a picture
-    (orphans, sorted) has in another folder (CAPTION_APART): the first such caption of each name."""
+    (orphans, sorted) has in another folder (CAPTION_APART): the first such caption of each name. A file of numbers
+    alone is no caption (a YOLO dataset's labels/x.txt beside images/x.jpg was said a caption to move beside its
+    picture, where t2i would train on its boxes' numbers as a caption)."""
     by_stem: dict[str, Path] = {}
     for t in orphans:
         by_stem.setdefault(t.stem, t)
-    return [(image, by_stem[image.stem]) for image in pictures if image.stem in by_stem]
+    return [(image, by_stem[image.stem]) for image in pictures
+            if image.stem in by_stem and not _label_file(by_stem[image.stem])]
 
 
 def _apart_note(n: int, first: str) -> str:
