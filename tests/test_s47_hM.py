@@ -71,6 +71,10 @@ def test_data_caption_leaves_a_picture_whose_caption_sits_in_another_folder_with
     assert ("2 pictures whose NAME.txt sits in another folder left without a caption, e.g. "
             f"{ds / 'images' / 'blue-fish.png'} ({ds / 'captions' / 'blue-fish.txt'}): training reads a picture's "
             "caption beside it, so move each caption next to its picture") in said, said
+    r = run("data", "caption", ds)  # (run again: green-tree.txt is there, and nothing is left to write)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code == 0 and (f"nothing to write: every picture under {ds} has a caption or a NAME.txt in another "
+                                 "folder (warned above)") in said, said
     (ds / "images" / "green-tree.txt").unlink()
     (ds / "images" / "green-tree.png").unlink()
     r = run("data", "caption", ds)

@@ -3034,7 +3034,8 @@ def data_caption(folder: Path = typer.Argument(..., metavar="FOLDER",
             out.print(f"nothing to write: every picture under {clean(folder)} "
                       f"{'that --from ' + source + ' can caption ' if plan.nameless else ''}"
                       f"{'whose caption name is free ' if plan.taken else ''}"
-                      f"{'that t2i can open ' if plan.undecodable else ''}has a caption")
+                      f"{'that t2i can open ' if plan.undecodable else ''}has a caption"
+                      f"{' or a NAME.txt in another folder (warned above)' if plan.apart else ''}")
             return
         if dry_run:
             for txt, (caption, _) in sorted(plan.writes.items()):
