@@ -201,3 +201,19 @@ def test_an_object_detectors_label_files_beside_the_pictures_folder_are_not_said
                          f"{ds / 'train' / 'images' / '0002.jpg'} ({ds / 'train' / 'labels' / '0002.txt'}): t2i "
                          "reads a picture's caption beside it, so move each caption next to its picture (or write a "
                          "metadata.jsonl of both paths)"), line
+
+
+def test_a_picture_cut_inside_its_header_is_said_cut_short_not_no_picture_format(tmp_path: Path):
+    """A PNG cut inside its first bytes (a download stopped at once) or whose header is damaged, given to `vary`,
+    was said "its first bytes are no picture format Pillow knows (a damaged file, or not a picture)" since hF's
+    change, where its first bytes are a PNG's: it is said to begin as one and to be damaged or cut short. A file
+    that begins as no picture keeps hF's line."""
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "whole.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:30])
+    (tmp_path / "notes.png").write_text("not a picture at all\n")
+    line = one_line_failure(run("vary", tmp_path / "cut.png"))
+    assert line == (f"error: cannot read image {tmp_path / 'cut.png'}: it begins as a PNG file, but Pillow cannot "
+                    "read its header (a damaged or cut-short file); give a complete PNG, JPEG, WebP, BMP, GIF, TIFF "
+                    "or AVIF file"), line
+    line = one_line_failure(run("vary", tmp_path / "notes.png"))
+    assert "its first bytes are no picture format Pillow knows" in line, line

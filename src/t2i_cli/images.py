@@ -96,6 +96,22 @@ def _heic(head: bytes) -> bool:
                                          and not any(b in (b"avif", b"avis") for b in brands))
 
 
+READ_KINDS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")  # Pillow's names of the formats t2i reads
+
+
+def _begins_as(path: Path) -> str:
+    """The format of READ_KINDS whose signature a file's first 16 bytes hold (Pillow's own test of them, as
+    Image.open makes it), or "" (none, or the file cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return ""
+    Image.init()
+    return next((kind for kind in READ_KINDS if kind in Image.OPEN and Image.OPEN[kind][1] is not None
+                 and Image.OPEN[kind][1](head)), "")
+
+
 def unreadable(path: Path, what: str, e: Exception) -> DataError:
     """The one line for an image file that cannot be read: what is wrong with it and what to give instead."""
     if not Path(path).exists():
@@ -142,6 +158,10 @@ def unreadable(path: Path, what: str, e: Exception) -> DataError:
         return DataError(f"cannot read {what} {path}: Pillow, which t2i reads {kind} pictures with, cannot read "
                          f"this one ({e}); save it as PNG or JPEG with a program that opens it (GIMP, ImageMagick), "
                          f"or give another picture")
+    if isinstance(e, Image.UnidentifiedImageError) and (kind := _begins_as(Path(path))):  # (a PNG cut inside its
+        # header, or one whose header is damaged, was said "its first bytes are no picture format Pillow knows")
+        return DataError(f"cannot read {what} {path}: it begins as a {kind} file, but Pillow cannot read its header (a "
+                         f"damaged or cut-short file); give a complete PNG, JPEG, WebP, BMP, GIF, TIFF or AVIF file")
     if isinstance(e, Image.UnidentifiedImageError):  # (Pillow's "cannot identify image file '<path>'" named the
         # path twice, a long one making the line twice as long, and not what is wrong)
         return DataError(f"cannot read {what} {path}: its first bytes are no picture format Pillow knows (a damaged "
