@@ -82,14 +82,21 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | None = None) -> Path:
+def _finished_temporary(path: Path, write: Callable[[Path], None], shown: str | None = None,
+                        made: list[Path] | None = None) -> Path:
     """A new temporary file beside path, filled by write(tmp) and fsynced; removed again on any failure (which
-    names the file as shown, when given, else as path)."""
+    names the file as shown, when given, else as path). made: where given, the temporary is added to it as one step
+    with its making, for the caller to remove on a failure of its own: a stop between this function's return and
+    the caller's record of its answer left it behind, unnamed (atomic_write_set's, a hidden temporary beside a
+    weights folder that said "nothing was written")."""
     if path.parent.exists() and not path.parent.is_dir():
         raise OutputError(f"cannot write to {path.parent}: it is a file, not a folder; choose a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{recorded_name(path.name)}.", suffix=".tmp", dir=path.parent)
+        with contextlib.nullcontext() if made is None else signals_held():
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{recorded_name(path.name)}.", suffix=".tmp", dir=path.parent)
+            if made is not None:
+                made.append(Path(tmp_name))
     except OSError as e:
         raise OutputError(f"cannot write to {path.parent}: {e.strerror}; choose a writable folder") from e
     os.close(fd)
@@ -281,11 +288,13 @@ def make_folder(folder: Path, option: str = "--out") -> Path:
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Call write(tmp) on a temporary file beside path, fsync it, then rename it onto path."""
     path = Path(path)
-    tmp = _finished_temporary(path, write)
+    made: list[Path] = []  # (the temporary, named as it is made: a stop just after it is finished removes it too)
     try:
-        os.replace(tmp, path)
+        os.replace(_finished_temporary(path, write, made=made), path)
     except BaseException as e:
-        _discard(tmp, path, e)
+        if not made:
+            raise
+        _discard(made[0], path, e)
     return path
 
 
@@ -335,10 +344,12 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
     finish it with). done: told the targets as one step with the last rename (a stop waits for both: what a stop
     says of them)."""
     temps: list[tuple[Path, Path]] = []
+    made: list[Path] = []  # every temporary, named as it is made (a stop just after one was finished left it behind)
     keep = False  # the temporaries a journal names, some of its renames done: finish_set's to rename
     try:
         for path, data in items:
-            temps.append((_finished_temporary(Path(path), lambda tmp, d=data: tmp.write_bytes(d)), Path(path)))
+            temps.append((_finished_temporary(Path(path), lambda tmp, d=data: tmp.write_bytes(d), made=made),
+                          Path(path)))
         renames = [[tmp.name, path.name] for tmp, path in temps]
         with signals_held():
             if journal is not None and temps:
@@ -359,7 +370,7 @@ def atomic_write_set(items: list[tuple[Path, bytes]], journal: Path | None = Non
             if done is not None and temps:
                 done([path for _, path in temps])
     finally:
-        for tmp, _ in temps:
+        for tmp in made:
             if not keep:
                 tmp.unlink(missing_ok=True)  # those not renamed
     return [path for _, path in temps]
@@ -824,8 +835,9 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
     stem = fitted_stem(stem, suffix)
     # hidden, unique, complete; a failed write names the new file it was for, not a placeholder number
     temporary = folder / f"{stem}-NNN{suffix}", write, f"a new {stem}-*{suffix} in {folder}"
-    tmp = _finished_temporary(*temporary)
+    made: list[Path] = []  # each temporary, named as it is made (a stop just after one was finished left it behind)
     try:
+        tmp = _finished_temporary(*temporary, made=made)
         rewritten = 0
         while True:
             try:
@@ -836,11 +848,12 @@ def write_new(folder: Path, stem: str, suffix: str, write: Callable[[Path], None
                 rewritten += 1
                 if rewritten > 2 or tmp.exists() or not folder.is_dir():
                     raise
-                tmp = _finished_temporary(*temporary)
+                tmp = _finished_temporary(*temporary, made=made)
     except OSError as e:
         raise OutputError(f"cannot write to {folder}: {e.strerror}; choose a writable folder{where}") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in made:
+            tmp.unlink(missing_ok=True)
 
 
 _NEXT_NAME: dict[tuple[Path, str, str], int] = {}  # (folder, stem, suffix) -> the number after this process's last
