@@ -51,3 +51,37 @@ def test_a_stop_just_after_a_temporary_is_finished_leaves_no_temporary(how, tmp_
         else:
             files.atomic_write_set([(tmp_path / "a.json", b"{}"), (tmp_path / "b.json", b"{}")])
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_stop_of_rerank_link_best_as_it_removes_earlier_copies_says_so_and_its_record_agrees(tmp_path, tiny_weights,
+                                                                                               monkeypatch):
+    """`rerank --link-best` stopped as it removed its earlier copies no longer among the best from best/ said "the
+    copies made in best/ before the stop, which best/t2i-copies.json names": none was made, the copy removed went
+    unsaid, and the record still named it (a stop between the removal and the record's update). The removal and the
+    record's update are now one step, and the line says how many earlier copies went."""
+    import json
+    import os
+    import signal
+
+    from t2i_cli import rerank as rr
+
+    pics = tmp_path / "pics"
+    assert run("generate", "a red bird", "--weights", tiny_weights, "--n", "3", "--out", pics).exit_code == 0
+    assert run("rerank", pics, "--weights", tiny_weights, "--top", "2", "--link-best").exit_code == 0
+    best, record = pics / "best", pics / "best" / "t2i-copies.json"
+    assert len(json.loads(record.read_text())) == 2
+    real = rr.atomic_write_json
+
+    def stopped_at_the_record(path, *a, **k):  # Ctrl-C as the record is rewritten, the spare removed
+        if path == record:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(rr, "atomic_write_json", stopped_at_the_record)
+    r = run("rerank", pics, "--weights", tiny_weights, "--top", "1", "--link-best")
+    assert r.exit_code == 130, (r.exit_code, r.stderr)
+    assert r.stderr.strip() == (f"interrupted: 2 finished files kept, named on stdout, and the copies made in {best} "
+                                f"before the stop, which {record} names (1 earlier copy there no longer among the best "
+                                f"removed); nothing partial was written"), r.stderr
+    copies = sorted(p.name for p in best.iterdir() if p.suffix == ".png")
+    assert sorted(json.loads(record.read_text())) == copies and len(copies) == 1

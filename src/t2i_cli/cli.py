@@ -3208,10 +3208,14 @@ def _rerank_outputs(pipe, folder: Path, ranked, top: int, link_best: bool, expla
             wrote(f"wrote {clean(rr.write_top_sheet(folder, ranked, top, pipe.bundle.clip.cfg.image_side, squares))}")
     if link_best:
         held: dict[Path, Path] = {}  # each best picture -> its copy (one picture held twice: one copy)
-        STATE["interrupted"] = (f"{counted(kept['files'], 'finished file')} kept, named on stdout, and the copies "
-                                f"made in {best_dir} before the stop, which {best_dir / rr.BEST_RECORD} names; nothing "
-                                f"partial was written")
-        _, copied = rr.link_best(folder, ranked, top, held)
+        def link_said(removed: int = 0) -> None:  # what a stop says of best/ (as one step with the spares' removal)
+            gone = f" ({counted(removed, 'earlier copy')} there no longer among the best removed)" if removed else ""
+            STATE["interrupted"] = (f"{counted(kept['files'], 'finished file')} kept, named on stdout, and the copies "
+                                    f"made in {best_dir} before the stop, which {best_dir / rr.BEST_RECORD} "
+                                    f"names{gone}; nothing partial was written")
+
+        link_said()
+        _, copied = rr.link_best(folder, ranked, top, held, link_said)
         kept["best"] = f" and {best_dir} updated"  # (said by say, which cleans it)
         wrote(clean(rr.best_said(folder, held, copied)))
     if explain:  # the best image of each prompt (of the first alone, the others went unexplained, unsaid)

@@ -517,7 +517,7 @@ def _written_before(folder: Path, stem: str, data: bytes) -> Path | None:
 
 
 def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path] | None = None,
-              ) -> tuple[list[Path], int]:
+              removed: Callable[[int], None] | None = None) -> tuple[list[Path], int]:
     """DIR/best/ holds copies of the best k per prompt, new names (never overwriting; check_outputs first
     refuses a DIR/best that is a file); returns them and how many were copied now, and fills held, where given,
     with each of those pictures and its copy (two pictures of the same bytes share one: best_said says so,
@@ -525,7 +525,9 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
     best/ this ranking's: a copy t2i made there before (recorded in BEST_RECORD, updated after each change) that
     is no longer among the best is removed, but only while DIR still holds the same picture and the copy is
     unchanged; one still among the best stays, and no picture is copied twice. Anything else in best/ (the
-    user's files, a copy changed since, a copy whose picture DIR no longer holds) is left alone."""
+    user's files, a copy changed since, a copy whose picture DIR no longer holds) is left alone. removed: told how
+    many earlier copies were removed, as one step with their removal and the record's update (a stop waits for the
+    three: what a stop says of them; a stop between a removal and the update left a record naming a copy gone)."""
     best = Path(folder) / BEST
     try:
         best.mkdir(exist_ok=True)
@@ -550,6 +552,7 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
         made = json.loads(record.read_bytes())
     have: dict[str, Path] = {}  # digest -> the copy in best/ that stays
     kept: dict[str, str] = {}  # the record from here on: name -> digest
+    spares: list[Path] = []  # earlier copies no longer among the best, their picture still in DIR
 
     def save() -> None:
         atomic_write_json(record, dict(sorted(kept.items())))
@@ -561,9 +564,14 @@ def link_best(folder: Path, ranked: list[Ranked], k: int, held: dict[Path, Path]
         if h in wanted and h not in have:
             have[h], kept[path.name] = path, h
         elif h in inputs:  # DIR still holds the picture: this copy is a spare
-            path.unlink()
+            spares.append(path)
         # else: the only copy left of a picture no longer in DIR stays, as the user's file
-    save()
+    with signals_held():  # the spares' removal and the record that no longer names them: one step
+        for path in spares:
+            path.unlink()
+        save()
+        if removed is not None:
+            removed(len(spares))
     new = 0
     for h, src in wanted.items():
         if h not in have:
