@@ -85,3 +85,29 @@ def test_a_stop_of_rerank_link_best_as_it_removes_earlier_copies_says_so_and_its
                                 f"removed); nothing partial was written"), r.stderr
     copies = sorted(p.name for p in best.iterdir() if p.suffix == ".png")
     assert sorted(json.loads(record.read_text())) == copies and len(copies) == 1
+
+
+def test_a_stop_of_data_world_once_its_last_scene_is_written_says_all_are_there(tmp_path, monkeypatch):
+    """(a pin of the review) `data world` stopped just as its last scene is written says every scene is there, not
+    "the same command writes the rest" of nothing left to write (README's data world row says it since 3ce4b73)."""
+    import os
+    import signal
+
+    from t2i_cli import data
+
+    real, writes = data.atomic_write_bytes, []
+
+    def stop_after_the_last(path, payload):
+        written = real(path, payload)
+        writes.append(written)
+        if len(writes) == 6:  # (the second and last scene's spec: in place)
+            os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+    monkeypatch.setattr(data, "atomic_write_bytes", stop_after_the_last)
+    out = tmp_path / "w"
+    r = run("data", "world", "--split", "val", "--n", "2", "--side", "16", "-q", "--out", out)
+    assert r.exit_code == 130 and r.stderr.strip() == (
+        f"interrupted: 2 scenes written to {out}, each whole (picture, caption and spec); all 2 are there; nothing "
+        f"partial was written"), r.stderr
+    assert len(list(out.iterdir())) == 6
