@@ -111,3 +111,30 @@ def test_a_stop_of_data_world_once_its_last_scene_is_written_says_all_are_there(
         f"interrupted: 2 scenes written to {out}, each whole (picture, caption and spec); all 2 are there; nothing "
         f"partial was written"), r.stderr
     assert len(list(out.iterdir())) == 6
+
+
+def test_a_stop_of_export_after_it_finished_a_cut_export_says_so(tmp_path, monkeypatch):
+    """`t2i export` into a folder an earlier export's kill -9 cut between its renames first finishes that one
+    (finish_set renames its temporaries into place); stopped after that, it said "interrupted: nothing was written",
+    though the folder's files had changed. It now says which files it renamed into place, and why."""
+    import json
+
+    from t2i_cli import train
+
+    assert run("train", "--stage", "tokenizer", "--preset", "tiny", "-q", "--out", tmp_path / "tok").exit_code == 0
+    w = tmp_path / "w"
+    assert run("export", tmp_path / "tok", "--to", w).exit_code == 0
+    cut = w / ".tokenizer.json.abcdefgh.tmp"  # (the cut export's temporary, and its journal naming it)
+    cut.write_text((w / "tokenizer.json").read_text().replace("{", "{ ", 1))
+    (w / ".t2i-export.json").write_text(json.dumps({"renames": [[cut.name, "tokenizer.json"]]}))
+    finished = cut.read_bytes()
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_export_runs", stop)
+    r = run("export", tmp_path / "tok", "--to", w)
+    assert r.exit_code == 130 and r.stderr.strip().splitlines()[-1] == (
+        f"interrupted: nothing of this export was written; it first finished the export a kill had cut in {w} "
+        f"(tokenizer.json renamed into place)"), r.stderr
+    assert (w / "tokenizer.json").read_bytes() == finished and sorted(p.name for p in w.iterdir()) == ["tokenizer.json"]

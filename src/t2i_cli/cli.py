@@ -2771,8 +2771,12 @@ def export(ctx: typer.Context,
             STATE["interrupted"] = (f"{counted(len(paths), 'file')} written to {clean(to)}, the export's whole set "
                                     f"({', '.join(p.name for p in paths)}); nothing partial was written")
 
+        def finished(paths: list[Path]) -> None:  # (as one step with their renames)
+            STATE["interrupted"] = (f"nothing of this export was written; it first finished the export a kill had cut "
+                                    f"in {clean(to)} ({', '.join(p.name for p in paths)} renamed into place)")
+
         for path in export_runs(runs, to, half=half, force=force, note=warn, say_unchanged=True, option=typed,
-                                wrote=wrote):
+                                wrote=wrote, finished=finished):
             out.print(clean(path))
 
 

@@ -47,6 +47,7 @@ from t2i_cli.files import (
     remove_empty,
     remove_temporaries,
     shell_word,
+    signals_held,
     stop_signals,
 )
 from t2i_cli.images import IMAGE_SUFFIXES
@@ -1640,7 +1641,8 @@ def export_run(run_dir: Path, to: Path, half: bool = False, force: bool = False,
 
 def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool = False,
                 note: Callable[[str], None] | None = None, say_unchanged: bool = False,
-                option: str | None = None, wrote: Callable[[list[Path]], None] | None = None) -> list[Path]:
+                option: str | None = None, wrote: Callable[[list[Path]], None] | None = None,
+                finished: Callable[[list[Path]], None] | None = None) -> list[Path]:
     """export_run of several runs into one folder, every conflict checked before the first file is written:
     without force, a file two runs would write with different contents, or one already in the folder with
     other contents; with force the later run's file is written. Notes (which checkpoint was chosen, a second
@@ -1649,7 +1651,9 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
     nothing to write (a whole run refreshes its weights/ at every run: not said there). option: the folder's option
     as typed, named in refusals ("" a whole run's own RUN/weights; None: --to, or from Python the argument `to`, as
     half and force are named there: "pass force=True", not "--force"). wrote: told the files written as one step
-    with their last rename (a stop waits for both). Returns the files written."""
+    with their last rename (a stop waits for both); finished: told the files an export a kill cut had left in the
+    folder, which this one renamed into place first (finish_set), as one step with those renames. Returns the files
+    written."""
     if isinstance(run_dirs, (str, os.PathLike)):  # (a str was read as a list of one-letter run folders: "/")
         raise UsageError(f"export_runs takes a list of run folders, got one: {os.fspath(run_dirs)!r} (export_run "
                          f"exports one)")
@@ -1676,7 +1680,9 @@ def export_runs(run_dirs: list[Path], to: Path, half: bool = False, force: bool 
         held.enter_context(folder_lock(to, f"{option} {to} is being written by another t2i export now; wait for it "
                                            f"to finish"))
         # the temporaries an export killed (kill -9) mid-write left: none is being written now (the lock)
-        finish_set(to / EXPORT_JOURNAL, (*FILES, SECOND_CLIP))  # an export killed between its renames: finished first
+        with signals_held():  # an export killed between its renames: finished first (and told, for what a stop says)
+            if (done := finish_set(to / EXPORT_JOURNAL, (*FILES, SECOND_CLIP))) and finished is not None:
+                finished(done)
         remove_temporaries(to, lambda name: name in (*FILES, SECOND_CLIP, EXPORT_JOURNAL))
         scratch = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="t2i-export-")))
         return _export_runs(run_dirs, to, half, force, note, scratch, say_unchanged, option, own, wrote)
