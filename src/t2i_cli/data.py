@@ -300,7 +300,7 @@ def check_source_name(source: str) -> None:
         return
     if not source:  # (a Path reads '' as the current folder)
         raise DataError(f"the data source is an empty name; give {SOURCE_HELP}")
-    if not Path(source).expanduser().exists():
+    if not Path(os.path.expanduser(source)).exists():  # (a str's ~: Path reads ./~ as ~, the home folder)
         raise DataError(f"data source {source} does not exist; give {SOURCE_HELP}")
 
 
@@ -387,7 +387,7 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
     if twins:
         raise UsageError("--hard-negatives needs --data world: it changes the scene a caption describes, and a "
                          "folder of pictures has no scenes to change; leave it out")
-    path = Path(source).expanduser()
+    path = Path(os.path.expanduser(source))  # (./~, a folder named ~ here, read as home by Path.expanduser)
     if path.is_dir():
         pairs, skipped = _scan_folder(path, list_skipped)
         looked_for = (f"images ({', '.join(images.IMAGE_SUFFIXES)}) with a same-name .txt caption, or a row in a "

@@ -1453,11 +1453,11 @@ def dvae_model_config(cfg: TrainConfig) -> DVAEConfig:
 def check_data_still_there(data: str, run_dir: Path) -> None:
     """Refuse to continue a run (or a whole run) whose folder or manifest of pictures is gone, saying where it
     was: --data cannot change on resume (a run keeps the data it started with)."""
-    if is_world(data) or Path(data).expanduser().exists():
+    if is_world(data) or Path(os.path.expanduser(data)).exists():
         return
     from t2i_cli.errors import DataError
 
-    if not Path(data).expanduser().is_absolute():  # recorded as typed, before t2i 0.12.1
+    if not Path(os.path.expanduser(data)).is_absolute():  # recorded as typed, before t2i 0.12.1
         raise DataError(f"{run_dir} recorded its pictures as {data}, relative to the folder it started in, and "
                         f"there is no {data} here; resume it from that folder")
     raise DataError(f"the pictures {run_dir} trains on were at {data}, which no longer exists; put them back "

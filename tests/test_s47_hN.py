@@ -1,0 +1,42 @@
+"""Session 47 (hN): review of hK's and hG's merged changes (paths with ~, caption dashes, a run's model keys).
+Each test fails without its mend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import run
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A home folder of the test's own, and a current folder apart from it."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    return home
+
+
+def captioned(folder: Path, names=("apple", "bird", "clock")) -> Path:
+    """folder with a 16-pixel picture and its same-name caption for each name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):
+        Image.new("RGB", (16, 16), (40 * k, 200 - 40 * k, 90)).save(folder / f"{name}.png")
+        (folder / f"{name}.txt").write_text(f"a {name}\n")
+    return folder
+
+
+# ----------------------------------------------------------------------------- a folder named ~ here: ./~
+def test_data_preview_of_a_folder_named_tilde_here_reads_it_not_the_home_folder(home):
+    """`t2i data preview ./~` read the home folder: a Path reads ./~ as ~, which Path.expanduser made home ('no
+    usable image-caption pairs ... under /home/me'); the folder named ~ here is the one typed."""
+    captioned(Path.cwd() / "~")
+    r = run("data", "preview", "./~", "--out", "p.png", "--n", "3", "--side", "16")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert (Path.cwd() / "p.png").is_file()
+    assert str(home) not in r.stdout + r.stderr
