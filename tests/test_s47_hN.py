@@ -40,3 +40,21 @@ def test_data_preview_of_a_folder_named_tilde_here_reads_it_not_the_home_folder(
     assert r.exit_code == 0, (r.stdout, r.stderr)
     assert (Path.cwd() / "p.png").is_file()
     assert str(home) not in r.stdout + r.stderr
+
+
+def test_a_folder_named_tilde_here_is_said_as_typed_not_as_the_home_folder(home, tiny_weights):
+    """`generate --out ./~` wrote into the folder named ~ here and said '~/a-red-bird-000.png' (a Path reads ./~
+    as ~): pasted, or given back to t2i (`vary ~/a-red-bird-000.png`), that names the home folder. It is said as
+    typed, ./~/..., its --json too; `--out ~/pics/` (a trailing /) is still the home folder's pics, said as typed
+    without a doubled /."""
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out", "./~")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert [p.name for p in (Path.cwd() / "~").iterdir()] == ["a-red-bird-000.png"]
+    assert r.stdout.split() == ["./~/a-red-bird-000.png"]
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out", ".//-/")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert r.stdout.split() == [".//-/a-red-bird-000.png"]
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out", "~/pics/")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert [p.name for p in (home / "pics").iterdir()] == ["a-red-bird-000.png"]
+    assert [p.name for p in (Path.cwd() / "~").iterdir()] == ["a-red-bird-000.png"]

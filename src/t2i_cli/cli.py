@@ -239,7 +239,7 @@ class OneValueEach(TyperCommand):
         for at, _, value in self._path_values(args) or ():
             if dash_spelled(value):
                 args[at] = args[at][:len(args[at]) - len(value)] + os.path.abspath(value)
-                as_typed[os.path.abspath(value)] = value
+                as_typed[os.path.abspath(value)] = value.rstrip("/") or value  # (./-/ said ./-/a.png, not ./-//a.png)
         return args
 
     # options typed str that take a path among other values (world:train, - for standard input): `~` is theirs too
@@ -298,9 +298,10 @@ class OneValueEach(TyperCommand):
 
 def dash_spelled(path: str) -> bool:
     """Whether a path as typed is one a Path says otherwise, beginning with '-' (./-, ./-w: said - and -w, standard
-    output's name and an option's)."""
+    output's name and an option's) or '~' where it was typed otherwise (./~, a folder named ~ here: said ~, the
+    home folder where pasted, and read as home by what expands a str's ~)."""
     said = str(Path(path))
-    return said != path and said.startswith("-")
+    return said != path and (said.startswith("-") or said.startswith("~") and not path.startswith("~"))
 
 
 def typed_paths(text: str) -> str:
