@@ -58,3 +58,19 @@ def test_a_folder_named_tilde_here_is_said_as_typed_not_as_the_home_folder(home,
     assert r.exit_code == 0, (r.stdout, r.stderr)
     assert [p.name for p in (home / "pics").iterdir()] == ["a-red-bird-000.png"]
     assert [p.name for p in (Path.cwd() / "~").iterdir()] == ["a-red-bird-000.png"]
+
+
+# ----------------------------------------------------------------------------- ~ said as typed
+def test_a_path_typed_with_tilde_is_said_as_typed_and_its_json_is_the_home_path(home, tiny_weights):
+    """`--out ~/pics` was said '/home/me/pics/a-red-bird-000.png', a path never typed (every other path is said as
+    typed: ./-, sub/...); a line says ~/pics/..., and so does a refusal naming --weights ~/nope. A --json holds the
+    expanded path, one a program can open (no program expands ~)."""
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out", "~/pics")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert r.stdout.split() == ["~/pics/a-red-bird-000.png"]
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out=~/pics", "--json")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert f'"path": "{home}/pics/a-red-bird-001.png"' in r.stdout
+    r = run("generate", "a red bird", "--weights", "~/nope", "--out", "o")
+    assert r.exit_code != 0
+    assert "weights folder ~/nope does not exist" in r.stderr and str(home) not in r.stderr
