@@ -74,3 +74,18 @@ def test_a_path_typed_with_tilde_is_said_as_typed_and_its_json_is_the_home_path(
     r = run("generate", "a red bird", "--weights", "~/nope", "--out", "o")
     assert r.exit_code != 0
     assert "weights folder ~/nope does not exist" in r.stderr and str(home) not in r.stderr
+
+
+# ----------------------------------------------------------------------------- captions from names: hyphens
+@pytest.mark.parametrize("name, caption", [("red\u2010bird", "red bird"), ("bird \u2010 Copy", "bird"),
+                                           ("x\u2010ray_02", "x ray"), ("red-bird", "red bird"),
+                                           ("Große Straße – Kopie (2)", "große straße"),
+                                           ("🙈", "see-no-evil monkey")])
+def test_a_hyphen_written_as_u2010_parts_words_as_every_other_dash_does(name, caption):
+    """U+2010 HYPHEN, a typesetter's hyphen, was left out of the dashes that part words (it holds a symbol's
+    name's hyphens while a name is read): 'red‐bird' stayed one word 'red-bird' where red-bird and red–bird are
+    'red bird', and 'bird ‐ Copy' was captioned 'bird -', a lone dash, its copy's mark kept. A symbol's name keeps
+    its hyphens (🙈)."""
+    from t2i_cli.name_captions import caption_of
+
+    assert caption_of(name) == caption

@@ -584,6 +584,9 @@ def caption_of(name: str) -> str | None:
 
     name = without_format("".join(_zero_width_space(name, i) if ch == "\u200b" else "" if ch in "\ufffd\ufffe\uffff"
                                   else ch for i, ch in enumerate(name)))
+    # a hyphen written as U+2010 (a typesetter's, "red‐bird", "bird ‐ Copy") is "-": the words below hold a symbol's
+    # name's hyphens as U+2010 (_NAME_HYPHEN), and the name's own were kept as one ("red-bird") or left alone ("bird -")
+    name = name.replace(_NAME_HYPHEN, "-")
     words = []
     # an emoji or symbol in the name is its name in words ("🐱" -> cat face), as an emoji set's code point
     # (its name's hyphens held as U+2010, no separator, as a code point's name is read: "fitzpatrick type-4", a skin
