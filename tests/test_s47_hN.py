@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import run
+from conftest import one_line_failure, run
 
 
 @pytest.fixture
@@ -89,3 +89,16 @@ def test_a_hyphen_written_as_u2010_parts_words_as_every_other_dash_does(name, ca
     from t2i_cli.name_captions import caption_of
 
     assert caption_of(name) == caption
+
+
+# ----------------------------------------------------------------------------- the quote-the-prompt hint
+@pytest.mark.parametrize("args, hint", [
+    (["a", "red", "--", "bird", "--n", "2"], 't2i generate "a red bird" --n 2;'),
+    (["a", "red", "--", "bird"], 't2i generate "a red bird";'),
+    (["--", "a  red", "bird", "--n=2"], 't2i generate "a  red bird" --n=2;'),
+])
+def test_the_quote_the_prompt_hint_keeps_the_words_written_before_double_dash(args, hint):
+    """`t2i generate a red -- bird --n 2` was told `t2i generate "a bird" --n 2`: the words between the prompt and
+    -- were lost from the hint (its prompt's words were those after -- alone)."""
+    line = one_line_failure(run("generate", *args), 2)
+    assert "a prompt of several words is one argument: quote it, " + hint in line, line

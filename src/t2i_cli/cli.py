@@ -166,10 +166,11 @@ def _words_and_options(ctx, prompt: str, rest: str) -> tuple[str, str]:
     after = typed[at + 1:]
     names = {o for p in ctx.command.params if isinstance(p, TyperOption) for o in (*p.opts, *p.secondary_opts)}
     k = next((i for i, w in enumerate(after) if w.partition("=")[0] in names), len(after))
-    words = after[:k]
-    if words and words[0] == prompt and prompt not in typed[:at]:  # (the prompt itself came after --)
-        words = words[1:]
-    return " ".join([prompt, *words]), shlex.join(after[k:])
+    # the extra words end with the options after --, as Click joins them; the words before those are the prompt's,
+    # those before -- too (`generate a red -- bird --n 2` was told "a bird", its red lost)
+    tail = " ".join(after[k:])
+    words = rest[:len(rest) - len(tail)].removesuffix(" ") if tail and rest.endswith(tail) else rest
+    return f"{prompt} {words}" if words else prompt, shlex.join(after[k:])
 
 
 class OneValueEach(TyperCommand):
