@@ -102,3 +102,18 @@ def test_the_quote_the_prompt_hint_keeps_the_words_written_before_double_dash(ar
     -- were lost from the hint (its prompt's words were those after -- alone)."""
     line = one_line_failure(run("generate", *args), 2)
     assert "a prompt of several words is one argument: quote it, " + hint in line, line
+
+
+def test_a_tilde_naming_no_user_is_refused_not_made_a_folder_here(home, tiny_weights):
+    """`--out=~nobdy/x` (a user mistyped; a shell leaves it as typed) made a folder named ~nobdy in the current one
+    and wrote there, exit 0, as `--out=~/pics` made ~ before ~ was the home folder: refused in one line naming it and
+    ./~nobdy/x for a folder of that name, which is taken; a file of such a name here is read as it is."""
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out=~nobdy5x/x")
+    line = one_line_failure(r, 2)
+    assert "--out ~nobdy5x/x: ~nobdy5x names the home folder of a user nobdy5x, and there is none" in line, line
+    assert "./~nobdy5x/x" in line and not (Path.cwd() / "~nobdy5x").exists()
+    r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out", "./~nobdy5x/x")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert (Path.cwd() / "~nobdy5x" / "x" / "a-red-bird-000.png").is_file()
+    r = run("vary", "~nobdy5x/x/a-red-bird-000.png", "--weights", tiny_weights, "--n", "1", "--out", "v")
+    assert r.exit_code == 0, (r.stdout, r.stderr)

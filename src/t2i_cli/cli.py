@@ -183,7 +183,8 @@ class OneValueEach(TyperCommand):
         STATE["home_typed"] = {}
         for param in self.get_params(ctx):  # (--help among them; before the values are compared, by them)
             quick_coercion(param)
-        typed, args = list(args), self._home_expanded(self._dash_spelled(args, STATE["as_typed"]), STATE["home_typed"])
+        typed = list(args)
+        args = self._home_expanded(self._dash_spelled(args, STATE["as_typed"]), STATE["home_typed"], ctx)
         ctx.meta["t2i_args"] = typed  # (as typed: the quote-the-prompt hint's options after --)
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
         raw: dict[str, list[tuple[object, str]]] = {}  # option -> (its parameter, the text given) each time
@@ -247,7 +248,7 @@ class OneValueEach(TyperCommand):
     # options typed str that take a path among other values (world:train, - for standard input): `~` is theirs too
     STR_PATHS = frozenset({"--data", "--prompts", "--tokenizer", "--dvae", "--init"})
 
-    def _home_expanded(self, args: list[str], as_typed: dict[str, str]) -> list[str]:
+    def _home_expanded(self, args: list[str], as_typed: dict[str, str], ctx) -> list[str]:
         """args with each path that begins with ~ (`--out ~/pics`, `--out=~/pics`, `--weights ~/w`, `vary ~/a.png`)
         expanded as a shell expands it, ~ and ~/x to the home folder, ~user to that user's: a shell leaves ~ as it
         is after `--out=` or in quotes, and `--out=~/pics` made a folder named ~ in the current one, while --data
@@ -255,8 +256,13 @@ class OneValueEach(TyperCommand):
         path as typed, by the expanded one, for the lines that name it (clean: `wrote ~/pics/a-red-bird-000.png`,
         not /home/me/pics/...; a --json keeps the expanded path, one a program can open)."""
         args = list(args)
-        for at, _, value in self._path_values(args, with_str=True) or ():
+        for at, name, value in self._path_values(args, with_str=True) or ():
             home = os.path.expanduser(value) if value.startswith("~") else value
+            user = re.split(r"[/\\]", value[1:], maxsplit=1)[0] if home == value and value.startswith("~") else ""
+            if user and not os.path.lexists(value):  # (a shell leaves ~nobody as typed: --out ~nobdy/x made a folder
+                raise CLICK_USAGE_ERROR(  # named ~nobdy here, silently, as --out=~/pics made ~)
+                    f"{name} {value}: ~{user} names the home folder of a user {user}, and there is none; write "
+                    f"./{value} for the file or folder named so in the current one, or give another path", ctx=ctx)
             if home != value:
                 args[at] = args[at][:len(args[at]) - len(value)] + home
                 if str(Path(home)) != os.sep:  # (a home of / would be every absolute path)
