@@ -117,3 +117,24 @@ def test_a_tilde_naming_no_user_is_refused_not_made_a_folder_here(home, tiny_wei
     assert (Path.cwd() / "~nobdy5x" / "x" / "a-red-bird-000.png").is_file()
     r = run("vary", "~nobdy5x/x/a-red-bird-000.png", "--weights", tiny_weights, "--n", "1", "--out", "v")
     assert r.exit_code == 0, (r.stdout, r.stderr)
+
+
+# ----------------------------------------------------------------------------- long values said to 40 characters
+@pytest.mark.parametrize("args", [
+    ["--stage", "dvae", "--lr", "x" * 3000],
+    ["--stage", "dvae", "--steps", "é" * 3000],  # (the non-ASCII refusal)
+    ["--stage", "all", "--steps", "dvae=" + "é" * 3000],
+    ["--stage", "dvae", "--lr", "dvae=1," + "x" * 3000 + "=2"],
+    ["--stage", "dvae", "--model", "n_hid=" + "é" * 3000],
+    ["--stage", "dvae", "--model", "n_hid=" + "x" * 3000],
+    ["--stage", "dvae", "--model", "x" * 3000 + "=1"],
+    ["--stage", "dvae", "--model", "x" * 3000],
+    ["--stage", "x" * 3000],
+])
+def test_a_long_train_value_is_said_to_its_first_40_characters(tmp_path, args):
+    """A --model, --steps or --lr value (or key) of 3,000 characters was said whole, twice in some lines (a line of
+    6-12 KB: `--steps 'ééé...': 'ééé...' is not a number written in ASCII`), where a weights file's or a run file's
+    value is said to its first 40 characters and its length (hG's mend one option over)."""
+    line = one_line_failure(run("train", "--out", tmp_path / "r", "--preset", "tiny", *args), 2)
+    assert len(line) < 400 and "characters)" in line, line
+    assert not (tmp_path / "r").exists()

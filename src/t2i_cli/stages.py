@@ -806,13 +806,13 @@ def parse_model_overrides(stage: str, items: list[str]) -> dict[str, Any]:
             raise UsageError(f"--model {key} is given twice; give each setting once")
         prefix, dot, bare = key.partition(".")
         if dot and bare in model_config_fields(stage) and prefix in MODEL_CONFIGS:  # a whole run's STAGE.KEY
-            raise UsageError(f"--model {item!r}: a STAGE. prefix belongs to --stage all; a {stage} run takes "
-                             f"--model {bare}={text}" if prefix == stage else
-                             f"--model {item!r} sets the {prefix} stage's, not this {stage} run's")
+            raise UsageError(f"--model {brief(repr(item))}: a STAGE. prefix belongs to --stage all; a {stage} run "
+                             f"takes --model {bare}={brief(text)}" if prefix == stage else
+                             f"--model {brief(repr(item))} sets the {prefix} stage's, not this {stage} run's")
         if sep or key in DERIVED_FIELDS[stage]:
             refuse_model_key(stage, key, model_option(key, text) if sep else f"--model {key}")
         if not sep:
-            raise UsageError(f"--model {item!r}: expected KEY=VALUE with KEY one of "
+            raise UsageError(f"--model {brief(repr(item))}: expected KEY=VALUE with KEY one of "
                              f"{', '.join(sorted(model_config_fields(stage)))}")
         out[key] = parse_typed(key, text.strip(), types[key])
     return out
@@ -824,9 +824,10 @@ def refuse_model_key(stage: str, key: str, named: str) -> None:
     it in other words) and a TrainConfig's model made in Python (check_run_config) alike."""
     if key in DERIVED_FIELDS[stage]:
         sets = DERIVED_FIELDS[stage][key]
-        raise UsageError(f"{named}: the {stage} stage sets it (use {option(sets[2:].replace('-', '_'), cli=sets)})")
+        raise UsageError(f"{brief(named)}: the {stage} stage sets it (use "
+                         f"{option(sets[2:].replace('-', '_'), cli=sets)})")
     if key not in model_config_fields(stage):
-        raise UsageError(f"{named}: the {stage} model has no setting {key!r}; its settings are "
+        raise UsageError(f"{brief(named)}: the {stage} model has no setting {brief(repr(key))}; its settings are "
                          f"{', '.join(sorted(model_config_fields(stage)))}")
 
 
@@ -838,7 +839,7 @@ def parse_typed(key: str, text: str, kind: Any) -> Any:
                                                                                   "integers separated by commas")
     if not text.isascii() and kind is not bool:  # (a bool's words are no digits: `word_region=ｔrue` was told to
         # write true or false "in the digits 0-9"; it is refused below, as any other word)
-        raise UsageError(f"--model {key}={text!r}: {key} takes {name}, {ascii_number_words(text)}")
+        raise UsageError(f"--model {key}={brief(repr(text))}: {key} takes {name}, {ascii_number_words(text)}")
     try:
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -857,7 +858,7 @@ def parse_typed(key: str, text: str, kind: Any) -> Any:
         pass
     else:
         raise UsageError(f"--model {key}: fields of type {kind} cannot be set from the command line")
-    raise UsageError(f"--model {key}={text!r}: {key} takes {name}")
+    raise UsageError(f"--model {key}={brief(repr(text))}: {key} takes {name}")
 
 
 PAIRED = " in even shares (--hard-negatives: a scene and its twin go to one process)"

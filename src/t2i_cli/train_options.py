@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from t2i_cli import __version__
-from t2i_cli.errors import UsageError, ascii_number_words
+from t2i_cli.errors import UsageError, ascii_number_words, brief
 from t2i_cli.files import STAGES, folder_locked, is_whole_run, same_place, shell_word
 
 
@@ -77,19 +77,20 @@ def per_stage(name: str, value: Optional[str], stage: str):
         key, sep, v = item.rpartition("=")
         key = key.strip() if sep else "*"
         if key not in ("*", "dvae", "transformer", "clip"):
-            raise UsageError(f"{flag(name)} {value!r}: per-stage values are dvae=, transformer= or clip=")
+            raise UsageError(f"{flag(name)} {brief(repr(value))}: per-stage values are dvae=, transformer= or clip=")
         if key in table:
             twice = "a value for every stage" if key == "*" else f"{key}="
-            raise UsageError(f"{flag(name)} {value!r}: {twice} is given twice; give one N for every stage "
+            raise UsageError(f"{flag(name)} {brief(repr(value))}: {twice} is given twice; give one N for every stage "
                              f"and at most one STAGE=N each")
         table[key] = v.strip()
     text = table.get(stage, table.get("*"))
     if text is not None and not text.isascii():  # (int() took `--steps dvae=٣`, an Arabic-Indic 3, as 3)
-        raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number {ascii_number_words(text)}")
+        raise UsageError(f"{flag(name)} {brief(repr(value))}: {brief(repr(text))} is not a number "
+                         f"{ascii_number_words(text)}")
     try:
         return None if text is None else cast(text)
     except ValueError:
-        raise UsageError(f"{flag(name)} {value!r}: {text!r} is not a number") from None
+        raise UsageError(f"{flag(name)} {brief(repr(value))}: {brief(repr(text))} is not a number") from None
 
 
 def _check_models_of_all(models: list[str]) -> None:
@@ -106,7 +107,7 @@ def _check_models_of_all(models: list[str]) -> None:
         key = item.split("=", 1)[0]
         stage, dot, field = key.rpartition(".")
         if dot and stage not in MODEL_CONFIGS:
-            raise UsageError(f"--model {key}: {stage!r} is not a stage with a model; use "
+            raise UsageError(f"--model {brief(key)}: {brief(repr(stage))} is not a stage with a model; use "
                              f"{', '.join(f'{s}.KEY' for s in MODEL_CONFIGS)} or a KEY of any of them")
         # a setting the stages derive (the --text-len, the run's dVAE's grid), as a single stage says it
         setting = ([stage] if field in DERIVED_FIELDS[stage] else []) if dot else \
@@ -234,7 +235,7 @@ def resume_config(run_dir: Path, given: set[str], params: dict):
     if "lr" in given:
         changes["lr"] = per_stage("lr", params["lr"], cfg.stage)
         if changes["lr"] is None:  # --lr dvae=X when resuming a transformer run
-            raise UsageError(f"--lr {params['lr']!r} has no value for this {cfg.stage} run; give --lr X")
+            raise UsageError(f"--lr {brief(repr(params['lr']))} has no value for this {cfg.stage} run; give --lr X")
     for key in ("steps", "ckpt_every", "log_every"):
         if key in changes and changes[key] < 1:
             raise UsageError(f"{flag(key)} must be at least 1, got {changes[key]}")
@@ -359,7 +360,7 @@ def keeps_architecture(option: str, why: str, model_over: dict, *pinned: tuple) 
 def check_stage(stage: str | None) -> None:
     """--stage names a stage or all (or is not given)."""
     if stage is not None and stage not in (*STAGES, "all"):
-        raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {stage!r}")
+        raise UsageError(f"--stage must be one of {', '.join(STAGES)} or all, got {brief(repr(stage))}")
 
 
 def stored_data(data: str) -> str:
@@ -383,7 +384,7 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
     for name in ("steps", "batch_size", "lr"):
         if isinstance(opts.get(name), str):
             if ("=" in opts[name] or "," in opts[name]) and opts[name].replace(",", "").strip():  # (none: per_stage)
-                raise UsageError(f"{flag(name)} {opts[name]!r}: per-stage values belong to --stage all")
+                raise UsageError(f"{flag(name)} {brief(repr(opts[name]))}: per-stage values belong to --stage all")
             opts[name] = per_stage(name, opts[name], stage)
     names = ("steps", "batch_size", "lr", "image_side", "text_len", "vocab_size", "seed", "precision",
              "ckpt_every", "sample_every", "log_every", "recon_loss", "hard_negatives", "patience", "flip",
@@ -454,9 +455,9 @@ def train_config(stage: str, data: str, preset: str, opts: dict):
         raise UsageError("--crop shows parts of the pictures of a folder or manifest; the world draws a fresh scene "
                          "for every sample (and its captions say where things are): leave it out")
     if fields.get("recon_loss", "l1") not in ("l1", "mse", "logit_laplace"):
-        raise UsageError(f"--recon-loss must be l1, mse or logit_laplace, got {fields['recon_loss']!r}")
+        raise UsageError(f"--recon-loss must be l1, mse or logit_laplace, got {brief(repr(fields['recon_loss']))}")
     if fields.get("precision", "auto") not in ("auto", "bf16", "fp32"):
-        raise UsageError(f"--precision must be auto, bf16 or fp32, got {fields['precision']!r}")
+        raise UsageError(f"--precision must be auto, bf16 or fp32, got {brief(repr(fields['precision']))}")
     return checked(TrainConfig(stage=stage, data=data, **fields))
 
 
