@@ -138,3 +138,15 @@ def test_a_long_train_value_is_said_to_its_first_40_characters(tmp_path, args):
     line = one_line_failure(run("train", "--out", tmp_path / "r", "--preset", "tiny", *args), 2)
     assert len(line) < 400 and "characters)" in line, line
     assert not (tmp_path / "r").exists()
+
+
+def test_data_previews_source_with_tilde_is_said_as_typed(home):
+    """`t2i data preview "~/ds"` (its SOURCE an argument, not among the path options ~ was expanded in) named its
+    files /home/me/ds/a.png and its hint `t2i data caption /home/me/ds`, where eval --data ~/ds and train --data say
+    ~/ds: said as typed, as every other path with ~."""
+    captioned(home / "ds")
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(home / "ds" / "lone.png")
+    r = run("data", "preview", "~/ds", "--out", "p.png", "--n", "3", "--side", "16")
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert "without .txt caption: ~/ds/lone.png)" in r.stderr and "t2i data caption ~/ds " in r.stderr, r.stderr
+    assert str(home) not in r.stdout + r.stderr

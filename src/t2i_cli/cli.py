@@ -246,7 +246,8 @@ class OneValueEach(TyperCommand):
         return args
 
     # options typed str that take a path among other values (world:train, - for standard input): `~` is theirs too
-    STR_PATHS = frozenset({"--data", "--prompts", "--tokenizer", "--dvae", "--init"})
+    # (and data preview's SOURCE, an argument, whose opts are its name: its lines named ~/ds's files /home/me/ds/...)
+    STR_PATHS = frozenset({"--data", "--prompts", "--tokenizer", "--dvae", "--init", "source"})
 
     def _home_expanded(self, args: list[str], as_typed: dict[str, str], ctx) -> list[str]:
         """args with each path that begins with ~ (`--out ~/pics`, `--out=~/pics`, `--weights ~/w`, `vary ~/a.png`)
