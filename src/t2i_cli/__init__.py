@@ -1,3 +1,3 @@
 """t2i: a small, hackable DALL-E for the command line."""
 
-__version__ = "0.20.0"
+__version__ = "0.21.0"
