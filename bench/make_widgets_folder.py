@@ -31,6 +31,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from make_maps_folder import find_wheel  # (bench/ is on sys.path: the script is run as bench/make_widgets_folder.py)
+
 SOURCES = [  # (wheel name prefix, folder in the wheel, folder in OUT)
     ("pyside6_essentials-", "PySide6/Qt/qml/QtQuick/Controls/FluentWinUI3/light/images/", "fluent/light"),
     ("pyside6_essentials-", "PySide6/Qt/qml/QtQuick/Controls/FluentWinUI3/dark/images/", "fluent/dark"),
@@ -41,14 +43,6 @@ SOURCES = [  # (wheel name prefix, folder in the wheel, folder in OUT)
     ("gmsh-", "gmsh-4.15.2.data/data/share/doc/gmsh/images/", "gmsh"),
 ]
 PICTURES = (".png", ".jpg", ".gif")
-
-
-def find_wheel(dirs: list[Path], prefix: str) -> Path | None:
-    for d in dirs:
-        found = sorted(p for p in d.glob(prefix + "*.whl"))
-        if found:
-            return found[-1]
-    return None
 
 
 def main() -> None:
