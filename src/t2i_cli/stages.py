@@ -908,23 +908,19 @@ def check_run_config(cfg) -> None:
                          "every sample (and its captions say where things are): leave them at False and 1.0")
 
 
-def check_run_file_model(run_dir: Path, run=None) -> None:
-    """A resume's model settings as its run's train_config.json holds them (run: that file read, where the caller
-    has it; a resume cannot change them): each a setting its stage's model takes, of its type, else refused naming
-    the file, in JSON's words. A command-line resume was told Python's "n_hid is True" of the file's true, and
-    "--model zzz=1: the dvae model has no setting 'zzz'" of a key the file holds, as of settings it never gave.
-    Nothing is said of a folder without the file (check_resume says it)."""
+def check_run_file_model(run_dir: Path, run) -> None:
+    """A resume's model settings as its run's train_config.json holds them (run: that file, read and checked by
+    read_run_config, so its model is a dict; check_run_file's first check): each a setting its stage's model takes,
+    of its type, else refused naming the file, in JSON's words. A command-line resume was told Python's "n_hid is
+    True" of the file's true, and "--model zzz=1: the dvae model has no setting 'zzz'" of a key the file holds, as of
+    settings it never gave."""
     import json
 
-    from t2i_cli.train import RUN_CONFIG, read_run_config
+    from t2i_cli.train import RUN_CONFIG
     from t2i_cli.weights import check_setting_types
 
     path = Path(run_dir) / RUN_CONFIG
-    if run is None:
-        if not path.is_file():
-            return
-        run = read_run_config(run_dir)
-    if run.stage not in MODEL_CONFIGS or not isinstance(run.model, dict):
+    if run.stage not in MODEL_CONFIGS:
         return
     try:
         for key in run.model:
