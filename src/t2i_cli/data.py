@@ -2091,14 +2091,17 @@ def _scan_folder(folder: Path, list_skipped: bool = False) -> tuple[list[tuple[P
     if orphans:
         orphans.sort()
         # (a dataset's README.txt or LICENSE.txt is no caption: it was counted among ".txt captions without image")
-        if captions_alone := [p for p in orphans if not _DOCUMENT.fullmatch(p.stem)]:
+        captions_alone = [p for p in orphans if not _DOCUMENT.fullmatch(p.stem)]
+        if captions_alone:
             skipped.add(".txt caption without image", captions_alone[0], len(captions_alone),
                         tuple(captions_alone[1:]))
         if uncaptioned_pictures:
             # images/x.png and captions/x.txt (a dataset's pictures and captions in folders side by side): each
             # caption is "without image", its picture "without .txt caption", and `t2i data caption` was suggested,
             # which captioned the pictures by their names beside their own captions
-            if apart := captions_apart(uncaptioned_pictures, orphans):
+            # (matched against the captions alone, as `t2i data caption` matches them: images/credits.png beside
+            # captions/credits.txt was "caption in another folder" here, and captioned by its name there)
+            if apart := captions_apart(uncaptioned_pictures, captions_alone):
                 skipped.add(CAPTION_APART, f"{apart[0][0]} ({apart[0][1]})", len(apart))
                 if len(apart) == len(uncaptioned_pictures):  # (then none is for `t2i data caption`)
                     by_name = by_folder = False

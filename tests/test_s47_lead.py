@@ -1,0 +1,32 @@
+"""Session 47's lead's mends of the closing reads (each test fails without its mend)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import run
+
+
+def test_training_and_data_caption_match_captions_in_another_folder_alike(tmp_path: Path):
+    """images/credits.png beside captions/credits.txt: a document's name (credits.txt) is no caption without image
+    (session 47), so `t2i data caption` captioned credits.png by its name, while training's (and data preview's)
+    refusal, matching every orphan .txt, said it had a caption in another folder, to move. Both now match the
+    captions alone: the refusal names red-bird.png alone, and data caption writes credits.png's caption."""
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    (ds / "captions").mkdir()
+    for i, name in enumerate(("red-bird", "credits", "blue-fish")):
+        Image.new("RGB", (16, 16), (90 * i, 30, 30)).save(ds / "images" / f"{name}.png")
+    (ds / "captions" / "red-bird.txt").write_text("a red bird\n")
+    (ds / "captions" / "credits.txt").write_text("thanks to all\n")
+    r = run("data", "preview", ds, "--out", tmp_path / "p.png")
+    said = " ".join(r.stderr.split())
+    assert r.exit_code != 0 and re.search(r"1 picture without a caption has a NAME.txt in another folder, e\.g\. "
+                                          + re.escape(str(ds / "images" / "red-bird.png")), said), said
+    r = run("data", "caption", ds, "--dry-run")
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.exit_code == 0 and f"{ds / 'images' / 'credits.txt'}: credits" in said, said
+    assert "1 picture whose NAME.txt sits in another folder left without a caption, e.g. " in said, said
