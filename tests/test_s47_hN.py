@@ -61,19 +61,23 @@ def test_a_folder_named_tilde_here_is_said_as_typed_not_as_the_home_folder(home,
 
 
 # ----------------------------------------------------------------------------- ~ said as typed
-def test_a_path_typed_with_tilde_is_said_as_typed_and_its_json_is_the_home_path(home, tiny_weights):
-    """`--out ~/pics` was said '/home/me/pics/a-red-bird-000.png', a path never typed (every other path is said as
-    typed: ./-, sub/...); a line says ~/pics/..., and so does a refusal naming --weights ~/nope. A --json holds the
-    expanded path, one a program can open (no program expands ~)."""
+def test_a_path_typed_with_tilde_is_said_expanded_in_its_lines_as_in_its_json(home, tiny_weights):
+    """`--out ~/pics` is the home folder's pics; the lines that name it say it expanded, as a shell would have
+    passed it: said as typed (session 47 for a while), a file named on stdout was no path a script could open
+    (`... | xargs ls`: "cannot access '~/pics/a-red-bird-000.png'"), a quoted command t2i suggests left ~ unexpanded
+    (`tar xf '~/my data/x.tar'`), and a path typed in full under the home folder was said with ~ (closing read)."""
     r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out", "~/pics")
     assert r.exit_code == 0, (r.stdout, r.stderr)
-    assert r.stdout.split() == ["~/pics/a-red-bird-000.png"]
+    assert r.stdout.split() == [f"{home}/pics/a-red-bird-000.png"]
+    assert Path(r.stdout.split()[0]).is_file()
     r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out=~/pics", "--json")
     assert r.exit_code == 0, (r.stdout, r.stderr)
     assert f'"path": "{home}/pics/a-red-bird-001.png"' in r.stdout
     r = run("generate", "a red bird", "--weights", "~/nope", "--out", "o")
     assert r.exit_code != 0
-    assert "weights folder ~/nope does not exist" in r.stderr and str(home) not in r.stderr
+    assert f"weights folder {home}/nope does not exist" in r.stderr and "~/nope" not in r.stderr, r.stderr
+    r = run("generate", "a red bird", "--weights", f"{home}/nope", "--out", "o")
+    assert f"weights folder {home}/nope does not exist" in r.stderr, r.stderr
 
 
 # ----------------------------------------------------------------------------- captions from names: hyphens
@@ -110,7 +114,7 @@ def test_a_tilde_naming_no_user_is_refused_not_made_a_folder_here(home, tiny_wei
     ./~nobdy/x for a folder of that name, which is taken; a file of such a name here is read as it is."""
     r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out=~nobdy5x/x")
     line = one_line_failure(r, 2)
-    assert "--out ~nobdy5x/x: ~nobdy5x names the home folder of a user nobdy5x, and there is none" in line, line
+    assert "--out ~nobdy5x/x: ~nobdy5x names the home folder of a user so named, and there is none" in line, line
     assert "./~nobdy5x/x" in line and not (Path.cwd() / "~nobdy5x").exists()
     r = run("generate", "a red bird", "--weights", tiny_weights, "--n", "1", "--out", "./~nobdy5x/x")
     assert r.exit_code == 0, (r.stdout, r.stderr)
@@ -140,13 +144,14 @@ def test_a_long_train_value_is_said_to_its_first_40_characters(tmp_path, args):
     assert not (tmp_path / "r").exists()
 
 
-def test_data_previews_source_with_tilde_is_said_as_typed(home):
+def test_data_previews_source_with_tilde_is_read_as_the_home_folder(home):
     """`t2i data preview "~/ds"` (its SOURCE an argument, not among the path options ~ was expanded in) named its
     files /home/me/ds/a.png and its hint `t2i data caption /home/me/ds`, where eval --data ~/ds and train --data say
-    ~/ds: said as typed, as every other path with ~."""
+    ~/ds: said as typed, as every other path with ~. (Since the closing read every path typed with ~ is said
+    expanded, this one too: the test keeps that SOURCE is read as the home folder's.)"""
     captioned(home / "ds")
     Image.new("RGB", (16, 16), (1, 2, 3)).save(home / "ds" / "lone.png")
     r = run("data", "preview", "~/ds", "--out", "p.png", "--n", "3", "--side", "16")
     assert r.exit_code == 0, (r.stdout, r.stderr)
-    assert "without .txt caption: ~/ds/lone.png)" in r.stderr and "t2i data caption ~/ds " in r.stderr, r.stderr
-    assert str(home) not in r.stdout + r.stderr
+    assert f"without .txt caption: {home}/ds/lone.png)" in r.stderr, r.stderr
+    assert f"t2i data caption {home}/ds " in r.stderr, r.stderr

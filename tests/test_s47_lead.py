@@ -30,3 +30,31 @@ def test_training_and_data_caption_match_captions_in_another_folder_alike(tmp_pa
     said = " ".join((r.stdout + r.stderr).split())
     assert r.exit_code == 0 and f"{ds / 'images' / 'credits.txt'}: credits" in said, said
     assert "1 picture whose NAME.txt sits in another folder left without a caption, e.g. " in said, said
+
+
+def test_a_command_suggested_for_a_path_typed_with_tilde_works_where_pasted(tmp_path: Path, monkeypatch):
+    """`t2i data preview "~/my data"` of a folder holding only an archive: its unpack command quoted the path as
+    typed, `tar xf '~/my data/pics.tar'`, which a shell does not expand inside quotes (pasted, it made a folder named
+    ~ here and tar failed). Lines say a path typed with ~ expanded, so the command works where pasted."""
+    import shlex
+    import subprocess
+    import tarfile
+
+    home = tmp_path / "home"
+    data = home / "my data"
+    data.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "red-bird.png")
+    (tmp_path / "red-bird.txt").write_text("a red bird\n")
+    with tarfile.open(data / "pics.tar", "w") as tar:
+        for name in ("red-bird.png", "red-bird.txt"):
+            tar.add(tmp_path / name, arcname=name)
+    r = run("data", "preview", "~/my data", "--out", tmp_path / "p.png")
+    line = " ".join(r.stderr.split())
+    assert r.exit_code != 0 and "'~/" not in line and f"tar xf {shlex.quote(str(data / 'pics.tar'))}" in line, line
+    command = re.search(r"\((mkdir [^)]*)\)", line)
+    assert command, line
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    subprocess.run(command.group(1), shell=True, cwd=work, check=True)
+    assert not (work / "~").exists() and (data / "pics" / "red-bird.png").is_file()

@@ -180,11 +180,10 @@ class OneValueEach(TyperCommand):
 
     def parse_args(self, ctx, args):
         STATE["as_typed"] = {}  # (this command's own: a command run in-process after another starts afresh)
-        STATE["home_typed"] = {}
         for param in self.get_params(ctx):  # (--help among them; before the values are compared, by them)
             quick_coercion(param)
         typed = list(args)
-        args = self._home_expanded(self._dash_spelled(args, STATE["as_typed"]), STATE["home_typed"], ctx)
+        args = self._home_expanded(self._dash_spelled(args, STATE["as_typed"]), ctx)
         ctx.meta["t2i_args"] = typed  # (as typed: the quote-the-prompt hint's options after --)
         given: dict[str, list[tuple[str, object]]] = {}  # option -> (as written, its value) each time it was given
         raw: dict[str, list[tuple[object, str]]] = {}  # option -> (its parameter, the text given) each time
@@ -249,25 +248,25 @@ class OneValueEach(TyperCommand):
     # (and data preview's SOURCE, an argument, whose opts are its name: its lines named ~/ds's files /home/me/ds/...)
     STR_PATHS = frozenset({"--data", "--prompts", "--tokenizer", "--dvae", "--init", "source"})
 
-    def _home_expanded(self, args: list[str], as_typed: dict[str, str], ctx) -> list[str]:
+    def _home_expanded(self, args: list[str], ctx) -> list[str]:
         """args with each path that begins with ~ (`--out ~/pics`, `--out=~/pics`, `--weights ~/w`, `vary ~/a.png`)
         expanded as a shell expands it, ~ and ~/x to the home folder, ~user to that user's: a shell leaves ~ as it
         is after `--out=` or in quotes, and `--out=~/pics` made a folder named ~ in the current one, while --data
-        took ~ as home; every path option of every command now reads ~ as --data does. as_typed gets each such
-        path as typed, by the expanded one, for the lines that name it (clean: `wrote ~/pics/a-red-bird-000.png`,
-        not /home/me/pics/...; a --json keeps the expanded path, one a program can open)."""
+        took ~ as home; every path option of every command now reads ~ as --data does. The lines that name such a
+        path say it expanded, as a shell would have passed it: said as typed, ~/pics inside a quoted command t2i
+        suggests (`tar xf '~/my data/x.tar'`) or a file named on stdout for a script is no path (no ~ is expanded
+        there), and every path under the home folder was said with ~, also one typed in full."""
         args = list(args)
         for at, name, value in self._path_values(args, with_str=True) or ():
             home = os.path.expanduser(value) if value.startswith("~") else value
             user = re.split(r"[/\\]", value[1:], maxsplit=1)[0] if home == value and value.startswith("~") else ""
             if user and not os.path.lexists(value):  # (a shell leaves ~nobody as typed: --out ~nobdy/x made a folder
                 raise CLICK_USAGE_ERROR(  # named ~nobdy here, silently, as --out=~/pics made ~)
-                    f"{name} {value}: ~{user} names the home folder of a user {user}, and there is none; write "
-                    f"./{value} for the file or folder named so in the current one, or give another path", ctx=ctx)
+                    f"{name} {brief(value)}: ~{brief(user)} names the home folder of a user so named, and there is "
+                    f"none; write ./{brief(value)} for the file or folder named so in the current one, or give another "
+                    f"path", ctx=ctx)
             if home != value:
                 args[at] = args[at][:len(args[at]) - len(value)] + home
-                if str(Path(home)) != os.sep:  # (a home of / would be every absolute path)
-                    as_typed[str(Path(home))] = str(Path(value))
         return args
 
     def _path_values(self, args: list[str], with_str: bool = False) -> list[tuple[int, str, str]] | None:
@@ -927,10 +926,9 @@ def os_error_line(e: OSError) -> str | None:
 def clean(text: str) -> str:
     """User text made safe for a terminal: control characters (ESC, BEL, ...) shown as escapes; a path typed to
     name a file called - as typed (typed_paths: every line a command prints, its refusals, warnings and the files
-    it wrote, `--out ./-`'s "/home/me/-/a-red-bird-000.png" among them); a path typed beginning with ~ as typed
-    too (`--out ~/pics`: "~/pics/a-red-bird-000.png", not /home/me/pics/...; a --json says the expanded path)."""
-    text = said_as(typed_paths(str(text)), STATE.get("home_typed", {}).items())
-    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+    it wrote, `--out ./-`'s "/home/me/-/a-red-bird-000.png" among them); a path typed beginning with ~ is said
+    expanded (OneValueEach._home_expanded says why)."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in typed_paths(str(text)))
 
 
 def _right(text: str, width: int) -> str:
