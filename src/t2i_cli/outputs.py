@@ -88,19 +88,18 @@ def read_provenance(path: Path) -> dict[str, str]:
         fix = ("its pictures are a data source's; --from needs a PNG `t2i generate` or `t2i vary` wrote"
                if text[SHEET_KEY] == "preview" else "pass --from one of the images it shows")
         raise DataError(f"{path} is a contact sheet t2i wrote ({text[SHEET_KEY]}); {fix}")
+    damaged = f"{path}: its t2i settings are not a JSON object of strings; was it edited?"  # (they are there:
+    # "saved again by a program that drops a PNG's text" is not what happened to it)
     try:
         meta = json.loads(text["t2i"])
-    except ValueError:  # (its settings are there, damaged: "saved again by a program that drops a PNG's text" is
-        # not what happened to it)
-        raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?") from None
     except KeyError:
         raise DataError(f"{path} carries no t2i settings (it was not written by `t2i generate` or `t2i vary`, or "
                         "was saved again by a program that drops a PNG's text, as most editors and converters do); "
                         "--from needs one of their PNGs as they wrote it") from None
-    except RecursionError:  # arrays or objects nested thousands deep: never what t2i writes
-        raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?") from None
+    except (ValueError, RecursionError):  # (RecursionError: arrays or objects nested thousands deep)
+        raise DataError(damaged) from None
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-        raise DataError(f"{path}: its t2i settings are not a JSON object of strings; was it edited?")
+        raise DataError(damaged)
     if is_t2i_sheet(text, path):
         raise DataError(f"{path} is a contact sheet; pass --from one of the images it shows")
     return meta
