@@ -553,6 +553,7 @@ out = Console(file=_StdoutFile(), markup=False, highlight=False, emoji=False,
               soft_wrap=True)  # paths never broken across lines
 err = Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=True)
 STATE = {"debug": False}
+STOPPED = "finished files are kept; nothing partial was written"  # a stop's line where the command set none of its own
 MAX_N = MAX_IMAGES  # largest --n; each image is a few hundred KB of activations, this bounds a run's memory
 # Candidates a plain `generate PROMPT` (no --n, no image prompt) and `t2i eval` draw and rerank with the
 # weights' CLIP, keeping the best (BENCHMARKS.md: the accuracy it buys against its cost); 1 = off.
@@ -782,9 +783,9 @@ def user_errors() -> Iterator[None]:
             # torchrun's stop (SIGTERM) of a process still ending with the refusal rank 0 has said: its code
             refused = _refusal_in(e)
             if refused is None and _stopped_for_main():  # (rank 0 killed: this process says it)
-                _say_stopped_for_main(STATE.get("interrupted", "finished files are kept; nothing partial was written"))
+                _say_stopped_for_main(STATE.get("interrupted", STOPPED))
             raise typer.Exit(130 if refused is None else refused.exit_code) from None
-        say("interrupted", "yellow", STATE.get("interrupted", "finished files are kept; nothing partial was written"))
+        say("interrupted", "yellow", STATE.get("interrupted", STOPPED))
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
@@ -3527,7 +3528,7 @@ def _eval_kept() -> str:
         said.append(f"{counted(count, 'finished image')} kept in {folder} (--images)")
     if STATE.get("eval_json"):
         said.append(f"the results written to {STATE['eval_json']} (--json)")
-    return f"{' and '.join(said) or 'nothing was written'}; nothing partial was written"
+    return f"{' and '.join(said) or NOTHING_WRITTEN}; nothing partial was written"
 
 
 @contextmanager
