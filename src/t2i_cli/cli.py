@@ -1317,7 +1317,8 @@ def generate(
 def _greedy_by_p(top_k: int, top_p: float, folder: Path) -> dict:
     """refuse_greedy_copies' top_p and vocab where a --top-p (below 1, beside a --top-k other than 1) keeps the most
     likely code alone, at or below 1/codebook (SamplingConfig.greedy, the one test), else {}: each of generate, vary
-    and eval asks it once, before the load (its SamplingConfig, built later, checks the --top-p's range). The
+    and eval asks it once, before the load (a --top-p outside (0, 1) is none: the command's own SamplingConfig
+    refuses one out of range). The
     codebook's size is read from the transformer file's header alone and without torch (_header_vocab: generate asks
     before a --prompts pipe is read, and before start_inference bounds libgomp's spinning), and only where the
     --top-p is below 1 (a --top-p of 1 keeps every code: eval read the header at its default too); a header that
