@@ -859,11 +859,11 @@ def test_a_set_of_files_is_written_all_or_none_and_a_stop_waits_for_its_renames(
     real = files._finished_temporary
     calls = []
 
-    def stopped_at_second(path, write):
+    def stopped_at_second(path, write, **kw):  # (kw: made=, the caller's list of its temporaries, since session 47)
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(path, write)
+        return real(path, write, **kw)
 
     monkeypatch.setattr(files, "_finished_temporary", stopped_at_second)
     with pytest.raises(KeyboardInterrupt):
@@ -893,11 +893,11 @@ def test_export_stopped_while_writing_keeps_the_folder_it_had(tiny_runs: Path, t
     before = {p.name: p.read_bytes() for p in to.iterdir()}
     real, n = files._finished_temporary, []
 
-    def stop_at_the_second_file(path, write):
+    def stop_at_the_second_file(path, write, **kw):  # (kw: made=, since session 47)
         n.append(path)
         if len(n) == 2:  # the dVAE written, the transformer not (the tokenizer is the same: not rewritten)
             raise KeyboardInterrupt
-        return real(path, write)
+        return real(path, write, **kw)
 
     monkeypatch.setattr(files, "_finished_temporary", stop_at_the_second_file)
     with pytest.raises(KeyboardInterrupt):
@@ -938,14 +938,14 @@ def test_a_real_sigterm_to_export_keeps_one_whole_set(tiny_runs: Path, tmp_path:
     before = {p.name: p.read_bytes() for p in to.iterdir()}
     real_tmp, real_replace, calls = files._finished_temporary, os.replace, []
 
-    def kill_at_the_second(real, *a):
+    def kill_at_the_second(real, *a, **kw):
         calls.append(a)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # delivered at once: cli.stop_on_sigterm made it Ctrl-C
-        return real(*a)
+        return real(*a, **kw)
 
-    if at == "writing":
-        monkeypatch.setattr(files, "_finished_temporary", lambda *a: kill_at_the_second(real_tmp, *a))
+    if at == "writing":  # (kw: _finished_temporary's made=, since session 47)
+        monkeypatch.setattr(files, "_finished_temporary", lambda *a, **kw: kill_at_the_second(real_tmp, *a, **kw))
     else:
         monkeypatch.setattr(files.os, "replace", lambda *a: kill_at_the_second(real_replace, *a))
     def not_replaced(signum, frame):  # stands in for the default, which would end this test process
