@@ -58,3 +58,23 @@ def test_a_command_suggested_for_a_path_typed_with_tilde_works_where_pasted(tmp_
     work.mkdir()
     subprocess.run(command.group(1), shell=True, cwd=work, check=True)
     assert not (work / "~").exists() and (data / "pics" / "red-bird.png").is_file()
+
+
+def test_the_quote_the_prompt_hint_is_one_word_to_a_shell_whatever_the_prompt_holds(tmp_path: Path):
+    """`t2i generate a '$5' 'bird`x`'` was told `t2i generate "a $5 bird`x`"`: pasted into a shell, the double quotes
+    expanded $5 and ran the backquoted x. The hint's quoted prompt is one word holding the words as typed, read
+    back by a shell; a plain prompt keeps its double quotes."""
+    import shlex
+    import subprocess
+
+    for words, plain in ((["a", "$5", "bird`touch pwned`"], False), (["a", 'say "hi"', "back\\slash!"], False),
+                         (["a", "red", "bird"], True)):
+        r = run("generate", *words)
+        line = " ".join(r.stderr.split())
+        hint = re.search(r"quote it, t2i generate (.*); see ", line)
+        assert r.exit_code == 2 and hint, line
+        assert hint.group(1).startswith('"') == plain, line
+        echoed = subprocess.run(["bash", "-c", f"printf '%s\\n' {hint.group(1)}"], cwd=tmp_path, capture_output=True,
+                                text=True, check=True).stdout
+        assert echoed == " ".join(words) + "\n" and not (tmp_path / "pwned").exists(), (hint.group(1), echoed)
+        assert shlex.split(hint.group(1)) == [" ".join(words)]

@@ -145,7 +145,12 @@ def _extra_arguments_hint(e, ctx) -> str:
     paths = sum(os.path.exists(word) for word in rest.split(" ")[:20])  # (a word that names a file: "a cat")
     if isinstance(prompt, str) and prompt and paths < 2:
         words, options = _words_and_options(ctx, prompt, rest)
-        line = f'-- "{words}"' if words.startswith("-") else f'"{words}"'  # (-- keeps a prompt that begins with -)
+        # (in double quotes where nothing in them is the shell's; else in single quotes, where nothing is: `$5` and
+        # a backquote were written inside double quotes, which, pasted, expanded $5 and ran the backquoted words)
+        import shlex
+
+        quoted = shlex.quote(words) if re.search(r"[$`\"\\!]", words) else f'"{words}"'
+        line = f"-- {quoted}" if words.startswith("-") else quoted  # (-- keeps a prompt that begins with -)
         line = f"{options} {line}" if words.startswith("-") else f"{line} {options}"
         return f"; a prompt of several words is one argument: quote it, t2i generate {line.strip()}"
     if paths:
