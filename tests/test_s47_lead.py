@@ -78,3 +78,17 @@ def test_the_quote_the_prompt_hint_is_one_word_to_a_shell_whatever_the_prompt_ho
                                 text=True, check=True).stdout
         assert echoed == " ".join(words) + "\n" and not (tmp_path / "pwned").exists(), (hint.group(1), echoed)
         assert shlex.split(hint.group(1)) == [" ".join(words)]
+
+
+def test_t2i_weights_beginning_with_tilde_is_the_home_folders(tmp_path: Path, monkeypatch, tiny_weights):
+    """T2I_WEIGHTS="~/w" (quoted: the shell leaves ~) was "weights folder ~/w (from T2I_WEIGHTS) does not exist",
+    where --weights "~/w" reads the home folder's w since session 47: the variable reads ~ as the option does."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_weights, home / "w")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("T2I_WEIGHTS", "~/w")
+    monkeypatch.chdir(tmp_path)
+    r = run("generate", "a red bird", "--n", "1", "--out", "o")
+    assert r.exit_code == 0 and (tmp_path / "o" / "a-red-bird-000.png").is_file(), (r.stdout, r.stderr)

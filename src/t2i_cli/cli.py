@@ -666,7 +666,8 @@ def weights_folder(given: Optional[Path]) -> Path:
     if given is not None:
         folder, named = Path(given), "--weights"
     elif env:
-        folder, named = Path(env), "T2I_WEIGHTS"
+        # (~ as the options read it: T2I_WEIGHTS="~/w", quoted, where the shell leaves it, was "does not exist")
+        folder, named = Path(os.path.expanduser(env) if env.startswith("~") else env), "T2I_WEIGHTS"
         if dash_spelled(env):  # (T2I_WEIGHTS=./-: said as typed, as --weights ./- is; "-" named standard input)
             folder = Path(os.path.abspath(env))
             STATE.setdefault("as_typed", {})[str(folder)] = env
