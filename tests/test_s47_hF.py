@@ -155,8 +155,8 @@ def test_a_kohya_caption_file_beside_a_picture_is_named_with_the_rename_it_needs
         (folder / f"{name}.caption").write_text(f"a photo of a {name.replace('-', ' ')}, sks bird\n")
     line = one_line_failure(run("train", "--stage", "tokenizer", "--data", tmp_path / "train", "--out", tmp_path / "r"))
     assert (f"(found only: 2 images whose caption is a .caption file (kohya-ss's extension: name it PIC.txt), e.g. "
-            f"{folder / 'blue-jay.caption'}); to rename each PIC.caption to PIC.txt: find {tmp_path / 'train'} -name "
-            """'*.caption' -exec sh -c 'mv -n "$1" "${1%.caption}.txt"' _ {} \\;""") in line, line
+            f"{folder / 'blue-jay.caption'}); to rename each PIC.caption to PIC.txt: find {tmp_path / 'train'} -iname "
+            """'*.caption' -exec sh -c 'mv -n "$1" "${1%.*}.txt"' _ {} \\;""") in line, line
     assert "t2i data caption" not in line, line
     r = run("data", "caption", tmp_path / "train")
     assert r.exit_code == 0 and not list(folder.glob("*.txt")), (r.stdout, r.stderr)

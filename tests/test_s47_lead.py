@@ -92,3 +92,25 @@ def test_t2i_weights_beginning_with_tilde_is_the_home_folders(tmp_path: Path, mo
     monkeypatch.chdir(tmp_path)
     r = run("generate", "a red bird", "--n", "1", "--out", "o")
     assert r.exit_code == 0 and (tmp_path / "o" / "a-red-bird-000.png").is_file(), (r.stdout, r.stderr)
+
+
+def test_the_kohya_rename_command_said_renames_a_caption_file_in_capitals_too(tmp_path: Path):
+    """A picture's PIC.CAPTION (kohya-ss's extension, in capitals: counted as one, any case) was told to run
+    `find DIR -name '*.caption' ... ${1%.caption}.txt`, which missed it; the command said now renames it, run as
+    said, and the folder trains."""
+    import subprocess
+
+    pics = tmp_path / "my pics"
+    pics.mkdir()
+    for i, name in enumerate(("red-bird", "blue-fish")):
+        Image.new("RGB", (16, 16), (90 * i, 30, 30)).save(pics / f"{name}.png")
+    (pics / "red-bird.CAPTION").write_text("a red bird\n")
+    (pics / "blue-fish.caption").write_text("a blue fish\n")
+    r = run("data", "preview", pics, "--out", tmp_path / "p.png")
+    line = " ".join(r.stderr.split())
+    command = re.search(r"to rename each PIC\.caption to PIC\.txt: (find .*\\;)", line)
+    assert r.exit_code != 0 and command, line
+    subprocess.run(command.group(1), shell=True, check=True, cwd=tmp_path)
+    assert sorted(p.name for p in pics.glob("*.txt")) == ["blue-fish.txt", "red-bird.txt"]
+    r = run("data", "preview", pics, "--out", tmp_path / "p.png")
+    assert r.exit_code == 0, r.stderr

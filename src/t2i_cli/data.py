@@ -490,8 +490,8 @@ def open_source(source: str, side: int, *, n_scenes: int = 100_000, part: str = 
                    else "" if CAPTION_APART in skipped.first
                    else f"; it holds an archive: {_unpack(archive)}"
                    if path.is_dir() and (archive := _archive_in(path)) is not None
-                   else f"; to rename each PIC.caption to PIC.txt: find {shell_word(path)} -name '*.caption' -exec "
-                        f"sh -c 'mv -n \"$1\" \"${{1%.caption}}.txt\"' _ {{}} \\;"
+                   else f"; to rename each PIC.caption to PIC.txt: find {shell_word(path)} -iname '*.caption' -exec "
+                        f"sh -c 'mv -n \"$1\" \"${{1%.*}}.txt\"' _ {{}} \\;"  # (-iname, %.*: PIC.CAPTION is one too)
                    if OTHER_EXTENSION_CAPTION in skipped.first
                    else "; add some, or use the procedural world (world) as the source"))
         if CAPTION_APART in skipped.first:  # (before what else it says, `t2i data caption` for the others)
